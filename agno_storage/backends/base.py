@@ -1,0 +1,308 @@
+"""The backend boundary: the public API, written once over a few engine primitives.
+
+Every backend subclasses :class:`BaseStorage` and implements the abstract
+``_`` methods. Validation, encoding, ownership rules, schema checks and the
+agno 1.x method names live here, so they cannot drift between engines.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+import threading
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from agno_storage import codec, schema
+from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.models import Mode, Session
+from agno_storage.schema import TableShape
+
+#: Sessions encoded per executemany in upsert_many: bounds memory, not the transaction.
+BATCH_SIZE = 500
+
+
+class BaseStorage(abc.ABC):
+    """A sessions table of one mode.
+
+    Thread-safe: one object may be shared by many threads. Every method
+    raises a subclass of :class:`~agno_storage.errors.StorageError` on
+    failure; none returns ``None`` to mean "something went wrong".
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        mode: Mode | str | None = Mode.AGENT,
+        *,
+        auto_upgrade_schema: bool = False,
+        allow_owner_change: bool = False,
+    ) -> None:
+        self.table_name = schema.check_table_name(table_name)
+        self._mode = schema.parse_mode(mode)
+        self.auto_upgrade_schema = auto_upgrade_schema
+        self.allow_owner_change = allow_owner_change
+        self._shape: TableShape | None = None
+        self._shape_lock = threading.Lock()
+
+    # --- engine primitives -------------------------------------------------
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A write transaction: commits on success, rolls back on any exception.
+
+        Nested use opens a savepoint. Yields the engine's connection.
+        """
+
+    @abc.abstractmethod
+    def _table_layout(self) -> tuple[list[str], list[str]] | None:
+        """(column names, index names) of the table, or ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    def _create_table(self) -> None:
+        """Create the table and its indexes unless the table exists, atomically."""
+
+    @abc.abstractmethod
+    def _apply_migrations(self) -> TableShape | None:
+        """Run pending migrations under the engine's write lock; return the new shape."""
+
+    @abc.abstractmethod
+    def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
+        """Upsert encoded rows in one transaction; see SqliteStorage for the contract."""
+
+    @abc.abstractmethod
+    def _select(
+        self,
+        *,
+        session_id: str | None,
+        user_id: str | None,
+        entity_id: str | None,
+        limit: int | None,
+        ids_only: bool,
+    ) -> list[tuple[Any, ...]]:
+        """Rows in mode column order (or 1-tuples of ids), newest first."""
+
+    @abc.abstractmethod
+    def _delete(self, session_id: str, user_id: str | None) -> bool: ...
+
+    @abc.abstractmethod
+    def _drop(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release every connection this object opened in this process."""
+
+    # --- schema ------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        """The mode of the table this object reads and writes."""
+        return self._mode
+
+    def _inspect(self) -> TableShape | None:
+        layout = self._table_layout()
+        if layout is None:
+            return None
+        columns, indexes = layout
+        return schema.inspect_shape(self.table_name, self._mode, columns, indexes)
+
+    def _checked_shape(self, *, create: bool) -> TableShape | None:
+        """The table's shape once it is known to be current; ``None`` if absent and not created.
+
+        Raises SchemaMismatchError or SchemaVersionError; auto-upgrades if asked to.
+        """
+        shape = self._shape
+        if shape is not None:
+            return shape
+        with self._shape_lock:
+            if self._shape is not None:
+                return self._shape
+            shape = self._inspect()
+            if shape is None:
+                if not create:
+                    return None
+                self._create_table()
+                shape = self._inspect()
+                assert shape is not None
+            if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
+                shape = self._apply_migrations()
+                assert shape is not None
+            schema.require_current(self.table_name, shape)
+            self._shape = shape
+            return shape
+
+    def _forget_shape(self) -> None:
+        with self._shape_lock:
+            self._shape = None
+
+    def create(self) -> None:
+        """Create the table and the Go port's indexes if the table does not exist.
+
+        An existing table is left as it is (no indexes added) and checked:
+        raises SchemaMismatchError if it belongs to another mode.
+        """
+        self._forget_shape()
+        self._checked_shape(create=True)
+
+    def table_exists(self) -> bool:
+        return self._table_layout() is not None
+
+    def schema_shape(self) -> TableShape | None:
+        """What the table's columns say (mode, version, who made it), or ``None`` if absent."""
+        return self._inspect()
+
+    def upgrade_schema(self) -> None:
+        """Bring an old table to the current version; a no-op on a current or absent table.
+
+        Each migration runs in one write transaction and is idempotent, so
+        several processes may upgrade the same table at once.
+        """
+        self._forget_shape()
+        if self._inspect() is None:
+            return
+        with self._shape_lock:
+            shape = self._apply_migrations()
+            if shape is not None:
+                schema.require_current(self.table_name, shape)
+            self._shape = shape
+
+    def drop(self) -> None:
+        """Drop the table and its indexes if it exists."""
+        self._drop()
+        self._forget_shape()
+
+    # --- writes ------------------------------------------------------------
+
+    def upsert(self, session: Session) -> Session:
+        """Insert or update one session; return it as stored (timestamps filled in).
+
+        created_at is the session's own value or now on insert and is kept on
+        update; updated_at is now. Raises OwnershipError if the session_id
+        belongs to another non-empty user (unless allow_owner_change),
+        InvalidInputError for data that cannot be stored; nothing is written
+        then.
+        """
+        row = self._encode(session)
+        self._checked_shape(create=True)
+        stamps = self._write([row], returning=True)
+        assert isinstance(stamps, list)
+        created_at, updated_at = stamps[0]
+        return _with_stamps(session, created_at, updated_at)
+
+    def upsert_many(self, sessions: Iterable[Session]) -> int:
+        """Upsert many sessions in one transaction; return how many were written.
+
+        All or nothing: any error rolls every row back. ``sessions`` may be a
+        generator; it is encoded and written in batches, so memory does not
+        grow with its length.
+        """
+        self._checked_shape(create=True)
+        written = self._write((self._encode(s) for s in sessions), returning=False)
+        assert isinstance(written, int)
+        return written
+
+    def _encode(self, session: Session) -> list[Any]:
+        checked = codec.check_session(session, self._mode, self.table_name)
+        return codec.encode_session(checked, schema.mode_columns(self._mode), self.table_name)
+
+    # --- reads -------------------------------------------------------------
+
+    def read(self, session_id: str, user_id: str | None = None) -> Session | None:
+        """The session with ``session_id``, or ``None``.
+
+        With ``user_id``, a session owned by anyone else is ``None`` too.
+        """
+        _check_id(session_id, "session_id", self.table_name)
+        _check_user(user_id, self.table_name)
+        if self._checked_shape(create=False) is None:
+            return None
+        rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, ids_only=False)
+        return self._decode(rows[0]) if rows else None
+
+    def list(
+        self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None
+    ) -> builtins.list[Session]:
+        """Sessions newest first (created_at DESC, then session_id), optionally filtered."""
+        _check_limit(limit)
+        _check_user(user_id, self.table_name)
+        _check_user(entity_id, self.table_name, "entity_id")
+        if self._checked_shape(create=False) is None:
+            return []
+        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, ids_only=False)
+        return [self._decode(r) for r in rows]
+
+    def _decode(self, row: Sequence[Any]) -> Session:
+        return codec.decode_row(row, self._mode, self.table_name)
+
+    def delete(self, session_id: str, user_id: str | None = None) -> bool:
+        """Delete a session; with ``user_id``, only if that user owns it. True if a row went."""
+        _check_id(session_id, "session_id", self.table_name)
+        _check_user(user_id, self.table_name)
+        if self._checked_shape(create=False) is None:
+            return False
+        return self._delete(session_id, user_id)
+
+    # --- agno 1.x names ----------------------------------------------------
+
+    def get_all_session_ids(self, user_id: str | None = None, entity_id: str | None = None) -> builtins.list[str]:
+        """Session ids newest first, optionally filtered by user and entity."""
+        _check_user(user_id, self.table_name)
+        _check_user(entity_id, self.table_name, "entity_id")
+        if self._checked_shape(create=False) is None:
+            return []
+        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=None, ids_only=True)
+        return [r[0] for r in rows]
+
+    def get_all_sessions(self, user_id: str | None = None, entity_id: str | None = None) -> builtins.list[Session]:
+        return self.list(user_id=user_id, entity_id=entity_id)
+
+    def get_recent_sessions(
+        self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = 2
+    ) -> builtins.list[Session]:
+        """The ``limit`` newest sessions (all of them if ``limit`` is None)."""
+        return self.list(user_id=user_id, entity_id=entity_id, limit=limit)
+
+    def delete_session(self, session_id: str | None = None) -> bool:
+        """Delete a session by id, whoever owns it. True if a row went."""
+        if session_id is None:
+            raise InvalidInputError("delete_session needs a session_id", table=self.table_name)
+        return self.delete(session_id)
+
+    # --- lifetime ----------------------------------------------------------
+
+    def __enter__(self) -> BaseStorage:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(table_name={self.table_name!r}, mode={self._mode.value!r})"
+
+
+def _with_stamps(session: Session, created_at: int, updated_at: int) -> Session:
+    return attrs.evolve(session, created_at=created_at, updated_at=updated_at)
+
+
+def _check_id(value: object, name: str, table: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{name} must be a non-empty str, got {value!r}", table=table, column=name)
+
+
+def _check_user(value: object, table: str, name: str = "user_id") -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a str or None, got {value!r}", table=table, column=name)
+
+
+def _check_limit(limit: object) -> None:
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise InvalidInputError(f"limit must be a non-negative int or None, got {limit!r}")
+
+
+__all__ = ["BATCH_SIZE", "BaseStorage", "StorageError"]

@@ -1,0 +1,255 @@
+"""The one definition of the stored form: JSON bytes, and row <-> session.
+
+JSON is written the way Go's ``encoding/json`` writes a ``map[string]any``:
+compact, keys sorted, ``<`` ``>`` ``&`` U+2028 U+2029 escaped as ``\\u003c``
+``\\u003e`` ``\\u0026`` ``\\u2028`` ``\\u2029``, other non-ASCII as raw UTF-8.
+The one deliberate difference: floats keep Python's shortest spelling (``1.0``
+where Go writes ``1``), so a Python round trip keeps the value's type.
+
+Reads accept any valid JSON, SQL NULL, the text ``null`` and ``''`` (what the
+Go port stores when its marshal fails).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import cattrs
+import orjson
+
+from agno_storage.errors import CorruptRowError, InvalidInputError
+from agno_storage.models import SESSION_CLASSES, BaseSession, Mode, Session
+from agno_storage.schema import Column, ColumnKind, mode_columns
+
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    # Types orjson would silently turn into strings or objects go to ``default``
+    # instead, which is absent, so they raise: stored data must round-trip.
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+# Go escapes these even inside strings; they can only occur inside strings.
+_GO_ESCAPES = (
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    (b"&", b"\\u0026"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+
+# orjson reads integers wider than 64 bits as floats; any run of 19+ digits
+# sends the text through the exact (slower) stdlib parser instead.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def dumps(value: Any) -> str:
+    """Encode ``value`` as Go-compatible JSON text.
+
+    Raises :class:`InvalidInputError` for anything JSON cannot hold exactly:
+    NaN or infinite floats, non-string keys, objects of other types.
+    """
+    try:
+        raw = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
+        if "64-bit" not in str(exc):
+            raise InvalidInputError(f"value is not JSON-serialisable: {exc}") from exc
+        raw = _dumps_wide(value)
+    # orjson writes NaN and +-inf as ``null``; only then is a walk needed.
+    if b"null" in raw and value is not None:
+        _reject_non_finite(value)
+    for plain, escaped in _GO_ESCAPES:
+        if plain in raw:
+            raw = raw.replace(plain, escaped)
+    return raw.decode()
+
+
+def _dumps_wide(value: Any) -> bytes:
+    """Encode data holding integers past 64 bits, which orjson refuses."""
+    _reject_non_str_keys(value)
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"value is not JSON-serialisable: {exc}") from exc
+    return text.encode()
+
+
+def _walk(value: Any) -> list[Any]:
+    """Every container and scalar inside ``value``, depth first, without recursion."""
+    out: list[Any] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        out.append(item)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return out
+
+
+def _reject_non_finite(value: Any) -> None:
+    for item in _walk(value):
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInputError(f"value is not JSON-serialisable: {item!r} has no JSON form")
+
+
+def _reject_non_str_keys(value: Any) -> None:
+    for item in _walk(value):
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    raise InvalidInputError(f"value is not JSON-serialisable: dict key {key!r} is not a str")
+
+
+def loads(text: str | bytes | None) -> Any:
+    """Decode stored JSON; SQL NULL, ``''`` and ``null`` all give ``None``.
+
+    Raises ``ValueError`` on invalid JSON; callers wrap it with row context.
+    """
+    if text is None or text == "" or text == b"":
+        return None
+    if isinstance(text, bytes):
+        text = text.decode()
+    if _LONG_DIGITS.search(text):
+        return json.loads(text)
+    return orjson.loads(text)
+
+
+# --- sessions -------------------------------------------------------------
+
+
+def check_session(session: object, mode: Mode, table: str) -> Session:
+    """Validate ``session`` for a table of ``mode``; raise :class:`InvalidInputError` if it cannot be stored."""
+    cls = SESSION_CLASSES[mode]
+    if type(session) is not cls:
+        got = getattr(type(session), "MODE", type(session).__name__)
+        raise InvalidInputError(
+            f"table {table!r} stores {mode.value} sessions; got {got} ({type(session).__name__})",
+            table=table,
+        )
+    assert isinstance(session, BaseSession)
+    sid = session.session_id
+    if not isinstance(sid, str) or not sid:
+        raise InvalidInputError(f"session_id must be a non-empty str, got {sid!r}", table=table, column="session_id")
+    return session
+
+
+def encode_session(session: Session, columns: Sequence[Column], table: str) -> list[Any]:
+    """Turn a checked session into the values of ``columns``, in order.
+
+    Timestamps are returned as found (``None`` when unset); the backend fills
+    them in. Raises :class:`InvalidInputError` naming the column at fault.
+    """
+    sid = session.session_id
+    values: list[Any] = []
+    for col in columns:
+        value = getattr(session, col.name)
+        kind = col.kind
+        if kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
+            allowed: tuple[type, ...] = (dict,) if kind is ColumnKind.JSON else (dict, list)
+            if value is not None and not isinstance(value, allowed):
+                want = " or ".join(t.__name__ for t in allowed)
+                raise InvalidInputError(
+                    f"{col.name} must be a {want} or None, got {type(value).__name__}",
+                    table=table,
+                    session_id=sid,
+                    column=col.name,
+                )
+            try:
+                values.append(dumps(value))
+            except InvalidInputError as exc:
+                raise InvalidInputError(exc.message, table=table, session_id=sid, column=col.name) from exc
+        elif kind is ColumnKind.TIMESTAMP:
+            if value is not None and (type(value) is not int):
+                raise InvalidInputError(
+                    f"{col.name} must be an int (Unix seconds) or None, got {value!r}",
+                    table=table,
+                    session_id=sid,
+                    column=col.name,
+                )
+            values.append(value)
+        else:
+            if value is not None and not isinstance(value, str):
+                raise InvalidInputError(
+                    f"{col.name} must be a str or None, got {type(value).__name__}",
+                    table=table,
+                    session_id=sid,
+                    column=col.name,
+                )
+            if value is None and kind is ColumnKind.REQUIRED_TEXT:
+                value = ""
+            values.append(value)
+    return values
+
+
+def decode_row(row: Sequence[Any], mode: Mode, table: str) -> Session:
+    """Build a session from a row holding :func:`schema.mode_columns` in order.
+
+    Raises :class:`CorruptRowError` naming the table, session_id and column of
+    a value that cannot be decoded.
+    """
+    columns = mode_columns(mode)
+    sid = row[0]
+    fields: dict[str, Any] = {}
+    for col, value in zip(columns, row, strict=True):
+        kind = col.kind
+        if kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
+            try:
+                fields[col.name] = loads(value)
+            except ValueError as exc:
+                raise CorruptRowError(
+                    f"{table}.{col.name} of session {sid!r} is not valid JSON: {exc}",
+                    table=table,
+                    session_id=sid,
+                    column=col.name,
+                ) from exc
+        elif kind is ColumnKind.TIMESTAMP:
+            if value is not None and type(value) is not int:
+                try:
+                    value = int(value)
+                except (TypeError, ValueError) as exc:
+                    raise CorruptRowError(
+                        f"{table}.{col.name} of session {sid!r} is not a Unix timestamp: {value!r}",
+                        table=table,
+                        session_id=sid,
+                        column=col.name,
+                    ) from exc
+            fields[col.name] = value
+        elif kind is ColumnKind.REQUIRED_TEXT:
+            # '' is how a NOT NULL column spells "no value".
+            fields[col.name] = value or None
+        else:
+            fields[col.name] = value
+    return SESSION_CLASSES[mode](**fields)
+
+
+# --- dict form ------------------------------------------------------------
+
+
+def make_converter() -> cattrs.Converter:
+    """The converter between sessions and plain dicts (agno's ``to_dict`` form)."""
+    converter = cattrs.Converter()
+    for cls in SESSION_CLASSES.values():
+        converter.register_structure_hook(cls, _structure_hook(cls))
+    return converter
+
+
+def _structure_hook(cls: type[Session]) -> Any:
+    names = {a.name for a in attrs.fields(cls)}
+
+    def structure(data: Any, _: Any) -> Session:
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{cls.__name__} needs a dict, got {type(data).__name__}")
+        unknown = set(data) - names
+        if unknown:
+            raise InvalidInputError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+        return cls(**data)
+
+    return structure

@@ -1,0 +1,113 @@
+"""Typed errors: every failure of the store is a subclass of :class:`StorageError`.
+
+Errors carry the table, session_id and column they concern as attributes (``None``
+where they do not apply) and survive pickling, so they cross process boundaries
+intact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StorageError(Exception):
+    """Root of every error this package raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        session_id: str | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.table = table
+        self.session_id = session_id
+        self.column = column
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only attributes are not in ``args``; carry them in the state.
+        return (self.__class__, (self.message,), self.__dict__)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInputError(StorageError, ValueError):
+    """The caller passed something that cannot be stored; nothing was written."""
+
+
+class SchemaMismatchError(StorageError):
+    """The table exists but belongs to another mode or has a shape this code does not know."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        expected_mode: str | None = None,
+        found_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, table=table, **kwargs)
+        self.expected_mode = expected_mode
+        self.found_mode = found_mode
+
+
+class SchemaVersionError(StorageError):
+    """The table has an older schema version; call ``upgrade_schema()``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        found_version: int | None = None,
+        current_version: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, table=table, **kwargs)
+        self.found_version = found_version
+        self.current_version = current_version
+
+
+class CorruptRowError(StorageError):
+    """A stored value cannot be decoded (invalid JSON, wrong type)."""
+
+
+class BusyError(StorageError):
+    """The database stayed locked by another writer for longer than the busy timeout."""
+
+
+class OwnershipError(StorageError):
+    """The session_id belongs to another user; the write was refused."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, table=table, session_id=session_id, **kwargs)
+        self.user_id = user_id
+
+
+class ConnectionLostError(StorageError):
+    """The connection to the database server broke and the operation could not be retried safely."""
+
+
+__all__ = [
+    "BusyError",
+    "ConnectionLostError",
+    "CorruptRowError",
+    "InvalidInputError",
+    "OwnershipError",
+    "SchemaMismatchError",
+    "SchemaVersionError",
+    "StorageError",
+]

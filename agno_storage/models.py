@@ -1,0 +1,114 @@
+"""Session records, one attrs class per mode. Pure data: no I/O, no encoding.
+
+Field names are agno 1.x's, so ``attrs.asdict(session)`` has the keys agno's
+``Session.from_dict`` reads.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, ClassVar, TypeAlias
+
+import attrs
+
+JSONObject: TypeAlias = dict[str, Any]
+
+
+class Mode(enum.StrEnum):
+    """The four kinds of sessions table; the values are agno's mode strings."""
+
+    AGENT = "agent"
+    TEAM = "team"
+    WORKFLOW = "workflow"
+    WORKFLOW_V2 = "workflow_v2"
+
+
+@attrs.define(kw_only=True)
+class BaseSession:
+    """Fields every mode shares.
+
+    ``user_id=None`` is stored as ``''`` (the column is NOT NULL in the Go
+    layout) and reads back as ``None``. Timestamps are Unix seconds; the store
+    fills them in on upsert.
+    """
+
+    MODE: ClassVar[Mode]
+    #: Name of the field that identifies the agent / team / workflow.
+    ENTITY_FIELD: ClassVar[str]
+
+    session_id: str
+    user_id: str | None = None
+    memory: JSONObject | None = None
+    session_data: JSONObject | None = None
+    extra_data: JSONObject | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
+
+    @property
+    def entity_id(self) -> str | None:
+        """agent_id, team_id or workflow_id, whichever this mode has."""
+        value: str | None = getattr(self, self.ENTITY_FIELD)
+        return value
+
+
+@attrs.define(kw_only=True)
+class AgentSession(BaseSession):
+    """A session of one agno Agent."""
+
+    MODE: ClassVar[Mode] = Mode.AGENT
+    ENTITY_FIELD: ClassVar[str] = "agent_id"
+
+    agent_id: str | None = None
+    agent_data: JSONObject | None = None
+    team_session_id: str | None = None
+
+
+@attrs.define(kw_only=True)
+class TeamSession(BaseSession):
+    """A session of one agno Team."""
+
+    MODE: ClassVar[Mode] = Mode.TEAM
+    ENTITY_FIELD: ClassVar[str] = "team_id"
+
+    team_id: str | None = None
+    team_data: JSONObject | None = None
+    team_session_id: str | None = None
+
+
+@attrs.define(kw_only=True)
+class WorkflowSession(BaseSession):
+    """A session of one agno 1.x (v1) Workflow."""
+
+    MODE: ClassVar[Mode] = Mode.WORKFLOW
+    ENTITY_FIELD: ClassVar[str] = "workflow_id"
+
+    workflow_id: str | None = None
+    workflow_data: JSONObject | None = None
+
+
+@attrs.define(kw_only=True)
+class WorkflowSessionV2(BaseSession):
+    """A session of one agno v2 Workflow; ``runs`` is a JSON list or object."""
+
+    MODE: ClassVar[Mode] = Mode.WORKFLOW_V2
+    ENTITY_FIELD: ClassVar[str] = "workflow_id"
+
+    workflow_id: str | None = None
+    workflow_name: str | None = None
+    workflow_data: JSONObject | None = None
+    runs: list[Any] | JSONObject | None = None
+
+
+Session: TypeAlias = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
+
+SESSION_CLASSES: dict[Mode, type[Session]] = {
+    Mode.AGENT: AgentSession,
+    Mode.TEAM: TeamSession,
+    Mode.WORKFLOW: WorkflowSession,
+    Mode.WORKFLOW_V2: WorkflowSessionV2,
+}
+
+
+def session_class(mode: Mode) -> type[Session]:
+    """Return the session class for ``mode``."""
+    return SESSION_CLASSES[mode]

@@ -1,0 +1,320 @@
+"""Per-mode columns, the table DDL, schema version detection and migrations.
+
+The DDL text is the Go port's, character for character, so a table created
+here has the same ``sqlite_master.sql`` as one made by agno-golang's
+``Create()``. Neither agno nor the Go port records a schema version, so the
+version is read from the table's shape (its column names).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Collection, Sequence
+
+import attrs
+
+from agno_storage.errors import InvalidInputError, SchemaMismatchError, SchemaVersionError
+from agno_storage.models import Mode
+
+#: The newest schema version; versions before it are upgraded by MIGRATIONS.
+CURRENT_VERSION = 2
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class ColumnKind(enum.Enum):
+    KEY = "key"
+    #: NOT NULL text: ``None`` is stored as ``''`` and ``''`` reads back as ``None``.
+    REQUIRED_TEXT = "required_text"
+    OPTIONAL_TEXT = "optional_text"
+    #: A JSON object or null.
+    JSON = "json"
+    #: A JSON object, list or null.
+    JSON_ANY = "json_any"
+    TIMESTAMP = "timestamp"
+
+
+@attrs.frozen
+class Column:
+    name: str
+    #: The declaration after the name in the Go port's CREATE TABLE.
+    decl: str
+    kind: ColumnKind
+
+
+_NOW = "INTEGER DEFAULT (strftime('%s', 'now'))"
+
+COMMON_COLUMNS: tuple[Column, ...] = (
+    Column("session_id", "TEXT PRIMARY KEY", ColumnKind.KEY),
+    Column("user_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
+    Column("memory", "TEXT", ColumnKind.JSON),
+    Column("session_data", "TEXT", ColumnKind.JSON),
+    Column("extra_data", "TEXT", ColumnKind.JSON),
+    Column("created_at", _NOW, ColumnKind.TIMESTAMP),
+    Column("updated_at", _NOW, ColumnKind.TIMESTAMP),
+)
+
+MODE_SPECIFIC_COLUMNS: dict[Mode, tuple[Column, ...]] = {
+    Mode.AGENT: (
+        Column("agent_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
+        Column("agent_data", "TEXT", ColumnKind.JSON),
+        Column("team_session_id", "TEXT", ColumnKind.OPTIONAL_TEXT),
+    ),
+    Mode.TEAM: (
+        Column("team_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
+        Column("team_data", "TEXT", ColumnKind.JSON),
+        Column("team_session_id", "TEXT", ColumnKind.OPTIONAL_TEXT),
+    ),
+    Mode.WORKFLOW: (
+        Column("workflow_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
+        Column("workflow_data", "TEXT", ColumnKind.JSON),
+    ),
+    Mode.WORKFLOW_V2: (
+        Column("workflow_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
+        Column("workflow_name", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
+        Column("workflow_data", "TEXT", ColumnKind.JSON),
+        Column("runs", "TEXT", ColumnKind.JSON_ANY),
+    ),
+}
+
+_MODE_COLUMNS: dict[Mode, tuple[Column, ...]] = {
+    mode: COMMON_COLUMNS + specific for mode, specific in MODE_SPECIFIC_COLUMNS.items()
+}
+
+#: Columns of each mode that the Go port indexes, one index per column.
+INDEXED_COLUMNS: dict[Mode, tuple[str, ...]] = {
+    Mode.AGENT: ("user_id", "created_at", "agent_id", "team_session_id"),
+    Mode.TEAM: ("user_id", "created_at", "team_id", "team_session_id"),
+    Mode.WORKFLOW: ("user_id", "created_at", "workflow_id"),
+    Mode.WORKFLOW_V2: ("user_id", "created_at", "workflow_id", "workflow_name"),
+}
+
+ENTITY_COLUMN: dict[Mode, str] = {
+    Mode.AGENT: "agent_id",
+    Mode.TEAM: "team_id",
+    Mode.WORKFLOW: "workflow_id",
+    Mode.WORKFLOW_V2: "workflow_id",
+}
+
+
+def mode_columns(mode: Mode) -> tuple[Column, ...]:
+    """All columns of ``mode``'s table, in table order."""
+    return _MODE_COLUMNS[mode]
+
+
+def parse_mode(mode: object) -> Mode:
+    """``mode`` as a :class:`Mode`; ``None`` means agent, as in agno."""
+    if mode is None:
+        return Mode.AGENT
+    try:
+        return Mode(mode)  # type: ignore[arg-type]  # validated right here
+    except ValueError:
+        raise InvalidInputError(f"unknown mode {mode!r}; expected one of {', '.join(m.value for m in Mode)}") from None
+
+
+def check_table_name(name: object) -> str:
+    """Return ``name`` if it is a plain SQL identifier, else raise :class:`InvalidInputError`.
+
+    Plain means ASCII letters, digits and underscores, not starting with a
+    digit, at most 63 characters (PostgreSQL's limit), so it needs no quoting
+    in the Go port's unquoted DDL.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise InvalidInputError(f"table name must be a plain SQL identifier, got {name!r}", table=str(name))
+    return name
+
+
+def quote(identifier: str) -> str:
+    """Quote an identifier for SQL; the one place identifiers enter statements."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+# --- DDL (SQLite, the Go port's text) ---------------------------------------
+
+
+def sqlite_create_table(table: str, mode: Mode) -> str:
+    """The Go port's CREATE TABLE statement for ``mode``, byte for byte."""
+    cols = ", ".join(f"{c.name} {c.decl}" for c in mode_columns(mode))
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+def go_index_name(table: str, column: str) -> str:
+    return f"idx_{table}_{column}"
+
+
+def agno_index_name(table: str, column: str) -> str:
+    return f"ix_{table}_{column}"
+
+
+def sqlite_create_index(name: str, table: str, column: str) -> str:
+    return f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"
+
+
+def sqlite_create_indexes(table: str, mode: Mode) -> list[str]:
+    """The Go port's CREATE INDEX statements for ``mode``, in its order."""
+    return [sqlite_create_index(go_index_name(table, c), table, c) for c in INDEXED_COLUMNS[mode]]
+
+
+# --- version detection ----------------------------------------------------
+
+
+class Flavor(enum.Enum):
+    """Who created a table, told apart by its index names."""
+
+    GO = "go"  # agno-golang or this project: idx_<t>_<col>
+    AGNO = "agno"  # Python agno 1.x through SQLAlchemy: ix_<t>_<col>
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen
+class TableShape:
+    """What a table's columns say about it."""
+
+    mode: Mode
+    version: int
+    flavor: Flavor
+    #: Columns that migrations will add.
+    missing: frozenset[str]
+
+
+def identify_mode(columns: Collection[str]) -> Mode | None:
+    """Which mode a table with ``columns`` belongs to, or ``None`` if none fits."""
+    cols = set(columns)
+    if "agent_id" in cols:
+        return Mode.AGENT
+    if "team_id" in cols:
+        return Mode.TEAM
+    if "workflow_name" in cols or "runs" in cols:
+        return Mode.WORKFLOW_V2
+    if "workflow_id" in cols:
+        return Mode.WORKFLOW
+    return None
+
+
+def flavor_of(table: str, index_names: Collection[str]) -> Flavor:
+    if any(n.startswith(f"idx_{table}_") for n in index_names):
+        return Flavor.GO
+    if any(n.startswith(f"ix_{table}_") for n in index_names):
+        return Flavor.AGNO
+    return Flavor.UNKNOWN
+
+
+def inspect_shape(table: str, mode: Mode, columns: Collection[str], index_names: Collection[str] = ()) -> TableShape:
+    """Check that a table with ``columns`` can hold ``mode`` sessions and say which version it is.
+
+    Extra columns other writers added are allowed and left alone. Raises
+    :class:`SchemaMismatchError` for another mode's table or a shape this code
+    does not know; it never raises for an old version (see :func:`require_current`).
+    """
+    cols = set(columns)
+    found = identify_mode(cols)
+    # An old workflow_v2 table (before workflow_name and runs) has a v1
+    # workflow table's columns; in workflow_v2 mode it is read as the former.
+    if mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW:
+        found = Mode.WORKFLOW_V2
+    if found is not mode:
+        what = f"a {found.value} table" if found else "not a sessions table this code knows"
+        raise SchemaMismatchError(
+            f"table {table!r} is {what}, not a {mode.value} table (columns: {sorted(cols)})",
+            table=table,
+            expected_mode=mode.value,
+            found_mode=found.value if found else None,
+        )
+    missing = {c.name for c in mode_columns(mode)} - cols
+    upgradable = _UPGRADABLE[mode]
+    if missing - upgradable:
+        raise SchemaMismatchError(
+            f"table {table!r} lacks column(s) {sorted(missing - upgradable)} of a {mode.value} table",
+            table=table,
+            expected_mode=mode.value,
+            found_mode=mode.value,
+        )
+    version = CURRENT_VERSION if not missing else 1
+    return TableShape(mode=mode, version=version, flavor=flavor_of(table, index_names), missing=frozenset(missing))
+
+
+def require_current(table: str, shape: TableShape) -> None:
+    """Raise :class:`SchemaVersionError` if ``shape`` needs an upgrade."""
+    if shape.version < CURRENT_VERSION:
+        raise SchemaVersionError(
+            f"table {table!r} has schema version {shape.version} (missing {sorted(shape.missing)}); "
+            f"call upgrade_schema() or open the store with auto_upgrade_schema=True",
+            table=table,
+            found_version=shape.version,
+            current_version=CURRENT_VERSION,
+        )
+
+
+# --- migrations -----------------------------------------------------------
+
+
+@attrs.frozen
+class Migration:
+    """One upgrade step. Append-only: never edit or reorder an entry."""
+
+    to_version: int
+    modes: frozenset[Mode]
+    description: str
+    #: (table, columns present, flavor) -> SQLite statements; empty when already applied.
+    sqlite_statements: Callable[[str, frozenset[str], Flavor], list[str]]
+
+
+def _index_for(table: str, column: str, flavor: Flavor) -> list[str]:
+    if flavor is Flavor.AGNO:
+        return [sqlite_create_index(agno_index_name(table, column), table, column)]
+    return [sqlite_create_index(go_index_name(table, column), table, column)]
+
+
+def _add_team_session_id(table: str, cols: frozenset[str], flavor: Flavor) -> list[str]:
+    if "team_session_id" in cols:
+        return []
+    return [f"ALTER TABLE {table} ADD COLUMN team_session_id TEXT", *_index_for(table, "team_session_id", flavor)]
+
+
+def _add_workflow_v2_columns(table: str, cols: frozenset[str], flavor: Flavor) -> list[str]:
+    out: list[str] = []
+    if "workflow_name" not in cols:
+        # NOT NULL needs a default for the rows already there.
+        out.append(f"ALTER TABLE {table} ADD COLUMN workflow_name TEXT NOT NULL DEFAULT ''")
+        out.extend(_index_for(table, "workflow_name", flavor))
+    if "runs" not in cols:
+        out.append(f"ALTER TABLE {table} ADD COLUMN runs TEXT")
+    return out
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        to_version=2,
+        modes=frozenset({Mode.AGENT, Mode.TEAM}),
+        description="add team_session_id (tables written by agno before 1.2)",
+        sqlite_statements=_add_team_session_id,
+    ),
+    Migration(
+        to_version=2,
+        modes=frozenset({Mode.WORKFLOW_V2}),
+        description="add workflow_name and runs to workflow_v2 tables",
+        sqlite_statements=_add_workflow_v2_columns,
+    ),
+)
+
+_UPGRADABLE: dict[Mode, frozenset[str]] = {
+    Mode.AGENT: frozenset({"team_session_id"}),
+    Mode.TEAM: frozenset({"team_session_id"}),
+    Mode.WORKFLOW: frozenset(),
+    Mode.WORKFLOW_V2: frozenset({"workflow_name", "runs"}),
+}
+
+
+def pending_migrations(shape: TableShape) -> list[Migration]:
+    """The migrations that apply to a table of ``shape``, in order."""
+    return [m for m in MIGRATIONS if shape.mode in m.modes and m.to_version > shape.version]
+
+
+def select_list(mode: Mode) -> str:
+    """The quoted column list of ``mode``, in table order, for SELECT and INSERT."""
+    return ", ".join(quote(c.name) for c in mode_columns(mode))
+
+
+def column_names(columns: Sequence[Column]) -> list[str]:
+    return [c.name for c in columns]
