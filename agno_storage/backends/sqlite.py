@@ -100,10 +100,9 @@ class SqliteStorage(BaseStorage):
         self._user_pos = names.index("user_id")
         select_list = schema.select_list(self.mode)
         updates = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names if n not in ("session_id", "created_at"))
-        upsert = (
-            f"INSERT INTO {t} ({select_list}) VALUES ({', '.join('?' for _ in names)}) "
-            f'ON CONFLICT ("session_id") DO UPDATE SET {updates}'  # noqa: S608 - quoted identifiers only
-        )
+        placeholders = ", ".join("?" for _ in names)
+        # Quoted identifiers only; every value is bound.
+        upsert = f'INSERT INTO {t} ({select_list}) VALUES ({placeholders}) ON CONFLICT ("session_id") DO UPDATE SET {updates}'  # noqa: S608
         if not self.allow_owner_change:
             # The update happens only for the owner or an unowned row; a refused
             # row changes nothing and returns nothing.
