@@ -1,3 +1,20 @@
 .PHONY: fixtures-agno
 fixtures-agno:  ## Rewrite fixtures/agno_*.db with real agno 1.8.4, 1.1.17 and 1.1.0
 	python fixtures/make_agno_fixtures.py
+
+.PHONY: corpus fixtures-go fixtures-go-check fixtures
+corpus:  ## Rewrite fixtures/corpus.json (deterministic)
+	python fixtures/make_corpus.py
+
+fixtures-go: corpus  ## Rewrite fixtures/go_*.db through agno-golang's storage (compat/cmd/writer)
+	cd compat && go run ./cmd/writer -corpus ../fixtures/corpus.json -out ../fixtures
+
+fixtures-go-check:  ## Fail if fixtures/go_*.db differ from a fresh run of the writer
+	python fixtures/make_corpus.py --check
+	rm -rf .fixtures-go-check && mkdir .fixtures-go-check
+	cd compat && go run ./cmd/writer -corpus ../fixtures/corpus.json -out ../.fixtures-go-check
+	for f in go_agent.db go_team.db go_workflow.db go_workflow_v2.db; do \
+		cmp fixtures/$$f .fixtures-go-check/$$f || exit 1; done
+	rm -rf .fixtures-go-check
+
+fixtures: fixtures-go fixtures-agno  ## Rewrite every fixture
