@@ -1,0 +1,72 @@
+"""Fixtures shared by the test modules.
+
+``make_store`` is the conformance fixture: tests that take it run once per
+backend (SQLite, and PostgreSQL when a server can be started), so a
+guarantee cannot hold on one backend only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import BaseStorage, Mode, SqliteStorage
+
+StoreFactory = Callable[..., BaseStorage]
+
+_table_ids = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL server for the whole run."""
+    from tests.pgserver import require_pg, running_server
+
+    require_pg()
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    """Build stores of the current backend; each call gets a fresh table unless one is named."""
+    made: list[BaseStorage] = []
+    db_file = tmp_path / "sessions.db"
+
+    if backend == "postgres":
+        from tests.support import require
+
+        require(
+            importlib.util.find_spec("agno_storage.backends.postgres") is not None,
+            "the PostgreSQL backend is not built",
+            "AGNO_STORAGE_REQUIRE_PG",
+        )
+        server = request.getfixturevalue("pg_server")
+
+    def factory(mode: Mode | str = Mode.AGENT, **kwargs: Any) -> BaseStorage:
+        name = kwargs.pop("table_name") if "table_name" in kwargs else f"t{next(_table_ids)}_{mode}"
+        store: BaseStorage
+        if backend == "sqlite":
+            store = SqliteStorage(table_name=name, db_file=db_file, mode=mode, **kwargs)
+        else:
+            from agno_storage.backends.postgres import PostgresStorage
+
+            store = PostgresStorage(table_name=name, db_url=server.dsn, mode=mode, **kwargs)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        if backend == "postgres":
+            store.drop()
+        store.close()

@@ -1,0 +1,297 @@
+"""Behaviour every backend must show; runs once per backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import attrs
+import pytest
+
+from agno_storage import (
+    AgentSession,
+    InvalidInputError,
+    Mode,
+    OwnershipError,
+    SchemaMismatchError,
+    TeamSession,
+)
+from tests.conftest import StoreFactory
+from tests.sessions import make_session
+
+ALL_MODES = list(Mode)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_upsert_then_read_returns_the_same_session(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode)
+    session = make_session(mode, "s1")
+    stored = store.upsert(session)
+    assert stored.created_at is not None and stored.updated_at is not None
+    got = store.read("s1")
+    assert got == stored
+    assert attrs.evolve(got, created_at=None, updated_at=None) == session
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_created_at_is_kept_and_updated_at_moves_on_update(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode)
+    first = store.upsert(make_session(mode, "s1", created_at=1_000))
+    assert first.created_at == 1_000
+    assert first.updated_at is not None and first.updated_at >= int(time.time()) - 5
+    changed = make_session(mode, "s1", memory={"v": 2}, created_at=2_000)
+    second = store.upsert(changed)
+    assert second.created_at == 1_000, "an update must keep the original created_at"
+    got = store.read("s1")
+    assert got is not None
+    assert got.memory == {"v": 2}
+    assert got.created_at == 1_000
+
+
+def test_created_at_defaults_to_now(make_store: StoreFactory) -> None:
+    store = make_store()
+    before = int(time.time())
+    stored = store.upsert(make_session(Mode.AGENT, "s1"))
+    assert stored.created_at is not None and before <= stored.created_at <= int(time.time())
+
+
+def test_none_user_id_reads_back_as_none(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id=None))
+    got = store.read("s1")
+    assert got is not None and got.user_id is None
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_list_is_newest_first_then_by_session_id(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode)
+    store.upsert_many(
+        [
+            make_session(mode, "b", created_at=100),
+            make_session(mode, "a", created_at=100),
+            make_session(mode, "c", created_at=300),
+            make_session(mode, "d", created_at=200),
+        ]
+    )
+    assert [s.session_id for s in store.list()] == ["c", "d", "a", "b"]
+    assert [s.session_id for s in store.list(limit=2)] == ["c", "d"]
+    assert store.get_all_session_ids() == ["c", "d", "a", "b"]
+    assert [s.session_id for s in store.get_recent_sessions()] == ["c", "d"]
+    assert [s.session_id for s in store.get_all_sessions()] == ["c", "d", "a", "b"]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_filters_by_user_and_entity(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode)
+    entity_field = make_session(mode, "x").ENTITY_FIELD
+    store.upsert_many(
+        [
+            make_session(mode, "a1", user_id="alice", **{entity_field: "e1"}, created_at=1),
+            make_session(mode, "a2", user_id="alice", **{entity_field: "e2"}, created_at=2),
+            make_session(mode, "b1", user_id="bob", **{entity_field: "e1"}, created_at=3),
+        ]
+    )
+    assert [s.session_id for s in store.list(user_id="alice")] == ["a2", "a1"]
+    assert [s.session_id for s in store.list(entity_id="e1")] == ["b1", "a1"]
+    assert [s.session_id for s in store.list(user_id="alice", entity_id="e1")] == ["a1"]
+    assert store.get_all_session_ids(user_id="bob") == ["b1"]
+    assert [s.session_id for s in store.get_recent_sessions(entity_id="e1", limit=1)] == ["b1"]
+
+
+def test_owner_scoping_on_read_list_and_delete(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    assert store.read("s1", user_id="bob") is None
+    assert store.read("s1", user_id="alice") is not None
+    assert store.list(user_id="bob") == []
+    assert store.delete("s1", user_id="bob") is False
+    assert store.read("s1") is not None, "another user's delete must not remove the row"
+    assert store.delete("s1", user_id="alice") is True
+    assert store.read("s1") is None
+
+
+def test_upsert_of_another_users_session_is_refused(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice", memory={"secret": 1}))
+    with pytest.raises(OwnershipError) as info:
+        store.upsert(make_session(Mode.AGENT, "s1", user_id="bob", memory={"stolen": 1}))
+    assert info.value.session_id == "s1"
+    assert info.value.table == store.table_name
+    assert info.value.user_id == "bob"
+    got = store.read("s1")
+    assert got is not None and got.user_id == "alice" and got.memory == {"secret": 1}
+    # A user-less write may not take a user's session either.
+    with pytest.raises(OwnershipError):
+        store.upsert(make_session(Mode.AGENT, "s1", user_id=None))
+
+
+def test_unowned_session_can_be_claimed(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id=None))
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    got = store.read("s1")
+    assert got is not None and got.user_id == "alice"
+
+
+def test_allow_owner_change_permits_the_overwrite(make_store: StoreFactory) -> None:
+    store = make_store(allow_owner_change=True)
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="bob"))
+    got = store.read("s1")
+    assert got is not None and got.user_id == "bob"
+
+
+def test_upsert_many_is_all_or_nothing(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "taken", user_id="alice"))
+    batch = [make_session(Mode.AGENT, f"n{i}", user_id="bob") for i in range(1200)]
+    batch.insert(700, make_session(Mode.AGENT, "taken", user_id="bob"))
+    with pytest.raises(OwnershipError) as info:
+        store.upsert_many(batch)
+    assert info.value.session_id == "taken"
+    assert store.get_all_session_ids() == ["taken"], "a refused batch must leave nothing behind"
+
+
+def test_upsert_many_counts_and_accepts_a_generator(make_store: StoreFactory) -> None:
+    store = make_store()
+    written = store.upsert_many(make_session(Mode.AGENT, f"s{i}") for i in range(1234))
+    assert written == 1234
+    assert len(store.get_all_session_ids()) == 1234
+
+
+@pytest.mark.parametrize(
+    ("session", "column"),
+    [
+        (AgentSession(session_id=""), "session_id"),
+        (AgentSession(session_id=5), "session_id"),  # type: ignore[arg-type]
+        (AgentSession(session_id="s", memory={"x": float("nan")}), "memory"),
+        (AgentSession(session_id="s", memory={"x": float("inf")}), "memory"),
+        (AgentSession(session_id="s", session_data={1: "int key"}), "session_data"),  # type: ignore[dict-item]
+        (AgentSession(session_id="s", extra_data={"x": object()}), "extra_data"),
+        (AgentSession(session_id="s", agent_data=["not", "a", "dict"]), "agent_data"),  # type: ignore[arg-type]
+        (AgentSession(session_id="s", user_id=7), "user_id"),  # type: ignore[arg-type]
+        (AgentSession(session_id="s", created_at="yesterday"), "created_at"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_input_raises_and_writes_nothing(make_store: StoreFactory, session: AgentSession, column: str) -> None:
+    store = make_store()
+    with pytest.raises(InvalidInputError) as info:
+        store.upsert(session)
+    assert info.value.column == column
+    with pytest.raises(InvalidInputError):
+        store.upsert_many([make_session(Mode.AGENT, "ok"), session])
+    assert store.get_all_session_ids() == []
+
+
+def test_wrong_mode_session_is_refused(make_store: StoreFactory) -> None:
+    store = make_store(Mode.AGENT)
+    with pytest.raises(InvalidInputError):
+        store.upsert(TeamSession(session_id="s1", team_id="t"))
+    assert store.get_all_session_ids() == []
+
+
+@pytest.mark.parametrize("name", ["", "1abc", "a-b", "a b", 'x"; DROP TABLE y; --', "é", None, "a" * 64])
+def test_table_name_must_be_a_plain_identifier(make_store: StoreFactory, name: object) -> None:
+    with pytest.raises(InvalidInputError):
+        make_store(table_name=name)
+
+
+def test_unknown_mode_is_refused(make_store: StoreFactory) -> None:
+    with pytest.raises(InvalidInputError):
+        make_store(mode="robot")
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_opening_another_modes_table_raises_and_writes_nothing(make_store: StoreFactory, mode: Mode) -> None:
+    other = Mode.TEAM if mode is Mode.AGENT else Mode.AGENT
+    first = make_store(other)
+    first.upsert(make_session(other, "s1"))
+    with pytest.raises(SchemaMismatchError) as info:
+        make_store(mode, table_name=first.table_name)
+    assert info.value.table == first.table_name
+    assert info.value.expected_mode == mode.value
+    assert info.value.found_mode == other.value
+    assert first.get_all_session_ids() == ["s1"]
+    assert first.read("s1") is not None
+
+
+def test_reads_of_a_missing_table_are_empty_and_create_nothing(make_store: StoreFactory) -> None:
+    store = make_store()
+    assert store.read("nope") is None
+    assert store.list() == []
+    assert store.get_all_session_ids() == []
+    assert store.delete("nope") is False
+    assert store.table_exists() is False
+
+
+def test_create_drop_and_table_exists(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.create()
+    assert store.table_exists()
+    store.create()  # idempotent
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    store.drop()
+    assert not store.table_exists()
+    store.upsert(make_session(Mode.AGENT, "s2"))
+    assert store.get_all_session_ids() == ["s2"]
+
+
+def test_delete_session_deletes_whatever_the_owner(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    assert store.delete_session("s1") is True
+    assert store.delete_session("s1") is False
+    with pytest.raises(InvalidInputError):
+        store.delete_session(None)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_bad_limit_is_refused(make_store: StoreFactory, bad: object) -> None:
+    store = make_store()
+    with pytest.raises(InvalidInputError):
+        store.list(limit=bad)  # type: ignore[arg-type]
+
+
+def test_transaction_rolls_back_every_upsert_on_error(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.create()
+    with pytest.raises(RuntimeError), store.transaction():
+        store.upsert(make_session(Mode.AGENT, "s1"))
+        store.upsert(make_session(Mode.AGENT, "s2"))
+        raise RuntimeError("boom")
+    assert store.get_all_session_ids() == []
+    with store.transaction():
+        store.upsert(make_session(Mode.AGENT, "s1"))
+        store.upsert(make_session(Mode.AGENT, "s2"))
+    assert sorted(store.get_all_session_ids()) == ["s1", "s2"]
+
+
+def test_many_threads_share_one_store(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.create()
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(50):
+                sid = f"t{t}-{i}"
+                store.upsert(make_session(Mode.AGENT, sid, user_id=f"u{t}"))
+                got = store.read(sid, user_id=f"u{t}")
+                assert got is not None and got.session_id == sid
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert len(store.get_all_session_ids()) == 400
+
+
+def test_context_manager_closes(make_store: StoreFactory) -> None:
+    store = make_store()
+    with store as same:
+        same.upsert(make_session(Mode.AGENT, "s1"))
+    assert store.read("s1") is not None, "a closed file store reopens on the next call"
