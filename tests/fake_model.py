@@ -7,8 +7,9 @@ assert that history loaded from storage reached the model.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Dict, Iterator, List, Optional
+from typing import Any
 
 from agno.models.base import Model
 from agno.models.message import Message
@@ -32,22 +33,22 @@ class FakeModel(Model):
     """
 
     id: str = "fake-model"
-    name: Optional[str] = "FakeModel"
-    provider: Optional[str] = "Fake"
+    name: str | None = "FakeModel"
+    provider: str | None = "Fake"
     prefix: str = "reply"
-    calls: List[List[Dict[str, str]]] = field(default_factory=list)
+    calls: list[list[dict[str, str]]] = field(default_factory=list)
 
-    def __deepcopy__(self, memo: Dict[int, Any]) -> "FakeModel":
+    def __deepcopy__(self, memo: dict[int, Any]) -> FakeModel:
         return self
 
     # -- what the fake says -------------------------------------------------
-    def _answer(self, messages: List[Message]) -> FakeReply:
+    def _answer(self, messages: list[Message]) -> FakeReply:
         seen = [{"role": m.role, "content": m.get_content_string()} for m in messages]
         self.calls.append(seen)
         last_user = next((m["content"] for m in reversed(seen) if m["role"] == "user"), "")
         return FakeReply(content=f"{self.prefix} #{len(self.calls)}: {last_user}")
 
-    def seen_texts(self, call: int = -1) -> List[str]:
+    def seen_texts(self, call: int = -1) -> list[str]:
         """The message texts of one recorded call (the last by default)."""
         return [m["content"] for m in self.calls[call]]
 

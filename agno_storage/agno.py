@@ -1,0 +1,355 @@
+"""agno 1.x ``storage=`` adapter: ``from agno_storage.agno import SqliteStorage``.
+
+The class below is an ``agno.storage.base.Storage`` that agno's Agent, Team,
+Workflow and v2 Workflow accept as their ``storage=``. It takes agno's own
+constructor arguments, hands back agno's own session dataclasses, and keeps
+every byte in the table through the core :class:`agno_storage.SqliteStorage`,
+so files stay readable by agno's upstream store and by agno-golang.
+
+Where agno 1.x behaves oddly the adapter makes a deliberate choice; each one
+is listed in ``docs/compat_agno.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self, cast
+
+try:
+    from agno.storage.base import Storage
+    from agno.storage.session.agent import AgentSession as AgnoAgentSession
+    from agno.storage.session.team import TeamSession as AgnoTeamSession
+    from agno.storage.session.v2.workflow import (
+        WorkflowSession as AgnoWorkflowSessionV2,
+    )
+    from agno.storage.session.workflow import WorkflowSession as AgnoWorkflowSession
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError("agno_storage.agno needs agno 1.x; install it with: pip install 'agno_storage[agno]'") from exc
+
+from agno_storage import AgentSession, TeamSession, WorkflowSession, WorkflowSessionV2
+from agno_storage import SqliteStorage as CoreStorage
+from agno_storage.errors import CorruptRowError, InvalidInputError, OwnershipError
+
+__all__ = ["AgnoSession", "SqliteStorage"]
+
+ModeName = Literal["agent", "team", "workflow", "workflow_v2"]
+AgnoSession = AgnoAgentSession | AgnoTeamSession | AgnoWorkflowSession | AgnoWorkflowSessionV2
+CoreSession = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
+
+_MODES = ("agent", "team", "workflow", "workflow_v2")
+
+
+def _sqlite_file_of_engine(db_engine: Any) -> str:
+    """The database file behind a SQLAlchemy SQLite engine.
+
+    Raises InvalidInputError for anything else: a non-SQLite engine, or an
+    in-memory engine whose database no second connection could ever see.
+    """
+    url = getattr(db_engine, "url", None)
+    backend = url.get_backend_name() if url is not None and hasattr(url, "get_backend_name") else None
+    if backend != "sqlite":
+        raise InvalidInputError(
+            f"db_engine must be a SQLAlchemy SQLite engine, got {url!r}; pass db_file= or db_url= instead"
+        )
+    database = cast(str | None, url.database)
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        raise InvalidInputError(
+            "db_engine points at an in-memory SQLite database, which only that engine can see; "
+            "pass db_file= (or omit all three for a private in-memory store)"
+        )
+    return database
+
+
+class SqliteStorage(Storage):
+    """agno 1.x storage backed by the agno_storage SQLite store.
+
+    Construction opens nothing; the core store for the current ``mode`` is
+    opened on first use, so agno may set ``storage.mode`` after construction
+    (Agent, Team and Workflow all do). ``user_id=`` scopes every call to one
+    user: agno reads sessions by id alone, so without it an Agent resumes a
+    session_id whoever owns it (the write is then refused). Other keyword
+    arguments (``allow_owner_change``, ``busy_timeout``, ``synchronous``, ...)
+    go to :class:`agno_storage.SqliteStorage` unchanged.
+
+    Unlike agno's store, failures raise typed ``agno_storage.errors`` errors
+    instead of logging and returning None. Thread-safety is that of the core
+    store; deep copies (agno copies agents) share its open stores.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        db_url: str | None = None,
+        db_file: str | None = None,
+        db_engine: Any | None = None,
+        schema_version: int = 1,
+        auto_upgrade_schema: bool = False,
+        mode: ModeName | None = "agent",
+        user_id: str | None = None,
+        **core_options: Any,
+    ) -> None:
+        if schema_version != 1:
+            raise InvalidInputError(f"agno 1.x tables have schema_version 1, got {schema_version}")
+        if db_engine is not None and db_url is None and db_file is None:
+            db_file = _sqlite_file_of_engine(db_engine)
+        self._stores: dict[str, CoreStorage] = {}
+        super().__init__(mode)
+        self.table_name = table_name
+        self.db_url = db_url
+        self.db_file = db_file
+        self.schema_version = schema_version
+        self.auto_upgrade_schema = auto_upgrade_schema
+        self.user_id = user_id
+        self.core_options: dict[str, Any] = dict(core_options)
+
+    # -- the delegate ------------------------------------------------------
+    @property
+    def core(self) -> CoreStorage:
+        """The core store for the current mode, opened on first use."""
+        store = self._stores.get(self.mode)
+        if store is None:
+            store = CoreStorage(
+                table_name=self.table_name,
+                db_url=self.db_url,
+                db_file=self.db_file,
+                mode=self.mode,
+                auto_upgrade_schema=self.auto_upgrade_schema,
+                **self.core_options,
+            )
+            self._stores[self.mode] = store
+        return store
+
+    @property
+    def mode(self) -> ModeName:
+        """The agno mode; setting it switches the delegate (opened lazily)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: ModeName | None) -> None:
+        value = "agent" if value is None else value
+        if value not in _MODES:
+            raise InvalidInputError(f"mode must be one of {_MODES}, got {value!r}")
+        self._mode = value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SqliteStorage:
+        # agno deep-copies agents; the copy must see the same database, and an
+        # open SQLite connection cannot be copied, so copies share the stores.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.core_options = dict(self.core_options)
+        memo[id(self)] = clone
+        return clone
+
+    # -- agno's Storage interface -----------------------------------------
+    def create(self) -> None:
+        """Create the table and its indexes if missing."""
+        self.core.create()
+
+    def table_exists(self) -> bool:
+        """Whether the table exists."""
+        return self.core.table_exists()
+
+    def read(self, session_id: str, user_id: str | None = None) -> AgnoSession | None:
+        """One session as agno's dataclass, or None; scoped to ``user_id`` when set."""
+        found = self.core.read(session_id, user_id=self._user(user_id))
+        return None if found is None else self._to_agno(found)
+
+    def get_all_session_ids(self, user_id: str | None = None, entity_id: str | None = None) -> list[str]:
+        """Session ids, newest first."""
+        return list(self.core.get_all_session_ids(user_id=self._user(user_id), entity_id=entity_id))
+
+    def get_all_sessions(self, user_id: str | None = None, entity_id: str | None = None) -> list[AgnoSession]:
+        """Sessions as agno dataclasses, newest first."""
+        found = self.core.get_all_sessions(user_id=self._user(user_id), entity_id=entity_id)
+        return [self._to_agno(s) for s in found]
+
+    def get_recent_sessions(
+        self,
+        user_id: str | None = None,
+        entity_id: str | None = None,
+        limit: int | None = 2,
+    ) -> list[AgnoSession]:
+        """The ``limit`` newest sessions as agno dataclasses."""
+        found = self.core.get_recent_sessions(user_id=self._user(user_id), entity_id=entity_id, limit=limit)
+        return [self._to_agno(s) for s in found]
+
+    def upsert(self, session: AgnoSession) -> AgnoSession | None:
+        """Insert or update; returns the session as stored.
+
+        Raises OwnershipError when the session_id belongs to another user (or
+        the session's user differs from the scoped ``user_id``), and the core
+        store's typed errors otherwise; never returns None.
+        """
+        if self.user_id is not None and session.user_id not in (None, self.user_id):
+            raise OwnershipError(
+                f"session {session.session_id!r} is for user {session.user_id!r} but this storage "
+                f"is scoped to user {self.user_id!r} (table {self.table_name!r})",
+                table=self.table_name,
+                session_id=session.session_id,
+                user_id=session.user_id,
+            )
+        record = self._to_core(session)
+        if self.user_id is not None and record.user_id is None:
+            record.user_id = self.user_id
+        stored = self.core.upsert(record)
+        return self._to_agno(stored)
+
+    def delete_session(self, session_id: str | None = None) -> None:
+        """Delete one session; a None id is a no-op, as in agno."""
+        if session_id is None:
+            return
+        if self.user_id is not None:
+            self.core.delete(session_id, user_id=self.user_id)
+        else:
+            self.core.delete_session(session_id)
+
+    def drop(self) -> None:
+        """Drop the table."""
+        self.core.drop()
+
+    def upgrade_schema(self) -> None:
+        """Bring an older agno table up to date (agno 1.2 added team_session_id)."""
+        self.core.upgrade_schema()
+
+    def close(self) -> None:
+        """Close every store this object (and its deep copies) opened."""
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- conversion --------------------------------------------------------
+    def _user(self, user_id: str | None) -> str | None:
+        return user_id if user_id is not None else self.user_id
+
+    def _to_core(self, session: AgnoSession) -> CoreSession:
+        common: dict[str, Any] = {
+            "session_id": session.session_id,
+            "user_id": session.user_id,
+            "session_data": session.session_data,
+            "extra_data": session.extra_data,
+            "created_at": session.created_at,
+            "updated_at": session.updated_at,
+        }
+        # workflow_session_id has no column in agno's tables (upstream drops
+        # it too); agno sets it on the live Agent/Team from the Workflow.
+        if self.mode == "agent":
+            s = cast(AgnoAgentSession, session)
+            return AgentSession(
+                **common,
+                memory=s.memory,
+                agent_id=s.agent_id,
+                agent_data=s.agent_data,
+                team_session_id=s.team_session_id,
+            )
+        if self.mode == "team":
+            t = cast(AgnoTeamSession, session)
+            return TeamSession(
+                **common,
+                memory=t.memory,
+                team_id=t.team_id,
+                team_data=t.team_data,
+                team_session_id=t.team_session_id,
+            )
+        if self.mode == "workflow":
+            w = cast(AgnoWorkflowSession, session)
+            return WorkflowSession(
+                **common,
+                memory=w.memory,
+                workflow_id=w.workflow_id,
+                workflow_data=w.workflow_data,
+            )
+        v2 = cast(AgnoWorkflowSessionV2, session)
+        # agno's own to_dict is the one definition of how runs serialize.
+        return WorkflowSessionV2(
+            **common,
+            memory=None,
+            workflow_id=v2.workflow_id,
+            workflow_name=v2.workflow_name,
+            workflow_data=v2.workflow_data,
+            runs=v2.to_dict()["runs"],
+        )
+
+    def _to_agno(self, session: CoreSession) -> AgnoSession:
+        if isinstance(session, AgentSession):
+            return AgnoAgentSession(
+                session_id=session.session_id,
+                user_id=session.user_id,
+                team_session_id=session.team_session_id,
+                memory=_agent_memory(session.memory),
+                session_data=session.session_data,
+                extra_data=session.extra_data,
+                created_at=session.created_at,
+                updated_at=session.updated_at,
+                agent_id=session.agent_id,
+                agent_data=session.agent_data,
+            )
+        if isinstance(session, TeamSession):
+            return AgnoTeamSession(
+                session_id=session.session_id,
+                user_id=session.user_id,
+                team_session_id=session.team_session_id,
+                team_id=session.team_id,
+                memory=session.memory,
+                team_data=session.team_data,
+                session_data=session.session_data,
+                extra_data=session.extra_data,
+                created_at=session.created_at,
+                updated_at=session.updated_at,
+            )
+        if isinstance(session, WorkflowSessionV2):
+            if session.runs is not None and not isinstance(session.runs, list):
+                # agno's from_dict would crash on it and agno's own store then
+                # returns None, so the next write replaces the row: refuse.
+                raise CorruptRowError(
+                    f"runs of session {session.session_id!r} is a JSON "
+                    f"{type(session.runs).__name__}, agno 1.x needs a list of runs",
+                    table=self.table_name,
+                    session_id=session.session_id,
+                    column="runs",
+                )
+            rebuilt = AgnoWorkflowSessionV2.from_dict(
+                {
+                    "session_id": session.session_id,
+                    "user_id": session.user_id,
+                    "workflow_id": session.workflow_id,
+                    "workflow_name": session.workflow_name,
+                    "runs": session.runs,
+                    "session_data": session.session_data,
+                    "workflow_data": session.workflow_data,
+                    "extra_data": session.extra_data,
+                    "created_at": session.created_at,
+                    "updated_at": session.updated_at,
+                }
+            )
+            assert rebuilt is not None  # from_dict only refuses a missing session_id
+            return rebuilt
+        return AgnoWorkflowSession(
+            session_id=session.session_id,
+            user_id=session.user_id,
+            memory=session.memory,
+            session_data=session.session_data,
+            extra_data=session.extra_data,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+            workflow_id=session.workflow_id,
+            workflow_data=session.workflow_data,
+        )
+
+
+def _agent_memory(memory: dict[str, Any] | None) -> dict[str, Any]:
+    """Agent memory in the shape agno's ``Agent.load_agent_session`` accepts.
+
+    agno raises TypeError on a None memory (SQL NULL or JSON ``null``, which
+    Go and hand-written rows contain) when the Agent has no memory yet, and
+    KeyError on a memory dict without ``"runs"``; both mean "no runs yet".
+    """
+    if memory is None:
+        return {"runs": []}
+    if "runs" not in memory:
+        return {**memory, "runs": []}
+    return memory

@@ -1,0 +1,163 @@
+"""Build real agno Agents, Teams and Workflows on a fake model and run one turn.
+
+Used in-process by the tests and as a script in a fresh process::
+
+    python tests/agno_runner.py KIND STORE DB SESSION_ID USER_ID MESSAGE
+
+KIND is agent, team, workflow or workflow_v2; STORE is ``ours`` (the
+agno_storage adapter) or ``agno`` (agno's own SqliteStorage). The script
+prints one JSON object: what the model was sent on each call and the reply.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+for _path in (HERE, HERE.parent):  # fake_model, and agno_storage when not installed
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from agno.agent import Agent  # noqa: E402
+from agno.run.response import RunResponse  # noqa: E402
+from agno.storage.base import Storage  # noqa: E402
+from agno.team import Team  # noqa: E402
+from agno.workflow import Workflow  # noqa: E402
+from agno.workflow.v2 import Step  # noqa: E402
+from agno.workflow.v2 import Workflow as WorkflowV2  # noqa: E402
+from fake_model import FakeModel  # noqa: E402
+
+TABLES = {
+    "agent": "agent_sessions",
+    "team": "team_sessions",
+    "workflow": "workflow_sessions",
+    "workflow_v2": "workflow_v2_sessions",
+}
+
+
+def make_storage(store: str, db: str, table: str, **options: Any) -> Storage:
+    """Our adapter or agno's own SqliteStorage on ``db``, in the table's mode.
+
+    The mode is passed up front although agno sets it again: agno's own store
+    built in the default "agent" mode keeps the agent columns in its table
+    definition after the switch, so it cannot read a team or workflow table
+    without them and creates tables with the union of both column sets.
+    """
+    mode = next(kind for kind, name in TABLES.items() if name == table)
+    if store == "ours":
+        from agno_storage.agno import SqliteStorage
+
+        return SqliteStorage(table_name=table, db_file=db, mode=mode, **options)  # type: ignore[arg-type]
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    return AgnoSqliteStorage(table_name=table, db_file=db, mode=mode)  # type: ignore[arg-type]
+
+
+def make_agent(storage: Storage, session_id: str, user_id: str | None, model: FakeModel) -> Agent:
+    return Agent(
+        name="Historian",
+        agent_id="historian",
+        model=model,
+        storage=storage,
+        session_id=session_id,
+        user_id=user_id,
+        add_history_to_messages=True,
+        num_history_runs=10,
+        telemetry=False,
+        monitoring=False,
+    )
+
+
+class HistoryWorkflow(Workflow):
+    """A v1 Workflow whose prompt lists the runs agno loaded from storage."""
+
+    model: FakeModel | None = None
+
+    def run(self, message: str) -> RunResponse:  # type: ignore[override]
+        assert self.model is not None and self.session_id is not None
+        runs = (self.memory.runs or {}).get(self.session_id, []) if self.memory is not None else []  # type: ignore[union-attr]
+        earlier = [f"earlier: {r.content}" for r in runs]  # type: ignore[union-attr]
+        turns = int(self.session_state.get("turns", 0)) + 1
+        self.session_state["turns"] = turns
+        helper = Agent(model=self.model, telemetry=False, monitoring=False)
+        answer = helper.run("\n".join([*earlier, message]))
+        return RunResponse(content=answer.content)
+
+
+def run_turn(kind: str, store: str, db: str, session_id: str, user_id: str | None, message: str) -> dict[str, Any]:
+    """Build a fresh ``kind`` on ``db`` and run one turn; report what the model saw."""
+    model = FakeModel(prefix=kind)
+    table = TABLES[kind]
+    loaded_runs: int | None = None
+    run: Callable[[], Any]
+    if kind == "agent":
+        agent = make_agent(make_storage(store, db, table), session_id, user_id, model)
+        run = lambda: agent.run(message)  # noqa: E731
+    elif kind == "team":
+        members = [
+            Agent(name="Alpha", model=FakeModel(prefix="alpha"), telemetry=False, monitoring=False),
+            Agent(name="Beta", model=FakeModel(prefix="beta"), telemetry=False, monitoring=False),
+        ]
+        team = Team(
+            name="Pair",
+            team_id="pair",
+            mode="coordinate",
+            members=members,  # type: ignore[arg-type]
+            model=model,
+            storage=make_storage(store, db, table),
+            session_id=session_id,
+            user_id=user_id,
+            enable_team_history=True,
+            num_history_runs=10,
+            telemetry=False,
+            monitoring=False,
+        )
+        run = lambda: team.run(message)  # noqa: E731
+    elif kind == "workflow":
+        workflow = HistoryWorkflow(
+            name="history",
+            workflow_id="history-wf",
+            storage=make_storage(store, db, table),
+            session_id=session_id,
+            user_id=user_id,
+            telemetry=False,
+            monitoring=False,
+        )
+        workflow.model = model
+        run = lambda: workflow.run(message=message)  # noqa: E731
+    elif kind == "workflow_v2":
+        step_agent = make_agent(make_storage(store, db, TABLES["agent"]), session_id, user_id, model)
+        flow = WorkflowV2(
+            name="pipeline",
+            workflow_id="pipeline-wf",
+            storage=make_storage(store, db, table),
+            steps=[Step(name="chat", agent=step_agent)],
+            session_id=session_id,
+            user_id=user_id,
+        )
+        flow.initialize_workflow()  # sets storage.mode, as run() would
+        flow.read_from_storage()
+        flow_session = flow.workflow_session
+        loaded_runs = len(flow_session.runs or []) if flow_session is not None else 0
+        run = lambda: flow.run(message=message)  # noqa: E731
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    response = run()
+    return {
+        "calls": model.calls,
+        "content": getattr(response, "content", None),
+        "loaded_runs": loaded_runs,
+    }
+
+
+def main(argv: list[str]) -> None:
+    kind, store, db, session_id, user_id, message = argv
+    print(json.dumps(run_turn(kind, store, db, session_id, user_id or None, message)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
