@@ -58,7 +58,10 @@ def dumps(value: Any) -> str:
     try:
         raw = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
-        if "64-bit" not in str(exc):
+        # orjson stops at 64-bit integers and 255 levels of nesting; the stdlib
+        # encoder goes further, more slowly, in the same spelling.
+        message = str(exc)
+        if "64-bit" not in message and "Recursion limit" not in message:
             raise InvalidInputError(f"value is not JSON-serialisable: {exc}") from exc
         raw = _dumps_wide(value)
     # orjson writes NaN and +-inf as ``null``; only then is a walk needed.
@@ -71,10 +74,12 @@ def dumps(value: Any) -> str:
 
 
 def _dumps_wide(value: Any) -> bytes:
-    """Encode data holding integers past 64 bits, which orjson refuses."""
+    """Encode data orjson refuses: integers past 64 bits, nesting past 255 levels."""
     _reject_non_str_keys(value)
     try:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except RecursionError as exc:
+        raise InvalidInputError("value is nested too deeply to encode") from exc
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"value is not JSON-serialisable: {exc}") from exc
     return text.encode()
@@ -119,7 +124,12 @@ def loads(text: str | bytes | None) -> Any:
         text = text.decode()
     if _LONG_DIGITS.search(text):
         return json.loads(text)
-    return orjson.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "recursion" not in str(exc).lower():
+            raise
+        return json.loads(text)
 
 
 # --- sessions -------------------------------------------------------------

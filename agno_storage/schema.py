@@ -143,10 +143,6 @@ def go_index_name(table: str, column: str) -> str:
     return f"idx_{table}_{column}"
 
 
-def agno_index_name(table: str, column: str) -> str:
-    return f"ix_{table}_{column}"
-
-
 def sqlite_create_index(name: str, table: str, column: str) -> str:
     return f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"
 
@@ -192,15 +188,18 @@ def identify_mode(columns: Collection[str]) -> Mode | None:
     return None
 
 
-def flavor_of(table: str, index_names: Collection[str]) -> Flavor:
-    if any(n.startswith(f"idx_{table}_") for n in index_names):
-        return Flavor.GO
-    if any(n.startswith(f"ix_{table}_") for n in index_names):
+def flavor_of(table: str, index_names: Collection[str], table_sql: str = "") -> Flavor:
+    """Who made the table: SQLAlchemy's DDL (agno) spells types VARCHAR and JSON."""
+    if "VARCHAR" in table_sql or " JSON" in table_sql or any(n.startswith(f"ix_{table}_") for n in index_names):
         return Flavor.AGNO
+    if "TEXT NOT NULL" in table_sql or any(n.startswith(f"idx_{table}_") for n in index_names):
+        return Flavor.GO
     return Flavor.UNKNOWN
 
 
-def inspect_shape(table: str, mode: Mode, columns: Collection[str], index_names: Collection[str] = ()) -> TableShape:
+def inspect_shape(
+    table: str, mode: Mode, columns: Collection[str], index_names: Collection[str] = (), table_sql: str = ""
+) -> TableShape:
     """Check that a table with ``columns`` can hold ``mode`` sessions and say which version it is.
 
     Extra columns other writers added are allowed and left alone. Raises
@@ -231,7 +230,9 @@ def inspect_shape(table: str, mode: Mode, columns: Collection[str], index_names:
             found_mode=mode.value,
         )
     version = CURRENT_VERSION if not missing else 1
-    return TableShape(mode=mode, version=version, flavor=flavor_of(table, index_names), missing=frozenset(missing))
+    return TableShape(
+        mode=mode, version=version, flavor=flavor_of(table, index_names, table_sql), missing=frozenset(missing)
+    )
 
 
 def require_current(table: str, shape: TableShape) -> None:
@@ -261,9 +262,10 @@ class Migration:
 
 
 def _index_for(table: str, column: str, flavor: Flavor) -> list[str]:
-    if flavor is Flavor.AGNO:
-        return [sqlite_create_index(agno_index_name(table, column), table, column)]
-    return [sqlite_create_index(go_index_name(table, column), table, column)]
+    # The Go port indexes the column; agno's own upgrade adds the column only.
+    if flavor is Flavor.GO:
+        return [sqlite_create_index(go_index_name(table, column), table, column)]
+    return []
 
 
 def _add_team_session_id(table: str, cols: frozenset[str], flavor: Flavor) -> list[str]:

@@ -59,8 +59,8 @@ class BaseStorage(abc.ABC):
         """
 
     @abc.abstractmethod
-    def _table_layout(self) -> tuple[list[str], list[str]] | None:
-        """(column names, index names) of the table, or ``None`` if it does not exist."""
+    def _table_layout(self) -> tuple[list[str], list[str], str] | None:
+        """(column names, index names, CREATE TABLE text) of the table, or ``None`` if it does not exist."""
 
     @abc.abstractmethod
     def _create_table(self) -> None:
@@ -107,8 +107,8 @@ class BaseStorage(abc.ABC):
         layout = self._table_layout()
         if layout is None:
             return None
-        columns, indexes = layout
-        return schema.inspect_shape(self.table_name, self._mode, columns, indexes)
+        columns, indexes, table_sql = layout
+        return schema.inspect_shape(self.table_name, self._mode, columns, indexes, table_sql)
 
     def _checked_shape(self, *, create: bool) -> TableShape | None:
         """The table's shape once it is known to be current; ``None`` if absent and not created.

@@ -206,18 +206,21 @@ class SqliteStorage(BaseStorage):
 
     # --- primitives --------------------------------------------------------
 
-    def _table_layout(self) -> tuple[list[str], list[str]] | None:
+    def _table_layout(self) -> tuple[list[str], list[str], str] | None:
         with self._reading() as conn:
             columns = [r[0] for r in conn.execute("SELECT name FROM pragma_table_info(?)", (self.table_name,))]
             if not columns:
                 return None
-            indexes = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (self.table_name,)
-                )
-            ]
-        return columns, indexes
+            indexes: list[str] = []
+            table_sql = ""
+            for kind, name, sql in conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ?", (self.table_name,)
+            ):
+                if kind == "index":
+                    indexes.append(name)
+                elif kind == "table":
+                    table_sql = sql or ""
+        return columns, indexes, table_sql
 
     def _create_table(self) -> None:
         with self.transaction() as conn:

@@ -1,0 +1,138 @@
+"""The JSON form: golden bytes in Go's encoding/json spelling, and round trips."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agno_storage import codec
+from agno_storage.errors import InvalidInputError
+
+# Expected texts are written by hand from Go's encoding/json rules (map keys
+# sorted bytewise, HTML-safe escapes, \b and \f short escapes since Go 1.22),
+# not produced by the code under test.
+GOLDEN: list[tuple[Any, str]] = [
+    (None, "null"),
+    ({}, "{}"),
+    ({"b": 1, "a": "x"}, '{"a":"x","b":1}'),
+    ({"html": "<a href='x'>&</a>"}, '{"html":"\\u003ca href=\'x\'\\u003e\\u0026\\u003c/a\\u003e"}'),
+    ({"ls": "a\u2028b\u2029c"}, '{"ls":"a\\u2028b\\u2029c"}'),
+    ({"c": "\x00\x01\b\f\n\r\t\x1f\x7f"}, '{"c":"\\u0000\\u0001\\b\\f\\n\\r\\t\\u001f\x7f"}'),
+    ({"q": 'say "hi" \\ bye'}, '{"q":"say \\"hi\\" \\\\ bye"}'),
+    ({"u": "é漢😀"}, '{"u":"é漢😀"}'),
+    ({"é": 1, "z": 2, "Z": 3, "😀": 4, "ｚ": 5}, '{"Z":3,"z":2,"é":1,"ｚ":5,"😀":4}'),
+    ({"<key>": True}, '{"\\u003ckey\\u003e":true}'),
+    ({"n": [None, False, 0, -1, 9007199254740993]}, '{"n":[null,false,0,-1,9007199254740993]}'),
+    ({"big": 2**70, "neg": -(2**70)}, '{"big":1180591620717411303424,"neg":-1180591620717411303424}'),
+    ({"deep": {"a": {"b": {"c": []}}}}, '{"deep":{"a":{"b":{"c":[]}}}}'),
+    ({"f": 1.5, "g": 0.1, "h": -2.25}, '{"f":1.5,"g":0.1,"h":-2.25}'),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), GOLDEN)
+def test_dumps_matches_go_bytes(value: Any, expected: str) -> None:
+    assert codec.dumps(value) == expected
+
+
+def test_whole_floats_keep_python_spelling() -> None:
+    # The one documented difference from Go, which writes 2.
+    assert codec.dumps({"x": 2.0}) == '{"x":2.0}'
+    assert codec.loads('{"x":2.0}') == {"x": 2.0}
+    assert isinstance(codec.loads('{"x":2.0}')["x"], float)
+
+
+@pytest.mark.parametrize("text", [None, "", b"", "null", b"null"])
+def test_empty_forms_read_as_none(text: str | bytes | None) -> None:
+    assert codec.loads(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "b": "\\u00e9\\u003c"}',  # agno 1.x: json.dumps with spaces and ASCII escapes
+        '{"b":"é<","a":1}',
+    ],
+)
+def test_reads_any_valid_spelling(text: str) -> None:
+    assert codec.loads(text) == {"a": 1, "b": "é<"}
+
+
+def test_wide_integers_read_back_exactly() -> None:
+    text = '{"a":123456789012345678901234567890,"b":[-18446744073709551617],"c":"12345678901234567890"}'
+    assert codec.loads(text) == {
+        "a": 123456789012345678901234567890,
+        "b": [-18446744073709551617],
+        "c": "12345678901234567890",
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"x": float("nan")},
+        {"x": [1, {"y": float("-inf")}]},
+        {"x": object()},
+        {1: "int key"},
+        {"x": {2: "nested int key"}, "big": 2**80},
+        {"x": float("nan"), "big": 2**80},
+        {"x": b"bytes"},
+        {"x": {1, 2}},
+    ],
+)
+def test_unrepresentable_values_are_refused(value: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        codec.dumps(value)
+
+
+def test_invalid_json_raises_value_error() -> None:
+    with pytest.raises(ValueError):
+        codec.loads("{not json")
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_round_trip_of_arbitrary_json(value: Any) -> None:
+    text = codec.dumps(value)
+    back = codec.loads(text)
+    assert back == value or _both_nan_free_equal(back, value)
+    # Whatever the spelling, the text is valid JSON that the stdlib agrees on.
+    assert json.loads(text) == back
+    # No raw characters Go would have escaped.
+    for ch in "<>&\u2028\u2029":
+        assert ch not in text
+
+
+def _both_nan_free_equal(a: Any, b: Any) -> bool:
+    # -0.0 == 0.0 in Python, so plain equality already covers signed zeros.
+    return isinstance(a, float) and isinstance(b, float) and math.isclose(a, b)
+
+
+def test_deep_nesting_round_trips() -> None:
+    value: Any = "leaf"
+    for i in range(200):
+        value = {f"k{i}": [value]}
+    assert codec.loads(codec.dumps(value)) == value
+
+
+def test_nesting_past_the_encoders_reach_is_refused_cleanly() -> None:
+    value: Any = "leaf"
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(InvalidInputError):
+        codec.dumps(value)

@@ -1,0 +1,212 @@
+"""Table DDL, version detection and upgrades on SQLite."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agno_storage import Mode, SchemaMismatchError, SchemaVersionError, SqliteStorage
+from agno_storage.schema import CURRENT_VERSION, Flavor
+from tests.sessions import make_session
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+_NOW = "INTEGER DEFAULT (strftime('%s', 'now'))"
+_COMMON = (
+    "session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, memory TEXT, session_data TEXT, extra_data TEXT, "
+    f"created_at {_NOW}, updated_at {_NOW}"
+)
+# The Go port's Create() statements, written out by hand from its source.
+GO_DDL = {
+    Mode.AGENT: (
+        f"CREATE TABLE IF NOT EXISTS s ({_COMMON}, agent_id TEXT NOT NULL, agent_data TEXT, team_session_id TEXT)",
+        ["user_id", "created_at", "agent_id", "team_session_id"],
+    ),
+    Mode.TEAM: (
+        f"CREATE TABLE IF NOT EXISTS s ({_COMMON}, team_id TEXT NOT NULL, team_data TEXT, team_session_id TEXT)",
+        ["user_id", "created_at", "team_id", "team_session_id"],
+    ),
+    Mode.WORKFLOW: (
+        f"CREATE TABLE IF NOT EXISTS s ({_COMMON}, workflow_id TEXT NOT NULL, workflow_data TEXT)",
+        ["user_id", "created_at", "workflow_id"],
+    ),
+    Mode.WORKFLOW_V2: (
+        f"CREATE TABLE IF NOT EXISTS s ({_COMMON}, workflow_id TEXT NOT NULL, workflow_name TEXT NOT NULL, "
+        "workflow_data TEXT, runs TEXT)",
+        ["user_id", "created_at", "workflow_id", "workflow_name"],
+    ),
+}
+
+
+def _master(path: Path) -> list[tuple[str, str, str | None]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_created_table_is_byte_identical_to_the_go_ports(tmp_path: Path, mode: Mode) -> None:
+    table_sql, indexed = GO_DDL[mode]
+    go_db = tmp_path / "go.db"
+    with sqlite3.connect(go_db) as conn:
+        conn.execute(table_sql)
+        for col in indexed:
+            conn.execute(f"CREATE INDEX IF NOT EXISTS idx_s_{col} ON s ({col})")
+    ours = tmp_path / "ours.db"
+    store = SqliteStorage("s", db_file=ours, mode=mode)
+    store.create()
+    store.close()
+    assert _master(ours) == _master(go_db)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_new_table_reports_current_version_and_go_flavor(tmp_path: Path, mode: Mode) -> None:
+    store = SqliteStorage("s", db_file=tmp_path / "x.db", mode=mode)
+    assert store.schema_shape() is None
+    store.create()
+    shape = store.schema_shape()
+    assert shape is not None
+    assert (shape.mode, shape.version, shape.flavor) == (mode, CURRENT_VERSION, Flavor.GO)
+
+
+def _pre12_copy(tmp_path: Path) -> Path:
+    """agno 1.1's agent table: no team_session_id column (it has team_id instead)."""
+    path = tmp_path / "pre12.db"
+    shutil.copy(FIXTURES / "agno_agent_v110.db", path)
+    return path
+
+
+def test_old_agent_table_needs_an_explicit_upgrade(tmp_path: Path) -> None:
+    path = _pre12_copy(tmp_path)
+    before = _master(path)
+    store = SqliteStorage("agent_sessions", db_file=path, mode="agent")
+    shape = store.schema_shape()
+    assert shape is not None and shape.version == 1 and shape.missing == {"team_session_id"}
+    with pytest.raises(SchemaVersionError, match=r"upgrade_schema\(\)") as info:
+        store.read("anything")
+    assert info.value.found_version == 1
+    with pytest.raises(SchemaVersionError):
+        store.upsert(make_session(Mode.AGENT, "new"))
+    assert _master(path) == before, "a refused open must not touch the file"
+
+
+def test_upgrade_adds_the_column_and_keeps_every_row(tmp_path: Path) -> None:
+    path = _pre12_copy(tmp_path)
+    with sqlite3.connect(path) as conn:
+        rows_before = conn.execute("SELECT session_id, memory FROM agent_sessions ORDER BY session_id").fetchall()
+    assert rows_before, "the fixture holds sessions"
+    store = SqliteStorage("agent_sessions", db_file=path, mode="agent")
+    store.upgrade_schema()
+    shape = store.schema_shape()
+    assert shape is not None and shape.version == CURRENT_VERSION and shape.flavor is Flavor.AGNO
+    with sqlite3.connect(path) as conn:
+        rows_after = conn.execute("SELECT session_id, memory FROM agent_sessions ORDER BY session_id").fetchall()
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert rows_after == rows_before
+    assert not any(name.startswith("idx_") for name in indexes), "like agno's own upgrade: the column only"
+    sessions = store.list()
+    assert len(sessions) == len(rows_before)
+    assert all(s.team_session_id is None for s in sessions)
+    store.upsert(make_session(Mode.AGENT, "new", team_session_id="ts"))
+    got = store.read("new")
+    assert got is not None and got.team_session_id == "ts"
+    store.upgrade_schema()  # idempotent
+
+
+def test_auto_upgrade_schema_upgrades_on_open(tmp_path: Path) -> None:
+    path = _pre12_copy(tmp_path)
+    store = SqliteStorage("agent_sessions", db_file=path, mode="agent", auto_upgrade_schema=True)
+    assert store.list(), "the old rows read after the automatic upgrade"
+    shape = store.schema_shape()
+    assert shape is not None and shape.version == CURRENT_VERSION
+
+
+def _upgrade(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    store = SqliteStorage("agent_sessions", db_file=path, mode="agent")
+    barrier.wait()
+    store.upgrade_schema()
+    store.close()
+
+
+def test_two_processes_upgrade_the_same_file_at_once(tmp_path: Path) -> None:
+    path = _pre12_copy(tmp_path)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_upgrade, args=(str(path), barrier)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    with sqlite3.connect(path) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(agent_sessions)")]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert columns.count("team_session_id") == 1
+
+
+def test_old_workflow_v2_table_gains_workflow_name_and_runs(tmp_path: Path) -> None:
+    path = tmp_path / "wf.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE wf (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, memory TEXT, session_data TEXT, "
+            "extra_data TEXT, created_at INTEGER, updated_at INTEGER, workflow_id TEXT NOT NULL, workflow_data TEXT)"
+        )
+        conn.execute("CREATE INDEX idx_wf_user_id ON wf (user_id)")
+        conn.execute("INSERT INTO wf VALUES ('old', 'u', null, '{\"a\":1}', null, 10, 10, 'w', '{\"steps\":1}')")
+    store = SqliteStorage("wf", db_file=path, mode="workflow_v2")
+    with pytest.raises(SchemaVersionError):
+        store.list()
+    store.upgrade_schema()
+    old = store.read("old")
+    assert old is not None
+    assert (old.workflow_name, old.runs, old.session_data) == (None, None, {"a": 1})
+    store.upsert(make_session(Mode.WORKFLOW_V2, "new"))
+    new = store.read("new")
+    assert new is not None and new.workflow_name == "pipeline" and new.runs == [{"run_id": "r1"}]
+    with sqlite3.connect(path) as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "idx_wf_workflow_name" in indexes
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "CREATE TABLE s (id INTEGER PRIMARY KEY, payload TEXT)",
+        # An agent table without its memory column.
+        "CREATE TABLE s (session_id TEXT PRIMARY KEY, user_id TEXT, agent_id TEXT, created_at INTEGER)",
+    ],
+)
+def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> None:
+    path = tmp_path / "x.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(ddl)
+    before = _master(path)
+    with pytest.raises(SchemaMismatchError):
+        SqliteStorage("s", db_file=path, mode="agent")
+    assert _master(path) == before
+
+
+def test_a_v2_table_is_not_a_v1_workflow_table(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    SqliteStorage("s", db_file=path, mode="workflow_v2").create()
+    with pytest.raises(SchemaMismatchError) as info:
+        SqliteStorage("s", db_file=path, mode="workflow")
+    assert info.value.found_mode == "workflow_v2"
+
+
+def test_columns_other_writers_added_survive_updates(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    store = SqliteStorage("s", db_file=path, mode="agent")
+    store.create()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE s ADD COLUMN note TEXT")
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE s SET note = 'keep me' WHERE session_id = 's1'")
+        rowid = conn.execute("SELECT rowid FROM s WHERE session_id = 's1'").fetchone()
+    store.upsert(make_session(Mode.AGENT, "s1", memory={"v": 2}))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT note, rowid FROM s WHERE session_id = 's1'").fetchone() == ("keep me", rowid[0])
