@@ -2,11 +2,13 @@
 // it can through agno-golang's SqliteStorage.Upsert, to test sharing a live
 // file with other processes.
 //
-//	hammer -db FILE -mode agent -table NAME -n N -prefix P -overlap K
+//	hammer -db FILE -mode agent -table NAME -n N -prefix P -overlap K [-start-at UNIX]
 //
 // Session i (0 <= i < N) has id "shared-%05d" when i < K, else "P-%05d", so
-// the first K ids are written by every writer that uses the same K. Every
-// JSON column of a row carries {"writer": P, "seq": i} and memory carries a
+// the first K ids are written by every writer that uses the same K. All
+// writers use user_id "hammer" (a store may refuse to move a session to
+// another user); agent_id is "hammer-P". Every JSON column of a row carries
+// {"writer": P, "seq": i} and memory carries a
 // payload with its SHA-256, so a reader can tell that a row holds one
 // writer's complete value. Errors (SQLITE_BUSY included) are counted, never
 // retried. Prints {"count", "errors", "error_samples", "seconds", "prefix"}.
@@ -45,7 +47,7 @@ func session(prefix string, i, overlap int) *storage.AgentSession {
 	mem["payload"] = p
 	mem["sha256"] = hex.EncodeToString(sum[:])
 	return &storage.AgentSession{
-		Session: storage.Session{SessionID: id, UserID: prefix, Memory: mem, SessionData: tag(), ExtraData: tag(),
+		Session: storage.Session{SessionID: id, UserID: "hammer", Memory: mem, SessionData: tag(), ExtraData: tag(),
 			CreatedAt: 1700000000 + int64(i)},
 		AgentID: "hammer-" + prefix, AgentData: tag(),
 	}
@@ -58,6 +60,7 @@ func main() {
 	n := flag.Int("n", 1000, "sessions to upsert")
 	prefix := flag.String("prefix", "go", "writer tag and id prefix")
 	overlap := flag.Int("overlap", 100, "how many of the first ids are shared-NNNNN")
+	startAt := flag.Float64("start-at", 0, "Unix time (seconds) to wait for before the first upsert, to line up with other writers")
 	flag.Parse()
 	if *mode != string(storage.AgentMode) || *dbPath == "" {
 		fmt.Fprintln(os.Stderr, "hammer: -db is required and -mode must be agent")
@@ -77,6 +80,9 @@ func main() {
 	if err != nil {
 		errs++
 		samples = append(samples, "create: "+err.Error())
+	}
+	if wait := time.Until(time.Unix(0, int64(*startAt*1e9))); *startAt > 0 && wait > 0 {
+		time.Sleep(wait)
 	}
 	count := 0
 	start := time.Now()
