@@ -1,0 +1,695 @@
+"""The PostgreSQL backend: one sessions table in agno 1.x's PostgreSQL layout.
+
+The table is the one agno 1.x's ``PostgresStorage`` creates (schema ``ai`` by
+default, JSONB data columns, BIGINT epoch-second timestamps, SQLAlchemy's
+``ix_<schema>_<table>_<column>`` index names), so tables agno made are read
+and updated in place. Connections come from a ``psycopg_pool`` pool, made
+per process; statements are never prepared, so the store also works behind
+a pooler in transaction mode. Schema changes run under a transaction-scoped
+advisory lock, so several processes may start at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from agno_storage import schema
+from agno_storage.backends.base import BATCH_SIZE, BaseStorage
+from agno_storage.errors import (
+    BusyError,
+    ConnectionLostError,
+    InvalidInputError,
+    OwnershipError,
+    SchemaMismatchError,
+    StorageError,
+)
+from agno_storage.models import Mode
+from agno_storage.schema import ColumnKind, TableShape
+
+T = TypeVar("T")
+
+#: agno 1.x's column order after the common columns (pg_dump shows this order).
+_AGNO_SPECIFIC_ORDER: dict[Mode, tuple[str, ...]] = {
+    Mode.AGENT: ("agent_id", "team_session_id", "agent_data"),
+    Mode.TEAM: ("team_id", "team_session_id", "team_data"),
+    Mode.WORKFLOW: ("workflow_id", "workflow_data"),
+    Mode.WORKFLOW_V2: ("workflow_id", "workflow_name", "workflow_data", "runs"),
+}
+
+#: Columns agno 1.x indexes (``index=True``), in the order its DDL creates them.
+_AGNO_INDEXED: dict[Mode, tuple[str, ...]] = {
+    Mode.AGENT: ("user_id", "agent_id", "team_session_id"),
+    Mode.TEAM: ("user_id", "team_id", "team_session_id"),
+    Mode.WORKFLOW: ("user_id", "workflow_id"),
+    Mode.WORKFLOW_V2: ("user_id", "workflow_id", "workflow_name"),
+}
+
+#: The declaration after the column name, as SQLAlchemy emits it for agno's columns.
+_PG_TYPES: dict[ColumnKind, str] = {
+    ColumnKind.KEY: "VARCHAR NOT NULL",
+    ColumnKind.REQUIRED_TEXT: "VARCHAR",
+    ColumnKind.OPTIONAL_TEXT: "VARCHAR",
+    ColumnKind.JSON: "JSONB",
+    ColumnKind.JSON_ANY: "JSONB",
+    ColumnKind.TIMESTAMP: "BIGINT",
+}
+_CREATED_AT_DEFAULT = " DEFAULT (extract(epoch from now()))::bigint"
+
+_JSON_KINDS = (ColumnKind.JSON, ColumnKind.JSON_ANY)
+
+# SQLSTATEs after which the server rolled the transaction back and a rerun is safe.
+_RETRYABLE_CONFLICTS = frozenset({"40001", "40P01"})
+# The server is going away or not there yet: the connection is as good as lost.
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+_BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
+
+# Advisory-lock keys are hashed from these prefixes plus the qualified name.
+_LOCK_PREFIX = "agno_storage:table:"
+_SCHEMA_LOCK_PREFIX = "agno_storage:schema:"
+
+
+def postgres_create_statements(table: str, mode: Mode, db_schema: str | None) -> list[sql.Composed]:
+    """agno 1.x's CREATE TABLE and CREATE INDEX statements for ``mode``.
+
+    Column order, types, the ``<table>_pkey`` constraint and the index names
+    match what agno 1.8.4 creates through SQLAlchemy.
+    """
+    by_name = {c.name: c for c in schema.mode_columns(mode)}
+    order = [c.name for c in schema.COMMON_COLUMNS] + list(_AGNO_SPECIFIC_ORDER[mode])
+    decls: list[sql.Composable] = []
+    for name in order:
+        decl = _PG_TYPES[by_name[name].kind] + (_CREATED_AT_DEFAULT if name == "created_at" else "")
+        decls.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(decl)))
+    decls.append(
+        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(
+            sql.Identifier(f"{table}_pkey"), sql.Identifier("session_id")
+        )
+    )
+    qualified = _qualified(table, db_schema)
+    out = [sql.SQL("CREATE TABLE {} ({})").format(qualified, sql.SQL(", ").join(decls))]
+    out.extend(_create_index(table, column, db_schema) for column in _AGNO_INDEXED[mode])
+    return out
+
+
+def agno_index_name(table: str, column: str, db_schema: str | None) -> str:
+    """SQLAlchemy's name for agno's index on ``column``."""
+    return f"ix_{db_schema}_{table}_{column}" if db_schema else f"ix_{table}_{column}"
+
+
+def _create_index(table: str, column: str, db_schema: str | None) -> sql.Composed:
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+        sql.Identifier(agno_index_name(table, column, db_schema)),
+        _qualified(table, db_schema),
+        sql.Identifier(column),
+    )
+
+
+def _qualified(table: str, db_schema: str | None) -> sql.Identifier:
+    return sql.Identifier(db_schema, table) if db_schema else sql.Identifier(table)
+
+
+def _check_order() -> None:
+    # The explicit agno order must name exactly the core's columns of each mode.
+    common = {c.name for c in schema.COMMON_COLUMNS}
+    for mode, specific in _AGNO_SPECIFIC_ORDER.items():
+        expected = {c.name for c in schema.mode_columns(mode)} - common
+        if set(specific) != expected:
+            raise AssertionError(f"PostgreSQL column order for {mode.value} is out of date: {sorted(expected)}")
+
+
+_check_order()
+
+
+def libpq_url(db_url: str) -> str:
+    """``db_url`` as libpq understands it: a SQLAlchemy ``postgresql+psycopg://`` drops its driver."""
+    scheme, sep, rest = db_url.partition("://")
+    if sep and scheme.split("+")[0] in ("postgresql", "postgres"):
+        return f"postgresql://{rest}"
+    if sep:
+        raise InvalidInputError(f"db_url must look like postgresql://user@host/db, got {db_url!r}")
+    return db_url  # a libpq key=value string
+
+
+class PostgresStorage(BaseStorage):
+    """A sessions table of one mode in a PostgreSQL database.
+
+    ``schema=None`` leaves names unqualified (the search path decides), as
+    agno does. Thread-safe; a forked child makes its own pool. Reads, and
+    writes whose COMMIT was not yet sent, are retried up to ``retries``
+    times after a lost connection or a serialization failure; otherwise a
+    lost server raises :class:`ConnectionLostError` within about
+    ``connect_timeout`` seconds instead of hanging.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        db_url: str | None = None,
+        schema: str | None = "ai",
+        mode: Mode | str | None = Mode.AGENT,
+        *,
+        auto_upgrade_schema: bool = False,
+        allow_owner_change: bool = False,
+        pool_size: int = 10,
+        connect_timeout: float = 5.0,
+        retries: int = 2,
+    ) -> None:
+        super().__init__(
+            table_name, mode, auto_upgrade_schema=auto_upgrade_schema, allow_owner_change=allow_owner_change
+        )
+        if not isinstance(db_url, str) or not db_url:
+            raise InvalidInputError(f"db_url must be a PostgreSQL URL, got {db_url!r}", table=table_name)
+        if schema is not None and (not isinstance(schema, str) or not schema):
+            raise InvalidInputError(f"schema must be a non-empty str or None, got {schema!r}", table=table_name)
+        if type(pool_size) is not int or pool_size < 1:
+            raise InvalidInputError(f"pool_size must be an int >= 1, got {pool_size!r}")
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
+            raise InvalidInputError(f"connect_timeout must be seconds > 0, got {connect_timeout!r}")
+        if type(retries) is not int or retries < 0:
+            raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
+        self.db_url = db_url
+        self.schema = schema
+        self.pool_size = pool_size
+        self.connect_timeout = float(connect_timeout)
+        self.retries = retries
+        self._conninfo = libpq_url(db_url)
+        self._pool: ConnectionPool | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
+        self._build_sql()
+        # Fail now, before anything is written, if the table is another mode's.
+        self._inspect()
+
+    def _build_sql(self) -> None:
+        columns = schema.mode_columns(self.mode)
+        names = [c.name for c in columns]
+        self._created_at_pos = names.index("created_at")
+        self._updated_at_pos = names.index("updated_at")
+        self._user_pos = names.index("user_id")
+        self._required_pos = [i for i, c in enumerate(columns) if c.kind is ColumnKind.REQUIRED_TEXT]
+        self._qualified_name = _qualified(self.table_name, self.schema)
+        t = self._qualified_name
+        # JSON arrives as the codec's text, cast once by the server; it leaves as text for the codec.
+        values = sql.SQL(", ").join(
+            sql.SQL("%s::jsonb") if c.kind in _JSON_KINDS else sql.SQL("%s") for c in columns
+        )
+        col_list = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
+            for n in names
+            if n not in ("session_id", "created_at")
+        )
+        upsert = sql.SQL("INSERT INTO {} AS {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+            t, sql.Identifier("existing"), col_list, values, sql.Identifier("session_id"), updates
+        )
+        if not self.allow_owner_change:
+            # Only the owner, or anyone for an unowned row, updates; a refused row returns nothing.
+            upsert += sql.SQL(
+                ' WHERE "existing"."user_id" IS NULL OR "existing"."user_id" = \'\''
+                ' OR "existing"."user_id" = EXCLUDED."user_id"'
+            )
+        self._sql_upsert = upsert
+        self._sql_upsert_returning = upsert + sql.SQL(' RETURNING "created_at", "updated_at"')
+        select_list = sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier(c.name)) if c.kind in _JSON_KINDS else sql.Identifier(c.name)
+            for c in columns
+        )
+        self._sql_select = sql.SQL("SELECT {} FROM {}").format(select_list, t)
+        self._sql_select_ids = sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t)
+        self._entity_column = sql.Identifier(schema.ENTITY_COLUMN[self.mode])
+        self._regclass_name = self._qualified_text()
+
+    def _qualified_text(self) -> str:
+        parts = [self.schema, self.table_name] if self.schema else [self.table_name]
+        return ".".join(schema.quote(p) for p in parts)
+
+    # --- connections -------------------------------------------------------
+
+    def _get_pool(self) -> ConnectionPool:
+        pid = os.getpid()
+        pool = self._pool
+        if pool is not None and self._pool_pid == pid:
+            return pool
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != pid:
+                # A pool inherited over fork is the parent's: its sockets are shared
+                # with the parent and its worker threads did not survive, so it is
+                # left alone (psycopg does not close a parent's connection on GC).
+                self._pool = ConnectionPool(
+                    self._conninfo,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    kwargs={
+                        "autocommit": True,
+                        # No prepared statements: they break behind a transaction-mode pooler.
+                        "prepare_threshold": None,
+                        "connect_timeout": max(2, round(self.connect_timeout)),
+                        "application_name": "agno_storage",
+                        # Notice a dead peer within about 30 s instead of the kernel's hours.
+                        "keepalives": 1,
+                        "keepalives_idle": 10,
+                        "keepalives_interval": 5,
+                        "keepalives_count": 3,
+                    },
+                    timeout=self.connect_timeout,
+                    name=f"agno_storage:{self.table_name}",
+                    open=False,
+                )
+                self._pool.open(wait=False)
+                self._pool_pid = pid
+            return self._pool
+
+    def _held(self) -> psycopg.Connection[Any] | None:
+        """The connection of a transaction open on this thread, if any."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        return conn
+
+    @contextmanager
+    def _checkout(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._get_pool().connection(timeout=self.connect_timeout) as conn:
+            self._local.conn = conn
+            self._local.depth = 0
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A write transaction: commits only if the block finishes, else rolls back.
+
+        Nested use opens a savepoint. Every store call made inside the block
+        on this thread joins it. Not retried: a lost connection raises
+        ConnectionLostError.
+        """
+        held = self._held()
+        if held is not None:
+            depth = self._local.depth
+            savepoint = sql.Identifier(f"sp{depth}")
+            with _errors(self.table_name):
+                held.execute(sql.SQL("SAVEPOINT {}").format(savepoint))
+            self._local.depth = depth + 1
+            try:
+                yield held
+            except BaseException:
+                self._local.depth = depth
+                with _errors(self.table_name):
+                    held.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
+                    held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+                raise
+            self._local.depth = depth
+            with _errors(self.table_name):
+                held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+            return
+        committing = False
+        try:
+            with self._checkout() as conn:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                committing = True
+                conn.execute("COMMIT")
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc, self.table_name, committing=committing) from exc
+
+    def _run(
+        self,
+        body: Callable[[psycopg.Connection[Any]], T],
+        *,
+        write: bool,
+        replayable: Callable[[], bool] = lambda: True,
+    ) -> T:
+        """Run ``body`` on a pooled connection, in a transaction if ``write``.
+
+        Inside a caller's transaction, ``body`` joins it and is not retried.
+        Otherwise a lost connection or a serialization failure before COMMIT
+        is sent reruns ``body`` on a fresh connection, up to ``retries`` times,
+        while ``replayable()`` says the inputs can be replayed.
+        """
+        held = self._held()
+        if held is not None:
+            if not write:
+                with _errors(self.table_name):
+                    return body(held)
+            # A savepoint, so a failed write leaves the caller's transaction usable.
+            with self.transaction() as conn:
+                return body(conn)
+        for attempt in itertools.count():
+            committing = False
+            try:
+                with self._checkout() as conn:
+                    if not write:
+                        return body(conn)
+                    conn.execute("BEGIN")
+                    try:
+                        result = body(conn)
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                    committing = True
+                    conn.execute("COMMIT")
+                    return result
+            except PoolTimeout as exc:
+                # The pool already waited connect_timeout for a connection: no rerun.
+                raise _translate(exc, self.table_name) from exc
+            except psycopg.Error as exc:
+                transient = _is_lost(exc) or exc.sqlstate in _RETRYABLE_CONFLICTS
+                if transient and not committing and attempt < self.retries and replayable():
+                    if _is_lost(exc):
+                        self._discard_broken()
+                    time.sleep(0.05 * 3**attempt)
+                    continue
+                raise _translate(exc, self.table_name, committing=committing) from exc
+        raise AssertionError("unreachable")
+
+    def _discard_broken(self) -> None:
+        # After a server restart every idle connection is dead; test them all
+        # now rather than failing on each in turn.
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            try:
+                pool.check()
+            except (psycopg.Error, PoolTimeout):
+                pass
+
+    def close(self) -> None:
+        """Close this process's pool; the next call opens a new one."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+            owned = self._pool_pid == os.getpid()
+        if pool is not None and owned:
+            pool.close()
+
+    # --- primitives --------------------------------------------------------
+
+    def _table_layout(self) -> tuple[list[str], list[str], str] | None:
+        query = (
+            "SELECT ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = r.oid"
+            " AND attnum > 0 AND NOT attisdropped ORDER BY attnum),"
+            " ARRAY(SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = r.oid)"
+            " FROM (SELECT to_regclass(%s) AS oid) r WHERE r.oid IS NOT NULL"
+        )
+
+        def body(conn: psycopg.Connection[Any]) -> tuple[list[str], list[str], str] | None:
+            row = conn.execute(query, (self._regclass_name,)).fetchone()
+            if row is None:
+                return None
+            columns, indexes = list(row[0]), list(row[1])
+            # PostgreSQL keeps no CREATE TABLE text; the index names tell who made it.
+            return columns, [self._core_index_name(n) for n in indexes], ""
+
+        return self._run(body, write=False)
+
+    def _core_index_name(self, name: str) -> str:
+        # The core tells agno's tables by ``ix_<table>_``; SQLAlchemy put the schema in between.
+        prefix = f"ix_{self.schema}_{self.table_name}_"
+        if self.schema and name.startswith(prefix):
+            return f"ix_{self.table_name}_" + name[len(prefix) :]
+        return name
+
+    def _lock(self, conn: psycopg.Connection[Any]) -> None:
+        """Serialise schema changes to this table across processes until the transaction ends."""
+        if self.schema:
+            # Schema first, table second, always: two tables of one new schema cannot deadlock.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_SCHEMA_LOCK_PREFIX + self.schema,))
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_LOCK_PREFIX + self._regclass_name,))
+
+    def _create_table(self) -> None:
+        def body(conn: psycopg.Connection[Any]) -> None:
+            self._lock(conn)
+            if self._table_layout() is not None:
+                return  # made by someone else meanwhile: leave its DDL and indexes alone
+            if self.schema:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            for statement in postgres_create_statements(self.table_name, self.mode, self.schema):
+                conn.execute(statement)
+
+        try:
+            self._run(body, write=True)
+        except StorageError as exc:
+            # A writer that takes no lock (agno itself) created it first: fine.
+            if not isinstance(exc.__cause__, (pg_errors.DuplicateTable, pg_errors.UniqueViolation)):
+                raise
+            if self._table_layout() is None:
+                raise
+
+    def _apply_migrations(self) -> TableShape | None:
+        def body(conn: psycopg.Connection[Any]) -> TableShape | None:
+            self._lock(conn)
+            shape = self._inspect()
+            if shape is None:
+                return None
+            if not schema.pending_migrations(shape):
+                return shape
+            by_name = {c.name: c for c in schema.mode_columns(self.mode)}
+            # The core's migrations are SQLite text; the columns they add are
+            # exactly ``shape.missing``, declared here as agno declares them.
+            for name in sorted(shape.missing, key=list(by_name).index):
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        self._qualified_name, sql.Identifier(name), sql.SQL(_PG_TYPES[by_name[name].kind])
+                    )
+                )
+                if name in _AGNO_INDEXED[self.mode]:
+                    conn.execute(_create_index(self.table_name, name, self.schema))
+            return self._inspect()
+
+        return self._run(body, write=True)
+
+    def _stamp(self, row: list[Any], now: int) -> list[Any]:
+        # agno's layout has nullable id columns: the codec's '' for "none" is NULL here.
+        for pos in self._required_pos:
+            if row[pos] == "":
+                row[pos] = None
+        if row[self._created_at_pos] is None:
+            row[self._created_at_pos] = now
+        row[self._updated_at_pos] = now
+        return row
+
+    def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
+        """Upsert ``rows`` (mode column order) in one transaction.
+
+        With ``returning``, return each row's stored (created_at, updated_at);
+        otherwise the number of rows written. Raises OwnershipError, rolling
+        everything back, if any row's session_id belongs to another user.
+        """
+        if returning:
+            stamped = [self._stamp(row, int(time.time())) for row in rows]
+
+            def write_returning(conn: psycopg.Connection[Any]) -> list[tuple[int, int]]:
+                out: list[tuple[int, int]] = []
+                for params in stamped:
+                    got = self._execute_row(conn, self._sql_upsert_returning, params).fetchall()
+                    if not got:
+                        raise self._ownership_error(params)
+                    out.append((got[0][0], got[0][1]))
+                return out
+
+            return self._run_write(write_returning, lambda: True)
+
+        # A rerun replays the rows already consumed, so only while they are few.
+        iterator = iter(rows)
+        consumed: list[list[Any]] = []
+        limit = 4 * BATCH_SIZE
+
+        def write_many(conn: psycopg.Connection[Any]) -> int:
+            count = 0
+            now = int(time.time())
+            replay = list(consumed) if len(consumed) <= limit else []
+            for start in range(0, len(replay), BATCH_SIZE):
+                count += self._write_batch(conn, replay[start : start + BATCH_SIZE])
+            while batch := list(itertools.islice(iterator, BATCH_SIZE)):
+                params_list = [self._stamp(row, now) for row in batch]
+                if len(consumed) <= limit:
+                    consumed.extend(params_list)
+                count += self._write_batch(conn, params_list)
+            return count
+
+        return self._run_write(write_many, lambda: len(consumed) <= limit)
+
+    def _run_write(self, body: Callable[[psycopg.Connection[Any]], T], replayable: Callable[[], bool]) -> T:
+        try:
+            return self._run(body, write=True, replayable=replayable)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
+                raise
+        # Dropped by someone else since this object checked it: make it again, once.
+        self._forget_shape()
+        self._checked_shape(create=True)
+        if not replayable():
+            raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
+        return self._run(body, write=True, replayable=replayable)
+
+    def _execute_row(self, conn: psycopg.Connection[Any], query: sql.Composed, params: list[Any]) -> psycopg.Cursor[Any]:
+        try:
+            return conn.execute(query, params)
+        except (psycopg.DataError, UnicodeEncodeError) as exc:
+            raise _invalid(exc, self.table_name, params[0]) from exc
+
+    def _write_batch(self, conn: psycopg.Connection[Any], params_list: list[list[Any]]) -> int:
+        with conn.cursor() as cur:
+            try:
+                cur.executemany(self._sql_upsert, params_list)
+            except (psycopg.DataError, UnicodeEncodeError) as exc:
+                raise _invalid(exc, self.table_name, None) from exc
+            if cur.rowcount != len(params_list):
+                self._find_refused(conn, params_list)
+        return len(params_list)
+
+    def _find_refused(self, conn: psycopg.Connection[Any], params_list: list[list[Any]]) -> None:
+        # Some row of the batch was refused; replay it one row at a time to name
+        # it. The caller's transaction rolls all of it back.
+        for params in params_list:
+            if not self._execute_row(conn, self._sql_upsert_returning, params).fetchall():
+                raise self._ownership_error(params)
+        raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
+
+    def _ownership_error(self, params: list[Any]) -> OwnershipError:
+        sid = params[0]
+        user = params[self._user_pos] or None
+        return OwnershipError(
+            f"session {sid!r} in table {self.table_name!r} belongs to another user; "
+            f"refusing to write it as user {user!r} (allow_owner_change=True permits this)",
+            table=self.table_name,
+            session_id=sid,
+            user_id=user,
+        )
+
+    def _select(
+        self,
+        *,
+        session_id: str | None,
+        user_id: str | None,
+        entity_id: str | None,
+        limit: int | None,
+        ids_only: bool,
+    ) -> list[tuple[Any, ...]]:
+        query = self._sql_select_ids if ids_only else self._sql_select
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        if session_id is not None:
+            where.append(sql.SQL('"session_id" = %s'))
+            params.append(session_id)
+        for column, value in ((sql.Identifier("user_id"), user_id), (self._entity_column, entity_id)):
+            if value is None:
+                continue
+            if value == "":
+                # '' means "nobody" in the core; agno spells that NULL.
+                where.append(sql.SQL("({} IS NULL OR {} = '')").format(column, column))
+            else:
+                where.append(sql.SQL("{} = %s").format(column))
+                params.append(value)
+        if where:
+            query = query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        if session_id is None:
+            # NULLS LAST and byte order match SQLite's, whatever the server's collation.
+            query = query + sql.SQL(' ORDER BY "created_at" DESC NULLS LAST, "session_id" COLLATE "C"')
+        if limit is not None:
+            query = query + sql.SQL(" LIMIT %s")
+            params.append(limit)
+
+        def body(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            return conn.execute(query, params).fetchall()
+
+        try:
+            return self._run(body, write=False)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
+                raise
+            self._forget_shape()  # dropped by someone else: as good as empty
+            return []
+
+    def _delete(self, session_id: str, user_id: str | None) -> bool:
+        query = sql.SQL('DELETE FROM {} WHERE "session_id" = %s').format(self._qualified_name)
+        params: list[Any] = [session_id]
+        if user_id == "":
+            query = query + sql.SQL(""" AND ("user_id" IS NULL OR "user_id" = '')""")
+        elif user_id is not None:
+            query = query + sql.SQL(' AND "user_id" = %s')
+            params.append(user_id)
+
+        def body(conn: psycopg.Connection[Any]) -> bool:
+            return conn.execute(query, params).rowcount > 0
+
+        try:
+            return self._run(body, write=True)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
+                raise
+            self._forget_shape()
+            return False
+
+    def _drop(self) -> None:
+        def body(conn: psycopg.Connection[Any]) -> None:
+            self._lock(conn)
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified_name))
+
+        self._run(body, write=True)
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    if conn.broken or conn.closed:
+        return  # the server rolls back a transaction whose connection died
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass  # the original error matters more; the pool discards a bad connection
+
+
+def _is_lost(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _SHUTDOWN_STATES
+
+
+def _invalid(exc: BaseException, table: str, session_id: str | None) -> InvalidInputError:
+    return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id)
+
+
+@contextmanager
+def _errors(table: str) -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise _translate(exc, table) from exc
+
+
+def _translate(exc: BaseException, table: str, *, committing: bool = False) -> StorageError:
+    """The typed error for a driver error; ``committing`` means COMMIT was under way."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, PoolTimeout):
+        return ConnectionLostError(f"no connection to the PostgreSQL server: {exc}", table=table)
+    if _is_lost(exc):
+        outcome = " during COMMIT; the write may or may not have been saved" if committing else ""
+        return ConnectionLostError(f"lost the connection to the PostgreSQL server{outcome}: {exc}", table=table)
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _BUSY_STATES:
+        return BusyError(f"PostgreSQL gave up waiting for another transaction: {exc}", table=table)
+    if isinstance(exc, psycopg.DataError) or state.startswith("22"):
+        return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table)
+    if isinstance(exc, pg_errors.UndefinedColumn):
+        return SchemaMismatchError(f"table {table!r} changed shape under this store: {exc}", table=table)
+    return StorageError(f"PostgreSQL error on table {table!r}: {exc}", table=table)
+
+
+__all__ = ["PostgresStorage", "agno_index_name", "libpq_url", "postgres_create_statements"]
