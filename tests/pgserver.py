@@ -236,9 +236,7 @@ class PgServer:
             cwd=self.root,
         )
         if check and result.returncode != 0:
-            raise RuntimeError(
-                f"{program} failed ({result.returncode}): {result.stderr.strip()}\n{self.log_tail()}"
-            )
+            raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr.strip()}\n{self.log_tail()}")
         return result
 
 

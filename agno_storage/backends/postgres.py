@@ -92,9 +92,7 @@ def postgres_create_statements(table: str, mode: Mode, db_schema: str | None) ->
         decl = _PG_TYPES[by_name[name].kind] + (_CREATED_AT_DEFAULT if name == "created_at" else "")
         decls.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(decl)))
     decls.append(
-        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(
-            sql.Identifier(f"{table}_pkey"), sql.Identifier("session_id")
-        )
+        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(f"{table}_pkey"), sql.Identifier("session_id"))
     )
     qualified = _qualified(table, db_schema)
     out = [sql.SQL("CREATE TABLE {} ({})").format(qualified, sql.SQL(", ").join(decls))]
@@ -202,9 +200,7 @@ class PostgresStorage(BaseStorage):
         self._qualified_name = _qualified(self.table_name, self.schema)
         t = self._qualified_name
         # JSON arrives as the codec's text, cast once by the server; it leaves as text for the codec.
-        values = sql.SQL(", ").join(
-            sql.SQL("%s::jsonb") if c.kind in _JSON_KINDS else sql.SQL("%s") for c in columns
-        )
+        values = sql.SQL(", ").join(sql.SQL("%s::jsonb") if c.kind in _JSON_KINDS else sql.SQL("%s") for c in columns)
         col_list = sql.SQL(", ").join(sql.Identifier(n) for n in names)
         updates = sql.SQL(", ").join(
             sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
@@ -536,7 +532,9 @@ class PostgresStorage(BaseStorage):
             raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
         return self._run(body, write=True, replayable=replayable)
 
-    def _execute_row(self, conn: psycopg.Connection[Any], query: sql.Composed, params: list[Any]) -> psycopg.Cursor[Any]:
+    def _execute_row(
+        self, conn: psycopg.Connection[Any], query: sql.Composed, params: list[Any]
+    ) -> psycopg.Cursor[Any]:
         try:
             return conn.execute(query, params)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
