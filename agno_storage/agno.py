@@ -44,9 +44,9 @@ def _sqlite_file_of_engine(db_engine: Any) -> str:
     Raises InvalidInputError for anything else: a non-SQLite engine, or an
     in-memory engine whose database no second connection could ever see.
     """
-    url = getattr(db_engine, "url", None)
+    url: Any = getattr(db_engine, "url", None)
     backend = url.get_backend_name() if url is not None and hasattr(url, "get_backend_name") else None
-    if backend != "sqlite":
+    if url is None or backend != "sqlite":
         raise InvalidInputError(
             f"db_engine must be a SQLAlchemy SQLite engine, got {url!r}; pass db_file= or db_url= instead"
         )
@@ -302,7 +302,7 @@ class SqliteStorage(Storage):
                 updated_at=session.updated_at,
             )
         if isinstance(session, WorkflowSessionV2):
-            if session.runs is not None and not isinstance(session.runs, list):
+            if session.runs and not isinstance(session.runs, list):
                 # agno's from_dict would crash on it and agno's own store then
                 # returns None, so the next write replaces the row: refuse.
                 raise CorruptRowError(
@@ -318,7 +318,7 @@ class SqliteStorage(Storage):
                     "user_id": session.user_id,
                     "workflow_id": session.workflow_id,
                     "workflow_name": session.workflow_name,
-                    "runs": session.runs,
+                    "runs": session.runs or None,
                     "session_data": session.session_data,
                     "workflow_data": session.workflow_data,
                     "extra_data": session.extra_data,

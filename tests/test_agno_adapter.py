@@ -1,0 +1,163 @@
+"""The agno 1.x adapter: construction, modes, dataclasses and agno's quirks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("agno")
+sqlalchemy = pytest.importorskip("sqlalchemy")
+pytest.importorskip("agno_storage.agno")
+
+from agno.run.v2.workflow import WorkflowRunResponse  # noqa: E402
+from agno.storage.session.agent import AgentSession as AgnoAgentSession  # noqa: E402
+from agno.storage.session.team import TeamSession as AgnoTeamSession  # noqa: E402
+from agno.storage.session.v2.workflow import WorkflowSession as AgnoWorkflowSessionV2  # noqa: E402
+
+from agno_storage import SqliteStorage as CoreStorage  # noqa: E402
+from agno_storage import WorkflowSessionV2  # noqa: E402
+from agno_storage.agno import SqliteStorage  # noqa: E402
+from agno_storage.errors import CorruptRowError, InvalidInputError  # noqa: E402
+from tests.agno_runner import make_agent  # noqa: E402
+from tests.fake_model import FakeModel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BLOCK_AGNO = textwrap.dedent(
+    """
+    import sys
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "agno" or name.startswith("agno."):
+                raise ImportError("agno is not installed")
+            return None
+    sys.meta_path.insert(0, _Block())
+    """
+)
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_agno_storage_imports_without_agno() -> None:
+    done = run_python(BLOCK_AGNO + "import agno_storage; agno_storage.SqliteStorage; print('ok')")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_adapter_without_agno_says_what_to_install() -> None:
+    done = run_python(BLOCK_AGNO + "import agno_storage.agno")
+    assert done.returncode != 0
+    assert "ImportError" in done.stderr
+    assert "pip install 'agno_storage[agno]'" in done.stderr
+
+
+def test_mode_set_after_construction_picks_the_table_shape(tmp_path: Path) -> None:
+    db = tmp_path / "agno.db"
+    storage = SqliteStorage(table_name="team_sessions", db_file=str(db))
+    assert not db.exists(), "construction opens nothing"
+    storage.mode = "team"  # what Team does
+    stored = storage.upsert(AgnoTeamSession(session_id="t1", team_id="pair", user_id="u", memory={"runs": []}))
+    assert isinstance(stored, AgnoTeamSession)
+    assert stored.team_id == "pair" and stored.created_at is not None
+    columns = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(team_sessions)")]
+    assert "team_id" in columns and "agent_id" not in columns
+    with pytest.raises(InvalidInputError):
+        storage.mode = "bogus"  # type: ignore[assignment]
+
+
+def test_agent_session_round_trips_as_agnos_dataclass(tmp_path: Path) -> None:
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "a.db"))
+    session = AgnoAgentSession(
+        session_id="a1",
+        user_id=None,
+        team_session_id="team-7",
+        workflow_session_id="wf-9",
+        memory={"runs": [{"content": "hi"}]},
+        agent_id="agent-x",
+        agent_data={"name": "X"},
+        session_data={"session_state": {"n": 1}},
+        extra_data={"k": [1, 2]},
+    )
+    stored = storage.upsert(session)
+    got = storage.read("a1")
+    assert isinstance(got, AgnoAgentSession) and got == stored
+    assert got.user_id is None  # stored as '' for Go's NOT NULL column
+    assert got.team_session_id == "team-7"
+    assert got.workflow_session_id is None  # no column for it, as in agno's own store
+    assert got.memory == {"runs": [{"content": "hi"}]}
+    assert storage.get_all_session_ids() == ["a1"]
+    assert [s.session_id for s in storage.get_recent_sessions(limit=1)] == ["a1"]
+
+
+@pytest.mark.parametrize("stored_memory", [None, "null", '{"memories": {}}'])
+def test_agent_loads_a_session_whose_memory_agno_would_reject(stored_memory: str | None, tmp_path: Path) -> None:
+    db = tmp_path / "agno.db"
+    with CoreStorage(table_name="agent_sessions", db_file=str(db), mode="agent") as core:
+        core.create()
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(
+            "INSERT INTO agent_sessions (session_id, user_id, memory, agent_id, created_at, updated_at)"
+            " VALUES ('s', 'u', ?, 'historian', 1, 1)",
+            (stored_memory,),
+        )
+    con.close()
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(db))
+    agent = make_agent(storage, "s", "u", FakeModel())
+    agent.load_session()  # agno raises TypeError (None) or KeyError ("runs") here on its own
+    assert agent.run("go on").content == "reply #1: go on"
+
+
+def test_v2_runs_come_back_as_agno_run_objects(tmp_path: Path) -> None:
+    storage = SqliteStorage(table_name="wf", db_file=str(tmp_path / "w.db"), mode="workflow_v2")
+    run = WorkflowRunResponse(run_id="r1", content="done", workflow_name="pipe")
+    storage.upsert(AgnoWorkflowSessionV2(session_id="w1", workflow_id="wf", workflow_name="pipe", runs=[run]))
+    got = storage.read("w1")
+    assert isinstance(got, AgnoWorkflowSessionV2)
+    assert got.runs is not None and len(got.runs) == 1
+    assert isinstance(got.runs[0], WorkflowRunResponse)
+    assert (got.runs[0].run_id, got.runs[0].content) == ("r1", "done")
+
+
+def test_v2_runs_agno_cannot_rebuild_raise_a_typed_error(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    with CoreStorage(table_name="wf", db_file=str(db), mode="workflow_v2") as core:
+        core.upsert(WorkflowSessionV2(session_id="w1", workflow_id="wf", workflow_name="p", runs={"r": {"x": 1}}))
+    storage = SqliteStorage(table_name="wf", db_file=str(db), mode="workflow_v2")
+    with pytest.raises(CorruptRowError) as refused:
+        storage.read("w1")
+    assert (refused.value.session_id, refused.value.column) == ("w1", "runs")
+
+
+def test_db_engine_for_a_sqlite_file_is_used(tmp_path: Path) -> None:
+    db = tmp_path / "engine.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{db}")
+    storage = SqliteStorage(table_name="agent_sessions", db_engine=engine)
+    storage.upsert(AgnoAgentSession(session_id="e1", agent_id="a"))
+    assert json.loads(json.dumps(sqlite3.connect(db).execute("SELECT session_id FROM agent_sessions").fetchall())) == [
+        ["e1"]
+    ]
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "postgresql+psycopg://u@localhost/db"])
+def test_db_engine_we_cannot_share_is_refused(url: str) -> None:
+    engine = sqlalchemy.create_engine(url)
+    with pytest.raises(InvalidInputError, match="db_engine"):
+        SqliteStorage(table_name="agent_sessions", db_engine=engine)
+
+
+def test_deep_copies_share_the_database(tmp_path: Path) -> None:
+    storage = SqliteStorage(table_name="agent_sessions")  # in memory: only sharing can work
+    clone = copy.deepcopy(storage)
+    storage.upsert(AgnoAgentSession(session_id="m1", agent_id="a"))
+    found = clone.read("m1")
+    assert found is not None and found.session_id == "m1"

@@ -1,0 +1,73 @@
+"""Two users cannot read or overwrite each other's agno session by reusing its id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("agno")
+pytest.importorskip("agno_storage.agno")
+
+from agno.storage.session.agent import AgentSession as AgnoAgentSession
+
+from agno_storage.agno import SqliteStorage
+from agno_storage.errors import OwnershipError
+from tests.agno_runner import make_agent
+from tests.fake_model import FakeModel
+
+SID = "shared-session-id"
+
+
+def storage(db: Path, user_id: str | None = None) -> SqliteStorage:
+    return SqliteStorage(table_name="agent_sessions", db_file=str(db), user_id=user_id)
+
+
+def alice_owns_the_session(db: Path) -> None:
+    alice = make_agent(storage(db, "alice"), SID, "alice", FakeModel(prefix="alice"))
+    alice.run("alice's secret is 42")
+
+
+def test_scoped_storage_hides_the_session_and_refuses_the_write(tmp_path: Path) -> None:
+    db = tmp_path / "agno.db"
+    alice_owns_the_session(db)
+    bob_model = FakeModel(prefix="bob")
+    bob = make_agent(storage(db, "bob"), SID, "bob", bob_model)
+    with pytest.raises(OwnershipError) as refused:
+        bob.run("what is alice's secret?")
+    assert refused.value.session_id == SID
+    # Bob's read found nothing, so Alice's history never reached his model.
+    assert all("42" not in text for call in bob_model.calls for text in [m["content"] for m in call])
+    kept = storage(db, "alice").read(SID)
+    assert kept is not None and kept.user_id == "alice"
+    assert "alice's secret is 42" in str(kept.memory)
+
+
+def test_direct_calls_refuse_another_users_session(tmp_path: Path) -> None:
+    db = tmp_path / "agno.db"
+    alice_owns_the_session(db)
+    unscoped, bobs = storage(db), storage(db, "bob")
+    assert bobs.read(SID) is None
+    assert unscoped.read(SID, user_id="bob") is None
+    assert bobs.get_all_session_ids() == []
+    with pytest.raises(OwnershipError):
+        unscoped.upsert(AgnoAgentSession(session_id=SID, user_id="bob", memory={"runs": []}))
+    with pytest.raises(OwnershipError):
+        bobs.upsert(AgnoAgentSession(session_id=SID, memory={"runs": []}))  # user filled in from the scope
+    with pytest.raises(OwnershipError):
+        bobs.upsert(AgnoAgentSession(session_id="other", user_id="carol"))
+    bobs.delete_session(SID)
+    kept = unscoped.read(SID)
+    assert kept is not None and kept.user_id == "alice"
+
+
+def test_unscoped_storage_still_refuses_the_write(tmp_path: Path) -> None:
+    # agno reads by session_id alone, so without user_id= Bob's Agent loads
+    # Alice's history for this turn; the write back is refused all the same.
+    db = tmp_path / "agno.db"
+    alice_owns_the_session(db)
+    bob = make_agent(storage(db), SID, "bob", FakeModel(prefix="bob"))
+    with pytest.raises(OwnershipError):
+        bob.run("hello")
+    kept = storage(db).read(SID)
+    assert kept is not None and kept.user_id == "alice"
