@@ -109,9 +109,16 @@ class SqliteStorage(BaseStorage):
             upsert += f' WHERE {t}."user_id" IS NULL OR {t}."user_id" = \'\' OR {t}."user_id" = excluded."user_id"'
         self._sql_upsert = upsert
         self._sql_upsert_returning = upsert + ' RETURNING "created_at", "updated_at"'
-        self._sql_select = f"SELECT {select_list} FROM {t}"  # noqa: S608 - quoted identifiers only
-        self._sql_select_ids = f'SELECT "session_id" FROM {t}'  # noqa: S608 - quoted identifiers only
-        self._entity_column = quote(schema.ENTITY_COLUMN[self.mode])
+        # Columns are qualified with the table everywhere they are read: SQLite
+        # takes an unknown bare "name" for a string literal, qualified ones fail.
+        qualified = ", ".join(self._col(n) for n in names)
+        self._sql_select = f"SELECT {qualified} FROM {t}"  # noqa: S608 - quoted identifiers only
+        self._sql_select_ids = f"SELECT {self._col('session_id')} FROM {t}"  # noqa: S608 - quoted identifiers only
+        self._sql_order = f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}"
+        self._entity_column = self._col(schema.ENTITY_COLUMN[self.mode])
+
+    def _col(self, name: str) -> str:
+        return f"{quote(self.table_name)}.{quote(name)}"
 
     # --- connections -------------------------------------------------------
 
@@ -310,10 +317,10 @@ class SqliteStorage(BaseStorage):
         where: list[str] = []
         params: list[Any] = []
         if session_id is not None:
-            where.append('"session_id" = ?')
+            where.append(f"{self._col('session_id')} = ?")
             params.append(session_id)
         if user_id is not None:
-            where.append('"user_id" = ?')
+            where.append(f"{self._col('user_id')} = ?")
             params.append(user_id)
         if entity_id is not None:
             where.append(f"{self._entity_column} = ?")
@@ -321,7 +328,7 @@ class SqliteStorage(BaseStorage):
         if where:
             sql += " WHERE " + " AND ".join(where)
         if session_id is None:
-            sql += ' ORDER BY "created_at" DESC, "session_id"'
+            sql += self._sql_order
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -329,10 +336,10 @@ class SqliteStorage(BaseStorage):
             return conn.execute(sql, params).fetchall()
 
     def _delete(self, session_id: str, user_id: str | None) -> bool:
-        sql = f'DELETE FROM {quote(self.table_name)} WHERE "session_id" = ?'  # noqa: S608 - quoted identifier
+        sql = f"DELETE FROM {quote(self.table_name)} WHERE {self._col('session_id')} = ?"  # noqa: S608 - quoted
         params = [session_id]
         if user_id is not None:
-            sql += ' AND "user_id" = ?'
+            sql += f" AND {self._col('user_id')} = ?"
             params.append(user_id)
         with self.transaction() as conn:
             return conn.execute(sql, params).rowcount > 0

@@ -1,0 +1,38 @@
+"""Every error is a StorageError, carries its context, and pickles intact."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from agno_storage import errors
+from agno_storage.errors import StorageError
+
+CASES = [
+    errors.StorageError("m", table="t", session_id="s", column="c"),
+    errors.InvalidInputError("m", table="t", session_id="s", column="memory"),
+    errors.SchemaMismatchError("m", table="t", expected_mode="agent", found_mode="team"),
+    errors.SchemaVersionError("m", table="t", found_version=1, current_version=2),
+    errors.CorruptRowError("m", table="t", session_id="s", column="memory"),
+    errors.BusyError("m", table="t"),
+    errors.OwnershipError("m", table="t", session_id="s", user_id="bob"),
+    errors.ConnectionLostError("m", table="t"),
+]
+
+
+@pytest.mark.parametrize("error", CASES, ids=lambda e: type(e).__name__)
+def test_errors_pickle_with_their_attributes(error: StorageError) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert str(back) == str(error) == "m"
+    assert vars(back) == vars(error)
+
+
+def test_every_public_error_derives_from_storage_error() -> None:
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), StorageError)
+
+
+def test_invalid_input_is_also_a_value_error() -> None:
+    assert issubclass(errors.InvalidInputError, ValueError)

@@ -1,0 +1,169 @@
+"""SQLite-only behaviour: URLs, pragmas, locking, in-memory databases, fork."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from agno_storage import BusyError, InvalidInputError, Mode, SqliteStorage, StorageError, Synchronous
+from tests.sessions import make_session
+
+
+def test_file_database_uses_wal_and_the_chosen_durability(tmp_path: Path) -> None:
+    store = SqliteStorage("s", db_file=tmp_path / "x.db")
+    store.create()
+    with store.transaction() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    fast = SqliteStorage("s", db_file=tmp_path / "x.db", synchronous="normal", busy_timeout=0.5)
+    assert fast.synchronous is Synchronous.NORMAL
+    with fast.transaction() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 500
+
+
+@pytest.mark.parametrize(
+    ("url", "relative"),
+    [("sqlite:///rel/x.db", "rel/x.db"), ("sqlite+pysqlite:///rel/y.db", "rel/y.db")],
+)
+def test_db_url_names_a_file_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, relative: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = SqliteStorage("s", db_url=url)
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert (tmp_path / relative).exists()
+    assert store.db_path == str(tmp_path / relative)
+
+
+def test_absolute_db_url_wins_over_db_file(tmp_path: Path) -> None:
+    store = SqliteStorage("s", db_url=f"sqlite:///{tmp_path}/a.db", db_file=tmp_path / "b.db")
+    assert store.db_path == str(tmp_path / "a.db")
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://x/y", "sqlite:/x.db", "sqlite://host/x.db", "x.db", "sqlite:///x.db?mode=ro"]
+)
+def test_bad_db_urls_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError):
+        SqliteStorage("s", db_url=url)
+
+
+@pytest.mark.parametrize("kwargs", [{"busy_timeout": -1}, {"busy_timeout": "10"}, {"synchronous": "OFF"}])
+def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        SqliteStorage("s", **kwargs)  # type: ignore[arg-type]
+
+
+def test_in_memory_store_is_shared_by_its_threads() -> None:
+    store = SqliteStorage("s", mode="team")
+    assert store.db_path is None
+    threads = [threading.Thread(target=store.upsert, args=(make_session(Mode.TEAM, f"s{i}"),)) for i in range(10)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(store.get_all_session_ids()) == 10
+    assert SqliteStorage("s", mode="team").list() == [], "each in-memory store is private"
+
+
+def test_a_held_write_lock_raises_busy_error_after_the_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    store = SqliteStorage("s", db_file=path, busy_timeout=0.2)
+    store.create()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(BusyError) as info:
+            store.upsert(make_session(Mode.AGENT, "s1"))
+        assert info.value.table == "s"
+        assert store.read("s1") is None, "readers are not blocked by a writer in WAL mode"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert store.read("s1") is not None
+
+
+def test_nested_transactions_use_savepoints(tmp_path: Path) -> None:
+    store = SqliteStorage("s", db_file=tmp_path / "x.db")
+    store.create()
+    with store.transaction():
+        store.upsert(make_session(Mode.AGENT, "outer"))
+        with pytest.raises(KeyError), store.transaction():
+            store.upsert(make_session(Mode.AGENT, "inner"))
+            raise KeyError("inner only")
+    assert store.get_all_session_ids() == ["outer"]
+
+
+def test_corrupt_json_names_table_session_and_column(tmp_path: Path) -> None:
+    from agno_storage import CorruptRowError
+
+    path = tmp_path / "x.db"
+    store = SqliteStorage("s", db_file=path)
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE s SET agent_data = '{broken' WHERE session_id = 's1'")
+    with pytest.raises(CorruptRowError) as info:
+        store.read("s1")
+    assert (info.value.table, info.value.session_id, info.value.column) == ("s", "s1", "agent_data")
+
+
+def test_go_and_agno_empty_spellings_read_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    store = SqliteStorage("s", db_file=path)
+    store.create()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO s (session_id, user_id, memory, session_data, extra_data, agent_id, agent_data) "
+            "VALUES ('s1', '', NULL, 'null', '', '', '{}')"
+        )
+    got = store.read("s1")
+    assert got is not None
+    assert (got.user_id, got.memory, got.session_data, got.extra_data, got.agent_id, got.agent_data) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+        {},
+    )
+
+
+def test_sql_errors_surface_as_storage_errors(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    store = SqliteStorage("s", db_file=path)
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE s")
+        conn.execute("CREATE TABLE s (session_id TEXT PRIMARY KEY, other TEXT)")
+    with pytest.raises(StorageError):
+        store.read("s1")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    store = SqliteStorage("s", db_file=path)
+    store.upsert(make_session(Mode.AGENT, "parent"))
+    parent_conn = store._local.handle.conn
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            if store._local.handle.conn is parent_conn:
+                store.upsert(make_session(Mode.AGENT, "child"))
+                code = 0 if store._local.handle.conn is not parent_conn else 2
+            store.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(store.get_all_session_ids()) == ["child", "parent"]
+    assert store._local.handle.conn is parent_conn, "the child's close() must not touch the parent's connection"
+    store.upsert(make_session(Mode.AGENT, "after"))
