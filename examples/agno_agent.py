@@ -1,0 +1,47 @@
+"""Run an agno Agent on agno_storage and print the session it stored.
+
+Uses the deterministic fake model from ``tests/fake_model.py`` so it runs with
+no API key and no network::
+
+    python examples/agno_agent.py [DB_FILE]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from agno.agent import Agent  # noqa: E402
+from fake_model import FakeModel  # noqa: E402
+
+from agno_storage.agno import SqliteStorage  # noqa: E402
+
+
+def main() -> None:
+    db_file = sys.argv[1] if len(sys.argv) > 1 else str(Path(tempfile.mkdtemp()) / "agno.db")
+    agent = Agent(
+        model=FakeModel(),
+        storage=SqliteStorage(table_name="agent_sessions", db_file=db_file),
+        session_id="example-session",
+        user_id="example-user",
+        add_history_to_messages=True,
+        telemetry=False,
+        monitoring=False,
+    )
+    for question in ("What is SQLite?", "And what did I just ask?"):
+        print(f"> {question}\n{agent.run(question).content}")
+
+    stored = SqliteStorage(table_name="agent_sessions", db_file=db_file).read("example-session")
+    assert stored is not None
+    runs = (stored.memory or {}).get("runs", [])
+    print(f"\nstored in {db_file}:")
+    print(json.dumps({"session_id": stored.session_id, "user_id": stored.user_id, "runs": len(runs)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
