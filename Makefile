@@ -1,3 +1,29 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both build a virtualenv in .venv with everything the run needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv demo test lint
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+venv: $(BIN)/python  ## Create .venv and install the package with its test dependencies
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+demo: $(BIN)/python  ## Write sessions of all four modes to a SQLite file and print them
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python examples/demo.py
+
+test: venv  ## Run the whole test suite with branch coverage
+	$(BIN)/python -m pytest --cov --cov-report=term
+
+lint: venv  ## Types, lint and format checks
+	$(BIN)/mypy
+	$(BIN)/ruff check agno_storage tests examples
+	$(BIN)/ruff format --check agno_storage tests examples
+
 .PHONY: fixtures-agno
 fixtures-agno:  ## Rewrite fixtures/agno_*.db with real agno 1.8.4, 1.1.17 and 1.1.0
 	python fixtures/make_agno_fixtures.py

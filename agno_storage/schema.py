@@ -174,17 +174,25 @@ class TableShape:
     missing: frozenset[str]
 
 
+def _fits(mode: Mode, cols: set[str]) -> bool:
+    needed = {c.name for c in mode_columns(mode)} - _UPGRADABLE[mode]
+    if not needed <= cols:
+        return False
+    # A workflow_v2 table has every v1 workflow column; its own columns tell it apart.
+    return not (mode is Mode.WORKFLOW and cols & _UPGRADABLE[Mode.WORKFLOW_V2])
+
+
 def identify_mode(columns: Collection[str]) -> Mode | None:
-    """Which mode a table with ``columns`` belongs to, or ``None`` if none fits."""
+    """A mode whose table ``columns`` can be, or ``None`` if none fits.
+
+    agno 1.x tables made by a store whose mode was switched after creation
+    carry the agent columns too, so a table may fit more than one mode; the
+    most specific one is named.
+    """
     cols = set(columns)
-    if "agent_id" in cols:
-        return Mode.AGENT
-    if "team_id" in cols:
-        return Mode.TEAM
-    if "workflow_name" in cols or "runs" in cols:
-        return Mode.WORKFLOW_V2
-    if "workflow_id" in cols:
-        return Mode.WORKFLOW
+    for mode in (Mode.WORKFLOW_V2, Mode.WORKFLOW, Mode.TEAM, Mode.AGENT):
+        if _fits(mode, cols) and (mode is not Mode.WORKFLOW_V2 or cols & _UPGRADABLE[Mode.WORKFLOW_V2]):
+            return mode
     return None
 
 
@@ -207,12 +215,8 @@ def inspect_shape(
     does not know; it never raises for an old version (see :func:`require_current`).
     """
     cols = set(columns)
-    found = identify_mode(cols)
-    # An old workflow_v2 table (before workflow_name and runs) has a v1
-    # workflow table's columns; in workflow_v2 mode it is read as the former.
-    if mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW:
-        found = Mode.WORKFLOW_V2
-    if found is not mode:
+    if not _fits(mode, cols):
+        found = identify_mode(cols)
         what = f"a {found.value} table" if found else "not a sessions table this code knows"
         raise SchemaMismatchError(
             f"table {table!r} is {what}, not a {mode.value} table (columns: {sorted(cols)})",
@@ -221,14 +225,6 @@ def inspect_shape(
             found_mode=found.value if found else None,
         )
     missing = {c.name for c in mode_columns(mode)} - cols
-    upgradable = _UPGRADABLE[mode]
-    if missing - upgradable:
-        raise SchemaMismatchError(
-            f"table {table!r} lacks column(s) {sorted(missing - upgradable)} of a {mode.value} table",
-            table=table,
-            expected_mode=mode.value,
-            found_mode=mode.value,
-        )
     version = CURRENT_VERSION if not missing else 1
     return TableShape(
         mode=mode, version=version, flavor=flavor_of(table, index_names, table_sql), missing=frozenset(missing)

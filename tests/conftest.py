@@ -70,3 +70,17 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
         if backend == "postgres":
             store.drop()
         store.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under ``AGNO_STORAGE_FORBID_SKIPS=1`` (CI), a skipped test fails the run."""
+    import os
+
+    if os.environ.get("AGNO_STORAGE_FORBID_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == 0:
+        for report in skipped:
+            print(f"\nskipped in CI: {report.nodeid}: {report.longrepr}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
