@@ -1,0 +1,529 @@
+"""The PostgreSQL backend: agno 1.8.4's layout, interop, concurrency and lost servers.
+
+Behaviour both backends share is in test_conformance.py; this file covers
+what only PostgreSQL has. The ``pg_server`` fixture (conftest.py) starts one
+throwaway server for the run (tests/pgserver.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from agno_storage import (
+    AgentSession,
+    ConnectionLostError,
+    InvalidInputError,
+    Mode,
+    OwnershipError,
+    SchemaMismatchError,
+    SchemaVersionError,
+    StorageError,
+    TeamSession,
+    WorkflowSession,
+    WorkflowSessionV2,
+    codec,
+)
+from agno_storage.schema import ColumnKind, mode_columns
+from tests.pgserver import PgServer, require_pg
+from tests.sessions import make_session
+
+try:
+    import psycopg
+
+    from agno_storage.backends.postgres import PostgresStorage, libpq_url
+except ImportError:  # require_pg() below skips, or fails under AGNO_STORAGE_REQUIRE_PG=1
+    pass
+
+MODES = [m.value for m in Mode]
+CLASSES: dict[str, Any] = {
+    "agent": AgentSession,
+    "team": TeamSession,
+    "workflow": WorkflowSession,
+    "workflow_v2": WorkflowSessionV2,
+}
+CORPUS: dict[str, list[dict[str, Any]]] = json.loads(
+    (Path(__file__).resolve().parent.parent / "fixtures" / "corpus.json").read_text(encoding="utf-8")
+)
+_names = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _needs_postgres() -> None:
+    require_pg()
+
+
+def fresh_name(prefix: str = "pg") -> str:
+    return f"{prefix}{next(_names)}_{int(time.time() * 1000) % 100000}"
+
+
+@pytest.fixture
+def dsn(pg_server: PgServer) -> str:
+    return pg_server.dsn
+
+
+@pytest.fixture
+def stores(dsn: str) -> Iterator[list[PostgresStorage]]:
+    """Stores a test opens; each is dropped and closed afterwards."""
+    made: list[PostgresStorage] = []
+    yield made
+    for store in made:
+        try:
+            store.drop()
+        finally:
+            store.close()
+
+
+def open_store(stores: list[PostgresStorage], dsn: str, mode: str = "agent", **kwargs: Any) -> PostgresStorage:
+    kwargs.setdefault("table_name", fresh_name(f"t_{mode}_"))
+    store = PostgresStorage(db_url=dsn, mode=mode, **kwargs)
+    stores.append(store)
+    return store
+
+
+def fetch(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def table_catalog(dsn: str, schema: str, table: str) -> dict[str, Any]:
+    """Columns (name, type, nullable, default) and index definitions, with the table name masked."""
+    columns = fetch(
+        dsn,
+        "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    )
+    indexes = fetch(
+        dsn,
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s ORDER BY indexname",
+        (schema, table),
+    )
+    return {
+        "columns": columns,
+        "indexes": sorted((n.replace(table, "<t>"), d.replace(table, "<t>")) for n, d in indexes),
+    }
+
+
+# --- agno 1.8.4 itself -------------------------------------------------------
+
+
+@pytest.fixture
+def agno_pg() -> Any:
+    pytest.importorskip("sqlalchemy")
+    return pytest.importorskip("agno.storage.postgres")
+
+
+def agno_store(server: PgServer, table: str, mode: str) -> Any:
+    from agno.storage.postgres import PostgresStorage as AgnoStorage
+
+    return AgnoStorage(table_name=table, schema="ai", db_url=server.sqlalchemy_url(), mode=mode)  # type: ignore[arg-type]
+
+
+def agno_fields(session: Any, names: list[str]) -> dict[str, Any]:
+    return {n: getattr(session, n) for n in names}
+
+
+def data_fields(mode: str) -> list[str]:
+    names = [a.name for a in attrs.fields(CLASSES[mode]) if a.name not in ("created_at", "updated_at")]
+    if mode == "workflow_v2":
+        # agno's workflow_v2 session has no memory, and turns runs into objects.
+        names = [n for n in names if n not in ("memory", "runs")]
+    return names
+
+
+def storable(raw: dict[str, Any]) -> bool:
+    # JSONB cannot hold U+0000 (see test_nul_in_json_is_refused_and_writes_nothing).
+    return "\\u0000" not in json.dumps(raw)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_create_makes_the_table_agno_makes(
+    pg_server: PgServer, stores: list[PostgresStorage], mode: str, agno_pg: Any
+) -> None:
+    ours = open_store(stores, pg_server.dsn, mode)
+    ours.create()
+    theirs_name = fresh_name(f"agno_{mode}_")
+    theirs = agno_store(pg_server, theirs_name, mode)
+    theirs.create()
+    try:
+        assert table_catalog(pg_server.dsn, "ai", ours.table_name) == table_catalog(pg_server.dsn, "ai", theirs_name)
+    finally:
+        theirs.drop()
+        theirs.db_engine.dispose()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_we_read_and_update_what_agno_wrote(
+    pg_server: PgServer, stores: list[PostgresStorage], mode: str, agno_pg: Any
+) -> None:
+    table = fresh_name(f"agno_{mode}_")
+    theirs = agno_store(pg_server, table, mode)
+    theirs.create()
+    agno_classes = {
+        "agent": "agno.storage.session.agent.AgentSession",
+        "team": "agno.storage.session.team.TeamSession",
+        "workflow": "agno.storage.session.workflow.WorkflowSession",
+        "workflow_v2": "agno.storage.session.v2.workflow.WorkflowSession",
+    }
+    module, _, cls_name = agno_classes[mode].rpartition(".")
+    agno_cls = getattr(__import__(module, fromlist=[cls_name]), cls_name)
+    ours_session = make_session(mode, "s1", user_id="alice")
+    fields = data_fields(mode)
+    written = theirs.upsert(agno_cls(**{n: getattr(ours_session, n) for n in fields}))
+    assert written is not None
+    theirs.upsert(agno_cls(session_id="s-none"))  # every JSON column None: JSON null or SQL NULL
+
+    ours = open_store(stores, pg_server.dsn, mode, table_name=table)
+    got = ours.read("s1")
+    assert got is not None
+    assert agno_fields(got, fields) == agno_fields(ours_session, fields)
+    assert got.created_at == written.created_at
+    assert got.updated_at is None  # agno leaves it NULL on insert
+    empty = ours.read("s-none")
+    assert empty is not None and empty.memory is None and empty.session_data is None and empty.user_id is None
+
+    time.sleep(1.1)
+    updated = ours.upsert(attrs.evolve(got, session_data={"session_name": "renamed"}))
+    assert updated.created_at == written.created_at
+    # The column default rounds to the nearest second; time.time() is truncated.
+    assert updated.updated_at is not None and updated.updated_at >= written.created_at
+    again = theirs.read("s1")
+    assert again is not None
+    assert again.session_data == {"session_name": "renamed"}
+    assert again.created_at == written.created_at
+    assert again.updated_at == updated.updated_at
+    assert sorted(ours.get_all_session_ids()) == ["s-none", "s1"]
+    theirs.db_engine.dispose()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_agno_reads_the_corpus_we_wrote(
+    pg_server: PgServer, stores: list[PostgresStorage], mode: str, agno_pg: Any
+) -> None:
+    ours = open_store(stores, pg_server.dsn, mode)
+    raws = [r for r in CORPUS[mode] if storable(r)]
+    assert ours.upsert_many(CLASSES[mode](**r) for r in raws) == len(raws)
+    theirs = agno_store(pg_server, ours.table_name, mode)
+    fields = [n for n in data_fields(mode) if n != "user_id"]  # '' reads back as None here
+    checked = 0
+    for raw in raws:
+        if mode == "workflow_v2" and raw.get("runs") and not isinstance(raw["runs"], list):
+            continue  # agno 1.8.4 cannot rebuild a JSON-object `runs`
+        got = theirs.read(raw["session_id"])
+        assert got is not None, raw["session_id"]
+        # What JSONB makes of the numbers (see the test below), computed by the server itself.
+        json_fields = [n for n in fields if not isinstance(raw[n], str)]
+        expected = codec.loads(
+            fetch(pg_server.dsn, "SELECT %s::jsonb::text", (codec.dumps({n: raw[n] for n in json_fields}),))[0][0]
+        )
+        # The core spells "no id" as ''; agno's layout spells it NULL.
+        required = {c.name for c in mode_columns(Mode(mode)) if c.kind is ColumnKind.REQUIRED_TEXT}
+        expected.update({n: (raw[n] or None) if n in required else raw[n] for n in fields if n not in json_fields})
+        assert agno_fields(got, fields) == expected
+        assert got.created_at == raw["created_at"]
+        assert got.user_id == (raw["user_id"] or None)
+        checked += 1
+    assert checked > 0
+    theirs.db_engine.dispose()
+
+
+def test_jsonb_keeps_integers_exact_and_normalises_exponent_floats(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn)
+    memory = {"big": 2**70, "neg": -(2**63), "one": 1.0, "half": 0.5, "tiny": 1e-7, "huge": 1e20, "negzero": -0.0}
+    store.upsert(AgentSession(session_id="n", memory=memory))
+    got = store.read("n")
+    assert got is not None and got.memory is not None
+    assert got.memory["big"] == 2**70 and got.memory["neg"] == -(2**63)
+    assert type(got.memory["one"]) is float and type(got.memory["half"]) is float and got.memory["tiny"] == 1e-7
+    # numeric has no exponent and no negative zero: these come back as ints.
+    assert got.memory["huge"] == 10**20 and type(got.memory["huge"]) is int
+    assert got.memory["negzero"] == 0
+
+
+def test_nul_in_json_is_refused_and_writes_nothing(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn)
+    with pytest.raises(InvalidInputError) as info:
+        store.upsert(AgentSession(session_id="z", memory={"x": "nul\x00byte"}))
+    assert info.value.session_id == "z"
+    with pytest.raises(InvalidInputError):
+        store.upsert_many([AgentSession(session_id="ok"), AgentSession(session_id="z", extra_data={"k": "\x00"})])
+    with pytest.raises(InvalidInputError):
+        store.upsert(AgentSession(session_id="nul\x00id"))
+    assert store.get_all_session_ids() == []
+
+
+def test_pre_1_2_agent_table_is_upgraded_in_place(
+    pg_server: PgServer, stores: list[PostgresStorage], agno_pg: Any
+) -> None:
+    table = fresh_name("old_agent_")
+    theirs = agno_store(pg_server, table, "agent")
+    theirs.create()
+    theirs.upsert(agno_pg.AgentSession(session_id="old", user_id="u", agent_id="a", memory={"m": 1}))
+    theirs.db_engine.dispose()
+    fetch(pg_server.dsn, f'ALTER TABLE ai."{table}" DROP COLUMN team_session_id')
+
+    ours = open_store(stores, pg_server.dsn, "agent", table_name=table)
+    with pytest.raises(SchemaVersionError):
+        ours.read("old")
+    ours.upgrade_schema()
+    got = ours.read("old")
+    assert got is not None and got.memory == {"m": 1} and got.team_session_id is None
+    ours.upsert(attrs.evolve(got, team_session_id="ts"))
+    assert fetch(pg_server.dsn, f'SELECT team_session_id FROM ai."{table}"') == [("ts",)]
+    assert fetch(
+        pg_server.dsn, "SELECT 1 FROM pg_indexes WHERE indexname = %s", (f"ix_ai_{table}_team_session_id",)
+    ) == [(1,)]
+
+
+def test_another_modes_table_raises(dsn: str, stores: list[PostgresStorage]) -> None:
+    team = open_store(stores, dsn, "team")
+    team.create()
+    with pytest.raises(SchemaMismatchError) as info:
+        PostgresStorage(team.table_name, db_url=dsn, mode="workflow")
+    assert info.value.found_mode == "team"
+
+
+# --- identifiers, URLs, poolers ---------------------------------------------------
+
+
+def test_odd_schema_names_are_quoted(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn, schema='Odd "Schema"; --', table_name="MixedCase")
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert fetch(dsn, 'SELECT session_id FROM "Odd ""Schema""; --"."MixedCase"') == [("s1",)]
+    assert store.read("s1") is not None
+
+
+def test_schema_none_uses_the_search_path(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn, schema=None)
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert fetch(dsn, "SELECT schemaname FROM pg_tables WHERE tablename = %s", (store.table_name,)) == [("public",)]
+    assert fetch(
+        dsn, "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname LIKE 'ix_%%'", (store.table_name,)
+    )
+
+
+def test_sqlalchemy_urls_are_accepted(pg_server: PgServer, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, pg_server.sqlalchemy_url())
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert store.read("s1") is not None
+    assert libpq_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    with pytest.raises(InvalidInputError):
+        PostgresStorage("t", db_url="mysql://u@h/db")
+
+
+def test_no_statement_is_prepared(dsn: str, stores: list[PostgresStorage]) -> None:
+    # A transaction-mode pooler hands each transaction to any server connection.
+    store = open_store(stores, dsn)
+    store.create()
+    with store.transaction() as conn:
+        for i in range(10):
+            store.upsert(make_session(Mode.AGENT, f"s{i}"))
+            store.read(f"s{i}")
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+
+def test_ownership_is_checked_inside_the_upsert(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn)
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    with pytest.raises(OwnershipError), store.transaction():
+        store.upsert(make_session(Mode.AGENT, "s2", user_id="bob"))
+        store.upsert(make_session(Mode.AGENT, "s1", user_id="bob"))
+    assert store.get_all_session_ids() == ["s1"]
+
+
+# --- concurrency ---------------------------------------------------------------
+
+PER_WORKER = 60
+SHARED_IDS = 20
+
+
+def _upsert_overlapping(dsn: str, table: str, worker: str) -> list[str]:
+    """Upsert private and shared sessions; return the errors met."""
+    errors: list[str] = []
+    store = PostgresStorage(table, db_url=dsn)
+    try:
+        for i in range(PER_WORKER):
+            try:
+                store.upsert(AgentSession(session_id=f"{worker}-{i}", user_id="u", memory={"by": worker, "i": i}))
+                store.upsert(AgentSession(session_id=f"shared-{i % SHARED_IDS}", user_id="u", memory={"by": worker}))
+            except Exception as exc:  # collected for the parent
+                errors.append(f"{worker}: {type(exc).__name__}: {exc}")
+        store.upsert_many(AgentSession(session_id=f"shared-{i}", user_id="u") for i in range(SHARED_IDS))
+    finally:
+        store.close()
+    return errors
+
+
+def _process_worker(dsn: str, table: str, worker: str, start: Any, out: Any) -> None:
+    start.wait()
+    out.put(_upsert_overlapping(dsn, table, worker))
+
+
+@pytest.mark.slow
+def test_threads_and_processes_upsert_overlapping_sessions(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn)
+    store.create()
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_process_worker, args=(dsn, store.table_name, f"p{n}", start, out)) for n in range(2)]
+    for proc in procs:
+        proc.start()
+    thread_errors: list[str] = []
+    threads = [
+        threading.Thread(target=lambda n=n: thread_errors.extend(_upsert_overlapping(dsn, store.table_name, f"t{n}")))
+        for n in range(8)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    reported = [out.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert thread_errors == [] and reported == [[], []]
+    expected = {f"{w}-{i}" for w in [*(f"t{n}" for n in range(8)), "p0", "p1"] for i in range(PER_WORKER)}
+    expected |= {f"shared-{i}" for i in range(SHARED_IDS)}
+    assert set(store.get_all_session_ids()) == expected
+    got = store.read("p1-7")
+    assert got is not None and got.memory == {"by": "p1", "i": 7}
+
+
+def _create_at_once(dsn: str, schema: str, start: Any, out: Any) -> None:
+    start.wait()
+    try:
+        with PostgresStorage("sessions", db_url=dsn, schema=schema, auto_upgrade_schema=True) as store:
+            store.create()
+            store.upgrade_schema()
+            store.upsert(AgentSession(session_id=multiprocessing.current_process().name, team_session_id="ts"))
+        out.put("ok")
+    except BaseException as exc:  # reported to the parent
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start_from", ["nothing", "nothing again", "a pre-1.2 table"])
+def test_two_processes_create_and_upgrade_at_once(dsn: str, start_from: str) -> None:
+    schema = fresh_name("race_")  # a new schema each time: CREATE SCHEMA races too
+    if start_from == "a pre-1.2 table":
+        with PostgresStorage("sessions", db_url=dsn, schema=schema) as old:
+            old.create()
+        fetch(dsn, f'ALTER TABLE "{schema}".sessions DROP COLUMN team_session_id')
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_create_at_once, args=(dsn, schema, start, out), name=f"p{n}") for n in range(2)]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    try:
+        assert results == ["ok", "ok"]
+        assert fetch(dsn, f'SELECT session_id, team_session_id FROM "{schema}".sessions ORDER BY 1') == [
+            ("p0", "ts"),
+            ("p1", "ts"),
+        ]
+    finally:
+        fetch(dsn, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_a_forked_child_uses_its_own_connections(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn)
+    store.upsert(make_session(Mode.AGENT, "parent"))
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_child_upserts, args=(store,))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    # The parent's pooled connections survived the child.
+    assert sorted(store.get_all_session_ids()) == ["child", "parent"]
+
+
+def _child_upserts(store: PostgresStorage) -> None:
+    store.upsert(make_session(Mode.AGENT, "child"))
+    store.close()
+
+
+# --- losing the server ---------------------------------------------------------------
+
+
+def test_a_stopped_server_gives_typed_errors_then_the_store_recovers(
+    pg_server: PgServer, stores: list[PostgresStorage]
+) -> None:
+    store = open_store(stores, pg_server.dsn, connect_timeout=2.0)
+    store.upsert(make_session(Mode.AGENT, "before"))
+    pg_server.stop()
+    try:
+        for call in (
+            lambda: store.read("before"),
+            lambda: store.upsert(make_session(Mode.AGENT, "during")),
+            lambda: store.delete("before"),
+            lambda: store.list(),
+        ):
+            began = time.monotonic()
+            with pytest.raises(ConnectionLostError):
+                call()
+            assert time.monotonic() - began < 15
+    finally:
+        pg_server.start()
+    # Pooled connections died with the server; the store notices and reconnects.
+    assert store.read("before") is not None
+    store.upsert(make_session(Mode.AGENT, "after"))
+    assert sorted(store.get_all_session_ids()) == ["after", "before"]
+
+
+def test_a_server_killed_mid_run_fails_writers_fast_and_loses_no_commit(
+    pg_server: PgServer, stores: list[PostgresStorage]
+) -> None:
+    store = open_store(stores, pg_server.dsn, connect_timeout=2.0)
+    store.create()
+    acknowledged: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            sid = f"w{n}-{i}"
+            try:
+                store.upsert(make_session(Mode.AGENT, sid))
+                acknowledged.append(sid)
+            except StorageError as exc:
+                failures.append(exc)
+                time.sleep(0.05)
+            except BaseException as exc:  # anything untyped fails the test
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    time.sleep(0.5)
+    pg_server.stop()
+    time.sleep(2.5)
+    pg_server.start()
+    resumed_from = len(acknowledged)
+    time.sleep(2.0)
+    stop.set()
+    for th in threads:
+        th.join(30)
+    assert not any(th.is_alive() for th in threads), "a writer hung"
+    assert failures, "stopping the server went unnoticed"
+    assert all(isinstance(f, ConnectionLostError) for f in failures), {type(f).__name__ for f in failures}
+    stored = set(store.get_all_session_ids())
+    assert set(acknowledged) <= stored, "an acknowledged upsert was lost"
+    assert len(acknowledged) > resumed_from, "writers did not resume after the restart"
