@@ -152,6 +152,23 @@ def sqlite_create_indexes(table: str, mode: Mode) -> list[str]:
     return [sqlite_create_index(go_index_name(table, c), table, c) for c in INDEXED_COLUMNS[mode]]
 
 
+def recency_index_name(table: str, column: str) -> str:
+    return f"rx_{table}_{column}_recent"
+
+
+def sqlite_create_recency_indexes(table: str, mode: Mode) -> list[str]:
+    """Indexes that serve "newest sessions of one user / one entity" without a sort.
+
+    They match ``ORDER BY created_at DESC, session_id`` exactly. Not part of the
+    Go port's DDL; its table and index statements are untouched by them.
+    """
+    return [
+        f"CREATE INDEX IF NOT EXISTS {recency_index_name(table, column)} "
+        f"ON {table} ({column}, created_at DESC, session_id)"
+        for column in ("user_id", ENTITY_COLUMN[mode])
+    ]
+
+
 # --- version detection ----------------------------------------------------
 
 

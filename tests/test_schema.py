@@ -56,10 +56,44 @@ def test_created_table_is_byte_identical_to_the_go_ports(tmp_path: Path, mode: M
         for col in indexed:
             conn.execute(f"CREATE INDEX IF NOT EXISTS idx_s_{col} ON s ({col})")
     ours = tmp_path / "ours.db"
-    store = SqliteStorage("s", db_file=ours, mode=mode)
+    store = SqliteStorage("s", db_file=ours, mode=mode, recency_indexes=False)
     store.create()
     store.close()
     assert _master(ours) == _master(go_db)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_recency_indexes_sit_beside_the_go_ddl(tmp_path: Path, mode: Mode) -> None:
+    plain = tmp_path / "plain.db"
+    SqliteStorage("s", db_file=plain, mode=mode, recency_indexes=False).create()
+    indexed = tmp_path / "indexed.db"
+    store = SqliteStorage("s", db_file=indexed, mode=mode)
+    store.create()
+    extra = [row for row in _master(indexed) if row not in _master(plain)]
+    assert [name for _, name, _ in extra] == sorted(name for _, name, _ in extra)
+    assert {name for _, name, _ in extra} == {
+        "rx_s_user_id_recent",
+        f"rx_s_{make_session(mode, 'x').ENTITY_FIELD}_recent",
+    }
+    with sqlite3.connect(indexed) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT session_id FROM s WHERE user_id = 'u' ORDER BY created_at DESC, session_id LIMIT 20"
+        ).fetchall()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "rx_s_user_id_recent" in details and "TEMP B-TREE" not in details
+
+
+def test_recency_indexes_can_be_added_to_a_go_table_later(tmp_path: Path) -> None:
+    path = tmp_path / "go.db"
+    table_sql, indexed = GO_DDL[Mode.AGENT]
+    with sqlite3.connect(path) as conn:
+        conn.execute(table_sql)
+    store = SqliteStorage("s", db_file=path)
+    store.create_recency_indexes()
+    store.create_recency_indexes()
+    names = {name for kind, name, _ in _master(path) if kind == "index"}
+    assert {"rx_s_user_id_recent", "rx_s_agent_id_recent"} <= names
+    assert next(sql for kind, name, sql in _master(path) if kind == "table") == table_sql.replace(" IF NOT EXISTS", "")
 
 
 @pytest.mark.parametrize("mode", list(Mode))

@@ -56,7 +56,10 @@ class SqliteStorage(BaseStorage):
     ``db_file``; with neither the database is in memory and private to this
     object. Safe to share between threads; a forked child opens its own
     connections. ``busy_timeout`` is in seconds; a lock held longer raises
-    :class:`BusyError`.
+    :class:`BusyError`. ``recency_indexes`` adds two indexes beside the Go
+    port's when this object creates the table (see docs/benchmarks.md): they
+    make "newest sessions of a user / an entity" an index walk, at a small cost
+    per write. Opening the file switches it to WAL mode, persistently.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class SqliteStorage(BaseStorage):
         allow_owner_change: bool = False,
         busy_timeout: float = 10.0,
         synchronous: Synchronous | str = Synchronous.FULL,
+        recency_indexes: bool = True,
     ) -> None:
         super().__init__(
             table_name, mode, auto_upgrade_schema=auto_upgrade_schema, allow_owner_change=allow_owner_change
@@ -81,6 +85,7 @@ class SqliteStorage(BaseStorage):
         except ValueError:
             raise InvalidInputError(f"synchronous must be FULL or NORMAL, got {synchronous!r}") from None
         self.busy_timeout = float(busy_timeout)
+        self.recency_indexes = recency_indexes
         self.db_path = _resolve_path(db_url, db_file)
         self._local = threading.local()
         self._handles: list[_Handle] = []
@@ -235,6 +240,20 @@ class SqliteStorage(BaseStorage):
                 return  # made by someone else meanwhile: leave its DDL and indexes alone
             conn.execute(schema.sqlite_create_table(self.table_name, self.mode))
             for statement in schema.sqlite_create_indexes(self.table_name, self.mode):
+                conn.execute(statement)
+            if self.recency_indexes:
+                for statement in schema.sqlite_create_recency_indexes(self.table_name, self.mode):
+                    conn.execute(statement)
+
+    def create_recency_indexes(self) -> None:
+        """Add the recency indexes to an existing table (one made by Go or agno, say).
+
+        Idempotent. The table's own DDL is unchanged; Go and agno keep reading
+        and writing it.
+        """
+        self._checked_shape(create=True)
+        with self.transaction() as conn:
+            for statement in schema.sqlite_create_recency_indexes(self.table_name, self.mode):
                 conn.execute(statement)
 
     def _apply_migrations(self) -> TableShape | None:
