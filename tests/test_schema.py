@@ -85,7 +85,7 @@ def test_recency_indexes_sit_beside_the_go_ddl(tmp_path: Path, mode: Mode) -> No
 
 def test_recency_indexes_can_be_added_to_a_go_table_later(tmp_path: Path) -> None:
     path = tmp_path / "go.db"
-    table_sql, indexed = GO_DDL[Mode.AGENT]
+    table_sql, _ = GO_DDL[Mode.AGENT]
     with sqlite3.connect(path) as conn:
         conn.execute(table_sql)
     store = SqliteStorage("s", db_file=path)
