@@ -260,6 +260,9 @@ class PostgresStorage(BaseStorage):
                         "keepalives_count": 3,
                     },
                     timeout=self.connect_timeout,
+                    # The pool's own reconnect backoff grows to minutes; give up on
+                    # it early so that the next call after an outage connects at once.
+                    reconnect_timeout=2 * self.connect_timeout,
                     name=f"agno_storage:{self.table_name}",
                     open=False,
                 )
