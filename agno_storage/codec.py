@@ -134,6 +134,18 @@ def loads(text: str | bytes | None) -> Any:
 
 # --- sessions -------------------------------------------------------------
 
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+def _is_utf8(text: str) -> bool:
+    # Lone surrogates have no UTF-8 form; neither SQLite nor Go can store them.
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 def check_session(session: object, mode: Mode, table: str) -> Session:
     """Validate ``session`` for a table of ``mode``; raise :class:`InvalidInputError` if it cannot be stored."""
@@ -177,18 +189,18 @@ def encode_session(session: Session, columns: Sequence[Column], table: str) -> l
             except InvalidInputError as exc:
                 raise InvalidInputError(exc.message, table=table, session_id=sid, column=col.name) from exc
         elif kind is ColumnKind.TIMESTAMP:
-            if value is not None and (type(value) is not int):
+            if value is not None and (type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX):
                 raise InvalidInputError(
-                    f"{col.name} must be an int (Unix seconds) or None, got {value!r}",
+                    f"{col.name} must be a 64-bit int (Unix seconds) or None, got {value!r}",
                     table=table,
                     session_id=sid,
                     column=col.name,
                 )
             values.append(value)
         else:
-            if value is not None and not isinstance(value, str):
+            if value is not None and (not isinstance(value, str) or not _is_utf8(value)):
                 raise InvalidInputError(
-                    f"{col.name} must be a str or None, got {type(value).__name__}",
+                    f"{col.name} must be a str of valid Unicode or None, got {value!r}",
                     table=table,
                     session_id=sid,
                     column=col.name,

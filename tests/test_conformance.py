@@ -171,6 +171,11 @@ def test_upsert_many_counts_and_accepts_a_generator(make_store: StoreFactory) ->
         (AgentSession(session_id="s", agent_data=["not", "a", "dict"]), "agent_data"),  # type: ignore[arg-type]
         (AgentSession(session_id="s", user_id=7), "user_id"),  # type: ignore[arg-type]
         (AgentSession(session_id="s", created_at="yesterday"), "created_at"),  # type: ignore[arg-type]
+        (AgentSession(session_id="s", created_at=2**63), "created_at"),
+        (AgentSession(session_id="s", created_at=True), "created_at"),
+        (AgentSession(session_id="\ud800"), "session_id"),
+        (AgentSession(session_id="s", agent_id="\udfff"), "agent_id"),
+        (AgentSession(session_id="s", memory={"x": "\ud800"}), "memory"),
     ],
 )
 def test_bad_input_raises_and_writes_nothing(make_store: StoreFactory, session: AgentSession, column: str) -> None:
