@@ -346,7 +346,7 @@ class PostgresStorage(BaseStorage):
                 with _errors(self.table_name):
                     return body(held)
             # A savepoint, so a failed write leaves the caller's transaction usable.
-            with self.transaction() as conn:
+            with self.transaction() as conn, _errors(self.table_name):
                 return body(conn)
         for attempt in itertools.count():
             committing = False
