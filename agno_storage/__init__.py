@@ -1,8 +1,11 @@
 """agno_storage: agent-session storage shared by agno (Python) and agno-golang.
 
-Importing this package does not import agno; the agno adapter lives in
-:mod:`agno_storage.agno`.
+Importing this package imports neither agno nor psycopg: the agno adapter
+lives in :mod:`agno_storage.agno`, and ``PostgresStorage`` loads its driver
+when first named.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
@@ -25,8 +28,21 @@ from agno_storage.models import (
     WorkflowSession,
     WorkflowSessionV2,
 )
+from agno_storage.urls import open_storage
+
+if TYPE_CHECKING:
+    from agno_storage.backends.postgres import PostgresStorage
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStorage":
+        from agno_storage.backends.postgres import PostgresStorage
+
+        return PostgresStorage
+    raise AttributeError(f"module 'agno_storage' has no attribute {name!r}")
+
 
 __all__ = [
     "AgentSession",
@@ -38,6 +54,7 @@ __all__ = [
     "InvalidInputError",
     "Mode",
     "OwnershipError",
+    "PostgresStorage",
     "SchemaMismatchError",
     "SchemaVersionError",
     "Session",
@@ -47,4 +64,5 @@ __all__ = [
     "TeamSession",
     "WorkflowSession",
     "WorkflowSessionV2",
+    "open_storage",
 ]

@@ -36,3 +36,18 @@ def test_every_public_error_derives_from_storage_error() -> None:
 
 def test_invalid_input_is_also_a_value_error() -> None:
     assert issubclass(errors.InvalidInputError, ValueError)
+
+
+def test_importing_the_package_needs_neither_agno_nor_psycopg() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import agno_storage\n"
+        "assert 'agno' not in sys.modules, 'agno imported'\n"
+        "assert 'psycopg' not in sys.modules, 'psycopg imported'\n"
+        "assert agno_storage.PostgresStorage.__name__ == 'PostgresStorage'\n"
+        "assert 'psycopg' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
