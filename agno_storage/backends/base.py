@@ -10,15 +10,15 @@ from __future__ import annotations
 import abc
 import builtins
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
 from agno_storage import codec, schema
-from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.errors import InvalidInputError, OwnershipError, StorageError
 from agno_storage.models import Mode, Session
 from agno_storage.schema import TableShape
 
@@ -48,6 +48,10 @@ class BaseStorage(abc.ABC):
         self.allow_owner_change = allow_owner_change
         self._shape: TableShape | None = None
         self._shape_lock = threading.Lock()
+        names = [c.name for c in schema.mode_columns(self._mode)]
+        self._created_at_pos = names.index("created_at")
+        self._updated_at_pos = names.index("updated_at")
+        self._user_pos = names.index("user_id")
 
     # --- engine primitives -------------------------------------------------
 
@@ -204,6 +208,35 @@ class BaseStorage(abc.ABC):
         written = self._write((self._encode(s) for s in sessions), returning=False)
         assert isinstance(written, int)
         return written
+
+    def _stamp(self, row: list[Any], now: int) -> list[Any]:
+        """Fill in an encoded row's timestamps: created_at if unset, updated_at always."""
+        if row[self._created_at_pos] is None:
+            row[self._created_at_pos] = now
+        row[self._updated_at_pos] = now
+        return row
+
+    def _raise_refused(self, params_list: Iterable[list[Any]], upsert_one: Callable[[list[Any]], bool]) -> NoReturn:
+        """Name the row of a short-written batch that the owner check refused.
+
+        Replays the rows one at a time with ``upsert_one`` (True if written)
+        inside the caller's transaction, which the raised error rolls back.
+        """
+        for params in params_list:
+            if not upsert_one(params):
+                raise self._ownership_error(params)
+        raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
+
+    def _ownership_error(self, params: list[Any]) -> OwnershipError:
+        sid = params[0]
+        user = params[self._user_pos] or None
+        return OwnershipError(
+            f"session {sid!r} in table {self.table_name!r} belongs to another user; "
+            f"refusing to write it as user {user!r} (allow_owner_change=True permits this)",
+            table=self.table_name,
+            session_id=sid,
+            user_id=user,
+        )
 
     def _encode(self, session: Session) -> list[Any]:
         checked = codec.check_session(session, self._mode, self.table_name)

@@ -30,7 +30,6 @@ from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
     InvalidInputError,
-    OwnershipError,
     SchemaMismatchError,
     StorageError,
 )
@@ -193,9 +192,6 @@ class PostgresStorage(BaseStorage):
     def _build_sql(self) -> None:
         columns = schema.mode_columns(self.mode)
         names = [c.name for c in columns]
-        self._created_at_pos = names.index("created_at")
-        self._updated_at_pos = names.index("updated_at")
-        self._user_pos = names.index("user_id")
         self._required_pos = [i for i, c in enumerate(columns) if c.kind is ColumnKind.REQUIRED_TEXT]
         self._qualified_name = _qualified(self.table_name, self.schema)
         t = self._qualified_name
@@ -476,10 +472,7 @@ class PostgresStorage(BaseStorage):
         for pos in self._required_pos:
             if row[pos] == "":
                 row[pos] = None
-        if row[self._created_at_pos] is None:
-            row[self._created_at_pos] = now
-        row[self._updated_at_pos] = now
-        return row
+        return super()._stamp(row, now)
 
     def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
         """Upsert ``rows`` (mode column order) in one transaction.
@@ -550,27 +543,11 @@ class PostgresStorage(BaseStorage):
             except (psycopg.DataError, UnicodeEncodeError) as exc:
                 raise _invalid(exc, self.table_name, None) from exc
             if cur.rowcount != len(params_list):
-                self._find_refused(conn, params_list)
+                self._raise_refused(
+                    params_list,
+                    lambda params: bool(self._execute_row(conn, self._sql_upsert_returning, params).fetchall()),
+                )
         return len(params_list)
-
-    def _find_refused(self, conn: psycopg.Connection[Any], params_list: list[list[Any]]) -> None:
-        # Some row of the batch was refused; replay it one row at a time to name
-        # it. The caller's transaction rolls all of it back.
-        for params in params_list:
-            if not self._execute_row(conn, self._sql_upsert_returning, params).fetchall():
-                raise self._ownership_error(params)
-        raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
-
-    def _ownership_error(self, params: list[Any]) -> OwnershipError:
-        sid = params[0]
-        user = params[self._user_pos] or None
-        return OwnershipError(
-            f"session {sid!r} in table {self.table_name!r} belongs to another user; "
-            f"refusing to write it as user {user!r} (allow_owner_change=True permits this)",
-            table=self.table_name,
-            session_id=sid,
-            user_id=user,
-        )
 
     def _select(
         self,

@@ -20,7 +20,7 @@ from typing import Any
 
 from agno_storage import schema
 from agno_storage.backends.base import BATCH_SIZE, BaseStorage
-from agno_storage.errors import BusyError, InvalidInputError, OwnershipError, StorageError
+from agno_storage.errors import BusyError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.schema import TableShape, quote
 
@@ -100,9 +100,6 @@ class SqliteStorage(BaseStorage):
         t = quote(self.table_name)
         columns = schema.mode_columns(self.mode)
         names = [c.name for c in columns]
-        self._created_at_pos = names.index("created_at")
-        self._updated_at_pos = names.index("updated_at")
-        self._user_pos = names.index("user_id")
         select_list = schema.select_list(self.mode)
         updates = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names if n not in ("session_id", "created_at"))
         placeholders = ", ".join("?" for _ in names)
@@ -269,12 +266,6 @@ class SqliteStorage(BaseStorage):
                     conn.execute(statement)
             return self._inspect()
 
-    def _stamp(self, row: list[Any], now: int) -> list[Any]:
-        if row[self._created_at_pos] is None:
-            row[self._created_at_pos] = now
-        row[self._updated_at_pos] = now
-        return row
-
     def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
         """Upsert ``rows`` (mode column order) in one transaction.
 
@@ -300,28 +291,11 @@ class SqliteStorage(BaseStorage):
                 params_list = [self._stamp(row, now) for row in batch]
                 cursor = conn.executemany(self._sql_upsert, params_list)
                 if cursor.rowcount != len(params_list):
-                    self._find_refused(conn, params_list)
+                    self._raise_refused(
+                        params_list, lambda params: bool(conn.execute(self._sql_upsert_returning, params).fetchall())
+                    )
                 count += len(params_list)
         return count
-
-    def _find_refused(self, conn: sqlite3.Connection, params_list: list[list[Any]]) -> None:
-        # Some row of the batch was refused; replay it one row at a time to name
-        # it. The caller's transaction rolls all of it back.
-        for params in params_list:
-            if not conn.execute(self._sql_upsert_returning, params).fetchall():
-                raise self._ownership_error(params)
-        raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
-
-    def _ownership_error(self, params: list[Any]) -> OwnershipError:
-        sid = params[0]
-        user = params[self._user_pos] or None
-        return OwnershipError(
-            f"session {sid!r} in table {self.table_name!r} belongs to another user; "
-            f"refusing to write it as user {user!r} (allow_owner_change=True permits this)",
-            table=self.table_name,
-            session_id=sid,
-            user_id=user,
-        )
 
     def _select(
         self,
