@@ -7,6 +7,8 @@ import time
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agno_storage import (
     AgentSession,
@@ -300,3 +302,34 @@ def test_context_manager_closes(make_store: StoreFactory) -> None:
     with store as same:
         same.upsert(make_session(Mode.AGENT, "s1"))
     assert store.read("s1") is not None, "a closed file store reopens on the next call"
+
+
+# JSONB stores no \u0000 and re-spells exponent floats, so the cross-backend
+# round trip keeps to text without NUL and floats that print without an
+# exponent; tests/test_roundtrip.py covers everything else on SQLite.
+_texts = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20)
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(10**6), max_value=10**6).map(lambda i: i / 8)
+    | _texts,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_texts, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize("mode", [Mode.AGENT, Mode.WORKFLOW_V2])
+def test_json_round_trips_on_every_backend(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode, allow_owner_change=True)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(memory=st.dictionaries(_texts, _json, max_size=5), extra=st.none() | st.dictionaries(_texts, _json))
+    def check(memory: dict[str, object], extra: dict[str, object] | None) -> None:
+        session = make_session(mode, "rt", memory=memory, extra_data=extra)
+        store.upsert(session)
+        got = store.read("rt")
+        assert got is not None
+        assert (got.memory, got.extra_data) == (memory, extra)
+
+    check()
