@@ -44,3 +44,12 @@ fixtures-go-check:  ## Fail if fixtures/go_*.db differ from a fresh run of the w
 	rm -rf .fixtures-go-check
 
 fixtures: fixtures-go fixtures-agno  ## Rewrite every fixture
+
+.PHONY: bench bench-quick
+bench: $(BIN)/python  ## Full benchmark run (several minutes); rewrites docs/benchmarks.md and docs/benchmarks.png
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --full --out docs/
+
+bench-quick: $(BIN)/python  ## Benchmark run with small sizes (under a minute); writes to bench/quick/
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --quick --out bench/quick/

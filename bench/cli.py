@@ -1,0 +1,169 @@
+"""Run the benchmark suite and write docs/benchmarks.md and docs/benchmarks.png.
+
+python -m bench --quick --out docs/      # under a minute
+python -m bench --full --out docs/       # the numbers in docs/benchmarks.md
+python -m bench --smoke --out /tmp/x     # seconds; what the test suite runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import os
+import platform
+import shlex
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from bench import config, report, sessions, workloads
+from bench.contenders import Agno, Contender, Floor, Ours
+from bench.gobench import Go, GoServer, build, go_available
+
+
+def _versions() -> dict[str, Any]:
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite_python": sqlite3.sqlite_version,
+        "agno": version("agno"),
+        "sqlalchemy": version("sqlalchemy"),
+        "orjson": version("orjson"),
+        "agno_storage": version("agno_storage"),
+    }
+
+
+def run(mode: str, out: Path, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
+    cfg = config.make(mode, workdir)
+    started = time.time()
+    env = _versions()
+    notes: list[str] = []
+    small = [sessions.small(i) for i in range(cfg.rounds * cfg.small_batch)]
+    large = [sessions.large(i) for i in range(cfg.large_rounds * cfg.large_batch)]
+
+    server: GoServer | None = None
+    binary: Path | None = None
+    sessions_file: Path | None = None
+    why_not = None if use_go else "skipped on request (--no-go)"
+    if why_not is None:
+        why_not = go_available()
+    if why_not is None:
+        try:
+            binary = build(workdir)
+        except Exception as exc:
+            why_not = f"`go build ./cmd/bench` failed: {getattr(exc, 'stderr', exc)}".strip()
+    if why_not is None and binary is not None:
+        sessions_file = workdir / "sessions.json"
+        sessions_file.write_bytes(orjson.dumps({"small": small, "large": large}))
+        server = GoServer(binary, sessions_file)
+        info = server.call(op="info")
+        env["sqlite_go"] = info["sqlite_version"]
+        env["go"] = info["go_version"]
+    else:
+        binary = None
+        notes.append(f"Go column skipped: {why_not}.")
+        env["sqlite_go"] = env["go"] = "n/a"
+
+    def go() -> list[Contender]:
+        return [Go(server)] if server is not None else []
+
+    # Workloads 1 and 2.
+    ours = Ours("agno_storage")
+    floor = Floor("floor (sqlite3)", best_indexes=False)
+    agno = Agno()
+    w1: list[Contender] = [
+        ours,
+        Ours("agno_storage, synchronous=NORMAL", synchronous="NORMAL"),
+        Ours("agno_storage, no recency indexes", recency_indexes=False),
+        floor,
+        Floor("floor, synchronous=NORMAL", synchronous="NORMAL", best_indexes=False),
+        agno,
+        *go(),
+    ]
+    floor_decode = Floor("floor + orjson.loads", decode=True, best_indexes=False)
+    floor_decode.twin = floor  # type: ignore[attr-defined]
+    readers: list[Contender] = [ours, floor, floor_decode, agno, *go()]
+    for c in [*w1, floor_decode]:
+        c.prepare("small", small)
+    rows = workloads.small_writes_and_reads(cfg, w1, readers)
+    env["agno_pragmas"] = agno.pragmas()
+    for c in [*w1, floor_decode]:
+        c.close()
+
+    # Workload 3.
+    w3: list[Contender] = [Ours("agno_storage"), Floor("floor (sqlite3)", best_indexes=False), Agno(), *go()]
+    for c in w3:
+        c.prepare("large", large)
+    rows += workloads.large_writes_and_reads(cfg, w3)
+    for c in w3:
+        c.close()
+    large_mem = workloads.large_memory(cfg)
+    if server is not None:
+        server.close()
+
+    rows += workloads.recent_sessions(cfg)
+    rows += workloads.bulk_import(cfg)
+    concurrent = workloads.concurrent_writers(cfg, binary, sessions_file)
+    if binary is None:
+        notes.append("Workload 6 ran two Python writers only (no Go writer).")
+
+    results = {
+        "mode": mode,
+        "command": command,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": time.time() - started,
+        "env": env,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in attrs.asdict(cfg).items() if k != "workdir"},
+        "small_json_bytes": sum(
+            len(orjson.dumps(small[0][k])) for k in ("memory", "session_data", "extra_data", "agent_data")
+        ),
+        "large_json_bytes": sum(
+            len(orjson.dumps(large[0][k])) for k in ("memory", "session_data", "extra_data", "agent_data")
+        ),
+        "rows": rows,
+        "large_mem": large_mem,
+        "concurrent": concurrent,
+        "notes": notes,
+        "go": server is not None,
+    }
+    report.write(results, out)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick", help="under a minute (default)")
+    size.add_argument("--full", dest="mode", action="store_const", const="full", help="the documented run")
+    size.add_argument("--smoke", dest="mode", action="store_const", const="smoke", help="tiny sizes, for tests")
+    p.add_argument("--out", type=Path, default=Path("docs"), help="folder for benchmarks.md/.png/.json (default docs/)")
+    p.add_argument("--workdir", type=Path, default=None, help="folder for the database files (default: a temp dir)")
+    p.add_argument("--no-go", dest="go", action="store_false", help="leave out the Go contender")
+    args = p.parse_args(argv)
+    mode = args.mode or "quick"
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        results = run(mode, args.out, args.workdir.resolve(), args.go, command)
+    else:
+        with tempfile.TemporaryDirectory(prefix="agno-storage-bench-") as tmp:
+            results = run(mode, args.out, Path(tmp), args.go, command)
+    print(report.summary(results))
+    return 0

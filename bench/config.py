@@ -1,0 +1,37 @@
+"""Sizes of each run mode: ``--smoke`` (seconds, for tests), ``--quick`` (under a minute), ``--full``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+
+@attrs.define
+class Config:
+    mode: str
+    workdir: Path
+    rounds: int
+    small_batch: int  # upserts per contender per round
+    read_batch: int
+    large_rounds: int
+    large_batch: int
+    recent_rows: int
+    recent_ops: int  # queries per contender per round, at most ...
+    recent_budget_s: float  # ... or this long
+    bulk_n: int
+    bulk_n_small: int  # second size, to show peak memory does not grow with the count
+    bulk_rounds: int
+    agno_sample: int  # agno has no bulk API: this many upserts, extrapolated
+    concurrent_n: int  # upserts per writer process
+    concurrent_rounds: int
+
+
+def make(mode: str, workdir: Path) -> Config:
+    if mode == "smoke":
+        return Config(mode, workdir, 2, 4, 8, 2, 1, 300, 3, 0.05, 400, 100, 1, 10, 10, 1)
+    if mode == "quick":
+        return Config(mode, workdir, 5, 40, 200, 3, 2, 10_000, 50, 0.2, 20_000, 4_000, 1, 200, 150, 1)
+    if mode == "full":
+        return Config(mode, workdir, 9, 150, 1000, 7, 4, 100_000, 100, 0.5, 100_000, 20_000, 3, 1000, 1000, 3)
+    raise ValueError(f"unknown mode {mode!r}")

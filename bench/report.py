@@ -1,0 +1,275 @@
+"""Render a run as docs/benchmarks.md (tables, targets) and docs/benchmarks.png (chart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+#: Hand-written prose (how to run, what is measured, causes of misses),
+#: placed around the generated tables.
+INTRO = HERE / "doc_intro.md"
+ANALYSIS = HERE / "doc_analysis.md"
+
+Row = dict[str, Any]
+
+
+def _find(rows: Iterable[Row], workload: str, contender: str) -> Row | None:
+    for r in rows:
+        if r["workload"].startswith(workload) and r["contender"] == contender:
+            return r
+    return None
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(target, requirement, measured, met) for every stated target; met is None when not measured."""
+    rows = results["rows"]
+    out: list[tuple[str, str, str, bool | None]] = []
+
+    def ratio(workload: str, contender: str, need: float, name: str, *, invert: bool = False) -> None:
+        r = _find(rows, workload, contender)
+        if r is None:
+            out.append((name, f">= {need:g}x", "not measured", None))
+            return
+        value = r["speedup"]
+        out.append((name, f">= {need:g}x", f"{value:.2f}x", value >= need))
+
+    for w in ("1. upsert new small", "1. upsert existing small"):
+        ratio(w, "agno 1.8.4", 8, f"{w[3:]}: vs agno 1.8.4 (each at its defaults)")
+        ratio(w, "floor (sqlite3)", 0.8, f"{w[3:]}: vs floor, both synchronous=FULL")
+        ratio(w, "agno-golang (model)", 1, f"{w[3:]}: vs agno-golang (model)")
+    ratio("2. read small", "agno 1.8.4", 6, "read small: vs agno 1.8.4")
+    ratio("2. read small", "floor (sqlite3)", 0.8, "read small: vs floor (raw rows)")
+    ratio("3. upsert large", "agno 1.8.4", 3, "upsert large: vs agno 1.8.4")
+    ratio("3. read large", "agno 1.8.4", 3, "read large: vs agno 1.8.4")
+    for q in ("agent", "all"):
+        ratio(f"4. newest 20 of {q}", "agno 1.8.4", 50, f"newest 20 of {q}: vs agno 1.8.4")
+    for q in ("user", "agent", "all"):
+        r = _find(rows, f"4. newest 20 of {q}", "floor, best index (raw rows)")
+        base = _find(rows, f"4. newest 20 of {q}", "agno_storage (recency indexes)")
+        if r and base:
+            slower = base["median_us"] / r["median_us"]
+            out.append(
+                (
+                    f"newest 20 of {q}: within 2x of floor's best index",
+                    "<= 2x slower",
+                    f"{slower:.2f}x slower",
+                    slower <= 2,
+                )
+            )
+    bulk = [r for r in rows if r["workload"].startswith("5.") and r["contender"].startswith("agno_storage")]
+    if bulk:
+        big = max(bulk, key=lambda r: int(r["contender"].split("(")[1].rstrip(")").replace(",", "")))
+        small = min(bulk, key=lambda r: int(r["contender"].split("(")[1].rstrip(")").replace(",", "")))
+        out.append(("bulk import: sessions/s", ">= 50,000/s", f"{big['ops_per_s']:,.0f}/s", big["ops_per_s"] >= 50_000))
+        grow = big["peak_rss_mib"] - small["peak_rss_mib"]
+        out.append(
+            (
+                "bulk import: peak memory flat in the count",
+                "no growth",
+                f"{small['peak_rss_mib']:.1f} MiB at {small['contender'].split('(')[1][:-1]}, "
+                f"{big['peak_rss_mib']:.1f} MiB at {big['contender'].split('(')[1][:-1]}",
+                grow <= max(2.0, 0.25 * small["peak_rss_mib"]),
+            )
+        )
+    c = results["concurrent"]
+    out.append(("concurrent writers: errors", "0", str(c["errors"]), c["errors"] == 0))
+    out.append(("concurrent writers: total vs one process", ">= 0.7x", f"{c['ratio']:.2f}x", c["ratio"] >= 0.7))
+    return out
+
+
+def _fmt_us(us: float) -> str:
+    if us >= 100_000:
+        return f"{us / 1000:,.0f} ms"
+    if us >= 10_000:
+        return f"{us / 1000:,.1f} ms"
+    if us >= 1000:
+        return f"{us / 1000:,.2f} ms"
+    return f"{us:,.1f} µs"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| workload | contender | median per op | ops/s | agno_storage speed-up | errors |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        extra = ""
+        if r.get("extrapolated_s"):
+            extra = f" (100k would take ~{r['extrapolated_s']:,.0f} s)" if r["extrapolated_s"] > 1 else ""
+        if r.get("peak_rss_mib") is not None:
+            extra += f"; peak RSS +{r['peak_rss_mib']:.1f} MiB"
+        lines.append(
+            f"| {r['workload'][3:]} | {r['contender']}{extra} | {_fmt_us(r['median_us'])} | {r['ops_per_s']:,.0f} | "
+            f"{r['speedup']:.2f}x | {r['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any], chart_name: str = "benchmarks.png") -> str:
+    env = results["env"]
+    rows = results["rows"]
+    parts: list[str] = []
+    if INTRO.exists():
+        parts.append(INTRO.read_text().rstrip())
+    agno_sync = env.get("agno_pragmas", {})
+    parts.append(
+        f"""## Results
+
+Run `{results["command"]}` on {results["date"]} ({results["mode"]} mode, {results["seconds"]:.0f} s).
+
+| | |
+|---|---|
+| machine | {env["cores"]} cores, {env["platform"]} |
+| Python | {env["python"]}; sqlite3 module on SQLite {env["sqlite_python"]} |
+| agno | {env["agno"]} (SQLAlchemy {env["sqlalchemy"]}) |
+| Go | {env["go"]}; modernc.org/sqlite embedding SQLite {env["sqlite_go"]} |
+| orjson | {env["orjson"]} |
+| durability | agno_storage, floor and Go: WAL, `synchronous=FULL` (rows marked NORMAL: `synchronous=NORMAL`); agno 1.8.4: journal_mode `{agno_sync.get("journal_mode")}`, synchronous `{agno_sync.get("synchronous")}` (2 = FULL), its defaults |
+| sessions | small {results["small_json_bytes"] / 1024:.1f} KiB of JSON, large {results["large_json_bytes"] / 1024:.0f} KiB |
+
+Medians over interleaved rounds (see each workload's rounds in the configuration below).
+"Speed-up" is the contender's median time divided by agno_storage's (first row of the
+workload): above 1 means agno_storage is faster.
+
+![benchmark chart]({chart_name})
+
+{table(rows)}
+"""
+    )
+    for note in results["notes"]:
+        parts.append(f"> {note}")
+    # Plans for workload 4.
+    plan_lines = ["| query | contender | plan |", "|---|---|---|"]
+    for r in rows:
+        if r.get("plan"):
+            plan_lines.append(f"| {r['workload'][3:]} | {r['contender']} | `{r['plan']}` |")
+    parts.append("### Query plans for workload 4\n\n" + "\n".join(plan_lines))
+
+    mem_lines = [
+        "| contender | JSON size | upsert peak | read peak |",
+        "|---|---:|---:|---:|",
+    ]
+    for m in results["large_mem"]:
+        mem_lines.append(
+            f"| {m['contender']} | {m['json_bytes'] / 1024:.0f} KiB | {m['upsert_peak_bytes'] / 2**20:.1f} MiB | "
+            f"{m['read_peak_bytes'] / 2**20:.1f} MiB |"
+        )
+    parts.append(
+        "### Peak memory of one large session (workload 3)\n\n"
+        "Python allocations (tracemalloc) during one upsert and one read of a large session, "
+        "each contender in a fresh process.\n\n" + "\n".join(mem_lines)
+    )
+    c = results["concurrent"]
+    parts.append(
+        f"""### Concurrent writers (workload 6)
+
+{c["writers"]} processes ({"two Python processes with agno_storage and one Go process with the agno-golang model" if c["writers"] == 3 else "two Python processes with agno_storage"})
+each upsert {c["per_process"]:,} small sessions into one file at the same moment, one transaction per session.
+
+| | sessions/s |
+|---|---:|
+| one Python process alone | {c["alone_per_s"]:,.0f} |
+| {c["writers"]} processes together (total) | {c["shared_per_s"]:,.0f} |
+| ratio | {c["ratio"]:.2f}x |
+| errors | {c["errors"]} |
+| every row stored | {"yes" if c["rows_ok"] else "NO"} |
+"""
+        + (f"\nError samples: {c['error_samples']}\n" if c["error_samples"] else "")
+    )
+    # Recency index write cost.
+    cost = []
+    for w in ("1. upsert new small", "1. upsert existing small"):
+        a = _find(rows, w, "agno_storage")
+        b = _find(rows, w, "agno_storage, no recency indexes")
+        if a and b:
+            cost.append(
+                f"| {w[3:]} | {_fmt_us(a['median_us'])} | {_fmt_us(b['median_us'])} | "
+                f"{(a['median_us'] / b['median_us'] - 1) * 100:+.1f}% |"
+            )
+    reads = []
+    for q in ("user", "agent", "all"):
+        a = _find(rows, f"4. newest 20 of {q}", "agno_storage (recency indexes)")
+        b = _find(rows, f"4. newest 20 of {q}", "agno_storage (Go indexes only)")
+        if a and b:
+            reads.append(
+                f"| newest 20 of {q} | {_fmt_us(a['median_us'])} | {_fmt_us(b['median_us'])} | {b['median_us'] / a['median_us']:.1f}x faster |"
+            )
+    parts.append(
+        "### Recency indexes: write cost and read gain\n\n"
+        "| operation | with recency indexes | Go indexes only | difference |\n|---|---:|---:|---:|\n"
+        + "\n".join(cost + reads)
+    )
+    t_lines = ["| target | needed | measured | met |", "|---|---|---|---|"]
+    for name, need, got, met in targets(results):
+        t_lines.append(
+            f"| {name} | {need} | {got} | {'yes' if met else 'not measured' if met is None else '**MISSED**'} |"
+        )
+    parts.append("### Targets\n\n" + "\n".join(t_lines))
+    cfg = results["config"]
+    parts.append("### Configuration of this run\n\n" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + "\n")
+    if ANALYSIS.exists():
+        parts.append(ANALYSIS.read_text().rstrip())
+    return "\n\n".join(parts) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    workloads: list[str] = []
+    for r in rows:
+        if r["workload"] not in workloads:
+            workloads.append(r["workload"])
+    panels = len(workloads) + 1
+    cols = 2
+    lines = (panels + cols - 1) // cols
+    fig, axes = plt.subplots(lines, cols, figsize=(14, 2.6 * lines), squeeze=False)
+    colors = {"ours": "#2a7ab0", "floor": "#888888", "agno": "#d0703a", "go": "#3a9d5d"}
+    for ax, w in zip(axes.flat, workloads, strict=False):
+        sel = [r for r in rows if r["workload"] == w]
+        ax.barh(
+            [r["contender"] for r in sel],
+            [r["median_us"] for r in sel],
+            color=[colors.get(r["kind"], "#555555") for r in sel],
+        )
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_title(w, fontsize=9, loc="left")
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("µs per operation (log scale, lower is better)", fontsize=7)
+    c = results["concurrent"]
+    ax = axes.flat[len(workloads)]
+    ax.barh(
+        ["one process alone", f"{c['writers']} processes, total"],
+        [c["alone_per_s"], c["shared_per_s"]],
+        color="#2a7ab0",
+    )
+    ax.invert_yaxis()
+    ax.set_title("6. concurrent writers", fontsize=9, loc="left")
+    ax.set_xlabel("sessions/s (higher is better)", fontsize=7)
+    ax.tick_params(labelsize=7)
+    for extra in list(axes.flat)[panels:]:
+        extra.axis("off")
+    fig.suptitle(f"agno_storage benchmarks ({results['mode']} run, {results['date']})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    chart(results, out / "benchmarks.png")
+    (out / "benchmarks.md").write_text(render(results))
+
+
+def summary(results: dict[str, Any]) -> str:
+    lines = [table(results["rows"]), ""]
+    for name, need, got, met in targets(results):
+        lines.append(f"{'ok  ' if met else 'MISS' if met is not None else '--  '} {name}: {got} (needed {need})")
+    c = results["concurrent"]
+    lines.append(f"concurrent: alone {c['alone_per_s']:.0f}/s, shared {c['shared_per_s']:.0f}/s, errors {c['errors']}")
+    return "\n".join(lines)
