@@ -14,6 +14,7 @@ import os
 import platform
 import shlex
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +45,24 @@ def _versions() -> dict[str, Any]:
         "sqlalchemy": version("sqlalchemy"),
         "orjson": version("orjson"),
         "agno_storage": version("agno_storage"),
+        "revision": _revision(),
     }
+
+
+def _revision() -> str:
+    """The commit the package was measured at, with "+changes" if agno_storage/ differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "agno_storage"], cwd=root, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        # Run from an export of a commit (see docs/benchmarks.md): it says which.
+        return os.environ.get("AGNO_STORAGE_REVISION", "unknown")
+    return head.stdout.strip() + (" +uncommitted changes in agno_storage/" if dirty.stdout.strip() else "")
 
 
 def run(mode: str, out: Path, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
