@@ -13,8 +13,6 @@ Go port stores when its marshal fails).
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,17 +34,24 @@ _ORJSON_OPTIONS = (
 )
 
 # Go escapes these even inside strings; they can only occur inside strings.
+# Single-byte needles first: ``in`` on one byte is a memchr, longer ones are not.
 _GO_ESCAPES = (
     (b"<", b"\\u003c"),
     (b">", b"\\u003e"),
     (b"&", b"\\u0026"),
+)
+_LINE_SEPARATORS = (
     ("\u2028".encode(), b"\\u2028"),
     ("\u2029".encode(), b"\\u2029"),
 )
+_LINE_SEPARATOR_LEAD = "\u2028".encode()[:1]
 
-# orjson reads integers wider than 64 bits as floats; any run of 19+ digits
-# sends the text through the exact (slower) stdlib parser instead.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+# orjson reads integers wider than 64 bits as floats. A number of 19 or more
+# digits sends the text through the exact (slower) stdlib parser instead; the
+# scan maps digits to "0" and everything else to " ", then looks for a run.
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
+_INF = float("inf")
 
 
 def dumps(value: Any) -> str:
@@ -65,10 +70,13 @@ def dumps(value: Any) -> str:
             raise InvalidInputError(f"value is not JSON-serialisable: {exc}") from exc
         raw = _dumps_wide(value)
     # orjson writes NaN and +-inf as ``null``; only then is a walk needed.
-    if b"null" in raw and value is not None:
-        _reject_non_finite(value)
+    if b"null" in raw and value is not None and _has_non_finite(value):
+        raise InvalidInputError("value is not JSON-serialisable: NaN and infinity have no JSON form")
     for plain, escaped in _GO_ESCAPES:
         if plain in raw:
+            raw = raw.replace(plain, escaped)
+    if _LINE_SEPARATOR_LEAD in raw:
+        for plain, escaped in _LINE_SEPARATORS:
             raw = raw.replace(plain, escaped)
     return raw.decode()
 
@@ -99,10 +107,25 @@ def _walk(value: Any) -> list[Any]:
     return out
 
 
-def _reject_non_finite(value: Any) -> None:
-    for item in _walk(value):
-        if isinstance(item, float) and not math.isfinite(item):
-            raise InvalidInputError(f"value is not JSON-serialisable: {item!r} has no JSON form")
+def _has_non_finite(value: Any) -> bool:
+    """True if a NaN or infinite float sits anywhere inside ``value``.
+
+    Scalars are looked at in their container's loop rather than pushed, which
+    halves the work on string-heavy session data.
+    """
+    if type(value) is float:
+        return value != value or value in (_INF, -_INF)
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        for child in item.values() if type(item) is dict else item:
+            kind = type(child)
+            if kind is dict or kind is list or kind is tuple:
+                push(child)
+            elif kind is float and (child != child or child == _INF or child == -_INF):
+                return True
+    return False
 
 
 def _reject_non_str_keys(value: Any) -> None:
@@ -118,18 +141,17 @@ def loads(text: str | bytes | None) -> Any:
 
     Raises ``ValueError`` on invalid JSON; callers wrap it with row context.
     """
-    if text is None or text == "" or text == b"":
+    if not text:
         return None
-    if isinstance(text, bytes):
-        text = text.decode()
-    if _LONG_DIGITS.search(text):
-        return json.loads(text)
+    data = text.encode() if isinstance(text, str) else text
+    if _LONG_RUN in data.translate(_DIGITS):
+        return json.loads(data)
     try:
-        return orjson.loads(text)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if "recursion" not in str(exc).lower():
             raise
-        return json.loads(text)
+        return json.loads(data)
 
 
 # --- sessions -------------------------------------------------------------
