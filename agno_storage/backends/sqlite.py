@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,7 @@ class SqliteStorage(BaseStorage):
         self._sql_select_ids = f"SELECT {self._col('session_id')} FROM {t}"  # noqa: S608 - quoted identifiers only
         self._sql_order = f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}"
         self._entity_column = self._col(schema.ENTITY_COLUMN[self.mode])
+        self._select_sql: dict[tuple[bool, ...], str] = {}
 
     def _col(self, name: str) -> str:
         return f"{quote(self.table_name)}.{quote(name)}"
@@ -146,15 +147,31 @@ class SqliteStorage(BaseStorage):
         if self.db_path is None:
             # One private in-memory database: one connection, one user at a time.
             with self._memory_lock:
-                if self._memory is None or self._memory.pid != os.getpid():
-                    self._memory = self._open()
-                yield self._memory
+                yield self._memory_handle()
             return
+        yield self._thread_handle()
+
+    def _memory_handle(self) -> _Handle:
+        if self._memory is None or self._memory.pid != os.getpid():
+            self._memory = self._open()
+        return self._memory
+
+    def _thread_handle(self) -> _Handle:
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is None or handle.pid != os.getpid():
             handle = self._open()
             self._local.handle = handle
-        yield handle
+        return handle
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run one read statement outside any write transaction (it is its own snapshot)."""
+        try:
+            if self.db_path is None:
+                with self._memory_lock:
+                    return self._memory_handle().conn.execute(sql, params).fetchall()
+            return self._thread_handle().conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.table_name) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -191,11 +208,6 @@ class SqliteStorage(BaseStorage):
             else:
                 conn.execute(f"RELEASE sp{depth}")
 
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._handle() as handle, _errors(self.table_name):
-            yield handle.conn
-
     def close(self) -> None:
         """Close every connection this object opened in this process.
 
@@ -216,19 +228,18 @@ class SqliteStorage(BaseStorage):
     # --- primitives --------------------------------------------------------
 
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
-        with self._reading() as conn:
-            columns = [r[0] for r in conn.execute("SELECT name FROM pragma_table_info(?)", (self.table_name,))]
-            if not columns:
-                return None
-            indexes: list[str] = []
-            table_sql = ""
-            for kind, name, sql in conn.execute(
-                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ?", (self.table_name,)
-            ):
-                if kind == "index":
-                    indexes.append(name)
-                elif kind == "table":
-                    table_sql = sql or ""
+        columns = [r[0] for r in self._query("SELECT name FROM pragma_table_info(?)", (self.table_name,))]
+        if not columns:
+            return None
+        indexes: list[str] = []
+        table_sql = ""
+        for kind, name, sql in self._query(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ?", (self.table_name,)
+        ):
+            if kind == "index":
+                indexes.append(name)
+            elif kind == "table":
+                table_sql = sql or ""
         return columns, indexes, table_sql
 
     def _create_table(self) -> None:
@@ -306,27 +317,31 @@ class SqliteStorage(BaseStorage):
         limit: int | None,
         ids_only: bool,
     ) -> list[tuple[Any, ...]]:
+        key = (session_id is not None, user_id is not None, entity_id is not None, limit is not None, ids_only)
+        sql = self._select_sql.get(key)
+        if sql is None:
+            sql = self._select_sql[key] = self._build_select(*key)
+        params = [v for v in (session_id, user_id, entity_id, limit) if v is not None]
+        return self._query(sql, params)
+
+    def _build_select(self, by_id: bool, by_user: bool, by_entity: bool, limited: bool, ids_only: bool) -> str:
         sql = self._sql_select_ids if ids_only else self._sql_select
-        where: list[str] = []
-        params: list[Any] = []
-        if session_id is not None:
-            where.append(f"{self._col('session_id')} = ?")
-            params.append(session_id)
-        if user_id is not None:
-            where.append(f"{self._col('user_id')} = ?")
-            params.append(user_id)
-        if entity_id is not None:
-            where.append(f"{self._entity_column} = ?")
-            params.append(entity_id)
+        where = [
+            f"{column} = ?"
+            for column, used in (
+                (self._col("session_id"), by_id),
+                (self._col("user_id"), by_user),
+                (self._entity_column, by_entity),
+            )
+            if used
+        ]
         if where:
             sql += " WHERE " + " AND ".join(where)
-        if session_id is None:
+        if not by_id:
             sql += self._sql_order
-        if limit is not None:
+        if limited:
             sql += " LIMIT ?"
-            params.append(limit)
-        with self._reading() as conn:
-            return conn.execute(sql, params).fetchall()
+        return sql
 
     def _delete(self, session_id: str, user_id: str | None) -> bool:
         sql = f"DELETE FROM {quote(self.table_name)} WHERE {self._col('session_id')} = ?"  # noqa: S608 - quoted
