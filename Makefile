@@ -48,7 +48,7 @@ fixtures: fixtures-go fixtures-agno  ## Rewrite every fixture
 .PHONY: bench bench-quick
 bench: $(BIN)/python  ## Full benchmark run (several minutes); rewrites docs/benchmarks.md and docs/benchmarks.png
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m bench --full --out docs/
+	$(BIN)/python -m bench --full --out docs/ --json bench/results/full.json
 
 bench-quick: $(BIN)/python  ## Benchmark run with small sizes (under a minute); writes to bench/quick/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -65,7 +65,9 @@ def _revision() -> str:
     return head.stdout.strip() + (" +uncommitted changes in agno_storage/" if dirty.stdout.strip() else "")
 
 
-def run(mode: str, out: Path, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
+def run(
+    mode: str, out: Path, workdir: Path, use_go: bool, command: str, json_path: Path | None = None
+) -> dict[str, Any]:
     cfg = config.make(mode, workdir)
     started = time.time()
     env = _versions()
@@ -158,7 +160,7 @@ def run(mode: str, out: Path, workdir: Path, use_go: bool, command: str) -> dict
         "notes": notes,
         "go": server is not None,
     }
-    report.write(results, out)
+    report.write(results, out, json_path)
     return results
 
 
@@ -172,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--smoke", dest="mode", action="store_const", const="smoke", help="tiny sizes, for tests")
     p.add_argument("--out", type=Path, default=Path("docs"), help="folder for benchmarks.md/.png/.json (default docs/)")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the database files (default: a temp dir)")
+    p.add_argument(
+        "--json", type=Path, default=None, help="also save the raw results here (re-render: python -m bench.report)"
+    )
     p.add_argument("--no-go", dest="go", action="store_false", help="leave out the Go contender")
     args = p.parse_args(argv)
     mode = args.mode or "quick"
@@ -179,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        results = run(mode, args.out, args.workdir.resolve(), args.go, command)
+        results = run(mode, args.out, args.workdir.resolve(), args.go, command, args.json)
     else:
         with tempfile.TemporaryDirectory(prefix="agno-storage-bench-") as tmp:
-            results = run(mode, args.out, Path(tmp), args.go, command)
+            results = run(mode, args.out, Path(tmp), args.go, command, args.json)
     print(report.summary(results))
     return 0

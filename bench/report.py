@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -261,9 +262,29 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write(results: dict[str, Any], out: Path) -> None:
+def write(results: dict[str, Any], out: Path, json_path: Path | None = None) -> None:
+    """Write benchmarks.md and benchmarks.png into ``out``; the raw results to ``json_path`` if given."""
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1) + "\n")
     chart(results, out / "benchmarks.png")
     (out / "benchmarks.md").write_text(render(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render the page from saved results: python -m bench.report RESULTS.json [--out docs/]."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m bench.report")
+    p.add_argument("results", type=Path)
+    p.add_argument("--out", type=Path, default=Path("docs"))
+    args = p.parse_args(argv)
+    write(json.loads(args.results.read_text()), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
 def summary(results: dict[str, Any]) -> str:
