@@ -1,10 +1,14 @@
 """agno 1.x ``storage=`` adapter: ``from agno_storage.agno import SqliteStorage``.
 
-The class below is an ``agno.storage.base.Storage`` that agno's Agent, Team,
-Workflow and v2 Workflow accept as their ``storage=``. It takes agno's own
-constructor arguments, hands back agno's own session dataclasses, and keeps
-every byte in the table through the core :class:`agno_storage.SqliteStorage`,
-so files stay readable by agno's upstream store and by agno-golang.
+The classes below are ``agno.storage.base.Storage`` objects that agno's Agent,
+Team, Workflow and v2 Workflow accept as their ``storage=``. They take agno's
+own constructor arguments, hand back agno's own session dataclasses, and keep
+every byte in the table through a core store chosen by the URL: a
+``sqlite:///`` URL (or ``db_file``) gives :class:`agno_storage.SqliteStorage`,
+a ``postgresql://`` URL (SQLAlchemy's ``postgresql+psycopg://`` too) gives
+:class:`agno_storage.backends.postgres.PostgresStorage`. Moving an Agent from
+SQLite to PostgreSQL is then a change of URL; the tables stay readable by
+agno's upstream stores (and SQLite files by agno-golang).
 
 Where agno 1.x behaves oddly the adapter makes a deliberate choice; each one
 is listed in ``docs/compat_agno.md``.
@@ -12,6 +16,7 @@ is listed in ``docs/compat_agno.md``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal, Self, cast
 
 try:
@@ -25,17 +30,49 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError("agno_storage.agno needs agno 1.x; install it with: pip install 'agno_storage[agno]'") from exc
 
-from agno_storage import AgentSession, TeamSession, WorkflowSession, WorkflowSessionV2
-from agno_storage import SqliteStorage as CoreStorage
+from agno_storage import AgentSession, BaseStorage, TeamSession, WorkflowSession, WorkflowSessionV2
+from agno_storage import SqliteStorage as CoreSqliteStorage
 from agno_storage.errors import CorruptRowError, InvalidInputError, OwnershipError
 
-__all__ = ["AgnoSession", "SqliteStorage"]
+__all__ = ["AgnoSession", "PostgresStorage", "SqliteStorage"]
 
 ModeName = Literal["agent", "team", "workflow", "workflow_v2"]
+Backend = Literal["sqlite", "postgresql"]
 AgnoSession = AgnoAgentSession | AgnoTeamSession | AgnoWorkflowSession | AgnoWorkflowSessionV2
 CoreSession = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
 
 _MODES = ("agent", "team", "workflow", "workflow_v2")
+# Set by the adapter itself, so not accepted among the pass-through options.
+_ADAPTER_OPTIONS = frozenset({"table_name", "db_url", "db_file", "mode", "schema", "auto_upgrade_schema"})
+
+
+def _backend_of_url(db_url: str) -> Backend:
+    """Which core store a URL selects: ``sqlite`` or ``postgresql``.
+
+    The scheme decides, with any SQLAlchemy driver suffix ignored
+    (``postgresql+psycopg://``, ``sqlite+pysqlite://``). Raises
+    InvalidInputError for anything else, before any connection is made.
+    """
+    if not isinstance(db_url, str):
+        raise InvalidInputError(f"db_url must be a str, got {db_url!r}")
+    scheme, sep, _ = db_url.partition("://")
+    name = scheme.split("+")[0].lower() if sep else ""
+    if name == "sqlite":
+        return "sqlite"
+    if name in ("postgresql", "postgres"):
+        return "postgresql"
+    raise InvalidInputError(f"db_url must start with sqlite:/// or postgresql://, got {db_url!r}")
+
+
+def _engine_url(db_engine: Any, expected: Backend) -> Any:
+    """The SQLAlchemy URL of ``db_engine``; InvalidInputError unless it is an ``expected`` engine."""
+    url: Any = getattr(db_engine, "url", None)
+    backend = url.get_backend_name() if url is not None and hasattr(url, "get_backend_name") else None
+    if url is None or backend != expected:
+        hint = {"sqlite": "SqliteStorage", "postgresql": "PostgresStorage"}.get(backend or "")
+        instead = f"use agno_storage.agno.{hint} or pass db_url=" if hint else "pass db_url= instead"
+        raise InvalidInputError(f"db_engine must be a SQLAlchemy {expected} engine here, got {url!r}; {instead}")
+    return url
 
 
 def _sqlite_file_of_engine(db_engine: Any) -> str:
@@ -44,13 +81,7 @@ def _sqlite_file_of_engine(db_engine: Any) -> str:
     Raises InvalidInputError for anything else: a non-SQLite engine, or an
     in-memory engine whose database no second connection could ever see.
     """
-    url: Any = getattr(db_engine, "url", None)
-    backend = url.get_backend_name() if url is not None and hasattr(url, "get_backend_name") else None
-    if url is None or backend != "sqlite":
-        raise InvalidInputError(
-            f"db_engine must be a SQLAlchemy SQLite engine, got {url!r}; pass db_file= or db_url= instead"
-        )
-    database = cast(str | None, url.database)
+    database = cast(str | None, _engine_url(db_engine, "sqlite").database)
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         raise InvalidInputError(
             "db_engine points at an in-memory SQLite database, which only that engine can see; "
@@ -59,62 +90,87 @@ def _sqlite_file_of_engine(db_engine: Any) -> str:
     return database
 
 
-class SqliteStorage(Storage):
-    """agno 1.x storage backed by the agno_storage SQLite store.
+def _postgres_url_of_engine(db_engine: Any) -> str:
+    """The URL of a SQLAlchemy PostgreSQL engine, password included.
 
-    Construction opens nothing; the core store for the current ``mode`` is
-    opened on first use, so agno may set ``storage.mode`` after construction
-    (Agent, Team and Workflow all do). ``user_id=`` scopes every call to one
-    user: agno reads sessions by id alone, so without it an Agent resumes a
-    session_id whoever owns it (the write is then refused). Other keyword
-    arguments (``allow_owner_change``, ``busy_timeout``, ``synchronous``, ...)
-    go to :class:`agno_storage.SqliteStorage` unchanged.
-
-    Unlike agno's store, failures raise typed ``agno_storage.errors`` errors
-    instead of logging and returning None. Thread-safety is that of the core
-    store; deep copies (agno copies agents) share its open stores.
+    Only the URL is used: the engine's pool, ``connect_args`` and event hooks
+    are not. Raises InvalidInputError for any other engine.
     """
+    return cast(str, _engine_url(db_engine, "postgresql").render_as_string(hide_password=False))
+
+
+class _AgnoStorage(Storage):
+    """What both public classes share; they differ only in agno's argument order."""
 
     def __init__(
         self,
         table_name: str,
-        db_url: str | None = None,
-        db_file: str | None = None,
-        db_engine: Any | None = None,
-        schema_version: int = 1,
-        auto_upgrade_schema: bool = False,
-        mode: ModeName | None = "agent",
-        user_id: str | None = None,
-        **core_options: Any,
+        *,
+        db_url: str | None,
+        db_file: str | None,
+        schema: str | None,
+        schema_version: int,
+        auto_upgrade_schema: bool,
+        mode: ModeName | None,
+        user_id: str | None,
+        core_options: dict[str, Any],
     ) -> None:
         if schema_version != 1:
             raise InvalidInputError(f"agno 1.x tables have schema_version 1, got {schema_version}")
-        if db_engine is not None and db_url is None and db_file is None:
-            db_file = _sqlite_file_of_engine(db_engine)
-        self._stores: dict[str, CoreStorage] = {}
+        backend: Backend = "sqlite" if db_url is None else _backend_of_url(db_url)
+        if backend == "postgresql" and db_file is not None:
+            raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {db_url!r}")
+        self.backend: Backend = backend
+        self._stores: dict[str, BaseStorage] = {}
         super().__init__(mode)
         self.table_name = table_name
         self.db_url = db_url
         self.db_file = db_file
+        self.schema = schema
         self.schema_version = schema_version
         self.auto_upgrade_schema = auto_upgrade_schema
         self.user_id = user_id
         self.core_options: dict[str, Any] = dict(core_options)
+        _check_options(self._core_class(), self.core_options)
 
     # -- the delegate ------------------------------------------------------
+    def _core_class(self) -> type[BaseStorage]:
+        if self.backend == "postgresql":
+            # Imported only here, so SQLite users need no PostgreSQL driver.
+            from agno_storage.backends.postgres import PostgresStorage as CorePostgresStorage
+
+            return CorePostgresStorage
+        return CoreSqliteStorage
+
     @property
-    def core(self) -> CoreStorage:
-        """The core store for the current mode, opened on first use."""
+    def core(self) -> BaseStorage:
+        """The core store for the current mode, opened on first use.
+
+        For PostgreSQL, opening it connects and checks the table; a server
+        that cannot be reached raises ConnectionLostError here.
+        """
         store = self._stores.get(self.mode)
         if store is None:
-            store = CoreStorage(
-                table_name=self.table_name,
-                db_url=self.db_url,
-                db_file=self.db_file,
-                mode=self.mode,
-                auto_upgrade_schema=self.auto_upgrade_schema,
-                **self.core_options,
-            )
+            if self.backend == "postgresql":
+                from agno_storage.backends.postgres import PostgresStorage as CorePostgresStorage
+
+                store = CorePostgresStorage(
+                    table_name=self.table_name,
+                    db_url=self.db_url,
+                    schema=self.schema,
+                    mode=self.mode,
+                    auto_upgrade_schema=self.auto_upgrade_schema,
+                    **self.core_options,
+                )
+            else:
+                store = CoreSqliteStorage(
+                    table_name=self.table_name,
+                    db_url=self.db_url,
+                    db_file=self.db_file,
+                    mode=self.mode,
+                    auto_upgrade_schema=self.auto_upgrade_schema,
+                    **self.core_options,
+                )
             self._stores[self.mode] = store
         return store
 
@@ -130,9 +186,9 @@ class SqliteStorage(Storage):
             raise InvalidInputError(f"mode must be one of {_MODES}, got {value!r}")
         self._mode = value
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> SqliteStorage:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         # agno deep-copies agents; the copy must see the same database, and an
-        # open SQLite connection cannot be copied, so copies share the stores.
+        # open connection or pool cannot be copied, so copies share the stores.
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.core_options = dict(self.core_options)
@@ -353,3 +409,118 @@ def _agent_memory(memory: dict[str, Any] | None) -> dict[str, Any]:
     if "runs" not in memory:
         return {**memory, "runs": []}
     return memory
+
+
+def _check_options(core_class: type[BaseStorage], options: dict[str, Any]) -> None:
+    """Refuse pass-through options the chosen core store does not take, at construction."""
+    accepted = {
+        name
+        for name, param in inspect.signature(core_class.__init__).parameters.items()
+        if param.kind is inspect.Parameter.KEYWORD_ONLY
+    } - _ADAPTER_OPTIONS
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InvalidInputError(
+            f"{core_class.__module__}.{core_class.__name__} takes no option {', '.join(unknown)}; "
+            f"it takes {', '.join(sorted(accepted))}"
+        )
+
+
+class SqliteStorage(_AgnoStorage):
+    """agno 1.x storage with agno's ``SqliteStorage`` signature; the URL picks the engine.
+
+    ``db_url="sqlite:///path.db"`` or ``db_file=`` (neither: a private
+    in-memory database) keeps sessions in SQLite; ``db_url="postgresql://..."``
+    keeps them in PostgreSQL, in agno's ``PostgresStorage`` layout under
+    ``schema`` (default ``"ai"``, ignored for SQLite). ``db_engine`` is
+    honoured only for a SQLite file (its file is opened; the engine is not
+    used); any other engine raises InvalidInputError.
+
+    Construction opens nothing; the core store for the current ``mode`` is
+    opened on first use, so agno may set ``storage.mode`` after construction
+    (Agent, Team and Workflow all do). ``user_id=`` scopes every call to one
+    user: agno reads sessions by id alone, so without it an Agent resumes a
+    session_id whoever owns it (the write is then refused). Other keyword
+    arguments (``allow_owner_change``; ``busy_timeout``, ``synchronous`` for
+    SQLite; ``pool_size``, ``connect_timeout``, ``retries`` for PostgreSQL)
+    go to the core store unchanged; one it does not take raises
+    InvalidInputError here.
+
+    Unlike agno's store, failures raise typed ``agno_storage.errors`` errors
+    instead of logging and returning None. Thread-safety is that of the core
+    store; deep copies (agno copies agents) share its open stores.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        db_url: str | None = None,
+        db_file: str | None = None,
+        db_engine: Any | None = None,
+        schema_version: int = 1,
+        auto_upgrade_schema: bool = False,
+        mode: ModeName | None = "agent",
+        user_id: str | None = None,
+        schema: str | None = "ai",
+        **core_options: Any,
+    ) -> None:
+        if db_engine is not None and db_url is None and db_file is None:
+            db_file = _sqlite_file_of_engine(db_engine)
+        super().__init__(
+            table_name,
+            db_url=db_url,
+            db_file=db_file,
+            schema=schema,
+            schema_version=schema_version,
+            auto_upgrade_schema=auto_upgrade_schema,
+            mode=mode,
+            user_id=user_id,
+            core_options=core_options,
+        )
+
+
+class PostgresStorage(_AgnoStorage):
+    """agno 1.x storage with agno's ``PostgresStorage`` signature; the URL picks the engine.
+
+    A drop-in for ``agno.storage.postgres.PostgresStorage``: the same
+    arguments, tables in the same layout (``schema`` ``"ai"`` by default,
+    ``None`` for the search path). ``db_url`` may be a libpq or a SQLAlchemy
+    URL (``postgresql+psycopg://``); a ``sqlite:///path.db`` URL keeps the
+    sessions in SQLite instead (``schema`` is then ignored), so the URL alone
+    decides. ``db_engine``, a SQLAlchemy PostgreSQL engine, is used for its
+    URL only (password included): its pool and ``connect_args`` are not.
+
+    Raises InvalidInputError when neither ``db_url`` nor ``db_engine`` is
+    given (agno raises ValueError, which it subclasses). Construction opens
+    no connection; the first call for a mode does, and raises
+    ConnectionLostError if the server cannot be reached. Options, scoping by
+    ``user_id`` and errors are as for :class:`SqliteStorage`.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        schema: str | None = "ai",
+        db_url: str | None = None,
+        db_engine: Any | None = None,
+        schema_version: int = 1,
+        auto_upgrade_schema: bool = False,
+        mode: ModeName | None = "agent",
+        user_id: str | None = None,
+        **core_options: Any,
+    ) -> None:
+        if db_url is None and db_engine is not None:
+            db_url = _postgres_url_of_engine(db_engine)
+        if db_url is None:
+            raise InvalidInputError(f"PostgresStorage needs db_url or db_engine (table {table_name!r})")
+        super().__init__(
+            table_name,
+            db_url=db_url,
+            db_file=None,
+            schema=schema,
+            schema_version=schema_version,
+            auto_upgrade_schema=auto_upgrade_schema,
+            mode=mode,
+            user_id=user_id,
+            core_options=core_options,
+        )

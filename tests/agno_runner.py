@@ -5,8 +5,11 @@ Used in-process by the tests and as a script in a fresh process::
     python tests/agno_runner.py KIND STORE DB SESSION_ID USER_ID MESSAGE
 
 KIND is agent, team, workflow or workflow_v2; STORE is ``ours`` (the
-agno_storage adapter) or ``agno`` (agno's own SqliteStorage). The script
-prints one JSON object: what the model was sent on each call and the reply.
+agno_storage adapter's SqliteStorage), ``ours-pg`` (its PostgresStorage) or
+``agno`` (agno's own SqliteStorage, or PostgresStorage for a postgresql URL).
+DB is a SQLite file or a URL (``sqlite:///...``, ``postgresql://...``). The
+script prints one JSON object: what the model was sent on each call and the
+reply.
 """
 
 from __future__ import annotations
@@ -39,8 +42,12 @@ TABLES = {
 }
 
 
+#: Every storage make_storage built in this process, for close_storages().
+OPENED: list[Storage] = []
+
+
 def make_storage(store: str, db: str, table: str, **options: Any) -> Storage:
-    """Our adapter or agno's own SqliteStorage on ``db``, in the table's mode.
+    """Our adapter or agno's own store on ``db`` (a file or a URL), in the table's mode.
 
     The mode is passed up front although agno sets it again: agno's own store
     built in the default "agent" mode keeps the agent columns in its table
@@ -48,13 +55,42 @@ def make_storage(store: str, db: str, table: str, **options: Any) -> Storage:
     without them and creates tables with the union of both column sets.
     """
     mode = next(kind for kind, name in TABLES.items() if name == table)
+    storage = _build_storage(store, db, table, mode, options)
+    OPENED.append(storage)
+    return storage
+
+
+def _build_storage(store: str, db: str, table: str, mode: str, options: dict[str, Any]) -> Storage:
+    where: dict[str, Any] = {"db_url": db} if "://" in db else {"db_file": db}
     if store == "ours":
         from agno_storage.agno import SqliteStorage
 
-        return SqliteStorage(table_name=table, db_file=db, mode=mode, **options)  # type: ignore[arg-type]
+        return SqliteStorage(table_name=table, mode=mode, **where, **options)  # type: ignore[arg-type]
+    if store == "ours-pg":
+        from agno_storage.agno import PostgresStorage
+
+        return PostgresStorage(table_name=table, db_url=db, mode=mode, **options)  # type: ignore[arg-type]
+    if db.split("+")[0].startswith("postgres"):
+        from agno.storage.postgres import PostgresStorage as AgnoPostgresStorage
+
+        # agno hands the URL to SQLAlchemy, whose default PostgreSQL driver is psycopg2.
+        url = "postgresql+psycopg://" + db.partition("://")[2]
+        return AgnoPostgresStorage(table_name=table, db_url=url, mode=mode)  # type: ignore[arg-type]
     from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
 
-    return AgnoSqliteStorage(table_name=table, db_file=db, mode=mode)  # type: ignore[arg-type]
+    return AgnoSqliteStorage(table_name=table, mode=mode, **where)  # type: ignore[arg-type]
+
+
+def close_storages() -> None:
+    """Close every storage built in this process (PostgreSQL pools hold connections)."""
+    while OPENED:
+        storage = OPENED.pop()
+        engine = getattr(storage, "db_engine", None)
+        if engine is not None:
+            engine.dispose()
+        close = getattr(storage, "close", None)
+        if close is not None:
+            close()
 
 
 def make_agent(storage: Storage, session_id: str, user_id: str | None, model: FakeModel) -> Agent:

@@ -1,0 +1,224 @@
+"""agno Agents and Teams on PostgreSQL through the adapter: the URL picks the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("agno")
+pytest.importorskip("agno_storage.agno")
+
+from agno.agent import Agent
+
+from agno_storage.agno import PostgresStorage, SqliteStorage
+from agno_storage.errors import InvalidInputError
+from tests.agno_runner import FakeModel, close_storages, make_agent, run_turn
+from tests.pgserver import REQUIRE_ENV, PgServer, create_database
+from tests.support import require
+
+RUNNER = Path(__file__).resolve().parent / "agno_runner.py"
+KINDS = ["agent", "team", "workflow", "workflow_v2"]
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database for this test, as a libpq URL; storages built meanwhile are closed after."""
+    name = "agno_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    try:
+        yield create_database(pg_server, name)
+    finally:
+        close_storages()
+
+
+def run_in_new_process(kind: str, store: str, url: str, session_id: str, message: str) -> dict[str, Any]:
+    """One turn in a fresh interpreter; what its model saw."""
+    env = {**os.environ, "AGNO_TELEMETRY": "false", "AGNO_MONITOR": "false"}
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), kind, store, url, session_id, "user-1", message],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def seen_by_model(result: dict[str, Any]) -> str:
+    """Every text the model was sent on its last call, joined."""
+    return "\n".join(m["content"] for m in result["calls"][-1])
+
+
+def continue_elsewhere(kind: str, first: str, second: str, url: str) -> str:
+    """Two turns here on ``first``, a third in a new process on ``second``; what its model saw."""
+    session_id = f"pg-{kind}"
+    for message in ("first question", "second question"):
+        run_turn(kind, first, url, session_id, "user-1", message)
+    return seen_by_model(run_in_new_process(kind, second, url, session_id, "third question"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_history_on_postgresql_reaches_the_model_in_a_new_process(kind: str, pg_url: str) -> None:
+    seen = continue_elsewhere(kind, "ours", "ours", pg_url)
+    assert "first question" in seen
+    assert "second question" in seen
+    assert "third question" in seen
+    # The earlier replies (assistant messages) came back from the server too.
+    assert f"{kind} #1: first question" in seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_session_written_by_agnos_postgres_store_resumes_on_ours(kind: str, pg_url: str) -> None:
+    seen = continue_elsewhere(kind, "agno", "ours-pg", pg_url)
+    assert "first question" in seen and "second question" in seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_session_written_by_us_resumes_on_agnos_postgres_store(kind: str, pg_url: str) -> None:
+    seen = continue_elsewhere(kind, "ours-pg", "agno", pg_url)
+    assert "first question" in seen and "second question" in seen
+
+
+def chat(storage_class: type[SqliteStorage] | type[PostgresStorage], url: str, message: str) -> FakeModel:
+    """The application code under test: nothing but ``url`` says which engine is used."""
+    model = FakeModel(prefix="agent")
+    storage = storage_class(table_name="agent_sessions", db_url=url)
+    try:
+        agent: Agent = make_agent(storage, "switch-1", "user-1", model)
+        agent.run(message)
+    finally:
+        storage.close()
+    return model
+
+
+@pytest.mark.parametrize("storage_class", [SqliteStorage, PostgresStorage])
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_same_agent_code_runs_on_either_url(
+    engine: str,
+    storage_class: type[SqliteStorage] | type[PostgresStorage],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    url = f"sqlite:///{tmp_path}/agno.db" if engine == "sqlite" else str(request.getfixturevalue("pg_url"))
+    chat(storage_class, url, "first question")
+    chat(storage_class, url, "second question")
+    seen = "\n".join(chat(storage_class, url, "third question").seen_texts())
+    assert "first question" in seen and "agent #1: first question" in seen and "second question" in seen
+    seen = seen_by_model(run_in_new_process("agent", "ours", url, "switch-1", "fourth question"))
+    assert "third question" in seen
+    # The URL alone chose where the rows went.
+    if engine == "sqlite":
+        assert (tmp_path / "agno.db").exists()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM ai.agent_sessions WHERE session_id = 'switch-1'").fetchone()
+        assert row == (1,)
+
+
+def test_schema_is_passed_through_and_agno_reads_it(pg_url: str) -> None:
+    from agno.storage.postgres import PostgresStorage as AgnoPostgresStorage
+
+    ours = PostgresStorage(table_name="agent_sessions", schema="tenant_a", db_url=pg_url)
+    ours.upsert(make_session("s1"))
+    theirs = AgnoPostgresStorage(
+        table_name="agent_sessions", schema="tenant_a", db_url="postgresql+psycopg://" + pg_url.partition("://")[2]
+    )
+    try:
+        found = theirs.read("s1")
+        assert found is not None and found.session_id == "s1"
+        assert not AgnoPostgresStorage(table_name="agent_sessions", db_engine=theirs.db_engine).table_exists()
+    finally:
+        theirs.db_engine.dispose()
+        ours.close()
+
+
+def test_a_postgresql_db_engine_is_used_for_its_url(pg_url: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine("postgresql+psycopg://" + pg_url.partition("://")[2])
+    try:
+        storage = PostgresStorage(table_name="agent_sessions", db_engine=engine)
+        storage.upsert(make_session("e1"))
+        found = storage.read("e1")
+        assert found is not None and found.session_id == "e1"
+        storage.close()
+    finally:
+        engine.dispose()
+
+
+def make_session(session_id: str) -> Any:
+    from agno.storage.session.agent import AgentSession
+
+    return AgentSession(session_id=session_id, agent_id="historian", memory={"runs": []})
+
+
+# -- choices made before any connection (no server needed) ------------------
+
+
+@pytest.fixture
+def pg_driver() -> None:
+    """Skip (or fail under AGNO_STORAGE_REQUIRE_PG=1) without psycopg: a PostgreSQL URL imports it."""
+    require(
+        all(importlib.util.find_spec(name) is not None for name in ("psycopg", "psycopg_pool")),
+        "psycopg 3 not installed: pip install 'psycopg[binary]' psycopg_pool",
+        REQUIRE_ENV,
+    )
+
+
+@pytest.mark.usefixtures("pg_driver")
+def test_the_engine_password_is_kept() -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine("postgresql+psycopg://app:s%40cret@db.invalid:5433/app")
+    storage = PostgresStorage(table_name="agent_sessions", db_engine=engine)
+    assert storage.backend == "postgresql"
+    assert storage.db_url == "postgresql+psycopg://app:s%40cret@db.invalid:5433/app"
+
+
+@pytest.mark.usefixtures("pg_driver")
+def test_the_url_picks_the_engine_without_connecting() -> None:
+    # Construction opens nothing: db.invalid is never resolved.
+    assert SqliteStorage(table_name="t", db_url="postgresql+psycopg://u@db.invalid/x").backend == "postgresql"
+    assert SqliteStorage(table_name="t", db_url="postgres://u@db.invalid/x").backend == "postgresql"
+    assert PostgresStorage(table_name="t", db_url="sqlite:///x.db").backend == "sqlite"
+    assert SqliteStorage(table_name="t").backend == "sqlite"
+
+
+@pytest.mark.usefixtures("pg_driver")
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ({"db_url": "mysql://u@h/db"}, "db_url"),
+        ({"db_url": "/just/a/path.db"}, "db_url"),
+        ({"db_url": "postgresql://u@h/db", "db_file": "x.db"}, "db_file"),
+        ({"db_url": "postgresql://u@h/db", "busy_timeout": 3}, "busy_timeout"),
+        ({"db_file": "x.db", "pool_size": 3}, "pool_size"),
+    ],
+)
+def test_wrong_arguments_are_refused_at_construction(args: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        SqliteStorage(table_name="t", **args)
+
+
+def test_postgres_storage_needs_a_url_or_an_engine() -> None:
+    with pytest.raises(ValueError, match="db_url or db_engine"):
+        PostgresStorage(table_name="t")
+
+
+def test_a_sqlite_engine_is_refused_by_postgres_storage(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    with pytest.raises(InvalidInputError, match="db_engine"):
+        PostgresStorage(table_name="t", db_engine=sqlalchemy.create_engine(f"sqlite:///{tmp_path}/x.db"))
