@@ -31,11 +31,13 @@ from agno_storage.models import (
 from agno_storage.urls import open_storage
 
 if TYPE_CHECKING:
-    from agno_storage.backends.postgres import PostgresStorage
+    from agno_storage.backends.postgres import PostgresStorage as PostgresStorage
 
 __version__ = "0.1.0"
 
 
+# PostgresStorage stays out of __all__ so that ``from agno_storage import *``
+# does not need psycopg either.
 def __getattr__(name: str) -> Any:
     if name == "PostgresStorage":
         from agno_storage.backends.postgres import PostgresStorage
@@ -54,7 +56,6 @@ __all__ = [
     "InvalidInputError",
     "Mode",
     "OwnershipError",
-    "PostgresStorage",
     "SchemaMismatchError",
     "SchemaVersionError",
     "Session",

@@ -86,11 +86,11 @@ def _dumps_wide(value: Any) -> bytes:
     _reject_non_str_keys(value)
     try:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode()
     except RecursionError as exc:
         raise InvalidInputError("value is nested too deeply to encode") from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (lone surrogates) is a ValueError
         raise InvalidInputError(f"value is not JSON-serialisable: {exc}") from exc
-    return text.encode()
 
 
 def _walk(value: Any) -> list[Any]:
@@ -141,9 +141,15 @@ def loads(text: str | bytes | None) -> Any:
 
     Raises ``ValueError`` on invalid JSON; callers wrap it with row context.
     """
-    if not text:
+    if text is None or text == "" or text == b"":
         return None
-    data = text.encode() if isinstance(text, str) else text
+    if isinstance(text, str):
+        data = text.encode()
+    elif isinstance(text, bytes):
+        data = text
+    else:
+        # A JSON column with numeric affinity (agno's) can hand back a number.
+        raise ValueError(f"expected JSON text, found a stored {type(text).__name__} {text!r}")
     if _LONG_RUN in data.translate(_DIGITS):
         return json.loads(data)
     try:
@@ -160,7 +166,7 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     # Lone surrogates have no UTF-8 form; neither SQLite nor Go can store them.
     try:
         text.encode()
@@ -220,7 +226,7 @@ def encode_session(session: Session, columns: Sequence[Column], table: str) -> l
                 )
             values.append(value)
         else:
-            if value is not None and (not isinstance(value, str) or not _is_utf8(value)):
+            if value is not None and (not isinstance(value, str) or not is_utf8(value)):
                 raise InvalidInputError(
                     f"{col.name} must be a str of valid Unicode or None, got {value!r}",
                     table=table,
@@ -233,45 +239,64 @@ def encode_session(session: Session, columns: Sequence[Column], table: str) -> l
     return values
 
 
+_JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
+
+
 def decode_row(row: Sequence[Any], mode: Mode, table: str) -> Session:
     """Build a session from a row holding :func:`schema.mode_columns` in order.
 
-    Raises :class:`CorruptRowError` naming the table, session_id and column of
-    a value that cannot be decoded.
+    JSON columns may come as ``str`` or UTF-8 ``bytes``. Raises
+    :class:`CorruptRowError` naming the table, session_id and column of a value
+    that cannot be decoded or is of the wrong JSON type.
     """
-    columns = mode_columns(mode)
     sid = row[0]
     fields: dict[str, Any] = {}
-    for col, value in zip(columns, row, strict=True):
+    for col, value in zip(mode_columns(mode), row, strict=True):
         kind = col.kind
-        if kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
-            try:
-                fields[col.name] = loads(value)
-            except ValueError as exc:
-                raise CorruptRowError(
-                    f"{table}.{col.name} of session {sid!r} is not valid JSON: {exc}",
-                    table=table,
-                    session_id=sid,
-                    column=col.name,
-                ) from exc
+        if value is None:
+            fields[col.name] = None
+        elif kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
+            fields[col.name] = _decode_json(value, kind, table, sid, col.name)
         elif kind is ColumnKind.TIMESTAMP:
-            if value is not None and type(value) is not int:
-                try:
-                    value = int(value)
-                except (TypeError, ValueError) as exc:
-                    raise CorruptRowError(
-                        f"{table}.{col.name} of session {sid!r} is not a Unix timestamp: {value!r}",
-                        table=table,
-                        session_id=sid,
-                        column=col.name,
-                    ) from exc
-            fields[col.name] = value
+            fields[col.name] = _decode_timestamp(value, table, sid, col.name)
         elif kind is ColumnKind.REQUIRED_TEXT:
             # '' is how a NOT NULL column spells "no value".
             fields[col.name] = value or None
         else:
             fields[col.name] = value
     return SESSION_CLASSES[mode](**fields)
+
+
+def _decode_json(value: Any, kind: ColumnKind, table: str, sid: Any, column: str) -> Any:
+    try:
+        decoded = loads(value)
+    except ValueError as exc:
+        raise CorruptRowError(
+            f"{table}.{column} of session {sid!r} is not valid JSON: {exc}", table=table, session_id=sid, column=column
+        ) from exc
+    if decoded is not None and not isinstance(decoded, _JSON_TYPES[kind]):
+        want = " or ".join("an object" if t is dict else "a list" for t in _JSON_TYPES[kind])
+        raise CorruptRowError(
+            f"{table}.{column} of session {sid!r} holds a JSON {type(decoded).__name__}, not {want}",
+            table=table,
+            session_id=sid,
+            column=column,
+        )
+    return decoded
+
+
+def _decode_timestamp(value: Any, table: str, sid: Any, column: str) -> int:
+    if type(value) is int:
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CorruptRowError(
+            f"{table}.{column} of session {sid!r} is not a Unix timestamp: {value!r}",
+            table=table,
+            session_id=sid,
+            column=column,
+        ) from exc
 
 
 # --- dict form ------------------------------------------------------------

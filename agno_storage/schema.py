@@ -122,7 +122,27 @@ def check_table_name(name: object) -> str:
     """
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise InvalidInputError(f"table name must be a plain SQL identifier, got {name!r}", table=str(name))
+    if name.upper() in SQL_KEYWORDS or name.lower().startswith(("sqlite_", "pg_")):
+        raise InvalidInputError(f"table name {name!r} is a reserved word or prefix of SQL", table=name)
     return name
+
+
+#: Words SQLite or PostgreSQL reserve: the Go port's unquoted DDL breaks on them.
+SQL_KEYWORDS = frozenset(
+    """
+    ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE BEGIN BETWEEN BOTH BY
+    CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS CURRENT CURRENT_DATE
+    CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DATABASE DEFAULT DEFERRABLE DEFERRED DELETE DESC DETACH DISTINCT DO
+    DROP EACH ELSE END ESCAPE EXCEPT EXCLUDE EXCLUSIVE EXISTS EXPLAIN FAIL FETCH FILTER FIRST FOLLOWING FOR
+    FOREIGN FROM FULL GENERATED GLOB GRANT GROUP GROUPS HAVING IF IGNORE IMMEDIATE IN INDEX INDEXED INITIALLY
+    INNER INSERT INSTEAD INTERSECT INTO IS ISNULL JOIN KEY LAST LATERAL LEADING LEFT LIKE LIMIT MATCH MATERIALIZED
+    NATURAL NO NOT NOTHING NOTNULL NULL NULLS OF OFFSET ON ONLY OR ORDER OTHERS OUTER OVER PARTITION PLAN PRAGMA
+    PRECEDING PRIMARY QUERY RAISE RANGE RECURSIVE REFERENCES REGEXP REINDEX RELEASE RENAME REPLACE RESTRICT
+    RETURNING RIGHT ROLLBACK ROW ROWS SAVEPOINT SELECT SESSION_USER SET SOME SYMMETRIC TABLE TEMP TEMPORARY THEN
+    TIES TO TRAILING TRANSACTION TRIGGER UNBOUNDED UNION UNIQUE UPDATE USER USING VACUUM VALUES VARIADIC VIEW
+    VIRTUAL WHEN WHERE WINDOW WITH WITHOUT
+    """.split()
+)
 
 
 def quote(identifier: str) -> str:
@@ -232,8 +252,12 @@ def inspect_shape(
     does not know; it never raises for an old version (see :func:`require_current`).
     """
     cols = set(columns)
-    if not _fits(mode, cols):
-        found = identify_mode(cols)
+    found = identify_mode(cols)
+    # A table that fits a more specific mode is that mode's (agno's team and
+    # workflow tables may carry agent columns too); an old workflow_v2 table
+    # looks like a v1 workflow table and is taken as what was asked for.
+    other = found is not None and found is not mode and not (mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW)
+    if other or not _fits(mode, cols):
         what = f"a {found.value} table" if found else "not a sessions table this code knows"
         raise SchemaMismatchError(
             f"table {table!r} is {what}, not a {mode.value} table (columns: {sorted(cols)})",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agno_storage.backends.base import BaseStorage
-from agno_storage.errors import InvalidInputError
+from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 
 
@@ -25,7 +25,12 @@ def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT
 
         return SqliteStorage(table_name, db_url=url, mode=mode, **kwargs)
     if scheme in ("postgresql", "postgres"):
-        from agno_storage.backends.postgres import PostgresStorage
+        try:
+            from agno_storage.backends.postgres import PostgresStorage
+        except ImportError as exc:
+            raise StorageError(
+                f"PostgreSQL needs psycopg: pip install 'agno_storage[postgres]' ({exc})", table=table_name
+            ) from exc
 
         return PostgresStorage(table_name, db_url=url, mode=mode, **kwargs)
     raise InvalidInputError(f"url must start with sqlite:// or postgresql://, got {url!r}")

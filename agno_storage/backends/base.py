@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import builtins
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -19,7 +18,7 @@ import attrs
 
 from agno_storage import codec, schema
 from agno_storage.errors import InvalidInputError, OwnershipError, StorageError
-from agno_storage.models import Mode, Session
+from agno_storage.models import BaseSession, Mode, Session
 from agno_storage.schema import TableShape
 
 #: Sessions encoded per executemany in upsert_many: bounds memory, not the transaction.
@@ -47,7 +46,6 @@ class BaseStorage(abc.ABC):
         self.auto_upgrade_schema = auto_upgrade_schema
         self.allow_owner_change = allow_owner_change
         self._shape: TableShape | None = None
-        self._shape_lock = threading.Lock()
         names = [c.name for c in schema.mode_columns(self._mode)]
         self._created_at_pos = names.index("created_at")
         self._updated_at_pos = names.index("updated_at")
@@ -118,30 +116,30 @@ class BaseStorage(abc.ABC):
         """The table's shape once it is known to be current; ``None`` if absent and not created.
 
         Raises SchemaMismatchError or SchemaVersionError; auto-upgrades if asked to.
+        No lock is held here: creating and migrating are idempotent transactions
+        of their own, so two threads racing through it do the same work twice at
+        worst, and never wait on each other while holding a connection.
         """
         shape = self._shape
         if shape is not None:
             return shape
-        with self._shape_lock:
-            if self._shape is not None:
-                return self._shape
+        shape = self._inspect()
+        if shape is None:
+            if not create:
+                return None
+            self._create_table()
             shape = self._inspect()
-            if shape is None:
-                if not create:
-                    return None
-                self._create_table()
-                shape = self._inspect()
-                assert shape is not None
-            if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
-                shape = self._apply_migrations()
-                assert shape is not None
-            schema.require_current(self.table_name, shape)
-            self._shape = shape
-            return shape
+            assert shape is not None
+        if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
+            shape = self._apply_migrations()
+            assert shape is not None
+        schema.require_current(self.table_name, shape)
+        self._shape = shape
+        return shape
 
     def _forget_shape(self) -> None:
-        with self._shape_lock:
-            self._shape = None
+        """Look at the table again next time (it was dropped, rolled back or closed)."""
+        self._shape = None
 
     def create(self) -> None:
         """Create the table and the Go port's indexes if the table does not exist.
@@ -168,11 +166,10 @@ class BaseStorage(abc.ABC):
         self._forget_shape()
         if self._inspect() is None:
             return
-        with self._shape_lock:
-            shape = self._apply_migrations()
-            if shape is not None:
-                schema.require_current(self.table_name, shape)
-            self._shape = shape
+        shape = self._apply_migrations()
+        if shape is not None:
+            schema.require_current(self.table_name, shape)
+        self._shape = shape
 
     def drop(self) -> None:
         """Drop the table and its indexes if it exists."""
@@ -204,8 +201,18 @@ class BaseStorage(abc.ABC):
         generator; it is encoded and written in batches, so memory does not
         grow with its length.
         """
+        try:
+            iterator = iter(sessions)
+        except TypeError:
+            raise InvalidInputError(
+                f"upsert_many needs an iterable of sessions, got {type(sessions).__name__}", table=self.table_name
+            ) from None
+        if isinstance(sessions, BaseSession):
+            raise InvalidInputError(
+                "upsert_many needs an iterable of sessions; use upsert for one", table=self.table_name
+            )
         self._checked_shape(create=True)
-        written = self._write((self._encode(s) for s in sessions), returning=False)
+        written = self._write((self._encode(s) for s in iterator), returning=False)
         assert isinstance(written, int)
         return written
 
@@ -324,18 +331,22 @@ def _with_stamps(session: Session, created_at: int, updated_at: int) -> Session:
 
 
 def _check_id(value: object, name: str, table: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"{name} must be a non-empty str, got {value!r}", table=table, column=name)
+    if not isinstance(value, str) or not value or not codec.is_utf8(value):
+        raise InvalidInputError(
+            f"{name} must be a non-empty str of valid Unicode, got {value!r}", table=table, column=name
+        )
 
 
 def _check_user(value: object, table: str, name: str = "user_id") -> None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidInputError(f"{name} must be a str or None, got {value!r}", table=table, column=name)
+    if value is not None and (not isinstance(value, str) or not codec.is_utf8(value)):
+        raise InvalidInputError(
+            f"{name} must be a str of valid Unicode or None, got {value!r}", table=table, column=name
+        )
 
 
 def _check_limit(limit: object) -> None:
-    if limit is not None and (type(limit) is not int or limit < 0):
-        raise InvalidInputError(f"limit must be a non-negative int or None, got {limit!r}")
+    if limit is not None and (type(limit) is not int or not 0 <= limit <= 2**63 - 1):
+        raise InvalidInputError(f"limit must be a non-negative 64-bit int or None, got {limit!r}")
 
 
 __all__ = ["BATCH_SIZE", "BaseStorage", "StorageError"]

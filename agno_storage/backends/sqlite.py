@@ -24,6 +24,7 @@ from agno_storage.errors import BusyError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.schema import TableShape, quote
 
+_JSON_KINDS = (schema.ColumnKind.JSON, schema.ColumnKind.JSON_ANY)
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 
@@ -41,12 +42,13 @@ class Synchronous(enum.StrEnum):
 class _Handle:
     """A connection plus the depth of transactions open on it."""
 
-    __slots__ = ("conn", "depth", "pid")
+    __slots__ = ("conn", "depth", "pid", "thread")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.depth = 0
         self.pid = os.getpid()
+        self.thread = threading.current_thread()
 
 
 class SqliteStorage(BaseStorage):
@@ -78,7 +80,11 @@ class SqliteStorage(BaseStorage):
         super().__init__(
             table_name, mode, auto_upgrade_schema=auto_upgrade_schema, allow_owner_change=allow_owner_change
         )
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)) or busy_timeout < 0:
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, (int, float))
+            or not 0 <= busy_timeout < 2**31 / 1000
+        ):
             raise InvalidInputError(f"busy_timeout must be seconds >= 0, got {busy_timeout!r}")
         try:
             self.synchronous = Synchronous(str(synchronous).upper())
@@ -113,12 +119,15 @@ class SqliteStorage(BaseStorage):
         self._sql_upsert_returning = upsert + ' RETURNING "created_at", "updated_at"'
         # Columns are qualified with the table everywhere they are read: SQLite
         # takes an unknown bare "name" for a string literal, qualified ones fail.
-        qualified = ", ".join(self._col(n) for n in names)
+        # JSON comes back as its UTF-8 bytes: no str is built only to be re-encoded.
+        qualified = ", ".join(
+            f"CAST({self._col(c.name)} AS BLOB)" if c.kind in _JSON_KINDS else self._col(c.name) for c in columns
+        )
         self._sql_select = f"SELECT {qualified} FROM {t}"  # noqa: S608 - quoted identifiers only
         self._sql_select_ids = f"SELECT {self._col('session_id')} FROM {t}"  # noqa: S608 - quoted identifiers only
         self._sql_order = f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}"
         self._entity_column = self._col(schema.ENTITY_COLUMN[self.mode])
-        self._select_sql: dict[tuple[bool, ...], str] = {}
+        self._select_sql: dict[tuple[bool, int, int, bool, bool], str] = {}
 
     def _col(self, name: str) -> str:
         return f"{quote(self.table_name)}.{quote(name)}"
@@ -138,8 +147,15 @@ class SqliteStorage(BaseStorage):
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
         handle = _Handle(conn)
+        pid = os.getpid()
         with self._handles_lock:
+            # Threads that ended leave their connections behind; close them here
+            # so a thread-per-request server does not run out of descriptors.
+            ended = [h for h in self._handles if h.pid == pid and not h.thread.is_alive() and h is not self._memory]
+            self._handles = [h for h in self._handles if h not in ended]
             self._handles.append(handle)
+        for old in ended:
+            old.conn.close()
         return handle
 
     @contextmanager
@@ -224,6 +240,7 @@ class SqliteStorage(BaseStorage):
                 handle.conn.close()
         self._local = threading.local()
         self._memory = None
+        self._forget_shape()
 
     # --- primitives --------------------------------------------------------
 
@@ -234,7 +251,7 @@ class SqliteStorage(BaseStorage):
         indexes: list[str] = []
         table_sql = ""
         for kind, name, sql in self._query(
-            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ?", (self.table_name,)
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? COLLATE NOCASE", (self.table_name,)
         ):
             if kind == "index":
                 indexes.append(name)
@@ -282,22 +299,37 @@ class SqliteStorage(BaseStorage):
 
         With ``returning``, return each row's stored (created_at, updated_at);
         otherwise the number of rows written. Raises OwnershipError, rolling
-        everything back, if any row's session_id belongs to another user.
+        everything back, if any row's session_id belongs to another user. A
+        table dropped since it was checked is made again and the write retried
+        once: the first statement is where that shows, so nothing is lost.
         """
+        iterator = iter(rows)
+        first = list(itertools.islice(iterator, BATCH_SIZE))
+        try:
+            return self._write_once(first, iterator, returning)
+        except StorageError as exc:
+            if not self._vanished(exc):
+                raise
+        self._checked_shape(create=True)
+        return self._write_once(first, iterator, returning)
+
+    def _write_once(
+        self, first: list[list[Any]], rest: Iterator[list[Any]], returning: bool
+    ) -> list[tuple[int, int]] | int:
         if returning:
-            stamped = [self._stamp(row, int(time.time())) for row in rows]
+            now = int(time.time())
             out: list[tuple[int, int]] = []
             with self.transaction() as conn:
-                for params in stamped:
-                    got = conn.execute(self._sql_upsert_returning, params).fetchall()
+                for params in first:
+                    got = conn.execute(self._sql_upsert_returning, self._stamp(params, now)).fetchall()
                     if not got:
                         raise self._ownership_error(params)
                     out.append((got[0][0], got[0][1]))
             return out
         count = 0
-        iterator = iter(rows)
         with self.transaction() as conn:
-            while batch := list(itertools.islice(iterator, BATCH_SIZE)):
+            batch = first
+            while batch:
                 now = int(time.time())
                 params_list = [self._stamp(row, now) for row in batch]
                 cursor = conn.executemany(self._sql_upsert, params_list)
@@ -306,6 +338,7 @@ class SqliteStorage(BaseStorage):
                         params_list, lambda params: bool(conn.execute(self._sql_upsert_returning, params).fetchall())
                     )
                 count += len(params_list)
+                batch = list(itertools.islice(rest, BATCH_SIZE))
         return count
 
     def _select(
@@ -317,24 +350,29 @@ class SqliteStorage(BaseStorage):
         limit: int | None,
         ids_only: bool,
     ) -> list[tuple[Any, ...]]:
-        key = (session_id is not None, user_id is not None, entity_id is not None, limit is not None, ids_only)
+        # '' asks for "nobody", which agno spells NULL and the Go port ''.
+        key = (session_id is not None, _filter(user_id), _filter(entity_id), limit is not None, ids_only)
         sql = self._select_sql.get(key)
         if sql is None:
             sql = self._select_sql[key] = self._build_select(*key)
-        params = [v for v in (session_id, user_id, entity_id, limit) if v is not None]
-        return self._query(sql, params)
+        params: list[Any] = [v for v in (session_id, user_id, entity_id) if v]
+        if limit is not None:
+            params.append(limit)
+        try:
+            return self._query(sql, params)
+        except StorageError as exc:
+            if not self._vanished(exc):
+                raise
+            return []
 
-    def _build_select(self, by_id: bool, by_user: bool, by_entity: bool, limited: bool, ids_only: bool) -> str:
+    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
         sql = self._sql_select_ids if ids_only else self._sql_select
-        where = [
-            f"{column} = ?"
-            for column, used in (
-                (self._col("session_id"), by_id),
-                (self._col("user_id"), by_user),
-                (self._entity_column, by_entity),
-            )
-            if used
+        where = [f"{self._col('session_id')} = ?"] if by_id else []
+        where += [
+            _condition(column, how)
+            for column, how in ((self._col("user_id"), by_user), (self._entity_column, by_entity))
         ]
+        where = [w for w in where if w]
         if where:
             sql += " WHERE " + " AND ".join(where)
         if not by_id:
@@ -343,14 +381,39 @@ class SqliteStorage(BaseStorage):
             sql += " LIMIT ?"
         return sql
 
+    def _vanished(self, exc: StorageError) -> bool:
+        """True if ``exc`` says the table is gone and the store can look again.
+
+        Inside a caller's transaction nothing is retried: its work so far
+        stands or falls with it.
+        """
+        cause = exc.__cause__
+        if not (isinstance(cause, sqlite3.OperationalError) and str(cause).startswith("no such table")):
+            return False
+        self._forget_shape()
+        return self._depth() == 0
+
+    def _depth(self) -> int:
+        if self.db_path is None:
+            return self._memory.depth if self._memory is not None else 0
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        return handle.depth if handle is not None and handle.pid == os.getpid() else 0
+
     def _delete(self, session_id: str, user_id: str | None) -> bool:
         sql = f"DELETE FROM {quote(self.table_name)} WHERE {self._col('session_id')} = ?"  # noqa: S608 - quoted
         params = [session_id]
-        if user_id is not None:
-            sql += f" AND {self._col('user_id')} = ?"
+        how = _filter(user_id)
+        if how:
+            sql += " AND " + _condition(self._col("user_id"), how)
+        if how == _EQUALS and user_id is not None:
             params.append(user_id)
-        with self.transaction() as conn:
-            return conn.execute(sql, params).rowcount > 0
+        try:
+            with self.transaction() as conn:
+                return conn.execute(sql, params).rowcount > 0
+        except StorageError as exc:
+            if not self._vanished(exc):
+                raise
+            return False
 
     def _drop(self) -> None:
         with self.transaction() as conn:
@@ -374,9 +437,34 @@ def _resolve_path(db_url: str | None, db_file: str | os.PathLike[str] | None) ->
         db_file = rest[1:]
     if db_file is None:
         return None
-    path = Path(db_file).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = Path(db_file).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except ValueError as exc:  # an embedded NUL byte
+        raise InvalidInputError(f"db_file is not a usable path: {db_file!r} ({exc})") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot make the folder of {db_file!r}: {exc}") from exc
     return str(path)
+
+
+_ANY = 0
+_EQUALS = 1
+_NOBODY = 2
+
+
+def _filter(value: str | None) -> int:
+    """How a user_id / entity_id argument filters: not at all, by value, or "nobody" for ''."""
+    if value is None:
+        return _ANY
+    return _NOBODY if value == "" else _EQUALS
+
+
+def _condition(column: str, how: int) -> str:
+    if how == _EQUALS:
+        return f"{column} = ?"
+    if how == _NOBODY:
+        return f"({column} IS NULL OR {column} = '')"
+    return ""
 
 
 @contextmanager
