@@ -58,7 +58,10 @@ def dumps(value: Any) -> str:
     """Encode ``value`` as Go-compatible JSON text.
 
     Raises :class:`InvalidInputError` for anything JSON cannot hold exactly:
-    NaN or infinite floats, non-string keys, objects of other types.
+    NaN or infinite floats, non-string keys, sets, bytes, datetimes,
+    dataclasses, str/int/dict/list subclasses and other objects. Two kinds
+    orjson encodes natively are kept: ``uuid.UUID`` (as its string) and enum
+    members (as their value); tuples are written as lists.
     """
     try:
         raw = orjson.dumps(value, option=_ORJSON_OPTIONS)

@@ -145,7 +145,8 @@ class BaseStorage(abc.ABC):
         """Create the table and the Go port's indexes if the table does not exist.
 
         An existing table is left as it is (no indexes added) and checked:
-        raises SchemaMismatchError if it belongs to another mode.
+        raises SchemaMismatchError if it belongs to another mode, and
+        SchemaVersionError if it is old and auto_upgrade_schema is off.
         """
         self._forget_shape()
         self._checked_shape(create=True)
