@@ -14,8 +14,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from agno_storage import schema
@@ -158,15 +158,6 @@ class SqliteStorage(BaseStorage):
             old.conn.close()
         return handle
 
-    @contextmanager
-    def _handle(self) -> Iterator[_Handle]:
-        if self.db_path is None:
-            # One private in-memory database: one connection, one user at a time.
-            with self._memory_lock:
-                yield self._memory_handle()
-            return
-        yield self._thread_handle()
-
     def _memory_handle(self) -> _Handle:
         if self._memory is None or self._memory.pid != os.getpid():
             self._memory = self._open()
@@ -189,40 +180,14 @@ class SqliteStorage(BaseStorage):
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """A write transaction (``BEGIN IMMEDIATE``); nested use opens a savepoint.
 
         Commits only if the block finishes; any exception rolls it back and
         propagates. Waiting longer than busy_timeout for the lock raises
-        BusyError.
+        BusyError. Use as ``with store.transaction() as conn:``.
         """
-        with self._handle() as handle, _errors(self.table_name):
-            conn = handle.conn
-            depth = handle.depth
-            conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
-            handle.depth = depth + 1
-            try:
-                yield conn
-            except BaseException:
-                handle.depth = depth
-                if depth == 0:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                else:
-                    conn.execute(f"ROLLBACK TO sp{depth}")
-                    conn.execute(f"RELEASE sp{depth}")
-                raise
-            handle.depth = depth
-            if depth == 0:
-                try:
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            else:
-                conn.execute(f"RELEASE sp{depth}")
+        return _Transaction(self)
 
     def close(self) -> None:
         """Close every connection this object opened in this process.
@@ -420,6 +385,64 @@ class SqliteStorage(BaseStorage):
             conn.execute(f"DROP TABLE IF EXISTS {quote(self.table_name)}")
 
 
+class _Transaction:
+    """The context manager behind :meth:`SqliteStorage.transaction` (a class: it is on every write's path)."""
+
+    __slots__ = ("depth", "handle", "locked", "store")
+
+    def __init__(self, store: SqliteStorage) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self.store
+        self.locked = store.db_path is None
+        if self.locked:
+            store._memory_lock.acquire()
+        try:
+            handle = store._memory_handle() if self.locked else store._thread_handle()
+            depth = handle.depth
+            handle.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+        except BaseException as exc:
+            if self.locked:
+                store._memory_lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, store.table_name) from exc
+            raise
+        handle.depth = depth + 1
+        self.handle, self.depth = handle, depth
+        return handle.conn
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, depth = self.handle.conn, self.depth
+        self.handle.depth = depth
+        try:
+            if exc is None:
+                if depth:
+                    conn.execute(f"RELEASE sp{depth}")
+                    return
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return
+            if depth:
+                conn.execute(f"ROLLBACK TO sp{depth}")
+                conn.execute(f"RELEASE sp{depth}")
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            raise _translate(error, self.store.table_name) from (exc or error)
+        finally:
+            if self.locked:
+                self.store._memory_lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise _translate(exc, self.store.table_name) from exc
+
+
 def _resolve_path(db_url: str | None, db_file: str | os.PathLike[str] | None) -> str | None:
     """The database file for ``db_url`` / ``db_file`` (creating its folder), or None for memory."""
     if db_url is not None:
@@ -465,14 +488,6 @@ def _condition(column: str, how: int) -> str:
     if how == _NOBODY:
         return f"({column} IS NULL OR {column} = '')"
     return ""
-
-
-@contextmanager
-def _errors(table: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise _translate(exc, table) from exc
 
 
 def _translate(exc: sqlite3.Error, table: str) -> StorageError:
