@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,29 @@ from agno_storage import BaseStorage, Mode, SqliteStorage
 StoreFactory = Callable[..., BaseStorage]
 
 _table_ids = itertools.count()
+
+
+COMPAT = Path(__file__).resolve().parent.parent / "compat"
+
+
+@pytest.fixture(scope="session")
+def go_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go commands of compat/ (writer, reader, hammer), built once per test run."""
+    from tests.support import require
+
+    go = shutil.which("go")
+    require(go is not None, "the go toolchain is not installed (https://go.dev/dl/)", "AGNO_STORAGE_REQUIRE_GO")
+    assert go is not None
+    out = tmp_path_factory.mktemp("gobin")
+    proc = subprocess.run(
+        [go, "build", "-o", str(out) + os.sep, "./cmd/writer", "./cmd/reader", "./cmd/hammer"],
+        cwd=COMPAT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"go build failed:\n{proc.stderr}"
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,6 @@ from typing import Any
 import attrs
 import pytest
 
-from tests.support import require
-
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 COMPAT = ROOT / "compat"
@@ -64,24 +62,6 @@ REQUIRED_TEXT = ("user_id", "agent_id", "team_id", "workflow_id", "workflow_name
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def go_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The compat commands, built once per test session."""
-    go = shutil.which("go")
-    require(go is not None, "the go toolchain is not installed", "AGNO_STORAGE_REQUIRE_GO")
-    assert go is not None
-    out = tmp_path_factory.mktemp("gobin")
-    proc = subprocess.run(
-        [go, "build", "-o", str(out) + os.sep, "./cmd/writer", "./cmd/reader", "./cmd/hammer"],
-        cwd=COMPAT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"go build failed:\n{proc.stderr}"
-    return out
 
 
 @pytest.fixture(scope="session")
