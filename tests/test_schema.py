@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from agno_storage import Mode, SchemaMismatchError, SchemaVersionError, SqliteStorage
 from agno_storage.schema import CURRENT_VERSION, Flavor
@@ -148,6 +149,11 @@ def test_upgrade_adds_the_column_and_keeps_every_row(tmp_path: Path) -> None:
     got = store.read("new")
     assert got is not None and got.team_session_id == "ts"
     store.upgrade_schema()  # idempotent
+    table = sqlite_utils.Database(path)["agent_sessions"]
+    assert isinstance(table, sqlite_utils.db.Table)
+    assert table.columns_dict["team_session_id"] is str
+    assert list(table.columns_dict).count("team_session_id") == 1
+    assert table.pks == ["session_id"]
 
 
 def test_auto_upgrade_schema_upgrades_on_open(tmp_path: Path) -> None:
