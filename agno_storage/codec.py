@@ -46,11 +46,13 @@ _LINE_SEPARATORS = (
 )
 _LINE_SEPARATOR_LEAD = "\u2028".encode()[:1]
 
-# orjson reads integers wider than 64 bits as floats. A number of 19 or more
+# orjson reads integers wider than 64 bits as floats. An integer of 19 or more
 # digits sends the text through the exact (slower) stdlib parser instead; the
-# scan maps digits to "0" and everything else to " ", then looks for a run.
+# scan maps digits to "0" and everything else to " ", then looks for runs.
 _DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_RUN = b"0" * 19
+_DOT = ord(".")
+_FRACTION_OR_EXPONENT = frozenset(b".eE")
 _INF = float("inf")
 
 
@@ -153,7 +155,7 @@ def loads(text: str | bytes | None) -> Any:
     else:
         # A JSON column with numeric affinity (agno's) can hand back a number.
         raise ValueError(f"expected JSON text, found a stored {type(text).__name__} {text!r}")
-    if _LONG_RUN in data.translate(_DIGITS):
+    if _has_wide_integer(data):
         return json.loads(data)
     try:
         return orjson.loads(data)
@@ -161,6 +163,26 @@ def loads(text: str | bytes | None) -> Any:
         if "recursion" not in str(exc).lower():
             raise
         return json.loads(data)
+
+
+def _has_wide_integer(data: bytes) -> bool:
+    """True if ``data`` may hold an integer of 19+ digits.
+
+    Digit runs that are a float's fraction (after ``.``) or mantissa (before
+    ``.``, ``e``) do not count: 17-digit float fractions such as
+    ``0.0012345678901234567`` are common in timing metrics. Runs inside
+    strings count, which costs only speed.
+    """
+    digits = data.translate(_DIGITS)
+    start = digits.find(_LONG_RUN)
+    while start != -1:
+        end = start + len(_LONG_RUN)
+        while end < len(digits) and digits[end] == 0x30:
+            end += 1
+        if (start == 0 or data[start - 1] != _DOT) and (end == len(data) or data[end] not in _FRACTION_OR_EXPONENT):
+            return True
+        start = digits.find(_LONG_RUN, end)
+    return False
 
 
 # --- sessions -------------------------------------------------------------

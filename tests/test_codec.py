@@ -136,3 +136,21 @@ def test_nesting_past_the_encoders_reach_is_refused_cleanly() -> None:
         value = [value]
     with pytest.raises(InvalidInputError):
         codec.dumps(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "wide"),
+    [
+        ('{"t":0.0012345678901234567}', False),
+        ('{"t":12345678901234567890.5}', False),
+        ('{"t":1234567890123456789e3}', False),
+        ('{"n":12345678901234567890}', True),
+        ('{"n":-12345678901234567890}', True),
+        ("[1,12345678901234567890]", True),
+        ('{"s":"id-12345678901234567890"}', True),  # a false alarm costs only speed
+        ('{"n":123456789012345678}', False),
+    ],
+)
+def test_wide_integer_scan(text: str, wide: bool) -> None:
+    assert codec._has_wide_integer(text.encode()) is wide
+    assert codec.loads(text) == json.loads(text)
