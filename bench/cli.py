@@ -3,6 +3,9 @@
 python -m bench --quick --out docs/      # under a minute
 python -m bench --full --out docs/       # the numbers in docs/benchmarks.md
 python -m bench --smoke --out /tmp/x     # seconds; what the test suite runs
+
+The PostgreSQL part (bench/pg.py) runs last when the server binaries are
+installed; --no-postgres leaves it out.
 """
 
 from __future__ import annotations
@@ -66,7 +69,13 @@ def _revision() -> str:
 
 
 def run(
-    mode: str, out: Path, workdir: Path, use_go: bool, command: str, json_path: Path | None = None
+    mode: str,
+    out: Path,
+    workdir: Path,
+    use_go: bool,
+    command: str,
+    json_path: Path | None = None,
+    postgres: bool = False,
 ) -> dict[str, Any]:
     cfg = config.make(mode, workdir)
     started = time.time()
@@ -160,6 +169,10 @@ def run(
         "notes": notes,
         "go": server is not None,
     }
+    if postgres:
+        from bench import pg
+
+        results["postgres"] = pg.run(mode, command)
     report.write(results, out, json_path)
     return results
 
@@ -178,15 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         "--json", type=Path, default=None, help="also save the raw results here (re-render: python -m bench.report)"
     )
     p.add_argument("--no-go", dest="go", action="store_false", help="leave out the Go contender")
+    p.add_argument(
+        "--no-postgres",
+        dest="postgres",
+        action="store_false",
+        help="leave out the PostgreSQL part (skipped with a note anyway when no server binaries are found)",
+    )
     args = p.parse_args(argv)
     mode = args.mode or "quick"
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     args.out.mkdir(parents=True, exist_ok=True)
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        results = run(mode, args.out, args.workdir.resolve(), args.go, command, args.json)
+        results = run(mode, args.out, args.workdir.resolve(), args.go, command, args.json, args.postgres)
     else:
         with tempfile.TemporaryDirectory(prefix="agno-storage-bench-") as tmp:
-            results = run(mode, args.out, Path(tmp), args.go, command, args.json)
+            results = run(mode, args.out, Path(tmp), args.go, command, args.json, args.postgres)
     print(report.summary(results))
     return 0

@@ -212,6 +212,10 @@ each upsert {c["per_process"]:,} small sessions into one file at the same moment
     parts.append("### Configuration of this run\n\n" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + "\n")
     if ANALYSIS.exists():
         parts.append(ANALYSIS.read_text().rstrip())
+    if "postgres" in results:
+        from bench import pg_report
+
+        parts.append(pg_report.render(results["postgres"]).rstrip())
     return "\n\n".join(parts) + "\n"
 
 
@@ -278,8 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.report")
     p.add_argument("results", type=Path)
     p.add_argument("--out", type=Path, default=Path("docs"))
+    p.add_argument("--postgres", type=Path, default=None, help="results of python -m bench.pg --json, to add")
     args = p.parse_args(argv)
-    write(json.loads(args.results.read_text()), args.out)
+    results = json.loads(args.results.read_text())
+    if args.postgres is not None:
+        results["postgres"] = json.loads(args.postgres.read_text())
+    write(results, args.out)
     return 0
 
 
@@ -293,4 +301,8 @@ def summary(results: dict[str, Any]) -> str:
         lines.append(f"{'ok  ' if met else 'MISS' if met is not None else '--  '} {name}: {got} (needed {need})")
     c = results["concurrent"]
     lines.append(f"concurrent: alone {c['alone_per_s']:.0f}/s, shared {c['shared_per_s']:.0f}/s, errors {c['errors']}")
+    if "postgres" in results:
+        from bench import pg_report
+
+        lines += ["", pg_report.summary(results["postgres"])]
     return "\n".join(lines)

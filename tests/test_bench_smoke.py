@@ -52,3 +52,54 @@ def test_smoke_run_produces_every_workload_and_the_report(tmp_path: Path) -> Non
     assert "### Targets" in md and "Go column skipped" in md
     assert (out / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
     assert report.targets(results)
+
+
+PG_WORKLOADS = (
+    "1. upsert new small",
+    "1. upsert existing small",
+    "2. read small",
+    "3. newest 20 of user",
+    "3. newest 20 of agent",
+    "3. newest 20 of all",
+    "4. bulk import small",
+)
+
+
+@pytest.mark.slow
+def test_postgres_smoke_run_produces_every_workload_and_its_section(tmp_path: Path) -> None:
+    from bench import pg, pg_report
+    from tests.pgserver import require_pg
+
+    require_pg()  # skips, or fails under AGNO_STORAGE_REQUIRE_PG=1
+    results = pg.run("smoke", command="python -m bench.pg --smoke")
+
+    assert "skipped" not in results
+    assert results["server"]["fsync"] == "on" and results["server"]["synchronous_commit"] == "on"
+    rows = results["rows"]
+    for workload in PG_WORKLOADS:
+        got = [r for r in rows if r["workload"].startswith(workload)]
+        assert got, f"no results for {workload}"
+        assert {"ours", "floor", "agno"} <= {r["kind"] for r in got}
+        for r in got:
+            assert r["median_us"] > 0 and r["ops_per_s"] > 0 and r["errors"] == 0, r
+    assert all(
+        r.get("plan")
+        for r in rows
+        if r["workload"].startswith("3.") and r["kind"] != "agno" and "orjson" not in r["contender"]
+    )
+
+    md = pg_report.render(results)
+    for workload in PG_WORKLOADS:
+        assert workload[3:] in md
+    assert "fsync=on" in md and "### PostgreSQL targets" in md
+    assert len(pg_report.targets(results)) == len(pg_report.TARGETS)
+
+
+def test_postgres_part_skips_with_a_one_line_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import pg, pg_report
+
+    monkeypatch.setattr(pg, "missing", lambda: "PostgreSQL server binaries not found: apt-get install postgresql")
+    results = pg.run("smoke", command="python -m bench.pg --smoke")
+    assert results == {"skipped": "PostgreSQL server binaries not found: apt-get install postgresql"}
+    assert pg_report.summary(results).count("\n") == 0
+    assert "skipped" in pg_report.render(results)

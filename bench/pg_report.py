@@ -1,0 +1,83 @@
+"""Render the PostgreSQL part of a run as a section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.report import _find, table
+
+#: Hand-written causes of misses and hot spots, placed after the generated tables.
+ANALYSIS = Path(__file__).resolve().parent / "doc_postgres.md"
+
+#: (workload prefix, contender, needed speed-up, name) of every stated target.
+TARGETS = (
+    ("1. upsert new small", "agno 1.8.4", 3.0, "upsert new small: vs agno 1.8.4"),
+    ("1. upsert existing small", "agno 1.8.4", 3.0, "upsert existing small: vs agno 1.8.4"),
+    ("2. read small", "agno 1.8.4", 3.0, "read small: vs agno 1.8.4"),
+)
+
+
+def targets(pg: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(target, requirement, measured, met) for every stated target; met is None when not measured."""
+    out: list[tuple[str, str, str, bool | None]] = []
+    for workload, contender, need, name in TARGETS:
+        r = _find(pg.get("rows", []), workload, contender)
+        if r is None:
+            out.append((name, f">= {need:g}x", "not measured", None))
+        else:
+            out.append((name, f">= {need:g}x", f"{r['speedup']:.2f}x", r["speedup"] >= need))
+    return out
+
+
+def render(pg: dict[str, Any]) -> str:
+    if "skipped" in pg:
+        return f"## PostgreSQL\n\n> PostgreSQL part skipped: {pg['skipped']}.\n"
+    s, v = pg["server"], pg["versions"]
+    rows = pg["rows"]
+    parts = [
+        f"""## PostgreSQL
+
+Run `{pg["command"]}` on {pg["date"]} ({pg["mode"]} mode, {pg["seconds"]:.0f} s), measuring
+agno_storage at commit {pg["revision"]}.
+
+| | |
+|---|---|
+| server | PostgreSQL {s["server_version"]}, throwaway cluster from tests/pgserver.py, {pg["connection"]} |
+| durability | `fsync={s["fsync"]}`, `synchronous_commit={s["synchronous_commit"]}`, `full_page_writes={s["full_page_writes"]}`, `wal_sync_method={s["wal_sync_method"]}` (turned on for this run; the test suite's server runs with fsync off) |
+| memory, WAL | `shared_buffers={s["shared_buffers"]}`, `wal_level={s["wal_level"]}`, `max_wal_size={s["max_wal_size"]}` |
+| drivers | psycopg {v["psycopg"]} (binary {v["psycopg-binary"]}), psycopg_pool {v["psycopg-pool"]}; agno {v["agno"]} through SQLAlchemy {v["sqlalchemy"]} with `postgresql+psycopg://` |
+| contenders | agno_storage `PostgresStorage` and agno 1.8.4 `PostgresStorage`, each at its defaults, schema `ai`, mode agent; the floor is one plain psycopg connection in autocommit running the store's own statement text on rows pre-encoded by the store's codec; no contender prepares statements |
+| sessions | small, {pg["small_json_bytes"] / 1024:.1f} KiB of JSON (same generator as the SQLite part) |
+
+Medians over interleaved rounds; "speed-up" is the contender's median time divided by
+agno_storage's (first row of each workload), so above 1 means agno_storage is faster.
+Each upsert is one committed transaction, so each pays one WAL flush.
+
+{table(rows)}
+"""
+    ]
+    plan_lines = ["| query | contender | plan |", "|---|---|---|"]
+    for r in rows:
+        if r.get("plan"):
+            plan_lines.append(f"| {r['workload'][3:]} | {r['contender']} | `{r['plan']}` |")
+    parts.append("### PostgreSQL query plans for workload 3\n\n" + "\n".join(plan_lines))
+    t_lines = ["| target | needed | measured | met |", "|---|---|---|---|"]
+    for name, need, got, met in targets(pg):
+        t_lines.append(
+            f"| {name} | {need} | {got} | {'yes' if met else 'not measured' if met is None else '**MISSED**'} |"
+        )
+    parts.append("### PostgreSQL targets\n\n" + "\n".join(t_lines))
+    parts.append("### Configuration of the PostgreSQL run\n\n" + ", ".join(f"{k}={v}" for k, v in pg["config"].items()))
+    if ANALYSIS.exists():
+        parts.append(ANALYSIS.read_text().rstrip())
+    return "\n\n".join(parts) + "\n"
+
+
+def summary(pg: dict[str, Any]) -> str:
+    if "skipped" in pg:
+        return f"PostgreSQL part skipped: {pg['skipped']}."
+    lines = ["PostgreSQL:", table(pg["rows"]), ""]
+    for name, need, got, met in targets(pg):
+        lines.append(f"{'ok  ' if met else 'MISS' if met is not None else '--  '} {name}: {got} (needed {need})")
+    return "\n".join(lines)
