@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agno_storage import schema
+from agno_storage.backends import postgres_ddl as ddl
 from agno_storage.backends.base import BATCH_SIZE, BaseStorage
 from agno_storage.errors import (
     BusyError,
@@ -38,33 +39,6 @@ from agno_storage.schema import ColumnKind, TableShape
 
 T = TypeVar("T")
 
-#: agno 1.x's column order after the common columns (pg_dump shows this order).
-_AGNO_SPECIFIC_ORDER: dict[Mode, tuple[str, ...]] = {
-    Mode.AGENT: ("agent_id", "team_session_id", "agent_data"),
-    Mode.TEAM: ("team_id", "team_session_id", "team_data"),
-    Mode.WORKFLOW: ("workflow_id", "workflow_data"),
-    Mode.WORKFLOW_V2: ("workflow_id", "workflow_name", "workflow_data", "runs"),
-}
-
-#: Columns agno 1.x indexes (``index=True``), in the order its DDL creates them.
-_AGNO_INDEXED: dict[Mode, tuple[str, ...]] = {
-    Mode.AGENT: ("user_id", "agent_id", "team_session_id"),
-    Mode.TEAM: ("user_id", "team_id", "team_session_id"),
-    Mode.WORKFLOW: ("user_id", "workflow_id"),
-    Mode.WORKFLOW_V2: ("user_id", "workflow_id", "workflow_name"),
-}
-
-#: The declaration after the column name, as SQLAlchemy emits it for agno's columns.
-_PG_TYPES: dict[ColumnKind, str] = {
-    ColumnKind.KEY: "VARCHAR NOT NULL",
-    ColumnKind.REQUIRED_TEXT: "VARCHAR",
-    ColumnKind.OPTIONAL_TEXT: "VARCHAR",
-    ColumnKind.JSON: "JSONB",
-    ColumnKind.JSON_ANY: "JSONB",
-    ColumnKind.TIMESTAMP: "BIGINT",
-}
-_CREATED_AT_DEFAULT = " DEFAULT (extract(epoch from now()))::bigint"
-
 _JSON_KINDS = (ColumnKind.JSON, ColumnKind.JSON_ANY)
 
 # SQLSTATEs after which the server rolled the transaction back and a rerun is safe.
@@ -76,56 +50,6 @@ _BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
 # Advisory-lock keys are hashed from these prefixes plus the qualified name.
 _LOCK_PREFIX = "agno_storage:table:"
 _SCHEMA_LOCK_PREFIX = "agno_storage:schema:"
-
-
-def postgres_create_statements(table: str, mode: Mode, db_schema: str | None) -> list[sql.Composed]:
-    """agno 1.x's CREATE TABLE and CREATE INDEX statements for ``mode``.
-
-    Column order, types, the ``<table>_pkey`` constraint and the index names
-    match what agno 1.8.4 creates through SQLAlchemy.
-    """
-    by_name = {c.name: c for c in schema.mode_columns(mode)}
-    order = [c.name for c in schema.COMMON_COLUMNS] + list(_AGNO_SPECIFIC_ORDER[mode])
-    decls: list[sql.Composable] = []
-    for name in order:
-        decl = _PG_TYPES[by_name[name].kind] + (_CREATED_AT_DEFAULT if name == "created_at" else "")
-        decls.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(decl)))
-    decls.append(
-        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(f"{table}_pkey"), sql.Identifier("session_id"))
-    )
-    qualified = _qualified(table, db_schema)
-    out = [sql.SQL("CREATE TABLE {} ({})").format(qualified, sql.SQL(", ").join(decls))]
-    out.extend(_create_index(table, column, db_schema) for column in _AGNO_INDEXED[mode])
-    return out
-
-
-def agno_index_name(table: str, column: str, db_schema: str | None) -> str:
-    """SQLAlchemy's name for agno's index on ``column``."""
-    return f"ix_{db_schema}_{table}_{column}" if db_schema else f"ix_{table}_{column}"
-
-
-def _create_index(table: str, column: str, db_schema: str | None) -> sql.Composed:
-    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-        sql.Identifier(agno_index_name(table, column, db_schema)),
-        _qualified(table, db_schema),
-        sql.Identifier(column),
-    )
-
-
-def _qualified(table: str, db_schema: str | None) -> sql.Identifier:
-    return sql.Identifier(db_schema, table) if db_schema else sql.Identifier(table)
-
-
-def _check_order() -> None:
-    # The explicit agno order must name exactly the core's columns of each mode.
-    common = {c.name for c in schema.COMMON_COLUMNS}
-    for mode, specific in _AGNO_SPECIFIC_ORDER.items():
-        expected = {c.name for c in schema.mode_columns(mode)} - common
-        if set(specific) != expected:
-            raise AssertionError(f"PostgreSQL column order for {mode.value} is out of date: {sorted(expected)}")
-
-
-_check_order()
 
 
 def libpq_url(db_url: str) -> str:
@@ -193,7 +117,7 @@ class PostgresStorage(BaseStorage):
         columns = schema.mode_columns(self.mode)
         names = [c.name for c in columns]
         self._required_pos = [i for i, c in enumerate(columns) if c.kind is ColumnKind.REQUIRED_TEXT]
-        self._qualified_name = _qualified(self.table_name, self.schema)
+        self._qualified_name = ddl.qualified(self.table_name, self.schema)
         t = self._qualified_name
         # JSON arrives as the codec's text, cast once by the server; it leaves as text for the codec.
         values = sql.SQL(", ").join(sql.SQL("%s::jsonb") if c.kind in _JSON_KINDS else sql.SQL("%s") for c in columns)
@@ -432,7 +356,7 @@ class PostgresStorage(BaseStorage):
                 return  # made by someone else meanwhile: leave its DDL and indexes alone
             if self.schema:
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            for statement in postgres_create_statements(self.table_name, self.mode, self.schema):
+            for statement in ddl.create_statements(self.table_name, self.mode, self.schema):
                 conn.execute(statement)
 
         try:
@@ -452,17 +376,8 @@ class PostgresStorage(BaseStorage):
                 return None
             if not schema.pending_migrations(shape):
                 return shape
-            by_name = {c.name: c for c in schema.mode_columns(self.mode)}
-            # The core's migrations are SQLite text; the columns they add are
-            # exactly ``shape.missing``, declared here as agno declares them.
-            for name in sorted(shape.missing, key=list(by_name).index):
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        self._qualified_name, sql.Identifier(name), sql.SQL(_PG_TYPES[by_name[name].kind])
-                    )
-                )
-                if name in _AGNO_INDEXED[self.mode]:
-                    conn.execute(_create_index(self.table_name, name, self.schema))
+            for statement in ddl.add_missing_columns(self.table_name, self.mode, self.schema, shape.missing):
+                conn.execute(statement)
             return self._inspect()
 
         return self._run(body, write=True)
@@ -670,4 +585,4 @@ def _translate(exc: BaseException, table: str, *, committing: bool = False) -> S
     return StorageError(f"PostgreSQL error on table {table!r}: {exc}", table=table)
 
 
-__all__ = ["PostgresStorage", "agno_index_name", "libpq_url", "postgres_create_statements"]
+__all__ = ["PostgresStorage", "libpq_url"]

@@ -1,0 +1,110 @@
+"""agno 1.x's PostgreSQL DDL: the tables, indexes and added columns its ``PostgresStorage`` makes.
+
+Statements are ``psycopg.sql`` compositions, so every identifier is quoted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from psycopg import sql
+
+from agno_storage import schema
+from agno_storage.models import Mode
+from agno_storage.schema import ColumnKind
+
+#: agno 1.x's column order after the common columns (pg_dump shows this order).
+_AGNO_SPECIFIC_ORDER: dict[Mode, tuple[str, ...]] = {
+    Mode.AGENT: ("agent_id", "team_session_id", "agent_data"),
+    Mode.TEAM: ("team_id", "team_session_id", "team_data"),
+    Mode.WORKFLOW: ("workflow_id", "workflow_data"),
+    Mode.WORKFLOW_V2: ("workflow_id", "workflow_name", "workflow_data", "runs"),
+}
+
+#: Columns agno 1.x indexes (``index=True``), in the order its DDL creates them.
+_AGNO_INDEXED: dict[Mode, tuple[str, ...]] = {
+    Mode.AGENT: ("user_id", "agent_id", "team_session_id"),
+    Mode.TEAM: ("user_id", "team_id", "team_session_id"),
+    Mode.WORKFLOW: ("user_id", "workflow_id"),
+    Mode.WORKFLOW_V2: ("user_id", "workflow_id", "workflow_name"),
+}
+
+#: The declaration after the column name, as SQLAlchemy emits it for agno's columns.
+_PG_TYPES: dict[ColumnKind, str] = {
+    ColumnKind.KEY: "VARCHAR NOT NULL",
+    ColumnKind.REQUIRED_TEXT: "VARCHAR",
+    ColumnKind.OPTIONAL_TEXT: "VARCHAR",
+    ColumnKind.JSON: "JSONB",
+    ColumnKind.JSON_ANY: "JSONB",
+    ColumnKind.TIMESTAMP: "BIGINT",
+}
+_CREATED_AT_DEFAULT = " DEFAULT (extract(epoch from now()))::bigint"
+
+
+def create_statements(table: str, mode: Mode, db_schema: str | None) -> list[sql.Composed]:
+    """agno 1.x's CREATE TABLE and CREATE INDEX statements for ``mode``.
+
+    Column order, types, the ``<table>_pkey`` constraint and the index names
+    match what agno 1.8.4 creates through SQLAlchemy.
+    """
+    by_name = {c.name: c for c in schema.mode_columns(mode)}
+    order = [c.name for c in schema.COMMON_COLUMNS] + list(_AGNO_SPECIFIC_ORDER[mode])
+    decls: list[sql.Composable] = []
+    for name in order:
+        decl = _PG_TYPES[by_name[name].kind] + (_CREATED_AT_DEFAULT if name == "created_at" else "")
+        decls.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(decl)))
+    decls.append(
+        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(f"{table}_pkey"), sql.Identifier("session_id"))
+    )
+    out = [sql.SQL("CREATE TABLE {} ({})").format(qualified(table, db_schema), sql.SQL(", ").join(decls))]
+    out.extend(create_index(table, column, db_schema) for column in _AGNO_INDEXED[mode])
+    return out
+
+
+def agno_index_name(table: str, column: str, db_schema: str | None) -> str:
+    """SQLAlchemy's name for agno's index on ``column``."""
+    return f"ix_{db_schema}_{table}_{column}" if db_schema else f"ix_{table}_{column}"
+
+
+def create_index(table: str, column: str, db_schema: str | None) -> sql.Composed:
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+        sql.Identifier(agno_index_name(table, column, db_schema)),
+        qualified(table, db_schema),
+        sql.Identifier(column),
+    )
+
+
+def qualified(table: str, db_schema: str | None) -> sql.Identifier:
+    return sql.Identifier(db_schema, table) if db_schema else sql.Identifier(table)
+
+
+def _check_order() -> None:
+    # The explicit agno order must name exactly the core's columns of each mode.
+    common = {c.name for c in schema.COMMON_COLUMNS}
+    for mode, specific in _AGNO_SPECIFIC_ORDER.items():
+        expected = {c.name for c in schema.mode_columns(mode)} - common
+        if set(specific) != expected:
+            raise AssertionError(f"PostgreSQL column order for {mode.value} is out of date: {sorted(expected)}")
+
+
+_check_order()
+
+
+def add_missing_columns(table: str, mode: Mode, db_schema: str | None, missing: Collection[str]) -> list[sql.Composed]:
+    """The statements that add ``missing`` columns (and agno's indexes on them), as agno declares them.
+
+    The core's migrations are SQLite text; the columns they add are exactly
+    the shape's ``missing`` set, so PostgreSQL derives its statements from it.
+    ``IF NOT EXISTS`` keeps them idempotent.
+    """
+    by_name = {c.name: c for c in schema.mode_columns(mode)}
+    out: list[sql.Composed] = []
+    for name in sorted(missing, key=list(by_name).index):
+        out.append(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                qualified(table, db_schema), sql.Identifier(name), sql.SQL(_PG_TYPES[by_name[name].kind])
+            )
+        )
+        if name in _AGNO_INDEXED[mode]:
+            out.append(create_index(table, name, db_schema))
+    return out
