@@ -327,6 +327,26 @@ class BaseStorage(abc.ABC):
         return f"{type(self).__name__}(table_name={self.table_name!r}, mode={self._mode.value!r})"
 
 
+#: How a user_id / entity_id argument filters rows.
+ANY, EQUALS, NOBODY = 0, 1, 2
+
+
+def filter_kind(value: str | None) -> int:
+    """Not at all (None), by value, or "nobody" for '' (which agno spells NULL and Go '')."""
+    if value is None:
+        return ANY
+    return NOBODY if value == "" else EQUALS
+
+
+def filter_condition(column: str, how: int, placeholder: str) -> str:
+    """The WHERE term of ``filter_kind`` ``how`` on a quoted ``column``; '' for ANY."""
+    if how == EQUALS:
+        return f"{column} = {placeholder}"
+    if how == NOBODY:
+        return f"({column} IS NULL OR {column} = '')"
+    return ""
+
+
 def _with_stamps(session: Session, created_at: int, updated_at: int) -> Session:
     return attrs.evolve(session, created_at=created_at, updated_at=updated_at)
 
@@ -350,4 +370,4 @@ def _check_limit(limit: object) -> None:
         raise InvalidInputError(f"limit must be a non-negative 64-bit int or None, got {limit!r}")
 
 
-__all__ = ["BATCH_SIZE", "BaseStorage", "StorageError"]
+__all__ = ["BATCH_SIZE", "BaseStorage", "StorageError", "filter_condition", "filter_kind"]

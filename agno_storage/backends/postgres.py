@@ -22,11 +22,13 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agno_storage import schema
 from agno_storage.backends import postgres_ddl as ddl
-from agno_storage.backends.base import BATCH_SIZE, BaseStorage
+from agno_storage.backends.base import BATCH_SIZE, BaseStorage, filter_condition, filter_kind
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
@@ -136,14 +138,16 @@ class PostgresStorage(BaseStorage):
                 ' WHERE "existing"."user_id" IS NULL OR "existing"."user_id" = \'\''
                 ' OR "existing"."user_id" = EXCLUDED."user_id"'
             )
-        self._sql_upsert = upsert
-        self._sql_upsert_returning = upsert + sql.SQL(' RETURNING "created_at", "updated_at"')
-        select_list = sql.SQL(", ").join(
-            sql.SQL("{}::text").format(sql.Identifier(c.name)) if c.kind in _JSON_KINDS else sql.Identifier(c.name)
-            for c in columns
-        )
-        self._sql_select = sql.SQL("SELECT {} FROM {}").format(select_list, t)
-        self._sql_select_ids = sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t)
+        # Rendered once: a Composed is rendered again on every execute.
+        self._sql_upsert = upsert.as_string(None)
+        self._sql_upsert_returning = (upsert + sql.SQL(' RETURNING "created_at", "updated_at"')).as_string(None)
+        # JSON columns are fetched as they are: the connection's loader hands the
+        # codec their text (a cast to text in SQL would run on every row a sort
+        # looks at, not only the LIMIT rows returned).
+        select_list = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+        self._sql_select = sql.SQL("SELECT {} FROM {}").format(select_list, t).as_string(None)
+        self._sql_select_ids = sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t).as_string(None)
+        self._select_sql: dict[tuple[bool, int, int, bool, bool], str] = {}
         self._entity_column = sql.Identifier(schema.ENTITY_COLUMN[self.mode])
         self._regclass_name = self._qualified_text()
 
@@ -179,6 +183,7 @@ class PostgresStorage(BaseStorage):
                         "keepalives_interval": 5,
                         "keepalives_count": 3,
                     },
+                    configure=_configure,
                     timeout=self.connect_timeout,
                     # The pool's own reconnect backoff grows to minutes; give up on
                     # it early so that the next call after an outage connects at once.
@@ -252,13 +257,17 @@ class PostgresStorage(BaseStorage):
         *,
         write: bool,
         replayable: Callable[[], bool] = lambda: True,
+        single: bool = False,
     ) -> T:
         """Run ``body`` on a pooled connection, in a transaction if ``write``.
 
-        Inside a caller's transaction, ``body`` joins it and is not retried.
-        Otherwise a lost connection or a serialization failure before COMMIT
-        is sent reruns ``body`` on a fresh connection, up to ``retries`` times,
-        while ``replayable()`` says the inputs can be replayed.
+        ``single`` says ``body`` runs one statement, atomic on its own in
+        autocommit mode, so no BEGIN/COMMIT is sent. Inside a caller's
+        transaction, ``body`` joins it and is not retried. Otherwise a lost
+        connection or a serialization failure before COMMIT is sent reruns
+        ``body`` on a fresh connection, up to ``retries`` times, while
+        ``replayable()`` says the inputs can be replayed (a single upsert is
+        idempotent, so it is rerun even if it may have committed).
         """
         held = self._held()
         if held is not None:
@@ -272,7 +281,7 @@ class PostgresStorage(BaseStorage):
             committing = False
             try:
                 with self._checkout() as conn:
-                    if not write:
+                    if not write or single:
                         return body(conn)
                     conn.execute("BEGIN")
                     try:
@@ -408,7 +417,8 @@ class PostgresStorage(BaseStorage):
                     out.append((got[0][0], got[0][1]))
                 return out
 
-            return self._run_write(write_returning, lambda: True)
+            # One upsert is one atomic statement: no BEGIN/COMMIT round trips.
+            return self._run_write(write_returning, lambda: True, single=len(stamped) == 1)
 
         # A rerun replays the rows already consumed, so only while they are few.
         iterator = iter(rows)
@@ -430,9 +440,11 @@ class PostgresStorage(BaseStorage):
 
         return self._run_write(write_many, lambda: len(consumed) <= limit)
 
-    def _run_write(self, body: Callable[[psycopg.Connection[Any]], T], replayable: Callable[[], bool]) -> T:
+    def _run_write(
+        self, body: Callable[[psycopg.Connection[Any]], T], replayable: Callable[[], bool], *, single: bool = False
+    ) -> T:
         try:
-            return self._run(body, write=True, replayable=replayable)
+            return self._run(body, write=True, replayable=replayable, single=single)
         except StorageError as exc:
             if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
                 raise
@@ -441,11 +453,9 @@ class PostgresStorage(BaseStorage):
         self._checked_shape(create=True)
         if not replayable():
             raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
-        return self._run(body, write=True, replayable=replayable)
+        return self._run(body, write=True, replayable=replayable, single=single)
 
-    def _execute_row(
-        self, conn: psycopg.Connection[Any], query: sql.Composed, params: list[Any]
-    ) -> psycopg.Cursor[Any]:
+    def _execute_row(self, conn: psycopg.Connection[Any], query: str, params: list[Any]) -> psycopg.Cursor[Any]:
         try:
             return conn.execute(query, params)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
@@ -473,28 +483,13 @@ class PostgresStorage(BaseStorage):
         limit: int | None,
         ids_only: bool,
     ) -> list[tuple[Any, ...]]:
-        query = self._sql_select_ids if ids_only else self._sql_select
-        where: list[sql.Composable] = []
-        params: list[Any] = []
-        if session_id is not None:
-            where.append(sql.SQL('"session_id" = %s'))
-            params.append(session_id)
-        for column, value in ((sql.Identifier("user_id"), user_id), (self._entity_column, entity_id)):
-            if value is None:
-                continue
-            if value == "":
-                # '' means "nobody" in the core; agno spells that NULL.
-                where.append(sql.SQL("({} IS NULL OR {} = '')").format(column, column))
-            else:
-                where.append(sql.SQL("{} = %s").format(column))
-                params.append(value)
-        if where:
-            query = query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-        if session_id is None:
-            # NULLS LAST and byte order match SQLite's, whatever the server's collation.
-            query = query + sql.SQL(' ORDER BY "created_at" DESC NULLS LAST, "session_id" COLLATE "C"')
+        # '' asks for "nobody": agno spells that NULL, the Go layout ''.
+        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, ids_only)
+        query = self._select_sql.get(key)
+        if query is None:
+            query = self._select_sql[key] = self._build_select(*key)
+        params: list[Any] = [v for v in (session_id, user_id, entity_id) if v]
         if limit is not None:
-            query = query + sql.SQL(" LIMIT %s")
             params.append(limit)
 
         def body(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -507,6 +502,22 @@ class PostgresStorage(BaseStorage):
                 raise
             self._forget_shape()  # dropped by someone else: as good as empty
             return []
+
+    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
+        entity = self._entity_column.as_string(None)
+        where = ['"session_id" = %s'] if by_id else []
+        where += [
+            w for w in (filter_condition('"user_id"', by_user, "%s"), filter_condition(entity, by_entity, "%s")) if w
+        ]
+        query = self._sql_select_ids if ids_only else self._sql_select
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        if not by_id:
+            # NULLS LAST and byte order match SQLite's, whatever the server's collation.
+            query += ' ORDER BY "created_at" DESC NULLS LAST, "session_id" COLLATE "C"'
+        if limited:
+            query += " LIMIT %s"
+        return query
 
     def _delete(self, session_id: str, user_id: str | None) -> bool:
         query = sql.SQL('DELETE FROM {} WHERE "session_id" = %s').format(self._qualified_name)
@@ -534,6 +545,18 @@ class PostgresStorage(BaseStorage):
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified_name))
 
         self._run(body, write=True)
+
+
+class _JsonText(Loader):
+    """Load json/jsonb as its UTF-8 text: the codec decodes it, exactly (wide integers included)."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("jsonb", _JsonText)
+    conn.adapters.register_loader("json", _JsonText)
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:

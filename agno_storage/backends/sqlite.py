@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from agno_storage import schema
-from agno_storage.backends.base import BATCH_SIZE, BaseStorage
+from agno_storage.backends.base import BATCH_SIZE, EQUALS, BaseStorage, filter_condition, filter_kind
 from agno_storage.errors import BusyError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.schema import TableShape, quote
@@ -316,7 +316,7 @@ class SqliteStorage(BaseStorage):
         ids_only: bool,
     ) -> list[tuple[Any, ...]]:
         # '' asks for "nobody", which agno spells NULL and the Go port ''.
-        key = (session_id is not None, _filter(user_id), _filter(entity_id), limit is not None, ids_only)
+        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, ids_only)
         sql = self._select_sql.get(key)
         if sql is None:
             sql = self._select_sql[key] = self._build_select(*key)
@@ -334,7 +334,7 @@ class SqliteStorage(BaseStorage):
         sql = self._sql_select_ids if ids_only else self._sql_select
         where = [f"{self._col('session_id')} = ?"] if by_id else []
         where += [
-            _condition(column, how)
+            filter_condition(column, how, "?")
             for column, how in ((self._col("user_id"), by_user), (self._entity_column, by_entity))
         ]
         where = [w for w in where if w]
@@ -367,10 +367,10 @@ class SqliteStorage(BaseStorage):
     def _delete(self, session_id: str, user_id: str | None) -> bool:
         sql = f"DELETE FROM {quote(self.table_name)} WHERE {self._col('session_id')} = ?"  # noqa: S608 - quoted
         params = [session_id]
-        how = _filter(user_id)
+        how = filter_kind(user_id)
         if how:
-            sql += " AND " + _condition(self._col("user_id"), how)
-        if how == _EQUALS and user_id is not None:
+            sql += " AND " + filter_condition(self._col("user_id"), how, "?")
+        if how == EQUALS and user_id is not None:
             params.append(user_id)
         try:
             with self.transaction() as conn:
@@ -468,26 +468,6 @@ def _resolve_path(db_url: str | None, db_file: str | os.PathLike[str] | None) ->
     except OSError as exc:
         raise StorageError(f"cannot make the folder of {db_file!r}: {exc}") from exc
     return str(path)
-
-
-_ANY = 0
-_EQUALS = 1
-_NOBODY = 2
-
-
-def _filter(value: str | None) -> int:
-    """How a user_id / entity_id argument filters: not at all, by value, or "nobody" for ''."""
-    if value is None:
-        return _ANY
-    return _NOBODY if value == "" else _EQUALS
-
-
-def _condition(column: str, how: int) -> str:
-    if how == _EQUALS:
-        return f"{column} = ?"
-    if how == _NOBODY:
-        return f"({column} IS NULL OR {column} = '')"
-    return ""
 
 
 def _translate(exc: sqlite3.Error, table: str) -> StorageError:
