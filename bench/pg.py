@@ -289,7 +289,7 @@ def bulk_import(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
         assert c._st is not None and c.conn is not None
         from bench.child import TEMPLATE_DICTS
 
-        sql = c._st._sql_upsert.as_string(c.conn)  # without RETURNING, as upsert_many runs it
+        sql = c._st._sql_upsert  # without RETURNING, as upsert_many runs it
         now = int(time.time())
         encoded = {id(t): encode_pg_row(c._st, t, now) for t in TEMPLATE_DICTS}
         # The store binds parameters in mode column order, as the SQLite store does.

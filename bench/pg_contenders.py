@@ -131,8 +131,8 @@ class PgFloor(Contender):
         st = PostgresStorage(table, db_url=self.dsn, schema=SCHEMA, mode="agent")
         st.create()
         self._st = st
-        self.sql_upsert = st._sql_upsert_returning.as_string(conn)
-        select = st._sql_select.as_string(conn)
+        self.sql_upsert = st._sql_upsert_returning
+        select = st._sql_select
         self.sql_read = select + ' WHERE "session_id" = %s'
         self.sql_recent = {
             "user": select + ' WHERE "user_id" = %s' + ORDER,
@@ -143,6 +143,10 @@ class PgFloor(Contender):
     def open(self, path: str) -> None:
         self.path = path
         self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None)
+        # JSON arrives as text, as the store's connections get it.
+        from agno_storage.backends.postgres import _configure
+
+        _configure(self.conn)
         self.statements(path, self.conn)
 
     def close(self) -> None:
