@@ -9,9 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("matplotlib")
-pytest.importorskip("agno")
-
 from bench import cli, report
 
 WORKLOADS = (
