@@ -17,7 +17,10 @@ is listed in ``docs/compat_agno.md``.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any, Literal, Self, cast
+
+import attrs
 
 try:
     from agno.storage.base import Storage
@@ -33,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from agno_storage import AgentSession, BaseStorage, TeamSession, WorkflowSession, WorkflowSessionV2
 from agno_storage import SqliteStorage as CoreSqliteStorage
 from agno_storage.errors import CorruptRowError, InvalidInputError, OwnershipError
+from agno_storage.models import Mode, session_class
 
 __all__ = ["AgnoSession", "PostgresStorage", "SqliteStorage"]
 
@@ -42,6 +46,14 @@ AgnoSession = AgnoAgentSession | AgnoTeamSession | AgnoWorkflowSession | AgnoWor
 CoreSession = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
 
 _MODES = ("agent", "team", "workflow", "workflow_v2")
+_AGNO_CLASSES: dict[str, Any] = {
+    "agent": AgnoAgentSession,
+    "team": AgnoTeamSession,
+    "workflow": AgnoWorkflowSession,
+    "workflow_v2": AgnoWorkflowSessionV2,
+}
+#: Fields of our v2 record that are not copied by name from agno's.
+_V2_OWN = frozenset({"memory", "runs"})
 # Set by the adapter itself, so not accepted among the pass-through options.
 _ADAPTER_OPTIONS = frozenset({"table_name", "db_url", "db_file", "mode", "schema", "auto_upgrade_schema"})
 
@@ -100,7 +112,7 @@ def _postgres_url_of_engine(db_engine: Any) -> str:
 
 
 class _AgnoStorage(Storage):
-    """What both public classes share; they differ only in agno's argument order."""
+    """What both public classes share; they differ only in agno's argument order and ``db_engine``."""
 
     def __init__(
         self,
@@ -151,26 +163,18 @@ class _AgnoStorage(Storage):
         """
         store = self._stores.get(self.mode)
         if store is None:
-            if self.backend == "postgresql":
-                from agno_storage.backends.postgres import PostgresStorage as CorePostgresStorage
-
-                store = CorePostgresStorage(
-                    table_name=self.table_name,
-                    db_url=self.db_url,
-                    schema=self.schema,
-                    mode=self.mode,
-                    auto_upgrade_schema=self.auto_upgrade_schema,
-                    **self.core_options,
-                )
-            else:
-                store = CoreSqliteStorage(
-                    table_name=self.table_name,
-                    db_url=self.db_url,
-                    db_file=self.db_file,
-                    mode=self.mode,
-                    auto_upgrade_schema=self.auto_upgrade_schema,
-                    **self.core_options,
-                )
+            # Both core stores take these; where the table lives (a schema or a
+            # file) is the one argument that differs by engine.
+            where = {"schema": self.schema} if self.backend == "postgresql" else {"db_file": self.db_file}
+            open_core: Callable[..., BaseStorage] = self._core_class()
+            store = open_core(
+                table_name=self.table_name,
+                db_url=self.db_url,
+                mode=self.mode,
+                auto_upgrade_schema=self.auto_upgrade_schema,
+                **where,
+                **self.core_options,
+            )
             self._stores[self.mode] = store
         return store
 
@@ -215,8 +219,7 @@ class _AgnoStorage(Storage):
 
     def get_all_sessions(self, user_id: str | None = None, entity_id: str | None = None) -> list[AgnoSession]:
         """Sessions as agno dataclasses, newest first."""
-        found = self.core.get_all_sessions(user_id=self._user(user_id), entity_id=entity_id)
-        return [self._to_agno(s) for s in found]
+        return self._list(user_id, entity_id, limit=None)
 
     def get_recent_sessions(
         self,
@@ -224,9 +227,8 @@ class _AgnoStorage(Storage):
         entity_id: str | None = None,
         limit: int | None = 2,
     ) -> list[AgnoSession]:
-        """The ``limit`` newest sessions as agno dataclasses."""
-        found = self.core.get_recent_sessions(user_id=self._user(user_id), entity_id=entity_id, limit=limit)
-        return [self._to_agno(s) for s in found]
+        """The ``limit`` newest sessions as agno dataclasses (all of them for None)."""
+        return self._list(user_id, entity_id, limit=limit)
 
     def upsert(self, session: AgnoSession) -> AgnoSession | None:
         """Insert or update; returns the session as stored.
@@ -250,13 +252,9 @@ class _AgnoStorage(Storage):
         return self._to_agno(stored)
 
     def delete_session(self, session_id: str | None = None) -> None:
-        """Delete one session; a None id is a no-op, as in agno."""
-        if session_id is None:
-            return
-        if self.user_id is not None:
+        """Delete one session (only the scoped user's, when ``user_id`` is set); a None id is a no-op, as in agno."""
+        if session_id is not None:
             self.core.delete(session_id, user_id=self.user_id)
-        else:
-            self.core.delete_session(session_id)
 
     def drop(self) -> None:
         """Drop the table."""
@@ -282,82 +280,32 @@ class _AgnoStorage(Storage):
     def _user(self, user_id: str | None) -> str | None:
         return user_id if user_id is not None else self.user_id
 
+    def _list(self, user_id: str | None, entity_id: str | None, limit: int | None) -> list[AgnoSession]:
+        found = self.core.list(user_id=self._user(user_id), entity_id=entity_id, limit=limit)
+        return [self._to_agno(s) for s in found]
+
     def _to_core(self, session: AgnoSession) -> CoreSession:
-        common: dict[str, Any] = {
-            "session_id": session.session_id,
-            "user_id": session.user_id,
-            "session_data": session.session_data,
-            "extra_data": session.extra_data,
-            "created_at": session.created_at,
-            "updated_at": session.updated_at,
+        # Our records use agno's field names (see agno_storage.models), so each
+        # field is copied by name; a session of another mode's class lacks one
+        # and raises AttributeError. workflow_session_id has no column in
+        # agno's tables (upstream drops it too); agno sets it on the live
+        # Agent/Team from the Workflow.
+        core_class = session_class(Mode(self.mode))
+        v2 = core_class is WorkflowSessionV2
+        values = {
+            name: getattr(session, name) for name in attrs.fields_dict(core_class) if not (v2 and name in _V2_OWN)
         }
-        # workflow_session_id has no column in agno's tables (upstream drops
-        # it too); agno sets it on the live Agent/Team from the Workflow.
-        if self.mode == "agent":
-            s = cast(AgnoAgentSession, session)
-            return AgentSession(
-                **common,
-                memory=s.memory,
-                agent_id=s.agent_id,
-                agent_data=s.agent_data,
-                team_session_id=s.team_session_id,
-            )
-        if self.mode == "team":
-            t = cast(AgnoTeamSession, session)
-            return TeamSession(
-                **common,
-                memory=t.memory,
-                team_id=t.team_id,
-                team_data=t.team_data,
-                team_session_id=t.team_session_id,
-            )
-        if self.mode == "workflow":
-            w = cast(AgnoWorkflowSession, session)
-            return WorkflowSession(
-                **common,
-                memory=w.memory,
-                workflow_id=w.workflow_id,
-                workflow_data=w.workflow_data,
-            )
-        v2 = cast(AgnoWorkflowSessionV2, session)
-        # agno's own to_dict is the one definition of how runs serialize.
-        return WorkflowSessionV2(
-            **common,
-            memory=None,
-            workflow_id=v2.workflow_id,
-            workflow_name=v2.workflow_name,
-            workflow_data=v2.workflow_data,
-            runs=v2.to_dict()["runs"],
-        )
+        if v2:
+            # agno's v2 session has no memory, and its own to_dict is the one
+            # definition of how runs serialize.
+            values["runs"] = session.to_dict()["runs"]
+        return core_class(**values)
 
     def _to_agno(self, session: CoreSession) -> AgnoSession:
+        values = attrs.asdict(session, recurse=False)
         if isinstance(session, AgentSession):
-            return AgnoAgentSession(
-                session_id=session.session_id,
-                user_id=session.user_id,
-                team_session_id=session.team_session_id,
-                memory=_agent_memory(session.memory),
-                session_data=session.session_data,
-                extra_data=session.extra_data,
-                created_at=session.created_at,
-                updated_at=session.updated_at,
-                agent_id=session.agent_id,
-                agent_data=session.agent_data,
-            )
-        if isinstance(session, TeamSession):
-            return AgnoTeamSession(
-                session_id=session.session_id,
-                user_id=session.user_id,
-                team_session_id=session.team_session_id,
-                team_id=session.team_id,
-                memory=session.memory,
-                team_data=session.team_data,
-                session_data=session.session_data,
-                extra_data=session.extra_data,
-                created_at=session.created_at,
-                updated_at=session.updated_at,
-            )
-        if isinstance(session, WorkflowSessionV2):
+            values["memory"] = _agent_memory(session.memory)
+        elif isinstance(session, WorkflowSessionV2):
             if session.runs and not isinstance(session.runs, list):
                 # agno's from_dict would crash on it and agno's own store then
                 # returns None, so the next write replaces the row: refuse.
@@ -368,33 +316,12 @@ class _AgnoStorage(Storage):
                     session_id=session.session_id,
                     column="runs",
                 )
-            rebuilt = AgnoWorkflowSessionV2.from_dict(
-                {
-                    "session_id": session.session_id,
-                    "user_id": session.user_id,
-                    "workflow_id": session.workflow_id,
-                    "workflow_name": session.workflow_name,
-                    "runs": session.runs or None,
-                    "session_data": session.session_data,
-                    "workflow_data": session.workflow_data,
-                    "extra_data": session.extra_data,
-                    "created_at": session.created_at,
-                    "updated_at": session.updated_at,
-                }
-            )
-            assert rebuilt is not None  # from_dict only refuses a missing session_id
-            return rebuilt
-        return AgnoWorkflowSession(
-            session_id=session.session_id,
-            user_id=session.user_id,
-            memory=session.memory,
-            session_data=session.session_data,
-            extra_data=session.extra_data,
-            created_at=session.created_at,
-            updated_at=session.updated_at,
-            workflow_id=session.workflow_id,
-            workflow_data=session.workflow_data,
-        )
+            values["runs"] = session.runs or None
+        # agno's from_dict reads the keys it knows (v2: rebuilding the runs as
+        # WorkflowRunResponse objects) and leaves workflow_session_id None.
+        rebuilt: AgnoSession | None = _AGNO_CLASSES[session.MODE].from_dict(values)
+        assert rebuilt is not None  # from_dict only refuses a missing session_id
+        return rebuilt
 
 
 def _agent_memory(memory: dict[str, Any] | None) -> dict[str, Any]:
