@@ -10,11 +10,16 @@ agno_storage adapter's SqliteStorage), ``ours-pg`` (its PostgresStorage) or
 DB is a SQLite file or a URL (``sqlite:///...``, ``postgresql://...``). The
 script prints one JSON object: what the model was sent on each call and the
 reply.
+
+:func:`continue_elsewhere` is the resume check the SQLite and PostgreSQL
+tests share: two turns in this process, a third in a fresh one.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +39,8 @@ from agno.workflow.v2 import Step  # noqa: E402
 from agno.workflow.v2 import Workflow as WorkflowV2  # noqa: E402
 from fake_model import FakeModel  # noqa: E402
 
+RUNNER = Path(__file__).resolve()
+
 TABLES = {
     "agent": "agent_sessions",
     "team": "team_sessions",
@@ -41,6 +48,7 @@ TABLES = {
     "workflow_v2": "workflow_v2_sessions",
 }
 
+KINDS = list(TABLES)
 
 #: Every storage make_storage built in this process, for close_storages().
 OPENED: list[Storage] = []
@@ -188,6 +196,51 @@ def run_turn(kind: str, store: str, db: str, session_id: str, user_id: str | Non
         "content": getattr(response, "content", None),
         "loaded_runs": loaded_runs,
     }
+
+
+def run_in_new_process(kind: str, store: str, db: str, session_id: str, message: str) -> dict[str, Any]:
+    """One turn as user-1 in a fresh interpreter (this file as a script); what its model saw."""
+    env = {**os.environ, "AGNO_TELEMETRY": "false", "AGNO_MONITOR": "false"}
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), kind, store, db, session_id, "user-1", message],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def seen_by_model(result: dict[str, Any]) -> str:
+    """Every text the model was sent on its last call, joined."""
+    return "\n".join(m["content"] for m in result["calls"][-1])
+
+
+def continue_elsewhere(kind: str, first: str, second: str, db: str) -> dict[str, Any]:
+    """Two turns here on store ``first``, a third in a new process on ``second``; that turn's report.
+
+    Each turn builds a fresh ``kind``, so only the storage carries the
+    history: its earlier questions and replies reach the third turn's model
+    only if they were written, read back and rebuilt.
+    """
+    session_id = f"resume-{kind}"
+    for message in ("first question", "second question"):
+        run_turn(kind, first, db, session_id, "user-1", message)
+    return run_in_new_process(kind, second, db, session_id, "third question")
+
+
+def assert_whole_history_reached(kind: str, result: dict[str, Any]) -> None:
+    """The third turn's model saw all three questions and an earlier reply (and v2 loaded both runs)."""
+    seen = seen_by_model(result)
+    assert "first question" in seen
+    assert "second question" in seen
+    assert "third question" in seen
+    # The earlier replies (assistant messages) came back from storage too.
+    assert f"{kind} #1: first question" in seen
+    if kind == "workflow_v2":
+        assert result["loaded_runs"] == 2
 
 
 def main(argv: list[str]) -> None:

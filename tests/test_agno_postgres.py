@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +17,18 @@ from agno.agent import Agent
 
 from agno_storage.agno import PostgresStorage, SqliteStorage
 from agno_storage.errors import InvalidInputError
-from tests.agno_runner import FakeModel, close_storages, make_agent, run_turn
+from tests.agno_runner import (
+    KINDS,
+    FakeModel,
+    assert_whole_history_reached,
+    close_storages,
+    continue_elsewhere,
+    make_agent,
+    run_in_new_process,
+    seen_by_model,
+)
 from tests.pgserver import REQUIRE_ENV, PgServer, create_database
 from tests.support import require
-
-RUNNER = Path(__file__).resolve().parent / "agno_runner.py"
-KINDS = ["agent", "team", "workflow", "workflow_v2"]
 
 
 @pytest.fixture
@@ -39,53 +41,20 @@ def pg_url(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[str]
         close_storages()
 
 
-def run_in_new_process(kind: str, store: str, url: str, session_id: str, message: str) -> dict[str, Any]:
-    """One turn in a fresh interpreter; what its model saw."""
-    env = {**os.environ, "AGNO_TELEMETRY": "false", "AGNO_MONITOR": "false"}
-    done = subprocess.run(
-        [sys.executable, str(RUNNER), kind, store, url, session_id, "user-1", message],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def seen_by_model(result: dict[str, Any]) -> str:
-    """Every text the model was sent on its last call, joined."""
-    return "\n".join(m["content"] for m in result["calls"][-1])
-
-
-def continue_elsewhere(kind: str, first: str, second: str, url: str) -> str:
-    """Two turns here on ``first``, a third in a new process on ``second``; what its model saw."""
-    session_id = f"pg-{kind}"
-    for message in ("first question", "second question"):
-        run_turn(kind, first, url, session_id, "user-1", message)
-    return seen_by_model(run_in_new_process(kind, second, url, session_id, "third question"))
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_history_on_postgresql_reaches_the_model_in_a_new_process(kind: str, pg_url: str) -> None:
-    seen = continue_elsewhere(kind, "ours", "ours", pg_url)
-    assert "first question" in seen
-    assert "second question" in seen
-    assert "third question" in seen
-    # The earlier replies (assistant messages) came back from the server too.
-    assert f"{kind} #1: first question" in seen
+    assert_whole_history_reached(kind, continue_elsewhere(kind, "ours", "ours", pg_url))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_session_written_by_agnos_postgres_store_resumes_on_ours(kind: str, pg_url: str) -> None:
-    seen = continue_elsewhere(kind, "agno", "ours-pg", pg_url)
+    seen = seen_by_model(continue_elsewhere(kind, "agno", "ours-pg", pg_url))
     assert "first question" in seen and "second question" in seen
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_session_written_by_us_resumes_on_agnos_postgres_store(kind: str, pg_url: str) -> None:
-    seen = continue_elsewhere(kind, "ours-pg", "agno", pg_url)
+    seen = seen_by_model(continue_elsewhere(kind, "ours-pg", "agno", pg_url))
     assert "first question" in seen and "second question" in seen
 
 
