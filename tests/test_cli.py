@@ -1,0 +1,527 @@
+"""The ``agno-storage`` command: outputs checked against what the store itself reads.
+
+Every test works on copies of fixtures/ files: opening a file switches it to
+WAL mode, so the originals are never opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shlex
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from agno_storage import AgentSession, Mode, SqliteStorage, TeamSession
+from agno_storage.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+DOC = ROOT / "docs" / "cli.md"
+
+#: fixture file -> (table, mode its writer used, layout)
+FIXTURE_TABLES = {
+    "go_agent.db": ("agent_sessions", Mode.AGENT, "go"),
+    "go_team.db": ("team_sessions", Mode.TEAM, "go"),
+    "go_workflow.db": ("workflow_sessions", Mode.WORKFLOW, "go"),
+    "go_workflow_v2.db": ("workflow_v2_sessions", Mode.WORKFLOW_V2, "go"),
+    "agno_agent.db": ("agent_sessions", Mode.AGENT, "agno"),
+    "agno_team.db": ("team_sessions", Mode.TEAM, "agno"),
+    "agno_workflow.db": ("workflow_sessions", Mode.WORKFLOW, "agno"),
+    "agno_workflow_v2.db": ("workflow_v2_sessions", Mode.WORKFLOW_V2, "agno"),
+    "agno_team_default_mode.db": ("team_sessions", Mode.TEAM, "agno"),
+    "agno_workflow_default_mode.db": ("workflow_sessions", Mode.WORKFLOW, "agno"),
+    "agno_workflow_v2_default_mode.db": ("workflow_v2_sessions", Mode.WORKFLOW_V2, "agno"),
+}
+OLD_FIXTURES = ["agno_agent_pre12.db", "agno_agent_v110.db"]
+
+Copy = Callable[[str], Path]
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Copy:
+    """Copy a fixtures/ file into tmp_path and return the copy's path."""
+
+    def make(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copy(FIXTURES / name, target)
+        return target
+
+    return make
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def info_fields(out: str) -> dict[str, str]:
+    """``info``'s "key: value" lines as a dict."""
+    return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines())}
+
+
+def one_error_line(err: str) -> str:
+    """The single stderr line of a failed command (no traceback)."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("agno-storage: ")
+    return lines[0]
+
+
+# --- info -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_TABLES))
+def test_info_detects_mode_and_layout_of_every_fixture(
+    name: str, copy: Copy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table, mode, layout = FIXTURE_TABLES[name]
+    path = copy(name)
+    code, out, err = run(capsys, "info", path, "--table", table)
+    assert code == 0, err
+    fields = info_fields(out)
+    with SqliteStorage(table, db_file=path, mode=mode) as store:
+        shape = store.schema_shape()
+        ids = store.get_all_session_ids()
+    assert shape is not None
+    assert fields["table"] == table
+    assert fields["mode"] == f"{mode.value} (detected)"
+    assert fields["layout"].split()[0] == layout == shape.flavor.value
+    assert fields["schema version"] == str(shape.version) == "2"
+    assert fields["needs upgrade"] == "no"
+    assert fields["sessions"] == str(len(ids))
+    assert fields["durability"].startswith("journal_mode=WAL, synchronous=FULL, busy_timeout=10s")
+
+
+@pytest.mark.parametrize("name", OLD_FIXTURES)
+def test_info_on_an_old_table_says_it_needs_an_upgrade(
+    name: str, copy: Copy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = copy(name)
+    code, out, err = run(capsys, "info", path, "--table", "agent_sessions", "--mode", "agent")
+    assert code == 0, err
+    fields = info_fields(out)
+    assert fields["mode"] == "agent (given)"
+    assert fields["schema version"] == "1"
+    assert fields["needs upgrade"].startswith("yes: adds team_session_id")
+    assert fields["sessions"].startswith("unknown")
+
+
+# --- list -------------------------------------------------------------------
+
+
+def test_list_prints_sessions_newest_first_as_the_store_lists_them(
+    copy: Copy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = copy("go_agent.db")
+    code, out, _ = run(capsys, "list", path, "--table", "agent_sessions")
+    assert code == 0
+    header, *lines = out.splitlines()
+    assert header.split() == ["session_id", "user_id", "agent_id", "created_at", "updated_at"]
+    with SqliteStorage("agent_sessions", db_file=path) as store:
+        sessions = store.list()
+    assert [line.split()[0] for line in lines] == [s.session_id for s in sessions]
+    for line, s in zip(lines, sessions, strict=True):
+        assert line.split()[1:3] == [s.user_id or "-", s.entity_id or "-"]
+    # A session with no owner shows '-', timestamps are UTC.
+    assert "agent-09    -" in out
+    assert "2023-11-14T22:13:20Z" in out  # created_at 1700000000
+
+
+def test_list_filters_and_json_match_the_store(copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy("agno_team.db")
+    url = f"sqlite:///{path}"  # an absolute path: sqlite:////tmp/...
+    code, out, _ = run(capsys, "list", url, "--table", "team_sessions", "--user", "user-1", "--json")
+    assert code == 0
+    with SqliteStorage("team_sessions", db_file=path, mode="team") as store:
+        expected = store.list(user_id="user-1")
+        some = store.list()[0]
+        by_entity = store.list(entity_id=some.team_id, limit=1)
+    assert expected
+    assert json.loads(out) == [
+        {
+            "session_id": s.session_id,
+            "user_id": s.user_id,
+            "team_id": s.team_id,
+            "created_at": s.created_at,
+            "updated_at": s.updated_at,
+        }
+        for s in expected
+    ]
+    code, out, _ = run(capsys, "list", url, "--table", "team_sessions", "--entity", str(some.team_id), "--limit", "1")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [s.session_id for s in by_entity]
+
+
+def test_list_of_sessions_with_no_owner_and_an_empty_result(copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy("go_workflow_v2.db")
+    code, out, _ = run(capsys, "list", path, "--table", "workflow_v2_sessions", "--user", "", "--json")
+    assert code == 0
+    with SqliteStorage("workflow_v2_sessions", db_file=path, mode="workflow_v2") as store:
+        assert [s["session_id"] for s in json.loads(out)] == [s.session_id for s in store.list(user_id="")]
+    code, out, _ = run(capsys, "list", path, "--table", "workflow_v2_sessions", "--user", "nobody-at-all")
+    assert code == 0
+    assert out.splitlines() == ["session_id  user_id  workflow_id  created_at  updated_at"]
+
+
+def test_list_escapes_control_characters_to_keep_one_line_per_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "odd.db"
+    with SqliteStorage("agent_sessions", db_file=path) as store:
+        store.upsert(AgentSession(session_id="two\nlines", user_id="tab\there", agent_id="a", created_at=5))
+    code, out, _ = run(capsys, "list", path, "--table", "agent_sessions")
+    assert code == 0
+    assert out.splitlines()[1].split() == [
+        "two\\nlines",
+        "tab\\there",
+        "a",
+        "1970-01-01T00:00:05Z",
+        out.splitlines()[1].split()[4],
+    ]
+
+
+# --- show -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["go_agent.db", "agno_workflow_v2.db"])
+def test_show_prints_the_session_the_store_reads(name: str, copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
+    table, mode, _ = FIXTURE_TABLES[name]
+    path = copy(name)
+    session_id = "id-\U0001f600-<&>"  # the corpus's awkward id, astral character included
+    code, out, err = run(capsys, "show", path, "--table", table, session_id)
+    assert code == 0, err
+    with SqliteStorage(table, db_file=path, mode=mode) as store:
+        stored = store.read(session_id)
+    assert stored is not None
+    assert json.loads(out) == attrs.asdict(stored)
+    code, out, _ = run(capsys, "show", path, "--table", table, session_id, "--user", str(stored.user_id))
+    assert code == 0
+    assert json.loads(out)["session_id"] == session_id
+
+
+def test_show_of_a_missing_or_foreign_session_exits_1(copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy("go_agent.db")
+    code, out, err = run(capsys, "show", path, "--table", "agent_sessions", "no-such-session")
+    assert (code, out) == (1, "")
+    assert one_error_line(err) == "agno-storage: no session 'no-such-session' in table 'agent_sessions'"
+    code, out, err = run(capsys, "show", path, "--table", "agent_sessions", "agent-05", "--user", "user-1")
+    assert (code, out) == (1, "")
+    assert "for user 'user-1'" in one_error_line(err)
+
+
+# --- upgrade ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", OLD_FIXTURES)
+def test_upgrade_adds_the_missing_column_once(name: str, copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy(name)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        ids_by_sql = [r[0] for r in conn.execute("SELECT session_id FROM agent_sessions")]
+    code, out, err = run(capsys, "upgrade", path, "--table", "agent_sessions")
+    assert code == 0, err
+    assert out == "upgraded table 'agent_sessions' from schema version 1 to 2: added team_session_id\n"
+    with SqliteStorage("agent_sessions", db_file=path) as store:
+        shape = store.schema_shape()
+        assert shape is not None and shape.version == 2 and not shape.missing
+        assert sorted(store.get_all_session_ids()) == sorted(ids_by_sql)
+    code, out, _ = run(capsys, "upgrade", path, "--table", "agent_sessions")
+    assert code == 0
+    assert out == "table 'agent_sessions' is at schema version 2; nothing to upgrade\n"
+    code, out, _ = run(capsys, "info", path, "--table", "agent_sessions")
+    assert info_fields(out)["sessions"] == str(len(ids_by_sql))
+
+
+def test_reading_an_old_table_fails_with_a_hint_to_upgrade(copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy("agno_agent_pre12.db")
+    code, out, err = run(capsys, "list", path, "--table", "agent_sessions")
+    assert (code, out) == (2, "")
+    line = one_error_line(err)
+    assert "schema version 1" in line
+    assert f"agno-storage upgrade {path} --table agent_sessions" in line
+
+
+def test_an_early_workflow_v2_table_upgrades_when_its_mode_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Made before workflow_name and runs existed: the columns of a v1 workflow table.
+    path = tmp_path / "early.db"
+    with SqliteStorage("wf", db_file=path, mode="workflow") as store:
+        store.create()
+    code, out, _ = run(capsys, "info", path, "--table", "wf")
+    assert info_fields(out)["mode"] == "workflow (detected)"
+    code, out, _ = run(capsys, "upgrade", path, "--table", "wf", "--mode", "workflow_v2")
+    assert code == 0
+    assert out.endswith("from schema version 1 to 2: added runs, workflow_name\n")
+    code, out, _ = run(capsys, "info", path, "--table", "wf")
+    assert info_fields(out)["mode"] == "workflow_v2 (detected)"
+
+
+# --- delete -----------------------------------------------------------------
+
+
+def test_delete_removes_only_the_named_session(copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
+    path = copy("go_team.db")
+    with SqliteStorage("team_sessions", db_file=path, mode="team") as store:
+        before = store.get_all_session_ids()
+        victim = store.list()[3]
+    assert victim.user_id
+    code, _, err = run(capsys, "delete", path, "--table", "team_sessions", victim.session_id, "--user", "someone-else")
+    assert code == 1
+    assert "for user 'someone-else'" in one_error_line(err)
+    code, out, _ = run(capsys, "delete", path, "--table", "team_sessions", victim.session_id, "--user", victim.user_id)
+    assert code == 0
+    assert out == f"deleted session {victim.session_id!r} from table 'team_sessions'\n"
+    with SqliteStorage("team_sessions", db_file=path, mode="team") as store:
+        assert store.read(victim.session_id) is None
+        assert store.get_all_session_ids() == [i for i in before if i != victim.session_id]
+    code, _, err = run(capsys, "delete", path, "--table", "team_sessions", victim.session_id)
+    assert code == 1
+    one_error_line(err)
+
+
+# --- errors -----------------------------------------------------------------
+
+
+def test_a_missing_file_or_table_exits_1_and_creates_nothing(
+    tmp_path: Path, copy: Copy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for target in (tmp_path / "absent.db", f"sqlite:///{tmp_path}/sub/absent.db"):
+        code, out, err = run(capsys, "info", target, "--table", "agent_sessions")
+        assert (code, out) == (1, "")
+        assert one_error_line(err).startswith("agno-storage: no database file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    path = copy("go_agent.db")
+    for command in (["info"], ["list"], ["upgrade"], ["show", "x"], ["delete", "x"]):
+        code, _, err = run(capsys, command[0], path, "--table", "other_table", *command[1:])
+        assert code == 1
+        assert one_error_line(err) == f"agno-storage: no table 'other_table' in {path}"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("agent_sessions",)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["list", "{db}", "--table", "agent_sessions", "--mode", "team"], "is a agent table, not a team table"),
+        (["list", "{db}", "--table", "select"], "reserved word"),
+        (["list", "mysql://h/db", "--table", "t"], "url must start with sqlite:// or postgresql://"),
+        (["list", "sqlite://", "--table", "t"], "in-memory database"),
+        (["list", "sqlite:///{db}?mode=ro", "--table", "agent_sessions"], "query parameters"),
+        (["list", "{db}", "--table", "agent_sessions", "--schema", "ai"], "PostgreSQL URLs only"),
+        (["list", "{notes}", "--table", "notes"], "not a sessions table"),
+        (["show", "{db}", "--table", "agent_sessions", "bad\udcffid"], "session_id must be"),
+    ],
+)
+def test_storage_errors_are_one_line_and_exit_2(
+    argv: list[str], message: str, copy: Copy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = copy("go_agent.db")
+    notes = tmp_path / "notes.db"
+    with contextlib.closing(sqlite3.connect(notes)) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    code, out, err = run(capsys, *(a.format(db=db, notes=notes) for a in argv))
+    assert (code, out) == (2, "")
+    line = one_error_line(err)
+    assert line.startswith("agno-storage: error: ")
+    assert message in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["frobnicate"],
+        ["list", "x.db"],  # no --table
+        ["list", "x.db", "--table", "t", "--mode", "robot"],
+        ["list", "x.db", "--table", "t", "--limit", "-1"],
+        ["list", "x.db", "--table", "t", "--limit", "ten"],
+        ["show", "x.db", "--table", "t"],  # no SESSION_ID
+    ],
+)
+def test_bad_arguments_exit_2_from_argparse(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "usage: agno-storage" in capsys.readouterr().err
+
+
+# --- the real command -------------------------------------------------------
+
+
+def test_python_dash_m_runs_the_command(copy: Copy) -> None:
+    path = copy("go_workflow.db")
+
+    def cli(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agno_storage", *map(str, argv)],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=120,
+            cwd=ROOT,
+        )
+
+    proc = cli("list", path, "--table", "workflow_sessions", "--limit", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    with SqliteStorage("workflow_sessions", db_file=path, mode="workflow") as store:
+        assert [s["session_id"] for s in json.loads(proc.stdout)] == [s.session_id for s in store.list(limit=2)]
+    proc = cli("show", path, "--table", "workflow_sessions", "no-such-session")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    one_error_line(proc.stderr)
+    proc = cli("list", path, "--table", "workflow_sessions", "--mode", "agent")
+    assert proc.returncode == 2
+    one_error_line(proc.stderr)
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("agno-storage ")
+
+
+def test_an_unreachable_server_is_one_line_on_stderr() -> None:
+    pytest.importorskip("psycopg_pool")
+    with socket.socket() as sock:  # a port nobody listens on once it is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "agno_storage", "info", f"postgresql://nobody:pw@127.0.0.1:{port}/db", "--table", "t"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert one_error_line(proc.stderr).startswith("agno-storage: error: ")
+
+
+def test_pyproject_installs_the_command() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"agno-storage": "agno_storage.cli:main"}
+
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+
+def test_postgres_url(pg_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from agno_storage import PostgresStorage
+
+    url = pg_server.dsn
+    with PostgresStorage("cli_team_sessions", db_url=url, mode="team") as store:
+        store.upsert_many(
+            TeamSession(session_id=f"s{i}", user_id="ada" if i % 2 else "bob", team_id="crew", created_at=100 + i)
+            for i in range(5)
+        )
+        try:
+            code, out, err = run(capsys, "info", url, "--table", "cli_team_sessions")
+            assert code == 0, err
+            fields = info_fields(out)
+            assert fields["engine"] == "postgresql (schema ai)"
+            assert fields["mode"] == "team (detected)"
+            assert fields["sessions"] == "5"
+            assert re.fullmatch(r"the server's: synchronous_commit=\w+, fsync=\w+", fields["durability"])
+
+            code, out, _ = run(capsys, "list", url, "--table", "cli_team_sessions", "--user", "ada", "--json")
+            assert [s["session_id"] for s in json.loads(out)] == [s.session_id for s in store.list(user_id="ada")]
+
+            code, out, _ = run(capsys, "show", url, "--table", "cli_team_sessions", "s3")
+            assert json.loads(out) == attrs.asdict(store.read("s3"))
+
+            code, out, _ = run(capsys, "delete", url, "--table", "cli_team_sessions", "s3", "--user", "ada")
+            assert code == 0
+            assert store.read("s3") is None
+
+            code, _, err = run(capsys, "list", url, "--table", "cli_team_sessions", "--schema", "elsewhere")
+            assert code == 1
+            one_error_line(err)
+
+            # The test server trusts local connections: the password is ignored there, and kept out of messages.
+            with_password = url.replace("postgres@", "postgres:s3cret@", 1)
+            assert with_password != url
+            code, _, err = run(capsys, "show", with_password, "--table", "no_such_table", "x")
+            assert code == 1
+            assert "s3cret" not in err and "postgres:***@" in one_error_line(err)
+        finally:
+            store.drop()
+
+
+# --- docs/cli.md ------------------------------------------------------------
+
+
+def test_every_command_and_option_is_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    """Fails when a subcommand, or an option of one, is missing from docs/cli.md."""
+    doc = DOC.read_text(encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    choices = re.search(r"\{([a-z_,]+)\}", capsys.readouterr().out)
+    assert choices is not None
+    commands = choices.group(1).split(",")
+    assert len(commands) >= 5
+    sections = re.split(r"^### ", doc, flags=re.MULTILINE)
+    for command in commands:
+        titled = [s for s in sections if s.startswith(f"`{command}`\n")]
+        assert titled, f"docs/cli.md has no '### `{command}`' section"
+        section = titled[0]
+        assert f"$ agno-storage {command} " in section, f"no example of {command!r} in its section"
+        assert "Exit codes:" in section, f"the {command!r} section does not give its exit codes"
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", capsys.readouterr().out)) - {"--help"}
+        synopsis = next(line for line in doc.splitlines() if line.startswith(f"agno-storage {command} "))
+        for option in options:
+            assert option in synopsis, f"{option} of {command!r} is not in the synopsis of docs/cli.md"
+
+
+def console_examples(doc: str, workdir: Path) -> list[tuple[str, str, str]]:
+    """Run the ``$`` lines of the doc's console blocks in ``workdir``: (command, shown, actual).
+
+    ``cp fixtures/X Y`` copies a fixture; ``agno-storage ...`` runs main() in
+    process; a trailing ``; echo $?`` prints the exit code after the output.
+    """
+    results = []
+    for block in re.findall(r"```console\n(.*?)```", doc, flags=re.DOTALL):
+        chunks = re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]
+        for chunk in chunks:
+            command, _, shown = chunk.partition("\n")
+            argv = shlex.split(command.removesuffix("; echo $?"))
+            if argv[0] == "cp":
+                shutil.copy(ROOT / argv[1], workdir / argv[2])
+                continue
+            assert argv[0] == "agno-storage", command
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), contextlib.chdir(workdir):
+                try:
+                    code = main(argv[1:])
+                except SystemExit as exc:
+                    code = int(exc.code or 0)
+            actual = out.getvalue() + err.getvalue()
+            if command.endswith("; echo $?"):
+                actual += f"{code}\n"
+            results.append((command, shown, actual))
+    return results
+
+
+def shows(shown: str, actual: str) -> bool:
+    """``actual`` is what ``shown`` shows; ``...`` there stands for any text (the store's own wording)."""
+    pattern = ".*?".join(re.escape(part) for part in shown.split("..."))
+    return re.fullmatch(pattern, actual, flags=re.DOTALL) is not None
+
+
+def test_the_examples_in_the_docs_print_what_the_docs_show(tmp_path: Path) -> None:
+    results = console_examples(DOC.read_text(encoding="utf-8"), tmp_path)
+    assert len(results) >= 10
+    for command, shown, actual in results:
+        assert shows(shown, actual), f"docs/cli.md: `{command}` prints\n{actual}"
