@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -23,12 +24,18 @@ from agno.storage.session.v2.workflow import WorkflowSession as AgnoWorkflowSess
 
 from agno_storage import SqliteStorage as CoreStorage  # noqa: E402
 from agno_storage import WorkflowSessionV2  # noqa: E402
-from agno_storage.agno import SqliteStorage  # noqa: E402
-from agno_storage.errors import CorruptRowError, InvalidInputError  # noqa: E402
+from agno_storage.agno import PostgresStorage, SqliteStorage  # noqa: E402
+from agno_storage.errors import (  # noqa: E402
+    CorruptRowError,
+    InvalidInputError,
+    SchemaMismatchError,
+    SchemaVersionError,
+)
 from tests.agno_runner import make_agent  # noqa: E402
 from tests.fake_model import FakeModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
 
 BLOCK_AGNO = textwrap.dedent(
     """
@@ -161,3 +168,61 @@ def test_deep_copies_share_the_database(tmp_path: Path) -> None:
     storage.upsert(AgnoAgentSession(session_id="m1", agent_id="a"))
     found = clone.read("m1")
     assert found is not None and found.session_id == "m1"
+
+
+@pytest.mark.parametrize("storage_class", [SqliteStorage, PostgresStorage])
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        # agno 1.x only ever had version 1; a caller asking for another gets no silent downgrade.
+        ({"db_url": "sqlite:///x.db", "schema_version": 2}, "schema_version 1, got 2"),
+        # A pathlib.Path is the likely slip: it is not a URL, so no engine is guessed from it.
+        ({"db_url": Path("x.db")}, "db_url must be a str"),
+    ],
+)
+def test_arguments_agno_would_misread_are_refused(
+    storage_class: type[SqliteStorage] | type[PostgresStorage], args: dict[str, object], match: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        storage_class(table_name="agent_sessions", **args)  # type: ignore[arg-type]
+
+
+def test_agents_delete_session_forgets_the_history(tmp_path: Path) -> None:
+    db = str(tmp_path / "agno.db")
+    make_agent(SqliteStorage(table_name="agent_sessions", db_file=db), "s1", "u", FakeModel()).run("my number is 7")
+    storage = SqliteStorage(table_name="agent_sessions", db_file=db)
+    storage.delete_session(None)  # agno's own store logs and returns here too
+    assert storage.get_all_session_ids() == ["s1"]
+    make_agent(storage, "s1", "u", FakeModel()).delete_session("s1")
+    assert storage.read("s1") is None
+    model = FakeModel()
+    make_agent(SqliteStorage(table_name="agent_sessions", db_file=db), "s1", "u", model).run("what is my number?")
+    assert all("my number is 7" not in text for text in model.seen_texts())
+
+
+def test_an_agent_on_a_team_table_is_refused_and_the_table_kept(tmp_path: Path) -> None:
+    db = str(tmp_path / "agno.db")
+    team_storage = SqliteStorage(table_name="sessions", db_file=db, mode="team")
+    team_storage.upsert(AgnoTeamSession(session_id="t1", team_id="pair", memory={"runs": []}))
+    storage = SqliteStorage(table_name="sessions", db_file=db)
+    with pytest.raises(SchemaMismatchError):
+        storage.create()
+    with pytest.raises(SchemaMismatchError):
+        make_agent(storage, "a1", "u", FakeModel()).run("hello")
+    assert [s.session_id for s in team_storage.get_all_sessions()] == ["t1"]
+
+
+def test_upgrade_schema_brings_a_pre_1_2_agno_file_up_to_date(tmp_path: Path) -> None:
+    db = tmp_path / "agno.db"
+    shutil.copyfile(FIXTURES / "agno_agent_pre12.db", db)
+    corpus = json.loads((FIXTURES / "corpus.json").read_text(encoding="utf-8"))["agent"]
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(db))  # auto_upgrade_schema off
+    with pytest.raises(SchemaVersionError):
+        storage.get_all_sessions()
+    storage.upgrade_schema()
+    sessions = storage.get_all_sessions()
+    assert {s.session_id for s in sessions} == {raw["session_id"] for raw in corpus}
+    assert all(isinstance(s, AgnoAgentSession) and s.team_session_id is None for s in sessions)
+    assert make_agent(storage, "after-upgrade", "u", FakeModel()).run("hello").content == "reply #1: hello"
+    columns = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(agent_sessions)")]
+    assert "team_session_id" in columns

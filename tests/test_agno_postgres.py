@@ -96,6 +96,46 @@ def test_the_same_agent_code_runs_on_either_url(
         assert row == (1,)
 
 
+def server_connections(url: str) -> int:
+    """Connections to ``url``'s database other than the one asking."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_storage_interface_agno_and_its_users_call_works_on_either_url(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from agno.storage.session.agent import AgentSession
+
+    url = f"sqlite:///{tmp_path}/agno.db" if engine == "sqlite" else str(request.getfixturevalue("pg_url"))
+    with SqliteStorage(table_name="agent_sessions", db_url=url) as storage:
+        assert not storage.table_exists()
+        storage.create()
+        assert storage.table_exists()
+        for sid, user, agent, created in [("a", "u1", "x", 1), ("b", "u2", "y", 2), ("c", "u1", "y", 3)]:
+            storage.upsert(AgentSession(session_id=sid, user_id=user, agent_id=agent, created_at=created))
+        everything = storage.get_all_sessions()
+        assert all(isinstance(s, AgentSession) for s in everything)
+        assert [s.session_id for s in everything] == ["c", "b", "a"]  # newest first
+        assert [s.session_id for s in storage.get_all_sessions(user_id="u1")] == ["c", "a"]
+        assert [s.session_id for s in storage.get_all_sessions(entity_id="y")] == ["c", "b"]
+        storage.delete_session("b")  # unscoped: whoever owns it
+        assert storage.get_all_session_ids() == ["c", "a"]
+        storage.drop()
+        assert not storage.table_exists()
+        assert storage.get_all_sessions() == []
+    if engine == "postgresql":
+        # Leaving the with block closed the pool the first call opened.
+        assert server_connections(url) == 0
+
+
 def test_schema_is_passed_through_and_agno_reads_it(pg_url: str) -> None:
     from agno.storage.postgres import PostgresStorage as AgnoPostgresStorage
 
