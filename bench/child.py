@@ -23,7 +23,8 @@ from typing import Any
 
 from agno_storage import SqliteStorage, StorageError
 from bench import sessions
-from bench.contenders import FIELDS, TABLE, Agno, encode_row, ours_session
+from bench.contenders import TABLE, Agno, encode_row
+from bench.harness import FIELDS, ours_session
 
 #: Distinct session bodies reused by the bulk generator: memory stays flat
 #: however many sessions are generated, while every row is encoded in full.

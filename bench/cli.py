@@ -28,8 +28,9 @@ import attrs
 import orjson
 
 from bench import config, report, sessions, workloads
-from bench.contenders import Agno, Contender, Floor, Ours
+from bench.contenders import Agno, Floor, Ours
 from bench.gobench import Go, GoServer, build, go_available
+from bench.harness import Contender
 
 
 def _versions() -> dict[str, Any]:
@@ -124,7 +125,7 @@ def run(
         *go(),
     ]
     floor_decode = Floor("floor + orjson.loads", decode=True, best_indexes=False)
-    floor_decode.twin = floor  # type: ignore[attr-defined]
+    floor_decode.twin = floor
     readers: list[Contender] = [ours, floor, floor_decode, agno, *go()]
     for c in [*w1, floor_decode]:
         c.prepare("small", small)

@@ -1,93 +1,28 @@
-"""The stores being compared, behind one small batch interface.
+"""The SQLite contenders, behind bench.harness's batch interface.
 
-Each contender owns one database file per workload. ``prepare`` turns the
-suite's session dicts into whatever the contender takes (outside any timer);
-``upsert`` / ``read`` run a slice of a prepared set and return
-``(seconds, errors)`` measured around the store calls only.
+Each contender owns one database file per workload.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
-
-from agno_storage import AgentSession, SqliteStorage
-from agno_storage.schema import mode_columns
+from agno_storage import SqliteStorage
+from bench.harness import FIELDS, AgnoApi, OursApi, RawFloor, ours_session
 
 TABLE = "agent_sessions"
-#: Our session fields, taken from the suite's agno-shaped dicts.
-FIELDS = tuple(c.name for c in mode_columns(AgentSession.MODE))
-JSON_POSITIONS = (2, 3, 4, 8)  # memory, session_data, extra_data, agent_data
 
 
-def ours_session(d: dict[str, Any], **over: Any) -> AgentSession:
-    fields = {k: d.get(k) for k in FIELDS if k != "updated_at"}
-    fields.update(over)
-    return AgentSession(**fields)
-
-
-class Contender:
-    """One store under test. Subclasses fill in the operations they support."""
-
-    label = ""
-    kind = ""
-
-    def __init__(self) -> None:
-        self.sets: dict[str, list[Any]] = {}
-        self.path = ""
-
-    def open(self, path: str) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def prepare(self, name: str, dicts: Sequence[dict[str, Any]]) -> None:
-        self.sets[name] = [self.convert(d) for d in dicts]
-
-    def convert(self, d: dict[str, Any]) -> Any:
-        return d
-
-    def upsert_one(self, item: Any) -> bool:
-        raise NotImplementedError
-
-    def read_one(self, item: Any) -> bool:
-        raise NotImplementedError
-
-    def recent(self, user_id: str | None, agent_id: str | None, limit: int) -> int:
-        """Run one "newest sessions" query; return the number of sessions it gave."""
-        raise NotImplementedError
-
-    def _loop(self, fn: Callable[[Any], bool], items: Sequence[Any]) -> tuple[float, int]:
-        errors = 0
-        start = time.perf_counter()
-        for item in items:
-            if not fn(item):
-                errors += 1
-        return time.perf_counter() - start, errors
-
-    def upsert(self, name: str, start: int, count: int) -> tuple[float, int]:
-        return self._loop(self.upsert_one, self.sets[name][start : start + count])
-
-    def read(self, name: str, start: int, count: int) -> tuple[float, int]:
-        return self._loop(self.read_one, self.sets[name][start : start + count])
-
-
-class Ours(Contender):
+class Ours(OursApi):
     """This project's SqliteStorage."""
-
-    kind = "ours"
 
     def __init__(self, label: str = "agno_storage", synchronous: str = "FULL", recency_indexes: bool = True) -> None:
         super().__init__()
         self.label = label
         self.synchronous = synchronous
         self.recency_indexes = recency_indexes
-        self.st: SqliteStorage | None = None
 
     def open(self, path: str) -> None:
         self.st = SqliteStorage(
@@ -99,37 +34,9 @@ class Ours(Contender):
         )
         self.st.create()
 
-    def close(self) -> None:
-        if self.st is not None:
-            self.st.close()
-            self.st = None
 
-    def convert(self, d: dict[str, Any]) -> Any:
-        return ours_session(d)
-
-    def upsert_one(self, item: Any) -> bool:
-        assert self.st is not None
-        self.st.upsert(item)
-        return True
-
-    def read_one(self, item: Any) -> bool:
-        assert self.st is not None
-        return self.st.read(item.session_id) is not None
-
-    def recent(self, user_id: str | None, agent_id: str | None, limit: int) -> int:
-        assert self.st is not None
-        return len(self.st.get_recent_sessions(user_id=user_id, entity_id=agent_id, limit=limit))
-
-
-class Agno(Contender):
+class Agno(AgnoApi):
     """Python agno 1.8.4's ``agno.storage.sqlite.SqliteStorage`` at its defaults."""
-
-    kind = "agno"
-    label = "agno 1.8.4"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.st: Any = None
 
     def open(self, path: str) -> None:
         from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
@@ -137,25 +44,8 @@ class Agno(Contender):
         self.st = AgnoSqliteStorage(table_name=TABLE, db_file=path, mode="agent")
         self.st.create()
 
-    def close(self) -> None:
-        if self.st is not None:
-            self.st.db_engine.dispose()
-            self.st = None
-
-    def convert(self, d: dict[str, Any]) -> Any:
-        from agno.storage.session.agent import AgentSession as AgnoAgentSession
-
-        return AgnoAgentSession(**{k: v for k, v in d.items() if k != "updated_at"})
-
-    def upsert_one(self, item: Any) -> bool:
-        # agno logs and returns None instead of raising.
-        return self.st.upsert(item) is not None
-
-    def read_one(self, item: Any) -> bool:
-        return self.st.read(item.session_id) is not None
-
-    def recent(self, user_id: str | None, agent_id: str | None, limit: int) -> int:
-        return len(self.st.get_recent_sessions(user_id=user_id, entity_id=agent_id, limit=limit))
+    def release(self) -> None:
+        self.st.db_engine.dispose()
 
     def pragmas(self) -> dict[str, Any]:
         with self.st.db_engine.connect() as conn:
@@ -165,7 +55,7 @@ class Agno(Contender):
             }
 
 
-class Floor(Contender):
+class Floor(RawFloor):
     """Plain sqlite3 running this project's statements on pre-encoded rows.
 
     The table is made by this project's store (same DDL and indexes), the
@@ -175,21 +65,12 @@ class Floor(Contender):
     ``best_indexes`` lets "newest first" queries use an index made for them.
     """
 
-    kind = "floor"
-
     def __init__(
         self, label: str = "floor (sqlite3)", synchronous: str = "FULL", decode: bool = False, best_indexes: bool = True
     ) -> None:
-        super().__init__()
-        self.label = label
+        super().__init__(label, decode)
         self.synchronous = synchronous
-        self.decode = decode
         self.best_indexes = best_indexes
-        self.conn: sqlite3.Connection | None = None
-        self.sql_upsert = ""
-        self.sql_read = ""
-        self.sql_recent: dict[str, str] = {}
-        self._encoder: SqliteStorage | None = None
 
     def _statements(self, st: SqliteStorage) -> None:
         # The store's own statement text, so the floor runs the same SQL.
@@ -207,7 +88,7 @@ class Floor(Contender):
         st = SqliteStorage(table_name=TABLE, db_file=path, mode="agent", synchronous=self.synchronous)
         st.create()
         self._statements(st)
-        self._encoder = st
+        self.store = st
         conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -216,13 +97,6 @@ class Floor(Contender):
             conn.execute(f'CREATE INDEX IF NOT EXISTS "floor_all_recent" ON "{TABLE}" (created_at DESC, session_id)')
         self.conn = conn
 
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-        if self._encoder is not None:
-            self._encoder.close()
-
     def convert(self, d: dict[str, Any]) -> Any:
         # Pre-encoded with this project's codec, timestamps filled in: the
         # floor's clock starts at the SQL.
@@ -230,34 +104,10 @@ class Floor(Contender):
 
     def upsert_one(self, item: Any) -> bool:
         conn = self.conn
-        assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         got = conn.execute(self.sql_upsert, item).fetchall()
         conn.execute("COMMIT")
         return bool(got)
-
-    def read_one(self, item: Any) -> bool:
-        assert self.conn is not None
-        rows = self.conn.execute(self.sql_read, (item[0],)).fetchall()
-        if self.decode:
-            for row in rows:
-                for i in JSON_POSITIONS:
-                    orjson.loads(row[i])
-        return bool(rows)
-
-    def recent(self, user_id: str | None, agent_id: str | None, limit: int) -> int:
-        assert self.conn is not None
-        if user_id is not None:
-            rows = self.conn.execute(self.sql_recent["user"], (user_id, limit)).fetchall()
-        elif agent_id is not None:
-            rows = self.conn.execute(self.sql_recent["agent"], (agent_id, limit)).fetchall()
-        else:
-            rows = self.conn.execute(self.sql_recent["all"], (limit,)).fetchall()
-        if self.decode:
-            for row in rows:
-                for i in JSON_POSITIONS:
-                    orjson.loads(row[i])
-        return len(rows)
 
 
 _ROW_ENCODER: SqliteStorage | None = None

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.contenders import Contender
+from bench.harness import Contender
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPAT = ROOT / "compat"

@@ -40,7 +40,7 @@ import attrs
 import orjson
 
 from bench import sessions
-from bench.contenders import FIELDS, Contender, ours_session
+from bench.harness import FIELDS, Contender, ours_session
 from bench.pg_contenders import SCHEMA, PgAgno, PgFloor, PgOurs, encode_pg_row
 from bench.workloads import interleave, rows_for
 
@@ -125,7 +125,8 @@ def server_settings(dsn: str) -> dict[str, str]:
 
 def _open(contenders: list[Contender], tag: str) -> None:
     for i, c in enumerate(contenders):
-        c.open(f"{tag}_{i}_{c.kind}")
+        c.path = f"{tag}_{i}_{c.kind}"
+        c.open(c.path)
 
 
 def small_writes_and_reads(cfg: PgConfig, dsn: str, url: str, small: list[dict[str, Any]]) -> list[Row]:
@@ -286,12 +287,11 @@ def bulk_import(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
         fresh("bulk_floor")
         c = PgFloor(dsn)
         c.open("bulk_floor")
-        assert c._st is not None and c.conn is not None
         from bench.child import TEMPLATE_DICTS
 
-        sql = c._st._sql_upsert  # without RETURNING, as upsert_many runs it
+        sql = c.store._sql_upsert  # without RETURNING, as upsert_many runs it
         now = int(time.time())
-        encoded = {id(t): encode_pg_row(c._st, t, now) for t in TEMPLATE_DICTS}
+        encoded = {id(t): encode_pg_row(c.store, t, now) for t in TEMPLATE_DICTS}
         # The store binds parameters in mode column order, as the SQLite store does.
         sid, uid, aid, cat = (FIELDS.index(f) for f in ("session_id", "user_id", "agent_id", "created_at"))
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from agno_storage import SqliteStorage
 from bench import sessions
 from bench.child import bulk_dicts
-from bench.contenders import TABLE, ours_session
+from bench.contenders import TABLE
+from bench.harness import ours_session
 
 
 def profile(label: str, fn: Callable[[], object], ops: int, top: int) -> str:

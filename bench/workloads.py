@@ -21,7 +21,8 @@ from typing import Any
 
 from agno_storage import SqliteStorage
 from bench.config import Config
-from bench.contenders import TABLE, Agno, Contender, Floor, Ours
+from bench.contenders import TABLE, Agno, Floor, Ours
+from bench.harness import Contender
 
 ROOT = Path(__file__).resolve().parent.parent
 Row = dict[str, Any]
@@ -91,10 +92,9 @@ def small_writes_and_reads(cfg: Config, contenders: Sequence[Contender], readers
     out += rows_for("1. upsert existing small", res, contenders)
 
     for c in readers:
-        twin = getattr(c, "twin", None)
-        if twin is not None:  # a second view of another contender's file
-            c.path = twin.path
-            c.open(twin.path)
+        if c.twin is not None:  # a second view of another contender's file
+            c.path = c.twin.path
+            c.open(c.twin.path)
     written = cfg.rounds * n
     m = cfg.read_batch
 
@@ -136,7 +136,7 @@ def _populate(cfg: Config) -> tuple[Path, Path]:
     st = SqliteStorage(table_name=TABLE, db_file=ours_path, synchronous="NORMAL")
     st.create()
     from bench.child import bulk_dicts
-    from bench.contenders import ours_session
+    from bench.harness import ours_session
 
     st.upsert_many(ours_session(t, **over) for t, over in bulk_dicts(cfg.recent_rows, prefix="r"))
     st.close()
