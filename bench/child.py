@@ -30,6 +30,8 @@ from bench.harness import FIELDS, ours_session
 #: however many sessions are generated, while every row is encoded in full.
 TEMPLATES = 64
 TEMPLATE_DICTS = [sessions.small(i) for i in range(TEMPLATES)]
+#: Where bulk_dicts' per-session overrides go in an encoded row.
+_KEY_POSITIONS = tuple(FIELDS.index(f) for f in ("session_id", "user_id", "agent_id", "created_at"))
 
 
 def _status_kib(field: str) -> int | None:
@@ -75,6 +77,25 @@ def bulk_dicts(n: int, prefix: str = "bulk") -> Iterator[tuple[dict[str, Any], d
         yield TEMPLATE_DICTS[i % TEMPLATES], over
 
 
+def bulk_rows(encoded: dict[int, list[Any]], n: int, prefix: str = "bulk") -> Iterator[list[Any]]:
+    """bulk_dicts as upsert parameters, lazily: each template's pre-encoded row with the session's own keys.
+
+    ``encoded`` maps ``id(template)`` to the template's row in FIELDS order,
+    encoded before any clock starts; copying it and setting the four keys is
+    all that is left to do per session.
+    """
+    sid, uid, aid, cat = _KEY_POSITIONS
+    for t, over in bulk_dicts(n, prefix):
+        row = list(encoded[id(t)])
+        row[sid], row[uid], row[aid], row[cat] = (
+            over["session_id"],
+            over["user_id"],
+            over["agent_id"],
+            over["created_at"],
+        )
+        yield row
+
+
 def _bulk_ours(db: str, n: int, synchronous: str) -> dict[str, Any]:
     st = SqliteStorage(table_name=TABLE, db_file=db, synchronous=synchronous)
     st.create()
@@ -93,23 +114,10 @@ def _bulk_floor(db: str, n: int, synchronous: str) -> dict[str, Any]:
     st.close()
     # Pre-encoded before the clock starts: the floor pays for SQL only.
     encoded = {id(t): encode_row(t) for t in TEMPLATE_DICTS}
-    sid, uid, aid, cat = (FIELDS.index(f) for f in ("session_id", "user_id", "agent_id", "created_at"))
-
-    def rows() -> Iterator[list[Any]]:
-        for t, over in bulk_dicts(n):
-            row = list(encoded[id(t)])
-            row[sid], row[uid], row[aid], row[cat] = (
-                over["session_id"],
-                over["user_id"],
-                over["agent_id"],
-                over["created_at"],
-            )
-            yield row
-
     conn = sqlite3.connect(db, timeout=10.0, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
-    it = rows()
+    it = bulk_rows(encoded, n)
     count = 0
     start = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")

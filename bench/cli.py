@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import orjson
 
-from bench import config, report, sessions, workloads
+from bench import config, harness, report, sessions, workloads
 from bench.contenders import Agno, Floor, Ours
 from bench.gobench import Go, GoServer, build, go_available
 from bench.harness import Contender
@@ -127,20 +127,14 @@ def run(
     floor_decode = Floor("floor + orjson.loads", decode=True, best_indexes=False)
     floor_decode.twin = floor
     readers: list[Contender] = [ours, floor, floor_decode, agno, *go()]
-    for c in [*w1, floor_decode]:
-        c.prepare("small", small)
-    rows = workloads.small_writes_and_reads(cfg, w1, readers)
-    env["agno_pragmas"] = agno.pragmas()
-    for c in [*w1, floor_decode]:
-        c.close()
+    with harness.closing([*w1, floor_decode]):
+        rows = workloads.small_writes_and_reads(cfg, w1, readers, small)
+        env["agno_pragmas"] = agno.pragmas()
 
     # Workload 3.
     w3: list[Contender] = [Ours("agno_storage"), Floor("floor (sqlite3)", best_indexes=False), Agno(), *go()]
-    for c in w3:
-        c.prepare("large", large)
-    rows += workloads.large_writes_and_reads(cfg, w3)
-    for c in w3:
-        c.close()
+    with harness.closing(w3):
+        rows += workloads.large_writes_and_reads(cfg, w3, large)
     large_mem = workloads.large_memory(cfg)
     if server is not None:
         server.close()

@@ -1,9 +1,15 @@
-"""What the SQLite and PostgreSQL workloads share: the contenders' interface.
+"""What the SQLite and PostgreSQL workloads share: the contenders' interface and the timing.
 
 A contender owns one store (a SQLite file, a PostgreSQL table). ``prepare``
 turns the suite's session dicts into whatever it takes, outside any timer;
 ``upsert`` / ``read`` run a slice of a prepared set and return
 ``(seconds, errors)`` measured around the store calls only.
+
+Timed workloads run every contender in the same process, interleaved: round
+r runs each contender once, in forward order on even rounds and reverse order
+on odd ones, so drift in the machine's speed (page cache, CPU frequency,
+other tenants) lands on everyone alike. Per-op medians are over rounds; each
+row's ratio is to the first contender, this project's default.
 
 bench/contenders.py and bench/pg_contenders.py hold what differs per engine:
 how a store is opened and closed, and the floor's SQL.
@@ -11,18 +17,34 @@ how a store is opened and closed, and the floor's SQL.
 
 from __future__ import annotations
 
+import contextlib
+import statistics
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
+import attrs
 import orjson
 
 from agno_storage import AgentSession
 from agno_storage.schema import mode_columns
 
+Row = dict[str, Any]
+#: What one contender's batch in one round gives: (seconds, operations, errors).
+Batch = tuple[float, int, int]
+#: Per contender label: {"median_s", "samples" (per-op seconds of each round), "errors"}.
+Results = dict[str, dict[str, Any]]
+
 #: Our session fields, taken from the suite's agno-shaped dicts; both stores bind them in this order.
 FIELDS = tuple(c.name for c in mode_columns(AgentSession.MODE))
 JSON_POSITIONS = (2, 3, 4, 8)  # memory, session_data, extra_data, agent_data
+
+#: The "newest 20" queries, as (user_id, agent_id): each contender cycles through them.
+RECENT_QUERIES: dict[str, list[tuple[str | None, str | None]]] = {
+    "user": [(f"user-{(k * 7) % 100:04d}", None) for k in range(50)],
+    "agent": [(None, f"agent-{k % 10:02d}") for k in range(50)],
+    "all": [(None, None)] * 50,
+}
 
 
 def ours_session(d: dict[str, Any], **over: Any) -> AgentSession:
@@ -37,6 +59,34 @@ def agno_session(d: dict[str, Any]) -> Any:
     from agno.storage.session.agent import AgentSession as AgnoAgentSession
 
     return AgnoAgentSession(**{k: v for k, v in d.items() if k != "updated_at"})
+
+
+class Named(Protocol):
+    """What a result row needs of whatever was timed."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Entry:
+    """Something timed that is not a Contender: a child process or a bulk call.
+
+    ``key`` names its files or tables; ``count`` is how many sessions one run
+    should store (fewer count as errors).
+    """
+
+    key: str
+    label: str
+    kind: str
+    count: int
 
 
 class Contender:
@@ -188,3 +238,211 @@ class RawFloor(Contender):
         if agent_id is not None:
             return len(self._rows(self.sql_recent["agent"], (agent_id, limit)))
         return len(self._rows(self.sql_recent["all"], (limit,)))
+
+
+# --- setup and teardown ------------------------------------------------------
+
+
+def open_at(c: Contender, path: str) -> None:
+    c.path = path
+    c.open(path)
+
+
+def open_all(
+    contenders: Sequence[Contender], place: Callable[[int, Contender], str], name: str, dicts: Sequence[dict[str, Any]]
+) -> None:
+    """Open each contender on a store of its own (``place(index, contender)``) and prepare set ``name``."""
+    for i, c in enumerate(contenders):
+        open_at(c, place(i, c))
+        c.prepare(name, dicts)
+
+
+@contextlib.contextmanager
+def closing(contenders: Iterable[Contender]) -> Iterator[None]:
+    """Close every contender on the way out, in order."""
+    try:
+        yield
+    finally:
+        for c in contenders:
+            c.close()
+
+
+# --- timing ------------------------------------------------------------------
+
+
+def alternating(items: Sequence[T], r: int) -> Sequence[T]:
+    """``items`` in round ``r``'s order: as given on even rounds, reversed on odd ones."""
+    return items if r % 2 == 0 else list(reversed(items))
+
+
+def interleave(contenders: Sequence[N], rounds: int, run: Callable[[N, int], Batch]) -> Results:
+    """Run ``run(contender, round) -> (seconds, ops, errors)`` round by round, alternating order."""
+    per_op: dict[str, list[float]] = {c.label: [] for c in contenders}
+    errors: dict[str, int] = {c.label: 0 for c in contenders}
+    for r in range(rounds):
+        for c in alternating(contenders, r):
+            seconds, ops, errs = run(c, r)
+            per_op[c.label].append(seconds / max(ops, 1))
+            errors[c.label] += errs
+    return {
+        label: {"median_s": statistics.median(v), "samples": v, "errors": errors[label]} for label, v in per_op.items()
+    }
+
+
+def rows_for(workload: str, results: Results, contenders: Sequence[Named]) -> list[Row]:
+    """Result rows in ``contenders``' order, each with its ratio to the first."""
+    base = results[contenders[0].label]["median_s"]
+    out = []
+    for c in contenders:
+        res = results[c.label]
+        out.append(
+            {
+                "workload": workload,
+                "contender": c.label,
+                "kind": c.kind,
+                "median_us": res["median_s"] * 1e6,
+                "ops_per_s": 1.0 / res["median_s"] if res["median_s"] else 0.0,
+                # How many times faster this project is: their time / ours.
+                "speedup": res["median_s"] / base if base else 0.0,
+                "errors": res["errors"],
+                "rounds": len(res["samples"]),
+            }
+        )
+    return out
+
+
+def timed(workload: str, contenders: Sequence[N], rounds: int, run: Callable[[N, int], Batch]) -> list[Row]:
+    """``interleave`` then ``rows_for``."""
+    return rows_for(workload, interleave(contenders, rounds, run), contenders)
+
+
+def upsert_batches(name: str, n: int) -> Callable[[Contender, int], Batch]:
+    """Round r upserts sessions r*n .. r*n+n-1 of set ``name``."""
+
+    def run(c: Contender, r: int) -> Batch:
+        s, e = c.upsert(name, r * n, n)
+        return s, n, e
+
+    return run
+
+
+def read_batches(name: str, n: int, written: int | None = None) -> Callable[[Contender, int], Batch]:
+    """Round r reads n sessions of set ``name`` from r*n on, or within the first ``written`` if given."""
+
+    def run(c: Contender, r: int) -> Batch:
+        start = r * n if written is None else (r * n) % max(written - n, 1)
+        s, e = c.read(name, start, n)
+        return s, n, e
+
+    return run
+
+
+def recent_batches(
+    args: Sequence[tuple[str | None, str | None]], max_ops: int, budget_s: float
+) -> Callable[[Contender, int], Batch]:
+    """Round r runs "newest 20" queries, cycling through ``args`` from r*7, up to ``max_ops`` or ``budget_s``."""
+
+    def run(c: Contender, r: int) -> Batch:
+        # Fixed time budget per batch: the slow contenders run fewer queries.
+        ops, errors = 0, 0
+        start = time.perf_counter()
+        while True:
+            user, agent = args[(r * 7 + ops) % len(args)]
+            if c.recent(user, agent, 20) == 0:
+                errors += 1
+            ops += 1
+            elapsed = time.perf_counter() - start
+            if ops >= max_ops or elapsed >= budget_s:
+                return elapsed, ops, errors
+
+    return run
+
+
+# --- the workloads both engines run --------------------------------------------
+
+
+def small_writes_and_reads(
+    writers: Sequence[Contender],
+    readers: Sequence[Contender],
+    place: Callable[[int, Contender], str],
+    small: Sequence[dict[str, Any]],
+    rounds: int,
+    batch: int,
+    read_batch: int,
+) -> list[Row]:
+    """Upsert new, upsert existing and read small sessions, one transaction each.
+
+    Each writer gets a store of its own and upserts ``batch`` new sessions a
+    round, then the same sessions again. Readers then read back what was
+    written; a reader with a twin opens the twin's store first.
+    """
+    open_all(writers, place, "small", small)
+    upsert = upsert_batches("small", batch)
+    out = timed("1. upsert new small", writers, rounds, upsert)
+    out += timed("1. upsert existing small", writers, rounds, upsert)
+    for c in readers:
+        if c.twin is not None:
+            open_at(c, c.twin.path)
+            c.prepare("small", small)
+    written = rounds * batch
+    out += timed("2. read small", readers, rounds, read_batches("small", min(read_batch, written), written))
+    return out
+
+
+def newest_20(
+    number: int,
+    total_rows: int,
+    contenders: Sequence[Contender],
+    rounds: int,
+    max_ops: int,
+    budget_s: float,
+    plans: Mapping[tuple[str, str], str],
+) -> list[Row]:
+    """The 20 newest sessions of one user, of one agent and of all, on opened contenders.
+
+    Each row carries ``plan``: ``plans[(label, query)]``, or "" for a contender without one.
+    """
+    out: list[Row] = []
+    for name, args in RECENT_QUERIES.items():
+        rows = timed(
+            f"{number}. newest 20 of {name} ({total_rows:,} rows)",
+            contenders,
+            rounds,
+            recent_batches(args, max_ops, budget_s),
+        )
+        for row in rows:
+            row["plan"] = plans.get((row["contender"], name), "")
+        out += rows
+    return out
+
+
+def bulk_import(
+    workload: str,
+    entries: Sequence[Entry],
+    rounds: int,
+    run: Callable[[Entry, int], tuple[float, int]],
+    *,
+    order: Sequence[Entry] | None = None,
+    extrapolate_to: int,
+    extra: Callable[[Entry], Row] | None = None,
+) -> list[Row]:
+    """Time ``run(entry, round) -> (seconds, sessions stored)`` per entry, interleaved.
+
+    Per-op is per session; an entry storing fewer than its ``count`` has the
+    difference as errors. Rows come in ``order`` (default: ``entries``), with
+    ``extra(entry)``'s keys, and ``extrapolated_s``: agno has no bulk API, so
+    its loop over a sample is scaled to ``extrapolate_to`` sessions.
+    """
+
+    def batch(e: Entry, r: int) -> Batch:
+        seconds, count = run(e, r)
+        return seconds, count, e.count - count
+
+    results = interleave(entries, rounds, batch)
+    order = order or entries
+    rows = rows_for(workload, results, order)
+    for row, e in zip(rows, order, strict=True):
+        if extra is not None:
+            row.update(extra(e))
+        row["extrapolated_s"] = results[e.label]["median_s"] * extrapolate_to if e.kind == "agno" else None
+    return rows

@@ -13,7 +13,7 @@ deployment. Every contender uses that one server and database over TCP on
 127.0.0.1. Without the server binaries or psycopg the part is skipped with a
 one-line note.
 
-Workloads (timed ones interleaved as in bench/workloads.py):
+Workloads (timed ones through bench/harness.py, as the SQLite ones):
   P1 upsert small sessions, new then existing, one transaction each
   P2 read small sessions by session_id
   P3 newest 20 of one user / one agent / all, among many rows
@@ -29,22 +29,19 @@ import importlib.metadata
 import itertools
 import json
 import shlex
-import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
 
-from bench import sessions
-from bench.harness import FIELDS, Contender, ours_session
+from bench import harness, sessions
+from bench.child import TEMPLATE_DICTS, bulk_dicts, bulk_rows
+from bench.harness import Contender, Entry, Row, ours_session
 from bench.pg_contenders import SCHEMA, PgAgno, PgFloor, PgOurs, encode_pg_row
-from bench.workloads import interleave, rows_for
-
-Row = dict[str, Any]
 
 #: What the benchmark server runs with, on top of tests/pgserver.py's throwaway settings.
 DURABLE_SETTINGS = {
@@ -123,53 +120,24 @@ def server_settings(dsn: str) -> dict[str, str]:
         return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in REPORTED}  # type: ignore[index]
 
 
-def _open(contenders: list[Contender], tag: str) -> None:
-    for i, c in enumerate(contenders):
-        c.path = f"{tag}_{i}_{c.kind}"
-        c.open(c.path)
+def _tables(tag: str) -> Callable[[int, Contender], str]:
+    """A table for each contender: ``<tag>_<index>_<kind>``, new on this throwaway server."""
+    return lambda i, c: f"{tag}_{i}_{c.kind}"
 
 
 def small_writes_and_reads(cfg: PgConfig, dsn: str, url: str, small: list[dict[str, Any]]) -> list[Row]:
     """P1 and P2: upsert new, upsert existing and read small sessions, one transaction each."""
     ours = PgOurs(dsn)
     floor = PgFloor(dsn)
-    floor_tx = PgFloor(dsn, "floor, BEGIN/COMMIT per upsert", explicit_tx=True)
     agno = PgAgno(url)
-    writers: list[Contender] = [ours, floor, floor_tx, agno]
-    _open(writers, "small")
-    for c in writers:
-        c.prepare("small", small)
-    n = cfg.small_batch
-
-    def upsert(c: Contender, r: int) -> tuple[float, int, int]:
-        s, e = c.upsert("small", r * n, n)
-        return s, n, e
-
-    out = rows_for("1. upsert new small", interleave(writers, cfg.rounds, upsert), writers)
-    out += rows_for("1. upsert existing small", interleave(writers, cfg.rounds, upsert), writers)
-
+    writers: list[Contender] = [ours, floor, PgFloor(dsn, "floor, BEGIN/COMMIT per upsert", explicit_tx=True), agno]
     floor_decode = PgFloor(dsn, "floor + orjson.loads", decode=True)
-    floor_decode.open(floor.path)  # a second view of the floor's table
-    floor_decode.prepare("small", small)
+    floor_decode.twin = floor  # a second view of the floor's table
     readers: list[Contender] = [ours, floor, floor_decode, agno]
-    written = cfg.rounds * n
-    m = min(cfg.read_batch, written)
-
-    def read(c: Contender, r: int) -> tuple[float, int, int]:
-        start = (r * m) % max(written - m, 1)
-        s, e = c.read("small", start, m)
-        return s, m, e
-
-    out += rows_for("2. read small", interleave(readers, cfg.rounds, read), readers)
-    for c in [*writers, floor_decode]:
-        c.close()
-    return out
-
-
-def _bulk_rows(n: int, prefix: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    from bench.child import bulk_dicts
-
-    return bulk_dicts(n, prefix=prefix)
+    with harness.closing([*writers, floor_decode]):
+        return harness.small_writes_and_reads(
+            writers, readers, _tables("small"), small, cfg.rounds, cfg.small_batch, cfg.read_batch
+        )
 
 
 def _populate_recent(cfg: PgConfig, dsn: str) -> tuple[str, str]:
@@ -182,7 +150,7 @@ def _populate_recent(cfg: PgConfig, dsn: str) -> tuple[str, str]:
     st = PostgresStorage(table, db_url=dsn, schema=SCHEMA, mode="agent")
     st.drop()
     st.create()
-    st.upsert_many(ours_session(t, **over) for t, over in _bulk_rows(cfg.recent_rows, "r"))
+    st.upsert_many(ours_session(t, **over) for t, over in bulk_dicts(cfg.recent_rows, "r"))
     st.close()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP TABLE IF EXISTS "{SCHEMA}"."{best}"')
@@ -207,39 +175,11 @@ def recent_sessions(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
         floor_best,
         PgAgno(url),
     ]
-    for c in contenders:
-        c.open(best if c is floor_best else table)
-    queries: dict[str, list[tuple[str | None, str | None]]] = {
-        "user": [(f"user-{(k * 7) % 100:04d}", None) for k in range(50)],
-        "agent": [(None, f"agent-{k % 10:02d}") for k in range(50)],
-        "all": [(None, None)] * 50,
-    }
-    plans = _plans(contenders[1], floor_best)
-    out: list[Row] = []
-    for name, args in queries.items():
-
-        def run(c: Contender, r: int, args: list[tuple[str | None, str | None]] = args) -> tuple[float, int, int]:
-            # Fixed time budget per batch: the slow contenders run fewer queries.
-            ops, errors = 0, 0
-            start = time.perf_counter()
-            while True:
-                user, agent = args[(r * 7 + ops) % len(args)]
-                if c.recent(user, agent, 20) == 0:
-                    errors += 1
-                ops += 1
-                elapsed = time.perf_counter() - start
-                if ops >= cfg.recent_ops or elapsed >= cfg.recent_budget_s:
-                    return elapsed, ops, errors
-
-        rows = rows_for(
-            f"3. newest 20 of {name} ({cfg.recent_rows:,} rows)", interleave(contenders, cfg.rounds, run), contenders
-        )
-        for row in rows:
-            row["plan"] = plans.get((row["contender"], name), "")
-        out += rows
-    for c in contenders:
-        c.close()
-    return out
+    with harness.closing(contenders):
+        for c in contenders:
+            harness.open_at(c, best if c is floor_best else table)
+        plans = _plans(contenders[1], floor_best)
+        return harness.newest_20(3, cfg.recent_rows, contenders, cfg.rounds, cfg.recent_ops, cfg.recent_budget_s, plans)
 
 
 def _plans(floor: Contender, floor_best: Contender) -> dict[tuple[str, str], str]:
@@ -266,47 +206,24 @@ def bulk_import(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
     from agno_storage.backends.postgres import PostgresStorage
 
     n = cfg.bulk_n
-    runs: dict[str, list[tuple[float, int]]] = {"ours": [], "floor": [], "agno": []}
 
-    def fresh(name: str) -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP TABLE IF EXISTS "{SCHEMA}"."{name}"')
-
-    def ours() -> tuple[float, int]:
-        fresh("bulk_ours")
-        st = PostgresStorage("bulk_ours", db_url=dsn, schema=SCHEMA, mode="agent")
+    def ours(table: str) -> tuple[float, int]:
+        st = PostgresStorage(table, db_url=dsn, schema=SCHEMA, mode="agent")
         st.create()
-        gen = (ours_session(t, **over) for t, over in _bulk_rows(n, "bulk"))
+        gen = (ours_session(t, **over) for t, over in bulk_dicts(n, "bulk"))
         start = time.perf_counter()
         count = st.upsert_many(gen)
         seconds = time.perf_counter() - start
         st.close()
         return seconds, count
 
-    def floor() -> tuple[float, int]:
-        fresh("bulk_floor")
+    def floor(table: str) -> tuple[float, int]:
         c = PgFloor(dsn)
-        c.open("bulk_floor")
-        from bench.child import TEMPLATE_DICTS
-
+        c.open(table)
         sql = c.store._sql_upsert  # without RETURNING, as upsert_many runs it
         now = int(time.time())
-        encoded = {id(t): encode_pg_row(c.store, t, now) for t in TEMPLATE_DICTS}
         # The store binds parameters in mode column order, as the SQLite store does.
-        sid, uid, aid, cat = (FIELDS.index(f) for f in ("session_id", "user_id", "agent_id", "created_at"))
-
-        def rows() -> Iterator[list[Any]]:
-            for t, over in _bulk_rows(n, "bulk"):
-                row = list(encoded[id(t)])
-                row[sid], row[uid], row[aid], row[cat] = (
-                    over["session_id"],
-                    over["user_id"],
-                    over["agent_id"],
-                    over["created_at"],
-                )
-                yield row
-
-        it = rows()
+        it = bulk_rows({id(t): encode_pg_row(c.store, t, now) for t in TEMPLATE_DICTS}, n, "bulk")
         count = 0
         start = time.perf_counter()
         with c.conn.transaction(), c.conn.cursor() as cur:
@@ -317,44 +234,29 @@ def bulk_import(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
         c.close()
         return seconds, count
 
-    def agno() -> tuple[float, int]:
-        fresh("bulk_agno")
+    def agno(table: str) -> tuple[float, int]:
         c = PgAgno(url)
-        c.open("bulk_agno")
-        items = [c.convert({**t, **over}) for t, over in _bulk_rows(cfg.agno_sample, "bulk")]
+        c.open(table)
+        items = [c.convert({**t, **over}) for t, over in bulk_dicts(cfg.agno_sample, "bulk")]
         seconds, errors = c._loop(c.upsert_one, items)
         c.close()
         return seconds, len(items) - errors
 
     todo = {"ours": ours, "floor": floor, "agno": agno}
-    for r in range(cfg.bulk_rounds):
-        for key in list(todo) if r % 2 == 0 else list(reversed(todo)):
-            runs[key].append(todo[key]())
-    labels = {
-        "ours": f"agno_storage upsert_many ({n:,})",
-        "floor": f"floor executemany ({n:,})",
-        "agno": f"agno 1.8.4 upsert loop ({cfg.agno_sample:,}, extrapolated)",
-    }
-    expected = {"ours": n, "floor": n, "agno": cfg.agno_sample}
-    base = statistics.median(s / max(c, 1) for s, c in runs["ours"])
-    out = []
-    for key, results in runs.items():
-        per = statistics.median(s / max(c, 1) for s, c in results)
-        out.append(
-            {
-                "workload": "4. bulk import small",
-                "contender": labels[key],
-                "kind": key,
-                "median_us": per * 1e6,
-                "ops_per_s": 1.0 / per,
-                "speedup": per / base,
-                "errors": sum(expected[key] - c for _, c in results),
-                "rounds": len(results),
-                # The report's wording is "100k would take".
-                "extrapolated_s": per * 100_000 if key == "agno" else None,
-            }
-        )
-    return out
+
+    def run(e: Entry, r: int) -> tuple[float, int]:
+        table = f"bulk_{e.key}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "{SCHEMA}"."{table}"')
+        return todo[e.key](table)
+
+    entries = [
+        Entry("ours", f"agno_storage upsert_many ({n:,})", "ours", n),
+        Entry("floor", f"floor executemany ({n:,})", "floor", n),
+        Entry("agno", f"agno 1.8.4 upsert loop ({cfg.agno_sample:,}, extrapolated)", "agno", cfg.agno_sample),
+    ]
+    # The report's wording is "100k would take".
+    return harness.bulk_import("4. bulk import small", entries, cfg.bulk_rounds, run, extrapolate_to=100_000)
 
 
 def _versions() -> dict[str, str]:

@@ -1,9 +1,9 @@
-"""The six workloads. Each returns a list of result rows (dicts) for the report.
+"""The six SQLite workloads. Each returns a list of result rows (dicts) for the report.
 
-Timed workloads run every contender in the same process, interleaved: round
-r runs each contender once, in forward order on even rounds and reverse order
-on odd ones, so drift in the machine's speed (page cache, CPU frequency,
-other tenants) lands on everyone alike. Per-op medians are over rounds.
+The timed ones (1 to 4) go through bench.harness, as the PostgreSQL ones do:
+interleaved rounds, per-op medians over rounds, ratios to our default row.
+Workloads 5 and 6 time child processes, for a clean peak RSS and for writers
+that share a file as separate processes do.
 """
 
 from __future__ import annotations
@@ -20,109 +20,40 @@ from pathlib import Path
 from typing import Any
 
 from agno_storage import SqliteStorage
+from bench import harness
+from bench.child import bulk_dicts
 from bench.config import Config
 from bench.contenders import TABLE, Agno, Floor, Ours
-from bench.harness import Contender
+from bench.harness import Contender, Entry, Row
 
 ROOT = Path(__file__).resolve().parent.parent
-Row = dict[str, Any]
 
 
-def interleave(
-    contenders: Sequence[Contender], rounds: int, run: Callable[[Contender, int], tuple[float, int, int]]
-) -> dict[str, dict[str, Any]]:
-    """Run ``run(contender, round) -> (seconds, ops, errors)`` round by round, alternating order."""
-    per_op: dict[str, list[float]] = {c.label: [] for c in contenders}
-    errors: dict[str, int] = {c.label: 0 for c in contenders}
-    for r in range(rounds):
-        order = contenders if r % 2 == 0 else list(reversed(contenders))
-        for c in order:
-            seconds, ops, errs = run(c, r)
-            per_op[c.label].append(seconds / max(ops, 1))
-            errors[c.label] += errs
-    return {
-        label: {"median_s": statistics.median(v), "samples": v, "errors": errors[label]} for label, v in per_op.items()
-    }
+def _fresh(path: Path) -> str:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return str(path)
 
 
-def rows_for(workload: str, results: dict[str, dict[str, Any]], contenders: Sequence[Contender]) -> list[Row]:
-    """Result rows with each contender's ratio to this project's default row (the first)."""
-    base = results[contenders[0].label]["median_s"]
-    out = []
-    for c in contenders:
-        res = results[c.label]
-        out.append(
-            {
-                "workload": workload,
-                "contender": c.label,
-                "kind": c.kind,
-                "median_us": res["median_s"] * 1e6,
-                "ops_per_s": 1.0 / res["median_s"] if res["median_s"] else 0.0,
-                # How many times faster this project is: their time / ours.
-                "speedup": res["median_s"] / base if base else 0.0,
-                "errors": res["errors"],
-                "rounds": len(res["samples"]),
-            }
-        )
-    return out
+def _files(workdir: Path, tag: str) -> Callable[[int, Contender], str]:
+    """A fresh database file for each contender: ``<tag>-<index>-<kind>.db``."""
+    return lambda i, c: _fresh(workdir / f"{tag}-{i}-{c.kind}.db")
 
 
-def _open_all(contenders: Sequence[Contender], workdir: Path, tag: str) -> None:
-    for i, c in enumerate(contenders):
-        path = workdir / f"{tag}-{i}-{c.kind}.db"
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        c.path = str(path)
-        c.open(str(path))
-
-
-def small_writes_and_reads(cfg: Config, contenders: Sequence[Contender], readers: Sequence[Contender]) -> list[Row]:
+def small_writes_and_reads(
+    cfg: Config, writers: Sequence[Contender], readers: Sequence[Contender], small: Sequence[dict[str, Any]]
+) -> list[Row]:
     """Workloads 1 and 2: upsert new, upsert existing and read small sessions, one transaction each."""
-    _open_all(contenders, cfg.workdir, "small")
-    n = cfg.small_batch
-    out: list[Row] = []
-
-    def upsert(c: Contender, r: int) -> tuple[float, int, int]:
-        s, e = c.upsert("small", r * n, n)
-        return s, n, e
-
-    res = interleave(contenders, cfg.rounds, upsert)
-    out += rows_for("1. upsert new small", res, contenders)
-    res = interleave(contenders, cfg.rounds, upsert)
-    out += rows_for("1. upsert existing small", res, contenders)
-
-    for c in readers:
-        if c.twin is not None:  # a second view of another contender's file
-            c.path = c.twin.path
-            c.open(c.twin.path)
-    written = cfg.rounds * n
-    m = cfg.read_batch
-
-    def read(c: Contender, r: int) -> tuple[float, int, int]:
-        start = (r * m) % max(written - m, 1)
-        s, e = c.read("small", start, min(m, written))
-        return s, min(m, written), e
-
-    res = interleave(readers, cfg.rounds, read)
-    out += rows_for("2. read small", res, readers)
-    return out
+    place = _files(cfg.workdir, "small")
+    return harness.small_writes_and_reads(writers, readers, place, small, cfg.rounds, cfg.small_batch, cfg.read_batch)
 
 
-def large_writes_and_reads(cfg: Config, contenders: Sequence[Contender]) -> list[Row]:
+def large_writes_and_reads(cfg: Config, contenders: Sequence[Contender], large: Sequence[dict[str, Any]]) -> list[Row]:
     """Workload 3: upsert (new) and read of large sessions."""
-    _open_all(contenders, cfg.workdir, "large")
+    harness.open_all(contenders, _files(cfg.workdir, "large"), "large", large)
     n = cfg.large_batch
-
-    def upsert(c: Contender, r: int) -> tuple[float, int, int]:
-        s, e = c.upsert("large", r * n, n)
-        return s, n, e
-
-    def read(c: Contender, r: int) -> tuple[float, int, int]:
-        s, e = c.read("large", r * n, n)
-        return s, n, e
-
-    out = rows_for("3. upsert large", interleave(contenders, cfg.large_rounds, upsert), contenders)
-    out += rows_for("3. read large", interleave(contenders, cfg.large_rounds, read), contenders)
+    out = harness.timed("3. upsert large", contenders, cfg.large_rounds, harness.upsert_batches("large", n))
+    out += harness.timed("3. read large", contenders, cfg.large_rounds, harness.read_batches("large", n))
     return out
 
 
@@ -131,14 +62,10 @@ def _populate(cfg: Config) -> tuple[Path, Path]:
     ours_path = cfg.workdir / "recent-ours.db"
     agno_path = cfg.workdir / "recent-agno.db"
     for p in (ours_path, agno_path):
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(p) + suffix).unlink(missing_ok=True)
+        _fresh(p)
     st = SqliteStorage(table_name=TABLE, db_file=ours_path, synchronous="NORMAL")
     st.create()
-    from bench.child import bulk_dicts
-    from bench.harness import ours_session
-
-    st.upsert_many(ours_session(t, **over) for t, over in bulk_dicts(cfg.recent_rows, prefix="r"))
+    st.upsert_many(harness.ours_session(t, **over) for t, over in bulk_dicts(cfg.recent_rows, prefix="r"))
     st.close()
     conn = sqlite3.connect(ours_path, isolation_level=None)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -194,38 +121,11 @@ def recent_sessions(cfg: Config) -> list[Row]:
         Agno(),
     ]
     paths = [ours_path, no_rx, floor_path, floor_path, agno_path]
-    for c, p in zip(contenders, paths, strict=True):
-        c.open(str(p))
-    plans = _plans(floor_path, ours_path, no_rx, contenders[2])
-
-    queries = {
-        "user": [(f"user-{(k * 7) % 100:04d}", None) for k in range(50)],
-        "agent": [(None, f"agent-{k % 10:02d}") for k in range(50)],
-        "all": [(None, None)] * 50,
-    }
-    out: list[Row] = []
-    for name, args in queries.items():
-
-        def run(c: Contender, r: int, args: list[tuple[str | None, str | None]] = args) -> tuple[float, int, int]:
-            # Fixed time budget per batch: the slow contenders run fewer queries.
-            ops, errors = 0, 0
-            start = time.perf_counter()
-            while True:
-                user, agent = args[(r * 7 + ops) % len(args)]
-                if c.recent(user, agent, 20) == 0:
-                    errors += 1
-                ops += 1
-                elapsed = time.perf_counter() - start
-                if ops >= cfg.recent_ops or elapsed >= cfg.recent_budget_s:
-                    return elapsed, ops, errors
-
-        res = interleave(contenders, cfg.rounds, run)
-        out += rows_for(f"4. newest 20 of {name} ({cfg.recent_rows:,} rows)", res, contenders)
-    for c in contenders:
-        c.close()
-    for row in out:
-        row["plan"] = plans.get((row["contender"], row["workload"].split()[4]), "")
-    return out
+    with harness.closing(contenders):
+        for c, p in zip(contenders, paths, strict=True):
+            harness.open_at(c, str(p))
+        plans = _plans(floor_path, ours_path, no_rx, contenders[2])
+        return harness.newest_20(4, cfg.recent_rows, contenders, cfg.rounds, cfg.recent_ops, cfg.recent_budget_s, plans)
 
 
 def _plans(floor_path: Path, ours_path: Path, no_rx: Path, floor: Contender) -> dict[tuple[str, str], str]:
@@ -263,59 +163,33 @@ def _child(*args: str) -> dict[str, Any]:
     return result
 
 
-def _fresh(path: Path) -> str:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    return str(path)
-
-
 def bulk_import(cfg: Config) -> list[Row]:
     """Workload 5: upsert_many of many small sessions, each run in a fresh process (peak RSS)."""
-    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "ours-small": [], "floor": [], "agno": []}
     n, n_small = cfg.bulk_n, cfg.bulk_n_small
-    for r in range(cfg.bulk_rounds):
-        order = ["ours", "floor", "ours-small", "agno"]
-        if r % 2:
-            order.reverse()
-        for key in order:
-            db = _fresh(cfg.workdir / f"bulk-{key}.db")
-            if key == "ours":
-                runs[key].append(_child("bulk", "--kind", "ours", "--db", db, "--n", str(n)))
-            elif key == "ours-small":
-                runs[key].append(_child("bulk", "--kind", "ours", "--db", db, "--n", str(n_small)))
-            elif key == "floor":
-                runs[key].append(_child("bulk", "--kind", "floor", "--db", db, "--n", str(n)))
-            else:
-                runs[key].append(_child("bulk", "--kind", "agno", "--db", db, "--n", str(cfg.agno_sample)))
-    labels = {
-        "ours": f"agno_storage upsert_many ({n:,})",
-        "ours-small": f"agno_storage upsert_many ({n_small:,})",
-        "floor": f"floor executemany ({n:,})",
-        "agno": f"agno 1.8.4 upsert loop ({cfg.agno_sample:,}, extrapolated)",
-    }
-    kinds = {"ours": "ours", "ours-small": "ours", "floor": "floor", "agno": "agno"}
-    base = statistics.median(x["seconds"] / x["count"] for x in runs["ours"])
-    out = []
-    for key, results in runs.items():
-        per = statistics.median(x["seconds"] / max(x["count"], 1) for x in results)
-        out.append(
-            {
-                "workload": "5. bulk import small",
-                "contender": labels[key],
-                "kind": kinds[key],
-                "median_us": per * 1e6,
-                "ops_per_s": 1.0 / per,
-                "speedup": per / base,
-                "errors": sum(
-                    (cfg.agno_sample if key == "agno" else n_small if key == "ours-small" else n) - x["count"]
-                    for x in results
-                ),
-                "rounds": len(results),
-                "peak_rss_mib": max((x["rss_peak_kib"] - x["rss_base_kib"]) / 1024 for x in results),
-                "extrapolated_s": per * n if key == "agno" else None,
-            }
-        )
-    return out
+    ours = Entry("ours", f"agno_storage upsert_many ({n:,})", "ours", n)
+    ours_small = Entry("ours-small", f"agno_storage upsert_many ({n_small:,})", "ours", n_small)
+    floor = Entry("floor", f"floor executemany ({n:,})", "floor", n)
+    agno = Entry("agno", f"agno 1.8.4 upsert loop ({cfg.agno_sample:,}, extrapolated)", "agno", cfg.agno_sample)
+    runs: dict[str, list[dict[str, Any]]] = {e.key: [] for e in (ours, ours_small, floor, agno)}
+
+    def run(e: Entry, r: int) -> tuple[float, int]:
+        db = _fresh(cfg.workdir / f"bulk-{e.key}.db")
+        got = _child("bulk", "--kind", e.kind, "--db", db, "--n", str(e.count))
+        runs[e.key].append(got)
+        return got["seconds"], got["count"]
+
+    def peak_rss(e: Entry) -> Row:
+        return {"peak_rss_mib": max((x["rss_peak_kib"] - x["rss_base_kib"]) / 1024 for x in runs[e.key])}
+
+    return harness.bulk_import(
+        "5. bulk import small",
+        [ours, floor, ours_small, agno],
+        cfg.bulk_rounds,
+        run,
+        order=[ours, ours_small, floor, agno],
+        extrapolate_to=n,
+        extra=peak_rss,
+    )
 
 
 def large_memory(cfg: Config) -> list[dict[str, Any]]:
@@ -334,7 +208,7 @@ def concurrent_writers(cfg: Config, go_binary: Path | None, sessions_file: Path 
     alone: list[float] = []
     shared: list[dict[str, Any]] = []
     for r in range(cfg.concurrent_rounds):
-        for step in ("alone", "shared") if r % 2 == 0 else ("shared", "alone"):
+        for step in harness.alternating(("alone", "shared"), r):
             db = _fresh(cfg.workdir / f"concurrent-{step}.db")
             SqliteStorage(table_name=TABLE, db_file=db).create()  # one creator, before anyone writes
             if step == "alone":
