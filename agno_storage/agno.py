@@ -286,10 +286,17 @@ class _AgnoStorage(Storage):
 
     def _to_core(self, session: AgnoSession) -> CoreSession:
         # Our records use agno's field names (see agno_storage.models), so each
-        # field is copied by name; a session of another mode's class lacks one
-        # and raises AttributeError. workflow_session_id has no column in
+        # field is copied by name. workflow_session_id has no column in
         # agno's tables (upstream drops it too); agno sets it on the live
         # Agent/Team from the Workflow.
+        expected = _AGNO_CLASSES[self.mode]
+        if not isinstance(session, expected):
+            raise InvalidInputError(
+                f"a {self.mode} storage stores {expected.__module__}.{expected.__qualname__}, "
+                f"got {type(session).__module__}.{type(session).__qualname__} (table {self.table_name!r})",
+                table=self.table_name,
+                session_id=getattr(session, "session_id", None),
+            )
         core_class = session_class(Mode(self.mode))
         v2 = core_class is WorkflowSessionV2
         values = {

@@ -105,6 +105,15 @@ def test_agent_session_round_trips_as_agnos_dataclass(tmp_path: Path) -> None:
     assert [s.session_id for s in storage.get_recent_sessions(limit=1)] == ["a1"]
 
 
+def test_a_session_of_another_modes_class_is_refused(tmp_path: Path) -> None:
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "a.db"))
+    team_session = AgnoTeamSession(session_id="t1", user_id="u", team_id="team-1")
+    with pytest.raises(InvalidInputError, match=r"agent storage stores .*AgentSession, got .*TeamSession") as info:
+        storage.upsert(team_session)
+    assert info.value.session_id == "t1" and info.value.table == "agent_sessions"
+    assert storage.get_all_session_ids() == []
+
+
 @pytest.mark.parametrize("stored_memory", [None, "null", '{"memories": {}}'])
 def test_agent_loads_a_session_whose_memory_agno_would_reject(stored_memory: str | None, tmp_path: Path) -> None:
     db = tmp_path / "agno.db"
