@@ -162,7 +162,8 @@ def write(args: argparse.Namespace) -> dict[str, Any]:
     wait = args.start_at - time.time()
     if wait > 0:
         time.sleep(wait)
-    errors, samples, count = 0, [], 0
+    errors, count = 0, 0
+    samples: list[str] = []
     start = time.time()
     for item in items:
         try:

@@ -33,22 +33,32 @@ from bench.gobench import Go, GoServer, build, go_available
 from bench.harness import Contender
 
 
-def _versions() -> dict[str, Any]:
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name``, or "not installed"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
+
+def add_mode_options(p: argparse.ArgumentParser, quick_help: str) -> None:
+    """--quick, --full and --smoke, into ``mode`` (None when none is given)."""
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick", help=quick_help)
+    size.add_argument("--full", dest="mode", action="store_const", const="full", help="the documented run")
+    size.add_argument("--smoke", dest="mode", action="store_const", const="smoke", help="tiny sizes, for tests")
+
+
+def _versions() -> dict[str, Any]:
     return {
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "sqlite_python": sqlite3.sqlite_version,
-        "agno": version("agno"),
-        "sqlalchemy": version("sqlalchemy"),
-        "orjson": version("orjson"),
-        "agno_storage": version("agno_storage"),
+        "agno": package_version("agno"),
+        "sqlalchemy": package_version("sqlalchemy"),
+        "orjson": package_version("orjson"),
+        "agno_storage": package_version("agno_storage"),
         "revision": _revision(),
     }
 
@@ -152,12 +162,8 @@ def run(
         "seconds": time.time() - started,
         "env": env,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in attrs.asdict(cfg).items() if k != "workdir"},
-        "small_json_bytes": sum(
-            len(orjson.dumps(small[0][k])) for k in ("memory", "session_data", "extra_data", "agent_data")
-        ),
-        "large_json_bytes": sum(
-            len(orjson.dumps(large[0][k])) for k in ("memory", "session_data", "extra_data", "agent_data")
-        ),
+        "small_json_bytes": sessions.json_bytes(small[0]),
+        "large_json_bytes": sessions.json_bytes(large[0]),
         "rows": rows,
         "large_mem": large_mem,
         "concurrent": concurrent,
@@ -176,10 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="mode", action="store_const", const="quick", help="under a minute (default)")
-    size.add_argument("--full", dest="mode", action="store_const", const="full", help="the documented run")
-    size.add_argument("--smoke", dest="mode", action="store_const", const="smoke", help="tiny sizes, for tests")
+    add_mode_options(p, "under a minute (default)")
     p.add_argument("--out", type=Path, default=Path("docs"), help="folder for benchmarks.md/.png/.json (default docs/)")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the database files (default: a temp dir)")
     p.add_argument(

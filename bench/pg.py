@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import importlib.metadata
 import itertools
 import json
 import shlex
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import orjson
 
 from bench import harness, sessions
 from bench.child import TEMPLATE_DICTS, bulk_dicts, bulk_rows
@@ -260,13 +258,9 @@ def bulk_import(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
 
 
 def _versions() -> dict[str, str]:
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
+    from bench.cli import package_version
 
-    return {name: version(name) for name in ("psycopg", "psycopg-binary", "psycopg-pool", "sqlalchemy", "agno")}
+    return {name: package_version(name) for name in ("psycopg", "psycopg-binary", "psycopg-pool", "sqlalchemy", "agno")}
 
 
 def run(mode: str, command: str) -> dict[str, Any]:
@@ -302,23 +296,19 @@ def run(mode: str, command: str) -> dict[str, Any]:
         "server": settings,
         "connection": "TCP to 127.0.0.1, one server and database for every contender",
         "config": attrs.asdict(cfg),
-        "small_json_bytes": sum(
-            len(orjson.dumps(small[0][k])) for k in ("memory", "session_data", "extra_data", "agent_data")
-        ),
+        "small_json_bytes": sessions.json_bytes(small[0]),
         "rows": rows,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench import pg_report, report
+    from bench.cli import add_mode_options
 
     p = argparse.ArgumentParser(
         prog="python -m bench.pg", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="mode", action="store_const", const="quick", help="small sizes (default)")
-    size.add_argument("--full", dest="mode", action="store_const", const="full", help="the documented run")
-    size.add_argument("--smoke", dest="mode", action="store_const", const="smoke", help="tiny sizes, for tests")
+    add_mode_options(p, "small sizes (default)")
     p.add_argument("--json", type=Path, default=None, help="save the raw results here")
     p.add_argument(
         "--render-with",

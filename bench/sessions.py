@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 BASE_TS = 1_730_000_000
 SMALL_RUNS = 3
 LARGE_RUNS = 330
@@ -133,3 +135,8 @@ def small(i: int, **kw: Any) -> dict[str, Any]:
 
 def large(i: int, **kw: Any) -> dict[str, Any]:
     return agno_session(i, n_runs=LARGE_RUNS, prefix=kw.pop("prefix", "L"), **kw)
+
+
+def json_bytes(d: dict[str, Any]) -> int:
+    """Bytes of a session's four JSON columns, as orjson writes them."""
+    return sum(len(orjson.dumps(d[k])) for k in ("memory", "session_data", "extra_data", "agent_data"))

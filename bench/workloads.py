@@ -145,6 +145,7 @@ def _plans(floor_path: Path, ours_path: Path, no_rx: Path, floor: Contender) -> 
     ):
         conn = sqlite3.connect(path)
         for q in ("user", "agent", "all"):
+            params: tuple[str | int, ...]
             if sqls is None:
                 sql, params = floor.sql_recent[q], {"user": ("user-0001", 20), "agent": ("agent-01", 20)}.get(q, (20,))
             else:
