@@ -12,7 +12,7 @@ import builtins
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 import attrs
 
@@ -46,6 +46,8 @@ class BaseStorage(abc.ABC):
         self.auto_upgrade_schema = auto_upgrade_schema
         self.allow_owner_change = allow_owner_change
         self._shape: TableShape | None = None
+        # Rendered SELECTs by filter shape: at most 2 * 3 * 3 * 2 * 2 of them.
+        self._select_statements: dict[SelectKey, str] = {}
         names = [c.name for c in schema.mode_columns(self._mode)]
         self._created_at_pos = names.index("created_at")
         self._updated_at_pos = names.index("updated_at")
@@ -77,16 +79,25 @@ class BaseStorage(abc.ABC):
         """Upsert encoded rows in one transaction; see SqliteStorage for the contract."""
 
     @abc.abstractmethod
-    def _select(
-        self,
-        *,
-        session_id: str | None,
-        user_id: str | None,
-        entity_id: str | None,
-        limit: int | None,
-        ids_only: bool,
-    ) -> list[tuple[Any, ...]]:
-        """Rows in mode column order (or 1-tuples of ids), newest first."""
+    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
+        """The SELECT text for one :data:`SelectKey` (see :meth:`_select`).
+
+        Binds, in order: session_id if ``by_id``, user_id and entity_id if
+        their filter is EQUALS, the limit if ``limited``. Rows come in mode
+        column order (or as 1-tuples of ids), newest first unless ``by_id``.
+        """
+
+    @abc.abstractmethod
+    def _query(self, statement: str, params: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
+        """Run one read statement and return its rows; inside this thread's transaction, join it."""
+
+    @abc.abstractmethod
+    def _vanished(self, exc: StorageError) -> bool:
+        """True if ``exc`` says the table was dropped and the call may go on as if it were absent.
+
+        Forgets the table's shape, so the next call looks again. False inside
+        a caller's transaction: its work so far stands or falls with it.
+        """
 
     @abc.abstractmethod
     def _delete(self, session_id: str, user_id: str | None) -> bool: ...
@@ -276,6 +287,37 @@ class BaseStorage(abc.ABC):
         rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, ids_only=False)
         return [self._decode(r) for r in rows]
 
+    def _select(
+        self,
+        *,
+        session_id: str | None,
+        user_id: str | None,
+        entity_id: str | None,
+        limit: int | None,
+        ids_only: bool,
+    ) -> builtins.list[tuple[Any, ...]]:
+        """Rows in mode column order (or 1-tuples of ids), newest first.
+
+        The statement is built once per filter shape and kept: this runs on
+        every read, so it stays a tuple, a dict lookup and one engine call.
+        A table dropped since it was checked reads as empty.
+        """
+        # '' asks for "nobody", which agno spells NULL and the Go port ''.
+        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, ids_only)
+        statement = self._select_statements.get(key)
+        if statement is None:
+            statement = self._select_statements[key] = self._build_select(*key)
+        # Only EQUALS filters bind a value: None is ANY and '' is NOBODY.
+        params: list[Any] = list(filter(None, (session_id, user_id, entity_id)))
+        if limit is not None:
+            params.append(limit)
+        try:
+            return self._query(statement, params)
+        except StorageError as exc:
+            if not self._vanished(exc):
+                raise
+            return []
+
     def _decode(self, row: Sequence[Any]) -> Session:
         return codec.decode_row(row, self._mode, self.table_name)
 
@@ -330,6 +372,9 @@ class BaseStorage(abc.ABC):
 #: How a user_id / entity_id argument filters rows.
 ANY, EQUALS, NOBODY = 0, 1, 2
 
+#: What a SELECT filters on: (by session_id, user_id filter kind, entity_id filter kind, limited, ids only).
+SelectKey: TypeAlias = tuple[bool, int, int, bool, bool]
+
 
 def filter_kind(value: str | None) -> int:
     """Not at all (None), by value, or "nobody" for '' (which agno spells NULL and Go '')."""
@@ -370,4 +415,4 @@ def _check_limit(limit: object) -> None:
         raise InvalidInputError(f"limit must be a non-negative 64-bit int or None, got {limit!r}")
 
 
-__all__ = ["BATCH_SIZE", "BaseStorage", "StorageError", "filter_condition", "filter_kind"]
+__all__ = ["BATCH_SIZE", "BaseStorage", "SelectKey", "StorageError", "filter_condition", "filter_kind"]

@@ -15,7 +15,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -28,7 +28,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agno_storage import schema
 from agno_storage.backends import postgres_ddl as ddl
-from agno_storage.backends.base import BATCH_SIZE, BaseStorage, filter_condition, filter_kind
+from agno_storage.backends.base import BATCH_SIZE, BaseStorage, filter_condition
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
@@ -147,7 +147,6 @@ class PostgresStorage(BaseStorage):
         select_list = sql.SQL(", ").join(sql.Identifier(n) for n in names)
         self._sql_select = sql.SQL("SELECT {} FROM {}").format(select_list, t).as_string(None)
         self._sql_select_ids = sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t).as_string(None)
-        self._select_sql: dict[tuple[bool, int, int, bool, bool], str] = {}
         self._entity_column = sql.Identifier(schema.ENTITY_COLUMN[self.mode])
         self._regclass_name = self._qualified_text()
 
@@ -446,10 +445,9 @@ class PostgresStorage(BaseStorage):
         try:
             return self._run(body, write=True, replayable=replayable, single=single)
         except StorageError as exc:
-            if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
+            if not self._vanished(exc):
                 raise
         # Dropped by someone else since this object checked it: make it again, once.
-        self._forget_shape()
         self._checked_shape(create=True)
         if not replayable():
             raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
@@ -474,34 +472,19 @@ class PostgresStorage(BaseStorage):
                 )
         return len(params_list)
 
-    def _select(
-        self,
-        *,
-        session_id: str | None,
-        user_id: str | None,
-        entity_id: str | None,
-        limit: int | None,
-        ids_only: bool,
-    ) -> list[tuple[Any, ...]]:
-        # '' asks for "nobody": agno spells that NULL, the Go layout ''.
-        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, ids_only)
-        query = self._select_sql.get(key)
-        if query is None:
-            query = self._select_sql[key] = self._build_select(*key)
-        params: list[Any] = [v for v in (session_id, user_id, entity_id) if v]
-        if limit is not None:
-            params.append(limit)
+    def _query(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one read statement; retried after a lost connection unless inside a transaction."""
 
         def body(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            return conn.execute(query, params).fetchall()
+            return conn.execute(statement, params).fetchall()
 
-        try:
-            return self._run(body, write=False)
-        except StorageError as exc:
-            if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
-                raise
-            self._forget_shape()  # dropped by someone else: as good as empty
-            return []
+        return self._run(body, write=False)
+
+    def _vanished(self, exc: StorageError) -> bool:
+        if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
+            return False
+        self._forget_shape()  # dropped by someone else since this object checked it
+        return True
 
     def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
         entity = self._entity_column.as_string(None)
@@ -534,9 +517,8 @@ class PostgresStorage(BaseStorage):
         try:
             return self._run(body, write=True)
         except StorageError as exc:
-            if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
+            if not self._vanished(exc):
                 raise
-            self._forget_shape()
             return False
 
     def _drop(self) -> None:

@@ -127,7 +127,6 @@ class SqliteStorage(BaseStorage):
         self._sql_select_ids = f"SELECT {self._col('session_id')} FROM {t}"  # noqa: S608 - quoted identifiers only
         self._sql_order = f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}"
         self._entity_column = self._col(schema.ENTITY_COLUMN[self.mode])
-        self._select_sql: dict[tuple[bool, int, int, bool, bool], str] = {}
 
     def _col(self, name: str) -> str:
         return f"{quote(self.table_name)}.{quote(name)}"
@@ -305,30 +304,6 @@ class SqliteStorage(BaseStorage):
                 count += len(params_list)
                 batch = list(itertools.islice(rest, BATCH_SIZE))
         return count
-
-    def _select(
-        self,
-        *,
-        session_id: str | None,
-        user_id: str | None,
-        entity_id: str | None,
-        limit: int | None,
-        ids_only: bool,
-    ) -> list[tuple[Any, ...]]:
-        # '' asks for "nobody", which agno spells NULL and the Go port ''.
-        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, ids_only)
-        sql = self._select_sql.get(key)
-        if sql is None:
-            sql = self._select_sql[key] = self._build_select(*key)
-        params: list[Any] = [v for v in (session_id, user_id, entity_id) if v]
-        if limit is not None:
-            params.append(limit)
-        try:
-            return self._query(sql, params)
-        except StorageError as exc:
-            if not self._vanished(exc):
-                raise
-            return []
 
     def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
         sql = self._sql_select_ids if ids_only else self._sql_select
