@@ -3,20 +3,19 @@
 The table is the one agno 1.x's ``PostgresStorage`` creates (schema ``ai`` by
 default, JSONB data columns, BIGINT epoch-second timestamps, SQLAlchemy's
 ``ix_<schema>_<table>_<column>`` index names), so tables agno made are read
-and updated in place. Connections come from a ``psycopg_pool`` pool, made
-per process; statements are never prepared, so the store also works behind
-a pooler in transaction mode. Schema changes run under a transaction-scoped
-advisory lock, so several processes may start at once.
+and updated in place. Connections, transactions, retries and error
+translation live in :mod:`agno_storage.backends.pg_conn`; this module owns
+the table: its statements, its schema checks and how its rows are read and
+written. Schema changes run under a transaction-scoped advisory lock, so
+several processes may start at once.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,18 +23,12 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agno_storage import schema
 from agno_storage.backends import postgres_ddl as ddl
 from agno_storage.backends.base import BATCH_SIZE, BaseStorage, filter_condition
-from agno_storage.errors import (
-    BusyError,
-    ConnectionLostError,
-    InvalidInputError,
-    SchemaMismatchError,
-    StorageError,
-)
+from agno_storage.backends.pg_conn import Connections, invalid_value, libpq_url
+from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.schema import ColumnKind, TableShape
 
@@ -43,25 +36,9 @@ T = TypeVar("T")
 
 _JSON_KINDS = (ColumnKind.JSON, ColumnKind.JSON_ANY)
 
-# SQLSTATEs after which the server rolled the transaction back and a rerun is safe.
-_RETRYABLE_CONFLICTS = frozenset({"40001", "40P01"})
-# The server is going away or not there yet: the connection is as good as lost.
-_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
-_BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
-
 # Advisory-lock keys are hashed from these prefixes plus the qualified name.
 _LOCK_PREFIX = "agno_storage:table:"
 _SCHEMA_LOCK_PREFIX = "agno_storage:schema:"
-
-
-def libpq_url(db_url: str) -> str:
-    """``db_url`` as libpq understands it: a SQLAlchemy ``postgresql+psycopg://`` drops its driver."""
-    scheme, sep, rest = db_url.partition("://")
-    if sep and scheme.split("+")[0] in ("postgresql", "postgres"):
-        return f"postgresql://{rest}"
-    if sep:
-        raise InvalidInputError(f"db_url must look like postgresql://user@host/db, got {db_url!r}")
-    return db_url  # a libpq key=value string
 
 
 class PostgresStorage(BaseStorage):
@@ -106,11 +83,14 @@ class PostgresStorage(BaseStorage):
         self.pool_size = pool_size
         self.connect_timeout = float(connect_timeout)
         self.retries = retries
-        self._conninfo = libpq_url(db_url)
-        self._pool: ConnectionPool | None = None
-        self._pool_pid = 0
-        self._pool_lock = threading.Lock()
-        self._local = threading.local()
+        self._conns = Connections(
+            libpq_url(db_url),
+            table=table_name,
+            pool_size=pool_size,
+            connect_timeout=self.connect_timeout,
+            retries=retries,
+            configure=_configure,
+        )
         self._build_sql()
         # Fail now, before anything is written, if the table is another mode's.
         self._inspect()
@@ -156,171 +136,18 @@ class PostgresStorage(BaseStorage):
 
     # --- connections -------------------------------------------------------
 
-    def _get_pool(self) -> ConnectionPool:
-        pid = os.getpid()
-        pool = self._pool
-        if pool is not None and self._pool_pid == pid:
-            return pool
-        with self._pool_lock:
-            if self._pool is None or self._pool_pid != pid:
-                # A pool inherited over fork is the parent's: its sockets are shared
-                # with the parent and its worker threads did not survive, so it is
-                # left alone (psycopg does not close a parent's connection on GC).
-                self._pool = ConnectionPool(
-                    self._conninfo,
-                    min_size=1,
-                    max_size=self.pool_size,
-                    kwargs={
-                        "autocommit": True,
-                        # No prepared statements: they break behind a transaction-mode pooler.
-                        "prepare_threshold": None,
-                        "connect_timeout": max(2, round(self.connect_timeout)),
-                        "application_name": "agno_storage",
-                        # Notice a dead peer within about 30 s instead of the kernel's hours.
-                        "keepalives": 1,
-                        "keepalives_idle": 10,
-                        "keepalives_interval": 5,
-                        "keepalives_count": 3,
-                    },
-                    configure=_configure,
-                    timeout=self.connect_timeout,
-                    # The pool's own reconnect backoff grows to minutes; give up on
-                    # it early so that the next call after an outage connects at once.
-                    reconnect_timeout=2 * self.connect_timeout,
-                    name=f"agno_storage:{self.table_name}",
-                    open=False,
-                )
-                self._pool.open(wait=False)
-                self._pool_pid = pid
-            return self._pool
-
-    def _held(self) -> psycopg.Connection[Any] | None:
-        """The connection of a transaction open on this thread, if any."""
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        return conn
-
-    @contextmanager
-    def _checkout(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._get_pool().connection(timeout=self.connect_timeout) as conn:
-            self._local.conn = conn
-            self._local.depth = 0
-            try:
-                yield conn
-            finally:
-                self._local.conn = None
-
-    @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self) -> AbstractContextManager[psycopg.Connection[Any]]:
         """A write transaction: commits only if the block finishes, else rolls back.
 
         Nested use opens a savepoint. Every store call made inside the block
         on this thread joins it. Not retried: a lost connection raises
         ConnectionLostError.
         """
-        held = self._held()
-        if held is not None:
-            depth = self._local.depth
-            savepoint = sql.Identifier(f"sp{depth}")
-            with _errors(self.table_name):
-                held.execute(sql.SQL("SAVEPOINT {}").format(savepoint))
-            self._local.depth = depth + 1
-            try:
-                yield held
-            except BaseException:
-                self._local.depth = depth
-                with _errors(self.table_name):
-                    held.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
-                    held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
-                raise
-            self._local.depth = depth
-            with _errors(self.table_name):
-                held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
-            return
-        committing = False
-        try:
-            with self._checkout() as conn:
-                conn.execute("BEGIN")
-                try:
-                    yield conn
-                except BaseException:
-                    _rollback(conn)
-                    raise
-                committing = True
-                conn.execute("COMMIT")
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise _translate(exc, self.table_name, committing=committing) from exc
-
-    def _run(
-        self,
-        body: Callable[[psycopg.Connection[Any]], T],
-        *,
-        write: bool,
-        replayable: Callable[[], bool] = lambda: True,
-        single: bool = False,
-    ) -> T:
-        """Run ``body`` on a pooled connection, in a transaction if ``write``.
-
-        ``single`` says ``body`` runs one statement, atomic on its own in
-        autocommit mode, so no BEGIN/COMMIT is sent. Inside a caller's
-        transaction, ``body`` joins it and is not retried. Otherwise a lost
-        connection or a serialization failure before COMMIT is sent reruns
-        ``body`` on a fresh connection, up to ``retries`` times, while
-        ``replayable()`` says the inputs can be replayed (a single upsert is
-        idempotent, so it is rerun even if it may have committed).
-        """
-        held = self._held()
-        if held is not None:
-            if not write:
-                with _errors(self.table_name):
-                    return body(held)
-            # A savepoint, so a failed write leaves the caller's transaction usable.
-            with self.transaction() as conn, _errors(self.table_name):
-                return body(conn)
-        for attempt in itertools.count():
-            committing = False
-            try:
-                with self._checkout() as conn:
-                    if not write or single:
-                        return body(conn)
-                    conn.execute("BEGIN")
-                    try:
-                        result = body(conn)
-                    except BaseException:
-                        _rollback(conn)
-                        raise
-                    committing = True
-                    conn.execute("COMMIT")
-                    return result
-            except PoolTimeout as exc:
-                # The pool already waited connect_timeout for a connection: no rerun.
-                raise _translate(exc, self.table_name) from exc
-            except psycopg.Error as exc:
-                transient = _is_lost(exc) or exc.sqlstate in _RETRYABLE_CONFLICTS
-                if transient and not committing and attempt < self.retries and replayable():
-                    if _is_lost(exc):
-                        self._discard_broken()
-                    time.sleep(0.05 * 3**attempt)
-                    continue
-                raise _translate(exc, self.table_name, committing=committing) from exc
-        raise AssertionError("unreachable")
-
-    def _discard_broken(self) -> None:
-        # After a server restart every idle connection is dead; test them all
-        # now rather than failing on each in turn.
-        pool = self._pool
-        if pool is not None and self._pool_pid == os.getpid():
-            try:
-                pool.check()
-            except (psycopg.Error, PoolTimeout):
-                pass
+        return self._conns.transaction()
 
     def close(self) -> None:
         """Close this process's pool; the next call opens a new one."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-            owned = self._pool_pid == os.getpid()
-        if pool is not None and owned:
-            pool.close()
+        self._conns.close()
 
     # --- primitives --------------------------------------------------------
 
@@ -341,7 +168,7 @@ class PostgresStorage(BaseStorage):
             # PostgreSQL keeps no CREATE TABLE text; the index names tell who made it.
             return columns, [self._core_index_name(n) for n in indexes], ""
 
-        return self._run(body, write=False)
+        return self._conns.run(body, write=False)
 
     def _core_index_name(self, name: str) -> str:
         # The core tells agno's tables by ``ix_<table>_``; SQLAlchemy put the schema in between.
@@ -368,7 +195,7 @@ class PostgresStorage(BaseStorage):
                 conn.execute(statement)
 
         try:
-            self._run(body, write=True)
+            self._conns.run(body, write=True)
         except StorageError as exc:
             # A writer that takes no lock (agno itself) created it first: fine.
             if not isinstance(exc.__cause__, (pg_errors.DuplicateTable, pg_errors.UniqueViolation)):
@@ -388,7 +215,7 @@ class PostgresStorage(BaseStorage):
                 conn.execute(statement)
             return self._inspect()
 
-        return self._run(body, write=True)
+        return self._conns.run(body, write=True)
 
     def _stamp(self, row: list[Any], now: int) -> list[Any]:
         # agno's layout has nullable id columns: the codec's '' for "none" is NULL here.
@@ -443,7 +270,7 @@ class PostgresStorage(BaseStorage):
         self, body: Callable[[psycopg.Connection[Any]], T], replayable: Callable[[], bool], *, single: bool = False
     ) -> T:
         try:
-            return self._run(body, write=True, replayable=replayable, single=single)
+            return self._conns.run(body, write=True, replayable=replayable, single=single)
         except StorageError as exc:
             if not self._vanished(exc):
                 raise
@@ -451,20 +278,20 @@ class PostgresStorage(BaseStorage):
         self._checked_shape(create=True)
         if not replayable():
             raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
-        return self._run(body, write=True, replayable=replayable, single=single)
+        return self._conns.run(body, write=True, replayable=replayable, single=single)
 
     def _execute_row(self, conn: psycopg.Connection[Any], query: str, params: list[Any]) -> psycopg.Cursor[Any]:
         try:
             return conn.execute(query, params)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
-            raise _invalid(exc, self.table_name, params[0]) from exc
+            raise invalid_value(exc, self.table_name, params[0]) from exc
 
     def _write_batch(self, conn: psycopg.Connection[Any], params_list: list[list[Any]]) -> int:
         with conn.cursor() as cur:
             try:
                 cur.executemany(self._sql_upsert, params_list)
             except (psycopg.DataError, UnicodeEncodeError) as exc:
-                raise _invalid(exc, self.table_name, None) from exc
+                raise invalid_value(exc, self.table_name, None) from exc
             if cur.rowcount != len(params_list):
                 self._raise_refused(
                     params_list,
@@ -478,10 +305,10 @@ class PostgresStorage(BaseStorage):
         def body(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
             return conn.execute(statement, params).fetchall()
 
-        return self._run(body, write=False)
+        return self._conns.run(body, write=False)
 
     def _vanished(self, exc: StorageError) -> bool:
-        if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._held() is not None:
+        if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._conns.held() is not None:
             return False
         self._forget_shape()  # dropped by someone else since this object checked it
         return True
@@ -515,7 +342,7 @@ class PostgresStorage(BaseStorage):
             return conn.execute(query, params).rowcount > 0
 
         try:
-            return self._run(body, write=True)
+            return self._conns.run(body, write=True)
         except StorageError as exc:
             if not self._vanished(exc):
                 raise
@@ -526,7 +353,7 @@ class PostgresStorage(BaseStorage):
             self._lock(conn)
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified_name))
 
-        self._run(body, write=True)
+        self._conns.run(body, write=True)
 
 
 class _JsonText(Loader):
@@ -537,57 +364,9 @@ class _JsonText(Loader):
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Set up a new pooled connection: json and jsonb arrive as text for the codec."""
     conn.adapters.register_loader("jsonb", _JsonText)
     conn.adapters.register_loader("json", _JsonText)
-
-
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    if conn.broken or conn.closed:
-        return  # the server rolls back a transaction whose connection died
-    try:
-        conn.execute("ROLLBACK")
-    except psycopg.Error:
-        pass  # the original error matters more; the pool discards a bad connection
-
-
-def _is_lost(exc: BaseException) -> bool:
-    if isinstance(exc, PoolTimeout):
-        return True
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    state = exc.sqlstate
-    return state is None or state.startswith("08") or state in _SHUTDOWN_STATES
-
-
-def _invalid(exc: BaseException, table: str, session_id: str | None) -> InvalidInputError:
-    return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id)
-
-
-@contextmanager
-def _errors(table: str) -> Iterator[None]:
-    try:
-        yield
-    except (psycopg.Error, PoolTimeout) as exc:
-        raise _translate(exc, table) from exc
-
-
-def _translate(exc: BaseException, table: str, *, committing: bool = False) -> StorageError:
-    """The typed error for a driver error; ``committing`` means COMMIT was under way."""
-    if isinstance(exc, StorageError):
-        return exc
-    if isinstance(exc, PoolTimeout):
-        return ConnectionLostError(f"no connection to the PostgreSQL server: {exc}", table=table)
-    if _is_lost(exc):
-        outcome = " during COMMIT; the write may or may not have been saved" if committing else ""
-        return ConnectionLostError(f"lost the connection to the PostgreSQL server{outcome}: {exc}", table=table)
-    state = getattr(exc, "sqlstate", None) or ""
-    if state in _BUSY_STATES:
-        return BusyError(f"PostgreSQL gave up waiting for another transaction: {exc}", table=table)
-    if isinstance(exc, psycopg.DataError) or state.startswith("22"):
-        return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table)
-    if isinstance(exc, pg_errors.UndefinedColumn):
-        return SchemaMismatchError(f"table {table!r} changed shape under this store: {exc}", table=table)
-    return StorageError(f"PostgreSQL error on table {table!r}: {exc}", table=table)
 
 
 __all__ = ["PostgresStorage", "libpq_url"]

@@ -1,0 +1,297 @@
+"""PostgreSQL connections: the pool, transactions, retries and typed errors.
+
+This module knows nothing of sessions or tables' shapes: it hands a
+connection to a callable, in a transaction or not, reruns it after a
+transient failure when that is safe, and turns driver errors into
+:class:`~agno_storage.errors.StorageError` subclasses. Statements are never
+prepared, so it also works behind a pooler in transaction mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from agno_storage.errors import (
+    BusyError,
+    ConnectionLostError,
+    InvalidInputError,
+    SchemaMismatchError,
+    StorageError,
+)
+
+T = TypeVar("T")
+
+# SQLSTATEs after which the server rolled the transaction back and a rerun is safe.
+_RETRYABLE_CONFLICTS = frozenset({"40001", "40P01"})
+# The server is going away or not there yet: the connection is as good as lost.
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+_BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
+
+
+def libpq_url(db_url: str) -> str:
+    """``db_url`` as libpq understands it: a SQLAlchemy ``postgresql+psycopg://`` drops its driver."""
+    scheme, sep, rest = db_url.partition("://")
+    if sep and scheme.split("+")[0] in ("postgresql", "postgres"):
+        return f"postgresql://{rest}"
+    if sep:
+        raise InvalidInputError(f"db_url must look like postgresql://user@host/db, got {db_url!r}")
+    return db_url  # a libpq key=value string
+
+
+class Connections:
+    """One store's pool in this process, and the transaction each thread has open.
+
+    Thread-safe; a forked child makes its own pool and leaves the parent's
+    alone. ``table`` only names the table in the errors raised.
+    ``configure`` runs on every new connection.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        table: str,
+        pool_size: int,
+        connect_timeout: float,
+        retries: int,
+        configure: Callable[[psycopg.Connection[Any]], None],
+    ) -> None:
+        self._conninfo = conninfo
+        self._table = table
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._retries = retries
+        self._configure = configure
+        self._pool: ConnectionPool | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
+
+    def _get_pool(self) -> ConnectionPool:
+        pid = os.getpid()
+        pool = self._pool
+        if pool is not None and self._pool_pid == pid:
+            return pool
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != pid:
+                # A pool inherited over fork is the parent's: its sockets are shared
+                # with the parent and its worker threads did not survive, so it is
+                # left alone (psycopg does not close a parent's connection on GC).
+                self._pool = ConnectionPool(
+                    self._conninfo,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    kwargs={
+                        "autocommit": True,
+                        # No prepared statements: they break behind a transaction-mode pooler.
+                        "prepare_threshold": None,
+                        "connect_timeout": max(2, round(self._connect_timeout)),
+                        "application_name": "agno_storage",
+                        # Notice a dead peer within about 30 s instead of the kernel's hours.
+                        "keepalives": 1,
+                        "keepalives_idle": 10,
+                        "keepalives_interval": 5,
+                        "keepalives_count": 3,
+                    },
+                    configure=self._configure,
+                    timeout=self._connect_timeout,
+                    # The pool's own reconnect backoff grows to minutes; give up on
+                    # it early so that the next call after an outage connects at once.
+                    reconnect_timeout=2 * self._connect_timeout,
+                    name=f"agno_storage:{self._table}",
+                    open=False,
+                )
+                self._pool.open(wait=False)
+                self._pool_pid = pid
+            return self._pool
+
+    def held(self) -> psycopg.Connection[Any] | None:
+        """The connection of a transaction open on this thread, if any."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        return conn
+
+    @contextmanager
+    def _checkout(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._get_pool().connection(timeout=self._connect_timeout) as conn:
+            self._local.conn = conn
+            self._local.depth = 0
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction that commits only if the block finishes; nested use opens a savepoint.
+
+        Not retried: a lost connection raises ConnectionLostError.
+        """
+        held = self.held()
+        if held is not None:
+            depth = self._local.depth
+            savepoint = sql.Identifier(f"sp{depth}")
+            with _errors(self._table):
+                held.execute(sql.SQL("SAVEPOINT {}").format(savepoint))
+            self._local.depth = depth + 1
+            try:
+                yield held
+            except BaseException:
+                self._local.depth = depth
+                with _errors(self._table):
+                    held.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
+                    held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+                raise
+            self._local.depth = depth
+            with _errors(self._table):
+                held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+            return
+        committing = False
+        try:
+            with self._checkout() as conn:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                committing = True
+                conn.execute("COMMIT")
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc, self._table, committing=committing) from exc
+
+    def run(
+        self,
+        body: Callable[[psycopg.Connection[Any]], T],
+        *,
+        write: bool,
+        replayable: Callable[[], bool] = lambda: True,
+        single: bool = False,
+    ) -> T:
+        """Run ``body`` on a pooled connection, in a transaction if ``write``.
+
+        ``single`` says ``body`` runs one statement, atomic on its own in
+        autocommit mode, so no BEGIN/COMMIT is sent. Inside a caller's
+        transaction, ``body`` joins it and is not retried. Otherwise a lost
+        connection or a serialization failure before COMMIT is sent reruns
+        ``body`` on a fresh connection, up to ``retries`` times, while
+        ``replayable()`` says the inputs can be replayed (a single upsert is
+        idempotent, so it is rerun even if it may have committed).
+        """
+        held = self.held()
+        if held is not None:
+            if not write:
+                with _errors(self._table):
+                    return body(held)
+            # A savepoint, so a failed write leaves the caller's transaction usable.
+            with self.transaction() as conn, _errors(self._table):
+                return body(conn)
+        for attempt in itertools.count():
+            committing = False
+            try:
+                with self._checkout() as conn:
+                    if not write or single:
+                        return body(conn)
+                    conn.execute("BEGIN")
+                    try:
+                        result = body(conn)
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                    committing = True
+                    conn.execute("COMMIT")
+                    return result
+            except PoolTimeout as exc:
+                # The pool already waited connect_timeout for a connection: no rerun.
+                raise _translate(exc, self._table) from exc
+            except psycopg.Error as exc:
+                transient = _is_lost(exc) or exc.sqlstate in _RETRYABLE_CONFLICTS
+                if transient and not committing and attempt < self._retries and replayable():
+                    if _is_lost(exc):
+                        self._discard_broken()
+                    time.sleep(0.05 * 3**attempt)
+                    continue
+                raise _translate(exc, self._table, committing=committing) from exc
+        raise AssertionError("unreachable")
+
+    def _discard_broken(self) -> None:
+        # After a server restart every idle connection is dead; test them all
+        # now rather than failing on each in turn.
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            try:
+                pool.check()
+            except (psycopg.Error, PoolTimeout):
+                pass
+
+    def close(self) -> None:
+        """Close this process's pool; the next call opens a new one."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+            owned = self._pool_pid == os.getpid()
+        if pool is not None and owned:
+            pool.close()
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    if conn.broken or conn.closed:
+        return  # the server rolls back a transaction whose connection died
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass  # the original error matters more; the pool discards a bad connection
+
+
+def _is_lost(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _SHUTDOWN_STATES
+
+
+def invalid_value(exc: BaseException, table: str, session_id: str | None) -> InvalidInputError:
+    """The error for a value the server refused to store (a DataError, or text it cannot encode)."""
+    return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id)
+
+
+@contextmanager
+def _errors(table: str) -> Iterator[None]:
+    """Raise driver errors of the block as :func:`_translate` names them."""
+    try:
+        yield
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise _translate(exc, table) from exc
+
+
+def _translate(exc: BaseException, table: str, *, committing: bool = False) -> StorageError:
+    """The typed error for a driver error; ``committing`` means COMMIT was under way."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, PoolTimeout):
+        return ConnectionLostError(f"no connection to the PostgreSQL server: {exc}", table=table)
+    if _is_lost(exc):
+        outcome = " during COMMIT; the write may or may not have been saved" if committing else ""
+        return ConnectionLostError(f"lost the connection to the PostgreSQL server{outcome}: {exc}", table=table)
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _BUSY_STATES:
+        return BusyError(f"PostgreSQL gave up waiting for another transaction: {exc}", table=table)
+    if isinstance(exc, psycopg.DataError) or state.startswith("22"):
+        return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table)
+    if isinstance(exc, pg_errors.UndefinedColumn):
+        return SchemaMismatchError(f"table {table!r} changed shape under this store: {exc}", table=table)
+    return StorageError(f"PostgreSQL error on table {table!r}: {exc}", table=table)
+
+
+__all__ = ["Connections", "invalid_value", "libpq_url"]
