@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import attrs
 
@@ -289,37 +289,19 @@ def require_current(table: str, shape: TableShape) -> None:
 
 @attrs.frozen
 class Migration:
-    """One upgrade step. Append-only: never edit or reorder an entry."""
+    """One upgrade step: the columns it adds. Append-only: never edit or reorder an entry.
+
+    Engine-neutral: a column is declared as its mode's :class:`Column` says,
+    and each backend renders the step in its own dialect (see
+    :func:`sqlite_upgrade_statements`). A column's declaration is therefore
+    frozen too: changing it would change what old migrations write.
+    """
 
     to_version: int
     modes: frozenset[Mode]
     description: str
-    #: (table, columns present, flavor) -> SQLite statements; empty when already applied.
-    sqlite_statements: Callable[[str, frozenset[str], Flavor], list[str]]
-
-
-def _index_for(table: str, column: str, flavor: Flavor) -> list[str]:
-    # The Go port indexes the column; agno's own upgrade adds the column only.
-    if flavor is Flavor.GO:
-        return [sqlite_create_index(go_index_name(table, column), table, column)]
-    return []
-
-
-def _add_team_session_id(table: str, cols: frozenset[str], flavor: Flavor) -> list[str]:
-    if "team_session_id" in cols:
-        return []
-    return [f"ALTER TABLE {table} ADD COLUMN team_session_id TEXT", *_index_for(table, "team_session_id", flavor)]
-
-
-def _add_workflow_v2_columns(table: str, cols: frozenset[str], flavor: Flavor) -> list[str]:
-    out: list[str] = []
-    if "workflow_name" not in cols:
-        # NOT NULL needs a default for the rows already there.
-        out.append(f"ALTER TABLE {table} ADD COLUMN workflow_name TEXT NOT NULL DEFAULT ''")
-        out.extend(_index_for(table, "workflow_name", flavor))
-    if "runs" not in cols:
-        out.append(f"ALTER TABLE {table} ADD COLUMN runs TEXT")
-    return out
+    #: Names of the columns it adds, in the order they are added.
+    adds: tuple[str, ...]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -327,27 +309,66 @@ MIGRATIONS: tuple[Migration, ...] = (
         to_version=2,
         modes=frozenset({Mode.AGENT, Mode.TEAM}),
         description="add team_session_id (tables written by agno before 1.2)",
-        sqlite_statements=_add_team_session_id,
+        adds=("team_session_id",),
     ),
     Migration(
         to_version=2,
         modes=frozenset({Mode.WORKFLOW_V2}),
         description="add workflow_name and runs to workflow_v2 tables",
-        sqlite_statements=_add_workflow_v2_columns,
+        adds=("workflow_name", "runs"),
     ),
 )
 
-_UPGRADABLE: dict[Mode, frozenset[str]] = {
-    Mode.AGENT: frozenset({"team_session_id"}),
-    Mode.TEAM: frozenset({"team_session_id"}),
-    Mode.WORKFLOW: frozenset(),
-    Mode.WORKFLOW_V2: frozenset({"workflow_name", "runs"}),
-}
+
+def _upgradable() -> dict[Mode, frozenset[str]]:
+    """The columns migrations add to each mode's tables (checked to be that mode's columns)."""
+    out: dict[Mode, frozenset[str]] = {}
+    for mode in Mode:
+        names = {c.name for c in mode_columns(mode)}
+        adds = frozenset(name for m in MIGRATIONS if mode in m.modes for name in m.adds)
+        if not adds <= names:
+            raise AssertionError(f"a migration adds {sorted(adds - names)}, not {mode.value} columns")
+        out[mode] = adds
+    return out
+
+
+#: Columns a table may lack and still be upgraded to its mode.
+_UPGRADABLE: dict[Mode, frozenset[str]] = _upgradable()
 
 
 def pending_migrations(shape: TableShape) -> list[Migration]:
     """The migrations that apply to a table of ``shape``, in order."""
     return [m for m in MIGRATIONS if shape.mode in m.modes and m.to_version > shape.version]
+
+
+def pending_columns(shape: TableShape) -> list[str]:
+    """The columns the pending migrations add to a table of ``shape``, in the order they add them.
+
+    Only those the table lacks: a migration is idempotent.
+    """
+    return [name for m in pending_migrations(shape) for name in m.adds if name in shape.missing]
+
+
+def sqlite_add_column(table: str, column: Column) -> str:
+    """The Go port's ALTER TABLE for ``column``; NOT NULL text needs a default for the rows already there."""
+    default = " DEFAULT ''" if column.kind is ColumnKind.REQUIRED_TEXT else ""
+    return f"ALTER TABLE {table} ADD COLUMN {column.name} {column.decl}{default}"
+
+
+def sqlite_upgrade_statements(table: str, shape: TableShape) -> list[str]:
+    """The SQLite statements that bring a table of ``shape`` to the current version; ``[]`` if current.
+
+    Each missing column is added as the Go port declares it and, on a
+    Go-made table, gets the Go port's index if the Go port indexes it;
+    agno's own upgrade adds the column only, and so does this on its tables.
+    """
+    by_name = {c.name: c for c in mode_columns(shape.mode)}
+    out: list[str] = []
+    for name in pending_columns(shape):
+        out.append(sqlite_add_column(table, by_name[name]))
+        if shape.flavor is Flavor.GO and name in INDEXED_COLUMNS[shape.mode]:
+            out.append(sqlite_create_index(go_index_name(table, name), table, name))
+    return out
 
 
 def select_list(mode: Mode) -> str:

@@ -209,9 +209,10 @@ class PostgresStorage(BaseStorage):
             shape = self._inspect()
             if shape is None:
                 return None
-            if not schema.pending_migrations(shape):
+            columns = schema.pending_columns(shape)
+            if not columns:
                 return shape
-            for statement in ddl.add_missing_columns(self.table_name, self.mode, self.schema, shape.missing):
+            for statement in ddl.add_columns(self.table_name, self.mode, self.schema, columns):
                 conn.execute(statement)
             return self._inspect()
 

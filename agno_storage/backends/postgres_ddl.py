@@ -5,7 +5,7 @@ Statements are ``psycopg.sql`` compositions, so every identifier is quoted.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Iterable
 
 from psycopg import sql
 
@@ -90,16 +90,15 @@ def _check_order() -> None:
 _check_order()
 
 
-def add_missing_columns(table: str, mode: Mode, db_schema: str | None, missing: Collection[str]) -> list[sql.Composed]:
-    """The statements that add ``missing`` columns (and agno's indexes on them), as agno declares them.
+def add_columns(table: str, mode: Mode, db_schema: str | None, names: Iterable[str]) -> list[sql.Composed]:
+    """The statements a migration runs to add the columns ``names``, as agno declares them.
 
-    The core's migrations are SQLite text; the columns they add are exactly
-    the shape's ``missing`` set, so PostgreSQL derives its statements from it.
+    Each column is followed by agno's index on it, if agno indexes it.
     ``IF NOT EXISTS`` keeps them idempotent.
     """
     by_name = {c.name: c for c in schema.mode_columns(mode)}
     out: list[sql.Composed] = []
-    for name in sorted(missing, key=list(by_name).index):
+    for name in names:
         out.append(
             sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                 qualified(table, db_schema), sql.Identifier(name), sql.SQL(_PG_TYPES[by_name[name].kind])

@@ -250,12 +250,8 @@ class SqliteStorage(BaseStorage):
             shape = self._inspect()
             if shape is None:
                 return None
-            layout = self._table_layout()
-            assert layout is not None
-            present = frozenset(layout[0])
-            for migration in schema.pending_migrations(shape):
-                for statement in migration.sqlite_statements(self.table_name, present, shape.flavor):
-                    conn.execute(statement)
+            for statement in schema.sqlite_upgrade_statements(self.table_name, shape):
+                conn.execute(statement)
             return self._inspect()
 
     def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
