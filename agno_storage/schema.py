@@ -211,6 +211,10 @@ class TableShape:
     missing: frozenset[str]
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _fits(mode: Mode, cols: set[str]) -> bool:
     needed = {c.name for c in mode_columns(mode)} - _UPGRADABLE[mode]
     if not needed <= cols:
@@ -258,9 +262,9 @@ def inspect_shape(
     # looks like a v1 workflow table and is taken as what was asked for.
     other = found is not None and found is not mode and not (mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW)
     if other or not _fits(mode, cols):
-        what = f"a {found.value} table" if found else "not a sessions table this code knows"
+        what = f"{_article(found.value)} {found.value} table" if found else "not a sessions table this code knows"
         raise SchemaMismatchError(
-            f"table {table!r} is {what}, not a {mode.value} table (columns: {sorted(cols)})",
+            f"table {table!r} is {what}, not {_article(mode.value)} {mode.value} table (columns: {sorted(cols)})",
             table=table,
             expected_mode=mode.value,
             found_mode=found.value if found else None,

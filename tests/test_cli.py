@@ -317,7 +317,7 @@ def test_a_missing_file_or_table_exits_1_and_creates_nothing(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["list", "{db}", "--table", "agent_sessions", "--mode", "team"], "is a agent table, not a team table"),
+        (["list", "{db}", "--table", "agent_sessions", "--mode", "team"], "is an agent table, not a team table"),
         (["list", "{db}", "--table", "select"], "reserved word"),
         (["list", "mysql://h/db", "--table", "t"], "url must start with sqlite:// or postgresql://"),
         (["list", "sqlite://", "--table", "t"], "in-memory database"),

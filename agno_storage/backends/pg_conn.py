@@ -215,7 +215,8 @@ class Connections:
                 # The pool already waited connect_timeout for a connection: no rerun.
                 raise _translate(exc, self._table) from exc
             except psycopg.Error as exc:
-                transient = _is_lost(exc) or exc.sqlstate in _RETRYABLE_CONFLICTS
+                # A pooler's wait timeout is not a lost server: a rerun would queue again.
+                transient = (_is_lost(exc) and not _pooler_gave_up(exc)) or exc.sqlstate in _RETRYABLE_CONFLICTS
                 if transient and not committing and attempt < self._retries and replayable():
                     if _is_lost(exc):
                         self._discard_broken()
@@ -261,6 +262,11 @@ def _is_lost(exc: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _SHUTDOWN_STATES
 
 
+def _pooler_gave_up(exc: BaseException) -> bool:
+    """PgBouncer dropped a client that queued ``query_wait_timeout`` for a server connection."""
+    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate == "08P01" and "query_wait_timeout" in str(exc)
+
+
 def invalid_value(exc: BaseException, table: str, session_id: str | None) -> InvalidInputError:
     """The error for a value the server refused to store (a DataError, or text it cannot encode)."""
     return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id)
@@ -281,6 +287,12 @@ def _translate(exc: BaseException, table: str, *, committing: bool = False) -> S
         return exc
     if isinstance(exc, PoolTimeout):
         return ConnectionLostError(f"no connection to the PostgreSQL server: {exc}", table=table)
+    if _pooler_gave_up(exc):
+        return BusyError(
+            "the connection pooler gave up waiting for a free server connection "
+            f"(query_wait_timeout); every server connection is busy: {exc}",
+            table=table,
+        )
     if _is_lost(exc):
         outcome = " during COMMIT; the write may or may not have been saved" if committing else ""
         return ConnectionLostError(f"lost the connection to the PostgreSQL server{outcome}: {exc}", table=table)
