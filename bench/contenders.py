@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import types
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agno_storage import SqliteStorage
 from bench.harness import FIELDS, AgnoApi, OursApi, RawFloor, ours_session
 
 TABLE = "agent_sessions"
+#: A read the harness makes through the store's API: "read" by session_id, or "newest" of a "user", an "agent" or "all".
+READS = ("read", "user", "agent", "all")
+#: Values the floor's statements are recorded with; their places in the parameters show how the store binds.
+PROBE_ID, PROBE_USER, PROBE_AGENT, PROBE_LIMIT = "probe-session", "probe-user", "probe-agent", 20
 
 
 class Ours(OursApi):
@@ -55,15 +61,82 @@ class Agno(AgnoApi):
             }
 
 
+class RecordingStorage(SqliteStorage):
+    """This project's SqliteStorage that can also say which SELECT a read runs and what it binds.
+
+    Only for setting up and explaining: the timed contenders use the plain
+    class, so the recorder's check costs them nothing.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._log: list[tuple[str, list[Any]]] | None = None  # first: the constructor already reads
+        super().__init__(*args, **kwargs)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        if self._log is None:
+            return super()._query(sql, params)
+        self._log.append((sql, list(params)))
+        return []
+
+    def statement(self, call: Callable[[], object]) -> tuple[str, list[Any]]:
+        """The one SELECT ``call`` makes the store run, with its parameters; nothing is run.
+
+        The text comes from the store's statement cache and the parameters from
+        its own binding code. Raises RuntimeError if the table is absent or the
+        call does not make exactly one read.
+        """
+        if self._checked_shape(create=False) is None:
+            raise RuntimeError(f"no table {self.table_name!r} in {self.db_path!r} to record reads on")
+        self._log = []
+        try:
+            call()
+        finally:
+            log, self._log = self._log, None
+        if len(log) != 1:
+            raise RuntimeError(f"expected one read statement, the store ran {len(log)}: {log!r}")
+        return log[0]
+
+
+def ours_reads(
+    st: RecordingStorage, session_id: str, user_id: str, agent_id: str, limit: int
+) -> dict[str, tuple[str, list[Any]]]:
+    """For each of READS, the statement and parameters the Ours contender's call makes ``st`` run.
+
+    The calls are the contender's own (``read_one``, ``recent``), so they ask
+    the store exactly what the timed ones do.
+    """
+    api = Ours()
+    api.st = st
+    item = types.SimpleNamespace(session_id=session_id)
+    return {
+        "read": st.statement(lambda: api.read_one(item)),
+        "user": st.statement(lambda: api.recent(user_id, None, limit)),
+        "agent": st.statement(lambda: api.recent(None, agent_id, limit)),
+        "all": st.statement(lambda: api.recent(None, None, limit)),
+    }
+
+
+def _check_binding(read: str, got: list[Any], floor_binds: list[Any]) -> None:
+    if got != floor_binds:
+        raise RuntimeError(
+            f"the store binds {got!r} for its {read!r} statement, the floor {floor_binds!r}: update Floor._statements"
+        )
+
+
 class Floor(RawFloor):
     """Plain sqlite3 running this project's statements on pre-encoded rows.
 
     The table is made by this project's store (same DDL and indexes), the
-    upsert is the store's own statement text, each write is BEGIN IMMEDIATE +
-    upsert ... RETURNING + COMMIT with the same pragmas. Reads fetch the raw
-    row; with ``decode`` they also run ``orjson.loads`` on its JSON columns.
-    ``best_indexes`` lets "newest first" queries use an index made for them.
+    upsert and the SELECTs are the store's own statement text with the same
+    parameters, each write is BEGIN IMMEDIATE + upsert ... RETURNING + COMMIT
+    with the same pragmas. Reads fetch the row as the store's SELECT gives it
+    (JSON columns as UTF-8 bytes); with ``decode`` they also run
+    ``orjson.loads`` on its JSON columns. ``best_indexes`` lets "newest
+    first" of all use an index made for it.
     """
+
+    #: read() asks the store for at most one row; the floor binds the same limit.
+    READ_LIMIT = 1
 
     def __init__(
         self, label: str = "floor (sqlite3)", synchronous: str = "FULL", decode: bool = False, best_indexes: bool = True
@@ -72,20 +145,28 @@ class Floor(RawFloor):
         self.synchronous = synchronous
         self.best_indexes = best_indexes
 
-    def _statements(self, st: SqliteStorage) -> None:
-        # The store's own statement text, so the floor runs the same SQL.
+    def _statements(self, st: RecordingStorage) -> None:
+        # The store's own statement text, so the floor runs the same SQL; the
+        # bindings below are checked against what the store binds.
         self.sql_upsert = st._sql_upsert_returning
-        cols = ", ".join(f'"{n}"' for n in FIELDS)
-        self.sql_read = f'SELECT {cols} FROM "{TABLE}" WHERE "session_id" = ?'  # noqa: S608 - constants
-        order = ' ORDER BY "created_at" DESC, "session_id" LIMIT ?'
-        self.sql_recent = {
-            "user": f'SELECT {cols} FROM "{TABLE}" WHERE "user_id" = ?' + order,  # noqa: S608
-            "agent": f'SELECT {cols} FROM "{TABLE}" WHERE "agent_id" = ?' + order,  # noqa: S608
-            "all": f'SELECT {cols} FROM "{TABLE}"' + order,  # noqa: S608
+        reads = ours_reads(st, PROBE_ID, PROBE_USER, PROBE_AGENT, PROBE_LIMIT)
+        self.sql_read, got = reads["read"]
+        _check_binding("read", got, [PROBE_ID, self.READ_LIMIT])
+        expected: dict[str, list[Any]] = {
+            "user": [PROBE_USER, PROBE_LIMIT],
+            "agent": [PROBE_AGENT, PROBE_LIMIT],
+            "all": [PROBE_LIMIT],
         }
+        self.sql_recent = {}
+        for name, binds in expected.items():
+            self.sql_recent[name], got = reads[name]
+            _check_binding(name, got, binds)
+
+    def read_params(self, session_id: str) -> Sequence[Any]:
+        return (session_id, self.READ_LIMIT)
 
     def open(self, path: str) -> None:
-        st = SqliteStorage(table_name=TABLE, db_file=path, mode="agent", synchronous=self.synchronous)
+        st = RecordingStorage(table_name=TABLE, db_file=path, mode="agent", synchronous=self.synchronous)
         st.create()
         self._statements(st)
         self.store = st
@@ -93,7 +174,11 @@ class Floor(RawFloor):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         if self.best_indexes:
-            # The recency indexes serve user and agent; "all" gets its own.
+            # The recency indexes serve user and agent; "all" gets its own. The
+            # store's "all" statement (ORDER BY "agent_sessions"."created_at"
+            # DESC, "agent_sessions"."session_id") can use it: EXPLAIN QUERY
+            # PLAN gives "SCAN agent_sessions USING INDEX floor_all_recent",
+            # with no temporary B-tree (the report lists the plans).
             conn.execute(f'CREATE INDEX IF NOT EXISTS "floor_all_recent" ON "{TABLE}" (created_at DESC, session_id)')
         self.conn = conn
 

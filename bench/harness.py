@@ -194,11 +194,12 @@ class AgnoApi(SessionApi):
 class RawFloor(Contender):
     """A plain driver connection (``self.conn``) running SQL on pre-encoded rows.
 
-    Subclasses open the connection, set ``sql_upsert``, ``sql_read`` (one
-    session_id parameter) and ``sql_recent`` ("user", "agent", "all"), and
-    write ``upsert_one``. With ``decode`` every row read also goes through
-    ``orjson.loads`` on its JSON columns. ``store`` is the project's store
-    that made the table and the statements; it is closed with the floor.
+    Subclasses open the connection, set ``sql_upsert``, ``sql_read`` (bound
+    with ``read_params``) and ``sql_recent`` ("user", "agent", "all"; bound
+    with the user or agent, then the limit), and write ``upsert_one``. With
+    ``decode`` every row read also goes through ``orjson.loads`` on its JSON
+    columns (str or bytes). ``store`` is the project's store that made the
+    table and the statements; it is closed with the floor.
     """
 
     kind = "floor"
@@ -226,11 +227,16 @@ class RawFloor(Contender):
         if self.decode:
             for row in rows:
                 for i in JSON_POSITIONS:
-                    orjson.loads(row[i])
+                    if row[i] is not None:
+                        orjson.loads(row[i])
         return rows
 
+    def read_params(self, session_id: str) -> Sequence[Any]:
+        """What ``sql_read`` binds to read one session."""
+        return (session_id,)
+
     def read_one(self, item: Any) -> bool:
-        return bool(self._rows(self.sql_read, (item[0],)))
+        return bool(self._rows(self.sql_read, self.read_params(item[0])))
 
     def recent(self, user_id: str | None, agent_id: str | None, limit: int) -> int:
         if user_id is not None:
