@@ -141,12 +141,17 @@ workload): above 1 means agno_storage is faster.
     )
     for note in results["notes"]:
         parts.append(f"> {note}")
-    # Plans for workload 4.
+    # Plans for workloads 2 and 4.
     plan_lines = ["| query | contender | plan |", "|---|---|---|"]
     for r in rows:
         if r.get("plan"):
             plan_lines.append(f"| {r['workload'][3:]} | {r['contender']} | `{r['plan']}` |")
-    parts.append("### Query plans for workload 4\n\n" + "\n".join(plan_lines))
+    parts.append(
+        "### Query plans (workloads 2 and 4)\n\n"
+        "EXPLAIN QUERY PLAN of the statement agno_storage builds for each read (recorded off the store), "
+        "on each contender's own file. The floor runs the same statement text with the same parameters; "
+        "only its indexes may differ.\n\n" + "\n".join(plan_lines)
+    )
 
     mem_lines = [
         "| contender | JSON size | upsert peak | read peak |",

@@ -23,7 +23,7 @@ from agno_storage import SqliteStorage
 from bench import harness
 from bench.child import bulk_dicts
 from bench.config import Config
-from bench.contenders import TABLE, Agno, Floor, Ours
+from bench.contenders import TABLE, Agno, Floor, Ours, RecordingStorage, ours_reads
 from bench.harness import Contender, Entry, Row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +43,17 @@ def _files(workdir: Path, tag: str) -> Callable[[int, Contender], str]:
 def small_writes_and_reads(
     cfg: Config, writers: Sequence[Contender], readers: Sequence[Contender], small: Sequence[dict[str, Any]]
 ) -> list[Row]:
-    """Workloads 1 and 2: upsert new, upsert existing and read small sessions, one transaction each."""
+    """Workloads 1 and 2: upsert new, upsert existing and read small sessions, one transaction each.
+
+    Rows of workload 2 carry ``plan`` (see ``_plans``) for agno_storage and the floors.
+    """
     place = _files(cfg.workdir, "small")
-    return harness.small_writes_and_reads(writers, readers, place, small, cfg.rounds, cfg.small_batch, cfg.read_batch)
+    rows = harness.small_writes_and_reads(writers, readers, place, small, cfg.rounds, cfg.small_batch, cfg.read_batch)
+    plans = _plans(readers, small[0]["session_id"], ("read",))
+    for row in rows:
+        if row["workload"].startswith("2."):
+            row["plan"] = plans.get((row["contender"], "read"), "")
+    return rows
 
 
 def large_writes_and_reads(cfg: Config, contenders: Sequence[Contender], large: Sequence[dict[str, Any]]) -> list[Row]:
@@ -124,35 +132,41 @@ def recent_sessions(cfg: Config) -> list[Row]:
     with harness.closing(contenders):
         for c, p in zip(contenders, paths, strict=True):
             harness.open_at(c, str(p))
-        plans = _plans(floor_path, ours_path, no_rx, contenders[2])
+        plans = _plans(contenders, "r-0000000", ("user", "agent", "all"))
         return harness.newest_20(4, cfg.recent_rows, contenders, cfg.rounds, cfg.recent_ops, cfg.recent_budget_s, plans)
 
 
-def _plans(floor_path: Path, ours_path: Path, no_rx: Path, floor: Contender) -> dict[tuple[str, str], str]:
-    """EXPLAIN QUERY PLAN of each query, to show which index served it."""
-    assert isinstance(floor, Floor)
-    order = ' ORDER BY "agent_sessions"."created_at" DESC, "agent_sessions"."session_id" LIMIT 20'
-    ours_sql = {
-        "user": f'SELECT * FROM "{TABLE}" WHERE "agent_sessions"."user_id" = \'user-0001\'' + order,  # noqa: S608
-        "agent": f'SELECT * FROM "{TABLE}" WHERE "agent_sessions"."agent_id" = \'agent-01\'' + order,  # noqa: S608
-        "all": f'SELECT * FROM "{TABLE}"' + order,  # noqa: S608
-    }
+def _plans(contenders: Sequence[Contender], session_id: str, reads: Sequence[str]) -> dict[tuple[str, str], str]:
+    """EXPLAIN QUERY PLAN of each of ``reads`` (see bench.contenders.READS), per SQLite contender.
+
+    The statement and parameters are recorded from the store itself, on the
+    contender's own file, for the call the Ours contender makes; a floor's
+    statement is checked to be the same text. Keyed by (label, read).
+    """
+    user, agent = harness.RECENT_QUERIES["user"][0][0], harness.RECENT_QUERIES["agent"][0][1]
+    assert user is not None and agent is not None
     out: dict[tuple[str, str], str] = {}
-    for label, path, sqls in (
-        ("agno_storage (recency indexes)", ours_path, ours_sql),
-        ("agno_storage (Go indexes only)", no_rx, ours_sql),
-        ("floor, best index (raw rows)", floor_path, None),
-    ):
-        conn = sqlite3.connect(path)
-        for q in ("user", "agent", "all"):
-            params: tuple[str | int, ...]
-            if sqls is None:
-                sql, params = floor.sql_recent[q], {"user": ("user-0001", 20), "agent": ("agent-01", 20)}.get(q, (20,))
-            else:
-                sql, params = sqls[q], ()
-            plan = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            out[(label, q)] = "; ".join(str(p[-1]) for p in plan)
-        conn.close()
+    for c in contenders:
+        if c.kind not in ("ours", "floor"):
+            continue
+        recorder = RecordingStorage(table_name=TABLE, db_file=c.path, recency_indexes=False)
+        try:
+            statements = ours_reads(recorder, session_id, user, agent, 20)
+        finally:
+            recorder.close()
+        if isinstance(c, Floor):
+            for name in reads:
+                runs = c.sql_read if name == "read" else c.sql_recent[name]
+                if runs != statements[name][0]:
+                    raise RuntimeError(f"{c.label} runs {runs!r} for {name!r}, the store {statements[name][0]!r}")
+        conn = sqlite3.connect(c.path)
+        try:
+            for name in reads:
+                sql, params = statements[name]
+                plan = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+                out[(c.label, name)] = "; ".join(str(p[-1]) for p in plan)
+        finally:
+            conn.close()
     return out
 
 
