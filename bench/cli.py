@@ -108,7 +108,8 @@ def run(
             why_not = f"`go build ./cmd/bench` failed: {getattr(exc, 'stderr', exc)}".strip()
     if why_not is None and binary is not None:
         sessions_file = workdir / "sessions.json"
-        sessions_file.write_bytes(orjson.dumps({"small": small, "large": large}))
+        changed = [sessions.changed(d) for d in small]
+        sessions_file.write_bytes(orjson.dumps({"small": small, harness.CHANGED_SMALL: changed, "large": large}))
         server = GoServer(binary, sessions_file)
         info = server.call(op="info")
         env["sqlite_go"] = info["sqlite_version"]

@@ -28,6 +28,7 @@ import orjson
 
 from agno_storage import AgentSession
 from agno_storage.schema import mode_columns
+from bench import sessions
 
 Row = dict[str, Any]
 #: What one contender's batch in one round gives: (seconds, operations, errors).
@@ -38,6 +39,9 @@ Results = dict[str, dict[str, Any]]
 #: Our session fields, taken from the suite's agno-shaped dicts; both stores bind them in this order.
 FIELDS = tuple(c.name for c in mode_columns(AgentSession.MODE))
 JSON_POSITIONS = (2, 3, 4, 8)  # memory, session_data, extra_data, agent_data
+
+#: The set "upsert existing" writes: the small sessions, changed (a name the Go contender knows too).
+CHANGED_SMALL = "small_changed"
 
 #: The "newest 20" queries, as (user_id, agent_id): each contender cycles through them.
 RECENT_QUERIES: dict[str, list[tuple[str | None, str | None]]] = {
@@ -379,13 +383,17 @@ def small_writes_and_reads(
     """Upsert new, upsert existing and read small sessions, one transaction each.
 
     Each writer gets a store of its own and upserts ``batch`` new sessions a
-    round, then the same sessions again. Readers then read back what was
-    written; a reader with a twin opens the twin's store first.
+    round, then the same sessions again with changed content (set
+    CHANGED_SMALL, ``sessions.changed``: the same change for everyone).
+    Readers then read back what was written; a reader with a twin opens the
+    twin's store first.
     """
     open_all(writers, place, "small", small)
-    upsert = upsert_batches("small", batch)
-    out = timed("1. upsert new small", writers, rounds, upsert)
-    out += timed("1. upsert existing small", writers, rounds, upsert)
+    changed = [sessions.changed(d) for d in small]
+    for c in writers:
+        c.prepare(CHANGED_SMALL, changed)
+    out = timed("1. upsert new small", writers, rounds, upsert_batches("small", batch))
+    out += timed("1. upsert existing small", writers, rounds, upsert_batches(CHANGED_SMALL, batch))
     for c in readers:
         if c.twin is not None:
             open_at(c, c.twin.path)

@@ -129,6 +129,20 @@ def agno_session(
     }
 
 
+def changed(d: dict[str, Any]) -> dict[str, Any]:
+    """Session ``d`` as its agent writes it back after one more step; ``d`` is left as it is.
+
+    The session state's step moves on and extra_data gains a revision: two
+    JSON columns differ from ``d``'s, the size barely. What every contender
+    writes in "upsert existing", so none resends a row identical to the
+    stored one.
+    """
+    out: dict[str, Any] = orjson.loads(orjson.dumps(d))
+    out["session_data"]["session_state"]["step"] += 1
+    out["extra_data"]["revision"] = 1
+    return out
+
+
 def small(i: int, **kw: Any) -> dict[str, Any]:
     return agno_session(i, n_runs=SMALL_RUNS, **kw)
 
