@@ -337,11 +337,26 @@ def upsert_batches(name: str, n: int) -> Callable[[Contender, int], Batch]:
 
 
 def read_batches(name: str, n: int, written: int | None = None) -> Callable[[Contender, int], Batch]:
-    """Round r reads n sessions of set ``name`` from r*n on, or within the first ``written`` if given."""
+    """Round r reads n sessions of set ``name`` from r*n on.
+
+    With ``written`` (at least n) the reads stay within the first ``written``
+    sessions, wrapping around to the first: every session is read as often
+    as any other, give or take one, whatever the sizes. (Windows that stopped
+    short of the end left the last sessions written unread.)
+    """
+    if written is not None and not 0 < n <= written:
+        raise ValueError(f"cannot read {n} sessions a round out of {written}")
 
     def run(c: Contender, r: int) -> Batch:
-        start = r * n if written is None else (r * n) % max(written - n, 1)
-        s, e = c.read(name, start, n)
+        if written is None:
+            s, e = c.read(name, r * n, n)
+            return s, n, e
+        start = (r * n) % written
+        head = min(n, written - start)
+        s, e = c.read(name, start, head)
+        if head < n:
+            s2, e2 = c.read(name, 0, n - head)
+            s, e = s + s2, e + e2
         return s, n, e
 
     return run
