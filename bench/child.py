@@ -155,27 +155,41 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write(args: argparse.Namespace) -> dict[str, Any]:
-    """One writer sharing a file: upsert n small sessions one at a time, counting errors."""
+    """One writer sharing a file: upsert n small sessions one at a time, counting errors.
+
+    A failed upsert is counted and the loop goes on, as the Go writer does
+    with every error its Upsert returns. The store promises StorageError;
+    anything else is counted as well, and also as ``unexpected`` (a store
+    bug worth a look), instead of ending the writer. Samples name the type.
+    """
     st = SqliteStorage(table_name=TABLE, db_file=args.db)
     st.create()
     items = [ours_session(TEMPLATE_DICTS[i % TEMPLATES], session_id=f"{args.prefix}-{i:06d}") for i in range(args.n)]
     wait = args.start_at - time.time()
     if wait > 0:
         time.sleep(wait)
-    errors, count = 0, 0
+    errors, unexpected, count = 0, 0, 0
     samples: list[str] = []
     start = time.time()
     for item in items:
         try:
             st.upsert(item)
             count += 1
-        except StorageError as exc:
+        except Exception as exc:
             errors += 1
+            unexpected += not isinstance(exc, StorageError)
             if len(samples) < 5:
-                samples.append(str(exc))
+                samples.append(f"{type(exc).__name__}: {exc}")
     end = time.time()
     st.close()
-    return {"count": count, "errors": errors, "error_samples": samples, "start": start, "end": end}
+    return {
+        "count": count,
+        "errors": errors,
+        "unexpected": unexpected,
+        "error_samples": samples,
+        "start": start,
+        "end": end,
+    }
 
 
 def large_mem(args: argparse.Namespace) -> dict[str, Any]:

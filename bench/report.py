@@ -108,6 +108,24 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _per_writer(c: dict[str, Any]) -> str:
+    """Workload 6's counts per writer process, totalled over its rounds ('' for results without them)."""
+    if not c.get("per_writer"):
+        return ""
+    lines = [
+        "",
+        f"Per writer, over {c['rounds']} round(s). Every writer counts a failed upsert and goes on; "
+        "*unexpected* are failures outside the store's own error type (for agno_storage anything but "
+        "StorageError) and the sessions of a writer that died.",
+        "",
+        "| writer | sessions written | errors | unexpected |",
+        "|---|---:|---:|---:|",
+    ]
+    for w in c["per_writer"]:
+        lines.append(f"| {w['writer']} | {w['written']:,} | {w['errors']} | {w['unexpected']} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(results: dict[str, Any], chart_name: str = "benchmarks.png") -> str:
     env = results["env"]
     rows = results["rows"]
@@ -182,6 +200,7 @@ each upsert {c["per_process"]:,} small sessions into one file at the same moment
 | errors | {c["errors"]} |
 | every row stored | {"yes" if c["rows_ok"] else "NO"} |
 """
+        + _per_writer(c)
         + (f"\nError samples: {c['error_samples']}\n" if c["error_samples"] else "")
     )
     # Recency index write cost.
@@ -306,6 +325,8 @@ def summary(results: dict[str, Any]) -> str:
         lines.append(f"{'ok  ' if met else 'MISS' if met is not None else '--  '} {name}: {got} (needed {need})")
     c = results["concurrent"]
     lines.append(f"concurrent: alone {c['alone_per_s']:.0f}/s, shared {c['shared_per_s']:.0f}/s, errors {c['errors']}")
+    for w in c.get("per_writer", []):
+        lines.append(f"  {w['writer']}: {w['written']} written, {w['errors']} errors ({w['unexpected']} unexpected)")
     if "postgres" in results:
         from bench import pg_report
 

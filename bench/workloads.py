@@ -218,11 +218,39 @@ def large_memory(cfg: Config) -> list[dict[str, Any]]:
     return out
 
 
+def _writer_result(proc: subprocess.Popen[str], n: int) -> dict[str, Any]:
+    """What one shared-file writer printed; one that died without a result wrote nothing: n errors.
+
+    Keys as bench.child's ``write``; a dead writer's errors are all
+    ``unexpected`` too, and it has no ``start`` or ``end``.
+    """
+    out, err = proc.communicate()
+    if proc.returncode == 0:
+        try:
+            got: dict[str, Any] = json.loads(out)
+            return got
+        except json.JSONDecodeError:
+            pass
+    last = (err or out or "").strip().splitlines()[-1:]
+    return {
+        "count": 0,
+        "errors": n,
+        "unexpected": n,
+        "error_samples": [f"writer exited with code {proc.returncode}: {' '.join(last)}"],
+    }
+
+
 def concurrent_writers(cfg: Config, go_binary: Path | None, sessions_file: Path | None) -> dict[str, Any]:
-    """Workload 6: two Python writers (and one Go writer) sharing one file, against one writer alone."""
+    """Workload 6: two Python writers (and one Go writer) sharing one file, against one writer alone.
+
+    Every writer counts its failed upserts and goes on (a writer that dies
+    counts all it did not write); ``per_writer`` gives each one's totals over
+    the rounds.
+    """
     n = cfg.concurrent_n
     alone: list[float] = []
     shared: list[dict[str, Any]] = []
+    per_writer: dict[str, dict[str, int]] = {}
     for r in range(cfg.concurrent_rounds):
         for step in harness.alternating(("alone", "shared"), r):
             db = _fresh(cfg.workdir / f"concurrent-{step}.db")
@@ -231,52 +259,38 @@ def concurrent_writers(cfg: Config, go_binary: Path | None, sessions_file: Path 
                 got = _child("write", "--db", db, "--n", str(n), "--prefix", "solo")
                 alone.append(got["count"] / (got["end"] - got["start"]))
                 continue
-            start_at = time.time() + 2.0  # let every process load before the first write
-            cmds = [
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.child",
-                    "write",
-                    "--db",
-                    db,
-                    "--n",
-                    str(n),
-                    "--prefix",
-                    p,
-                    "--start-at",
-                    str(start_at),
-                ]
-                for p in ("py1", "py2")
-            ]
+            start_at = str(time.time() + 2.0)  # let every process load before the first write
+            child = [sys.executable, "-m", "bench.child", "write", "--db", db, "--n", str(n)]
+            cmds = {
+                f"agno_storage, process {k}": [*child, "--prefix", f"py{k}", "--start-at", start_at] for k in (1, 2)
+            }
             if go_binary is not None and sessions_file is not None:
-                cmds.append(
-                    [
-                        str(go_binary),
-                        "-sessions",
-                        str(sessions_file),
-                        "-db",
-                        db,
-                        "-write",
-                        str(n),
-                        "-prefix",
-                        "go",
-                        "-start-at",
-                        str(start_at),
-                    ]
-                )
-            procs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, text=True) for c in cmds]
-            results = [json.loads(p.communicate()[0]) for p in procs]
-            span = max(x["end"] for x in results) - min(x["start"] for x in results)
-            total = sum(x["count"] for x in results)
+                cmds["agno-golang (model)"] = [
+                    str(go_binary),
+                    *("-sessions", str(sessions_file), "-db", db, "-write", str(n)),
+                    *("-prefix", "go", "-start-at", start_at),
+                ]
+            procs = {
+                label: subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for label, c in cmds.items()
+            }
+            results = {label: _writer_result(proc, n) for label, proc in procs.items()}
+            for label, x in results.items():
+                totals = per_writer.setdefault(label, {"written": 0, "errors": 0, "unexpected": 0})
+                totals["written"] += x["count"]
+                totals["errors"] += x["errors"]
+                totals["unexpected"] += x.get("unexpected", 0)
+            live = [x for x in results.values() if "start" in x]
+            span = max(x["end"] for x in live) - min(x["start"] for x in live) if live else 0.0
+            total = sum(x["count"] for x in results.values())
             conn = sqlite3.connect(db)
             stored = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]  # noqa: S608
             conn.close()
             shared.append(
                 {
-                    "throughput": total / span,
-                    "errors": sum(x["errors"] for x in results),
-                    "samples": [s for x in results for s in x["error_samples"]][:5],
+                    "throughput": total / span if span > 0 else 0.0,
+                    "errors": sum(x["errors"] for x in results.values()),
+                    "samples": [f"{label}: {s}" for label, x in results.items() for s in x["error_samples"]][:5],
                     "writers": len(results),
                     "stored": stored,
                     "expected": total,
@@ -293,6 +307,7 @@ def concurrent_writers(cfg: Config, go_binary: Path | None, sessions_file: Path 
         "ratio": many / one,
         "errors": sum(x["errors"] for x in shared),
         "error_samples": [s for x in shared for s in x["samples"]][:5],
+        "per_writer": [{"writer": label, **totals} for label, totals in per_writer.items()],
         "rows_ok": all(x["stored"] == x["expected"] for x in shared),
         "rounds": len(shared),
     }
