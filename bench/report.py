@@ -150,7 +150,10 @@ Run `{results["command"]}` on {results["date"]} ({results["mode"]} mode, {result
 
 Medians over interleaved rounds (see each workload's rounds in the configuration below).
 "Speed-up" is the contender's median time divided by agno_storage's (first row of the
-workload): above 1 means agno_storage is faster.
+workload): above 1 means agno_storage is faster. "Upsert existing" writes every session
+again with changed content (its state one step on, a revision in extra_data), the same
+change for every contender. The floor runs agno_storage's own statements, upsert and
+SELECTs, with the same parameters.
 
 ![benchmark chart]({chart_name})
 
