@@ -156,12 +156,57 @@ def test_upgrade_adds_the_column_and_keeps_every_row(tmp_path: Path) -> None:
     assert table.pks == ["session_id"]
 
 
+def _columns(path: Path, table: str) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))]
+
+
 def test_auto_upgrade_schema_upgrades_on_open(tmp_path: Path) -> None:
     path = _pre12_copy(tmp_path)
+    assert "team_session_id" not in _columns(path, "agent_sessions")
     store = SqliteStorage("agent_sessions", db_file=path, mode="agent", auto_upgrade_schema=True)
+    # Upgraded by the constructor, before any read or write.
+    assert _columns(path, "agent_sessions").count("team_session_id") == 1
     assert store.list(), "the old rows read after the automatic upgrade"
     shape = store.schema_shape()
     assert shape is not None and shape.version == CURRENT_VERSION
+    store.close()
+
+
+def test_old_team_table_is_upgraded_in_place(tmp_path: Path) -> None:
+    # agno before 1.2 made team tables without team_session_id, as it did agent tables.
+    path = tmp_path / "team_pre12.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE team_sessions (session_id VARCHAR NOT NULL, user_id VARCHAR, memory JSON, "
+            "session_data JSON, extra_data JSON, created_at INTEGER, updated_at INTEGER, team_id VARCHAR, "
+            "team_data JSON, PRIMARY KEY (session_id))"
+        )
+        conn.execute("CREATE INDEX ix_team_sessions_team_id ON team_sessions (team_id)")
+        conn.execute(
+            "INSERT INTO team_sessions VALUES ('t1', 'u1', '{\"runs\": []}', null, null, 5, null, 'team-a', "
+            '\'{"name": "crew"}\')'
+        )
+    store = SqliteStorage("team_sessions", db_file=path, mode="team")
+    with pytest.raises(SchemaVersionError, match=r"upgrade_schema\(\)"):
+        store.read("t1")
+    store.upgrade_schema()
+    assert _columns(path, "team_sessions")[-1] == "team_session_id"
+    old = store.read("t1")
+    assert old is not None
+    assert (old.team_id, old.team_data, old.memory, old.team_session_id) == (
+        "team-a",
+        {"name": "crew"},
+        {"runs": []},
+        None,
+    )
+    store.upsert(make_session(Mode.TEAM, "t2", team_session_id="parent"))
+    new = store.read("t2")
+    assert new is not None and new.team_session_id == "parent"
+    with sqlite3.connect(path) as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert indexes == {"ix_team_sessions_team_id", "sqlite_autoindex_team_sessions_1"}, "no index added"
+    store.close()
 
 
 def _upgrade(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
@@ -223,10 +268,34 @@ def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> 
     path = tmp_path / "x.db"
     with sqlite3.connect(path) as conn:
         conn.execute(ddl)
-    before = _master(path)
+    before = path.read_bytes()
     with pytest.raises(SchemaMismatchError):
         SqliteStorage("s", db_file=path, mode="agent")
-    assert _master(path) == before
+    assert path.read_bytes() == before, "not even the journal mode changes"
+    assert not Path(f"{path}-wal").exists()
+
+
+@pytest.mark.parametrize("fixture", ["agno_team.db", "go_workflow.db"])
+def test_another_modes_table_is_refused_and_the_file_left_byte_for_byte(tmp_path: Path, fixture: str) -> None:
+    path = tmp_path / fixture
+    shutil.copy(FIXTURES / fixture, path)
+    with sqlite3.connect(path) as conn:
+        table, journal = (
+            conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchone()[0],
+            conn.execute("PRAGMA journal_mode").fetchone()[0],
+        )
+    before = path.read_bytes()
+    with pytest.raises(SchemaMismatchError):
+        SqliteStorage(table, db_file=path, mode="agent")
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
+    # The right mode opens it and switches it to WAL.
+    store = SqliteStorage(table, db_file=path, mode="team" if "team" in fixture else "workflow")
+    assert store.list()
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_a_v2_table_is_not_a_v1_workflow_table(tmp_path: Path) -> None:

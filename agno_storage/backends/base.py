@@ -123,6 +123,16 @@ class BaseStorage(abc.ABC):
         columns, indexes, table_sql = layout
         return schema.inspect_shape(self.table_name, self._mode, columns, indexes, table_sql)
 
+    def _check_on_open(self) -> None:
+        """Refuse another mode's table now, before anything is written; upgrade an old one if asked to."""
+        shape = self._inspect()
+        self._fit_to_write()
+        if shape is not None and shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
+            self._checked_shape(create=False)
+
+    def _fit_to_write(self) -> None:  # noqa: B027 - a hook; an engine with nothing to defer leaves it empty
+        """Called once the table is known to be this mode's, or absent: the store may change the file now."""
+
     def _checked_shape(self, *, create: bool) -> TableShape | None:
         """The table's shape once it is known to be current; ``None`` if absent and not created.
 

@@ -92,8 +92,9 @@ class PostgresStorage(BaseStorage):
             configure=_configure,
         )
         self._build_sql()
-        # Fail now, before anything is written, if the table is another mode's.
-        self._inspect()
+        # Fail now, before anything is written, if the table is another mode's;
+        # upgrade an old one now if auto_upgrade_schema says so.
+        self._check_on_open()
 
     def _build_sql(self) -> None:
         columns = schema.mode_columns(self.mode)

@@ -61,7 +61,10 @@ class SqliteStorage(BaseStorage):
     :class:`BusyError`. ``recency_indexes`` adds two indexes beside the Go
     port's when this object creates the table (see docs/benchmarks.md): they
     make "newest sessions of a user / an entity" an index walk, at a small cost
-    per write. Opening the file switches it to WAL mode, persistently.
+    per write. Opening the file switches it to WAL mode, persistently, once
+    the table is known to be this mode's or absent: a refused open leaves the
+    file as it was. With ``auto_upgrade_schema`` an old table is upgraded
+    before the constructor returns.
     """
 
     def __init__(
@@ -99,8 +102,20 @@ class SqliteStorage(BaseStorage):
         self._memory: _Handle | None = None
         self._memory_lock = threading.RLock()
         self._build_sql()
-        # Fail now, before anything is written, if the table is another mode's.
-        self._inspect()
+        # The journal mode is a write to the file too: it waits until the
+        # table is known to be this mode's (or absent).
+        self._wal_allowed = False
+        try:
+            self._check_on_open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _fit_to_write(self) -> None:
+        self._wal_allowed = True
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None:
+            self._use_wal(handle.conn)
 
     def _build_sql(self) -> None:
         t = quote(self.table_name)
@@ -137,14 +152,11 @@ class SqliteStorage(BaseStorage):
         path = ":memory:" if self.db_path is None else self.db_path
         try:
             conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-            if self.db_path is not None:
-                journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(journal).lower() != "wal":
-                    conn.close()
-                    raise StorageError(f"cannot use WAL journal mode on {path!r} (got {journal!r})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.value}")
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
+        if self._wal_allowed:
+            self._use_wal(conn)
         handle = _Handle(conn)
         pid = os.getpid()
         with self._handles_lock:
@@ -156,6 +168,19 @@ class SqliteStorage(BaseStorage):
         for old in ended:
             old.conn.close()
         return handle
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a file database to WAL (persistent); raise StorageError if SQLite refuses."""
+        if self.db_path is None:
+            return
+        try:
+            journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _translate(exc, self.table_name) from exc
+        if str(journal).lower() != "wal":
+            conn.close()
+            raise StorageError(f"cannot use WAL journal mode on {self.db_path!r} (got {journal!r})")
 
     def _memory_handle(self) -> _Handle:
         if self._memory is None or self._memory.pid != os.getpid():
