@@ -16,8 +16,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-import cattrs
 import orjson
 
 from agno_storage.errors import CorruptRowError, InvalidInputError
@@ -322,28 +320,3 @@ def _decode_timestamp(value: Any, table: str, sid: Any, column: str) -> int:
             session_id=sid,
             column=column,
         ) from exc
-
-
-# --- dict form ------------------------------------------------------------
-
-
-def make_converter() -> cattrs.Converter:
-    """The converter between sessions and plain dicts (agno's ``to_dict`` form)."""
-    converter = cattrs.Converter()
-    for cls in SESSION_CLASSES.values():
-        converter.register_structure_hook(cls, _structure_hook(cls))
-    return converter
-
-
-def _structure_hook(cls: type[Session]) -> Any:
-    names = {a.name for a in attrs.fields(cls)}
-
-    def structure(data: Any, _: Any) -> Session:
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"{cls.__name__} needs a dict, got {type(data).__name__}")
-        unknown = set(data) - names
-        if unknown:
-            raise InvalidInputError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
-        return cls(**data)
-
-    return structure
