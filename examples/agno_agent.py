@@ -39,8 +39,24 @@ def main() -> None:
     stored = SqliteStorage(table_name="agent_sessions", db_file=db_file).read("example-session")
     assert stored is not None
     runs = (stored.memory or {}).get("runs", [])
+    # The whole row is long (every run keeps its messages and metrics); show
+    # its ids, timestamps and the conversation each stored run holds.
+    shown = {
+        "session_id": stored.session_id,
+        "user_id": stored.user_id,
+        "agent_id": stored.agent_id,
+        "created_at": stored.created_at,
+        "updated_at": stored.updated_at,
+        "runs": len(runs),
+        "messages": [
+            f"{m['role']}: {m['content']}"
+            for run in runs
+            for m in run.get("messages") or []
+            if m.get("role") in ("user", "assistant") and not m.get("from_history")
+        ],
+    }
     print(f"\nstored in {db_file}:")
-    print(json.dumps({"session_id": stored.session_id, "user_id": stored.user_id, "runs": len(runs)}, indent=2))
+    print(json.dumps(shown, indent=2))
 
 
 if __name__ == "__main__":
