@@ -286,6 +286,106 @@ def test_pre_1_2_agent_table_is_upgraded_in_place(
     ) == [(1,)]
 
 
+def agno_catalog(pg_server: PgServer, mode: str) -> dict[str, Any]:
+    """The columns and indexes of a table agno 1.8.4 makes now for ``mode``, in any order."""
+    table = fresh_name(f"agno_{mode}_")
+    theirs = agno_store(pg_server, table, mode)
+    theirs.create()
+    try:
+        return unordered(table_catalog(pg_server.dsn, "ai", table))
+    finally:
+        theirs.drop()
+        theirs.db_engine.dispose()
+
+
+def unordered(catalog: dict[str, Any]) -> dict[str, Any]:
+    # An added column comes last, where agno's CREATE TABLE puts it in between.
+    return {"columns": sorted(catalog["columns"]), "indexes": catalog["indexes"]}
+
+
+def make_old_table(pg_server: PgServer, mode: str, session: Any, missing: list[str]) -> str:
+    """agno's ``mode`` table holding ``session``, then without the columns ``missing``; its name."""
+    table = fresh_name(f"old_{mode}_")
+    theirs = agno_store(pg_server, table, mode)
+    theirs.create()
+    theirs.upsert(session)
+    theirs.db_engine.dispose()
+    drops = ", ".join(f"DROP COLUMN {name}" for name in missing)
+    fetch(pg_server.dsn, f'ALTER TABLE ai."{table}" {drops}')
+    assert not {c[0] for c in table_catalog(pg_server.dsn, "ai", table)["columns"]} & set(missing)
+    return table
+
+
+def assert_refused_until_upgraded(store: PostgresStorage, missing: list[str]) -> None:
+    """Reads and writes raise SchemaVersionError naming upgrade_schema() and the missing columns."""
+    for call in (lambda: store.read("old"), lambda: store.upsert(CLASSES[store.mode.value](session_id="new"))):
+        with pytest.raises(SchemaVersionError, match=r"upgrade_schema\(\)") as info:
+            call()
+        assert info.value.table == store.table_name
+        assert (info.value.found_version, info.value.current_version) == (1, 2)
+        assert all(name in str(info.value) for name in missing)
+
+
+def test_workflow_v2_table_without_name_and_runs_is_upgraded_in_place(
+    pg_server: PgServer, stores: list[PostgresStorage], agno_pg: Any
+) -> None:
+    from agno.storage.session.v2.workflow import WorkflowSession as AgnoWorkflowSessionV2
+
+    missing = ["workflow_name", "runs"]
+    old = AgnoWorkflowSessionV2(
+        session_id="old", user_id="u", workflow_id="w", workflow_data={"steps": 1}, session_data={"n": 2}
+    )
+    table = make_old_table(pg_server, "workflow_v2", old, missing)
+    before = table_catalog(pg_server.dsn, "ai", table)
+
+    ours = open_store(stores, pg_server.dsn, "workflow_v2", table_name=table)
+    assert_refused_until_upgraded(ours, missing)
+    assert table_catalog(pg_server.dsn, "ai", table) == before  # refusing changed nothing
+
+    ours.upgrade_schema()
+    shape = ours.schema_shape()
+    assert shape is not None and shape.version == 2 and shape.missing == frozenset()
+    assert unordered(table_catalog(pg_server.dsn, "ai", table)) == agno_catalog(pg_server, "workflow_v2")
+    got = ours.read("old")
+    assert got is not None and got.created_at is not None
+    assert got == WorkflowSessionV2(
+        session_id="old",
+        user_id="u",
+        workflow_id="w",
+        workflow_data={"steps": 1},
+        session_data={"n": 2},
+        created_at=got.created_at,
+    )
+
+    runs = [{"run_id": "r1", "status": "COMPLETED"}, {"run_id": "r2", "status": "RUNNING"}]
+    new = WorkflowSessionV2(session_id="new", user_id="u", workflow_id="w", workflow_name="pipeline", runs=runs)
+    ours.upsert(new)
+    reopened = open_store(stores, pg_server.dsn, "workflow_v2", table_name=table)
+    back = reopened.read("new")
+    assert back is not None and (back.workflow_name, back.runs) == ("pipeline", runs)
+    assert fetch(pg_server.dsn, f'SELECT workflow_name, runs FROM ai."{table}" WHERE session_id = %s', ("new",)) == [
+        ("pipeline", runs)
+    ]
+
+
+def test_pre_1_2_team_table_is_upgraded_in_place(
+    pg_server: PgServer, stores: list[PostgresStorage], agno_pg: Any
+) -> None:
+    from agno.storage.session.team import TeamSession as AgnoTeamSession
+
+    old = AgnoTeamSession(session_id="old", user_id="u", team_id="t", memory={"m": 1})
+    table = make_old_table(pg_server, "team", old, ["team_session_id"])
+
+    ours = open_store(stores, pg_server.dsn, "team", table_name=table)
+    assert_refused_until_upgraded(ours, ["team_session_id"])
+    ours.upgrade_schema()
+    assert unordered(table_catalog(pg_server.dsn, "ai", table)) == agno_catalog(pg_server, "team")
+    got = ours.read("old")
+    assert got is not None and (got.team_id, got.memory, got.team_session_id) == ("t", {"m": 1}, None)
+    ours.upsert(attrs.evolve(got, team_session_id="ts"))
+    assert fetch(pg_server.dsn, f'SELECT team_session_id FROM ai."{table}"') == [("ts",)]
+
+
 def test_another_modes_table_raises(dsn: str, stores: list[PostgresStorage]) -> None:
     team = open_store(stores, dsn, "team")
     team.create()
