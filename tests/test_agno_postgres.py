@@ -48,14 +48,20 @@ def test_history_on_postgresql_reaches_the_model_in_a_new_process(kind: str, pg_
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_session_written_by_agnos_postgres_store_resumes_on_ours(kind: str, pg_url: str) -> None:
-    seen = seen_by_model(continue_elsewhere(kind, "agno", "ours-pg", pg_url))
+    result = continue_elsewhere(kind, "agno", "ours-pg", pg_url)
+    seen = seen_by_model(result)
     assert "first question" in seen and "second question" in seen
+    # The v2 workflow's own runs came from the workflow_v2 table, not only the step agent's.
+    assert result["loaded_runs"] == (2 if kind == "workflow_v2" else None)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_session_written_by_us_resumes_on_agnos_postgres_store(kind: str, pg_url: str) -> None:
-    seen = seen_by_model(continue_elsewhere(kind, "ours-pg", "agno", pg_url))
+    result = continue_elsewhere(kind, "ours-pg", "agno", pg_url)
+    seen = seen_by_model(result)
     assert "first question" in seen and "second question" in seen
+    # The v2 workflow's own runs came from the workflow_v2 table, not only the step agent's.
+    assert result["loaded_runs"] == (2 if kind == "workflow_v2" else None)
 
 
 def chat(storage_class: type[SqliteStorage] | type[PostgresStorage], url: str, message: str) -> FakeModel:
