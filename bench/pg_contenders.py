@@ -13,11 +13,13 @@ from typing import Any
 
 import psycopg
 
+from agno_storage.backends.base import filter_kind
 from agno_storage.backends.postgres import PostgresStorage
 from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 
 SCHEMA = "ai"
-ORDER = ' ORDER BY "created_at" DESC NULLS LAST, "session_id" COLLATE "C" LIMIT %s'
+#: read() asks the store for at most one row; the floor binds the same limit.
+READ_LIMIT = 1
 
 
 class PgOurs(OursApi):
@@ -55,8 +57,8 @@ class PgFloor(RawFloor):
     """Plain psycopg on one connection running the store's own statements on pre-encoded rows.
 
     The table is made by this project's store (agno's DDL), the statements
-    are the store's text (upsert with the owner check and RETURNING, select
-    with ``::text`` JSON columns), composed once. The connection is in
+    are the store's text (upsert with the owner check and RETURNING, the
+    SELECTs its reads and lists build), composed once. The connection is in
     autocommit with ``prepare_threshold=None``, as the store's are. By default
     each upsert is a single statement (its own implicit transaction); with
     ``explicit_tx`` it is BEGIN + upsert + COMMIT, the store's three round
@@ -75,13 +77,18 @@ class PgFloor(RawFloor):
         st.create()
         self.store = st
         self.sql_upsert = st._sql_upsert_returning
-        select = st._sql_select
-        self.sql_read = select + ' WHERE "session_id" = %s'
+        # The SELECTs the store builds for read() (by id, LIMIT 1) and for
+        # list(user_id= / entity_id= / neither, limit=), bound the same way.
+        some, anyone = filter_kind("x"), filter_kind(None)
+        self.sql_read = st._build_select(True, anyone, anyone, True, False)
         self.sql_recent = {
-            "user": select + ' WHERE "user_id" = %s' + ORDER,
-            "agent": select + ' WHERE "agent_id" = %s' + ORDER,
-            "all": select + ORDER,
+            "user": st._build_select(False, some, anyone, True, False),
+            "agent": st._build_select(False, anyone, some, True, False),
+            "all": st._build_select(False, anyone, anyone, True, False),
         }
+
+    def read_params(self, session_id: str) -> Sequence[Any]:
+        return (session_id, READ_LIMIT)
 
     def open(self, path: str) -> None:
         self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None)
