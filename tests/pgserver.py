@@ -38,7 +38,7 @@ from pathlib import Path
 try:
     from tests.support import require
 except ImportError:  # tests/ is on sys.path but the repository root is not
-    from support import require  # type: ignore[no-redef]
+    from support import require  # type: ignore[no-redef,import-not-found]
 
 #: Set to ``1`` (as CI does) to turn a missing server or driver into a failure.
 REQUIRE_ENV = "AGNO_STORAGE_REQUIRE_PG"
