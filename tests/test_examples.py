@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.pgserver import PgServer, create_database, require_pg
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,9 +43,80 @@ def test_demo_writes_lists_and_reads_back_all_four_modes(tmp_path: Path) -> None
 def test_agno_agent_example_prints_the_stored_session(tmp_path: Path) -> None:
     pytest.importorskip("agno")
     out = run("agno_agent.py", env={"TMPDIR": str(tmp_path)})
-    assert "session_id" in out
+    replies, _, stored = out.partition("\nstored in ")
+    # One Agent, two runs: the second reply is the model's second call.
+    assert "reply #1: What is SQLite?" in replies and "reply #2: And what did I just ask?" in replies
+    db_file, _, summary = stored.partition(":\n")
+    assert Path(db_file).is_relative_to(tmp_path) and Path(db_file).is_file(), out
+    printed = json.loads(summary)
+    ids = (printed["session_id"], printed["user_id"], printed["agent_id"])
+    assert ids[:2] == ("example-session", "example-user") and printed["runs"] == 2
+    assert printed["messages"] == [
+        "user: What is SQLite?",
+        "assistant: reply #1: What is SQLite?",
+        "user: And what did I just ask?",
+        "assistant: reply #2: And what did I just ask?",
+    ]
+    # What it printed is what the file holds.
+    with contextlib.closing(sqlite3.connect(db_file)) as conn:
+        rows = conn.execute(
+            "SELECT session_id, user_id, agent_id, created_at, updated_at, json_array_length(memory, '$.runs')"
+            " FROM agent_sessions"
+        ).fetchall()
+    assert rows == [(*ids, printed["created_at"], printed["updated_at"], printed["runs"])]
 
 
-def test_postgres_example_moves_a_session_by_url(pg_server: object) -> None:
-    out = run("postgres_agent.py", env={"AGNO_STORAGE_PG_URL": pg_server.dsn})  # type: ignore[attr-defined]
-    assert "sqlite:" in out and "postgresql:" in out
+#: One line of examples/postgres_agent.py: engine, session_id, memory, created_at.
+_STORED = re.compile(r"^(sqlite|postgresql):\s+(\S+) (\{.*\}) (\d+)$", re.MULTILINE)
+
+
+def test_postgres_example_moves_a_session_by_url(pg_server: PgServer) -> None:
+    before = int(time.time())
+    out = run("postgres_agent.py", env={"AGNO_STORAGE_PG_URL": pg_server.dsn})
+    after = int(time.time())
+    printed = {m[1]: (m[2], ast.literal_eval(m[3]), int(m[4])) for m in _STORED.finditer(out)}
+    assert sorted(printed) == ["postgresql", "sqlite"], out
+    for session_id, memory, created_at in printed.values():
+        assert session_id == "demo-1"
+        assert memory == {"runs": [{"input": "hi", "content": "hello"}]}
+        assert before <= created_at <= after
+
+
+#: One turn of examples/agno_postgres.py: the question, the reply, the earlier questions loaded.
+_TURN = re.compile(r"^> (.*)\n(.*)\n  \(history loaded: (.*)\)$", re.MULTILINE)
+
+
+def turns(out: str) -> list[tuple[str, str, list[str]]]:
+    return [(m[1], m[2], ast.literal_eval(m[3])) for m in _TURN.finditer(out)]
+
+
+def test_agno_postgres_example_moves_the_agent_to_postgresql_by_its_url(pg_server: PgServer, tmp_path: Path) -> None:
+    pytest.importorskip("agno")
+    import psycopg
+
+    sqlite_url = f"sqlite:///{tmp_path}/agno.db"
+    pg_url = create_database(pg_server, "example_agno_postgres")
+    urls = [sqlite_url, pg_url, pg_url]
+    # TMPDIR: the script's default SQLite file, were the URL ignored, is the test's own.
+    outs = [run("agno_postgres.py", env={"AGNO_STORAGE_URL": url, "TMPDIR": str(tmp_path)}) for url in urls]
+    assert [out.splitlines()[0] for out in outs] == [f"storage: {url}" for url in urls]
+    (on_sqlite,), (first, second) = turns(outs[0]), turns(outs[1]) + turns(outs[2])
+    for question, reply, _ in (on_sqlite, first, second):
+        assert re.fullmatch(r"Hello, pid \d+", question) and reply == f"reply #1: {question}"
+    # PostgreSQL starts empty (the URL moves the agent, not its data); the next run resumes there.
+    assert (on_sqlite[2], first[2], second[2]) == ([], [], [first[0]])
+    assert (tmp_path / "agno.db").is_file()
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT session_id, user_id, jsonb_array_length(memory->'runs') FROM ai.agent_sessions")
+        assert rows.fetchall() == [("example-session", "example-user", 2)]
+
+
+def test_agno_postgres_example_runs_two_turns_on_a_local_server() -> None:
+    pytest.importorskip("agno")
+    require_pg()
+    out = run("agno_postgres.py", "--local-postgres")
+    assert re.fullmatch(r"storage: postgresql://\S+", out.splitlines()[0]), out
+    assert turns(out) == [
+        ("Hello from PostgreSQL", "reply #1: Hello from PostgreSQL", []),
+        ("What did I say before?", "reply #1: What did I say before?", ["Hello from PostgreSQL"]),
+    ]
