@@ -394,6 +394,30 @@ def test_another_modes_table_raises(dsn: str, stores: list[PostgresStorage]) -> 
     assert info.value.found_mode == "team"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_agno_golangs_own_postgres_table_is_refused(dsn: str, mode: str) -> None:
+    # agno-golang's agno/storage/postgres DDL: every mode in one table, the session in one JSONB.
+    table = fresh_name("agno_sessions_")
+    fetch(
+        dsn,
+        f'CREATE TABLE public."{table}" (session_id TEXT PRIMARY KEY, user_id TEXT, entity_id TEXT,'
+        " session_data JSONB, created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,"
+        " updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP)",
+    )
+    fetch(
+        dsn,
+        f'INSERT INTO public."{table}" (session_id, user_id, entity_id, session_data) VALUES (%s, %s, %s, %s)',
+        ("s1", "u", "a", '{"session_id": "s1"}'),
+    )
+    try:
+        with pytest.raises(SchemaMismatchError, match="not a sessions table this code knows") as info:
+            PostgresStorage(table, db_url=dsn, schema="public", mode=mode)
+        assert info.value.found_mode is None and info.value.table == table
+        assert fetch(dsn, f'SELECT session_id, session_data FROM public."{table}"') == [("s1", {"session_id": "s1"})]
+    finally:
+        fetch(dsn, f'DROP TABLE public."{table}"')
+
+
 # --- identifiers, URLs, poolers ---------------------------------------------------
 
 
