@@ -45,11 +45,17 @@ class PostgresStorage(BaseStorage):
     """A sessions table of one mode in a PostgreSQL database.
 
     ``schema=None`` leaves names unqualified (the search path decides), as
-    agno does. Thread-safe; a forked child makes its own pool. Reads, and
-    writes whose COMMIT was not yet sent, are retried up to ``retries``
-    times after a lost connection or a serialization failure; otherwise a
-    lost server raises :class:`ConnectionLostError` within about
-    ``connect_timeout`` seconds instead of hanging.
+    agno does. Thread-safe; a forked child makes its own pool. After a lost
+    connection or a serialization failure, a call is retried up to
+    ``retries`` times if it is a read, a write whose COMMIT was not yet
+    sent (for :meth:`upsert_many`, only while it has taken at most
+    ``4 * BATCH_SIZE`` sessions from its iterable, which it then replays),
+    or a single :meth:`upsert`: that is one autocommit statement with
+    no COMMIT of its own, idempotent, so it is rerun even if it may have
+    committed. Nothing is retried inside :meth:`transaction`, nor a write
+    whose connection was lost during COMMIT. Otherwise a lost server raises
+    :class:`ConnectionLostError` within about ``connect_timeout`` seconds
+    instead of hanging.
     """
 
     def __init__(
