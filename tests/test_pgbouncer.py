@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from agno_storage import AgentSession, BusyError, ConnectionLostError, Mode, OwnershipError
+from agno_storage import AgentSession, ConnectionLostError, Mode, OwnershipError
 from tests.pgbouncer import POOL_SIZE, PgBouncer, require_pgbouncer, running_pgbouncer
 from tests.pgserver import PgServer, create_database, require_pg, running_server
 from tests.sessions import make_session
@@ -326,10 +326,10 @@ def test_ownership_refusals_are_typed_and_roll_back_through_the_pooler(url: str,
 # --- a pool too small for the open transactions --------------------------------------
 
 
-def test_a_client_left_waiting_for_a_server_connection_gets_busy_error_without_a_retry(database: PgServer) -> None:
+def test_a_client_left_waiting_for_a_server_connection_gets_typed_error_without_a_retry(database: PgServer) -> None:
     # Every server connection is held by an open transaction(): a third client
-    # waits in PgBouncer until query_wait_timeout, then is disconnected. That is
-    # a busy pool, not a lost server: a rerun would only queue again.
+    # waits in PgBouncer until query_wait_timeout, then is disconnected. It has
+    # waited already: a rerun would only queue again.
     with running_pgbouncer(database, {"query_wait_timeout": "2"}) as small:
         made: list[PostgresStorage] = []
         try:
@@ -352,7 +352,7 @@ def test_a_client_left_waiting_for_a_server_connection_gets_busy_error_without_a
             try:
                 holding.wait(30)
                 for call in (lambda: waiter.read("anything"), lambda: waiter.upsert(AgentSession(session_id="s"))):
-                    with pytest.raises(BusyError, match="query_wait_timeout"):
+                    with pytest.raises(ConnectionLostError, match="query_wait_timeout"):
                         call()
             finally:
                 release.set()

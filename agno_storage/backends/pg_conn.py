@@ -215,7 +215,7 @@ class Connections:
                 # The pool already waited connect_timeout for a connection: no rerun.
                 raise _translate(exc, self._table) from exc
             except psycopg.Error as exc:
-                # A pooler's wait timeout is not a lost server: a rerun would queue again.
+                # A pooler's wait timeout already waited: a rerun would only queue again.
                 transient = (_is_lost(exc) and not _pooler_gave_up(exc)) or exc.sqlstate in _RETRYABLE_CONFLICTS
                 if transient and not committing and attempt < self._retries and replayable():
                     if _is_lost(exc):
@@ -288,9 +288,10 @@ def _translate(exc: BaseException, table: str, *, committing: bool = False) -> S
     if isinstance(exc, PoolTimeout):
         return ConnectionLostError(f"no connection to the PostgreSQL server: {exc}", table=table)
     if _pooler_gave_up(exc):
-        return BusyError(
-            "the connection pooler gave up waiting for a free server connection "
-            f"(query_wait_timeout); every server connection is busy: {exc}",
+        # PgBouncer cannot tell which: its pool is full, or the server is down.
+        return ConnectionLostError(
+            "the connection pooler found no server connection within its query_wait_timeout "
+            f"(every server connection is busy, or the server is unreachable); not retried: {exc}",
             table=table,
         )
     if _is_lost(exc):
