@@ -33,6 +33,7 @@ from agno_storage import (
     WorkflowSessionV2,
     codec,
 )
+from agno_storage.backends.base import filter_kind
 from agno_storage.schema import ColumnKind, mode_columns
 from tests.pgserver import PgServer, require_pg
 from tests.sessions import make_session
@@ -41,6 +42,7 @@ try:
     import psycopg
 
     from agno_storage.backends.postgres import PostgresStorage, libpq_url
+    from agno_storage.backends.postgres_ddl import recency_index_name
 except ImportError:  # require_pg() below skips, or fails under AGNO_STORAGE_REQUIRE_PG=1
     pass
 
@@ -157,10 +159,88 @@ def test_create_makes_the_table_agno_makes(
     theirs = agno_store(pg_server, theirs_name, mode)
     theirs.create()
     try:
-        assert table_catalog(pg_server.dsn, "ai", ours.table_name) == table_catalog(pg_server.dsn, "ai", theirs_name)
+        mine = table_catalog(pg_server.dsn, "ai", ours.table_name)
+        recency = [(n, d) for n, d in mine["indexes"] if n.startswith("rx_")]
+        mine["indexes"] = [i for i in mine["indexes"] if i not in recency]
+        assert mine == table_catalog(pg_server.dsn, "ai", theirs_name)
+        entity = {"agent": "agent_id", "team": "team_id"}.get(mode, "workflow_id")
+        key = 'created_at DESC NULLS LAST, session_id COLLATE "C"'
+        assert sorted(recency) == sorted(
+            (f"rx_ai_<t>_{lead}_recent", f"CREATE INDEX rx_ai_<t>_{lead}_recent ON ai.<t> USING btree ({cols}{key})")
+            for lead, cols in (("user_id", "user_id, "), (entity, f"{entity}, "), ("all", ""))
+        )
     finally:
         theirs.drop()
         theirs.db_engine.dispose()
+
+
+def _plan(dsn: str, store: PostgresStorage, **filters: Any) -> str:
+    """EXPLAIN of the statement ``store.list(**filters, limit=20)`` runs, with sorting priced out."""
+    user, entity = filters.get("user_id"), filters.get("entity_id")
+    key = (False, filter_kind(user), filter_kind(entity), True, False)
+    params = [v for v in (user, entity) if v] + [20]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET enable_sort = off")
+        conn.execute("SET enable_seqscan = off")
+        rows = conn.execute("EXPLAIN (COSTS OFF) " + store._build_select(*key), params).fetchall()
+    return "; ".join(r[0].strip() for r in rows)
+
+
+def test_recency_indexes_give_newest_first_without_a_sort(dsn: str, stores: list[PostgresStorage]) -> None:
+    store = open_store(stores, dsn)
+    plain = open_store(stores, dsn, recency_indexes=False)
+    for st in (store, plain):
+        st.upsert_many(
+            make_session(Mode.AGENT, f"s{i:03}", user_id=f"u{i % 3}", agent_id=f"a{i % 2}", created_at=1000 + i // 7)
+            for i in range(60)
+        )
+    for filters in ({"user_id": "u1"}, {"entity_id": "a0"}, {}):
+        with_index, without = _plan(dsn, store, **filters), _plan(dsn, plain, **filters)
+        assert "Sort" not in with_index and "_recent" in with_index, with_index
+        assert "Sort" in without, without
+        # Same rows in the same order either way.
+        assert [s.session_id for s in store.list(limit=20, **filters)] == [
+            s.session_id for s in plain.list(limit=20, **filters)
+        ]
+    assert not [
+        n
+        for (n,) in fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (plain.table_name,))
+        if n.startswith("rx_")
+    ]
+
+
+def test_create_recency_indexes_on_agnos_table_keeps_agno_working(pg_server: PgServer, agno_pg: Any) -> None:
+    from agno.storage.session.agent import AgentSession as AgnoAgentSession
+
+    name = fresh_name("agno_rx_")
+    theirs = agno_store(pg_server, name, "agent")
+    theirs.create()
+    ours = PostgresStorage(name, db_url=pg_server.dsn)
+    try:
+        before = table_catalog(pg_server.dsn, "ai", name)
+        ours.create_recency_indexes()
+        ours.create_recency_indexes()  # idempotent
+        after = table_catalog(pg_server.dsn, "ai", name)
+        assert after["columns"] == before["columns"]
+        added = [n for n, _ in after["indexes"] if (n, _) not in before["indexes"]]
+        assert added == ["rx_ai_<t>_agent_id_recent", "rx_ai_<t>_all_recent", "rx_ai_<t>_user_id_recent"]
+        theirs.upsert(AgnoAgentSession(session_id="a1", user_id="u", agent_id="x", memory={"runs": []}))
+        ours.upsert(make_session(Mode.AGENT, "o1", user_id="u"))
+        got = theirs.read("o1")
+        assert got is not None and got.user_id == "u"
+        assert sorted(s.session_id for s in ours.list(user_id="u")) == ["a1", "o1"]
+    finally:
+        ours.drop()
+        ours.close()
+        theirs.db_engine.dispose()
+
+
+def test_recency_index_names_stay_within_63_bytes_and_apart() -> None:
+    base = "t" * 62
+    names = {recency_index_name(base + end, lead, "ai") for end in "ab" for lead in ("user_id", "agent_id", None)}
+    assert len(names) == 6
+    assert all(len(n.encode()) <= 63 for n in names)
+    assert recency_index_name("short", None, None) == "rx_short_all_recent"
 
 
 @pytest.mark.parametrize("mode", MODES)

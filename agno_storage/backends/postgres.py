@@ -56,6 +56,11 @@ class PostgresStorage(BaseStorage):
     whose connection was lost during COMMIT. Otherwise a lost server raises
     :class:`ConnectionLostError` within about ``connect_timeout`` seconds
     instead of hanging.
+
+    ``recency_indexes`` adds three indexes beside agno's when this object
+    creates the table (see :meth:`create_recency_indexes`): "newest sessions"
+    of one user, of one entity and of all become an index walk instead of a
+    sort of every matching row, at a cost per write (docs/benchmarks.md).
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class PostgresStorage(BaseStorage):
         pool_size: int = 10,
         connect_timeout: float = 5.0,
         retries: int = 2,
+        recency_indexes: bool = True,
     ) -> None:
         super().__init__(
             table_name, mode, auto_upgrade_schema=auto_upgrade_schema, allow_owner_change=allow_owner_change
@@ -89,6 +95,7 @@ class PostgresStorage(BaseStorage):
         self.pool_size = pool_size
         self.connect_timeout = float(connect_timeout)
         self.retries = retries
+        self.recency_indexes = recency_indexes
         self._conns = Connections(
             libpq_url(db_url),
             table=table_name,
@@ -200,6 +207,9 @@ class PostgresStorage(BaseStorage):
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
             for statement in ddl.create_statements(self.table_name, self.mode, self.schema):
                 conn.execute(statement)
+            if self.recency_indexes:
+                for statement in ddl.create_recency_indexes(self.table_name, self.mode, self.schema):
+                    conn.execute(statement)
 
         try:
             self._conns.run(body, write=True)
@@ -209,6 +219,23 @@ class PostgresStorage(BaseStorage):
                 raise
             if self._table_layout() is None:
                 raise
+
+    def create_recency_indexes(self) -> None:
+        """Add the recency indexes to an existing table (one agno made, say); idempotent.
+
+        agno keeps reading and writing the table. ``CREATE INDEX`` blocks
+        writes to the table while it builds; on a large table in use, run the
+        statements of ``postgres_ddl.create_recency_indexes`` by hand with
+        ``CREATE INDEX CONCURRENTLY`` instead.
+        """
+        self._checked_shape(create=True)
+
+        def body(conn: psycopg.Connection[Any]) -> None:
+            self._lock(conn)
+            for statement in ddl.create_recency_indexes(self.table_name, self.mode, self.schema):
+                conn.execute(statement)
+
+        self._conns.run(body, write=True)
 
     def _apply_migrations(self) -> TableShape | None:
         def body(conn: psycopg.Connection[Any]) -> TableShape | None:

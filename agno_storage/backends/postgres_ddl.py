@@ -5,6 +5,7 @@ Statements are ``psycopg.sql`` compositions, so every identifier is quoted.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from psycopg import sql
@@ -72,6 +73,45 @@ def create_index(table: str, column: str, db_schema: str | None) -> sql.Composed
         qualified(table, db_schema),
         sql.Identifier(column),
     )
+
+
+#: PostgreSQL keeps the first 63 bytes of a longer identifier.
+_MAX_IDENTIFIER = 63
+#: The key of the store's newest-first order; the recency indexes end with it.
+_RECENCY_KEY = sql.SQL('"created_at" DESC NULLS LAST, "session_id" COLLATE "C"')
+
+
+def recency_index_name(table: str, lead: str | None, db_schema: str | None) -> str:
+    """The name of the recency index led by ``lead`` (``None``: the one for all sessions).
+
+    A name past 63 bytes keeps its start and ends in a hash of the whole, so
+    two long table names cannot truncate to the same index name.
+    """
+    parts = ["rx", db_schema, table, lead or "all", "recent"]
+    name = "_".join(p for p in parts if p)
+    if len(name.encode()) > _MAX_IDENTIFIER:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = name.encode()[: _MAX_IDENTIFIER - len(digest) - 1].decode(errors="ignore") + "_" + digest
+    return name
+
+
+def create_recency_indexes(table: str, mode: Mode, db_schema: str | None) -> list[sql.Composed]:
+    """Indexes that serve "newest sessions" of one user, of one entity and of all without a sort.
+
+    Each ends in the store's exact order, ``created_at DESC NULLS LAST,
+    session_id COLLATE "C"``, so a LIMIT reads only the rows it returns. Not
+    part of agno's DDL: agno reads and writes the table all the same.
+    """
+    leads: list[str | None] = ["user_id", schema.ENTITY_COLUMN[mode], None]
+    return [
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}{})").format(
+            sql.Identifier(recency_index_name(table, lead, db_schema)),
+            qualified(table, db_schema),
+            sql.SQL("{}, ").format(sql.Identifier(lead)) if lead else sql.SQL(""),
+            _RECENCY_KEY,
+        )
+        for lead in leads
+    ]
 
 
 def qualified(table: str, db_schema: str | None) -> sql.Identifier:
