@@ -23,15 +23,18 @@ READ_LIMIT = 1
 
 
 class PgOurs(OursApi):
-    """This project's PostgresStorage at its defaults."""
+    """This project's PostgresStorage at its defaults (``recency_indexes`` may be turned off)."""
 
-    def __init__(self, dsn: str, label: str = "agno_storage") -> None:
+    def __init__(self, dsn: str, label: str = "agno_storage", *, recency_indexes: bool = True) -> None:
         super().__init__()
         self.label = label
         self.dsn = dsn
+        self.recency_indexes = recency_indexes
 
     def open(self, path: str) -> None:
-        self.st = PostgresStorage(path, db_url=self.dsn, schema=SCHEMA, mode="agent")
+        self.st = PostgresStorage(
+            path, db_url=self.dsn, schema=SCHEMA, mode="agent", recency_indexes=self.recency_indexes
+        )
         self.st.create()
 
 
