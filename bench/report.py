@@ -141,6 +141,7 @@ Run `{results["command"]}` on {results["date"]} ({results["mode"]} mode, {result
 | | |
 |---|---|
 | machine | {env["cores"]} cores, {env["platform"]} |
+| agno_storage | commit {env.get("revision", "not recorded")} |
 | Python | {env["python"]}; sqlite3 module on SQLite {env["sqlite_python"]} |
 | agno | {env["agno"]} (SQLAlchemy {env["sqlalchemy"]}) |
 | Go | {env["go"]}; modernc.org/sqlite embedding SQLite {env["sqlite_go"]} |
