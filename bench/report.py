@@ -252,6 +252,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     rows = results["rows"]
     workloads: list[str] = []
@@ -272,6 +273,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
         )
         ax.invert_yaxis()
         ax.set_xscale("log")
+        # Minor ticks unlabelled: on a short log range their labels overlap.
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(w, fontsize=9, loc="left")
         ax.tick_params(labelsize=7)
         ax.set_xlabel("µs per operation (log scale, lower is better)", fontsize=7)
