@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import attrs
 import pytest
@@ -333,3 +334,17 @@ def test_json_round_trips_on_every_backend(make_store: StoreFactory, mode: Mode)
         assert (got.memory, got.extra_data) == (memory, extra)
 
     check()
+
+
+def test_deep_nesting_and_wide_integers_round_trip_through_the_store(make_store: StoreFactory) -> None:
+    # Past orjson's 255 levels and 64-bit integers: the codec's slower, exact
+    # paths, through the engine and back.
+    deep: Any = {"leaf": 2**70}
+    for i in range(300):
+        deep = {f"k{i}": [deep]}
+    memory = {"deep": deep, "wide": [2**64, -(2**63) - 1, 10**30], "fraction": 0.0012345678901234567}
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "deep", memory=memory))
+    got = store.read("deep")
+    assert got is not None and got.memory == memory
+    assert type(got.memory["wide"][2]) is int
