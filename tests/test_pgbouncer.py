@@ -187,6 +187,9 @@ def test_stores_create_and_upgrade_the_same_table_at_once(url: str, direct_url: 
             f"ix_{schema}_sessions_agent_id",
             f"ix_{schema}_sessions_team_session_id",
             f"ix_{schema}_sessions_user_id",
+            f"rx_{schema}_sessions_agent_id_recent",
+            f"rx_{schema}_sessions_all_recent",
+            f"rx_{schema}_sessions_user_id_recent",
             "sessions_pkey",
         ]
     finally:
