@@ -196,12 +196,12 @@ def _info(args: argparse.Namespace) -> int:
         if shape.missing:
             upgrade = f"yes: adds {', '.join(sorted(shape.missing))} ({PROG} upgrade)"
             try:
-                count = str(len(store.get_all_session_ids()))
+                count = str(store.count())
             except SchemaVersionError:
                 count = "unknown until the table is upgraded (reads need the current schema)"
         else:
             upgrade = "no"
-            count = str(len(store.get_all_session_ids()))
+            count = str(store.count())
         if isinstance(store, SqliteStorage):
             engine = "sqlite"
             durability = (

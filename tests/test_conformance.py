@@ -101,6 +101,25 @@ def test_filters_by_user_and_entity(make_store: StoreFactory, mode: Mode) -> Non
     assert [s.session_id for s in store.get_recent_sessions(entity_id="e1", limit=1)] == ["b1"]
 
 
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_count_agrees_with_list_under_every_filter(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode, allow_owner_change=True)
+    entity_field = make_session(mode, "x").ENTITY_FIELD
+    store.upsert_many(
+        make_session(mode, f"s{i}", user_id=("alice", "bob", None)[i % 3], **{entity_field: f"e{i % 2}"})
+        for i in range(9)
+    )
+    for user in (None, "alice", "bob", "", "nobody-here"):
+        for entity in (None, "e0", "e1", ""):
+            expected = len(store.list(user_id=user, entity_id=entity))
+            assert store.count(user_id=user, entity_id=entity) == expected, (user, entity)
+    assert store.count() == 9 and store.count(user_id="") == 3
+    store.delete("s0")
+    assert store.count(user_id="alice") == 2
+    with pytest.raises(InvalidInputError):
+        store.count(user_id=7)  # type: ignore[arg-type]
+
+
 def test_owner_scoping_on_read_list_and_delete(make_store: StoreFactory) -> None:
     store = make_store()
     store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
@@ -228,6 +247,7 @@ def test_reads_of_a_missing_table_are_empty_and_create_nothing(make_store: Store
     assert store.read("nope") is None
     assert store.list() == []
     assert store.get_all_session_ids() == []
+    assert store.count() == 0
     assert store.delete("nope") is False
     assert store.table_exists() is False
 

@@ -131,6 +131,7 @@ def test_a_table_dropped_by_another_store_is_made_again_on_write(tmp_path: Path)
     b = SqliteStorage("s", db_file=tmp_path / "x.db")
     a.upsert(make_session(Mode.AGENT, "s1"))
     b.drop()
+    assert a.count() == 0
     assert a.read("s1") is None
     assert a.list() == []
     assert a.delete("s1") is False

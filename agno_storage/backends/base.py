@@ -48,6 +48,7 @@ class BaseStorage(abc.ABC):
         self._shape: TableShape | None = None
         # Rendered SELECTs by filter shape: at most 2 * 3 * 3 * 2 * 2 of them.
         self._select_statements: dict[SelectKey, str] = {}
+        self._count_statements: dict[tuple[int, int], str] = {}
         names = [c.name for c in schema.mode_columns(self._mode)]
         self._created_at_pos = names.index("created_at")
         self._updated_at_pos = names.index("updated_at")
@@ -85,6 +86,13 @@ class BaseStorage(abc.ABC):
         Binds, in order: session_id if ``by_id``, user_id and entity_id if
         their filter is EQUALS, the limit if ``limited``. Rows come in mode
         column order (or as 1-tuples of ids), newest first unless ``by_id``.
+        """
+
+    @abc.abstractmethod
+    def _build_count(self, by_user: int, by_entity: int) -> str:
+        """The SELECT COUNT(*) text for the rows ``_build_select(False, by_user, by_entity, ...)`` returns.
+
+        Binds user_id and entity_id, in that order, where their filter is EQUALS.
         """
 
     @abc.abstractmethod
@@ -321,12 +329,29 @@ class BaseStorage(abc.ABC):
         params: list[Any] = list(filter(None, (session_id, user_id, entity_id)))
         if limit is not None:
             params.append(limit)
+        return self._rows(statement, params)
+
+    def _rows(self, statement: str, params: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
+        """``_query``, with a table dropped since it was checked reading as empty."""
         try:
             return self._query(statement, params)
         except StorageError as exc:
             if not self._vanished(exc):
                 raise
             return []
+
+    def count(self, user_id: str | None = None, entity_id: str | None = None) -> int:
+        """How many sessions ``list(user_id, entity_id)`` returns, counted by the engine; 0 without a table."""
+        _check_user(user_id, self.table_name)
+        _check_user(entity_id, self.table_name, "entity_id")
+        if self._checked_shape(create=False) is None:
+            return 0
+        key = (filter_kind(user_id), filter_kind(entity_id))
+        statement = self._count_statements.get(key)
+        if statement is None:
+            statement = self._count_statements[key] = self._build_count(*key)
+        rows = self._rows(statement, list(filter(None, (user_id, entity_id))))
+        return int(rows[0][0]) if rows else 0
 
     def _decode(self, row: Sequence[Any]) -> Session:
         return codec.decode_row(row, self._mode, self.table_name)

@@ -348,15 +348,21 @@ class PostgresStorage(BaseStorage):
         self._forget_shape()  # dropped by someone else since this object checked it
         return True
 
-    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
+    def _where(self, by_id: bool, by_user: int, by_entity: int) -> str:
         entity = self._entity_column.as_string(None)
         where = ['"session_id" = %s'] if by_id else []
         where += [
             w for w in (filter_condition('"user_id"', by_user, "%s"), filter_condition(entity, by_entity, "%s")) if w
         ]
+        return " WHERE " + " AND ".join(where) if where else ""
+
+    def _build_count(self, by_user: int, by_entity: int) -> str:
+        table = self._qualified_name.as_string(None)
+        return f"SELECT COUNT(*) FROM {table}" + self._where(False, by_user, by_entity)  # noqa: S608
+
+    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
         query = self._sql_select_ids if ids_only else self._sql_select
-        if where:
-            query += " WHERE " + " AND ".join(where)
+        query += self._where(by_id, by_user, by_entity)
         if not by_id:
             # NULLS LAST and byte order match SQLite's, whatever the server's collation.
             query += ' ORDER BY "created_at" DESC NULLS LAST, "session_id" COLLATE "C"'

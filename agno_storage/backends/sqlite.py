@@ -326,16 +326,21 @@ class SqliteStorage(BaseStorage):
                 batch = list(itertools.islice(rest, BATCH_SIZE))
         return count
 
-    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
-        sql = self._sql_select_ids if ids_only else self._sql_select
+    def _where(self, by_id: bool, by_user: int, by_entity: int) -> str:
         where = [f"{self._col('session_id')} = ?"] if by_id else []
         where += [
             filter_condition(column, how, "?")
             for column, how in ((self._col("user_id"), by_user), (self._entity_column, by_entity))
         ]
         where = [w for w in where if w]
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        return " WHERE " + " AND ".join(where) if where else ""
+
+    def _build_count(self, by_user: int, by_entity: int) -> str:
+        return f"SELECT COUNT(*) FROM {quote(self.table_name)}" + self._where(False, by_user, by_entity)  # noqa: S608
+
+    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
+        sql = self._sql_select_ids if ids_only else self._sql_select
+        sql += self._where(by_id, by_user, by_entity)
         if not by_id:
             sql += self._sql_order
         if limited:
