@@ -21,8 +21,9 @@ test: venv  ## Run the whole test suite with branch coverage
 
 lint: venv  ## Types, lint and format checks
 	$(BIN)/mypy
-	$(BIN)/ruff check agno_storage tests examples
-	$(BIN)/ruff format --check agno_storage tests examples
+	$(BIN)/mypy --strict bench
+	$(BIN)/ruff check agno_storage tests examples bench
+	$(BIN)/ruff format --check agno_storage tests examples bench
 
 .PHONY: fixtures-agno
 fixtures-agno:  ## Rewrite fixtures/agno_*.db with real agno 1.8.4, 1.1.17 and 1.1.0
