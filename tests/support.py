@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+
+#: How long a call may take before a test calls it hung. A liveness bound for
+#: calls that must fail rather than block forever, far above any expected time.
+HANG_S = 60.0
 
 
 def require(available: bool, reason: str, env: str) -> None:
@@ -18,3 +25,27 @@ def require(available: bool, reason: str, env: str) -> None:
     if os.environ.get(env) == "1":
         pytest.fail(f"{reason} ({env}=1 forbids skipping)")
     pytest.skip(reason)
+
+
+def finishes(call: Callable[[], Any], within: float = HANG_S) -> Any:
+    """Return what ``call`` returns, or raise what it raises; fail the test if it hangs.
+
+    ``call`` runs on a daemon thread; if it has not finished after ``within``
+    seconds the test fails with "hung" (the thread is left behind).
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    if thread.is_alive():
+        pytest.fail(f"the call hung: no result after {within:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
