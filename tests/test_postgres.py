@@ -241,7 +241,22 @@ def test_recency_index_names_stay_within_63_bytes_and_apart() -> None:
     names = {recency_index_name(base + end, lead, "ai") for end in "ab" for lead in ("user_id", "agent_id", None)}
     assert len(names) == 6
     assert all(len(n.encode()) <= 63 for n in names)
+    assert all(n.endswith(("_user_id_recent", "_agent_id_recent", "_all_recent")) for n in names)
     assert recency_index_name("short", None, None) == "rx_short_all_recent"
+    assert recency_index_name("short", "user_id", "ai") == "rx_ai_short_user_id_recent"
+
+
+def test_long_non_ascii_names_get_three_distinct_recency_indexes(dsn: str, stores: list[PostgresStorage]) -> None:
+    # Two-byte characters: the cut at 63 bytes lands inside one.
+    store = open_store(stores, dsn, schema="é" * 25, table_name="t" * 40)
+    store.create()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="u"))
+    rows = fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (store.table_name,))
+    recency = sorted(n for (n,) in rows if n.startswith("rx_"))
+    assert len(recency) == 3 and all(len(n.encode()) <= 63 for n in recency), recency
+    for end in ("_user_id_recent", "_agent_id_recent", "_all_recent"):
+        assert sum(n.endswith(end) for n in recency) == 1, (end, recency)
+    assert store.count(user_id="u") == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -473,6 +488,26 @@ def test_another_modes_table_raises(dsn: str, stores: list[PostgresStorage]) -> 
     with pytest.raises(SchemaMismatchError) as info:
         PostgresStorage(team.table_name, db_url=dsn, mode="workflow")
     assert info.value.found_mode == "team"
+
+
+def test_a_refused_store_keeps_no_server_connection(dsn: str, stores: list[PostgresStorage]) -> None:
+    team = open_store(stores, dsn, "team")
+    team.create()
+
+    def ours() -> int:
+        rows = fetch(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'agno_storage'")
+        return int(rows[0][0])
+
+    before = ours()
+    refusals = []
+    for _ in range(3):
+        with pytest.raises(SchemaMismatchError) as info:
+            PostgresStorage(team.table_name, db_url=dsn, mode="agent")
+        refusals.append(info)  # kept alive: nothing may depend on garbage collection
+    deadline = time.monotonic() + 10
+    while ours() > before and time.monotonic() < deadline:
+        time.sleep(0.1)  # a closed connection leaves pg_stat_activity when its backend exits
+    assert ours() == before, f"{ours() - before} connection(s) left open by refused stores"
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -275,6 +275,22 @@ def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> 
     assert not Path(f"{path}-wal").exists()
 
 
+def test_a_refused_store_closes_its_connection(tmp_path: Path) -> None:
+    path = tmp_path / "team.db"
+    shutil.copy(FIXTURES / "agno_team.db", path)
+
+    def open_files() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if str(fd.readlink() if fd.is_symlink() else "") == str(path))
+
+    refusals = []
+    for _ in range(3):
+        with pytest.raises(SchemaMismatchError) as info:
+            SqliteStorage("team_sessions", db_file=path, mode="agent")
+        refusals.append(info)  # kept alive: nothing may depend on garbage collection
+    assert open_files() == 0
+
+
 @pytest.mark.parametrize("fixture", ["agno_team.db", "go_workflow.db"])
 def test_another_modes_table_is_refused_and_the_file_left_byte_for_byte(tmp_path: Path, fixture: str) -> None:
     path = tmp_path / fixture

@@ -3,7 +3,8 @@
 The table is the one agno 1.x's ``PostgresStorage`` creates (schema ``ai`` by
 default, JSONB data columns, BIGINT epoch-second timestamps, SQLAlchemy's
 ``ix_<schema>_<table>_<column>`` index names), so tables agno made are read
-and updated in place. Connections, transactions, retries and error
+and updated in place; a table this store creates also gets its recency
+indexes unless ``recency_indexes=False``. Connections, transactions, retries and error
 translation live in :mod:`agno_storage.backends.pg_conn`; this module owns
 the table: its statements, its schema checks and how its rows are read and
 written. Schema changes run under a transaction-scoped advisory lock, so
@@ -107,7 +108,11 @@ class PostgresStorage(BaseStorage):
         self._build_sql()
         # Fail now, before anything is written, if the table is another mode's;
         # upgrade an old one now if auto_upgrade_schema says so.
-        self._check_on_open()
+        try:
+            self._check_on_open()
+        except BaseException:
+            self._conns.close()  # a refused store keeps no server connection
+            raise
 
     def _build_sql(self) -> None:
         columns = schema.mode_columns(self.mode)

@@ -84,14 +84,19 @@ _RECENCY_KEY = sql.SQL('"created_at" DESC NULLS LAST, "session_id" COLLATE "C"')
 def recency_index_name(table: str, lead: str | None, db_schema: str | None) -> str:
     """The name of the recency index led by ``lead`` (``None``: the one for all sessions).
 
-    A name past 63 bytes keeps its start and ends in a hash of the whole, so
-    two long table names cannot truncate to the same index name.
+    ``rx_<schema>_<table>_<lead>_recent``. Past 63 bytes, the schema and table
+    part is cut (on a character boundary) and followed by a hash of the whole
+    name, so two long names cannot shorten to the same one and the end still
+    says which index it is.
     """
-    parts = ["rx", db_schema, table, lead or "all", "recent"]
-    name = "_".join(p for p in parts if p)
+    owner = f"{db_schema}_{table}" if db_schema else table
+    tail = f"_{lead or 'all'}_recent"
+    name = f"rx_{owner}{tail}"
     if len(name.encode()) > _MAX_IDENTIFIER:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-        name = name.encode()[: _MAX_IDENTIFIER - len(digest) - 1].decode(errors="ignore") + "_" + digest
+        room = _MAX_IDENTIFIER - len(f"rx__{digest}{tail}".encode())
+        owner = owner.encode()[:room].decode(errors="ignore")  # drops a cut character
+        name = f"rx_{owner}_{digest}{tail}"
     return name
 
 

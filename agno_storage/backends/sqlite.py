@@ -115,7 +115,10 @@ class SqliteStorage(BaseStorage):
         self._wal_allowed = True
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is not None:
-            self._use_wal(handle.conn)
+            try:
+                self._use_wal(handle.conn)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.table_name) from exc
 
     def _build_sql(self) -> None:
         t = quote(self.table_name)
@@ -152,11 +155,17 @@ class SqliteStorage(BaseStorage):
         path = ":memory:" if self.db_path is None else self.db_path
         try:
             conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA synchronous = {self.synchronous.value}")
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
-        if self._wal_allowed:
-            self._use_wal(conn)
+        try:
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.value}")
+            if self._wal_allowed:
+                self._use_wal(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.table_name) from exc
+            raise
         handle = _Handle(conn)
         pid = os.getpid()
         with self._handles_lock:
@@ -170,17 +179,17 @@ class SqliteStorage(BaseStorage):
         return handle
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch a file database to WAL (persistent); raise StorageError if SQLite refuses."""
+        """Switch a file database to WAL (persistent); raise StorageError if SQLite refuses.
+
+        The caller owns ``conn`` and closes it on failure.
+        """
         if self.db_path is None:
             return
-        try:
-            journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        except sqlite3.Error as exc:
-            conn.close()
-            raise _translate(exc, self.table_name) from exc
+        journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(journal).lower() != "wal":
-            conn.close()
-            raise StorageError(f"cannot use WAL journal mode on {self.db_path!r} (got {journal!r})")
+            raise StorageError(
+                f"cannot use WAL journal mode on {self.db_path!r} (got {journal!r})", table=self.table_name
+            )
 
     def _memory_handle(self) -> _Handle:
         if self._memory is None or self._memory.pid != os.getpid():
