@@ -375,8 +375,9 @@ class SqliteStorage(_AgnoStorage):
     (Agent, Team and Workflow all do). ``user_id=`` scopes every call to one
     user: agno reads sessions by id alone, so without it an Agent resumes a
     session_id whoever owns it (the write is then refused). Other keyword
-    arguments (``allow_owner_change``; ``busy_timeout``, ``synchronous`` for
-    SQLite; ``pool_size``, ``connect_timeout``, ``retries`` for PostgreSQL)
+    arguments (``allow_owner_change``, ``recency_indexes``; ``busy_timeout``,
+    ``synchronous`` for SQLite; ``pool_size``, ``connect_timeout``,
+    ``retries`` for PostgreSQL)
     go to the core store unchanged; one it does not take raises
     InvalidInputError here.
 

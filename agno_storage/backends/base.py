@@ -171,7 +171,10 @@ class BaseStorage(abc.ABC):
         self._shape = None
 
     def create(self) -> None:
-        """Create the table and the Go port's indexes if the table does not exist.
+        """Create the table if it does not exist: the engine's layout and indexes, plus the recency indexes.
+
+        The layout is the Go port's on SQLite and agno 1.x's on PostgreSQL;
+        ``recency_indexes=False`` leaves the recency indexes out.
 
         An existing table is left as it is (no indexes added) and checked:
         raises SchemaMismatchError if it belongs to another mode, and
@@ -317,7 +320,7 @@ class BaseStorage(abc.ABC):
         """Rows in mode column order (or 1-tuples of ids), newest first.
 
         The statement is built once per filter shape and kept: this runs on
-        every read, so it stays a tuple, a dict lookup and one engine call.
+        every read, so it stays a tuple, a dict lookup and the engine call.
         A table dropped since it was checked reads as empty.
         """
         # '' asks for "nobody", which agno spells NULL and the Go port ''.

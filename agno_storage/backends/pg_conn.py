@@ -186,7 +186,8 @@ class Connections:
         connection or a serialization failure before COMMIT is sent reruns
         ``body`` on a fresh connection, up to ``retries`` times, while
         ``replayable()`` says the inputs can be replayed (a single upsert is
-        idempotent, so it is rerun even if it may have committed).
+        idempotent, so it is rerun even if it may have committed). A pooler's
+        ``query_wait_timeout`` is never rerun: the call has waited already.
         """
         held = self.held()
         if held is not None:
