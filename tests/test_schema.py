@@ -275,6 +275,39 @@ def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> 
     assert not Path(f"{path}-wal").exists()
 
 
+def _journal(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def test_reads_of_an_absent_table_leave_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    shutil.copy(FIXTURES / "agno_team.db", path)  # another program's file, rollback journal
+    before = path.read_bytes()
+    store = SqliteStorage("agent_sessions", db_file=path)
+    assert (store.table_exists(), store.list(), store.read("x"), store.count()) == (False, [], None, 0)
+    store.close()
+    assert path.read_bytes() == before and _journal(path) == "delete"
+    # The first write creates the table, and the store switches the file to WAL first.
+    store = SqliteStorage("agent_sessions", db_file=path)
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert _journal(path) == "wal"
+    store.close()
+
+
+def test_a_table_created_inside_a_transaction_still_gets_wal(tmp_path: Path) -> None:
+    # SQLite cannot change the journal mode inside a transaction: the switch waits for the next call.
+    path = tmp_path / "fresh.db"
+    store = SqliteStorage("s", db_file=path)
+    with store.transaction():
+        store.upsert(make_session(Mode.AGENT, "s1"))
+        store.upsert(make_session(Mode.AGENT, "s2"))
+    assert _journal(path) == "delete"
+    assert store.count() == 2
+    assert _journal(path) == "wal"
+    store.close()
+
+
 def test_a_refused_store_closes_its_connection(tmp_path: Path) -> None:
     path = tmp_path / "team.db"
     shutil.copy(FIXTURES / "agno_team.db", path)

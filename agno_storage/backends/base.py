@@ -134,12 +134,14 @@ class BaseStorage(abc.ABC):
     def _check_on_open(self) -> None:
         """Refuse another mode's table now, before anything is written; upgrade an old one if asked to."""
         shape = self._inspect()
+        if shape is None:
+            return  # nothing to check, and nothing changed until the first write creates the table
         self._fit_to_write()
-        if shape is not None and shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
+        if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
             self._checked_shape(create=False)
 
     def _fit_to_write(self) -> None:  # noqa: B027 - a hook; an engine with nothing to defer leaves it empty
-        """Called once the table is known to be this mode's, or absent: the store may change the file now."""
+        """Called once the table is known to be this mode's, or is about to be created: the store may change the file."""
 
     def _checked_shape(self, *, create: bool) -> TableShape | None:
         """The table's shape once it is known to be current; ``None`` if absent and not created.
@@ -156,9 +158,12 @@ class BaseStorage(abc.ABC):
         if shape is None:
             if not create:
                 return None
+            self._fit_to_write()
             self._create_table()
             shape = self._inspect()
             assert shape is not None
+        else:
+            self._fit_to_write()
         if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
             shape = self._apply_migrations()
             assert shape is not None

@@ -1,6 +1,7 @@
 """The SQLite backend: one sessions table in a file (or in memory).
 
-File databases are opened in WAL mode with a busy timeout; every write runs
+File databases are switched to WAL mode (once the store's table is there or
+being made) and use a busy timeout; every write runs
 in ``BEGIN IMMEDIATE`` so writers queue on the lock instead of failing
 half-way. Connections are per thread and re-made in a forked child.
 """
@@ -40,15 +41,16 @@ class Synchronous(enum.StrEnum):
 
 
 class _Handle:
-    """A connection plus the depth of transactions open on it."""
+    """A connection, the depth of transactions open on it, and whether it has switched the file to WAL."""
 
-    __slots__ = ("conn", "depth", "pid", "thread")
+    __slots__ = ("conn", "depth", "pid", "thread", "wal")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.depth = 0
         self.pid = os.getpid()
         self.thread = threading.current_thread()
+        self.wal = False
 
 
 class SqliteStorage(BaseStorage):
@@ -61,10 +63,11 @@ class SqliteStorage(BaseStorage):
     :class:`BusyError`. ``recency_indexes`` adds two indexes beside the Go
     port's when this object creates the table (see docs/benchmarks.md): they
     make "newest sessions of a user / an entity" an index walk, at a small cost
-    per write. Opening the file switches it to WAL mode, persistently, once
-    the table is known to be this mode's or absent: a refused open leaves the
-    file as it was. With ``auto_upgrade_schema`` an old table is upgraded
-    before the constructor returns.
+    per write. The store switches the file to WAL mode, persistently, when it
+    opens a table of its mode, or before the first write creates the table:
+    a refused open, or reads of a table that is not there, leave the file as
+    it was. With ``auto_upgrade_schema`` an old table is upgraded before the
+    constructor returns.
     """
 
     def __init__(
@@ -103,7 +106,7 @@ class SqliteStorage(BaseStorage):
         self._memory_lock = threading.RLock()
         self._build_sql()
         # The journal mode is a write to the file too: it waits until the
-        # table is known to be this mode's (or absent).
+        # table is known to be this mode's, or is about to be created.
         self._wal_allowed = False
         try:
             self._check_on_open()
@@ -112,13 +115,10 @@ class SqliteStorage(BaseStorage):
             raise
 
     def _fit_to_write(self) -> None:
-        self._wal_allowed = True
-        handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is not None:
-            try:
-                self._use_wal(handle.conn)
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.table_name) from exc
+        if not self._wal_allowed:
+            self._wal_allowed = True
+            if self.db_path is not None:
+                self._thread_handle()  # switches this thread's connection now, outside a transaction
 
     def _build_sql(self) -> None:
         t = quote(self.table_name)
@@ -159,13 +159,9 @@ class SqliteStorage(BaseStorage):
             raise _translate(exc, self.table_name) from exc
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous.value}")
-            if self._wal_allowed:
-                self._use_wal(conn)
-        except BaseException as exc:
+        except sqlite3.Error as exc:
             conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, self.table_name) from exc
-            raise
+            raise _translate(exc, self.table_name) from exc
         handle = _Handle(conn)
         pid = os.getpid()
         with self._handles_lock:
@@ -178,18 +174,20 @@ class SqliteStorage(BaseStorage):
             old.conn.close()
         return handle
 
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch a file database to WAL (persistent); raise StorageError if SQLite refuses.
+    def _use_wal(self, handle: _Handle) -> None:
+        """Switch the file to WAL (persistent) through ``handle``; raise StorageError if SQLite refuses.
 
-        The caller owns ``conn`` and closes it on failure.
+        Only between transactions: SQLite cannot change the journal mode in one.
         """
-        if self.db_path is None:
-            return
-        journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        try:
+            journal = handle.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.table_name) from exc
         if str(journal).lower() != "wal":
             raise StorageError(
                 f"cannot use WAL journal mode on {self.db_path!r} (got {journal!r})", table=self.table_name
             )
+        handle.wal = True
 
     def _memory_handle(self) -> _Handle:
         if self._memory is None or self._memory.pid != os.getpid():
@@ -201,6 +199,8 @@ class SqliteStorage(BaseStorage):
         if handle is None or handle.pid != os.getpid():
             handle = self._open()
             self._local.handle = handle
+        if self._wal_allowed and not handle.wal and handle.depth == 0:
+            self._use_wal(handle)
         return handle
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
