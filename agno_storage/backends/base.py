@@ -33,6 +33,13 @@ class BaseStorage(abc.ABC):
     failure; none returns ``None`` to mean "something went wrong".
     """
 
+    #: Set by each engine when it renders its statements: its bind placeholder,
+    #: the quoted session_id, user_id and entity columns its filters name, and
+    #: ``SELECT COUNT(*) FROM <table>``.
+    _placeholder: str
+    _filter_columns: tuple[str, str, str]
+    _sql_count: str
+
     def __init__(
         self,
         table_name: str,
@@ -88,12 +95,21 @@ class BaseStorage(abc.ABC):
         column order (or as 1-tuples of ids), newest first unless ``by_id``.
         """
 
-    @abc.abstractmethod
-    def _build_count(self, by_user: int, by_entity: int) -> str:
-        """The SELECT COUNT(*) text for the rows ``_build_select(False, by_user, by_entity, ...)`` returns.
+    def _where(self, by_id: bool, by_user: int, by_entity: int) -> str:
+        """The WHERE clause of a select key's filters, '' for none; binds as :meth:`_build_select` says."""
+        id_column, user_column, entity_column = self._filter_columns
+        mark = self._placeholder
+        terms = [f"{id_column} = {mark}"] if by_id else []
+        terms += [
+            t
+            for t in (filter_condition(user_column, by_user, mark), filter_condition(entity_column, by_entity, mark))
+            if t
+        ]
+        return " WHERE " + " AND ".join(terms) if terms else ""
 
-        Binds user_id and entity_id, in that order, where their filter is EQUALS.
-        """
+    def _build_count(self, by_user: int, by_entity: int) -> str:
+        """The COUNT(*) of the rows ``_build_select(False, by_user, by_entity, ...)`` returns; binds as it does."""
+        return self._sql_count + self._where(False, by_user, by_entity)
 
     @abc.abstractmethod
     def _query(self, statement: str, params: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
@@ -155,15 +171,13 @@ class BaseStorage(abc.ABC):
         if shape is not None:
             return shape
         shape = self._inspect()
+        if shape is None and not create:
+            return None
+        self._fit_to_write()
         if shape is None:
-            if not create:
-                return None
-            self._fit_to_write()
             self._create_table()
             shape = self._inspect()
             assert shape is not None
-        else:
-            self._fit_to_write()
         if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
             shape = self._apply_migrations()
             assert shape is not None

@@ -27,7 +27,7 @@ from psycopg.adapt import Loader
 
 from agno_storage import schema
 from agno_storage.backends import postgres_ddl as ddl
-from agno_storage.backends.base import BATCH_SIZE, BaseStorage, filter_condition
+from agno_storage.backends.base import BATCH_SIZE, BaseStorage
 from agno_storage.backends.pg_conn import Connections, invalid_value, libpq_url
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
@@ -146,7 +146,13 @@ class PostgresStorage(BaseStorage):
         select_list = sql.SQL(", ").join(sql.Identifier(n) for n in names)
         self._sql_select = sql.SQL("SELECT {} FROM {}").format(select_list, t).as_string(None)
         self._sql_select_ids = sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t).as_string(None)
-        self._entity_column = sql.Identifier(schema.ENTITY_COLUMN[self.mode])
+        self._placeholder = "%s"
+        self._filter_columns = (
+            '"session_id"',
+            '"user_id"',
+            sql.Identifier(schema.ENTITY_COLUMN[self.mode]).as_string(None),
+        )
+        self._sql_count = sql.SQL("SELECT COUNT(*) FROM {}").format(t).as_string(None)
         self._regclass_name = self._qualified_text()
 
     def _qualified_text(self) -> str:
@@ -352,18 +358,6 @@ class PostgresStorage(BaseStorage):
             return False
         self._forget_shape()  # dropped by someone else since this object checked it
         return True
-
-    def _where(self, by_id: bool, by_user: int, by_entity: int) -> str:
-        entity = self._entity_column.as_string(None)
-        where = ['"session_id" = %s'] if by_id else []
-        where += [
-            w for w in (filter_condition('"user_id"', by_user, "%s"), filter_condition(entity, by_entity, "%s")) if w
-        ]
-        return " WHERE " + " AND ".join(where) if where else ""
-
-    def _build_count(self, by_user: int, by_entity: int) -> str:
-        table = self._qualified_name.as_string(None)
-        return f"SELECT COUNT(*) FROM {table}" + self._where(False, by_user, by_entity)  # noqa: S608
 
     def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
         query = self._sql_select_ids if ids_only else self._sql_select

@@ -144,7 +144,13 @@ class SqliteStorage(BaseStorage):
         self._sql_select = f"SELECT {qualified} FROM {t}"  # noqa: S608 - quoted identifiers only
         self._sql_select_ids = f"SELECT {self._col('session_id')} FROM {t}"  # noqa: S608 - quoted identifiers only
         self._sql_order = f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}"
-        self._entity_column = self._col(schema.ENTITY_COLUMN[self.mode])
+        self._placeholder = "?"
+        self._filter_columns = (
+            self._col("session_id"),
+            self._col("user_id"),
+            self._col(schema.ENTITY_COLUMN[self.mode]),
+        )
+        self._sql_count = f"SELECT COUNT(*) FROM {t}"  # noqa: S608 - quoted identifiers only
 
     def _col(self, name: str) -> str:
         return f"{quote(self.table_name)}.{quote(name)}"
@@ -334,18 +340,6 @@ class SqliteStorage(BaseStorage):
                 count += len(params_list)
                 batch = list(itertools.islice(rest, BATCH_SIZE))
         return count
-
-    def _where(self, by_id: bool, by_user: int, by_entity: int) -> str:
-        where = [f"{self._col('session_id')} = ?"] if by_id else []
-        where += [
-            filter_condition(column, how, "?")
-            for column, how in ((self._col("user_id"), by_user), (self._entity_column, by_entity))
-        ]
-        where = [w for w in where if w]
-        return " WHERE " + " AND ".join(where) if where else ""
-
-    def _build_count(self, by_user: int, by_entity: int) -> str:
-        return f"SELECT COUNT(*) FROM {quote(self.table_name)}" + self._where(False, by_user, by_entity)  # noqa: S608
 
     def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
         sql = self._sql_select_ids if ids_only else self._sql_select
