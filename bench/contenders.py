@@ -135,9 +135,6 @@ class Floor(RawFloor):
     first" of all use an index made for it.
     """
 
-    #: read() asks the store for at most one row; the floor binds the same limit.
-    READ_LIMIT = 1
-
     def __init__(
         self, label: str = "floor (sqlite3)", synchronous: str = "FULL", decode: bool = False, best_indexes: bool = True
     ) -> None:
@@ -161,9 +158,6 @@ class Floor(RawFloor):
         for name, binds in expected.items():
             self.sql_recent[name], got = reads[name]
             _check_binding(name, got, binds)
-
-    def read_params(self, session_id: str) -> Sequence[Any]:
-        return (session_id, self.READ_LIMIT)
 
     def open(self, path: str) -> None:
         st = RecordingStorage(table_name=TABLE, db_file=path, mode="agent", synchronous=self.synchronous)

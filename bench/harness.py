@@ -207,6 +207,8 @@ class RawFloor(Contender):
     """
 
     kind = "floor"
+    #: read() asks the store for at most one row; the floor binds the same limit.
+    READ_LIMIT = 1
 
     def __init__(self, label: str, decode: bool) -> None:
         super().__init__()
@@ -236,8 +238,8 @@ class RawFloor(Contender):
         return rows
 
     def read_params(self, session_id: str) -> Sequence[Any]:
-        """What ``sql_read`` binds to read one session."""
-        return (session_id,)
+        """What ``sql_read`` (the store's read-by-id SELECT) binds to read one session."""
+        return (session_id, self.READ_LIMIT)
 
     def read_one(self, item: Any) -> bool:
         return bool(self._rows(self.sql_read, self.read_params(item[0])))

@@ -18,8 +18,6 @@ from agno_storage.backends.postgres import PostgresStorage
 from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 
 SCHEMA = "ai"
-#: read() asks the store for at most one row; the floor binds the same limit.
-READ_LIMIT = 1
 
 
 class PgOurs(OursApi):
@@ -89,9 +87,6 @@ class PgFloor(RawFloor):
             "agent": st._build_select(False, anyone, some, True, False),
             "all": st._build_select(False, anyone, anyone, True, False),
         }
-
-    def read_params(self, session_id: str) -> Sequence[Any]:
-        return (session_id, READ_LIMIT)
 
     def open(self, path: str) -> None:
         self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None)

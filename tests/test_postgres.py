@@ -99,6 +99,10 @@ def fetch(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
         return cur.fetchall() if cur.description is not None else []
 
 
+def index_names(dsn: str, table: str) -> list[str]:
+    return [n for (n,) in fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,))]
+
+
 def table_catalog(dsn: str, schema: str, table: str) -> dict[str, Any]:
     """Columns (name, type, nullable, default) and index definitions, with the table name masked."""
     columns = fetch(
@@ -203,11 +207,7 @@ def test_recency_indexes_give_newest_first_without_a_sort(dsn: str, stores: list
         assert [s.session_id for s in store.list(limit=20, **filters)] == [
             s.session_id for s in plain.list(limit=20, **filters)
         ]
-    assert not [
-        n
-        for (n,) in fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (plain.table_name,))
-        if n.startswith("rx_")
-    ]
+    assert not [n for n in index_names(dsn, plain.table_name) if n.startswith("rx_")]
 
 
 def test_create_recency_indexes_on_agnos_table_keeps_agno_working(pg_server: PgServer, agno_pg: Any) -> None:
@@ -251,8 +251,7 @@ def test_long_non_ascii_names_get_three_distinct_recency_indexes(dsn: str, store
     store = open_store(stores, dsn, schema="é" * 25, table_name="t" * 40)
     store.create()
     store.upsert(make_session(Mode.AGENT, "s1", user_id="u"))
-    rows = fetch(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (store.table_name,))
-    recency = sorted(n for (n,) in rows if n.startswith("rx_"))
+    recency = sorted(n for n in index_names(dsn, store.table_name) if n.startswith("rx_"))
     assert len(recency) == 3 and all(len(n.encode()) <= 63 for n in recency), recency
     for end in ("_user_id_recent", "_agent_id_recent", "_all_recent"):
         assert sum(n.endswith(end) for n in recency) == 1, (end, recency)

@@ -139,7 +139,7 @@ def test_upgrade_adds_the_column_and_keeps_every_row(tmp_path: Path) -> None:
     assert shape is not None and shape.version == CURRENT_VERSION and shape.flavor is Flavor.AGNO
     with sqlite3.connect(path) as conn:
         rows_after = conn.execute("SELECT session_id, memory FROM agent_sessions ORDER BY session_id").fetchall()
-        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    indexes = _index_names(path)
     assert rows_after == rows_before
     assert not any(name.startswith("idx_") for name in indexes), "like agno's own upgrade: the column only"
     sessions = store.list()
@@ -203,9 +203,7 @@ def test_old_team_table_is_upgraded_in_place(tmp_path: Path) -> None:
     store.upsert(make_session(Mode.TEAM, "t2", team_session_id="parent"))
     new = store.read("t2")
     assert new is not None and new.team_session_id == "parent"
-    with sqlite3.connect(path) as conn:
-        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert indexes == {"ix_team_sessions_team_id", "sqlite_autoindex_team_sessions_1"}, "no index added"
+    assert _index_names(path) == {"ix_team_sessions_team_id", "sqlite_autoindex_team_sessions_1"}, "no index added"
     store.close()
 
 
@@ -251,9 +249,7 @@ def test_old_workflow_v2_table_gains_workflow_name_and_runs(tmp_path: Path) -> N
     store.upsert(make_session(Mode.WORKFLOW_V2, "new"))
     new = store.read("new")
     assert new is not None and new.workflow_name == "pipeline" and new.runs == [{"run_id": "r1"}]
-    with sqlite3.connect(path) as conn:
-        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "idx_wf_workflow_name" in indexes
+    assert "idx_wf_workflow_name" in _index_names(path)
 
 
 @pytest.mark.parametrize(
@@ -273,6 +269,11 @@ def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> 
         SqliteStorage("s", db_file=path, mode="agent")
     assert path.read_bytes() == before, "not even the journal mode changes"
     assert not Path(f"{path}-wal").exists()
+
+
+def _index_names(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
 
 
 def _journal(path: Path) -> str:
