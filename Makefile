@@ -21,9 +21,9 @@ test: venv  ## Run the whole test suite with branch coverage
 
 lint: venv  ## Types, lint and format checks
 	$(BIN)/mypy
-	$(BIN)/mypy --strict bench
-	$(BIN)/ruff check agno_storage tests examples bench
-	$(BIN)/ruff format --check agno_storage tests examples bench
+	$(BIN)/mypy --strict bench devkit
+	$(BIN)/ruff check agno_storage tests examples bench devkit
+	$(BIN)/ruff format --check agno_storage tests examples bench devkit
 
 .PHONY: fixtures-agno
 fixtures-agno:  ## Rewrite fixtures/agno_*.db with real agno 1.8.4, 1.1.17 and 1.1.0

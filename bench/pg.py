@@ -5,7 +5,7 @@
         --render-with bench/results/full.json --out docs/
 
 ``python -m bench`` runs it too, after the SQLite workloads (``--no-postgres``
-leaves it out). It starts one throwaway PostgreSQL server (tests/pgserver.py)
+leaves it out). It starts one throwaway PostgreSQL server (devkit/pgserver.py)
 and turns durability back on before anything is measured: ``fsync``,
 ``full_page_writes`` and ``synchronous_commit`` on, ``shared_buffers`` at
 PostgreSQL's default 128MB, so a commit waits for its WAL flush as in a real
@@ -41,7 +41,7 @@ from bench.child import TEMPLATE_DICTS, bulk_dicts, bulk_rows
 from bench.harness import Contender, Entry, Row, ours_session
 from bench.pg_contenders import SCHEMA, PgAgno, PgFloor, PgOurs, encode_pg_row
 
-#: What the benchmark server runs with, on top of tests/pgserver.py's throwaway settings.
+#: What the benchmark server runs with, on top of devkit/pgserver.py's throwaway settings.
 DURABLE_SETTINGS = {
     "fsync": "on",
     "full_page_writes": "on",
@@ -88,9 +88,9 @@ def make_config(mode: str) -> PgConfig:
 def missing() -> str | None:
     """One line saying why the PostgreSQL part cannot run here, or None."""
     try:
-        from tests.pgserver import missing_requirement
+        from devkit.pgserver import missing_requirement
     except ImportError:
-        return "tests/pgserver.py not importable (run from the repository root)"
+        return "devkit/pgserver.py not importable (run from the repository root)"
     return missing_requirement()
 
 
@@ -99,7 +99,7 @@ def durable_server() -> Iterator[Any]:
     """A throwaway server with durability on (see DURABLE_SETTINGS), removed afterwards."""
     import psycopg
 
-    from tests.pgserver import running_server
+    from devkit.pgserver import running_server
 
     with running_server() as server:
         with psycopg.connect(server.dsn, autocommit=True) as conn:

@@ -43,7 +43,7 @@ agno_storage at commit {pg["revision"]}.
 
 | | |
 |---|---|
-| server | PostgreSQL {s["server_version"]}, throwaway cluster from tests/pgserver.py, {pg["connection"]} |
+| server | PostgreSQL {s["server_version"]}, throwaway cluster from devkit/pgserver.py, {pg["connection"]} |
 | durability | `fsync={s["fsync"]}`, `synchronous_commit={s["synchronous_commit"]}`, `full_page_writes={s["full_page_writes"]}`, `wal_sync_method={s["wal_sync_method"]}` (turned on for this run; the test suite's server runs with fsync off) |
 | memory, WAL | `shared_buffers={s["shared_buffers"]}`, `wal_level={s["wal_level"]}`, `max_wal_size={s["max_wal_size"]}` |
 | drivers | psycopg {v["psycopg"]} (binary {v["psycopg-binary"]}), psycopg_pool {v["psycopg-pool"]}; agno {v["agno"]} through SQLAlchemy {v["sqlalchemy"]} with `postgresql+psycopg://` |

@@ -1,7 +1,7 @@
 """Run an agno Agent on agno_storage and print the session it stored.
 
-Uses the deterministic fake model from ``tests/fake_model.py`` so it runs with
-no API key and no network::
+Uses the deterministic fake model from ``devkit/fake_model.py`` so it runs
+with no API key and no network::
 
     python examples/agno_agent.py [DB_FILE]
 """
@@ -13,13 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devkit/, from a checkout
 
-from agno.agent import Agent  # noqa: E402
-from fake_model import FakeModel  # noqa: E402
+from agno.agent import Agent
 
-from agno_storage.agno import SqliteStorage  # noqa: E402
+from agno_storage.agno import SqliteStorage
+from devkit.fake_model import FakeModel
 
 
 def main() -> None:

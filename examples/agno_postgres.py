@@ -1,13 +1,13 @@
 """An agno Agent whose storage is one URL: SQLite or PostgreSQL, nothing else changes.
 
-Uses the fake model from ``tests/fake_model.py`` (no API key, no network)::
+Uses the fake model from ``devkit/fake_model.py`` (no API key, no network)::
 
     python examples/agno_postgres.py        # a SQLite file in the temp dir
     python examples/agno_postgres.py        # again: the Agent resumes its history
     AGNO_STORAGE_URL=postgresql://app@db/app python examples/agno_postgres.py
     python examples/agno_postgres.py --local-postgres   # throwaway server, two turns
 
-``--local-postgres`` starts a server through ``tests/pgserver.py`` (PostgreSQL's
+``--local-postgres`` starts a server through ``devkit/pgserver.py`` (PostgreSQL's
 server binaries must be installed) and removes it at the end.
 """
 
@@ -18,13 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devkit/, from a checkout
 
-from agno.agent import Agent  # noqa: E402
-from fake_model import FakeModel  # noqa: E402
+from agno.agent import Agent
 
-from agno_storage.agno import SqliteStorage  # noqa: E402
+from agno_storage.agno import SqliteStorage
+from devkit.fake_model import FakeModel
 
 
 def ask(url: str, question: str) -> None:
@@ -48,7 +47,7 @@ def ask(url: str, question: str) -> None:
 
 def main() -> None:
     if "--local-postgres" in sys.argv[1:]:
-        from pgserver import running_server
+        from devkit.pgserver import running_server
 
         with running_server() as server:
             print(f"storage: {server.dsn}")

@@ -2,7 +2,7 @@
 
 Run ``python examples/postgres_agent.py``. With ``AGNO_STORAGE_PG_URL`` set
 (``postgresql://user@host/db``) it uses that server; otherwise it starts a
-throwaway local one through tests/pgserver.py (PostgreSQL's server binaries
+throwaway local one through devkit/pgserver.py (PostgreSQL's server binaries
 must be installed) and removes it at the end.
 """
 
@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devkit/, from a checkout
 
 from agno_storage import AgentSession
 from agno_storage.urls import open_storage
@@ -27,7 +27,7 @@ def postgres_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from tests.pgserver import running_server
+    from devkit.pgserver import running_server
 
     with running_server() as server:
         yield server.dsn

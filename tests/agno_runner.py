@@ -25,10 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-for _path in (HERE, HERE.parent):  # fake_model, and agno_storage when not installed
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # devkit, and agno_storage when not installed, as a script
+    sys.path.insert(0, str(ROOT))
 
 from agno.agent import Agent  # noqa: E402
 from agno.run.response import RunResponse  # noqa: E402
@@ -37,7 +36,8 @@ from agno.team import Team  # noqa: E402
 from agno.workflow import Workflow  # noqa: E402
 from agno.workflow.v2 import Step  # noqa: E402
 from agno.workflow.v2 import Workflow as WorkflowV2  # noqa: E402
-from fake_model import FakeModel  # noqa: E402
+
+from devkit.fake_model import FakeModel  # noqa: E402
 
 RUNNER = Path(__file__).resolve()
 

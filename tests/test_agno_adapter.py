@@ -31,8 +31,8 @@ from agno_storage.errors import (  # noqa: E402
     SchemaMismatchError,
     SchemaVersionError,
 )
+from devkit.fake_model import FakeModel  # noqa: E402
 from tests.agno_runner import make_agent  # noqa: E402
-from tests.fake_model import FakeModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -13,8 +13,8 @@ from agno.storage.session.agent import AgentSession as AgnoAgentSession
 
 from agno_storage.agno import SqliteStorage
 from agno_storage.errors import OwnershipError
+from devkit.fake_model import FakeModel
 from tests.agno_runner import make_agent
-from tests.fake_model import FakeModel
 
 SID = "shared-session-id"
 

@@ -20,6 +20,20 @@ from tests.pgserver import PgServer, create_database, require_pg
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Put first on PYTHONPATH, it makes ``import pytest`` fail as in an install without the test extra.
+NO_PYTEST = "raise ModuleNotFoundError(\"No module named 'pytest'\", name='pytest')\n"
+
+
+@pytest.fixture
+def without_pytest(tmp_path: Path) -> dict[str, str]:
+    """Environment in which a child process cannot import pytest (or tests/, which needs it)."""
+    shadow = tmp_path / "no_pytest"
+    shadow.mkdir()
+    for name in ("pytest", "_pytest"):
+        (shadow / f"{name}.py").write_text(NO_PYTEST.replace("pytest", name))
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")]))}
+
+
 def run(script: str, *args: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), *args],
@@ -40,9 +54,9 @@ def test_demo_writes_lists_and_reads_back_all_four_modes(tmp_path: Path) -> None
     assert "5 sessions in" in out
 
 
-def test_agno_agent_example_prints_the_stored_session(tmp_path: Path) -> None:
+def test_agno_agent_example_prints_the_stored_session(tmp_path: Path, without_pytest: dict[str, str]) -> None:
     pytest.importorskip("agno")
-    out = run("agno_agent.py", env={"TMPDIR": str(tmp_path)})
+    out = run("agno_agent.py", env={"TMPDIR": str(tmp_path), **without_pytest})
     replies, _, stored = out.partition("\nstored in ")
     # One Agent, two runs: the second reply is the model's second call.
     assert "reply #1: What is SQLite?" in replies and "reply #2: And what did I just ask?" in replies
@@ -111,10 +125,17 @@ def test_agno_postgres_example_moves_the_agent_to_postgresql_by_its_url(pg_serve
         assert rows.fetchall() == [("example-session", "example-user", 2)]
 
 
-def test_agno_postgres_example_runs_two_turns_on_a_local_server() -> None:
+def test_postgres_example_starts_its_own_server_without_pytest(without_pytest: dict[str, str]) -> None:
+    require_pg()
+    env = {**without_pytest, "AGNO_STORAGE_PG_URL": ""}
+    out = run("postgres_agent.py", env=env)
+    assert sorted(m[1] for m in _STORED.finditer(out)) == ["postgresql", "sqlite"], out
+
+
+def test_agno_postgres_example_runs_two_turns_on_a_local_server(without_pytest: dict[str, str]) -> None:
     pytest.importorskip("agno")
     require_pg()
-    out = run("agno_postgres.py", "--local-postgres")
+    out = run("agno_postgres.py", "--local-postgres", env=without_pytest)
     assert re.fullmatch(r"storage: postgresql://\S+", out.splitlines()[0]), out
     assert turns(out) == [
         ("Hello from PostgreSQL", "reply #1: Hello from PostgreSQL", []),

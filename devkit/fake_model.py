@@ -1,8 +1,8 @@
 """A deterministic agno model that answers from a script and records its input.
 
 Real agno Agents, Teams and Workflows run on it with no network and no API
-key. Every call records the messages agno sent (role and text), so a test can
-assert that history loaded from storage reached the model.
+key. Every call records the messages agno sent (role and text), so a test or
+an example can show that history loaded from storage reached the model.
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ class FakeModel(Model):
     def invoke_stream(self, *args: Any, **kwargs: Any) -> Iterator[FakeReply]:
         yield self._answer(kwargs["messages"])
 
-    async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[FakeReply]:
+    # agno annotates its abstract ainvoke_stream as a coroutine returning a
+    # generator, but calls it as the async generator every provider defines.
+    async def ainvoke_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[FakeReply]:  # type: ignore[override]
         yield self._answer(kwargs["messages"])
 
     def parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
