@@ -33,14 +33,18 @@ fixtures-agno:  ## Rewrite fixtures/agno_*.db with real agno 1.8.4, 1.1.17 and 1
 corpus:  ## Rewrite fixtures/corpus.json (deterministic)
 	python fixtures/make_corpus.py
 
-fixtures-go: corpus  ## Rewrite fixtures/go_*.db through agno-golang's storage (compat/cmd/writer)
+.PHONY: go-work
+go-work:  ## Make compat/ build against agno-golang v0.1.6 (where the Go proxy refuses it: AGNO_GOLANG_SRC=DIR)
+	compat/setup-go-work.sh
+
+fixtures-go: corpus go-work  ## Rewrite fixtures/go_*.db with agno-golang v0.1.6 (compat/cmd/writer)
 	cd compat && go run ./cmd/writer -corpus ../fixtures/corpus.json -out ../fixtures
 
-fixtures-go-check:  ## Fail if fixtures/go_*.db differ from a fresh run of the writer
+fixtures-go-check: go-work  ## Fail if fixtures/go_*.db differ from a fresh run of the writer
 	python fixtures/make_corpus.py --check
 	rm -rf .fixtures-go-check && mkdir .fixtures-go-check
 	cd compat && go run ./cmd/writer -corpus ../fixtures/corpus.json -out ../.fixtures-go-check
-	for f in go_agent.db go_team.db go_workflow.db go_workflow_v2.db; do \
+	for f in fixtures/go_*.db .fixtures-go-check/*.db; do f=$$(basename $$f); \
 		cmp fixtures/$$f .fixtures-go-check/$$f || exit 1; done
 	rm -rf .fixtures-go-check
 

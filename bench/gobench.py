@@ -1,9 +1,10 @@
-"""The Go contender: compat/cmd/bench, a model of agno-golang's SQLite storage.
+"""The Go contender: compat/cmd/bench, agno-golang v0.1.6's SQLite storage.
 
-The real module (github.com/devalexandre/agno-golang) cannot be fetched from
-the Go module proxy here, so the command builds against the model in
-``compat/internal/agnogolang`` (same SQL text, same ``encoding/json``
-marshalling, modernc.org/sqlite driver). See compat/NOTES.md.
+The command calls the module ``github.com/devalexandre/agno-golang`` itself
+(``Upsert`` and ``Read`` of ``agno/storage/sqlite``) over a modernc.org/sqlite
+connection. Where the Go module proxy refuses that module,
+``compat/setup-go-work.sh`` must have written ``compat/go.work`` first (see
+docs/compat.md).
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ class GoServer:
 
 
 class Go(Contender):
-    """agno-golang's Upsert / Read (the model), timed inside the Go process."""
+    """agno-golang v0.1.6's Upsert / Read, timed inside the Go process."""
 
     kind = "go"
-    label = "agno-golang (model)"
+    label = "agno-golang v0.1.6"
 
     def __init__(self, server: GoServer) -> None:
         super().__init__()

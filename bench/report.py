@@ -39,7 +39,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     for w in ("1. upsert new small", "1. upsert existing small"):
         ratio(w, "agno 1.8.4", 8, f"{w[3:]}: vs agno 1.8.4 (each at its defaults)")
         ratio(w, "floor (sqlite3)", 0.8, f"{w[3:]}: vs floor, both synchronous=FULL")
-        ratio(w, "agno-golang (model)", 1, f"{w[3:]}: vs agno-golang (model)")
+        ratio(w, "agno-golang v0.1.6", 1, f"{w[3:]}: vs agno-golang v0.1.6")
     ratio("2. read small", "agno 1.8.4", 6, "read small: vs agno 1.8.4")
     ratio("2. read small", "floor (sqlite3)", 0.8, "read small: vs floor (raw rows)")
     ratio("3. upsert large", "agno 1.8.4", 3, "upsert large: vs agno 1.8.4")
@@ -193,7 +193,7 @@ SELECTs, with the same parameters.
     parts.append(
         f"""### Concurrent writers (workload 6)
 
-{c["writers"]} processes ({"two Python processes with agno_storage and one Go process with the agno-golang model" if c["writers"] == 3 else "two Python processes with agno_storage"})
+{c["writers"]} processes ({"two Python processes with agno_storage and one Go process with agno-golang v0.1.6" if c["writers"] == 3 else "two Python processes with agno_storage"})
 each upsert {c["per_process"]:,} small sessions into one file at the same moment, one transaction per session.
 
 | | sessions/s |

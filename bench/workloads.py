@@ -265,7 +265,7 @@ def concurrent_writers(cfg: Config, go_binary: Path | None, sessions_file: Path 
                 f"agno_storage, process {k}": [*child, "--prefix", f"py{k}", "--start-at", start_at] for k in (1, 2)
             }
             if go_binary is not None and sessions_file is not None:
-                cmds["agno-golang (model)"] = [
+                cmds["agno-golang v0.1.6"] = [
                     str(go_binary),
                     *("-sessions", str(sessions_file), "-db", db, "-write", str(n)),
                     *("-prefix", "go", "-start-at", start_at),

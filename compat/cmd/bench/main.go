@@ -1,5 +1,5 @@
-// Command bench times agno-golang's SQLite storage (the model of it in
-// internal/agnogolang) for the Python benchmark suite in bench/. The suite
+// Command bench times agno-golang v0.1.6's SQLite storage (Upsert and Read of
+// agno/storage/sqlite) for the Python benchmark suite in bench/. The suite
 // writes the sessions to a JSON file ({"small": [...], "large": [...]}, agno
 // 1.x field names) so both languages store the same data.
 //
@@ -38,9 +38,9 @@ import (
 
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
-	"agnostorage/compat/internal/agnogolang/sqlite"
-	"agnostorage/compat/internal/agnogolang/storage"
 	"agnostorage/compat/internal/fixture"
+	"github.com/devalexandre/agno-golang/agno/storage"
+	"github.com/devalexandre/agno-golang/agno/storage/sqlite"
 )
 
 type request struct {

@@ -1,5 +1,5 @@
 // Command hammer upserts agent sessions into a shared SQLite file as fast as
-// it can through agno-golang's SqliteStorage.Upsert, to test sharing a live
+// it can through agno-golang v0.1.6's SqliteStorage.Upsert, to test sharing a live
 // file with other processes.
 //
 //	hammer -db FILE -mode agent -table NAME -n N -prefix P -overlap K [-start-at UNIX]
@@ -24,9 +24,9 @@ import (
 	"strings"
 	"time"
 
-	"agnostorage/compat/internal/agnogolang/sqlite"
-	"agnostorage/compat/internal/agnogolang/storage"
 	"agnostorage/compat/internal/fixture"
+	"github.com/devalexandre/agno-golang/agno/storage"
+	"github.com/devalexandre/agno-golang/agno/storage/sqlite"
 )
 
 // Payload returns the deterministic payload text of writer prefix, seq i.

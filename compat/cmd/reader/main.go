@@ -1,24 +1,37 @@
-// Command reader prints, as JSON, what agno-golang's storage reads from a
-// session table.
+// Command reader prints, as JSON, what agno-golang v0.1.6's SQLite storage
+// reads from a session table, through each of its read methods.
 //
-//	reader -db FILE -mode agent|team|workflow|workflow_v2 -table NAME [-session ID ...]
+//	reader -db FILE -mode agent|team|workflow|workflow_v2 -table NAME [-session ID ...] [-knowledge]
 //
-// Output: {"read": {ID: session or null}, "all": [...], "recent": [...]}.
-// "read" holds Read(ID, nil) for each -session flag (every session id in the
-// table when none is given); "all" is GetAllSessions(nil, nil) and "recent"
-// GetRecentSessions(nil, nil, nil). Agent and team sessions are printed as
-// agno-golang's structs marshal; workflow sessions as the row maps Read returns.
+// Output, one JSON object:
+//
+//	"read":         {ID: Read(ID, nil) or null}
+//	"recent":       GetRecentSessions(nil, nil, nil)
+//	"all":          {USER: GetAllSessions(ctx, USER)} for every user_id in the table
+//	"session_ids":  {USER: GetAllSessionIDs(ctx, USER)}
+//	"read_session": {ID: {"session": ReadSession(ctx, ID)} or {"error": text}} (agent mode)
+//	"runs":         {ID: {"runs": GetRunsForSession(ctx, ID)} or {"error": text}} (agent mode)
+//	"knowledge":    number of rows GetKnowledgeContents finds (with -knowledge)
+//
+// The IDs are the -session flags, or every session id in the table. Agent and
+// team sessions print as agno-golang's structs marshal; workflow sessions as
+// the row maps Read returns. ReadSession and GetRunsForSession are the
+// storage.DB methods an agent.Agent calls; their errors are printed, not
+// fatal, because they are part of what a Go agent sees.
 package main
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 
-	"agnostorage/compat/internal/agnogolang/sqlite"
-	"agnostorage/compat/internal/agnogolang/storage"
+	"github.com/devalexandre/agno-golang/agno/storage"
+	"github.com/devalexandre/agno-golang/agno/storage/sqlite"
+
 	"agnostorage/compat/internal/fixture"
 )
 
@@ -31,8 +44,9 @@ func main() {
 	dbPath := flag.String("db", "", "SQLite file")
 	mode := flag.String("mode", "agent", "agent, team, workflow or workflow_v2")
 	table := flag.String("table", "", "table name")
+	knowledge := flag.Bool("knowledge", false, "also list knowledge contents (creates agno_knowledge, as upstream does)")
 	var ids multi
-	flag.Var(&ids, "session", "session id to Read (repeatable; default: every id in the table)")
+	flag.Var(&ids, "session", "session id to read (repeatable; default: every id in the table)")
 	flag.Parse()
 	if *dbPath == "" || *table == "" {
 		fail(fmt.Errorf("-db and -table are required"))
@@ -49,22 +63,14 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	quoted := `"` + strings.ReplaceAll(*table, `"`, `""`) + `"`
 	if len(ids) == 0 {
-		rows, err := db.Query(fmt.Sprintf(`SELECT session_id FROM "%s" ORDER BY session_id`, strings.ReplaceAll(*table, `"`, `""`)))
-		if err != nil {
-			fail(err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				fail(err)
-			}
-			ids = append(ids, id)
-		}
-		if err := rows.Close(); err != nil {
-			fail(err)
-		}
+		ids = column(db, "SELECT session_id FROM "+quoted+" ORDER BY session_id")
 	}
+	users := column(db, "SELECT DISTINCT user_id FROM "+quoted+" ORDER BY user_id")
+	ctx := context.Background()
+	out := map[string]interface{}{}
+
 	read := map[string]interface{}{}
 	for _, id := range ids {
 		s, err := st.Read(id, nil)
@@ -73,18 +79,67 @@ func main() {
 		}
 		read[id] = s
 	}
-	all, err := st.GetAllSessions(nil, nil)
+	out["read"] = read
+	if out["recent"], err = st.GetRecentSessions(nil, nil, nil); err != nil {
+		fail(fmt.Errorf("GetRecentSessions: %w", err))
+	}
+	all, sessionIDs := map[string]interface{}{}, map[string]interface{}{}
+	for _, u := range users {
+		if all[u], err = st.GetAllSessions(ctx, u); err != nil {
+			fail(fmt.Errorf("GetAllSessions(%q): %w", u, err))
+		}
+		if sessionIDs[u], err = st.GetAllSessionIDs(ctx, u); err != nil {
+			fail(fmt.Errorf("GetAllSessionIDs(%q): %w", u, err))
+		}
+	}
+	out["all"], out["session_ids"] = all, sessionIDs
+	if storage.StorageMode(*mode) == storage.AgentMode {
+		readSession, runs := map[string]interface{}{}, map[string]interface{}{}
+		for _, id := range ids {
+			if s, err := st.ReadSession(ctx, id); err != nil {
+				readSession[id] = map[string]string{"error": err.Error()}
+			} else {
+				readSession[id] = map[string]interface{}{"session": s}
+			}
+			if r, err := st.GetRunsForSession(ctx, id); err != nil {
+				runs[id] = map[string]string{"error": err.Error()}
+			} else {
+				runs[id] = map[string]interface{}{"runs": r}
+			}
+		}
+		out["read_session"], out["runs"] = readSession, runs
+	}
+	if *knowledge {
+		rows, total, err := st.GetKnowledgeContents(nil, nil, nil, nil)
+		if err != nil {
+			fail(fmt.Errorf("GetKnowledgeContents: %w", err))
+		}
+		out["knowledge"] = map[string]int{"rows": len(rows), "total": total}
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fail(err)
+	}
+}
+
+// column returns the first column of every row q selects.
+func column(db *sql.DB, q string) []string {
+	rows, err := db.Query(q)
 	if err != nil {
 		fail(err)
 	}
-	recent, err := st.GetRecentSessions(nil, nil, nil)
-	if err != nil {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			fail(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
 		fail(err)
 	}
-	enc := json.NewEncoder(os.Stdout)
-	if err := enc.Encode(map[string]interface{}{"read": read, "all": all, "recent": recent}); err != nil {
-		fail(err)
-	}
+	return out
 }
 
 func fail(err error) {

@@ -1,6 +1,8 @@
 // Command writer writes the session corpus into one SQLite file per mode
-// through agno-golang's storage: go_agent.db (with the big session),
-// go_team.db, go_workflow.db and go_workflow_v2.db.
+// through agno-golang v0.1.6's storage: go_agent.db (with the big session),
+// go_team.db, go_workflow.db and go_workflow_v2.db; and two files written by
+// agno-golang's own Agent and Team with a canned model:
+// go_agent_conversation.db and go_team_conversation.db.
 //
 //	writer -corpus fixtures/corpus.json -out fixtures
 //
@@ -10,18 +12,20 @@
 // created_at comes from the corpus (Upsert keeps it on insert). Upsert
 // always sets updated_at to time.Now(); unless -keep-clock is given, the
 // writer then sets updated_at back to the corpus value with a plain UPDATE so
-// the files are deterministic.
+// the files are deterministic. The conversation files get the same treatment
+// for every clock or random value (see conversations.go), always.
 package main
 
 import (
+	"database/sql"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"agnostorage/compat/internal/agnogolang/sqlite"
-	"agnostorage/compat/internal/agnogolang/storage"
 	"agnostorage/compat/internal/fixture"
+	"github.com/devalexandre/agno-golang/agno/storage"
+	"github.com/devalexandre/agno-golang/agno/storage/sqlite"
 )
 
 type target struct {
@@ -48,13 +52,24 @@ func main() {
 		fail(err)
 	}
 	for _, t := range targets {
-		if err := write(c, t, filepath.Join(*outDir, t.file), *keepClock); err != nil {
+		err := build(filepath.Join(*outDir, t.file), func(db *sql.DB) error { return write(db, c, t, *keepClock) })
+		if err != nil {
 			fail(fmt.Errorf("%s: %w", t.file, err))
+		}
+	}
+	for file, f := range map[string]func(*sql.DB) error{
+		"go_agent_conversation.db": writeAgentConversation,
+		"go_team_conversation.db":  writeTeamConversation,
+	} {
+		if err := build(filepath.Join(*outDir, file), f); err != nil {
+			fail(fmt.Errorf("%s: %w", file, err))
 		}
 	}
 }
 
-func write(c fixture.Corpus, t target, path string, keepClock bool) error {
+// build writes a fresh file at path with fill, then leaves it self-contained:
+// rollback journal mode (no -wal beside it) and VACUUMed.
+func build(path string, fill func(*sql.DB) error) error {
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
 			return err
@@ -65,6 +80,17 @@ func write(c fixture.Corpus, t target, path string, keepClock bool) error {
 		return err
 	}
 	defer db.Close()
+	if err := fill(db); err != nil {
+		return err
+	}
+	if _, err := db.Exec("PRAGMA journal_mode=DELETE"); err != nil {
+		return err
+	}
+	_, err = db.Exec("VACUUM")
+	return err
+}
+
+func write(db *sql.DB, c fixture.Corpus, t target, keepClock bool) error {
 	st, err := sqlite.NewSqliteStorage(sqlite.SqliteStorageConfig{TableName: t.table, DB: db, Mode: t.mode})
 	if err != nil {
 		return err
@@ -93,12 +119,7 @@ func write(c fixture.Corpus, t target, path string, keepClock bool) error {
 			}
 		}
 	}
-	// Leave a single self-contained file: no -wal beside it, rollback journal mode.
-	if _, err := db.Exec("PRAGMA journal_mode=DELETE"); err != nil {
-		return err
-	}
-	_, err = db.Exec("VACUUM")
-	return err
+	return nil
 }
 
 func fail(err error) {
