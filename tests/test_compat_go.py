@@ -1,6 +1,7 @@
-"""Cross-language compatibility with agno-golang's SQLite storage.
+"""Cross-language compatibility with agno-golang v0.1.6's SQLite storage.
 
-The Go side is ``compat/`` (see ``compat/NOTES.md``): ``writer`` made the
+The Go side is ``compat/`` (see ``compat/NOTES.md``), which calls the
+agno-golang module itself: ``writer`` made the
 ``fixtures/go_*.db`` files from ``fixtures/corpus.json``, ``reader`` prints what
 agno-golang decodes from a file, ``hammer`` upserts into a shared live file.
 Every test here needs the ``go`` toolchain; ``AGNO_STORAGE_REQUIRE_GO=1`` turns
@@ -255,8 +256,10 @@ def test_go_fixtures_are_current(go_bin: Path, tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    for mode in MODES:
-        name = f"go_{mode}.db"
+    written = sorted(p.name for p in tmp_path.glob("go_*.db"))
+    assert written == sorted(p.name for p in FIXTURES.glob("go_*.db"))
+    assert {f"go_{mode}.db" for mode in MODES} <= set(written)
+    for name in written:
         assert (tmp_path / name).read_bytes() == (FIXTURES / name).read_bytes(), f"{name} is stale: make fixtures-go"
 
 
@@ -386,10 +389,21 @@ def test_go_reads_store_agent_team(
         got.pop("updated_at")  # this store's clock
         want.pop("updated_at")
         assert got == want, s["session_id"]
-    for key in ("all", "recent"):
-        assert sorted(x["session_id"] for x in out[key]) == sorted(out["read"])
-        created = [x["created_at"] for x in out[key]]
-        assert created == sorted(created, reverse=True)
+    assert sorted(x["session_id"] for x in out["recent"]) == sorted(out["read"])
+    created = [x["created_at"] for x in out["recent"]]
+    assert created == sorted(created, reverse=True)
+    # GetAllSessions(ctx, user) and GetAllSessionIDs(ctx, user) filter by user;
+    # GetAllSessions keeps only *AgentSession values, so a team table lists none.
+    users = {s.get("user_id") or "" for s in sessions}
+    assert sorted(out["session_ids"]) == sorted(out["all"]) == sorted(users)
+    for user, ids in out["session_ids"].items():
+        assert sorted(ids) == sorted(s["session_id"] for s in sessions if (s.get("user_id") or "") == user)
+        listed = out["all"][user] or []
+        if mode == "agent":
+            assert [x["session_id"] for x in listed] == ids
+            assert all(x == out["read"][x["session_id"]] for x in listed)
+        else:
+            assert listed == []
 
 
 @pytest.mark.parametrize("mode", ["workflow", "workflow_v2"])
@@ -413,7 +427,8 @@ def test_go_reads_store_workflow(
         got.pop("updated_at")
         want.pop("updated_at")
         assert got == want, s["session_id"]
-    assert sorted(x["session_id"] for x in out["all"]) == sorted(out["read"])
+    assert sorted(x["session_id"] for x in out["recent"]) == sorted(out["read"])
+    assert all(listed == [] for listed in out["all"].values())  # only agent sessions are listed
 
 
 # --------------------------------------------------------------------------- (d) one live file

@@ -1,7 +1,7 @@
 // Command reader prints, as JSON, what agno-golang v0.1.6's SQLite storage
 // reads from a session table, through each of its read methods.
 //
-//	reader -db FILE -mode agent|team|workflow|workflow_v2 -table NAME [-session ID ...] [-knowledge]
+//	reader -db FILE -mode agent|team|workflow|workflow_v2 -table NAME [-session ID ...] [-knowledge] [-by-path]
 //
 // Output, one JSON object:
 //
@@ -18,6 +18,10 @@
 // the row maps Read returns. ReadSession and GetRunsForSession are the
 // storage.DB methods an agent.Agent calls; their errors are printed, not
 // fatal, because they are part of what a Go agent sees.
+//
+// The storage gets its own *sql.DB (fixture.Open). With -by-path it is given
+// SqliteStorageConfig.DBFile instead, as a Go program would by default, and
+// agno-golang opens the file itself.
 package main
 
 import (
@@ -45,6 +49,7 @@ func main() {
 	mode := flag.String("mode", "agent", "agent, team, workflow or workflow_v2")
 	table := flag.String("table", "", "table name")
 	knowledge := flag.Bool("knowledge", false, "also list knowledge contents (creates agno_knowledge, as upstream does)")
+	byPath := flag.Bool("by-path", false, "let agno-golang open the file (SqliteStorageConfig.DBFile)")
 	var ids multi
 	flag.Var(&ids, "session", "session id to read (repeatable; default: every id in the table)")
 	flag.Parse()
@@ -59,7 +64,11 @@ func main() {
 		fail(err)
 	}
 	defer db.Close()
-	st, err := sqlite.NewSqliteStorage(sqlite.SqliteStorageConfig{TableName: *table, DB: db, Mode: storage.StorageMode(*mode)})
+	cfg := sqlite.SqliteStorageConfig{TableName: *table, DB: db, Mode: storage.StorageMode(*mode)}
+	if *byPath {
+		cfg.DB, cfg.DBFile = nil, dbPath
+	}
+	st, err := sqlite.NewSqliteStorage(cfg)
 	if err != nil {
 		fail(err)
 	}
