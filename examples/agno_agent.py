@@ -1,9 +1,14 @@
-"""Run an agno Agent on agno_storage and print the session it stored.
+"""Run an agno Agent on agno_storage, scoped to its user, and print the session it stored.
 
 Uses the deterministic fake model from ``devkit/fake_model.py`` so it runs
 with no API key and no network::
 
     python examples/agno_agent.py [DB_FILE]
+
+The storage is built with ``user_id=``: every read, list, delete and write
+goes through that user. A second user who reuses the session_id finds
+nothing, so none of the first user's history reaches the model, and the
+write back is refused with OwnershipError.
 """
 
 from __future__ import annotations
@@ -18,24 +23,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devkit/, from
 from agno.agent import Agent
 
 from agno_storage.agno import SqliteStorage
+from agno_storage.errors import OwnershipError
 from devkit.fake_model import FakeModel
 
+SESSION_ID = "example-session"
 
-def main() -> None:
-    db_file = sys.argv[1] if len(sys.argv) > 1 else str(Path(tempfile.mkdtemp()) / "agno.db")
-    agent = Agent(
-        model=FakeModel(),
-        storage=SqliteStorage(table_name="agent_sessions", db_file=db_file),
-        session_id="example-session",
-        user_id="example-user",
+
+def agent_for(user_id: str, db_file: str, model: FakeModel) -> Agent:
+    """An Agent whose storage is scoped to ``user_id``: one storage per user."""
+    return Agent(
+        model=model,
+        storage=SqliteStorage(table_name="agent_sessions", db_file=db_file, user_id=user_id),
+        session_id=SESSION_ID,
+        user_id=user_id,
         add_history_to_messages=True,
         telemetry=False,
         monitoring=False,
     )
+
+
+def main() -> None:
+    db_file = sys.argv[1] if len(sys.argv) > 1 else str(Path(tempfile.mkdtemp()) / "agno.db")
+    agent = agent_for("example-user", db_file, FakeModel())
     for question in ("What is SQLite?", "And what did I just ask?"):
         print(f"> {question}\n{agent.run(question).content}")
 
-    stored = SqliteStorage(table_name="agent_sessions", db_file=db_file).read("example-session")
+    # Another user on the same session_id: the scoped read finds nothing and the write is refused.
+    other_model = FakeModel()
+    try:
+        agent_for("other-user", db_file, other_model).run("What did they ask?")
+    except OwnershipError as exc:
+        sent = [m["content"] for call in other_model.calls for m in call if m["role"] == "user"]
+        print(f"\nother-user on {SESSION_ID}: refused ({type(exc).__name__}); user messages sent to the model: {sent}")
+
+    stored = SqliteStorage(table_name="agent_sessions", db_file=db_file, user_id="example-user").read(SESSION_ID)
     assert stored is not None
     runs = (stored.memory or {}).get("runs", [])
     # The whole row is long (every run keeps its messages and metrics); show

@@ -8,7 +8,8 @@ Uses the fake model from ``devkit/fake_model.py`` (no API key, no network)::
     python examples/agno_postgres.py --local-postgres   # throwaway server, two turns
 
 ``--local-postgres`` starts a server through ``devkit/pgserver.py`` (PostgreSQL's
-server binaries must be installed) and removes it at the end.
+server binaries must be installed) and removes it at the end. The storage is
+scoped to the Agent's user with ``user_id=``.
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ from agno.agent import Agent
 from agno_storage.agno import SqliteStorage
 from devkit.fake_model import FakeModel
 
+USER_ID = "example-user"
+
 
 def ask(url: str, question: str) -> None:
     """One turn of a fresh Agent; the URL alone says where its session lives."""
     model = FakeModel()
-    storage = SqliteStorage(table_name="agent_sessions", db_url=url)  # sqlite:///... or postgresql://...
+    # sqlite:///... or postgresql://...; user_id= scopes every read and write to this user.
+    storage = SqliteStorage(table_name="agent_sessions", db_url=url, user_id=USER_ID)
     agent = Agent(
         model=model,
         storage=storage,
         session_id="example-session",
-        user_id="example-user",
+        user_id=USER_ID,
         add_history_to_messages=True,
         telemetry=False,
         monitoring=False,

@@ -65,6 +65,11 @@ def test_agno_agent_example_prints_the_stored_session(tmp_path: Path, without_py
     printed = json.loads(summary)
     ids = (printed["session_id"], printed["user_id"], printed["agent_id"])
     assert ids[:2] == ("example-session", "example-user") and printed["runs"] == 2
+    # Another user on the same session_id: refused, and only their own message reached the model.
+    assert (
+        "other-user on example-session: refused (OwnershipError); user messages sent to the model: ['What did they ask?']"
+        in replies
+    )
     assert printed["messages"] == [
         "user: What is SQLite?",
         "assistant: reply #1: What is SQLite?",
