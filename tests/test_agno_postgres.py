@@ -187,7 +187,7 @@ def pg_driver() -> None:
     """Skip (or fail under AGNO_STORAGE_REQUIRE_PG=1) without psycopg: a PostgreSQL URL imports it."""
     require(
         all(importlib.util.find_spec(name) is not None for name in ("psycopg", "psycopg_pool")),
-        "psycopg 3 not installed: pip install 'psycopg[binary]' psycopg_pool",
+        "psycopg 3 not installed: pip install 'agno-session-storage[postgres]'",
         REQUIRE_ENV,
     )
 
