@@ -16,6 +16,7 @@ is listed in ``docs/compat_agno.md``.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any, Literal, Self, cast
@@ -33,10 +34,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError("agno_storage.agno needs agno 1.x; install it with: pip install 'agno_storage[agno]'") from exc
 
-from agno_storage import AgentSession, BaseStorage, TeamSession, WorkflowSession, WorkflowSessionV2
+from agno_storage import AgentSession, BaseStorage, TeamSession, WorkflowSession, WorkflowSessionV2, urls
 from agno_storage import SqliteStorage as CoreSqliteStorage
 from agno_storage.errors import CorruptRowError, InvalidInputError, OwnershipError
-from agno_storage.models import Mode, session_class
+from agno_storage.models import Mode
+from agno_storage.modes import SPECS
 
 __all__ = ["AgnoSession", "PostgresStorage", "SqliteStorage"]
 
@@ -45,13 +47,16 @@ Backend = Literal["sqlite", "postgresql"]
 AgnoSession = AgnoAgentSession | AgnoTeamSession | AgnoWorkflowSession | AgnoWorkflowSessionV2
 CoreSession = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
 
-_MODES = ("agent", "team", "workflow", "workflow_v2")
-_AGNO_CLASSES: dict[str, Any] = {
-    "agent": AgnoAgentSession,
-    "team": AgnoTeamSession,
-    "workflow": AgnoWorkflowSession,
-    "workflow_v2": AgnoWorkflowSessionV2,
-}
+_MODES = tuple(mode.value for mode in Mode)
+
+
+def _agno_class(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+#: agno's session dataclass of each mode, as the mode records name them.
+_AGNO_CLASSES: dict[str, Any] = {mode.value: _agno_class(spec.agno_class) for mode, spec in SPECS.items()}
 #: Fields of our v2 record that are not copied by name from agno's.
 _V2_OWN = frozenset({"memory", "runs"})
 # Set by the adapter itself, so not accepted among the pass-through options.
@@ -59,21 +64,11 @@ _ADAPTER_OPTIONS = frozenset({"table_name", "db_url", "db_file", "mode", "schema
 
 
 def _backend_of_url(db_url: str) -> Backend:
-    """Which core store a URL selects: ``sqlite`` or ``postgresql``.
+    """Which core store a URL selects, as :func:`agno_storage.urls.parse` reads it.
 
-    The scheme decides, with any SQLAlchemy driver suffix ignored
-    (``postgresql+psycopg://``, ``sqlite+pysqlite://``). Raises
-    InvalidInputError for anything else, before any connection is made.
+    Raises InvalidInputError for a URL of no engine, before any connection is made.
     """
-    if not isinstance(db_url, str):
-        raise InvalidInputError(f"db_url must be a str, got {db_url!r}")
-    scheme, sep, _ = db_url.partition("://")
-    name = scheme.split("+")[0].lower() if sep else ""
-    if name == "sqlite":
-        return "sqlite"
-    if name in ("postgresql", "postgres"):
-        return "postgresql"
-    raise InvalidInputError(f"db_url must start with sqlite:/// or postgresql://, got {db_url!r}")
+    return "sqlite" if isinstance(urls.parse(db_url, "db_url"), urls.SqliteTarget) else "postgresql"
 
 
 def _engine_url(db_engine: Any, expected: Backend) -> Any:
@@ -209,12 +204,20 @@ class _AgnoStorage(Storage):
         return self.core.table_exists()
 
     def read(self, session_id: str, user_id: str | None = None) -> AgnoSession | None:
-        """One session as agno's dataclass, or None; scoped to ``user_id`` when set."""
+        """One session as agno's dataclass, or None; scoped to ``user_id`` when set.
+
+        A storage scoped to one user returns None for another user's id,
+        whatever ``user_id`` is passed.
+        """
+        if self._other_user(user_id):
+            return None
         found = self.core.read(session_id, user_id=self._user(user_id))
         return None if found is None else self._to_agno(found)
 
     def get_all_session_ids(self, user_id: str | None = None, entity_id: str | None = None) -> list[str]:
-        """Session ids, newest first."""
+        """Session ids, newest first (only the scoped user's, when ``user_id`` is set)."""
+        if self._other_user(user_id):
+            return []
         return list(self.core.get_all_session_ids(user_id=self._user(user_id), entity_id=entity_id))
 
     def get_all_sessions(self, user_id: str | None = None, entity_id: str | None = None) -> list[AgnoSession]:
@@ -280,7 +283,13 @@ class _AgnoStorage(Storage):
     def _user(self, user_id: str | None) -> str | None:
         return user_id if user_id is not None else self.user_id
 
+    def _other_user(self, user_id: str | None) -> bool:
+        """True if a storage scoped to one user is asked about another: the answer is "nothing"."""
+        return self.user_id is not None and user_id is not None and user_id != self.user_id
+
     def _list(self, user_id: str | None, entity_id: str | None, limit: int | None) -> list[AgnoSession]:
+        if self._other_user(user_id):
+            return []
         found = self.core.list(user_id=self._user(user_id), entity_id=entity_id, limit=limit)
         return [self._to_agno(s) for s in found]
 
@@ -297,7 +306,7 @@ class _AgnoStorage(Storage):
                 table=self.table_name,
                 session_id=getattr(session, "session_id", None),
             )
-        core_class = session_class(Mode(self.mode))
+        core_class = SPECS[Mode(self.mode)].session_class
         v2 = core_class is WorkflowSessionV2
         values = {
             name: getattr(session, name) for name in attrs.fields_dict(core_class) if not (v2 and name in _V2_OWN)

@@ -29,17 +29,14 @@ import attrs
 
 import agno_storage
 from agno_storage import (
-    AgentSession,
     BaseStorage,
+    InvalidInputError,
     Mode,
     SchemaMismatchError,
     SchemaVersionError,
     SqliteStorage,
     StorageError,
-    TeamSession,
-    WorkflowSession,
-    WorkflowSessionV2,
-    open_storage,
+    urls,
 )
 
 PROG = "agno-storage"
@@ -47,11 +44,6 @@ PROG = "agno-storage"
 OK, NOT_FOUND, FAILED = 0, 1, 2
 #: 128 + SIGPIPE, what a shell reports for a reader that went away (``| head``).
 BROKEN_PIPE = 141
-
-#: The field holding the agent / team / workflow id in each mode.
-ENTITY_FIELD: dict[Mode, str] = {
-    cls.MODE: cls.ENTITY_FIELD for cls in (AgentSession, TeamSession, WorkflowSession, WorkflowSessionV2)
-}
 
 _LAYOUTS = {
     "go": "go (the Go port's DDL, as agno-golang and agno_storage create it)",
@@ -72,31 +64,26 @@ class _Exit(Exception):
 # --- opening a store ------------------------------------------------------
 
 
-def _sqlite_file(url: str) -> Path | None:
-    """The file a SQLite target names; ``None`` for other engines or URLs open_storage will refuse."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return Path(url)
-    if scheme.split("+")[0].lower() != "sqlite":
-        return None
-    if rest in ("", "/", "/:memory:"):
+def _target(url: str) -> urls.Target:
+    """What the URL argument names; a bare path is a SQLite file. Bad URLs are bad arguments."""
+    try:
+        target = urls.parse_location(url)
+    except InvalidInputError as exc:
+        raise _Exit(FAILED, str(exc)) from None
+    if isinstance(target, urls.SqliteTarget) and target.path is None:
         raise _Exit(FAILED, f"{url!r} is an in-memory database, which starts empty; give a file")
-    if not rest.startswith("/") or "?" in rest:
-        return None
-    return Path(rest[1:])
+    return target
 
 
-def _make_store(url: str, table: str, mode: Mode | str, schema: str | None) -> BaseStorage:
-    if "://" not in url:
+def _make_store(url: str, target: urls.Target, table: str, mode: Mode | str, schema: str | None) -> BaseStorage:
+    if isinstance(target, urls.SqliteTarget):
         if schema is not None:
             raise _Exit(FAILED, "--schema applies to PostgreSQL URLs only")
-        return SqliteStorage(table, db_file=url, mode=mode)
+        return SqliteStorage(table, db_file=target.path, mode=mode)
     if schema is None:
-        return open_storage(url, table_name=table, mode=mode)
-    if url.partition("://")[0].split("+")[0].lower() not in ("postgresql", "postgres"):
-        raise _Exit(FAILED, "--schema applies to PostgreSQL URLs only")
+        return urls.open_storage(url, table_name=table, mode=mode)
     # '' means "no schema": the server's search path decides, as agno's schema=None does.
-    return open_storage(url, table_name=table, mode=mode, schema=schema or None)
+    return urls.open_storage(url, table_name=table, mode=mode, schema=schema or None)
 
 
 @contextmanager
@@ -108,19 +95,19 @@ def _opened(args: argparse.Namespace) -> Iterator[tuple[BaseStorage, bool]]:
     found, and the table is opened again in that one. Raises _Exit(NOT_FOUND)
     for a missing SQLite file or table (nothing is created).
     """
-    path = _sqlite_file(args.url)
-    if path is not None and not path.expanduser().exists():
-        raise _Exit(NOT_FOUND, f"no database file {str(path)!r}")
+    target = _target(args.url)
+    if isinstance(target, urls.SqliteTarget) and target.path and not Path(target.path).expanduser().exists():
+        raise _Exit(NOT_FOUND, f"no database file {target.path!r}")
     if args.mode is not None:
-        store = _make_store(args.url, args.table, args.mode, args.schema)
+        store = _make_store(args.url, target, args.table, args.mode, args.schema)
         detected = False
     else:
         try:
-            store = _make_store(args.url, args.table, Mode.AGENT, args.schema)
+            store = _make_store(args.url, target, args.table, Mode.AGENT, args.schema)
         except SchemaMismatchError as exc:
             if exc.found_mode is None:
                 raise
-            store = _make_store(args.url, args.table, exc.found_mode, args.schema)
+            store = _make_store(args.url, target, args.table, exc.found_mode, args.schema)
         detected = True
     with store:
         if not store.table_exists():
@@ -243,7 +230,7 @@ def _postgres_facts(store: BaseStorage) -> tuple[str, str]:
 def _list(args: argparse.Namespace) -> int:
     with _opened(args) as (store, _):
         sessions = store.list(user_id=args.user, entity_id=args.entity, limit=args.limit)
-        entity = ENTITY_FIELD[store.mode]
+        entity = store.spec.entity_column
         if args.json:
             _out(
                 _json(

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from agno_storage.errors import CorruptRowError, InvalidInputError
-from agno_storage.models import SESSION_CLASSES, BaseSession, Mode, Session
-from agno_storage.schema import Column, ColumnKind, mode_columns
+from agno_storage.models import Session
+from agno_storage.modes import ColumnKind, ModeSpec
 
 _ORJSON_OPTIONS = (
     orjson.OPT_SORT_KEYS
@@ -97,16 +97,22 @@ def _dumps_wide(value: Any) -> bytes:
 
 
 def _walk(value: Any) -> list[Any]:
-    """Every container and scalar inside ``value``, depth first, without recursion."""
+    """Every container and scalar inside ``value``, depth first, without recursion.
+
+    A container met twice is walked once: a value that contains itself ends
+    the walk instead of looping (the encoder then refuses the cycle).
+    """
     out: list[Any] = []
+    seen: set[int] = set()
     stack = [value]
     while stack:
         item = stack.pop()
         out.append(item)
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+        if isinstance(item, (dict, list, tuple)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
     return out
 
 
@@ -198,96 +204,133 @@ def is_utf8(text: str) -> bool:
     return True
 
 
-def check_session(session: object, mode: Mode, table: str) -> Session:
-    """Validate ``session`` for a table of ``mode``; raise :class:`InvalidInputError` if it cannot be stored."""
-    cls = SESSION_CLASSES[mode]
-    if type(session) is not cls:
-        got = getattr(type(session), "MODE", type(session).__name__)
-        raise InvalidInputError(
-            f"table {table!r} stores {mode.value} sessions; got {got} ({type(session).__name__})",
-            table=table,
-        )
-    assert isinstance(session, BaseSession)
-    sid = session.session_id
-    if not isinstance(sid, str) or not sid:
-        raise InvalidInputError(f"session_id must be a non-empty str, got {sid!r}", table=table, column="session_id")
-    return session
+class RowCodec:
+    """Sessions of one mode to rows of one table and back, for one engine's conventions.
 
-
-def encode_session(session: Session, columns: Sequence[Column], table: str) -> list[Any]:
-    """Turn a checked session into the values of ``columns``, in order.
-
-    Timestamps are returned as found (``None`` when unset); the backend fills
-    them in. Raises :class:`InvalidInputError` naming the column at fault.
+    Rows are lists (or tuples, read back) of the mode's columns in table
+    order (:attr:`ModeSpec.names`). ``empty_text_is_null`` is for a layout
+    whose id columns are nullable (agno's on PostgreSQL): "no value" is
+    written as NULL there, and as ``''`` in the Go port's NOT NULL columns.
+    Reads accept both. Built once per store; cheap to call.
     """
-    sid = session.session_id
-    values: list[Any] = []
-    for col in columns:
-        value = getattr(session, col.name)
-        kind = col.kind
-        if kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
-            allowed: tuple[type, ...] = (dict,) if kind is ColumnKind.JSON else (dict, list)
-            if value is not None and not isinstance(value, allowed):
-                want = " or ".join(t.__name__ for t in allowed)
-                raise InvalidInputError(
-                    f"{col.name} must be a {want} or None, got {type(value).__name__}",
-                    table=table,
-                    session_id=sid,
-                    column=col.name,
-                )
-            try:
-                values.append(dumps(value))
-            except InvalidInputError as exc:
-                raise InvalidInputError(exc.message, table=table, session_id=sid, column=col.name) from exc
-        elif kind is ColumnKind.TIMESTAMP:
-            if value is not None and (type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX):
-                raise InvalidInputError(
-                    f"{col.name} must be a 64-bit int (Unix seconds) or None, got {value!r}",
-                    table=table,
-                    session_id=sid,
-                    column=col.name,
-                )
-            values.append(value)
-        else:
-            if value is not None and (not isinstance(value, str) or not is_utf8(value)):
-                raise InvalidInputError(
-                    f"{col.name} must be a str of valid Unicode or None, got {value!r}",
-                    table=table,
-                    session_id=sid,
-                    column=col.name,
-                )
-            if value is None and kind is ColumnKind.REQUIRED_TEXT:
-                value = ""
-            values.append(value)
-    return values
+
+    __slots__ = ("_created_at", "_empty", "_plan", "_updated_at", "_user_id", "spec", "table")
+
+    def __init__(self, spec: ModeSpec, table: str, *, empty_text_is_null: bool = False) -> None:
+        self.spec = spec
+        self.table = table
+        self._plan = tuple((c.name, c.kind) for c in spec.columns)
+        self._empty: str | None = None if empty_text_is_null else ""
+        names = spec.names
+        self._user_id = names.index("user_id")
+        self._created_at = names.index("created_at")
+        self._updated_at = names.index("updated_at")
+
+    # --- writing ----------------------------------------------------------
+
+    def encode(self, session: object) -> list[Any]:
+        """The row of ``session``; timestamps as found (``None`` when unset), see :meth:`stamp`.
+
+        Raises :class:`InvalidInputError` for a session of another mode or a
+        value that cannot be stored, naming the column at fault.
+        """
+        table = self.table
+        cls = self.spec.session_class
+        if type(session) is not cls:
+            got = getattr(type(session), "MODE", type(session).__name__)
+            raise InvalidInputError(
+                f"table {table!r} stores {self.spec.mode.value} sessions; got {got} ({type(session).__name__})",
+                table=table,
+            )
+        sid = session.session_id
+        if not isinstance(sid, str) or not sid:
+            raise InvalidInputError(
+                f"session_id must be a non-empty str, got {sid!r}", table=table, column="session_id"
+            )
+        values: list[Any] = []
+        for name, kind in self._plan:
+            value = getattr(session, name)
+            if kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
+                values.append(self._encode_json(value, kind, sid, name))
+            elif kind is ColumnKind.TIMESTAMP:
+                if value is not None and (type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX):
+                    raise InvalidInputError(
+                        f"{name} must be a 64-bit int (Unix seconds) or None, got {value!r}",
+                        table=table,
+                        session_id=sid,
+                        column=name,
+                    )
+                values.append(value)
+            else:
+                if value is not None and (not isinstance(value, str) or not is_utf8(value)):
+                    raise InvalidInputError(
+                        f"{name} must be a str of valid Unicode or None, got {value!r}",
+                        table=table,
+                        session_id=sid,
+                        column=name,
+                    )
+                if kind is ColumnKind.REQUIRED_TEXT and not value:
+                    value = self._empty
+                values.append(value)
+        return values
+
+    def _encode_json(self, value: Any, kind: ColumnKind, sid: str, name: str) -> str:
+        allowed = _JSON_TYPES[kind]
+        if value is not None and not isinstance(value, allowed):
+            want = " or ".join(t.__name__ for t in allowed)
+            raise InvalidInputError(
+                f"{name} must be a {want} or None, got {type(value).__name__}",
+                table=self.table,
+                session_id=sid,
+                column=name,
+            )
+        try:
+            return dumps(value)
+        except InvalidInputError as exc:
+            raise InvalidInputError(exc.message, table=self.table, session_id=sid, column=name) from exc
+
+    def stamp(self, row: list[Any], now: int) -> list[Any]:
+        """Fill in an encoded row's timestamps: created_at if unset, updated_at always; returns ``row``."""
+        if row[self._created_at] is None:
+            row[self._created_at] = now
+        row[self._updated_at] = now
+        return row
+
+    def session_id(self, row: Sequence[Any]) -> Any:
+        """The session_id of an encoded or stored row."""
+        return row[0]
+
+    def user_id(self, row: Sequence[Any]) -> str | None:
+        """The owner of an encoded or stored row; ``None`` for no owner."""
+        user: str | None = row[self._user_id]
+        return user or None
+
+    # --- reading ----------------------------------------------------------
+
+    def decode(self, row: Sequence[Any]) -> Session:
+        """The session of a stored row. JSON columns may come as ``str`` or UTF-8 ``bytes``.
+
+        Raises :class:`CorruptRowError` naming the table, session_id and
+        column of a value that cannot be decoded or is of the wrong JSON type.
+        """
+        sid = row[0]
+        fields: dict[str, Any] = {}
+        for (name, kind), value in zip(self._plan, row, strict=True):
+            if value is None:
+                fields[name] = None
+            elif kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
+                fields[name] = _decode_json(value, kind, self.table, sid, name)
+            elif kind is ColumnKind.TIMESTAMP:
+                fields[name] = _decode_timestamp(value, self.table, sid, name)
+            elif kind is ColumnKind.REQUIRED_TEXT:
+                # '' is how a NOT NULL column spells "no value".
+                fields[name] = value or None
+            else:
+                fields[name] = value
+        return self.spec.session_class(**fields)
 
 
 _JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
-
-
-def decode_row(row: Sequence[Any], mode: Mode, table: str) -> Session:
-    """Build a session from a row holding :func:`schema.mode_columns` in order.
-
-    JSON columns may come as ``str`` or UTF-8 ``bytes``. Raises
-    :class:`CorruptRowError` naming the table, session_id and column of a value
-    that cannot be decoded or is of the wrong JSON type.
-    """
-    sid = row[0]
-    fields: dict[str, Any] = {}
-    for col, value in zip(mode_columns(mode), row, strict=True):
-        kind = col.kind
-        if value is None:
-            fields[col.name] = None
-        elif kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
-            fields[col.name] = _decode_json(value, kind, table, sid, col.name)
-        elif kind is ColumnKind.TIMESTAMP:
-            fields[col.name] = _decode_timestamp(value, table, sid, col.name)
-        elif kind is ColumnKind.REQUIRED_TEXT:
-            # '' is how a NOT NULL column spells "no value".
-            fields[col.name] = value or None
-        else:
-            fields[col.name] = value
-    return SESSION_CLASSES[mode](**fields)
 
 
 def _decode_json(value: Any, kind: ColumnKind, table: str, sid: Any, column: str) -> Any:

@@ -73,8 +73,28 @@ class SchemaVersionError(StorageError):
         self.current_version = current_version
 
 
+class TableNotFoundError(StorageError):
+    """The table is not there: dropped by another program while this store used it.
+
+    A store's own calls read a missing table as empty and make it again on
+    the next write; this error reaches the caller only inside a
+    ``transaction()``, whose work so far stands or falls with it.
+    """
+
+
 class CorruptRowError(StorageError):
     """A stored value cannot be decoded (invalid JSON, wrong type)."""
+
+
+class DiskFullError(StorageError):
+    """The disk (or the database's size limit) is full; nothing of the failed write was kept.
+
+    Retryable once space is freed.
+    """
+
+
+class DatabaseCorruptError(StorageError):
+    """The database file is damaged or is not a database; retrying will not help."""
 
 
 class BusyError(StorageError):
@@ -105,9 +125,12 @@ __all__ = [
     "BusyError",
     "ConnectionLostError",
     "CorruptRowError",
+    "DatabaseCorruptError",
+    "DiskFullError",
     "InvalidInputError",
     "OwnershipError",
     "SchemaMismatchError",
     "SchemaVersionError",
     "StorageError",
+    "TableNotFoundError",
 ]

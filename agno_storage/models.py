@@ -33,8 +33,6 @@ class BaseSession:
     """
 
     MODE: ClassVar[Mode]
-    #: Name of the field that identifies the agent / team / workflow.
-    ENTITY_FIELD: ClassVar[str]
 
     session_id: str
     user_id: str | None = None
@@ -47,7 +45,9 @@ class BaseSession:
     @property
     def entity_id(self) -> str | None:
         """agent_id, team_id or workflow_id, whichever this mode has."""
-        value: str | None = getattr(self, self.ENTITY_FIELD)
+        from agno_storage.modes import SPECS  # the mode records are built on these classes
+
+        value: str | None = getattr(self, SPECS[self.MODE].entity_column)
         return value
 
 
@@ -56,7 +56,6 @@ class AgentSession(BaseSession):
     """A session of one agno Agent."""
 
     MODE: ClassVar[Mode] = Mode.AGENT
-    ENTITY_FIELD: ClassVar[str] = "agent_id"
 
     agent_id: str | None = None
     agent_data: JSONObject | None = None
@@ -68,7 +67,6 @@ class TeamSession(BaseSession):
     """A session of one agno Team."""
 
     MODE: ClassVar[Mode] = Mode.TEAM
-    ENTITY_FIELD: ClassVar[str] = "team_id"
 
     team_id: str | None = None
     team_data: JSONObject | None = None
@@ -80,7 +78,6 @@ class WorkflowSession(BaseSession):
     """A session of one agno 1.x (v1) Workflow."""
 
     MODE: ClassVar[Mode] = Mode.WORKFLOW
-    ENTITY_FIELD: ClassVar[str] = "workflow_id"
 
     workflow_id: str | None = None
     workflow_data: JSONObject | None = None
@@ -91,7 +88,6 @@ class WorkflowSessionV2(BaseSession):
     """A session of one agno v2 Workflow; ``runs`` is a JSON list or object."""
 
     MODE: ClassVar[Mode] = Mode.WORKFLOW_V2
-    ENTITY_FIELD: ClassVar[str] = "workflow_id"
 
     workflow_id: str | None = None
     workflow_name: str | None = None
@@ -100,15 +96,3 @@ class WorkflowSessionV2(BaseSession):
 
 
 Session: TypeAlias = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
-
-SESSION_CLASSES: dict[Mode, type[Session]] = {
-    Mode.AGENT: AgentSession,
-    Mode.TEAM: TeamSession,
-    Mode.WORKFLOW: WorkflowSession,
-    Mode.WORKFLOW_V2: WorkflowSessionV2,
-}
-
-
-def session_class(mode: Mode) -> type[Session]:
-    """Return the session class for ``mode``."""
-    return SESSION_CLASSES[mode]

@@ -1,116 +1,27 @@
-"""Per-mode columns, the table DDL, schema version detection and migrations.
+"""Table names, schema version detection and migrations, for every engine.
 
-The DDL text is the Go port's, character for character, so a table created
-here has the same ``sqlite_master.sql`` as one made by agno-golang's
-``Create()``. Neither agno nor the Go port records a schema version, so the
-version is read from the table's shape (its column names).
+Neither agno nor the Go port records a schema version, so the version is read
+from the table's shape (its column names). Migrations are engine-neutral: each
+names the columns it adds, and each engine's DDL module renders the step
+(``backends/sqlite_ddl.py``, ``backends/postgres_ddl.py``).
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 import attrs
 
 from agno_storage.errors import InvalidInputError, SchemaMismatchError, SchemaVersionError
 from agno_storage.models import Mode
+from agno_storage.modes import SPECS
 
 #: The newest schema version; versions before it are upgraded by MIGRATIONS.
 CURRENT_VERSION = 2
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-class ColumnKind(enum.Enum):
-    KEY = "key"
-    #: NOT NULL text: ``None`` is stored as ``''`` and ``''`` reads back as ``None``.
-    REQUIRED_TEXT = "required_text"
-    OPTIONAL_TEXT = "optional_text"
-    #: A JSON object or null.
-    JSON = "json"
-    #: A JSON object, list or null.
-    JSON_ANY = "json_any"
-    TIMESTAMP = "timestamp"
-
-
-@attrs.frozen
-class Column:
-    name: str
-    #: The declaration after the name in the Go port's CREATE TABLE.
-    decl: str
-    kind: ColumnKind
-
-
-_NOW = "INTEGER DEFAULT (strftime('%s', 'now'))"
-
-COMMON_COLUMNS: tuple[Column, ...] = (
-    Column("session_id", "TEXT PRIMARY KEY", ColumnKind.KEY),
-    Column("user_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
-    Column("memory", "TEXT", ColumnKind.JSON),
-    Column("session_data", "TEXT", ColumnKind.JSON),
-    Column("extra_data", "TEXT", ColumnKind.JSON),
-    Column("created_at", _NOW, ColumnKind.TIMESTAMP),
-    Column("updated_at", _NOW, ColumnKind.TIMESTAMP),
-)
-
-MODE_SPECIFIC_COLUMNS: dict[Mode, tuple[Column, ...]] = {
-    Mode.AGENT: (
-        Column("agent_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
-        Column("agent_data", "TEXT", ColumnKind.JSON),
-        Column("team_session_id", "TEXT", ColumnKind.OPTIONAL_TEXT),
-    ),
-    Mode.TEAM: (
-        Column("team_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
-        Column("team_data", "TEXT", ColumnKind.JSON),
-        Column("team_session_id", "TEXT", ColumnKind.OPTIONAL_TEXT),
-    ),
-    Mode.WORKFLOW: (
-        Column("workflow_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
-        Column("workflow_data", "TEXT", ColumnKind.JSON),
-    ),
-    Mode.WORKFLOW_V2: (
-        Column("workflow_id", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
-        Column("workflow_name", "TEXT NOT NULL", ColumnKind.REQUIRED_TEXT),
-        Column("workflow_data", "TEXT", ColumnKind.JSON),
-        Column("runs", "TEXT", ColumnKind.JSON_ANY),
-    ),
-}
-
-_MODE_COLUMNS: dict[Mode, tuple[Column, ...]] = {
-    mode: COMMON_COLUMNS + specific for mode, specific in MODE_SPECIFIC_COLUMNS.items()
-}
-
-#: Columns of each mode that the Go port indexes, one index per column.
-INDEXED_COLUMNS: dict[Mode, tuple[str, ...]] = {
-    Mode.AGENT: ("user_id", "created_at", "agent_id", "team_session_id"),
-    Mode.TEAM: ("user_id", "created_at", "team_id", "team_session_id"),
-    Mode.WORKFLOW: ("user_id", "created_at", "workflow_id"),
-    Mode.WORKFLOW_V2: ("user_id", "created_at", "workflow_id", "workflow_name"),
-}
-
-ENTITY_COLUMN: dict[Mode, str] = {
-    Mode.AGENT: "agent_id",
-    Mode.TEAM: "team_id",
-    Mode.WORKFLOW: "workflow_id",
-    Mode.WORKFLOW_V2: "workflow_id",
-}
-
-
-def mode_columns(mode: Mode) -> tuple[Column, ...]:
-    """All columns of ``mode``'s table, in table order."""
-    return _MODE_COLUMNS[mode]
-
-
-def parse_mode(mode: object) -> Mode:
-    """``mode`` as a :class:`Mode`; ``None`` means agent, as in agno."""
-    if mode is None:
-        return Mode.AGENT
-    try:
-        return Mode(mode)  # type: ignore[arg-type]  # validated right here
-    except ValueError:
-        raise InvalidInputError(f"unknown mode {mode!r}; expected one of {', '.join(m.value for m in Mode)}") from None
 
 
 def check_table_name(name: object) -> str:
@@ -150,45 +61,6 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-# --- DDL (SQLite, the Go port's text) ---------------------------------------
-
-
-def sqlite_create_table(table: str, mode: Mode) -> str:
-    """The Go port's CREATE TABLE statement for ``mode``, byte for byte."""
-    cols = ", ".join(f"{c.name} {c.decl}" for c in mode_columns(mode))
-    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
-
-
-def go_index_name(table: str, column: str) -> str:
-    return f"idx_{table}_{column}"
-
-
-def sqlite_create_index(name: str, table: str, column: str) -> str:
-    return f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"
-
-
-def sqlite_create_indexes(table: str, mode: Mode) -> list[str]:
-    """The Go port's CREATE INDEX statements for ``mode``, in its order."""
-    return [sqlite_create_index(go_index_name(table, c), table, c) for c in INDEXED_COLUMNS[mode]]
-
-
-def recency_index_name(table: str, column: str) -> str:
-    return f"rx_{table}_{column}_recent"
-
-
-def sqlite_create_recency_indexes(table: str, mode: Mode) -> list[str]:
-    """Indexes that serve "newest sessions of one user / one entity" without a sort.
-
-    They match ``ORDER BY created_at DESC, session_id`` exactly. Not part of the
-    Go port's DDL; its table and index statements are untouched by them.
-    """
-    return [
-        f"CREATE INDEX IF NOT EXISTS {recency_index_name(table, column)} "
-        f"ON {table} ({column}, created_at DESC, session_id)"
-        for column in ("user_id", ENTITY_COLUMN[mode])
-    ]
-
-
 # --- version detection ----------------------------------------------------
 
 
@@ -216,7 +88,7 @@ def _article(word: str) -> str:
 
 
 def _fits(mode: Mode, cols: set[str]) -> bool:
-    needed = {c.name for c in mode_columns(mode)} - _UPGRADABLE[mode]
+    needed = set(SPECS[mode].names) - _UPGRADABLE[mode]
     if not needed <= cols:
         return False
     # A workflow_v2 table has every v1 workflow column; its own columns tell it apart.
@@ -269,7 +141,7 @@ def inspect_shape(
             expected_mode=mode.value,
             found_mode=found.value if found else None,
         )
-    missing = {c.name for c in mode_columns(mode)} - cols
+    missing = set(SPECS[mode].names) - cols
     version = CURRENT_VERSION if not missing else 1
     return TableShape(
         mode=mode, version=version, flavor=flavor_of(table, index_names, table_sql), missing=frozenset(missing)
@@ -295,9 +167,9 @@ def require_current(table: str, shape: TableShape) -> None:
 class Migration:
     """One upgrade step: the columns it adds. Append-only: never edit or reorder an entry.
 
-    Engine-neutral: a column is declared as its mode's :class:`Column` says,
-    and each backend renders the step in its own dialect (see
-    :func:`sqlite_upgrade_statements`). A column's declaration is therefore
+    Engine-neutral: a column is declared as its mode's
+    :class:`~agno_storage.modes.Column` says, and each engine's DDL module
+    renders the step in its own dialect. A column's declaration is therefore
     frozen too: changing it would change what old migrations write.
     """
 
@@ -328,7 +200,7 @@ def _upgradable() -> dict[Mode, frozenset[str]]:
     """The columns migrations add to each mode's tables (checked to be that mode's columns)."""
     out: dict[Mode, frozenset[str]] = {}
     for mode in Mode:
-        names = {c.name for c in mode_columns(mode)}
+        names = set(SPECS[mode].names)
         adds = frozenset(name for m in MIGRATIONS if mode in m.modes for name in m.adds)
         if not adds <= names:
             raise AssertionError(f"a migration adds {sorted(adds - names)}, not {mode.value} columns")
@@ -351,34 +223,3 @@ def pending_columns(shape: TableShape) -> list[str]:
     Only those the table lacks: a migration is idempotent.
     """
     return [name for m in pending_migrations(shape) for name in m.adds if name in shape.missing]
-
-
-def sqlite_add_column(table: str, column: Column) -> str:
-    """The Go port's ALTER TABLE for ``column``; NOT NULL text needs a default for the rows already there."""
-    default = " DEFAULT ''" if column.kind is ColumnKind.REQUIRED_TEXT else ""
-    return f"ALTER TABLE {table} ADD COLUMN {column.name} {column.decl}{default}"
-
-
-def sqlite_upgrade_statements(table: str, shape: TableShape) -> list[str]:
-    """The SQLite statements that bring a table of ``shape`` to the current version; ``[]`` if current.
-
-    Each missing column is added as the Go port declares it and, on a
-    Go-made table, gets the Go port's index if the Go port indexes it;
-    agno's own upgrade adds the column only, and so does this on its tables.
-    """
-    by_name = {c.name: c for c in mode_columns(shape.mode)}
-    out: list[str] = []
-    for name in pending_columns(shape):
-        out.append(sqlite_add_column(table, by_name[name]))
-        if shape.flavor is Flavor.GO and name in INDEXED_COLUMNS[shape.mode]:
-            out.append(sqlite_create_index(go_index_name(table, name), table, name))
-    return out
-
-
-def select_list(mode: Mode) -> str:
-    """The quoted column list of ``mode``, in table order, for SELECT and INSERT."""
-    return ", ".join(quote(c.name) for c in mode_columns(mode))
-
-
-def column_names(columns: Sequence[Column]) -> list[str]:
-    return [c.name for c in columns]

@@ -1,12 +1,89 @@
-"""Open a store from one URL, so switching engines is a configuration change."""
+"""Database URLs: the one parser, and ``open_storage``, which picks the engine from a URL.
+
+Every entry point (the core stores, ``open_storage``, the agno adapter, the
+CLI) reads a URL through :func:`parse`, so they accept and refuse the same
+spellings: the scheme is case-insensitive and a SQLAlchemy driver suffix
+(``+pysqlite``, ``+psycopg``) is ignored.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from agno_storage.backends.base import BaseStorage
+import attrs
+
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
+
+if TYPE_CHECKING:
+    from agno_storage.backends.base import BaseStorage
+
+
+@attrs.frozen
+class SqliteTarget:
+    """A SQLite database: the file's path as written in the URL, or ``None`` for a private in-memory one."""
+
+    path: str | None
+
+
+@attrs.frozen
+class PostgresTarget:
+    """A PostgreSQL database; ``conninfo`` is what libpq takes (driver suffix dropped)."""
+
+    conninfo: str
+
+
+Target: TypeAlias = SqliteTarget | PostgresTarget
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+_EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
+
+
+def parse(url: object, what: str = "a database URL") -> Target:
+    """What ``url`` names: ``sqlite:///relative.db``, ``sqlite:////abs.db``, ``postgresql://...``.
+
+    ``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` are an in-memory
+    database. Raises :class:`InvalidInputError` for anything else, including
+    a SQLite URL with a host or query parameters (which would be silently
+    ignored otherwise). ``what`` names the argument in the messages.
+    """
+    if not isinstance(url, str):
+        raise InvalidInputError(f"{what} must be a str, got {url!r}")
+    scheme, sep, rest = url.partition("://")
+    engine = scheme.split("+", 1)[0].lower() if sep else ""
+    if engine == "sqlite":
+        if "?" in rest:
+            raise InvalidInputError(f"{what}: SQLite URL query parameters are not supported: {url!r}")
+        if rest in ("", "/", "/:memory:"):
+            return SqliteTarget(path=None)
+        if not rest.startswith("/"):
+            raise InvalidInputError(f"{what}: a SQLite URL has no host: expected {_EXPECTED}, got {url!r}")
+        return SqliteTarget(path=rest[1:])
+    if engine in _POSTGRES_SCHEMES:
+        return PostgresTarget(conninfo=f"postgresql://{rest}")
+    raise InvalidInputError(f"{what} must look like {_EXPECTED}, got {url!r}")
+
+
+def parse_location(text: object) -> Target:
+    """Like :func:`parse`, but a string without ``://`` is the path of a SQLite file (as the CLI takes it)."""
+    if isinstance(text, str) and "://" not in text:
+        if not text:
+            raise InvalidInputError("a database path must not be empty")
+        return SqliteTarget(path=text)
+    return parse(text)
+
+
+def postgres_conninfo(db_url: object, what: str = "db_url") -> str:
+    """What libpq takes for ``db_url``: a PostgreSQL URL, or a libpq ``key=value`` string as it is.
+
+    Raises InvalidInputError for a URL of another engine.
+    """
+    if isinstance(db_url, str) and db_url and "://" not in db_url:
+        return db_url
+    target = parse(db_url, what)
+    if not isinstance(target, PostgresTarget):
+        raise InvalidInputError(f"{what} must be a PostgreSQL URL (postgresql://user@host/db), got {db_url!r}")
+    return target.conninfo
 
 
 def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT, **kwargs: Any) -> BaseStorage:
@@ -15,25 +92,20 @@ def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT
     Extra keyword arguments go to the backend's constructor (for PostgreSQL,
     ``schema``, ``pool_size``, ``connect_timeout``...). The PostgreSQL
     backend is imported only when asked for, so SQLite needs no driver.
-    Raises InvalidInputError for any other scheme.
+    Raises InvalidInputError for any other URL (see :func:`parse`).
     """
-    if not isinstance(url, str):
-        raise InvalidInputError(f"url must be a str, got {url!r}")
-    scheme = url.partition("://")[0].split("+")[0].lower()
-    if scheme == "sqlite":
+    target = parse(url)
+    if isinstance(target, SqliteTarget):
         from agno_storage.backends.sqlite import SqliteStorage
 
         return SqliteStorage(table_name, db_url=url, mode=mode, **kwargs)
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from agno_storage.backends.postgres import PostgresStorage
-        except ImportError as exc:
-            raise StorageError(
-                f"PostgreSQL needs psycopg: pip install 'agno_storage[postgres]' ({exc})", table=table_name
-            ) from exc
-
-        return PostgresStorage(table_name, db_url=url, mode=mode, **kwargs)
-    raise InvalidInputError(f"url must start with sqlite:// or postgresql://, got {url!r}")
+    try:
+        from agno_storage.backends.postgres import PostgresStorage
+    except ImportError as exc:
+        raise StorageError(
+            f"PostgreSQL needs psycopg: pip install 'agno_storage[postgres]' ({exc})", table=table_name
+        ) from exc
+    return PostgresStorage(table_name, db_url=url, mode=mode, **kwargs)
 
 
-__all__ = ["open_storage"]
+__all__ = ["PostgresTarget", "SqliteTarget", "Target", "open_storage", "parse", "parse_location", "postgres_conninfo"]

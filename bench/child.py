@@ -110,7 +110,7 @@ def _bulk_ours(db: str, n: int, synchronous: str) -> dict[str, Any]:
 def _bulk_floor(db: str, n: int, synchronous: str) -> dict[str, Any]:
     st = SqliteStorage(table_name=TABLE, db_file=db, synchronous=synchronous)
     st.create()
-    sql = st._sql_upsert  # the store's statement without RETURNING, as upsert_many runs it
+    sql = st.statements.upsert  # the store's statement without RETURNING, as upsert_many runs it
     st.close()
     # Pre-encoded before the clock starts: the floor pays for SQL only.
     encoded = {id(t): encode_row(t) for t in TEMPLATE_DICTS}

@@ -8,11 +8,12 @@ from __future__ import annotations
 import sqlite3
 import time
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from agno_storage import SqliteStorage
-from bench.harness import FIELDS, AgnoApi, OursApi, RawFloor, ours_session
+from agno_storage.schema import quote
+from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 
 TABLE = "agent_sessions"
 #: A read the harness makes through the store's API: "read" by session_id, or "newest" of a "user", an "agent" or "all".
@@ -64,37 +65,28 @@ class Agno(AgnoApi):
 class RecordingStorage(SqliteStorage):
     """This project's SqliteStorage that can also say which SELECT a read runs and what it binds.
 
-    Only for setting up and explaining: the timed contenders use the plain
-    class, so the recorder's check costs them nothing.
+    Only for setting up and explaining: it watches the store through its
+    public ``tracer``, and the timed contenders use the plain class.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._log: list[tuple[str, list[Any]]] | None = None  # first: the constructor already reads
-        super().__init__(*args, **kwargs)
-
-    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        if self._log is None:
-            return super()._query(sql, params)
-        self._log.append((sql, list(params)))
-        return []
-
     def statement(self, call: Callable[[], object]) -> tuple[str, list[Any]]:
-        """The one SELECT ``call`` makes the store run, with its parameters; nothing is run.
+        """The one SELECT on the sessions table that ``call`` makes the store run, with its parameters.
 
-        The text comes from the store's statement cache and the parameters from
-        its own binding code. Raises RuntimeError if the table is absent or the
-        call does not make exactly one read.
+        Raises RuntimeError if the table is absent or the call does not make
+        exactly one read of it.
         """
-        if self._checked_shape(create=False) is None:
+        if not self.table_exists():
             raise RuntimeError(f"no table {self.table_name!r} in {self.db_path!r} to record reads on")
-        self._log = []
+        log: list[tuple[str, list[Any]]] = []
+        self.tracer = lambda statement, params: log.append((statement, list(params or [])))
         try:
             call()
         finally:
-            log, self._log = self._log, None
-        if len(log) != 1:
-            raise RuntimeError(f"expected one read statement, the store ran {len(log)}: {log!r}")
-        return log[0]
+            self.tracer = None
+        reads = [(s, p) for s, p in log if s.startswith("SELECT") and f"FROM {quote(self.table_name)}" in s]
+        if len(reads) != 1:
+            raise RuntimeError(f"expected one read statement, the store ran {len(reads)}: {log!r}")
+        return reads[0]
 
 
 def ours_reads(
@@ -145,7 +137,7 @@ class Floor(RawFloor):
     def _statements(self, st: RecordingStorage) -> None:
         # The store's own statement text, so the floor runs the same SQL; the
         # bindings below are checked against what the store binds.
-        self.sql_upsert = st._sql_upsert_returning
+        self.sql_upsert = st.statements.upsert_returning
         reads = ours_reads(st, PROBE_ID, PROBE_USER, PROBE_AGENT, PROBE_LIMIT)
         self.sql_read, got = reads["read"]
         _check_binding("read", got, [PROBE_ID, self.READ_LIMIT])
@@ -197,9 +189,5 @@ def encode_row(d: dict[str, Any], now: int | None = None) -> list[Any]:
     global _ROW_ENCODER
     if _ROW_ENCODER is None:
         _ROW_ENCODER = SqliteStorage(table_name=TABLE)  # in memory: used only for its encoder
-    row = _ROW_ENCODER._encode(ours_session(d))
-    now = int(time.time()) if now is None else now
-    if row[FIELDS.index("created_at")] is None:
-        row[FIELDS.index("created_at")] = now
-    row[FIELDS.index("updated_at")] = now
-    return row
+    row = _ROW_ENCODER.row_codec.encode(ours_session(d))
+    return _ROW_ENCODER.row_codec.stamp(row, int(time.time()) if now is None else now)

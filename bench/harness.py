@@ -27,7 +27,7 @@ import attrs
 import orjson
 
 from agno_storage import AgentSession
-from agno_storage.schema import mode_columns
+from agno_storage.modes import spec
 from bench import sessions
 
 Row = dict[str, Any]
@@ -37,7 +37,7 @@ Batch = tuple[float, int, int]
 Results = dict[str, dict[str, Any]]
 
 #: Our session fields, taken from the suite's agno-shaped dicts; both stores bind them in this order.
-FIELDS = tuple(c.name for c in mode_columns(AgentSession.MODE))
+FIELDS = spec(AgentSession.MODE).names
 JSON_POSITIONS = (2, 3, 4, 8)  # memory, session_data, extra_data, agent_data
 
 #: The set "upsert existing" writes: the small sessions, changed (a name the Go contender knows too).

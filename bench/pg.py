@@ -228,7 +228,7 @@ def bulk_import(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
     def floor(table: str) -> tuple[float, int]:
         c = PgFloor(dsn)
         c.open(table)
-        sql = c.store._sql_upsert  # without RETURNING, as upsert_many runs it
+        sql = c.store.statements.upsert  # without RETURNING, as upsert_many runs it
         now = int(time.time())
         # The store binds parameters in mode column order, as the SQLite store does.
         it = bulk_rows({id(t): encode_pg_row(c.store, t, now) for t in TEMPLATE_DICTS}, n, "bulk")

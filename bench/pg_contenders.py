@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg
 
-from agno_storage.backends.base import filter_kind
 from agno_storage.backends.postgres import PostgresStorage
+from agno_storage.backends.statements import filter_kind
 from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 
 SCHEMA = "ai"
@@ -77,15 +77,15 @@ class PgFloor(RawFloor):
         st = PostgresStorage(table, db_url=self.dsn, schema=SCHEMA, mode="agent")
         st.create()
         self.store = st
-        self.sql_upsert = st._sql_upsert_returning
+        self.sql_upsert = st.statements.upsert_returning
         # The SELECTs the store builds for read() (by id, LIMIT 1) and for
         # list(user_id= / entity_id= / neither, limit=), bound the same way.
         some, anyone = filter_kind("x"), filter_kind(None)
-        self.sql_read = st._build_select(True, anyone, anyone, True, False)
+        self.sql_read = st.statements.select_for((True, anyone, anyone, True, False))
         self.sql_recent = {
-            "user": st._build_select(False, some, anyone, True, False),
-            "agent": st._build_select(False, anyone, some, True, False),
-            "all": st._build_select(False, anyone, anyone, True, False),
+            "user": st.statements.select_for((False, some, anyone, True, False)),
+            "agent": st.statements.select_for((False, anyone, some, True, False)),
+            "all": st.statements.select_for((False, anyone, anyone, True, False)),
         }
 
     def open(self, path: str) -> None:
@@ -114,5 +114,5 @@ class PgFloor(RawFloor):
 
 def encode_pg_row(st: PostgresStorage, d: dict[str, Any], now: int | None = None) -> list[Any]:
     """A session dict as ``st``'s upsert parameters (JSON as text, timestamps set), as the store binds them."""
-    row = st._encode(ours_session(d))
-    return st._stamp(row, int(time.time()) if now is None else now)
+    row = st.row_codec.encode(ours_session(d))
+    return st.row_codec.stamp(row, int(time.time()) if now is None else now)

@@ -319,7 +319,7 @@ def test_a_missing_file_or_table_exits_1_and_creates_nothing(
     [
         (["list", "{db}", "--table", "agent_sessions", "--mode", "team"], "is an agent table, not a team table"),
         (["list", "{db}", "--table", "select"], "reserved word"),
-        (["list", "mysql://h/db", "--table", "t"], "url must start with sqlite:// or postgresql://"),
+        (["list", "mysql://h/db", "--table", "t"], "a database URL must look like sqlite:///path.db"),
         (["list", "sqlite://", "--table", "t"], "in-memory database"),
         (["list", "sqlite:///{db}?mode=ro", "--table", "agent_sessions"], "query parameters"),
         (["list", "{db}", "--table", "agent_sessions", "--schema", "ai"], "PostgreSQL URLs only"),

@@ -19,6 +19,7 @@ from agno_storage import (
     SchemaMismatchError,
     TeamSession,
 )
+from agno_storage.modes import spec
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
 
@@ -86,7 +87,7 @@ def test_list_is_newest_first_then_by_session_id(make_store: StoreFactory, mode:
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_filters_by_user_and_entity(make_store: StoreFactory, mode: Mode) -> None:
     store = make_store(mode)
-    entity_field = make_session(mode, "x").ENTITY_FIELD
+    entity_field = spec(mode).entity_column
     store.upsert_many(
         [
             make_session(mode, "a1", user_id="alice", **{entity_field: "e1"}, created_at=1),
@@ -104,7 +105,7 @@ def test_filters_by_user_and_entity(make_store: StoreFactory, mode: Mode) -> Non
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_count_agrees_with_list_under_every_filter(make_store: StoreFactory, mode: Mode) -> None:
     store = make_store(mode, allow_owner_change=True)
-    entity_field = make_session(mode, "x").ENTITY_FIELD
+    entity_field = spec(mode).entity_column
     store.upsert_many(
         make_session(mode, f"s{i}", user_id=("alice", "bob", None)[i % 3], **{entity_field: f"e{i % 2}"})
         for i in range(9)

@@ -33,8 +33,8 @@ from agno_storage import (
     WorkflowSessionV2,
     codec,
 )
-from agno_storage.backends.base import filter_kind
-from agno_storage.schema import ColumnKind, mode_columns
+from agno_storage.modes import ColumnKind, spec
+from agno_storage.urls import postgres_conninfo
 from tests.pgserver import PgServer, require_pg
 from tests.sessions import make_session
 from tests.support import finishes
@@ -42,7 +42,7 @@ from tests.support import finishes
 try:
     import psycopg
 
-    from agno_storage.backends.postgres import PostgresStorage, libpq_url
+    from agno_storage.backends.postgres import PostgresStorage
     from agno_storage.backends.postgres_ddl import recency_index_name
 except ImportError:  # require_pg() below skips, or fails under AGNO_STORAGE_REQUIRE_PG=1
     pass
@@ -181,13 +181,18 @@ def test_create_makes_the_table_agno_makes(
 
 def _plan(dsn: str, store: PostgresStorage, **filters: Any) -> str:
     """EXPLAIN of the statement ``store.list(**filters, limit=20)`` runs, with sorting priced out."""
-    user, entity = filters.get("user_id"), filters.get("entity_id")
-    key = (False, filter_kind(user), filter_kind(entity), True, False)
-    params = [v for v in (user, entity) if v] + [20]
+    seen: list[tuple[str, Any]] = []
+    store.tracer = lambda statement, params: seen.append((statement, params))
+    try:
+        store.list(**filters, limit=20)
+    finally:
+        store.tracer = None
+    statement, params = seen[-1]
+    assert statement.startswith("SELECT") and statement.endswith("LIMIT %s")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET enable_sort = off")
         conn.execute("SET enable_seqscan = off")
-        rows = conn.execute("EXPLAIN (COSTS OFF) " + store._build_select(*key), params).fetchall()
+        rows = conn.execute("EXPLAIN (COSTS OFF) " + statement, params).fetchall()
     return "; ".join(r[0].strip() for r in rows)
 
 
@@ -323,7 +328,7 @@ def test_agno_reads_the_corpus_we_wrote(
             fetch(pg_server.dsn, "SELECT %s::jsonb::text", (codec.dumps({n: raw[n] for n in json_fields}),))[0][0]
         )
         # The core spells "no id" as ''; agno's layout spells it NULL.
-        required = {c.name for c in mode_columns(Mode(mode)) if c.kind is ColumnKind.REQUIRED_TEXT}
+        required = {c.name for c in spec(Mode(mode)).columns if c.kind is ColumnKind.REQUIRED_TEXT}
         expected.update({n: (raw[n] or None) if n in required else raw[n] for n in fields if n not in json_fields})
         assert agno_fields(got, fields) == expected
         assert got.created_at == raw["created_at"]
@@ -556,7 +561,7 @@ def test_sqlalchemy_urls_are_accepted(pg_server: PgServer, stores: list[Postgres
     store = open_store(stores, pg_server.sqlalchemy_url())
     store.upsert(make_session(Mode.AGENT, "s1"))
     assert store.read("s1") is not None
-    assert libpq_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    assert postgres_conninfo("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
     with pytest.raises(InvalidInputError):
         PostgresStorage("t", db_url="mysql://u@h/db")
 

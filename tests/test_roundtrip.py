@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agno_storage import Mode, SqliteStorage
-from agno_storage.models import SESSION_CLASSES
+from agno_storage.modes import SPECS
 
 scalars = (
     st.none()
@@ -52,7 +52,7 @@ def sessions(mode: Mode) -> st.SearchStrategy[Any]:
             workflow_data=json_objects,
             runs=st.none() | st.lists(json_values, max_size=3) | st.dictionaries(st.text(), json_values, max_size=3),
         )
-    return st.builds(SESSION_CLASSES[mode], **fields)
+    return st.builds(SPECS[mode].session_class, **fields)
 
 
 @pytest.mark.parametrize("mode", list(Mode))

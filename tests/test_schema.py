@@ -11,6 +11,7 @@ import pytest
 import sqlite_utils
 
 from agno_storage import Mode, SchemaMismatchError, SchemaVersionError, SqliteStorage
+from agno_storage.modes import spec
 from agno_storage.schema import CURRENT_VERSION, Flavor
 from tests.sessions import make_session
 
@@ -74,7 +75,7 @@ def test_recency_indexes_sit_beside_the_go_ddl(tmp_path: Path, mode: Mode) -> No
     assert [name for _, name, _ in extra] == sorted(name for _, name, _ in extra)
     assert {name for _, name, _ in extra} == {
         "rx_s_user_id_recent",
-        f"rx_s_{make_session(mode, 'x').ENTITY_FIELD}_recent",
+        f"rx_s_{spec(mode).entity_column}_recent",
     }
     with sqlite3.connect(indexed) as conn:
         plan = conn.execute(

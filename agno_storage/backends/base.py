@@ -1,28 +1,79 @@
-"""The backend boundary: the public API, written once over a few engine primitives.
+"""The backend boundary: the public API, written once over the engine contract.
 
-Every backend subclasses :class:`BaseStorage` and implements the abstract
-``_`` methods. Validation, encoding, ownership rules, schema checks and the
-agno 1.x method names live here, so they cannot drift between engines.
+Every engine subclasses :class:`BaseStorage` and provides what the
+"engine contract" section below declares: its :class:`Statements`, its
+transactions, how it reads its table's layout, creates and migrates it, and
+runs reads and writes. Validation, encoding, ownership rules, schema checks
+and the agno 1.x method names live here, so they cannot drift between engines.
 """
 
 from __future__ import annotations
 
 import abc
 import builtins
-from collections.abc import Callable, Iterable, Sequence
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
 from agno_storage import codec, schema
-from agno_storage.errors import InvalidInputError, OwnershipError, StorageError
+from agno_storage.backends.statements import EQUALS, SelectKey, Statements, filter_kind
+from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
 from agno_storage.models import BaseSession, Mode, Session
+from agno_storage.modes import ModeSpec, parse_mode, spec
 from agno_storage.schema import TableShape
+
+T = TypeVar("T")
 
 #: Sessions encoded per executemany in upsert_many: bounds memory, not the transaction.
 BATCH_SIZE = 500
+#: upsert_many keeps the rows it has taken from its iterable while they are at most
+#: this many, so a write that failed before its commit can be run again whole.
+REPLAY_LIMIT = 4 * BATCH_SIZE
+
+#: Called with every statement a store runs on its own behalf and its parameters
+#: (for a batch, the list of parameter rows); see ``BaseStorage.tracer``.
+Tracer: TypeAlias = Callable[[str, Sequence[Any] | None], None]
+
+
+class Batches:
+    """The encoded rows of one ``upsert_many``, taken in batches from a lazy iterable.
+
+    Iterating again replays the rows taken so far, then goes on with the
+    rest, while they number at most ``keep``; past that, :meth:`replayable`
+    is False and a second pass raises StorageError instead of losing rows.
+    """
+
+    def __init__(self, rows: Iterable[list[Any]], *, size: int = BATCH_SIZE, keep: int = REPLAY_LIMIT) -> None:
+        self._rows = iter(rows)
+        self._size = size
+        self._keep = keep
+        self._taken: list[list[Any]] = []
+        self._kept = True
+        self._started = False
+
+    def replayable(self) -> bool:
+        """True while every row taken so far can be handed out again."""
+        return self._kept
+
+    def __iter__(self) -> Iterator[list[list[Any]]]:
+        if self._started and not self._kept:
+            raise StorageError("an upsert_many that took more than its replay limit cannot be run again")
+        self._started = True
+        for start in range(0, len(self._taken), self._size):
+            yield self._taken[start : start + self._size]
+        while batch := list(itertools.islice(self._rows, self._size)):
+            if self._kept:
+                if len(self._taken) + len(batch) <= self._keep:
+                    self._taken.extend(batch)
+                else:
+                    self._kept = False
+                    self._taken = []
+            yield batch
 
 
 class BaseStorage(abc.ABC):
@@ -31,14 +82,13 @@ class BaseStorage(abc.ABC):
     Thread-safe: one object may be shared by many threads. Every method
     raises a subclass of :class:`~agno_storage.errors.StorageError` on
     failure; none returns ``None`` to mean "something went wrong".
-    """
 
-    #: Set by each engine when it renders its statements: its bind placeholder,
-    #: the quoted session_id, user_id and entity columns its filters name, and
-    #: ``SELECT COUNT(*) FROM <table>``.
-    _placeholder: str
-    _filter_columns: tuple[str, str, str]
-    _sql_count: str
+    ``tracer``, if set (a constructor argument or an attribute), is called as
+    ``tracer(statement, params)`` before every statement the store runs on
+    its own behalf, from the thread that runs it; for a batch, ``params`` is
+    the list of parameter rows. Statements a caller runs on the connection
+    ``transaction()`` yields are the caller's own and are not traced.
+    """
 
     def __init__(
         self,
@@ -47,28 +97,40 @@ class BaseStorage(abc.ABC):
         *,
         auto_upgrade_schema: bool = False,
         allow_owner_change: bool = False,
+        empty_text_is_null: bool = False,
+        tracer: Tracer | None = None,
     ) -> None:
         self.table_name = schema.check_table_name(table_name)
-        self._mode = schema.parse_mode(mode)
-        self.auto_upgrade_schema = auto_upgrade_schema
-        self.allow_owner_change = allow_owner_change
+        self.spec: ModeSpec = spec(parse_mode(mode))
+        self.auto_upgrade_schema = check_bool("auto_upgrade_schema", auto_upgrade_schema)
+        self.allow_owner_change = check_bool("allow_owner_change", allow_owner_change)
+        if tracer is not None and not callable(tracer):
+            raise InvalidInputError(f"tracer must be a callable or None, got {tracer!r}")
+        self.tracer: Tracer | None = tracer
+        #: How this store turns sessions into rows and back (for tools that write rows themselves).
+        self.row_codec = codec.RowCodec(self.spec, self.table_name, empty_text_is_null=empty_text_is_null)
         self._shape: TableShape | None = None
         # Rendered SELECTs by filter shape: at most 2 * 3 * 3 * 2 * 2 of them.
         self._select_statements: dict[SelectKey, str] = {}
         self._count_statements: dict[tuple[int, int], str] = {}
-        names = [c.name for c in schema.mode_columns(self._mode)]
-        self._created_at_pos = names.index("created_at")
-        self._updated_at_pos = names.index("updated_at")
-        self._user_pos = names.index("user_id")
 
-    # --- engine primitives -------------------------------------------------
+    # --- the engine contract -----------------------------------------------
+
+    @abc.abstractmethod
+    def _build_statements(self) -> Statements:
+        """This table's statements in the engine's dialect; called once, on first use."""
 
     @abc.abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
         """A write transaction: commits on success, rolls back on any exception.
 
-        Nested use opens a savepoint. Yields the engine's connection.
+        Nested use opens a savepoint. Yields the engine's connection. Every
+        store call made inside the block on this thread joins it.
         """
+
+    @abc.abstractmethod
+    def _in_transaction(self) -> bool:
+        """True if this thread has a ``transaction()`` of this store open."""
 
     @abc.abstractmethod
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
@@ -80,72 +142,78 @@ class BaseStorage(abc.ABC):
 
     @abc.abstractmethod
     def _apply_migrations(self) -> TableShape | None:
-        """Run pending migrations under the engine's write lock; return the new shape."""
+        """Run pending migrations under the engine's write lock; return the new shape (``None``: no table)."""
 
     @abc.abstractmethod
-    def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
-        """Upsert encoded rows in one transaction; see SqliteStorage for the contract."""
+    def _write_one(self, row: list[Any]) -> tuple[int, int]:
+        """Upsert one encoded, unstamped row with ``statements.upsert_returning``, atomically.
 
-    @abc.abstractmethod
-    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
-        """The SELECT text for one :data:`SelectKey` (see :meth:`_select`).
-
-        Binds, in order: session_id if ``by_id``, user_id and entity_id if
-        their filter is EQUALS, the limit if ``limited``. Rows come in mode
-        column order (or as 1-tuples of ids), newest first unless ``by_id``.
+        Returns its stored (created_at, updated_at). Raises OwnershipError
+        (nothing written) if the owner check refused it.
         """
 
-    def _where(self, by_id: bool, by_user: int, by_entity: int) -> str:
-        """The WHERE clause of a select key's filters, '' for none; binds as :meth:`_build_select` says."""
-        id_column, user_column, entity_column = self._filter_columns
-        mark = self._placeholder
-        terms = [f"{id_column} = {mark}"] if by_id else []
-        terms += [
-            t
-            for t in (filter_condition(user_column, by_user, mark), filter_condition(entity_column, by_entity, mark))
-            if t
-        ]
-        return " WHERE " + " AND ".join(terms) if terms else ""
+    @abc.abstractmethod
+    def _write_many(self, batches: Batches) -> int:
+        """Upsert every batch (encoded, unstamped rows) in one transaction; return how many rows.
 
-    def _build_count(self, by_user: int, by_entity: int) -> str:
-        """The COUNT(*) of the rows ``_build_select(False, by_user, by_entity, ...)`` returns; binds as it does."""
-        return self._sql_count + self._where(False, by_user, by_entity)
+        Each batch is stamped with :meth:`RowCodec.stamp` and written with
+        ``statements.upsert``; a batch that wrote fewer rows than it holds
+        goes to :meth:`_raise_refused`, and any error rolls everything back.
+        An engine that runs the write again after a transient failure
+        iterates ``batches`` again, while ``batches.replayable()``.
+        """
 
     @abc.abstractmethod
     def _query(self, statement: str, params: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
         """Run one read statement and return its rows; inside this thread's transaction, join it."""
 
     @abc.abstractmethod
-    def _vanished(self, exc: StorageError) -> bool:
-        """True if ``exc`` says the table was dropped and the call may go on as if it were absent.
-
-        Forgets the table's shape, so the next call looks again. False inside
-        a caller's transaction: its work so far stands or falls with it.
-        """
+    def _execute_write(self, statement: str, params: Sequence[Any]) -> int:
+        """Run one write statement in a transaction of its own (or this thread's); return its row count."""
 
     @abc.abstractmethod
-    def _delete(self, session_id: str, user_id: str | None) -> bool: ...
-
-    @abc.abstractmethod
-    def _drop(self) -> None: ...
+    def _drop(self) -> None:
+        """Drop the table and its indexes if it exists."""
 
     @abc.abstractmethod
     def close(self) -> None:
         """Release every connection this object opened in this process."""
+
+    # --- statements ----------------------------------------------------------
+
+    @functools.cached_property
+    def statements(self) -> Statements:
+        """The SQL this store runs on its table (for tracing, tools and benchmarks)."""
+        return self._build_statements()
+
+    def _trace(self, statement: str, params: Sequence[Any] | None) -> None:
+        tracer = self.tracer
+        if tracer is not None:
+            tracer(statement, params)
 
     # --- schema ------------------------------------------------------------
 
     @property
     def mode(self) -> Mode:
         """The mode of the table this object reads and writes."""
-        return self._mode
+        return self.spec.mode
+
+    @mode.setter
+    def mode(self, value: object) -> None:
+        # agno sets ``storage.mode`` on what it is given as ``storage=``.
+        raise InvalidInputError(
+            f"{type(self).__name__} is agno_storage's core store, whose mode is fixed ({self.mode.value!r}); "
+            "to pass a store to an agno Agent, Team or Workflow as storage=, use "
+            "agno_storage.agno.SqliteStorage or agno_storage.agno.PostgresStorage",
+            table=self.table_name,
+        )
 
     def _inspect(self) -> TableShape | None:
         layout = self._table_layout()
         if layout is None:
             return None
         columns, indexes, table_sql = layout
-        return schema.inspect_shape(self.table_name, self._mode, columns, indexes, table_sql)
+        return schema.inspect_shape(self.table_name, self.spec.mode, columns, indexes, table_sql)
 
     def _check_on_open(self) -> None:
         """Refuse another mode's table now, before anything is written; upgrade an old one if asked to."""
@@ -239,12 +307,10 @@ class BaseStorage(abc.ABC):
         InvalidInputError for data that cannot be stored; nothing is written
         then.
         """
-        row = self._encode(session)
+        row = self.row_codec.encode(session)
         self._checked_shape(create=True)
-        stamps = self._write([row], returning=True)
-        assert isinstance(stamps, list)
-        created_at, updated_at = stamps[0]
-        return _with_stamps(session, created_at, updated_at)
+        created_at, updated_at = self._again_if_dropped(lambda: self._write_one(row))
+        return attrs.evolve(session, created_at=created_at, updated_at=updated_at)
 
     def upsert_many(self, sessions: Iterable[Session]) -> int:
         """Upsert many sessions in one transaction; return how many were written.
@@ -253,42 +319,59 @@ class BaseStorage(abc.ABC):
         generator; it is encoded and written in batches, so memory does not
         grow with its length.
         """
+        if isinstance(sessions, BaseSession):
+            raise InvalidInputError(
+                "upsert_many needs an iterable of sessions; use upsert for one", table=self.table_name
+            )
         try:
             iterator = iter(sessions)
         except TypeError:
             raise InvalidInputError(
                 f"upsert_many needs an iterable of sessions, got {type(sessions).__name__}", table=self.table_name
             ) from None
-        if isinstance(sessions, BaseSession):
-            raise InvalidInputError(
-                "upsert_many needs an iterable of sessions; use upsert for one", table=self.table_name
-            )
         self._checked_shape(create=True)
-        written = self._write((self._encode(s) for s in iterator), returning=False)
-        assert isinstance(written, int)
-        return written
+        encode = self.row_codec.encode
+        batches = Batches(encode(s) for s in iterator)
+        return self._again_if_dropped(lambda: self._write_many(batches), batches.replayable)
 
-    def _stamp(self, row: list[Any], now: int) -> list[Any]:
-        """Fill in an encoded row's timestamps: created_at if unset, updated_at always."""
-        if row[self._created_at_pos] is None:
-            row[self._created_at_pos] = now
-        row[self._updated_at_pos] = now
-        return row
+    def _again_if_dropped(self, write: Callable[[], T], replayable: Callable[[], bool] = lambda: True) -> T:
+        """Run ``write``; if the table was dropped since it was checked, make it again and rerun once.
 
-    def _raise_refused(self, params_list: Iterable[list[Any]], upsert_one: Callable[[list[Any]], bool]) -> NoReturn:
+        A missing table shows on a write's first statement (the write lock
+        keeps others from dropping it later), so nothing is lost by the rerun.
+        """
+        try:
+            return write()
+        except TableNotFoundError:
+            if not self._vanished():
+                raise
+        self._checked_shape(create=True)
+        if not replayable():
+            raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
+        return write()
+
+    def _vanished(self) -> bool:
+        """After a TableNotFoundError: forget the shape; True if the call may go on as if the table were absent.
+
+        False inside a caller's transaction: its work so far stands or falls with it.
+        """
+        self._forget_shape()
+        return not self._in_transaction()
+
+    def _raise_refused(self, rows: Iterable[list[Any]], upsert_one: Callable[[list[Any]], bool]) -> None:
         """Name the row of a short-written batch that the owner check refused.
 
         Replays the rows one at a time with ``upsert_one`` (True if written)
         inside the caller's transaction, which the raised error rolls back.
         """
-        for params in params_list:
-            if not upsert_one(params):
-                raise self._ownership_error(params)
+        for row in rows:
+            if not upsert_one(row):
+                raise self._ownership_error(row)
         raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
 
-    def _ownership_error(self, params: list[Any]) -> OwnershipError:
-        sid = params[0]
-        user = params[self._user_pos] or None
+    def _ownership_error(self, row: list[Any]) -> OwnershipError:
+        sid = self.row_codec.session_id(row)
+        user = self.row_codec.user_id(row)
         return OwnershipError(
             f"session {sid!r} in table {self.table_name!r} belongs to another user; "
             f"refusing to write it as user {user!r} (allow_owner_change=True permits this)",
@@ -296,10 +379,6 @@ class BaseStorage(abc.ABC):
             session_id=sid,
             user_id=user,
         )
-
-    def _encode(self, session: Session) -> list[Any]:
-        checked = codec.check_session(session, self._mode, self.table_name)
-        return codec.encode_session(checked, schema.mode_columns(self._mode), self.table_name)
 
     # --- reads -------------------------------------------------------------
 
@@ -313,7 +392,7 @@ class BaseStorage(abc.ABC):
         if self._checked_shape(create=False) is None:
             return None
         rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, ids_only=False)
-        return self._decode(rows[0]) if rows else None
+        return self.row_codec.decode(rows[0]) if rows else None
 
     def list(
         self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None
@@ -325,7 +404,8 @@ class BaseStorage(abc.ABC):
         if self._checked_shape(create=False) is None:
             return []
         rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, ids_only=False)
-        return [self._decode(r) for r in rows]
+        decode = self.row_codec.decode
+        return [decode(r) for r in rows]
 
     def _select(
         self,
@@ -340,15 +420,14 @@ class BaseStorage(abc.ABC):
 
         The statement is built once per filter shape and kept: this runs on
         every read, so it stays a tuple, a dict lookup and the engine call.
-        A table dropped since it was checked reads as empty.
         """
         # '' asks for "nobody", which agno spells NULL and the Go port ''.
         key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, ids_only)
         statement = self._select_statements.get(key)
         if statement is None:
-            statement = self._select_statements[key] = self._build_select(*key)
+            statement = self._select_statements[key] = self.statements.select_for(key)
         # Only EQUALS filters bind a value: None is ANY and '' is NOBODY.
-        params: list[Any] = list(filter(None, (session_id, user_id, entity_id)))
+        params: builtins.list[Any] = builtins.list(filter(None, (session_id, user_id, entity_id)))
         if limit is not None:
             params.append(limit)
         return self._rows(statement, params)
@@ -357,8 +436,8 @@ class BaseStorage(abc.ABC):
         """``_query``, with a table dropped since it was checked reading as empty."""
         try:
             return self._query(statement, params)
-        except StorageError as exc:
-            if not self._vanished(exc):
+        except TableNotFoundError:
+            if not self._vanished():
                 raise
             return []
 
@@ -371,12 +450,9 @@ class BaseStorage(abc.ABC):
         key = (filter_kind(user_id), filter_kind(entity_id))
         statement = self._count_statements.get(key)
         if statement is None:
-            statement = self._count_statements[key] = self._build_count(*key)
-        rows = self._rows(statement, list(filter(None, (user_id, entity_id))))
+            statement = self._count_statements[key] = self.statements.count_for(*key)
+        rows = self._rows(statement, builtins.list(filter(None, (user_id, entity_id))))
         return int(rows[0][0]) if rows else 0
-
-    def _decode(self, row: Sequence[Any]) -> Session:
-        return codec.decode_row(row, self._mode, self.table_name)
 
     def delete(self, session_id: str, user_id: str | None = None) -> bool:
         """Delete a session; with ``user_id``, only if that user owns it. True if a row went."""
@@ -384,7 +460,14 @@ class BaseStorage(abc.ABC):
         _check_user(user_id, self.table_name)
         if self._checked_shape(create=False) is None:
             return False
-        return self._delete(session_id, user_id)
+        how = filter_kind(user_id)
+        params = [session_id, user_id] if how == EQUALS else [session_id]
+        try:
+            return self._execute_write(self.statements.delete_for(how), params) > 0
+        except TableNotFoundError:
+            if not self._vanished():
+                raise
+            return False
 
     # --- agno 1.x names ----------------------------------------------------
 
@@ -423,34 +506,14 @@ class BaseStorage(abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(table_name={self.table_name!r}, mode={self._mode.value!r})"
+        return f"{type(self).__name__}(table_name={self.table_name!r}, mode={self.mode.value!r})"
 
 
-#: How a user_id / entity_id argument filters rows.
-ANY, EQUALS, NOBODY = 0, 1, 2
-
-#: What a SELECT filters on: (by session_id, user_id filter kind, entity_id filter kind, limited, ids only).
-SelectKey: TypeAlias = tuple[bool, int, int, bool, bool]
-
-
-def filter_kind(value: str | None) -> int:
-    """Not at all (None), by value, or "nobody" for '' (which agno spells NULL and Go '')."""
-    if value is None:
-        return ANY
-    return NOBODY if value == "" else EQUALS
-
-
-def filter_condition(column: str, how: int, placeholder: str) -> str:
-    """The WHERE term of ``filter_kind`` ``how`` on a quoted ``column``; '' for ANY."""
-    if how == EQUALS:
-        return f"{column} = {placeholder}"
-    if how == NOBODY:
-        return f"({column} IS NULL OR {column} = '')"
-    return ""
-
-
-def _with_stamps(session: Session, created_at: int, updated_at: int) -> Session:
-    return attrs.evolve(session, created_at=created_at, updated_at=updated_at)
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool; InvalidInputError otherwise (``"false"`` is not False)."""
+    if type(value) is not bool:
+        raise InvalidInputError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def _check_id(value: object, name: str, table: str) -> None:
@@ -472,4 +535,4 @@ def _check_limit(limit: object) -> None:
         raise InvalidInputError(f"limit must be a non-negative 64-bit int or None, got {limit!r}")
 
 
-__all__ = ["BATCH_SIZE", "BaseStorage", "SelectKey", "StorageError", "filter_condition", "filter_kind"]
+__all__ = ["BATCH_SIZE", "REPLAY_LIMIT", "BaseStorage", "Batches", "Tracer", "check_bool"]

@@ -28,6 +28,7 @@ from agno_storage.errors import (
     InvalidInputError,
     SchemaMismatchError,
     StorageError,
+    TableNotFoundError,
 )
 
 T = TypeVar("T")
@@ -37,16 +38,6 @@ _RETRYABLE_CONFLICTS = frozenset({"40001", "40P01"})
 # The server is going away or not there yet: the connection is as good as lost.
 _SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
 _BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
-
-
-def libpq_url(db_url: str) -> str:
-    """``db_url`` as libpq understands it: a SQLAlchemy ``postgresql+psycopg://`` drops its driver."""
-    scheme, sep, rest = db_url.partition("://")
-    if sep and scheme.split("+")[0] in ("postgresql", "postgres"):
-        return f"postgresql://{rest}"
-    if sep:
-        raise InvalidInputError(f"db_url must look like postgresql://user@host/db, got {db_url!r}")
-    return db_url  # a libpq key=value string
 
 
 class Connections:
@@ -139,36 +130,36 @@ class Connections:
         """
         held = self.held()
         if held is not None:
-            depth = self._local.depth
-            savepoint = sql.Identifier(f"sp{depth}")
-            with _errors(self._table):
-                held.execute(sql.SQL("SAVEPOINT {}").format(savepoint))
-            self._local.depth = depth + 1
-            try:
+            with self._savepoint(held):
                 yield held
-            except BaseException:
-                self._local.depth = depth
-                with _errors(self._table):
-                    held.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
-                    held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
-                raise
-            self._local.depth = depth
-            with _errors(self._table):
-                held.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
             return
-        committing = False
+        stage = _Stage()
         try:
-            with self._checkout() as conn:
-                conn.execute("BEGIN")
-                try:
-                    yield conn
-                except BaseException:
-                    _rollback(conn)
-                    raise
-                committing = True
-                conn.execute("COMMIT")
+            with self._checkout() as conn, _atomic(conn, stage):
+                yield conn
         except (psycopg.Error, PoolTimeout) as exc:
-            raise _translate(exc, self._table, committing=committing) from exc
+            raise _translate(exc, self._table, committing=stage.committing) from exc
+
+    @contextmanager
+    def _savepoint(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """A savepoint in this thread's transaction: released if the block finishes, rolled back to if not."""
+        depth = self._local.depth
+        savepoint = sql.Identifier(f"sp{depth}")
+        with _errors(self._table):
+            conn.execute(sql.SQL("SAVEPOINT {}").format(savepoint))
+        self._local.depth = depth + 1
+        try:
+            yield
+        except BaseException:
+            self._local.depth = depth
+            if not (conn.broken or conn.closed):  # else the original error is the one to see
+                with _errors(self._table):
+                    conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
+                    conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+            raise
+        self._local.depth = depth
+        with _errors(self._table):
+            conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
 
     def run(
         self,
@@ -182,48 +173,42 @@ class Connections:
 
         ``single`` says ``body`` runs one statement, atomic on its own in
         autocommit mode, so no BEGIN/COMMIT is sent. Inside a caller's
-        transaction, ``body`` joins it and is not retried. Otherwise a lost
-        connection or a serialization failure before COMMIT is sent reruns
-        ``body`` on a fresh connection, up to ``retries`` times, while
-        ``replayable()`` says the inputs can be replayed (a single upsert is
-        idempotent, so it is rerun even if it may have committed). A pooler's
-        ``query_wait_timeout`` is never rerun: the call has waited already.
+        transaction, ``body`` joins it (a write in a savepoint, so a failed
+        write leaves the caller's transaction usable) and is not retried.
+        Otherwise a lost connection or a serialization failure before COMMIT
+        is sent reruns ``body`` on a fresh connection, up to ``retries``
+        times, while ``replayable()`` says the inputs can be replayed (a
+        single upsert is idempotent, so it is rerun even if it may have
+        committed). A pooler's ``query_wait_timeout`` is never rerun: the
+        call has waited already.
         """
         held = self.held()
         if held is not None:
             if not write:
                 with _errors(self._table):
                     return body(held)
-            # A savepoint, so a failed write leaves the caller's transaction usable.
             with self.transaction() as conn, _errors(self._table):
                 return body(conn)
         for attempt in itertools.count():
-            committing = False
+            stage = _Stage()
             try:
                 with self._checkout() as conn:
                     if not write or single:
                         return body(conn)
-                    conn.execute("BEGIN")
-                    try:
-                        result = body(conn)
-                    except BaseException:
-                        _rollback(conn)
-                        raise
-                    committing = True
-                    conn.execute("COMMIT")
-                    return result
+                    with _atomic(conn, stage):
+                        return body(conn)
             except PoolTimeout as exc:
                 # The pool already waited connect_timeout for a connection: no rerun.
                 raise _translate(exc, self._table) from exc
             except psycopg.Error as exc:
                 # A pooler's wait timeout already waited: a rerun would only queue again.
                 transient = (_is_lost(exc) and not _pooler_gave_up(exc)) or exc.sqlstate in _RETRYABLE_CONFLICTS
-                if transient and not committing and attempt < self._retries and replayable():
+                if transient and not stage.committing and attempt < self._retries and replayable():
                     if _is_lost(exc):
                         self._discard_broken()
                     time.sleep(0.05 * 3**attempt)
                     continue
-                raise _translate(exc, self._table, committing=committing) from exc
+                raise _translate(exc, self._table, committing=stage.committing) from exc
         raise AssertionError("unreachable")
 
     def _discard_broken(self) -> None:
@@ -243,6 +228,28 @@ class Connections:
             owned = self._pool_pid == os.getpid()
         if pool is not None and owned:
             pool.close()
+
+
+class _Stage:
+    """How far a transaction got: ``committing`` once COMMIT was sent (its outcome is then unknown)."""
+
+    __slots__ = ("committing",)
+
+    def __init__(self) -> None:
+        self.committing = False
+
+
+@contextmanager
+def _atomic(conn: psycopg.Connection[Any], stage: _Stage) -> Iterator[None]:
+    """BEGIN, then COMMIT if the block finishes or ROLLBACK on any exception: the one transaction body."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        _rollback(conn)
+        raise
+    stage.committing = True
+    conn.execute("COMMIT")
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -303,9 +310,11 @@ def _translate(exc: BaseException, table: str, *, committing: bool = False) -> S
         return BusyError(f"PostgreSQL gave up waiting for another transaction: {exc}", table=table)
     if isinstance(exc, psycopg.DataError) or state.startswith("22"):
         return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table)
+    if isinstance(exc, pg_errors.UndefinedTable):
+        return TableNotFoundError(f"table {table!r} is not there: {exc}", table=table)
     if isinstance(exc, pg_errors.UndefinedColumn):
         return SchemaMismatchError(f"table {table!r} changed shape under this store: {exc}", table=table)
     return StorageError(f"PostgreSQL error on table {table!r}: {exc}", table=table)
 
 
-__all__ = ["Connections", "invalid_value", "libpq_url"]
+__all__ = ["Connections", "invalid_value"]

@@ -13,11 +13,10 @@ several processes may start at once.
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -25,17 +24,15 @@ from psycopg import sql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 
-from agno_storage import schema
+from agno_storage import schema, urls
 from agno_storage.backends import postgres_ddl as ddl
-from agno_storage.backends.base import BATCH_SIZE, BaseStorage
-from agno_storage.backends.pg_conn import Connections, invalid_value, libpq_url
+from agno_storage.backends.base import BaseStorage, Batches, Tracer, check_bool
+from agno_storage.backends.pg_conn import Connections, invalid_value
+from agno_storage.backends.statements import Statements
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
-from agno_storage.schema import ColumnKind, TableShape
-
-T = TypeVar("T")
-
-_JSON_KINDS = (ColumnKind.JSON, ColumnKind.JSON_ANY)
+from agno_storage.modes import JSON_KINDS
+from agno_storage.schema import TableShape
 
 # Advisory-lock keys are hashed from these prefixes plus the qualified name.
 _LOCK_PREFIX = "agno_storage:table:"
@@ -77,12 +74,20 @@ class PostgresStorage(BaseStorage):
         connect_timeout: float = 5.0,
         retries: int = 2,
         recency_indexes: bool = True,
+        tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
-            table_name, mode, auto_upgrade_schema=auto_upgrade_schema, allow_owner_change=allow_owner_change
+            table_name,
+            mode,
+            auto_upgrade_schema=auto_upgrade_schema,
+            allow_owner_change=allow_owner_change,
+            # agno's layout has nullable id columns: "no value" is NULL there.
+            empty_text_is_null=True,
+            tracer=tracer,
         )
         if not isinstance(db_url, str) or not db_url:
             raise InvalidInputError(f"db_url must be a PostgreSQL URL, got {db_url!r}", table=table_name)
+        conninfo = urls.postgres_conninfo(db_url)
         if schema is not None and (not isinstance(schema, str) or not schema):
             raise InvalidInputError(f"schema must be a non-empty str or None, got {schema!r}", table=table_name)
         if type(pool_size) is not int or pool_size < 1:
@@ -96,16 +101,17 @@ class PostgresStorage(BaseStorage):
         self.pool_size = pool_size
         self.connect_timeout = float(connect_timeout)
         self.retries = retries
-        self.recency_indexes = recency_indexes
+        self.recency_indexes = check_bool("recency_indexes", recency_indexes)
+        self._qualified_name = ddl.qualified(self.table_name, self.schema)
+        self._regclass_name = self._qualified_text()
         self._conns = Connections(
-            libpq_url(db_url),
+            conninfo,
             table=table_name,
             pool_size=pool_size,
             connect_timeout=self.connect_timeout,
             retries=retries,
             configure=_configure,
         )
-        self._build_sql()
         # Fail now, before anything is written, if the table is another mode's;
         # upgrade an old one now if auto_upgrade_schema says so.
         try:
@@ -114,14 +120,13 @@ class PostgresStorage(BaseStorage):
             self._conns.close()  # a refused store keeps no server connection
             raise
 
-    def _build_sql(self) -> None:
-        columns = schema.mode_columns(self.mode)
-        names = [c.name for c in columns]
-        self._required_pos = [i for i, c in enumerate(columns) if c.kind is ColumnKind.REQUIRED_TEXT]
-        self._qualified_name = ddl.qualified(self.table_name, self.schema)
+    def _build_statements(self) -> Statements:
+        names = self.spec.names
         t = self._qualified_name
-        # JSON arrives as the codec's text, cast once by the server; it leaves as text for the codec.
-        values = sql.SQL(", ").join(sql.SQL("%s::jsonb") if c.kind in _JSON_KINDS else sql.SQL("%s") for c in columns)
+        # JSON arrives as the codec's text, cast once by the server.
+        values = sql.SQL(", ").join(
+            sql.SQL("%s::jsonb") if c.kind in JSON_KINDS else sql.SQL("%s") for c in self.spec.columns
+        )
         col_list = sql.SQL(", ").join(sql.Identifier(n) for n in names)
         updates = sql.SQL(", ").join(
             sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
@@ -137,23 +142,25 @@ class PostgresStorage(BaseStorage):
                 ' WHERE "existing"."user_id" IS NULL OR "existing"."user_id" = \'\''
                 ' OR "existing"."user_id" = EXCLUDED."user_id"'
             )
-        # Rendered once: a Composed is rendered again on every execute.
-        self._sql_upsert = upsert.as_string(None)
-        self._sql_upsert_returning = (upsert + sql.SQL(' RETURNING "created_at", "updated_at"')).as_string(None)
+        # Rendered once, here: a Composed is rendered again on every execute.
         # JSON columns are fetched as they are: the connection's loader hands the
         # codec their text (a cast to text in SQL would run on every row a sort
         # looks at, not only the LIMIT rows returned).
         select_list = sql.SQL(", ").join(sql.Identifier(n) for n in names)
-        self._sql_select = sql.SQL("SELECT {} FROM {}").format(select_list, t).as_string(None)
-        self._sql_select_ids = sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t).as_string(None)
-        self._placeholder = "%s"
-        self._filter_columns = (
-            '"session_id"',
-            '"user_id"',
-            sql.Identifier(schema.ENTITY_COLUMN[self.mode]).as_string(None),
+        return Statements(
+            placeholder="%s",
+            upsert=upsert.as_string(None),
+            upsert_returning=(upsert + sql.SQL(' RETURNING "created_at", "updated_at"')).as_string(None),
+            select=sql.SQL("SELECT {} FROM {}").format(select_list, t).as_string(None),
+            select_ids=sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t).as_string(None),
+            count=sql.SQL("SELECT COUNT(*) FROM {}").format(t).as_string(None),
+            delete=sql.SQL("DELETE FROM {}").format(t).as_string(None),
+            # NULLS LAST and byte order match SQLite's, whatever the server's collation.
+            order=' ORDER BY "created_at" DESC NULLS LAST, "session_id" COLLATE "C"',
+            id_column='"session_id"',
+            user_column='"user_id"',
+            entity_column=sql.Identifier(self.spec.entity_column).as_string(None),
         )
-        self._sql_count = sql.SQL("SELECT COUNT(*) FROM {}").format(t).as_string(None)
-        self._regclass_name = self._qualified_text()
 
     def _qualified_text(self) -> str:
         parts = [self.schema, self.table_name] if self.schema else [self.table_name]
@@ -215,12 +222,11 @@ class PostgresStorage(BaseStorage):
             if self._table_layout() is not None:
                 return  # made by someone else meanwhile: leave its DDL and indexes alone
             if self.schema:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            for statement in ddl.create_statements(self.table_name, self.mode, self.schema):
-                conn.execute(statement)
+                self._run_all(conn, [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))])
+            statements = ddl.create_statements(self.table_name, self.spec, self.schema)
             if self.recency_indexes:
-                for statement in ddl.create_recency_indexes(self.table_name, self.mode, self.schema):
-                    conn.execute(statement)
+                statements += ddl.create_recency_indexes(self.table_name, self.spec, self.schema)
+            self._run_all(conn, statements)
 
         try:
             self._conns.run(body, write=True)
@@ -243,8 +249,7 @@ class PostgresStorage(BaseStorage):
 
         def body(conn: psycopg.Connection[Any]) -> None:
             self._lock(conn)
-            for statement in ddl.create_recency_indexes(self.table_name, self.mode, self.schema):
-                conn.execute(statement)
+            self._run_all(conn, ddl.create_recency_indexes(self.table_name, self.spec, self.schema))
 
         self._conns.run(body, write=True)
 
@@ -257,141 +262,88 @@ class PostgresStorage(BaseStorage):
             columns = schema.pending_columns(shape)
             if not columns:
                 return shape
-            for statement in ddl.add_columns(self.table_name, self.mode, self.schema, columns):
-                conn.execute(statement)
+            self._run_all(conn, ddl.add_columns(self.table_name, self.spec, self.schema, columns))
             return self._inspect()
 
         return self._conns.run(body, write=True)
 
-    def _stamp(self, row: list[Any], now: int) -> list[Any]:
-        # agno's layout has nullable id columns: the codec's '' for "none" is NULL here.
-        for pos in self._required_pos:
-            if row[pos] == "":
-                row[pos] = None
-        return super()._stamp(row, now)
+    def _run_all(self, conn: psycopg.Connection[Any], statements: Sequence[sql.Composed]) -> None:
+        for statement in statements:
+            if self.tracer is not None:
+                self.tracer(statement.as_string(conn), None)
+            conn.execute(statement)
 
-    def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
-        """Upsert ``rows`` (mode column order) in one transaction.
+    def _write_one(self, row: list[Any]) -> tuple[int, int]:
+        statement = self.statements.upsert_returning
+        self.row_codec.stamp(row, int(time.time()))
 
-        With ``returning``, return each row's stored (created_at, updated_at);
-        otherwise the number of rows written. Raises OwnershipError, rolling
-        everything back, if any row's session_id belongs to another user.
-        """
-        if returning:
-            stamped = [self._stamp(row, int(time.time())) for row in rows]
+        def body(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+            got = self._execute_row(conn, statement, row).fetchall()
+            if not got:
+                raise self._ownership_error(row)
+            return got[0][0], got[0][1]
 
-            def write_returning(conn: psycopg.Connection[Any]) -> list[tuple[int, int]]:
-                out: list[tuple[int, int]] = []
-                for params in stamped:
-                    got = self._execute_row(conn, self._sql_upsert_returning, params).fetchall()
-                    if not got:
-                        raise self._ownership_error(params)
-                    out.append((got[0][0], got[0][1]))
-                return out
+        # One upsert is one atomic statement: no BEGIN/COMMIT round trips.
+        return self._conns.run(body, write=True, single=True)
 
-            # One upsert is one atomic statement: no BEGIN/COMMIT round trips.
-            return self._run_write(write_returning, lambda: True, single=len(stamped) == 1)
+    def _write_many(self, batches: Batches) -> int:
+        statements, stamp = self.statements, self.row_codec.stamp
 
-        # A rerun replays the rows already consumed, so only while they are few.
-        iterator = iter(rows)
-        consumed: list[list[Any]] = []
-        limit = 4 * BATCH_SIZE
-
-        def write_many(conn: psycopg.Connection[Any]) -> int:
+        def body(conn: psycopg.Connection[Any]) -> int:
             count = 0
-            now = int(time.time())
-            replay = list(consumed) if len(consumed) <= limit else []
-            for start in range(0, len(replay), BATCH_SIZE):
-                count += self._write_batch(conn, replay[start : start + BATCH_SIZE])
-            while batch := list(itertools.islice(iterator, BATCH_SIZE)):
-                params_list = [self._stamp(row, now) for row in batch]
-                if len(consumed) <= limit:
-                    consumed.extend(params_list)
-                count += self._write_batch(conn, params_list)
+            for batch in batches:  # a rerun replays the rows already taken
+                now = int(time.time())
+                for row in batch:
+                    stamp(row, now)
+                count += self._write_batch(conn, statements, batch)
             return count
 
-        return self._run_write(write_many, lambda: len(consumed) <= limit)
+        return self._conns.run(body, write=True, replayable=batches.replayable)
 
-    def _run_write(
-        self, body: Callable[[psycopg.Connection[Any]], T], replayable: Callable[[], bool], *, single: bool = False
-    ) -> T:
+    def _execute_row(self, conn: psycopg.Connection[Any], query: str, row: list[Any]) -> psycopg.Cursor[Any]:
+        if self.tracer is not None:
+            self.tracer(query, row)
         try:
-            return self._conns.run(body, write=True, replayable=replayable, single=single)
-        except StorageError as exc:
-            if not self._vanished(exc):
-                raise
-        # Dropped by someone else since this object checked it: make it again, once.
-        self._checked_shape(create=True)
-        if not replayable():
-            raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
-        return self._conns.run(body, write=True, replayable=replayable, single=single)
-
-    def _execute_row(self, conn: psycopg.Connection[Any], query: str, params: list[Any]) -> psycopg.Cursor[Any]:
-        try:
-            return conn.execute(query, params)
+            return conn.execute(query, row)
         except (psycopg.DataError, UnicodeEncodeError) as exc:
-            raise invalid_value(exc, self.table_name, params[0]) from exc
+            raise invalid_value(exc, self.table_name, self.row_codec.session_id(row)) from exc
 
-    def _write_batch(self, conn: psycopg.Connection[Any], params_list: list[list[Any]]) -> int:
+    def _write_batch(self, conn: psycopg.Connection[Any], statements: Statements, batch: list[list[Any]]) -> int:
+        self._trace(statements.upsert, batch)
         with conn.cursor() as cur:
             try:
-                cur.executemany(self._sql_upsert, params_list)
+                cur.executemany(statements.upsert, batch)
             except (psycopg.DataError, UnicodeEncodeError) as exc:
                 raise invalid_value(exc, self.table_name, None) from exc
-            if cur.rowcount != len(params_list):
+            if cur.rowcount != len(batch):
                 self._raise_refused(
-                    params_list,
-                    lambda params: bool(self._execute_row(conn, self._sql_upsert_returning, params).fetchall()),
+                    batch, lambda row: bool(self._execute_row(conn, statements.upsert_returning, row).fetchall())
                 )
-        return len(params_list)
+        return len(batch)
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one read statement; retried after a lost connection unless inside a transaction."""
 
         def body(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            self._trace(statement, params)
             return conn.execute(statement, params).fetchall()
 
         return self._conns.run(body, write=False)
 
-    def _vanished(self, exc: StorageError) -> bool:
-        if not isinstance(exc.__cause__, pg_errors.UndefinedTable) or self._conns.held() is not None:
-            return False
-        self._forget_shape()  # dropped by someone else since this object checked it
-        return True
+    def _execute_write(self, statement: str, params: Sequence[Any]) -> int:
+        def body(conn: psycopg.Connection[Any]) -> int:
+            self._trace(statement, params)
+            return conn.execute(statement, params).rowcount
 
-    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
-        query = self._sql_select_ids if ids_only else self._sql_select
-        query += self._where(by_id, by_user, by_entity)
-        if not by_id:
-            # NULLS LAST and byte order match SQLite's, whatever the server's collation.
-            query += ' ORDER BY "created_at" DESC NULLS LAST, "session_id" COLLATE "C"'
-        if limited:
-            query += " LIMIT %s"
-        return query
+        return self._conns.run(body, write=True)
 
-    def _delete(self, session_id: str, user_id: str | None) -> bool:
-        query = sql.SQL('DELETE FROM {} WHERE "session_id" = %s').format(self._qualified_name)
-        params: list[Any] = [session_id]
-        if user_id == "":
-            query = query + sql.SQL(""" AND ("user_id" IS NULL OR "user_id" = '')""")
-        elif user_id is not None:
-            query = query + sql.SQL(' AND "user_id" = %s')
-            params.append(user_id)
-
-        def body(conn: psycopg.Connection[Any]) -> bool:
-            return conn.execute(query, params).rowcount > 0
-
-        try:
-            return self._conns.run(body, write=True)
-        except StorageError as exc:
-            if not self._vanished(exc):
-                raise
-            return False
+    def _in_transaction(self) -> bool:
+        return self._conns.held() is not None
 
     def _drop(self) -> None:
         def body(conn: psycopg.Connection[Any]) -> None:
             self._lock(conn)
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified_name))
+            self._run_all(conn, [sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified_name)])
 
         self._conns.run(body, write=True)
 
@@ -409,4 +361,4 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("json", _JsonText)
 
 
-__all__ = ["PostgresStorage", "libpq_url"]
+__all__ = ["PostgresStorage"]

@@ -10,25 +10,7 @@ from collections.abc import Iterable
 
 from psycopg import sql
 
-from agno_storage import schema
-from agno_storage.models import Mode
-from agno_storage.schema import ColumnKind
-
-#: agno 1.x's column order after the common columns (pg_dump shows this order).
-_AGNO_SPECIFIC_ORDER: dict[Mode, tuple[str, ...]] = {
-    Mode.AGENT: ("agent_id", "team_session_id", "agent_data"),
-    Mode.TEAM: ("team_id", "team_session_id", "team_data"),
-    Mode.WORKFLOW: ("workflow_id", "workflow_data"),
-    Mode.WORKFLOW_V2: ("workflow_id", "workflow_name", "workflow_data", "runs"),
-}
-
-#: Columns agno 1.x indexes (``index=True``), in the order its DDL creates them.
-_AGNO_INDEXED: dict[Mode, tuple[str, ...]] = {
-    Mode.AGENT: ("user_id", "agent_id", "team_session_id"),
-    Mode.TEAM: ("user_id", "team_id", "team_session_id"),
-    Mode.WORKFLOW: ("user_id", "workflow_id"),
-    Mode.WORKFLOW_V2: ("user_id", "workflow_id", "workflow_name"),
-}
+from agno_storage.modes import COMMON_COLUMNS, ColumnKind, ModeSpec
 
 #: The declaration after the column name, as SQLAlchemy emits it for agno's columns.
 _PG_TYPES: dict[ColumnKind, str] = {
@@ -42,23 +24,22 @@ _PG_TYPES: dict[ColumnKind, str] = {
 _CREATED_AT_DEFAULT = " DEFAULT (extract(epoch from now()))::bigint"
 
 
-def create_statements(table: str, mode: Mode, db_schema: str | None) -> list[sql.Composed]:
-    """agno 1.x's CREATE TABLE and CREATE INDEX statements for ``mode``.
+def create_statements(table: str, spec: ModeSpec, db_schema: str | None) -> list[sql.Composed]:
+    """agno 1.x's CREATE TABLE and CREATE INDEX statements for ``spec``'s mode.
 
     Column order, types, the ``<table>_pkey`` constraint and the index names
     match what agno 1.8.4 creates through SQLAlchemy.
     """
-    by_name = {c.name: c for c in schema.mode_columns(mode)}
-    order = [c.name for c in schema.COMMON_COLUMNS] + list(_AGNO_SPECIFIC_ORDER[mode])
+    order = [c.name for c in COMMON_COLUMNS] + list(spec.agno_pg_order)
     decls: list[sql.Composable] = []
     for name in order:
-        decl = _PG_TYPES[by_name[name].kind] + (_CREATED_AT_DEFAULT if name == "created_at" else "")
+        decl = _PG_TYPES[spec.column(name).kind] + (_CREATED_AT_DEFAULT if name == "created_at" else "")
         decls.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(decl)))
     decls.append(
         sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(f"{table}_pkey"), sql.Identifier("session_id"))
     )
     out = [sql.SQL("CREATE TABLE {} ({})").format(qualified(table, db_schema), sql.SQL(", ").join(decls))]
-    out.extend(create_index(table, column, db_schema) for column in _AGNO_INDEXED[mode])
+    out.extend(create_index(table, column, db_schema) for column in spec.agno_indexed)
     return out
 
 
@@ -100,14 +81,14 @@ def recency_index_name(table: str, lead: str | None, db_schema: str | None) -> s
     return name
 
 
-def create_recency_indexes(table: str, mode: Mode, db_schema: str | None) -> list[sql.Composed]:
+def create_recency_indexes(table: str, spec: ModeSpec, db_schema: str | None) -> list[sql.Composed]:
     """Indexes that serve "newest sessions" of one user, of one entity and of all without a sort.
 
     Each ends in the store's exact order, ``created_at DESC NULLS LAST,
     session_id COLLATE "C"``, so a LIMIT reads only the rows it returns. Not
     part of agno's DDL: agno reads and writes the table all the same.
     """
-    leads: list[str | None] = ["user_id", schema.ENTITY_COLUMN[mode], None]
+    leads: list[str | None] = ["user_id", spec.entity_column, None]
     return [
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}{})").format(
             sql.Identifier(recency_index_name(table, lead, db_schema)),
@@ -123,32 +104,19 @@ def qualified(table: str, db_schema: str | None) -> sql.Identifier:
     return sql.Identifier(db_schema, table) if db_schema else sql.Identifier(table)
 
 
-def _check_order() -> None:
-    # The explicit agno order must name exactly the core's columns of each mode.
-    common = {c.name for c in schema.COMMON_COLUMNS}
-    for mode, specific in _AGNO_SPECIFIC_ORDER.items():
-        expected = {c.name for c in schema.mode_columns(mode)} - common
-        if set(specific) != expected:
-            raise AssertionError(f"PostgreSQL column order for {mode.value} is out of date: {sorted(expected)}")
-
-
-_check_order()
-
-
-def add_columns(table: str, mode: Mode, db_schema: str | None, names: Iterable[str]) -> list[sql.Composed]:
+def add_columns(table: str, spec: ModeSpec, db_schema: str | None, names: Iterable[str]) -> list[sql.Composed]:
     """The statements a migration runs to add the columns ``names``, as agno declares them.
 
     Each column is followed by agno's index on it, if agno indexes it.
     ``IF NOT EXISTS`` keeps them idempotent.
     """
-    by_name = {c.name: c for c in schema.mode_columns(mode)}
     out: list[sql.Composed] = []
     for name in names:
         out.append(
             sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                qualified(table, db_schema), sql.Identifier(name), sql.SQL(_PG_TYPES[by_name[name].kind])
+                qualified(table, db_schema), sql.Identifier(name), sql.SQL(_PG_TYPES[spec.column(name).kind])
             )
         )
-        if name in _AGNO_INDEXED[mode]:
+        if name in spec.agno_indexed:
             out.append(create_index(table, name, db_schema))
     return out

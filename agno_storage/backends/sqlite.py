@@ -9,25 +9,37 @@ half-way. Connections are per thread and re-made in a forked child.
 from __future__ import annotations
 
 import enum
-import itertools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agno_storage import schema
-from agno_storage.backends.base import BATCH_SIZE, EQUALS, BaseStorage, filter_condition, filter_kind
-from agno_storage.errors import BusyError, InvalidInputError, StorageError
+from agno_storage import urls
+from agno_storage.backends import sqlite_ddl as ddl
+from agno_storage.backends.base import BaseStorage, Batches, Tracer, check_bool
+from agno_storage.backends.statements import Statements
+from agno_storage.errors import (
+    BusyError,
+    DatabaseCorruptError,
+    DiskFullError,
+    InvalidInputError,
+    SchemaMismatchError,
+    StorageError,
+    TableNotFoundError,
+)
 from agno_storage.models import Mode
+from agno_storage.modes import JSON_KINDS
 from agno_storage.schema import TableShape, quote
 
-_JSON_KINDS = (schema.ColumnKind.JSON, schema.ColumnKind.JSON_ANY)
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
+# Primary result codes (the low byte of an extended code).
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_NOTADB = 26
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 class Synchronous(enum.StrEnum):
@@ -38,6 +50,18 @@ class Synchronous(enum.StrEnum):
     #: fsync only at checkpoints: faster commits; the last commits before a power
     #: loss (not a process crash) may be lost. The file is never corrupted.
     NORMAL = "NORMAL"
+
+
+#: The pragmas every new connection gets, in the order they are set, with their defaults.
+#: ``synchronous`` and ``busy_timeout`` (milliseconds) follow the constructor's
+#: arguments. ``journal_mode`` is not among them: it is a property of the file,
+#: set once (see ``SqliteStorage``), not of a connection.
+DEFAULT_PRAGMAS: dict[str, str | int] = {
+    # How hard a commit works to survive power loss; see Synchronous.
+    "synchronous": "FULL",
+    # How long a statement waits for another writer's lock before BusyError.
+    "busy_timeout": 10_000,
+}
 
 
 class _Handle:
@@ -82,9 +106,14 @@ class SqliteStorage(BaseStorage):
         busy_timeout: float = 10.0,
         synchronous: Synchronous | str = Synchronous.FULL,
         recency_indexes: bool = True,
+        tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
-            table_name, mode, auto_upgrade_schema=auto_upgrade_schema, allow_owner_change=allow_owner_change
+            table_name,
+            mode,
+            auto_upgrade_schema=auto_upgrade_schema,
+            allow_owner_change=allow_owner_change,
+            tracer=tracer,
         )
         if (
             isinstance(busy_timeout, bool)
@@ -97,14 +126,19 @@ class SqliteStorage(BaseStorage):
         except ValueError:
             raise InvalidInputError(f"synchronous must be FULL or NORMAL, got {synchronous!r}") from None
         self.busy_timeout = float(busy_timeout)
-        self.recency_indexes = recency_indexes
+        self.recency_indexes = check_bool("recency_indexes", recency_indexes)
+        #: The pragmas set on each new connection (DEFAULT_PRAGMAS with this store's settings).
+        self.pragmas: dict[str, str | int] = {
+            **DEFAULT_PRAGMAS,
+            "synchronous": self.synchronous.value,
+            "busy_timeout": round(self.busy_timeout * 1000),
+        }
         self.db_path = _resolve_path(db_url, db_file)
         self._local = threading.local()
         self._handles: list[_Handle] = []
         self._handles_lock = threading.Lock()
         self._memory: _Handle | None = None
         self._memory_lock = threading.RLock()
-        self._build_sql()
         # The journal mode is a write to the file too: it waits until the
         # table is known to be this mode's, or is about to be created.
         self._wal_allowed = False
@@ -120,37 +154,40 @@ class SqliteStorage(BaseStorage):
             if self.db_path is not None:
                 self._thread_handle()  # switches this thread's connection now, outside a transaction
 
-    def _build_sql(self) -> None:
+    def _build_statements(self) -> Statements:
         t = quote(self.table_name)
-        columns = schema.mode_columns(self.mode)
-        names = [c.name for c in columns]
-        select_list = schema.select_list(self.mode)
+        names = self.spec.names
+        columns = ", ".join(quote(n) for n in names)
         updates = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names if n not in ("session_id", "created_at"))
         placeholders = ", ".join("?" for _ in names)
         # Quoted identifiers only; every value is bound.
-        upsert = f'INSERT INTO {t} ({select_list}) VALUES ({placeholders}) ON CONFLICT ("session_id") DO UPDATE SET {updates}'  # noqa: S608
+        upsert = (
+            f'INSERT INTO {t} ({columns}) VALUES ({placeholders}) ON CONFLICT ("session_id") DO UPDATE SET {updates}'  # noqa: S608
+        )
         if not self.allow_owner_change:
             # The update happens only for the owner or an unowned row; a refused
             # row changes nothing and returns nothing.
             upsert += f' WHERE {t}."user_id" IS NULL OR {t}."user_id" = \'\' OR {t}."user_id" = excluded."user_id"'
-        self._sql_upsert = upsert
-        self._sql_upsert_returning = upsert + ' RETURNING "created_at", "updated_at"'
         # Columns are qualified with the table everywhere they are read: SQLite
         # takes an unknown bare "name" for a string literal, qualified ones fail.
         # JSON comes back as its UTF-8 bytes: no str is built only to be re-encoded.
         qualified = ", ".join(
-            f"CAST({self._col(c.name)} AS BLOB)" if c.kind in _JSON_KINDS else self._col(c.name) for c in columns
+            f"CAST({self._col(c.name)} AS BLOB)" if c.kind in JSON_KINDS else self._col(c.name)
+            for c in self.spec.columns
         )
-        self._sql_select = f"SELECT {qualified} FROM {t}"  # noqa: S608 - quoted identifiers only
-        self._sql_select_ids = f"SELECT {self._col('session_id')} FROM {t}"  # noqa: S608 - quoted identifiers only
-        self._sql_order = f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}"
-        self._placeholder = "?"
-        self._filter_columns = (
-            self._col("session_id"),
-            self._col("user_id"),
-            self._col(schema.ENTITY_COLUMN[self.mode]),
+        return Statements(
+            placeholder="?",
+            upsert=upsert,
+            upsert_returning=upsert + ' RETURNING "created_at", "updated_at"',
+            select=f"SELECT {qualified} FROM {t}",  # noqa: S608 - quoted identifiers only
+            select_ids=f"SELECT {self._col('session_id')} FROM {t}",  # noqa: S608 - quoted identifiers only
+            count=f"SELECT COUNT(*) FROM {t}",  # noqa: S608 - quoted identifiers only
+            delete=f"DELETE FROM {t}",  # noqa: S608 - quoted identifiers only
+            order=f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}",
+            id_column=self._col("session_id"),
+            user_column=self._col("user_id"),
+            entity_column=self._col(self.spec.entity_column),
         )
-        self._sql_count = f"SELECT COUNT(*) FROM {t}"  # noqa: S608 - quoted identifiers only
 
     def _col(self, name: str) -> str:
         return f"{quote(self.table_name)}.{quote(name)}"
@@ -164,7 +201,8 @@ class SqliteStorage(BaseStorage):
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
         try:
-            conn.execute(f"PRAGMA synchronous = {self.synchronous.value}")
+            for name, value in self.pragmas.items():
+                conn.execute(f"PRAGMA {name} = {value}")
         except sqlite3.Error as exc:
             conn.close()
             raise _translate(exc, self.table_name) from exc
@@ -185,10 +223,22 @@ class SqliteStorage(BaseStorage):
 
         Only between transactions: SQLite cannot change the journal mode in one.
         """
-        try:
-            journal = handle.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.table_name) from exc
+        # SQLite does not call the busy handler for this switch: a file another
+        # connection is switching (or writing) refuses it at once. Wait as
+        # every other statement waits, up to the busy timeout.
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                self._trace("PRAGMA journal_mode = WAL", None)
+                journal = handle.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.Error as exc:
+                error = _translate(exc, self.table_name)
+                if not isinstance(error, BusyError) or time.monotonic() >= deadline:
+                    raise error from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
         if str(journal).lower() != "wal":
             raise StorageError(
                 f"cannot use WAL journal mode on {self.db_path!r} (got {journal!r})", table=self.table_name
@@ -211,6 +261,8 @@ class SqliteStorage(BaseStorage):
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run one read statement outside any write transaction (it is its own snapshot)."""
+        if self.tracer is not None:
+            self.tracer(sql, params)
         try:
             if self.db_path is None:
                 with self._memory_lock:
@@ -264,15 +316,13 @@ class SqliteStorage(BaseStorage):
         return columns, indexes, table_sql
 
     def _create_table(self) -> None:
+        statements = [ddl.create_table(self.table_name, self.spec), *ddl.create_indexes(self.table_name, self.spec)]
+        if self.recency_indexes:
+            statements += ddl.create_recency_indexes(self.table_name, self.spec)
         with self.transaction() as conn:
             if self._table_layout() is not None:
                 return  # made by someone else meanwhile: leave its DDL and indexes alone
-            conn.execute(schema.sqlite_create_table(self.table_name, self.mode))
-            for statement in schema.sqlite_create_indexes(self.table_name, self.mode):
-                conn.execute(statement)
-            if self.recency_indexes:
-                for statement in schema.sqlite_create_recency_indexes(self.table_name, self.mode):
-                    conn.execute(statement)
+            self._run_all(conn, statements)
 
     def create_recency_indexes(self) -> None:
         """Add the recency indexes to an existing table (one made by Go or agno, say).
@@ -282,111 +332,66 @@ class SqliteStorage(BaseStorage):
         """
         self._checked_shape(create=True)
         with self.transaction() as conn:
-            for statement in schema.sqlite_create_recency_indexes(self.table_name, self.mode):
-                conn.execute(statement)
+            self._run_all(conn, ddl.create_recency_indexes(self.table_name, self.spec))
 
     def _apply_migrations(self) -> TableShape | None:
         with self.transaction() as conn:
             shape = self._inspect()
             if shape is None:
                 return None
-            for statement in schema.sqlite_upgrade_statements(self.table_name, shape):
-                conn.execute(statement)
+            self._run_all(conn, ddl.upgrade_statements(self.table_name, self.spec, shape))
             return self._inspect()
 
-    def _write(self, rows: Iterable[list[Any]], *, returning: bool) -> list[tuple[int, int]] | int:
-        """Upsert ``rows`` (mode column order) in one transaction.
+    def _run_all(self, conn: sqlite3.Connection, statements: Sequence[str]) -> None:
+        for statement in statements:
+            self._trace(statement, None)
+            conn.execute(statement)
 
-        With ``returning``, return each row's stored (created_at, updated_at);
-        otherwise the number of rows written. Raises OwnershipError, rolling
-        everything back, if any row's session_id belongs to another user. A
-        table dropped since it was checked is made again and the write retried
-        once: the first statement is where that shows, so nothing is lost.
-        """
-        iterator = iter(rows)
-        first = list(itertools.islice(iterator, BATCH_SIZE))
-        try:
-            return self._write_once(first, iterator, returning)
-        except StorageError as exc:
-            if not self._vanished(exc):
-                raise
-        self._checked_shape(create=True)
-        return self._write_once(first, iterator, returning)
+    def _write_one(self, row: list[Any]) -> tuple[int, int]:
+        statement = self.statements.upsert_returning
+        self.row_codec.stamp(row, int(time.time()))
+        with self.transaction() as conn:
+            if self.tracer is not None:
+                self.tracer(statement, row)
+            got = conn.execute(statement, row).fetchall()
+            if not got:
+                raise self._ownership_error(row)
+        created_at, updated_at = got[0]
+        return created_at, updated_at
 
-    def _write_once(
-        self, first: list[list[Any]], rest: Iterator[list[Any]], returning: bool
-    ) -> list[tuple[int, int]] | int:
-        if returning:
-            now = int(time.time())
-            out: list[tuple[int, int]] = []
-            with self.transaction() as conn:
-                for params in first:
-                    got = conn.execute(self._sql_upsert_returning, self._stamp(params, now)).fetchall()
-                    if not got:
-                        raise self._ownership_error(params)
-                    out.append((got[0][0], got[0][1]))
-            return out
+    def _write_many(self, batches: Batches) -> int:
+        statements, stamp = self.statements, self.row_codec.stamp
         count = 0
         with self.transaction() as conn:
-            batch = first
-            while batch:
+
+            def upsert_one(row: list[Any]) -> bool:
+                self._trace(statements.upsert_returning, row)
+                return bool(conn.execute(statements.upsert_returning, row).fetchall())
+
+            for batch in batches:
                 now = int(time.time())
-                params_list = [self._stamp(row, now) for row in batch]
-                cursor = conn.executemany(self._sql_upsert, params_list)
-                if cursor.rowcount != len(params_list):
-                    self._raise_refused(
-                        params_list, lambda params: bool(conn.execute(self._sql_upsert_returning, params).fetchall())
-                    )
-                count += len(params_list)
-                batch = list(itertools.islice(rest, BATCH_SIZE))
+                for row in batch:
+                    stamp(row, now)
+                self._trace(statements.upsert, batch)
+                if conn.executemany(statements.upsert, batch).rowcount != len(batch):
+                    self._raise_refused(batch, upsert_one)
+                count += len(batch)
         return count
 
-    def _build_select(self, by_id: bool, by_user: int, by_entity: int, limited: bool, ids_only: bool) -> str:
-        sql = self._sql_select_ids if ids_only else self._sql_select
-        sql += self._where(by_id, by_user, by_entity)
-        if not by_id:
-            sql += self._sql_order
-        if limited:
-            sql += " LIMIT ?"
-        return sql
+    def _execute_write(self, statement: str, params: Sequence[Any]) -> int:
+        with self.transaction() as conn:
+            self._trace(statement, params)
+            return conn.execute(statement, params).rowcount
 
-    def _vanished(self, exc: StorageError) -> bool:
-        """True if ``exc`` says the table is gone and the store can look again.
-
-        Inside a caller's transaction nothing is retried: its work so far
-        stands or falls with it.
-        """
-        cause = exc.__cause__
-        if not (isinstance(cause, sqlite3.OperationalError) and str(cause).startswith("no such table")):
-            return False
-        self._forget_shape()
-        return self._depth() == 0
-
-    def _depth(self) -> int:
+    def _in_transaction(self) -> bool:
         if self.db_path is None:
-            return self._memory.depth if self._memory is not None else 0
+            return self._memory is not None and self._memory.depth > 0
         handle: _Handle | None = getattr(self._local, "handle", None)
-        return handle.depth if handle is not None and handle.pid == os.getpid() else 0
-
-    def _delete(self, session_id: str, user_id: str | None) -> bool:
-        sql = f"DELETE FROM {quote(self.table_name)} WHERE {self._col('session_id')} = ?"  # noqa: S608 - quoted
-        params = [session_id]
-        how = filter_kind(user_id)
-        if how:
-            sql += " AND " + filter_condition(self._col("user_id"), how, "?")
-        if how == EQUALS and user_id is not None:
-            params.append(user_id)
-        try:
-            with self.transaction() as conn:
-                return conn.execute(sql, params).rowcount > 0
-        except StorageError as exc:
-            if not self._vanished(exc):
-                raise
-            return False
+        return handle is not None and handle.pid == os.getpid() and handle.depth > 0
 
     def _drop(self) -> None:
         with self.transaction() as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {quote(self.table_name)}")
+            self._run_all(conn, [f"DROP TABLE IF EXISTS {quote(self.table_name)}"])
 
 
 class _Transaction:
@@ -433,10 +438,15 @@ class _Transaction:
                         conn.execute("ROLLBACK")
                     raise
                 return
-            if depth:
+            # SQLite rolls the whole transaction back by itself after some
+            # errors (a full disk, an I/O error); then there is no savepoint
+            # left to go back to, and the original error is what matters.
+            if not conn.in_transaction:
+                pass
+            elif depth:
                 conn.execute(f"ROLLBACK TO sp{depth}")
                 conn.execute(f"RELEASE sp{depth}")
-            elif conn.in_transaction:
+            else:
                 conn.execute("ROLLBACK")
         except sqlite3.Error as error:
             raise _translate(error, self.store.table_name) from (exc or error)
@@ -447,23 +457,19 @@ class _Transaction:
             raise _translate(exc, self.store.table_name) from exc
 
 
-def _resolve_path(db_url: str | None, db_file: str | os.PathLike[str] | None) -> str | None:
+def _resolve_path(db_url: object, db_file: object) -> str | None:
     """The database file for ``db_url`` / ``db_file`` (creating its folder), or None for memory."""
     if db_url is not None:
-        if not isinstance(db_url, str):
-            raise InvalidInputError(f"db_url must be a str, got {db_url!r}")
-        scheme, sep, rest = db_url.partition("://")
-        if not sep or scheme.split("+")[0] != "sqlite":
+        target = urls.parse(db_url, "db_url")
+        if not isinstance(target, urls.SqliteTarget):
             raise InvalidInputError(f"db_url must look like sqlite:///path.db, got {db_url!r}")
-        if "?" in rest:
-            raise InvalidInputError(f"db_url query parameters are not supported: {db_url!r}")
-        if rest in ("", "/", "/:memory:"):
+        if target.path is None:
             return None
-        if not rest.startswith("/"):
-            raise InvalidInputError(f"db_url must look like sqlite:///path.db, got {db_url!r}")
-        db_file = rest[1:]
+        db_file = target.path
     if db_file is None:
         return None
+    if not isinstance(db_file, (str, os.PathLike)) or not isinstance(os.fspath(db_file), str):
+        raise InvalidInputError(f"db_file must be a str or a path-like object naming a file, got {db_file!r}")
     try:
         path = Path(db_file).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -475,7 +481,19 @@ def _resolve_path(db_url: str | None, db_file: str | os.PathLike[str] | None) ->
 
 
 def _translate(exc: sqlite3.Error, table: str) -> StorageError:
+    """The typed error for a SQLite error: by result code, or by message where SQLite has no code of its own."""
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+    primary = code & 0xFF if code is not None else None
+    text = str(exc)
+    if primary in _BUSY_CODES:
         return BusyError(f"database stayed locked past the busy timeout: {exc}", table=table)
+    if primary == _SQLITE_FULL:
+        return DiskFullError(f"the disk is full; nothing of this write was kept: {exc}", table=table)
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return DatabaseCorruptError(f"the database file is damaged or not a database: {exc}", table=table)
+    # Both come with the generic SQLITE_ERROR code; the message is all SQLite gives.
+    if text.startswith("no such table"):
+        return TableNotFoundError(f"table {table!r} is not there: {exc}", table=table)
+    if text.startswith("no such column"):
+        return SchemaMismatchError(f"table {table!r} changed shape under this store: {exc}", table=table)
     return StorageError(f"SQLite error on table {table!r}: {exc}", table=table)

@@ -1,0 +1,77 @@
+"""The Go port's SQLite DDL: the tables, indexes and added columns agno-golang makes.
+
+The text is the Go port's, character for character, so a table created here
+has the same ``sqlite_master.sql`` as one made by agno-golang's ``Create()``.
+Table names are checked plain identifiers (:func:`schema.check_table_name`),
+which is why they appear unquoted, as the Go port writes them.
+"""
+
+from __future__ import annotations
+
+from agno_storage.modes import ColumnKind, ModeSpec
+from agno_storage.schema import Flavor, TableShape, pending_columns
+
+
+def create_table(table: str, spec: ModeSpec) -> str:
+    """The Go port's CREATE TABLE statement for ``spec``'s mode, byte for byte."""
+    cols = ", ".join(f"{c.name} {c.decl}" for c in spec.columns)
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+def go_index_name(table: str, column: str) -> str:
+    return f"idx_{table}_{column}"
+
+
+def create_index(table: str, column: str) -> str:
+    return f"CREATE INDEX IF NOT EXISTS {go_index_name(table, column)} ON {table} ({column})"
+
+
+def create_indexes(table: str, spec: ModeSpec) -> list[str]:
+    """The Go port's CREATE INDEX statements for ``spec``'s mode, in its order."""
+    return [create_index(table, column) for column in spec.go_indexed]
+
+
+def recency_index_name(table: str, column: str) -> str:
+    return f"rx_{table}_{column}_recent"
+
+
+def create_recency_indexes(table: str, spec: ModeSpec) -> list[str]:
+    """Indexes that serve "newest sessions of one user / one entity" without a sort.
+
+    They match ``ORDER BY created_at DESC, session_id`` exactly. Not part of the
+    Go port's DDL; its table and index statements are untouched by them.
+    """
+    return [
+        f"CREATE INDEX IF NOT EXISTS {recency_index_name(table, column)} "
+        f"ON {table} ({column}, created_at DESC, session_id)"
+        for column in ("user_id", spec.entity_column)
+    ]
+
+
+def upgrade_statements(table: str, spec: ModeSpec, shape: TableShape) -> list[str]:
+    """The statements that bring a table of ``shape`` to the current version; ``[]`` if current.
+
+    Each missing column is added as the Go port declares it (NOT NULL text
+    with a default, for the rows already there) and, on a Go-made table, gets
+    the Go port's index if the Go port indexes it; agno's own upgrade adds the
+    column only, and so does this on its tables.
+    """
+    out: list[str] = []
+    for name in pending_columns(shape):
+        column = spec.column(name)
+        default = " DEFAULT ''" if column.kind is ColumnKind.REQUIRED_TEXT else ""
+        out.append(f"ALTER TABLE {table} ADD COLUMN {column.name} {column.decl}{default}")
+        if shape.flavor is Flavor.GO and name in spec.go_indexed:
+            out.append(create_index(table, name))
+    return out
+
+
+__all__ = [
+    "create_index",
+    "create_indexes",
+    "create_recency_indexes",
+    "create_table",
+    "go_index_name",
+    "recency_index_name",
+    "upgrade_statements",
+]
