@@ -12,9 +12,12 @@ $(BIN)/python:
 venv: $(BIN)/python  ## Create .venv and install the package with its test dependencies
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
-demo: $(BIN)/python  ## Write sessions of all four modes to a SQLite file and print them
+# The demo's database is kept, so the README's next step (agno-storage info/list) can read it.
+DB ?= data/agno.db
+
+demo: $(BIN)/python  ## Write sessions of all four modes to $(DB) (default data/agno.db) and print them
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo.py $(DB)
 
 test: venv  ## Run the whole test suite with branch coverage
 	$(BIN)/python -m pytest --cov --cov-report=term

@@ -1,6 +1,10 @@
 """Write a session of every mode into one SQLite file, list them, read them back, print a table.
 
 Run: python examples/demo.py [path/to/file.db]
+
+With a path the file is kept (``make demo`` writes data/agno.db, for the
+``agno-storage`` command to read next); running it again rewrites the same
+five sessions. Without one it works in a temporary directory removed at the end.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def sample_sessions() -> dict[Mode, list[Session]]:
 
 
 def main(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, ...]] = []
     for mode, sessions in sample_sessions().items():
         with SqliteStorage(table_name=f"{mode.value}_sessions", db_file=path, mode=mode) as store:
