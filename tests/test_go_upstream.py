@@ -476,8 +476,8 @@ def test_live_file_with_go_hammer_agent_and_python(go_cmds: Path, tmp_path: Path
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        rows = conn.execute("SELECT session_id, memory, session_data, extra_data, agent_data FROM agent_sessions")
-        rows = rows.fetchall()
+        query = "SELECT session_id, memory, session_data, extra_data, agent_data FROM agent_sessions"
+        rows = conn.execute(query).fetchall()
     finally:
         conn.close()
     ns = {"go": LIVE_GO, "py1": LIVE_PY, "py2": LIVE_PY}
