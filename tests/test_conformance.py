@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -13,11 +15,17 @@ from hypothesis import strategies as st
 
 from agno_storage import (
     AgentSession,
+    BaseStorage,
     InvalidInputError,
     Mode,
     OwnershipError,
     SchemaMismatchError,
+    SchemaVersionError,
+    SqliteStorage,
+    StorageError,
+    TableNotFoundError,
     TeamSession,
+    schema,
 )
 from agno_storage.modes import spec
 from tests.conftest import StoreFactory
@@ -369,3 +377,179 @@ def test_deep_nesting_and_wide_integers_round_trip_through_the_store(make_store:
     got = store.read("deep")
     assert got is not None and got.memory == memory
     assert type(got.memory["wide"][2]) is int
+
+
+# --- the engine contract: guarantees each engine must keep, checked on both ---
+
+
+def _qualified(store: BaseStorage) -> str:
+    """The table's quoted name as a statement on the store's own connection names it."""
+    db_schema = getattr(store, "schema", None)
+    prefix = f'"{db_schema}".' if db_schema else ""
+    return f'{prefix}"{store.table_name}"'
+
+
+def _open_connections(store: BaseStorage) -> int:
+    """Connections to the store's database that this process (SQLite) or any store (PostgreSQL) holds."""
+    if isinstance(store, SqliteStorage):
+        fds = Path("/proc/self/fd")
+        target = str(store.db_path)
+        return sum(1 for fd in fds.iterdir() if fd.is_symlink() and str(fd.readlink()) == target)
+    import psycopg
+
+    with psycopg.connect(store.db_url, autocommit=True) as conn:  # type: ignore[attr-defined]
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'agno_storage'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_table_dropped_inside_a_transaction_raises_table_not_found(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    make_store(table_name=store.table_name).drop()  # another program drops it
+    with pytest.raises(StorageError) as info, store.transaction():
+        store.read("s1")
+    assert type(info.value) is TableNotFoundError
+    assert info.value.table == store.table_name
+    # Outside a transaction the store reads it as absent and makes it again on the next write.
+    assert store.read("s1") is None
+    store.upsert(make_session(Mode.AGENT, "s2"))
+    assert store.get_all_session_ids() == ["s2"]
+
+
+def test_a_table_replaced_by_another_shape_raises_schema_mismatch(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    other = make_store(table_name=store.table_name)
+    other.drop()
+    with other.transaction() as conn:
+        conn.execute(f"CREATE TABLE {_qualified(store)} (session_id TEXT PRIMARY KEY, other TEXT)")
+    with pytest.raises(StorageError) as info:
+        store.read("s1")
+    assert type(info.value) is SchemaMismatchError
+
+
+def test_nested_transactions_roll_back_only_the_inner_block(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.create()
+    with store.transaction():
+        store.upsert(make_session(Mode.AGENT, "outer"))
+        with pytest.raises(RuntimeError), store.transaction():
+            store.upsert(make_session(Mode.AGENT, "inner"))
+            raise RuntimeError("inner fails")
+        store.upsert(make_session(Mode.AGENT, "after"))
+    assert sorted(store.get_all_session_ids()) == ["after", "outer"]
+
+
+def test_an_error_after_the_transaction_was_rolled_back_underneath_is_the_one_raised(
+    make_store: StoreFactory,
+) -> None:
+    # The engine may roll the whole transaction back by itself (SQLite does on a
+    # full disk); undoing the savepoint then must not hide the error that did it.
+    store = make_store()
+    store.create()
+    with pytest.raises(RuntimeError, match="the real error"), store.transaction():
+        store.upsert(make_session(Mode.AGENT, "outer"))
+        with store.transaction() as conn:
+            conn.execute("ROLLBACK")
+            raise RuntimeError("the real error")
+    assert store.get_all_session_ids() == []
+
+
+@pytest.mark.parametrize("mode", [Mode.AGENT, Mode.TEAM, Mode.WORKFLOW_V2])
+def test_an_old_table_is_refused_then_upgraded_in_place_keeping_every_row(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode)
+    store.upsert_many(make_session(mode, f"s{i}", user_id=f"u{i % 2}") for i in range(5))
+    added = [c for m in schema.MIGRATIONS if mode in m.modes for c in m.adds]
+    with store.transaction() as conn:
+        for column in added:
+            if isinstance(store, SqliteStorage):  # SQLite drops no indexed column
+                conn.execute(f'DROP INDEX IF EXISTS "idx_{store.table_name}_{column}"')
+            conn.execute(f'ALTER TABLE {_qualified(store)} DROP COLUMN "{column}"')
+    with pytest.raises(SchemaVersionError) as info:
+        make_store(mode, table_name=store.table_name).read("s1")
+    assert (info.value.found_version, info.value.current_version) == (1, schema.CURRENT_VERSION)
+    old = make_store(mode, table_name=store.table_name)
+    assert old.schema_shape() is not None and old.schema_shape().missing == frozenset(added)  # type: ignore[union-attr]
+    old.upgrade_schema()
+    old.upgrade_schema()  # idempotent
+    assert old.count() == 5
+    assert sorted(old.get_all_session_ids(user_id="u0")) == ["s0", "s2", "s4"]
+    got = old.read("s1")
+    assert got is not None and got.memory == make_session(mode, "s1").memory
+    assert all(getattr(got, column) is None for column in added), "added columns start empty"
+    stored = old.upsert(make_session(mode, "s1", user_id="u1"))
+    assert stored.created_at == got.created_at, "created_at survives the upgrade and the update"
+    assert old.read("s1") == stored
+
+
+def test_a_refused_store_keeps_no_connection_open(make_store: StoreFactory) -> None:
+    team = make_store(Mode.TEAM)
+    team.create()
+    team.close()
+    before = _open_connections(team)
+    refusals = []
+    for _ in range(3):
+        with pytest.raises(SchemaMismatchError) as info:
+            make_store(Mode.AGENT, table_name=team.table_name)
+        refusals.append(info)  # kept alive: nothing may depend on garbage collection
+    deadline = time.monotonic() + 10
+    while _open_connections(team) > before and time.monotonic() < deadline:
+        time.sleep(0.1)  # a PostgreSQL backend leaves pg_stat_activity when it exits
+    assert _open_connections(team) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_uses_its_own_connections_and_leaves_the_parents(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "parent"))
+    pid = os.fork()
+    if pid == 0:  # child: write through the inherited object, then close it
+        code = 1
+        try:
+            store.upsert(make_session(Mode.AGENT, "child"))
+            store.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's connections are untouched by the child's close: no error, no rerun needed.
+    with store.transaction():
+        store.upsert(make_session(Mode.AGENT, "after"))
+    assert sorted(store.get_all_session_ids()) == ["after", "child", "parent"]
+
+
+def test_the_tracer_sees_every_statement_the_store_runs(make_store: StoreFactory) -> None:
+    seen: list[tuple[str, Any]] = []
+    store = make_store(tracer=lambda statement, params: seen.append((statement, params)))
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert any(s.startswith("CREATE TABLE") for s, _ in seen), "the table's DDL"
+    written = [p for s, p in seen if s == store.statements.upsert_returning]
+    assert len(written) == 1 and written[0][0] == "s1"
+    seen.clear()
+    store.read("s1", user_id="alice")
+    assert [p for s, p in seen] == [["s1", "alice", 1]]
+    assert seen[0][0].startswith("SELECT") and store.table_name in seen[0][0]
+    seen.clear()
+    store.upsert_many([make_session(Mode.AGENT, "s2"), make_session(Mode.AGENT, "s3")])
+    assert [(s, [row[0] for row in p]) for s, p in seen] == [(store.statements.upsert, ["s2", "s3"])]
+    store.tracer = None
+    seen.clear()
+    store.delete("s1")
+    assert seen == []
+    with pytest.raises(InvalidInputError):
+        make_store(tracer="print")
+
+
+def test_settings_must_be_bools(make_store: StoreFactory) -> None:
+    for name in ("allow_owner_change", "auto_upgrade_schema", "recency_indexes"):
+        with pytest.raises(InvalidInputError, match=name):
+            make_store(**{name: "false"})
+
+
+def test_the_core_store_refuses_to_be_given_a_mode_and_names_the_adapter(make_store: StoreFactory) -> None:
+    store = make_store()
+    with pytest.raises(InvalidInputError, match=r"agno_storage\.agno"):
+        store.mode = "agent"  # type: ignore[assignment]  # what agno does to its storage=
+    assert store.mode is Mode.AGENT

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from agno_storage import BusyError, InvalidInputError, Mode, SqliteStorage, StorageError, Synchronous
+from agno_storage import BusyError, InvalidInputError, Mode, SqliteStorage, Synchronous
 from tests.sessions import make_session
 
 
@@ -90,17 +89,6 @@ def test_a_held_write_lock_raises_busy_error_after_the_timeout(tmp_path: Path) -
     assert store.read("s1") is not None
 
 
-def test_nested_transactions_use_savepoints(tmp_path: Path) -> None:
-    store = SqliteStorage("s", db_file=tmp_path / "x.db")
-    store.create()
-    with store.transaction():
-        store.upsert(make_session(Mode.AGENT, "outer"))
-        with pytest.raises(KeyError), store.transaction():
-            store.upsert(make_session(Mode.AGENT, "inner"))
-            raise KeyError("inner only")
-    assert store.get_all_session_ids() == ["outer"]
-
-
 def test_corrupt_json_names_table_session_and_column(tmp_path: Path) -> None:
     from agno_storage import CorruptRowError
 
@@ -133,37 +121,3 @@ def test_go_and_agno_empty_spellings_read_as_none(tmp_path: Path) -> None:
         None,
         {},
     )
-
-
-def test_sql_errors_surface_as_storage_errors(tmp_path: Path) -> None:
-    path = tmp_path / "x.db"
-    store = SqliteStorage("s", db_file=path)
-    store.upsert(make_session(Mode.AGENT, "s1"))
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE s")
-        conn.execute("CREATE TABLE s (session_id TEXT PRIMARY KEY, other TEXT)")
-    with pytest.raises(StorageError):
-        store.read("s1")
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
-    path = tmp_path / "x.db"
-    store = SqliteStorage("s", db_file=path)
-    store.upsert(make_session(Mode.AGENT, "parent"))
-    parent_conn = store._local.handle.conn
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            if store._local.handle.conn is parent_conn:
-                store.upsert(make_session(Mode.AGENT, "child"))
-                code = 0 if store._local.handle.conn is not parent_conn else 2
-            store.close()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert sorted(store.get_all_session_ids()) == ["child", "parent"]
-    assert store._local.handle.conn is parent_conn, "the child's close() must not touch the parent's connection"
-    store.upsert(make_session(Mode.AGENT, "after"))

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agno_storage.errors import (
@@ -152,7 +152,9 @@ class Connections:
             yield
         except BaseException:
             self._local.depth = depth
-            if not (conn.broken or conn.closed):  # else the original error is the one to see
+            # After a lost connection, or a ROLLBACK the block ran itself, there is no
+            # savepoint left to go back to: the original error is the one to see.
+            if not (conn.broken or conn.closed) and conn.info.transaction_status != pq.TransactionStatus.IDLE:
                 with _errors(self._table):
                     conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
                     conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))

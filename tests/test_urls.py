@@ -1,0 +1,66 @@
+"""One URL parser for every entry point: what it accepts, what it refuses, and that all agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agno_storage import InvalidInputError, Mode, SqliteStorage, open_storage
+from agno_storage.urls import PostgresTarget, SqliteTarget, parse, parse_location, postgres_conninfo
+from tests.sessions import make_session
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("sqlite:///rel/x.db", SqliteTarget("rel/x.db")),
+        ("sqlite:////abs/x.db", SqliteTarget("/abs/x.db")),
+        ("SQLite:///x.db", SqliteTarget("x.db")),
+        ("sqlite+pysqlite:///x.db", SqliteTarget("x.db")),
+        ("sqlite://", SqliteTarget(None)),
+        ("sqlite:///", SqliteTarget(None)),
+        ("sqlite:///:memory:", SqliteTarget(None)),
+        ("postgresql://u@h/db", PostgresTarget("postgresql://u@h/db")),
+        ("postgres://u@h:5433/db", PostgresTarget("postgresql://u@h:5433/db")),
+        ("PostgreSQL+psycopg://u:pw@h/db", PostgresTarget("postgresql://u:pw@h/db")),
+    ],
+)
+def test_parse_names_the_engine_and_the_database(url: str, target: object) -> None:
+    assert parse(url) == target
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://h/db", "x.db", "sqlite:/x.db", "sqlite://host/x.db", "sqlite:///x.db?mode=ro", "", "://x", 5, None],
+)
+def test_parse_refuses_what_no_engine_takes(url: object) -> None:
+    with pytest.raises(InvalidInputError):
+        parse(url)
+
+
+def test_parse_location_takes_a_bare_path_as_a_sqlite_file() -> None:
+    assert parse_location("data/x.db") == SqliteTarget("data/x.db")
+    assert parse_location("sqlite:///x.db") == SqliteTarget("x.db")
+    with pytest.raises(InvalidInputError):
+        parse_location("")
+
+
+def test_postgres_conninfo_passes_libpq_keyword_strings_and_refuses_sqlite() -> None:
+    assert postgres_conninfo("host=h dbname=d") == "host=h dbname=d"
+    assert postgres_conninfo("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    with pytest.raises(InvalidInputError, match="db_url"):
+        postgres_conninfo("sqlite:///x.db")
+
+
+def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scheme in capitals passed open_storage's check and was refused by the store it opened.
+    monkeypatch.chdir(tmp_path)
+    store = open_storage("SQLite:///x.db", "s")
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    assert SqliteStorage("s", db_url="SQLITE+pysqlite:///x.db").read("s1") is not None
+    from agno_storage.agno import SqliteStorage as AgnoSqliteStorage
+
+    adapter = AgnoSqliteStorage("s", db_url="Sqlite:///x.db")
+    assert adapter.backend == "sqlite"
+    assert adapter.read("s1") is not None
