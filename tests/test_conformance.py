@@ -551,5 +551,5 @@ def test_settings_must_be_bools(make_store: StoreFactory) -> None:
 def test_the_core_store_refuses_to_be_given_a_mode_and_names_the_adapter(make_store: StoreFactory) -> None:
     store = make_store()
     with pytest.raises(InvalidInputError, match=r"agno_storage\.agno"):
-        store.mode = "agent"  # type: ignore[assignment]  # what agno does to its storage=
+        store.mode = "agent"  # what agno does to its storage=
     assert store.mode is Mode.AGENT
