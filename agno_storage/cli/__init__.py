@@ -1,0 +1,84 @@
+"""The ``agno-storage`` command: inspect and maintain a sessions table from a shell.
+
+A thin layer over the public API (``open_storage``, ``SqliteStorage`` and the
+store's methods). It adds two things of its own: it finds the mode of an
+existing table when ``--mode`` is not given, and it refuses to open a SQLite
+file that does not exist (opening one through the store would create it).
+
+Exit codes: 0 done; 1 the database file, table or session named is not
+there; 2 bad arguments (argparse) or a :class:`StorageError`, reported as one
+line on stderr. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+import agno_storage
+from agno_storage import SchemaVersionError, StorageError
+from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, shown, table_parents
+
+#: The modules that add subcommands, in the order ``--help`` lists them. Each
+#: has ``register(sub, parents)``; a new feature adds its own module here.
+COMMAND_MODULES: tuple[str, ...] = ("agno_storage.cli.sessions",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``agno-storage``; one subcommand per operation."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Inspect and maintain an agno / agno-golang sessions table (SQLite or PostgreSQL).",
+        epilog="Exit codes: 0 done, 1 database file, table or session not found, 2 bad arguments or storage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {agno_storage.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    parents = table_parents()
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, parents)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``agno-storage`` with ``argv`` (default: sys.argv[1:]); return the exit code.
+
+    Bad arguments raise SystemExit(2) from argparse, as usual.
+    """
+    args = build_parser().parse_args(argv)
+    # psycopg's pool logs every failed connection attempt as a warning, which
+    # Python prints when no logging is set up; the one error line says it all.
+    psycopg_log = logging.getLogger("psycopg")
+    if not psycopg_log.handlers:
+        psycopg_log.addHandler(logging.NullHandler())
+    try:
+        code: int = args.run(args)
+        sys.stdout.flush()
+    except Exit as exc:
+        kind = "error: " if exc.code == FAILED else ""
+        print(f"{PROG}: {kind}{exc.message}", file=sys.stderr)
+        return exc.code
+    except SchemaVersionError as exc:
+        hint = f"{PROG} upgrade {shlex.quote(shown(args.url))} --table {args.table}"
+        print(f"{PROG}: error: {_one_line(str(exc))} (from a shell: {hint})", file=sys.stderr)
+        return FAILED
+    except StorageError as exc:
+        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return FAILED
+    except BrokenPipeError:
+        # The reader went away (``agno-storage list ... | head``): no traceback, and
+        # no second error when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    return code
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+__all__ = ["build_parser", "main"]

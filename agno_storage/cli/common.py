@@ -1,0 +1,176 @@
+"""What every ``agno-storage`` command shares: opening a store from its arguments, output, exit codes.
+
+Command modules (``agno_storage.cli.<name>``) import from here and call only
+the package's public API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agno_storage import BaseStorage, InvalidInputError, Mode, SchemaMismatchError, SqliteStorage, urls
+
+PROG = "agno-storage"
+
+OK, NOT_FOUND, FAILED = 0, 1, 2
+#: 128 + SIGPIPE, what a shell reports for a reader that went away (``| head``).
+BROKEN_PIPE = 141
+
+
+class Exit(Exception):
+    """Stop the command with ``code`` and ``message`` on stderr."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def table_parents() -> dict[str, argparse.ArgumentParser]:
+    """Argument groups commands share: ``table`` (URL, --table, --mode, --schema) and ``session`` (SESSION_ID)."""
+    table = argparse.ArgumentParser(add_help=False)
+    table.add_argument(
+        "url", metavar="URL", help="a SQLite file path, sqlite:///relative.db, sqlite:////abs.db or postgresql://..."
+    )
+    table.add_argument("--table", required=True, help="the sessions table, e.g. agent_sessions")
+    table.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        help="the table's mode; detected from its columns when omitted",
+    )
+    table.add_argument(
+        "--schema", help="PostgreSQL only: the schema holding the table (default ai; '' for the search path)"
+    )
+    session = argparse.ArgumentParser(add_help=False)
+    session.add_argument("session_id", metavar="SESSION_ID")
+    return {"table": table, "session": session}
+
+
+def count_arg(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+# --- opening a store ------------------------------------------------------
+
+
+def parse_target(url: str) -> urls.Target:
+    """What the URL argument names; a bare path is a SQLite file. Bad URLs are bad arguments."""
+    try:
+        target = urls.parse_location(url)
+    except InvalidInputError as exc:
+        raise Exit(FAILED, str(exc)) from None
+    if isinstance(target, urls.SqliteTarget) and target.path is None:
+        raise Exit(FAILED, f"{url!r} is an in-memory database, which starts empty; give a file")
+    return target
+
+
+def make_store(url: str, target: urls.Target, table: str, mode: Mode | str, schema: str | None) -> BaseStorage:
+    if isinstance(target, urls.SqliteTarget):
+        if schema is not None:
+            raise Exit(FAILED, "--schema applies to PostgreSQL URLs only")
+        return SqliteStorage(table, db_file=target.path, mode=mode)
+    if schema is None:
+        return urls.open_storage(url, table_name=table, mode=mode)
+    # '' means "no schema": the server's search path decides, as agno's schema=None does.
+    return urls.open_storage(url, table_name=table, mode=mode, schema=schema or None)
+
+
+@contextmanager
+def opened(args: argparse.Namespace) -> Iterator[tuple[BaseStorage, bool]]:
+    """The store of ``args.url`` / ``args.table`` and whether its mode was detected; closed on exit.
+
+    Without ``--mode`` the table is opened as an agent table first: the store
+    refuses another mode's table with a SchemaMismatchError naming the mode it
+    found, and the table is opened again in that one. Raises Exit(NOT_FOUND)
+    for a missing SQLite file or table (nothing is created).
+    """
+    target = parse_target(args.url)
+    if isinstance(target, urls.SqliteTarget) and target.path and not Path(target.path).expanduser().exists():
+        raise Exit(NOT_FOUND, f"no database file {target.path!r}")
+    if args.mode is not None:
+        store = make_store(args.url, target, args.table, args.mode, args.schema)
+        detected = False
+    else:
+        try:
+            store = make_store(args.url, target, args.table, Mode.AGENT, args.schema)
+        except SchemaMismatchError as exc:
+            if exc.found_mode is None:
+                raise
+            store = make_store(args.url, target, args.table, exc.found_mode, args.schema)
+        detected = True
+    with store:
+        if not store.table_exists():
+            raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}")
+        yield store, detected
+
+
+def shown(url: str) -> str:
+    """``url`` fit for a message: a password in it becomes ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    return url.replace(f":{password}@", ":***@", 1)
+
+
+# --- output ---------------------------------------------------------------
+
+
+def out(text: str) -> None:
+    """Print ``text``; characters the terminal's encoding lacks come out as escapes."""
+    try:
+        print(text)
+    except UnicodeEncodeError:
+        encoding = sys.stdout.encoding or "utf-8"
+        print(text.encode(encoding, "backslashreplace").decode(encoding))
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def cell(value: str | None) -> str:
+    """A table cell on one line: '-' for none, control characters escaped."""
+    if value is None or value == "":
+        return "-"
+    if value.isprintable():
+        return value
+    return value.encode("unicode_escape").decode("ascii")
+
+
+def time_text(ts: int | None) -> str:
+    """Unix seconds as ISO 8601 UTC; the number itself if no calendar date fits."""
+    if ts is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def missing_session(args: argparse.Namespace) -> Exit:
+    owner = "" if args.user is None else f" for user {args.user!r}"
+    return Exit(NOT_FOUND, f"no session {args.session_id!r}{owner} in table {args.table!r}")
