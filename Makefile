@@ -19,7 +19,7 @@ demo: $(BIN)/python  ## Write sessions of all four modes to $(DB) (default data/
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python examples/demo.py $(DB)
 
-test: venv  ## Run the whole test suite with branch coverage
+test: venv go-work  ## Run the whole test suite with branch coverage
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 lint: venv  ## Types, lint and format checks
@@ -35,6 +35,11 @@ fixtures-agno:  ## Rewrite fixtures/agno_*.db with real agno 1.8.4, 1.1.17 and 1
 .PHONY: corpus fixtures-go fixtures-go-check fixtures
 corpus:  ## Rewrite fixtures/corpus.json (deterministic)
 	python fixtures/make_corpus.py
+
+# Where the Go module proxy refuses agno-golang, an unmodified copy of the
+# module may sit beside the checkout; AGNO_GOLANG_SRC=DIR names another one.
+AGNO_GOLANG_SRC ?= $(abspath $(firstword $(wildcard ../shared/third_party/agno-golang)))
+export AGNO_GOLANG_SRC
 
 .PHONY: go-work
 go-work:  ## Make compat/ build against agno-golang v0.1.6 (where the Go proxy refuses it: AGNO_GOLANG_SRC=DIR)
