@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import attrs
@@ -9,6 +10,8 @@ import attrs
 
 @attrs.define
 class Config:
+    """Sizes of the SQLite part (bench/sqlite.py)."""
+
     mode: str
     workdir: Path
     rounds: int
@@ -35,3 +38,37 @@ def make(mode: str, workdir: Path) -> Config:
     if mode == "full":
         return Config(mode, workdir, 9, 150, 1000, 7, 4, 100_000, 100, 0.5, 100_000, 20_000, 3, 1000, 1000, 3)
     raise ValueError(f"unknown mode {mode!r}")
+
+
+@attrs.define
+class PgConfig:
+    """Sizes of the PostgreSQL part (bench/pg.py)."""
+
+    mode: str
+    rounds: int
+    small_batch: int  # upserts per contender per round
+    read_batch: int
+    recent_rows: int
+    recent_ops: int  # queries per contender per round, at most ...
+    recent_budget_s: float  # ... or this long
+    bulk_n: int
+    bulk_rounds: int
+    agno_sample: int  # agno has no bulk API: this many upserts, extrapolated
+
+
+def make_pg(mode: str) -> PgConfig:
+    if mode == "smoke":
+        return PgConfig(mode, 2, 4, 8, 300, 3, 0.05, 200, 1, 10)
+    if mode == "quick":
+        return PgConfig(mode, 5, 40, 200, 10_000, 50, 0.2, 5_000, 1, 100)
+    if mode == "full":
+        return PgConfig(mode, 9, 150, 1000, 100_000, 100, 0.5, 50_000, 3, 1000)
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def add_mode_options(p: argparse.ArgumentParser, quick_help: str) -> None:
+    """--quick, --full and --smoke, into ``mode`` (None when none is given)."""
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick", help=quick_help)
+    size.add_argument("--full", dest="mode", action="store_const", const="full", help="the documented run")
+    size.add_argument("--smoke", dest="mode", action="store_const", const="smoke", help="tiny sizes, for tests")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.report import _find, table
+from bench.tables import Target, plans_table, speedup_target, table, target_lines, targets_table
 
 #: Hand-written causes of misses and hot spots, placed after the generated tables.
 ANALYSIS = Path(__file__).resolve().parent / "doc_postgres.md"
@@ -18,16 +18,9 @@ TARGETS = (
 )
 
 
-def targets(pg: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+def targets(pg: dict[str, Any]) -> list[Target]:
     """(target, requirement, measured, met) for every stated target; met is None when not measured."""
-    out: list[tuple[str, str, str, bool | None]] = []
-    for workload, contender, need, name in TARGETS:
-        r = _find(pg.get("rows", []), workload, contender)
-        if r is None:
-            out.append((name, f">= {need:g}x", "not measured", None))
-        else:
-            out.append((name, f">= {need:g}x", f"{r['speedup']:.2f}x", r["speedup"] >= need))
-    return out
+    return [speedup_target(pg.get("rows", []), w, contender, need, name) for w, contender, need, name in TARGETS]
 
 
 def render(pg: dict[str, Any]) -> str:
@@ -57,17 +50,8 @@ Each upsert is one committed transaction, so each pays one WAL flush.
 {table(rows)}
 """
     ]
-    plan_lines = ["| query | contender | plan |", "|---|---|---|"]
-    for r in rows:
-        if r.get("plan"):
-            plan_lines.append(f"| {r['workload'][3:]} | {r['contender']} | `{r['plan']}` |")
-    parts.append("### PostgreSQL query plans for workload 3\n\n" + "\n".join(plan_lines))
-    t_lines = ["| target | needed | measured | met |", "|---|---|---|---|"]
-    for name, need, got, met in targets(pg):
-        t_lines.append(
-            f"| {name} | {need} | {got} | {'yes' if met else 'not measured' if met is None else '**MISSED**'} |"
-        )
-    parts.append("### PostgreSQL targets\n\n" + "\n".join(t_lines))
+    parts.append("### PostgreSQL query plans for workload 3\n\n" + plans_table(rows))
+    parts.append("### PostgreSQL targets\n\n" + targets_table(targets(pg)))
     parts.append("### Configuration of the PostgreSQL run\n\n" + ", ".join(f"{k}={v}" for k, v in pg["config"].items()))
     if ANALYSIS.exists():
         parts.append(ANALYSIS.read_text().rstrip())
@@ -78,6 +62,5 @@ def summary(pg: dict[str, Any]) -> str:
     if "skipped" in pg:
         return f"PostgreSQL part skipped: {pg['skipped']}."
     lines = ["PostgreSQL:", table(pg["rows"]), ""]
-    for name, need, got, met in targets(pg):
-        lines.append(f"{'ok  ' if met else 'MISS' if met is not None else '--  '} {name}: {got} (needed {need})")
+    lines += target_lines(targets(pg))
     return "\n".join(lines)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from bench import pg_report
+from bench.tables import Target, find, fmt_us, plans_table, speedup_target, table, target_lines, targets_table
 
 HERE = Path(__file__).resolve().parent
 #: Hand-written prose (how to run, what is measured, causes of misses),
@@ -13,28 +15,14 @@ HERE = Path(__file__).resolve().parent
 INTRO = HERE / "doc_intro.md"
 ANALYSIS = HERE / "doc_analysis.md"
 
-Row = dict[str, Any]
 
-
-def _find(rows: Iterable[Row], workload: str, contender: str) -> Row | None:
-    for r in rows:
-        if r["workload"].startswith(workload) and r["contender"] == contender:
-            return r
-    return None
-
-
-def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+def targets(results: dict[str, Any]) -> list[Target]:
     """(target, requirement, measured, met) for every stated target; met is None when not measured."""
     rows = results["rows"]
-    out: list[tuple[str, str, str, bool | None]] = []
+    out: list[Target] = []
 
-    def ratio(workload: str, contender: str, need: float, name: str, *, invert: bool = False) -> None:
-        r = _find(rows, workload, contender)
-        if r is None:
-            out.append((name, f">= {need:g}x", "not measured", None))
-            return
-        value = r["speedup"]
-        out.append((name, f">= {need:g}x", f"{value:.2f}x", value >= need))
+    def ratio(workload: str, contender: str, need: float, name: str) -> None:
+        out.append(speedup_target(rows, workload, contender, need, name))
 
     for w in ("1. upsert new small", "1. upsert existing small"):
         ratio(w, "agno 1.8.4", 8, f"{w[3:]}: vs agno 1.8.4 (each at its defaults)")
@@ -47,8 +35,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     for q in ("agent", "all"):
         ratio(f"4. newest 20 of {q}", "agno 1.8.4", 50, f"newest 20 of {q}: vs agno 1.8.4")
     for q in ("user", "agent", "all"):
-        r = _find(rows, f"4. newest 20 of {q}", "floor, best index (raw rows)")
-        base = _find(rows, f"4. newest 20 of {q}", "agno_storage (recency indexes)")
+        r = find(rows, f"4. newest 20 of {q}", "floor, best index (raw rows)")
+        base = find(rows, f"4. newest 20 of {q}", "agno_storage (recency indexes)")
         if r and base:
             slower = base["median_us"] / r["median_us"]
             out.append(
@@ -78,34 +66,6 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     out.append(("concurrent writers: errors", "0", str(c["errors"]), c["errors"] == 0))
     out.append(("concurrent writers: total vs one process", ">= 0.7x", f"{c['ratio']:.2f}x", c["ratio"] >= 0.7))
     return out
-
-
-def _fmt_us(us: float) -> str:
-    if us >= 100_000:
-        return f"{us / 1000:,.0f} ms"
-    if us >= 10_000:
-        return f"{us / 1000:,.1f} ms"
-    if us >= 1000:
-        return f"{us / 1000:,.2f} ms"
-    return f"{us:,.1f} µs"
-
-
-def table(rows: list[Row]) -> str:
-    lines = [
-        "| workload | contender | median per op | ops/s | agno_storage speed-up | errors |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        extra = ""
-        if r.get("extrapolated_s"):
-            extra = f" (100k would take ~{r['extrapolated_s']:,.0f} s)" if r["extrapolated_s"] > 1 else ""
-        if r.get("peak_rss_mib") is not None:
-            extra += f"; peak RSS +{r['peak_rss_mib']:.1f} MiB"
-        lines.append(
-            f"| {r['workload'][3:]} | {r['contender']}{extra} | {_fmt_us(r['median_us'])} | {r['ops_per_s']:,.0f} | "
-            f"{r['speedup']:.2f}x | {r['errors']} |"
-        )
-    return "\n".join(lines)
 
 
 def _per_writer(c: dict[str, Any]) -> str:
@@ -163,16 +123,11 @@ SELECTs, with the same parameters.
     )
     for note in results["notes"]:
         parts.append(f"> {note}")
-    # Plans for workloads 2 and 4.
-    plan_lines = ["| query | contender | plan |", "|---|---|---|"]
-    for r in rows:
-        if r.get("plan"):
-            plan_lines.append(f"| {r['workload'][3:]} | {r['contender']} | `{r['plan']}` |")
     parts.append(
         "### Query plans (workloads 2 and 4)\n\n"
         "EXPLAIN QUERY PLAN of the statement agno_storage builds for each read (recorded off the store), "
         "on each contender's own file. The floor runs the same statement text with the same parameters; "
-        "only its indexes may differ.\n\n" + "\n".join(plan_lines)
+        "only its indexes may differ.\n\n" + plans_table(rows)
     )
 
     mem_lines = [
@@ -210,39 +165,32 @@ each upsert {c["per_process"]:,} small sessions into one file at the same moment
     # Recency index write cost.
     cost = []
     for w in ("1. upsert new small", "1. upsert existing small"):
-        a = _find(rows, w, "agno_storage")
-        b = _find(rows, w, "agno_storage, no recency indexes")
+        a = find(rows, w, "agno_storage")
+        b = find(rows, w, "agno_storage, no recency indexes")
         if a and b:
             cost.append(
-                f"| {w[3:]} | {_fmt_us(a['median_us'])} | {_fmt_us(b['median_us'])} | "
+                f"| {w[3:]} | {fmt_us(a['median_us'])} | {fmt_us(b['median_us'])} | "
                 f"{(a['median_us'] / b['median_us'] - 1) * 100:+.1f}% |"
             )
     reads = []
     for q in ("user", "agent", "all"):
-        a = _find(rows, f"4. newest 20 of {q}", "agno_storage (recency indexes)")
-        b = _find(rows, f"4. newest 20 of {q}", "agno_storage (Go indexes only)")
+        a = find(rows, f"4. newest 20 of {q}", "agno_storage (recency indexes)")
+        b = find(rows, f"4. newest 20 of {q}", "agno_storage (Go indexes only)")
         if a and b:
             reads.append(
-                f"| newest 20 of {q} | {_fmt_us(a['median_us'])} | {_fmt_us(b['median_us'])} | {b['median_us'] / a['median_us']:.1f}x faster |"
+                f"| newest 20 of {q} | {fmt_us(a['median_us'])} | {fmt_us(b['median_us'])} | {b['median_us'] / a['median_us']:.1f}x faster |"
             )
     parts.append(
         "### Recency indexes: write cost and read gain\n\n"
         "| operation | with recency indexes | Go indexes only | difference |\n|---|---:|---:|---:|\n"
         + "\n".join(cost + reads)
     )
-    t_lines = ["| target | needed | measured | met |", "|---|---|---|---|"]
-    for name, need, got, met in targets(results):
-        t_lines.append(
-            f"| {name} | {need} | {got} | {'yes' if met else 'not measured' if met is None else '**MISSED**'} |"
-        )
-    parts.append("### Targets\n\n" + "\n".join(t_lines))
+    parts.append("### Targets\n\n" + targets_table(targets(results)))
     cfg = results["config"]
     parts.append("### Configuration of this run\n\n" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + "\n")
     if ANALYSIS.exists():
         parts.append(ANALYSIS.read_text().rstrip())
     if "postgres" in results:
-        from bench import pg_report
-
         parts.append(pg_report.render(results["postgres"]).rstrip())
     return "\n\n".join(parts) + "\n"
 
@@ -306,6 +254,19 @@ def write(results: dict[str, Any], out: Path, json_path: Path | None = None) -> 
     (out / "benchmarks.md").write_text(render(results))
 
 
+def summary(results: dict[str, Any]) -> str:
+    """The results table and the targets, for the terminal."""
+    lines = [table(results["rows"]), ""]
+    lines += target_lines(targets(results))
+    c = results["concurrent"]
+    lines.append(f"concurrent: alone {c['alone_per_s']:.0f}/s, shared {c['shared_per_s']:.0f}/s, errors {c['errors']}")
+    for w in c.get("per_writer", []):
+        lines.append(f"  {w['writer']}: {w['written']} written, {w['errors']} errors ({w['unexpected']} unexpected)")
+    if "postgres" in results:
+        lines += ["", pg_report.summary(results["postgres"])]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Re-render the page from saved results: python -m bench.report RESULTS.json [--out docs/]."""
     import argparse
@@ -324,18 +285,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def summary(results: dict[str, Any]) -> str:
-    lines = [table(results["rows"]), ""]
-    for name, need, got, met in targets(results):
-        lines.append(f"{'ok  ' if met else 'MISS' if met is not None else '--  '} {name}: {got} (needed {need})")
-    c = results["concurrent"]
-    lines.append(f"concurrent: alone {c['alone_per_s']:.0f}/s, shared {c['shared_per_s']:.0f}/s, errors {c['errors']}")
-    for w in c.get("per_writer", []):
-        lines.append(f"  {w['writer']}: {w['written']} written, {w['errors']} errors ({w['unexpected']} unexpected)")
-    if "postgres" in results:
-        from bench import pg_report
-
-        lines += ["", pg_report.summary(results["postgres"])]
-    return "\n".join(lines)

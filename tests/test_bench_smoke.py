@@ -1,15 +1,80 @@
-"""The benchmark suite runs end to end at tiny sizes and renders its report.
+"""The benchmark suite runs end to end at tiny sizes and renders its report; its modules form no import cycle.
 
 Asserts only that every workload produced numbers; timings are never checked.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
 from bench import cli, report
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def bench_imports(path: Path) -> set[str]:
+    """The bench modules ``path`` imports, at any depth of its code (function-level imports too)."""
+    modules = {p.stem for p in BENCH.glob("*.py")}
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 1:  # from . import x, from .x import y
+                module = "bench" + (f".{node.module}" if node.module else "")
+            elif node.level == 0 and node.module:
+                module = node.module
+            else:
+                continue
+            # "from bench import x" names module x; "from bench.x import y" names x.
+            names = [f"bench.{alias.name}" for alias in node.names] if module == "bench" else [module]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "bench" and len(parts) > 1 and parts[1] in modules:
+                found.add(parts[1])
+    return found
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a path that ends where it starts, or None."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if (cycle := visit(nxt)) is not None:
+                return cycle
+        path.pop()
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        if (cycle := visit(start)) is not None:
+            return cycle
+    return None
+
+
+def test_import_cycle_finder_sees_one() -> None:
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_bench_modules_import_each_other_without_a_cycle() -> None:
+    graph = {p.stem: bench_imports(p) for p in BENCH.glob("*.py")}
+    # The walk sees the imports it must: the entry point reaches both runners and the report.
+    assert {"pg", "report", "sqlite"} <= graph["cli"] and graph["__main__"] == {"cli"}
+    assert import_cycle(graph) is None, " -> ".join(import_cycle(graph) or [])
+
 
 WORKLOADS = (
     "1. upsert new small",
