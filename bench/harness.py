@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
 import orjson
 
-from agno_storage import AgentSession
+from agno_storage import AgentSession, BaseStorage
 from agno_storage.modes import spec
 from bench import sessions
 
@@ -130,7 +131,8 @@ class Contender:
         """Run one "newest sessions" query; return the number of sessions it gave."""
         raise NotImplementedError
 
-    def _loop(self, fn: Callable[[Any], bool], items: Sequence[Any]) -> tuple[float, int]:
+    def time_each(self, fn: Callable[[Any], bool], items: Sequence[Any]) -> tuple[float, int]:
+        """Run ``fn`` on every item; return (seconds, items it returned False for)."""
         errors = 0
         start = time.perf_counter()
         for item in items:
@@ -139,10 +141,10 @@ class Contender:
         return time.perf_counter() - start, errors
 
     def upsert(self, name: str, start: int, count: int) -> tuple[float, int]:
-        return self._loop(self.upsert_one, self.sets[name][start : start + count])
+        return self.time_each(self.upsert_one, self.sets[name][start : start + count])
 
     def read(self, name: str, start: int, count: int) -> tuple[float, int]:
-        return self._loop(self.read_one, self.sets[name][start : start + count])
+        return self.time_each(self.read_one, self.sets[name][start : start + count])
 
 
 class SessionApi(Contender):
@@ -198,12 +200,10 @@ class AgnoApi(SessionApi):
 class RawFloor(Contender):
     """A plain driver connection (``self.conn``) running SQL on pre-encoded rows.
 
-    Subclasses open the connection, set ``sql_upsert``, ``sql_read`` (bound
-    with ``read_params``) and ``sql_recent`` ("user", "agent", "all"; bound
-    with the user or agent, then the limit), and write ``upsert_one``. With
+    Subclasses open the connection, have the project's store make the table
+    and call ``use_statements_of(store)``, and write ``upsert_one``. With
     ``decode`` every row read also goes through ``orjson.loads`` on its JSON
-    columns (str or bytes). ``store`` is the project's store that made the
-    table and the statements; it is closed with the floor.
+    columns (str or bytes). ``store`` is closed with the floor.
     """
 
     kind = "floor"
@@ -237,6 +237,30 @@ class RawFloor(Contender):
                         orjson.loads(row[i])
         return rows
 
+    def use_statements_of(self, store: BaseStorage) -> None:
+        """Run ``store``'s own statements: its upsert, and the SELECTs its reads run, as recorded.
+
+        ``sql_read`` is what ``read()`` runs, bound with ``read_params``;
+        ``sql_recent`` ("user", "agent", "all") what ``get_recent_sessions``
+        runs, bound with the user or agent, then the limit. Raises
+        RuntimeError if the store binds them otherwise.
+        """
+        self.store = store
+        self.sql_upsert = store.statements.upsert_returning
+        reads = ours_reads(store, PROBE_ID, PROBE_USER, PROBE_AGENT, PROBE_LIMIT)
+        expected: dict[str, list[Any]] = {
+            "read": list(self.read_params(PROBE_ID)),
+            "user": [PROBE_USER, PROBE_LIMIT],
+            "agent": [PROBE_AGENT, PROBE_LIMIT],
+            "all": [PROBE_LIMIT],
+        }
+        for read, binds in expected.items():
+            got = reads[read][1]
+            if got != binds:
+                raise RuntimeError(f"the store binds {got!r} for its {read!r} statement, the floor {binds!r}")
+        self.sql_read = reads["read"][0]
+        self.sql_recent = {name: reads[name][0] for name in ("user", "agent", "all")}
+
     def read_params(self, session_id: str) -> Sequence[Any]:
         """What ``sql_read`` (the store's read-by-id SELECT) binds to read one session."""
         return (session_id, self.READ_LIMIT)
@@ -250,6 +274,56 @@ class RawFloor(Contender):
         if agent_id is not None:
             return len(self._rows(self.sql_recent["agent"], (agent_id, limit)))
         return len(self._rows(self.sql_recent["all"], (limit,)))
+
+
+# --- the store's statements, watched through its tracer ---------------------
+
+#: A read the harness makes through the store's API: "read" by session_id, or "newest" of a "user", an "agent" or "all".
+READS = ("read", "user", "agent", "all")
+#: Values statements are recorded with; their places in the parameters show how the store binds.
+PROBE_ID, PROBE_USER, PROBE_AGENT, PROBE_LIMIT = "probe-session", "probe-user", "probe-agent", 20
+
+
+def recorded_read(store: BaseStorage, call: Callable[[], object]) -> tuple[str, list[Any]]:
+    """The one SELECT of the sessions table that ``call`` makes ``store`` run, with its parameters.
+
+    Watches the store through its public ``tracer``, put back afterwards.
+    Raises RuntimeError if the table is absent or the call does not make
+    exactly one read of it.
+    """
+    if not store.table_exists():
+        raise RuntimeError(f"no table {store.table_name!r} to record reads on")
+    log: list[tuple[str, list[Any]]] = []
+    previous = store.tracer
+    store.tracer = lambda statement, params: log.append((statement, list(params or [])))
+    try:
+        call()
+    finally:
+        store.tracer = previous
+    select = store.statements.select
+    reads = [(s, p) for s, p in log if s.startswith(select)]
+    if len(reads) != 1:
+        raise RuntimeError(f"expected one read statement, the store ran {len(reads)}: {log!r}")
+    return reads[0]
+
+
+def ours_reads(
+    store: BaseStorage, session_id: str, user_id: str, agent_id: str, limit: int
+) -> dict[str, tuple[str, list[Any]]]:
+    """For each of READS, the statement and parameters the project's contender makes ``store`` run.
+
+    The calls are the contender's own (``read_one``, ``recent``), so they ask
+    the store exactly what the timed ones do.
+    """
+    api = OursApi()
+    api.st = store
+    item = types.SimpleNamespace(session_id=session_id)
+    return {
+        "read": recorded_read(store, lambda: api.read_one(item)),
+        "user": recorded_read(store, lambda: api.recent(user_id, None, limit)),
+        "agent": recorded_read(store, lambda: api.recent(None, agent_id, limit)),
+        "all": recorded_read(store, lambda: api.recent(None, None, limit)),
+    }
 
 
 # --- setup and teardown ------------------------------------------------------

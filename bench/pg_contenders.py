@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 
-from agno_storage.backends.postgres import PostgresStorage
-from agno_storage.backends.statements import filter_kind
+from agno_storage import PostgresStorage
 from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 
 SCHEMA = "ai"
@@ -59,7 +60,7 @@ class PgFloor(RawFloor):
 
     The table is made by this project's store (agno's DDL), the statements
     are the store's text (upsert with the owner check and RETURNING, the
-    SELECTs its reads and lists build), composed once. The connection is in
+    SELECTs its read and get_recent_sessions run). The connection is in
     autocommit with ``prepare_threshold=None``, as the store's are. By default
     each upsert is a single statement (its own implicit transaction); with
     ``explicit_tx`` it is BEGIN + upsert + COMMIT, the store's three round
@@ -73,28 +74,12 @@ class PgFloor(RawFloor):
         self.dsn = dsn
         self.explicit_tx = explicit_tx
 
-    def statements(self, table: str) -> None:
-        st = PostgresStorage(table, db_url=self.dsn, schema=SCHEMA, mode="agent")
-        st.create()
-        self.store = st
-        self.sql_upsert = st.statements.upsert_returning
-        # The SELECTs the store builds for read() (by id, LIMIT 1) and for
-        # list(user_id= / entity_id= / neither, limit=), bound the same way.
-        some, anyone = filter_kind("x"), filter_kind(None)
-        self.sql_read = st.statements.select_for((True, anyone, anyone, True, False))
-        self.sql_recent = {
-            "user": st.statements.select_for((False, some, anyone, True, False)),
-            "agent": st.statements.select_for((False, anyone, some, True, False)),
-            "all": st.statements.select_for((False, anyone, anyone, True, False)),
-        }
-
     def open(self, path: str) -> None:
         self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None)
-        # JSON arrives as text, as the store's connections get it.
-        from agno_storage.backends.postgres import _configure
-
-        _configure(self.conn)
-        self.statements(path)
+        json_as_text(self.conn)
+        st = PostgresStorage(path, db_url=self.dsn, schema=SCHEMA, mode="agent")
+        st.create()
+        self.use_statements_of(st)
 
     def prepare(self, name: str, dicts: Sequence[dict[str, Any]]) -> None:
         # Pre-encoded by the store's codec: the floor's clock starts at the SQL. Needs open() first.
@@ -116,3 +101,20 @@ def encode_pg_row(st: PostgresStorage, d: dict[str, Any], now: int | None = None
     """A session dict as ``st``'s upsert parameters (JSON as text, timestamps set), as the store binds them."""
     row = st.row_codec.encode(ours_session(d))
     return st.row_codec.stamp(row, int(time.time()) if now is None else now)
+
+
+class _JsonAsText(Loader):
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def json_as_text(conn: psycopg.Connection[Any]) -> None:
+    """Have ``conn`` return json and jsonb as their UTF-8 text, as the store's own connections do.
+
+    The store sets up its pooled connections this way in a function of its
+    own with no public name (agno_storage/backends/postgres.py), so this
+    repeats those two lines; if the store changed how it loads JSON, the
+    floor would stop fetching what the store fetches.
+    """
+    conn.adapters.register_loader("jsonb", _JsonAsText)
+    conn.adapters.register_loader("json", _JsonAsText)

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from agno_storage.backends.postgres import PostgresStorage
+from agno_storage import PostgresStorage
 from bench import harness
 from bench.child import TEMPLATE_DICTS, bulk_dicts, bulk_rows
 from bench.config import PgConfig
@@ -143,7 +143,7 @@ def bulk_import(cfg: PgConfig, dsn: str, url: str) -> list[Row]:
         c = PgAgno(url)
         c.open(table)
         items = [c.convert({**t, **over}) for t, over in bulk_dicts(cfg.agno_sample, "bulk")]
-        seconds, errors = c._loop(c.upsert_one, items)
+        seconds, errors = c.time_each(c.upsert_one, items)
         c.close()
         return seconds, len(items) - errors
 

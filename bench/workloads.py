@@ -23,7 +23,7 @@ from agno_storage import SqliteStorage
 from bench import harness
 from bench.child import bulk_dicts
 from bench.config import Config
-from bench.contenders import TABLE, Agno, Floor, Ours, RecordingStorage, ours_reads
+from bench.contenders import TABLE, Agno, Floor, Ours
 from bench.harness import Contender, Entry, Row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def recent_sessions(cfg: Config) -> list[Row]:
 
 
 def _plans(contenders: Sequence[Contender], session_id: str, reads: Sequence[str]) -> dict[tuple[str, str], str]:
-    """EXPLAIN QUERY PLAN of each of ``reads`` (see bench.contenders.READS), per SQLite contender.
+    """EXPLAIN QUERY PLAN of each of ``reads`` (see bench.harness.READS), per SQLite contender.
 
     The statement and parameters are recorded from the store itself, on the
     contender's own file, for the call the Ours contender makes; a floor's
@@ -149,9 +149,9 @@ def _plans(contenders: Sequence[Contender], session_id: str, reads: Sequence[str
     for c in contenders:
         if c.kind not in ("ours", "floor"):
             continue
-        recorder = RecordingStorage(table_name=TABLE, db_file=c.path, recency_indexes=False)
+        recorder = SqliteStorage(table_name=TABLE, db_file=c.path, recency_indexes=False)
         try:
-            statements = ours_reads(recorder, session_id, user, agent, 20)
+            statements = harness.ours_reads(recorder, session_id, user, agent, 20)
         finally:
             recorder.close()
         if isinstance(c, Floor):
