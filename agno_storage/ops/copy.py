@@ -1,0 +1,68 @@
+"""``copy``: a sessions table to another table, engine or file, row by row as stored."""
+
+from __future__ import annotations
+
+import attrs
+
+from agno_storage.errors import CorruptRowError
+from agno_storage.models import Mode
+from agno_storage.ops import select
+from agno_storage.ops.db import Database
+from agno_storage.ops.progress import NoProgress, Progress
+from agno_storage.ops.select import Filters
+from agno_storage.ops.tables import describe
+from agno_storage.ops.write import BadValue, RowWriter
+
+
+@attrs.frozen
+class CopySummary:
+    table: str
+    to_table: str
+    mode: Mode
+    sessions: int
+
+
+def copy_table(
+    source: Database,
+    table: str,
+    url: str,
+    *,
+    to_table: str | None = None,
+    mode: Mode | None = None,
+    schema: str | None = "ai",
+    filters: Filters = Filters(),  # noqa: B008 - frozen
+    progress: Progress | None = None,
+) -> CopySummary:
+    """Upsert every session of ``table`` in ``source`` into ``to_table`` (default: the same name) of ``url``.
+
+    Rows go as stored (JSON as its text; PostgreSQL keeps it as jsonb), one
+    transaction per ``FETCH_SIZE`` sessions; rerunning it is safe and gives
+    the same table. Raises CorruptRowError (nothing of its batch written)
+    for a JSON value that is not JSON of its column's type, and what
+    :class:`RowWriter` raises.
+    """
+    progress = progress or NoProgress()
+    info = describe(source, table, mode)
+    target = to_table or table
+    progress.start(select.count(source, info, filters))
+    copied = 0
+    with RowWriter(url, target, info.mode, schema) as writer:
+        for batch in select.rows(source, info, filters):
+            rows = []
+            for row in batch:
+                try:
+                    rows.append(writer.check(row))
+                except BadValue as exc:
+                    raise CorruptRowError(
+                        f"{table}.{exc.column} of session {row[0]!r}: {exc}; {copied} sessions were copied before it",
+                        table=table,
+                        session_id=str(row[0]),
+                        column=exc.column,
+                    ) from None
+            writer.write(rows)
+            copied += len(rows)
+            progress.advance(len(rows))
+    return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied)
+
+
+__all__ = ["CopySummary", "copy_table"]

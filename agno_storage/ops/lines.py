@@ -1,0 +1,99 @@
+"""The export file format: JSON Lines, a header line, then one session per line.
+
+The one place the format is defined is :func:`make_converter` with the
+attrs classes below: structuring is strict (unknown keys are refused, no
+value is coerced: ``"5"`` is not an int, ``1`` is not a str).
+
+A session line holds every column of its mode by name, as stored: text
+columns and the JSON columns as strings (the JSON column's exact stored
+text, never decoded and re-encoded, so agno's spacing, Go's escapes and
+integers of any width survive), timestamps as integers, SQL NULL as null.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import attrs
+import cattrs
+
+from agno_storage.models import Mode
+from agno_storage.modes import SPECS, ColumnKind
+
+#: What the header's ``format`` says.
+FORMAT = "agno-storage-sessions"
+#: The version of the line format this code writes; it reads this one and older.
+FORMAT_VERSION = 1
+
+
+@attrs.frozen
+class Header:
+    """The first line of an export file."""
+
+    format: str
+    version: int
+    mode: Mode
+    #: Who made the source table (see ``ops.tables.Layout``) and on which engine.
+    layout: str
+    engine: str
+    table: str
+    #: The columns of every session line, in table order.
+    columns: list[str]
+
+
+def _exact(kind: type) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return value
+
+    return structure
+
+
+def _mode(value: Any, _: Any) -> Mode:
+    if type(value) is not str:
+        raise TypeError(f"expected a mode name, got {value!r}")
+    return Mode(value)
+
+
+def make_converter() -> cattrs.Converter:
+    """The converter of the export format: strict (no extra keys, no coercion)."""
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    for kind in (str, int, bool, float):
+        converter.register_structure_hook(kind, _exact(kind))
+    converter.register_structure_hook(Mode, _mode)
+    converter.register_unstructure_hook(Mode, lambda mode: mode.value)
+    return converter
+
+
+_LINE_TYPES: dict[ColumnKind, Any] = {
+    ColumnKind.KEY: str,
+    ColumnKind.REQUIRED_TEXT: str | None,
+    ColumnKind.OPTIONAL_TEXT: str | None,
+    ColumnKind.JSON: str | None,
+    ColumnKind.JSON_ANY: str | None,
+    ColumnKind.TIMESTAMP: int | None,
+}
+
+
+@functools.cache
+def line_class(mode: Mode) -> type[Any]:
+    """The attrs class of one session line of ``mode``: a field per column, in table order."""
+    fields = {c.name: attrs.field(type=_LINE_TYPES[c.kind]) for c in SPECS[mode].columns}
+    return attrs.make_class(f"{mode.name.title().replace('_', '')}Line", fields, frozen=True, slots=True)
+
+
+def header_for(mode: Mode, *, layout: str, engine: str, table: str) -> Header:
+    return Header(
+        format=FORMAT,
+        version=FORMAT_VERSION,
+        mode=mode,
+        layout=layout,
+        engine=engine,
+        table=table,
+        columns=list(SPECS[mode].names),
+    )
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Header", "header_for", "line_class", "make_converter"]

@@ -1,0 +1,108 @@
+"""``import``: an export file back into a sessions table, in batches, each its own transaction."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import cattrs
+import orjson
+
+from agno_storage.models import Mode
+from agno_storage.modes import SPECS
+from agno_storage.ops.errors import ExportFormatError
+from agno_storage.ops.lines import FORMAT, FORMAT_VERSION, Header, line_class, make_converter
+from agno_storage.ops.progress import NoProgress, Progress
+from agno_storage.ops.write import BATCH_SIZE, BadValue, RowWriter
+
+
+@attrs.frozen
+class ImportSummary:
+    table: str
+    mode: Mode
+    sessions: int
+
+
+def read_header(line: bytes, converter: cattrs.Converter) -> Header:
+    """The header of an export file; ExportFormatError (line 1) if it is not one this code reads."""
+    try:
+        header = converter.structure(orjson.loads(line), Header)
+    except (orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        raise ExportFormatError(f"line 1 is not an export header: {_why(exc)}", line=1) from None
+    if header.format != FORMAT or not 1 <= header.version <= FORMAT_VERSION:
+        raise ExportFormatError(
+            f"line 1: format {header.format!r} version {header.version} is not {FORMAT!r} up to version {FORMAT_VERSION}",
+            line=1,
+        )
+    if header.columns != list(SPECS[header.mode].names):
+        raise ExportFormatError(f"line 1: columns {header.columns} are not the {header.mode.value} columns", line=1)
+    return header
+
+
+def import_lines(
+    lines: Iterable[bytes],
+    url: str,
+    table: str,
+    *,
+    mode: Mode | None = None,
+    schema: str | None = "ai",
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Upsert the sessions of an export file (its lines) into ``table`` of ``url``; return how many.
+
+    Creates the table if needed. Refuses (ExportFormatError, line 1) a file
+    whose mode is not ``mode``, and (SchemaMismatchError) a table of another
+    mode. Each batch of ``batch_size`` lines is checked whole, then written in
+    one transaction: a bad line raises ExportFormatError with its line number
+    and the count imported before it, and nothing of its batch is written.
+    """
+    progress = progress or NoProgress()
+    converter = make_converter()
+    iterator = iter(lines)
+    first = next(iterator, None)
+    if first is None:
+        raise ExportFormatError("the file is empty: no export header", line=1)
+    header = read_header(first, converter)
+    if mode is not None and mode is not header.mode:
+        raise ExportFormatError(f"line 1: the file holds {header.mode.value} sessions, not {mode.value}", line=1)
+    progress.start(None)
+    cls = line_class(header.mode)
+    values = operator.attrgetter(*SPECS[header.mode].names)
+    imported = 0
+    with RowWriter(url, table, header.mode, schema) as writer:
+        batch: list[list[Any]] = []
+        for number, line in enumerate(iterator, start=2):
+            if not line.strip():
+                continue
+            try:
+                batch.append(writer.check(values(converter.structure(orjson.loads(line), cls))))
+            except (orjson.JSONDecodeError, cattrs.BaseValidationError, BadValue, TypeError, ValueError) as exc:
+                raise ExportFormatError(
+                    f"line {number}: {_why(exc)}; {imported} sessions were imported before its batch, "
+                    "nothing of its batch",
+                    line=number,
+                    imported=imported,
+                    table=table,
+                    column=exc.column if isinstance(exc, BadValue) else None,
+                ) from None
+            if len(batch) >= batch_size:
+                writer.write(batch)
+                imported += len(batch)
+                progress.advance(len(batch))
+                batch = []
+        writer.write(batch)
+        imported += len(batch)
+        progress.advance(len(batch))
+    return ImportSummary(table=table, mode=header.mode, sessions=imported)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc, path="line"))
+    return str(exc)
+
+
+__all__ = ["ImportSummary", "import_lines", "read_header"]

@@ -1,0 +1,148 @@
+"""``tables``: every sessions table of a file or schema, with its mode, layout, version and size."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from agno_storage import schema
+from agno_storage.errors import SchemaMismatchError, TableNotFoundError
+from agno_storage.models import Mode
+from agno_storage.modes import SPECS
+from agno_storage.ops.db import RUNS_TABLE, Database
+
+
+class Layout(enum.Enum):
+    """Who made a sessions table, and for which engine."""
+
+    AGNO_GOLANG = "agno-golang"  # the Go port's DDL (also agno_storage's on SQLite)
+    AGNO_SQLITE = "agno-1.x-sqlite"  # agno 1.x's SQLAlchemy DDL on SQLite
+    AGNO_POSTGRES = "agno-1.x-postgres"  # agno 1.x's PostgreSQL layout (also agno_storage's)
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen
+class TableInfo:
+    """One sessions table."""
+
+    name: str
+    mode: Mode
+    layout: Layout
+    version: int
+    #: Columns the pending migrations would add (``agno-storage upgrade``).
+    missing: tuple[str, ...]
+    #: Columns that are not the mode's (other writers' or older agno's), left alone.
+    extra: tuple[str, ...]
+    rows: int
+
+
+@attrs.frozen
+class RunsInfo:
+    """A Go Agent's ``agent_runs`` table."""
+
+    name: str
+    rows: int
+    #: Runs whose session has no row in any sessions table of the file/schema.
+    orphaned: int
+
+
+@attrs.frozen
+class TablesReport:
+    sessions: tuple[TableInfo, ...]
+    runs: RunsInfo | None
+    #: Tables that are neither sessions tables nor ``agent_runs``.
+    others: tuple[str, ...]
+
+
+def layout_of(db: Database, table: str, index_names: list[str], table_sql: str) -> Layout:
+    flavor = schema.flavor_of(table, index_names, table_sql)
+    if not db.is_sqlite:
+        return Layout.AGNO_POSTGRES if flavor is not schema.Flavor.UNKNOWN else Layout.UNKNOWN
+    return {schema.Flavor.GO: Layout.AGNO_GOLANG, schema.Flavor.AGNO: Layout.AGNO_SQLITE}.get(flavor, Layout.UNKNOWN)
+
+
+def describe(db: Database, table: str, mode: Mode | None = None) -> TableInfo:
+    """What ``table`` is: its mode (detected unless given), layout, version and row count.
+
+    Raises TableNotFoundError (naming the tables that are there) or
+    SchemaMismatchError for a table that is not a sessions table of ``mode``.
+    """
+    layout = db.layout(table)
+    if layout is None:
+        raise missing_table(db, table)
+    columns, indexes, table_sql = layout
+    if mode is None:
+        mode = schema.identify_mode(columns)
+        if mode is None:
+            raise SchemaMismatchError(
+                f"table {table!r} is not a sessions table (columns: {sorted(columns)})", table=table
+            )
+    shape = schema.inspect_shape(table, mode, columns, indexes, table_sql)
+    names = set(SPECS[mode].names)
+    (rows,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(table)}")[0]  # noqa: S608 - quoted identifier
+    return TableInfo(
+        name=table,
+        mode=mode,
+        layout=layout_of(db, table, indexes, table_sql),
+        version=shape.version,
+        missing=tuple(sorted(shape.missing)),
+        extra=tuple(c for c in columns if c not in names),
+        rows=int(rows),
+    )
+
+
+def list_tables(db: Database) -> TablesReport:
+    """Every sessions table of ``db`` (file or schema), its ``agent_runs`` table if any, and the rest by name."""
+    sessions: list[TableInfo] = []
+    others: list[str] = []
+    names = db.table_names()
+    for name in names:
+        if name == RUNS_TABLE:
+            continue
+        layout = db.layout(name)
+        if layout is None or schema.identify_mode(layout[0]) is None:
+            others.append(name)
+            continue
+        try:
+            sessions.append(describe(db, name))
+        except SchemaMismatchError:
+            others.append(name)
+    runs = runs_info(db, [t.name for t in sessions]) if RUNS_TABLE in names else None
+    return TablesReport(sessions=tuple(sessions), runs=runs, others=tuple(others))
+
+
+def runs_info(db: Database, session_tables: list[str]) -> RunsInfo:
+    """Row and orphan counts of ``agent_runs``; orphans have no row in any of ``session_tables``."""
+    runs = db.qualified(RUNS_TABLE)
+    (total,) = db.query(f"SELECT COUNT(*) FROM {runs}")[0]  # noqa: S608 - quoted identifier
+    conditions = " AND ".join(
+        f"NOT EXISTS (SELECT 1 FROM {db.qualified(t)} s WHERE s.session_id = r.session_id)"  # noqa: S608
+        for t in session_tables
+    )
+    where = f" WHERE {conditions}" if conditions else ""
+    (orphaned,) = db.query(f"SELECT COUNT(*) FROM {runs} r{where}")[0]  # noqa: S608 - quoted identifiers
+    return RunsInfo(name=RUNS_TABLE, rows=int(total), orphaned=int(orphaned))
+
+
+def missing_table(db: Database, table: str) -> TableNotFoundError:
+    """The error for a table that is not there, naming the tables that are."""
+    return TableNotFoundError(f"no table {table!r} in {db.location}; {there_are(db.table_names())}", table=table)
+
+
+def there_are(names: list[str]) -> str:
+    return f"tables there: {', '.join(names)}" if names else "it has no tables"
+
+
+__all__ = [
+    "Layout",
+    "RunsInfo",
+    "TableInfo",
+    "TablesReport",
+    "describe",
+    "layout_of",
+    "list_tables",
+    "missing_table",
+    "runs_info",
+    "there_are",
+]
