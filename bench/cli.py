@@ -4,8 +4,11 @@ python -m bench --quick --out docs/      # under a minute
 python -m bench --full --out docs/       # the numbers in docs/benchmarks.md
 python -m bench --smoke --out /tmp/x     # seconds; what the test suite runs
 
-The PostgreSQL part (bench/pg.py) runs last when the server binaries are
-installed; --no-postgres leaves it out.
+The PostgreSQL part (bench/pg.py) runs last; --no-postgres leaves it out.
+When it cannot run (no server binaries, no psycopg, a server that does not
+start) the page and the printed summary end with a warning that names the
+cause, and --full (the run that rewrites docs/) exits with status 1 after
+writing them.
 """
 
 from __future__ import annotations
@@ -53,10 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         "--no-postgres",
         dest="postgres",
         action="store_false",
-        help="leave out the PostgreSQL part (skipped with a note anyway when no server binaries are found)",
+        help="leave out the PostgreSQL part",
+    )
+    p.add_argument(
+        "--require-postgres",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="exit with status 1 when the PostgreSQL part cannot run (default: with --full only)",
     )
     args = p.parse_args(argv)
     mode = args.mode or "quick"
+    require_pg = args.require_postgres if args.require_postgres is not None else mode == "full"
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     args.out.mkdir(parents=True, exist_ok=True)
     if args.workdir is not None:
@@ -65,5 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="agno-storage-bench-") as tmp:
             results = run(mode, args.out, Path(tmp), args.go, command, args.json, args.postgres)
-    print(report.summary(results))
+    print(report.summary(results))  # ends with the PostgreSQL part's warning when it did not run
+    if require_pg and "skipped" in results.get("postgres", {}):
+        print(
+            "python -m bench: the PostgreSQL part did not run (see the warning above): exit status 1", file=sys.stderr
+        )
+        return 1
     return 0

@@ -10,8 +10,10 @@ and turns durability back on before anything is measured: ``fsync``,
 ``full_page_writes`` and ``synchronous_commit`` on, ``shared_buffers`` at
 PostgreSQL's default 128MB, so a commit waits for its WAL flush as in a real
 deployment. Every contender uses that one server and database over TCP on
-127.0.0.1. Without the server binaries or psycopg the part is skipped with a
-one-line note.
+127.0.0.1. Without the server binaries, psycopg or devkit/, or when the
+server does not start, the part cannot run: the page and the printed
+summary then carry a warning that names the cause, and ``python -m bench.pg``
+(like ``python -m bench --full``) exits with status 1.
 
 Workloads (bench/pg_workloads.py; timed ones through bench/harness.py, as the SQLite ones):
   P1 upsert small sessions, new then existing, one transaction each
@@ -96,30 +98,44 @@ def versions() -> dict[str, str]:
     return {name: package_version(name) for name in ("psycopg", "psycopg-binary", "psycopg-pool", "sqlalchemy", "agno")}
 
 
+def not_run(reason: str, detail: str = "") -> dict[str, Any]:
+    """The results of a PostgreSQL part that could not run: ``skipped`` says why in one line.
+
+    The report turns them into a warning (``bench.pg_report``), never a quiet note.
+    """
+    out = {"skipped": reason}
+    if detail:
+        out["detail"] = detail
+    return out
+
+
 def run(mode: str, command: str) -> dict[str, Any]:
-    """Run the PostgreSQL part; return its results, or ``{"skipped": reason}``."""
+    """Run the PostgreSQL part; return its results, or :func:`not_run`'s when it cannot run here.
+
+    A missing server, driver or devkit, or a server that does not start,
+    gives ``{"skipped": reason, ...}`` so the SQLite results are still
+    written; a failure once the server runs is raised.
+    """
     reason = missing()
     if reason is not None:
-        return {"skipped": reason}
+        return not_run(reason)
     # The workloads need psycopg, which missing() has just found.
     from bench import pg_workloads
 
     cfg = config.make_pg(mode)
     started = time.time()
     small = [sessions.small(i) for i in range(cfg.rounds * cfg.small_batch)]
-    try:
-        server_cm = durable_server()
-        server = server_cm.__enter__()
-    except RuntimeError as exc:  # initdb or pg_ctl failed: note it, keep the SQLite results
-        return {"skipped": f"could not start a PostgreSQL server: {str(exc).splitlines()[0]}"}
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(durable_server())
+        except Exception as exc:  # initdb, pg_ctl or the restart with durability on failed
+            text = str(exc).strip() or type(exc).__name__
+            return not_run(f"could not start a PostgreSQL server: {text.splitlines()[0]}", text[-4000:])
         dsn, url = server.dsn, server.sqlalchemy_url()
         settings = server_settings(dsn)
         rows = pg_workloads.small_writes_and_reads(cfg, dsn, url, small)
         rows += pg_workloads.recent_sessions(cfg, dsn, url)
         rows += pg_workloads.bulk_import(cfg, dsn, url)
-    finally:
-        server_cm.__exit__(None, None, None)
     return {
         "mode": mode,
         "command": command,
@@ -159,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         merged["postgres"] = results
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "benchmarks.md").write_text(report.render(merged))
-    print(pg_report.summary(results))
-    return 0
+    print(pg_report.summary(results))  # the warning, when the part did not run
+    return 1 if "skipped" in results else 0
 
 
 if __name__ == "__main__":

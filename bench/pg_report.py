@@ -23,9 +23,30 @@ def targets(pg: dict[str, Any]) -> list[Target]:
     return [speedup_target(pg.get("rows", []), w, contender, need, name) for w, contender, need, name in TARGETS]
 
 
+def not_run_warning(pg: dict[str, Any]) -> str | None:
+    """For the terminal: that the PostgreSQL part did not run, why, and what to do; None if it ran."""
+    if "skipped" not in pg:
+        return None
+    lines = [
+        "!" * 78,
+        f"!! WARNING: the PostgreSQL part did NOT run: {pg['skipped']}.",
+        "!! These results have no PostgreSQL numbers. Fix the cause and run again,",
+        "!! or pass --no-postgres to leave the part out on purpose.",
+    ]
+    if pg.get("detail"):
+        lines += ["!! Details:", *(f"!!   {line}" for line in pg["detail"].splitlines())]
+    return "\n".join([*lines, "!" * 78])
+
+
 def render(pg: dict[str, Any]) -> str:
     if "skipped" in pg:
-        return f"## PostgreSQL\n\n> PostgreSQL part skipped: {pg['skipped']}.\n"
+        return (
+            "## PostgreSQL\n\n"
+            "> [!WARNING]\n"
+            f"> **Not measured: the PostgreSQL part did not run.** {pg['skipped']}.\n"
+            "> This page has no PostgreSQL numbers; fix the cause and run again "
+            "(`--no-postgres` leaves the part out on purpose).\n"
+        )
     s, v = pg["server"], pg["versions"]
     rows = pg["rows"]
     parts = [
@@ -59,8 +80,9 @@ Each upsert is one committed transaction, so each pays one WAL flush.
 
 
 def summary(pg: dict[str, Any]) -> str:
-    if "skipped" in pg:
-        return f"PostgreSQL part skipped: {pg['skipped']}."
+    warning = not_run_warning(pg)
+    if warning is not None:
+        return warning
     lines = ["PostgreSQL:", table(pg["rows"]), ""]
     lines += target_lines(targets(pg))
     return "\n".join(lines)

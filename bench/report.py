@@ -123,6 +123,10 @@ SELECTs, with the same parameters.
     )
     for note in results["notes"]:
         parts.append(f"> {note}")
+    if "skipped" in results.get("postgres", {}):
+        parts.append(
+            f"> [!WARNING]\n> The PostgreSQL part did not run: {results['postgres']['skipped']}. See its section below."
+        )
     parts.append(
         "### Query plans (workloads 2 and 4)\n\n"
         "EXPLAIN QUERY PLAN of the statement agno_storage builds for each read (recorded off the store), "

@@ -6,6 +6,9 @@ Asserts only that every workload produced numbers; timings are never checked.
 from __future__ import annotations
 
 import ast
+import contextlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -157,11 +160,51 @@ def test_postgres_smoke_run_produces_every_workload_and_its_section(tmp_path: Pa
     assert len(pg_report.targets(results)) == len(pg_report.TARGETS)
 
 
-def test_postgres_part_skips_with_a_one_line_note(monkeypatch: pytest.MonkeyPatch) -> None:
+REASON = "PostgreSQL server binaries not found: apt-get install postgresql"
+
+
+def test_postgres_part_that_cannot_run_says_so_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench import pg, pg_report
 
-    monkeypatch.setattr(pg, "missing", lambda: "PostgreSQL server binaries not found: apt-get install postgresql")
+    monkeypatch.setattr(pg, "missing", lambda: REASON)
     results = pg.run("smoke", command="python -m bench.pg --smoke")
-    assert results == {"skipped": "PostgreSQL server binaries not found: apt-get install postgresql"}
-    assert pg_report.summary(results).count("\n") == 0
-    assert "skipped" in pg_report.render(results)
+    assert results == {"skipped": REASON}
+    assert "WARNING: the PostgreSQL part did NOT run: " + REASON in pg_report.summary(results)
+    assert "> **Not measured: the PostgreSQL part did not run.** " + REASON in pg_report.render(results)
+    assert pg.main(["--smoke"]) == 1
+
+
+def test_postgres_server_that_does_not_start_is_reported_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import pg, pg_report
+
+    @contextlib.contextmanager
+    def failing() -> Iterator[None]:
+        raise RuntimeError("could not start PostgreSQL: initdb failed (1): no space left on device\nlog line")
+        yield
+
+    monkeypatch.setattr(pg, "missing", lambda: None)
+    monkeypatch.setattr(pg, "durable_server", failing)
+    results = pg.run("smoke", command="python -m bench.pg --smoke")
+    assert results["skipped"] == (
+        "could not start a PostgreSQL server: could not start PostgreSQL: initdb failed (1): no space left on device"
+    )
+    assert "!!   log line" in pg_report.summary(results)
+
+
+@pytest.mark.parametrize(("mode", "status"), [("--quick", 0), ("--full", 1)])
+def test_cli_writes_the_warning_into_the_page_and_fails_a_full_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, mode: str, status: int
+) -> None:
+    from bench import pg, sqlite
+
+    saved = json.loads((BENCH / "results" / "full.json").read_text())
+    saved.pop("postgres", None)
+    monkeypatch.setattr(sqlite, "run", lambda *args: saved)  # a committed run stands in for the SQLite part
+    monkeypatch.setattr(pg, "missing", lambda: REASON)
+
+    assert cli.main([mode, "--no-go", "--out", str(tmp_path)]) == status
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("!" * 78) and "did NOT run: " + REASON in out
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "> The PostgreSQL part did not run: " + REASON in md
+    assert "**Not measured: the PostgreSQL part did not run.**" in md
