@@ -171,9 +171,13 @@ def _plans(contenders: Sequence[Contender], session_id: str, reads: Sequence[str
 
 
 def _child(*args: str) -> dict[str, Any]:
-    got = subprocess.run(
-        [sys.executable, "-m", "bench.child", *args], cwd=ROOT, check=True, capture_output=True, text=True
-    )
+    """Run ``python -m bench.child ARGS`` and return the JSON it printed.
+
+    Raises RuntimeError with the child's own error output when it fails.
+    """
+    got = subprocess.run([sys.executable, "-m", "bench.child", *args], cwd=ROOT, capture_output=True, text=True)
+    if got.returncode != 0:
+        raise RuntimeError(f"python -m bench.child {' '.join(args)} exited with code {got.returncode}:\n{got.stderr}")
     result: dict[str, Any] = json.loads(got.stdout)
     return result
 
