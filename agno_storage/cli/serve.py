@@ -1,0 +1,76 @@
+"""``agno-storage serve``: the read-only HTTP API and web page over a database (the ``[web]`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agno_storage import StorageError
+from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, shown
+
+PORT = 8000
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from agno_storage.web.app import create_app
+        from agno_storage.web.auth import is_loopback, read_tokens
+        from agno_storage.web.source import open_source
+    except ImportError as exc:
+        raise Exit(FAILED, f"serve needs the web extra: pip install 'agno-session-storage[web]' ({exc})") from None
+    if not is_loopback(args.host) and args.token_file is None:
+        raise Exit(
+            FAILED,
+            f"refusing to serve on {args.host!r} without --token-file: "
+            "only loopback addresses (127.0.0.1, ::1, localhost) may be served without tokens",
+        )
+    tokens = read_tokens(args.token_file) if args.token_file is not None else None
+    target = parse_target(args.url)
+    if args.schema is not None and not hasattr(target, "conninfo"):
+        raise Exit(FAILED, "--schema applies to PostgreSQL URLs only")
+    try:
+        source = open_source(args.url, schema_name="ai" if args.schema is None else (args.schema or None))
+    except StorageError as exc:
+        if "no database file" in str(exc):
+            raise Exit(NOT_FOUND, str(exc)) from None
+        raise
+    try:
+        app = create_app(source, tokens)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        access = "bearer tokens" if tokens is not None else "no token"
+        print(f"serving {shown(args.url)} read-only on http://{host}:{args.port}/ ({access})", file=sys.stderr)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        source.close()
+    return 0
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: dict[str, argparse.ArgumentParser]
+) -> None:
+    """Add ``serve`` to ``sub``."""
+    summary = "a read-only HTTP API and web page over every sessions table of a database"
+    command = sub.add_parser("serve", help=summary, description=summary)
+    command.add_argument(
+        "url", metavar="DB", help="a SQLite file path, sqlite:///relative.db, sqlite:////abs.db or postgresql://..."
+    )
+    command.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    command.add_argument("--port", type=_port, default=PORT, help=f"the port to listen on (default {PORT})")
+    command.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="'TOKEN USER_ID' per line ('*': all users); every request then needs 'Authorization: Bearer TOKEN'. "
+        "Required to listen on a non-loopback address",
+    )
+    command.add_argument(
+        "--schema", help="PostgreSQL only: the schema holding the tables (default ai; '' for the search path)"
+    )
+    command.set_defaults(run=_serve)

@@ -1,0 +1,144 @@
+"""The JSON bodies of the HTTP API, and :func:`make_converter`, the one place their form is defined.
+
+Each body is an attrs record; :func:`make_converter` turns them into JSON
+values (and back, for clients and tests) with a strict cattrs converter:
+unknown keys are refused and no value is coerced into another type.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import cattrs
+import orjson
+from cattrs.gen import make_dict_structure_fn
+
+from agno_storage.models import Session
+
+
+@attrs.frozen
+class ErrorDetail:
+    #: A stable, machine-readable name: not_found, bad_request, unauthorized, forbidden, busy, unavailable, error.
+    code: str
+    message: str
+    table: str | None = None
+    session_id: str | None = None
+
+
+@attrs.frozen
+class ErrorBody:
+    """Every error response: ``{"error": {"code", "message", "table", "session_id"}}``."""
+
+    error: ErrorDetail
+
+
+@attrs.frozen
+class Health:
+    """``{"status": "ok"}`` when the database answers."""
+
+    status: str
+
+
+@attrs.frozen
+class TableBody:
+    name: str
+    mode: str
+    #: The schema version its columns say (a version below the current one reads, with NULL for what is missing).
+    version: int
+    #: Who made it, as ``agno-storage tables`` says: agno-golang, agno-1.x-sqlite, agno-1.x-postgres, unknown.
+    layout: str
+    #: The column naming the agent, team or workflow (what ``entity_id`` filters on).
+    entity_column: str
+    rows: int
+
+
+@attrs.frozen
+class TablesBody:
+    tables: list[TableBody]
+
+
+@attrs.frozen
+class SessionSummary:
+    """A session in a list: who, which entity, when."""
+
+    table: str
+    mode: str
+    session_id: str
+    user_id: str | None
+    entity_id: str | None
+    created_at: int | None
+    updated_at: int | None
+
+
+@attrs.frozen
+class SessionsPage:
+    """A page of sessions; ``next_cursor`` is ``cursor=`` for the next page, or null on the last."""
+
+    sessions: list[SessionSummary]
+    next_cursor: str | None
+
+
+@attrs.frozen
+class SessionBody:
+    """One session with all its columns (``session``: column name -> value, as ``store.read`` returns it)."""
+
+    table: str
+    mode: str
+    entity_id: str | None
+    session: dict[str, Any]
+
+
+def _strict(kind: type) -> Any:
+    def check(value: Any, _: Any) -> Any:
+        # bool is an int in Python; neither stands in for the other here.
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}: {value!r}")
+        return value
+
+    return check
+
+
+def make_converter() -> cattrs.Converter:
+    """The converter of every body: records <-> JSON values; strict both ways.
+
+    Structuring refuses unknown keys and values of another type (no
+    ``"5"`` for 5); a session's columns are unstructured with the session's
+    own attrs fields, so every column appears, null included.
+    """
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    for kind in (str, int, float, bool):
+        conv.register_structure_hook(kind, _strict(kind))
+    for cls in (ErrorDetail, ErrorBody, Health, TableBody, TablesBody, SessionSummary, SessionsPage, SessionBody):
+        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
+    return conv
+
+
+def session_columns(conv: cattrs.Converter, session: Session) -> dict[str, Any]:
+    """Every column of ``session`` by name, as JSON values."""
+    value: dict[str, Any] = conv.unstructure(session)
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes of an unstructured body; integers past 64 bits (which orjson refuses) go through json."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+__all__ = [
+    "ErrorBody",
+    "ErrorDetail",
+    "Health",
+    "SessionBody",
+    "SessionSummary",
+    "SessionsPage",
+    "TableBody",
+    "TablesBody",
+    "dumps",
+    "make_converter",
+    "session_columns",
+]

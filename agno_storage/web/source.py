@@ -1,0 +1,398 @@
+"""What the HTTP server reads: every sessions table of one database, opened read-only.
+
+A :class:`Source` lists the sessions tables of a SQLite file or a PostgreSQL
+schema (mode detected from the columns) and hands out one
+:class:`TableReader` per table. Readers run the store's own statements
+(:attr:`BaseStorage.statements`) and decode rows with its
+:attr:`BaseStorage.row_codec`, so a row reads here exactly as ``store.read``
+reads it; what they add is the page after a cursor and the time filters.
+
+Read-only on both engines: a SQLite file is opened with ``mode=ro`` and
+``query_only`` (the stores are built over an in-memory database and used only
+for their statements and codec); PostgreSQL connections start with
+``default_transaction_read_only``. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import binascii
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import orjson
+
+from agno_storage import schema, urls
+from agno_storage.backends.base import BaseStorage
+from agno_storage.backends.sqlite import SqliteStorage
+from agno_storage.errors import (
+    BusyError,
+    DatabaseCorruptError,
+    InvalidInputError,
+    StorageError,
+    TableNotFoundError,
+)
+from agno_storage.models import Mode, Session
+from agno_storage.ops.db import connect_readonly, open_database
+from agno_storage.ops.tables import TableInfo, list_tables
+
+#: Rows a page may hold; ``limit`` above it is a bad parameter.
+MAX_LIMIT = 500
+
+_Row = tuple[Any, ...]
+
+
+@attrs.frozen
+class Cursor:
+    """Where a page ended: the last row's (created_at, session_id) in newest-first order."""
+
+    created_at: int | None
+    session_id: str
+
+
+@attrs.frozen
+class Filters:
+    """What a list of sessions is narrowed to; ``None`` is no filter. Times are Unix seconds."""
+
+    user_id: str | None = None
+    entity_id: str | None = None
+    #: created_at >= since
+    since: int | None = None
+    #: created_at < until
+    until: int | None = None
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """The opaque text of ``cursor``: URL-safe base64 of a JSON pair."""
+    raw = orjson.dumps([cursor.created_at, cursor.session_id])
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(text: str) -> Cursor:
+    """The cursor ``text`` names; InvalidInputError for anything :func:`encode_cursor` did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        value = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise InvalidInputError(f"cursor {text!r} is not one this server handed out") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not (value[0] is None or type(value[0]) is int)
+        or not isinstance(value[1], str)
+    ):
+        raise InvalidInputError(f"cursor {text!r} is not one this server handed out")
+    return Cursor(created_at=value[0], session_id=value[1])
+
+
+class TableReader:
+    """Reads one sessions table with its store's statements and codec. Thread-safe."""
+
+    def __init__(self, info: TableInfo, store: BaseStorage, source: Source) -> None:
+        self.info = info
+        self.store = store
+        self._source = source
+        st = store.statements
+        select = st.select
+        missing = info.missing
+        if missing:
+            # An old table still reads: the columns a migration would add read as NULL.
+            head, sep, tail = select.partition(" FROM ")
+            prefix = st.id_column[: -len(schema.quote("session_id"))]
+            for name in missing:
+                head = head.replace(f"{prefix}{schema.quote(name)}", "NULL")
+            select = head + sep + tail
+        self._select = select
+        # The two sort keys exactly as the store's newest-first order spells them,
+        # so the cursor's comparison uses the same collation as the ORDER BY.
+        order_terms = st.order.split(" ORDER BY ", 1)[1]
+        created_term, id_term = order_terms.rsplit(", ", 1)
+        self._created = created_term.split(" DESC", 1)[0]
+        self._id_sort = id_term
+        self._mark = st.placeholder
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def mode(self) -> Mode:
+        return self.info.mode
+
+    def page(self, filters: Filters, after: Cursor | None, limit: int) -> tuple[list[Session], Cursor | None]:
+        """Up to ``limit`` sessions newest first after ``after``, and the cursor of the next page (or None).
+
+        Stable while writers add sessions: a page starts strictly after the
+        previous page's last (created_at, session_id), so rows inserted
+        meanwhile with a newer created_at never shift what comes next.
+        """
+        st = self.store.statements
+        mark = self._mark
+        where, params = self._where(filters)
+        created, sid = self._created, self._id_sort
+        if after is not None:
+            if after.created_at is None:
+                where.append(f"({created} IS NULL AND {sid} > {mark})")
+                params.append(after.session_id)
+            else:
+                where.append(f"({created} < {mark} OR ({created} = {mark} AND {sid} > {mark}) OR {created} IS NULL)")
+                params.extend([after.created_at, after.created_at, after.session_id])
+        text = self._select + (" WHERE " + " AND ".join(where) if where else "") + st.order + f" LIMIT {mark}"
+        params.append(limit + 1)
+        rows = self._source.query(self, text, params)
+        decode = self.store.row_codec.decode
+        sessions = [decode(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and sessions:
+            last = sessions[-1]
+            next_cursor = Cursor(created_at=last.created_at, session_id=last.session_id)
+        return sessions, next_cursor
+
+    def get(self, session_id: str, user_id: str | None) -> Session | None:
+        """The session with ``session_id`` (owned by ``user_id`` unless None), or None."""
+        st = self.store.statements
+        where = [f"{st.id_column} = {self._mark}"]
+        params: list[Any] = [session_id]
+        more, more_params = self._where(Filters(user_id=user_id))
+        rows = self._source.query(self, self._select + " WHERE " + " AND ".join(where + more), params + more_params)
+        return self.store.row_codec.decode(rows[0]) if rows else None
+
+    def _where(self, filters: Filters) -> tuple[list[str], list[Any]]:
+        """Terms (ANDed) and their parameters; user and entity as the store's own filters bind them."""
+        st = self.store.statements
+        mark = self._mark
+        terms: list[str] = []
+        params: list[Any] = []
+        for column, value in ((st.user_column, filters.user_id), (st.entity_column, filters.entity_id)):
+            if value is None:
+                continue
+            if value == "":
+                # '' asks for "nobody", which agno spells NULL and the Go port ''.
+                terms.append(f"({column} IS NULL OR {column} = '')")
+            else:
+                terms.append(f"{column} = {mark}")
+                params.append(value)
+        if filters.since is not None:
+            terms.append(f"{self._created} >= {mark}")
+            params.append(filters.since)
+        if filters.until is not None:
+            terms.append(f"{self._created} < {mark}")
+            params.append(filters.until)
+        return terms, params
+
+
+class Source(abc.ABC):
+    """Every sessions table of one database, read-only. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._readers: dict[str, TableReader] = {}
+        self._lock = threading.Lock()
+
+    @abc.abstractmethod
+    def _location(self) -> tuple[str, str | None]:
+        """(URL or path, PostgreSQL schema) as :func:`agno_storage.ops.db.open_database` takes them."""
+
+    def tables(self) -> list[TableInfo]:
+        """The sessions tables there now (``agno-storage tables``' list: mode, layout, version, rows)."""
+        url, schema_name = self._location()
+        with open_database(url, schema_name) as db:
+            return list(list_tables(db).sessions)
+
+    @abc.abstractmethod
+    def _make_store(self, info: TableInfo) -> BaseStorage:
+        """A store of ``info``'s table, used for its statements and codec (and, on PostgreSQL, its reads)."""
+
+    @abc.abstractmethod
+    def query(self, reader: TableReader, statement: str, params: Sequence[Any]) -> list[_Row]:
+        """Run one read statement for ``reader``'s table."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """The database, fit to show (no password)."""
+
+    def reader(self, table: str) -> TableReader:
+        """The reader of ``table``; TableNotFoundError if it is not a sessions table here (now)."""
+        reader = self._readers.get(table)
+        if reader is not None:
+            return reader
+        infos = {t.name: t for t in self.tables()}
+        info = infos.get(table)
+        if info is None:
+            raise TableNotFoundError(f"no sessions table {table!r} in {self.describe()}", table=table)
+        with self._lock:
+            reader = self._readers.get(table)
+            if reader is None:
+                reader = self._readers[table] = TableReader(info, self._make_store(info), self)
+        return reader
+
+    def forget(self, table: str) -> None:
+        """Drop the reader of ``table`` (it vanished or changed); the next call looks again."""
+        with self._lock:
+            reader = self._readers.pop(table, None)
+        if reader is not None:
+            reader.store.close()
+
+    def close(self) -> None:
+        with self._lock:
+            readers = list(self._readers.values())
+            self._readers.clear()
+        for reader in readers:
+            reader.store.close()
+
+
+class SqliteSource(Source):
+    """A SQLite file opened read-only (``mode=ro``, ``query_only``): one connection per thread."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+        super().__init__()
+        self.path = Path(path).expanduser().resolve()
+        if not self.path.is_file():
+            raise StorageError(f"no database file {str(path)!r}")
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self.tables()  # fail now on a file that is not a database
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = connect_readonly(self.path)
+                conn.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+                conn.execute("PRAGMA query_only = 1")
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def _location(self) -> tuple[str, str | None]:
+        return str(self.path), None
+
+    def _make_store(self, info: TableInfo) -> BaseStorage:
+        # In memory, never touching the file: only its statements and codec are used.
+        return SqliteStorage(info.name, mode=info.mode)
+
+    def query(self, reader: TableReader, statement: str, params: Sequence[Any]) -> list[_Row]:
+        try:
+            return self._conn().execute(statement, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith("Could not decode to UTF-8"):
+                raise _translate(exc, reader.name) from exc
+        except sqlite3.Error as exc:
+            raise _translate(exc, reader.name) from exc
+        # Text another program stored that is not UTF-8: read it as bytes, for
+        # the codec to name the session and column.
+        conn = self._conn()
+        try:
+            conn.text_factory = _lenient_text
+            return conn.execute(statement, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, reader.name) from exc
+        finally:
+            conn.text_factory = str
+
+    def close(self) -> None:
+        super().close()
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+
+def _lenient_text(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _translate(exc: sqlite3.Error, table: str | None = None) -> StorageError:
+    message = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "locked" in message or "busy" in message:
+            return BusyError(message, table=table)
+        if message.startswith("no such table"):
+            return TableNotFoundError(message, table=table)
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in message or "malformed" in message):
+        return DatabaseCorruptError(message, table=table)
+    return StorageError(message, table=table)
+
+
+class PostgresSource(Source):
+    """The sessions tables of one PostgreSQL schema; every connection is read-only."""
+
+    def __init__(self, url: str, *, schema_name: str | None = "ai", connect_timeout: float = 5.0) -> None:
+        super().__init__()
+        target = urls.parse(url)
+        if not isinstance(target, urls.PostgresTarget):
+            raise InvalidInputError(f"not a PostgreSQL URL: {url!r}")
+        # libpq's options: every transaction of these connections is read-only.
+        self.url = url + ("&" if "?" in url else "?") + "options=-c%20default_transaction_read_only%3Don"
+        self.schema_name = schema_name
+        self.connect_timeout = connect_timeout
+        self._shown = url
+        self.tables()
+
+    def describe(self) -> str:
+        where = f"schema {self.schema_name!r}" if self.schema_name else "the search path"
+        return f"{_without_password(self._shown)} ({where})"
+
+    def _location(self) -> tuple[str, str | None]:
+        return self.url, self.schema_name
+
+    def _make_store(self, info: TableInfo) -> BaseStorage:
+        return urls.open_storage(
+            self.url,
+            info.name,
+            mode=info.mode,
+            schema=self.schema_name,
+            connect_timeout=self.connect_timeout,
+            recency_indexes=False,
+        )
+
+    def query(self, reader: TableReader, statement: str, params: Sequence[Any]) -> list[_Row]:
+        return reader.store._query(statement, params)
+
+
+def _without_password(url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return url
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
+def open_source(location: str, *, schema_name: str | None = "ai") -> Source:
+    """The source of a SQLite path or URL, or a PostgreSQL URL; StorageError if it cannot be read."""
+    target = urls.parse_location(location)
+    if isinstance(target, urls.SqliteTarget):
+        if target.path is None:
+            raise InvalidInputError(f"{location!r} is an in-memory database, which starts empty; give a file")
+        return SqliteSource(target.path)
+    return PostgresSource(location, schema_name=schema_name)
+
+
+__all__ = [
+    "MAX_LIMIT",
+    "Cursor",
+    "Filters",
+    "PostgresSource",
+    "Source",
+    "SqliteSource",
+    "TableReader",
+    "decode_cursor",
+    "encode_cursor",
+    "open_source",
+]
