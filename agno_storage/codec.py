@@ -314,6 +314,8 @@ class RowCodec:
         column of a value that cannot be decoded or is of the wrong JSON type.
         """
         sid = row[0]
+        if type(sid) is not str:
+            raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
         fields: dict[str, Any] = {}
         for (name, kind), value in zip(self._plan, row, strict=True):
             if value is None:
@@ -321,13 +323,25 @@ class RowCodec:
             elif kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
                 fields[name] = _decode_json(value, kind, self.table, sid, name)
             elif kind is ColumnKind.TIMESTAMP:
-                fields[name] = _decode_timestamp(value, self.table, sid, name)
+                # Only SQLite, whose columns hold any type, can hand back another type.
+                if type(value) is not int:
+                    raise _wrong_type(self.table, sid, name, value, "a Unix timestamp (an integer)")
+                fields[name] = value
+            elif type(value) is not str:
+                # A BLOB, a number, or (as bytes, see the SQLite backend) text that is not UTF-8.
+                raise _wrong_type(self.table, sid, name, value, "text")
             elif kind is ColumnKind.REQUIRED_TEXT:
                 # '' is how a NOT NULL column spells "no value".
                 fields[name] = value or None
             else:
                 fields[name] = value
         return self.spec.session_class(**fields)
+
+    def check_ids(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Raise :class:`CorruptRowError` if a stored session_id among ``rows`` (1-tuples) is not text."""
+        for (sid,) in rows:
+            if type(sid) is not str:
+                raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
 
 
 _JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
@@ -351,15 +365,17 @@ def _decode_json(value: Any, kind: ColumnKind, table: str, sid: Any, column: str
     return decoded
 
 
-def _decode_timestamp(value: Any, table: str, sid: Any, column: str) -> int:
-    if type(value) is int:
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise CorruptRowError(
-            f"{table}.{column} of session {sid!r} is not a Unix timestamp: {value!r}",
-            table=table,
-            session_id=sid,
-            column=column,
-        ) from exc
+def _wrong_type(table: str, sid: Any, column: str, value: Any, want: str) -> CorruptRowError:
+    """The error for a stored value of the wrong type (written by another program)."""
+    if isinstance(value, bytes):
+        found = f"non-UTF-8 text or a BLOB {value[:40]!r}"
+    elif value is None:
+        found = "NULL"
+    else:
+        found = f"a {type(value).__name__} {value!r}"
+    return CorruptRowError(
+        f"{table}.{column} of session {sid!r} holds {found}, not {want}",
+        table=table,
+        session_id=sid if isinstance(sid, str) or sid is None else repr(sid),
+        column=column,
+    )

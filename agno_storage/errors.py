@@ -97,6 +97,18 @@ class DatabaseCorruptError(StorageError):
     """The database file is damaged or is not a database; retrying will not help."""
 
 
+class ReadOnlyDatabaseError(StorageError):
+    """The database (its file or its folder) cannot be written; reads still work, nothing was written."""
+
+
+class DatabaseReplacedError(StorageError):
+    """The database file was deleted or replaced while this store had it open; the write was not made.
+
+    The store opens the file now at its path on the next call; retry there
+    if the new file is the one meant.
+    """
+
+
 class BusyError(StorageError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
@@ -126,9 +138,11 @@ __all__ = [
     "ConnectionLostError",
     "CorruptRowError",
     "DatabaseCorruptError",
+    "DatabaseReplacedError",
     "DiskFullError",
     "InvalidInputError",
     "OwnershipError",
+    "ReadOnlyDatabaseError",
     "SchemaMismatchError",
     "SchemaVersionError",
     "StorageError",

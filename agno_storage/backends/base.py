@@ -397,7 +397,13 @@ class BaseStorage(abc.ABC):
     def list(
         self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None
     ) -> builtins.list[Session]:
-        """Sessions newest first (created_at DESC, then session_id), optionally filtered."""
+        """Sessions newest first (created_at DESC, then session_id), optionally filtered.
+
+        Raises CorruptRowError, naming the session and column, if any row it
+        would return holds a value of the wrong type (written by another
+        program); nothing is skipped silently. ``read`` of the other sessions
+        still works.
+        """
         _check_limit(limit)
         _check_user(user_id, self.table_name)
         _check_user(entity_id, self.table_name, "entity_id")
@@ -478,6 +484,7 @@ class BaseStorage(abc.ABC):
         if self._checked_shape(create=False) is None:
             return []
         rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=None, ids_only=True)
+        self.row_codec.check_ids(rows)
         return [r[0] for r in rows]
 
     def get_all_sessions(self, user_id: str | None = None, entity_id: str | None = None) -> builtins.list[Session]:

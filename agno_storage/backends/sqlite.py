@@ -1,9 +1,10 @@
 """The SQLite backend: one sessions table in a file (or in memory).
 
-File databases are switched to WAL mode (once the store's table is there or
-being made) and use a busy timeout; every write runs
-in ``BEGIN IMMEDIATE`` so writers queue on the lock instead of failing
-half-way. Connections are per thread and re-made in a forked child.
+File databases are switched to WAL mode before the first write and use a busy
+timeout; every write runs in ``BEGIN IMMEDIATE`` so writers queue on the lock
+instead of failing half-way, and first checks that the path still names the
+file the connection has open. Connections are per thread and re-made in a
+forked child.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from agno_storage.backends.statements import Statements
 from agno_storage.errors import (
     BusyError,
     DatabaseCorruptError,
+    DatabaseReplacedError,
     DiskFullError,
     InvalidInputError,
+    ReadOnlyDatabaseError,
     SchemaMismatchError,
     StorageError,
     TableNotFoundError,
@@ -36,6 +39,7 @@ from agno_storage.modes import JSON_KINDS
 from agno_storage.schema import TableShape, quote
 
 # Primary result codes (the low byte of an extended code).
+_SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
@@ -65,13 +69,15 @@ DEFAULT_PRAGMAS: dict[str, str | int] = {
 
 
 class _Handle:
-    """A connection, the depth of transactions open on it, and whether it has switched the file to WAL."""
+    """A connection, the depth of transactions open on it, whether it has switched the file to WAL,
+    and the identity (device, inode) of the file it opened."""
 
-    __slots__ = ("conn", "depth", "pid", "thread", "wal")
+    __slots__ = ("conn", "depth", "file_id", "pid", "thread", "wal")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, file_id: tuple[int, int] | None) -> None:
         self.conn = conn
         self.depth = 0
+        self.file_id = file_id
         self.pid = os.getpid()
         self.thread = threading.current_thread()
         self.wal = False
@@ -87,11 +93,14 @@ class SqliteStorage(BaseStorage):
     :class:`BusyError`. ``recency_indexes`` adds two indexes beside the Go
     port's when this object creates the table (see docs/benchmarks.md): they
     make "newest sessions of a user / an entity" an index walk, at a small cost
-    per write. The store switches the file to WAL mode, persistently, when it
-    opens a table of its mode, or before the first write creates the table:
-    a refused open, or reads of a table that is not there, leave the file as
-    it was. With ``auto_upgrade_schema`` an old table is upgraded before the
-    constructor returns.
+    per write. The store switches the file to WAL mode, persistently, before
+    its first write: until then it only reads, so a refused open or reads
+    leave the file as it was, and a file that cannot be written (read-only
+    file, folder or mount) can be read; writing to it raises
+    :class:`ReadOnlyDatabaseError`. A write to a file that was deleted or
+    replaced since the store opened it raises :class:`DatabaseReplacedError`
+    instead of going to the lost file. With ``auto_upgrade_schema`` an old
+    table is upgraded before the constructor returns.
     """
 
     def __init__(
@@ -139,20 +148,11 @@ class SqliteStorage(BaseStorage):
         self._handles_lock = threading.Lock()
         self._memory: _Handle | None = None
         self._memory_lock = threading.RLock()
-        # The journal mode is a write to the file too: it waits until the
-        # table is known to be this mode's, or is about to be created.
-        self._wal_allowed = False
         try:
             self._check_on_open()
         except BaseException:
             self.close()
             raise
-
-    def _fit_to_write(self) -> None:
-        if not self._wal_allowed:
-            self._wal_allowed = True
-            if self.db_path is not None:
-                self._thread_handle()  # switches this thread's connection now, outside a transaction
 
     def _build_statements(self) -> Statements:
         t = quote(self.table_name)
@@ -203,10 +203,18 @@ class SqliteStorage(BaseStorage):
         try:
             for name, value in self.pragmas.items():
                 conn.execute(f"PRAGMA {name} = {value}")
+            # SQLite has opened (or made) the file by now; what it opened is what
+            # later writes are checked against (see _check_same_file).
+            file_id = None if self.db_path is None else _file_id(self.db_path)
         except sqlite3.Error as exc:
             conn.close()
             raise _translate(exc, self.table_name) from exc
-        handle = _Handle(conn)
+        except OSError as exc:
+            conn.close()
+            raise DatabaseReplacedError(
+                f"{self.db_path!r} vanished while it was being opened: {exc}", table=self.table_name
+            ) from exc
+        handle = _Handle(conn, file_id)
         pid = os.getpid()
         with self._handles_lock:
             # Threads that ended leave their connections behind; close them here
@@ -240,6 +248,11 @@ class SqliteStorage(BaseStorage):
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
         if str(journal).lower() != "wal":
+            if not _writable(self.db_path):
+                raise ReadOnlyDatabaseError(
+                    f"{self.db_path!r} (or its folder) cannot be written; it can only be read",
+                    table=self.table_name,
+                )
             raise StorageError(
                 f"cannot use WAL journal mode on {self.db_path!r} (got {journal!r})", table=self.table_name
             )
@@ -255,9 +268,45 @@ class SqliteStorage(BaseStorage):
         if handle is None or handle.pid != os.getpid():
             handle = self._open()
             self._local.handle = handle
-        if self._wal_allowed and not handle.wal and handle.depth == 0:
-            self._use_wal(handle)
         return handle
+
+    def _begin_write(self, handle: _Handle) -> None:
+        """Start a write transaction on ``handle`` (a file's): WAL first, then the lock, then the file check."""
+        if not handle.wal:
+            self._use_wal(handle)
+        handle.conn.execute("BEGIN IMMEDIATE")
+        error = self._replaced(handle)
+        if error is not None:
+            handle.conn.execute("ROLLBACK")
+            handle.conn.close()
+            raise error
+
+    def _replaced(self, handle: _Handle) -> DatabaseReplacedError | None:
+        """The error to raise if the path no longer names the file ``handle`` has open, else None.
+
+        One ``stat`` per write transaction, under the write lock. A stale
+        handle is dropped, so this thread's next call opens whatever the path
+        names then.
+        """
+        assert self.db_path is not None
+        try:
+            now: tuple[int, int] | None = _file_id(self.db_path)
+        except OSError:
+            now = None
+        if now == handle.file_id:
+            return None
+        if getattr(self._local, "handle", None) is handle:
+            self._local.handle = None
+        with self._handles_lock:
+            if handle in self._handles:
+                self._handles.remove(handle)
+        self._forget_shape()
+        what = "was deleted" if now is None else "was replaced by another file"
+        return DatabaseReplacedError(
+            f"{self.db_path!r} {what} while this store had it open; nothing was written "
+            "(the next call opens the file now at that path)",
+            table=self.table_name,
+        )
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run one read statement outside any write transaction (it is its own snapshot)."""
@@ -268,6 +317,33 @@ class SqliteStorage(BaseStorage):
                 with self._memory_lock:
                     return self._memory_handle().conn.execute(sql, params).fetchall()
             return self._thread_handle().conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith("Could not decode to UTF-8"):
+                raise _translate(exc, self.table_name) from exc
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.table_name) from exc
+        # Text another program stored that is not UTF-8 fails the whole
+        # statement; read it again with such text as bytes, for the codec to
+        # name the session and column (the fast default factory stays on
+        # every other read).
+        return self._query_lenient(sql, params)
+
+    def _query_lenient(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            if self.db_path is None:
+                with self._memory_lock:
+                    conn = self._memory_handle().conn
+                    conn.text_factory = _text_or_bytes
+                    try:
+                        return conn.execute(sql, params).fetchall()
+                    finally:
+                        conn.text_factory = str
+            conn = self._thread_handle().conn
+            conn.text_factory = _text_or_bytes
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.text_factory = str
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
 
@@ -410,7 +486,12 @@ class _Transaction:
         try:
             handle = store._memory_handle() if self.locked else store._thread_handle()
             depth = handle.depth
-            handle.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+            if depth:
+                handle.conn.execute(f"SAVEPOINT sp{depth}")
+            elif self.locked:
+                handle.conn.execute("BEGIN IMMEDIATE")
+            else:
+                store._begin_write(handle)
         except BaseException as exc:
             if self.locked:
                 store._memory_lock.release()
@@ -480,11 +561,42 @@ def _resolve_path(db_url: object, db_file: object) -> str | None:
     return str(path)
 
 
+def _file_id(path: str) -> tuple[int, int]:
+    """(device, inode) of the file at ``path``; raises OSError if there is none."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _writable(path: str | None) -> bool:
+    """True if this process may write ``path`` and make files beside it (journals, WAL)."""
+    if path is None:
+        return True
+    folder = os.path.dirname(path) or "."
+    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
+        return False
+    try:
+        return not os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        return True
+
+
+def _text_or_bytes(data: bytes) -> str | bytes:
+    """A TEXT value as str, or as its bytes if they are not UTF-8 (the codec reports those)."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
 def _translate(exc: sqlite3.Error, table: str) -> StorageError:
     """The typed error for a SQLite error: by result code, or by message where SQLite has no code of its own."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if code is not None else None
     text = str(exc)
+    if primary == _SQLITE_READONLY:
+        return ReadOnlyDatabaseError(
+            f"the database (its file or its folder) cannot be written; it can only be read: {exc}", table=table
+        )
     if primary in _BUSY_CODES:
         return BusyError(f"database stayed locked past the busy timeout: {exc}", table=table)
     if primary == _SQLITE_FULL:

@@ -1,0 +1,411 @@
+"""Fault injection: crashes, races, a full disk, damaged, replaced and read-only files, bad input.
+
+Sized for CI; ``AGNO_STORAGE_STRESS=1`` (``make stress``) runs the same tests
+larger. Every test asserts what a user relies on: no acknowledged write is
+lost, a failed write leaves nothing behind, and every failure is a typed
+:class:`~agno_storage.errors.StorageError`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import (
+    AgentSession,
+    CorruptRowError,
+    DatabaseCorruptError,
+    DatabaseReplacedError,
+    DiskFullError,
+    InvalidInputError,
+    ReadOnlyDatabaseError,
+    SqliteStorage,
+    StorageError,
+)
+from tests.support import finishes
+
+STRESS = os.environ.get("AGNO_STORAGE_STRESS") == "1"
+#: Processes that open one file at once, and the upserts each makes.
+STARTERS = 8
+UPSERTS = 200 if STRESS else 50
+#: Rounds of the startup race, and of SIGKILL during a write.
+RACE_ROUNDS = 10 if STRESS else 1
+KILL_ROUNDS = 40 if STRESS else 6
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TABLE = "agent_sessions"
+
+
+def _session(sid: str, **data: Any) -> AgentSession:
+    return AgentSession(session_id=sid, user_id="u", agent_id="a", session_data=data or {"n": sid})
+
+
+# --- several processes opening one file that is not yet in WAL mode ----------
+
+
+def _start_and_write(path: str, writer: int, upgrade: bool, go: Any, out: Any) -> None:
+    """Open the store as soon as ``go`` is set, upsert UPSERTS sessions; put every error's type on ``out``."""
+    go.wait()
+    errors: list[str] = []
+    try:
+        store = SqliteStorage(TABLE, db_file=path, auto_upgrade_schema=upgrade)
+        for i in range(UPSERTS):
+            try:
+                store.upsert(_session(f"w{writer}-{i}", writer=writer, i=i))
+            except StorageError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        store.close()
+    except StorageError as exc:
+        errors.append(f"open: {type(exc).__name__}: {exc}")
+    out.put(errors)
+
+
+def _race(path: Path, *, upgrade: bool = False) -> list[str]:
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_start_and_write, args=(str(path), w, upgrade, go, out)) for w in range(STARTERS)]
+    for proc in procs:
+        proc.start()
+    time.sleep(1.0)  # let every interpreter start, so they open the file together
+    go.set()
+    errors = [e for _ in procs for e in out.get(timeout=120)]
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    return errors
+
+
+@pytest.mark.parametrize(
+    "start_from",
+    [
+        "new file",  # table creation races too
+        "agno 1.x file",  # agno's file is in rollback-journal mode
+        "old agno 1.x file, upgraded on open",  # the migration races too
+    ],
+)
+def test_processes_starting_on_one_file_at_once_all_succeed(tmp_path: Path, start_from: str) -> None:
+    for round_ in range(RACE_ROUNDS):
+        path = tmp_path / f"race{round_}.db"
+        before = 0
+        if start_from != "new file":
+            shutil.copy(FIXTURES / ("agno_agent.db" if start_from == "agno 1.x file" else "agno_agent_pre12.db"), path)
+            with sqlite3.connect(path) as conn:
+                assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+                before = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+        errors = _race(path, upgrade=start_from.startswith("old"))
+        assert errors == []
+        store = SqliteStorage(TABLE, db_file=path)
+        assert store.count() == before + STARTERS * UPSERTS
+        assert store.schema_shape() is not None and store.schema_shape().version == 2  # type: ignore[union-attr]
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# --- SIGKILL in the middle of a write -------------------------------------------
+
+GROUP = 400  # sessions per all-or-nothing write: several executemany batches
+
+
+def _write_groups(path: str, how: str, ready: Any) -> None:
+    """Write generations of GROUP sessions, each in one upsert_many or one transaction(), until killed."""
+    store = SqliteStorage(TABLE, db_file=path)
+    store.create()
+    ready.set()
+    for generation in range(1, 10**9):
+        sessions = (_session(f"s{i}", generation=generation, pad="x" * 200) for i in range(GROUP))
+        if how == "upsert_many":
+            store.upsert_many(sessions)
+        else:
+            with store.transaction():
+                for s in sessions:
+                    store.upsert(s)
+
+
+@pytest.mark.parametrize("how", ["upsert_many", "transaction"])
+def test_sigkill_during_a_write_leaves_every_group_whole(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "killed.db"
+    ctx = multiprocessing.get_context("spawn")
+    generations_seen: set[int] = set()
+    for round_ in range(KILL_ROUNDS):
+        ready = ctx.Event()
+        proc = ctx.Process(target=_write_groups, args=(str(path), how, ready))
+        proc.start()
+        assert ready.wait(60)
+        time.sleep(0.05 + 0.37 * (round_ % 5) / 4)  # kill at different points of a group
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(60)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        sessions = SqliteStorage(TABLE, db_file=path).list()
+        # All or nothing: every session carries the generation of one whole write.
+        generations = {s.session_data["generation"] for s in sessions if s.session_data}
+        assert len(sessions) in (0, GROUP)
+        assert len(generations) <= 1, f"a killed write left a mix of generations: {sorted(generations)}"
+        generations_seen |= generations
+    assert generations_seen, "no write ever committed before the kill"
+
+
+# --- a full disk ------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 2 MiB tmpfs; skipped where mounting is not permitted."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_raises_loses_nothing_acknowledged_and_recovers(small_disk: Path) -> None:
+    path = small_disk / "full.db"
+    filler = small_disk / "filler"
+    filler.write_bytes(b"f" * 1024 * 1024)
+    store = SqliteStorage(TABLE, db_file=path)
+    acknowledged: dict[str, int] = {}
+    with pytest.raises(DiskFullError):
+        for i in range(10_000):
+            store.upsert(_session(f"s{i}", i=i, pad=os.urandom(2000).hex()))
+            acknowledged[f"s{i}"] = i
+    assert len(acknowledged) > 20
+    with pytest.raises(DiskFullError):  # a batch fails whole
+        store.upsert_many(_session(f"batch{i}", pad=os.urandom(2000).hex()) for i in range(200))
+    store.close()
+    fresh = SqliteStorage(TABLE, db_file=path)
+    kept = {s.session_id: s.session_data["i"] for s in fresh.list() if s.session_data}
+    assert kept == acknowledged, "an acknowledged session was lost, or a refused one kept"
+    assert fresh.count() == len(acknowledged)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # Space freed: the same store writes again.
+    filler.unlink()
+    fresh.upsert(_session("after", pad="y"))
+    fresh.upsert_many(_session(f"batch{i}") for i in range(200))
+    assert fresh.read("after") is not None
+    assert fresh.count() == len(acknowledged) + 201
+
+
+# --- damaged, replaced and read-only files --------------------------------------------
+
+
+def _populated(path: Path, n: int = 300) -> None:
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert_many(_session(f"s{i}", pad="z" * 500) for i in range(n))
+    store.close()  # the last connection to close checkpoints the WAL into the file
+
+
+def test_a_file_of_garbage_raises_database_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(os.urandom(64 * 1024))
+    with pytest.raises(DatabaseCorruptError):
+        SqliteStorage(TABLE, db_file=path)
+
+
+def test_a_truncated_database_raises_database_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "truncated.db"
+    _populated(path)
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    with pytest.raises(DatabaseCorruptError):
+        store = SqliteStorage(TABLE, db_file=path)
+        store.list()
+
+
+@pytest.mark.parametrize("write", ["upsert", "upsert_many", "delete"])
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_write_to_a_deleted_or_replaced_file_is_refused_then_goes_to_the_new_file(
+    tmp_path: Path, how: str, write: str
+) -> None:
+    path = tmp_path / "moving.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert(_session("before"))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        other = SqliteStorage(TABLE, db_file=tmp_path / "other.db")
+        other.upsert(_session("other"))
+        other.close()
+        os.replace(tmp_path / "other.db", path)
+    with pytest.raises(DatabaseReplacedError):
+        if write == "upsert":
+            store.upsert(_session("lost?"))
+        elif write == "upsert_many":
+            store.upsert_many([_session("lost?"), _session("lost-too?")])
+        else:
+            store.delete("other")
+    # Nobody who opens the path later misses a write the store acknowledged.
+    # The next call after the error works on the file the path names now.
+    store.upsert(_session("after"))
+    reader = SqliteStorage(TABLE, db_file=path)
+    expected = ["after"] if how == "deleted" else ["after", "other"]
+    assert sorted(reader.get_all_session_ids()) == expected
+
+
+def test_a_transaction_on_a_replaced_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "moving.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert(_session("before"))
+    os.replace(path, tmp_path / "moved-away.db")
+    shutil.copy(tmp_path / "moved-away.db", path)
+    with pytest.raises(DatabaseReplacedError), store.transaction():
+        pytest.fail("the block ran on the old file")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(writable folder, the same folder seen through a read-only bind mount).
+
+    A read-only mount, because root (which runs CI containers) ignores file
+    permissions; skipped where mounting is not permitted.
+    """
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    bound = subprocess.run(["mount", "--bind", str(rw), str(ro)], capture_output=True, check=False)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bound.stderr.decode().strip()}")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, check=False)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot make a read-only mount here: {remount.stderr.decode().strip()}")
+        yield rw, ro
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+@pytest.mark.parametrize("source", ["agno_agent.db", "ours"])
+def test_a_read_only_rollback_journal_file_is_readable_and_refuses_writes(
+    read_only_folder: tuple[Path, Path], source: str
+) -> None:
+    rw, ro = read_only_folder
+    if source == "ours":
+        _populated(rw / "db.db", 20)
+        conn = sqlite3.connect(rw / "db.db")
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.close()
+    else:
+        shutil.copy(FIXTURES / source, rw / "db.db")
+    expected = SqliteStorage(TABLE, db_file=rw / "db.db").get_all_session_ids()
+    # The writable copy was only read: it is still in rollback-journal mode.
+    with sqlite3.connect(rw / "db.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    store = SqliteStorage(TABLE, db_file=ro / "db.db")
+    assert store.get_all_session_ids() == expected != []
+    assert store.read(expected[0]) is not None
+    assert store.count() == len(expected)
+    with pytest.raises(ReadOnlyDatabaseError):
+        store.upsert(_session("refused"))
+    with pytest.raises(ReadOnlyDatabaseError):
+        store.delete(expected[0])
+    assert store.count() == len(expected)
+
+
+# --- values other programs stored with the wrong type ------------------------------
+
+#: (what another program stored, the SQL value, the column): each must raise CorruptRowError.
+BAD_VALUES = [
+    ("a BLOB user_id", "user_id", "X'00ff'"),
+    ("a BLOB agent_id", "agent_id", "X'41'"),
+    ("a float created_at", "created_at", "1.5"),
+    ("a text updated_at", "updated_at", "'soon'"),
+    ("text that is not UTF-8", "user_id", "CAST(X'ff41' AS TEXT)"),
+    ("an integer in a JSON column", "memory", "5"),
+    ("JSON that is not UTF-8", "session_data", "CAST(X'7b22ff223a317d' AS TEXT)"),
+]
+
+
+@pytest.mark.parametrize(("what", "column", "value"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_a_wrongly_typed_stored_value_raises_corrupt_row(tmp_path: Path, what: str, column: str, value: str) -> None:
+    path = tmp_path / "bad.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert_many([_session("good"), _session("bad")])
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE {TABLE} SET {column} = {value} WHERE session_id = 'bad'")
+    with pytest.raises(CorruptRowError) as info:
+        store.read("bad")
+    assert (info.value.session_id, info.value.column) == ("bad", column)
+    assert "bad" in str(info.value) and column in str(info.value)
+    with pytest.raises(CorruptRowError) as listed:  # never skipped silently
+        store.list()
+    assert (listed.value.session_id, listed.value.column) == ("bad", column)
+    good = store.read("good")
+    assert good is not None and good.session_data == {"n": "good"}
+
+
+@pytest.mark.parametrize(
+    ("what", "value"), [("NULL", "NULL"), ("not UTF-8", "CAST(X'ff41' AS TEXT)"), ("a BLOB", "X'41'")]
+)
+def test_a_wrongly_typed_session_id_raises_corrupt_row(tmp_path: Path, what: str, value: str) -> None:
+    path = tmp_path / "bad.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert(_session("good"))
+    with sqlite3.connect(path) as conn:
+        # agno's and Go's tables let a NULL session_id in: SQLite's TEXT PRIMARY KEY is nullable.
+        conn.execute(
+            f"INSERT INTO {TABLE} (session_id, user_id, agent_id, created_at, updated_at) VALUES ({value}, 'u', 'a', 1, 1)"
+        )
+    with pytest.raises(CorruptRowError) as info:
+        store.list()
+    assert info.value.column == "session_id"
+    with pytest.raises(CorruptRowError):
+        store.get_all_session_ids()
+    assert store.read("good") is not None
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_file", [5, b"/x.db", 1.5, ["a.db"]])
+def test_a_db_file_that_is_not_a_path_is_invalid_input(db_file: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        SqliteStorage(TABLE, db_file=db_file)
+
+
+@pytest.mark.parametrize(
+    "setting", [{"allow_owner_change": "false"}, {"auto_upgrade_schema": "yes"}, {"recency_indexes": 1}]
+)
+def test_a_setting_that_is_not_a_bool_is_invalid_input(tmp_path: Path, setting: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        SqliteStorage(TABLE, db_file=tmp_path / "x.db", **setting)
+    assert next(iter(setting)) in str(info.value)
+
+
+def _self_containing() -> list[dict[str, Any]]:
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    items: list[Any] = []
+    items.append(items)
+    return [loop, {"items": items}, {"deep": {"a": [{"b": loop}]}}]
+
+
+def test_session_data_that_contains_itself_is_refused_without_hanging(tmp_path: Path) -> None:
+    store = SqliteStorage(TABLE, db_file=tmp_path / "x.db")
+    for data in _self_containing():
+        with pytest.raises(InvalidInputError) as info:
+            finishes(lambda data=data: store.upsert(AgentSession(session_id="c", session_data=data)), within=20)
+        assert info.value.column == "session_data"
+        with pytest.raises(InvalidInputError):
+            finishes(
+                lambda data=data: store.upsert_many([_session("d"), AgentSession(session_id="c", memory=data)]),
+                within=20,
+            )
+    assert store.count() == 0
