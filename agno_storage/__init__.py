@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
+from agno_storage.conversation import Message
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
     CorruptRowError,
     DatabaseCorruptError,
     DatabaseReplacedError,
-    DatabaseReplacedError,
     DiskFullError,
     InvalidInputError,
     OwnershipError,
-    ReadOnlyDatabaseError,
     ReadOnlyDatabaseError,
     SchemaMismatchError,
     SchemaVersionError,
@@ -62,12 +61,11 @@ __all__ = [
     "CorruptRowError",
     "DatabaseCorruptError",
     "DatabaseReplacedError",
-    "DatabaseReplacedError",
     "DiskFullError",
     "InvalidInputError",
+    "Message",
     "Mode",
     "OwnershipError",
-    "ReadOnlyDatabaseError",
     "ReadOnlyDatabaseError",
     "SchemaMismatchError",
     "SchemaVersionError",

@@ -20,7 +20,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
-from agno_storage import codec, schema
+from agno_storage import agent_runs, codec, conversation, schema
 from agno_storage.backends.statements import EQUALS, SelectKey, Statements, filter_kind
 from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
 from agno_storage.models import BaseSession, Mode, Session
@@ -474,6 +474,24 @@ class BaseStorage(abc.ABC):
             if not self._vanished():
                 raise
             return False
+
+    # --- conversations (agno_storage.conversation, agent_runs) -------------
+
+    def history(self, session_id: str, user_id: str | None = None) -> builtins.list[conversation.Message]:
+        """The session's conversation in order, each message once, whichever writer stored it.
+
+        Owner-scoped as ``read``; ``[]`` for an unknown session or one with no
+        conversation; CorruptRowError for one of the wrong shape. See
+        :func:`agno_storage.conversation.history`.
+        """
+        _check_id(session_id, "session_id", self.table_name)
+        _check_user(user_id, self.table_name)
+        return conversation.history(self, session_id, user_id)
+
+    def runs_only_session_ids(self, user_id: str | None = None) -> builtins.list[str]:
+        """Sessions a Go Agent ran that have ``agent_runs`` rows but no session row (not in ``list()``)."""
+        _check_user(user_id, self.table_name)
+        return agent_runs.runs_only_sessions(self, user_id)
 
     # --- agno 1.x names ----------------------------------------------------
 

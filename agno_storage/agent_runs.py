@@ -1,0 +1,139 @@
+"""agno-golang's ``agent_runs`` table: what a Go ``agent.Agent`` writes, read here (SQLite, agent mode).
+
+agno-golang v0.1.6's Agent stores each run as one row of a table with the
+fixed name ``agent_runs`` beside the sessions table, and for a new session
+id writes no session row at all (docs/compat.md, "agno-golang v0.1.6 as it
+is"). This module reads those rows for :func:`agno_storage.conversation.history`
+and lists the sessions that exist only there, so that ``list()`` of the
+sessions table does not hide them without saying so.
+
+Only an agent-mode :class:`~agno_storage.SqliteStorage` has runs: every
+other store reads none. ``PRAGMA foreign_keys`` is never turned on (the
+table's foreign key would make the Go Agent's writes for new sessions fail).
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING, Any, Final
+
+from agno_storage.conversation import RunRow
+from agno_storage.errors import CorruptRowError
+from agno_storage.models import Mode
+
+if TYPE_CHECKING:
+    from agno_storage.backends.base import BaseStorage
+
+#: The table's name, fixed by agno-golang whatever the sessions table is called.
+TABLE: Final = "agent_runs"
+
+_COLUMNS: Final = "id, session_id, user_id, user_message, agent_message, messages, metrics, created_at"
+
+
+def applies(store: BaseStorage) -> bool:
+    """True if ``store`` can hold Go Agent runs: an agent table in SQLite."""
+    from agno_storage.backends.sqlite import SqliteStorage
+
+    return isinstance(store, SqliteStorage) and store.mode is Mode.AGENT
+
+
+def exists(store: BaseStorage) -> bool:
+    """True if the file has an ``agent_runs`` table (and the store is one that reads it)."""
+    if not applies(store):
+        return False
+    rows = store._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,))
+    return bool(rows)
+
+
+def read_runs(store: BaseStorage, session_id: str, user_id: str | None = None) -> builtins.list[RunRow]:
+    """The runs of ``session_id`` in the order they were written; with ``user_id``, only that user's.
+
+    Empty when the store is not an agent table in SQLite or the file has no
+    ``agent_runs`` table. Raises CorruptRowError for a row whose columns
+    hold the wrong types.
+    """
+    if not exists(store):
+        return []
+    sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id = ?"  # noqa: S608 - constant identifiers
+    params: builtins.list[Any] = [session_id]
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        params.append(user_id)
+    sql += " ORDER BY created_at, rowid"
+    return [_row(r) for r in store._query(sql, params)]
+
+
+def runs_only_sessions(store: BaseStorage, user_id: str | None = None) -> builtins.list[str]:
+    """Session ids that have ``agent_runs`` rows but no row in the sessions table, newest first.
+
+    These are the sessions a Go Agent started (it writes no session row):
+    ``list()`` and ``count()`` of the sessions table do not include them;
+    ``history()`` and ``search()`` do. With ``user_id``, only sessions whose
+    runs are that user's.
+    """
+    if not exists(store):
+        return []
+    if not store.table_exists():
+        return _all_run_sessions(store, user_id)
+    t = '"' + store.table_name.replace('"', '""') + '"'
+    sql = (
+        f"SELECT r.session_id FROM {TABLE} r WHERE NOT EXISTS "  # noqa: S608 - quoted identifiers only
+        f"(SELECT 1 FROM {t} s WHERE s.session_id = r.session_id)"
+    )
+    params: builtins.list[Any] = []
+    if user_id is not None:
+        sql += " AND r.user_id = ?"
+        params.append(user_id)
+    sql += " GROUP BY r.session_id ORDER BY MAX(r.created_at) DESC, r.session_id"
+    return [r[0] for r in store._query(sql, params)]
+
+
+def _all_run_sessions(store: BaseStorage, user_id: str | None) -> builtins.list[str]:
+    sql = f"SELECT session_id FROM {TABLE}"  # noqa: S608 - constant identifiers
+    params: builtins.list[Any] = []
+    if user_id is not None:
+        sql += " WHERE user_id = ?"
+        params.append(user_id)
+    sql += " GROUP BY session_id ORDER BY MAX(created_at) DESC, session_id"
+    return [r[0] for r in store._query(sql, params)]
+
+
+def _row(raw: tuple[Any, ...]) -> RunRow:
+    run_id, session_id, user_id, user_message, agent_message, messages, metrics, created_at = raw
+    sid = session_id if isinstance(session_id, str) else repr(session_id)
+    for name, value in (
+        ("id", run_id),
+        ("session_id", session_id),
+        ("user_id", user_id),
+        ("user_message", user_message),
+        ("agent_message", agent_message),
+        ("messages", messages),
+        ("metrics", metrics),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise CorruptRowError(
+                f"{TABLE}.{name} of a run of session {sid!r} holds {type(value).__name__}, not text",
+                table=TABLE,
+                session_id=sid,
+                column=name,
+            )
+    if created_at is not None and (isinstance(created_at, bool) or not isinstance(created_at, int)):
+        raise CorruptRowError(
+            f"{TABLE}.created_at of a run of session {sid!r} holds {type(created_at).__name__}, not an integer",
+            table=TABLE,
+            session_id=sid,
+            column="created_at",
+        )
+    return RunRow(
+        id=run_id if run_id is not None else "",
+        session_id=session_id,
+        user_id=user_id,
+        user_message=user_message,
+        agent_message=agent_message,
+        messages=messages,
+        metrics=metrics,
+        created_at=created_at,
+    )
+
+
+__all__ = ["TABLE", "applies", "exists", "read_runs", "runs_only_sessions"]

@@ -1,0 +1,490 @@
+"""One conversation history for every writer: :class:`Message` and the per-writer extractors.
+
+Each writer keeps a session's conversation somewhere else:
+
+- agno 1.x agents, teams and v1 workflows: ``memory.runs``, each run with the
+  messages its model was sent and answered (``from_history`` marks what agno
+  replayed from earlier runs; those are left out, so each message shows
+  once); a team run's member runs in ``member_responses``; older agno
+  (``AgentMemory``) keeps ``memory.messages`` and runs of ``{message,
+  response}``.
+- agno v2 workflows: the ``runs`` column, each run's steps holding the step
+  agent's run.
+- a Go ``team.Team`` (agno-golang v0.1.6): ``team_data.messages`` as
+  ``[{role, content}]``.
+- a Go ``agent.Agent``: one row per run in the ``agent_runs`` table (SQLite),
+  often with no session row at all (see :mod:`agno_storage.agent_runs`).
+
+:func:`history` reads them all through the store's public API and engine
+interface and returns one ordered list of :class:`Message`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import cattrs
+import orjson
+
+from agno_storage.errors import CorruptRowError
+from agno_storage.models import Session, TeamSession, WorkflowSessionV2
+
+if TYPE_CHECKING:
+    from agno_storage.backends.base import BaseStorage
+
+#: ``Message.source``: the conversation came from an agno 1.x ``memory`` / ``runs`` column.
+SOURCE_AGNO: Final = "agno"
+#: ``Message.source``: from a Go Team's ``team_data.messages``.
+SOURCE_GO_TEAM: Final = "go-team"
+#: ``Message.source``: from a row of the ``agent_runs`` table (a Go Agent's format, whoever appended it).
+SOURCE_GO_AGENT: Final = "go-agent"
+
+ROLES: Final = frozenset({"system", "user", "assistant", "tool"})
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """One message of a conversation, whichever writer stored it.
+
+    ``role`` is what the writer stored (``"system"``, ``"user"``,
+    ``"assistant"``, ``"tool"``; agno's ``"developer"`` and other roles are
+    kept as written). ``content`` is the text (multi-part content joined, a
+    structured value as its JSON), or ``None``. ``created_at`` is Unix
+    seconds where the writer kept a time. ``run_id`` names the run (agno's
+    run_id, the ``agent_runs`` row id). ``tool_calls`` is the assistant's
+    tool calls as stored; ``tool_call_id`` and ``name`` (the tool's name)
+    describe a tool result. ``member`` names the team member (agent id or
+    name) whose run the message belongs to, ``None`` for the session's own
+    agent, team or workflow. ``source`` names where it was read:
+    :data:`SOURCE_AGNO`, :data:`SOURCE_GO_TEAM` or :data:`SOURCE_GO_AGENT`.
+    """
+
+    role: str
+    content: str | None
+    created_at: int | None = None
+    run_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = attrs.field(default=None, eq=True, hash=False)
+    tool_call_id: str | None = None
+    name: str | None = None
+    member: str | None = None
+    source: str = SOURCE_AGNO
+
+
+def make_converter() -> cattrs.Converter:
+    """The one definition of the JSON form of :class:`Message` (and of :class:`~agno_storage.search.SearchHit`).
+
+    Strict: unknown keys are refused and nothing is coerced (a number where a
+    str belongs raises instead of becoming ``"1"``).
+    """
+    converter = cattrs.Converter(forbid_extra_keys=True)
+
+    def exact(kind: type[Any]) -> Callable[[Any, Any], Any]:
+        def structure(value: Any, _: Any) -> Any:
+            if type(value) is not kind:
+                raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}: {value!r}")
+            return value
+
+        return structure
+
+    for kind in (str, int, bool):
+        converter.register_structure_hook(kind, exact(kind))
+
+    def structure_float(value: Any, _: Any) -> float:
+        if type(value) not in (int, float):
+            raise TypeError(f"expected a number, got {type(value).__name__}: {value!r}")
+        return float(value)
+
+    converter.register_structure_hook(float, structure_float)
+
+    def structure_object(value: Any, _: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        return value
+
+    converter.register_structure_hook_func(lambda t: t == dict[str, Any], structure_object)
+    return converter
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def history(store: BaseStorage, session_id: str, user_id: str | None = None) -> builtins.list[Message]:
+    """The conversation of ``session_id`` in order, each message once, whoever wrote it.
+
+    With ``user_id``, a session owned by someone else gives ``[]``, as
+    ``read`` gives ``None``. A session the store does not have, or whose
+    columns hold no conversation, gives ``[]``. Raises CorruptRowError,
+    naming the session and column, for a conversation of the wrong shape.
+    Cost: one read of the row, plus one indexed read of ``agent_runs`` on an
+    agent table in SQLite.
+    """
+    from agno_storage import agent_runs
+
+    session = store.read(session_id, user_id)
+    if session is None and user_id is not None and store.read(session_id) is not None:
+        return []  # another user's session: its agent_runs rows are not this user's either
+    messages = session_messages(session, store.table_name) if session is not None else []
+    runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
+    if not runs:
+        return messages
+    return _merge(messages, runs_messages(runs, store.table_name))
+
+
+def session_messages(session: Session, table: str) -> builtins.list[Message]:
+    """The conversation a session row holds (its memory, team_data or runs column)."""
+    sid = session.session_id
+    out: builtins.list[Message] = []
+    if session.memory is not None:
+        out += memory_messages(session.memory, sid, table)
+    if isinstance(session, TeamSession) and session.team_data is not None:
+        out += go_team_messages(session.team_data, sid, table)
+    if isinstance(session, WorkflowSessionV2) and session.runs is not None:
+        runs = session.runs
+        listed = builtins.list(runs.values()) if isinstance(runs, dict) else runs
+        out += _Reader(sid, table, "runs").workflow_v2_runs(listed)
+    return out
+
+
+# --------------------------------------------------------------------------- agno 1.x
+
+
+def memory_messages(memory: Mapping[str, Any], session_id: str, table: str) -> builtins.list[Message]:
+    """The conversation in an agno 1.x ``memory`` object (Memory v2 runs, or AgentMemory / TeamMemory)."""
+    reader = _Reader(session_id, table, "memory")
+    runs = memory.get("runs")
+    if isinstance(runs, dict):
+        # Memory.to_dict() keys runs by session; a session row holds its own.
+        mine = runs.get(session_id)
+        runs = mine if mine is not None else [r for v in runs.values() for r in reader.as_list(v, "memory.runs.*")]
+    if runs is not None:
+        listed = reader.as_list(runs, "memory.runs")
+        if listed:
+            return reader.agno_runs(listed)
+    # AgentMemory / TeamMemory without runs: memory.messages is the conversation, each message once.
+    messages = memory.get("messages")
+    if messages is None:
+        return []
+    return reader.agno_messages(reader.as_list(messages, "memory.messages"), run_id=None, member=None)
+
+
+class _Reader:
+    """Turns one session's stored JSON into messages; every shape error names the session and column."""
+
+    def __init__(self, session_id: str, table: str, column: str) -> None:
+        self.session_id = session_id
+        self.table = table
+        self.column = column
+        self.last_system: str | None = None
+
+    def corrupt(self, where: str, what: str) -> CorruptRowError:
+        return CorruptRowError(
+            f"{self.table}.{self.column} of session {self.session_id!r}: {where} {what}",
+            table=self.table,
+            session_id=self.session_id,
+            column=self.column,
+        )
+
+    def as_list(self, value: Any, where: str) -> builtins.list[Any]:
+        if not isinstance(value, list):
+            raise self.corrupt(where, f"is a JSON {type(value).__name__}, not a list")
+        return value
+
+    def as_dict(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.corrupt(where, f"is a JSON {type(value).__name__}, not an object")
+        return value
+
+    def opt_str(self, item: Mapping[str, Any], key: str, where: str) -> str | None:
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.corrupt(f"{where}.{key}", f"is a JSON {type(value).__name__}, not a string")
+        return value
+
+    def opt_time(self, item: Mapping[str, Any], where: str) -> int | None:
+        value = item.get("created_at")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.corrupt(f"{where}.created_at", f"is a JSON {type(value).__name__}, not a number")
+        return int(value)
+
+    def agno_runs(self, runs: builtins.list[Any], member: str | None = None) -> builtins.list[Message]:
+        out: builtins.list[Message] = []
+        for i, raw in enumerate(runs):
+            where = f"memory.runs[{i}]"
+            run = self.as_dict(raw, where)
+            if "response" in run and "run_id" not in run:  # AgentMemory / TeamMemory: {message, messages, response}
+                response = self.as_dict(run["response"] or {}, f"{where}.response")
+                messages = run.get("messages") or response.get("messages")
+                run_id = self.opt_str(response, "run_id", f"{where}.response")
+                if messages is None:
+                    out += self.agno_messages([m for m in (run.get("message"),) if m], run_id=run_id, member=member)
+                    out += self.content_only(response, run_id, member, f"{where}.response")
+                    continue
+                out += self.agno_messages(self.as_list(messages, f"{where}.messages"), run_id=run_id, member=member)
+                continue
+            out += self.agno_run(run, where, member)
+        return out
+
+    def agno_run(self, run: dict[str, Any], where: str, member: str | None) -> builtins.list[Message]:
+        """One RunResponse / TeamRunResponse dict: its messages, its member runs where they ran."""
+        run_id = self.opt_str(run, "run_id", where)
+        members: builtins.list[Message] = []
+        for j, raw in enumerate(self.as_list(run.get("member_responses") or [], f"{where}.member_responses")):
+            member_run = self.as_dict(raw, f"{where}.member_responses[{j}]")
+            who = (
+                self.opt_str(member_run, "agent_id", where)
+                or self.opt_str(member_run, "team_id", where)
+                or self.opt_str(member_run, "agent_name", where)
+            )
+            members += self.agno_run(member_run, f"{where}.member_responses[{j}]", who)
+        messages = run.get("messages")
+        if messages is None:
+            return self.content_only(run, run_id, member, where) + members
+        own = self.agno_messages(self.as_list(messages, f"{where}.messages"), run_id=run_id, member=member)
+        # A member ran between the leader's tool call and its result: before the first tool message.
+        at = next((k for k, m in enumerate(own) if m.role == "tool"), len(own))
+        return own[:at] + members + own[at:]
+
+    def content_only(self, run: Mapping[str, Any], run_id: str | None, member: str | None, where: str) -> list[Message]:
+        """A run that kept no messages (an agno v1 workflow's run): its answer alone."""
+        content = _text(run.get("content"))
+        if content is None:
+            return []
+        return [
+            Message(
+                role="assistant",
+                content=content,
+                created_at=self.opt_time(run, where),
+                run_id=run_id,
+                member=member,
+                source=SOURCE_AGNO,
+            )
+        ]
+
+    def agno_messages(
+        self, messages: Iterable[Any], *, run_id: str | None, member: str | None
+    ) -> builtins.list[Message]:
+        out: builtins.list[Message] = []
+        for k, raw in enumerate(messages):
+            where = f"message[{k}] of run {run_id!r}"
+            m = self.as_dict(raw, where)
+            if m.get("from_history") is True:
+                continue  # agno replayed it from an earlier run, where it is already counted
+            role = self.opt_str(m, "role", where)
+            if role is None:
+                raise self.corrupt(where, "has no role")
+            content = _text(m.get("content"))
+            if role == "system":
+                if content == self.last_system:
+                    continue  # the same system prompt, sent again on every run
+                self.last_system = content
+            tool_calls = m.get("tool_calls")
+            if tool_calls is not None:
+                tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
+            out.append(
+                Message(
+                    role=role,
+                    content=content,
+                    created_at=self.opt_time(m, where),
+                    run_id=run_id,
+                    tool_calls=tool_calls or None,
+                    tool_call_id=self.opt_str(m, "tool_call_id", where),
+                    name=self.opt_str(m, "tool_name", where) or self.opt_str(m, "name", where),
+                    member=member,
+                    source=SOURCE_AGNO,
+                )
+            )
+        return out
+
+    def workflow_v2_runs(self, runs: builtins.list[Any]) -> builtins.list[Message]:
+        out: builtins.list[Message] = []
+        for i, raw in enumerate(runs):
+            where = f"runs[{i}]"
+            run = self.as_dict(raw, where)
+            run_id = self.opt_str(run, "run_id", where)
+            steps = run.get("step_responses")
+            got = self.steps(self.as_list(steps, f"{where}.step_responses"), where) if steps else []
+            # The workflow's run names its messages, not the step agent's own run inside it.
+            got = [attrs.evolve(m, run_id=run_id) for m in got]
+            out += got if got else self.content_only(run, run_id, None, where)
+        return out
+
+    def steps(self, steps: builtins.list[Any], where: str) -> builtins.list[Message]:
+        out: builtins.list[Message] = []
+        for j, raw in enumerate(steps):
+            step_where = f"{where}.step_responses[{j}]"
+            step = self.as_dict(raw, step_where)
+            response = step.get("response")
+            nested = step.get("steps") or step.get("step_responses")
+            if isinstance(response, dict) and response.get("messages") is not None:
+                member = self.opt_str(step, "step_name", step_where)
+                out += self.agno_run(response, f"{step_where}.response", member)
+            elif nested:
+                out += self.steps(self.as_list(nested, f"{step_where}.steps"), step_where)
+            else:
+                content = _text(step.get("content"))
+                if content is not None:
+                    out.append(
+                        Message(
+                            role="assistant",
+                            content=content,
+                            member=self.opt_str(step, "step_name", step_where),
+                            source=SOURCE_AGNO,
+                        )
+                    )
+        return out
+
+
+# --------------------------------------------------------------------------- agno-golang
+
+
+def go_team_messages(team_data: Mapping[str, Any], session_id: str, table: str) -> builtins.list[Message]:
+    """A Go Team's ``team_data.messages`` (``[{role, content}]``); ``[]`` when the key is absent."""
+    raw = team_data.get("messages")
+    if raw is None:
+        return []
+    reader = _Reader(session_id, table, "team_data")
+    out: builtins.list[Message] = []
+    for k, item in enumerate(reader.as_list(raw, "team_data.messages")):
+        m = reader.as_dict(item, f"team_data.messages[{k}]")
+        role = reader.opt_str(m, "role", f"team_data.messages[{k}]")
+        if role is None:
+            raise reader.corrupt(f"team_data.messages[{k}]", "has no role")
+        out.append(Message(role=role, content=_text(m.get("content")), source=SOURCE_GO_TEAM))
+    return out
+
+
+@attrs.frozen
+class RunRow:
+    """One row of ``agent_runs`` as stored (``messages`` and ``metrics`` still JSON text)."""
+
+    id: str
+    session_id: str
+    user_id: str | None
+    user_message: str | None
+    agent_message: str | None
+    messages: str | None
+    metrics: str | None
+    created_at: int | None
+
+
+def runs_messages(rows: Iterable[RunRow], table: str) -> builtins.list[Message]:
+    """A Go Agent's runs as one conversation, each message once.
+
+    Each row's ``messages`` is everything the model was sent: within one Go
+    process the earlier turns (non-user messages first), then the run's
+    user message; the reply is only in ``agent_message``. Messages that
+    earlier runs of the session already gave are consumed, as many times as
+    they were given; the rest (a system prompt, say) are new.
+    """
+    out: builtins.list[Message] = []
+    given: Counter[tuple[str, str | None]] = Counter()
+    for row in rows:
+        reader = _Reader(row.session_id, "agent_runs", "messages")
+        try:
+            sent = orjson.loads(row.messages) if row.messages else []
+        except orjson.JSONDecodeError as exc:
+            raise reader.corrupt(f"run {row.id!r}", f"is not valid JSON: {exc}") from exc
+        sent = reader.as_list(sent if sent is not None else [], f"run {row.id!r}")
+        items = [reader.as_dict(m, f"run {row.id!r} message") for m in sent]
+        last_user = max((k for k, m in enumerate(items) if m.get("role") == "user"), default=None)
+        available = given.copy()
+        new: builtins.list[Message] = []
+        for k, m in enumerate(items):
+            role = reader.opt_str(m, "role", f"run {row.id!r} message[{k}]") or "user"
+            message = Message(
+                role=role,
+                content=_text(m.get("content")),
+                created_at=row.created_at,
+                run_id=row.id,
+                source=SOURCE_GO_AGENT,
+            )
+            key = (message.role, message.content)
+            if k != last_user and available[key] > 0:
+                available[key] -= 1
+                continue
+            new.append(message)
+        if last_user is None and row.user_message is not None:
+            new.append(
+                Message(
+                    role="user",
+                    content=row.user_message,
+                    created_at=row.created_at,
+                    run_id=row.id,
+                    source=SOURCE_GO_AGENT,
+                )
+            )
+        if row.agent_message is not None:
+            new.append(
+                Message(
+                    role="assistant",
+                    content=row.agent_message,
+                    created_at=row.created_at,
+                    run_id=row.id,
+                    source=SOURCE_GO_AGENT,
+                )
+            )
+        given.update((m.role, m.content) for m in new)
+        out += new
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _text(content: Any) -> str | None:
+    """Message content as text: a str as is, multi-part content's text parts joined, anything else as JSON."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        parts = [p.get("text") for p in content if isinstance(p.get("text"), str)]
+        if parts:
+            return "\n".join(parts)
+    return orjson.dumps(content).decode()
+
+
+def _merge(first: builtins.list[Message], second: builtins.list[Message]) -> builtins.list[Message]:
+    """Two ordered conversations of one session as one, by time; at equal times ``first`` goes first."""
+
+    def times(messages: builtins.list[Message]) -> builtins.list[int]:
+        out, last = [], -(2**63)
+        for m in messages:
+            if m.created_at is not None:
+                last = m.created_at
+            out.append(last)
+        return out
+
+    if not first:
+        return second
+    a, b = times(first), times(second)
+    merged: builtins.list[Message] = []
+    i = j = 0
+    while i < len(first) and j < len(second):
+        if a[i] <= b[j]:
+            merged.append(first[i])
+            i += 1
+        else:
+            merged.append(second[j])
+            j += 1
+    return merged + first[i:] + second[j:]
+
+
+__all__ = [
+    "ROLES",
+    "SOURCE_AGNO",
+    "SOURCE_GO_AGENT",
+    "SOURCE_GO_TEAM",
+    "Message",
+    "RunRow",
+    "go_team_messages",
+    "history",
+    "make_converter",
+    "memory_messages",
+    "runs_messages",
+    "session_messages",
+]

@@ -1,0 +1,267 @@
+"""store.history(): one conversation per session, whichever writer stored it.
+
+The writers are real: agno 1.8.4's Agent, Team and both Workflow kinds on
+the fake model (tests/agno_runner.py), agno-golang v0.1.6's Agent and Team
+(compat/cmd, and the fixtures they wrote). Each history is compared with
+what the model was sent and answered, turn by turn.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import pytest
+
+from agno_storage import AgentSession, CorruptRowError, Message, SqliteStorage, TeamSession
+from agno_storage.conversation import SOURCE_AGNO, SOURCE_GO_AGENT, SOURCE_GO_TEAM, make_converter
+from tests.agno_runner import TABLES, close_storages, run_in_new_process, run_turn
+from tests.test_compat_go import FIXTURES
+from tests.test_go_upstream import CONV_PROMPTS, USER, canned, go_agent, go_cmds, go_team, model_calls  # noqa: F401
+
+QUESTIONS = ["first question about kestrels", "zweite Frage: ünïcode 😀 <&>", 'third question, quoted "so"']
+
+
+def pairs(messages: list[Message]) -> list[tuple[str, str | None]]:
+    return [(m.role, m.content) for m in messages]
+
+
+def expected_from_turns(turns: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """The conversation the model saw: per turn, what it was sent beyond the replayed history, then its answer.
+
+    Checks on the way that each turn's model was sent the whole history so
+    far (the agents keep 10 runs), so nothing is counted twice.
+    """
+    expected: list[tuple[str, str | None]] = []
+    for turn in turns:
+        (call,) = turn["calls"]
+        sent = [(m["role"], m["content"]) for m in call]
+        history = [x for x in expected if x[0] != "system"]
+        body = [x for x in sent if x[0] != "system"]
+        assert body[: len(history)] == history
+        last_system = next((x for x in reversed(expected) if x[0] == "system"), None)
+        expected += [x for x in sent if x[0] == "system" and x != last_system]
+        expected += body[len(history) :]
+        expected.append(("assistant", turn["content"]))
+    return expected
+
+
+def three_turns(kind: str, store: str, db: str, session_id: str) -> list[dict[str, Any]]:
+    """Two turns in this process, the third in a fresh one: each turn rebuilt from storage."""
+    turns = [run_turn(kind, store, db, session_id, USER, q) for q in QUESTIONS[:2]]
+    close_storages()
+    turns.append(run_in_new_process(kind, store, db, session_id, QUESTIONS[2]))
+    return turns
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def agno_db(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(runner store name, database) for agno's writes through this package's adapter, on each engine."""
+    if request.param == "sqlite":
+        return "ours", str(tmp_path / "agno.db")
+    server = request.getfixturevalue("pg_server")
+    return "ours-pg", str(server.dsn)
+
+
+def open_store(agno_db: tuple[str, str], kind: str) -> Any:
+    store_name, db = agno_db
+    if store_name == "ours":
+        return SqliteStorage(TABLES[kind], db_file=db, mode=kind)
+    from agno_storage import PostgresStorage
+
+    return PostgresStorage(TABLES[kind], db_url=db, mode=kind)
+
+
+@pytest.mark.parametrize("kind", ["agent", "team", "workflow_v2"])
+def test_agno_history_is_what_the_model_saw(
+    kind: str, agno_db: tuple[str, str], request: pytest.FixtureRequest
+) -> None:
+    """agno 1.8.4: history is each turn's new messages and answer, in order, replayed history not repeated."""
+    session_id = f"conv-{kind}-{request.node.callspec.id}"
+    turns = three_turns(kind, agno_db[0], agno_db[1], session_id)
+    store = open_store(agno_db, kind)
+    try:
+        got = store.history(session_id)
+        assert pairs(got) == expected_from_turns(turns)
+        assert {m.source for m in got} == {SOURCE_AGNO}
+        runs = [m.run_id for m in got]
+        assert None not in runs and len(set(runs)) == 3  # one run id per turn, in order
+        assert runs == sorted(runs, key=runs.index)
+        assert store.history(session_id, user_id=USER) == got
+        assert store.history(session_id, user_id="someone-else") == []
+        assert store.history("no-such-session") == []
+    finally:
+        store.close()
+        close_storages()
+
+
+def test_agno_v1_workflow_history_is_its_answers(agno_db: tuple[str, str], request: pytest.FixtureRequest) -> None:
+    """An agno v1 Workflow keeps only its runs' answers (its helper agents' messages live nowhere): those, in order."""
+    session_id = f"conv-wf-{request.node.callspec.id}"
+    turns = three_turns("workflow", agno_db[0], agno_db[1], session_id)
+    store = open_store(agno_db, "workflow")
+    try:
+        assert pairs(store.history(session_id)) == [("assistant", t["content"]) for t in turns]
+    finally:
+        store.close()
+        close_storages()
+
+
+# --------------------------------------------------------------------------- agno-golang
+
+
+def test_go_fixtures_history(tmp_path: Path) -> None:
+    """What agno-golang's Agent (agent_runs, no session row) and Team (team_data.messages) wrote, as one history each."""
+    agent_db = tmp_path / "agent.db"
+    shutil.copyfile(FIXTURES / "go_agent_conversation.db", agent_db)
+    agents = SqliteStorage("agent_sessions", db_file=agent_db)
+    expected = [x for p in CONV_PROMPTS[:2] for x in (("user", p), ("assistant", canned(p)))]
+    for sid in ("agent-existing", "agent-new"):
+        got = agents.history(sid)
+        assert pairs(got) == expected
+        assert {m.source for m in got} == {SOURCE_GO_AGENT}
+        assert [m.created_at for m in got][::2] == sorted(m.created_at for m in got[::2])
+    # agent-new has runs and no session row: list() leaves it out, and says so through runs_only_session_ids.
+    assert [s.session_id for s in agents.list()] == ["agent-existing"]
+    assert agents.runs_only_session_ids() == ["agent-new"]
+    assert agents.runs_only_session_ids(user_id=USER) == ["agent-new"]
+    assert agents.runs_only_session_ids(user_id="someone-else") == []
+    assert agents.history("agent-new", user_id="someone-else") == []
+    assert agents.history("agent-new", user_id=USER) == agents.history("agent-new")
+    agents.close()
+
+    team_db = tmp_path / "team.db"
+    shutil.copyfile(FIXTURES / "go_team_conversation.db", team_db)
+    teams = SqliteStorage("team_sessions", db_file=team_db, mode="team")
+    team = teams.read("team-1")
+    assert team is not None and team.team_data is not None
+    got = teams.history("team-1")
+    assert pairs(got) == [(m["role"], m["content"]) for m in team.team_data["messages"]]
+    assert [c for r, c in pairs(got) if r == "user"] == CONV_PROMPTS
+    assert {m.source for m in got} == {SOURCE_GO_TEAM}
+    assert teams.history("team-1", user_id="someone-else") == []
+    teams.close()
+
+
+def test_go_agent_and_team_history_is_what_their_model_saw(go_cmds: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A live Go Agent (two turns, then one in a new process) and Go Team: history equals the model's calls and replies."""
+    db = tmp_path / "shared.db"
+    st = SqliteStorage("agent_sessions", db_file=db)
+    st.upsert(AgentSession(session_id="shared", user_id=USER, agent_id="py"))
+    st.close()
+    prompts = ["first <&> kestrel", "zweite Frage 😀", "third"]
+    for sid in ("shared", "go-only"):
+        go_agent(go_cmds, db, sid, prompts[:2], tmp_path / f"{sid}-1.json")
+        go_agent(go_cmds, db, sid, prompts[2:], tmp_path / f"{sid}-2.json")
+    go_team(go_cmds, db, "team-1", prompts[:2], tmp_path / "t1.json")
+    go_team(go_cmds, db, "team-1", prompts[2:], tmp_path / "t2.json")
+
+    agents = SqliteStorage("agent_sessions", db_file=db)
+    for sid in ("shared", "go-only"):
+        calls = model_calls(tmp_path / f"{sid}-1.json") + model_calls(tmp_path / f"{sid}-2.json")
+        expected = []
+        for call in calls:
+            expected += [("user", call["messages"][-1]["content"]), ("assistant", call["reply"])]
+        assert pairs(agents.history(sid)) == expected
+        assert [c for r, c in expected if r == "user"] == prompts
+    assert agents.runs_only_session_ids() == ["go-only"]
+    agents.close()
+
+    teams = SqliteStorage("team_sessions", db_file=db, mode="team")
+    synthesis = (model_calls(tmp_path / "t1.json") + model_calls(tmp_path / "t2.json"))[2::3]
+    expected = [x for p, c in zip(prompts, synthesis, strict=True) for x in (("user", p), ("assistant", c["reply"]))]
+    assert pairs(teams.history("team-1")) == expected
+    teams.close()
+
+
+# --------------------------------------------------------------------------- shapes, errors, the JSON form
+
+
+def run(messages: list[dict[str, Any]], run_id: str, **extra: Any) -> dict[str, Any]:
+    return {"run_id": run_id, "messages": messages, **extra}
+
+
+def test_member_runs_are_placed_where_they_ran(make_store: Any) -> None:
+    """A team run's member runs go between the leader's tool call and its result; a system prompt shows once."""
+    store = make_store("team")
+    leader = [
+        {"role": "system", "content": "lead"},
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "content": "member said", "tool_call_id": "c1", "tool_name": "transfer_task_to_member"},
+        {"role": "assistant", "content": "done"},
+    ]
+    member = run([{"role": "user", "content": "task"}, {"role": "assistant", "content": "member said"}], "m1")
+    member["agent_id"] = "alpha"
+    second = [{"role": "system", "content": "lead"}, {"role": "user", "content": "q2"}]
+    memory = {"runs": [run(leader, "r1", member_responses=[member]), run(second, "r2")]}
+    store.upsert(TeamSession(session_id="s", team_id="t", memory=memory))
+    got = store.history("s")
+    assert pairs(got) == [
+        ("system", "lead"),
+        ("user", "q"),
+        ("assistant", None),
+        ("user", "task"),
+        ("assistant", "member said"),
+        ("tool", "member said"),
+        ("assistant", "done"),
+        ("user", "q2"),
+    ]
+    assert [m.member for m in got][3:5] == ["alpha", "alpha"]
+    assert got[2].tool_calls == [{"id": "c1", "type": "function"}]
+    assert (got[5].tool_call_id, got[5].name) == ("c1", "transfer_task_to_member")
+
+
+@pytest.mark.parametrize(
+    ("memory", "column"),
+    [
+        ({"runs": "not a list"}, "memory"),
+        ({"runs": [{"run_id": "r", "messages": [{"content": "no role"}]}]}, "memory"),
+        ({"runs": [{"run_id": "r", "messages": [{"role": 5, "content": "x"}]}]}, "memory"),
+        ({"runs": [{"run_id": "r", "messages": [{"role": "user", "created_at": "noon"}]}]}, "memory"),
+    ],
+)
+def test_malformed_conversation_raises_corrupt_row(make_store: Any, memory: dict[str, Any], column: str) -> None:
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="bad", agent_id="a", memory=memory))
+    store.upsert(AgentSession(session_id="empty", agent_id="a", memory={"memories": {}}))
+    with pytest.raises(CorruptRowError) as info:
+        store.history("bad")
+    assert (info.value.session_id, info.value.column) == ("bad", column)
+    assert pickle.loads(pickle.dumps(info.value)).session_id == "bad"
+    assert store.history("empty") == []
+
+
+def test_corrupt_agent_runs_row(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    shutil.copyfile(FIXTURES / "go_agent_conversation.db", db)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_runs SET messages = '[{' WHERE session_id = 'agent-new'")
+    conn.commit()
+    conn.close()
+    st = SqliteStorage("agent_sessions", db_file=db)
+    with pytest.raises(CorruptRowError) as info:
+        st.history("agent-new")
+    assert info.value.session_id == "agent-new"
+    assert len(st.history("agent-existing")) == 4
+    st.close()
+
+
+def test_message_json_form_is_strict() -> None:
+    """make_converter() round-trips a Message and refuses extra keys and coerced types."""
+    converter = make_converter()
+    message = Message(role="tool", content="x", created_at=1, run_id="r", tool_calls=[{"id": "c"}], name="f")
+    data = converter.unstructure(message)
+    assert converter.structure(data, Message) == message
+    with pytest.raises(cattrs.ClassValidationError):
+        converter.structure({**data, "extra": 1}, Message)
+    with pytest.raises(cattrs.ClassValidationError):
+        converter.structure({**data, "created_at": "1"}, Message)
+    with pytest.raises(cattrs.ClassValidationError):
+        converter.structure({**data, "content": 5}, Message)
+    assert attrs.evolve(message, content=None).content is None
