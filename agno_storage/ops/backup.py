@@ -1,0 +1,64 @@
+"""``backup``: an online, consistent snapshot of a SQLite file, checked before it is kept."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import attrs
+
+from agno_storage import urls
+from agno_storage.errors import StorageError
+from agno_storage.ops.db import connect_readonly, sqlite_path
+
+
+@attrs.frozen
+class BackupSummary:
+    source: str
+    destination: str
+    bytes: int
+    pages: int
+
+
+def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
+    """Copy the SQLite database at ``url`` to ``destination`` while writers keep writing.
+
+    SQLite's online backup API copies every page under one read snapshot of
+    a read-only connection: the copy holds exactly what was committed when it
+    began, and writers are not stopped (in WAL mode; a rollback-journal file
+    makes them wait for the copy). The copy is written beside ``destination``
+    and renamed into place only after ``PRAGMA integrity_check`` says ``ok``.
+    Refuses an existing destination. PostgreSQL: use ``pg_dump`` (docs/ops.md).
+    """
+    target = urls.parse_location(url)
+    if not isinstance(target, urls.SqliteTarget):
+        raise StorageError("backup copies SQLite files; for PostgreSQL use pg_dump (see docs/ops.md)")
+    source = sqlite_path(target)
+    dest = Path(destination).expanduser().resolve()
+    if dest.exists():
+        raise StorageError(f"{os.fspath(destination)!r} exists; choose a new file")
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = connect_readonly(source)
+    try:
+        out = sqlite3.connect(partial)
+        try:
+            src.backup(out)  # pages=-1: every page in one step, one snapshot
+            (check,) = out.execute("PRAGMA integrity_check").fetchone()
+            (pages,) = out.execute("PRAGMA page_count").fetchone()
+        finally:
+            out.close()
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"backup of {source!r} failed: {exc}") from exc
+    finally:
+        src.close()
+    if check != "ok":
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"the copy of {source!r} fails integrity_check: {check}")
+    os.replace(partial, dest)
+    return BackupSummary(source=source, destination=str(dest), bytes=dest.stat().st_size, pages=int(pages))
+
+
+__all__ = ["BackupSummary", "backup"]

@@ -1,0 +1,138 @@
+"""``doctor``: what is wrong with a sessions database, row by row, without changing it."""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+
+from agno_storage import codec
+from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
+from agno_storage.ops.db import Database
+from agno_storage.ops.tables import TableInfo, list_tables
+from agno_storage.schema import CURRENT_VERSION, quote
+
+PROBLEM, NOTE = "problem", "note"
+
+
+@attrs.frozen
+class Finding:
+    """One thing doctor found. A ``problem`` makes the database unwell; a ``note`` is for information."""
+
+    severity: str
+    kind: str
+    message: str
+    table: str | None = None
+    session_id: str | None = None
+    column: str | None = None
+
+
+@attrs.frozen
+class DoctorReport:
+    findings: tuple[Finding, ...]
+    tables: tuple[TableInfo, ...]
+    #: SQLite only: ``integrity_check``'s answer, the journal mode and the -wal file's size.
+    integrity: str | None = None
+    journal_mode: str | None = None
+    wal_bytes: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong (notes allowed)."""
+        return not any(f.severity == PROBLEM for f in self.findings)
+
+
+def diagnose(db: Database, path: str | None = None) -> DoctorReport:
+    """Check ``db`` (open it with ``lenient_text=True`` to see non-UTF-8 text): read-only, every row.
+
+    Problems: a failed ``integrity_check``; a table that needs an upgrade; a
+    value that is not what its column holds (JSON that does not decode or is
+    of the wrong type, a non-integer timestamp, a BLOB or non-UTF-8 text).
+    Notes: ``agent_runs`` rows whose session has no row (a Go Agent writes
+    them by design; ``delete`` leaves them), columns of other writers.
+    ``path`` (SQLite) is the file, for the size of its -wal.
+    """
+    findings: list[Finding] = []
+    integrity = journal = None
+    wal = None
+    if db.is_sqlite:
+        integrity = "; ".join(str(r[0]) for r in db.query("PRAGMA integrity_check"))
+        if integrity != "ok":
+            findings.append(Finding(PROBLEM, "integrity", f"integrity_check: {integrity}"))
+        journal = str(db.query("PRAGMA journal_mode")[0][0])
+        if path is not None:
+            wal = os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
+    report = list_tables(db)
+    for info in report.sessions:
+        if info.version < CURRENT_VERSION:
+            findings.append(
+                Finding(
+                    PROBLEM,
+                    "old_schema",
+                    f"schema version {info.version} (missing {', '.join(info.missing)}); run agno-storage upgrade",
+                    table=info.name,
+                )
+            )
+        if info.extra:
+            findings.append(
+                Finding(
+                    NOTE, "extra_columns", f"columns of other writers, left alone: {', '.join(info.extra)}", info.name
+                )
+            )
+        findings.extend(_rows(db, info))
+    if report.runs is not None and report.runs.orphaned:
+        findings.append(
+            Finding(
+                NOTE,
+                "orphaned_runs",
+                f"{report.runs.orphaned} of {report.runs.rows} agent_runs rows have no session row "
+                "(a Go Agent writes its runs so; delete leaves a session's runs behind)",
+                table=report.runs.name,
+            )
+        )
+    return DoctorReport(
+        findings=tuple(findings), tables=report.sessions, integrity=integrity, journal_mode=journal, wal_bytes=wal
+    )
+
+
+_JSON = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
+
+
+def _rows(db: Database, info: TableInfo) -> list[Finding]:
+    columns = [c for c in SPECS[info.mode].columns if c.name not in info.missing]
+    statement = f"SELECT {', '.join(quote(c.name) for c in columns)} FROM {db.qualified(info.name)}"  # noqa: S608
+    found: list[Finding] = []
+    for batch in db.stream(statement):
+        for row in batch:
+            sid = row[0]
+            shown_id = sid if isinstance(sid, str) else repr(sid)
+            for column, value in zip(columns, row, strict=True):
+                why = _wrong(column.kind, value)
+                if why is not None:
+                    found.append(Finding(PROBLEM, "bad_value", why, info.name, shown_id, column.name))
+    return found
+
+
+def _wrong(kind: ColumnKind, value: object) -> str | None:
+    """Why ``value`` is not what a column of ``kind`` holds, or None if it is."""
+    if kind is ColumnKind.KEY:
+        return None if isinstance(value, str) and value else f"session_id {value!r} is not a non-empty text"
+    if value is None:
+        return None
+    if kind is ColumnKind.TIMESTAMP:
+        return None if type(value) is int else f"a {type(value).__name__} {value!r}, not a Unix timestamp"
+    if kind in JSON_KINDS:
+        if isinstance(value, (bytes, int, float)):
+            return f"holds a {type(value).__name__} {value!r:.60}, not JSON text"
+        try:
+            decoded = codec.loads(value)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return f"not valid JSON: {exc}"
+        kinds = _JSON[kind]
+        if decoded is not None and not isinstance(decoded, kinds):
+            return f"holds a JSON {type(decoded).__name__}, not {' or '.join(k.__name__ for k in kinds)}"
+        return None
+    return None if isinstance(value, str) else f"holds a {type(value).__name__} {value!r:.60}, not text"
+
+
+__all__ = ["NOTE", "PROBLEM", "DoctorReport", "Finding", "diagnose"]

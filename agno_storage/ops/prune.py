@@ -1,0 +1,134 @@
+"""``prune``: delete sessions not updated for a while, with their agno-golang runs, in short transactions."""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+
+from agno_storage.ops.db import RUNS_TABLE, Database, open_store, store_qualified
+from agno_storage.ops.progress import NoProgress, Progress
+from agno_storage.ops.select import Filters, where
+from agno_storage.ops.tables import describe
+from agno_storage.schema import quote
+
+#: Sessions deleted per write transaction: each holds the write lock only briefly.
+PRUNE_BATCH = 500
+
+
+@attrs.frozen
+class PruneSummary:
+    table: str
+    cutoff: int
+    dry_run: bool
+    #: The sessions removed (or, for a dry run, that would be), in session_id order.
+    session_ids: tuple[str, ...]
+    #: Their rows in ``agent_runs`` removed (or that would be).
+    runs: int
+
+
+def prune(
+    db: Database,
+    url: str,
+    table: str,
+    older_than: int,
+    *,
+    user: str | None = None,
+    dry_run: bool = False,
+    schema: str | None = "ai",
+    now: int | None = None,
+    progress: Progress | None = None,
+) -> PruneSummary:
+    """Delete the sessions of ``table`` not updated in ``older_than`` seconds, and their ``agent_runs`` rows.
+
+    A session with no ``updated_at`` counts from ``created_at``; one with
+    neither is kept. ``user`` limits it to one owner (``''``: no owner).
+    ``db`` is a read connection to the same database (the dry run and the
+    counts); deletes go through the store, ``PRUNE_BATCH`` sessions per
+    transaction, each re-checking the age under the write lock.
+    """
+    progress = progress or NoProgress()
+    info = describe(db, table)
+    cutoff = (int(time.time()) if now is None else now) - older_than
+    filters = Filters(user=user, until=cutoff)
+    clause, params = where(db, filters)
+    has_runs = db.layout(RUNS_TABLE) is not None
+    ids = [
+        r[0]
+        for r in db.query(
+            f'SELECT "session_id" FROM {db.qualified(table)}{clause} ORDER BY "session_id"',  # noqa: S608
+            params,
+        )
+    ]
+    progress.start(len(ids))
+    if dry_run:
+        runs = _count_runs(db, ids) if has_runs else 0
+        return PruneSummary(table=table, cutoff=cutoff, dry_run=True, session_ids=tuple(ids), runs=runs)
+    store = open_store(url, table, info.mode, schema)
+    removed: list[str] = []
+    runs = 0
+    try:
+        ph = store.statements.placeholder
+        sessions = store_qualified(store, table)
+        agent_runs = store_qualified(store, RUNS_TABLE)
+        while True:
+            with store.transaction() as conn:
+                cursor = conn.cursor()
+                # Re-selected under the write lock: a session updated meanwhile stays.
+                cursor.execute(
+                    f'SELECT "session_id" FROM {sessions}{clause} ORDER BY "session_id" LIMIT {PRUNE_BATCH}',  # noqa: S608
+                    params,
+                )
+                batch = [r[0] for r in cursor.fetchall()]
+                if not batch:
+                    break
+                marks = ", ".join([ph] * len(batch))
+                if has_runs:
+                    cursor.execute(f'DELETE FROM {agent_runs} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
+                    runs += max(cursor.rowcount, 0)
+                cursor.execute(f'DELETE FROM {sessions} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
+                cursor.close()
+            removed.extend(batch)
+            progress.advance(len(batch))
+    finally:
+        store.close()
+    return PruneSummary(table=table, cutoff=cutoff, dry_run=False, session_ids=tuple(sorted(removed)), runs=runs)
+
+
+def _count_runs(db: Database, ids: list[str]) -> int:
+    total = 0
+    for start in range(0, len(ids), PRUNE_BATCH):
+        chunk = ids[start : start + PRUNE_BATCH]
+        marks = ", ".join([db.placeholder] * len(chunk))
+        (n,) = db.query(
+            f'SELECT COUNT(*) FROM {db.qualified(RUNS_TABLE)} WHERE "session_id" IN ({marks})',  # noqa: S608
+            chunk,
+        )[0]
+        total += int(n)
+    return total
+
+
+def vacuum(url: str, table: str, schema: str | None = "ai") -> None:
+    """Give the space freed by deletes back: ``VACUUM`` of a SQLite file, or of the table on PostgreSQL."""
+    from agno_storage import urls
+
+    target = urls.parse_location(url)
+    if isinstance(target, urls.SqliteTarget):
+        import sqlite3
+
+        from agno_storage.ops.db import sqlite_path
+
+        conn = sqlite3.connect(sqlite_path(target), isolation_level=None, timeout=30)
+        try:
+            conn.execute("VACUUM")
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    name = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+    with psycopg.connect(target.conninfo, autocommit=True) as pg:
+        pg.execute(psycopg.sql.SQL(f"VACUUM {name}"))  # quoted identifiers
+
+
+__all__ = ["PRUNE_BATCH", "PruneSummary", "prune", "vacuum"]
