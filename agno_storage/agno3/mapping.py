@@ -1,0 +1,405 @@
+"""agno 1.x and agno-golang sessions as agno 3.1.10 rows: the mapping, with no I/O.
+
+:func:`map_session` takes every source record of one ``session_id`` (rows of
+the four 1.x tables, a Go Agent's ``agent_runs``) and returns one
+:class:`Agno3Session`, its :class:`Agno3Run` rows in order and its
+:class:`Agno3Memory` rows. What agno 3 has no place for is kept under
+``metadata["agno_v1"]`` (sessions) or the run's ``metadata["agno_v1"]``;
+docs/agno3.md lists every field. :func:`make_converter` is the one place the
+rows' dict form is defined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
+from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped, make_converter
+from agno_storage.agno3.runs import (
+    KEEP_KEY,
+    RunBuilder,
+    convert_metrics,
+    convert_run,
+    convert_status,
+    make_id,
+    memory_runs,
+    unwrap,
+)
+from agno_storage.models import Mode, Session
+
+#: A Go Agent's runs, read from its ``agent_runs`` table (not a 1.x mode).
+GO_AGENT_RUNS = "go_agent_runs"
+
+SESSION_TYPES = {
+    Mode.AGENT: "agent",
+    Mode.TEAM: "team",
+    Mode.WORKFLOW: "workflow",
+    Mode.WORKFLOW_V2: "workflow",
+}
+
+
+# --- sessions ---------------------------------------------------------------
+
+
+def _summary(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, Any]:
+    """agno 3's SessionSummary dict from 1.x memory, and the 1.x summaries it did not use."""
+    if not isinstance(memory, Mapping):
+        return None, None
+    found: Any = None
+    summary = memory.get("summary")
+    if isinstance(summary, Mapping) and summary.get("summary"):
+        found = summary
+    summaries = memory.get("summaries")
+    other = None
+    if isinstance(summaries, Mapping) and summaries:
+        per_user = summaries.get(user_id or "") if user_id is not None else None
+        if per_user is None and len(summaries) == 1:
+            per_user = next(iter(summaries.values()))
+        if isinstance(per_user, Mapping) and isinstance(per_user.get(session_id), Mapping):
+            found = found or per_user[session_id]
+        other = summaries
+    if found is None:
+        return None, other
+    out: dict[str, Any] = {"summary": found.get("summary")}
+    if found.get("topics") is not None:
+        out["topics"] = found.get("topics")
+    stamp = found.get("updated_at", found.get("last_updated"))
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        out["updated_at"] = datetime.fromtimestamp(stamp, tz=UTC).replace(tzinfo=None).isoformat()
+    elif isinstance(stamp, str):
+        out["updated_at"] = stamp
+    return out, other
+
+
+def _memories(memory: Any, session: Session, entity: tuple[str | None, str | None]) -> tuple[list[Agno3Memory], Any]:
+    """1.x user memories as agno 3 rows, and what did not fit."""
+    if not isinstance(memory, Mapping):
+        return [], None
+    raw = memory.get("memories")
+    items: list[tuple[str | None, Any]] = []
+    if isinstance(raw, list):
+        items = [(session.user_id, m) for m in raw]
+    elif isinstance(raw, Mapping):
+        for user, per_user in raw.items():
+            if isinstance(per_user, Mapping):
+                items += [(user, m) for m in per_user.values()]
+            elif isinstance(per_user, list):
+                items += [(user, m) for m in per_user]
+    out: list[Agno3Memory] = []
+    unfit = []
+    base = session.created_at or 0
+    for i, (user, item) in enumerate(items):
+        if isinstance(item, str):
+            item = {"memory": item}
+        if not isinstance(item, Mapping) or not isinstance(item.get("memory"), str):
+            unfit.append(item)
+            continue
+        stamp = item.get("updated_at", item.get("last_updated"))
+        created = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else base
+        memory_id = item.get("memory_id") or item.get("id")
+        out.append(
+            Agno3Memory(
+                memory_id=str(memory_id) if memory_id else make_id("memory", session.session_id, user, i),
+                memory=item["memory"],
+                input=item.get("input") if isinstance(item.get("input"), str) else None,
+                agent_id=entity[0],
+                team_id=entity[1],
+                user_id=user or None,
+                topics=item.get("topics"),
+                feedback=item.get("feedback") if isinstance(item.get("feedback"), str) else None,
+                created_at=created,
+                updated_at=created,
+            )
+        )
+    return out, (unfit or None)
+
+
+def _session_data(data: Any, keep: dict[str, Any]) -> Any:
+    if not isinstance(data, Mapping):
+        return data
+    out = dict(data)
+    if isinstance(out.get("session_metrics"), Mapping):
+        metrics, lossy = convert_metrics(out["session_metrics"], SESSION_METRICS_FIELDS)
+        if lossy:
+            keep["session_metrics"] = out["session_metrics"]
+        out["session_metrics"] = metrics
+    return out
+
+
+_KIND = {Mode.AGENT: "agent", Mode.TEAM: "team", Mode.WORKFLOW: "workflow", Mode.WORKFLOW_V2: "workflow"}
+#: The order sources of one session_id are merged in: the first names the session.
+SOURCE_ORDER = (Mode.WORKFLOW_V2, Mode.WORKFLOW, Mode.TEAM, Mode.AGENT)
+
+
+def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[GoAgentRun] = ()) -> Mapped:
+    """Every source record of ``session_id`` as one agno 3 session with its runs and memories.
+
+    ``sources`` are 1.x sessions of different modes sharing the id (a v2
+    Workflow's step agent keeps its own agent session under the workflow's
+    id); the first in :data:`SOURCE_ORDER` names the session and the others'
+    session fields are kept in ``metadata["agno_v1"]["also"]``. ``go_runs`` are
+    a Go Agent's runs of this session, oldest first.
+    """
+    ordered = sorted(sources, key=lambda s: SOURCE_ORDER.index(s.MODE))
+    head = ordered[0] if ordered else None
+    user_id = (head.user_id if head is not None else None) or next((r.user_id for r in go_runs if r.user_id), None)
+    created = _created(head, go_runs)
+    builder = RunBuilder(session_id=session_id, user_id=user_id or None, created_at=created)
+    keep: dict[str, Any] = {}
+    labels: list[str] = []
+    memories: list[Agno3Memory] = []
+    summary: Any = None
+    summaries = 0
+    step_parents: dict[str, str] = {}
+    for index, source in enumerate(ordered):
+        label = source.MODE.value
+        labels.append(label)
+        own_keep: dict[str, Any] = {}
+        memory = source.memory
+        runs = _source_runs(source)
+        kind = _KIND[source.MODE]
+        for i, raw in enumerate(runs):
+            raw = unwrap(raw, kind)
+            if not isinstance(raw, Mapping):
+                own_keep.setdefault("runs", {})[str(i)] = raw
+                builder.problems.append(f"{label} session {session_id!r}: run {i} is not an object; kept in metadata")
+                continue
+            run_kind = kind
+            if kind == "agent" and raw.get("team_id") and not raw.get("agent_id"):
+                run_kind = "team"
+            data, members = convert_run(raw, run_kind, session_id, make_id("run", label, session_id, i), user_id)
+            if data["run_id"] in builder.ids:
+                continue  # the same run, seen through another table (a v2 step agent's session)
+            for member in members:
+                if member["run_id"] not in builder.ids:
+                    builder.add(
+                        member,
+                        "team" if member.get("team_id") and not member.get("agent_id") else "agent",
+                        member.get("parent_run_id"),
+                    )
+            parent = step_parents.get(data["run_id"])
+            if parent is not None:
+                data["parent_run_id"] = parent
+            builder.add(data, run_kind, parent)
+            if kind == "workflow":
+                for step in raw.get("step_responses") or []:
+                    response = step.get("response") if isinstance(step, Mapping) else None
+                    if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
+                        step_parents[response["run_id"]] = data["run_id"]
+        entity = (source.entity_id if kind == "agent" else None, source.entity_id if kind == "team" else None)
+        found, other = _memories(memory, source, entity)
+        memories += found
+        if other is not None:
+            own_keep["memories"] = other
+        this_summary, all_summaries = _summary(memory, source.user_id, session_id)
+        if this_summary is not None and summary is None:
+            summary = this_summary
+            summaries += 1
+        elif this_summary is not None:
+            own_keep["summary"] = this_summary
+        if all_summaries:
+            own_keep["summaries"] = all_summaries
+        if isinstance(memory, Mapping):
+            rest = {k: v for k, v in memory.items() if k not in ("runs", "memories", "summary", "summaries")}
+            if rest:
+                own_keep["memory"] = rest
+        elif memory is not None:
+            own_keep["memory"] = memory
+        if index == 0:
+            keep.update(own_keep)
+        else:
+            also = _also(source)
+            also.update(own_keep)
+            keep.setdefault("also", {})[label] = also
+    if go_runs:
+        labels.append(GO_AGENT_RUNS)
+        for go in go_runs:
+            if go.id in builder.ids:
+                continue
+            builder.add(_go_run(go, session_id, user_id, head), "agent", None)
+    return _assemble(session_id, head, ordered, builder, keep, labels, memories, summary, summaries, go_runs)
+
+
+def _created(head: Session | None, go_runs: Sequence[GoAgentRun]) -> int:
+    if head is not None and head.created_at is not None:
+        return head.created_at
+    stamps = [r.created_at for r in go_runs if r.created_at is not None]
+    return min(stamps) if stamps else (head.updated_at if head is not None and head.updated_at else 0)
+
+
+def _source_runs(source: Session) -> list[Any]:
+    if source.MODE is Mode.WORKFLOW_V2:
+        runs = getattr(source, "runs", None)
+        if isinstance(runs, Mapping):
+            return [runs]
+        return list(runs) if isinstance(runs, list) else []
+    runs, _ = memory_runs(source.memory, source.session_id)
+    if source.MODE is Mode.TEAM and not runs and isinstance(getattr(source, "team_data", None), Mapping):
+        return _go_team_runs(source)
+    return runs
+
+
+def _go_team_runs(source: Session) -> list[Any]:
+    """A Go Team's conversation (``team_data.messages``: role/content pairs) as team runs, one per user turn."""
+    team_data = getattr(source, "team_data", None)
+    messages = team_data.get("messages") if isinstance(team_data, Mapping) else None
+    if not isinstance(messages, list):
+        return []
+    runs: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            continue
+        if message.get("role") == "user" or not runs:
+            runs.append(
+                {
+                    "run_id": make_id("go-team", source.session_id, i),
+                    "team_id": source.entity_id,
+                    "created_at": source.created_at,
+                    "messages": [],
+                }
+            )
+        runs[-1]["messages"].append(dict(message))
+        if message.get("role") == "assistant":
+            runs[-1]["content"] = message.get("content")
+    return runs
+
+
+def _go_run(go: GoAgentRun, session_id: str, user_id: str | None, head: Session | None) -> dict[str, Any]:
+    """A Go Agent's ``agent_runs`` row as an agno 3 agent run; its raw columns are kept in metadata."""
+    from agno_storage import codec
+
+    created = go.created_at if go.created_at is not None else (head.created_at if head is not None else 0)
+    messages: list[dict[str, Any]] = []
+    if go.user_message is not None:
+        messages.append({"role": "user", "content": go.user_message, "created_at": created})
+    if go.agent_message is not None:
+        messages.append({"role": "assistant", "content": go.agent_message, "created_at": created})
+    raw = {
+        "run_name": go.run_name,
+        "run_data": codec.loads(go.run_data) if go.run_data else go.run_data,
+        "messages": codec.loads(go.messages) if go.messages else go.messages,
+        "metrics": codec.loads(go.metrics) if go.metrics else go.metrics,
+        "updated_at": go.updated_at,
+    }
+    return {
+        "run_id": go.id,
+        "agent_id": head.entity_id if head is not None and head.MODE is Mode.AGENT else None,
+        "session_id": session_id,
+        "user_id": go.user_id or user_id,
+        "input": {"input_content": go.user_message} if go.user_message is not None else None,
+        "content": go.agent_message,
+        "content_type": "str",
+        "messages": messages,
+        "created_at": created,
+        "status": "COMPLETED" if go.agent_message else "RUNNING",
+        "metadata": {KEEP_KEY: {"go_agent_runs": raw}},
+    }
+
+
+def _also(source: Session) -> dict[str, Any]:
+    data = attrs.asdict(source, recurse=False)
+    data.pop("memory", None)
+    data.pop("runs", None)
+    data.pop("session_id", None)
+    return data
+
+
+def _assemble(
+    session_id: str,
+    head: Session | None,
+    ordered: Sequence[Session],
+    builder: RunBuilder,
+    keep: dict[str, Any],
+    labels: list[str],
+    memories: list[Agno3Memory],
+    summary: Any,
+    summaries: int,
+    go_runs: Sequence[GoAgentRun],
+) -> Mapped:
+    mode = head.MODE if head is not None else Mode.AGENT
+    session_type = SESSION_TYPES[mode]
+    if head is None:
+        keep["source"] = GO_AGENT_RUNS
+        data: Any = None
+        extra: Any = None
+        session_data: Any = None
+        updated = max((r.updated_at or 0 for r in go_runs), default=0) or None
+    else:
+        data = getattr(head, {"agent": "agent_data", "team": "team_data", "workflow": "workflow_data"}[session_type])
+        extra = head.extra_data
+        session_data = _session_data(head.session_data, keep)
+        updated = head.updated_at
+        keep["source"] = head.MODE.value
+        if head.MODE is Mode.WORKFLOW_V2:
+            keep["workflow_name"] = getattr(head, "workflow_name", None)
+        if getattr(head, "team_session_id", None) is not None:
+            keep["team_session_id"] = getattr(head, "team_session_id", None)
+    metadata: Any
+    if isinstance(extra, Mapping):
+        metadata = dict(extra)
+    else:
+        metadata = {}
+        if extra is not None:
+            keep["extra_data"] = extra
+    if KEEP_KEY in metadata:
+        keep["extra_data_" + KEEP_KEY] = metadata[KEEP_KEY]
+    metadata[KEEP_KEY] = keep
+    entity = head.entity_id if head is not None else None
+    session = Agno3Session(
+        session_id=session_id,
+        session_type=session_type,
+        agent_id=entity if session_type == "agent" else None,
+        team_id=entity if session_type == "team" else None,
+        workflow_id=entity if session_type == "workflow" else None,
+        user_id=builder.user_id,
+        session_data=session_data,
+        agent_data=data if session_type == "agent" else None,
+        team_data=data if session_type == "team" else None,
+        workflow_data=data if session_type == "workflow" else None,
+        metadata=metadata,
+        summary=summary,
+        created_at=builder.created_at,
+        updated_at=updated if updated is not None else builder.created_at,
+    )
+    return Mapped(
+        session=session,
+        runs=tuple(builder.runs),
+        memories=tuple(memories),
+        sources=tuple(labels),
+        summaries=summaries,
+        problems=tuple(builder.problems),
+    )
+
+
+def count_source_runs(sources: Iterable[Session]) -> int:
+    """How many runs (member runs included) the sources hold, before any merge."""
+    total = 0
+    for source in sources:
+        kind = _KIND[source.MODE]
+        for raw in _source_runs(source):
+            raw = unwrap(raw, kind)
+            total += 1
+            if isinstance(raw, Mapping) and isinstance(raw.get("member_responses"), list):
+                total += len(raw["member_responses"])
+    return total
+
+
+__all__ = [
+    "GO_AGENT_RUNS",
+    "KEEP_KEY",
+    "SOURCE_ORDER",
+    "Agno3Memory",
+    "Agno3Run",
+    "Agno3Session",
+    "GoAgentRun",
+    "Mapped",
+    "convert_metrics",
+    "convert_run",
+    "convert_status",
+    "make_converter",
+    "map_session",
+]

@@ -1,0 +1,102 @@
+"""The rows agno 3.1.10's tables hold, and the converter that is the one definition of their dict form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import cattrs
+
+
+@attrs.frozen
+class Agno3Session:
+    """One ``agno_sessions`` row; JSON columns hold Python values."""
+
+    session_id: str
+    session_type: str
+    agent_id: str | None
+    team_id: str | None
+    workflow_id: str | None
+    user_id: str | None
+    session_data: Any
+    agent_data: Any
+    team_data: Any
+    workflow_data: Any
+    metadata: Any
+    summary: Any
+    created_at: int
+    updated_at: int | None
+
+
+@attrs.frozen
+class Agno3Run:
+    """One ``agno_runs`` row; ``run_data`` is what agno 3's ``RunOutput.from_dict`` (or Team/Workflow) reads."""
+
+    run_id: str
+    session_id: str
+    run_type: str
+    agent_id: str | None
+    team_id: str | None
+    workflow_id: str | None
+    user_id: str | None
+    parent_run_id: str | None
+    status: str | None
+    run_index: int
+    run_data: dict[str, Any]
+    created_at: int
+    updated_at: int | None
+
+
+@attrs.frozen
+class Agno3Memory:
+    """One ``agno_memories`` row (agno 3's ``UserMemory``)."""
+
+    memory_id: str
+    memory: Any
+    input: str | None
+    agent_id: str | None
+    team_id: str | None
+    user_id: str | None
+    topics: Any
+    feedback: str | None
+    created_at: int
+    updated_at: int | None
+
+
+@attrs.frozen
+class Mapped:
+    """Everything one source session becomes, and what could not be mapped (kept, and said)."""
+
+    session: Agno3Session
+    runs: tuple[Agno3Run, ...]
+    memories: tuple[Agno3Memory, ...]
+    #: Per source mode: (mode label, number of top-level runs, number of member runs).
+    sources: tuple[str, ...]
+    summaries: int
+    problems: tuple[str, ...]
+
+
+@attrs.frozen
+class GoAgentRun:
+    """One row of a Go Agent's ``agent_runs`` table, as it is stored (JSON columns as text)."""
+
+    id: str
+    session_id: str
+    user_id: str | None
+    run_name: str | None
+    run_data: str | None
+    user_message: str | None
+    agent_message: str | None
+    messages: str | None
+    metrics: str | None
+    created_at: int | None
+    updated_at: int | None
+
+
+def make_converter() -> cattrs.Converter:
+    """The converter that turns the records into rows (dicts in column order) and back, strictly.
+
+    Unknown keys are refused on structure and nothing is coerced: a row that
+    does not fit is an error, not a guess.
+    """
+    return cattrs.Converter(forbid_extra_keys=True, prefer_attrib_converters=False)

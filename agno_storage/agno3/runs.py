@@ -1,0 +1,286 @@
+"""One agno 1.x run (agent, team or workflow) as agno 3.1.10's run dict: metrics, messages, tools, status.
+
+What agno 3 has no field for stays in the run's ``metadata["agno_v1"]``, verbatim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from agno_storage.agno3.fields import (
+    AGENT_RUN_FIELDS,
+    MESSAGE_FIELDS,
+    METRIC_RENAMES,
+    METRICS_FIELDS,
+    STATUSES,
+    TEAM_RUN_FIELDS,
+    TOOL_FIELDS,
+    WORKFLOW_RUN_FIELDS,
+)
+from agno_storage.agno3.records import Agno3Run
+
+#: The key under which whatever agno 3 has no place for is kept, in session and run metadata.
+KEEP_KEY = "agno_v1"
+
+#: Namespace of the run and memory ids made for records that had none (uuid5: the same on every run).
+ID_NAMESPACE = uuid.UUID("6f1d2f0e-5a43-4c8e-9d38-3b7c0a9e2f11")
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def make_id(*parts: object) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+def _sum(values: Any) -> Any:
+    """A 1.x per-call metric list as one number (agno 3 keeps totals); a scalar as it is."""
+    if isinstance(values, list):
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) != len(values):
+            return None
+        return sum(numbers) if numbers else 0
+    return values
+
+
+def convert_metrics(metrics: Any, fields: frozenset[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
+    """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names)."""
+    if not isinstance(metrics, Mapping):
+        return None, metrics is not None
+    out: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    lossy = False
+    for key, value in metrics.items():
+        name = METRIC_RENAMES.get(key, key)
+        if name == "time_to_first_token" and isinstance(value, list):
+            lossy = True
+            value = next((v for v in value if v is not None), None)
+        elif isinstance(value, list):
+            lossy = True
+            value = _sum(value)
+        if name in fields and name != "additional_metrics":
+            if value is not None and value != 0:
+                out[name] = value
+        elif name == "additional_metrics" and isinstance(value, Mapping):
+            extra.update(value)
+        elif value not in (None, 0, [], {}):
+            lossy = True
+            extra[key] = value
+        elif name not in fields:
+            lossy = True
+    if extra:
+        out["additional_metrics"] = extra
+    return out, lossy
+
+
+def _split(data: Mapping[str, Any], fields: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    kept = {k: v for k, v in data.items() if k in fields}
+    rest = {k: v for k, v in data.items() if k not in fields}
+    return kept, rest
+
+
+def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A 1.x message as agno 3's Message dict, and the fields it has no place for."""
+    if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+        return None, {"message": message}
+    kept, rest = _split(message, MESSAGE_FIELDS)
+    if "metrics" in kept:
+        metrics, lossy = convert_metrics(kept["metrics"])
+        if lossy:
+            rest["metrics"] = kept["metrics"]
+        if metrics:
+            kept["metrics"] = metrics
+        else:
+            del kept["metrics"]
+    return kept, rest
+
+
+def finished(run: Mapping[str, Any]) -> bool:
+    """Whether a run 1.x left RUNNING (or without a status) in fact finished: it has its reply."""
+    if run.get("content") not in (None, ""):
+        return True
+    messages = run.get("messages")
+    if isinstance(messages, list) and messages:
+        last = messages[-1]
+        return isinstance(last, Mapping) and last.get("role") == "assistant" and bool(last.get("content"))
+    return bool(run.get("step_responses") or run.get("step_results"))
+
+
+def convert_status(run: Mapping[str, Any]) -> str:
+    """agno 3's status for a 1.x run: its own when final; COMPLETED for a finished RUNNING or unset one."""
+    status = run.get("status")
+    text = str(status).upper() if isinstance(status, str) else None
+    if text in STATUSES and text not in ("RUNNING", "PENDING"):
+        return text
+    if finished(run):
+        return "COMPLETED"
+    return text if text in STATUSES else "RUNNING"
+
+
+def _first_user_text(messages: Any) -> str | None:
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, Mapping) and message.get("role") == "user" and not message.get("from_history"):
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+    return None
+
+
+# --- runs -------------------------------------------------------------------
+
+
+@attrs.define
+class RunBuilder:
+    """Collects the runs of one agno 3 session in order, with their member runs."""
+
+    session_id: str
+    user_id: str | None
+    created_at: int
+    runs: list[Agno3Run] = attrs.field(factory=list)
+    ids: set[str] = attrs.field(factory=set)
+    problems: list[str] = attrs.field(factory=list)
+
+    def add(self, run_data: dict[str, Any], run_type: str, parent: str | None) -> Agno3Run:
+        created = run_data.get("created_at")
+        if not isinstance(created, int) or isinstance(created, bool):
+            created = self.created_at
+            run_data["created_at"] = created
+        run = Agno3Run(
+            run_id=run_data["run_id"],
+            session_id=self.session_id,
+            run_type=run_type,
+            agent_id=run_data.get("agent_id") if run_type == "agent" else None,
+            team_id=run_data.get("team_id") if run_type == "team" else None,
+            workflow_id=run_data.get("workflow_id"),
+            user_id=self.user_id,
+            parent_run_id=parent,
+            status=run_data.get("status"),
+            run_index=len(self.runs),
+            run_data=run_data,
+            created_at=created,
+            updated_at=created,
+        )
+        self.runs.append(run)
+        self.ids.add(run.run_id)
+        return run
+
+
+def convert_run(
+    raw: Mapping[str, Any], kind: str, session_id: str, fallback_id: str, user_id: str | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One 1.x run (agent, team or workflow) as agno 3's run dict, and its member runs (converted).
+
+    Every field of ``raw`` agno 3 cannot hold as it is stays in
+    ``metadata["agno_v1"]`` of the result, verbatim.
+    """
+    fields = {"agent": AGENT_RUN_FIELDS, "team": TEAM_RUN_FIELDS, "workflow": WORKFLOW_RUN_FIELDS}[kind]
+    data, rest = _split(raw, fields)
+    keep: dict[str, Any] = {}
+    if rest:
+        keep["fields"] = rest
+    data["run_id"] = raw.get("run_id") if isinstance(raw.get("run_id"), str) and raw.get("run_id") else fallback_id
+    data["session_id"] = session_id
+    if user_id is not None and data.get("user_id") is None:
+        data["user_id"] = user_id
+    status = convert_status(raw)
+    if raw.get("status") != status:
+        keep["status"] = raw.get("status")
+    data["status"] = status
+    if "metrics" in data:
+        metrics, lossy = convert_metrics(data["metrics"])
+        if lossy:
+            keep["metrics"] = raw["metrics"]
+        if metrics:
+            data["metrics"] = metrics
+        else:
+            del data["metrics"]
+    if isinstance(data.get("messages"), list):
+        messages: list[dict[str, Any]] = []
+        extras: dict[str, Any] = {}
+        for i, message in enumerate(data["messages"]):
+            converted, extra = convert_message(message)
+            if converted is not None:
+                messages.append(converted)
+            if extra:
+                extras[str(i)] = extra
+        data["messages"] = messages
+        if extras:
+            keep["messages"] = extras
+    if isinstance(data.get("tools"), list):
+        tools: list[dict[str, Any]] = []
+        tool_extras: dict[str, Any] = {}
+        for i, tool in enumerate(data["tools"]):
+            if isinstance(tool, Mapping):
+                kept, extra = _split(tool, TOOL_FIELDS)
+                tools.append(kept)
+                if extra:
+                    tool_extras[str(i)] = extra
+            else:
+                tool_extras[str(i)] = tool
+        data["tools"] = tools
+        if tool_extras:
+            keep["tools"] = tool_extras
+    if kind in ("agent", "team") and not data.get("input"):
+        text = _first_user_text(raw.get("messages"))
+        if text is not None:
+            data["input"] = {"input_content": text}
+    if kind == "workflow" and not data.get("input"):
+        for step in raw.get("step_responses") or []:
+            response = step.get("response") if isinstance(step, Mapping) else None
+            text = _first_user_text(response.get("messages")) if isinstance(response, Mapping) else None
+            if text is not None:
+                data["input"] = text
+                break
+    members: list[dict[str, Any]] = []
+    if kind == "team" and isinstance(data.get("member_responses"), list):
+        converted_members = []
+        for i, member in enumerate(data["member_responses"]):
+            if not isinstance(member, Mapping):
+                keep.setdefault("member_responses", {})[str(i)] = member
+                continue
+            member_kind = "team" if member.get("team_id") and not member.get("agent_id") else "agent"
+            member_data, nested = convert_run(member, member_kind, session_id, f"{data['run_id']}:{i}", user_id)
+            member_data["parent_run_id"] = data["run_id"]
+            converted_members.append(member_data)
+            members.extend(nested)
+            members.append(member_data)
+        data["member_responses"] = converted_members
+    if keep:
+        metadata = dict(data["metadata"]) if isinstance(data.get("metadata"), Mapping) else {}
+        if data.get("metadata") is not None and not isinstance(data.get("metadata"), Mapping):
+            keep["metadata"] = data["metadata"]
+        metadata[KEEP_KEY] = keep
+        data["metadata"] = metadata
+    return data, members
+
+
+def memory_runs(memory: Any, session_id: str) -> tuple[list[Any], str]:
+    """The runs a 1.x ``memory`` column holds, and which memory class wrote them."""
+    if not isinstance(memory, Mapping):
+        return [], "none"
+    runs = memory.get("runs")
+    if isinstance(runs, Mapping):  # Memory v2 keyed by session
+        ordered = list(runs.get(session_id, []) or [])
+        for key, value in runs.items():
+            if key != session_id and isinstance(value, list):
+                ordered.extend(value)
+        return ordered, "memory_v2"
+    return (list(runs) if isinstance(runs, list) else []), "list"
+
+
+def unwrap(run: Any, kind: str) -> Any:
+    """A run of AgentMemory / TeamMemory / WorkflowMemory ({message, response}) as the response dict."""
+    if isinstance(run, Mapping) and "response" in run and "run_id" not in run:
+        response = dict(run["response"]) if isinstance(run["response"], Mapping) else {}
+        message = run.get("message") or run.get("input")
+        if isinstance(message, Mapping) and not response.get("messages") and kind != "workflow":
+            reply = {"role": "assistant", "content": response.get("content")}
+            response["messages"] = [dict(message), reply]
+        if message is not None:
+            response.setdefault("_memory_message", message)
+        return response
+    return run

@@ -1,0 +1,200 @@
+"""Write agno 3.1.10's tables: one writer per engine, each with its own connection and SQL.
+
+A writer makes the tables (and their version stamps) if they are missing,
+tells which sessions it already holds from an earlier run, and upserts a
+batch of mapped sessions in one transaction: a batch is all there or not at
+all, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from agno_storage.agno3 import ddl
+from agno_storage.agno3.mapping import Mapped, make_converter
+from agno_storage.errors import StorageError
+from agno_storage.schema import quote
+
+
+def _dumps(value: Any) -> str:
+    """JSON as agno 3 writes its JSON columns: ``json.dumps`` defaults (``", "``, ``": "``, ASCII escapes)."""
+    return json.dumps(value)
+
+
+class Writer(Protocol):
+    """What the migration needs from a target database."""
+
+    def prepare(self) -> None:
+        """Make the missing tables, indexes and version stamps."""
+
+    def existing_stamps(self, session_ids: Sequence[str]) -> dict[str, Any]:
+        """For each of ``session_ids`` already in ``agno_sessions``: its migration stamp (or None)."""
+
+    def write(self, batch: Sequence[Mapped]) -> None:
+        """Upsert the sessions, runs and memories of ``batch`` in one transaction."""
+
+    def close(self) -> None: ...
+
+
+def _upsert_sql(table: str, prefix: str, placeholder: str) -> str:
+    columns = ddl.COLUMNS[table]
+    key = ddl.KEYS[table]
+    names = ", ".join(columns)
+    marks = ", ".join(placeholder for _ in columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    return f"INSERT INTO {prefix}{table} ({names}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {updates}"  # noqa: S608 - constant identifiers only
+
+
+class _Rows:
+    """Records to parameter tuples in column order, through the strict converter."""
+
+    def __init__(self, jsonb: Any = None) -> None:
+        self._converter = make_converter()
+        self._jsonb = jsonb
+
+    def of(self, table: str, record: object) -> tuple[Any, ...]:
+        data = self._converter.unstructure(record)
+        json_columns = ddl.JSON_COLUMNS[table]
+        wrap = self._jsonb if self._jsonb is not None else _dumps
+        return tuple(wrap(data[c]) if c in json_columns else data[c] for c in ddl.COLUMNS[table])
+
+    def batch(self, batch: Sequence[Mapped]) -> dict[str, list[tuple[Any, ...]]]:
+        return {
+            ddl.SESSIONS: [self.of(ddl.SESSIONS, m.session) for m in batch],
+            ddl.RUNS: [self.of(ddl.RUNS, r) for m in batch for r in m.runs],
+            ddl.MEMORIES: [self.of(ddl.MEMORIES, x) for m in batch for x in m.memories],
+        }
+
+
+def _stamp_of(metadata: Any) -> Any:
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return None
+    if isinstance(metadata, dict) and isinstance(metadata.get("agno_v1"), dict):
+        return metadata["agno_v1"].get("stamp")
+    return None
+
+
+class SqliteWriter:
+    """agno 3's tables in a SQLite file, written with the standard library's sqlite3."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(Path(path).expanduser()), timeout=busy_timeout, isolation_level=None)
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._rows = _Rows()
+        self._sql = {t: _upsert_sql(t, "", "?") for t in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES)}
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def prepare(self) -> None:
+        with self._transaction() as conn:
+            present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for table in ddl.TABLE_ORDER:
+                if table in present:
+                    continue
+                for statement in ddl.sqlite_statements(table):
+                    conn.execute(statement)
+                if table != ddl.VERSIONS:
+                    now = datetime.now().isoformat()
+                    conn.execute(
+                        f"INSERT INTO {ddl.VERSIONS} (table_name, version, created_at, updated_at) VALUES (?, ?, ?, ?)"  # noqa: S608
+                        " ON CONFLICT (table_name) DO NOTHING",
+                        (table, ddl.SCHEMA_VERSION, now, now),
+                    )
+
+    def existing_stamps(self, session_ids: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for start in range(0, len(session_ids), 500):
+            chunk = list(session_ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT session_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
+            for sid, metadata in self._conn.execute(sql, chunk):
+                out[sid] = _stamp_of(metadata)
+        return out
+
+    def write(self, batch: Sequence[Mapped]) -> None:
+        rows = self._rows.batch(batch)
+        with self._transaction() as conn:
+            for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
+                if rows[table]:
+                    conn.executemany(self._sql[table], rows[table])
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresWriter:
+    """agno 3's tables in a PostgreSQL schema (``ai`` by default, as ``PostgresDb``), written with psycopg."""
+
+    def __init__(self, conninfo: str, schema: str | None = "ai") -> None:
+        try:
+            import psycopg
+            from psycopg.types.json import Jsonb
+        except ImportError as exc:  # pragma: no cover - the postgres extra
+            raise StorageError(
+                f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})"
+            ) from exc
+        self._conn = psycopg.connect(conninfo, autocommit=False)
+        self._schema = schema
+        self._prefix = f"{quote(schema)}." if schema else ""
+        self._rows = _Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
+        self._sql = {t: _upsert_sql(t, self._prefix, "%s") for t in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES)}
+
+    def prepare(self) -> None:
+        with self._conn.transaction():
+            # One migration at a time per database: the same lock key on every writer.
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('agno_storage.to_agno3'))")
+            if self._schema:
+                self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self._schema)}")
+            for table in ddl.TABLE_ORDER:
+                exists = self._conn.execute("SELECT to_regclass(%s)", (f"{self._prefix}{table}",)).fetchone()
+                if exists is not None and exists[0] is not None:
+                    continue
+                for statement in ddl.postgres_statements(table, self._schema):
+                    self._conn.execute(statement)
+                if table != ddl.VERSIONS:
+                    now = datetime.now().isoformat()
+                    self._conn.execute(
+                        f"INSERT INTO {self._prefix}{ddl.VERSIONS} (table_name, version, created_at, updated_at)"  # noqa: S608
+                        " VALUES (%s, %s, %s, %s) ON CONFLICT (table_name) DO NOTHING",
+                        (table, ddl.SCHEMA_VERSION, now, now),
+                    )
+
+    def existing_stamps(self, session_ids: Sequence[str]) -> dict[str, Any]:
+        if not session_ids:
+            return {}
+        sql = f"SELECT session_id, metadata FROM {self._prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
+        with self._conn.transaction():
+            rows = self._conn.execute(sql, (list(session_ids),)).fetchall()
+        return {sid: _stamp_of(metadata) for sid, metadata in rows}
+
+    def write(self, batch: Sequence[Mapped]) -> None:
+        rows = self._rows.batch(batch)
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
+                if rows[table]:
+                    cur.executemany(self._sql[table], rows[table])
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+__all__ = ["PostgresWriter", "SqliteWriter", "Writer"]
