@@ -1,0 +1,337 @@
+"""The commands that operate a whole database: tables, export, import, copy, prune, backup, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from agno_storage.cli.common import NOT_FOUND, OK, Exit, cell, columns, out, shown, to_json
+from agno_storage.errors import TableNotFoundError
+from agno_storage.models import Mode
+from agno_storage.ops import backup as backup_ops
+from agno_storage.ops import copy as copy_ops
+from agno_storage.ops import doctor as doctor_ops
+from agno_storage.ops import export as export_ops
+from agno_storage.ops import load as load_ops
+from agno_storage.ops import prune as prune_ops
+from agno_storage.ops import tables as tables_ops
+from agno_storage.ops.db import open_database, sqlite_path
+from agno_storage.ops.errors import DatabaseMissingError
+from agno_storage.ops.select import Filters
+
+#: doctor's exit code when it found a problem.
+UNWELL = 3
+
+Run = Callable[[argparse.Namespace], int]
+
+
+def _not_found_is_1(run: Run) -> Run:
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (TableNotFoundError, DatabaseMissingError) as exc:
+            raise Exit(NOT_FOUND, str(exc)) from None
+
+    return wrapped
+
+
+def _schema(value: str | None) -> str | None:
+    """--schema as the API takes it: default ``ai``; ``''`` is the search path (None)."""
+    if value is None:
+        return "ai"
+    return value or None
+
+
+def _mode(args: argparse.Namespace) -> Mode | None:
+    return Mode(args.mode) if getattr(args, "mode", None) else None
+
+
+# --- progress -------------------------------------------------------------
+
+
+class _Bar:
+    """A tqdm bar on stderr; only made when stderr is a terminal."""
+
+    def __init__(self, what: str) -> None:
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
+        self._bar = tqdm(desc=what, unit=" sessions", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def start(self, total: int | None) -> None:
+        self._bar.reset(total=total)
+
+    def advance(self, count: int) -> None:
+        self._bar.update(count)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[_Bar | None]:
+    bar = _Bar(what) if sys.stderr.isatty() else None
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# --- argument types -------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_arg(text: str) -> int:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` as seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a number and a unit (s, m, h, d, w), e.g. 30d; got {text!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def time_arg(text: str) -> int:
+    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise)."""
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected Unix seconds or an ISO 8601 date/time, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+# --- commands -------------------------------------------------------------
+
+
+def _summary(args: argparse.Namespace, record: Any, text: str) -> None:
+    if args.json:
+        out(to_json(attrs.asdict(record, value_serializer=_plain)))
+    else:
+        out(text)
+
+
+def _plain(_: Any, __: Any, value: Any) -> Any:
+    return value.value if isinstance(value, Mode | tables_ops.Layout) else value
+
+
+@_not_found_is_1
+def _tables(args: argparse.Namespace) -> int:
+    with open_database(args.url, _schema(args.schema)) as db:
+        report = tables_ops.list_tables(db)
+    if args.json:
+        out(to_json(attrs.asdict(report, value_serializer=_plain)))
+        return OK
+    if not report.sessions:
+        out(f"no sessions table in {shown(args.url)}")
+    else:
+        rows = [["table", "mode", "layout", "version", "sessions"]]
+        for t in report.sessions:
+            version = f"{t.version} (needs upgrade)" if t.missing else str(t.version)
+            rows.append([cell(t.name), t.mode.value, t.layout.value, version, str(t.rows)])
+        for line in columns(rows):
+            out(line)
+    if report.runs is not None:
+        out(f"agent_runs: {report.runs.rows} runs, {report.runs.orphaned} of them with no session row")
+    if report.others:
+        out(f"other tables: {', '.join(report.others)}")
+    return OK
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    return Filters(user=args.user, since=args.since, until=args.until)
+
+
+@_not_found_is_1
+def _export(args: argparse.Namespace) -> int:
+    with open_database(args.url, _schema(args.schema)) as db, _progress("export") as bar:
+        if args.output in (None, "-"):
+            export_ops.export_table(
+                db, args.table, sys.stdout.buffer, mode=_mode(args), filters=_filters(args), progress=bar
+            )
+            sys.stdout.flush()
+            return OK
+        # A file appears only when the export is whole.
+        partial = Path(args.output + ".partial")
+        try:
+            with partial.open("wb") as sink:
+                summary = export_ops.export_table(
+                    db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
+                )
+            partial.replace(args.output)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    _summary(args, summary, f"exported {summary.sessions} sessions of table {summary.table!r} to {args.output}")
+    return OK
+
+
+def _lines(source: IO[bytes]) -> Iterator[bytes]:
+    yield from source
+
+
+@_not_found_is_1
+def _import(args: argparse.Namespace) -> int:
+    source = sys.stdin.buffer if args.file == "-" else None
+    if source is None and not Path(args.file).is_file():
+        raise Exit(NOT_FOUND, f"no file {args.file!r}")
+    with _progress("import") as bar:
+        if source is not None:
+            summary = load_ops.import_lines(
+                _lines(source), args.url, args.table, mode=_mode(args), schema=_schema(args.schema), progress=bar
+            )
+        else:
+            with open(args.file, "rb") as sink:
+                summary = load_ops.import_lines(
+                    _lines(sink), args.url, args.table, mode=_mode(args), schema=_schema(args.schema), progress=bar
+                )
+    _summary(args, summary, f"imported {summary.sessions} sessions into table {summary.table!r}")
+    return OK
+
+
+@_not_found_is_1
+def _copy(args: argparse.Namespace) -> int:
+    with open_database(args.url, _schema(args.schema)) as db, _progress("copy") as bar:
+        summary = copy_ops.copy_table(
+            db,
+            args.table,
+            args.destination,
+            to_table=args.to_table,
+            mode=_mode(args),
+            schema=_schema(args.to_schema if args.to_schema is not None else args.schema),
+            progress=bar,
+        )
+    _summary(args, summary, f"copied {summary.sessions} sessions of table {summary.table!r} to {summary.to_table!r}")
+    return OK
+
+
+@_not_found_is_1
+def _prune(args: argparse.Namespace) -> int:
+    with open_database(args.url, _schema(args.schema)) as db, _progress("prune") as bar:
+        summary = prune_ops.prune(
+            db,
+            args.url,
+            args.table,
+            args.older_than,
+            user=args.user,
+            dry_run=args.dry_run,
+            schema=_schema(args.schema),
+            progress=bar,
+        )
+    if args.vacuum and not args.dry_run:
+        prune_ops.vacuum(args.url, args.table, _schema(args.schema))
+    verb = "would remove" if summary.dry_run else "removed"
+    lines = [
+        f"{verb} {len(summary.session_ids)} sessions not updated since {_utc(summary.cutoff)} and {summary.runs} agent_runs rows"
+    ]
+    lines += [f"  {cell(sid)}" for sid in summary.session_ids]
+    _summary(args, summary, "\n".join(lines))
+    return OK
+
+
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@_not_found_is_1
+def _backup(args: argparse.Namespace) -> int:
+    summary = backup_ops.backup(args.url, args.destination)
+    _summary(args, summary, f"backed up {args.url} to {args.destination}: {summary.pages} pages, integrity_check ok")
+    return OK
+
+
+@_not_found_is_1
+def _doctor(args: argparse.Namespace) -> int:
+    path: str | None = None
+    from agno_storage import urls
+
+    target = urls.parse_location(args.url)
+    if isinstance(target, urls.SqliteTarget):
+        path = sqlite_path(target)
+    with open_database(args.url, _schema(args.schema), lenient_text=True) as db:
+        report = doctor_ops.diagnose(db, path)
+    if args.json:
+        data = attrs.asdict(report, value_serializer=_plain)
+        data["ok"] = report.ok
+        out(to_json(data))
+    else:
+        if report.integrity is not None:
+            out(f"integrity_check: {report.integrity}")
+            out(f"journal mode:    {report.journal_mode} (-wal file: {report.wal_bytes} bytes)")
+        for t in report.tables:
+            out(f"table {t.name}: {t.mode.value}, {t.layout.value}, schema version {t.version}, {t.rows} sessions")
+        for f in report.findings:
+            where = ".".join(p for p in (f.table, f.column) if p)
+            session = f" session {f.session_id!r}" if f.session_id is not None else ""
+            out(f"{f.severity}: {where}{session}: {f.message}")
+        out("all is well" if report.ok else "problems found")
+    return OK if report.ok else UNWELL
+
+
+# --- registration ---------------------------------------------------------
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: dict[str, argparse.ArgumentParser]
+) -> None:
+    """Add this module's subcommands to ``sub``."""
+    url = argparse.ArgumentParser(add_help=False)
+    url.add_argument("url", metavar="URL", help="a SQLite file path, sqlite:///relative.db or postgresql://...")
+    url.add_argument("--schema", help="PostgreSQL only: the schema (default ai; '' for the search path)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="JSON for scripts instead of text")
+    table = [parents["table"], as_json]
+
+    def add(
+        name: str, summary: str, command_parents: list[argparse.ArgumentParser], run: Run
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=command_parents, help=summary, description=summary)
+        command.set_defaults(run=run)
+        return command
+
+    add("tables", "every sessions table: mode, layout, schema version, sessions; agent_runs", [url, as_json], _tables)
+
+    export = add("export", "a table's sessions as JSON Lines, losslessly", table, _export)
+    export.add_argument("-o", "--output", help="the file to write (default: stdout)")
+    for command in (export,):
+        command.add_argument("--user", help="only sessions of this user_id ('' for sessions with no owner)")
+        command.add_argument(
+            "--since", type=time_arg, help="only sessions updated at or after (Unix seconds or ISO 8601)"
+        )
+        command.add_argument("--until", type=time_arg, help="only sessions updated before (Unix seconds or ISO 8601)")
+
+    imp = add("import", "upsert the sessions of an export file into a table (made if needed)", table, _import)
+    imp.add_argument("file", metavar="FILE", help="an export file ('-' for stdin)")
+
+    copy = add("copy", "copy a table to another database or table, any engine to any engine", table, _copy)
+    copy.add_argument("destination", metavar="DST", help="the database to copy to (SQLite path or PostgreSQL URL)")
+    copy.add_argument("--to-table", help="the table to copy to (default: the same name)")
+    copy.add_argument("--to-schema", help="PostgreSQL destination's schema (default: --schema's)")
+
+    prune = add("prune", "delete sessions not updated for a while, with their agent_runs", table, _prune)
+    prune.add_argument("--older-than", type=duration_arg, required=True, help="e.g. 30d, 12h, 2w")
+    prune.add_argument("--user", help="only sessions of this user_id ('' for sessions with no owner)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    prune.add_argument("--vacuum", action="store_true", help="give the freed space back afterwards (VACUUM)")
+
+    backup = add("backup", "an online, checked snapshot of a SQLite file", [as_json], _backup)
+    backup.add_argument("url", metavar="DB", help="the SQLite file")
+    backup.add_argument("destination", metavar="DEST", help="the new file to write")
+
+    add("doctor", "integrity, table shapes, undecodable rows, orphaned runs; exit 3 if unwell", [url, as_json], _doctor)
+
+
+__all__ = ["UNWELL", "duration_arg", "register", "time_arg"]
