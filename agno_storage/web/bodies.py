@@ -90,6 +90,24 @@ class SessionBody:
     session: dict[str, Any]
 
 
+@attrs.frozen
+class HistoryBody:
+    """A session's conversation: ``messages`` in order, each as :func:`agno_storage.conversation.make_converter` defines it."""
+
+    table: str
+    session_id: str
+    messages: list[dict[str, Any]]
+
+
+@attrs.frozen
+class SearchBody:
+    """The hits of ``q``, best first, each as :func:`agno_storage.conversation.make_converter` defines a hit."""
+
+    table: str
+    query: str
+    hits: list[dict[str, Any]]
+
+
 def _strict(kind: type) -> Any:
     def check(value: Any, _: Any) -> Any:
         # bool is an int in Python; neither stands in for the other here.
@@ -110,7 +128,18 @@ def make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     for kind in (str, int, float, bool):
         conv.register_structure_hook(kind, _strict(kind))
-    for cls in (ErrorDetail, ErrorBody, Health, TableBody, TablesBody, SessionSummary, SessionsPage, SessionBody):
+    for cls in (
+        ErrorDetail,
+        ErrorBody,
+        Health,
+        TableBody,
+        TablesBody,
+        SessionSummary,
+        SessionsPage,
+        SessionBody,
+        HistoryBody,
+        SearchBody,
+    ):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
     return conv
 
@@ -133,6 +162,8 @@ __all__ = [
     "ErrorBody",
     "ErrorDetail",
     "Health",
+    "HistoryBody",
+    "SearchBody",
     "SessionBody",
     "SessionSummary",
     "SessionsPage",

@@ -29,18 +29,20 @@ import attrs
 import orjson
 
 from agno_storage import schema, urls
-from agno_storage.backends.base import BaseStorage
+from agno_storage.backends.base import BaseStorage, Batches
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.errors import (
     BusyError,
     DatabaseCorruptError,
     InvalidInputError,
+    ReadOnlyDatabaseError,
     StorageError,
     TableNotFoundError,
 )
 from agno_storage.models import Mode, Session
-from agno_storage.ops.db import connect_readonly, open_database
+from agno_storage.ops.db import Database, connect_readonly, open_database
 from agno_storage.ops.tables import TableInfo, list_tables
+from agno_storage.schema import TableShape
 
 #: Rows a page may hold; ``limit`` above it is a bad parameter.
 MAX_LIMIT = 500
@@ -94,10 +96,10 @@ def decode_cursor(text: str) -> Cursor:
 class TableReader:
     """Reads one sessions table with its store's statements and codec. Thread-safe."""
 
-    def __init__(self, info: TableInfo, store: BaseStorage, source: Source) -> None:
+    def __init__(self, info: TableInfo, store: BaseStorage) -> None:
         self.info = info
+        #: The table's store, reading through this source's read-only connections.
         self.store = store
-        self._source = source
         st = store.statements
         select = st.select
         missing = info.missing
@@ -145,7 +147,7 @@ class TableReader:
                 params.extend([after.created_at, after.created_at, after.session_id])
         text = self._select + (" WHERE " + " AND ".join(where) if where else "") + st.order + f" LIMIT {mark}"
         params.append(limit + 1)
-        rows = self._source.query(self, text, params)
+        rows = self.store._query(text, params)
         decode = self.store.row_codec.decode
         sessions = [decode(r) for r in rows[:limit]]
         next_cursor = None
@@ -160,7 +162,7 @@ class TableReader:
         where = [f"{st.id_column} = {self._mark}"]
         params: list[Any] = [session_id]
         more, more_params = self._where(Filters(user_id=user_id))
-        rows = self._source.query(self, self._select + " WHERE " + " AND ".join(where + more), params + more_params)
+        rows = self.store._query(self._select + " WHERE " + " AND ".join(where + more), params + more_params)
         return self.store.row_codec.decode(rows[0]) if rows else None
 
     def _where(self, filters: Filters) -> tuple[list[str], list[Any]]:
@@ -206,11 +208,7 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def _make_store(self, info: TableInfo) -> BaseStorage:
-        """A store of ``info``'s table, used for its statements and codec (and, on PostgreSQL, its reads)."""
-
-    @abc.abstractmethod
-    def query(self, reader: TableReader, statement: str, params: Sequence[Any]) -> list[_Row]:
-        """Run one read statement for ``reader``'s table."""
+        """A store of ``info``'s table that reads through read-only connections and refuses every write."""
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -228,7 +226,7 @@ class Source(abc.ABC):
         with self._lock:
             reader = self._readers.get(table)
             if reader is None:
-                reader = self._readers[table] = TableReader(info, self._make_store(info), self)
+                reader = self._readers[table] = TableReader(info, self._make_store(info))
         return reader
 
     def forget(self, table: str) -> None:
@@ -281,27 +279,31 @@ class SqliteSource(Source):
         return str(self.path), None
 
     def _make_store(self, info: TableInfo) -> BaseStorage:
-        # In memory, never touching the file: only its statements and codec are used.
-        return SqliteStorage(info.name, mode=info.mode)
+        return ReadOnlySqliteStorage(info.name, self, mode=info.mode)
 
-    def query(self, reader: TableReader, statement: str, params: Sequence[Any]) -> list[_Row]:
+    def query(self, statement: str, params: Sequence[Any], table: str | None = None) -> list[_Row]:
+        """Run one read statement on this thread's read-only connection."""
+        conn = self._conn()
         try:
-            return self._conn().execute(statement, params).fetchall()
+            return conn.execute(statement, params).fetchall()
         except sqlite3.OperationalError as exc:
             if not str(exc).startswith("Could not decode to UTF-8"):
-                raise _translate(exc, reader.name) from exc
+                raise _translate(exc, table) from exc
         except sqlite3.Error as exc:
-            raise _translate(exc, reader.name) from exc
+            raise _translate(exc, table) from exc
         # Text another program stored that is not UTF-8: read it as bytes, for
         # the codec to name the session and column.
-        conn = self._conn()
         try:
             conn.text_factory = _lenient_text
             return conn.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
-            raise _translate(exc, reader.name) from exc
+            raise _translate(exc, table) from exc
         finally:
             conn.text_factory = str
+
+    def layout(self, table: str) -> tuple[list[str], list[str], str] | None:
+        """(columns, index names, CREATE TABLE text) of ``table``, or None, read as ``agno-storage tables`` reads it."""
+        return Database("sqlite", self._conn(), location=str(self.path)).layout(table)
 
     def close(self) -> None:
         super().close()
@@ -309,6 +311,51 @@ class SqliteSource(Source):
             conns, self._conns = self._conns, []
         for conn in conns:
             conn.close()
+
+
+class ReadOnlySqliteStorage(SqliteStorage):
+    """A SQLite sessions table read through a :class:`SqliteSource`'s read-only connections.
+
+    The engine contract's reads (``_query``, ``_table_layout``) go to the
+    source; every write raises ReadOnlyDatabaseError. The store's own API
+    (``read``, ``list``, ``count``) and the modules built on it work as on a
+    :class:`SqliteStorage`, without ever opening the file for writing.
+    """
+
+    def __init__(self, table_name: str, source: SqliteSource, mode: Mode | str) -> None:
+        self._source = source
+        super().__init__(table_name, mode=mode)
+
+    def _table_layout(self) -> tuple[list[str], list[str], str] | None:
+        return self._source.layout(self.table_name)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        self._trace(sql, params)
+        return self._source.query(sql, params, self.table_name)
+
+    def _refuse(self) -> ReadOnlyDatabaseError:
+        return ReadOnlyDatabaseError(f"{self._source.describe()} is served read-only", table=self.table_name)
+
+    def transaction(self) -> Any:
+        raise self._refuse()
+
+    def _execute_write(self, sql: str, params: Sequence[Any]) -> int:
+        raise self._refuse()
+
+    def _write_one(self, row: list[Any]) -> tuple[int, int]:
+        raise self._refuse()
+
+    def _write_many(self, batches: Batches) -> int:
+        raise self._refuse()
+
+    def _create_table(self) -> None:
+        raise self._refuse()
+
+    def _apply_migrations(self) -> TableShape | None:
+        raise self._refuse()
+
+    def _drop(self) -> None:
+        raise self._refuse()
 
 
 def _lenient_text(raw: bytes) -> str | bytes:
@@ -362,9 +409,6 @@ class PostgresSource(Source):
             recency_indexes=False,
         )
 
-    def query(self, reader: TableReader, statement: str, params: Sequence[Any]) -> list[_Row]:
-        return reader.store._query(statement, params)
-
 
 def _without_password(url: str) -> str:
     try:
@@ -389,6 +433,7 @@ __all__ = [
     "Cursor",
     "Filters",
     "PostgresSource",
+    "ReadOnlySqliteStorage",
     "Source",
     "SqliteSource",
     "TableReader",

@@ -1,0 +1,123 @@
+"""The endpoints over the conversation modules: a session's history, search and usage.
+
+Each calls its module with the table's read-only store and the caller's user
+scope; a module this installation lacks answers 501.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agno_storage.errors import ReadOnlyDatabaseError
+from agno_storage.web import bodies
+from agno_storage.web.app import HttpError, Server, _server, not_found_session, params
+from agno_storage.web.auth import Principal
+from agno_storage.web.source import TableReader
+
+
+def _module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"agno_storage.{name}")
+    except ImportError:
+        raise HttpError(501, "not_implemented", f"this installation has no agno_storage.{name}") from None
+
+
+def history_of(server: Server, reader: TableReader, who: Principal, session_id: str) -> list[Any]:
+    """The session's messages (as ``conversation.Message``), scoped; HttpError 404 if it has none the caller may see.
+
+    A Go Agent's session may exist only as ``agent_runs`` rows: such a
+    session has a history without a session row.
+    """
+    conversation = _module("conversation")
+    messages: list[Any] = server.read(reader, lambda: conversation.history(reader.store, session_id, who.user_id))
+    if not messages and server.read(reader, lambda: reader.get(session_id, who.user_id)) is None:
+        raise not_found_session(session_id, reader.name)
+    return messages
+
+
+def api_history(request: Request) -> Response:
+    server = _server(request)
+    who = server.principal(request)
+    query = params(request, ("table",))
+    reader = server.reader(query.get("table"))
+    session_id = request.path_params["session_id"]
+    messages = history_of(server, reader, who, session_id)
+    converter = _module("conversation").make_converter()
+    return server.json(
+        bodies.HistoryBody(table=reader.name, session_id=session_id, messages=converter.unstructure(messages))
+    )
+
+
+def _scoped_user(who: Principal, asked: str | None) -> str | None:
+    if who.user_id is None:
+        return asked
+    if asked is not None and asked != who.user_id:
+        raise HttpError(403, "forbidden", "this token may only read its own user's sessions")
+    return who.user_id
+
+
+def search_hits(server: Server, reader: TableReader, who: Principal, query: dict[str, str]) -> list[Any]:
+    """The hits of ``query["q"]``, scoped to the caller's user."""
+    from agno_storage.web.app import limit_param
+
+    search = _module("search")
+    text = query.get("q", "").strip()
+    if not text:
+        raise HttpError(400, "bad_request", "q= must name what to search for")
+    user = _scoped_user(who, query.get("user_id"))
+    limit = limit_param(query.get("limit"))
+    entity = query.get("entity_id")
+
+    def run() -> list[Any]:
+        try:
+            found: list[Any] = search.search(reader.store, text, user_id=user, entity_id=entity, limit=limit)
+        except ReadOnlyDatabaseError:
+            # An index that needs bringing up to date is a write: read every session instead.
+            found = search.scan(reader.store, search.terms(text), user, entity, limit)
+        return found
+
+    hits = server.read(reader, run)
+    if who.user_id is not None:
+        # Belt and braces: a hit is a session, and a scoped token sees only its user's.
+        hits = [h for h in hits if getattr(h, "user_id", who.user_id) == who.user_id]
+    return hits
+
+
+def api_search(request: Request) -> Response:
+    server = _server(request)
+    who = server.principal(request)
+    query = params(request, ("table", "q", "user_id", "entity_id", "limit"))
+    reader = server.reader(query.get("table"))
+    hits = search_hits(server, reader, who, query)
+    converter = _module("conversation").make_converter()
+    return server.json(bodies.SearchBody(table=reader.name, query=query["q"], hits=converter.unstructure(hits)))
+
+
+def usage_report(server: Server, reader: TableReader, who: Principal, query: dict[str, str]) -> Any:
+    """What ``usage`` reports for the table, scoped to the caller's user."""
+    from agno_storage.web.app import time_param
+
+    usage = _module("usage")
+    user = _scoped_user(who, query.get("user_id"))
+    since = time_param("since", query.get("since"))
+    until = time_param("until", query.get("until"))
+    return server.read(
+        reader,
+        lambda: usage.usage(reader.store, user_id=user, entity_id=query.get("entity_id"), since=since, until=until),
+    )
+
+
+def api_usage(request: Request) -> Response:
+    server = _server(request)
+    who = server.principal(request)
+    query = params(request, ("table", "user_id", "entity_id", "since", "until"))
+    reader = server.reader(query.get("table"))
+    report = usage_report(server, reader, who, query)
+    value = attrs.asdict(report) if attrs.has(type(report)) else report
+    return Response(bodies.dumps(value), media_type="application/json")

@@ -1,0 +1,363 @@
+"""The web page: server-rendered HTML over the same reads as the API, plus a little script.
+
+Views: the session list with filters (``/``), one conversation
+(``/sessions/{id}``), search with highlighted hits (``/search``) and usage
+per day and per entity as bar charts (``/usage``). Every value shown is
+escaped; the page has no build step. With tokens configured, ``/login``
+takes a token and keeps it in an HttpOnly cookie.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from agno_storage.web.app import (
+    SESSIONS_PARAMS,
+    HttpError,
+    Server,
+    _server,
+    cursor_param,
+    filters_from,
+    limit_param,
+    params,
+)
+from agno_storage.web.auth import COOKIE
+from agno_storage.web.source import encode_cursor
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def when(ts: int | None) -> str:
+    if ts is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def link(path: str, **query: str | None) -> str:
+    kept = {k: v for k, v in query.items() if v not in (None, "")}
+    return path + ("?" + urlencode(kept) if kept else "")
+
+
+def layout(title: str, body: str, *, active: str = "", table: str | None = None) -> HTMLResponse:
+    nav = "".join(
+        f'<a href="{esc(link(path, table=table))}" class="{"active" if name == active else ""}">{name.title()}</a>'
+        for name, path in (("sessions", "/"), ("search", "/search"), ("usage", "/usage"))
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)} · agno-storage</title>
+<link rel="stylesheet" href="/static/app.css">
+<script src="/static/app.js" defer></script>
+</head><body>
+<header><span class="brand">agno-storage</span><nav>{nav}</nav></header>
+<main>
+<h1>{esc(title)}</h1>
+{body}
+</main></body></html>"""
+    return HTMLResponse(page)
+
+
+def table_picker(server: Server, current: str | None) -> str:
+    options = "".join(
+        f'<option value="{esc(t.name)}"{" selected" if t.name == current else ""}>'
+        f"{esc(t.name)} ({esc(t.mode.value)}, {t.rows} rows)</option>"
+        for t in server.tables()
+    )
+    return f'<label>Table <select name="table" id="table" data-autosubmit>{options}</select></label>'
+
+
+def current_table(server: Server, asked: str | None) -> str | None:
+    if asked:
+        return asked
+    tables = server.tables()
+    return tables[0].name if tables else None
+
+
+def sign_in_redirect(request: Request) -> Response:
+    return RedirectResponse(
+        link("/login", next=request.url.path + ("?" + request.url.query if request.url.query else "")), 303
+    )
+
+
+# --- views --------------------------------------------------------------------
+
+
+def sessions_view(request: Request) -> Response:
+    server = _server(request)
+    who = server.principal(request, page=True)
+    query = params(request, SESSIONS_PARAMS)
+    table = current_table(server, query.get("table"))
+    if table is None:
+        return layout("Sessions", '<p class="empty">This database has no sessions table.</p>', active="sessions")
+    reader = server.reader(table)
+    limit = limit_param(query.get("limit"))
+    sessions, after = server.page(reader, who, filters_from(query), cursor_param(query.get("cursor")), limit)
+    entity = reader.store.spec.entity_column
+    fields = "".join(
+        f'<label>{label} <input name="{name}" id="{name}" value="{esc(query.get(name))}" placeholder="{hint}"></label>'
+        for name, label, hint in (
+            ("user_id", "User", "any"),
+            ("entity_id", entity, "any"),
+            ("since", "Since", "2024-01-31 or Unix seconds"),
+            ("until", "Until", "2024-02-01"),
+        )
+    )
+    form = f'<form class="filters" method="get" action="/">{table_picker(server, table)}{fields}<button type="submit">Filter</button></form>'
+    rows = "".join(
+        "<tr>"
+        f'<td><a class="session-link" href="{esc(link("/sessions/" + quote(s.session_id, safe=""), table=table))}">{esc(s.session_id)}</a></td>'
+        f"<td>{esc(s.user_id or '-')}</td><td>{esc(s.entity_id or '-')}</td>"
+        f"<td>{when(s.created_at)}</td><td>{when(s.updated_at)}</td></tr>"
+        for s in sessions
+    )
+    if sessions:
+        listing = (
+            f'<table class="sessions"><thead><tr><th>session_id</th><th>user_id</th><th>{esc(entity)}</th>'
+            f"<th>created (UTC)</th><th>updated (UTC)</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    else:
+        listing = '<p class="empty">No session matches.</p>'
+    more = ""
+    if after is not None:
+        keep = {k: v for k, v in query.items() if k != "cursor"}
+        more = f'<p><a id="next-page" href="{esc(link("/", **keep, cursor=encode_cursor(after)))}">Next page →</a></p>'
+    return layout("Sessions", form + listing + more, active="sessions", table=table)
+
+
+def _message_html(message: dict[str, Any]) -> str:
+    role = str(message.get("role") or "?")
+    who = role + (f" · {message['member']}" if message.get("member") else "")
+    if message.get("name"):
+        who += f" · {message['name']}"
+    parts = [f'<div class="who">{esc(who)}<span class="time">{when(message.get("created_at"))}</span></div>']
+    if message.get("content") is not None:
+        parts.append(f'<div class="content">{esc(message["content"])}</div>')
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        name = (
+            function.get("name") if isinstance(function, dict) else call.get("name") if isinstance(call, dict) else None
+        )
+        args = function.get("arguments") if isinstance(function, dict) else call
+        parts.append(
+            f'<div class="tool-call">tool call <b>{esc(name or "?")}</b><pre>{esc(args if isinstance(args, str) else json.dumps(args, ensure_ascii=False))}</pre></div>'
+        )
+    role_class = re.sub(r"[^a-z]", "", role.lower()) or "other"
+    return f'<article class="message role-{role_class}">{"".join(parts)}</article>'
+
+
+def session_view(request: Request) -> Response:
+    from agno_storage.web import extras
+
+    server = _server(request)
+    who = server.principal(request, page=True)
+    query = params(request, ("table",))
+    table = current_table(server, query.get("table"))
+    if table is None:
+        raise HttpError(404, "not_found", "this database has no sessions table")
+    reader = server.reader(table)
+    session_id = request.path_params["session_id"]
+    session = server.read(reader, lambda: reader.get(session_id, who.user_id))
+    try:
+        messages = extras.history_of(server, reader, who, session_id)
+        conversation = _module_converter().unstructure(messages) if messages else []
+        talk = (
+            "".join(_message_html(m) for m in conversation)
+            or '<p class="empty">This session holds no conversation.</p>'
+        )
+    except HttpError as exc:
+        if exc.status == 404 and session is None:
+            return layout(
+                "No such session", f'<p class="empty">No session {esc(session_id)!s} in {esc(table)}.</p>', table=table
+            )
+        if exc.status != 501 and exc.status != 404:
+            raise
+        talk = f'<p class="empty">{esc(exc.message)}</p>'
+    facts = ""
+    raw = ""
+    if session is not None:
+        columns = attrs.asdict(session)
+        facts = "".join(
+            f"<dt>{esc(k)}</dt><dd>{esc(when(v) if k in ('created_at', 'updated_at') else v if isinstance(v, str) or v is None else '…')}</dd>"
+            for k, v in columns.items()
+            if k in ("session_id", "user_id", "created_at", "updated_at", reader.store.spec.entity_column)
+        )
+        raw = f"<details><summary>All columns</summary><pre>{esc(json.dumps(columns, indent=2, ensure_ascii=False, default=str))}</pre></details>"
+    back = f'<p><a href="{esc(link("/", table=table))}">← Sessions</a></p>'
+    body = f'{back}<dl class="facts">{facts}</dl><section id="conversation" class="conversation">{talk}</section>{raw}'
+    return layout(f"Session {session_id}", body, active="sessions", table=table)
+
+
+def _module_converter() -> Any:
+    from agno_storage import conversation
+
+    return conversation.make_converter()
+
+
+_MARKED = re.compile(r"\[([^\[\]]*)\]")
+
+
+def snippet_html(snippet: str) -> str:
+    """A search snippet escaped, its ``[matched]`` words in ``<mark>``."""
+    out, last = [], 0
+    for m in _MARKED.finditer(snippet):
+        out.append(esc(snippet[last : m.start()]))
+        out.append(f"<mark>{esc(m.group(1))}</mark>")
+        last = m.end()
+    out.append(esc(snippet[last:]))
+    return "".join(out)
+
+
+def search_view(request: Request) -> Response:
+    from agno_storage.web import extras
+
+    server = _server(request)
+    who = server.principal(request, page=True)
+    query = params(request, ("table", "q", "user_id", "entity_id", "limit"))
+    table = current_table(server, query.get("table"))
+    text = query.get("q", "")
+    form = (
+        f'<form class="filters" method="get" action="/search">{table_picker(server, table)}'
+        f'<label>Search <input type="search" name="q" id="q" value="{esc(text)}" placeholder="words said in a session" autofocus></label>'
+        '<button type="submit">Search</button></form>'
+    )
+    results = ""
+    if text.strip() and table is not None:
+        reader = server.reader(table)
+        try:
+            hits = _module_converter().unstructure(extras.search_hits(server, reader, who, query))
+        except HttpError as exc:
+            if exc.status != 501:
+                raise
+            hits = None
+            results = f'<p class="empty">{esc(exc.message)}</p>'
+        if hits is not None:
+            items = "".join(
+                f'<li class="hit"><a class="hit-link" href="{esc(link("/sessions/" + quote(str(h.get("session_id")), safe=""), table=table))}">'
+                f'{esc(h.get("session_id"))}</a> <span class="role">{esc((h.get("message") or {}).get("role") or "")}</span>'
+                f'<div class="snippet">{snippet_html(str(h.get("snippet") or ""))}</div></li>'
+                for h in hits
+            )
+            results = f'<ol class="hits">{items}</ol>' if hits else '<p class="empty">No hit.</p>'
+    return layout("Search", form + results, active="search", table=table)
+
+
+def _bars(title: str, rows: Iterable[tuple[str, float]], unit: str, element_id: str) -> str:
+    data = list(rows)
+    if not data:
+        return f'<h2>{esc(title)}</h2><p class="empty">Nothing to show.</p>'
+    top = max(v for _, v in data) or 1
+    bar_h, gap, label_w, width = 22, 6, 170, 640
+    height = len(data) * (bar_h + gap)
+    bars = []
+    for i, (label, value) in enumerate(data):
+        y = i * (bar_h + gap)
+        w = max(1.0, (width - label_w - 90) * value / top)
+        shown = f"{value:,.0f}"
+        bars.append(
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{esc(label)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" rx="3"><title>{esc(label)}: {shown} {esc(unit)}</title></rect>'
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 15}">{shown}</text>'
+        )
+    return (
+        f'<h2>{esc(title)}</h2><svg id="{element_id}" class="chart" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}">{"".join(bars)}</svg>'
+    )
+
+
+def usage_view(request: Request) -> Response:
+    from agno_storage.web import extras
+
+    server = _server(request)
+    who = server.principal(request, page=True)
+    query = params(request, ("table", "user_id", "entity_id", "since", "until"))
+    table = current_table(server, query.get("table"))
+    form = f'<form class="filters" method="get" action="/usage">{table_picker(server, table)}<button type="submit">Show</button></form>'
+    if table is None:
+        return layout("Usage", form, active="usage")
+    reader = server.reader(table)
+    try:
+        report = extras.usage_report(server, reader, who, query)
+    except HttpError as exc:
+        if exc.status != 501:
+            raise
+        return layout("Usage", form + f'<p class="empty">{esc(exc.message)}</p>', active="usage", table=table)
+    value = attrs.asdict(report) if attrs.has(type(report)) else report
+    charts = usage_charts(value)
+    return layout("Usage", form + charts, active="usage", table=table)
+
+
+def usage_charts(report: dict[str, Any]) -> str:
+    """Bar charts of a usage report: tokens (or sessions) per day and per entity."""
+
+    def series(rows: Any, key: str) -> list[tuple[str, float]]:
+        out = []
+        for row in rows or []:
+            if not isinstance(row, dict):
+                continue
+            label = row.get(key)
+            value = row.get("total_tokens", row.get("tokens", row.get("sessions", 0)))
+            out.append((str(label if label is not None else "-"), float(value or 0)))
+        return out
+
+    unit = "tokens"
+    return _bars("Tokens per day", series(report.get("by_day"), "day"), unit, "usage-by-day") + _bars(
+        "Tokens per entity", series(report.get("by_entity"), "entity_id"), unit, "usage-by-entity"
+    )
+
+
+# --- signing in ---------------------------------------------------------------
+
+
+async def login_view(request: Request) -> Response:
+    server = _server(request)
+    target = request.query_params.get("next", "/")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    message = ""
+    if request.method == "POST":
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        if server.tokens is None or server.tokens.principal(token) is not None:
+            response = RedirectResponse(target, 303)
+            if server.tokens is not None:
+                response.set_cookie(
+                    COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+                )
+            return response
+        message = '<p class="error">That token is not valid.</p>'
+    body = (
+        f'{message}<form class="filters" method="post" action="{esc(link("/login", next=target))}">'
+        '<label>Token <input type="password" name="token" id="token" autocomplete="current-password"></label>'
+        '<button type="submit">Sign in</button></form>'
+    )
+    return layout("Sign in", body)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/", sessions_view),
+        Route("/sessions/{session_id:path}", session_view),
+        Route("/search", search_view),
+        Route("/usage", usage_view),
+        Route("/login", login_view, methods=["GET", "POST"]),
+    ]
+
+
+__all__ = ["routes", "sign_in_redirect", "snippet_html"]
