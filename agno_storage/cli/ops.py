@@ -159,9 +159,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 def _export(args: argparse.Namespace) -> int:
     with open_database(args.url, _schema(args.schema)) as db, _progress("export") as bar:
         if args.output in (None, "-"):
-            export_ops.export_table(
-                db, args.table, sys.stdout.buffer, mode=_mode(args), filters=_filters(args), progress=bar
-            )
+            export_ops.export_table(db, args.table, _stdout(), mode=_mode(args), filters=_filters(args), progress=bar)
             sys.stdout.flush()
             return OK
         # A file appears only when the export is whole.
@@ -177,6 +175,21 @@ def _export(args: argparse.Namespace) -> int:
             raise
     _summary(args, summary, f"exported {summary.sessions} sessions of table {summary.table!r} to {args.output}")
     return OK
+
+
+class _TextSink:
+    """Bytes to a text stream that has no binary buffer (a redirected sys.stdout)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data.decode())
+
+
+def _stdout() -> Any:
+    buffer = getattr(sys.stdout, "buffer", None)
+    return buffer if buffer is not None else _TextSink(sys.stdout)
 
 
 def _lines(source: IO[bytes]) -> Iterator[bytes]:
