@@ -103,7 +103,7 @@ def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT
         from agno_storage.backends.postgres import PostgresStorage
     except ImportError as exc:
         raise StorageError(
-            f"PostgreSQL needs psycopg: pip install 'agno_storage[postgres]' ({exc})", table=table_name
+            f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})", table=table_name
         ) from exc
     return PostgresStorage(table_name, db_url=url, mode=mode, **kwargs)
 

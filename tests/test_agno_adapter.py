@@ -64,7 +64,7 @@ def test_adapter_without_agno_says_what_to_install() -> None:
     done = run_python(BLOCK_AGNO + "import agno_storage.agno")
     assert done.returncode != 0
     assert "ImportError" in done.stderr
-    assert "pip install 'agno_storage[agno]'" in done.stderr
+    assert "pip install 'agno-session-storage[agno]'" in done.stderr
 
 
 def test_mode_set_after_construction_picks_the_table_shape(tmp_path: Path) -> None:

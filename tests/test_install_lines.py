@@ -18,7 +18,7 @@ EXTRAS = set(PYPROJECT["project"]["optional-dependencies"])
 _INSTALL = re.compile(r"pip install(?: -[-\w]+)* '?([\w.-]+)(?:\[([\w,]+)\])?")
 
 #: Where users read install lines. agno_storage/ joins once its messages name the distribution.
-PLACES = ["README.md", "docs/*.md", "examples/*.py", "bench/*.py", "devkit/*.py"]
+PLACES = ["README.md", "docs/*.md", "examples/*.py", "bench/*.py", "devkit/*.py", "agno_storage/**/*.py"]
 
 
 def install_lines() -> list[Any]:

@@ -214,7 +214,7 @@ def test_star_import_needs_neither_agno_nor_psycopg() -> None:
         "try:\n"
         "    open_storage('postgresql://u@h/db', 't')\n"
         "except StorageError as exc:\n"
-        "    assert 'agno_storage[postgres]' in str(exc), exc\n"
+        "    assert 'agno-session-storage[postgres]' in str(exc), exc\n"
         "else:\n"
         "    raise SystemExit('no error')\n"
     )
