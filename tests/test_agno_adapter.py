@@ -186,7 +186,7 @@ def test_deep_copies_share_the_database(tmp_path: Path) -> None:
         # agno 1.x only ever had version 1; a caller asking for another gets no silent downgrade.
         ({"db_url": "sqlite:///x.db", "schema_version": 2}, "schema_version 1, got 2"),
         # A pathlib.Path is the likely slip: it is not a URL, so no engine is guessed from it.
-        ({"db_url": Path("x.db")}, "URL must be a str"),
+        ({"db_url": Path("x.db")}, "db_url must be a str"),
     ],
 )
 def test_arguments_agno_would_misread_are_refused(
