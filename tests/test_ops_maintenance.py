@@ -1,0 +1,192 @@
+"""doctor, prune, backup and the read-only guarantee of tables / export / doctor, on real writers' files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from agno_storage import AgentSession, SqliteStorage
+from agno_storage.cli import main
+from agno_storage.ops.backup import backup
+from agno_storage.ops.db import open_database
+from agno_storage.ops.doctor import PROBLEM, diagnose
+from agno_storage.ops.export import export_table
+from agno_storage.ops.prune import prune
+from agno_storage.ops.tables import list_tables
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def journal_mode(path: Path) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "table"), [("agno_agent.db", "agent_sessions"), ("go_agent_conversation.db", "agent_sessions")]
+)
+def test_inspection_leaves_bytes_and_journal_mode_as_they_were(
+    tmp_path: Path, name: str, table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / name
+    shutil.copy(FIXTURES / name, path)
+    before, mode = digest(path), journal_mode(path)
+    assert mode == "delete"  # a rollback-journal file: opening it as the store does would switch it to WAL
+    for argv in (["tables", str(path)], ["doctor", str(path)], ["export", str(path), "--table", table]):
+        assert main(argv) == 0
+    assert main(["export", str(path), "--table", "missing"]) == 1
+    capsys.readouterr()
+    assert (digest(path), journal_mode(path)) == (before, mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_read_only_folder_can_be_inspected(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "go_agent.db", folder / "go.db")
+    (folder / "go.db").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        with open_database(str(folder / "go.db")) as db:
+            assert [t.rows for t in list_tables(db).sessions] == [17]
+            export_table(db, "agent_sessions", io.BytesIO())
+    finally:
+        folder.chmod(0o755)
+
+
+def test_doctor_finds_each_kind_of_damage(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    with open_database(str(path), lenient_text=True) as db:
+        assert diagnose(db, str(path)).ok
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE agent_sessions SET memory = '{not json' WHERE session_id = 'agent-existing'")
+    conn.execute(
+        "INSERT INTO agent_sessions (session_id, user_id, agent_id, agent_data, created_at) VALUES "
+        "('s-list', 'u', 'a', '[1, 2]', 'yesterday')"
+    )
+    conn.execute(
+        "INSERT INTO agent_sessions (session_id, user_id, agent_id, session_data) VALUES "
+        "('s-bytes', 'u', 'a', CAST(x'ff00' AS TEXT))"
+    )
+    conn.execute("INSERT INTO agent_runs (id, session_id) VALUES ('r-x', 'nobody')")
+    conn.commit()
+    conn.close()
+    with open_database(str(path), lenient_text=True) as db:
+        report = diagnose(db, str(path))
+    problems = {(f.session_id, f.column) for f in report.findings if f.severity == PROBLEM}
+    assert problems == {
+        ("agent-existing", "memory"),
+        ("s-list", "agent_data"),
+        ("s-list", "created_at"),
+        ("s-bytes", "session_data"),
+    }
+    assert not report.ok
+    orphans = [f for f in report.findings if f.kind == "orphaned_runs"]
+    assert len(orphans) == 1 and "3 of 5" in orphans[0].message
+    assert main(["doctor", str(path)]) == 3
+
+
+def test_doctor_calls_an_old_table_a_problem() -> None:
+    with open_database(str(FIXTURES / "agno_agent_pre12.db")) as db:
+        report = diagnose(db)
+    assert [f.kind for f in report.findings if f.severity == PROBLEM] == ["old_schema"]
+
+
+def test_prune_removes_exactly_the_old_sessions_and_their_runs(tmp_path: Path) -> None:
+    path = tmp_path / "conv.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    store = SqliteStorage("agent_sessions", db_file=path)
+    now = 1_800_000_000
+    for sid, user in (("old-ada", "ada"), ("old-bob", "bob"), ("new-ada", "ada"), ("no-update", "ada")):
+        store.upsert(AgentSession(session_id=sid, user_id=user, agent_id="a"))
+    store.close()
+    conn = sqlite3.connect(path)
+    stamps = {
+        "old-ada": (1, now - 40 * 86400),
+        "old-bob": (1, now - 31 * 86400),
+        "new-ada": (1, now - 86400),
+        "no-update": (now - 50 * 86400, None),
+        "agent-existing": (now, now),
+    }
+    for sid, (created, updated) in stamps.items():
+        conn.execute(
+            "UPDATE agent_sessions SET created_at = ?, updated_at = ? WHERE session_id = ?", (created, updated, sid)
+        )
+    conn.execute(
+        "INSERT INTO agent_runs (id, session_id) VALUES ('r1', 'old-ada'), ('r2', 'old-ada'), ('r3', 'new-ada')"
+    )
+    conn.commit()
+    conn.close()
+    url = str(path)
+    with open_database(url) as db:
+        dry = prune(db, url, "agent_sessions", 30 * 86400, dry_run=True, now=now)
+        assert dry.session_ids == ("no-update", "old-ada", "old-bob") and dry.runs == 2
+        only_ada = prune(db, url, "agent_sessions", 30 * 86400, user="ada", now=now)
+    assert only_ada.session_ids == ("no-update", "old-ada") and only_ada.runs == 2
+    conn = sqlite3.connect(path)
+    assert sorted(r[0] for r in conn.execute("SELECT session_id FROM agent_sessions")) == [
+        "agent-existing",
+        "new-ada",
+        "old-bob",
+    ]
+    assert sorted(r[0] for r in conn.execute("SELECT id FROM agent_runs WHERE id LIKE 'r%'")) == ["r3"]
+    # The Go Agent's own runs (of sessions with no row) are left alone.
+    assert conn.execute("SELECT COUNT(*) FROM agent_runs WHERE session_id = 'agent-new'").fetchone()[0] == 2
+    conn.close()
+
+
+def _writer(path: str, prefix: str, stop_after: float) -> None:
+    store = SqliteStorage("agent_sessions", db_file=path)
+    end = time.monotonic() + stop_after
+    i = 0
+    while time.monotonic() < end:
+        store.upsert_many(
+            AgentSession(session_id=f"{prefix}-{i}-{j}", user_id=prefix, agent_id="a", memory={"pad": "x" * 500})
+            for j in range(20)
+        )
+        i += 1
+    store.close()
+
+
+@pytest.mark.slow
+def test_backup_while_three_processes_write(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    SqliteStorage("agent_sessions", db_file=path).create()
+    ctx = multiprocessing.get_context("spawn")
+    writers = [ctx.Process(target=_writer, args=(str(path), f"w{n}", 8.0)) for n in range(3)]
+    for w in writers:
+        w.start()
+    committed: set[str] = set()
+    deadline = time.monotonic() + 30
+    while len({sid.split("-")[0] for sid in committed}) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)  # until all three write
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        committed = {r[0] for r in conn.execute("SELECT session_id FROM agent_sessions")}
+        conn.close()
+    summary = backup(str(path), tmp_path / "snap.db")
+    for w in writers:
+        w.join(30)
+        assert w.exitcode == 0
+    snap = sqlite3.connect(tmp_path / "snap.db")
+    assert snap.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    held = {r[0] for r in snap.execute("SELECT session_id FROM agent_sessions")}
+    snap.close()
+    assert committed and committed <= held
+    assert summary.pages > 0
+    with pytest.raises(Exception, match="exists"):
+        backup(str(path), tmp_path / "snap.db")
