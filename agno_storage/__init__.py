@@ -34,6 +34,7 @@ from agno_storage.models import (
     WorkflowSession,
     WorkflowSessionV2,
 )
+from agno_storage.search import SearchHit
 from agno_storage.urls import open_storage
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = [
     "ReadOnlyDatabaseError",
     "SchemaMismatchError",
     "SchemaVersionError",
+    "SearchHit",
     "Session",
     "SqliteStorage",
     "StorageError",

@@ -63,6 +63,14 @@ def read_runs(store: BaseStorage, session_id: str, user_id: str | None = None) -
     return [_row(r) for r in store._query(sql, params)]
 
 
+def all_runs(store: BaseStorage) -> builtins.list[RunRow]:
+    """Every run in the file, by session and then in the order written (for building an index)."""
+    if not exists(store):
+        return []
+    sql = f"SELECT {_COLUMNS} FROM {TABLE} ORDER BY session_id, created_at, rowid"  # noqa: S608 - constant identifiers
+    return [_row(r) for r in store._query(sql, ())]
+
+
 def runs_only_sessions(store: BaseStorage, user_id: str | None = None) -> builtins.list[str]:
     """Session ids that have ``agent_runs`` rows but no row in the sessions table, newest first.
 
@@ -136,4 +144,4 @@ def _row(raw: tuple[Any, ...]) -> RunRow:
     )
 
 
-__all__ = ["TABLE", "applies", "exists", "read_runs", "runs_only_sessions"]
+__all__ = ["TABLE", "all_runs", "applies", "exists", "read_runs", "runs_only_sessions"]

@@ -131,7 +131,7 @@ def history(store: BaseStorage, session_id: str, user_id: str | None = None) -> 
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
     if not runs:
         return messages
-    return _merge(messages, runs_messages(runs, store.table_name))
+    return merge(messages, runs_messages(runs, store.table_name))
 
 
 def session_messages(session: Session, table: str) -> builtins.list[Message]:
@@ -448,7 +448,7 @@ def _text(content: Any) -> str | None:
     return orjson.dumps(content).decode()
 
 
-def _merge(first: builtins.list[Message], second: builtins.list[Message]) -> builtins.list[Message]:
+def merge(first: builtins.list[Message], second: builtins.list[Message]) -> builtins.list[Message]:
     """Two ordered conversations of one session as one, by time; at equal times ``first`` goes first."""
 
     def times(messages: builtins.list[Message]) -> builtins.list[int]:
@@ -485,6 +485,7 @@ __all__ = [
     "history",
     "make_converter",
     "memory_messages",
+    "merge",
     "runs_messages",
     "session_messages",
 ]

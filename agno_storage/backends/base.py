@@ -20,7 +20,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
-from agno_storage import agent_runs, codec, conversation, schema
+from agno_storage import agent_runs, codec, conversation, schema, search
 from agno_storage.backends.statements import EQUALS, SelectKey, Statements, filter_kind
 from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
 from agno_storage.models import BaseSession, Mode, Session
@@ -492,6 +492,26 @@ class BaseStorage(abc.ABC):
         """Sessions a Go Agent ran that have ``agent_runs`` rows but no session row (not in ``list()``)."""
         _check_user(user_id, self.table_name)
         return agent_runs.runs_only_sessions(self, user_id)
+
+    def search(
+        self, query: str, user_id: str | None = None, entity_id: str | None = None, limit: int = 20
+    ) -> builtins.list[search.SearchHit]:
+        """Messages holding every word of ``query``, best first, from every session this table has.
+
+        Scans every session unless :meth:`enable_search` built the index. See
+        :func:`agno_storage.search.search` and docs/search.md.
+        """
+        _check_user(user_id, self.table_name)
+        _check_user(entity_id, self.table_name, "entity_id")
+        return search.search(self, query, user_id, entity_id, limit)
+
+    def enable_search(self) -> None:
+        """Build the full-text index and the triggers that log changes for it (opt-in; docs/search.md)."""
+        search.enable_search(self)
+
+    def disable_search(self) -> None:
+        """Remove the full-text index, its log and its triggers."""
+        search.disable_search(self)
 
     # --- agno 1.x names ----------------------------------------------------
 

@@ -1,0 +1,183 @@
+"""Full-text search over every message of every session: :class:`SearchHit` and :func:`search`.
+
+A query is split into words (runs of letters and digits, lower-cased);
+a message matches when it holds every word as a whole word. Quotes,
+operators and any other characters in a query are separators, never
+syntax, so no query raises a full-text syntax error.
+
+Without an index, :func:`search` scans: it reads every session's history
+(slow on a large table, no setup). :func:`enable_search` builds an index
+(SQLite FTS5, PostgreSQL ``tsvector`` with a GIN index) that every later
+search first brings up to date from a log the table's triggers fill; see
+docs/search.md for the design and its cost to other writers, and
+:mod:`agno_storage.search_index`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from agno_storage import agent_runs, conversation
+from agno_storage.conversation import Message
+from agno_storage.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from agno_storage.backends.base import BaseStorage
+
+_WORD = re.compile(r"[^\W_]+")
+#: Words either side of the first match in a snippet the scan makes.
+SNIPPET_WORDS = 8
+
+
+@attrs.frozen(kw_only=True)
+class SearchHit:
+    """One message that matched a query, with the session it belongs to.
+
+    ``entity_id`` is the agent, team or workflow id (``None`` for a session
+    only ``agent_runs`` holds). ``snippet`` is the message text around the
+    match with each matched word in ``[`` ``]``. ``score`` orders the hits
+    (higher is better); it is comparable within one result list only.
+    """
+
+    session_id: str
+    user_id: str | None
+    entity_id: str | None
+    message: Message
+    snippet: str
+    score: float
+
+
+def terms(query: str) -> builtins.list[str]:
+    """The words of ``query``, lower-cased, each once, in order."""
+    return builtins.list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+
+
+def check_args(store: BaseStorage, query: object, limit: object) -> str:
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a str, got {query!r}", table=store.table_name)
+    if type(limit) is not int or not 1 <= limit <= 10_000:
+        raise InvalidInputError(f"limit must be an int from 1 to 10000, got {limit!r}", table=store.table_name)
+    return query
+
+
+def search(
+    store: BaseStorage,
+    query: str,
+    user_id: str | None = None,
+    entity_id: str | None = None,
+    limit: int = 20,
+) -> builtins.list[SearchHit]:
+    """Messages holding every word of ``query``, best first; with ``user_id`` / ``entity_id``, only those sessions.
+
+    Uses the index if :func:`enable_search` made one (after bringing it up to
+    date, a write transaction when other writers changed the table since),
+    else scans every session. ``[]`` for a query with no words.
+    """
+    from agno_storage import search_index
+
+    words = terms(check_args(store, query, limit))
+    if not words:
+        return []
+    index = search_index.index_for(store)
+    if index.enabled():
+        index.catch_up()
+        return index.search(words, user_id, entity_id, limit)
+    return scan(store, words, user_id, entity_id, limit)
+
+
+def scan(
+    store: BaseStorage, words: builtins.list[str], user_id: str | None, entity_id: str | None, limit: int
+) -> builtins.list[SearchHit]:
+    """:func:`search` without an index: every session's history, read and matched here."""
+    hits: builtins.list[tuple[float, int, SearchHit]] = []
+    order = 0
+    for session_id, owner, entity, messages in sessions_messages(store, user_id, entity_id):
+        for message in messages:
+            score = match(words, message.content)
+            if score:
+                hit = SearchHit(
+                    session_id=session_id,
+                    user_id=owner,
+                    entity_id=entity,
+                    message=message,
+                    snippet=snippet(words, message.content or ""),
+                    score=score,
+                )
+                hits.append((-score, order, hit))
+                order += 1
+    hits.sort(key=lambda h: (h[0], h[1]))
+    return [h[2] for h in hits[:limit]]
+
+
+def sessions_messages(
+    store: BaseStorage, user_id: str | None, entity_id: str | None
+) -> Iterable[tuple[str, str | None, str | None, builtins.list[Message]]]:
+    """(session_id, user_id, entity_id, history) of every session the filters allow, newest first.
+
+    Sessions only ``agent_runs`` holds come last (they have no entity).
+    """
+    for session in store.list(user_id=user_id, entity_id=entity_id):
+        messages = conversation.session_messages(session, store.table_name)
+        runs = agent_runs.read_runs(store, session.session_id)
+        if runs:
+            messages = conversation.merge(messages, conversation.runs_messages(runs, store.table_name))
+        yield session.session_id, session.user_id, session.entity_id, messages
+    if entity_id is None:
+        for session_id in store.runs_only_session_ids(user_id):
+            rows = agent_runs.read_runs(store, session_id, user_id)
+            owner = next((r.user_id for r in rows if r.user_id), None)
+            yield session_id, owner, None, conversation.runs_messages(rows, store.table_name)
+
+
+def words_of(text: str | None) -> builtins.list[str]:
+    return [w.lower() for w in _WORD.findall(text or "")]
+
+
+def match(words: builtins.list[str], text: str | None) -> float:
+    """How often the words occur in ``text`` if it holds all of them, else 0."""
+    if not text:
+        return 0.0
+    found = words_of(text)
+    counts = [found.count(w) for w in words]
+    return float(sum(counts)) if all(counts) else 0.0
+
+
+def snippet(words: builtins.list[str], text: str) -> str:
+    """``text`` around the first matched word, each matched word in brackets."""
+    tokens = builtins.list(_WORD.finditer(text))
+    wanted = set(words)
+    first = next((i for i, t in enumerate(tokens) if t.group().lower() in wanted), 0)
+    lo, hi = max(0, first - SNIPPET_WORDS), min(len(tokens), first + SNIPPET_WORDS + 1)
+    if not tokens:
+        return text
+    start = tokens[lo].start() if lo else 0
+    end = tokens[hi - 1].end() if hi < len(tokens) else len(text)
+    out, at = [], start
+    for t in tokens[lo:hi]:
+        if t.group().lower() in wanted:
+            out += [text[at : t.start()], "[", t.group(), "]"]
+            at = t.end()
+    out.append(text[at:end])
+    return ("…" if start else "") + "".join(out) + ("…" if end < len(text) else "")
+
+
+def enable_search(store: BaseStorage) -> None:
+    """Build the search index and the triggers that keep it current; idempotent. See docs/search.md."""
+    from agno_storage import search_index
+
+    search_index.index_for(store).enable()
+
+
+def disable_search(store: BaseStorage) -> None:
+    """Remove the index, its log and its triggers; the table is as before :func:`enable_search`. Idempotent."""
+    from agno_storage import search_index
+
+    search_index.index_for(store).disable()
+
+
+__all__ = ["SearchHit", "disable_search", "enable_search", "search", "terms"]

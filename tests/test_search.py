@@ -1,0 +1,176 @@
+"""store.search(): full-text search over every writer's messages, scanned or through the opt-in index."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import AgentSession, InvalidInputError, SearchHit, SqliteStorage, TeamSession
+from tests.agno_runner import TABLES, close_storages, run_turn
+from tests.test_go_upstream import USER, go_agent, go_cmds, go_team  # noqa: F401
+
+
+def agno_memory(*turns: tuple[str, str], run: str = "r") -> dict[str, Any]:
+    """agno 1.8.4's memory of an agent that ran ``turns`` (history replayed, as agno does)."""
+    runs, history = [], []
+    for i, (question, answer) in enumerate(turns):
+        now = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        runs.append({"run_id": f"{run}{i}", "messages": [*history, *now]})
+        history = [{**m, "from_history": True} for m in [*history, *now]]
+    return {"runs": runs}
+
+
+def seed(store: Any) -> None:
+    store.upsert(
+        AgentSession(
+            session_id="alice-1",
+            user_id="alice",
+            agent_id="birder",
+            memory=agno_memory(("Where do kestrels nest?", "Kestrels nest on ledges."), ("And owls?", "In hollows.")),
+        )
+    )
+    store.upsert(
+        AgentSession(
+            session_id="bob-1",
+            user_id="bob",
+            agent_id="cook",
+            memory=agno_memory(("A kestrel recipe?", "No: kestrels are protected. Try Käsespätzle 🧀.")),
+        )
+    )
+    store.upsert(AgentSession(session_id="empty", user_id="bob", agent_id="cook"))
+
+
+def found(hits: list[SearchHit]) -> list[tuple[str, str | None]]:
+    return [(h.session_id, h.message.content) for h in hits]
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_search_finds_words_scoped_to_owner(make_store: Any, indexed: bool) -> None:
+    store = make_store("agent")
+    seed(store)
+    if indexed:
+        store.enable_search()
+    hits = store.search("kestrels")
+    assert sorted(found(hits)) == [
+        ("alice-1", "Kestrels nest on ledges."),
+        ("alice-1", "Where do kestrels nest?"),
+        ("bob-1", "No: kestrels are protected. Try Käsespätzle 🧀."),
+    ]
+    assert all(h.message.content and "[" in h.snippet for h in hits)
+    # Every word, whole words, case-insensitively; each message once although agno replayed it.
+    assert found(store.search("KESTRELS nest")) != []
+    assert {c for _, c in found(store.search("kestrels nest"))} == {
+        "Kestrels nest on ledges.",
+        "Where do kestrels nest?",
+    }
+    assert found(store.search("kestrel")) == [("bob-1", "A kestrel recipe?")]
+    # Owner and entity scoping.
+    assert {h.session_id for h in store.search("kestrels", user_id="bob")} == {"bob-1"}
+    assert {h.user_id for h in store.search("kestrels", user_id="alice")} == {"alice"}
+    assert store.search("kestrels", user_id="carol") == []
+    assert {h.entity_id for h in store.search("kestrels", entity_id="cook")} == {"cook"}
+    assert store.search("owls", user_id="bob") == []
+    assert found(store.search("owls", user_id="alice")) == [("alice-1", "And owls?")]
+    # Unicode, and query syntax that is only ever text.
+    assert found(store.search("käsespätzle")) == [("bob-1", "No: kestrels are protected. Try Käsespätzle 🧀.")]
+    for query in ['"kestrels', "kestrels*", "NEAR(kestrels", "kestrels AND", "^kestrels:", "'; DROP TABLE x; --"]:
+        assert {h.session_id for h in store.search(query)} <= {"alice-1", "bob-1"}
+    assert store.search("🧀") == [] and store.search("   ") == [] and store.search("\"'()*:^") == []
+    assert len(store.search("kestrels", limit=1)) == 1
+    with pytest.raises(InvalidInputError):
+        store.search("kestrels", limit=0)
+    with pytest.raises(InvalidInputError):
+        store.search(b"kestrels")
+
+
+def test_index_sees_every_write_and_goes_away(make_store: Any) -> None:
+    """Writes after enable_search, by this store or anyone, are searchable; disable_search leaves the table alone."""
+    store = make_store("team")
+    store.upsert(TeamSession(session_id="t1", team_id="pair", memory=agno_memory(("alpha question", "alpha answer"))))
+    store.enable_search()
+    assert found(store.search("alpha question")) == [("t1", "alpha question")]
+    store.upsert(TeamSession(session_id="t1", team_id="pair", memory=agno_memory(("beta question", "beta answer"))))
+    store.upsert(
+        TeamSession(session_id="t2", team_id="pair", team_data={"messages": [{"role": "user", "content": "gamma"}]})
+    )
+    assert store.search("alpha") == []
+    assert found(store.search("beta answer")) == [("t1", "beta answer")]
+    assert found(store.search("gamma")) == [("t2", "gamma")]
+    store.delete("t2")
+    assert store.search("gamma") == []
+    store.enable_search()  # idempotent
+    assert len(store.search("beta")) == 2
+    store.disable_search()
+    store.disable_search()
+    assert found(store.search("beta answer")) == [("t1", "beta answer")]  # scanning again
+    assert store.read("t1") is not None
+
+
+def test_sqlite_other_writers_and_their_replace(tmp_path: Path) -> None:
+    """Another process's INSERT OR REPLACE, UPDATE and DELETE reach the index; the triggers only touch a plain log."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    before = sqlite3.connect(db).execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'"):
+        assert "_search_queue" in sql and '_search"' not in sql and "_search_map" not in sql
+    row = conn.execute("SELECT * FROM agent_sessions WHERE session_id = 'bob-1'").fetchone()
+    memory = '{"runs": [{"run_id": "x", "messages": [{"role": "user", "content": "replaced by go"}]}]}'
+    # The Go port's upsert: INSERT OR REPLACE of the whole row (a new rowid).
+    conn.execute(
+        "INSERT OR REPLACE INTO agent_sessions (session_id, user_id, memory, agent_id) VALUES (?, ?, ?, ?)",
+        (row[0], row[1], memory, "cook"),
+    )
+    conn.execute("UPDATE agent_sessions SET session_id = 'alice-2' WHERE session_id = 'alice-1'")
+    conn.commit()
+    assert store.search("kestrel") == []
+    assert found(store.search("replaced go")) == [("bob-1", "replaced by go")]
+    assert {h.session_id for h in store.search("owls")} == {"alice-2"}
+    conn.execute("DELETE FROM agent_sessions WHERE session_id = 'alice-2'")
+    conn.commit()
+    assert store.search("owls") == []
+    store.disable_search()
+    assert conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall() == before
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone() == (0,)
+    conn.close()
+    store.close()
+
+
+def test_every_writer_is_found(go_cmds: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A word said in each conversation, by agno's Agent, Team and v2 Workflow and by Go's Agent and Team, is found.
+
+    The index is enabled before the Go Agent made agent_runs: the next search watches it.
+    """
+    db = tmp_path / "all.db"
+    words = {"agent": "aardvark", "team": "bandicoot", "workflow_v2": "capybara"}
+    for kind, word in words.items():
+        run_turn(kind, "ours", str(db), f"py-{kind}", USER, f"tell me about the {word}")
+    close_storages()
+    stores = {kind: SqliteStorage(TABLES[kind], db_file=db, mode=kind) for kind in ("agent", "team", "workflow_v2")}
+    for st in stores.values():
+        st.enable_search()
+    go_agent(go_cmds, db, "go-agent", ["what of the dugong?"], tmp_path / "a.json")
+    go_team(go_cmds, db, "go-team", ["what of the echidna?"], tmp_path / "t.json")
+    for kind, word in words.items():
+        hits = stores[kind].search(word)
+        assert f"py-{kind}" in {h.session_id for h in hits}
+        assert stores[kind].search(word, user_id="someone-else") == []
+    agent_hits = stores["agent"].search("dugong")
+    assert {(h.session_id, h.message.role, h.user_id, h.entity_id) for h in agent_hits} == {
+        ("go-agent", "user", USER, None),
+        ("go-agent", "assistant", USER, None),
+    }
+    assert {h.message.source for h in agent_hits} == {"go-agent"}
+    assert {h.session_id for h in stores["team"].search("echidna")} == {"go-team"}
+    # The same answers without the index.
+    for st in stores.values():
+        st.disable_search()
+    assert {h.session_id for h in stores["agent"].search("dugong")} == {"go-agent"}
+    assert {h.session_id for h in stores["team"].search("echidna")} == {"go-team"}
+    for st in stores.values():
+        st.close()
