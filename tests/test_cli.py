@@ -308,7 +308,7 @@ def test_a_missing_file_or_table_exits_1_and_creates_nothing(
     for command in (["info"], ["list"], ["upgrade"], ["show", "x"], ["delete", "x"]):
         code, _, err = run(capsys, command[0], path, "--table", "other_table", *command[1:])
         assert code == 1
-        assert one_error_line(err) == f"agno-storage: no table 'other_table' in {path}"
+        assert one_error_line(err) == f"agno-storage: no table 'other_table' in {path}; tables there: agent_sessions"
     with contextlib.closing(sqlite3.connect(path)) as conn:
         tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     assert tables == [("agent_sessions",)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agno_storage import BaseStorage, InvalidInputError, Mode, SchemaMismatchError, SqliteStorage, urls
+from agno_storage import BaseStorage, InvalidInputError, Mode, SchemaMismatchError, SqliteStorage, StorageError, urls
 
 PROG = "agno-storage"
 
@@ -115,8 +115,21 @@ def opened(args: argparse.Namespace) -> Iterator[tuple[BaseStorage, bool]]:
         detected = True
     with store:
         if not store.table_exists():
-            raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}")
+            raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}; {_tables_there(args)}")
         yield store, detected
+
+
+def _tables_there(args: argparse.Namespace) -> str:
+    """Which tables the database has, for a "no table" message (read-only)."""
+    from agno_storage.ops.db import open_database
+    from agno_storage.ops.tables import there_are
+
+    schema = "ai" if args.schema is None else args.schema or None
+    try:
+        with open_database(args.url, schema) as db:
+            return there_are(db.table_names())
+    except StorageError:
+        return "its tables could not be listed"
 
 
 def shown(url: str) -> str:
