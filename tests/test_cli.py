@@ -466,7 +466,7 @@ def test_every_command_and_option_is_documented(capsys: pytest.CaptureFixture[st
     doc = DOC.read_text(encoding="utf-8")
     with pytest.raises(SystemExit):
         main(["--help"])
-    choices = re.search(r"\{([a-z_,]+)\}", capsys.readouterr().out)
+    choices = re.search(r"\{([a-z0-9_,-]+)\}", capsys.readouterr().out)
     assert choices is not None
     commands = choices.group(1).split(",")
     assert len(commands) >= 5

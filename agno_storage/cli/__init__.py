@@ -26,7 +26,12 @@ from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, shown, tabl
 
 #: The modules that add subcommands, in the order ``--help`` lists them. Each
 #: has ``register(sub, parents)``; a new feature adds its own module here.
-COMMAND_MODULES: tuple[str, ...] = ("agno_storage.cli.sessions", "agno_storage.cli.ops", "agno_storage.cli.serve")
+COMMAND_MODULES: tuple[str, ...] = (
+    "agno_storage.cli.sessions",
+    "agno_storage.cli.ops",
+    "agno_storage.cli.serve",
+    "agno_storage.cli.agno3",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

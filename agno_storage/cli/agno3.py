@@ -1,0 +1,99 @@
+"""``agno-storage to-agno3``: copy agno 1.x and agno-golang sessions into agno 3.1.10's tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agno_storage import InvalidInputError, Mode
+from agno_storage.agno3 import DEFAULT_TABLES, Agno3Report, to_agno3
+from agno_storage.cli.common import FAILED, OK, Exit, columns, out, shown, to_json
+
+_FLAGS = {
+    Mode.AGENT: "--agent-table",
+    Mode.TEAM: "--team-table",
+    Mode.WORKFLOW: "--workflow-table",
+    Mode.WORKFLOW_V2: "--workflow-v2-table",
+}
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} sessions", end="", file=sys.stderr, flush=True)
+    if done >= total:
+        print(file=sys.stderr)
+
+
+def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
+    verb = "would write" if report.dry_run else "wrote"
+    rows = [["from", "sessions", "runs", "memories", "summaries", "unchanged"]]
+    for label, count in report.modes.items():
+        table = report.tables.get(label, label)
+        rows.append(
+            [
+                f"{label} ({table})",
+                str(count.sessions),
+                str(count.runs),
+                str(count.memories),
+                str(count.summaries),
+                str(count.unchanged),
+            ]
+        )
+    totals = [report.total(w) for w in ("sessions", "runs", "memories", "summaries", "unchanged")]
+    rows.append(["total", *map(str, totals)])
+    lines = columns(rows)
+    if report.missing:
+        lines.append(f"not in {shown(src)} (skipped): {', '.join(report.missing)}")
+    lines += [f"cannot map (kept in metadata): {p}" for p in report.problems]
+    lines.append(
+        f"{verb} {totals[0]} sessions, {totals[1]} runs, {totals[2]} memories to {shown(dst)}"
+        f" in {report.seconds:.2f}s; {totals[4]} already there and unchanged"
+    )
+    return lines
+
+
+def _run(args: argparse.Namespace) -> int:
+    tables = {mode: getattr(args, flag[2:].replace("-", "_")) for mode, flag in _FLAGS.items()}
+    progress = _progress if sys.stderr.isatty() and not args.json else None
+    try:
+        report = to_agno3(
+            args.src,
+            args.dst,
+            tables=tables,
+            schema=args.schema or None,
+            dst_schema=args.dst_schema or None,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    except InvalidInputError as exc:
+        raise Exit(FAILED, str(exc)) from None
+    if args.json:
+        out(to_json(report.to_dict()))
+    else:
+        for line in _summary(report, args.src, args.dst):
+            out(line)
+    return OK
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: dict[str, argparse.ArgumentParser]
+) -> None:
+    """Add ``to-agno3``."""
+    cmd = sub.add_parser(
+        "to-agno3",
+        help="copy agno 1.x / agno-golang sessions into agno 3's agno_sessions, agno_runs and agno_memories",
+        description="Copy every session of SRC's agno 1.x / agno-golang tables into agno 3.1.10's tables in DST "
+        "(the same database is fine). SRC is only read; running it again skips sessions already copied.",
+    )
+    cmd.add_argument("src", metavar="SRC", help="the agno 1.x database: a SQLite file path or a URL")
+    cmd.add_argument("dst", metavar="DST", help="agno 3's database: a SQLite file path or a URL (made if missing)")
+    for mode, flag in _FLAGS.items():
+        cmd.add_argument(
+            flag, default=DEFAULT_TABLES[mode], help=f"the {mode.value} table (default {DEFAULT_TABLES[mode]})"
+        )
+    cmd.add_argument("--schema", default="ai", help="PostgreSQL: the schema of SRC's tables (default ai)")
+    cmd.add_argument("--dst-schema", default="ai", help="PostgreSQL: the schema of agno 3's tables in DST (default ai)")
+    cmd.add_argument("--dry-run", action="store_true", help="write nothing; report what would be written")
+    cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    cmd.set_defaults(run=_run, url="", table="")

@@ -1,0 +1,238 @@
+"""to-agno3: agno 1.8.4 and agno-golang sessions moved into agno 3.1.10's tables, and agno 3 resuming them.
+
+The sources are written by real agno 1.8.4 (canned model, tests/agno_runner.py)
+and by agno-golang v0.1.6 (fixtures/go_*_conversation.db); the targets are read
+and resumed by real agno 3.1.10 in its own venv (tests/agno3_env.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage.agno3 import ddl, to_agno3
+from agno_storage.agno3.fields import (
+    AGENT_RUN_FIELDS,
+    MESSAGE_FIELDS,
+    TEAM_RUN_FIELDS,
+    TOOL_FIELDS,
+    WORKFLOW_RUN_FIELDS,
+)
+from agno_storage.cli import main
+from tests import agno3_env
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+#: kind in agno 1.8.4 -> (session id, agno 3 kind, entity id)
+KINDS = {
+    "agent": ("s-agent", "agent", "historian"),
+    "team": ("s-team", "team", "pair"),
+    "workflow": ("s-workflow", "workflow", "history-wf"),
+    "workflow_v2": ("s-workflow_v2", "workflow", "pipeline-wf"),
+}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_source(db: str) -> None:
+    from tests.agno_runner import close_storages, run_turn
+
+    try:
+        for kind, (session_id, _, _) in KINDS.items():
+            for message in ("first question", "second question"):
+                run_turn(kind, "agno", db, session_id, "user-1", message)
+    finally:
+        close_storages()
+
+
+@pytest.fixture(scope="session")
+def agno1_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file agno 1.8.4 wrote: two turns of an Agent, a Team and both Workflow kinds."""
+    path = tmp_path_factory.mktemp("agno1") / "agno1.db"
+    _write_source(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated(agno1_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
+    """agno1_db moved by the CLI into a fresh file; (target, source digest before, after)."""
+    before = _digest(agno1_db)
+    target = tmp_path_factory.mktemp("agno3") / "agno3.db"
+    assert main(["to-agno3", str(agno1_db), str(target)]) == 0
+    yield target, before, _digest(agno1_db)
+
+
+def _source_runs(db: Path) -> dict[str, int]:
+    """Runs per session as agno 1.8.4 stored them (memory.runs, or the v2 runs column, step agent runs too)."""
+    counts: dict[str, int] = {}
+    with sqlite3.connect(db) as conn:
+        for table in ("agent_sessions", "team_sessions", "workflow_sessions"):
+            for sid, memory in conn.execute(f"SELECT session_id, memory FROM {table}"):
+                runs = json.loads(memory or "null") or {}
+                counts[sid] = counts.get(sid, 0) + len(runs.get("runs") or [])
+        for sid, runs in conn.execute("SELECT session_id, runs FROM workflow_v2_sessions"):
+            counts[sid] = counts.get(sid, 0) + len(json.loads(runs or "[]"))
+    return counts
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_agno3_resumes_each_migrated_session_with_its_history(
+    kind: str, migrated: tuple[Path, str, str], agno1_db: Path, tmp_path: Path
+) -> None:
+    target, before, after = migrated
+    assert before == after  # the source is never written
+    db = tmp_path / "copy.db"
+    db.write_bytes(target.read_bytes())
+    session_id, kind3, entity = KINDS[kind]
+    result = agno3_env.resume(kind3, str(db), session_id, "user-1", entity, "third question")
+    seen = "\n".join(m["content"] or "" for m in result["calls"][-1])
+    # The earlier conversation reached agno 3's model: both questions' replies, and the questions.
+    assert f"{kind} #1: first question" in seen
+    assert "second question" in seen and "third question" in seen
+    # get_session returns every run 1.x had (a v2 Workflow's step agent runs included), and the new one.
+    assert result["runs_before"] == _source_runs(agno1_db)[session_id]
+    assert result["runs_after"] == result["runs_before"] + 1
+    if kind3 != "workflow":
+        roles = [role for role, _ in result["history"]]
+        assert roles[:4] == ["user", "assistant", "user", "assistant"]
+    assert "agno_v1" in result["metadata_keys"]
+
+
+def test_get_sessions_lists_every_migrated_session(migrated: tuple[Path, str, str], agno1_db: Path) -> None:
+    target, _, _ = migrated
+    code = (
+        "import json, sys\n"
+        "from agno.db.sqlite import SqliteDb\n"
+        "from agno.db.base import SessionType\n"
+        "db = SqliteDb(db_file=sys.argv[1])\n"
+        "out = {}\n"
+        "for t in SessionType:\n"
+        "    got = db.get_sessions(session_type=t, deserialize=False)\n"
+        "    rows = got[0] if isinstance(got, tuple) else got\n"
+        "    out.update({s['session_id']: len(s.get('runs') or []) for s in rows})\n"
+        "print(json.dumps(out))\n"
+    )
+    runs = json.loads(agno3_env.run_code(code, str(target)).strip().splitlines()[-1])
+    assert runs == _source_runs(agno1_db)
+
+
+def test_tables_are_the_ones_agno3_creates(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs.db"
+    code = (
+        "import sys\nfrom agno.db.sqlite import SqliteDb\n"
+        "db = SqliteDb(db_file=sys.argv[1])\n"
+        "for t in ('sessions', 'runs', 'memories'):\n"
+        "    db._get_table(table_type=t, create_table_if_not_found=True)\n"
+    )
+    agno3_env.run_code(code, str(theirs))
+    ours = tmp_path / "ours.db"
+    to_agno3(str(FIXTURES / "go_team_conversation.db"), str(ours))
+
+    def layout(path: Path) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
+        with sqlite3.connect(path) as conn:
+            sql = set(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'agno_%' OR name LIKE 'idx_%'"))
+            versions = list(conn.execute("SELECT table_name, version FROM agno_schema_versions ORDER BY 1"))
+        return sql, versions
+
+    assert layout(ours) == layout(theirs)
+
+
+def test_field_names_are_agno3s() -> None:
+    code = (
+        "import json\nfrom dataclasses import fields\n"
+        "from agno.run.agent import RunOutput\nfrom agno.run.team import TeamRunOutput\n"
+        "from agno.run.workflow import WorkflowRunOutput\nfrom agno.models.message import Message\n"
+        "from agno.models.response import ToolExecution\n"
+        "print(json.dumps({c.__name__: list(getattr(c, 'model_fields', None) or [f.name for f in fields(c)]) for c in "
+        "(RunOutput, TeamRunOutput, WorkflowRunOutput, Message, ToolExecution)}))\n"
+    )
+    names = json.loads(agno3_env.run_code(code).strip().splitlines()[-1])
+    assert set(names["RunOutput"]) == AGENT_RUN_FIELDS
+    assert set(names["TeamRunOutput"]) == TEAM_RUN_FIELDS
+    assert set(names["WorkflowRunOutput"]) == WORKFLOW_RUN_FIELDS
+    assert set(names["Message"]) == MESSAGE_FIELDS
+    assert set(names["ToolExecution"]) == TOOL_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("fixture", "kind", "session_id", "entity", "runs"),
+    [
+        ("go_agent_conversation.db", "agent", "agent-existing", "agent-1", 2),
+        ("go_agent_conversation.db", "agent", "agent-new", "agent-1", 2),
+        ("go_team_conversation.db", "team", "team-1", "go-team", 3),
+    ],
+)
+def test_agno3_resumes_go_sessions(
+    fixture: str, kind: str, session_id: str, entity: str, runs: int, tmp_path: Path
+) -> None:
+    source = tmp_path / fixture
+    source.write_bytes((FIXTURES / fixture).read_bytes())
+    before = _digest(source)
+    target = tmp_path / "agno3.db"
+    report = to_agno3(str(source), str(target))
+    assert _digest(source) == before
+    assert report.total("runs") == {"go_agent_conversation.db": 4, "go_team_conversation.db": 3}[fixture]
+    result = agno3_env.resume(kind, str(target), session_id, "user-1", entity, "next question")
+    seen = "\n".join(m["content"] or "" for m in result["calls"][-1])
+    assert "first question <&>" in seen or session_id == "agent-new"
+    assert "zweite Frage: ünïcode 😀" in seen or session_id == "agent-new"
+    assert result["runs_before"] == runs
+
+
+def test_dry_run_writes_nothing_and_reruns_skip_what_is_there(agno1_db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "agno3.db"
+    dry = to_agno3(str(agno1_db), str(target), dry_run=True)
+    assert not target.exists()
+    assert dry.total("sessions") == 4 and dry.total("runs") == sum(_source_runs(agno1_db).values())
+    # Interrupted after the first batch: that batch is in, the rest comes on the next run.
+    seen: list[int] = []
+
+    def stop(done: int, total: int) -> None:
+        seen.append(done)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        to_agno3(str(agno1_db), str(target), batch_size=1, progress=stop)
+    resumed = to_agno3(str(agno1_db), str(target))
+    assert resumed.total("unchanged") == 1 and resumed.total("sessions") == 3
+    again = to_agno3(str(agno1_db), str(target))
+    assert again.total("sessions") == 0 and again.total("unchanged") == 4
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM agno_runs").fetchone()[0] == dry.total("runs")
+
+
+def test_cli_dry_run_report(agno1_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "agno3.db"
+    assert main(["to-agno3", str(agno1_db), str(target), "--dry-run", "--json"]) == 0
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert report["dry_run"] is True and report["modes"]["team"]["sessions"] == 1
+    assert not target.exists()
+    assert main(["to-agno3", str(tmp_path / "none.db"), str(target)]) == 2
+
+
+def test_postgres_source_and_target(pg_server: Any, tmp_path: Path) -> None:
+    from tests.agno_runner import close_storages, run_turn
+
+    url = pg_server.dsn
+    try:
+        for message in ("first question", "second question"):
+            run_turn("agent", "agno", url, "pg-agent", "user-1", message)
+            run_turn("team", "agno", url, "pg-team", "user-1", message)
+    finally:
+        close_storages()
+    report = to_agno3(url, url)
+    assert report.modes["agent"].runs == 2 and report.modes["team"].runs == 2
+    for kind, session_id, entity in (("agent", "pg-agent", "historian"), ("team", "pg-team", "pair")):
+        result = agno3_env.resume(kind, url, session_id, "user-1", entity, "third question")
+        seen = "\n".join(m["content"] or "" for m in result["calls"][-1])
+        assert f"{kind} #1: first question" in seen and "second question" in seen
+        assert result["runs_before"] == 2
+    assert ddl.SCHEMA_VERSION == "3.0.0"
