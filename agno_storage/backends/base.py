@@ -20,7 +20,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
-from agno_storage import agent_runs, codec, conversation, schema, search
+from agno_storage import agent_runs, codec, conversation, schema, search, usage
 from agno_storage.backends.statements import EQUALS, SelectKey, Statements, filter_kind
 from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
 from agno_storage.models import BaseSession, Mode, Session
@@ -512,6 +512,21 @@ class BaseStorage(abc.ABC):
     def disable_search(self) -> None:
         """Remove the full-text index, its log and its triggers."""
         search.disable_search(self)
+
+    def usage(
+        self,
+        user_id: str | None = None,
+        entity_id: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> builtins.list[usage.Usage]:
+        """Token and run figures per (entity, user, UTC day, model); ``None`` where no writer kept a figure.
+
+        See :func:`agno_storage.usage.usage`.
+        """
+        _check_user(user_id, self.table_name)
+        _check_user(entity_id, self.table_name, "entity_id")
+        return usage.usage(self, user_id, entity_id, since, until)
 
     # --- agno 1.x names ----------------------------------------------------
 

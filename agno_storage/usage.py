@@ -1,0 +1,216 @@
+"""Token and run figures per entity, user, day and model, from what each writer kept.
+
+agno 1.x keeps a ``metrics`` object in every run it stores (agent, team
+leader and member runs, a v2 workflow's step runs): token counts as lists,
+one figure per model call, and the run's ``model``. A Go Agent keeps one
+``agent_runs`` row per run whose ``metrics`` is ``{}`` (agno-golang v0.1.6
+records no tokens), and a Go Team keeps no runs at all. A figure nobody
+kept is ``None``, never ``0``: :attr:`Usage.runs` counts every run seen,
+:attr:`Usage.runs_with_tokens` those that carried token figures.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import orjson
+
+from agno_storage import agent_runs
+from agno_storage.errors import CorruptRowError, InvalidInputError
+from agno_storage.models import WorkflowSessionV2
+
+if TYPE_CHECKING:
+    from agno_storage.backends.base import BaseStorage
+
+#: The token figures read from a run's metrics, and the names agno also uses for them.
+TOKEN_KEYS: dict[str, tuple[str, ...]] = {
+    "input_tokens": ("input_tokens", "prompt_tokens"),
+    "output_tokens": ("output_tokens", "completion_tokens"),
+    "total_tokens": ("total_tokens",),
+}
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """What the runs of one (entity, user, day, model) used.
+
+    ``day`` is the run's UTC date (``YYYY-MM-DD``), ``None`` for a run with no
+    time; ``model`` is the model id the writer recorded, or ``None``. Token
+    sums cover only the runs that carried them; each is ``None`` when none did.
+    """
+
+    entity_id: str | None
+    user_id: str | None
+    day: str | None
+    model: str | None
+    runs: int
+    runs_with_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+
+
+@attrs.frozen
+class _Run:
+    created_at: int | None
+    model: str | None
+    tokens: dict[str, int | None]
+
+
+def usage(
+    store: BaseStorage,
+    user_id: str | None = None,
+    entity_id: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+) -> builtins.list[Usage]:
+    """Figures grouped by (entity_id, user_id, day, model), sorted by those keys (``None`` first).
+
+    ``since`` / ``until`` (Unix seconds) keep runs with ``since <= created_at
+    < until``; a run with no time is kept only without them. Reads every
+    session the filters allow: cost grows with the table.
+    """
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and type(value) is not int:
+            raise InvalidInputError(f"{name} must be Unix seconds (int) or None, got {value!r}", table=store.table_name)
+    groups: dict[tuple[str | None, str | None, str | None, str | None], list[_Run]] = {}
+    for entity, owner, run in _runs(store, user_id, entity_id):
+        if since is not None or until is not None:
+            if run.created_at is None:
+                continue
+            if (since is not None and run.created_at < since) or (until is not None and run.created_at >= until):
+                continue
+        day = None
+        if run.created_at is not None:
+            day = datetime.datetime.fromtimestamp(run.created_at, datetime.UTC).date().isoformat()
+        groups.setdefault((entity, owner, day, run.model), []).append(run)
+    out = []
+    for (entity, owner, day, model), runs in groups.items():
+        sums: dict[str, int | None] = {}
+        for key in TOKEN_KEYS:
+            known = [r.tokens[key] for r in runs if r.tokens[key] is not None]
+            sums[key] = sum(k for k in known if k is not None) if known else None
+        out.append(
+            Usage(
+                entity_id=entity,
+                user_id=owner,
+                day=day,
+                model=model,
+                runs=len(runs),
+                runs_with_tokens=sum(1 for r in runs if any(v is not None for v in r.tokens.values())),
+                input_tokens=sums["input_tokens"],
+                output_tokens=sums["output_tokens"],
+                total_tokens=sums["total_tokens"],
+            )
+        )
+    out.sort(key=lambda u: tuple((v is not None, v or "") for v in (u.entity_id, u.user_id, u.day, u.model)))
+    return out
+
+
+def _runs(
+    store: BaseStorage, user_id: str | None, entity_id: str | None
+) -> Iterator[tuple[str | None, str | None, _Run]]:
+    entities: dict[str, tuple[str | None, str | None]] = {}
+    for session in store.list(user_id=user_id, entity_id=entity_id):
+        entities[session.session_id] = (session.entity_id, session.user_id)
+        reader = _Reader(store.table_name, session.session_id)
+        if session.memory is not None:
+            runs = session.memory.get("runs")
+            if isinstance(runs, dict):
+                runs = runs.get(session.session_id) or [r for v in runs.values() if isinstance(v, list) for r in v]
+            for run in reader.as_list(runs or [], "memory.runs"):
+                yield from ((session.entity_id, session.user_id, r) for r in reader.agno_run(run, "memory"))
+        if isinstance(session, WorkflowSessionV2) and session.runs is not None:
+            listed = builtins.list(session.runs.values()) if isinstance(session.runs, dict) else session.runs
+            for run in listed:
+                yield from ((session.entity_id, session.user_id, r) for r in reader.workflow_v2_run(run))
+    if not agent_runs.exists(store):
+        return
+    runs_only = set(store.runs_only_session_ids(user_id)) if entity_id is None else set()
+    for row in agent_runs.all_runs(store):
+        if row.session_id in entities:
+            entity, owner = entities[row.session_id]
+        elif row.session_id in runs_only:
+            entity, owner = None, row.user_id or None
+        else:
+            continue
+        try:
+            metrics = orjson.loads(row.metrics) if row.metrics else None
+        except orjson.JSONDecodeError as exc:
+            raise CorruptRowError(
+                f"agent_runs.metrics of run {row.id!r} of session {row.session_id!r} is not valid JSON: {exc}",
+                table=agent_runs.TABLE,
+                session_id=row.session_id,
+                column="metrics",
+            ) from exc
+        reader = _Reader(agent_runs.TABLE, row.session_id, "metrics")
+        model = metrics.get("model") if isinstance(metrics, dict) and isinstance(metrics.get("model"), str) else None
+        yield entity, owner, _Run(row.created_at, model, reader.tokens(metrics, f"run {row.id!r}"))
+
+
+class _Reader:
+    def __init__(self, table: str, session_id: str, column: str = "memory") -> None:
+        self.table, self.session_id, self.column = table, session_id, column
+
+    def corrupt(self, where: str, what: str) -> CorruptRowError:
+        return CorruptRowError(
+            f"{self.table}.{self.column} of session {self.session_id!r}: {where} {what}",
+            table=self.table,
+            session_id=self.session_id,
+            column=self.column,
+        )
+
+    def as_list(self, value: Any, where: str) -> builtins.list[Any]:
+        if not isinstance(value, list):
+            raise self.corrupt(where, f"is a JSON {type(value).__name__}, not a list")
+        return value
+
+    def tokens(self, metrics: Any, where: str) -> dict[str, int | None]:
+        """The run's token figures: a list (one per model call) is summed; an absent key is None."""
+        out: dict[str, int | None] = dict.fromkeys(TOKEN_KEYS)
+        if metrics is None:
+            return out
+        if not isinstance(metrics, Mapping):
+            raise self.corrupt(f"{where}.metrics", f"is a JSON {type(metrics).__name__}, not an object")
+        for key, names in TOKEN_KEYS.items():
+            value = next((metrics[n] for n in names if metrics.get(n) is not None), None)
+            if value is None:
+                continue
+            values = value if isinstance(value, list) else [value]
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                raise self.corrupt(f"{where}.metrics.{key}", "holds something other than numbers")
+            out[key] = int(sum(values))
+        return out
+
+    def agno_run(self, run: Any, where: str) -> Iterator[_Run]:
+        """One agno run and, for a team, its member runs."""
+        if not isinstance(run, dict):
+            raise self.corrupt(where, "holds a run that is not an object")
+        if "response" in run and "run_id" not in run and isinstance(run["response"], dict):
+            run = run["response"]  # AgentMemory / TeamMemory: {message, response}
+        created = run.get("created_at")
+        model = run.get("model")
+        yield _Run(
+            int(created) if isinstance(created, int | float) and not isinstance(created, bool) else None,
+            model if isinstance(model, str) else None,
+            self.tokens(run.get("metrics"), where),
+        )
+        for member in self.as_list(run.get("member_responses") or [], f"{where}.member_responses"):
+            yield from self.agno_run(member, f"{where}.member_responses")
+
+    def workflow_v2_run(self, run: Any) -> Iterator[_Run]:
+        """A v2 workflow run: the runs of its agent steps (a step with no run of its own is not a model run)."""
+        if not isinstance(run, dict):
+            raise self.corrupt("runs", "holds a run that is not an object")
+        self.column = "runs"
+        for step in self.as_list(run.get("step_responses") or [], "runs.step_responses"):
+            response = step.get("response") if isinstance(step, dict) else None
+            if isinstance(response, dict):
+                yield from self.agno_run(response, "runs.step_responses.response")
+
+
+__all__ = ["TOKEN_KEYS", "Usage", "usage"]

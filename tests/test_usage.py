@@ -1,0 +1,124 @@
+"""store.usage(): token and run figures from what agno 1.x and agno-golang kept, None where nothing was kept."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agno.agent import Agent
+from agno.models.response import ModelResponse
+from agno.team import Team
+
+from agno_storage import AgentSession, InvalidInputError, SqliteStorage
+from agno_storage.usage import Usage
+from devkit.fake_model import FakeModel
+from tests.agno_runner import close_storages, make_agent, make_storage
+from tests.test_conversation import agno_db, open_store  # noqa: F401
+from tests.test_go_upstream import USER, go_agent, go_cmds  # noqa: F401
+
+
+@dataclass
+class TokenModel(FakeModel):
+    """The fake model, reporting token usage: input = words sent, output = words answered (its provider's figures)."""
+
+    reported: list[tuple[int, int]] | None = None
+
+    def parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
+        sent = sum(len(m["content"].split()) for m in self.calls[-1])
+        out = len(response.content.split())
+        if self.reported is not None:
+            self.reported.append((sent, out))
+        return ModelResponse(
+            role="assistant", content=response.content, response_usage={"input_tokens": sent, "output_tokens": out}
+        )
+
+
+def today(ts: int | None = None) -> str:
+    return datetime.datetime.fromtimestamp(ts or 0, datetime.UTC).date().isoformat()
+
+
+def test_agno_agent_and_team_usage_matches_their_metrics(agno_db: tuple[str, str], request: Any) -> None:  # noqa: F811
+    store_name, db = agno_db
+    tag = request.node.callspec.id
+    reported: list[tuple[int, int]] = []
+    model = TokenModel(prefix="agent", reported=reported)
+    for q in ("how many tokens is this", "and this one too"):
+        make_agent(make_storage(store_name, db, "agent_sessions"), f"u-agent-{tag}", USER, model).run(q)
+    close_storages()
+    agents = open_store(agno_db, "agent")
+    try:
+        got = agents.usage(entity_id="historian", user_id=USER)
+        (row,) = [u for u in got if u.model == "fake-model"]
+        assert row.runs == row.runs_with_tokens == 2
+        assert (row.input_tokens, row.output_tokens) == (sum(r[0] for r in reported), sum(r[1] for r in reported))
+        assert row.total_tokens == row.input_tokens + row.output_tokens
+        assert row.entity_id == "historian" and row.user_id == USER
+        assert row.day == datetime.datetime.now(datetime.UTC).date().isoformat()
+        assert agents.usage(user_id="someone-else", entity_id="historian") == []
+        assert agents.usage(entity_id="historian", since=2**40) == []
+    finally:
+        agents.close()
+
+    leader: list[tuple[int, int]] = []
+    team = Team(
+        name="Pair",
+        team_id="pair",
+        mode="coordinate",
+        members=[Agent(name="Alpha", model=TokenModel(prefix="alpha"), telemetry=False, monitoring=False)],
+        model=TokenModel(prefix="team", reported=leader),
+        storage=make_storage(store_name, db, "team_sessions"),
+        session_id=f"u-team-{tag}",
+        user_id=USER,
+        telemetry=False,
+        monitoring=False,
+    )
+    team.run("one question for the team")
+    close_storages()
+    teams = open_store(agno_db, "team")
+    try:
+        (row,) = teams.usage(entity_id="pair")
+        assert (row.runs, row.input_tokens, row.output_tokens) == (1, leader[0][0], leader[0][1])
+    finally:
+        teams.close()
+
+
+def test_nothing_kept_is_none_not_zero(make_store: Any) -> None:
+    """Runs with no metrics (a v1 workflow's, hand-written rows) count as runs, with None tokens."""
+    store = make_store("agent")
+    memory = {
+        "runs": [
+            {
+                "run_id": "a",
+                "created_at": 86400,
+                "model": "m1",
+                "metrics": {"input_tokens": [3, 4], "output_tokens": [5, 0]},
+            },
+            {"run_id": "b", "created_at": 86401, "model": "m1"},
+            {"run_id": "c", "created_at": 86402, "model": "m2", "metrics": {"time": [0.1]}},
+            {"run_id": "d"},
+        ]
+    }
+    store.upsert(AgentSession(session_id="s", user_id="u", agent_id="a", memory=memory))
+    assert store.usage() == [
+        Usage(entity_id="a", user_id="u", day=None, model=None, runs=1, runs_with_tokens=0, input_tokens=None, output_tokens=None, total_tokens=None),
+        Usage(entity_id="a", user_id="u", day=today(86400), model="m1", runs=2, runs_with_tokens=1, input_tokens=7, output_tokens=5, total_tokens=None),
+        Usage(entity_id="a", user_id="u", day=today(86400), model="m2", runs=1, runs_with_tokens=0, input_tokens=None, output_tokens=None, total_tokens=None),
+    ]  # fmt: skip
+    assert [u.runs for u in store.usage(since=86401, until=86402)] == [1]
+    with pytest.raises(InvalidInputError):
+        store.usage(since="yesterday")
+
+
+def test_go_agent_runs_count_with_no_tokens(go_cmds: Path, tmp_path: Path) -> None:  # noqa: F811
+    """agno-golang v0.1.6 writes metrics {} for each run: runs are counted, tokens are None."""
+    db = tmp_path / "go.db"
+    go_agent(go_cmds, db, "go-1", ["one", "two"], tmp_path / "c.json")
+    store = SqliteStorage("agent_sessions", db_file=db)
+    (row,) = store.usage()
+    assert (row.entity_id, row.user_id, row.model, row.runs, row.runs_with_tokens) == (None, USER, None, 2, 0)
+    assert (row.input_tokens, row.output_tokens, row.total_tokens) == (None, None, None)
+    assert store.usage(user_id="someone-else") == []
+    store.close()
