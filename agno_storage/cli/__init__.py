@@ -28,6 +28,7 @@ from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, shown, tabl
 #: has ``register(sub, parents)``; a new feature adds its own module here.
 COMMAND_MODULES: tuple[str, ...] = (
     "agno_storage.cli.sessions",
+    "agno_storage.cli.conversations",
     "agno_storage.cli.ops",
     "agno_storage.cli.serve",
     "agno_storage.cli.agno3",
