@@ -12,10 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
 
-from agno_storage import PostgresStorage
+from agno_storage.backends.postgres import PostgresStorage, configure_connection
 from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 
 SCHEMA = "ai"
@@ -76,7 +74,7 @@ class PgFloor(RawFloor):
 
     def open(self, path: str) -> None:
         self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None)
-        json_as_text(self.conn)
+        configure_connection(self.conn)  # JSON arrives as text, as on the store's own connections
         st = PostgresStorage(path, db_url=self.dsn, schema=SCHEMA, mode="agent")
         st.create()
         self.use_statements_of(st)
@@ -101,20 +99,3 @@ def encode_pg_row(st: PostgresStorage, d: dict[str, Any], now: int | None = None
     """A session dict as ``st``'s upsert parameters (JSON as text, timestamps set), as the store binds them."""
     row = st.row_codec.encode(ours_session(d))
     return st.row_codec.stamp(row, int(time.time()) if now is None else now)
-
-
-class _JsonAsText(Loader):
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
-
-
-def json_as_text(conn: psycopg.Connection[Any]) -> None:
-    """Have ``conn`` return json and jsonb as their UTF-8 text, as the store's own connections do.
-
-    The store sets up its pooled connections this way in a function of its
-    own with no public name (agno_storage/backends/postgres.py), so this
-    repeats those two lines; if the store changed how it loads JSON, the
-    floor would stop fetching what the store fetches.
-    """
-    conn.adapters.register_loader("jsonb", _JsonAsText)
-    conn.adapters.register_loader("json", _JsonAsText)

@@ -110,7 +110,7 @@ class PostgresStorage(BaseStorage):
             pool_size=pool_size,
             connect_timeout=self.connect_timeout,
             retries=retries,
-            configure=_configure,
+            configure=configure_connection,
         )
         # Fail now, before anything is written, if the table is another mode's;
         # upgrade an old one now if auto_upgrade_schema says so.
@@ -355,10 +355,14 @@ class _JsonText(Loader):
         return bytes(data)
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    """Set up a new pooled connection: json and jsonb arrive as text for the codec."""
+def configure_connection(conn: psycopg.Connection[Any]) -> None:
+    """Set up a connection as the store sets up each of its own: json and jsonb arrive as UTF-8 text.
+
+    For tools that read the store's tables on a connection of their own and
+    decode rows with ``store.row_codec``.
+    """
     conn.adapters.register_loader("jsonb", _JsonText)
     conn.adapters.register_loader("json", _JsonText)
 
 
-__all__ = ["PostgresStorage"]
+__all__ = ["PostgresStorage", "configure_connection"]
