@@ -10,6 +10,7 @@ prepared, so it also works behind a pooler in transaction mode.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -20,11 +21,14 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq, sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
+    DatabaseCorruptError,
+    DiskFullError,
     InvalidInputError,
     SchemaMismatchError,
     StorageError,
@@ -38,6 +42,15 @@ _RETRYABLE_CONFLICTS = frozenset({"40001", "40P01"})
 # The server is going away or not there yet: the connection is as good as lost.
 _SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
 _BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
+_DISK_FULL_STATE = "53100"
+_CORRUPT_STATES = frozenset({"XX001", "XX002"})  # data_corrupted, index_corrupted
+
+# The pool logs every failed connection attempt, several lines each, which
+# Python's last-resort handler prints to stderr. The error this module raises
+# says the same once; a program that configured logging still gets the lines.
+_pool_log = logging.getLogger("psycopg.pool")
+if not _pool_log.handlers:
+    _pool_log.addHandler(logging.NullHandler())
 
 
 class Connections:
@@ -68,6 +81,10 @@ class Connections:
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._local = threading.local()
+        #: The server, as errors name it: host, port and database, never the password.
+        self.server = describe_server(conninfo)
+        #: Why the pool's last attempt to connect failed (None after one succeeded).
+        self.last_connect_error: BaseException | None = None
 
     def _get_pool(self) -> ConnectionPool:
         pid = os.getpid()
@@ -96,6 +113,7 @@ class Connections:
                         "keepalives_count": 3,
                     },
                     configure=self._configure,
+                    connection_class=_recording_connection_class(self),
                     timeout=self._connect_timeout,
                     # The pool's own reconnect backoff grows to minutes; give up on
                     # it early so that the next call after an outage connects at once.
@@ -114,13 +132,31 @@ class Connections:
 
     @contextmanager
     def _checkout(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._get_pool().connection(timeout=self._connect_timeout) as conn:
-            self._local.conn = conn
-            self._local.depth = 0
-            try:
-                yield conn
-            finally:
-                self._local.conn = None
+        pool = self._get_pool()
+        try:
+            conn = pool.getconn(timeout=self._connect_timeout)
+        except PoolTimeout as exc:
+            raise self._unreachable(exc) from exc
+        self._local.conn = conn
+        self._local.depth = 0
+        try:
+            yield conn
+        finally:
+            self._local.conn = None
+            pool.putconn(conn)
+
+    def _unreachable(self, exc: PoolTimeout) -> ConnectionLostError:
+        """The error for a pool that found no connection in time: which server, and why."""
+        last = self.last_connect_error
+        if last is not None:
+            reason = " ".join(str(last).split()) or type(last).__name__
+            why = f"cannot connect to the PostgreSQL server at {self.server}: {reason}"
+        else:
+            why = (
+                f"every connection of this store's pool to the PostgreSQL server at {self.server} "
+                f"(pool_size={self._pool_size}) stayed in use"
+            )
+        return ConnectionLostError(f"no connection within {self._connect_timeout:g} s; {why}", table=self._table)
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
@@ -310,6 +346,12 @@ def _translate(exc: BaseException, table: str, *, committing: bool = False) -> S
     state = getattr(exc, "sqlstate", None) or ""
     if state in _BUSY_STATES:
         return BusyError(f"PostgreSQL gave up waiting for another transaction: {exc}", table=table)
+    if state == _DISK_FULL_STATE:
+        return DiskFullError(
+            f"the PostgreSQL server's disk is full; nothing of this write was kept: {exc}", table=table
+        )
+    if state in _CORRUPT_STATES:
+        return DatabaseCorruptError(f"PostgreSQL found damaged data in table {table!r}: {exc}", table=table)
     if isinstance(exc, psycopg.DataError) or state.startswith("22"):
         return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table)
     if isinstance(exc, pg_errors.UndefinedTable):
@@ -319,4 +361,33 @@ def _translate(exc: BaseException, table: str, *, committing: bool = False) -> S
     return StorageError(f"PostgreSQL error on table {table!r}: {exc}", table=table)
 
 
-__all__ = ["Connections", "invalid_value"]
+def describe_server(conninfo: str) -> str:
+    """``host:port/dbname`` of a libpq connection string or URL, never its password; libpq's defaults where absent."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "(unparsable connection string)"
+    host = str(params.get("host") or os.environ.get("PGHOST") or "the local socket")
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    dbname = str(params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or "(default)")
+    return f"{host}:{port}/{dbname}"
+
+
+def _recording_connection_class(conns: Connections) -> type[psycopg.Connection[Any]]:
+    """A connection class that keeps, on ``conns``, why the pool's last attempt to connect failed."""
+
+    class RecordingConnection(psycopg.Connection[Any]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+            try:
+                conn = super().connect(conninfo, **kwargs)
+            except BaseException as exc:
+                conns.last_connect_error = exc
+                raise
+            conns.last_connect_error = None
+            return conn
+
+    return RecordingConnection
+
+
+__all__ = ["Connections", "describe_server", "invalid_value"]
