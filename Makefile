@@ -22,6 +22,10 @@ demo: $(BIN)/python  ## Write sessions of all four modes to $(DB) (default data/
 test: venv go-work  ## Run the whole test suite with branch coverage
 	$(BIN)/python -m pytest --cov --cov-report=term
 
+.PHONY: stress
+stress: venv  ## The fault-injection suite at a larger size (several minutes): more rounds of races and kills
+	AGNO_STORAGE_STRESS=1 $(BIN)/python -m pytest -q tests/test_faults.py
+
 lint: venv  ## Types, lint and format checks
 	$(BIN)/mypy
 	$(BIN)/mypy --strict bench devkit
