@@ -15,10 +15,14 @@ table's foreign key would make the Go Agent's writes for new sessions fail).
 from __future__ import annotations
 
 import builtins
+import time
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from agno_storage import codec
 from agno_storage.conversation import RunRow
-from agno_storage.errors import CorruptRowError
+from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Mode
 
 if TYPE_CHECKING:
@@ -28,6 +32,110 @@ if TYPE_CHECKING:
 TABLE: Final = "agent_runs"
 
 _COLUMNS: Final = "id, session_id, user_id, user_message, agent_message, messages, metrics, created_at"
+
+
+def create_statements(sessions_table: str) -> builtins.list[str]:
+    """agno-golang's own DDL for ``agent_runs`` and its indexes (``IF NOT EXISTS``), byte for byte.
+
+    The foreign key names the sessions table, as upstream's does; nobody
+    enforces it (``PRAGMA foreign_keys`` stays off).
+    """
+    return [
+        "CREATE TABLE IF NOT EXISTS agent_runs (\nid TEXT PRIMARY KEY,\nsession_id TEXT NOT NULL,\nuser_id TEXT,\n"
+        "run_name TEXT,\nrun_data TEXT,\nuser_message TEXT,\nagent_message TEXT,\nmessages TEXT,\nmetrics TEXT,\n"
+        "created_at INTEGER,\nupdated_at INTEGER,\n"
+        f"FOREIGN KEY (session_id) REFERENCES {sessions_table}(session_id)\n\t\t)",
+        "CREATE INDEX IF NOT EXISTS idx_runs_session_id ON agent_runs(session_id)",
+        "CREATE INDEX IF NOT EXISTS idx_runs_user_id ON agent_runs(user_id)",
+        "CREATE INDEX IF NOT EXISTS idx_runs_created_at ON agent_runs(created_at)",
+    ]
+
+
+def append_run(
+    store: BaseStorage,
+    session_id: str,
+    user_message: str,
+    agent_message: str,
+    *,
+    user_id: str | None = None,
+    messages: Sequence[Mapping[str, Any]] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    run_data: Mapping[str, Any] | None = None,
+) -> RunRow:
+    """Append one run to ``agent_runs`` exactly as agno-golang v0.1.6's ``CreateRun`` writes it.
+
+    ``messages`` is what the model was sent (default: the user message
+    alone), stored as Go's ``json.Marshal`` of ``[{"content", "role"}]``
+    (keys sorted, ``<>&`` escaped); ``metrics`` and ``run_data`` default to
+    ``{}``; ``id`` is a random UUID, ``run_name`` ``run_<unix seconds>``.
+    Creates the table in upstream's DDL if missing. Raises InvalidInputError
+    on a store that is not an agent table in SQLite.
+    """
+    if not applies(store):
+        raise InvalidInputError("agent_runs exist only beside an agent table in SQLite", table=store.table_name)
+    for name, value in (("session_id", session_id), ("user_message", user_message), ("agent_message", agent_message)):
+        if not isinstance(value, str) or (name == "session_id" and not value):
+            raise InvalidInputError(f"{name} must be a str, got {value!r}", table=TABLE, column=name)
+    if user_id is not None and not isinstance(user_id, str):
+        raise InvalidInputError(f"user_id must be a str or None, got {user_id!r}", table=TABLE, column="user_id")
+    sent = [{"role": "user", "content": user_message}] if messages is None else [dict(m) for m in messages]
+    now = int(time.time())
+    row = RunRow(
+        id=str(uuid.uuid4()),
+        session_id=session_id,
+        user_id=user_id or "",
+        user_message=user_message,
+        agent_message=agent_message,
+        messages=codec.dumps(sent),
+        metrics=codec.dumps(dict(metrics or {})),
+        created_at=now,
+    )
+    run_data_text = codec.dumps(dict(run_data or {}))
+    with store.transaction() as conn:
+        for statement in create_statements(store.table_name):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO agent_runs (\nid, session_id, user_id, run_name, run_data, user_message, \n"
+            "agent_message, messages, metrics, created_at, updated_at\n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.id,
+                row.session_id,
+                row.user_id,
+                f"run_{now}",
+                run_data_text,
+                row.user_message,
+                row.agent_message,
+                row.messages,
+                row.metrics,
+                now,
+                now,
+            ),
+        )
+    return row
+
+
+def delete_session(store: BaseStorage, statement: str, params: Sequence[Any]) -> bool:
+    """Delete a session row with ``statement`` and the session's ``agent_runs`` rows, in one transaction.
+
+    A session only ``agent_runs`` holds (no row) loses its runs, those of
+    ``params``' user when the delete is owner-scoped; a row another user
+    owns keeps its runs. True if anything went.
+    """
+    session_id = params[0]
+    user_id = params[1] if len(params) > 1 else None
+    t = '"' + store.table_name.replace('"', '""') + '"'
+    with store.transaction() as conn:
+        gone = store._execute_write(statement, params) > 0
+        if not exists(store):
+            return gone
+        where, args = "session_id = ?", [session_id]
+        if not gone:
+            if store._query(f"SELECT 1 FROM {t} WHERE session_id = ?", (session_id,)):  # noqa: S608
+                return False  # another user's session: its runs stay with it
+            if user_id is not None:
+                where, args = "session_id = ? AND user_id = ?", [session_id, user_id]
+        removed: int = conn.execute(f"DELETE FROM agent_runs WHERE {where}", args).rowcount  # noqa: S608
+        return gone or removed > 0
 
 
 def applies(store: BaseStorage) -> bool:
@@ -144,4 +252,14 @@ def _row(raw: tuple[Any, ...]) -> RunRow:
     )
 
 
-__all__ = ["TABLE", "all_runs", "applies", "exists", "read_runs", "runs_only_sessions"]
+__all__ = [
+    "TABLE",
+    "all_runs",
+    "append_run",
+    "applies",
+    "create_statements",
+    "delete_session",
+    "exists",
+    "read_runs",
+    "runs_only_sessions",
+]

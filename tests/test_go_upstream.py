@@ -249,9 +249,10 @@ def test_agent_runs_foreign_key_and_deletes(go_cmds: Path, tmp_path: Path) -> No
     """agent_runs declares FOREIGN KEY (session_id) REFERENCES <sessions table>(session_id).
 
     Nobody enforces it (SQLite's foreign_keys is off in every connection of
-    both programs): runs of a session with no row are stored, and deleting a
-    session through this store leaves its runs behind, all reported by
-    foreign_key_check; the file stays consistent.
+    both programs): runs of a session with no row are stored, and reported
+    by foreign_key_check. Deleting a session through this store deletes its
+    runs in the same transaction, so it leaves none behind; the file stays
+    consistent.
     """
     db = tmp_path / "shared.db"
     st = store(db, "agent")
@@ -276,7 +277,8 @@ def test_agent_runs_foreign_key_and_deletes(go_cmds: Path, tmp_path: Path) -> No
         st = store(db, "agent")
         st.delete_session("shared")
         st.close()
-        assert orphans() == ["shared", "shared", "go-only"]
+        assert orphans() == ["go-only"]
+        assert conn.execute("SELECT count(*) FROM agent_runs WHERE session_id = 'shared'").fetchone() == (0,)
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         conn.close()

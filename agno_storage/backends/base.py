@@ -13,14 +13,14 @@ import abc
 import builtins
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
-from agno_storage import agent_runs, codec, conversation, schema, search, usage
+from agno_storage import agent_runs, changes, codec, conversation, schema, search, usage
 from agno_storage.backends.statements import EQUALS, SelectKey, Statements, filter_kind
 from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
 from agno_storage.models import BaseSession, Mode, Session
@@ -461,7 +461,11 @@ class BaseStorage(abc.ABC):
         return int(rows[0][0]) if rows else 0
 
     def delete(self, session_id: str, user_id: str | None = None) -> bool:
-        """Delete a session; with ``user_id``, only if that user owns it. True if a row went."""
+        """Delete a session; with ``user_id``, only if that user owns it. True if a row went.
+
+        On an agent table in SQLite the session's ``agent_runs`` rows (a Go Agent's runs) go in the
+        same transaction, also for a session only ``agent_runs`` holds; see :mod:`agno_storage.agent_runs`.
+        """
         _check_id(session_id, "session_id", self.table_name)
         _check_user(user_id, self.table_name)
         if self._checked_shape(create=False) is None:
@@ -469,6 +473,8 @@ class BaseStorage(abc.ABC):
         how = filter_kind(user_id)
         params = [session_id, user_id] if how == EQUALS else [session_id]
         try:
+            if agent_runs.applies(self):
+                return agent_runs.delete_session(self, self.statements.delete_for(how), params)
             return self._execute_write(self.statements.delete_for(how), params) > 0
         except TableNotFoundError:
             if not self._vanished():
@@ -527,6 +533,37 @@ class BaseStorage(abc.ABC):
         _check_user(user_id, self.table_name)
         _check_user(entity_id, self.table_name, "entity_id")
         return usage.usage(self, user_id, entity_id, since, until)
+
+    def append_run(
+        self,
+        session_id: str,
+        user_message: str,
+        agent_message: str,
+        *,
+        user_id: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> conversation.RunRow:
+        """Append a run to ``agent_runs`` in agno-golang's exact format (agent tables in SQLite only).
+
+        See :func:`agno_storage.agent_runs.append_run`.
+        """
+        return agent_runs.append_run(
+            self, session_id, user_message, agent_message, user_id=user_id, messages=messages, metrics=metrics
+        )
+
+    def enable_changes(self, retention: int = changes.DEFAULT_RETENTION) -> None:
+        """Start the change feed: every write to the table, by any program, is logged (opt-in; docs/search.md)."""
+        changes.enable_changes(self, retention)
+
+    def disable_changes(self) -> None:
+        """Stop the change feed and drop its log."""
+        changes.disable_changes(self)
+
+    def changes(self, since: int = 0, limit: int = 1000, user_id: str | None = None) -> builtins.list[changes.Change]:
+        """Changes after cursor ``since``, in commit order; see :func:`agno_storage.changes.changes`."""
+        _check_user(user_id, self.table_name)
+        return changes.changes(self, since, limit, user_id)
 
     # --- agno 1.x names ----------------------------------------------------
 

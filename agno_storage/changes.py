@@ -1,0 +1,257 @@
+# ruff: noqa: S608 - every identifier here comes through schema.quote; every value is bound.
+"""A feed of session changes from every writer: :class:`Change`, :func:`enable_changes`, :func:`changes`.
+
+:func:`enable_changes` adds a log table beside the sessions table and
+triggers that append (table, session_id, insert/update/delete, time) to it
+for every row any program writes, in that program's own transaction: the
+same opt-in, log-only design as the search index (docs/search.md). A
+consumer keeps the ``cursor`` of the last change it processed and asks for
+``changes(since=cursor)`` after a restart.
+
+Order: on SQLite the cursor is the log's AUTOINCREMENT id, assigned under
+the file's write lock, so cursor order is commit order. On PostgreSQL
+concurrent transactions commit in any order, so a row's cursor is assigned
+by :func:`changes` once every transaction that could still commit before
+it has ended (``pg_snapshot_xmin``): a consumer never misses a change
+behind its cursor. Changes older than the retention (default 7 days) are
+pruned by :func:`changes`; asking for a cursor before them raises
+StorageError instead of silently skipping them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from agno_storage import agent_runs
+from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.schema import quote
+
+if TYPE_CHECKING:
+    from agno_storage.backends.base import BaseStorage
+
+#: How long changes are kept unless enable_changes() is told otherwise (seconds).
+DEFAULT_RETENTION: Final = 7 * 86400
+
+
+@attrs.frozen(kw_only=True)
+class Change:
+    """One row written by some program: its ``table`` (the sessions table or ``agent_runs``) and session.
+
+    ``op`` is ``"insert"``, ``"update"`` or ``"delete"``; ``at`` is Unix
+    seconds. agno-golang's ``INSERT OR REPLACE`` of an existing session shows
+    as ``"insert"`` (SQLite gives the trigger no old row unless the writer
+    turned ``recursive_triggers`` on, when a ``"delete"`` comes first).
+    """
+
+    cursor: int
+    table: str
+    session_id: str
+    user_id: str | None
+    op: str
+    at: int
+
+
+def _names(store: BaseStorage) -> tuple[str, str]:
+    t = store.table_name
+    schema = getattr(store, "schema", None)
+    if _is_sqlite(store) or not schema:
+        return quote(t + "_changes"), quote(t + "_changes_meta")
+    return f"{quote(schema)}.{quote(t + '_changes')}", f"{quote(schema)}.{quote(t + '_changes_meta')}"
+
+
+def _is_sqlite(store: BaseStorage) -> bool:
+    from agno_storage.backends.sqlite import SqliteStorage
+
+    return isinstance(store, SqliteStorage)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def enabled(store: BaseStorage) -> bool:
+    log, _ = _names(store)
+    if _is_sqlite(store):
+        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (log[1:-1].replace('""', '"'),)))
+    rows = store._query("SELECT to_regclass(%s) IS NOT NULL", (log,))
+    return bool(rows and rows[0][0])
+
+
+def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> None:
+    """Start logging every write to the table (and to ``agent_runs``); idempotent, keeps the log if on.
+
+    ``retention`` (seconds, at least 60) is stored with the log and applies
+    to every consumer. On an agent table in SQLite, ``agent_runs`` is created
+    in agno-golang's own DDL if missing, so a Go Agent's first run is logged
+    too (the Go Agent creates it the same way, ``IF NOT EXISTS``).
+    """
+    if type(retention) is not int or retention < 60:
+        raise InvalidInputError(f"retention must be seconds >= 60, got {retention!r}", table=store.table_name)
+    store.create()
+    log, meta = _names(store)
+    t = store.table_name
+    with store.transaction() as conn:
+        if _is_sqlite(store):
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {log} (cursor INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, "
+                "session_id TEXT NOT NULL, user_id TEXT, op TEXT NOT NULL, at INTEGER NOT NULL)"
+            )
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            conn.execute(f"INSERT OR REPLACE INTO {meta} (key, value) VALUES ('retention', ?)", (retention,))
+            conn.execute(f"INSERT OR IGNORE INTO {meta} (key, value) VALUES ('pruned_through', 0)")
+            watched = [t]
+            if agent_runs.applies(store):
+                for statement in agent_runs.create_statements(t):
+                    conn.execute(statement)
+                watched.append(agent_runs.TABLE)
+            for table in watched:
+                for statement in _sqlite_triggers(log, table, t):
+                    conn.execute(statement)
+        else:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (log,))
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {log} (id bigserial PRIMARY KEY, cursor bigint UNIQUE, "
+                "tbl text NOT NULL, session_id text NOT NULL, user_id text, op text NOT NULL, "
+                "at bigint NOT NULL DEFAULT extract(epoch FROM clock_timestamp())::bigint, "
+                "xid xid8 NOT NULL DEFAULT pg_current_xact_id())"
+            )
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value bigint NOT NULL)")
+            conn.execute(
+                f"INSERT INTO {meta} (key, value) VALUES ('retention', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (retention,),
+            )
+            conn.execute(f"INSERT INTO {meta} (key, value) VALUES ('pruned_through', 0) ON CONFLICT DO NOTHING")
+            function = log[:-1] + '_log"'
+            conn.execute(
+                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+                f"IF TG_OP = 'DELETE' THEN INSERT INTO {log} (tbl, session_id, user_id, op) "
+                "VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'delete'); "
+                f"ELSE INSERT INTO {log} (tbl, session_id, user_id, op) "
+                "VALUES (TG_TABLE_NAME, NEW.session_id, NEW.user_id, lower(TG_OP)); "
+                "END IF; RETURN NULL; END $fn$"
+            )
+            trigger = quote(t + "_changes_log")
+            table = store._regclass_name  # type: ignore[attr-defined]
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+            conn.execute(
+                f"CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+            )
+
+
+def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[str]:
+    name = table if table != agent_runs.TABLE else f"{sessions_table}_runs"
+    now = "CAST(strftime('%s', 'now') AS INTEGER)"
+    tbl = _literal(table)
+    out = []
+    for op, event, row in (("insert", "INSERT", "new"), ("update", "UPDATE", "new"), ("delete", "DELETE", "old")):
+        trigger = quote(f"{name}_changes_{op}")
+        out.append(
+            f"CREATE TRIGGER IF NOT EXISTS {trigger} AFTER {event} ON {quote(table)} BEGIN "
+            f"INSERT INTO {log} (tbl, session_id, user_id, op, at) "
+            f"VALUES ({tbl}, {row}.session_id, {row}.user_id, '{op}', {now}); END"
+        )
+    return out
+
+
+def disable_changes(store: BaseStorage) -> None:
+    """Stop logging and drop the log (consumers' cursors mean nothing afterwards); idempotent."""
+    log, meta = _names(store)
+    t = store.table_name
+    with store.transaction() as conn:
+        if _is_sqlite(store):
+            for name in (t, f"{t}_runs"):
+                for op in ("insert", "update", "delete"):
+                    conn.execute(f"DROP TRIGGER IF EXISTS {quote(f'{name}_changes_{op}')}")
+        else:
+            if store.table_exists():
+                table = store._regclass_name  # type: ignore[attr-defined]
+                conn.execute(f"DROP TRIGGER IF EXISTS {quote(t + '_changes_log')} ON {table}")
+            conn.execute(f'DROP FUNCTION IF EXISTS {log[:-1]}_log"()')
+        conn.execute(f"DROP TABLE IF EXISTS {log}")
+        conn.execute(f"DROP TABLE IF EXISTS {meta}")
+
+
+def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str | None = None) -> builtins.list[Change]:
+    """Changes after cursor ``since``, oldest first, at most ``limit``; with ``user_id``, only that user's rows.
+
+    Raises StorageError if the feed is not enabled, or if changes after
+    ``since`` were already pruned (the consumer fell behind the retention).
+    """
+    if type(since) is not int or since < 0:
+        raise InvalidInputError(f"since must be a cursor (int >= 0), got {since!r}", table=store.table_name)
+    if type(limit) is not int or not 1 <= limit <= 100_000:
+        raise InvalidInputError(f"limit must be an int from 1 to 100000, got {limit!r}", table=store.table_name)
+    if not enabled(store):
+        raise StorageError(
+            f"the change feed of table {store.table_name!r} is not enabled (enable_changes())", table=store.table_name
+        )
+    log, meta = _names(store)
+    mark = "?" if _is_sqlite(store) else "%s"
+    if _is_sqlite(store):
+        _prune_sqlite(store, log, meta)
+    else:
+        _stamp_postgres(store, log, meta)
+    rows = store._query(f"SELECT value FROM {meta} WHERE key = 'pruned_through'", ())
+    pruned = int(rows[0][0]) if rows else 0
+    if since < pruned:
+        raise StorageError(
+            f"changes after cursor {since} of table {store.table_name!r} were pruned (kept through the retention); "
+            f"the oldest cursor still readable is {pruned}",
+            table=store.table_name,
+        )
+    owner, params = "", builtins.list[Any]([since])
+    if user_id is not None:
+        owner = f" AND user_id = {mark}"
+        params.append(user_id)
+    got = store._query(
+        f"SELECT cursor, tbl, session_id, user_id, op, at FROM {log} "
+        f"WHERE cursor > {mark}{owner} ORDER BY cursor LIMIT {mark}",
+        [*params, limit],
+    )
+    return [
+        Change(cursor=int(c), table=tb, session_id=s, user_id=u or None, op=o, at=int(a)) for c, tb, s, u, o, a in got
+    ]
+
+
+def _prune_sqlite(store: BaseStorage, log: str, meta: str) -> None:
+    rows = store._query(f"SELECT value FROM {meta} WHERE key = 'retention'", ())
+    retention = int(rows[0][0]) if rows else DEFAULT_RETENTION
+    cutoff = int(time.time()) - retention
+    if not store._query(f"SELECT 1 FROM {log} WHERE at < ? LIMIT 1", (cutoff,)):
+        return
+    with store.transaction() as conn:
+        top = conn.execute(f"SELECT MAX(cursor) FROM {log} WHERE at < ?", (cutoff,)).fetchone()[0]
+        if top is not None:
+            conn.execute(f"DELETE FROM {log} WHERE cursor <= ?", (top,))
+            conn.execute(f"UPDATE {meta} SET value = MAX(value, ?) WHERE key = 'pruned_through'", (top,))
+
+
+def _stamp_postgres(store: BaseStorage, log: str, meta: str) -> None:
+    """Give cursors to the changes whose transactions, and every one that began before them, have ended."""
+    with store.transaction() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (log,))
+        row: Any = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())").fetchone()
+        xmin = row[0]
+        conn.execute(
+            f"UPDATE {log} AS l SET cursor = s.n FROM (SELECT id, "
+            f"(SELECT COALESCE(MAX(cursor), 0) FROM {log}) + row_number() OVER (ORDER BY xid, id) AS n "
+            f"FROM {log} WHERE cursor IS NULL AND xid < %s) AS s WHERE l.id = s.id",
+            (xmin,),
+        )
+        retention_row: Any = conn.execute(f"SELECT value FROM {meta} WHERE key = 'retention'").fetchone()
+        cutoff = int(time.time()) - int(retention_row[0] if retention_row else DEFAULT_RETENTION)
+        top: Any = conn.execute(
+            f"SELECT MAX(cursor) FROM {log} WHERE at < %s AND cursor IS NOT NULL", (cutoff,)
+        ).fetchone()
+        if top and top[0] is not None:
+            conn.execute(f"DELETE FROM {log} WHERE cursor <= %s", (top[0],))
+            conn.execute(f"UPDATE {meta} SET value = GREATEST(value, %s) WHERE key = 'pruned_through'", (top[0],))
+
+
+__all__ = ["DEFAULT_RETENTION", "Change", "changes", "disable_changes", "enable_changes", "enabled"]

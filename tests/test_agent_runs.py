@@ -1,0 +1,117 @@
+"""agno-golang's agent_runs table: appended from Python in upstream's format, read by Go, deleted with the session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import AgentSession, InvalidInputError, SqliteStorage
+from tests.test_compat_go import FIXTURES
+from tests.test_go_upstream import USER, canned, go_agent, go_cmds, go_read  # noqa: F401
+
+
+def schema_sql(db: Path) -> dict[str, str]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'agent_runs'").fetchall()
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+def runs(db: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM agent_runs ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
+def test_append_writes_upstreams_format(tmp_path: Path) -> None:
+    """A run appended here is laid out, encoded and indexed exactly as the Go Agent's run in the fixture."""
+    db = tmp_path / "py.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.create()
+    go_row = next(r for r in runs(FIXTURES / "go_agent_conversation.db") if r["id"].endswith("1"))
+    sent = [{"content": m["content"], "role": m["role"]} for m in json.loads(go_row["messages"])]
+    row = store.append_run(
+        go_row["session_id"], go_row["user_message"], go_row["agent_message"], user_id=USER, messages=sent
+    )
+    assert schema_sql(db) == schema_sql(FIXTURES / "go_agent_conversation.db")
+    (mine,) = runs(db)
+    assert mine["messages"] == go_row["messages"]  # the same bytes: Go's json.Marshal spelling
+    for column in ("session_id", "user_id", "run_data", "user_message", "agent_message", "metrics"):
+        assert mine[column] == go_row[column], column
+    assert mine["run_name"] == f"run_{mine['created_at']}" and mine["created_at"] == mine["updated_at"]
+    assert mine["id"] == row.id and len(row.id) == 36
+    # Alone in this file, the run's replayed turns are new here: everything its model was sent, then the reply.
+    assert [m.content for m in store.history(go_row["session_id"])] == [
+        *(m["content"] for m in sent),
+        go_row["agent_message"],
+    ]
+    with pytest.raises(InvalidInputError):
+        SqliteStorage("team_sessions", db_file=db, mode="team").append_run("s", "q", "a")
+    with pytest.raises(InvalidInputError):
+        store.append_run("s", "q", None)  # type: ignore[arg-type]
+    store.close()
+
+
+def test_python_and_go_agent_share_one_conversation(go_cmds: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Go runs, then a Python-appended run, then Go again: one history, and Go reads the Python run back."""
+    db = tmp_path / "shared.db"
+    go_agent(go_cmds, db, "conv", ["from go first"], tmp_path / "a.json")
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.append_run("conv", "from python <&>", "python's answer", user_id=USER, metrics={"input_tokens": 7})
+    go_agent(go_cmds, db, "conv", ["from go again"], tmp_path / "b.json")
+    assert [(m.role, m.content) for m in store.history("conv")] == [
+        ("user", "from go first"),
+        ("assistant", canned("from go first")),
+        ("user", "from python <&>"),
+        ("assistant", "python's answer"),
+        ("user", "from go again"),
+        ("assistant", canned("from go again")),
+    ]
+    (usage,) = store.usage()
+    assert (usage.runs, usage.runs_with_tokens, usage.input_tokens) == (3, 1, 7)
+    store.upsert(AgentSession(session_id="conv-row", user_id=USER, agent_id="py"))
+    out = go_read(go_cmds, db, "agent", "-session", "conv")
+    assert sorted(r["user_message"] for r in out["runs"]["conv"]["runs"]) == [
+        "from go again",
+        "from go first",
+        "from python <&>",
+    ]
+    store.close()
+
+
+def test_delete_removes_the_sessions_runs_in_one_transaction(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    shutil.copyfile(FIXTURES / "go_agent_conversation.db", db)
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.append_run("py-only", "q", "a", user_id="other")
+    assert store.delete("agent-existing", user_id="someone-else") is False
+    assert {r["session_id"] for r in runs(db)} == {"agent-existing", "agent-new", "py-only"}
+    assert store.delete("agent-existing") is True
+    assert store.read("agent-existing") is None and store.history("agent-existing") == []
+    # A session only agent_runs holds: deleted by its runs' owner, or by anyone without user_id.
+    assert store.delete("py-only", user_id=USER) is False
+    assert store.delete("agent-new", user_id=USER) is True
+    assert store.delete("py-only") is True
+    assert runs(db) == [] and store.runs_only_session_ids() == []
+    # All or nothing: a failure after the session row went keeps both.
+    store.upsert(AgentSession(session_id="s", agent_id="a"))
+    store.append_run("s", "q", "a")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.delete("s")
+        raise RuntimeError("rolled back")
+    assert store.read("s") is not None and len(runs(db)) == 1
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA foreign_keys").fetchone() == (0,)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+    store.close()
