@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote as quote_uri_path
 
 from agno_storage import urls
 from agno_storage.backends import sqlite_ddl as ddl
@@ -100,7 +101,10 @@ class SqliteStorage(BaseStorage):
     :class:`ReadOnlyDatabaseError`. A write to a file that was deleted or
     replaced since the store opened it raises :class:`DatabaseReplacedError`
     instead of going to the lost file. With ``auto_upgrade_schema`` an old
-    table is upgraded before the constructor returns.
+    table is upgraded before the constructor returns. ``read_only`` opens an
+    existing file with ``mode=ro``: nothing this store does changes the file
+    (not even the checkpoint SQLite runs when the last connection to a WAL
+    file closes), and every write raises :class:`ReadOnlyDatabaseError`.
     """
 
     def __init__(
@@ -116,6 +120,7 @@ class SqliteStorage(BaseStorage):
         synchronous: Synchronous | str = Synchronous.FULL,
         recency_indexes: bool = True,
         tracer: Tracer | None = None,
+        read_only: bool = False,
     ) -> None:
         super().__init__(
             table_name,
@@ -142,7 +147,10 @@ class SqliteStorage(BaseStorage):
             "synchronous": self.synchronous.value,
             "busy_timeout": round(self.busy_timeout * 1000),
         }
+        self.read_only = check_bool("read_only", read_only)
         self.db_path = _resolve_path(db_url, db_file)
+        if self.read_only and self.db_path is None:
+            raise InvalidInputError("read_only needs a database file: an in-memory database starts empty")
         self._local = threading.local()
         self._handles: list[_Handle] = []
         self._handles_lock = threading.Lock()
@@ -196,8 +204,12 @@ class SqliteStorage(BaseStorage):
 
     def _open(self) -> _Handle:
         path = ":memory:" if self.db_path is None else self.db_path
+        if self.read_only:
+            path = "file:" + quote_uri_path(path) + "?mode=ro"
         try:
-            conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False, uri=self.read_only
+            )
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
         try:
@@ -272,6 +284,10 @@ class SqliteStorage(BaseStorage):
 
     def _begin_write(self, handle: _Handle) -> None:
         """Start a write transaction on ``handle`` (a file's): WAL first, then the lock, then the file check."""
+        if self.read_only:
+            raise ReadOnlyDatabaseError(
+                f"this store opened {self.db_path!r} with read_only=True; it only reads", table=self.table_name
+            )
         if not handle.wal:
             self._use_wal(handle)
         handle.conn.execute("BEGIN IMMEDIATE")
