@@ -103,7 +103,10 @@ def test_info_detects_mode_and_layout_of_every_fixture(
     assert fields["schema version"] == str(shape.version) == "2"
     assert fields["needs upgrade"] == "no"
     assert fields["sessions"] == str(len(ids))
-    assert fields["durability"].startswith("journal_mode=WAL, synchronous=FULL, busy_timeout=10s")
+    # Every fixture is a rollback-journal file, and info reads it read-only: it stays one.
+    assert fields["durability"].startswith(
+        "journal_mode=delete (WAL from the first write), synchronous=FULL, busy_timeout=10s"
+    )
 
 
 @pytest.mark.parametrize("name", OLD_FIXTURES)

@@ -79,11 +79,14 @@ def parse_target(url: str) -> urls.Target:
     return target
 
 
-def make_store(url: str, target: urls.Target, table: str, mode: Mode | str, schema: str | None) -> BaseStorage:
+def make_store(
+    url: str, target: urls.Target, table: str, mode: Mode | str, schema: str | None, *, read_only: bool = False
+) -> BaseStorage:
+    """The store of ``table``; ``read_only`` opens a SQLite file with ``mode=ro`` (PostgreSQL: no change)."""
     if isinstance(target, urls.SqliteTarget):
         if schema is not None:
             raise Exit(FAILED, "--schema applies to PostgreSQL URLs only")
-        return SqliteStorage(table, db_file=target.path, mode=mode)
+        return SqliteStorage(table, db_file=target.path, mode=mode, read_only=read_only)
     if schema is None:
         return urls.open_storage(url, table_name=table, mode=mode)
     # '' means "no schema": the server's search path decides, as agno's schema=None does.
@@ -91,8 +94,11 @@ def make_store(url: str, target: urls.Target, table: str, mode: Mode | str, sche
 
 
 @contextmanager
-def opened(args: argparse.Namespace) -> Iterator[tuple[BaseStorage, bool]]:
+def opened(args: argparse.Namespace, *, read_only: bool = False) -> Iterator[tuple[BaseStorage, bool]]:
     """The store of ``args.url`` / ``args.table`` and whether its mode was detected; closed on exit.
+
+    ``read_only`` (the inspecting commands) opens a SQLite file with
+    ``mode=ro``: the file's bytes, its journal mode and its -wal stay as they were.
 
     Without ``--mode`` the table is opened as an agent table first: the store
     refuses another mode's table with a SchemaMismatchError naming the mode it
@@ -103,15 +109,15 @@ def opened(args: argparse.Namespace) -> Iterator[tuple[BaseStorage, bool]]:
     if isinstance(target, urls.SqliteTarget) and target.path and not Path(target.path).expanduser().exists():
         raise Exit(NOT_FOUND, f"no database file {target.path!r}")
     if args.mode is not None:
-        store = make_store(args.url, target, args.table, args.mode, args.schema)
+        store = make_store(args.url, target, args.table, args.mode, args.schema, read_only=read_only)
         detected = False
     else:
         try:
-            store = make_store(args.url, target, args.table, Mode.AGENT, args.schema)
+            store = make_store(args.url, target, args.table, Mode.AGENT, args.schema, read_only=read_only)
         except SchemaMismatchError as exc:
             if exc.found_mode is None:
                 raise
-            store = make_store(args.url, target, args.table, exc.found_mode, args.schema)
+            store = make_store(args.url, target, args.table, exc.found_mode, args.schema, read_only=read_only)
         detected = True
     with store:
         if not store.table_exists():

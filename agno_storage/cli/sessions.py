@@ -35,7 +35,7 @@ _LAYOUTS = {
 
 
 def _info(args: argparse.Namespace) -> int:
-    with opened(args) as (store, detected):
+    with opened(args, read_only=True) as (store, detected):
         shape = store.schema_shape()
         if shape is None:  # dropped since it was opened
             raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}")
@@ -51,7 +51,7 @@ def _info(args: argparse.Namespace) -> int:
         if isinstance(store, SqliteStorage):
             engine = "sqlite"
             durability = (
-                f"journal_mode=WAL, synchronous={store.synchronous.value}, "
+                f"{_journal(store)}, synchronous={store.synchronous.value}, "
                 f"busy_timeout={store.busy_timeout:g}s (agno_storage's connection settings)"
             )
         else:
@@ -72,6 +72,19 @@ def _info(args: argparse.Namespace) -> int:
     return OK
 
 
+def _journal(store: SqliteStorage) -> str:
+    """The file's journal mode as ``info`` shows it, read without changing it."""
+    from agno_storage.ops.db import connect_readonly
+
+    assert store.db_path is not None
+    conn = connect_readonly(store.db_path)
+    try:
+        mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    finally:
+        conn.close()
+    return "journal_mode=WAL" if mode == "wal" else f"journal_mode={mode} (WAL from the first write)"
+
+
 def _postgres_facts(store: BaseStorage) -> tuple[str, str]:
     """(engine, durability) lines of a PostgreSQL store; durability is the server's to decide."""
     from agno_storage import PostgresStorage
@@ -87,7 +100,7 @@ def _postgres_facts(store: BaseStorage) -> tuple[str, str]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with opened(args) as (store, _):
+    with opened(args, read_only=True) as (store, _):
         sessions = store.list(user_id=args.user, entity_id=args.entity, limit=args.limit)
         entity = store.spec.entity_column
         if args.json:
@@ -117,7 +130,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with opened(args) as (store, _):
+    with opened(args, read_only=True) as (store, _):
         session = store.read(args.session_id, user_id=args.user)
         if session is None:
             raise missing_session(args)

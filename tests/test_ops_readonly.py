@@ -1,0 +1,203 @@
+"""The inspecting commands (info, list, show, tables, doctor, export) never change a SQLite file.
+
+Not its bytes, not its journal mode, not the frames waiting in its -wal; and a
+file or folder this process may not write can still be inspected.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import sqlite3
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agno_storage import AgentSession, ReadOnlyDatabaseError, SqliteStorage
+from agno_storage.cli import main
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def inspections(path: Path, table: str, session_id: str) -> list[tuple[list[str], int]]:
+    """Every inspecting command on ``path`` with the exit status it must give."""
+    db = str(path)
+    return [
+        (["info", db, "--table", table], 0),
+        (["list", db, "--table", table], 0),
+        (["list", db, "--table", table, "--json"], 0),
+        (["show", db, "--table", table, session_id], 0),
+        (["show", db, "--table", table, "no-such-session"], 1),
+        (["list", db, "--table", "no_such_table"], 1),
+        (["tables", db], 0),
+        (["doctor", db], 0),
+        (["export", db, "--table", table], 0),
+    ]
+
+
+def run_all(commands: list[tuple[list[str], int]]) -> None:
+    for argv, status in commands:
+        assert (argv[0], main(argv)) == (argv[0], status)
+
+
+def state(path: Path) -> tuple[str, list[tuple[str, str]]]:
+    """(journal mode from the file's header, [(name, sha256)] of every file in its folder)."""
+    versions = path.read_bytes()[18:20]  # the header's write and read versions: 1 rollback journal, 2 WAL
+    files = sorted((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in path.parent.iterdir())
+    return {b"\x01\x01": "delete", b"\x02\x02": "wal"}[versions], files
+
+
+def test_info_list_show_leave_an_agno_rollback_journal_file_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agno_agent.db"
+    shutil.copy(FIXTURES / "agno_agent.db", path)
+    before = state(path)
+    assert before[0] == "delete"  # agno 1.x's file: a store's first write would switch it to WAL
+    run_all(inspections(path, "agent_sessions", "agent-01"))
+    assert "journal_mode=delete (WAL from the first write)" in capsys.readouterr().out
+    assert state(path) == before  # bytes, journal mode, and no -wal / -shm / -journal left beside it
+
+
+def test_inspection_leaves_the_frames_of_a_wal_file_where_they_are(tmp_path: Path) -> None:
+    """A -wal holding committed frames stays as it is: no checkpoint into the file on close."""
+    live = tmp_path / "live"
+    live.mkdir()
+    shutil.copy(FIXTURES / "go_agent_conversation.db", live / "go.db")
+    writer = sqlite3.connect(live / "go.db", isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("""UPDATE agent_sessions SET memory = '{"after": "the last checkpoint"}'""")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("go.db", "go.db-wal"):  # as a crashed writer leaves them
+        shutil.copy(live / name, copy / name)
+    writer.close()
+    path = copy / "go.db"
+    files = sorted((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in copy.iterdir())
+    run_all(inspections(path, "agent_sessions", "agent-existing"))
+    # mode=ro adds the -shm index SQLite needs to read a WAL file; the file and its -wal are untouched.
+    after = sorted(
+        (p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in copy.iterdir() if p.suffix != ".db-shm"
+    )
+    assert after == files
+    store = SqliteStorage("agent_sessions", db_file=path, read_only=True)
+    assert store.read("agent-existing").memory == {"after": "the last checkpoint"}  # type: ignore[union-attr]
+    store.close()
+
+
+def test_a_read_only_mode_file_with_no_sidecars_gets_an_empty_wal_and_shm(tmp_path: Path) -> None:
+    """What docs/ops.md says of WAL files: a read-only open leaves -wal (empty) and -shm behind."""
+    path = tmp_path / "go.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["go.db"]
+    assert main(["info", str(path), "--table", "agent_sessions"]) == 0
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["go.db", "go.db-shm", "go.db-wal"]
+    assert (tmp_path / "go.db-wal").stat().st_size == 0
+    # The next writer's last close removes them, as for any WAL file.
+    SqliteStorage("agent_sessions", db_file=path).close()
+    store = SqliteStorage("agent_sessions", db_file=path)
+    store.upsert(AgentSession(session_id="s", agent_id="a"))
+    store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["go.db"]
+
+
+def test_a_read_only_store_refuses_every_write(tmp_path: Path) -> None:
+    path = tmp_path / "agno.db"
+    shutil.copy(FIXTURES / "agno_agent.db", path)
+    before = state(path)
+    store = SqliteStorage("agent_sessions", db_file=path, read_only=True)
+    assert store.count() == 16
+    with pytest.raises(ReadOnlyDatabaseError, match="read_only=True"):
+        store.upsert(AgentSession(session_id="new", agent_id="a"))
+    with pytest.raises(ReadOnlyDatabaseError):
+        store.delete("agent-01")
+    other = SqliteStorage("new_table", db_file=path, read_only=True)
+    assert other.read("x") is None
+    with pytest.raises(ReadOnlyDatabaseError):
+        other.create()
+    store.close()
+    other.close()
+    assert state(path) == before
+
+
+# --- without write permission -------------------------------------------------
+
+_CAP_VERSION_3 = 0x20080522
+
+
+def _drop_capabilities() -> None:
+    """Give up every capability (root's CAP_DAC_OVERRIDE included): file modes then apply to root too."""
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.capset(ctypes.byref(Header(_CAP_VERSION_3, 0)), (Data * 2)()) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def without_write_permission(check: Callable[[], None]) -> None:
+    """Run ``check`` in a forked child that file permissions bind (root gives up its capabilities)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        os.close(read_end)
+        status = 0
+        try:
+            if os.geteuid() == 0:
+                _drop_capabilities()
+            check()
+        except BaseException:
+            os.write(write_end, traceback.format_exc().encode())
+            status = 1
+        finally:
+            sys.stdout.flush()
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        failure = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, failure
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="capabilities and fork: Linux")
+@pytest.mark.parametrize("name", ["agno_agent.db", "go_agent_conversation.db"])
+def test_a_read_only_file_in_a_read_only_folder_can_be_inspected(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / name
+    shutil.copy(FIXTURES / name, path)
+    before = state(path)
+    session = "agent-01" if name.startswith("agno") else "agent-existing"
+    path.chmod(0o444)
+    folder.chmod(0o555)
+
+    def check() -> None:
+        with pytest.raises(PermissionError):  # the child really may not write here
+            (folder / "probe").touch()
+        with pytest.raises(PermissionError):
+            path.open("ab")
+        run_all(inspections(path, "agent_sessions", session))
+        with pytest.raises(ReadOnlyDatabaseError):
+            SqliteStorage("agent_sessions", db_file=path).upsert(AgentSession(session_id="x", agent_id="a"))
+
+    try:
+        without_write_permission(check)
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+    assert state(path) == before
