@@ -108,6 +108,27 @@ class SearchBody:
     hits: list[dict[str, Any]]
 
 
+@attrs.frozen
+class UsageTotal:
+    """Runs and tokens summed over one day or one entity; a token figure nobody kept is null."""
+
+    key: str | None
+    runs: int
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+
+
+@attrs.frozen
+class UsageBody:
+    """``groups``: :func:`agno_storage.usage.usage`'s rows (entity, user, day, model); ``by_day`` and ``by_entity`` sum them."""
+
+    table: str
+    groups: list[dict[str, Any]]
+    by_day: list[UsageTotal]
+    by_entity: list[UsageTotal]
+
+
 def _strict(kind: type) -> Any:
     def check(value: Any, _: Any) -> Any:
         # bool is an int in Python; neither stands in for the other here.
@@ -169,6 +190,8 @@ __all__ = [
     "SessionsPage",
     "TableBody",
     "TablesBody",
+    "UsageBody",
+    "UsageTotal",
     "dumps",
     "make_converter",
     "session_columns",

@@ -10,7 +10,6 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-import attrs
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -113,11 +112,43 @@ def usage_report(server: Server, reader: TableReader, who: Principal, query: dic
     )
 
 
+def totals(groups: list[Any], key: str) -> list[bodies.UsageTotal]:
+    """``groups`` (``usage.Usage`` rows) summed by ``key`` (``day`` or ``entity_id``), in key order."""
+    sums: dict[str | None, dict[str, int | None]] = {}
+    for group in groups:
+        into = sums.setdefault(getattr(group, key), {"runs": 0})
+        into["runs"] = (into["runs"] or 0) + group.runs
+        for name in ("input_tokens", "output_tokens", "total_tokens"):
+            value = getattr(group, name)
+            if value is not None:
+                into[name] = (into.get(name) or 0) + value
+            else:
+                into.setdefault(name, None)
+    return [
+        bodies.UsageTotal(
+            key=k,
+            runs=v["runs"] or 0,
+            input_tokens=v.get("input_tokens"),
+            output_tokens=v.get("output_tokens"),
+            total_tokens=v.get("total_tokens"),
+        )
+        for k, v in sorted(sums.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
+    ]
+
+
+def usage_body(server: Server, reader: TableReader, who: Principal, query: dict[str, str]) -> bodies.UsageBody:
+    groups = usage_report(server, reader, who, query)
+    return bodies.UsageBody(
+        table=reader.name,
+        groups=[server.converter.unstructure(g) for g in groups],
+        by_day=totals(groups, "day"),
+        by_entity=totals(groups, "entity_id"),
+    )
+
+
 def api_usage(request: Request) -> Response:
     server = _server(request)
     who = server.principal(request)
     query = params(request, ("table", "user_id", "entity_id", "since", "until"))
     reader = server.reader(query.get("table"))
-    report = usage_report(server, reader, who, query)
-    value = attrs.asdict(report) if attrs.has(type(report)) else report
-    return Response(bodies.dumps(value), media_type="application/json")
+    return server.json(usage_body(server, reader, who, query))

@@ -75,10 +75,13 @@ def layout(title: str, body: str, *, active: str = "", table: str | None = None)
 
 
 def table_picker(server: Server, current: str | None) -> str:
+    tables = server.tables()
+    if current is not None and current not in {t.name for t in tables}:
+        tables = server.tables(fresh=True)  # made since the list was read
     options = "".join(
         f'<option value="{esc(t.name)}"{" selected" if t.name == current else ""}>'
         f"{esc(t.name)} ({esc(t.mode.value)}, {t.rows} rows)</option>"
-        for t in server.tables()
+        for t in tables
     )
     return f'<label>Table <select name="table" id="table" data-autosubmit>{options}</select></label>'
 
@@ -102,7 +105,8 @@ def sign_in_redirect(request: Request) -> Response:
 def sessions_view(request: Request) -> Response:
     server = _server(request)
     who = server.principal(request, page=True)
-    query = params(request, SESSIONS_PARAMS)
+    # An empty form field means "any" here (in the API, user_id= asks for sessions with no user).
+    query = {k: v for k, v in params(request, SESSIONS_PARAMS).items() if v != ""}
     table = current_table(server, query.get("table"))
     if table is None:
         return layout("Sessions", '<p class="empty">This database has no sessions table.</p>', active="sessions")
@@ -293,32 +297,25 @@ def usage_view(request: Request) -> Response:
         return layout("Usage", form, active="usage")
     reader = server.reader(table)
     try:
-        report = extras.usage_report(server, reader, who, query)
+        body = extras.usage_body(server, reader, who, query)
     except HttpError as exc:
         if exc.status != 501:
             raise
         return layout("Usage", form + f'<p class="empty">{esc(exc.message)}</p>', active="usage", table=table)
-    value = attrs.asdict(report) if attrs.has(type(report)) else report
-    charts = usage_charts(value)
-    return layout("Usage", form + charts, active="usage", table=table)
+    return layout("Usage", form + usage_charts(body), active="usage", table=table)
 
 
-def usage_charts(report: dict[str, Any]) -> str:
-    """Bar charts of a usage report: tokens (or sessions) per day and per entity."""
+def usage_charts(body: Any) -> str:
+    """Bar charts of tokens per day and per entity (runs where no writer kept tokens)."""
+    rows = body.by_day + body.by_entity
+    tokens = any(t.total_tokens is not None for t in rows)
+    unit = "tokens" if tokens else "runs"
 
-    def series(rows: Any, key: str) -> list[tuple[str, float]]:
-        out = []
-        for row in rows or []:
-            if not isinstance(row, dict):
-                continue
-            label = row.get(key)
-            value = row.get("total_tokens", row.get("tokens", row.get("sessions", 0)))
-            out.append((str(label if label is not None else "-"), float(value or 0)))
-        return out
+    def series(totals: Any) -> list[tuple[str, float]]:
+        return [(t.key or "-", float((t.total_tokens or 0) if tokens else t.runs)) for t in totals]
 
-    unit = "tokens"
-    return _bars("Tokens per day", series(report.get("by_day"), "day"), unit, "usage-by-day") + _bars(
-        "Tokens per entity", series(report.get("by_entity"), "entity_id"), unit, "usage-by-entity"
+    return _bars(f"{unit.title()} per day", series(body.by_day), unit, "usage-by-day") + _bars(
+        f"{unit.title()} per entity", series(body.by_entity), unit, "usage-by-entity"
     )
 
 

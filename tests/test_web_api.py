@@ -1,0 +1,419 @@
+"""The HTTP API of ``agno-storage serve``, through a real server on a loopback port, on both engines."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import BaseStorage, Mode, SqliteStorage
+from agno_storage.web.app import create_app
+from agno_storage.web.auth import Tokens, parse_tokens
+from agno_storage.web.bodies import ErrorBody, SessionBody, SessionsPage, TablesBody, make_converter
+from agno_storage.web.run import serving
+from agno_storage.web.source import SqliteSource, open_source
+from tests.conftest import StoreFactory
+from tests.pgserver import free_port
+from tests.sessions import make_session
+from tests.web_client import get
+
+#: Whether agno_storage.usage is installed: until it is, /api/v1/usage answers 501.
+HAS_USAGE = importlib.util.find_spec("agno_storage.usage") is not None
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+BASE_TIME = 1_700_000_000
+USERS = ("user-1", "user-2", "user-3")
+
+Serve = Callable[..., AbstractContextManager[str]]
+
+
+def conversation(session_id: str) -> dict[str, Any]:
+    """An agno 1.x memory with one run: a user question, a tool call, its result and the answer."""
+    return {
+        "runs": [
+            {
+                "run_id": f"run-{session_id}",
+                "created_at": BASE_TIME,
+                "messages": [
+                    {"role": "user", "content": f"question about zebras in {session_id}"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {"id": "call-1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+                        ],
+                    },
+                    {"role": "tool", "content": "zebras have stripes", "tool_call_id": "call-1", "tool_name": "lookup"},
+                    {"role": "assistant", "content": f"answer for {session_id}"},
+                ],
+            }
+        ]
+    }
+
+
+def fill(store: BaseStorage, count: int = 30) -> None:
+    """``count`` sessions: three users in turn, two agents, created_at shared by each three (ties)."""
+    store.upsert_many(
+        make_session(
+            Mode.AGENT,
+            f"s-{i:03d}",
+            USERS[i % 3],
+            agent_id=f"agent-{i % 2}",
+            created_at=BASE_TIME + (i // 3) * 100,
+            memory=conversation(f"s-{i:03d}"),
+        )
+        for i in range(count)
+    )
+
+
+def location(store: BaseStorage) -> str:
+    if isinstance(store, SqliteStorage):
+        assert store.db_path is not None
+        return str(store.db_path)
+    from agno_storage import PostgresStorage
+
+    assert isinstance(store, PostgresStorage)
+    return store.db_url
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Serve a database (path or URL) on a free loopback port; yields its base URL."""
+    sources = []
+
+    @contextmanager
+    def start(url: str, tokens: Tokens | None = None, **kwargs: Any) -> Iterator[str]:
+        source = open_source(url, **kwargs)
+        sources.append(source)
+        with serving(create_app(source, tokens)) as base:
+            yield base
+
+    yield start
+    for source in sources:
+        source.close()
+
+
+@pytest.fixture
+def filled(make_store: StoreFactory) -> BaseStorage:
+    store = make_store(Mode.AGENT)
+    fill(store)
+    return store
+
+
+def all_pages(base: str, table: str, token: str | None = None, **query: Any) -> list[list[dict[str, Any]]]:
+    pages: list[list[dict[str, Any]]] = []
+    cursor = None
+    while True:
+        status, body = get(base, "/api/v1/sessions", token, table=table, cursor=cursor, **query)
+        assert status == 200, body
+        page = make_converter().structure(body, SessionsPage)
+        pages.append(
+            [{"session_id": s.session_id, "user_id": s.user_id, "entity_id": s.entity_id} for s in page.sessions]
+        )
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+# --- tables ------------------------------------------------------------------
+
+
+def test_tables_lists_every_sessions_table_with_its_mode(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "two.db"
+    with (
+        SqliteStorage("agent_sessions", db_file=db) as agents,
+        SqliteStorage("team_sessions", db_file=db, mode="team") as teams,
+    ):
+        agents.upsert(make_session(Mode.AGENT, "a"))
+        teams.upsert(make_session(Mode.TEAM, "t"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    with serve(str(db)) as base:
+        status, body = get(base, "/api/v1/tables")
+        assert status == 200
+        tables = make_converter().structure(body, TablesBody).tables
+        assert [(t.name, t.mode, t.rows, t.entity_column) for t in tables] == [
+            ("agent_sessions", "agent", 1, "agent_id"),
+            ("team_sessions", "team", 1, "team_id"),
+        ]
+        # Two tables: which one is not guessed.
+        status, body = get(base, "/api/v1/sessions")
+        assert status == 400 and body["error"]["code"] == "bad_request" and "table=" in body["error"]["message"]
+        assert get(base, "/api/v1/sessions", table="team_sessions")[1]["sessions"][0]["session_id"] == "t"
+
+
+def test_a_go_written_file_is_served_as_written(serve: Serve) -> None:
+    with serve(str(FIXTURES / "go_team.db")) as base:
+        (table,) = get(base, "/api/v1/tables")[1]["tables"]
+        assert (table["name"], table["mode"], table["layout"]) == ("team_sessions", "team", "agno-golang")
+        with sqlite3.connect(FIXTURES / "go_team.db") as conn:
+            expected = [
+                r[0] for r in conn.execute("SELECT session_id FROM team_sessions ORDER BY created_at DESC, session_id")
+            ]
+        got = [s["session_id"] for page in all_pages(base, "team_sessions", limit=4) for s in page]
+        assert got == expected
+        status, body = get(base, f"/api/v1/sessions/{expected[0]}", table="team_sessions")
+        assert status == 200 and body["session"]["session_id"] == expected[0] and "team_data" in body["session"]
+
+
+# --- sessions and pagination, both engines ----------------------------------------
+
+
+def test_pages_walk_every_session_newest_first(filled: BaseStorage, serve: Serve) -> None:
+    with serve(location(filled)) as base:
+        pages = all_pages(base, filled.table_name, limit=7)
+    assert [len(p) for p in pages] == [7, 7, 7, 7, 2]
+    assert [s["session_id"] for p in pages for s in p] == [s.session_id for s in filled.list()]
+
+
+def test_filters_narrow_the_list(filled: BaseStorage, serve: Serve) -> None:
+    table = filled.table_name
+    with serve(location(filled)) as base:
+        for query, expected in [
+            ({"user_id": "user-2"}, filled.list(user_id="user-2")),
+            ({"entity_id": "agent-1"}, filled.list(entity_id="agent-1")),
+            ({"user_id": "user-1", "entity_id": "agent-0"}, filled.list(user_id="user-1", entity_id="agent-0")),
+        ]:
+            got = [s["session_id"] for p in all_pages(base, table, limit=4, **query) for s in p]
+            assert got == [s.session_id for s in expected], query
+        # since is inclusive, until exclusive; ISO 8601 or Unix seconds.
+        since, until = BASE_TIME + 300, BASE_TIME + 600
+        expected_ids = [
+            s.session_id for s in filled.list() if s.created_at is not None and since <= s.created_at < until
+        ]
+        assert len(expected_ids) == 9
+        got = [s["session_id"] for p in all_pages(base, table, since=since, until=until) for s in p]
+        assert got == expected_ids
+        got = [
+            s["session_id"]
+            for p in all_pages(base, table, since="2023-11-14T22:18:20Z", until="2023-11-14T22:23:20+00:00")
+            for s in p
+        ]
+        assert got == expected_ids
+
+
+def test_pagination_is_stable_while_a_writer_adds_sessions(filled: BaseStorage, serve: Serve) -> None:
+    before = [s.session_id for s in filled.list()]
+    table = filled.table_name
+    seen: list[str] = []
+    with serve(location(filled)) as base:
+        cursor = None
+        written = 0
+        while True:
+            status, body = get(base, "/api/v1/sessions", table=table, limit=6, cursor=cursor)
+            assert status == 200
+            seen += [s["session_id"] for s in body["sessions"]]
+            # A writer adds sessions between pages, some at the cursor's very time.
+            filled.upsert(make_session(Mode.AGENT, f"new-{written}", "user-1"))
+            filled.upsert(make_session(Mode.AGENT, f"tie-{written}", "user-1", created_at=BASE_TIME + 500))
+            written += 1
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+    assert len(seen) == len(set(seen))
+    assert [s for s in seen if s.startswith("s-")] == before
+    assert not any(s.startswith("new-") for s in seen)
+
+
+def test_one_session_has_all_its_columns(filled: BaseStorage, serve: Serve) -> None:
+    with serve(location(filled)) as base:
+        status, body = get(base, "/api/v1/sessions/s-004", table=filled.table_name)
+    assert status == 200
+    got = make_converter().structure(body, SessionBody)
+    stored = filled.read("s-004")
+    assert stored is not None
+    assert got.session == make_converter().unstructure(stored)
+    assert (got.table, got.mode, got.entity_id) == (filled.table_name, "agent", "agent-0")
+
+
+def test_errors_have_one_shape_and_the_right_status(filled: BaseStorage, serve: Serve) -> None:
+    table = filled.table_name
+    conv = make_converter()
+    with serve(location(filled)) as base:
+        cases = [
+            ("/api/v1/sessions/nope", {"table": table}, 404, "not_found"),
+            ("/api/v1/sessions/s-001", {"table": "no_such_table"}, 404, "not_found"),
+            ("/api/v1/sessions", {"table": "no_such_table"}, 404, "not_found"),
+            ("/api/v1/sessions", {"table": table, "limit": "0"}, 400, "bad_request"),
+            ("/api/v1/sessions", {"table": table, "limit": "many"}, 400, "bad_request"),
+            ("/api/v1/sessions", {"table": table, "cursor": "not-a-cursor"}, 400, "bad_request"),
+            ("/api/v1/sessions", {"table": table, "since": "yesterday"}, 400, "bad_request"),
+            ("/api/v1/sessions", {"table": table, "sort": "asc"}, 400, "bad_request"),
+            ("/api/v1/nothing", {}, 404, "not_found"),
+        ]
+        for path, query, status, code in cases:
+            got_status, body = get(base, path, **query)
+            assert (got_status, body["error"]["code"]) == (status, code), (path, query, body)
+            conv.structure(body, ErrorBody)  # exactly the documented keys
+        assert get(base, "/api/v1/sessions/nope", table=table)[1]["error"]["session_id"] == "nope"
+
+
+def test_a_locked_database_is_503_busy(tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "a"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    source = SqliteSource(db, busy_timeout=0.05)
+    try:
+        with serving(create_app(source)) as base:
+            assert get(base, "/api/v1/sessions", table="agent_sessions")[0] == 200
+            holder = sqlite3.connect(db, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                status, body = get(base, "/api/v1/sessions", table="agent_sessions")
+                assert (status, body["error"]["code"]) == (503, "busy")
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert get(base, "/api/v1/sessions", table="agent_sessions")[0] == 200
+    finally:
+        source.close()
+
+
+def test_the_file_is_not_written(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "ro.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        fill(store, 5)
+    for extra in ("-wal", "-shm"):
+        Path(str(db) + extra).unlink(missing_ok=True)
+    before = db.read_bytes()
+    db.chmod(0o444)
+    with serve(str(db)) as base:
+        assert len(get(base, "/api/v1/sessions", table="agent_sessions")[1]["sessions"]) == 5
+        assert get(base, "/api/v1/sessions/s-001", table="agent_sessions")[0] == 200
+    assert db.read_bytes() == before
+
+
+# --- tokens -----------------------------------------------------------------
+
+ALL = "all-users-token-0123456789"
+ONE = "user-one-token-0123456789"
+
+
+def scoped_tokens() -> Tokens:
+    return parse_tokens(f"# who may read\n{ALL} *\n{ONE} user-1  # one user\n")
+
+
+def test_without_a_valid_token_every_endpoint_is_401(filled: BaseStorage, serve: Serve) -> None:
+    table = filled.table_name
+    with serve(location(filled), scoped_tokens()) as base:
+        for path, query in [
+            ("/api/v1/tables", {}),
+            ("/api/v1/sessions", {"table": table}),
+            ("/api/v1/sessions/s-001", {"table": table}),
+            ("/api/v1/sessions/s-001/history", {"table": table}),
+            ("/api/v1/search", {"table": table, "q": "zebras"}),
+            ("/api/v1/usage", {"table": table}),
+        ]:
+            for token in (None, "wrong-token-0123456789", ALL[:-1]):
+                status, body = get(base, path, token, **query)
+                assert (status, body["error"]["code"]) == (401, "unauthorized"), (path, token)
+            expected = 501 if path.endswith("/usage") and not HAS_USAGE else 200
+            assert get(base, path, ALL, **query)[0] == expected, path
+        assert get(base, "/healthz") == (200, {"status": "ok"})
+
+
+def test_a_user_token_never_sees_another_users_session(filled: BaseStorage, serve: Serve) -> None:
+    table = filled.table_name
+    mine = {s.session_id for s in filled.list(user_id="user-1")}
+    theirs = [s.session_id for s in filled.list() if s.session_id not in mine]
+    with serve(location(filled), scoped_tokens()) as base:
+        listed = [s for p in all_pages(base, table, ONE, limit=4) for s in p]
+        assert {s["session_id"] for s in listed} == mine
+        assert {s["user_id"] for s in listed} == {"user-1"}
+        status, body = get(base, "/api/v1/sessions", ONE, table=table, user_id="user-2")
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+        for sid in theirs:
+            assert get(base, f"/api/v1/sessions/{sid}", ONE, table=table)[0] == 404
+            assert get(base, f"/api/v1/sessions/{sid}/history", ONE, table=table)[0] == 404
+        some = sorted(mine)[0]
+        assert get(base, f"/api/v1/sessions/{some}", ONE, table=table)[0] == 200
+        assert get(base, f"/api/v1/sessions/{some}/history", ONE, table=table)[0] == 200
+        status, body = get(base, "/api/v1/search", ONE, table=table, q="zebras")
+        assert status == 200 and body["hits"]
+        assert {h["session_id"] for h in body["hits"]} <= mine
+        status, body = get(base, "/api/v1/search", ONE, table=table, q="zebras", user_id="user-2")
+        assert status == 403
+        status, body = get(base, "/api/v1/usage", ONE, table=table)
+        if HAS_USAGE:
+            assert status == 200
+            assert sum(d["runs"] for d in body["by_day"]) == len(mine)
+            assert {g["user_id"] for g in body["groups"]} == {"user-1"}
+            assert sum(d["runs"] for d in get(base, "/api/v1/usage", ALL, table=table)[1]["by_entity"]) == 30
+        else:
+            assert (status, body["error"]["code"]) == (501, "not_implemented")
+        # The all-users token sees everyone.
+        assert len([s for p in all_pages(base, table, ALL, limit=50) for s in p]) == 30
+        status, body = get(base, "/api/v1/search", ALL, table=table, q="zebras", limit=50)
+        assert {h["session_id"] for h in body["hits"]} - mine
+
+
+def test_token_files_are_checked() -> None:
+    from agno_storage import InvalidInputError
+
+    assert scoped_tokens().principal(ONE) is not None
+    assert scoped_tokens().principal("nope") is None
+    for bad in ["", "# only a comment\n", "short user-1\n", f"{ALL}\n", f"{ALL} a b\n", f"{ALL} a\n{ALL} b\n"]:
+        with pytest.raises(InvalidInputError):
+            parse_tokens(bad)
+
+
+# --- the command ----------------------------------------------------------------
+
+
+def test_serve_refuses_a_public_address_without_tokens(tmp_path: Path) -> None:
+    from agno_storage.cli import main
+
+    assert main(["serve", str(FIXTURES / "go_agent.db"), "--host", "0.0.0.0"]) == 2
+    assert main(["serve", str(tmp_path / "missing.db")]) == 1
+
+
+def test_serve_command_serves_with_tokens(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{ONE} user-1\n", encoding="utf-8")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agno_storage",
+            "serve",
+            str(FIXTURES / "go_agent.db"),
+            "--port",
+            str(port),
+            "--token-file",
+            str(tokens),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(base, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        assert get(base, "/api/v1/tables")[0] == 401
+        status, body = get(base, "/api/v1/sessions", ONE)
+        assert status == 200 and body["sessions"] and {s["user_id"] for s in body["sessions"]} == {"user-1"}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.stderr is not None
+    assert "read-only on http://127.0.0.1:" in proc.stderr.read()

@@ -1,0 +1,32 @@
+"""A small HTTP client for the web tests: stdlib only, JSON in, status and JSON out."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+
+def get(base: str, path: str, token: str | None = None, **query: Any) -> tuple[int, Any]:
+    """GET ``base + path`` with ``query`` (None values left out); (status, decoded JSON body)."""
+    params = {k: v for k, v in query.items() if v is not None}
+    url = base + path + ("?" + urlencode(params) if params else "")
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        return exc.code, json.loads(body) if body else None
+
+
+def get_text(base: str, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
