@@ -49,6 +49,9 @@ _LINE_SEPARATOR_LEAD = "\u2028".encode()[:1]
 # scan maps digits to "0" and everything else to " ", then looks for runs.
 _DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_RUN = b"0" * 19
+# 19 >= 3 * 6 + 1: every run of 19 digits holds three consecutive multiples of 6.
+_STRIDE = 6
+_SAMPLED_RUN = b"0" * 3
 _DOT = ord(".")
 _FRACTION_OR_EXPONENT = frozenset(b".eE")
 _INF = float("inf")
@@ -170,6 +173,27 @@ def loads(text: str | bytes | None) -> Any:
 
 
 def _has_wide_integer(data: bytes) -> bool:
+    """True if ``data`` may hold an integer of 19+ digits (see :func:`_has_wide_integer_exact`).
+
+    A cheap filter first: any run of 19 digits covers three consecutive
+    multiples of 6, so a text whose every 6th byte never shows three digits
+    in a row has no such run, and that is decided on a sixth of the bytes.
+    Each place where it does show is checked in a window around it that
+    holds at least 19 digits of any run through that place; only a window
+    with a 19-digit run sends the whole text to the exact scan.
+    """
+    sampled = data[::_STRIDE].translate(_DIGITS)
+    at = sampled.find(_SAMPLED_RUN)
+    while at != -1:
+        middle = at * _STRIDE
+        window = data[max(middle - 18, 0) : middle + 2 * _STRIDE + 19]
+        if _LONG_RUN in window.translate(_DIGITS):
+            return _has_wide_integer_exact(data)
+        at = sampled.find(_SAMPLED_RUN, at + 1)
+    return False
+
+
+def _has_wide_integer_exact(data: bytes) -> bool:
     """True if ``data`` may hold an integer of 19+ digits.
 
     Digit runs that are a float's fraction (after ``.``) or mantissa (before

@@ -154,3 +154,27 @@ def test_nesting_past_the_encoders_reach_is_refused_cleanly() -> None:
 def test_wide_integer_scan(text: str, wide: bool) -> None:
     assert codec._has_wide_integer(text.encode()) is wide
     assert codec.loads(text) == json.loads(text)
+
+
+# Pieces that make digit runs of every length meet every alignment and context.
+_pieces = st.one_of(
+    st.text(alphabet="0123456789", min_size=1, max_size=45),
+    st.sampled_from([".", "e", "E", "-", ",", ":", '"', "[", "]", "{", "}", " ", "a", "é"]),
+)
+
+
+@given(st.lists(_pieces, max_size=40).map("".join))
+@settings(max_examples=2000, deadline=None)
+def test_the_sampled_wide_integer_filter_agrees_with_the_exact_scan(text: str) -> None:
+    # The filter may only ever skip texts the exact scan clears: a miss would read a wide integer as a float.
+    data = text.encode()
+    assert codec._has_wide_integer(data) == codec._has_wide_integer_exact(data)
+
+
+@pytest.mark.parametrize("offset", range(13))
+@pytest.mark.parametrize("length", [18, 19, 20, 31, 40])
+def test_a_wide_integer_is_found_wherever_it_starts(offset: int, length: int) -> None:
+    number = "9" * length
+    text = f'{{"p":"{"x" * offset}","n":{number}}}'
+    assert codec._has_wide_integer(text.encode()) is (length >= 19)
+    assert codec.loads(text)["n"] == int(number)
