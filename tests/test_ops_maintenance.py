@@ -135,9 +135,11 @@ def test_prune_removes_exactly_the_old_sessions_and_their_runs(tmp_path: Path) -
     url = str(path)
     with open_database(url) as db:
         dry = prune(db, url, "agent_sessions", 30 * 86400, dry_run=True, now=now)
-        assert dry.session_ids == ("no-update", "old-ada", "old-bob") and dry.runs == 2
+        assert dry.session_ids == ("no-update", "old-ada", "old-bob") and dry.run_sessions == ("agent-new",)
+        assert dry.runs == 2 + 2  # old-ada's, and the Go Agent's two runs of agent-new (no session row)
         only_ada = prune(db, url, "agent_sessions", 30 * 86400, user="ada", now=now)
     assert only_ada.session_ids == ("no-update", "old-ada") and only_ada.runs == 2
+    assert only_ada.run_sessions == ()  # agent-new's runs are user-1's
     conn = sqlite3.connect(path)
     assert sorted(r[0] for r in conn.execute("SELECT session_id FROM agent_sessions")) == [
         "agent-existing",
@@ -145,7 +147,7 @@ def test_prune_removes_exactly_the_old_sessions_and_their_runs(tmp_path: Path) -
         "old-bob",
     ]
     assert sorted(r[0] for r in conn.execute("SELECT id FROM agent_runs WHERE id LIKE 'r%'")) == ["r3"]
-    # The Go Agent's own runs (of sessions with no row) are left alone.
+    # The Go Agent's own runs of a session with no row are another user's: left alone.
     assert conn.execute("SELECT COUNT(*) FROM agent_runs WHERE session_id = 'agent-new'").fetchone()[0] == 2
     conn.close()
 

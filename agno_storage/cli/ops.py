@@ -251,6 +251,9 @@ def _prune(args: argparse.Namespace) -> int:
         f"{verb} {len(summary.session_ids)} sessions not updated since {_utc(summary.cutoff)} and {summary.runs} agent_runs rows"
     ]
     lines += [f"  {cell(sid)}" for sid in summary.session_ids]
+    if summary.run_sessions:
+        lines.append(f"and {len(summary.run_sessions)} sessions a Go Agent kept only in agent_runs:")
+        lines += [f"  {cell(sid)}" for sid in summary.run_sessions]
     _summary(args, summary, "\n".join(lines))
     return OK
 
@@ -289,7 +292,8 @@ def _doctor(args: argparse.Namespace) -> int:
         for f in report.findings:
             where = ".".join(p for p in (f.table, f.column) if p)
             session = f" session {f.session_id!r}" if f.session_id is not None else ""
-            out(f"{f.severity}: {where}{session}: {f.message}")
+            subject = f"{where}{session}: " if where or session else ""
+            out(f"{f.severity}: {subject}{f.message}")
         out("all is well" if report.ok else "problems found")
     return OK if report.ok else UNWELL
 

@@ -7,6 +7,7 @@ import os
 import attrs
 
 from agno_storage import codec
+from agno_storage.errors import StorageError
 from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
 from agno_storage.ops.db import Database
 from agno_storage.ops.tables import TableInfo, list_tables
@@ -48,20 +49,26 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     Problems: a failed ``integrity_check``; a table that needs an upgrade; a
     value that is not what its column holds (JSON that does not decode or is
     of the wrong type, a non-integer timestamp, a BLOB or non-UTF-8 text).
+    A SQLite file too damaged to be read (not a database, a malformed
+    schema) is one ``unreadable`` problem, and nothing more is checked.
     Notes: ``agent_runs`` rows whose session has no row (a Go Agent writes
-    them by design; ``delete`` leaves them), columns of other writers.
+    them by design), columns of other writers.
     ``path`` (SQLite) is the file, for the size of its -wal.
     """
     findings: list[Finding] = []
     integrity = journal = None
     wal = None
     if db.is_sqlite:
-        integrity = "; ".join(str(r[0]) for r in db.query("PRAGMA integrity_check"))
-        if integrity != "ok":
-            findings.append(Finding(PROBLEM, "integrity", f"integrity_check: {integrity}"))
-        journal = str(db.query("PRAGMA journal_mode")[0][0])
         if path is not None:
             wal = os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
+        try:
+            integrity = "; ".join(str(r[0]) for r in db.query("PRAGMA integrity_check"))
+            journal = str(db.query("PRAGMA journal_mode")[0][0])
+        except StorageError as exc:
+            findings.append(Finding(PROBLEM, "unreadable", f"SQLite cannot read the file: {exc.__cause__ or exc}"))
+            return DoctorReport(findings=tuple(findings), tables=(), integrity=integrity, wal_bytes=wal)
+        if integrity != "ok":
+            findings.append(Finding(PROBLEM, "integrity", f"integrity_check: {integrity}"))
     report = list_tables(db)
     for info in report.sessions:
         if info.version < CURRENT_VERSION:
@@ -86,7 +93,7 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
                 NOTE,
                 "orphaned_runs",
                 f"{report.runs.orphaned} of {report.runs.rows} agent_runs rows have no session row "
-                "(a Go Agent writes its runs so; delete leaves a session's runs behind)",
+                "(a Go Agent writes the runs of a new session so; prune removes them by their own age)",
                 table=report.runs.name,
             )
         )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 
+from agno_storage.models import Mode
 from agno_storage.ops.db import RUNS_TABLE, Database, open_store, store_qualified
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters, where
-from agno_storage.ops.tables import describe
+from agno_storage.ops.tables import describe, list_tables
 from agno_storage.schema import quote
 
 #: Sessions deleted per write transaction: each holds the write lock only briefly.
@@ -23,8 +26,11 @@ class PruneSummary:
     dry_run: bool
     #: The sessions removed (or, for a dry run, that would be), in session_id order.
     session_ids: tuple[str, ...]
-    #: Their rows in ``agent_runs`` removed (or that would be).
+    #: Their rows in ``agent_runs`` removed (or that would be), with those of ``run_sessions``.
     runs: int
+    #: Agent tables only: sessions a Go Agent kept in ``agent_runs`` alone (no session row in any
+    #: sessions table) whose newest run is older than the cutoff; all their runs removed.
+    run_sessions: tuple[str, ...] = ()
 
 
 def prune(
@@ -43,6 +49,11 @@ def prune(
 
     A session with no ``updated_at`` counts from ``created_at``; one with
     neither is kept. ``user`` limits it to one owner (``''``: no owner).
+    With an agent table, the sessions a Go Agent keeps in ``agent_runs``
+    alone (runs whose session_id has no row in any sessions table) are pruned
+    by their runs' own age: all of a session's runs go when its newest run
+    (``updated_at``, else ``created_at``) is older than the cutoff and, with
+    ``user``, every run is that user's; a live conversation keeps all of its.
     ``db`` is a read connection to the same database (the dry run and the
     counts); deletes go through the store, ``PRUNE_BATCH`` sessions per
     transaction, each re-checking the age under the write lock.
@@ -60,10 +71,16 @@ def prune(
             params,
         )
     ]
-    progress.start(len(ids))
+    orphans: _RunSessions | None = None
+    if has_runs and info.mode is Mode.AGENT:
+        orphans = _RunSessions([t.name for t in list_tables(db).sessions], cutoff, user)
+    run_ids = [r[0] for r in db.query(*orphans.select(db.qualified, db.placeholder))] if orphans else []
+    progress.start(len(ids) + len(run_ids))
     if dry_run:
-        runs = _count_runs(db, ids) if has_runs else 0
-        return PruneSummary(table=table, cutoff=cutoff, dry_run=True, session_ids=tuple(ids), runs=runs)
+        runs = _count_runs(db, ids + run_ids) if has_runs else 0
+        return PruneSummary(
+            table=table, cutoff=cutoff, dry_run=True, session_ids=tuple(ids), runs=runs, run_sessions=tuple(run_ids)
+        )
     store = open_store(url, table, info.mode, schema)
     removed: list[str] = []
     runs = 0
@@ -90,9 +107,60 @@ def prune(
                 cursor.close()
             removed.extend(batch)
             progress.advance(len(batch))
+        removed_runs: list[str] = []
+        while orphans is not None:
+            with store.transaction() as conn:
+                cursor = conn.cursor()
+                # Again under the write lock: a session that got a row or a new run meanwhile stays.
+                statement, orphan_params = orphans.select(lambda t: store_qualified(store, t), ph, PRUNE_BATCH)
+                cursor.execute(statement, orphan_params)
+                batch = [r[0] for r in cursor.fetchall()]
+                if not batch:
+                    break
+                marks = ", ".join([ph] * len(batch))
+                cursor.execute(f'DELETE FROM {agent_runs} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
+                runs += max(cursor.rowcount, 0)
+                cursor.close()
+            removed_runs.extend(batch)
+            progress.advance(len(batch))
     finally:
         store.close()
-    return PruneSummary(table=table, cutoff=cutoff, dry_run=False, session_ids=tuple(sorted(removed)), runs=runs)
+    return PruneSummary(
+        table=table,
+        cutoff=cutoff,
+        dry_run=False,
+        session_ids=tuple(sorted(removed)),
+        runs=runs,
+        run_sessions=tuple(sorted(removed_runs)),
+    )
+
+
+@attrs.frozen
+class _RunSessions:
+    """The sessions that exist only as rows of ``agent_runs``, old enough to prune."""
+
+    session_tables: list[str]
+    cutoff: int
+    user: str | None
+
+    def select(self, qualified: Callable[[str], str], ph: str, limit: int | None = None) -> tuple[str, list[Any]]:
+        """Their session_ids in order (at most ``limit``): ``qualified`` quotes a table name for the connection."""
+        no_row = "".join(
+            f' AND NOT EXISTS (SELECT 1 FROM {qualified(t)} s WHERE s."session_id" = r."session_id")'  # noqa: S608
+            for t in self.session_tables
+        )
+        having = f'MAX(COALESCE(r."updated_at", r."created_at")) < {ph}'
+        params: list[Any] = [self.cutoff]
+        if self.user is not None:
+            having += f" AND MIN(COALESCE(r.\"user_id\", '')) = {ph} AND MAX(COALESCE(r.\"user_id\", '')) = {ph}"
+            params += [self.user, self.user]
+        statement = (
+            f'SELECT r."session_id" FROM {qualified(RUNS_TABLE)} r WHERE 1 = 1{no_row}'  # noqa: S608
+            f' GROUP BY r."session_id" HAVING {having} ORDER BY r."session_id"'
+        )
+        if limit is not None:
+            statement += f" LIMIT {int(limit)}"
+        return statement, params
 
 
 def _count_runs(db: Database, ids: list[str]) -> int:

@@ -1,0 +1,284 @@
+"""prune of the sessions a Go Agent keeps only in agent_runs; doctor's findings and exit codes; both on PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import AgentSession, Mode, TeamSession
+from agno_storage.cli import main
+from agno_storage.ops.db import open_database, open_store
+from agno_storage.ops.doctor import NOTE, PROBLEM, diagnose
+from agno_storage.ops.prune import prune
+from agno_storage.ops.tables import Layout, list_tables
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+DAY = 86400
+NOW = 1_800_000_000
+_schemas = itertools.count()
+
+
+def add_runs(conn: Any, table: str, runs: list[tuple[str, str, str | None, int | None, int | None]]) -> None:
+    """Rows of agent_runs (id, session_id, user_id, created_at, updated_at) through a DB-API connection."""
+    ph = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+    for run in runs:
+        conn.execute(
+            f"INSERT INTO {table} (id, session_id, user_id, created_at, updated_at) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
+            run,
+        )
+
+
+def go_conversation(tmp_path: Path) -> Path:
+    path = tmp_path / "conv.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)  # runs of agent-new, which has no session row
+    return path
+
+
+# --- prune: sessions kept only in agent_runs --------------------------------------
+
+
+def test_prune_removes_run_only_sessions_by_the_age_of_their_newest_run(tmp_path: Path) -> None:
+    path = go_conversation(tmp_path)
+    conn = sqlite3.connect(path)
+    add_runs(
+        conn,
+        "agent_runs",
+        [
+            ("live-1", "live", "user-1", NOW - 90 * DAY, None),  # an old first run ...
+            ("live-2", "live", "user-1", NOW - 90 * DAY, NOW - DAY),  # ... of a conversation still going on
+            ("ada-1", "ada-old", "ada", NOW - 60 * DAY, None),
+            ("mixed-1", "mixed", "ada", NOW - 60 * DAY, None),
+            ("mixed-2", "mixed", "bob", NOW - 60 * DAY, None),
+            ("undated", "undated", "ada", None, None),  # no time at all: kept, as a session with none
+        ],
+    )
+    conn.commit()
+    conn.close()
+    url = str(path)
+    with open_database(url) as db:
+        assert prune(db, url, "agent_sessions", 30 * DAY, user="ada", dry_run=True, now=NOW).run_sessions == (
+            "ada-old",
+        )
+        dry = prune(db, url, "agent_sessions", 30 * DAY, dry_run=True, now=NOW)
+        assert dry.run_sessions == ("ada-old", "agent-new", "mixed")
+        assert dry.session_ids == ("agent-existing",)
+        assert dry.runs == 2 + 1 + 2 + 2  # agent-existing's, ada-old's, agent-new's, mixed's
+        done = prune(db, url, "agent_sessions", 30 * DAY, now=NOW)
+    assert (done.session_ids, done.run_sessions, done.runs) == (dry.session_ids, dry.run_sessions, dry.runs)
+    conn = sqlite3.connect(path)
+    left = sorted(r[0] for r in conn.execute("SELECT id FROM agent_runs"))
+    conn.close()
+    assert left == ["live-1", "live-2", "undated"]
+
+
+def test_prune_of_another_modes_table_leaves_the_go_agents_runs(tmp_path: Path) -> None:
+    path = go_conversation(tmp_path)
+    url = str(path)
+    team = open_store(url, "team_sessions", Mode.TEAM)
+    team.upsert(TeamSession(session_id="t", team_id="x"))
+    team.close()
+    with open_database(url) as db:
+        summary = prune(db, url, "team_sessions", 0, now=int(time.time()) + DAY)
+    assert summary.session_ids == ("t",) and summary.run_sessions == () and summary.runs == 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0] == 4
+    conn.close()
+
+
+def test_the_prune_command_lists_the_run_only_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = go_conversation(tmp_path)
+    assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "30d", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["session_ids"], data["run_sessions"], data["runs"]) == (["agent-existing"], ["agent-new"], 4)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0] == 0
+    conn.close()
+
+
+# --- doctor --------------------------------------------------------------------
+
+
+def test_doctor_exits_0_with_only_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = go_conversation(tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE agent_sessions ADD COLUMN other_writer TEXT")
+    conn.commit()
+    conn.close()
+    assert main(["doctor", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "note: agent_runs: 2 of 4 agent_runs rows have no session row" in shown
+    assert "note: agent_sessions: columns of other writers, left alone: other_writer" in shown
+    assert shown.rstrip().endswith("all is well")
+
+
+def test_doctor_finds_a_failed_integrity_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = go_conversation(tmp_path)
+    conn = sqlite3.connect(path)
+    # The index on user_id is said to be on agent_id: its entries no longer match the rows.
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, '(user_id)', '(agent_id)') WHERE name = 'idx_agent_sessions_user_id'"
+    )
+    conn.commit()
+    conn.close()
+    with open_database(str(path)) as db:
+        report = diagnose(db, str(path))
+    assert report.integrity != "ok"
+    assert [f.kind for f in report.findings if f.severity == PROBLEM] == ["integrity"]
+    assert main(["doctor", str(path)]) == 3
+    assert "problems found" in capsys.readouterr().out
+
+
+def test_doctor_calls_a_file_it_cannot_read_a_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "notadb.db"
+    path.write_bytes(b"SQLite format 2 -- not this one " * 64)
+    assert main(["doctor", str(path), "--json"]) == 3
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and [f["kind"] for f in data["findings"]] == ["unreadable"]
+
+
+def test_doctor_finds_every_kind_of_bad_value(tmp_path: Path) -> None:
+    """One planted per kind of value a column must not hold; each found by session_id and column."""
+    path = tmp_path / "agent.db"
+    store = open_store(str(path), "agent_sessions", Mode.AGENT)
+    store.upsert(AgentSession(session_id="good", user_id="u", agent_id="a", memory={"ok": True}))
+    store.close()
+    conn = sqlite3.connect(path)
+    insert = "INSERT INTO agent_sessions (session_id, user_id, agent_id, {}) VALUES ({})"
+    planted = {
+        ("blob", "memory"): insert.format("memory", "'blob', 'u', 'a', x'7b7d'"),
+        ("number", "session_data"): insert.format("session_data", "'number', 'u', 'a', 42"),
+        ("string", "agent_data"): insert.format("agent_data", """'string', 'u', 'a', '"text"'"""),
+        ("float-time", "updated_at"): insert.format("updated_at", "'float-time', 'u', 'a', 1.5"),
+        ("blob-user", "user_id"): insert.format("created_at", "'blob-user', x'6162', 'a', 1"),
+        ("", "session_id"): insert.format("created_at", "'', 'u', 'a', 1"),
+    }
+    for statement in planted.values():
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    with open_database(str(path), lenient_text=True) as db:
+        report = diagnose(db, str(path))
+    assert {(f.session_id, f.column) for f in report.findings if f.severity == PROBLEM} == set(planted)
+    assert all(f.kind == "bad_value" and f.table == "agent_sessions" for f in report.findings)
+    assert main(["doctor", str(path)]) == 3
+
+
+# --- PostgreSQL ------------------------------------------------------------------
+
+RUNS_DDL = (
+    "CREATE TABLE {schema}.agent_runs (id TEXT PRIMARY KEY, session_id TEXT NOT NULL, user_id TEXT, run_name TEXT,"
+    " run_data TEXT, user_message TEXT, agent_message TEXT, messages TEXT, metrics TEXT, created_at BIGINT,"
+    " updated_at BIGINT)"
+)
+
+
+@pytest.fixture
+def pg(pg_server: Any) -> Any:
+    """(dsn, a fresh schema, an autocommit psycopg connection); the schema is dropped afterwards."""
+    import psycopg
+
+    schema = f"ops_{next(_schemas)}_{int(time.time() * 1000) % 10**8}"
+    conn = psycopg.connect(pg_server.dsn, autocommit=True)
+    conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield str(pg_server.dsn), schema, conn
+    finally:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+def test_tables_and_doctor_on_postgres(pg: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    url, schema, conn = pg
+    agents = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    agents.upsert_many([AgentSession(session_id=f"a{i}", user_id="u", agent_id="x") for i in range(3)])
+    agents.close()
+    teams = open_store(url, "team_sessions", Mode.TEAM, schema)
+    teams.upsert(TeamSession(session_id="t", team_id="x"))
+    teams.close()
+    conn.execute(RUNS_DDL.format(schema=schema))
+    add_runs(conn, f"{schema}.agent_runs", [("r1", "a0", "u", 1, 1), ("r2", "nobody", "u", 1, 1)])
+    conn.execute(f"CREATE TABLE {schema}.notes (id INT)")
+
+    with open_database(url, schema) as db:
+        report = list_tables(db)
+        assert [(t.name, t.mode, t.layout, t.version, t.rows) for t in report.sessions] == [
+            ("agent_sessions", Mode.AGENT, Layout.AGNO_POSTGRES, 2, 3),
+            ("team_sessions", Mode.TEAM, Layout.AGNO_POSTGRES, 2, 1),
+        ]
+        assert report.runs is not None and (report.runs.rows, report.runs.orphaned) == (2, 1)
+        assert report.others == ("notes",)
+        healthy = diagnose(db)
+    assert healthy.ok and [f.kind for f in healthy.findings] == ["orphaned_runs"]
+    assert healthy.findings[0].severity == NOTE and healthy.integrity is None
+    assert main(["tables", url, "--schema", schema, "--json"]) == 0
+    assert main(["doctor", url, "--schema", schema]) == 0
+    capsys.readouterr()
+
+    # jsonb keeps any JSON value: an array where agent_data holds an object is found.
+    conn.execute(f"""UPDATE {schema}.agent_sessions SET agent_data = '[1, 2]' WHERE session_id = 'a1'""")
+    conn.execute(f"ALTER TABLE {schema}.team_sessions DROP COLUMN team_session_id")
+    with open_database(url, schema) as db:
+        sick = diagnose(db)
+    assert {(f.kind, f.table, f.session_id, f.column) for f in sick.findings if f.severity == PROBLEM} == {
+        ("bad_value", "agent_sessions", "a1", "agent_data"),
+        ("old_schema", "team_sessions", None, None),
+    }
+    assert main(["doctor", url, "--schema", schema, "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+def test_prune_on_postgres_with_agent_runs_then_vacuum(pg: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert_many([AgentSession(session_id=s, user_id="u", agent_id="x") for s in ("old", "new", "no-update")])
+    store.close()
+    for sid, created, updated in (
+        ("old", 1, NOW - 40 * DAY),
+        ("new", 1, NOW - DAY),
+        ("no-update", NOW - 50 * DAY, None),
+    ):
+        conn.execute(
+            f"UPDATE {schema}.agent_sessions SET created_at = %s, updated_at = %s WHERE session_id = %s",
+            (created, updated, sid),
+        )
+    conn.execute(RUNS_DDL.format(schema=schema))
+    add_runs(
+        conn,
+        f"{schema}.agent_runs",
+        [
+            ("r-old", "old", "u", 1, 1),
+            ("r-new", "new", "u", 1, 1),  # an old run of a session updated yesterday: stays with it
+            ("r-go-old", "go-old", "u", NOW - 40 * DAY, None),
+            ("r-go-live", "go-live", "u", NOW - 40 * DAY, NOW - DAY),
+        ],
+    )
+    with open_database(url, schema) as db:
+        dry = prune(db, url, "agent_sessions", 30 * DAY, dry_run=True, schema=schema, now=NOW)
+        assert (dry.session_ids, dry.run_sessions, dry.runs) == (("no-update", "old"), ("go-old",), 2)
+        done = prune(db, url, "agent_sessions", 30 * DAY, schema=schema, now=NOW)
+    assert (done.session_ids, done.run_sessions, done.runs) == (dry.session_ids, dry.run_sessions, dry.runs)
+    assert [r[0] for r in conn.execute(f"SELECT session_id FROM {schema}.agent_sessions")] == ["new"]
+    assert sorted(r[0] for r in conn.execute(f"SELECT id FROM {schema}.agent_runs")) == ["r-go-live", "r-new"]
+
+    # --vacuum runs VACUUM on the table (PostgreSQL reports it in pg_stat_user_tables).
+    conn.execute(f"UPDATE {schema}.agent_sessions SET updated_at = 1 WHERE session_id = 'new'")
+    assert main(["prune", url, "--schema", schema, "--table", "agent_sessions", "--older-than", "1d", "--vacuum"]) == 0
+    assert "removed 1 sessions" in capsys.readouterr().out
+    vacuumed = None
+    deadline = time.monotonic() + 10
+    while vacuumed is None and time.monotonic() < deadline:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        vacuumed = conn.execute(
+            "SELECT last_vacuum FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'agent_sessions'",
+            (schema,),
+        ).fetchone()[0]
+        time.sleep(0.1 if vacuumed is None else 0)
+    assert vacuumed is not None
