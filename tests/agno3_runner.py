@@ -6,12 +6,15 @@ Runs only under the agno 3 interpreter (tests/agno3_env.py makes it)::
 
 KIND is agent, team or workflow; DB a SQLite file or a postgresql:// URL.
 Prints one JSON object: the model's calls, the runs agno 3's ``get_session``
-returns, the sessions ``get_sessions`` returns, and the chat history.
+returns, the sessions ``get_sessions`` returns, the chat history and the
+user's memories. ``AGNO3_MEMORIES=1`` puts the user's memories in the
+agent's context (``add_memories_to_context``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -89,6 +92,7 @@ def main(kind: str, db_url: str, session_id: str, user_id: str, entity_id: str, 
             user_id=user_id,
             add_history_to_context=True,
             num_history_runs=50,
+            add_memories_to_context=os.environ.get("AGNO3_MEMORIES") == "1",
             telemetry=False,
         )
         agent.run(message)
@@ -123,7 +127,9 @@ def main(kind: str, db_url: str, session_id: str, user_id: str, entity_id: str, 
     after = db.get_session(session_id=session_id, session_type=session_type, deserialize=False)
     listed = db.get_sessions(session_type=session_type, deserialize=False)
     sessions, _total = listed if isinstance(listed, tuple) else (listed, len(listed))
+    memories = db.get_user_memories(user_id=user_id)
     return {
+        "memories": sorted((m.memory_id, m.memory, m.input, m.topics, m.created_at, m.updated_at) for m in memories),
         "calls": model.calls,
         "runs_before": len((before or {}).get("runs") or []),
         "runs_after": len((after or {}).get("runs") or []),

@@ -30,6 +30,8 @@ from agno_storage.agno3.mapping import (
     make_converter,
     map_session,
 )
+from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row
+from agno_storage.agno3.records import Agno3Memory
 from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer
 from agno_storage.backends.base import BaseStorage
 from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
@@ -44,6 +46,8 @@ DEFAULT_TABLES: dict[Mode, str] = {
 }
 #: The fixed name of a Go Agent's runs table (agno-golang v0.1.6).
 GO_RUNS_TABLE = "agent_runs"
+#: The report's label for agno 1.x's separate memory table.
+MEMORY_TABLE = "memory_table"
 BATCH = 200
 _GO_RUNS_SELECT = (
     "SELECT id, session_id, user_id, run_name, run_data, user_message, agent_message, messages, metrics,"
@@ -62,6 +66,8 @@ class ModeCount:
     memories: int = 0
     summaries: int = 0
     unchanged: int = 0
+    #: Runs an earlier migration wrote that the source no longer holds (deleted from ``agno_runs``).
+    runs_removed: int = 0
 
 
 @attrs.define
@@ -149,6 +155,7 @@ def to_agno3(
     dry_run: bool = False,
     progress: Progress | None = None,
     batch_size: int = BATCH,
+    memory_table: str | None = DEFAULT_MEMORY_TABLE,
 ) -> Agno3Report:
     """Copy every session of ``src``'s 1.x tables into agno 3.1.10's tables in ``dst``; the summary.
 
@@ -156,7 +163,10 @@ def to_agno3(
     URLs, possibly the same database. ``tables`` names the 1.x table of each
     mode (default :data:`DEFAULT_TABLES`; a table not there is skipped and
     reported). ``schema`` is the PostgreSQL schema of the source tables,
-    ``dst_schema`` that of agno 3's (both ``ai``, as agno's).
+    ``dst_schema`` that of agno 3's (both ``ai``, as agno's). ``memory_table``
+    names agno 1.x's separate user-memory table (``SqliteMemoryDb`` /
+    ``PostgresMemoryDb``, in ``schema``); its memories go to
+    ``agno_memories`` too. None: not read.
 
     Safe to run again: a session whose source has not changed since it was
     written is left alone (also if agno 3 went on with it since); one that
@@ -199,6 +209,12 @@ def to_agno3(
             writer = _open_writer(dst_target, dst_schema)
             stack.callback(writer.close)
             writer.prepare()
+        memories: MemoryTable | None = None
+        if memory_table:
+            memories = MemoryTable(src_target, memory_table, schema)
+            stack.callback(memories.close)
+            if memories.present:
+                report.tables[MEMORY_TABLE] = memory_table
         plan = _plan(stores, go)
         done = 0
         for chunk in _chunks(plan, batch_size):
@@ -206,6 +222,8 @@ def to_agno3(
             done += len(chunk)
             if progress is not None:
                 progress(done, len(plan))
+        if memories is not None and memories.present:
+            _migrate_memory_table(memories, writer, report, batch_size)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -233,6 +251,47 @@ def _chunks(plan: list[Any], size: int) -> Iterator[list[Any]]:
         yield plan[start : start + size]
 
 
+def _migrate_memory_table(table: MemoryTable, writer: Writer | None, report: Agno3Report, size: int) -> None:
+    """agno 1.x's memory table into ``agno_memories``, ``size`` rows to a transaction.
+
+    A memory already in ``agno_memories`` with an ``updated_at`` at or after
+    the source row's is left alone: written by an earlier run, or changed by
+    agno 3 since.
+    """
+    count = report.modes.setdefault(MEMORY_TABLE, ModeCount())
+    pending: list[Agno3Memory] = []
+
+    def flush() -> None:
+        stamps = writer.memory_stamps([m.memory_id for m in pending]) if writer is not None else {}
+        fresh = []
+        for memory in pending:
+            if memory.memory_id in stamps:
+                there = stamps[memory.memory_id]
+                if there is None or memory.updated_at is None or there >= memory.updated_at:
+                    count.unchanged += 1
+                    continue
+            fresh.append(memory)
+        count.memories += len(fresh)
+        if writer is not None and fresh:
+            try:
+                writer.write_memories(fresh)
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise StorageError(f"writing agno 3 memories {fresh[0].memory_id!r}...: {exc}") from exc
+        pending.clear()
+
+    for row in table.rows():
+        memory, problem = map_memory_row(row)
+        if problem is not None:
+            report.problems.append(problem)
+        pending.append(memory)
+        if len(pending) >= size:
+            flush()
+    if pending:
+        flush()
+
+
 def _migrate_batch(
     chunk: list[tuple[str, tuple[Mode, ...], bool]],
     stores: dict[Mode, BaseStorage],
@@ -240,7 +299,7 @@ def _migrate_batch(
     writer: Writer | None,
     report: Agno3Report,
 ) -> None:
-    existing = writer.existing_stamps([sid for sid, _, _ in chunk]) if writer is not None else {}
+    previous = writer.previous([sid for sid, _, _ in chunk]) if writer is not None else {}
     batch: list[Mapped] = []
     for sid, modes, in_go in chunk:
         sources = [s for s in (stores[m].read(sid) for m in modes) if s is not None]
@@ -249,12 +308,21 @@ def _migrate_batch(
             continue
         stamp = _stamp(sources, go_runs)
         mapped = map_session(sid, sources, go_runs)
-        mapped.session.metadata[KEEP_KEY]["stamp"] = stamp
+        run_ids = [r.run_id for r in mapped.runs]
+        keep = mapped.session.metadata[KEEP_KEY]
+        keep["stamp"] = stamp
+        keep["run_ids"] = run_ids
         label = mapped.sources[0]
         count = report.modes.setdefault(label, ModeCount())
-        if existing.get(sid) == stamp:
+        before = previous.get(sid)
+        if before is not None and before.stamp == stamp:
             count.unchanged += 1
             continue
+        if before is not None:
+            ours = set(run_ids)
+            stale = tuple(r for r in before.run_ids if r not in ours)
+            mapped = attrs.evolve(mapped, stale_runs=stale, rewrite=True)
+            count.runs_removed += len(stale)
         count.sessions += 1
         count.runs += len(mapped.runs)
         count.memories += len(mapped.memories)
@@ -270,4 +338,4 @@ def _migrate_batch(
             raise StorageError(f"writing agno 3 sessions {batch[0].session.session_id!r}...: {exc}") from exc
 
 
-__all__ = ["DEFAULT_TABLES", "GO_RUNS_TABLE", "Agno3Report", "ModeCount", "to_agno3"]
+__all__ = ["DEFAULT_TABLES", "GO_RUNS_TABLE", "MEMORY_TABLE", "Agno3Report", "ModeCount", "to_agno3"]

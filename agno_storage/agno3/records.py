@@ -74,6 +74,18 @@ class Mapped:
     sources: tuple[str, ...]
     summaries: int
     problems: tuple[str, ...]
+    #: Runs an earlier migration wrote for this session that its source no longer holds: deleted.
+    stale_runs: tuple[str, ...] = ()
+    #: Whether an earlier migration wrote this session (its other runs, agno 3's own, are renumbered after).
+    rewrite: bool = False
+
+
+@attrs.frozen
+class Previous:
+    """What an earlier migration left in ``agno_sessions.metadata["agno_v1"]`` of one session."""
+
+    stamp: str | None
+    run_ids: tuple[str, ...]
 
 
 @attrs.frozen

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agno_storage.agno3 import ddl
-from agno_storage.agno3.mapping import Mapped, make_converter
+from agno_storage.agno3.mapping import KEEP_KEY, Mapped, make_converter
+from agno_storage.agno3.records import Agno3Memory, Previous
 from agno_storage.errors import StorageError
 from agno_storage.schema import quote
 
@@ -33,11 +34,17 @@ class Writer(Protocol):
     def prepare(self) -> None:
         """Make the missing tables, indexes and version stamps."""
 
-    def existing_stamps(self, session_ids: Sequence[str]) -> dict[str, Any]:
-        """For each of ``session_ids`` already in ``agno_sessions``: its migration stamp (or None)."""
+    def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
+        """For each of ``session_ids`` already in ``agno_sessions``: what an earlier migration left there."""
 
     def write(self, batch: Sequence[Mapped]) -> None:
         """Upsert the sessions, runs and memories of ``batch`` in one transaction."""
+
+    def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
+        """For each of ``memory_ids`` already in ``agno_memories``: its ``updated_at``."""
+
+    def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
+        """Upsert ``memories`` in one transaction."""
 
     def close(self) -> None: ...
 
@@ -72,15 +79,64 @@ class _Rows:
         }
 
 
-def _stamp_of(metadata: Any) -> Any:
+def _previous_of(metadata: Any) -> Previous:
+    """The stamp and run ids an earlier migration kept in a session's metadata (none: an agno 3 session)."""
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
         except ValueError:
-            return None
-    if isinstance(metadata, dict) and isinstance(metadata.get("agno_v1"), dict):
-        return metadata["agno_v1"].get("stamp")
-    return None
+            return Previous(stamp=None, run_ids=())
+    keep = metadata.get(KEEP_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(keep, dict):
+        return Previous(stamp=None, run_ids=())
+    stamp = keep.get("stamp")
+    run_ids = keep.get("run_ids")
+    ids = tuple(r for r in run_ids if isinstance(r, str)) if isinstance(run_ids, list) else ()
+    return Previous(stamp=stamp if isinstance(stamp, str) else None, run_ids=ids)
+
+
+_MEMORY_STAMPS_SQL = f"SELECT memory_id, updated_at FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id IN ({{marks}})"  # noqa: S608
+
+
+def _memory_stamps(cur: Any, memory_ids: Sequence[str], prefix: str, mark: str) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for start in range(0, len(memory_ids), 500):
+        chunk = list(memory_ids[start : start + 500])
+        sql = _MEMORY_STAMPS_SQL.format(prefix=prefix, marks=", ".join(mark for _ in chunk))
+        out.update({mid: stamp for mid, stamp in cur.execute(sql, chunk).fetchall()})
+    return out
+
+
+_STALE_SQL = f"DELETE FROM {{prefix}}{ddl.RUNS} WHERE session_id = {{mark}} AND run_id = {{mark}}"  # noqa: S608
+_ORDER_SQL = (
+    f"SELECT run_id FROM {{prefix}}{ddl.RUNS} WHERE session_id = {{mark}}"  # noqa: S608
+    " ORDER BY run_index, created_at, run_id"
+)
+_RENUMBER_SQL = f"UPDATE {{prefix}}{ddl.RUNS} SET run_index = {{mark}} WHERE run_id = {{mark}}"  # noqa: S608
+
+
+def _tidy_runs(cur: Any, batch: Sequence[Mapped], prefix: str, mark: str) -> None:
+    """After a batch's upserts: runs its sources lost are deleted; agno 3's own runs come after the migrated ones.
+
+    Only sessions an earlier migration wrote are touched, and only runs that
+    migration wrote are deleted (their ids are in the session's metadata);
+    runs agno 3 added keep their order, renumbered to follow the migrated runs.
+    """
+    stale = [(m.session.session_id, run_id) for m in batch for run_id in m.stale_runs]
+    if stale:
+        cur.executemany(_STALE_SQL.format(prefix=prefix, mark=mark), stale)
+    for mapped in batch:
+        if not mapped.rewrite:
+            continue
+        ours = {r.run_id for r in mapped.runs}
+        order = cur.execute(_ORDER_SQL.format(prefix=prefix, mark=mark), (mapped.session.session_id,)).fetchall()
+        theirs = [row[0] for row in order if row[0] not in ours]
+        if theirs:
+            start = len(mapped.runs)
+            cur.executemany(
+                _RENUMBER_SQL.format(prefix=prefix, mark=mark),
+                [(start + i, run_id) for i, run_id in enumerate(theirs)],
+            )
 
 
 class SqliteWriter:
@@ -120,14 +176,14 @@ class SqliteWriter:
                         (table, ddl.SCHEMA_VERSION, now, now),
                     )
 
-    def existing_stamps(self, session_ids: Sequence[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
+        out: dict[str, Previous] = {}
         for start in range(0, len(session_ids), 500):
             chunk = list(session_ids[start : start + 500])
             marks = ", ".join("?" for _ in chunk)
             sql = f"SELECT session_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
             for sid, metadata in self._conn.execute(sql, chunk):
-                out[sid] = _stamp_of(metadata)
+                out[sid] = _previous_of(metadata)
         return out
 
     def write(self, batch: Sequence[Mapped]) -> None:
@@ -136,6 +192,14 @@ class SqliteWriter:
             for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
                 if rows[table]:
                     conn.executemany(self._sql[table], rows[table])
+            _tidy_runs(conn, batch, "", "?")
+
+    def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
+        return _memory_stamps(self._conn, memory_ids, "", "?")
+
+    def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(self._sql[ddl.MEMORIES], [self._rows.of(ddl.MEMORIES, m) for m in memories])
 
     def close(self) -> None:
         self._conn.close()
@@ -178,13 +242,13 @@ class PostgresWriter:
                         (table, ddl.SCHEMA_VERSION, now, now),
                     )
 
-    def existing_stamps(self, session_ids: Sequence[str]) -> dict[str, Any]:
+    def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         if not session_ids:
             return {}
         sql = f"SELECT session_id, metadata FROM {self._prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
         with self._conn.transaction():
             rows = self._conn.execute(sql, (list(session_ids),)).fetchall()
-        return {sid: _stamp_of(metadata) for sid, metadata in rows}
+        return {sid: _previous_of(metadata) for sid, metadata in rows}
 
     def write(self, batch: Sequence[Mapped]) -> None:
         rows = self._rows.batch(batch)
@@ -192,6 +256,16 @@ class PostgresWriter:
             for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
                 if rows[table]:
                     cur.executemany(self._sql[table], rows[table])
+            _tidy_runs(cur, batch, self._prefix, "%s")
+
+    def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            return _memory_stamps(cur, memory_ids, self._prefix, "%s")
+
+    def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
+        rows = [self._rows.of(ddl.MEMORIES, m) for m in memories]
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.executemany(self._sql[ddl.MEMORIES], rows)
 
     def close(self) -> None:
         self._conn.close()

@@ -7,6 +7,7 @@ import sys
 
 from agno_storage import InvalidInputError, Mode
 from agno_storage.agno3 import DEFAULT_TABLES, Agno3Report, to_agno3
+from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE
 from agno_storage.cli.common import FAILED, OK, Exit, columns, out, shown, to_json
 
 _FLAGS = {
@@ -46,6 +47,12 @@ def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
     if report.missing:
         lines.append(f"not in {shown(src)} (skipped): {', '.join(report.missing)}")
     lines += [f"cannot map (kept in metadata): {p}" for p in report.problems]
+    removed = report.total("runs_removed")
+    if removed:
+        lines.append(
+            f"{'would delete' if report.dry_run else 'deleted'} {removed} runs an earlier run wrote"
+            " that SRC no longer holds"
+        )
     lines.append(
         f"{verb} {totals[0]} sessions, {totals[1]} runs, {totals[2]} memories to {shown(dst)}"
         f" in {report.seconds:.2f}s; {totals[4]} already there and unchanged"
@@ -65,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
             dst_schema=args.dst_schema or None,
             dry_run=args.dry_run,
             progress=progress,
+            memory_table=args.memory_table or None,
         )
     except InvalidInputError as exc:
         raise Exit(FAILED, str(exc)) from None
@@ -92,6 +100,11 @@ def register(
         cmd.add_argument(
             flag, default=DEFAULT_TABLES[mode], help=f"the {mode.value} table (default {DEFAULT_TABLES[mode]})"
         )
+    cmd.add_argument(
+        "--memory-table",
+        default=DEFAULT_MEMORY_TABLE,
+        help=f"agno 1.x's separate user-memory table, read when there (default {DEFAULT_MEMORY_TABLE}; '' to skip)",
+    )
     cmd.add_argument("--schema", default="ai", help="PostgreSQL: the schema of SRC's tables (default ai)")
     cmd.add_argument("--dst-schema", default="ai", help="PostgreSQL: the schema of agno 3's tables in DST (default ai)")
     cmd.add_argument("--dry-run", action="store_true", help="write nothing; report what would be written")

@@ -1,0 +1,175 @@
+"""agno 1.x's separate user-memory table (``memory_db``) as agno 3.1.10 ``agno_memories`` rows.
+
+agno 1.x's Memory v2 (``agno.memory.v2.db``: ``SqliteMemoryDb``,
+``PostgresMemoryDb``) and the older ``agno.memory.db`` keep user memories in
+a table of their own, outside the sessions tables, with the same columns:
+``id``, ``user_id``, ``memory``, ``created_at``, ``updated_at``. On SQLite
+``memory`` is the Python ``str()`` of a dict (agno reads it back with
+``eval``); on PostgreSQL it is JSONB. This module reads such a table (read
+only) and maps each row; docs/agno3.md "Memory" has the field list.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from agno_storage import urls
+from agno_storage.agno3.records import Agno3Memory
+from agno_storage.errors import StorageError
+from agno_storage.schema import quote
+
+#: The table name agno 1.x's ``SqliteMemoryDb`` uses when none is given.
+DEFAULT_MEMORY_TABLE = "memory"
+#: The columns that make a table agno 1.x's memory table.
+MEMORY_COLUMNS = frozenset({"id", "user_id", "memory", "created_at", "updated_at"})
+#: The keys of a 1.x memory dict (``UserMemory.to_dict()``, v1 ``Memory``) that map to agno 3 columns.
+_MAPPED_KEYS = frozenset({"memory", "memory_id", "topics", "input", "feedback", "last_updated", "updated_at"})
+_SELECT = "SELECT id, user_id, memory, created_at, updated_at FROM {table} ORDER BY created_at, id"
+
+
+@attrs.frozen
+class MemoryTableRow:
+    """One row of a 1.x memory table, as stored (``memory``: text on SQLite, an object on PostgreSQL)."""
+
+    id: str
+    user_id: str | None
+    memory: Any
+    created_at: Any
+    updated_at: Any
+
+
+def _epoch(value: Any) -> int | None:
+    """A stored timestamp as epoch seconds: SQLite's UTC text, PostgreSQL's timestamptz, a 1.x ISO string."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value:
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp())
+    return None
+
+
+def _local_epoch(value: Any) -> int | None:
+    """``last_updated`` of a 1.x memory dict: ``datetime.now().isoformat()``, the writer's local time."""
+    if isinstance(value, str) and value:
+        try:
+            return int(datetime.fromisoformat(value).timestamp())
+        except ValueError:
+            return None
+    return None
+
+
+def parse_memory(value: Any) -> Any:
+    """The stored ``memory`` value as a Python object: JSON, or the ``str()`` of a dict (never ``eval``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return value
+
+
+def map_memory_row(row: MemoryTableRow) -> tuple[Agno3Memory, str | None]:
+    """One memory-table row as an agno 3 memory, and a problem to report (or None).
+
+    A ``memory`` that is not a dict with a text ``memory`` is kept whole as
+    the memory's text (its stored form), and reported. Keys agno 3 has no
+    column for are reported by name; agno 3's memories table has no place
+    to keep them.
+    """
+    data = parse_memory(row.memory)
+    problem: str | None = None
+    if not isinstance(data, Mapping) or not isinstance(data.get("memory"), str):
+        text = row.memory if isinstance(row.memory, str) else json.dumps(row.memory, default=str)
+        data = {"memory": text}
+        problem = f"memory table row {row.id!r}: memory is not a 1.x memory object; its stored text is the memory"
+    extra = sorted(str(k) for k in data if k not in _MAPPED_KEYS)
+    if extra and problem is None:
+        problem = f"memory table row {row.id!r}: no agno 3 column for {', '.join(extra)}"
+    created = _epoch(row.created_at)
+    updated = _epoch(row.updated_at)
+    if updated is None:
+        updated = _local_epoch(data.get("last_updated"))
+    if created is None:
+        created = updated if updated is not None else 0
+    topics = data.get("topics")
+    memory = Agno3Memory(
+        memory_id=row.id,
+        memory=data["memory"],
+        input=data.get("input") if isinstance(data.get("input"), str) else None,
+        agent_id=None,
+        team_id=None,
+        user_id=row.user_id or None,
+        topics=topics if isinstance(topics, list) else None,
+        feedback=data.get("feedback") if isinstance(data.get("feedback"), str) else None,
+        created_at=created,
+        updated_at=updated if updated is not None else created,
+    )
+    return memory, problem
+
+
+class MemoryTable:
+    """A 1.x memory table in the source database, read only; ``present`` says whether it is there."""
+
+    def __init__(self, target: urls.Target, table: str, schema: str | None) -> None:
+        self._table = table
+        self._pg: Any = None
+        self._sqlite: sqlite3.Connection | None = None
+        if isinstance(target, urls.SqliteTarget):
+            uri = Path(str(target.path)).expanduser().resolve().as_uri() + "?mode=ro"
+            self._sqlite = sqlite3.connect(uri, uri=True)
+            names = {r[1] for r in self._sqlite.execute(f"PRAGMA table_info({quote(table)})")}
+            self._from = quote(table)
+        else:
+            try:
+                import psycopg
+            except ImportError as exc:  # pragma: no cover - the postgres extra
+                raise StorageError(
+                    f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})"
+                ) from exc
+            self._pg = psycopg.connect(target.conninfo, autocommit=False)
+            self._pg.read_only = True  # every transaction: BEGIN READ ONLY
+            sql = "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = "
+            sql += "%s" if schema else "current_schema()"
+            names = {r[0] for r in self._pg.execute(sql, (table, schema) if schema else (table,))}
+            self._from = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+        self.present = MEMORY_COLUMNS <= names
+
+    def rows(self) -> Iterator[MemoryTableRow]:
+        """Every row, oldest first."""
+        if not self.present:
+            return
+        sql = _SELECT.format(table=self._from)
+        if self._sqlite is not None:
+            cursor: Any = self._sqlite.execute(sql)
+        else:
+            cursor = self._pg.cursor(name="agno3_memory_table")  # server-side: flat memory
+            cursor.execute(sql)
+        for row in cursor:
+            yield MemoryTableRow(*row)
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            self._pg.close()
+
+
+__all__ = ["DEFAULT_MEMORY_TABLE", "MemoryTable", "MemoryTableRow", "map_memory_row", "parse_memory"]

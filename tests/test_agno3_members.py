@@ -1,0 +1,169 @@
+"""to-agno3 with what the plain canned model never makes: member runs of a delegating Team, and agno 1.x's
+separate memory table.
+
+Sources are written by real agno 1.8.4 (tests/agno3_sources.py); agno 3.1.10
+reads and resumes the result in its own venv (tests/agno3_env.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage.agno3 import to_agno3
+from agno_storage.cli import main
+from tests import agno3_env
+
+_RUNS = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.db.base import SessionType\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "raw = db.get_session(session_id=sys.argv[2], session_type=SessionType.TEAM, deserialize=False)\n"
+    "session = db.get_session(session_id=sys.argv[2], session_type=SessionType.TEAM)\n"
+    "listed, _ = db.get_runs(session_id=sys.argv[2], deserialize=False, sort_by='run_index', sort_order='asc')\n"
+    "print(json.dumps({\n"
+    "    'runs': [\n"
+    "        {'run_id': r['run_id'], 'agent_id': r.get('agent_id'), 'team_id': r.get('team_id'),\n"
+    "         'parent_run_id': r.get('parent_run_id'), 'status': r.get('status'),\n"
+    "         'messages': [[m['role'], m.get('content')] for m in r.get('messages') or []]}\n"
+    "        for r in raw['runs']\n"
+    "    ],\n"
+    "    'classes': [type(r).__name__ for r in session.runs],\n"
+    "    'listed': [r['run_id'] for r in listed],\n"
+    "    'leader_messages': [[m.role, m.content] for m in session.get_messages()],\n"
+    "}))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def team_source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """Two turns of an agno 1.8.4 Team whose leader hands each to both members; (file, what each turn reported)."""
+    from tests.agno3_sources import run_delegating_team_turn
+
+    path = tmp_path_factory.mktemp("members") / "agno1.db"
+    turns = [run_delegating_team_turn(str(path), "s-team", "user-1", q) for q in ("first question", "second question")]
+    return path, turns
+
+
+def _source_team_runs(path: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(path) as conn:
+        (memory,) = conn.execute("SELECT memory FROM team_sessions WHERE session_id = 's-team'").fetchone()
+    runs: list[dict[str, Any]] = json.loads(memory)["runs"]
+    return runs
+
+
+def test_the_source_team_really_delegated(team_source: tuple[Path, list[dict[str, Any]]]) -> None:
+    path, turns = team_source
+    runs = _source_team_runs(path)
+    assert [len(r["member_responses"]) for r in runs] == [2, 2]
+    assert [m["agent_id"] for r in runs for m in r["member_responses"]] == ["alpha", "beta", "alpha", "beta"]
+    # The members' models ran on the tasks the leader's tool call gave them.
+    assert "alpha task 1: first question" in turns[0]["alpha"][0][-1]["content"]
+    assert [m["run_id"] for m in runs[1]["member_responses"]] == turns[1]["member_run_ids"]
+
+
+def test_agno3_sees_member_runs_linked_to_their_team_run_in_order(
+    team_source: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    path, _ = team_source
+    target = tmp_path / "agno3.db"
+    report = to_agno3(str(path), str(target))
+    assert report.modes["team"].runs == 6
+    got = json.loads(agno3_env.run_code(_RUNS, str(target), "s-team").strip().splitlines()[-1])
+    source = _source_team_runs(path)
+    expected: list[tuple[str, str | None, str | None, str | None]] = []
+    for team_run in source:  # as agno 3 writes a delegating team: each member run, then its team run
+        expected += [
+            (m["run_id"], "alpha" if i == 0 else "beta", None, team_run["run_id"])
+            for i, m in enumerate(team_run["member_responses"])
+        ]
+        expected.append((team_run["run_id"], None, "pair", None))
+    runs = got["runs"]
+    assert [(r["run_id"], r["agent_id"], r["team_id"], r["parent_run_id"]) for r in runs] == expected
+    assert got["listed"] == [e[0] for e in expected]
+    assert got["classes"] == ["RunOutput", "RunOutput", "TeamRunOutput"] * 2
+    assert {r["status"] for r in runs} == {"COMPLETED"}
+    # Each member run keeps its own conversation: the task it was handed and its reply.
+    alpha_second = runs[3]
+    assert [role for role, _ in alpha_second["messages"]] == ["user", "assistant"]
+    assert "alpha task" in alpha_second["messages"][0][1] and "second question" in alpha_second["messages"][0][1]
+    assert alpha_second["messages"][1][1].startswith("alpha #1: ")
+    # The leader's conversation: questions, its tool calls' results (the members' replies) and its answers.
+    leader = got["leader_messages"]
+    assert [role for role, _ in leader if role != "system"] == ["user", "assistant", "tool", "tool", "assistant"] * 2
+    assert leader[-1] == ["assistant", "team #2: second question"]
+
+
+def test_agno3_resumes_the_delegating_team_with_its_members_replies(
+    team_source: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    path, _ = team_source
+    target = tmp_path / "agno3.db"
+    assert main(["to-agno3", str(path), str(target)]) == 0
+    result = agno3_env.resume("team", str(target), "s-team", "user-1", "pair", "third question")
+    sent = result["calls"][-1]
+    seen = "\n".join(m["content"] or "" for m in sent)
+    assert "first question" in seen and "second question" in seen
+    assert "team #2: first question" in seen and "team #2: second question" in seen
+    assert "beta task 1: second question" in seen  # a member's reply, as the leader's tool result
+    assert [m["role"] for m in sent[1:]] == ["user", "assistant", "tool", "tool", "assistant"] * 2 + ["user"]
+    assert result["runs_before"] == 6 and result["runs_after"] == 7
+
+
+# --- agno 1.x's separate memory table -----------------------------------------
+
+
+def _memory_source(db: str) -> list[str]:
+    from tests.agno3_sources import run_memory_v2_agent_turn
+
+    return [run_memory_v2_agent_turn(db, "s-mem", "user-1", q)["memory_id"] for q in ("first fact", "second fact")]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_memory_table_memories_reach_agno3(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine == "postgres":
+        src = dst = request.getfixturevalue("pg_server").dsn
+    else:
+        src, dst = str(tmp_path / "agno1.db"), str(tmp_path / "agno3.db")
+    ids = _memory_source(src)
+    report = to_agno3(src, dst)
+    assert report.tables["memory_table"] == "memory"
+    assert report.modes["memory_table"].memories == 2 and report.modes["agent"].runs == 2
+    monkeypatch.setenv("AGNO3_MEMORIES", "1")
+    result = agno3_env.resume("agent", dst, "s-mem", "user-1", "rememberer", "third question")
+    memories = result["memories"]
+    assert sorted(m[0] for m in memories) == sorted(ids)
+    assert {(m[1], m[2], tuple(m[3])) for m in memories} == {
+        ("remembers: first fact", "first fact", ("facts",)),
+        ("remembers: second fact", "second fact", ("facts",)),
+    }
+    assert all(m[4] for m in memories)  # created_at from the table's own stamp
+    # The memories reached agno 3's model, and so did the conversation.
+    seen = "\n".join(m["content"] or "" for m in result["calls"][-1])
+    assert "remembers: first fact" in seen and "remembers: second fact" in seen
+    assert "agent #1: first fact" in seen
+    again = to_agno3(src, dst)
+    assert again.modes["memory_table"].memories == 0 and again.modes["memory_table"].unchanged == 2
+
+
+def test_memory_table_rows_that_are_not_memories_are_kept_and_reported(tmp_path: Path) -> None:
+    src = tmp_path / "agno1.db"
+    _memory_source(str(src))
+    with sqlite3.connect(src) as conn:
+        conn.execute("INSERT INTO memory (id, user_id, memory) VALUES ('odd', 'user-1', 'not a dict (')")
+    target = tmp_path / "agno3.db"
+    report = to_agno3(str(src), str(target))
+    assert report.modes["memory_table"].memories == 3
+    assert any("'odd'" in p for p in report.problems)
+    with sqlite3.connect(target) as conn:
+        stored = conn.execute("SELECT memory, created_at FROM agno_memories WHERE memory_id = 'odd'").fetchone()
+    assert json.loads(stored[0]) == "not a dict (" and stored[1] > 0
+    skipped = to_agno3(str(src), str(tmp_path / "other.db"), memory_table=None)
+    assert "memory_table" not in skipped.modes

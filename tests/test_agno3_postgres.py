@@ -1,0 +1,76 @@
+"""to-agno3 on PostgreSQL: the tables it makes are the ones agno 3.1.10's own PostgresDb makes.
+
+agno 3.1.10 (its own venv, tests/agno3_env.py) creates its sessions, runs and
+memories tables in one schema of the test server; ``to_agno3`` creates its
+own in another; the two layouts are read back from the catalog and compared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agno_storage.agno3 import to_agno3
+from tests import agno3_env
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+_COLUMNS = (
+    "SELECT table_name, ordinal_position, column_name, data_type, character_maximum_length, is_nullable,"
+    " column_default FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position"
+)
+_CONSTRAINTS = (
+    "SELECT tc.table_name, tc.constraint_type, tc.constraint_name, kcu.column_name, kcu.ordinal_position,"
+    " ccu.table_schema = tc.table_schema, ccu.table_name, ccu.column_name, rc.delete_rule"
+    " FROM information_schema.table_constraints tc"
+    " JOIN information_schema.key_column_usage kcu"
+    "   ON kcu.constraint_schema = tc.constraint_schema AND kcu.constraint_name = tc.constraint_name"
+    " LEFT JOIN information_schema.referential_constraints rc"
+    "   ON rc.constraint_schema = tc.constraint_schema AND rc.constraint_name = tc.constraint_name"
+    " LEFT JOIN information_schema.constraint_column_usage ccu"
+    "   ON tc.constraint_type = 'FOREIGN KEY' AND ccu.constraint_schema = tc.constraint_schema"
+    "   AND ccu.constraint_name = tc.constraint_name"
+    " WHERE tc.table_schema = %s ORDER BY 1, 2, 3, 5"
+)
+_INDEXES = "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY 1, 2"
+_VERSIONS = "SELECT table_name, version FROM {schema}.agno_schema_versions ORDER BY 1"
+
+
+def _layout(dsn: str, schema: str) -> dict[str, Any]:
+    """Columns, keys, foreign keys, indexes and version stamps of ``schema``, with the schema name taken out."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        layout: dict[str, Any] = {
+            "tables": sorted(
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+                )
+            ),
+            "columns": conn.execute(_COLUMNS, (schema,)).fetchall(),
+            "constraints": conn.execute(_CONSTRAINTS, (schema,)).fetchall(),
+            "indexes": [
+                (t, name, d.replace(f"{schema}.", "SCHEMA.")) for t, name, d in conn.execute(_INDEXES, (schema,))
+            ],
+            "versions": conn.execute(_VERSIONS.format(schema=schema)).fetchall(),
+        }
+    return layout
+
+
+def test_postgres_tables_are_the_ones_agno3_creates(pg_server: Any) -> None:
+    dsn = pg_server.dsn
+    code = (
+        "import sys\nfrom agno.db.postgres import PostgresDb\n"
+        "db = PostgresDb(db_url='postgresql+psycopg://' + sys.argv[1].partition('://')[2], db_schema='theirs')\n"
+        "for t in ('sessions', 'runs', 'memories'):\n"
+        "    db._get_table(table_type=t, create_table_if_not_found=True)\n"
+        "db.db_engine.dispose()\n"
+    )
+    agno3_env.run_code(code, dsn)
+    to_agno3(str(FIXTURES / "go_team_conversation.db"), dsn, dst_schema="ours")
+    theirs = _layout(dsn, "theirs")
+    ours = _layout(dsn, "ours")
+    assert theirs["tables"] == ["agno_memories", "agno_runs", "agno_schema_versions", "agno_sessions"]
+    for part in ("tables", "columns", "constraints", "indexes", "versions"):
+        assert ours[part] == theirs[part], part
