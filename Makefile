@@ -67,6 +67,14 @@ bench: $(BIN)/python  ## Full benchmark run (several minutes); rewrites docs/ben
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --full --out docs/ --json bench/results/full.json
 
+bench-search: $(BIN)/python  ## History and full-text search benchmark (1,000,000 messages; several minutes)
+	$(BIN)/python -m bench.search --json bench/results/search.json
+
+.PHONY: bench-web
+bench-web: $(BIN)/python  ## agno-storage serve under load: GET /api/v1/sessions?limit=20 on 100,000 sessions, 50 clients for 30 s
+	$(BIN)/python -m pip install --quiet -e '.[web]'
+	$(BIN)/python -m bench.web
+
 bench-quick: $(BIN)/python  ## Benchmark run with small sizes (under a minute); writes to bench/quick/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick --out bench/quick/

@@ -270,35 +270,49 @@ class _Reader:
         self, messages: Iterable[Any], *, run_id: str | None, member: str | None
     ) -> builtins.list[Message]:
         out: builtins.list[Message] = []
-        for k, raw in enumerate(messages):
-            where = f"message[{k}] of run {run_id!r}"
-            m = self.as_dict(raw, where)
+        for k, m in enumerate(messages):
+            # The common case is checked inline: this runs for every stored message.
+            if type(m) is not dict:
+                self.as_dict(m, f"message[{k}] of run {run_id!r}")
             if m.get("from_history") is True:
                 continue  # agno replayed it from an earlier run, where it is already counted
-            role = self.opt_str(m, "role", where)
-            if role is None:
-                raise self.corrupt(where, "has no role")
-            content = _text(m.get("content"))
+            role = m.get("role")
+            if type(role) is not str:
+                where = f"message[{k}] of run {run_id!r}"
+                raise (
+                    self.corrupt(where, "has no role")
+                    if role is None
+                    else self.corrupt(f"{where}.role", "is not a string")
+                )
+            content = m.get("content")
+            if content is not None and type(content) is not str:
+                content = _text(content)
             if role == "system":
                 if content == self.last_system:
                     continue  # the same system prompt, sent again on every run
                 self.last_system = content
+            created = m.get("created_at")
             tool_calls = m.get("tool_calls")
-            if tool_calls is not None:
-                tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
-            out.append(
-                Message(
-                    role=role,
-                    content=content,
-                    created_at=self.opt_time(m, where),
-                    run_id=run_id,
-                    tool_calls=tool_calls or None,
-                    tool_call_id=self.opt_str(m, "tool_call_id", where),
-                    name=self.opt_str(m, "tool_name", where) or self.opt_str(m, "name", where),
-                    member=member,
-                    source=SOURCE_AGNO,
+            extra = created is not None and type(created) is not int
+            if extra or tool_calls is not None or "tool_call_id" in m or "tool_name" in m or "name" in m:
+                where = f"message[{k}] of run {run_id!r}"
+                if tool_calls is not None:
+                    tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
+                out.append(
+                    Message(
+                        role=role,
+                        content=content,
+                        created_at=self.opt_time(m, where),
+                        run_id=run_id,
+                        tool_calls=tool_calls or None,
+                        tool_call_id=self.opt_str(m, "tool_call_id", where),
+                        name=self.opt_str(m, "tool_name", where) or self.opt_str(m, "name", where),
+                        member=member,
+                        source=SOURCE_AGNO,
+                    )
                 )
-            )
+            else:
+                out.append(Message(role=role, content=content, created_at=created, run_id=run_id, member=member))
         return out
 
     def workflow_v2_runs(self, runs: builtins.list[Any]) -> builtins.list[Message]:

@@ -1,0 +1,229 @@
+"""Benchmark: conversation history and full-text search on SQLite, side by side with what they replace.
+
+    python -m bench.search [--sessions 50000] [--runs 10] [--dir DIR]    (make bench-search)
+
+Builds an agent table of ``--sessions`` agno 1.x sessions, each with
+``--runs`` runs of a user message and an answer (agno's memory form, the
+earlier turns replayed with ``from_history``), so 2 x sessions x runs
+messages (1,000,000 by default). Reports, each a median of several runs
+measured in this one process:
+
+- a two-word query: ``store.search()`` with the index vs a ``LIKE
+  '%word%'`` scan of the memory column (what a message table with a LIKE
+  search does), and vs ``search()`` without the index (one run);
+- building the index (messages per second);
+- catching up after another process rewrote 10,000 sessions (Go's
+  ``INSERT OR REPLACE``), and what the log trigger costs that writer;
+- ``history()`` of one session with 1,000 runs vs decoding its memory
+  column alone.
+
+Nothing here is a test: numbers go to stdout (and ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agno_storage import AgentSession, SqliteStorage, codec
+
+TABLE = "agent_sessions"
+#: The two words every query asks for: each in about 1 message in 1,000, together in a few.
+RARE = ["kestrel", "bandicoot", "capybara", "dugong", "echidna", "fennec", "gharial", "hoatzin"]
+
+
+def words(rng: random.Random, vocabulary: list[str], n: int) -> str:
+    return " ".join(rng.choice(vocabulary) for _ in range(n))
+
+
+def memory(rng: random.Random, vocabulary: list[str], runs: int, start: int) -> dict[str, Any]:
+    out, history = [], []
+    for r in range(runs):
+        q = words(rng, vocabulary, 12)
+        a = words(rng, vocabulary, 24)
+        if rng.random() < 0.02:
+            q += " " + " ".join(rng.sample(RARE, 2))
+        now = [
+            {"role": "user", "content": q, "created_at": start + r, "from_history": False},
+            {"role": "assistant", "content": a, "created_at": start + r, "from_history": False},
+        ]
+        out.append({"run_id": f"r{start}-{r}", "created_at": start + r, "model": "m", "messages": [*history, *now]})
+        # agno keeps the replayed turns in each run: the last 3 here, to bound the file.
+        history = [{**m, "from_history": True} for m in [*history, *now]][-6:]
+    return {"runs": out}
+
+
+def build(db: Path, sessions: int, runs: int) -> None:
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(20_000)]
+    store = SqliteStorage(TABLE, db_file=db, synchronous="NORMAL")
+    store.upsert_many(
+        AgentSession(
+            session_id=f"s{i:06d}",
+            user_id=f"u{i % 100}",
+            agent_id=f"a{i % 7}",
+            memory=memory(rng, vocabulary, runs, 1_700_000_000 + i),
+            created_at=1_700_000_000 + i,
+        )
+        for i in range(sessions)
+    )
+    store.close()
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Median seconds of ``repeat`` calls, and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+_REWRITER = """
+import sqlite3, sys, time
+db, n = sys.argv[1], int(sys.argv[2])
+conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+rows = conn.execute("SELECT session_id, user_id, memory, agent_id FROM agent_sessions LIMIT ?", (n,)).fetchall()
+start = time.perf_counter()
+conn.execute("BEGIN IMMEDIATE")
+for sid, user, mem, agent in rows:
+    conn.execute(
+        "INSERT OR REPLACE INTO agent_sessions (session_id, user_id, memory, agent_id) VALUES (?, ?, ?, ?)",
+        (sid, user, mem.replace("w1 ", "quokka "), agent),
+    )
+conn.execute("COMMIT")
+print(time.perf_counter() - start)
+"""
+
+
+def rewrite(db: Path, n: int) -> float:
+    """Another process rewrites ``n`` sessions as the Go port does; its own seconds."""
+    done = subprocess.run(
+        [sys.executable, "-c", _REWRITER, str(db), str(n)], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip())
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=10, help="runs per session (2 messages each)")
+    parser.add_argument("--long-runs", type=int, default=1000, help="runs of the one long session timed by history()")
+    parser.add_argument("--dir", type=Path, default=None, help="where the file goes (default: a temp folder)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="bench-search-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "search.db"
+    if db.exists():
+        os.remove(db)
+    messages = 2 * args.sessions * args.runs
+    out: dict[str, Any] = {"sessions": args.sessions, "messages": messages, "sqlite": sqlite3.sqlite_version}
+    print(f"{args.sessions:,} sessions, {messages:,} messages, SQLite {sqlite3.sqlite_version}, in {db}")
+
+    start = time.perf_counter()
+    build(db, args.sessions, args.runs)
+    print(f"written in {time.perf_counter() - start:.1f} s")
+    store = SqliteStorage(TABLE, db_file=db)
+    pairs = [(a, b) for a in RARE for b in RARE if a < b][:12]
+
+    conn = sqlite3.connect(db)
+
+    def like() -> int:
+        hits = 0
+        for a, b in pairs[:3]:
+            hits += len(
+                conn.execute(
+                    f"SELECT session_id FROM {TABLE} WHERE memory LIKE ? AND memory LIKE ?",  # noqa: S608
+                    (f"%{a}%", f"%{b}%"),
+                ).fetchall()
+            )
+        return hits
+
+    like_s, _ = timed(like, 3)
+    out["like_scan_ms"] = like_s / 3 * 1000
+    scan_s, _ = timed(lambda: store.search(" ".join(pairs[0])), 1)
+    out["search_scan_ms"] = scan_s * 1000
+
+    start = time.perf_counter()
+    store.enable_search()
+    build_s = time.perf_counter() - start
+    out["index_build_s"] = build_s
+    out["index_build_messages_per_s"] = messages / build_s
+
+    def indexed() -> int:
+        return sum(len(store.search(f"{a} {b}")) for a, b in pairs)
+
+    indexed()  # warm the page cache as the LIKE scans did theirs
+    per_query, _ = timed(indexed, 5)
+    out["search_index_ms"] = per_query / len(pairs) * 1000
+    single = [timed(lambda a=a, b=b: store.search(f"{a} {b}"), 1)[0] for a, b in pairs for _ in range(3)]
+    out["search_index_median_ms"] = statistics.median(single) * 1000
+
+    n = min(10_000, args.sessions)
+    with_trigger = [rewrite(db, n)]
+    start = time.perf_counter()
+    store.search("quokka kestrel")
+    out["catch_up_s"] = time.perf_counter() - start
+    out["catch_up_sessions"] = n
+    # The writer's cost, alternating with and without the log trigger (the machine's noise hits both).
+    without_trigger = []
+    for _ in range(2):
+        store.disable_search()
+        without_trigger.append(rewrite(db, n))
+        store.enable_search()
+        with_trigger.append(rewrite(db, n))
+    store.disable_search()
+    out["writer_with_trigger_s"] = statistics.median(with_trigger)
+    out["writer_without_trigger_s"] = statistics.median(without_trigger)
+
+    # history of one session with 1,000 runs vs decoding its memory column alone.
+    rng = random.Random(9)
+    vocabulary = [f"w{i}" for i in range(20_000)]
+    store.upsert(
+        AgentSession(session_id="long", agent_id="a", memory=memory(rng, vocabulary, args.long_runs, 1_800_000_000))
+    )
+    raw = conn.execute(f"SELECT memory FROM {TABLE} WHERE session_id = 'long'").fetchone()[0]  # noqa: S608
+    decode_s, _ = timed(lambda: codec.loads(raw), 15)
+    history_s, got = timed(lambda: store.history("long"), 15)
+    read_s, _ = timed(lambda: store.read("long"), 15)
+    out["history_1000_runs_ms"] = history_s * 1000
+    out["read_1000_runs_ms"] = read_s * 1000
+    out["decode_memory_ms"] = decode_s * 1000
+    out["history_over_decode"] = history_s / decode_s
+    out["history_messages"] = len(got)
+    conn.close()
+    store.close()
+
+    print(
+        f"two-word search, index:      {out['search_index_median_ms']:.2f} ms median per query "
+        f"({out['search_index_ms']:.2f} ms mean over {len(pairs)} pairs)\n"
+        f"two-word LIKE '%w%' scan:    {out['like_scan_ms']:.0f} ms per query\n"
+        f"two-word search, no index:   {out['search_scan_ms']:.0f} ms (one run)\n"
+        f"index build:                 {out['index_build_s']:.1f} s, {out['index_build_messages_per_s']:,.0f} messages/s\n"
+        f"catch-up after {n:,} sessions rewritten by another process: {out['catch_up_s']:.2f} s\n"
+        f"that writer's {n:,} INSERT OR REPLACE (median): {out['writer_with_trigger_s']:.3f} s with the log trigger, "
+        f"{out['writer_without_trigger_s']:.3f} s without\n"
+        f"history of {args.long_runs:,} runs:       {out['history_1000_runs_ms']:.1f} ms ({out['history_messages']} messages); "
+        f"read() {out['read_1000_runs_ms']:.1f} ms; decoding its memory alone {out['decode_memory_ms']:.1f} ms "
+        f"({out['history_over_decode']:.2f}x)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+if __name__ == "__main__":
+    main()
