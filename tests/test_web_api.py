@@ -174,6 +174,21 @@ def test_pages_walk_every_session_newest_first(filled: BaseStorage, serve: Serve
     assert [s["session_id"] for p in pages for s in p] == [s.session_id for s in filled.list()]
 
 
+def test_sessions_without_created_at_come_last_and_page_too(filled: BaseStorage, serve: Serve) -> None:
+    table_sql = filled.statements.delete[len("DELETE FROM ") :]
+    with filled.transaction() as conn:
+        conn.execute(
+            f"UPDATE {table_sql} SET created_at = NULL WHERE session_id IN ('s-003', 's-011', 's-012', 's-020', 's-029')"
+        )
+    expected = [s.session_id for s in filled.list()]
+    assert expected[-5:] == ["s-003", "s-011", "s-012", "s-020", "s-029"]
+    with serve(location(filled)) as base:
+        for limit in (1, 4, 25, 27):
+            pages = all_pages(base, filled.table_name, limit=limit)
+            assert [s["session_id"] for p in pages for s in p] == expected, limit
+            assert all(len(p) == limit for p in pages[:-1])
+
+
 def test_filters_narrow_the_list(filled: BaseStorage, serve: Serve) -> None:
     table = filled.table_name
     with serve(location(filled)) as base:

@@ -41,6 +41,7 @@ from agno_storage.web.source import (
     MAX_LIMIT,
     Cursor,
     Filters,
+    Listed,
     Source,
     TableReader,
     decode_cursor,
@@ -137,7 +138,7 @@ class Server:
 
     def page(
         self, reader: TableReader, who: Principal, filters: Filters, cursor: Cursor | None, limit: int
-    ) -> tuple[list[Session], Cursor | None]:
+    ) -> tuple[list[Listed], Cursor | None]:
         if who.user_id is not None:
             if filters.user_id is not None and filters.user_id != who.user_id:
                 raise HttpError(403, "forbidden", "this token may only read its own user's sessions")
@@ -163,7 +164,7 @@ class Server:
     def json(self, body: Any, status: int = 200) -> Response:
         return Response(bodies.dumps(self.converter.unstructure(body)), status, media_type="application/json")
 
-    def summary(self, reader: TableReader, session: Session) -> bodies.SessionSummary:
+    def summary(self, reader: TableReader, session: Listed) -> bodies.SessionSummary:
         return bodies.SessionSummary(
             table=reader.name,
             mode=reader.mode.value,

@@ -33,6 +33,7 @@ from agno_storage.backends.base import BaseStorage, Batches
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.errors import (
     BusyError,
+    CorruptRowError,
     DatabaseCorruptError,
     InvalidInputError,
     ReadOnlyDatabaseError,
@@ -93,6 +94,22 @@ def decode_cursor(text: str) -> Cursor:
     return Cursor(created_at=value[0], session_id=value[1])
 
 
+@attrs.frozen
+class Listed:
+    """A session as a list shows it."""
+
+    session_id: str
+    user_id: str | None
+    entity_id: str | None
+    created_at: int | None
+    updated_at: int | None
+
+
+def tail_of(select: str) -> str:
+    """What follows ``FROM`` in a store's SELECT: the (quoted, qualified) table."""
+    return select.partition(" FROM ")[2]
+
+
 class TableReader:
     """Reads one sessions table with its store's statements and codec. Thread-safe."""
 
@@ -106,11 +123,16 @@ class TableReader:
         if missing:
             # An old table still reads: the columns a migration would add read as NULL.
             head, sep, tail = select.partition(" FROM ")
-            prefix = st.id_column[: -len(schema.quote("session_id"))]
+            prefix = st.id_column[: -len(schema.quote("session_id"))]  # '"table".' on SQLite, '' on PostgreSQL
             for name in missing:
                 head = head.replace(f"{prefix}{schema.quote(name)}", "NULL")
             select = head + sep + tail
         self._select = select
+        # The columns a list shows, as the store's statements qualify them.
+        prefix = st.id_column[: -len(schema.quote("session_id"))]
+        listed = ("session_id", "user_id", store.spec.entity_column, "created_at", "updated_at")
+        columns = ", ".join(prefix + schema.quote(c) for c in listed)
+        self._list_select = f"SELECT {columns} FROM {tail_of(st.select)}"  # noqa: S608 - quoted identifiers only
         # The two sort keys exactly as the store's newest-first order spells them,
         # so the cursor's comparison uses the same collation as the ORDER BY.
         order_terms = st.order.split(" ORDER BY ", 1)[1]
@@ -127,34 +149,65 @@ class TableReader:
     def mode(self) -> Mode:
         return self.info.mode
 
-    def page(self, filters: Filters, after: Cursor | None, limit: int) -> tuple[list[Session], Cursor | None]:
+    def page(self, filters: Filters, after: Cursor | None, limit: int) -> tuple[list[Listed], Cursor | None]:
         """Up to ``limit`` sessions newest first after ``after``, and the cursor of the next page (or None).
 
         Stable while writers add sessions: a page starts strictly after the
         previous page's last (created_at, session_id), so rows inserted
-        meanwhile with a newer created_at never shift what comes next.
+        meanwhile with a newer created_at never shift what comes next. Only
+        the listed columns are read (no JSON is decoded). Each condition is an
+        index range on created_at; rows without a created_at come last, in a
+        second statement.
         """
-        st = self.store.statements
         mark = self._mark
-        where, params = self._where(filters)
         created, sid = self._created, self._id_sort
-        if after is not None:
-            if after.created_at is None:
-                where.append(f"({created} IS NULL AND {sid} > {mark})")
-                params.append(after.session_id)
-            else:
-                where.append(f"({created} < {mark} OR ({created} = {mark} AND {sid} > {mark}) OR {created} IS NULL)")
+        rows: list[_Row] = []
+        if after is None or after.created_at is not None:
+            where, params = self._where(filters)
+            if after is not None:
+                where.append(f"{created} <= {mark} AND ({created} < {mark} OR {sid} > {mark})")
                 params.extend([after.created_at, after.created_at, after.session_id])
-        text = self._select + (" WHERE " + " AND ".join(where) if where else "") + st.order + f" LIMIT {mark}"
-        params.append(limit + 1)
-        rows = self.store._query(text, params)
-        decode = self.store.row_codec.decode
-        sessions = [decode(r) for r in rows[:limit]]
+            rows = self._rows(where, params, limit + 1)
+        if len(rows) <= limit:
+            where, params = self._where(filters)
+            where.append(f"{created} IS NULL")
+            if after is not None and after.created_at is None:
+                where.append(f"{sid} > {mark}")
+                params.append(after.session_id)
+            if filters.since is None and filters.until is None:
+                rows += self._rows(where, params, limit + 1 - len(rows))
+        listed = [self._listed(r) for r in rows[:limit]]
         next_cursor = None
-        if len(rows) > limit and sessions:
-            last = sessions[-1]
+        if len(rows) > limit and listed:
+            last = listed[-1]
             next_cursor = Cursor(created_at=last.created_at, session_id=last.session_id)
-        return sessions, next_cursor
+        return listed, next_cursor
+
+    def _rows(self, where: list[str], params: list[Any], limit: int) -> list[_Row]:
+        text = self._list_select + (" WHERE " + " AND ".join(where) if where else "")
+        text += self.store.statements.order + f" LIMIT {self._mark}"
+        return self.store._query(text, [*params, limit])
+
+    def _listed(self, row: _Row) -> Listed:
+        sid, user, entity, created, updated = row
+        for column, value, kinds in (
+            ("session_id", sid, (str,)),
+            ("user_id", user, (str, type(None))),
+            (self.store.spec.entity_column, entity, (str, type(None))),
+            ("created_at", created, (int, type(None))),
+            ("updated_at", updated, (int, type(None))),
+        ):
+            if type(value) not in kinds:
+                raise CorruptRowError(
+                    f"session {sid!r} in table {self.name!r}: {column} holds {type(value).__name__} {value!r}",
+                    table=self.name,
+                    session_id=str(sid),
+                    column=column,
+                )
+        # '' is "no user" / "no entity", as the store's codec reads it.
+        return Listed(
+            session_id=sid, user_id=user or None, entity_id=entity or None, created_at=created, updated_at=updated
+        )
 
     def get(self, session_id: str, user_id: str | None) -> Session | None:
         """The session with ``session_id`` (owned by ``user_id`` unless None), or None."""
@@ -432,6 +485,7 @@ __all__ = [
     "MAX_LIMIT",
     "Cursor",
     "Filters",
+    "Listed",
     "PostgresSource",
     "ReadOnlySqliteStorage",
     "Source",
