@@ -24,6 +24,7 @@ from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from agno_storage.backends import process
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
@@ -87,7 +88,7 @@ class Connections:
         self.last_connect_error: BaseException | None = None
 
     def _get_pool(self) -> ConnectionPool:
-        pid = os.getpid()
+        pid = process.current.pid
         pool = self._pool
         if pool is not None and self._pool_pid == pid:
             return pool
@@ -253,7 +254,7 @@ class Connections:
         # After a server restart every idle connection is dead; test them all
         # now rather than failing on each in turn.
         pool = self._pool
-        if pool is not None and self._pool_pid == os.getpid():
+        if pool is not None and self._pool_pid == process.current.pid:
             try:
                 pool.check()
             except (psycopg.Error, PoolTimeout):
@@ -263,7 +264,7 @@ class Connections:
         """Close this process's pool; the next call opens a new one."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
-            owned = self._pool_pid == os.getpid()
+            owned = self._pool_pid == process.current.pid
         if pool is not None and owned:
             pool.close()
 

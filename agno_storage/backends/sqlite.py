@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote as quote_uri_path
 
 from agno_storage import urls
+from agno_storage.backends import process
 from agno_storage.backends import sqlite_ddl as ddl
 from agno_storage.backends.base import BaseStorage, Batches, Tracer, check_bool
 from agno_storage.backends.statements import Statements
@@ -79,7 +80,7 @@ class _Handle:
         self.conn = conn
         self.depth = 0
         self.file_id = file_id
-        self.pid = os.getpid()
+        self.pid = process.current.pid
         self.thread = threading.current_thread()
         self.wal = False
 
@@ -227,7 +228,7 @@ class SqliteStorage(BaseStorage):
                 f"{self.db_path!r} vanished while it was being opened: {exc}", table=self.table_name
             ) from exc
         handle = _Handle(conn, file_id)
-        pid = os.getpid()
+        pid = process.current.pid
         with self._handles_lock:
             # Threads that ended leave their connections behind; close them here
             # so a thread-per-request server does not run out of descriptors.
@@ -271,13 +272,13 @@ class SqliteStorage(BaseStorage):
         handle.wal = True
 
     def _memory_handle(self) -> _Handle:
-        if self._memory is None or self._memory.pid != os.getpid():
+        if self._memory is None or self._memory.pid != process.current.pid:
             self._memory = self._open()
         return self._memory
 
     def _thread_handle(self) -> _Handle:
         handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is None or handle.pid != os.getpid():
+        if handle is None or handle.pid != process.current.pid:
             handle = self._open()
             self._local.handle = handle
         return handle
@@ -378,7 +379,7 @@ class SqliteStorage(BaseStorage):
         The object stays usable: the next call opens a new connection (an
         in-memory database starts empty again).
         """
-        pid = os.getpid()
+        pid = process.current.pid
         with self._handles_lock:
             handles, self._handles = self._handles, []
         for handle in handles:
@@ -479,7 +480,7 @@ class SqliteStorage(BaseStorage):
         if self.db_path is None:
             return self._memory is not None and self._memory.depth > 0
         handle: _Handle | None = getattr(self._local, "handle", None)
-        return handle is not None and handle.pid == os.getpid() and handle.depth > 0
+        return handle is not None and handle.pid == process.current.pid and handle.depth > 0
 
     def _drop(self) -> None:
         with self.transaction() as conn:
