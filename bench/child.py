@@ -1,6 +1,6 @@
 """Measurements that need a process of their own; each prints one JSON object.
 
-    python -m bench.child bulk --kind ours|floor|agno --db F --n N [--synchronous FULL]
+    python -m bench.child bulk --kind ours|floor|agno|agno-wal --db F --n N [--synchronous FULL]
     python -m bench.child write --db F --n N --prefix P [--start-at T]
     python -m bench.child large-mem --kind ours|agno --db F
 
@@ -129,8 +129,8 @@ def _bulk_floor(db: str, n: int, synchronous: str) -> dict[str, Any]:
     return {"count": count, "seconds": seconds}
 
 
-def _bulk_agno(db: str, n: int) -> dict[str, Any]:
-    agno = Agno()
+def _bulk_agno(db: str, n: int, wal: bool = False) -> dict[str, Any]:
+    agno = Agno(wal=wal)
     agno.open(db)
     items = (agno.convert({**t, **over}) for t, over in bulk_dicts(n))
     count = 0
@@ -149,7 +149,7 @@ def bulk(args: argparse.Namespace) -> dict[str, Any]:
     elif args.kind == "floor":
         out = _bulk_floor(args.db, args.n, args.synchronous)
     else:
-        out = _bulk_agno(args.db, args.n)
+        out = _bulk_agno(args.db, args.n, wal=args.kind == "agno-wal")
     out.update(rss_base_kib=base, rss_peak_kib=_rss_kib())
     return out
 
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.child")
     sub = p.add_subparsers(dest="task", required=True)
     b = sub.add_parser("bulk")
-    b.add_argument("--kind", choices=("ours", "floor", "agno"), required=True)
+    b.add_argument("--kind", choices=("ours", "floor", "agno", "agno-wal"), required=True)
     b.add_argument("--db", required=True)
     b.add_argument("--n", type=int, required=True)
     b.add_argument("--synchronous", default="FULL")

@@ -35,13 +35,35 @@ class Ours(OursApi):
         self.st.create()
 
 
+#: The label of agno 1.8.4 with its file switched to WAL (see ``Agno``).
+AGNO_WAL = "agno 1.8.4 with WAL"
+
+
 class Agno(AgnoApi):
-    """Python agno 1.8.4's ``agno.storage.sqlite.SqliteStorage`` at its defaults."""
+    """Python agno 1.8.4's ``agno.storage.sqlite.SqliteStorage``, at its defaults unless ``wal``.
+
+    With ``wal`` (label AGNO_WAL) agno opens the file as at its defaults and
+    its own engine gets a connect hook that sets ``journal_mode=WAL`` and
+    ``synchronous`` (FULL, the store's default) on every new connection; the
+    pool is emptied first so that no connection escapes the hook. The same
+    library at the store's durability settings: the journal mode and the
+    library are priced apart. (agno 1.8.4 cannot be handed an engine: its
+    ``SqliteStorage(db_engine=...)`` falls through to an in-memory database.)
+    """
+
+    def __init__(self, wal: bool = False, synchronous: str = "FULL") -> None:
+        super().__init__()
+        self.wal = wal
+        self.synchronous = synchronous
+        if wal:
+            self.label = AGNO_WAL
 
     def open(self, path: str) -> None:
         from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
 
         self.st = AgnoSqliteStorage(table_name=TABLE, db_file=path, mode="agent")
+        if self.wal:
+            use_wal(self.st.db_engine, self.synchronous)
         self.st.create()
 
     def release(self) -> None:
@@ -53,6 +75,23 @@ class Agno(AgnoApi):
                 "journal_mode": conn.exec_driver_sql("PRAGMA journal_mode").scalar(),
                 "synchronous": conn.exec_driver_sql("PRAGMA synchronous").scalar(),
             }
+
+
+def use_wal(engine: Any, synchronous: str) -> None:
+    """Make every new connection of SQLAlchemy ``engine`` set WAL and ``synchronous``; drop pooled ones."""
+    from sqlalchemy import event
+
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute(f"PRAGMA synchronous = {synchronous}")  # one of two constants, checked above
+        cur.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # a connection made before the hook (agno's inspector) is not reused
 
 
 class Floor(RawFloor):

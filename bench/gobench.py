@@ -68,11 +68,15 @@ class GoServer:
         self.proc.wait(timeout=30)
 
 
+#: The Go contender's label: the released module, unmodified, called by compat/cmd/bench.
+GO_LABEL = "agno-golang v0.1.6 (upstream)"
+
+
 class Go(Contender):
-    """agno-golang v0.1.6's Upsert / Read, timed inside the Go process."""
+    """agno-golang v0.1.6's Upsert / Read (the upstream module as released), timed inside the Go process."""
 
     kind = "go"
-    label = "agno-golang v0.1.6"
+    label = GO_LABEL
 
     def __init__(self, server: GoServer) -> None:
         super().__init__()

@@ -375,9 +375,31 @@ def interleave(contenders: Sequence[N], rounds: int, run: Callable[[N, int], Bat
     }
 
 
+def spread(ratios: Sequence[float]) -> dict[str, float]:
+    """Min, quartiles and max of per-round ratios (all equal to the one value when there is one round)."""
+    if not ratios:
+        return {}
+    if len(ratios) == 1:
+        q1 = q3 = ratios[0]
+    else:
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return {"min": min(ratios), "q1": q1, "q3": q3, "max": max(ratios)}
+
+
+def round_ratios(theirs: Sequence[float], ours: Sequence[float]) -> list[float]:
+    """Per round, their time over ours: the rounds are interleaved, so round i of each ran side by side."""
+    return [t / o for t, o in zip(theirs, ours, strict=True) if o > 0]
+
+
 def rows_for(workload: str, results: Results, contenders: Sequence[Named]) -> list[Row]:
-    """Result rows in ``contenders``' order, each with its ratio to the first."""
-    base = results[contenders[0].label]["median_s"]
+    """Result rows in ``contenders``' order, each with its ratio to the first.
+
+    ``speedup`` is the ratio of medians; ``spread`` the min, quartiles and max
+    of the per-round ratios (round i of the contender over round i of the
+    first); ``samples_us`` each round's time per operation.
+    """
+    first = results[contenders[0].label]
+    base = first["median_s"]
     out = []
     for c in contenders:
         res = results[c.label]
@@ -390,6 +412,8 @@ def rows_for(workload: str, results: Results, contenders: Sequence[Named]) -> li
                 "ops_per_s": 1.0 / res["median_s"] if res["median_s"] else 0.0,
                 # How many times faster this project is: their time / ours.
                 "speedup": res["median_s"] / base if base else 0.0,
+                "spread": spread(round_ratios(res["samples"], first["samples"])),
+                "samples_us": [s * 1e6 for s in res["samples"]],
                 "errors": res["errors"],
                 "rounds": len(res["samples"]),
             }

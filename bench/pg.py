@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import shlex
 import sys
 import time
@@ -124,6 +125,7 @@ def run(mode: str, command: str) -> dict[str, Any]:
 
     cfg = config.make_pg(mode)
     started = time.time()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     small = [sessions.small(i) for i in range(cfg.rounds * cfg.small_batch)]
     with contextlib.ExitStack() as stack:
         try:
@@ -148,6 +150,9 @@ def run(mode: str, command: str) -> dict[str, Any]:
         "config": attrs.asdict(cfg),
         "small_json_bytes": sessions.json_bytes(small[0]),
         "rows": rows,
+        "cores": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 

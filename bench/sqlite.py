@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import orjson
 
-from bench import config, harness, sessions, workloads
+from bench import config, harness, projected, sessions, workloads
 from bench.contenders import Agno, Floor, Ours
 from bench.gobench import Go, GoServer, build, go_available
 from bench.harness import Contender
@@ -39,6 +39,11 @@ def versions() -> dict[str, Any]:
     }
 
 
+def load() -> list[float]:
+    """The machine's load averages over 1, 5 and 15 minutes (``os.getloadavg``)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def run(mode: str, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
     """Run the SQLite workloads (and the Go contender unless ``use_go`` is False) in ``workdir``; return the results.
 
@@ -48,6 +53,7 @@ def run(mode: str, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
     cfg = config.make(mode, workdir)
     started = time.time()
     env = versions()
+    env["load_before"] = load()
     notes: list[str] = []
     small = [sessions.small(i) for i in range(cfg.rounds * cfg.small_batch)]
     large = [sessions.large(i) for i in range(cfg.large_rounds * cfg.large_batch)]
@@ -83,6 +89,7 @@ def run(mode: str, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
     ours = Ours("agno_storage")
     floor = Floor("floor (sqlite3)", best_indexes=False)
     agno = Agno()
+    agno_wal = Agno(wal=True)
     w1: list[Contender] = [
         ours,
         Ours("agno_storage, synchronous=NORMAL", synchronous="NORMAL"),
@@ -90,29 +97,38 @@ def run(mode: str, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
         floor,
         Floor("floor, synchronous=NORMAL", synchronous="NORMAL", best_indexes=False),
         agno,
+        agno_wal,
         *go(),
     ]
     floor_decode = Floor("floor + orjson.loads", decode=True, best_indexes=False)
     floor_decode.twin = floor
-    readers: list[Contender] = [ours, floor, floor_decode, agno, *go()]
+    readers: list[Contender] = [ours, floor, floor_decode, agno, agno_wal, *go()]
     with harness.closing([*w1, floor_decode]):
         rows = workloads.small_writes_and_reads(cfg, w1, readers, small)
         env["agno_pragmas"] = agno.pragmas()
+        env["agno_wal_pragmas"] = agno_wal.pragmas()
 
     # Workload 3.
-    w3: list[Contender] = [Ours("agno_storage"), Floor("floor (sqlite3)", best_indexes=False), Agno(), *go()]
-    with harness.closing(w3):
-        rows += workloads.large_writes_and_reads(cfg, w3, large)
+    large_floor = Floor("floor (sqlite3)", best_indexes=False)
+    large_decode = Floor("floor + orjson.loads", decode=True, best_indexes=False)
+    large_decode.twin = large_floor
+    w3: list[Contender] = [Ours("agno_storage"), large_floor, Agno(), Agno(wal=True), *go()]
+    r3: list[Contender] = [w3[0], large_floor, large_decode, *w3[2:]]
+    with harness.closing([*w3, large_decode]):
+        rows += workloads.large_writes_and_reads(cfg, w3, r3, large)
     large_mem = workloads.large_memory(cfg)
     if server is not None:
         server.close()
 
     rows += workloads.recent_sessions(cfg)
+    if not projected.available():
+        notes.append("Workload 4b (newest 20 projected) not run: this revision of the store has no list_summaries().")
     rows += workloads.bulk_import(cfg)
     concurrent = workloads.concurrent_writers(cfg, binary, sessions_file)
     if binary is None:
         notes.append("Workload 6 ran two Python writers only (no Go writer).")
 
+    env["load_after"] = load()
     results = {
         "mode": mode,
         "command": command,

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from agno_storage import SqliteStorage
-from bench import harness
+from bench import harness, projected
 from bench.child import bulk_dicts
 from bench.config import Config
-from bench.contenders import TABLE, Agno, Floor, Ours
+from bench.contenders import AGNO_WAL, TABLE, Agno, Floor, Ours
+from bench.gobench import GO_LABEL
 from bench.harness import Contender, Entry, Row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +57,18 @@ def small_writes_and_reads(
     return rows
 
 
-def large_writes_and_reads(cfg: Config, contenders: Sequence[Contender], large: Sequence[dict[str, Any]]) -> list[Row]:
-    """Workload 3: upsert (new) and read of large sessions."""
-    harness.open_all(contenders, _files(cfg.workdir, "large"), "large", large)
+def large_writes_and_reads(
+    cfg: Config, writers: Sequence[Contender], readers: Sequence[Contender], large: Sequence[dict[str, Any]]
+) -> list[Row]:
+    """Workload 3: upsert (new) and read of large sessions; a reader with a twin reads the twin's file."""
+    harness.open_all(writers, _files(cfg.workdir, "large"), "large", large)
     n = cfg.large_batch
-    out = harness.timed("3. upsert large", contenders, cfg.large_rounds, harness.upsert_batches("large", n))
-    out += harness.timed("3. read large", contenders, cfg.large_rounds, harness.read_batches("large", n))
+    out = harness.timed("3. upsert large", writers, cfg.large_rounds, harness.upsert_batches("large", n))
+    for c in readers:
+        if c.twin is not None:
+            harness.open_at(c, c.twin.path)
+            c.prepare("large", large)
+    out += harness.timed("3. read large", readers, cfg.large_rounds, harness.read_batches("large", n))
     return out
 
 
@@ -121,19 +128,24 @@ def recent_sessions(cfg: Config) -> list[Row]:
         conn.execute(f'DROP INDEX "{name}"')
     conn.close()
 
+    agno_wal_path = cfg.workdir / "recent-agno-wal.db"
+    shutil.copyfile(agno_path, agno_wal_path)  # switched to WAL when the contender opens it
     contenders: list[Contender] = [
         Ours("agno_storage (recency indexes)"),
         Ours("agno_storage (Go indexes only)", recency_indexes=False),
         Floor("floor, best index (raw rows)"),
         Floor("floor, best index + orjson.loads", decode=True),
         Agno(),
+        Agno(wal=True),
     ]
-    paths = [ours_path, no_rx, floor_path, floor_path, agno_path]
+    paths = [ours_path, no_rx, floor_path, floor_path, agno_path, agno_wal_path]
     with harness.closing(contenders):
         for c, p in zip(contenders, paths, strict=True):
             harness.open_at(c, str(p))
         plans = _plans(contenders, "r-0000000", ("user", "agent", "all"))
-        return harness.newest_20(4, cfg.recent_rows, contenders, cfg.rounds, cfg.recent_ops, cfg.recent_budget_s, plans)
+        rows = harness.newest_20(4, cfg.recent_rows, contenders, cfg.rounds, cfg.recent_ops, cfg.recent_budget_s, plans)
+    # 4b on the same files: the floor's file has kept the index made for "all".
+    return rows + projected.newest_20_projected(cfg, ours_path, floor_path)
 
 
 def _plans(contenders: Sequence[Contender], session_id: str, reads: Sequence[str]) -> dict[tuple[str, str], str]:
@@ -189,11 +201,13 @@ def bulk_import(cfg: Config) -> list[Row]:
     ours_small = Entry("ours-small", f"agno_storage upsert_many ({n_small:,})", "ours", n_small)
     floor = Entry("floor", f"floor executemany ({n:,})", "floor", n)
     agno = Entry("agno", f"agno 1.8.4 upsert loop ({cfg.agno_sample:,}, extrapolated)", "agno", cfg.agno_sample)
-    runs: dict[str, list[dict[str, Any]]] = {e.key: [] for e in (ours, ours_small, floor, agno)}
+    agno_wal = Entry("agno-wal", f"{AGNO_WAL} upsert loop ({cfg.agno_sample:,}, extrapolated)", "agno", cfg.agno_sample)
+    runs: dict[str, list[dict[str, Any]]] = {e.key: [] for e in (ours, ours_small, floor, agno, agno_wal)}
 
     def run(e: Entry, r: int) -> tuple[float, int]:
         db = _fresh(cfg.workdir / f"bulk-{e.key}.db")
-        got = _child("bulk", "--kind", e.kind, "--db", db, "--n", str(e.count))
+        # The key names the child's kind: agno-wal is agno with its file in WAL.
+        got = _child("bulk", "--kind", e.key if e.key == "agno-wal" else e.kind, "--db", db, "--n", str(e.count))
         runs[e.key].append(got)
         return got["seconds"], got["count"]
 
@@ -202,10 +216,10 @@ def bulk_import(cfg: Config) -> list[Row]:
 
     return harness.bulk_import(
         "5. bulk import small",
-        [ours, floor, ours_small, agno],
+        [ours, floor, ours_small, agno, agno_wal],
         cfg.bulk_rounds,
         run,
-        order=[ours, ours_small, floor, agno],
+        order=[ours, ours_small, floor, agno, agno_wal],
         # The report's wording is "100k would take", whatever this run's size.
         extrapolate_to=100_000,
         extra=peak_rss,
@@ -269,7 +283,7 @@ def concurrent_writers(cfg: Config, go_binary: Path | None, sessions_file: Path 
                 f"agno_storage, process {k}": [*child, "--prefix", f"py{k}", "--start-at", start_at] for k in (1, 2)
             }
             if go_binary is not None and sessions_file is not None:
-                cmds["agno-golang v0.1.6"] = [
+                cmds[GO_LABEL] = [
                     str(go_binary),
                     *("-sessions", str(sessions_file), "-db", db, "-write", str(n)),
                     *("-prefix", "go", "-start-at", start_at),
