@@ -78,3 +78,11 @@ bench-web: $(BIN)/python  ## agno-storage serve under load: GET /api/v1/sessions
 bench-quick: $(BIN)/python  ## Benchmark run with small sizes (under a minute); writes to bench/quick/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick --out bench/quick/
+
+.PHONY: bench-ops bench-agno3
+bench-ops: $(BIN)/python  ## agno_storage.ops: export, import, copy to PostgreSQL, peak RSS (about ten minutes); rewrites docs/benchmarks-ops.md
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.ops --full --out docs/ --json bench/results/ops_full.json
+
+bench-agno3: $(BIN)/python  ## to_agno3() against agno 3.1.10's migrate() at 1,000 and 10,000 sessions (makes .venv-agno3 the first time)
+	$(BIN)/python -m bench.agno3 --json bench/results/agno3_full.json --md bench/results/agno3_full.md
