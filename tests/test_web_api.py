@@ -296,6 +296,23 @@ def test_a_locked_database_is_503_busy(tmp_path: Path) -> None:
         source.close()
 
 
+def test_the_server_cannot_write(filled: BaseStorage) -> None:
+    from agno_storage import StorageError
+
+    source = open_source(location(filled))
+    try:
+        store = source.reader(filled.table_name).store
+        assert store.read("s-001") is not None
+        with pytest.raises(StorageError):
+            store.upsert(make_session(Mode.AGENT, "written-by-the-server"))
+        with pytest.raises(StorageError):
+            store.delete("s-001")
+    finally:
+        source.close()
+    assert filled.read("written-by-the-server") is None
+    assert filled.read("s-001") is not None
+
+
 def test_the_file_is_not_written(tmp_path: Path, serve: Serve) -> None:
     db = tmp_path / "ro.db"
     with SqliteStorage("agent_sessions", db_file=db) as store:

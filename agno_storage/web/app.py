@@ -316,6 +316,10 @@ def _on_http_error(request: Request, exc: Exception) -> Response:
         from agno_storage.web import pages
 
         return pages.sign_in_redirect(request)
+    if not request.url.path.startswith(API) and request.url.path != "/healthz":
+        from agno_storage.web import pages
+
+        return pages.error_page(exc.status, exc.message)
     detail = bodies.ErrorDetail(code=exc.code, message=exc.message, table=exc.table, session_id=exc.session_id)
     return _error_response(getattr(request.app.state, "server", None), exc.status, detail)
 

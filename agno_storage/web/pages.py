@@ -93,6 +93,13 @@ def current_table(server: Server, asked: str | None) -> str | None:
     return tables[0].name if tables else None
 
 
+def error_page(status: int, message: str) -> Response:
+    """An error of a page view, as a page (the API's errors are JSON)."""
+    response = layout("Something is wrong" if status >= 500 else "Not here", f'<p class="error">{esc(message)}</p>')
+    response.status_code = status
+    return response
+
+
 def sign_in_redirect(request: Request) -> Response:
     return RedirectResponse(
         link("/login", next=request.url.path + ("?" + request.url.query if request.url.query else "")), 303
@@ -357,4 +364,4 @@ def routes() -> list[Route]:
     ]
 
 
-__all__ = ["routes", "sign_in_redirect", "snippet_html"]
+__all__ = ["error_page", "routes", "sign_in_redirect", "snippet_html"]
