@@ -313,6 +313,53 @@ def test_the_server_cannot_write(filled: BaseStorage) -> None:
     assert filled.read("s-001") is not None
 
 
+def test_worker_threads_that_end_leave_no_open_connections(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    db = tmp_path / "threads.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        fill(store, 3)
+    source = SqliteSource(db)
+
+    def open_files() -> int:
+        fds = Path("/proc/self/fd")
+        return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(db.resolve()))
+
+    try:
+        for _ in range(30):
+            # A server's worker thread: it reads once and ends.
+            worker = threading.Thread(target=lambda: source.reader("agent_sessions").get("s-001", None))
+            worker.start()
+            worker.join()
+        source.reader("agent_sessions").get("s-001", None)
+        assert open_files() <= 3
+    finally:
+        source.close()
+    assert open_files() == 0
+
+
+def test_a_postgres_server_that_goes_away_is_503(tmp_path: Path) -> None:
+    from agno_storage import PostgresStorage
+    from agno_storage.web.source import PostgresSource
+    from tests.pgserver import require_pg, running_server
+
+    require_pg()
+    with running_server() as own:
+        with PostgresStorage("agent_sessions", db_url=own.dsn) as store:
+            fill(store, 3)
+        source = PostgresSource(own.dsn, connect_timeout=1.0)
+        try:
+            with serving(create_app(source)) as base:
+                assert get(base, "/api/v1/sessions", table="agent_sessions")[0] == 200
+                own.stop()
+                for path in ("/api/v1/sessions", "/api/v1/sessions/s-001", "/api/v1/tables", "/healthz"):
+                    status, body = get(base, path, table="agent_sessions" if "sessions" in path else None)
+                    assert (status, body["error"]["code"]) == (503, "unavailable"), (path, body)
+        finally:
+            source.close()
+
+
 def test_the_file_is_not_written(tmp_path: Path, serve: Serve) -> None:
     db = tmp_path / "ro.db"
     with SqliteStorage("agent_sessions", db_file=db) as store:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agno_storage import StorageError
 from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, shown
 
 PORT = 8000
@@ -21,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from agno_storage.ops.errors import DatabaseMissingError
         from agno_storage.web.app import create_app
         from agno_storage.web.auth import is_loopback, read_tokens
         from agno_storage.web.source import open_source
@@ -38,10 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise Exit(FAILED, "--schema applies to PostgreSQL URLs only")
     try:
         source = open_source(args.url, schema_name="ai" if args.schema is None else (args.schema or None))
-    except StorageError as exc:
-        if "no database file" in str(exc):
-            raise Exit(NOT_FOUND, str(exc)) from None
-        raise
+    except DatabaseMissingError as exc:
+        raise Exit(NOT_FOUND, str(exc)) from None
     try:
         app = create_app(source, tokens)
         host = f"[{args.host}]" if ":" in args.host else args.host

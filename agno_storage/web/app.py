@@ -345,6 +345,11 @@ def _status_of(exc: StorageError) -> tuple[int, str]:
     return 500, "error"
 
 
+def _on_unexpected(request: Request, exc: Exception) -> Response:
+    detail = bodies.ErrorDetail(code="error", message=f"internal error: {type(exc).__name__}")
+    return _error_response(getattr(request.app.state, "server", None), 500, detail)
+
+
 def _on_starlette_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
@@ -406,6 +411,7 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
             HttpError: _on_http_error,
             StorageError: _on_storage_error,
             HTTPException: _on_starlette_error,
+            Exception: _on_unexpected,
         },
     )
     app.state.server = Server(source=source, tokens=tokens)

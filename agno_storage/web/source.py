@@ -33,6 +33,7 @@ from agno_storage.backends.base import BaseStorage, Batches
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.errors import (
     BusyError,
+    ConnectionLostError,
     CorruptRowError,
     DatabaseCorruptError,
     InvalidInputError,
@@ -42,6 +43,7 @@ from agno_storage.errors import (
 )
 from agno_storage.models import Mode, Session
 from agno_storage.ops.db import Database, connect_readonly, open_database
+from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo, list_tables
 from agno_storage.schema import TableShape
 
@@ -304,10 +306,12 @@ class SqliteSource(Source):
         super().__init__()
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_file():
-            raise StorageError(f"no database file {str(path)!r}")
+            raise DatabaseMissingError(f"no database file {str(path)!r}")
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        # (thread, connection): a server's worker threads come and go, and the
+        # connections of threads that ended are closed when the next one opens.
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self.tables()  # fail now on a file that is not a database
 
@@ -325,7 +329,11 @@ class SqliteSource(Source):
                 raise _translate(exc) from exc
             self._local.conn = conn
             with self._conns_lock:
-                self._conns.append(conn)
+                ended = [c for t, c in self._conns if not t.is_alive()]
+                self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
+                self._conns.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
         return conn
 
     def _location(self) -> tuple[str, str | None]:
@@ -362,7 +370,7 @@ class SqliteSource(Source):
         super().close()
         with self._conns_lock:
             conns, self._conns = self._conns, []
-        for conn in conns:
+        for _, conn in conns:
             conn.close()
 
 
@@ -451,6 +459,18 @@ class PostgresSource(Source):
 
     def _location(self) -> tuple[str, str | None]:
         return self.url, self.schema_name
+
+    def tables(self) -> list[TableInfo]:
+        import psycopg
+
+        try:
+            return super().tables()
+        except psycopg.OperationalError as exc:
+            raise ConnectionLostError(f"lost {self.describe()}: {exc}") from exc
+        except StorageError as exc:
+            if isinstance(exc.__cause__, psycopg.OperationalError):
+                raise ConnectionLostError(f"cannot reach {self.describe()}: {exc.__cause__}") from exc
+            raise
 
     def _make_store(self, info: TableInfo) -> BaseStorage:
         return urls.open_storage(
