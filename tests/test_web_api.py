@@ -11,15 +11,18 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agno_storage import BaseStorage, Mode, SqliteStorage
+from agno_storage import BaseStorage, InvalidInputError, Mode, SqliteStorage
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import Tokens, parse_tokens
 from agno_storage.web.bodies import ErrorBody, SessionBody, SessionsPage, TablesBody, make_converter
 from agno_storage.web.run import serving
-from agno_storage.web.source import SqliteSource, open_source
+from agno_storage.web.source import Cursor, SqliteSource, decode_cursor, encode_cursor, open_source
 from tests.conftest import StoreFactory
 from tests.pgserver import free_port
 from tests.sessions import make_session
@@ -121,6 +124,28 @@ def all_pages(base: str, table: str, token: str | None = None, **query: Any) -> 
         if page.next_cursor is None:
             return pages
         cursor = page.next_cursor
+
+
+# --- cursors ------------------------------------------------------------------
+
+
+@given(
+    created_at=st.none() | st.integers(-(2**63), 2**63 - 1),
+    session_id=st.text(st.characters(exclude_categories=("Cs",)), min_size=1),
+)
+def test_a_cursor_round_trips(created_at: int | None, session_id: str) -> None:
+    cursor = Cursor(created_at=created_at, session_id=session_id)
+    text = encode_cursor(cursor)
+    assert text.isascii() and text == quote(text, safe="")  # fits in a URL as it is
+    assert decode_cursor(text) == cursor
+
+
+@given(st.text())
+def test_any_other_cursor_text_is_a_bad_request_never_a_crash(text: str) -> None:
+    try:
+        decode_cursor(text)
+    except InvalidInputError:
+        pass
 
 
 # --- tables ------------------------------------------------------------------

@@ -184,7 +184,8 @@ def params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in request.query_params.multi_items():
         if key not in allowed:
-            raise HttpError(400, "bad_request", f"unknown parameter {key!r} (this endpoint takes {', '.join(allowed)})")
+            takes = f"takes {', '.join(allowed)}" if allowed else "takes no parameter"
+            raise HttpError(400, "bad_request", f"unknown parameter {key!r} (this endpoint {takes})")
         if key in out:
             raise HttpError(400, "bad_request", f"parameter {key!r} is given more than once")
         out[key] = value

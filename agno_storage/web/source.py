@@ -1,15 +1,15 @@
 """What the HTTP server reads: every sessions table of one database, opened read-only.
 
 A :class:`Source` lists the sessions tables of a SQLite file or a PostgreSQL
-schema (mode detected from the columns) and hands out one
-:class:`TableReader` per table. Readers run the store's own statements
-(:attr:`BaseStorage.statements`) and decode rows with its
-:attr:`BaseStorage.row_codec`, so a row reads here exactly as ``store.read``
-reads it; what they add is the page after a cursor and the time filters.
+schema (``agno-storage tables``' list: :func:`agno_storage.ops.tables.list_tables`)
+and hands out one :class:`TableReader` per table. A reader holds the table's
+store, so ``store.read``, ``history``, ``search`` and ``usage`` work on it as
+on any store; what the reader adds is a page of sessions after a cursor, with
+the time filters, in the store's own newest-first order.
 
-Read-only on both engines: a SQLite file is opened with ``mode=ro`` and
-``query_only`` (the stores are built over an in-memory database and used only
-for their statements and codec); PostgreSQL connections start with
+Read-only on both engines: a SQLite table's store is a
+:class:`ReadOnlySqliteStorage`, whose reads go to ``mode=ro``, ``query_only``
+connections and whose writes raise; PostgreSQL connections start with
 ``default_transaction_read_only``. Nothing here writes.
 """
 
