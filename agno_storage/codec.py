@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from agno_storage.errors import CorruptRowError, InvalidInputError
-from agno_storage.models import Session
+from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import ColumnKind, ModeSpec
 
 _ORJSON_OPTIONS = (
@@ -360,6 +360,21 @@ class RowCodec:
             else:
                 fields[name] = value
         return self.spec.session_class(**fields)
+
+    def decode_summary(self, row: Sequence[Any]) -> SessionSummary:
+        """The summary of a row holding :attr:`ModeSpec.summary_columns`; CorruptRowError as :meth:`decode`."""
+        sid, user, entity, created_at, updated_at = row
+        if type(sid) is not str:
+            raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
+        for name, value in (("user_id", user), (self.spec.entity_column, entity)):
+            if value is not None and type(value) is not str:
+                raise _wrong_type(self.table, sid, name, value, "text")
+        for name, value in (("created_at", created_at), ("updated_at", updated_at)):
+            if value is not None and type(value) is not int:
+                raise _wrong_type(self.table, sid, name, value, "a Unix timestamp (an integer)")
+        return SessionSummary(
+            session_id=sid, user_id=user or None, entity_id=entity or None, created_at=created_at, updated_at=updated_at
+        )
 
     def check_ids(self, rows: Sequence[Sequence[Any]]) -> None:
         """Raise :class:`CorruptRowError` if a stored session_id among ``rows`` (1-tuples) is not text."""

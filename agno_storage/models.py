@@ -96,3 +96,18 @@ class WorkflowSessionV2(BaseSession):
 
 
 Session: TypeAlias = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
+
+
+@attrs.frozen(kw_only=True)
+class SessionSummary:
+    """What a list of sessions shows, read without decoding any JSON column.
+
+    ``entity_id`` is the agent_id, team_id or workflow_id, whichever the
+    table's mode has; ``user_id`` and ``entity_id`` are ``None`` for no value.
+    """
+
+    session_id: str
+    user_id: str | None
+    entity_id: str | None
+    created_at: int | None
+    updated_at: int | None

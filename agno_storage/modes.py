@@ -92,6 +92,8 @@ class ModeSpec:
     columns: tuple[Column, ...] = attrs.field(init=False)
     #: Column names in table order: the order of every row the codec builds or reads.
     names: tuple[str, ...] = attrs.field(init=False)
+    #: The columns of a :class:`~agno_storage.models.SessionSummary`, in its field order.
+    summary_columns: tuple[str, ...] = attrs.field(init=False)
 
     @columns.default
     def _columns(self) -> tuple[Column, ...]:
@@ -100,6 +102,10 @@ class ModeSpec:
     @names.default
     def _names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @summary_columns.default
+    def _summary_columns(self) -> tuple[str, ...]:
+        return ("session_id", "user_id", self.entity_column, "created_at", "updated_at")
 
     def __attrs_post_init__(self) -> None:
         # A record that contradicts itself is a programming error, caught on import.

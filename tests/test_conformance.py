@@ -21,6 +21,7 @@ from agno_storage import (
     OwnershipError,
     SchemaMismatchError,
     SchemaVersionError,
+    SessionSummary,
     SqliteStorage,
     StorageError,
     TableNotFoundError,
@@ -553,3 +554,40 @@ def test_the_core_store_refuses_to_be_given_a_mode_and_names_the_adapter(make_st
     with pytest.raises(InvalidInputError, match=r"agno_storage\.agno"):
         store.mode = "agent"  # what agno does to its storage=
     assert store.mode is Mode.AGENT
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_list_summaries_agree_with_list_under_every_filter(make_store: StoreFactory, mode: Mode) -> None:
+    store = make_store(mode)
+    entity = spec(mode).entity_column
+    store.upsert_many(
+        make_session(
+            mode, f"s{i}", user_id=[None, "", "u1", "u2"][i % 4], **{entity: ["a", None][i % 2]}, created_at=i % 3
+        )
+        for i in range(12)
+    )
+    for user_id in (None, "", "u1", "nobody"):
+        for entity_id in (None, "", "a"):
+            for limit in (None, 0, 5):
+                full = store.list(user_id=user_id, entity_id=entity_id, limit=limit)
+                summaries = store.list_summaries(user_id=user_id, entity_id=entity_id, limit=limit)
+                assert summaries == [
+                    SessionSummary(
+                        session_id=s.session_id,
+                        user_id=s.user_id,
+                        entity_id=s.entity_id,
+                        created_at=s.created_at,
+                        updated_at=s.updated_at,
+                    )
+                    for s in full
+                ]
+
+
+def test_list_summaries_read_no_json_column(make_store: StoreFactory) -> None:
+    seen: list[str] = []
+    store = make_store(tracer=lambda statement, params: seen.append(statement))
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    seen.clear()
+    assert [s.session_id for s in store.list_summaries(limit=20)] == ["s1"]
+    (statement,) = seen
+    assert not any(column in statement for column in ("memory", "session_data", "extra_data", "agent_data"))

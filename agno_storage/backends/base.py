@@ -21,9 +21,9 @@ from typing import Any, TypeAlias, TypeVar
 import attrs
 
 from agno_storage import agent_runs, changes, codec, conversation, schema, search, usage
-from agno_storage.backends.statements import EQUALS, SelectKey, Statements, filter_kind
+from agno_storage.backends.statements import EQUALS, FULL, IDS, SUMMARY, SelectKey, Statements, filter_kind
 from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
-from agno_storage.models import BaseSession, Mode, Session
+from agno_storage.models import BaseSession, Mode, Session, SessionSummary
 from agno_storage.modes import ModeSpec, parse_mode, spec
 from agno_storage.schema import TableShape
 
@@ -391,7 +391,7 @@ class BaseStorage(abc.ABC):
         _check_user(user_id, self.table_name)
         if self._checked_shape(create=False) is None:
             return None
-        rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, ids_only=False)
+        rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, projection=FULL)
         return self.row_codec.decode(rows[0]) if rows else None
 
     def list(
@@ -409,8 +409,25 @@ class BaseStorage(abc.ABC):
         _check_user(entity_id, self.table_name, "entity_id")
         if self._checked_shape(create=False) is None:
             return []
-        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, ids_only=False)
+        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, projection=FULL)
         decode = self.row_codec.decode
+        return [decode(r) for r in rows]
+
+    def list_summaries(
+        self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None
+    ) -> builtins.list[SessionSummary]:
+        """What ``list()`` returns, as summaries: ids, entity, timestamps; no JSON column is read or decoded.
+
+        For showing a list of sessions: the cost no longer grows with the
+        size of each session's memory.
+        """
+        _check_limit(limit)
+        _check_user(user_id, self.table_name)
+        _check_user(entity_id, self.table_name, "entity_id")
+        if self._checked_shape(create=False) is None:
+            return []
+        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, projection=SUMMARY)
+        decode = self.row_codec.decode_summary
         return [decode(r) for r in rows]
 
     def _select(
@@ -420,15 +437,15 @@ class BaseStorage(abc.ABC):
         user_id: str | None,
         entity_id: str | None,
         limit: int | None,
-        ids_only: bool,
+        projection: int,
     ) -> builtins.list[tuple[Any, ...]]:
-        """Rows in mode column order (or 1-tuples of ids), newest first.
+        """Rows in mode column order (or 1-tuples of ids, or summary columns), newest first.
 
         The statement is built once per filter shape and kept: this runs on
         every read, so it stays a tuple, a dict lookup and the engine call.
         """
         # '' asks for "nobody", which agno spells NULL and the Go port ''.
-        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, ids_only)
+        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, projection)
         statement = self._select_statements.get(key)
         if statement is None:
             statement = self._select_statements[key] = self.statements.select_for(key)
@@ -573,7 +590,7 @@ class BaseStorage(abc.ABC):
         _check_user(entity_id, self.table_name, "entity_id")
         if self._checked_shape(create=False) is None:
             return []
-        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=None, ids_only=True)
+        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=None, projection=IDS)
         self.row_codec.check_ids(rows)
         return [r[0] for r in rows]
 

@@ -153,6 +153,9 @@ class PostgresStorage(BaseStorage):
             upsert_returning=(upsert + sql.SQL(' RETURNING "created_at", "updated_at"')).as_string(None),
             select=sql.SQL("SELECT {} FROM {}").format(select_list, t).as_string(None),
             select_ids=sql.SQL("SELECT {} FROM {}").format(sql.Identifier("session_id"), t).as_string(None),
+            select_summaries=sql.SQL("SELECT {} FROM {}")
+            .format(sql.SQL(", ").join(sql.Identifier(n) for n in self.spec.summary_columns), t)
+            .as_string(None),
             count=sql.SQL("SELECT COUNT(*) FROM {}").format(t).as_string(None),
             delete=sql.SQL("DELETE FROM {}").format(t).as_string(None),
             # NULLS LAST and byte order match SQLite's, whatever the server's collation.

@@ -184,12 +184,14 @@ class SqliteStorage(BaseStorage):
             f"CAST({self._col(c.name)} AS BLOB)" if c.kind in JSON_KINDS else self._col(c.name)
             for c in self.spec.columns
         )
+        summary = ", ".join(self._col(n) for n in self.spec.summary_columns)
         return Statements(
             placeholder="?",
             upsert=upsert,
             upsert_returning=upsert + ' RETURNING "created_at", "updated_at"',
             select=f"SELECT {qualified} FROM {t}",  # noqa: S608 - quoted identifiers only
             select_ids=f"SELECT {self._col('session_id')} FROM {t}",  # noqa: S608 - quoted identifiers only
+            select_summaries=f"SELECT {summary} FROM {t}",  # noqa: S608 - quoted identifiers only
             count=f"SELECT COUNT(*) FROM {t}",  # noqa: S608 - quoted identifiers only
             delete=f"DELETE FROM {t}",  # noqa: S608 - quoted identifiers only
             order=f" ORDER BY {self._col('created_at')} DESC, {self._col('session_id')}",

@@ -16,8 +16,12 @@ import attrs
 #: "nobody" for '' (which agno spells NULL and the Go port '').
 ANY, EQUALS, NOBODY = 0, 1, 2
 
-#: What a SELECT filters on: (by session_id, user_id filter kind, entity_id filter kind, limited, ids only).
-SelectKey: TypeAlias = tuple[bool, int, int, bool, bool]
+#: What a SELECT returns: every column, the session ids only, or a summary (ids, entity, timestamps).
+FULL, IDS, SUMMARY = 0, 1, 2
+
+#: What a SELECT filters on and returns: (by session_id, user_id filter kind, entity_id filter kind,
+#: limited, FULL / IDS / SUMMARY).
+SelectKey: TypeAlias = tuple[bool, int, int, bool, int]
 
 
 def filter_kind(value: str | None) -> int:
@@ -46,6 +50,8 @@ class Statements:
     select: str
     #: ``SELECT session_id FROM <table>``.
     select_ids: str
+    #: ``SELECT session_id, user_id, <entity column>, created_at, updated_at FROM <table>``.
+    select_summaries: str
     #: ``SELECT COUNT(*) FROM <table>``.
     count: str
     #: ``DELETE FROM <table>``.
@@ -77,8 +83,9 @@ class Statements:
 
         Rows come newest first unless ``by_id``.
         """
-        by_id, by_user, by_entity, limited, ids_only = key
-        text = (self.select_ids if ids_only else self.select) + self.where(by_id, by_user, by_entity)
+        by_id, by_user, by_entity, limited, projection = key
+        head = (self.select, self.select_ids, self.select_summaries)[projection]
+        text = head + self.where(by_id, by_user, by_entity)
         if not by_id:
             text += self.order
         if limited:
@@ -94,4 +101,4 @@ class Statements:
         return self.delete + self.where(True, by_user, ANY)
 
 
-__all__ = ["ANY", "EQUALS", "NOBODY", "SelectKey", "Statements", "filter_kind"]
+__all__ = ["ANY", "EQUALS", "FULL", "IDS", "NOBODY", "SUMMARY", "SelectKey", "Statements", "filter_kind"]

@@ -101,7 +101,7 @@ def _postgres_facts(store: BaseStorage) -> tuple[str, str]:
 
 def _list(args: argparse.Namespace) -> int:
     with opened(args, read_only=True) as (store, _):
-        sessions = store.list(user_id=args.user, entity_id=args.entity, limit=args.limit)
+        sessions = store.list_summaries(user_id=args.user, entity_id=args.entity, limit=args.limit)
         entity = store.spec.entity_column
         if args.json:
             out(
