@@ -129,7 +129,9 @@ def test_memory_table_memories_reach_agno3(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if engine == "postgres":
-        src = dst = request.getfixturevalue("pg_server").dsn
+        from tests.pgserver import create_database
+
+        src = dst = create_database(request.getfixturevalue("pg_server"), "agno3_memory_table")  # counts of its own
     else:
         src, dst = str(tmp_path / "agno1.db"), str(tmp_path / "agno3.db")
     ids = _memory_source(src)

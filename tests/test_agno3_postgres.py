@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agno_storage.agno3 import to_agno3
+from agno_storage.errors import InvalidInputError
 from tests import agno3_env
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -74,3 +77,27 @@ def test_postgres_tables_are_the_ones_agno3_creates(pg_server: Any) -> None:
     assert theirs["tables"] == ["agno_memories", "agno_runs", "agno_schema_versions", "agno_sessions"]
     for part in ("tables", "columns", "constraints", "indexes", "versions"):
         assert ours[part] == theirs[part], part
+
+
+def test_agno_golangs_postgres_table_of_the_same_name_is_refused(pg_server: Any) -> None:
+    """agno-golang's PostgresStorage names its one table agno_sessions too (its DDL, schema chosen by the app)."""
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS gostore")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS gostore.agno_sessions (session_id TEXT PRIMARY KEY, user_id TEXT,"
+            " entity_id TEXT, session_data JSONB, created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,"
+            " updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP)"
+        )
+    with pytest.raises(InvalidInputError, match=r"agno_sessions in DST is not agno 3's"):
+        to_agno3(str(FIXTURES / "go_team_conversation.db"), pg_server.dsn, dst_schema="gostore")
+    with psycopg.connect(pg_server.dsn) as conn:
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'gostore'"
+                " AND table_name = 'agno_sessions'"
+            )
+        ]
+        assert "entity_id" in columns and "session_type" not in columns  # left as it was

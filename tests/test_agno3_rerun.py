@@ -23,7 +23,9 @@ def test_rerun_deletes_runs_the_source_lost_and_keeps_agno3s_own(
     from tests.agno_runner import close_storages, make_storage, run_turn
 
     if engine == "postgres":
-        src = dst = request.getfixturevalue("pg_server").dsn
+        from tests.pgserver import create_database
+
+        src = dst = create_database(request.getfixturevalue("pg_server"), "agno3_rerun")  # counts of its own
     else:
         src, dst = str(tmp_path / "agno1.db"), str(tmp_path / "agno3.db")
     sid = f"rerun-{engine}"

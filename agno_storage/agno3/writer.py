@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from agno_storage.agno3 import ddl
 from agno_storage.agno3.mapping import KEEP_KEY, Mapped, make_converter
 from agno_storage.agno3.records import Agno3Memory, Previous
-from agno_storage.errors import StorageError
+from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.schema import quote
 
 
@@ -77,6 +77,21 @@ class _Rows:
             ddl.RUNS: [self.of(ddl.RUNS, r) for m in batch for r in m.runs],
             ddl.MEMORIES: [self.of(ddl.MEMORIES, x) for m in batch for x in m.memories],
         }
+
+
+_VERSION_COLUMNS = ("table_name", "version", "created_at", "updated_at")
+
+
+def _check_existing(table: str, names: set[str], where: str) -> None:
+    """Refuse a table already in DST under an agno 3 name that lacks agno 3's columns (agno-golang's
+    PostgreSQL ``agno_sessions``, say): writing into it would fail half-way or mix layouts."""
+    wanted = ddl.COLUMNS.get(table, _VERSION_COLUMNS)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise InvalidInputError(
+            f"{where}{table} in DST is not agno 3's {table} table (no column {', '.join(missing)});"
+            " write agno 3's tables into another database or schema"
+        )
 
 
 def _previous_of(metadata: Any) -> Previous:
@@ -165,6 +180,7 @@ class SqliteWriter:
             present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             for table in ddl.TABLE_ORDER:
                 if table in present:
+                    _check_existing(table, {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}, "")
                     continue
                 for statement in ddl.sqlite_statements(table):
                     conn.execute(statement)
@@ -231,6 +247,12 @@ class PostgresWriter:
             for table in ddl.TABLE_ORDER:
                 exists = self._conn.execute("SELECT to_regclass(%s)", (f"{self._prefix}{table}",)).fetchone()
                 if exists is not None and exists[0] is not None:
+                    names = self._conn.execute(
+                        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+                        " AND NOT attisdropped",
+                        (f"{self._prefix}{table}",),
+                    ).fetchall()
+                    _check_existing(table, {r[0] for r in names}, self._prefix)
                     continue
                 for statement in ddl.postgres_statements(table, self._schema):
                     self._conn.execute(statement)
