@@ -8,12 +8,24 @@ it again under the same id (one new turn). The rerun makes agno 3 see the new
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from agno_storage.agno3 import to_agno3
 from tests import agno3_env
+
+
+def _run_indexes(engine: str, db: str, session_id: str) -> list[int]:
+    sql = "SELECT run_index FROM {}agno_runs WHERE session_id = {} ORDER BY run_index"
+    if engine == "postgres":
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return [r[0] for r in conn.execute(sql.format("ai.", "%s"), (session_id,))]
+    with sqlite3.connect(db) as conn:
+        return [r[0] for r in conn.execute(sql.format("", "?"), (session_id,))]
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
@@ -50,6 +62,8 @@ def test_rerun_deletes_runs_the_source_lost_and_keeps_agno3s_own(
     # The new 1.x turn, then agno 3's own turn, in that order.
     assert seen.index("new start") < seen.index("agno 3 turn") < seen.index("after rerun")
     assert result["runs_before"] == 2 and result["runs_after"] == 3
+    # agno 3's own run was renumbered to follow the one migrated run, and agno 3 numbered its next after it.
+    assert _run_indexes(engine, dst, sid) == [0, 1, 2]
     # Unchanged since: nothing more is deleted or written.
     third = to_agno3(src, dst)
     assert third.modes["agent"].unchanged == 1 and third.modes["agent"].runs_removed == 0
