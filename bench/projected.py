@@ -36,10 +36,13 @@ def _summaries(store: Any, user_id: str | None, agent_id: str | None, limit: int
 
 
 def recorded(store: SqliteStorage, user_id: str | None, agent_id: str | None) -> tuple[str, list[Any]]:
-    """The one SELECT that ``list_summaries`` runs for this filter, with probe values in its parameters.
+    """The one SELECT of the sessions table that ``list_summaries`` runs for this filter, with probe values.
 
-    Raises RuntimeError unless the call runs exactly one SELECT.
+    A first call outside the recording lets the store check the table's
+    shape (its catalogue queries are not the read). Raises RuntimeError
+    unless the recorded call reads the table with exactly one SELECT.
     """
+    _summaries(store, user_id, agent_id, PROBE_LIMIT)
     log: list[tuple[str, list[Any]]] = []
     previous = store.tracer
     store.tracer = lambda statement, params: log.append((statement, list(params or [])))
@@ -47,9 +50,10 @@ def recorded(store: SqliteStorage, user_id: str | None, agent_id: str | None) ->
         _summaries(store, user_id, agent_id, PROBE_LIMIT)
     finally:
         store.tracer = previous
-    selects = [(s, p) for s, p in log if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    source = f'FROM "{TABLE}"'
+    selects = [(s, p) for s, p in log if s.lstrip().upper().startswith("SELECT") and source in s]
     if len(selects) != 1:
-        raise RuntimeError(f"expected list_summaries to run one SELECT, it ran {log!r}")
+        raise RuntimeError(f"expected list_summaries to read {TABLE} with one SELECT, it ran {log!r}")
     return selects[0]
 
 
@@ -102,16 +106,30 @@ def newest_20_projected(cfg: Config, ours_path: Path, floor_path: Path) -> list[
     """Workload 4b on the files workload 4 filled: the store's projection against the floor's same SELECT."""
     if not available():
         return []
-    contenders: Sequence[Contender] = [Projected(OURS), ProjectedFloor()]
+    floor = ProjectedFloor()
+    contenders: Sequence[Contender] = [Projected(OURS), floor]
+    paths = (ours_path, floor_path)
     out: list[Row] = []
     with harness.closing(contenders):
-        for c, p in zip(contenders, (ours_path, floor_path), strict=True):
+        for c, p in zip(contenders, paths, strict=True):
             harness.open_at(c, str(p))
         for name, args in RECENT_QUERIES.items():
-            out += harness.timed(
+            rows = harness.timed(
                 f"{WORKLOAD} of {name} ({cfg.recent_rows:,} rows)",
                 contenders,
                 cfg.rounds,
                 harness.recent_batches(args, cfg.recent_ops, cfg.recent_budget_s),
             )
+            # The statement is the store's on both files: the plans show which index each file offers it.
+            for row, path in zip(rows, paths, strict=True):
+                row["plan"] = _plan(path, *floor.statements[name])
+            out += rows
     return out
+
+
+def _plan(path: Path, sql: str, params: list[Any]) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return "; ".join(str(p[-1]) for p in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    finally:
+        conn.close()

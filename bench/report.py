@@ -281,7 +281,14 @@ each upsert {c["per_process"]:,} small sessions into one file at the same moment
         "| operation | with recency indexes | Go indexes only | difference |\n|---|---:|---:|---:|\n"
         + "\n".join(cost + reads)
     )
-    parts.append("### Targets\n\n" + goals_table(targets(results)))
+    parts.append(
+        "### Targets\n\n"
+        "Each target is a ratio of this run, median over rounds with its min-max round by round, and names "
+        "what it is measured against. A target against agno also names its ceiling: how the floor (plain "
+        "driver, the store's statements, nothing decoded or encoded inside the clock) does against agno in "
+        "the same rounds; no store that does more than the floor can beat that figure. A miss is listed below "
+        "the table with its cause, computed from the same rows.\n\n" + goals_table(targets(results))
+    )
     cfg = results["config"]
     parts.append("### Configuration of this run\n\n" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + "\n")
     if ANALYSIS.exists():
