@@ -20,9 +20,9 @@ import base64
 import binascii
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -51,6 +51,7 @@ from agno_storage.schema import TableShape
 MAX_LIMIT = 500
 
 _Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -255,6 +256,12 @@ class Source(abc.ABC):
     def _location(self) -> tuple[str, str | None]:
         """(URL or path, PostgreSQL schema) as :func:`agno_storage.ops.db.open_database` takes them."""
 
+    def ping(self) -> None:
+        """Raise StorageError unless the database answers a trivial query now (cheap: no table is read)."""
+        url, schema_name = self._location()
+        with open_database(url, schema_name) as db:
+            db.query("SELECT 1")
+
     def tables(self) -> list[TableInfo]:
         """The sessions tables there now (``agno-storage tables``' list: mode, layout, version, rows)."""
         url, schema_name = self._location()
@@ -338,6 +345,9 @@ class SqliteSource(Source):
 
     def _location(self) -> tuple[str, str | None]:
         return str(self.path), None
+
+    def ping(self) -> None:
+        self.query("SELECT 1 FROM sqlite_master LIMIT 1", ())
 
     def _make_store(self, info: TableInfo) -> BaseStorage:
         return ReadOnlySqliteStorage(info.name, self, mode=info.mode)
@@ -460,11 +470,18 @@ class PostgresSource(Source):
     def _location(self) -> tuple[str, str | None]:
         return self.url, self.schema_name
 
+    def ping(self) -> None:
+        self._reachable(super().ping)
+
     def tables(self) -> list[TableInfo]:
+        return self._reachable(super().tables)
+
+    def _reachable(self, call: Callable[[], T]) -> T:
+        """``call()``, with a server that cannot be reached raised as ConnectionLostError."""
         import psycopg
 
         try:
-            return super().tables()
+            return call()
         except psycopg.OperationalError as exc:
             raise ConnectionLostError(f"lost {self.describe()}: {exc}") from exc
         except StorageError as exc:
