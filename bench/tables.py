@@ -78,8 +78,11 @@ def at_least(
     ours: str,
     other: str,
     ceiling: str | None = None,
+    why: str = "",
 ) -> Goal:
     """Target ``name``: contender ``ours`` at least ``need`` times as fast as ``other`` in ``workload``.
+
+    ``why`` (the structural cause, from profiles) follows a miss's figures.
 
     ``need`` below 1 reads "within a fraction of a floor": ours at least
     ``need`` times the floor's speed. With ``ceiling`` (a floor's label) the
@@ -123,12 +126,15 @@ def at_least(
             f"{fmt_us(a['median_us'] - b['median_us'])} over it."
         )
     if cause:
+        cause += f" {why}" if why else ""
         cause += _need_inside(need, sp)
     return Goal(name, f">= {need:g}x", ceiling_text, fmt_ratio(ratio, sp), met, cause)
 
 
-def at_most_slower(rows: Sequence[Row], workload: str, name: str, limit: float, ours: str, floor: str) -> Goal:
-    """Target ``name``: ``ours`` takes at most ``limit`` times ``floor``'s time in ``workload``."""
+def at_most_slower(
+    rows: Sequence[Row], workload: str, name: str, limit: float, ours: str, floor: str, why: str = ""
+) -> Goal:
+    """Target ``name``: ``ours`` takes at most ``limit`` times ``floor``'s time in ``workload``; ``why`` explains a miss."""
     a, b = find(rows, workload, ours), find(rows, workload, floor)
     if a is None or b is None:
         return Goal(name, f"<= {limit:g}x the time", floor, "not measured", None)
@@ -140,6 +146,7 @@ def at_most_slower(rows: Sequence[Row], workload: str, name: str, limit: float, 
             f"{limit:g}x needs {fmt_us(b['median_us'] * limit)} per query; the store takes "
             f"{fmt_us(a['median_us'])}, {fmt_us(a['median_us'] - b['median_us'])} over {floor}."
         )
+        cause += f" {why}" if why else ""
         if sp and sp["min"] <= limit <= sp["max"]:
             cause += f" The limit lies inside the per-round spread ({sp['min']:.2f}-{sp['max']:.2f}x)."
     got = fmt_ratio(ratio, sp) + " the time"
