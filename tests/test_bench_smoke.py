@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, report
+from bench import cli, projected, report
+from bench.contenders import AGNO_WAL
+from bench.harness import round_ratios, spread
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -79,6 +81,14 @@ def test_bench_modules_import_each_other_without_a_cycle() -> None:
     assert import_cycle(graph) is None, " -> ".join(import_cycle(graph) or [])
 
 
+def test_ratio_spread_pairs_the_rounds_that_ran_side_by_side() -> None:
+    # Round 2 was slow for both: paired round by round, the ratio stays 2.
+    ratios = round_ratios([2.0, 20.0, 4.0], [1.0, 10.0, 2.0])
+    assert ratios == [2.0, 2.0, 2.0]
+    assert spread([1.0, 3.0, 2.0, 5.0, 4.0]) == {"min": 1.0, "q1": 2.0, "q3": 4.0, "max": 5.0}
+    assert spread([1.5]) == {"min": 1.5, "q1": 1.5, "q3": 1.5, "max": 1.5}
+
+
 WORKLOADS = (
     "1. upsert new small",
     "1. upsert existing small",
@@ -106,6 +116,19 @@ def test_smoke_run_produces_every_workload_and_the_report(tmp_path: Path) -> Non
             assert r["median_us"] > 0 and r["ops_per_s"] > 0, r
     kinds = {r["kind"] for r in rows}
     assert {"ours", "floor", "agno"} <= kinds
+    # agno with WAL runs beside agno at its defaults in every timed workload, on a file really in WAL.
+    for workload in WORKLOADS:
+        got = [r for r in rows if r["workload"].startswith(workload) and r["contender"].startswith(AGNO_WAL)]
+        assert got, f"no {AGNO_WAL} row in {workload}"
+    assert results["env"]["agno_wal_pragmas"] == {"journal_mode": "wal", "synchronous": 2}
+    assert results["env"]["agno_pragmas"]["journal_mode"] == "delete"
+    # Every ratio comes with its spread over rounds; the load is recorded.
+    for r in rows:
+        sp = r["spread"]
+        assert sp["min"] <= sp["q1"] <= sp["q3"] <= sp["max"] and len(r["samples_us"]) == r["rounds"], r
+    assert len(results["env"]["load_before"]) == 3 and len(results["env"]["load_after"]) == 3
+    if projected.available():
+        assert [r for r in rows if r["workload"].startswith(projected.WORKLOAD)]
     for m in results["large_mem"]:
         assert m["upsert_peak_bytes"] > 0 and m["read_peak_bytes"] > 0
     c = results["concurrent"]
@@ -115,6 +138,7 @@ def test_smoke_run_produces_every_workload_and_the_report(tmp_path: Path) -> Non
     for workload in WORKLOADS:
         assert workload[3:] in md
     assert "### Targets" in md and "Go column skipped" in md
+    assert "measured against (ceiling)" in md and "before" in md.split("| load |")[1].split("\n")[0]
     assert (out / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
     assert report.targets(results)
 
