@@ -372,18 +372,26 @@ def chart(results: dict[str, Any], path: Path) -> None:
     colors = {"ours": "#2a7ab0", "floor": "#888888", "agno": "#d0703a", "go": "#3a9d5d"}
     for ax, w in zip(axes.flat, workloads, strict=False):
         sel = [r for r in rows if r["workload"] == w]
+        medians = [r["median_us"] for r in sel]
+        # Whiskers: the fastest and slowest round's time per op (older results have no samples).
+        lows = [m - min(r.get("samples_us") or [m]) for m, r in zip(medians, sel, strict=True)]
+        highs = [max(r.get("samples_us") or [m]) - m for m, r in zip(medians, sel, strict=True)]
         ax.barh(
             [r["contender"] for r in sel],
-            [r["median_us"] for r in sel],
+            medians,
+            xerr=[lows, highs],
+            error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"},
             color=[colors.get(r["kind"], "#555555") for r in sel],
         )
         ax.invert_yaxis()
         ax.set_xscale("log")
+        # Bars start a decade below the fastest: on a short log range they would otherwise start anywhere.
+        ax.set_xlim(left=min(medians) / 10)
         # Minor ticks unlabelled: on a short log range their labels overlap.
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(w, fontsize=9, loc="left")
         ax.tick_params(labelsize=7)
-        ax.set_xlabel("µs per operation (log scale, lower is better)", fontsize=7)
+        ax.set_xlabel("µs per operation (log scale, lower is better; whiskers: fastest and slowest round)", fontsize=7)
     c = results["concurrent"]
     ax = axes.flat[len(workloads)]
     ax.barh(
