@@ -392,6 +392,13 @@ def render(results: dict[str, Any]) -> str:
         f"Medians of {cfg['rounds']} interleaved rounds; each ratio is agno_storage.ops' sessions/s over its "
         "plain loop's in the same run (in brackets: the lowest and highest ratio of a single round).",
         "",
+        "Sizes of this run: "
+        + "; ".join(
+            f"{op} {cfg[f'{op}_n']:,} sessions timed, peak RSS at " + " and ".join(f"{n:,}" for n in cfg[f"rss_{op}"])
+            for op in ("export", "import", "copy")
+        )
+        + f"; building the sources took {sum(results['build_s'].values()):.0f} s of the run.",
+        "",
         "| operation | sessions | agno_storage.ops | plain loop | ratio | errors (ours / loop) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -406,8 +413,9 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Peak RSS of each operation in a process of its own (`resource.getrusage`), and at its start "
-        "(interpreter and imports):",
+        "Peak RSS of each operation in a process of its own (`python -m bench.ops_work rss`: the kernel's "
+        "high-water mark VmHWM, reset as the operation starts; `resource.getrusage` where there is no /proc), "
+        "and its RSS at that start (interpreter and imports):",
         "",
         "| operation | sessions | peak RSS | at start | growth | seconds | sessions written |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -471,7 +479,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also save the raw results here")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the database files (default: a temp dir)")
     p.add_argument("--pg-url", default=None, help="copy to this PostgreSQL database instead of a throwaway server")
+    p.add_argument(
+        "--render", type=Path, default=None, help="saved results (--json) to write the page from, without measuring"
+    )
     args = p.parse_args(argv)
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        out = args.out or Path("docs")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "benchmarks-ops.md").write_text(page(saved))
+        print(summary(saved))
+        return 0
     mode = args.mode or "quick"
     command = "python -m bench.ops " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     with contextlib.ExitStack() as stack:
