@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sqlite3
 import subprocess
 import sys
@@ -461,6 +462,28 @@ def test_a_user_token_never_sees_another_users_session(filled: BaseStorage, serv
         assert len([s for p in all_pages(base, table, ALL, limit=50) for s in p]) == 30
         status, body = get(base, "/api/v1/search", ALL, table=table, q="zebras", limit=50)
         assert {h["session_id"] for h in body["hits"]} - mine
+
+
+def test_without_tokens_only_loopback_host_names_are_answered(filled: BaseStorage, serve: Serve) -> None:
+    import http.client
+
+    with serve(location(filled)) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for host, status in [
+            (f"127.0.0.1:{port}", 200),
+            (f"localhost:{port}", 200),
+            (f"[::1]:{port}", 200),
+            (f"attacker.example:{port}", 400),
+            ("attacker.example", 400),
+        ]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", f"/api/v1/sessions?table={filled.table_name}", headers={"Host": host})
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            conn.close()
+            assert response.status == status, host
+            if status == 400:
+                assert body["error"]["code"] == "bad_request"
 
 
 def test_token_files_are_checked() -> None:

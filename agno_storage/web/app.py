@@ -36,7 +36,7 @@ from agno_storage.models import Session
 from agno_storage.modes import SPECS
 from agno_storage.ops.tables import TableInfo
 from agno_storage.web import bodies
-from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer
+from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer, is_loopback
 from agno_storage.web.source import (
     MAX_LIMIT,
     Cursor,
@@ -384,11 +384,43 @@ class ServerTiming:
         await self.app(scope, receive, timed)
 
 
+class LoopbackHostsOnly:
+    """ASGI middleware: refuse (400) a request whose ``Host`` is not a loopback name or address.
+
+    Without tokens the server trusts whoever can reach it, which is only
+    this machine; a web page elsewhere that points its own host name at
+    127.0.0.1 (DNS rebinding) still sends that name as ``Host``, and is refused.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+            if not is_loopback(name):
+                body = bodies.ErrorBody(
+                    error=bodies.ErrorDetail(
+                        code="bad_request", message=f"this server answers loopback host names only, not {host!r}"
+                    )
+                )
+                response = Response(
+                    bodies.dumps(bodies.make_converter().unstructure(body)), 400, media_type="application/json"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 # --- the application --------------------------------------------------------
 
 
 def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
     """The application over ``source``; with ``tokens``, every request but ``/healthz`` needs one.
+
+    Without ``tokens`` it answers only requests addressed to a loopback host
+    name or address (see :class:`LoopbackHostsOnly`).
 
     Read-only: no route writes to the database. The caller keeps ``source``
     and closes it.
@@ -416,6 +448,8 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
         },
     )
     app.state.server = Server(source=source, tokens=tokens)
+    if tokens is None:
+        app.add_middleware(LoopbackHostsOnly)
     app.add_middleware(ServerTiming)
     return app
 
