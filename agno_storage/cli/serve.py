@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from agno_storage import urls
 from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, shown
 
 PORT = 8000
@@ -34,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     tokens = read_tokens(args.token_file) if args.token_file is not None else None
     target = parse_target(args.url)
-    if args.schema is not None and not hasattr(target, "conninfo"):
+    if args.schema is not None and not isinstance(target, urls.PostgresTarget):
         raise Exit(FAILED, "--schema applies to PostgreSQL URLs only")
     try:
         source = open_source(args.url, schema_name="ai" if args.schema is None else (args.schema or None))
