@@ -92,6 +92,6 @@ def test_agno3_smoke_run_reports_both_migrations_and_what_each_kept(tmp_path: Pa
         for key in ("ours", "agno"):
             assert len(s["samples"][key]) == cfg.rounds
             assert all(x["peak_kib"] >= x["start_kib"] > 0 for x in s["samples"][key])
-    assert len(bench_agno3.targets(results)) == len(cfg.sizes) + 2
+    assert len(bench_agno3.targets(results)) == len(cfg.sizes) + 1
     md = bench_agno3.render(results)
     assert "| | runs kept in `agno_runs` | 0 | 300 |" in md
