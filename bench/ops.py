@@ -1,7 +1,7 @@
 """Benchmark of ``agno_storage.ops``: export, import, copy to PostgreSQL, and their peak memory.
 
-    python -m bench.ops --quick                 # about two minutes, printed
-    python -m bench.ops --full --out docs/      # writes docs/benchmarks-ops.md
+    python -m bench.ops --quick                 # about three minutes, printed
+    python -m bench.ops --full --out docs/      # about 12 minutes on 2 cores; writes docs/benchmarks-ops.md
     python -m bench.ops --smoke                 # seconds; what the tests run
 
 Sessions are bench/sessions.py's small ones (3 runs, about 8 KiB a line),
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.ops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    add_mode_options(p, "smaller sizes, about two minutes (default)")
+    add_mode_options(p, "smaller sizes, about three minutes (default)")
     p.add_argument("--out", type=Path, default=None, help="write benchmarks-ops.md into this folder")
     p.add_argument("--json", type=Path, default=None, help="also save the raw results here")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the database files (default: a temp dir)")
