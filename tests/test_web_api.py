@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from agno_storage.web.source import Cursor, SqliteSource, decode_cursor, encode_
 from tests.conftest import StoreFactory
 from tests.pgserver import free_port
 from tests.sessions import make_session
-from tests.web_client import get
+from tests.web_client import get, get_page
 
 #: Whether agno_storage.usage is installed: until it is, /api/v1/usage answers 501.
 HAS_USAGE = importlib.util.find_spec("agno_storage.usage") is not None
@@ -462,6 +463,48 @@ def test_a_user_token_never_sees_another_users_session(filled: BaseStorage, serv
         assert len([s for p in all_pages(base, table, ALL, limit=50) for s in p]) == 30
         status, body = get(base, "/api/v1/search", ALL, table=table, q="zebras", limit=50)
         assert {h["session_id"] for h in body["hits"]} - mine
+
+
+def test_the_pages_show_a_user_token_only_its_users_sessions(filled: BaseStorage, serve: Serve) -> None:
+    table = filled.table_name
+    mine = {s.session_id for s in filled.list(user_id="user-1")}
+    theirs = sorted({s.session_id for s in filled.list()} - mine)
+    with serve(location(filled), scoped_tokens()) as base:
+        # No token: the sign-in form.
+        status, url, _ = get_page(base, f"/?table={table}")
+        assert status == 200 and "/login" in url
+        status, _, page = get_page(base, f"/?table={table}&limit=50", ONE)
+        assert status == 200
+        assert set(re.findall(r'class="session-link"[^>]*>([^<]+)<', page)) == mine
+        status, _, page = get_page(base, f"/sessions/{theirs[0]}?table={table}", ONE)
+        assert f"in {theirs[0]}" not in page and "answer for" not in page
+        status, _, page = get_page(base, f"/search?table={table}&q=zebras&limit=50", ONE)
+        assert set(re.findall(r'class="hit-link"[^>]*>([^<]+)<', page)) == mine
+        status, _, page = get_page(base, f"/?table={table}&user_id=user-2", ONE)
+        assert status == 403 and "s-0" not in page
+
+
+def test_the_pages_escape_what_the_sessions_hold(make_store: StoreFactory, serve: Serve) -> None:
+    store = make_store(Mode.AGENT)
+    evil = '<img src=x onerror="alert(1)">'
+    store.upsert(
+        make_session(
+            Mode.AGENT,
+            f"id-{evil}",
+            f"user-{evil}",
+            agent_id=f"agent-{evil}",
+            memory={"runs": [{"run_id": "r", "messages": [{"role": "user", "content": f"zebra {evil}"}]}]},
+        )
+    )
+    with serve(location(store)) as base:
+        pages = [
+            get_page(base, f"/?table={store.table_name}")[2],
+            get_page(base, f"/sessions/{quote('id-' + evil, safe='')}?table={store.table_name}")[2],
+            get_page(base, f"/search?table={store.table_name}&q=zebra")[2],
+        ]
+    for page in pages:
+        assert "<img" not in page
+    assert "zebra &lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in pages[1]
 
 
 def test_without_tokens_only_loopback_host_names_are_answered(filled: BaseStorage, serve: Serve) -> None:

@@ -24,9 +24,13 @@ def get(base: str, path: str, token: str | None = None, **query: Any) -> tuple[i
         return exc.code, json.loads(body) if body else None
 
 
-def get_text(base: str, path: str) -> tuple[int, str]:
+def get_page(base: str, path: str, token: str | None = None) -> tuple[int, str, str]:
+    """GET a web page (redirects followed), signed in with ``token``'s cookie; (status, final URL, HTML)."""
+    request = urllib.request.Request(base + path)
+    if token is not None:
+        request.add_header("Cookie", f"agno_storage_token={token}")
     try:
-        with urllib.request.urlopen(base + path, timeout=30) as response:
-            return response.status, response.read().decode("utf-8")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.url, response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8")
+        return exc.code, exc.url, exc.read().decode("utf-8")
