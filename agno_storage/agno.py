@@ -32,7 +32,9 @@ try:
     )
     from agno.storage.session.workflow import WorkflowSession as AgnoWorkflowSession
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError("agno_storage.agno needs agno 1.x; install it with: pip install 'agno-session-storage[agno]'") from exc
+    raise ImportError(
+        "agno_storage.agno needs agno 1.x; install it with: pip install 'agno-session-storage[agno]'"
+    ) from exc
 
 from agno_storage import AgentSession, BaseStorage, TeamSession, WorkflowSession, WorkflowSessionV2, urls
 from agno_storage import SqliteStorage as CoreSqliteStorage
