@@ -24,6 +24,7 @@ trigger ``<table>_search_log``. :meth:`disable` drops them all.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,12 +93,21 @@ def _docs(session_id: str, user_id: str | None, entity_id: str | None, messages:
 _CONVERTER = conversation.make_converter()
 
 
+def digest(doc: Doc) -> int:
+    """A stable 63-bit fingerprint of what a doc indexes (owner, entity, message), position left out."""
+    key = "\x00".join((doc[1], doc[2], doc[4])).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
+
+
 def session_docs(store: BaseStorage, session_id: str) -> builtins.list[Doc]:
     """The indexed messages of one session as it is now (none if it is gone)."""
     session = store.read(session_id)
-    if session is not None:
-        return builtins.list(_docs(session_id, session.user_id, session.entity_id, store.history(session_id)))
     rows = agent_runs.read_runs(store, session_id)
+    if session is not None:
+        messages = conversation.session_messages(session, store.table_name)
+        if rows:
+            messages = conversation.merge(messages, conversation.runs_messages(rows, store.table_name))
+        return builtins.list(_docs(session_id, session.user_id, session.entity_id, messages))
     owner = next((r.user_id for r in rows if r.user_id), None)
     return builtins.list(_docs(session_id, owner, None, conversation.runs_messages(rows, store.table_name)))
 
@@ -181,7 +191,9 @@ class SqliteIndex:
                         "this SQLite build has no FTS5: search() still works, by scanning", table=store.table_name
                     ) from exc
                 raise
-            conn.execute(f"CREATE TABLE {self.map} (rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL)")
+            conn.execute(
+                f"CREATE TABLE {self.map} (rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, digest INTEGER NOT NULL)"
+            )
             conn.execute(f"CREATE INDEX {quote(store.table_name + '_search_map_session')} ON {self.map} (session_id)")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
             for statement in self._trigger_sql(self.triggers, self.table):
@@ -225,8 +237,8 @@ class SqliteIndex:
                 [(i, *d) for i, d in zip(ids, batch, strict=True)],
             )
             conn.executemany(
-                f"INSERT INTO {self.map} (rowid, session_id) VALUES (?, ?)",
-                [(i, d[0]) for i, d in zip(ids, batch, strict=True)],
+                f"INSERT INTO {self.map} (rowid, session_id, digest) VALUES (?, ?, ?)",
+                [(i, d[0], digest(d)) for i, d in zip(ids, batch, strict=True)],
             )
 
     def disable(self) -> None:
@@ -265,15 +277,26 @@ class SqliteIndex:
                     (top,),
                 )
             ]
-            for batch in _chunks(ids, 500):
-                marks = ", ".join("?" for _ in batch)
-                conn.execute(
-                    f"DELETE FROM {self.fts} WHERE rowid IN "
-                    f"(SELECT rowid FROM {self.map} WHERE session_id IN ({marks}))",
-                    batch,
-                )
-                conn.execute(f"DELETE FROM {self.map} WHERE session_id IN ({marks})", batch)
-            self._insert(conn, (d for sid in ids for d in session_docs(store, sid)))
+            # Only what changed is reindexed: agno rewrites a whole memory to append one run, Go a whole
+            # team_data to append two messages; the messages kept are matched by fingerprint.
+            gone: builtins.list[tuple[int]] = []
+            new: builtins.list[Doc] = []
+            for sid in ids:
+                kept: dict[int, builtins.list[int]] = {}
+                for rowid, fingerprint in conn.execute(
+                    f"SELECT rowid, digest FROM {self.map} WHERE session_id = ?", (sid,)
+                ):
+                    kept.setdefault(fingerprint, []).append(rowid)
+                for doc in session_docs(store, sid):
+                    same = kept.get(digest(doc))
+                    if same:
+                        same.pop()
+                    else:
+                        new.append(doc)
+                gone += [(rowid,) for rowids in kept.values() for rowid in rowids]
+            conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
+            conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
+            self._insert(conn, new)
             conn.execute(f"DELETE FROM {self.queue} WHERE id <= ?", (top,))
         return len(ids)
 
