@@ -131,6 +131,11 @@ def test_sqlite_other_writers_and_their_replace(tmp_path: Path) -> None:
     assert store.search("kestrel") == []
     assert found(store.search("replaced go")) == [("bob-1", "replaced by go")]
     assert {h.session_id for h in store.search("owls")} == {"alice-2"}
+    # Another writer hands a session to another user: the unchanged messages follow the new owner.
+    conn.execute("UPDATE agent_sessions SET user_id = 'carol' WHERE session_id = 'alice-2'")
+    conn.commit()
+    assert store.search("owls", user_id="alice") == []
+    assert {(h.session_id, h.user_id) for h in store.search("owls", user_id="carol")} == {("alice-2", "carol")}
     conn.execute("DELETE FROM agent_sessions WHERE session_id = 'alice-2'")
     conn.commit()
     assert store.search("owls") == []
