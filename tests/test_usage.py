@@ -45,27 +45,30 @@ def test_agno_agent_and_team_usage_matches_their_metrics(agno_db: tuple[str, str
     tag = request.node.callspec.id
     reported: list[tuple[int, int]] = []
     model = TokenModel(prefix="agent", reported=reported)
+    agent_id = f"counter-{tag}"  # the PostgreSQL server is shared by the whole run: an entity of this test's own
     for q in ("how many tokens is this", "and this one too"):
-        make_agent(make_storage(store_name, db, "agent_sessions"), f"u-agent-{tag}", USER, model).run(q)
+        agent = make_agent(make_storage(store_name, db, "agent_sessions"), f"u-agent-{tag}", USER, model)
+        agent.agent_id = agent_id
+        agent.run(q)
     close_storages()
     agents = open_store(agno_db, "agent")
     try:
-        got = agents.usage(entity_id="historian", user_id=USER)
+        got = agents.usage(entity_id=agent_id, user_id=USER)
         (row,) = [u for u in got if u.model == "fake-model"]
         assert row.runs == row.runs_with_tokens == 2
         assert (row.input_tokens, row.output_tokens) == (sum(r[0] for r in reported), sum(r[1] for r in reported))
         assert row.total_tokens == row.input_tokens + row.output_tokens
-        assert row.entity_id == "historian" and row.user_id == USER
+        assert row.entity_id == agent_id and row.user_id == USER
         assert row.day == datetime.datetime.now(datetime.UTC).date().isoformat()
-        assert agents.usage(user_id="someone-else", entity_id="historian") == []
-        assert agents.usage(entity_id="historian", since=2**40) == []
+        assert agents.usage(user_id="someone-else", entity_id=agent_id) == []
+        assert agents.usage(entity_id=agent_id, since=2**40) == []
     finally:
         agents.close()
 
     leader: list[tuple[int, int]] = []
     team = Team(
         name="Pair",
-        team_id="pair",
+        team_id=f"pair-{tag}",
         mode="coordinate",
         members=[Agent(name="Alpha", model=TokenModel(prefix="alpha"), telemetry=False, monitoring=False)],
         model=TokenModel(prefix="team", reported=leader),
@@ -79,7 +82,7 @@ def test_agno_agent_and_team_usage_matches_their_metrics(agno_db: tuple[str, str
     close_storages()
     teams = open_store(agno_db, "team")
     try:
-        (row,) = teams.usage(entity_id="pair")
+        (row,) = teams.usage(entity_id=f"pair-{tag}")
         assert (row.runs, row.input_tokens, row.output_tokens) == (1, leader[0][0], leader[0][1])
     finally:
         teams.close()
