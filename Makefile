@@ -41,8 +41,10 @@ corpus:  ## Rewrite fixtures/corpus.json (deterministic)
 	python fixtures/make_corpus.py
 
 # Where the Go module proxy refuses agno-golang, an unmodified copy of the
-# module may sit beside the checkout; AGNO_GOLANG_SRC=DIR names another one.
-AGNO_GOLANG_SRC ?= $(abspath $(firstword $(wildcard ../shared/third_party/agno-golang)))
+# module may sit in a shared/ folder beside the checkout (or beside its
+# parent, or at the machine's /work/shared); AGNO_GOLANG_SRC=DIR names another.
+AGNO_GOLANG_SRC ?= $(abspath $(firstword $(wildcard \
+	../shared/third_party/agno-golang ../../shared/third_party/agno-golang /work/shared/third_party/agno-golang)))
 export AGNO_GOLANG_SRC
 
 .PHONY: go-work
