@@ -8,9 +8,10 @@ on any store; what the reader adds is a page of sessions after a cursor, with
 the time filters, in the store's own newest-first order.
 
 Read-only on both engines: a SQLite table's store is a
-:class:`ReadOnlySqliteStorage`, whose reads go to ``mode=ro``, ``query_only``
-connections and whose writes raise; PostgreSQL connections start with
-``default_transaction_read_only``. Nothing here writes.
+``SqliteStorage(read_only=True)``, whose connections open the file with
+``mode=ro`` and whose writes raise ReadOnlyDatabaseError, and the pages'
+own queries run on ``mode=ro``, ``query_only`` connections; PostgreSQL
+connections start with ``default_transaction_read_only``. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import attrs
 import orjson
 
 from agno_storage import schema, urls
-from agno_storage.backends.base import BaseStorage, Batches
+from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.errors import (
     BusyError,
@@ -37,7 +38,6 @@ from agno_storage.errors import (
     CorruptRowError,
     DatabaseCorruptError,
     InvalidInputError,
-    ReadOnlyDatabaseError,
     StorageError,
     TableNotFoundError,
 )
@@ -45,7 +45,6 @@ from agno_storage.models import Mode, Session
 from agno_storage.ops.db import Database, connect_readonly, open_database
 from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo, list_tables
-from agno_storage.schema import TableShape
 
 #: Rows a page may hold; ``limit`` above it is a bad parameter.
 MAX_LIMIT = 500
@@ -350,7 +349,9 @@ class SqliteSource(Source):
         self.query("SELECT 1 FROM sqlite_master LIMIT 1", ())
 
     def _make_store(self, info: TableInfo) -> BaseStorage:
-        return ReadOnlySqliteStorage(info.name, self, mode=info.mode)
+        return SqliteStorage(
+            info.name, db_file=self.path, mode=info.mode, read_only=True, busy_timeout=self.busy_timeout
+        )
 
     def query(self, statement: str, params: Sequence[Any], table: str | None = None) -> list[_Row]:
         """Run one read statement on this thread's read-only connection."""
@@ -382,51 +383,6 @@ class SqliteSource(Source):
             conns, self._conns = self._conns, []
         for _, conn in conns:
             conn.close()
-
-
-class ReadOnlySqliteStorage(SqliteStorage):
-    """A SQLite sessions table read through a :class:`SqliteSource`'s read-only connections.
-
-    The engine contract's reads (``_query``, ``_table_layout``) go to the
-    source; every write raises ReadOnlyDatabaseError. The store's own API
-    (``read``, ``list``, ``count``) and the modules built on it work as on a
-    :class:`SqliteStorage`, without ever opening the file for writing.
-    """
-
-    def __init__(self, table_name: str, source: SqliteSource, mode: Mode | str) -> None:
-        self._source = source
-        super().__init__(table_name, mode=mode)
-
-    def _table_layout(self) -> tuple[list[str], list[str], str] | None:
-        return self._source.layout(self.table_name)
-
-    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        self._trace(sql, params)
-        return self._source.query(sql, params, self.table_name)
-
-    def _refuse(self) -> ReadOnlyDatabaseError:
-        return ReadOnlyDatabaseError(f"{self._source.describe()} is served read-only", table=self.table_name)
-
-    def transaction(self) -> Any:
-        raise self._refuse()
-
-    def _execute_write(self, sql: str, params: Sequence[Any]) -> int:
-        raise self._refuse()
-
-    def _write_one(self, row: list[Any]) -> tuple[int, int]:
-        raise self._refuse()
-
-    def _write_many(self, batches: Batches) -> int:
-        raise self._refuse()
-
-    def _create_table(self) -> None:
-        raise self._refuse()
-
-    def _apply_migrations(self) -> TableShape | None:
-        raise self._refuse()
-
-    def _drop(self) -> None:
-        raise self._refuse()
 
 
 def _lenient_text(raw: bytes) -> str | bytes:
@@ -524,7 +480,6 @@ __all__ = [
     "Filters",
     "Listed",
     "PostgresSource",
-    "ReadOnlySqliteStorage",
     "Source",
     "SqliteSource",
     "TableReader",
