@@ -347,7 +347,7 @@ class PostgresIndex:
                 return
             conn.execute(
                 f"CREATE TABLE {self.docs} (id bigserial PRIMARY KEY, session_id text NOT NULL, "
-                "user_id text NOT NULL, entity_id text NOT NULL, pos integer NOT NULL, message text NOT NULL, "
+                "user_id text NOT NULL, entity_id text NOT NULL, pos integer NOT NULL, message text NOT NULL, digest bigint NOT NULL, "
                 "content text NOT NULL, tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED)"
             )
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self.queue} (id bigserial PRIMARY KEY, session_id text)")
@@ -384,11 +384,13 @@ class PostgresIndex:
     def _copy(self, conn: psycopg.Connection[Any], docs: Iterable[Doc]) -> None:
         with (
             conn.cursor() as cur,
-            cur.copy(f"COPY {self.docs} (session_id, user_id, entity_id, pos, message, content) FROM STDIN") as copy,
+            cur.copy(
+                f"COPY {self.docs} (session_id, user_id, entity_id, pos, message, content, digest) FROM STDIN"
+            ) as copy,
         ):
             for d in docs:
                 # PostgreSQL text cannot hold NUL.
-                copy.write_row([v.replace("\x00", "") if isinstance(v, str) else v for v in d])
+                copy.write_row([*(v.replace("\x00", "") if isinstance(v, str) else v for v in d), digest(d)])
 
     def disable(self) -> None:
         with self.store.transaction() as conn:
@@ -415,8 +417,24 @@ class PostgresIndex:
                 ).fetchall()
             ]
             if ids:
-                conn.execute(f"DELETE FROM {self.docs} WHERE session_id = ANY(%s)", (ids,))
-                self._copy(conn, [d for sid in ids for d in session_docs(store, sid)])
+                # As on SQLite, only the messages that changed go out and in.
+                kept: dict[tuple[str, int], builtins.list[int]] = {}
+                for row_id, sid, fingerprint in conn.execute(
+                    f"SELECT id, session_id, digest FROM {self.docs} WHERE session_id = ANY(%s)", (ids,)
+                ).fetchall():
+                    kept.setdefault((sid, fingerprint), []).append(row_id)
+                new: builtins.list[Doc] = []
+                for sid in ids:
+                    for doc in session_docs(store, sid):
+                        same = kept.get((sid, digest(doc)))
+                        if same:
+                            same.pop()
+                        else:
+                            new.append(doc)
+                gone = [row_id for row_ids in kept.values() for row_id in row_ids]
+                if gone:
+                    conn.execute(f"DELETE FROM {self.docs} WHERE id = ANY(%s)", (gone,))
+                self._copy(conn, new)
             conn.execute(f"DELETE FROM {self.queue} WHERE id <= %s", (top,))
         return len(ids)
 
