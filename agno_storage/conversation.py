@@ -46,7 +46,7 @@ SOURCE_GO_AGENT: Final = "go-agent"
 ROLES: Final = frozenset({"system", "user", "assistant", "tool"})
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class Message:
     """One message of a conversation, whichever writer stored it.
 
@@ -67,7 +67,7 @@ class Message:
     content: str | None
     created_at: int | None = None
     run_id: str | None = None
-    tool_calls: list[dict[str, Any]] | None = attrs.field(default=None, eq=True, hash=False)
+    tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
     name: str | None = None
     member: str | None = None
@@ -232,9 +232,15 @@ class _Reader:
 
     def agno_run(self, run: dict[str, Any], where: str, member: str | None) -> builtins.list[Message]:
         """One RunResponse / TeamRunResponse dict: its messages, its member runs where they ran."""
-        run_id = self.opt_str(run, "run_id", where)
+        run_id = run.get("run_id")
+        if run_id is not None and type(run_id) is not str:
+            run_id = self.opt_str(run, "run_id", where)
+        messages = run.get("messages")
+        responses = run.get("member_responses")
+        if not responses and type(messages) is list:  # the common case: no member ran
+            return self.agno_messages(messages, run_id=run_id, member=member)
         members: builtins.list[Message] = []
-        for j, raw in enumerate(self.as_list(run.get("member_responses") or [], f"{where}.member_responses")):
+        for j, raw in enumerate(self.as_list(responses or [], f"{where}.member_responses")):
             member_run = self.as_dict(raw, f"{where}.member_responses[{j}]")
             who = (
                 self.opt_str(member_run, "agent_id", where)
@@ -242,7 +248,6 @@ class _Reader:
                 or self.opt_str(member_run, "agent_name", where)
             )
             members += self.agno_run(member_run, f"{where}.member_responses[{j}]", who)
-        messages = run.get("messages")
         if messages is None:
             return self.content_only(run, run_id, member, where) + members
         own = self.agno_messages(self.as_list(messages, f"{where}.messages"), run_id=run_id, member=member)
