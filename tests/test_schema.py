@@ -298,15 +298,16 @@ def test_reads_of_an_absent_table_leave_the_file_as_it_was(tmp_path: Path) -> No
 
 
 def test_a_table_created_inside_a_transaction_still_gets_wal(tmp_path: Path) -> None:
-    # SQLite cannot change the journal mode inside a transaction: the switch waits for the next call.
+    # SQLite cannot change the journal mode inside a transaction: a transaction() is a
+    # write, so the switch comes just before its BEGIN.
     path = tmp_path / "fresh.db"
     store = SqliteStorage("s", db_file=path)
+    assert _journal(path) == "delete"
     with store.transaction():
         store.upsert(make_session(Mode.AGENT, "s1"))
         store.upsert(make_session(Mode.AGENT, "s2"))
-    assert _journal(path) == "delete"
-    assert store.count() == 2
     assert _journal(path) == "wal"
+    assert store.count() == 2
     store.close()
 
 
@@ -341,9 +342,13 @@ def test_another_modes_table_is_refused_and_the_file_left_byte_for_byte(tmp_path
     assert path.read_bytes() == before
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
-    # The right mode opens it and switches it to WAL.
+    # The right mode opens and reads it as it is; its first write switches it to WAL.
     store = SqliteStorage(table, db_file=path, mode="team" if "team" in fixture else "workflow")
-    assert store.list()
+    sessions = store.list()
+    assert sessions
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
+    store.upsert(sessions[0])
     store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
