@@ -10,7 +10,7 @@ project's SqliteStorage. Each round copies the source to a fresh file
 (outside the clock) and migrates it in place, in a process of its own:
 
   to_agno3   this project's interpreter: ``to_agno3(db, db)``
-  migrate    the agno 3.1.10 venv (.venv-agno3, made by tests/agno3_env.py):
+  migrate    the agno 3.1.10 venv (.venv-agno3, made by devkit/agno3_env.py):
              ``migrate(SqliteDb(db_file=db), "", agent_sessions_table_name="agent_sessions")``
 
 Each process times its call only (imports and opening outside the clock)
@@ -161,9 +161,9 @@ def kept(path: Path) -> dict[str, int]:
 
 
 def agno3_python() -> Path:
-    """The agno 3.1.10 interpreter (tests/agno3_env.py makes .venv-agno3 the first time)."""
+    """The agno 3.1.10 interpreter (devkit/agno3_env.py makes .venv-agno3 the first time)."""
     sys.path.insert(0, str(ROOT))
-    from tests import agno3_env
+    from devkit import agno3_env
 
     return agno3_env.python()
 

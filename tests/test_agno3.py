@@ -2,7 +2,7 @@
 
 The sources are written by real agno 1.8.4 (canned model, tests/agno_runner.py)
 and by agno-golang v0.1.6 (fixtures/go_*_conversation.db); the targets are read
-and resumed by real agno 3.1.10 in its own venv (tests/agno3_env.py).
+and resumed by real agno 3.1.10 in its own venv (devkit/agno3_env.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from agno_storage.agno3.fields import (
     WORKFLOW_RUN_FIELDS,
 )
 from agno_storage.cli import main
-from tests import agno3_env
+from devkit import agno3_env
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

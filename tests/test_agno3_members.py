@@ -2,7 +2,7 @@
 separate memory table.
 
 Sources are written by real agno 1.8.4 (tests/agno3_sources.py); agno 3.1.10
-reads and resumes the result in its own venv (tests/agno3_env.py).
+reads and resumes the result in its own venv (devkit/agno3_env.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from agno_storage.agno3 import to_agno3
 from agno_storage.cli import main
-from tests import agno3_env
+from devkit import agno3_env
 
 _RUNS = (
     "import json, sys\n"

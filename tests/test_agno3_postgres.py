@@ -1,6 +1,6 @@
 """to-agno3 on PostgreSQL: the tables it makes are the ones agno 3.1.10's own PostgresDb makes.
 
-agno 3.1.10 (its own venv, tests/agno3_env.py) creates its sessions, runs and
+agno 3.1.10 (its own venv, devkit/agno3_env.py) creates its sessions, runs and
 memories tables in one schema of the test server; ``to_agno3`` creates its
 own in another; the two layouts are read back from the catalog and compared.
 """
@@ -14,7 +14,7 @@ import pytest
 
 from agno_storage.agno3 import to_agno3
 from agno_storage.errors import InvalidInputError
-from tests import agno3_env
+from devkit import agno3_env
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agno_storage.agno3 import to_agno3
-from tests import agno3_env
+from devkit import agno3_env
 
 
 def _run_indexes(engine: str, db: str, session_id: str) -> list[int]:

@@ -1,8 +1,8 @@
 """Run agno 3.1.10 on a migrated database: resume a session with a canned model, report what it saw.
 
-Runs only under the agno 3 interpreter (tests/agno3_env.py makes it)::
+Runs only under the agno 3 interpreter (devkit/agno3_env.py makes it)::
 
-    .venv-agno3/bin/python tests/agno3_runner.py KIND DB SESSION_ID USER_ID ENTITY_ID MESSAGE
+    .venv-agno3/bin/python devkit/agno3_runner.py KIND DB SESSION_ID USER_ID ENTITY_ID MESSAGE
 
 KIND is agent, team or workflow; DB a SQLite file or a postgresql:// URL.
 Prints one JSON object: the model's calls, the runs agno 3's ``get_session``

@@ -1,4 +1,4 @@
-"""The agno 3.1.10 interpreter for the tests: a venv of its own, made once and kept in .venv-agno3/.
+"""The agno 3.1.10 interpreter: a venv of its own, made once and kept in .venv-agno3/ (for tests and benchmarks).
 
 agno 3.1.10 and agno 1.8.4 are both the ``agno`` package, so they cannot
 share a venv: the tests run agno 3 code in a subprocess with this one.
@@ -40,7 +40,7 @@ def run_code(code: str, *args: str) -> str:
 
 
 def resume(kind: str, db: str, session_id: str, user_id: str, entity_id: str, message: str) -> dict[str, Any]:
-    """One agno 3 turn on a migrated session (tests/agno3_runner.py); what its model saw and what agno 3 read."""
+    """One agno 3 turn on a migrated session (devkit/agno3_runner.py); what its model saw and what agno 3 read."""
     done = subprocess.run(
         [str(python()), str(RUNNER), kind, db, session_id, user_id, entity_id, message],
         capture_output=True,
