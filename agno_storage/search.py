@@ -24,7 +24,7 @@ import attrs
 
 from agno_storage import agent_runs, conversation
 from agno_storage.conversation import Message
-from agno_storage.errors import InvalidInputError
+from agno_storage.errors import InvalidInputError, ReadOnlyDatabaseError
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -76,7 +76,9 @@ def search(
 
     Uses the index if :func:`enable_search` made one (after bringing it up to
     date, a write transaction when other writers changed the table since),
-    else scans every session. ``[]`` for a query with no words.
+    else scans every session. A store that cannot write (opened read-only, or
+    a read-only file) scans instead of bringing a stale index up to date, so
+    the answer is current either way. ``[]`` for a query with no words.
     """
     from agno_storage import search_index
 
@@ -85,7 +87,10 @@ def search(
         return []
     index = search_index.index_for(store)
     if index.enabled():
-        index.catch_up()
+        try:
+            index.catch_up()
+        except ReadOnlyDatabaseError:
+            return scan(store, words, user_id, entity_id, limit)
         return index.search(words, user_id, entity_id, limit)
     return scan(store, words, user_id, entity_id, limit)
 

@@ -1,4 +1,4 @@
-"""The inspecting commands (info, list, show, tables, doctor, export) never change a SQLite file.
+"""The inspecting commands (info, list, show, tables, doctor, export, history, search, usage) never change a SQLite file.
 
 Not its bytes, not its journal mode, not the frames waiting in its -wal; and a
 file or folder this process may not write can still be inspected.
@@ -37,6 +37,9 @@ def inspections(path: Path, table: str, session_id: str) -> list[tuple[list[str]
         (["tables", db], 0),
         (["doctor", db], 0),
         (["export", db, "--table", table], 0),
+        (["history", db, "--table", table, session_id], 0),
+        (["search", db, "--table", table, "the"], 0),
+        (["usage", db, "--table", table], 0),
     ]
 
 

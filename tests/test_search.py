@@ -179,3 +179,25 @@ def test_every_writer_is_found(go_cmds: Path, tmp_path: Path) -> None:  # noqa: 
     assert {h.session_id for h in stores["team"].search("echidna")} == {"go-team"}
     for st in stores.values():
         st.close()
+
+
+def test_a_read_only_store_finds_what_a_stale_index_has_not_seen_yet(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    writer = SqliteStorage("agent_sessions", db_file=path)
+    seed(writer)
+    writer.enable_search()
+    # Another writer adds a session: the index learns of it only at the next catch-up, a write.
+    writer.upsert(
+        AgentSession(
+            session_id="carol-1",
+            user_id="carol",
+            agent_id="birder",
+            memory=agno_memory(("Do kestrels hover?", "Yes, kestrels hover.")),
+        )
+    )
+    writer.close()
+    reader = SqliteStorage("agent_sessions", db_file=path, read_only=True)
+    before = path.read_bytes()
+    assert ("carol-1", "Do kestrels hover?") in found(reader.search("kestrels hover"))
+    assert path.read_bytes() == before, "a read-only search writes nothing"
+    reader.close()

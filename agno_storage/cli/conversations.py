@@ -10,7 +10,7 @@ from agno_storage.conversation import make_converter
 
 
 def _history(args: argparse.Namespace) -> int:
-    with opened(args) as (store, _):
+    with opened(args, read_only=True) as (store, _):
         messages = store.history(args.session_id, user_id=args.user)
         if not messages and store.read(args.session_id, user_id=args.user) is None:
             raise missing_session(args)
@@ -24,7 +24,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with opened(args) as (store, _):
+    with opened(args, read_only=True) as (store, _):
         hits = store.search(args.query, user_id=args.user, entity_id=args.entity, limit=args.limit)
         if args.json:
             out(to_json(make_converter().unstructure(hits)))
@@ -39,7 +39,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _usage(args: argparse.Namespace) -> int:
-    with opened(args) as (store, _):
+    with opened(args, read_only=True) as (store, _):
         figures = store.usage(user_id=args.user, entity_id=args.entity)
         if args.json:
             out(to_json(make_converter().unstructure(figures)))

@@ -13,7 +13,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from agno_storage.errors import ReadOnlyDatabaseError
 from agno_storage.web import bodies
 from agno_storage.web.app import HttpError, Server, _server, not_found_session, params
 from agno_storage.web.auth import Principal
@@ -74,11 +73,8 @@ def search_hits(server: Server, reader: TableReader, who: Principal, query: dict
     entity = query.get("entity_id")
 
     def run() -> list[Any]:
-        try:
-            found: list[Any] = search.search(reader.store, text, user_id=user, entity_id=entity, limit=limit)
-        except ReadOnlyDatabaseError:
-            # An index that needs bringing up to date is a write: read every session instead.
-            found = search.scan(reader.store, search.terms(text), user, entity, limit)
+        # A read-only store scans where an index would first need bringing up to date (a write).
+        found: list[Any] = search.search(reader.store, text, user_id=user, entity_id=entity, limit=limit)
         return found
 
     hits = server.read(reader, run)
