@@ -204,9 +204,9 @@ def _has_wide_integer_exact(data: bytes) -> bool:
     digits = data.translate(_DIGITS)
     start = digits.find(_LONG_RUN)
     while start != -1:
-        end = start + len(_LONG_RUN)
-        while end < len(digits) and digits[end] == 0x30:
-            end += 1
+        end = digits.find(b" ", start + len(_LONG_RUN))  # the run's end, found in C
+        if end == -1:
+            end = len(digits)
         if (start == 0 or data[start - 1] != _DOT) and (end == len(data) or data[end] not in _FRACTION_OR_EXPONENT):
             return True
         start = digits.find(_LONG_RUN, end)
