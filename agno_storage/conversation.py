@@ -171,14 +171,17 @@ def memory_messages(memory: Mapping[str, Any], session_id: str, table: str) -> b
     return reader.agno_messages(reader.as_list(messages, "memory.messages"), run_id=None, member=None)
 
 
-class _Reader:
-    """Turns one session's stored JSON into messages; every shape error names the session and column."""
+class StoredJson:
+    """Checks on the shape of one stored JSON column; every error names the table, session and column.
 
-    def __init__(self, session_id: str, table: str, column: str) -> None:
-        self.session_id = session_id
+    Shared by the readers that walk what agno and agno-golang store
+    (conversations here, usage figures in :mod:`agno_storage.usage`).
+    """
+
+    def __init__(self, table: str, session_id: str, column: str) -> None:
         self.table = table
+        self.session_id = session_id
         self.column = column
-        self.last_system: str | None = None
 
     def corrupt(self, where: str, what: str) -> CorruptRowError:
         return CorruptRowError(
@@ -197,6 +200,14 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.corrupt(where, f"is a JSON {type(value).__name__}, not an object")
         return value
+
+
+class _Reader(StoredJson):
+    """Turns one session's stored JSON into messages."""
+
+    def __init__(self, session_id: str, table: str, column: str) -> None:
+        super().__init__(table, session_id, column)
+        self.last_system: str | None = None
 
     def opt_str(self, item: Mapping[str, Any], key: str, where: str) -> str | None:
         value = item.get(key)

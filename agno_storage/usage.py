@@ -20,6 +20,7 @@ import attrs
 import orjson
 
 from agno_storage import agent_runs
+from agno_storage.conversation import StoredJson
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import WorkflowSessionV2
 
@@ -152,22 +153,11 @@ def _runs(
         yield entity, owner, _Run(row.created_at, model, reader.tokens(metrics, f"run {row.id!r}"))
 
 
-class _Reader:
+class _Reader(StoredJson):
+    """Reads the figures of one session's runs out of its stored JSON."""
+
     def __init__(self, table: str, session_id: str, column: str = "memory") -> None:
-        self.table, self.session_id, self.column = table, session_id, column
-
-    def corrupt(self, where: str, what: str) -> CorruptRowError:
-        return CorruptRowError(
-            f"{self.table}.{self.column} of session {self.session_id!r}: {where} {what}",
-            table=self.table,
-            session_id=self.session_id,
-            column=self.column,
-        )
-
-    def as_list(self, value: Any, where: str) -> builtins.list[Any]:
-        if not isinstance(value, list):
-            raise self.corrupt(where, f"is a JSON {type(value).__name__}, not a list")
-        return value
+        super().__init__(table, session_id, column)
 
     def tokens(self, metrics: Any, where: str) -> dict[str, int | None]:
         """The run's token figures: a list (one per model call) is summed; an absent key is None."""
