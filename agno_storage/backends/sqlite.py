@@ -9,6 +9,7 @@ forked child.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import sqlite3
@@ -348,21 +349,16 @@ class SqliteStorage(BaseStorage):
         return self._query_lenient(sql, params)
 
     def _query_lenient(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """``_query`` with text that is not UTF-8 read as bytes (a rare, slower path)."""
+        memory = self.db_path is None
         try:
-            if self.db_path is None:
-                with self._memory_lock:
-                    conn = self._memory_handle().conn
-                    conn.text_factory = _text_or_bytes
-                    try:
-                        return conn.execute(sql, params).fetchall()
-                    finally:
-                        conn.text_factory = str
-            conn = self._thread_handle().conn
-            conn.text_factory = _text_or_bytes
-            try:
-                return conn.execute(sql, params).fetchall()
-            finally:
-                conn.text_factory = str
+            with self._memory_lock if memory else contextlib.nullcontext():
+                conn = (self._memory_handle() if memory else self._thread_handle()).conn
+                conn.text_factory = _text_or_bytes
+                try:
+                    return conn.execute(sql, params).fetchall()
+                finally:
+                    conn.text_factory = str
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name) from exc
 
