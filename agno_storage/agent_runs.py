@@ -21,9 +21,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from agno_storage import codec
+from agno_storage.backends.statements import EQUALS, NOBODY, filter_kind
 from agno_storage.conversation import RunRow
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Mode
+from agno_storage.schema import quote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -114,26 +116,29 @@ def append_run(
     return row
 
 
-def delete_session(store: BaseStorage, statement: str, params: Sequence[Any]) -> bool:
-    """Delete a session row with ``statement`` and the session's ``agent_runs`` rows, in one transaction.
+def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> bool:
+    """Delete a session row and the session's ``agent_runs`` rows, in one transaction.
 
-    A session only ``agent_runs`` holds (no row) loses its runs, those of
-    ``params``' user when the delete is owner-scoped; a row another user
-    owns keeps its runs. True if anything went.
+    ``user_id`` scopes both as :meth:`BaseStorage.delete` does (``None``:
+    whoever owns it; ``''``: only if it has no owner). A session only
+    ``agent_runs`` holds (no row) loses the runs of that owner; a row another
+    user owns keeps its runs. True if anything went.
     """
-    session_id = params[0]
-    user_id = params[1] if len(params) > 1 else None
-    t = '"' + store.table_name.replace('"', '""') + '"'
+    how = filter_kind(user_id)
+    params = [session_id, user_id] if how == EQUALS else [session_id]
+    t = quote(store.table_name)
     with store.transaction() as conn:
-        gone = store._execute_write(statement, params) > 0
+        gone = store._execute_write(store.statements.delete_for(how), params) > 0
         if not exists(store):
             return gone
         where, args = "session_id = ?", [session_id]
         if not gone:
             if store._query(f"SELECT 1 FROM {t} WHERE session_id = ?", (session_id,)):  # noqa: S608
                 return False  # another user's session: its runs stay with it
-            if user_id is not None:
+            if how == EQUALS and user_id is not None:
                 where, args = "session_id = ? AND user_id = ?", [session_id, user_id]
+            elif how == NOBODY:
+                where = "session_id = ? AND (user_id IS NULL OR user_id = '')"
         removed: int = conn.execute(f"DELETE FROM agent_runs WHERE {where}", args).rowcount  # noqa: S608
         return gone or removed > 0
 
@@ -191,7 +196,7 @@ def runs_only_sessions(store: BaseStorage, user_id: str | None = None) -> builti
         return []
     if not store.table_exists():
         return _all_run_sessions(store, user_id)
-    t = '"' + store.table_name.replace('"', '""') + '"'
+    t = quote(store.table_name)
     sql = (
         f"SELECT r.session_id FROM {TABLE} r WHERE NOT EXISTS "  # noqa: S608 - quoted identifiers only
         f"(SELECT 1 FROM {t} s WHERE s.session_id = r.session_id)"

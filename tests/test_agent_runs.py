@@ -115,3 +115,19 @@ def test_delete_removes_the_sessions_runs_in_one_transaction(tmp_path: Path) -> 
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()
     store.close()
+
+
+def test_deleting_a_runs_only_session_keeps_to_its_owner(tmp_path: Path) -> None:
+    # A session only agent_runs holds is deleted under the same owner rule as a row:
+    # '' means "only if it has no owner", another user means nothing goes.
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.create()
+    store.append_run("g1", "hello", "hi", user_id="alice")
+    assert store.delete("g1", user_id="") is False
+    assert store.delete("g1", user_id="bob") is False
+    assert [m.content for m in store.history("g1", user_id="alice")] == ["hello", "hi"]
+    store.append_run("g2", "hello", "hi")
+    assert store.delete("g2", user_id="") is True
+    assert store.history("g2") == []
+    assert store.delete("g1", user_id="alice") is True
+    assert store.history("g1") == []

@@ -491,7 +491,7 @@ class BaseStorage(abc.ABC):
         params = [session_id, user_id] if how == EQUALS else [session_id]
         try:
             if agent_runs.applies(self):
-                return agent_runs.delete_session(self, self.statements.delete_for(how), params)
+                return agent_runs.delete_session(self, session_id, user_id)
             return self._execute_write(self.statements.delete_for(how), params) > 0
         except TableNotFoundError:
             if not self._vanished():
