@@ -124,9 +124,9 @@ def history(store: BaseStorage, session_id: str, user_id: str | None = None) -> 
     """
     from agno_storage import agent_runs
 
-    session = store.read(session_id, user_id)
-    if session is None and user_id is not None and store.read(session_id) is not None:
-        return []  # another user's session: its agent_runs rows are not this user's either
+    session = store.read(session_id)
+    if session is not None and user_id is not None and (session.user_id or "") != user_id:
+        return []  # another user's session ('' is "no owner", as for read): its agent_runs rows are not this user's either
     messages = session_messages(session, store.table_name) if session is not None else []
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
     if not runs:

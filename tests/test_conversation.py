@@ -265,3 +265,16 @@ def test_message_json_form_is_strict() -> None:
     with pytest.raises(cattrs.ClassValidationError):
         converter.structure({**data, "content": 5}, Message)
     assert attrs.evolve(message, content=None).content is None
+
+
+def test_history_is_scoped_as_read_is(make_store: Any) -> None:
+    store = make_store("agent")
+    memory = {"runs": [{"run_id": "r1", "messages": [{"role": "user", "content": "hi"}]}]}
+    store.upsert(AgentSession(session_id="owned", user_id="alice", memory=memory))
+    store.upsert(AgentSession(session_id="unowned", user_id=None, memory=memory))
+    for sid, user in (("owned", None), ("owned", "alice"), ("unowned", None), ("unowned", "")):
+        assert [m.content for m in store.history(sid, user_id=user)] == ["hi"], (sid, user)
+        assert store.read(sid, user_id=user) is not None
+    for sid, user in (("owned", ""), ("owned", "bob"), ("unowned", "bob")):
+        assert store.history(sid, user_id=user) == [], (sid, user)
+        assert store.read(sid, user_id=user) is None
