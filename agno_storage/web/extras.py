@@ -6,24 +6,16 @@ scope; a module this installation lacks answers 501.
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agno_storage import conversation, search, usage
 from agno_storage.web import bodies
 from agno_storage.web.app import HttpError, Server, _server, not_found_session, params
 from agno_storage.web.auth import Principal
 from agno_storage.web.source import TableReader
-
-
-def _module(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(f"agno_storage.{name}")
-    except ImportError:
-        raise HttpError(501, "not_implemented", f"this installation has no agno_storage.{name}") from None
 
 
 def history_of(server: Server, reader: TableReader, who: Principal, session_id: str) -> list[Any]:
@@ -32,7 +24,6 @@ def history_of(server: Server, reader: TableReader, who: Principal, session_id: 
     A Go Agent's session may exist only as ``agent_runs`` rows: such a
     session has a history without a session row.
     """
-    conversation = _module("conversation")
     messages: list[Any] = server.read(reader, lambda: conversation.history(reader.store, session_id, who.user_id))
     if not messages and server.read(reader, lambda: reader.get(session_id, who.user_id)) is None:
         raise not_found_session(session_id, reader.name)
@@ -46,7 +37,7 @@ def api_history(request: Request) -> Response:
     reader = server.reader(query.get("table"))
     session_id = request.path_params["session_id"]
     messages = history_of(server, reader, who, session_id)
-    converter = _module("conversation").make_converter()
+    converter = server.conversation_converter
     return server.json(
         bodies.HistoryBody(table=reader.name, session_id=session_id, messages=converter.unstructure(messages))
     )
@@ -64,7 +55,6 @@ def search_hits(server: Server, reader: TableReader, who: Principal, query: dict
     """The hits of ``query["q"]``, scoped to the caller's user."""
     from agno_storage.web.app import limit_param
 
-    search = _module("search")
     text = query.get("q", "").strip()
     if not text:
         raise HttpError(400, "bad_request", "q= must name what to search for")
@@ -90,7 +80,7 @@ def api_search(request: Request) -> Response:
     query = params(request, ("table", "q", "user_id", "entity_id", "limit"))
     reader = server.reader(query.get("table"))
     hits = search_hits(server, reader, who, query)
-    converter = _module("conversation").make_converter()
+    converter = server.conversation_converter
     return server.json(bodies.SearchBody(table=reader.name, query=query["q"], hits=converter.unstructure(hits)))
 
 
@@ -98,7 +88,6 @@ def usage_report(server: Server, reader: TableReader, who: Principal, query: dic
     """What ``usage`` reports for the table, scoped to the caller's user."""
     from agno_storage.web.app import time_param
 
-    usage = _module("usage")
     user = _scoped_user(who, query.get("user_id"))
     since = time_param("since", query.get("since"))
     until = time_param("until", query.get("until"))

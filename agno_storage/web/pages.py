@@ -187,7 +187,7 @@ def session_view(request: Request) -> Response:
     session = server.read(reader, lambda: reader.get(session_id, who.user_id))
     try:
         messages = extras.history_of(server, reader, who, session_id)
-        conversation = _module_converter().unstructure(messages) if messages else []
+        conversation = server.conversation_converter.unstructure(messages) if messages else []
         talk = (
             "".join(_message_html(m) for m in conversation)
             or '<p class="empty">This session holds no conversation.</p>'
@@ -197,7 +197,7 @@ def session_view(request: Request) -> Response:
             return layout(
                 "No such session", f'<p class="empty">No session {esc(session_id)!s} in {esc(table)}.</p>', table=table
             )
-        if exc.status != 501 and exc.status != 404:
+        if exc.status != 404:
             raise
         talk = f'<p class="empty">{esc(exc.message)}</p>'
     facts = ""
@@ -213,12 +213,6 @@ def session_view(request: Request) -> Response:
     back = f'<p><a href="{esc(link("/", table=table))}">← Sessions</a></p>'
     body = f'{back}<dl class="facts">{facts}</dl><section id="conversation" class="conversation">{talk}</section>{raw}'
     return layout(f"Session {session_id}", body, active="sessions", table=table)
-
-
-def _module_converter() -> Any:
-    from agno_storage import conversation
-
-    return conversation.make_converter()
 
 
 _MARKED = re.compile(r"\[([^\[\]]*)\]")
@@ -251,13 +245,7 @@ def search_view(request: Request) -> Response:
     results = ""
     if text.strip() and table is not None:
         reader = server.reader(table)
-        try:
-            hits = _module_converter().unstructure(extras.search_hits(server, reader, who, query))
-        except HttpError as exc:
-            if exc.status != 501:
-                raise
-            hits = None
-            results = f'<p class="empty">{esc(exc.message)}</p>'
+        hits = server.conversation_converter.unstructure(extras.search_hits(server, reader, who, query))
         if hits is not None:
             items = "".join(
                 f'<li class="hit"><a class="hit-link" href="{esc(link("/sessions/" + quote(str(h.get("session_id")), safe=""), table=table))}">'
@@ -303,12 +291,7 @@ def usage_view(request: Request) -> Response:
     if table is None:
         return layout("Usage", form, active="usage")
     reader = server.reader(table)
-    try:
-        body = extras.usage_body(server, reader, who, query)
-    except HttpError as exc:
-        if exc.status != 501:
-            raise
-        return layout("Usage", form + f'<p class="empty">{esc(exc.message)}</p>', active="usage", table=table)
+    body = extras.usage_body(server, reader, who, query)
     return layout("Usage", form + usage_charts(body), active="usage", table=table)
 
 
