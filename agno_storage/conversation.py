@@ -43,8 +43,6 @@ SOURCE_GO_TEAM: Final = "go-team"
 #: ``Message.source``: from a row of the ``agent_runs`` table (a Go Agent's format, whoever appended it).
 SOURCE_GO_AGENT: Final = "go-agent"
 
-ROLES: Final = frozenset({"system", "user", "assistant", "tool"})
-
 
 @attrs.define(kw_only=True)
 class Message:
@@ -505,7 +503,6 @@ def merge(first: builtins.list[Message], second: builtins.list[Message]) -> buil
 
 
 __all__ = [
-    "ROLES",
     "SOURCE_AGNO",
     "SOURCE_GO_AGENT",
     "SOURCE_GO_TEAM",

@@ -220,12 +220,8 @@ class BaseStorage(abc.ABC):
         shape = self._inspect()
         if shape is None:
             return  # nothing to check, and nothing changed until the first write creates the table
-        self._fit_to_write()
         if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
             self._checked_shape(create=False)
-
-    def _fit_to_write(self) -> None:  # noqa: B027 - a hook; an engine with nothing to defer leaves it empty
-        """Called once the table is known to be this mode's, or is about to be created: the store may change the file."""
 
     def _checked_shape(self, *, create: bool) -> TableShape | None:
         """The table's shape once it is known to be current; ``None`` if absent and not created.
@@ -241,7 +237,6 @@ class BaseStorage(abc.ABC):
         shape = self._inspect()
         if shape is None and not create:
             return None
-        self._fit_to_write()
         if shape is None:
             self._create_table()
             shape = self._inspect()
