@@ -57,11 +57,16 @@ def ratio_of(slow: Row, fast: Row) -> tuple[float, dict[str, float]]:
     return ratio, spread(round_ratios(a, b))
 
 
-def fmt_ratio(ratio: float, sp: dict[str, float] | None) -> str:
-    """``5.71x (5.20-6.10)``: the median ratio and, when known, its min-max over rounds."""
-    if not sp:
-        return f"{ratio:.2f}x"
-    return f"{ratio:.2f}x ({sp['min']:.2f}-{sp['max']:.2f})"
+def fmt_ratio(ratio: float, sp: dict[str, float] | None, near: float | None = None) -> str:
+    """``5.71x (5.20-6.10)``: the median ratio and, when known, its min-max over rounds.
+
+    With ``near`` (a target) the ratio gets a third decimal when two would
+    print it as the target itself.
+    """
+    text = f"{ratio:.2f}x"
+    if near is not None and f"{ratio:.2f}" == f"{near:.2f}" and ratio != near:
+        text = f"{ratio:.3f}x"
+    return text if not sp else f"{text} ({sp['min']:.2f}-{sp['max']:.2f})"
 
 
 def _need_inside(need: float, sp: dict[str, float]) -> str:
@@ -102,7 +107,7 @@ def at_least(
         c = find(rows, workload, ceiling)
         if c is not None:
             c_ratio, c_sp = ratio_of(b, c)
-            ceiling_text = f"{ceiling} is {fmt_ratio(c_ratio, c_sp)} {other} ({fmt_us(c['median_us'])})"
+            ceiling_text = f"{ceiling} at {fmt_us(c['median_us'])}: {fmt_ratio(c_ratio, c_sp)} as fast as {other}"
             if not met:
                 if c_ratio < need and a["median_us"] <= c["median_us"]:
                     cause = (
@@ -128,7 +133,7 @@ def at_least(
     if cause:
         cause += f" {why}" if why else ""
         cause += _need_inside(need, sp)
-    return Goal(name, f">= {need:g}x", ceiling_text, fmt_ratio(ratio, sp), met, cause)
+    return Goal(name, f">= {need:g}x", ceiling_text, fmt_ratio(ratio, sp, need), met, cause)
 
 
 def at_most_slower(
@@ -149,7 +154,7 @@ def at_most_slower(
         cause += f" {why}" if why else ""
         if sp and sp["min"] <= limit <= sp["max"]:
             cause += f" The limit lies inside the per-round spread ({sp['min']:.2f}-{sp['max']:.2f}x)."
-    got = fmt_ratio(ratio, sp) + " the time"
+    got = fmt_ratio(ratio, sp, limit) + " the time"
     return Goal(name, f"<= {limit:g}x the time", f"{floor}: {fmt_us(b['median_us'])}", got, met, cause)
 
 
