@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     indexed()  # warm the page cache as the LIKE scans did theirs
     per_query, _ = timed(indexed, 5)
     out["search_index_ms"] = per_query / len(pairs) * 1000
+
     def one(a: str, b: str) -> Callable[[], object]:
         return lambda: store.search(f"{a} {b}")
 
