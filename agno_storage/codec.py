@@ -238,12 +238,13 @@ class RowCodec:
     Reads accept both. Built once per store; cheap to call.
     """
 
-    __slots__ = ("_created_at", "_empty", "_plan", "_updated_at", "_user_id", "spec", "table")
+    __slots__ = ("_created_at", "_empty", "_plan", "_read_plan", "_updated_at", "_user_id", "spec", "table")
 
     def __init__(self, spec: ModeSpec, table: str, *, empty_text_is_null: bool = False) -> None:
         self.spec = spec
         self.table = table
         self._plan = tuple((c.name, c.kind) for c in spec.columns)
+        self._read_plan = tuple((c.name, _READ_CODES[c.kind]) for c in spec.columns)
         self._empty: str | None = None if empty_text_is_null else ""
         names = spec.names
         self._user_id = names.index("user_id")
@@ -341,12 +342,16 @@ class RowCodec:
         if type(sid) is not str:
             raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
         fields: dict[str, Any] = {}
-        for (name, kind), value in zip(self._plan, row, strict=True):
+        # The hot read path: one small-int test per column (see _read_plan), JSON decoded inline.
+        for (name, code), value in zip(self._read_plan, row, strict=True):
             if value is None:
                 fields[name] = None
-            elif kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
-                fields[name] = _decode_json(value, kind, self.table, sid, name)
-            elif kind is ColumnKind.TIMESTAMP:
+            elif code <= _JSON_ANY:
+                decoded = _loads_column(value, self.table, sid, name)
+                if decoded is not None and type(decoded) is not dict and (code == _JSON or type(decoded) is not list):
+                    raise _wrong_json(self.table, sid, name, decoded, code)
+                fields[name] = decoded
+            elif code == _TIMESTAMP:
                 # Only SQLite, whose columns hold any type, can hand back another type.
                 if type(value) is not int:
                     raise _wrong_type(self.table, sid, name, value, "a Unix timestamp (an integer)")
@@ -354,7 +359,7 @@ class RowCodec:
             elif type(value) is not str:
                 # A BLOB, a number, or (as bytes, see the SQLite backend) text that is not UTF-8.
                 raise _wrong_type(self.table, sid, name, value, "text")
-            elif kind is ColumnKind.REQUIRED_TEXT:
+            elif code == _REQUIRED_TEXT:
                 # '' is how a NOT NULL column spells "no value".
                 fields[name] = value or None
             else:
@@ -386,22 +391,35 @@ class RowCodec:
 _JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
 
 
-def _decode_json(value: Any, kind: ColumnKind, table: str, sid: Any, column: str) -> Any:
+# Column kinds as small ints for RowCodec.decode: JSON kinds first, so ``code <= _JSON_ANY`` tests for JSON.
+_JSON, _JSON_ANY, _TIMESTAMP, _REQUIRED_TEXT, _TEXT = range(5)
+_READ_CODES: dict[ColumnKind, int] = {
+    ColumnKind.JSON: _JSON,
+    ColumnKind.JSON_ANY: _JSON_ANY,
+    ColumnKind.TIMESTAMP: _TIMESTAMP,
+    ColumnKind.REQUIRED_TEXT: _REQUIRED_TEXT,
+    ColumnKind.OPTIONAL_TEXT: _TEXT,
+    ColumnKind.KEY: _TEXT,
+}
+
+
+def _loads_column(value: Any, table: str, sid: Any, column: str) -> Any:
     try:
-        decoded = loads(value)
+        return loads(value)
     except ValueError as exc:
         raise CorruptRowError(
             f"{table}.{column} of session {sid!r} is not valid JSON: {exc}", table=table, session_id=sid, column=column
         ) from exc
-    if decoded is not None and not isinstance(decoded, _JSON_TYPES[kind]):
-        want = " or ".join("an object" if t is dict else "a list" for t in _JSON_TYPES[kind])
-        raise CorruptRowError(
-            f"{table}.{column} of session {sid!r} holds a JSON {type(decoded).__name__}, not {want}",
-            table=table,
-            session_id=sid,
-            column=column,
-        )
-    return decoded
+
+
+def _wrong_json(table: str, sid: Any, column: str, decoded: Any, code: int) -> CorruptRowError:
+    want = "an object" if code == _JSON else "an object or a list"
+    return CorruptRowError(
+        f"{table}.{column} of session {sid!r} holds a JSON {type(decoded).__name__}, not {want}",
+        table=table,
+        session_id=sid,
+        column=column,
+    )
 
 
 def _wrong_type(table: str, sid: Any, column: str, value: Any, want: str) -> CorruptRowError:
