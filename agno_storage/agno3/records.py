@@ -108,7 +108,11 @@ class GoAgentRun:
 def make_converter() -> cattrs.Converter:
     """The converter that turns the records into rows (dicts in column order) and back, strictly.
 
-    Unknown keys are refused on structure and nothing is coerced: a row that
-    does not fit is an error, not a guess.
+    Unknown keys are refused on structure and nothing is coerced (a number
+    where a str belongs raises instead of becoming ``"5"``): a row that does
+    not fit is an error, not a guess. The strict hooks are the conversation
+    records' (:func:`agno_storage.conversation.make_converter`).
     """
-    return cattrs.Converter(forbid_extra_keys=True, prefer_attrib_converters=False)
+    from agno_storage.conversation import make_converter as strict_converter
+
+    return strict_converter()
