@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 
 from agno_storage import SqliteStorage
-from bench import harness, sessions
+from bench import harness, rss, sessions
 from bench.config import add_mode_options
 from bench.harness import Entry
 from bench.provenance import ROOT, package_version, revision
@@ -52,28 +52,8 @@ TABLE = "agent_sessions"
 #: peak memory growth under 2x from the small size to the big one (agno's is shown, not a target).
 SPEEDUP = 10
 
-#: The peak-RSS window both children use: reset the kernel's high-water mark, read it back after the call.
-_RSS = """
-import resource
-def _status(field):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-def start_window():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-    return _status("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-def peak():
-    return _status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""
+#: The peak-RSS window both children use (bench/rss.py, standard library only), run as source in each.
+_RSS = Path(rss.__file__).read_text()
 
 #: What the agno 3.1.10 interpreter runs: argv[1] is the file to migrate in place.
 AGNO_CHILD = (
@@ -87,7 +67,7 @@ start_kib = start_window()
 t = time.perf_counter()
 migrate(db, "", agent_sessions_table_name="agent_sessions")
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_kib": peak(), "start_kib": start_kib}))
+print(json.dumps({"seconds": seconds, "peak_kib": peak_kib(), "start_kib": start_kib}))
 """
 )
 
@@ -101,7 +81,7 @@ start_kib = start_window()
 t = time.perf_counter()
 report = to_agno3(sys.argv[1], sys.argv[1])
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_kib": peak(), "start_kib": start_kib,
+print(json.dumps({"seconds": seconds, "peak_kib": peak_kib(), "start_kib": start_kib,
                   "reported": {"sessions": report.total("sessions"), "runs": report.total("runs")}}))
 """
 )

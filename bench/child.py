@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import resource
 import sqlite3
 import sys
 import time
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from agno_storage import SqliteStorage, StorageError
-from bench import sessions
+from bench import rss, sessions
 from bench.contenders import TABLE, Agno, encode_row
 from bench.harness import FIELDS, ours_session
 
@@ -32,37 +31,6 @@ TEMPLATES = 64
 TEMPLATE_DICTS = [sessions.small(i) for i in range(TEMPLATES)]
 #: Where bulk_dicts' per-session overrides go in an encoded row.
 _KEY_POSITIONS = tuple(FIELDS.index(f) for f in ("session_id", "user_id", "agent_id", "created_at"))
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> int:
-    """Start a fresh peak-RSS window; return the current RSS in KiB.
-
-    ``ru_maxrss`` survives exec on Linux (a child started from a large parent
-    reports the parent's peak), so the kernel's per-process high-water mark is
-    reset through /proc/self/clear_refs where that exists.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-    return _status_kib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _rss_kib() -> int:
-    """Peak RSS in KiB since the last _reset_peak (since start without /proc)."""
-    return _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def bulk_dicts(n: int, prefix: str = "bulk") -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -143,14 +111,14 @@ def _bulk_agno(db: str, n: int, wal: bool = False) -> dict[str, Any]:
 
 
 def bulk(args: argparse.Namespace) -> dict[str, Any]:
-    base = _reset_peak()
+    base = rss.start_window()
     if args.kind == "ours":
         out = _bulk_ours(args.db, args.n, args.synchronous)
     elif args.kind == "floor":
         out = _bulk_floor(args.db, args.n, args.synchronous)
     else:
         out = _bulk_agno(args.db, args.n, wal=args.kind == "agno-wal")
-    out.update(rss_base_kib=base, rss_peak_kib=_rss_kib())
+    out.update(rss_base_kib=base, rss_peak_kib=rss.peak_kib())
     return out
 
 
@@ -219,7 +187,7 @@ def large_mem(args: argparse.Namespace) -> dict[str, Any]:
         def rd() -> Any:
             return agno.st.read(item.session_id)
 
-    base = _reset_peak()
+    base = rss.start_window()
     tracemalloc.start()
     up()
     _, peak_up = tracemalloc.get_traced_memory()
@@ -234,7 +202,7 @@ def large_mem(args: argparse.Namespace) -> dict[str, Any]:
         "upsert_peak_bytes": peak_up,
         "read_peak_bytes": peak_rd,
         "rss_base_kib": base,
-        "rss_peak_kib": _rss_kib(),
+        "rss_peak_kib": rss.peak_kib(),
     }
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sqlite3
 import sys
 import time
@@ -32,7 +31,7 @@ from agno_storage.ops.db import connect_readonly, open_database, open_store
 from agno_storage.ops.export import export_table
 from agno_storage.ops.load import import_lines
 from agno_storage.schema import quote
-from bench import sessions
+from bench import rss, sessions
 
 TABLE = "agent_sessions"
 NAMES = SPECS[Mode.AGENT].names
@@ -248,37 +247,6 @@ def count_pg_rows(url: str, table: str) -> int:
 # --- peak RSS, one process per measurement -------------------------------------------
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _start_window() -> int:
-    """Start a fresh peak-RSS window; the RSS now, in KiB.
-
-    On Linux ``ru_maxrss`` keeps the peak of the process before exec (a copy
-    of the parent), so the kernel's high-water mark is reset through
-    /proc/self/clear_refs and read back as VmHWM; elsewhere ``ru_maxrss``.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-    return _status_kib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _peak_kib() -> int:
-    """Peak RSS in KiB since ``_start_window``."""
-    return _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def measure(argv: list[str]) -> dict[str, Any]:
     """Run one operation (``rss`` arguments, see the module docstring); its peak RSS, time and count."""
     p = argparse.ArgumentParser(prog="python -m bench.ops_work rss")
@@ -289,14 +257,14 @@ def measure(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--table", help="copy: the destination table")
     args = p.parse_args(argv)
     # Everything the operation imports is loaded now: the baseline is the process as it starts to work.
-    before = _start_window()
+    before = rss.start_window()
     if args.op == "export":
         seconds, count = ours_export(args.src, args.out)
     elif args.op == "import":
         seconds, count = ours_import(args.src, args.out)
     else:
         seconds, count = ours_copy(args.src, args.url, args.table)
-    return {"op": args.op, "peak_kib": _peak_kib(), "start_kib": before, "seconds": seconds, "count": count}
+    return {"op": args.op, "peak_kib": rss.peak_kib(), "start_kib": before, "seconds": seconds, "count": count}
 
 
 def main(argv: list[str] | None = None) -> int:
