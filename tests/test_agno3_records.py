@@ -1,10 +1,14 @@
-"""The agno 3 records' converter is strict both ways."""
+"""The agno 3 records' converter is strict both ways, and the writer's rows are its dict form."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from agno_storage.agno3.records import Agno3Run, make_converter
+from agno_storage.agno3 import ddl
+from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, make_converter
+from agno_storage.agno3.writer import Rows
 
 
 def _row() -> dict[str, object]:
@@ -40,3 +44,46 @@ def test_nothing_is_coerced(key: str, value: object) -> None:
 def test_unknown_keys_are_refused() -> None:
     with pytest.raises(Exception):  # noqa: B017
         make_converter().structure({**_row(), "extra": 1}, Agno3Run)
+
+
+def _records() -> list[tuple[str, object]]:
+    nested = {"messages": [{"role": "user", "content": "héllo", "metrics": {"input_tokens": 3}}], "n": [1, 2.5, None]}
+    session = Agno3Session(
+        session_id="s1",
+        session_type="agent",
+        agent_id="a",
+        team_id=None,
+        workflow_id=None,
+        user_id="u",
+        session_data={"session_state": {"k": [1, {"x": True}]}},
+        agent_data=None,
+        team_data=None,
+        workflow_data=None,
+        metadata={"agno_v1": {"stamp": "x", "run_ids": ["r1"]}},
+        summary=None,
+        created_at=1,
+        updated_at=2,
+    )
+    run = make_converter().structure({**_row(), "run_data": nested}, Agno3Run)
+    memory = Agno3Memory(
+        memory_id="m1",
+        memory="likes tea",
+        input=None,
+        agent_id=None,
+        team_id=None,
+        user_id="u",
+        topics=["tea"],
+        feedback=None,
+        created_at=1,
+        updated_at=1,
+    )
+    return [(ddl.SESSIONS, session), (ddl.RUNS, run), (ddl.MEMORIES, memory)]
+
+
+@pytest.mark.parametrize(("table", "record"), _records(), ids=[t for t, _ in _records()])
+def test_every_row_is_what_the_converter_unstructures(table: str, record: object) -> None:
+    """The writer's parameter tuple: the converter's dict in column order, JSON columns as json.dumps text."""
+    data = make_converter().unstructure(record)
+    assert list(data) == list(ddl.COLUMNS[table])
+    expected = tuple(json.dumps(data[c]) if c in ddl.JSON_COLUMNS[table] else data[c] for c in ddl.COLUMNS[table])
+    assert Rows().of(table, record) == expected

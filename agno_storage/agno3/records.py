@@ -106,7 +106,12 @@ class GoAgentRun:
 
 
 def make_converter() -> cattrs.Converter:
-    """The converter that turns the records into rows (dicts in column order) and back, strictly.
+    """The converter that defines the records' dict form (their columns, in order), strict both ways.
+
+    The writer builds its rows without it, field by field (measured: the
+    converter's walk over every nested JSON value was the largest cost of a
+    migration); ``tests/test_agno3_records.py`` checks those rows are this
+    converter's dicts.
 
     Unknown keys are refused on structure and nothing is coerced (a number
     where a str belongs raises instead of becoming ``"5"``): a row that does

@@ -9,15 +9,16 @@ all, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from agno_storage.agno3 import ddl
-from agno_storage.agno3.mapping import KEEP_KEY, Mapped, make_converter
+from agno_storage.agno3.mapping import KEEP_KEY, Mapped
 from agno_storage.agno3.records import Agno3Memory, Previous
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.schema import quote
@@ -58,18 +59,30 @@ def _upsert_sql(table: str, prefix: str, placeholder: str) -> str:
     return f"INSERT INTO {prefix}{table} ({names}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {updates}"  # noqa: S608 - constant identifiers only
 
 
-class _Rows:
-    """Records to parameter tuples in column order, through the strict converter."""
+class Rows:
+    """Records to parameter tuples in column order: each field read as it is, JSON columns encoded once.
+
+    The records' fields are the table's columns in order
+    (``tests/test_agno3_records.py`` checks that each tuple equals what the
+    strict converter unstructures), and their values are plain JSON data
+    already, so the converter's walk over every nested value is skipped:
+    it was the largest cost of a migration (docs/architecture.md, "Choices
+    written down").
+    """
 
     def __init__(self, jsonb: Any = None) -> None:
-        self._converter = make_converter()
-        self._jsonb = jsonb
+        wrap = jsonb if jsonb is not None else _dumps
+        self._plans: dict[str, tuple[Callable[[object], tuple[Any, ...]], tuple[Callable[[Any], Any] | None, ...]]] = {}
+        for table, columns in ddl.COLUMNS.items():
+            json_columns = ddl.JSON_COLUMNS[table]
+            self._plans[table] = (
+                operator.attrgetter(*columns),
+                tuple(wrap if c in json_columns else None for c in columns),
+            )
 
     def of(self, table: str, record: object) -> tuple[Any, ...]:
-        data = self._converter.unstructure(record)
-        json_columns = ddl.JSON_COLUMNS[table]
-        wrap = self._jsonb if self._jsonb is not None else _dumps
-        return tuple(wrap(data[c]) if c in json_columns else data[c] for c in ddl.COLUMNS[table])
+        get, wraps = self._plans[table]
+        return tuple(v if w is None else w(v) for v, w in zip(get(record), wraps, strict=True))
 
     def batch(self, batch: Sequence[Mapped]) -> dict[str, list[tuple[Any, ...]]]:
         return {
@@ -162,7 +175,7 @@ class SqliteWriter:
         self._conn = sqlite3.connect(str(Path(path).expanduser()), timeout=busy_timeout, isolation_level=None)
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._rows = _Rows()
+        self._rows = Rows()
         self._sql = {t: _upsert_sql(t, "", "?") for t in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES)}
 
     @contextmanager
@@ -235,7 +248,7 @@ class PostgresWriter:
         self._conn = psycopg.connect(conninfo, autocommit=False)
         self._schema = schema
         self._prefix = f"{quote(schema)}." if schema else ""
-        self._rows = _Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
+        self._rows = Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
         self._sql = {t: _upsert_sql(t, self._prefix, "%s") for t in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES)}
 
     def prepare(self) -> None:
@@ -293,4 +306,4 @@ class PostgresWriter:
         self._conn.close()
 
 
-__all__ = ["PostgresWriter", "SqliteWriter", "Writer"]
+__all__ = ["PostgresWriter", "Rows", "SqliteWriter", "Writer"]
