@@ -71,6 +71,19 @@ def test_in_memory_store_is_shared_by_its_threads() -> None:
     assert SqliteStorage("s", mode="team").list() == [], "each in-memory store is private"
 
 
+@pytest.mark.parametrize("db_file", [":memory:", Path(":memory:")])
+def test_db_file_memory_is_an_in_memory_database_not_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_file: object
+) -> None:
+    # agno 1.x and sqlite3 both read db_file=":memory:" as "in memory".
+    monkeypatch.chdir(tmp_path)
+    store = SqliteStorage("s", db_file=db_file)  # type: ignore[arg-type]
+    store.upsert(make_session(Mode.AGENT, "a"))
+    assert store.db_path is None
+    assert store.read("a") is not None
+    assert list(tmp_path.iterdir()) == [], "no file named :memory: was made"
+
+
 def test_a_held_write_lock_raises_busy_error_after_the_timeout(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     store = SqliteStorage("s", db_file=path, busy_timeout=0.2)

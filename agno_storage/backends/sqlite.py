@@ -90,7 +90,7 @@ class SqliteStorage(BaseStorage):
     """A sessions table of one mode in a SQLite database.
 
     ``db_url`` (``sqlite:///relative.db``, ``sqlite:////absolute.db``) wins over
-    ``db_file``; with neither the database is in memory and private to this
+    ``db_file``; with neither (or ``db_file=":memory:"``) the database is in memory and private to this
     object. Safe to share between threads; a forked child opens its own
     connections. ``busy_timeout`` is in seconds; a lock held longer raises
     :class:`BusyError`. ``recency_indexes`` adds two indexes beside the Go
@@ -566,6 +566,8 @@ def _resolve_path(db_url: object, db_file: object) -> str | None:
         return None
     if not isinstance(db_file, (str, os.PathLike)) or not isinstance(os.fspath(db_file), str):
         raise InvalidInputError(f"db_file must be a str or a path-like object naming a file, got {db_file!r}")
+    if os.fspath(db_file) == ":memory:":
+        return None  # sqlite3's (and agno's) name for an in-memory database, not a file's
     try:
         path = Path(db_file).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
