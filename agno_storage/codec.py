@@ -13,9 +13,11 @@ Go port stores when its marshal fails).
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import orjson
 
 from agno_storage.errors import CorruptRowError, InvalidInputError
@@ -32,7 +34,7 @@ _ORJSON_OPTIONS = (
 )
 
 # Go escapes these even inside strings; they can only occur inside strings.
-# Single-byte needles first: ``in`` on one byte is a memchr, longer ones are not.
+# Single-byte needles: finding one is a memchr.
 _GO_ESCAPES = (
     (b"<", b"\\u003c"),
     (b">", b"\\u003e"),
@@ -52,6 +54,8 @@ _LONG_RUN = b"0" * 19
 # 19 >= 3 * 6 + 1: every run of 19 digits holds three consecutive multiples of 6.
 _STRIDE = 6
 _SAMPLED_RUN = b"0" * 3
+# Texts shorter than this are scanned whole: sampling pays off only on longer ones.
+_SAMPLE_FROM = 512
 _DOT = ord(".")
 _FRACTION_OR_EXPONENT = frozenset(b".eE")
 _INF = float("inf")
@@ -79,8 +83,7 @@ def dumps(value: Any) -> str:
     if b"null" in raw and value is not None and _has_non_finite(value):
         raise InvalidInputError("value is not JSON-serialisable: NaN and infinity have no JSON form")
     for plain, escaped in _GO_ESCAPES:
-        if plain in raw:
-            raw = raw.replace(plain, escaped)
+        raw = raw.replace(plain, escaped)  # the same bytes object when there is nothing to replace
     if _LINE_SEPARATOR_LEAD in raw:
         for plain, escaped in _LINE_SEPARATORS:
             raw = raw.replace(plain, escaped)
@@ -153,15 +156,19 @@ def loads(text: str | bytes | None) -> Any:
 
     Raises ``ValueError`` on invalid JSON; callers wrap it with row context.
     """
-    if text is None or text == "" or text == b"":
-        return None
-    if isinstance(text, str):
+    if type(text) is bytes:  # what the SQLite backend reads: the common case first
+        data = text
+    elif isinstance(text, str):
         data = text.encode()
+    elif text is None:
+        return None
     elif isinstance(text, bytes):
         data = text
     else:
         # A JSON column with numeric affinity (agno's) can hand back a number.
         raise ValueError(f"expected JSON text, found a stored {type(text).__name__} {text!r}")
+    if not data:
+        return None
     if _has_wide_integer(data):
         return json.loads(data)
     try:
@@ -182,6 +189,9 @@ def _has_wide_integer(data: bytes) -> bool:
     holds at least 19 digits of any run through that place; only a window
     with a 19-digit run sends the whole text to the exact scan.
     """
+    if len(data) < _SAMPLE_FROM:
+        # Short text: one translate is cheaper than sampling it.
+        return _LONG_RUN in data.translate(_DIGITS) and _has_wide_integer_exact(data)
     sampled = data[::_STRIDE].translate(_DIGITS)
     at = sampled.find(_SAMPLED_RUN)
     while at != -1:
@@ -238,13 +248,24 @@ class RowCodec:
     Reads accept both. Built once per store; cheap to call.
     """
 
-    __slots__ = ("_created_at", "_empty", "_plan", "_read_plan", "_updated_at", "_user_id", "spec", "table")
+    __slots__ = (
+        "_created_at",
+        "_empty",
+        "_field_names",
+        "_get_fields",
+        "_plan",
+        "_updated_at",
+        "_user_id",
+        "spec",
+        "table",
+    )
 
     def __init__(self, spec: ModeSpec, table: str, *, empty_text_is_null: bool = False) -> None:
         self.spec = spec
         self.table = table
-        self._plan = tuple((c.name, c.kind) for c in spec.columns)
-        self._read_plan = tuple((c.name, _READ_CODES[c.kind]) for c in spec.columns)
+        self._plan = tuple((c.name, _KIND_CODES[c.kind]) for c in spec.columns)
+        self._field_names = tuple(a.name for a in attrs.fields(spec.session_class))
+        self._get_fields = operator.attrgetter(*self._field_names)
         self._empty: str | None = None if empty_text_is_null else ""
         names = spec.names
         self._user_id = names.index("user_id")
@@ -260,8 +281,7 @@ class RowCodec:
         value that cannot be stored, naming the column at fault.
         """
         table = self.table
-        cls = self.spec.session_class
-        if type(session) is not cls:
+        if type(session) is not self.spec.session_class:
             got = getattr(type(session), "MODE", type(session).__name__)
             raise InvalidInputError(
                 f"table {table!r} stores {self.spec.mode.value} sessions; got {got} ({type(session).__name__})",
@@ -273,46 +293,39 @@ class RowCodec:
                 f"session_id must be a non-empty str, got {sid!r}", table=table, column="session_id"
             )
         values: list[Any] = []
-        for name, kind in self._plan:
-            value = getattr(session, name)
-            if kind is ColumnKind.JSON or kind is ColumnKind.JSON_ANY:
-                values.append(self._encode_json(value, kind, sid, name))
-            elif kind is ColumnKind.TIMESTAMP:
-                if value is not None and (type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX):
-                    raise InvalidInputError(
-                        f"{name} must be a 64-bit int (Unix seconds) or None, got {value!r}",
-                        table=table,
-                        session_id=sid,
-                        column=name,
-                    )
-                values.append(value)
-            else:
-                if value is not None and (not isinstance(value, str) or not is_utf8(value)):
-                    raise InvalidInputError(
-                        f"{name} must be a str of valid Unicode or None, got {value!r}",
-                        table=table,
-                        session_id=sid,
-                        column=name,
-                    )
-                if kind is ColumnKind.REQUIRED_TEXT and not value:
-                    value = self._empty
-                values.append(value)
+        append = values.append
+        name = "session_id"
+        try:
+            # The hot write path: one small-int test per column (see _plan).
+            for name, code in self._plan:
+                value = getattr(session, name)
+                if value is None:
+                    append(_NULL_TEXT if code <= _JSON_ANY else self._empty if code == _REQUIRED_TEXT else None)
+                elif code <= _JSON_ANY:
+                    kind = type(value)
+                    if kind is not dict and (code == _JSON or kind is not list):
+                        raise _wrong_input(value, code, name)
+                    append(dumps(value))
+                elif code == _TIMESTAMP:
+                    if type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX:
+                        raise InvalidInputError(f"{name} must be a 64-bit int (Unix seconds) or None, got {value!r}")
+                    append(value)
+                else:
+                    # isascii() is the common case's cheap proof of valid Unicode.
+                    if not isinstance(value, str) or not (value.isascii() or is_utf8(value)):
+                        raise InvalidInputError(f"{name} must be a str of valid Unicode or None, got {value!r}")
+                    append((value or self._empty) if code == _REQUIRED_TEXT else value)
+        except InvalidInputError as exc:
+            # The same error with its place named; its cause (orjson's, say) stays its cause.
+            raise InvalidInputError(exc.message, table=table, session_id=sid, column=name) from exc.__cause__
         return values
 
-    def _encode_json(self, value: Any, kind: ColumnKind, sid: str, name: str) -> str:
-        allowed = _JSON_TYPES[kind]
-        if value is not None and not isinstance(value, allowed):
-            want = " or ".join(t.__name__ for t in allowed)
-            raise InvalidInputError(
-                f"{name} must be a {want} or None, got {type(value).__name__}",
-                table=self.table,
-                session_id=sid,
-                column=name,
-            )
-        try:
-            return dumps(value)
-        except InvalidInputError as exc:
-            raise InvalidInputError(exc.message, table=self.table, session_id=sid, column=name) from exc
+    def stored(self, session: Session, created_at: int, updated_at: int) -> Session:
+        """A copy of ``session`` with the timestamps it was stored with (``attrs.evolve``, without its lookups)."""
+        fields = dict(zip(self._field_names, self._get_fields(session), strict=True))
+        fields["created_at"] = created_at
+        fields["updated_at"] = updated_at
+        return self.spec.session_class(**fields)
 
     def stamp(self, row: list[Any], now: int) -> list[Any]:
         """Fill in an encoded row's timestamps: created_at if unset, updated_at always; returns ``row``."""
@@ -342,12 +355,15 @@ class RowCodec:
         if type(sid) is not str:
             raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
         fields: dict[str, Any] = {}
-        # The hot read path: one small-int test per column (see _read_plan), JSON decoded inline.
-        for (name, code), value in zip(self._read_plan, row, strict=True):
+        # The hot read path: one small-int test per column (see _plan), JSON decoded inline.
+        for (name, code), value in zip(self._plan, row, strict=True):
             if value is None:
                 fields[name] = None
             elif code <= _JSON_ANY:
-                decoded = _loads_column(value, self.table, sid, name)
+                try:
+                    decoded = loads(value)
+                except ValueError as exc:
+                    raise _not_json(self.table, sid, name, exc) from exc
                 if decoded is not None and type(decoded) is not dict and (code == _JSON or type(decoded) is not list):
                     raise _wrong_json(self.table, sid, name, decoded, code)
                 fields[name] = decoded
@@ -388,12 +404,9 @@ class RowCodec:
                 raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
 
 
-_JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
-
-
-# Column kinds as small ints for RowCodec.decode: JSON kinds first, so ``code <= _JSON_ANY`` tests for JSON.
+# Column kinds as small ints for the codec's hot loops: JSON kinds first, so ``code <= _JSON_ANY`` tests for JSON.
 _JSON, _JSON_ANY, _TIMESTAMP, _REQUIRED_TEXT, _TEXT = range(5)
-_READ_CODES: dict[ColumnKind, int] = {
+_KIND_CODES: dict[ColumnKind, int] = {
     ColumnKind.JSON: _JSON,
     ColumnKind.JSON_ANY: _JSON_ANY,
     ColumnKind.TIMESTAMP: _TIMESTAMP,
@@ -403,13 +416,24 @@ _READ_CODES: dict[ColumnKind, int] = {
 }
 
 
-def _loads_column(value: Any, table: str, sid: Any, column: str) -> Any:
-    try:
-        return loads(value)
-    except ValueError as exc:
-        raise CorruptRowError(
-            f"{table}.{column} of session {sid!r} is not valid JSON: {exc}", table=table, session_id=sid, column=column
-        ) from exc
+#: How a JSON column stores ``None`` (what Go's encoding/json writes for a nil map).
+_NULL_TEXT = "null"
+
+
+def _wrong_input(value: Any, code: int, column: str) -> InvalidInputError:
+    want = "a dict" if code == _JSON else "a dict or a list"
+    if isinstance(value, (dict, list)):
+        # A subclass: its extra behaviour (ordering, defaults, hooks) would not survive a round trip.
+        return InvalidInputError(
+            f"{column} must be {want} or None, got a {type(value).__name__}, a subclass that JSON cannot keep"
+        )
+    return InvalidInputError(f"{column} must be {want} or None, got {type(value).__name__}")
+
+
+def _not_json(table: str, sid: Any, column: str, exc: ValueError) -> CorruptRowError:
+    return CorruptRowError(
+        f"{table}.{column} of session {sid!r} is not valid JSON: {exc}", table=table, session_id=sid, column=column
+    )
 
 
 def _wrong_json(table: str, sid: Any, column: str, decoded: Any, code: int) -> CorruptRowError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -208,6 +209,8 @@ def test_upsert_many_counts_and_accepts_a_generator(make_store: StoreFactory) ->
         (AgentSession(session_id="\ud800"), "session_id"),
         (AgentSession(session_id="s", agent_id="\udfff"), "agent_id"),
         (AgentSession(session_id="s", memory={"x": "\ud800"}), "memory"),
+        (AgentSession(session_id="s", memory=collections.OrderedDict(x=1)), "memory"),  # a dict subclass
+        (AgentSession(session_id="s", extra_data={"x": collections.OrderedDict(y=1)}), "extra_data"),
     ],
 )
 def test_bad_input_raises_and_writes_nothing(make_store: StoreFactory, session: AgentSession, column: str) -> None:

@@ -18,8 +18,6 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 
-import attrs
-
 from agno_storage import agent_runs, changes, codec, conversation, schema, search, usage
 from agno_storage.backends.statements import EQUALS, FULL, IDS, SUMMARY, SelectKey, Statements, filter_kind
 from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
@@ -305,7 +303,7 @@ class BaseStorage(abc.ABC):
         row = self.row_codec.encode(session)
         self._checked_shape(create=True)
         created_at, updated_at = self._again_if_dropped(lambda: self._write_one(row))
-        return attrs.evolve(session, created_at=created_at, updated_at=updated_at)
+        return self.row_codec.stored(session, created_at, updated_at)
 
     def upsert_many(self, sessions: Iterable[Session]) -> int:
         """Upsert many sessions in one transaction; return how many were written.
