@@ -45,7 +45,6 @@ def copy_table(
     info = describe(source, table, mode)
     target = to_table or table
     progress.start(select.count(source, info, filters))
-    copied = 0
     with RowWriter(url, target, info.mode, schema) as writer:
         for batch in select.rows(source, info, filters):
             rows = []
@@ -53,15 +52,17 @@ def copy_table(
                 try:
                     rows.append(writer.check(row))
                 except BadValue as exc:
+                    copied = writer.flush()  # every batch before this one, committed
                     raise CorruptRowError(
                         f"{table}.{exc.column} of session {row[0]!r}: {exc}; {copied} sessions were copied before it",
                         table=table,
                         session_id=str(row[0]),
                         column=exc.column,
                     ) from None
+            # Committed by the writer's thread while the next batch is read.
             writer.write(rows)
-            copied += len(rows)
             progress.advance(len(rows))
+        copied = writer.flush()
     return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied)
 
 

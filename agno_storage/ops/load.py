@@ -56,8 +56,9 @@ def import_lines(
     Creates the table if needed. Refuses (ExportFormatError, line 1) a file
     whose mode is not ``mode``, and (SchemaMismatchError) a table of another
     mode. Each batch of ``batch_size`` lines is checked whole, then written in
-    one transaction: a bad line raises ExportFormatError with its line number
-    and the count imported before it, and nothing of its batch is written.
+    one transaction (while the next batch is read): a bad line raises
+    ExportFormatError with its line number and the count imported before it,
+    and nothing of its batch is written.
     """
     progress = progress or NoProgress()
     converter = make_converter()
@@ -71,7 +72,6 @@ def import_lines(
     progress.start(None)
     cls = line_class(header.mode)
     values = operator.attrgetter(*SPECS[header.mode].names)
-    imported = 0
     with RowWriter(url, table, header.mode, schema) as writer:
         batch: list[list[Any]] = []
         for number, line in enumerate(iterator, start=2):
@@ -80,6 +80,7 @@ def import_lines(
             try:
                 batch.append(writer.check(values(converter.structure(orjson.loads(line), cls))))
             except (orjson.JSONDecodeError, cattrs.BaseValidationError, BadValue, TypeError, ValueError) as exc:
+                imported = writer.flush()  # every batch before this one, committed
                 raise ExportFormatError(
                     f"line {number}: {_why(exc)}; {imported} sessions were imported before its batch, "
                     "nothing of its batch",
@@ -89,13 +90,13 @@ def import_lines(
                     column=exc.column if isinstance(exc, BadValue) else None,
                 ) from None
             if len(batch) >= batch_size:
+                # Committed by the writer's thread while the next batch is read.
                 writer.write(batch)
-                imported += len(batch)
                 progress.advance(len(batch))
                 batch = []
         writer.write(batch)
-        imported += len(batch)
         progress.advance(len(batch))
+        imported = writer.flush()
     return ImportSummary(table=table, mode=header.mode, sessions=imported)
 
 

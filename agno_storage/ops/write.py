@@ -1,9 +1,18 @@
-"""Writing stored rows into a sessions table: checked, in batches, one transaction per batch."""
+"""Writing stored rows into a sessions table: checked, in batches, one transaction per batch.
+
+Batches are committed by a thread of the writer's own while the caller
+reads and checks the next one: the database's work (SQLite's inserts and
+fsyncs, PostgreSQL's round trips) releases the GIL, so checking a batch in
+Python costs no time the database would not take anyway.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from agno_storage import codec
 from agno_storage.backends.base import BaseStorage
@@ -33,7 +42,15 @@ class RowWriter:
     table of another mode (SchemaMismatchError) or an old version
     (SchemaVersionError: upgrade it first). An existing session is
     overwritten whoever owns it, and keeps its ``created_at``; ``updated_at``
-    is the row's own, not now. Close it (or use ``with``).
+    is the row's own, not now.
+
+    :meth:`write` hands a batch to the writer's thread and returns at once
+    (after the batch before it is committed): at most two batches are held,
+    the one being committed and the one being built. :meth:`flush` waits for
+    the commits and raises what a batch raised; a batch that failed is not
+    written (one transaction each) and no batch after it is. Use from one
+    thread; close it (or use ``with``): closing after an exception drops a
+    batch not yet started.
     """
 
     def __init__(self, url: str, table: str, mode: Mode, schema: str | None = "ai") -> None:
@@ -52,6 +69,14 @@ class RowWriter:
             else []
         )
         self._upsert = self.store.statements.upsert
+        #: Rows committed so far.
+        self.written = 0
+        self._pending: list[list[Any]] | None = None  # handed over, not started
+        self._busy = False  # a batch is being committed
+        self._error: BaseException | None = None
+        self._closing = False
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def check(self, row: Sequence[Any]) -> list[Any]:
         """``row`` ready to write; BadValue if a JSON column's text is not JSON of its column's type."""
@@ -61,10 +86,18 @@ class RowWriter:
             if text is None:
                 continue
             try:
-                value = codec.loads(text)
-            except ValueError as exc:
-                raise BadValue(name, f"{name} is not valid JSON: {exc}") from None
+                # A text orjson reads is JSON; only one it refuses goes through the
+                # codec, which reads what orjson cannot (integers wider than 64 bits,
+                # deep nesting) and words the error.
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                try:
+                    value = codec.loads(text)
+                except ValueError as exc:
+                    raise BadValue(name, f"{name} is not valid JSON: {exc}") from None
             if value is not None and not isinstance(value, kinds):
+                if type(value) is float:
+                    value = codec.loads(text)  # orjson reads an integer beyond 64 bits as a float
                 raise BadValue(
                     name, f"{name} holds a JSON {type(value).__name__}, not {' or '.join(k.__name__ for k in kinds)}"
                 )
@@ -74,9 +107,55 @@ class RowWriter:
         return out
 
     def write(self, rows: list[list[Any]]) -> None:
-        """Upsert ``rows`` (already checked) in one transaction: all of them or none."""
+        """Hand ``rows`` (already checked) to be upserted in one transaction: all of them or none.
+
+        Waits for the batch handed before to be committed first; raises what
+        an earlier batch raised (and then writes nothing more).
+        """
         if not rows:
             return
+        with self._ready:
+            self._wait_idle()
+            self._pending = rows
+            self._ready.notify_all()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="agno-storage-row-writer", daemon=True)
+            self._thread.start()
+
+    def flush(self) -> int:
+        """Wait until every batch handed over is committed; how many rows are. Raises what a batch raised."""
+        with self._ready:
+            self._wait_idle()
+        return self.written
+
+    def _wait_idle(self) -> None:
+        # Called with self._ready held.
+        while (self._pending is not None or self._busy) and self._error is None:
+            self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while self._pending is None and not self._closing:
+                    self._ready.wait()
+                if self._closing:
+                    return
+                rows, self._pending, self._busy = self._pending, None, True
+            try:
+                self._commit(rows)
+            except BaseException as exc:  # handed to the caller's thread by _wait_idle
+                with self._ready:
+                    self._error, self._busy = exc, False
+                    self._ready.notify_all()
+                return
+            with self._ready:
+                self.written += len(rows)
+                self._busy = False
+                self._ready.notify_all()
+
+    def _commit(self, rows: list[list[Any]]) -> None:
         with self.store.transaction() as conn:
             cursor = conn.cursor()
             try:
@@ -85,6 +164,13 @@ class RowWriter:
                 cursor.close()
 
     def close(self) -> None:
+        """Stop the writer's thread (a batch it has started is finished, one not started is dropped), close the store."""
+        with self._ready:
+            self._closing = True
+            self._pending = None
+            self._ready.notify_all()
+        if self._thread is not None:
+            self._thread.join()
         self.store.close()
 
     def __enter__(self) -> RowWriter:

@@ -1,0 +1,145 @@
+"""import and copy in many batches: a batch the database refuses, a corrupt row late in a copy, the JSON check."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agno_storage import AgentSession, CorruptRowError, Mode
+from agno_storage.errors import StorageError
+from agno_storage.ops.copy import copy_table
+from agno_storage.ops.db import open_database, open_store
+from agno_storage.ops.errors import ExportFormatError
+from agno_storage.ops.export import export_table
+from agno_storage.ops.load import import_lines
+from agno_storage.ops.write import BadValue, RowWriter
+
+
+def source(path: Path, n: int) -> str:
+    """A SQLite file holding ``n`` small agent sessions s00000, s00001, ... in ``agent_sessions``."""
+    store = open_store(str(path), "agent_sessions", Mode.AGENT)
+    try:
+        store.upsert_many(
+            AgentSession(session_id=f"s{i:05d}", agent_id="a", user_id="u", memory={"i": i}) for i in range(n)
+        )
+    finally:
+        store.close()
+    return str(path)
+
+
+def export_lines(url: str) -> list[bytes]:
+    out = io.BytesIO()
+    with open_database(url) as db:
+        export_table(db, "agent_sessions", out)
+    return out.getvalue().splitlines()
+
+
+def session_ids(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT session_id FROM agent_sessions ORDER BY session_id")]
+    finally:
+        conn.close()
+
+
+def test_a_batch_the_database_refuses_stops_the_import_with_the_batches_before_it(tmp_path: Path) -> None:
+    lines = export_lines(source(tmp_path / "src.db", 50))
+    dst = tmp_path / "dst.db"
+    store = open_store(str(dst), "agent_sessions", Mode.AGENT)
+    store.create()
+    store.close()
+    conn = sqlite3.connect(dst)
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON agent_sessions WHEN NEW.session_id = 's00023'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    )
+    conn.commit()
+    conn.close()
+    # Batches of 10: s00020-s00029 is refused while the next batches are read.
+    with pytest.raises(StorageError, match="refused by a trigger"):
+        import_lines(lines, str(dst), "agent_sessions", batch_size=10)
+    assert session_ids(dst) == [f"s{i:05d}" for i in range(20)]
+
+
+def test_a_bad_line_after_many_batches_counts_every_batch_committed_before_it(tmp_path: Path) -> None:
+    lines = export_lines(source(tmp_path / "src.db", 50))
+    lines[45] = lines[45].replace(b'"memory":"{', b'"memory":"[')  # s00044: a JSON list where an object goes
+    dst = tmp_path / "dst.db"
+    with pytest.raises(ExportFormatError) as caught:
+        import_lines(lines, str(dst), "agent_sessions", batch_size=10)
+    assert (caught.value.line, caught.value.column, caught.value.imported) == (46, "memory", 40)
+    assert session_ids(dst) == [f"s{i:05d}" for i in range(40)]
+
+
+def test_a_corrupt_row_late_in_a_copy_stops_it_with_the_batches_before_it(tmp_path: Path) -> None:
+    src = tmp_path / "src.db"
+    source(src, 2500)  # three fetches of 1,000
+    conn = sqlite3.connect(src)
+    conn.execute("UPDATE agent_sessions SET memory = '{not json' WHERE session_id = 's02100'")
+    conn.commit()
+    conn.close()
+    dst = tmp_path / "dst.db"
+    with open_database(str(src)) as db, pytest.raises(CorruptRowError) as caught:
+        copy_table(db, "agent_sessions", str(dst))
+    assert (caught.value.session_id, caught.value.column) == ("s02100", "memory")
+    assert "2000 sessions were copied before it" in str(caught.value)
+    assert session_ids(dst) == [f"s{i:05d}" for i in range(2000)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"wide": 123456789012345678901234567890}',  # beyond 64 bits: the codec reads it
+        '{"big": 18446744073709551616, "neg": -9223372036854775809}',
+        "[[[1]]]",  # a list: the runs column
+        '{"s": "\\u2028 \\ud83d\\ude00"}',
+        "",  # no value, as the codec reads it
+        "null",
+    ],
+)
+def test_the_json_check_accepts_what_the_codec_reads(tmp_path: Path, text: str) -> None:
+    with RowWriter(str(tmp_path / "a.db"), "workflow_v2_sessions", Mode.WORKFLOW_V2) as writer:
+        names = writer.store.spec.names
+        row: list[object] = [None] * len(names)
+        row[names.index("runs")] = text  # an object or a list
+        row[names.index("memory")] = "{}" if text.startswith("[") else text  # an object only
+        assert writer.check(row)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "memory is not valid JSON"),
+        ('{"a": NaN}', "memory is not valid JSON"),
+        ('{"a": 1} x', "memory is not valid JSON"),
+        ('{"s": "\\ud800"}', "memory is not valid JSON"),  # a lone surrogate
+        ("[1, 2]", "memory holds a JSON list, not dict"),
+        ('"text"', "memory holds a JSON str, not dict"),
+        ("5", "memory holds a JSON int, not dict"),
+        ("[" * 2000 + "]" * 2000, "memory is not valid JSON"),  # deeper than the codec reads
+        ("123456789012345678901234567890", "memory holds a JSON int, not dict"),
+    ],
+)
+def test_the_json_check_refuses_what_is_not_a_json_object(tmp_path: Path, text: str, message: str) -> None:
+    with RowWriter(str(tmp_path / "a.db"), "agent_sessions", Mode.AGENT) as writer:
+        names = writer.store.spec.names
+        row: list[object] = [None] * len(names)
+        row[names.index("memory")] = text
+        with pytest.raises(BadValue, match=message) as caught:
+            writer.check(row)
+        assert caught.value.column == "memory"
+
+
+def test_a_stored_number_in_a_json_column_is_refused_by_name(tmp_path: Path) -> None:
+    """agno's SQLite JSON columns have numeric affinity: a number can come back instead of text."""
+    with RowWriter(str(tmp_path / "a.db"), "agent_sessions", Mode.AGENT) as writer:
+        row: list[object] = [None] * len(writer.store.spec.names)
+        row[writer.store.spec.names.index("memory")] = 5
+        with pytest.raises(BadValue, match="found a stored int"):
+            writer.check(row)
+        row[writer.store.spec.names.index("memory")] = orjson.dumps({"a": 1})
+        assert writer.check(row)
