@@ -382,20 +382,46 @@ class RowCodec:
                 fields[name] = value
         return self.spec.session_class(**fields)
 
-    def decode_summary(self, row: Sequence[Any]) -> SessionSummary:
-        """The summary of a row holding :attr:`ModeSpec.summary_columns`; CorruptRowError as :meth:`decode`."""
-        sid, user, entity, created_at, updated_at = row
+    def decode_summaries(self, rows: Sequence[Sequence[Any]]) -> list[SessionSummary]:
+        """The summaries of rows holding :attr:`ModeSpec.summary_columns`; CorruptRowError as :meth:`decode`."""
+        out: list[SessionSummary] = []
+        append = out.append
+        for row in rows:
+            sid, user, entity, created_at, updated_at = row
+            # One test for the whole row on the hot path; the slow one names the column at fault.
+            if (
+                type(sid) is not str
+                or (user is not None and type(user) is not str)
+                or (entity is not None and type(entity) is not str)
+                or (created_at is not None and type(created_at) is not int)
+                or (updated_at is not None and type(updated_at) is not int)
+            ):
+                raise self._summary_error(row)
+            append(
+                SessionSummary(
+                    session_id=sid,
+                    user_id=user or None,
+                    entity_id=entity or None,
+                    created_at=created_at,
+                    updated_at=updated_at,
+                )
+            )
+        return out
+
+    def _summary_error(self, row: Sequence[Any]) -> CorruptRowError:
+        sid = row[0]
         if type(sid) is not str:
-            raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
-        for name, value in (("user_id", user), (self.spec.entity_column, entity)):
-            if value is not None and type(value) is not str:
-                raise _wrong_type(self.table, sid, name, value, "text")
-        for name, value in (("created_at", created_at), ("updated_at", updated_at)):
-            if value is not None and type(value) is not int:
-                raise _wrong_type(self.table, sid, name, value, "a Unix timestamp (an integer)")
-        return SessionSummary(
-            session_id=sid, user_id=user or None, entity_id=entity or None, created_at=created_at, updated_at=updated_at
-        )
+            return _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
+        checks = zip(self.spec.summary_columns[1:], row[1:], strict=True)
+        for name, value in checks:
+            if value is None:
+                continue
+            if name in ("created_at", "updated_at"):
+                if type(value) is not int:
+                    return _wrong_type(self.table, sid, name, value, "a Unix timestamp (an integer)")
+            elif type(value) is not str:
+                return _wrong_type(self.table, sid, name, value, "text")
+        raise AssertionError(f"no column of {row!r} is at fault")
 
     def check_ids(self, rows: Sequence[Sequence[Any]]) -> None:
         """Raise :class:`CorruptRowError` if a stored session_id among ``rows`` (1-tuples) is not text."""

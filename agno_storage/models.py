@@ -98,7 +98,7 @@ class WorkflowSessionV2(BaseSession):
 Session: TypeAlias = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class SessionSummary:
     """What a list of sessions shows, read without decoding any JSON column.
 

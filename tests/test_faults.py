@@ -359,6 +359,24 @@ def test_a_wrongly_typed_stored_value_raises_corrupt_row(tmp_path: Path, what: s
     assert good is not None and good.session_data == {"n": "good"}
 
 
+@pytest.mark.parametrize(("what", "column", "value"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_list_summaries_raises_corrupt_row_for_a_listed_column_and_skips_json(
+    tmp_path: Path, what: str, column: str, value: str
+) -> None:
+    path = tmp_path / "bad.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert_many([_session("good"), _session("bad")])
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE {TABLE} SET {column} = {value} WHERE session_id = 'bad'")
+    if column not in store.spec.summary_columns:
+        # A summary reads no JSON column: damage there does not stop a listing.
+        assert sorted(s.session_id for s in store.list_summaries()) == ["bad", "good"]
+        return
+    with pytest.raises(CorruptRowError) as info:
+        store.list_summaries()
+    assert (info.value.session_id, info.value.column) == ("bad", column)
+
+
 @pytest.mark.parametrize(
     ("what", "value"), [("NULL", "NULL"), ("not UTF-8", "CAST(X'ff41' AS TEXT)"), ("a BLOB", "X'41'")]
 )
@@ -376,6 +394,9 @@ def test_a_wrongly_typed_session_id_raises_corrupt_row(tmp_path: Path, what: str
     assert info.value.column == "session_id"
     with pytest.raises(CorruptRowError):
         store.get_all_session_ids()
+    with pytest.raises(CorruptRowError) as summaries:
+        store.list_summaries()
+    assert summaries.value.column == "session_id"
     assert store.read("good") is not None
 
 

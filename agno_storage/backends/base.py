@@ -420,8 +420,7 @@ class BaseStorage(abc.ABC):
         if self._checked_shape(create=False) is None:
             return []
         rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, projection=SUMMARY)
-        decode = self.row_codec.decode_summary
-        return [decode(r) for r in rows]
+        return self.row_codec.decode_summaries(rows)
 
     def _select(
         self,
