@@ -76,13 +76,20 @@ def test_recency_indexes_sit_beside_the_go_ddl(tmp_path: Path, mode: Mode) -> No
     assert {name for _, name, _ in extra} == {
         "rx_s_user_id_recent",
         f"rx_s_{spec(mode).entity_column}_recent",
+        "rx_s_all_recent",
     }
+    # The store's own "newest first" statements, for a user, an entity and all: each an index walk.
+    statements: list[tuple[str, list[object]]] = []
+    store.tracer = lambda sql, params: statements.append((sql, list(params or [])))
+    store.list(user_id="u", limit=20)
+    store.list(entity_id="e", limit=20)
+    store.list(limit=20)
+    store.list_summaries(limit=20)
+    assert len(statements) == 4
     with sqlite3.connect(indexed) as conn:
-        plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT session_id FROM s WHERE user_id = 'u' ORDER BY created_at DESC, session_id LIMIT 20"
-        ).fetchall()
-    details = " ".join(str(row[-1]) for row in plan)
-    assert "rx_s_user_id_recent" in details and "TEMP B-TREE" not in details
+        for sql, params in statements:
+            plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert "USING INDEX rx_s_" in plan and "TEMP B-TREE" not in plan, (sql, plan)
 
 
 def test_recency_indexes_can_be_added_to_a_go_table_later(tmp_path: Path) -> None:
@@ -94,7 +101,7 @@ def test_recency_indexes_can_be_added_to_a_go_table_later(tmp_path: Path) -> Non
     store.create_recency_indexes()
     store.create_recency_indexes()
     names = {name for kind, name, _ in _master(path) if kind == "index"}
-    assert {"rx_s_user_id_recent", "rx_s_agent_id_recent"} <= names
+    assert {"rx_s_user_id_recent", "rx_s_agent_id_recent", "rx_s_all_recent"} <= names
     assert next(sql for kind, name, sql in _master(path) if kind == "table") == table_sql.replace(" IF NOT EXISTS", "")
 
 

@@ -93,9 +93,9 @@ class SqliteStorage(BaseStorage):
     ``db_file``; with neither (or ``db_file=":memory:"``) the database is in memory and private to this
     object. Safe to share between threads; a forked child opens its own
     connections. ``busy_timeout`` is in seconds; a lock held longer raises
-    :class:`BusyError`. ``recency_indexes`` adds two indexes beside the Go
+    :class:`BusyError`. ``recency_indexes`` adds three indexes beside the Go
     port's when this object creates the table (see docs/benchmarks.md): they
-    make "newest sessions of a user / an entity" an index walk, at a small cost
+    make "newest sessions of a user / an entity / all" an index walk, at a small cost
     per write. The store switches the file to WAL mode, persistently, before
     its first write: until then it only reads, so a refused open or reads
     leave the file as it was, and a file that cannot be written (read-only

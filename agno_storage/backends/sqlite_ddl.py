@@ -31,20 +31,22 @@ def create_indexes(table: str, spec: ModeSpec) -> list[str]:
     return [create_index(table, column) for column in spec.go_indexed]
 
 
-def recency_index_name(table: str, column: str) -> str:
-    return f"rx_{table}_{column}_recent"
+def recency_index_name(table: str, column: str | None) -> str:
+    """The name of the recency index led by ``column`` (``None``: the one for all sessions)."""
+    return f"rx_{table}_{column or 'all'}_recent"
 
 
 def create_recency_indexes(table: str, spec: ModeSpec) -> list[str]:
-    """Indexes that serve "newest sessions of one user / one entity" without a sort.
+    """Indexes that serve "newest sessions" of one user, of one entity and of all without a sort.
 
     They match ``ORDER BY created_at DESC, session_id`` exactly. Not part of the
     Go port's DDL; its table and index statements are untouched by them.
     """
+    leads: list[str | None] = ["user_id", spec.entity_column, None]
     return [
-        f"CREATE INDEX IF NOT EXISTS {recency_index_name(table, column)} "
-        f"ON {table} ({column}, created_at DESC, session_id)"
-        for column in ("user_id", spec.entity_column)
+        f"CREATE INDEX IF NOT EXISTS {recency_index_name(table, lead)} "
+        f"ON {table} ({f'{lead}, ' if lead else ''}created_at DESC, session_id)"
+        for lead in leads
     ]
 
 
