@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import builtins
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -125,11 +125,21 @@ def history(store: BaseStorage, session_id: str, user_id: str | None = None) -> 
     session = store.read(session_id)
     if session is not None and user_id is not None and (session.user_id or "") != user_id:
         return []  # another user's session ('' is "no owner", as for read): its agent_runs rows are not this user's either
-    messages = session_messages(session, store.table_name) if session is not None else []
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
+    return combined(session, runs, store.table_name)
+
+
+def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> builtins.list[Message]:
+    """One session's whole conversation: its row's (if it has one), and its ``agent_runs`` rows' merged in by time.
+
+    The one place a Go Agent's runs meet a session row (history, search,
+    the index). Raises CorruptRowError as :func:`session_messages` and
+    :func:`runs_messages` do.
+    """
+    messages = session_messages(session, table) if session is not None else []
     if not runs:
         return messages
-    return merge(messages, runs_messages(runs, store.table_name))
+    return merge(messages, runs_messages(runs, table))
 
 
 def session_messages(session: Session, table: str) -> builtins.list[Message]:
@@ -401,6 +411,11 @@ class RunRow:
     created_at: int | None
 
 
+def runs_owner(rows: Iterable[RunRow]) -> str | None:
+    """The owner of a session only ``agent_runs`` holds: the first of its runs' user ids that is set."""
+    return next((r.user_id for r in rows if r.user_id), None)
+
+
 def runs_messages(rows: Iterable[RunRow], table: str) -> builtins.list[Message]:
     """A Go Agent's runs as one conversation, each message once.
 
@@ -508,11 +523,13 @@ __all__ = [
     "SOURCE_GO_TEAM",
     "Message",
     "RunRow",
+    "combined",
     "go_team_messages",
     "history",
     "make_converter",
     "memory_messages",
     "merge",
     "runs_messages",
+    "runs_owner",
     "session_messages",
 ]

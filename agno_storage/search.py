@@ -126,17 +126,14 @@ def sessions_messages(
 
     Sessions only ``agent_runs`` holds come last (they have no entity).
     """
+    table = store.table_name
     for session in store.list(user_id=user_id, entity_id=entity_id):
-        messages = conversation.session_messages(session, store.table_name)
         runs = agent_runs.read_runs(store, session.session_id)
-        if runs:
-            messages = conversation.merge(messages, conversation.runs_messages(runs, store.table_name))
-        yield session.session_id, session.user_id, session.entity_id, messages
+        yield session.session_id, session.user_id, session.entity_id, conversation.combined(session, runs, table)
     if entity_id is None:
         for session_id in store.runs_only_session_ids(user_id):
             rows = agent_runs.read_runs(store, session_id, user_id)
-            owner = next((r.user_id for r in rows if r.user_id), None)
-            yield session_id, owner, None, conversation.runs_messages(rows, store.table_name)
+            yield session_id, conversation.runs_owner(rows), None, conversation.combined(None, rows, table)
 
 
 def words_of(text: str | None) -> builtins.list[str]:
