@@ -26,7 +26,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -43,9 +43,16 @@ if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
     from agno_storage.backends.postgres import PostgresStorage
     from agno_storage.backends.sqlite import SqliteStorage
+    from agno_storage.models import Session
 
 #: Messages per executemany / COPY batch when (re)indexing.
 BATCH = 5_000
+#: Sessions read per statement when catching up.
+CHUNK = 500
+#: The columns a session row's conversation is read from (conversation.session_messages).
+CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
+#: Changes every mark: bump it when what a session's messages are made of changes.
+_MARK_VERSION = b"agno_storage.search mark 1\x00"
 #: Characters either side of a match in an index snippet (FTS5 counts tokens: this many).
 SNIPPET_TOKENS = 16
 
@@ -72,29 +79,31 @@ def index_for(store: BaseStorage) -> Index:
 # --------------------------------------------------------------------------- shared
 
 
-Doc = tuple[str, str, str, int, str, str]
-"""(session_id, user_id or '', entity_id or '', position, Message JSON, content) of one indexed message."""
+Doc = tuple[str, str, str, int, str, str, int]
+"""(session_id, user_id or '', entity_id or '', position, Message JSON, content, fingerprint) of one indexed message."""
+
+_CONVERTER = conversation.make_converter()
+_UNSTRUCTURE_MESSAGE = _CONVERTER.get_unstructure_hook(Message)
 
 
 def _docs(session_id: str, user_id: str | None, entity_id: str | None, messages: Iterable[Message]) -> Iterator[Doc]:
-    converter = _CONVERTER
+    """The indexed form of each message with content; see :func:`digest` for the fingerprint."""
+    user, entity = user_id or "", entity_id or ""
+    owner = (user + "\x00" + entity + "\x00").encode()
+    unstructure, dumps, blake2b = _UNSTRUCTURE_MESSAGE, orjson.dumps, hashlib.blake2b
     for pos, m in enumerate(messages):
         if m.content:
-            yield (
-                session_id,
-                user_id or "",
-                entity_id or "",
-                pos,
-                orjson.dumps(converter.unstructure(m)).decode(),
-                m.content,
-            )
-
-
-_CONVERTER = conversation.make_converter()
+            message = dumps(unstructure(m))
+            fingerprint = int.from_bytes(blake2b(owner + message, digest_size=8).digest(), "big") >> 1
+            yield (session_id, user, entity, pos, message.decode(), m.content, fingerprint)
 
 
 def digest(doc: Doc) -> int:
-    """A stable 63-bit fingerprint of what a doc indexes (owner, entity, message), position left out."""
+    """A stable 63-bit fingerprint of what a doc indexes (owner, entity, message), position left out.
+
+    Never negative: the SQLite index keeps a session's own fingerprint
+    (:meth:`SqliteIndex.mark`) in the same column as a negative number.
+    """
     key = "\x00".join((doc[1], doc[2], doc[4])).encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
@@ -103,13 +112,17 @@ def session_docs(store: BaseStorage, session_id: str) -> builtins.list[Doc]:
     """The indexed messages of one session as it is now (none if it is gone)."""
     session = store.read(session_id)
     rows = agent_runs.read_runs(store, session_id)
+    return docs_of(session_id, session, rows, store.table_name)
+
+
+def docs_of(
+    session_id: str, session: Session | None, runs: Sequence[conversation.RunRow], table: str
+) -> builtins.list[Doc]:
+    """The indexed messages of a session row (or ``None``) and its ``agent_runs`` rows."""
+    messages = conversation.combined(session, runs, table)
     if session is not None:
-        messages = conversation.session_messages(session, store.table_name)
-        if rows:
-            messages = conversation.merge(messages, conversation.runs_messages(rows, store.table_name))
         return builtins.list(_docs(session_id, session.user_id, session.entity_id, messages))
-    owner = next((r.user_id for r in rows if r.user_id), None)
-    return builtins.list(_docs(session_id, owner, None, conversation.runs_messages(rows, store.table_name)))
+    return builtins.list(_docs(session_id, conversation.runs_owner(runs), None, messages))
 
 
 def _hit(session_id: str, user_id: str, entity_id: str, message: str, snippet: str, score: float) -> SearchHit:
@@ -130,6 +143,21 @@ def _filters(user_id: str | None, entity_id: str | None, mark: str) -> tuple[str
             sql += f" AND {column} = {mark}"
             params.append(value)
     return sql, params
+
+
+def _feed(h: hashlib._Hash, value: Any) -> None:
+    """Add one stored value to a hash, its type and length first, so no two rows feed the same bytes."""
+    if value is None:
+        h.update(b"n")
+        return
+    if type(value) is bytes:
+        data, tag = value, b"b"
+    elif type(value) is str:
+        data, tag = value.encode("utf-8", "surrogatepass"), b"s"
+    else:
+        data, tag = repr(value).encode(), type(value).__name__.encode()
+    h.update(b"%s%d:" % (tag, len(data)))
+    h.update(data)
 
 
 def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list[Any]]:
@@ -157,6 +185,11 @@ class SqliteIndex:
         self.table = quote(t)
         self.triggers = {op: quote(f"{t}_search_{op}") for op in ("ins", "upd", "del")}
         self.run_triggers = {op: quote(f"{t}_search_runs_{op}") for op in ("ins", "upd", "del")}
+        names = store.spec.names
+        #: Where a row holds its conversation, and what else a mark covers (ids, owner, entity).
+        self._conversation = [i for i, name in enumerate(names) if name in CONVERSATION_COLUMNS]
+        ids = ("session_id", "user_id", store.spec.entity_column)
+        self._marked = [i for i, name in enumerate(names) if name in ids] + self._conversation
 
     def enabled(self) -> bool:
         return bool(self.store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (self.fts_name,)))
@@ -205,26 +238,48 @@ class SqliteIndex:
 
     def _build(self, conn: sqlite3.Connection) -> None:
         """Index every session now in the table (inside the enabling transaction)."""
-        store = self.store
+        store, table = self.store, self.store.table_name
         runs: dict[str, builtins.list[conversation.RunRow]] = {}
         if agent_runs.exists(store):
             for row in agent_runs.all_runs(store):
                 runs.setdefault(row.session_id, []).append(row)
+        marks: builtins.list[tuple[str, int]] = []
 
         def docs() -> Iterator[Doc]:
             decode = store.row_codec.decode
             for raw in conn.execute(store.statements.select):
                 session = decode(raw)
-                messages = conversation.session_messages(session, store.table_name)
-                mine = runs.pop(session.session_id, None)
-                if mine:
-                    messages = conversation.merge(messages, conversation.runs_messages(mine, store.table_name))
-                yield from _docs(session.session_id, session.user_id, session.entity_id, messages)
+                mine = runs.pop(session.session_id, [])
+                marks.append((session.session_id, self.mark(raw, mine)))
+                yield from docs_of(session.session_id, session, mine, table)
             for session_id, rows in runs.items():
-                owner = next((r.user_id for r in rows if r.user_id), None)
-                yield from _docs(session_id, owner, None, conversation.runs_messages(rows, store.table_name))
+                marks.append((session_id, self.mark(None, rows)))
+                yield from docs_of(session_id, None, rows, table)
 
         self._insert(conn, docs())
+        self._insert_marks(conn, marks)
+
+    def mark(self, raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
+        """A session's own fingerprint, negative: of its stored row's ids, owner and conversation columns, and runs.
+
+        Kept in the map beside its messages' fingerprints (which are never
+        negative), it lets :meth:`catch_up` skip a logged session whose
+        conversation is byte for byte what was indexed (a rewrite that
+        changed only timestamps, state or nothing) without decoding it. A
+        program that does not know marks takes one for a message no longer
+        there and deletes it, so a mark never outlives a reindex it did not
+        see.
+        """
+        h = hashlib.sha256(_MARK_VERSION)
+        if raw is None:
+            h.update(b"-")
+        else:
+            for i in self._marked:
+                _feed(h, raw[i])
+        for run in runs:
+            for value in (run.id, run.user_id, run.user_message, run.agent_message, run.messages, run.created_at):
+                _feed(h, value)
+        return -1 - (int.from_bytes(h.digest()[:8], "big") >> 1)
 
     def _insert(self, conn: sqlite3.Connection, docs: Iterable[Doc]) -> None:
         (top,) = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.map}").fetchone()
@@ -234,12 +289,16 @@ class SqliteIndex:
             conn.executemany(
                 f"INSERT INTO {self.fts} (rowid, session_id, user_id, entity_id, pos, message, content) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(i, *d) for i, d in zip(ids, batch, strict=True)],
+                [(i, *d[:6]) for i, d in zip(ids, batch, strict=True)],
             )
             conn.executemany(
                 f"INSERT INTO {self.map} (rowid, session_id, digest) VALUES (?, ?, ?)",
-                [(i, d[0], digest(d)) for i, d in zip(ids, batch, strict=True)],
+                [(i, d[0], d[6]) for i, d in zip(ids, batch, strict=True)],
             )
+
+    def _insert_marks(self, conn: sqlite3.Connection, marks: builtins.list[tuple[str, int]]) -> None:
+        # After the messages: a mark's rowid (the map's next) is never one the FTS table holds.
+        conn.executemany(f"INSERT INTO {self.map} (session_id, digest) VALUES (?, ?)", marks)
 
     def disable(self) -> None:
         with self.store.transaction() as conn:
@@ -277,28 +336,76 @@ class SqliteIndex:
                     (top,),
                 )
             ]
-            # Only what changed is reindexed: agno rewrites a whole memory to append one run, Go a whole
-            # team_data to append two messages; the messages kept are matched by fingerprint.
-            gone: builtins.list[tuple[int]] = []
-            new: builtins.list[Doc] = []
-            for sid in ids:
-                kept: dict[int, builtins.list[int]] = {}
-                for rowid, fingerprint in conn.execute(
-                    f"SELECT rowid, digest FROM {self.map} WHERE session_id = ?", (sid,)
-                ):
-                    kept.setdefault(fingerprint, []).append(rowid)
-                for doc in session_docs(store, sid):
-                    same = kept.get(digest(doc))
+            gone, new, marks = self._changes(conn, ids)
+            conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
+            conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
+            self._insert(conn, new)
+            self._insert_marks(conn, marks)
+            conn.execute(f"DELETE FROM {self.queue} WHERE id <= ?", (top,))
+        return len(ids)
+
+    def _changes(
+        self, conn: sqlite3.Connection, ids: builtins.list[str]
+    ) -> tuple[builtins.list[tuple[int]], builtins.list[Doc], builtins.list[tuple[str, int]]]:
+        """(map rowids to delete, messages to add, marks to add) that bring the sessions ``ids`` up to date.
+
+        Only what changed is reindexed: agno rewrites a whole memory to
+        append one run, Go a whole team_data to append two messages; the
+        messages kept are matched by fingerprint, and a session whose mark
+        is unchanged is not decoded at all (only its other columns are
+        checked, as a read would). Sessions are read :data:`CHUNK` at a time.
+        """
+        store, table = self.store, self.store.table_name
+        decode = store.row_codec.decode
+        with_runs = agent_runs.exists(store)
+        select = f"{store.statements.select} WHERE {store.statements.id_column} IN "
+        gone: builtins.list[tuple[int]] = []
+        new: builtins.list[Doc] = []
+        marks: builtins.list[tuple[str, int]] = []
+        for chunk in _chunks(ids, CHUNK):
+            places = "(" + ", ".join("?" for _ in chunk) + ")"
+            rows = {raw[0]: raw for raw in store._query(select + places, chunk)}
+            runs = agent_runs.runs_of(store, chunk) if with_runs else {}
+            marked = set(
+                conn.execute(
+                    f"SELECT session_id, digest FROM {self.map} WHERE session_id IN {places} AND digest < 0", chunk
+                )
+            )
+            changed: dict[str, tuple[Sequence[Any] | None, builtins.list[conversation.RunRow], int | None]] = {}
+            for sid in chunk:
+                raw, mine = rows.get(sid), runs.get(sid, [])
+                mark = self.mark(raw, mine) if raw is not None or mine else None
+                if mark is not None and (sid, mark) in marked:
+                    if raw is not None:
+                        decode(self._without_conversation(raw))
+                    continue
+                changed[sid] = (raw, mine, mark)
+            if not changed:
+                continue
+            places = "(" + ", ".join("?" for _ in changed) + ")"
+            indexed: dict[str, dict[int, builtins.list[int]]] = {}
+            for rowid, sid, fingerprint in conn.execute(
+                f"SELECT rowid, session_id, digest FROM {self.map} WHERE session_id IN {places}", builtins.list(changed)
+            ):
+                indexed.setdefault(sid, {}).setdefault(fingerprint, []).append(rowid)
+            for sid, (raw, mine, mark) in changed.items():
+                kept = indexed.get(sid, {})
+                for doc in docs_of(sid, decode(raw) if raw is not None else None, mine, table):
+                    same = kept.get(doc[6])
                     if same:
                         same.pop()
                     else:
                         new.append(doc)
-                gone += [(rowid,) for rowids in kept.values() for rowid in rowids]
-            conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
-            conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
-            self._insert(conn, new)
-            conn.execute(f"DELETE FROM {self.queue} WHERE id <= ?", (top,))
-        return len(ids)
+                gone += [(rowid,) for rowids in kept.values() for rowid in rowids]  # the old mark among them
+                if mark is not None:
+                    marks.append((sid, mark))
+        return gone, new, marks
+
+    def _without_conversation(self, raw: Sequence[Any]) -> builtins.list[Any]:
+        row = builtins.list(raw)
+        for i in self._conversation:
+            row[i] = None
+        return row
 
     def search(
         self, words: builtins.list[str], user_id: str | None, entity_id: str | None, limit: int
@@ -377,8 +484,7 @@ class PostgresIndex:
                 docs: builtins.list[Doc] = []
                 for raw in rows:
                     session = decode(raw)
-                    messages = conversation.session_messages(session, store.table_name)
-                    docs += _docs(session.session_id, session.user_id, session.entity_id, messages)
+                    docs += docs_of(session.session_id, session, [], store.table_name)
                 self._copy(conn, docs)
 
     def _copy(self, conn: psycopg.Connection[Any], docs: Iterable[Doc]) -> None:
@@ -390,7 +496,7 @@ class PostgresIndex:
         ):
             for d in docs:
                 # PostgreSQL text cannot hold NUL.
-                copy.write_row([*(v.replace("\x00", "") if isinstance(v, str) else v for v in d), digest(d)])
+                copy.write_row([*(v.replace("\x00", "") if isinstance(v, str) else v for v in d)])
 
     def disable(self) -> None:
         with self.store.transaction() as conn:
@@ -426,7 +532,7 @@ class PostgresIndex:
                 new: builtins.list[Doc] = []
                 for sid in ids:
                     for doc in session_docs(store, sid):
-                        same = kept.get((sid, digest(doc)))
+                        same = kept.get((sid, doc[6]))
                         if same:
                             same.pop()
                         else:
@@ -452,4 +558,4 @@ class PostgresIndex:
         return [_hit(*r) for r in rows]
 
 
-__all__ = ["BATCH", "Index", "PostgresIndex", "SqliteIndex", "index_for", "session_docs"]
+__all__ = ["BATCH", "CHUNK", "Index", "PostgresIndex", "SqliteIndex", "digest", "docs_of", "index_for", "session_docs"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agno_storage import AgentSession, InvalidInputError, SqliteStorage
+from agno_storage import AgentSession, InvalidInputError, SqliteStorage, agent_runs
 from tests.test_compat_go import FIXTURES
 from tests.test_go_upstream import USER, canned, go_agent, go_cmds, go_read  # noqa: F401
 
@@ -131,3 +131,18 @@ def test_deleting_a_runs_only_session_keeps_to_its_owner(tmp_path: Path) -> None
     assert store.history("g2") == []
     assert store.delete("g1", user_id="alice") is True
     assert store.history("g1") == []
+
+
+def test_runs_of_many_sessions_reads_as_each_sessions_runs(tmp_path: Path) -> None:
+    """runs_of (one statement for many sessions) gives each session's runs as read_runs does, in the order written."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "r.db")
+    assert agent_runs.runs_of(store, ["a"]) == {}
+    for i in range(3):
+        for sid in ("a", "b"):
+            store.append_run(sid, f"q{i}", f"a{i}", user_id="u")
+    assert agent_runs.runs_of(store, ["a", "b", "none"]) == {
+        sid: agent_runs.read_runs(store, sid) for sid in ("a", "b")
+    }
+    assert [r.user_message for r in agent_runs.runs_of(store, ["b"])["b"]] == ["q0", "q1", "q2"]
+    assert agent_runs.runs_of(store, []) == {}
+    store.close()

@@ -6,11 +6,24 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from agno_storage import AgentSession, InvalidInputError, SearchHit, SqliteStorage, TeamSession
+from agno_storage import (
+    AgentSession,
+    CorruptRowError,
+    InvalidInputError,
+    Message,
+    SearchHit,
+    SqliteStorage,
+    TeamSession,
+    search_index,
+)
+from agno_storage.conversation import make_converter
 from tests.agno_runner import TABLES, close_storages, run_turn
 from tests.test_go_upstream import USER, go_agent, go_cmds, go_team  # noqa: F401
+
+CONVERTER = make_converter()
 
 
 def agno_memory(*turns: tuple[str, str], run: str = "r") -> dict[str, Any]:
@@ -201,3 +214,104 @@ def test_a_read_only_store_finds_what_a_stale_index_has_not_seen_yet(tmp_path: P
     assert ("carol-1", "Do kestrels hover?") in found(reader.search("kestrels hover"))
     assert path.read_bytes() == before, "a read-only search writes nothing"
     reader.close()
+
+
+def indexed_messages(db: Path, table: str = "agent_sessions") -> list[tuple[Any, ...]]:
+    """What the index holds, as (session, owner, entity, message JSON), whatever rowids it was given."""
+    conn = sqlite3.connect(db)
+    try:
+        return sorted(conn.execute(f'SELECT session_id, user_id, entity_id, message FROM "{table}_search"').fetchall())
+    finally:
+        conn.close()
+
+
+def test_catching_up_gives_what_a_fresh_index_holds(tmp_path: Path) -> None:
+    """Whatever other writers did (same bytes again, new owner, new words, new runs, deletes), the caught-up
+    index holds exactly the messages an index built now would; rewrites that change no conversation are free."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    store.append_run("alice-1", "Do kestrels migrate?", "Some kestrels migrate.", user_id="alice")
+    store.append_run("go-only", "Any kestrels here?", "Two kestrels.", user_id="dave")
+    store.enable_search()
+    conn = sqlite3.connect(db, isolation_level=None)
+
+    def same_as_fresh() -> None:
+        store.search("kestrels")  # catches up
+        caught_up = indexed_messages(db)
+        fresh = tmp_path / "fresh.db"
+        fresh.unlink(missing_ok=True)
+        conn.execute("VACUUM INTO ?", (str(fresh),))
+        other = SqliteStorage("agent_sessions", db_file=fresh)
+        other.disable_search()
+        other.enable_search()
+        other.close()
+        assert caught_up == indexed_messages(fresh)
+
+    # Go's INSERT OR REPLACE of the same conversation, with new timestamps and state: nothing to reindex.
+    conn.execute(
+        "INSERT OR REPLACE INTO agent_sessions (session_id, user_id, memory, agent_id, session_data, updated_at) "
+        "SELECT session_id, user_id, memory, agent_id, '{\"state\": 1}', 5 FROM agent_sessions"
+    )
+    same_as_fresh()
+    # A new owner, then new words, then a Go run appended, then the row deleted (its runs stay).
+    conn.execute("UPDATE agent_sessions SET user_id = 'carol' WHERE session_id = 'alice-1'")
+    same_as_fresh()
+    assert {h.user_id for h in store.search("owls")} == {"carol"}
+    conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'hollows', 'kestrel boxes')")
+    same_as_fresh()
+    assert found(store.search("kestrel boxes")) == [("alice-1", "In kestrel boxes.")]
+    store.append_run("go-only", "And falcons?", "No falcons.", user_id="dave")
+    same_as_fresh()
+    assert found(store.search("falcons")) == [("go-only", "And falcons?"), ("go-only", "No falcons.")]
+    conn.execute("DELETE FROM agent_sessions WHERE session_id = 'alice-1'")
+    same_as_fresh()
+    assert {h.session_id for h in store.search("migrate")} == {"alice-1"}
+    conn.execute("DELETE FROM agent_runs")
+    same_as_fresh()
+    assert store.search("kestrels migrate") == [] and store.search("falcons") == []
+    # A conversation changes and changes back; the change was indexed by a program that keeps no session
+    # fingerprints (it deletes them as messages no longer there): the next catch-up reads the session again.
+    before = indexed_messages(db)
+    conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'recipe', 'stew') WHERE session_id = 'bob-1'")
+    same_as_fresh()
+    assert indexed_messages(db) != before
+    conn.execute("DELETE FROM agent_sessions_search_map WHERE digest < 0")
+    conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'stew', 'recipe') WHERE session_id = 'bob-1'")
+    same_as_fresh()
+    assert indexed_messages(db) == before
+    conn.close()
+    store.close()
+
+
+def test_catching_up_reports_a_corrupt_row_though_its_conversation_is_unchanged(tmp_path: Path) -> None:
+    """A session skipped because its conversation is as indexed still has its other columns checked, as read() does."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET session_data = '{not json' WHERE session_id = 'bob-1'")
+    conn.commit()
+    with pytest.raises(CorruptRowError) as info:
+        store.search("kestrels")
+    assert (info.value.session_id, info.value.column) == ("bob-1", "session_data")
+    conn.execute("UPDATE agent_sessions SET session_data = NULL WHERE session_id = 'bob-1'")
+    conn.commit()
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
+    conn.close()
+    store.close()
+
+
+def test_index_fingerprints_are_the_documented_digest() -> None:
+    """The fingerprint each indexed message carries is digest() of it: an index made by any version matches."""
+    messages = [
+        Message(role="user", content="kestrels", created_at=1, run_id="r"),
+        Message(role="assistant", content="Käsespätzle 🧀", tool_calls=[{"id": "c", "n": [1, None]}], member="m"),
+        Message(role="tool", content=None),
+    ]
+    docs = search_index.docs_of("s", AgentSession(session_id="s", user_id="u"), [], "t")
+    assert docs == []
+    got = list(search_index._docs("s", "u", None, messages))
+    assert [d[4] for d in got] == [orjson.dumps(CONVERTER.unstructure(m)).decode() for m in messages[:2]]
+    assert [d[6] for d in got] == [search_index.digest(d) for d in got]
