@@ -623,6 +623,8 @@ def check_bool(name: str, value: object) -> bool:
 
 
 def _check_id(value: object, name: str, table: str) -> None:
+    if type(value) is str and value and value.isascii():
+        return  # the common case, proven valid without encoding it
     if not isinstance(value, str) or not value or not codec.is_utf8(value):
         raise InvalidInputError(
             f"{name} must be a non-empty str of valid Unicode, got {value!r}", table=table, column=name
@@ -630,7 +632,9 @@ def _check_id(value: object, name: str, table: str) -> None:
 
 
 def _check_user(value: object, table: str, name: str = "user_id") -> None:
-    if value is not None and (not isinstance(value, str) or not codec.is_utf8(value)):
+    if value is None or (type(value) is str and value.isascii()):
+        return
+    if not isinstance(value, str) or not codec.is_utf8(value):
         raise InvalidInputError(
             f"{name} must be a str of valid Unicode or None, got {value!r}", table=table, column=name
         )
