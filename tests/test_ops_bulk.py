@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import orjson
@@ -88,6 +93,67 @@ def test_a_corrupt_row_late_in_a_copy_stops_it_with_the_batches_before_it(tmp_pa
     assert (caught.value.session_id, caught.value.column) == ("s02100", "memory")
     assert "2000 sessions were copied before it" in str(caught.value)
     assert session_ids(dst) == [f"s{i:05d}" for i in range(2000)]
+
+
+_KILLED_IMPORT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from agno_storage.ops.load import import_lines
+
+    def lines():
+        with open(sys.argv[1], "rb") as f:
+            for number, line in enumerate(f, start=1):
+                if number == int(sys.argv[3]):
+                    os.kill(os.getpid(), signal.SIGKILL)
+                yield line
+
+    import_lines(lines(), sys.argv[2], "agent_sessions", batch_size=100)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_an_import_killed_midway_leaves_whole_batches_and_a_rerun_completes_it(tmp_path: Path) -> None:
+    """What a crash mid-import leaves: the batches committed before it, each whole, in file order; nothing else."""
+    src = source(tmp_path / "src.db", 1000)
+    lines = export_lines(src)
+    export = tmp_path / "agent.jsonl"
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    dst = tmp_path / "dst.db"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    # Killed as it reads line 650: lines 2-601 (six batches) were handed to the writer.
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_IMPORT, str(export), str(dst), "650"], env=env, check=False, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL
+    conn = sqlite3.connect(dst)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    kept = session_ids(dst)
+    assert len(kept) % 100 == 0 and len(kept) <= 600
+    assert kept == [f"s{i:05d}" for i in range(len(kept))]
+
+    with export.open("rb") as f:
+        assert import_lines(f, str(dst), "agent_sessions").sessions == 1000
+    assert export_lines(str(dst))[1:] == lines[1:]
+
+
+def test_import_fsyncs_the_wal_once_every_session_is_committed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches commit at synchronous=NORMAL; the WAL's fsync after the last one makes them as durable as FULL."""
+    lines = export_lines(source(tmp_path / "src.db", 250))
+    dst = tmp_path / "dst.db"
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.fstat(fd).st_ino == os.stat(f"{dst}-wal").st_ino:
+            synced.append(len(session_ids(dst)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    import_lines(lines, str(dst), "agent_sessions", batch_size=100)
+    assert synced == [250]
 
 
 @pytest.mark.parametrize(

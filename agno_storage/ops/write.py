@@ -4,10 +4,20 @@ Batches are committed by a thread of the writer's own while the caller
 reads and checks the next one: the database's work (SQLite's inserts and
 fsyncs, PostgreSQL's round trips) releases the GIL, so checking a batch in
 Python costs no time the database would not take anyway.
+
+On SQLite the batches commit at ``synchronous=NORMAL`` with a longer
+checkpoint interval (BULK_CHECKPOINT_PAGES), and :meth:`RowWriter.flush`
+then fsyncs the WAL once, which is what a FULL commit does: once an import
+or a copy returns, or raises after some batches, every batch it counts is
+as durable as the store's FULL commits make it. Midway, a crash of the
+process leaves the batches committed before it, each whole; a power loss
+may also take the last of them (never part of one, and the ones before
+stay). Rerunning the operation upserts the same rows again.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -16,13 +26,18 @@ import orjson
 
 from agno_storage import codec
 from agno_storage.backends.base import BaseStorage
-from agno_storage.backends.sqlite import SqliteStorage
+from agno_storage.backends.sqlite import SqliteStorage, Synchronous
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS, ColumnKind
 from agno_storage.ops.db import open_store
 
 #: Sessions per write transaction: short enough never to hold the write lock for long.
 BATCH_SIZE = 1000
+#: SQLite: WAL pages the writer's connection lets pile up before it checkpoints them
+#: into the file (64 MiB at 4 KiB a page; SQLite's default is 1,000). Each
+#: checkpoint fsyncs the WAL and the file: fewer, larger syncs are most of
+#: the speed of a bulk write. Other connections keep their own setting.
+BULK_CHECKPOINT_PAGES = 16384
 
 _JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
 
@@ -69,6 +84,22 @@ class RowWriter:
             else []
         )
         self._upsert = self.store.statements.upsert
+        #: SQLite: the WAL file to fsync once the batches are committed (see flush).
+        self._wal: str | None = None
+        if isinstance(self.store, SqliteStorage) and self.store.db_path is not None:
+            if self.store.synchronous is Synchronous.FULL:
+                # Batches commit at NORMAL (no fsync of their own); flush() then
+                # fsyncs the WAL once, which is what a FULL commit does: every
+                # batch committed is then as durable as under FULL. Only the
+                # writer thread's connection, opened after this, has these.
+                # SQLite names the WAL after the file a symlink points to.
+                self._wal = os.path.realpath(self.store.db_path) + "-wal"
+            self.store.pragmas = {
+                **self.store.pragmas,
+                "synchronous": Synchronous.NORMAL.value,
+                "wal_autocheckpoint": BULK_CHECKPOINT_PAGES,
+            }
+        self._unsynced = False  # batches committed since the last fsync of the WAL
         #: Rows committed so far.
         self.written = 0
         self._pending: list[list[Any]] | None = None  # handed over, not started
@@ -87,8 +118,8 @@ class RowWriter:
                 continue
             try:
                 # A text orjson reads is JSON; only one it refuses goes through the
-                # codec, which reads what orjson cannot (integers wider than 64 bits,
-                # deep nesting) and words the error.
+                # codec, which decides (it reads integers wider than 64 bits, which
+                # orjson reads as floats or refuses) and words the error.
                 value = orjson.loads(text)
             except orjson.JSONDecodeError:
                 try:
@@ -123,10 +154,32 @@ class RowWriter:
             self._thread.start()
 
     def flush(self) -> int:
-        """Wait until every batch handed over is committed; how many rows are. Raises what a batch raised."""
-        with self._ready:
-            self._wait_idle()
+        """Wait until every batch handed over is committed and durable; how many rows are.
+
+        Raises what a batch raised (the batches before it are committed and durable).
+        """
+        try:
+            with self._ready:
+                self._wait_idle()
+        finally:
+            self._sync()
         return self.written
+
+    def _sync(self) -> None:
+        """fsync the WAL if batches were committed at NORMAL since the last time (SQLite, FULL store)."""
+        with self._ready:
+            if not self._unsynced or self._busy or self._wal is None:
+                return
+            self._unsynced = False
+        try:
+            fd = os.open(self._wal, os.O_RDONLY)
+        except FileNotFoundError:
+            # The last connection closed: its checkpoint synced the file and removed the WAL.
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _wait_idle(self) -> None:
         # Called with self._ready held.
@@ -140,9 +193,10 @@ class RowWriter:
             with self._ready:
                 while self._pending is None and not self._closing:
                     self._ready.wait()
-                if self._closing:
+                rows = self._pending
+                if rows is None:  # closing
                     return
-                rows, self._pending, self._busy = self._pending, None, True
+                self._pending, self._busy = None, True
             try:
                 self._commit(rows)
             except BaseException as exc:  # handed to the caller's thread by _wait_idle
@@ -152,6 +206,7 @@ class RowWriter:
                 return
             with self._ready:
                 self.written += len(rows)
+                self._unsynced = True
                 self._busy = False
                 self._ready.notify_all()
 
@@ -171,7 +226,10 @@ class RowWriter:
             self._ready.notify_all()
         if self._thread is not None:
             self._thread.join()
-        self.store.close()
+        try:
+            self._sync()
+        finally:
+            self.store.close()
 
     def __enter__(self) -> RowWriter:
         return self
