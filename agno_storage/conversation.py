@@ -233,9 +233,15 @@ class _Reader(StoredJson):
 
     def agno_runs(self, runs: builtins.list[Any], member: str | None = None) -> builtins.list[Message]:
         out: builtins.list[Message] = []
-        for i, raw in enumerate(runs):
+        for i, run in enumerate(runs):
+            if type(run) is dict:
+                messages = run.get("messages")
+                run_id = run.get("run_id")
+                if type(run_id) is str and type(messages) is list and not run.get("member_responses"):
+                    out += self.agno_messages(messages, run_id=run_id, member=member)  # the common case, as agno_run
+                    continue
             where = f"memory.runs[{i}]"
-            run = self.as_dict(raw, where)
+            run = self.as_dict(run, where)
             if "response" in run and "run_id" not in run:  # AgentMemory / TeamMemory: {message, messages, response}
                 response = self.as_dict(run["response"] or {}, f"{where}.response")
                 messages = run.get("messages") or response.get("messages")
@@ -291,18 +297,20 @@ class _Reader(StoredJson):
         ]
 
     def agno_messages(
-        self, messages: Iterable[Any], *, run_id: str | None, member: str | None
+        self, messages: builtins.list[Any], *, run_id: str | None, member: str | None
     ) -> builtins.list[Message]:
         out: builtins.list[Message] = []
-        for k, m in enumerate(messages):
-            # The common case is checked inline: this runs for every stored message.
+        append = out.append
+        # This runs for every stored message (replayed ones included): the common case is checked inline,
+        # and a message's place is worked out only for an error.
+        for m in messages:
             if type(m) is not dict:
-                self.as_dict(m, f"message[{k}] of run {run_id!r}")
+                self.as_dict(m, self._where(messages, m, run_id))
             if m.get("from_history") is True:
                 continue  # agno replayed it from an earlier run, where it is already counted
             role = m.get("role")
             if type(role) is not str:
-                where = f"message[{k}] of run {run_id!r}"
+                where = self._where(messages, m, run_id)
                 raise (
                     self.corrupt(where, "has no role")
                     if role is None
@@ -316,28 +324,38 @@ class _Reader(StoredJson):
                     continue  # the same system prompt, sent again on every run
                 self.last_system = content
             created = m.get("created_at")
+            if (
+                (created is None or type(created) is int)
+                and m.get("tool_calls") is None
+                and "tool_call_id" not in m
+                and "tool_name" not in m
+                and "name" not in m
+            ):
+                append(Message(role=role, content=content, created_at=created, run_id=run_id, member=member))
+                continue
+            where = self._where(messages, m, run_id)
             tool_calls = m.get("tool_calls")
-            extra = created is not None and type(created) is not int
-            if extra or tool_calls is not None or "tool_call_id" in m or "tool_name" in m or "name" in m:
-                where = f"message[{k}] of run {run_id!r}"
-                if tool_calls is not None:
-                    tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
-                out.append(
-                    Message(
-                        role=role,
-                        content=content,
-                        created_at=self.opt_time(m, where),
-                        run_id=run_id,
-                        tool_calls=tool_calls or None,
-                        tool_call_id=self.opt_str(m, "tool_call_id", where),
-                        name=self.opt_str(m, "tool_name", where) or self.opt_str(m, "name", where),
-                        member=member,
-                        source=SOURCE_AGNO,
-                    )
+            if tool_calls is not None:
+                tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
+            append(
+                Message(
+                    role=role,
+                    content=content,
+                    created_at=self.opt_time(m, where),
+                    run_id=run_id,
+                    tool_calls=tool_calls or None,
+                    tool_call_id=self.opt_str(m, "tool_call_id", where),
+                    name=self.opt_str(m, "tool_name", where) or self.opt_str(m, "name", where),
+                    member=member,
+                    source=SOURCE_AGNO,
                 )
-            else:
-                out.append(Message(role=role, content=content, created_at=created, run_id=run_id, member=member))
+            )
         return out
+
+    @staticmethod
+    def _where(messages: builtins.list[Any], m: Any, run_id: str | None) -> str:
+        k = next(k for k, item in enumerate(messages) if item is m)
+        return f"message[{k}] of run {run_id!r}"
 
     def workflow_v2_runs(self, runs: builtins.list[Any]) -> builtins.list[Message]:
         out: builtins.list[Message] = []

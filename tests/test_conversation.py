@@ -19,7 +19,7 @@ import cattrs
 import pytest
 
 from agno_storage import AgentSession, CorruptRowError, Message, SqliteStorage, TeamSession
-from agno_storage.conversation import SOURCE_AGNO, SOURCE_GO_AGENT, SOURCE_GO_TEAM, make_converter
+from agno_storage.conversation import SOURCE_AGNO, SOURCE_GO_AGENT, SOURCE_GO_TEAM, make_converter, memory_messages
 from tests.agno_runner import TABLES, close_storages, run_in_new_process, run_turn
 from tests.test_compat_go import FIXTURES
 from tests.test_go_upstream import CONV_PROMPTS, USER, canned, go_agent, go_cmds, go_team, model_calls  # noqa: F401
@@ -278,3 +278,31 @@ def test_history_is_scoped_as_read_is(make_store: Any) -> None:
     for sid, user in (("owned", ""), ("owned", "bob"), ("unowned", "bob")):
         assert store.history(sid, user_id=user) == [], (sid, user)
         assert store.read(sid, user_id=user) is None
+
+
+@pytest.mark.parametrize(
+    ("message", "where"),
+    [
+        ("a string", "message[2] of run 'r1' is a JSON str, not an object"),
+        ({"content": "no role"}, "message[2] of run 'r1' has no role"),
+        ({"role": ["user"]}, "message[2] of run 'r1'.role is not a string"),
+        ({"role": "user", "created_at": True}, "message[2] of run 'r1'.created_at is a JSON bool"),
+        ({"role": "assistant", "tool_calls": {"id": "c"}}, "message[2] of run 'r1' is a JSON dict, not a list"),
+        ({"role": "assistant", "tool_calls": [5]}, "message[2] of run 'r1'.tool_calls[*] is a JSON int"),
+        ({"role": "tool", "tool_call_id": 7}, "message[2] of run 'r1'.tool_call_id is a JSON int"),
+        ({"role": "tool", "tool_name": 7}, "message[2] of run 'r1'.tool_name is a JSON int"),
+    ],
+)
+def test_a_malformed_message_is_named_by_its_place(message: Any, where: str) -> None:
+    """The error names the message's index in its run, replayed messages counted, whichever check failed."""
+    replayed = {"role": "user", "content": "earlier", "from_history": True}
+    memory = {
+        "runs": [
+            {"run_id": "r0", "messages": [{"role": "user", "content": "fine"}]},
+            {"run_id": "r1", "messages": [replayed, {"role": "user", "content": "fine"}, message]},
+        ]
+    }
+    with pytest.raises(CorruptRowError) as info:
+        memory_messages(memory, "s", "t")
+    assert (info.value.session_id, info.value.column) == ("s", "memory")
+    assert where in str(info.value)
