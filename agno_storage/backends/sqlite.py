@@ -25,28 +25,19 @@ from agno_storage import urls
 from agno_storage.backends import process
 from agno_storage.backends import sqlite_ddl as ddl
 from agno_storage.backends.base import BaseStorage, Batches, Tracer, check_bool
+from agno_storage.backends.sqlite_errors import text_or_bytes as _text_or_bytes
+from agno_storage.backends.sqlite_errors import translate as _translate
 from agno_storage.backends.statements import Statements
 from agno_storage.errors import (
     BusyError,
-    DatabaseCorruptError,
     DatabaseReplacedError,
-    DiskFullError,
     InvalidInputError,
     ReadOnlyDatabaseError,
-    SchemaMismatchError,
     StorageError,
-    TableNotFoundError,
 )
 from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS
 from agno_storage.schema import TableShape, quote
-
-# Primary result codes (the low byte of an extended code).
-_SQLITE_READONLY = 8
-_SQLITE_CORRUPT = 11
-_SQLITE_FULL = 13
-_SQLITE_NOTADB = 26
-_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 class Synchronous(enum.StrEnum):
@@ -595,34 +586,3 @@ def _writable(path: str | None) -> bool:
         return not os.statvfs(folder).f_flag & os.ST_RDONLY
     except OSError:
         return True
-
-
-def _text_or_bytes(data: bytes) -> str | bytes:
-    """A TEXT value as str, or as its bytes if they are not UTF-8 (the codec reports those)."""
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return data
-
-
-def _translate(exc: sqlite3.Error, table: str) -> StorageError:
-    """The typed error for a SQLite error: by result code, or by message where SQLite has no code of its own."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if code is not None else None
-    text = str(exc)
-    if primary == _SQLITE_READONLY:
-        return ReadOnlyDatabaseError(
-            f"the database (its file or its folder) cannot be written; it can only be read: {exc}", table=table
-        )
-    if primary in _BUSY_CODES:
-        return BusyError(f"database stayed locked past the busy timeout: {exc}", table=table)
-    if primary == _SQLITE_FULL:
-        return DiskFullError(f"the disk is full; nothing of this write was kept: {exc}", table=table)
-    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return DatabaseCorruptError(f"the database file is damaged or not a database: {exc}", table=table)
-    # Both come with the generic SQLITE_ERROR code; the message is all SQLite gives.
-    if text.startswith("no such table"):
-        return TableNotFoundError(f"table {table!r} is not there: {exc}", table=table)
-    if text.startswith("no such column"):
-        return SchemaMismatchError(f"table {table!r} changed shape under this store: {exc}", table=table)
-    return StorageError(f"SQLite error on table {table!r}: {exc}", table=table)

@@ -19,6 +19,7 @@ from urllib.parse import quote as uri_quote
 from agno_storage import urls
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
+from agno_storage.backends.sqlite_errors import text_or_bytes
 from agno_storage.errors import StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.errors import DatabaseMissingError
@@ -180,7 +181,7 @@ def open_database(url: str, schema: str | None = "ai", *, lenient_text: bool = F
         path = sqlite_path(target)
         conn = connect_readonly(path)
         if lenient_text:
-            conn.text_factory = _text_or_bytes
+            conn.text_factory = text_or_bytes
         return Database("sqlite", conn, location=repr(target.path))
     try:
         import psycopg
@@ -210,13 +211,6 @@ def store_qualified(store: BaseStorage, table: str) -> str:
     if isinstance(schema_name, str) and schema_name:
         return f"{quote(schema_name)}.{quote(table)}"
     return quote(table)
-
-
-def _text_or_bytes(data: bytes) -> str | bytes:
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return data
 
 
 __all__ = [

@@ -32,11 +32,10 @@ import orjson
 from agno_storage import schema, urls
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
+from agno_storage.backends.sqlite_errors import text_or_bytes, translate
 from agno_storage.errors import (
-    BusyError,
     ConnectionLostError,
     CorruptRowError,
-    DatabaseCorruptError,
     InvalidInputError,
     StorageError,
     TableNotFoundError,
@@ -332,7 +331,7 @@ class SqliteSource(Source):
                 conn.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
                 conn.execute("PRAGMA query_only = 1")
             except sqlite3.Error as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             self._local.conn = conn
             with self._conns_lock:
                 ended = [c for t, c in self._conns if not t.is_alive()]
@@ -360,16 +359,16 @@ class SqliteSource(Source):
             return conn.execute(statement, params).fetchall()
         except sqlite3.OperationalError as exc:
             if not str(exc).startswith("Could not decode to UTF-8"):
-                raise _translate(exc, table) from exc
+                raise translate(exc, table) from exc
         except sqlite3.Error as exc:
-            raise _translate(exc, table) from exc
+            raise translate(exc, table) from exc
         # Text another program stored that is not UTF-8: read it as bytes, for
         # the codec to name the session and column.
         try:
-            conn.text_factory = _lenient_text
+            conn.text_factory = text_or_bytes
             return conn.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
-            raise _translate(exc, table) from exc
+            raise translate(exc, table) from exc
         finally:
             conn.text_factory = str
 
@@ -383,25 +382,6 @@ class SqliteSource(Source):
             conns, self._conns = self._conns, []
         for _, conn in conns:
             conn.close()
-
-
-def _lenient_text(raw: bytes) -> str | bytes:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-
-
-def _translate(exc: sqlite3.Error, table: str | None = None) -> StorageError:
-    message = str(exc)
-    if isinstance(exc, sqlite3.OperationalError):
-        if "locked" in message or "busy" in message:
-            return BusyError(message, table=table)
-        if message.startswith("no such table"):
-            return TableNotFoundError(message, table=table)
-    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in message or "malformed" in message):
-        return DatabaseCorruptError(message, table=table)
-    return StorageError(message, table=table)
 
 
 class PostgresSource(Source):

@@ -1,0 +1,78 @@
+"""One SQLite error translation for the store, the operations and the HTTP server."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agno_storage import SqliteStorage
+from agno_storage.backends.sqlite_errors import text_or_bytes, translate
+from agno_storage.errors import BusyError, StorageError, TableNotFoundError
+from agno_storage.models import Mode
+from agno_storage.ops.db import open_database
+from agno_storage.web.source import SqliteSource
+from tests.sessions import make_session
+
+
+def test_an_error_of_no_table_is_worded_without_one() -> None:
+    missing = translate(sqlite3.OperationalError("no such table: x"))
+    assert type(missing) is TableNotFoundError and missing.table is None
+    assert str(missing) == "a table is not there: no such table: x"
+    other = translate(sqlite3.OperationalError("near 'x': syntax error"))
+    assert type(other) is StorageError and str(other) == "SQLite error: near 'x': syntax error"
+    named = translate(sqlite3.OperationalError("no such table: x"), "x")
+    assert str(named) == "table 'x' is not there: no such table: x" and named.table == "x"
+
+
+def test_the_server_and_the_store_name_a_locked_database_alike(tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "a"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    source = SqliteSource(db, busy_timeout=0.05)
+    store = SqliteStorage("agent_sessions", db_file=db, busy_timeout=0.05, read_only=True)
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(BusyError) as by_server:
+            source.query('SELECT COUNT(*) FROM "agent_sessions"', (), table="agent_sessions")
+        with pytest.raises(BusyError) as by_store:
+            store.count()
+        assert str(by_server.value) == str(by_store.value)
+        assert by_server.value.table == by_store.value.table == "agent_sessions"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        store.close()
+        source.close()
+
+
+def test_the_server_names_a_missing_table(tmp_path: Path) -> None:
+    db = tmp_path / "empty.db"
+    sqlite3.connect(db).close()
+    source = SqliteSource(db)
+    try:
+        with pytest.raises(TableNotFoundError) as caught:
+            source.query('SELECT * FROM "gone"', (), table="gone")
+        assert caught.value.table == "gone"
+    finally:
+        source.close()
+
+
+def test_text_that_is_not_utf8_reads_as_its_bytes_on_every_connection(tmp_path: Path) -> None:
+    assert text_or_bytes("é".encode()) == "é"
+    assert text_or_bytes(b"\xff") == b"\xff"
+    db = tmp_path / "latin1.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES (CAST(X'ff41' AS TEXT)), ('plain')")
+    source = SqliteSource(db)
+    try:
+        assert source.query("SELECT body FROM notes ORDER BY rowid", ()) == [(b"\xffA",), ("plain",)]
+    finally:
+        source.close()
+    with open_database(str(db), lenient_text=True) as ops_db:
+        assert ops_db.query("SELECT body FROM notes ORDER BY rowid") == [(b"\xffA",), ("plain",)]
