@@ -13,6 +13,7 @@ Go port stores when its marshal fails).
 from __future__ import annotations
 
 import json
+import marshal
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -59,6 +60,9 @@ _SAMPLE_FROM = 512
 _DOT = ord(".")
 _FRACTION_OR_EXPONENT = frozenset(b".eE")
 _INF = float("inf")
+# marshal's float records (see _has_non_finite): the type byte, plain and flagged as referenced.
+_FLOAT_TYPES = (ord("g"), ord("g") | 0x80)
+_NON_FINITE_TOPS = (b"\x7f", b"\xff")
 
 
 def dumps(value: Any) -> str:
@@ -125,11 +129,41 @@ def _walk(value: Any) -> list[Any]:
 def _has_non_finite(value: Any) -> bool:
     """True if a NaN or infinite float sits anywhere inside ``value``.
 
+    ``marshal`` serialises the value in C, each float as a type byte
+    (``g``, or ``\\xe7`` when referenced again) and its 8 little-endian IEEE
+    bytes. A double is non-finite exactly when its exponent bits are all
+    ones: its last byte is ``\\x7f`` or ``\\xff`` and the one before it at
+    least ``\\xf0``. Places where that shows after a float's type byte are
+    only candidates (other records can hold those bytes too): the walk
+    decides, as it does for what marshal refuses (UUIDs, enum members, very
+    deep nesting). Text never matches: UTF-8 has no ``\\xff`` and no
+    ``\\x7f`` after a byte ``\\xf0`` or more.
+    """
+    if type(value) is float:
+        return value != value or value in (_INF, -_INF)
+    try:
+        packed = marshal.dumps(value)
+    except ValueError:
+        return _walk_non_finite(value)
+    for top in _NON_FINITE_TOPS:
+        at = packed.find(top, 8)
+        while at != -1:
+            if packed[at - 1] >= 0xF0 and packed[at - 8] in _FLOAT_TYPES:
+                return _walk_non_finite(value)
+            at = packed.find(top, at + 1)
+    return False
+
+
+def _walk_non_finite(value: Any) -> bool:
+    """:func:`_has_non_finite` by walking ``value`` in Python (exact, and slower).
+
     Scalars are looked at in their container's loop rather than pushed, which
     halves the work on string-heavy session data.
     """
     if type(value) is float:
         return value != value or value in (_INF, -_INF)
+    if type(value) not in (dict, list, tuple):
+        return False  # any other scalar
     stack = [value]
     pop, push = stack.pop, stack.append
     while stack:

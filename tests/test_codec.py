@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
+import struct
+import uuid
 from typing import Any
 
 import pytest
@@ -178,3 +181,42 @@ def test_a_wide_integer_is_found_wherever_it_starts(offset: int, length: int) ->
     text = f'{{"p":"{"x" * offset}","n":{number}}}'
     assert codec._has_wide_integer(text.encode()) is (length >= 19)
     assert codec.loads(text)["n"] == int(number)
+
+
+# Any float a session may hold, non-finite ones and their NaN payloads included.
+_any_float = st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 2**64 - 1).map(
+    lambda bits: struct.unpack("<d", bits.to_bytes(8, "little"))[0]
+)
+_values_with_floats = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | _any_float | st.text() | st.binary().map(str),
+    lambda children: (
+        st.lists(children, max_size=6)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(), children, max_size=6)
+    ),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=500)
+@given(_values_with_floats)
+def test_the_fast_non_finite_check_agrees_with_the_walk(value: Any) -> None:
+    assert codec._has_non_finite(value) == codec._walk_non_finite(value)
+    if codec._has_non_finite(value):
+        with pytest.raises(InvalidInputError):
+            codec.dumps(value)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -math.nan])
+def test_a_non_finite_float_is_found_behind_values_marshal_refuses(bad: float) -> None:
+    class Colour(enum.Enum):
+        RED = "red"
+
+    value = {"id": uuid.uuid4(), "c": Colour.RED, "deep": [[[{"x": [bad]}]]]}
+    assert codec._has_non_finite(value)
+    with pytest.raises(InvalidInputError):
+        codec.dumps(value)
+    deep: Any = [bad]
+    for _ in range(3000):  # deeper than marshal goes
+        deep = [deep]
+    assert codec._has_non_finite(deep)
