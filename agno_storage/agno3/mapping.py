@@ -171,7 +171,10 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
             run_kind = kind
             if kind == "agent" and raw.get("team_id") and not raw.get("agent_id"):
                 run_kind = "team"
-            data, members = convert_run(raw, run_kind, session_id, make_id("run", label, session_id, i), user_id)
+            own_id = raw.get("run_id")
+            # The fallback id (a uuid5) only for a run without one: made for every run it was a tenth of the mapping.
+            fallback = own_id if isinstance(own_id, str) and own_id else make_id("run", label, session_id, i)
+            data, members = convert_run(raw, run_kind, session_id, fallback, user_id)
             if data["run_id"] in builder.ids:
                 continue  # the same run, seen through another table (a v2 step agent's session)
             for member in members:

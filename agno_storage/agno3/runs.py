@@ -37,31 +37,37 @@ def make_id(*parts: object) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
 
 
+_NUMBERS = (int, float)
+
+
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, with the JSON decoder's plain dict checked first (the ABC check is slow)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _sum(values: Any) -> Any:
     """A 1.x per-call metric list as one number (agno 3 keeps totals); a scalar as it is."""
     if isinstance(values, list):
-        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        if len(numbers) != len(values):
-            return None
-        return sum(numbers) if numbers else 0
+        for v in values:
+            if type(v) is bool or not isinstance(v, _NUMBERS):
+                return None
+        return sum(values) if values else 0
     return values
 
 
 def convert_metrics(metrics: Any, fields: frozenset[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
     """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names)."""
-    if not isinstance(metrics, Mapping):
+    if not _is_mapping(metrics):
         return None, metrics is not None
     out: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     lossy = False
+    renames = METRIC_RENAMES
     for key, value in metrics.items():
-        name = METRIC_RENAMES.get(key, key)
-        if name == "time_to_first_token" and isinstance(value, list):
+        name = renames.get(key, key)
+        if isinstance(value, list):
             lossy = True
-            value = next((v for v in value if v is not None), None)
-        elif isinstance(value, list):
-            lossy = True
-            value = _sum(value)
+            value = next((v for v in value if v is not None), None) if name == "time_to_first_token" else _sum(value)
         if name in fields and name != "additional_metrics":
             if value is not None and value != 0:
                 out[name] = value
@@ -78,6 +84,8 @@ def convert_metrics(metrics: Any, fields: frozenset[str] = METRICS_FIELDS) -> tu
 
 
 def _split(data: Mapping[str, Any], fields: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    if fields.issuperset(data):  # the common case: every key is a field
+        return dict(data), {}
     kept = {k: v for k, v in data.items() if k in fields}
     rest = {k: v for k, v in data.items() if k not in fields}
     return kept, rest
@@ -85,7 +93,7 @@ def _split(data: Mapping[str, Any], fields: frozenset[str]) -> tuple[dict[str, A
 
 def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """A 1.x message as agno 3's Message dict, and the fields it has no place for."""
-    if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+    if not _is_mapping(message) or not isinstance(message.get("role"), str):
         return None, {"message": message}
     kept, rest = _split(message, MESSAGE_FIELDS)
     if "metrics" in kept:
