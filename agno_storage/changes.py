@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
@@ -32,6 +32,7 @@ from agno_storage.schema import quote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
+    from agno_storage.backends.postgres import PostgresStorage
 
 #: How long changes are kept unless enable_changes() is told otherwise (seconds).
 DEFAULT_RETENTION: Final = 7 * 86400
@@ -136,7 +137,7 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 "END IF; RETURN NULL; END $fn$"
             )
             trigger = quote(t + "_changes_log")
-            table = store._regclass_name  # type: ignore[attr-defined]
+            table = cast("PostgresStorage", store).qualified_table
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
             conn.execute(
                 f"CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table} "
@@ -170,7 +171,7 @@ def disable_changes(store: BaseStorage) -> None:
                     conn.execute(f"DROP TRIGGER IF EXISTS {quote(f'{name}_changes_{op}')}")
         else:
             if store.table_exists():
-                table = store._regclass_name  # type: ignore[attr-defined]
+                table = cast("PostgresStorage", store).qualified_table
                 conn.execute(f"DROP TRIGGER IF EXISTS {quote(t + '_changes_log')} ON {table}")
             conn.execute(f'DROP FUNCTION IF EXISTS {log[:-1]}_log"()')
         conn.execute(f"DROP TABLE IF EXISTS {log}")

@@ -438,7 +438,7 @@ class PostgresIndex:
         self.docs_name = name("_search")
         self.docs, self.queue, self.function = self.docs_name, name("_search_queue"), name("_search_log")
         self.trigger = quote(t + "_search_log")
-        self.table = store._regclass_name
+        self.table = store.qualified_table
         self.lock_key = f"agno_storage.search:{self.docs_name}"
 
     def enabled(self) -> bool:

@@ -103,7 +103,7 @@ class PostgresStorage(BaseStorage):
         self.retries = retries
         self.recency_indexes = check_bool("recency_indexes", recency_indexes)
         self._qualified_name = ddl.qualified(self.table_name, self.schema)
-        self._regclass_name = self._qualified_text()
+        self.qualified_table = self._regclass_name = self._qualified_text()  # public: the table in SQL, quoted
         self._conns = Connections(
             conninfo,
             table=table_name,
