@@ -9,6 +9,7 @@ spellings: the scheme is case-insensitive and a SQLAlchemy driver suffix
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -86,6 +87,15 @@ def postgres_conninfo(db_url: object, what: str = "db_url") -> str:
     return target.conninfo
 
 
+def without_password(url: str) -> str:
+    """``url`` fit for a message or a log: a password in it becomes ``***``; anything else is left as it is."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return url
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
 def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT, **kwargs: Any) -> BaseStorage:
     """A store for ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``.
 
@@ -108,4 +118,13 @@ def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT
     return PostgresStorage(table_name, db_url=url, mode=mode, **kwargs)
 
 
-__all__ = ["PostgresTarget", "SqliteTarget", "Target", "open_storage", "parse", "parse_location", "postgres_conninfo"]
+__all__ = [
+    "PostgresTarget",
+    "SqliteTarget",
+    "Target",
+    "open_storage",
+    "parse",
+    "parse_location",
+    "postgres_conninfo",
+    "without_password",
+]

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agno_storage import InvalidInputError, Mode, SqliteStorage, open_storage
-from agno_storage.urls import PostgresTarget, SqliteTarget, parse, parse_location, postgres_conninfo
+from agno_storage.urls import (
+    PostgresTarget,
+    SqliteTarget,
+    parse,
+    parse_location,
+    postgres_conninfo,
+    without_password,
+)
 from tests.sessions import make_session
 
 
@@ -64,3 +72,35 @@ def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch
     adapter = AgnoSqliteStorage("s", db_url="Sqlite:///x.db")
     assert adapter.backend == "sqlite"
     assert adapter.read("s1") is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ada:s3cret@db.example/app", "postgresql://ada:***@db.example/app"),
+        ("postgresql://ada@db.example/app", "postgresql://ada@db.example/app"),
+        ("postgresql://db.example/app", "postgresql://db.example/app"),
+        ("sqlite:///data/agno.db", "sqlite:///data/agno.db"),
+        ("data/agno.db", "data/agno.db"),
+        ("postgresql://ada:s3cret@[::1/app", "postgresql://ada:s3cret@[::1/app"),  # unparsable: left as it is
+    ],
+)
+def test_without_password_masks_only_a_password(url: str, shown: str) -> None:
+    assert without_password(url) == shown
+
+
+def test_the_command_and_the_server_show_a_url_alike(pg_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from agno_storage.cli import main
+    from agno_storage.web.source import PostgresSource
+    from tests.pgserver import SUPERUSER
+
+    url = f"postgresql://{SUPERUSER}:s3cret@127.0.0.1:{pg_server.port}/postgres"
+    masked = f"postgresql://{SUPERUSER}:***@127.0.0.1:{pg_server.port}/postgres"
+    assert main(["info", url, "--table", "no_such_table", "--schema", "no_such_schema"]) == 1
+    err = capsys.readouterr().err
+    assert f"no table 'no_such_table' in {masked};" in err and "s3cret" not in err
+    source = PostgresSource(url, schema_name="no_such_schema")
+    try:
+        assert source.describe() == f"{masked} (schema 'no_such_schema')"
+    finally:
+        source.close()

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from agno_storage import BaseStorage, InvalidInputError, Mode, SchemaMismatchError, SqliteStorage, StorageError, urls
 
@@ -138,16 +137,8 @@ def _tables_there(args: argparse.Namespace) -> str:
         return "its tables could not be listed"
 
 
-def shown(url: str) -> str:
-    """``url`` fit for a message: a password in it becomes ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    return url.replace(f":{password}@", ":***@", 1)
+#: ``url`` fit for a message: a password in it becomes ``***`` (as the HTTP server shows it).
+shown = urls.without_password
 
 
 # --- output ---------------------------------------------------------------

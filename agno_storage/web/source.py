@@ -24,7 +24,6 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import attrs
 import orjson
@@ -401,7 +400,7 @@ class PostgresSource(Source):
 
     def describe(self) -> str:
         where = f"schema {self.schema_name!r}" if self.schema_name else "the search path"
-        return f"{_without_password(self._shown)} ({where})"
+        return f"{urls.without_password(self._shown)} ({where})"
 
     def _location(self) -> tuple[str, str | None]:
         return self.url, self.schema_name
@@ -434,14 +433,6 @@ class PostgresSource(Source):
             connect_timeout=self.connect_timeout,
             recency_indexes=False,
         )
-
-
-def _without_password(url: str) -> str:
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return url
-    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 def open_source(location: str, *, schema_name: str | None = "ai") -> Source:
