@@ -108,13 +108,6 @@ def digest(doc: Doc) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
 
-def session_docs(store: BaseStorage, session_id: str) -> builtins.list[Doc]:
-    """The indexed messages of one session as it is now (none if it is gone)."""
-    session = store.read(session_id)
-    rows = agent_runs.read_runs(store, session_id)
-    return docs_of(session_id, session, rows, store.table_name)
-
-
 def docs_of(
     session_id: str, session: Session | None, runs: Sequence[conversation.RunRow], table: str
 ) -> builtins.list[Doc]:
@@ -530,13 +523,17 @@ class PostgresIndex:
                 ).fetchall():
                     kept.setdefault((sid, fingerprint), []).append(row_id)
                 new: builtins.list[Doc] = []
-                for sid in ids:
-                    for doc in session_docs(store, sid):
-                        same = kept.get((sid, doc[6]))
-                        if same:
-                            same.pop()
-                        else:
-                            new.append(doc)
+                decode, select = store.row_codec.decode, f"{store.statements.select} WHERE {store.statements.id_column}"
+                for chunk in _chunks(ids, CHUNK):
+                    rows = {raw[0]: raw for raw in store._query(f"{select} = ANY(%s)", (chunk,))}
+                    for sid in chunk:
+                        raw = rows.get(sid)
+                        for doc in docs_of(sid, decode(raw) if raw is not None else None, [], store.table_name):
+                            same = kept.get((sid, doc[6]))
+                            if same:
+                                same.pop()
+                            else:
+                                new.append(doc)
                 gone = [row_id for row_ids in kept.values() for row_id in row_ids]
                 if gone:
                     conn.execute(f"DELETE FROM {self.docs} WHERE id = ANY(%s)", (gone,))
@@ -558,4 +555,4 @@ class PostgresIndex:
         return [_hit(*r) for r in rows]
 
 
-__all__ = ["BATCH", "CHUNK", "Index", "PostgresIndex", "SqliteIndex", "digest", "docs_of", "index_for", "session_docs"]
+__all__ = ["BATCH", "CHUNK", "Index", "PostgresIndex", "SqliteIndex", "digest", "docs_of", "index_for"]
