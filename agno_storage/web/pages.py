@@ -246,14 +246,13 @@ def search_view(request: Request) -> Response:
     if text.strip() and table is not None:
         reader = server.reader(table)
         hits = server.conversation_converter.unstructure(extras.search_hits(server, reader, who, query))
-        if hits is not None:
-            items = "".join(
-                f'<li class="hit"><a class="hit-link" href="{esc(link("/sessions/" + quote(str(h.get("session_id")), safe=""), table=table))}">'
-                f'{esc(h.get("session_id"))}</a> <span class="role">{esc((h.get("message") or {}).get("role") or "")}</span>'
-                f'<div class="snippet">{snippet_html(str(h.get("snippet") or ""))}</div></li>'
-                for h in hits
-            )
-            results = f'<ol class="hits">{items}</ol>' if hits else '<p class="empty">No hit.</p>'
+        items = "".join(
+            f'<li class="hit"><a class="hit-link" href="{esc(link("/sessions/" + quote(str(h.get("session_id")), safe=""), table=table))}">'
+            f'{esc(h.get("session_id"))}</a> <span class="role">{esc((h.get("message") or {}).get("role") or "")}</span>'
+            f'<div class="snippet">{snippet_html(str(h.get("snippet") or ""))}</div></li>'
+            for h in hits
+        )
+        results = f'<ol class="hits">{items}</ol>' if hits else '<p class="empty">No hit.</p>'
     return layout("Search", form + results, active="search", table=table)
 
 
