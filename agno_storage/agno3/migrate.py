@@ -26,12 +26,11 @@ from agno_storage.agno3.mapping import (
     KEEP_KEY,
     SOURCE_ORDER,
     GoAgentRun,
-    Mapped,
     make_converter,
     map_session,
 )
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row
-from agno_storage.agno3.records import Agno3Memory
+from agno_storage.agno3.records import Agno3Memory, Encoded
 from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer
 from agno_storage.backends.base import BaseStorage
 from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
@@ -300,7 +299,7 @@ def _migrate_batch(
     report: Agno3Report,
 ) -> None:
     previous = writer.previous([sid for sid, _, _ in chunk]) if writer is not None else {}
-    batch: list[Mapped] = []
+    batch: list[Encoded] = []
     for sid, modes, in_go in chunk:
         sources = [s for s in (stores[m].read(sid) for m in modes) if s is not None]
         go_runs = go.runs(sid) if (go is not None and in_go) else []
@@ -328,14 +327,19 @@ def _migrate_batch(
         count.memories += len(mapped.memories)
         count.summaries += mapped.summaries
         report.problems.extend(mapped.problems)
-        batch.append(mapped)
+        if writer is not None:
+            # Encoded now, one session at a time: the batch then holds rows, not the mapped dicts.
+            try:
+                batch.append(writer.encode(mapped))
+            except Exception as exc:
+                raise StorageError(f"encoding agno 3 session {sid!r}: {exc}") from exc
     if writer is not None and batch:
         try:
             writer.write(batch)
         except StorageError:
             raise
         except Exception as exc:
-            raise StorageError(f"writing agno 3 sessions {batch[0].session.session_id!r}...: {exc}") from exc
+            raise StorageError(f"writing agno 3 sessions {batch[0].session_id!r}...: {exc}") from exc
 
 
 __all__ = ["DEFAULT_TABLES", "GO_RUNS_TABLE", "MEMORY_TABLE", "Agno3Report", "ModeCount", "to_agno3"]

@@ -81,6 +81,25 @@ class Mapped:
 
 
 @attrs.frozen
+class Encoded:
+    """One mapped session as its writer's parameter rows (JSON encoded), and what the writer needs besides.
+
+    A batch holds these rather than :class:`Mapped`: the mapped dicts are
+    freed as soon as each session is encoded, so a batch is a few strings
+    per row instead of thousands of live containers.
+    """
+
+    session_id: str
+    session: tuple[Any, ...]
+    runs: tuple[tuple[Any, ...], ...]
+    memories: tuple[tuple[Any, ...], ...]
+    #: The ids of ``runs``, in order.
+    run_ids: tuple[str, ...]
+    stale_runs: tuple[str, ...]
+    rewrite: bool
+
+
+@attrs.frozen
 class Previous:
     """What an earlier migration left in ``agno_sessions.metadata["agno_v1"]`` of one session."""
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from agno_storage.agno3 import ddl
 from agno_storage.agno3.mapping import KEEP_KEY, Mapped
-from agno_storage.agno3.records import Agno3Memory, Previous
+from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.schema import quote
 
@@ -38,7 +38,10 @@ class Writer(Protocol):
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         """For each of ``session_ids`` already in ``agno_sessions``: what an earlier migration left there."""
 
-    def write(self, batch: Sequence[Mapped]) -> None:
+    def encode(self, mapped: Mapped) -> Encoded:
+        """``mapped`` as this writer's parameter rows (raises TypeError / ValueError for a value JSON cannot hold)."""
+
+    def write(self, batch: Sequence[Encoded]) -> None:
         """Upsert the sessions, runs and memories of ``batch`` in one transaction."""
 
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
@@ -84,12 +87,24 @@ class Rows:
         get, wraps = self._plans[table]
         return tuple(v if w is None else w(v) for v, w in zip(get(record), wraps, strict=True))
 
-    def batch(self, batch: Sequence[Mapped]) -> dict[str, list[tuple[Any, ...]]]:
-        return {
-            ddl.SESSIONS: [self.of(ddl.SESSIONS, m.session) for m in batch],
-            ddl.RUNS: [self.of(ddl.RUNS, r) for m in batch for r in m.runs],
-            ddl.MEMORIES: [self.of(ddl.MEMORIES, x) for m in batch for x in m.memories],
-        }
+    def encode(self, mapped: Mapped) -> Encoded:
+        return Encoded(
+            session_id=mapped.session.session_id,
+            session=self.of(ddl.SESSIONS, mapped.session),
+            runs=tuple(self.of(ddl.RUNS, r) for r in mapped.runs),
+            memories=tuple(self.of(ddl.MEMORIES, x) for x in mapped.memories),
+            run_ids=tuple(r.run_id for r in mapped.runs),
+            stale_runs=mapped.stale_runs,
+            rewrite=mapped.rewrite,
+        )
+
+
+def _batch_rows(batch: Sequence[Encoded]) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        ddl.SESSIONS: [e.session for e in batch],
+        ddl.RUNS: [r for e in batch for r in e.runs],
+        ddl.MEMORIES: [x for e in batch for x in e.memories],
+    }
 
 
 _VERSION_COLUMNS = ("table_name", "version", "created_at", "updated_at")
@@ -143,24 +158,24 @@ _ORDER_SQL = (
 _RENUMBER_SQL = f"UPDATE {{prefix}}{ddl.RUNS} SET run_index = {{mark}} WHERE run_id = {{mark}}"  # noqa: S608
 
 
-def _tidy_runs(cur: Any, batch: Sequence[Mapped], prefix: str, mark: str) -> None:
+def _tidy_runs(cur: Any, batch: Sequence[Encoded], prefix: str, mark: str) -> None:
     """After a batch's upserts: runs its sources lost are deleted; agno 3's own runs come after the migrated ones.
 
     Only sessions an earlier migration wrote are touched, and only runs that
     migration wrote are deleted (their ids are in the session's metadata);
     runs agno 3 added keep their order, renumbered to follow the migrated runs.
     """
-    stale = [(m.session.session_id, run_id) for m in batch for run_id in m.stale_runs]
+    stale = [(e.session_id, run_id) for e in batch for run_id in e.stale_runs]
     if stale:
         cur.executemany(_STALE_SQL.format(prefix=prefix, mark=mark), stale)
-    for mapped in batch:
-        if not mapped.rewrite:
+    for encoded in batch:
+        if not encoded.rewrite:
             continue
-        ours = {r.run_id for r in mapped.runs}
-        order = cur.execute(_ORDER_SQL.format(prefix=prefix, mark=mark), (mapped.session.session_id,)).fetchall()
+        ours = set(encoded.run_ids)
+        order = cur.execute(_ORDER_SQL.format(prefix=prefix, mark=mark), (encoded.session_id,)).fetchall()
         theirs = [row[0] for row in order if row[0] not in ours]
         if theirs:
-            start = len(mapped.runs)
+            start = len(encoded.run_ids)
             cur.executemany(
                 _RENUMBER_SQL.format(prefix=prefix, mark=mark),
                 [(start + i, run_id) for i, run_id in enumerate(theirs)],
@@ -219,8 +234,11 @@ class SqliteWriter:
                 out[sid] = _previous_of(metadata)
         return out
 
-    def write(self, batch: Sequence[Mapped]) -> None:
-        rows = self._rows.batch(batch)
+    def encode(self, mapped: Mapped) -> Encoded:
+        return self._rows.encode(mapped)
+
+    def write(self, batch: Sequence[Encoded]) -> None:
+        rows = _batch_rows(batch)
         with self._transaction() as conn:
             for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
                 if rows[table]:
@@ -289,8 +307,11 @@ class PostgresWriter:
             rows = self._conn.execute(sql, (list(session_ids),)).fetchall()
         return {sid: _previous_of(metadata) for sid, metadata in rows}
 
-    def write(self, batch: Sequence[Mapped]) -> None:
-        rows = self._rows.batch(batch)
+    def encode(self, mapped: Mapped) -> Encoded:
+        return self._rows.encode(mapped)
+
+    def write(self, batch: Sequence[Encoded]) -> None:
+        rows = _batch_rows(batch)
         with self._conn.transaction(), self._conn.cursor() as cur:
             for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
                 if rows[table]:

@@ -1,0 +1,94 @@
+"""to-agno3 as a bulk load: each session encoded as it is mapped, a batch all there or not at all.
+
+The source is the benchmark's agno 1.8.4-shaped agent sessions (bench/sessions.py),
+written through SqliteStorage; no agno is run here (tests/test_agno3.py runs agno 3
+over the output).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from agno_storage import SqliteStorage
+from agno_storage.agno3 import migrate, to_agno3
+from agno_storage.agno3.mapping import Mapped
+from agno_storage.errors import StorageError
+from bench import harness, sessions
+
+N = 7
+RUNS = 3
+
+
+def _source(path: Path, n: int = N) -> str:
+    store = SqliteStorage(table_name="agent_sessions", db_file=str(path), mode="agent")
+    try:
+        store.create()
+        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=RUNS)) for i in range(n))
+    finally:
+        store.close()
+    return str(path)
+
+
+def _session_ids(db: str) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [r[0] for r in conn.execute("SELECT session_id FROM agno_sessions ORDER BY session_id")]
+
+
+def _runs(db: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT run_id, session_id, run_index, run_data FROM agno_runs ORDER BY run_id").fetchall()
+
+
+def test_every_session_and_run_is_written_once_with_its_json(tmp_path: Path) -> None:
+    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    report = to_agno3(src, dst, batch_size=3)
+    assert report.total("sessions") == N and report.total("runs") == N * RUNS
+    assert len(_session_ids(dst)) == N
+    runs = _runs(dst)
+    assert len(runs) == N * RUNS
+    for _, _, _, run_data in runs:
+        data = json.loads(run_data)
+        assert run_data == json.dumps(data)  # agno 3's spelling: json.dumps defaults
+        assert data["status"] == "COMPLETED"
+    # Run again: nothing changed, nothing written.
+    again = to_agno3(src, dst, batch_size=3)
+    assert again.total("unchanged") == N and again.total("sessions") == 0
+    assert _runs(dst) == runs
+
+
+def test_a_value_json_cannot_hold_names_its_session_and_its_batch_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session whose mapped rows cannot be encoded: StorageError naming it; earlier batches stay whole."""
+    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    bad = "s-0000004"
+    real = migrate.map_session
+
+    def map_session(session_id: str, *args: Any, **kwargs: Any) -> Mapped:
+        mapped = real(session_id, *args, **kwargs)
+        if session_id != bad:
+            return mapped
+        run = mapped.runs[0]
+        broken = attrs.evolve(run, run_data={**run.run_data, "not_json": {1, 2}})
+        return attrs.evolve(mapped, runs=(broken, *mapped.runs[1:]))
+
+    monkeypatch.setattr(migrate, "map_session", map_session)
+    with pytest.raises(StorageError, match=bad) as caught:
+        to_agno3(src, dst, batch_size=3)
+    assert caught.value.__cause__ is not None
+    # Batches of 3, oldest session first: those before the bad one are whole, its own wrote nothing.
+    written = _session_ids(dst)
+    assert bad not in written
+    assert len(written) % 3 == 0
+    assert {sid for _, sid, _, _ in _runs(dst)} == set(written)
+    # Fixed, the rerun writes the rest.
+    monkeypatch.setattr(migrate, "map_session", real)
+    report = to_agno3(src, dst, batch_size=3)
+    assert report.total("unchanged") == len(written)
+    assert len(_session_ids(dst)) == N
