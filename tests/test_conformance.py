@@ -6,6 +6,7 @@ import collections
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from agno_storage import (
     TeamSession,
     schema,
 )
+from agno_storage.backends.base import BATCH_SIZE, REPLAY_LIMIT
 from agno_storage.modes import spec
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
@@ -419,6 +421,32 @@ def test_a_table_dropped_inside_a_transaction_raises_table_not_found(make_store:
     assert store.read("s1") is None
     store.upsert(make_session(Mode.AGENT, "s2"))
     assert store.get_all_session_ids() == ["s2"]
+
+
+@pytest.mark.parametrize(("drop_at", "replayable"), [(BATCH_SIZE + 10, True), (REPLAY_LIMIT + BATCH_SIZE + 10, False)])
+def test_upsert_many_replays_a_write_whose_table_vanished_only_while_it_kept_every_row(
+    make_store: StoreFactory, drop_at: int, replayable: bool
+) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "before"))
+    total = REPLAY_LIMIT + 2 * BATCH_SIZE
+
+    def sessions() -> Iterator[AgentSession]:
+        for i in range(total):
+            if i == drop_at:
+                # The table vanishes under the write, inside its transaction: the statement
+                # after it fails, the rollback brings the table back, and the call decides.
+                store.drop()
+            yield AgentSession(session_id=f"s{i:05d}", user_id="u")
+
+    if replayable:
+        # The rows taken so far are replayed, then the rest: each written once.
+        assert store.upsert_many(sessions()) == total
+        assert store.count() == total + 1
+    else:
+        with pytest.raises(StorageError, match="vanished"):
+            store.upsert_many(sessions())
+        assert store.get_all_session_ids() == ["before"], "nothing of the refused write is kept"
 
 
 def test_a_table_replaced_by_another_shape_raises_schema_mismatch(make_store: StoreFactory) -> None:
