@@ -587,3 +587,29 @@ def test_serve_command_serves_with_tokens(tmp_path: Path) -> None:
         proc.wait(30)
     assert proc.stderr is not None
     assert "read-only on http://127.0.0.1:" in proc.stderr.read()
+
+
+def test_an_old_table_is_listed_and_read_with_its_missing_columns_as_null(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "pre12.db"
+    db.write_bytes((FIXTURES / "agno_agent_pre12.db").read_bytes())
+    with sqlite3.connect(db) as conn:
+        expected = [r[0] for r in conn.execute("SELECT session_id FROM agent_sessions ORDER BY created_at DESC")]
+    with serve(str(db)) as base:
+        got = [s["session_id"] for page in all_pages(base, "agent_sessions", limit=2) for s in page]
+        assert got == expected
+        status, body = get(base, f"/api/v1/sessions/{expected[0]}", table="agent_sessions")
+        assert status == 200 and body["session"]["session_id"] == expected[0]
+        assert body["session"]["team_session_id"] is None
+
+
+def test_a_listed_row_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "corrupt.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "bad"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE agent_sessions SET created_at = 'yesterday'")
+    with serve(str(db)) as base:
+        status, body = get(base, "/api/v1/sessions", table="agent_sessions")
+    assert status == 500 and body["error"]["code"] == "error"
+    assert (body["error"]["table"], body["error"]["session_id"]) == ("agent_sessions", "bad")
+    assert "created_at" in body["error"]["message"]

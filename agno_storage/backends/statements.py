@@ -8,9 +8,12 @@ engines cannot disagree on which rows a call returns.
 
 from __future__ import annotations
 
+import re
 from typing import TypeAlias
 
 import attrs
+
+from agno_storage.schema import quote
 
 #: How a user_id / entity_id argument filters rows: not at all (None), by value, or
 #: "nobody" for '' (which agno spells NULL and the Go port '').
@@ -22,6 +25,10 @@ FULL, IDS, SUMMARY = 0, 1, 2
 #: What a SELECT filters on and returns: (by session_id, user_id filter kind, entity_id filter kind,
 #: limited, FULL / IDS / SUMMARY).
 SelectKey: TypeAlias = tuple[bool, int, int, bool, int]
+
+
+#: How :attr:`Statements.order` sorts: created_at descending (NULLs last), then session_id.
+_ORDER = re.compile(r" ORDER BY (?P<created>.+?) DESC(?: NULLS LAST)?, (?P<session_id>.+)")
 
 
 def filter_kind(value: str | None) -> int:
@@ -62,6 +69,33 @@ class Statements:
     id_column: str
     user_column: str
     entity_column: str
+
+    def __attrs_post_init__(self) -> None:
+        # Fail when the engine builds its statements, not in a reader that composes them.
+        self.sort_keys()
+        self.column("session_id")
+
+    def sort_keys(self) -> tuple[str, str]:
+        """The created_at and session_id terms :attr:`order` sorts by, spelled (and collated) as it spells them.
+
+        For a keyset condition ("after this row, newest first") that must
+        compare exactly as the ORDER BY sorts. Raises ValueError for an
+        order of another shape.
+        """
+        match = _ORDER.fullmatch(self.order)
+        if match is None:
+            raise ValueError(f"order {self.order!r} is not created_at descending, then session_id")
+        return match["created"], match["session_id"]
+
+    def column(self, name: str) -> str:
+        """Column ``name`` as these statements read it: quoted, and qualified as :attr:`id_column` is.
+
+        Raises ValueError if :attr:`id_column` is not the quoted session_id (qualified or not).
+        """
+        qualifier, found, rest = self.id_column.rpartition(quote("session_id"))
+        if not found or rest:
+            raise ValueError(f"id_column {self.id_column!r} is not the quoted session_id column")
+        return qualifier + quote(name)
 
     def where(self, by_id: bool, by_user: int, by_entity: int) -> str:
         """The WHERE clause of these filters, '' for none.

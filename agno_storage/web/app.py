@@ -33,7 +33,7 @@ from agno_storage.errors import (
     StorageError,
     TableNotFoundError,
 )
-from agno_storage.models import Session
+from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import SPECS
 from agno_storage.ops.tables import TableInfo
 from agno_storage.web import bodies
@@ -42,7 +42,6 @@ from agno_storage.web.source import (
     MAX_LIMIT,
     Cursor,
     Filters,
-    Listed,
     Source,
     TableReader,
     decode_cursor,
@@ -141,7 +140,7 @@ class Server:
 
     def page(
         self, reader: TableReader, who: Principal, filters: Filters, cursor: Cursor | None, limit: int
-    ) -> tuple[list[Listed], Cursor | None]:
+    ) -> tuple[list[SessionSummary], Cursor | None]:
         if who.user_id is not None:
             if filters.user_id is not None and filters.user_id != who.user_id:
                 raise HttpError(403, "forbidden", "this token may only read its own user's sessions")
@@ -167,7 +166,7 @@ class Server:
     def json(self, body: Any, status: int = 200) -> Response:
         return Response(bodies.dumps(self.converter.unstructure(body)), status, media_type="application/json")
 
-    def summary(self, reader: TableReader, session: Listed) -> bodies.SessionSummary:
+    def summary(self, reader: TableReader, session: SessionSummary) -> bodies.SessionSummary:
         return bodies.SessionSummary(
             table=reader.name,
             mode=reader.mode.value,

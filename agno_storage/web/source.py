@@ -28,18 +28,18 @@ from typing import Any, TypeVar
 import attrs
 import orjson
 
-from agno_storage import schema, urls
+from agno_storage import urls
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
+from agno_storage.backends.statements import ANY, filter_kind
 from agno_storage.errors import (
     ConnectionLostError,
-    CorruptRowError,
     InvalidInputError,
     StorageError,
     TableNotFoundError,
 )
-from agno_storage.models import Mode, Session
+from agno_storage.models import Mode, Session, SessionSummary
 from agno_storage.ops.db import Database, connect_readonly, open_database
 from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo, list_tables
@@ -94,22 +94,6 @@ def decode_cursor(text: str) -> Cursor:
     return Cursor(created_at=value[0], session_id=value[1])
 
 
-@attrs.frozen
-class Listed:
-    """A session as a list shows it."""
-
-    session_id: str
-    user_id: str | None
-    entity_id: str | None
-    created_at: int | None
-    updated_at: int | None
-
-
-def tail_of(select: str) -> str:
-    """What follows ``FROM`` in a store's SELECT: the (quoted, qualified) table."""
-    return select.partition(" FROM ")[2]
-
-
 class TableReader:
     """Reads one sessions table with its store's statements and codec. Thread-safe."""
 
@@ -119,26 +103,17 @@ class TableReader:
         self.store = store
         st = store.statements
         select = st.select
-        missing = info.missing
-        if missing:
+        if info.missing:
             # An old table still reads: the columns a migration would add read as NULL.
-            head, sep, tail = select.partition(" FROM ")
-            prefix = st.id_column[: -len(schema.quote("session_id"))]  # '"table".' on SQLite, '' on PostgreSQL
-            for name in missing:
-                head = head.replace(f"{prefix}{schema.quote(name)}", "NULL")
-            select = head + sep + tail
+            # Only the select list changes: a table may be named like one of them.
+            head, sep, table = select.partition(" FROM ")
+            for name in info.missing:
+                head = head.replace(st.column(name), "NULL")
+            select = head + sep + table
         self._select = select
-        # The columns a list shows, as the store's statements qualify them.
-        prefix = st.id_column[: -len(schema.quote("session_id"))]
-        listed = ("session_id", "user_id", store.spec.entity_column, "created_at", "updated_at")
-        columns = ", ".join(prefix + schema.quote(c) for c in listed)
-        self._list_select = f"SELECT {columns} FROM {tail_of(st.select)}"  # noqa: S608 - quoted identifiers only
         # The two sort keys exactly as the store's newest-first order spells them,
         # so the cursor's comparison uses the same collation as the ORDER BY.
-        order_terms = st.order.split(" ORDER BY ", 1)[1]
-        created_term, id_term = order_terms.rsplit(", ", 1)
-        self._created = created_term.split(" DESC", 1)[0]
-        self._id_sort = id_term
+        self._created, self._id_sort = st.sort_keys()
         self._mark = st.placeholder
 
     @property
@@ -149,95 +124,65 @@ class TableReader:
     def mode(self) -> Mode:
         return self.info.mode
 
-    def page(self, filters: Filters, after: Cursor | None, limit: int) -> tuple[list[Listed], Cursor | None]:
+    def page(self, filters: Filters, after: Cursor | None, limit: int) -> tuple[list[SessionSummary], Cursor | None]:
         """Up to ``limit`` sessions newest first after ``after``, and the cursor of the next page (or None).
 
         Stable while writers add sessions: a page starts strictly after the
         previous page's last (created_at, session_id), so rows inserted
         meanwhile with a newer created_at never shift what comes next. Only
-        the listed columns are read (no JSON is decoded). Each condition is an
+        the summary columns are read (no JSON is decoded). Each condition is an
         index range on created_at; rows without a created_at come last, in a
-        second statement.
+        second statement. CorruptRowError for a row of the wrong types, as
+        ``store.list_summaries`` raises it.
         """
         mark = self._mark
         created, sid = self._created, self._id_sort
-        rows: list[_Row] = []
+        rows: list[SessionSummary] = []
         if after is None or after.created_at is not None:
-            where, params = self._where(filters)
+            terms, params = self._times(filters)
             if after is not None:
-                where.append(f"{created} <= {mark} AND ({created} < {mark} OR {sid} > {mark})")
+                terms.append(f"{created} <= {mark} AND ({created} < {mark} OR {sid} > {mark})")
                 params.extend([after.created_at, after.created_at, after.session_id])
-            rows = self._rows(where, params, limit + 1)
-        if len(rows) <= limit:
-            where, params = self._where(filters)
-            where.append(f"{created} IS NULL")
+            rows = self._rows(filters, terms, params, limit + 1)
+        if len(rows) <= limit and filters.since is None and filters.until is None:
+            terms, params = [f"{created} IS NULL"], []
             if after is not None and after.created_at is None:
-                where.append(f"{sid} > {mark}")
+                terms.append(f"{sid} > {mark}")
                 params.append(after.session_id)
-            if filters.since is None and filters.until is None:
-                rows += self._rows(where, params, limit + 1 - len(rows))
-        listed = [self._listed(r) for r in rows[:limit]]
+            rows += self._rows(filters, terms, params, limit + 1 - len(rows))
+        listed = rows[:limit]
         next_cursor = None
         if len(rows) > limit and listed:
             last = listed[-1]
             next_cursor = Cursor(created_at=last.created_at, session_id=last.session_id)
         return listed, next_cursor
 
-    def _rows(self, where: list[str], params: list[Any], limit: int) -> list[_Row]:
-        text = self._list_select + (" WHERE " + " AND ".join(where) if where else "")
-        text += self.store.statements.order + f" LIMIT {self._mark}"
-        return self.store._query(text, [*params, limit])
-
-    def _listed(self, row: _Row) -> Listed:
-        sid, user, entity, created, updated = row
-        for column, value, kinds in (
-            ("session_id", sid, (str,)),
-            ("user_id", user, (str, type(None))),
-            (self.store.spec.entity_column, entity, (str, type(None))),
-            ("created_at", created, (int, type(None))),
-            ("updated_at", updated, (int, type(None))),
-        ):
-            if type(value) not in kinds:
-                raise CorruptRowError(
-                    f"session {sid!r} in table {self.name!r}: {column} holds {type(value).__name__} {value!r}",
-                    table=self.name,
-                    session_id=str(sid),
-                    column=column,
-                )
-        # '' is "no user" / "no entity", as the store's codec reads it.
-        return Listed(
-            session_id=sid, user_id=user or None, entity_id=entity or None, created_at=created, updated_at=updated
-        )
+    def _rows(self, filters: Filters, terms: list[str], params: list[Any], limit: int) -> list[SessionSummary]:
+        """Up to ``limit`` summaries newest first: the store's user and entity filters, then ``terms`` (ANDed)."""
+        st = self.store.statements
+        where = st.where(False, filter_kind(filters.user_id), filter_kind(filters.entity_id))
+        if terms:
+            where += (" AND " if where else " WHERE ") + " AND ".join(terms)
+        text = f"{st.select_summaries}{where}{st.order} LIMIT {self._mark}"
+        # Only a filter by value binds one ('' is "nobody", None no filter).
+        bound = [v for v in (filters.user_id, filters.entity_id) if v]
+        return self.store.row_codec.decode_summaries(self.store._query(text, [*bound, *params, limit]))
 
     def get(self, session_id: str, user_id: str | None) -> Session | None:
         """The session with ``session_id`` (owned by ``user_id`` unless None), or None."""
-        st = self.store.statements
-        where = [f"{st.id_column} = {self._mark}"]
-        params: list[Any] = [session_id]
-        more, more_params = self._where(Filters(user_id=user_id))
-        rows = self.store._query(self._select + " WHERE " + " AND ".join(where + more), params + more_params)
+        text = self._select + self.store.statements.where(True, filter_kind(user_id), ANY)
+        rows = self.store._query(text, [session_id, user_id] if user_id else [session_id])
         return self.store.row_codec.decode(rows[0]) if rows else None
 
-    def _where(self, filters: Filters) -> tuple[list[str], list[Any]]:
-        """Terms (ANDed) and their parameters; user and entity as the store's own filters bind them."""
-        st = self.store.statements
-        mark = self._mark
+    def _times(self, filters: Filters) -> tuple[list[str], list[Any]]:
+        """The terms (ANDed) and parameters of ``filters``' time range."""
         terms: list[str] = []
         params: list[Any] = []
-        for column, value in ((st.user_column, filters.user_id), (st.entity_column, filters.entity_id)):
-            if value is None:
-                continue
-            if value == "":
-                # '' asks for "nobody", which agno spells NULL and the Go port ''.
-                terms.append(f"({column} IS NULL OR {column} = '')")
-            else:
-                terms.append(f"{column} = {mark}")
-                params.append(value)
         if filters.since is not None:
-            terms.append(f"{self._created} >= {mark}")
+            terms.append(f"{self._created} >= {self._mark}")
             params.append(filters.since)
         if filters.until is not None:
-            terms.append(f"{self._created} < {mark}")
+            terms.append(f"{self._created} < {self._mark}")
             params.append(filters.until)
         return terms, params
 
@@ -449,7 +394,6 @@ __all__ = [
     "MAX_LIMIT",
     "Cursor",
     "Filters",
-    "Listed",
     "PostgresSource",
     "Source",
     "SqliteSource",
