@@ -1,7 +1,8 @@
-"""import and copy in many batches: a batch the database refuses, a corrupt row late in a copy, the JSON check."""
+"""import and copy in many batches: failures midway, a killed import, the durability sync, the line and JSON checks."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import signal
@@ -9,17 +10,23 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
+import cattrs
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agno_storage import AgentSession, CorruptRowError, Mode
 from agno_storage.errors import StorageError
+from agno_storage.modes import SPECS
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import open_database, open_store
 from agno_storage.ops.errors import ExportFormatError
 from agno_storage.ops.export import export_table
+from agno_storage.ops.lines import line_class, make_converter, row_reader
 from agno_storage.ops.load import import_lines
 from agno_storage.ops.write import BadValue, RowWriter
 
@@ -209,3 +216,88 @@ def test_a_stored_number_in_a_json_column_is_refused_by_name(tmp_path: Path) -> 
             writer.check(row)
         row[writer.store.spec.names.index("memory")] = orjson.dumps({"a": 1})
         assert writer.check(row)
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    return make_converter()
+
+
+@functools.cache
+def _reader(mode: Mode) -> Callable[[object], list[object]]:
+    return row_reader(mode, make_converter())
+
+
+def _structured(mode: Mode, line: object) -> list[object] | str:
+    """The row the converter reads from ``line``, or its error as the import words it."""
+    try:
+        got = _converter().structure(line, line_class(mode))
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            return "; ".join(cattrs.transform_error(exc, path="line"))
+        return f"{type(exc).__name__}: {exc}"
+    return [getattr(got, name) for name in SPECS[mode].names]
+
+
+def _read(mode: Mode, line: object) -> list[object] | str:
+    try:
+        return _reader(mode)(line)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            return "; ".join(cattrs.transform_error(exc, path="line"))
+        return f"{type(exc).__name__}: {exc}"
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5), st.just([]), st.just({})
+)
+
+
+@st.composite
+def _lines(draw: st.DrawFn) -> tuple[Mode, object]:
+    """A decoded session line, right or slightly wrong: values of any JSON type, keys missing or extra."""
+    mode = draw(st.sampled_from(list(Mode)))
+    line: dict[str, object] = {}
+    for column in SPECS[mode].columns:
+        if draw(st.integers(0, 20)) == 0:
+            continue  # a missing key
+        line[column.name] = draw(
+            st.one_of(_VALUES, st.just(None), st.integers() if column.kind.name == "TIMESTAMP" else st.text())
+        )
+    if draw(st.integers(0, 20)) == 0:
+        line["surprise"] = 1
+    return mode, (draw(st.sampled_from([[], "line", 5])) if draw(st.integers(0, 30)) == 0 else line)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_lines())
+def test_the_row_reader_reads_what_the_converter_reads(case: tuple[Mode, object]) -> None:
+    """The plain-line shortcut takes exactly what the strict converter takes, and refuses with its words."""
+    mode, line = case
+    if isinstance(line, dict):
+        assert _read(mode, line) == _structured(mode, line)
+    else:
+        assert _read(mode, line) == f"TypeError: a session line is a JSON object, not a JSON {type(line).__name__}"
+
+
+def test_a_line_that_is_not_an_object_is_refused_with_its_number(tmp_path: Path) -> None:
+    lines = export_lines(source(tmp_path / "src.db", 3))
+    with pytest.raises(ExportFormatError, match="line 3: a session line is a JSON object, not a JSON list"):
+        import_lines([*lines[:2], b"[1, 2]", *lines[2:]], str(tmp_path / "dst.db"), "agent_sessions")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"created_at": True},  # a bool is not an int
+        {"created_at": 1.0},
+        {"created_at": "1700000000"},
+        {"user_id": 5},
+        {"session_id": None},
+        {"memory": {"a": 1}},  # the JSON column's text, not its value
+    ],
+)
+def test_the_row_reader_refuses_each_wrong_type_as_the_converter_does(change: dict[str, object]) -> None:
+    line = {name: None for name in SPECS[Mode.AGENT].names} | {"session_id": "s", "created_at": 1} | change
+    assert isinstance(_structured(Mode.AGENT, line), str)
+    assert _read(Mode.AGENT, line) == _structured(Mode.AGENT, line)

@@ -13,6 +13,9 @@ integers of any width survive), timestamps as integers, SQL NULL as null.
 from __future__ import annotations
 
 import functools
+import operator
+import typing
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -77,11 +80,47 @@ _LINE_TYPES: dict[ColumnKind, Any] = {
 }
 
 
+#: The exact types a line's value may have, per column kind: what _LINE_TYPES lets the converter take.
+_ALLOWED: dict[ColumnKind, frozenset[type]] = {
+    kind: frozenset(typing.get_args(tp) or (tp,)) for kind, tp in _LINE_TYPES.items()
+}
+
+
 @functools.cache
 def line_class(mode: Mode) -> type[Any]:
     """The attrs class of one session line of ``mode``: a field per column, in table order."""
     fields = {c.name: attrs.field(type=_LINE_TYPES[c.kind]) for c in SPECS[mode].columns}
     return attrs.make_class(f"{mode.name.title().replace('_', '')}Line", fields, frozen=True, slots=True)
+
+
+def row_reader(mode: Mode, converter: cattrs.Converter) -> Callable[[Any], list[Any]]:
+    """A function from one decoded session line to its row (every column, in table order), as the converter reads it.
+
+    It raises what ``converter.structure(line, line_class(mode))`` raises,
+    and TypeError for a line that is not a JSON object.
+    A line that is plainly right (a dict of exactly the columns, each value
+    of its column's exact type or null where that is allowed) is taken
+    as it is; any other goes through the converter, which accepts or refuses
+    it and words the error. Measured on small sessions: 3 µs a line instead
+    of 8.5 µs (see docs/architecture.md).
+    """
+    cls = line_class(mode)
+    names = SPECS[mode].names
+    keys = frozenset(names)
+    allowed = [_ALLOWED[c.kind] for c in SPECS[mode].columns]
+    values = operator.attrgetter(*names)
+
+    def read(line: Any) -> list[Any]:
+        if type(line) is not dict:
+            # The converter would fail on it with an AttributeError.
+            raise TypeError(f"a session line is a JSON object, not a JSON {type(line).__name__}")
+        if line.keys() == keys:
+            row = [line[name] for name in names]
+            if all([type(value) in ok for value, ok in zip(row, allowed, strict=True)]):
+                return row
+        return list(values(converter.structure(line, cls)))
+
+    return read
 
 
 def header_for(mode: Mode, *, layout: str, engine: str, table: str) -> Header:
@@ -96,4 +135,4 @@ def header_for(mode: Mode, *, layout: str, engine: str, table: str) -> Header:
     )
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Header", "header_for", "line_class", "make_converter"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Header", "header_for", "line_class", "make_converter", "row_reader"]

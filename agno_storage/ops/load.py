@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +12,7 @@ import orjson
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
 from agno_storage.ops.errors import ExportFormatError
-from agno_storage.ops.lines import FORMAT, FORMAT_VERSION, Header, line_class, make_converter
+from agno_storage.ops.lines import FORMAT, FORMAT_VERSION, Header, make_converter, row_reader
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.write import BATCH_SIZE, BadValue, RowWriter
 
@@ -70,15 +69,14 @@ def import_lines(
     if mode is not None and mode is not header.mode:
         raise ExportFormatError(f"line 1: the file holds {header.mode.value} sessions, not {mode.value}", line=1)
     progress.start(None)
-    cls = line_class(header.mode)
-    values = operator.attrgetter(*SPECS[header.mode].names)
+    read = row_reader(header.mode, converter)
     with RowWriter(url, table, header.mode, schema) as writer:
         batch: list[list[Any]] = []
         for number, line in enumerate(iterator, start=2):
             if not line.strip():
                 continue
             try:
-                batch.append(writer.check(values(converter.structure(orjson.loads(line), cls))))
+                batch.append(writer.check(read(orjson.loads(line))))
             except (orjson.JSONDecodeError, cattrs.BaseValidationError, BadValue, TypeError, ValueError) as exc:
                 imported = writer.flush()  # every batch before this one, committed
                 raise ExportFormatError(
