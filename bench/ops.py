@@ -14,6 +14,10 @@ bench/harness.py does, so each ratio comes from one run:
   import  import_lines into a new file   vs orjson.loads of each line + executemany of the store's upsert
   copy    copy_table to a new PG table   vs sqlite3 rows + psycopg executemany of the store's upsert
 
+Import and copy also time a third contender, the raw SQL floor: the plain
+loop's statements over rows read and decoded before its clock starts, what
+the database alone takes on this machine.
+
 Peak RSS is measured for each operation in a process of its own
 (``python -m bench.ops_work rss``) at two sizes. PostgreSQL is a throwaway
 server (devkit/pgserver.py) with durability on, as in bench/pg.py; without
@@ -129,14 +133,18 @@ def timed_pair(
     ours: Callable[[int], tuple[float, int]],
     floor: Callable[[int], tuple[float, int]],
     after: Callable[[str, int], None],
+    sql: Callable[[int], tuple[float, int]] | None = None,
 ) -> dict[str, Any]:
-    """Time ``ours(round)`` and ``floor(round)`` interleaved; sessions/s of each, their ratio, the misses.
+    """Time ``ours(round)``, ``floor(round)`` (and ``sql(round)``) interleaved; sessions/s of each, the ratio, the misses.
 
     ``after(kind, round)`` runs outside the clock after each (removes what it wrote).
     """
     entries = [Entry("ours", "agno_storage.ops", "ours", n), Entry("floor", "plain loop", "floor", n)]
     fns = {"ours": ours, "floor": floor}
-    counts: dict[str, list[int]] = {"ours": [], "floor": []}
+    if sql is not None:
+        entries.append(Entry("sql", "raw SQL", "sql", n))
+        fns["sql"] = sql
+    counts: dict[str, list[int]] = {e.key: [] for e in entries}
 
     def run(e: Entry, r: int) -> harness.Batch:
         seconds, count = fns[e.key](r)
@@ -147,7 +155,9 @@ def timed_pair(
     results = harness.interleave(entries, rounds, run)
     per_s = {e.key: 1.0 / results[e.label]["median_s"] for e in entries}
     ours_samples, floor_samples = results["agno_storage.ops"]["samples"], results["plain loop"]["samples"]
+    extra = {} if sql is None else {"sql_per_s": per_s["sql"], "sql_errors": results["raw SQL"]["errors"]}
     return {
+        **extra,
         "op": name,
         "sessions": n,
         "rounds": rounds,
@@ -228,7 +238,7 @@ def run(mode: str, workdir: Path, command: str, pg_url: str | None = None) -> di
 
     # Import: both read the same export file into a new SQLite file each round.
     ops_work.ours_export(src[cfg.import_n], out)
-    imported: dict[str, list[int]] = {"ours": [], "floor": []}
+    imported: dict[str, list[int]] = {"ours": [], "floor": [], "sql": []}
 
     def dest(kind: str, r: int) -> Path:
         return workdir / f"import-{kind}-{r}.db"
@@ -245,6 +255,7 @@ def run(mode: str, workdir: Path, command: str, pg_url: str | None = None) -> di
         lambda r: ops_work.ours_import(out, dest("ours", r)),
         lambda r: ops_work.floor_import(out, dest("floor", r)),
         drop_file,
+        lambda r: ops_work.sql_import(out, dest("sql", r)),
     )
     imp["rows_in_table"] = imported
     timed.append(imp)
@@ -256,7 +267,7 @@ def run(mode: str, workdir: Path, command: str, pg_url: str | None = None) -> di
             timed.append({"op": "copy", "sessions": cfg.copy_n, "skipped": why})
             notes.append(f"copy to PostgreSQL not measured: {why}")
         else:
-            copied: dict[str, list[int]] = {"ours": [], "floor": []}
+            copied: dict[str, list[int]] = {"ours": [], "floor": [], "sql": []}
 
             def drop_table(kind: str, r: int) -> None:
                 copied[kind].append(ops_work.count_pg_rows(url, f"bench_copy_{kind}_{r}"))
@@ -269,6 +280,7 @@ def run(mode: str, workdir: Path, command: str, pg_url: str | None = None) -> di
                 lambda r: ops_work.ours_copy(src[cfg.copy_n], url, f"bench_copy_ours_{r}"),
                 lambda r: ops_work.floor_copy(src[cfg.copy_n], url, f"bench_copy_floor_{r}"),
                 drop_table,
+                lambda r: ops_work.sql_copy(src[cfg.copy_n], url, f"bench_copy_sql_{r}"),
             )
             cp["rows_in_table"] = copied
             timed.append(cp)
@@ -372,6 +384,10 @@ def _spread(ratios: list[float]) -> str:
     return f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
 
 
+def _sql(t: dict[str, Any]) -> str:
+    return f"{t['sql_per_s']:,.0f}/s" if "sql_per_s" in t else ""
+
+
 def _mib(kib: int) -> str:
     return f"{kib / 1024:,.1f} MiB"
 
@@ -399,19 +415,23 @@ def render(results: dict[str, Any]) -> str:
         )
         + f"; building the sources took {sum(results['build_s'].values()):.0f} s of the run.",
         "",
-        "| operation | sessions | agno_storage.ops | plain loop | ratio | errors (ours / loop) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| operation | sessions | agno_storage.ops | plain loop | ratio | errors (ours / loop) | raw SQL floor |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for t in results["timed"]:
         if "skipped" in t:
-            lines.append(f"| {t['op']} | {t['sessions']:,} | not measured: {t['skipped']} | | | |")
+            lines.append(f"| {t['op']} | {t['sessions']:,} | not measured: {t['skipped']} | | | | |")
             continue
         lines.append(
             f"| {t['op']} | {t['sessions']:,} | {t['ours_per_s']:,.0f}/s ({t['ours_s']:.2f} s) | "
             f"{t['floor_per_s']:,.0f}/s ({t['floor_s']:.2f} s) | {t['ratio']:.2f}x{_spread(t['round_ratios'])} | "
-            f"{t['ours_errors']} / {t['floor_errors']} |"
+            f"{t['ours_errors']} / {t['floor_errors']} | {_sql(t)} |"
         )
     lines += [
+        "",
+        "The raw SQL floor runs the plain loop's statements over rows read and decoded before its clock "
+        "starts (import: with the same durability as import; copy: into a new table of the same layout): "
+        "what the database alone takes here.",
         "",
         "Peak RSS of each operation in a process of its own (`python -m bench.ops_work rss`: the kernel's "
         "high-water mark VmHWM, reset as the operation starts; `resource.getrusage` where there is no /proc), "
@@ -459,6 +479,7 @@ def summary(results: dict[str, Any]) -> str:
         out.append(
             f"{t['op']:<7} {t['sessions']:>9,}  ours {t['ours_per_s']:>9,.0f}/s  loop {t['floor_per_s']:>9,.0f}/s  "
             f"ratio {t['ratio']:.2f}x  errors {t['ours_errors']}/{t['floor_errors']}"
+            + (f"  raw SQL {t['sql_per_s']:,.0f}/s" if "sql_per_s" in t else "")
         )
     for m in results["memory"]:
         out.append(

@@ -194,6 +194,35 @@ def floor_import(lines: Path, dest: Path) -> tuple[float, int]:
     return time.perf_counter() - start, done
 
 
+def sql_import(lines: Path, dest: Path) -> tuple[float, int]:
+    """The raw SQL floor of import: the plain loop's statements and durability over rows decoded before the clock.
+
+    What SQLite itself takes to store the sessions on this machine: no file
+    read, no JSON decoded inside the clock.
+    """
+    with lines.open("rb") as f:
+        next(f)
+        rows = [[d[k] for k in NAMES] for d in map(orjson.loads, f)]
+    store = SqliteStorage(table_name=TABLE, db_file=str(dest), mode="agent")
+    store.create()
+    sql = store.statements.upsert
+    store.close()
+    start = time.perf_counter()
+    conn = sqlite3.connect(dest, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
+        for at in range(0, len(rows), BATCH):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows[at : at + BATCH])
+            conn.execute("COMMIT")
+        fsync_file(f"{dest}-wal")
+    finally:
+        conn.close()
+    return time.perf_counter() - start, len(rows)
+
+
 def fsync_file(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -241,6 +270,31 @@ def floor_copy(src: Path, url: str, table: str) -> tuple[float, int]:
     finally:
         lite.close()
     return time.perf_counter() - start, done
+
+
+def sql_copy(src: Path, url: str, table: str) -> tuple[float, int]:
+    """The raw SQL floor of copy: the plain loop's ``executemany`` over rows read from SQLite before the clock."""
+    import psycopg
+
+    from agno_storage.backends.postgres import configure_connection
+
+    lite = sqlite3.connect(f"file:{src}?mode=ro", uri=True, isolation_level=None)
+    try:
+        cols = ", ".join(quote(n) for n in NAMES)
+        rows = lite.execute(f"SELECT {cols} FROM {quote(TABLE)} ORDER BY session_id").fetchall()  # noqa: S608
+    finally:
+        lite.close()
+    store = open_store(url, table, Mode.AGENT)
+    store.create()
+    sql = store.statements.upsert
+    store.close()
+    start = time.perf_counter()
+    with psycopg.connect(url) as pg:
+        configure_connection(pg)
+        for at in range(0, len(rows), BATCH):
+            with pg.transaction(), pg.cursor() as cur:
+                cur.executemany(sql, rows[at : at + BATCH])
+    return time.perf_counter() - start, len(rows)
 
 
 def drop_pg_table(url: str, table: str) -> None:

@@ -35,10 +35,13 @@ def test_ops_smoke_run_reports_every_figure_and_moves_every_session(tmp_path: Pa
         n = t["sessions"]
         assert t["ours_per_s"] > 0 and t["floor_per_s"] > 0 and t["ratio"] > 0, t
         assert t["ours_errors"] == 0 and t["floor_errors"] == 0, t
-        assert t["counts"] == {"ours": [n] * cfg.rounds, "floor": [n] * cfg.rounds}, op
-    # What the import and the copy left in their tables, counted there.
-    assert timed["import"]["rows_in_table"] == {"ours": [cfg.import_n], "floor": [cfg.import_n]}
-    assert timed["copy"]["rows_in_table"] == {"ours": [cfg.copy_n], "floor": [cfg.copy_n]}
+        kinds = ("ours", "floor") if op == "export" else ("ours", "floor", "sql")
+        assert t["counts"] == {kind: [n] * cfg.rounds for kind in kinds}, op
+        if op != "export":
+            assert t["sql_per_s"] > 0 and t["sql_errors"] == 0, t
+    # What the import and the copy left in their tables, counted there (the raw SQL floor's too).
+    assert timed["import"]["rows_in_table"] == {kind: [cfg.import_n] for kind in ("ours", "floor", "sql")}
+    assert timed["copy"]["rows_in_table"] == {kind: [cfg.copy_n] for kind in ("ours", "floor", "sql")}
     # The plain loop writes exactly export's session lines: the ratio compares the same work.
     assert timed["export"]["same_lines_as_floor"] is True
 
