@@ -187,30 +187,10 @@ class PostgresStorage(BaseStorage):
     # --- primitives --------------------------------------------------------
 
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
-        query = (
-            "SELECT ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = r.oid"
-            " AND attnum > 0 AND NOT attisdropped ORDER BY attnum),"
-            " ARRAY(SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE i.indrelid = r.oid)"
-            " FROM (SELECT to_regclass(%s) AS oid) r WHERE r.oid IS NOT NULL"
-        )
-
         def body(conn: psycopg.Connection[Any]) -> tuple[list[str], list[str], str] | None:
-            row = conn.execute(query, (self._regclass_name,)).fetchone()
-            if row is None:
-                return None
-            columns, indexes = list(row[0]), list(row[1])
-            # PostgreSQL keeps no CREATE TABLE text; the index names tell who made it.
-            return columns, [self._core_index_name(n) for n in indexes], ""
+            return ddl.table_layout(lambda q, p: conn.execute(q, p).fetchall(), self.table_name, self.schema)
 
         return self._conns.run(body, write=False)
-
-    def _core_index_name(self, name: str) -> str:
-        # The core tells agno's tables by ``ix_<table>_``; SQLAlchemy put the schema in between.
-        prefix = f"ix_{self.schema}_{self.table_name}_"
-        if self.schema and name.startswith(prefix):
-            return f"ix_{self.table_name}_" + name[len(prefix) :]
-        return name
 
     def _lock(self, conn: psycopg.Connection[Any]) -> None:
         """Serialise schema changes to this table across processes until the transaction ends."""

@@ -6,7 +6,8 @@ Statements are ``psycopg.sql`` compositions, so every identifier is quoted.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from psycopg import sql
 
@@ -102,6 +103,38 @@ def create_recency_indexes(table: str, spec: ModeSpec, db_schema: str | None) ->
 
 def qualified(table: str, db_schema: str | None) -> sql.Identifier:
     return sql.Identifier(db_schema, table) if db_schema else sql.Identifier(table)
+
+
+_LAYOUT = (
+    "SELECT ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = r.oid"
+    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum),"
+    " ARRAY(SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " WHERE i.indrelid = r.oid)"
+    " FROM (SELECT to_regclass(%s) AS oid) r WHERE r.oid IS NOT NULL"
+)
+
+
+def table_layout(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, db_schema: str | None
+) -> tuple[list[str], list[str], str] | None:
+    """(column names, index names, ``''``) of ``table``, or None if it is not there.
+
+    ``query`` runs one statement with its parameters and returns its rows:
+    the store's connection or the operations' read-only one. PostgreSQL
+    keeps no CREATE TABLE text; the index names tell who made the table, and
+    lose the schema SQLAlchemy puts in them (the core tells agno's tables by
+    ``ix_<table>_``).
+    """
+    rows = query(_LAYOUT, (qualified(table, db_schema).as_string(None),))
+    if not rows:
+        return None
+    columns, indexes = rows[0]
+    prefix = f"ix_{db_schema}_{table}_"
+    return (
+        list(columns),
+        [f"ix_{table}_" + n[len(prefix) :] if db_schema and n.startswith(prefix) else n for n in indexes],
+        "",
+    )
 
 
 def add_columns(table: str, spec: ModeSpec, db_schema: str | None, names: Iterable[str]) -> list[sql.Composed]:

@@ -383,19 +383,7 @@ class SqliteStorage(BaseStorage):
     # --- primitives --------------------------------------------------------
 
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
-        columns = [r[0] for r in self._query("SELECT name FROM pragma_table_info(?)", (self.table_name,))]
-        if not columns:
-            return None
-        indexes: list[str] = []
-        table_sql = ""
-        for kind, name, sql in self._query(
-            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? COLLATE NOCASE", (self.table_name,)
-        ):
-            if kind == "index":
-                indexes.append(name)
-            elif kind == "table":
-                table_sql = sql or ""
-        return columns, indexes, table_sql
+        return ddl.table_layout(self._query, self.table_name)
 
     def _create_table(self) -> None:
         statements = [ddl.create_table(self.table_name, self.spec), *ddl.create_indexes(self.table_name, self.spec)]

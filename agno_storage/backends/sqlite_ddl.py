@@ -8,8 +8,34 @@ which is why they appear unquoted, as the Go port writes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from agno_storage.modes import ColumnKind, ModeSpec
 from agno_storage.schema import Flavor, TableShape, pending_columns
+
+
+def table_layout(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str
+) -> tuple[list[str], list[str], str] | None:
+    """(column names, index names, CREATE TABLE text) of ``table``, or None if it is not there.
+
+    ``query`` runs one statement with its parameters and returns its rows:
+    the store's connection or the operations' read-only one.
+    """
+    columns = [r[0] for r in query("SELECT name FROM pragma_table_info(?)", (table,))]
+    if not columns:
+        return None
+    indexes: list[str] = []
+    table_sql = ""
+    for kind, name, sql in query(
+        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? COLLATE NOCASE", (table,)
+    ):
+        if kind == "index":
+            indexes.append(name)
+        elif kind == "table":
+            table_sql = sql or ""
+    return columns, indexes, table_sql
 
 
 def create_table(table: str, spec: ModeSpec) -> str:
@@ -75,5 +101,6 @@ __all__ = [
     "create_table",
     "go_index_name",
     "recency_index_name",
+    "table_layout",
     "upgrade_statements",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote as uri_quote
 
 from agno_storage import urls
+from agno_storage.backends import sqlite_ddl
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes
@@ -129,33 +130,10 @@ class Database:
         the schema SQLAlchemy puts in them, as the store reads them.
         """
         if self.is_sqlite:
-            columns = [r[0] for r in self.query("SELECT name FROM pragma_table_info(?)", (table,))]
-            if not columns:
-                return None
-            indexes, table_sql = [], ""
-            for kind, name, sql in self.query(
-                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? COLLATE NOCASE", (table,)
-            ):
-                if kind == "index":
-                    indexes.append(name)
-                elif kind == "table":
-                    table_sql = sql or ""
-            return columns, indexes, table_sql
-        found = self.query(
-            "SELECT ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = r.oid"
-            " AND attnum > 0 AND NOT attisdropped ORDER BY attnum),"
-            " ARRAY(SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE i.indrelid = r.oid)"
-            " FROM (SELECT to_regclass(%s) AS oid) r WHERE r.oid IS NOT NULL",
-            (self.qualified(table),),
-        )
-        if not found:
-            return None
-        prefix = f"ix_{self.schema}_{table}_"
-        indexes = [
-            f"ix_{table}_" + n[len(prefix) :] if self.schema and n.startswith(prefix) else n for n in found[0][1]
-        ]
-        return list(found[0][0]), indexes, ""
+            return sqlite_ddl.table_layout(self.query, table)
+        from agno_storage.backends import postgres_ddl  # psycopg: only for a PostgreSQL connection
+
+        return postgres_ddl.table_layout(self.query, table, self.schema)
 
     def close(self) -> None:
         if not self.is_sqlite:
