@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from agno_storage import urls
+from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import (
     GO_AGENT_RUNS,
     KEEP_KEY,
@@ -43,8 +44,6 @@ DEFAULT_TABLES: dict[Mode, str] = {
     Mode.WORKFLOW: "workflow_sessions",
     Mode.WORKFLOW_V2: "workflow_v2_sessions",
 }
-#: The fixed name of a Go Agent's runs table (agno-golang v0.1.6).
-GO_RUNS_TABLE = "agent_runs"
 #: The report's label for agno 1.x's separate memory table.
 MEMORY_TABLE = "memory_table"
 BATCH = 200

@@ -29,9 +29,6 @@ from agno_storage.schema import quote
 #: Rows fetched per round trip when streaming a table.
 FETCH_SIZE = 1000
 
-#: The fixed name of the table where a Go Agent (agno-golang) keeps its runs.
-RUNS_TABLE = "agent_runs"
-
 
 def sqlite_path(target: urls.SqliteTarget) -> str:
     """The absolute path of a SQLite target; DatabaseMissingError if there is no such file."""
@@ -193,7 +190,6 @@ def store_qualified(store: BaseStorage, table: str) -> str:
 
 __all__ = [
     "FETCH_SIZE",
-    "RUNS_TABLE",
     "Database",
     "connect_readonly",
     "open_database",

@@ -8,8 +8,9 @@ from typing import Any
 
 import attrs
 
+from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.models import Mode
-from agno_storage.ops.db import RUNS_TABLE, Database, open_store, store_qualified
+from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters, where
 from agno_storage.ops.tables import describe, list_tables

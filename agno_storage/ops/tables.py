@@ -7,10 +7,11 @@ import enum
 import attrs
 
 from agno_storage import schema
+from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.errors import SchemaMismatchError, TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
-from agno_storage.ops.db import RUNS_TABLE, Database
+from agno_storage.ops.db import Database
 
 
 class Layout(enum.Enum):
