@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
+import attrs
 import pytest
 
 from agno_storage.agno3 import ddl
@@ -82,8 +84,34 @@ def _records() -> list[tuple[str, object]]:
 
 @pytest.mark.parametrize(("table", "record"), _records(), ids=[t for t, _ in _records()])
 def test_every_row_is_what_the_converter_unstructures(table: str, record: object) -> None:
-    """The writer's parameter tuple: the converter's dict in column order, JSON columns as json.dumps text."""
+    """The writer's parameter tuple: the converter's dict in column order, JSON columns as text json.loads reads back."""
     data = make_converter().unstructure(record)
     assert list(data) == list(ddl.COLUMNS[table])
-    expected = tuple(json.dumps(data[c]) if c in ddl.JSON_COLUMNS[table] else data[c] for c in ddl.COLUMNS[table])
-    assert Rows().of(table, record) == expected
+    row = Rows().of(table, record)
+    assert len(row) == len(data)
+    for column, value in zip(ddl.COLUMNS[table], row, strict=True):
+        if column in ddl.JSON_COLUMNS[table]:
+            assert isinstance(value, str) and json.loads(value) == data[column]
+        else:
+            assert value == data[column]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), [1, float("-inf")], 2**70, {1: "a"}, "lone \udc80 surrogate", [[[]]] * 2],
+    ids=["nan", "inf", "nested-inf", "wide-int", "int-key", "surrogate", "plain"],
+)
+def test_json_orjson_cannot_write_as_it_is_gets_json_dumps_text(value: object) -> None:
+    """NaN, infinities, wide ints, non-str keys, lone surrogates: json.dumps's text, as agno 3 writes them."""
+    run = make_converter().structure({**_row(), "run_data": {"v": None}}, Agno3Run)
+    run = attrs.evolve(run, run_data={"v": value, "n": None})
+    text = Rows().of(ddl.RUNS, run)[ddl.COLUMNS[ddl.RUNS].index("run_data")]
+    assert json.loads(text) == json.loads(json.dumps({"v": value, "n": None}))
+    if value != [[[]]] * 2:
+        assert text == json.dumps({"v": value, "n": None})
+
+
+def test_a_value_json_cannot_hold_is_refused() -> None:
+    run = make_converter().structure(_row(), Agno3Run)
+    with pytest.raises(TypeError):
+        Rows().of(ddl.RUNS, attrs.evolve(run, run_data={"when": datetime.now()}))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 from agno_storage.agno3 import ddl
 from agno_storage.agno3.mapping import KEEP_KEY, Mapped
@@ -23,10 +25,53 @@ from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.schema import quote
 
+_INF = float("inf")
+#: Types json.dumps refuses (datetimes, dataclasses) or spells its own way (str/int/dict/list subclasses) are
+#: not encoded by orjson either: they go to json.dumps, which refuses or spells them as before.
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
 
 def _dumps(value: Any) -> str:
-    """JSON as agno 3 writes its JSON columns: ``json.dumps`` defaults (``", "``, ``": "``, ASCII escapes)."""
-    return json.dumps(value)
+    """A JSON column's text: orjson's compact UTF-8, or ``json.dumps`` where orjson would differ or refuses.
+
+    agno 3 reads its JSON columns with ``json.loads``, which gives the same
+    values from either spelling; orjson encodes a run about six times faster
+    than ``json.dumps`` (docs/architecture.md, "Choices written down").
+    orjson writes NaN and infinities as ``null`` and refuses integers past
+    64 bits, keys that are not strings, lone surrogates and deep nesting:
+    those values get ``json.dumps``'s text, as agno 3 would write them, so
+    nothing is lost or changed.
+    """
+    try:
+        raw = orjson.dumps(value, option=_ORJSON_STRICT)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value)
+    if b"null" in raw and value is not None and _has_non_finite(value):
+        return json.dumps(value)
+    return raw.decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a NaN or infinite float sits anywhere in ``value`` (JSON data: dicts, lists, tuples, scalars)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if item != item or item in (_INF, -_INF):
+                return True
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, float):
+            if item != item or item in (_INF, -_INF):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 class Writer(Protocol):
