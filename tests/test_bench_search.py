@@ -29,6 +29,8 @@ def test_search_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         "index_build_messages_per_s",
         "search_index_median_ms",
         "catch_up_s",
+        "index_build_cpu_s",
+        "catch_up_cpu_s",
         "writer_with_trigger_s",
         "writer_without_trigger_s",
         "history_over_decode",
