@@ -9,9 +9,10 @@ the time filters, in the store's own newest-first order.
 
 Read-only on both engines: a SQLite table's store is a
 ``SqliteStorage(read_only=True)``, whose connections open the file with
-``mode=ro`` and whose writes raise ReadOnlyDatabaseError, and the pages'
-own queries run on ``mode=ro``, ``query_only`` connections; PostgreSQL
-connections start with ``default_transaction_read_only``. Nothing here writes.
+``mode=ro`` and whose writes raise ReadOnlyDatabaseError (the pages' queries
+run on it too); the health check's trivial query runs on a ``mode=ro``,
+``query_only`` connection of its own. PostgreSQL connections start with
+``default_transaction_read_only``. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from agno_storage.errors import (
     TableNotFoundError,
 )
 from agno_storage.models import Mode, Session, SessionSummary
-from agno_storage.ops.db import Database, connect_readonly, open_database
+from agno_storage.ops.db import connect_readonly, open_database
 from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo, list_tables
 
@@ -315,10 +316,6 @@ class SqliteSource(Source):
             raise translate(exc, table) from exc
         finally:
             conn.text_factory = str
-
-    def layout(self, table: str) -> tuple[list[str], list[str], str] | None:
-        """(columns, index names, CREATE TABLE text) of ``table``, or None, read as ``agno-storage tables`` reads it."""
-        return Database("sqlite", self._conn(), location=str(self.path)).layout(table)
 
     def close(self) -> None:
         super().close()
