@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cattrs
@@ -58,48 +59,113 @@ def session_ids(path: Path) -> list[str]:
         conn.close()
 
 
-def test_a_batch_the_database_refuses_stops_the_import_with_the_batches_before_it(tmp_path: Path) -> None:
+class Destination:
+    """A table to import or copy into: a fresh SQLite file, or a fresh table of the test server's schema ``ai``."""
+
+    def __init__(self, engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.engine = engine
+        if engine == "sqlite":
+            self.url, self.table = str(tmp_path / "dst.db"), "agent_sessions"
+        else:
+            self.url = str(request.getfixturevalue("pg_server").dsn)
+            self.table = f"bulk_{next(_tables)}_{os.getpid()}"
+
+    def run(self, statement: str) -> list[tuple[object, ...]]:
+        if self.engine == "sqlite":
+            conn = sqlite3.connect(self.url)
+            try:
+                rows = conn.execute(statement).fetchall()
+                conn.commit()
+                return rows
+            finally:
+                conn.close()
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as pg:
+            cur = pg.execute(statement)
+            return cur.fetchall() if cur.description else []
+
+    def qualified(self) -> str:
+        return self.table if self.engine == "sqlite" else f"ai.{self.table}"
+
+    def session_ids(self) -> list[str]:
+        order = "" if self.engine == "sqlite" else ' COLLATE "C"'
+        return [str(r[0]) for r in self.run(f"SELECT session_id FROM {self.qualified()} ORDER BY session_id{order}")]
+
+    def create_refusing(self, session_id: str) -> None:
+        """The table, with a trigger that refuses to insert ``session_id``."""
+        store = open_store(self.url, self.table, Mode.AGENT)
+        store.create()
+        store.close()
+        if self.engine == "sqlite":
+            self.run(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON {self.table} WHEN NEW.session_id = '{session_id}'"
+                " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+            )
+            return
+        self.run(
+            f"CREATE FUNCTION ai.{self.table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.session_id = '{session_id}' THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        self.run(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {self.qualified()} FOR EACH ROW"
+            f" EXECUTE FUNCTION ai.{self.table}_refuse()"
+        )
+
+    def drop(self) -> None:
+        if self.engine != "sqlite":
+            self.run(f"DROP TABLE IF EXISTS {self.qualified()}")
+            self.run(f"DROP FUNCTION IF EXISTS ai.{self.table}_refuse()")
+
+
+_tables = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dest(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Destination]:
+    """Where import and copy write: SQLite commits in the caller's thread, PostgreSQL in the writer's own."""
+    destination = Destination(str(request.param), tmp_path, request)
+    try:
+        yield destination
+    finally:
+        destination.drop()
+
+
+def test_a_batch_the_database_refuses_stops_the_import_with_the_batches_before_it(
+    tmp_path: Path, dest: Destination
+) -> None:
     lines = export_lines(source(tmp_path / "src.db", 50))
-    dst = tmp_path / "dst.db"
-    store = open_store(str(dst), "agent_sessions", Mode.AGENT)
-    store.create()
-    store.close()
-    conn = sqlite3.connect(dst)
-    conn.execute(
-        "CREATE TRIGGER refuse BEFORE INSERT ON agent_sessions WHEN NEW.session_id = 's00023'"
-        " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
-    )
-    conn.commit()
-    conn.close()
-    # Batches of 10: s00020-s00029 is refused while the next batches are read.
+    dest.create_refusing("s00023")
+    # Batches of 10: s00020-s00029 is refused (on PostgreSQL while the next batch is read).
     with pytest.raises(StorageError, match="refused by a trigger"):
-        import_lines(lines, str(dst), "agent_sessions", batch_size=10)
-    assert session_ids(dst) == [f"s{i:05d}" for i in range(20)]
+        import_lines(lines, dest.url, dest.table, batch_size=10)
+    assert dest.session_ids() == [f"s{i:05d}" for i in range(20)]
 
 
-def test_a_bad_line_after_many_batches_counts_every_batch_committed_before_it(tmp_path: Path) -> None:
+def test_a_bad_line_after_many_batches_counts_every_batch_committed_before_it(
+    tmp_path: Path, dest: Destination
+) -> None:
     lines = export_lines(source(tmp_path / "src.db", 50))
     lines[45] = lines[45].replace(b'"memory":"{', b'"memory":"[')  # s00044: a JSON list where an object goes
-    dst = tmp_path / "dst.db"
     with pytest.raises(ExportFormatError) as caught:
-        import_lines(lines, str(dst), "agent_sessions", batch_size=10)
+        import_lines(lines, dest.url, dest.table, batch_size=10)
     assert (caught.value.line, caught.value.column, caught.value.imported) == (46, "memory", 40)
-    assert session_ids(dst) == [f"s{i:05d}" for i in range(40)]
+    assert dest.session_ids() == [f"s{i:05d}" for i in range(40)]
 
 
-def test_a_corrupt_row_late_in_a_copy_stops_it_with_the_batches_before_it(tmp_path: Path) -> None:
+def test_a_corrupt_row_late_in_a_copy_stops_it_with_the_batches_before_it(tmp_path: Path, dest: Destination) -> None:
     src = tmp_path / "src.db"
     source(src, 2500)  # three fetches of 1,000
     conn = sqlite3.connect(src)
     conn.execute("UPDATE agent_sessions SET memory = '{not json' WHERE session_id = 's02100'")
     conn.commit()
     conn.close()
-    dst = tmp_path / "dst.db"
     with open_database(str(src)) as db, pytest.raises(CorruptRowError) as caught:
-        copy_table(db, "agent_sessions", str(dst))
+        copy_table(db, "agent_sessions", dest.url, to_table=dest.table)
     assert (caught.value.session_id, caught.value.column) == ("s02100", "memory")
     assert "2000 sessions were copied before it" in str(caught.value)
-    assert session_ids(dst) == [f"s{i:05d}" for i in range(2000)]
+    assert dest.session_ids() == [f"s{i:05d}" for i in range(2000)]
 
 
 _KILLED_IMPORT = textwrap.dedent(

@@ -59,7 +59,7 @@ def copy_table(
                         session_id=str(row[0]),
                         column=exc.column,
                     ) from None
-            # Committed by the writer's thread while the next batch is read.
+            # On PostgreSQL, committed by the writer's thread while the next batch is read.
             writer.write(rows)
             progress.advance(len(rows))
         copied = writer.flush()

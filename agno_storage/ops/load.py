@@ -55,7 +55,7 @@ def import_lines(
     Creates the table if needed. Refuses (ExportFormatError, line 1) a file
     whose mode is not ``mode``, and (SchemaMismatchError) a table of another
     mode. Each batch of ``batch_size`` lines is checked whole, then written in
-    one transaction (while the next batch is read): a bad line raises
+    one transaction (on PostgreSQL while the next batch is read): a bad line raises
     ExportFormatError with its line number and the count imported before it,
     and nothing of its batch is written.
     """
@@ -88,7 +88,7 @@ def import_lines(
                     column=exc.column if isinstance(exc, BadValue) else None,
                 ) from None
             if len(batch) >= batch_size:
-                # Committed by the writer's thread while the next batch is read.
+                # On PostgreSQL, committed by the writer's thread while the next batch is read.
                 writer.write(batch)
                 progress.advance(len(batch))
                 batch = []
