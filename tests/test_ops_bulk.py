@@ -367,3 +367,11 @@ def test_the_row_reader_refuses_each_wrong_type_as_the_converter_does(change: di
     line = {name: None for name in SPECS[Mode.AGENT].names} | {"session_id": "s", "created_at": 1} | change
     assert isinstance(_structured(Mode.AGENT, line), str)
     assert _read(Mode.AGENT, line) == _structured(Mode.AGENT, line)
+
+
+def test_blank_lines_are_skipped_and_keep_the_line_numbers(tmp_path: Path) -> None:
+    lines = export_lines(source(tmp_path / "src.db", 3))
+    with_blanks = [lines[0], b"", lines[1], b" \t\r\n", lines[2], b"\n", lines[3]]
+    assert import_lines(with_blanks, str(tmp_path / "a.db"), "agent_sessions").sessions == 3
+    with pytest.raises(ExportFormatError, match="line 4: "):
+        import_lines([*with_blanks[:3], b"{}", *with_blanks[3:]], str(tmp_path / "b.db"), "agent_sessions")

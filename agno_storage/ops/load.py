@@ -73,7 +73,7 @@ def import_lines(
     with RowWriter(url, table, header.mode, schema) as writer:
         batch: list[list[Any]] = []
         for number, line in enumerate(iterator, start=2):
-            if not line.strip():
+            if not line or line.isspace():  # a blank line; strip() would copy every line
                 continue
             try:
                 batch.append(writer.check(read(orjson.loads(line))))
