@@ -91,3 +91,52 @@ def test_a_value_json_cannot_hold_names_its_session_and_its_batch_is_not_written
     report = to_agno3(src, dst, batch_size=3)
     assert report.total("unchanged") == len(written)
     assert len(_session_ids(dst)) == N
+
+
+def test_more_runs_than_one_statement_holds_are_all_written_and_rewritten(tmp_path: Path) -> None:
+    """120 runs in one batch (SQLite statements of 50 rows, then 20): each once, in order; a rerun updates them."""
+    n, runs = 12, 10
+    src, dst = str(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
+    try:
+        store.create()
+        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=runs)) for i in range(n))
+        assert to_agno3(src, dst).total("runs") == n * runs
+        first = _runs(dst)
+        assert len(first) == n * runs
+        with sqlite3.connect(dst) as conn:
+            indexes = conn.execute("SELECT session_id, group_concat(run_index) FROM agno_runs GROUP BY session_id")
+            assert all(order == ",".join(str(i) for i in range(runs)) for _, order in indexes)
+    finally:
+        store.close()
+    # The source changes (a later updated_at): every session and run is written again, none twice.
+    with sqlite3.connect(src) as conn:
+        conn.execute("""UPDATE agent_sessions SET updated_at = updated_at + 10, extra_data = '{"again": true}'""")
+    again = to_agno3(src, dst)
+    assert again.total("sessions") == n and again.total("unchanged") == 0
+    assert _runs(dst) == first
+    with sqlite3.connect(dst) as conn:
+        metadata = [json.loads(m) for (m,) in conn.execute("SELECT metadata FROM agno_sessions")]
+    assert len(metadata) == n and all(m["again"] is True for m in metadata)
+
+
+def test_a_run_id_twice_in_one_statement_is_the_later_row(tmp_path: Path) -> None:
+    """Rows of one statement are upserted in order, as one statement per row did: the later one wins."""
+    from agno_storage.agno3.mapping import map_session
+    from agno_storage.agno3.writer import SqliteWriter
+
+    first, second = (
+        map_session(s.session_id, [s], [])
+        for s in (harness.ours_session(sessions.agno_session(i, n_runs=2)) for i in range(2))
+    )
+    clash = attrs.evolve(second.runs[0], run_id=first.runs[0].run_id, run_index=7)
+    second = attrs.evolve(second, runs=(clash,))
+    writer = SqliteWriter(str(tmp_path / "dst.db"))
+    try:
+        writer.prepare()
+        writer.write([writer.encode(first), writer.encode(second)])
+    finally:
+        writer.close()
+    rows = {run_id: (sid, index) for run_id, sid, index, _ in _runs(str(tmp_path / "dst.db"))}
+    assert rows[first.runs[0].run_id] == (second.session.session_id, 7)
+    assert len(rows) == 2

@@ -98,13 +98,21 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
-def _upsert_sql(table: str, prefix: str, placeholder: str) -> str:
+def _upsert_sql(table: str, prefix: str, placeholder: str, rows: int = 1) -> str:
+    """The upsert of ``rows`` rows of ``table`` in one statement (SQLite applies them in order, as one each)."""
     columns = ddl.COLUMNS[table]
     key = ddl.KEYS[table]
     names = ", ".join(columns)
-    marks = ", ".join(placeholder for _ in columns)
+    marks = ", ".join(f"({', '.join(placeholder for _ in columns)})" for _ in range(rows))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    return f"INSERT INTO {prefix}{table} ({names}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {updates}"  # noqa: S608 - constant identifiers only
+    return f"INSERT INTO {prefix}{table} ({names}) VALUES {marks} ON CONFLICT ({key}) DO UPDATE SET {updates}"  # noqa: S608 - constant identifiers only
+
+
+#: Rows per SQLite upsert statement (650 parameters at most, under SQLite's oldest limit of 999). Each
+#: statement may abort (the runs' foreign key), so SQLite journals the pages it changes: one statement
+#: per row journaled the same index pages row after row. Measured on 1,000 benchmark sessions: 0.55 s
+#: of CPU one row per statement, 0.35 s fifty rows per statement.
+SQLITE_ROWS_PER_STATEMENT = 50
 
 
 class Rows:
@@ -240,7 +248,7 @@ class SqliteWriter:
         # sessions. In memory it is one statement's pages at a time.
         self._conn.execute("PRAGMA temp_store = MEMORY")
         self._rows = Rows()
-        self._sql = {t: _upsert_sql(t, "", "?") for t in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES)}
+        self._sql: dict[tuple[str, int], str] = {}
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -282,12 +290,21 @@ class SqliteWriter:
     def encode(self, mapped: Mapped) -> Encoded:
         return self._rows.encode(mapped)
 
+    def _upsert(self, conn: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Upsert ``rows`` in order, :data:`SQLITE_ROWS_PER_STATEMENT` to a statement."""
+        step = SQLITE_ROWS_PER_STATEMENT
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            sql = self._sql.get((table, len(part)))
+            if sql is None:
+                sql = self._sql[table, len(part)] = _upsert_sql(table, "", "?", len(part))
+            conn.execute(sql, [value for row in part for value in row])
+
     def write(self, batch: Sequence[Encoded]) -> None:
         rows = _batch_rows(batch)
         with self._transaction() as conn:
             for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
-                if rows[table]:
-                    conn.executemany(self._sql[table], rows[table])
+                self._upsert(conn, table, rows[table])
             _tidy_runs(conn, batch, "", "?")
 
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
@@ -295,7 +312,7 @@ class SqliteWriter:
 
     def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
         with self._transaction() as conn:
-            conn.executemany(self._sql[ddl.MEMORIES], [self._rows.of(ddl.MEMORIES, m) for m in memories])
+            self._upsert(conn, ddl.MEMORIES, [self._rows.of(ddl.MEMORIES, m) for m in memories])
 
     def close(self) -> None:
         self._conn.close()
