@@ -29,7 +29,7 @@ from agno_storage.ops.errors import ExportFormatError
 from agno_storage.ops.export import export_table
 from agno_storage.ops.lines import line_class, make_converter, row_reader
 from agno_storage.ops.load import import_lines
-from agno_storage.ops.write import BadValue, RowWriter
+from agno_storage.ops.write import BULK_CHECKPOINT_PAGES, BadValue, RowWriter
 
 
 def source(path: Path, n: int) -> str:
@@ -375,3 +375,28 @@ def test_blank_lines_are_skipped_and_keep_the_line_numbers(tmp_path: Path) -> No
     assert import_lines(with_blanks, str(tmp_path / "a.db"), "agent_sessions").sessions == 3
     with pytest.raises(ExportFormatError, match="line 4: "):
         import_lines([*with_blanks[:3], b"{}", *with_blanks[3:]], str(tmp_path / "b.db"), "agent_sessions")
+
+
+def test_import_checkpoints_the_wal_every_bulk_interval_not_every_4_mib(tmp_path: Path) -> None:
+    """The connection that commits the batches is the one with the bulk settings (not the store's first one)."""
+    src = tmp_path / "src.db"
+    store = open_store(str(src), "agent_sessions", Mode.AGENT)
+    store.upsert_many(
+        AgentSession(session_id=f"s{i:05d}", agent_id="a", memory={"t": "x" * 10_000}) for i in range(1200)
+    )
+    store.close()
+    lines = export_lines(str(src))
+    dst = tmp_path / "dst.db"
+    sizes: list[int] = []
+
+    class WalSize:
+        def start(self, total: int | None) -> None:
+            pass
+
+        def advance(self, count: int) -> None:
+            sizes.append(os.path.getsize(f"{dst}-wal"))
+
+    import_lines(lines, str(dst), "agent_sessions", batch_size=100, progress=WalSize())
+    # About 12 MB of sessions in 1 MB batches: SQLite's default (1,000 pages, 4 MiB) would have checkpointed
+    # and reused the WAL from its start after every 4 MiB.
+    assert BULK_CHECKPOINT_PAGES * 4096 > 12_000_000 and max(sizes) > 3 * 4096 * 1000

@@ -102,6 +102,8 @@ class RowWriter:
                 "synchronous": Synchronous.NORMAL.value,
                 "wal_autocheckpoint": BULK_CHECKPOINT_PAGES,
             }
+            # The connection create() used keeps what it was opened with; the next one has these.
+            self.store.close()
         self._unsynced = False  # batches committed since the last fsync of the WAL
         #: Whether batches are committed by a thread of their own (see the module's docstring).
         self._threaded = not isinstance(self.store, SqliteStorage)
@@ -183,7 +185,7 @@ class RowWriter:
         return self.written
 
     def _sync(self) -> None:
-        """fsync the WAL if batches were committed at NORMAL since the last time (SQLite, FULL store)."""
+        """fsync the WAL and its folder if batches were committed at NORMAL since the last time (SQLite, FULL store)."""
         with self._ready:
             if not self._unsynced or self._busy or self._wal is None:
                 return
@@ -192,6 +194,16 @@ class RowWriter:
             fd = os.open(self._wal, os.O_RDONLY)
         except FileNotFoundError:
             # The last connection closed: its checkpoint synced the file and removed the WAL.
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # A WAL made since the store's last FULL commit needs its folder's entry
+        # on disk too, as SQLite syncs the folder of a journal it creates.
+        try:
+            fd = os.open(os.path.dirname(self._wal), os.O_RDONLY)
+        except OSError:  # a folder cannot be opened on Windows: NTFS journals its entries
             return
         try:
             os.fsync(fd)
