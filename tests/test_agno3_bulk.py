@@ -8,6 +8,7 @@ over the output).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,50 @@ def test_a_run_id_twice_in_one_statement_is_the_later_row(tmp_path: Path) -> Non
     rows = {run_id: (sid, index) for run_id, sid, index, _ in _runs(str(tmp_path / "dst.db"))}
     assert rows[first.runs[0].run_id] == (second.session.session_id, 7)
     assert len(rows) == 2
+
+
+def _fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths this process fsyncs from Python from now on (SQLite's own fsyncs are not seen)."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads fd paths from /proc")
+def test_the_wal_is_fsynced_once_the_batches_are_committed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches commit at synchronous=NORMAL; before to_agno3 returns, the WAL and its folder are fsynced."""
+    src = _source(tmp_path / "src.db")
+    dst = tmp_path / "dst.db"
+    synced = _fsynced(monkeypatch)
+    to_agno3(src, str(dst), batch_size=3)
+    assert synced == [os.path.realpath(str(dst)) + "-wal", os.path.realpath(tmp_path)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads fd paths from /proc")
+def test_the_wal_is_fsynced_when_a_batch_fails_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch refused after others were committed: StorageError, and the committed ones are made durable."""
+    from agno_storage.agno3.writer import SqliteWriter
+
+    src = _source(tmp_path / "src.db")
+    dst = tmp_path / "dst.db"
+    real = SqliteWriter.write
+    calls: list[int] = []
+
+    def write(self: SqliteWriter, batch: Any) -> None:
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(self, batch)
+
+    monkeypatch.setattr(SqliteWriter, "write", write)
+    synced = _fsynced(monkeypatch)
+    with pytest.raises(StorageError, match="disk I/O error"):
+        to_agno3(src, str(dst), batch_size=3)
+    assert len(_session_ids(str(dst))) == 3
+    assert synced == [os.path.realpath(str(dst)) + "-wal", os.path.realpath(tmp_path)]
