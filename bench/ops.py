@@ -77,7 +77,7 @@ def make_config(mode: str) -> OpsConfig:
     if mode == "quick":
         return OpsConfig(mode, 3, 20_000, 5_000, 5_000, (5_000, 20_000), (5_000, 20_000), (5_000, 20_000))
     if mode == "full":
-        # Import and copy run at 2,000-3,000 sessions/s on the 2-core machine
+        # Import and copy run at 2,000-4,000 sessions/s on the 2-core machine
         # the documented run used: their sizes keep --full near ten minutes.
         return OpsConfig(mode, 3, 100_000, 20_000, 10_000, (100_000, 1_000_000), (20_000, 100_000), (10_000, 50_000))
     raise ValueError(f"unknown mode {mode!r}")
