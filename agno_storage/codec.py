@@ -188,7 +188,9 @@ def _reject_non_str_keys(value: Any) -> None:
 def loads(text: str | bytes | None) -> Any:
     """Decode stored JSON; SQL NULL, ``''`` and ``null`` all give ``None``.
 
-    Raises ``ValueError`` on invalid JSON; callers wrap it with row context.
+    Raises ``ValueError`` on invalid JSON, and on JSON nested deeper than
+    the decoders go (orjson's 1,024 levels; the stdlib's, for text with
+    wide integers, about as deep); callers wrap it with row context.
     """
     if type(text) is bytes:  # what the SQLite backend reads: the common case first
         data = text
@@ -204,13 +206,11 @@ def loads(text: str | bytes | None) -> Any:
     if not data:
         return None
     if _has_wide_integer(data):
-        return json.loads(data)
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if "recursion" not in str(exc).lower():
-            raise
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply to decode") from None
+    return orjson.loads(data)  # orjson.JSONDecodeError is a ValueError
 
 
 def _has_wide_integer(data: bytes) -> bool:

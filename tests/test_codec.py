@@ -133,6 +133,13 @@ def test_deep_nesting_round_trips() -> None:
     assert codec.loads(codec.dumps(value)) == value
 
 
+@pytest.mark.parametrize("leaf", ["1", "12345678901234567890"])  # orjson's path, and the exact one for wide integers
+def test_stored_json_nested_past_the_decoders_reach_is_a_value_error(leaf: str) -> None:
+    text = "[" * 3000 + leaf + "]" * 3000  # Go decodes up to 10,000 levels, so it can store this
+    with pytest.raises(ValueError):
+        codec.loads(text)
+
+
 def test_nesting_past_the_encoders_reach_is_refused_cleanly() -> None:
     value: Any = "leaf"
     for _ in range(5000):

@@ -338,6 +338,8 @@ BAD_VALUES = [
     ("text that is not UTF-8", "user_id", "CAST(X'ff41' AS TEXT)"),
     ("an integer in a JSON column", "memory", "5"),
     ("JSON that is not UTF-8", "session_data", "CAST(X'7b22ff223a317d' AS TEXT)"),
+    # Go decodes JSON nested up to 10,000 levels, so a Go program can store this.
+    ("JSON nested past the decoders", "memory", '\'{"a":' + "[" * 3000 + "]" * 3000 + "}'"),
 ]
 
 
