@@ -188,3 +188,21 @@ def test_the_wal_is_fsynced_when_a_batch_fails_too(tmp_path: Path, monkeypatch: 
         to_agno3(src, str(dst), batch_size=3)
     assert len(_session_ids(str(dst))) == 3
     assert synced == [os.path.realpath(str(dst)) + "-wal", os.path.realpath(tmp_path)]
+
+
+def test_a_session_changed_within_the_second_it_was_migrated_is_migrated_again(tmp_path: Path) -> None:
+    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    to_agno3(src, dst)
+    # The source changes and keeps its updated_at, as a write in the same second does.
+    with sqlite3.connect(src) as conn:
+        (memory,) = conn.execute("SELECT memory FROM agent_sessions WHERE session_id = 's-0000001'").fetchone()
+        changed = json.loads(memory)
+        changed["runs"][0]["content"] = "changed within the second"
+        conn.execute("UPDATE agent_sessions SET memory = ? WHERE session_id = 's-0000001'", (json.dumps(changed),))
+    again = to_agno3(src, dst)
+    assert again.total("sessions") == 1 and again.total("unchanged") == N - 1
+    with sqlite3.connect(dst) as conn:
+        texts = [
+            json.loads(r[0]) for r in conn.execute("SELECT run_data FROM agno_runs WHERE session_id = 's-0000001'")
+        ]
+    assert any(t.get("content") == "changed within the second" for t in texts)

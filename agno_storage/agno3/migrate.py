@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from agno_storage import urls
+from agno_storage import codec, urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import (
     GO_AGENT_RUNS,
@@ -92,10 +92,26 @@ class Agno3Report:
 
 
 def _stamp(sources: Sequence[Session], go_runs: Sequence[GoAgentRun]) -> str:
-    """What a session looked like in the source: unchanged stamp, unchanged session (a rerun skips it)."""
-    parts: list[tuple[str, int | None]] = [(s.MODE.value, s.updated_at) for s in sources]
-    parts += [(r.id, r.updated_at) for r in go_runs]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    """What a session looked like in the source, to the value: unchanged stamp, unchanged session (a rerun skips it).
+
+    Every field counts, not only ``updated_at``: timestamps are whole
+    seconds, and a session written again within the second it was migrated
+    would otherwise be skipped with its change.
+    """
+    digest = hashlib.sha256()
+    for session in sources:
+        digest.update(_canonical([session.MODE.value, attrs.asdict(session, recurse=False)]))
+    for run in go_runs:
+        digest.update(_canonical(attrs.astuple(run, recurse=False)))
+    return digest.hexdigest()[:32]
+
+
+def _canonical(value: Any) -> bytes:
+    """``value``'s JSON with sorted keys; the stdlib's spelling for what the codec refuses (a NaN agno 1.x stored)."""
+    try:
+        return codec.dumps(value).encode()
+    except InvalidInputError:
+        return json.dumps(value, sort_keys=True, default=repr).encode()
 
 
 def _open_source(src: str, target: urls.Target, table: str, mode: Mode, schema: str | None) -> BaseStorage | None:
