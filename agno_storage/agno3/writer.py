@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import operator
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ import orjson
 from agno_storage.agno3 import ddl
 from agno_storage.agno3.mapping import KEEP_KEY, Mapped
 from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
+from agno_storage.backends import sqlite_bulk
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.schema import quote
 
@@ -114,10 +114,6 @@ def _upsert_sql(table: str, prefix: str, placeholder: str, rows: int = 1) -> str
 #: per row journaled the same index pages row after row. Measured on 1,000 benchmark sessions: 0.55 s
 #: of CPU one row per statement, 0.35 s fifty rows per statement.
 SQLITE_ROWS_PER_STATEMENT = 50
-#: WAL pages the writer's connection lets pile up before it checkpoints them into the file (64 MiB at
-#: 4 KiB a page; SQLite's default is 1,000), as ``agno_storage.ops.write.BULK_CHECKPOINT_PAGES``: each
-#: checkpoint fsyncs the WAL and the file, and fewer, larger ones are much of a bulk write's speed.
-SQLITE_CHECKPOINT_PAGES = 16384
 
 
 class Rows:
@@ -262,9 +258,8 @@ class SqliteWriter:
         # sessions. In memory it is one statement's pages at a time.
         self._conn.execute("PRAGMA temp_store = MEMORY")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
-        # SQLite names the WAL after the file a symlink points to.
-        self._wal = os.path.realpath(Path(path).expanduser()) + "-wal"
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
+        self._wal = sqlite_bulk.wal_path(path)
         self._unsynced = False  # batches committed since the last fsync of the WAL
         self._rows = Rows()
         self._sql: dict[tuple[str, int], str] = {}
@@ -339,23 +334,7 @@ class SqliteWriter:
         if not self._unsynced:
             return
         self._unsynced = False
-        try:
-            fd = os.open(self._wal, os.O_RDONLY)
-        except FileNotFoundError:  # no WAL: the last connection's checkpoint synced the file and removed it
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # A WAL made by this run needs its folder's entry on disk too, as SQLite syncs a journal's folder.
-        try:
-            fd = os.open(os.path.dirname(self._wal), os.O_RDONLY)
-        except OSError:  # a folder cannot be opened on Windows: NTFS journals its entries
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sqlite_bulk.fsync_wal(self._wal)
 
     def close(self) -> None:
         try:

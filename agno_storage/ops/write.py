@@ -20,7 +20,6 @@ stay). Rerunning the operation upserts the same rows again.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import orjson
 
 from agno_storage import codec
+from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
 from agno_storage.models import Mode
@@ -36,11 +36,8 @@ from agno_storage.ops.db import open_store
 
 #: Sessions per write transaction: short enough never to hold the write lock for long.
 BATCH_SIZE = 1000
-#: SQLite: WAL pages the writer's connection lets pile up before it checkpoints them
-#: into the file (64 MiB at 4 KiB a page; SQLite's default is 1,000). Each
-#: checkpoint fsyncs the WAL and the file: fewer, larger syncs are most of
-#: the speed of a bulk write. Other connections keep their own setting.
-BULK_CHECKPOINT_PAGES = 16384
+#: SQLite: WAL pages the writer's connection lets pile up before it checkpoints (see sqlite_bulk).
+BULK_CHECKPOINT_PAGES = sqlite_bulk.CHECKPOINT_PAGES
 
 _JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
 
@@ -95,8 +92,7 @@ class RowWriter:
                 # fsyncs the WAL once, which is what a FULL commit does: every
                 # batch committed is then as durable as under FULL. Only the
                 # writer thread's connection, opened after this, has these.
-                # SQLite names the WAL after the file a symlink points to.
-                self._wal = os.path.realpath(self.store.db_path) + "-wal"
+                self._wal = sqlite_bulk.wal_path(self.store.db_path)
             self.store.pragmas = {
                 **self.store.pragmas,
                 "synchronous": Synchronous.NORMAL.value,
@@ -190,25 +186,7 @@ class RowWriter:
             if not self._unsynced or self._busy or self._wal is None:
                 return
             self._unsynced = False
-        try:
-            fd = os.open(self._wal, os.O_RDONLY)
-        except FileNotFoundError:
-            # The last connection closed: its checkpoint synced the file and removed the WAL.
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # A WAL made since the store's last FULL commit needs its folder's entry
-        # on disk too, as SQLite syncs the folder of a journal it creates.
-        try:
-            fd = os.open(os.path.dirname(self._wal), os.O_RDONLY)
-        except OSError:  # a folder cannot be opened on Windows: NTFS journals its entries
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sqlite_bulk.fsync_wal(self._wal)
 
     def _wait_idle(self) -> None:
         # Called with self._ready held.
