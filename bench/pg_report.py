@@ -11,9 +11,7 @@ from bench.tables import Goal, at_least, goal_lines, goals_table, plans_table, t
 ANALYSIS = Path(__file__).resolve().parent / "doc_postgres.md"
 
 _UPSERT = "Each upsert waits for its WAL flush; the store adds the pool checkout and encoding to the floor's statement."
-_READ = (
-    "Most of a read is the round trip; the store adds the pool checkout and decode_row (with the wide-integer scan)."
-)
+_READ = "Most of a read is the round trip; the store adds the pool checkout and RowCodec.decode (with the wide-integer scan)."
 #: (workload prefix, contender, needed speed-up, name, ceiling, cause of a miss) of every stated target: agno_storage at
 #: least that many times faster than agno 1.8.4's PostgresStorage, priced against the floor named last.
 TARGETS = (

@@ -42,7 +42,7 @@ def targets(results: dict[str, Any]) -> list[Goal]:
     """Every stated target with the ceiling it was measured against; met is None when not measured."""
     rows = results["rows"]
     out: list[Goal] = []
-    encode = "The store encodes the session (encode_session, orjson.dumps) and runs its transaction inside the clock."
+    encode = "The store encodes the session (RowCodec.encode, orjson.dumps) and runs its transaction inside the clock."
     for w in ("1. upsert new small", "1. upsert existing small"):
         n = w[3:]
         out.append(
@@ -92,8 +92,6 @@ def targets(results: dict[str, Any]) -> list[Goal]:
     )
     for q in ("user", "agent", "all"):
         why = "Twenty rows of the read path's per-row work (scan, checks, records)."
-        if q == "all":
-            why += " The floor's file also has an index for this order; the store's sorts ties in a temporary B-tree."
         out.append(
             at_most_slower(
                 rows,
@@ -116,7 +114,7 @@ def targets(results: dict[str, Any]) -> list[Goal]:
                     2,
                     PROJECTED_OURS,
                     PROJECTED_FLOOR,
-                    why="The store builds 20 SessionSummary records (decode_summary's checks, attrs __init__); "
+                    why="The store builds 20 SessionSummary records (decode_summaries' checks, attrs __init__); "
                     "the floor returns raw tuples.",
                 )
             )
