@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import time
@@ -25,13 +24,13 @@ from typing import Any
 import orjson
 
 from agno_storage import SqliteStorage
+from agno_storage.backends import sqlite_bulk
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import connect_readonly, open_database, open_store
 from agno_storage.ops.export import export_table
 from agno_storage.ops.load import import_lines
-from agno_storage.ops.write import BULK_CHECKPOINT_PAGES
 from agno_storage.schema import quote
 from bench import rss, sessions
 
@@ -159,17 +158,11 @@ def floor_import(lines: Path, dest: Path) -> tuple[float, int]:
     import's checkpoint interval, and the WAL is fsynced once at the end, as
     a FULL commit would. Checks nothing.
     """
-    store = SqliteStorage(table_name=TABLE, db_file=str(dest), mode="agent")
-    store.create()
-    sql = store.statements.upsert
-    store.close()
+    sql = _bulk_table(dest)
     start = time.perf_counter()
-    conn = sqlite3.connect(dest, isolation_level=None)
+    conn = _bulk_connection(dest)
     done = 0
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
         loads, names = orjson.loads, NAMES
         with lines.open("rb") as f:
             next(f)
@@ -178,17 +171,11 @@ def floor_import(lines: Path, dest: Path) -> tuple[float, int]:
                 d = loads(line)
                 batch.append([d[k] for k in names])
                 if len(batch) >= BATCH:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(sql, batch)
-                    conn.execute("COMMIT")
-                    done += len(batch)
+                    done += _commit(conn, sql, batch)
                     batch = []
             if batch:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(sql, batch)
-                conn.execute("COMMIT")
-                done += len(batch)
-        fsync_file(f"{dest}-wal")
+                done += _commit(conn, sql, batch)
+        sqlite_bulk.fsync_wal(sqlite_bulk.wal_path(dest))
     finally:
         conn.close()
     return time.perf_counter() - start, done
@@ -203,32 +190,41 @@ def sql_import(lines: Path, dest: Path) -> tuple[float, int]:
     with lines.open("rb") as f:
         next(f)
         rows = [[d[k] for k in NAMES] for d in map(orjson.loads, f)]
-    store = SqliteStorage(table_name=TABLE, db_file=str(dest), mode="agent")
-    store.create()
-    sql = store.statements.upsert
-    store.close()
+    sql = _bulk_table(dest)
     start = time.perf_counter()
-    conn = sqlite3.connect(dest, isolation_level=None)
+    conn = _bulk_connection(dest)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
         for at in range(0, len(rows), BATCH):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, rows[at : at + BATCH])
-            conn.execute("COMMIT")
-        fsync_file(f"{dest}-wal")
+            _commit(conn, sql, rows[at : at + BATCH])
+        sqlite_bulk.fsync_wal(sqlite_bulk.wal_path(dest))
     finally:
         conn.close()
     return time.perf_counter() - start, len(rows)
 
 
-def fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _bulk_table(dest: Path) -> str:
+    """Make the sessions table in ``dest`` with the store (outside any clock); its upsert statement."""
+    store = SqliteStorage(table_name=TABLE, db_file=str(dest), mode="agent")
+    store.create()
+    sql = store.statements.upsert
+    store.close()
+    return sql
+
+
+def _bulk_connection(dest: Path) -> sqlite3.Connection:
+    """A plain connection with import's settings: WAL, commits at NORMAL, import's checkpoint interval."""
+    conn = sqlite3.connect(dest, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
+    return conn
+
+
+def _commit(conn: sqlite3.Connection, sql: str, batch: list[list[Any]]) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(sql, batch)
+    conn.execute("COMMIT")
+    return len(batch)
 
 
 # --- copy to PostgreSQL ------------------------------------------------------------
