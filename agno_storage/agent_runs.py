@@ -25,13 +25,13 @@ from agno_storage.backends.statements import EQUALS, NOBODY, filter_kind
 from agno_storage.conversation import RunRow
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Mode
-from agno_storage.schema import quote
+from agno_storage.schema import AGENT_RUNS_TABLE, quote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
 
 #: The table's name, fixed by agno-golang whatever the sessions table is called.
-TABLE: Final = "agent_runs"
+TABLE: Final = AGENT_RUNS_TABLE
 
 _COLUMNS: Final = "id, session_id, user_id, user_message, agent_message, messages, metrics, created_at"
 

@@ -32,6 +32,7 @@ import orjson
 
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Session, TeamSession, WorkflowSessionV2
+from agno_storage.schema import AGENT_RUNS_TABLE
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -446,7 +447,7 @@ def runs_messages(rows: Iterable[RunRow], table: str) -> builtins.list[Message]:
     out: builtins.list[Message] = []
     given: Counter[tuple[str, str | None]] = Counter()
     for row in rows:
-        reader = _Reader(row.session_id, "agent_runs", "messages")
+        reader = _Reader(row.session_id, AGENT_RUNS_TABLE, "messages")
         try:
             sent = orjson.loads(row.messages) if row.messages else []
         except orjson.JSONDecodeError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Collection
+from typing import Final
 
 import attrs
 
@@ -20,6 +21,9 @@ from agno_storage.modes import SPECS
 
 #: The newest schema version; versions before it are upgraded by MIGRATIONS.
 CURRENT_VERSION = 2
+
+#: The table where a Go Agent (agno-golang) keeps its runs, beside an agent sessions table.
+AGENT_RUNS_TABLE: Final = "agent_runs"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
