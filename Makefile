@@ -82,7 +82,7 @@ bench-quick: $(BIN)/python  ## Benchmark run with small sizes (under a minute); 
 	$(BIN)/python -m bench --quick --out bench/quick/
 
 .PHONY: bench-ops bench-agno3
-bench-ops: $(BIN)/python  ## agno_storage.ops: export, import, copy to PostgreSQL, peak RSS (about 12 minutes); rewrites docs/benchmarks-ops.md
+bench-ops: $(BIN)/python  ## agno_storage.ops: export, import, copy to PostgreSQL, peak RSS up to 1,000,000 sessions (about 15 minutes, 20 GB of disk); rewrites docs/benchmarks-ops.md
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.ops --full --out docs/ --json bench/results/ops_full.json
 
