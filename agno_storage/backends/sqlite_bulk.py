@@ -12,6 +12,8 @@ this way.
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 from pathlib import Path
 
 #: WAL pages a bulk load's connection lets pile up before it checkpoints them
@@ -52,4 +54,79 @@ def fsync_wal(wal: str) -> None:
         os.close(fd)
 
 
-__all__ = ["CHECKPOINT_PAGES", "fsync_wal", "wal_path"]
+class Checkpointer:
+    """Checkpoints a database's WAL from a thread of its own while a bulk load writes to it.
+
+    A checkpoint copies the WAL's pages into the database file and syncs it.
+    On the writing connection (SQLite's autocheckpoint) the load waits for
+    that I/O every :data:`CHECKPOINT_PAGES`; here it overlaps the load, which
+    sets ``wal_autocheckpoint = 0`` on its connection meanwhile. Every
+    ``interval`` seconds in which the WAL was written to, the thread runs a
+    PASSIVE checkpoint: it never blocks a reader or the writer and takes the
+    pages they leave it. Python's sqlite3 lets go of the GIL while SQLite
+    works, so the load's Python runs on.
+
+    A checkpoint that fails (a disk error, say) changes nothing committed:
+    its pages stay in the WAL. The thread then stops and :attr:`error` holds
+    what it raised; the loader should checkpoint on its own connection again
+    (``wal_autocheckpoint``) so that the WAL does not grow without bound.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str], *, interval: float = 0.2) -> None:
+        self._path = str(Path(db_path).expanduser())
+        self._wal = wal_path(db_path)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: What a checkpoint raised; the thread stopped then.
+        self.error: BaseException | None = None
+        #: Checkpoints run so far.
+        self.passes = 0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("checkpointer already started")
+        self._thread = threading.Thread(target=self._run, name="agno-storage-checkpointer", daemon=True)
+        self._thread.start()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the thread stopped on an error (see the class)."""
+        return self.error is not None
+
+    def stop(self) -> None:
+        """Stop the thread, after the checkpoint it is running, if any. Safe to call twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _wal_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._wal)
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            self.error = exc
+            return
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()  # a file that is no database fails here, at once
+            seen = self._wal_stamp()
+            while not self._stop.wait(self._interval):
+                now = self._wal_stamp()
+                if now is None or now == seen:
+                    continue
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.passes += 1
+                seen = now
+        except (sqlite3.Error, OSError) as exc:
+            self.error = exc
+        finally:
+            conn.close()
+
+
+__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "fsync_wal", "wal_path"]

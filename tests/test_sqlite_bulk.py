@@ -1,0 +1,74 @@
+"""sqlite_bulk.Checkpointer: checkpoints a bulk load's WAL from its own thread, and says when it cannot."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from agno_storage.backends import sqlite_bulk
+
+
+def _writer(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # as a bulk load sets it while the checkpointer runs
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    return conn
+
+
+def _wait(condition: object, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.02)
+
+
+def test_the_thread_copies_committed_pages_into_the_file_while_the_writer_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "bulk.db"
+    conn = _writer(db)
+    checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
+    checkpointer.start()
+    try:
+        size = os.path.getsize(db)
+        for batch in range(20):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO t VALUES (?, ?)", ((batch * 100 + i, "x" * 2000) for i in range(100)))
+            conn.execute("COMMIT")
+        # Nothing checkpoints on the writer's connection; only the thread can have grown the file.
+        _wait(lambda: os.path.getsize(db) > size + 2_000_000)
+        assert os.path.getsize(db) > size + 2_000_000
+        assert checkpointer.passes > 0
+    finally:
+        checkpointer.stop()
+        checkpointer.stop()  # twice is fine
+    assert not checkpointer.failed
+    reader = sqlite3.connect(db)
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (2000,)
+    assert reader.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    reader.close()
+    conn.close()
+
+
+def test_an_idle_wal_is_not_checkpointed_again_and_again(tmp_path: Path) -> None:
+    db = tmp_path / "idle.db"
+    conn = _writer(db)
+    conn.execute("INSERT INTO t VALUES (1, 'a')")
+    checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
+    checkpointer.start()
+    time.sleep(0.3)
+    checkpointer.stop()
+    assert checkpointer.passes == 0  # the WAL was written before the thread began and not since
+    conn.close()
+
+
+def test_a_database_it_cannot_checkpoint_stops_the_thread_and_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "not.db"
+    db.write_bytes(b"not a database, " * 512)
+    Path(sqlite_bulk.wal_path(db)).write_bytes(b"x")  # so that the thread has a WAL to look at
+    checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
+    checkpointer.start()
+    _wait(lambda: checkpointer.failed)
+    checkpointer.stop()
+    assert isinstance(checkpointer.error, sqlite3.DatabaseError)
