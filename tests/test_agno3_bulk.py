@@ -17,7 +17,7 @@ import attrs
 import pytest
 
 from agno_storage import SqliteStorage
-from agno_storage.agno3 import migrate, to_agno3
+from agno_storage.agno3 import chunks, to_agno3
 from agno_storage.agno3.mapping import Mapped
 from agno_storage.errors import StorageError
 from bench import harness, sessions
@@ -68,7 +68,7 @@ def test_a_value_json_cannot_hold_names_its_session_and_its_batch_is_not_written
     """A session whose mapped rows cannot be encoded: StorageError naming it; earlier batches stay whole."""
     src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
     bad = "s-0000004"
-    real = migrate.map_session
+    real = chunks.map_session
 
     def map_session(session_id: str, *args: Any, **kwargs: Any) -> Mapped:
         mapped = real(session_id, *args, **kwargs)
@@ -78,7 +78,7 @@ def test_a_value_json_cannot_hold_names_its_session_and_its_batch_is_not_written
         broken = attrs.evolve(run, run_data={**run.run_data, "not_json": {1, 2}})
         return attrs.evolve(mapped, runs=(broken, *mapped.runs[1:]))
 
-    monkeypatch.setattr(migrate, "map_session", map_session)
+    monkeypatch.setattr(chunks, "map_session", map_session)
     with pytest.raises(StorageError, match=bad) as caught:
         to_agno3(src, dst, batch_size=3)
     assert caught.value.__cause__ is not None
@@ -88,7 +88,7 @@ def test_a_value_json_cannot_hold_names_its_session_and_its_batch_is_not_written
     assert len(written) % 3 == 0
     assert {sid for _, sid, _, _ in _runs(dst)} == set(written)
     # Fixed, the rerun writes the rest.
-    monkeypatch.setattr(migrate, "map_session", real)
+    monkeypatch.setattr(chunks, "map_session", real)
     report = to_agno3(src, dst, batch_size=3)
     assert report.total("unchanged") == len(written)
     assert len(_session_ids(dst)) == N
@@ -206,3 +206,21 @@ def test_a_session_changed_within_the_second_it_was_migrated_is_migrated_again(t
             json.loads(r[0]) for r in conn.execute("SELECT run_data FROM agno_runs WHERE session_id = 's-0000001'")
         ]
     assert any(t.get("content") == "changed within the second" for t in texts)
+
+
+def test_the_writer_checkpoints_on_its_own_connection_once_the_checkpoint_thread_failed(tmp_path: Path) -> None:
+    """The WAL must not grow without bound: with its checkpointer stopped on an error, SQLite's own comes back."""
+    from agno_storage.agno3.mapping import map_session
+    from agno_storage.agno3.writer import SqliteWriter
+    from agno_storage.backends import sqlite_bulk
+
+    writer = SqliteWriter(str(tmp_path / "dst.db"))
+    try:
+        writer.prepare()
+        assert writer._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        writer._checkpointer.error = OSError("disk gone")
+        session = harness.ours_session(sessions.agno_session(1, n_runs=1))
+        writer.write([writer.encode(map_session(session.session_id, [session], []))])
+        assert writer._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (sqlite_bulk.CHECKPOINT_PAGES,)
+    finally:
+        writer.close()

@@ -9,33 +9,25 @@ session with :mod:`agno_storage.agno3.mapping`; writes with a
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from agno_storage import codec, urls
+from agno_storage import urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
-from agno_storage.agno3.mapping import (
-    GO_AGENT_RUNS,
-    KEEP_KEY,
-    SOURCE_ORDER,
-    GoAgentRun,
-    make_converter,
-    map_session,
-)
+from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk
+from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row
-from agno_storage.agno3.records import Agno3Memory, Encoded
-from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer
-from agno_storage.backends.base import BaseStorage
-from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
-from agno_storage.models import Mode, Session
+from agno_storage.agno3.records import Agno3Memory, Previous
+from agno_storage.agno3.workers import WorkerPool
+from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, rows_for
+from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.models import Mode
 
 #: The 1.x table of each mode when none is named: agno's own defaults in its examples.
 DEFAULT_TABLES: dict[Mode, str] = {
@@ -47,25 +39,13 @@ DEFAULT_TABLES: dict[Mode, str] = {
 #: The report's label for agno 1.x's separate memory table.
 MEMORY_TABLE = "memory_table"
 BATCH = 200
-_GO_RUNS_SELECT = (
-    "SELECT id, session_id, user_id, run_name, run_data, user_message, agent_message, messages, metrics,"
-    " created_at, updated_at FROM agent_runs WHERE session_id = ? ORDER BY created_at, rowid"
-)
+#: With ``workers=None``: plans of fewer sessions than this are mapped in the calling process (starting
+#: workers costs about a third of a second each).
+WORKERS_FROM = 2_000
+#: With ``workers=None``: at most this many worker processes.
+MAX_WORKERS = 4
 
 Progress = Callable[[int, int], None]
-
-
-@attrs.define
-class ModeCount:
-    """What one source mode gave (or would give) agno 3."""
-
-    sessions: int = 0
-    runs: int = 0
-    memories: int = 0
-    summaries: int = 0
-    unchanged: int = 0
-    #: Runs an earlier migration wrote that the source no longer holds (deleted from ``agno_runs``).
-    runs_removed: int = 0
 
 
 @attrs.define
@@ -91,74 +71,6 @@ class Agno3Report:
         return dict(make_converter().unstructure(self))
 
 
-def _stamp(sources: Sequence[Session], go_runs: Sequence[GoAgentRun]) -> str:
-    """What a session looked like in the source, to the value: unchanged stamp, unchanged session (a rerun skips it).
-
-    Every field counts, not only ``updated_at``: timestamps are whole
-    seconds, and a session written again within the second it was migrated
-    would otherwise be skipped with its change.
-    """
-    digest = hashlib.sha256()
-    for session in sources:
-        digest.update(_canonical([session.MODE.value, attrs.asdict(session, recurse=False)]))
-    for run in go_runs:
-        digest.update(_canonical(attrs.astuple(run, recurse=False)))
-    return digest.hexdigest()[:32]
-
-
-def _canonical(value: Any) -> bytes:
-    """``value``'s JSON with sorted keys; the stdlib's spelling for what the codec refuses (a NaN agno 1.x stored)."""
-    try:
-        return codec.dumps(value).encode()
-    except InvalidInputError:
-        return json.dumps(value, sort_keys=True, default=repr).encode()
-
-
-def _open_source(src: str, target: urls.Target, table: str, mode: Mode, schema: str | None) -> BaseStorage | None:
-    """The store of ``table`` in ``src`` in ``mode``, or None when the table is not there."""
-    from agno_storage.backends.sqlite import SqliteStorage
-
-    try:
-        if isinstance(target, urls.SqliteTarget):
-            store: BaseStorage = SqliteStorage(table, db_file=target.path, mode=mode)
-        else:
-            store = urls.open_storage(src, table_name=table, mode=mode, schema=schema)
-    except SchemaMismatchError as exc:
-        raise InvalidInputError(
-            f"table {table!r} is not a {mode.value} sessions table ({exc}); name the right table for each mode"
-        ) from exc
-    if not store.table_exists():
-        store.close()
-        return None
-    return store
-
-
-class _GoRuns:
-    """A Go Agent's ``agent_runs`` table, read with a read-only connection (SQLite only)."""
-
-    def __init__(self, path: str) -> None:
-        uri = Path(path).expanduser().resolve().as_uri() + "?mode=ro"
-        self._conn = sqlite3.connect(uri, uri=True)
-        found = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GO_RUNS_TABLE,)
-        ).fetchone()
-        self.present = found is not None
-
-    def session_ids(self) -> list[str]:
-        if not self.present:
-            return []
-        sql = f"SELECT session_id FROM {GO_RUNS_TABLE} GROUP BY session_id ORDER BY MIN(created_at), session_id"  # noqa: S608
-        return [r[0] for r in self._conn.execute(sql)]
-
-    def runs(self, session_id: str) -> list[GoAgentRun]:
-        if not self.present:
-            return []
-        return [GoAgentRun(*row) for row in self._conn.execute(_GO_RUNS_SELECT, (session_id,))]
-
-    def close(self) -> None:
-        self._conn.close()
-
-
 def to_agno3(
     src: str,
     dst: str,
@@ -170,6 +82,7 @@ def to_agno3(
     progress: Progress | None = None,
     batch_size: int = BATCH,
     memory_table: str | None = DEFAULT_MEMORY_TABLE,
+    workers: int | None = None,
 ) -> Agno3Report:
     """Copy every session of ``src``'s 1.x tables into agno 3.1.10's tables in ``dst``; the summary.
 
@@ -189,6 +102,11 @@ def to_agno3(
     is only read. ``dry_run`` writes nothing and reports what would be
     written. ``progress(done, total)`` is called after each batch.
 
+    ``workers`` processes map the batches while this one writes
+    (:mod:`agno_storage.agno3.workers`); 0 maps them here. None: one per
+    core up to :data:`MAX_WORKERS`, none on one core or for a plan under
+    :data:`WORKERS_FROM` sessions. The result is the same either way.
+
     Raises InvalidInputError for a bad URL or a table of the wrong mode,
     StorageError for a database error.
     """
@@ -201,23 +119,18 @@ def to_agno3(
             raise InvalidInputError(f"{what} is an in-memory database; give a file")
     if isinstance(src_target, urls.SqliteTarget) and not Path(str(src_target.path)).expanduser().exists():
         raise InvalidInputError(f"no database file {src_target.path!r}")
+    if workers is not None and workers < 0:
+        raise InvalidInputError(f"workers must be 0 or more, not {workers}")
     chosen = {**DEFAULT_TABLES, **(tables or {})}
     with ExitStack() as stack:
-        stores: dict[Mode, BaseStorage] = {}
-        for mode in SOURCE_ORDER:
-            store = _open_source(src, src_target, chosen[mode], mode, schema)
-            if store is None:
-                report.missing.append(chosen[mode])
-                continue
-            stack.callback(store.close)
-            stores[mode] = store
+        source = Source(SourceSpec(src=src, tables=chosen, schema=schema))
+        stack.callback(source.close)
+        for mode in source.missing:
+            report.missing.append(chosen[mode])
+        for mode in source.stores:
             report.tables[mode.value] = chosen[mode]
-        go: _GoRuns | None = None
-        if isinstance(src_target, urls.SqliteTarget):
-            go = _GoRuns(str(src_target.path))
-            stack.callback(go.close)
-            if go.present:
-                report.tables[GO_AGENT_RUNS] = GO_RUNS_TABLE
+        if source.go is not None and source.go.present:
+            report.tables[GO_AGENT_RUNS] = GO_RUNS_TABLE
         writer: Writer | None = None
         if not dry_run:
             writer = _open_writer(dst_target, dst_schema)
@@ -229,10 +142,20 @@ def to_agno3(
             stack.callback(memories.close)
             if memories.present:
                 report.tables[MEMORY_TABLE] = memory_table
-        plan = _plan(stores, go)
+        plan = source.plan()
+        chunks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
+        n = _worker_count(workers, len(plan))
+        if n:
+            found = SourceSpec(src=src, tables={m: chosen[m] for m in source.stores}, schema=schema)
+            pool = WorkerPool(n, found, writer.engine if writer is not None else None)
+            stack.callback(pool.close)
+            results = pool.map(chunks, lambda chunk: _previous(writer, chunk))
+        else:
+            rows = rows_for(writer.engine) if writer is not None else None
+            results = (map_chunk(source, chunk, _previous(writer, chunk), rows) for chunk in chunks)
         done = 0
-        for chunk in _chunks(plan, batch_size):
-            _migrate_batch(chunk, stores, go, writer, report)
+        for chunk, result in zip(chunks, results, strict=True):
+            _write(result, writer, report)
             done += len(chunk)
             if progress is not None:
                 progress(done, len(plan))
@@ -242,27 +165,37 @@ def to_agno3(
     return report
 
 
+def _worker_count(workers: int | None, sessions: int) -> int:
+    if workers is not None:
+        return workers
+    cores = os.cpu_count() or 1
+    if cores < 2 or sessions < WORKERS_FROM:
+        return 0
+    return min(cores, MAX_WORKERS)
+
+
+def _previous(writer: Writer | None, chunk: Sequence[PlanItem]) -> dict[str, Previous]:
+    return writer.previous([sid for sid, _, _ in chunk]) if writer is not None else {}
+
+
 def _open_writer(target: urls.Target, schema: str | None) -> Writer:
     if isinstance(target, urls.SqliteTarget):
         return SqliteWriter(str(target.path))
     return PostgresWriter(target.conninfo, schema)
 
 
-def _plan(stores: dict[Mode, BaseStorage], go: _GoRuns | None) -> list[tuple[str, tuple[Mode, ...], bool]]:
-    """Every session_id once, oldest table first: (id, the modes holding it, whether Go runs hold it)."""
-    where: dict[str, list[Mode]] = {}
-    for mode, store in stores.items():
-        for sid in reversed(store.get_all_session_ids()):  # oldest first
-            where.setdefault(sid, []).append(mode)
-    go_ids = set(go.session_ids()) if go is not None else set()
-    plan = [(sid, tuple(modes), sid in go_ids) for sid, modes in where.items()]
-    plan += [(sid, (), True) for sid in (go.session_ids() if go is not None else []) if sid not in where]
-    return plan
-
-
-def _chunks(plan: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(plan), size):
-        yield plan[start : start + size]
+def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> None:
+    """Write one mapped batch in one transaction and add its counts to the report."""
+    for label, count in result.counts.items():
+        report.modes.setdefault(label, ModeCount()).add(count)
+    report.problems.extend(result.problems)
+    if writer is not None and result.encoded:
+        try:
+            writer.write(result.encoded)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"writing agno 3 sessions {result.encoded[0].session_id!r}...: {exc}") from exc
 
 
 def _migrate_memory_table(table: MemoryTable, writer: Writer | None, report: Agno3Report, size: int) -> None:
@@ -304,57 +237,6 @@ def _migrate_memory_table(table: MemoryTable, writer: Writer | None, report: Agn
             flush()
     if pending:
         flush()
-
-
-def _migrate_batch(
-    chunk: list[tuple[str, tuple[Mode, ...], bool]],
-    stores: dict[Mode, BaseStorage],
-    go: _GoRuns | None,
-    writer: Writer | None,
-    report: Agno3Report,
-) -> None:
-    previous = writer.previous([sid for sid, _, _ in chunk]) if writer is not None else {}
-    batch: list[Encoded] = []
-    for sid, modes, in_go in chunk:
-        sources = [s for s in (stores[m].read(sid) for m in modes) if s is not None]
-        go_runs = go.runs(sid) if (go is not None and in_go) else []
-        if not sources and not go_runs:
-            continue
-        stamp = _stamp(sources, go_runs)
-        mapped = map_session(sid, sources, go_runs)
-        run_ids = [r.run_id for r in mapped.runs]
-        keep = mapped.session.metadata[KEEP_KEY]
-        keep["stamp"] = stamp
-        keep["run_ids"] = run_ids
-        label = mapped.sources[0]
-        count = report.modes.setdefault(label, ModeCount())
-        before = previous.get(sid)
-        if before is not None and before.stamp == stamp:
-            count.unchanged += 1
-            continue
-        if before is not None:
-            ours = set(run_ids)
-            stale = tuple(r for r in before.run_ids if r not in ours)
-            mapped = attrs.evolve(mapped, stale_runs=stale, rewrite=True)
-            count.runs_removed += len(stale)
-        count.sessions += 1
-        count.runs += len(mapped.runs)
-        count.memories += len(mapped.memories)
-        count.summaries += mapped.summaries
-        report.problems.extend(mapped.problems)
-        if writer is not None:
-            # Encoded now, one session at a time: the batch then holds rows, not the mapped dicts.
-            try:
-                batch.append(writer.encode(mapped))
-            except Exception as exc:
-                raise StorageError(f"encoding agno 3 session {sid!r}: {exc}") from exc
-    if writer is not None and batch:
-        try:
-            writer.write(batch)
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise StorageError(f"writing agno 3 sessions {batch[0].session_id!r}...: {exc}") from exc
 
 
 __all__ = ["DEFAULT_TABLES", "GO_RUNS_TABLE", "MEMORY_TABLE", "Agno3Report", "ModeCount", "to_agno3"]

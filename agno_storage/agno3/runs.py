@@ -46,7 +46,15 @@ def _is_mapping(value: Any) -> bool:
 
 
 def _sum(values: Any) -> Any:
-    """A 1.x per-call metric list as one number (agno 3 keeps totals); a scalar as it is."""
+    """A 1.x per-call metric list as one number (agno 3 keeps totals); a scalar as it is.
+
+    A list holding anything but numbers (a bool, a None) has no total: None.
+    """
+    if type(values) is list and len(values) == 1:  # one model call: the common case
+        only = values[0]
+        kind = type(only)
+        if kind is int or kind is float:
+            return 0 + only  # what sum() gives
     if isinstance(values, list):
         for v in values:
             if type(v) is bool or not isinstance(v, _NUMBERS):
@@ -55,28 +63,66 @@ def _sum(values: Any) -> Any:
     return values
 
 
+#: How convert_metrics treats one 1.x metric name: (name, agno 3 name, is a plain agno 3 field, is
+#: ``additional_metrics``, is among the fields). Kept per field set and key order: a run's metrics
+#: have the same names, in the same order, run after run.
+_MetricPlan = tuple[tuple[str, str, bool, bool, bool], ...]
+_METRIC_PLANS: dict[frozenset[str], dict[tuple[str, ...], _MetricPlan]] = {}
+#: Distinct key orders kept per field set; past it (metrics of ever new names) plans are not kept.
+_METRIC_PLANS_KEPT = 256
+
+
+def _metric_plan(keys: tuple[str, ...], fields: frozenset[str]) -> _MetricPlan:
+    plans = _METRIC_PLANS.setdefault(fields, {})
+    plan = plans.get(keys)
+    if plan is None:
+        plan = tuple(
+            (key, name, name in fields and name != "additional_metrics", name == "additional_metrics", name in fields)
+            for key, name in ((k, METRIC_RENAMES.get(k, k)) for k in keys)
+        )
+        if len(plans) < _METRIC_PLANS_KEPT:
+            plans[keys] = plan
+    return plan
+
+
 def convert_metrics(metrics: Any, fields: frozenset[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
-    """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names)."""
+    """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names).
+
+    Names are renamed as agno's own v1_to_v2 does; a 1.x per-call list
+    becomes its total (``time_to_first_token``: its first value); zeros and
+    ``None`` are left out, as agno 3 leaves them; a name agno 3 has no field
+    for goes to ``additional_metrics``.
+    """
     if not _is_mapping(metrics):
         return None, metrics is not None
+    keys = tuple(metrics)
+    if any(type(k) is not str for k in keys):
+        plan: _MetricPlan = tuple(
+            (k, METRIC_RENAMES.get(k, k), False, False, False) for k in keys
+        )  # JSON keys are text; anything else is kept aside
+    else:
+        plan = _metric_plan(keys, fields)
     out: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     lossy = False
-    renames = METRIC_RENAMES
-    for key, value in metrics.items():
-        name = renames.get(key, key)
+    for (key, name, is_field, is_additional, in_fields), value in zip(plan, metrics.values(), strict=True):
         if isinstance(value, list):
             lossy = True
-            value = next((v for v in value if v is not None), None) if name == "time_to_first_token" else _sum(value)
-        if name in fields and name != "additional_metrics":
+            if name != "time_to_first_token":
+                value = _sum(value)
+            elif value and value[0] is not None:
+                value = value[0]
+            else:
+                value = next((v for v in value if v is not None), None)
+        if is_field:
             if value is not None and value != 0:
                 out[name] = value
-        elif name == "additional_metrics" and isinstance(value, Mapping):
+        elif is_additional and isinstance(value, Mapping):
             extra.update(value)
         elif value not in (None, 0, [], {}):
             lossy = True
             extra[key] = value
-        elif name not in fields:
+        elif not in_fields:
             lossy = True
     if extra:
         out["additional_metrics"] = extra

@@ -78,6 +78,9 @@ def _has_non_finite(value: Any) -> bool:
 class Writer(Protocol):
     """What the migration needs from a target database."""
 
+    #: ``"sqlite"`` or ``"postgres"``: the rows :meth:`encode` makes are :func:`rows_for` this engine's.
+    engine: str
+
     def prepare(self) -> None:
         """Make the missing tables, indexes and version stamps."""
 
@@ -151,6 +154,17 @@ class Rows:
             stale_runs=mapped.stale_runs,
             rewrite=mapped.rewrite,
         )
+
+
+def rows_for(engine: str) -> Rows:
+    """The row encoder of the target engine's writer: ``"sqlite"`` (JSON text) or ``"postgres"`` (``Jsonb``)."""
+    if engine == "sqlite":
+        return Rows()
+    if engine == "postgres":
+        from psycopg.types.json import Jsonb
+
+        return Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
+    raise ValueError(f"unknown engine {engine!r}")
 
 
 def _batch_rows(batch: Sequence[Encoded]) -> dict[str, list[tuple[Any, ...]]]:
@@ -239,14 +253,17 @@ def _tidy_runs(cur: Any, batch: Sequence[Encoded], prefix: str, mark: str) -> No
 class SqliteWriter:
     """agno 3's tables in a SQLite file, written with the standard library's sqlite3.
 
-    Batches commit at ``synchronous=NORMAL`` (no fsync of their own) with a
-    longer checkpoint interval; :meth:`close` first fsyncs the WAL and its
+    Batches commit at ``synchronous=NORMAL`` (no fsync of their own) and a
+    thread checkpoints the WAL meanwhile (``sqlite_bulk.Checkpointer``);
+    :meth:`close` first fsyncs the WAL and its
     folder once, which is what a FULL commit does: once :func:`to_agno3`
     returns, or raises after some batches, every batch it wrote is as
     durable as FULL commits make it. Midway, a crash leaves the batches
     committed before it, each whole; a power loss may also take the last of
     them (never part of one). The rerun writes them again.
     """
+
+    engine = "sqlite"
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -258,10 +275,13 @@ class SqliteWriter:
         # sessions. In memory it is one statement's pages at a time.
         self._conn.execute("PRAGMA temp_store = MEMORY")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
+        # Checkpoints run on a thread of their own (sqlite_bulk.Checkpointer), overlapping the writes.
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = sqlite_bulk.Checkpointer(path)
+        self._checkpointer.start()
         self._wal = sqlite_bulk.wal_path(path)
         self._unsynced = False  # batches committed since the last fsync of the WAL
-        self._rows = Rows()
+        self._rows = rows_for(self.engine)
         self._sql: dict[tuple[str, int], str] = {}
 
     @contextmanager
@@ -317,6 +337,8 @@ class SqliteWriter:
 
     def write(self, batch: Sequence[Encoded]) -> None:
         rows = _batch_rows(batch)
+        if self._checkpointer.failed:  # the WAL's pages stay there: checkpoint on this connection again
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
         with self._transaction() as conn:
             for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
                 self._upsert(conn, table, rows[table])
@@ -338,6 +360,7 @@ class SqliteWriter:
 
     def close(self) -> None:
         try:
+            self._checkpointer.stop()
             self.sync()
         finally:
             self._conn.close()
@@ -346,10 +369,11 @@ class SqliteWriter:
 class PostgresWriter:
     """agno 3's tables in a PostgreSQL schema (``ai`` by default, as ``PostgresDb``), written with psycopg."""
 
+    engine = "postgres"
+
     def __init__(self, conninfo: str, schema: str | None = "ai") -> None:
         try:
             import psycopg
-            from psycopg.types.json import Jsonb
         except ImportError as exc:  # pragma: no cover - the postgres extra
             raise StorageError(
                 f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})"
@@ -357,7 +381,7 @@ class PostgresWriter:
         self._conn = psycopg.connect(conninfo, autocommit=False)
         self._schema = schema
         self._prefix = f"{quote(schema)}." if schema else ""
-        self._rows = Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
+        self._rows = rows_for(self.engine)
         self._sql = {t: _upsert_sql(t, self._prefix, "%s") for t in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES)}
 
     def prepare(self) -> None:
@@ -418,4 +442,4 @@ class PostgresWriter:
         self._conn.close()
 
 
-__all__ = ["PostgresWriter", "Rows", "SqliteWriter", "Writer"]
+__all__ = ["PostgresWriter", "Rows", "SqliteWriter", "Writer", "rows_for"]

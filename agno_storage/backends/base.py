@@ -387,6 +387,21 @@ class BaseStorage(abc.ABC):
         rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, projection=FULL)
         return self.row_codec.decode(rows[0]) if rows else None
 
+    def read_stored(self, session_id: str) -> tuple[Session, tuple[Any, ...]] | None:
+        """The session with ``session_id`` (any owner) and the row it was decoded from, or ``None``.
+
+        The row holds the mode's columns in table order as the engine gave
+        them, JSON columns as their stored text (``str``, or ``bytes`` for a
+        BLOB): for tools that must tell whether a stored session changed, to
+        the byte, without encoding it again. Raises CorruptRowError as
+        ``read`` does.
+        """
+        _check_id(session_id, "session_id", self.table_name)
+        if self._checked_shape(create=False) is None:
+            return None
+        rows = self._select(session_id=session_id, user_id=None, entity_id=None, limit=1, projection=FULL)
+        return (self.row_codec.decode(rows[0]), tuple(rows[0])) if rows else None
+
     def list(
         self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None
     ) -> builtins.list[Session]:

@@ -1,0 +1,254 @@
+"""One batch of sessions from the 1.x source to agno 3's rows: read, stamp, map, encode.
+
+:func:`map_chunk` is what a migration does to each batch before writing it.
+It runs in the migrating process or in a worker process of its own
+(:mod:`agno_storage.agno3.workers`); either way it reads the source through a
+:class:`Source` opened where it runs, and returns plain data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from agno_storage import urls
+from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
+from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
+from agno_storage.agno3.records import Encoded, Previous
+from agno_storage.agno3.writer import Rows
+from agno_storage.backends.base import BaseStorage
+from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
+from agno_storage.models import Mode
+
+_GO_RUNS_SELECT = (
+    "SELECT id, session_id, user_id, run_name, run_data, user_message, agent_message, messages, metrics,"
+    " created_at, updated_at FROM agent_runs WHERE session_id = ? ORDER BY created_at, rowid"
+)
+
+#: One session of a migration's plan: its id, the modes whose tables hold it, whether Go runs hold it.
+PlanItem = tuple[str, tuple[Mode, ...], bool]
+
+
+@attrs.define
+class ModeCount:
+    """What one source mode gave (or would give) agno 3."""
+
+    sessions: int = 0
+    runs: int = 0
+    memories: int = 0
+    summaries: int = 0
+    unchanged: int = 0
+    #: Runs an earlier migration wrote that the source no longer holds (deleted from ``agno_runs``).
+    runs_removed: int = 0
+
+    def add(self, other: ModeCount) -> None:
+        for field in attrs.fields(ModeCount):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+@attrs.define
+class ChunkResult:
+    """A mapped batch: the rows to write (none on a dry run), the counts per source mode, the problems."""
+
+    encoded: list[Encoded] = attrs.field(factory=list)
+    counts: dict[str, ModeCount] = attrs.field(factory=dict)
+    problems: list[str] = attrs.field(factory=list)
+
+
+def open_table(src: str, target: urls.Target, table: str, mode: Mode, schema: str | None) -> BaseStorage | None:
+    """The store of ``table`` in ``src`` in ``mode``, or None when the table is not there."""
+    from agno_storage.backends.sqlite import SqliteStorage
+
+    try:
+        if isinstance(target, urls.SqliteTarget):
+            store: BaseStorage = SqliteStorage(table, db_file=target.path, mode=mode)
+        else:
+            store = urls.open_storage(src, table_name=table, mode=mode, schema=schema)
+    except SchemaMismatchError as exc:
+        raise InvalidInputError(
+            f"table {table!r} is not a {mode.value} sessions table ({exc}); name the right table for each mode"
+        ) from exc
+    if not store.table_exists():
+        store.close()
+        return None
+    return store
+
+
+class GoRuns:
+    """A Go Agent's ``agent_runs`` table, read with a read-only connection (SQLite only)."""
+
+    def __init__(self, path: str) -> None:
+        uri = Path(path).expanduser().resolve().as_uri() + "?mode=ro"
+        self._conn = sqlite3.connect(uri, uri=True)
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GO_RUNS_TABLE,)
+        ).fetchone()
+        self.present = found is not None
+
+    def session_ids(self) -> list[str]:
+        if not self.present:
+            return []
+        sql = f"SELECT session_id FROM {GO_RUNS_TABLE} GROUP BY session_id ORDER BY MIN(created_at), session_id"  # noqa: S608
+        return [r[0] for r in self._conn.execute(sql)]
+
+    def runs(self, session_id: str) -> list[GoAgentRun]:
+        if not self.present:
+            return []
+        return [GoAgentRun(*row) for row in self._conn.execute(_GO_RUNS_SELECT, (session_id,))]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@attrs.frozen
+class SourceSpec:
+    """Where a migration reads: enough to open its :class:`Source` in another process."""
+
+    src: str
+    #: The 1.x table of each mode there, as found (modes whose table is missing are left out).
+    tables: dict[Mode, str]
+    schema: str | None
+
+
+class Source:
+    """The 1.x tables of a migration, opened for reading: one store per mode, and the Go Agent's runs."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        target = urls.parse_location(spec.src)
+        self.stores: dict[Mode, BaseStorage] = {}
+        self.missing: list[Mode] = []
+        self.go: GoRuns | None = None
+        with ExitStack() as stack:
+            for mode in SOURCE_ORDER:
+                if mode not in spec.tables:
+                    continue
+                store = open_table(spec.src, target, spec.tables[mode], mode, spec.schema)
+                if store is None:
+                    self.missing.append(mode)
+                    continue
+                stack.callback(store.close)
+                self.stores[mode] = store
+            if isinstance(target, urls.SqliteTarget):
+                self.go = GoRuns(str(target.path))
+            stack.pop_all()
+
+    def plan(self) -> list[PlanItem]:
+        """Every session_id once, oldest table first: (id, the modes holding it, whether Go runs hold it)."""
+        where: dict[str, list[Mode]] = {}
+        for mode, store in self.stores.items():
+            for sid in reversed(store.get_all_session_ids()):  # oldest first
+                where.setdefault(sid, []).append(mode)
+        go_ids = self.go.session_ids() if self.go is not None else []
+        in_go = set(go_ids)
+        plan = [(sid, tuple(modes), sid in in_go) for sid, modes in where.items()]
+        plan += [(sid, (), True) for sid in go_ids if sid not in where]
+        return plan
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        if self.go is not None:
+            self.go.close()
+
+
+def stamp(rows: Sequence[tuple[Mode, Sequence[Any]]], go_runs: Sequence[GoAgentRun]) -> str:
+    """What a session looked like in the source, to the byte: unchanged stamp, unchanged session (a rerun skips it).
+
+    ``rows`` are the session's stored rows (``BaseStorage.read_stored``),
+    each with its table's mode. Every column counts, not only
+    ``updated_at``: timestamps are whole seconds, and a session written
+    again within the second it was migrated would otherwise be skipped with
+    its change. The stored text is hashed as it is, not encoded again.
+    """
+    digest = hashlib.sha256()
+    for mode, row in rows:
+        digest.update(b"M" + mode.value.encode())
+        _digest_values(digest, row)
+    for run in go_runs:
+        digest.update(b"G")
+        _digest_values(digest, attrs.astuple(run, recurse=False))
+    return digest.hexdigest()[:32]
+
+
+def _digest_values(digest: Any, values: Sequence[Any]) -> None:
+    """Feed ``values`` (text, bytes, numbers, NULL) to ``digest``, each with its type and length, so none runs into the next."""
+    update = digest.update
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            data = value.encode("utf-8", "surrogatepass")
+            update(b"S%d:" % len(data))
+            update(data)
+        elif value is None:
+            update(b"N")
+        elif kind is bytes:
+            update(b"B%d:" % len(value))
+            update(value)
+        else:  # int, float (bool is an int to the engines)
+            update(b"R" + repr(value).encode() + b";")
+
+
+def map_chunk(
+    source: Source, chunk: Sequence[PlanItem], previous: dict[str, Previous], rows: Rows | None
+) -> ChunkResult:
+    """Read, map and (with ``rows``) encode the sessions of ``chunk``; those ``previous`` shows unchanged are counted only.
+
+    ``previous`` is what the target holds of these sessions from an earlier
+    migration (:meth:`Writer.previous`). Raises StorageError naming the
+    session that cannot be encoded.
+    """
+    result = ChunkResult()
+    for sid, modes, in_go in chunk:
+        stored = [(m, found) for m in modes if (found := source.stores[m].read_stored(sid)) is not None]
+        sources = [session for _, (session, _) in stored]
+        go_runs = source.go.runs(sid) if (source.go is not None and in_go) else []
+        if not sources and not go_runs:
+            continue
+        session_stamp = stamp([(m, row) for m, (_, row) in stored], go_runs)
+        mapped = map_session(sid, sources, go_runs)
+        run_ids = [r.run_id for r in mapped.runs]
+        keep = mapped.session.metadata[KEEP_KEY]
+        keep["stamp"] = session_stamp
+        keep["run_ids"] = run_ids
+        count = result.counts.setdefault(mapped.sources[0], ModeCount())
+        before = previous.get(sid)
+        if before is not None and before.stamp == session_stamp:
+            count.unchanged += 1
+            continue
+        if before is not None:
+            ours = set(run_ids)
+            stale = tuple(r for r in before.run_ids if r not in ours)
+            mapped = attrs.evolve(mapped, stale_runs=stale, rewrite=True)
+            count.runs_removed += len(stale)
+        count.sessions += 1
+        count.runs += len(mapped.runs)
+        count.memories += len(mapped.memories)
+        count.summaries += mapped.summaries
+        result.problems.extend(mapped.problems)
+        if rows is not None:
+            # Encoded now, one session at a time: the batch then holds rows, not the mapped dicts.
+            try:
+                result.encoded.append(rows.encode(mapped))
+            except Exception as exc:
+                raise StorageError(f"encoding agno 3 session {sid!r}: {exc}") from exc
+    return result
+
+
+__all__ = [
+    "ChunkResult",
+    "GoRuns",
+    "ModeCount",
+    "PlanItem",
+    "Source",
+    "SourceSpec",
+    "map_chunk",
+    "open_table",
+    "stamp",
+]

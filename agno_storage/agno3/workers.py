@@ -1,0 +1,220 @@
+"""Mapping a migration's batches in worker processes while the migrating process writes.
+
+Mapping a 1.x session (decoding its JSON, building agno 3's run dicts,
+encoding them) is Python work, and so is most of a write: in one process
+they take turns on one core. :class:`WorkerPool` runs
+:func:`~agno_storage.agno3.chunks.map_chunk` in ``n`` processes of their
+own, each with its own read-only :class:`~agno_storage.agno3.chunks.Source`,
+and hands the results back in the order the batches were given.
+
+The workers are ``python -m agno_storage.agno3.worker`` with the same
+interpreter, not :mod:`multiprocessing`: a fork would copy the caller's
+threads' locks, and ``spawn`` re-imports the caller's ``__main__``, which a
+script without a ``__name__`` guard does not survive. Frames on the pipes
+are a length and a pickle; each side trusts only the other, its own child
+or parent.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from agno_storage.agno3.chunks import ChunkResult, PlanItem, Source, SourceSpec, map_chunk
+from agno_storage.agno3.records import Previous
+from agno_storage.agno3.writer import rows_for
+from agno_storage.errors import StorageError
+
+_LENGTH = struct.Struct("<Q")
+#: Batches handed to each worker ahead of the one being written: enough to keep it busy, few enough
+#: that memory stays flat (a batch's rows are a few MiB).
+AHEAD = 2
+
+
+def _send(stream: IO[bytes], value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    """The next frame's value; EOFError when the other side closed the pipe."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with this copy of the package first on the child's path."""
+    here = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here if not path else os.pathsep.join((here, path))}
+
+
+class _Worker:
+    def __init__(self, spec: SourceSpec, engine: str | None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agno_storage.agno3.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_child_env(),
+        )
+        if self.proc.stdin is None or self.proc.stdout is None:  # pragma: no cover - PIPE was given
+            raise StorageError("an agno 3 migration worker has no pipes")
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
+        _send(self.stdin, (spec, engine))
+
+    def submit(self, chunk: Sequence[PlanItem], previous: dict[str, Previous]) -> None:
+        try:
+            _send(self.stdin, (list(chunk), previous))
+        except OSError:  # the pipe is broken: the worker is gone
+            self._died()
+
+    def result(self) -> ChunkResult:
+        try:
+            kind, value = _receive(self.stdout)
+        except EOFError:
+            self._died()
+        if kind == "error":
+            raise value
+        if kind != "ok" or not isinstance(value, ChunkResult):
+            raise StorageError(f"an agno 3 migration worker sent {kind!r}, not a batch")
+        return value
+
+    def _died(self) -> NoReturn:
+        code = self.proc.wait()
+        raise StorageError(f"an agno 3 migration worker exited with status {code}") from None
+
+    def close(self) -> None:
+        try:
+            self.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.stdout.close()
+
+
+class WorkerPool:
+    """``n`` worker processes mapping batches of one source; results come back in order.
+
+    ``engine`` is the target's (``"sqlite"``, ``"postgres"``), whose rows
+    the workers encode, or None on a dry run (nothing encoded). A worker's
+    error is raised by :meth:`map` for its batch, as the same exception; a
+    worker that dies is a StorageError. Close it (or use ``with``).
+    """
+
+    def __init__(self, n: int, spec: SourceSpec, engine: str | None) -> None:
+        if n < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(n):
+                self._workers.append(_Worker(spec, engine))
+        except BaseException:
+            self.close()
+            raise
+
+    def map(
+        self, chunks: Iterable[Sequence[PlanItem]], previous: Callable[[Sequence[PlanItem]], dict[str, Previous]]
+    ) -> Iterator[ChunkResult]:
+        """Each chunk's result, in order. ``previous(chunk)`` is called in this process as each is handed over."""
+        pending: collections.deque[_Worker] = collections.deque()
+        turn = 0
+        window = AHEAD * len(self._workers)
+        for chunk in chunks:
+            if len(pending) >= window:
+                yield pending.popleft().result()
+            worker = self._workers[turn % len(self._workers)]
+            turn += 1
+            worker.submit(chunk, previous(chunk))
+            pending.append(worker)
+        while pending:
+            yield pending.popleft().result()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+        self._workers.clear()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reply(stdout: IO[bytes], kind: str, value: Any) -> None:
+    try:
+        data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # an error that does not pickle: its text
+        data = pickle.dumps(("error", StorageError(f"{value!r} ({exc})")), protocol=pickle.HIGHEST_PROTOCOL)
+    stdout.write(_LENGTH.pack(len(data)))
+    stdout.write(data)
+    stdout.flush()
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """A worker: the first frame is (spec, engine); then each (chunk, previous) gets ("ok", result) or ("error", exc).
+
+    A thread reads the frames as they come: the parent may hand over a
+    batch while this process writes a large result, and neither waits for
+    the other then.
+    """
+    spec, engine = _receive(stdin)
+    frames: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                frames.put(_receive(stdin))
+            except EOFError:
+                frames.put(None)
+                return
+
+    threading.Thread(target=read, name="agno-storage-worker-reader", daemon=True).start()
+    source: Source | None = None
+    failure: BaseException | None = None
+    rows = None
+    try:
+        source = Source(spec)
+        rows = rows_for(engine) if engine is not None else None
+    except Exception as exc:  # reported for the first batch
+        failure = exc
+    try:
+        while (frame := frames.get()) is not None:
+            chunk, previous = frame
+            if failure is not None or source is None:
+                _reply(stdout, "error", failure)
+                continue
+            try:
+                result = map_chunk(source, chunk, previous, rows)
+            except Exception as exc:
+                _reply(stdout, "error", exc)
+                continue
+            _reply(stdout, "ok", result)
+    finally:
+        if source is not None:
+            source.close()
+
+
+__all__ = ["AHEAD", "WorkerPool", "serve"]

@@ -1,0 +1,71 @@
+"""agno 1.x run and message metrics as agno 3's: renamed, totalled, zeros left out, nothing dropped silently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
+from agno_storage.agno3.runs import convert_metrics
+
+RUN_1X = {
+    "input_tokens": [400, 33],
+    "output_tokens": [100, 36],
+    "total_tokens": [500, 69],
+    "time": [1.0, 0.25],
+    "time_to_first_token": [None, 0.5, 0.75],
+    "prompt_tokens": [433],
+    "cached_tokens": [0],
+}
+
+
+def test_a_run_s_per_call_lists_become_agno3_totals_under_agno3_names() -> None:
+    out, lossy = convert_metrics(RUN_1X)
+    assert out == {
+        "input_tokens": 433,
+        "output_tokens": 136,
+        "total_tokens": 569,
+        "duration": 1.25,
+        "time_to_first_token": 0.5,  # the first call that had one
+        "additional_metrics": {"prompt_tokens": 433},  # no agno 3 field: kept, not dropped
+    }
+    assert lossy  # lists were totalled: the caller keeps the original too
+
+
+def test_scalar_metrics_with_known_names_carry_over_exactly() -> None:
+    out, lossy = convert_metrics({"input_tokens": 3, "output_tokens": 0, "time": 0.5, "cost": None})
+    assert out == {"input_tokens": 3, "duration": 0.5}
+    assert not lossy
+
+
+def test_a_list_that_is_not_all_numbers_has_no_total() -> None:
+    out, lossy = convert_metrics({"input_tokens": [1, True], "output_tokens": [2, None], "total_tokens": []})
+    assert out == {} and lossy
+
+
+def test_additional_metrics_merge_with_names_agno3_does_not_know() -> None:
+    out, lossy = convert_metrics({"additional_metrics": {"a": 1}, "weird": "x", "unused": 0})
+    assert out == {"additional_metrics": {"a": 1, "weird": "x"}}
+    assert lossy  # "weird" and "unused" have no agno 3 field
+
+
+def test_session_metrics_have_no_time_to_first_token_field() -> None:
+    out, _ = convert_metrics({"time_to_first_token": 0.5, "input_tokens": 2}, SESSION_METRICS_FIELDS)
+    assert out == {"input_tokens": 2, "additional_metrics": {"time_to_first_token": 0.5}}
+
+
+@pytest.mark.parametrize("value", [None, [], "text", 3])
+def test_metrics_that_are_not_an_object_are_none_and_lossy_unless_absent(value: Any) -> None:
+    out, lossy = convert_metrics(value)
+    assert out is None and lossy is (value is not None)
+
+
+def test_the_same_names_in_another_order_or_again_give_the_same_metrics() -> None:
+    """The per-key-order plan is kept between calls: a second call, or another order, must not change a value."""
+    first = convert_metrics(dict(RUN_1X))
+    again = convert_metrics(dict(RUN_1X))
+    reordered = convert_metrics(dict(reversed(list(RUN_1X.items()))))
+    assert first == again
+    assert reordered[0] is not None and first[0] is not None
+    assert reordered[0] == first[0] and reordered[1] == first[1]

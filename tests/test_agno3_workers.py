@@ -1,0 +1,119 @@
+"""to-agno3 with worker processes: the same tables as in one process, errors named, a dead worker a StorageError.
+
+The source is the benchmark's agno 1.8.4-shaped agent sessions (bench/sessions.py)
+plus a Go Agent's agent_runs rows, written through this project's stores.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import SqliteStorage
+from agno_storage.agno3 import to_agno3
+from agno_storage.agno3.chunks import SourceSpec
+from agno_storage.agno3.workers import WorkerPool
+from agno_storage.errors import CorruptRowError, StorageError
+from agno_storage.models import Mode
+from bench import harness, sessions
+
+N = 23
+RUNS = 3
+
+
+def _source(path: Path, n: int = N) -> str:
+    store = SqliteStorage(table_name="agent_sessions", db_file=str(path), mode="agent")
+    try:
+        store.create()
+        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=RUNS)) for i in range(n))
+        # A Go Agent's conversation with no session row, and one beside an agno session.
+        store.append_run("go-only", "hola", "olá", user_id="u-go")
+        store.append_run("s-0000002", "more", "yes")
+    finally:
+        store.close()
+    return str(path)
+
+
+def _tables(db: str) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(db) as conn:
+        return {
+            "sessions": conn.execute("SELECT * FROM agno_sessions ORDER BY session_id").fetchall(),
+            "runs": conn.execute("SELECT * FROM agno_runs ORDER BY run_id").fetchall(),
+            "memories": conn.execute("SELECT * FROM agno_memories ORDER BY memory_id").fetchall(),
+        }
+
+
+def _report(report: Any) -> dict[str, Any]:
+    out = report.to_dict()
+    out.pop("seconds")
+    return out
+
+
+def test_workers_write_the_rows_one_process_writes_and_rerun_alike(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src.db")
+    alone, pooled = str(tmp_path / "alone.db"), str(tmp_path / "pooled.db")
+    first = to_agno3(src, alone, batch_size=4, workers=0)
+    assert _report(to_agno3(src, pooled, batch_size=4, workers=2)) == _report(first)
+    assert first.total("sessions") == N + 1 and first.total("runs") == N * RUNS + 2
+    assert _tables(pooled) == _tables(alone)
+    # The source changes: one session loses a run, one gains a word. Both reruns do the same.
+    with sqlite3.connect(src) as conn:
+        (memory,) = conn.execute("SELECT memory FROM agent_sessions WHERE session_id = 's-0000005'").fetchone()
+        changed = json.loads(memory)
+        changed["runs"].pop()
+        conn.execute("UPDATE agent_sessions SET memory = ? WHERE session_id = 's-0000005'", (json.dumps(changed),))
+        conn.execute("UPDATE agent_sessions SET extra_data = '{\"w\": 1}' WHERE session_id = 's-0000011'")
+    again = to_agno3(src, alone, batch_size=4, workers=0)
+    assert _report(to_agno3(src, pooled, batch_size=4, workers=2)) == _report(again)
+    assert again.total("sessions") == 2 and again.total("runs_removed") == 1 and again.total("unchanged") == N - 1
+    assert _tables(pooled) == _tables(alone)
+
+
+def test_a_dry_run_with_workers_reports_what_one_process_reports_and_writes_nothing(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src.db")
+    alone = to_agno3(src, str(tmp_path / "a.db"), dry_run=True, batch_size=5, workers=0)
+    pooled = to_agno3(src, str(tmp_path / "b.db"), dry_run=True, batch_size=5, workers=2)
+    assert _report(pooled) == _report(alone) and alone.total("sessions") == N + 1
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_corrupt_source_row_stops_the_migration_naming_it_after_whole_batches(tmp_path: Path, workers: int) -> None:
+    """The worker's CorruptRowError reaches the caller as it is; the batches before it are written, its own not."""
+    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    bad = "s-0000009"  # oldest first: the third batch of four
+    with sqlite3.connect(src) as conn:
+        conn.execute("UPDATE agent_sessions SET memory = '{\"runs\": [' WHERE session_id = ?", (bad,))
+    with pytest.raises(CorruptRowError, match=bad):
+        to_agno3(src, dst, batch_size=4, workers=workers)
+    with sqlite3.connect(dst) as conn:
+        written = {r[0] for r in conn.execute("SELECT session_id FROM agno_sessions")}
+    assert bad not in written and len(written) == 8
+
+
+def test_a_worker_that_dies_is_a_storage_error(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src.db")
+    spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
+    with WorkerPool(1, spec, "sqlite") as pool:
+        results = pool.map([[("s-0000001", (Mode.AGENT,), False)]], lambda chunk: {})
+        assert next(results).counts["agent"].sessions == 1
+        pool._workers[0].proc.kill()
+        pool._workers[0].proc.wait()
+        with pytest.raises(StorageError, match="exited"):
+            list(pool.map([[("s-0000002", (Mode.AGENT,), False)]], lambda chunk: {}))
+
+
+def test_a_source_a_worker_cannot_open_is_raised_for_the_first_batch(tmp_path: Path) -> None:
+    (tmp_path / "not.db").write_bytes(b"not a database, " * 512)
+    spec = SourceSpec(src=str(tmp_path / "not.db"), tables={Mode.AGENT: "agent_sessions"}, schema=None)
+    with WorkerPool(1, spec, None) as pool, pytest.raises(StorageError):
+        list(pool.map([[("s-1", (Mode.AGENT,), False)]], lambda chunk: {}))
+
+
+def test_workers_must_not_be_negative(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        to_agno3(_source(tmp_path / "src.db", 1), str(tmp_path / "dst.db"), workers=-1)
