@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from agno_storage import agent_runs, conversation
+from agno_storage import agent_runs, conversation, fingerprint
 from agno_storage.conversation import Message
 from agno_storage.errors import StorageError
 from agno_storage.schema import quote
@@ -136,21 +136,6 @@ def _filters(user_id: str | None, entity_id: str | None, mark: str) -> tuple[str
             sql += f" AND {column} = {mark}"
             params.append(value)
     return sql, params
-
-
-def _feed(h: hashlib._Hash, value: Any) -> None:
-    """Add one stored value to a hash, its type and length first, so no two rows feed the same bytes."""
-    if value is None:
-        h.update(b"n")
-        return
-    if type(value) is bytes:
-        data, tag = value, b"b"
-    elif type(value) is str:
-        data, tag = value.encode("utf-8", "surrogatepass"), b"s"
-    else:
-        data, tag = repr(value).encode(), type(value).__name__.encode()
-    h.update(b"%s%d:" % (tag, len(data)))
-    h.update(data)
 
 
 def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list[Any]]:
@@ -268,10 +253,10 @@ class SqliteIndex:
             h.update(b"-")
         else:
             for i in self._marked:
-                _feed(h, raw[i])
+                fingerprint.feed(h, raw[i])
         for run in runs:
             for value in (run.id, run.user_id, run.user_message, run.agent_message, run.messages, run.created_at):
-                _feed(h, value)
+                fingerprint.feed(h, value)
         return -1 - (int.from_bytes(h.digest()[:8], "big") >> 1)
 
     def _insert(self, conn: sqlite3.Connection, docs: Iterable[Doc]) -> None:
@@ -377,10 +362,10 @@ class SqliteIndex:
                 continue
             places = "(" + ", ".join("?" for _ in changed) + ")"
             indexed: dict[str, dict[int, builtins.list[int]]] = {}
-            for rowid, sid, fingerprint in conn.execute(
+            for rowid, sid, stored_digest in conn.execute(
                 f"SELECT rowid, session_id, digest FROM {self.map} WHERE session_id IN {places}", builtins.list(changed)
             ):
-                indexed.setdefault(sid, {}).setdefault(fingerprint, []).append(rowid)
+                indexed.setdefault(sid, {}).setdefault(stored_digest, []).append(rowid)
             for sid, (raw, mine, mark) in changed.items():
                 kept = indexed.get(sid, {})
                 for doc in docs_of(sid, decode(raw) if raw is not None else None, mine, table):

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from agno_storage import urls
+from agno_storage import fingerprint, urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
 from agno_storage.agno3.records import Encoded, Previous
@@ -169,30 +169,12 @@ def stamp(rows: Sequence[tuple[Mode, Sequence[Any]]], go_runs: Sequence[GoAgentR
     """
     digest = hashlib.sha256()
     for mode, row in rows:
-        digest.update(b"M" + mode.value.encode())
-        _digest_values(digest, row)
+        fingerprint.feed(digest, mode.value)
+        fingerprint.feed_all(digest, row)
     for run in go_runs:
-        digest.update(b"G")
-        _digest_values(digest, attrs.astuple(run, recurse=False))
+        fingerprint.feed(digest, GO_RUNS_TABLE)
+        fingerprint.feed_all(digest, attrs.astuple(run, recurse=False))
     return digest.hexdigest()[:32]
-
-
-def _digest_values(digest: Any, values: Sequence[Any]) -> None:
-    """Feed ``values`` (text, bytes, numbers, NULL) to ``digest``, each with its type and length, so none runs into the next."""
-    update = digest.update
-    for value in values:
-        kind = type(value)
-        if kind is str:
-            data = value.encode("utf-8", "surrogatepass")
-            update(b"S%d:" % len(data))
-            update(data)
-        elif value is None:
-            update(b"N")
-        elif kind is bytes:
-            update(b"B%d:" % len(value))
-            update(value)
-        else:  # int, float (bool is an int to the engines)
-            update(b"R" + repr(value).encode() + b";")
 
 
 def map_chunk(
