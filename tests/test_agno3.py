@@ -236,3 +236,17 @@ def test_postgres_source_and_target(pg_server: Any, tmp_path: Path) -> None:
         assert f"{kind} #1: first question" in seen and "second question" in seen
         assert result["runs_before"] == 2
     assert ddl.SCHEMA_VERSION == "3.0.0"
+
+
+def test_cli_workers_write_what_one_process_writes(agno1_db: Path, tmp_path: Path) -> None:
+    """Real agno 1.8.4 sessions of every mode (team member runs, workflow steps): the same rows with two workers."""
+    alone, pooled = tmp_path / "alone.db", tmp_path / "pooled.db"
+    to_agno3(str(agno1_db), str(alone), batch_size=1, workers=0)
+    assert main(["to-agno3", str(agno1_db), str(pooled), "--workers", "2"]) == 0
+    for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
+        with sqlite3.connect(alone) as a, sqlite3.connect(pooled) as b:
+            query = f"SELECT * FROM {table} ORDER BY 1"  # noqa: S608 - agno 3's table names
+            assert a.execute(query).fetchall() == b.execute(query).fetchall()
+    with pytest.raises(SystemExit) as refused:
+        main(["to-agno3", str(agno1_db), str(pooled), "--workers", "-1"])
+    assert refused.value.code == 2

@@ -76,6 +76,8 @@ def _metric_plan(keys: tuple[str, ...], fields: frozenset[str]) -> _MetricPlan:
     plans = _METRIC_PLANS.setdefault(fields, {})
     plan = plans.get(keys)
     if plan is None:
+        if any(type(k) is not str for k in keys):  # JSON keys are text; anything else is kept aside
+            return tuple((k, k, False, False, False) for k in keys)
         plan = tuple(
             (key, name, name in fields and name != "additional_metrics", name == "additional_metrics", name in fields)
             for key, name in ((k, METRIC_RENAMES.get(k, k)) for k in keys)
@@ -95,13 +97,7 @@ def convert_metrics(metrics: Any, fields: frozenset[str] = METRICS_FIELDS) -> tu
     """
     if not _is_mapping(metrics):
         return None, metrics is not None
-    keys = tuple(metrics)
-    if any(type(k) is not str for k in keys):
-        plan: _MetricPlan = tuple(
-            (k, METRIC_RENAMES.get(k, k), False, False, False) for k in keys
-        )  # JSON keys are text; anything else is kept aside
-    else:
-        plan = _metric_plan(keys, fields)
+    plan = _metric_plan(tuple(metrics), fields)
     out: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     lossy = False

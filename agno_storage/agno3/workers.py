@@ -151,6 +151,11 @@ class WorkerPool:
         while pending:
             yield pending.popleft().result()
 
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids (none once closed)."""
+        return [worker.proc.pid for worker in self._workers]
+
     def close(self) -> None:
         for worker in self._workers:
             worker.close()

@@ -132,17 +132,23 @@ class Rows:
 
     def __init__(self, jsonb: Any = None) -> None:
         wrap = jsonb if jsonb is not None else _dumps
-        self._plans: dict[str, tuple[Callable[[object], tuple[Any, ...]], tuple[Callable[[Any], Any] | None, ...]]] = {}
+        self._wrap = wrap
+        #: Per table: the record's fields in column order, and the positions of its JSON columns.
+        self._plans: dict[str, tuple[Callable[[object], tuple[Any, ...]], tuple[int, ...]]] = {}
         for table, columns in ddl.COLUMNS.items():
             json_columns = ddl.JSON_COLUMNS[table]
             self._plans[table] = (
                 operator.attrgetter(*columns),
-                tuple(wrap if c in json_columns else None for c in columns),
+                tuple(i for i, c in enumerate(columns) if c in json_columns),
             )
 
     def of(self, table: str, record: object) -> tuple[Any, ...]:
-        get, wraps = self._plans[table]
-        return tuple(v if w is None else w(v) for v, w in zip(get(record), wraps, strict=True))
+        get, json_at = self._plans[table]
+        values = list(get(record))
+        wrap = self._wrap
+        for i in json_at:
+            values[i] = wrap(values[i])
+        return tuple(values)
 
     def encode(self, mapped: Mapped) -> Encoded:
         return Encoded(

@@ -26,6 +26,16 @@ def _progress(done: int, total: int) -> None:
         print(file=sys.stderr)
 
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"not a number of processes: {text!r}")
+    return n
+
+
 def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
     verb = "would write" if report.dry_run else "wrote"
     rows = [["from", "sessions", "runs", "memories", "summaries", "unchanged"]]
@@ -73,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             progress=progress,
             memory_table=args.memory_table or None,
+            workers=args.workers,
         )
     except InvalidInputError as exc:
         raise Exit(FAILED, str(exc)) from None
@@ -108,5 +119,13 @@ def register(
     cmd.add_argument("--schema", default="ai", help="PostgreSQL: the schema of SRC's tables (default ai)")
     cmd.add_argument("--dst-schema", default="ai", help="PostgreSQL: the schema of agno 3's tables in DST (default ai)")
     cmd.add_argument("--dry-run", action="store_true", help="write nothing; report what would be written")
+    cmd.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="processes mapping sessions while this one writes (default: one per core up to 4;"
+        " none on one core or under 2,000 sessions; 0: none)",
+    )
     cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     cmd.set_defaults(run=_run, url="", table="")
