@@ -14,8 +14,10 @@ project's SqliteStorage. Each round copies the source to a fresh file
              ``migrate(SqliteDb(db_file=db), "", agent_sessions_table_name="agent_sessions")``
 
 Each process times its call only (imports and opening outside the clock)
-and reports its peak RSS over its start (VmHWM after a reset). The two run
-interleaved, round by round. Afterwards the file is counted: sessions in
+and reports its peak RSS over its start (VmHWM after a reset); to_agno3's
+process also reports each worker process's own peak RSS (VmHWM, read just
+before the worker is closed), shown beside it. The two run interleaved,
+round by round. Afterwards the file is counted: sessions in
 ``agno_sessions``, runs in ``agno_runs`` (and in a ``runs`` column of
 ``agno_sessions`` had agno put them there).
 """
@@ -77,11 +79,24 @@ OURS_CHILD = (
     + """
 import json, sys, time
 from agno_storage.agno3 import to_agno3
+from agno_storage.agno3.workers import WorkerPool
+workers_kib = []
+_close = WorkerPool.close
+def close(pool):
+    # Each worker's own peak RSS (VmHWM), read while it is still there.
+    for pid in pool.pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                workers_kib += [int(l.split()[1]) for l in f if l.startswith("VmHWM:")]
+        except OSError:
+            pass
+    _close(pool)
+WorkerPool.close = close
 start_kib = start_window()
 t = time.perf_counter()
 report = to_agno3(sys.argv[1], sys.argv[1])
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_kib": peak_kib(), "start_kib": start_kib,
+print(json.dumps({"seconds": seconds, "peak_kib": peak_kib(), "start_kib": start_kib, "workers_peak_kib": workers_kib,
                   "reported": {"sessions": report.total("sessions"), "runs": report.total("runs")}}))
 """
 )
@@ -239,6 +254,13 @@ def _growth_kib(sample: dict[str, Any]) -> int:
     return max(int(sample["peak_kib"]) - int(sample["start_kib"]), 1)
 
 
+def _workers(sample: dict[str, Any]) -> str:
+    peaks = sample.get("workers_peak_kib") or []
+    if not peaks:
+        return "none"
+    return f"{len(peaks)}: " + ", ".join(f"{kib / 1024:,.1f}" for kib in peaks) + " MiB"
+
+
 def targets(results: dict[str, Any]) -> list[Target]:
     out: list[Target] = []
     for s in results["sizes"]:
@@ -278,6 +300,7 @@ def render(results: dict[str, Any]) -> str:
             f"| | sessions kept | {agno['sessions']:,} | {ours['sessions']:,} |",
             f"| | runs kept in `agno_runs` | {agno['runs']:,} | {ours['runs']:,} |",
             f"| | peak RSS over start | {_growth_kib(agno) / 1024:,.1f} MiB | {_growth_kib(ours) / 1024:,.1f} MiB |",
+            f"| | worker processes (each one's peak RSS) | none | {_workers(ours)} |",
         ]
     lines += [
         "",
@@ -295,7 +318,7 @@ def summary(results: dict[str, Any]) -> str:
         ours, agno = _last(s, "ours"), _last(s, "agno")
         out.append(
             f"{s['sessions']:>7,} sessions  to_agno3 {s['ours_s']:8.2f} s  migrate() {s['agno_s']:8.2f} s  "
-            f"{s['speedup']:5.1f}x  kept sessions/runs: to_agno3 {ours['sessions']:,}/{ours['runs']:,}, "
+            f"{s['speedup']:5.1f}x  workers {_workers(ours)}  kept sessions/runs: to_agno3 {ours['sessions']:,}/{ours['runs']:,}, "
             f"migrate() {agno['sessions']:,}/{agno['runs']:,} (+{agno['runs_in_sessions_column']:,} in a runs column)"
         )
     out += terminal(targets(results))
