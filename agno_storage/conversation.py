@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import cattrs
 import orjson
+from cattrs.fns import identity
 
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Session, TeamSession, WorkflowSessionV2
@@ -105,7 +106,14 @@ def make_converter() -> cattrs.Converter:
         return value
 
     converter.register_structure_hook_func(lambda t: t == dict[str, Any], structure_object)
+    # An optional text or number unstructures to itself: with cattrs' own identity as its hook, the
+    # generated unstructure reads the attribute inline instead of calling a handler per field (the index
+    # fingerprints every message with it).
+    converter.register_unstructure_hook_func(lambda t: t in _OPTIONAL_SCALARS, identity)
     return converter
+
+
+_OPTIONAL_SCALARS = frozenset({str | None, int | None, float | None, bool | None})
 
 
 # --------------------------------------------------------------------------- the entry point
