@@ -13,6 +13,7 @@ memory figure has a fresh process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sqlite3
 import sys
@@ -154,15 +155,14 @@ def floor_import(lines: Path, dest: Path) -> tuple[float, int]:
     """The plain loop: ``orjson.loads`` of each line, the store's upsert by ``executemany``, 1,000 a transaction.
 
     The table is made by the store before the clock starts. Durable as import
-    is (ops/write.py): the transactions commit at synchronous=NORMAL with
-    import's checkpoint interval, and the WAL is fsynced once at the end, as
-    a FULL commit would. Checks nothing.
+    is (ops/write.py): the transactions commit at synchronous=NORMAL while a
+    thread checkpoints the WAL, and the WAL is fsynced once at the end, as a
+    FULL commit would. Checks nothing.
     """
     sql = _bulk_table(dest)
     start = time.perf_counter()
-    conn = _bulk_connection(dest)
     done = 0
-    try:
+    with _bulk_connection(dest) as conn:
         loads, names = orjson.loads, NAMES
         with lines.open("rb") as f:
             next(f)
@@ -175,9 +175,6 @@ def floor_import(lines: Path, dest: Path) -> tuple[float, int]:
                     batch = []
             if batch:
                 done += _commit(conn, sql, batch)
-        sqlite_bulk.fsync_wal(sqlite_bulk.wal_path(dest))
-    finally:
-        conn.close()
     return time.perf_counter() - start, done
 
 
@@ -192,13 +189,9 @@ def sql_import(lines: Path, dest: Path) -> tuple[float, int]:
         rows = [[d[k] for k in NAMES] for d in map(orjson.loads, f)]
     sql = _bulk_table(dest)
     start = time.perf_counter()
-    conn = _bulk_connection(dest)
-    try:
+    with _bulk_connection(dest) as conn:
         for at in range(0, len(rows), BATCH):
             _commit(conn, sql, rows[at : at + BATCH])
-        sqlite_bulk.fsync_wal(sqlite_bulk.wal_path(dest))
-    finally:
-        conn.close()
     return time.perf_counter() - start, len(rows)
 
 
@@ -211,13 +204,26 @@ def _bulk_table(dest: Path) -> str:
     return sql
 
 
-def _bulk_connection(dest: Path) -> sqlite3.Connection:
-    """A plain connection with import's settings: WAL, commits at NORMAL, import's checkpoint interval."""
+@contextlib.contextmanager
+def _bulk_connection(dest: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection with import's settings: WAL, commits at NORMAL, checkpoints by import's thread.
+
+    On leaving, the checkpoint thread stops and the WAL is fsynced once, as
+    import does.
+    """
     conn = sqlite3.connect(dest, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
-    return conn
+    checkpointer = sqlite_bulk.Checkpointer(dest)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        checkpointer.start()
+        yield conn
+        checkpointer.stop()
+        sqlite_bulk.fsync_wal(sqlite_bulk.wal_path(dest))
+    finally:
+        checkpointer.stop()
+        conn.close()
 
 
 def _commit(conn: sqlite3.Connection, sql: str, batch: list[list[Any]]) -> int:

@@ -11,8 +11,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cattrs
 import orjson
@@ -377,8 +379,8 @@ def test_blank_lines_are_skipped_and_keep_the_line_numbers(tmp_path: Path) -> No
         import_lines([*with_blanks[:3], b"{}", *with_blanks[3:]], str(tmp_path / "b.db"), "agent_sessions")
 
 
-def test_import_checkpoints_the_wal_every_bulk_interval_not_every_4_mib(tmp_path: Path) -> None:
-    """The connection that commits the batches is the one with the bulk settings (not the store's first one)."""
+def test_import_checkpoints_the_wal_from_a_thread_not_the_connection_that_commits(tmp_path: Path) -> None:
+    """The committing connection (not the store's first one) has the bulk autocheckpoints; a thread copies the WAL in."""
     src = tmp_path / "src.db"
     store = open_store(str(src), "agent_sessions", Mode.AGENT)
     store.upsert_many(
@@ -387,16 +389,20 @@ def test_import_checkpoints_the_wal_every_bulk_interval_not_every_4_mib(tmp_path
     store.close()
     lines = export_lines(str(src))
     dst = tmp_path / "dst.db"
-    sizes: list[int] = []
+    autocheckpoints: list[list[Any]] = []
+    file_sizes: list[int] = []
+    real_commit = RowWriter._commit
 
-    class WalSize:
-        def start(self, total: int | None) -> None:
-            pass
+    def commit(self: RowWriter, rows: list[list[Any]]) -> None:
+        real_commit(self, rows)
+        autocheckpoints.append(self.store._query("PRAGMA wal_autocheckpoint", ()))
+        file_sizes.append(os.path.getsize(dst))
+        time.sleep(0.1)  # a batch's worth of time for the checkpoint thread to look
 
-        def advance(self, count: int) -> None:
-            sizes.append(os.path.getsize(f"{dst}-wal"))
-
-    import_lines(lines, str(dst), "agent_sessions", batch_size=100, progress=WalSize())
-    # About 12 MB of sessions in 1 MB batches: SQLite's default (1,000 pages, 4 MiB) would have checkpointed
-    # and reused the WAL from its start after every 4 MiB.
-    assert BULK_CHECKPOINT_PAGES * 4096 > 12_000_000 and max(sizes) > 3 * 4096 * 1000
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RowWriter, "_commit", commit)
+        import_lines(lines, str(dst), "agent_sessions", batch_size=100)
+    assert autocheckpoints and all(s == [(0,)] for s in autocheckpoints)
+    # About 12 MB of sessions: the file itself grew while the batches were still being written.
+    assert file_sizes[-2] > 4_000_000 > file_sizes[0]
+    assert BULK_CHECKPOINT_PAGES * 4096 > 12_000_000  # the fallback interval, should the thread fail

@@ -8,9 +8,10 @@ they are committed in the caller's thread: SQLite's work runs inside this
 process and takes the GIL back for every row, so a thread only added
 switching (measured: import 10-20% slower with one).
 
-On SQLite the batches commit at ``synchronous=NORMAL`` with a longer
-checkpoint interval (BULK_CHECKPOINT_PAGES), and :meth:`RowWriter.flush`
-then fsyncs the WAL once, which is what a FULL commit does: once an import
+On SQLite the batches commit at ``synchronous=NORMAL`` while a thread
+checkpoints the WAL (``sqlite_bulk.Checkpointer``; should it fail, the
+writing connection checkpoints every BULK_CHECKPOINT_PAGES again), and
+:meth:`RowWriter.flush` then fsyncs the WAL once, which is what a FULL commit does: once an import
 or a copy returns, or raises after some batches, every batch it counts is
 as durable as the store's FULL commits make it. Midway, a crash of the
 process leaves the batches committed before it, each whole; a power loss
@@ -86,6 +87,8 @@ class RowWriter:
         self._upsert = self.store.statements.upsert
         #: SQLite: the WAL file to fsync once the batches are committed (see flush).
         self._wal: str | None = None
+        #: SQLite file: checkpoints the WAL while batches are written; None elsewhere.
+        self._checkpointer: sqlite_bulk.Checkpointer | None = None
         if isinstance(self.store, SqliteStorage) and self.store.db_path is not None:
             if self.store.synchronous is Synchronous.FULL:
                 # Batches commit at NORMAL (no fsync of their own); flush() then
@@ -93,13 +96,16 @@ class RowWriter:
                 # batch committed is then as durable as under FULL. Only the
                 # writer thread's connection, opened after this, has these.
                 self._wal = sqlite_bulk.wal_path(self.store.db_path)
+            # Checkpoints run on a thread of their own while batches are written (sqlite_bulk.Checkpointer).
             self.store.pragmas = {
                 **self.store.pragmas,
                 "synchronous": Synchronous.NORMAL.value,
-                "wal_autocheckpoint": BULK_CHECKPOINT_PAGES,
+                "wal_autocheckpoint": 0,
             }
             # The connection create() used keeps what it was opened with; the next one has these.
             self.store.close()
+            self._checkpointer = sqlite_bulk.Checkpointer(self.store.db_path)
+            self._checkpointer.start()
         self._unsynced = False  # batches committed since the last fsync of the WAL
         #: Whether batches are committed by a thread of their own (see the module's docstring).
         self._threaded = not isinstance(self.store, SqliteStorage)
@@ -218,6 +224,13 @@ class RowWriter:
                 self._ready.notify_all()
 
     def _commit(self, rows: list[list[Any]]) -> None:
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer.failed:
+            # Its pages stay in the WAL: checkpoint on the writing connection again, so the WAL stays bounded.
+            self._checkpointer = None
+            if isinstance(self.store, SqliteStorage):
+                self.store.pragmas = {**self.store.pragmas, "wal_autocheckpoint": BULK_CHECKPOINT_PAGES}
+            self.store._query(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}", ())
         with self.store.transaction() as conn:
             cursor = conn.cursor()
             try:
@@ -234,6 +247,8 @@ class RowWriter:
         if self._thread is not None:
             self._thread.join()
         try:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
             self._sync()
         finally:
             self.store.close()
