@@ -168,25 +168,27 @@ class WorkerPool:
         self.close()
 
 
-def _reply(stdout: IO[bytes], kind: str, value: Any) -> None:
+def _reply_frame(kind: str, value: Any) -> bytes:
     try:
         data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # an error that does not pickle: its text
         data = pickle.dumps(("error", StorageError(f"{value!r} ({exc})")), protocol=pickle.HIGHEST_PROTOCOL)
-    stdout.write(_LENGTH.pack(len(data)))
-    stdout.write(data)
-    stdout.flush()
+    return _LENGTH.pack(len(data)) + data
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """A worker: the first frame is (spec, engine); then each (chunk, previous) gets ("ok", result) or ("error", exc).
 
-    A thread reads the frames as they come: the parent may hand over a
-    batch while this process writes a large result, and neither waits for
-    the other then.
+    A thread reads the frames as they come and another writes the replies:
+    while the parent is busy writing a batch to its database and reads no
+    reply, this process maps the next batch instead of waiting on a full
+    pipe; and the parent never waits to hand a batch over. The parent hands
+    over at most ``AHEAD`` batches beyond the one it reads, which bounds
+    the replies waiting here.
     """
     spec, engine = _receive(stdin)
     frames: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    replies: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
     def read() -> None:
         while True:
@@ -196,7 +198,14 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
                 frames.put(None)
                 return
 
+    def send() -> None:
+        while (frame := replies.get()) is not None:
+            stdout.write(frame)
+            stdout.flush()
+
     threading.Thread(target=read, name="agno-storage-worker-reader", daemon=True).start()
+    sender = threading.Thread(target=send, name="agno-storage-worker-sender", daemon=True)
+    sender.start()
     source: Source | None = None
     failure: BaseException | None = None
     rows = None
@@ -209,15 +218,17 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         while (frame := frames.get()) is not None:
             chunk, previous = frame
             if failure is not None or source is None:
-                _reply(stdout, "error", failure)
+                replies.put(_reply_frame("error", failure))
                 continue
             try:
                 result = map_chunk(source, chunk, previous, rows)
             except Exception as exc:
-                _reply(stdout, "error", exc)
+                replies.put(_reply_frame("error", exc))
                 continue
-            _reply(stdout, "ok", result)
+            replies.put(_reply_frame("ok", result))
     finally:
+        replies.put(None)
+        sender.join()
         if source is not None:
             source.close()
 
