@@ -245,7 +245,7 @@ def test_cli_workers_write_what_one_process_writes(agno1_db: Path, tmp_path: Pat
     assert main(["to-agno3", str(agno1_db), str(pooled), "--workers", "2"]) == 0
     for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
         with sqlite3.connect(alone) as a, sqlite3.connect(pooled) as b:
-            query = f"SELECT * FROM {table} ORDER BY 1"  # noqa: S608 - agno 3's table names
+            query = f"SELECT * FROM {table} ORDER BY 1"
             assert a.execute(query).fetchall() == b.execute(query).fetchall()
     with pytest.raises(SystemExit) as refused:
         main(["to-agno3", str(agno1_db), str(pooled), "--workers", "-1"])

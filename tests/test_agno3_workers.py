@@ -117,3 +117,101 @@ def test_a_source_a_worker_cannot_open_is_raised_for_the_first_batch(tmp_path: P
 def test_workers_must_not_be_negative(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="workers"):
         to_agno3(_source(tmp_path / "src.db", 1), str(tmp_path / "dst.db"), workers=-1)
+
+
+def _pg_rows(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return {
+            table: conn.execute(f"SELECT * FROM {schema}.{table} ORDER BY 1").fetchall()
+            for table in ("agno_sessions", "agno_runs", "agno_memories")
+        }
+
+
+def test_workers_into_postgres_write_what_one_process_writes(pg_server: Any, tmp_path: Path) -> None:
+    """The workers encode PostgreSQL's rows (Jsonb) and hand them over: equal tables in two schemas."""
+    src = _source(tmp_path / "src.db")
+    dsn = pg_server.dsn
+    alone = to_agno3(src, dsn, dst_schema="w_alone", batch_size=4, workers=0)
+    pooled = to_agno3(src, dsn, dst_schema="w_pooled", batch_size=4, workers=2)
+    assert _report(pooled) == _report(alone) and alone.total("runs") == N * RUNS + 2
+    assert _pg_rows(dsn, "w_pooled") == _pg_rows(dsn, "w_alone")
+
+
+def test_workers_read_a_postgres_source(pg_server: Any, tmp_path: Path) -> None:
+    """Each worker opens the PostgreSQL source itself (its own connection) and reads its batches."""
+    from agno_storage.urls import open_storage
+
+    dsn = pg_server.dsn
+    store = open_storage(dsn, table_name="agent_sessions", mode="agent", schema="w_src")
+    try:
+        store.create()
+        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=RUNS)) for i in range(N))
+    finally:
+        store.close()
+    alone, pooled = str(tmp_path / "alone.db"), str(tmp_path / "pooled.db")
+    first = to_agno3(dsn, alone, schema="w_src", batch_size=4, workers=0)
+    assert _report(to_agno3(dsn, pooled, schema="w_src", batch_size=4, workers=2)) == _report(first)
+    assert first.total("sessions") == N
+    assert _tables(pooled) == _tables(alone)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+_KILLED = """
+import sys
+from agno_storage.agno3 import to_agno3
+def progress(done, total):
+    print(done, flush=True)
+to_agno3(sys.argv[1], sys.argv[2], batch_size=10, workers=2, progress=progress)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_a_killed_migration_leaves_no_worker_behind_and_the_rerun_completes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    n = 300
+    src, dst = _source(tmp_path / "src.db", n), str(tmp_path / "dst.db")
+    child = subprocess.Popen([sys.executable, "-c", _KILLED, src, dst], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for _ in range(3):  # three batches written
+        assert child.stdout.readline().strip()
+    workers = _children(child.pid)
+    assert len(workers) == 2
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "a worker outlived the migration that started it"
+    with sqlite3.connect(dst) as conn:
+        written = conn.execute("SELECT COUNT(*) FROM agno_sessions").fetchone()[0]
+    assert 30 <= written < n + 1  # whole batches only: the rerun goes on from there
+    report = to_agno3(src, dst, batch_size=50, workers=2)
+    assert report.total("unchanged") == written and report.total("sessions") == n + 1 - written
+    with sqlite3.connect(dst) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM agno_runs").fetchone()[0] == n * RUNS + 2
