@@ -215,3 +215,37 @@ def test_a_killed_migration_leaves_no_worker_behind_and_the_rerun_completes(tmp_
     assert report.total("unchanged") == written and report.total("sessions") == n + 1 - written
     with sqlite3.connect(dst) as conn:
         assert conn.execute("SELECT COUNT(*) FROM agno_runs").fetchone()[0] == n * RUNS + 2
+
+
+def test_workers_chosen_by_default_fall_back_to_this_process_where_none_can_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen program (or no interpreter path) cannot start ``python -m``: asked for, an error; by default, none."""
+    import sys
+
+    from agno_storage.agno3 import migrate
+
+    src = _source(tmp_path / "src.db", 5)
+    monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
+    monkeypatch.setattr(migrate.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with pytest.raises(StorageError, match="no Python interpreter"):
+        to_agno3(src, str(tmp_path / "asked.db"), workers=2)
+    report = to_agno3(src, str(tmp_path / "default.db"))
+    assert report.total("sessions") == 6
+
+
+def test_a_worker_ignores_ctrl_c_and_ends_with_its_input(tmp_path: Path) -> None:
+    """Ctrl-C goes to the whole process group: the worker leaves stopping to the migrating process."""
+    import os
+    import signal
+
+    src = _source(tmp_path / "src.db", 3)
+    spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
+    with WorkerPool(1, spec, "sqlite") as pool:
+        (pid,) = pool.pids
+        first = next(pool.map([[("s-0000000", (Mode.AGENT,), False)]], lambda chunk: {}))
+        os.kill(pid, signal.SIGINT)
+        again = next(pool.map([[("s-0000001", (Mode.AGENT,), False)]], lambda chunk: {}))
+        assert first.counts["agent"].sessions == again.counts["agent"].sessions == 1
+    assert not _alive(pid)

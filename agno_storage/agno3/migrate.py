@@ -104,8 +104,10 @@ def to_agno3(
 
     ``workers`` processes map the batches while this one writes
     (:mod:`agno_storage.agno3.workers`); 0 maps them here. None: one per
-    core up to :data:`MAX_WORKERS`, none on one core or for a plan under
-    :data:`WORKERS_FROM` sessions. The result is the same either way.
+    core up to :data:`MAX_WORKERS`, none on one core, for a plan under
+    :data:`WORKERS_FROM` sessions, or where no worker can be started (a
+    frozen program); a number asked for that cannot start is a
+    StorageError. The result is the same either way.
 
     Raises InvalidInputError for a bad URL or a table of the wrong mode,
     StorageError for a database error.
@@ -145,9 +147,16 @@ def to_agno3(
         plan = source.plan()
         chunks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
         n = _worker_count(workers, len(plan))
+        pool: WorkerPool | None = None
         if n:
             found = SourceSpec(src=src, tables={m: chosen[m] for m in source.stores}, schema=schema)
-            pool = WorkerPool(n, found, writer.engine if writer is not None else None)
+            try:
+                pool = WorkerPool(n, found, writer.engine if writer is not None else None)
+            except StorageError:
+                if workers is not None:
+                    raise
+                pool = None  # chosen by default, and none can start here: map in this process
+        if pool is not None:
             stack.callback(pool.close)
             results = pool.map(chunks, lambda chunk: _previous(writer, chunk))
         else:

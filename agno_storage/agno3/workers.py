@@ -68,12 +68,18 @@ def _child_env() -> dict[str, str]:
 
 class _Worker:
     def __init__(self, spec: SourceSpec, engine: str | None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agno_storage.agno3.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=_child_env(),
-        )
+        if not sys.executable or getattr(sys, "frozen", False):
+            # A frozen program's executable is the program itself, not an interpreter that runs -m.
+            raise StorageError("no Python interpreter to start an agno 3 migration worker with")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agno_storage.agno3.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_child_env(),
+            )
+        except OSError as exc:
+            raise StorageError(f"cannot start an agno 3 migration worker: {exc}") from exc
         if self.proc.stdin is None or self.proc.stdout is None:  # pragma: no cover - PIPE was given
             raise StorageError("an agno 3 migration worker has no pipes")
         self.stdin: IO[bytes] = self.proc.stdin
