@@ -87,14 +87,14 @@ def close(pool):
     for pid in pool.pids:
         try:
             with open(f"/proc/{pid}/status") as f:
-                workers_kib += [int(l.split()[1]) for l in f if l.startswith("VmHWM:")]
+                workers_kib.extend(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
         except OSError:
             pass
     _close(pool)
 WorkerPool.close = close
 start_kib = start_window()
 t = time.perf_counter()
-report = to_agno3(sys.argv[1], sys.argv[1])
+report = to_agno3(sys.argv[1], sys.argv[1], workers=None if sys.argv[2] == "default" else int(sys.argv[2]))
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "peak_kib": peak_kib(), "start_kib": start_kib, "workers_peak_kib": workers_kib,
                   "reported": {"sessions": report.total("sessions"), "runs": report.total("runs")}}))
@@ -108,11 +108,13 @@ class Agno3Config:
     sizes: tuple[int, ...]
     runs_per_session: int
     rounds: int
+    #: to_agno3's ``workers``: "default" (its own choice), or a number (the smoke run's 2 exercises them).
+    workers: str = "default"
 
 
 def make_config(mode: str) -> Agno3Config:
     if mode == "smoke":
-        return Agno3Config(mode, (10, 30), 10, 1)
+        return Agno3Config(mode, (10, 30), 10, 1, workers="2")
     if mode == "quick":
         return Agno3Config(mode, (200, 1_000), 10, 1)
     if mode == "full":
@@ -163,12 +165,14 @@ def agno3_python() -> Path:
     return agno3_env.python()
 
 
-def child(python: str, code: str, db: Path) -> dict[str, Any]:
-    """Run ``code`` on ``db`` with ``python``; its JSON line. RuntimeError with its stderr if it fails."""
+def child(python: str, code: str, db: Path, *args: str) -> dict[str, Any]:
+    """Run ``code`` on ``db`` (and ``args``) with ``python``; its JSON line. RuntimeError with its stderr if it fails."""
     env = {**os.environ, "AGNO_TELEMETRY": "false"}
     if python != sys.executable:
         env["PYTHONPATH"] = ""  # nothing of this project's venv in agno 3's
-    done = subprocess.run([python, "-c", code, str(db)], cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(
+        [python, "-c", code, str(db), *args], cwd=ROOT, capture_output=True, text=True, env=env, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{python} failed on {db}: {done.stderr[-3000:]}")
     out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -209,7 +213,7 @@ def run(mode: str, workdir: Path, command: str) -> dict[str, Any]:
             db = workdir / f"{e.key}-{n}-{r}.db"
             shutil.copyfile(src, db)
             python, code = contenders[e.key]
-            got = child(python, code, db)
+            got = child(python, code, db, *((cfg.workers,) if e.key == "ours" else ()))
             got.update(kept(db))
             samples[e.key].append(got)
             db.unlink()

@@ -89,6 +89,8 @@ def test_agno3_smoke_run_reports_both_migrations_and_what_each_kept(tmp_path: Pa
             # to_agno3 keeps every session and every run of the source.
             assert sample["sessions"] == n and sample["runs"] == n * cfg.runs_per_session
             assert sample["reported"] == {"sessions": n, "runs": n * cfg.runs_per_session}
+            # The smoke run asks for two workers: each reports its own peak RSS.
+            assert len(sample["workers_peak_kib"]) == 2 and all(kib > 0 for kib in sample["workers_peak_kib"])
         for sample in s["samples"]["agno"]:
             # agno 3.1.10's migrate() keeps the sessions; their runs go nowhere agno 3 reads them.
             assert sample["sessions"] == n and sample["runs"] == 0
@@ -98,3 +100,4 @@ def test_agno3_smoke_run_reports_both_migrations_and_what_each_kept(tmp_path: Pa
     assert len(bench_agno3.targets(results)) == len(cfg.sizes) + 1
     md = bench_agno3.render(results)
     assert "| | runs kept in `agno_runs` | 0 | 300 |" in md
+    assert "| | worker processes (each one's peak RSS) | none | 2: " in md
