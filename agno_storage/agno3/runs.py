@@ -219,6 +219,9 @@ class RunBuilder:
         return run
 
 
+_RUN_FIELDS = {"agent": AGENT_RUN_FIELDS, "team": TEAM_RUN_FIELDS, "workflow": WORKFLOW_RUN_FIELDS}
+
+
 def convert_run(
     raw: Mapping[str, Any], kind: str, session_id: str, fallback_id: str, user_id: str | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -227,12 +230,12 @@ def convert_run(
     Every field of ``raw`` agno 3 cannot hold as it is stays in
     ``metadata["agno_v1"]`` of the result, verbatim.
     """
-    fields = {"agent": AGENT_RUN_FIELDS, "team": TEAM_RUN_FIELDS, "workflow": WORKFLOW_RUN_FIELDS}[kind]
-    data, rest = _split(raw, fields)
+    data, rest = _split(raw, _RUN_FIELDS[kind])
     keep: dict[str, Any] = {}
     if rest:
         keep["fields"] = rest
-    data["run_id"] = raw.get("run_id") if isinstance(raw.get("run_id"), str) and raw.get("run_id") else fallback_id
+    run_id = raw.get("run_id")
+    data["run_id"] = run_id if isinstance(run_id, str) and run_id else fallback_id
     data["session_id"] = session_id
     if user_id is not None and data.get("user_id") is None:
         data["user_id"] = user_id
@@ -252,6 +255,10 @@ def convert_run(
         messages: list[dict[str, Any]] = []
         extras: dict[str, Any] = {}
         for i, message in enumerate(data["messages"]):
+            if type(message) is dict and "metrics" not in message and type(message.get("role")) is str:
+                if MESSAGE_FIELDS.issuperset(message):  # what convert_message gives such a message, inline
+                    messages.append(message.copy())
+                    continue
             converted, extra = convert_message(message)
             if converted is not None:
                 messages.append(converted)
