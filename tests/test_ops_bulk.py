@@ -402,7 +402,34 @@ def test_import_checkpoints_the_wal_from_a_thread_not_the_connection_that_commit
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(RowWriter, "_commit", commit)
         import_lines(lines, str(dst), "agent_sessions", batch_size=100)
-    assert autocheckpoints and all(s == [(0,)] for s in autocheckpoints)
-    # About 12 MB of sessions: the file itself grew while the batches were still being written.
+    assert autocheckpoints and all(s == [(BULK_CHECKPOINT_PAGES,)] for s in autocheckpoints)
+    # About 12 MB of sessions, under the writer's own interval: the file grew while the batches were still
+    # being written, so the thread copied them in.
+    assert BULK_CHECKPOINT_PAGES * 4096 > 12_000_000
     assert file_sizes[-2] > 4_000_000 > file_sizes[0]
-    assert BULK_CHECKPOINT_PAGES * 4096 > 12_000_000  # the fallback interval, should the thread fail
+
+
+def test_the_wal_of_an_import_stays_within_the_checkpoint_interval(tmp_path: Path) -> None:
+    """SQLite starts the WAL over only after a checkpoint by the writer itself: without one it held the whole load."""
+    src = tmp_path / "src.db"
+    store = open_store(str(src), "agent_sessions", Mode.AGENT)
+    store.upsert_many(
+        AgentSession(session_id=f"s{i:05d}", agent_id="a", memory={"t": "x" * 10_000}) for i in range(1200)
+    )
+    store.close()
+    lines = export_lines(str(src))
+    dst = tmp_path / "dst.db"
+    wal_sizes: list[int] = []
+
+    class WalSize:
+        def start(self, total: int | None) -> None:
+            pass
+
+        def advance(self, count: int) -> None:
+            wal_sizes.append(os.path.getsize(f"{dst}-wal"))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("agno_storage.ops.write.BULK_CHECKPOINT_PAGES", 256)  # 1 MiB
+        import_lines(lines, str(dst), "agent_sessions", batch_size=100, progress=WalSize())
+    # About 12 MB of sessions in 1 MB batches: the WAL stays near the interval and a batch or two.
+    assert len(wal_sizes) >= 12 and max(wal_sizes) < 4_000_000, wal_sizes

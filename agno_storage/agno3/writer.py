@@ -281,8 +281,9 @@ class SqliteWriter:
         # sessions. In memory it is one statement's pages at a time.
         self._conn.execute("PRAGMA temp_store = MEMORY")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        # Checkpoints run on a thread of their own (sqlite_bulk.Checkpointer), overlapping the writes.
-        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # Checkpoints run on a thread of their own (sqlite_bulk.Checkpointer), overlapping the writes; this
+        # connection's own bound the WAL.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
         self._checkpointer = sqlite_bulk.Checkpointer(path)
         self._checkpointer.start()
         self._wal = sqlite_bulk.wal_path(path)
@@ -343,8 +344,6 @@ class SqliteWriter:
 
     def write(self, batch: Sequence[Encoded]) -> None:
         rows = _batch_rows(batch)
-        if self._checkpointer.failed:  # the WAL's pages stay there: checkpoint on this connection again
-            self._conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
         with self._transaction() as conn:
             for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
                 self._upsert(conn, table, rows[table])

@@ -59,17 +59,24 @@ class Checkpointer:
 
     A checkpoint copies the WAL's pages into the database file and syncs it.
     On the writing connection (SQLite's autocheckpoint) the load waits for
-    that I/O every :data:`CHECKPOINT_PAGES`; here it overlaps the load, which
-    sets ``wal_autocheckpoint = 0`` on its connection meanwhile. Every
-    ``interval`` seconds in which the WAL was written to, the thread runs a
-    PASSIVE checkpoint: it never blocks a reader or the writer and takes the
-    pages they leave it. Python's sqlite3 lets go of the GIL while SQLite
-    works, so the load's Python runs on.
+    all of that I/O every :data:`CHECKPOINT_PAGES`; here most of it overlaps
+    the load. Every ``interval`` seconds in which the WAL was written to,
+    the thread runs a PASSIVE checkpoint: it never blocks a reader or the
+    writer and takes the pages they leave it. Python's sqlite3 lets go of
+    the GIL while SQLite works, so the load's Python runs on.
+
+    The loading connection keeps its own ``wal_autocheckpoint =``
+    :data:`CHECKPOINT_PAGES`: SQLite starts the WAL over from its beginning
+    only when a writer begins a transaction with every page already
+    checkpointed, which a checkpoint on another thread seldom finishes in
+    time for, so without it the WAL would hold the whole load. The
+    writer's own checkpoint then finds most pages copied already, and the
+    WAL stays within about :data:`CHECKPOINT_PAGES` and a batch
+    (``tests/test_sqlite_bulk.py``).
 
     A checkpoint that fails (a disk error, say) changes nothing committed:
-    its pages stay in the WAL. The thread then stops and :attr:`error` holds
-    what it raised; the loader should checkpoint on its own connection again
-    (``wal_autocheckpoint``) so that the WAL does not grow without bound.
+    its pages stay in the WAL, for the writer's own checkpoints. The thread
+    then stops and :attr:`error` holds what it raised.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, interval: float = 0.2) -> None:
@@ -123,7 +130,7 @@ class Checkpointer:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 self.passes += 1
                 seen = now
-        except (sqlite3.Error, OSError) as exc:
+        except BaseException as exc:  # kept for the loader to see; the thread ends here
             self.error = exc
         finally:
             conn.close()

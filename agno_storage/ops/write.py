@@ -9,8 +9,8 @@ process and takes the GIL back for every row, so a thread only added
 switching (measured: import 10-20% slower with one).
 
 On SQLite the batches commit at ``synchronous=NORMAL`` while a thread
-checkpoints the WAL (``sqlite_bulk.Checkpointer``; should it fail, the
-writing connection checkpoints every BULK_CHECKPOINT_PAGES again), and
+checkpoints the WAL (``sqlite_bulk.Checkpointer``; the writing connection's
+own checkpoints every BULK_CHECKPOINT_PAGES keep the WAL bounded), and
 :meth:`RowWriter.flush` then fsyncs the WAL once, which is what a FULL commit does: once an import
 or a copy returns, or raises after some batches, every batch it counts is
 as durable as the store's FULL commits make it. Midway, a crash of the
@@ -100,7 +100,7 @@ class RowWriter:
             self.store.pragmas = {
                 **self.store.pragmas,
                 "synchronous": Synchronous.NORMAL.value,
-                "wal_autocheckpoint": 0,
+                "wal_autocheckpoint": BULK_CHECKPOINT_PAGES,
             }
             # The connection create() used keeps what it was opened with; the next one has these.
             self.store.close()
@@ -224,13 +224,6 @@ class RowWriter:
                 self._ready.notify_all()
 
     def _commit(self, rows: list[list[Any]]) -> None:
-        checkpointer = self._checkpointer
-        if checkpointer is not None and checkpointer.failed:
-            # Its pages stay in the WAL: checkpoint on the writing connection again, so the WAL stays bounded.
-            self._checkpointer = None
-            if isinstance(self.store, SqliteStorage):
-                self.store.pragmas = {**self.store.pragmas, "wal_autocheckpoint": BULK_CHECKPOINT_PAGES}
-            self.store._query(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}", ())
         with self.store.transaction() as conn:
             cursor = conn.cursor()
             try:
