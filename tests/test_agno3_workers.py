@@ -227,6 +227,7 @@ def test_workers_chosen_by_default_fall_back_to_this_process_where_none_can_star
 
     src = _source(tmp_path / "src.db", 5)
     monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
+    monkeypatch.setattr(migrate.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(migrate.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     with pytest.raises(StorageError, match="no Python interpreter"):
@@ -249,3 +250,35 @@ def test_a_worker_ignores_ctrl_c_and_ends_with_its_input(tmp_path: Path) -> None
         again = next(pool.map([[("s-0000001", (Mode.AGENT,), False)]], lambda chunk: {}))
         assert first.counts["agent"].sessions == again.counts["agent"].sessions == 1
     assert not _alive(pid)
+
+
+def test_a_pool_closed_with_replies_unread_ends_its_workers_without_killing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an error or Ctrl-C the parent stops reading: a worker writing a large reply must still end by itself."""
+    from agno_storage.agno3 import workers
+
+    monkeypatch.setattr(workers, "CLOSE_GRACE", 60.0)  # killed only after a minute: exit status -9
+    src = _source(tmp_path / "src.db", 40)
+    spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
+    chunks = [[(f"s-{i:07d}", (Mode.AGENT,), False) for i in range(start, start + 10)] for start in (0, 10, 20, 30)]
+    pool = WorkerPool(1, spec, "sqlite")
+    (pid,) = pool.pids
+    proc = pool._workers[0].proc
+    results = pool.map(chunks, lambda chunk: {})
+    assert next(results).counts["agent"].sessions == 10  # the replies to the next two (~300 KB each) go unread
+    pool.close()
+    assert proc.returncode == 0 and not _alive(pid)
+
+
+def test_workers_import_this_package_whatever_the_working_folder_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m`` would put the working folder first on the worker's path; an ``agno_storage`` there must not win."""
+    src = _source(tmp_path / "src.db", 5)
+    decoy = tmp_path / "work" / "agno_storage"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the wrong agno_storage')\\n")
+    monkeypatch.chdir(decoy.parent)
+    report = to_agno3(src, str(tmp_path / "dst.db"), batch_size=2, workers=2)
+    assert report.total("sessions") == 6

@@ -188,7 +188,12 @@ def map_chunk(
     """
     result = ChunkResult()
     for sid, modes, in_go in chunk:
-        stored = [(m, found) for m in modes if (found := source.stores[m].read_stored(sid)) is not None]
+        # A table dropped after the plan was made (a worker opens the source later) holds nothing now.
+        stored = [
+            (m, found)
+            for m in modes
+            if (store := source.stores.get(m)) is not None and (found := store.read_stored(sid)) is not None
+        ]
         sources = [session for _, (session, _) in stored]
         go_runs = source.go.runs(sid) if (source.go is not None and in_go) else []
         if not sources and not go_runs:

@@ -177,7 +177,7 @@ def to_agno3(
 def _worker_count(workers: int | None, sessions: int) -> int:
     if workers is not None:
         return workers
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if cores < 2 or sessions < WORKERS_FROM:
         return 0
     return min(cores, MAX_WORKERS)

@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -59,8 +60,12 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
+#: Seconds a closing pool gives its workers to end before it kills them (they only read; nothing is lost).
+CLOSE_GRACE = 2.0
+
+
 def _child_env() -> dict[str, str]:
-    """This environment, with this copy of the package first on the child's path."""
+    """This environment, with this copy of the package first on the child's path (``-P`` keeps the working folder off it)."""
     here = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": here if not path else os.pathsep.join((here, path))}
@@ -73,7 +78,7 @@ class _Worker:
             raise StorageError("no Python interpreter to start an agno 3 migration worker with")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agno_storage.agno3.worker"],
+                [sys.executable, "-P", "-m", "agno_storage.agno3.worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=_child_env(),
@@ -84,7 +89,12 @@ class _Worker:
             raise StorageError("an agno 3 migration worker has no pipes")
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
-        _send(self.stdin, (spec, engine))
+        try:
+            _send(self.stdin, (spec, engine))
+        except OSError as exc:
+            self.shut()
+            self.reap()
+            raise StorageError(f"cannot start an agno 3 migration worker: {exc}") from exc
 
     def submit(self, chunk: Sequence[PlanItem], previous: dict[str, Previous]) -> None:
         try:
@@ -97,6 +107,8 @@ class _Worker:
             kind, value = _receive(self.stdout)
         except EOFError:
             self._died()
+        except Exception as exc:  # a reply that does not unpickle here
+            raise StorageError(f"an agno 3 migration worker sent an unreadable reply: {exc!r}") from exc
         if kind == "error":
             raise value
         if kind != "ok" or not isinstance(value, ChunkResult):
@@ -107,17 +119,20 @@ class _Worker:
         code = self.proc.wait()
         raise StorageError(f"an agno 3 migration worker exited with status {code}") from None
 
-    def close(self) -> None:
+    def shut(self) -> None:
+        """Close both pipes: the worker's input ends, and a reply it is still writing fails at once."""
+        for pipe in (self.stdin, self.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def reap(self, grace: float = CLOSE_GRACE) -> None:
         try:
-            self.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.stdout.close()
 
 
 class WorkerPool:
@@ -163,8 +178,16 @@ class WorkerPool:
         return [worker.proc.pid for worker in self._workers]
 
     def close(self) -> None:
+        """End the workers: every pipe is closed first, then each gets :data:`CLOSE_GRACE` seconds, then is killed.
+
+        After the last batch they are idle and end at once; after an error
+        or Ctrl-C they may be mapping or writing a reply nobody will read.
+        """
         for worker in self._workers:
-            worker.close()
+            worker.shut()
+        deadline = time.monotonic() + CLOSE_GRACE
+        for worker in self._workers:
+            worker.reap(max(deadline - time.monotonic(), 0.0))
         self._workers.clear()
 
     def __enter__(self) -> WorkerPool:
@@ -196,18 +219,25 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     frames: queue.SimpleQueue[Any] = queue.SimpleQueue()
     replies: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
+    gone = threading.Event()  # the parent closed its end: stop mapping
+
     def read() -> None:
         while True:
             try:
                 frames.put(_receive(stdin))
-            except EOFError:
+            except BaseException:  # the end of the input (EOF, or a frame that does not unpickle): stop
                 frames.put(None)
                 return
 
     def send() -> None:
         while (frame := replies.get()) is not None:
-            stdout.write(frame)
-            stdout.flush()
+            try:
+                stdout.write(frame)
+                stdout.flush()
+            except BaseException:  # the parent closed the pipe (or is gone): nobody reads what is left
+                gone.set()
+                frames.put(None)
+                return
 
     threading.Thread(target=read, name="agno-storage-worker-reader", daemon=True).start()
     sender = threading.Thread(target=send, name="agno-storage-worker-sender", daemon=True)
@@ -221,7 +251,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     except Exception as exc:  # reported for the first batch
         failure = exc
     try:
-        while (frame := frames.get()) is not None:
+        while (frame := frames.get()) is not None and not gone.is_set():
             chunk, previous = frame
             if failure is not None or source is None:
                 replies.put(_reply_frame("error", failure))
@@ -239,4 +269,4 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             source.close()
 
 
-__all__ = ["AHEAD", "WorkerPool", "serve"]
+__all__ = ["AHEAD", "CLOSE_GRACE", "WorkerPool", "serve"]
