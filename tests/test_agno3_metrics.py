@@ -69,3 +69,29 @@ def test_the_same_names_in_another_order_or_again_give_the_same_metrics() -> Non
     assert first == again
     assert reordered[0] is not None and first[0] is not None
     assert reordered[0] == first[0] and reordered[1] == first[1]
+
+
+def test_a_key_that_is_not_text_is_kept_aside_and_changes_nothing_else() -> None:
+    out, lossy = convert_metrics({"input_tokens": 3, 1: "x"})
+    assert out == {"input_tokens": 3, "additional_metrics": {1: "x"}} and lossy
+
+
+def test_a_text_subclass_key_gives_what_plain_text_gives_whatever_was_seen_before() -> None:
+    import enum
+
+    class Name(enum.StrEnum):
+        INPUT = "input_tokens"
+        NEW = "brand_new_metric_name"
+
+    fresh = convert_metrics({Name.NEW: 5})  # never seen as plain text: planned as it is
+    assert fresh == ({"additional_metrics": {Name.NEW: 5}}, True)
+    assert convert_metrics({"brand_new_metric_name": 5}) == fresh
+    assert convert_metrics({Name.NEW: 5}) == fresh  # a plain-text plan is kept now; same answer
+    assert convert_metrics({Name.INPUT: 7}) == ({"input_tokens": 7}, False)
+
+
+def test_the_field_set_may_be_any_set() -> None:
+    assert convert_metrics({"input_tokens": 2, "time": 1.5}, set(SESSION_METRICS_FIELDS)) == (
+        {"input_tokens": 2, "additional_metrics": {"time": 1.5}},
+        True,
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -76,18 +77,18 @@ def _metric_plan(keys: tuple[str, ...], fields: frozenset[str]) -> _MetricPlan:
     plans = _METRIC_PLANS.setdefault(fields, {})
     plan = plans.get(keys)
     if plan is None:
-        if any(type(k) is not str for k in keys):  # JSON keys are text; anything else is kept aside
-            return tuple((k, k, False, False, False) for k in keys)
         plan = tuple(
             (key, name, name in fields and name != "additional_metrics", name == "additional_metrics", name in fields)
             for key, name in ((k, METRIC_RENAMES.get(k, k)) for k in keys)
         )
-        if len(plans) < _METRIC_PLANS_KEPT:
+        # Kept only for plain text keys (what JSON gives): a key of another type (a str subclass, a number)
+        # is planned on every call, as it is, so a plan never stands for keys that merely compare equal.
+        if len(plans) < _METRIC_PLANS_KEPT and all(type(k) is str for k in keys):
             plans[keys] = plan
     return plan
 
 
-def convert_metrics(metrics: Any, fields: frozenset[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
+def convert_metrics(metrics: Any, fields: AbstractSet[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
     """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names).
 
     Names are renamed as agno's own v1_to_v2 does; a 1.x per-call list
@@ -97,7 +98,7 @@ def convert_metrics(metrics: Any, fields: frozenset[str] = METRICS_FIELDS) -> tu
     """
     if not _is_mapping(metrics):
         return None, metrics is not None
-    plan = _metric_plan(tuple(metrics), fields)
+    plan = _metric_plan(tuple(metrics), fields if type(fields) is frozenset else frozenset(fields))
     out: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     lossy = False

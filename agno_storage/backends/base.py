@@ -390,11 +390,14 @@ class BaseStorage(abc.ABC):
     def read_stored(self, session_id: str) -> tuple[Session, tuple[Any, ...]] | None:
         """The session with ``session_id`` (any owner) and the row it was decoded from, or ``None``.
 
-        The row holds the mode's columns in table order as the engine gave
-        them, JSON columns as their stored text (``str``, or ``bytes`` for a
-        BLOB): for tools that must tell whether a stored session changed, to
-        the byte, without encoding it again. Raises CorruptRowError as
-        ``read`` does.
+        The row holds the mode's columns in table order as the store selects
+        them, JSON columns as the UTF-8 bytes of their stored JSON (SQLite
+        reads them ``CAST AS BLOB``, PostgreSQL as text): for tools that must
+        tell whether a stored session changed without encoding it again. Two
+        rows that decode to different sessions always differ here; two that
+        differ here may still decode alike (an SQLite integer 5 and a text
+        '5' read as the same ``b"5"``, and decode alike too). Raises
+        CorruptRowError as ``read`` does.
         """
         _check_id(session_id, "session_id", self.table_name)
         if self._checked_shape(create=False) is None:
