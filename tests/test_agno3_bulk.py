@@ -225,3 +225,46 @@ def test_the_wal_of_a_migration_stays_within_the_checkpoint_interval(
     # About 4 MB went through the WAL, 300 KB a batch: it stays near the interval and a batch or two.
     assert os.path.getsize(dst) > 4_000_000
     assert len(wal_sizes) == 15 and max(wal_sizes) < 1_500_000, wal_sizes
+
+
+def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is_unchanged(tmp_path: Path) -> None:
+    """An upgrade must not rewrite what agno 3 went on with: stamps of earlier builds still count as unchanged.
+
+    The two earlier stamps are computed here as those builds computed them: a
+    sha256 of each source's canonical JSON ([mode, fields]); before that, of
+    [(mode, updated_at)].
+    """
+    import hashlib
+
+    from agno_storage import codec
+
+    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    to_agno3(src, dst)
+    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
+    try:
+        values = store.read("s-0000003")
+        updated = store.read("s-0000004")
+    finally:
+        store.close()
+    assert values is not None and updated is not None
+    by_values = hashlib.sha256(codec.dumps(["agent", attrs.asdict(values, recurse=False)]).encode()).hexdigest()[:32]
+    by_updated = hashlib.sha256(json.dumps([["agent", updated.updated_at]], sort_keys=True).encode()).hexdigest()[:32]
+    old = {"s-0000003": by_values, "s-0000004": by_updated, "s-0000005": "0" * 32}
+    with sqlite3.connect(dst) as conn:
+        for sid, stamp in old.items():
+            (metadata,) = conn.execute("SELECT metadata FROM agno_sessions WHERE session_id = ?", (sid,)).fetchone()
+            kept = json.loads(metadata)
+            kept["agno_v1"]["stamp"] = stamp
+            conn.execute(
+                "UPDATE agno_sessions SET metadata = ?, summary = ? WHERE session_id = ?",
+                (json.dumps(kept), json.dumps({"summary": "agno 3 went on"}), sid),
+            )
+    again = to_agno3(src, dst)
+    # Only the session whose old stamp matches no earlier build's is written again.
+    assert again.total("sessions") == 1 and again.total("unchanged") == N - 1
+    with sqlite3.connect(dst) as conn:
+        summaries = dict(
+            conn.execute("SELECT session_id, summary FROM agno_sessions WHERE session_id IN (?, ?, ?)", list(old))
+        )
+    assert json.loads(summaries["s-0000003"]) == json.loads(summaries["s-0000004"]) == {"summary": "agno 3 went on"}
+    assert json.loads(summaries["s-0000005"]) != {"summary": "agno 3 went on"}

@@ -9,6 +9,7 @@ It runs in the migrating process or in a worker process of its own
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -17,14 +18,14 @@ from typing import Any
 
 import attrs
 
-from agno_storage import fingerprint, urls
+from agno_storage import codec, fingerprint, urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
 from agno_storage.agno3.records import Encoded, Previous
 from agno_storage.agno3.writer import Rows
 from agno_storage.backends.base import BaseStorage
 from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
-from agno_storage.models import Mode
+from agno_storage.models import Mode, Session
 
 _GO_RUNS_SELECT = (
     "SELECT id, session_id, user_id, run_name, run_data, user_message, agent_message, messages, metrics,"
@@ -158,6 +159,11 @@ class Source:
             self.go.close()
 
 
+#: Begins every stamp this version writes; a stored stamp without it was written by an earlier build
+#: (:func:`earlier_stamps`).
+STAMP_PREFIX = "r2:"
+
+
 def stamp(rows: Sequence[tuple[Mode, Sequence[Any]]], go_runs: Sequence[GoAgentRun]) -> str:
     """What a session looked like in the source, to the byte: unchanged stamp, unchanged session (a rerun skips it).
 
@@ -174,7 +180,44 @@ def stamp(rows: Sequence[tuple[Mode, Sequence[Any]]], go_runs: Sequence[GoAgentR
     for run in go_runs:
         fingerprint.feed(digest, GO_RUNS_TABLE)
         fingerprint.feed_all(digest, attrs.astuple(run, recurse=False))
-    return digest.hexdigest()[:32]
+    return STAMP_PREFIX + digest.hexdigest()[:32]
+
+
+def earlier_stamps(sources: Sequence[Session], go_runs: Sequence[GoAgentRun]) -> tuple[str, str]:
+    """The stamps earlier builds wrote for this same source state, newest first.
+
+    A target migrated by one of them holds such a stamp: a rerun must leave
+    that session alone while its source is unchanged, as it leaves one with
+    a current stamp alone, or it would overwrite what agno 3 added to it
+    since. The first hashed each source session's values as canonical JSON
+    (and each Go run's fields); the one before it, only their ``updated_at``.
+    """
+    values = hashlib.sha256()
+    for session in sources:
+        values.update(_canonical([session.MODE.value, attrs.asdict(session, recurse=False)]))
+    for run in go_runs:
+        values.update(_canonical(attrs.astuple(run, recurse=False)))
+    parts: list[tuple[str, int | None]] = [(s.MODE.value, s.updated_at) for s in sources]
+    parts += [(r.id, r.updated_at) for r in go_runs]
+    updated = hashlib.sha256(json.dumps(parts, sort_keys=True).encode())
+    return values.hexdigest()[:32], updated.hexdigest()[:32]
+
+
+def _canonical(value: Any) -> bytes:
+    """``value``'s JSON with sorted keys; the stdlib's spelling for what the codec refuses (a NaN agno 1.x stored)."""
+    try:
+        return codec.dumps(value).encode()
+    except InvalidInputError:
+        return json.dumps(value, sort_keys=True, default=repr).encode()
+
+
+def _unchanged(before: Previous | None, current: str, sources: Sequence[Session], go_runs: Sequence[GoAgentRun]) -> bool:
+    """Whether the target's copy of a session was made from this same source state (by this build or an earlier one)."""
+    if before is None or before.stamp is None:
+        return False
+    if before.stamp.startswith(STAMP_PREFIX):
+        return before.stamp == current
+    return before.stamp in earlier_stamps(sources, go_runs)
 
 
 def map_chunk(
@@ -206,7 +249,7 @@ def map_chunk(
         keep["run_ids"] = run_ids
         count = result.counts.setdefault(mapped.sources[0], ModeCount())
         before = previous.get(sid)
-        if before is not None and before.stamp == session_stamp:
+        if _unchanged(before, session_stamp, sources, go_runs):
             count.unchanged += 1
             continue
         if before is not None:
@@ -229,12 +272,14 @@ def map_chunk(
 
 
 __all__ = [
+    "STAMP_PREFIX",
     "ChunkResult",
     "GoRuns",
     "ModeCount",
     "PlanItem",
     "Source",
     "SourceSpec",
+    "earlier_stamps",
     "map_chunk",
     "open_table",
     "stamp",
