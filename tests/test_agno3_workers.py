@@ -282,3 +282,24 @@ def test_workers_import_this_package_whatever_the_working_folder_holds(
     monkeypatch.chdir(decoy.parent)
     report = to_agno3(src, str(tmp_path / "dst.db"), batch_size=2, workers=2)
     assert report.total("sessions") == 6
+
+
+def test_no_workers_by_default_under_an_embedding_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under uWSGI ``sys.executable`` is the server: ``-m`` would start another server, not a worker."""
+    import sys
+
+    from agno_storage.agno3 import migrate
+
+    monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
+    monkeypatch.setattr(migrate.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(migrate.os, "cpu_count", lambda: 2)
+    started: list[int] = []
+    monkeypatch.setattr(migrate.WorkerPool, "__init__", lambda self, n, *a: started.append(n) or None)
+    monkeypatch.setattr(sys, "executable", "/usr/local/bin/uwsgi")
+    src = _source(tmp_path / "src.db", 5)
+    assert to_agno3(src, str(tmp_path / "dst.db")).total("sessions") == 6
+    assert started == []
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3")  # the same file with an interpreter: workers
+    with pytest.raises(AttributeError):  # the stubbed pool has no workers to map with
+        to_agno3(src, str(tmp_path / "dst2.db"))
+    assert started == [2]

@@ -10,6 +10,7 @@ session with :mod:`agno_storage.agno3.mapping`; writes with a
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -105,9 +106,10 @@ def to_agno3(
     ``workers`` processes map the batches while this one writes
     (:mod:`agno_storage.agno3.workers`); 0 maps them here. None: one per
     core up to :data:`MAX_WORKERS`, none on one core, for a plan under
-    :data:`WORKERS_FROM` sessions, or where no worker can be started (a
-    frozen program); a number asked for that cannot start is a
-    StorageError. The result is the same either way.
+    :data:`WORKERS_FROM` sessions, or where ``sys.executable`` is not a
+    Python interpreter (a frozen program, an embedding server) or none can
+    start; a number asked for that cannot start is a StorageError. The
+    result is the same either way.
 
     Raises InvalidInputError for a bad URL or a table of the wrong mode,
     StorageError for a database error.
@@ -178,9 +180,19 @@ def _worker_count(workers: int | None, sessions: int) -> int:
     if workers is not None:
         return workers
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or sessions < WORKERS_FROM:
+    if cores < 2 or sessions < WORKERS_FROM or not _runs_python(sys.executable):
         return 0
     return min(cores, MAX_WORKERS)
+
+
+def _runs_python(executable: str | None) -> bool:
+    """Whether ``executable`` looks like a Python interpreter that runs ``-m``.
+
+    An embedding host's (a uWSGI server's, say) is its own binary: workers
+    are then not started unless asked for.
+    """
+    name = Path(executable or "").name.lower()
+    return name.startswith(("python", "pypy")) and not getattr(sys, "frozen", False)
 
 
 def _previous(writer: Writer | None, chunk: Sequence[PlanItem]) -> dict[str, Previous]:
