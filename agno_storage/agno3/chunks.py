@@ -211,7 +211,9 @@ def _canonical(value: Any) -> bytes:
         return json.dumps(value, sort_keys=True, default=repr).encode()
 
 
-def _unchanged(before: Previous | None, current: str, sources: Sequence[Session], go_runs: Sequence[GoAgentRun]) -> bool:
+def _unchanged(
+    before: Previous | None, current: str, sources: Sequence[Session], go_runs: Sequence[GoAgentRun]
+) -> bool:
     """Whether the target's copy of a session was made from this same source state (by this build or an earlier one)."""
     if before is None or before.stamp is None:
         return False
