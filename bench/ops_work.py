@@ -216,7 +216,7 @@ def _bulk_connection(dest: Path) -> Iterator[sqlite3.Connection]:
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.CHECKPOINT_PAGES}")
         checkpointer.start()
         yield conn
         checkpointer.stop()

@@ -107,11 +107,32 @@ def test_a_worker_that_dies_is_a_storage_error(tmp_path: Path) -> None:
             list(pool.map([[("s-0000002", (Mode.AGENT,), False)]], lambda chunk: {}))
 
 
-def test_a_source_a_worker_cannot_open_is_raised_for_the_first_batch(tmp_path: Path) -> None:
+def test_a_source_a_worker_cannot_open_is_raised_before_any_batch(tmp_path: Path) -> None:
+    from agno_storage.errors import DatabaseCorruptError
+
     (tmp_path / "not.db").write_bytes(b"not a database, " * 512)
     spec = SourceSpec(src=str(tmp_path / "not.db"), tables={Mode.AGENT: "agent_sessions"}, schema=None)
-    with WorkerPool(1, spec, None) as pool, pytest.raises(StorageError):
-        list(pool.map([[("s-1", (Mode.AGENT,), False)]], lambda chunk: {}))
+    with pytest.raises(DatabaseCorruptError):  # the worker's own typed error, raised as the pool starts
+        WorkerPool(1, spec, None)
+
+
+def test_workers_that_cannot_import_the_package_are_an_error_when_asked_for_and_skipped_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path without this package's dependencies (a zipapp's, say): asked for, a StorageError; by default, none."""
+    import sys
+
+    from agno_storage.agno3 import migrate, workers
+
+    stdlib = [p for p in sys.path if p and "site-packages" not in p and "work/main" not in p]
+    monkeypatch.setattr(workers, "_child_path", lambda: stdlib)
+    src = _source(tmp_path / "src.db", 5)
+    with pytest.raises(StorageError, match="exited with status 1"):
+        to_agno3(src, str(tmp_path / "asked.db"), workers=2)
+    monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
+    monkeypatch.setattr(migrate.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(migrate.os, "cpu_count", lambda: 2)
+    assert to_agno3(src, str(tmp_path / "default.db")).total("sessions") == 6
 
 
 def test_workers_must_not_be_negative(tmp_path: Path) -> None:
@@ -261,12 +282,13 @@ def test_a_pool_closed_with_replies_unread_ends_its_workers_without_killing_them
     monkeypatch.setattr(workers, "CLOSE_GRACE", 60.0)  # killed only after a minute: exit status -9
     src = _source(tmp_path / "src.db", 40)
     spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
-    chunks = [[(f"s-{i:07d}", (Mode.AGENT,), False) for i in range(start, start + 10)] for start in (0, 10, 20, 30)]
+    chunks = [[(f"s-{i:07d}", (Mode.AGENT,), False) for i in range(start, start + 20)] for start in (0, 20)]
     pool = WorkerPool(1, spec, "sqlite")
     (pid,) = pool.pids
     proc = pool._workers[0].proc
     results = pool.map(chunks, lambda chunk: {})
-    assert next(results).counts["agent"].sessions == 10  # the replies to the next two (~300 KB each) go unread
+    first = next(results)  # the reply to the second batch (~200 KB, more than a pipe holds) goes unread
+    assert first.counts["agent"].sessions == 20
     pool.close()
     assert proc.returncode == 0 and not _alive(pid)
 
@@ -278,7 +300,7 @@ def test_workers_import_this_package_whatever_the_working_folder_holds(
     src = _source(tmp_path / "src.db", 5)
     decoy = tmp_path / "work" / "agno_storage"
     decoy.mkdir(parents=True)
-    (decoy / "__init__.py").write_text("raise ImportError('the wrong agno_storage')\\n")
+    (decoy / "__init__.py").write_text("raise ImportError('the wrong agno_storage')\n")
     monkeypatch.chdir(decoy.parent)
     report = to_agno3(src, str(tmp_path / "dst.db"), batch_size=2, workers=2)
     assert report.total("sessions") == 6

@@ -410,7 +410,8 @@ def test_import_checkpoints_the_wal_from_a_thread_not_the_connection_that_commit
 
 
 def test_the_wal_of_an_import_stays_within_the_checkpoint_interval(tmp_path: Path) -> None:
-    """SQLite starts the WAL over only after a checkpoint by the writer itself: without one it held the whole load."""
+    """SQLite starts the WAL over only when a write begins with every page checkpointed: the thread alone seldom
+    leaves it so, and without the writer's own checkpoints the WAL held the whole load."""
     src = tmp_path / "src.db"
     store = open_store(str(src), "agent_sessions", Mode.AGENT)
     store.upsert_many(

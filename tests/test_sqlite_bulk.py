@@ -14,7 +14,7 @@ def _writer(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA wal_autocheckpoint=0")  # as a bulk load sets it while the checkpointer runs
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # only the thread checkpoints here
     conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
     return conn
 

@@ -24,6 +24,7 @@ from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_s
 from agno_storage.agno3.records import Encoded, Previous
 from agno_storage.agno3.writer import Rows
 from agno_storage.backends.base import BaseStorage
+from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
 from agno_storage.models import Mode, Session
 
@@ -86,22 +87,31 @@ class GoRuns:
 
     def __init__(self, path: str) -> None:
         uri = Path(path).expanduser().resolve().as_uri() + "?mode=ro"
-        self._conn = sqlite3.connect(uri, uri=True)
-        found = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GO_RUNS_TABLE,)
-        ).fetchone()
+        try:
+            self._conn = sqlite3.connect(uri, uri=True)
+            found = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GO_RUNS_TABLE,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise translate(exc, GO_RUNS_TABLE) from exc
         self.present = found is not None
 
     def session_ids(self) -> list[str]:
         if not self.present:
             return []
         sql = f"SELECT session_id FROM {GO_RUNS_TABLE} GROUP BY session_id ORDER BY MIN(created_at), session_id"  # noqa: S608
-        return [r[0] for r in self._conn.execute(sql)]
+        try:
+            return [r[0] for r in self._conn.execute(sql)]
+        except sqlite3.Error as exc:
+            raise translate(exc, GO_RUNS_TABLE) from exc
 
     def runs(self, session_id: str) -> list[GoAgentRun]:
         if not self.present:
             return []
-        return [GoAgentRun(*row) for row in self._conn.execute(_GO_RUNS_SELECT, (session_id,))]
+        try:
+            return [GoAgentRun(*row) for row in self._conn.execute(_GO_RUNS_SELECT, (session_id,))]
+        except sqlite3.Error as exc:
+            raise translate(exc, GO_RUNS_TABLE) from exc
 
     def close(self) -> None:
         self._conn.close()

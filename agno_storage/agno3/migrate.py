@@ -196,7 +196,14 @@ def _runs_python(executable: str | None) -> bool:
 
 
 def _previous(writer: Writer | None, chunk: Sequence[PlanItem]) -> dict[str, Previous]:
-    return writer.previous([sid for sid, _, _ in chunk]) if writer is not None else {}
+    if writer is None:
+        return {}
+    try:
+        return writer.previous([sid for sid, _, _ in chunk])
+    except StorageError:
+        raise
+    except Exception as exc:  # the driver's own error
+        raise StorageError(f"reading what an earlier migration left in agno_sessions: {exc}") from exc
 
 
 def _open_writer(target: urls.Target, schema: str | None) -> Writer:

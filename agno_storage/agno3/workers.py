@@ -7,18 +7,21 @@ they take turns on one core. :class:`WorkerPool` runs
 own, each with its own read-only :class:`~agno_storage.agno3.chunks.Source`,
 and hands the results back in the order the batches were given.
 
-The workers are ``python -m agno_storage.agno3.worker`` with the same
-interpreter, not :mod:`multiprocessing`: a fork would copy the caller's
+The workers are the same interpreter running :data:`BOOTSTRAP` (``python
+-P -c``), not :mod:`multiprocessing`: a fork would copy the caller's
 threads' locks, and ``spawn`` re-imports the caller's ``__main__``, which a
-script without a ``__name__`` guard does not survive. Frames on the pipes
-are a length and a pickle; each side trusts only the other, its own child
-or parent.
+script without a ``__name__`` guard does not survive. The first frame a
+worker reads is this process's ``sys.path`` (the working folder's entry
+left out), so it imports this same package and its dependencies, also
+where they were put on the path at run time; it answers ``ready`` once it
+has opened the source, and :class:`WorkerPool` waits for that. Frames on
+the pipes are a length and a pickle; each side trusts only the other, its
+own child or parent.
 """
 
 from __future__ import annotations
 
 import collections
-import os
 import pickle
 import queue
 import struct
@@ -64,11 +67,25 @@ def _receive(stream: IO[bytes]) -> Any:
 CLOSE_GRACE = 2.0
 
 
-def _child_env() -> dict[str, str]:
-    """This environment, with this copy of the package first on the child's path (``-P`` keeps the working folder off it)."""
+#: What a worker runs (``python -P -c``): the standard library only, until the path it is sent is set.
+BOOTSTRAP = """
+import pickle, signal, struct, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops and closes the pipes; this ends with them
+stdin, out = sys.stdin.buffer, sys.stdout.buffer
+sys.stdout = sys.stderr  # the pipe carries frames only
+head = stdin.read(8)
+if len(head) == 8:
+    sys.path[:] = pickle.loads(stdin.read(struct.unpack("<Q", head)[0]))
+    from agno_storage.agno3.workers import serve
+    serve(stdin, out)
+"""
+
+
+def _child_path() -> list[str]:
+    """This process's ``sys.path`` for a worker: absolute, without the working folder, with this package's root."""
     here = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": here if not path else os.pathsep.join((here, path))}
+    path = [str(Path(p).resolve()) for p in sys.path if p]
+    return path if here in path else [*path, here]
 
 
 class _Worker:
@@ -78,10 +95,7 @@ class _Worker:
             raise StorageError("no Python interpreter to start an agno 3 migration worker with")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-P", "-m", "agno_storage.agno3.worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=_child_env(),
+                [sys.executable, "-P", "-c", BOOTSTRAP], stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
         except OSError as exc:
             raise StorageError(f"cannot start an agno 3 migration worker: {exc}") from exc
@@ -90,11 +104,25 @@ class _Worker:
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
         try:
+            _send(self.stdin, _child_path())
             _send(self.stdin, (spec, engine))
         except OSError as exc:
             self.shut()
             self.reap()
             raise StorageError(f"cannot start an agno 3 migration worker: {exc}") from exc
+
+    def ready(self) -> None:
+        """Wait until the worker has opened the source; raise what it could not do (or StorageError if it died)."""
+        try:
+            kind, value = _receive(self.stdout)
+        except EOFError:
+            self._died()
+        except Exception as exc:
+            raise StorageError(f"an agno 3 migration worker sent an unreadable reply: {exc!r}") from exc
+        if kind == "error":
+            raise value
+        if kind != "ready":
+            raise StorageError(f"an agno 3 migration worker sent {kind!r}, not ready")
 
     def submit(self, chunk: Sequence[PlanItem], previous: dict[str, Previous]) -> None:
         try:
@@ -151,6 +179,8 @@ class WorkerPool:
         try:
             for _ in range(n):
                 self._workers.append(_Worker(spec, engine))
+            for worker in self._workers:  # they start side by side; each says when it has the source open
+                worker.ready()
         except BaseException:
             self.close()
             raise
@@ -208,7 +238,9 @@ def _reply_frame(kind: str, value: Any) -> bytes:
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """A worker: the first frame is (spec, engine); then each (chunk, previous) gets ("ok", result) or ("error", exc).
 
-    A thread reads the frames as they come and another writes the replies:
+    The first reply is ``("ready", None)`` once the source is open, or
+    ``("error", exc)`` if it cannot be (and the worker ends). A thread reads
+    the frames as they come and another writes the replies:
     while the parent is busy writing a batch to its database and reads no
     reply, this process maps the next batch instead of waiting on a full
     pipe; and the parent never waits to hand a batch over. The parent hands
@@ -243,19 +275,16 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     sender = threading.Thread(target=send, name="agno-storage-worker-sender", daemon=True)
     sender.start()
     source: Source | None = None
-    failure: BaseException | None = None
-    rows = None
     try:
         source = Source(spec)
         rows = rows_for(engine) if engine is not None else None
-    except Exception as exc:  # reported for the first batch
-        failure = exc
+    except Exception as exc:
+        replies.put(_reply_frame("error", exc))
+    else:
+        replies.put(_reply_frame("ready", None))
     try:
-        while (frame := frames.get()) is not None and not gone.is_set():
+        while source is not None and (frame := frames.get()) is not None and not gone.is_set():
             chunk, previous = frame
-            if failure is not None or source is None:
-                replies.put(_reply_frame("error", failure))
-                continue
             try:
                 result = map_chunk(source, chunk, previous, rows)
             except Exception as exc:
@@ -269,4 +298,4 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             source.close()
 
 
-__all__ = ["AHEAD", "CLOSE_GRACE", "WorkerPool", "serve"]
+__all__ = ["AHEAD", "BOOTSTRAP", "CLOSE_GRACE", "WorkerPool", "serve"]

@@ -71,8 +71,11 @@ class Checkpointer:
     checkpointed, which a checkpoint on another thread seldom finishes in
     time for, so without it the WAL would hold the whole load. The
     writer's own checkpoint then finds most pages copied already, and the
-    WAL stays within about :data:`CHECKPOINT_PAGES` and a batch
-    (``tests/test_sqlite_bulk.py``).
+    WAL stays within about :data:`CHECKPOINT_PAGES` and a batch or two
+    (``test_the_wal_of_an_import_stays_within_the_checkpoint_interval``,
+    ``test_the_wal_of_a_migration_stays_within_the_checkpoint_interval``)
+    while no other connection holds a read transaction open: SQLite cannot
+    start the WAL over under a reader, however it is checkpointed.
 
     A checkpoint that fails (a disk error, say) changes nothing committed:
     its pages stay in the WAL, for the writer's own checkpoints. The thread
