@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -227,44 +228,38 @@ def test_the_wal_of_a_migration_stays_within_the_checkpoint_interval(
     assert len(wal_sizes) == 15 and max(wal_sizes) < 1_500_000, wal_sizes
 
 
-def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is_unchanged(tmp_path: Path) -> None:
-    """An upgrade must not rewrite what agno 3 went on with: stamps of earlier builds still count as unchanged.
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
-    The two earlier stamps are computed here as those builds computed them: a
-    sha256 of each source's canonical JSON ([mode, fields]); before that, of
-    [(mode, updated_at)].
+
+@pytest.mark.parametrize("build", ["b58d964", "3dddad1"])
+@pytest.mark.parametrize("source", ["agno_agent", "go_agent_conversation"])
+def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is_unchanged(
+    tmp_path: Path, build: str, source: str
+) -> None:
+    """An upgrade must not rewrite what agno 3 went on with: the stamps earlier builds wrote still count.
+
+    The targets were written by those builds themselves (fixtures/make_agno3_stamped.py): b58d964 stamped
+    updated_at, 3dddad1 every value of the decoded sessions.
     """
-    import hashlib
-
-    from agno_storage import codec
-
-    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
-    to_agno3(src, dst)
-    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
-    try:
-        values = store.read("s-0000003")
-        updated = store.read("s-0000004")
-    finally:
-        store.close()
-    assert values is not None and updated is not None
-    by_values = hashlib.sha256(codec.dumps(["agent", attrs.asdict(values, recurse=False)]).encode()).hexdigest()[:32]
-    by_updated = hashlib.sha256(json.dumps([["agent", updated.updated_at]], sort_keys=True).encode()).hexdigest()[:32]
-    old = {"s-0000003": by_values, "s-0000004": by_updated, "s-0000005": "0" * 32}
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    shutil.copyfile(FIXTURES / f"{source}.db", src)
+    shutil.copyfile(FIXTURES / f"agno3_stamped_{build}_{source}.db", dst)
     with sqlite3.connect(dst) as conn:
-        for sid, stamp in old.items():
-            (metadata,) = conn.execute("SELECT metadata FROM agno_sessions WHERE session_id = ?", (sid,)).fetchone()
-            kept = json.loads(metadata)
-            kept["agno_v1"]["stamp"] = stamp
-            conn.execute(
-                "UPDATE agno_sessions SET metadata = ?, summary = ? WHERE session_id = ?",
-                (json.dumps(kept), json.dumps({"summary": "agno 3 went on"}), sid),
-            )
-    again = to_agno3(src, dst)
-    # Only the session whose old stamp matches no earlier build's is written again.
-    assert again.total("sessions") == 1 and again.total("unchanged") == N - 1
+        sids = [r[0] for r in conn.execute("SELECT session_id FROM agno_sessions ORDER BY session_id")]
+        conn.execute("UPDATE agno_sessions SET summary = ?", (json.dumps({"summary": "agno 3 went on"}),))
+    assert len(sids) >= 2
+    again = to_agno3(str(src), str(dst))
+    assert again.total("sessions") == 0 and again.total("unchanged") == len(sids)
     with sqlite3.connect(dst) as conn:
-        summaries = dict(
-            conn.execute("SELECT session_id, summary FROM agno_sessions WHERE session_id IN (?, ?, ?)", list(old))
-        )
-    assert json.loads(summaries["s-0000003"]) == json.loads(summaries["s-0000004"]) == {"summary": "agno 3 went on"}
-    assert json.loads(summaries["s-0000005"]) != {"summary": "agno 3 went on"}
+        summaries = [json.loads(r[0]) for r in conn.execute("SELECT summary FROM agno_sessions")]
+    assert summaries == [{"summary": "agno 3 went on"}] * len(sids)
+    # A source written again (a later updated_at, as agno and Go write) is migrated again, stamped by this
+    # build, and then left alone in turn.
+    with sqlite3.connect(src) as conn:
+        changed = conn.execute(
+            "UPDATE agent_sessions SET extra_data = '{\"changed\": true}', updated_at = updated_at + 1"
+            " WHERE session_id = ?",
+            (sids[0],),
+        ).rowcount
+    assert to_agno3(str(src), str(dst)).total("sessions") == changed
+    assert to_agno3(str(src), str(dst)).total("unchanged") == len(sids)
