@@ -22,18 +22,14 @@ from agno_storage.agno3 import chunks, to_agno3
 from agno_storage.agno3.mapping import Mapped
 from agno_storage.errors import StorageError
 from bench import harness, sessions
+from bench.agno3 import build_source
 
 N = 7
 RUNS = 3
 
 
 def _source(path: Path, n: int = N) -> str:
-    store = SqliteStorage(table_name="agent_sessions", db_file=str(path), mode="agent")
-    try:
-        store.create()
-        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=RUNS)) for i in range(n))
-    finally:
-        store.close()
+    build_source(path, n, RUNS)
     return str(path)
 
 

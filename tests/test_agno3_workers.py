@@ -20,16 +20,16 @@ from agno_storage.agno3.workers import WorkerPool
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.models import Mode
 from bench import harness, sessions
+from bench.agno3 import build_source
 
 N = 23
 RUNS = 3
 
 
 def _source(path: Path, n: int = N) -> str:
+    build_source(path, n, RUNS)
     store = SqliteStorage(table_name="agent_sessions", db_file=str(path), mode="agent")
     try:
-        store.create()
-        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=RUNS)) for i in range(n))
         # A Go Agent's conversation with no session row, and one beside an agno session.
         store.append_run("go-only", "hola", "olá", user_id="u-go")
         store.append_run("s-0000002", "more", "yes")

@@ -379,15 +379,20 @@ def test_blank_lines_are_skipped_and_keep_the_line_numbers(tmp_path: Path) -> No
         import_lines([*with_blanks[:3], b"{}", *with_blanks[3:]], str(tmp_path / "b.db"), "agent_sessions")
 
 
-def test_import_checkpoints_the_wal_from_a_thread_not_the_connection_that_commits(tmp_path: Path) -> None:
-    """The committing connection (not the store's first one) has the bulk autocheckpoints; a thread copies the WAL in."""
+def _twelve_megabytes_of_lines(tmp_path: Path) -> list[bytes]:
+    """Export lines of 1,200 agent sessions of about 10 kB each."""
     src = tmp_path / "src.db"
     store = open_store(str(src), "agent_sessions", Mode.AGENT)
     store.upsert_many(
         AgentSession(session_id=f"s{i:05d}", agent_id="a", memory={"t": "x" * 10_000}) for i in range(1200)
     )
     store.close()
-    lines = export_lines(str(src))
+    return export_lines(str(src))
+
+
+def test_import_checkpoints_the_wal_from_a_thread_not_the_connection_that_commits(tmp_path: Path) -> None:
+    """The committing connection (not the store's first one) has the bulk autocheckpoints; a thread copies the WAL in."""
+    lines = _twelve_megabytes_of_lines(tmp_path)
     dst = tmp_path / "dst.db"
     autocheckpoints: list[list[Any]] = []
     file_sizes: list[int] = []
@@ -412,13 +417,7 @@ def test_import_checkpoints_the_wal_from_a_thread_not_the_connection_that_commit
 def test_the_wal_of_an_import_stays_within_the_checkpoint_interval(tmp_path: Path) -> None:
     """SQLite starts the WAL over only when a write begins with every page checkpointed: the thread alone seldom
     leaves it so, and without the writer's own checkpoints the WAL held the whole load."""
-    src = tmp_path / "src.db"
-    store = open_store(str(src), "agent_sessions", Mode.AGENT)
-    store.upsert_many(
-        AgentSession(session_id=f"s{i:05d}", agent_id="a", memory={"t": "x" * 10_000}) for i in range(1200)
-    )
-    store.close()
-    lines = export_lines(str(src))
+    lines = _twelve_megabytes_of_lines(tmp_path)
     dst = tmp_path / "dst.db"
     wal_sizes: list[int] = []
 
