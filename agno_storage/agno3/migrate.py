@@ -186,10 +186,10 @@ def _worker_count(workers: int | None, sessions: int) -> int:
 
 
 def _runs_python(executable: str | None) -> bool:
-    """Whether ``executable`` looks like a Python interpreter that runs ``-m``.
+    """Whether ``executable`` looks like a Python interpreter (the workers run it with ``-P -c``).
 
     An embedding host's (a uWSGI server's, say) is its own binary: workers
-    are then not started unless asked for.
+    are then not started unless asked for; it would start another server.
     """
     name = Path(executable or "").name.lower()
     return name.startswith(("python", "pypy")) and not getattr(sys, "frozen", False)
