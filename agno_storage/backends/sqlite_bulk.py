@@ -23,6 +23,11 @@ from pathlib import Path
 CHECKPOINT_PAGES = 16384
 
 
+def checkpoint_pages(page_size: int) -> int:
+    """:data:`CHECKPOINT_PAGES`' interval in pages of ``page_size`` bytes (the same number of bytes)."""
+    return max(1, CHECKPOINT_PAGES * 4096 // page_size)
+
+
 def wal_path(db_path: str | os.PathLike[str]) -> str:
     """The WAL of the database at ``db_path``: SQLite names it after the file a symlink points to."""
     return os.path.realpath(Path(db_path).expanduser()) + "-wal"
@@ -139,4 +144,4 @@ class Checkpointer:
             conn.close()
 
 
-__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "fsync_wal", "wal_path"]
+__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "checkpoint_pages", "fsync_wal", "wal_path"]
