@@ -7,6 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from agno_storage.backends import sqlite_bulk
 
 
@@ -63,7 +65,9 @@ def test_an_idle_wal_is_not_checkpointed_again_and_again(tmp_path: Path) -> None
     conn.close()
 
 
-def test_a_database_it_cannot_checkpoint_stops_the_thread_and_says_so(tmp_path: Path) -> None:
+def test_a_database_it_cannot_checkpoint_stops_the_thread_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     db = tmp_path / "not.db"
     db.write_bytes(b"not a database, " * 512)
     Path(sqlite_bulk.wal_path(db)).write_bytes(b"x")  # so that the thread has a WAL to look at
@@ -72,3 +76,8 @@ def test_a_database_it_cannot_checkpoint_stops_the_thread_and_says_so(tmp_path: 
     _wait(lambda: checkpointer.failed)
     checkpointer.stop()
     assert isinstance(checkpointer.error, sqlite3.DatabaseError)
+    # The load goes on without the thread; the log says why it went slower.
+    [record] = [r for r in caplog.records if r.name == "agno_storage"]
+    assert record.levelname == "WARNING" and str(db) in record.getMessage()
+    checkpointer.stop()  # again: nothing more is logged
+    assert len([r for r in caplog.records if r.name == "agno_storage"]) == 1

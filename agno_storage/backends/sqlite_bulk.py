@@ -11,10 +11,13 @@ this way.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 from pathlib import Path
+
+log = logging.getLogger("agno_storage")
 
 #: WAL pages a bulk load's connection lets pile up before it checkpoints them
 #: into the file (64 MiB at 4 KiB a page; SQLite's default is 1,000). Each
@@ -84,7 +87,9 @@ class Checkpointer:
 
     A checkpoint that fails (a disk error, say) changes nothing committed:
     its pages stay in the WAL, for the writer's own checkpoints. The thread
-    then stops and :attr:`error` holds what it raised.
+    then stops and :attr:`error` holds what it raised; :meth:`stop` logs it
+    as a warning on the ``agno_storage`` logger, since the load itself goes
+    on (more slowly) and reports no error for it.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, interval: float = 0.2) -> None:
@@ -110,10 +115,19 @@ class Checkpointer:
         return self.error is not None
 
     def stop(self) -> None:
-        """Stop the thread, after the checkpoint it is running, if any. Safe to call twice."""
+        """Stop the thread, after the checkpoint it is running, if any; log a checkpoint that failed. Safe to call twice."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
+            if self.error is not None:
+                log.warning(
+                    "checkpointing %s from a thread stopped after %d checkpoints: %s; the writing connection's"
+                    " own checkpoints went on",
+                    self._path,
+                    self.passes,
+                    self.error,
+                )
 
     def _wal_stamp(self) -> tuple[int, int] | None:
         try:
