@@ -34,6 +34,8 @@ def test_search_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         "writer_with_trigger_s",
         "writer_without_trigger_s",
         "history_over_decode",
+        "history_floor_ms",
+        "history_floor_over_decode",
     ):
         assert out[key] > 0, key
     assert out["history_messages"] == 100  # 50 runs, each message once although agno replays the last turns
