@@ -438,9 +438,18 @@ class RunRow:
     created_at: int | None
 
 
-def runs_owner(rows: Iterable[RunRow]) -> str | None:
-    """The owner of a session only ``agent_runs`` holds: the first of its runs' user ids that is set."""
-    return next((r.user_id for r in rows if r.user_id), None)
+def runs_by_user(rows: Iterable[RunRow]) -> builtins.list[tuple[str | None, builtins.list[RunRow]]]:
+    """Runs of a session only ``agent_runs`` holds, grouped by their ``user_id``, each group in order.
+
+    Such a session has no owner of its own: each run belongs to the user it
+    names (``history(session_id, user_id)`` reads that user's runs only).
+    Groups come in the order of their first run; ``''`` and NULL are one
+    group, "no user" (``None``).
+    """
+    groups: dict[str | None, builtins.list[RunRow]] = {}
+    for row in rows:
+        groups.setdefault(row.user_id or None, []).append(row)
+    return builtins.list(groups.items())
 
 
 def runs_messages(rows: Iterable[RunRow], table: str) -> builtins.list[Message]:
@@ -556,7 +565,7 @@ __all__ = [
     "make_converter",
     "memory_messages",
     "merge",
+    "runs_by_user",
     "runs_messages",
-    "runs_owner",
     "session_messages",
 ]

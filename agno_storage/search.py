@@ -124,7 +124,8 @@ def sessions_messages(
 ) -> Iterable[tuple[str, str | None, str | None, builtins.list[Message]]]:
     """(session_id, user_id, entity_id, history) of every session the filters allow, newest first.
 
-    Sessions only ``agent_runs`` holds come last (they have no entity).
+    Sessions only ``agent_runs`` holds come last (they have no entity), once
+    per user whose runs they hold (:func:`conversation.runs_by_user`).
     """
     table = store.table_name
     for session in store.list(user_id=user_id, entity_id=entity_id):
@@ -132,8 +133,8 @@ def sessions_messages(
         yield session.session_id, session.user_id, session.entity_id, conversation.combined(session, runs, table)
     if entity_id is None:
         for session_id in store.runs_only_session_ids(user_id):
-            rows = agent_runs.read_runs(store, session_id, user_id)
-            yield session_id, conversation.runs_owner(rows), None, conversation.combined(None, rows, table)
+            for owner, rows in conversation.runs_by_user(agent_runs.read_runs(store, session_id, user_id)):
+                yield session_id, owner, None, conversation.combined(None, rows, table)
 
 
 def words_of(text: str | None) -> builtins.list[str]:

@@ -86,12 +86,14 @@ _CONVERTER = conversation.make_converter()
 _UNSTRUCTURE_MESSAGE = _CONVERTER.get_unstructure_hook(Message)
 
 
-def _docs(session_id: str, user_id: str | None, entity_id: str | None, messages: Iterable[Message]) -> Iterator[Doc]:
-    """The indexed form of each message with content; see :func:`digest` for the fingerprint."""
+def _docs(
+    session_id: str, user_id: str | None, entity_id: str | None, messages: Iterable[Message], start: int = 0
+) -> Iterator[Doc]:
+    """The indexed form of each message with content, positions from ``start``; see :func:`digest` for the fingerprint."""
     user, entity = user_id or "", entity_id or ""
     owner = (user + "\x00" + entity + "\x00").encode()
     unstructure, dumps, blake2b = _UNSTRUCTURE_MESSAGE, orjson.dumps, hashlib.blake2b
-    for pos, m in enumerate(messages):
+    for pos, m in enumerate(messages, start):
         if m.content:
             message = dumps(unstructure(m))
             fingerprint = int.from_bytes(blake2b(owner + message, digest_size=8).digest(), "big") >> 1
@@ -111,11 +113,20 @@ def digest(doc: Doc) -> int:
 def docs_of(
     session_id: str, session: Session | None, runs: Sequence[conversation.RunRow], table: str
 ) -> builtins.list[Doc]:
-    """The indexed messages of a session row (or ``None``) and its ``agent_runs`` rows."""
-    messages = conversation.combined(session, runs, table)
+    """The indexed messages of a session row (or ``None``) and its ``agent_runs`` rows.
+
+    A session row's messages are its owner's; without a row, each run's are
+    the user's it names (:func:`conversation.runs_by_user`), as ``history``
+    scopes them.
+    """
     if session is not None:
+        messages = conversation.combined(session, runs, table)
         return builtins.list(_docs(session_id, session.user_id, session.entity_id, messages))
-    return builtins.list(_docs(session_id, conversation.runs_owner(runs), None, messages))
+    out: builtins.list[Doc] = []
+    for user, rows in conversation.runs_by_user(runs):
+        messages = conversation.combined(None, rows, table)
+        out += _docs(session_id, user, None, messages, start=len(out))
+    return out
 
 
 def _hit(session_id: str, user_id: str, entity_id: str, message: str, snippet: str, score: float) -> SearchHit:

@@ -135,7 +135,8 @@ def _runs(
     for row in agent_runs.all_runs(store):
         if row.session_id in entities:
             entity, owner = entities[row.session_id]
-        elif row.session_id in runs_only:
+        elif row.session_id in runs_only and (user_id is None or row.user_id == user_id):
+            # No session row: each run is its own user's (as history() scopes it), not the session's.
             entity, owner = None, row.user_id or None
         else:
             continue

@@ -99,6 +99,32 @@ def test_search_finds_words_scoped_to_owner(make_store: Any, indexed: bool) -> N
         store.search(b"kestrels")
 
 
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, indexed: bool) -> None:
+    """Go Agents of two users ran under one session id and no session row: each finds only their own runs, as
+    history() gives them, and an unscoped search names each message's own user; usage() scopes the same way."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.create()
+    store.append_run("go-shared", "Kestrels at dawn?", "Alice: at dawn.", user_id="alice")
+    store.append_run("go-shared", "Kestrels and my secret plan", "Bob: noted.", user_id="bob")
+    if indexed:
+        store.enable_search()
+    assert found(store.search("secret", user_id="alice")) == []
+    assert found(store.search("kestrels", user_id="alice")) == [("go-shared", "Kestrels at dawn?")]
+    assert found(store.search("kestrels", user_id="bob")) == [("go-shared", "Kestrels and my secret plan")]
+    assert [m.content for m in store.history("go-shared", user_id="bob")] == [
+        "Kestrels and my secret plan",
+        "Bob: noted.",
+    ]
+    assert sorted((h.user_id, h.message.content) for h in store.search("kestrels")) == [
+        ("alice", "Kestrels at dawn?"),
+        ("bob", "Kestrels and my secret plan"),
+    ]
+    assert [(u.user_id, u.runs) for u in store.usage(user_id="alice")] == [("alice", 1)]
+    assert sorted((u.user_id, u.runs) for u in store.usage()) == [("alice", 1), ("bob", 1)]
+    store.close()
+
+
 def test_index_sees_every_write_and_goes_away(make_store: Any) -> None:
     """Writes after enable_search, by this store or anyone, are searchable; disable_search leaves the table alone."""
     store = make_store("team")
