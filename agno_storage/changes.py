@@ -181,8 +181,11 @@ def disable_changes(store: BaseStorage) -> None:
 def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str | None = None) -> builtins.list[Change]:
     """Changes after cursor ``since``, oldest first, at most ``limit``; with ``user_id``, only that user's rows.
 
-    Raises StorageError if the feed is not enabled, or if changes after
-    ``since`` were already pruned (the consumer fell behind the retention).
+    Raises StorageError if the feed is not enabled, if changes after
+    ``since`` were already pruned (the consumer fell behind the retention),
+    or if a watched table was dropped (by another program: :meth:`drop`
+    removes the feed too) since :func:`enable_changes`, which took its
+    triggers and left later writes unlogged.
     """
     if type(since) is not int or since < 0:
         raise InvalidInputError(f"since must be a cursor (int >= 0), got {since!r}", table=store.table_name)
@@ -194,6 +197,14 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
         )
     log, meta = _names(store)
     mark = "?" if _is_sqlite(store) else "%s"
+    unwatched = _unwatched(store)
+    if unwatched:
+        raise StorageError(
+            f"the change feed of table {store.table_name!r} stopped logging: {unwatched} was dropped since"
+            " enable_changes() (its triggers went with it) and writes since then were not logged;"
+            " disable_changes() and enable_changes() start a new feed",
+            table=store.table_name,
+        )
     if _is_sqlite(store):
         _prune_sqlite(store, log, meta)
     else:
@@ -218,6 +229,24 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     return [
         Change(cursor=int(c), table=tb, session_id=s, user_id=u or None, op=o, at=int(a)) for c, tb, s, u, o, a in got
     ]
+
+
+def _unwatched(store: BaseStorage) -> str | None:
+    """The watched table (the sessions table, ``agent_runs``) that lost its triggers since enable_changes(), if any."""
+    t = store.table_name
+    if _is_sqlite(store):
+        watched = [(t, f"{t}_changes_insert")]
+        if agent_runs.applies(store):
+            watched.append((agent_runs.TABLE, f"{t}_runs_changes_insert"))
+        for table, trigger in watched:
+            if not store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)):
+                return table
+        return None
+    table = cast("PostgresStorage", store).qualified_table
+    rows = store._query(
+        "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s)", (t + "_changes_log", table)
+    )
+    return None if rows else t
 
 
 def _prune_sqlite(store: BaseStorage, log: str, meta: str) -> None:

@@ -89,7 +89,7 @@ def search(
     if index.enabled():
         try:
             index.catch_up()
-        except ReadOnlyDatabaseError:
+        except (ReadOnlyDatabaseError, search_index.Unwatched):
             return scan(store, words, user_id, entity_id, limit)
         return index.search(words, user_id, entity_id, limit)
     return scan(store, words, user_id, entity_id, limit)

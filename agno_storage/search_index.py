@@ -57,6 +57,10 @@ _MARK_VERSION = b"agno_storage.search mark 1\x00"
 SNIPPET_TOKENS = 16
 
 
+class Unwatched(StorageError):
+    """The sessions table was dropped since the index was enabled and is not there now: scan instead."""
+
+
 class Index(Protocol):
     def enabled(self) -> bool: ...
     def enable(self) -> None: ...
@@ -296,6 +300,22 @@ class SqliteIndex:
             for table in (self.fts, self.map, self.queue):
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
 
+    def _unwatched(self) -> bool:
+        """Whether the sessions table has lost its triggers: it was dropped (and maybe made again) since enable()."""
+        name = self.triggers["ins"][1:-1].replace('""', '"')
+        return not self.store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,))
+
+    def _rebuild(self, conn: sqlite3.Connection) -> None:
+        """Index the table as it is now, from nothing, and watch it again (after :meth:`_unwatched`)."""
+        for table in (self.fts, self.map, self.queue):
+            conn.execute(f"DELETE FROM {table}")
+        for statement in self._trigger_sql(self.triggers, self.table):
+            conn.execute(statement)
+        if agent_runs.exists(self.store):
+            for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
+                conn.execute(statement)
+        self._build(conn)
+
     def _runs_unwatched(self) -> bool:
         if not agent_runs.exists(self.store):
             return False
@@ -303,19 +323,39 @@ class SqliteIndex:
         return not self.store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,))
 
     def catch_up(self) -> int:
-        """Reindex every session the log names; return how many. A no-op read when the log is empty."""
+        """Reindex every session the log names; return how many (-1: all of them). A no-op read when the log is empty.
+
+        A table dropped since :meth:`enable` (its triggers went with it) is
+        indexed anew once it is there again; while it is gone, raises
+        :class:`Unwatched`.
+        """
         store = self.store
+        if self._unwatched():
+            # Dropped since enable(), by this store or another program: what the index holds is of a table
+            # that is gone, and writes since went unlogged. Gone still: scan. Made again: index it anew.
+            if not store.table_exists():
+                raise Unwatched(store.table_name)
+            with store.transaction() as conn:
+                if self._unwatched():
+                    self._rebuild(conn)
+            return -1
         pending = store._query(f"SELECT 1 FROM {self.queue} LIMIT 1", ())
         unwatched = self._runs_unwatched()
         if not pending and not unwatched:
             return 0
         with store.transaction() as conn:
             if self._runs_unwatched():
-                # A Go Agent made agent_runs after the index: watch it, and index what it holds.
+                # A Go Agent made agent_runs after the index (or made it again after it was dropped): watch it,
+                # index what it holds, and reindex the sessions whose indexed messages came from the old one.
                 for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
                     conn.execute(statement)
                 conn.execute(
                     f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {agent_runs.TABLE}"
+                )
+                conn.execute(
+                    f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {self.fts} "
+                    "WHERE instr(message, ?) > 0",
+                    (f'"source":"{conversation.SOURCE_GO_AGENT}"',),
                 )
             (top,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
             ids = [
@@ -496,8 +536,27 @@ class PostgresIndex:
             conn.execute(f"DROP TABLE IF EXISTS {self.docs}, {self.queue}")
 
     def catch_up(self) -> int:
+        """As :meth:`SqliteIndex.catch_up`: the log's sessions reindexed; a table dropped since indexed anew."""
         store = self.store
-        if not store._query(f"SELECT 1 FROM {self.queue} LIMIT 1", ()):
+        (pending, watched), *_ = store._query(
+            f"SELECT EXISTS (SELECT 1 FROM {self.queue}), "
+            "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s))",
+            (store.table_name + "_search_log", self.table),
+        )
+        if not watched:
+            if not store.table_exists():
+                raise Unwatched(store.table_name)
+            with store.transaction() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
+                conn.execute(f"TRUNCATE {self.docs}, {self.queue}")
+                conn.execute(f"DROP TRIGGER IF EXISTS {self.trigger} ON {self.table}")
+                conn.execute(
+                    f"CREATE TRIGGER {self.trigger} AFTER INSERT OR UPDATE OR DELETE ON {self.table} "
+                    f"FOR EACH ROW EXECUTE FUNCTION {self.function}()"
+                )
+                self._build(conn)
+            return -1
+        if not pending:
             return 0
         with store.transaction() as conn:
             # One catch-up at a time; writers only append to the queue and never wait on this lock.
@@ -551,4 +610,4 @@ class PostgresIndex:
         return [_hit(*r) for r in rows]
 
 
-__all__ = ["BATCH", "CHUNK", "Index", "PostgresIndex", "SqliteIndex", "digest", "docs_of", "index_for"]
+__all__ = ["BATCH", "CHUNK", "Index", "PostgresIndex", "SqliteIndex", "Unwatched", "digest", "docs_of", "index_for"]

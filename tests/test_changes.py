@@ -56,6 +56,39 @@ def test_feed_resumes_from_a_cursor(make_store: Any) -> None:
     again.upsert(AgentSession(session_id="d", agent_id="x"))  # writes go on without the feed
 
 
+def test_a_table_dropped_behind_the_feed_is_an_error_not_a_silent_gap(make_store: Any) -> None:
+    """Another program drops the table and makes it again: its triggers are gone, and later writes would go
+    unlogged; changes() says so until the feed is started again."""
+    from tests.test_search import drop_behind
+
+    store = make_store("agent")
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    cursor = store.changes()[-1].cursor
+    drop_behind(store)
+    store.upsert(AgentSession(session_id="b", agent_id="x"))  # makes the table again
+    with pytest.raises(StorageError, match="stopped logging"):
+        store.changes(since=cursor)
+    store.disable_changes()
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="c", agent_id="x"))
+    assert [c.session_id for c in store.changes()] == ["c"]
+
+
+def test_agent_runs_dropped_behind_the_feed_is_an_error(tmp_path: Path) -> None:
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.enable_changes()
+    store.append_run("go-1", "hi", "hello", user_id="u")
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute("DROP TABLE agent_runs")  # as a Go program resetting its runs would
+    conn.commit()
+    conn.close()
+    store.append_run("go-1", "again", "hello again", user_id="u")  # agent_runs made again, unwatched
+    with pytest.raises(StorageError, match="agent_runs was dropped"):
+        store.changes()
+    store.close()
+
+
 def test_pruned_changes_are_not_skipped_silently(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     store = SqliteStorage("agent_sessions", db_file=db)

@@ -16,6 +16,7 @@ from agno_storage import (
     Message,
     SearchHit,
     SqliteStorage,
+    StorageError,
     TeamSession,
     search_index,
 )
@@ -123,6 +124,72 @@ def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, 
     assert [(u.user_id, u.runs) for u in store.usage(user_id="alice")] == [("alice", 1)]
     assert sorted((u.user_id, u.runs) for u in store.usage()) == [("alice", 1), ("bob", 1)]
     store.close()
+
+
+def drop_behind(store: Any) -> None:
+    """DROP TABLE the store's table as another program would (the store is not told)."""
+    if isinstance(store, SqliteStorage):
+        conn = sqlite3.connect(str(store.db_path))
+        conn.execute(f'DROP TABLE "{store.table_name}"')
+        conn.commit()
+        conn.close()
+    else:
+        with store.transaction() as conn:
+            conn.execute(f"DROP TABLE {store.qualified_table}")
+
+
+def test_a_table_dropped_behind_the_index_is_scanned_then_indexed_anew(make_store: Any) -> None:
+    """Another program drops the table (its triggers go with it) and makes it again: the index never answers
+    for a table that is gone, and once the table is back it is indexed anew and watched again."""
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="a", user_id="alice", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
+    store.enable_search()
+    assert found(store.search("kestrel")) == [("a", "kestrel one")]
+    drop_behind(store)
+    assert store.search("kestrel") == []  # scanned: nothing is there
+    store.upsert(AgentSession(session_id="b", user_id="bob", agent_id="x", memory=agno_memory(("kestrel two", "ok"))))
+    assert found(store.search("kestrel")) == [("b", "kestrel two")]
+    index = search_index.index_for(store)
+    assert index.enabled() and index.catch_up() == 0  # watched again: nothing more to do
+    store.upsert(AgentSession(session_id="c", user_id="bob", agent_id="x", memory=agno_memory(("kestrel three", "ok"))))
+    assert index.catch_up() == 1  # the write was logged by the triggers made again
+    assert sorted(found(store.search("kestrel"))) == [("b", "kestrel two"), ("c", "kestrel three")]
+
+
+def test_agent_runs_made_again_by_go_is_indexed_anew(tmp_path: Path) -> None:
+    """A Go program drops agent_runs and makes it again (upstream DDL): the runs that went with the old table
+    leave the index, the new table's are indexed and watched."""
+    from agno_storage import agent_runs
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.create()
+    store.append_run("go-1", "kestrel alpha", "ok", user_id="dave")
+    store.enable_search()
+    assert found(store.search("kestrel")) == [("go-1", "kestrel alpha")]
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TABLE agent_runs")
+    for statement in agent_runs.create_statements("agent_sessions"):
+        conn.execute(statement)
+    conn.close()
+    store.append_run("go-2", "kestrel beta", "ok", user_id="dave")
+    assert found(store.search("kestrel")) == [("go-2", "kestrel beta")]
+    store.append_run("go-2", "kestrel gamma", "ok", user_id="dave")
+    assert sorted(found(store.search("kestrel"))) == [("go-2", "kestrel beta"), ("go-2", "kestrel gamma")]
+    store.close()
+
+
+def test_drop_takes_the_search_index_and_the_change_feed_with_the_table(make_store: Any) -> None:
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="a", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
+    store.enable_search()
+    store.enable_changes()
+    store.drop()
+    assert not search_index.index_for(store).enabled()
+    with pytest.raises(StorageError, match="not enabled"):
+        store.changes()
+    store.upsert(AgentSession(session_id="b", agent_id="x", memory=agno_memory(("kestrel two", "ok"))))
+    assert found(store.search("kestrel")) == [("b", "kestrel two")]
 
 
 def test_index_sees_every_write_and_goes_away(make_store: Any) -> None:

@@ -285,8 +285,17 @@ class BaseStorage(abc.ABC):
         self._shape = shape
 
     def drop(self) -> None:
-        """Drop the table and its indexes if it exists."""
-        self._drop()
+        """Drop the table and its indexes if it exists, with its search index and change feed if enabled.
+
+        The search index and the change feed are about this table (their
+        triggers go with it): one transaction removes them all. A consumer of
+        the feed then gets StorageError ("not enabled"), never a feed that
+        stopped logging.
+        """
+        with self.transaction():
+            search.disable_search(self)
+            changes.disable_changes(self)
+            self._drop()
         self._forget_shape()
 
     # --- writes ------------------------------------------------------------
