@@ -60,6 +60,8 @@ class _Run:
     created_at: int | None
     model: str | None
     tokens: dict[str, int | None]
+    #: The UTC day of ``created_at`` (ISO), None without one.
+    day: str | None = None
 
 
 def usage(
@@ -85,10 +87,7 @@ def usage(
                 continue
             if (since is not None and run.created_at < since) or (until is not None and run.created_at >= until):
                 continue
-        day = None
-        if run.created_at is not None:
-            day = datetime.datetime.fromtimestamp(run.created_at, datetime.UTC).date().isoformat()
-        groups.setdefault((entity, owner, day, run.model), []).append(run)
+        groups.setdefault((entity, owner, run.day, run.model), []).append(run)
     out = []
     for (entity, owner, day, model), runs in groups.items():
         sums: dict[str, int | None] = {}
@@ -151,7 +150,13 @@ def _runs(
             ) from exc
         reader = _Reader(agent_runs.TABLE, row.session_id, "metrics")
         model = metrics.get("model") if isinstance(metrics, dict) and isinstance(metrics.get("model"), str) else None
-        yield entity, owner, _Run(row.created_at, model, reader.tokens(metrics, f"run {row.id!r}"))
+        where = f"run {row.id!r}"
+        tokens = reader.tokens(metrics, where)
+        yield (
+            entity,
+            owner,
+            _Reader(agent_runs.TABLE, row.session_id, "created_at").run(row.created_at, model, tokens, where),
+        )
 
 
 class _Reader(StoredJson):
@@ -159,6 +164,18 @@ class _Reader(StoredJson):
 
     def __init__(self, table: str, session_id: str, column: str = "memory") -> None:
         super().__init__(table, session_id, column)
+
+    def run(self, created_at: int | None, model: str | None, tokens: dict[str, int | None], where: str) -> _Run:
+        """A run's figures, with the UTC day of ``created_at`` (a time no calendar holds is a CorruptRowError)."""
+        day = None
+        if created_at is not None:
+            try:
+                day = datetime.datetime.fromtimestamp(created_at, datetime.UTC).date().isoformat()
+            except (OverflowError, OSError, ValueError) as exc:
+                raise self.corrupt(
+                    f"{where}.created_at", f"is {created_at}, not a time in Unix seconds ({exc})"
+                ) from exc
+        return _Run(created_at, model, tokens, day)
 
     def tokens(self, metrics: Any, where: str) -> dict[str, int | None]:
         """The run's token figures: a list (one per model call) is summed; an absent key is None."""
@@ -185,19 +202,20 @@ class _Reader(StoredJson):
             run = run["response"]  # AgentMemory / TeamMemory: {message, response}
         created = run.get("created_at")
         model = run.get("model")
-        yield _Run(
+        yield self.run(
             int(created) if isinstance(created, int | float) and not isinstance(created, bool) else None,
             model if isinstance(model, str) else None,
             self.tokens(run.get("metrics"), where),
+            where,
         )
         for member in self.as_list(run.get("member_responses") or [], f"{where}.member_responses"):
             yield from self.agno_run(member, f"{where}.member_responses")
 
     def workflow_v2_run(self, run: Any) -> Iterator[_Run]:
         """A v2 workflow run: the runs of its agent steps (a step with no run of its own is not a model run)."""
+        self.column = "runs"
         if not isinstance(run, dict):
             raise self.corrupt("runs", "holds a run that is not an object")
-        self.column = "runs"
         for step in self.as_list(run.get("step_responses") or [], "runs.step_responses"):
             response = step.get("response") if isinstance(step, dict) else None
             if isinstance(response, dict):

@@ -125,3 +125,46 @@ def test_go_agent_runs_count_with_no_tokens(go_cmds: Path, tmp_path: Path) -> No
     assert (row.input_tokens, row.output_tokens, row.total_tokens) == (None, None, None)
     assert store.usage(user_id="someone-else") == []
     store.close()
+
+
+def test_a_time_no_calendar_holds_is_a_corrupt_row_naming_its_place(tmp_path: Path) -> None:
+    """A created_at past year 9999 (or past what the platform's time functions take) is stored data
+    of the wrong shape: CorruptRowError naming the session and column, as history() would."""
+    import sqlite3
+
+    from agno_storage import CorruptRowError
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    run = {"run_id": "r1", "created_at": 10**15, "model": "m", "metrics": {"input_tokens": [1]}, "messages": []}
+    store.upsert(AgentSession(session_id="a", user_id="alice", agent_id="x", memory={"runs": [run]}))
+    with pytest.raises(CorruptRowError) as info:
+        store.usage()
+    assert (info.value.session_id, info.value.column) == ("a", "memory")
+    store.delete("a")
+    store.append_run("go-1", "hi", "hello", user_id="u")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE agent_runs SET created_at = 9223372036854775807")
+    with pytest.raises(CorruptRowError) as info:
+        store.usage()
+    assert (info.value.session_id, info.value.column) == ("go-1", "created_at")
+    store.close()
+
+
+def test_a_v2_workflow_run_of_the_wrong_shape_names_the_runs_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from agno_storage import CorruptRowError
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("wf", db_file=db, mode="workflow_v2")
+    store.create()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO wf (session_id, user_id, workflow_id, workflow_name, runs, created_at)"
+            " VALUES ('s', '', 'w', 'n', '[5]', 1)"
+        )
+    with pytest.raises(CorruptRowError) as info:
+        store.usage()
+    assert (info.value.session_id, info.value.column) == ("s", "runs")
+    store.close()
