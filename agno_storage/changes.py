@@ -77,7 +77,7 @@ def _literal(text: str) -> str:
 def enabled(store: BaseStorage) -> bool:
     log, _ = _names(store)
     if _is_sqlite(store):
-        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (log[1:-1].replace('""', '"'),)))
+        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (_bare(log),)))
     rows = store._query("SELECT to_regclass(%s) IS NOT NULL", (log,))
     return bool(rows and rows[0][0])
 
@@ -97,13 +97,17 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     t = store.table_name
     with store.transaction() as conn:
         if _is_sqlite(store):
+            new = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (_bare(log),)).fetchone()
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {log} (cursor INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, "
                 "session_id TEXT NOT NULL, user_id TEXT, op TEXT NOT NULL, at INTEGER NOT NULL)"
             )
             conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
             conn.execute(f"INSERT OR REPLACE INTO {meta} (key, value) VALUES ('retention', ?)", (retention,))
-            conn.execute(f"INSERT OR IGNORE INTO {meta} (key, value) VALUES ('pruned_through', 0)")
+            start = _first_cursor() if new else 0
+            if new:
+                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (_bare(log), start))
+            conn.execute(f"INSERT OR IGNORE INTO {meta} (key, value) VALUES ('pruned_through', ?)", (start,))
             watched = [t]
             if agent_runs.applies(store):
                 for statement in agent_runs.create_statements(t):
@@ -111,7 +115,7 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 watched.append(agent_runs.TABLE)
             for table in watched:
                 for statement in _sqlite_triggers(log, table, t):
-                    conn.execute(statement)
+                    conn.execute(statement)  # drops and makes each again: an earlier version's is replaced
         else:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (log,))
             conn.execute(
@@ -126,14 +130,28 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 (retention,),
             )
-            conn.execute(f"INSERT INTO {meta} (key, value) VALUES ('pruned_through', 0) ON CONFLICT DO NOTHING")
+            conn.execute(
+                f"INSERT INTO {meta} (key, value) VALUES ('pruned_through', %s) ON CONFLICT DO NOTHING",
+                (_first_cursor(),),
+            )
             function = log[:-1] + '_log"'
             conn.execute(
                 f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
                 f"IF TG_OP = 'DELETE' THEN INSERT INTO {log} (tbl, session_id, user_id, op) "
                 "VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'delete'); "
-                f"ELSE INSERT INTO {log} (tbl, session_id, user_id, op) "
-                "VALUES (TG_TABLE_NAME, NEW.session_id, NEW.user_id, lower(TG_OP)); "
+                "ELSE "
+                # An update that renames the session: the old id is gone. One that changes its owner: the
+                # old owner's consumers see it change too.
+                "IF TG_OP = 'UPDATE' AND OLD.session_id IS DISTINCT FROM NEW.session_id THEN "
+                f"INSERT INTO {log} (tbl, session_id, user_id, op) "
+                "VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'delete'); "
+                "ELSIF TG_OP = 'UPDATE' AND OLD.user_id IS DISTINCT FROM NEW.user_id THEN "
+                f"INSERT INTO {log} (tbl, session_id, user_id, op) "
+                "VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'update'); "
+                "END IF; "
+                f"INSERT INTO {log} (tbl, session_id, user_id, op) VALUES (TG_TABLE_NAME, NEW.session_id, NEW.user_id, "
+                "CASE WHEN TG_OP = 'UPDATE' AND OLD.session_id IS DISTINCT FROM NEW.session_id THEN 'insert' "
+                "ELSE lower(TG_OP) END); "
                 "END IF; RETURN NULL; END $fn$"
             )
             trigger = quote(t + "_changes_log")
@@ -149,14 +167,26 @@ def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list
     name = table if table != agent_runs.TABLE else f"{sessions_table}_runs"
     now = "CAST(strftime('%s', 'now') AS INTEGER)"
     tbl = _literal(table)
+    insert = f"INSERT INTO {log} (tbl, session_id, user_id, op, at)"
+    body = {
+        "insert": f"{insert} VALUES ({tbl}, new.session_id, new.user_id, 'insert', {now});",
+        # An update that renames the session: the old id is gone, the new one appears. One that changes
+        # the owner: the old owner's consumers see it change too.
+        "update": (
+            f"{insert} SELECT {tbl}, old.session_id, old.user_id, 'delete', {now} "
+            "WHERE old.session_id IS NOT new.session_id; "
+            f"{insert} SELECT {tbl}, old.session_id, old.user_id, 'update', {now} "
+            "WHERE old.session_id IS new.session_id AND old.user_id IS NOT new.user_id; "
+            f"{insert} VALUES ({tbl}, new.session_id, new.user_id, "
+            f"CASE WHEN old.session_id IS new.session_id THEN 'update' ELSE 'insert' END, {now});"
+        ),
+        "delete": f"{insert} VALUES ({tbl}, old.session_id, old.user_id, 'delete', {now});",
+    }
     out = []
-    for op, event, row in (("insert", "INSERT", "new"), ("update", "UPDATE", "new"), ("delete", "DELETE", "old")):
+    for op, event in (("insert", "INSERT"), ("update", "UPDATE"), ("delete", "DELETE")):
         trigger = quote(f"{name}_changes_{op}")
-        out.append(
-            f"CREATE TRIGGER IF NOT EXISTS {trigger} AFTER {event} ON {quote(table)} BEGIN "
-            f"INSERT INTO {log} (tbl, session_id, user_id, op, at) "
-            f"VALUES ({tbl}, {row}.session_id, {row}.user_id, '{op}', {now}); END"
-        )
+        out.append(f"DROP TRIGGER IF EXISTS {trigger}")
+        out.append(f"CREATE TRIGGER {trigger} AFTER {event} ON {quote(table)} BEGIN {body[op]} END")
     return out
 
 
@@ -181,8 +211,10 @@ def disable_changes(store: BaseStorage) -> None:
 def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str | None = None) -> builtins.list[Change]:
     """Changes after cursor ``since``, oldest first, at most ``limit``; with ``user_id``, only that user's rows.
 
-    Raises StorageError if the feed is not enabled, if changes after
-    ``since`` were already pruned (the consumer fell behind the retention),
+    ``since=0`` (nothing processed yet) starts from the oldest change still
+    kept. Raises StorageError if the feed is not enabled, if changes after
+    ``since`` were already pruned (the consumer fell behind the retention,
+    or holds a cursor of a feed disabled since),
     or if a watched table was dropped (by another program: :meth:`drop`
     removes the feed too) since :func:`enable_changes`, which took its
     triggers and left later writes unlogged.
@@ -209,26 +241,46 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
         _prune_sqlite(store, log, meta)
     else:
         _stamp_postgres(store, log, meta)
-    rows = store._query(f"SELECT value FROM {meta} WHERE key = 'pruned_through'", ())
-    pruned = int(rows[0][0]) if rows else 0
-    if since < pruned:
+    owner, params = "", builtins.list[Any]([since])
+    if user_id is not None:
+        owner = f" AND user_id = {mark}"
+        params.append(user_id)
+    # One statement, so one snapshot: what was pruned and what is left are read together (a prune by
+    # another process in between would otherwise hide changes behind a cursor that looked readable).
+    got = store._query(
+        f"SELECT m.value, l.cursor, l.tbl, l.session_id, l.user_id, l.op, l.at FROM {meta} AS m LEFT JOIN "
+        f"(SELECT cursor, tbl, session_id, user_id, op, at FROM {log} WHERE cursor > {mark}{owner} "
+        f"ORDER BY cursor LIMIT {mark}) AS l ON 1 = 1 WHERE m.key = 'pruned_through' ORDER BY l.cursor",
+        [*params, limit],
+    )
+    pruned = int(got[0][0]) if got else 0
+    if 0 < since < pruned:
         raise StorageError(
             f"changes after cursor {since} of table {store.table_name!r} were pruned (kept through the retention); "
             f"the oldest cursor still readable is {pruned}",
             table=store.table_name,
         )
-    owner, params = "", builtins.list[Any]([since])
-    if user_id is not None:
-        owner = f" AND user_id = {mark}"
-        params.append(user_id)
-    got = store._query(
-        f"SELECT cursor, tbl, session_id, user_id, op, at FROM {log} "
-        f"WHERE cursor > {mark}{owner} ORDER BY cursor LIMIT {mark}",
-        [*params, limit],
-    )
     return [
-        Change(cursor=int(c), table=tb, session_id=s, user_id=u or None, op=o, at=int(a)) for c, tb, s, u, o, a in got
+        Change(cursor=int(c), table=tb, session_id=s, user_id=u or None, op=o, at=int(a))
+        for _, c, tb, s, u, o, a in got
+        if c is not None
     ]
+
+
+def _bare(name: str) -> str:
+    """A name :func:`quote` quoted, as it is stored in the catalogue."""
+    return name[1:-1].replace('""', '"')
+
+
+def _first_cursor() -> int:
+    """Where a new log's cursors start: the time now in microseconds.
+
+    Above every cursor of a log this table had before (disable_changes()
+    dropped it, and with it SQLite's own count), unless that one logged more
+    than a change per microsecond on average; a consumer that kept one of its
+    cursors gets StorageError (pruned), not a cursor that means something new.
+    """
+    return time.time_ns() // 1000
 
 
 def _unwatched(store: BaseStorage) -> str | None:
@@ -269,8 +321,9 @@ def _stamp_postgres(store: BaseStorage, log: str, meta: str) -> None:
         row: Any = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())").fetchone()
         xmin = row[0]
         conn.execute(
-            f"UPDATE {log} AS l SET cursor = s.n FROM (SELECT id, "
-            f"(SELECT COALESCE(MAX(cursor), 0) FROM {log}) + row_number() OVER (ORDER BY xid, id) AS n "
+            # Numbered on from the highest cursor given, or from what was pruned when none is left.
+            f"UPDATE {log} AS l SET cursor = s.n FROM (SELECT id, GREATEST((SELECT COALESCE(MAX(cursor), 0) FROM {log}), "
+            f"(SELECT value FROM {meta} WHERE key = 'pruned_through')) + row_number() OVER (ORDER BY xid, id) AS n "
             f"FROM {log} WHERE cursor IS NULL AND xid < %s) AS s WHERE l.id = s.id",
             (xmin,),
         )

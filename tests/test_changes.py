@@ -95,14 +95,86 @@ def test_pruned_changes_are_not_skipped_silently(tmp_path: Path) -> None:
     store.enable_changes(retention=60)
     store.upsert(AgentSession(session_id="old", agent_id="x"))
     store.upsert(AgentSession(session_id="new", agent_id="x"))
+    before, old, new = store.changes()[0].cursor - 1, *[c.cursor for c in store.changes()]
     conn = sqlite3.connect(db)
     conn.execute("UPDATE agent_sessions_changes SET at = at - 3600 WHERE session_id = 'old'")
     conn.commit()
     conn.close()
+    # A consumer that held a cursor before the pruned change is told; one at the pruned change goes on;
+    # a new consumer (since=0) starts from the oldest change still kept.
     with pytest.raises(StorageError, match="pruned"):
-        store.changes(since=0)
-    assert [c.session_id for c in store.changes(since=1)] == ["new"]
+        store.changes(since=before)
+    assert [c.session_id for c in store.changes(since=old)] == ["new"]
+    assert [c.cursor for c in store.changes()] == [new]
     store.close()
+
+
+def test_a_prune_by_another_process_is_seen_in_the_same_read(tmp_path: Path) -> None:
+    """Another consumer prunes just as this one reads: what was pruned and what is left come from one
+    snapshot, so the reader is told rather than handed the changes after the gap."""
+    db = tmp_path / "p.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_changes(retention=60)
+    for i in range(6):
+        store.upsert(AgentSession(session_id=f"s{i}", agent_id="x"))
+    cursors = [c.cursor for c in store.changes()]
+    conn = sqlite3.connect(db, isolation_level=None)
+    fired: list[str] = []
+
+    def prune_first(sql: str, params: Any) -> None:
+        if "LEFT JOIN" in sql and not fired:  # the read of the log: another process prunes right before it
+            fired.append(sql)
+            conn.execute("UPDATE agent_sessions_changes SET at = at - 3600 WHERE cursor <= ?", (cursors[3],))
+            SqliteStorage("agent_sessions", db_file=db).changes(since=cursors[3])
+
+    consumer = SqliteStorage("agent_sessions", db_file=db, tracer=prune_first)
+    with pytest.raises(StorageError, match="pruned"):
+        consumer.changes(since=cursors[0])
+    assert fired
+    consumer.close()
+    conn.close()
+    store.close()
+
+
+def test_a_feed_enabled_again_never_reuses_a_cursor(tmp_path: Path) -> None:
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    store.upsert(AgentSession(session_id="b", agent_id="x"))
+    held = store.changes()[-1].cursor
+    store.disable_changes()
+    store.upsert(AgentSession(session_id="unlogged", agent_id="x"))
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="c", agent_id="x"))
+    [change] = store.changes()
+    assert change.session_id == "c" and change.cursor > held
+    # A consumer of the old feed is told that changes after its cursor were not all kept.
+    with pytest.raises(StorageError, match="pruned"):
+        store.changes(since=held)
+    store.close()
+
+
+def test_a_session_renamed_or_handed_to_another_owner_shows_where_it_went(make_store: Any) -> None:
+    """UPDATE of session_id: the old id is deleted and the new one inserted. UPDATE of user_id: the old
+    owner's feed sees the session change (reading it as that owner then gives None)."""
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="a", user_id="alice", agent_id="x"))
+    store.enable_changes()
+    table = store.table_name
+    mark = "?" if isinstance(store, SqliteStorage) else "%s"
+    name = f'"{table}"' if isinstance(store, SqliteStorage) else store.qualified_table
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE {name} SET session_id = {mark} WHERE session_id = {mark}", ("b", "a"))
+    assert [(c.session_id, c.user_id, c.op) for c in store.changes()] == [
+        ("a", "alice", "delete"),
+        ("b", "alice", "insert"),
+    ]
+    cursor = store.changes()[-1].cursor
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE {name} SET user_id = {mark} WHERE session_id = {mark}", ("mallory", "b"))
+    assert [(c.session_id, c.op) for c in store.changes(since=cursor, user_id="alice")] == [("b", "update")]
+    assert [(c.session_id, c.op) for c in store.changes(since=cursor, user_id="mallory")] == [("b", "update")]
+    assert store.read("b", user_id="alice") is None
 
 
 def test_every_writer_in_commit_order_across_a_restart(go_cmds: Path, tmp_path: Path) -> None:  # noqa: F811

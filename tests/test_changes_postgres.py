@@ -40,3 +40,21 @@ def test_changes_wait_for_older_open_transactions_and_none_is_skipped(make_store
     store.upsert(AgentSession(session_id="later", user_id="u"))
     poll()
     assert seen[-1] == "later" and len(seen) == 3
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_cursors_go_on_above_the_pruned_ones_when_every_change_was_pruned(make_store: Any) -> None:
+    """Once the retention took every change in the log, new changes still get cursors above the pruned ones:
+    a consumer at the last cursor it processed sees them (they were numbered from 1 again before)."""
+    store = make_store("agent")
+    store.enable_changes(retention=60)
+    store.upsert(AgentSession(session_id="a", user_id="u"))
+    store.upsert(AgentSession(session_id="b", user_id="u"))
+    cursor = store.changes()[-1].cursor
+    log = store.qualified_table[:-1] + '_changes"'
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE {log} SET at = at - 3600")
+    assert store.changes(since=cursor) == []  # prunes them all
+    store.upsert(AgentSession(session_id="c", user_id="u"))
+    [change] = store.changes(since=cursor)
+    assert change.session_id == "c" and change.cursor > cursor
