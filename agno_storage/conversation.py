@@ -174,9 +174,9 @@ def memory_messages(memory: Mapping[str, Any], session_id: str, table: str) -> b
     reader = _Reader(session_id, table, "memory")
     runs = memory.get("runs")
     if isinstance(runs, dict):
-        # Memory.to_dict() keys runs by session; a session row holds its own.
-        mine = runs.get(session_id)
-        runs = mine if mine is not None else [r for v in runs.values() for r in reader.as_list(v, "memory.runs.*")]
+        # Memory.to_dict() keys runs by session. A row may hold another session's too (an agno Agent or
+        # Team moved to this session saves the runs of the one it left): like agno, read this one's only.
+        runs = runs.get(session_id)
     if runs is not None:
         listed = reader.as_list(runs, "memory.runs")
         if listed:

@@ -121,7 +121,7 @@ def _runs(
         if session.memory is not None:
             runs = session.memory.get("runs")
             if isinstance(runs, dict):
-                runs = runs.get(session.session_id) or [r for v in runs.values() if isinstance(v, list) for r in v]
+                runs = runs.get(session.session_id)  # this session's only, as history() reads them
             for run in reader.as_list(runs or [], "memory.runs"):
                 yield from ((session.entity_id, session.user_id, r) for r in reader.agno_run(run, "memory"))
         if isinstance(session, WorkflowSessionV2) and session.runs is not None:

@@ -169,3 +169,61 @@ def test_memory_table_rows_that_are_not_memories_are_kept_and_reported(tmp_path:
     assert json.loads(stored[0]) == "not a dict (" and stored[1] > 0
     skipped = to_agno3(str(src), str(tmp_path / "other.db"), memory_table=None)
     assert "memory_table" not in skipped.modes
+
+
+def test_a_team_moved_to_another_users_session_keeps_each_sessions_runs_apart(tmp_path: Path) -> None:
+    """agno 1.8.4: a Team answers in session A for alice, then is moved to session B for bob (load_session).
+    agno saves A's runs inside B's row too (memory.runs keyed by session). They stay A's: B gets none of
+    them, in history() and in agno 3, and a rerun after bob's own turn deletes nothing of alice's."""
+    import time
+
+    from agno.agent import Agent
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+    from agno.team import Team
+
+    from agno_storage import SqliteStorage
+    from devkit.fake_model import FakeModel
+
+    db = str(tmp_path / "teams.db")
+    storage = AgnoSqliteStorage(table_name="team_sessions", db_file=db, mode="team")
+    member = Agent(name="A", agent_id="a", model=FakeModel(prefix="a"), telemetry=False, monitoring=False)
+    team = Team(
+        name="T",
+        team_id="t",
+        mode="coordinate",
+        members=[member],
+        model=FakeModel(prefix="team"),
+        storage=storage,
+        session_id="A",
+        user_id="alice",
+        telemetry=False,
+        monitoring=False,
+    )
+    team.run("alice's secret question")
+    time.sleep(1.1)  # a later second, as a later request would be
+    team.session_id, team.user_id = "B", "bob"
+    team.load_session(force=True)
+    with sqlite3.connect(db) as conn:
+        (memory,) = conn.execute("SELECT memory FROM team_sessions WHERE session_id = 'B'").fetchone()
+    assert list(json.loads(memory)["runs"]) == ["A"]  # what agno saved in bob's row
+
+    ours = SqliteStorage("team_sessions", db_file=db, mode="team")
+    assert ours.history("B") == []
+    assert [m.content for m in ours.history("A") if m.role == "user"] == ["alice's secret question"]
+    report = to_agno3(db, db, workers=0)
+    assert any("'B'" in p and "'A'" in p for p in report.problems)
+
+    def runs() -> list[tuple[str, str, str]]:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT session_id, user_id, json_extract(run_data, '$.input.input_content') FROM agno_runs"
+                " ORDER BY session_id, run_index"
+            ).fetchall()
+
+    assert runs() == [("A", "alice", "alice's secret question")]
+    team.storage = storage = AgnoSqliteStorage(table_name="team_sessions", db_file=db, mode="team")
+    team.run("bob's question")
+    again = to_agno3(db, db, workers=0)
+    assert again.total("runs_removed") == 0
+    assert runs() == [("A", "alice", "alice's secret question"), ("B", "bob", "bob's question")]
+    ours.close()

@@ -25,6 +25,7 @@ from agno_storage.agno3.runs import (
     convert_metrics,
     convert_run,
     convert_status,
+    foreign_run_sessions,
     make_id,
     memory_runs,
     unwrap,
@@ -161,6 +162,12 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
         own_keep: dict[str, Any] = {}
         memory = source.memory
         runs = _source_runs(source)
+        foreign = foreign_run_sessions(memory, source.session_id)
+        if foreign:
+            builder.problems.append(
+                f"{label} session {session_id!r}: memory.runs also holds runs of sessions {', '.join(map(repr, foreign))}"
+                " (agno saved them when the agent or team moved to this session); left out: they are those sessions'"
+            )
         kind = _KIND[source.MODE]
         for i, raw in enumerate(runs):
             raw = unwrap(raw, kind)

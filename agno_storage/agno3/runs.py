@@ -317,17 +317,29 @@ def convert_run(
 
 
 def memory_runs(memory: Any, session_id: str) -> tuple[list[Any], str]:
-    """The runs a 1.x ``memory`` column holds, and which memory class wrote them."""
+    """The runs of ``session_id`` a 1.x ``memory`` column holds, and which memory class wrote them.
+
+    Memory v2 keys runs by session. An agno Team or Agent moved to another
+    session (``load_session`` after changing ``session_id``) saves the
+    runs of the session it came from in the new one's row too: those are
+    the other session's, not this one's (agno reads only this session's
+    key), and are left out (:func:`foreign_run_sessions` names them).
+    """
     if not isinstance(memory, Mapping):
         return [], "none"
     runs = memory.get("runs")
     if isinstance(runs, Mapping):  # Memory v2 keyed by session
-        ordered = list(runs.get(session_id, []) or [])
-        for key, value in runs.items():
-            if key != session_id and isinstance(value, list):
-                ordered.extend(value)
-        return ordered, "memory_v2"
+        own = runs.get(session_id)
+        return (list(own) if isinstance(own, list) else []), "memory_v2"
     return (list(runs) if isinstance(runs, list) else []), "list"
+
+
+def foreign_run_sessions(memory: Any, session_id: str) -> list[str]:
+    """The other sessions whose runs a Memory v2 ``memory`` column holds (see :func:`memory_runs`)."""
+    runs = memory.get("runs") if isinstance(memory, Mapping) else None
+    if not isinstance(runs, Mapping):
+        return []
+    return [str(key) for key, value in runs.items() if key != session_id and value]
 
 
 def unwrap(run: Any, kind: str) -> Any:
