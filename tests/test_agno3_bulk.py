@@ -288,3 +288,35 @@ def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is
         ).rowcount
     assert to_agno3(str(src), str(dst)).total("sessions") == changed
     assert to_agno3(str(src), str(dst)).total("unchanged") == len(sids)
+
+
+def test_a_source_whose_wal_holds_commits_is_not_written(tmp_path: Path) -> None:
+    """An app killed before it checkpointed leaves its last commits in the WAL: the migration reads them
+    and leaves the file and its WAL byte for byte as they were (a read-write connection would checkpoint
+    the WAL into the file when it closes)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    src = _source(tmp_path / "src.db")
+    killed = (
+        "import os, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1])\n"
+        "conn.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        'conn.execute("UPDATE agent_sessions SET extra_data = \'{\\"late\\": 1}\'")\n'
+        "conn.commit()\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed, src], check=True)
+
+    def digest(path: str) -> str:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    before = (digest(src), digest(src + "-wal"))
+    assert os.path.getsize(src + "-wal") > 0
+    dst = str(tmp_path / "dst.db")
+    to_agno3(src, dst, workers=0)
+    assert (digest(src), digest(src + "-wal")) == before
+    with sqlite3.connect(dst) as conn:
+        metadata = [json.loads(r[0]) for r in conn.execute("SELECT metadata FROM agno_sessions")]
+    assert len(metadata) == N and all(m.get("late") == 1 for m in metadata)  # the WAL's commits were read

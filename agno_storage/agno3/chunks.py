@@ -69,7 +69,7 @@ def open_table(src: str, target: urls.Target, table: str, mode: Mode, schema: st
 
     try:
         if isinstance(target, urls.SqliteTarget):
-            store: BaseStorage = SqliteStorage(table, db_file=target.path, mode=mode)
+            store: BaseStorage = SqliteStorage(table, db_file=target.path, mode=mode, read_only=True)
         else:
             store = urls.open_storage(src, table_name=table, mode=mode, schema=schema)
     except SchemaMismatchError as exc:
