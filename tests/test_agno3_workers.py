@@ -325,3 +325,21 @@ def test_no_workers_by_default_under_an_embedding_host(tmp_path: Path, monkeypat
     with pytest.raises(AttributeError):  # the stubbed pool has no workers to map with
         to_agno3(src, str(tmp_path / "dst2.db"))
     assert started == [2]
+
+
+def test_output_at_a_workers_start_does_not_mix_into_its_replies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A sitecustomize (or .pth file) that prints when Python starts: replies come on a pipe of their own,
+    so the migration neither hangs on a garbled frame nor reads the text as one."""
+    import os
+
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text("print('hello from sitecustomize')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]))
+    src = _source(tmp_path / "src.db", 5)
+    report = to_agno3(src, str(tmp_path / "dst.db"), batch_size=2, workers=2)
+    assert report.total("sessions") == 6
+    assert len(_tables(str(tmp_path / "dst.db"))["sessions"]) == 6
+    assert "hello from sitecustomize" not in capfd.readouterr().out  # nor in this process's output

@@ -14,14 +14,17 @@ script without a ``__name__`` guard does not survive. The first frame a
 worker reads is this process's ``sys.path`` (the working folder's entry
 left out), so it imports this same package and its dependencies, also
 where they were put on the path at run time; it answers ``ready`` once it
-has opened the source, and :class:`WorkerPool` waits for that. Frames on
-the pipes are a length and a pickle; each side trusts only the other, its
-own child or parent.
+has opened the source, and :class:`WorkerPool` waits for that. It reads
+from its stdin and replies on a pipe of its own, passed as its argument
+(stdout goes nowhere: what a ``sitecustomize`` prints at start-up cannot
+mix into the replies). Frames on the pipes are a length and a pickle;
+each side trusts only the other, its own child or parent.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import pickle
 import queue
 import struct
@@ -39,6 +42,8 @@ from agno_storage.agno3.writer import rows_for
 from agno_storage.errors import StorageError
 
 _LENGTH = struct.Struct("<Q")
+#: The largest frame either side accepts: a batch's rows are a few MiB.
+MAX_FRAME = 1 << 30
 #: Batches handed to each worker ahead of the one being written: enough to keep it busy, few enough
 #: that memory stays flat (a batch's rows are a few MiB).
 AHEAD = 2
@@ -57,6 +62,8 @@ def _receive(stream: IO[bytes]) -> Any:
     if len(head) < _LENGTH.size:
         raise EOFError
     (size,) = _LENGTH.unpack(head)
+    if size > MAX_FRAME:
+        raise ValueError(f"a frame of {size} bytes (at most {MAX_FRAME}): the pipe carries something else")
     data = stream.read(size)
     if len(data) < size:
         raise EOFError
@@ -69,10 +76,13 @@ CLOSE_GRACE = 2.0
 
 #: What a worker runs (``python -P -c``): the standard library only, until the path it is sent is set.
 BOOTSTRAP = """
-import pickle, signal, struct, sys
+import os, pickle, signal, struct, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops and closes the pipes; this ends with them
-stdin, out = sys.stdin.buffer, sys.stdout.buffer
-sys.stdout = sys.stderr  # the pipe carries frames only
+stdin = sys.stdin.buffer
+# Replies go to a pipe of their own (its descriptor is the argument): output at start-up (a sitecustomize
+# that prints, say) cannot mix into them. Without one (no pass_fds: Windows), stdout carries them.
+out = os.fdopen(int(sys.argv[1]), "wb") if len(sys.argv) > 1 else sys.stdout.buffer
+sys.stdout = sys.stderr
 head = stdin.read(8)
 if len(head) == 8:
     sys.path[:] = pickle.loads(stdin.read(struct.unpack("<Q", head)[0]))
@@ -93,16 +103,31 @@ class _Worker:
         if not sys.executable or getattr(sys, "frozen", False):
             # A frozen program's executable is the program itself, not an interpreter that runs -m.
             raise StorageError("no Python interpreter to start an agno 3 migration worker with")
+        replies: tuple[int, int] | None = os.pipe() if os.name == "posix" else None
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-P", "-c", BOOTSTRAP], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
+            if replies is not None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-P", "-c", BOOTSTRAP, str(replies[1])],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    pass_fds=(replies[1],),
+                )
+            else:  # pragma: no cover - not POSIX
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-P", "-c", BOOTSTRAP], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                )
         except OSError as exc:
+            if replies is not None:
+                os.close(replies[0])
             raise StorageError(f"cannot start an agno 3 migration worker: {exc}") from exc
-        if self.proc.stdin is None or self.proc.stdout is None:  # pragma: no cover - PIPE was given
+        finally:
+            if replies is not None:
+                os.close(replies[1])  # the worker's end: closed here, its reply pipe ends when the worker does
+        stdout = os.fdopen(replies[0], "rb") if replies is not None else self.proc.stdout
+        if self.proc.stdin is None or stdout is None:  # pragma: no cover - PIPE was given
             raise StorageError("an agno 3 migration worker has no pipes")
         self.stdin: IO[bytes] = self.proc.stdin
-        self.stdout: IO[bytes] = self.proc.stdout
+        self.stdout: IO[bytes] = stdout
         try:
             _send(self.stdin, _child_path())
             _send(self.stdin, (spec, engine))
