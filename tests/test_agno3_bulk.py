@@ -320,3 +320,85 @@ def test_a_source_whose_wal_holds_commits_is_not_written(tmp_path: Path) -> None
     with sqlite3.connect(dst) as conn:
         metadata = [json.loads(r[0]) for r in conn.execute("SELECT metadata FROM agno_sessions")]
     assert len(metadata) == N and all(m.get("late") == 1 for m in metadata)  # the WAL's commits were read
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_target_deleted_during_the_migration_stops_it_with_a_typed_error(
+    tmp_path: Path, workers: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The folder of DST removed after the first batches: the run does not go on writing into a file nobody
+    can open (and report it written); it raises DatabaseReplacedError, and its workers end quietly."""
+    from agno_storage.errors import DatabaseReplacedError
+
+    src = _source(tmp_path / "src.db", 12)
+    folder = tmp_path / "out"
+    folder.mkdir()
+
+    def progress(done: int, total: int) -> None:
+        if done == 4:
+            shutil.rmtree(folder)
+
+    with pytest.raises(DatabaseReplacedError, match="was deleted"):
+        to_agno3(src, str(folder / "dst.db"), batch_size=2, workers=workers, progress=progress)
+    assert "Fatal Python error" not in capfd.readouterr().err
+
+
+def test_a_target_that_cannot_be_a_database_is_a_typed_error(tmp_path: Path) -> None:
+    from agno_storage.errors import DatabaseCorruptError
+
+    src = _source(tmp_path / "src.db")
+    text = tmp_path / "notes.db"
+    text.write_text("not a database " * 300)
+    with pytest.raises(DatabaseCorruptError, match="opening DST"):
+        to_agno3(src, str(text), workers=0)
+    with pytest.raises(StorageError, match="opening DST"):
+        to_agno3(src, str(text / "under-a-file.db"), workers=0)
+    with pytest.raises(StorageError, match="opening DST"):
+        to_agno3(src, str(tmp_path), workers=0)  # a folder
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True])
+def test_batch_size_must_be_a_positive_int(tmp_path: Path, size: Any) -> None:
+    from agno_storage.errors import InvalidInputError
+
+    src = _source(tmp_path / "src.db")
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        to_agno3(src, str(tmp_path / "dst.db"), batch_size=size)
+    assert not (tmp_path / "dst.db").exists()
+
+
+def test_values_a_source_should_not_hold_are_typed_errors_or_kept_not_raw_exceptions(tmp_path: Path) -> None:
+    """A Go run whose metrics is not JSON: CorruptRowError naming it. A summary stamped in milliseconds, a
+    memory-table row stamped infinity or holding text that is neither JSON nor a dict: migrated, kept."""
+    from agno_storage.agent_runs import create_statements
+    from agno_storage.errors import CorruptRowError
+
+    src = _source(tmp_path / "go.db", 3)
+    with sqlite3.connect(src) as conn:
+        for statement in create_statements("agent_sessions"):
+            conn.execute(statement)
+        conn.execute("INSERT INTO agent_runs VALUES ('r1', 'go-1', 'u', 'n', '{}', 'hi', 'hello', '[]', '{bad', 1, 1)")
+    with pytest.raises(CorruptRowError) as info:
+        to_agno3(src, str(tmp_path / "dst-go.db"), workers=0)
+    assert (info.value.table, info.value.session_id, info.value.column) == ("agent_runs", "go-1", "metrics")
+
+    src = _source(tmp_path / "odd.db", 3)
+    with sqlite3.connect(src) as conn:
+        sid, memory = conn.execute("SELECT session_id, memory FROM agent_sessions LIMIT 1").fetchone()
+        data = json.loads(memory)
+        data["summary"] = {"summary": "talked about kestrels", "updated_at": 1733000000000}
+        conn.execute("UPDATE agent_sessions SET memory = ? WHERE session_id = ?", (json.dumps(data), sid))
+        conn.execute(
+            "CREATE TABLE memory (id VARCHAR PRIMARY KEY, user_id VARCHAR, memory TEXT, created_at DATETIME,"
+            " updated_at DATETIME)"
+        )
+        conn.execute("INSERT INTO memory VALUES ('m1', 'u', ?, ?, NULL)", ("{'memory': 'likes tea'}", float("inf")))
+        conn.execute("INSERT INTO memory VALUES ('m2', 'u', '{[1]: 2}', '2024-01-01 00:00:00', NULL)")
+    dst = str(tmp_path / "dst-odd.db")
+    report = to_agno3(src, dst, workers=0)
+    assert report.total("memories") >= 2
+    with sqlite3.connect(dst) as conn:
+        (summary,) = conn.execute("SELECT summary FROM agno_sessions WHERE session_id = ?", (sid,)).fetchone()
+        memories = dict(conn.execute("SELECT memory_id, memory FROM agno_memories WHERE memory_id IN ('m1', 'm2')"))
+    assert json.loads(summary)["updated_at"] == 1733000000000  # not seconds: kept as stored
+    assert json.loads(memories["m1"]) == "likes tea" and json.loads(memories["m2"]) == "{[1]: 2}"

@@ -30,6 +30,7 @@ from agno_storage.agno3.runs import (
     memory_runs,
     unwrap,
 )
+from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode, Session
 
 #: A Go Agent's runs, read from its ``agent_runs`` table (not a 1.x mode).
@@ -70,7 +71,10 @@ def _summary(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, An
         out["topics"] = found.get("topics")
     stamp = found.get("updated_at", found.get("last_updated"))
     if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        out["updated_at"] = datetime.fromtimestamp(stamp, tz=UTC).replace(tzinfo=None).isoformat()
+        try:
+            out["updated_at"] = datetime.fromtimestamp(stamp, tz=UTC).replace(tzinfo=None).isoformat()
+        except (OverflowError, OSError, ValueError):  # not Unix seconds (milliseconds, say): kept as stored
+            out["updated_at"] = stamp
     elif isinstance(stamp, str):
         out["updated_at"] = stamp
     return out, other
@@ -288,11 +292,26 @@ def _go_run(go: GoAgentRun, session_id: str, user_id: str | None, head: Session 
         messages.append({"role": "user", "content": go.user_message, "created_at": created})
     if go.agent_message is not None:
         messages.append({"role": "assistant", "content": go.agent_message, "created_at": created})
+
+    def column(name: str) -> Any:
+        text = getattr(go, name)
+        if not text:
+            return text
+        try:
+            return codec.loads(text)
+        except (ValueError, TypeError) as exc:  # not JSON (orjson's error is a ValueError), or not text
+            raise CorruptRowError(
+                f"agent_runs.{name} of run {go.id!r} of session {session_id!r} is not valid JSON: {exc}",
+                table="agent_runs",
+                session_id=session_id,
+                column=name,
+            ) from exc
+
     raw = {
         "run_name": go.run_name,
-        "run_data": codec.loads(go.run_data) if go.run_data else go.run_data,
-        "messages": codec.loads(go.messages) if go.messages else go.messages,
-        "metrics": codec.loads(go.metrics) if go.metrics else go.metrics,
+        "run_data": column("run_data"),
+        "messages": column("messages"),
+        "metrics": column("metrics"),
         "updated_at": go.updated_at,
     }
     return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import sqlite3
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -49,7 +50,7 @@ class MemoryTableRow:
 def _epoch(value: Any) -> int | None:
     """A stored timestamp as epoch seconds: SQLite's UTC text, PostgreSQL's timestamptz, a 1.x ISO string."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
+        return int(value) if math.isfinite(value) else None
     if isinstance(value, str) and value:
         try:
             value = datetime.fromisoformat(value)
@@ -58,7 +59,10 @@ def _epoch(value: Any) -> int | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return int(value.timestamp())
+        try:
+            return int(value.timestamp())
+        except (OverflowError, OSError, ValueError):
+            return None
     return None
 
 
@@ -67,7 +71,7 @@ def _local_epoch(value: Any) -> int | None:
     if isinstance(value, str) and value:
         try:
             return int(datetime.fromisoformat(value).timestamp())
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             return None
     return None
 
@@ -82,7 +86,7 @@ def parse_memory(value: Any) -> Any:
         pass
     try:
         return ast.literal_eval(value)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: "{[1]: 2}"
         return value
 
 

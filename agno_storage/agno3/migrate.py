@@ -26,7 +26,7 @@ from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row
 from agno_storage.agno3.records import Agno3Memory, Previous
 from agno_storage.agno3.workers import WorkerPool
-from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, rows_for
+from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, driver_error, rows_for
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 
@@ -123,8 +123,10 @@ def to_agno3(
             raise InvalidInputError(f"{what} is an in-memory database; give a file")
     if isinstance(src_target, urls.SqliteTarget) and not Path(str(src_target.path)).expanduser().exists():
         raise InvalidInputError(f"no database file {src_target.path!r}")
-    if workers is not None and workers < 0:
-        raise InvalidInputError(f"workers must be 0 or more, not {workers}")
+    if workers is not None and (type(workers) is not int or workers < 0):
+        raise InvalidInputError(f"workers must be an int, 0 or more, not {workers!r}")
+    if type(batch_size) is not int or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an int, 1 or more, not {batch_size!r}")
     chosen = {**DEFAULT_TABLES, **(tables or {})}
     with ExitStack() as stack:
         source = Source(SourceSpec(src=src, tables=chosen, schema=schema))
@@ -137,9 +139,12 @@ def to_agno3(
             report.tables[GO_AGENT_RUNS] = GO_RUNS_TABLE
         writer: Writer | None = None
         if not dry_run:
-            writer = _open_writer(dst_target, dst_schema)
-            stack.callback(writer.close)
-            writer.prepare()
+            try:
+                writer = _open_writer(dst_target, dst_schema)
+                stack.callback(writer.close)
+                writer.prepare()
+            except Exception as exc:  # the driver's, or the file system's
+                raise driver_error(exc, f"opening DST {dst!r} for agno 3's tables") from exc
         memories: MemoryTable | None = None
         if memory_table:
             memories = MemoryTable(src_target, memory_table, schema)
@@ -220,10 +225,8 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> N
     if writer is not None and result.encoded:
         try:
             writer.write(result.encoded)
-        except StorageError:
-            raise
         except Exception as exc:
-            raise StorageError(f"writing agno 3 sessions {result.encoded[0].session_id!r}...: {exc}") from exc
+            raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
 
 
 def _migrate_memory_table(table: MemoryTable, writer: Writer | None, report: Agno3Report, size: int) -> None:

@@ -87,7 +87,17 @@ head = stdin.read(8)
 if len(head) == 8:
     sys.path[:] = pickle.loads(stdin.read(struct.unpack("<Q", head)[0]))
     from agno_storage.agno3.workers import serve
-    serve(stdin, out)
+    # Ended with os._exit: the reader thread may still be blocked reading stdin (the parent closed the
+    # replies' pipe first), and an interpreter shutting down around it aborts on the stdin buffer's lock.
+    try:
+        serve(stdin, out)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stderr.flush()
+    os._exit(0)
 """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,8 @@ from agno_storage.agno3 import ddl
 from agno_storage.agno3.mapping import KEEP_KEY, Mapped
 from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
 from agno_storage.backends import sqlite_bulk
-from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.backends.sqlite_errors import translate
+from agno_storage.errors import DatabaseReplacedError, InvalidInputError, StorageError
 from agno_storage.schema import quote
 
 _INF = float("inf")
@@ -162,6 +164,24 @@ class Rows:
         )
 
 
+def driver_error(exc: BaseException, what: str) -> StorageError:
+    """The typed error for what a target's driver (or the file system under it) raised while ``what``."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        error = translate(exc, ddl.SESSIONS)
+        return type(error)(f"{what}: {error.message}", table=error.table)
+    if isinstance(exc, OSError):
+        return StorageError(f"{what}: {exc}")
+    module = type(exc).__module__ or ""
+    if module.startswith("psycopg"):
+        from agno_storage.backends.pg_conn import _translate
+
+        error = _translate(exc, ddl.SESSIONS)
+        return type(error)(f"{what}: {error.message}", table=error.table)
+    return StorageError(f"{what}: {exc}")
+
+
 def rows_for(engine: str) -> Rows:
     """The row encoder of the target engine's writer: ``"sqlite"`` (JSON text) or ``"postgres"`` (``Jsonb``)."""
     if engine == "sqlite":
@@ -171,6 +191,11 @@ def rows_for(engine: str) -> Rows:
 
         return Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
     raise ValueError(f"unknown engine {engine!r}")
+
+
+def _file_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _batch_rows(batch: Sequence[Encoded]) -> dict[str, list[tuple[Any, ...]]]:
@@ -297,6 +322,9 @@ class SqliteWriter:
         self._conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.checkpoint_pages(page_size)}")
         self._checkpointer = sqlite_bulk.Checkpointer(path)
         self._checkpointer.start()
+        self._path = str(Path(path).expanduser())
+        #: (device, inode) of the file this connection opened: a batch is written only while the path names it.
+        self._file_id = _file_id(self._path)
         self._wal = sqlite_bulk.wal_path(path)
         self._unsynced = False  # batches committed since the last fsync of the WAL
         self._rows = rows_for(self.engine)
@@ -306,6 +334,19 @@ class SqliteWriter:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
+            # Under the write lock: a file deleted or replaced since it was opened would take every batch
+            # written from now on with it, while the run reported them written.
+            try:
+                now: tuple[int, int] | None = _file_id(self._path)
+            except OSError:
+                now = None
+            if now != self._file_id:
+                what = "was deleted" if now is None else "was replaced by another file"
+                raise DatabaseReplacedError(
+                    f"DST {self._path!r} {what} during the migration; nothing more was written to it"
+                    " (run it again to write what is missing)",
+                    table=ddl.SESSIONS,
+                )
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
