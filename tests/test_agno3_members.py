@@ -227,3 +227,109 @@ def test_a_team_moved_to_another_users_session_keeps_each_sessions_runs_apart(tm
     assert again.total("runs_removed") == 0
     assert runs() == [("A", "alice", "alice's secret question"), ("B", "bob", "bob's question")]
     ours.close()
+
+
+def test_a_users_memory_copied_into_each_session_row_is_one_agno3_memory(tmp_path: Path) -> None:
+    """agno 1.8.4 AgentMemory with a memory table: every session row of the user holds a copy of the
+    user's memories, without ids. agno 3 gets the memory once, under the table's id."""
+    from agno.agent import Agent
+    from agno.memory.agent import AgentMemory
+    from agno.memory.db.sqlite import SqliteMemoryDb
+    from agno.memory.memory import Memory as V1Memory
+    from agno.memory.row import MemoryRow
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    from devkit.fake_model import FakeModel
+
+    db = str(tmp_path / "src.db")
+    memories = SqliteMemoryDb(table_name="memory", db_file=db)
+    memories.create()
+    memories.upsert_memory(
+        MemoryRow(memory=V1Memory(memory="alice likes tea", input="I like tea").to_dict(), user_id="alice")
+    )
+    for sid in ("s1", "s2", "s3"):
+        storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=db, mode="agent")
+        memory = AgentMemory(db=memories, user_id="alice")
+        memory.load_user_memories()
+        agent = Agent(
+            agent_id="a",
+            model=FakeModel(prefix="a"),
+            memory=memory,
+            storage=storage,
+            session_id=sid,
+            user_id="alice",
+            telemetry=False,
+            monitoring=False,
+        )
+        agent.run(f"hello from {sid}")
+        storage.db_engine.dispose()
+    with sqlite3.connect(db) as conn:
+        copies = [json.loads(m).get("memories") for (m,) in conn.execute("SELECT memory FROM agent_sessions")]
+        (table_id,) = conn.execute("SELECT id FROM memory").fetchone()
+    assert all(c and c[0]["memory"] == "alice likes tea" for c in copies)  # what agno wrote: three copies
+    dst = str(tmp_path / "dst.db")
+    for _ in range(2):  # and the same after a rerun
+        to_agno3(db, dst, workers=0)
+        with sqlite3.connect(dst) as conn:
+            rows = conn.execute("SELECT memory_id, memory, user_id FROM agno_memories").fetchall()
+        assert rows == [(table_id, '"alice likes tea"', "alice")]
+
+
+@pytest.mark.parametrize("target", ["sqlite", "postgres"])
+def test_the_newest_copy_of_a_memory_wins_and_agno3s_own_change_is_kept(
+    tmp_path: Path, target: str, request: pytest.FixtureRequest
+) -> None:
+    """Memory v2 rows hold every user's memories as they were when each session was saved: the copy with the
+    latest time wins whatever order the sessions are read in, and a rerun never puts back an older text over
+    one agno 3 changed since."""
+    from agno_storage import SqliteStorage
+    from bench import harness, sessions
+
+    src = str(tmp_path / "src.db")
+    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
+
+    def memory(text: str, when: str) -> dict[str, Any]:
+        return {"memories": {"alice": {"m1": {"memory_id": "m1", "memory": text, "topics": [], "last_updated": when}}}}
+
+    for i, (sid, created, text, when) in enumerate(
+        (
+            ("A", 100, "alice lives in Paris", "2024-01-10T00:00:00"),
+            ("B", 500, "alice lives in Rome", "2024-01-05T00:00:00"),
+        )
+    ):
+        d = sessions.agno_session(i, n_runs=1)
+        d["memory"] = {**d["memory"], **memory(text, when)}
+        store.upsert(harness.ours_session(d, session_id=sid, user_id="alice", created_at=created))
+    store.close()
+
+    if target == "sqlite":
+        dst, schema = str(tmp_path / "dst.db"), None
+
+        def run(sql: str) -> list[Any]:
+            with sqlite3.connect(dst) as conn:
+                return conn.execute(sql).fetchall()
+
+        texts = "SELECT memory FROM agno_memories"
+    else:
+        import psycopg
+
+        dst, schema = request.getfixturevalue("pg_server").dsn, "newest_copy"
+
+        def run(sql: str) -> list[Any]:
+            with psycopg.connect(dst, autocommit=True) as conn:
+                cur = conn.execute(sql)
+                return cur.fetchall() if cur.description else []
+
+        texts = "SELECT memory #>> '{}' FROM newest_copy.agno_memories"
+        run("DROP SCHEMA IF EXISTS newest_copy CASCADE")
+    to_agno3(src, dst, workers=0, dst_schema=schema)
+    assert [r[0].strip('"') for r in run(texts)] == ["alice lives in Paris"]
+    table = "agno_memories" if schema is None else f"{schema}.agno_memories"
+    changed = "'\"alice lives in Berlin\"'" if schema is None else "to_jsonb('alice lives in Berlin'::text)"
+    run(f"UPDATE {table} SET memory = {changed}, updated_at = 2000000000")
+    with sqlite3.connect(src) as conn:  # the 1.x app saves session B again
+        conn.execute(
+            "UPDATE agent_sessions SET session_data = '{\"session_name\": \"renamed\"}' WHERE session_id = 'B'"
+        )
+    assert to_agno3(src, dst, workers=0, dst_schema=schema).total("sessions") == 1
+    assert [r[0].strip('"') for r in run(texts)] == ["alice lives in Berlin"]

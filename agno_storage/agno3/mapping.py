@@ -80,10 +80,39 @@ def _summary(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, An
     return out, other
 
 
-def _memories(memory: Any, session: Session, entity: tuple[str | None, str | None]) -> tuple[list[Agno3Memory], Any]:
-    """1.x user memories as agno 3 rows, and what did not fit."""
+def memory_copy_id(user_id: str | None, text: str) -> str:
+    """The agno 3 id of a user memory a 1.x session row holds without an id (AgentMemory's list).
+
+    Made of the user and the text: the copies of one memory that each of a
+    user's sessions holds are one row, and a memory-table row with the same
+    user and text (the memory they were copied from) replaces them.
+    """
+    return make_id("memory", user_id or "", text)
+
+
+def _memory_time(value: Any) -> int | None:
+    """A 1.x memory's ``updated_at`` / ``last_updated``: Unix seconds, or ``datetime.now().isoformat()`` text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return int(datetime.fromisoformat(value).timestamp())
+        except (ValueError, OverflowError, OSError):
+            return None
+    return None
+
+
+def _memories(
+    memory: Any, session: Session, entity: tuple[str | None, str | None]
+) -> tuple[list[Agno3Memory], Any, list[str]]:
+    """1.x user memories as agno 3 rows, what did not fit, and the ids earlier builds gave the id-less ones.
+
+    A memory's time is its own ``updated_at`` / ``last_updated``; without
+    one, the session row's: its ``updated_at`` for when the copy was taken.
+    The writer keeps the newest of several copies of one memory.
+    """
     if not isinstance(memory, Mapping):
-        return [], None
+        return [], None, []
     raw = memory.get("memories")
     items: list[tuple[str | None, Any]] = []
     if isinstance(raw, list):
@@ -95,20 +124,30 @@ def _memories(memory: Any, session: Session, entity: tuple[str | None, str | Non
             elif isinstance(per_user, list):
                 items += [(user, m) for m in per_user]
     out: list[Agno3Memory] = []
+    seen: set[str] = set()
+    legacy: list[str] = []
     unfit = []
-    base = session.created_at or 0
+    created_base = session.created_at or 0
+    updated_base = session.updated_at or created_base
     for i, (user, item) in enumerate(items):
         if isinstance(item, str):
             item = {"memory": item}
         if not isinstance(item, Mapping) or not isinstance(item.get("memory"), str):
             unfit.append(item)
             continue
-        stamp = item.get("updated_at", item.get("last_updated"))
-        created = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else base
+        stamp = _memory_time(item.get("updated_at", item.get("last_updated")))
         memory_id = item.get("memory_id") or item.get("id")
+        if memory_id:
+            memory_id = str(memory_id)
+        else:
+            memory_id = memory_copy_id(user, item["memory"])
+            legacy.append(make_id("memory", session.session_id, user, i))  # what builds before gave it
+        if memory_id in seen:
+            continue
+        seen.add(memory_id)
         out.append(
             Agno3Memory(
-                memory_id=str(memory_id) if memory_id else make_id("memory", session.session_id, user, i),
+                memory_id=memory_id,
                 memory=item["memory"],
                 input=item.get("input") if isinstance(item.get("input"), str) else None,
                 agent_id=entity[0],
@@ -116,11 +155,11 @@ def _memories(memory: Any, session: Session, entity: tuple[str | None, str | Non
                 user_id=user or None,
                 topics=item.get("topics"),
                 feedback=item.get("feedback") if isinstance(item.get("feedback"), str) else None,
-                created_at=created,
-                updated_at=created,
+                created_at=stamp if stamp is not None else created_base,
+                updated_at=stamp if stamp is not None else updated_base,
             )
         )
-    return out, (unfit or None)
+    return out, (unfit or None), legacy
 
 
 def _session_data(data: Any, keep: dict[str, Any]) -> Any:
@@ -157,6 +196,7 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
     keep: dict[str, Any] = {}
     labels: list[str] = []
     memories: list[Agno3Memory] = []
+    legacy_memories: list[str] = []
     summary: Any = None
     summaries = 0
     step_parents: dict[str, str] = {}
@@ -205,8 +245,9 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
                     if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
                         step_parents[response["run_id"]] = data["run_id"]
         entity = (source.entity_id if kind == "agent" else None, source.entity_id if kind == "team" else None)
-        found, other = _memories(memory, source, entity)
+        found, other, legacy = _memories(memory, source, entity)
         memories += found
+        legacy_memories += legacy
         if other is not None:
             own_keep["memories"] = other
         this_summary, all_summaries = _summary(memory, source.user_id, session_id)
@@ -235,7 +276,8 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
             if go.id in builder.ids:
                 continue
             builder.add(_go_run(go, session_id, user_id, head), "agent", None)
-    return _assemble(session_id, head, ordered, builder, keep, labels, memories, summary, summaries, go_runs)
+    mapped = _assemble(session_id, head, ordered, builder, keep, labels, memories, summary, summaries, go_runs)
+    return attrs.evolve(mapped, legacy_memories=tuple(legacy_memories)) if legacy_memories else mapped
 
 
 def _created(head: Session | None, go_runs: Sequence[GoAgentRun]) -> int:

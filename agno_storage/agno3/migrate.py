@@ -22,7 +22,7 @@ import attrs
 from agno_storage import urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk
-from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter
+from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter, memory_copy_id
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row
 from agno_storage.agno3.records import Agno3Memory, Previous
 from agno_storage.agno3.workers import WorkerPool
@@ -240,6 +240,12 @@ def _migrate_memory_table(table: MemoryTable, writer: Writer | None, report: Agn
     pending: list[Agno3Memory] = []
 
     def flush() -> None:
+        if writer is not None:
+            # The copies sessions held of these memories (AgentMemory's lists, made without ids) are these.
+            try:
+                writer.forget_memories([memory_copy_id(m.user_id, m.memory) for m in pending])
+            except Exception as exc:
+                raise driver_error(exc, "removing copies of memory-table memories") from exc
         stamps = writer.memory_stamps([m.memory_id for m in pending]) if writer is not None else {}
         fresh = []
         for memory in pending:

@@ -78,6 +78,8 @@ class Mapped:
     stale_runs: tuple[str, ...] = ()
     #: Whether an earlier migration wrote this session (its other runs, agno 3's own, are renumbered after).
     rewrite: bool = False
+    #: The ids builds before 2026-12 gave this session's id-less memories (one row per session and place).
+    legacy_memories: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -97,6 +99,8 @@ class Encoded:
     run_ids: tuple[str, ...]
     stale_runs: tuple[str, ...]
     rewrite: bool
+    #: Memory rows an earlier build wrote under ids no longer used (deleted with the batch).
+    stale_memories: tuple[str, ...] = ()
 
 
 @attrs.frozen

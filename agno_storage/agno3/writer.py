@@ -101,6 +101,9 @@ class Writer(Protocol):
     def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
         """Upsert ``memories`` in one transaction."""
 
+    def forget_memories(self, memory_ids: Sequence[str]) -> None:
+        """Delete the memories ``memory_ids`` that are there, in one transaction."""
+
     def close(self) -> None: ...
 
 
@@ -111,7 +114,12 @@ def _upsert_sql(table: str, prefix: str, placeholder: str, rows: int = 1) -> str
     names = ", ".join(columns)
     marks = ", ".join(f"({', '.join(placeholder for _ in columns)})" for _ in range(rows))
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    return f"INSERT INTO {prefix}{table} ({names}) VALUES {marks} ON CONFLICT ({key}) DO UPDATE SET {updates}"  # noqa: S608 - constant identifiers only
+    sql = f"INSERT INTO {prefix}{table} ({names}) VALUES {marks} ON CONFLICT ({key}) DO UPDATE SET {updates}"  # noqa: S608 - constant identifiers only
+    if table == ddl.MEMORIES:
+        # A user memory is kept when the one there is newer: agno 3 changed it since, or another session
+        # held a later copy of it.
+        sql += f" WHERE {table}.updated_at IS NULL OR excluded.updated_at >= {table}.updated_at"
+    return sql
 
 
 #: Rows per SQLite upsert statement (650 parameters at most, under SQLite's oldest limit of 999). Each
@@ -161,6 +169,7 @@ class Rows:
             run_ids=tuple(r.run_id for r in mapped.runs),
             stale_runs=mapped.stale_runs,
             rewrite=mapped.rewrite,
+            stale_memories=mapped.legacy_memories if mapped.rewrite else (),
         )
 
 
@@ -250,6 +259,7 @@ def _memory_stamps(cur: Any, memory_ids: Sequence[str], prefix: str, mark: str) 
 
 
 _STALE_SQL = f"DELETE FROM {{prefix}}{ddl.RUNS} WHERE session_id = {{mark}} AND run_id = {{mark}}"  # noqa: S608
+_FORGET_MEMORY_SQL = f"DELETE FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id = {{mark}}"  # noqa: S608
 _ORDER_SQL = (
     f"SELECT run_id FROM {{prefix}}{ddl.RUNS} WHERE session_id = {{mark}}"  # noqa: S608
     " ORDER BY run_index, created_at, run_id"
@@ -267,6 +277,9 @@ def _tidy_runs(cur: Any, batch: Sequence[Encoded], prefix: str, mark: str) -> No
     stale = [(e.session_id, run_id) for e in batch for run_id in e.stale_runs]
     if stale:
         cur.executemany(_STALE_SQL.format(prefix=prefix, mark=mark), stale)
+    forgotten = [(memory_id,) for e in batch for memory_id in e.stale_memories]
+    if forgotten:
+        cur.executemany(_FORGET_MEMORY_SQL.format(prefix=prefix, mark=mark), forgotten)
     for encoded in batch:
         if not encoded.rewrite:
             continue
@@ -408,6 +421,10 @@ class SqliteWriter:
         with self._transaction() as conn:
             self._upsert(conn, ddl.MEMORIES, [self._rows.of(ddl.MEMORIES, m) for m in memories])
 
+    def forget_memories(self, memory_ids: Sequence[str]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(_FORGET_MEMORY_SQL.format(prefix="", mark="?"), [(m,) for m in memory_ids])
+
     def sync(self) -> None:
         """fsync the WAL and its folder if batches were committed since the last time (see the class)."""
         if not self._unsynced:
@@ -494,6 +511,10 @@ class PostgresWriter:
         rows = [self._rows.of(ddl.MEMORIES, m) for m in memories]
         with self._conn.transaction(), self._conn.cursor() as cur:
             cur.executemany(self._sql[ddl.MEMORIES], rows)
+
+    def forget_memories(self, memory_ids: Sequence[str]) -> None:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.executemany(_FORGET_MEMORY_SQL.format(prefix=self._prefix, mark="%s"), [(m,) for m in memory_ids])
 
     def close(self) -> None:
         self._conn.close()
