@@ -402,3 +402,31 @@ def test_values_a_source_should_not_hold_are_typed_errors_or_kept_not_raw_except
         memories = dict(conn.execute("SELECT memory_id, memory FROM agno_memories WHERE memory_id IN ('m1', 'm2')"))
     assert json.loads(summary)["updated_at"] == 1733000000000  # not seconds: kept as stored
     assert json.loads(memories["m1"]) == "likes tea" and json.loads(memories["m2"]) == "{[1]: 2}"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_dry_run_reports_what_the_run_after_it_does(tmp_path: Path, workers: int) -> None:
+    """Against a DST an earlier migration wrote, a dry run reads what is there (read only) and reports the
+    sessions left alone and the runs that would be deleted, as the real run then does."""
+    import hashlib
+
+    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    to_agno3(src, dst, workers=0)
+    with sqlite3.connect(src) as conn:
+        sid, memory = conn.execute("SELECT session_id, memory FROM agent_sessions LIMIT 1").fetchone()
+        data = json.loads(memory)
+        data["runs"] = data["runs"][:1]  # the 1.x app trimmed this session's runs
+        conn.execute("UPDATE agent_sessions SET memory = ? WHERE session_id = ?", (json.dumps(data), sid))
+    with sqlite3.connect(dst) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = hashlib.sha256(Path(dst).read_bytes()).hexdigest()
+    dry = to_agno3(src, dst, dry_run=True, workers=workers)
+    assert hashlib.sha256(Path(dst).read_bytes()).hexdigest() == before
+    real = to_agno3(src, dst, workers=0)
+    for what in ("sessions", "unchanged", "runs", "runs_removed"):
+        assert dry.total(what) == real.total(what), what
+    assert (real.total("sessions"), real.total("unchanged"), real.total("runs_removed")) == (1, N - 1, RUNS - 1)
+    # A dry run into a DST that is not there yet: every session would be written, nothing is made.
+    fresh = tmp_path / "none.db"
+    assert to_agno3(src, str(fresh), dry_run=True, workers=workers).total("sessions") == N
+    assert not fresh.exists()

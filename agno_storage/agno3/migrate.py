@@ -26,7 +26,7 @@ from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter, memory_cop
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row
 from agno_storage.agno3.records import Agno3Memory, Previous
 from agno_storage.agno3.workers import WorkerPool
-from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, driver_error, rows_for
+from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, TargetReader, Writer, driver_error, rows_for
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 
@@ -138,13 +138,22 @@ def to_agno3(
         if source.go is not None and source.go.present:
             report.tables[GO_AGENT_RUNS] = GO_RUNS_TABLE
         writer: Writer | None = None
-        if not dry_run:
+        #: What earlier migrations left in DST: the writer's reads, or a dry run's read-only look.
+        lookup: Writer | TargetReader | None = None
+        if dry_run:
+            try:
+                lookup = TargetReader(dst_target, dst_schema)
+            except Exception as exc:  # the driver's, or the file system's
+                raise driver_error(exc, f"reading DST {dst!r}") from exc
+            stack.callback(lookup.close)
+        else:
             try:
                 writer = _open_writer(dst_target, dst_schema)
                 stack.callback(writer.close)
                 writer.prepare()
             except Exception as exc:  # the driver's, or the file system's
                 raise driver_error(exc, f"opening DST {dst!r} for agno 3's tables") from exc
+            lookup = writer
         memories: MemoryTable | None = None
         if memory_table:
             memories = MemoryTable(src_target, memory_table, schema)
@@ -165,10 +174,10 @@ def to_agno3(
                 pool = None  # chosen by default, and none can start here: map in this process
         if pool is not None:
             stack.callback(pool.close)
-            results = pool.map(chunks, lambda chunk: _previous(writer, chunk))
+            results = pool.map(chunks, lambda chunk: _previous(lookup, chunk))
         else:
             rows = rows_for(writer.engine) if writer is not None else None
-            results = (map_chunk(source, chunk, _previous(writer, chunk), rows) for chunk in chunks)
+            results = (map_chunk(source, chunk, _previous(lookup, chunk), rows) for chunk in chunks)
         done = 0
         for chunk, result in zip(chunks, results, strict=True):
             _write(result, writer, report)
@@ -176,7 +185,7 @@ def to_agno3(
             if progress is not None:
                 progress(done, len(plan))
         if memories is not None and memories.present:
-            _migrate_memory_table(memories, writer, report, batch_size)
+            _migrate_memory_table(memories, writer, lookup, report, batch_size)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -200,11 +209,11 @@ def _runs_python(executable: str | None) -> bool:
     return name.startswith(("python", "pypy")) and not getattr(sys, "frozen", False)
 
 
-def _previous(writer: Writer | None, chunk: Sequence[PlanItem]) -> dict[str, Previous]:
-    if writer is None:
+def _previous(lookup: Writer | TargetReader | None, chunk: Sequence[PlanItem]) -> dict[str, Previous]:
+    if lookup is None:
         return {}
     try:
-        return writer.previous([sid for sid, _, _ in chunk])
+        return lookup.previous([sid for sid, _, _ in chunk])
     except StorageError:
         raise
     except Exception as exc:  # the driver's own error
@@ -229,7 +238,9 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> N
             raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
 
 
-def _migrate_memory_table(table: MemoryTable, writer: Writer | None, report: Agno3Report, size: int) -> None:
+def _migrate_memory_table(
+    table: MemoryTable, writer: Writer | None, lookup: Writer | TargetReader | None, report: Agno3Report, size: int
+) -> None:
     """agno 1.x's memory table into ``agno_memories``, ``size`` rows to a transaction.
 
     A memory already in ``agno_memories`` with an ``updated_at`` at or after
@@ -246,7 +257,7 @@ def _migrate_memory_table(table: MemoryTable, writer: Writer | None, report: Agn
                 writer.forget_memories([memory_copy_id(m.user_id, m.memory) for m in pending])
             except Exception as exc:
                 raise driver_error(exc, "removing copies of memory-table memories") from exc
-        stamps = writer.memory_stamps([m.memory_id for m in pending]) if writer is not None else {}
+        stamps = lookup.memory_stamps([m.memory_id for m in pending]) if lookup is not None else {}
         fresh = []
         for memory in pending:
             if memory.memory_id in stamps:

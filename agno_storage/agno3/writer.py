@@ -249,6 +249,76 @@ def _previous_of(metadata: Any) -> Previous:
 _MEMORY_STAMPS_SQL = f"SELECT memory_id, updated_at FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id IN ({{marks}})"  # noqa: S608
 
 
+def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str]) -> dict[str, Previous]:
+    out: dict[str, Previous] = {}
+    for start in range(0, len(session_ids), 500):
+        chunk = list(session_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        sql = f"SELECT session_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
+        for sid, metadata in conn.execute(sql, chunk):
+            out[sid] = _previous_of(metadata)
+    return out
+
+
+def _postgres_previous(conn: Any, prefix: str, session_ids: Sequence[str]) -> dict[str, Previous]:
+    if not session_ids:
+        return {}
+    sql = f"SELECT session_id, metadata FROM {prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
+    rows = conn.execute(sql, (list(session_ids),)).fetchall()
+    return {sid: _previous_of(metadata) for sid, metadata in rows}
+
+
+class TargetReader:
+    """What a dry run reads of DST, which it never writes: what earlier migrations left there.
+
+    A DST that is not there, or has no agno 3 tables yet, holds nothing:
+    every session would be written.
+    """
+
+    def __init__(self, target: Any, schema: str | None = "ai") -> None:
+        from agno_storage import urls
+
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Any = None
+        self._prefix = ""
+        self._tables: set[str] = set()
+        if isinstance(target, urls.SqliteTarget):
+            path = Path(str(target.path)).expanduser()
+            if not path.exists():
+                return
+            self._sqlite = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+            self._tables = {r[0] for r in self._sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return
+        import psycopg
+
+        self._pg = psycopg.connect(target.conninfo, autocommit=True)
+        self._prefix = f"{quote(schema)}." if schema else ""
+        for table in (ddl.SESSIONS, ddl.MEMORIES):
+            row = self._pg.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self._prefix}{table}",)).fetchone()
+            if row and row[0]:
+                self._tables.add(table)
+
+    def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
+        if ddl.SESSIONS not in self._tables:
+            return {}
+        if self._sqlite is not None:
+            return _sqlite_previous(self._sqlite, session_ids)
+        return _postgres_previous(self._pg, self._prefix, session_ids)
+
+    def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
+        if ddl.MEMORIES not in self._tables:
+            return {}
+        if self._sqlite is not None:
+            return _memory_stamps(self._sqlite, memory_ids, "", "?")
+        return _memory_stamps(self._pg, memory_ids, self._prefix, "%s")
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            self._pg.close()
+
+
 def _memory_stamps(cur: Any, memory_ids: Sequence[str], prefix: str, mark: str) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for start in range(0, len(memory_ids), 500):
@@ -385,14 +455,7 @@ class SqliteWriter:
                     )
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
-        out: dict[str, Previous] = {}
-        for start in range(0, len(session_ids), 500):
-            chunk = list(session_ids[start : start + 500])
-            marks = ", ".join("?" for _ in chunk)
-            sql = f"SELECT session_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
-            for sid, metadata in self._conn.execute(sql, chunk):
-                out[sid] = _previous_of(metadata)
-        return out
+        return _sqlite_previous(self._conn, session_ids)
 
     def encode(self, mapped: Mapped) -> Encoded:
         return self._rows.encode(mapped)
@@ -485,12 +548,8 @@ class PostgresWriter:
                     )
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
-        if not session_ids:
-            return {}
-        sql = f"SELECT session_id, metadata FROM {self._prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
         with self._conn.transaction():
-            rows = self._conn.execute(sql, (list(session_ids),)).fetchall()
-        return {sid: _previous_of(metadata) for sid, metadata in rows}
+            return _postgres_previous(self._conn, self._prefix, session_ids)
 
     def encode(self, mapped: Mapped) -> Encoded:
         return self._rows.encode(mapped)
@@ -520,4 +579,4 @@ class PostgresWriter:
         self._conn.close()
 
 
-__all__ = ["PostgresWriter", "Rows", "SqliteWriter", "Writer", "rows_for"]
+__all__ = ["PostgresWriter", "Rows", "SqliteWriter", "TargetReader", "Writer", "driver_error", "rows_for"]
