@@ -75,11 +75,13 @@ def _literal(text: str) -> str:
 
 
 def enabled(store: BaseStorage) -> bool:
+    """Whether the log is there: the log table itself (its ``tbl`` column), not a table that shares its name."""
     log, _ = _names(store)
     if _is_sqlite(store):
-        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (_bare(log),)))
-    rows = store._query("SELECT to_regclass(%s) IS NOT NULL", (log,))
-    return bool(rows and rows[0][0])
+        rows = store._query("SELECT 1 FROM pragma_table_info(?) WHERE name = 'tbl'", (_bare(log),))
+        return bool(rows)
+    rows = store._query("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'tbl'", (log,))
+    return bool(rows)
 
 
 def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> None:
@@ -96,6 +98,12 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     log, meta = _names(store)
     t = store.table_name
     with store.transaction() as conn:
+        if not enabled(store) and _taken(store, log):
+            # Its triggers would write into someone else's table, and fail their writes to the sessions table.
+            raise StorageError(
+                f"cannot make the change log of table {t!r}: the database has a table named {log} already",
+                table=t,
+            )
         if _is_sqlite(store):
             new = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (_bare(log),)).fetchone()
             conn.execute(
@@ -265,6 +273,14 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
         for _, c, tb, s, u, o, a in got
         if c is not None
     ]
+
+
+def _taken(store: BaseStorage, log: str) -> bool:
+    """Whether something already has the log's name."""
+    if _is_sqlite(store):
+        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (_bare(log),)))
+    rows = store._query("SELECT to_regclass(%s) IS NOT NULL", (log,))
+    return bool(rows and rows[0][0])
 
 
 def _bare(name: str) -> str:

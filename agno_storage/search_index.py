@@ -167,6 +167,11 @@ def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list[A
 # --------------------------------------------------------------------------- SQLite
 
 
+def _is_fts5(sql: str | None) -> bool:
+    text = (sql or "").upper()
+    return text.startswith("CREATE VIRTUAL TABLE") and "FTS5" in text
+
+
 class SqliteIndex:
     """FTS5 index beside a sessions table in the same SQLite file."""
 
@@ -185,7 +190,9 @@ class SqliteIndex:
         self._marked = [i for i, name in enumerate(names) if name in ids] + self._conversation
 
     def enabled(self) -> bool:
-        return bool(self.store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (self.fts_name,)))
+        # The FTS5 table itself: a sessions table that happens to be named <table>_search is not the index.
+        rows = self.store._query("SELECT sql FROM sqlite_master WHERE name = ?", (self.fts_name,))
+        return bool(rows) and _is_fts5(rows[0][0])
 
     def _trigger_sql(self, names: dict[str, str], table: str) -> builtins.list[str]:
         q = self.queue
@@ -205,6 +212,13 @@ class SqliteIndex:
         with store.transaction() as conn:
             if self.enabled():
                 return
+            taken = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (self.fts_name,)).fetchone()
+            if taken is not None:
+                raise StorageError(
+                    f"cannot make the search index of table {store.table_name!r}: the file has a {taken[0]}"
+                    f" named {self.fts_name!r} already",
+                    table=store.table_name,
+                )
             try:
                 conn.execute(
                     f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, session_id UNINDEXED, user_id UNINDEXED, "
@@ -471,8 +485,11 @@ class PostgresIndex:
         self.lock_key = f"agno_storage.search:{self.docs_name}"
 
     def enabled(self) -> bool:
-        rows = self.store._query("SELECT to_regclass(%s) IS NOT NULL", (self.docs_name,))
-        return bool(rows and rows[0][0])
+        # The index's own table (its generated tsv column), not a sessions table named <table>_search.
+        rows = self.store._query(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'tsv'", (self.docs_name,)
+        )
+        return bool(rows)
 
     def enable(self) -> None:
         store = self.store

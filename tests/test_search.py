@@ -408,3 +408,24 @@ def test_index_fingerprints_are_the_documented_digest() -> None:
     got = list(search_index._docs("s", "u", None, messages))
     assert [d[4] for d in got] == [orjson.dumps(CONVERTER.unstructure(m)).decode() for m in messages[:2]]
     assert [d[6] for d in got] == [search_index.digest(d) for d in got]
+
+
+def test_a_table_named_like_the_index_is_not_taken_for_it(make_store: Any) -> None:
+    """Sessions tables "t" and "t_search" (or "t_changes") in one database: t's search and feed are off until
+    enabled, and enabling them where the name is taken is a clear error, not a write into the other table."""
+    store = make_store("agent")
+    neighbour = make_store("agent", table_name=store.table_name + "_search")
+    changes_neighbour = make_store("agent", table_name=store.table_name + "_changes")
+    neighbour.create()
+    changes_neighbour.create()
+    store.upsert(AgentSession(session_id="a", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
+    assert found(store.search("kestrel")) == [("a", "kestrel one")]  # scanned
+    assert not search_index.index_for(store).enabled()
+    with pytest.raises(StorageError, match="already"):
+        store.enable_search()
+    with pytest.raises(StorageError, match="not enabled"):
+        store.changes()
+    with pytest.raises(StorageError, match="already"):
+        store.enable_changes()
+    changes_neighbour.upsert(AgentSession(session_id="n", agent_id="x"))  # its own writes go on
+    assert changes_neighbour.read("n") is not None
