@@ -390,28 +390,36 @@ class SqliteWriter:
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(Path(path).expanduser()), timeout=busy_timeout, isolation_level=None)
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        # A new file gets pages of PAGE_SIZE bytes (an existing one keeps its own; see PAGE_SIZE).
-        self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # Each upsert of a batch is a statement that may abort (the runs' foreign key), so SQLite keeps a
-        # statement journal of the pages it changes; in a temp file that was ~550 MB of writes per 1,000
-        # sessions. In memory it is one statement's pages at a time.
-        self._conn.execute("PRAGMA temp_store = MEMORY")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        # Checkpoints run on a thread of their own (sqlite_bulk.Checkpointer), overlapping the writes; this
-        # connection's own bound the WAL.
-        page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-        self._conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.checkpoint_pages(page_size)}")
+        try:
+            self._configure()
+            self._path = str(Path(path).expanduser())
+            #: (device, inode) of the file this connection opened: a batch is written only while the path names it.
+            self._file_id = _file_id(self._path)
+        except BaseException:
+            self._conn.close()  # a file SQLite refuses (not a database, read-only...): nothing left open
+            raise
         self._checkpointer = sqlite_bulk.Checkpointer(path)
         self._checkpointer.start()
-        self._path = str(Path(path).expanduser())
-        #: (device, inode) of the file this connection opened: a batch is written only while the path names it.
-        self._file_id = _file_id(self._path)
         self._wal = sqlite_bulk.wal_path(path)
         self._unsynced = False  # batches committed since the last fsync of the WAL
         self._rows = rows_for(self.engine)
         self._sql: dict[tuple[str, int], str] = {}
+
+    def _configure(self) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA foreign_keys = ON")
+        # A new file gets pages of PAGE_SIZE bytes (an existing one keeps its own; see PAGE_SIZE).
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        # Each upsert of a batch is a statement that may abort (the runs' foreign key), so SQLite keeps a
+        # statement journal of the pages it changes; in a temp file that was ~550 MB of writes per 1,000
+        # sessions. In memory it is one statement's pages at a time.
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoints run on a thread of their own (sqlite_bulk.Checkpointer), overlapping the writes; this
+        # connection's own bound the WAL.
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.checkpoint_pages(page_size)}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
