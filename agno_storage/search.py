@@ -57,6 +57,19 @@ def terms(query: str) -> builtins.list[str]:
     return builtins.list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
 
 
+def spelled_terms(query: str) -> builtins.list[str]:
+    """The words of ``query`` as spelled, each once (whatever its case), in order: for a full-text engine.
+
+    The engine folds the case of the query as it folded the indexed text;
+    Python's ``lower()`` folds some letters otherwise (``"İ"`` becomes ``"i"``
+    and a combining dot, which FTS5 never sees in the text).
+    """
+    first: dict[str, str] = {}
+    for w in _WORD.findall(query):
+        first.setdefault(w.lower(), w)
+    return builtins.list(first.values())
+
+
 def check_args(store: BaseStorage, query: object, limit: object) -> str:
     if not isinstance(query, str):
         raise InvalidInputError(f"query must be a str, got {query!r}", table=store.table_name)
@@ -82,7 +95,8 @@ def search(
     """
     from agno_storage import search_index
 
-    words = terms(check_args(store, query, limit))
+    text = check_args(store, query, limit)
+    words = terms(text)
     if not words:
         return []
     index = search_index.index_for(store)
@@ -91,7 +105,7 @@ def search(
             index.catch_up()
         except (ReadOnlyDatabaseError, search_index.Unwatched):
             return scan(store, words, user_id, entity_id, limit)
-        return index.search(words, user_id, entity_id, limit)
+        return index.search(spelled_terms(text), user_id, entity_id, limit)
     return scan(store, words, user_id, entity_id, limit)
 
 

@@ -429,3 +429,19 @@ def test_a_table_named_like_the_index_is_not_taken_for_it(make_store: Any) -> No
         store.enable_changes()
     changes_neighbour.upsert(AgentSession(session_id="n", agent_id="x"))  # its own writes go on
     assert changes_neighbour.read("n") is not None
+
+
+def test_the_index_finds_what_the_scan_finds_whatever_the_letters(tmp_path: Path) -> None:
+    """Words whose lower case Python and FTS5 spell differently (Turkish dotted İ) are found by the index
+    as by the scan: the engine gets the query as typed and folds it as it folded the text."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    texts = ["İstanbul trip", "ΣΟΦΟΣ άνθρωπος", "straße", "日本語のテキスト", "CAFÉ au lait"]
+    for i, text in enumerate(texts):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", agent_id="x", memory=agno_memory((text, "ok"))))
+    queries = ["İstanbul", "istanbul", "σοφος", "ΣΟΦΟΣ", "straße", "日本語のテキスト", "café", "Café CAFÉ"]
+    scanned = {q: sorted(h.message.content for h in store.search(q)) for q in queries}
+    store.enable_search()
+    indexed = {q: sorted(h.message.content for h in store.search(q)) for q in queries}
+    assert indexed == scanned
+    assert scanned["İstanbul"] == ["İstanbul trip"] and scanned["café"] == ["CAFÉ au lait"]
+    store.close()
