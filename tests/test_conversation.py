@@ -306,3 +306,21 @@ def test_a_malformed_message_is_named_by_its_place(message: Any, where: str) -> 
         memory_messages(memory, "s", "t")
     assert (info.value.session_id, info.value.column) == ("s", "memory")
     assert where in str(info.value)
+
+
+def test_a_message_by_position_is_the_message_by_keyword() -> None:
+    """history() builds each plain message by position (a third of the cost): the field order is fixed."""
+    assert [f.name for f in attrs.fields(Message)] == [
+        "role",
+        "content",
+        "created_at",
+        "run_id",
+        "tool_calls",
+        "tool_call_id",
+        "name",
+        "member",
+        "source",
+    ]
+    assert Message("user", "hi", 5, "r1", None, None, None, "helper") == Message(
+        role="user", content="hi", created_at=5, run_id="r1", member="helper"
+    )
