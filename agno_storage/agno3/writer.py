@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import operator
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from agno_storage.agno3 import ddl
 from agno_storage.agno3.mapping import KEEP_KEY, Mapped
 from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
 from agno_storage.backends import sqlite_bulk
+from agno_storage.backends.sqlite import file_id
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import DatabaseReplacedError, InvalidInputError, StorageError
 from agno_storage.schema import quote
@@ -200,11 +200,6 @@ def rows_for(engine: str) -> Rows:
 
         return Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
     raise ValueError(f"unknown engine {engine!r}")
-
-
-def _file_id(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
 
 
 def _batch_rows(batch: Sequence[Encoded]) -> dict[str, list[tuple[Any, ...]]]:
@@ -394,7 +389,7 @@ class SqliteWriter:
             self._configure()
             self._path = str(Path(path).expanduser())
             #: (device, inode) of the file this connection opened: a batch is written only while the path names it.
-            self._file_id = _file_id(self._path)
+            self._file_id = file_id(self._path)
         except BaseException:
             self._conn.close()  # a file SQLite refuses (not a database, read-only...): nothing left open
             raise
@@ -428,7 +423,7 @@ class SqliteWriter:
             # Under the write lock: a file deleted or replaced since it was opened would take every batch
             # written from now on with it, while the run reported them written.
             try:
-                now: tuple[int, int] | None = _file_id(self._path)
+                now: tuple[int, int] | None = file_id(self._path)
             except OSError:
                 now = None
             if now != self._file_id:

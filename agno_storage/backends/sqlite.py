@@ -212,7 +212,7 @@ class SqliteStorage(BaseStorage):
                 conn.execute(f"PRAGMA {name} = {value}")
             # SQLite has opened (or made) the file by now; what it opened is what
             # later writes are checked against (see _check_same_file).
-            file_id = None if self.db_path is None else _file_id(self.db_path)
+            opened = None if self.db_path is None else file_id(self.db_path)
         except sqlite3.Error as exc:
             conn.close()
             raise _translate(exc, self.table_name) from exc
@@ -221,7 +221,7 @@ class SqliteStorage(BaseStorage):
             raise DatabaseReplacedError(
                 f"{self.db_path!r} vanished while it was being opened: {exc}", table=self.table_name
             ) from exc
-        handle = _Handle(conn, file_id)
+        handle = _Handle(conn, opened)
         pid = process.current.pid
         with self._handles_lock:
             # Threads that ended leave their connections behind; close them here
@@ -301,7 +301,7 @@ class SqliteStorage(BaseStorage):
         """
         assert self.db_path is not None
         try:
-            now: tuple[int, int] | None = _file_id(self.db_path)
+            now: tuple[int, int] | None = file_id(self.db_path)
         except OSError:
             now = None
         if now == handle.file_id:
@@ -557,7 +557,7 @@ def _resolve_path(db_url: object, db_file: object) -> str | None:
     return str(path)
 
 
-def _file_id(path: str) -> tuple[int, int]:
+def file_id(path: str) -> tuple[int, int]:
     """(device, inode) of the file at ``path``; raises OSError if there is none."""
     st = os.stat(path)
     return st.st_dev, st.st_ino
