@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
+from agno_storage.agno3.memory_table import local_epoch
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped, make_converter
 from agno_storage.agno3.runs import (
     KEEP_KEY,
@@ -94,12 +95,7 @@ def _memory_time(value: Any) -> int | None:
     """A 1.x memory's ``updated_at`` / ``last_updated``: Unix seconds, or ``datetime.now().isoformat()`` text."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value:
-        try:
-            return int(datetime.fromisoformat(value).timestamp())
-        except (ValueError, OverflowError, OSError):
-            return None
-    return None
+    return local_epoch(value)
 
 
 def _memories(

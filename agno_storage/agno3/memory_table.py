@@ -66,7 +66,7 @@ def _epoch(value: Any) -> int | None:
     return None
 
 
-def _local_epoch(value: Any) -> int | None:
+def local_epoch(value: Any) -> int | None:
     """``last_updated`` of a 1.x memory dict: ``datetime.now().isoformat()``, the writer's local time."""
     if isinstance(value, str) and value:
         try:
@@ -110,7 +110,7 @@ def map_memory_row(row: MemoryTableRow) -> tuple[Agno3Memory, str | None]:
     created = _epoch(row.created_at)
     updated = _epoch(row.updated_at)
     if updated is None:
-        updated = _local_epoch(data.get("last_updated"))
+        updated = local_epoch(data.get("last_updated"))
     if created is None:
         created = updated if updated is not None else 0
     topics = data.get("topics")
@@ -176,4 +176,4 @@ class MemoryTable:
             self._pg.close()
 
 
-__all__ = ["DEFAULT_MEMORY_TABLE", "MemoryTable", "MemoryTableRow", "map_memory_row", "parse_memory"]
+__all__ = ["DEFAULT_MEMORY_TABLE", "MemoryTable", "MemoryTableRow", "local_epoch", "map_memory_row", "parse_memory"]
