@@ -28,7 +28,7 @@ import attrs
 
 from agno_storage import agent_runs
 from agno_storage.errors import InvalidInputError, StorageError
-from agno_storage.schema import quote
+from agno_storage.schema import quote, unquote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -78,7 +78,7 @@ def enabled(store: BaseStorage) -> bool:
     """Whether the log is there: the log table itself (its ``tbl`` column), not a table that shares its name."""
     log, _ = _names(store)
     if _is_sqlite(store):
-        rows = store._query("SELECT 1 FROM pragma_table_info(?) WHERE name = 'tbl'", (_bare(log),))
+        rows = store._query("SELECT 1 FROM pragma_table_info(?) WHERE name = 'tbl'", (unquote(log),))
         return bool(rows)
     rows = store._query("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'tbl'", (log,))
     return bool(rows)
@@ -105,7 +105,7 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 table=t,
             )
         if _is_sqlite(store):
-            new = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (_bare(log),)).fetchone()
+            new = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (unquote(log),)).fetchone()
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {log} (cursor INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, "
                 "session_id TEXT NOT NULL, user_id TEXT, op TEXT NOT NULL, at INTEGER NOT NULL)"
@@ -114,7 +114,7 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
             conn.execute(f"INSERT OR REPLACE INTO {meta} (key, value) VALUES ('retention', ?)", (retention,))
             start = _first_cursor() if new else 0
             if new:
-                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (_bare(log), start))
+                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (unquote(log), start))
             conn.execute(f"INSERT OR IGNORE INTO {meta} (key, value) VALUES ('pruned_through', ?)", (start,))
             watched = [t]
             if agent_runs.applies(store):
@@ -278,14 +278,9 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
 def _taken(store: BaseStorage, log: str) -> bool:
     """Whether something already has the log's name."""
     if _is_sqlite(store):
-        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (_bare(log),)))
+        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (unquote(log),)))
     rows = store._query("SELECT to_regclass(%s) IS NOT NULL", (log,))
     return bool(rows and rows[0][0])
-
-
-def _bare(name: str) -> str:
-    """A name :func:`quote` quoted, as it is stored in the catalogue."""
-    return name[1:-1].replace('""', '"')
 
 
 def _first_cursor() -> int:

@@ -65,6 +65,11 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def unquote(quoted: str) -> str:
+    """The identifier :func:`quote` quoted, as the catalogue (``sqlite_master``) names it."""
+    return quoted[1:-1].replace('""', '"')
+
+
 # --- version detection ----------------------------------------------------
 
 

@@ -34,7 +34,7 @@ import orjson
 from agno_storage import agent_runs, conversation, fingerprint
 from agno_storage.conversation import Message
 from agno_storage.errors import StorageError
-from agno_storage.schema import quote
+from agno_storage.schema import quote, unquote
 from agno_storage.search import SearchHit
 
 if TYPE_CHECKING:
@@ -236,11 +236,7 @@ class SqliteIndex:
             )
             conn.execute(f"CREATE INDEX {quote(store.table_name + '_search_map_session')} ON {self.map} (session_id)")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
-            for statement in self._trigger_sql(self.triggers, self.table):
-                conn.execute(statement)
-            if agent_runs.exists(store):
-                for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
-                    conn.execute(statement)
+            self._watch(conn)
             self._build(conn)
 
     def _build(self, conn: sqlite3.Connection) -> None:
@@ -314,27 +310,32 @@ class SqliteIndex:
             for table in (self.fts, self.map, self.queue):
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
 
-    def _unwatched(self) -> bool:
-        """Whether the sessions table has lost its triggers: it was dropped (and maybe made again) since enable()."""
-        name = self.triggers["ins"][1:-1].replace('""', '"')
-        return not self.store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,))
+    def _has_trigger(self, quoted: str) -> bool:
+        return bool(
+            self.store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (unquote(quoted),))
+        )
 
-    def _rebuild(self, conn: sqlite3.Connection) -> None:
-        """Index the table as it is now, from nothing, and watch it again (after :meth:`_unwatched`)."""
-        for table in (self.fts, self.map, self.queue):
-            conn.execute(f"DELETE FROM {table}")
+    def _watch(self, conn: sqlite3.Connection) -> None:
+        """Make the triggers that log writes: on the sessions table, and on ``agent_runs`` if it is there."""
         for statement in self._trigger_sql(self.triggers, self.table):
             conn.execute(statement)
         if agent_runs.exists(self.store):
             for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
                 conn.execute(statement)
+
+    def _unwatched(self) -> bool:
+        """Whether the sessions table has lost its triggers: it was dropped (and maybe made again) since enable()."""
+        return not self._has_trigger(self.triggers["ins"])
+
+    def _rebuild(self, conn: sqlite3.Connection) -> None:
+        """Index the table as it is now, from nothing, and watch it again (after :meth:`_unwatched`)."""
+        for table in (self.fts, self.map, self.queue):
+            conn.execute(f"DELETE FROM {table}")
+        self._watch(conn)
         self._build(conn)
 
     def _runs_unwatched(self) -> bool:
-        if not agent_runs.exists(self.store):
-            return False
-        name = self.run_triggers["ins"][1:-1].replace('""', '"')
-        return not self.store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,))
+        return agent_runs.exists(self.store) and not self._has_trigger(self.run_triggers["ins"])
 
     def catch_up(self) -> int:
         """Reindex every session the log names; return how many (-1: all of them). A no-op read when the log is empty.
