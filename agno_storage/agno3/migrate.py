@@ -214,10 +214,8 @@ def _previous(lookup: Writer | TargetReader | None, chunk: Sequence[PlanItem]) -
         return {}
     try:
         return lookup.previous([sid for sid, _, _ in chunk])
-    except StorageError:
-        raise
     except Exception as exc:  # the driver's own error
-        raise StorageError(f"reading what an earlier migration left in agno_sessions: {exc}") from exc
+        raise driver_error(exc, "reading what an earlier migration left in agno_sessions") from exc
 
 
 def _open_writer(target: urls.Target, schema: str | None) -> Writer:
@@ -257,7 +255,10 @@ def _migrate_memory_table(
                 writer.forget_memories([memory_copy_id(m.user_id, m.memory) for m in pending])
             except Exception as exc:
                 raise driver_error(exc, "removing copies of memory-table memories") from exc
-        stamps = lookup.memory_stamps([m.memory_id for m in pending]) if lookup is not None else {}
+        try:
+            stamps = lookup.memory_stamps([m.memory_id for m in pending]) if lookup is not None else {}
+        except Exception as exc:
+            raise driver_error(exc, "reading what an earlier migration left in agno_memories") from exc
         fresh = []
         for memory in pending:
             if memory.memory_id in stamps:
