@@ -310,10 +310,16 @@ def test_a_read_only_store_finds_what_a_stale_index_has_not_seen_yet(tmp_path: P
 
 
 def indexed_messages(db: Path, table: str = "agent_sessions") -> list[tuple[Any, ...]]:
-    """What the index holds, as (session, owner, entity, message JSON), whatever rowids it was given."""
+    """What the index holds, as (session, owner, entity, message JSON), whatever rowids it was given.
+
+    Checks first that the FTS5 index is exactly the index of the map's texts (FTS5's own integrity check).
+    """
     conn = sqlite3.connect(db)
     try:
-        return sorted(conn.execute(f'SELECT session_id, user_id, entity_id, message FROM "{table}_search"').fetchall())
+        conn.execute(f'INSERT INTO "{table}_search" ("{table}_search", rank) VALUES (\'integrity-check\', 1)')
+        return sorted(
+            conn.execute(f'SELECT session_id, user_id, entity_id, message FROM "{table}_search_map"').fetchall()
+        )
     finally:
         conn.close()
 
@@ -369,7 +375,7 @@ def test_catching_up_gives_what_a_fresh_index_holds(tmp_path: Path) -> None:
     conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'recipe', 'stew') WHERE session_id = 'bob-1'")
     same_as_fresh()
     assert indexed_messages(db) != before
-    conn.execute("DELETE FROM agent_sessions_search_map WHERE digest < 0")
+    conn.execute("DELETE FROM agent_sessions_search_marks")
     conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'stew', 'recipe') WHERE session_id = 'bob-1'")
     same_as_fresh()
     assert indexed_messages(db) == before
@@ -393,6 +399,63 @@ def test_catching_up_reports_a_corrupt_row_though_its_conversation_is_unchanged(
     conn.commit()
     assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
     conn.close()
+    store.close()
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.mark.parametrize("source", ["agno_agent", "go_agent_conversation"])
+def test_an_index_an_earlier_build_made_is_rebuilt_in_this_layout_on_first_use(tmp_path: Path, source: str) -> None:
+    """A file indexed by build 3ccb4d3 (FTS5 holding the text; fixtures/MANIFEST.md): the first search indexes it
+    anew in this layout, with what another writer did since, and finds what a fresh index finds; a read-only
+    store scans it without writing; ``enable_search()`` on it upgrades it too."""
+    old = tmp_path / "old.db"
+    old.write_bytes((FIXTURES / f"search_index_3ccb4d3_{source}.db").read_bytes())
+    conn = sqlite3.connect(old)
+    # Written after the index was made, by a writer that knows nothing of it (logged by the old triggers).
+    if source == "go_agent_conversation":
+        conn.execute("UPDATE agent_runs SET agent_message = agent_message || ' kestrels'")
+    else:
+        conn.execute(
+            "UPDATE agent_sessions SET memory = replace(memory, 'squared', 'kestrels') "
+            "WHERE rowid = (SELECT MIN(rowid) FROM agent_sessions)"
+        )
+    conn.commit()
+    conn.close()
+    fresh = tmp_path / "fresh.db"
+    fresh.write_bytes(old.read_bytes())
+    other = SqliteStorage("agent_sessions", db_file=fresh)
+    other.disable_search()
+    other.enable_search()
+    expected = found(other.search("kestrels"))
+    other.close()
+    assert expected, "the word written since is found"
+
+    reader = SqliteStorage("agent_sessions", db_file=old, read_only=True)
+    before = old.read_bytes()
+    assert sorted(found(reader.search("kestrels"))) == sorted(expected)  # the scan ranks by its own score
+    assert old.read_bytes() == before, "a read-only search scans an old index, writing nothing"
+    reader.close()
+
+    store = SqliteStorage("agent_sessions", db_file=old)
+    assert found(store.search("kestrels")) == expected
+    assert indexed_messages(old) == indexed_messages(fresh)
+    sql = sqlite3.connect(old).execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions_search'").fetchone()
+    assert "content='agent_sessions_search_map'" in sql[0]
+    store.close()
+
+    again = tmp_path / "again.db"
+    again.write_bytes((FIXTURES / f"search_index_3ccb4d3_{source}.db").read_bytes())
+    store = SqliteStorage("agent_sessions", db_file=again)
+    store.enable_search()
+    assert indexed_messages(again) == indexed_messages(tmp_path / "again.db")  # integrity-checked, new layout
+    assert (
+        "content="
+        in sqlite3.connect(again)
+        .execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions_search'")
+        .fetchone()[0]
+    )
     store.close()
 
 
