@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from agno_storage import codec
-from agno_storage.backends.statements import EQUALS, NOBODY, filter_kind
+from agno_storage.backends.statements import EQUALS, filter_kind
 from agno_storage.conversation import RunRow
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Mode
@@ -135,10 +135,9 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
         if not gone:
             if store._query(f"SELECT 1 FROM {t} WHERE session_id = ?", (session_id,)):  # noqa: S608
                 return False  # another user's session: its runs stay with it
-            if how == EQUALS and user_id is not None:
-                where, args = "session_id = ? AND user_id = ?", [session_id, user_id]
-            elif how == NOBODY:
-                where = "session_id = ? AND (user_id IS NULL OR user_id = '')"
+            if user_id is not None:
+                owner, more = _owner(user_id)
+                where, args = "session_id = ? AND " + owner, [session_id, *more]
         removed: int = conn.execute(f"DELETE FROM agent_runs WHERE {where}", args).rowcount  # noqa: S608
         return gone or removed > 0
 
@@ -158,6 +157,13 @@ def exists(store: BaseStorage) -> bool:
     return bool(rows)
 
 
+def _owner(user_id: str, column: str = "user_id") -> tuple[str, builtins.list[Any]]:
+    """The condition on ``column`` for runs of ``user_id``: ``''`` is "no user", a NULL or empty user_id, as in list()."""
+    if user_id == "":
+        return f"({column} IS NULL OR {column} = '')", []
+    return f"{column} = ?", [user_id]
+
+
 def read_runs(store: BaseStorage, session_id: str, user_id: str | None = None) -> builtins.list[RunRow]:
     """The runs of ``session_id`` in the order they were written; with ``user_id``, only that user's.
 
@@ -170,8 +176,9 @@ def read_runs(store: BaseStorage, session_id: str, user_id: str | None = None) -
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id = ?"  # noqa: S608 - constant identifiers
     params: builtins.list[Any] = [session_id]
     if user_id is not None:
-        sql += " AND user_id = ?"
-        params.append(user_id)
+        owner, args = _owner(user_id)
+        sql += " AND " + owner
+        params += args
     sql += " ORDER BY created_at, rowid"
     return [_row(r) for r in store._query(sql, params)]
 
@@ -220,8 +227,9 @@ def runs_only_sessions(store: BaseStorage, user_id: str | None = None) -> builti
     )
     params: builtins.list[Any] = []
     if user_id is not None:
-        sql += " AND r.user_id = ?"
-        params.append(user_id)
+        owner, args = _owner(user_id, "r.user_id")
+        sql += " AND " + owner
+        params += args
     sql += " GROUP BY r.session_id ORDER BY MAX(r.created_at) DESC, r.session_id"
     return [r[0] for r in store._query(sql, params)]
 
@@ -230,8 +238,9 @@ def _all_run_sessions(store: BaseStorage, user_id: str | None) -> builtins.list[
     sql = f"SELECT session_id FROM {TABLE}"  # noqa: S608 - constant identifiers
     params: builtins.list[Any] = []
     if user_id is not None:
-        sql += " WHERE user_id = ?"
-        params.append(user_id)
+        owner, args = _owner(user_id)
+        sql += " WHERE " + owner
+        params += args
     sql += " GROUP BY session_id ORDER BY MAX(created_at) DESC, session_id"
     return [r[0] for r in store._query(sql, params)]
 

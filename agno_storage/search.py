@@ -138,14 +138,16 @@ def sessions_messages(
 ) -> Iterable[tuple[str, str | None, str | None, builtins.list[Message]]]:
     """(session_id, user_id, entity_id, history) of every session the filters allow, newest first.
 
-    Sessions only ``agent_runs`` holds come last (they have no entity), once
-    per user whose runs they hold (:func:`conversation.runs_by_user`).
+    Sessions only ``agent_runs`` holds come last (they have no entity: they
+    come for ``entity_id`` None or ``''``), once per user whose runs they
+    hold (:func:`conversation.runs_by_user`). ``user_id=''`` is "no user", a
+    NULL or empty ``user_id``, in the sessions table and ``agent_runs`` alike.
     """
     table = store.table_name
     for session in store.list(user_id=user_id, entity_id=entity_id):
         runs = agent_runs.read_runs(store, session.session_id)
         yield session.session_id, session.user_id, session.entity_id, conversation.combined(session, runs, table)
-    if entity_id is None:
+    if not entity_id:  # such a session has no entity: '' (no entity) takes it, as the index does
         for session_id in store.runs_only_session_ids(user_id):
             for owner, rows in conversation.runs_by_user(agent_runs.read_runs(store, session_id, user_id)):
                 yield session_id, owner, None, conversation.combined(None, rows, table)

@@ -116,25 +116,28 @@ def _runs(
 ) -> Iterator[tuple[str | None, str | None, _Run]]:
     entities: dict[str, tuple[str | None, str | None]] = {}
     for session in store.list(user_id=user_id, entity_id=entity_id):
-        entities[session.session_id] = (session.entity_id, session.user_id)
+        # '' and NULL are both "no user" (as list(user_id='') finds them): one group, None.
+        owner = session.user_id or None
+        entities[session.session_id] = (session.entity_id, owner)
         reader = _Reader(store.table_name, session.session_id)
         if session.memory is not None:
             runs = session.memory.get("runs")
             if isinstance(runs, dict):
                 runs = runs.get(session.session_id)  # this session's only, as history() reads them
             for run in reader.as_list(runs or [], "memory.runs"):
-                yield from ((session.entity_id, session.user_id, r) for r in reader.agno_run(run, "memory"))
+                yield from ((session.entity_id, owner, r) for r in reader.agno_run(run, "memory"))
         if isinstance(session, WorkflowSessionV2) and session.runs is not None:
             listed = builtins.list(session.runs.values()) if isinstance(session.runs, dict) else session.runs
             for run in listed:
-                yield from ((session.entity_id, session.user_id, r) for r in reader.workflow_v2_run(run))
+                yield from ((session.entity_id, owner, r) for r in reader.workflow_v2_run(run))
     if not agent_runs.exists(store):
         return
-    runs_only = set(store.runs_only_session_ids(user_id)) if entity_id is None else set()
+    # Sessions only agent_runs holds have no entity: entity_id None or '' (no entity) takes them.
+    runs_only = set(store.runs_only_session_ids(user_id)) if not entity_id else set()
     for row in agent_runs.all_runs(store):
         if row.session_id in entities:
             entity, owner = entities[row.session_id]
-        elif row.session_id in runs_only and (user_id is None or row.user_id == user_id):
+        elif row.session_id in runs_only and (user_id is None or (row.user_id or "") == user_id):
             # No session row: each run is its own user's (as history() scopes it), not the session's.
             entity, owner = None, row.user_id or None
         else:

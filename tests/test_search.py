@@ -126,6 +126,49 @@ def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, 
     store.close()
 
 
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_no_user_and_no_entity_mean_the_same_runs_to_the_scan_and_the_index(tmp_path: Path, indexed: bool) -> None:
+    """``user_id=''`` is "no user": runs whose user_id is NULL or '' (one group, as history() reads them), never
+    another user's; ``entity_id=''`` takes sessions only ``agent_runs`` holds (they have no entity). The scan and
+    the index answer alike, and history() and usage() scope the same way."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.create()
+    store.upsert(AgentSession(session_id="row-anon", memory=agno_memory(("Kestrels without an agent", "Yes."))))
+    store.append_run("go-anon", "Kestrels from nobody", "First.", user_id="")
+    store.append_run("go-anon", "Kestrels from a NULL user", "Second.", user_id="null-me")
+    store.append_run("go-anon", "Kestrels from bob", "Third.", user_id="bob")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_runs SET user_id = NULL WHERE user_id = 'null-me'")
+    conn.commit()
+    conn.close()
+    if indexed:
+        store.enable_search()
+    anonymous = [
+        ("go-anon", "Kestrels from a NULL user"),
+        ("go-anon", "Kestrels from nobody"),
+        ("row-anon", "Kestrels without an agent"),
+    ]
+    assert sorted(found(store.search("kestrels", user_id=""))) == anonymous
+    assert sorted(found(store.search("kestrels", user_id="", entity_id=""))) == anonymous
+    assert sorted(found(store.search("kestrels", entity_id=""))) == sorted(
+        [*anonymous, ("go-anon", "Kestrels from bob")]
+    )
+    assert found(store.search("kestrels", user_id="bob", entity_id="")) == [("go-anon", "Kestrels from bob")]
+    assert [m.content for m in store.history("go-anon", user_id="")] == [
+        "Kestrels from nobody",
+        "First.",
+        "Kestrels from a NULL user",
+        "Second.",
+    ]
+    # The row's one run (no time, no day) and the two runs of nobody; bob's third is not there.
+    assert sorted((u.user_id, u.day is None, u.runs) for u in store.usage(user_id="")) == [
+        (None, False, 2),
+        (None, True, 1),
+    ]
+    store.close()
+
+
 def drop_behind(store: Any) -> None:
     """DROP TABLE the store's table as another program would (the store is not told)."""
     if isinstance(store, SqliteStorage):
