@@ -27,6 +27,7 @@ def test_search_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         "like_scan_ms",
         "search_scan_ms",
         "index_build_messages_per_s",
+        "index_build_floor_messages_per_s",
         "search_index_median_ms",
         "catch_up_s",
         "index_build_cpu_s",
