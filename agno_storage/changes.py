@@ -33,6 +33,7 @@ from agno_storage.schema import quote, unquote
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
     from agno_storage.backends.postgres import PostgresStorage
+    from agno_storage.backends.sqlite import SqliteStorage
 
 #: How long changes are kept unless enable_changes() is told otherwise (seconds).
 DEFAULT_RETENTION: Final = 7 * 86400
@@ -302,7 +303,7 @@ def _unwatched(store: BaseStorage) -> str | None:
         if agent_runs.applies(store):
             watched.append((agent_runs.TABLE, f"{t}_runs_changes_insert"))
         for table, trigger in watched:
-            if not store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)):
+            if not cast("SqliteStorage", store).trigger_exists(trigger):
                 return table
         return None
     table = cast("PostgresStorage", store).qualified_table

@@ -344,9 +344,7 @@ class SqliteIndex:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     def _has_trigger(self, quoted: str) -> bool:
-        return bool(
-            self.store._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (unquote(quoted),))
-        )
+        return self.store.trigger_exists(unquote(quoted))
 
     def _watch(self, conn: sqlite3.Connection) -> None:
         """Make the triggers that log writes: on the sessions table, and on ``agent_runs`` if it is there."""

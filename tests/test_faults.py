@@ -463,4 +463,4 @@ def test_postgresql_disk_full_and_corruption_are_typed(sqlstate: str, error: typ
     from agno_storage.backends import pg_conn
 
     driver_error = pg_errors.lookup(sqlstate)("server says no")
-    assert type(pg_conn._translate(driver_error, "t")) is error
+    assert type(pg_conn.translate(driver_error, "t")) is error

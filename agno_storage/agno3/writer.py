@@ -184,9 +184,9 @@ def driver_error(exc: BaseException, what: str) -> StorageError:
         return StorageError(f"{what}: {exc}")
     module = type(exc).__module__ or ""
     if module.startswith("psycopg"):
-        from agno_storage.backends.pg_conn import _translate
+        from agno_storage.backends.pg_conn import translate as translate_pg
 
-        error = _translate(exc, ddl.SESSIONS)
+        error = translate_pg(exc, ddl.SESSIONS)
         return type(error)(f"{what}: {error.message}", table=error.table)
     return StorageError(f"{what}: {exc}")
 

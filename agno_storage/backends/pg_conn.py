@@ -175,7 +175,7 @@ class Connections:
             with self._checkout() as conn, _atomic(conn, stage):
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
-            raise _translate(exc, self._table, committing=stage.committing) from exc
+            raise translate(exc, self._table, committing=stage.committing) from exc
 
     @contextmanager
     def _savepoint(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
@@ -238,7 +238,7 @@ class Connections:
                         return body(conn)
             except PoolTimeout as exc:
                 # The pool already waited connect_timeout for a connection: no rerun.
-                raise _translate(exc, self._table) from exc
+                raise translate(exc, self._table) from exc
             except psycopg.Error as exc:
                 # A pooler's wait timeout already waited: a rerun would only queue again.
                 transient = (_is_lost(exc) and not _pooler_gave_up(exc)) or exc.sqlstate in _RETRYABLE_CONFLICTS
@@ -247,7 +247,7 @@ class Connections:
                         self._discard_broken()
                     time.sleep(0.05 * 3**attempt)
                     continue
-                raise _translate(exc, self._table, committing=stage.committing) from exc
+                raise translate(exc, self._table, committing=stage.committing) from exc
         raise AssertionError("unreachable")
 
     def _discard_broken(self) -> None:
@@ -321,14 +321,14 @@ def invalid_value(exc: BaseException, table: str, session_id: str | None) -> Inv
 
 @contextmanager
 def _errors(table: str) -> Iterator[None]:
-    """Raise driver errors of the block as :func:`_translate` names them."""
+    """Raise driver errors of the block as :func:`translate` names them."""
     try:
         yield
     except (psycopg.Error, PoolTimeout) as exc:
-        raise _translate(exc, table) from exc
+        raise translate(exc, table) from exc
 
 
-def _translate(exc: BaseException, table: str, *, committing: bool = False) -> StorageError:
+def translate(exc: BaseException, table: str, *, committing: bool = False) -> StorageError:
     """The typed error for a driver error; ``committing`` means COMMIT was under way."""
     if isinstance(exc, StorageError):
         return exc
@@ -391,4 +391,4 @@ def _recording_connection_class(conns: Connections) -> type[psycopg.Connection[A
     return RecordingConnection
 
 
-__all__ = ["Connections", "describe_server", "invalid_value"]
+__all__ = ["Connections", "describe_server", "invalid_value", "translate"]

@@ -385,6 +385,10 @@ class SqliteStorage(BaseStorage):
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
         return ddl.table_layout(self._query, self.table_name)
 
+    def trigger_exists(self, name: str) -> bool:
+        """Whether the file has a trigger named ``name`` (unquoted); one a dropped table took with it has gone."""
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)))
+
     def _create_table(self) -> None:
         statements = [ddl.create_table(self.table_name, self.spec), *ddl.create_indexes(self.table_name, self.spec)]
         if self.recency_indexes:
