@@ -101,3 +101,61 @@ def test_agno_golangs_postgres_table_of_the_same_name_is_refused(pg_server: Any)
             )
         ]
         assert "entity_id" in columns and "session_type" not in columns  # left as it was
+
+
+def test_a_value_postgresql_refuses_is_named_by_its_session_and_the_sessions_before_it_are_kept(
+    pg_server: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL's jsonb holds no U+0000: the error names the session that has one (not the first of its batch),
+    as InvalidInputError; the batch's other sessions before it are written, a rerun goes as far again, and a
+    backslash followed by ``u0000`` (text, not the character) is stored as it is."""
+    import shutil
+    import sqlite3
+
+    import psycopg
+
+    src = tmp_path / "src.db"
+    shutil.copyfile(FIXTURES / "agno_agent.db", src)
+    conn = sqlite3.connect(src)
+    # agno 1.8.4 wrote U+0000 into three sessions of this fixture (values of control characters): taken out first.
+    for column in ("memory", "extra_data", "agent_data"):
+        conn.execute(f"UPDATE agent_sessions SET {column} = replace({column}, 'nul\\u0000', 'nul')")
+    ids = [
+        r[0]
+        for r in conn.execute(
+            'SELECT session_id FROM agent_sessions WHERE instr(memory, \'"content": "\') > 0 '
+            "ORDER BY created_at, session_id"
+        )
+    ]
+    bad, literal = ids[4], ids[1]
+    # In the JSON text: the escape of the character U+0000, and an escaped backslash followed by "u0000".
+    before = '"content": "'
+    for sid, inserted in ((bad, "\\u0000"), (literal, "\\\\u0000")):
+        changed = conn.execute(
+            "UPDATE agent_sessions SET memory = replace(memory, ?, ?) WHERE session_id = ? AND instr(memory, ?) > 0",
+            (before, before + "x" + inserted, sid, before),
+        ).rowcount
+        assert changed == 1
+    conn.commit()
+    conn.close()
+    for _ in range(2):
+        with pytest.raises(InvalidInputError, match=r"U\+0000|\\u0000|unsupported Unicode") as info:
+            to_agno3(str(src), pg_server.dsn, dst_schema="nul", workers=0)
+        assert info.value.session_id == bad, str(info.value)
+        assert repr(bad) in str(info.value)
+    with psycopg.connect(pg_server.dsn) as pg:
+        written = {r[0] for r in pg.execute("SELECT session_id FROM nul.agno_sessions")}
+    assert bad not in written
+    # Its U+0000 taken out of the source, a rerun moves the rest.
+    conn = sqlite3.connect(src)
+    conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'x\\u0000', 'x') WHERE session_id = ?", (bad,))
+    conn.commit()
+    conn.close()
+    report = to_agno3(str(src), pg_server.dsn, dst_schema="nul", workers=0)
+    assert sum(c.sessions for c in report.modes.values()) == 16 - len(written)
+    with psycopg.connect(pg_server.dsn) as pg:
+        assert pg.execute("SELECT count(*) FROM nul.agno_sessions").fetchone() == (16,)
+        stored = pg.execute(
+            "SELECT string_agg(run_data::text, ' ') FROM nul.agno_runs WHERE session_id = %s", (literal,)
+        ).fetchone()
+    assert stored is not None and "x\\\\u0000" in stored[0]

@@ -10,6 +10,7 @@ session with :mod:`agno_storage.agno3.mapping`; writes with a
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -233,7 +234,25 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> N
         try:
             writer.write(result.encoded)
         except Exception as exc:
+            if len(result.encoded) > 1 and _refused_value(exc):
+                # A value the engine will not store (PostgreSQL's jsonb holds no U+0000, say): write the batch
+                # a session at a time, each in its own transaction as a rerun would, so the error names the one.
+                for encoded in result.encoded:
+                    try:
+                        writer.write([encoded])
+                    except Exception as one:
+                        sid = encoded.session_id
+                        raise driver_error(one, f"writing agno 3 session {sid!r}", session_id=sid) from one
             raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
+
+
+def _refused_value(exc: BaseException) -> bool:
+    """Whether the engine refused a value it was given (SQLSTATE class 22 on PostgreSQL, SQLite's DataError)."""
+    if isinstance(exc, sqlite3.DataError):
+        return True
+    return (type(exc).__module__ or "").startswith("psycopg") and (getattr(exc, "sqlstate", None) or "").startswith(
+        "22"
+    )
 
 
 def _migrate_memory_table(

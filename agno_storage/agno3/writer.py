@@ -173,22 +173,25 @@ class Rows:
         )
 
 
-def driver_error(exc: BaseException, what: str) -> StorageError:
-    """The typed error for what a target's driver (or the file system under it) raised while ``what``."""
+def driver_error(exc: BaseException, what: str, session_id: str | None = None) -> StorageError:
+    """The typed error for what a target's driver (or the file system under it) raised while ``what``.
+
+    ``session_id`` names the one session the statement wrote, where it wrote one.
+    """
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, sqlite3.Error):
         error = translate(exc, ddl.SESSIONS)
-        return type(error)(f"{what}: {error.message}", table=error.table)
+        return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
     if isinstance(exc, OSError):
-        return StorageError(f"{what}: {exc}")
+        return StorageError(f"{what}: {exc}", session_id=session_id)
     module = type(exc).__module__ or ""
     if module.startswith("psycopg"):
         from agno_storage.backends.pg_conn import translate as translate_pg
 
         error = translate_pg(exc, ddl.SESSIONS)
-        return type(error)(f"{what}: {error.message}", table=error.table)
-    return StorageError(f"{what}: {exc}")
+        return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
+    return StorageError(f"{what}: {exc}", session_id=session_id)
 
 
 def rows_for(engine: str) -> Rows:
