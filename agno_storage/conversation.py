@@ -251,7 +251,7 @@ class _Reader(StoredJson):
                 messages = run.get("messages")
                 run_id = run.get("run_id")
                 if type(run_id) is str and type(messages) is list and not run.get("member_responses"):
-                    out += self.agno_messages(messages, run_id=run_id, member=member)  # the common case, as agno_run
+                    self.append_messages(out, messages, run_id, member)  # the common case, as agno_run
                     continue
             where = f"memory.runs[{i}]"
             run = self.as_dict(run, where)
@@ -313,6 +313,13 @@ class _Reader(StoredJson):
         self, messages: builtins.list[Any], *, run_id: str | None, member: str | None
     ) -> builtins.list[Message]:
         out: builtins.list[Message] = []
+        self.append_messages(out, messages, run_id, member)
+        return out
+
+    def append_messages(
+        self, out: builtins.list[Message], messages: builtins.list[Any], run_id: str | None, member: str | None
+    ) -> None:
+        """Append to ``out`` what :meth:`agno_messages` returns (no list made per run, none copied)."""
         append = out.append
         # This runs for every stored message (replayed ones included): the common case is checked inline,
         # and a message's place is worked out only for an error.
@@ -363,7 +370,6 @@ class _Reader(StoredJson):
                     source=SOURCE_AGNO,
                 )
             )
-        return out
 
     @staticmethod
     def _where(messages: builtins.list[Any], m: Any, run_id: str | None) -> str:
