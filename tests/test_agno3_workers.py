@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agno_storage import SqliteStorage
+from agno_storage import workers as pool_module
 from agno_storage.agno3 import to_agno3
 from agno_storage.agno3.chunks import SourceSpec
 from agno_storage.agno3.workers import WorkerPool
@@ -122,16 +123,16 @@ def test_workers_that_cannot_import_the_package_are_an_error_when_asked_for_and_
     """A path without this package's dependencies (a zipapp's, say): asked for, a StorageError; by default, none."""
     import sys
 
-    from agno_storage.agno3 import migrate, workers
+    from agno_storage.agno3 import migrate
 
     stdlib = [p for p in sys.path if p and "site-packages" not in p and "work/main" not in p]
-    monkeypatch.setattr(workers, "_child_path", lambda: stdlib)
+    monkeypatch.setattr(pool_module, "_child_path", lambda: stdlib)
     src = _source(tmp_path / "src.db", 5)
     with pytest.raises(StorageError, match="exited with status 1"):
         to_agno3(src, str(tmp_path / "asked.db"), workers=2)
     monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
-    monkeypatch.setattr(migrate.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(migrate.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
     assert to_agno3(src, str(tmp_path / "default.db")).total("sessions") == 6
 
 
@@ -248,8 +249,8 @@ def test_workers_chosen_by_default_fall_back_to_this_process_where_none_can_star
 
     src = _source(tmp_path / "src.db", 5)
     monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
-    monkeypatch.setattr(migrate.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(migrate.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     with pytest.raises(StorageError, match="no Python interpreter"):
         to_agno3(src, str(tmp_path / "asked.db"), workers=2)
@@ -277,9 +278,7 @@ def test_a_pool_closed_with_replies_unread_ends_its_workers_without_killing_them
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After an error or Ctrl-C the parent stops reading: a worker writing a large reply must still end by itself."""
-    from agno_storage.agno3 import workers
-
-    monkeypatch.setattr(workers, "CLOSE_GRACE", 60.0)  # killed only after a minute: exit status -9
+    monkeypatch.setattr(pool_module, "CLOSE_GRACE", 60.0)  # killed only after a minute: exit status -9
     src = _source(tmp_path / "src.db", 40)
     spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
     chunks = [[(f"s-{i:07d}", (Mode.AGENT,), False) for i in range(start, start + 20)] for start in (0, 20)]
@@ -313,8 +312,8 @@ def test_no_workers_by_default_under_an_embedding_host(tmp_path: Path, monkeypat
     from agno_storage.agno3 import migrate
 
     monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
-    monkeypatch.setattr(migrate.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(migrate.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
     started: list[int] = []
     monkeypatch.setattr(migrate.WorkerPool, "__init__", lambda self, n, *a: started.append(n) or None)
     monkeypatch.setattr(sys, "executable", "/usr/local/bin/uwsgi")

@@ -9,9 +9,7 @@ session with :mod:`agno_storage.agno3.mapping`; writes with a
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -30,6 +28,7 @@ from agno_storage.agno3.workers import WorkerPool
 from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, TargetReader, Writer, driver_error, rows_for
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
+from agno_storage.workers import default_count
 
 #: The 1.x table of each mode when none is named: agno's own defaults in its examples.
 DEFAULT_TABLES: dict[Mode, str] = {
@@ -194,20 +193,7 @@ def to_agno3(
 def _worker_count(workers: int | None, sessions: int) -> int:
     if workers is not None:
         return workers
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or sessions < WORKERS_FROM or not _runs_python(sys.executable):
-        return 0
-    return min(cores, MAX_WORKERS)
-
-
-def _runs_python(executable: str | None) -> bool:
-    """Whether ``executable`` looks like a Python interpreter (the workers run it with ``-P -c``).
-
-    An embedding host's (a uWSGI server's, say) is its own binary: workers
-    are then not started unless asked for; it would start another server.
-    """
-    name = Path(executable or "").name.lower()
-    return name.startswith(("python", "pypy")) and not getattr(sys, "frozen", False)
+    return default_count(sessions, start_from=WORKERS_FROM, most=MAX_WORKERS)
 
 
 def _previous(lookup: Writer | TargetReader | None, chunk: Sequence[PlanItem]) -> dict[str, Previous]:
