@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 BATCH = 5_000
 #: Sessions read per statement when catching up.
 CHUNK = 500
+#: Sessions per batch a build hands to its worker (or extracts itself).
+EXTRACT_BATCH = 200
+#: A build starts a worker process by default from this many sessions on (rowids, as an estimate).
+WORKERS_FROM = 5_000
 #: The columns a session row's conversation is read from (conversation.session_messages).
 CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
 #: Changes every mark: bump it when what a session's messages are made of changes.
@@ -178,6 +182,64 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def mark(marked: Sequence[int], raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
+    """A session's own fingerprint, negative: of its stored row's ids, owner and conversation columns, and runs.
+
+    ``marked`` are the places of those columns in a stored row. Kept in
+    ``<table>_search_marks``, it lets :meth:`SqliteIndex.catch_up` skip a
+    logged session whose conversation is byte for byte what was indexed (a
+    rewrite that changed only timestamps, state or nothing) without
+    decoding it.
+    """
+    h = hashlib.sha256(_MARK_VERSION)
+    if raw is None:
+        h.update(b"-")
+    else:
+        for i in marked:
+            fingerprint.feed(h, raw[i])
+    for run in runs:
+        for value in (run.id, run.user_id, run.user_message, run.agent_message, run.messages, run.created_at):
+            fingerprint.feed(h, value)
+    return -1 - (int.from_bytes(h.digest()[:8], "big") >> 1)
+
+
+_Item = tuple[Any, "Sequence[Any] | None", "builtins.list[conversation.RunRow]"]
+"""(session_id, stored row or None, agent_runs rows) of one session an index build reads."""
+
+
+class ExtractTask:
+    """One batch of an index build's sessions to their docs and marks; in a worker process, or in this one.
+
+    Built in a worker from (mode, table, marked) alone: it decodes the
+    rows it is handed with a codec of its own and reads no database.
+    """
+
+    def __init__(self, mode: str, table: str, marked: Sequence[int]) -> None:
+        from agno_storage.codec import RowCodec
+        from agno_storage.modes import parse_mode, spec
+
+        self._decode = RowCodec(spec(parse_mode(mode)), table).decode
+        self._table = table
+        self._marked = builtins.list(marked)
+
+    @classmethod
+    def of(cls, codec: Any, table: str, marked: Sequence[int]) -> ExtractTask:
+        """The task with a store's own codec (in this process)."""
+        task = cls.__new__(cls)
+        task._decode, task._table, task._marked = codec.decode, table, builtins.list(marked)
+        return task
+
+    def __call__(self, batch: builtins.list[_Item]) -> tuple[builtins.list[Doc], builtins.list[tuple[str, int | None]]]:
+        docs: builtins.list[Doc] = []
+        marks: builtins.list[tuple[str, int | None]] = []
+        decode, table = self._decode, self._table
+        for sid, raw, runs in batch:
+            session = decode(raw) if raw is not None else None
+            marks.append((sid, mark(self._marked, raw, runs)))
+            docs += docs_of(sid, session, runs, table)
+        return docs, marks
+
+
 class SqliteIndex:
     """FTS5 index beside a sessions table in the same SQLite file."""
 
@@ -272,46 +334,54 @@ class SqliteIndex:
         self.old_layout = False
 
     def _build(self, conn: sqlite3.Connection) -> None:
-        """Index every session now in the table (inside the enabling transaction)."""
+        """Index every session now in the table (inside the enabling transaction).
+
+        Reading the conversations (decoding, extracting, fingerprinting) is
+        Python work that a worker process does beside this one's FTS5
+        inserts, on a table of :data:`WORKERS_FROM` sessions or more where a
+        worker can start (:func:`agno_storage.workers.default_count`); else
+        this process does both, a batch at a time.
+        """
+        from agno_storage import workers
+
         store, table = self.store, self.store.table_name
         runs: dict[str, builtins.list[conversation.RunRow]] = {}
         if agent_runs.exists(store):
             for row in agent_runs.all_runs(store):
                 runs.setdefault(row.session_id, []).append(row)
+        batches = _chunks(self._items(conn, runs), EXTRACT_BATCH)
+        (estimate,) = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.table}").fetchone()
+        pool = None
+        if workers.default_count(estimate + len(runs), start_from=WORKERS_FROM, most=1):
+            try:
+                args = (store.spec.mode.value, table, self._marked)
+                pool = workers.Pool(1, f"{__name__}:ExtractTask", args, "search index")
+            except StorageError:
+                pool = None  # none can start here (no interpreter, a path without this package): do it here
         marks: builtins.list[tuple[str, int | None]] = []
-
-        def docs() -> Iterator[Doc]:
-            decode = store.row_codec.decode
-            for raw in conn.execute(store.statements.select):
-                session = decode(raw)
-                mine = runs.pop(session.session_id, [])
-                marks.append((session.session_id, self.mark(raw, mine)))
-                yield from docs_of(session.session_id, session, mine, table)
-            for session_id, rows in runs.items():
-                marks.append((session_id, self.mark(None, rows)))
-                yield from docs_of(session_id, None, rows, table)
-
-        self._insert(conn, docs())
+        try:
+            extract = ExtractTask.of(store.row_codec, table, self._marked)
+            results = pool.map(batches) if pool is not None else map(extract, batches)
+            for docs, got in results:
+                self._insert(conn, docs)
+                marks += got
+        finally:
+            if pool is not None:
+                pool.close()
         self._put_marks(conn, marks)
 
-    def mark(self, raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
-        """A session's own fingerprint, negative: of its stored row's ids, owner and conversation columns, and runs.
+    def _items(self, conn: sqlite3.Connection, runs: dict[str, builtins.list[conversation.RunRow]]) -> Iterator[_Item]:
+        """(session_id, stored row or None, its agent_runs rows) of every session: the table's, then runs-only ones."""
+        session_id = self.store.row_codec.session_id
+        for raw in conn.execute(self.store.statements.select):
+            sid = session_id(raw)
+            yield sid, raw, runs.pop(sid, []) if isinstance(sid, str) else []
+        for sid, rows in runs.items():
+            yield sid, None, rows
 
-        Kept in ``<table>_search_marks``, it lets :meth:`catch_up` skip a
-        logged session whose conversation is byte for byte what was indexed
-        (a rewrite that changed only timestamps, state or nothing) without
-        decoding it.
-        """
-        h = hashlib.sha256(_MARK_VERSION)
-        if raw is None:
-            h.update(b"-")
-        else:
-            for i in self._marked:
-                fingerprint.feed(h, raw[i])
-        for run in runs:
-            for value in (run.id, run.user_id, run.user_message, run.agent_message, run.messages, run.created_at):
-                fingerprint.feed(h, value)
-        return -1 - (int.from_bytes(h.digest()[:8], "big") >> 1)
+    def mark(self, raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
+        """A session's own fingerprint: see :func:`mark`."""
+        return mark(self._marked, raw, runs)
 
     def _insert(self, conn: sqlite3.Connection, docs: Iterable[Doc]) -> None:
         (top,) = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.map}").fetchone()

@@ -426,6 +426,88 @@ def test_catching_up_gives_what_a_fresh_index_holds(tmp_path: Path) -> None:
     store.close()
 
 
+def _with_a_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Builds from here on start their worker (two cores, any table size); returns the pids of those started."""
+    from agno_storage import workers
+
+    monkeypatch.setattr(search_index, "WORKERS_FROM", 1)
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
+    started: list[int] = []
+    real = workers.Pool.__init__
+
+    def record(self: Any, *args: Any) -> None:
+        real(self, *args)
+        started.extend(self.pids)
+
+    monkeypatch.setattr(workers.Pool, "__init__", record)
+    return started
+
+
+def test_a_build_in_a_worker_process_indexes_what_one_in_this_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same map, marks and FTS5 index (integrity-checked), for session rows and runs-only Go sessions."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    for i in range(2 * search_index.EXTRACT_BATCH + 3):  # batches, and a last one part full
+        store.upsert(
+            AgentSession(session_id=f"more-{i}", user_id=f"u{i % 7}", memory=agno_memory((f"kestrel {i}", "ok")))
+        )
+    store.append_run("go-only", "Any kestrels here?", "Two kestrels.", user_id="dave")
+    store.append_run("alice-1", "Do kestrels migrate?", "Some do.", user_id="alice")
+    store.close()
+    alone = tmp_path / "alone.db"
+    alone.write_bytes(db.read_bytes())
+    by_itself = SqliteStorage("agent_sessions", db_file=alone)
+    by_itself.enable_search()
+    by_itself.close()
+
+    started = _with_a_worker(monkeypatch)
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_search()
+    assert len(started) == 1
+    assert indexed_messages(db) == indexed_messages(alone)
+    marks = "SELECT session_id, digest FROM agent_sessions_search_marks ORDER BY session_id"
+    assert sqlite3.connect(db).execute(marks).fetchall() == sqlite3.connect(alone).execute(marks).fetchall()
+    assert found(store.search("kestrel 402")) == [("more-402", "kestrel 402")]
+    assert sorted(found(store.search("kestrels", user_id="dave"))) == [
+        ("go-only", "Any kestrels here?"),
+        ("go-only", "Two kestrels."),
+    ]
+    store.close()
+
+
+def test_a_corrupt_row_a_build_worker_reads_is_raised_by_enable_search_and_nothing_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET memory = '{\"runs\": 3' WHERE session_id = 'bob-1'")
+    conn.commit()
+    conn.close()
+    started = _with_a_worker(monkeypatch)
+    store = SqliteStorage("agent_sessions", db_file=db)
+    with pytest.raises(CorruptRowError) as info:
+        store.enable_search()
+    assert (info.value.session_id, info.value.column) == ("bob-1", "memory")
+    assert len(started) == 1
+    names = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert not {n for n in names if "_search" in n}, "the enabling transaction rolled back"
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET memory = NULL WHERE session_id = 'bob-1'")
+    conn.commit()
+    conn.close()
+    store.enable_search()  # mended: built, by a new worker
+    assert len(started) == 2
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1"}
+    store.close()
+
+
 def test_catching_up_reports_a_corrupt_row_though_its_conversation_is_unchanged(tmp_path: Path) -> None:
     """A session skipped because its conversation is as indexed still has its other columns checked, as read() does."""
     db = tmp_path / "s.db"
