@@ -430,3 +430,24 @@ def test_a_dry_run_reports_what_the_run_after_it_does(tmp_path: Path, workers: i
     fresh = tmp_path / "none.db"
     assert to_agno3(src, str(fresh), dry_run=True, workers=workers).total("sessions") == N
     assert not fresh.exists()
+
+
+def test_a_batch_refused_whole_but_written_a_session_at_a_time_is_not_an_error() -> None:
+    """The engine refused the batch, then took each of its sessions alone (a value it refuses only beside the
+    others' rows, say): every session is written, so the batch is not reported as failed."""
+    from types import SimpleNamespace
+
+    from agno_storage.agno3 import migrate
+
+    written: list[list[str]] = []
+
+    class Writer:
+        def write(self, batch: list[Any]) -> None:
+            if len(batch) > 1:
+                raise sqlite3.DataError("string or blob too big")
+            written.append([e.session_id for e in batch])
+
+    result = chunks.ChunkResult()
+    result.encoded.extend(SimpleNamespace(session_id=f"s{i}") for i in range(3))  # type: ignore[misc]
+    migrate._write(result, Writer(), migrate.Agno3Report(dry_run=False))  # type: ignore[arg-type]
+    assert written == [["s0"], ["s1"], ["s2"]]

@@ -143,6 +143,9 @@ def test_a_value_postgresql_refuses_is_named_by_its_session_and_the_sessions_bef
             to_agno3(str(src), pg_server.dsn, dst_schema="nul", workers=0)
         assert info.value.session_id == bad, str(info.value)
         assert repr(bad) in str(info.value)
+    with pytest.raises(InvalidInputError) as info:  # alone in its batch: named as well
+        to_agno3(str(src), pg_server.dsn, dst_schema="nul", workers=0, batch_size=1)
+    assert info.value.session_id == bad
     with psycopg.connect(pg_server.dsn) as pg:
         written = {r[0] for r in pg.execute("SELECT session_id FROM nul.agno_sessions")}
     assert bad not in written

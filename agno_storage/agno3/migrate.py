@@ -220,16 +220,19 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> N
         try:
             writer.write(result.encoded)
         except Exception as exc:
-            if len(result.encoded) > 1 and _refused_value(exc):
-                # A value the engine will not store (PostgreSQL's jsonb holds no U+0000, say): write the batch
-                # a session at a time, each in its own transaction as a rerun would, so the error names the one.
-                for encoded in result.encoded:
-                    try:
-                        writer.write([encoded])
-                    except Exception as one:
-                        sid = encoded.session_id
-                        raise driver_error(one, f"writing agno 3 session {sid!r}", session_id=sid) from one
-            raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
+            if len(result.encoded) == 1:
+                sid = result.encoded[0].session_id
+                raise driver_error(exc, f"writing agno 3 session {sid!r}", session_id=sid) from exc
+            if not _refused_value(exc):
+                raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
+            # A value the engine will not store (PostgreSQL's jsonb holds no U+0000, say): write the batch a
+            # session at a time, each in its own transaction as a rerun would, so the error names the one.
+            for encoded in result.encoded:
+                try:
+                    writer.write([encoded])
+                except Exception as one:
+                    sid = encoded.session_id
+                    raise driver_error(one, f"writing agno 3 session {sid!r}", session_id=sid) from one
 
 
 def _refused_value(exc: BaseException) -> bool:
