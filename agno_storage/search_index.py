@@ -13,10 +13,10 @@ the sessions table; deleting, updating and Go's ``INSERT OR REPLACE`` all
 log the session id, and reindexing a session is idempotent.
 
 Objects made on a SQLite file:
-``<table>_search_map`` (one row per indexed message: its session, owner,
-entity, position, JSON, text and fingerprint), ``<table>_search`` (FTS5
-over the map's text, an external-content table: the text is stored once,
-in the map), ``<table>_search_marks`` (one fingerprint per session),
+``<table>_search_text`` (the map: one row per indexed message, its
+session, owner, entity, position, JSON, text and fingerprint),
+``<table>_search`` (FTS5 over the map's text, an external-content table:
+the text is stored once, in the map), ``<table>_search_marks`` (one fingerprint per session),
 ``<table>_search_queue``, triggers ``<table>_search_ins/upd/del`` and, once
 ``agent_runs`` exists, ``<table>_search_runs_ins/upd/del``. On PostgreSQL:
 ``<table>_search`` (one row per message, ``tsv`` generated, GIN index),
@@ -52,9 +52,12 @@ if TYPE_CHECKING:
 BATCH = 5_000
 #: Sessions read per statement when catching up.
 CHUNK = 500
-#: Sessions per batch a build hands to its worker (or extracts itself).
+#: Sessions per batch a build hands to its worker (or extracts itself), and the most stored text a batch
+#: holds beyond its first session: a batch's docs (each message's JSON and text) are about twice its text,
+#: well under a worker's largest frame (agno_storage.workers.MAX_FRAME).
 EXTRACT_BATCH = 200
-#: A build starts a worker process by default from this many sessions on (rowids, as an estimate).
+EXTRACT_BYTES = 64 << 20
+#: A build starts a worker process by default from this many sessions on.
 WORKERS_FROM = 5_000
 #: The columns a session row's conversation is read from (conversation.session_messages).
 CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
@@ -159,6 +162,29 @@ def _filters(user_id: str | None, entity_id: str | None, mark: str, prefix: str 
     return sql, params
 
 
+def _stored_size(item: _Item) -> int:
+    """The bytes of stored text in one session an index build reads (its row's and its runs')."""
+    _, raw, runs = item
+    size = sum(len(v) for v in raw if isinstance(v, (str, bytes))) if raw is not None else 0
+    for run in runs:
+        size += sum(len(v) for v in (run.user_message, run.agent_message, run.messages) if v)
+    return size
+
+
+def _batches(items: Iterable[_Item]) -> Iterator[builtins.list[_Item]]:
+    """``items`` in batches of :data:`EXTRACT_BATCH` sessions, cut early past :data:`EXTRACT_BYTES` of text."""
+    batch: builtins.list[_Item] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += _stored_size(item)
+        if len(batch) >= EXTRACT_BATCH or size >= EXTRACT_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list[Any]]:
     batch: builtins.list[Any] = []
     for item in items:
@@ -246,9 +272,18 @@ class SqliteIndex:
     def __init__(self, store: SqliteStorage) -> None:
         self.store = store
         t = store.table_name
-        self.fts_name, self.map_name = t + "_search", t + "_search_map"
+        self.fts_name, self.map_name = t + "_search", t + "_search_text"
         self.fts, self.map, self.queue = quote(self.fts_name), quote(self.map_name), quote(t + "_search_queue")
         self.marks = quote(t + "_search_marks")
+        #: The index's plain tables by name, with their columns: how a table of that name is known to be
+        #: the index's (made by this build, by an earlier one, or left behind by one) and not someone else's.
+        #: ``<table>_search_map`` is the earlier layout's map (its rowids, sessions, and marks).
+        self.own_tables = {
+            t + "_search_text": ("rowid", "session_id", "user_id", "entity_id", "pos", "message", "content", "digest"),
+            t + "_search_marks": ("session_id", "digest"),
+            t + "_search_map": ("rowid", "session_id", "digest"),
+            t + "_search_queue": ("id", "session_id"),
+        }
         #: Set by :meth:`enabled`: the index found is of the layout before the map held the text (rebuilt on use).
         self.old_layout = False
         self.table = quote(t)
@@ -296,10 +331,41 @@ class SqliteIndex:
                     f" named {self.fts_name!r} already",
                     table=store.table_name,
                 )
+            self._drop_own(conn, strict=True)  # left behind by an earlier build's disable(), say
             self._create(conn)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
+            conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
             self._watch(conn)
             self._build(conn)
+
+    def _drop_own(self, conn: sqlite3.Connection, *, strict: bool) -> None:
+        """Drop the index's plain tables that are there (the queue's rows stay: see below) and its FTS5 table.
+
+        A table by one of their names with other columns is not the index's:
+        ``strict``, that is a StorageError naming it (nothing is dropped);
+        else it is left alone. The queue is kept only where ``strict`` is
+        False and it is the index's (disable() drops it).
+        """
+        found: dict[str, tuple[str, ...]] = {}
+        for name, columns in self.own_tables.items():
+            kind = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+            if kind is None:
+                continue
+            have = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({quote(name)})")) if kind[0] == "table" else ()
+            if have != columns:
+                if strict:
+                    raise StorageError(
+                        f"cannot make the search index of table {self.store.table_name!r}: the file has a {kind[0]}"
+                        f" named {name!r} that is not the index's (disable_search() removes the index and leaves"
+                        " it)",
+                        table=self.store.table_name,
+                    )
+                continue
+            found[name] = columns
+        fts = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (self.fts_name,)).fetchone()
+        if fts is not None and _is_fts5(fts[0]):
+            conn.execute(f"DROP TABLE {self.fts}")
+        for name in found:
+            conn.execute(f"DROP TABLE {quote(name)}")
 
     def _create(self, conn: sqlite3.Connection) -> None:
         """Make the map and the FTS5 table over its text (both empty)."""
@@ -307,7 +373,7 @@ class SqliteIndex:
             f"CREATE TABLE {self.map} (rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, user_id TEXT, "
             "entity_id TEXT, pos INTEGER, message TEXT, content TEXT, digest INTEGER NOT NULL)"
         )
-        conn.execute(f"CREATE INDEX {quote(self.store.table_name + '_search_map_session')} ON {self.map} (session_id)")
+        conn.execute(f"CREATE INDEX {quote(self.map_name + '_session')} ON {self.map} (session_id)")
         conn.execute(f"CREATE TABLE {self.marks} (session_id TEXT PRIMARY KEY, digest INTEGER NOT NULL) WITHOUT ROWID")
         try:
             # External content: FTS5 indexes the map's text and reads it back from there for snippets, so
@@ -324,11 +390,14 @@ class SqliteIndex:
             raise
 
     def _relayout(self, conn: sqlite3.Connection) -> None:
-        """Replace an index of the layout before the map held the text with one of this layout, built anew."""
-        for table in (self.fts, self.map, self.marks):
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute(f"DELETE FROM {self.queue}")
+        """Replace an index of the layout before the map held the text with one of this layout, built anew.
+
+        The new tables have names the earlier layout's code does not know, so
+        a process still running it fails on this index before it writes.
+        """
+        self._drop_own(conn, strict=True)
         self._create(conn)
+        conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
         self._watch(conn)
         self._build(conn)
         self.old_layout = False
@@ -349,13 +418,13 @@ class SqliteIndex:
         if agent_runs.exists(store):
             for row in agent_runs.all_runs(store):
                 runs.setdefault(row.session_id, []).append(row)
-        batches = _chunks(self._items(conn, runs), EXTRACT_BATCH)
-        (estimate,) = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {self.table}").fetchone()
+        batches = _batches(self._items(conn, runs))
+        (estimate,) = conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()
         pool = None
         if workers.default_count(estimate + len(runs), start_from=WORKERS_FROM, most=1):
             try:
                 args = (store.spec.mode.value, table, self._marked)
-                pool = workers.Pool(1, f"{__name__}:ExtractTask", args, "search index")
+                pool = workers.Pool(1, f"{__name__}:ExtractTask", args, "a search index worker")
             except StorageError:
                 pool = None  # none can start here (no interpreter, a path without this package): do it here
         marks: builtins.list[tuple[str, int | None]] = []
@@ -410,8 +479,7 @@ class SqliteIndex:
         with self.store.transaction() as conn:
             for name in [*self.triggers.values(), *self.run_triggers.values()]:
                 conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-            for table in (self.fts, self.map, self.marks, self.queue):
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            self._drop_own(conn, strict=False)  # of either layout; a table of another's by these names stays
 
     def _has_trigger(self, quoted: str) -> bool:
         return self.store.trigger_exists(unquote(quoted))
@@ -448,8 +516,11 @@ class SqliteIndex:
         """
         store = self.store
         if self.old_layout:
+            if not store.table_exists():
+                raise Unwatched(store.table_name)
             with store.transaction() as conn:
-                self._relayout(conn)
+                if self.enabled() and self.old_layout:  # not done meanwhile by another process
+                    self._relayout(conn)
             return -1
         if self._unwatched():
             # Dropped since enable(), by this store or another program: what the index holds is of a table

@@ -135,7 +135,7 @@ class _Worker:
         self.label = label
         if not sys.executable or getattr(sys, "frozen", False):
             # A frozen program's executable is the program itself, not an interpreter that runs -c.
-            raise StorageError(f"no Python interpreter to start an {label} worker with")
+            raise StorageError(f"no Python interpreter to start {label} with")
         replies: tuple[int, int] | None = os.pipe() if os.name == "posix" else None
         try:
             if replies is not None:
@@ -152,13 +152,13 @@ class _Worker:
         except OSError as exc:
             if replies is not None:
                 os.close(replies[0])
-            raise StorageError(f"cannot start an {label} worker: {exc}") from exc
+            raise StorageError(f"cannot start {label}: {exc}") from exc
         finally:
             if replies is not None:
                 os.close(replies[1])  # the worker's end: closed here, its reply pipe ends when the worker does
         stdout = os.fdopen(replies[0], "rb") if replies is not None else self.proc.stdout
         if self.proc.stdin is None or stdout is None:  # pragma: no cover - PIPE was given
-            raise StorageError(f"an {label} worker has no pipes")
+            raise StorageError(f"{label} has no pipes")
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = stdout
         try:
@@ -167,7 +167,7 @@ class _Worker:
         except OSError as exc:
             self.shut()
             self.reap()
-            raise StorageError(f"cannot start an {label} worker: {exc}") from exc
+            raise StorageError(f"cannot start {label}: {exc}") from exc
 
     def ready(self) -> None:
         """Wait until the worker has built its task; raise what it could not do (or StorageError if it died)."""
@@ -175,7 +175,7 @@ class _Worker:
         if kind == "error":
             raise value
         if kind != "ready":
-            raise StorageError(f"an {self.label} worker sent {kind!r}, not ready")
+            raise StorageError(f"{self.label} sent {kind!r}, not ready")
 
     def submit(self, frame: Any) -> None:
         try:
@@ -188,7 +188,7 @@ class _Worker:
         if kind == "error":
             raise value
         if kind != "ok":
-            raise StorageError(f"an {self.label} worker sent {kind!r}, not a result")
+            raise StorageError(f"{self.label} sent {kind!r}, not a result")
         return value
 
     def _reply(self) -> tuple[str, Any]:
@@ -197,12 +197,12 @@ class _Worker:
         except EOFError:
             self._died()
         except Exception as exc:  # a reply that does not unpickle here
-            raise StorageError(f"an {self.label} worker sent an unreadable reply: {exc!r}") from exc
+            raise StorageError(f"{self.label} sent an unreadable reply: {exc!r}") from exc
         return kind, value
 
     def _died(self) -> NoReturn:
         code = self.proc.wait()
-        raise StorageError(f"an {self.label} worker exited with status {code}") from None
+        raise StorageError(f"{self.label} exited with status {code}") from None
 
     def shut(self) -> None:
         """Close both pipes: the worker's input ends, and a reply it is still writing fails at once."""
@@ -227,7 +227,8 @@ class Pool:
     in order. A task's error is raised by :meth:`map` for its frame, as the
     same exception (or its text, where it does not pickle); a task that
     cannot be built is raised as the pool starts; a worker that dies is a
-    StorageError. ``label`` names the workers in errors. Close it (or use
+    StorageError. ``label`` is how errors name a worker ("a search index
+    worker"). Close it (or use
     ``with``).
     """
 

@@ -158,7 +158,7 @@ def build_floor(db: Path) -> float:
     floor = db.with_name("floor.db")
     for leftover in (floor, Path(f"{floor}-wal"), Path(f"{floor}-shm")):
         leftover.unlink(missing_ok=True)
-    names = (f"{TABLE}_search_map", f"{TABLE}_search_map_session", f"{TABLE}_search")
+    names = (f"{TABLE}_search_text", f"{TABLE}_search_text_session", f"{TABLE}_search")
     source = sqlite3.connect(db)
     ddl = dict(source.execute(f"SELECT name, sql FROM sqlite_master WHERE name IN {names}").fetchall())  # noqa: S608
     source.close()

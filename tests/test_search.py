@@ -361,7 +361,7 @@ def indexed_messages(db: Path, table: str = "agent_sessions") -> list[tuple[Any,
     try:
         conn.execute(f'INSERT INTO "{table}_search" ("{table}_search", rank) VALUES (\'integrity-check\', 1)')
         return sorted(
-            conn.execute(f'SELECT session_id, user_id, entity_id, message FROM "{table}_search_map"').fetchall()
+            conn.execute(f'SELECT session_id, user_id, entity_id, message FROM "{table}_search_text"').fetchall()
         )
     finally:
         conn.close()
@@ -567,7 +567,7 @@ def test_an_index_an_earlier_build_made_is_rebuilt_in_this_layout_on_first_use(t
     assert found(store.search("kestrels")) == expected
     assert indexed_messages(old) == indexed_messages(fresh)
     sql = sqlite3.connect(old).execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions_search'").fetchone()
-    assert "content='agent_sessions_search_map'" in sql[0]
+    assert "content='agent_sessions_search_text'" in sql[0]
     store.close()
 
     again = tmp_path / "again.db"
@@ -582,6 +582,130 @@ def test_an_index_an_earlier_build_made_is_rebuilt_in_this_layout_on_first_use(t
         .fetchone()[0]
     )
     store.close()
+
+
+def _table_names(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("taken", ["agent_sessions_search_marks", "agent_sessions_search_text"])
+def test_a_table_of_anothers_by_an_index_tables_name_is_refused_and_left_alone(tmp_path: Path, taken: str) -> None:
+    """Another sessions store named like one of the index's tables: enabling (or upgrading an earlier build's
+    index) raises StorageError naming it and drops nothing; disable_search() removes the index and leaves it."""
+    for fresh in (True, False):
+        db = tmp_path / f"{fresh}.db"
+        if fresh:
+            store = SqliteStorage("agent_sessions", db_file=db)
+            seed(store)
+        else:
+            db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
+            store = SqliteStorage("agent_sessions", db_file=db)
+        neighbour = SqliteStorage(taken, db_file=db)
+        neighbour.upsert(AgentSession(session_id="precious", memory=agno_memory(("mine", "ok"))))
+        with pytest.raises(StorageError, match=taken):
+            store.enable_search() if fresh else store.search("squared")
+        assert neighbour.read("precious") is not None
+        store.disable_search()
+        assert neighbour.read("precious") is not None
+        assert not {n for n in _table_names(db) if n.startswith("agent_sessions_search") and n != taken}
+        store.close()
+        neighbour.close()
+
+
+def test_what_an_earlier_builds_disable_left_behind_is_taken_back(tmp_path: Path) -> None:
+    """Build 3ccb4d3's disable_search() dropped its triggers, ``<t>_search``, ``<t>_search_map`` and the queue
+    (the statements it ran, below): this layout's map and marks stay behind, and enable_search() takes them back."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    for op in ("ins", "upd", "del", "runs_ins", "runs_upd", "runs_del"):
+        conn.execute(f'DROP TRIGGER IF EXISTS "agent_sessions_search_{op}"')
+    for table in ("agent_sessions_search", "agent_sessions_search_map", "agent_sessions_search_queue"):
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+    conn.commit()
+    conn.close()
+    assert {"agent_sessions_search_text", "agent_sessions_search_marks"} <= _table_names(db)
+    store.enable_search()
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
+    assert indexed_messages(db)
+    store.close()
+
+
+def test_an_earlier_builds_index_of_a_table_dropped_since_is_scanned(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE agent_sessions")
+    conn.commit()
+    conn.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    assert store.search("squared") == []
+    assert "agent_sessions_search_text" not in _table_names(db)
+    store.close()
+
+
+def test_a_table_without_rowid_is_indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another program made the sessions table WITHOUT ROWID: the store reads it, and the index is built."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.create()
+    store.close()
+    conn = sqlite3.connect(db)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions'").fetchone()
+    conn.execute("DROP TABLE agent_sessions")
+    conn.execute(sql + " WITHOUT ROWID")
+    conn.commit()
+    conn.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    _with_a_worker(monkeypatch)
+    store.enable_search()
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
+    store.close()
+
+
+def test_a_build_batch_is_cut_by_the_text_it_holds_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's reply is about twice its batch's text: batches stop at EXTRACT_BYTES, not only at a count."""
+    big = ("s-big", ("x" * 1000,), [])
+    small = ("s-small", ("y",), [])
+    monkeypatch.setattr(search_index, "EXTRACT_BYTES", 2500)
+    sizes = [len(b) for b in search_index._batches([big, big, big, small, big, small])]
+    assert sizes == [3, 3]
+    monkeypatch.setattr(search_index, "EXTRACT_BYTES", 1 << 30)
+    assert [len(b) for b in search_index._batches([small] * (search_index.EXTRACT_BATCH + 1))] == [
+        search_index.EXTRACT_BATCH,
+        1,
+    ]
+
+
+def test_two_processes_finding_an_earlier_builds_index_make_it_anew_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both saw the earlier layout before either took the write lock: the second finds it made and builds nothing."""
+    db = tmp_path / "s.db"
+    db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
+    builds: list[int] = []
+    real = search_index.SqliteIndex._build
+
+    def counted(self: Any, conn: Any) -> None:
+        builds.append(1)
+        real(self, conn)
+
+    monkeypatch.setattr(search_index.SqliteIndex, "_build", counted)
+    first, second = SqliteStorage("agent_sessions", db_file=db), SqliteStorage("agent_sessions", db_file=db)
+    a, b = search_index.SqliteIndex(first), search_index.SqliteIndex(second)
+    assert a.enabled() and b.enabled() and a.old_layout and b.old_layout
+    assert a.catch_up() == -1 and b.catch_up() == -1
+    assert builds == [1]
+    assert indexed_messages(db)
+    first.close()
+    second.close()
 
 
 def test_index_fingerprints_are_the_documented_digest() -> None:

@@ -18,7 +18,7 @@ from agno_storage.agno3.writer import rows_for
 from agno_storage.errors import StorageError
 from agno_storage.workers import Pool
 
-LABEL = "agno 3 migration"
+LABEL = "an agno 3 migration worker"
 
 
 class MapTask:
@@ -58,7 +58,7 @@ class WorkerPool(Pool):
         """Each chunk's result, in order. ``previous(chunk)`` is called in this process as each is handed over."""
         for result in super().map((list(chunk), previous(chunk)) for chunk in chunks):
             if not isinstance(result, ChunkResult):
-                raise StorageError(f"an {LABEL} worker sent {type(result).__name__}, not a batch")
+                raise StorageError(f"{LABEL} sent {type(result).__name__}, not a batch")
             yield result
 
 
