@@ -162,3 +162,30 @@ def test_a_value_postgresql_refuses_is_named_by_its_session_and_the_sessions_bef
             "SELECT string_agg(run_data::text, ' ') FROM nul.agno_runs WHERE session_id = %s", (literal,)
         ).fetchone()
     assert stored is not None and "x\\\\u0000" in stored[0]
+
+
+def test_a_nul_in_a_text_column_is_named_by_its_session_as_in_a_json_one(pg_server: Any, tmp_path: Path) -> None:
+    """psycopg refuses U+0000 in text before it sends anything (a DataError without SQLSTATE): the batch is
+    written a session at a time as for the server's own refusals, and the error names the session."""
+    import sqlite3
+
+    import psycopg
+
+    from agno_storage import AgentSession, SqliteStorage
+
+    src = tmp_path / "src.db"
+    store = SqliteStorage("agent_sessions", db_file=src)
+    for i in range(5):
+        memory = {"runs": [{"run_id": f"r{i}", "messages": [{"role": "user", "content": "hi"}]}]}
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=memory))
+    store.close()
+    conn = sqlite3.connect(src)
+    conn.execute("UPDATE agent_sessions SET user_id = 'u' || char(0) || 'x' WHERE session_id = 's3'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(InvalidInputError) as info:
+        to_agno3(str(src), pg_server.dsn, dst_schema="nultext", workers=0, memory_table=None)
+    assert info.value.session_id == "s3"
+    with psycopg.connect(pg_server.dsn) as pg:
+        written = {r[0] for r in pg.execute("SELECT session_id FROM nultext.agno_sessions")}
+    assert "s3" not in written

@@ -10,6 +10,7 @@ session with :mod:`agno_storage.agno3.mapping`; writes with a
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -236,8 +237,12 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> N
 
 
 def _refused_value(exc: BaseException) -> bool:
-    """Whether the engine refused a value it was given (SQLSTATE class 22 on PostgreSQL, SQLite's DataError)."""
+    """Whether the engine refused a value it was given: SQLite's DataError; on PostgreSQL a DataError (the
+    server's SQLSTATE class 22, or psycopg's own before sending, as for U+0000 in text)."""
     if isinstance(exc, sqlite3.DataError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.DataError):
         return True
     return (type(exc).__module__ or "").startswith("psycopg") and (getattr(exc, "sqlstate", None) or "").startswith(
         "22"
