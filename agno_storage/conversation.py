@@ -22,6 +22,7 @@ interface and returns one ordered list of :class:`Message`.
 from __future__ import annotations
 
 import builtins
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -149,10 +150,16 @@ def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> bui
     the index). Raises CorruptRowError as :func:`session_messages` and
     :func:`runs_messages` do.
     """
-    messages = session_messages(session, table) if session is not None else []
-    if not runs:
-        return messages
-    return merge(messages, runs_messages(runs, table))
+    try:
+        messages = session_messages(session, table) if session is not None else []
+        if not runs:
+            return messages
+        return merge(messages, runs_messages(runs, table))
+    except _Unwritable as exc:
+        sid = session.session_id if session is not None else runs[0].session_id
+        raise CorruptRowError(
+            f"{table} session {sid!r}: a message's content {exc}", table=table, session_id=sid
+        ) from None
 
 
 def session_messages(session: Session, table: str) -> builtins.list[Message]:
@@ -534,7 +541,17 @@ def _text(content: Any) -> str | None:
         parts = [p.get("text") for p in content if isinstance(p.get("text"), str)]
         if parts:
             return "\n".join(parts)
-    return orjson.dumps(content).decode()
+    try:
+        return orjson.dumps(content).decode()
+    except TypeError:  # orjson writes 254 levels of nesting (it reads 1,024), and 64-bit integers at most
+        try:
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        except (RecursionError, ValueError, TypeError) as exc:
+            raise _Unwritable(f"cannot be written as JSON text ({exc})") from None
+
+
+class _Unwritable(ValueError):
+    """A message's structured content that has no JSON text (:func:`combined` names its session)."""
 
 
 def merge(first: builtins.list[Message], second: builtins.list[Message]) -> builtins.list[Message]:

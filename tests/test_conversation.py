@@ -324,3 +324,27 @@ def test_a_message_by_position_is_the_message_by_keyword() -> None:
     assert Message("user", "hi", 5, "r1", None, None, None, "helper") == Message(
         role="user", content="hi", created_at=5, run_id="r1", member="helper"
     )
+
+
+def test_content_nested_deeper_than_orjson_writes_is_text_or_a_corrupt_row(tmp_path: Path) -> None:
+    """Structured content nested 300 levels (orjson reads 1,024 and writes 254) comes back as its JSON text; at
+    1,000 levels, which no JSON writer here can spell, history() raises CorruptRowError naming the session."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("t", db_file=db)
+    store.upsert(AgentSession(session_id="deep", memory={"runs": []}))
+    for depth in (300, 1000):
+        nested = "[" * depth + "]" * depth
+        conn = sqlite3.connect(db)
+        conn.execute(
+            "UPDATE t SET memory = ? WHERE session_id = 'deep'",
+            ('{"runs":[{"run_id":"r","messages":[{"role":"user","content":' + nested + "}]}]}",),
+        )
+        conn.commit()
+        conn.close()
+        if depth == 300:
+            assert [m.content for m in store.history("deep")] == [nested]
+        else:
+            with pytest.raises(CorruptRowError) as info:
+                store.history("deep")
+            assert info.value.session_id == "deep"
+    store.close()
