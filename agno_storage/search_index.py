@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +40,8 @@ from agno_storage.conversation import Message
 from agno_storage.errors import StorageError
 from agno_storage.schema import quote, unquote
 from agno_storage.search import SearchHit
+
+_log = logging.getLogger("agno_storage")
 
 if TYPE_CHECKING:
     import psycopg
@@ -105,7 +108,7 @@ def _docs(
 ) -> Iterator[Doc]:
     """The indexed form of each message with content, positions from ``start``; see :func:`digest` for the fingerprint."""
     user, entity = user_id or "", entity_id or ""
-    owner = (user + "\x00" + entity + "\x00").encode()
+    owner = _owner_key(user, entity).encode()
     unstructure, dumps, blake2b = _UNSTRUCTURE_MESSAGE, orjson.dumps, hashlib.blake2b
     for pos, m in enumerate(messages, start):
         if m.content:
@@ -114,12 +117,18 @@ def _docs(
             yield (session_id, user, entity, pos, message.decode(), m.content, fingerprint)
 
 
+def _owner_key(user: str, entity: str) -> str:
+    """Owner and entity as the start of a fingerprinted key: each with its length, so no two pairs spell alike
+    (``"a\\0b", "c"`` and ``"a", "b\\0c"`` would, joined by NUL: ids may hold one)."""
+    return f"{len(user)}\x00{user}{len(entity)}\x00{entity}"
+
+
 def digest(doc: Doc) -> int:
     """A stable 63-bit fingerprint of what a doc indexes (owner, entity, message), position left out.
 
     Never negative (a session's own fingerprint, :meth:`SqliteIndex.mark`, is).
     """
-    key = "\x00".join((doc[1], doc[2], doc[4])).encode()
+    key = (_owner_key(doc[1], doc[2]) + doc[4]).encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
 
@@ -202,6 +211,10 @@ def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list[A
 def _is_fts5(sql: str | None) -> bool:
     text = (sql or "").upper()
     return text.startswith("CREATE VIRTUAL TABLE") and "FTS5" in text
+
+
+#: The columns of the earlier layout's FTS5 table, which kept each message's text and ids itself.
+_OLD_FTS_COLUMNS = ("content", "session_id", "user_id", "entity_id", "pos", "message")
 
 
 def _sql_string(value: str) -> str:
@@ -296,13 +309,30 @@ class SqliteIndex:
         self._marked = [i for i, name in enumerate(names) if name in ids] + self._conversation
 
     def enabled(self) -> bool:
-        # The FTS5 table itself: a sessions table that happens to be named <table>_search is not the index.
-        rows = self.store._query("SELECT sql FROM sqlite_master WHERE name = ?", (self.fts_name,))
-        if not rows or not _is_fts5(rows[0][0]):
+        # The FTS5 table itself: a sessions table (or FTS5 table of another's) named <table>_search is not it.
+        layout = self._fts_layout(self.store._query)
+        if layout is None:
             return False
         # An index made before the FTS5 table read its text from the map keeps the text itself.
-        self.old_layout = "content=" not in rows[0][0].replace(" ", "").lower()
+        self.old_layout = layout == "old"
         return True
+
+    def _fts_layout(self, query: Any) -> str | None:
+        """``"new"`` or ``"old"``: the index's FTS5 table of this layout or the earlier one; None: not the index's.
+
+        Known by its columns and, in this layout, by the table it reads its
+        text from; ``query(sql, params)`` runs a statement and returns its rows.
+        """
+        rows = query("SELECT sql FROM sqlite_master WHERE name = ?", (self.fts_name,))
+        if not rows or not _is_fts5(rows[0][0]):
+            return None
+        columns = tuple(r[1] for r in query(f"PRAGMA table_info({self.fts})", ()))
+        options = rows[0][0].replace(" ", "").lower()
+        if columns == ("content",) and f"content={_sql_string(self.map_name)}".lower() in options:
+            return "new"
+        if columns == _OLD_FTS_COLUMNS and "content=" not in options:
+            return "old"
+        return None
 
     def _trigger_sql(self, names: dict[str, str], table: str) -> builtins.list[str]:
         q = self.queue
@@ -361,8 +391,7 @@ class SqliteIndex:
                     )
                 continue
             found[name] = columns
-        fts = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (self.fts_name,)).fetchone()
-        if fts is not None and _is_fts5(fts[0]):
+        if self._fts_layout(lambda sql, params: conn.execute(sql, params).fetchall()) is not None:
             conn.execute(f"DROP TABLE {self.fts}")
         for name in found:
             conn.execute(f"DROP TABLE {quote(name)}")
@@ -409,40 +438,61 @@ class SqliteIndex:
         Python work that a worker process does beside this one's FTS5
         inserts, on a table of :data:`WORKERS_FROM` sessions or more where a
         worker can start (:func:`agno_storage.workers.default_count`); else
-        this process does both, a batch at a time.
+        this process does both, a batch at a time. A worker that fails (it
+        died, or a reply came over a frame's limit) is logged as a warning
+        and the build starts over in this process; an error of the data (a
+        corrupt row) is raised as it is.
         """
         from agno_storage import workers
 
         store, table = self.store, self.store.table_name
-        runs: dict[str, builtins.list[conversation.RunRow]] = {}
-        if agent_runs.exists(store):
-            for row in agent_runs.all_runs(store):
-                runs.setdefault(row.session_id, []).append(row)
-        batches = _batches(self._items(conn, runs))
         (estimate,) = conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()
         pool = None
-        if workers.default_count(estimate + len(runs), start_from=WORKERS_FROM, most=1):
+        if workers.default_count(estimate, start_from=WORKERS_FROM, most=1):
             try:
                 args = (store.spec.mode.value, table, self._marked)
                 pool = workers.Pool(1, f"{__name__}:ExtractTask", args, "a search index worker")
             except StorageError:
                 pool = None  # none can start here (no interpreter, a path without this package): do it here
-        marks: builtins.list[tuple[str, int | None]] = []
+        extract = ExtractTask.of(store.row_codec, table, self._marked)
+        conn.execute("SAVEPOINT agno_storage_search_build")
         try:
-            extract = ExtractTask.of(store.row_codec, table, self._marked)
-            results = pool.map(batches) if pool is not None else map(extract, batches)
-            for docs, got in results:
-                self._insert(conn, docs)
-                marks += got
+            if pool is not None:
+                try:
+                    self._fill(conn, pool.map(_batches(self._items(conn))))
+                except workers.WorkerError as exc:
+                    _log.warning("search index of %r: %s; building it in this process instead", table, exc)
+                    conn.execute("ROLLBACK TO agno_storage_search_build")
+                    pool.close()
+                    pool = None
+            if pool is None:
+                self._fill(conn, map(extract, _batches(self._items(conn))))
         finally:
             if pool is not None:
                 pool.close()
+        conn.execute("RELEASE agno_storage_search_build")
+
+    def _fill(
+        self,
+        conn: sqlite3.Connection,
+        results: Iterable[tuple[builtins.list[Doc], builtins.list[tuple[str, int | None]]]],
+    ) -> None:
+        """Insert each batch's docs as it comes, then every session's mark."""
+        marks: builtins.list[tuple[str, int | None]] = []
+        for docs, got in results:
+            self._insert(conn, docs)
+            marks += got
         self._put_marks(conn, marks)
 
-    def _items(self, conn: sqlite3.Connection, runs: dict[str, builtins.list[conversation.RunRow]]) -> Iterator[_Item]:
+    def _items(self, conn: sqlite3.Connection) -> Iterator[_Item]:
         """(session_id, stored row or None, its agent_runs rows) of every session: the table's, then runs-only ones."""
-        session_id = self.store.row_codec.session_id
-        for raw in conn.execute(self.store.statements.select):
+        store = self.store
+        runs: dict[str, builtins.list[conversation.RunRow]] = {}
+        if agent_runs.exists(store):
+            for row in agent_runs.all_runs(store):
+                runs.setdefault(row.session_id, []).append(row)
+        session_id = store.row_codec.session_id
+        for raw in conn.execute(store.statements.select):
             sid = session_id(raw)
             yield sid, raw, runs.pop(sid, []) if isinstance(sid, str) else []
         for sid, rows in runs.items():

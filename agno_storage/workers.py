@@ -52,6 +52,10 @@ AHEAD = 2
 CLOSE_GRACE = 2.0
 
 
+class WorkerError(StorageError):
+    """A worker could not start, died, or sent what is not a reply: the pool failed, not the task's work."""
+
+
 def _send(stream: IO[bytes], value: Any) -> None:
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LENGTH.pack(len(data)))
@@ -135,7 +139,7 @@ class _Worker:
         self.label = label
         if not sys.executable or getattr(sys, "frozen", False):
             # A frozen program's executable is the program itself, not an interpreter that runs -c.
-            raise StorageError(f"no Python interpreter to start {label} with")
+            raise WorkerError(f"no Python interpreter to start {label} with")
         replies: tuple[int, int] | None = os.pipe() if os.name == "posix" else None
         try:
             if replies is not None:
@@ -152,13 +156,13 @@ class _Worker:
         except OSError as exc:
             if replies is not None:
                 os.close(replies[0])
-            raise StorageError(f"cannot start {label}: {exc}") from exc
+            raise WorkerError(f"cannot start {label}: {exc}") from exc
         finally:
             if replies is not None:
                 os.close(replies[1])  # the worker's end: closed here, its reply pipe ends when the worker does
         stdout = os.fdopen(replies[0], "rb") if replies is not None else self.proc.stdout
         if self.proc.stdin is None or stdout is None:  # pragma: no cover - PIPE was given
-            raise StorageError(f"{label} has no pipes")
+            raise WorkerError(f"{label} has no pipes")
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = stdout
         try:
@@ -167,7 +171,7 @@ class _Worker:
         except OSError as exc:
             self.shut()
             self.reap()
-            raise StorageError(f"cannot start {label}: {exc}") from exc
+            raise WorkerError(f"cannot start {label}: {exc}") from exc
 
     def ready(self) -> None:
         """Wait until the worker has built its task; raise what it could not do (or StorageError if it died)."""
@@ -175,7 +179,7 @@ class _Worker:
         if kind == "error":
             raise value
         if kind != "ready":
-            raise StorageError(f"{self.label} sent {kind!r}, not ready")
+            raise WorkerError(f"{self.label} sent {kind!r}, not ready")
 
     def submit(self, frame: Any) -> None:
         try:
@@ -188,7 +192,7 @@ class _Worker:
         if kind == "error":
             raise value
         if kind != "ok":
-            raise StorageError(f"{self.label} sent {kind!r}, not a result")
+            raise WorkerError(f"{self.label} sent {kind!r}, not a result")
         return value
 
     def _reply(self) -> tuple[str, Any]:
@@ -197,12 +201,12 @@ class _Worker:
         except EOFError:
             self._died()
         except Exception as exc:  # a reply that does not unpickle here
-            raise StorageError(f"{self.label} sent an unreadable reply: {exc!r}") from exc
+            raise WorkerError(f"{self.label} sent an unreadable reply: {exc!r}") from exc
         return kind, value
 
     def _died(self) -> NoReturn:
         code = self.proc.wait()
-        raise StorageError(f"{self.label} exited with status {code}") from None
+        raise WorkerError(f"{self.label} exited with status {code}") from None
 
     def shut(self) -> None:
         """Close both pipes: the worker's input ends, and a reply it is still writing fails at once."""
@@ -226,8 +230,8 @@ class Pool:
     :meth:`map` hands each frame to the next worker and gives their results
     in order. A task's error is raised by :meth:`map` for its frame, as the
     same exception (or its text, where it does not pickle); a task that
-    cannot be built is raised as the pool starts; a worker that dies is a
-    StorageError. ``label`` is how errors name a worker ("a search index
+    cannot be built is raised as the pool starts; a worker that cannot
+    start, dies or sends what is not a reply is a :class:`WorkerError`. ``label`` is how errors name a worker ("a search index
     worker"). Close it (or use
     ``with``).
     """
@@ -363,4 +367,4 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             close()
 
 
-__all__ = ["AHEAD", "BOOTSTRAP", "CLOSE_GRACE", "Pool", "default_count", "runs_python", "serve"]
+__all__ = ["AHEAD", "BOOTSTRAP", "CLOSE_GRACE", "Pool", "WorkerError", "default_count", "runs_python", "serve"]

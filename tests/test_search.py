@@ -479,6 +479,34 @@ def test_a_build_in_a_worker_process_indexes_what_one_in_this_process_does(
     store.close()
 
 
+def test_a_build_whose_worker_fails_starts_over_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker's reply over a frame's limit (a batch whose messages repeat a long run id, say): the build is
+    logged and done again in this process, with nothing of the failed attempt left in the index."""
+    from agno_storage import workers
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    store.close()
+    alone = tmp_path / "alone.db"
+    alone.write_bytes(db.read_bytes())
+    by_itself = SqliteStorage("agent_sessions", db_file=alone)
+    by_itself.enable_search()
+    by_itself.close()
+    started = _with_a_worker(monkeypatch)
+    monkeypatch.setattr(workers, "MAX_FRAME", 200)  # this process refuses every reply as too large
+    store = SqliteStorage("agent_sessions", db_file=db)
+    with caplog.at_level("WARNING", logger="agno_storage"):
+        store.enable_search()
+    assert len(started) == 1
+    assert "building it in this process instead" in caplog.text
+    assert indexed_messages(db) == indexed_messages(alone)
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
+    store.close()
+
+
 def test_a_corrupt_row_a_build_worker_reads_is_raised_by_enable_search_and_nothing_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -706,6 +734,49 @@ def test_two_processes_finding_an_earlier_builds_index_make_it_anew_once(
     assert indexed_messages(db)
     first.close()
     second.close()
+
+
+def test_an_fts5_table_of_anothers_by_the_index_name_is_never_taken_for_the_index(tmp_path: Path) -> None:
+    """A program's own FTS5 table named ``<t>_search``: search() scans, enable_search() refuses the name, and
+    neither they, disable_search() nor drop() touch its rows."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE VIRTUAL TABLE agent_sessions_search USING fts5(title, body)")
+    conn.execute("INSERT INTO agent_sessions_search VALUES ('mine', 'kestrels of my own')")
+    conn.commit()
+
+    def theirs() -> list[tuple[str, str]]:
+        return conn.execute("SELECT title, body FROM agent_sessions_search").fetchall()
+
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}  # scanned
+    with pytest.raises(StorageError, match="agent_sessions_search"):
+        store.enable_search()
+    store.disable_search()
+    store.drop()
+    assert theirs() == [("mine", "kestrels of my own")]
+    conn.close()
+    store.close()
+
+
+def test_owners_that_spell_alike_joined_by_nul_are_told_apart(tmp_path: Path) -> None:
+    """A session handed from user "a\\0b" of agent "x" to user "a" of agent "b\\0x" (ids may hold NUL): the
+    index finds it under its new owner only, as the scan and history() do."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(
+        AgentSession(session_id="S", user_id="a\x00b", agent_id="x", memory=agno_memory(("kestrel secret", "ok")))
+    )
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET user_id = 'a', agent_id = 'b' || char(0) || 'x' WHERE session_id = 'S'")
+    conn.commit()
+    conn.close()
+    assert store.search("kestrel", user_id="a\x00b") == []
+    assert found(store.search("kestrel", user_id="a")) == [("S", "kestrel secret")]
+    assert indexed_messages(db) == [("S", "a", "b\x00x", r) for (_, _, _, r) in indexed_messages(db)]
+    store.close()
 
 
 def test_index_fingerprints_are_the_documented_digest() -> None:

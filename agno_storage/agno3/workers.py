@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from agno_storage.agno3.chunks import ChunkResult, PlanItem, Source, SourceSpec, map_chunk
 from agno_storage.agno3.records import Previous
 from agno_storage.agno3.writer import rows_for
-from agno_storage.errors import StorageError
-from agno_storage.workers import Pool
+from agno_storage.workers import Pool, WorkerError
 
 LABEL = "an agno 3 migration worker"
 
@@ -58,7 +57,7 @@ class WorkerPool(Pool):
         """Each chunk's result, in order. ``previous(chunk)`` is called in this process as each is handed over."""
         for result in super().map((list(chunk), previous(chunk)) for chunk in chunks):
             if not isinstance(result, ChunkResult):
-                raise StorageError(f"{LABEL} sent {type(result).__name__}, not a batch")
+                raise WorkerError(f"{LABEL} sent {type(result).__name__}, not a batch")
             yield result
 
 
