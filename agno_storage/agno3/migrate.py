@@ -239,7 +239,7 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> N
 def _refused_value(exc: BaseException) -> bool:
     """Whether the engine refused a value it was given: SQLite's DataError; on PostgreSQL a DataError (the
     server's SQLSTATE class 22, or psycopg's own before sending, as for U+0000 in text)."""
-    if isinstance(exc, sqlite3.DataError):
+    if isinstance(exc, (sqlite3.DataError, OverflowError)):  # sqlite3 binds no integer past 64 bits
         return True
     psycopg = sys.modules.get("psycopg")
     if psycopg is not None and isinstance(exc, psycopg.DataError):

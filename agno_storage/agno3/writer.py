@@ -185,6 +185,8 @@ def driver_error(exc: BaseException, what: str, session_id: str | None = None) -
         return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
     if isinstance(exc, OSError):
         return StorageError(f"{what}: {exc}", session_id=session_id)
+    if isinstance(exc, OverflowError):  # sqlite3 refuses to bind an integer past 64 bits
+        return InvalidInputError(f"{what}: {exc}", table=ddl.RUNS, session_id=session_id)
     module = type(exc).__module__ or ""
     if module.startswith("psycopg"):
         from agno_storage.backends.pg_conn import translate as translate_pg
