@@ -150,16 +150,23 @@ def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> bui
     the index). Raises CorruptRowError as :func:`session_messages` and
     :func:`runs_messages` do.
     """
+    messages: builtins.list[Message] = []
+    if session is not None:
+        try:
+            messages = session_messages(session, table)
+        except Unwritable as exc:
+            sid = session.session_id
+            raise CorruptRowError(f"{table} session {sid!r}: {exc}", table=table, session_id=sid) from None
+    if not runs:
+        return messages
     try:
-        messages = session_messages(session, table) if session is not None else []
-        if not runs:
-            return messages
-        return merge(messages, runs_messages(runs, table))
-    except _Unwritable as exc:
-        sid = session.session_id if session is not None else runs[0].session_id
+        theirs = runs_messages(runs, table)
+    except Unwritable as exc:
+        sid = runs[0].session_id
         raise CorruptRowError(
-            f"{table} session {sid!r}: a message's content {exc}", table=table, session_id=sid
+            f"{AGENT_RUNS_TABLE} of session {sid!r}: {exc}", table=AGENT_RUNS_TABLE, session_id=sid, column="messages"
         ) from None
+    return merge(messages, theirs)
 
 
 def session_messages(session: Session, table: str) -> builtins.list[Message]:
@@ -547,11 +554,11 @@ def _text(content: Any) -> str | None:
         try:
             return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         except (RecursionError, ValueError, TypeError) as exc:
-            raise _Unwritable(f"cannot be written as JSON text ({exc})") from None
+            raise Unwritable(f"a message's content cannot be written as JSON text ({exc})") from None
 
 
-class _Unwritable(ValueError):
-    """A message's structured content that has no JSON text (:func:`combined` names its session)."""
+class Unwritable(CorruptRowError):
+    """A stored message (or its structured content) that has no JSON text; :func:`combined` names its session."""
 
 
 def merge(first: builtins.list[Message], second: builtins.list[Message]) -> builtins.list[Message]:
@@ -586,6 +593,7 @@ __all__ = [
     "SOURCE_GO_TEAM",
     "Message",
     "RunRow",
+    "Unwritable",
     "combined",
     "go_team_messages",
     "history",

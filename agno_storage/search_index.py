@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,9 +36,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from agno_storage import agent_runs, conversation, fingerprint
+from agno_storage import agent_runs, codec, conversation, fingerprint
 from agno_storage.conversation import Message
-from agno_storage.errors import StorageError
+from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.schema import quote, unquote
 from agno_storage.search import SearchHit
 
@@ -108,13 +109,19 @@ def _docs(
 ) -> Iterator[Doc]:
     """The indexed form of each message with content, positions from ``start``; see :func:`digest` for the fingerprint."""
     user, entity = user_id or "", entity_id or ""
-    owner = _owner_key(user, entity).encode()
+    owner = _owner_key(user, entity).encode("utf-8", "surrogatepass")
     unstructure, dumps, blake2b = _UNSTRUCTURE_MESSAGE, orjson.dumps, hashlib.blake2b
     for pos, m in enumerate(messages, start):
         if m.content:
-            message = dumps(unstructure(m))
+            try:
+                message = dumps(unstructure(m))
+            except TypeError:  # past what orjson writes (64-bit integers, 254 levels, valid UTF-8)
+                message = _wide_json(unstructure(m))
             fingerprint = int.from_bytes(blake2b(owner + message, digest_size=8).digest(), "big") >> 1
-            yield (session_id, user, entity, pos, message.decode(), m.content, fingerprint)
+            content = m.content
+            if not content.isascii():
+                content = _utf8_text(content)
+            yield (session_id, user, entity, pos, message.decode(), content, fingerprint)
 
 
 def _owner_key(user: str, entity: str) -> str:
@@ -123,12 +130,33 @@ def _owner_key(user: str, entity: str) -> str:
     return f"{len(user)}\x00{user}{len(entity)}\x00{entity}"
 
 
+def _utf8_text(text: str) -> str:
+    """``text`` as SQLite can store it: a lone surrogate (JSON's ``\\ud800``, valid JSON, no character) as U+FFFD.
+
+    Only the indexed text: the message's JSON keeps the escape, so a hit's
+    ``Message`` is the stored one.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _wide_json(value: Any) -> bytes:
+    """``value``'s JSON by the standard library (wide integers, deep nesting, lone surrogates escaped)."""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode()
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise conversation.Unwritable(f"a message cannot be written as JSON text ({exc})") from None
+
+
 def digest(doc: Doc) -> int:
     """A stable 63-bit fingerprint of what a doc indexes (owner, entity, message), position left out.
 
     Never negative (a session's own fingerprint, :meth:`SqliteIndex.mark`, is).
     """
-    key = (_owner_key(doc[1], doc[2]) + doc[4]).encode()
+    key = (_owner_key(doc[1], doc[2]) + doc[4]).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
 
@@ -141,14 +169,26 @@ def docs_of(
     the user's it names (:func:`conversation.runs_by_user`), as ``history``
     scopes them.
     """
-    if session is not None:
-        messages = conversation.combined(session, runs, table)
-        return builtins.list(_docs(session_id, session.user_id, session.entity_id, messages))
-    out: builtins.list[Doc] = []
-    for user, rows in conversation.runs_by_user(runs):
-        messages = conversation.combined(None, rows, table)
-        out += _docs(session_id, user, None, messages, start=len(out))
-    return out
+    try:
+        if session is not None:
+            messages = conversation.combined(session, runs, table)
+            return builtins.list(_docs(session_id, session.user_id, session.entity_id, messages))
+        out: builtins.list[Doc] = []
+        for user, rows in conversation.runs_by_user(runs):
+            messages = conversation.combined(None, rows, table)
+            out += _docs(session_id, user, None, messages, start=len(out))
+        return out
+    except conversation.Unwritable as exc:
+        raise CorruptRowError(f"{table} session {session_id!r}: {exc}", table=table, session_id=session_id) from None
+
+
+def _message_value(message: str) -> Any:
+    """An indexed message's JSON decoded: by the codec (wide integers exact), or the standard library where it
+    holds what orjson does not read (a lone surrogate's escape: the index wrote it so, see :func:`_wide_json`)."""
+    try:
+        return codec.loads(message)
+    except ValueError:
+        return json.loads(message)
 
 
 def _hit(session_id: str, user_id: str, entity_id: str, message: str, snippet: str, score: float) -> SearchHit:
@@ -156,7 +196,7 @@ def _hit(session_id: str, user_id: str, entity_id: str, message: str, snippet: s
         session_id=session_id,
         user_id=user_id or None,
         entity_id=entity_id or None,
-        message=_CONVERTER.structure(orjson.loads(message), Message),
+        message=_CONVERTER.structure(_message_value(message), Message),
         snippet=snippet,
         score=float(score),
     )
@@ -213,8 +253,16 @@ def _is_fts5(sql: str | None) -> bool:
     return text.startswith("CREATE VIRTUAL TABLE") and "FTS5" in text
 
 
-#: The columns of the earlier layout's FTS5 table, which kept each message's text and ids itself.
-_OLD_FTS_COLUMNS = ("content", "session_id", "user_id", "entity_id", "pos", "message")
+#: The earlier layout's FTS5 table, which kept each message's text and ids itself (as build 3ccb4d3 wrote it).
+_OLD_FTS_SQL = (
+    'CREATE VIRTUAL TABLE "t" USING fts5(content, session_id UNINDEXED, user_id UNINDEXED, '
+    "entity_id UNINDEXED, pos UNINDEXED, message UNINDEXED, tokenize = 'unicode61 remove_diacritics 0')"
+)
+
+
+def _fts_body(sql: str) -> str:
+    """What an FTS5 table's definition says after ``USING``, spaces left out and in lower case."""
+    return "".join(sql.partition(" USING ")[2].split()).lower()
 
 
 def _sql_string(value: str) -> str:
@@ -320,19 +368,27 @@ class SqliteIndex:
     def _fts_layout(self, query: Any) -> str | None:
         """``"new"`` or ``"old"``: the index's FTS5 table of this layout or the earlier one; None: not the index's.
 
-        Known by its columns and, in this layout, by the table it reads its
-        text from; ``query(sql, params)`` runs a statement and returns its rows.
+        Known by its definition, as this build and the earlier one write it
+        (the columns, and in this layout the table it reads its text from),
+        read from the catalogue without opening the table: another's FTS5
+        table by that name may use a tokenizer or option this SQLite lacks.
+        ``query(sql, params)`` runs a statement and returns its rows.
         """
         rows = query("SELECT sql FROM sqlite_master WHERE name = ?", (self.fts_name,))
         if not rows or not _is_fts5(rows[0][0]):
             return None
-        columns = tuple(r[1] for r in query(f"PRAGMA table_info({self.fts})", ()))
-        options = rows[0][0].replace(" ", "").lower()
-        if columns == ("content",) and f"content={_sql_string(self.map_name)}".lower() in options:
+        body = _fts_body(rows[0][0])
+        if body == _fts_body(self._fts_sql()):
             return "new"
-        if columns == _OLD_FTS_COLUMNS and "content=" not in options:
+        if body == _fts_body(_OLD_FTS_SQL):
             return "old"
         return None
+
+    def _fts_sql(self) -> str:
+        return (
+            f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, content={_sql_string(self.map_name)}, "
+            "content_rowid='rowid', tokenize = 'unicode61 remove_diacritics 0')"
+        )
 
     def _trigger_sql(self, names: dict[str, str], table: str) -> builtins.list[str]:
         q = self.queue
@@ -407,10 +463,7 @@ class SqliteIndex:
         try:
             # External content: FTS5 indexes the map's text and reads it back from there for snippets, so
             # the text is stored once (measured: a build takes about a quarter less CPU than with FTS5's own copy).
-            conn.execute(
-                f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, content={_sql_string(self.map_name)}, "
-                "content_rowid='rowid', tokenize = 'unicode61 remove_diacritics 0')"
-            )
+            conn.execute(self._fts_sql())
         except sqlite3.OperationalError as exc:
             if "no such module" in str(exc):
                 raise StorageError(

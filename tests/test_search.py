@@ -779,6 +779,82 @@ def test_owners_that_spell_alike_joined_by_nul_are_told_apart(tmp_path: Path) ->
     store.close()
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"n": 18446744073709551616}', "[" * 300 + "]" * 300],
+    ids=["an integer past 64 bits", "nested 300 levels"],
+)
+def test_messages_orjson_cannot_write_are_indexed_as_history_reads_them(tmp_path: Path, arguments: str) -> None:
+    """Tool calls holding what orjson does not write (and, beside a wide integer, which sends the row to the
+    standard library's decoder, text holding a lone surrogate: valid JSON, no character): the index finds each
+    message, and its hit is the Message history() gives."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="a", user_id="alice", memory=agno_memory(("kestrels here", "yes"))))
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    memory = (
+        '{"runs":[{"run_id":"r","messages":[{"role":"user","content":"kestrels '
+        + ("\\ud800" if "18446744073709551616" in arguments else "")
+        + ' here"},'
+        '{"role":"assistant","content":"kestrels","tool_calls":[{"id":"x","function":{"name":"f","arguments":'
+        + arguments
+        + "}}]}]}]}"
+    )
+    conn.execute("UPDATE agent_sessions SET memory = ? WHERE session_id = 'a'", (memory,))
+    conn.commit()
+    conn.close()
+    for _ in range(2):  # caught up, then built anew
+        hits = store.search("kestrels")
+        assert sorted((h.message.role, h.message.content, h.message.tool_calls) for h in hits) == sorted(
+            (m.role, m.content, m.tool_calls) for m in store.history("a")
+        )
+        assert indexed_messages(db)
+        store.disable_search()
+        store.enable_search()
+    store.close()
+
+
+def test_a_message_no_json_writer_can_spell_is_a_corrupt_row_for_the_index(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="a", user_id="alice", memory=agno_memory(("kestrels here", "yes"))))
+    conn = sqlite3.connect(db)
+    deep = "[" * 1000 + "]" * 1000
+    conn.execute(
+        "UPDATE agent_sessions SET memory = ? WHERE session_id = 'a'",
+        ('{"runs":[{"run_id":"r","messages":[{"role":"assistant","content":"kestrels","tool_calls":' + deep + "}]}]}",),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptRowError) as info:
+        store.enable_search()
+    assert info.value.session_id == "a"
+    store.close()
+
+
+def test_an_fts5_table_of_anothers_this_sqlite_cannot_open_is_not_the_index(tmp_path: Path) -> None:
+    """Another program's ``<t>_search`` with a tokenizer this SQLite lacks (ICU): search() scans, no error."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE VIRTUAL TABLE agent_sessions_search USING fts5(body)")
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = 'CREATE VIRTUAL TABLE agent_sessions_search USING fts5(body, tokenize=''icu'')'"
+        " WHERE name = 'agent_sessions_search'"
+    )
+    conn.commit()
+    conn.close()
+    store.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
+    store.disable_search()
+    assert "agent_sessions_search" in _table_names(db)
+    store.close()
+
+
 def test_index_fingerprints_are_the_documented_digest() -> None:
     """The fingerprint each indexed message carries is digest() of it: an index made by any version matches."""
     messages = [
