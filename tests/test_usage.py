@@ -46,20 +46,26 @@ def test_agno_agent_and_team_usage_matches_their_metrics(agno_db: tuple[str, str
     reported: list[tuple[int, int]] = []
     model = TokenModel(prefix="agent", reported=reported)
     agent_id = f"counter-{tag}"  # the PostgreSQL server is shared by the whole run: an entity of this test's own
+    # The UTC days the runs may fall on (the clock may pass midnight while they run).
+    days = {datetime.datetime.now(datetime.UTC).date().isoformat()}
     for q in ("how many tokens is this", "and this one too"):
         agent = make_agent(make_storage(store_name, db, "agent_sessions"), f"u-agent-{tag}", USER, model)
         agent.agent_id = agent_id
         agent.run(q)
+    days.add(datetime.datetime.now(datetime.UTC).date().isoformat())
     close_storages()
     agents = open_store(agno_db, "agent")
     try:
         got = agents.usage(entity_id=agent_id, user_id=USER)
-        (row,) = [u for u in got if u.model == "fake-model"]
-        assert row.runs == row.runs_with_tokens == 2
-        assert (row.input_tokens, row.output_tokens) == (sum(r[0] for r in reported), sum(r[1] for r in reported))
-        assert row.total_tokens == row.input_tokens + row.output_tokens
-        assert row.entity_id == agent_id and row.user_id == USER
-        assert row.day == datetime.datetime.now(datetime.UTC).date().isoformat()
+        rows = [u for u in got if u.model == "fake-model"]  # one per day the runs fell on
+        assert sum(r.runs for r in rows) == sum(r.runs_with_tokens for r in rows) == 2
+        assert (sum(r.input_tokens or 0 for r in rows), sum(r.output_tokens or 0 for r in rows)) == (
+            sum(r[0] for r in reported),
+            sum(r[1] for r in reported),
+        )
+        assert all(r.total_tokens == (r.input_tokens or 0) + (r.output_tokens or 0) for r in rows)
+        assert all(r.entity_id == agent_id and r.user_id == USER for r in rows)
+        assert {r.day for r in rows} <= days
         assert agents.usage(user_id="someone-else", entity_id=agent_id) == []
         assert agents.usage(entity_id=agent_id, since=2**40) == []
     finally:
