@@ -548,13 +548,22 @@ def _text(content: Any) -> str | None:
         parts = [p.get("text") for p in content if isinstance(p.get("text"), str)]
         if parts:
             return "\n".join(parts)
+    return json_text(content, "a message's content")
+
+
+def json_text(value: Any, what: str) -> str:
+    """``value`` as compact JSON text: orjson's, or the standard library's (non-ASCII escaped) where orjson
+    stops: integers past 64 bits, nesting past 254 levels (it reads 1,024), lone surrogates.
+
+    Raises :class:`Unwritable`, naming ``what``, past both.
+    """
     try:
-        return orjson.dumps(content).decode()
-    except TypeError:  # orjson writes 254 levels of nesting (it reads 1,024), and 64-bit integers at most
+        return orjson.dumps(value).decode()
+    except TypeError:
         try:
-            return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+            return json.dumps(value, separators=(",", ":"))
         except (RecursionError, ValueError, TypeError) as exc:
-            raise Unwritable(f"a message's content cannot be written as JSON text ({exc})") from None
+            raise Unwritable(f"{what} cannot be written as JSON text ({exc})") from None
 
 
 class Unwritable(CorruptRowError):
@@ -597,6 +606,7 @@ __all__ = [
     "combined",
     "go_team_messages",
     "history",
+    "json_text",
     "make_converter",
     "memory_messages",
     "merge",

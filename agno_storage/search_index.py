@@ -116,7 +116,7 @@ def _docs(
             try:
                 message = dumps(unstructure(m))
             except TypeError:  # past what orjson writes (64-bit integers, 254 levels, valid UTF-8)
-                message = _wide_json(unstructure(m))
+                message = conversation.json_text(unstructure(m), "a message").encode()
             fingerprint = int.from_bytes(blake2b(owner + message, digest_size=8).digest(), "big") >> 1
             content = m.content
             if not content.isascii():
@@ -141,14 +141,6 @@ def _utf8_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
-
-
-def _wide_json(value: Any) -> bytes:
-    """``value``'s JSON by the standard library (wide integers, deep nesting, lone surrogates escaped)."""
-    try:
-        return json.dumps(value, separators=(",", ":")).encode()
-    except (RecursionError, ValueError, TypeError) as exc:
-        raise conversation.Unwritable(f"a message cannot be written as JSON text ({exc})") from None
 
 
 def digest(doc: Doc) -> int:
@@ -184,7 +176,8 @@ def docs_of(
 
 def _message_value(message: str) -> Any:
     """An indexed message's JSON decoded: by the codec (wide integers exact), or the standard library where it
-    holds what orjson does not read (a lone surrogate's escape: the index wrote it so, see :func:`_wide_json`)."""
+    holds what orjson does not read (a lone surrogate's escape: the index wrote it so, see
+    :func:`conversation.json_text`)."""
     try:
         return codec.loads(message)
     except ValueError:
