@@ -444,6 +444,15 @@ def _with_a_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return started
 
 
+def _indexed_copy(db: Path, copy: Path) -> Path:
+    """A copy of ``db`` whose index this process built, with no worker: what a build with one must equal."""
+    copy.write_bytes(db.read_bytes())
+    store = SqliteStorage("agent_sessions", db_file=copy)
+    store.enable_search()
+    store.close()
+    return copy
+
+
 def test_a_build_in_a_worker_process_indexes_what_one_in_this_process_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -458,11 +467,7 @@ def test_a_build_in_a_worker_process_indexes_what_one_in_this_process_does(
     store.append_run("go-only", "Any kestrels here?", "Two kestrels.", user_id="dave")
     store.append_run("alice-1", "Do kestrels migrate?", "Some do.", user_id="alice")
     store.close()
-    alone = tmp_path / "alone.db"
-    alone.write_bytes(db.read_bytes())
-    by_itself = SqliteStorage("agent_sessions", db_file=alone)
-    by_itself.enable_search()
-    by_itself.close()
+    alone = _indexed_copy(db, tmp_path / "alone.db")
 
     started = _with_a_worker(monkeypatch)
     store = SqliteStorage("agent_sessions", db_file=db)
@@ -490,11 +495,7 @@ def test_a_build_whose_worker_fails_starts_over_in_this_process(
     store = SqliteStorage("agent_sessions", db_file=db)
     seed(store)
     store.close()
-    alone = tmp_path / "alone.db"
-    alone.write_bytes(db.read_bytes())
-    by_itself = SqliteStorage("agent_sessions", db_file=alone)
-    by_itself.enable_search()
-    by_itself.close()
+    alone = _indexed_copy(db, tmp_path / "alone.db")
     started = _with_a_worker(monkeypatch)
     monkeypatch.setattr(workers, "MAX_FRAME", 200)  # this process refuses every reply as too large
     store = SqliteStorage("agent_sessions", db_file=db)
