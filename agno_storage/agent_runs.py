@@ -153,7 +153,7 @@ def exists(store: BaseStorage) -> bool:
     """True if the file has an ``agent_runs`` table (and the store is one that reads it)."""
     if not applies(store):
         return False
-    rows = store._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,))
+    rows = store._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
     return bool(rows)
 
 

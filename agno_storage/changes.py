@@ -106,7 +106,9 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 table=t,
             )
         if _is_sqlite(store):
-            new = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (unquote(log),)).fetchone()
+            new = not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = ? COLLATE NOCASE", (unquote(log),)
+            ).fetchone()
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {log} (cursor INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, "
                 "session_id TEXT NOT NULL, user_id TEXT, op TEXT NOT NULL, at INTEGER NOT NULL)"
@@ -279,7 +281,7 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
 def _taken(store: BaseStorage, log: str) -> bool:
     """Whether something already has the log's name."""
     if _is_sqlite(store):
-        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (unquote(log),)))
+        return bool(store._query("SELECT 1 FROM sqlite_master WHERE name = ? COLLATE NOCASE", (unquote(log),)))
     rows = store._query("SELECT to_regclass(%s) IS NOT NULL", (log,))
     return bool(rows and rows[0][0])
 

@@ -367,7 +367,7 @@ class SqliteIndex:
         table by that name may use a tokenizer or option this SQLite lacks.
         ``query(sql, params)`` runs a statement and returns its rows.
         """
-        rows = query("SELECT sql FROM sqlite_master WHERE name = ?", (self.fts_name,))
+        rows = query("SELECT sql FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,))
         if not rows or not _is_fts5(rows[0][0]):
             return None
         body = _fts_body(rows[0][0])
@@ -403,7 +403,9 @@ class SqliteIndex:
                 if self.old_layout:
                     self._relayout(conn)
                 return
-            taken = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (self.fts_name,)).fetchone()
+            taken = conn.execute(
+                "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,)
+            ).fetchone()
             if taken is not None:
                 raise StorageError(
                     f"cannot make the search index of table {store.table_name!r}: the file has a {taken[0]}"
@@ -426,7 +428,7 @@ class SqliteIndex:
         """
         found: dict[str, tuple[str, ...]] = {}
         for name, columns in self.own_tables.items():
-            kind = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+            kind = conn.execute("SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (name,)).fetchone()
             if kind is None:
                 continue
             have = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({quote(name)})")) if kind[0] == "table" else ()

@@ -905,3 +905,29 @@ def test_the_index_finds_what_the_scan_finds_whatever_the_letters(tmp_path: Path
     assert indexed == scanned
     assert scanned["İstanbul"] == ["İstanbul trip"] and scanned["café"] == ["CAFÉ au lait"]
     store.close()
+
+
+def test_a_store_naming_the_table_in_other_letter_case_uses_its_index_and_feed(tmp_path: Path) -> None:
+    """SQLite names are one table whatever the ASCII letter case: a store opened as "AGENT_SESSIONS" on
+    "agent_sessions" finds the index and the change feed the other made, enabling them again is a no-op,
+    and disabling removes the one index both use."""
+    db = tmp_path / "s.db"
+    lower = SqliteStorage("agent_sessions", db_file=db)
+    lower.upsert(AgentSession(session_id="a", user_id="u", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
+    lower.enable_search()
+    lower.enable_changes()
+    upper = SqliteStorage("AGENT_SESSIONS", db_file=db)
+    assert search_index.index_for(upper).enabled()
+    upper.enable_search()
+    upper.enable_changes()
+    upper.upsert(AgentSession(session_id="b", user_id="u", agent_id="x", memory=agno_memory(("kestrel two", "ok"))))
+    assert found(upper.search("kestrel")) == found(lower.search("kestrel"))
+    assert sorted(found(upper.search("kestrel"))) == [("a", "kestrel one"), ("b", "kestrel two")]
+    assert [(c.session_id, c.op) for c in upper.changes()] == [("b", "insert")]
+    assert [c.cursor for c in upper.changes()] == [c.cursor for c in lower.changes()]
+    upper.disable_search()
+    assert not search_index.index_for(lower).enabled()
+    names = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert not {n for n in names if n.lower().startswith("agent_sessions_search")}
+    lower.close()
+    upper.close()

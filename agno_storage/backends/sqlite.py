@@ -387,7 +387,9 @@ class SqliteStorage(BaseStorage):
 
     def trigger_exists(self, name: str) -> bool:
         """Whether the file has a trigger named ``name`` (unquoted); one a dropped table took with it has gone."""
-        return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)))
+        return bool(
+            self._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ? COLLATE NOCASE", (name,))
+        )
 
     def _create_table(self) -> None:
         statements = [ddl.create_table(self.table_name, self.spec), *ddl.create_indexes(self.table_name, self.spec)]
