@@ -210,7 +210,7 @@ def test_sessions_without_created_at_come_last_and_page_too(filled: BaseStorage,
     expected = [s.session_id for s in filled.list()]
     assert expected[-5:] == ["s-003", "s-011", "s-012", "s-020", "s-029"]
     with serve(location(filled)) as base:
-        for limit in (1, 4, 25, 27):
+        for limit in (1, 4, 25, 27, 30, 31, 100):  # 30 and more: all on the first page, each once
             pages = all_pages(base, filled.table_name, limit=limit)
             assert [s["session_id"] for p in pages for s in p] == expected, limit
             assert all(len(p) == limit for p in pages[:-1])
@@ -613,3 +613,111 @@ def test_a_listed_row_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path, se
     assert status == 500 and body["error"]["code"] == "error"
     assert (body["error"]["table"], body["error"]["session_id"]) == ("agent_sessions", "bad")
     assert "created_at" in body["error"]["message"]
+
+
+# --- edges found by trying to break it -------------------------------------------
+
+
+def base64_json(value: Any) -> str:
+    """A cursor's text made by hand: URL-safe base64 of ``value`` as JSON."""
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def test_search_with_the_index_on_and_writes_it_has_not_seen_answers_from_a_scan(
+    make_store: StoreFactory, serve: Serve
+) -> None:
+    """The server's connections cannot write, so the index cannot catch up: the search scans instead (on
+    PostgreSQL the read-only transaction's refusal is a ReadOnlyDatabaseError, as on SQLite)."""
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "before", "user-1", memory=conversation("before")))
+    store.enable_search()
+    store.upsert(make_session(Mode.AGENT, "after", "user-1", memory=conversation("after")))
+    with serve(location(store)) as base:
+        status, body = get(base, "/api/v1/search", table=store.table_name, q="zebras")
+        assert status == 200, body
+        assert {h["session_id"] for h in body["hits"]} == {"before", "after"}
+        status, html = get_page(base, f"/search?table={store.table_name}&q=zebras")[::2]
+        assert status == 200 and "after" in html
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "²"},
+        {"limit": "1" * 5000},
+        {"since": "²"},
+        {"until": "--5"},
+        {"since": "9" * 5000},
+        {"since": "99999999999999999999"},
+        {"cursor": base64_json([2**63, "x"])},
+    ],
+)
+def test_numbers_no_column_holds_are_a_bad_request(filled: BaseStorage, serve: Serve, query: dict[str, str]) -> None:
+    with serve(location(filled)) as base:
+        status, body = get(base, "/api/v1/sessions", table=filled.table_name, **query)
+        assert (status, body["error"]["code"]) == (400, "bad_request"), body
+        if "limit" in query:
+            status, body = get(base, "/api/v1/search", table=filled.table_name, q="zebras", **query)
+            assert (status, body["error"]["code"]) == (400, "bad_request"), body
+
+
+def test_a_cursor_past_64_bits_is_not_one_this_server_made() -> None:
+    for created_at in (2**63, -(2**63) - 1):
+        text = base64_json([created_at, "x"])
+        with pytest.raises(InvalidInputError):
+            decode_cursor(text)
+
+
+def test_a_session_id_ending_in_history_is_a_session_not_a_history(make_store: StoreFactory, serve: Serve) -> None:
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "x", "user-1", memory=conversation("x")))
+    store.upsert(make_session(Mode.AGENT, "x/history", "user-1", memory=conversation("x/history")))
+    table = store.table_name
+    with serve(location(store)) as base:
+        status, body = get(base, "/api/v1/sessions/x%2Fhistory", table=table)
+        assert status == 200 and body["session"]["session_id"] == "x/history", body
+        status, body = get(base, "/api/v1/sessions/x/history", table=table)
+        assert status == 200 and body["session_id"] == "x" and body["messages"], body
+        status, body = get(base, "/api/v1/sessions/x%2Fhistory/history", table=table)
+        assert status == 200 and body["session_id"] == "x/history", body
+        assert "question about zebras in x/history" in [m["content"] for m in body["messages"]]
+        assert get(base, "/healthz", x="1")[0] == 400
+
+
+def test_a_user_token_is_not_told_how_many_sessions_other_users_have(filled: BaseStorage, serve: Serve) -> None:
+    with serve(location(filled), scoped_tokens()) as base:
+        status, body = get(base, "/api/v1/tables", ONE)
+        assert status == 200 and [t["rows"] for t in body["tables"]] == [None]
+        assert [t["rows"] for t in get(base, "/api/v1/tables", ALL)[1]["tables"]] == [30]
+        html = get_page(base, f"/?table={filled.table_name}", ONE)[2]
+        assert "30 rows" not in html and filled.table_name in html
+        assert "30 rows" in get_page(base, f"/?table={filled.table_name}", ALL)[2]
+
+
+def test_a_sign_in_form_past_its_limit_is_refused_unread(filled: BaseStorage, serve: Serve) -> None:
+    import urllib.error
+    import urllib.request
+
+    from agno_storage.web.pages import LOGIN_BODY_LIMIT
+
+    with serve(location(filled), scoped_tokens()) as base:
+        for body in (b"token=" + b"x" * LOGIN_BODY_LIMIT, f"token={ONE}".encode()):
+            request = urllib.request.Request(base + "/login", data=body, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            assert status == (413 if len(body) > LOGIN_BODY_LIMIT else 200)
+
+
+def test_a_postgres_urls_own_options_are_kept_beside_read_only() -> None:
+    from agno_storage.web.source import READ_ONLY_OPTION, read_only_url
+
+    url = read_only_url("postgresql://u@h/db?options=-c%20search_path%3Dai&sslmode=disable")
+    assert url == (
+        "postgresql://u@h/db?sslmode=disable&options=" + quote(f"-c search_path=ai {READ_ONLY_OPTION}", safe="")
+    )
+    assert read_only_url("postgresql:///db?host=/tmp/s").startswith("postgresql:///db?host=")

@@ -31,6 +31,7 @@ from agno_storage.errors import (
     DatabaseCorruptError,
     DiskFullError,
     InvalidInputError,
+    ReadOnlyDatabaseError,
     SchemaMismatchError,
     StorageError,
     TableNotFoundError,
@@ -44,6 +45,8 @@ _RETRYABLE_CONFLICTS = frozenset({"40001", "40P01"})
 _SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
 _BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
 _DISK_FULL_STATE = "53100"
+#: read_only_sql_transaction: a write in a read-only transaction (default_transaction_read_only, a hot standby).
+_READ_ONLY_STATE = "25006"
 _CORRUPT_STATES = frozenset({"XX001", "XX002"})  # data_corrupted, index_corrupted
 
 # The pool logs every failed connection attempt, several lines each, which
@@ -350,6 +353,10 @@ def translate(exc: BaseException, table: str, *, committing: bool = False) -> St
     if state == _DISK_FULL_STATE:
         return DiskFullError(
             f"the PostgreSQL server's disk is full; nothing of this write was kept: {exc}", table=table
+        )
+    if state == _READ_ONLY_STATE:
+        return ReadOnlyDatabaseError(
+            f"this connection to PostgreSQL is read-only; nothing was written to table {table!r}: {exc}", table=table
         )
     if state in _CORRUPT_STATES:
         return DatabaseCorruptError(f"PostgreSQL found damaged data in table {table!r}: {exc}", table=table)

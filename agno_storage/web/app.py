@@ -10,6 +10,7 @@ status: 400 bad parameters, 401 no valid token, 403 another user's filter,
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -194,10 +195,16 @@ def params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+#: A limit as digits (ASCII only: str.isdigit() takes "²", which int() refuses), at most a few of them.
+_WHOLE = re.compile(r"[0-9]{1,9}")
+#: Unix seconds: at most 18 digits, so every one fits the 64-bit columns both engines keep times in.
+_UNIX_SECONDS = re.compile(r"-?[0-9]{1,18}")
+
+
 def limit_param(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not _WHOLE.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise HttpError(400, "bad_request", f"limit must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
     return int(text)
 
@@ -206,8 +213,7 @@ def time_param(name: str, text: str | None) -> int | None:
     """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise)."""
     if text is None or text == "":
         return None
-    stripped = text.lstrip("-")
-    if stripped.isdigit():
+    if _UNIX_SECONDS.fullmatch(text):
         return int(text)
     try:
         when = datetime.fromisoformat(text)
@@ -247,13 +253,14 @@ def _server(request: Request) -> Server:
 
 def healthz(request: Request) -> Response:
     server = _server(request)
+    params(request, ())
     server.source.ping()  # the database answers, or 503
     return server.json(bodies.Health(status="ok"))
 
 
 def api_tables(request: Request) -> Response:
     server = _server(request)
-    server.principal(request)
+    who = server.principal(request)
     params(request, ())
     return server.json(
         bodies.TablesBody(
@@ -264,7 +271,7 @@ def api_tables(request: Request) -> Response:
                     version=t.version,
                     layout=t.layout.value,
                     entity_column=SPECS[t.mode].entity_column,
-                    rows=t.rows,
+                    rows=t.rows if who.user_id is None else None,
                 )
                 for t in server.tables(fresh=True)
             ]
@@ -287,12 +294,33 @@ def api_sessions(request: Request) -> Response:
     )
 
 
-def api_session(request: Request) -> Response:
+#: The end of a history path. Only a literal "/" makes it one: "%2Fhistory" is part of a session id.
+HISTORY_SUFFIX = "/history"
+
+
+def api_session_or_history(request: Request) -> Response:
+    """``/sessions/{id}`` or ``/sessions/{id}/history``, told apart on the path as sent.
+
+    The server decodes ``%2F`` before routing, so the decoded path cannot
+    tell a session ``x/history`` (sent as ``x%2Fhistory``) from the history
+    of ``x``; the raw path can.
+    """
+    from agno_storage.web import extras
+
+    decoded: str = request.path_params["session_id"]
+    raw = request.scope.get("raw_path")
+    sent = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    if sent.endswith(HISTORY_SUFFIX) and decoded.endswith(HISTORY_SUFFIX):
+        return extras.api_history(request, decoded[: -len(HISTORY_SUFFIX)])
+    return api_session(request, decoded)
+
+
+def api_session(request: Request, session_id: str) -> Response:
     server = _server(request)
     who = server.principal(request)
     query = params(request, ("table",))
     reader = server.reader(query.get("table"))
-    session = server.session(reader, who, request.path_params["session_id"])
+    session = server.session(reader, who, session_id)
     return server.json(
         bodies.SessionBody(
             table=reader.name,
@@ -433,8 +461,7 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route(f"{API}/tables", api_tables),
         Route(f"{API}/sessions", api_sessions),
-        Route(f"{API}/sessions/{{session_id:path}}/history", extras.api_history),
-        Route(f"{API}/sessions/{{session_id:path}}", api_session),
+        Route(f"{API}/sessions/{{session_id:path}}", api_session_or_history),
         Route(f"{API}/search", extras.api_search),
         Route(f"{API}/usage", extras.api_usage),
         *pages.routes(),

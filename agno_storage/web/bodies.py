@@ -51,7 +51,8 @@ class TableBody:
     layout: str
     #: The column naming the agent, team or workflow (what ``entity_id`` filters on).
     entity_column: str
-    rows: int
+    #: Sessions in the table, every user's: None for a user's token, which sees its own only.
+    rows: int | None
 
 
 @attrs.frozen

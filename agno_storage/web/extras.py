@@ -30,12 +30,11 @@ def history_of(server: Server, reader: TableReader, who: Principal, session_id: 
     return messages
 
 
-def api_history(request: Request) -> Response:
+def api_history(request: Request, session_id: str) -> Response:
     server = _server(request)
     who = server.principal(request)
     query = params(request, ("table",))
     reader = server.reader(query.get("table"))
-    session_id = request.path_params["session_id"]
     messages = history_of(server, reader, who, session_id)
     converter = server.conversation_converter
     return server.json(

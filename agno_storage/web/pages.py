@@ -32,7 +32,7 @@ from agno_storage.web.app import (
     limit_param,
     params,
 )
-from agno_storage.web.auth import COOKIE
+from agno_storage.web.auth import COOKIE, Principal
 from agno_storage.web.source import encode_cursor
 
 
@@ -74,13 +74,14 @@ def layout(title: str, body: str, *, active: str = "", table: str | None = None)
     return HTMLResponse(page)
 
 
-def table_picker(server: Server, current: str | None) -> str:
+def table_picker(server: Server, current: str | None, who: Principal) -> str:
+    """The table menu; row counts (every user's) only for a caller who may read every user's sessions."""
     tables = server.tables()
     if current is not None and current not in {t.name for t in tables}:
         tables = server.tables(fresh=True)  # made since the list was read
     options = "".join(
         f'<option value="{esc(t.name)}"{" selected" if t.name == current else ""}>'
-        f"{esc(t.name)} ({esc(t.mode.value)}, {t.rows} rows)</option>"
+        f"{esc(t.name)} ({esc(t.mode.value)}{'' if who.user_id is not None else f', {t.rows} rows'})</option>"
         for t in tables
     )
     return f'<label>Table <select name="table" id="table" data-autosubmit>{options}</select></label>'
@@ -130,7 +131,7 @@ def sessions_view(request: Request) -> Response:
             ("until", "Until", "2024-02-01"),
         )
     )
-    form = f'<form class="filters" method="get" action="/">{table_picker(server, table)}{fields}<button type="submit">Filter</button></form>'
+    form = f'<form class="filters" method="get" action="/">{table_picker(server, table, who)}{fields}<button type="submit">Filter</button></form>'
     rows = "".join(
         "<tr>"
         f'<td><a class="session-link" href="{esc(link("/sessions/" + quote(s.session_id, safe=""), table=table))}">{esc(s.session_id)}</a></td>'
@@ -238,7 +239,7 @@ def search_view(request: Request) -> Response:
     table = current_table(server, query.get("table"))
     text = query.get("q", "")
     form = (
-        f'<form class="filters" method="get" action="/search">{table_picker(server, table)}'
+        f'<form class="filters" method="get" action="/search">{table_picker(server, table, who)}'
         f'<label>Search <input type="search" name="q" id="q" value="{esc(text)}" placeholder="words said in a session" autofocus></label>'
         '<button type="submit">Search</button></form>'
     )
@@ -286,7 +287,7 @@ def usage_view(request: Request) -> Response:
     who = server.principal(request, page=True)
     query = params(request, ("table", "user_id", "entity_id", "since", "until"))
     table = current_table(server, query.get("table"))
-    form = f'<form class="filters" method="get" action="/usage">{table_picker(server, table)}<button type="submit">Show</button></form>'
+    form = f'<form class="filters" method="get" action="/usage">{table_picker(server, table, who)}<button type="submit">Show</button></form>'
     if table is None:
         return layout("Usage", form, active="usage")
     reader = server.reader(table)
@@ -311,6 +312,26 @@ def usage_charts(body: Any) -> str:
 # --- signing in ---------------------------------------------------------------
 
 
+#: The most a sign-in form may send (a token is a line): the one request answered without a token.
+LOGIN_BODY_LIMIT = 16 * 1024
+
+
+async def _small_body(request: Request) -> bytes:
+    """The request's body, read up to :data:`LOGIN_BODY_LIMIT` bytes; HttpError 413 past it."""
+    declared = request.headers.get("content-length", "")
+    too_large = HttpError(413, "too_large", f"a sign-in form is at most {LOGIN_BODY_LIMIT:,} bytes")
+    if declared.isascii() and declared.isdigit() and int(declared) > LOGIN_BODY_LIMIT:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > LOGIN_BODY_LIMIT:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def login_view(request: Request) -> Response:
     server = _server(request)
     target = request.query_params.get("next", "/")
@@ -318,7 +339,7 @@ async def login_view(request: Request) -> Response:
         target = "/"
     message = ""
     if request.method == "POST":
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        form = parse_qs((await _small_body(request)).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         if server.tokens is None or server.tokens.principal(token) is not None:
             response = RedirectResponse(target, 303)

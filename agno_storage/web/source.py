@@ -22,6 +22,7 @@ import base64
 import binascii
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,7 +89,7 @@ def decode_cursor(text: str) -> Cursor:
     if (
         not isinstance(value, list)
         or len(value) != 2
-        or not (value[0] is None or type(value[0]) is int)
+        or not (value[0] is None or (type(value[0]) is int and -(2**63) <= value[0] < 2**63))
         or not isinstance(value[1], str)
     ):
         raise InvalidInputError(f"cursor {text!r} is not one this server handed out")
@@ -144,6 +145,8 @@ class TableReader:
             if after is not None:
                 terms.append(f"{created} <= {mark} AND ({created} < {mark} OR {sid} > {mark})")
                 params.extend([after.created_at, after.created_at, after.session_id])
+            else:
+                terms.append(f"{created} IS NOT NULL")  # those come from the second statement
             rows = self._rows(filters, terms, params, limit + 1)
         if len(rows) <= limit and filters.since is None and filters.until is None:
             terms, params = [f"{created} IS NULL"], []
@@ -325,6 +328,21 @@ class SqliteSource(Source):
             conn.close()
 
 
+#: libpq's options that make every transaction of a connection read-only.
+READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+
+
+def read_only_url(url: str) -> str:
+    """``url`` with :data:`READ_ONLY_OPTION` added to libpq's ``options`` (after any the URL gives: libpq
+    reads one ``options`` parameter, so a second one would replace the first)."""
+    base, _, text = url.partition("?")  # the rest of the URL as given (urlunsplit would drop an empty host's //)
+    query = urllib.parse.parse_qsl(text, keep_blank_values=True)
+    given = [value for key, value in query if key == "options"]
+    options = " ".join([*given, READ_ONLY_OPTION])
+    query = [(key, value) for key, value in query if key != "options"] + [("options", options)]
+    return base + "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+
+
 class PostgresSource(Source):
     """The sessions tables of one PostgreSQL schema; every connection is read-only."""
 
@@ -333,8 +351,7 @@ class PostgresSource(Source):
         target = urls.parse(url)
         if not isinstance(target, urls.PostgresTarget):
             raise InvalidInputError(f"not a PostgreSQL URL: {url!r}")
-        # libpq's options: every transaction of these connections is read-only.
-        self.url = url + ("&" if "?" in url else "?") + "options=-c%20default_transaction_read_only%3Don"
+        self.url = read_only_url(url)
         self.schema_name = schema_name
         self.connect_timeout = connect_timeout
         self._shown = url
