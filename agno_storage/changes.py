@@ -253,7 +253,9 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     else:
         _stamp_postgres(store, log, meta)
     owner, params = "", builtins.list[Any]([since])
-    if user_id is not None:
+    if user_id == "":
+        owner = " AND (user_id IS NULL OR user_id = '')"  # "no owner", stored either way (agno writes NULL)
+    elif user_id is not None:
         owner = f" AND user_id = {mark}"
         params.append(user_id)
     # One statement, so one snapshot: what was pruned and what is left are read together (a prune by
@@ -271,11 +273,35 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
             f"the oldest cursor still readable is {pruned}",
             table=store.table_name,
         )
-    return [
+    changes = [
         Change(cursor=int(c), table=tb, session_id=s, user_id=u or None, op=o, at=int(a))
         for _, c, tb, s, u, o, a in got
         if c is not None
     ]
+    if not changes and since > pruned and since > _top(store, log, meta):
+        raise StorageError(
+            f"cursor {since} of table {store.table_name!r} is ahead of every change logged (the database was "
+            "restored from an earlier copy, or the cursor is another feed's); start again from since=0",
+            table=store.table_name,
+        )
+    return changes
+
+
+def _top(store: BaseStorage, log: str, meta: str) -> int:
+    """The highest cursor the feed has handed out (or pruned through)."""
+    if _is_sqlite(store):
+        rows = store._query(
+            f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ? COLLATE NOCASE), 0), "
+            f"(SELECT value FROM {meta} WHERE key = 'pruned_through'))",
+            (unquote(log),),
+        )
+    else:
+        rows = store._query(
+            f"SELECT GREATEST((SELECT COALESCE(MAX(cursor), 0) FROM {log}), "
+            f"(SELECT value FROM {meta} WHERE key = 'pruned_through'))",
+            (),
+        )
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def _taken(store: BaseStorage, log: str) -> bool:

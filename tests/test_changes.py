@@ -13,6 +13,8 @@ from agno_storage.changes import Change
 from tests.agno_runner import close_storages, run_in_new_process, run_turn
 from tests.test_go_upstream import USER, go_agent, go_cmds, go_team  # noqa: F401
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
 
 def ops(changes: list[Change]) -> list[tuple[str, str, str]]:
     return [(c.table, c.session_id, c.op) for c in changes]
@@ -175,6 +177,43 @@ def test_a_session_renamed_or_handed_to_another_owner_shows_where_it_went(make_s
     assert [(c.session_id, c.op) for c in store.changes(since=cursor, user_id="alice")] == [("b", "update")]
     assert [(c.session_id, c.op) for c in store.changes(since=cursor, user_id="mallory")] == [("b", "update")]
     assert store.read("b", user_id="alice") is None
+
+
+def test_no_owner_means_null_or_empty_in_the_feed_too(make_store: Any) -> None:
+    """``user_id=""`` is "no owner", as in list(): rows whose owner is NULL (agno writes that) or ''."""
+    store = make_store("agent")
+    if isinstance(store, SqliteStorage):
+        # agno 1.x's own SQLite table, whose user_id may be NULL (the Go layout this store makes says NOT NULL).
+        assert store.db_path is not None
+        ddl = (FIXTURES / "agno_ddl.sql").read_text().split("-- agno_team.db")[0]
+        with sqlite3.connect(store.db_path) as conn:
+            conn.executescript(ddl.replace("agent_sessions", store.table_name))
+    store.enable_changes()
+    table = store.table_name
+    store.upsert(AgentSession(session_id="ours", agent_id="x"))
+    mark = "?" if isinstance(store, SqliteStorage) else "%s"
+    name = f'"{table}"' if isinstance(store, SqliteStorage) else store.qualified_table
+    with store.transaction() as conn:
+        conn.execute(f"INSERT INTO {name} (session_id, user_id, agent_id) VALUES ({mark}, NULL, 'x')", ("null",))
+        conn.execute(f"INSERT INTO {name} (session_id, user_id, agent_id) VALUES ({mark}, '', 'x')", ("empty",))
+    store.upsert(AgentSession(session_id="owned", user_id="u", agent_id="x"))
+    assert sorted(s.session_id for s in store.list(user_id="")) == ["empty", "null", "ours"]
+    assert sorted(c.session_id for c in store.changes(user_id="")) == ["empty", "null", "ours"]
+    assert [c.session_id for c in store.changes(user_id="u")] == ["owned"]
+
+
+def test_a_cursor_ahead_of_the_log_is_an_error_not_an_empty_feed(make_store: Any) -> None:
+    """A consumer whose cursor the feed never handed out (the database restored from an earlier copy) is
+    told, instead of waiting on an empty feed while the cursors it holds are handed out again."""
+    store = make_store("agent")
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    top = store.changes()[-1].cursor
+    assert store.changes(since=top) == []
+    with pytest.raises(StorageError, match="ahead"):
+        store.changes(since=top + 1)
+    store.upsert(AgentSession(session_id="b", agent_id="x"))
+    assert [c.session_id for c in store.changes(since=top)] == ["b"]
 
 
 def test_every_writer_in_commit_order_across_a_restart(go_cmds: Path, tmp_path: Path) -> None:  # noqa: F811

@@ -198,10 +198,24 @@ def pg(pg_server: Any) -> Any:
 def test_tables_and_doctor_on_postgres(pg: Any, capsys: pytest.CaptureFixture[str]) -> None:
     url, schema, conn = pg
     agents = open_store(url, "agent_sessions", Mode.AGENT, schema)
-    agents.upsert_many([AgentSession(session_id=f"a{i}", user_id="u", agent_id="x") for i in range(3)])
+    # Every JSON column holding a value: jsonb comes back from the driver decoded, and doctor reads its text.
+    agents.upsert_many(
+        [
+            AgentSession(
+                session_id=f"a{i}",
+                user_id="u",
+                agent_id="x",
+                memory={"runs": [{"run_id": "r", "messages": [{"role": "user", "content": "hi"}]}]},
+                agent_data={"name": "n"},
+                session_data={"state": [1, 2**70]},
+                extra_data={"k": None},
+            )
+            for i in range(3)
+        ]
+    )
     agents.close()
     teams = open_store(url, "team_sessions", Mode.TEAM, schema)
-    teams.upsert(TeamSession(session_id="t", team_id="x"))
+    teams.upsert(TeamSession(session_id="t", team_id="x", team_data={"messages": []}, memory={"runs": []}))
     teams.close()
     conn.execute(RUNS_DDL.format(schema=schema))
     add_runs(conn, f"{schema}.agent_runs", [("r1", "a0", "u", 1, 1), ("r2", "nobody", "u", 1, 1)])

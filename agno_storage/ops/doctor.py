@@ -107,7 +107,9 @@ _JSON = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
 
 def _rows(db: Database, info: TableInfo) -> list[Finding]:
     columns = [c for c in SPECS[info.mode].columns if c.name not in info.missing]
-    statement = f"SELECT {', '.join(quote(c.name) for c in columns)} FROM {db.qualified(info.name)}"  # noqa: S608
+    # JSON as its stored text: psycopg would hand jsonb over decoded, and the text is what is checked.
+    listed = ", ".join(db.as_text(c.name) if c.kind in JSON_KINDS else quote(c.name) for c in columns)
+    statement = f"SELECT {listed} FROM {db.qualified(info.name)}"  # noqa: S608
     found: list[Finding] = []
     for batch in db.stream(statement):
         for row in batch:
