@@ -92,6 +92,67 @@ def test_prune_of_another_modes_table_leaves_the_go_agents_runs(tmp_path: Path) 
     conn.close()
 
 
+def test_a_session_a_go_agent_goes_on_with_is_kept_however_old_its_row(tmp_path: Path) -> None:
+    """A Go Agent never updates the session row of a conversation it continues: it adds runs. A run newer
+    than the cutoff keeps the session and every run of it."""
+    path = go_conversation(tmp_path)
+    conn = sqlite3.connect(path)
+    (row_age,) = conn.execute(
+        "SELECT COALESCE(updated_at, created_at) FROM agent_sessions WHERE session_id = 'agent-existing'"
+    ).fetchone()
+    add_runs(conn, "agent_runs", [("today", "agent-existing", None, NOW, None)])
+    conn.commit()
+    runs_before = conn.execute("SELECT COUNT(*) FROM agent_runs WHERE session_id = 'agent-existing'").fetchone()[0]
+    conn.close()
+    assert row_age < NOW - 30 * DAY
+    url = str(path)
+    with open_database(url) as db:
+        dry = prune(db, url, "agent_sessions", 30 * DAY, dry_run=True, now=NOW)
+        done = prune(db, url, "agent_sessions", 30 * DAY, now=NOW)
+    assert dry.session_ids == done.session_ids == ()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM agent_sessions WHERE session_id = 'agent-existing'").fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT COUNT(*) FROM agent_runs WHERE session_id = 'agent-existing'").fetchone()[0] == runs_before
+    )
+    conn.close()
+
+
+def test_pruning_a_team_table_never_takes_agent_runs_of_the_same_id(tmp_path: Path) -> None:
+    path = go_conversation(tmp_path)
+    url = str(path)
+    team = open_store(url, "team_sessions", Mode.TEAM)
+    team.upsert(TeamSession(session_id="agent-new", team_id="x"))  # the id of a Go Agent's live conversation
+    team.close()
+    conn = sqlite3.connect(path)
+    before = conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0]
+    conn.close()
+    with open_database(url) as db:
+        summary = prune(db, url, "team_sessions", 0, now=int(time.time()) + DAY)
+    assert summary.session_ids == ("agent-new",) and summary.runs == 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0] == before
+    conn.close()
+
+
+def test_a_row_without_a_session_id_is_left_and_prune_ends(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    url = str(path)
+    store = open_store(url, "agent_sessions", Mode.AGENT)
+    store.upsert_many([AgentSession(session_id=f"s{i}", agent_id="x") for i in range(3)])
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE agent_sessions SET session_id = NULL WHERE session_id = 's1'")  # Go's DDL lets SQLite hold it
+    conn.commit()
+    conn.close()
+    with open_database(url) as db:
+        summary = prune(db, url, "agent_sessions", 0, now=int(time.time()) + DAY)
+    assert summary.session_ids == ("s0", "s2")
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT session_id FROM agent_sessions").fetchall() == [(None,)]
+    conn.close()
+
+
 def test_the_prune_command_lists_the_run_only_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = go_conversation(tmp_path)
     assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "30d", "--json"]) == 0
@@ -247,6 +308,43 @@ def test_tables_and_doctor_on_postgres(pg: Any, capsys: pytest.CaptureFixture[st
     }
     assert main(["doctor", url, "--schema", schema, "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+def test_a_session_a_writer_updates_while_prune_waits_for_it_stays_on_postgres(pg: Any) -> None:
+    """prune's batch locks the rows it chose (FOR UPDATE): one a writer holds is waited for and, updated by
+    then, checked again and left."""
+    import threading
+
+    import psycopg
+
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert_many([AgentSession(session_id=s, user_id="u", agent_id="x") for s in ("chat", "stale")])
+    store.close()
+    conn.execute(f"UPDATE {schema}.agent_sessions SET created_at = 1, updated_at = 1")
+    writer = psycopg.connect(url)
+    writer.execute(f"UPDATE {schema}.agent_sessions SET updated_at = %s WHERE session_id = 'chat'", (NOW,))
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        with open_database(url, schema) as db:
+            result["summary"] = prune(db, url, "agent_sessions", 30 * DAY, schema=schema, now=NOW)
+
+    pruner = threading.Thread(target=run)
+    pruner.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until prune waits on the writer's row lock
+        waiting = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+        ).fetchone()[0]
+        if waiting:
+            break
+        time.sleep(0.05)
+    writer.commit()
+    writer.close()
+    pruner.join(30)
+    assert result["summary"].session_ids == ("stale",)
+    assert [r[0] for r in conn.execute(f"SELECT session_id FROM {schema}.agent_sessions")] == ["chat"]
 
 
 def test_prune_on_postgres_with_agent_runs_then_vacuum(pg: Any, capsys: pytest.CaptureFixture[str]) -> None:

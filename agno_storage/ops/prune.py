@@ -49,7 +49,10 @@ def prune(
     """Delete the sessions of ``table`` not updated in ``older_than`` seconds, and their ``agent_runs`` rows.
 
     A session with no ``updated_at`` counts from ``created_at``; one with
-    neither is kept. ``user`` limits it to one owner (``''``: no owner).
+    neither is kept, as is a row without a session_id. On an agent table, a
+    session with a run newer than the cutoff is kept (a Go Agent adds runs
+    and leaves the row as it was); pruning any other table leaves
+    ``agent_runs`` alone. ``user`` limits it to one owner (``''``: no owner).
     With an agent table, the sessions a Go Agent keeps in ``agent_runs``
     alone (runs whose session_id has no row in any sessions table) are pruned
     by their runs' own age: all of a session's runs go when its newest run
@@ -64,16 +67,12 @@ def prune(
     cutoff = (int(time.time()) if now is None else now) - older_than
     filters = Filters(user=user, until=cutoff)
     clause, params = where(db, filters)
-    has_runs = db.layout(RUNS_TABLE) is not None
-    ids = [
-        r[0]
-        for r in db.query(
-            f'SELECT "session_id" FROM {db.qualified(table)}{clause} ORDER BY "session_id"',  # noqa: S608
-            params,
-        )
-    ]
+    # agent_runs holds agent sessions' runs only: pruning a team or workflow table leaves it alone.
+    has_runs = info.mode is Mode.AGENT and db.layout(RUNS_TABLE) is not None
+    old = _OldSessions(table, clause, params, cutoff, has_runs)
+    ids = [r[0] for r in db.query(*old.select(db.qualified, db.placeholder))]
     orphans: _RunSessions | None = None
-    if has_runs and info.mode is Mode.AGENT:
+    if has_runs:
         orphans = _RunSessions([t.name for t in list_tables(db).sessions], cutoff, user)
     run_ids = [r[0] for r in db.query(*orphans.select(db.qualified, db.placeholder))] if orphans else []
     progress.start(len(ids) + len(run_ids))
@@ -89,14 +88,14 @@ def prune(
         ph = store.statements.placeholder
         sessions = store_qualified(store, table)
         agent_runs = store_qualified(store, RUNS_TABLE)
+        # SQLite's write transaction holds the file; PostgreSQL locks the rows chosen, each checked again
+        # against its newest version, so a session a writer updates meanwhile stays on either engine.
+        lock = ph != "?"
         while True:
             with store.transaction() as conn:
                 cursor = conn.cursor()
                 # Re-selected under the write lock: a session updated meanwhile stays.
-                cursor.execute(
-                    f'SELECT "session_id" FROM {sessions}{clause} ORDER BY "session_id" LIMIT {PRUNE_BATCH}',  # noqa: S608
-                    params,
-                )
+                cursor.execute(*old.select(lambda t: store_qualified(store, t), ph, PRUNE_BATCH, lock=lock))
                 batch = [r[0] for r in cursor.fetchall()]
                 if not batch:
                     break
@@ -134,6 +133,43 @@ def prune(
         runs=runs,
         run_sessions=tuple(sorted(removed_runs)),
     )
+
+
+@attrs.frozen
+class _OldSessions:
+    """The sessions of a table old enough to prune: the row's age, and on an agent table its runs' too.
+
+    A Go Agent never updates a session row it continues; it adds rows to
+    ``agent_runs``. So a session with a run newer than the cutoff is live,
+    however old its row. A row without a session_id (only a broken file
+    has one) cannot be named, and is left for ``doctor`` to report.
+    """
+
+    table: str
+    clause: str
+    params: list[Any]
+    cutoff: int
+    with_runs: bool
+
+    def select(
+        self, qualified: Callable[[str], str], ph: str, limit: int | None = None, *, lock: bool = False
+    ) -> tuple[str, list[Any]]:
+        """Their session_ids in order (at most ``limit``; ``lock``: FOR UPDATE, PostgreSQL only)."""
+        sessions = qualified(self.table)
+        terms = [self.clause or " WHERE 1 = 1", ' AND "session_id" IS NOT NULL']
+        params = list(self.params)
+        if self.with_runs:
+            terms.append(
+                f' AND NOT EXISTS (SELECT 1 FROM {qualified(RUNS_TABLE)} r WHERE r."session_id" = '  # noqa: S608
+                f'{sessions}."session_id" AND COALESCE(r."updated_at", r."created_at") >= {ph})'
+            )
+            params.append(self.cutoff)
+        statement = f'SELECT "session_id" FROM {sessions}{"".join(terms)} ORDER BY "session_id"'  # noqa: S608
+        if limit is not None:
+            statement += f" LIMIT {int(limit)}"
+        if lock:
+            statement += " FOR UPDATE"
+        return statement, params
 
 
 @attrs.frozen
