@@ -197,6 +197,29 @@ class _Reader(StoredJson):
             out[key] = int(sum(values))
         return out
 
+    def run_tokens(self, run: dict[str, Any], where: str) -> dict[str, int | None]:
+        """The figures of the model calls one agno run made.
+
+        agno 1.8.4's Agent sums its run's ``metrics`` over the messages it did
+        not replay from history; its Team sums every assistant message's,
+        replayed ones included, so each later run of a team session counts
+        the earlier ones' calls again. Where a stored message replayed from
+        history carries figures, the run's own are summed from the messages
+        that were not replayed; otherwise the run's ``metrics`` are its own.
+        """
+        tokens = self.tokens(run.get("metrics"), where)
+        messages = run.get("messages")
+        if type(messages) is not list or not any(_replayed_figures(m) for m in messages):
+            return tokens
+        own: dict[str, int | None] = dict.fromkeys(TOKEN_KEYS)
+        for k, m in enumerate(messages):
+            if type(m) is not dict or m.get("from_history") is True:
+                continue
+            for key, value in self.tokens(m.get("metrics"), f"{where}.messages[{k}]").items():
+                if value is not None:
+                    own[key] = (own[key] or 0) + value
+        return own
+
     def agno_run(self, run: Any, where: str) -> Iterator[_Run]:
         """One agno run and, for a team, its member runs."""
         if not isinstance(run, dict):
@@ -208,7 +231,7 @@ class _Reader(StoredJson):
         yield self.run(
             int(created) if isinstance(created, int | float) and not isinstance(created, bool) else None,
             model if isinstance(model, str) else None,
-            self.tokens(run.get("metrics"), where),
+            self.run_tokens(run, where),
             where,
         )
         for member in self.as_list(run.get("member_responses") or [], f"{where}.member_responses"):
@@ -223,6 +246,16 @@ class _Reader(StoredJson):
             response = step.get("response") if isinstance(step, dict) else None
             if isinstance(response, dict):
                 yield from self.agno_run(response, "runs.step_responses.response")
+
+
+def _replayed_figures(message: Any) -> bool:
+    """Whether ``message`` was replayed from history and carries token figures."""
+    if type(message) is not dict or message.get("from_history") is not True:
+        return False
+    metrics = message.get("metrics")
+    return isinstance(metrics, Mapping) and any(
+        metrics.get(n) is not None for names in TOKEN_KEYS.values() for n in names
+    )
 
 
 __all__ = ["TOKEN_KEYS", "Usage", "usage"]

@@ -27,7 +27,7 @@ class TokenModel(FakeModel):
     reported: list[tuple[int, int]] | None = None
 
     def parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
-        sent = sum(len(m["content"].split()) for m in self.calls[-1])
+        sent = sum(len((m["content"] or "").split()) for m in self.calls[-1])
         out = len(response.content.split())
         if self.reported is not None:
             self.reported.append((sent, out))
@@ -81,15 +81,22 @@ def test_agno_agent_and_team_usage_matches_their_metrics(agno_db: tuple[str, str
         storage=make_storage(store_name, db, "team_sessions"),
         session_id=f"u-team-{tag}",
         user_id=USER,
+        add_history_to_messages=True,  # agno's Team then counts the replayed answers' figures in each run again
+        num_history_runs=10,
         telemetry=False,
         monitoring=False,
     )
-    team.run("one question for the team")
+    for q in ("one question for the team", "a second one", "and a third"):
+        team.run(q)
     close_storages()
     teams = open_store(agno_db, "team")
     try:
-        (row,) = teams.usage(entity_id=f"pair-{tag}")
-        assert (row.runs, row.input_tokens, row.output_tokens) == (1, leader[0][0], leader[0][1])
+        rows = teams.usage(entity_id=f"pair-{tag}")
+        assert sum(r.runs for r in rows) == 3 and len(leader) == 3
+        assert (sum(r.input_tokens or 0 for r in rows), sum(r.output_tokens or 0 for r in rows)) == (
+            sum(r[0] for r in leader),
+            sum(r[1] for r in leader),
+        )
     finally:
         teams.close()
 
