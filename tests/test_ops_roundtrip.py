@@ -219,3 +219,25 @@ def test_import_refuses_a_file_of_another_mode(tmp_path: Path) -> None:
     with pytest.raises(ExportFormatError, match="line 1"):
         import_lines([b'{"format":"something else"}', *lines[1:]], dst, "other")
     assert src
+
+
+def test_an_empty_json_text_crosses_to_postgres_as_null(url_of: Any) -> None:
+    """The Go port writes '' where its encoding failed; the store reads it as none, and so does jsonb's NULL."""
+    import sqlite3
+
+    src = url_of("sqlite")
+    table = fill(src, Mode.AGENT, postgres=True)  # the corpus' sessions that PostgreSQL can hold
+    with sqlite3.connect(src) as conn:
+        (sid,) = conn.execute(f'SELECT session_id FROM "{table}" LIMIT 1').fetchone()
+        conn.execute(f"UPDATE \"{table}\" SET memory = '', extra_data = '' WHERE session_id = ?", (sid,))
+    dst = url_of("postgres")
+    target = f"dst_{next(_names)}"
+    try:
+        with open_database(src) as db:
+            copy_table(db, table, dst, to_table=target)
+        got = {s.session_id: s for s in read_all(dst, target, Mode.AGENT)}
+        want = {s.session_id: s for s in read_all(src, table, Mode.AGENT)}
+        assert got.keys() == want.keys()
+        assert (got[sid].memory, got[sid].extra_data) == (None, None) == (want[sid].memory, want[sid].extra_data)
+    finally:
+        drop(dst, Mode.AGENT, target)

@@ -85,6 +85,8 @@ class RowWriter:
             else []
         )
         self._upsert = self.store.statements.upsert
+        #: PostgreSQL's JSON columns are jsonb, which refuses '' (SQLite keeps it as it was).
+        self._jsonb = not isinstance(self.store, SqliteStorage)
         #: SQLite: the WAL file to fsync once the batches are committed (see flush).
         self._wal: str | None = None
         #: SQLite file: checkpoints the WAL while batches are written; None elsewhere.
@@ -124,6 +126,9 @@ class RowWriter:
         for i, name, kinds in self._json:
             text = out[i]
             if text is None:
+                continue
+            if text == "" and self._jsonb:
+                out[i] = None  # the Go port's "marshal failed", read as no value; jsonb cannot hold ''
                 continue
             try:
                 # A text orjson reads is JSON; only one it refuses goes through the
