@@ -157,6 +157,7 @@ def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> bui
         except Unwritable as exc:
             sid = session.session_id
             raise CorruptRowError(f"{table} session {sid!r}: {exc}", table=table, session_id=sid) from None
+        runs = [r for r in runs if belongs(session, r)]
     if not runs:
         return messages
     try:
@@ -167,6 +168,13 @@ def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> bui
             f"{AGENT_RUNS_TABLE} of session {sid!r}: {exc}", table=AGENT_RUNS_TABLE, session_id=sid, column="messages"
         ) from None
     return merge(messages, theirs)
+
+
+def belongs(session: Session, run: RunRow) -> bool:
+    """Whether ``run`` is part of ``session``'s conversation: a run with no user (a Go Agent given none), or
+    the owner's. One that another user's Go Agent wrote under the same session id is not: the session's
+    owner is never shown it (nor counted its tokens), and that user cannot read the owner's session."""
+    return not run.user_id or run.user_id == (session.user_id or "")
 
 
 def session_messages(session: Session, table: str) -> builtins.list[Message]:
@@ -603,6 +611,7 @@ __all__ = [
     "Message",
     "RunRow",
     "Unwritable",
+    "belongs",
     "combined",
     "go_team_messages",
     "history",

@@ -127,6 +127,35 @@ def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_another_users_runs_under_a_session_row_are_not_the_owners(tmp_path: Path, indexed: bool) -> None:
+    """bob's Go Agent wrote runs under the id of alice's session: alice's history, search and usage never
+    show them (nor let bob put words in her history); a run with no user continues her conversation."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.upsert(
+        AgentSession(session_id="shared", user_id="alice", memory=agno_memory(("Kestrels, alice here", "Hi.")))
+    )
+    store.append_run(
+        "shared", "Kestrels and bob's payroll", "Bob: noted.", user_id="bob", metrics={"input_tokens": 1234}
+    )
+    store.append_run("shared", "Kestrels from a Go service", "Go: ok.", user_id="")
+    if indexed:
+        store.enable_search()
+    history = [m.content for m in store.history("shared")]
+    assert "Kestrels and bob's payroll" not in history and "Bob: noted." not in history
+    assert history[-2:] == ["Kestrels from a Go service", "Go: ok."]
+    assert [m.content for m in store.history("shared", user_id="alice")] == history
+    assert store.history("shared", user_id="bob") == []
+    assert sorted(found(store.search("kestrels"))) == [
+        ("shared", "Kestrels from a Go service"),
+        ("shared", "Kestrels, alice here"),
+    ]
+    assert found(store.search("payroll")) == [] and found(store.search("payroll", user_id="bob")) == []
+    assert all(u.input_tokens is None for u in store.usage())
+    assert sum(u.runs for u in store.usage(user_id="alice")) == 2  # her row's run and the user-less Go run
+    store.close()
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
 def test_no_user_and_no_entity_mean_the_same_runs_to_the_scan_and_the_index(tmp_path: Path, indexed: bool) -> None:
     """``user_id=''`` is "no user": runs whose user_id is NULL or '' (one group, as history() reads them), never
     another user's; ``entity_id=''`` takes sessions only ``agent_runs`` holds (they have no entity). The scan and
