@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import attrs
 
-from agno_storage.cli.common import NOT_FOUND, OK, Exit, cell, columns, out, shown, to_json
+from agno_storage.cli.common import NOT_FOUND, OK, PROG, Exit, cell, columns, out, shown, to_json
 from agno_storage.errors import TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.ops import backup as backup_ops
@@ -173,7 +173,11 @@ def _export(args: argparse.Namespace) -> int:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-    _summary(args, summary, f"exported {summary.sessions} sessions of table {summary.table!r} to {args.output}")
+    _summary(
+        args,
+        summary,
+        f"exported {summary.sessions} sessions{_runs_text(summary.runs)} of table {summary.table!r} to {args.output}",
+    )
     return OK
 
 
@@ -211,7 +215,10 @@ def _import(args: argparse.Namespace) -> int:
                 summary = load_ops.import_lines(
                     _lines(sink), args.url, args.table, mode=_mode(args), schema=_schema(args.schema), progress=bar
                 )
-    _summary(args, summary, f"imported {summary.sessions} sessions into table {summary.table!r}")
+    _summary(
+        args, summary, f"imported {summary.sessions} sessions{_runs_text(summary.runs)} into table {summary.table!r}"
+    )
+    _warn_runs_left(summary.runs_left, "imported")
     return OK
 
 
@@ -227,8 +234,28 @@ def _copy(args: argparse.Namespace) -> int:
             schema=_schema(args.to_schema if args.to_schema is not None else args.schema),
             progress=bar,
         )
-    _summary(args, summary, f"copied {summary.sessions} sessions of table {summary.table!r} to {summary.to_table!r}")
+    _summary(
+        args,
+        summary,
+        f"copied {summary.sessions} sessions{_runs_text(summary.runs)} of table {summary.table!r} "
+        f"to {summary.to_table!r}",
+    )
+    _warn_runs_left(summary.runs_left, "copied")
     return OK
+
+
+def _runs_text(runs: int) -> str:
+    return f" and {runs} agent_runs rows" if runs else ""
+
+
+def _warn_runs_left(left: int, done: str) -> None:
+    """Say on stderr that Go Agent runs stayed behind (the command still succeeds: the sessions are there)."""
+    if left:
+        print(
+            f"{PROG}: warning: {left} agent_runs rows (Go Agent conversations) were not {done}: only an agent "
+            "table in SQLite has agent_runs beside it; history() of those sessions reads them in the source only",
+            file=sys.stderr,
+        )
 
 
 @_not_found_is_1

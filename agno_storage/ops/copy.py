@@ -6,7 +6,7 @@ import attrs
 
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
-from agno_storage.ops import select
+from agno_storage.ops import runs, select
 from agno_storage.ops.db import Database
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
@@ -20,6 +20,10 @@ class CopySummary:
     to_table: str
     mode: Mode
     sessions: int
+    #: ``agent_runs`` rows copied with the sessions (agent table to an agent table in SQLite).
+    runs: int = 0
+    #: ``agent_runs`` rows that go with the sessions but that the destination cannot hold (not SQLite).
+    runs_left: int = 0
 
 
 def copy_table(
@@ -37,7 +41,10 @@ def copy_table(
 
     Rows go as stored (JSON as its text; PostgreSQL keeps it as jsonb), one
     transaction per ``FETCH_SIZE`` sessions; rerunning it is safe and gives
-    the same table. Raises CorruptRowError (nothing of its batch written)
+    the same table. An agent table's ``agent_runs`` rows go with its
+    sessions into an agent table in SQLite (:mod:`agno_storage.ops.runs`);
+    into PostgreSQL, which has no ``agent_runs``, they are counted in
+    ``runs_left``. Raises CorruptRowError (nothing of its batch written)
     for a JSON value that is not JSON of its column's type, and what
     :class:`RowWriter` raises.
     """
@@ -63,7 +70,16 @@ def copy_table(
             writer.write(rows)
             progress.advance(len(rows))
         copied = writer.flush()
-    return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied)
+        carried = left = 0
+        if runs.carried(source, info):
+            for run_batch in runs.rows(source, info, filters):
+                if writer.holds_runs:
+                    writer.write_runs(run_batch)
+                    carried += len(run_batch)
+                else:
+                    left += len(run_batch)
+            writer.flush()
+    return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied, runs=carried, runs_left=left)
 
 
 __all__ = ["CopySummary", "copy_table"]

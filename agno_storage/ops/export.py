@@ -10,7 +10,7 @@ import orjson
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
-from agno_storage.ops import select
+from agno_storage.ops import runs, select
 from agno_storage.ops.db import Database
 from agno_storage.ops.lines import header_for, make_converter
 from agno_storage.ops.progress import NoProgress, Progress
@@ -23,6 +23,8 @@ class ExportSummary:
     table: str
     mode: Mode
     sessions: int
+    #: ``agent_runs`` rows written after the sessions (an agent table beside an ``agent_runs`` table).
+    runs: int = 0
 
 
 def export_table(
@@ -36,6 +38,10 @@ def export_table(
 ) -> ExportSummary:
     """Write ``table``'s sessions (those ``filters`` selects) to ``out``: a header line, then one line each.
 
+    An agent table beside an ``agent_runs`` table also gets the runs that go
+    with those sessions (:mod:`agno_storage.ops.runs`), one line each after
+    the sessions, in a version 2 file; any other export is version 1.
+
     The format is :mod:`agno_storage.ops.lines`. ``mode`` is detected from
     the table's columns unless given. Reads one snapshot, ``FETCH_SIZE`` rows
     at a time. Raises TableNotFoundError, SchemaMismatchError, and
@@ -43,7 +49,8 @@ def export_table(
     """
     progress = progress or NoProgress()
     info = describe(db, table, mode)
-    header = header_for(info.mode, layout=info.layout.value, engine=db.engine, table=table)
+    with_runs = runs.carried(db, info)
+    header = header_for(info.mode, layout=info.layout.value, engine=db.engine, table=table, agent_runs=with_runs)
     out.write(orjson.dumps(make_converter().unstructure(header)) + b"\n")
     progress.start(select.count(db, info, filters))
     names = SPECS[info.mode].names
@@ -59,7 +66,12 @@ def export_table(
             _raise_unwritable(table, names, batch)
         written += len(batch)
         progress.advance(len(batch))
-    return ExportSummary(table=table, mode=info.mode, sessions=written)
+    carried = 0
+    if with_runs:
+        for batch in runs.rows(db, info, filters):
+            write(b"".join([dumps({"agent_run": dict(zip(runs.COLUMNS, row, strict=True))}) + b"\n" for row in batch]))
+            carried += len(batch)
+    return ExportSummary(table=table, mode=info.mode, sessions=written, runs=carried)
 
 
 def _raise_unwritable(table: str, names: tuple[str, ...], batch: list[tuple[object, ...]]) -> None:

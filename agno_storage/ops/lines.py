@@ -1,4 +1,5 @@
-"""The export file format: JSON Lines, a header line, then one session per line.
+"""The export file format: JSON Lines, a header line, then one session per line (and, version 2, one line
+per ``agent_runs`` row of an agent table: ``{"agent_run": {...}}``, see :mod:`agno_storage.ops.runs`).
 
 The one place the format is defined is :func:`make_converter` with the
 attrs classes below: structuring is strict (unknown keys are refused, no
@@ -20,14 +21,16 @@ from typing import Any
 
 import attrs
 import cattrs
+import cattrs.gen
 
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS, ColumnKind
 
 #: What the header's ``format`` says.
 FORMAT = "agno-storage-sessions"
-#: The version of the line format this code writes; it reads this one and older.
-FORMAT_VERSION = 1
+#: The newest version of the line format: 2 adds ``agent_runs`` lines. It reads this one and older, and writes
+#: version 1 where a file has no run lines, so that an earlier build reads it.
+FORMAT_VERSION = 2
 
 
 @attrs.frozen
@@ -43,6 +46,8 @@ class Header:
     table: str
     #: The columns of every session line, in table order.
     columns: list[str]
+    #: Version 2: whether ``agent_runs`` lines follow the session lines (left out of the line when False).
+    agent_runs: bool = False
 
 
 def _exact(kind: type) -> Any:
@@ -67,6 +72,10 @@ def make_converter() -> cattrs.Converter:
         converter.register_structure_hook(kind, _exact(kind))
     converter.register_structure_hook(Mode, _mode)
     converter.register_unstructure_hook(Mode, lambda mode: mode.value)
+    converter.register_unstructure_hook(
+        Header,
+        cattrs.gen.make_dict_unstructure_fn(Header, converter, agent_runs=cattrs.gen.override(omit_if_default=True)),
+    )
     return converter
 
 
@@ -123,15 +132,16 @@ def row_reader(mode: Mode, converter: cattrs.Converter) -> Callable[[Any], list[
     return read
 
 
-def header_for(mode: Mode, *, layout: str, engine: str, table: str) -> Header:
+def header_for(mode: Mode, *, layout: str, engine: str, table: str, agent_runs: bool = False) -> Header:
     return Header(
         format=FORMAT,
-        version=FORMAT_VERSION,
+        version=2 if agent_runs else 1,
         mode=mode,
         layout=layout,
         engine=engine,
         table=table,
         columns=list(SPECS[mode].names),
+        agent_runs=agent_runs,
     )
 
 

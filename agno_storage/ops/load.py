@@ -11,6 +11,7 @@ import orjson
 
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
+from agno_storage.ops import runs
 from agno_storage.ops.errors import ExportFormatError
 from agno_storage.ops.lines import FORMAT, FORMAT_VERSION, Header, make_converter, row_reader
 from agno_storage.ops.progress import NoProgress, Progress
@@ -22,6 +23,10 @@ class ImportSummary:
     table: str
     mode: Mode
     sessions: int
+    #: ``agent_runs`` rows imported (a version 2 file into an agent table in SQLite).
+    runs: int = 0
+    #: ``agent_runs`` rows of the file that the table cannot have beside it (not SQLite): not imported.
+    runs_left: int = 0
 
 
 def read_header(line: bytes, converter: cattrs.Converter) -> Header:
@@ -57,7 +62,9 @@ def import_lines(
     mode. Each batch of ``batch_size`` lines is checked whole, then written in
     one transaction (on PostgreSQL while the next batch is read): a bad line raises
     ExportFormatError with its line number and the count imported before it,
-    and nothing of its batch is written.
+    and nothing of its batch is written. A version 2 file's ``agent_runs``
+    lines go into ``agent_runs`` beside an agent table in SQLite; elsewhere
+    they are counted in ``runs_left``.
     """
     progress = progress or NoProgress()
     converter = make_converter()
@@ -70,13 +77,22 @@ def import_lines(
         raise ExportFormatError(f"line 1: the file holds {header.mode.value} sessions, not {mode.value}", line=1)
     progress.start(None)
     read = row_reader(header.mode, converter)
+    run_lines: list[tuple[Any, ...]] = []
+    carried = left = 0
     with RowWriter(url, table, header.mode, schema) as writer:
         batch: list[list[Any]] = []
         for number, line in enumerate(iterator, start=2):
             if not line or line.isspace():  # a blank line; strip() would copy every line
                 continue
             try:
-                batch.append(writer.check(read(orjson.loads(line))))
+                value = orjson.loads(line)
+                if header.agent_runs and type(value) is dict and value.keys() == {"agent_run"}:
+                    run_lines.append(attrs.astuple(converter.structure(value["agent_run"], runs.RunLine)))
+                    if len(run_lines) >= runs.BATCH_SIZE:
+                        carried, left = _put_runs(writer, run_lines, carried, left)
+                        run_lines = []
+                    continue
+                batch.append(writer.check(read(value)))
             except (orjson.JSONDecodeError, cattrs.BaseValidationError, BadValue, TypeError, ValueError) as exc:
                 imported = writer.flush()  # every batch before this one, committed
                 raise ExportFormatError(
@@ -95,7 +111,18 @@ def import_lines(
         writer.write(batch)
         progress.advance(len(batch))
         imported = writer.flush()
-    return ImportSummary(table=table, mode=header.mode, sessions=imported)
+        carried, left = _put_runs(writer, run_lines, carried, left)
+        writer.flush()
+    return ImportSummary(table=table, mode=header.mode, sessions=imported, runs=carried, runs_left=left)
+
+
+def _put_runs(writer: RowWriter, lines: list[tuple[Any, ...]], carried: int, left: int) -> tuple[int, int]:
+    """Write ``lines`` (agent_runs rows) where the table can have them, else count them as left; the new counts."""
+    if not writer.holds_runs:
+        return carried, left + len(lines)
+    writer.flush()  # the sessions before them first
+    writer.write_runs(lines)
+    return carried + len(lines), left
 
 
 def _why(exc: Exception) -> str:

@@ -33,6 +33,7 @@ from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS, ColumnKind
+from agno_storage.ops import runs
 from agno_storage.ops.db import open_store
 
 #: Sessions per write transaction: short enough never to hold the write lock for long.
@@ -178,6 +179,24 @@ class RowWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="agno-storage-row-writer", daemon=True)
             self._thread.start()
+
+    @property
+    def holds_runs(self) -> bool:
+        """Whether the table can have ``agent_runs`` beside it (an agent table in SQLite)."""
+        return runs.holds_runs(self.store)
+
+    def write_runs(self, batch: list[tuple[Any, ...]]) -> None:
+        """Commit ``agent_runs`` rows (:data:`runs.COLUMNS`) in one transaction, as durable as the batches.
+
+        Only where :attr:`holds_runs` (SQLite: not threaded), after the
+        session batches are flushed.
+        """
+        if not batch:
+            return
+        if not self.holds_runs:
+            raise ValueError("only an agent table in SQLite has agent_runs beside it")
+        runs.write(self.store, batch)
+        self._unsynced = True
 
     def flush(self) -> int:
         """Wait until every batch handed over is committed and durable; how many rows are.

@@ -1,0 +1,133 @@
+"""agno-golang's ``agent_runs`` rows in ``export``, ``import`` and ``copy``: carried with the agent sessions.
+
+A Go Agent keeps its conversation in ``agent_runs`` beside the sessions
+table (one row per run, some sessions with no session row at all), so an
+agent table moved without them loses its Go conversations. The runs that
+go with an agent table are those of the sessions selected, and those of
+sessions only ``agent_runs`` holds (no row in any sessions table of the
+file or schema, as ``prune`` counts them) that the same filters select by
+the run's own user and time. They move as stored, every column.
+
+Only an agent table in SQLite holds them on the other side (agno-golang
+keeps ``agent_runs`` in SQLite only): into any other table they are counted
+as left behind, never dropped without saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from agno_storage import agent_runs
+from agno_storage.backends.base import BaseStorage
+from agno_storage.errors import CorruptRowError
+from agno_storage.models import Mode
+from agno_storage.ops.db import Database
+from agno_storage.ops.select import Filters, where
+from agno_storage.ops.tables import TableInfo, list_tables
+from agno_storage.schema import quote
+
+#: The columns of ``agent_runs``, in agno-golang's order.
+COLUMNS = (
+    "id",
+    "session_id",
+    "user_id",
+    "run_name",
+    "run_data",
+    "user_message",
+    "agent_message",
+    "messages",
+    "metrics",
+    "created_at",
+    "updated_at",
+)
+#: Runs per write transaction.
+BATCH_SIZE = 1000
+_TEXT = frozenset(COLUMNS[:-2])
+
+
+@attrs.frozen
+class RunLine:
+    """One ``agent_runs`` row in an export file (``{"agent_run": {...}}``), every column as stored."""
+
+    id: str
+    session_id: str
+    user_id: str | None
+    run_name: str | None
+    run_data: str | None
+    user_message: str | None
+    agent_message: str | None
+    messages: str | None
+    metrics: str | None
+    created_at: int | None
+    updated_at: int | None
+
+
+def carried(db: Database, info: TableInfo) -> bool:
+    """Whether ``info``'s table has runs to carry: an agent table beside an ``agent_runs`` table."""
+    return info.mode is Mode.AGENT and db.layout(agent_runs.TABLE) is not None
+
+
+def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches of the ``agent_runs`` rows that go with the sessions of ``info`` that ``filters`` selects.
+
+    In session order, each session's runs in the order written. Raises
+    CorruptRowError for a value no line or row can hold (a BLOB, a float
+    time).
+    """
+    clause, params = where(db, filters)
+    condition = clause.removeprefix(" WHERE ")
+    also = f" AND {condition}" if condition else ""
+    runs = db.qualified(agent_runs.TABLE)
+    no_row = " AND ".join(
+        f"NOT EXISTS (SELECT 1 FROM {db.qualified(t.name)} s WHERE s.session_id = r.session_id)"  # noqa: S608
+        for t in list_tables(db).sessions
+    )
+    statement = (
+        f"SELECT {', '.join('r.' + quote(c) for c in COLUMNS)} FROM {runs} r "  # noqa: S608
+        f"WHERE EXISTS (SELECT 1 FROM {db.qualified(info.name)} s WHERE s.session_id = r.session_id{also}) "
+        f"OR ({no_row or '1 = 1'}{also}) ORDER BY r.session_id, r.created_at, r.id"
+    )
+    for batch in db.stream(statement, [*params, *params]):
+        for row in batch:
+            _check(row)
+        yield batch
+
+
+def _check(row: tuple[Any, ...]) -> None:
+    for name, value in zip(COLUMNS, row, strict=True):
+        ok = value is None or (type(value) is str if name in _TEXT else type(value) is int)
+        if not ok or (name in ("id", "session_id") and value is None):
+            raise CorruptRowError(
+                f"agent_runs.{name} of run {row[0]!r} holds a {type(value).__name__} {value!r:.60}, "
+                "which agno-golang does not write there",
+                table=agent_runs.TABLE,
+                session_id=row[1] if isinstance(row[1], str) else None,
+                column=name,
+            )
+
+
+def holds_runs(store: BaseStorage) -> bool:
+    """Whether ``store``'s table can have runs beside it: an agent table in SQLite."""
+    return agent_runs.applies(store)
+
+
+def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
+    """Write ``batch`` (rows of :data:`COLUMNS`) into ``agent_runs`` beside ``store``'s table, in one transaction.
+
+    The table is made in agno-golang's DDL if missing; a run already there
+    (by id) is replaced by the one given, so a rerun gives the same table.
+    """
+    statement = (
+        f"INSERT OR REPLACE INTO {agent_runs.TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+    )
+    with store.transaction() as conn:
+        for ddl in agent_runs.create_statements(store.table_name):
+            conn.execute(ddl)
+        conn.executemany(statement, batch)
+
+
+__all__ = ["BATCH_SIZE", "COLUMNS", "RunLine", "carried", "holds_runs", "rows", "write"]

@@ -1,0 +1,130 @@
+"""export, import and copy carry a Go Agent's agent_runs with the agent sessions they belong to."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agno_storage import SqliteStorage
+from agno_storage.cli import main
+from agno_storage.ops.copy import copy_table
+from agno_storage.ops.db import open_database
+from agno_storage.ops.errors import ExportFormatError
+from agno_storage.ops.export import export_table
+from agno_storage.ops.load import import_lines
+from agno_storage.ops.select import Filters
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TABLE = "agent_sessions"
+
+
+@pytest.fixture
+def conv(tmp_path: Path) -> Path:
+    """A file a real Go Agent wrote: agent-existing (a row and runs) and agent-new (runs only, no row)."""
+    path = tmp_path / "conv.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    return path
+
+
+def runs_of(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT * FROM agent_runs ORDER BY id").fetchall()
+
+
+def conversations(path: Path) -> dict[str, list[tuple[str, str | None]]]:
+    store = SqliteStorage(TABLE, db_file=path)
+    try:
+        ids = [s.session_id for s in store.list()] + store.runs_only_session_ids()
+        return {sid: [(m.role, m.content) for m in store.history(sid)] for sid in sorted(ids)}
+    finally:
+        store.close()
+
+
+def exported(path: Path, filters: Filters = Filters()) -> bytes:  # noqa: B008
+    out = io.BytesIO()
+    with open_database(str(path)) as db:
+        export_table(db, TABLE, out, filters=filters)
+    return out.getvalue()
+
+
+def test_copy_into_sqlite_carries_the_runs_and_every_conversation(conv: Path, tmp_path: Path) -> None:
+    target = tmp_path / "copy.db"
+    for _ in range(2):  # a rerun gives the same table
+        with open_database(str(conv)) as db:
+            summary = copy_table(db, TABLE, str(target))
+        assert (summary.sessions, summary.runs, summary.runs_left) == (1, 4, 0)
+        assert runs_of(target) == runs_of(conv)
+    assert conversations(target) == conversations(conv)
+    assert set(conversations(conv)) == {"agent-existing", "agent-new"}
+    with sqlite3.connect(target) as a, sqlite3.connect(conv) as b:
+        ddl = "SELECT sql FROM sqlite_master WHERE name = 'agent_runs'"
+        assert a.execute(ddl).fetchone() == b.execute(ddl).fetchone()  # agno-golang's own DDL
+
+
+def test_an_export_holds_the_runs_and_an_import_puts_them_back(conv: Path, tmp_path: Path) -> None:
+    data = exported(conv)
+    lines = data.splitlines()
+    header = orjson.loads(lines[0])
+    assert (header["version"], header["agent_runs"]) == (2, True)
+    assert [sorted(orjson.loads(line)) for line in lines[-4:]] == [["agent_run"]] * 4
+    target = tmp_path / "imported.db"
+    summary = import_lines(iter(lines), str(target), TABLE)
+    assert (summary.sessions, summary.runs, summary.runs_left) == (1, 4, 0)
+    assert runs_of(target) == runs_of(conv)
+    assert conversations(target) == conversations(conv)
+    assert exported(target) == data
+
+
+def test_without_runs_the_file_is_version_1_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "plain.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    header = orjson.loads(exported(path).splitlines()[0])
+    assert header["version"] == 1 and "agent_runs" not in header
+
+
+def test_filters_take_the_runs_of_the_sessions_they_select(conv: Path) -> None:
+    nothing = exported(conv, Filters(since=2**40)).splitlines()
+    assert len(nothing) == 1  # the header alone: no session, and no run of any
+    with sqlite3.connect(conv) as conn:
+        users = {r[0] for r in conn.execute("SELECT user_id FROM agent_runs")}
+    for user in users:
+        lines = [orjson.loads(x) for x in exported(conv, Filters(user=user)).splitlines()[1:]]
+        assert {x["agent_run"]["user_id"] for x in lines if "agent_run" in x} == {user}
+
+
+def test_a_run_line_of_the_wrong_shape_names_its_line(conv: Path, tmp_path: Path) -> None:
+    lines = exported(conv).splitlines()
+    bad = orjson.loads(lines[-1])
+    bad["agent_run"]["created_at"] = "yesterday"
+    lines[-1] = orjson.dumps(bad)
+    with pytest.raises(ExportFormatError) as caught:
+        import_lines(iter(lines), str(tmp_path / "t.db"), TABLE)
+    assert caught.value.line == len(lines)
+
+
+def test_into_postgres_the_runs_left_behind_are_counted_and_said(
+    conv: Path, tmp_path: Path, pg_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = str(pg_server.dsn)
+    schema = f"runs_{tmp_path.name[-12:].replace('-', '_').lower()}"
+    try:
+        with open_database(str(conv)) as db:
+            summary = copy_table(db, TABLE, url, to_table="runs_copy", schema=schema)
+        assert (summary.sessions, summary.runs, summary.runs_left) == (1, 0, 4)
+        export = tmp_path / "x.jsonl"
+        export.write_bytes(exported(conv))
+        code = main(["import", url, str(export), "--table", "runs_import", "--schema", schema])
+        assert code == 0
+        err = capsys.readouterr().err
+        assert "warning: 4 agent_runs rows (Go Agent conversations) were not imported" in err
+    finally:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
