@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,75 @@ def test_backup_while_three_processes_write(tmp_path: Path) -> None:
     assert summary.pages > 0
     with pytest.raises(Exception, match="exists"):
         backup(str(path), tmp_path / "snap.db")
+
+
+# --- what the file system refuses ---------------------------------------------------
+
+
+def small_file(tmp_path: Path) -> Path:
+    path = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=path)
+    store.upsert_many([AgentSession(session_id=f"s{i}", agent_id="x") for i in range(5)])
+    store.close()
+    return path
+
+
+def test_an_output_the_file_system_refuses_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = small_file(tmp_path)
+    missing = tmp_path / "no_such_folder"
+    assert main(["export", str(path), "--table", "agent_sessions", "-o", str(missing / "x.jsonl")]) == 2
+    assert main(["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path)]) == 2  # a folder
+    assert main(["backup", str(path), str(missing / "b.db")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("agno-storage: error: ") for line in err), err
+    assert not missing.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["s.db", "s.db-shm", "s.db-wal"]
+
+
+def test_numbers_past_any_calendar_are_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = small_file(tmp_path)
+    for args in (
+        ["prune", str(path), "--table", "agent_sessions", "--older-than", "99999999999999999999d"],
+        ["prune", str(path), "--table", "agent_sessions", "--older-than", "9999999w"],
+        ["export", str(path), "--table", "agent_sessions", "--since", "99999999999999999999"],
+        ["export", str(path), "--table", "agent_sessions", "--until", "999999999999"],
+    ):
+        with pytest.raises(SystemExit) as caught:
+            main(args)
+        assert caught.value.code == 2, args
+    assert "Traceback" not in capsys.readouterr().err
+    assert len(SqliteStorage("agent_sessions", db_file=path).list()) == 5  # nothing pruned
+
+
+def test_a_vacuum_that_fails_after_the_deletes_says_what_was_removed_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_file(tmp_path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
+    real = sqlite3.connect
+
+    class Full(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "VACUUM":
+                raise sqlite3.OperationalError("database or disk is full")
+            return super().execute(sql, *args)
+
+    import agno_storage.ops.prune as prune_module
+
+    real_vacuum = prune_module.vacuum
+
+    def vacuum(*args: Any) -> None:
+        monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, factory=Full, **k))
+        try:
+            real_vacuum(*args)
+        finally:
+            monkeypatch.setattr(sqlite3, "connect", real)
+
+    monkeypatch.setattr(prune_module, "vacuum", vacuum)
+    code = main(["prune", str(path), "--table", "agent_sessions", "--older-than", "0s", "--vacuum"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out.startswith("removed 5 sessions") and "s4" in out
+    assert err.startswith("agno-storage: error: VACUUM of ") and "the deletes stand" in err

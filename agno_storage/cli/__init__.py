@@ -80,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # no second error when Python flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
+    except OSError as exc:
+        # A file the command writes or reads beside the database (an export's output, a backup's
+        # destination): a folder that is not there, a read-only or full disk.
+        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return FAILED
     return code
 
 

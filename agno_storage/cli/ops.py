@@ -89,8 +89,12 @@ def _progress(what: str) -> Iterator[_Bar | None]:
 
 # --- argument types -------------------------------------------------------
 
-_DURATION = re.compile(r"(\d+)([smhdw])")
+_DURATION = re.compile(r"([0-9]+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: The widest span a duration may give: 1,000 years (a cutoff before it is no calendar's date).
+_MOST_SECONDS = 1000 * 366 * 86400
+#: Unix seconds a time argument may give: those of the years 1 to 9999, which every date function holds.
+_TIMES = range(-62135596800, 253402300800)
 
 
 def duration_arg(text: str) -> int:
@@ -98,12 +102,17 @@ def duration_arg(text: str) -> int:
     match = _DURATION.fullmatch(text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(f"expected a number and a unit (s, m, h, d, w), e.g. 30d; got {text!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > _MOST_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected at most 1,000 years, got {text!r}")
+    return seconds
 
 
 def time_arg(text: str) -> int:
     """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise)."""
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?[0-9]{1,18}", text):
+        if int(text) not in _TIMES:
+            raise argparse.ArgumentTypeError(f"expected a time in the years 1 to 9999, got {text!r}")
         return int(text)
     try:
         moment = datetime.fromisoformat(text)
@@ -271,8 +280,6 @@ def _prune(args: argparse.Namespace) -> int:
             schema=_schema(args.schema),
             progress=bar,
         )
-    if args.vacuum and not args.dry_run:
-        prune_ops.vacuum(args.url, args.table, _schema(args.schema))
     verb = "would remove" if summary.dry_run else "removed"
     lines = [
         f"{verb} {len(summary.session_ids)} sessions not updated since {_utc(summary.cutoff)} and {summary.runs} agent_runs rows"
@@ -281,7 +288,10 @@ def _prune(args: argparse.Namespace) -> int:
     if summary.run_sessions:
         lines.append(f"and {len(summary.run_sessions)} sessions a Go Agent kept only in agent_runs:")
         lines += [f"  {cell(sid)}" for sid in summary.run_sessions]
-    _summary(args, summary, "\n".join(lines))
+    _summary(args, summary, "\n".join(lines))  # what was removed is said before VACUUM can fail
+    if args.vacuum and not args.dry_run:
+        sys.stdout.flush()
+        prune_ops.vacuum(args.url, args.table, _schema(args.schema))
     return OK
 
 

@@ -39,9 +39,10 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     if dest.exists():
         raise StorageError(f"{os.fspath(destination)!r} exists; choose a new file")
     partial = dest.with_name(dest.name + ".partial")
-    partial.unlink(missing_ok=True)
+    leftovers = (partial, partial.with_name(partial.name + "-journal"))
     src = connect_readonly(source)
     try:
+        _remove(leftovers)  # of a backup to this destination that was killed
         out = sqlite3.connect(partial)
         try:
             src.backup(out)  # pages=-1: every page in one step, one snapshot
@@ -49,16 +50,27 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             (pages,) = out.execute("PRAGMA page_count").fetchone()
         finally:
             out.close()
-    except sqlite3.Error as exc:
-        partial.unlink(missing_ok=True)
-        raise StorageError(f"backup of {source!r} failed: {exc}") from exc
+        if check != "ok":
+            raise StorageError(f"the copy of {source!r} fails integrity_check: {check}")
+        os.replace(partial, dest)
+    except (sqlite3.Error, OSError) as exc:
+        _remove(leftovers, quiet=True)
+        raise StorageError(f"backup of {source!r} to {os.fspath(destination)!r} failed: {exc}") from exc
+    except BaseException:
+        _remove(leftovers, quiet=True)
+        raise
     finally:
         src.close()
-    if check != "ok":
-        partial.unlink(missing_ok=True)
-        raise StorageError(f"the copy of {source!r} fails integrity_check: {check}")
-    os.replace(partial, dest)
     return BackupSummary(source=source, destination=str(dest), bytes=dest.stat().st_size, pages=int(pages))
+
+
+def _remove(paths: tuple[Path, ...], *, quiet: bool = False) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            if not quiet:
+                raise
 
 
 __all__ = ["BackupSummary", "backup"]

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage.errors import StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.progress import NoProgress, Progress
@@ -223,17 +224,24 @@ def vacuum(url: str, table: str, schema: str | None = "ai") -> None:
 
         from agno_storage.ops.db import sqlite_path
 
-        conn = sqlite3.connect(sqlite_path(target), isolation_level=None, timeout=30)
+        path = sqlite_path(target)
         try:
-            conn.execute("VACUUM")
-        finally:
-            conn.close()
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                conn.execute("VACUUM")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:  # a full disk (VACUUM writes a copy of the file), a lock held past 30 s
+            raise StorageError(f"VACUUM of {path!r} failed (the deletes stand): {exc}", table=table) from exc
         return
     import psycopg
 
     name = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
-    with psycopg.connect(target.conninfo, autocommit=True) as pg:
-        pg.execute(psycopg.sql.SQL(f"VACUUM {name}"))  # quoted identifiers
+    try:
+        with psycopg.connect(target.conninfo, autocommit=True) as pg:
+            pg.execute(psycopg.sql.SQL(f"VACUUM {name}"))  # quoted identifiers
+    except psycopg.Error as exc:
+        raise StorageError(f"VACUUM of table {name} failed (the deletes stand): {exc}", table=table) from exc
 
 
 __all__ = ["PRUNE_BATCH", "PruneSummary", "prune", "vacuum"]
