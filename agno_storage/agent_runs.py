@@ -142,6 +142,23 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
         return gone or removed > 0
 
 
+def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -> bool:
+    """Delete the runs of a session in a file with no sessions table (a Go Agent made ``agent_runs`` alone).
+
+    ``user_id`` scopes them as :func:`delete_session` scopes a session only
+    ``agent_runs`` holds. True if any went.
+    """
+    if not exists(store):
+        return False
+    where, args = "session_id = ?", [session_id]
+    if user_id is not None:
+        owner, more = _owner(user_id)
+        where, args = f"{where} AND {owner}", [*args, *more]
+    with store.transaction() as conn:
+        removed: int = conn.execute(f"DELETE FROM {TABLE} WHERE {where}", args).rowcount  # noqa: S608
+    return removed > 0
+
+
 def applies(store: BaseStorage) -> bool:
     """True if ``store`` can hold Go Agent runs: an agent table in SQLite."""
     from agno_storage.backends.sqlite import SqliteStorage
@@ -289,6 +306,7 @@ __all__ = [
     "append_run",
     "applies",
     "create_statements",
+    "delete_runs_only",
     "delete_session",
     "exists",
     "read_runs",

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 
 from agno_storage import agent_runs
-from agno_storage.errors import InvalidInputError, StorageError
-from agno_storage.schema import quote, unquote
+from agno_storage.errors import InvalidInputError, ReadOnlyDatabaseError, StorageError
+from agno_storage.schema import check_derived_names, quote, unquote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -95,6 +95,8 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     """
     if type(retention) is not int or retention < 60:
         raise InvalidInputError(f"retention must be seconds >= 60, got {retention!r}", table=store.table_name)
+    if not _is_sqlite(store):
+        check_derived_names(store.table_name, ("_changes", "_changes_meta", "_changes_log"), "the change feed")
     store.create()
     log, meta = _names(store)
     t = store.table_name
@@ -249,7 +251,10 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
             table=store.table_name,
         )
     if _is_sqlite(store):
-        _prune_sqlite(store, log, meta)
+        try:
+            _prune_sqlite(store, log, meta)
+        except ReadOnlyDatabaseError:
+            pass  # a consumer that may not write reads what is kept; a writer's changes() prunes
     else:
         _stamp_postgres(store, log, meta)
     owner, params = "", builtins.list[Any]([since])

@@ -42,6 +42,26 @@ def check_table_name(name: object) -> str:
     return name
 
 
+#: The longest name PostgreSQL keeps: it cuts a longer one to this many bytes (so two names may become one).
+PG_NAME_BYTES: Final = 63
+
+
+def check_derived_names(table: str, suffixes: tuple[str, ...], what: str) -> None:
+    """Raise InvalidInputError if a name ``table`` + suffix would be cut by PostgreSQL (see :data:`PG_NAME_BYTES`).
+
+    ``what`` names the feature that makes those tables ("the change feed").
+    """
+    longest = max(suffixes, key=len)
+    if len((table + longest).encode()) > PG_NAME_BYTES:
+        room = PG_NAME_BYTES - len(longest.encode())
+        raise InvalidInputError(
+            f"{what} of table {table!r} needs a table named {table + longest!r}, longer than PostgreSQL's "
+            f"{PG_NAME_BYTES} bytes (it would cut it, and two names could become one); on PostgreSQL it takes "
+            f"table names of at most {room} characters",
+            table=table,
+        )
+
+
 #: Words SQLite or PostgreSQL reserve: the Go port's unquoted DDL breaks on them.
 SQL_KEYWORDS = frozenset(
     """

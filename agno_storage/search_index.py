@@ -39,7 +39,7 @@ import orjson
 from agno_storage import agent_runs, codec, conversation, fingerprint
 from agno_storage.conversation import Message
 from agno_storage.errors import CorruptRowError, StorageError
-from agno_storage.schema import quote, unquote
+from agno_storage.schema import check_derived_names, quote, unquote
 from agno_storage.search import SearchHit
 
 _log = logging.getLogger("agno_storage")
@@ -769,6 +769,7 @@ class PostgresIndex:
 
     def enable(self) -> None:
         store = self.store
+        check_derived_names(store.table_name, ("_search", "_search_queue", "_search_log"), "the search index")
         store.create()
         with store.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))

@@ -17,9 +17,8 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import orjson
 
-from agno_storage import agent_runs
+from agno_storage import agent_runs, codec
 from agno_storage.conversation import StoredJson
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import WorkflowSessionV2
@@ -145,8 +144,8 @@ def _runs(
         else:
             continue
         try:
-            metrics = orjson.loads(row.metrics) if row.metrics else None
-        except orjson.JSONDecodeError as exc:
+            metrics = codec.loads(row.metrics) if row.metrics else None  # integers of any width, exactly
+        except ValueError as exc:
             raise CorruptRowError(
                 f"agent_runs.metrics of run {row.id!r} of session {row.session_id!r} is not valid JSON: {exc}",
                 table=agent_runs.TABLE,
@@ -196,7 +195,8 @@ class _Reader(StoredJson):
             values = value if isinstance(value, list) else [value]
             if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
                 raise self.corrupt(f"{where}.metrics.{key}", "holds something other than numbers")
-            out[key] = int(sum(values))
+            if values:  # an empty list is no model call's figure: None, as for an absent key
+                out[key] = int(sum(values))
         return out
 
     def run_tokens(self, run: dict[str, Any], where: str) -> dict[str, int | None]:
@@ -229,9 +229,11 @@ class _Reader(StoredJson):
         if "response" in run and "run_id" not in run and isinstance(run["response"], dict):
             run = run["response"]  # AgentMemory / TeamMemory: {message, response}
         created = run.get("created_at")
+        if created is not None and (isinstance(created, bool) or not isinstance(created, int | float)):
+            raise self.corrupt(f"{where}.created_at", f"is a JSON {type(created).__name__}, not a number")
         model = run.get("model")
         yield self.run(
-            int(created) if isinstance(created, int | float) and not isinstance(created, bool) else None,
+            None if created is None else int(created),
             model if isinstance(model, str) else None,
             self.run_tokens(run, where),
             where,

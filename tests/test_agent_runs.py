@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agno_storage import AgentSession, InvalidInputError, SqliteStorage, agent_runs
+from agno_storage.cli import main
 from tests.test_compat_go import FIXTURES
 from tests.test_go_upstream import USER, canned, go_agent, go_cmds, go_read  # noqa: F401
 
@@ -145,4 +146,34 @@ def test_runs_of_many_sessions_reads_as_each_sessions_runs(tmp_path: Path) -> No
     }
     assert [r.user_message for r in agent_runs.runs_of(store, ["b"])["b"]] == ["q0", "q1", "q2"]
     assert agent_runs.runs_of(store, []) == {}
+    store.close()
+
+
+def test_a_file_a_go_agent_alone_wrote_has_sessions_to_read_and_delete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Go Agent makes agent_runs and no sessions table for a new session: the store and the CLI read its
+    sessions, and delete() removes their runs (only the given user's)."""
+    db = tmp_path / "go.db"
+    conn = sqlite3.connect(db)
+    for statement in agent_runs.create_statements("agent_sessions"):
+        conn.execute(statement)
+    for run, session, user in (("r1", "go-1", "u"), ("r2", "go-1", "other"), ("r3", "go-2", "u")):
+        conn.execute(
+            "INSERT INTO agent_runs (id, session_id, user_id, user_message, agent_message, messages, metrics, "
+            "created_at) VALUES (?, ?, ?, 'hi', 'hello', '[{\"content\":\"hi\",\"role\":\"user\"}]', '{}', 1700000000)",
+            (run, session, user),
+        )
+    conn.commit()
+    conn.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    assert not store.table_exists()
+    assert [m.content for m in store.history("go-1", user_id="u")] == ["hi", "hello"]
+    assert main(["history", str(db), "go-2", "--table", "agent_sessions"]) == 0
+    assert "hello" in capsys.readouterr().out
+    assert store.delete("go-1", user_id="u") is True
+    assert store.history("go-1", user_id="u") == [] and store.history("go-1", user_id="other") != []
+    assert store.delete("go-2") is True and store.delete("go-2") is False
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM agent_runs")] == ["r2"]
     store.close()

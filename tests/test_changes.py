@@ -253,3 +253,33 @@ def test_every_writer_in_commit_order_across_a_restart(go_cmds: Path, tmp_path: 
     assert {c.user_id for c in team_changes} == {USER}
     resumed.close()
     teams.close()
+
+
+def test_a_consumer_that_may_not_write_reads_the_feed_when_changes_are_old(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    writer = SqliteStorage("agent_sessions", db_file=db)
+    writer.enable_changes(retention=60)
+    writer.upsert(AgentSession(session_id="old", agent_id="x"))
+    writer.upsert(AgentSession(session_id="new", agent_id="x"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE agent_sessions_changes SET at = 1 WHERE session_id = 'old'")  # past the retention
+    reader = SqliteStorage("agent_sessions", db_file=db, read_only=True)
+    assert [c.session_id for c in reader.changes()] == ["old", "new"]  # nothing pruned: it may not write
+    assert [c.session_id for c in writer.changes()] == ["new"]  # a writer's read prunes
+    assert [c.session_id for c in reader.changes()] == ["new"]
+    reader.close()
+    writer.close()
+
+
+def test_a_table_name_postgres_would_cut_in_the_feeds_names_is_refused(make_store: Any) -> None:
+    """PostgreSQL keeps 63 bytes of a name: <table>_changes_meta of a 55-character table would be cut."""
+    store = make_store("agent", table_name="t" * 55)
+    if isinstance(store, SqliteStorage):
+        store.enable_changes()  # SQLite takes any length
+        store.enable_search()
+        return
+    with pytest.raises(InvalidInputError, match="63 bytes"):
+        store.enable_changes()
+    with pytest.raises(InvalidInputError, match="63 bytes"):
+        store.enable_search()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))  # the table itself works

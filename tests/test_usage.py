@@ -12,7 +12,7 @@ from agno.agent import Agent
 from agno.models.response import ModelResponse
 from agno.team import Team
 
-from agno_storage import AgentSession, InvalidInputError, SqliteStorage
+from agno_storage import AgentSession, CorruptRowError, InvalidInputError, SqliteStorage
 from agno_storage.usage import Usage
 from devkit.fake_model import FakeModel
 from tests.agno_runner import close_storages, make_agent, make_storage
@@ -180,4 +180,31 @@ def test_a_v2_workflow_run_of_the_wrong_shape_names_the_runs_column(tmp_path: Pa
     with pytest.raises(CorruptRowError) as info:
         store.usage()
     assert (info.value.session_id, info.value.column) == ("s", "runs")
+    store.close()
+
+
+def test_odd_figures_are_none_exact_or_a_corrupt_row(tmp_path: Path) -> None:
+    """An empty list of figures is no figure (None); a Go run's integer past 64 bits stays exact; a run time
+    that is text is a CorruptRowError naming the place, not a run without a day."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.upsert(
+        AgentSession(
+            session_id="s",
+            user_id="u",
+            agent_id="a",
+            memory={"runs": [{"run_id": "r", "metrics": {"input_tokens": []}}]},
+        )
+    )
+    [row] = store.usage()
+    assert (row.runs, row.runs_with_tokens, row.input_tokens) == (1, 0, None)
+    store.append_run("go", "hi", "hello", user_id="u", metrics={"input_tokens": 2**70 + 1})
+    [go] = [u for u in store.usage() if u.entity_id is None]
+    assert go.input_tokens == 2**70 + 1
+    store.upsert(
+        AgentSession(
+            session_id="s", user_id="u", agent_id="a", memory={"runs": [{"run_id": "r", "created_at": "2024-01-01"}]}
+        )
+    )
+    with pytest.raises(CorruptRowError, match="created_at"):
+        store.usage()
     store.close()

@@ -505,7 +505,8 @@ class BaseStorage(abc.ABC):
         _check_id(session_id, "session_id", self.table_name)
         _check_user(user_id, self.table_name)
         if self._checked_shape(create=False) is None:
-            return False
+            # No sessions table: a Go Agent may have made agent_runs alone, holding the session's runs.
+            return agent_runs.delete_runs_only(self, session_id, user_id) if agent_runs.applies(self) else False
         how = filter_kind(user_id)
         params = [session_id, user_id] if how == EQUALS else [session_id]
         try:

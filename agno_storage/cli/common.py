@@ -15,7 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agno_storage import BaseStorage, InvalidInputError, Mode, SchemaMismatchError, SqliteStorage, StorageError, urls
+from agno_storage import (
+    BaseStorage,
+    InvalidInputError,
+    Mode,
+    SchemaMismatchError,
+    SqliteStorage,
+    StorageError,
+    agent_runs,
+    urls,
+)
 
 PROG = "agno-storage"
 
@@ -119,7 +128,8 @@ def opened(args: argparse.Namespace, *, read_only: bool = False) -> Iterator[tup
             store = make_store(args.url, target, args.table, exc.found_mode, args.schema, read_only=read_only)
         detected = True
     with store:
-        if not store.table_exists():
+        # A file a Go Agent alone wrote has agent_runs and no sessions table: its sessions are still there.
+        if not store.table_exists() and not agent_runs.exists(store):
             raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}; {_tables_there(args)}")
         yield store, detected
 
