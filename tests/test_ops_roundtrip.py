@@ -241,3 +241,20 @@ def test_an_empty_json_text_crosses_to_postgres_as_null(url_of: Any) -> None:
         assert (got[sid].memory, got[sid].extra_data) == (None, None) == (want[sid].memory, want[sid].extra_data)
     finally:
         drop(dst, Mode.AGENT, target)
+
+
+@pytest.mark.parametrize("value", ["1.5", "9e999"], ids=["fraction", "infinity"])
+def test_a_time_held_as_a_real_is_a_corrupt_row_not_a_line_import_refuses(tmp_path: Path, value: str) -> None:
+    """SQLite keeps 1.5 or infinity in an INTEGER column as a REAL: no line's time; orjson would write infinity as null."""
+    import sqlite3
+
+    from agno_storage.errors import CorruptRowError
+
+    src = str(tmp_path / "s.db")
+    table = fill(src, Mode.AGENT)
+    with sqlite3.connect(src) as conn:
+        (sid,) = conn.execute(f'SELECT session_id FROM "{table}" ORDER BY session_id DESC LIMIT 1').fetchone()
+        conn.execute(f'UPDATE "{table}" SET updated_at = {value} WHERE session_id = ?', (sid,))
+    with pytest.raises(CorruptRowError) as caught:
+        exported(src, table)
+    assert (caught.value.session_id, caught.value.column) == (sid, "updated_at")

@@ -9,7 +9,7 @@ import orjson
 
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
-from agno_storage.modes import SPECS
+from agno_storage.modes import SPECS, ColumnKind
 from agno_storage.ops import runs, select
 from agno_storage.ops.db import Database
 from agno_storage.ops.lines import header_for, make_converter
@@ -54,16 +54,20 @@ def export_table(
     out.write(orjson.dumps(make_converter().unstructure(header)) + b"\n")
     progress.start(select.count(db, info, filters))
     names = SPECS[info.mode].names
+    times = [i for i, c in enumerate(SPECS[info.mode].columns) if c.kind is ColumnKind.TIMESTAMP]
     dumps, write = orjson.dumps, out.write
     written = 0
     for batch in select.rows(db, info, filters):
+        # A time SQLite holds as a REAL (1.5, or infinity, which orjson would write as null) is no line's integer.
+        if any(type(row[i]) is float for row in batch for i in times):
+            _raise_unwritable(table, info.mode, batch)
         # The row as a dict is exactly what the converter unstructures a line
         # to (tests check it); building no line object keeps export at the
         # speed of a plain loop.
         try:
             write(b"".join([dumps(dict(zip(names, row, strict=True))) + b"\n" for row in batch]))
         except TypeError:
-            _raise_unwritable(table, names, batch)
+            _raise_unwritable(table, info.mode, batch)
         written += len(batch)
         progress.advance(len(batch))
     carried = 0
@@ -74,15 +78,18 @@ def export_table(
     return ExportSummary(table=table, mode=info.mode, sessions=written, runs=carried)
 
 
-def _raise_unwritable(table: str, names: tuple[str, ...], batch: list[tuple[object, ...]]) -> None:
+def _raise_unwritable(table: str, mode: Mode, batch: list[tuple[object, ...]]) -> None:
+    """Raise CorruptRowError for the first value of ``batch`` no line can hold: text where a time is, and so on."""
     for row in batch:
-        for name, value in zip(names, row, strict=True):
-            if not (value is None or isinstance(value, (str, int))):
+        for column, value in zip(SPECS[mode].columns, row, strict=True):
+            wanted = int if column.kind is ColumnKind.TIMESTAMP else str
+            if not (value is None or type(value) is wanted):
                 raise CorruptRowError(
-                    f"{table}.{name} of session {row[0]!r} holds a {type(value).__name__}, which no export line can hold",
+                    f"{table}.{column.name} of session {row[0]!r} holds a {type(value).__name__} {value!r:.40}, "
+                    "which no export line can hold",
                     table=table,
                     session_id=str(row[0]),
-                    column=name,
+                    column=column.name,
                 )
     raise AssertionError("orjson refused a row of str, int and None")
 
