@@ -124,7 +124,13 @@ _OPTIONAL_SCALARS = frozenset({str | None, int | None, float | None, bool | None
 # --------------------------------------------------------------------------- the entry point
 
 
-def history(store: BaseStorage, session_id: str, user_id: str | None = None) -> builtins.list[Message]:
+def history(
+    store: BaseStorage,
+    session_id: str,
+    user_id: str | None = None,
+    *,
+    read: Callable[[str], Session | None] | None = None,
+) -> builtins.list[Message]:
     """The conversation of ``session_id`` in order, each message once, whoever wrote it.
 
     With ``user_id``, a session owned by someone else gives ``[]``, as
@@ -132,11 +138,12 @@ def history(store: BaseStorage, session_id: str, user_id: str | None = None) -> 
     columns hold no conversation, gives ``[]``. Raises CorruptRowError,
     naming the session and column, for a conversation of the wrong shape.
     Cost: one read of the row, plus one indexed read of ``agent_runs`` on an
-    agent table in SQLite.
+    agent table in SQLite. ``read`` reads the row instead of ``store.read``
+    (the HTTP server's reader of a table of an older schema version).
     """
     from agno_storage import agent_runs
 
-    session = store.read(session_id)
+    session = (read or store.read)(session_id)
     if session is not None and user_id is not None and (session.user_id or "") != user_id:
         return []  # another user's session ('' is "no owner", as for read): its agent_runs rows are not this user's either
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)

@@ -600,6 +600,21 @@ def test_an_old_table_is_listed_and_read_with_its_missing_columns_as_null(tmp_pa
         status, body = get(base, f"/api/v1/sessions/{expected[0]}", table="agent_sessions")
         assert status == 200 and body["session"]["session_id"] == expected[0]
         assert body["session"]["team_session_id"] is None
+        # Its conversation too, as the store shows it once the table is upgraded; search and usage, which
+        # read it through the store, say it needs the upgrade (409), never a 500.
+        status, body = get(base, f"/api/v1/sessions/{expected[0]}/history", table="agent_sessions")
+        assert status == 200 and body["messages"], body
+        upgraded = tmp_path / "upgraded.db"
+        upgraded.write_bytes(db.read_bytes())
+        with SqliteStorage("agent_sessions", db_file=upgraded) as store:
+            store.upgrade_schema()
+            want = make_converter().unstructure(store.history(expected[0]))
+        assert [(m["role"], m["content"]) for m in body["messages"]] == [(m["role"], m["content"]) for m in want]
+        for path, query in (("/api/v1/search", {"q": "the"}), ("/api/v1/usage", {})):
+            status, body = get(base, path, table="agent_sessions", **query)
+            assert (status, body["error"]["code"]) == (409, "old_schema"), body
+        page_status = get_page(base, f"/sessions/{expected[0]}?table=agent_sessions")[0]
+        assert page_status == 200
 
 
 def test_a_listed_row_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path, serve: Serve) -> None:

@@ -24,7 +24,11 @@ def history_of(server: Server, reader: TableReader, who: Principal, session_id: 
     A Go Agent's session may exist only as ``agent_runs`` rows: such a
     session has a history without a session row.
     """
-    messages: list[Any] = server.read(reader, lambda: conversation.history(reader.store, session_id, who.user_id))
+    # The reader reads a table of an older version too (NULL for what it lacks); the store would refuse it.
+    messages: list[Any] = server.read(
+        reader,
+        lambda: conversation.history(reader.store, session_id, who.user_id, read=lambda sid: reader.get(sid, None)),
+    )
     if not messages and server.read(reader, lambda: reader.get(session_id, who.user_id)) is None:
         raise not_found_session(session_id, reader.name)
     return messages
@@ -50,10 +54,24 @@ def _scoped_user(who: Principal, asked: str | None) -> str | None:
     return who.user_id
 
 
+def needs_current(reader: TableReader, what: str) -> None:
+    """HttpError 409 if ``reader``'s table is of an older schema version, which ``what`` does not read."""
+    if reader.info.missing:
+        raise HttpError(
+            409,
+            "old_schema",
+            f"{what} reads table {reader.name!r} once it is upgraded: it is at schema version "
+            f"{reader.info.version}, without {', '.join(reader.info.missing)} (agno-storage upgrade; this "
+            "server only reads)",
+            table=reader.name,
+        )
+
+
 def search_hits(server: Server, reader: TableReader, who: Principal, query: dict[str, str]) -> list[Any]:
     """The hits of ``query["q"]``, scoped to the caller's user."""
     from agno_storage.web.app import limit_param
 
+    needs_current(reader, "search")
     text = query.get("q", "").strip()
     if not text:
         raise HttpError(400, "bad_request", "q= must name what to search for")
@@ -87,6 +105,7 @@ def usage_report(server: Server, reader: TableReader, who: Principal, query: dic
     """What ``usage`` reports for the table, scoped to the caller's user."""
     from agno_storage.web.app import time_param
 
+    needs_current(reader, "usage")
     user = _scoped_user(who, query.get("user_id"))
     since = time_param("since", query.get("since"))
     until = time_param("until", query.get("until"))
