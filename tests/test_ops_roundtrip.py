@@ -258,3 +258,52 @@ def test_a_time_held_as_a_real_is_a_corrupt_row_not_a_line_import_refuses(tmp_pa
     with pytest.raises(CorruptRowError) as caught:
         exported(src, table)
     assert (caught.value.session_id, caught.value.column) == (sid, "updated_at")
+
+
+def test_an_old_destination_table_is_the_one_the_hint_says_to_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agno_storage.cli import main
+
+    old = tmp_path / "old.db"
+    old.write_bytes((FIXTURES / "agno_agent_pre12.db").read_bytes())
+    source = tmp_path / "source.db"
+    source.write_bytes((FIXTURES / "go_agent.db").read_bytes())
+    assert main(["copy", str(source), str(old), "--table", "agent_sessions"]) == 2
+    err = capsys.readouterr().err
+    assert f"(from a shell: agno-storage upgrade {old} --table agent_sessions)" in err, err
+
+
+def test_a_batch_the_database_refuses_says_how_many_were_written_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at the third batch: the error says the two before it are in the table, as they are."""
+    from agno_storage.errors import DiskFullError
+    from agno_storage.ops.write import RowWriter
+
+    src = str(tmp_path / "src.db")
+    table = "agent_sessions"
+    store = open_store(src, table, Mode.AGENT)
+    store.upsert_many([make_agent(i) for i in range(2500)])
+    store.close()
+    lines = exported(src, table)
+    real = RowWriter._commit
+    calls = []
+
+    def commit(self: RowWriter, rows: list[list[Any]]) -> None:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise DiskFullError("the disk is full; nothing of this write was kept", table=table)
+        real(self, rows)
+
+    monkeypatch.setattr(RowWriter, "_commit", commit)
+    dst = str(tmp_path / "dst.db")
+    with pytest.raises(DiskFullError, match="2000 sessions were written before the batch that failed"):
+        import_lines(iter(lines), dst, table)
+    assert len(read_all(dst, table, Mode.AGENT)) == 2000
+
+
+def make_agent(i: int) -> Any:
+    from agno_storage import AgentSession
+
+    return AgentSession(session_id=f"s{i:05d}", agent_id="a", memory={"runs": []})

@@ -69,7 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {kind}{exc.message}", file=sys.stderr)
         return exc.code
     except SchemaVersionError as exc:
-        hint = f"{PROG} upgrade {shlex.quote(shown(args.url))} --table {args.table}"
+        # copy reads an old source table as it is: an old table it stops at is the destination's.
+        if args.command == "copy":
+            where, table = args.destination, args.to_table or args.table
+        else:
+            where, table = args.url, args.table
+        hint = f"{PROG} upgrade {shlex.quote(shown(where))} --table {table}"
         print(f"{PROG}: error: {_one_line(str(exc))} (from a shell: {hint})", file=sys.stderr)
         return FAILED
     except StorageError as exc:

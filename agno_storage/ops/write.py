@@ -31,6 +31,7 @@ from agno_storage import codec
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
+from agno_storage.errors import StorageError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS, ColumnKind
 from agno_storage.ops import runs
@@ -167,7 +168,7 @@ class RowWriter:
             try:
                 self._commit(rows)
             except BaseException as exc:
-                self._error = exc
+                self._error = self._counted(exc)
                 raise
             self.written += len(rows)
             self._unsynced = True
@@ -238,7 +239,7 @@ class RowWriter:
                 self._commit(rows)
             except BaseException as exc:  # handed to the caller's thread by _wait_idle
                 with self._ready:
-                    self._error, self._busy = exc, False
+                    self._error, self._busy = self._counted(exc), False
                     self._ready.notify_all()
                 return
             with self._ready:
@@ -246,6 +247,16 @@ class RowWriter:
                 self._unsynced = True
                 self._busy = False
                 self._ready.notify_all()
+
+    def _counted(self, exc: BaseException) -> BaseException:
+        """``exc``, its message saying how many rows were committed before the batch it stopped (a refused
+        batch, a full disk: the caller's table is then partly written, and a rerun completes it)."""
+        if isinstance(exc, StorageError):
+            exc.message = (
+                f"{exc.message}; {self.written} sessions were written before the batch that failed, "
+                "none of that batch (running it again completes it)"
+            )
+        return exc
 
     def _commit(self, rows: list[list[Any]]) -> None:
         with self.store.transaction() as conn:
