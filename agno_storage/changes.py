@@ -127,6 +127,15 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                     conn.execute(statement)
                 watched.append(agent_runs.TABLE)
             for table in watched:
+                for trigger in _trigger_names(table, t):
+                    on = _trigger_table(conn, trigger)
+                    if on is not None and on.lower() != table.lower():
+                        # The feed of a sessions table named <t>_runs has these names on its own table.
+                        raise StorageError(
+                            f"cannot log {table} for the change feed of table {t!r}: the trigger {trigger!r} "
+                            f"it needs is on table {on!r} (the feed of a table named {t + '_runs'!r})",
+                            table=t,
+                        )
                 for statement in _sqlite_triggers(log, table, t):
                     conn.execute(statement)  # drops and makes each again: an earlier version's is replaced
         else:
@@ -176,8 +185,21 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
             )
 
 
-def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[str]:
+def _trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
+    """The names of the feed's triggers on ``table`` (the sessions table, or ``agent_runs``), unquoted."""
     name = table if table != agent_runs.TABLE else f"{sessions_table}_runs"
+    return [f"{name}_changes_{op}" for op in ("insert", "update", "delete")]
+
+
+def _trigger_table(conn: Any, trigger: str) -> str | None:
+    """The table the SQLite trigger ``trigger`` is on, or None if there is none by that name."""
+    row = conn.execute(
+        "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = ? COLLATE NOCASE", (trigger,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[str]:
     now = "CAST(strftime('%s', 'now') AS INTEGER)"
     tbl = _literal(table)
     insert = f"INSERT INTO {log} (tbl, session_id, user_id, op, at)"
@@ -196,8 +218,11 @@ def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list
         "delete": f"{insert} VALUES ({tbl}, old.session_id, old.user_id, 'delete', {now});",
     }
     out = []
-    for op, event in (("insert", "INSERT"), ("update", "UPDATE"), ("delete", "DELETE")):
-        trigger = quote(f"{name}_changes_{op}")
+    names = _trigger_names(table, sessions_table)
+    for name, (op, event) in zip(
+        names, (("insert", "INSERT"), ("update", "UPDATE"), ("delete", "DELETE")), strict=True
+    ):
+        trigger = quote(name)
         out.append(f"DROP TRIGGER IF EXISTS {trigger}")
         out.append(f"CREATE TRIGGER {trigger} AFTER {event} ON {quote(table)} BEGIN {body[op]} END")
     return out
@@ -209,9 +234,11 @@ def disable_changes(store: BaseStorage) -> None:
     t = store.table_name
     with store.transaction() as conn:
         if _is_sqlite(store):
-            for name in (t, f"{t}_runs"):
-                for op in ("insert", "update", "delete"):
-                    conn.execute(f"DROP TRIGGER IF EXISTS {quote(f'{name}_changes_{op}')}")
+            for table in (t, agent_runs.TABLE):
+                for trigger in _trigger_names(table, t):
+                    on = _trigger_table(conn, trigger)
+                    if on is not None and on.lower() == table.lower():  # not the feed of a table named <t>_runs
+                        conn.execute(f"DROP TRIGGER {quote(trigger)}")
         else:
             if store.table_exists():
                 table = cast("PostgresStorage", store).qualified_table

@@ -283,3 +283,26 @@ def test_a_table_name_postgres_would_cut_in_the_feeds_names_is_refused(make_stor
     with pytest.raises(InvalidInputError, match="63 bytes"):
         store.enable_search()
     store.upsert(AgentSession(session_id="a", agent_id="x"))  # the table itself works
+
+
+@pytest.mark.parametrize("first", ["chat", "chat_runs"])
+def test_feeds_of_tables_t_and_t_runs_never_take_each_others_triggers(tmp_path: Path, first: str) -> None:
+    """t's feed names its agent_runs triggers t_runs_changes_*, as the feed of a table t_runs names its own:
+    the second feed is refused, and disabling one leaves the other logging."""
+    db = tmp_path / "s.db"
+    chat = SqliteStorage("chat", db_file=db)
+    runs_table = SqliteStorage("chat_runs", db_file=db)
+    chat.create()
+    runs_table.create()
+    one, other = (chat, runs_table) if first == "chat" else (runs_table, chat)
+    one.enable_changes()
+    with pytest.raises(StorageError, match="trigger"):
+        other.enable_changes()
+    other.disable_changes()  # drops nothing of the first feed
+    chat.append_run("go-1", "hi", "hello")
+    runs_table.upsert(AgentSession(session_id="r", agent_id="x"))
+    got = [(c.table, c.session_id) for c in one.changes()]
+    # Both are agent tables: agent_runs, which agent tables of a file share, is logged by either feed.
+    assert got == ([("agent_runs", "go-1")] if first == "chat" else [("agent_runs", "go-1"), ("chat_runs", "r")])
+    chat.close()
+    runs_table.close()
