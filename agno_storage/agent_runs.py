@@ -142,13 +142,26 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
         return gone or removed > 0
 
 
+def alone(store: BaseStorage) -> bool:
+    """True if ``agent_runs`` is the file's only table: a Go Agent alone wrote it, and made no sessions table.
+
+    Only then are its runs the sessions of a store whose table is not there
+    (a store naming a table the file does not have, beside another sessions
+    table, is a mistyped name, not a Go Agent's file).
+    """
+    if not applies(store):
+        return False
+    rows = store._query("SELECT name FROM sqlite_master WHERE type = 'table'", ())
+    return {str(r[0]).lower() for r in rows if not str(r[0]).lower().startswith("sqlite_")} == {TABLE}
+
+
 def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -> bool:
-    """Delete the runs of a session in a file with no sessions table (a Go Agent made ``agent_runs`` alone).
+    """Delete the runs of a session in a file a Go Agent alone wrote (:func:`alone`; no sessions table).
 
     ``user_id`` scopes them as :func:`delete_session` scopes a session only
-    ``agent_runs`` holds. True if any went.
+    ``agent_runs`` holds. True if any went; False in any other file.
     """
-    if not exists(store):
+    if not alone(store):
         return False
     where, args = "session_id = ?", [session_id]
     if user_id is not None:
@@ -303,6 +316,7 @@ def _row(raw: tuple[Any, ...]) -> RunRow:
 __all__ = [
     "TABLE",
     "all_runs",
+    "alone",
     "append_run",
     "applies",
     "create_statements",

@@ -177,3 +177,19 @@ def test_a_file_a_go_agent_alone_wrote_has_sessions_to_read_and_delete(
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT id FROM agent_runs")] == ["r2"]
     store.close()
+
+
+def test_a_mistyped_table_beside_a_go_agents_file_is_not_found_and_deletes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agent_runs stands for a missing sessions table only in a file that has no other table."""
+    db = tmp_path / "conv.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", db)
+    with sqlite3.connect(db) as conn:
+        before = conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0]
+    assert main(["delete", str(db), "agent-existing", "--table", "agent_sesions"]) == 1
+    assert main(["list", str(db), "--table", "agent_sesions"]) == 1
+    assert "no table 'agent_sesions'" in capsys.readouterr().err
+    assert SqliteStorage("agent_sesions", db_file=db).delete("agent-existing") is False
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0] == before

@@ -129,7 +129,7 @@ def opened(args: argparse.Namespace, *, read_only: bool = False) -> Iterator[tup
         detected = True
     with store:
         # A file a Go Agent alone wrote has agent_runs and no sessions table: its sessions are still there.
-        if not store.table_exists() and not agent_runs.exists(store):
+        if not store.table_exists() and not agent_runs.alone(store):
             raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}; {_tables_there(args)}")
         yield store, detected
 
