@@ -178,10 +178,11 @@ def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> bui
 
 
 def belongs(session: Session, run: RunRow) -> bool:
-    """Whether ``run`` is part of ``session``'s conversation: a run with no user (a Go Agent given none), or
-    the owner's. One that another user's Go Agent wrote under the same session id is not: the session's
-    owner is never shown it (nor counted its tokens), and that user cannot read the owner's session."""
-    return not run.user_id or run.user_id == (session.user_id or "")
+    """Whether ``run`` is part of ``session``'s conversation: a run with no user (a Go Agent given none), the
+    owner's, or any run of a session that has no owner. One that another user's Go Agent wrote under the id
+    of an owned session is not: the owner is never shown it (nor counted its tokens), and that user cannot
+    read the owner's session."""
+    return not run.user_id or not session.user_id or run.user_id == session.user_id
 
 
 def session_messages(session: Session, table: str) -> builtins.list[Message]:

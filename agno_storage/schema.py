@@ -47,17 +47,18 @@ PG_NAME_BYTES: Final = 63
 
 
 def check_derived_names(table: str, suffixes: tuple[str, ...], what: str) -> None:
-    """Raise InvalidInputError if a name ``table`` + suffix would be cut by PostgreSQL (see :data:`PG_NAME_BYTES`).
+    """Raise InvalidInputError if PostgreSQL, cutting names at :data:`PG_NAME_BYTES`, would make two of
+    ``table`` and ``table`` + each suffix one name (a name cut but still its own works, as it always did).
 
     ``what`` names the feature that makes those tables ("the change feed").
     """
-    longest = max(suffixes, key=len)
-    if len((table + longest).encode()) > PG_NAME_BYTES:
-        room = PG_NAME_BYTES - len(longest.encode())
+    names = [table, *(table + suffix for suffix in suffixes)]
+    cut = {name.encode()[:PG_NAME_BYTES] for name in names}
+    if len(cut) < len(names):
         raise InvalidInputError(
-            f"{what} of table {table!r} needs a table named {table + longest!r}, longer than PostgreSQL's "
-            f"{PG_NAME_BYTES} bytes (it would cut it, and two names could become one); on PostgreSQL it takes "
-            f"table names of at most {room} characters",
+            f"{what} of table {table!r} needs tables and triggers named {', '.join(map(repr, names[1:]))}: "
+            f"PostgreSQL cuts a name at {PG_NAME_BYTES} bytes, and two of them would become one; "
+            "use a shorter table name",
             table=table,
         )
 

@@ -136,8 +136,8 @@ def _runs(
     for row in agent_runs.all_runs(store):
         if row.session_id in entities:
             entity, owner = entities[row.session_id]
-            if row.user_id and row.user_id != (owner or ""):
-                continue  # another user's run under this session's id: not the owner's (conversation.belongs)
+            if row.user_id and owner and row.user_id != owner:
+                continue  # another user's run under an owned session's id: not the owner's (conversation.belongs)
         elif row.session_id in runs_only and (user_id is None or (row.user_id or "") == user_id):
             # No session row: each run is its own user's (as history() scopes it), not the session's.
             entity, owner = None, row.user_id or None

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from agno_storage import SqliteStorage
+from agno_storage import AgentSession, SqliteStorage
 from agno_storage.cli import main
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import open_database
@@ -128,3 +128,28 @@ def test_into_postgres_the_runs_left_behind_are_counted_and_said(
 
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_a_user_filter_never_carries_another_users_runs_under_the_same_id(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert(AgentSession(session_id="shared", user_id="alice", agent_id="a"))
+    store.append_run("shared", "alice's question", "answer", user_id="alice")
+    store.append_run("shared", "BOB SECRET", "noted", user_id="bob")
+    store.close()
+    lines = [orjson.loads(x) for x in exported(path, Filters(user="alice")).splitlines()[1:]]
+    assert [x["agent_run"]["user_message"] for x in lines if "agent_run" in x] == ["alice's question"]
+    everything = [orjson.loads(x) for x in exported(path).splitlines()[1:]]
+    assert len([x for x in everything if "agent_run" in x]) == 2  # an unfiltered export keeps every row
+
+
+def test_an_empty_agent_runs_leaves_the_file_version_1(tmp_path: Path) -> None:
+    """enable_changes() makes agent_runs beside every agent table in SQLite: with no run in it, an earlier
+    build still reads the export."""
+    path = tmp_path / "s.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    store.enable_changes()
+    store.close()
+    header = orjson.loads(exported(path).splitlines()[0])
+    assert header["version"] == 1 and "agent_runs" not in header

@@ -152,6 +152,11 @@ def test_another_users_runs_under_a_session_row_are_not_the_owners(tmp_path: Pat
     assert found(store.search("payroll")) == [] and found(store.search("payroll", user_id="bob")) == []
     assert all(u.input_tokens is None for u in store.usage())
     assert sum(u.runs for u in store.usage(user_id="alice")) == 2  # her row's run and the user-less Go run
+    # A session with no owner takes every run under its id: nobody's session is shown to another.
+    store.upsert(AgentSession(session_id="open", memory=agno_memory(("Kestrels, anyone", "Hi."))))
+    store.append_run("open", "Kestrels from u1", "Go: ok.", user_id="u1")
+    assert [m.content for m in store.history("open")][-2:] == ["Kestrels from u1", "Go: ok."]
+    assert ("open", "Kestrels from u1") in found(store.search("kestrels"))
     store.close()
 
 

@@ -736,4 +736,8 @@ def test_a_postgres_urls_own_options_are_kept_beside_read_only() -> None:
     assert url == (
         "postgresql://u@h/db?sslmode=disable&options=" + quote(f"-c search_path=ai {READ_ONLY_OPTION}", safe="")
     )
-    assert read_only_url("postgresql:///db?host=/tmp/s").startswith("postgresql:///db?host=")
+    assert read_only_url("postgresql:///db?host=/tmp/s").startswith("postgresql:///db?host=/tmp/s&options=")
+    # libpq percent-decodes only: a '+' in another parameter (a password) stays a '+'.
+    assert read_only_url("postgresql://u@h/db?password=s3cr+t&sslmode=require").startswith(
+        "postgresql://u@h/db?password=s3cr+t&sslmode=require&options="
+    )

@@ -52,7 +52,7 @@ def copy_table(
     info = describe(source, table, mode)
     target = to_table or table
     progress.start(select.count(source, info, filters))
-    with RowWriter(url, target, info.mode, schema) as writer:
+    with RowWriter(url, target, info.mode, schema) as writer, source.snapshot():  # sessions and runs of one moment
         for batch in select.rows(source, info, filters):
             rows = []
             for row in batch:
@@ -71,7 +71,7 @@ def copy_table(
             progress.advance(len(rows))
         copied = writer.flush()
         carried = left = 0
-        if runs.carried(source, info):
+        if runs.carried(source, info) and runs.any_rows(source, info, filters):
             for run_batch in runs.rows(source, info, filters):
                 if writer.holds_runs:
                     writer.write_runs(run_batch)

@@ -9,6 +9,7 @@ or its journal mode, and a read-only file or folder can be read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -132,6 +133,23 @@ class Database:
 
         return postgres_ddl.table_layout(self.query, table, self.schema)
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Statements run inside read one snapshot of the database.
+
+        SQLite: a read transaction (the connection is otherwise autocommit,
+        a snapshot per statement). PostgreSQL: its connections read one
+        already (a REPEATABLE READ, read-only transaction).
+        """
+        if not self.is_sqlite or self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("ROLLBACK")  # it only read: ending it so also ends a cursor left unread
+
     def close(self) -> None:
         if not self.is_sqlite:
             self.conn.rollback()  # a read-only transaction: nothing to keep
@@ -167,6 +185,8 @@ def open_database(url: str, schema: str | None = "ai", *, lenient_text: bool = F
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
     pg.read_only = True
+    # One snapshot for the connection's transaction: an export's sessions and runs, a copy's, agree.
+    pg.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     return Database("postgres", pg, schema=schema, location="PostgreSQL")
 
 

@@ -15,7 +15,7 @@ from agno_storage.ops.db import Database
 from agno_storage.ops.lines import header_for, make_converter
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
-from agno_storage.ops.tables import describe
+from agno_storage.ops.tables import TableInfo, describe
 
 
 @attrs.frozen
@@ -43,13 +43,20 @@ def export_table(
     the sessions, in a version 2 file; any other export is version 1.
 
     The format is :mod:`agno_storage.ops.lines`. ``mode`` is detected from
-    the table's columns unless given. Reads one snapshot, ``FETCH_SIZE`` rows
-    at a time. Raises TableNotFoundError, SchemaMismatchError, and
+    the table's columns unless given. Reads one snapshot (sessions and runs
+    alike), ``FETCH_SIZE`` rows at a time. Raises TableNotFoundError, SchemaMismatchError, and
     CorruptRowError for a value no line can hold (a BLOB, say).
     """
     progress = progress or NoProgress()
     info = describe(db, table, mode)
-    with_runs = runs.carried(db, info)
+    with db.snapshot():  # the sessions and their runs as of one moment
+        return _export(db, info, table, out, filters, progress)
+
+
+def _export(
+    db: Database, info: TableInfo, table: str, out: IO[bytes], filters: Filters, progress: Progress
+) -> ExportSummary:
+    with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
     header = header_for(info.mode, layout=info.layout.value, engine=db.engine, table=table, agent_runs=with_runs)
     out.write(orjson.dumps(make_converter().unstructure(header)) + b"\n")
     progress.start(select.count(db, info, filters))

@@ -70,27 +70,49 @@ def carried(db: Database, info: TableInfo) -> bool:
     return info.mode is Mode.AGENT and db.layout(agent_runs.TABLE) is not None
 
 
-def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple[Any, ...]]]:
-    """Batches of the ``agent_runs`` rows that go with the sessions of ``info`` that ``filters`` selects.
+def statement(db: Database, info: TableInfo, filters: Filters) -> tuple[str, list[Any]]:
+    """The SELECT of the ``agent_runs`` rows that go with the sessions of ``info`` that ``filters`` selects.
 
-    In session order, each session's runs in the order written. Raises
-    CorruptRowError for a value no line or row can hold (a BLOB, a float
-    time).
+    All the runs of a selected session; with a user filter, only those of
+    its conversation (:func:`agno_storage.conversation.belongs`: no user,
+    the owner's, or any of a session with no owner), never another user's
+    that sit under its id.
     """
     clause, params = where(db, filters)
     condition = clause.removeprefix(" WHERE ")
     also = f" AND {condition}" if condition else ""
+    theirs = ""
+    if filters.user is not None:
+        theirs = (
+            " AND (r.user_id IS NULL OR r.user_id = '' OR s.user_id IS NULL OR s.user_id = '' OR r.user_id = s.user_id)"
+        )
     runs = db.qualified(agent_runs.TABLE)
     no_row = " AND ".join(
         f"NOT EXISTS (SELECT 1 FROM {db.qualified(t.name)} s WHERE s.session_id = r.session_id)"  # noqa: S608
         for t in list_tables(db).sessions
     )
-    statement = (
+    text = (
         f"SELECT {', '.join('r.' + quote(c) for c in COLUMNS)} FROM {runs} r "  # noqa: S608
-        f"WHERE EXISTS (SELECT 1 FROM {db.qualified(info.name)} s WHERE s.session_id = r.session_id{also}) "
+        f"WHERE EXISTS (SELECT 1 FROM {db.qualified(info.name)} s WHERE s.session_id = r.session_id{also}{theirs}) "
         f"OR ({no_row or '1 = 1'}{also}) ORDER BY r.session_id, r.created_at, r.id"
     )
-    for batch in db.stream(statement, [*params, *params]):
+    return text, [*params, *params]
+
+
+def any_rows(db: Database, info: TableInfo, filters: Filters) -> bool:
+    """Whether :func:`rows` gives any (an export without them stays a version 1 file)."""
+    text, params = statement(db, info, filters)
+    return bool(db.query(f"SELECT 1 FROM ({text}) AS runs LIMIT 1", params))  # noqa: S608
+
+
+def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches of the rows :func:`statement` selects, in session order, each session's in the order written.
+
+    Raises CorruptRowError for a value no line or row can hold (a BLOB, a
+    float time).
+    """
+    text, params = statement(db, info, filters)
+    for batch in db.stream(text, params):
         for row in batch:
             _check(row)
         yield batch
@@ -130,4 +152,4 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
         conn.executemany(statement, batch)
 
 
-__all__ = ["BATCH_SIZE", "COLUMNS", "RunLine", "carried", "holds_runs", "rows", "write"]
+__all__ = ["BATCH_SIZE", "COLUMNS", "RunLine", "any_rows", "carried", "holds_runs", "rows", "statement", "write"]

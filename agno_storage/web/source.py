@@ -335,12 +335,18 @@ READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 def read_only_url(url: str) -> str:
     """``url`` with :data:`READ_ONLY_OPTION` added to libpq's ``options`` (after any the URL gives: libpq
     reads one ``options`` parameter, so a second one would replace the first)."""
-    base, _, text = url.partition("?")  # the rest of the URL as given (urlunsplit would drop an empty host's //)
-    query = urllib.parse.parse_qsl(text, keep_blank_values=True)
-    given = [value for key, value in query if key == "options"]
+    # Every other parameter stays as given: libpq only percent-decodes (a '+' is a '+', not a space as a
+    # form decoder reads it), and urlunsplit would drop an empty host's '//'.
+    base, _, text = url.partition("?")
+    kept, given = [], []
+    for part in text.split("&") if text else []:
+        key, _, value = part.partition("=")
+        if urllib.parse.unquote(key) == "options":
+            given.append(urllib.parse.unquote(value))
+        elif part:
+            kept.append(part)
     options = " ".join([*given, READ_ONLY_OPTION])
-    query = [(key, value) for key, value in query if key != "options"] + [("options", options)]
-    return base + "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    return base + "?" + "&".join([*kept, "options=" + urllib.parse.quote(options, safe="")])
 
 
 class PostgresSource(Source):
