@@ -153,3 +153,23 @@ def test_an_empty_agent_runs_leaves_the_file_version_1(tmp_path: Path) -> None:
     store.close()
     header = orjson.loads(exported(path).splitlines()[0])
     assert header["version"] == 1 and "agent_runs" not in header
+
+
+def test_a_session_a_go_agent_went_on_with_counts_as_updated_by_its_runs(conv: Path) -> None:
+    """``--since`` (an incremental export) takes a session whose row is old but whose newest run is not, with
+    its runs; ``--until`` leaves it out, as prune keeps it."""
+    with sqlite3.connect(conv) as conn:
+        (row_time,) = conn.execute(
+            "SELECT COALESCE(updated_at, created_at) FROM agent_sessions WHERE session_id = 'agent-existing'"
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO agent_runs (id, session_id, user_id, user_message, agent_message, messages, metrics, "
+            "created_at) SELECT 'late', 'agent-existing', user_id, 'later', 'ok', '[]', '{}', ? FROM agent_runs "
+            "WHERE session_id = 'agent-existing' LIMIT 1",
+            (row_time + 1000,),
+        )
+    since = [orjson.loads(x) for x in exported(conv, Filters(since=row_time + 500)).splitlines()[1:]]
+    assert [x["session_id"] for x in since if "session_id" in x] == ["agent-existing"]
+    assert "late" in [x["agent_run"]["id"] for x in since if "agent_run" in x]
+    until = [orjson.loads(x) for x in exported(conv, Filters(until=row_time + 500)).splitlines()[1:]]
+    assert "agent-existing" not in [x.get("session_id") for x in until]

@@ -78,9 +78,13 @@ def statement(db: Database, info: TableInfo, filters: Filters) -> tuple[str, lis
     the owner's, or any of a session with no owner), never another user's
     that sit under its id.
     """
+    # A session's time counts its runs (select.where): one a Go Agent went on with is selected by its runs.
+    session_clause, session_params = where(db, filters, runs_of="s")
     clause, params = where(db, filters)
     condition = clause.removeprefix(" WHERE ")
     also = f" AND {condition}" if condition else ""
+    session_condition = session_clause.removeprefix(" WHERE ")
+    session_also = f" AND {session_condition}" if session_condition else ""
     theirs = ""
     if filters.user is not None:
         theirs = (
@@ -93,10 +97,10 @@ def statement(db: Database, info: TableInfo, filters: Filters) -> tuple[str, lis
     )
     text = (
         f"SELECT {', '.join('r.' + quote(c) for c in COLUMNS)} FROM {runs} r "  # noqa: S608
-        f"WHERE EXISTS (SELECT 1 FROM {db.qualified(info.name)} s WHERE s.session_id = r.session_id{also}{theirs}) "
-        f"OR ({no_row or '1 = 1'}{also}) ORDER BY r.session_id, r.created_at, r.id"
+        f"WHERE EXISTS (SELECT 1 FROM {db.qualified(info.name)} s WHERE s.session_id = r.session_id"
+        f"{session_also}{theirs}) OR ({no_row or '1 = 1'}{also}) ORDER BY r.session_id, r.created_at, r.id"
     )
-    return text, [*params, *params]
+    return text, [*session_params, *params]
 
 
 def any_rows(db: Database, info: TableInfo, filters: Filters) -> bool:

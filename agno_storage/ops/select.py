@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS, SPECS
 from agno_storage.ops.db import Database
 from agno_storage.ops.tables import TableInfo
@@ -25,8 +27,14 @@ class Filters:
     until: int | None = None
 
 
-def where(db: Database, filters: Filters) -> tuple[str, list[Any]]:
-    """The WHERE clause (``''`` for none) and its parameters."""
+def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[str, list[Any]]:
+    """The WHERE clause (``''`` for none) and its parameters.
+
+    ``runs_of`` (an agent table's name, quoted for ``db``, beside an
+    ``agent_runs`` table) makes a session's time the newest of its row's and
+    its runs': a Go Agent continues a session by adding runs, never by
+    updating the row, so such a session was updated when its newest run was.
+    """
     ph = db.placeholder
     clauses: list[str] = []
     params: list[Any] = []
@@ -36,17 +44,30 @@ def where(db: Database, filters: Filters) -> tuple[str, list[Any]]:
         clauses.append(f'"user_id" = {ph}')
         params.append(filters.user)
     stamp = 'COALESCE("updated_at", "created_at")'
+    run = ""
+    if runs_of is not None:
+        run = (
+            f"EXISTS (SELECT 1 FROM {db.qualified(RUNS_TABLE)} r WHERE r.session_id = {runs_of}.session_id "  # noqa: S608
+            f'AND COALESCE(r."updated_at", r."created_at") >= {ph})'
+        )
     if filters.since is not None:
-        clauses.append(f"{stamp} >= {ph}")
-        params.append(filters.since)
+        clauses.append(f"({stamp} >= {ph} OR {run})" if run else f"{stamp} >= {ph}")
+        params += [filters.since, filters.since] if run else [filters.since]
     if filters.until is not None:
-        clauses.append(f"{stamp} < {ph}")
-        params.append(filters.until)
+        clauses.append(f"{stamp} < {ph} AND NOT {run}" if run else f"{stamp} < {ph}")
+        params += [filters.until, filters.until] if run else [filters.until]
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+def _runs_of(db: Database, info: TableInfo) -> str | None:
+    """``info``'s table quoted, where a session's time counts its runs (:func:`where`), else None."""
+    if info.mode is Mode.AGENT and db.layout(RUNS_TABLE) is not None:
+        return db.qualified(info.name)
+    return None
+
+
 def count(db: Database, info: TableInfo, filters: Filters) -> int:
-    clause, params = where(db, filters)
+    clause, params = where(db, filters, _runs_of(db, info))
     (n,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(info.name)}{clause}", params)[0]  # noqa: S608
     return int(n)
 
@@ -65,7 +86,7 @@ def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple
             items.append(db.as_text(column.name))
         else:
             items.append(quote(column.name))
-    clause, params = where(db, filters)
+    clause, params = where(db, filters, _runs_of(db, info))
     order = ' ORDER BY "session_id"' if db.is_sqlite else ' ORDER BY "session_id" COLLATE "C"'
     statement = f"SELECT {', '.join(items)} FROM {db.qualified(info.name)}{clause}{order}"  # noqa: S608
     return db.stream(statement, params)
