@@ -76,10 +76,23 @@ def append_run(
     if not applies(store):
         raise InvalidInputError("agent_runs exist only beside an agent table in SQLite", table=store.table_name)
     for name, value in (("session_id", session_id), ("user_message", user_message), ("agent_message", agent_message)):
-        if not isinstance(value, str) or (name == "session_id" and not value):
-            raise InvalidInputError(f"{name} must be a str, got {value!r}", table=TABLE, column=name)
-    if user_id is not None and not isinstance(user_id, str):
+        if not isinstance(value, str) or (name == "session_id" and not value) or not codec.is_utf8(value):
+            raise InvalidInputError(f"{name} must be a str (valid Unicode), got {value!r}", table=TABLE, column=name)
+    if user_id is not None and (not isinstance(user_id, str) or not codec.is_utf8(user_id)):
         raise InvalidInputError(f"user_id must be a str or None, got {user_id!r}", table=TABLE, column="user_id")
+    if messages is not None and (
+        isinstance(messages, (str, bytes, Mapping))
+        or not isinstance(messages, Sequence)
+        or not all(isinstance(m, Mapping) for m in messages)
+    ):
+        raise InvalidInputError(
+            f"messages must be a sequence of mappings ({{'role', 'content'}}), got {messages!r:.80}",
+            table=TABLE,
+            column="messages",
+        )
+    for name, mapping in (("metrics", metrics), ("run_data", run_data)):
+        if mapping is not None and not isinstance(mapping, Mapping):
+            raise InvalidInputError(f"{name} must be a mapping or None, got {mapping!r:.80}", table=TABLE, column=name)
     sent = [{"role": "user", "content": user_message}] if messages is None else [dict(m) for m in messages]
     now = int(time.time())
     row = RunRow(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any, Literal, Self, cast
 
@@ -131,7 +132,11 @@ class _AgnoStorage(Storage):
             raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {db_url!r}")
         self.backend: Backend = backend
         self._stores: dict[str, BaseStorage] = {}
+        #: Held while a store is opened or the stores closed: threads that first use one mode together share
+        #: one store (an in-memory database is private to its store: two would split the writes).
+        self._stores_lock = threading.Lock()
         super().__init__(mode)
+        self.mode = mode  # through the setter's check: agno's __init__ may set the attribute directly
         self.table_name = table_name
         self.db_url = db_url
         self.db_file = db_file
@@ -158,21 +163,26 @@ class _AgnoStorage(Storage):
         For PostgreSQL, opening it connects and checks the table; a server
         that cannot be reached raises ConnectionLostError here.
         """
-        store = self._stores.get(self.mode)
-        if store is None:
-            # Both core stores take these; where the table lives (a schema or a
-            # file) is the one argument that differs by engine.
-            where = {"schema": self.schema} if self.backend == "postgresql" else {"db_file": self.db_file}
-            open_core: Callable[..., BaseStorage] = self._core_class()
-            store = open_core(
-                table_name=self.table_name,
-                db_url=self.db_url,
-                mode=self.mode,
-                auto_upgrade_schema=self.auto_upgrade_schema,
-                **where,
-                **self.core_options,
-            )
-            self._stores[self.mode] = store
+        mode = self.mode
+        store = self._stores.get(mode)
+        if store is not None:
+            return store
+        with self._stores_lock:
+            store = self._stores.get(mode)
+            if store is None:
+                # Both core stores take these; where the table lives (a schema or a
+                # file) is the one argument that differs by engine.
+                where = {"schema": self.schema} if self.backend == "postgresql" else {"db_file": self.db_file}
+                open_core: Callable[..., BaseStorage] = self._core_class()
+                store = open_core(
+                    table_name=self.table_name,
+                    db_url=self.db_url,
+                    mode=mode,
+                    auto_upgrade_schema=self.auto_upgrade_schema,
+                    **where,
+                    **self.core_options,
+                )
+                self._stores[mode] = store
         return store
 
     @property
@@ -183,7 +193,7 @@ class _AgnoStorage(Storage):
     @mode.setter
     def mode(self, value: ModeName | None) -> None:
         value = "agent" if value is None else value
-        if value not in _MODES:
+        if not isinstance(value, str) or value not in _MODES:
             raise InvalidInputError(f"mode must be one of {_MODES}, got {value!r}")
         self._mode = value
 
@@ -271,9 +281,11 @@ class _AgnoStorage(Storage):
 
     def close(self) -> None:
         """Close every store this object (and its deep copies) opened."""
-        for store in self._stores.values():
+        with self._stores_lock:
+            stores = list(self._stores.values())
+            self._stores.clear()
+        for store in stores:
             store.close()
-        self._stores.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -337,7 +349,18 @@ class _AgnoStorage(Storage):
             values["runs"] = session.runs or None
         # agno's from_dict reads the keys it knows (v2: rebuilding the runs as
         # WorkflowRunResponse objects) and leaves workflow_session_id None.
-        rebuilt: AgnoSession | None = _AGNO_CLASSES[session.MODE].from_dict(values)
+        try:
+            rebuilt: AgnoSession | None = _AGNO_CLASSES[session.MODE].from_dict(values)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # A v2 run agno cannot rebuild (a key WorkflowRunResponse lacks, such as the "error" its own
+            # to_dict writes for a run it could not serialise; an item that is not an object).
+            raise CorruptRowError(
+                f"session {session.session_id!r} of table {self.table_name!r} holds what agno 1.x cannot "
+                f"rebuild its session from: {type(exc).__name__}: {exc}",
+                table=self.table_name,
+                session_id=session.session_id,
+                column="runs" if isinstance(session, WorkflowSessionV2) else None,
+            ) from exc
         assert rebuilt is not None  # from_dict only refuses a missing session_id
         return rebuilt
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -235,3 +236,76 @@ def test_upgrade_schema_brings_a_pre_1_2_agno_file_up_to_date(tmp_path: Path) ->
     assert make_agent(storage, "after-upgrade", "u", FakeModel()).run("hello").content == "reply #1: hello"
     columns = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(agent_sessions)")]
     assert "team_session_id" in columns
+
+
+def test_threads_that_first_use_an_in_memory_adapter_together_share_one_database() -> None:
+    """Each mode's store is opened once, under a lock: two opened at once would be two private databases."""
+    import threading
+
+    for trial in range(20):
+        storage = SqliteStorage(table_name="agent_sessions")  # no db_file: one in-memory database
+        barrier = threading.Barrier(8)
+
+        def write(i: int, storage: SqliteStorage = storage, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            storage.upsert(AgnoAgentSession(session_id=f"s{i}", user_id="u", memory={"runs": []}))
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(storage.get_all_session_ids()) == [f"s{i}" for i in range(8)], trial
+        storage.close()
+
+
+def test_a_v2_run_agno_cannot_rebuild_is_a_corrupt_row_not_a_type_error(tmp_path: Path) -> None:
+    """agno's own to_dict writes {"run_id", "status", "error"} for a run it could not serialise; its
+    WorkflowRunResponse has no "error" field."""
+    db = tmp_path / "w.db"
+    core = CoreStorage("wf2", db_file=db, mode="workflow_v2")
+    core.upsert(
+        WorkflowSessionV2(
+            session_id="w1", workflow_id="w", runs=[{"run_id": "r1", "status": "pending", "error": "failed"}]
+        )
+    )
+    core.close()
+    storage = SqliteStorage(table_name="wf2", db_file=str(db), mode="workflow_v2")
+    with pytest.raises(CorruptRowError) as caught:
+        storage.read("w1")
+    assert (caught.value.session_id, caught.value.column) == ("w1", "runs")
+    with pytest.raises(CorruptRowError):
+        storage.get_all_sessions()
+    storage.close()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda db: SqliteStorage(table_name="t", db_file=db, mode=["agent"]),  # type: ignore[arg-type]
+        lambda db: SqliteStorage(table_name="t", db_file=db, mode="bogus"),  # type: ignore[arg-type]
+        lambda db: CoreStorage("t", db_file=db).append_run("\ud800", "hi", "yo"),
+        lambda db: CoreStorage("t", db_file=db).append_run("s", "hi", "yo", user_id="\ud800"),
+        lambda db: CoreStorage("t", db_file=db).append_run("s", "hi", "yo", messages="x"),  # type: ignore[arg-type]
+        lambda db: CoreStorage("t", db_file=db).append_run("s", "hi", "yo", metrics=5),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_arguments_are_invalid_input_not_a_raw_error(tmp_path: Path, make: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        make(str(tmp_path / "x.db"))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"connect_timeout": float("nan")},
+        {"connect_timeout": 1e300},
+        {"db_url": "postgresql://u\ud800@127.0.0.1:1/x"},
+        {"schema": "\ud800"},
+    ],
+)
+def test_postgres_arguments_no_driver_takes_are_invalid_input(kwargs: dict[str, Any]) -> None:
+    from agno_storage.backends.postgres import PostgresStorage as CorePostgres
+
+    with pytest.raises(InvalidInputError):
+        CorePostgres("t", **{"db_url": "postgresql://u@127.0.0.1:1/x", **kwargs})

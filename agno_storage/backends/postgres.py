@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 
-from agno_storage import schema, urls
+from agno_storage import codec, schema, urls
 from agno_storage.backends import postgres_ddl as ddl
 from agno_storage.backends.base import BaseStorage, Batches, Tracer, check_bool
 from agno_storage.backends.pg_conn import Connections, invalid_value
@@ -37,6 +37,10 @@ from agno_storage.schema import TableShape
 # Advisory-lock keys are hashed from these prefixes plus the qualified name.
 _LOCK_PREFIX = "agno_storage:table:"
 _SCHEMA_LOCK_PREFIX = "agno_storage:schema:"
+
+
+#: The longest connect_timeout taken (a day): past it, libpq's own arithmetic overflows.
+_MOST_TIMEOUT = 86_400
 
 
 class PostgresStorage(BaseStorage):
@@ -85,15 +89,21 @@ class PostgresStorage(BaseStorage):
             empty_text_is_null=True,
             tracer=tracer,
         )
-        if not isinstance(db_url, str) or not db_url:
+        if not isinstance(db_url, str) or not db_url or not codec.is_utf8(db_url):
             raise InvalidInputError(f"db_url must be a PostgreSQL URL, got {db_url!r}", table=table_name)
         conninfo = urls.postgres_conninfo(db_url)
-        if schema is not None and (not isinstance(schema, str) or not schema):
+        if schema is not None and (not isinstance(schema, str) or not schema or not codec.is_utf8(schema)):
             raise InvalidInputError(f"schema must be a non-empty str or None, got {schema!r}", table=table_name)
         if type(pool_size) is not int or pool_size < 1:
             raise InvalidInputError(f"pool_size must be an int >= 1, got {pool_size!r}")
-        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
-            raise InvalidInputError(f"connect_timeout must be seconds > 0, got {connect_timeout!r}")
+        if (
+            isinstance(connect_timeout, bool)
+            or not isinstance(connect_timeout, (int, float))
+            or not 0 < connect_timeout <= _MOST_TIMEOUT  # NaN fails this too
+        ):
+            raise InvalidInputError(
+                f"connect_timeout must be seconds > 0 and at most {_MOST_TIMEOUT:,}, got {connect_timeout!r}"
+            )
         if type(retries) is not int or retries < 0:
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
         self.db_url = db_url
