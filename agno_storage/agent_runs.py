@@ -193,11 +193,16 @@ def applies(store: BaseStorage) -> bool:
 
 
 def exists(store: BaseStorage) -> bool:
-    """True if the file has an ``agent_runs`` table (and the store is one that reads it)."""
+    """True if the file has an ``agent_runs`` table that is the store's to read.
+
+    It is when the store's table is there, or when the file holds nothing
+    else (:func:`alone`: a Go Agent wrote it alone). A store naming a table
+    the file lacks beside other tables (a mistyped name) reads no runs.
+    """
     if not applies(store):
         return False
     rows = store._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
-    return bool(rows)
+    return bool(rows) and (store.table_exists() or alone(store))
 
 
 def _owner(user_id: str, column: str = "user_id") -> tuple[str, builtins.list[Any]]:

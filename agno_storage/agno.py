@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, Literal, Self, cast
@@ -133,8 +134,10 @@ class _AgnoStorage(Storage):
         self.backend: Backend = backend
         self._stores: dict[str, BaseStorage] = {}
         #: Held while a store is opened or the stores closed: threads that first use one mode together share
-        #: one store (an in-memory database is private to its store: two would split the writes).
+        #: one store (an in-memory database is private to its store: two would split the writes). Made anew
+        #: in a forked child (a fork while another thread held it would leave it held there for ever).
         self._stores_lock = threading.Lock()
+        self._lock_pid = os.getpid()
         super().__init__(mode)
         self.mode = mode  # through the setter's check: agno's __init__ may set the attribute directly
         self.table_name = table_name
@@ -167,7 +170,7 @@ class _AgnoStorage(Storage):
         store = self._stores.get(mode)
         if store is not None:
             return store
-        with self._stores_lock:
+        with self._lock():
             store = self._stores.get(mode)
             if store is None:
                 # Both core stores take these; where the table lives (a schema or a
@@ -184,6 +187,22 @@ class _AgnoStorage(Storage):
                 )
                 self._stores[mode] = store
         return store
+
+    def _lock(self) -> threading.Lock:
+        """The lock of :attr:`_stores`, this process's (a forked child makes its own)."""
+        if self._lock_pid != os.getpid():
+            self._stores_lock, self._lock_pid = threading.Lock(), os.getpid()
+        return self._stores_lock
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock does not pickle; an adapter sent to another process makes its own there.
+        state = dict(self.__dict__)
+        del state["_stores_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._stores_lock, self._lock_pid = threading.Lock(), os.getpid()
 
     @property
     def mode(self) -> ModeName:
@@ -281,7 +300,7 @@ class _AgnoStorage(Storage):
 
     def close(self) -> None:
         """Close every store this object (and its deep copies) opened."""
-        with self._stores_lock:
+        with self._lock():
             stores = list(self._stores.values())
             self._stores.clear()
         for store in stores:

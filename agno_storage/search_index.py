@@ -246,6 +246,10 @@ def _is_fts5(sql: str | None) -> bool:
     return text.startswith("CREATE VIRTUAL TABLE") and "FTS5" in text
 
 
+#: What a SQLite index holds (its FTS5 table's definition says it): 2 since conversations leave out other users'
+#: runs under an owned session's id. An index of an earlier version is made anew on first use.
+INDEX_VERSION = 2
+
 #: The earlier layout's FTS5 table, which kept each message's text and ids itself (as build 3ccb4d3 wrote it).
 _OLD_FTS_SQL = (
     'CREATE VIRTUAL TABLE "t" USING fts5(content, session_id UNINDEXED, user_id UNINDEXED, '
@@ -373,14 +377,18 @@ class SqliteIndex:
         body = _fts_body(rows[0][0])
         if body == _fts_body(self._fts_sql()):
             return "new"
-        if body == _fts_body(_OLD_FTS_SQL):
+        if body in (_fts_body(_OLD_FTS_SQL), _fts_body(self._fts_sql(version=1))):
             return "old"
         return None
 
-    def _fts_sql(self) -> str:
+    def _fts_sql(self, version: int = INDEX_VERSION) -> str:
+        """The FTS5 table's definition. Version 2 spells out FTS5's default ``detail=full``: the definition
+        is how an index tells its version, and an index of version 1 (which gave an owned session's
+        conversation the Go runs of other users under its id, see ``conversation.belongs``) is made anew."""
+        detail = "detail=full, " if version >= 2 else ""
         return (
             f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, content={_sql_string(self.map_name)}, "
-            "content_rowid='rowid', tokenize = 'unicode61 remove_diacritics 0')"
+            f"content_rowid='rowid', {detail}tokenize = 'unicode61 remove_diacritics 0')"
         )
 
     def _trigger_sql(self, names: dict[str, str], table: str) -> builtins.list[str]:

@@ -190,6 +190,9 @@ def test_a_mistyped_table_beside_a_go_agents_file_is_not_found_and_deletes_nothi
     assert main(["delete", str(db), "agent-existing", "--table", "agent_sesions"]) == 1
     assert main(["list", str(db), "--table", "agent_sesions"]) == 1
     assert "no table 'agent_sesions'" in capsys.readouterr().err
-    assert SqliteStorage("agent_sesions", db_file=db).delete("agent-existing") is False
+    typo = SqliteStorage("agent_sesions", db_file=db)
+    assert typo.delete("agent-existing") is False
+    assert typo.runs_only_session_ids() == [] and typo.history("agent-existing") == []
+    typo.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0] == before

@@ -309,3 +309,28 @@ def test_postgres_arguments_no_driver_takes_are_invalid_input(kwargs: dict[str, 
 
     with pytest.raises(InvalidInputError):
         CorePostgres("t", **{"db_url": "postgresql://u@127.0.0.1:1/x", **kwargs})
+
+
+def test_an_adapter_pickles_and_a_forked_child_is_not_held_by_the_parents_lock(tmp_path: Path) -> None:
+    import os
+    import pickle
+    import signal
+
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "s.db"))
+    copy_of = pickle.loads(pickle.dumps(storage))  # an Agent handed to a spawned worker, say
+    assert copy_of.read("nobody") is None and copy_of.mode == "agent"
+    storage._stores_lock.acquire()  # another thread was opening a store as the process forked
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            signal.alarm(10)
+            try:
+                os._exit(0 if storage.read("nobody") is None else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        storage._stores_lock.release()
+    assert os.waitstatus_to_exitcode(status) == 0
+    storage.close()
+    copy_of.close()

@@ -173,3 +173,31 @@ def test_a_session_a_go_agent_went_on_with_counts_as_updated_by_its_runs(conv: P
     assert "late" in [x["agent_run"]["id"] for x in since if "agent_run" in x]
     until = [orjson.loads(x) for x in exported(conv, Filters(until=row_time + 500)).splitlines()[1:]]
     assert "agent-existing" not in [x.get("session_id") for x in until]
+
+
+@pytest.mark.parametrize("table", ["agent_sessions", "r", "R"])
+def test_time_filters_count_a_sessions_own_runs_whatever_the_tables_name(tmp_path: Path, table: str) -> None:
+    """alice's row and run are old; bob's run under her id is new: her session was not updated by it
+    (it is not her conversation's), whatever the table is called (an alias must not hide it)."""
+    path = tmp_path / "s.db"
+    store = SqliteStorage(table, db_file=path)
+    store.upsert(AgentSession(session_id="alice-s", user_id="alice", agent_id="a"))
+    store.upsert(AgentSession(session_id="other", user_id="carol", agent_id="a"))
+    store.append_run("alice-s", "old question", "old answer", user_id="alice")
+    store.append_run("alice-s", "bob's", "noted", user_id="bob")
+    store.append_run("other", "fresh", "ok", user_id="carol")
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f'UPDATE "{table}" SET created_at = 100, updated_at = 100')
+        conn.execute("UPDATE agent_runs SET created_at = 100, updated_at = 100 WHERE user_message != 'bob''s'")
+        conn.execute("UPDATE agent_runs SET created_at = 5000, updated_at = 5000 WHERE user_message = 'bob''s'")
+        conn.execute("UPDATE agent_runs SET created_at = 6000, updated_at = 6000 WHERE session_id = 'other'")
+
+    def sessions(filters: Filters) -> list[str]:
+        out = io.BytesIO()
+        with open_database(str(path)) as db:
+            export_table(db, table, out, filters=filters)
+        return [x["session_id"] for x in map(orjson.loads, out.getvalue().splitlines()[1:]) if "session_id" in x]
+
+    assert sessions(Filters(since=1000)) == ["other"]
+    assert sessions(Filters(until=1000)) == ["alice-s"]

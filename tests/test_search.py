@@ -965,3 +965,31 @@ def test_a_store_naming_the_table_in_other_letter_case_uses_its_index_and_feed(t
     assert not {n for n in names if n.lower().startswith("agent_sessions_search")}
     lower.close()
     upper.close()
+
+
+@pytest.mark.parametrize("source", ["agno_agent", "go_agent_conversation"])
+def test_an_index_of_version_1_is_made_anew_and_drops_another_users_runs(tmp_path: Path, source: str) -> None:
+    """A file indexed by build f6d9f54 (index version 1; fixtures/MANIFEST.md), whose index gave user-1's
+    session the words of another user's Go run under its id: the first search makes the index anew, as a
+    fresh one is, and those words are found for nobody."""
+    db = tmp_path / "v1.db"
+    db.write_bytes((FIXTURES / f"search_index_f6d9f54_{source}.db").read_bytes())
+    if source == "go_agent_conversation":
+        old = (
+            sqlite3.connect(db)
+            .execute("SELECT user_id FROM agent_sessions_search_text WHERE content LIKE '%payroll%'")
+            .fetchall()
+        )
+        assert old == [("user-1",)]  # what version 1 held
+    fresh = tmp_path / "fresh.db"
+    fresh.write_bytes(db.read_bytes())
+    other = SqliteStorage("agent_sessions", db_file=fresh)
+    other.disable_search()
+    other.enable_search()
+    other.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    assert found(store.search("payroll")) == [] and found(store.search("payroll", user_id="user-1")) == []
+    assert indexed_messages(db) == indexed_messages(fresh)
+    sql = sqlite3.connect(db).execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions_search'").fetchone()
+    assert "detail=full" in sql[0]
+    store.close()

@@ -363,9 +363,15 @@ def register(
     for command in (export,):
         command.add_argument("--user", help="only sessions of this user_id ('' for sessions with no owner)")
         command.add_argument(
-            "--since", type=time_arg, help="only sessions updated at or after (Unix seconds or ISO 8601)"
+            "--since",
+            type=time_arg,
+            help="only sessions updated at or after (Unix seconds or ISO 8601; an agent table's Go runs count)",
         )
-        command.add_argument("--until", type=time_arg, help="only sessions updated before (Unix seconds or ISO 8601)")
+        command.add_argument(
+            "--until",
+            type=time_arg,
+            help="only sessions updated before (Unix seconds or ISO 8601; an agent table's Go runs count)",
+        )
 
     imp = add("import", "upsert the sessions of an export file into a table (made if needed)", table, _import)
     imp.add_argument("file", metavar="FILE", help="an export file ('-' for stdin)")

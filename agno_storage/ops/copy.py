@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import attrs
 
 from agno_storage.errors import CorruptRowError
@@ -52,7 +54,11 @@ def copy_table(
     info = describe(source, table, mode)
     target = to_table or table
     progress.start(select.count(source, info, filters))
-    with RowWriter(url, target, info.mode, schema) as writer, source.snapshot():  # sessions and runs of one moment
+    with_runs = runs.carried(source, info) and runs.any_rows(source, info, filters)
+    with (
+        RowWriter(url, target, info.mode, schema) as writer,
+        source.snapshot() if with_runs else contextlib.nullcontext(),  # the sessions and their runs of one moment
+    ):
         for batch in select.rows(source, info, filters):
             rows = []
             for row in batch:
@@ -71,7 +77,7 @@ def copy_table(
             progress.advance(len(rows))
         copied = writer.flush()
         carried = left = 0
-        if runs.carried(source, info) and runs.any_rows(source, info, filters):
+        if with_runs:
             for run_batch in runs.rows(source, info, filters):
                 if writer.holds_runs:
                     writer.write_runs(run_batch)

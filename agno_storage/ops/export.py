@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import IO
 
 import attrs
@@ -49,14 +50,16 @@ def export_table(
     """
     progress = progress or NoProgress()
     info = describe(db, table, mode)
-    with db.snapshot():  # the sessions and their runs as of one moment
-        return _export(db, info, table, out, filters, progress)
+    with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
+    # The sessions and their runs as of one moment; without runs one statement reads one already (and a
+    # read transaction held while a slow reader drains the pipe would lock writers out of a rollback-journal file).
+    with db.snapshot() if with_runs else contextlib.nullcontext():
+        return _export(db, info, table, out, filters, progress, with_runs)
 
 
 def _export(
-    db: Database, info: TableInfo, table: str, out: IO[bytes], filters: Filters, progress: Progress
+    db: Database, info: TableInfo, table: str, out: IO[bytes], filters: Filters, progress: Progress, with_runs: bool
 ) -> ExportSummary:
-    with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
     header = header_for(info.mode, layout=info.layout.value, engine=db.engine, table=table, agent_runs=with_runs)
     out.write(orjson.dumps(make_converter().unstructure(header)) + b"\n")
     progress.start(select.count(db, info, filters))

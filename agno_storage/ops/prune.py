@@ -13,7 +13,7 @@ from agno_storage.errors import StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.progress import NoProgress, Progress
-from agno_storage.ops.select import Filters, where
+from agno_storage.ops.select import RUN_ALIAS, Filters, where
 from agno_storage.ops.tables import describe, list_tables
 from agno_storage.schema import quote
 
@@ -160,9 +160,10 @@ class _OldSessions:
         terms = [self.clause or " WHERE 1 = 1", ' AND "session_id" IS NOT NULL']
         params = list(self.params)
         if self.with_runs:
+            r = RUN_ALIAS  # any run keeps it, another user's too: prune errs on the side of keeping
             terms.append(
-                f' AND NOT EXISTS (SELECT 1 FROM {qualified(RUNS_TABLE)} r WHERE r."session_id" = '  # noqa: S608
-                f'{sessions}."session_id" AND COALESCE(r."updated_at", r."created_at") >= {ph})'
+                f' AND NOT EXISTS (SELECT 1 FROM {qualified(RUNS_TABLE)} AS {r} WHERE {r}."session_id" = '  # noqa: S608
+                f'{sessions}."session_id" AND COALESCE({r}."updated_at", {r}."created_at") >= {ph})'
             )
             params.append(self.cutoff)
         statement = f'SELECT "session_id" FROM {sessions}{"".join(terms)} ORDER BY "session_id"'  # noqa: S608

@@ -27,6 +27,10 @@ class Filters:
     until: int | None = None
 
 
+#: The alias of agent_runs in a subquery: quoted with a dot, which no plain table name holds.
+RUN_ALIAS = '"agno_storage.run"'
+
+
 def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause (``''`` for none) and its parameters.
 
@@ -46,9 +50,15 @@ def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[s
     stamp = 'COALESCE("updated_at", "created_at")'
     run = ""
     if runs_of is not None:
+        # Only runs of the session's own conversation (conversation.belongs: no user, the owner's, or any of
+        # a session with no owner). The alias is one no table's name can be: a table named like it would
+        # hide the outer table.
+        r = RUN_ALIAS
         run = (
-            f"EXISTS (SELECT 1 FROM {db.qualified(RUNS_TABLE)} r WHERE r.session_id = {runs_of}.session_id "  # noqa: S608
-            f'AND COALESCE(r."updated_at", r."created_at") >= {ph})'
+            f"EXISTS (SELECT 1 FROM {db.qualified(RUNS_TABLE)} AS {r} WHERE {r}.session_id = {runs_of}.session_id "  # noqa: S608
+            f"AND ({r}.user_id IS NULL OR {r}.user_id = '' OR {runs_of}.user_id IS NULL OR {runs_of}.user_id = '' "
+            f"OR {r}.user_id = {runs_of}.user_id) "
+            f'AND COALESCE({r}."updated_at", {r}."created_at") >= {ph})'
         )
     if filters.since is not None:
         clauses.append(f"({stamp} >= {ph} OR {run})" if run else f"{stamp} >= {ph}")
