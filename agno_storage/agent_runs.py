@@ -156,16 +156,23 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
 
 
 def alone(store: BaseStorage) -> bool:
-    """True if ``agent_runs`` is the file's only table: a Go Agent alone wrote it, and made no sessions table.
+    """True if ``agent_runs`` is the only home of agent sessions in the file: no agent table beside it.
 
-    Only then are its runs the sessions of a store whose table is not there
-    (a store naming a table the file does not have, beside another sessions
-    table, is a mistyped name, not a Go Agent's file).
+    A Go Agent makes no sessions table (it writes ``agent_runs`` alone), also
+    in a file a Go Team's table or other tables share. Then its runs are the
+    sessions of an agent store whose table is not there. Beside an agent
+    table (one with an ``agent_id`` column), a store naming a table the file
+    lacks is a mistyped name, and reads and deletes no runs.
     """
     if not applies(store):
         return False
-    rows = store._query("SELECT name FROM sqlite_master WHERE type = 'table'", ())
-    return {str(r[0]).lower() for r in rows if not str(r[0]).lower().startswith("sqlite_")} == {TABLE}
+    rows = store._query(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE), "
+        "EXISTS (SELECT 1 FROM sqlite_master m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite%' "
+        "AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) AS c WHERE c.name = 'agent_id'))",
+        (TABLE,),
+    )
+    return bool(rows and rows[0][0] and not rows[0][1])
 
 
 def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -> bool:

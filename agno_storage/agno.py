@@ -20,6 +20,7 @@ import importlib
 import inspect
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Literal, Self, cast
 
@@ -136,8 +137,7 @@ class _AgnoStorage(Storage):
         #: Held while a store is opened or the stores closed: threads that first use one mode together share
         #: one store (an in-memory database is private to its store: two would split the writes). Made anew
         #: in a forked child (a fork while another thread held it would leave it held there for ever).
-        self._stores_lock = threading.Lock()
-        self._lock_pid = os.getpid()
+        self._box = _LockBox()
         super().__init__(mode)
         self.mode = mode  # through the setter's check: agno's __init__ may set the attribute directly
         self.table_name = table_name
@@ -189,20 +189,19 @@ class _AgnoStorage(Storage):
         return store
 
     def _lock(self) -> threading.Lock:
-        """The lock of :attr:`_stores`, this process's (a forked child makes its own)."""
-        if self._lock_pid != os.getpid():
-            self._stores_lock, self._lock_pid = threading.Lock(), os.getpid()
-        return self._stores_lock
+        """The lock of :attr:`_stores`, shared with this object's deep copies (made anew in a forked child)."""
+        return self._box.lock
 
     def __getstate__(self) -> dict[str, Any]:
-        # A lock does not pickle; an adapter sent to another process makes its own there.
+        # Neither a lock nor an open store pickles: the copy opens its own stores, on first use, wherever it is.
         state = dict(self.__dict__)
-        del state["_stores_lock"]
+        del state["_box"]
+        state["_stores"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._stores_lock, self._lock_pid = threading.Lock(), os.getpid()
+        self._box = _LockBox()
 
     @property
     def mode(self) -> ModeName:
@@ -382,6 +381,29 @@ class _AgnoStorage(Storage):
             ) from exc
         assert rebuilt is not None  # from_dict only refuses a missing session_id
         return rebuilt
+
+
+class _LockBox:
+    """The lock an adapter and its deep copies share (they share their stores). A forked child gets a new one
+    in every box: a fork while another thread held the lock would leave it held in the child for ever."""
+
+    __slots__ = ("__weakref__", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        _BOXES.add(self)
+
+
+_BOXES: weakref.WeakSet[_LockBox] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for box in list(_BOXES):
+        box.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _agent_memory(memory: dict[str, Any] | None) -> dict[str, Any]:

@@ -356,14 +356,15 @@ class SqliteIndex:
     def enabled(self) -> bool:
         # The FTS5 table itself: a sessions table (or FTS5 table of another's) named <table>_search is not it.
         layout = self._fts_layout(self.store._query)
-        if layout is None:
+        if layout is None or layout == "orphan":
             return False
         # An index made before the FTS5 table read its text from the map keeps the text itself.
         self.old_layout = layout == "old"
         return True
 
     def _fts_layout(self, query: Any) -> str | None:
-        """``"new"`` or ``"old"``: the index's FTS5 table of this layout or the earlier one; None: not the index's.
+        """``"new"`` or ``"old"``: the index's FTS5 table of this layout or an earlier one; ``"orphan"``: this
+        layout's without its map (an earlier build disabled the index); None: not the index's.
 
         Known by its definition, as this build and the earlier one write it
         (the columns, and in this layout the table it reads its text from),
@@ -371,12 +372,18 @@ class SqliteIndex:
         table by that name may use a tokenizer or option this SQLite lacks.
         ``query(sql, params)`` runs a statement and returns its rows.
         """
-        rows = query("SELECT sql FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,))
+        rows = query(
+            "SELECT sql, EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE) "
+            "FROM sqlite_master WHERE name = ? COLLATE NOCASE",
+            (self.map_name, self.fts_name),
+        )
         if not rows or not _is_fts5(rows[0][0]):
             return None
         body = _fts_body(rows[0][0])
         if body == _fts_body(self._fts_sql()):
-            return "new"
+            # Without its map (an earlier build's disable_search() drops the map of an index it does not know,
+            # and leaves this table): what is left of a disabled index. Not enabled; enable_search() replaces it.
+            return "new" if rows[0][1] else "orphan"
         if body in (_fts_body(_OLD_FTS_SQL), _fts_body(self._fts_sql(version=1))):
             return "old"
         return None
@@ -414,7 +421,8 @@ class SqliteIndex:
             taken = conn.execute(
                 "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,)
             ).fetchone()
-            if taken is not None:
+            orphan = self._fts_layout(lambda sql, params: conn.execute(sql, params).fetchall()) == "orphan"
+            if taken is not None and not orphan:  # _drop_own drops what is left of a disabled index
                 raise StorageError(
                     f"cannot make the search index of table {store.table_name!r}: the file has a {taken[0]}"
                     f" named {self.fts_name!r} already",

@@ -196,3 +196,18 @@ def test_a_mistyped_table_beside_a_go_agents_file_is_not_found_and_deletes_nothi
     typo.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0] == before
+
+
+def test_a_go_agents_runs_beside_another_modes_table_are_its_sessions(tmp_path: Path) -> None:
+    """A Go Agent writes agent_runs and no agent table, also in a file a Go Team's table shares: the agent store
+    reads those sessions (only an agent table beside it makes a missing name a mistyped one)."""
+    db = tmp_path / "shared.db"
+    SqliteStorage("team_sessions", db_file=db, mode="team").create()
+    agents = SqliteStorage("agent_sessions", db_file=db)
+    agents.append_run("go-s1", "hello needle", "answer", user_id="u1")
+    assert not agents.table_exists()
+    assert agents.runs_only_session_ids() == ["go-s1"]
+    assert [m.content for m in agents.history("go-s1")] == ["hello needle", "answer"]
+    assert [h.session_id for h in agents.search("needle")] == ["go-s1"]
+    assert agents.delete("go-s1", user_id="u1") is True and agents.history("go-s1") == []
+    agents.close()

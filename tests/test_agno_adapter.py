@@ -316,21 +316,26 @@ def test_an_adapter_pickles_and_a_forked_child_is_not_held_by_the_parents_lock(t
     import pickle
     import signal
 
-    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "s.db"))
-    copy_of = pickle.loads(pickle.dumps(storage))  # an Agent handed to a spawned worker, say
+    used = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "s.db"))
+    assert used.read("nobody") is None  # a store opened: the pickle must not take it along
+    copy_of = pickle.loads(pickle.dumps(used))  # an Agent handed to a spawned worker, say
     assert copy_of.read("nobody") is None and copy_of.mode == "agent"
-    storage._stores_lock.acquire()  # another thread was opening a store as the process forked
+    used.close()
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "s.db"))  # nothing opened yet
+    clone = copy.deepcopy(storage)  # agno deep-copies agents: the copy shares the stores and their lock
+    storage._box.lock.acquire()  # another thread was opening a store as the process forked
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             signal.alarm(10)
             try:
-                os._exit(0 if storage.read("nobody") is None else 1)
+                shared = clone._lock() is storage._lock()
+                os._exit(0 if shared and clone.read("nobody") is None and storage.read("x") is None else 1)
             except BaseException:
                 os._exit(2)
         _, status = os.waitpid(pid, 0)
     finally:
-        storage._stores_lock.release()
+        storage._box.lock.release()
     assert os.waitstatus_to_exitcode(status) == 0
     storage.close()
     copy_of.close()

@@ -993,3 +993,30 @@ def test_an_index_of_version_1_is_made_anew_and_drops_another_users_runs(tmp_pat
     sql = sqlite3.connect(db).execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions_search'").fetchone()
     assert "detail=full" in sql[0]
     store.close()
+
+
+def test_what_an_earlier_builds_disable_leaves_of_a_version_2_index_is_no_index(tmp_path: Path) -> None:
+    """Build f6d9f54's disable_search() does not know a version-2 FTS5 table: it drops the map, marks, queue and
+    triggers and leaves the FTS5 table. That is a disabled index here: search scans, enable_search() makes a
+    new one in its place, disable_search() removes it."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="a", user_id="u", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
+    store.enable_search()
+    with sqlite3.connect(db) as conn:  # what that build's disable_search() does to it
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        for suffix in ("_search_text", "_search_marks", "_search_queue"):
+            conn.execute(f'DROP TABLE "agent_sessions{suffix}"')
+    store.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    assert not search_index.index_for(store).enabled()
+    store.upsert(AgentSession(session_id="b", user_id="u", agent_id="x", memory=agno_memory(("kestrel two", "ok"))))
+    assert sorted(found(store.search("kestrel"))) == [("a", "kestrel one"), ("b", "kestrel two")]  # scanned
+    store.enable_search()
+    assert search_index.index_for(store).enabled()
+    assert sorted(found(store.search("kestrel"))) == [("a", "kestrel one"), ("b", "kestrel two")]
+    assert indexed_messages(db)
+    store.disable_search()
+    assert not {n for n in _table_names(db) if n.startswith("agent_sessions_search")}
+    store.close()
