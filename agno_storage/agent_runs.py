@@ -25,7 +25,7 @@ from agno_storage.backends.statements import EQUALS, filter_kind
 from agno_storage.conversation import RunRow
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Mode
-from agno_storage.schema import AGENT_RUNS_TABLE, quote
+from agno_storage.schema import AGENT_RUNS_TABLE, identify_mode, quote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -161,22 +161,37 @@ def alone(store: BaseStorage) -> bool:
     A Go Agent makes no sessions table (it writes ``agent_runs`` alone), also
     in a file a Go Team's table or other tables share. Then its runs are the
     sessions of an agent store whose table is not there. Beside an agent
-    table (one with an ``agent_id`` column), a store naming a table the file
-    lacks is a mistyped name, and reads and deletes no runs.
+    table (one whose columns are an agent table's, as a store tells modes
+    apart), a store naming a table the file lacks is a mistyped name, and
+    reads and deletes no runs. Reads the catalogue, and the columns only of
+    tables whose definition names ``agent_id``; never opens a virtual table
+    (its module may not be loaded here).
     """
     if not applies(store):
         return False
-    rows = store._query(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE), "
-        "EXISTS (SELECT 1 FROM sqlite_master m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite%' "
-        "AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) AS c WHERE c.name = 'agent_id'))",
-        (TABLE,),
-    )
-    return bool(rows and rows[0][0] and not rows[0][1])
+    tables = [
+        (str(name), sql or "")
+        for name, sql in store._query("SELECT name, sql FROM sqlite_master WHERE type = 'table'", ())
+    ]
+    if not any(name.lower() == TABLE for name, _ in tables):
+        return False
+    for name, sql in tables:
+        lowered = name.lower()
+        if (
+            lowered == TABLE
+            or lowered.startswith("sqlite_")
+            or "agent_id" not in sql.lower()
+            or sql.lstrip().upper().startswith("CREATE VIRTUAL")
+        ):
+            continue
+        columns = [row[0] for row in store._query("SELECT name FROM pragma_table_info(?)", (name,))]
+        if identify_mode(columns) is Mode.AGENT:
+            return False
+    return True
 
 
 def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -> bool:
-    """Delete the runs of a session in a file a Go Agent alone wrote (:func:`alone`; no sessions table).
+    """Delete the runs of a session of an agent store whose table is not there, where :func:`alone` says so.
 
     ``user_id`` scopes them as :func:`delete_session` scopes a session only
     ``agent_runs`` holds. True if any went; False in any other file.
@@ -202,9 +217,9 @@ def applies(store: BaseStorage) -> bool:
 def exists(store: BaseStorage) -> bool:
     """True if the file has an ``agent_runs`` table that is the store's to read.
 
-    It is when the store's table is there, or when the file holds nothing
-    else (:func:`alone`: a Go Agent wrote it alone). A store naming a table
-    the file lacks beside other tables (a mistyped name) reads no runs.
+    It is when the store's table is there, or when no agent table is (:func:`alone`:
+    a Go Agent keeps its sessions there alone). A store naming a table the
+    file lacks beside an agent table (a mistyped name) reads no runs.
     """
     if not applies(store):
         return False

@@ -133,11 +133,10 @@ class _AgnoStorage(Storage):
         if backend == "postgresql" and db_file is not None:
             raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {db_url!r}")
         self.backend: Backend = backend
-        self._stores: dict[str, BaseStorage] = {}
-        #: Held while a store is opened or the stores closed: threads that first use one mode together share
-        #: one store (an in-memory database is private to its store: two would split the writes). Made anew
-        #: in a forked child (a fork while another thread held it would leave it held there for ever).
-        self._box = _LockBox()
+        #: The stores opened (one per mode) and the lock they are opened under, shared with this object's
+        #: copies: threads that first use one mode together get one store (an in-memory database is private
+        #: to its store: two would split the writes).
+        self._shared = _Shared()
         super().__init__(mode)
         self.mode = mode  # through the setter's check: agno's __init__ may set the attribute directly
         self.table_name = table_name
@@ -167,11 +166,12 @@ class _AgnoStorage(Storage):
         that cannot be reached raises ConnectionLostError here.
         """
         mode = self.mode
-        store = self._stores.get(mode)
+        stores = self._shared.stores
+        store = stores.get(mode)
         if store is not None:
             return store
         with self._lock():
-            store = self._stores.get(mode)
+            store = stores.get(mode)
             if store is None:
                 # Both core stores take these; where the table lives (a schema or a
                 # file) is the one argument that differs by engine.
@@ -185,23 +185,12 @@ class _AgnoStorage(Storage):
                     **where,
                     **self.core_options,
                 )
-                self._stores[mode] = store
+                stores[mode] = store
         return store
 
     def _lock(self) -> threading.Lock:
-        """The lock of :attr:`_stores`, shared with this object's deep copies (made anew in a forked child)."""
-        return self._box.lock
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Neither a lock nor an open store pickles: the copy opens its own stores, on first use, wherever it is.
-        state = dict(self.__dict__)
-        del state["_box"]
-        state["_stores"] = {}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._box = _LockBox()
+        """The lock the stores are opened and closed under, shared with this object's copies."""
+        return self._shared.lock
 
     @property
     def mode(self) -> ModeName:
@@ -300,8 +289,8 @@ class _AgnoStorage(Storage):
     def close(self) -> None:
         """Close every store this object (and its deep copies) opened."""
         with self._lock():
-            stores = list(self._stores.values())
-            self._stores.clear()
+            stores = list(self._shared.stores.values())
+            self._shared.stores.clear()
         for store in stores:
             store.close()
 
@@ -383,23 +372,33 @@ class _AgnoStorage(Storage):
         return rebuilt
 
 
-class _LockBox:
-    """The lock an adapter and its deep copies share (they share their stores). A forked child gets a new one
-    in every box: a fork while another thread held the lock would leave it held in the child for ever."""
+class _Shared:
+    """An adapter's opened stores and their lock, shared with its copies (``copy``, agno's ``deepcopy``).
 
-    __slots__ = ("__weakref__", "lock")
+    Pickled, it is a new empty one (neither a lock nor an open connection
+    travels): the unpickled adapter opens its own stores on first use, and
+    copies pickled together still share theirs. A forked child gets a new
+    lock in every one: a fork while another thread held it would leave it
+    held in the child for ever.
+    """
+
+    __slots__ = ("__weakref__", "lock", "stores")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        _BOXES.add(self)
+        self.stores: dict[str, BaseStorage] = {}
+        _SHARED.add(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Shared, ())
 
 
-_BOXES: weakref.WeakSet[_LockBox] = weakref.WeakSet()
+_SHARED: weakref.WeakSet[_Shared] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    for box in list(_BOXES):
-        box.lock = threading.Lock()
+    for shared in list(_SHARED):
+        shared.lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -211,3 +211,28 @@ def test_a_go_agents_runs_beside_another_modes_table_are_its_sessions(tmp_path: 
     assert [h.session_id for h in agents.search("needle")] == ["go-s1"]
     assert agents.delete("go-s1", user_id="u1") is True and agents.history("go-s1") == []
     agents.close()
+
+
+def test_which_tables_count_as_an_agent_table_beside_a_go_agents_runs(tmp_path: Path) -> None:
+    """An agno 1.8.4 team table made without mode= has agent_id among its columns, yet is a team table; a
+    virtual table whose module this SQLite lacks is never opened to find out."""
+    db = tmp_path / "mixed.db"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE team_sessions (session_id VARCHAR PRIMARY KEY, user_id VARCHAR, memory JSON, session_data JSON, "
+        "extra_data JSON, created_at INTEGER, updated_at INTEGER, agent_id VARCHAR, agent_data JSON, "
+        "team_session_id VARCHAR, team_id VARCHAR, team_data JSON)"
+    )
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) "
+        "VALUES ('table', 'vectors', 'vectors', 0, 'CREATE VIRTUAL TABLE vectors USING vec0(agent_id, embedding)')"
+    )
+    conn.commit()
+    conn.close()
+    agents = SqliteStorage("agent_sessions", db_file=db)
+    agents.append_run("go-s1", "hello needle", "answer", user_id="u1")
+    assert agent_runs.alone(agents)
+    assert [m.content for m in agents.history("go-s1")] == ["hello needle", "answer"]
+    assert agents.runs_only_session_ids() == ["go-s1"]
+    agents.close()

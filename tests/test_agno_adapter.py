@@ -321,9 +321,19 @@ def test_an_adapter_pickles_and_a_forked_child_is_not_held_by_the_parents_lock(t
     copy_of = pickle.loads(pickle.dumps(used))  # an Agent handed to a spawned worker, say
     assert copy_of.read("nobody") is None and copy_of.mode == "agent"
     used.close()
+    # In memory, copies must share the one database: a shallow copy, and deep copies pickled together.
+    memory = SqliteStorage(table_name="agent_sessions")
+    shallow = copy.copy(memory)
+    memory.upsert(AgnoAgentSession(session_id="s1", user_id="u", memory={"runs": []}))
+    assert shallow.read("s1") is not None
+    a, b = pickle.loads(pickle.dumps([memory, copy.deepcopy(memory)]))
+    a.upsert(AgnoAgentSession(session_id="s2", user_id="u", memory={"runs": []}))
+    assert b.read("s2") is not None
+    memory.close()
+    a.close()
     storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "s.db"))  # nothing opened yet
     clone = copy.deepcopy(storage)  # agno deep-copies agents: the copy shares the stores and their lock
-    storage._box.lock.acquire()  # another thread was opening a store as the process forked
+    storage._shared.lock.acquire()  # another thread was opening a store as the process forked
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
@@ -335,7 +345,7 @@ def test_an_adapter_pickles_and_a_forked_child_is_not_held_by_the_parents_lock(t
                 os._exit(2)
         _, status = os.waitpid(pid, 0)
     finally:
-        storage._box.lock.release()
+        storage._shared.lock.release()
     assert os.waitstatus_to_exitcode(status) == 0
     storage.close()
     copy_of.close()

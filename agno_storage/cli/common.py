@@ -128,7 +128,7 @@ def opened(args: argparse.Namespace, *, read_only: bool = False) -> Iterator[tup
             store = make_store(args.url, target, args.table, exc.found_mode, args.schema, read_only=read_only)
         detected = True
     with store:
-        # A file a Go Agent alone wrote has agent_runs and no sessions table: its sessions are still there.
+        # A Go Agent writes agent_runs and no agent table: with none beside them, its sessions are there.
         if not store.table_exists() and not agent_runs.alone(store):
             raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}; {_tables_there(args)}")
         yield store, detected
