@@ -234,14 +234,17 @@ def _owner(user_id: str, column: str = "user_id") -> tuple[str, builtins.list[An
     return f"{column} = ?", [user_id]
 
 
-def read_runs(store: BaseStorage, session_id: str, user_id: str | None = None) -> builtins.list[RunRow]:
+def read_runs(
+    store: BaseStorage, session_id: str, user_id: str | None = None, *, checked: bool = False
+) -> builtins.list[RunRow]:
     """The runs of ``session_id`` in the order they were written; with ``user_id``, only that user's.
 
     Empty when the store is not an agent table in SQLite or the file has no
-    ``agent_runs`` table. Raises CorruptRowError for a row whose columns
-    hold the wrong types.
+    ``agent_runs`` table of the store's (:func:`exists`; ``checked``: the
+    caller found it is there, for many sessions at once). Raises
+    CorruptRowError for a row whose columns hold the wrong types.
     """
-    if not exists(store):
+    if not checked and not exists(store):
         return []
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id = ?"  # noqa: S608 - constant identifiers
     params: builtins.list[Any] = [session_id]

@@ -144,8 +144,9 @@ def sessions_messages(
     NULL or empty ``user_id``, in the sessions table and ``agent_runs`` alike.
     """
     table = store.table_name
+    with_runs = agent_runs.exists(store)  # once, not for every session
     for session in store.list(user_id=user_id, entity_id=entity_id):
-        runs = agent_runs.read_runs(store, session.session_id)
+        runs = agent_runs.read_runs(store, session.session_id, checked=True) if with_runs else []
         yield session.session_id, session.user_id, session.entity_id, conversation.combined(session, runs, table)
     if not entity_id:  # such a session has no entity: '' (no entity) takes it, as the index does
         for session_id in store.runs_only_session_ids(user_id):
