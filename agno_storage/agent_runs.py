@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from agno_storage import codec
 from agno_storage.backends.statements import EQUALS, filter_kind
 from agno_storage.conversation import RunRow
@@ -34,6 +36,31 @@ if TYPE_CHECKING:
 TABLE: Final = AGENT_RUNS_TABLE
 
 _COLUMNS: Final = "id, session_id, user_id, user_message, agent_message, messages, metrics, created_at"
+
+
+@attrs.frozen
+class StoredRun:
+    """One whole row of ``agent_runs`` as stored (JSON columns as text), its fields in agno-golang's column order.
+
+    What ``to_agno3`` reads of a Go Agent's runs, and what an export line
+    ``{"agent_run": {...}}`` holds (``agno_storage.ops.runs``).
+    """
+
+    id: str
+    session_id: str
+    user_id: str | None
+    run_name: str | None
+    run_data: str | None
+    user_message: str | None
+    agent_message: str | None
+    messages: str | None
+    metrics: str | None
+    created_at: int | None
+    updated_at: int | None
+
+
+#: Every column of ``agent_runs``, in agno-golang's order.
+ALL_COLUMNS: Final = tuple(field.name for field in attrs.fields(StoredRun))
 
 
 def create_statements(sessions_table: str) -> builtins.list[str]:
@@ -357,7 +384,9 @@ def _row(raw: tuple[Any, ...]) -> RunRow:
 
 
 __all__ = [
+    "ALL_COLUMNS",
     "TABLE",
+    "StoredRun",
     "all_runs",
     "alone",
     "append_run",

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from agno_storage import codec, fingerprint, urls
+from agno_storage.agent_runs import ALL_COLUMNS as GO_RUN_COLUMNS
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
 from agno_storage.agno3.records import Encoded, Previous
@@ -28,10 +29,7 @@ from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
 from agno_storage.models import Mode, Session
 
-_GO_RUNS_SELECT = (
-    "SELECT id, session_id, user_id, run_name, run_data, user_message, agent_message, messages, metrics,"
-    " created_at, updated_at FROM agent_runs WHERE session_id = ? ORDER BY created_at, rowid"
-)
+_GO_RUNS_SELECT = f"SELECT {', '.join(GO_RUN_COLUMNS)} FROM agent_runs WHERE session_id = ? ORDER BY created_at, rowid"  # noqa: S608
 
 #: One session of a migration's plan: its id, the modes whose tables hold it, whether Go runs hold it.
 PlanItem = tuple[str, tuple[Mode, ...], bool]

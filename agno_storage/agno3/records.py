@@ -7,6 +7,8 @@ from typing import Any
 import attrs
 import cattrs
 
+from agno_storage.agent_runs import StoredRun
+
 
 @attrs.frozen
 class Agno3Session:
@@ -111,21 +113,8 @@ class Previous:
     run_ids: tuple[str, ...]
 
 
-@attrs.frozen
-class GoAgentRun:
-    """One row of a Go Agent's ``agent_runs`` table, as it is stored (JSON columns as text)."""
-
-    id: str
-    session_id: str
-    user_id: str | None
-    run_name: str | None
-    run_data: str | None
-    user_message: str | None
-    agent_message: str | None
-    messages: str | None
-    metrics: str | None
-    created_at: int | None
-    updated_at: int | None
+#: One row of a Go Agent's ``agent_runs`` table, as it is stored (JSON columns as text).
+GoAgentRun = StoredRun
 
 
 def make_converter() -> cattrs.Converter:

@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
-
 from agno_storage import agent_runs
 from agno_storage.backends.base import BaseStorage
 from agno_storage.errors import CorruptRowError
@@ -30,39 +28,12 @@ from agno_storage.ops.tables import TableInfo, list_tables
 from agno_storage.schema import quote
 
 #: The columns of ``agent_runs``, in agno-golang's order.
-COLUMNS = (
-    "id",
-    "session_id",
-    "user_id",
-    "run_name",
-    "run_data",
-    "user_message",
-    "agent_message",
-    "messages",
-    "metrics",
-    "created_at",
-    "updated_at",
-)
+COLUMNS = agent_runs.ALL_COLUMNS
 #: Runs per write transaction.
 BATCH_SIZE = 1000
 _TEXT = frozenset(COLUMNS[:-2])
-
-
-@attrs.frozen
-class RunLine:
-    """One ``agent_runs`` row in an export file (``{"agent_run": {...}}``), every column as stored."""
-
-    id: str
-    session_id: str
-    user_id: str | None
-    run_name: str | None
-    run_data: str | None
-    user_message: str | None
-    agent_message: str | None
-    messages: str | None
-    metrics: str | None
-    created_at: int | None
-    updated_at: int | None
+#: One ``agent_runs`` row in an export file (``{"agent_run": {...}}``), every column as stored.
+RunLine = agent_runs.StoredRun
 
 
 def carried(db: Database, info: TableInfo) -> bool:
