@@ -249,7 +249,11 @@ def disable_changes(store: BaseStorage) -> None:
 
 
 def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str | None = None) -> builtins.list[Change]:
-    """Changes after cursor ``since``, oldest first, at most ``limit``; with ``user_id``, only that user's rows.
+    """Changes after cursor ``since``, oldest first, at most ``limit``; with ``user_id``, only that user's.
+
+    A user's changes are those logged under that ``user_id``, and on a
+    SQLite agent table those of the ``agent_runs`` rows with no user under
+    the user's sessions (see :func:`_owner_filter`).
 
     ``since=0`` (nothing processed yet) starts from the oldest change still
     kept. Raises StorageError if the feed is not enabled, if changes after
@@ -284,12 +288,8 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
             pass  # a consumer that may not write reads what is kept; a writer's changes() prunes
     else:
         _stamp_postgres(store, log, meta)
-    owner, params = "", builtins.list[Any]([since])
-    if user_id == "":
-        owner = " AND (user_id IS NULL OR user_id = '')"  # "no owner", stored either way (agno writes NULL)
-    elif user_id is not None:
-        owner = f" AND user_id = {mark}"
-        params.append(user_id)
+    owner, params = _owner_filter(store, user_id, mark)
+    params.insert(0, since)
     # One statement, so one snapshot: what was pruned and what is left are read together (a prune by
     # another process in between would otherwise hide changes behind a cursor that looked readable).
     got = store._query(
@@ -317,6 +317,26 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
             table=store.table_name,
         )
     return changes
+
+
+def _owner_filter(store: BaseStorage, user_id: str | None, mark: str) -> tuple[str, builtins.list[Any]]:
+    """The log's WHERE clause (and its parameters) for the changes of ``user_id``'s sessions.
+
+    A row is logged under its own ``user_id``. An ``agent_runs`` row with no
+    user (a Go Agent given none) is part of the conversation of the session
+    row with its id, when there is one (:func:`conversation.belongs`): it is
+    the changes of that session's owner, read here at the time of reading,
+    and not of "no owner".
+    """
+    none = "(user_id IS NULL OR user_id = '')"  # "no owner", stored either way (agno writes NULL)
+    if user_id is None:
+        return "", []
+    if not (_is_sqlite(store) and agent_runs.applies(store)):
+        return (f" AND {none}", []) if user_id == "" else (f" AND user_id = {mark}", [user_id])
+    runs = f"tbl = {_literal(agent_runs.TABLE)} AND {none} AND session_id IN (SELECT session_id FROM {quote(store.table_name)}"
+    if user_id == "":
+        return f" AND {none} AND NOT ({runs} WHERE user_id <> ''))", []
+    return f" AND (user_id = {mark} OR ({runs} WHERE user_id = {mark})))", [user_id, user_id]
 
 
 def _top(store: BaseStorage, log: str, meta: str) -> int:

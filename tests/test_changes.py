@@ -202,6 +202,29 @@ def test_no_owner_means_null_or_empty_in_the_feed_too(make_store: Any) -> None:
     assert [c.session_id for c in store.changes(user_id="u")] == ["owned"]
 
 
+def test_a_go_run_with_no_user_is_a_change_of_the_session_owners_feed(tmp_path: Path) -> None:
+    """A Go Agent given no user continues an owned session: its run is the owner's conversation (as history()
+    shows it), so the owner's scoped feed sees it and the feed of "no owner" does not; another user's run
+    under the same id stays that user's own."""
+    db = tmp_path / "runs.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="owned", user_id="ada", agent_id="x"))
+    store.upsert(AgentSession(session_id="loose", agent_id="x"))
+    with sqlite3.connect(db) as conn:  # as the Go Agent writes them: plain statements, no store in between
+        conn.executemany(
+            "INSERT INTO agent_runs (id, session_id, user_id, created_at, updated_at) VALUES (?, ?, ?, 1, 1)",
+            [("r1", "owned", ""), ("r2", "owned", None), ("r3", "owned", "eve"), ("r4", "loose", ""), ("r5", "go", "")],
+        )
+    ada = [(c.table, c.session_id) for c in store.changes(user_id="ada")]
+    assert ada == [("agent_sessions", "owned"), ("agent_runs", "owned"), ("agent_runs", "owned")]
+    assert [(c.table, c.session_id) for c in store.changes(user_id="eve")] == [("agent_runs", "owned")]
+    nobody = [(c.table, c.session_id) for c in store.changes(user_id="")]
+    assert nobody == [("agent_sessions", "loose"), ("agent_runs", "loose"), ("agent_runs", "go")]
+    assert len(store.changes()) == 7
+    store.close()
+
+
 def test_a_cursor_ahead_of_the_log_is_an_error_not_an_empty_feed(make_store: Any) -> None:
     """A consumer whose cursor the feed never handed out (the database restored from an earlier copy) is
     told, instead of waiting on an empty feed while the cursors it holds are handed out again."""
