@@ -729,6 +729,33 @@ def test_a_sign_in_form_past_its_limit_is_refused_unread(filled: BaseStorage, se
             assert status == (413 if len(body) > LOGIN_BODY_LIMIT else 200)
 
 
+def test_a_sign_in_posted_by_another_sites_page_is_refused(filled: BaseStorage, serve: Serve) -> None:
+    """Login CSRF: another site's page posting its own token would sign the browser in as that user."""
+    import urllib.error
+    import urllib.request
+
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # see the sign-in's own answer, not the page it redirects to
+
+    opener = urllib.request.build_opener(Stay)
+    with serve(location(filled), scoped_tokens()) as base:
+        answers = {}
+        for site in ("cross-site", "same-site", "same-origin", None):
+            headers = {"Sec-Fetch-Site": site} if site else {}
+            request = urllib.request.Request(base + "/login", data=f"token={ONE}".encode(), headers=headers)
+            try:
+                with opener.open(request, timeout=30) as response:
+                    answers[site] = (response.status, response.headers.get("set-cookie"))
+            except urllib.error.HTTPError as exc:
+                answers[site] = (exc.code, exc.headers.get("set-cookie"))
+        assert answers["cross-site"] == (403, None)
+        assert answers["same-site"] == (403, None)
+        for site in ("same-origin", None):  # the server's own form, and a client that does not say
+            status, cookie = answers[site]
+            assert status == 303 and cookie is not None and cookie.startswith(f"agno_storage_token={ONE}")
+
+
 def test_a_postgres_urls_own_options_are_kept_beside_read_only() -> None:
     from agno_storage.web.source import READ_ONLY_OPTION, read_only_url
 

@@ -332,6 +332,10 @@ async def _small_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+#: ``Sec-Fetch-Site`` values of a form sent from this server's own page (or typed in: ``none``).
+_OWN_FORM = frozenset({"same-origin", "none"})
+
+
 async def login_view(request: Request) -> Response:
     server = _server(request)
     target = request.query_params.get("next", "/")
@@ -339,6 +343,10 @@ async def login_view(request: Request) -> Response:
         target = "/"
     message = ""
     if request.method == "POST":
+        if request.headers.get("sec-fetch-site", "same-origin") not in _OWN_FORM:
+            # Another site's page posting its own token here would sign the browser in as that token's user
+            # (login CSRF). Browsers say where a request comes from; a client that does not is let through.
+            raise HttpError(403, "forbidden", "a sign-in form is taken only from this server's own page")
         form = parse_qs((await _small_body(request)).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         if server.tokens is None or server.tokens.principal(token) is not None:
