@@ -12,11 +12,14 @@ Go port stores when its marshal fails).
 
 from __future__ import annotations
 
+import enum
 import json
 import marshal
 import operator
-from collections.abc import Sequence
-from typing import Any
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 import orjson
@@ -95,15 +98,67 @@ def dumps(value: Any) -> str:
 
 
 def _dumps_wide(value: Any) -> bytes:
-    """Encode data orjson refuses: integers past 64 bits, nesting past 255 levels."""
-    _reject_non_str_keys(value)
+    """Encode data orjson refuses: integers past 64 bits, nesting past 255 levels.
+
+    It takes what orjson takes and nothing more (UUIDs and enum members, not
+    other subclasses of str or int), and nests as deep whatever the caller's
+    stack depth (see :func:`_with_stack`).
+    """
+    _refuse_what_orjson_refuses(value)
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _with_stack(_stdlib_dumps, value)
         return text.encode()
     except RecursionError as exc:
         raise InvalidInputError("value is nested too deeply to encode") from exc
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError (lone surrogates) is a ValueError
         raise InvalidInputError(f"value is not JSON-serialisable: {exc}") from exc
+
+
+def _stdlib_dumps(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_native
+    )
+
+
+def _native(value: Any) -> Any:
+    """What orjson writes for the two kinds it encodes natively and the stdlib does not: UUIDs, enum members."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_T = TypeVar("_T")
+
+
+def _with_stack(fn: Callable[[Any], _T], arg: Any) -> _T:
+    """``fn(arg)`` for the stdlib's recursive JSON coders, as deep whoever calls.
+
+    Their depth limit is the interpreter's recursion limit less the frames
+    already in use, so a value one caller can encode would be too deep for
+    a caller further down its stack. A RecursionError here is tried again at
+    the bottom of a new thread's stack: the same limit for every caller.
+    """
+    try:
+        return fn(arg)
+    except RecursionError:
+        pass
+    outcome: list[Any] = []
+
+    def bottom() -> None:
+        try:
+            outcome.append((True, fn(arg)))
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=bottom, name="agno_storage-json")
+    thread.start()
+    thread.join()
+    ok, result = outcome[0]
+    if not ok:
+        raise result
+    return result  # type: ignore[no-any-return]
 
 
 def _walk(value: Any) -> list[Any]:
@@ -177,12 +232,19 @@ def _walk_non_finite(value: Any) -> bool:
     return False
 
 
-def _reject_non_str_keys(value: Any) -> None:
+_PLAIN = frozenset({dict, list, tuple, str, int, float, bool, type(None)})
+
+
+def _refuse_what_orjson_refuses(value: Any) -> None:
+    """InvalidInputError for what :func:`dumps` refuses on orjson's path, where the stdlib would write it."""
     for item in _walk(value):
-        if isinstance(item, dict):
+        kind = type(item)
+        if kind is dict:
             for key in item:
-                if not isinstance(key, str):
+                if type(key) is not str:
                     raise InvalidInputError(f"value is not JSON-serialisable: dict key {key!r} is not a str")
+        elif kind not in _PLAIN and not isinstance(item, (uuid.UUID, enum.Enum)):
+            raise InvalidInputError(f"value is not JSON-serialisable: type is not supported: {kind.__name__}")
 
 
 def loads(text: str | bytes | None) -> Any:
@@ -206,8 +268,11 @@ def loads(text: str | bytes | None) -> Any:
     if not data:
         return None
     if _has_wide_integer(data):
+        # orjson decides what is valid (no NaN, no infinity, no lone surrogate, at most 1,024 levels) on
+        # every path alike; the stdlib then reads the integers exactly.
+        orjson.loads(data)
         try:
-            return json.loads(data)
+            return _with_stack(json.loads, data)
         except RecursionError:
             raise ValueError("JSON nested too deeply to decode") from None
     return orjson.loads(data)  # orjson.JSONDecodeError is a ValueError

@@ -97,6 +97,73 @@ def test_invalid_json_raises_value_error() -> None:
         codec.loads("{not json")
 
 
+WIDE = "12345678901234567890"  # past 64 bits: the text goes to the exact (stdlib) decoder
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":NaN}',
+        '{"a":Infinity}',
+        '{"a":-Infinity}',
+        '{"a":1e400}',
+        '{"a":"\\ud800"}',
+        '{"a":1e99999999999999999999}',
+    ],
+)
+@pytest.mark.parametrize("wide", [False, True])
+def test_what_json_cannot_hold_is_refused_on_read_whichever_decoder_runs(text: str, wide: bool) -> None:
+    """The same text is refused with or without a wide integer beside it: NaN is never read and then
+    refused on its way back in."""
+    if wide:
+        text = text[:-1] + f',"w":{WIDE}}}'
+    with pytest.raises(ValueError):
+        codec.loads(text)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"id": uuid.UUID(int=1)}, {"c": Colour.RED}, {"t": Text("x")}, {"k": {Text("x"): 1}}, {"n": 1.5}],
+)
+def test_a_wide_integer_beside_a_value_changes_nothing_about_whether_it_is_taken(value: dict[str, Any]) -> None:
+    """UUIDs and enum members are written as their string and value, other subclasses of str refused, with a
+    wide integer beside them as without."""
+    try:
+        plain: Any = json.loads(codec.dumps(value))
+    except InvalidInputError:
+        plain = InvalidInputError
+    try:
+        wide: Any = json.loads(codec.dumps({**value, "w": 2**64}))
+        wide.pop("w")
+    except InvalidInputError:
+        wide = InvalidInputError
+    assert wide == plain
+    assert (plain is InvalidInputError) == isinstance(next(iter(value.values())), (Text, dict))
+
+
+def test_how_deep_a_value_may_nest_does_not_depend_on_the_callers_stack() -> None:
+    """A value the store takes from one caller reads back in any caller, however deep its stack."""
+    value: Any = int(WIDE)
+    for _ in range(900):
+        value = [value]
+
+    def deep(frames: int, fn: Any, arg: Any) -> Any:
+        return fn(arg) if frames == 0 else deep(frames - 1, fn, arg)
+
+    text = codec.dumps(value)
+    assert deep(300, codec.dumps, value) == text
+    assert deep(300, codec.loads, text) == value
+    assert deep(300, codec.loads, text.encode()) == value
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
