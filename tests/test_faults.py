@@ -268,6 +268,41 @@ def test_a_write_to_a_deleted_or_replaced_file_is_refused_then_goes_to_the_new_f
     assert sorted(reader.get_all_session_ids()) == expected
 
 
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_new_threads_first_write_to_a_deleted_or_replaced_file_is_refused_too(tmp_path: Path, how: str) -> None:
+    """A thread-per-request server: the thread that writes after the file went opens its first connection
+    then, on whatever the path names; that write is refused as the store's older connections' are."""
+    import threading
+
+    path = tmp_path / "moving.db"
+    store = SqliteStorage(TABLE, db_file=path)
+    store.upsert(_session("before"))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        other = SqliteStorage(TABLE, db_file=tmp_path / "other.db")
+        other.upsert(_session("other"))
+        other.close()
+        os.replace(tmp_path / "other.db", path)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            store.upsert(_session("lost?"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], DatabaseReplacedError)
+    with pytest.raises(DatabaseReplacedError):  # this thread's own connection, to the file that went
+        store.upsert(_session("lost too?"))
+    store.upsert(_session("after"))  # then the store works on the file the path names now
+    expected = ["after"] if how == "deleted" else ["after", "other"]
+    assert sorted(SqliteStorage(TABLE, db_file=path).get_all_session_ids()) == expected
+
+
 def test_a_transaction_on_a_replaced_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "moving.db"
     store = SqliteStorage(TABLE, db_file=path)

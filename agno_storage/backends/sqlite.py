@@ -147,6 +147,9 @@ class SqliteStorage(BaseStorage):
         self._local = threading.local()
         self._handles: list[_Handle] = []
         self._handles_lock = threading.Lock()
+        # The file this store has open, (device, inode): set by the first connection, and by the first after
+        # a DatabaseReplacedError or close(). Every later connection, a new thread's too, is checked against it.
+        self._file_id: tuple[int, int] | None = None
         self._memory: _Handle | None = None
         self._memory_lock = threading.RLock()
         try:
@@ -221,9 +224,13 @@ class SqliteStorage(BaseStorage):
             raise DatabaseReplacedError(
                 f"{self.db_path!r} vanished while it was being opened: {exc}", table=self.table_name
             ) from exc
-        handle = _Handle(conn, opened)
         pid = process.current.pid
         with self._handles_lock:
+            if self._file_id is None:
+                self._file_id = opened
+            # A new thread's connection opens whatever the path names now: if that is another file than
+            # the store's, its first write is refused as every other connection's is (see _replaced).
+            handle = _Handle(conn, self._file_id)
             # Threads that ended leave their connections behind; close them here
             # so a thread-per-request server does not run out of descriptors.
             ended = [h for h in self._handles if h.pid == pid and not h.thread.is_alive() and h is not self._memory]
@@ -311,6 +318,8 @@ class SqliteStorage(BaseStorage):
         with self._handles_lock:
             if handle in self._handles:
                 self._handles.remove(handle)
+            if self._file_id == handle.file_id:
+                self._file_id = None  # the next connection takes the file the path names then
         self._forget_shape()
         what = "was deleted" if now is None else "was replaced by another file"
         return DatabaseReplacedError(
@@ -378,6 +387,7 @@ class SqliteStorage(BaseStorage):
                 handle.conn.close()
         self._local = threading.local()
         self._memory = None
+        self._file_id = None
         self._forget_shape()
 
     # --- primitives --------------------------------------------------------
