@@ -499,3 +499,17 @@ def test_postgresql_disk_full_and_corruption_are_typed(sqlstate: str, error: typ
 
     driver_error = pg_errors.lookup(sqlstate)("server says no")
     assert type(pg_conn.translate(driver_error, "t")) is error
+
+
+def test_a_utf16_database_is_refused_before_anything_is_read_or_written(tmp_path: Path) -> None:
+    """JSON is read as the file's own bytes, which must be UTF-8: a UTF-16 file is refused by name, never
+    read as corrupt rows nor written to."""
+    path = tmp_path / "utf16.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA encoding = 'UTF-16le'")
+        conn.execute("CREATE TABLE other (x TEXT)")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="UTF-16le"):
+        SqliteStorage(TABLE, db_file=path)
+    assert path.read_bytes() == before

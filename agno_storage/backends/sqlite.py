@@ -213,6 +213,16 @@ class SqliteStorage(BaseStorage):
         try:
             for name, value in self.pragmas.items():
                 conn.execute(f"PRAGMA {name} = {value}")
+            encoding = conn.execute("PRAGMA encoding").fetchone()[0]
+            if encoding != "UTF-8":
+                # JSON is read as the file's own bytes (CAST AS BLOB), which are UTF-8 in every file agno,
+                # agno-golang and this store make; a UTF-16 file would read as not JSON, and be written to.
+                conn.close()
+                raise StorageError(
+                    f"{self.db_path!r} keeps its text as {encoding}; agno_storage reads and writes UTF-8 "
+                    "database files only (the encoding agno and agno-golang make)",
+                    table=self.table_name,
+                )
             # SQLite has opened (or made) the file by now; what it opened is what
             # later writes are checked against (see _check_same_file).
             opened = None if self.db_path is None else file_id(self.db_path)
