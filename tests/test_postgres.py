@@ -671,6 +671,37 @@ def test_two_processes_create_and_upgrade_at_once(dsn: str, start_from: str) -> 
         fetch(dsn, f'DROP SCHEMA "{schema}" CASCADE')
 
 
+def test_bulk_writes_of_the_same_sessions_in_other_orders_do_not_deadlock(
+    pg_server: PgServer, stores: list[PostgresStorage]
+) -> None:
+    """Each upsert_many holds the rows it wrote until it commits: two taking the same sessions in different
+    orders would wait for each other. They take turns instead, as on SQLite, and every call succeeds."""
+    import random
+
+    store = open_store(stores, pg_server.dsn)
+    store.create()
+    ids = [f"k{j:03d}" for j in range(300)]
+    failures: list[BaseException] = []
+
+    def bulk(n: int) -> None:
+        order = list(ids)
+        rng = random.Random(n)
+        for _ in range(3):
+            rng.shuffle(order)
+            try:
+                store.upsert_many(make_session(Mode.AGENT, sid) for sid in order)
+            except BaseException as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=bulk, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert failures == []
+    assert store.count() == len(ids)
+
+
 def _child_upserts(store: PostgresStorage) -> None:
     store.upsert(make_session(Mode.AGENT, "child"))
     store.close()
@@ -700,6 +731,34 @@ def test_a_stopped_server_gives_typed_errors_then_the_store_recovers(
     assert store.read("before") is not None
     store.upsert(make_session(Mode.AGENT, "after"))
     assert sorted(store.get_all_session_ids()) == ["after", "before"]
+
+
+def test_a_transaction_after_a_server_restart_begins_on_a_live_connection(
+    pg_server: PgServer, stores: list[PostgresStorage]
+) -> None:
+    """The pool's idle connections die with the server: a transaction() block and drop() get a live one
+    instead of failing once for each dead one."""
+    store = open_store(stores, pg_server.dsn, connect_timeout=2.0)
+    store.upsert(make_session(Mode.AGENT, "before"))
+    together = threading.Barrier(3)
+
+    def hold() -> None:  # three transactions at once leave three connections idle in the pool
+        with store.transaction():
+            together.wait(30)
+
+    threads = [threading.Thread(target=hold) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    pg_server.stop()
+    pg_server.start()
+    for i in range(3):
+        with store.transaction() as conn:
+            conn.execute("SELECT 1")
+        assert store.read("before") is not None, i
+    store.drop()
+    assert not store.table_exists()
 
 
 def test_a_server_killed_mid_run_fails_writers_fast_and_loses_no_commit(

@@ -166,7 +166,9 @@ class Connections:
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """A transaction that commits only if the block finishes; nested use opens a savepoint.
 
-        Not retried: a lost connection raises ConnectionLostError.
+        It begins on a live connection (a pooled one the server closed is
+        replaced). Once begun it is not retried: a lost connection raises
+        ConnectionLostError.
         """
         held = self.held()
         if held is not None:
@@ -175,10 +177,32 @@ class Connections:
             return
         stage = _Stage()
         try:
-            with self._checkout() as conn, _atomic(conn, stage):
+            with self._checkout_begun() as conn, _atomic(conn, stage, begun=True):
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
             raise translate(exc, self._table, committing=stage.committing) from exc
+
+    @contextmanager
+    def _checkout_begun(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection with a transaction begun on it.
+
+        After a server restart every idle connection in the pool is dead, and
+        the first statement on one fails: a BEGIN that fails so (nothing of
+        the caller's has run yet) is sent again on a fresh connection, up to
+        ``retries`` times, as :meth:`run` reruns its body.
+        """
+        for attempt in itertools.count():
+            with self._checkout() as conn:
+                try:
+                    conn.execute("BEGIN")
+                except psycopg.Error as exc:
+                    if not (_is_lost(exc) and attempt < self._retries):
+                        raise
+                else:
+                    yield conn
+                    return
+            self._discard_broken()
+            time.sleep(0.05 * 3**attempt)
 
     @contextmanager
     def _savepoint(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
@@ -282,9 +306,11 @@ class _Stage:
 
 
 @contextmanager
-def _atomic(conn: psycopg.Connection[Any], stage: _Stage) -> Iterator[None]:
-    """BEGIN, then COMMIT if the block finishes or ROLLBACK on any exception: the one transaction body."""
-    conn.execute("BEGIN")
+def _atomic(conn: psycopg.Connection[Any], stage: _Stage, *, begun: bool = False) -> Iterator[None]:
+    """BEGIN (unless ``begun``), then COMMIT if the block finishes or ROLLBACK on any exception: the one
+    transaction body."""
+    if not begun:
+        conn.execute("BEGIN")
     try:
         yield
     except BaseException:

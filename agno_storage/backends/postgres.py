@@ -37,6 +37,7 @@ from agno_storage.schema import TableShape
 # Advisory-lock keys are hashed from these prefixes plus the qualified name.
 _LOCK_PREFIX = "agno_storage:table:"
 _SCHEMA_LOCK_PREFIX = "agno_storage:schema:"
+_BULK_LOCK_PREFIX = "agno_storage:bulk:"
 
 
 #: The longest connect_timeout taken (a day): past it, libpq's own arithmetic overflows.
@@ -283,6 +284,12 @@ class PostgresStorage(BaseStorage):
         statements, stamp = self.statements, self.row_codec.stamp
 
         def body(conn: psycopg.Connection[Any]) -> int:
+            # Two bulk writes to the same sessions in different orders would each hold rows the other
+            # waits for (a deadlock, which a rerun meets again): they take turns per table, as they do on
+            # SQLite. A single upsert locks one row, so it cannot close such a cycle and never waits here.
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_BULK_LOCK_PREFIX + self._regclass_name,)
+            )
             count = 0
             for batch in batches:  # a rerun replays the rows already taken
                 now = int(time.time())
