@@ -537,6 +537,21 @@ def test_schema_none_uses_the_search_path(dsn: str, stores: list[PostgresStorage
     )
 
 
+def test_a_url_asking_for_another_client_encoding_still_reads_and_writes_any_text(
+    pg_server: PgServer, stores: list[PostgresStorage]
+) -> None:
+    """The codec's text is UTF-8; a client_encoding in the URL would make the driver fail (raw
+    UnicodeEncodeError) on text that encoding lacks."""
+    store = open_store(stores, pg_server.dsn + "?client_encoding=LATIN1")
+    store.upsert(make_session(Mode.AGENT, "sid-漢字", user_id="ユーザー", memory={"text": "😀 € ñ"}))
+    got = store.read("sid-漢字", user_id="ユーザー")
+    assert got is not None and got.memory == {"text": "😀 € ñ"}
+    assert store.count(user_id="ユーザー") == 1
+    assert [s.session_id for s in store.list(user_id="ユーザー")] == ["sid-漢字"]
+    assert store.read("сессия") is None
+    assert store.delete("сессия") is False
+
+
 def test_sqlalchemy_urls_are_accepted(pg_server: PgServer, stores: list[PostgresStorage]) -> None:
     store = open_store(stores, pg_server.sqlalchemy_url())
     store.upsert(make_session(Mode.AGENT, "s1"))

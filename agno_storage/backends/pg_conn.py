@@ -106,6 +106,9 @@ class Connections:
                     max_size=self._pool_size,
                     kwargs={
                         "autocommit": True,
+                        # The codec's text is UTF-8, whatever client_encoding a URL asks for: another
+                        # encoding would fail in the driver (a raw UnicodeEncodeError) on any other text.
+                        "client_encoding": "utf8",
                         # No prepared statements: they break behind a transaction-mode pooler.
                         "prepare_threshold": None,
                         "connect_timeout": max(2, round(self._connect_timeout)),

@@ -181,7 +181,7 @@ def open_database(url: str, schema: str | None = "ai", *, lenient_text: bool = F
     except ImportError as exc:
         raise StorageError(f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})") from exc
     try:
-        pg = psycopg.connect(target.conninfo, autocommit=False, connect_timeout=10)
+        pg = psycopg.connect(target.conninfo, autocommit=False, connect_timeout=10, client_encoding="utf8")
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
     pg.read_only = True
