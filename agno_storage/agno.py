@@ -131,7 +131,7 @@ class _AgnoStorage(Storage):
             raise InvalidInputError(f"agno 1.x tables have schema_version 1, got {schema_version}")
         backend: Backend = "sqlite" if db_url is None else _backend_of_url(db_url)
         if backend == "postgresql" and db_file is not None:
-            raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {db_url!r}")
+            raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {urls.shown(db_url)}")
         self.backend: Backend = backend
         #: The stores opened (one per mode) and the lock they are opened under, shared with this object's
         #: copies: threads that first use one mode together get one store (an in-memory database is private

@@ -8,8 +8,8 @@ spellings: the scheme is case-insensitive and a SQLAlchemy driver suffix
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -37,6 +37,12 @@ class PostgresTarget:
 Target: TypeAlias = SqliteTarget | PostgresTarget
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+# What makes a string a URL rather than a path or a libpq key=value string: a scheme before "://".
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# A URL's user:password@ (the password up to the last "@" of the authority, as urlsplit reads it).
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@")
+# A libpq password=... setting, in a key=value string or a URL's query: bare, or quoted with backslash escapes.
+_PASSWORD_SETTING = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
 
 
@@ -49,25 +55,25 @@ def parse(url: object, what: str = "a database URL") -> Target:
     ignored otherwise). ``what`` names the argument in the messages.
     """
     if not isinstance(url, str):
-        raise InvalidInputError(f"{what} must be a str, got {url!r}")
+        raise InvalidInputError(f"{what} must be a str, got {shown(url)}")
     scheme, sep, rest = url.partition("://")
     engine = scheme.split("+", 1)[0].lower() if sep else ""
     if engine == "sqlite":
         if "?" in rest:
-            raise InvalidInputError(f"{what}: SQLite URL query parameters are not supported: {url!r}")
+            raise InvalidInputError(f"{what}: SQLite URL query parameters are not supported: {shown(url)}")
         if rest in ("", "/", "/:memory:"):
             return SqliteTarget(path=None)
         if not rest.startswith("/"):
-            raise InvalidInputError(f"{what}: a SQLite URL has no host: expected {_EXPECTED}, got {url!r}")
+            raise InvalidInputError(f"{what}: a SQLite URL has no host: expected {_EXPECTED}, got {shown(url)}")
         return SqliteTarget(path=rest[1:])
     if engine in _POSTGRES_SCHEMES:
         return PostgresTarget(conninfo=f"postgresql://{rest}")
-    raise InvalidInputError(f"{what} must look like {_EXPECTED}, got {url!r}")
+    raise InvalidInputError(f"{what} must look like {_EXPECTED}, got {shown(url)}")
 
 
 def parse_location(text: object) -> Target:
     """Like :func:`parse`, but a string without ``://`` is the path of a SQLite file (as the CLI takes it)."""
-    if isinstance(text, str) and "://" not in text:
+    if isinstance(text, str) and not is_url(text):
         if not text:
             raise InvalidInputError("a database path must not be empty")
         return SqliteTarget(path=text)
@@ -79,21 +85,31 @@ def postgres_conninfo(db_url: object, what: str = "db_url") -> str:
 
     Raises InvalidInputError for a URL of another engine.
     """
-    if isinstance(db_url, str) and db_url and "://" not in db_url:
+    if isinstance(db_url, str) and db_url and not is_url(db_url):
         return db_url
     target = parse(db_url, what)
     if not isinstance(target, PostgresTarget):
-        raise InvalidInputError(f"{what} must be a PostgreSQL URL (postgresql://user@host/db), got {db_url!r}")
+        raise InvalidInputError(f"{what} must be a PostgreSQL URL (postgresql://user@host/db), got {shown(db_url)}")
     return target.conninfo
 
 
+def is_url(text: str) -> bool:
+    """Whether ``text`` starts with a URL scheme and ``://`` (a path or a ``key=value`` string does not)."""
+    return _SCHEME.match(text) is not None
+
+
 def without_password(url: str) -> str:
-    """``url`` fit for a message or a log: a password in it becomes ``***``; anything else is left as it is."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return url
-    return url.replace(f":{password}@", ":***@", 1) if password else url
+    """``url`` fit for a message or a log: a password in it becomes ``***``; anything else is left as it is.
+
+    Covers a URL's ``user:password@`` and a libpq ``password=`` setting, in
+    a URL's query or a ``key=value`` connection string.
+    """
+    return _PASSWORD_SETTING.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url, count=1))
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, a password in a URL or connection string masked (:func:`without_password`)."""
+    return repr(without_password(value)) if isinstance(value, str) else repr(value)
 
 
 def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT, **kwargs: Any) -> BaseStorage:
@@ -122,9 +138,11 @@ __all__ = [
     "PostgresTarget",
     "SqliteTarget",
     "Target",
+    "is_url",
     "open_storage",
     "parse",
     "parse_location",
     "postgres_conninfo",
+    "shown",
     "without_password",
 ]

@@ -82,11 +82,46 @@ def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch
         ("postgresql://db.example/app", "postgresql://db.example/app"),
         ("sqlite:///data/agno.db", "sqlite:///data/agno.db"),
         ("data/agno.db", "data/agno.db"),
-        ("postgresql://ada:s3cret@[::1/app", "postgresql://ada:s3cret@[::1/app"),  # unparsable: left as it is
+        ("postgresql://ada:s3cret@[::1/app", "postgresql://ada:***@[::1/app"),  # unparsable, masked all the same
+        ("postgresql://ada:s3:c@r@db/app", "postgresql://ada:***@db/app"),
+        (
+            "postgresql://ada@db/app?sslmode=require&password=s3cret",
+            "postgresql://ada@db/app?sslmode=require&password=***",
+        ),
+        ("host=db password=s3cret user=ada", "host=db password=*** user=ada"),
+        ("host=db password='s3 \\'cret' user=ada", "host=db password=*** user=ada"),
+        ("postgressql://ada:s3cret@db/app", "postgressql://ada:***@db/app"),  # a scheme no engine takes
     ],
 )
 def test_without_password_masks_only_a_password(url: str, shown: str) -> None:
     assert without_password(url) == shown
+
+
+def _agno_storage() -> Any:
+    from agno_storage.agno import SqliteStorage as AgnoSqliteStorage
+
+    return AgnoSqliteStorage
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: parse("postgressql://ada:s3cret@db/app"),
+        lambda: parse("sqlite://ada:s3cret@db/x.db"),
+        lambda: parse("mysql://ada:s3cret@db/app"),
+        lambda: postgres_conninfo("sqlite:////tmp/x.db?password=s3cret"),
+        lambda: SqliteStorage("t", db_url="postgresql://ada:s3cret@db/app"),
+        lambda: _agno_storage()("t", db_url="postgresql://ada:s3cret@db/app", db_file="x.db"),
+    ],
+)
+def test_no_error_message_shows_a_password(call: Any) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        call()
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_keyword_connection_string_whose_password_holds_a_scheme_is_not_taken_for_a_url() -> None:
+    assert postgres_conninfo("host=db password=a://s3cret") == "host=db password=a://s3cret"
 
 
 def test_the_command_and_the_server_show_a_url_alike(pg_server: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -91,7 +91,7 @@ class PostgresStorage(BaseStorage):
             tracer=tracer,
         )
         if not isinstance(db_url, str) or not db_url or not codec.is_utf8(db_url):
-            raise InvalidInputError(f"db_url must be a PostgreSQL URL, got {db_url!r}", table=table_name)
+            raise InvalidInputError(f"db_url must be a PostgreSQL URL, got {urls.shown(db_url)}", table=table_name)
         conninfo = urls.postgres_conninfo(db_url)
         if schema is not None and (not isinstance(schema, str) or not schema or not codec.is_utf8(schema)):
             raise InvalidInputError(f"schema must be a non-empty str or None, got {schema!r}", table=table_name)

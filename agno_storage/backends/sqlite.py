@@ -563,7 +563,7 @@ def _resolve_path(db_url: object, db_file: object) -> str | None:
     if db_url is not None:
         target = urls.parse(db_url, "db_url")
         if not isinstance(target, urls.SqliteTarget):
-            raise InvalidInputError(f"db_url must look like sqlite:///path.db, got {db_url!r}")
+            raise InvalidInputError(f"db_url must look like sqlite:///path.db, got {urls.shown(db_url)}")
         if target.path is None:
             return None
         db_file = target.path

@@ -83,7 +83,7 @@ def parse_target(url: str) -> urls.Target:
     except InvalidInputError as exc:
         raise Exit(FAILED, str(exc)) from None
     if isinstance(target, urls.SqliteTarget) and target.path is None:
-        raise Exit(FAILED, f"{url!r} is an in-memory database, which starts empty; give a file")
+        raise Exit(FAILED, f"{urls.shown(url)} is an in-memory database, which starts empty; give a file")
     return target
 
 

@@ -356,7 +356,7 @@ class PostgresSource(Source):
         super().__init__()
         target = urls.parse(url)
         if not isinstance(target, urls.PostgresTarget):
-            raise InvalidInputError(f"not a PostgreSQL URL: {url!r}")
+            raise InvalidInputError(f"not a PostgreSQL URL: {urls.shown(url)}")
         self.url = read_only_url(url)
         self.schema_name = schema_name
         self.connect_timeout = connect_timeout
