@@ -259,7 +259,7 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     kept. Raises StorageError if the feed is not enabled, if changes after
     ``since`` were already pruned (the consumer fell behind the retention,
     or holds a cursor of a feed disabled since),
-    or if a watched table was dropped (by another program: :meth:`drop`
+    or if a watched table was dropped or renamed (by another program: :meth:`drop`
     removes the feed too) since :func:`enable_changes`, which took its
     triggers and left later writes unlogged.
     """
@@ -276,7 +276,7 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     unwatched = _unwatched(store)
     if unwatched:
         raise StorageError(
-            f"the change feed of table {store.table_name!r} stopped logging: {unwatched} was dropped since"
+            f"the change feed of table {store.table_name!r} stopped logging: {unwatched} was dropped or renamed since"
             " enable_changes() (its triggers went with it) and writes since then were not logged;"
             " disable_changes() and enable_changes() start a new feed",
             table=store.table_name,
@@ -383,7 +383,7 @@ def _unwatched(store: BaseStorage) -> str | None:
         if agent_runs.applies(store):
             watched.append((agent_runs.TABLE, f"{t}_runs_changes_insert"))
         for table, trigger in watched:
-            if not cast("SqliteStorage", store).trigger_exists(trigger):
+            if not cast("SqliteStorage", store).trigger_exists(trigger, table):
                 return table
         return None
     table = cast("PostgresStorage", store).qualified_table

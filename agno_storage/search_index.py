@@ -346,7 +346,8 @@ class SqliteIndex:
         self.old_layout = False
         self.table = quote(t)
         self.triggers = {op: quote(f"{t}_search_{op}") for op in ("ins", "upd", "del")}
-        self.run_triggers = {op: quote(f"{t}_search_runs_{op}") for op in ("ins", "upd", "del")}
+        # agent_runs has two more: a run moved to another session by REPLACE leaves its old session unlogged.
+        self.run_triggers = {op: quote(f"{t}_search_runs_{op}") for op in ("ins", "upd", "del", "replace", "reid")}
         names = store.spec.names
         #: Where a row holds its conversation, and what else a mark covers (ids, owner, entity).
         self._conversation = [i for i, name in enumerate(names) if name in CONVERSATION_COLUMNS]
@@ -400,7 +401,7 @@ class SqliteIndex:
 
     def _trigger_sql(self, names: dict[str, str], table: str) -> builtins.list[str]:
         q = self.queue
-        return [
+        statements = [
             f"CREATE TRIGGER IF NOT EXISTS {names['ins']} AFTER INSERT ON {table} "
             f"BEGIN INSERT INTO {q} (session_id) VALUES (new.session_id); END",
             f"CREATE TRIGGER IF NOT EXISTS {names['upd']} AFTER UPDATE ON {table} "
@@ -409,6 +410,19 @@ class SqliteIndex:
             f"CREATE TRIGGER IF NOT EXISTS {names['del']} AFTER DELETE ON {table} "
             f"BEGIN INSERT INTO {q} (session_id) VALUES (old.session_id); END",
         ]
+        if "replace" in names:
+            # A run is keyed by its id, not its session: INSERT OR REPLACE (or UPDATE OR REPLACE of the id)
+            # of a run another session holds deletes that row without a delete trigger (SQLite fires none for
+            # REPLACE unless recursive_triggers is on), so the session that loses it is logged beforehand.
+            statements += [
+                f"CREATE TRIGGER IF NOT EXISTS {names['replace']} BEFORE INSERT ON {table} "
+                f"BEGIN INSERT INTO {q} (session_id) SELECT session_id FROM {table} "
+                "WHERE id = new.id AND session_id IS NOT new.session_id; END",
+                f"CREATE TRIGGER IF NOT EXISTS {names['reid']} BEFORE UPDATE OF id ON {table} "
+                f"BEGIN INSERT INTO {q} (session_id) SELECT session_id FROM {table} "
+                "WHERE id = new.id AND new.id IS NOT old.id; END",
+            ]
+        return statements
 
     def enable(self) -> None:
         store = self.store
@@ -591,12 +605,16 @@ class SqliteIndex:
 
     def disable(self) -> None:
         with self.store.transaction() as conn:
-            for name in [*self.triggers.values(), *self.run_triggers.values()]:
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            self._drop_triggers(conn, [*self.triggers.values(), *self.run_triggers.values()])
             self._drop_own(conn, strict=False)  # of either layout; a table of another's by these names stays
 
-    def _has_trigger(self, quoted: str) -> bool:
-        return self.store.trigger_exists(unquote(quoted))
+    def _has_trigger(self, quoted: str, table: str) -> bool:
+        return self.store.trigger_exists(unquote(quoted), table)
+
+    def _drop_triggers(self, conn: sqlite3.Connection, names: Iterable[str]) -> None:
+        """Drop these triggers wherever they are: on a table renamed since, they log its writes into the queue."""
+        for name in names:
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
 
     def _watch(self, conn: sqlite3.Connection) -> None:
         """Make the triggers that log writes: on the sessions table, and on ``agent_runs`` if it is there."""
@@ -607,19 +625,31 @@ class SqliteIndex:
                 conn.execute(statement)
 
     def _unwatched(self) -> bool:
-        """Whether the sessions table has lost its triggers: it was dropped (and maybe made again) since enable()."""
-        return not self._has_trigger(self.triggers["ins"])
+        """Whether the sessions table has lost its triggers: it was dropped or renamed (and maybe made again)
+        since enable()."""
+        return not self._has_trigger(self.triggers["ins"], self.store.table_name)
 
     def _rebuild(self, conn: sqlite3.Connection) -> None:
         """Index the table as it is now, from nothing, and watch it again (after :meth:`_unwatched`)."""
         conn.execute(f"INSERT INTO {self.fts} ({self.fts}) VALUES ('delete-all')")
         for table in (self.map, self.marks, self.queue):
             conn.execute(f"DELETE FROM {table}")
+        self._drop_triggers(conn, [*self.triggers.values(), *self.run_triggers.values()])
         self._watch(conn)
         self._build(conn)
 
     def _runs_unwatched(self) -> bool:
-        return agent_runs.exists(self.store) and not self._has_trigger(self.run_triggers["ins"])
+        """Whether ``agent_runs`` is there without every trigger of the index on it (made after the index, or
+        by an earlier build), or those triggers are on a table it was renamed to. One catalogue read."""
+        names = [unquote(n) for n in self.run_triggers.values()]
+        rows = self.store._query(
+            "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name COLLATE NOCASE IN "
+            f"({', '.join('?' for _ in names)})",
+            names,
+        )
+        if agent_runs.exists(self.store):
+            return sum(str(table).lower() == agent_runs.TABLE for (table,) in rows) < len(names)
+        return bool(rows)
 
     def catch_up(self) -> int:
         """Reindex every session the log names; return how many (-1: all of them). A no-op read when the log is empty.
@@ -651,13 +681,16 @@ class SqliteIndex:
             return 0
         with store.transaction() as conn:
             if self._runs_unwatched():
-                # A Go Agent made agent_runs after the index (or made it again after it was dropped): watch it,
-                # index what it holds, and reindex the sessions whose indexed messages came from the old one.
-                for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
-                    conn.execute(statement)
-                conn.execute(
-                    f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {agent_runs.TABLE}"
-                )
+                # A Go Agent made agent_runs after the index (or made it again after it was dropped or renamed;
+                # or an earlier build watched it with fewer triggers): watch it, index what it holds, and
+                # reindex the sessions whose indexed messages came from the old one.
+                self._drop_triggers(conn, self.run_triggers.values())
+                if agent_runs.exists(store):
+                    for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
+                        conn.execute(statement)
+                    conn.execute(
+                        f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {agent_runs.TABLE}"
+                    )
                 conn.execute(
                     f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {self.map} "
                     "WHERE instr(message, ?) > 0",

@@ -77,6 +77,22 @@ def test_a_table_dropped_behind_the_feed_is_an_error_not_a_silent_gap(make_store
     assert [c.session_id for c in store.changes()] == ["c"]
 
 
+@pytest.mark.parametrize("table", ["agent_sessions", "agent_runs"])
+def test_a_table_renamed_behind_the_feed_is_an_error_not_a_silent_gap(tmp_path: Path, table: str) -> None:
+    """ALTER TABLE ... RENAME takes the feed's triggers along: a table made again under the name would be
+    written unlogged."""
+    db = tmp_path / "f.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    with sqlite3.connect(db) as conn:
+        conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_old"')
+    conn.close()
+    with pytest.raises(StorageError, match="renamed"):
+        store.changes()
+    store.close()
+
+
 def test_agent_runs_dropped_behind_the_feed_is_an_error(tmp_path: Path) -> None:
     store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
     store.enable_changes()

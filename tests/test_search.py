@@ -820,18 +820,15 @@ def test_owners_that_spell_alike_joined_by_nul_are_told_apart(tmp_path: Path) ->
     ids=["an integer past 64 bits", "nested 300 levels"],
 )
 def test_messages_orjson_cannot_write_are_indexed_as_history_reads_them(tmp_path: Path, arguments: str) -> None:
-    """Tool calls holding what orjson does not write (and, beside a wide integer, which sends the row to the
-    standard library's decoder, text holding a lone surrogate: valid JSON, no character): the index finds each
-    message, and its hit is the Message history() gives."""
+    """Tool calls holding what orjson does not write (a wide integer sends the row to the standard library's
+    decoder): the index finds each message, and its hit is the Message history() gives."""
     db = tmp_path / "s.db"
     store = SqliteStorage("agent_sessions", db_file=db)
     store.upsert(AgentSession(session_id="a", user_id="alice", memory=agno_memory(("kestrels here", "yes"))))
     store.enable_search()
     conn = sqlite3.connect(db)
     memory = (
-        '{"runs":[{"run_id":"r","messages":[{"role":"user","content":"kestrels '
-        + ("\\ud800" if "18446744073709551616" in arguments else "")
-        + ' here"},'
+        '{"runs":[{"run_id":"r","messages":[{"role":"user","content":"kestrels here"},'
         '{"role":"assistant","content":"kestrels","tool_calls":[{"id":"x","function":{"name":"f","arguments":'
         + arguments
         + "}}]}]}]}"
@@ -1020,3 +1017,60 @@ def test_what_an_earlier_builds_disable_leaves_of_a_version_2_index_is_no_index(
     store.disable_search()
     assert not {n for n in _table_names(db) if n.startswith("agent_sessions_search")}
     store.close()
+
+
+@pytest.mark.parametrize("how", ["insert or replace", "update or replace"])
+def test_a_go_run_moved_to_another_session_by_replace_leaves_the_index(tmp_path: Path, how: str) -> None:
+    """agent_runs is keyed by run id: another program's REPLACE of a run id another session holds deletes
+    that row with no delete trigger fired. The session that lost the run is reindexed all the same."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    first = store.append_run("go-a", "kestrels at dawn", "ok")
+    store.append_run("go-b", "owls at night", "ok")
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    if how == "insert or replace":
+        row = conn.execute("SELECT * FROM agent_runs WHERE id = ?", (first.id,)).fetchone()
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(agent_runs)")]
+        values = dict(zip(columns, row, strict=True)) | {"session_id": "go-b"}
+        conn.execute(
+            f"INSERT OR REPLACE INTO agent_runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+            list(values.values()),
+        )
+    else:
+        other = conn.execute("SELECT id FROM agent_runs WHERE session_id = 'go-b'").fetchone()[0]
+        conn.execute("UPDATE OR REPLACE agent_runs SET id = ? WHERE id = ?", (first.id, other))
+    conn.commit()
+    conn.close()
+    assert store.history("go-a") == []
+    assert [h.session_id for h in store.search("kestrels")] == (["go-b"] if how == "insert or replace" else [])
+    assert all(sid != "go-a" for sid, *_ in indexed_messages(db))
+    store.close()
+
+
+@pytest.mark.parametrize("table", ["agent_sessions", "agent_runs"])
+def test_a_table_another_program_renamed_and_made_again_is_indexed_anew(tmp_path: Path, table: str) -> None:
+    """ALTER TABLE ... RENAME takes the index's triggers along: the table made again under the name is
+    not watched by them, and the renamed one's writes are not this table's. The index sees that and
+    indexes the table by that name as it is now."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="s1", user_id="u", memory=agno_memory(("kestrels at dawn", "ok"))))
+    store.append_run("go-1", "kestrels from go", "ok")
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_old"')
+    conn.commit()
+    conn.close()
+    renamed_away = store.search("kestrels")
+    # As the scan has it: no sessions table, no conversation here (the runs beside the renamed one are its);
+    # no agent_runs, no Go run.
+    assert {h.session_id for h in renamed_away} == (set() if table == "agent_sessions" else {"s1"})
+    fresh = SqliteStorage("agent_sessions", db_file=db)  # makes the sessions table again; a Go Agent agent_runs
+    fresh.upsert(AgentSession(session_id="s2", user_id="u", memory=agno_memory(("owls at night", "ok"))))
+    fresh.append_run("go-2", "owls from go", "ok")
+    assert sorted(h.session_id for h in store.search("owls")) == ["go-2", "s2"]
+    assert "s1" not in {h.session_id for h in store.search("kestrels")} or table == "agent_runs"
+    assert "go-1" not in {h.session_id for h in store.search("kestrels")} or table == "agent_sessions"
+    store.close()
+    fresh.close()

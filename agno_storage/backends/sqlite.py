@@ -405,10 +405,19 @@ class SqliteStorage(BaseStorage):
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
         return ddl.table_layout(self._query, self.table_name)
 
-    def trigger_exists(self, name: str) -> bool:
-        """Whether the file has a trigger named ``name`` (unquoted); one a dropped table took with it has gone."""
+    def trigger_exists(self, name: str, on: str) -> bool:
+        """Whether the file has a trigger named ``name`` on table ``on`` (both unquoted).
+
+        One a dropped table took with it has gone; one whose table was
+        renamed (``ALTER TABLE ... RENAME``, which takes its triggers along)
+        is on the new name, not on ``on``.
+        """
         return bool(
-            self._query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ? COLLATE NOCASE", (name,))
+            self._query(
+                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ? COLLATE NOCASE "
+                "AND tbl_name = ? COLLATE NOCASE",
+                (name, on),
+            )
         )
 
     def _create_table(self) -> None:
