@@ -69,6 +69,9 @@ CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
 _MARK_VERSION = b"agno_storage.search mark 1\x00"
 #: Characters either side of a match in an index snippet (FTS5 counts tokens: this many).
 SNIPPET_TOKENS = 16
+#: Characters of a message whose words the PostgreSQL index holds: its tsvector may not pass 1 MB, which
+#: this many characters of any text stay well under.
+CONTENT_LIMIT = 100_000
 
 
 class Unwatched(StorageError):
@@ -99,6 +102,7 @@ def index_for(store: BaseStorage) -> Index:
 
 Doc = tuple[str, str, str, int, str, str, int]
 """(session_id, user_id or '', entity_id or '', position, Message JSON, content, fingerprint) of one indexed message."""
+_CONTENT = 5
 
 _CONVERTER = conversation.make_converter()
 _UNSTRUCTURE_MESSAGE = _CONVERTER.get_unstructure_hook(Message)
@@ -867,8 +871,11 @@ class PostgresIndex:
             ) as copy,
         ):
             for d in docs:
-                # PostgreSQL text cannot hold NUL.
-                copy.write_row([*(v.replace("\x00", "") if isinstance(v, str) else v for v in d)])
+                # PostgreSQL text cannot hold NUL. A tsvector holds at most 1 MB: the words of a message's
+                # first CONTENT_LIMIT characters are searched (the hit is still the whole message).
+                row: builtins.list[Any] = [v.replace("\x00", "") if isinstance(v, str) else v for v in d]
+                row[_CONTENT] = row[_CONTENT][:CONTENT_LIMIT]
+                copy.write_row(row)
 
     def disable(self) -> None:
         with self.store.transaction() as conn:
@@ -904,15 +911,10 @@ class PostgresIndex:
         with store.transaction() as conn:
             # One catch-up at a time; writers only append to the queue and never wait on this lock.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
-            row = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
-            top = row[0] if row else 0
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT DISTINCT session_id FROM {self.queue} WHERE id <= %s",
-                    (top,),
-                ).fetchall()
-            ]
+            # The queue's rows as this statement sees them. Another writer's row with a lower id can commit
+            # after it (ids are handed out at insert, not at commit): only the rows read here are deleted.
+            queued = conn.execute(f"SELECT id, session_id FROM {self.queue}").fetchall()
+            ids = builtins.list(dict.fromkeys(sid for _, sid in queued))
             if ids:
                 # As on SQLite, only the messages that changed go out and in.
                 kept: dict[tuple[str, int], builtins.list[int]] = {}
@@ -936,7 +938,7 @@ class PostgresIndex:
                 if gone:
                     conn.execute(f"DELETE FROM {self.docs} WHERE id = ANY(%s)", (gone,))
                 self._copy(conn, new)
-            conn.execute(f"DELETE FROM {self.queue} WHERE id <= %s", (top,))
+            conn.execute(f"DELETE FROM {self.queue} WHERE id = ANY(%s)", ([queue_id for queue_id, _ in queued],))
         return len(ids)
 
     def search(

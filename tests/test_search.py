@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from tests.agno_runner import TABLES, close_storages, run_turn
 from tests.test_go_upstream import USER, go_agent, go_cmds, go_team  # noqa: F401
 
 CONVERTER = make_converter()
+_ids = itertools.count()
 
 
 def agno_memory(*turns: tuple[str, str], run: str = "r") -> dict[str, Any]:
@@ -1074,3 +1077,64 @@ def test_a_table_another_program_renamed_and_made_again_is_indexed_anew(tmp_path
     assert "go-1" not in {h.session_id for h in store.search("kestrels")} or table == "agent_sessions"
     store.close()
     fresh.close()
+
+
+def test_a_write_committed_while_postgres_catches_up_is_not_lost(
+    pg_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's queue row gets its id at insert and becomes visible at commit: one with a lower id than
+    rows the catch-up read can commit while it runs. Only the rows read are taken off the queue."""
+    import psycopg
+
+    from agno_storage.backends.postgres import PostgresStorage
+    from agno_storage.search_index import PostgresIndex
+
+    store = PostgresStorage(f"t_race_{next(_ids)}", db_url=pg_server.dsn)
+    try:
+        store.upsert(AgentSession(session_id="s0", user_id="u", memory=agno_memory(("seed words", "ok"))))
+        store.enable_search()
+        late = psycopg.connect(pg_server.dsn)  # another writer, its transaction still open
+        late.execute(
+            f"INSERT INTO {store.qualified_table} (session_id, user_id, memory) VALUES ('late', 'u', %s)",
+            (json.dumps(agno_memory(("kestrels at dawn", "ok"))),),
+        )
+        store.upsert(AgentSession(session_id="early", user_id="u", memory=agno_memory(("owls at night", "ok"))))
+        copy = PostgresIndex._copy
+
+        def copy_then_commit(self: PostgresIndex, conn: Any, docs: Any) -> None:
+            copy(self, conn, docs)
+            if not late.closed:  # the first writer commits while the catch-up runs
+                late.commit()
+                late.close()
+
+        monkeypatch.setattr(PostgresIndex, "_copy", copy_then_commit)
+        assert found(store.search("owls")) == [("early", "owls at night")]
+        monkeypatch.setattr(PostgresIndex, "_copy", copy)
+        assert found(store.search("kestrels")) == [("late", "kestrels at dawn")]
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_a_message_too_large_for_a_postgres_tsvector_is_indexed_by_its_first_words(pg_server: Any) -> None:
+    """A tsvector holds at most 1 MB: one large tool result must not stop the index (and every search)."""
+    import random
+    import string
+
+    from agno_storage.backends.postgres import PostgresStorage
+
+    rng = random.Random(0)
+    big = "kestrels " + " ".join("".join(rng.choices(string.ascii_lowercase, k=9)) for _ in range(130_000))
+    store = PostgresStorage(f"t_big_{next(_ids)}", db_url=pg_server.dsn)
+    try:
+        store.upsert(AgentSession(session_id="s0", user_id="u", memory=agno_memory(("kestrels at dawn", "ok"))))
+        store.enable_search()
+        store.upsert(AgentSession(session_id="big", user_id="other", memory=agno_memory((big, "ok"))))
+        assert found(store.search("kestrels", user_id="u")) == [("s0", "kestrels at dawn")]
+        assert {h.session_id for h in store.search("kestrels")} == {"s0", "big"}
+        store.disable_search()
+        store.enable_search()
+        assert {h.session_id for h in store.search("kestrels")} == {"s0", "big"}
+    finally:
+        store.drop()
+        store.close()
