@@ -24,7 +24,7 @@ import attrs
 
 from agno_storage import agent_runs, conversation
 from agno_storage.conversation import Message
-from agno_storage.errors import InvalidInputError, ReadOnlyDatabaseError
+from agno_storage.errors import CorruptRowError, InvalidInputError, ReadOnlyDatabaseError
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -91,7 +91,8 @@ def search(
     date, a write transaction when other writers changed the table since),
     else scans every session. A store that cannot write (opened read-only, or
     a read-only file) scans instead of bringing a stale index up to date, so
-    the answer is current either way. ``[]`` for a query with no words.
+    the answer is current either way; so does a search while a corrupt row
+    keeps the index from coming up to date. ``[]`` for a query with no words.
     """
     from agno_storage import search_index
 
@@ -103,7 +104,9 @@ def search(
     if index.enabled():
         try:
             index.catch_up()
-        except (ReadOnlyDatabaseError, search_index.Unwatched):
+        except (ReadOnlyDatabaseError, search_index.Unwatched, CorruptRowError):
+            # A corrupt row logged for the index stops its catch-up (nothing of it is kept), for every user:
+            # the scan answers as if there were no index, raising only where the filters reach that row.
             return scan(store, words, user_id, entity_id, limit)
         return index.search(spelled_terms(text), user_id, entity_id, limit)
     return scan(store, words, user_id, entity_id, limit)

@@ -1138,3 +1138,23 @@ def test_a_message_too_large_for_a_postgres_tsvector_is_indexed_by_its_first_wor
     finally:
         store.drop()
         store.close()
+
+
+def test_one_users_corrupt_row_does_not_stop_other_users_searches(make_store: Any) -> None:
+    """The index cannot take in a corrupt row another program wrote: searches then answer as without an
+    index, raising only where the filters reach that row, until it is mended."""
+    store = make_store("agent")
+    seed(store)
+    store.enable_search()
+    store.upsert(AgentSession(session_id="m1", user_id="mallory", memory=agno_memory(("kestrels too", "ok"))))
+    name = f'"{store.table_name}"' if isinstance(store, SqliteStorage) else store.qualified_table
+    with store.transaction() as conn:  # valid JSON of the wrong type: a list where an object belongs
+        conn.execute(f"UPDATE {name} SET session_data = '[1, 2]' WHERE session_id = 'm1'")
+    for _ in range(2):
+        assert {h.session_id for h in store.search("kestrels", user_id="alice")} == {"alice-1"}
+        with pytest.raises(CorruptRowError) as info:
+            store.search("kestrels")
+        assert info.value.session_id == "m1"
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE {name} SET session_data = NULL WHERE session_id = 'm1'")
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1", "m1"}
