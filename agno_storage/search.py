@@ -29,7 +29,10 @@ from agno_storage.errors import CorruptRowError, InvalidInputError, ReadOnlyData
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
 
-_WORD = re.compile(r"[^\W_]+")
+# A word: letters and digits, as FTS5's unicode61 takes them, with two more of its token characters that
+# Python's \w leaves out: the combining diacritics (the accents of decomposed text, "e" + U+0301) and the
+# private-use area. Otherwise a decomposed "résumé" is one token to FTS5 and two words here.
+_WORD = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+")
 #: Words either side of the first match in a snippet the scan makes.
 SNIPPET_WORDS = 8
 

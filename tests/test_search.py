@@ -1158,3 +1158,18 @@ def test_one_users_corrupt_row_does_not_stop_other_users_searches(make_store: An
     with store.transaction() as conn:
         conn.execute(f"UPDATE {name} SET session_data = NULL WHERE session_id = 'm1'")
     assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1", "m1"}
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_decomposed_accents_are_part_of_a_word_for_the_scan_as_for_the_index(make_store: Any, indexed: bool) -> None:
+    """Text in decomposed form ("e" then U+0301, as some keyboards and file systems write it): FTS5 keeps
+    the accent in the word, so the query's words must keep it too, or the index never matches them."""
+    import unicodedata
+
+    store = make_store("agent")
+    text = unicodedata.normalize("NFD", "Tiếng Việt résumé")
+    store.upsert(AgentSession(session_id="vi", user_id="u", memory=agno_memory((text, "ok"))))
+    if indexed:
+        store.enable_search()
+    assert found(store.search(text)) == [("vi", text)]
+    assert found(store.search(unicodedata.normalize("NFD", "résumé"))) == [("vi", text)]
