@@ -263,6 +263,28 @@ def test_long_non_ascii_names_get_three_distinct_recency_indexes(dsn: str, store
     assert store.count(user_id="u") == 1
 
 
+def test_long_names_get_every_index_agno_declares_and_read_as_agnos_layout(
+    dsn: str, stores: list[PostgresStorage]
+) -> None:
+    """PostgreSQL cuts names at 63 bytes: agno's index names of a long schema and table would all cut to one,
+    and CREATE INDEX IF NOT EXISTS skip the rest without a word."""
+    from agno_storage.schema import Flavor
+
+    store = open_store(stores, dsn, schema="y" * 30, table_name="b" * 40)
+    store.create()
+    agno = [n for n in index_names(dsn, store.table_name) if n.startswith("ix_")]
+    assert len(agno) == len(store.spec.agno_indexed) and all(len(n.encode()) <= 63 for n in agno), agno
+    shape = store.schema_shape()
+    assert shape is not None and shape.flavor is Flavor.AGNO
+
+
+@pytest.mark.parametrize("schema", ["sch%s", "100%"])
+def test_a_percent_sign_in_a_schema_name_is_refused_by_name(schema: str) -> None:
+    """Every write would fail on it (psycopg takes the % for a placeholder): refused when the store is made."""
+    with pytest.raises(InvalidInputError, match="'%'"):
+        PostgresStorage("t", db_url="postgresql://u@localhost/db", schema=schema)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_we_read_and_update_what_agno_wrote(
     pg_server: PgServer, stores: list[PostgresStorage], mode: str, agno_pg: Any

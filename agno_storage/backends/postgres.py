@@ -95,6 +95,10 @@ class PostgresStorage(BaseStorage):
         conninfo = urls.postgres_conninfo(db_url)
         if schema is not None and (not isinstance(schema, str) or not schema or not codec.is_utf8(schema)):
             raise InvalidInputError(f"schema must be a non-empty str or None, got {schema!r}", table=table_name)
+        if schema is not None and "%" in schema:
+            # Statements are rendered with the schema in them and run with bound values, where psycopg reads
+            # a % as the start of a placeholder. (Table names are plain identifiers already.)
+            raise InvalidInputError(f"schema {schema!r}: a '%' in a schema name is not supported", table=table_name)
         if type(pool_size) is not int or pool_size < 1:
             raise InvalidInputError(f"pool_size must be an int >= 1, got {pool_size!r}")
         if (

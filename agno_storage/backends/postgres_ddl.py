@@ -45,8 +45,14 @@ def create_statements(table: str, spec: ModeSpec, db_schema: str | None) -> list
 
 
 def agno_index_name(table: str, column: str, db_schema: str | None) -> str:
-    """SQLAlchemy's name for agno's index on ``column``."""
-    return f"ix_{db_schema}_{table}_{column}" if db_schema else f"ix_{table}_{column}"
+    """SQLAlchemy's name for agno's index on ``column``; past 63 bytes, shortened as :func:`recency_index_name`.
+
+    agno (SQLAlchemy) refuses to make a table whose index names pass 63
+    bytes. PostgreSQL would cut them to 63 bytes, and long names all cut to
+    one, so that ``CREATE INDEX IF NOT EXISTS`` skipped every index after the
+    first without a word.
+    """
+    return _within_limit("ix", f"{db_schema}_{table}" if db_schema else table, f"_{column}")
 
 
 def create_index(table: str, column: str, db_schema: str | None) -> sql.Composed:
@@ -71,14 +77,18 @@ def recency_index_name(table: str, lead: str | None, db_schema: str | None) -> s
     name, so two long names cannot shorten to the same one and the end still
     says which index it is.
     """
-    owner = f"{db_schema}_{table}" if db_schema else table
-    tail = f"_{lead or 'all'}_recent"
-    name = f"rx_{owner}{tail}"
+    return _within_limit("rx", f"{db_schema}_{table}" if db_schema else table, f"_{lead or 'all'}_recent")
+
+
+def _within_limit(kind: str, owner: str, tail: str) -> str:
+    """``<kind>_<owner><tail>``; past 63 bytes, ``owner`` cut (on a character boundary) and followed by a
+    hash of the whole name, so two long names cannot shorten to one and the end still says what it is."""
+    name = f"{kind}_{owner}{tail}"
     if len(name.encode()) > _MAX_IDENTIFIER:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-        room = _MAX_IDENTIFIER - len(f"rx__{digest}{tail}".encode())
+        room = _MAX_IDENTIFIER - len(f"{kind}__{digest}{tail}".encode())
         owner = owner.encode()[:room].decode(errors="ignore")  # drops a cut character
-        name = f"rx_{owner}_{digest}{tail}"
+        name = f"{kind}_{owner}_{digest}{tail}"
     return name
 
 
@@ -130,9 +140,14 @@ def table_layout(
         return None
     columns, indexes = rows[0]
     prefix = f"ix_{db_schema}_{table}_"
+    # agno's index names as the core knows them: ix_<table>_<column> (shortened ones included).
+    agno_names = {agno_index_name(table, c, db_schema): f"ix_{table}_{c}" for c in columns}
     return (
         list(columns),
-        [f"ix_{table}_" + n[len(prefix) :] if db_schema and n.startswith(prefix) else n for n in indexes],
+        [
+            agno_names.get(n) or (f"ix_{table}_" + n[len(prefix) :] if db_schema and n.startswith(prefix) else n)
+            for n in indexes
+        ],
         "",
     )
 
