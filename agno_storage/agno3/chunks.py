@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,15 @@ class ModeCount:
 
     sessions: int = 0
     runs: int = 0
+    #: Memory rows added or made newer, each once (the copies several sessions hold of one memory are one).
     memories: int = 0
     summaries: int = 0
     unchanged: int = 0
     #: Runs an earlier migration wrote that the source no longer holds (deleted from ``agno_runs``).
     runs_removed: int = 0
+    #: Sessions not written, each named in the report's problems: DST holds agno 3's own session under the
+    #: id, or the session is another user's than the one of the same id in another 1.x table.
+    skipped: int = 0
 
     def add(self, other: ModeCount) -> None:
         for field in attrs.fields(ModeCount):
@@ -54,11 +58,20 @@ class ModeCount:
 
 @attrs.define
 class ChunkResult:
-    """A mapped batch: the rows to write (none on a dry run), the counts per source mode, the problems."""
+    """A mapped batch: the rows to write (none on a dry run), the counts per source mode, the problems.
+
+    ``memories`` are not counted here: the copies several sessions hold of one
+    memory are one row, so the migrating process counts them
+    (``memory_rows``) across the batches.
+    """
 
     encoded: list[Encoded] = attrs.field(factory=list)
     counts: dict[str, ModeCount] = attrs.field(factory=dict)
     problems: list[str] = attrs.field(factory=list)
+    #: Of each session to write, in order: its run ids (also on a dry run).
+    run_ids: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: Of each memory to write: (source mode label, memory_id, updated_at).
+    memory_rows: list[tuple[str, str, int | None]] = attrs.field(factory=list)
 
 
 def open_table(src: str, target: urls.Target, table: str, mode: Mode, schema: str | None) -> BaseStorage | None:
@@ -231,13 +244,19 @@ def _unchanged(
 
 
 def map_chunk(
-    source: Source, chunk: Sequence[PlanItem], previous: dict[str, Previous], rows: Rows | None
+    source: Source,
+    chunk: Sequence[PlanItem],
+    previous: dict[str, Previous],
+    rows: Rows | None,
+    taken: Mapping[str, str] | None = None,
 ) -> ChunkResult:
     """Read, map and (with ``rows``) encode the sessions of ``chunk``; those ``previous`` shows unchanged are counted only.
 
-    ``previous`` is what the target holds of these sessions from an earlier
-    migration (:meth:`Writer.previous`). Raises StorageError naming the
-    session that cannot be encoded.
+    ``previous`` is what the target holds of these sessions
+    (:meth:`Writer.previous`): a session agno 3 made itself is left alone
+    and named in the problems. ``taken`` maps run ids other sessions hold to
+    them (:func:`~agno_storage.agno3.mapping.map_session`). Raises
+    StorageError naming the session that cannot be encoded.
     """
     result = ChunkResult()
     for sid, modes, in_go in chunk:
@@ -252,26 +271,40 @@ def map_chunk(
         if not sources and not go_runs:
             continue
         session_stamp = stamp([(m, row) for m, (_, row) in stored], go_runs)
-        mapped = map_session(sid, sources, go_runs)
+        mapped = map_session(sid, sources, go_runs, taken)
+        for label, problem in mapped.left_out:
+            # Said on every run, not only when the session is written: that source is never migrated.
+            result.counts.setdefault(label, ModeCount()).skipped += 1
+            result.problems.append(problem)
         run_ids = [r.run_id for r in mapped.runs]
         keep = mapped.session.metadata[KEEP_KEY]
         keep["stamp"] = session_stamp
         keep["run_ids"] = run_ids
         count = result.counts.setdefault(mapped.sources[0], ModeCount())
         before = previous.get(sid)
-        if _unchanged(before, session_stamp, sources, go_runs):
+        if before is not None and not before.migrated:
+            count.skipped += 1
+            result.problems.append(
+                f"{mapped.sources[0]} session {sid!r}: DST holds agno 3's own session {sid!r} (no migration wrote"
+                " it); left alone, not migrated"
+            )
+            continue
+        if _unchanged(before, session_stamp, sources, go_runs) and not (before is not None and before.elsewhere):
             count.unchanged += 1
             continue
         if before is not None:
             ours = set(run_ids)
-            stale = tuple(r for r in before.run_ids if r not in ours)
+            # A run another session holds now is not this session's to delete.
+            stale = tuple(r for r in before.run_ids if r not in ours and r not in before.elsewhere)
             mapped = attrs.evolve(mapped, stale_runs=stale, rewrite=True)
             count.runs_removed += len(stale)
         count.sessions += 1
         count.runs += len(mapped.runs)
-        count.memories += len(mapped.memories)
         count.summaries += mapped.summaries
         result.problems.extend(mapped.problems)
+        result.run_ids[sid] = tuple(run_ids)
+        label = mapped.sources[0]
+        result.memory_rows.extend((label, m.memory_id, m.updated_at) for m in mapped.memories)
         if rows is not None:
             # Encoded now, one session at a time: the batch then holds rows, not the mapped dicts.
             try:

@@ -11,6 +11,7 @@ rows' dict form is defined.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import attrs
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
-from agno_storage.agno3.memory_table import local_epoch
+from agno_storage.agno3.memory_table import local_epoch, memory_copy_id
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped, make_converter
 from agno_storage.agno3.runs import (
     KEEP_KEY,
@@ -27,6 +28,7 @@ from agno_storage.agno3.runs import (
     convert_run,
     convert_status,
     foreign_run_sessions,
+    keep_in_run,
     make_id,
     memory_runs,
     unwrap,
@@ -49,12 +51,16 @@ SESSION_TYPES = {
 
 
 def _summary(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, Any]:
-    """agno 3's SessionSummary dict from 1.x memory, and the 1.x summaries it did not use."""
+    """agno 3's SessionSummary dict from 1.x memory, and the 1.x summaries it did not use.
+
+    A ``memory.summary`` with no text, or that is not an object, is not one:
+    the caller keeps it with the rest of ``memory``.
+    """
     if not isinstance(memory, Mapping):
         return None, None
     found: Any = None
     summary = memory.get("summary")
-    if isinstance(summary, Mapping) and summary.get("summary"):
+    if _is_summary(summary):
         found = summary
     summaries = memory.get("summaries")
     other = None
@@ -81,34 +87,37 @@ def _summary(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, An
     return out, other
 
 
-def memory_copy_id(user_id: str | None, text: str) -> str:
-    """The agno 3 id of a user memory a 1.x session row holds without an id (AgentMemory's list).
-
-    Made of the user and the text: the copies of one memory that each of a
-    user's sessions holds are one row, and a memory-table row with the same
-    user and text (the memory they were copied from) replaces them.
-    """
-    return make_id("memory", user_id or "", text)
+def _is_summary(summary: Any) -> bool:
+    """Whether a 1.x ``memory.summary`` is one agno 3 can take: an object with its text."""
+    return isinstance(summary, Mapping) and bool(summary.get("summary"))
 
 
 def _memory_time(value: Any) -> int | None:
-    """A 1.x memory's ``updated_at`` / ``last_updated``: Unix seconds, or ``datetime.now().isoformat()`` text."""
+    """A 1.x memory's ``updated_at`` / ``last_updated``: Unix seconds, or ``datetime.now().isoformat()`` text.
+
+    Seconds with a fraction are their whole seconds (the column is an integer).
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and abs(value) < 2**63 else None
     return local_epoch(value)
 
 
 def _memories(
     memory: Any, session: Session, entity: tuple[str | None, str | None]
-) -> tuple[list[Agno3Memory], Any, list[str]]:
-    """1.x user memories as agno 3 rows, what did not fit, and the ids earlier builds gave the id-less ones.
+) -> tuple[list[Agno3Memory], Any, list[str], dict[str, Any]]:
+    """1.x user memories as agno 3 rows, what did not fit, the ids earlier builds gave the id-less ones, and
+    the times not stored as they were (per memory id).
 
     A memory's time is its own ``updated_at`` / ``last_updated``; without
     one, the session row's: its ``updated_at`` for when the copy was taken.
+    A time that is neither whole seconds nor ISO text (seconds with a
+    fraction, say) is returned as it was, to be kept in the session's metadata.
     The writer keeps the newest of several copies of one memory.
     """
     if not isinstance(memory, Mapping):
-        return [], None, []
+        return [], None, [], {}
     raw = memory.get("memories")
     items: list[tuple[str | None, Any]] = []
     if isinstance(raw, list):
@@ -123,6 +132,7 @@ def _memories(
     seen: set[str] = set()
     legacy: list[str] = []
     unfit = []
+    times: dict[str, Any] = {}
     created_base = session.created_at or 0
     updated_base = session.updated_at or created_base
     for i, (user, item) in enumerate(items):
@@ -131,7 +141,8 @@ def _memories(
         if not isinstance(item, Mapping) or not isinstance(item.get("memory"), str):
             unfit.append(item)
             continue
-        stamp = _memory_time(item.get("updated_at", item.get("last_updated")))
+        raw_time = item.get("updated_at", item.get("last_updated"))
+        stamp = _memory_time(raw_time)
         memory_id = item.get("memory_id") or item.get("id")
         if memory_id:
             memory_id = str(memory_id)
@@ -141,6 +152,9 @@ def _memories(
         if memory_id in seen:
             continue
         seen.add(memory_id)
+        # Whole seconds and readable ISO text are the columns' value; anything else is kept as it was.
+        if raw_time is not None and type(raw_time) is not int and not (isinstance(raw_time, str) and stamp is not None):
+            times[memory_id] = raw_time
         out.append(
             Agno3Memory(
                 memory_id=memory_id,
@@ -155,7 +169,7 @@ def _memories(
                 updated_at=stamp if stamp is not None else updated_base,
             )
         )
-    return out, (unfit or None), legacy
+    return out, (unfit or None), legacy, times
 
 
 def _session_data(data: Any, keep: dict[str, Any]) -> Any:
@@ -175,18 +189,42 @@ _KIND = {Mode.AGENT: "agent", Mode.TEAM: "team", Mode.WORKFLOW: "workflow", Mode
 SOURCE_ORDER = (Mode.WORKFLOW_V2, Mode.WORKFLOW, Mode.TEAM, Mode.AGENT)
 
 
-def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[GoAgentRun] = ()) -> Mapped:
+def map_session(
+    session_id: str,
+    sources: Sequence[Session],
+    go_runs: Sequence[GoAgentRun] = (),
+    taken: Mapping[str, str] | None = None,
+) -> Mapped:
     """Every source record of ``session_id`` as one agno 3 session with its runs and memories.
 
     ``sources`` are 1.x sessions of different modes sharing the id (a v2
     Workflow's step agent keeps its own agent session under the workflow's
-    id); the first in :data:`SOURCE_ORDER` names the session and the others'
-    session fields are kept in ``metadata["agno_v1"]["also"]``. ``go_runs`` are
-    a Go Agent's runs of this session, oldest first.
+    id, with the workflow's user); the first in :data:`SOURCE_ORDER` names
+    the session and the others' session fields are kept in
+    ``metadata["agno_v1"]["also"]``. Owners are never merged: the session's
+    user is the first source's that has one, and a source of another user is
+    left out (``Mapped.left_out``). ``go_runs`` are a Go Agent's runs of this
+    session, oldest first. ``taken`` maps run ids that other sessions hold to
+    those sessions: such a run is written under an id of its own
+    (:func:`own_run_id`), its id kept in its ``metadata["agno_v1"]["run_id"]``.
     """
     ordered = sorted(sources, key=lambda s: SOURCE_ORDER.index(s.MODE))
+    owned = next((s for s in ordered if s.user_id), None)
+    owner = owned.user_id if owned is not None else None
+    left_out = tuple(
+        (
+            s.MODE.value,
+            f"{s.MODE.value} session {session_id!r} belongs to user {s.user_id!r}, the"
+            f" {owned.MODE.value if owned else ''} session under the same id to user {owner!r}:"
+            " owners are not merged, so it was left out (not migrated)",
+        )
+        for s in ordered
+        if s.user_id and s.user_id != owner
+    )
+    if left_out:
+        ordered = [s for s in ordered if not s.user_id or s.user_id == owner]
     head = ordered[0] if ordered else None
-    user_id = (head.user_id if head is not None else None) or next((r.user_id for r in go_runs if r.user_id), None)
+    user_id = owner or next((r.user_id for r in go_runs if r.user_id), None)
     created = _created(head, go_runs)
     builder = RunBuilder(session_id=session_id, user_id=user_id or None, created_at=created)
     keep: dict[str, Any] = {}
@@ -241,11 +279,13 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
                     if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
                         step_parents[response["run_id"]] = data["run_id"]
         entity = (source.entity_id if kind == "agent" else None, source.entity_id if kind == "team" else None)
-        found, other, legacy = _memories(memory, source, entity)
+        found, other, legacy, times = _memories(memory, source, entity)
         memories += found
         legacy_memories += legacy
         if other is not None:
             own_keep["memories"] = other
+        if times:
+            own_keep["memory_times"] = times
         this_summary, all_summaries = _summary(memory, source.user_id, session_id)
         if this_summary is not None and summary is None:
             summary = this_summary
@@ -255,7 +295,15 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
         if all_summaries:
             own_keep["summaries"] = all_summaries
         if isinstance(memory, Mapping):
-            rest = {k: v for k, v in memory.items() if k not in ("runs", "memories", "summary", "summaries")}
+            # A summary agno 3 cannot take (no text, not an object) stays with the rest of memory.
+            used: tuple[str, ...] = ("runs", "memories", "summaries", "summary")
+            if not _is_summary(memory.get("summary")):
+                used = ("runs", "memories", "summaries")
+                if memory.get("summary") is not None:
+                    builder.problems.append(
+                        f"{label} session {session_id!r}: memory.summary is not a summary with text; kept in metadata"
+                    )
+            rest = {k: v for k, v in memory.items() if k not in used}
             if rest:
                 own_keep["memory"] = rest
         elif memory is not None:
@@ -272,8 +320,46 @@ def map_session(session_id: str, sources: Sequence[Session], go_runs: Sequence[G
             if go.id in builder.ids:
                 continue
             builder.add(_go_run(go, session_id, user_id, head), "agent", None)
+    if taken:
+        _rename_taken(builder, taken)
     mapped = _assemble(session_id, head, ordered, builder, keep, labels, memories, summary, summaries, go_runs)
-    return attrs.evolve(mapped, legacy_memories=tuple(legacy_memories)) if legacy_memories else mapped
+    if legacy_memories or left_out:
+        mapped = attrs.evolve(mapped, legacy_memories=tuple(legacy_memories), left_out=left_out)
+    return mapped
+
+
+def own_run_id(session_id: str, run_id: str) -> str:
+    """The id a run gets in ``session_id`` when another session holds its own id (a uuid5: the same on every rerun)."""
+    return make_id("run-of", session_id, run_id)
+
+
+def _rename_taken(builder: RunBuilder, taken: Mapping[str, str]) -> None:
+    """Give each run of ``builder`` whose id ``taken`` names an id of its own; links to it follow.
+
+    agno_runs holds a run id once: written under its own id, the run would
+    move out of the session holding it. The id it had is kept in its
+    ``metadata["agno_v1"]["run_id"]``.
+    """
+    renamed = {r.run_id: own_run_id(builder.session_id, r.run_id) for r in builder.runs if r.run_id in taken}
+    if not renamed:
+        return
+    runs = []
+    for run in builder.runs:
+        data = run.run_data
+        if run.run_id in renamed:
+            data["run_id"] = renamed[run.run_id]
+            keep_in_run(data, "run_id", run.run_id)
+        parent = renamed.get(run.parent_run_id, run.parent_run_id) if run.parent_run_id else run.parent_run_id
+        if data.get("parent_run_id") in renamed:
+            data["parent_run_id"] = renamed[data["parent_run_id"]]
+        for member in data.get("member_responses") or []:
+            if isinstance(member, dict):
+                for key in ("run_id", "parent_run_id"):
+                    if member.get(key) in renamed:
+                        member[key] = renamed[member[key]]
+        runs.append(attrs.evolve(run, run_id=data["run_id"], parent_run_id=parent))
+    builder.runs[:] = runs
+    builder.ids = {r.run_id for r in runs}
 
 
 def _created(head: Session | None, go_runs: Sequence[GoAgentRun]) -> int:
@@ -469,4 +555,5 @@ __all__ = [
     "convert_status",
     "make_converter",
     "map_session",
+    "own_run_id",
 ]

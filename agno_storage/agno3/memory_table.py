@@ -24,6 +24,7 @@ import attrs
 
 from agno_storage import urls
 from agno_storage.agno3.records import Agno3Memory
+from agno_storage.agno3.runs import make_id
 from agno_storage.errors import StorageError
 from agno_storage.schema import quote
 
@@ -40,7 +41,7 @@ _SELECT = "SELECT id, user_id, memory, created_at, updated_at FROM {table} ORDER
 class MemoryTableRow:
     """One row of a 1.x memory table, as stored (``memory``: text on SQLite, an object on PostgreSQL)."""
 
-    id: str
+    id: Any
     user_id: str | None
     memory: Any
     created_at: Any
@@ -90,13 +91,25 @@ def parse_memory(value: Any) -> Any:
         return value
 
 
+def memory_copy_id(user_id: str | None, text: str) -> str:
+    """The agno 3 id of a user memory a 1.x session row holds without an id (AgentMemory's list).
+
+    Made of the user and the text: the copies of one memory that each of a
+    user's sessions holds are one row, and a memory-table row with the same
+    user and text (the memory they were copied from) replaces them.
+    """
+    return make_id("memory", user_id or "", text)
+
+
 def map_memory_row(row: MemoryTableRow) -> tuple[Agno3Memory, str | None]:
     """One memory-table row as an agno 3 memory, and a problem to report (or None).
 
     A ``memory`` that is not a dict with a text ``memory`` is kept whole as
     the memory's text (its stored form), and reported. Keys agno 3 has no
     column for are reported by name; agno 3's memories table has no place
-    to keep them.
+    to keep them. A row with no ``id`` gets the id a session's copy of the
+    same user's memory gets (a uuid5 of user and text), and is reported; an
+    ``id`` that is not text is its text.
     """
     data = parse_memory(row.memory)
     problem: str | None = None
@@ -114,8 +127,14 @@ def map_memory_row(row: MemoryTableRow) -> tuple[Agno3Memory, str | None]:
     if created is None:
         created = updated if updated is not None else 0
     topics = data.get("topics")
+    memory_id = str(row.id) if row.id is not None and row.id != "" else None
+    if memory_id is None:
+        memory_id = memory_copy_id(row.user_id, data["memory"])
+        problem = f"memory table row with no id (user {row.user_id!r}): written as memory {memory_id!r}" + (
+            f"; {problem}" if problem is not None else ""
+        )
     memory = Agno3Memory(
-        memory_id=row.id,
+        memory_id=memory_id,
         memory=data["memory"],
         input=data.get("input") if isinstance(data.get("input"), str) else None,
         agent_id=None,
@@ -176,4 +195,12 @@ class MemoryTable:
             self._pg.close()
 
 
-__all__ = ["DEFAULT_MEMORY_TABLE", "MemoryTable", "MemoryTableRow", "local_epoch", "map_memory_row", "parse_memory"]
+__all__ = [
+    "DEFAULT_MEMORY_TABLE",
+    "MemoryTable",
+    "MemoryTableRow",
+    "local_epoch",
+    "map_memory_row",
+    "memory_copy_id",
+    "parse_memory",
+]

@@ -22,8 +22,8 @@ import attrs
 from agno_storage import urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk
-from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter, memory_copy_id
-from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row
+from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter, own_run_id
+from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row, memory_copy_id
 from agno_storage.agno3.records import Agno3Memory, Previous
 from agno_storage.agno3.workers import WorkerPool
 from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, TargetReader, Writer, driver_error, rows_for
@@ -60,7 +60,8 @@ class Agno3Report:
     #: Source tables read, and those not there.
     tables: dict[str, str] = attrs.field(factory=dict)
     missing: list[str] = attrs.field(factory=list)
-    #: What could not be mapped to an agno 3 field; each is kept in metadata and named here.
+    #: What could not be mapped as it was (kept in metadata, or written under an id of its own), and the
+    #: sessions not written (``ModeCount.skipped``), each named here.
     problems: list[str] = attrs.field(factory=list)
     seconds: float = 0.0
 
@@ -180,13 +181,16 @@ def to_agno3(
             rows = rows_for(writer.engine) if writer is not None else None
             results = (map_chunk(source, chunk, _previous(lookup, chunk), rows) for chunk in chunks)
         done = 0
+        tally = _Tally()
         for chunk, result in zip(chunks, results, strict=True):
+            _resolve_run_clashes(result, chunk, source, lookup, writer, tally)
+            _count_memories(result, lookup, report, tally)
             _write(result, writer, report)
             done += len(chunk)
             if progress is not None:
                 progress(done, len(plan))
         if memories is not None and memories.present:
-            _migrate_memory_table(memories, writer, lookup, report, batch_size)
+            _migrate_memory_table(memories, writer, lookup, report, batch_size, tally)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -204,6 +208,88 @@ def _previous(lookup: Writer | TargetReader | None, chunk: Sequence[PlanItem]) -
         return lookup.previous([sid for sid, _, _ in chunk])
     except Exception as exc:  # the driver's own error
         raise driver_error(exc, "reading what an earlier migration left in agno_sessions") from exc
+
+
+@attrs.define
+class _Tally:
+    """What the migrating process remembers across batches."""
+
+    #: Memory id -> the source mode label that counted it: each memory row is counted once.
+    memories: dict[str, str] = attrs.field(factory=dict)
+    #: Run id -> session, of the runs a dry run would have written so far (a real run's are in DST).
+    runs: dict[str, str] = attrs.field(factory=dict)
+
+
+def _resolve_run_clashes(
+    result: ChunkResult,
+    chunk: Sequence[PlanItem],
+    source: Source,
+    lookup: Writer | TargetReader | None,
+    writer: Writer | None,
+    tally: _Tally,
+) -> None:
+    """Give a run whose id another session holds (in DST, in an earlier batch, earlier in this one) an id of its own.
+
+    ``agno_runs`` holds a run id once, so writing it would move the run out
+    of the session that has it. The session is mapped again here with those
+    ids taken (:func:`map_session`): the run keeps its id in its
+    ``metadata["agno_v1"]["run_id"]``, and the report names it. Counts do
+    not change: the same runs are written.
+    """
+    wanted = [r for ids in result.run_ids.values() for r in ids]
+    if not wanted:
+        return
+    try:
+        owners = lookup.run_owners(wanted) if lookup is not None else {}
+    except Exception as exc:  # the driver's own error
+        raise driver_error(exc, "reading which sessions hold the runs of a batch in agno_runs") from exc
+    claimed: dict[str, str] = {}
+    items = {item[0]: item for item in chunk}
+    for sid, ids in list(result.run_ids.items()):
+        clashes = {}
+        for run_id in ids:
+            holder = owners.get(run_id) or claimed.get(run_id) or tally.runs.get(run_id)
+            if holder is not None and holder != sid:
+                clashes[run_id] = holder
+        for run_id, holder in clashes.items():
+            result.problems.append(
+                f"run {run_id!r} of session {sid!r} is also session {holder!r}'s; written as run"
+                f" {own_run_id(sid, run_id)!r} (its id kept in its metadata)"
+            )
+        if clashes and writer is not None:
+            redone = map_chunk(source, [items[sid]], _previous(lookup, [items[sid]]), rows_for(writer.engine), clashes)
+            at = next(i for i, e in enumerate(result.encoded) if e.session_id == sid)
+            result.encoded[at] = redone.encoded[0]
+        ids = tuple(own_run_id(sid, r) if r in clashes else r for r in ids)
+        result.run_ids[sid] = ids
+        claimed.update(dict.fromkeys(ids, sid))
+    if writer is None:
+        tally.runs.update(claimed)
+
+
+def _count_memories(
+    result: ChunkResult, lookup: Writer | TargetReader | None, report: Agno3Report, tally: _Tally
+) -> None:
+    """Count each memory row the batch adds or makes newer once, under the source mode that first held it.
+
+    Several sessions hold copies of one user memory (one row); a memory DST
+    holds with the same or a later ``updated_at`` is not counted (the
+    writer keeps the later one).
+    """
+    fresh = {mid: (label, stamp) for label, mid, stamp in result.memory_rows if mid not in tally.memories}
+    if not fresh:
+        return
+    try:
+        there = lookup.memory_stamps(list(fresh)) if lookup is not None else {}
+    except Exception as exc:
+        raise driver_error(exc, "reading what an earlier migration left in agno_memories") from exc
+    for mid, (label, stamp) in fresh.items():
+        if mid in there:
+            held = there[mid]
+            if stamp is None or (held is not None and held >= stamp):
+                continue
+        tally.memories[mid] = label
+        report.modes.setdefault(label, ModeCount()).memories += 1
 
 
 def _open_writer(target: urls.Target, schema: str | None) -> Writer:
@@ -250,7 +336,12 @@ def _refused_value(exc: BaseException) -> bool:
 
 
 def _migrate_memory_table(
-    table: MemoryTable, writer: Writer | None, lookup: Writer | TargetReader | None, report: Agno3Report, size: int
+    table: MemoryTable,
+    writer: Writer | None,
+    lookup: Writer | TargetReader | None,
+    report: Agno3Report,
+    size: int,
+    tally: _Tally,
 ) -> None:
     """agno 1.x's memory table into ``agno_memories``, ``size`` rows to a transaction.
 
@@ -262,12 +353,19 @@ def _migrate_memory_table(
     pending: list[Agno3Memory] = []
 
     def flush() -> None:
+        # The copies sessions held of these memories (AgentMemory's lists, made without ids) are these.
+        copies = [memory_copy_id(m.user_id, m.memory) for m in pending]
+        copies = [c for c in copies if c not in {m.memory_id for m in pending}]
         if writer is not None:
-            # The copies sessions held of these memories (AgentMemory's lists, made without ids) are these.
             try:
-                writer.forget_memories([memory_copy_id(m.user_id, m.memory) for m in pending])
+                writer.forget_memories(copies)
             except Exception as exc:
                 raise driver_error(exc, "removing copies of memory-table memories") from exc
+        for copy in copies:
+            # A copy this run counted is no longer a row.
+            label = tally.memories.pop(copy, None)
+            if label is not None:
+                report.modes[label].memories -= 1
         try:
             stamps = lookup.memory_stamps([m.memory_id for m in pending]) if lookup is not None else {}
         except Exception as exc:
@@ -280,7 +378,9 @@ def _migrate_memory_table(
                     count.unchanged += 1
                     continue
             fresh.append(memory)
-        count.memories += len(fresh)
+            if memory.memory_id not in tally.memories:
+                tally.memories[memory.memory_id] = MEMORY_TABLE
+                count.memories += 1
         if writer is not None and fresh:
             try:
                 writer.write_memories(fresh)

@@ -82,6 +82,8 @@ class Mapped:
     rewrite: bool = False
     #: The ids builds before 2026-12 gave this session's id-less memories (one row per session and place).
     legacy_memories: tuple[str, ...] = ()
+    #: Source sessions under this id that were not merged into it (another user's): (mode label, why).
+    left_out: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -107,10 +109,14 @@ class Encoded:
 
 @attrs.frozen
 class Previous:
-    """What an earlier migration left in ``agno_sessions.metadata["agno_v1"]`` of one session."""
+    """What ``agno_sessions`` holds of one session: what an earlier migration left in its ``metadata["agno_v1"]``."""
 
     stamp: str | None
     run_ids: tuple[str, ...]
+    #: Whether a migration wrote the session (its metadata has a stamp); False: agno 3's own, never written over.
+    migrated: bool = True
+    #: Of ``run_ids``, those another session holds now (a build before 2026-12 moved them there): written again.
+    elsewhere: tuple[str, ...] = ()
 
 
 #: One row of a Go Agent's ``agent_runs`` table, as it is stored (JSON columns as text).

@@ -5,6 +5,7 @@ What agno 3 has no field for stays in the run's ``metadata["agno_v1"]``, verbati
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
@@ -181,6 +182,21 @@ def _first_user_text(messages: Any) -> str | None:
     return None
 
 
+def keep_in_run(run_data: dict[str, Any], key: str, value: Any) -> None:
+    """Keep ``value`` under ``key`` in the run's ``metadata["agno_v1"]`` (a metadata that is not an object too)."""
+    held = run_data.get("metadata")
+    metadata: dict[str, Any] = {}
+    if isinstance(held, Mapping):
+        metadata.update(held)
+    elif held is not None:
+        metadata[KEEP_KEY] = {"metadata": held}
+    keep = metadata.get(KEEP_KEY)
+    keep = dict(keep) if isinstance(keep, Mapping) else {}
+    keep[key] = value
+    metadata[KEEP_KEY] = keep
+    run_data["metadata"] = metadata
+
+
 # --- runs -------------------------------------------------------------------
 
 
@@ -197,8 +213,17 @@ class RunBuilder:
 
     def add(self, run_data: dict[str, Any], run_type: str, parent: str | None) -> Agno3Run:
         created = run_data.get("created_at")
-        if not isinstance(created, int) or isinstance(created, bool):
-            created = self.created_at
+        if type(created) is not int:
+            # agno 3's column and RunOutput.created_at are whole seconds: seconds with a fraction are their
+            # whole seconds; anything else (ISO text, none) is the session's time. The value is kept as it was.
+            if created is not None:
+                keep_in_run(run_data, "created_at", created)
+            if isinstance(created, float) and math.isfinite(created) and abs(created) < 2**63:
+                created = int(created)
+            elif isinstance(created, int) and not isinstance(created, bool):  # an int subclass
+                created = int(created)
+            else:
+                created = self.created_at
             run_data["created_at"] = created
         run = Agno3Run(
             run_id=run_data["run_id"],

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import attrs
 import orjson
 
 from agno_storage.agno3 import ddl
@@ -88,6 +89,9 @@ class Writer(Protocol):
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         """For each of ``session_ids`` already in ``agno_sessions``: what an earlier migration left there."""
+
+    def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """For each of ``run_ids`` already in ``agno_runs``: the session holding it."""
 
     def encode(self, mapped: Mapped) -> Encoded:
         """``mapped`` as this writer's parameter rows (raises TypeError / ValueError for a value JSON cannot hold)."""
@@ -231,25 +235,55 @@ def _check_existing(table: str, names: set[str], where: str) -> None:
 
 
 def _previous_of(metadata: Any) -> Previous:
-    """The stamp and run ids an earlier migration kept in a session's metadata (none: an agno 3 session)."""
+    """The stamp and run ids an earlier migration kept in a session's metadata.
+
+    A session with no stamp there was not written by a migration: agno 3 made
+    it (``migrated`` False), and it is never written over.
+    """
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
         except ValueError:
-            return Previous(stamp=None, run_ids=())
+            return Previous(stamp=None, run_ids=(), migrated=False)
     keep = metadata.get(KEEP_KEY) if isinstance(metadata, dict) else None
-    if not isinstance(keep, dict):
-        return Previous(stamp=None, run_ids=())
-    stamp = keep.get("stamp")
+    stamp = keep.get("stamp") if isinstance(keep, dict) else None
+    if not isinstance(keep, dict) or not isinstance(stamp, str):
+        return Previous(stamp=None, run_ids=(), migrated=False)
     run_ids = keep.get("run_ids")
     ids = tuple(r for r in run_ids if isinstance(r, str)) if isinstance(run_ids, list) else ()
-    return Previous(stamp=stamp if isinstance(stamp, str) else None, run_ids=ids)
+    return Previous(stamp=stamp, run_ids=ids)
 
 
 _MEMORY_STAMPS_SQL = f"SELECT memory_id, updated_at FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id IN ({{marks}})"  # noqa: S608
+_RUN_OWNERS_SQL = f"SELECT run_id, session_id FROM {{prefix}}{ddl.RUNS} WHERE run_id IN ({{marks}})"  # noqa: S608
 
 
-def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str]) -> dict[str, Previous]:
+def _run_owners(cur: Any, run_ids: Sequence[str], prefix: str, mark: str) -> dict[str, str]:
+    """For each of ``run_ids`` already in ``agno_runs``: the session holding it."""
+    out: dict[str, str] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        sql = _RUN_OWNERS_SQL.format(prefix=prefix, marks=", ".join(mark for _ in chunk))
+        out.update({rid: sid for rid, sid in cur.execute(sql, chunk).fetchall()})
+    return out
+
+
+def _with_elsewhere(cur: Any, found: dict[str, Previous], prefix: str, mark: str) -> dict[str, Previous]:
+    """``found`` with each session's ``elsewhere``: the runs it was written with that another session holds now.
+
+    Builds before 2026-12 moved a run whose id two sessions held into the
+    later one; the session that lost it is then written again.
+    """
+    owners = _run_owners(cur, [r for p in found.values() for r in p.run_ids], prefix, mark)
+    for sid, before in found.items():
+        moved = tuple(r for r in before.run_ids if owners.get(r, sid) != sid)
+        if moved:
+            found[sid] = attrs.evolve(before, elsewhere=moved)
+    return found
+
+
+def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str], runs: bool = True) -> dict[str, Previous]:
+    """What ``agno_sessions`` holds of ``session_ids``; ``runs``: whether there is an ``agno_runs`` to look in."""
     out: dict[str, Previous] = {}
     for start in range(0, len(session_ids), 500):
         chunk = list(session_ids[start : start + 500])
@@ -257,15 +291,16 @@ def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str]) -> di
         sql = f"SELECT session_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
         for sid, metadata in conn.execute(sql, chunk):
             out[sid] = _previous_of(metadata)
-    return out
+    return _with_elsewhere(conn, out, "", "?") if runs else out
 
 
-def _postgres_previous(conn: Any, prefix: str, session_ids: Sequence[str]) -> dict[str, Previous]:
+def _postgres_previous(conn: Any, prefix: str, session_ids: Sequence[str], runs: bool = True) -> dict[str, Previous]:
     if not session_ids:
         return {}
     sql = f"SELECT session_id, metadata FROM {prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
     rows = conn.execute(sql, (list(session_ids),)).fetchall()
-    return {sid: _previous_of(metadata) for sid, metadata in rows}
+    found = {sid: _previous_of(metadata) for sid, metadata in rows}
+    return _with_elsewhere(conn, found, prefix, "%s") if runs else found
 
 
 class TargetReader:
@@ -286,14 +321,14 @@ class TargetReader:
             path = Path(str(target.path)).expanduser()
             if not path.exists():
                 return
-            self._sqlite = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+            self._sqlite = _read_only(path)
             self._tables = {r[0] for r in self._sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             return
         import psycopg
 
         self._pg = psycopg.connect(target.conninfo, autocommit=True)
         self._prefix = f"{quote(schema)}." if schema else ""
-        for table in (ddl.SESSIONS, ddl.MEMORIES):
+        for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
             row = self._pg.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self._prefix}{table}",)).fetchone()
             if row and row[0]:
                 self._tables.add(table)
@@ -301,9 +336,17 @@ class TargetReader:
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         if ddl.SESSIONS not in self._tables:
             return {}
+        runs = ddl.RUNS in self._tables
         if self._sqlite is not None:
-            return _sqlite_previous(self._sqlite, session_ids)
-        return _postgres_previous(self._pg, self._prefix, session_ids)
+            return _sqlite_previous(self._sqlite, session_ids, runs)
+        return _postgres_previous(self._pg, self._prefix, session_ids, runs)
+
+    def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
+        if ddl.RUNS not in self._tables:
+            return {}
+        if self._sqlite is not None:
+            return _run_owners(self._sqlite, run_ids, "", "?")
+        return _run_owners(self._pg, run_ids, self._prefix, "%s")
 
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
         if ddl.MEMORIES not in self._tables:
@@ -317,6 +360,27 @@ class TargetReader:
             self._sqlite.close()
         if self._pg is not None:
             self._pg.close()
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection to ``path`` that reads only and leaves no file behind.
+
+    A WAL-mode file with no ``-wal`` beside it has no other connection open:
+    a ``mode=ro`` connection would leave the ``-wal`` and ``-shm`` it makes
+    (it may not delete them), so it is opened read-write with ``query_only``,
+    and SQLite deletes them when it closes, as the last connection does.
+    With a ``-wal`` there (another connection's), ``mode=ro`` changes nothing.
+    """
+    uri = path.resolve().as_uri()
+    if Path(f"{path}-wal").exists():
+        return sqlite3.connect(uri + "?mode=ro", uri=True)
+    conn = sqlite3.connect(uri + "?mode=rw", uri=True)
+    try:
+        conn.execute("PRAGMA query_only = 1")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _memory_stamps(cur: Any, memory_ids: Sequence[str], prefix: str, mark: str) -> dict[str, int | None]:
@@ -465,6 +529,9 @@ class SqliteWriter:
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         return _sqlite_previous(self._conn, session_ids)
 
+    def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
+        return _run_owners(self._conn, run_ids, "", "?")
+
     def encode(self, mapped: Mapped) -> Encoded:
         return self._rows.encode(mapped)
 
@@ -558,6 +625,10 @@ class PostgresWriter:
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         with self._conn.transaction():
             return _postgres_previous(self._conn, self._prefix, session_ids)
+
+    def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            return _run_owners(cur, run_ids, self._prefix, "%s")
 
     def encode(self, mapped: Mapped) -> Encoded:
         return self._rows.encode(mapped)

@@ -38,25 +38,20 @@ def _workers(text: str) -> int:
 
 def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
     verb = "would write" if report.dry_run else "wrote"
-    rows = [["from", "sessions", "runs", "memories", "summaries", "unchanged"]]
+    names = ["sessions", "runs", "memories", "summaries", "unchanged"]
+    skipped = report.total("skipped")
+    if skipped:  # a column only when a session was left out, each named below
+        names.append("skipped")
+    rows = [["from", *names]]
     for label, count in report.modes.items():
         table = report.tables.get(label, label)
-        rows.append(
-            [
-                f"{label} ({table})",
-                str(count.sessions),
-                str(count.runs),
-                str(count.memories),
-                str(count.summaries),
-                str(count.unchanged),
-            ]
-        )
-    totals = [report.total(w) for w in ("sessions", "runs", "memories", "summaries", "unchanged")]
+        rows.append([f"{label} ({table})", *(str(getattr(count, n)) for n in names)])
+    totals = [report.total(n) for n in names]
     rows.append(["total", *map(str, totals)])
     lines = columns(rows)
     if report.missing:
         lines.append(f"not in {shown(src)} (skipped): {', '.join(report.missing)}")
-    lines += [f"cannot map (kept in metadata): {p}" for p in report.problems]
+    lines += [f"problem: {p}" for p in report.problems]
     removed = report.total("runs_removed")
     if removed:
         lines.append(
@@ -67,6 +62,8 @@ def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
         f"{verb} {totals[0]} sessions, {totals[1]} runs, {totals[2]} memories to {shown(dst)}"
         f" in {report.seconds:.2f}s; {totals[4]} already there and unchanged"
     )
+    if skipped:
+        lines.append(f"{skipped} sessions not migrated (each named above)")
     return lines
 
 

@@ -1,0 +1,289 @@
+"""to-agno3 where sources and target disagree: agno 3's own session under an id, two owners of one id, one
+run id in two sessions; and what the source holds that agno 3 has no place for (summaries with no text,
+times that are not whole seconds), memory counts, a dry run's files, a memory-table row with no id.
+
+Sources are written by real agno 1.8.4 (its ``SqliteStorage``); agno 3.1.10
+writes and reads the target in its own venv (devkit/agno3_env.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage.agno3 import to_agno3
+from agno_storage.agno3.mapping import own_run_id
+from agno_storage.agno3.memory_table import memory_copy_id
+from agno_storage.cli import main
+from devkit import agno3_env
+
+_AGNO3_WRITES = (
+    "import sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.session.agent import AgentSession\n"
+    "from agno.session.summary import SessionSummary\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "db.upsert_session(AgentSession(session_id=sys.argv[2], agent_id='agno3-agent', user_id='carol',\n"
+    "    session_data={'session_state': {'cart': ['agno 3 item']}}, metadata={'tenant': 'carol-co'},\n"
+    "    summary=SessionSummary(summary='carol talked about cars'), created_at=1700000000, updated_at=1700000000))\n"
+)
+
+_AGNO3_READS = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.db.base import SessionType\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "out = {}\n"
+    "for sid in sys.argv[2:]:\n"
+    "    s = db.get_session(session_id=sid, session_type=SessionType.AGENT)\n"
+    "    out[sid] = {'user_id': s.user_id, 'agent_id': s.agent_id, 'metadata': s.metadata,\n"
+    "                'summary': s.summary.summary if s.summary else None,\n"
+    "                'runs': [[r.run_id, r.user_id, [m.content for m in r.messages or []]] for r in s.runs or []]}\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def _agno3_reads(db: Path, *session_ids: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(agno3_env.run_code(_AGNO3_READS, str(db), *session_ids).strip().splitlines()[-1])
+    return out
+
+
+def _put(db: Path, mode: str, session_id: str, user_id: str | None, memory: dict[str, Any]) -> None:
+    """One session written by agno 1.8.4's own SqliteStorage into its default table of ``mode``."""
+    from agno.storage.session.agent import AgentSession
+    from agno.storage.session.team import TeamSession
+    from agno.storage.sqlite import SqliteStorage
+
+    storage = SqliteStorage(table_name=f"{mode}_sessions", db_file=str(db), mode=mode)  # type: ignore[arg-type]
+    try:
+        storage.create()
+        if mode == "agent":
+            storage.upsert(
+                AgentSession(
+                    session_id=session_id, agent_id="helper", user_id=user_id, memory=memory, agent_data={"name": "h"}
+                )
+            )
+        else:
+            storage.upsert(TeamSession(session_id=session_id, team_id="crew", user_id=user_id, memory=memory))
+    finally:
+        storage.db_engine.dispose()  # type: ignore[attr-defined]
+
+
+def _run(run_id: str, question: str, answer: str, **fields: Any) -> dict[str, Any]:
+    run: dict[str, Any] = {} if "team_id" in fields else {"agent_id": "helper"}  # as agno 1.8.4 writes its runs
+    run |= {
+        "run_id": run_id,
+        "content": answer,
+        "created_at": 1700000000,
+        "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+    }
+    run.update(fields)
+    return run
+
+
+def _rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_agno3s_own_session_under_the_same_id_is_never_written_over(tmp_path: Path) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    agno3_env.run_code(_AGNO3_WRITES, str(dst), "chat-1")
+    _put(src, "agent", "chat-1", "alice", {"runs": [_run("ra", "alice asks", "alice is answered")]})
+    _put(src, "agent", "chat-2", "alice", {"runs": [_run("rb", "second", "answer")]})
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    real = to_agno3(str(src), str(dst))
+    for report in (dry, real):
+        assert (report.modes["agent"].sessions, report.modes["agent"].skipped) == (1, 1)
+        assert [p for p in report.problems if "'chat-1'" in p and "agno 3's own session" in p]
+    read = _agno3_reads(dst, "chat-1", "chat-2")
+    assert read["chat-1"] == {
+        "user_id": "carol",
+        "agent_id": "agno3-agent",
+        "metadata": {"tenant": "carol-co"},
+        "summary": "carol talked about cars",
+        "runs": [],
+    }
+    assert read["chat-2"]["user_id"] == "alice" and [r[0] for r in read["chat-2"]["runs"]] == ["rb"]
+    # Every run: still agno 3's, still said.
+    again = to_agno3(str(src), str(dst))
+    assert again.modes["agent"].skipped == 1 and again.modes["agent"].unchanged == 1
+    assert _rows(dst, "SELECT user_id FROM agno_sessions WHERE session_id = 'chat-1'") == [("carol",)]
+
+
+def test_another_users_session_under_the_same_id_is_left_out_not_merged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    _put(src, "agent", "chat-1", "alice", {"runs": [_run("ra", "alice asks", "alice is answered")]})
+    _put(src, "team", "chat-1", "bob", {"runs": [_run("rb", "bob's secret", "bob is answered", team_id="crew")]})
+    # No owner beside an owner is one user's session, merged (the v2 workflow step agent's case).
+    _put(src, "agent", "chat-2", "alice", {"runs": [_run("rc", "alice again", "answer")]})
+    _put(src, "team", "chat-2", None, {"runs": [_run("rd", "no one's", "answer", team_id="crew")]})
+    report = to_agno3(str(src), str(dst))
+    owners = dict(_rows(dst, "SELECT session_id, user_id FROM agno_sessions"))
+    assert owners == {"chat-1": "bob", "chat-2": "alice"}
+    runs = _rows(dst, "SELECT session_id, run_id, user_id FROM agno_runs ORDER BY session_id, run_index")
+    assert runs == [("chat-1", "rb", "bob"), ("chat-2", "rd", "alice"), ("chat-2", "rc", "alice")]
+    assert report.modes["agent"].skipped == 1 and report.modes["team"].skipped == 0
+    assert [p for p in report.problems if "agent session 'chat-1'" in p and "'alice'" in p and "'bob'" in p]
+    assert report.total("runs") == 3
+    (metadata,) = _rows(dst, "SELECT metadata FROM agno_sessions WHERE session_id = 'chat-1'")[0]
+    assert "alice" not in metadata  # nothing of the other user's session
+    # Said again on a rerun, in the CLI's table and lines too.
+    assert main(["to-agno3", str(src), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out.splitlines()[0] and "1 sessions not migrated" in out
+    assert "problem: agent session 'chat-1' belongs to user 'alice'" in out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_id_two_sessions_hold_is_in_both_under_its_own_id_in_the_second(tmp_path: Path, workers: int) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    shared = _run("run-1", "hello", "hi there")
+    _put(src, "agent", "s-first", "alice", {"runs": [shared]})
+    _put(src, "agent", "s-second", "bob", {"runs": [shared, _run("run-2", "more", "bob's reply")]})
+    dry = to_agno3(str(src), str(dst), dry_run=True, workers=workers)
+    real = to_agno3(str(src), str(dst), workers=workers)
+    rows = _rows(dst, "SELECT session_id, run_id, user_id FROM agno_runs ORDER BY session_id, run_index")
+    assert dry.total("runs") == real.total("runs") == len(rows) == 3
+    holder = next(sid for sid, rid, _ in rows if rid == "run-1")
+    other = "s-second" if holder == "s-first" else "s-first"
+    assert (other, own_run_id(other, "run-1")) in [(s, r) for s, r, _ in rows]
+    clash = [p for p in real.problems if "'run-1'" in p]
+    assert clash and clash == [p for p in dry.problems if "'run-1'" in p]
+    read = _agno3_reads(dst, "s-first", "s-second")
+    assert read["s-first"]["runs"][0][1:] == ["alice", ["hello", "hi there"]]
+    assert [r[2] for r in read["s-second"]["runs"]] == [["hello", "hi there"], ["more", "bob's reply"]]
+    (run_data,) = _rows(dst, "SELECT run_data FROM agno_runs WHERE run_id = ?", own_run_id(other, "run-1"))[0]
+    assert json.loads(run_data)["metadata"]["agno_v1"]["run_id"] == "run-1"
+    again = to_agno3(str(src), str(dst), workers=workers)
+    assert again.total("unchanged") == 2 and again.total("runs") == 0
+    assert _rows(dst, "SELECT COUNT(*) FROM agno_runs")[0][0] == 3
+
+
+def test_a_run_an_earlier_build_moved_to_another_session_is_written_again(tmp_path: Path) -> None:
+    """Builds before this one moved a run two sessions held into the later one; the rerun gives the other
+    session its copy back, and deletes nothing of the session holding it."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    shared = _run("run-1", "hello", "hi there")
+    _put(src, "agent", "s-first", "alice", {"runs": [shared]})
+    _put(src, "agent", "s-second", "bob", {"runs": [shared, _run("run-2", "more", "bob's reply")]})
+    to_agno3(str(src), str(dst))
+    holder = _rows(dst, "SELECT session_id FROM agno_runs WHERE run_id = 'run-1'")[0][0]
+    other = "s-second" if holder == "s-first" else "s-first"
+    # What such a build left: the run in one session only, the other's metadata naming it.
+    conn = sqlite3.connect(dst)
+    conn.execute("DELETE FROM agno_runs WHERE run_id = ?", (own_run_id(other, "run-1"),))
+    (metadata,) = conn.execute("SELECT metadata FROM agno_sessions WHERE session_id = ?", (other,)).fetchone()
+    data = json.loads(metadata)
+    data["agno_v1"]["run_ids"] = [r if r != own_run_id(other, "run-1") else "run-1" for r in data["agno_v1"]["run_ids"]]
+    conn.execute("UPDATE agno_sessions SET metadata = ? WHERE session_id = ?", (json.dumps(data), other))
+    conn.commit()
+    conn.close()
+    again = to_agno3(str(src), str(dst))
+    assert (again.total("sessions"), again.total("unchanged"), again.total("runs_removed")) == (1, 1, 0)
+    runs = _rows(dst, "SELECT session_id, run_id FROM agno_runs")
+    assert len(runs) == 3 and (holder, "run-1") in runs and (other, own_run_id(other, "run-1")) in runs
+    assert to_agno3(str(src), str(dst)).total("unchanged") == 2
+
+
+def test_a_summary_agno3_cannot_take_is_kept_in_metadata(tmp_path: Path) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    empty = {"summary": "", "topics": ["tea", "travel"]}
+    _put(src, "agent", "s1", "u", {"runs": [_run("r1", "q", "a")], "summary": empty})
+    _put(src, "agent", "s2", "u", {"runs": [_run("r2", "q", "a")], "summary": "User asked about tea."})
+    report = to_agno3(str(src), str(dst))
+    assert len([p for p in report.problems if "memory.summary" in p]) == 2
+    read = _agno3_reads(dst, "s1", "s2")
+    assert read["s1"]["summary"] is None and read["s1"]["metadata"]["agno_v1"]["memory"]["summary"] == empty
+    assert read["s2"]["metadata"]["agno_v1"]["memory"]["summary"] == "User asked about tea."
+
+
+def test_memory_counts_are_the_rows_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each session of a user holds a copy of the user's memories: one row each, counted once."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    for i in range(3):
+        memories = [{"memory": "Alice likes tea"}, {"memory": f"Alice said {i}"}]
+        _put(src, "agent", f"s{i}", "alice", {"runs": [_run(f"r{i}", "q", "a")], "memories": memories})
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    assert main(["to-agno3", str(src), str(dst), "--workers", "0"]) == 0
+    rows = _rows(dst, "SELECT COUNT(*) FROM agno_memories")[0][0]
+    assert rows == 4 == dry.total("memories")
+    assert "4 memories" in capsys.readouterr().out.splitlines()[-1]
+    # A memory table holding the memory the copies were made from: it replaces them, counted once in all.
+    conn = sqlite3.connect(src)
+    conn.execute(
+        "CREATE TABLE memory (id VARCHAR PRIMARY KEY, user_id VARCHAR, memory TEXT, created_at DATETIME,"
+        " updated_at DATETIME)"
+    )
+    conn.execute("INSERT INTO memory VALUES ('m1', 'alice', ?, NULL, NULL)", (str({"memory": "Alice likes tea"}),))
+    conn.commit()
+    conn.close()
+    fresh = tmp_path / "fresh.db"
+    report = to_agno3(str(src), str(fresh))
+    assert report.total("memories") == _rows(fresh, "SELECT COUNT(*) FROM agno_memories")[0][0] == 4
+    assert memory_copy_id("alice", "Alice likes tea") not in {
+        r[0] for r in _rows(fresh, "SELECT memory_id FROM agno_memories")
+    }
+
+
+def test_times_that_are_not_whole_seconds_are_kept_as_they_were(tmp_path: Path) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    runs = [
+        _run("r-float", "q1", "a1", created_at=1700000123.75),
+        _run("r-text", "q2", "a2", created_at="2024-01-02T03:04:05"),
+    ]
+    memories = [{"memory": "likes tea", "memory_id": "m-float", "last_updated": 1700000456.5}]
+    _put(src, "agent", "s1", "u", {"runs": runs, "memories": memories})
+    to_agno3(str(src), str(dst))
+    (session_created, metadata) = _rows(dst, "SELECT created_at, metadata FROM agno_sessions")[0]
+    got = {
+        rid: (created, json.loads(data)["metadata"]["agno_v1"].get("created_at"), json.loads(data)["created_at"])
+        for rid, created, data in _rows(dst, "SELECT run_id, created_at, run_data FROM agno_runs")
+    }
+    assert got["r-float"] == (1700000123, 1700000123.75, 1700000123)
+    assert got["r-text"] == (session_created, "2024-01-02T03:04:05", session_created)
+    assert _rows(dst, "SELECT created_at, updated_at FROM agno_memories") == [(1700000456, 1700000456)]
+    assert json.loads(metadata)["agno_v1"]["memory_times"] == {"m-float": 1700000456.5}
+    read = _agno3_reads(dst, "s1")
+    assert [r[0] for r in read["s1"]["runs"]] == ["r-float", "r-text"]
+
+
+def test_a_dry_run_leaves_no_files_beside_a_wal_target(tmp_path: Path) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    _put(src, "agent", "s1", "u", {"runs": [_run("r1", "q", "a")]})
+    to_agno3(str(src), str(dst))
+    _put(src, "agent", "s2", "u", {"runs": [_run("r2", "q", "a")]})
+    before = sorted(p.name for p in tmp_path.iterdir())
+    data = dst.read_bytes()
+    assert "agno3.db-wal" not in before and _rows(dst, "PRAGMA journal_mode") == [("wal",)]
+    report = to_agno3(str(src), str(dst), dry_run=True)
+    assert (report.total("sessions"), report.total("unchanged")) == (1, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and dst.read_bytes() == data
+
+
+def test_a_memory_table_row_with_no_id_is_written_as_the_dry_run_says(tmp_path: Path) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    _put(src, "agent", "s1", "u", {"runs": [_run("r1", "q", "a")]})
+    conn = sqlite3.connect(src)
+    conn.execute(
+        "CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at TEXT, updated_at TEXT)"
+    )
+    conn.execute("INSERT INTO memory VALUES (NULL, 'u', ?, NULL, NULL)", (str({"memory": "no id"}),))
+    conn.execute("INSERT INTO memory VALUES (5, 'u2', ?, NULL, NULL)", (str({"memory": "a number for an id"}),))
+    conn.commit()
+    conn.close()
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    real = to_agno3(str(src), str(dst))
+    assert dry.modes["memory_table"].memories == real.modes["memory_table"].memories == 2
+    assert dry.problems == real.problems and [p for p in real.problems if "no id" in p]
+    rows = set(_rows(dst, "SELECT memory_id, user_id FROM agno_memories"))
+    assert rows == {(memory_copy_id("u", "no id"), "u"), ("5", "u2")}
