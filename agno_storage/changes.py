@@ -331,6 +331,8 @@ def _owner_filter(store: BaseStorage, user_id: str | None, mark: str) -> tuple[s
     none = "(user_id IS NULL OR user_id = '')"  # "no owner", stored either way (agno writes NULL)
     if user_id is None:
         return "", []
+    if store._unmatchable(user_id):
+        return " AND 1 = 0", []  # no change is logged under a user the engine cannot store
     if not (_is_sqlite(store) and agent_runs.applies(store)):
         return (f" AND {none}", []) if user_id == "" else (f" AND user_id = {mark}", [user_id])
     runs = f"tbl = {_literal(agent_runs.TABLE)} AND {none} AND session_id IN (SELECT session_id FROM {quote(store.table_name)}"

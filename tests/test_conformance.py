@@ -622,3 +622,23 @@ def test_list_summaries_read_no_json_column(make_store: StoreFactory) -> None:
     assert [s.session_id for s in store.list_summaries(limit=20)] == ["s1"]
     (statement,) = seen
     assert not any(column in statement for column in ("memory", "session_data", "extra_data", "agent_data"))
+
+
+def test_a_filter_holding_nul_matches_nothing_on_either_engine(make_store: StoreFactory) -> None:
+    """PostgreSQL text cannot hold U+0000, so no row there has it: a filter holding one finds nothing, as on
+    SQLite where no such session was written, instead of an error about storing a value."""
+    store = make_store("agent")
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="u"))
+    nul = "u\x00"
+    assert store.read("s1\x00") is None
+    assert store.read("s1", user_id=nul) is None
+    assert store.list(user_id=nul) == [] and store.list(entity_id=nul) == []
+    assert store.list_summaries(user_id=nul) == []
+    assert store.count(user_id=nul) == 0 and store.count(entity_id=nul) == 0
+    assert store.get_all_session_ids(user_id=nul) == []
+    assert store.delete("s1\x00") is False and store.delete("s1", user_id=nul) is False
+    assert store.history("s1", user_id=nul) == []
+    assert store.search("anything", user_id=nul) == [] and store.usage(user_id=nul) == []
+    store.enable_changes()
+    assert store.changes(user_id=nul) == []
+    assert store.read("s1") is not None  # nothing above touched the session

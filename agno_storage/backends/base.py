@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from agno_storage import agent_runs, changes, codec, conversation, schema, search, usage
 from agno_storage.backends.statements import EQUALS, FULL, IDS, SUMMARY, SelectKey, Statements, filter_kind
@@ -87,6 +87,14 @@ class BaseStorage(abc.ABC):
     the list of parameter rows. Statements a caller runs on the connection
     ``transaction()`` yields are the caller's own and are not traced.
     """
+
+    #: Whether the engine's text can hold U+0000 (SQLite's can, PostgreSQL's cannot). Where it cannot, a
+    #: filter holding one matches nothing, as it would on an engine that can but holds no such value.
+    HOLDS_NUL: ClassVar[bool] = True
+
+    def _unmatchable(self, *values: str | None) -> bool:
+        """Whether one of ``values`` (filters) can be in no row of this engine (see :attr:`HOLDS_NUL`)."""
+        return not self.HOLDS_NUL and any(v and "\x00" in v for v in values)
 
     def __init__(
         self,
@@ -463,6 +471,8 @@ class BaseStorage(abc.ABC):
         The statement is built once per filter shape and kept: this runs on
         every read, so it stays a tuple, a dict lookup and the engine call.
         """
+        if self._unmatchable(session_id, user_id, entity_id):
+            return []
         # '' asks for "nobody", which agno spells NULL and the Go port ''.
         key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, projection)
         statement = self._select_statements.get(key)
@@ -487,7 +497,7 @@ class BaseStorage(abc.ABC):
         """How many sessions ``list(user_id, entity_id)`` returns, counted by the engine; 0 without a table."""
         _check_user(user_id, self.table_name)
         _check_user(entity_id, self.table_name, "entity_id")
-        if self._checked_shape(create=False) is None:
+        if self._checked_shape(create=False) is None or self._unmatchable(user_id, entity_id):
             return 0
         key = (filter_kind(user_id), filter_kind(entity_id))
         statement = self._count_statements.get(key)
@@ -504,6 +514,8 @@ class BaseStorage(abc.ABC):
         """
         _check_id(session_id, "session_id", self.table_name)
         _check_user(user_id, self.table_name)
+        if self._unmatchable(session_id, user_id):
+            return False
         if self._checked_shape(create=False) is None:
             # No sessions table: a Go Agent may have made agent_runs alone, holding the session's runs.
             return agent_runs.delete_runs_only(self, session_id, user_id) if agent_runs.applies(self) else False
@@ -546,6 +558,9 @@ class BaseStorage(abc.ABC):
         """
         _check_user(user_id, self.table_name)
         _check_user(entity_id, self.table_name, "entity_id")
+        if self._unmatchable(user_id, entity_id):
+            search.check_args(self, query, limit)
+            return []
         return search.search(self, query, user_id, entity_id, limit)
 
     def enable_search(self) -> None:

@@ -66,6 +66,8 @@ class PostgresStorage(BaseStorage):
     sort of every matching row, at a cost per write (docs/benchmarks.md).
     """
 
+    HOLDS_NUL = False  # PostgreSQL text cannot hold U+0000
+
     def __init__(
         self,
         table_name: str,
