@@ -187,8 +187,9 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
 
 def _trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
     """The names of the feed's triggers on ``table`` (the sessions table, or ``agent_runs``), unquoted."""
-    name = table if table != agent_runs.TABLE else f"{sessions_table}_runs"
-    return [f"{name}_changes_{op}" for op in ("insert", "update", "delete")]
+    if table != agent_runs.TABLE:
+        return [f"{table}_changes_{op}" for op in ("insert", "update", "delete")]
+    return [f"{sessions_table}_runs_changes_{op}" for op in ("insert", "update", "delete", "replace", "reid")]
 
 
 def _trigger_table(conn: Any, trigger: str) -> str | None:
@@ -217,14 +218,19 @@ def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list
         ),
         "delete": f"{insert} VALUES ({tbl}, old.session_id, old.user_id, 'delete', {now});",
     }
+    events = [("insert", "AFTER INSERT"), ("update", "AFTER UPDATE"), ("delete", "AFTER DELETE")]
+    if table == agent_runs.TABLE:
+        # A run is keyed by its id: a REPLACE (or UPDATE OR REPLACE of the id) taking an id another session
+        # holds deletes that row with no delete trigger fired; log the session that loses it beforehand.
+        gone = f"{insert} SELECT {tbl}, session_id, user_id, 'delete', {now} FROM {quote(table)} WHERE id = new.id"
+        body["replace"] = f"{gone} AND session_id IS NOT new.session_id;"
+        body["reid"] = f"{gone} AND new.id IS NOT old.id;"
+        events += [("replace", "BEFORE INSERT"), ("reid", "BEFORE UPDATE OF id")]
     out = []
-    names = _trigger_names(table, sessions_table)
-    for name, (op, event) in zip(
-        names, (("insert", "INSERT"), ("update", "UPDATE"), ("delete", "DELETE")), strict=True
-    ):
+    for name, (op, event) in zip(_trigger_names(table, sessions_table), events, strict=True):
         trigger = quote(name)
         out.append(f"DROP TRIGGER IF EXISTS {trigger}")
-        out.append(f"CREATE TRIGGER {trigger} AFTER {event} ON {quote(table)} BEGIN {body[op]} END")
+        out.append(f"CREATE TRIGGER {trigger} {event} ON {quote(table)} BEGIN {body[op]} END")
     return out
 
 

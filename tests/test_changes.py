@@ -93,6 +93,27 @@ def test_a_table_renamed_behind_the_feed_is_an_error_not_a_silent_gap(tmp_path: 
     store.close()
 
 
+def test_a_go_run_moved_to_another_session_by_replace_is_a_change_of_both(tmp_path: Path) -> None:
+    """agent_runs is keyed by run id: a REPLACE taking an id another session holds deletes that row with no
+    delete trigger fired; the session that lost it is logged all the same."""
+    db = tmp_path / "f.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    first = store.append_run("go-a", "kestrels", "ok", user_id="u")
+    store.enable_changes()
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT * FROM agent_runs WHERE id = ?", (first.id,)).fetchone()
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(agent_runs)")]
+        values = dict(zip(columns, row, strict=True)) | {"session_id": "go-b"}
+        conn.execute(
+            f"INSERT OR REPLACE INTO agent_runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+            list(values.values()),
+        )
+    conn.close()
+    assert ops(store.changes()) == [("agent_runs", "go-a", "delete"), ("agent_runs", "go-b", "insert")]
+    assert [c.session_id for c in store.changes(user_id="u")] == ["go-a", "go-b"]
+    store.close()
+
+
 def test_agent_runs_dropped_behind_the_feed_is_an_error(tmp_path: Path) -> None:
     store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
     store.enable_changes()
