@@ -178,6 +178,8 @@ def _walk(value: Any) -> list[Any]:
                 continue
             seen.add(id(item))
             stack.extend(item.values() if isinstance(item, dict) else item)
+        elif isinstance(item, enum.Enum):
+            stack.append(item.value)  # written as its value, by the same rules
     return out
 
 
@@ -229,6 +231,8 @@ def _walk_non_finite(value: Any) -> bool:
                 push(child)
             elif kind is float and (child != child or child == _INF or child == -_INF):
                 return True
+            elif isinstance(child, enum.Enum):  # written as its value, which may hold one
+                push([child.value])
     return False
 
 
@@ -243,7 +247,7 @@ def _refuse_what_orjson_refuses(value: Any) -> None:
             for key in item:
                 if type(key) is not str:
                     raise InvalidInputError(f"value is not JSON-serialisable: dict key {key!r} is not a str")
-        elif kind not in _PLAIN and not isinstance(item, (uuid.UUID, enum.Enum)):
+        elif kind not in _PLAIN and kind is not uuid.UUID and not isinstance(item, enum.Enum):
             raise InvalidInputError(f"value is not JSON-serialisable: type is not supported: {kind.__name__}")
 
 
@@ -270,12 +274,47 @@ def loads(text: str | bytes | None) -> Any:
     if _has_wide_integer(data):
         # orjson decides what is valid (no NaN, no infinity, no lone surrogate, at most 1,024 levels) on
         # every path alike; the stdlib then reads the integers exactly.
-        orjson.loads(data)
         try:
-            return _with_stack(json.loads, data)
-        except RecursionError:
-            raise ValueError("JSON nested too deeply to decode") from None
+            orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            if "number is infinity" not in str(exc):
+                raise
+            # orjson reads an integer of 310 digits or more as an infinite float; the stdlib reads it exactly
+            # and refuses, as orjson would, everything else (a float that overflows, NaN, a lone surrogate).
+            return _loads_stdlib(data, strict=True)
+        return _loads_stdlib(data, strict=False)
     return orjson.loads(data)  # orjson.JSONDecodeError is a ValueError
+
+
+def _loads_stdlib(data: bytes, *, strict: bool) -> Any:
+    """The stdlib's exact reading of ``data``; ``strict``: refusing what orjson refuses (ValueError)."""
+    try:
+        if not strict:
+            return _with_stack(json.loads, data)
+        value = _with_stack(_strict_json_loads, data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to decode") from None
+    for item in _walk(value):
+        texts = item if type(item) is dict else (item,)  # a dict's keys; a string itself
+        for text in texts:
+            if type(text) is str and not (text.isascii() or is_utf8(text)):
+                raise ValueError("JSON text holds a lone surrogate, which is no character")
+    return value
+
+
+def _strict_json_loads(data: bytes) -> Any:
+    return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError(f"number {text[:40]} is infinity when read as a float")
+    return value
 
 
 def _has_wide_integer(data: bytes) -> bool:

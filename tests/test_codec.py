@@ -149,6 +149,42 @@ def test_a_wide_integer_beside_a_value_changes_nothing_about_whether_it_is_taken
     assert (plain is InvalidInputError) == isinstance(next(iter(value.values())), (Text, dict))
 
 
+class Odd(enum.Enum):
+    NAN = math.nan
+    INT_KEY = {1: "a"}  # noqa: RUF012 - a member's value, never mutated
+    FINE = {"a": [1.5]}  # noqa: RUF012
+
+
+class MyUUID(uuid.UUID):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "taken"),
+    [({"e": Odd.NAN}, False), ({"e": Odd.INT_KEY}, False), ({"u": MyUUID(int=1)}, False), ({"e": Odd.FINE}, True)],
+)
+def test_an_enum_members_value_and_a_uuid_subclass_follow_the_same_rules_on_both_paths(
+    value: dict[str, Any], taken: bool
+) -> None:
+    """A member is written as its value, so a NaN inside one is refused too (orjson would write null)."""
+    for extra in ({}, {"w": 2**64}):
+        if taken:
+            assert json.loads(codec.dumps({**value, **extra}))["e"] == {"a": [1.5]}
+        else:
+            with pytest.raises(InvalidInputError):
+                codec.dumps({**value, **extra})
+
+
+@pytest.mark.parametrize("digits", [309, 310, 400, 4300])  # 4,300: the most Python turns into an int
+def test_an_integer_of_any_length_reads_back_exactly(digits: int) -> None:
+    """orjson reads an integer of 310 digits or more as an infinite float: it is read exactly all the same."""
+    value = {"n": int("9" * digits), "s": "x😀", "f": 1.5}
+    assert codec.loads(codec.dumps(value)) == value
+    for bad in ('"f":1e400', '"s":"\\ud800"', '"x":NaN', '"\\udc00":1'):
+        with pytest.raises(ValueError):
+            codec.loads('{"n":' + "9" * digits + "," + bad + "}")
+
+
 def test_how_deep_a_value_may_nest_does_not_depend_on_the_callers_stack() -> None:
     """A value the store takes from one caller reads back in any caller, however deep its stack."""
     value: Any = int(WIDE)
