@@ -739,6 +739,41 @@ def test_bulk_writes_of_the_same_sessions_in_other_orders_do_not_deadlock(
     assert store.count() == len(ids)
 
 
+def test_a_bulk_write_inside_a_transaction_takes_no_turn(pg_server: PgServer, stores: list[PostgresStorage]) -> None:
+    """A transaction() holding a row, then bulk-writing, must not wait for a turn that a bulk write waiting
+    on its row holds (a deadlock no row order made): inside a caller's transaction no turn is taken."""
+    store = open_store(stores, pg_server.dsn)
+    store.upsert(make_session(Mode.AGENT, "B"))
+    holds_b = threading.Event()
+    out: dict[str, str] = {}
+
+    def caller() -> None:
+        try:
+            with store.transaction():
+                store.upsert(make_session(Mode.AGENT, "B"))
+                holds_b.set()
+                time.sleep(1.0)  # the other bulk write now waits for row B
+                store.upsert_many([make_session(Mode.AGENT, "C")])
+            out["caller"] = "ok"
+        except Exception as exc:
+            out["caller"] = repr(exc)
+
+    def bulk() -> None:
+        holds_b.wait(30)
+        try:
+            store.upsert_many([make_session(Mode.AGENT, "B")])
+            out["bulk"] = "ok"
+        except Exception as exc:
+            out["bulk"] = repr(exc)
+
+    threads = [threading.Thread(target=caller), threading.Thread(target=bulk)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert out == {"caller": "ok", "bulk": "ok"}
+
+
 def _child_upserts(store: PostgresStorage) -> None:
     store.upsert(make_session(Mode.AGENT, "child"))
     store.close()

@@ -289,13 +289,18 @@ class PostgresStorage(BaseStorage):
     def _write_many(self, batches: Batches) -> int:
         statements, stamp = self.statements, self.row_codec.stamp
 
+        # Two bulk writes to the same sessions in different orders would each hold rows the other waits for
+        # (a deadlock, which a rerun meets again): they take turns per table, as they do on SQLite. A single
+        # upsert locks one row, so it cannot close such a cycle and never waits here. Inside a caller's
+        # transaction() no turn is taken: it holds rows of its own already (waiting for a turn while holding
+        # them is a cycle of its own), and the lock would last until the caller's transaction ends.
+        take_turn = not self._in_transaction()
+
         def body(conn: psycopg.Connection[Any]) -> int:
-            # Two bulk writes to the same sessions in different orders would each hold rows the other
-            # waits for (a deadlock, which a rerun meets again): they take turns per table, as they do on
-            # SQLite. A single upsert locks one row, so it cannot close such a cycle and never waits here.
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_BULK_LOCK_PREFIX + self._regclass_name,)
-            )
+            if take_turn:
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_BULK_LOCK_PREFIX + self._regclass_name,)
+                )
             count = 0
             for batch in batches:  # a rerun replays the rows already taken
                 now = int(time.time())
