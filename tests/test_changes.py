@@ -95,7 +95,7 @@ def test_a_table_renamed_behind_the_feed_is_an_error_not_a_silent_gap(tmp_path: 
 
 def test_a_go_run_moved_to_another_session_by_replace_is_a_change_of_both(tmp_path: Path) -> None:
     """agent_runs is keyed by run id: a REPLACE taking an id another session holds deletes that row with no
-    delete trigger fired; the session that lost it is logged all the same."""
+    delete trigger fired; the session that lost it is logged all the same, as one to re-read."""
     db = tmp_path / "f.db"
     store = SqliteStorage("agent_sessions", db_file=db)
     first = store.append_run("go-a", "kestrels", "ok", user_id="u")
@@ -109,8 +109,17 @@ def test_a_go_run_moved_to_another_session_by_replace_is_a_change_of_both(tmp_pa
             list(values.values()),
         )
     conn.close()
-    assert ops(store.changes()) == [("agent_runs", "go-a", "delete"), ("agent_runs", "go-b", "insert")]
+    assert ops(store.changes()) == [("agent_runs", "go-a", "update"), ("agent_runs", "go-b", "insert")]
     assert [c.session_id for c in store.changes(user_id="u")] == ["go-a", "go-b"]
+    with sqlite3.connect(db) as conn:  # the run's id again, for go-c, and ignored: go-b loses nothing
+        ignored = values | {"session_id": "go-c"}
+        conn.execute(
+            f"INSERT OR IGNORE INTO agent_runs ({', '.join(ignored)}) VALUES ({', '.join('?' for _ in ignored)})",
+            list(ignored.values()),
+        )
+    conn.close()
+    assert ops(store.changes())[2:] == [("agent_runs", "go-b", "update")]  # to re-read, not gone
+    assert store.history("go-b") and store.history("go-c") == []
     store.close()
 
 
