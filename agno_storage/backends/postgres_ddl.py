@@ -45,14 +45,17 @@ def create_statements(table: str, spec: ModeSpec, db_schema: str | None) -> list
 
 
 def agno_index_name(table: str, column: str, db_schema: str | None) -> str:
-    """SQLAlchemy's name for agno's index on ``column``; past 63 bytes, shortened as :func:`recency_index_name`.
+    """SQLAlchemy's name for agno's index on ``column``, shortened past 63 characters as SQLAlchemy does.
 
-    agno (SQLAlchemy) refuses to make a table whose index names pass 63
-    bytes. PostgreSQL would cut them to 63 bytes, and long names all cut to
-    one, so that ``CREATE INDEX IF NOT EXISTS`` skipped every index after the
-    first without a word.
+    ``ix_<schema>_<table>_<column>``; a longer one is its first 55
+    characters, ``_`` and the last 4 hex digits of its MD5. (Cut by
+    PostgreSQL at 63 bytes instead, long names all became one, and
+    ``CREATE INDEX IF NOT EXISTS`` skipped every index after the first.)
     """
-    return _within_limit("ix", f"{db_schema}_{table}" if db_schema else table, f"_{column}")
+    name = f"ix_{db_schema}_{table}_{column}" if db_schema else f"ix_{table}_{column}"
+    if len(name) > _MAX_IDENTIFIER:
+        name = name[: _MAX_IDENTIFIER - 8] + "_" + hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()[-4:]
+    return name
 
 
 def create_index(table: str, column: str, db_schema: str | None) -> sql.Composed:
