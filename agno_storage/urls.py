@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import unquote
 
 import attrs
 
@@ -39,10 +40,13 @@ Target: TypeAlias = SqliteTarget | PostgresTarget
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 # What makes a string a URL rather than a path or a libpq key=value string: a scheme before "://".
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-# A URL's user:password@ (the password up to the last "@" of the authority, as urlsplit reads it).
-_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@")
-# A libpq password=... setting, in a key=value string or a URL's query: bare, or quoted with backslash escapes.
-_PASSWORD_SETTING = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)")
+# A URL's user:password@. The password runs to the last "@" before the path (libpq reads "?" and "#" in it
+# as part of it; masking to the last "@" hides at least as much as any reader takes).
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/]*@")
+# The libpq settings that hold a secret.
+_SECRET_KEYS = frozenset({"password", "sslpassword"})
+# A secret setting in a libpq key=value string: its value bare (backslash escapes a space) or quoted.
+_SECRET_SETTING = re.compile(r"(?i)((?:^|(?<=\s))(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
 
 
@@ -101,10 +105,22 @@ def is_url(text: str) -> bool:
 def without_password(url: str) -> str:
     """``url`` fit for a message or a log: a password in it becomes ``***``; anything else is left as it is.
 
-    Covers a URL's ``user:password@`` and a libpq ``password=`` setting, in
-    a URL's query or a ``key=value`` connection string.
+    Covers a URL's ``user:password@`` and libpq's ``password`` and
+    ``sslpassword`` settings, in a URL's query (keys percent-decoded) or a
+    ``key=value`` connection string.
     """
-    return _PASSWORD_SETTING.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url, count=1))
+    if not is_url(url):
+        return _SECRET_SETTING.sub(r"\1***", url)  # a libpq key=value string (or a path, left as it is)
+    text = _USERINFO_PASSWORD.sub(r"\1***@", url, count=1)
+    base, mark, query = text.partition("?")  # settings are in the query; a path may hold "password=" too
+    if not mark:
+        return text
+    query, hash_mark, fragment = query.partition("#")
+    pairs = []
+    for pair in query.split("&"):
+        key, equals, _ = pair.partition("=")
+        pairs.append(f"{key}=***" if equals and unquote(key).strip().lower() in _SECRET_KEYS else pair)
+    return base + mark + "&".join(pairs) + hash_mark + fragment
 
 
 def shown(value: object) -> str:

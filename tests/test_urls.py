@@ -91,6 +91,14 @@ def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch
         ("host=db password=s3cret user=ada", "host=db password=*** user=ada"),
         ("host=db password='s3 \\'cret' user=ada", "host=db password=*** user=ada"),
         ("postgressql://ada:s3cret@db/app", "postgressql://ada:***@db/app"),  # a scheme no engine takes
+        ("postgresql://ada:s3?cr#et@db/app", "postgresql://ada:***@db/app"),  # libpq reads ? and # in it
+        ("host=db password=s3&cret user=ada", "host=db password=*** user=ada"),
+        ("host=db password=s3\\ cret user=ada", "host=db password=*** user=ada"),
+        ("host=db sslpassword=keypass", "host=db sslpassword=***"),
+        ("postgresql://ada@db/app?sslpassword=kp&x=1", "postgresql://ada@db/app?sslpassword=***&x=1"),
+        ("postgresql://ada@db/app?passwor%64=s3cret", "postgresql://ada@db/app?passwor%64=***"),
+        ("sqlite:///data/password=1.db", "sqlite:///data/password=1.db"),  # a file name, not a setting
+        ("data/password=1.db", "data/password=1.db"),
     ],
 )
 def test_without_password_masks_only_a_password(url: str, shown: str) -> None:
