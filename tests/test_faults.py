@@ -513,3 +513,19 @@ def test_a_utf16_database_is_refused_before_anything_is_read_or_written(tmp_path
     with pytest.raises(StorageError, match="UTF-16le"):
         SqliteStorage(TABLE, db_file=path)
     assert path.read_bytes() == before
+
+
+def test_an_empty_file_another_program_makes_utf16_after_the_store_opened_it_is_refused(tmp_path: Path) -> None:
+    """An empty file takes its encoding from whoever writes it first: the store looks again when it first
+    looks at its table."""
+    path = tmp_path / "late.db"
+    store = SqliteStorage(TABLE, db_file=path)  # the file is empty: nothing to refuse yet
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA encoding = 'UTF-16le'")
+        conn.execute("CREATE TABLE other (x TEXT)")
+    conn.close()
+    with pytest.raises(StorageError, match="UTF-16le"):
+        store.upsert(_session("s1"))
+    with sqlite3.connect(path) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["other"]
+    conn.close()

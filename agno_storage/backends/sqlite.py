@@ -213,16 +213,11 @@ class SqliteStorage(BaseStorage):
         try:
             for name, value in self.pragmas.items():
                 conn.execute(f"PRAGMA {name} = {value}")
-            encoding = conn.execute("PRAGMA encoding").fetchone()[0]
-            if encoding != "UTF-8":
-                # JSON is read as the file's own bytes (CAST AS BLOB), which are UTF-8 in every file agno,
-                # agno-golang and this store make; a UTF-16 file would read as not JSON, and be written to.
+            try:
+                self._check_encoding(conn.execute("PRAGMA encoding").fetchone()[0])
+            except StorageError:
                 conn.close()
-                raise StorageError(
-                    f"{self.db_path!r} keeps its text as {encoding}; agno_storage reads and writes UTF-8 "
-                    "database files only (the encoding agno and agno-golang make)",
-                    table=self.table_name,
-                )
+                raise
             # SQLite has opened (or made) the file by now; what it opened is what
             # later writes are checked against (see _check_same_file).
             opened = None if self.db_path is None else file_id(self.db_path)
@@ -403,7 +398,24 @@ class SqliteStorage(BaseStorage):
     # --- primitives --------------------------------------------------------
 
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
+        # Again each time the table is looked at: a file that was empty when the store opened it takes its
+        # encoding from whoever writes it first.
+        self._check_encoding(self._query("PRAGMA encoding", ())[0][0])
         return ddl.table_layout(self._query, self.table_name)
+
+    def _check_encoding(self, encoding: str) -> None:
+        """StorageError unless the file keeps its text as UTF-8.
+
+        JSON is read as the file's own bytes (CAST AS BLOB), which are UTF-8
+        in every file agno, agno-golang and this store make; a UTF-16 file's
+        sessions would read as not JSON.
+        """
+        if encoding != "UTF-8":
+            raise StorageError(
+                f"{self.db_path!r} keeps its text as {encoding}; agno_storage reads and writes UTF-8 "
+                "database files only (the encoding agno and agno-golang make)",
+                table=self.table_name,
+            )
 
     def trigger_exists(self, name: str, on: str) -> bool:
         """Whether the file has a trigger named ``name`` on table ``on`` (both unquoted).
