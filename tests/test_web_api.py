@@ -740,20 +740,30 @@ def test_a_sign_in_posted_by_another_sites_page_is_refused(filled: BaseStorage, 
 
     opener = urllib.request.build_opener(Stay)
     with serve(location(filled), scoped_tokens()) as base:
+        own = base.split("://", 1)[1].split("/", 1)[0]
+        cases: dict[str, dict[str, str]] = {
+            "cross-site": {"Sec-Fetch-Site": "cross-site"},
+            "same-site": {"Sec-Fetch-Site": "same-site"},
+            "another origin": {"Origin": "https://evil.example"},  # a browser without Sec-Fetch-Site
+            "origin null": {"Origin": "null"},
+            "same-origin": {"Sec-Fetch-Site": "same-origin"},
+            "own origin": {"Origin": f"http://{own}"},
+            "through a proxy": {"Origin": "https://agno.example", "X-Forwarded-Host": "agno.example"},
+            "silent client": {},
+        }
         answers = {}
-        for site in ("cross-site", "same-site", "same-origin", None):
-            headers = {"Sec-Fetch-Site": site} if site else {}
+        for case, headers in cases.items():
             request = urllib.request.Request(base + "/login", data=f"token={ONE}".encode(), headers=headers)
             try:
                 with opener.open(request, timeout=30) as response:
-                    answers[site] = (response.status, response.headers.get("set-cookie"))
+                    answers[case] = (response.status, response.headers.get("set-cookie"))
             except urllib.error.HTTPError as exc:
-                answers[site] = (exc.code, exc.headers.get("set-cookie"))
-        assert answers["cross-site"] == (403, None)
-        assert answers["same-site"] == (403, None)
-        for site in ("same-origin", None):  # the server's own form, and a client that does not say
-            status, cookie = answers[site]
-            assert status == 303 and cookie is not None and cookie.startswith(f"agno_storage_token={ONE}")
+                answers[case] = (exc.code, exc.headers.get("set-cookie"))
+        for case in ("cross-site", "same-site", "another origin", "origin null"):
+            assert answers[case] == (403, None), case
+        for case in ("same-origin", "own origin", "through a proxy", "silent client"):
+            status, cookie = answers[case]
+            assert status == 303 and cookie is not None and cookie.startswith(f"agno_storage_token={ONE}"), case
 
 
 def test_a_postgres_urls_own_options_are_kept_beside_read_only() -> None:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import attrs
 from starlette.requests import Request
@@ -336,6 +336,25 @@ async def _small_body(request: Request) -> bytes:
 _OWN_FORM = frozenset({"same-origin", "none"})
 
 
+def _from_own_page(request: Request) -> bool:
+    """Whether a browser says the request comes from this server's own page, or says nothing of it.
+
+    ``Sec-Fetch-Site`` where the browser sends it; else ``Origin``, whose
+    host must be the one the request was sent to (``Host``, or the
+    ``X-Forwarded-Host`` a reverse proxy passes on). A client that sends
+    neither (not a browser posting another site's form) is let through.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in _OWN_FORM
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    named = request.headers.getlist("host") + request.headers.getlist("x-forwarded-host")
+    hosts = {h.strip().lower() for value in named for h in value.split(",")}
+    return urlsplit(origin).netloc.lower() in hosts
+
+
 async def login_view(request: Request) -> Response:
     server = _server(request)
     target = request.query_params.get("next", "/")
@@ -343,9 +362,9 @@ async def login_view(request: Request) -> Response:
         target = "/"
     message = ""
     if request.method == "POST":
-        if request.headers.get("sec-fetch-site", "same-origin") not in _OWN_FORM:
+        if not _from_own_page(request):
             # Another site's page posting its own token here would sign the browser in as that token's user
-            # (login CSRF). Browsers say where a request comes from; a client that does not is let through.
+            # (login CSRF).
             raise HttpError(403, "forbidden", "a sign-in form is taken only from this server's own page")
         form = parse_qs((await _small_body(request)).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
