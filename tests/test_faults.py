@@ -520,12 +520,21 @@ def test_an_empty_file_another_program_makes_utf16_after_the_store_opened_it_is_
     looks at its table."""
     path = tmp_path / "late.db"
     store = SqliteStorage(TABLE, db_file=path)  # the file is empty: nothing to refuse yet
+    maker = SqliteStorage(TABLE, db_file=tmp_path / "maker.db")  # the store's own DDL, made in UTF-16
+    maker.create()
+    maker.close()
+    with sqlite3.connect(tmp_path / "maker.db") as conn:
+        ddl = [sql for (sql,) in conn.execute("SELECT sql FROM sqlite_master") if sql]
+    conn.close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA encoding = 'UTF-16le'")
-        conn.execute("CREATE TABLE other (x TEXT)")
+        for statement in ddl:
+            conn.execute(statement)
     conn.close()
     with pytest.raises(StorageError, match="UTF-16le"):
         store.upsert(_session("s1"))
+    with pytest.raises(StorageError, match="UTF-16le"):
+        store.read("s1")
     with sqlite3.connect(path) as conn:
-        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["other"]
+        assert conn.execute(f'SELECT COUNT(*) FROM "{TABLE}"').fetchone() == (0,)
     conn.close()

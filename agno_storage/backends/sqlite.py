@@ -399,9 +399,11 @@ class SqliteStorage(BaseStorage):
 
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
         # Again each time the table is looked at: a file that was empty when the store opened it takes its
-        # encoding from whoever writes it first.
+        # encoding from whoever writes it first. Asked after the layout query, which reads the file's header:
+        # before it, a connection that saw the file empty still answers UTF-8.
+        layout = ddl.table_layout(self._query, self.table_name)
         self._check_encoding(self._query("PRAGMA encoding", ())[0][0])
-        return ddl.table_layout(self._query, self.table_name)
+        return layout
 
     def _check_encoding(self, encoding: str) -> None:
         """StorageError unless the file keeps its text as UTF-8.
