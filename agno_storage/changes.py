@@ -221,10 +221,10 @@ def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list
     events = [("insert", "AFTER INSERT"), ("update", "AFTER UPDATE"), ("delete", "AFTER DELETE")]
     if table == agent_runs.TABLE:
         # A run is keyed by its id: a REPLACE (or UPDATE OR REPLACE of the id) taking an id another session
-        # holds deletes that row with no delete trigger fired; log the session that loses it beforehand, as
+        # (or another owner) holds deletes that row with no delete trigger fired; log it beforehand, as
         # an update (re-read it): an INSERT OR IGNORE fires the trigger too, and then nothing is lost.
         gone = f"{insert} SELECT {tbl}, session_id, user_id, 'update', {now} FROM {quote(table)} WHERE id = new.id"
-        body["replace"] = f"{gone} AND session_id IS NOT new.session_id;"
+        body["replace"] = f"{gone} AND (session_id IS NOT new.session_id OR user_id IS NOT new.user_id);"
         body["reid"] = f"{gone} AND new.id IS NOT old.id;"
         events += [("replace", "BEFORE INSERT"), ("reid", "BEFORE UPDATE OF id")]
     out = []

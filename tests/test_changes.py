@@ -120,6 +120,16 @@ def test_a_go_run_moved_to_another_session_by_replace_is_a_change_of_both(tmp_pa
     conn.close()
     assert ops(store.changes())[2:] == [("agent_runs", "go-b", "update")]  # to re-read, not gone
     assert store.history("go-b") and store.history("go-c") == []
+    before = len(store.changes(user_id="u"))
+    with sqlite3.connect(db) as conn:  # the run handed to another user within its session: both owners told
+        handed = values | {"user_id": "v"}
+        conn.execute(
+            f"INSERT OR REPLACE INTO agent_runs ({', '.join(handed)}) VALUES ({', '.join('?' for _ in handed)})",
+            list(handed.values()),
+        )
+    conn.close()
+    assert [(c.session_id, c.op) for c in store.changes(user_id="u")][before:] == [("go-b", "update")]
+    assert [c.session_id for c in store.changes(user_id="v")] == ["go-b"]
     store.close()
 
 
