@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 # Python's \w leaves out: the combining accents it counts as diacritics (those of decomposed Latin text,
 # "e" + U+0301; the other marks of U+0300-U+036F split words in FTS5 too) and the private-use areas.
 # Otherwise a decomposed "résumé" is one token to FTS5 and two words here.
-_WORD = re.compile(
-    r"(?:[^\W_]|[\u0300-\u0304\u0306-\u030c\u030f\u0311\u031b\u0323-\u0328\u032d\u032e\u0330\u0331"
-    r"\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd])+"
-)
+# An accent only goes on a word: FTS5 drops one that leads it.
+_PRIVATE_USE = r"\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
+_ACCENTS = r"\u0300-\u0304\u0306-\u030c\u030f\u0311\u031b\u0323-\u0328\u032d\u032e\u0330\u0331"
+_WORD = re.compile(rf"(?:[^\W_]|[{_PRIVATE_USE}])(?:[^\W_]|[{_PRIVATE_USE}{_ACCENTS}])*")
 #: Words either side of the first match in a snippet the scan makes.
 SNIPPET_WORDS = 8
 
