@@ -45,8 +45,9 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/]*@")
 # The libpq settings that hold a secret.
 _SECRET_KEYS = frozenset({"password", "sslpassword"})
-# A secret setting in a libpq key=value string: its value bare (backslash escapes a space) or quoted.
-_SECRET_SETTING = re.compile(r"(?i)((?:^|(?<=\s))(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
+# One setting of a libpq key=value string: its key, and its value bare (a backslash escapes the next
+# character) or quoted. Read pair by pair, so "password=" inside another setting's quoted value is no key.
+_SETTING = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
 
 
@@ -110,17 +111,23 @@ def without_password(url: str) -> str:
     ``key=value`` connection string.
     """
     if not is_url(url):
-        return _SECRET_SETTING.sub(r"\1***", url)  # a libpq key=value string (or a path, left as it is)
+        if "=" not in url or "/" in url.split("=", 1)[0]:
+            return url  # a path, with "password=" in a file name perhaps: no settings
+        return _SETTING.sub(_masked_setting, url)  # a libpq key=value string
     text = _USERINFO_PASSWORD.sub(r"\1***@", url, count=1)
     base, mark, query = text.partition("?")  # settings are in the query; a path may hold "password=" too
     if not mark:
         return text
-    query, hash_mark, fragment = query.partition("#")
     pairs = []
-    for pair in query.split("&"):
+    for pair in query.split("&"):  # libpq reads no fragment: a "#" is part of the value
         key, equals, _ = pair.partition("=")
         pairs.append(f"{key}=***" if equals and unquote(key).strip().lower() in _SECRET_KEYS else pair)
-    return base + mark + "&".join(pairs) + hash_mark + fragment
+    return base + mark + "&".join(pairs)
+
+
+def _masked_setting(match: re.Match[str]) -> str:
+    key, equals, value = match.groups()
+    return f"{key}{equals}***" if key.lower() in _SECRET_KEYS else f"{key}{equals}{value}"
 
 
 def shown(value: object) -> str:

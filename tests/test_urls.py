@@ -99,6 +99,8 @@ def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch
         ("postgresql://ada@db/app?passwor%64=s3cret", "postgresql://ada@db/app?passwor%64=***"),
         ("sqlite:///data/password=1.db", "sqlite:///data/password=1.db"),  # a file name, not a setting
         ("data/password=1.db", "data/password=1.db"),
+        ("postgresql://ada@db/app?password=s3#cret", "postgresql://ada@db/app?password=***"),  # libpq: no fragment
+        ("host=db application_name='x password=y' dbname=app", "host=db application_name='x password=y' dbname=app"),
     ],
 )
 def test_without_password_masks_only_a_password(url: str, shown: str) -> None:
