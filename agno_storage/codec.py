@@ -116,8 +116,39 @@ def _dumps_wide(value: Any) -> bytes:
 
 def _stdlib_dumps(value: Any) -> str:
     return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_native
+        _as_orjson_writes(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_native,
     )
+
+
+def _as_orjson_writes(value: Any) -> Any:
+    """``value`` with each enum member replaced by its value, as orjson writes it (the stdlib would write a
+    ``str`` or ``float`` mixin member's own data, which may differ from its value). Only values that hold a
+    member are copied."""
+    if not any(isinstance(item, enum.Enum) for item in _walk(value)):
+        return value
+    return _without_members(value)
+
+
+def _without_members(value: Any) -> Any:
+    while isinstance(value, enum.Enum):
+        value = value.value
+    kind = type(value)
+    if kind is dict:
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            out[key] = _without_members(item)
+        return out
+    if kind is list or kind is tuple:
+        items = []
+        for item in value:
+            items.append(_without_members(item))
+        return items
+    return value
 
 
 def _native(value: Any) -> Any:

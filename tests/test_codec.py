@@ -159,6 +159,22 @@ class MyUUID(uuid.UUID):
     pass
 
 
+class Label(str, enum.Enum):  # noqa: UP042 - a str mixin whose value differs from its data, as StrEnum cannot be
+    """A member whose value is not its str data."""
+
+    X = "x"
+
+    def __new__(cls, data: str) -> Label:
+        member = str.__new__(cls, data)
+        member._value_ = "label"
+        return member
+
+
+def test_a_mixin_enum_member_is_written_as_its_value_on_both_paths() -> None:
+    assert codec.dumps({"m": [Label.X]}) == '{"m":["label"]}'
+    assert codec.dumps({"m": [Label.X], "w": 2**64}) == '{"m":["label"],"w":18446744073709551616}'
+
+
 @pytest.mark.parametrize(
     ("value", "taken"),
     [({"e": Odd.NAN}, False), ({"e": Odd.INT_KEY}, False), ({"u": MyUUID(int=1)}, False), ({"e": Odd.FINE}, True)],
