@@ -251,15 +251,22 @@ def test_recency_index_names_stay_within_63_bytes_and_apart() -> None:
     assert recency_index_name("short", "user_id", "ai") == "rx_ai_short_user_id_recent"
 
 
-def test_long_non_ascii_names_get_three_distinct_recency_indexes(dsn: str, stores: list[PostgresStorage]) -> None:
+@pytest.mark.parametrize("table", ["t" * 40, "agent_sessions"])  # past 63 characters; within them, past 63 bytes
+def test_long_non_ascii_names_get_every_index(dsn: str, stores: list[PostgresStorage], table: str) -> None:
     # Two-byte characters: the cut at 63 bytes lands inside one.
-    store = open_store(stores, dsn, schema="é" * 25, table_name="t" * 40)
+    from agno_storage.schema import Flavor
+
+    store = open_store(stores, dsn, schema="é" * 25, table_name=fresh_name(table))
     store.create()
     store.upsert(make_session(Mode.AGENT, "s1", user_id="u"))
     recency = sorted(n for n in index_names(dsn, store.table_name) if n.startswith("rx_"))
     assert len(recency) == 3 and all(len(n.encode()) <= 63 for n in recency), recency
     for end in ("_user_id_recent", "_agent_id_recent", "_all_recent"):
         assert sum(n.endswith(end) for n in recency) == 1, (end, recency)
+    agno = [n for n in index_names(dsn, store.table_name) if n.startswith("ix_")]
+    assert len(agno) == len(store.spec.agno_indexed) and all(len(n.encode()) <= 63 for n in agno), agno
+    shape = store.schema_shape()
+    assert shape is not None and shape.flavor is Flavor.AGNO
     assert store.count(user_id="u") == 1
 
 

@@ -51,10 +51,15 @@ def agno_index_name(table: str, column: str, db_schema: str | None) -> str:
     characters, ``_`` and the last 4 hex digits of its MD5. (Cut by
     PostgreSQL at 63 bytes instead, long names all became one, and
     ``CREATE INDEX IF NOT EXISTS`` skipped every index after the first.)
+    A name still over 63 bytes (non-ASCII) is shortened by bytes.
     """
     name = f"ix_{db_schema}_{table}_{column}" if db_schema else f"ix_{table}_{column}"
     if len(name) > _MAX_IDENTIFIER:
         name = name[: _MAX_IDENTIFIER - 8] + "_" + hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()[-4:]
+    if len(name.encode()) > _MAX_IDENTIFIER:
+        # Within 63 characters but not 63 bytes (SQLAlchemy counts characters; agno fails on such a table):
+        # shortened by bytes, as the recency indexes are, or PostgreSQL would cut them all to one name.
+        return _within_limit("ix", f"{db_schema}_{table}" if db_schema else table, f"_{column}")
     return name
 
 
