@@ -790,6 +790,35 @@ def test_a_bulk_write_inside_a_transaction_takes_no_turn(pg_server: PgServer, st
     assert out == {"caller": "ok", "bulk": "ok"}
 
 
+def test_bulk_writes_inside_transactions_lock_each_batch_in_one_order(
+    pg_server: PgServer, stores: list[PostgresStorage]
+) -> None:
+    """Two transactions bulk-writing the same sessions (one batch each) in opposite orders: each batch locks
+    its rows in session_id order, so neither waits for the other in a cycle."""
+    store = open_store(stores, pg_server.dsn)
+    store.create()
+    ids = [f"k{j:03d}" for j in range(300)]
+    together = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def bulk(order: list[str]) -> None:
+        try:
+            with store.transaction():
+                together.wait(30)
+                store.upsert_many(make_session(Mode.AGENT, sid) for sid in order)
+        except BaseException as exc:
+            failures.append(exc)
+
+    for _ in range(3):
+        threads = [threading.Thread(target=bulk, args=(o,)) for o in (ids, ids[::-1])]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+    assert failures == []
+    assert store.count() == len(ids)
+
+
 def _child_upserts(store: PostgresStorage) -> None:
     store.upsert(make_session(Mode.AGENT, "child"))
     store.close()

@@ -320,6 +320,9 @@ class PostgresStorage(BaseStorage):
             raise invalid_value(exc, self.table_name, self.row_codec.session_id(row)) from exc
 
     def _write_batch(self, conn: psycopg.Connection[Any], statements: Statements, batch: list[list[Any]]) -> int:
+        # Rows locked in session_id order (a stable sort: of one id twice, the later still wins): two
+        # transactions writing the same sessions a batch at a time take them in one order, not in a cycle.
+        batch = sorted(batch, key=self.row_codec.session_id)
         self._trace(statements.upsert, batch)
         with conn.cursor() as cur:
             try:
