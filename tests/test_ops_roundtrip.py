@@ -179,6 +179,25 @@ def test_filters_select_by_user_and_time(tmp_path: Path) -> None:
     assert ids(Filters(since=200, until=500)) == ["s0", "s2"]
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_user_holding_nul_selects_nothing_on_either_engine(url_of: Any, engine: str) -> None:
+    """PostgreSQL text cannot hold U+0000: export and prune of such a user find no session, as on SQLite."""
+    from agno_storage.ops.prune import prune
+
+    url = url_of(engine)
+    table = fill(url, Mode.AGENT, postgres=engine == "postgres")
+    before = read_all(url, table, Mode.AGENT)
+    try:
+        assert len(exported(url, table, Filters(user="a\x00b"))) == 1  # the header line alone
+        with open_database(url) as db:
+            for dry_run in (True, False):
+                summary = prune(db, url, table, 1, user="a\x00b", dry_run=dry_run, now=2**40)
+                assert summary.session_ids == ()
+        assert read_all(url, table, Mode.AGENT) == before
+    finally:
+        drop(url, Mode.AGENT, table)
+
+
 def test_a_bad_line_stops_the_import_and_leaves_nothing_of_its_batch(tmp_path: Path) -> None:
     src = str(tmp_path / "a.db")
     table = fill(src, Mode.TEAM)

@@ -778,3 +778,15 @@ def test_a_postgres_urls_own_options_are_kept_beside_read_only() -> None:
     assert read_only_url("postgresql://u@h/db?password=s3cr+t&sslmode=require").startswith(
         "postgresql://u@h/db?password=s3cr+t&sslmode=require&options="
     )
+
+
+def test_a_filter_holding_nul_finds_nothing_on_either_engine(filled: BaseStorage, serve: Serve) -> None:
+    """PostgreSQL text cannot hold U+0000: no session has such an id or owner, on SQLite as there."""
+    table = filled.table_name
+    with serve(location(filled)) as base:
+        for key in ("user_id", "entity_id"):
+            status, body = get(base, "/api/v1/sessions", table=table, **{key: "a\x00b"})
+            assert (status, body["sessions"]) == (200, []), body
+        for path in ("/api/v1/sessions/a%00b", "/api/v1/sessions/a%00b/history"):
+            status, body = get(base, path, table=table)
+            assert status == 404 and body["error"]["code"] == "not_found", body

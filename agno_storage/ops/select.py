@@ -44,6 +44,8 @@ def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[s
     params: list[Any] = []
     if filters.user == "":
         clauses.append('("user_id" IS NULL OR "user_id" = \'\')')
+    elif filters.user is not None and "\x00" in filters.user and not db.is_sqlite:
+        clauses.append("1 = 0")  # PostgreSQL text cannot hold U+0000: no session is this user's
     elif filters.user is not None:
         clauses.append(f'"user_id" = {ph}')
         params.append(filters.user)

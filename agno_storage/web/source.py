@@ -163,6 +163,8 @@ class TableReader:
 
     def _rows(self, filters: Filters, terms: list[str], params: list[Any], limit: int) -> list[SessionSummary]:
         """Up to ``limit`` summaries newest first: the store's user and entity filters, then ``terms`` (ANDed)."""
+        if self.store._unmatchable(filters.user_id, filters.entity_id):
+            return []
         st = self.store.statements
         where = st.where(False, filter_kind(filters.user_id), filter_kind(filters.entity_id))
         if terms:
@@ -174,6 +176,8 @@ class TableReader:
 
     def get(self, session_id: str, user_id: str | None) -> Session | None:
         """The session with ``session_id`` (owned by ``user_id`` unless None), or None."""
+        if self.store._unmatchable(session_id, user_id):
+            return None
         text = self._select + self.store.statements.where(True, filter_kind(user_id), ANY)
         rows = self.store._query(text, [session_id, user_id] if user_id else [session_id])
         return self.store.row_codec.decode(rows[0]) if rows else None
