@@ -749,6 +749,8 @@ def test_a_sign_in_posted_by_another_sites_page_is_refused(filled: BaseStorage, 
             "same-origin": {"Sec-Fetch-Site": "same-origin"},
             "own origin": {"Origin": f"http://{own}"},
             "through a proxy": {"Origin": "https://agno.example", "X-Forwarded-Host": "agno.example"},
+            "proxy port": {"Origin": "https://agno.example", "X-Forwarded-Host": "agno.example:443"},
+            "rfc 7239": {"Origin": "https://agno.example", "Forwarded": 'for=10.0.0.1;host="agno.example";proto=https'},
             "silent client": {},
         }
         answers = {}
@@ -761,7 +763,7 @@ def test_a_sign_in_posted_by_another_sites_page_is_refused(filled: BaseStorage, 
                 answers[case] = (exc.code, exc.headers.get("set-cookie"))
         for case in ("cross-site", "same-site", "another origin", "origin null"):
             assert answers[case] == (403, None), case
-        for case in ("same-origin", "own origin", "through a proxy", "silent client"):
+        for case in ("same-origin", "own origin", "through a proxy", "proxy port", "rfc 7239", "silent client"):
             status, cookie = answers[case]
             assert status == 303 and cookie is not None and cookie.startswith(f"agno_storage_token={ONE}"), case
 

@@ -340,9 +340,10 @@ def _from_own_page(request: Request) -> bool:
     """Whether a browser says the request comes from this server's own page, or says nothing of it.
 
     ``Sec-Fetch-Site`` where the browser sends it; else ``Origin``, whose
-    host must be the one the request was sent to (``Host``, or the
-    ``X-Forwarded-Host`` a reverse proxy passes on). A client that sends
-    neither (not a browser posting another site's form) is let through.
+    host must be the one the request was sent to (``Host``, or what a
+    reverse proxy passes on in ``X-Forwarded-Host`` or ``Forwarded``;
+    default ports aside). A client that sends neither (not a browser
+    posting another site's form) is let through.
     """
     site = request.headers.get("sec-fetch-site")
     if site is not None:
@@ -350,9 +351,18 @@ def _from_own_page(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    named = request.headers.getlist("host") + request.headers.getlist("x-forwarded-host")
-    hosts = {h.strip().lower() for value in named for h in value.split(",")}
-    return urlsplit(origin).netloc.lower() in hosts
+    parts = urlsplit(origin)
+    default = {"http": ":80", "https": ":443"}.get(parts.scheme.lower(), "")
+
+    def plain(host: str) -> str:  # "Host: example.com:443" names the same origin as "https://example.com"
+        host = host.strip().strip('"').lower()
+        return host[: -len(default)] if default and host.endswith(default) else host
+
+    named = [h for value in request.headers.getlist("host") for h in value.split(",")]
+    named += [h for value in request.headers.getlist("x-forwarded-host") for h in value.split(",")]
+    for value in request.headers.getlist("forwarded"):  # RFC 7239: for=...;host=...;proto=..., ...
+        named += [p.split("=", 1)[1] for p in re.split(r"[;,]", value) if p.strip().lower().startswith("host=")]
+    return plain(parts.netloc) in {plain(h) for h in named}
 
 
 async def login_view(request: Request) -> Response:
