@@ -1,9 +1,10 @@
-"""to-agno3 where sources and target disagree: agno 3's own session under an id, two owners of one id, one
-run id in two sessions; and what the source holds that agno 3 has no place for (summaries with no text,
-times that are not whole seconds), memory counts, a dry run's files, a memory-table row with no id.
+"""to-agno3 where sources and target disagree: agno 3's own session under an id, two owners of one id (1.x
+sessions, a Go Agent's runs), one run id in two sessions, a run id a session gives up; and what the source
+holds that agno 3 has no place for (summaries with no text, times that are not whole seconds), memory
+counts, a dry run's files, a memory-table row with no id.
 
-Sources are written by real agno 1.8.4 (its ``SqliteStorage``); agno 3.1.10
-writes and reads the target in its own venv (devkit/agno3_env.py).
+Sources are written by real agno 1.8.4 (its ``SqliteStorage``), a Go Agent's runs as agno-golang v0.1.6
+writes them (``append_run``); agno 3.1.10 writes and reads the target in its own venv (devkit/agno3_env.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from agno_storage import SqliteStorage
 from agno_storage.agno3 import to_agno3
 from agno_storage.agno3.mapping import own_run_id
 from agno_storage.agno3.memory_table import memory_copy_id
@@ -91,6 +93,22 @@ def _rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def _go_run(db: Path, session_id: str, question: str, user_id: str | None) -> str:
+    """One run a Go Agent writes to ``agent_runs`` (as agno-golang v0.1.6's ``CreateRun``); its id."""
+    store = SqliteStorage(table_name="agent_sessions", db_file=str(db), mode="agent")
+    try:
+        return store.append_run(session_id, question, f"answer to {question}", user_id=user_id).id
+    finally:
+        store.close()
+
+
+def _report(report: Any) -> dict[str, Any]:
+    out: dict[str, Any] = report.to_dict()
+    out.pop("seconds")
+    out.pop("dry_run")
+    return out
 
 
 def test_agno3s_own_session_under_the_same_id_is_never_written_over(tmp_path: Path) -> None:
@@ -287,3 +305,131 @@ def test_a_memory_table_row_with_no_id_is_written_as_the_dry_run_says(tmp_path: 
     assert dry.problems == real.problems and [p for p in real.problems if "no id" in p]
     rows = set(_rows(dst, "SELECT memory_id, user_id FROM agno_memories"))
     assert rows == {(memory_copy_id("u", "no id"), "u"), ("5", "u2")}
+
+
+@pytest.mark.parametrize("row", ["alice", None, "no row"])
+def test_go_runs_of_another_user_are_left_out_of_the_session(tmp_path: Path, row: str | None) -> None:
+    """An owned row takes the Go runs of its owner and of no user; an ownerless row takes them all; with no
+    row, the user the first runs name owns the session (as conversation.belongs and runs_by_user read them)."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    if row != "no row":
+        _put(src, "agent", "go-1", row, {"runs": [_run("r0", "alice's 1.x question", "a")]})
+    _go_run(src, "go-1", "alice asks", "alice")
+    bobs = [_go_run(src, "go-1", "bob's secret", "bob"), _go_run(src, "go-1", "bob again", "bob")]
+    _go_run(src, "go-1", "no one asks", None)
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    real = to_agno3(str(src), str(dst))
+    asked = [r[0] for r in _rows(dst, "SELECT json_extract(run_data, '$.input.input_content') FROM agno_runs")]
+    owner = _rows(dst, "SELECT user_id FROM agno_sessions WHERE session_id = 'go-1'")[0][0]
+    if row is None:  # no owner: every run is the session's, and no one owns it in agno 3 either
+        assert owner is None and "bob's secret" in asked and real.total("skipped") == 0
+        return
+    assert owner == "alice" and "bob's secret" not in asked and "bob again" not in asked
+    assert {"alice asks", "no one asks"} <= set(asked)
+    for report in (dry, real):
+        assert report.modes["go_agent_runs"].skipped == 1 and report.total("runs") == len(asked)
+        (problem,) = [p for p in report.problems if "'bob'" in p]
+        assert all(repr(run_id) in problem for run_id in bobs) and "left out" in problem
+    read = _agno3_reads(dst, "go-1")
+    assert read["go-1"]["user_id"] == "alice" and {r[1] for r in read["go-1"]["runs"]} == {"alice"}
+    again = to_agno3(str(src), str(dst))
+    assert again.total("unchanged") == 1 and again.modes["go_agent_runs"].skipped == 1
+
+
+@pytest.mark.parametrize("other", ["1.x session", "go runs"])
+def test_a_session_an_earlier_build_merged_another_users_runs_into_is_written_again_without_them(
+    tmp_path: Path, other: str
+) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    _put(src, "team", "S", "alice", {"runs": [_run("t1", "alice asks the team", "ta", team_id="crew")]})
+    if other == "1.x session":
+        _put(src, "agent", "S", "bob", {"runs": [_run("b1", "bob's private question", "ba")]})
+        merged = "b1"
+    else:
+        merged = _go_run(src, "S", "bob's private question", "bob")
+    to_agno3(str(src), str(dst))
+    # What a build that merged owners left: bob's run in alice's session, its metadata naming it.
+    conn = sqlite3.connect(dst)
+    conn.execute("CREATE TEMP TABLE bob AS SELECT * FROM agno_runs WHERE run_id = 't1'")
+    conn.execute(
+        "UPDATE bob SET run_id = ?, run_index = 1,"
+        " run_data = json_set(run_data, '$.run_id', ?, '$.input.input_content', 'bob''s private question')",
+        (merged, merged),
+    )
+    conn.execute("INSERT INTO agno_runs SELECT * FROM bob")
+    (metadata,) = conn.execute("SELECT metadata FROM agno_sessions WHERE session_id = 'S'").fetchone()
+    data = json.loads(metadata)
+    data["agno_v1"]["run_ids"].append(merged)
+    conn.execute("UPDATE agno_sessions SET metadata = ? WHERE session_id = 'S'", (json.dumps(data),))
+    conn.commit()
+    conn.close()
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    real = to_agno3(str(src), str(dst))
+    for report in (dry, real):
+        assert (report.total("sessions"), report.total("runs_removed"), report.total("skipped")) == (1, 1, 1)
+    assert _rows(dst, "SELECT session_id, run_id, user_id FROM agno_runs") == [("S", "t1", "alice")]
+    read = _agno3_reads(dst, "S")
+    assert [r[2] for r in read["S"]["runs"]] == [["alice asks the team", "ta"]]
+    assert to_agno3(str(src), str(dst)).total("unchanged") == 1
+
+
+def test_runs_removed_counts_the_runs_deleted_of_a_session_with_a_run_under_its_own_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    shared = _run("R", "q", "a")
+    _put(src, "agent", "A", "u1", {"runs": [shared]})
+    _put(src, "agent", "B", "u1", {"runs": [shared]})
+    to_agno3(str(src), str(dst))
+    before = set(_rows(dst, "SELECT session_id, run_id FROM agno_runs"))
+    # Both go on in 1.x: the one holding R under an id of its own keeps it, and deletes nothing.
+    _put(src, "agent", "A", "u1", {"runs": [shared, _run("R2", "q2", "a2")]})
+    _put(src, "agent", "B", "u1", {"runs": [shared, _run("R3", "q3", "a3")]})
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    assert main(["to-agno3", str(src), str(dst)]) == 0
+    after = set(_rows(dst, "SELECT session_id, run_id FROM agno_runs"))
+    assert before <= after and len(after) == 4 and dry.total("runs_removed") == 0
+    assert "deleted" not in capsys.readouterr().out
+    # Both start again without R: each deletes its copy, counted once.
+    _put(src, "agent", "A", "u1", {"runs": [_run("R2", "q2", "a2")]})
+    _put(src, "agent", "B", "u1", {"runs": [_run("R3", "q3", "a3")]})
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    real = to_agno3(str(src), str(dst))
+    assert dry.total("runs_removed") == real.total("runs_removed") == 2
+    assert set(_rows(dst, "SELECT session_id, run_id FROM agno_runs")) == {("A", "R2"), ("B", "R3")}
+
+
+@pytest.mark.parametrize("batch_size", [1, 200])
+def test_a_run_id_a_session_deletes_is_free_for_a_later_session_in_dry_and_real_runs(
+    tmp_path: Path, batch_size: int
+) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    # "s-b" comes first in the plan: made first, and first of the two when made within the same second.
+    _put(src, "agent", "s-b", "u1", {"runs": [_run("R", "q", "a")]})
+    to_agno3(str(src), str(dst))
+    _put(src, "agent", "s-b", "u1", {"runs": [_run("R3", "q3", "a3")]})  # started again: R is gone
+    _put(src, "agent", "s-a", "u1", {"runs": [_run("R", "q", "a")]})  # another session holds R now
+    dry = to_agno3(str(src), str(dst), dry_run=True, batch_size=batch_size)
+    real = to_agno3(str(src), str(dst), batch_size=batch_size)
+    assert dry.problems == real.problems == []
+    assert _report(dry) == _report(real)
+    assert (real.total("sessions"), real.total("runs"), real.total("runs_removed")) == (2, 2, 1)
+    assert set(_rows(dst, "SELECT session_id, run_id FROM agno_runs")) == {("s-b", "R3"), ("s-a", "R")}
+
+
+def test_a_memory_table_row_a_session_wrote_a_newer_copy_of_is_counted_alike_by_a_dry_run(tmp_path: Path) -> None:
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    _put(src, "agent", "s1", "u", {"runs": [_run("r1", "q", "a")], "memories": [{"memory": "likes tea"}]})
+    conn = sqlite3.connect(src)
+    conn.execute(
+        "CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at TEXT, updated_at TEXT)"
+    )
+    # No id: the id of the sessions' copy, which is newer (the session's time).
+    conn.execute("INSERT INTO memory VALUES (NULL, 'u', ?, 1600000000, 1600000000)", (str({"memory": "likes tea"}),))
+    conn.commit()
+    conn.close()
+    dry = to_agno3(str(src), str(dst), dry_run=True)
+    real = to_agno3(str(src), str(dst))
+    assert _report(dry) == _report(real)
+    assert real.modes["memory_table"].unchanged == 1 and real.total("memories") == 1
+    assert _rows(dst, "SELECT user_id, memory FROM agno_memories") == [("u", '"likes tea"')]

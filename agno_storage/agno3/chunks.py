@@ -45,15 +45,36 @@ class ModeCount:
     memories: int = 0
     summaries: int = 0
     unchanged: int = 0
-    #: Runs an earlier migration wrote that the source no longer holds (deleted from ``agno_runs``).
+    #: Runs an earlier migration wrote with a session that it no longer holds in the source, or that are
+    #: another user's (deleted from ``agno_runs``).
     runs_removed: int = 0
     #: Sessions not written, each named in the report's problems: DST holds agno 3's own session under the
-    #: id, or the session is another user's than the one of the same id in another 1.x table.
+    #: id, or the session is another user's than the one of the same id in another 1.x table; under
+    #: ``go_agent_runs``, one per user whose Go runs were left out of another user's session.
     skipped: int = 0
 
     def add(self, other: ModeCount) -> None:
         for field in attrs.fields(ModeCount):
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+@attrs.frozen
+class SessionRuns:
+    """Of one session a batch writes: what the migrating process needs to settle its runs' ids and deletions."""
+
+    #: The source mode label the session is counted under.
+    label: str
+    #: Its run ids as mapped, in order (before a run another session holds gets an id of its own).
+    run_ids: tuple[str, ...]
+    #: The runs an earlier migration wrote with it that it may delete once it no longer holds them (those no
+    #: other session holds now); empty for a session DST does not hold.
+    before: tuple[str, ...] = ()
+
+
+def stale_runs(before: Sequence[str], run_ids: Sequence[str]) -> tuple[str, ...]:
+    """Of ``before`` (:attr:`SessionRuns.before`), the runs a session written with ``run_ids`` deletes."""
+    ours = set(run_ids)
+    return tuple(r for r in before if r not in ours)
 
 
 @attrs.define
@@ -62,14 +83,16 @@ class ChunkResult:
 
     ``memories`` are not counted here: the copies several sessions hold of one
     memory are one row, so the migrating process counts them
-    (``memory_rows``) across the batches.
+    (``memory_rows``) across the batches. Nor is ``runs_removed``: which
+    runs a session keeps depends on which ids other sessions hold, which
+    the migrating process settles (``sessions``).
     """
 
     encoded: list[Encoded] = attrs.field(factory=list)
     counts: dict[str, ModeCount] = attrs.field(factory=dict)
     problems: list[str] = attrs.field(factory=list)
-    #: Of each session to write, in order: its run ids (also on a dry run).
-    run_ids: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: Of each session to write, in order: its runs (also on a dry run).
+    sessions: dict[str, SessionRuns] = attrs.field(factory=dict)
     #: Of each memory to write: (source mode label, memory_id, updated_at).
     memory_rows: list[tuple[str, str, int | None]] = attrs.field(factory=list)
 
@@ -289,21 +312,23 @@ def map_chunk(
                 " it); left alone, not migrated"
             )
             continue
-        if _unchanged(before, session_stamp, sources, go_runs) and not (before is not None and before.elsewhere):
+        # Written again though its source is unchanged: it lost a run to another session (builds before
+        # 2026-12), or holds another user's runs that a build merging owners wrote into it.
+        redo = before is not None and bool(before.elsewhere or set(mapped.left_out_runs).intersection(before.run_ids))
+        if _unchanged(before, session_stamp, sources, go_runs) and not redo:
             count.unchanged += 1
             continue
+        deletable: tuple[str, ...] = ()
         if before is not None:
-            ours = set(run_ids)
             # A run another session holds now is not this session's to delete.
-            stale = tuple(r for r in before.run_ids if r not in ours and r not in before.elsewhere)
-            mapped = attrs.evolve(mapped, stale_runs=stale, rewrite=True)
-            count.runs_removed += len(stale)
+            deletable = tuple(r for r in before.run_ids if r not in before.elsewhere)
+            mapped = attrs.evolve(mapped, stale_runs=stale_runs(deletable, run_ids), rewrite=True)
         count.sessions += 1
         count.runs += len(mapped.runs)
         count.summaries += mapped.summaries
         result.problems.extend(mapped.problems)
-        result.run_ids[sid] = tuple(run_ids)
         label = mapped.sources[0]
+        result.sessions[sid] = SessionRuns(label=label, run_ids=tuple(run_ids), before=deletable)
         result.memory_rows.extend((label, m.memory_id, m.updated_at) for m in mapped.memories)
         if rows is not None:
             # Encoded now, one session at a time: the batch then holds rows, not the mapped dicts.
@@ -320,10 +345,12 @@ __all__ = [
     "GoRuns",
     "ModeCount",
     "PlanItem",
+    "SessionRuns",
     "Source",
     "SourceSpec",
     "earlier_stamps",
     "map_chunk",
     "open_table",
+    "stale_runs",
     "stamp",
 ]

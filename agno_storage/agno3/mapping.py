@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ import attrs
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
 from agno_storage.agno3.memory_table import local_epoch, memory_copy_id
+from agno_storage.agno3.owners import GO_AGENT_RUNS, Owners, split_owners
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped, make_converter
 from agno_storage.agno3.runs import (
     KEEP_KEY,
@@ -35,9 +37,6 @@ from agno_storage.agno3.runs import (
 )
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode, Session
-
-#: A Go Agent's runs, read from its ``agent_runs`` table (not a 1.x mode).
-GO_AGENT_RUNS = "go_agent_runs"
 
 SESSION_TYPES = {
     Mode.AGENT: "agent",
@@ -204,27 +203,15 @@ def map_session(
     ``metadata["agno_v1"]["also"]``. Owners are never merged: the session's
     user is the first source's that has one, and a source of another user is
     left out (``Mapped.left_out``). ``go_runs`` are a Go Agent's runs of this
-    session, oldest first. ``taken`` maps run ids that other sessions hold to
-    those sessions: such a run is written under an id of its own
+    session, oldest first; those of a user other than the session's are left
+    out too (:func:`~agno_storage.agno3.owners.split_owners`). ``taken`` maps
+    run ids that other sessions hold to those sessions: such a run is written under an id of its own
     (:func:`own_run_id`), its id kept in its ``metadata["agno_v1"]["run_id"]``.
     """
     ordered = sorted(sources, key=lambda s: SOURCE_ORDER.index(s.MODE))
-    owned = next((s for s in ordered if s.user_id), None)
-    owner = owned.user_id if owned is not None else None
-    left_out = tuple(
-        (
-            s.MODE.value,
-            f"{s.MODE.value} session {session_id!r} belongs to user {s.user_id!r}, the"
-            f" {owned.MODE.value if owned else ''} session under the same id to user {owner!r}:"
-            " owners are not merged, so it was left out (not migrated)",
-        )
-        for s in ordered
-        if s.user_id and s.user_id != owner
-    )
-    if left_out:
-        ordered = [s for s in ordered if not s.user_id or s.user_id == owner]
+    owners = split_owners(session_id, ordered, go_runs)
+    ordered, go_runs, user_id = list(owners.sources), owners.go_runs, owners.user_id
     head = ordered[0] if ordered else None
-    user_id = owner or next((r.user_id for r in go_runs if r.user_id), None)
     created = _created(head, go_runs)
     builder = RunBuilder(session_id=session_id, user_id=user_id or None, created_at=created)
     keep: dict[str, Any] = {}
@@ -239,45 +226,14 @@ def map_session(
         labels.append(label)
         own_keep: dict[str, Any] = {}
         memory = source.memory
-        runs = _source_runs(source)
         foreign = foreign_run_sessions(memory, source.session_id)
         if foreign:
             builder.problems.append(
                 f"{label} session {session_id!r}: memory.runs also holds runs of sessions {', '.join(map(repr, foreign))}"
                 " (agno saved them when the agent or team moved to this session); left out: they are those sessions'"
             )
+        own_keep.update(_add_runs(builder, source, step_parents))
         kind = _KIND[source.MODE]
-        for i, raw in enumerate(runs):
-            raw = unwrap(raw, kind)
-            if not isinstance(raw, Mapping):
-                own_keep.setdefault("runs", {})[str(i)] = raw
-                builder.problems.append(f"{label} session {session_id!r}: run {i} is not an object; kept in metadata")
-                continue
-            run_kind = kind
-            if kind == "agent" and raw.get("team_id") and not raw.get("agent_id"):
-                run_kind = "team"
-            own_id = raw.get("run_id")
-            # The fallback id (a uuid5) only for a run without one: made for every run it was a tenth of the mapping.
-            fallback = own_id if isinstance(own_id, str) and own_id else make_id("run", label, session_id, i)
-            data, members = convert_run(raw, run_kind, session_id, fallback, user_id)
-            if data["run_id"] in builder.ids:
-                continue  # the same run, seen through another table (a v2 step agent's session)
-            for member in members:
-                if member["run_id"] not in builder.ids:
-                    builder.add(
-                        member,
-                        "team" if member.get("team_id") and not member.get("agent_id") else "agent",
-                        member.get("parent_run_id"),
-                    )
-            parent = step_parents.get(data["run_id"])
-            if parent is not None:
-                data["parent_run_id"] = parent
-            builder.add(data, run_kind, parent)
-            if kind == "workflow":
-                for step in raw.get("step_responses") or []:
-                    response = step.get("response") if isinstance(step, Mapping) else None
-                    if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
-                        step_parents[response["run_id"]] = data["run_id"]
         entity = (source.entity_id if kind == "agent" else None, source.entity_id if kind == "team" else None)
         found, other, legacy, times = _memories(memory, source, entity)
         memories += found
@@ -320,12 +276,73 @@ def map_session(
             if go.id in builder.ids:
                 continue
             builder.add(_go_run(go, session_id, user_id, head), "agent", None)
+    own_ids = frozenset(builder.ids)
     if taken:
         _rename_taken(builder, taken)
     mapped = _assemble(session_id, head, ordered, builder, keep, labels, memories, summary, summaries, go_runs)
-    if legacy_memories or left_out:
-        mapped = attrs.evolve(mapped, legacy_memories=tuple(legacy_memories), left_out=left_out)
+    if legacy_memories or owners.left_out:
+        mapped = attrs.evolve(
+            mapped,
+            legacy_memories=tuple(legacy_memories),
+            left_out=owners.left_out,
+            left_out_runs=_left_out_run_ids(session_id, owners, own_ids),
+        )
     return mapped
+
+
+def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]) -> dict[str, Any]:
+    """Add ``source``'s runs (and their member runs) to ``builder``; the run items that are not objects, by index."""
+    label = source.MODE.value
+    session_id = builder.session_id
+    kind = _KIND[source.MODE]
+    unfit: dict[str, Any] = {}
+    for i, raw in enumerate(_source_runs(source)):
+        raw = unwrap(raw, kind)
+        if not isinstance(raw, Mapping):
+            unfit[str(i)] = raw
+            builder.problems.append(f"{label} session {session_id!r}: run {i} is not an object; kept in metadata")
+            continue
+        run_kind = kind
+        if kind == "agent" and raw.get("team_id") and not raw.get("agent_id"):
+            run_kind = "team"
+        own_id = raw.get("run_id")
+        # The fallback id (a uuid5) only for a run without one: made for every run it was a tenth of the mapping.
+        fallback = own_id if isinstance(own_id, str) and own_id else make_id("run", label, session_id, i)
+        data, members = convert_run(raw, run_kind, session_id, fallback, builder.user_id)
+        if data["run_id"] in builder.ids:
+            continue  # the same run, seen through another table (a v2 step agent's session)
+        for member in members:
+            if member["run_id"] not in builder.ids:
+                builder.add(
+                    member,
+                    "team" if member.get("team_id") and not member.get("agent_id") else "agent",
+                    member.get("parent_run_id"),
+                )
+        parent = step_parents.get(data["run_id"])
+        if parent is not None:
+            data["parent_run_id"] = parent
+        builder.add(data, run_kind, parent)
+        if kind == "workflow":
+            for step in raw.get("step_responses") or []:
+                response = step.get("response") if isinstance(step, Mapping) else None
+                if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
+                    step_parents[response["run_id"]] = data["run_id"]
+    return {"runs": unfit} if unfit else {}
+
+
+def _left_out_run_ids(session_id: str, owners: Owners, kept: AbstractSet[str]) -> tuple[str, ...]:
+    """The ids a build that merged owners gave the runs left out (with the ids it gave them when renamed).
+
+    A session such a build wrote holds them in DST; they are deleted when it is written again.
+    """
+    builder = RunBuilder(session_id=session_id, user_id=None, created_at=0)
+    for source in owners.dropped:
+        _add_runs(builder, source, {})
+    out: dict[str, None] = {}
+    for run_id in [r.run_id for r in builder.runs] + [r.id for r in owners.go_dropped]:
+        if run_id not in kept:  # a run the session holds too is its own
+            out.update({run_id: None, own_run_id(session_id, run_id): None})
+    return tuple(out)
 
 
 def own_run_id(session_id: str, run_id: str) -> str:

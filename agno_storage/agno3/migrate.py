@@ -21,7 +21,7 @@ import attrs
 
 from agno_storage import urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
-from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk
+from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk, stale_runs
 from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter, own_run_id
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row, memory_copy_id
 from agno_storage.agno3.records import Agno3Memory, Previous
@@ -183,8 +183,8 @@ def to_agno3(
         done = 0
         tally = _Tally()
         for chunk, result in zip(chunks, results, strict=True):
-            _resolve_run_clashes(result, chunk, source, lookup, writer, tally)
-            _count_memories(result, lookup, report, tally)
+            _settle_runs(result, chunk, source, lookup, writer, tally)
+            _count_memories(result, lookup, report, tally, dry_run)
             _write(result, writer, report)
             done += len(chunk)
             if progress is not None:
@@ -212,15 +212,28 @@ def _previous(lookup: Writer | TargetReader | None, chunk: Sequence[PlanItem]) -
 
 @attrs.define
 class _Tally:
-    """What the migrating process remembers across batches."""
+    """What the migrating process remembers across batches.
+
+    A real run's writes are in DST when the next batch is looked at; a dry
+    run writes nothing, so it remembers what it would have written (``runs``,
+    ``written``, ``gone``) and the next batches look there first: both then
+    decide the same way.
+    """
 
     #: Memory id -> the source mode label that counted it: each memory row is counted once.
     memories: dict[str, str] = attrs.field(factory=dict)
     #: Run id -> session, of the runs a dry run would have written so far (a real run's are in DST).
     runs: dict[str, str] = attrs.field(factory=dict)
+    #: Run id -> session, of the runs sessions written so far deleted (the source lost them). Another
+    #: session written later may take such an id: in DST it is free by then.
+    released: dict[str, str] = attrs.field(factory=dict)
+    #: Memory id -> updated_at, of the memory rows a dry run would have written so far.
+    written: dict[str, int | None] = attrs.field(factory=dict)
+    #: Memory ids whose rows a dry run would have deleted so far.
+    gone: set[str] = attrs.field(factory=set)
 
 
-def _resolve_run_clashes(
+def _settle_runs(
     result: ChunkResult,
     chunk: Sequence[PlanItem],
     source: Source,
@@ -228,27 +241,35 @@ def _resolve_run_clashes(
     writer: Writer | None,
     tally: _Tally,
 ) -> None:
-    """Give a run whose id another session holds (in DST, in an earlier batch, earlier in this one) an id of its own.
+    """Give a run whose id another session holds an id of its own; count the runs each session deletes.
 
     ``agno_runs`` holds a run id once, so writing it would move the run out
-    of the session that has it. The session is mapped again here with those
-    ids taken (:func:`map_session`): the run keeps its id in its
-    ``metadata["agno_v1"]["run_id"]``, and the report names it. Counts do
-    not change: the same runs are written.
+    of the session that has it: in DST, or written earlier in this run (an
+    earlier batch, earlier in this one). A run DST holds in a session
+    written earlier in this run that no longer holds it is deleted by then,
+    so its id is free. Sessions are settled in the plan's order, whatever
+    the batches: a dry run and a real run, of any batch size, decide alike.
+    A session with such a run is mapped again here with those ids taken
+    (:func:`map_session`): the run keeps its id in its
+    ``metadata["agno_v1"]["run_id"]``, and the report names it. The runs it
+    deletes (``runs_removed``) are those it wrote before and holds under
+    none of its final ids.
     """
-    wanted = [r for ids in result.run_ids.values() for r in ids]
-    if not wanted:
-        return
+    wanted = [r for runs in result.sessions.values() for r in runs.run_ids]
     try:
-        owners = lookup.run_owners(wanted) if lookup is not None else {}
+        owners = lookup.run_owners(wanted) if (lookup is not None and wanted) else {}
     except Exception as exc:  # the driver's own error
         raise driver_error(exc, "reading which sessions hold the runs of a batch in agno_runs") from exc
     claimed: dict[str, str] = {}
     items = {item[0]: item for item in chunk}
-    for sid, ids in list(result.run_ids.items()):
+    for sid, runs in result.sessions.items():
         clashes = {}
-        for run_id in ids:
-            holder = owners.get(run_id) or claimed.get(run_id) or tally.runs.get(run_id)
+        for run_id in runs.run_ids:
+            holder = claimed.get(run_id) or tally.runs.get(run_id)
+            if holder is None:
+                holder = owners.get(run_id)
+                if holder is not None and tally.released.get(run_id) == holder:
+                    holder = None  # that session deleted it, earlier in this run
             if holder is not None and holder != sid:
                 clashes[run_id] = holder
         for run_id, holder in clashes.items():
@@ -260,15 +281,41 @@ def _resolve_run_clashes(
             redone = map_chunk(source, [items[sid]], _previous(lookup, [items[sid]]), rows_for(writer.engine), clashes)
             at = next(i for i, e in enumerate(result.encoded) if e.session_id == sid)
             result.encoded[at] = redone.encoded[0]
-        ids = tuple(own_run_id(sid, r) if r in clashes else r for r in ids)
-        result.run_ids[sid] = ids
-        claimed.update(dict.fromkeys(ids, sid))
+        ids = tuple(own_run_id(sid, r) if r in clashes else r for r in runs.run_ids)
+        stale = stale_runs(runs.before, ids)
+        result.counts.setdefault(runs.label, ModeCount()).runs_removed += len(stale)
+        for run_id in ids:
+            claimed[run_id] = sid
+            tally.released.pop(run_id, None)
+        tally.released.update(dict.fromkeys(stale, sid))
     if writer is None:
         tally.runs.update(claimed)
 
 
+def _memory_stamps(lookup: Writer | TargetReader | None, memory_ids: list[str], tally: _Tally) -> dict[str, int | None]:
+    """``updated_at`` of each of ``memory_ids`` in ``agno_memories``, as this run left it so far (a dry run's too)."""
+    asked = [m for m in memory_ids if m not in tally.written and m not in tally.gone]
+    try:
+        found = lookup.memory_stamps(asked) if (lookup is not None and asked) else {}
+    except Exception as exc:
+        raise driver_error(exc, "reading what an earlier migration left in agno_memories") from exc
+    found.update({m: tally.written[m] for m in memory_ids if m in tally.written})
+    return found
+
+
+def _would_write(tally: _Tally, memory_id: str, stamp: int | None, there: dict[str, int | None]) -> None:
+    """Remember a dry run's write of a memory row as the writer's upsert applies it (the newer one is kept)."""
+    if memory_id in there:
+        held = there[memory_id]
+        if held is not None and (stamp is None or stamp < held):
+            return
+    tally.written[memory_id] = stamp
+    tally.gone.discard(memory_id)
+    there[memory_id] = stamp
+
+
 def _count_memories(
-    result: ChunkResult, lookup: Writer | TargetReader | None, report: Agno3Report, tally: _Tally
+    result: ChunkResult, lookup: Writer | TargetReader | None, report: Agno3Report, tally: _Tally, dry_run: bool
 ) -> None:
     """Count each memory row the batch adds or makes newer once, under the source mode that first held it.
 
@@ -276,20 +323,25 @@ def _count_memories(
     holds with the same or a later ``updated_at`` is not counted (the
     writer keeps the later one).
     """
-    fresh = {mid: (label, stamp) for label, mid, stamp in result.memory_rows if mid not in tally.memories}
-    if not fresh:
+    if not result.memory_rows:
         return
-    try:
-        there = lookup.memory_stamps(list(fresh)) if lookup is not None else {}
-    except Exception as exc:
-        raise driver_error(exc, "reading what an earlier migration left in agno_memories") from exc
-    for mid, (label, stamp) in fresh.items():
-        if mid in there:
-            held = there[mid]
-            if stamp is None or (held is not None and held >= stamp):
-                continue
-        tally.memories[mid] = label
-        report.modes.setdefault(label, ModeCount()).memories += 1
+    newest: dict[str, tuple[str, int | None]] = {}
+    for label, mid, stamp in result.memory_rows:
+        if mid in newest:
+            first, held = newest[mid]
+            if stamp is not None and (held is None or stamp > held):
+                newest[mid] = (first, stamp)
+        else:
+            newest[mid] = (label, stamp)
+    there = _memory_stamps(lookup, [m for m in newest if dry_run or m not in tally.memories], tally)
+    for mid, (label, stamp) in newest.items():
+        if mid not in tally.memories:
+            held = there.get(mid)
+            if mid not in there or (stamp is not None and (held is None or held < stamp)):
+                tally.memories[mid] = label
+                report.modes.setdefault(label, ModeCount()).memories += 1
+        if dry_run:
+            _would_write(tally, mid, stamp, there)
 
 
 def _open_writer(target: urls.Target, schema: str | None) -> Writer:
@@ -366,10 +418,10 @@ def _migrate_memory_table(
             label = tally.memories.pop(copy, None)
             if label is not None:
                 report.modes[label].memories -= 1
-        try:
-            stamps = lookup.memory_stamps([m.memory_id for m in pending]) if lookup is not None else {}
-        except Exception as exc:
-            raise driver_error(exc, "reading what an earlier migration left in agno_memories") from exc
+            if writer is None:
+                tally.written.pop(copy, None)
+                tally.gone.add(copy)
+        stamps = _memory_stamps(lookup, [m.memory_id for m in pending], tally)
         fresh = []
         for memory in pending:
             if memory.memory_id in stamps:
@@ -381,6 +433,9 @@ def _migrate_memory_table(
             if memory.memory_id not in tally.memories:
                 tally.memories[memory.memory_id] = MEMORY_TABLE
                 count.memories += 1
+        if writer is None:
+            for memory in fresh:
+                _would_write(tally, memory.memory_id, memory.updated_at, stamps)
         if writer is not None and fresh:
             try:
                 writer.write_memories(fresh)

@@ -82,8 +82,11 @@ class Mapped:
     rewrite: bool = False
     #: The ids builds before 2026-12 gave this session's id-less memories (one row per session and place).
     legacy_memories: tuple[str, ...] = ()
-    #: Source sessions under this id that were not merged into it (another user's): (mode label, why).
+    #: Source records under this id that were not merged into it (another user's 1.x session, or Go runs,
+    #: one per user): (source label, why).
     left_out: tuple[tuple[str, str], ...] = ()
+    #: The ids a build that merged owners gave the runs of ``left_out`` (deleted where DST holds them here).
+    left_out_runs: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -56,7 +56,7 @@ def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
     if removed:
         lines.append(
             f"{'would delete' if report.dry_run else 'deleted'} {removed} runs an earlier run wrote"
-            " that SRC no longer holds"
+            " that their session no longer holds in SRC, or that are another user's"
         )
     lines.append(
         f"{verb} {totals[0]} sessions, {totals[1]} runs, {totals[2]} memories to {shown(dst)}"
