@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -49,3 +50,26 @@ def finishes(call: Callable[[], Any], within: float = HANG_S) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+def run_together(targets: Iterable[Callable[[], Any]], within: float = HANG_S) -> None:
+    """Start a thread for each of ``targets`` and wait for them all (each at most ``within`` seconds)."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(within)
+
+
+def write_run_as_another_program(
+    conn: sqlite3.Connection, run_id: str, verb: str = "INSERT OR REPLACE", **changes: Any
+) -> None:
+    """Write again the ``agent_runs`` row ``run_id`` with ``changes``, by a plain statement (``verb``), as a
+    program that knows nothing of this store would."""
+    row = conn.execute("SELECT * FROM agent_runs WHERE id = ?", (run_id,)).fetchone()
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(agent_runs)")]
+    values = dict(zip(columns, row, strict=True)) | changes
+    conn.execute(
+        f"{verb} INTO agent_runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+        list(values.values()),
+    )

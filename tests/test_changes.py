@@ -11,6 +11,7 @@ import pytest
 from agno_storage import AgentSession, InvalidInputError, SqliteStorage, StorageError
 from agno_storage.changes import Change
 from tests.agno_runner import close_storages, run_in_new_process, run_turn
+from tests.support import write_run_as_another_program
 from tests.test_go_upstream import USER, go_agent, go_cmds, go_team  # noqa: F401
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -101,32 +102,18 @@ def test_a_go_run_moved_to_another_session_by_replace_is_a_change_of_both(tmp_pa
     first = store.append_run("go-a", "kestrels", "ok", user_id="u")
     store.enable_changes()
     with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT * FROM agent_runs WHERE id = ?", (first.id,)).fetchone()
-        columns = [r[1] for r in conn.execute("PRAGMA table_info(agent_runs)")]
-        values = dict(zip(columns, row, strict=True)) | {"session_id": "go-b"}
-        conn.execute(
-            f"INSERT OR REPLACE INTO agent_runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
-            list(values.values()),
-        )
+        write_run_as_another_program(conn, first.id, session_id="go-b")
     conn.close()
     assert ops(store.changes()) == [("agent_runs", "go-a", "update"), ("agent_runs", "go-b", "insert")]
     assert [c.session_id for c in store.changes(user_id="u")] == ["go-a", "go-b"]
     with sqlite3.connect(db) as conn:  # the run's id again, for go-c, and ignored: go-b loses nothing
-        ignored = values | {"session_id": "go-c"}
-        conn.execute(
-            f"INSERT OR IGNORE INTO agent_runs ({', '.join(ignored)}) VALUES ({', '.join('?' for _ in ignored)})",
-            list(ignored.values()),
-        )
+        write_run_as_another_program(conn, first.id, "INSERT OR IGNORE", session_id="go-c")
     conn.close()
     assert ops(store.changes())[2:] == [("agent_runs", "go-b", "update")]  # to re-read, not gone
     assert store.history("go-b") and store.history("go-c") == []
     before = len(store.changes(user_id="u"))
     with sqlite3.connect(db) as conn:  # the run handed to another user within its session: both owners told
-        handed = values | {"user_id": "v"}
-        conn.execute(
-            f"INSERT OR REPLACE INTO agent_runs ({', '.join(handed)}) VALUES ({', '.join('?' for _ in handed)})",
-            list(handed.values()),
-        )
+        write_run_as_another_program(conn, first.id, user_id="v")
     conn.close()
     assert [(c.session_id, c.op) for c in store.changes(user_id="u")][before:] == [("go-b", "update")]
     assert [c.session_id for c in store.changes(user_id="v")] == ["go-b"]

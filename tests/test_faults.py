@@ -238,6 +238,18 @@ def test_a_truncated_database_raises_database_corrupt(tmp_path: Path) -> None:
         store.list()
 
 
+def _lose(path: Path, how: str) -> None:
+    """Delete the database at ``path`` (with its WAL), and if ``how`` is "replaced" put another file there,
+    holding the session "other", as another program might while the store has it open."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        other = SqliteStorage(TABLE, db_file=path.with_name("other.db"))
+        other.upsert(_session("other"))
+        other.close()
+        os.replace(path.with_name("other.db"), path)
+
+
 @pytest.mark.parametrize("write", ["upsert", "upsert_many", "delete"])
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 def test_a_write_to_a_deleted_or_replaced_file_is_refused_then_goes_to_the_new_file(
@@ -246,13 +258,7 @@ def test_a_write_to_a_deleted_or_replaced_file_is_refused_then_goes_to_the_new_f
     path = tmp_path / "moving.db"
     store = SqliteStorage(TABLE, db_file=path)
     store.upsert(_session("before"))
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    if how == "replaced":
-        other = SqliteStorage(TABLE, db_file=tmp_path / "other.db")
-        other.upsert(_session("other"))
-        other.close()
-        os.replace(tmp_path / "other.db", path)
+    _lose(path, how)
     with pytest.raises(DatabaseReplacedError):
         if write == "upsert":
             store.upsert(_session("lost?"))
@@ -277,13 +283,7 @@ def test_a_new_threads_first_write_to_a_deleted_or_replaced_file_is_refused_too(
     path = tmp_path / "moving.db"
     store = SqliteStorage(TABLE, db_file=path)
     store.upsert(_session("before"))
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    if how == "replaced":
-        other = SqliteStorage(TABLE, db_file=tmp_path / "other.db")
-        other.upsert(_session("other"))
-        other.close()
-        os.replace(tmp_path / "other.db", path)
+    _lose(path, how)
     errors: list[BaseException] = []
 
     def write() -> None:

@@ -37,7 +37,7 @@ from agno_storage.modes import ColumnKind, spec
 from agno_storage.urls import open_storage, postgres_conninfo
 from tests.pgserver import PgServer, require_pg
 from tests.sessions import make_session
-from tests.support import finishes
+from tests.support import finishes, run_together
 
 try:
     import psycopg
@@ -746,11 +746,7 @@ def test_bulk_writes_of_the_same_sessions_in_other_orders_do_not_deadlock(
             except BaseException as exc:
                 failures.append(exc)
 
-    threads = [threading.Thread(target=bulk, args=(n,)) for n in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(120)
+    run_together([lambda n=n: bulk(n) for n in range(4)], within=120)
     assert failures == []
     assert store.count() == len(ids)
 
@@ -810,11 +806,7 @@ def test_bulk_writes_inside_transactions_lock_each_batch_in_one_order(
             failures.append(exc)
 
     for _ in range(3):
-        threads = [threading.Thread(target=bulk, args=(o,)) for o in (ids, ids[::-1])]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(120)
+        run_together([lambda: bulk(ids), lambda: bulk(ids[::-1])], within=120)
     assert failures == []
     assert store.count() == len(ids)
 

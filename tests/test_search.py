@@ -24,6 +24,7 @@ from agno_storage import (
 )
 from agno_storage.conversation import make_converter
 from tests.agno_runner import TABLES, close_storages, run_turn
+from tests.support import write_run_as_another_program
 from tests.test_go_upstream import USER, go_agent, go_cmds, go_team  # noqa: F401
 
 CONVERTER = make_converter()
@@ -1033,13 +1034,7 @@ def test_a_go_run_moved_to_another_session_by_replace_leaves_the_index(tmp_path:
     store.enable_search()
     conn = sqlite3.connect(db)
     if how == "insert or replace":
-        row = conn.execute("SELECT * FROM agent_runs WHERE id = ?", (first.id,)).fetchone()
-        columns = [r[1] for r in conn.execute("PRAGMA table_info(agent_runs)")]
-        values = dict(zip(columns, row, strict=True)) | {"session_id": "go-b"}
-        conn.execute(
-            f"INSERT OR REPLACE INTO agent_runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
-            list(values.values()),
-        )
+        write_run_as_another_program(conn, first.id, session_id="go-b")
     else:
         other = conn.execute("SELECT id FROM agent_runs WHERE session_id = 'go-b'").fetchone()[0]
         conn.execute("UPDATE OR REPLACE agent_runs SET id = ? WHERE id = ?", (first.id, other))
