@@ -47,7 +47,9 @@ _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/]*@"
 _SECRET_KEYS = frozenset({"password", "sslpassword"})
 # One setting of a libpq key=value string: its key, and its value bare (a backslash escapes the next
 # character) or quoted. Read pair by pair, so "password=" inside another setting's quoted value is no key.
-_SETTING = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
+# A key starts the string or follows whitespace: never in the middle of a word (a file name such as
+# "backup.password=1.db"), and each place is tried once, so the scan stays linear.
+_SETTING = re.compile(r"(?:^|(?<=\s))([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
 
 
@@ -90,6 +92,8 @@ def postgres_conninfo(db_url: object, what: str = "db_url") -> str:
 
     Raises InvalidInputError for a URL of another engine.
     """
+    if isinstance(db_url, str) and db_url != db_url.strip() and is_url(db_url.strip()):
+        raise InvalidInputError(f"{what} has spaces around it: {shown(db_url)}")
     if isinstance(db_url, str) and db_url and not is_url(db_url):
         return db_url
     target = parse(db_url, what)
@@ -110,6 +114,9 @@ def without_password(url: str) -> str:
     ``sslpassword`` settings, in a URL's query (keys percent-decoded) or a
     ``key=value`` connection string.
     """
+    stripped = url.lstrip()
+    if stripped is not url and stripped != url:  # " postgresql://..." is a URL to whoever reads the message
+        return url[: len(url) - len(stripped)] + without_password(stripped)
     if not is_url(url):
         if "=" not in url or "/" in url.split("=", 1)[0]:
             return url  # a path, with "password=" in a file name perhaps: no settings

@@ -101,6 +101,10 @@ def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch
         ("data/password=1.db", "data/password=1.db"),
         ("postgresql://ada@db/app?password=s3#cret", "postgresql://ada@db/app?password=***"),  # libpq: no fragment
         ("host=db application_name='x password=y' dbname=app", "host=db application_name='x password=y' dbname=app"),
+        ("backup.password=2024.db", "backup.password=2024.db"),  # file names, not settings
+        ("notes-password=old.db", "notes-password=old.db"),
+        ("C:\\data\\password=1.db", "C:\\data\\password=1.db"),
+        (" postgresql://ada:s3cret@db/app", " postgresql://ada:***@db/app"),
     ],
 )
 def test_without_password_masks_only_a_password(url: str, shown: str) -> None:
@@ -128,6 +132,12 @@ def test_no_error_message_shows_a_password(call: Any) -> None:
     with pytest.raises(InvalidInputError) as caught:
         call()
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_url_with_spaces_around_it_is_refused_without_its_password() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        postgres_conninfo(" postgresql://ada:s3cret@db/app")
+    assert "s3cret" not in str(caught.value) and "spaces" in str(caught.value)
 
 
 def test_a_keyword_connection_string_whose_password_holds_a_scheme_is_not_taken_for_a_url() -> None:
