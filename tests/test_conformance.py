@@ -642,3 +642,16 @@ def test_a_filter_holding_nul_matches_nothing_on_either_engine(make_store: Store
     store.enable_changes()
     assert store.changes(user_id=nul) == []
     assert store.read("s1") is not None  # nothing above touched the session
+
+
+def test_a_bulk_write_refused_for_several_sessions_names_the_first_in_the_callers_order(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store("agent")
+    store.upsert(make_session(Mode.AGENT, "k5", user_id="u"))
+    store.upsert(make_session(Mode.AGENT, "k4", user_id="w"))
+    batch = [make_session(Mode.AGENT, sid, user_id="v") for sid in ("k9", "k5", "k4")]
+    with pytest.raises(OwnershipError) as caught:
+        store.upsert_many(batch)
+    assert caught.value.session_id == "k5"
+    assert store.read("k9") is None  # nothing of the batch was written

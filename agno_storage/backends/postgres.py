@@ -322,11 +322,12 @@ class PostgresStorage(BaseStorage):
     def _write_batch(self, conn: psycopg.Connection[Any], statements: Statements, batch: list[list[Any]]) -> int:
         # Rows locked in session_id order (a stable sort: of one id twice, the later still wins): two
         # transactions writing the same sessions a batch at a time take them in one order, not in a cycle.
-        batch = sorted(batch, key=self.row_codec.session_id)
-        self._trace(statements.upsert, batch)
+        # A refused row is looked for in the caller's order, as on SQLite.
+        ordered = sorted(batch, key=self.row_codec.session_id)
+        self._trace(statements.upsert, ordered)
         with conn.cursor() as cur:
             try:
-                cur.executemany(statements.upsert, batch)
+                cur.executemany(statements.upsert, ordered)
             except (psycopg.DataError, UnicodeEncodeError) as exc:
                 raise invalid_value(exc, self.table_name, None) from exc
             if cur.rowcount != len(batch):
