@@ -18,7 +18,7 @@ import builtins
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
@@ -31,6 +31,7 @@ from agno_storage.schema import AGENT_RUNS_TABLE, identify_mode, quote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
+    from agno_storage.backends.sqlite import SqliteStorage
 
 #: The table's name, fixed by agno-golang whatever the sessions table is called.
 TABLE: Final = AGENT_RUNS_TABLE
@@ -136,6 +137,8 @@ def append_run(
     with store.transaction() as conn:
         for statement in create_statements(store.table_name):
             conn.execute(statement)
+        # The header is read now: a file that was empty when the store opened it may have been made UTF-16.
+        cast("SqliteStorage", store)._check_encoding(conn.execute("PRAGMA encoding").fetchone()[0])
         conn.execute(
             "INSERT INTO agent_runs (\nid, session_id, user_id, run_name, run_data, user_message, \n"
             "agent_message, messages, metrics, created_at, updated_at\n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

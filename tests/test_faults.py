@@ -532,9 +532,12 @@ def test_an_empty_file_another_program_makes_utf16_after_the_store_opened_it_is_
             conn.execute(statement)
     conn.close()
     with pytest.raises(StorageError, match="UTF-16le"):
+        store.append_run("go-1", "hello", "hi")  # a Go Agent's run, through its own table
+    with pytest.raises(StorageError, match="UTF-16le"):
         store.upsert(_session("s1"))
     with pytest.raises(StorageError, match="UTF-16le"):
         store.read("s1")
     with sqlite3.connect(path) as conn:
         assert conn.execute(f'SELECT COUNT(*) FROM "{TABLE}"').fetchone() == (0,)
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'agent_runs'").fetchall()
     conn.close()
