@@ -792,3 +792,9 @@ def test_a_filter_holding_nul_finds_nothing_on_either_engine(filled: BaseStorage
         for path in ("/api/v1/sessions/a%00b", "/api/v1/sessions/a%00b/history"):
             status, body = get(base, path, table=table)
             assert status == 404 and body["error"]["code"] == "not_found", body
+        cursor = encode_cursor(Cursor(created_at=2**40, session_id="a\x00b"))
+        status, body = get(base, "/api/v1/sessions", table=table, cursor=cursor)
+        if isinstance(filled, SqliteStorage):  # a session of that id could be there: the page after it
+            assert status == 200, body
+        else:  # no session of PostgreSQL's has it: no page ended there
+            assert status == 400 and "handed out" in body["error"]["message"], body
