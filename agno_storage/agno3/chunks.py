@@ -22,6 +22,7 @@ from agno_storage import codec, fingerprint, urls
 from agno_storage.agent_runs import ALL_COLUMNS as GO_RUN_COLUMNS
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
+from agno_storage.agno3.owners import GO_AGENT_RUNS
 from agno_storage.agno3.records import Encoded, Previous
 from agno_storage.agno3.writer import Rows
 from agno_storage.backends.base import BaseStorage
@@ -49,9 +50,11 @@ class ModeCount:
     #: another user's (deleted from ``agno_runs``).
     runs_removed: int = 0
     #: Sessions not written, each named in the report's problems: DST holds agno 3's own session under the
-    #: id, or the session is another user's than the one of the same id in another 1.x table; under
-    #: ``go_agent_runs``, one per user whose Go runs were left out of another user's session.
+    #: id, or the session is another user's than the one of the same id in another 1.x table.
     skipped: int = 0
+    #: Under ``go_agent_runs``: the users whose Go runs were left out (not migrated) of a session another user
+    #: owns, once per session and user, each named with the runs' ids in the report's problems.
+    users_left_out: int = 0
 
     def add(self, other: ModeCount) -> None:
         for field in attrs.fields(ModeCount):
@@ -297,7 +300,11 @@ def map_chunk(
         mapped = map_session(sid, sources, go_runs, taken)
         for label, problem in mapped.left_out:
             # Said on every run, not only when the session is written: that source is never migrated.
-            result.counts.setdefault(label, ModeCount()).skipped += 1
+            left_out = result.counts.setdefault(label, ModeCount())
+            if label == GO_AGENT_RUNS:  # one user's runs, not a session: the session itself is migrated
+                left_out.users_left_out += 1
+            else:
+                left_out.skipped += 1
             result.problems.append(problem)
         run_ids = [r.run_id for r in mapped.runs]
         keep = mapped.session.metadata[KEEP_KEY]
@@ -313,8 +320,15 @@ def map_chunk(
             )
             continue
         # Written again though its source is unchanged: it lost a run to another session (builds before
-        # 2026-12), or holds another user's runs that a build merging owners wrote into it.
-        redo = before is not None and bool(before.elsewhere or set(mapped.left_out_runs).intersection(before.run_ids))
+        # 2026-12), holds another user's runs that a build merging owners wrote into it, or DST gives it to
+        # another user than the owner rule does now (a build with another rule wrote it). A session mapped to
+        # no owner is not: agno 3 gives it to the first user who resumes it, and it is that user's now.
+        owner = mapped.session.user_id
+        redo = before is not None and bool(
+            before.elsewhere
+            or set(mapped.left_out_runs).intersection(before.run_ids)
+            or (owner is not None and before.user_id != owner)
+        )
         if _unchanged(before, session_stamp, sources, go_runs) and not redo:
             count.unchanged += 1
             continue

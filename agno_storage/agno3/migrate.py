@@ -60,8 +60,8 @@ class Agno3Report:
     #: Source tables read, and those not there.
     tables: dict[str, str] = attrs.field(factory=dict)
     missing: list[str] = attrs.field(factory=list)
-    #: What could not be mapped as it was (kept in metadata, or written under an id of its own), and the
-    #: sessions not written (``ModeCount.skipped``), each named here.
+    #: What could not be mapped as it was (kept in metadata, or written under an id of its own), the sessions
+    #: not written (``ModeCount.skipped``) and the Go runs left out (``ModeCount.users_left_out``), each named here.
     problems: list[str] = attrs.field(factory=list)
     seconds: float = 0.0
 

@@ -42,13 +42,14 @@ def split_owners(session_id: str, ordered: Sequence[Session], go_runs: Sequence[
     """Split the records of ``session_id`` by owner: ``ordered`` 1.x sessions (the first names the session) and Go runs.
 
     The owner is the first 1.x session's user that has one; a 1.x session of
-    another user is left out. Go runs under a 1.x session row follow
-    :func:`agno_storage.conversation.belongs`: an owned session takes the
-    runs with no user and its owner's, an ownerless one takes them all (and
-    stays ownerless if they name several users). Go runs with no row are
-    grouped by user as :func:`agno_storage.conversation.runs_by_user` groups
-    them: the user the first of them names owns the session, with the runs
-    that name no user, and the other users' runs are left out.
+    another user is left out. Under an owned session row the Go runs follow
+    :func:`agno_storage.conversation.belongs`: the runs with no user and the
+    owner's are the session's. With no owned row (an ownerless row, or none)
+    they are grouped by user as :func:`agno_storage.conversation.runs_by_user`
+    groups them: the user the first of them names owns the session, with the
+    ownerless rows and the runs that name no user. Any other user's runs are
+    left out: agno 3 gives an ownerless session to whoever resumes it first,
+    who would then be shown every user's runs.
     """
     owned = next((s for s in ordered if s.user_id), None)
     owner = owned.user_id if owned is not None else None
@@ -63,19 +64,21 @@ def split_owners(session_id: str, ordered: Sequence[Session], go_runs: Sequence[
         )
         for s in dropped
     ]
-    runs_owner = owner
-    if runs_owner is None and not kept:
-        runs_owner = next((r.user_id for r in go_runs if r.user_id), None)
+    runs_owner = owner if owner is not None else next((r.user_id for r in go_runs if r.user_id), None)
     go_kept: tuple[GoAgentRun, ...] = tuple(go_runs)
     go_dropped: tuple[GoAgentRun, ...] = ()
     if runs_owner is not None:
         go_kept = tuple(r for r in go_runs if not r.user_id or r.user_id == runs_owner)
         go_dropped = tuple(r for r in go_runs if r.user_id and r.user_id != runs_owner)
-    whose = (
-        f"the {owned.MODE.value} session under the same id belongs to user {owner!r}"
-        if owned is not None
-        else f"the session's first Go runs name user {runs_owner!r}, who owns it"
-    )
+    if owned is not None:
+        whose = f"the {owned.MODE.value} session under the same id belongs to user {owner!r}"
+    elif kept:
+        whose = (
+            f"the {kept[0].MODE.value} session under the same id has no owner and its first Go runs name"
+            f" user {runs_owner!r}, who owns it"
+        )
+    else:
+        whose = f"the session's first Go runs name user {runs_owner!r}, who owns it"
     by_user: dict[str, list[str]] = {}
     for run in go_dropped:
         by_user.setdefault(str(run.user_id), []).append(run.id)
@@ -87,10 +90,8 @@ def split_owners(session_id: str, ordered: Sequence[Session], go_runs: Sequence[
         )
         for user, ids in by_user.items()
     ]
-    named = {r.user_id for r in go_kept if r.user_id}
-    user_id = owner or (next(iter(named)) if len(named) == 1 else None)
     return Owners(
-        user_id=user_id,
+        user_id=runs_owner,
         sources=kept,
         go_runs=go_kept,
         dropped=dropped,

@@ -120,6 +120,8 @@ class Previous:
     migrated: bool = True
     #: Of ``run_ids``, those another session holds now (a build before 2026-12 moved them there): written again.
     elsewhere: tuple[str, ...] = ()
+    #: The session's ``user_id`` there; when it is not the owner mapped now, the session is written again.
+    user_id: str | None = None
 
 
 #: One row of a Go Agent's ``agent_runs`` table, as it is stored (JSON columns as text).

@@ -88,7 +88,7 @@ class Writer(Protocol):
         """Make the missing tables, indexes and version stamps."""
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
-        """For each of ``session_ids`` already in ``agno_sessions``: what an earlier migration left there."""
+        """For each of ``session_ids`` already in ``agno_sessions``: its owner, and what an earlier migration left there."""
 
     def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
         """For each of ``run_ids`` already in ``agno_runs``: the session holding it."""
@@ -234,24 +234,25 @@ def _check_existing(table: str, names: set[str], where: str) -> None:
         )
 
 
-def _previous_of(metadata: Any) -> Previous:
-    """The stamp and run ids an earlier migration kept in a session's metadata.
+def _previous_of(user_id: Any, metadata: Any) -> Previous:
+    """The owner a session row holds, and the stamp and run ids an earlier migration kept in its metadata.
 
     A session with no stamp there was not written by a migration: agno 3 made
     it (``migrated`` False), and it is never written over.
     """
+    owner = user_id if isinstance(user_id, str) else None
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
         except ValueError:
-            return Previous(stamp=None, run_ids=(), migrated=False)
+            return Previous(stamp=None, run_ids=(), migrated=False, user_id=owner)
     keep = metadata.get(KEEP_KEY) if isinstance(metadata, dict) else None
     stamp = keep.get("stamp") if isinstance(keep, dict) else None
     if not isinstance(keep, dict) or not isinstance(stamp, str):
-        return Previous(stamp=None, run_ids=(), migrated=False)
+        return Previous(stamp=None, run_ids=(), migrated=False, user_id=owner)
     run_ids = keep.get("run_ids")
     ids = tuple(r for r in run_ids if isinstance(r, str)) if isinstance(run_ids, list) else ()
-    return Previous(stamp=stamp, run_ids=ids)
+    return Previous(stamp=stamp, run_ids=ids, user_id=owner)
 
 
 _MEMORY_STAMPS_SQL = f"SELECT memory_id, updated_at FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id IN ({{marks}})"  # noqa: S608
@@ -288,18 +289,18 @@ def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str], runs:
     for start in range(0, len(session_ids), 500):
         chunk = list(session_ids[start : start + 500])
         marks = ", ".join("?" for _ in chunk)
-        sql = f"SELECT session_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
-        for sid, metadata in conn.execute(sql, chunk):
-            out[sid] = _previous_of(metadata)
+        sql = f"SELECT session_id, user_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
+        for sid, user_id, metadata in conn.execute(sql, chunk):
+            out[sid] = _previous_of(user_id, metadata)
     return _with_elsewhere(conn, out, "", "?") if runs else out
 
 
 def _postgres_previous(conn: Any, prefix: str, session_ids: Sequence[str], runs: bool = True) -> dict[str, Previous]:
     if not session_ids:
         return {}
-    sql = f"SELECT session_id, metadata FROM {prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
+    sql = f"SELECT session_id, user_id, metadata FROM {prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
     rows = conn.execute(sql, (list(session_ids),)).fetchall()
-    found = {sid: _previous_of(metadata) for sid, metadata in rows}
+    found = {sid: _previous_of(user_id, metadata) for sid, user_id, metadata in rows}
     return _with_elsewhere(conn, found, prefix, "%s") if runs else found
 
 

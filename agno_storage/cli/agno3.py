@@ -64,6 +64,9 @@ def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
     )
     if skipped:
         lines.append(f"{skipped} sessions not migrated (each named above)")
+    left_out = report.total("users_left_out")
+    if left_out:  # runs, not sessions: the sessions they were left out of were migrated, counted in the table
+        lines.append(f"Go runs of another user left out: {left_out} (one per session and user, each named above)")
     return lines
 
 
