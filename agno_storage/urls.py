@@ -40,16 +40,17 @@ Target: TypeAlias = SqliteTarget | PostgresTarget
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 # What makes a string a URL rather than a path or a libpq key=value string: a scheme before "://".
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-# A URL's user:password@. The password runs to the last "@" before the path (libpq reads "?" and "#" in it
-# as part of it; masking to the last "@" hides at least as much as any reader takes).
-_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/]*@")
+# A URL's user:password@. libpq reads "?" and "#" in the user and the password as part of them; the password
+# runs to the last "@" before the path (masking to it hides at least as much as any reader takes).
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/]*@")
 # The libpq settings that hold a secret.
 _SECRET_KEYS = frozenset({"password", "sslpassword"})
 # One setting of a libpq key=value string: its key, and its value bare (a backslash escapes the next
 # character) or quoted. Read pair by pair, so "password=" inside another setting's quoted value is no key.
-# A key starts the string or follows whitespace: never in the middle of a word (a file name such as
-# "backup.password=1.db"), and each place is tried once, so the scan stays linear.
-_SETTING = re.compile(r"(?:^|(?<=\s))([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
+# A key starts the string or follows whitespace or a closing quote (libpq needs no space after one): never
+# the middle of a word (a file name such as "backup.password=1.db"), and each place is tried once, so the
+# scan stays linear.
+_SETTING = re.compile(r"(?:^|(?<=[\s']))([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
 
 
@@ -81,6 +82,8 @@ def parse(url: object, what: str = "a database URL") -> Target:
 def parse_location(text: object) -> Target:
     """Like :func:`parse`, but a string without ``://`` is the path of a SQLite file (as the CLI takes it)."""
     if isinstance(text, str) and not is_url(text):
+        if is_url(text.strip()):
+            raise InvalidInputError(f"a database URL has spaces around it: {shown(text)}")
         if not text:
             raise InvalidInputError("a database path must not be empty")
         return SqliteTarget(path=text)

@@ -105,6 +105,10 @@ def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch
         ("notes-password=old.db", "notes-password=old.db"),
         ("C:\\data\\password=1.db", "C:\\data\\password=1.db"),
         (" postgresql://ada:s3cret@db/app", " postgresql://ada:***@db/app"),
+        ("host='db'password=s3cret", "host='db'password=***"),  # libpq needs no space after a quote
+        ("host=db password='x'sslpassword=s3cret", "host=db password=***sslpassword=***"),
+        ("postgresql://a#b:s3cret@db/app", "postgresql://a#b:***@db/app"),  # libpq: # and ? in the user too
+        ("postgresql://us?er:s3cret@db/app", "postgresql://us?er:***@db/app"),
     ],
 )
 def test_without_password_masks_only_a_password(url: str, shown: str) -> None:
@@ -134,9 +138,10 @@ def test_no_error_message_shows_a_password(call: Any) -> None:
     assert "s3cret" not in str(caught.value)
 
 
-def test_a_url_with_spaces_around_it_is_refused_without_its_password() -> None:
+@pytest.mark.parametrize("call", [postgres_conninfo, parse_location])
+def test_a_url_with_spaces_around_it_is_refused_without_its_password(call: Any) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        postgres_conninfo(" postgresql://ada:s3cret@db/app")
+        call(" postgresql://ada:s3cret@db/app")
     assert "s3cret" not in str(caught.value) and "spaces" in str(caught.value)
 
 

@@ -798,3 +798,5 @@ def test_a_filter_holding_nul_finds_nothing_on_either_engine(filled: BaseStorage
             assert status == 200, body
         else:  # no session of PostgreSQL's has it: no page ended there
             assert status == 400 and "handed out" in body["error"]["message"], body
+        status, _, html = get_page(base, f"/?table={table}&cursor={cursor}")  # the page says so as a page
+        assert status == (200 if isinstance(filled, SqliteStorage) else 400) and "<html" in html.lower()

@@ -146,6 +146,9 @@ class Server:
             if filters.user_id is not None and filters.user_id != who.user_id:
                 raise HttpError(403, "forbidden", "this token may only read its own user's sessions")
             filters = attrs.evolve(filters, user_id=who.user_id)
+        if cursor is not None and reader.store._unmatchable(cursor.session_id):
+            # No session of this engine has such an id (PostgreSQL text holds no U+0000): no page ended there.
+            raise HttpError(400, "bad_request", "the cursor is not one this server handed out", table=reader.name)
         return self.read(reader, lambda: reader.page(filters, cursor, limit))
 
     def session(self, reader: TableReader, who: Principal, session_id: str) -> Session:
