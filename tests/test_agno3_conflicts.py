@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agno_storage import SqliteStorage
-from agno_storage.agno3 import to_agno3
+from agno_storage.agno3 import ddl, to_agno3
 from agno_storage.agno3.mapping import own_run_id
 from agno_storage.agno3.memory_table import memory_copy_id
 from agno_storage.cli import main
@@ -378,13 +378,14 @@ def test_a_session_dst_gives_another_owner_than_the_rule_is_written_again(
     tmp_path: Path, engine: str, request: pytest.FixtureRequest
 ) -> None:
     """A session whose owner in DST is not the one the owner rule gives now (a build with another rule wrote it)
-    is written again though its source is unchanged; one the rule gives no owner keeps the user agno 3 gave it."""
+    is written again though its source is unchanged; one the rule gives no owner keeps the user agno 3 gave it
+    when it resumed it (agno 3 writes that session's metadata anew: it is written again once, with its stamp)."""
     src = tmp_path / "agno1.db"
     _put(src, "agent", "S", "alice", {"runs": [_run("r1", "alice asks", "a")]})
     _put(src, "agent", "N", None, {"runs": [_run("n1", "no one asks", "a")]})
     dst, options = str(tmp_path / "agno3.db"), {}
-    if engine == "postgres":
-        dst, options = request.getfixturevalue("pg_server").dsn, {"dst_schema": "owner_rule"}
+    if engine == "postgres":  # agno 3's PostgresDb (the resume below) reads schema ai
+        dst, options = request.getfixturevalue("pg_server").dsn, {"dst_schema": "ai"}
 
     def dst_sql(sql: str) -> list[tuple[Any, ...]]:
         if engine == "sqlite":
@@ -393,19 +394,75 @@ def test_a_session_dst_gives_another_owner_than_the_rule_is_written_again(
         import psycopg
 
         with psycopg.connect(dst) as pg:
-            cur = pg.execute(sql.format(schema="owner_rule."))
+            cur = pg.execute(sql.format(schema="ai."))
             return cur.fetchall() if cur.description else []
 
+    if engine == "postgres":
+        for table in reversed(ddl.TABLE_ORDER):
+            dst_sql(f"DROP TABLE IF EXISTS {{schema}}{table}")
     to_agno3(str(src), dst, **options)
     # S as a build with another owner rule wrote it; N as agno 3 leaves it when carol resumes it.
-    dst_sql("UPDATE {schema}agno_sessions SET user_id = CASE session_id WHEN 'S' THEN 'bob' ELSE 'carol' END")
+    dst_sql("UPDATE {schema}agno_sessions SET user_id = 'bob' WHERE session_id = 'S'")
+    agno3_env.resume("agent", dst, "N", "carol", "helper", "carol resumes")
+    ((user, metadata),) = dst_sql("SELECT user_id, metadata FROM {schema}agno_sessions WHERE session_id = 'N'")
+    assert (user, metadata in (None, "null")) == ("carol", True)  # agno 3 wrote no stamp
     dry = to_agno3(str(src), dst, dry_run=True, **options)
     real = to_agno3(str(src), dst, **options)
     for report in (dry, real):
-        assert (report.modes["agent"].sessions, report.modes["agent"].unchanged) == (1, 1)
+        assert (report.total("sessions"), report.total("unchanged"), report.total("skipped")) == (2, 0, 0)
+        assert not [p for p in report.problems if "agno 3's own" in p]
+        assert [p for p in report.problems if "'N'" in p and "'carol' resumed it" in p]
     owners = dict(dst_sql("SELECT session_id, user_id FROM {schema}agno_sessions"))
     assert owners == {"S": "alice", "N": "carol"}
+    asked_sql = "SELECT run_data #>> '{{input,input_content}}' FROM {schema}agno_runs WHERE session_id = 'N'"
+    if engine == "sqlite":
+        asked_sql = "SELECT json_extract(run_data, '$.input.input_content') FROM agno_runs WHERE session_id = 'N'"
+    asked = dst_sql(asked_sql)
+    assert sorted(a for (a,) in asked) == ["carol resumes", "no one asks"]
     assert to_agno3(str(src), dst, **options).modes["agent"].unchanged == 2
+    seen = json.dumps(agno3_env.resume("agent", dst, "N", "carol", "helper", "carol again")["calls"])
+    assert "no one asks" in seen and "carol resumes" in seen
+    assert to_agno3(str(src), dst, **options).modes["agent"].unchanged == 2
+
+
+def test_a_session_agno3_gave_another_user_than_the_owner_rules_is_left_as_agno3_holds_it(
+    tmp_path: Path,
+) -> None:
+    """agno 3 writes the metadata of an ownerless session anew when it gives it to the user who resumes it (carol);
+    its runs still show a migration wrote it. The owner rules give it to alice: written again as hers, alice would
+    be shown carol's turns, and agno 3 would give it back to carol at her next turn. So it is left as agno 3
+    holds it, on every rerun, and the report says so (not that agno 3 made it)."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    _put(src, "agent", "S", None, {"runs": [_run("r0", "ownerless 1.x question", "a")]})
+    alices = _go_run(src, "S", "alice asks", "alice")
+    bobs = _go_run(src, "S", "bob's secret", "bob")
+    to_agno3(str(src), str(dst))
+    # What a build that kept every Go run under an ownerless row left: no owner, bob's run in the session.
+    conn = sqlite3.connect(dst)
+    conn.execute("UPDATE agno_sessions SET user_id = NULL")
+    conn.execute("UPDATE agno_runs SET user_id = NULL")
+    conn.execute("CREATE TEMP TABLE bob AS SELECT * FROM agno_runs WHERE run_id = ?", (alices,))
+    conn.execute(
+        "UPDATE bob SET run_id = ?, run_index = 2,"
+        " run_data = json_set(run_data, '$.run_id', ?, '$.input.input_content', 'bob''s secret')",
+        (bobs, bobs),
+    )
+    conn.execute("INSERT INTO agno_runs SELECT * FROM bob")
+    conn.commit()
+    conn.close()
+    agno3_env.resume("agent", str(dst), "S", "carol", "helper", "carol's turn")
+    assert _rows(dst, "SELECT user_id, metadata FROM agno_sessions") == [("carol", "null")]
+    held = _rows(dst, "SELECT * FROM agno_runs ORDER BY run_id")
+    for report in (
+        to_agno3(str(src), str(dst), dry_run=True),
+        to_agno3(str(src), str(dst)),
+        to_agno3(str(src), str(dst)),
+    ):
+        assert (report.total("sessions"), report.total("runs_removed"), report.total("skipped")) == (0, 0, 1)
+        assert not [p for p in report.problems if "agno 3's own" in p]
+        assert [p for p in report.problems if "gave it to user 'carol'" in p and "to user 'alice'" in p]
+    assert _rows(dst, "SELECT user_id, metadata FROM agno_sessions") == [("carol", "null")]
+    assert _rows(dst, "SELECT * FROM agno_runs ORDER BY run_id") == held
 
 
 def test_the_cli_counts_the_sessions_not_migrated_apart_from_the_go_runs_left_out(

@@ -122,6 +122,11 @@ class Previous:
     elsewhere: tuple[str, ...] = ()
     #: The session's ``user_id`` there; when it is not the owner mapped now, the session is written again.
     user_id: str | None = None
+    #: Of a session with no stamp (``migrated`` False): the ids of its runs in ``agno_runs``. agno 3 replaces
+    #: the metadata of a session it gives to the user who resumes it; the runs a migration wrote stay.
+    held: tuple[str, ...] = ()
+    #: Of ``held``: the runs that carry a migration's ``metadata["agno_v1"]``.
+    marked: tuple[str, ...] = ()
 
 
 #: One row of a Go Agent's ``agent_runs`` table, as it is stored (JSON columns as text).

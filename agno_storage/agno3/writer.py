@@ -237,8 +237,9 @@ def _check_existing(table: str, names: set[str], where: str) -> None:
 def _previous_of(user_id: Any, metadata: Any) -> Previous:
     """The owner a session row holds, and the stamp and run ids an earlier migration kept in its metadata.
 
-    A session with no stamp there was not written by a migration: agno 3 made
-    it (``migrated`` False), and it is never written over.
+    A session with no stamp there is taken for agno 3's own (``migrated``
+    False) unless its runs show a migration wrote it (:func:`~agno_storage.agno3.chunks.map_chunk`
+    reads ``Previous.held``).
     """
     owner = user_id if isinstance(user_id, str) else None
     if isinstance(metadata, str):
@@ -283,6 +284,31 @@ def _with_elsewhere(cur: Any, found: dict[str, Previous], prefix: str, mark: str
     return found
 
 
+#: A run carries a migration's mark when its ``run_data`` holds an object at this path (SQLite / PostgreSQL).
+_MARK_PATH = f"$.metadata.{KEEP_KEY}"
+_MARK_KEYS = ["metadata", KEEP_KEY]
+_HELD_SQLITE = (
+    f"SELECT session_id, run_id, CASE WHEN json_valid(run_data) THEN json_type(run_data, ?) END = 'object' FROM {ddl.RUNS}"  # noqa: S608
+    " WHERE session_id IN ({marks}) ORDER BY run_index, created_at, run_id"
+)
+_HELD_POSTGRES = (
+    f"SELECT session_id, run_id, jsonb_typeof(run_data #> %s) = 'object' FROM {{prefix}}{ddl.RUNS}"  # noqa: S608
+    " WHERE session_id = ANY(%s) ORDER BY run_index, created_at, run_id"
+)
+
+
+def _with_held(found: dict[str, Previous], rows: Sequence[tuple[str, str, Any]]) -> dict[str, Previous]:
+    """``found`` with the runs (``held``, ``marked``) that ``rows`` (session_id, run_id, marked) give its unstamped sessions."""
+    held: dict[str, list[tuple[str, bool]]] = {}
+    for sid, run_id, marked in rows:
+        held.setdefault(sid, []).append((run_id, bool(marked)))
+    for sid, runs in held.items():
+        found[sid] = attrs.evolve(
+            found[sid], held=tuple(r for r, _ in runs), marked=tuple(r for r, marked in runs if marked)
+        )
+    return found
+
+
 def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str], runs: bool = True) -> dict[str, Previous]:
     """What ``agno_sessions`` holds of ``session_ids``; ``runs``: whether there is an ``agno_runs`` to look in."""
     out: dict[str, Previous] = {}
@@ -292,7 +318,14 @@ def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str], runs:
         sql = f"SELECT session_id, user_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
         for sid, user_id, metadata in conn.execute(sql, chunk):
             out[sid] = _previous_of(user_id, metadata)
-    return _with_elsewhere(conn, out, "", "?") if runs else out
+    if not runs:
+        return out
+    unstamped = [sid for sid, p in out.items() if not p.migrated]
+    for start in range(0, len(unstamped), 500):
+        chunk = unstamped[start : start + 500]
+        sql = _HELD_SQLITE.format(marks=", ".join("?" for _ in chunk))
+        _with_held(out, conn.execute(sql, [_MARK_PATH, *chunk]).fetchall())
+    return _with_elsewhere(conn, out, "", "?")
 
 
 def _postgres_previous(conn: Any, prefix: str, session_ids: Sequence[str], runs: bool = True) -> dict[str, Previous]:
@@ -301,7 +334,13 @@ def _postgres_previous(conn: Any, prefix: str, session_ids: Sequence[str], runs:
     sql = f"SELECT session_id, user_id, metadata FROM {prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
     rows = conn.execute(sql, (list(session_ids),)).fetchall()
     found = {sid: _previous_of(user_id, metadata) for sid, user_id, metadata in rows}
-    return _with_elsewhere(conn, found, prefix, "%s") if runs else found
+    if not runs:
+        return found
+    unstamped = [sid for sid, p in found.items() if not p.migrated]
+    if unstamped:
+        held = conn.execute(_HELD_POSTGRES.format(prefix=prefix), (_MARK_KEYS, unstamped)).fetchall()
+        _with_held(found, held)
+    return _with_elsewhere(conn, found, prefix, "%s")
 
 
 class TargetReader:
