@@ -21,7 +21,7 @@ import attrs
 from agno_storage import codec, fingerprint, urls
 from agno_storage.agent_runs import ALL_COLUMNS as GO_RUN_COLUMNS
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
-from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session, own_run_id
+from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
 from agno_storage.agno3.owners import GO_AGENT_RUNS
 from agno_storage.agno3.records import Encoded, Previous
 from agno_storage.agno3.writer import Rows
@@ -269,24 +269,6 @@ def _unchanged(
     return before.stamp in earlier_stamps(sources, go_runs)
 
 
-def _resumed(before: Previous, session_id: str, run_ids: Sequence[str], left_out_runs: Sequence[str]) -> Previous:
-    """``before`` of a session with no stamp, as migrated (``run_ids``: the runs a migration wrote) if its runs say so.
-
-    agno 3 gives an ownerless session to the user who resumes it and writes
-    its metadata anew, stamp and all; the runs stay. A session holding a run
-    that carries a migration's ``metadata["agno_v1"]``, or whose id is one
-    the migration gives it (``run_ids``, those ids as :func:`own_run_id`
-    makes them, ``left_out_runs``), is a migrated one. Its ``run_ids`` are
-    the runs it holds under such ids only: agno 3 makes the ids of its own
-    runs, so none of them is ever deleted.
-    """
-    given = {*run_ids, *(own_run_id(session_id, r) for r in run_ids), *left_out_runs}
-    ours = tuple(r for r in before.held if r in given)
-    if not ours and not before.marked:
-        return before
-    return attrs.evolve(before, migrated=True, run_ids=ours)
-
-
 def map_chunk(
     source: Source,
     chunk: Sequence[PlanItem],
@@ -331,31 +313,24 @@ def map_chunk(
         count = result.counts.setdefault(mapped.sources[0], ModeCount())
         before = previous.get(sid)
         if before is not None and not before.migrated:
-            before = _resumed(before, sid, run_ids, mapped.left_out_runs)
-            ruled = mapped.session.user_id
-            if before.migrated and ruled not in (None, before.user_id):
-                # agno 3 gave the session to the user who resumed it, the owner rules to another: written again
-                # as the rules', that user would be shown the turns the first took in agno 3, and agno 3 would
-                # give it back at that user's next turn. Left as agno 3 holds it, and said so.
-                count.skipped += 1
-                result.problems.append(
-                    f"{mapped.sources[0]} session {sid!r}: agno 3 gave it to user {before.user_id!r}, who resumed it"
-                    f" in agno 3; the owner rules give it to user {ruled!r}: left as agno 3 holds it, with the runs"
-                    " an earlier migration wrote in it"
-                )
-                continue
-            if before.migrated:
-                result.problems.append(
-                    f"{mapped.sources[0]} session {sid!r}: agno 3 replaced its metadata in DST when user"
-                    f" {before.user_id!r} resumed it, but its runs are a migration's: migrated again, the runs agno 3"
-                    " added kept"
-                )
-        if before is not None and not before.migrated:
             count.skipped += 1
-            result.problems.append(
-                f"{mapped.sources[0]} session {sid!r}: DST holds agno 3's own session {sid!r} (no migration wrote"
-                " it); left alone, not migrated"
-            )
+            if before.marked:
+                # agno 3 gives an ownerless session to the user who resumes it and writes its metadata anew,
+                # stamp and all; the runs a migration wrote stay, with their mark. Written again, agno 3's own
+                # session state and that user's turns would be overwritten or shown to another owner: it is left
+                # as agno 3 holds it, and the report says what it holds.
+                ruled = mapped.session.user_id
+                rules = f"; the owner rules give it to user {ruled!r}" if ruled not in (None, before.user_id) else ""
+                result.problems.append(
+                    f"{mapped.sources[0]} session {sid!r}: a migration wrote it and agno 3 gave it to user"
+                    f" {before.user_id!r}, who resumed it{rules}: left as agno 3 holds it, with the runs a migration"
+                    " wrote in it"
+                )
+            else:
+                result.problems.append(
+                    f"{mapped.sources[0]} session {sid!r}: DST holds agno 3's own session {sid!r} (no migration wrote"
+                    " it); left alone, not migrated"
+                )
             continue
         # Written again though its source is unchanged: it lost a run to another session (builds before
         # 2026-12), holds another user's runs that a build merging owners wrote into it, or DST gives it to
