@@ -125,14 +125,23 @@ def without_password(url: str) -> str:
             return url  # a path, with "password=" in a file name perhaps: no settings
         return _SETTING.sub(_masked_setting, url)  # a libpq key=value string
     text = _USERINFO_PASSWORD.sub(r"\1***@", url, count=1)
-    base, mark, query = text.partition("?")  # settings are in the query; a path may hold "password=" too
-    if not mark:
+    # Settings are in the query, which starts at the first "?" after the userinfo (a user may hold "?", as
+    # libpq reads it); a path may hold "password=" too.
+    start = text.index("://") + 3
+    at = text.find("@", start, _end_of(text.find("/", start), len(text)))
+    question = text.find("?", at + 1 if at != -1 else start)
+    if question == -1:
         return text
+    base, mark, query = text[:question], "?", text[question + 1 :]
     pairs = []
     for pair in query.split("&"):  # libpq reads no fragment: a "#" is part of the value
         key, equals, _ = pair.partition("=")
         pairs.append(f"{key}=***" if equals and unquote(key).strip().lower() in _SECRET_KEYS else pair)
     return base + mark + "&".join(pairs)
+
+
+def _end_of(found: int, default: int) -> int:
+    return default if found == -1 else found
 
 
 def _masked_setting(match: re.Match[str]) -> str:

@@ -109,6 +109,9 @@ def test_every_entry_point_accepts_the_same_spelling(tmp_path: Path, monkeypatch
         ("host=db password='x'sslpassword=s3cret", "host=db password=***sslpassword=***"),
         ("postgresql://a#b:s3cret@db/app", "postgresql://a#b:***@db/app"),  # libpq: # and ? in the user too
         ("postgresql://us?er:s3cret@db/app", "postgresql://us?er:***@db/app"),
+        ("postgresql://us?er@db/app?password=s3cret", "postgresql://us?er@db/app?password=***"),
+        ("postgresql://us?er:pw@db/app?sslpassword=s3cret", "postgresql://us?er:***@db/app?sslpassword=***"),
+        ("postgresql://db?password=s3cret", "postgresql://db?password=***"),  # no user, no path
     ],
 )
 def test_without_password_masks_only_a_password(url: str, shown: str) -> None:
