@@ -339,24 +339,36 @@ def test_go_runs_of_another_user_are_left_out_of_the_session(tmp_path: Path, row
     assert again.total("unchanged") == 1 and again.modes["go_agent_runs"].users_left_out == 1
 
 
-def test_an_ownerless_session_an_earlier_build_wrote_with_several_users_go_runs_is_written_again_as_one_users(
-    tmp_path: Path,
-) -> None:
+def _as_a_build_keeping_every_go_run_left_it(tmp_path: Path, *, runs_owned: bool) -> tuple[Path, Path, str, str]:
+    """(SRC, DST, alice's and bob's run ids): an ownerless 1.x row with Go runs of alice and bob, migrated, then made what a
+    build that kept every Go run under an ownerless row left: no owner, bob's run in the session (its runs
+    owned by their users, or by no one)."""
     src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
     _put(src, "agent", "S", None, {"runs": [_run("r0", "ownerless 1.x question", "a")]})
     alices = _go_run(src, "S", "alice asks", "alice")
     bobs = _go_run(src, "S", "bob's secret", "bob")
     to_agno3(str(src), str(dst))
-    # What a build that kept every Go run under an ownerless row left: no owner, bob's run in the session.
     conn = sqlite3.connect(dst)
     conn.execute("UPDATE agno_sessions SET user_id = NULL")
+    if not runs_owned:
+        conn.execute("UPDATE agno_runs SET user_id = NULL")
     conn.execute("CREATE TEMP TABLE bob AS SELECT * FROM agno_runs WHERE run_id = ?", (alices,))
     conn.execute(
-        "UPDATE bob SET run_id = ?, run_index = 2, user_id = 'bob',"
+        "UPDATE bob SET run_id = ?, run_index = 2, user_id = CASE WHEN ? THEN 'bob' END,"
         " run_data = json_set(run_data, '$.run_id', ?, '$.input.input_content', 'bob''s secret')",
-        (bobs, bobs),
+        (bobs, runs_owned, bobs),
     )
     conn.execute("INSERT OR REPLACE INTO agno_runs SELECT * FROM bob")
+    conn.commit()
+    conn.close()
+    return src, dst, alices, bobs
+
+
+def test_an_ownerless_session_an_earlier_build_wrote_with_several_users_go_runs_is_written_again_as_one_users(
+    tmp_path: Path,
+) -> None:
+    src, dst, alices, bobs = _as_a_build_keeping_every_go_run_left_it(tmp_path, runs_owned=True)
+    conn = sqlite3.connect(dst)
     (metadata,) = conn.execute("SELECT metadata FROM agno_sessions WHERE session_id = 'S'").fetchone()
     data = json.loads(metadata)
     data["agno_v1"]["run_ids"] = [*dict.fromkeys([*data["agno_v1"]["run_ids"], bobs])]
@@ -433,24 +445,7 @@ def test_a_session_agno3_gave_another_user_than_the_owner_rules_is_left_as_agno3
     its runs still show a migration wrote it. The owner rules give it to alice: written again as hers, alice would
     be shown carol's turns, and agno 3 would give it back to carol at her next turn. So it is left as agno 3
     holds it, on every rerun, and the report says so (not that agno 3 made it)."""
-    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
-    _put(src, "agent", "S", None, {"runs": [_run("r0", "ownerless 1.x question", "a")]})
-    alices = _go_run(src, "S", "alice asks", "alice")
-    bobs = _go_run(src, "S", "bob's secret", "bob")
-    to_agno3(str(src), str(dst))
-    # What a build that kept every Go run under an ownerless row left: no owner, bob's run in the session.
-    conn = sqlite3.connect(dst)
-    conn.execute("UPDATE agno_sessions SET user_id = NULL")
-    conn.execute("UPDATE agno_runs SET user_id = NULL")
-    conn.execute("CREATE TEMP TABLE bob AS SELECT * FROM agno_runs WHERE run_id = ?", (alices,))
-    conn.execute(
-        "UPDATE bob SET run_id = ?, run_index = 2,"
-        " run_data = json_set(run_data, '$.run_id', ?, '$.input.input_content', 'bob''s secret')",
-        (bobs, bobs),
-    )
-    conn.execute("INSERT INTO agno_runs SELECT * FROM bob")
-    conn.commit()
-    conn.close()
+    src, dst, _, _ = _as_a_build_keeping_every_go_run_left_it(tmp_path, runs_owned=False)
     agno3_env.resume("agent", str(dst), "S", "carol", "helper", "carol's turn")
     assert _rows(dst, "SELECT user_id, metadata FROM agno_sessions") == [("carol", "null")]
     held = _rows(dst, "SELECT * FROM agno_runs ORDER BY run_id")
