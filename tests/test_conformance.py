@@ -655,3 +655,26 @@ def test_a_bulk_write_refused_for_several_sessions_names_the_first_in_the_caller
         store.upsert_many(batch)
     assert caught.value.session_id == "k5"
     assert store.read("k9") is None  # nothing of the batch was written
+
+
+def test_a_bulk_write_names_the_session_refused_though_another_was_claimed_within_it(
+    make_store: StoreFactory,
+) -> None:
+    """``y`` is new, written with no owner and then claimed by ``b`` within the batch; ``z`` is another's. The
+    refusal names ``z``, not ``y`` (whose first row only the batch's own later row overtook)."""
+    store = make_store("agent")
+    store.upsert(make_session(Mode.AGENT, "z", user_id="w"))
+    batch = [
+        make_session(Mode.AGENT, "y", user_id=None),
+        make_session(Mode.AGENT, "y", user_id="b"),
+        make_session(Mode.AGENT, "z", user_id="v"),
+    ]
+    with pytest.raises(OwnershipError) as caught:
+        store.upsert_many(batch)
+    assert (caught.value.session_id, caught.value.user_id) == ("z", "v")
+    assert store.read("y") is None
+    # A session's earlier row refused, its later one let through: that earlier row is named.
+    store.upsert(make_session(Mode.AGENT, "x", user_id="w"))
+    with pytest.raises(OwnershipError) as caught:
+        store.upsert_many([make_session(Mode.AGENT, "x", user_id="a"), make_session(Mode.AGENT, "x", user_id="w")])
+    assert (caught.value.session_id, caught.value.user_id) == ("x", "a")

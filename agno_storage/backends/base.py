@@ -373,8 +373,15 @@ class BaseStorage(abc.ABC):
 
         Replays the rows one at a time with ``upsert_one`` (True if written)
         inside the caller's transaction, which the raised error rolls back.
+        The replay meets what the batch left: a session the batch wrote twice
+        may have been claimed by its later row, so each session's last row is
+        replayed first (it alone decides what the session holds), then the
+        others.
         """
-        for row in rows:
+        rows = builtins.list(rows)
+        last = {self.row_codec.session_id(row): i for i, row in enumerate(rows)}
+        lasts = [row for i, row in enumerate(rows) if last[self.row_codec.session_id(row)] == i]
+        for row in [*lasts, *(row for i, row in enumerate(rows) if last[self.row_codec.session_id(row)] != i)]:
             if not upsert_one(row):
                 raise self._ownership_error(row)
         raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
