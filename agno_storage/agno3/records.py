@@ -122,10 +122,9 @@ class Previous:
     elsewhere: tuple[str, ...] = ()
     #: The session's ``user_id`` there; when it is not the owner mapped now, the session is written again.
     user_id: str | None = None
-    #: Of a session with no stamp (``migrated`` False): the ids of its runs in ``agno_runs``. agno 3 replaces
-    #: the metadata of a session it gives to the user who resumes it; the runs a migration wrote stay.
-    held: tuple[str, ...] = ()
-    #: Of ``held``: the runs that carry a migration's ``metadata["agno_v1"]``.
+    #: Of a session with no stamp (``migrated`` False): its runs in ``agno_runs`` that carry a migration's
+    #: ``metadata["agno_v1"]``. agno 3 replaces the metadata of a session it gives to the user who resumes
+    #: it; the runs a migration wrote stay, with that mark.
     marked: tuple[str, ...] = ()
 
 

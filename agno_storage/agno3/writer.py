@@ -237,9 +237,10 @@ def _check_existing(table: str, names: set[str], where: str) -> None:
 def _previous_of(user_id: Any, metadata: Any) -> Previous:
     """The owner a session row holds, and the stamp and run ids an earlier migration kept in its metadata.
 
-    A session with no stamp there is taken for agno 3's own (``migrated``
-    False) unless its runs show a migration wrote it (:func:`~agno_storage.agno3.chunks.map_chunk`
-    reads ``Previous.held``).
+    A session with no stamp there (``migrated`` False) is never written
+    over: agno 3 made it, or gave it to the user who resumed it and wrote
+    its metadata anew, when its runs still carry the migration's mark
+    (``Previous.marked``, which only decides what the report says).
     """
     owner = user_id if isinstance(user_id, str) else None
     if isinstance(metadata, str):
@@ -298,14 +299,14 @@ _HELD_POSTGRES = (
 
 
 def _with_held(found: dict[str, Previous], rows: Sequence[tuple[str, str, Any]]) -> dict[str, Previous]:
-    """``found`` with the runs (``held``, ``marked``) that ``rows`` (session_id, run_id, marked) give its unstamped sessions."""
-    held: dict[str, list[tuple[str, bool]]] = {}
-    for sid, run_id, marked in rows:
-        held.setdefault(sid, []).append((run_id, bool(marked)))
-    for sid, runs in held.items():
-        found[sid] = attrs.evolve(
-            found[sid], held=tuple(r for r, _ in runs), marked=tuple(r for r, marked in runs if marked)
-        )
+    """``found`` with the runs carrying a migration's mark (``marked``) that ``rows`` (session_id, run_id,
+    marked) give its unstamped sessions."""
+    marked: dict[str, list[str]] = {}
+    for sid, run_id, is_marked in rows:
+        if is_marked:
+            marked.setdefault(sid, []).append(run_id)
+    for sid, runs in marked.items():
+        found[sid] = attrs.evolve(found[sid], marked=tuple(runs))
     return found
 
 

@@ -478,7 +478,7 @@ class BaseStorage(abc.ABC):
         The statement is built once per filter shape and kept: this runs on
         every read, so it stays a tuple, a dict lookup and the engine call.
         """
-        if self._unmatchable(session_id, user_id, entity_id):
+        if not self.HOLDS_NUL and self._unmatchable(session_id, user_id, entity_id):  # no call on SQLite's reads
             return []
         # '' asks for "nobody", which agno spells NULL and the Go port ''.
         key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, projection)
