@@ -27,6 +27,7 @@ import orjson
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import ColumnKind, ModeSpec
+from agno_storage.rowplan import row_decoder
 
 _ORJSON_OPTIONS = (
     orjson.OPT_SORT_KEYS
@@ -425,6 +426,7 @@ class RowCodec:
         "_plan",
         "_updated_at",
         "_user_id",
+        "decode",
         "spec",
         "table",
     )
@@ -440,6 +442,8 @@ class RowCodec:
         self._user_id = names.index("user_id")
         self._created_at = names.index("created_at")
         self._updated_at = names.index("updated_at")
+        #: The session of a stored row: :meth:`decode_reference`'s results and errors, faster (see rowplan).
+        self.decode: Callable[[Sequence[Any]], Session] = row_decoder(spec, _has_wide_integer, self.decode_reference)
 
     # --- writing ----------------------------------------------------------
 
@@ -514,17 +518,19 @@ class RowCodec:
 
     # --- reading ----------------------------------------------------------
 
-    def decode(self, row: Sequence[Any]) -> Session:
+    def decode_reference(self, row: Sequence[Any]) -> Session:
         """The session of a stored row. JSON columns may come as ``str`` or UTF-8 ``bytes``.
 
         Raises :class:`CorruptRowError` naming the table, session_id and
         column of a value that cannot be decoded or is of the wrong JSON type.
+        The definition of a read: :attr:`decode` gives the same results and
+        errors, faster, and calls this for every row it cannot read itself.
         """
         sid = row[0]
         if type(sid) is not str:
             raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
         fields: dict[str, Any] = {}
-        # The hot read path: one small-int test per column (see _plan), JSON decoded inline.
+        # One small-int test per column (see _plan), JSON decoded inline.
         for (name, code), value in zip(self._plan, row, strict=True):
             if value is None:
                 fields[name] = None

@@ -232,3 +232,14 @@ def test_cli_writes_the_warning_into_the_page_and_fails_a_full_run(
     md = (tmp_path / "benchmarks.md").read_text()
     assert "> The PostgreSQL part did not run: " + REASON in md
     assert "**Not measured: the PostgreSQL part did not run.**" in md
+
+
+def test_the_decode_comparison_reports_each_decoder_against_orjson(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import decode
+
+    assert decode.main(["--n", "4", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "4 small sessions, 1 rounds, decode time per row (median over rounds):"
+    names = [line.split("  ")[1].strip() for line in lines[1:]]
+    assert names == ["orjson.loads of the JSON columns", "RowCodec.decode_reference", "RowCodec.decode (generated)"]
+    assert lines[1].endswith(" 1.00x") and all(line.endswith("x") for line in lines[2:])
