@@ -420,13 +420,13 @@ class RowCodec:
 
     __slots__ = (
         "_created_at",
+        "_decode_common",
         "_empty",
         "_field_names",
         "_get_fields",
         "_plan",
         "_updated_at",
         "_user_id",
-        "decode",
         "spec",
         "table",
     )
@@ -442,8 +442,7 @@ class RowCodec:
         self._user_id = names.index("user_id")
         self._created_at = names.index("created_at")
         self._updated_at = names.index("updated_at")
-        #: The session of a stored row: :meth:`decode_reference`'s results and errors, faster (see rowplan).
-        self.decode: Callable[[Sequence[Any]], Session] = row_decoder(spec, _has_wide_integer, self.decode_reference)
+        self._decode_common = row_decoder(spec, _has_wide_integer)
 
     # --- writing ----------------------------------------------------------
 
@@ -517,6 +516,20 @@ class RowCodec:
         return user or None
 
     # --- reading ----------------------------------------------------------
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The generated decoder is made again, not pickled or shared.
+        return (_codec, (self.spec, self.table, self._empty is None))
+
+    def decode(self, row: Sequence[Any]) -> Session:
+        """The session of a stored row: what :meth:`decode_reference` returns or raises, faster.
+
+        Rows as every writer leaves them go through a decoder generated for
+        the mode (:mod:`agno_storage.rowplan`); any other row, through the
+        reference.
+        """
+        session = self._decode_common(row)
+        return session if session is not None else self.decode_reference(row)
 
     def decode_reference(self, row: Sequence[Any]) -> Session:
         """The session of a stored row. JSON columns may come as ``str`` or UTF-8 ``bytes``.
@@ -603,6 +616,10 @@ class RowCodec:
         for (sid,) in rows:
             if type(sid) is not str:
                 raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
+
+
+def _codec(spec: ModeSpec, table: str, empty_text_is_null: bool) -> RowCodec:
+    return RowCodec(spec, table, empty_text_is_null=empty_text_is_null)
 
 
 # Column kinds as small ints for the codec's hot loops: JSON kinds first, so ``code <= _JSON_ANY`` tests for JSON.

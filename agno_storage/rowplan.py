@@ -1,18 +1,21 @@
 """Straight-line decoders of one mode's rows: the read path's common case, one column after another.
 
-:meth:`agno_storage.codec.RowCodec.decode` checks a row in a loop over the
-mode's columns, testing each column's kind as it goes, and names the column
-at fault. That loop is the reference. :func:`row_decoder` builds, once per
-codec, a function doing the same checks with each column's kind decided in
-advance: no loop, no per-column kind test, the values bound to locals.
+:meth:`agno_storage.codec.RowCodec.decode_reference` checks a row in a loop
+over the mode's columns, testing each column's kind as it goes, and names
+the column at fault. That loop is the reference. :func:`row_decoder`
+builds, once per codec, a function doing the same checks with each column's
+kind decided in advance: no loop, no per-column kind test, the values bound
+to locals.
 
 It handles only the common case, which is every row this store or the Go
 port writes: JSON as UTF-8 bytes or text with no integer of 19 or more
-digits, the right type in every column. Anything else (corrupt text, a
-wide integer, a value of the wrong type, a text that is not UTF-8) makes it
-give up, and the reference decodes the row: it reads what the reference
-reads and raises what it raises. ``tests/test_rowplan.py`` holds the two to
-the same results over generated rows.
+digits, the right type in every column. For anything else (corrupt text, a
+wide integer, a value of the wrong type, a text that is not UTF-8) it gives
+``None``, and :meth:`~agno_storage.codec.RowCodec.decode` has the reference
+decode the row, so a read returns what the reference returns and raises
+what it raises. Such a row costs the JSON columns decoded before the one at
+fault twice. ``tests/test_rowplan.py`` holds the two to the same results
+over generated rows.
 """
 
 from __future__ import annotations
@@ -30,19 +33,13 @@ from agno_storage.modes import ColumnKind, ModeSpec
 _SHORTEST_WIDE = 19
 
 
-class _Uncommon(Exception):
-    """Raised inside a generated decoder for a row the reference must decode."""
-
-
-def row_decoder(
-    spec: ModeSpec, has_wide_integer: Callable[[bytes], bool], reference: Callable[[Sequence[Any]], Session]
-) -> Callable[[Sequence[Any]], Session]:
-    """A decoder of ``spec``'s rows equal to ``reference`` in what it returns and raises.
+def row_decoder(spec: ModeSpec, has_wide_integer: Callable[[bytes], bool]) -> Callable[[Sequence[Any]], Session | None]:
+    """A function giving the session of a row of ``spec``'s table in the common case, and ``None`` otherwise.
 
     ``has_wide_integer`` is the codec's test for text the stdlib must read
     (orjson reads integers past 64 bits as floats). The source is built only
     from the mode's column names and kinds, which are constants of
-    :mod:`agno_storage.modes`.
+    :mod:`agno_storage.modes`; it holds no reference to a codec or a store.
     """
     fields = {a.name: a.alias for a in attrs.fields(spec.session_class)}
     lines = []
@@ -57,25 +54,20 @@ def row_decoder(
         raise AssertionError(f"{spec.session_class.__name__}'s fields are not the columns of {spec.mode.value}")
     source = "\n".join(
         [
-            "def common(row):",
-            f"    {variables}, = row",
-            *lines,
-            f"    return session_class({arguments})",
-            "",
-            "def decode(row):",
+            "def decode_common(row):",
             "    try:",
-            "        return common(row)",
+            f"        {variables}, = row",
+            *("    " + line for line in lines),
+            f"        return session_class({arguments})",
             "    except Exception:",
             "        # Whatever it was (a wrong type, corrupt JSON, a wide integer), the reference decides.",
-            "        return reference(row)",
+            "        return None",
         ]
     )
     namespace: dict[str, Any] = {
-        "_Uncommon": _Uncommon,
         "wide": has_wide_integer,
         "loads": orjson.loads,
         "session_class": spec.session_class,
-        "reference": reference,
         "bytes": bytes,
         "dict": dict,
         "int": int,
@@ -85,33 +77,32 @@ def row_decoder(
         "type": type,
     }
     exec(compile(source, f"<row decoder of {spec.mode.value} sessions>", "exec"), namespace)
-    decode: Callable[[Sequence[Any]], Session] = namespace["decode"]
-    decode.__doc__ = reference.__doc__
+    decode: Callable[[Sequence[Any]], Session | None] = namespace["decode_common"]
     return decode
 
 
 def _check(v: str, kind: ColumnKind, *, first: bool) -> list[str]:
-    """The lines that check local ``v`` of ``kind`` and leave it decoded, or raise _Uncommon."""
+    """The lines that check local ``v`` of ``kind`` and leave it decoded; ``return None`` for a row the reference must decode."""
     if first:  # the session_id: text, never NULL
-        return [f"    if type({v}) is not str: raise _Uncommon"]
+        return [f"    if type({v}) is not str: return None"]
     if kind is ColumnKind.TIMESTAMP:
-        return [f"    if {v} is not None and type({v}) is not int: raise _Uncommon"]
+        return [f"    if {v} is not None and type({v}) is not int: return None"]
     if kind is ColumnKind.REQUIRED_TEXT:
         # '' is how a NOT NULL column spells "no value".
         return [
             f"    if {v} is not None:",
-            f"        if type({v}) is not str: raise _Uncommon",
+            f"        if type({v}) is not str: return None",
             f"        {v} = {v} or None",
         ]
     if kind in (ColumnKind.OPTIONAL_TEXT, ColumnKind.KEY):
-        return [f"    if {v} is not None and type({v}) is not str: raise _Uncommon"]
+        return [f"    if {v} is not None and type({v}) is not str: return None"]
     wanted = f"type({v}) is not dict" if kind is ColumnKind.JSON else f"type({v}) is not dict and type({v}) is not list"
     return [
         f"    if {v} is not None:",
         # PostgreSQL hands JSON over as text; SQLite's reads select it as bytes.
         f"        if type({v}) is str: {v} = {v}.encode()",
-        f"        elif type({v}) is not bytes: raise _Uncommon",
-        f"        if not {v} or (len({v}) >= {_SHORTEST_WIDE} and wide({v})): raise _Uncommon",
+        f"        elif type({v}) is not bytes: return None",
+        f"        if not {v} or (len({v}) >= {_SHORTEST_WIDE} and wide({v})): return None",
         f"        {v} = loads({v})",
-        f"        if {wanted} and {v} is not None: raise _Uncommon",
+        f"        if {wanted} and {v} is not None: return None",
     ]

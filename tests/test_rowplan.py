@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,23 +104,52 @@ def test_a_wide_integer_reads_back_exactly_through_the_generated_decoder(mode: M
     assert json_values and all(v == {"wide": WIDE} and type(v["wide"]) is int for v in json_values)
 
 
-@pytest.mark.parametrize("mode", list(Mode))
-def test_rows_this_store_writes_are_read_without_the_reference(mode: Mode) -> None:
-    """The straight-line path is the one every ordinary row takes (else the speed it is for is gone)."""
-    columns = spec(mode).columns
-    row_codec = codec.RowCodec(spec(mode), "t")
+def _common_row(mode: Mode) -> list[Any]:
+    """A row as this store and the Go port write one: every column of its kind, JSON as bytes."""
     row: list[Any] = []
-    for c in columns:
+    for c in spec(mode).columns:
         if c.kind is ColumnKind.TIMESTAMP:
             row.append(1_700_000_000)
         elif c.kind in (ColumnKind.JSON, ColumnKind.JSON_ANY):
             row.append(b'{"runs":[{"content":"hello","created_at":1700000000,"time":0.12345678901234568}]}')
         else:
             row.append(f"{c.name}-1")
-    expected = row_codec.decode_reference(row)
+    return row
 
-    def no_reference(row: Sequence[Any]) -> Any:
-        raise AssertionError("the reference decoder ran")
 
-    decode = rowplan.row_decoder(spec(mode), codec._has_wide_integer, no_reference)
-    assert decode(row) == expected
+@pytest.mark.parametrize("mode", list(Mode))
+def test_rows_this_store_writes_are_read_without_the_reference(mode: Mode) -> None:
+    """The straight-line path is the one every ordinary row takes (else the speed it is for is gone)."""
+    row = _common_row(mode)
+    decode_common = rowplan.row_decoder(spec(mode), codec._has_wide_integer)
+    assert decode_common(row) == codec.RowCodec(spec(mode), "t").decode_reference(row)
+
+
+def test_a_refused_row_carries_no_trace_of_the_common_path() -> None:
+    row: list[Any] = _common_row(Mode.AGENT)
+    row[spec(Mode.AGENT).names.index("created_at")] = True  # a bool is no timestamp
+    with pytest.raises(CorruptRowError) as fast:
+        codec.RowCodec(spec(Mode.AGENT), "t").decode(row)
+    with pytest.raises(CorruptRowError) as reference:
+        codec.RowCodec(spec(Mode.AGENT), "t").decode_reference(row)
+    assert str(fast.value) == str(reference.value)
+    assert fast.value.__context__ is None and fast.value.__cause__ is None
+
+
+@pytest.mark.parametrize("empty_text_is_null", [False, True])
+def test_a_codec_copied_or_pickled_decodes_as_its_own(empty_text_is_null: bool) -> None:
+    original = codec.RowCodec(spec(Mode.TEAM), "teams", empty_text_is_null=empty_text_is_null)
+    row: list[Any] = _common_row(Mode.TEAM)
+    row[0] = 5  # no session_id: refused, naming the table
+    for twin in (copy.copy(original), copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+        twin.table = "renamed"
+        with pytest.raises(CorruptRowError) as refused:
+            twin.decode(row)
+        assert refused.value.table == "renamed"
+        assert twin.decode(_common_row(Mode.TEAM)) == original.decode(_common_row(Mode.TEAM))
+        assert twin.encode(twin.decode(_common_row(Mode.TEAM))) == original.encode(
+            original.decode(_common_row(Mode.TEAM))
+        )
+    with pytest.raises(CorruptRowError) as refused:
+        original.decode(row)
+    assert refused.value.table == "teams"
