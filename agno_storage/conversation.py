@@ -129,23 +129,24 @@ def history(
     session_id: str,
     user_id: str | None = None,
     *,
-    read: Callable[[str], Session | None] | None = None,
+    read: Callable[[str, str | None], Session | None] | None = None,
 ) -> builtins.list[Message]:
     """The conversation of ``session_id`` in order, each message once, whoever wrote it.
 
-    With ``user_id``, a session owned by someone else gives ``[]``, as
-    ``read`` gives ``None``. A session the store does not have, or whose
-    columns hold no conversation, gives ``[]``. Raises CorruptRowError,
-    naming the session and column, for a conversation of the wrong shape.
-    Cost: one read of the row, plus one indexed read of ``agent_runs`` on an
-    agent table in SQLite. ``read`` reads the row instead of ``store.read``
-    (the HTTP server's reader of a table of an older schema version).
+    With ``user_id``, a session row owned by someone else is read as no row,
+    as ``read`` reads it: not decoded, and not told apart from an id the
+    table does not have (only ``user_id``'s own ``agent_runs`` rows under
+    that id, if any, are its conversation then). A session the store does
+    not have, or whose columns hold no conversation, gives ``[]``. Raises
+    CorruptRowError, naming the session and column, for a conversation of
+    the wrong shape. Cost: one read of the row, plus one indexed read of
+    ``agent_runs`` on an agent table in SQLite. ``read(session_id,
+    user_id)`` reads the row instead of ``store.read`` (the HTTP server's
+    reader of a table of an older schema version).
     """
     from agno_storage import agent_runs
 
-    session = (read or store.read)(session_id)
-    if session is not None and user_id is not None and (session.user_id or "") != user_id:
-        return []  # another user's session ('' is "no owner", as for read): its agent_runs rows are not this user's either
+    session = (read or store.read)(session_id, user_id)
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
     return combined(session, runs, store.table_name)
 

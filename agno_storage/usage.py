@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from agno_storage import agent_runs, codec
-from agno_storage.conversation import StoredJson
+from agno_storage.conversation import RunRow, StoredJson
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import WorkflowSessionV2
 
@@ -133,7 +133,7 @@ def _runs(
         return
     # Sessions only agent_runs holds have no entity: entity_id None or '' (no entity) takes them.
     runs_only = set(store.runs_only_session_ids(user_id)) if not entity_id else set()
-    for row in agent_runs.all_runs(store):
+    for row in _runs_of(store, entities.keys() | runs_only):
         if row.session_id in entities:
             entity, owner = entities[row.session_id]
             if row.user_id and owner and row.user_id != owner:
@@ -161,6 +161,23 @@ def _runs(
             owner,
             _Reader(agent_runs.TABLE, row.session_id, "created_at").run(row.created_at, model, tokens, where),
         )
+
+
+def _runs_of(store: BaseStorage, session_ids: set[str]) -> Iterator[RunRow]:
+    """The ``agent_runs`` rows of ``session_ids`` only, by session and in the order written.
+
+    Runs of sessions out of the caller's scope are never read, so another
+    user's corrupt run cannot fail the call, nor name that user's session.
+    """
+    ordered = sorted(session_ids)
+    for start in range(0, len(ordered), _IDS_PER_QUERY):
+        by_session = agent_runs.runs_of(store, ordered[start : start + _IDS_PER_QUERY])
+        for runs in by_session.values():
+            yield from runs
+
+
+#: Session ids bound in one query (agent_runs.runs_of takes at most 10,000).
+_IDS_PER_QUERY = 10_000
 
 
 class _Reader(StoredJson):

@@ -348,3 +348,24 @@ def test_content_nested_deeper_than_orjson_writes_is_text_or_a_corrupt_row(tmp_p
                 store.history("deep")
             assert info.value.session_id == "deep"
     store.close()
+
+
+def test_another_users_session_reads_as_an_id_the_table_does_not_have(tmp_path: Path) -> None:
+    """history(user_id=alice) of bob's session is what it is of an unknown id: alice's own runs under it, if any.
+    Bob's row is not decoded, so not even a corrupt row of his tells her it exists."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    hello = {"runs": [{"run_id": "r", "messages": [{"role": "user", "content": "bob's secret"}]}]}
+    store.upsert(AgentSession(session_id="bob-s", user_id="bob", memory=hello))
+    store.append_run("bob-s", "alice here", "hi alice", user_id="alice")
+    store.append_run("nobody-s", "alice there", "hi again", user_id="alice")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("INSERT INTO agent_sessions (session_id, user_id, agent_id, memory) VALUES ('bob-bad', 'bob', '', '{')")
+
+    assert [m.content for m in store.history("bob-s", user_id="alice")] == ["alice here", "hi alice"]
+    assert [m.content for m in store.history("nobody-s", user_id="alice")] == ["alice there", "hi again"]
+    assert store.history("bob-bad", user_id="alice") == store.history("unknown", user_id="alice") == []
+    assert "bob's secret" in [m.content for m in store.history("bob-s", user_id="bob")]
+    assert "alice here" not in [m.content for m in store.history("bob-s", user_id="bob")]
+    with pytest.raises(CorruptRowError):
+        store.history("bob-bad", user_id="bob")
+    store.close()

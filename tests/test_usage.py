@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,4 +208,24 @@ def test_odd_figures_are_none_exact_or_a_corrupt_row(tmp_path: Path) -> None:
     )
     with pytest.raises(CorruptRowError, match="created_at"):
         store.usage()
+    store.close()
+
+
+def test_another_users_corrupt_run_neither_fails_nor_shows_in_a_users_usage(tmp_path: Path) -> None:
+    """Runs of sessions out of the caller's scope are not read: a corrupt run of alice's cannot fail bob's
+    usage, nor show him the id of her session in an error."""
+    from tests.support import write_run_as_another_program
+
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.upsert(AgentSession(session_id="bob-s", user_id="bob", agent_id="a", memory={"runs": [{"run_id": "r"}]}))
+    store.append_run("bob-go", "hi", "hello", user_id="bob", metrics={"input_tokens": 3})
+    alices_run = store.append_run("alice-private", "hi", "hello", user_id="alice")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        write_run_as_another_program(conn, alices_run.id, user_message=b"\xde\xad\xbe\xef")
+
+    got = {(u.entity_id, u.runs, u.input_tokens) for u in store.usage(user_id="bob")}
+    assert got == {("a", 1, None), (None, 1, 3)}
+    with pytest.raises(CorruptRowError) as alices:
+        store.usage(user_id="alice")
+    assert alices.value.session_id == "alice-private"
     store.close()

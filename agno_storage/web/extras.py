@@ -27,7 +27,7 @@ def history_of(server: Server, reader: TableReader, who: Principal, session_id: 
     # The reader reads a table of an older version too (NULL for what it lacks); the store would refuse it.
     messages: list[Any] = server.read(
         reader,
-        lambda: conversation.history(reader.store, session_id, who.user_id, read=lambda sid: reader.get(sid, None)),
+        lambda: conversation.history(reader.store, session_id, who.user_id, read=reader.get),
     )
     if not messages and server.read(reader, lambda: reader.get(session_id, who.user_id)) is None:
         raise not_found_session(session_id, reader.name)
