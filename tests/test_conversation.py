@@ -359,7 +359,9 @@ def test_another_users_session_reads_as_an_id_the_table_does_not_have(tmp_path: 
     store.append_run("bob-s", "alice here", "hi alice", user_id="alice")
     store.append_run("nobody-s", "alice there", "hi again", user_id="alice")
     with sqlite3.connect(tmp_path / "s.db") as conn:
-        conn.execute("INSERT INTO agent_sessions (session_id, user_id, agent_id, memory) VALUES ('bob-bad', 'bob', '', '{')")
+        conn.execute(
+            "INSERT INTO agent_sessions (session_id, user_id, agent_id, memory) VALUES ('bob-bad', 'bob', '', '{')"
+        )
 
     assert [m.content for m in store.history("bob-s", user_id="alice")] == ["alice here", "hi alice"]
     assert [m.content for m in store.history("nobody-s", user_id="alice")] == ["alice there", "hi again"]

@@ -5,14 +5,18 @@
 Starlette runs them in its thread pool, where the store's blocking reads
 belong. Every error is JSON of one shape (:class:`ErrorBody`) with its
 status: 400 bad parameters, 401 no valid token, 403 another user's filter,
-404 unknown table, session or path, 503 database busy or unreachable.
+404 unknown table, session or path, 503 database busy or unreachable; a
+page's errors are pages. A handler whose table changed shape under it
+(dropped and made again, upgraded) runs once more on the table as it is now
+(:func:`retried`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,18 +35,21 @@ from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
     InvalidInputError,
+    SchemaMismatchError,
+    SchemaVersionError,
     StorageError,
     TableNotFoundError,
 )
 from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import SPECS
 from agno_storage.ops.tables import TableInfo
-from agno_storage.web import bodies
-from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer, is_loopback
+from agno_storage.web import bodies, middleware
+from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer
 from agno_storage.web.source import (
     MAX_LIMIT,
     Cursor,
     Filters,
+    HotJournalError,
     Source,
     TableReader,
     decode_cursor,
@@ -56,10 +63,6 @@ DEFAULT_LIMIT = 20
 TABLES_TTL = 2.0
 
 T = TypeVar("T")
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class HttpError(Exception):
@@ -74,6 +77,19 @@ class HttpError(Exception):
         self.message = message
         self.table = table
         self.session_id = session_id
+
+
+class TableChanged(HttpError):
+    """The table a reader was made for changed shape (made again in another mode or layout, upgraded).
+
+    The reader is forgotten by then: :func:`retried` runs the handler once
+    more, on a reader of the table as it is now. ``error`` is what the read
+    raised, if it raised (None: the table was seen to have changed).
+    """
+
+    def __init__(self, table: str, error: StorageError | None) -> None:
+        super().__init__(503, "unavailable", f"table {table!r} changed shape while it was read; ask again", table=table)
+        self.error = error
 
 
 def not_found_session(session_id: str, table: str) -> HttpError:
@@ -158,12 +174,29 @@ class Server:
         return found
 
     def read(self, reader: TableReader, call: Callable[[], T]) -> T:
+        """``call()``, a read through ``reader``; TableChanged if its table changed shape under it."""
         try:
             return call()
         except TableNotFoundError:
             self.source.forget(reader.name)
             self._tables_at = -1e9
             raise HttpError(404, "not_found", f"no sessions table {reader.name!r}", table=reader.name) from None
+        except (SchemaMismatchError, SchemaVersionError) as exc:
+            # A column the reader names is gone, or the store finds another mode: the table was made again.
+            self.source.forget(reader.name)
+            self._tables_at = -1e9
+            raise TableChanged(reader.name, exc) from exc
+
+    def recheck(self, reader: TableReader) -> None:
+        """TableChanged if ``reader``'s table is no longer the one it was made for (looked at now)."""
+        try:
+            now = self.source.reader(reader.name, fresh=True)
+        except TableNotFoundError:
+            self._tables_at = -1e9
+            raise HttpError(404, "not_found", f"no sessions table {reader.name!r}", table=reader.name) from None
+        if now is not reader:
+            self._tables_at = -1e9
+            raise TableChanged(reader.name, None)
 
     # --- output ------------------------------------------------------------
 
@@ -254,6 +287,29 @@ def _server(request: Request) -> Server:
     return server
 
 
+def retried(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """``handler``, run once more when the table it read changed shape under it (it only reads: safe to repeat).
+
+    The second run reads the table as it is now. If it fails the same way,
+    its error is the answer (the table as it is now cannot be read so).
+    """
+
+    @functools.wraps(handler)
+    def run(request: Request) -> Response:
+        try:
+            return handler(request)
+        except TableChanged:
+            pass
+        try:
+            return handler(request)
+        except TableChanged as exc:
+            if exc.error is not None:
+                raise exc.error from None
+            raise
+
+    return run
+
+
 def healthz(request: Request) -> Response:
     server = _server(request)
     params(request, ())
@@ -337,34 +393,51 @@ def api_session(request: Request, session_id: str) -> Response:
 # --- errors -----------------------------------------------------------------
 
 
-def _error_response(server: Server | None, status: int, detail: bodies.ErrorDetail) -> Response:
+def _error_response(
+    request: Request, status: int, detail: bodies.ErrorDetail, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The error as JSON (:class:`bodies.ErrorBody`), or as a page for a request of a page."""
+    headers = dict(headers or {})
+    if _is_page(request):
+        from agno_storage.web import pages
+
+        response = pages.error_page(status, detail.message)
+        response.headers.update(headers)
+        return response
+    server: Server | None = getattr(request.app.state, "server", None)
     body = bodies.ErrorBody(error=detail)
     converter = server.converter if server is not None else bodies.make_converter()
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return Response(bodies.dumps(converter.unstructure(body)), status, headers=headers, media_type="application/json")
+
+
+def _is_page(request: Request) -> bool:
+    """Whether ``request`` asks for a web page (its errors are pages), not the API or the health check."""
+    path = request.url.path
+    return not (path == API or path.startswith(API + "/") or path == "/healthz")
 
 
 def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpError)
-    if exc.status == 401 and not request.url.path.startswith(API) and request.url.path != "/healthz":
+    if exc.status == 401 and _is_page(request):
         from agno_storage.web import pages
 
         return pages.sign_in_redirect(request)
-    if not request.url.path.startswith(API) and request.url.path != "/healthz":
-        from agno_storage.web import pages
-
-        return pages.error_page(exc.status, exc.message)
     detail = bodies.ErrorDetail(code=exc.code, message=exc.message, table=exc.table, session_id=exc.session_id)
-    return _error_response(getattr(request.app.state, "server", None), exc.status, detail)
+    return _error_response(request, exc.status, detail)
 
 
 def _on_storage_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StorageError)
+    server: Server | None = getattr(request.app.state, "server", None)
+    if server is not None:
+        exc = server.source.explain(exc)
     status, code = _status_of(exc)
     detail = bodies.ErrorDetail(
         code=code, message=" ".join(str(exc).split()), table=exc.table, session_id=exc.session_id
     )
-    return _error_response(getattr(request.app.state, "server", None), status, detail)
+    return _error_response(request, status, detail)
 
 
 def _status_of(exc: StorageError) -> tuple[int, str]:
@@ -374,76 +447,22 @@ def _status_of(exc: StorageError) -> tuple[int, str]:
         return 400, "bad_request"
     if isinstance(exc, BusyError):
         return 503, "busy"
-    if isinstance(exc, ConnectionLostError):
+    if isinstance(exc, (ConnectionLostError, HotJournalError)):
         return 503, "unavailable"
     return 500, "error"
 
 
 def _on_unexpected(request: Request, exc: Exception) -> Response:
     detail = bodies.ErrorDetail(code="error", message=f"internal error: {type(exc).__name__}")
-    return _error_response(getattr(request.app.state, "server", None), 500, detail)
+    return _error_response(request, 500, detail)
 
 
 def _on_starlette_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
     message = "no such path" if exc.status_code == 404 else str(exc.detail)
-    return _error_response(
-        getattr(request.app.state, "server", None), exc.status_code, bodies.ErrorDetail(code=code, message=message)
-    )
-
-
-# --- timing -----------------------------------------------------------------
-
-
-class ServerTiming:
-    """ASGI middleware: a ``Server-Timing: app;dur=MS`` header on every response (for benchmarks)."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-
-        async def timed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                ms = (time.perf_counter() - start) * 1000
-                message["headers"] = [*message.get("headers", []), (b"server-timing", f"app;dur={ms:.3f}".encode())]
-            await send(message)
-
-        await self.app(scope, receive, timed)
-
-
-class LoopbackHostsOnly:
-    """ASGI middleware: refuse (400) a request whose ``Host`` is not a loopback name or address.
-
-    Without tokens the server trusts whoever can reach it, which is only
-    this machine; a web page elsewhere that points its own host name at
-    127.0.0.1 (DNS rebinding) still sends that name as ``Host``, and is refused.
-    """
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-            name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-            if not is_loopback(name):
-                body = bodies.ErrorBody(
-                    error=bodies.ErrorDetail(
-                        code="bad_request", message=f"this server answers loopback host names only, not {host!r}"
-                    )
-                )
-                response = Response(
-                    bodies.dumps(bodies.make_converter().unstructure(body)), 400, media_type="application/json"
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    # The exception's headers are part of the answer: a 405's Allow names the methods the path takes.
+    return _error_response(request, exc.status_code, bodies.ErrorDetail(code=code, message=message), exc.headers)
 
 
 # --- the application --------------------------------------------------------
@@ -453,7 +472,7 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
     """The application over ``source``; with ``tokens``, every request but ``/healthz`` needs one.
 
     Without ``tokens`` it answers only requests addressed to a loopback host
-    name or address (see :class:`LoopbackHostsOnly`).
+    name or address (see :class:`~agno_storage.web.middleware.LoopbackHostsOnly`).
 
     Read-only: no route writes to the database. The caller keeps ``source``
     and closes it.
@@ -463,10 +482,10 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         Route(f"{API}/tables", api_tables),
-        Route(f"{API}/sessions", api_sessions),
-        Route(f"{API}/sessions/{{session_id:path}}", api_session_or_history),
-        Route(f"{API}/search", extras.api_search),
-        Route(f"{API}/usage", extras.api_usage),
+        Route(f"{API}/sessions", retried(api_sessions)),
+        Route(f"{API}/sessions/{{session_id:path}}", retried(api_session_or_history)),
+        Route(f"{API}/search", retried(extras.api_search)),
+        Route(f"{API}/usage", retried(extras.api_usage)),
         *pages.routes(),
         Mount("/static", app=StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"),
     ]
@@ -481,8 +500,9 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
     )
     app.state.server = Server(source=source, tokens=tokens)
     if tokens is None:
-        app.add_middleware(LoopbackHostsOnly)
-    app.add_middleware(ServerTiming)
+        app.add_middleware(middleware.LoopbackHostsOnly)
+    app.add_middleware(middleware.ResponseHeaders)
+    app.add_middleware(middleware.ServerTiming)
     return app
 
 

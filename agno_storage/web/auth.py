@@ -1,14 +1,18 @@
 """Bearer tokens: the token file, and who a request is.
 
 A token file holds one ``TOKEN USER_ID`` pair per line; ``*`` as the user
-id means every user; ``#`` starts a comment. A token mapped to a user sees
-only that user's sessions, on every endpoint.
+id means every user; ``#`` at the start of a line or after whitespace starts
+a comment (``alice#bob`` is one user id). Tokens are ASCII: a browser sends
+an ``Authorization`` header's bytes as they are, which no server can read
+back as the same text. A token mapped to a user sees only that user's
+sessions, on every endpoint.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from pathlib import Path
 
 import attrs
@@ -19,6 +23,10 @@ from agno_storage.errors import InvalidInputError
 ALL_USERS = "*"
 #: The cookie the web page keeps a token in after the sign-in form.
 COOKIE = "agno_storage_token"
+
+#: A comment: ``#`` at the start of a line or after whitespace, to the end of the line. A ``#`` inside a
+#: word (``alice#bob``) is part of it, so a user id holding one is never cut short silently.
+_COMMENT = re.compile(r"(?:^|\s)#.*")
 
 
 @attrs.frozen
@@ -50,10 +58,16 @@ class Tokens:
 
 
 def parse_tokens(text: str, source: str = "token file") -> Tokens:
-    """The tokens of a token file's ``text``; InvalidInputError naming the line of a bad one."""
+    """The tokens of a token file's ``text``; InvalidInputError naming the line of a bad one.
+
+    A byte order mark before the first line (as some editors save) is not
+    part of the first token. A token holding anything but printable ASCII is
+    refused: ``Authorization`` headers carry bytes, not text, so such a token
+    could sign in through the page's form but never as ``Bearer``.
+    """
     by_token: dict[str, str | None] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+        line = _COMMENT.sub("", raw).strip()
         if not line:
             continue
         parts = line.split()
@@ -62,6 +76,11 @@ def parse_tokens(text: str, source: str = "token file") -> Tokens:
         token, user = parts
         if len(token) < 16:
             raise InvalidInputError(f"{source}, line {number}: a token must be at least 16 characters")
+        if not (token.isascii() and token.isprintable()):
+            raise InvalidInputError(
+                f"{source}, line {number}: a token must be printable ASCII (an Authorization header cannot carry "
+                "other characters as text)"
+            )
         if token in by_token:
             raise InvalidInputError(f"{source}, line {number}: the token is listed twice")
         by_token[token] = None if user == ALL_USERS else user

@@ -54,9 +54,14 @@ def _scoped_user(who: Principal, asked: str | None) -> str | None:
     return who.user_id
 
 
-def needs_current(reader: TableReader, what: str) -> None:
-    """HttpError 409 if ``reader``'s table is of an older schema version, which ``what`` does not read."""
+def needs_current(server: Server, reader: TableReader, what: str) -> None:
+    """HttpError 409 if ``reader``'s table is of an older schema version, which ``what`` does not read.
+
+    The table is looked at again first: upgraded since the reader was made,
+    it raises TableChanged, and the handler runs again on the table as it is.
+    """
     if reader.info.missing:
+        server.recheck(reader)
         raise HttpError(
             409,
             "old_schema",
@@ -71,7 +76,7 @@ def search_hits(server: Server, reader: TableReader, who: Principal, query: dict
     """The hits of ``query["q"]``, scoped to the caller's user."""
     from agno_storage.web.app import limit_param
 
-    needs_current(reader, "search")
+    needs_current(server, reader, "search")
     text = query.get("q", "").strip()
     if not text:
         raise HttpError(400, "bad_request", "q= must name what to search for")
@@ -105,7 +110,7 @@ def usage_report(server: Server, reader: TableReader, who: Principal, query: dic
     """What ``usage`` reports for the table, scoped to the caller's user."""
     from agno_storage.web.app import time_param
 
-    needs_current(reader, "usage")
+    needs_current(server, reader, "usage")
     user = _scoped_user(who, query.get("user_id"))
     since = time_param("since", query.get("since"))
     until = time_param("until", query.get("until"))

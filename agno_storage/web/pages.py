@@ -31,6 +31,7 @@ from agno_storage.web.app import (
     filters_from,
     limit_param,
     params,
+    retried,
 )
 from agno_storage.web.auth import COOKIE, Principal
 from agno_storage.web.source import encode_cursor
@@ -396,10 +397,10 @@ async def login_view(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/", sessions_view),
-        Route("/sessions/{session_id:path}", session_view),
-        Route("/search", search_view),
-        Route("/usage", usage_view),
+        Route("/", retried(sessions_view)),
+        Route("/sessions/{session_id:path}", retried(session_view)),
+        Route("/search", retried(search_view)),
+        Route("/usage", retried(usage_view)),
         Route("/login", login_view, methods=["GET", "POST"]),
     ]
 

@@ -13,6 +13,11 @@ Read-only on both engines: a SQLite table's store is a
 run on it too); the health check's trivial query runs on a ``mode=ro``,
 ``query_only`` connection of its own. PostgreSQL connections start with
 ``default_transaction_read_only``. Nothing here writes.
+
+A table may be dropped and made again (in another mode or layout) or
+upgraded while the server runs: a reader is used for at most
+:data:`RECHECK_AFTER` seconds before the table's columns are looked at
+again, and one whose table changed is replaced.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import shlex
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,7 +37,8 @@ from typing import Any, TypeVar
 import attrs
 import orjson
 
-from agno_storage import urls
+from agno_storage import schema, urls
+from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
@@ -38,19 +46,34 @@ from agno_storage.backends.statements import ANY, filter_kind
 from agno_storage.errors import (
     ConnectionLostError,
     InvalidInputError,
+    SchemaMismatchError,
     StorageError,
     TableNotFoundError,
 )
 from agno_storage.models import Mode, Session, SessionSummary
 from agno_storage.ops.db import connect_readonly, open_database
 from agno_storage.ops.errors import DatabaseMissingError
-from agno_storage.ops.tables import TableInfo, list_tables
+from agno_storage.ops.tables import TableInfo, describe, list_tables
 
 #: Rows a page may hold; ``limit`` above it is a bad parameter.
 MAX_LIMIT = 500
+#: Seconds a table's reader is used before the table's columns are looked at again (one cheap look, no row read).
+RECHECK_AFTER = 2.0
+#: SQLite's SQLITE_READONLY_ROLLBACK: a hot journal a read-only connection cannot roll back.
+_READONLY_ROLLBACK = 776
 
 _Row = tuple[Any, ...]
+#: A table's (column names, index names, CREATE TABLE text): what its reader was made for.
+_Layout = tuple[list[str], list[str], str]
 T = TypeVar("T")
+
+
+class HotJournalError(StorageError):
+    """A SQLite file's hot journal (a writer stopped mid-transaction) needs rolling back, which reading cannot do.
+
+    Every read of the file fails until a connection that may write opens it
+    once; the server only reads, so it answers 503 until then.
+    """
 
 
 @attrs.frozen
@@ -195,11 +218,25 @@ class TableReader:
         return terms, params
 
 
-class Source(abc.ABC):
-    """Every sessions table of one database, read-only. Thread-safe."""
+@attrs.define
+class _Cached:
+    """A reader, the layout of the table it was made for, and when that was last seen to hold (monotonic)."""
 
-    def __init__(self) -> None:
-        self._readers: dict[str, TableReader] = {}
+    reader: TableReader
+    layout: _Layout
+    checked: float
+
+
+class Source(abc.ABC):
+    """Every sessions table of one database, read-only. Thread-safe.
+
+    ``recheck_after``: seconds a table's reader is used before the table is
+    looked at again (see :meth:`reader`).
+    """
+
+    def __init__(self, *, recheck_after: float = RECHECK_AFTER) -> None:
+        self.recheck_after = recheck_after
+        self._readers: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
     @abc.abstractmethod
@@ -226,41 +263,80 @@ class Source(abc.ABC):
     def describe(self) -> str:
         """The database, fit to show (no password)."""
 
-    def reader(self, table: str) -> TableReader:
-        """The reader of ``table``; TableNotFoundError if it is not a sessions table here (now)."""
-        reader = self._readers.get(table)
-        if reader is not None:
-            return reader
-        infos = {t.name: t for t in self.tables()}
-        info = infos.get(table)
-        if info is None:
-            raise TableNotFoundError(f"no sessions table {table!r} in {self.describe()}", table=table)
+    def reader(self, table: str, *, fresh: bool = False) -> TableReader:
+        """The reader of ``table``; TableNotFoundError if it is not a sessions table here (now).
+
+        A reader is kept and handed out again for ``recheck_after`` seconds;
+        after that (or at once with ``fresh``) the table's layout is read
+        again (no row is), and a table dropped and made again in another mode
+        or layout, or upgraded, gets a new reader.
+        """
         with self._lock:
-            reader = self._readers.get(table)
-            if reader is None:
-                reader = self._readers[table] = TableReader(info, self._make_store(info))
-        return reader
+            cached = self._readers.get(table)
+        now = time.monotonic()
+        if cached is not None and not fresh and now - cached.checked < self.recheck_after:
+            return cached.reader
+        try:
+            layout, info = self._look(table, None if cached is None else cached.layout)
+        except TableNotFoundError:
+            self.forget(table)
+            raise
+        if info is None:
+            assert cached is not None  # the layout it was made for is the one there now
+            cached.checked = now
+            return cached.reader
+        made = _Cached(TableReader(info, self._make_store(info)), layout, now)
+        spare: _Cached | None
+        with self._lock:
+            current = self._readers.get(table)
+            if current is not None and current is not cached and current.layout == layout:
+                made, spare = current, made  # another thread made one for this layout first
+            else:
+                self._readers[table] = made
+                spare = current
+        if spare is not None:
+            spare.reader.store.close()
+        return made.reader
+
+    def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
+        """``table``'s layout now, and what it is unless that is ``known``; TableNotFoundError if it is no sessions table."""
+        url, schema_name = self._location()
+        with open_database(url, schema_name) as db:
+            layout = db.layout(table)
+            # What agno-storage tables' list leaves out is no sessions table here either.
+            if layout is not None and table != RUNS_TABLE and schema.identify_mode(layout[0]) is not None:
+                if layout == known:
+                    return layout, None
+                try:
+                    return layout, describe(db, table)
+                except SchemaMismatchError:
+                    pass
+        raise TableNotFoundError(f"no sessions table {table!r} in {self.describe()}", table=table)
 
     def forget(self, table: str) -> None:
         """Drop the reader of ``table`` (it vanished or changed); the next call looks again."""
         with self._lock:
-            reader = self._readers.pop(table, None)
-        if reader is not None:
-            reader.store.close()
+            cached = self._readers.pop(table, None)
+        if cached is not None:
+            cached.reader.store.close()
+
+    def explain(self, exc: StorageError) -> StorageError:
+        """``exc``, or an error that says better what happened and how to recover (see :class:`SqliteSource`)."""
+        return exc
 
     def close(self) -> None:
         with self._lock:
-            readers = list(self._readers.values())
+            cached = list(self._readers.values())
             self._readers.clear()
-        for reader in readers:
-            reader.store.close()
+        for each in cached:
+            each.reader.store.close()
 
 
 class SqliteSource(Source):
     """A SQLite file opened read-only (``mode=ro``, ``query_only``): one connection per thread."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
-        super().__init__()
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, recheck_after: float = RECHECK_AFTER) -> None:
+        super().__init__(recheck_after=recheck_after)
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_file():
             raise DatabaseMissingError(f"no database file {str(path)!r}")
@@ -299,6 +375,39 @@ class SqliteSource(Source):
     def ping(self) -> None:
         self.query("SELECT 1 FROM sqlite_master LIMIT 1", ())
 
+    def tables(self) -> list[TableInfo]:
+        return self._explained(super().tables)
+
+    def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
+        return self._explained(lambda: super(SqliteSource, self)._look(table, known))
+
+    def explain(self, exc: StorageError) -> StorageError:
+        """A HotJournalError saying how to recover for a read that found a hot journal; else ``exc``."""
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, sqlite3.Error):
+            cause = cause.__cause__
+        if getattr(cause, "sqlite_errorcode", None) != _READONLY_ROLLBACK:
+            return exc
+        path = str(self.path)
+        return HotJournalError(
+            f"{path} has a hot journal ({path}-journal), left by a writer that stopped in the middle of a "
+            "transaction: it must be rolled back before the file can be read, which a read-only connection "
+            "(this server's, agno-storage doctor's) cannot do. Open the file read-write once to roll it back: "
+            f"sqlite3 {shlex.quote(path)} 'PRAGMA quick_check', or any write by the program that writes it "
+            f"(SQLite: {cause})",
+            table=exc.table,
+        )
+
+    def _explained(self, call: Callable[[], T]) -> T:
+        """``call()``, with an error :meth:`explain` says more of raised as that."""
+        try:
+            return call()
+        except StorageError as exc:
+            better = self.explain(exc)
+            if better is exc:
+                raise
+            raise better from exc
+
     def _make_store(self, info: TableInfo) -> BaseStorage:
         return SqliteStorage(
             info.name, db_file=self.path, mode=info.mode, read_only=True, busy_timeout=self.busy_timeout
@@ -306,6 +415,9 @@ class SqliteSource(Source):
 
     def query(self, statement: str, params: Sequence[Any], table: str | None = None) -> list[_Row]:
         """Run one read statement on this thread's read-only connection."""
+        return self._explained(lambda: self._query(statement, params, table))
+
+    def _query(self, statement: str, params: Sequence[Any], table: str | None) -> list[_Row]:
         conn = self._conn()
         try:
             return conn.execute(statement, params).fetchall()
@@ -356,8 +468,15 @@ def read_only_url(url: str) -> str:
 class PostgresSource(Source):
     """The sessions tables of one PostgreSQL schema; every connection is read-only."""
 
-    def __init__(self, url: str, *, schema_name: str | None = "ai", connect_timeout: float = 5.0) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema_name: str | None = "ai",
+        connect_timeout: float = 5.0,
+        recheck_after: float = RECHECK_AFTER,
+    ) -> None:
+        super().__init__(recheck_after=recheck_after)
         target = urls.parse(url)
         if not isinstance(target, urls.PostgresTarget):
             raise InvalidInputError(f"not a PostgreSQL URL: {urls.shown(url)}")
@@ -379,6 +498,9 @@ class PostgresSource(Source):
 
     def tables(self) -> list[TableInfo]:
         return self._reachable(super().tables)
+
+    def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
+        return self._reachable(lambda: super(PostgresSource, self)._look(table, known))
 
     def _reachable(self, call: Callable[[], T]) -> T:
         """``call()``, with a server that cannot be reached raised as ConnectionLostError."""
@@ -404,20 +526,26 @@ class PostgresSource(Source):
         )
 
 
-def open_source(location: str, *, schema_name: str | None = "ai") -> Source:
-    """The source of a SQLite path or URL, or a PostgreSQL URL; StorageError if it cannot be read."""
+def open_source(location: str, *, schema_name: str | None = "ai", recheck_after: float = RECHECK_AFTER) -> Source:
+    """The source of a SQLite path or URL, or a PostgreSQL URL; StorageError if it cannot be read.
+
+    A SQLite file with a hot journal (a writer stopped mid-transaction) cannot
+    be read until a connection that may write opens it: HotJournalError says how.
+    """
     target = urls.parse_location(location)
     if isinstance(target, urls.SqliteTarget):
         if target.path is None:
             raise InvalidInputError(f"{location!r} is an in-memory database, which starts empty; give a file")
-        return SqliteSource(target.path)
-    return PostgresSource(location, schema_name=schema_name)
+        return SqliteSource(target.path, recheck_after=recheck_after)
+    return PostgresSource(location, schema_name=schema_name, recheck_after=recheck_after)
 
 
 __all__ = [
     "MAX_LIMIT",
+    "RECHECK_AFTER",
     "Cursor",
     "Filters",
+    "HotJournalError",
     "PostgresSource",
     "Source",
     "SqliteSource",

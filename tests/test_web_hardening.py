@@ -1,0 +1,330 @@
+"""``agno-storage serve`` when the database changes under it, and what every response says about itself.
+
+Tables dropped and made again or upgraded while the server runs, a SQLite
+file left with a hot journal, the token file's comments and characters, and
+the headers and error pages a browser relies on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import BaseStorage, InvalidInputError, Mode, SqliteStorage
+from agno_storage.web.app import create_app
+from agno_storage.web.auth import Tokens, parse_tokens, read_tokens
+from agno_storage.web.run import serving
+from agno_storage.web.source import HotJournalError, open_source
+from tests.conftest import StoreFactory
+from tests.sessions import make_session
+from tests.web_client import get, get_page
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TOKEN = "all-users-token-0123456789"
+
+Serve = Callable[..., AbstractContextManager[str]]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Serve a database (path or URL) on a free loopback port; yields its base URL."""
+    sources = []
+
+    @contextmanager
+    def start(url: str, tokens: Tokens | None = None, **kwargs: Any) -> Iterator[str]:
+        source = open_source(url, **kwargs)
+        sources.append(source)
+        with serving(create_app(source, tokens)) as base:
+            yield base
+
+    yield start
+    for source in sources:
+        source.close()
+
+
+def location(store: BaseStorage) -> str:
+    if isinstance(store, SqliteStorage):
+        assert store.db_path is not None
+        return str(store.db_path)
+    from agno_storage import PostgresStorage
+
+    assert isinstance(store, PostgresStorage)
+    return store.db_url
+
+
+def fetch(
+    base: str, path: str, *, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    """(status, headers with lower-case names, body) of one request; redirects are not followed."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    request = urllib.request.Request(base + path, method=method, headers=headers or {})
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read().decode()
+
+
+# --- the token file -----------------------------------------------------------------
+
+
+def test_a_hash_inside_a_user_id_is_part_of_it_and_a_comment_starts_after_whitespace() -> None:
+    tokens = parse_tokens(
+        "# who may read\n"
+        "token-of-alice-bob-01 alice#bob\n"
+        "token-of-carol-0000001 carol # a comment\n"
+        "token-of-dave-00000001 dave\t#tab before it\n"
+        "   # an indented comment\n"
+    )
+    assert tokens.by_token == {
+        "token-of-alice-bob-01": "alice#bob",
+        "token-of-carol-0000001": "carol",
+        "token-of-dave-00000001": "dave",
+    }
+    # A token that holds '#' is one too (it is not a comment but where whitespace comes before it).
+    assert parse_tokens("token#with-a-hash-01 erin\n").by_token == {"token#with-a-hash-01": "erin"}
+
+
+def test_a_token_file_saved_with_a_byte_order_mark_keeps_its_first_token(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.txt"
+    path.write_text(f"{TOKEN} *\nuser-one-token-0123456789 user-1\n", encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    tokens = read_tokens(path)
+    assert tokens.principal(TOKEN) is not None
+    assert parse_tokens(f"\ufeff{TOKEN} *\n").principal(TOKEN) is not None
+
+
+def test_a_token_that_is_not_printable_ascii_is_refused_naming_its_line() -> None:
+    # A browser or client sends an Authorization header's bytes as they are; the server cannot read
+    # them back as the same text, so such a token would sign in through the form but never as Bearer.
+    for token in ("tökentokentoken-02", "token\x7ftokentoken-02"):
+        with pytest.raises(InvalidInputError, match="line 2: a token must be printable ASCII"):
+            parse_tokens(f"{TOKEN} *\n{token} bob\n")
+    # A user id may be any text.
+    assert parse_tokens(f"{TOKEN} jörg\n").by_token == {TOKEN: "jörg"}
+
+
+# --- the table changes under the server -------------------------------------------------
+
+
+def test_a_table_made_again_in_another_mode_is_read_as_it_is_now(make_store: StoreFactory, serve: Serve) -> None:
+    agents = make_store(Mode.AGENT)
+    agents.upsert(make_session(Mode.AGENT, "a-1"))
+    name = agents.table_name
+    # Never looked at again on a timer: what the server sees is the read failing on the old shape.
+    with serve(location(agents), recheck_after=3600) as base:
+        for _ in range(8):  # past the point where PostgreSQL's driver prepares the statements it repeats
+            status, body = get(base, "/api/v1/sessions", table=name)
+            assert status == 200 and body["sessions"][0]["mode"] == "agent"
+            assert get(base, "/api/v1/sessions/a-1", table=name)[0] == 200
+            assert get(base, "/api/v1/search", table=name, q="hello")[0] == 200
+        agents.drop()
+        teams = make_store(Mode.TEAM, table_name=name)
+        teams.upsert(make_session(Mode.TEAM, "t-1"))
+
+        status, body = get(base, "/api/v1/sessions", table=name)
+        assert status == 200, body
+        assert [(s["session_id"], s["mode"], s["entity_id"]) for s in body["sessions"]] == [("t-1", "team", "team-1")]
+        status, body = get(base, "/api/v1/sessions/t-1", table=name)
+        assert status == 200 and body["mode"] == "team" and body["session"]["team_id"] == "team-1", body
+        assert get(base, "/api/v1/sessions/t-1/history", table=name)[0] == 200
+        assert get(base, "/api/v1/search", table=name, q="hello")[0] == 200
+        assert get(base, "/api/v1/usage", table=name)[0] == 200
+        status, _, html = get_page(base, f"/?table={name}")
+        assert status == 200 and "t-1" in html
+
+
+def test_a_table_made_again_is_seen_by_the_pages_first(make_store: StoreFactory, serve: Serve) -> None:
+    agents = make_store(Mode.AGENT)
+    agents.upsert(make_session(Mode.AGENT, "a-1"))
+    name = agents.table_name
+    with serve(location(agents), recheck_after=3600) as base:
+        assert get_page(base, f"/sessions/a-1?table={name}")[0] == 200
+        agents.drop()
+        teams = make_store(Mode.TEAM, table_name=name)
+        teams.upsert(make_session(Mode.TEAM, "t-1"))
+        status, _, html = get_page(base, f"/sessions/t-1?table={name}")
+        assert status == 200 and "team-1" in html
+
+
+def old_table(tmp_path: Path) -> Path:
+    """A copy of a table of schema version 1 (without team_session_id), made by agno before 1.2."""
+    db = tmp_path / "pre12.db"
+    db.write_bytes((FIXTURES / "agno_agent_pre12.db").read_bytes())
+    return db
+
+
+def test_search_and_usage_read_a_table_upgraded_while_the_server_runs(tmp_path: Path, serve: Serve) -> None:
+    db = old_table(tmp_path)
+    with serve(str(db), recheck_after=3600) as base:
+        for path, query in (("/api/v1/search", {"q": "squared"}), ("/api/v1/usage", {})):
+            status, body = get(base, path, table="agent_sessions", **query)
+            assert (status, body["error"]["code"]) == (409, "old_schema"), body
+        with SqliteStorage("agent_sessions", db_file=db) as store:
+            store.upgrade_schema()
+        status, body = get(base, "/api/v1/search", table="agent_sessions", q="squared")
+        assert status == 200 and body["hits"], body
+        status, body = get(base, "/api/v1/usage", table="agent_sessions")
+        assert status == 200 and body["groups"], body
+        (table,) = get(base, "/api/v1/tables")[1]["tables"]
+        assert table["version"] == 2
+
+
+def test_a_column_an_upgrade_added_is_read_once_the_table_is_looked_at_again(tmp_path: Path, serve: Serve) -> None:
+    db = old_table(tmp_path)
+    with sqlite3.connect(db) as conn:
+        (session_id,) = conn.execute("SELECT session_id FROM agent_sessions LIMIT 1").fetchone()
+    with serve(str(db), recheck_after=0) as base:
+        status, body = get(base, f"/api/v1/sessions/{session_id}", table="agent_sessions")
+        assert status == 200 and body["session"]["team_session_id"] is None
+        with SqliteStorage("agent_sessions", db_file=db) as store:
+            store.upgrade_schema()
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE agent_sessions SET team_session_id = 'ts-9' WHERE session_id = ?", (session_id,))
+        status, body = get(base, f"/api/v1/sessions/{session_id}", table="agent_sessions")
+        assert status == 200 and body["session"]["team_session_id"] == "ts-9", body
+
+
+# --- a hot journal --------------------------------------------------------------------
+
+#: A writer that stops in the middle of a transaction on a rollback-journal file, leaving a hot journal.
+CRASHING_WRITER = textwrap.dedent(
+    """
+    import os, sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("PRAGMA cache_size = 1")  # changed pages reach the file before COMMIT, the journal holds the old
+    conn.execute("BEGIN")
+    for i in range(300):
+        conn.execute(
+            "INSERT INTO agent_sessions (session_id, user_id, agent_id, memory, created_at, updated_at) "
+            "VALUES (?, 'x', 'a', ?, 1, 1)",
+            (f"z{i}", "y" * 5000),
+        )
+    os._exit(9)
+    """
+)
+
+
+def leave_a_hot_journal(db: Path) -> None:
+    subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(db)], check=False)
+    assert Path(f"{db}-journal").stat().st_size > 0
+
+
+@pytest.fixture
+def rollback_journal_file(tmp_path: Path) -> Path:
+    db = tmp_path / "journal.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "a-1"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    return db
+
+
+def test_a_hot_journal_is_503_saying_how_to_recover(rollback_journal_file: Path, serve: Serve) -> None:
+    db = rollback_journal_file
+    with serve(str(db)) as base:
+        assert get(base, "/healthz")[0] == 200
+        leave_a_hot_journal(db)
+        for path, query in (
+            ("/healthz", {}),
+            ("/api/v1/tables", {}),
+            ("/api/v1/sessions", {"table": "agent_sessions"}),
+            ("/api/v1/sessions", {}),
+            ("/api/v1/sessions/a-1", {"table": "agent_sessions"}),
+        ):
+            status, body = get(base, path, **query)
+            assert (status, body["error"]["code"]) == (503, "unavailable"), (path, body)
+            assert "hot journal" in body["error"]["message"] and "PRAGMA quick_check" in body["error"]["message"]
+        status, headers, html = fetch(base, "/?table=agent_sessions")
+        assert status == 503 and headers["content-type"].startswith("text/html") and "hot journal" in html
+        # What the message says to do recovers the file (as the sqlite3 shell would do it).
+        sqlite3.connect(db).execute("PRAGMA quick_check").fetchall()
+        assert not Path(f"{db}-journal").exists()
+        assert get(base, "/healthz")[0] == 200
+        assert get(base, "/api/v1/sessions/a-1", table="agent_sessions")[0] == 200
+
+
+def test_a_server_refusing_to_start_on_a_hot_journal_says_how_to_recover(rollback_journal_file: Path) -> None:
+    db = rollback_journal_file
+    leave_a_hot_journal(db)
+    with pytest.raises(HotJournalError, match="hot journal") as caught:
+        open_source(str(db))
+    assert "PRAGMA quick_check" in str(caught.value)
+    command = [sys.executable, "-m", "agno_storage", "serve", str(db), "--port", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0 and "hot journal" in done.stderr and "PRAGMA quick_check" in done.stderr
+    assert Path(f"{db}-journal").exists()  # the server never writes, not even to recover
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_session(tmp_path: Path) -> Path:
+    db = tmp_path / "one.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "a-1"))
+    return db
+
+
+def test_a_method_a_path_does_not_take_is_405_naming_those_it_takes(one_session: Path, serve: Serve) -> None:
+    with serve(str(one_session)) as base:
+        for path in ("/api/v1/sessions", "/"):
+            status, headers, _ = fetch(base, path, method="POST")
+            assert status == 405 and "GET" in headers["allow"], (path, headers)
+        status, headers, body = fetch(base, "/api/v1/sessions", method="DELETE")
+        assert status == 405 and "GET" in headers["allow"] and "method_not_allowed" in body
+
+
+def test_private_responses_are_never_cached_nor_framed(one_session: Path, serve: Serve) -> None:
+    with serve(str(one_session), parse_tokens(f"{TOKEN} *\n")) as base:
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        cookie = {"Cookie": f"agno_storage_token={TOKEN}"}
+        for path, headers in (
+            ("/api/v1/sessions", bearer),
+            ("/api/v1/sessions/a-1", bearer),
+            ("/api/v1/tables", {}),  # a 401
+            ("/", cookie),
+            ("/sessions/a-1", cookie),
+            ("/login", {}),
+        ):
+            status, got, _ = fetch(base, path, headers=headers)
+            assert status in (200, 401), (path, status)
+            assert "no-store" in got["cache-control"], (path, got)
+            assert {"cookie", "authorization"} <= {v.strip().lower() for v in got["vary"].split(",")}, (path, got)
+        for path in ("/api/v1/sessions", "/", "/static/app.css", "/healthz"):
+            _, got, _ = fetch(base, path, headers=bearer | cookie)
+            assert got["x-content-type-options"] == "nosniff", (path, got)
+            assert got["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in got["content-security-policy"]
+
+
+def test_a_storage_error_on_a_page_is_a_page(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "corrupt.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "bad"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE agent_sessions SET created_at = 'yesterday'")
+    with serve(str(db)) as base:
+        status, headers, html = fetch(base, "/?table=agent_sessions")
+        assert status == 500 and headers["content-type"].startswith("text/html"), headers
+        assert "<html" in html and "created_at" in html and "bad" in html
+        # The API's errors stay JSON.
+        status, headers, _ = fetch(base, "/api/v1/sessions?table=agent_sessions")
+        assert status == 500 and headers["content-type"] == "application/json"
+        status, headers, html = fetch(base, "/no/such/page")
+        assert status == 404 and headers["content-type"].startswith("text/html") and "no such path" in html
