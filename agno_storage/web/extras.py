@@ -1,7 +1,7 @@
 """The endpoints over the conversation modules: a session's history, search and usage.
 
 Each calls its module with the table's read-only store and the caller's user
-scope; a module this installation lacks answers 501.
+scope.
 """
 
 from __future__ import annotations
