@@ -64,6 +64,10 @@ fixtures-go-check: go-work  ## Fail if fixtures/go_*.db differ from a fresh run 
 
 fixtures: fixtures-go fixtures-agno  ## Rewrite every fixture
 
+.PHONY: fts5-chars
+fts5-chars: venv  ## Rewrite agno_storage/fts5_chars.py (the characters that split words) from this SQLite's FTS5 tokenizer
+	$(BIN)/python devkit/fts5_chars.py
+
 .PHONY: bench bench-quick
 bench: $(BIN)/python  ## Full benchmark run (several minutes); rewrites docs/benchmarks.md and docs/benchmarks.png
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

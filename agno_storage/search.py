@@ -17,26 +17,55 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import attrs
 
-from agno_storage import agent_runs, conversation
+from agno_storage import agent_runs, conversation, fts5_chars
 from agno_storage.conversation import Message
 from agno_storage.errors import CorruptRowError, InvalidInputError, ReadOnlyDatabaseError
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
 
-# A word: letters and digits, as FTS5's unicode61 takes them, with two more of its token characters that
-# Python's \w leaves out: the combining accents it counts as diacritics (those of decomposed Latin text,
-# "e" + U+0301; the other marks of U+0300-U+036F split words in FTS5 too) and the private-use areas.
-# Otherwise a decomposed "résumé" is one token to FTS5 and two words here.
-# An accent only goes on a word: FTS5 drops one that leads it.
-_PRIVATE_USE = r"\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
-_ACCENTS = r"\u0300-\u0304\u0306-\u030c\u030f\u0311\u031b\u0323-\u0328\u032d\u032e\u0330\u0331"
-_WORD = re.compile(rf"(?:[^\W_]|[{_PRIVATE_USE}])(?:[^\W_]|[{_PRIVATE_USE}{_ACCENTS}])*")
+
+def _ranges(ranges: Iterable[tuple[int, int]]) -> str:
+    """A regular expression character class's body holding ``ranges`` (inclusive code point pairs)."""
+    return "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+# A word is what FTS5's unicode61 tokenizer (as the index makes it) takes as one: a run of characters
+# none of which separates words (fts5_chars.SEPARATORS, made from SQLite's own tokenizer), never
+# starting with one of the accents it drops there (fts5_chars.NOT_FIRST). One class with ranges past
+# U+FFFF makes Python's re test each character against every range; a class of the Basic Multilingual
+# Plane's alone is a table lookup. So words are found with the BMP's separators only, and the rare word
+# holding a character past U+FFFF is split again by the exact expression (:func:`_word_spans`).
+_BMP = [(a, b) for a, b in fts5_chars.SEPARATORS if b <= 0xFFFF]
+_PAST_BMP = [(max(a, 0x10000), b) for a, b in fts5_chars.SEPARATORS if b > 0xFFFF]
+_NOT_FIRST = _ranges((c, c) for c in fts5_chars.NOT_FIRST)
+_BMP_WORD = re.compile(f"[^{_ranges(_BMP)}{_NOT_FIRST}][^{_ranges(_BMP)}]*")
+_EXACT_WORD = re.compile(f"[^{_ranges(fts5_chars.SEPARATORS)}{_NOT_FIRST}][^{_ranges(fts5_chars.SEPARATORS)}]*")
+_FIRST_PAST_BMP = "\U00010000"
+
+
+def _word_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Where the words of ``text`` are, as FTS5 splits it (see :data:`_BMP_WORD`)."""
+    for m in _BMP_WORD.finditer(text):
+        word = m.group()
+        if word.isascii() or max(word) < _FIRST_PAST_BMP:
+            yield m.span()
+        else:
+            for part in _EXACT_WORD.finditer(text, m.start(), m.end()):
+                yield part.span()
+
+
+def _words(text: str) -> builtins.list[str]:
+    if text.isascii() or max(text, default="") < _FIRST_PAST_BMP:
+        return _BMP_WORD.findall(text)  # the common case, in one call
+    return [text[a:b] for a, b in _word_spans(text)]
+
+
 #: Words either side of the first match in a snippet the scan makes.
 SNIPPET_WORDS = 8
 
@@ -61,7 +90,7 @@ class SearchHit:
 
 def terms(query: str) -> builtins.list[str]:
     """The words of ``query``, lower-cased, each once, in order."""
-    return builtins.list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+    return builtins.list(dict.fromkeys(w.lower() for w in _words(query)))
 
 
 def spelled_terms(query: str) -> builtins.list[str]:
@@ -72,7 +101,7 @@ def spelled_terms(query: str) -> builtins.list[str]:
     and a combining dot, which FTS5 never sees in the text).
     """
     first: dict[str, str] = {}
-    for w in _WORD.findall(query):
+    for w in _words(query):
         first.setdefault(w.lower(), w)
     return builtins.list(first.values())
 
@@ -165,7 +194,7 @@ def sessions_messages(
 
 
 def words_of(text: str | None) -> builtins.list[str]:
-    return [w.lower() for w in _WORD.findall(text or "")]
+    return [w.lower() for w in _words(text or "")]
 
 
 def match(words: builtins.list[str], text: str | None) -> float:
@@ -179,19 +208,19 @@ def match(words: builtins.list[str], text: str | None) -> float:
 
 def snippet(words: builtins.list[str], text: str) -> str:
     """``text`` around the first matched word, each matched word in brackets."""
-    tokens = builtins.list(_WORD.finditer(text))
+    tokens = builtins.list(_word_spans(text))
     wanted = set(words)
-    first = next((i for i, t in enumerate(tokens) if t.group().lower() in wanted), 0)
+    first = next((i for i, (a, b) in enumerate(tokens) if text[a:b].lower() in wanted), 0)
     lo, hi = max(0, first - SNIPPET_WORDS), min(len(tokens), first + SNIPPET_WORDS + 1)
     if not tokens:
         return text
-    start = tokens[lo].start() if lo else 0
-    end = tokens[hi - 1].end() if hi < len(tokens) else len(text)
+    start = tokens[lo][0] if lo else 0
+    end = tokens[hi - 1][1] if hi < len(tokens) else len(text)
     out, at = [], start
-    for t in tokens[lo:hi]:
-        if t.group().lower() in wanted:
-            out += [text[at : t.start()], "[", t.group(), "]"]
-            at = t.end()
+    for a, b in tokens[lo:hi]:
+        if text[a:b].lower() in wanted:
+            out += [text[at:a], "[", text[a:b], "]"]
+            at = b
     out.append(text[at:end])
     return ("…" if start else "") + "".join(out) + ("…" if end < len(text) else "")
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from agno_storage import (
     AgentSession,
@@ -1170,19 +1172,76 @@ def test_decomposed_accents_are_part_of_a_word_for_the_scan_as_for_the_index(mak
     assert found(store.search(unicodedata.normalize("NFD", "résumé"))) == [("vi", text)]
 
 
-def test_the_scans_words_are_fts5s_words_for_combining_accents_and_private_use() -> None:
-    """Every mark of U+0300-U+036F and a sample of the private-use areas, inside a word and leading it: the
-    scan's words are FTS5's tokens (unicode61, as the index makes it)."""
-    from agno_storage.search import terms
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_newer_emoji_are_words_for_the_scan_as_for_the_index(make_store: Any, indexed: bool) -> None:
+    """FTS5 takes a character its Unicode 6.1 tables do not know (most emoji of later years) into a word,
+    and splits at one they list as a symbol (the emoji of 2010): the scan finds what the index finds."""
+    store = make_store("agent")
+    text = "thanks\U0001f917 for the help \U0001f914 and the smile\U0001f600"
+    store.upsert(AgentSession(session_id="e", user_id="u", memory=agno_memory((text, "ok"))))
+    if indexed:
+        store.enable_search()
+    assert found(store.search("thanks\U0001f917")) == [("e", text)]
+    assert found(store.search("\U0001f914")) == [("e", text)]
+    assert store.search("thanks") == []
+    if indexed and not isinstance(store, SqliteStorage):
+        # PostgreSQL's parser (the test server's C locale) takes every emoji into a word (documented).
+        assert store.search("smile") == []
+    else:
+        assert found(store.search("smile")) == [("e", text)]
 
+
+def _fts5_terms(texts: dict[int, str]) -> dict[int, list[str]]:
+    """The terms FTS5 (unicode61, remove_diacritics 0, as the index makes it) makes of each text, in order."""
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize = 'unicode61 remove_diacritics 0')")
     conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
-    points = [*range(0x300, 0x370), 0xE000, 0xF8FF, 0xF0000, 0xFFFFD, 0x100000, 0x10FFFD, 0xF8FF + 1]
-    texts = {c: "a" + chr(c) + "b" for c in points} | {-c: chr(c) + "ab" for c in points}  # inside; leading
     conn.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", texts.items())
-    tokens: dict[int, list[str]] = {}
+    terms: dict[int, list[str]] = {k: [] for k in texts}
     for doc, term in conn.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
-        tokens.setdefault(doc, []).append(term)
-    differ = [(hex(abs(k)), k < 0) for k, text in texts.items() if terms(text) != tokens.get(k, [])]
+        terms[doc].append(term)
+    conn.close()
+    return terms
+
+
+def _shape(words: list[str]) -> list[int]:
+    # FTS5 folds case by its own tables, Python's lower() by newer ones: words compare by their lengths
+    # (each fold keeps a character one character; U+0130, whose lower() is two, is left out of the texts).
+    return [len(w) for w in words]
+
+
+def test_the_scans_words_are_fts5s_words_for_characters_of_every_plane() -> None:
+    """Code points of every plane (every 61st, both edges of each range FTS5 splits words at, each accent it
+    drops at a word's start, emoji old and new), inside a word and leading it: the scan splits the text
+    where the index does."""
+    from agno_storage import fts5_chars
+    from agno_storage.search import words_of
+
+    edges = {e + d for r in fts5_chars.SEPARATORS for e in r for d in (-1, 0, 1)}
+    emoji = {0x1F600, 0x1F914, 0x1F917, 0x1F923, 0x1F970, 0x1FAE0, 0x2764, 0x1F44D}
+    points = {*range(0, 0x110000, 61), *edges, *fts5_chars.NOT_FIRST, *emoji}
+    points = {c for c in points if 0 <= c < 0x110000 and not 0xD800 <= c <= 0xDFFF and c != 0x130}
+    texts = {c: "a" + chr(c) + "b" for c in points} | {-c - 1: chr(c) + "ab" for c in points}  # inside; leading
+    fts5 = _fts5_terms(texts)
+    differ = [(hex(abs(k) - (k < 0)), k < 0) for k, text in texts.items() if _shape(words_of(text)) != _shape(fts5[k])]
     assert differ == []
+
+
+_mixed_text = hs.text(
+    alphabet=hs.one_of(
+        hs.sampled_from("ab Z9_.-'\t\n"),
+        hs.sampled_from([chr(c) for c in (0x0301, 0x0300, 0x0336, 0x00E9, 0x00D7, 0xE000, 0x3000, 0x4E2D)]),
+        hs.sampled_from([chr(c) for c in (0x1F600, 0x1F914, 0x1F917, 0x1FAE0, 0x10400, 0xF0000, 0xE0001)]),
+        hs.characters(exclude_categories=("Cs",), exclude_characters="\u0130"),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.lists(_mixed_text, min_size=1, max_size=20))
+def test_the_scans_words_are_fts5s_words_in_any_text(texts: list[str]) -> None:
+    from agno_storage.search import words_of
+
+    fts5 = _fts5_terms(dict(enumerate(texts, 1)))
+    assert [_shape(words_of(text)) for text in texts] == [_shape(fts5[k]) for k in range(1, len(texts) + 1)]
