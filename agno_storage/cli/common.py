@@ -84,6 +84,12 @@ def parse_target(url: str) -> urls.Target:
         raise Exit(FAILED, str(exc)) from None
     if isinstance(target, urls.SqliteTarget) and target.path is None:
         raise Exit(FAILED, f"{urls.shown(url)} is an in-memory database, which starts empty; give a file")
+    from agno_storage.ops.db import check_conninfo
+
+    try:
+        check_conninfo(url)  # at once: a store would try to connect for seconds first
+    except StorageError as exc:
+        raise Exit(FAILED, str(exc)) from None
     return target
 
 

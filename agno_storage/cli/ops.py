@@ -14,7 +14,8 @@ from typing import IO, Any
 
 import attrs
 
-from agno_storage.cli.common import NOT_FOUND, OK, PROG, Exit, cell, columns, out, shown, to_json
+from agno_storage import urls
+from agno_storage.cli.common import NOT_FOUND, OK, PROG, Exit, cell, columns, out, parse_target, shown, to_json
 from agno_storage.errors import TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.ops import backup as backup_ops
@@ -24,7 +25,7 @@ from agno_storage.ops import export as export_ops
 from agno_storage.ops import load as load_ops
 from agno_storage.ops import prune as prune_ops
 from agno_storage.ops import tables as tables_ops
-from agno_storage.ops.db import open_database, sqlite_path
+from agno_storage.ops.db import open_database, refuse_source, roll_back_hot_journal, sqlite_path
 from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.select import Filters
 
@@ -173,6 +174,9 @@ def _export(args: argparse.Namespace) -> int:
             return OK
         # A file appears only when the export is whole.
         partial = Path(args.output + ".partial")
+        if db.path is not None:  # before anything is written: -o naming the database would replace it
+            refuse_source(args.output, db.path, "the output")
+            refuse_source(partial, db.path, "the output's temporary file")
         try:
             with partial.open("wb") as sink:
                 summary = export_ops.export_table(
@@ -214,6 +218,9 @@ def _import(args: argparse.Namespace) -> int:
     source = sys.stdin.buffer if args.file == "-" else None
     if source is None and not Path(args.file).is_file():
         raise Exit(NOT_FOUND, f"no file {args.file!r}")
+    target = parse_target(args.url)
+    if source is None and isinstance(target, urls.SqliteTarget) and target.path is not None:
+        refuse_source(args.file, target.path, "the file to import")  # it would be written while it is read
     with _progress("import") as bar:
         if source is not None:
             summary = load_ops.import_lines(
@@ -269,6 +276,10 @@ def _warn_runs_left(left: int, done: str) -> None:
 
 @_not_found_is_1
 def _prune(args: argparse.Namespace) -> int:
+    target = parse_target(args.url)
+    if isinstance(target, urls.SqliteTarget):
+        # prune writes the file anyway: a read-write open rolls a crashed writer's hot journal back first.
+        roll_back_hot_journal(sqlite_path(target))
     with open_database(args.url, _schema(args.schema)) as db, _progress("prune") as bar:
         summary = prune_ops.prune(
             db,
@@ -276,6 +287,7 @@ def _prune(args: argparse.Namespace) -> int:
             args.table,
             args.older_than,
             user=args.user,
+            mode=_mode(args),
             dry_run=args.dry_run,
             schema=_schema(args.schema),
             progress=bar,
@@ -309,8 +321,6 @@ def _backup(args: argparse.Namespace) -> int:
 @_not_found_is_1
 def _doctor(args: argparse.Namespace) -> int:
     path: str | None = None
-    from agno_storage import urls
-
     target = urls.parse_location(args.url)
     if isinstance(target, urls.SqliteTarget):
         path = sqlite_path(target)

@@ -10,7 +10,7 @@ import attrs
 
 from agno_storage import urls
 from agno_storage.errors import StorageError
-from agno_storage.ops.db import connect_readonly, sqlite_path
+from agno_storage.ops.db import connect_readonly, hot_journal_error, refuse_source, sqlite_path
 
 
 @attrs.frozen
@@ -29,7 +29,10 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     began, and writers are not stopped (in WAL mode; a rollback-journal file
     makes them wait for the copy). The copy is written beside ``destination``
     and renamed into place only after ``PRAGMA integrity_check`` says ``ok``.
-    Refuses an existing destination. PostgreSQL: use ``pg_dump`` (docs/ops.md).
+    Refuses an existing destination, and (OutputIsSourceError) a destination
+    whose file or ``DEST.partial`` is the source or one of its files. A file
+    with a hot journal raises HotJournalError: the source is never written,
+    and only a read-write connection may roll the journal back. PostgreSQL: use ``pg_dump`` (docs/ops.md).
     """
     target = urls.parse_location(url)
     if not isinstance(target, urls.SqliteTarget):
@@ -40,6 +43,10 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
         raise StorageError(f"{os.fspath(destination)!r} exists; choose a new file")
     partial = dest.with_name(dest.name + ".partial")
     leftovers = (partial, partial.with_name(partial.name + "-journal"))
+    # Before anything is removed or written: DEST.partial's clean-up must never take the source or its journal.
+    refuse_source(destination, source, "the destination")
+    for path in leftovers:
+        refuse_source(path, source, "the backup's temporary file")
     src = connect_readonly(source)
     try:
         _remove(leftovers)  # of a backup to this destination that was killed
@@ -55,6 +62,9 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
         os.replace(partial, dest)
     except (sqlite3.Error, OSError) as exc:
         _remove(leftovers, quiet=True)
+        hot = hot_journal_error(source, exc) if isinstance(exc, sqlite3.Error) else None
+        if hot is not None:
+            raise hot from exc
         raise StorageError(f"backup of {source!r} to {os.fspath(destination)!r} failed: {exc}") from exc
     except BaseException:
         _remove(leftovers, quiet=True)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 
 import attrs
 
+from agno_storage import urls
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.ops import runs, select
-from agno_storage.ops.db import Database
+from agno_storage.ops.db import Database, check_conninfo, refuse_source
+from agno_storage.ops.errors import OutputIsSourceError
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
 from agno_storage.ops.tables import describe
@@ -46,13 +50,16 @@ def copy_table(
     the same table. An agent table's ``agent_runs`` rows go with its
     sessions into an agent table in SQLite (:mod:`agno_storage.ops.runs`);
     into PostgreSQL, which has no ``agent_runs``, they are counted in
-    ``runs_left``. Raises CorruptRowError (nothing of its batch written)
+    ``runs_left``. Refuses (OutputIsSourceError, before writing) a
+    destination that is the source's -wal, -shm or -journal, or the source
+    table itself. Raises CorruptRowError (nothing of its batch written)
     for a JSON value that is not JSON of its column's type, and what
     :class:`RowWriter` raises.
     """
     progress = progress or NoProgress()
     info = describe(source, table, mode)
     target = to_table or table
+    _refuse_own_files(source, table, url, target)
     progress.start(select.count(source, info, filters))
     with_runs = runs.carried(source, info) and runs.any_rows(source, info, filters)
     with (
@@ -86,6 +93,27 @@ def copy_table(
                     left += len(run_batch)
             writer.flush()
     return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied, runs=carried, runs_left=left)
+
+
+def _refuse_own_files(source: Database, table: str, url: str, to_table: str) -> None:
+    """Raise OutputIsSourceError if the copy would write a file of the source other than its other tables."""
+    check_conninfo(url)  # at once, its password never shown
+    target = urls.parse_location(url)
+    if source.path is None or not isinstance(target, urls.SqliteTarget) or target.path is None:
+        return
+    path = Path(target.path).expanduser()
+    try:
+        same = os.path.samefile(path, source.path)
+    except OSError:
+        same = False
+    if not same:
+        refuse_source(path, source.path, "the destination")  # its -wal, -shm or -journal
+    elif to_table == table:
+        raise OutputIsSourceError(
+            f"the destination is the source table {table!r} itself; give --to-table another table",
+            path=source.path,
+            table=table,
+        )
 
 
 __all__ = ["CopySummary", "copy_table"]

@@ -10,12 +10,14 @@ or its journal mode, and a read-only file or folder can be read.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote as uri_quote
+from urllib.parse import unquote as uri_unquote
 
 from agno_storage import urls
 from agno_storage.backends import sqlite_ddl
@@ -24,11 +26,15 @@ from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes
 from agno_storage.errors import StorageError
 from agno_storage.models import Mode
-from agno_storage.ops.errors import DatabaseMissingError
+from agno_storage.ops.errors import DatabaseMissingError, HotJournalError, OutputIsSourceError
 from agno_storage.schema import quote
 
 #: Rows fetched per round trip when streaming a table.
 FETCH_SIZE = 1000
+#: The files SQLite keeps beside a database (``PATH-wal`` ...): writing one of them writes the database.
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+#: SQLITE_READONLY_ROLLBACK: a read-only connection found a hot journal it may not roll back.
+_READONLY_ROLLBACK = 776
 
 
 def sqlite_path(target: urls.SqliteTarget) -> str:
@@ -39,6 +45,51 @@ def sqlite_path(target: urls.SqliteTarget) -> str:
     if not path.is_file():
         raise DatabaseMissingError(f"no database file {target.path!r}")
     return str(path.resolve())
+
+
+def is_part_of(path: str | os.PathLike[str], database: str | os.PathLike[str]) -> bool:
+    """Whether writing ``path`` would write the SQLite database file ``database``.
+
+    True for the file itself by any name (another path, a symbolic or hard
+    link) and for the files SQLite keeps beside it (``-wal``, ``-shm``,
+    ``-journal``), whether or not they are there now.
+    """
+    candidate = Path(path).expanduser()
+    names = [candidate] + [
+        candidate.with_name(candidate.name.removesuffix(suffix))
+        for suffix in SIDE_SUFFIXES
+        if candidate.name.endswith(suffix) and candidate.name != suffix
+    ]
+    for name in names:
+        try:
+            if os.path.samefile(name, database):
+                return True
+        except OSError:  # not there: no file to be the database
+            continue
+    return False
+
+
+def refuse_source(path: str | os.PathLike[str], database: str | os.PathLike[str], what: str) -> None:
+    """Raise OutputIsSourceError if ``path`` (``what`` a command writes) is ``database`` or one of its files."""
+    if is_part_of(path, database):
+        raise OutputIsSourceError(
+            f"{what} {os.fspath(path)!r} is the database {os.fspath(database)!r} itself or one of its files "
+            "(-wal, -shm, -journal): writing it would destroy the database; choose another file",
+            path=os.fspath(path),
+        )
+
+
+def hot_journal_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> HotJournalError | None:
+    """The error for a file a read-only connection cannot read because of a hot journal, if ``exc`` is that."""
+    if getattr(exc, "sqlite_errorcode", None) != _READONLY_ROLLBACK:
+        return None
+    name = os.fspath(path)
+    return HotJournalError(
+        f"{name!r} has a hot journal ({name}-journal): a writer stopped in the middle of a transaction, and "
+        "only a read-write connection may roll it back. Open the file read-write once (e.g. "
+        f"sqlite3 {name} 'PRAGMA quick_check', or any write) and try again",
+        path=name,
+    )
 
 
 def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -54,6 +105,24 @@ def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
         raise StorageError(f"cannot open {os.fspath(path)!r} read-only: {exc}") from exc
 
 
+def roll_back_hot_journal(path: str | os.PathLike[str]) -> None:
+    """Let SQLite roll back a hot journal of the file at ``path`` (a read-write read); for commands that write it.
+
+    Does nothing when there is no ``-journal`` file. Raises StorageError if
+    the file cannot be opened read-write.
+    """
+    if not os.path.exists(os.fspath(path) + "-journal"):
+        return
+    try:
+        conn = sqlite3.connect(os.fspath(path), isolation_level=None, timeout=30)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot roll back the hot journal of {os.fspath(path)!r}: {exc}") from exc
+
+
 class Database:
     """One raw connection: a SQLite file read-only, or a PostgreSQL database (read-only transactions).
 
@@ -61,11 +130,15 @@ class Database:
     looked for in; ``None`` is the connection's current schema.
     """
 
-    def __init__(self, engine: str, conn: Any, *, schema: str | None = None, location: str = "") -> None:
+    def __init__(
+        self, engine: str, conn: Any, *, schema: str | None = None, location: str = "", path: str | None = None
+    ) -> None:
         self.engine = engine
         self.conn = conn
         self.schema = schema
         self.location = location
+        #: SQLite: the file's absolute path.
+        self.path = path
         self.placeholder = "?" if engine == "sqlite" else "%s"
 
     @property
@@ -88,8 +161,12 @@ class Database:
         try:
             rows: list[tuple[Any, ...]] = self.conn.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error on {self.location}: {exc}") from exc
+            raise self._error(exc) from exc
         return rows
+
+    def _error(self, exc: sqlite3.Error) -> StorageError:
+        hot = hot_journal_error(self.path, exc) if self.path is not None else None
+        return hot or StorageError(f"SQLite error on {self.location}: {exc}")
 
     def stream(self, statement: str, params: Sequence[Any] = (), size: int = FETCH_SIZE) -> Iterator[list[Any]]:
         """The rows of ``statement`` in lists of at most ``size``; memory stays flat (a server-side cursor on PostgreSQL)."""
@@ -99,7 +176,7 @@ class Database:
                 while rows := cursor.fetchmany(size):
                     yield rows
             except sqlite3.Error as exc:
-                raise StorageError(f"SQLite error on {self.location}: {exc}") from exc
+                raise self._error(exc) from exc
             return
         with self.conn.cursor(name="agno_storage_stream") as cursor:
             cursor.itersize = size
@@ -175,19 +252,67 @@ def open_database(url: str, schema: str | None = "ai", *, lenient_text: bool = F
         conn = connect_readonly(path)
         if lenient_text:
             conn.text_factory = text_or_bytes
-        return Database("sqlite", conn, location=repr(target.path))
+        return Database("sqlite", conn, location=repr(target.path), path=path)
     try:
         import psycopg
     except ImportError as exc:
         raise StorageError(f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})") from exc
+    check_conninfo(url)
     try:
         pg = psycopg.connect(target.conninfo, autocommit=False, connect_timeout=10, client_encoding="utf8")
     except psycopg.Error as exc:
-        raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+        raise StorageError(f"cannot connect to PostgreSQL: {scrubbed(str(exc), url)}") from exc
     pg.read_only = True
     # One snapshot for the connection's transaction: an export's sessions and runs, a copy's, agree.
     pg.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     return Database("postgres", pg, schema=schema, location="PostgreSQL")
+
+
+def scrubbed(text: str, url: str) -> str:
+    """``text`` (a driver's message about ``url``) with every secret of ``url`` as ``***``.
+
+    The secrets are what :func:`agno_storage.urls.without_password` masks
+    (a URL's password, ``password=`` settings), as written and decoded:
+    libpq quotes the token it cannot read, which may be the password.
+    """
+    masked = urls.without_password(url)
+    secrets = {
+        url[i1:i2]
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, url, masked, autojunk=False).get_opcodes()
+        if tag != "equal" and i2 > i1
+    }
+    for secret in sorted(secrets | {uri_unquote(s) for s in secrets}, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def check_conninfo(url: str) -> None:
+    """Raise StorageError (its password never shown) at once if libpq cannot read the PostgreSQL ``url``.
+
+    Also for a URL libpq reads with the database name holding an ``@``: a
+    password with an unencoded ``/``, which libpq would read as the host.
+    """
+    target = urls.parse_location(url)
+    if not isinstance(target, urls.PostgresTarget):
+        return
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return  # opening it says psycopg is needed
+    try:
+        params = conninfo_to_dict(target.conninfo)
+    except psycopg.Error as exc:  # its text quotes the token it cannot read: the password, often
+        raise StorageError(f"cannot read the PostgreSQL URL {urls.shown(url)}: {scrubbed(str(exc), url)}") from None
+    if "@" in str(params.get("dbname") or ""):
+        # libpq ends the host at the first "/": a password holding one becomes host, port and database name.
+        start = url.find("://") + 3
+        hidden = url[:start] + "***@" + url[url.rindex("@") + 1 :] if start > 2 and "@" in url else "(hidden)"
+        raise StorageError(
+            f"cannot read the PostgreSQL URL {hidden!r}: libpq reads a '/' in it as the end of the host, "
+            "so a password holding '/' becomes the host and database name; write it as %2F"
+        )
 
 
 def open_store(url: str, table: str, mode: Mode, schema: str | None = "ai") -> BaseStorage:
@@ -210,10 +335,17 @@ def store_qualified(store: BaseStorage, table: str) -> str:
 
 __all__ = [
     "FETCH_SIZE",
+    "SIDE_SUFFIXES",
     "Database",
+    "check_conninfo",
     "connect_readonly",
+    "hot_journal_error",
+    "is_part_of",
     "open_database",
     "open_store",
+    "refuse_source",
+    "roll_back_hot_journal",
+    "scrubbed",
     "sqlite_path",
     "store_qualified",
 ]

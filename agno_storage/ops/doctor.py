@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 
 import attrs
 
 from agno_storage import codec
-from agno_storage.errors import StorageError
+from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
+from agno_storage.ops import runs
 from agno_storage.ops.db import Database
+from agno_storage.ops.errors import HotJournalError
 from agno_storage.ops.tables import TableInfo, list_tables
 from agno_storage.schema import CURRENT_VERSION, quote
 
@@ -50,7 +55,11 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     value that is not what its column holds (JSON that does not decode or is
     of the wrong type, a non-integer timestamp, a BLOB or non-UTF-8 text).
     A SQLite file too damaged to be read (not a database, a malformed
-    schema) is one ``unreadable`` problem, and nothing more is checked.
+    schema) is one ``unreadable`` problem, and nothing more is checked; a
+    hot journal (a writer stopped mid-transaction) is one ``hot_journal``
+    problem saying how to recover. A table whose rows cannot all be read (a
+    damaged page) is an ``integrity`` problem. ``agent_runs`` values of the
+    wrong type (what export, copy and history stop at) are ``bad_value``.
     Notes: ``agent_runs`` rows whose session has no row (a Go Agent writes
     them by design), columns of other writers.
     ``path`` (SQLite) is the file, for the size of its -wal.
@@ -64,12 +73,21 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         try:
             integrity = "; ".join(str(r[0]) for r in db.query("PRAGMA integrity_check"))
             journal = str(db.query("PRAGMA journal_mode")[0][0])
+        except HotJournalError as exc:
+            findings.append(Finding(PROBLEM, "hot_journal", str(exc)))
+            return DoctorReport(findings=tuple(findings), tables=(), wal_bytes=wal)
         except StorageError as exc:
             findings.append(Finding(PROBLEM, "unreadable", f"SQLite cannot read the file: {exc.__cause__ or exc}"))
             return DoctorReport(findings=tuple(findings), tables=(), integrity=integrity, wal_bytes=wal)
         if integrity != "ok":
             findings.append(Finding(PROBLEM, "integrity", f"integrity_check: {integrity}"))
-    report = list_tables(db)
+    try:
+        report = list_tables(db)
+    except StorageError as exc:  # a damaged page under the schema or a table's count
+        findings.append(_stopped(exc, None, integrity))
+        return DoctorReport(
+            findings=tuple(findings), tables=(), integrity=integrity, journal_mode=journal, wal_bytes=wal
+        )
     for info in report.sessions:
         if info.version < CURRENT_VERSION:
             findings.append(
@@ -86,7 +104,9 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
                     NOTE, "extra_columns", f"columns of other writers, left alone: {', '.join(info.extra)}", info.name
                 )
             )
-        findings.extend(_rows(db, info))
+        findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
+    if report.runs is not None:
+        findings.extend(_checked(db, report.runs.name, integrity, functools.partial(_run_rows, db)))
     if report.runs is not None and report.runs.orphaned:
         findings.append(
             Finding(
@@ -103,6 +123,36 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
 
 
 _JSON = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
+
+
+def _checked(db: Database, table: str, integrity: str | None, check: Callable[[], list[Finding]]) -> list[Finding]:
+    """What ``check`` finds in ``table``; a read the file's damage stops is itself a finding."""
+    try:
+        return check()
+    except StorageError as exc:
+        return [_stopped(exc, table, integrity)]
+
+
+def _stopped(exc: StorageError, table: str | None, integrity: str | None) -> Finding:
+    """A read that a damaged file stopped: an integrity problem (integrity_check has said what, if it could)."""
+    where = f"reading table {table} " if table else "reading the tables "
+    message = f"{where}stopped: {exc.__cause__ or exc}"
+    if integrity == "ok":  # integrity_check passed, but reading it failed all the same
+        return Finding(PROBLEM, "unreadable", message, table)
+    return Finding(PROBLEM, "integrity", f"{message} (the damage integrity_check reports)", table)
+
+
+def _run_rows(db: Database) -> list[Finding]:
+    """``agent_runs`` values agno-golang does not write (what stops export, copy and history)."""
+    text = f"SELECT {', '.join(quote(c) for c in runs.COLUMNS)} FROM {db.qualified(RUNS_TABLE)}"  # noqa: S608
+    found: list[Finding] = []
+    for batch in db.stream(text):
+        for row in batch:
+            try:
+                runs.check(row)
+            except CorruptRowError as exc:
+                found.append(Finding(PROBLEM, "bad_value", str(exc), RUNS_TABLE, exc.session_id, exc.column))
+    return found
 
 
 def _rows(db: Database, info: TableInfo) -> list[Finding]:

@@ -11,6 +11,29 @@ class DatabaseMissingError(StorageError):
     """The SQLite file named is not there; nothing was created."""
 
 
+class OutputIsSourceError(StorageError):
+    """A file a command would write is the database it reads (or its -wal, -shm, -journal); nothing was written.
+
+    ``path`` is the file named.
+    """
+
+    def __init__(self, message: str, *, path: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
+
+
+class HotJournalError(StorageError):
+    """A rollback-journal SQLite file has a hot journal a read-only connection may not roll back.
+
+    A writer stopped in the middle of a transaction; the next read-write
+    connection rolls it back. ``path`` is the database file.
+    """
+
+    def __init__(self, message: str, *, path: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
+
+
 class ExportFormatError(StorageError):
     """A line of an export file cannot be imported; nothing of its batch was written.
 
@@ -24,4 +47,4 @@ class ExportFormatError(StorageError):
         self.imported = imported
 
 
-__all__ = ["DatabaseMissingError", "ExportFormatError"]
+__all__ = ["DatabaseMissingError", "ExportFormatError", "HotJournalError", "OutputIsSourceError"]

@@ -42,6 +42,7 @@ def prune(
     older_than: int,
     *,
     user: str | None = None,
+    mode: Mode | None = None,
     dry_run: bool = False,
     schema: str | None = "ai",
     now: int | None = None,
@@ -59,12 +60,17 @@ def prune(
     by their runs' own age: all of a session's runs go when its newest run
     (``updated_at``, else ``created_at``) is older than the cutoff and, with
     ``user``, every run is that user's; a live conversation keeps all of its.
+    A pruned session's runs go with it, but for those whose session_id
+    still has a row in another sessions table (that session lives on) and,
+    with ``user``, those of another user under an owned session's id (not
+    the owner's conversation: :func:`agno_storage.conversation.belongs`).
+    ``mode``, when given, must be the table's (SchemaMismatchError).
     ``db`` is a read connection to the same database (the dry run and the
     counts); deletes go through the store, ``PRUNE_BATCH`` sessions per
     transaction, each re-checking the age under the write lock.
     """
     progress = progress or NoProgress()
-    info = describe(db, table)
+    info = describe(db, table, mode)
     cutoff = (int(time.time()) if now is None else now) - older_than
     filters = Filters(user=user, until=cutoff)
     clause, params = where(db, filters)
@@ -73,12 +79,17 @@ def prune(
     old = _OldSessions(table, clause, params, cutoff, has_runs)
     ids = [r[0] for r in db.query(*old.select(db.qualified, db.placeholder))]
     orphans: _RunSessions | None = None
+    theirs: _TheirRuns | None = None
     if has_runs:
-        orphans = _RunSessions([t.name for t in list_tables(db).sessions], cutoff, user)
+        session_tables = [t.name for t in list_tables(db).sessions]
+        orphans = _RunSessions(session_tables, cutoff, user)
+        theirs = _TheirRuns(table, [t for t in session_tables if t != table], owned_only=user is not None)
     run_ids = [r[0] for r in db.query(*orphans.select(db.qualified, db.placeholder))] if orphans else []
     progress.start(len(ids) + len(run_ids))
     if dry_run:
-        runs = _count_runs(db, ids + run_ids) if has_runs else 0
+        runs = 0
+        if theirs is not None:
+            runs = _count_runs(db, ids, theirs.condition(db.qualified)) + _count_runs(db, run_ids, "")
         return PruneSummary(
             table=table, cutoff=cutoff, dry_run=True, session_ids=tuple(ids), runs=runs, run_sessions=tuple(run_ids)
         )
@@ -101,8 +112,12 @@ def prune(
                 if not batch:
                     break
                 marks = ", ".join([ph] * len(batch))
-                if has_runs:
-                    cursor.execute(f'DELETE FROM {agent_runs} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
+                if theirs is not None:
+                    condition = theirs.condition(lambda t: store_qualified(store, t))
+                    cursor.execute(
+                        f'DELETE FROM {agent_runs} AS r WHERE r."session_id" IN ({marks}){condition}',  # noqa: S608
+                        batch,
+                    )
                     runs += max(cursor.rowcount, 0)
                 cursor.execute(f'DELETE FROM {sessions} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
                 cursor.close()
@@ -202,13 +217,43 @@ class _RunSessions:
         return statement, params
 
 
-def _count_runs(db: Database, ids: list[str]) -> int:
+@attrs.frozen
+class _TheirRuns:
+    """Which ``agent_runs`` rows of a pruned session go with it: a condition on the runs (alias ``r``).
+
+    Not a run whose session_id has a row in another sessions table of the
+    file or schema: that session is still there, and the runs are its
+    conversation too. With ``owned_only`` (prune of one user's sessions),
+    only the runs of the session's own conversation (no user, the owner's,
+    or any of a session with no owner), never another user's under its id.
+    """
+
+    table: str
+    other_tables: list[str]
+    owned_only: bool
+
+    def condition(self, qualified: Callable[[str], str]) -> str:
+        """`` AND ...`` terms for a statement on ``agent_runs AS r`` (none when every run goes)."""
+        terms = [
+            f' AND NOT EXISTS (SELECT 1 FROM {qualified(t)} o WHERE o."session_id" = r."session_id")'  # noqa: S608
+            for t in self.other_tables
+        ]
+        if self.owned_only:
+            terms.append(
+                f' AND EXISTS (SELECT 1 FROM {qualified(self.table)} s WHERE s."session_id" = r."session_id"'  # noqa: S608
+                ' AND (r."user_id" IS NULL OR r."user_id" = \'\' OR s."user_id" IS NULL OR s."user_id" = \'\''
+                ' OR r."user_id" = s."user_id"))'
+            )
+        return "".join(terms)
+
+
+def _count_runs(db: Database, ids: list[str], condition: str) -> int:
     total = 0
     for start in range(0, len(ids), PRUNE_BATCH):
         chunk = ids[start : start + PRUNE_BATCH]
         marks = ", ".join([db.placeholder] * len(chunk))
         (n,) = db.query(
-            f'SELECT COUNT(*) FROM {db.qualified(RUNS_TABLE)} WHERE "session_id" IN ({marks})',  # noqa: S608
+            f'SELECT COUNT(*) FROM {db.qualified(RUNS_TABLE)} AS r WHERE r."session_id" IN ({marks}){condition}',  # noqa: S608
             chunk,
         )[0]
         total += int(n)

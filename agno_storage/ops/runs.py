@@ -89,11 +89,12 @@ def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple
     text, params = statement(db, info, filters)
     for batch in db.stream(text, params):
         for row in batch:
-            _check(row)
+            check(row)
         yield batch
 
 
-def _check(row: tuple[Any, ...]) -> None:
+def check(row: tuple[Any, ...]) -> None:
+    """Raise CorruptRowError for a value of an ``agent_runs`` row (:data:`COLUMNS`) agno-golang does not write."""
     for name, value in zip(COLUMNS, row, strict=True):
         ok = value is None or (type(value) is str if name in _TEXT else type(value) is int)
         if not ok or (name in ("id", "session_id") and value is None):
@@ -127,4 +128,15 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
         conn.executemany(statement, batch)
 
 
-__all__ = ["BATCH_SIZE", "COLUMNS", "RunLine", "any_rows", "carried", "holds_runs", "rows", "statement", "write"]
+__all__ = [
+    "BATCH_SIZE",
+    "COLUMNS",
+    "RunLine",
+    "any_rows",
+    "carried",
+    "check",
+    "holds_runs",
+    "rows",
+    "statement",
+    "write",
+]

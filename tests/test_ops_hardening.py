@@ -1,0 +1,289 @@
+"""The operations never destroy what they read, keep what another table or user still has, hide passwords,
+and say what is wrong with a damaged file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agno_storage.cli import main
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+DAY = 86400
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def two_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A file with an agent table (and agent_runs) and a team table."""
+    path = tmp_path / "f.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    assert main(["copy", str(FIXTURES / "go_team.db"), "--table", "team_sessions", str(path)]) == 0
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
+    capsys.readouterr()
+    return path
+
+
+def table_names(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    finally:
+        conn.close()
+
+
+# --- an output that is the database read ------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link", "its -wal", "its -journal"])
+def test_export_refuses_an_output_that_is_the_database_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    path = two_tables(tmp_path, capsys)
+    output = {
+        "same path": path,
+        "symbolic link": tmp_path / "link.db",
+        "hard link": tmp_path / "hard.db",
+        "its -wal": Path(f"{path}-wal"),
+        "its -journal": tmp_path / "hard.db-journal",  # the journal of the same file by another name
+    }[how]
+    if how == "symbolic link":
+        output.symlink_to(path)
+    if how in ("hard link", "its -journal"):
+        os.link(path, tmp_path / "hard.db")
+    before = digest(path)
+    code = main(["export", str(path), "--table", "agent_sessions", "-o", str(output)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "is the database" in err
+    assert digest(path) == before
+    assert "team_sessions" in table_names(path)
+    assert not Path(f"{output}.partial").exists()
+
+
+def test_export_refuses_an_output_whose_temporary_file_is_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sessions.partial"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    before = digest(path)
+    assert main(["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "sessions")]) == 2
+    assert "is the database" in capsys.readouterr().err
+    assert digest(path) == before
+
+
+def test_backup_never_writes_nor_removes_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "sessions.partial"
+    shutil.copy(FIXTURES / "go_agent.db", source)
+    before = digest(source)
+    # DEST.partial is the source: the clean-up of an earlier backup's leftovers would remove it.
+    assert main(["backup", str(source), str(tmp_path / "sessions")]) == 2
+    assert "is the database" in capsys.readouterr().err
+    assert digest(source) == before
+    # The source's journal: a database written there would be read as the source's journal.
+    assert main(["backup", str(source), f"{source}-journal"]) == 2
+    assert not Path(f"{source}-journal").exists()
+    assert digest(source) == before
+    assert main(["backup", str(source), str(tmp_path / "copy.db")]) == 0
+
+
+def test_copy_refuses_the_sources_own_files_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "f.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    before = digest(path)
+    assert main(["copy", str(path), "--table", "agent_sessions", f"{path}-journal"]) == 2
+    assert "is the database" in capsys.readouterr().err
+    assert not Path(f"{path}-journal").exists()
+    assert main(["copy", str(path), "--table", "agent_sessions", str(path)]) == 2
+    assert "source table" in capsys.readouterr().err
+    assert digest(path) == before
+    # Another table of the same file is a copy like any other.
+    assert main(["copy", str(path), "--table", "agent_sessions", str(path), "--to-table", "archive_sessions"]) == 0
+
+
+def test_import_refuses_reading_the_database_it_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "f.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    before = digest(path)
+    assert main(["import", str(path), "--table", "agent_sessions", str(path)]) == 2
+    assert "is the database" in capsys.readouterr().err
+    assert digest(path) == before
+
+
+# --- prune keeps the runs another table or another user still has -------------------
+
+
+def history_lines(path: Path, session_id: str, capsys: pytest.CaptureFixture[str]) -> int:
+    capsys.readouterr()
+    assert main(["history", str(path), "--table", "agent_sessions", session_id]) == 0
+    return len(capsys.readouterr().out.splitlines())
+
+
+def test_prune_keeps_the_runs_of_a_session_another_table_still_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "f.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    assert main(["copy", str(path), "--table", "agent_sessions", str(path), "--to-table", "archive_sessions"]) == 0
+    lines = history_lines(path, "agent-existing", capsys)
+    assert lines > 1
+    assert main(["prune", str(path), "--table", "archive_sessions", "--older-than", "1d", "--dry-run"]) == 0
+    assert "and 2 agent_runs rows" in capsys.readouterr().out  # agent-new's only: it has no session row
+    assert main(["prune", str(path), "--table", "archive_sessions", "--older-than", "1d"]) == 0
+    assert "and 2 agent_runs rows" in capsys.readouterr().out
+    assert history_lines(path, "agent-existing", capsys) == lines
+
+
+def test_prune_of_one_user_leaves_another_users_runs_under_the_same_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "f.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO agent_sessions (session_id, user_id, memory, session_data, extra_data, created_at, updated_at,"
+        " agent_id, agent_data) VALUES ('shared', 'alice', '{}', '{}', '{}', 1000, 1000, 'ag', '{}')"
+    )
+    conn.executemany(
+        "INSERT INTO agent_runs (id, session_id, user_id, created_at, updated_at) VALUES (?, 'shared', ?, 1000, 1000)",
+        [("alice-run", "alice"), ("unowned-run", None), ("bob-run", "bob")],
+    )
+    conn.commit()
+    conn.close()
+    args = ["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", "--user", "alice"]
+    assert main([*args, "--dry-run"]) == 0
+    assert "and 2 agent_runs rows" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "and 2 agent_runs rows" in capsys.readouterr().out
+    conn = sqlite3.connect(path)
+    left = [r[0] for r in conn.execute("SELECT id FROM agent_runs WHERE session_id = 'shared'")]
+    conn.close()
+    assert left == ["bob-run"]
+
+
+def test_prune_refuses_a_mode_the_table_is_not(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "f.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    before = digest(path)
+    assert main(["prune", str(path), "--table", "agent_sessions", "--mode", "team", "--older-than", "1d"]) == 2
+    assert "not a team table" in capsys.readouterr().err
+    assert digest(path) == before
+
+
+# --- passwords ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "password"),
+    [
+        (["tables", "postgresql://app:Tr0ub%dor@db.invalid/app"], "Tr0ub%dor"),
+        (["info", "postgresql://app:Tr0ub%dor@db.invalid/app", "--table", "agent_sessions"], "Tr0ub%dor"),
+        (
+            [
+                "copy",
+                str(FIXTURES / "go_agent.db"),
+                "--table",
+                "agent_sessions",
+                "postgresql://app:q8/Zx+Tr0ub@db.invalid/app",
+            ],
+            "Zx+Tr0ub",
+        ),
+    ],
+)
+def test_a_url_libpq_cannot_read_is_refused_at_once_without_its_password(
+    args: list[str], password: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the PostgreSQL URL" in err  # said before any attempt to connect
+    assert password not in err
+    assert password.replace("%", "") not in err
+
+
+# --- doctor on a damaged file -------------------------------------------------------
+
+
+def test_doctor_reports_a_damaged_page_as_an_integrity_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "d.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    with path.open("r+b") as f:  # zeros inside a page of agent_sessions' b-tree
+        f.seek(253914)
+        f.write(b"\0" * 200)
+    assert main(["doctor", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert "problem: integrity_check:" in out
+    assert "reading table agent_sessions stopped: database disk image is malformed" in out
+    assert out.rstrip().endswith("problems found")
+
+
+def hot_journal(tmp_path: Path) -> Path:
+    """A rollback-journal file whose writer was killed in the middle of a transaction."""
+    path = tmp_path / "h.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    code = (
+        "import os, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA cache_size=10'); c.execute('BEGIN')\n"
+        "c.execute(\"UPDATE agent_sessions SET memory = memory || ''\"); c.execute('DELETE FROM agent_sessions')\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=False)
+    assert Path(f"{path}-journal").stat().st_size > 0
+    return path
+
+
+def test_a_hot_journal_is_named_with_how_to_recover(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = hot_journal(tmp_path)
+    assert main(["doctor", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert "has a hot journal" in out
+    assert "PRAGMA quick_check" in out
+    for args in (
+        ["backup", str(path), str(tmp_path / "b.db")],
+        ["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "e.jsonl")],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "has a hot journal" in err
+        assert "readonly database" not in err
+    assert not (tmp_path / "b.db").exists()
+
+
+def test_prune_rolls_a_hot_journal_back_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = hot_journal(tmp_path)
+    assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", "--dry-run"]) == 0
+    assert "would remove 17 sessions" in capsys.readouterr().out  # the rows the killed writer had deleted are back
+
+
+def test_doctor_finds_agent_runs_values_export_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "r.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE agent_runs SET created_at = 1700000002.5 WHERE id LIKE '%2'")
+    conn.commit()
+    conn.close()
+    assert main(["doctor", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert "problem: agent_runs.created_at session 'agent-new'" in out
+    assert "1700000002.5" in out
+    assert main(["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "r.jsonl")]) == 2
+
+
+def test_the_server_a_url_names_never_shows_a_password_libpq_read_as_its_host() -> None:
+    from agno_storage.backends.pg_conn import describe_server
+
+    shown = describe_server("postgresql://app:q8/Zx+Tr0ub@db.invalid:5432/app")
+    assert "q8" not in shown
+    assert "Zx+Tr0ub" not in shown
+    assert describe_server("postgresql://app:secret@db.example:6432/app") == "db.example:6432/app"
