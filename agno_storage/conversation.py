@@ -136,7 +136,9 @@ def history(
     With ``user_id``, a session row owned by someone else is read as no row,
     as ``read`` reads it: not decoded, and not told apart from an id the
     table does not have (only ``user_id``'s own ``agent_runs`` rows under
-    that id, if any, are its conversation then). A session the store does
+    that id, if any, are its conversation then). ``user_id=''`` ("no
+    owner") gives ``[]`` for an owned session: its runs with no user are its
+    owner's. A session the store does
     not have, or whose columns hold no conversation, gives ``[]``. Raises
     CorruptRowError, naming the session and column, for a conversation of
     the wrong shape. Cost: one read of the row, plus one indexed read of
@@ -146,7 +148,10 @@ def history(
     """
     from agno_storage import agent_runs
 
-    session = (read or store.read)(session_id, user_id)
+    read = read or store.read
+    session = read(session_id, user_id)
+    if session is None and user_id == "" and read(session_id, None) is not None:
+        return []  # an owned session's runs with no user are its owner's conversation, not "no owner"'s
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
     return combined(session, runs, store.table_name)
 

@@ -371,3 +371,17 @@ def test_another_users_session_reads_as_an_id_the_table_does_not_have(tmp_path: 
     with pytest.raises(CorruptRowError):
         store.history("bob-bad", user_id="bob")
     store.close()
+
+
+def test_no_owner_is_shown_no_owned_sessions_runs_with_no_user(tmp_path: Path) -> None:
+    """A Go run with no user under alice's session is alice's conversation: user_id='' ("no owner") is not
+    shown it, as search(user_id='') does not find it."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.upsert(AgentSession(session_id="s1", user_id="alice"))
+    store.append_run("s1", "alice secret question", "alice secret answer")
+    store.append_run("loose", "a question of no one's", "an answer")
+    assert store.history("s1", user_id="") == []
+    assert store.search("secret", user_id="") == []
+    assert [m.content for m in store.history("s1", user_id="alice")] == ["alice secret question", "alice secret answer"]
+    assert [m.content for m in store.history("loose", user_id="")] == ["a question of no one's", "an answer"]
+    store.close()

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from agno_storage import BaseStorage, InvalidInputError, Mode, SqliteStorage
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import Tokens, parse_tokens, read_tokens
 from agno_storage.web.run import serving
-from agno_storage.web.source import HotJournalError, open_source
+from agno_storage.web.source import FRESH_AFTER, HotJournalError, open_source
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
 from tests.web_client import get, get_page
@@ -177,6 +178,7 @@ def test_search_and_usage_read_a_table_upgraded_while_the_server_runs(tmp_path: 
             assert (status, body["error"]["code"]) == (409, "old_schema"), body
         with SqliteStorage("agent_sessions", db_file=db) as store:
             store.upgrade_schema()
+        time.sleep(FRESH_AFTER)  # a 409 looks at the table again, at most once in FRESH_AFTER seconds
         status, body = get(base, "/api/v1/search", table="agent_sessions", q="squared")
         assert status == 200 and body["hits"], body
         status, body = get(base, "/api/v1/usage", table="agent_sessions")
@@ -328,3 +330,110 @@ def test_a_storage_error_on_a_page_is_a_page(tmp_path: Path, serve: Serve) -> No
         assert status == 500 and headers["content-type"] == "application/json"
         status, headers, html = fetch(base, "/no/such/page")
         assert status == 404 and headers["content-type"].startswith("text/html") and "no such path" in html
+
+
+_SERVE_WHILE_ALTERED = """
+import collections, random, sqlite3, sys, threading, time, urllib.error, urllib.request
+from agno_storage.web.app import create_app
+from agno_storage.web.run import serving
+from agno_storage.web.source import open_source
+
+db, seconds = sys.argv[1], float(sys.argv[2])
+source = open_source(db, recheck_after=0)
+stop = threading.Event()
+seen = collections.Counter()
+
+def writer():
+    conn = sqlite3.connect(db, timeout=30)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        conn.execute(f"ALTER TABLE agent_sessions ADD COLUMN extra_{n} TEXT")
+        conn.commit()
+        time.sleep(0.02)
+
+def client(base):
+    paths = ["/api/v1/sessions?limit=50", "/api/v1/sessions/s-1/history", "/api/v1/usage", "/api/v1/search?q=hello"]
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(base + random.choice(paths), timeout=60) as response:
+                seen[response.status] += 1
+        except urllib.error.HTTPError as exc:
+            seen[exc.code] += 1
+
+with serving(create_app(source)) as base:
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=client, args=(base,)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+source.close()
+print(dict(seen))
+"""
+
+
+def test_a_table_altered_again_and_again_while_served_never_fails_a_request(tmp_path: Path) -> None:
+    """Each change makes the server replace the table's reader while other requests still read through the
+    old one: the old store stays open for them (closing it under a running query crashed the process)."""
+    db = tmp_path / "altered.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        for i in range(50):
+            memory = {"runs": [{"run_id": f"r{i}", "messages": [{"role": "user", "content": "hello"}]}]}
+            store.upsert(make_session(Mode.AGENT, f"s-{i}", memory=memory))
+    run = subprocess.run(
+        [sys.executable, "-c", _SERVE_WHILE_ALTERED, str(db), "6"], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = eval(run.stdout.strip().splitlines()[-1])
+    assert set(seen) == {200} and sum(seen.values()) > 50, seen
+
+
+def test_an_unexpected_error_carries_the_headers_of_every_response(one_session: Path) -> None:
+    source = open_source(str(one_session))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    source.reader = broken  # type: ignore[method-assign]
+    try:
+        with serving(create_app(source)) as base:
+            for path in ("/api/v1/sessions?table=agent_sessions", "/?table=agent_sessions"):
+                status, got, _ = fetch(base, path)
+                assert status == 500, (path, status)
+                assert got["x-content-type-options"] == "nosniff" and got["x-frame-options"] == "DENY", got
+                assert "no-store" in got["cache-control"] and "frame-ancestors 'none'" in got["content-security-policy"]
+    finally:
+        source.close()
+
+
+def test_asking_to_look_again_at_once_looks_at_most_once_in_fresh_after_seconds(one_session: Path) -> None:
+    """Every 409 asks for a fresh look at the table, and on PostgreSQL each look is a new connection: a burst
+    of them looks once."""
+    source = open_source(str(one_session), recheck_after=3600)
+    looks = []
+    look = source._look
+
+    def counted(*args: Any) -> Any:
+        looks.append(args)
+        return look(*args)
+
+    source._look = counted  # type: ignore[method-assign]
+    try:
+        first = source.reader("agent_sessions")
+        assert all(source.reader("agent_sessions", fresh=True) is first for _ in range(50))
+        assert len(looks) == 1
+        time.sleep(FRESH_AFTER)
+        assert source.reader("agent_sessions", fresh=True) is first
+        assert len(looks) == 2
+    finally:
+        source.close()
+
+
+def test_the_page_of_a_session_the_table_does_not_have_is_a_404(one_session: Path, serve: Serve) -> None:
+    with serve(str(one_session)) as base:
+        status, headers, html = fetch(base, "/sessions/no-such-id?table=agent_sessions")
+        assert status == 404 and headers["content-type"].startswith("text/html")
+        assert "No session no-such-id in agent_sessions" in html
+        assert fetch(base, "/sessions/a-1?table=agent_sessions")[0] == 200

@@ -454,7 +454,11 @@ def _status_of(exc: StorageError) -> tuple[int, str]:
 
 def _on_unexpected(request: Request, exc: Exception) -> Response:
     detail = bodies.ErrorDetail(code="error", message=f"internal error: {type(exc).__name__}")
-    return _error_response(request, 500, detail)
+    response = _error_response(request, 500, detail)
+    # Starlette answers this one outside every middleware (ResponseHeaders included): the headers go on here.
+    for name, value in middleware.SAFETY_HEADERS + middleware.PRIVATE_HEADERS:
+        response.headers.setdefault(name.decode(), value.decode())
+    return response
 
 
 def _on_starlette_error(request: Request, exc: Exception) -> Response:

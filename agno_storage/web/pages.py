@@ -196,9 +196,11 @@ def session_view(request: Request) -> Response:
         )
     except HttpError as exc:
         if exc.status == 404 and session is None:
-            return layout(
+            page = layout(
                 "No such session", f'<p class="empty">No session {esc(session_id)!s} in {esc(table)}.</p>', table=table
             )
+            page.status_code = 404  # as the API answers for it
+            return page
         if exc.status != 404:
             raise
         talk = f'<p class="empty">{esc(exc.message)}</p>'

@@ -59,6 +59,10 @@ from agno_storage.ops.tables import TableInfo, describe, list_tables
 MAX_LIMIT = 500
 #: Seconds a table's reader is used before the table's columns are looked at again (one cheap look, no row read).
 RECHECK_AFTER = 2.0
+#: The least seconds between two looks asked for at once (before a 409): on PostgreSQL each is a connection.
+FRESH_AFTER = 0.5
+#: Seconds a replaced reader's store stays open for requests still reading through it.
+RETIRED_GRACE = 60.0
 #: SQLite's SQLITE_READONLY_ROLLBACK: a hot journal a read-only connection cannot roll back.
 _READONLY_ROLLBACK = 776
 
@@ -225,6 +229,8 @@ class _Cached:
     reader: TableReader
     layout: _Layout
     checked: float
+    #: A thread is looking at the table now.
+    looking: bool = False
 
 
 class Source(abc.ABC):
@@ -237,6 +243,8 @@ class Source(abc.ABC):
     def __init__(self, *, recheck_after: float = RECHECK_AFTER) -> None:
         self.recheck_after = recheck_after
         self._readers: dict[str, _Cached] = {}
+        # Stores of replaced readers, with when they were replaced: closed RETIRED_GRACE seconds on.
+        self._retired: list[tuple[float, BaseStorage]] = []
         self._lock = threading.Lock()
 
     @abc.abstractmethod
@@ -267,25 +275,33 @@ class Source(abc.ABC):
         """The reader of ``table``; TableNotFoundError if it is not a sessions table here (now).
 
         A reader is kept and handed out again for ``recheck_after`` seconds;
-        after that (or at once with ``fresh``) the table's layout is read
-        again (no row is), and a table dropped and made again in another mode
-        or layout, or upgraded, gets a new reader.
+        after that (or with ``fresh``, if it was last looked at more than
+        :data:`FRESH_AFTER` seconds ago) the table's layout is read again (no
+        row is), and a table dropped and made again in another mode or
+        layout, or upgraded, gets a new reader. One thread looks at a time:
+        the others go on with the reader they have meanwhile.
         """
+        now = time.monotonic()
         with self._lock:
             cached = self._readers.get(table)
-        now = time.monotonic()
-        if cached is not None and not fresh and now - cached.checked < self.recheck_after:
-            return cached.reader
+            if cached is not None:
+                due = now - cached.checked >= (min(FRESH_AFTER, self.recheck_after) if fresh else self.recheck_after)
+                if not due or cached.looking:
+                    return cached.reader
+                cached.looking = True
         try:
             layout, info = self._look(table, None if cached is None else cached.layout)
         except TableNotFoundError:
             self.forget(table)
             raise
+        finally:
+            if cached is not None:
+                cached.looking = False
         if info is None:
             assert cached is not None  # the layout it was made for is the one there now
-            cached.checked = now
+            cached.checked = time.monotonic()
             return cached.reader
-        made = _Cached(TableReader(info, self._make_store(info)), layout, now)
+        made = _Cached(TableReader(info, self._make_store(info)), layout, time.monotonic())
         spare: _Cached | None
         with self._lock:
             current = self._readers.get(table)
@@ -295,8 +311,22 @@ class Source(abc.ABC):
                 self._readers[table] = made
                 spare = current
         if spare is not None:
-            spare.reader.store.close()
+            self._retire(spare.reader.store)
         return made.reader
+
+    def _retire(self, store: BaseStorage) -> None:
+        """Close ``store`` once no request can still be reading through it; close those retired long enough.
+
+        Closing a store closes every thread's connection at once, which must
+        not happen under a query another request is running on it.
+        """
+        now = time.monotonic()
+        with self._lock:
+            self._retired.append((now, store))
+            done = [s for at, s in self._retired if now - at > RETIRED_GRACE]
+            self._retired = [(at, s) for at, s in self._retired if now - at <= RETIRED_GRACE]
+        for old in done:
+            old.close()
 
     def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
         """``table``'s layout now, and what it is unless that is ``known``; TableNotFoundError if it is no sessions table."""
@@ -318,7 +348,7 @@ class Source(abc.ABC):
         with self._lock:
             cached = self._readers.pop(table, None)
         if cached is not None:
-            cached.reader.store.close()
+            self._retire(cached.reader.store)
 
     def explain(self, exc: StorageError) -> StorageError:
         """``exc``, or an error that says better what happened and how to recover (see :class:`SqliteSource`)."""
@@ -326,10 +356,11 @@ class Source(abc.ABC):
 
     def close(self) -> None:
         with self._lock:
-            cached = list(self._readers.values())
+            stores = [c.reader.store for c in self._readers.values()] + [s for _, s in self._retired]
             self._readers.clear()
-        for each in cached:
-            each.reader.store.close()
+            self._retired.clear()
+        for store in stores:
+            store.close()
 
 
 class SqliteSource(Source):
