@@ -140,6 +140,29 @@ def without_password(url: str) -> str:
     return base + mark + "&".join(pairs)
 
 
+def misread_userinfo(url: str) -> str | None:
+    """What to write otherwise when libpq would read part of ``url``'s user information as host or database.
+
+    libpq looks for a URL's ``user:password@`` only before the first ``/``
+    and ends it at the first ``@``: a password holding an unencoded ``@``
+    leaves the rest of it in the host; one holding ``/`` puts the user and
+    password in the host and port, and the rest in the database name. Either
+    would be shown in libpq's messages. ``None`` for a URL libpq reads as
+    written (and for a ``key=value`` string).
+    """
+    text = url.strip()
+    if not is_url(text):
+        return None
+    rest = text[text.index("://") + 3 :]
+    slash = rest.find("/")
+    authority, path = (rest, "") if slash == -1 else (rest[:slash], rest[slash + 1 :].split("?", 1)[0])
+    if authority.count("@") > 1:
+        return "write an '@' in a user name or password as %40"
+    if "@" not in authority and "@" in path:
+        return "write a '/' in a password as %2F (and an '@' in a database name as %40)"
+    return None
+
+
 def _end_of(found: int, default: int) -> int:
     return default if found == -1 else found
 

@@ -110,6 +110,17 @@ def test_copy_refuses_the_sources_own_files_and_table(tmp_path: Path, capsys: py
     assert main(["copy", str(path), "--table", "agent_sessions", str(path), "--to-table", "archive_sessions"]) == 0
 
 
+def test_copy_refuses_the_source_table_spelled_in_another_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "f.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    before = digest(path)
+    assert main(["copy", str(path), "--table", "agent_sessions", str(path), "--to-table", "AGENT_SESSIONS"]) == 2
+    assert "the source table" in capsys.readouterr().err
+    assert digest(path) == before
+
+
 def test_import_refuses_reading_the_database_it_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "f.db"
     shutil.copy(FIXTURES / "go_agent.db", path)
@@ -143,8 +154,9 @@ def test_prune_keeps_the_runs_of_a_session_another_table_still_has(
     assert history_lines(path, "agent-existing", capsys) == lines
 
 
+@pytest.mark.parametrize("table", ["agent_sessions", "AGENT_SESSIONS"])  # SQLite folds the case of names
 def test_prune_of_one_user_leaves_another_users_runs_under_the_same_id(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str
 ) -> None:
     path = tmp_path / "f.db"
     shutil.copy(FIXTURES / "go_agent_conversation.db", path)
@@ -159,7 +171,7 @@ def test_prune_of_one_user_leaves_another_users_runs_under_the_same_id(
     )
     conn.commit()
     conn.close()
-    args = ["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", "--user", "alice"]
+    args = ["prune", str(path), "--table", table, "--older-than", "1d", "--user", "alice"]
     assert main([*args, "--dry-run"]) == 0
     assert "and 2 agent_runs rows" in capsys.readouterr().out
     assert main(args) == 0
@@ -262,8 +274,29 @@ def test_a_hot_journal_is_named_with_how_to_recover(tmp_path: Path, capsys: pyte
 
 def test_prune_rolls_a_hot_journal_back_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = hot_journal(tmp_path)
-    assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", "--dry-run"]) == 0
-    assert "would remove 17 sessions" in capsys.readouterr().out  # the rows the killed writer had deleted are back
+    before, journal = digest(path), digest(Path(f"{path}-journal"))
+    # A dry run writes nothing, the journal's rollback included: it says what is wrong.
+    assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", "--dry-run"]) == 2
+    assert "has a hot journal" in capsys.readouterr().err
+    assert (digest(path), digest(Path(f"{path}-journal"))) == (before, journal)
+    assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "1d"]) == 0
+    assert "removed 17 sessions" in capsys.readouterr().out  # the rows the killed writer had deleted were back
+
+
+def test_a_live_writers_journal_is_not_rolled_back(tmp_path: Path) -> None:
+    """A -journal beside a file another process is writing is no hot journal: it is left to that writer."""
+    from agno_storage.ops.db import roll_back_hot_journal
+
+    path = tmp_path / "live.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = DELETE")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM agent_sessions")
+    assert Path(f"{path}-journal").exists()
+    roll_back_hot_journal(path)  # no error, and nothing of the writer's is undone
+    writer.execute("COMMIT")
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM agent_sessions").fetchone()[0] == 0
 
 
 def test_doctor_finds_agent_runs_values_export_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -278,6 +311,33 @@ def test_doctor_finds_agent_runs_values_export_cannot_write(tmp_path: Path, caps
     assert "problem: agent_runs.created_at session 'agent-new'" in out
     assert "1700000002.5" in out
     assert main(["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "r.jsonl")]) == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:SECRET/x?y@127.0.0.1:1/postgres",
+        "postgresql://postgres:SECRET/x%zz@127.0.0.1:1/postgres",
+        "postgresql://postgres:SECRET/x@127.0.0.1:1/postgres?sslpassword=SSLSECRET",
+        "postgresql://postgres:Pw@SECRETPART@127.0.0.1:1/postgres",
+    ],
+)
+def test_a_password_libpq_would_misread_is_never_shown(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["tables", url], ["info", url, "--table", "agent_sessions"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "cannot read the PostgreSQL URL" in err and "SECRET" not in err, err
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://app@db.example/team%40prod", "postgresql://app@db.example/postgres?dbname=team@prod"]
+)
+def test_a_database_name_holding_an_at_sign_is_a_url_libpq_reads(url: str) -> None:
+    from agno_storage.backends.pg_conn import describe_server
+    from agno_storage.ops.db import check_conninfo
+
+    check_conninfo(url)
+    assert describe_server(url) == "db.example:5432/team@prod"
 
 
 def test_the_server_a_url_names_never_shows_a_password_libpq_read_as_its_host() -> None:

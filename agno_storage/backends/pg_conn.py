@@ -36,6 +36,7 @@ from agno_storage.errors import (
     StorageError,
     TableNotFoundError,
 )
+from agno_storage.urls import misread_userinfo
 
 T = TypeVar("T")
 
@@ -404,10 +405,10 @@ def describe_server(conninfo: str) -> str:
         params = conninfo_to_dict(conninfo)
     except psycopg.Error:
         return "(unparsable connection string)"
-    if "@" in str(params.get("dbname") or ""):
-        # A URL whose password holds an unencoded "/": libpq read the password's start as the host and
-        # port and the rest, with the real host, as the database name. None of it is fit to show.
-        return "(a URL libpq reads with the password in its host or database: write a '/' in a password as %2F)"
+    advice = misread_userinfo(conninfo)
+    if advice is not None:
+        # libpq read (part of) the password as the host or the database name: none of it is fit to show.
+        return f"(a URL libpq reads with its password as the host: {advice})"
     host = str(params.get("host") or os.environ.get("PGHOST") or "the local socket")
     port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
     dbname = str(params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or "(default)")

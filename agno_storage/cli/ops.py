@@ -277,8 +277,9 @@ def _warn_runs_left(left: int, done: str) -> None:
 @_not_found_is_1
 def _prune(args: argparse.Namespace) -> int:
     target = parse_target(args.url)
-    if isinstance(target, urls.SqliteTarget):
+    if isinstance(target, urls.SqliteTarget) and not args.dry_run:
         # prune writes the file anyway: a read-write open rolls a crashed writer's hot journal back first.
+        # A dry run writes nothing: it reports the hot journal instead.
         roll_back_hot_journal(sqlite_path(target))
     with open_database(args.url, _schema(args.schema)) as db, _progress("prune") as bar:
         summary = prune_ops.prune(

@@ -108,7 +108,7 @@ def _refuse_own_files(source: Database, table: str, url: str, to_table: str) -> 
         same = False
     if not same:
         refuse_source(path, source.path, "the destination")  # its -wal, -shm or -journal
-    elif to_table == table:
+    elif source.same_table(to_table, table):
         raise OutputIsSourceError(
             f"the destination is the source table {table!r} itself; give --to-table another table",
             path=source.path,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -111,7 +112,7 @@ def roll_back_hot_journal(path: str | os.PathLike[str]) -> None:
     Does nothing when there is no ``-journal`` file. Raises StorageError if
     the file cannot be opened read-write.
     """
-    if not os.path.exists(os.fspath(path) + "-journal"):
+    if not os.path.exists(os.fspath(path) + "-journal") or not _hot_journal(path):
         return
     try:
         conn = sqlite3.connect(os.fspath(path), isolation_level=None, timeout=30)
@@ -121,6 +122,21 @@ def roll_back_hot_journal(path: str | os.PathLike[str]) -> None:
             conn.close()
     except sqlite3.Error as exc:
         raise StorageError(f"cannot roll back the hot journal of {os.fspath(path)!r}: {exc}") from exc
+
+
+def _hot_journal(path: str | os.PathLike[str]) -> bool:
+    """Whether a read-only read of the file finds a hot journal (SQLite's proof: a live writer's is not one)."""
+    try:
+        conn = connect_readonly(path)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+        finally:
+            conn.close()
+    except StorageError as exc:
+        return getattr(exc.__cause__, "sqlite_errorcode", None) == _READONLY_ROLLBACK
+    except sqlite3.Error as exc:
+        return getattr(exc, "sqlite_errorcode", None) == _READONLY_ROLLBACK
+    return False
 
 
 class Database:
@@ -140,6 +156,12 @@ class Database:
         #: SQLite: the file's absolute path.
         self.path = path
         self.placeholder = "?" if engine == "sqlite" else "%s"
+
+    def same_table(self, a: str, b: str) -> bool:
+        """Whether table names ``a`` and ``b`` name one table here: SQLite folds ASCII case, PostgreSQL none."""
+        if self.engine == "sqlite":
+            return a.encode().lower() == b.encode().lower()
+        return a == b
 
     @property
     def is_sqlite(self) -> bool:
@@ -290,29 +312,40 @@ def scrubbed(text: str, url: str) -> str:
 def check_conninfo(url: str) -> None:
     """Raise StorageError (its password never shown) at once if libpq cannot read the PostgreSQL ``url``.
 
-    Also for a URL libpq reads with the database name holding an ``@``: a
-    password with an unencoded ``/``, which libpq would read as the host.
+    Also for a URL libpq would read with part of its password as the host or
+    database name (:func:`agno_storage.urls.misread_userinfo`).
     """
     target = urls.parse_location(url)
     if not isinstance(target, urls.PostgresTarget):
         return
+    advice = urls.misread_userinfo(url)
+    if advice is not None:
+        raise StorageError(
+            f"cannot read the PostgreSQL URL {_hidden(url)}: libpq would read its password as host: {advice}"
+        )
     try:
         import psycopg
         from psycopg.conninfo import conninfo_to_dict
     except ImportError:
         return  # opening it says psycopg is needed
     try:
-        params = conninfo_to_dict(target.conninfo)
-    except psycopg.Error as exc:  # its text quotes the token it cannot read: the password, often
-        raise StorageError(f"cannot read the PostgreSQL URL {urls.shown(url)}: {scrubbed(str(exc), url)}") from None
-    if "@" in str(params.get("dbname") or ""):
-        # libpq ends the host at the first "/": a password holding one becomes host, port and database name.
-        start = url.find("://") + 3
-        hidden = url[:start] + "***@" + url[url.rindex("@") + 1 :] if start > 2 and "@" in url else "(hidden)"
-        raise StorageError(
-            f"cannot read the PostgreSQL URL {hidden!r}: libpq reads a '/' in it as the end of the host, "
-            "so a password holding '/' becomes the host and database name; write it as %2F"
-        )
+        conninfo_to_dict(target.conninfo)
+    except psycopg.Error as exc:
+        # libpq quotes the token it cannot read, which may be (part of) the password: no quoted text is shown.
+        said = _QUOTED.sub('"***"', scrubbed(str(exc), url))
+        raise StorageError(f"cannot read the PostgreSQL URL {_hidden(url)}: {said}") from None
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def _hidden(url: str) -> str:
+    """``url`` for a message about a URL libpq misreads: nothing before its last ``@`` (the whole user information)."""
+    text = url.strip()
+    if not urls.is_url(text) or "@" not in text:
+        return urls.shown(url)
+    scheme = text[: text.index("://") + 3]
+    return repr(scheme + "***@" + urls.without_password(scheme + text[text.rindex("@") + 1 :])[len(scheme) :])
 
 
 def open_store(url: str, table: str, mode: Mode, schema: str | None = "ai") -> BaseStorage:

@@ -83,7 +83,9 @@ def prune(
     if has_runs:
         session_tables = [t.name for t in list_tables(db).sessions]
         orphans = _RunSessions(session_tables, cutoff, user)
-        theirs = _TheirRuns(table, [t for t in session_tables if t != table], owned_only=user is not None)
+        theirs = _TheirRuns(
+            table, [t for t in session_tables if not db.same_table(t, table)], owned_only=user is not None
+        )
     run_ids = [r[0] for r in db.query(*orphans.select(db.qualified, db.placeholder))] if orphans else []
     progress.start(len(ids) + len(run_ids))
     if dry_run:
