@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for report in skipped:
             print(f"\nskipped in CI: {report.nodeid}: {report.longrepr}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., AbstractContextManager[str]]]:
+    """Serve a database (path or URL) with ``agno-storage serve``'s app on a free loopback port; yields its base URL."""
+    from agno_storage.web.app import create_app
+    from agno_storage.web.run import serving
+    from agno_storage.web.source import Source, open_source
+
+    sources: list[Source] = []
+
+    @contextmanager
+    def start(url: str, tokens: Any = None, **kwargs: Any) -> Iterator[str]:
+        source = open_source(url, **kwargs)
+        sources.append(source)
+        with serving(create_app(source, tokens)) as base:
+            yield base
+
+    yield start
+    for source in sources:
+        source.close()

@@ -9,8 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -87,23 +87,6 @@ def location(store: BaseStorage) -> str:
 
     assert isinstance(store, PostgresStorage)
     return store.db_url
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Serve a database (path or URL) on a free loopback port; yields its base URL."""
-    sources = []
-
-    @contextmanager
-    def start(url: str, tokens: Tokens | None = None, **kwargs: Any) -> Iterator[str]:
-        source = open_source(url, **kwargs)
-        sources.append(source)
-        with serving(create_app(source, tokens)) as base:
-            yield base
-
-    yield start
-    for source in sources:
-        source.close()
 
 
 @pytest.fixture

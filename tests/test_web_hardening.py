@@ -14,53 +14,23 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agno_storage import BaseStorage, InvalidInputError, Mode, SqliteStorage
+from agno_storage import InvalidInputError, Mode, SqliteStorage
 from agno_storage.web.app import create_app
-from agno_storage.web.auth import Tokens, parse_tokens, read_tokens
+from agno_storage.web.auth import parse_tokens, read_tokens
 from agno_storage.web.run import serving
 from agno_storage.web.source import FRESH_AFTER, HotJournalError, open_source
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
+from tests.test_web_api import Serve, location
 from tests.web_client import get, get_page
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TOKEN = "all-users-token-0123456789"
-
-Serve = Callable[..., AbstractContextManager[str]]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Serve a database (path or URL) on a free loopback port; yields its base URL."""
-    sources = []
-
-    @contextmanager
-    def start(url: str, tokens: Tokens | None = None, **kwargs: Any) -> Iterator[str]:
-        source = open_source(url, **kwargs)
-        sources.append(source)
-        with serving(create_app(source, tokens)) as base:
-            yield base
-
-    yield start
-    for source in sources:
-        source.close()
-
-
-def location(store: BaseStorage) -> str:
-    if isinstance(store, SqliteStorage):
-        assert store.db_path is not None
-        return str(store.db_path)
-    from agno_storage import PostgresStorage
-
-    assert isinstance(store, PostgresStorage)
-    return store.db_url
 
 
 def fetch(
