@@ -13,6 +13,7 @@ import contextlib
 import difflib
 import os
 import re
+import shlex
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,16 +81,24 @@ def refuse_source(path: str | os.PathLike[str], database: str | os.PathLike[str]
         )
 
 
-def hot_journal_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> HotJournalError | None:
-    """The error for a file a read-only connection cannot read because of a hot journal, if ``exc`` is that."""
-    if getattr(exc, "sqlite_errorcode", None) != _READONLY_ROLLBACK:
+def hot_journal_error(
+    path: str | os.PathLike[str], exc: BaseException, table: str | None = None
+) -> HotJournalError | None:
+    """The error for a file a read-only connection cannot read because of a hot journal, if ``exc`` (or an
+    error it was raised from) is that; ``None`` otherwise. The one wording of it: ops and the web server."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, sqlite3.Error):
+        cause = cause.__cause__
+    if getattr(cause, "sqlite_errorcode", None) != _READONLY_ROLLBACK:
         return None
     name = os.fspath(path)
     return HotJournalError(
         f"{name!r} has a hot journal ({name}-journal): a writer stopped in the middle of a transaction, and "
-        "only a read-write connection may roll it back. Open the file read-write once (e.g. "
-        f"sqlite3 {name} 'PRAGMA quick_check', or any write) and try again",
+        "only a read-write connection may roll it back (not a read-only one such as agno-storage doctor's "
+        f"or serve's). Open the file read-write once (e.g. sqlite3 {shlex.quote(name)} 'PRAGMA quick_check', "
+        "or any write by the program that writes it) and try again",
         path=name,
+        table=table,
     )
 
 
@@ -132,10 +141,8 @@ def _hot_journal(path: str | os.PathLike[str]) -> bool:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
         finally:
             conn.close()
-    except StorageError as exc:
-        return getattr(exc.__cause__, "sqlite_errorcode", None) == _READONLY_ROLLBACK
-    except sqlite3.Error as exc:
-        return getattr(exc, "sqlite_errorcode", None) == _READONLY_ROLLBACK
+    except (StorageError, sqlite3.Error) as exc:
+        return hot_journal_error(path, exc) is not None
     return False
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
-import shlex
 import sqlite3
 import threading
 import time
@@ -51,8 +50,8 @@ from agno_storage.errors import (
     TableNotFoundError,
 )
 from agno_storage.models import Mode, Session, SessionSummary
-from agno_storage.ops.db import connect_readonly, open_database
-from agno_storage.ops.errors import DatabaseMissingError
+from agno_storage.ops.db import connect_readonly, hot_journal_error, open_database
+from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
 from agno_storage.ops.tables import TableInfo, describe, list_tables
 
 #: Rows a page may hold; ``limit`` above it is a bad parameter.
@@ -63,21 +62,10 @@ RECHECK_AFTER = 2.0
 FRESH_AFTER = 0.5
 #: Seconds a replaced reader's store stays open for requests still reading through it.
 RETIRED_GRACE = 60.0
-#: SQLite's SQLITE_READONLY_ROLLBACK: a hot journal a read-only connection cannot roll back.
-_READONLY_ROLLBACK = 776
-
 _Row = tuple[Any, ...]
 #: A table's (column names, index names, CREATE TABLE text): what its reader was made for.
 _Layout = tuple[list[str], list[str], str]
 T = TypeVar("T")
-
-
-class HotJournalError(StorageError):
-    """A SQLite file's hot journal (a writer stopped mid-transaction) needs rolling back, which reading cannot do.
-
-    Every read of the file fails until a connection that may write opens it
-    once; the server only reads, so it answers 503 until then.
-    """
 
 
 @attrs.frozen
@@ -414,20 +402,7 @@ class SqliteSource(Source):
 
     def explain(self, exc: StorageError) -> StorageError:
         """A HotJournalError saying how to recover for a read that found a hot journal; else ``exc``."""
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, sqlite3.Error):
-            cause = cause.__cause__
-        if getattr(cause, "sqlite_errorcode", None) != _READONLY_ROLLBACK:
-            return exc
-        path = str(self.path)
-        return HotJournalError(
-            f"{path} has a hot journal ({path}-journal), left by a writer that stopped in the middle of a "
-            "transaction: it must be rolled back before the file can be read, which a read-only connection "
-            "(this server's, agno-storage doctor's) cannot do. Open the file read-write once to roll it back: "
-            f"sqlite3 {shlex.quote(path)} 'PRAGMA quick_check', or any write by the program that writes it "
-            f"(SQLite: {cause})",
-            table=exc.table,
-        )
+        return hot_journal_error(self.path, exc, exc.table) or exc
 
     def _explained(self, call: Callable[[], T]) -> T:
         """``call()``, with an error :meth:`explain` says more of raised as that."""
