@@ -23,7 +23,7 @@ from agno_storage.backends.base import BaseStorage
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database
-from agno_storage.ops.select import Filters, where
+from agno_storage.ops.select import Filters, belongs, where
 from agno_storage.ops.tables import TableInfo, list_tables
 from agno_storage.schema import quote
 
@@ -58,9 +58,7 @@ def statement(db: Database, info: TableInfo, filters: Filters) -> tuple[str, lis
     session_also = f" AND {session_condition}" if session_condition else ""
     theirs = ""
     if filters.user is not None:
-        theirs = (
-            " AND (r.user_id IS NULL OR r.user_id = '' OR s.user_id IS NULL OR s.user_id = '' OR r.user_id = s.user_id)"
-        )
+        theirs = " AND " + belongs("r", "s")
     runs = db.qualified(agent_runs.TABLE)
     no_row = " AND ".join(
         f"NOT EXISTS (SELECT 1 FROM {db.qualified(t.name)} s WHERE s.session_id = r.session_id)"  # noqa: S608

@@ -31,6 +31,15 @@ class Filters:
 RUN_ALIAS = '"agno_storage.run"'
 
 
+def belongs(run: str, session: str) -> str:
+    """:func:`agno_storage.conversation.belongs` in SQL: run alias ``run`` is part of session alias ``session``'s
+    conversation (a run with no user, the owner's, or any run of a session with no owner)."""
+    return (
+        f"({run}.user_id IS NULL OR {run}.user_id = '' OR {session}.user_id IS NULL OR {session}.user_id = '' "
+        f"OR {run}.user_id = {session}.user_id)"
+    )
+
+
 def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause (``''`` for none) and its parameters.
 
@@ -58,8 +67,7 @@ def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[s
         r = RUN_ALIAS
         run = (
             f"EXISTS (SELECT 1 FROM {db.qualified(RUNS_TABLE)} AS {r} WHERE {r}.session_id = {runs_of}.session_id "  # noqa: S608
-            f"AND ({r}.user_id IS NULL OR {r}.user_id = '' OR {runs_of}.user_id IS NULL OR {runs_of}.user_id = '' "
-            f"OR {r}.user_id = {runs_of}.user_id) "
+            f"AND {belongs(r, runs_of)} "
             f'AND COALESCE({r}."updated_at", {r}."created_at") >= {ph})'
         )
     if filters.since is not None:
