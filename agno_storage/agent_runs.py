@@ -286,11 +286,15 @@ def read_runs(
     return [_row(r) for r in store._query(sql, params)]
 
 
+#: The most session ids :func:`runs_of` takes in one call (one statement, well under SQLite's bound-parameter limit).
+MAX_IDS = 10_000
+
+
 def runs_of(store: BaseStorage, session_ids: Sequence[str]) -> dict[str, builtins.list[RunRow]]:
     """The runs of each of ``session_ids`` that has any, each session's in the order written (one statement).
 
     As :func:`read_runs` for many sessions at once (for bringing an index up
-    to date); at most 10,000 ids a call, well under SQLite's bound-parameter limit.
+    to date); at most :data:`MAX_IDS` ids a call.
     """
     if not session_ids or not exists(store):
         return {}
@@ -388,6 +392,7 @@ def _row(raw: tuple[Any, ...]) -> RunRow:
 
 __all__ = [
     "ALL_COLUMNS",
+    "MAX_IDS",
     "TABLE",
     "StoredRun",
     "all_runs",

@@ -170,14 +170,10 @@ def _runs_of(store: BaseStorage, session_ids: set[str]) -> Iterator[RunRow]:
     user's corrupt run cannot fail the call, nor name that user's session.
     """
     ordered = sorted(session_ids)
-    for start in range(0, len(ordered), _IDS_PER_QUERY):
-        by_session = agent_runs.runs_of(store, ordered[start : start + _IDS_PER_QUERY])
+    for start in range(0, len(ordered), agent_runs.MAX_IDS):
+        by_session = agent_runs.runs_of(store, ordered[start : start + agent_runs.MAX_IDS])
         for runs in by_session.values():
             yield from runs
-
-
-#: Session ids bound in one query (agent_runs.runs_of takes at most 10,000).
-_IDS_PER_QUERY = 10_000
 
 
 class _Reader(StoredJson):
