@@ -600,12 +600,18 @@ def test_an_old_table_is_listed_and_read_with_its_missing_columns_as_null(tmp_pa
         assert page_status == 200
 
 
-def test_a_listed_row_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path, serve: Serve) -> None:
+def a_row_of_the_wrong_type(tmp_path: Path) -> Path:
+    """A file whose one session, ``bad``, has text for a time (as another program may write it)."""
     db = tmp_path / "corrupt.db"
     with SqliteStorage("agent_sessions", db_file=db) as store:
         store.upsert(make_session(Mode.AGENT, "bad"))
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE agent_sessions SET created_at = 'yesterday'")
+    return db
+
+
+def test_a_listed_row_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path, serve: Serve) -> None:
+    db = a_row_of_the_wrong_type(tmp_path)
     with serve(str(db)) as base:
         status, body = get(base, "/api/v1/sessions", table="agent_sessions")
     assert status == 500 and body["error"]["code"] == "error"

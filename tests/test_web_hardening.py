@@ -26,7 +26,7 @@ from agno_storage.web.run import serving
 from agno_storage.web.source import FRESH_AFTER, HotJournalError, open_source
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
-from tests.test_web_api import Serve, location
+from tests.test_web_api import Serve, a_row_of_the_wrong_type, location
 from tests.web_client import get, get_page
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -286,11 +286,7 @@ def test_private_responses_are_never_cached_nor_framed(one_session: Path, serve:
 
 
 def test_a_storage_error_on_a_page_is_a_page(tmp_path: Path, serve: Serve) -> None:
-    db = tmp_path / "corrupt.db"
-    with SqliteStorage("agent_sessions", db_file=db) as store:
-        store.upsert(make_session(Mode.AGENT, "bad"))
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE agent_sessions SET created_at = 'yesterday'")
+    db = a_row_of_the_wrong_type(tmp_path)
     with serve(str(db)) as base:
         status, headers, html = fetch(base, "/?table=agent_sessions")
         assert status == 500 and headers["content-type"].startswith("text/html"), headers

@@ -151,7 +151,12 @@ class Server:
         try:
             return self.source.reader(table)
         except TableNotFoundError:
-            raise HttpError(404, "not_found", f"no sessions table {table!r}", table=table) from None
+            raise self._gone(table) from None
+
+    @staticmethod
+    def _gone(table: str) -> HttpError:
+        """The 404 for ``table``, which is not (or no longer) a sessions table."""
+        return HttpError(404, "not_found", f"no sessions table {table!r}", table=table)
 
     # --- reads, scoped -----------------------------------------------------
 
@@ -180,7 +185,7 @@ class Server:
         except TableNotFoundError:
             self.source.forget(reader.name)
             self._tables_at = -1e9
-            raise HttpError(404, "not_found", f"no sessions table {reader.name!r}", table=reader.name) from None
+            raise self._gone(reader.name) from None
         except (SchemaMismatchError, SchemaVersionError) as exc:
             # A column the reader names is gone, or the store finds another mode: the table was made again.
             self.source.forget(reader.name)
@@ -193,7 +198,7 @@ class Server:
             now = self.source.reader(reader.name, fresh=True)
         except TableNotFoundError:
             self._tables_at = -1e9
-            raise HttpError(404, "not_found", f"no sessions table {reader.name!r}", table=reader.name) from None
+            raise self._gone(reader.name) from None
         if now is not reader:
             self._tables_at = -1e9
             raise TableChanged(reader.name, None)
