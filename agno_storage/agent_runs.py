@@ -341,6 +341,40 @@ def runs_only_sessions(store: BaseStorage, user_id: str | None = None) -> builti
     return [r[0] for r in store._query(sql, params)]
 
 
+def belongs_sql(run: str, session: str) -> str:
+    """:func:`agno_storage.conversation.belongs` in SQL: run alias ``run`` is part of session alias ``session``'s
+    conversation (a run with no user, the owner's, or any run of a session with no owner)."""
+    return (
+        f"({run}.user_id IS NULL OR {run}.user_id = '' OR {session}.user_id IS NULL OR {session}.user_id = '' "
+        f"OR {run}.user_id = {session}.user_id)"
+    )
+
+
+def stray_sessions(store: BaseStorage, user_id: str | None = None) -> builtins.list[tuple[str, str]]:
+    """(session_id, owner) of owned sessions whose id also holds another user's runs, newest run first.
+
+    A Go Agent given user B and the id of a session A owns writes its runs
+    under that id. They are not part of A's conversation
+    (:func:`agno_storage.conversation.belongs`); they are B's, as
+    ``history(session_id, B)`` reads them, and ``search`` and ``usage``
+    count them as B's. With ``user_id``, only sessions holding that user's
+    runs (``''``, "no user", has none: a run with no user is the owner's).
+    """
+    if user_id == "" or not exists(store) or not store.table_exists():
+        return []
+    t = quote(store.table_name)
+    sql = (
+        f"SELECT r.session_id, s.user_id FROM {TABLE} r JOIN {t} s ON s.session_id = r.session_id "  # noqa: S608 - quoted identifiers only
+        f"WHERE NOT {belongs_sql('r', 's')}"
+    )
+    params: builtins.list[Any] = []
+    if user_id is not None:
+        sql += " AND r.user_id = ?"
+        params.append(user_id)
+    sql += " GROUP BY r.session_id, s.user_id ORDER BY MAX(r.created_at) DESC, r.session_id"
+    return [(r[0], r[1]) for r in store._query(sql, params)]
+
+
 def _all_run_sessions(store: BaseStorage, user_id: str | None) -> builtins.list[str]:
     sql = f"SELECT session_id FROM {TABLE}"  # noqa: S608 - constant identifiers
     params: builtins.list[Any] = []
@@ -399,6 +433,7 @@ __all__ = [
     "alone",
     "append_run",
     "applies",
+    "belongs_sql",
     "create_statements",
     "delete_runs_only",
     "delete_session",
@@ -406,4 +441,5 @@ __all__ = [
     "read_runs",
     "runs_of",
     "runs_only_sessions",
+    "stray_sessions",
 ]

@@ -170,7 +170,7 @@ def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> bui
         except Unwritable as exc:
             sid = session.session_id
             raise CorruptRowError(f"{table} session {sid!r}: {exc}", table=table, session_id=sid) from None
-        runs = [r for r in runs if belongs(session, r)]
+        runs = [r for r in runs if belongs(session.user_id, r)]
     if not runs:
         return messages
     try:
@@ -183,12 +183,22 @@ def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> bui
     return merge(messages, theirs)
 
 
-def belongs(session: Session, run: RunRow) -> bool:
-    """Whether ``run`` is part of ``session``'s conversation: a run with no user (a Go Agent given none), the
-    owner's, or any run of a session that has no owner. One that another user's Go Agent wrote under the id
-    of an owned session is not: the owner is never shown it (nor counted its tokens), and that user cannot
-    read the owner's session."""
-    return not run.user_id or not session.user_id or run.user_id == session.user_id
+def belongs(owner: str | None, run: RunRow) -> bool:
+    """Whether ``run`` is part of the conversation of a session owned by ``owner``: a run with no user (a Go
+    Agent given none), the owner's, or any run of a session that has no owner. One that another user's Go
+    Agent wrote under the id of an owned session is not: the owner is never shown it (nor counted its tokens),
+    and that user cannot read the owner's session; it is that user's (:func:`strays`)."""
+    return not run.user_id or not owner or run.user_id == owner
+
+
+def strays(owner: str | None, runs: Iterable[RunRow]) -> builtins.list[tuple[str | None, builtins.list[RunRow]]]:
+    """The runs under the id of a session owned by ``owner`` that are not part of its conversation, by user.
+
+    Each group is the conversation its user has under that id, as
+    ``history(session_id, user_id)`` reads it for that user; ``search`` and
+    ``usage`` count it as that user's, with no entity.
+    """
+    return runs_by_user(r for r in runs if not belongs(owner, r))
 
 
 def session_messages(session: Session, table: str) -> builtins.list[Message]:
@@ -636,4 +646,5 @@ __all__ = [
     "runs_by_user",
     "runs_messages",
     "session_messages",
+    "strays",
 ]

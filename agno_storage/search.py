@@ -177,20 +177,26 @@ def sessions_messages(
 ) -> Iterable[tuple[str, str | None, str | None, builtins.list[Message]]]:
     """(session_id, user_id, entity_id, history) of every session the filters allow, newest first.
 
-    Sessions only ``agent_runs`` holds come last (they have no entity: they
-    come for ``entity_id`` None or ``''``), once per user whose runs they
-    hold (:func:`conversation.runs_by_user`). ``user_id=''`` is "no user", a
-    NULL or empty ``user_id``, in the sessions table and ``agent_runs`` alike.
+    Runs with no session row come last, and other users' runs under an
+    owned session's id (:func:`conversation.strays`) before them: they have
+    no entity (they come for ``entity_id`` None or ``''``), and come once
+    per user whose runs they are (:func:`conversation.runs_by_user`), as
+    ``history`` scopes them. ``user_id=''`` is "no user", a NULL or empty
+    ``user_id``, in the sessions table and ``agent_runs`` alike.
     """
     table = store.table_name
     with_runs = agent_runs.exists(store)  # once, not for every session
     for session in store.list(user_id=user_id, entity_id=entity_id):
         runs = agent_runs.read_runs(store, session.session_id, checked=True) if with_runs else []
         yield session.session_id, session.user_id, session.entity_id, conversation.combined(session, runs, table)
-    if not entity_id:  # such a session has no entity: '' (no entity) takes it, as the index does
-        for session_id in store.runs_only_session_ids(user_id):
-            for owner, rows in conversation.runs_by_user(agent_runs.read_runs(store, session_id, user_id)):
-                yield session_id, owner, None, conversation.combined(None, rows, table)
+    if entity_id or not with_runs:  # such runs have no entity: '' (no entity) takes them, as the index does
+        return
+    for session_id, owner in agent_runs.stray_sessions(store, user_id):
+        for user, rows in conversation.strays(owner, agent_runs.read_runs(store, session_id, user_id, checked=True)):
+            yield session_id, user, None, conversation.combined(None, rows, table)
+    for session_id in store.runs_only_session_ids(user_id):
+        for user, rows in conversation.runs_by_user(agent_runs.read_runs(store, session_id, user_id)):
+            yield session_id, user, None, conversation.combined(None, rows, table)
 
 
 def words_of(text: str | None) -> builtins.list[str]:

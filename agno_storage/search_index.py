@@ -161,16 +161,20 @@ def docs_of(
 ) -> builtins.list[Doc]:
     """The indexed messages of a session row (or ``None``) and its ``agent_runs`` rows.
 
-    A session row's messages are its owner's; without a row, each run's are
-    the user's it names (:func:`conversation.runs_by_user`), as ``history``
-    scopes them.
+    A session row's messages are its owner's; runs with no row, and other
+    users' runs under an owned session's id (:func:`conversation.strays`),
+    are the user's each names (:func:`conversation.runs_by_user`), with no
+    entity, as ``history`` scopes them.
     """
     try:
+        out: builtins.list[Doc] = []
         if session is not None:
             messages = conversation.combined(session, runs, table)
-            return builtins.list(_docs(session_id, session.user_id, session.entity_id, messages))
-        out: builtins.list[Doc] = []
-        for user, rows in conversation.runs_by_user(runs):
+            out += _docs(session_id, session.user_id, session.entity_id, messages)
+            groups = conversation.strays(session.user_id, runs)
+        else:
+            groups = conversation.runs_by_user(runs)
+        for user, rows in groups:
             messages = conversation.combined(None, rows, table)
             out += _docs(session_id, user, None, messages, start=len(out))
         return out
@@ -252,7 +256,7 @@ def _is_fts5(sql: str | None) -> bool:
 
 #: What a SQLite index holds (its FTS5 table's definition says it): 2 since conversations leave out other users'
 #: runs under an owned session's id. An index of an earlier version is made anew on first use.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 #: The earlier layout's FTS5 table, which kept each message's text and ids itself (as build 3ccb4d3 wrote it).
 _OLD_FTS_SQL = (
@@ -389,18 +393,19 @@ class SqliteIndex:
             # Without its map (an earlier build's disable_search() drops the map of an index it does not know,
             # and leaves this table): what is left of a disabled index. Not enabled; enable_search() replaces it.
             return "new" if rows[0][1] else "orphan"
-        if body in (_fts_body(_OLD_FTS_SQL), _fts_body(self._fts_sql(version=1))):
+        if body in (_fts_body(_OLD_FTS_SQL), *(_fts_body(self._fts_sql(version=v)) for v in range(1, INDEX_VERSION))):
             return "old"
         return None
 
     def _fts_sql(self, version: int = INDEX_VERSION) -> str:
-        """The FTS5 table's definition. Version 2 spells out FTS5's default ``detail=full``: the definition
-        is how an index tells its version, and an index of version 1 (which gave an owned session's
-        conversation the Go runs of other users under its id, see ``conversation.belongs``) is made anew."""
-        detail = "detail=full, " if version >= 2 else ""
+        """The FTS5 table's definition, which is how an index tells its version; one of an earlier version
+        is made anew. Each version spells out one more of FTS5's defaults. Version 1 gave an owned session's
+        conversation the Go runs of other users under its id; version 2 (``detail=full``) left those runs
+        out; version 3 (``columnsize=1``) indexes them as their own users' (``conversation.strays``)."""
+        options = ("detail=full, " if version >= 2 else "") + ("columnsize=1, " if version >= 3 else "")
         return (
             f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, content={_sql_string(self.map_name)}, "
-            f"content_rowid='rowid', {detail}tokenize = 'unicode61 remove_diacritics 0')"
+            f"content_rowid='rowid', {options}tokenize = 'unicode61 remove_diacritics 0')"
         )
 
     def _trigger_sql(self, names: dict[str, str], table: str) -> builtins.list[str]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from agno_storage import agent_runs, codec
-from agno_storage.conversation import RunRow, StoredJson
+from agno_storage.conversation import RunRow, StoredJson, belongs
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import WorkflowSessionV2
 
@@ -131,15 +131,17 @@ def _runs(
                 yield from ((session.entity_id, owner, r) for r in reader.workflow_v2_run(run))
     if not agent_runs.exists(store):
         return
-    # Sessions only agent_runs holds have no entity: entity_id None or '' (no entity) takes them.
+    # Runs with no session row, and other users' runs under an owned session's id (conversation.strays), are
+    # each their own user's, as history() scopes them, with no entity: entity_id None or '' takes them.
     runs_only = set(store.runs_only_session_ids(user_id)) if not entity_id else set()
-    for row in _runs_of(store, entities.keys() | runs_only):
-        if row.session_id in entities:
-            entity, owner = entities[row.session_id]
-            if row.user_id and owner and row.user_id != owner:
-                continue  # another user's run under an owned session's id: not the owner's (conversation.belongs)
-        elif row.session_id in runs_only and (user_id is None or (row.user_id or "") == user_id):
-            # No session row: each run is its own user's (as history() scopes it), not the session's.
+    strays = dict(agent_runs.stray_sessions(store, user_id)) if not entity_id else {}
+    for row in _runs_of(store, entities.keys() | runs_only | strays.keys()):
+        sid = row.session_id
+        if sid in entities and belongs(entities[sid][1], row):
+            entity, owner = entities[sid]
+        elif (sid in runs_only or (not entity_id and (sid in entities or sid in strays))) and (
+            user_id is None or (row.user_id or "") == user_id
+        ):
             entity, owner = None, row.user_id or None
         else:
             continue

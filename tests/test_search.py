@@ -135,12 +135,15 @@ def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
-def test_another_users_runs_under_a_session_row_are_not_the_owners(tmp_path: Path, indexed: bool) -> None:
+def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(tmp_path: Path, indexed: bool) -> None:
     """bob's Go Agent wrote runs under the id of alice's session: alice's history, search and usage never
-    show them (nor let bob put words in her history); a run with no user continues her conversation."""
+    show them (nor let bob put words in her history); they are bob's, with no entity, in his history, search
+    and usage alike; a run with no user continues her conversation."""
     store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
     store.upsert(
-        AgentSession(session_id="shared", user_id="alice", memory=agno_memory(("Kestrels, alice here", "Hi.")))
+        AgentSession(
+            session_id="shared", user_id="alice", agent_id="a1", memory=agno_memory(("Kestrels, alice here", "Hi."))
+        )
     )
     store.append_run(
         "shared", "Kestrels and bob's payroll", "Bob: noted.", user_id="bob", metrics={"input_tokens": 1234}
@@ -154,18 +157,32 @@ def test_another_users_runs_under_a_session_row_are_not_the_owners(tmp_path: Pat
     assert [m.content for m in store.history("shared", user_id="alice")] == history
     # To bob, alice's row is an id the table does not have: his history there is his own runs, nothing of hers.
     assert [m.content for m in store.history("shared", user_id="bob")] == ["Kestrels and bob's payroll", "Bob: noted."]
-    assert sorted(found(store.search("kestrels"))) == [
-        ("shared", "Kestrels from a Go service"),
-        ("shared", "Kestrels, alice here"),
+    assert sorted((h.user_id, h.entity_id, h.message.content) for h in store.search("kestrels")) == [
+        ("alice", "a1", "Kestrels from a Go service"),
+        ("alice", "a1", "Kestrels, alice here"),
+        ("bob", None, "Kestrels and bob's payroll"),
     ]
-    assert found(store.search("payroll")) == [] and found(store.search("payroll", user_id="bob")) == []
-    assert all(u.input_tokens is None for u in store.usage())
+    assert found(store.search("payroll", user_id="alice")) == []
+    assert found(store.search("payroll", user_id="bob")) == [("shared", "Kestrels and bob's payroll")]
+    assert found(store.search("payroll", user_id="bob", entity_id="")) == [("shared", "Kestrels and bob's payroll")]
+    assert found(store.search("payroll", entity_id="a1")) == []
+    assert all(u.input_tokens is None for u in store.usage(user_id="alice"))
     assert sum(u.runs for u in store.usage(user_id="alice")) == 2  # her row's run and the user-less Go run
+    assert [(u.entity_id, u.user_id, u.runs, u.input_tokens) for u in store.usage(user_id="bob")] == [
+        (None, "bob", 1, 1234)
+    ]
+    assert [(u.user_id, u.input_tokens) for u in store.usage() if u.input_tokens is not None] == [("bob", 1234)]
+    assert store.usage(entity_id="a1") == store.usage(user_id="alice")
+    # A run bob adds later (to the index: logged by its trigger, taken in on the next search) is his as well.
+    store.append_run("shared", "And bob's budget", "Bob: filed.", user_id="bob")
+    assert found(store.search("budget", user_id="bob")) == [("shared", "And bob's budget")]
+    assert found(store.search("budget", user_id="alice")) == []
     # A session with no owner takes every run under its id: nobody's session is shown to another.
     store.upsert(AgentSession(session_id="open", memory=agno_memory(("Kestrels, anyone", "Hi."))))
     store.append_run("open", "Kestrels from u1", "Go: ok.", user_id="u1")
     assert [m.content for m in store.history("open")][-2:] == ["Kestrels from u1", "Go: ok."]
     assert ("open", "Kestrels from u1") in found(store.search("kestrels"))
+    assert found(store.search("kestrels", user_id="u1")) == []
     store.close()
 
 
@@ -974,19 +991,23 @@ def test_a_store_naming_the_table_in_other_letter_case_uses_its_index_and_feed(t
 
 
 @pytest.mark.parametrize("source", ["agno_agent", "go_agent_conversation"])
-def test_an_index_of_version_1_is_made_anew_and_drops_another_users_runs(tmp_path: Path, source: str) -> None:
-    """A file indexed by build f6d9f54 (index version 1; fixtures/MANIFEST.md), whose index gave user-1's
-    session the words of another user's Go run under its id: the first search makes the index anew, as a
-    fresh one is, and those words are found for nobody."""
-    db = tmp_path / "v1.db"
-    db.write_bytes((FIXTURES / f"search_index_f6d9f54_{source}.db").read_bytes())
+@pytest.mark.parametrize("build", ["f6d9f54", "d065eea"], ids=["version-1", "version-2"])
+def test_an_index_of_an_earlier_version_is_made_anew_and_gives_another_users_runs_to_that_user(
+    tmp_path: Path, build: str, source: str
+) -> None:
+    """A file indexed by an earlier build (fixtures/MANIFEST.md) with a Go run of "intruder" under the id of
+    user-1's session: version 1 gave user-1 its words, version 2 gave them to nobody. The first search makes
+    the index anew, as a fresh one is: the words are the intruder's, as history() shows them to the intruder,
+    and never user-1's."""
+    db = tmp_path / "old.db"
+    db.write_bytes((FIXTURES / f"search_index_{build}_{source}.db").read_bytes())
     if source == "go_agent_conversation":
         old = (
             sqlite3.connect(db)
             .execute("SELECT user_id FROM agent_sessions_search_text WHERE content LIKE '%payroll%'")
             .fetchall()
         )
-        assert old == [("user-1",)]  # what version 1 held
+        assert old == ([("user-1",)] if build == "f6d9f54" else [])  # what that version held
     fresh = tmp_path / "fresh.db"
     fresh.write_bytes(db.read_bytes())
     other = SqliteStorage("agent_sessions", db_file=fresh)
@@ -994,10 +1015,15 @@ def test_an_index_of_version_1_is_made_anew_and_drops_another_users_runs(tmp_pat
     other.enable_search()
     other.close()
     store = SqliteStorage("agent_sessions", db_file=db)
-    assert found(store.search("payroll")) == [] and found(store.search("payroll", user_id="user-1")) == []
+    assert found(store.search("payroll", user_id="user-1")) == []
+    theirs = [("agent-existing", "intruder payroll question")] if source == "go_agent_conversation" else []
+    assert found(store.search("payroll", user_id="intruder")) == theirs
+    assert [(h.user_id, h.entity_id) for h in store.search("payroll")] == [("intruder", None)] * len(theirs)
+    if theirs:
+        assert store.history("agent-existing", user_id="intruder")[0].content == theirs[0][1]
     assert indexed_messages(db) == indexed_messages(fresh)
     sql = sqlite3.connect(db).execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions_search'").fetchone()
-    assert "detail=full" in sql[0]
+    assert "columnsize=1" in sql[0]
     store.close()
 
 

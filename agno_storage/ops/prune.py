@@ -9,11 +9,12 @@ from typing import Any
 import attrs
 
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage.agent_runs import belongs_sql
 from agno_storage.errors import StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.progress import NoProgress, Progress
-from agno_storage.ops.select import RUN_ALIAS, Filters, belongs, where
+from agno_storage.ops.select import RUN_ALIAS, Filters, where
 from agno_storage.ops.tables import describe, list_tables
 from agno_storage.schema import quote
 
@@ -243,7 +244,7 @@ class _TheirRuns:
         if self.owned_only:
             terms.append(
                 f' AND EXISTS (SELECT 1 FROM {qualified(self.table)} s WHERE s."session_id" = r."session_id"'  # noqa: S608
-                f" AND {belongs('r', 's')})"
+                f" AND {belongs_sql('r', 's')})"
             )
         return "".join(terms)
 

@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from agno_storage import agent_runs
+from agno_storage.agent_runs import belongs_sql
 from agno_storage.backends.base import BaseStorage
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database
-from agno_storage.ops.select import Filters, belongs, where
+from agno_storage.ops.select import Filters, where
 from agno_storage.ops.tables import TableInfo, list_tables
 from agno_storage.schema import quote
 
@@ -58,7 +59,7 @@ def statement(db: Database, info: TableInfo, filters: Filters) -> tuple[str, lis
     session_also = f" AND {session_condition}" if session_condition else ""
     theirs = ""
     if filters.user is not None:
-        theirs = " AND " + belongs("r", "s")
+        theirs = " AND " + belongs_sql("r", "s")
     runs = db.qualified(agent_runs.TABLE)
     no_row = " AND ".join(
         f"NOT EXISTS (SELECT 1 FROM {db.qualified(t.name)} s WHERE s.session_id = r.session_id)"  # noqa: S608

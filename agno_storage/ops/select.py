@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage.agent_runs import belongs_sql
 from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS, SPECS
 from agno_storage.ops.db import Database
@@ -29,15 +30,6 @@ class Filters:
 
 #: The alias of agent_runs in a subquery: quoted with a dot, which no plain table name holds.
 RUN_ALIAS = '"agno_storage.run"'
-
-
-def belongs(run: str, session: str) -> str:
-    """:func:`agno_storage.conversation.belongs` in SQL: run alias ``run`` is part of session alias ``session``'s
-    conversation (a run with no user, the owner's, or any run of a session with no owner)."""
-    return (
-        f"({run}.user_id IS NULL OR {run}.user_id = '' OR {session}.user_id IS NULL OR {session}.user_id = '' "
-        f"OR {run}.user_id = {session}.user_id)"
-    )
 
 
 def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[str, list[Any]]:
@@ -67,7 +59,7 @@ def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[s
         r = RUN_ALIAS
         run = (
             f"EXISTS (SELECT 1 FROM {db.qualified(RUNS_TABLE)} AS {r} WHERE {r}.session_id = {runs_of}.session_id "  # noqa: S608
-            f"AND {belongs(r, runs_of)} "
+            f"AND {belongs_sql(r, runs_of)} "
             f'AND COALESCE({r}."updated_at", {r}."created_at") >= {ph})'
         )
     if filters.since is not None:
