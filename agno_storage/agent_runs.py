@@ -332,13 +332,18 @@ def runs_only_sessions(store: BaseStorage, user_id: str | None = None) -> builti
         f"SELECT r.session_id FROM {TABLE} r WHERE NOT EXISTS "  # noqa: S608 - quoted identifiers only
         f"(SELECT 1 FROM {t} s WHERE s.session_id = r.session_id)"
     )
+    return [r[0] for r in _by_session(store, sql, user_id)]
+
+
+def _by_session(store: BaseStorage, sql: str, user_id: str | None) -> builtins.list[Any]:
+    """The rows of ``sql`` (over ``agent_runs`` as ``r``, ending in its WHERE clause) with, if given, only
+    ``user_id``'s runs: one a session, the session of the newest run first."""
     params: builtins.list[Any] = []
     if user_id is not None:
         owner, args = _owner(user_id, "r.user_id")
         sql += " AND " + owner
         params += args
-    sql += " GROUP BY r.session_id ORDER BY MAX(r.created_at) DESC, r.session_id"
-    return [r[0] for r in store._query(sql, params)]
+    return store._query(sql + " GROUP BY r.session_id ORDER BY MAX(r.created_at) DESC, r.session_id", params)
 
 
 def belongs_sql(run: str, session: str) -> str:
@@ -367,12 +372,7 @@ def stray_sessions(store: BaseStorage, user_id: str | None = None) -> builtins.l
         f"SELECT r.session_id, s.user_id FROM {TABLE} r JOIN {t} s ON s.session_id = r.session_id "  # noqa: S608 - quoted identifiers only
         f"WHERE NOT {belongs_sql('r', 's')}"
     )
-    params: builtins.list[Any] = []
-    if user_id is not None:
-        sql += " AND r.user_id = ?"
-        params.append(user_id)
-    sql += " GROUP BY r.session_id, s.user_id ORDER BY MAX(r.created_at) DESC, r.session_id"
-    return [(r[0], r[1]) for r in store._query(sql, params)]
+    return [(r[0], r[1]) for r in _by_session(store, sql, user_id)]
 
 
 def _all_run_sessions(store: BaseStorage, user_id: str | None) -> builtins.list[str]:
