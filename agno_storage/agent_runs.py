@@ -160,29 +160,70 @@ def append_run(
 
 
 def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> bool:
-    """Delete a session row and the session's ``agent_runs`` rows, in one transaction.
+    """Delete a session row and its conversation's ``agent_runs`` rows, in one transaction.
 
-    ``user_id`` scopes both as :meth:`BaseStorage.delete` does (``None``:
-    whoever owns it; ``''``: only if it has no owner). A session only
-    ``agent_runs`` holds (no row) loses the runs of that owner; a row another
-    user owns keeps its runs. True if anything went.
+    ``user_id`` scopes the row as :meth:`BaseStorage.delete` does (``None``:
+    whoever owns it; ``''``: only if it has no owner). With the row go the
+    runs of its conversation (:func:`agno_storage.conversation.belongs`),
+    never another user's runs under its id: those are that user's, and
+    ``delete(session_id, that_user)`` deletes them, as to that user the row
+    is an id the table does not have. A session only ``agent_runs`` holds
+    (no row) loses the runs of that user. Runs whose session still has a row
+    in another agent table of the file (an archive copy, say) stay: they
+    are that session's conversation too. True if anything went.
     """
     how = filter_kind(user_id)
     params = [session_id, user_id] if how == EQUALS else [session_id]
     t = quote(store.table_name)
     with store.transaction() as conn:
+        owners = store._query(f"SELECT user_id FROM {t} WHERE session_id = ?", (session_id,))  # noqa: S608
         gone = store._execute_write(store.statements.delete_for(how), params) > 0
         if not exists(store):
             return gone
-        where, args = "session_id = ?", [session_id]
-        if not gone:
-            if store._query(f"SELECT 1 FROM {t} WHERE session_id = ?", (session_id,)):  # noqa: S608
-                return False  # another user's session: its runs stay with it
+        if gone:
+            # The conversation of the row that went (conversation.belongs, its owner bound).
+            owner = owners[0][0] if owners else None
+            where = "session_id = ? AND (user_id IS NULL OR user_id = '' OR ? IS NULL OR ? = '' OR user_id = ?)"
+            args: builtins.list[Any] = [session_id, owner, owner, owner]
+        elif owners:
+            # Another user's row: to this caller an id the table does not have, holding only their own runs.
+            if not user_id:
+                return False  # runs with no user under an owned id are the owner's conversation
+            where, args = "session_id = ? AND user_id = ?", [session_id, user_id]
+        else:
+            where, args = "session_id = ?", [session_id]
             if user_id is not None:
-                owner, more = _owner(user_id)
-                where, args = "session_id = ? AND " + owner, [session_id, *more]
-        removed: int = conn.execute(f"DELETE FROM agent_runs WHERE {where}", args).rowcount  # noqa: S608
+                owner_filter, more = _owner(user_id)
+                where, args = f"{where} AND {owner_filter}", [*args, *more]
+        for other in agent_tables(store):
+            if other.lower() != store.table_name.lower():
+                where += f" AND NOT EXISTS (SELECT 1 FROM {quote(other)} o WHERE o.session_id = {TABLE}.session_id)"  # noqa: S608
+        removed: int = conn.execute(f"DELETE FROM {TABLE} WHERE {where}", args).rowcount  # noqa: S608
         return gone or removed > 0
+
+
+def agent_tables(store: BaseStorage) -> builtins.list[str]:
+    """The agent sessions tables of the store's file (by their columns, as a store tells modes apart).
+
+    Reads the catalogue, and the columns only of tables whose definition
+    names ``agent_id``; never opens a virtual table (its module may not be
+    loaded here).
+    """
+    out: builtins.list[str] = []
+    for name, sql in store._query("SELECT name, sql FROM sqlite_master WHERE type = 'table'", ()):
+        name, sql = str(name), str(sql or "")
+        lowered = name.lower()
+        if (
+            lowered == TABLE
+            or lowered.startswith("sqlite_")
+            or "agent_id" not in sql.lower()
+            or sql.lstrip().upper().startswith("CREATE VIRTUAL")
+        ):
+            continue
+        columns = [row[0] for row in store._query("SELECT name FROM pragma_table_info(?)", (name,))]
+        if identify_mode(columns) is Mode.AGENT:
+            out.append(name)
+    return out
 
 
 def alone(store: BaseStorage) -> bool:
@@ -199,25 +240,8 @@ def alone(store: BaseStorage) -> bool:
     """
     if not applies(store):
         return False
-    tables = [
-        (str(name), sql or "")
-        for name, sql in store._query("SELECT name, sql FROM sqlite_master WHERE type = 'table'", ())
-    ]
-    if not any(name.lower() == TABLE for name, _ in tables):
-        return False
-    for name, sql in tables:
-        lowered = name.lower()
-        if (
-            lowered == TABLE
-            or lowered.startswith("sqlite_")
-            or "agent_id" not in sql.lower()
-            or sql.lstrip().upper().startswith("CREATE VIRTUAL")
-        ):
-            continue
-        columns = [row[0] for row in store._query("SELECT name FROM pragma_table_info(?)", (name,))]
-        if identify_mode(columns) is Mode.AGENT:
-            return False
-    return True
+    names = {str(r[0]).lower() for r in store._query("SELECT name FROM sqlite_master WHERE type = 'table'", ())}
+    return TABLE in names and not agent_tables(store)
 
 
 def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -> bool:
@@ -429,6 +453,7 @@ __all__ = [
     "MAX_IDS",
     "TABLE",
     "StoredRun",
+    "agent_tables",
     "all_runs",
     "alone",
     "append_run",

@@ -134,6 +134,55 @@ def test_deleting_a_runs_only_session_keeps_to_its_owner(tmp_path: Path) -> None
     assert store.history("g1") == []
 
 
+def test_deleting_a_session_takes_its_own_conversations_runs_never_another_users(tmp_path: Path) -> None:
+    """eve's Go Agent ran under the id of alice's session: those runs are eve's (history gives them to her).
+    alice's delete takes her row and its conversation's runs (hers, and those with no user) and leaves eve's;
+    eve's delete takes only her own runs under that id and leaves alice's session whole."""
+    db = tmp_path / "d.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="shared", user_id="alice", agent_id="x"))
+    store.append_run("shared", "alice's question", "answer", user_id="")
+    store.append_run("shared", "alice again", "answer", user_id="alice")
+    store.append_run("shared", "eve's private question", "answer", user_id="eve")
+    store.append_run("shared", "eve's second", "answer", user_id="eve")
+    assert store.delete("shared", user_id="") is False  # no-user runs under an owned id are alice's
+    assert store.delete("shared", user_id="eve") is True
+    assert store.history("shared", user_id="eve") == []
+    assert [m.content for m in store.history("shared", user_id="alice")] == [
+        "alice's question",
+        "answer",
+        "alice again",
+        "answer",
+    ]
+    assert store.delete("shared", user_id="eve") is False  # nothing of hers is left
+    store.append_run("shared", "eve's third", "answer", user_id="eve")
+    assert store.delete("shared", user_id="alice") is True
+    assert store.read("shared") is None
+    assert [(r["user_id"], r["user_message"]) for r in runs(db)] == [("eve", "eve's third")]
+    assert [m.content for m in store.history("shared", user_id="eve")] == ["eve's third", "answer"]
+    store.close()
+
+
+def test_deleting_a_session_keeps_the_runs_of_its_copy_in_another_agent_table(tmp_path: Path) -> None:
+    """An archive table in the same file holds a row with the same id: its conversation (the runs under that
+    id) lives on when the live table's row is deleted, as prune keeps it."""
+    db = tmp_path / "d.db"
+    live = SqliteStorage("agent_sessions", db_file=db)
+    archive = SqliteStorage("archive_sessions", db_file=db)
+    for store in (live, archive):
+        store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="x"))
+    live.append_run("s1", "question kept in the archive", "answer", user_id="u")
+    live.upsert(AgentSession(session_id="s2", user_id="u", agent_id="x"))
+    live.append_run("s2", "only live", "answer", user_id="u")
+    assert live.delete("s1") is True and live.delete("s2") is True
+    assert [m.content for m in archive.history("s1")] == ["question kept in the archive", "answer"]
+    assert [r["session_id"] for r in runs(db)] == ["s1"]
+    assert archive.delete("s1") is True
+    assert runs(db) == []
+    live.close()
+    archive.close()
+
+
 def test_runs_of_many_sessions_reads_as_each_sessions_runs(tmp_path: Path) -> None:
     """runs_of (one statement for many sessions) gives each session's runs as read_runs does, in the order written."""
     store = SqliteStorage("agent_sessions", db_file=tmp_path / "r.db")
