@@ -71,3 +71,25 @@ def test_unscoped_storage_still_refuses_the_write(tmp_path: Path) -> None:
         bob.run("hello")
     kept = storage(db).read(SID)
     assert kept is not None and kept.user_id == "alice"
+
+
+def test_a_user_never_takes_over_a_session_that_has_no_owner(tmp_path: Path) -> None:
+    """Two turns stored with no user; then an Agent for alice (scoped storage, or her user_id on an unscoped
+    one) on that session_id. Her read finds no session, so her write would replace both turns: it is refused
+    and the session is kept whole. With claim_unowned=True (agno's own behaviour) she takes it over."""
+    db = tmp_path / "agno.db"
+    for question in ("unowned turn one", "unowned turn two"):
+        make_agent(storage(db), SID, None, FakeModel(prefix="m")).run(question)
+    for alice_storage in (storage(db, "alice"), storage(db)):
+        model = FakeModel(prefix="alice")
+        with pytest.raises(OwnershipError, match="has no owner") as refused:
+            make_agent(alice_storage, SID, "alice", model).run("alice turn")
+        assert (refused.value.session_id, refused.value.user_id) == (SID, "alice")
+        kept = storage(db).read(SID)
+        assert kept is not None and kept.user_id is None
+        asked = [m.content for m in storage(db).core.history(SID) if m.role == "user"]
+        assert asked == ["unowned turn one", "unowned turn two"]
+    claiming = SqliteStorage(table_name="agent_sessions", db_file=str(db), user_id="alice", claim_unowned=True)
+    make_agent(claiming, SID, "alice", FakeModel(prefix="alice")).run("alice turn")
+    taken = storage(db).read(SID)
+    assert taken is not None and taken.user_id == "alice"

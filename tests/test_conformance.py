@@ -31,7 +31,7 @@ from agno_storage import (
     schema,
 )
 from agno_storage.backends.base import BATCH_SIZE, REPLAY_LIMIT
-from agno_storage.modes import spec
+from agno_storage.modes import JSON_KINDS, spec
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
 
@@ -166,6 +166,36 @@ def test_unowned_session_can_be_claimed(make_store: StoreFactory) -> None:
     store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
     got = store.read("s1")
     assert got is not None and got.user_id == "alice"
+
+
+def test_claim_unowned_false_refuses_giving_an_unowned_session_an_owner(make_store: StoreFactory) -> None:
+    """With claim_unowned=False a write with an owner may not take a session that has none (the agno adapter's
+    setting: a read with that user did not see it); writes with no owner, and the owner's own, go on as before."""
+    store = make_store(claim_unowned=False)
+    store.upsert(make_session(Mode.AGENT, "s1", user_id=None, memory={"kept": 1}))
+    store.upsert(make_session(Mode.AGENT, "s2", user_id="", memory={"kept": 2}))
+    for sid in ("s1", "s2"):
+        with pytest.raises(OwnershipError, match="has no owner") as info:
+            store.upsert(make_session(Mode.AGENT, sid, user_id="alice", memory={"lost": 1}))
+        assert (info.value.session_id, info.value.user_id) == (sid, "alice")
+    with pytest.raises(OwnershipError, match="has no owner"):
+        store.upsert_many(
+            [make_session(Mode.AGENT, "new", user_id="alice"), make_session(Mode.AGENT, "s1", user_id="a")]
+        )
+    assert sorted(store.get_all_session_ids()) == ["s1", "s2"]  # "new" went with the refused batch
+    assert [(s.session_id, s.user_id, s.memory) for s in sorted(store.list(), key=lambda s: s.session_id)] == [
+        ("s1", None, {"kept": 1}),
+        ("s2", None, {"kept": 2}),
+    ]
+    store.upsert(make_session(Mode.AGENT, "s1", user_id=None, memory={"kept": 3}))  # still no owner: fine
+    store.upsert(make_session(Mode.AGENT, "s3", user_id="alice"))  # a new session takes its owner
+    store.upsert(make_session(Mode.AGENT, "s3", user_id="alice", memory={"again": 1}))
+    with pytest.raises(OwnershipError, match="belongs to another user"):
+        store.upsert(make_session(Mode.AGENT, "s3", user_id="bob"))
+    got = store.read("s3")
+    assert got is not None and got.memory == {"again": 1}
+    with pytest.raises(InvalidInputError):
+        make_store(claim_unowned="no")
 
 
 def test_allow_owner_change_permits_the_overwrite(make_store: StoreFactory) -> None:
@@ -612,6 +642,38 @@ def test_list_summaries_agree_with_list_under_every_filter(make_store: StoreFact
                     )
                     for s in full
                 ]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_read_summary_agrees_with_read_under_every_owner_and_reads_no_json(
+    make_store: StoreFactory, mode: Mode
+) -> None:
+    seen: list[str] = []
+    store = make_store(mode, tracer=lambda statement, params: seen.append(statement))
+    entity = spec(mode).entity_column
+    store.upsert_many(
+        make_session(mode, f"s{i}", user_id=[None, "", "u1", "u2"][i], **{entity: ["a", None][i % 2]}) for i in range(4)
+    )
+    for session_id in ("s0", "s1", "s2", "s3", "missing"):
+        for user_id in (None, "", "u1", "nobody"):
+            full = store.read(session_id, user_id=user_id)
+            seen.clear()
+            summary = store.read_summary(session_id, user_id=user_id)
+            assert summary == (
+                None
+                if full is None
+                else SessionSummary(
+                    session_id=full.session_id,
+                    user_id=full.user_id,
+                    entity_id=full.entity_id,
+                    created_at=full.created_at,
+                    updated_at=full.updated_at,
+                )
+            )
+            json_columns = [c.name for c in spec(mode).columns if c.kind in JSON_KINDS]
+            assert json_columns and not any(column in " ".join(seen) for column in json_columns)
+    with pytest.raises(InvalidInputError):
+        store.read_summary("")
 
 
 def test_list_summaries_read_no_json_column(make_store: StoreFactory) -> None:

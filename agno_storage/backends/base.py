@@ -103,6 +103,7 @@ class BaseStorage(abc.ABC):
         *,
         auto_upgrade_schema: bool = False,
         allow_owner_change: bool = False,
+        claim_unowned: bool = True,
         empty_text_is_null: bool = False,
         tracer: Tracer | None = None,
     ) -> None:
@@ -110,6 +111,8 @@ class BaseStorage(abc.ABC):
         self.spec: ModeSpec = spec(parse_mode(mode))
         self.auto_upgrade_schema = check_bool("auto_upgrade_schema", auto_upgrade_schema)
         self.allow_owner_change = check_bool("allow_owner_change", allow_owner_change)
+        #: Whether a write with an owner may take a session that has none (False: OwnershipError instead).
+        self.claim_unowned = check_bool("claim_unowned", claim_unowned)
         if tracer is not None and not callable(tracer):
             raise InvalidInputError(f"tracer must be a callable or None, got {tracer!r}")
         self.tracer: Tracer | None = tracer
@@ -313,7 +316,8 @@ class BaseStorage(abc.ABC):
 
         created_at is the session's own value or now on insert and is kept on
         update; updated_at is now. Raises OwnershipError if the session_id
-        belongs to another non-empty user (unless allow_owner_change),
+        belongs to another non-empty user, or has no owner while ``session``
+        has one and ``claim_unowned`` is False (unless allow_owner_change),
         InvalidInputError for data that cannot be stored; nothing is written
         then.
         """
@@ -389,13 +393,24 @@ class BaseStorage(abc.ABC):
     def _ownership_error(self, row: list[Any]) -> OwnershipError:
         sid = self.row_codec.session_id(row)
         user = self.row_codec.user_id(row)
+        if not self.claim_unowned and self._has_no_owner(sid):
+            why = "has no owner; this store (claim_unowned=False) does not give it one"
+        else:
+            why = "belongs to another user"
         return OwnershipError(
-            f"session {sid!r} in table {self.table_name!r} belongs to another user; "
+            f"session {sid!r} in table {self.table_name!r} {why}; "
             f"refusing to write it as user {user!r} (allow_owner_change=True permits this)",
             table=self.table_name,
             session_id=sid,
             user_id=user,
         )
+
+    def _has_no_owner(self, session_id: str) -> bool:
+        """Whether the row of ``session_id`` has no owner (for an error's message; False if it cannot be told)."""
+        try:
+            return bool(self._select(session_id=session_id, user_id="", entity_id=None, limit=1, projection=IDS))
+        except StorageError:
+            return False
 
     # --- reads -------------------------------------------------------------
 
@@ -447,6 +462,19 @@ class BaseStorage(abc.ABC):
         rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, projection=FULL)
         decode = self.row_codec.decode
         return [decode(r) for r in rows]
+
+    def read_summary(self, session_id: str, user_id: str | None = None) -> SessionSummary | None:
+        """What ``read`` finds, as a summary (ids, owner, entity, timestamps), or ``None``; no JSON is read.
+
+        For asking who owns a session, or when it changed, at the same cost
+        whatever its size. Scoped to ``user_id`` as ``read`` is.
+        """
+        _check_id(session_id, "session_id", self.table_name)
+        _check_user(user_id, self.table_name)
+        if self._checked_shape(create=False) is None:
+            return None
+        rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, projection=SUMMARY)
+        return self.row_codec.decode_summaries(rows)[0] if rows else None
 
     def list_summaries(
         self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None

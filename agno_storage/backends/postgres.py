@@ -77,6 +77,7 @@ class PostgresStorage(BaseStorage):
         *,
         auto_upgrade_schema: bool = False,
         allow_owner_change: bool = False,
+        claim_unowned: bool = True,
         pool_size: int = 10,
         connect_timeout: float = 5.0,
         retries: int = 2,
@@ -88,6 +89,7 @@ class PostgresStorage(BaseStorage):
             mode,
             auto_upgrade_schema=auto_upgrade_schema,
             allow_owner_change=allow_owner_change,
+            claim_unowned=claim_unowned,
             # agno's layout has nullable id columns: "no value" is NULL there.
             empty_text_is_null=True,
             tracer=tracer,
@@ -154,11 +156,12 @@ class PostgresStorage(BaseStorage):
             t, sql.Identifier("existing"), col_list, values, sql.Identifier("session_id"), updates
         )
         if not self.allow_owner_change:
-            # Only the owner, or anyone for an unowned row, updates; a refused row returns nothing.
-            upsert += sql.SQL(
-                ' WHERE "existing"."user_id" IS NULL OR "existing"."user_id" = \'\''
-                ' OR "existing"."user_id" = EXCLUDED."user_id"'
-            )
+            # Only the owner, or anyone for an unowned row (with claim_unowned=False, only a session that has no
+            # owner either), updates; a refused row returns nothing.
+            unowned = '("existing"."user_id" IS NULL OR "existing"."user_id" = \'\')'
+            if not self.claim_unowned:
+                unowned += ' AND (EXCLUDED."user_id" IS NULL OR EXCLUDED."user_id" = \'\')'
+            upsert += sql.SQL(" WHERE " + unowned + ' OR "existing"."user_id" = EXCLUDED."user_id"')
         # Rendered once, here: a Composed is rendered again on every execute.
         # JSON columns are fetched as they are: the connection's loader hands the
         # codec their text (a cast to text in SQL would run on every row a sort

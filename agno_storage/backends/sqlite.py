@@ -109,6 +109,7 @@ class SqliteStorage(BaseStorage):
         *,
         auto_upgrade_schema: bool = False,
         allow_owner_change: bool = False,
+        claim_unowned: bool = True,
         busy_timeout: float = 10.0,
         synchronous: Synchronous | str = Synchronous.FULL,
         recency_indexes: bool = True,
@@ -120,6 +121,7 @@ class SqliteStorage(BaseStorage):
             mode,
             auto_upgrade_schema=auto_upgrade_schema,
             allow_owner_change=allow_owner_change,
+            claim_unowned=claim_unowned,
             tracer=tracer,
         )
         if (
@@ -169,9 +171,12 @@ class SqliteStorage(BaseStorage):
             f'INSERT INTO {t} ({columns}) VALUES ({placeholders}) ON CONFLICT ("session_id") DO UPDATE SET {updates}'  # noqa: S608
         )
         if not self.allow_owner_change:
-            # The update happens only for the owner or an unowned row; a refused
-            # row changes nothing and returns nothing.
-            upsert += f' WHERE {t}."user_id" IS NULL OR {t}."user_id" = \'\' OR {t}."user_id" = excluded."user_id"'
+            # The update happens only for the owner or an unowned row (with claim_unowned=False, an unowned
+            # row only for a session that has no owner either); a refused row changes nothing and returns nothing.
+            unowned = f'({t}."user_id" IS NULL OR {t}."user_id" = \'\')'
+            if not self.claim_unowned:
+                unowned += ' AND (excluded."user_id" IS NULL OR excluded."user_id" = \'\')'
+            upsert += f' WHERE {unowned} OR {t}."user_id" = excluded."user_id"'
         # Columns are qualified with the table everywhere they are read: SQLite
         # takes an unknown bare "name" for a string literal, qualified ones fail.
         # JSON comes back as its UTF-8 bytes: no str is built only to be re-encoded.
