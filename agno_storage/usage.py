@@ -226,8 +226,10 @@ class _Reader(StoredJson):
         """
         tokens = self.tokens(run.get("metrics"), where)
         messages = run.get("messages")
-        if type(messages) is not list or not any(_replayed_figures(m) for m in messages):
+        if type(messages) is not list:
             return tokens
+        if not any(_replayed_figures(m) for m in messages):
+            return _reported(tokens, messages)
         own: dict[str, int | None] = dict.fromkeys(TOKEN_KEYS)
         for k, m in enumerate(messages):
             if type(m) is not dict or m.get("from_history") is True:
@@ -265,6 +267,33 @@ class _Reader(StoredJson):
             response = step.get("response") if isinstance(step, dict) else None
             if isinstance(response, dict):
                 yield from self.agno_run(response, "runs.step_responses.response")
+
+
+def _reported(tokens: dict[str, int | None], messages: builtins.list[Any]) -> dict[str, int | None]:
+    """``tokens`` with a figure no model call of the run reported as None.
+
+    agno 1.8.4 keeps a run's figures as one entry per model call, 0 where
+    the model reported nothing, while each call's own message keeps only
+    the figures it had. Where every model message of the run (not replayed)
+    carries its metrics, a figure none of them holds was never reported: it
+    is None, not the 0 agno filled in. Without message metrics (an older
+    layout) the run's figures stand.
+    """
+    calls: builtins.list[Mapping[str, Any]] = []
+    for m in messages:
+        if type(m) is dict and m.get("role") == "assistant" and m.get("from_history") is not True:
+            metrics = m.get("metrics")
+            if not isinstance(metrics, Mapping):
+                return tokens
+            calls.append(metrics)
+    if not calls:
+        return tokens
+    return {
+        key: None
+        if value is not None and not any(c.get(n) is not None for c in calls for n in TOKEN_KEYS[key])
+        else value
+        for key, value in tokens.items()
+    }
 
 
 def _replayed_figures(message: Any) -> bool:

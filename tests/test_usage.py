@@ -129,6 +129,39 @@ def test_nothing_kept_is_none_not_zero(make_store: Any) -> None:
         store.usage(since="yesterday")
 
 
+def test_a_model_that_reports_no_usage_gives_none_not_the_zeros_agno_fills_in(tmp_path: Path) -> None:
+    """agno 1.8.4 keeps a run's token figures as one entry per model call, 0 where the model reported none,
+    while the call's own message keeps only what was reported. A real Agent whose model reports no usage: its
+    run counts, with None tokens; one whose model reports them still sums them."""
+    db = str(tmp_path / "a.db")
+    quiet = make_agent(make_storage("ours", db, "agent_sessions"), "quiet", USER, FakeModel(prefix="q"))
+    quiet.agent_id = "quiet"
+    quiet.run("hello there")
+    reported: list[tuple[int, int]] = []
+    counted = make_agent(
+        make_storage("ours", db, "agent_sessions"), "counted", USER, TokenModel(prefix="c", reported=reported)
+    )
+    counted.agent_id = "counted"
+    counted.run("hello again")
+    close_storages()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    session = store.read("quiet")
+    assert session is not None and session.memory is not None
+    assert session.memory["runs"][0]["metrics"]["input_tokens"] == [0]  # what agno wrote
+    assert [
+        (u.runs, u.runs_with_tokens, u.input_tokens, u.output_tokens, u.total_tokens)
+        for u in store.usage(entity_id="quiet")
+    ] == [(1, 0, None, None, None)]
+    (got,) = store.usage(entity_id="counted")
+    assert (got.runs, got.runs_with_tokens, got.input_tokens, got.output_tokens) == (
+        1,
+        1,
+        sum(i for i, _ in reported),
+        sum(o for _, o in reported),
+    )
+    store.close()
+
+
 def test_go_agent_runs_count_with_no_tokens(go_cmds: Path, tmp_path: Path) -> None:  # noqa: F811
     """agno-golang v0.1.6 writes metrics {} for each run: runs are counted, tokens are None."""
     db = tmp_path / "go.db"
