@@ -228,8 +228,10 @@ class _AgnoStorage(Storage):
         """One session as agno's dataclass, or None; scoped to ``user_id`` when set.
 
         A storage scoped to one user returns None for another user's id,
-        whatever ``user_id`` is passed.
+        whatever ``user_id`` is passed. ``user_id=""`` is no filter, as in
+        agno's own ``read`` (which filters only on a non-empty user).
         """
+        user_id = user_id or None
         if self._other_user(user_id):
             return None
         found = self.core.read(session_id, user_id=self._user(user_id))

@@ -93,3 +93,14 @@ def test_a_user_never_takes_over_a_session_that_has_no_owner(tmp_path: Path) -> 
     make_agent(claiming, SID, "alice", FakeModel(prefix="alice")).run("alice turn")
     taken = storage(db).read(SID)
     assert taken is not None and taken.user_id == "alice"
+
+
+def test_read_with_an_empty_user_id_is_no_filter_as_in_agno(tmp_path: Path) -> None:
+    """agno's own read filters only on a non-empty user_id: "" reads the session whoever owns it. A scoped
+    storage still answers for its own user only."""
+    db = tmp_path / "agno.db"
+    alice_owns_the_session(db)
+    found = storage(db).read(SID, user_id="")
+    assert found is not None and found.user_id == "alice"
+    assert storage(db, "alice").read(SID, user_id="") is not None
+    assert storage(db, "bob").read(SID, user_id="") is None
