@@ -235,7 +235,7 @@ def memory_messages(memory: Mapping[str, Any], session_id: str, table: str) -> b
     messages = memory.get("messages")
     if messages is None:
         return []
-    return reader.agno_messages(reader.as_list(messages, "memory.messages"), run_id=None, member=None)
+    return reader.agno_messages(reader.as_list(messages, "memory.messages"), run_id=None, member=None, speaker=None)
 
 
 class StoredJson:
@@ -274,7 +274,9 @@ class _Reader(StoredJson):
 
     def __init__(self, session_id: str, table: str, column: str) -> None:
         super().__init__(table, session_id, column)
-        self.last_system: str | None = None
+        # Each speaker's last system prompt (None: the session's own agent, team or workflow; else the member
+        # or step): a leader and its members each send their own on every run, one after the other.
+        self.last_system: dict[str | None, str | None] = {}
 
     def opt_str(self, item: Mapping[str, Any], key: str, where: str) -> str | None:
         value = item.get(key)
@@ -297,7 +299,7 @@ class _Reader(StoredJson):
                 messages = run.get("messages")
                 run_id = run.get("run_id")
                 if type(run_id) is str and type(messages) is list and not run.get("member_responses"):
-                    self.append_messages(out, messages, run_id, member)  # the common case, as agno_run
+                    self.append_messages(out, messages, run_id, member, member)  # the common case, as agno_run
                     continue
             where = f"memory.runs[{i}]"
             run = self.as_dict(run, where)
@@ -306,38 +308,49 @@ class _Reader(StoredJson):
                 messages = run.get("messages") or response.get("messages")
                 run_id = self.opt_str(response, "run_id", f"{where}.response")
                 if messages is None:
-                    out += self.agno_messages([m for m in (run.get("message"),) if m], run_id=run_id, member=member)
+                    first = [m for m in (run.get("message"),) if m]
+                    out += self.agno_messages(first, run_id=run_id, member=member, speaker=member)
                     out += self.content_only(response, run_id, member, f"{where}.response")
                     continue
-                out += self.agno_messages(self.as_list(messages, f"{where}.messages"), run_id=run_id, member=member)
+                listed = self.as_list(messages, f"{where}.messages")
+                out += self.agno_messages(listed, run_id=run_id, member=member, speaker=member)
                 continue
-            out += self.agno_run(run, where, member)
+            out += self.agno_run(run, where, member, member)
         return out
 
-    def agno_run(self, run: dict[str, Any], where: str, member: str | None) -> builtins.list[Message]:
-        """One RunResponse / TeamRunResponse dict: its messages, its member runs where they ran."""
+    def agno_run(
+        self, run: dict[str, Any], where: str, member: str | None, speaker: str | None
+    ) -> builtins.list[Message]:
+        """One RunResponse / TeamRunResponse dict: its messages, its member runs where they ran.
+
+        ``member`` names its messages (:attr:`Message.member`); ``speaker`` is whose system prompts they are
+        (the key of :attr:`last_system`), the member again but for a v2 workflow's step.
+        """
         run_id = run.get("run_id")
         if run_id is not None and type(run_id) is not str:
             run_id = self.opt_str(run, "run_id", where)
         messages = run.get("messages")
         responses = run.get("member_responses")
         if not responses and type(messages) is list:  # the common case: no member ran
-            return self.agno_messages(messages, run_id=run_id, member=member)
-        members: builtins.list[Message] = []
+            return self.agno_messages(messages, run_id=run_id, member=member, speaker=speaker)
+        members: builtins.list[builtins.list[Message]] = []
         for j, raw in enumerate(self.as_list(responses or [], f"{where}.member_responses")):
             member_run = self.as_dict(raw, f"{where}.member_responses[{j}]")
-            who = (
-                self.opt_str(member_run, "agent_id", where)
-                or self.opt_str(member_run, "team_id", where)
-                or self.opt_str(member_run, "agent_name", where)
-            )
-            members += self.agno_run(member_run, f"{where}.member_responses[{j}]", who)
+            who = self.runner(member_run, where)
+            members.append(self.agno_run(member_run, f"{where}.member_responses[{j}]", who, who))
         if messages is None:
-            return self.content_only(run, run_id, member, where) + members
-        own = self.agno_messages(self.as_list(messages, f"{where}.messages"), run_id=run_id, member=member)
-        # A member ran between the leader's tool call and its result: before the first tool message.
-        at = next((k for k, m in enumerate(own) if m.role == "tool"), len(own))
-        return own[:at] + members + own[at:]
+            return self.content_only(run, run_id, member, where) + [m for ran in members for m in ran]
+        listed = self.as_list(messages, f"{where}.messages")
+        own = self.agno_messages(listed, run_id=run_id, member=member, speaker=speaker)
+        return placed(own, members)
+
+    def runner(self, run: Mapping[str, Any], where: str) -> str | None:
+        """The agent or team a run is of: its id, or its name."""
+        return (
+            self.opt_str(run, "agent_id", where)
+            or self.opt_str(run, "team_id", where)
+            or self.opt_str(run, "agent_name", where)
+        )
 
     def content_only(self, run: Mapping[str, Any], run_id: str | None, member: str | None, where: str) -> list[Message]:
         """A run that kept no messages (an agno v1 workflow's run): its answer alone."""
@@ -356,14 +369,21 @@ class _Reader(StoredJson):
         ]
 
     def agno_messages(
-        self, messages: builtins.list[Any], *, run_id: str | None, member: str | None
+        self, messages: builtins.list[Any], *, run_id: str | None, member: str | None, speaker: str | None
     ) -> builtins.list[Message]:
+        """The stored messages of one run, but for those agno replayed and a system prompt ``speaker`` sent
+        last time too."""
         out: builtins.list[Message] = []
-        self.append_messages(out, messages, run_id, member)
+        self.append_messages(out, messages, run_id, member, speaker)
         return out
 
     def append_messages(
-        self, out: builtins.list[Message], messages: builtins.list[Any], run_id: str | None, member: str | None
+        self,
+        out: builtins.list[Message],
+        messages: builtins.list[Any],
+        run_id: str | None,
+        member: str | None,
+        speaker: str | None,
     ) -> None:
         """Append to ``out`` what :meth:`agno_messages` returns (no list made per run, none copied)."""
         append = out.append
@@ -386,9 +406,9 @@ class _Reader(StoredJson):
             if content is not None and type(content) is not str:
                 content = _text(content)
             if role == "system":
-                if content == self.last_system:
+                if content == self.last_system.get(speaker):
                     continue  # the same system prompt, sent again on every run
-                self.last_system = content
+                self.last_system[speaker] = content
             created = m.get("created_at")
             if (
                 (created is None or type(created) is int)
@@ -444,7 +464,9 @@ class _Reader(StoredJson):
             nested = step.get("steps") or step.get("step_responses")
             if isinstance(response, dict) and response.get("messages") is not None:
                 member = self.opt_str(step, "step_name", step_where)
-                out += self.agno_run(response, f"{step_where}.response", member)
+                # agno 1.8.4 keeps no step name: the step's agent tells its system prompts from the other steps'.
+                speaker = member or self.runner(response, f"{step_where}.response")
+                out += self.agno_run(response, f"{step_where}.response", member, speaker)
             elif nested:
                 out += self.steps(self.as_list(nested, f"{step_where}.steps"), step_where)
             else:
@@ -459,6 +481,63 @@ class _Reader(StoredJson):
                         )
                     )
         return out
+
+
+#: The tools an agno 1.x team leader runs its members with (agno 1.8.4's ``Team``): ``transfer_task_to_member``
+#: (coordinate mode) and ``forward_task_to_member`` (route) run the one member they name, ``run_member_agents``
+#: (collaborate) every member in the one call.
+_RUNS_ONE: Final = frozenset({"transfer_task_to_member", "forward_task_to_member"})
+_RUNS_ALL: Final = "run_member_agents"
+
+
+def placed(own: builtins.list[Message], members: builtins.list[builtins.list[Message]]) -> builtins.list[Message]:
+    """A team run's messages with each member run (in ``member_responses`` order) where it ran.
+
+    A member runs inside the leader's tool call that delegated to it: its
+    messages go right before that call's tool result. agno appends a
+    member's run when it ends, so ``members`` are in the order of those
+    results. Where the stored runs do not match the delegations (an older
+    agno, a member that failed, hand-written data), every member run goes
+    before the leader's first tool message, as one block.
+    """
+    slots = _delegations(own, len(members))
+    if slots is None:
+        at = next((k for k, m in enumerate(own) if m.role == "tool"), len(own))
+        return own[:at] + [m for ran in members for m in ran] + own[at:]
+    out: builtins.list[Message] = []
+    done = taken = 0
+    for at, count in slots:
+        out += own[done:at]
+        for ran in members[taken : taken + count]:
+            out += ran
+        done, taken = at, taken + count
+    return out + own[done:]
+
+
+def _delegations(own: builtins.list[Message], runs: int) -> builtins.list[tuple[int, int]] | None:
+    """(index in ``own``, member runs it ran) of each delegating tool result, or ``None`` when they do not
+    account for exactly ``runs`` member runs.
+
+    A delegation to a member id the team does not have ran none (agno
+    answers "Member with ID ... not found"); each ``run_member_agents``
+    call ran the same members, so the runs the others leave are shared out
+    evenly among those calls.
+    """
+    ones: builtins.list[tuple[int, int]] = []
+    alls: builtins.list[int] = []
+    for k, m in enumerate(own):
+        if m.role != "tool":
+            continue
+        if m.name in _RUNS_ONE:
+            missing = m.content is not None and m.content.startswith("Member with ID ") and " not found " in m.content
+            ones.append((k, 0 if missing else 1))
+        elif m.name == _RUNS_ALL:
+            alls.append(k)
+    left = runs - sum(count for _, count in ones)
+    if left < 0 or (left and not alls) or (alls and left % len(alls)):
+        return None
+    share = left // len(alls) if alls else 0
+    return sorted(ones + [(k, share) for k in alls])
 
 
 # --------------------------------------------------------------------------- agno-golang

@@ -21,6 +21,7 @@ import pytest
 from agno_storage import AgentSession, CorruptRowError, Message, SqliteStorage, TeamSession
 from agno_storage.conversation import SOURCE_AGNO, SOURCE_GO_AGENT, SOURCE_GO_TEAM, make_converter, memory_messages
 from tests.agno_runner import TABLES, close_storages, run_in_new_process, run_turn
+from tests.team_runs import Turn, run_team, run_workflow_v2
 from tests.test_compat_go import FIXTURES
 from tests.test_go_upstream import CONV_PROMPTS, USER, canned, go_agent, go_cmds, go_team, model_calls  # noqa: F401
 
@@ -215,6 +216,263 @@ def test_member_runs_are_placed_where_they_ran(make_store: Any) -> None:
     assert [m.member for m in got][3:5] == ["alpha", "alpha"]
     assert got[2].tool_calls == [{"id": "c1", "type": "function"}]
     assert (got[5].tool_call_id, got[5].name) == ("c1", "transfer_task_to_member")
+
+
+TRANSFER, FORWARD, RUN_ALL = "transfer_task_to_member", "forward_task_to_member", "run_member_agents"
+LOOKUP = ("lookup", {"q": "kestrels"})
+
+
+def to(tool: str, member_id: str) -> tuple[str, dict[str, Any]]:
+    """A delegation to ``member_id`` (forward_task_to_member passes the team's own input on: it takes no task)."""
+    task = {} if tool == FORWARD else {"task_description": f"task for {member_id}"}
+    return (tool, {"member_id": member_id, **task, "expected_output": "a line"})
+
+
+def shape(messages: list[Message]) -> list[tuple[str, str | None, str | None]]:
+    """(role, member, tool) of each message: the tool a result is of, the tools an assistant message calls."""
+    out = []
+    for m in messages:
+        calls = ",".join(c["function"]["name"] for c in m.tool_calls or [])
+        out.append((m.role, m.member, m.name if m.role == "tool" else calls or None))
+    return out
+
+
+def ran(who: str) -> list[tuple[str, str | None, str | None]]:
+    """A member run's shape: its system prompt, its task, its answer."""
+    return [("system", who, None), ("user", who, None), ("assistant", who, None)]
+
+
+ASKED = [("system", None, None), ("user", None, None)]
+LOOKED_UP = [("assistant", None, "lookup"), ("tool", None, "lookup")]
+
+
+@pytest.mark.parametrize(
+    ("mode", "script", "expected"),
+    [
+        pytest.param(
+            "coordinate",
+            [[LOOKUP], [to(TRANSFER, "alpha")], [to(TRANSFER, "beta")]],
+            [
+                *ASKED,
+                *LOOKED_UP,
+                ("assistant", None, TRANSFER),
+                *ran("alpha"),
+                ("tool", None, TRANSFER),
+                ("assistant", None, TRANSFER),
+                *ran("beta"),
+                ("tool", None, TRANSFER),
+                ("assistant", None, None),
+            ],
+            id="coordinate-lookup-then-two-delegations",
+        ),
+        pytest.param(
+            "coordinate",
+            [[to(TRANSFER, "nobody")], [to(TRANSFER, "alpha"), to(TRANSFER, "beta")]],
+            [
+                *ASKED,
+                ("assistant", None, TRANSFER),
+                ("tool", None, TRANSFER),  # "Member with ID nobody not found": no member ran
+                ("assistant", None, f"{TRANSFER},{TRANSFER}"),
+                *ran("alpha"),
+                ("tool", None, TRANSFER),
+                *ran("beta"),
+                ("tool", None, TRANSFER),
+                ("assistant", None, None),
+            ],
+            id="coordinate-unknown-member-then-two-calls-in-one-turn",
+        ),
+        pytest.param(
+            "route",
+            [[LOOKUP], [to(FORWARD, "beta")]],
+            [*ASKED, *LOOKED_UP, ("assistant", None, FORWARD), *ran("beta"), ("tool", None, FORWARD)],
+            id="route-lookup-then-forward",
+        ),
+        pytest.param(
+            "collaborate",
+            [[LOOKUP], [(RUN_ALL, {"task_description": "all of you", "expected_output": "a line"})]],
+            [
+                *ASKED,
+                *LOOKED_UP,
+                ("assistant", None, RUN_ALL),
+                *ran("alpha"),
+                *ran("beta"),
+                ("tool", None, RUN_ALL),
+                ("assistant", None, None),
+            ],
+            id="collaborate-lookup-then-all-members",
+        ),
+    ],
+)
+def test_a_member_run_sits_inside_the_leader_call_that_ran_it(
+    tmp_path: Path, mode: str, script: list[Turn], expected: list[tuple[str, str | None, str | None]]
+) -> None:
+    """agno 1.8.4 Teams whose leader calls its own tool first: each member run is between the delegating call
+    and that call's result (which holds the member's answer), not before the leader's first tool result."""
+    db = str(tmp_path / "team.db")
+    try:
+        run_team(db, "s", mode, script, ["which kestrel?"])
+    finally:
+        close_storages()
+    store = SqliteStorage("team_sessions", db_file=db, mode="team")
+    got = store.history("s")
+    store.close()
+    assert shape(got) == expected
+    for k, m in enumerate(got):
+        if m.role == "tool" and m.name != "lookup" and m.member is None:
+            # The member runs placed since the leader's previous message are the ones this result reports.
+            since = max(i for i in range(k) if got[i].member is None)
+            answers = [x.content for x in got[since:k] if x.member is not None and x.role == "assistant"]
+            assert all(a is not None and a in (m.content or "") for a in answers), (k, m.content, answers)
+
+
+def test_a_team_leaders_and_members_system_prompts_show_once(tmp_path: Path) -> None:
+    """Three runs of an agno 1.8.4 Team whose leader delegates to alpha each time: the leader's and alpha's
+    system prompts, sent on every run one after the other, each show once, in the first run."""
+    db = str(tmp_path / "team.db")
+    try:
+        run_team(db, "s", "coordinate", [[to(TRANSFER, "alpha")]], QUESTIONS)
+    finally:
+        close_storages()
+    store = SqliteStorage("team_sessions", db_file=db, mode="team")
+    got = store.history("s")
+    store.close()
+    runs = list(dict.fromkeys(m.run_id for m in got if m.member is None))
+    assert len(runs) == 3
+    second = next(k for k, m in enumerate(got) if m.run_id == runs[1])
+    assert [(m.member, k < second) for k, m in enumerate(got) if m.role == "system"] == [(None, True), ("alpha", True)]
+    assert [m.content for m in got if m.role == "user" and m.member is None] == QUESTIONS
+    assert [m.member for m in got if m.role == "user"] == [None, "alpha"] * 3
+    assert "<instructions>\nalpha rules\n</instructions>" in [m.content for m in got if m.member == "alpha"]
+
+
+def test_v2_workflow_steps_system_prompts_show_once(tmp_path: Path) -> None:
+    """Three runs of an agno 1.8.4 v2 Workflow of two steps with their own agents (agno keeps no step name):
+    each step agent's system prompt shows once, in the first run."""
+    db = str(tmp_path / "flow.db")
+    try:
+        run_workflow_v2(db, "s", QUESTIONS)
+    finally:
+        close_storages()
+    store = SqliteStorage("workflow_v2_sessions", db_file=db, mode="workflow_v2")
+    got = store.history("s")
+    store.close()
+    first = got[0].run_id
+    assert [(m.content, m.run_id) for m in got if m.role == "system"] == [
+        ("<instructions>\nresearch rules\n</instructions>", first),
+        ("<instructions>\nwrite rules\n</instructions>", first),
+    ]
+    assert [m.content for m in got if m.role == "user"][::2] == QUESTIONS
+    assert len({m.run_id for m in got}) == 3
+
+
+def test_a_changed_system_prompt_shows_again_for_its_speaker_only() -> None:
+    """The leader's prompt is the same on each run; the member's changes on the third: it alone shows again."""
+
+    def team_run(n: int, member_prompt: str) -> dict[str, Any]:
+        member = run(
+            [said("system", member_prompt), said("user", f"task {n}"), said("assistant", f"done {n}")], f"m{n}"
+        )
+        leader = [
+            said("system", "lead"),
+            said("user", f"q{n}"),
+            call(f"delegate {n}", f"c{n}", TRANSFER),
+            result(f"done {n}", f"c{n}", TRANSFER),
+        ]
+        return run(leader, f"r{n}", member_responses=[{**member, "agent_id": "alpha"}])
+
+    memory = {"runs": [team_run(1, "alpha v1"), team_run(2, "alpha v1"), team_run(3, "alpha v2")]}
+    got = memory_messages(memory, "s", "t")
+    assert [(m.member, m.content, m.run_id) for m in got if m.role == "system"] == [
+        (None, "lead", "r1"),
+        ("alpha", "alpha v1", "m1"),
+        ("alpha", "alpha v2", "m3"),
+    ]
+
+
+def said(role: str, content: str) -> dict[str, Any]:
+    return {"role": role, "content": content}
+
+
+def call(content: str, call_id: str, tool: str) -> dict[str, Any]:
+    function = {"name": tool, "arguments": "{}"}
+    return {
+        "role": "assistant",
+        "content": content,
+        "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+    }
+
+
+def result(content: str, call_id: str, tool: str) -> dict[str, Any]:
+    return {"role": "tool", "content": content, "tool_call_id": call_id, "tool_name": tool}
+
+
+def member_runs(*who: str) -> list[dict[str, Any]]:
+    """A member run per name: its task and its answer, labelled by the name."""
+    return [run([said("user", f"{w} task"), said("assistant", f"{w} answer")], f"m-{w}", agent_id=w) for w in who]
+
+
+def test_member_runs_the_delegations_do_not_account_for_keep_their_place_before_the_first_tool_result() -> None:
+    """Each team run is placed by its own stored data. Member runs match the delegating tool results in order
+    where those account for every run (r1; r5, two run_member_agents calls sharing four runs); otherwise (no
+    delegation result, more runs than delegations, no tool result at all) they go, as one block in their order,
+    before the leader's first tool result or at the end. Every stored message shows once."""
+    runs = [
+        run(
+            [
+                said("user", "r1 q"),
+                call("r1 lookup", "c1", "lookup"),
+                result("r1 looked", "c1", "lookup"),
+                call("r1 delegate", "c2", TRANSFER),
+                result("r1 alpha said", "c2", TRANSFER),
+                said("assistant", "r1 done"),
+            ],
+            "r1",
+            member_responses=member_runs("r1-alpha"),
+        ),
+        run(
+            [said("user", "r2 q"), call("r2 lookup", "c3", "lookup"), result("r2 looked", "c3", "lookup")],
+            "r2",
+            member_responses=member_runs("r2-beta"),
+        ),
+        run(
+            [
+                said("user", "r3 q"),
+                call("r3 lookup", "c4", "lookup"),
+                result("r3 looked", "c4", "lookup"),
+                call("r3 delegate", "c5", TRANSFER),
+                result("r3 said", "c5", TRANSFER),
+            ],
+            "r3",
+            member_responses=member_runs("r3-a", "r3-b"),
+        ),
+        run([said("user", "r4 q"), said("assistant", "r4 direct")], "r4", member_responses=member_runs("r4-c")),
+        run(
+            [
+                said("user", "r5 q"),
+                call("r5 all", "c6", RUN_ALL),
+                result("r5 all said", "c6", RUN_ALL),
+                call("r5 all again", "c7", RUN_ALL),
+                result("r5 all said again", "c7", RUN_ALL),
+            ],
+            "r5",
+            member_responses=member_runs("r5-a", "r5-b", "r5-c", "r5-d"),
+        ),
+    ]
+    got = memory_messages({"runs": runs}, "s", "t")
+    a, b = "task", "answer"
+    assert [m.content for m in got] == [
+        *("r1 q", "r1 lookup", "r1 looked", "r1 delegate", f"r1-alpha {a}", f"r1-alpha {b}", "r1 alpha said"),
+        "r1 done",
+        *("r2 q", "r2 lookup", f"r2-beta {a}", f"r2-beta {b}", "r2 looked"),
+        *("r3 q", "r3 lookup", f"r3-a {a}", f"r3-a {b}", f"r3-b {a}", f"r3-b {b}", "r3 looked"),
+        *("r3 delegate", "r3 said"),
+        *("r4 q", "r4 direct", f"r4-c {a}", f"r4-c {b}"),
+        *("r5 q", "r5 all", f"r5-a {a}", f"r5-a {b}", f"r5-b {a}", f"r5-b {b}", "r5 all said"),
+        *("r5 all again", f"r5-c {a}", f"r5-c {b}", f"r5-d {a}", f"r5-d {b}", "r5 all said again"),
+    ]
+    stored = [m["content"] for r in runs for x in (r, *r["member_responses"]) for m in x["messages"]]
+    assert sorted(m.content or "" for m in got) == sorted(stored)
+    assert {m.member for m in got if m.content and m.content.startswith("r3-")} == {"r3-a", "r3-b"}
 
 
 @pytest.mark.parametrize(
