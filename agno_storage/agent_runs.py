@@ -98,6 +98,8 @@ def append_run(
     alone), stored as Go's ``json.Marshal`` of ``[{"content", "role"}]``
     (keys sorted, ``<>&`` escaped); ``metrics`` and ``run_data`` default to
     ``{}``; ``id`` is a random UUID, ``run_name`` ``run_<unix seconds>``.
+    Floats keep Python's spelling (``2.0`` where Go writes ``2``), as in
+    every JSON column the store writes (docs/compat.md); Go reads either.
     Creates the table in upstream's DDL if missing. Raises InvalidInputError
     on a store that is not an agent table in SQLite.
     """
