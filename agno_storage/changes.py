@@ -21,6 +21,7 @@ StorageError instead of silently skipping them.
 from __future__ import annotations
 
 import builtins
+import re
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 #: How long changes are kept unless enable_changes() is told otherwise (seconds).
 DEFAULT_RETENTION: Final = 7 * 86400
+
+#: The largest integer either engine stores (a cursor, a retention): SQLite's INTEGER, PostgreSQL's bigint.
+_INT64_MAX: Final = 2**63 - 1
 
 
 @attrs.frozen(kw_only=True)
@@ -92,14 +96,28 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     to every consumer. On an agent table in SQLite, ``agent_runs`` is created
     in agno-golang's own DDL if missing, so a Go Agent's first run is logged
     too (the Go Agent creates it the same way, ``IF NOT EXISTS``).
+
+    Raises InvalidInputError, before changing anything, for a retention out
+    of range or a sessions table named ``agent_runs``; StorageError if
+    another table or trigger has a name the feed needs (the message says
+    what to do). On PostgreSQL the triggers' function runs as the role that
+    called this (``SECURITY DEFINER``), so writers need no grant on the log.
     """
-    if type(retention) is not int or retention < 60:
-        raise InvalidInputError(f"retention must be seconds >= 60, got {retention!r}", table=store.table_name)
+    t = store.table_name
+    if type(retention) is not int or not 60 <= retention <= _INT64_MAX:
+        raise InvalidInputError(f"retention must be seconds from 60 to 2**63 - 1, got {retention!r}", table=t)
+    if _is_runs_table(store):
+        # On SQLite it is agno-golang's runs table, whose triggers (keyed by a run id) the feed of an agent
+        # table puts on it; either way a Change from it could not be told from one of a Go Agent's runs.
+        raise InvalidInputError(
+            f"a sessions table named {t!r} cannot have a change feed: {agent_runs.TABLE} is the name of the "
+            "Go Agent's runs table, which the feed of an agent table watches; use another table name",
+            table=t,
+        )
     if not _is_sqlite(store):
-        check_derived_names(store.table_name, ("_changes", "_changes_meta", "_changes_log"), "the change feed")
+        check_derived_names(t, ("_changes", "_changes_meta", "_changes_log", _TRUNCATE_SUFFIX), "the change feed")
     store.create()
     log, meta = _names(store)
-    t = store.table_name
     with store.transaction() as conn:
         if not enabled(store) and _taken(store, log):
             # Its triggers would write into someone else's table, and fail their writes to the sessions table.
@@ -128,14 +146,9 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 watched.append(agent_runs.TABLE)
             for table in watched:
                 for trigger in _trigger_names(table, t):
-                    on = _trigger_table(conn, trigger)
-                    if on is not None and on.lower() != table.lower():
-                        # The feed of a sessions table named <t>_runs has these names on its own table.
-                        raise StorageError(
-                            f"cannot log {table} for the change feed of table {t!r}: the trigger {trigger!r} "
-                            f"it needs is on table {on!r} (the feed of a table named {t + '_runs'!r})",
-                            table=t,
-                        )
+                    found = _sqlite_trigger(conn, trigger)
+                    if found is not None and found[0].lower() != table.lower():
+                        raise _misplaced_trigger(t, log, table, trigger, *found)
                 for statement in _sqlite_triggers(log, table, t):
                     conn.execute(statement)  # drops and makes each again: an earlier version's is replaced
         else:
@@ -156,33 +169,106 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 f"INSERT INTO {meta} (key, value) VALUES ('pruned_through', %s) ON CONFLICT DO NOTHING",
                 (_first_cursor(),),
             )
-            function = log[:-1] + '_log"'
-            conn.execute(
-                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
-                f"IF TG_OP = 'DELETE' THEN INSERT INTO {log} (tbl, session_id, user_id, op) "
-                "VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'delete'); "
-                "ELSE "
-                # An update that renames the session: the old id is gone. One that changes its owner: the
-                # old owner's consumers see it change too.
-                "IF TG_OP = 'UPDATE' AND OLD.session_id IS DISTINCT FROM NEW.session_id THEN "
-                f"INSERT INTO {log} (tbl, session_id, user_id, op) "
-                "VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'delete'); "
-                "ELSIF TG_OP = 'UPDATE' AND OLD.user_id IS DISTINCT FROM NEW.user_id THEN "
-                f"INSERT INTO {log} (tbl, session_id, user_id, op) "
-                "VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'update'); "
-                "END IF; "
-                f"INSERT INTO {log} (tbl, session_id, user_id, op) VALUES (TG_TABLE_NAME, NEW.session_id, NEW.user_id, "
-                "CASE WHEN TG_OP = 'UPDATE' AND OLD.session_id IS DISTINCT FROM NEW.session_id THEN 'insert' "
-                "ELSE lower(TG_OP) END); "
-                "END IF; RETURN NULL; END $fn$"
-            )
-            trigger = quote(t + "_changes_log")
+            function = _function(log)
             table = cast("PostgresStorage", store).qualified_table
+            elsewhere = _pg_triggers(conn, function, but_on=table)
+            if elsewhere:
+                # The table was renamed with the trigger on it: it still logs that table's writes into this feed.
+                raise StorageError(
+                    f"cannot start the change feed of table {t!r}: its trigger is on table {elsewhere[0][1]!r}, "
+                    f"which another program renamed from {t!r} behind the feed (the trigger went along); "
+                    "disable_changes() removes the trigger and the log, then enable_changes() starts a new feed",
+                    table=t,
+                )
+            # Named with their schemas as resolved now, so no writer's search_path moves them (or breaks them).
+            conn.execute(_pg_function_sql(function, _pg_resolved(conn, log), _pg_resolved(conn, meta)))
+            # Only triggers call it: a role that could attach it to a table of its own would write into this log.
+            conn.execute(f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC")
+            trigger = quote(t + "_changes_log")
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
             conn.execute(
                 f"CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table} "
                 f"FOR EACH ROW EXECUTE FUNCTION {function}()"
             )
+            truncate = quote(t + _TRUNCATE_SUFFIX)
+            conn.execute(f"DROP TRIGGER IF EXISTS {truncate} ON {table}")
+            conn.execute(
+                f"CREATE TRIGGER {truncate} AFTER TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+            )
+
+
+#: The PostgreSQL trigger that marks the feed when the sessions table is emptied by TRUNCATE (suffix of its name).
+_TRUNCATE_SUFFIX: Final = "_changes_truncate"
+
+
+def _is_runs_table(store: BaseStorage) -> bool:
+    """Whether the sessions table is named ``agent_runs`` (in SQLite, whatever its case: that is one table)."""
+    t = store.table_name
+    return t.lower() == agent_runs.TABLE if _is_sqlite(store) else t == agent_runs.TABLE
+
+
+def _function(log: str) -> str:
+    """The PostgreSQL trigger function of the feed whose log is ``log``, quoted (and qualified as ``log`` is)."""
+    return log[:-1] + '_log"'
+
+
+def _pg_function_sql(function: str, log: str, meta: str) -> str:
+    """CREATE OR REPLACE of the PostgreSQL trigger function, writing into ``log`` and ``meta`` (schema-qualified).
+
+    ``SECURITY DEFINER``: it runs as the role that enabled the feed, so a
+    writer needs no grant on the log; with a fixed search_path, so nothing
+    in it resolves through a writer's.
+    """
+    insert = f"INSERT INTO {log} (tbl, session_id, user_id, op)"
+    body = (
+        "BEGIN "
+        # TRUNCATE fires no row trigger, so its deletes cannot be logged: the feed is marked as having a gap.
+        "IF TG_OP = 'TRUNCATE' THEN "
+        f"INSERT INTO {meta} (key, value) VALUES ('truncated', extract(epoch FROM clock_timestamp())::bigint) "
+        "ON CONFLICT (key) DO NOTHING; RETURN NULL; END IF; "
+        f"IF TG_OP = 'DELETE' THEN {insert} VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'delete'); "
+        "ELSE "
+        # An update that renames the session: the old id is gone. One that changes its owner: the
+        # old owner's consumers see it change too.
+        "IF TG_OP = 'UPDATE' AND OLD.session_id IS DISTINCT FROM NEW.session_id THEN "
+        f"{insert} VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'delete'); "
+        "ELSIF TG_OP = 'UPDATE' AND OLD.user_id IS DISTINCT FROM NEW.user_id THEN "
+        f"{insert} VALUES (TG_TABLE_NAME, OLD.session_id, OLD.user_id, 'update'); "
+        "END IF; "
+        f"{insert} VALUES (TG_TABLE_NAME, NEW.session_id, NEW.user_id, "
+        "CASE WHEN TG_OP = 'UPDATE' AND OLD.session_id IS DISTINCT FROM NEW.session_id THEN 'insert' "
+        "ELSE lower(TG_OP) END); "
+        "END IF; RETURN NULL; END"
+    )
+    tag, n = "$fn$", 0
+    while tag in body:  # a schema name with the quote's tag in it would end the body early
+        n += 1
+        tag = f"$fn{n}$"
+    return (
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+        f"SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}"
+    )
+
+
+def _pg_resolved(conn: Any, table: str) -> str:
+    """``table`` (quoted, qualified or not) as schema.name, quoted: where the search path finds it now."""
+    row: Any = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass(%s)",
+        (table,),
+    ).fetchone()
+    return f"{quote(row[0])}.{quote(row[1])}"
+
+
+def _pg_triggers(conn: Any, function: str, but_on: str | None = None) -> builtins.list[tuple[str, str, str]]:
+    """(schema, table, trigger) of every trigger that calls ``function``, leaving out those on ``but_on``."""
+    rows: Any = conn.execute(
+        "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE t.tgfoid = to_regprocedure(%s) "
+        "AND t.tgrelid IS DISTINCT FROM to_regclass(%s) ORDER BY 1, 2, 3",
+        (function + "()", but_on),
+    ).fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
 def _trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
@@ -192,38 +278,72 @@ def _trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
     return [f"{sessions_table}_runs_changes_{op}" for op in ("insert", "update", "delete", "replace", "reid")]
 
 
-def _trigger_table(conn: Any, trigger: str) -> str | None:
-    """The table the SQLite trigger ``trigger`` is on, or None if there is none by that name."""
+def _sqlite_trigger(conn: Any, trigger: str) -> tuple[str, str] | None:
+    """The table the SQLite trigger ``trigger`` is on and its SQL, or None if there is none by that name."""
     row = conn.execute(
-        "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = ? COLLATE NOCASE", (trigger,)
+        "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND name = ? COLLATE NOCASE", (trigger,)
     ).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), str(row[1] or ""))
+
+
+def _writes_to(sql: str, log: str) -> bool:
+    """Whether a feed's SQLite trigger (its ``sql``) appends to ``log`` (quoted): it is that feed's own."""
+    return f"insert into {log.lower()} (" in sql.lower()
+
+
+def _misplaced_trigger(t: str, log: str, table: str, trigger: str, on: str, sql: str) -> StorageError:
+    """The error for a trigger the feed of ``t`` needs on ``table`` that is on table ``on`` instead."""
+    if _writes_to(sql, log):
+        return StorageError(
+            f"cannot start the change feed of table {t!r}: its trigger {trigger!r} is on table {on!r}, which "
+            f"another program renamed from {table!r} behind the feed (its triggers went along); "
+            "disable_changes() removes them and the log, then enable_changes() starts a new feed",
+            table=t,
+        )
+    owner = re.search(r'insert into "(\w+)_changes" \(', sql, re.IGNORECASE)
+    other = f"table {owner.group(1)!r}" if owner else "another table"
+    # The feed of t names its agent_runs triggers <t>_runs_changes_*, as the feed of a table <t>_runs names its own.
+    return StorageError(
+        f"cannot log {table} for the change feed of table {t!r}: the trigger {trigger!r} it needs is on table "
+        f"{on!r}, for the change feed of {other}; tables named t and t_runs cannot both have one: "
+        f"disable_changes() on {other} first",
+        table=t,
+    )
 
 
 def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[str]:
     now = "CAST(strftime('%s', 'now') AS INTEGER)"
     tbl = _literal(table)
     insert = f"INSERT INTO {log} (tbl, session_id, user_id, op, at)"
+    # A row with no session_id (SQLite lets a TEXT PRIMARY KEY hold NULL in a broken file) is not logged: no
+    # reader can ask for it, and the log's NOT NULL would fail the writer's statement, repair included.
     body = {
-        "insert": f"{insert} VALUES ({tbl}, new.session_id, new.user_id, 'insert', {now});",
+        "insert": f"{insert} SELECT {tbl}, new.session_id, new.user_id, 'insert', {now} "
+        "WHERE new.session_id IS NOT NULL;",
         # An update that renames the session: the old id is gone, the new one appears. One that changes
         # the owner: the old owner's consumers see it change too.
         "update": (
             f"{insert} SELECT {tbl}, old.session_id, old.user_id, 'delete', {now} "
-            "WHERE old.session_id IS NOT new.session_id; "
+            "WHERE old.session_id IS NOT new.session_id AND old.session_id IS NOT NULL; "
             f"{insert} SELECT {tbl}, old.session_id, old.user_id, 'update', {now} "
-            "WHERE old.session_id IS new.session_id AND old.user_id IS NOT new.user_id; "
-            f"{insert} VALUES ({tbl}, new.session_id, new.user_id, "
-            f"CASE WHEN old.session_id IS new.session_id THEN 'update' ELSE 'insert' END, {now});"
+            "WHERE old.session_id IS new.session_id AND old.user_id IS NOT new.user_id "
+            "AND old.session_id IS NOT NULL; "
+            f"{insert} SELECT {tbl}, new.session_id, new.user_id, "
+            f"CASE WHEN old.session_id IS new.session_id THEN 'update' ELSE 'insert' END, {now} "
+            "WHERE new.session_id IS NOT NULL;"
         ),
-        "delete": f"{insert} VALUES ({tbl}, old.session_id, old.user_id, 'delete', {now});",
+        "delete": f"{insert} SELECT {tbl}, old.session_id, old.user_id, 'delete', {now} "
+        "WHERE old.session_id IS NOT NULL;",
     }
     events = [("insert", "AFTER INSERT"), ("update", "AFTER UPDATE"), ("delete", "AFTER DELETE")]
     if table == agent_runs.TABLE:
         # A run is keyed by its id: a REPLACE (or UPDATE OR REPLACE of the id) taking an id another session
         # (or another owner) holds deletes that row with no delete trigger fired; log it beforehand, as
         # an update (re-read it): an INSERT OR IGNORE fires the trigger too, and then nothing is lost.
-        gone = f"{insert} SELECT {tbl}, session_id, user_id, 'update', {now} FROM {quote(table)} WHERE id = new.id"
+        gone = (
+            f"{insert} SELECT {tbl}, session_id, user_id, 'update', {now} FROM {quote(table)} "
+            "WHERE id = new.id AND session_id IS NOT NULL"
+        )
         body["replace"] = f"{gone} AND (session_id IS NOT new.session_id OR user_id IS NOT new.user_id);"
         body["reid"] = f"{gone} AND new.id IS NOT old.id;"
         events += [("replace", "BEFORE INSERT"), ("reid", "BEFORE UPDATE OF id")]
@@ -236,21 +356,27 @@ def _sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list
 
 
 def disable_changes(store: BaseStorage) -> None:
-    """Stop logging and drop the log (consumers' cursors mean nothing afterwards); idempotent."""
+    """Stop logging and drop the log (consumers' cursors mean nothing afterwards); idempotent.
+
+    The feed's triggers are dropped wherever they are: also on a watched
+    table another program renamed (which took them along).
+    """
     log, meta = _names(store)
     t = store.table_name
     with store.transaction() as conn:
         if _is_sqlite(store):
             for table in (t, agent_runs.TABLE):
                 for trigger in _trigger_names(table, t):
-                    on = _trigger_table(conn, trigger)
-                    if on is not None and on.lower() == table.lower():  # not the feed of a table named <t>_runs
+                    found = _sqlite_trigger(conn, trigger)
+                    # By its name on its own table, or on any table if it appends to this log (the table was
+                    # renamed): one of the feed of a table named <t>_runs, which has these names, stays.
+                    if found is not None and (found[0].lower() == table.lower() or _writes_to(found[1], log)):
                         conn.execute(f"DROP TRIGGER {quote(trigger)}")
         else:
-            if store.table_exists():
-                table = cast("PostgresStorage", store).qualified_table
-                conn.execute(f"DROP TRIGGER IF EXISTS {quote(t + '_changes_log')} ON {table}")
-            conn.execute(f'DROP FUNCTION IF EXISTS {log[:-1]}_log"()')
+            function = _function(log)
+            for schema, table, trigger in _pg_triggers(conn, function):
+                conn.execute(f"DROP TRIGGER {quote(trigger)} ON {quote(schema)}.{quote(table)}")
+            conn.execute(f"DROP FUNCTION IF EXISTS {function}()")
         conn.execute(f"DROP TABLE IF EXISTS {log}")
         conn.execute(f"DROP TABLE IF EXISTS {meta}")
 
@@ -268,7 +394,11 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     or holds a cursor of a feed disabled since),
     or if a watched table was dropped or renamed (by another program: :meth:`drop`
     removes the feed too) since :func:`enable_changes`, which took its
-    triggers and left later writes unlogged.
+    triggers and left later writes unlogged, or on PostgreSQL emptied by
+    TRUNCATE, whose deletes no row trigger sees. A ``since`` above every
+    cursor handed out (2**63 and more included) raises StorageError too.
+    On PostgreSQL it writes (it assigns cursors): a role that may only read
+    cannot call it.
     """
     if type(since) is not int or since < 0:
         raise InvalidInputError(f"since must be a cursor (int >= 0), got {since!r}", table=store.table_name)
@@ -280,12 +410,11 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
         )
     log, meta = _names(store)
     mark = "?" if _is_sqlite(store) else "%s"
-    unwatched = _unwatched(store)
-    if unwatched:
+    gap = _gap(store, meta)
+    if gap:
         raise StorageError(
-            f"the change feed of table {store.table_name!r} stopped logging: {unwatched} was dropped or renamed since"
-            " enable_changes() (its triggers went with it) and writes since then were not logged;"
-            " disable_changes() and enable_changes() start a new feed",
+            f"the change feed of table {store.table_name!r} {gap}; disable_changes() and enable_changes() start a "
+            "new feed",
             table=store.table_name,
         )
     if _is_sqlite(store):
@@ -296,7 +425,7 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     else:
         _stamp_postgres(store, log, meta)
     owner, params = _owner_filter(store, user_id, mark)
-    params.insert(0, since)
+    params.insert(0, min(since, _INT64_MAX))  # no cursor is above it, and SQLite takes no larger integer
     # One statement, so one snapshot: what was pruned and what is left are read together (a prune by
     # another process in between would otherwise hide changes behind a cursor that looked readable).
     got = store._query(
@@ -384,22 +513,40 @@ def _first_cursor() -> int:
     return time.time_ns() // 1000
 
 
-def _unwatched(store: BaseStorage) -> str | None:
-    """The watched table (the sessions table, ``agent_runs``) that lost its triggers since enable_changes(), if any."""
+def _gap(store: BaseStorage, meta: str) -> str | None:
+    """What went unlogged since enable_changes(), if anything did: the end of the error of :func:`changes`.
+
+    A watched table (the sessions table, ``agent_runs``) dropped or renamed
+    took its triggers along; on PostgreSQL a TRUNCATE fires no row trigger,
+    and the feed's statement trigger marks it in ``meta``.
+    """
     t = store.table_name
+    lost = (
+        " was dropped or renamed since enable_changes() (its triggers went with it) and writes since then were not"
+        " logged"
+    )
     if _is_sqlite(store):
         watched = [(t, f"{t}_changes_insert")]
         if agent_runs.applies(store):
             watched.append((agent_runs.TABLE, f"{t}_runs_changes_insert"))
         for table, trigger in watched:
             if not cast("SqliteStorage", store).trigger_exists(trigger, table):
-                return table
+                return "stopped logging: " + table + lost
         return None
     table = cast("PostgresStorage", store).qualified_table
     rows = store._query(
-        "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s)", (t + "_changes_log", table)
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s)), "
+        f"EXISTS (SELECT 1 FROM {meta} WHERE key = 'truncated')",
+        (t + "_changes_log", table),
     )
-    return None if rows else t
+    if not rows[0][0]:
+        return "stopped logging: " + t + lost
+    if rows[0][1]:
+        return (
+            f"has a gap: {t} was emptied by TRUNCATE since enable_changes(), which fires no row trigger, so the "
+            "deletes of its rows were not logged"
+        )
+    return None
 
 
 def _prune_sqlite(store: BaseStorage, log: str, meta: str) -> None:

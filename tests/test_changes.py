@@ -378,3 +378,94 @@ def test_feeds_of_tables_t_and_t_runs_never_take_each_others_triggers(tmp_path: 
     assert got == ([("agent_runs", "go-1")] if first == "chat" else [("agent_runs", "go-1"), ("chat_runs", "r")])
     chat.close()
     runs_table.close()
+
+
+def test_a_cursor_or_retention_beyond_64_bits_is_a_typed_error(make_store: Any) -> None:
+    """Neither engine stores an integer of 2**63 or more: such a cursor is ahead of every change (as a cursor
+    the feed never handed out is), and such a retention is refused before anything is made."""
+    store = make_store("agent")
+    for retention in (2**63, 10**30):
+        with pytest.raises(InvalidInputError, match="retention"):
+            store.enable_changes(retention=retention)
+    with pytest.raises(StorageError, match="not enabled"):
+        store.changes()
+    store.enable_changes(retention=2**63 - 1)
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    for since in (2**63 - 1, 2**63, 10**30):
+        with pytest.raises(StorageError, match="ahead"):
+            store.changes(since=since)
+    assert [c.session_id for c in store.changes()] == ["a"]
+
+
+def test_a_sessions_table_named_agent_runs_gets_no_feed_and_keeps_its_writes(make_store: Any) -> None:
+    """agent_runs is the Go Agent's runs table, which the feed of an agent table watches with triggers keyed by a
+    run id: on a sessions table of that name they would fail every write by every program."""
+    store = make_store("agent", table_name="agent_runs")
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    with pytest.raises(InvalidInputError, match="agent_runs"):
+        store.enable_changes()
+    if isinstance(store, SqliteStorage):  # one table in SQLite, whatever the case of its name
+        other_case = SqliteStorage("Agent_Runs", db_file=store.db_path)
+        with pytest.raises(InvalidInputError, match="agent_runs"):
+            other_case.enable_changes()
+        other_case.close()
+    with pytest.raises(StorageError, match="not enabled"):
+        store.changes()
+    store.upsert(AgentSession(session_id="b", agent_id="x"))
+    mark = "?" if isinstance(store, SqliteStorage) else "%s"
+    table = '"agent_runs"' if isinstance(store, SqliteStorage) else store.qualified_table
+    with store.transaction() as conn:  # a plain statement, as another program writes
+        conn.execute(
+            f"INSERT INTO {table} (session_id, user_id, agent_id, created_at) VALUES ({mark}, '', 'x', 1)", ("c",)
+        )
+    assert sorted(s.session_id for s in store.list()) == ["a", "b", "c"]
+    if isinstance(store, SqliteStorage):
+        assert store.db_path is not None
+        with sqlite3.connect(store.db_path) as conn:
+            assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
+        conn.close()
+    store.disable_changes()  # idempotent, as on any table without a feed
+
+
+def test_a_row_with_no_session_id_can_still_be_deleted_or_repaired(tmp_path: Path) -> None:
+    """SQLite lets a TEXT PRIMARY KEY hold NULL (a broken file): no reader can ask for such a row, so the feed
+    leaves it out rather than fail another program's statement that deletes or repairs it."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.create()
+    conn = sqlite3.connect(db, isolation_level=None)
+    rows = "INSERT INTO agent_sessions (session_id, user_id, agent_id, created_at) VALUES (NULL, '', 'x', 1), "
+    conn.execute(rows + "(NULL, '', 'x', 2)")
+    store.enable_changes()
+    conn.execute("INSERT INTO agent_sessions (session_id, user_id, agent_id, created_at) VALUES (NULL, '', 'x', 3)")
+    conn.execute("DELETE FROM agent_sessions WHERE created_at = 1")
+    conn.execute("UPDATE agent_sessions SET session_id = 'repaired' WHERE created_at = 2")
+    conn.execute("UPDATE agent_sessions SET user_id = 'u' WHERE session_id IS NULL")
+    conn.execute("DELETE FROM agent_sessions WHERE session_id IS NULL")
+    conn.close()
+    assert ops(store.changes()) == [("agent_sessions", "repaired", "insert")]
+    store.close()
+
+
+@pytest.mark.parametrize("table", ["agent_sessions", "agent_runs"])
+def test_disable_changes_takes_the_triggers_off_a_renamed_table(tmp_path: Path, table: str) -> None:
+    """A table renamed behind the feed (an archive of agent_runs, say) keeps the feed's triggers: enable_changes()
+    says what to do, and disable_changes() removes them, so writes to the renamed table go on and a new feed
+    starts."""
+    db = tmp_path / "f.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_changes()
+    store.append_run("go-1", "hi", "hello")
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_old"')
+    with pytest.raises(StorageError, match=r"renamed.*disable_changes\(\)"):
+        store.enable_changes()
+    store.disable_changes()
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
+    conn.execute(f'DELETE FROM "{table}_old"')  # another program clears the archive
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="new", agent_id="x"))
+    store.append_run("go-2", "hi", "hello")
+    assert ops(store.changes()) == [("agent_sessions", "new", "insert"), ("agent_runs", "go-2", "insert")]
+    conn.close()
+    store.close()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from agno_storage import AgentSession
+from agno_storage import AgentSession, StorageError
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -58,3 +64,122 @@ def test_cursors_go_on_above_the_pruned_ones_when_every_change_was_pruned(make_s
     store.upsert(AgentSession(session_id="c", user_id="u"))
     [change] = store.changes(since=cursor)
     assert change.session_id == "c" and change.cursor > cursor
+
+
+@pytest.fixture
+def writer_role(pg_server: Any) -> Iterator[tuple[str, str]]:
+    """A login role of its own (name, DSN): another program's, given only what a test grants it."""
+    role = f"writer_{next(_roles)}_{os.getpid()}"
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield role, make_conninfo(pg_server.dsn, user=role)
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+_roles = itertools.count()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_writer_granted_nothing_on_the_log_is_logged(make_store: Any, writer_role: tuple[str, str]) -> None:
+    """A role that may write the sessions table (as agno 1.x does) but was given nothing on the feed's tables: the
+    trigger function runs as the role that enabled the feed, so the writer's statements go on and are logged.
+    A feed whose function ran as the writer (an earlier build's) is made so by enable_changes()."""
+    from agno_storage.backends.postgres import PostgresStorage
+
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="before", agent_id="x"))
+    role, dsn = writer_role
+    with store.transaction() as conn:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA ai TO {}").format(sql.Identifier(role)))
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {store.qualified_table} TO {role}")
+    store.enable_changes()
+    app = PostgresStorage(store.table_name, db_url=dsn)
+    app.upsert(AgentSession(session_id="app", agent_id="x"))
+    with psycopg.connect(dsn) as conn:  # a plain statement, as agno 1.x writes
+        conn.execute(f"UPDATE {store.qualified_table} SET user_id = 'u' WHERE session_id = 'before'")
+    logged = [(c.session_id, c.user_id, c.op) for c in store.changes()]
+    assert logged == [("app", None, "insert"), ("before", None, "update"), ("before", "u", "update")]
+
+    function = store.qualified_table[:-1] + '_changes_log"()'
+    with store.transaction() as conn:
+        conn.execute(f"ALTER FUNCTION {function} SECURITY INVOKER")  # as an earlier build made it
+    with pytest.raises(StorageError, match="permission denied"):
+        app.upsert(AgentSession(session_id="app", agent_id="y"))
+    store.enable_changes()
+    app.upsert(AgentSession(session_id="app", agent_id="y"))
+    assert [(c.session_id, c.op) for c in store.changes()][3:] == [("app", "update")]
+    app.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_the_feed_of_a_table_found_by_search_path_ignores_the_writers_search_path(make_store: Any) -> None:
+    """schema=None: the feed's tables are where the search path found them at enable_changes(). A writer with
+    another search path is logged there: never refused, never logged in the feed of a table of the same name in
+    a schema of its search path."""
+    public = make_store("agent", schema=None)
+    ai = make_store("agent", table_name=public.table_name)
+    public.enable_changes()
+    ai.enable_changes()
+    with public.transaction() as conn:
+        for path in ("ai, public", "pg_catalog"):
+            conn.execute(f"SET LOCAL search_path = {path}")
+            conn.execute(
+                f'INSERT INTO public."{public.table_name}" (session_id, user_id, agent_id, created_at) '
+                "VALUES (%s, 'alice', 'x', 1)",
+                (path,),
+            )
+    assert [(c.table, c.session_id) for c in public.changes()] == [
+        (public.table_name, "ai, public"),
+        (public.table_name, "pg_catalog"),
+    ]
+    assert ai.changes() == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_disable_changes_takes_the_trigger_off_a_renamed_table(make_store: Any) -> None:
+    """ALTER TABLE ... RENAME takes the feed's trigger along: enable_changes() says what to do, and
+    disable_changes() removes it from the renamed table, so that a new feed starts."""
+    store = make_store("agent")
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    old = store.qualified_table[:-1] + '_old"'
+    with store.transaction() as conn:
+        conn.execute(f'ALTER TABLE {store.qualified_table} RENAME TO "{store.table_name}_old"')
+        conn.execute(
+            f"CREATE TABLE {store.qualified_table} (LIKE {old} INCLUDING ALL)"
+        )  # made again by another program
+    store._forget_shape()
+    with pytest.raises(StorageError, match="renamed"):
+        store.changes()
+    with pytest.raises(StorageError, match=r"renamed.*disable_changes\(\)"):
+        store.enable_changes()
+    store.disable_changes()
+    store.enable_changes()
+    with store.transaction() as conn:
+        conn.execute(f"INSERT INTO {old} (session_id, agent_id, created_at) VALUES ('archived', 'x', 1)")
+        conn.execute(f"DROP TABLE {old}")
+    store.upsert(AgentSession(session_id="b", agent_id="x"))
+    assert [c.session_id for c in store.changes()] == ["b"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_truncate_by_another_program_is_a_gap_not_silence(make_store: Any) -> None:
+    """TRUNCATE fires no row trigger: its deletes cannot be logged, so changes() says the feed has a gap, as for a
+    table dropped behind it, until disable_changes() and enable_changes() start a new feed."""
+    store = make_store("agent")
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    cursor = store.changes()[-1].cursor
+    with store.transaction() as conn:
+        conn.execute(f"TRUNCATE {store.qualified_table}")
+    with pytest.raises(StorageError, match="TRUNCATE"):
+        store.changes(since=cursor)
+    store.enable_changes()  # keeps the feed, and what it missed
+    with pytest.raises(StorageError, match="TRUNCATE"):
+        store.changes(since=cursor)
+    store.disable_changes()
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="b", agent_id="x"))
+    assert [c.session_id for c in store.changes()] == ["b"]

@@ -648,7 +648,14 @@ class BaseStorage(abc.ABC):
         changes.disable_changes(self)
 
     def changes(self, since: int = 0, limit: int = 1000, user_id: str | None = None) -> builtins.list[changes.Change]:
-        """Changes after cursor ``since``, in commit order; see :func:`agno_storage.changes.changes`."""
+        """Changes after cursor ``since``, in cursor order; see :func:`agno_storage.changes.changes`.
+
+        Cursor order is commit order on SQLite. On PostgreSQL it is the order
+        in which the writers' transactions got their transaction id, which is
+        not always the order they committed in (docs/search.md). On
+        PostgreSQL this writes (it assigns cursors): a read-only connection
+        or role cannot read the feed.
+        """
         _check_user(user_id, self.table_name)
         return changes.changes(self, since, limit, user_id)
 
