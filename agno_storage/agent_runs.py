@@ -189,8 +189,9 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
             args: builtins.list[Any] = [session_id, owner, owner, owner]
         elif owners:
             # Another user's row: to this caller an id the table does not have, holding only their own runs.
-            if not user_id:
-                return False  # runs with no user under an owned id are the owner's conversation
+            # (Under a row with no owner every run is that session's conversation: none is the caller's alone.)
+            if not user_id or not owners[0][0]:
+                return False
             where, args = "session_id = ? AND user_id = ?", [session_id, user_id]
         else:
             where, args = "session_id = ?", [session_id]

@@ -146,9 +146,9 @@ class _AgnoStorage(Storage):
         self.schema_version = schema_version
         self.auto_upgrade_schema = auto_upgrade_schema
         self.user_id = user_id
-        # A write with a user never takes a session that has none: agno reads a session with its user, so
-        # such a session reads as missing, and the write would replace what the Agent never loaded.
-        self.core_options: dict[str, Any] = {"claim_unowned": False, **core_options}
+        # Scoped to a user, a session with no owner reads as missing: a write there would replace what the
+        # Agent never loaded, so it may not take such a session. Unscoped, agno reads it whole, and may.
+        self.core_options: dict[str, Any] = {"claim_unowned": user_id is None, **core_options}
         _check_options(self._core_class(), self.core_options)
 
     # -- the delegate ------------------------------------------------------
@@ -452,11 +452,12 @@ class SqliteStorage(_AgnoStorage):
     opened on first use, so agno may set ``storage.mode`` after construction
     (Agent, Team and Workflow all do). ``user_id=`` scopes every call to one
     user: agno reads sessions by id alone, so without it an Agent resumes a
-    session_id whoever owns it (the write is then refused). A write with a
-    user never gives a session that has no owner one (``OwnershipError``):
-    read with that user, such a session reads as missing, so the write would
-    replace a conversation the Agent never loaded. ``claim_unowned=True``
-    permits it, as agno's store does. Other keyword arguments
+    session_id whoever owns it (the write is then refused). Scoped, a
+    session with no owner reads as missing too, and a write never gives it
+    an owner (``OwnershipError``): it would replace a conversation the Agent
+    never loaded. ``claim_unowned=True`` permits it, as agno's store does
+    (unscoped, agno loads such a session whole, and its write may claim it).
+    Other keyword arguments
     (``allow_owner_change``, ``claim_unowned``, ``recency_indexes``;
     ``busy_timeout``, ``synchronous`` for SQLite; ``pool_size``,
     ``connect_timeout``, ``retries`` for PostgreSQL) go to the core store

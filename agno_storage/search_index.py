@@ -254,8 +254,9 @@ def _is_fts5(sql: str | None) -> bool:
     return text.startswith("CREATE VIRTUAL TABLE") and "FTS5" in text
 
 
-#: What a SQLite index holds (its FTS5 table's definition says it): 2 since conversations leave out other users'
-#: runs under an owned session's id. An index of an earlier version is made anew on first use.
+#: What a SQLite index holds (its FTS5 table's definition says it; see ``SqliteIndex._fts_sql``): 3 since other
+#: users' runs under an owned session's id are indexed as theirs, a team's member runs sit where they ran, and
+#: each speaker's system prompt shows once. An index of an earlier version is made anew on first use.
 INDEX_VERSION = 3
 
 #: The earlier layout's FTS5 table, which kept each message's text and ids itself (as build 3ccb4d3 wrote it).

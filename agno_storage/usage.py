@@ -139,9 +139,11 @@ def _runs(
         sid = row.session_id
         if sid in entities and belongs(entities[sid][1], row):
             entity, owner = entities[sid]
-        elif (sid in runs_only or (not entity_id and (sid in entities or sid in strays))) and (
-            user_id is None or (row.user_id or "") == user_id
-        ):
+        elif (
+            sid in runs_only
+            or (sid in entities and not entity_id)  # another user's run under a listed session's id
+            or (sid in strays and not belongs(strays[sid], row))  # one under a session out of the filters
+        ) and (user_id is None or (row.user_id or "") == user_id):
             entity, owner = None, row.user_id or None
         else:
             continue

@@ -160,6 +160,11 @@ def test_deleting_a_session_takes_its_own_conversations_runs_never_another_users
     assert store.read("shared") is None
     assert [(r["user_id"], r["user_message"]) for r in runs(db)] == [("eve", "eve's third")]
     assert [m.content for m in store.history("shared", user_id="eve")] == ["eve's third", "answer"]
+    # Under a row with no owner every run is that session's conversation: eve's delete takes nothing of it.
+    store.upsert(AgentSession(session_id="open", agent_id="x"))
+    store.append_run("open", "eve in an open session", "answer", user_id="eve")
+    assert store.delete("open", user_id="eve") is False
+    assert [m.content for m in store.history("open")] == ["eve in an open session", "answer"]
     store.close()
 
 

@@ -73,26 +73,45 @@ def test_unscoped_storage_still_refuses_the_write(tmp_path: Path) -> None:
     assert kept is not None and kept.user_id == "alice"
 
 
-def test_a_user_never_takes_over_a_session_that_has_no_owner(tmp_path: Path) -> None:
-    """Two turns stored with no user; then an Agent for alice (scoped storage, or her user_id on an unscoped
-    one) on that session_id. Her read finds no session, so her write would replace both turns: it is refused
-    and the session is kept whole. With claim_unowned=True (agno's own behaviour) she takes it over."""
-    db = tmp_path / "agno.db"
+def unowned_session(db: Path) -> None:
     for question in ("unowned turn one", "unowned turn two"):
         make_agent(storage(db), SID, None, FakeModel(prefix="m")).run(question)
-    for alice_storage in (storage(db, "alice"), storage(db)):
-        model = FakeModel(prefix="alice")
-        with pytest.raises(OwnershipError, match="has no owner") as refused:
-            make_agent(alice_storage, SID, "alice", model).run("alice turn")
-        assert (refused.value.session_id, refused.value.user_id) == (SID, "alice")
-        kept = storage(db).read(SID)
-        assert kept is not None and kept.user_id is None
-        asked = [m.content for m in storage(db).core.history(SID) if m.role == "user"]
-        assert asked == ["unowned turn one", "unowned turn two"]
+
+
+def asked(db: Path) -> list[str | None]:
+    return [m.content for m in storage(db).core.history(SID) if m.role == "user"]
+
+
+def test_a_scoped_storage_never_takes_over_a_session_that_has_no_owner(tmp_path: Path) -> None:
+    """Two turns stored with no user; then an Agent for alice on a storage scoped to her. Her read finds no
+    session, so her write would replace both turns: it is refused, naming the setting that permits it, and the
+    session is kept whole. With claim_unowned=True (agno's own behaviour) she takes it over."""
+    db = tmp_path / "agno.db"
+    unowned_session(db)
+    model = FakeModel(prefix="alice")
+    with pytest.raises(OwnershipError, match=r"has no owner.*claim_unowned=True permits") as refused:
+        make_agent(storage(db, "alice"), SID, "alice", model).run("alice turn")
+    assert (refused.value.session_id, refused.value.user_id) == (SID, "alice")
+    kept = storage(db).read(SID)
+    assert kept is not None and kept.user_id is None
+    assert asked(db) == ["unowned turn one", "unowned turn two"]
     claiming = SqliteStorage(table_name="agent_sessions", db_file=str(db), user_id="alice", claim_unowned=True)
     make_agent(claiming, SID, "alice", FakeModel(prefix="alice")).run("alice turn")
     taken = storage(db).read(SID)
     assert taken is not None and taken.user_id == "alice"
+
+
+def test_an_unscoped_storage_lets_an_agent_claim_the_unowned_session_it_loaded(tmp_path: Path) -> None:
+    """Unscoped, agno loads a session by its id alone, the one with no owner whole: alice's Agent continues it
+    and its write keeps every earlier turn and gives the session to her, as agno's own store does."""
+    db = tmp_path / "agno.db"
+    unowned_session(db)
+    model = FakeModel(prefix="alice")
+    make_agent(storage(db), SID, "alice", model).run("alice turn")
+    assert "unowned turn two" in [m["content"] for m in model.calls[-1]]
+    assert asked(db) == ["unowned turn one", "unowned turn two", "alice turn"]
+    owned = storage(db).read(SID)
+    assert owned is not None and owned.user_id == "alice"
 
 
 def test_read_with_an_empty_user_id_is_no_filter_as_in_agno(tmp_path: Path) -> None:

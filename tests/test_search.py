@@ -173,6 +173,8 @@ def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(tm
     ]
     assert [(u.user_id, u.input_tokens) for u in store.usage() if u.input_tokens is not None] == [("bob", 1234)]
     assert store.usage(entity_id="a1") == store.usage(user_id="alice")
+    # "No entity" takes bob's runs only, never alice's own or her user-less ones (her session has an entity).
+    assert [(u.entity_id, u.user_id, u.runs) for u in store.usage(entity_id="")] == [(None, "bob", 1)]
     # A run bob adds later (to the index: logged by its trigger, taken in on the next search) is his as well.
     store.append_run("shared", "And bob's budget", "Bob: filed.", user_id="bob")
     assert found(store.search("budget", user_id="bob")) == [("shared", "And bob's budget")]

@@ -394,12 +394,12 @@ class BaseStorage(abc.ABC):
         sid = self.row_codec.session_id(row)
         user = self.row_codec.user_id(row)
         if not self.claim_unowned and self._has_no_owner(sid):
-            why = "has no owner; this store (claim_unowned=False) does not give it one"
+            why, permit = "has no owner; this store (claim_unowned=False) does not give it one", "claim_unowned=True"
         else:
-            why = "belongs to another user"
+            why, permit = "belongs to another user", "allow_owner_change=True"
         return OwnershipError(
             f"session {sid!r} in table {self.table_name!r} {why}; "
-            f"refusing to write it as user {user!r} (allow_owner_change=True permits this)",
+            f"refusing to write it as user {user!r} ({permit} permits this)",
             table=self.table_name,
             session_id=sid,
             user_id=user,
