@@ -198,11 +198,37 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
             if user_id is not None:
                 owner_filter, more = _owner(user_id)
                 where, args = f"{where} AND {owner_filter}", [*args, *more]
-        for other in agent_tables(store):
-            if other.lower() != store.table_name.lower():
-                where += f" AND NOT EXISTS (SELECT 1 FROM {quote(other)} o WHERE o.session_id = {TABLE}.session_id)"  # noqa: S608
+        where += _not_elsewhere(store, f"{TABLE}.session_id")
         removed: int = conn.execute(f"DELETE FROM {TABLE} WHERE {where}", args).rowcount  # noqa: S608
         return gone or removed > 0
+
+
+def _not_elsewhere(store: BaseStorage, column: str) -> str:
+    """`` AND ...`` terms: ``column`` is the id of no session of another agent table of the file (none if none)."""
+    return "".join(
+        f" AND NOT EXISTS (SELECT 1 FROM {quote(other)} o WHERE o.session_id = {column})"  # noqa: S608
+        for other in agent_tables(store)
+        if other.lower() != store.table_name.lower()
+    )
+
+
+def held_elsewhere(store: BaseStorage, session_ids: Sequence[str]) -> set[str]:
+    """Those of ``session_ids`` that another agent table of the file holds a row of (an archive copy, say).
+
+    Their runs are that session's conversation, not a session only
+    ``agent_runs`` holds: the store lists, reads, searches and counts
+    none of them, and its ``delete`` leaves them.
+    """
+    others = [t for t in agent_tables(store) if t.lower() != store.table_name.lower()] if session_ids else []
+    found: set[str] = set()
+    ids = builtins.list(session_ids)
+    for other in others:
+        for start in range(0, len(ids), MAX_IDS):
+            chunk = ids[start : start + MAX_IDS]
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT session_id FROM {quote(other)} WHERE session_id IN ({marks})"  # noqa: S608
+            found.update(r[0] for r in store._query(sql, chunk))
+    return found
 
 
 def agent_tables(store: BaseStorage) -> builtins.list[str]:
@@ -347,17 +373,19 @@ def runs_only_sessions(store: BaseStorage, user_id: str | None = None) -> builti
 
     These are the sessions a Go Agent started (it writes no session row):
     ``list()`` and ``count()`` of the sessions table do not include them;
-    ``history()`` and ``search()`` do. With ``user_id``, only sessions whose
-    runs are that user's.
+    ``history()`` and ``search()`` do. Runs whose id another agent table of
+    the file holds are that session's (:func:`held_elsewhere`), not one of
+    these. With ``user_id``, only sessions whose runs are that user's.
     """
     if not exists(store):
         return []
     if not store.table_exists():
         return _all_run_sessions(store, user_id)
     t = quote(store.table_name)
+    elsewhere = _not_elsewhere(store, "r.session_id")
     sql = (
         f"SELECT r.session_id FROM {TABLE} r WHERE NOT EXISTS "  # noqa: S608 - quoted identifiers only
-        f"(SELECT 1 FROM {t} s WHERE s.session_id = r.session_id)"
+        f"(SELECT 1 FROM {t} s WHERE s.session_id = r.session_id){elsewhere}"
     )
     return [r[0] for r in _by_session(store, sql, user_id)]
 
@@ -466,6 +494,7 @@ __all__ = [
     "delete_runs_only",
     "delete_session",
     "exists",
+    "held_elsewhere",
     "read_runs",
     "runs_of",
     "runs_only_sessions",

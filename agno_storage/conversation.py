@@ -153,6 +153,8 @@ def history(
     if session is None and user_id == "" and read(session_id, None) is not None:
         return []  # an owned session's runs with no user are its owner's conversation, not "no owner"'s
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
+    if session is None and runs and read(session_id, None) is None and agent_runs.held_elsewhere(store, [session_id]):
+        return []  # the runs of a session another agent table of the file holds (an archive copy): not this table's
     return combined(session, runs, store.table_name)
 
 

@@ -583,8 +583,10 @@ class SqliteIndex:
         for raw in conn.execute(store.statements.select):
             sid = session_id(raw)
             yield sid, raw, runs.pop(sid, []) if isinstance(sid, str) else []
+        elsewhere = agent_runs.held_elsewhere(store, builtins.list(runs))  # another agent table's sessions
         for sid, rows in runs.items():
-            yield sid, None, rows
+            if sid not in elsewhere:
+                yield sid, None, rows
 
     def mark(self, raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
         """A session's own fingerprint: see :func:`mark`."""
@@ -746,6 +748,8 @@ class SqliteIndex:
             places = "(" + ", ".join("?" for _ in chunk) + ")"
             rows = {raw[0]: raw for raw in store._query(select + places, chunk)}
             runs = agent_runs.runs_of(store, chunk) if with_runs else {}
+            for sid in agent_runs.held_elsewhere(store, [s for s in runs if s not in rows]):
+                del runs[sid]  # another agent table's session (an archive copy): not this table's to index
             marked = set(
                 conn.execute(f"SELECT session_id, digest FROM {self.marks} WHERE session_id IN {places}", chunk)
             )

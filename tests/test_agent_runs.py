@@ -168,21 +168,32 @@ def test_deleting_a_session_takes_its_own_conversations_runs_never_another_users
     store.close()
 
 
-def test_deleting_a_session_keeps_the_runs_of_its_copy_in_another_agent_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_deleting_a_session_keeps_the_runs_of_its_copy_in_another_agent_table(tmp_path: Path, indexed: bool) -> None:
     """An archive table in the same file holds a row with the same id: its conversation (the runs under that
-    id) lives on when the live table's row is deleted, as prune keeps it."""
+    id) lives on when the live table's row is deleted, as prune keeps it, and is the archive's alone: the live
+    table does not take it for a session only agent_runs holds (no history, search hit, usage or delete)."""
     db = tmp_path / "d.db"
     live = SqliteStorage("agent_sessions", db_file=db)
     archive = SqliteStorage("archive_sessions", db_file=db)
     for store in (live, archive):
         store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="x"))
-    live.append_run("s1", "question kept in the archive", "answer", user_id="u")
+    live.append_run("s1", "zebra kept in the archive", "answer", user_id="u")
     live.upsert(AgentSession(session_id="s2", user_id="u", agent_id="x"))
     live.append_run("s2", "only live", "answer", user_id="u")
+    archive.upsert(AgentSession(session_id="s3", user_id="u", agent_id="x"))
+    archive.append_run("s3", "zebra only ever archived", "answer", user_id="u")
+    if indexed:
+        live.enable_search()
+        archive.enable_search()
     assert live.delete("s1") is True and live.delete("s2") is True
-    assert [m.content for m in archive.history("s1")] == ["question kept in the archive", "answer"]
-    assert [r["session_id"] for r in runs(db)] == ["s1"]
-    assert archive.delete("s1") is True
+    assert [m.content for m in archive.history("s1")] == ["zebra kept in the archive", "answer"]
+    assert sorted(h.session_id for h in archive.search("zebra")) == ["s1", "s3"]
+    assert sorted(r["session_id"] for r in runs(db)) == ["s1", "s3"]
+    assert live.runs_only_session_ids() == [] and live.search("zebra") == [] and live.usage() == []
+    assert live.history("s1") == [] and live.history("s3", user_id="u") == []
+    assert live.delete("s1") is False and live.delete("s3") is False
+    assert archive.delete("s1") is True and archive.delete("s3") is True
     assert runs(db) == []
     live.close()
     archive.close()
