@@ -203,6 +203,14 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
         return gone or removed > 0
 
 
+def row_owner(store: BaseStorage, session_id: str) -> tuple[Any] | None:
+    """``(user_id,)`` of the store's row of ``session_id`` as stored, not decoded; None if it has none (or no table)."""
+    if not store.table_exists():
+        return None  # a Go Agent's file: agent_runs alone
+    rows = store._query(f"SELECT user_id FROM {quote(store.table_name)} WHERE session_id = ?", (session_id,))  # noqa: S608
+    return (rows[0][0],) if rows else None
+
+
 def _not_elsewhere(store: BaseStorage, column: str) -> str:
     """`` AND ...`` terms: ``column`` is the id of no session of another agent table of the file (none if none)."""
     return "".join(
@@ -496,6 +504,7 @@ __all__ = [
     "exists",
     "held_elsewhere",
     "read_runs",
+    "row_owner",
     "runs_of",
     "runs_only_sessions",
     "stray_sessions",

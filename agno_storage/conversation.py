@@ -135,11 +135,14 @@ def history(
 
     With ``user_id``, a session row owned by someone else is read as no row,
     as ``read`` reads it: not decoded, and not told apart from an id the
-    table does not have (only ``user_id``'s own ``agent_runs`` rows under
-    that id, if any, are its conversation then). ``user_id=''`` ("no
-    owner") gives ``[]`` for an owned session: its runs with no user are its
-    owner's. A session the store does
-    not have, or whose columns hold no conversation, gives ``[]``. Raises
+    table does not have. Only ``user_id``'s own ``agent_runs`` rows under
+    that id that are not part of that row's conversation (:func:`strays`)
+    are its conversation then: none under a row with no owner, which takes
+    every run, and none for ``user_id=''`` ("no owner") under an owned row,
+    whose runs with no user are its owner's. Runs whose id another agent
+    table of the file holds are that table's session's: ``[]``. A session
+    the store does not have, or whose columns hold no conversation, gives
+    ``[]``. Raises
     CorruptRowError, naming the session and column, for a conversation of
     the wrong shape. Cost: one read of the row, plus one indexed read of
     ``agent_runs`` on an agent table in SQLite. ``read(session_id,
@@ -150,11 +153,15 @@ def history(
 
     read = read or store.read
     session = read(session_id, user_id)
-    if session is None and user_id == "" and read(session_id, None) is not None:
-        return []  # an owned session's runs with no user are its owner's conversation, not "no owner"'s
     runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
-    if session is None and runs and read(session_id, None) is None and agent_runs.held_elsewhere(store, [session_id]):
-        return []  # the runs of a session another agent table of the file holds (an archive copy): not this table's
+    if session is None and runs:
+        # The owner of the row the caller may not read, looked up without decoding it (a corrupt row of
+        # another user's must not fail this call).
+        found = agent_runs.row_owner(store, session_id)
+        if found is not None:
+            runs = [r for r in runs if not belongs(found[0], r)]
+        elif agent_runs.held_elsewhere(store, [session_id]):
+            runs = []  # an archive copy's conversation: not this table's
     return combined(session, runs, store.table_name)
 
 

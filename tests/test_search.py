@@ -184,7 +184,18 @@ def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(tm
     store.append_run("open", "Kestrels from u1", "Go: ok.", user_id="u1")
     assert [m.content for m in store.history("open")][-2:] == ["Kestrels from u1", "Go: ok."]
     assert ("open", "Kestrels from u1") in found(store.search("kestrels"))
+    # ... and none of them is its user's alone: history, search and usage of u1 agree.
     assert found(store.search("kestrels", user_id="u1")) == []
+    assert store.history("open", user_id="u1") == [] and store.usage(user_id="u1") == []
+    # bob's history under alice's id never decodes her row: a corrupt one does not fail it.
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute("UPDATE agent_sessions SET memory = '{\"runs\": 3' WHERE session_id = 'shared'")
+    conn.commit()
+    conn.close()
+    assert [m.content for m in store.history("shared", user_id="bob")][:2] == [
+        "Kestrels and bob's payroll",
+        "Bob: noted.",
+    ]
     store.close()
 
 
