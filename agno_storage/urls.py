@@ -52,6 +52,18 @@ _SECRET_KEYS = frozenset({"password", "sslpassword"})
 # scan stays linear.
 _SETTING = re.compile(r"(?:^|(?<=[\s']))([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
+# libpq's connection settings (PostgreSQL 15's, and load_balance_hosts): a string made of these alone is a
+# key=value connection string, not a file's name.
+_LIBPQ_KEYS = frozenset(
+    {
+        "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "channel_binding",
+        "connect_timeout", "client_encoding", "options", "application_name", "fallback_application_name",
+        "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+        "replication", "gssencmode", "sslmode", "requiressl", "sslcompression", "sslcert", "sslkey",
+        "sslpassword", "sslrootcert", "sslcrl", "sslcrldir", "sslsni", "requirepeer", "ssl_min_protocol_version",
+        "ssl_max_protocol_version", "krbsrvname", "gsslib", "service", "target_session_attrs", "load_balance_hosts",
+    }
+)  # fmt: skip
 
 
 def parse(url: object, what: str = "a database URL") -> Target:
@@ -86,8 +98,24 @@ def parse_location(text: object) -> Target:
             raise InvalidInputError(f"a database URL has spaces around it: {shown(text)}")
         if not text:
             raise InvalidInputError("a database path must not be empty")
+        if is_conninfo(text):
+            raise InvalidInputError(
+                f"a libpq key=value connection string is not taken here (it would be a file's name): {shown(text)}; "
+                "use a URL: postgresql://user@host/db"
+            )
         return SqliteTarget(path=text)
     return parse(text)
+
+
+def is_conninfo(text: str) -> bool:
+    """Whether ``text`` is made of libpq ``key=value`` settings alone (``host=db dbname=app``), not a path."""
+    rest, found = text, False
+    for setting in _SETTING.finditer(text):
+        if setting.group(1).lower() not in _LIBPQ_KEYS:
+            return False
+        found = True
+        rest = rest.replace(setting.group(0), " ", 1)
+    return found and not rest.strip()
 
 
 def postgres_conninfo(db_url: object, what: str = "db_url") -> str:

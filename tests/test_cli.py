@@ -528,3 +528,36 @@ def test_the_examples_in_the_docs_print_what_the_docs_show(tmp_path: Path) -> No
     assert len(results) >= 10
     for command, shown, actual in results:
         assert shows(shown, actual), f"docs/cli.md: `{command}` prints\n{actual}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("info", "{kv}", "--table", "agent_sessions"),
+        ("list", "{kv}", "--table", "agent_sessions"),
+        ("tables", "{kv}"),
+        ("doctor", "{kv}"),
+        ("import", "{kv}", "--table", "agent_sessions", "{lines}"),
+        ("copy", "{db}", "--table", "agent_sessions", "{kv}"),
+        ("prune", "{kv}", "--table", "agent_sessions", "--older-than", "1d", "--dry-run"),
+        ("search-index", "{kv}", "--table", "agent_sessions", "enable"),
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_libpq_key_value_string_is_refused_masked_and_never_a_file(
+    argv: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key=value connection string is no file's name: every command refuses it (exit 2) with its password
+    masked, and nothing named after it is created."""
+    monkeypatch.chdir(tmp_path)
+    kv = "host=127.0.0.1 port=5432 dbname=appdb user=app password=s3cr3tPW"
+    db = tmp_path / "src.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    lines = tmp_path / "lines.jsonl"
+    assert run(capsys, "export", db, "--table", "agent_sessions", "-o", lines)[0] == 0
+    code, out, err = run(capsys, *(a.format(kv=kv, db=db, lines=lines) for a in argv))
+    assert code == 2 and "key=value" in err and "password=***" in err
+    assert "s3cr3tPW" not in out + err
+    assert not [p.name for p in tmp_path.iterdir() if "host=" in p.name]
+    assert "s3cr3tPW" not in " ".join(p.name for p in tmp_path.rglob("*"))
