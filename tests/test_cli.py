@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shlex
 import shutil
@@ -561,3 +562,45 @@ def test_a_libpq_key_value_string_is_refused_masked_and_never_a_file(
     assert "s3cr3tPW" not in out + err
     assert not [p.name for p in tmp_path.iterdir() if "host=" in p.name]
     assert "s3cr3tPW" not in " ".join(p.name for p in tmp_path.rglob("*"))
+
+
+def test_stored_escape_sequences_reach_the_terminal_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Text another program stored (a role, a member, a table's name) may hold ESC sequences that a terminal
+    would act on: every table, line and error the CLI prints shows them escaped."""
+    esc = "\x1b"
+    db = tmp_path / "evil.db"
+    shutil.copyfile(FIXTURES / "go_agent_conversation.db", db)
+    conn = sqlite3.connect(db)
+    messages = [{"role": "user" + esc + "[2J", "content": "hello kestrel"}, {"role": "assistant", "content": "hi"}]
+    conn.execute("UPDATE agent_runs SET messages = ?, user_message = 'hello kestrel'", (json.dumps(messages),))
+    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions'").fetchone()[0]
+    conn.execute(ddl.replace("agent_sessions", f'"evil{esc}[31mtbl"', 1))
+    conn.commit()
+    conn.close()
+    session = next(iter(SqliteStorage("agent_sessions", db_file=db).runs_only_session_ids()))
+    for argv in (
+        ("history", db, "--table", "agent_sessions", session),
+        ("search", db, "--table", "agent_sessions", "kestrel"),
+        ("tables", db),
+        ("doctor", db),
+        ("list", db, "--table", "nosuch"),
+        ("info", db, "--table", f"evil{esc}[31mtbl"),
+    ):
+        _, out, err = run(capsys, *argv)
+        assert esc not in out + err, argv
+        assert "\\x1b" in out + err, argv
+
+
+def test_json_stays_json_on_an_ascii_console_and_a_closed_stdout_is_no_traceback(tmp_path: Path) -> None:
+    """On an output whose encoding lacks a character (an ASCII or cp1252 console), --json escapes it as JSON
+    does; with stdout closed (``>&-``) a command ends without a traceback."""
+    db = tmp_path / "u.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(AgentSession(session_id="s-é-😀", user_id="ü", agent_id="a"))
+    cli = [sys.executable, "-m", "agno_storage", "list", str(db), "--table", "agent_sessions"]
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([*cli, "--json"], capture_output=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [s["session_id"] for s in json.loads(done.stdout)] == ["s-é-😀"]
+    closed = subprocess.run(f"{shlex.join(cli)} >&-", shell=True, capture_output=True, text=True, check=False)
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr

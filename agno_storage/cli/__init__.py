@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import agno_storage
 from agno_storage import SchemaVersionError, StorageError
-from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, shown, table_parents
+from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, printable, shown, table_parents
 
 #: The modules that add subcommands, in the order ``--help`` lists them. Each
 #: has ``register(sub, parents)``; a new feature adds its own module here.
@@ -63,10 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         psycopg_log.addHandler(logging.NullHandler())
     try:
         code: int = args.run(args)
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when the caller closed it (``>&-``)
+            sys.stdout.flush()
     except Exit as exc:
         kind = "error: " if exc.code == FAILED else ""
-        print(f"{PROG}: {kind}{exc.message}", file=sys.stderr)
+        print(f"{PROG}: {kind}{printable(exc.message)}", file=sys.stderr)
         return exc.code
     except SchemaVersionError as exc:
         # copy reads an old source table as it is: an old table it stops at is the destination's.
@@ -94,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    """``message`` on one line, with what a terminal would act on (a table name's ESC, say) escaped."""
+    return printable(" ".join(message.split()))
 
 
 __all__ = ["build_parser", "main"]

@@ -170,7 +170,16 @@ def out(text: str) -> None:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    """``value`` as indented JSON; characters the output's encoding lacks as ``\\u`` escapes (still JSON)."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("-", "").replace("_", "")
+    return json.dumps(value, indent=2, ensure_ascii=encoding != "utf8")
+
+
+def printable(text: str) -> str:
+    """``text`` with each character a terminal would act on (ESC, other controls) escaped; the rest kept."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def cell(value: str | None) -> str:

@@ -18,7 +18,7 @@ def _history(args: argparse.Namespace) -> int:
             out(to_json(make_converter().unstructure(messages)))
             return OK
         for m in messages:
-            who = m.role if m.member is None else f"{m.role} ({m.member})"
+            who = cell(m.role) if m.member is None else f"{cell(m.role)} ({cell(m.member)})"
             out(f"{time_text(m.created_at)}  {who}: {cell(m.content)}")
     return OK
 
@@ -32,7 +32,7 @@ def _search(args: argparse.Namespace) -> int:
         if not hits:
             return OK
         rows = [["session_id", "user_id", "role", "snippet"]]
-        rows += [[cell(h.session_id), cell(h.user_id), h.message.role, cell(h.snippet)] for h in hits]
+        rows += [[cell(h.session_id), cell(h.user_id), cell(h.message.role), cell(h.snippet)] for h in hits]
         for line in columns(rows):
             out(line)
     return OK

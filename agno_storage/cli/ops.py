@@ -15,7 +15,19 @@ from typing import IO, Any
 import attrs
 
 from agno_storage import urls
-from agno_storage.cli.common import NOT_FOUND, OK, PROG, Exit, cell, columns, out, parse_target, shown, to_json
+from agno_storage.cli.common import (
+    NOT_FOUND,
+    OK,
+    PROG,
+    Exit,
+    cell,
+    columns,
+    out,
+    parse_target,
+    printable,
+    shown,
+    to_json,
+)
 from agno_storage.errors import TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.ops import backup as backup_ops
@@ -157,7 +169,7 @@ def _tables(args: argparse.Namespace) -> int:
     if report.runs is not None:
         out(f"agent_runs: {report.runs.rows} runs, {report.runs.orphaned} of them with no session row")
     if report.others:
-        out(f"other tables: {', '.join(report.others)}")
+        out(f"other tables: {', '.join(cell(name) for name in report.others)}")
     return OK
 
 
@@ -336,12 +348,14 @@ def _doctor(args: argparse.Namespace) -> int:
             out(f"integrity_check: {report.integrity}")
             out(f"journal mode:    {report.journal_mode} (-wal file: {report.wal_bytes} bytes)")
         for t in report.tables:
-            out(f"table {t.name}: {t.mode.value}, {t.layout.value}, schema version {t.version}, {t.rows} sessions")
+            out(
+                f"table {cell(t.name)}: {t.mode.value}, {t.layout.value}, schema version {t.version}, {t.rows} sessions"
+            )
         for f in report.findings:
             where = ".".join(p for p in (f.table, f.column) if p)
             session = f" session {f.session_id!r}" if f.session_id is not None else ""
             subject = f"{where}{session}: " if where or session else ""
-            out(f"{f.severity}: {subject}{f.message}")
+            out(printable(f"{f.severity}: {subject}{f.message}"))
         out("all is well" if report.ok else "problems found")
     return OK if report.ok else UNWELL
 
