@@ -15,8 +15,10 @@ import shlex
 import shutil
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -604,3 +606,27 @@ def test_json_stays_json_on_an_ascii_console_and_a_closed_stdout_is_no_traceback
     assert [s["session_id"] for s in json.loads(done.stdout)] == ["s-é-😀"]
     closed = subprocess.run(f"{shlex.join(cli)} >&-", shell=True, capture_output=True, text=True, check=False)
     assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr
+
+
+def test_export_writes_through_a_link_and_into_a_pipe_instead_of_replacing_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-o`` naming a link writes the file it names (the link stays a link); naming a pipe (or a device,
+    ``>(gzip)``) writes into it, where a file moved over it would leave its reader with nothing."""
+    db = tmp_path / "src.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert_many(AgentSession(session_id=f"s{i}", agent_id="a") for i in range(3))
+    (tmp_path / "keep").mkdir()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "keep" / "real.jsonl")
+    assert run(capsys, "export", db, "--table", "agent_sessions", "-o", link)[0] == 0
+    assert link.is_symlink() and len((tmp_path / "keep" / "real.jsonl").read_bytes().splitlines()) == 4
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert run(capsys, "export", db, "--table", "agent_sessions", "-o", fifo)[0] == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and len(got[0].splitlines()) == 4
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -184,26 +186,44 @@ def _export(args: argparse.Namespace) -> int:
             export_ops.export_table(db, args.table, _stdout(), mode=_mode(args), filters=_filters(args), progress=bar)
             sys.stdout.flush()
             return OK
-        # A file appears only when the export is whole.
-        partial = Path(args.output + ".partial")
+        # A file appears only when the export is whole: written beside it, then moved in place (beside the
+        # file a link names, so the link stays). A pipe or a device (/dev/stdout, >(gzip)) is written as it is.
+        stream = _is_stream(args.output)
+        output = os.path.realpath(args.output) if os.path.islink(args.output) and not stream else args.output
+        partial = Path(output + ".partial")
         if db.path is not None:  # before anything is written: -o naming the database would replace it
             refuse_source(args.output, db.path, "the output")
             refuse_source(partial, db.path, "the output's temporary file")
-        try:
-            with partial.open("wb") as sink:
+        if stream:
+            with open(output, "wb") as sink:
                 summary = export_ops.export_table(
                     db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
                 )
-            partial.replace(args.output)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        else:
+            try:
+                with partial.open("wb") as sink:
+                    summary = export_ops.export_table(
+                        db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
+                    )
+                partial.replace(output)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
     _summary(
         args,
         summary,
         f"exported {summary.sessions} sessions{_runs_text(summary.runs)} of table {summary.table!r} to {args.output}",
     )
     return OK
+
+
+def _is_stream(path: str) -> bool:
+    """Whether ``path`` names something other than a regular file or a folder: a pipe, a device, a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # not there (yet): a new file
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 class _TextSink:
