@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,6 @@ from agno_storage.web.bodies import ErrorBody, SessionBody, SessionsPage, Tables
 from agno_storage.web.run import serving
 from agno_storage.web.source import Cursor, SqliteSource, decode_cursor, encode_cursor, open_source
 from tests.conftest import StoreFactory
-from tests.pgserver import free_port
 from tests.sessions import make_session
 from tests.web_client import get, get_page
 
@@ -532,10 +532,22 @@ def test_serve_refuses_a_public_address_without_tokens(tmp_path: Path) -> None:
     assert main(["serve", str(tmp_path / "missing.db")]) == 1
 
 
+def test_serve_on_a_port_in_use_is_one_error_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from agno_storage.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", str(FIXTURES / "go_agent.db"), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agno-storage: error: cannot listen on '127.0.0.1' port") and err.count("\n") == 1
+
+
 def test_serve_command_serves_with_tokens(tmp_path: Path) -> None:
+    """With --port 0 the system picks the port, and the banner names the one it picked."""
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{ONE} user-1\n", encoding="utf-8")
-    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -544,14 +556,18 @@ def test_serve_command_serves_with_tokens(tmp_path: Path) -> None:
             "serve",
             str(FIXTURES / "go_agent.db"),
             "--port",
-            str(port),
+            "0",
             "--token-file",
             str(tokens),
         ],
         stderr=subprocess.PIPE,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    assert proc.stderr is not None
+    banner = proc.stderr.readline()
+    found = re.search(r"read-only on http://127\.0\.0\.1:(\d+)/", banner)
+    assert found is not None and found.group(1) != "0", banner
+    base = f"http://127.0.0.1:{found.group(1)}"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -568,8 +584,6 @@ def test_serve_command_serves_with_tokens(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-    assert proc.stderr is not None
-    assert "read-only on http://127.0.0.1:" in proc.stderr.read()
 
 
 def test_an_old_table_is_listed_and_read_with_its_missing_columns_as_null(tmp_path: Path, serve: Serve) -> None:

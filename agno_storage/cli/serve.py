@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from agno_storage import urls
@@ -43,13 +44,33 @@ def _serve(args: argparse.Namespace) -> int:
         raise Exit(NOT_FOUND, str(exc)) from None
     try:
         app = create_app(source, tokens)
+        listening = _listen(args.host, args.port)
+        port = listening.getsockname()[1]  # the one the system gave, for --port 0
         host = f"[{args.host}]" if ":" in args.host else args.host
         access = "bearer tokens" if tokens is not None else "no token"
-        print(f"serving {shown(args.url)} read-only on http://{host}:{args.port}/ ({access})", file=sys.stderr)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        print(f"serving {shown(args.url)} read-only on http://{host}:{port}/ ({access})", file=sys.stderr)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        server.run(sockets=[listening])
     finally:
         source.close()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port``; Exit(FAILED) naming why not (a port in use, an unknown host)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise Exit(FAILED, f"cannot listen on {host!r} port {port}: {exc}") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(2048)
+    except OSError as exc:
+        listening.close()
+        raise Exit(FAILED, f"cannot listen on {host!r} port {port}: {exc.strerror or exc}") from None
+    return listening
 
 
 def register(
