@@ -261,15 +261,24 @@ def test_a_hot_journal_is_named_with_how_to_recover(tmp_path: Path, capsys: pyte
     out = capsys.readouterr().out
     assert "has a hot journal" in out
     assert "PRAGMA quick_check" in out
+    session = "agent-existing"
     for args in (
         ["backup", str(path), str(tmp_path / "b.db")],
         ["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "e.jsonl")],
+        # The inspecting commands on the store read-only too: not "cannot be written".
+        ["info", str(path), "--table", "agent_sessions"],
+        ["list", str(path), "--table", "agent_sessions"],
+        ["show", str(path), "--table", "agent_sessions", session],
+        ["history", str(path), "--table", "agent_sessions", session],
+        ["search", str(path), "--table", "agent_sessions", "hello"],
+        ["usage", str(path), "--table", "agent_sessions"],
     ):
-        assert main(args) == 2
+        assert main(args) == 2, args
         err = capsys.readouterr().err
-        assert "has a hot journal" in err
+        assert "has a hot journal" in err, args
         assert "readonly database" not in err
     assert not (tmp_path / "b.db").exists()
+    assert Path(f"{path}-journal").stat().st_size > 0  # nothing rolled it back
 
 
 def test_prune_rolls_a_hot_journal_back_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -112,7 +112,8 @@ def opened(args: argparse.Namespace, *, read_only: bool = False) -> Iterator[tup
     """The store of ``args.url`` / ``args.table`` and whether its mode was detected; closed on exit.
 
     ``read_only`` (the inspecting commands) opens a SQLite file with
-    ``mode=ro``: the file's bytes, its journal mode and its -wal stay as they were.
+    ``mode=ro``: the file's bytes, its journal mode and its -wal stay as they were;
+    a hot journal it may not roll back is a HotJournalError saying how to recover.
 
     Without ``--mode`` the table is opened as an agent table first: the store
     refuses another mode's table with a SchemaMismatchError naming the mode it
@@ -122,6 +123,21 @@ def opened(args: argparse.Namespace, *, read_only: bool = False) -> Iterator[tup
     target = parse_target(args.url)
     if isinstance(target, urls.SqliteTarget) and target.path and not Path(target.path).expanduser().exists():
         raise Exit(NOT_FOUND, f"no database file {target.path!r}")
+    try:
+        with _opened(args, target, read_only) as found:
+            yield found
+    except StorageError as exc:
+        from agno_storage.ops.db import hot_journal_error
+
+        path = target.path if isinstance(target, urls.SqliteTarget) else None
+        hot = hot_journal_error(path, exc, args.table) if path else None
+        if hot is None:
+            raise
+        raise hot from exc
+
+
+@contextmanager
+def _opened(args: argparse.Namespace, target: urls.Target, read_only: bool) -> Iterator[tuple[BaseStorage, bool]]:
     if args.mode is not None:
         store = make_store(args.url, target, args.table, args.mode, args.schema, read_only=read_only)
         detected = False
