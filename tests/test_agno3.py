@@ -218,6 +218,17 @@ def test_cli_dry_run_report(agno1_db: Path, tmp_path: Path, capsys: pytest.Captu
     assert main(["to-agno3", str(tmp_path / "none.db"), str(target)]) == 2
 
 
+def test_a_source_that_cannot_be_read_leaves_dst_as_it_was(tmp_path: Path) -> None:
+    """agno 1.1's agent table (schema version 1): the error names it, and DST is not even made."""
+    from agno_storage.errors import SchemaVersionError
+
+    target = tmp_path / "agno3.db"
+    with pytest.raises(SchemaVersionError) as refused:
+        to_agno3(str(FIXTURES / "agno_agent_pre12.db"), str(target))
+    assert refused.value.table == "agent_sessions"
+    assert not target.exists()
+
+
 def test_postgres_source_and_target(pg_server: Any, tmp_path: Path) -> None:
     from tests.agno_runner import close_storages, run_turn
 

@@ -141,6 +141,37 @@ def test_workers_must_not_be_negative(tmp_path: Path) -> None:
         to_agno3(_source(tmp_path / "src.db", 1), str(tmp_path / "dst.db"), workers=-1)
 
 
+def test_workers_above_the_limit_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    from agno_storage.agno3 import WORKERS_LIMIT
+
+    with pytest.raises(ValueError, match=f"workers must be an int from 0 to {WORKERS_LIMIT}"):
+        to_agno3(_source(tmp_path / "src.db", 1), str(tmp_path / "dst.db"), workers=WORKERS_LIMIT + 1)
+    assert not (tmp_path / "dst.db").exists()
+
+
+def test_no_more_workers_start_than_there_are_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker with no batch to map only costs its start (a third of a second) and its memory."""
+    from agno_storage.agno3 import migrate
+
+    started: list[int] = []
+
+    class Counted(WorkerPool):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            started.append(len(self.pids))
+
+    monkeypatch.setattr(migrate, "WorkerPool", Counted)
+    src = _source(tmp_path / "src.db")  # N + 1 sessions: three batches of 10
+    alone = to_agno3(src, str(tmp_path / "alone.db"), batch_size=10, workers=0)
+    pooled = to_agno3(src, str(tmp_path / "pooled.db"), batch_size=10, workers=8)
+    assert started == [3] and _report(pooled) == _report(alone)
+    assert _tables(str(tmp_path / "pooled.db")) == _tables(str(tmp_path / "alone.db"))
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    assert to_agno3(str(empty), str(tmp_path / "none.db"), workers=8).total("sessions") == 0
+    assert started == [3]  # no batch: no pool
+
+
 def _pg_rows(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
     import psycopg
 
@@ -322,7 +353,7 @@ def test_no_workers_by_default_under_an_embedding_host(tmp_path: Path, monkeypat
     assert started == []
     monkeypatch.setattr(sys, "executable", "/usr/bin/python3")  # the same file with an interpreter: workers
     with pytest.raises(AttributeError):  # the stubbed pool has no workers to map with
-        to_agno3(src, str(tmp_path / "dst2.db"))
+        to_agno3(src, str(tmp_path / "dst2.db"), batch_size=1)  # six batches: a worker for each core
     assert started == [2]
 
 

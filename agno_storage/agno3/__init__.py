@@ -4,6 +4,6 @@ Imports no agno: it reads the 1.x tables through this package's stores and
 writes agno 3's tables with its own SQL.
 """
 
-from agno_storage.agno3.migrate import DEFAULT_TABLES, Agno3Report, ModeCount, to_agno3
+from agno_storage.agno3.migrate import DEFAULT_TABLES, WORKERS_LIMIT, Agno3Report, ModeCount, to_agno3
 
-__all__ = ["DEFAULT_TABLES", "Agno3Report", "ModeCount", "to_agno3"]
+__all__ = ["DEFAULT_TABLES", "WORKERS_LIMIT", "Agno3Report", "ModeCount", "to_agno3"]

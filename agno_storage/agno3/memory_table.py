@@ -152,9 +152,21 @@ class MemoryTable:
     """A 1.x memory table in the source database, read only; ``present`` says whether it is there."""
 
     def __init__(self, target: urls.Target, table: str, schema: str | None) -> None:
+        """Open the source read-only and look for the table.
+
+        Raises the driver's own error (connecting, reading the catalog), the
+        connection closed: the caller names the database.
+        """
         self._table = table
         self._pg: Any = None
         self._sqlite: sqlite3.Connection | None = None
+        try:
+            self.present = self._open(target, table, schema)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, target: urls.Target, table: str, schema: str | None) -> bool:
         if isinstance(target, urls.SqliteTarget):
             uri = Path(str(target.path)).expanduser().resolve().as_uri() + "?mode=ro"
             self._sqlite = sqlite3.connect(uri, uri=True)
@@ -173,7 +185,7 @@ class MemoryTable:
             sql += "%s" if schema else "current_schema()"
             names = {r[0] for r in self._pg.execute(sql, (table, schema) if schema else (table,))}
             self._from = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
-        self.present = MEMORY_COLUMNS <= names
+        return MEMORY_COLUMNS <= names
 
     def rows(self) -> Iterator[MemoryTableRow]:
         """Every row, oldest first."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from agno_storage.agno3.workers import WorkerPool
 from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, TargetReader, Writer, driver_error, rows_for
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
+from agno_storage.ops.db import check_conninfo, scrubbed
 from agno_storage.workers import default_count
 
 #: The 1.x table of each mode when none is named: agno's own defaults in its examples.
@@ -46,6 +47,10 @@ BATCH = 200
 WORKERS_FROM = 2_000
 #: With ``workers=None``: at most this many worker processes.
 MAX_WORKERS = 4
+#: The most worker processes ``workers`` may ask for. Each is an interpreter of its own with its own
+#: connection to the source, and the one writing process is the bottleneck long before (docs/agno3.md
+#: "Worker processes"); tens of thousands asked for would exhaust memory.
+WORKERS_LIMIT = 32
 
 Progress = Callable[[int, int], None]
 
@@ -106,15 +111,24 @@ def to_agno3(
     written. ``progress(done, total)`` is called after each batch.
 
     ``workers`` processes map the batches while this one writes
-    (:mod:`agno_storage.agno3.workers`); 0 maps them here. None: one per
+    (:mod:`agno_storage.agno3.workers`), at most :data:`WORKERS_LIMIT` and
+    never more than there are batches; 0 maps them here. None: one per
     core up to :data:`MAX_WORKERS`, none on one core, for a plan under
     :data:`WORKERS_FROM` sessions, or where ``sys.executable`` is not a
     Python interpreter (a frozen program, an embedding server) or none can
     start; a number asked for that cannot start is a StorageError. The
     result is the same either way.
 
-    Raises InvalidInputError for a bad URL or a table of the wrong mode,
-    StorageError for a database error.
+    The source is read (its tables found, its sessions listed) before
+    ``dst`` is opened: a source that cannot be read (an old schema version's
+    table, say) leaves ``dst`` as it was, not even created.
+
+    Raises InvalidInputError for a bad URL, a bad ``workers`` or
+    ``batch_size``, or a table of the wrong mode; SchemaVersionError for a
+    source table of an older schema version (its ``table`` names it);
+    StorageError for a database error. No message shows a password of
+    ``src`` or ``dst``: URLs are masked, and the driver's messages
+    scrubbed.
     """
     started = time.perf_counter()
     report = Agno3Report(dry_run=dry_run)
@@ -124,13 +138,17 @@ def to_agno3(
         if isinstance(target, urls.SqliteTarget) and target.path is None:
             raise InvalidInputError(f"{what} is an in-memory database; give a file")
     if isinstance(src_target, urls.SqliteTarget) and not Path(str(src_target.path)).expanduser().exists():
-        raise InvalidInputError(f"no database file {src_target.path!r}")
-    if workers is not None and (type(workers) is not int or workers < 0):
-        raise InvalidInputError(f"workers must be an int, 0 or more, not {workers!r}")
+        raise InvalidInputError(f"no database file {urls.shown(src_target.path)}")
+    if workers is not None and (type(workers) is not int or not 0 <= workers <= WORKERS_LIMIT):
+        raise InvalidInputError(f"workers must be an int from 0 to {WORKERS_LIMIT}, not {workers!r}")
     if type(batch_size) is not int or batch_size < 1:
         raise InvalidInputError(f"batch_size must be an int, 1 or more, not {batch_size!r}")
+    for location in (src, dst):
+        check_conninfo(location)  # at once, and its password never shown (libpq's own message quotes it)
     chosen = {**DEFAULT_TABLES, **(tables or {})}
     with ExitStack() as stack:
+        stack.enter_context(_scrubbed(src, dst))  # outermost: it sees each error the run raises
+        # The source first, up to its list of sessions: a source that cannot be read leaves DST untouched.
         source = Source(SourceSpec(src=src, tables=chosen, schema=schema))
         stack.callback(source.close)
         for mode in source.missing:
@@ -139,6 +157,17 @@ def to_agno3(
             report.tables[mode.value] = chosen[mode]
         if source.go is not None and source.go.present:
             report.tables[GO_AGENT_RUNS] = GO_RUNS_TABLE
+        plan = source.plan()
+        memories: MemoryTable | None = None
+        if memory_table:
+            try:
+                memories = MemoryTable(src_target, memory_table, schema)
+            except Exception as exc:  # the driver's, or the file system's
+                what = f"reading SRC {urls.shown(src)} for the memory table {memory_table!r}"
+                raise driver_error(exc, what, table=memory_table) from exc
+            stack.callback(memories.close)
+            if memories.present:
+                report.tables[MEMORY_TABLE] = memory_table
         writer: Writer | None = None
         #: What earlier migrations left in DST: the writer's reads, or a dry run's read-only look.
         lookup: Writer | TargetReader | None = None
@@ -146,7 +175,7 @@ def to_agno3(
             try:
                 lookup = TargetReader(dst_target, dst_schema)
             except Exception as exc:  # the driver's, or the file system's
-                raise driver_error(exc, f"reading DST {dst!r}") from exc
+                raise driver_error(exc, f"reading DST {urls.shown(dst)}") from exc
             stack.callback(lookup.close)
         else:
             try:
@@ -154,17 +183,10 @@ def to_agno3(
                 stack.callback(writer.close)
                 writer.prepare()
             except Exception as exc:  # the driver's, or the file system's
-                raise driver_error(exc, f"opening DST {dst!r} for agno 3's tables") from exc
+                raise driver_error(exc, f"opening DST {urls.shown(dst)} for agno 3's tables") from exc
             lookup = writer
-        memories: MemoryTable | None = None
-        if memory_table:
-            memories = MemoryTable(src_target, memory_table, schema)
-            stack.callback(memories.close)
-            if memories.present:
-                report.tables[MEMORY_TABLE] = memory_table
-        plan = source.plan()
         chunks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
-        n = _worker_count(workers, len(plan))
+        n = min(_worker_count(workers, len(plan)), len(chunks))  # a worker with no batch would only cost
         pool: WorkerPool | None = None
         if n:
             found = SourceSpec(src=src, tables={m: chosen[m] for m in source.stores}, schema=schema)
@@ -193,6 +215,26 @@ def to_agno3(
             _migrate_memory_table(memories, writer, lookup, report, batch_size, tally)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _scrubbed(*locations: str) -> Iterator[None]:
+    """Take the secrets of ``locations`` (URLs, paths) out of the message of a StorageError raised inside.
+
+    libpq quotes a URL it cannot read whole, password and all, and the
+    source's stores and the workers pass on what it says. The error is
+    changed in place: its type and attributes stay the caller's to catch.
+    """
+    try:
+        yield
+    except StorageError as exc:
+        message = exc.message
+        for location in locations:
+            message = scrubbed(message, location)
+        if message != exc.message:
+            exc.message = message
+            exc.args = (message, *exc.args[1:])
+        raise
 
 
 def _worker_count(workers: int | None, sessions: int) -> int:
@@ -456,4 +498,4 @@ def _migrate_memory_table(
         flush()
 
 
-__all__ = ["DEFAULT_TABLES", "GO_RUNS_TABLE", "MEMORY_TABLE", "Agno3Report", "ModeCount", "to_agno3"]
+__all__ = ["DEFAULT_TABLES", "GO_RUNS_TABLE", "MEMORY_TABLE", "WORKERS_LIMIT", "Agno3Report", "ModeCount", "to_agno3"]

@@ -177,15 +177,18 @@ class Rows:
         )
 
 
-def driver_error(exc: BaseException, what: str, session_id: str | None = None) -> StorageError:
-    """The typed error for what a target's driver (or the file system under it) raised while ``what``.
+def driver_error(
+    exc: BaseException, what: str, session_id: str | None = None, table: str = ddl.SESSIONS
+) -> StorageError:
+    """The typed error for what a database's driver (or the file system under it) raised while ``what``.
 
-    ``session_id`` names the one session the statement wrote, where it wrote one.
+    ``session_id`` names the one session the statement wrote, where it wrote one; ``table`` the table the
+    error concerns (agno 3's sessions table unless told).
     """
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, sqlite3.Error):
-        error = translate(exc, ddl.SESSIONS)
+        error = translate(exc, table)
         return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
     if isinstance(exc, OSError):
         return StorageError(f"{what}: {exc}", session_id=session_id)
@@ -195,7 +198,7 @@ def driver_error(exc: BaseException, what: str, session_id: str | None = None) -
     if module.startswith("psycopg"):
         from agno_storage.backends.pg_conn import translate as translate_pg
 
-        error = translate_pg(exc, ddl.SESSIONS)
+        error = translate_pg(exc, table)
         return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
     return StorageError(f"{what}: {exc}", session_id=session_id)
 

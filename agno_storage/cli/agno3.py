@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
-from agno_storage import InvalidInputError, Mode
-from agno_storage.agno3 import DEFAULT_TABLES, Agno3Report, to_agno3
+from agno_storage import InvalidInputError, Mode, SchemaVersionError, urls
+from agno_storage.agno3 import DEFAULT_TABLES, WORKERS_LIMIT, Agno3Report, to_agno3
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE
-from agno_storage.cli.common import FAILED, OK, Exit, columns, out, shown, to_json
+from agno_storage.cli.common import FAILED, OK, PROG, Exit, columns, out, shown, to_json
 
 _FLAGS = {
     Mode.AGENT: "--agent-table",
@@ -33,7 +34,17 @@ def _workers(text: str) -> int:
         n = -1
     if n < 0:
         raise argparse.ArgumentTypeError(f"not a number of processes: {text!r}")
+    if n > WORKERS_LIMIT:
+        raise argparse.ArgumentTypeError(f"at most {WORKERS_LIMIT} processes, got {n}")
     return n
+
+
+def _upgrade_hint(args: argparse.Namespace, table: str | None) -> str:
+    """The ``agno-storage upgrade`` line that brings SRC's ``table`` to the current schema version."""
+    line = f"{PROG} upgrade {shlex.quote(shown(args.src))} --table {shlex.quote(table or 'TABLE')}"
+    if isinstance(urls.parse_location(args.src), urls.PostgresTarget) and args.schema != "ai":
+        line += f" --schema {shlex.quote(args.schema)}"  # upgrade's default is ai, as to-agno3's
+    return line
 
 
 def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
@@ -87,6 +98,11 @@ def _run(args: argparse.Namespace) -> int:
         )
     except InvalidInputError as exc:
         raise Exit(FAILED, str(exc)) from None
+    except SchemaVersionError as exc:
+        # Always SRC's (agno 3's tables in DST are not read through this package's stores): named here, where
+        # SRC is known; the hint of other commands names their URL argument, which to-agno3 has not.
+        message = " ".join(str(exc).split())
+        raise Exit(FAILED, f"{message} (from a shell: {_upgrade_hint(args, exc.table)})") from None
     if args.json:
         out(to_json(report.to_dict()))
     else:
@@ -125,7 +141,7 @@ def register(
         default=None,
         metavar="N",
         help="processes mapping sessions while this one writes (default: one per core up to 4;"
-        " none on one core or under 2,000 sessions; 0: none)",
+        f" none on one core or under 2,000 sessions; 0: none; at most {WORKERS_LIMIT})",
     )
     cmd.add_argument("--json", action="store_true", help="print the report as JSON")
-    cmd.set_defaults(run=_run, url="", table="")
+    cmd.set_defaults(run=_run)

@@ -1,0 +1,179 @@
+"""``agno-storage to-agno3`` as a shell runs it: its errors (one line, exit 2, no password), ``--workers``' bound.
+
+The report and the tables it writes are tests/test_agno3*.py's; here the
+command's edges: PostgreSQL URLs with a password where a step fails, a
+source with an old schema version, and worker counts.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import AgentSession, StorageError
+from agno_storage.agno3 import WORKERS_LIMIT
+from agno_storage.agno3 import migrate as migrate_module
+from agno_storage.agno3.workers import WorkerPool
+from agno_storage.cli import main
+from tests.pgserver import free_port
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SECRET = "s3cr3tPW-agno3"
+#: Exit code of every to-agno3 error (docs/cli.md): bad arguments, a SRC that cannot be read, a storage error.
+FAILED = 2
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _url(pg_server: Any, database: str = "postgres", *, port: int | None = None, query: str = "") -> str:
+    """A URL of the test server holding a password (the server trusts local connections: any password goes)."""
+    return f"postgresql://postgres:{SECRET}@127.0.0.1:{port or pg_server.port}/{database}{query}"
+
+
+def _schemas(pg_server: Any) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn) as conn:
+        return {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
+
+
+def _failing_paths(pg_server: Any) -> dict[str, tuple[str, str, list[str]]]:
+    """Each step of to-agno3 that fails on a PostgreSQL URL: (SRC, DST, more arguments); both URLs hold a password."""
+    good = _url(pg_server)
+    # SRC read first: a schema with none of the 1.x tables, so the run goes on to DST.
+    empty = ["--schema", "agno3_cli_nothing_here"]
+    return {
+        "dst unreachable": (good, _url(pg_server, port=free_port()), empty),
+        "dst database missing, dry run": (good, _url(pg_server, "agno3_cli_no_db"), [*empty, "--dry-run", "--json"]),
+        "dst libpq cannot parse": (good, good.replace("@127.0.0.1:", "@[::1:"), empty),
+        "dst bad setting": (good, _url(pg_server, query="?connect_timeout=x"), empty),
+        "src libpq cannot parse": (good.replace("@127.0.0.1:", "@[::1:"), good, ["--dst-schema", "agno3_cli_unmade"]),
+        "src bad setting": (_url(pg_server, query="?connect_timeout=x"), good, ["--dst-schema", "agno3_cli_unmade"]),
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "dst unreachable",
+        "dst database missing, dry run",
+        "dst libpq cannot parse",
+        "dst bad setting",
+        "src libpq cannot parse",
+        "src bad setting",
+    ],
+)
+def test_an_error_never_shows_a_password_of_src_or_dst(
+    pg_server: Any, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    """libpq's own message quotes a URL it cannot parse whole; a bad setting raised past the command (a traceback)."""
+    src, dst, more = _failing_paths(pg_server)[path]
+    code, out, err = _run(capsys, "to-agno3", src, dst, *more)
+    assert code == FAILED, err
+    assert SECRET not in out + err
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("agno-storage: error: "), err
+    if path.startswith("src"):
+        assert "agno3_cli_unmade" not in _schemas(pg_server)  # DST untouched: SRC is read first
+
+
+def test_a_message_quoting_a_url_whole_is_scrubbed_whichever_step_raises_it(
+    pg_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As libpq's does for a URL it cannot read: the source's stores and the workers pass such messages on."""
+    from agno_storage.agno3.chunks import Source
+
+    src = _url(pg_server)
+
+    def plan(self: Source) -> None:
+        raise StorageError(f'cannot use "{src}"')
+
+    monkeypatch.setattr(Source, "plan", plan)
+    code, out, err = _run(capsys, "to-agno3", src, tmp_path / "a3.db", "--schema", "agno3_cli_nothing_here")
+    assert code == FAILED and out == ""
+    assert SECRET not in err and src.replace(SECRET, "***") in err
+
+
+def test_an_old_schema_source_names_the_upgrade_that_fixes_it_and_leaves_dst_unmade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agno 1.1's agent table (no team_session_id): the hint is a line a shell runs; after it the copy goes through."""
+    src, dst = tmp_path / "old db.db", tmp_path / "agno3.db"
+    shutil.copy(FIXTURES / "agno_agent_pre12.db", src)
+    code, out, err = _run(capsys, "to-agno3", src, dst)
+    assert code == FAILED and out == ""
+    assert "schema version 1" in err and len(err.splitlines()) == 1
+    assert not dst.exists()
+    hint = err.rsplit("(from a shell: ", 1)[1].rstrip().removesuffix(")")
+    argv = shlex.split(hint)
+    assert argv[:2] == ["agno-storage", "upgrade"] and argv[2] == str(src) and argv[3:] == ["--table", "agent_sessions"]
+    assert main(argv[1:]) == 0
+    capsys.readouterr()
+    code, out, err = _run(capsys, "to-agno3", src, dst)
+    assert code == 0, err
+    with sqlite3.connect(dst) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM agno_sessions").fetchone()[0] > 0
+
+
+def test_an_old_schema_postgres_source_names_its_url_masked_and_its_schema(
+    pg_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+
+    from agno_storage.backends.postgres import PostgresStorage
+
+    with PostgresStorage("agent_sessions", db_url=pg_server.dsn, schema="agno3_cli_old", mode="agent") as store:
+        store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE agno3_cli_old.agent_sessions DROP COLUMN team_session_id")
+    src = _url(pg_server)
+    code, out, err = _run(capsys, "to-agno3", src, src, "--schema", "agno3_cli_old", "--dst-schema", "agno3_cli_new")
+    assert code == FAILED and out == "" and SECRET not in err
+    hint = shlex.split(err.rsplit("(from a shell: ", 1)[1].rstrip().removesuffix(")"))
+    assert hint == [
+        "agno-storage",
+        "upgrade",
+        src.replace(SECRET, "***"),
+        "--table",
+        "agent_sessions",
+        "--schema",
+        "agno3_cli_old",
+    ]
+    assert "agno3_cli_new" not in _schemas(pg_server)
+
+
+def test_workers_above_the_limit_are_a_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--workers 100000`` started that many interpreters (killed by the kernel for memory)."""
+    src = FIXTURES / "go_agent_conversation.db"
+    with pytest.raises(SystemExit) as refused:
+        main(["to-agno3", str(src), str(tmp_path / "a3.db"), "--workers", str(WORKERS_LIMIT + 1)])
+    assert refused.value.code == FAILED
+    assert f"at most {WORKERS_LIMIT}" in capsys.readouterr().err
+    assert not (tmp_path / "a3.db").exists()
+
+
+def test_no_more_workers_start_than_there_are_batches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sessions are one batch: one worker maps it, however many are asked for."""
+    started: list[int] = []
+
+    class Counted(WorkerPool):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            started.append(len(self.pids))
+
+    monkeypatch.setattr(migrate_module, "WorkerPool", Counted)
+    code, _, err = _run(
+        capsys, "to-agno3", FIXTURES / "go_agent_conversation.db", tmp_path / "a3.db", "--workers", str(WORKERS_LIMIT)
+    )
+    assert code == 0, err
+    assert started == [1]
