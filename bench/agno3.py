@@ -43,6 +43,7 @@ from typing import Any
 import attrs
 
 from agno_storage import SqliteStorage
+from agno_storage.agno3.migrate import BATCH
 from bench import harness, rss, sessions
 from bench.config import add_mode_options
 from bench.harness import Entry
@@ -94,7 +95,8 @@ def close(pool):
 WorkerPool.close = close
 start_kib = start_window()
 t = time.perf_counter()
-report = to_agno3(sys.argv[1], sys.argv[1], workers=None if sys.argv[2] == "default" else int(sys.argv[2]))
+report = to_agno3(sys.argv[1], sys.argv[1], workers=None if sys.argv[2] == "default" else int(sys.argv[2]),
+                  batch_size=int(sys.argv[3]))
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "peak_kib": peak_kib(), "start_kib": start_kib, "workers_peak_kib": workers_kib,
                   "reported": {"sessions": report.total("sessions"), "runs": report.total("runs")}}))
@@ -110,11 +112,13 @@ class Agno3Config:
     rounds: int
     #: to_agno3's ``workers``: "default" (its own choice), or a number (the smoke run's 2 exercises them).
     workers: str = "default"
+    #: to_agno3's ``batch_size``: sessions a batch (the smoke run's few make enough batches for its workers).
+    batch_size: int = BATCH
 
 
 def make_config(mode: str) -> Agno3Config:
     if mode == "smoke":
-        return Agno3Config(mode, (10, 30), 10, 1, workers="2")
+        return Agno3Config(mode, (10, 30), 10, 1, workers="2", batch_size=5)
     if mode == "quick":
         return Agno3Config(mode, (200, 1_000), 10, 1)
     if mode == "full":
@@ -213,7 +217,7 @@ def run(mode: str, workdir: Path, command: str) -> dict[str, Any]:
             db = workdir / f"{e.key}-{n}-{r}.db"
             shutil.copyfile(src, db)
             python, code = contenders[e.key]
-            got = child(python, code, db, *((cfg.workers,) if e.key == "ours" else ()))
+            got = child(python, code, db, *((cfg.workers, str(cfg.batch_size)) if e.key == "ours" else ()))
             got.update(kept(db))
             samples[e.key].append(got)
             db.unlink()
