@@ -630,3 +630,46 @@ def test_export_writes_through_a_link_and_into_a_pipe_instead_of_replacing_them(
     reader.join(timeout=30)
     assert stat.S_ISFIFO(fifo.stat().st_mode) and len(got[0].splitlines()) == 4
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")]
+
+
+def test_export_to_a_link_naming_the_databases_wal_is_refused_and_to_a_closed_stdout_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link to the source's -wal (its uncheckpointed commits) is the source: refused before anything is
+    written. With stdout closed (``>&-``) the lines have nowhere to go: one error line, not a traceback."""
+    db = tmp_path / "src.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="s1", agent_id="a"))  # the store keeps its connection: the -wal stays
+    wal = Path(f"{db}-wal")
+    before = wal.read_bytes()
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(wal)
+    code, _, err = run(capsys, "export", db, "--table", "agent_sessions", "-o", link)
+    assert code == 2 and "error:" in err
+    assert wal.read_bytes() == before and not list(tmp_path.glob("*.partial"))
+    store.close()
+    cli = [sys.executable, "-m", "agno_storage", "export", str(db), "--table", "agent_sessions"]
+    closed = subprocess.run(f"{shlex.join(cli)} >&-", shell=True, capture_output=True, text=True, check=False)
+    assert closed.returncode == 2 and "stdout is closed" in closed.stderr and "Traceback" not in closed.stderr
+
+
+def test_doctor_prints_integrity_checks_answer_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """integrity_check names an index of the file, whose name may hold ESC sequences: printed escaped."""
+    db = tmp_path / "f.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    evil = "ix\x1b]0;TITLE\x07\x1b[2J"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (a TEXT, b TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('x', 'y')")
+    conn.execute(f'CREATE INDEX "{evil}" ON notes (a)')
+    conn.commit()
+    conn.execute("PRAGMA writable_schema = ON")  # the index's definition no longer fits its entries
+    conn.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, '(a)', '(b)') WHERE type = 'index' AND tbl_name = 'notes'"
+    )
+    conn.commit()
+    conn.close()
+    code, out, _ = run(capsys, "doctor", db)
+    assert code == 3 and "integrity_check: " in out and "\\x1b" in out
+    assert "\x1b" not in out

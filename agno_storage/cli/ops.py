@@ -18,6 +18,7 @@ import attrs
 
 from agno_storage import urls
 from agno_storage.cli.common import (
+    FAILED,
     NOT_FOUND,
     OK,
     PROG,
@@ -193,6 +194,7 @@ def _export(args: argparse.Namespace) -> int:
         partial = Path(output + ".partial")
         if db.path is not None:  # before anything is written: -o naming the database would replace it
             refuse_source(args.output, db.path, "the output")
+            refuse_source(output, db.path, "the output")  # a link to the database's -wal, say
             refuse_source(partial, db.path, "the output's temporary file")
         if stream:
             with open(output, "wb") as sink:
@@ -237,6 +239,8 @@ class _TextSink:
 
 
 def _stdout() -> Any:
+    if sys.stdout is None:  # closed by the caller (``>&-``): the lines would go nowhere
+        raise Exit(FAILED, "stdout is closed: nothing to write the export to (use -o FILE)")
     buffer = getattr(sys.stdout, "buffer", None)
     return buffer if buffer is not None else _TextSink(sys.stdout)
 
@@ -365,7 +369,7 @@ def _doctor(args: argparse.Namespace) -> int:
         out(to_json(data))
     else:
         if report.integrity is not None:
-            out(f"integrity_check: {report.integrity}")
+            out(printable(f"integrity_check: {report.integrity}"))
             out(f"journal mode:    {report.journal_mode} (-wal file: {report.wal_bytes} bytes)")
         for t in report.tables:
             out(
