@@ -8,6 +8,7 @@ spellings: the scheme is case-insensitive and a SQLAlchemy driver suffix
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import unquote
@@ -52,8 +53,8 @@ _SECRET_KEYS = frozenset({"password", "sslpassword"})
 # scan stays linear.
 _SETTING = re.compile(r"(?:^|(?<=[\s']))([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
-# libpq's connection settings (PostgreSQL 15's, and load_balance_hosts): a string made of these alone is a
-# key=value connection string, not a file's name.
+# libpq's connection settings (up to libpq 18's): a string made of these alone, or of settings one of which
+# holds a secret, is a key=value connection string, not a file's name.
 _LIBPQ_KEYS = frozenset(
     {
         "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "channel_binding",
@@ -62,6 +63,9 @@ _LIBPQ_KEYS = frozenset(
         "replication", "gssencmode", "sslmode", "requiressl", "sslcompression", "sslcert", "sslkey",
         "sslpassword", "sslrootcert", "sslcrl", "sslcrldir", "sslsni", "requirepeer", "ssl_min_protocol_version",
         "ssl_max_protocol_version", "krbsrvname", "gsslib", "service", "target_session_attrs", "load_balance_hosts",
+        "require_auth", "sslnegotiation", "sslcertmode", "gssdelegation", "min_protocol_version",
+        "max_protocol_version", "sslkeylogfile", "scram_client_key", "scram_server_key", "oauth_issuer",
+        "oauth_client_id", "oauth_client_secret", "oauth_scope",
     }
 )  # fmt: skip
 
@@ -98,24 +102,28 @@ def parse_location(text: object) -> Target:
             raise InvalidInputError(f"a database URL has spaces around it: {shown(text)}")
         if not text:
             raise InvalidInputError("a database path must not be empty")
-        if is_conninfo(text):
+        if is_conninfo(text) and not os.path.lexists(os.path.expanduser(text)):
             raise InvalidInputError(
                 f"a libpq key=value connection string is not taken here (it would be a file's name): {shown(text)}; "
-                "use a URL: postgresql://user@host/db"
+                "use a URL: postgresql://user@host/db (a new SQLite file of such a name: ./NAME)"
             )
         return SqliteTarget(path=text)
     return parse(text)
 
 
 def is_conninfo(text: str) -> bool:
-    """Whether ``text`` is made of libpq ``key=value`` settings alone (``host=db dbname=app``), not a path."""
-    rest, found = text, False
+    """Whether ``text`` is made of libpq ``key=value`` settings alone (``host=db dbname=app``), not a path.
+
+    Each key is one libpq knows, or one of them holds a secret (``password=``): a setting of a newer libpq
+    beside a password is still a connection string.
+    """
+    rest, keys = text, []
     for setting in _SETTING.finditer(text):
-        if setting.group(1).lower() not in _LIBPQ_KEYS:
-            return False
-        found = True
+        keys.append(setting.group(1).lower())
         rest = rest.replace(setting.group(0), " ", 1)
-    return found and not rest.strip()
+    if not keys or rest.strip():
+        return False
+    return all(k in _LIBPQ_KEYS for k in keys) or any(k in _SECRET_KEYS for k in keys)
 
 
 def postgres_conninfo(db_url: object, what: str = "db_url") -> str:

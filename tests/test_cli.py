@@ -673,3 +673,22 @@ def test_doctor_prints_integrity_checks_answer_escaped(tmp_path: Path, capsys: p
     code, out, _ = run(capsys, "doctor", db)
     assert code == 3 and "integrity_check: " in out and "\\x1b" in out
     assert "\x1b" not in out
+
+
+def test_a_file_whose_name_looks_like_a_setting_still_opens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection string with a newer libpq's setting beside its password is refused too; an existing file
+    named like a setting (``host=old.db``) opens, and ``./NAME`` makes a new one of such a name."""
+    monkeypatch.chdir(tmp_path)
+    newer = "host=db dbname=app require_auth=scram-sha-256 password=s3cret"
+    code, out, err = run(capsys, "list", newer, "--table", "agent_sessions")
+    assert code == 2 and "s3cret" not in out + err and not list(tmp_path.iterdir())
+    with SqliteStorage("agent_sessions", db_file=tmp_path / "host=old.db") as store:
+        store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    code, out, _ = run(capsys, "list", "host=old.db", "--table", "agent_sessions")
+    assert code == 0 and "s1" in out
+    lines = tmp_path / "lines.jsonl"
+    assert run(capsys, "export", "host=old.db", "--table", "agent_sessions", "-o", lines)[0] == 0
+    assert run(capsys, "import", "./host=new.db", "--table", "agent_sessions", lines)[0] == 0
+    assert (tmp_path / "host=new.db").is_file()
