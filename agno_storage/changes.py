@@ -180,6 +180,10 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                     "disable_changes() removes the trigger and the log, then enable_changes() starts a new feed",
                     table=t,
                 )
+            # The function runs as this role: a log another role owns (one it made where this role's search path
+            # finds it first, say) would run that role's triggers with this role's rights.
+            for name in (log, meta):
+                _pg_require_own(conn, name, t)
             # Named with their schemas as resolved now, so no writer's search_path moves them (or breaks them).
             conn.execute(_pg_function_sql(function, _pg_resolved(conn, log), _pg_resolved(conn, meta)))
             # Only triggers call it: a role that could attach it to a table of its own would write into this log.
@@ -248,6 +252,22 @@ def _pg_function_sql(function: str, log: str, meta: str) -> str:
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
         f"SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}"
     )
+
+
+def _pg_require_own(conn: Any, table: str, t: str) -> None:
+    """StorageError unless ``table`` (as the search path finds it now) is owned by the role running this."""
+    row: Any = conn.execute(
+        "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), current_user FROM pg_class AS c "
+        "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+        (table,),
+    ).fetchone()
+    if row is not None and row[2] != row[3]:
+        raise StorageError(
+            f"cannot start the change feed of table {t!r}: {row[0]}.{row[1]} is owned by role {row[2]!r}, not "
+            f"by {row[3]!r}, which enables the feed; the feed's trigger function runs as the role that enables it, "
+            "so its log must be that role's (enable the feed as that role, or give the table to this one)",
+            table=t,
+        )
 
 
 def _pg_resolved(conn: Any, table: str) -> str:

@@ -114,6 +114,36 @@ def test_a_writer_granted_nothing_on_the_log_is_logged(make_store: Any, writer_r
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
+def test_a_log_another_role_made_on_the_search_path_is_refused(make_store: Any, writer_role: tuple[str, str]) -> None:
+    """The trigger function runs as the role that enables the feed. A role that may create tables where that
+    role's search path looks first makes "<table>_changes" (with a trigger of its own) before the feed is
+    enabled: enable_changes() refuses that log, naming its owner, and installs nothing that would run the other
+    role's trigger with the enabling role's rights."""
+    store = make_store("agent", schema=None)
+    role, dsn = writer_role
+    log = f"{store.table_name}_changes"
+    with store.transaction() as conn:
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE public.{} (id bigserial, cursor bigint, tbl text, session_id text, user_id text, "
+                "op text, at bigint DEFAULT 0, xid xid8 DEFAULT pg_current_xact_id())"
+            ).format(sql.Identifier(log))
+        )
+    with pytest.raises(StorageError, match=f"owned by role {role!r}"):
+        store.enable_changes()
+    with store.transaction() as conn:
+        installed = conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname = %s", (f"{store.table_name}_changes_log",)
+        ).fetchone()
+    assert installed == (0,)
+    store.upsert(AgentSession(session_id="after", agent_id="x"))  # writes go on, unlogged
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(log))).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
 def test_the_feed_of_a_table_found_by_search_path_ignores_the_writers_search_path(make_store: Any) -> None:
     """schema=None: the feed's tables are where the search path found them at enable_changes(). A writer with
     another search path is logged there: never refused, never logged in the feed of a table of the same name in
