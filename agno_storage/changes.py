@@ -160,6 +160,11 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 "xid xid8 NOT NULL DEFAULT pg_current_xact_id())"
             )
             conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value bigint NOT NULL)")
+            # Before anything is written into them: the trigger function runs as this role, and a log another
+            # role owns (one it made where this role's search path finds it first, say) would run that role's
+            # triggers with this role's rights, from the first INSERT on.
+            for name in (log, meta):
+                _pg_require_own(conn, name, t)
             conn.execute(
                 f"INSERT INTO {meta} (key, value) VALUES ('retention', %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -180,10 +185,6 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                     "disable_changes() removes the trigger and the log, then enable_changes() starts a new feed",
                     table=t,
                 )
-            # The function runs as this role: a log another role owns (one it made where this role's search path
-            # finds it first, say) would run that role's triggers with this role's rights.
-            for name in (log, meta):
-                _pg_require_own(conn, name, t)
             # Named with their schemas as resolved now, so no writer's search_path moves them (or breaks them).
             conn.execute(_pg_function_sql(function, _pg_resolved(conn, log), _pg_resolved(conn, meta)))
             # Only triggers call it: a role that could attach it to a table of its own would write into this log.

@@ -144,6 +144,46 @@ def test_a_log_another_role_made_on_the_search_path_is_refused(make_store: Any, 
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
+def test_a_meta_table_another_role_made_is_refused_before_its_trigger_can_run(
+    make_store: Any, writer_role: tuple[str, str]
+) -> None:
+    """The other role made "<table>_changes_meta" with a trigger of its own: enable_changes() refuses it before
+    writing into it, so that trigger never runs with the enabling role's rights (a sequence's value, which no
+    rollback takes back, would show it)."""
+    store = make_store("agent", schema=None)
+    role, dsn = writer_role
+    meta = f"{store.table_name}_changes_meta"
+    with store.transaction() as conn:
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+    seen = sql.Identifier(f"seen_{role}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE TABLE public.{} (key text PRIMARY KEY, value bigint NOT NULL)").format(sql.Identifier(meta))
+        )
+        conn.execute(sql.SQL("GRANT ALL ON public.{} TO PUBLIC").format(sql.Identifier(meta)))
+        conn.execute(sql.SQL("CREATE SEQUENCE public.{}").format(seen))
+        conn.execute(sql.SQL("GRANT ALL ON SEQUENCE public.{} TO PUBLIC").format(seen))
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION public.{f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "PERFORM setval('public.{s}', 42); RETURN NEW; END $$"
+            ).format(f=sql.Identifier(f"spy_{role}"), s=sql.SQL(f"seen_{role}"))
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TRIGGER spy BEFORE INSERT OR UPDATE ON public.{} FOR EACH ROW EXECUTE FUNCTION public.{}()"
+            ).format(sql.Identifier(meta), sql.Identifier(f"spy_{role}"))
+        )
+    with pytest.raises(StorageError, match=f"owned by role {role!r}"):
+        store.enable_changes()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(sql.SQL("SELECT last_value, is_called FROM public.{}").format(seen)).fetchone() == (
+            1,
+            False,
+        )
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
 def test_the_feed_of_a_table_found_by_search_path_ignores_the_writers_search_path(make_store: Any) -> None:
     """schema=None: the feed's tables are where the search path found them at enable_changes(). A writer with
     another search path is logged there: never refused, never logged in the feed of a table of the same name in
