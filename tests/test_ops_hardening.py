@@ -93,6 +93,15 @@ def test_backup_never_writes_nor_removes_the_source(tmp_path: Path, capsys: pyte
     assert main(["backup", str(source), f"{source}-journal"]) == 2
     assert not Path(f"{source}-journal").exists()
     assert digest(source) == before
+    # ... also through a link to it (dangling, as a journal that is not there leaves it).
+    for side in ("-journal", "-wal", "-shm"):
+        link = tmp_path / f"link{side}.db"
+        link.symlink_to(f"{source}{side}")
+        assert main(["backup", str(source), str(link)]) == 2
+        assert main(["copy", str(source), "--table", "agent_sessions", str(link)]) == 2
+        assert "is the database" in capsys.readouterr().err
+        assert not Path(f"{source}{side}").exists()
+    assert digest(source) == before
     assert main(["backup", str(source), str(tmp_path / "copy.db")]) == 0
 
 

@@ -54,14 +54,17 @@ def is_part_of(path: str | os.PathLike[str], database: str | os.PathLike[str]) -
 
     True for the file itself by any name (another path, a symbolic or hard
     link) and for the files SQLite keeps beside it (``-wal``, ``-shm``,
-    ``-journal``), whether or not they are there now.
+    ``-journal``), whether or not they are there now, also through a link
+    (a dangling one names the file it would make).
     """
-    candidate = Path(path).expanduser()
-    names = [candidate] + [
-        candidate.with_name(candidate.name.removesuffix(suffix))
-        for suffix in SIDE_SUFFIXES
-        if candidate.name.endswith(suffix) and candidate.name != suffix
-    ]
+    given = Path(path).expanduser()
+    names: list[Path] = []
+    for candidate in (given, Path(os.path.realpath(given))):
+        names += [candidate] + [
+            candidate.with_name(candidate.name.removesuffix(suffix))
+            for suffix in SIDE_SUFFIXES
+            if candidate.name.endswith(suffix) and candidate.name != suffix
+        ]
     for name in names:
         try:
             if os.path.samefile(name, database):
