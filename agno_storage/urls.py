@@ -44,8 +44,8 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A URL's user:password@. libpq reads "?" and "#" in the user and the password as part of them; the password
 # runs to the last "@" before the path (masking to it hides at least as much as any reader takes).
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/]*@")
-# The libpq settings that hold a secret.
-_SECRET_KEYS = frozenset({"password", "sslpassword"})
+# The libpq settings that hold a secret (libpq shows each with its "*" display flag).
+_SECRET_KEYS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"})
 # One setting of a libpq key=value string: its key, and its value bare (a backslash escapes the next
 # character) or quoted. Read pair by pair, so "password=" inside another setting's quoted value is no key.
 # A key starts the string or follows whitespace or a closing quote (libpq needs no space after one): never

@@ -167,3 +167,34 @@ def test_the_command_and_the_server_show_a_url_alike(pg_server: Any, capsys: pyt
         assert source.describe() == f"{masked} (schema 'no_such_schema')"
     finally:
         source.close()
+
+
+def test_a_message_is_scrubbed_without_garbling_it_or_showing_a_short_passwords_letters() -> None:
+    """The URL a message quotes whole is masked whole; a password equal to the user name, or of one letter,
+    is not masked wherever its letters occur (which garbled the message and showed the password)."""
+    from agno_storage.ops.db import scrubbed
+
+    same = "postgresql://postgres:postgres@127.0.0.1:1/nope_db"
+    assert scrubbed(f"opening DST '{same}': connection refused", same) == (
+        "opening DST 'postgresql://postgres:***@127.0.0.1:1/nope_db': connection refused"
+    )
+    short = "postgresql://app:o@db/app"
+    assert scrubbed(f"{short}: connection to server failed", short) == (
+        "postgresql://app:***@db/app: connection to server failed"
+    )
+    long = "postgresql://app:s3cr3tPW@db/app"
+    assert (
+        scrubbed('invalid URI query parameter: "s3cr3tPW@db/app"', long) == 'invalid URI query parameter: "***@db/app"'
+    )
+    assert scrubbed("nothing secret here", "postgresql://app@db/app") == "nothing secret here"
+
+
+@pytest.mark.parametrize(
+    "key", ["password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"]
+)
+def test_every_secret_setting_of_libpq_is_masked(key: str) -> None:
+    """The settings libpq itself shows as secrets (its "*" display flag), in a connection string or a URL."""
+    from agno_storage.urls import without_password
+
+    assert "S3CR3T" not in without_password(f"host=db dbname=app {key}=S3CR3T")
+    assert "S3CR3T" not in without_password(f"postgresql://u@db/app?{key}=S3CR3T")

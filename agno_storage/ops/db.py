@@ -305,18 +305,30 @@ def scrubbed(text: str, url: str) -> str:
 
     The secrets are what :func:`agno_storage.urls.without_password` masks
     (a URL's password, ``password=`` settings), as written and decoded:
-    libpq quotes the token it cannot read, which may be the password.
+    libpq quotes the token it cannot read, which may be the password. The
+    URL itself, where the text quotes it, becomes the masked URL whole;
+    elsewhere a secret of :data:`_SHORTEST_SCRUBBED` characters or more is
+    masked (a shorter one, masked wherever its letters occur, would garble
+    the text and show which letters it is).
     """
     masked = urls.without_password(url)
+    if masked == url:
+        return text
     secrets = {
         url[i1:i2]
         for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, url, masked, autojunk=False).get_opcodes()
         if tag != "equal" and i2 > i1
     }
-    for secret in sorted(secrets | {uri_unquote(s) for s in secrets}, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    ordered = sorted(secrets | {uri_unquote(s) for s in secrets}, key=len, reverse=True)
+    parts = text.split(url)  # where the text quotes the URL whole, the masked URL goes back in its place
+    for secret in ordered:
+        if len(secret) >= _SHORTEST_SCRUBBED:
+            parts = [part.replace(secret, "***") for part in parts]
+    return masked.join(parts)
+
+
+#: The shortest secret :func:`scrubbed` masks outside a URL the text quotes whole.
+_SHORTEST_SCRUBBED = 4
 
 
 def check_conninfo(url: str) -> None:
