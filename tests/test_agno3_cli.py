@@ -177,3 +177,37 @@ def test_no_more_workers_start_than_there_are_batches(
     )
     assert code == 0, err
     assert started == [1]
+
+
+def test_a_memory_table_that_fails_while_its_rows_are_read_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1.x memory "table" that opens but fails on a row (a view over malformed JSON): one typed error line
+    naming it, exit 2, not a traceback."""
+    src = tmp_path / "src.db"
+    shutil.copyfile(FIXTURES / "agno_agent.db", src)
+    conn = sqlite3.connect(src)
+    conn.execute(
+        "CREATE VIEW memory AS SELECT 'm1' AS id, 'u1' AS user_id, json('not json') AS memory, "
+        "'2025-01-01' AS created_at, '2025-01-01' AS updated_at"
+    )
+    conn.commit()
+    conn.close()
+    assert main(["to-agno3", str(src), str(tmp_path / "a3.db")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agno-storage: error: reading the memory table") and err.count("\n") == 1
+
+
+def test_the_upgrade_hint_for_a_file_named_like_a_setting_runs_as_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old SRC file named like a libpq setting: the hint names it as ./NAME (not masked, and not a
+    connection string), and that line upgrades it."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(FIXTURES / "agno_agent_pre12.db", tmp_path / "password=old.db")
+    assert main(["to-agno3", "password=old.db", "a3.db"]) == 2
+    err = capsys.readouterr().err
+    hint = err[err.index("(from a shell: ") + len("(from a shell: ") : err.rindex(")")]
+    assert "./password=old.db" in hint and "***" not in hint
+    assert main(shlex.split(hint)[1:]) == 0
+    assert main(["to-agno3", "password=old.db", "a3.db"]) == 0

@@ -188,17 +188,25 @@ class MemoryTable:
         return MEMORY_COLUMNS <= names
 
     def rows(self) -> Iterator[MemoryTableRow]:
-        """Every row, oldest first."""
+        """Every row, oldest first; a driver's error while reading them is a typed one naming the table."""
         if not self.present:
             return
         sql = _SELECT.format(table=self._from)
-        if self._sqlite is not None:
-            cursor: Any = self._sqlite.execute(sql)
-        else:
-            cursor = self._pg.cursor(name="agno3_memory_table")  # server-side: flat memory
-            cursor.execute(sql)
-        for row in cursor:
-            yield MemoryTableRow(*row)
+        rows: Iterator[tuple[Any, ...]]
+        try:
+            if self._sqlite is not None:
+                rows = self._sqlite.execute(sql)
+            else:
+                rows = self._pg.cursor(name="agno3_memory_table")  # server-side: flat memory
+                rows.execute(sql)  # type: ignore[attr-defined]
+            for row in rows:
+                yield MemoryTableRow(*row)
+        except (StorageError, GeneratorExit):
+            raise
+        except Exception as exc:  # the driver's (a view that fails on a row, say), or the file system's
+            from agno_storage.agno3.writer import driver_error
+
+            raise driver_error(exc, f"reading the memory table {self._from}", table=self._table) from exc
 
     def close(self) -> None:
         if self._sqlite is not None:

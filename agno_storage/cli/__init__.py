@@ -16,13 +16,12 @@ import argparse
 import importlib
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 
 import agno_storage
 from agno_storage import SchemaVersionError, StorageError
-from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, printable, shown, table_parents
+from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, as_argument, printable, table_parents
 
 #: The modules that add subcommands, in the order ``--help`` lists them. Each
 #: has ``register(sub, parents)``; a new feature adds its own module here.
@@ -75,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             where, table = args.destination, args.to_table or args.table
         else:
             where, table = args.url, args.table
-        hint = f"{PROG} upgrade {shlex.quote(shown(where))} --table {table}"
+        hint = f"{PROG} upgrade {as_argument(where)} --table {table}"
         print(f"{PROG}: error: {_one_line(str(exc))} (from a shell: {hint})", file=sys.stderr)
         return FAILED
     except StorageError as exc:

@@ -9,7 +9,7 @@ import sys
 from agno_storage import InvalidInputError, Mode, SchemaVersionError, urls
 from agno_storage.agno3 import DEFAULT_TABLES, WORKERS_LIMIT, Agno3Report, to_agno3
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE
-from agno_storage.cli.common import FAILED, OK, PROG, Exit, columns, out, shown, to_json
+from agno_storage.cli.common import FAILED, OK, PROG, Exit, as_argument, columns, out, shown, to_json
 
 _FLAGS = {
     Mode.AGENT: "--agent-table",
@@ -41,7 +41,7 @@ def _workers(text: str) -> int:
 
 def _upgrade_hint(args: argparse.Namespace, table: str | None) -> str:
     """The ``agno-storage upgrade`` line that brings SRC's ``table`` to the current schema version."""
-    line = f"{PROG} upgrade {shlex.quote(shown(args.src))} --table {shlex.quote(table or 'TABLE')}"
+    line = f"{PROG} upgrade {as_argument(args.src)} --table {shlex.quote(table or 'TABLE')}"
     if isinstance(urls.parse_location(args.src), urls.PostgresTarget) and args.schema != "ai":
         line += f" --schema {shlex.quote(args.schema)}"  # upgrade's default is ai, as to-agno3's
     return line
