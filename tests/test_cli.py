@@ -692,3 +692,23 @@ def test_a_file_whose_name_looks_like_a_setting_still_opens(
     assert run(capsys, "export", "host=old.db", "--table", "agent_sessions", "-o", lines)[0] == 0
     assert run(capsys, "import", "./host=new.db", "--table", "agent_sessions", lines)[0] == 0
     assert (tmp_path / "host=new.db").is_file()
+
+
+def test_table_columns_line_up_on_a_terminal_after_wide_and_combining_characters() -> None:
+    """A CJK character or an emoji takes two cells, a combining accent none: the next column starts at the same
+    cell on every line."""
+    from agno_storage.cli.common import columns, width
+
+    lines = columns([["user", "day"], ["üser-😀", "2026"], ["中文", "x"], ["e\u0301", "y"], ["abc", "z"]])
+    starts = {width(line[: line.rindex(" ") + 1]) for line in lines}
+    assert starts == {9}
+    assert (width("中"), width("😀"), width("\u0301"), width("a")) == (2, 2, 0, 1)
+
+
+def test_since_after_until_is_a_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    argv = ["export", db, "--table", "agent_sessions", "--since", "2026-12-02", "--until", "2026-12-01"]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and "--since is after --until" in err and out == ""
