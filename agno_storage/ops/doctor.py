@@ -57,7 +57,8 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     A SQLite file too damaged to be read (not a database, a malformed
     schema) is one ``unreadable`` problem, and nothing more is checked; a
     hot journal (a writer stopped mid-transaction) is one ``hot_journal``
-    problem saying how to recover. A table whose rows cannot all be read (a
+    problem saying how to recover. On PostgreSQL a schema the database does
+    not have is one ``no_schema`` problem. A table whose rows cannot all be read (a
     damaged page) is an ``integrity`` problem. ``agent_runs`` values of the
     wrong type (what export, copy and history stop at) are ``bad_value``.
     Notes: ``agent_runs`` rows whose session has no row (a Go Agent writes
@@ -81,6 +82,10 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
             return DoctorReport(findings=tuple(findings), tables=(), integrity=integrity, wal_bytes=wal)
         if integrity != "ok":
             findings.append(Finding(PROBLEM, "integrity", f"integrity_check: {integrity}"))
+    elif db.schema and not db.query("SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)):
+        # A mistyped --schema would read as a healthy database with no tables.
+        findings.append(Finding(PROBLEM, "no_schema", f"the database has no schema {db.schema!r}"))
+        return DoctorReport(findings=tuple(findings), tables=())
     try:
         report = list_tables(db)
     except StorageError as exc:  # a damaged page under the schema or a table's count
