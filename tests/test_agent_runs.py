@@ -236,6 +236,9 @@ def test_a_file_a_go_agent_alone_wrote_has_sessions_to_read_and_delete(
     assert [m.content for m in store.history("go-1", user_id="u")] == ["hi", "hello"]
     assert main(["history", str(db), "go-2", "--table", "agent_sessions"]) == 0
     assert "hello" in capsys.readouterr().out
+    # info has no table to describe, and says where the sessions are.
+    assert main(["info", str(db), "--table", "agent_sessions"]) == 1
+    assert "agent_runs holds 2 sessions a Go Agent ran" in capsys.readouterr().err
     assert store.delete("go-1", user_id="u") is True
     assert store.history("go-1", user_id="u") == [] and store.history("go-1", user_id="other") != []
     assert store.delete("go-2") is True and store.delete("go-2") is False

@@ -37,8 +37,14 @@ _LAYOUTS = {
 def _info(args: argparse.Namespace) -> int:
     with opened(args, read_only=True) as (store, detected):
         shape = store.schema_shape()
-        if shape is None:  # dropped since it was opened
-            raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}")
+        if shape is None:  # a Go Agent's file (agent_runs alone), or dropped since it was opened
+            runs = len(store.runs_only_session_ids())
+            also = (
+                f"; agent_runs holds {runs} sessions a Go Agent ran, which list, history, search and usage read"
+                if runs
+                else ""
+            )
+            raise Exit(NOT_FOUND, f"no table {args.table!r} in {shown(args.url)}{also}")
         if shape.missing:
             upgrade = f"yes: adds {', '.join(sorted(shape.missing))} ({PROG} upgrade)"
             try:
