@@ -703,12 +703,15 @@ def test_table_columns_line_up_on_a_terminal_after_wide_and_combining_characters
     starts = {width(line[: line.rindex(" ") + 1]) for line in lines}
     assert starts == {9}
     assert (width("中"), width("😀"), width("\u0301"), width("a")) == (2, 2, 0, 1)
+    # An emoji sequence is one emoji: a variation selector, a skin tone, a family joined with U+200D.
+    assert [width(e) for e in ("❤️", "👍🏽", "👨\u200d👩\u200d👧", "a\u200db")] == [2, 2, 2, 2]
 
 
 def test_since_after_until_is_a_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "s.db"
     with SqliteStorage("agent_sessions", db_file=db) as store:
         store.upsert(AgentSession(session_id="s1", agent_id="a"))
-    argv = ["export", db, "--table", "agent_sessions", "--since", "2026-12-02", "--until", "2026-12-01"]
-    code, out, err = run(capsys, *argv)
-    assert code == 2 and "--since is after --until" in err and out == ""
+    for until in ("2026-12-01", "2026-12-02"):  # earlier, or the same: no time between them
+        argv = ["export", db, "--table", "agent_sessions", "--since", "2026-12-02", "--until", until]
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and "--since is not before --until" in err and out == ""

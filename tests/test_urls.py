@@ -187,6 +187,12 @@ def test_a_message_is_scrubbed_without_garbling_it_or_showing_a_short_passwords_
         scrubbed('invalid URI query parameter: "s3cr3tPW@db/app"', long) == 'invalid URI query parameter: "***@db/app"'
     )
     assert scrubbed("nothing secret here", "postgresql://app@db/app") == "nothing secret here"
+    # A short password standing alone (quoted, decoded from its percent-encoding) is masked there only; the URL
+    # as the driver was given it (no "+psycopg") is masked whole.
+    assert scrubbed('invalid: "abc" in "abcde"', "postgresql://u:a%62c@h/db") == 'invalid: "***" in "abcde"'
+    given = "postgresql+psycopg://u:abc@[::1/db"
+    said = scrubbed('end of string reached in URI: "postgresql://u:abc@[::1/db"', given)
+    assert "abc" not in said and "u:***@" in said
 
 
 @pytest.mark.parametrize(

@@ -239,17 +239,25 @@ def columns(rows: list[list[str]]) -> list[str]:
 
 def width(text: str) -> int:
     """The cells ``text`` takes on a terminal: 2 for a wide character (CJK, most emoji), 0 for a combining
-    mark or a zero-width one, 1 for the rest."""
+    mark or a zero-width one, 1 for the rest. An emoji sequence counts once: a character joined on with
+    U+200D or a skin tone adds nothing, and U+FE0F makes the character before it an emoji (2)."""
     if text.isascii():
         return len(text)
-    return sum(
-        0
-        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
-        else 2
-        if unicodedata.east_asian_width(c) in ("W", "F")
-        else 1
-        for c in text
-    )
+    total, last, joined = 0, 0, False
+    for c in text:
+        if c == "\ufe0f":
+            total += 1 if last == 1 else 0  # the emoji presentation of the character before: two cells
+            last = 2
+            continue
+        if joined or "\U0001f3fb" <= c <= "\U0001f3ff":  # joined on, or a skin tone: part of the one emoji
+            joined = False
+            continue
+        joined = c == "\u200d" and last == 2  # an emoji joined to the one before
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+            continue
+        last = 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+        total += last
+    return total
 
 
 def missing_session(args: argparse.Namespace) -> Exit:

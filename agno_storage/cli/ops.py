@@ -177,8 +177,9 @@ def _tables(args: argparse.Namespace) -> int:
 
 
 def _filters(args: argparse.Namespace) -> Filters:
-    if args.since is not None and args.until is not None and args.since > args.until:
-        raise Exit(FAILED, "--since is after --until: no session was updated in that time")
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        # --since is "at or after", --until "before": an equal pair is an empty time too.
+        raise Exit(FAILED, "--since is not before --until: no session was updated in that time")
     return Filters(user=args.user, since=args.since, until=args.until)
 
 

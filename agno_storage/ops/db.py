@@ -26,7 +26,7 @@ from agno_storage.backends import sqlite_ddl
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes
-from agno_storage.errors import StorageError
+from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError, OutputIsSourceError
 from agno_storage.schema import quote
@@ -306,10 +306,12 @@ def scrubbed(text: str, url: str) -> str:
     The secrets are what :func:`agno_storage.urls.without_password` masks
     (a URL's password, ``password=`` settings), as written and decoded:
     libpq quotes the token it cannot read, which may be the password. The
-    URL itself, where the text quotes it, becomes the masked URL whole;
-    elsewhere a secret of :data:`_SHORTEST_SCRUBBED` characters or more is
-    masked (a shorter one, masked wherever its letters occur, would garble
-    the text and show which letters it is).
+    URL itself, where the text quotes it (as given, or as the driver was
+    given it), becomes the masked URL whole; elsewhere a secret of
+    :data:`_SHORTEST_SCRUBBED` characters or more is masked wherever it
+    occurs, and a shorter one only where it stands alone (quoted, or as a
+    URL's password): masked wherever its letters occur, it would garble the
+    text and show which letters it is.
     """
     masked = urls.without_password(url)
     if masked == url:
@@ -320,11 +322,30 @@ def scrubbed(text: str, url: str) -> str:
         if tag != "equal" and i2 > i1
     }
     ordered = sorted(secrets | {uri_unquote(s) for s in secrets}, key=len, reverse=True)
-    parts = text.split(url)  # where the text quotes the URL whole, the masked URL goes back in its place
+    # Where the text quotes the URL whole (as given, or as the driver was given it), the masked URL goes back.
+    spellings = [url]
+    try:
+        target = urls.parse_location(url) if urls.is_url(url) else None
+    except InvalidInputError:  # a URL the parser refuses: only as given
+        target = None
+    if isinstance(target, urls.PostgresTarget) and target.conninfo != url:
+        spellings.append(target.conninfo)
+    parts = _split_all(text, spellings)
     for secret in ordered:
         if len(secret) >= _SHORTEST_SCRUBBED:
             parts = [part.replace(secret, "***") for part in parts]
+        else:  # only where it stands alone: between quotes, or as a URL's password
+            for alone in (f'"{secret}"', f"'{secret}'", f":{secret}@"):
+                parts = [part.replace(alone, alone.replace(secret, "***")) for part in parts]
     return masked.join(parts)
+
+
+def _split_all(text: str, spellings: list[str]) -> list[str]:
+    """``text`` split at every occurrence of any of ``spellings`` (the longest first where they overlap)."""
+    parts = [text]
+    for spelling in sorted(spellings, key=len, reverse=True):
+        parts = [piece for part in parts for piece in part.split(spelling)]
+    return parts
 
 
 #: The shortest secret :func:`scrubbed` masks outside a URL the text quotes whole.
