@@ -176,21 +176,20 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
     """
     how = filter_kind(user_id)
     params = [session_id, user_id] if how == EQUALS else [session_id]
-    t = quote(store.table_name)
     with store.transaction() as conn:
-        owners = store._query(f"SELECT user_id FROM {t} WHERE session_id = ?", (session_id,))  # noqa: S608
+        owners = row_owner(store, session_id)
         gone = store._execute_write(store.statements.delete_for(how), params) > 0
         if not exists(store):
             return gone
         if gone:
             # The conversation of the row that went (conversation.belongs, its owner bound).
-            owner = owners[0][0] if owners else None
+            owner = owners[0] if owners else None
             where = "session_id = ? AND (user_id IS NULL OR user_id = '' OR ? IS NULL OR ? = '' OR user_id = ?)"
             args: builtins.list[Any] = [session_id, owner, owner, owner]
         elif owners:
             # Another user's row: to this caller an id the table does not have, holding only their own runs.
             # (Under a row with no owner every run is that session's conversation: none is the caller's alone.)
-            if not user_id or not owners[0][0]:
+            if not user_id or not owners[0]:
                 return False
             where, args = "session_id = ? AND user_id = ?", [session_id, user_id]
         else:
@@ -215,8 +214,7 @@ def _not_elsewhere(store: BaseStorage, column: str) -> str:
     """`` AND ...`` terms: ``column`` is the id of no session of another agent table of the file (none if none)."""
     return "".join(
         f" AND NOT EXISTS (SELECT 1 FROM {quote(other)} o WHERE o.session_id = {column})"  # noqa: S608
-        for other in agent_tables(store)
-        if other.lower() != store.table_name.lower()
+        for other in _other_agent_tables(store)
     )
 
 
@@ -227,7 +225,7 @@ def held_elsewhere(store: BaseStorage, session_ids: Sequence[str]) -> set[str]:
     ``agent_runs`` holds: the store lists, reads, searches and counts
     none of them, and its ``delete`` leaves them.
     """
-    others = [t for t in agent_tables(store) if t.lower() != store.table_name.lower()] if session_ids else []
+    others = _other_agent_tables(store) if session_ids else []
     found: set[str] = set()
     ids = builtins.list(session_ids)
     for other in others:
@@ -237,6 +235,11 @@ def held_elsewhere(store: BaseStorage, session_ids: Sequence[str]) -> set[str]:
             sql = f"SELECT session_id FROM {quote(other)} WHERE session_id IN ({marks})"  # noqa: S608
             found.update(r[0] for r in store._query(sql, chunk))
     return found
+
+
+def _other_agent_tables(store: BaseStorage) -> builtins.list[str]:
+    """The agent tables of the store's file but its own (whose names SQLite compares without case)."""
+    return [t for t in agent_tables(store) if t.lower() != store.table_name.lower()]
 
 
 def agent_tables(store: BaseStorage) -> builtins.list[str]:

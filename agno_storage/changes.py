@@ -255,13 +255,19 @@ def _pg_function_sql(function: str, log: str, meta: str) -> str:
     )
 
 
-def _pg_require_own(conn: Any, table: str, t: str) -> None:
-    """StorageError unless ``table`` (as the search path finds it now) is owned by the role running this."""
-    row: Any = conn.execute(
+def _pg_class(conn: Any, table: str) -> Any:
+    """(schema, name, owner, current_user) of ``table`` (quoted, qualified or not) where the search path finds
+    it now, or None."""
+    return conn.execute(
         "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), current_user FROM pg_class AS c "
         "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
         (table,),
     ).fetchone()
+
+
+def _pg_require_own(conn: Any, table: str, t: str) -> None:
+    """StorageError unless ``table`` (as the search path finds it now) is owned by the role running this."""
+    row = _pg_class(conn, table)
     if row is not None and row[2] != row[3]:
         raise StorageError(
             f"cannot start the change feed of table {t!r}: {row[0]}.{row[1]} is owned by role {row[2]!r}, not "
@@ -273,11 +279,7 @@ def _pg_require_own(conn: Any, table: str, t: str) -> None:
 
 def _pg_resolved(conn: Any, table: str) -> str:
     """``table`` (quoted, qualified or not) as schema.name, quoted: where the search path finds it now."""
-    row: Any = conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-        "WHERE c.oid = to_regclass(%s)",
-        (table,),
-    ).fetchone()
+    row = _pg_class(conn, table)
     return f"{quote(row[0])}.{quote(row[1])}"
 
 

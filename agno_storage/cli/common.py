@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -178,8 +179,6 @@ def as_argument(location: str) -> str:
     """``location`` as a command line may give it again, shell-quoted: a URL with its password masked; a
     file named like a libpq setting (``password=old.db``) as ``./password=old.db``, which no command takes
     for a connection string, and not masked (it is a file's name)."""
-    import shlex
-
     if not urls.is_url(location) and urls.is_conninfo(location):
         return shlex.quote(location if location.startswith(("/", "./", "~")) else "./" + location)
     return shlex.quote(shown(location))
