@@ -58,6 +58,7 @@ def _failing_paths(pg_server: Any) -> dict[str, tuple[str, str, list[str]]]:
         "dst bad setting": (good, _url(pg_server, query="?connect_timeout=x"), empty),
         "src libpq cannot parse": (good.replace("@127.0.0.1:", "@[::1:"), good, ["--dst-schema", "agno3_cli_unmade"]),
         "src bad setting": (_url(pg_server, query="?connect_timeout=x"), good, ["--dst-schema", "agno3_cli_unmade"]),
+        "src unreachable": (_url(pg_server, port=free_port()), good, ["--dst-schema", "agno3_cli_unmade"]),
     }
 
 
@@ -70,6 +71,7 @@ def _failing_paths(pg_server: Any) -> dict[str, tuple[str, str, list[str]]]:
         "dst bad setting",
         "src libpq cannot parse",
         "src bad setting",
+        "src unreachable",
     ],
 )
 def test_an_error_never_shows_a_password_of_src_or_dst(
@@ -83,6 +85,8 @@ def test_an_error_never_shows_a_password_of_src_or_dst(
     assert out == "" and len(err.splitlines()) == 1 and err.startswith("agno-storage: error: "), err
     if path.startswith("src"):
         assert "agno3_cli_unmade" not in _schemas(pg_server)  # DST untouched: SRC is read first
+    if path.endswith("unreachable"):  # both URLs name the same host: the message says which one failed
+        assert path.split()[0].upper() in err, err
 
 
 def test_a_message_quoting_a_url_whole_is_scrubbed_whichever_step_raises_it(

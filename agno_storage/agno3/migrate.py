@@ -27,7 +27,7 @@ from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, m
 from agno_storage.agno3.records import Agno3Memory, Previous
 from agno_storage.agno3.workers import WorkerPool
 from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, TargetReader, Writer, driver_error, rows_for
-from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.errors import ConnectionLostError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import check_conninfo, scrubbed
 from agno_storage.workers import default_count
@@ -149,7 +149,10 @@ def to_agno3(
     with ExitStack() as stack:
         stack.enter_context(_scrubbed(src, dst))  # outermost: it sees each error the run raises
         # The source first, up to its list of sessions: a source that cannot be read leaves DST untouched.
-        source = Source(SourceSpec(src=src, tables=chosen, schema=schema))
+        try:
+            source = Source(SourceSpec(src=src, tables=chosen, schema=schema))
+        except ConnectionLostError as exc:  # the server's address alone would not say which of the two it is
+            raise ConnectionLostError(f"reading SRC {urls.shown(src)}: {exc.message}", table=exc.table) from exc
         stack.callback(source.close)
         for mode in source.missing:
             report.missing.append(chosen[mode])

@@ -61,10 +61,12 @@ def _not_found_is_1(run: Run) -> Run:
     return wrapped
 
 
-def _schema(value: str | None) -> str | None:
-    """--schema as the API takes it: default ``ai``; ``''`` is the search path (None)."""
+def _schema(url: str, value: str | None, option: str = "--schema") -> str | None:
+    """--schema as the API takes it: default ``ai``; ``''`` is the search path (None). Refused for a SQLite ``url``."""
     if value is None:
         return "ai"
+    if isinstance(parse_target(url), urls.SqliteTarget):  # a file has no schemas: the option would do nothing
+        raise Exit(FAILED, f"{option} applies to PostgreSQL URLs only")
     return value or None
 
 
@@ -155,7 +157,7 @@ def _plain(_: Any, __: Any, value: Any) -> Any:
 
 @_not_found_is_1
 def _tables(args: argparse.Namespace) -> int:
-    with open_database(args.url, _schema(args.schema)) as db:
+    with open_database(args.url, _schema(args.url, args.schema)) as db:
         report = tables_ops.list_tables(db)
     if args.json:
         out(to_json(attrs.asdict(report, value_serializer=_plain)))
@@ -185,7 +187,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 @_not_found_is_1
 def _export(args: argparse.Namespace) -> int:
-    with open_database(args.url, _schema(args.schema)) as db, _progress("export") as bar:
+    with open_database(args.url, _schema(args.url, args.schema)) as db, _progress("export") as bar:
         if args.output in (None, "-"):
             export_ops.export_table(db, args.table, _stdout(), mode=_mode(args), filters=_filters(args), progress=bar)
             sys.stdout.flush()
@@ -263,12 +265,12 @@ def _import(args: argparse.Namespace) -> int:
     with _progress("import") as bar:
         if source is not None:
             summary = load_ops.import_lines(
-                _lines(source), args.url, args.table, mode=_mode(args), schema=_schema(args.schema), progress=bar
+                _lines(source), args.url, args.table, mode=_mode(args), schema=_schema(args.url, args.schema), progress=bar
             )
         else:
             with open(args.file, "rb") as sink:
                 summary = load_ops.import_lines(
-                    _lines(sink), args.url, args.table, mode=_mode(args), schema=_schema(args.schema), progress=bar
+                    _lines(sink), args.url, args.table, mode=_mode(args), schema=_schema(args.url, args.schema), progress=bar
                 )
     _summary(
         args, summary, f"imported {summary.sessions} sessions{_runs_text(summary.runs)} into table {summary.table!r}"
@@ -279,14 +281,16 @@ def _import(args: argparse.Namespace) -> int:
 
 @_not_found_is_1
 def _copy(args: argparse.Namespace) -> int:
-    with open_database(args.url, _schema(args.schema)) as db, _progress("copy") as bar:
+    with open_database(args.url, _schema(args.url, args.schema)) as db, _progress("copy") as bar:
         summary = copy_ops.copy_table(
             db,
             args.table,
             args.destination,
             to_table=args.to_table,
             mode=_mode(args),
-            schema=_schema(args.to_schema if args.to_schema is not None else args.schema),
+            schema=_schema(args.destination, args.to_schema, "--to-schema")
+            if args.to_schema is not None
+            else _schema(args.url, args.schema),
             progress=bar,
         )
     _summary(
@@ -320,7 +324,7 @@ def _prune(args: argparse.Namespace) -> int:
         # prune writes the file anyway: a read-write open rolls a crashed writer's hot journal back first.
         # A dry run writes nothing: it reports the hot journal instead.
         roll_back_hot_journal(sqlite_path(target))
-    with open_database(args.url, _schema(args.schema)) as db, _progress("prune") as bar:
+    with open_database(args.url, _schema(args.url, args.schema)) as db, _progress("prune") as bar:
         summary = prune_ops.prune(
             db,
             args.url,
@@ -329,7 +333,7 @@ def _prune(args: argparse.Namespace) -> int:
             user=args.user,
             mode=_mode(args),
             dry_run=args.dry_run,
-            schema=_schema(args.schema),
+            schema=_schema(args.url, args.schema),
             progress=bar,
         )
     verb = "would remove" if summary.dry_run else "removed"
@@ -343,7 +347,7 @@ def _prune(args: argparse.Namespace) -> int:
     _summary(args, summary, "\n".join(lines))  # what was removed is said before VACUUM can fail
     if args.vacuum and not args.dry_run:
         sys.stdout.flush()
-        prune_ops.vacuum(args.url, args.table, _schema(args.schema))
+        prune_ops.vacuum(args.url, args.table, _schema(args.url, args.schema))
     return OK
 
 
@@ -364,7 +368,7 @@ def _doctor(args: argparse.Namespace) -> int:
     target = urls.parse_location(args.url)
     if isinstance(target, urls.SqliteTarget):
         path = sqlite_path(target)
-    with open_database(args.url, _schema(args.schema), lenient_text=True) as db:
+    with open_database(args.url, _schema(args.url, args.schema), lenient_text=True) as db:
         report = doctor_ops.diagnose(db, path)
     if args.json:
         data = attrs.asdict(report, value_serializer=_plain)
