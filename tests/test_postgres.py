@@ -241,6 +241,48 @@ def test_create_recency_indexes_on_agnos_table_keeps_agno_working(pg_server: PgS
         theirs.db_engine.dispose()
 
 
+def test_a_table_made_again_after_a_rename_is_refused_naming_the_indexes_the_renamed_table_holds(
+    dsn: str, stores: list[PostgresStorage]
+) -> None:
+    """A renamed table keeps its indexes' names: without the check the new table got no index at all or a bare error."""
+    first = open_store(stores, dsn)
+    first.upsert(make_session(Mode.AGENT, "kept", user_id="u"))
+    renamed = fresh_name("renamed_")
+    fetch(dsn, f'ALTER TABLE ai."{first.table_name}" RENAME TO "{renamed}"')
+    again = open_store(stores, dsn, table_name=first.table_name)  # the fixture drops it (and `first`, the same)
+    with pytest.raises(StorageError) as info:
+        again.create()
+    message = str(info.value)
+    assert f"{again.table_name}_pkey" in message and f"an index of table ai.{renamed}" in message
+    assert "ALTER INDEX" in message
+    assert fetch(dsn, "SELECT to_regclass(%s)::text", (f"ai.{again.table_name}",)) == [(None,)]  # nothing made
+    # The indexes renamed, the table is made with every index of its own; the renamed one keeps its rows.
+    for name in index_names(dsn, renamed):
+        fetch(dsn, f'ALTER INDEX ai."{name}" RENAME TO "{name.replace(again.table_name, renamed)}"')
+    again.create()
+    assert sorted(index_names(dsn, again.table_name)) == sorted(
+        n.replace(renamed, again.table_name) for n in index_names(dsn, renamed)
+    )
+    assert len(index_names(dsn, again.table_name)) == 7  # the key, agno's three, the three recency indexes
+    assert fetch(dsn, f'SELECT session_id FROM ai."{renamed}"') == [("kept",)]
+    fetch(dsn, f'DROP TABLE ai."{renamed}"')
+
+
+def test_recency_indexes_are_refused_where_another_table_holds_their_names(
+    dsn: str, stores: list[PostgresStorage]
+) -> None:
+    """``CREATE INDEX IF NOT EXISTS`` would see the other table's index and make none."""
+    store = open_store(stores, dsn, recency_indexes=False)
+    store.create()
+    other = open_store(stores, dsn, table_name=fresh_name("other_"))
+    other.create()
+    taken = recency_index_name(store.table_name, None, "ai")
+    fetch(dsn, f'ALTER INDEX ai."{recency_index_name(other.table_name, None, "ai")}" RENAME TO "{taken}"')
+    with pytest.raises(StorageError, match=f"an index of table ai.{other.table_name}"):
+        store.create_recency_indexes()
+    assert not [n for n in index_names(dsn, store.table_name) if n.startswith("rx_")]
+
+
 def test_recency_index_names_stay_within_63_bytes_and_apart() -> None:
     base = "t" * 62
     names = {recency_index_name(base + end, lead, "ai") for end in "ab" for lead in ("user_id", "agent_id", None)}

@@ -229,6 +229,7 @@ class PostgresStorage(BaseStorage):
             statements = ddl.create_statements(self.table_name, self.spec, self.schema)
             if self.recency_indexes:
                 statements += ddl.create_recency_indexes(self.table_name, self.spec, self.schema)
+            self._refuse_taken_names(conn, agno=True, recency=self.recency_indexes)
             self._run_all(conn, statements)
 
         try:
@@ -252,9 +253,32 @@ class PostgresStorage(BaseStorage):
 
         def body(conn: psycopg.Connection[Any]) -> None:
             self._lock(conn)
+            self._refuse_taken_names(conn, agno=False, recency=True)
             self._run_all(conn, ddl.create_recency_indexes(self.table_name, self.spec, self.schema))
 
         self._conns.run(body, write=True)
+
+    def _refuse_taken_names(self, conn: psycopg.Connection[Any], *, agno: bool, recency: bool) -> None:
+        """Raise StorageError if another relation holds a name the indexes about to be made need.
+
+        A table renamed keeps its indexes' names: the primary key's would fail
+        the CREATE TABLE with a bare "already exists", and ``CREATE INDEX IF
+        NOT EXISTS`` would skip the others, leaving the new table without them.
+        """
+        names = ddl.index_names(self.table_name, self.spec, self.schema, agno=agno, recency=recency)
+        taken = [
+            f"{name!r} ({f'an index of table {owner}' if owner else f'a relation of kind {kind!r}'})"
+            for name, kind, owner, ours in conn.execute(ddl.TAKEN_NAMES, (self._regclass_name, names, self.schema))
+            if not ours
+        ]
+        if taken:
+            where = f"schema {self.schema!r}" if self.schema else "the schema the search path gives"
+            raise StorageError(
+                f"cannot make the indexes of table {self.table_name!r}: {where} has "
+                f"{', '.join(taken)} under the name{'s' if len(taken) > 1 else ''} they take (a table renamed keeps its"
+                " indexes' names); rename those (ALTER INDEX ... RENAME TO ...) or drop them, then try again",
+                table=self.table_name,
+            )
 
     def _apply_migrations(self) -> TableShape | None:
         def body(conn: psycopg.Connection[Any]) -> TableShape | None:

@@ -107,7 +107,6 @@ def create_recency_indexes(table: str, spec: ModeSpec, db_schema: str | None) ->
     session_id COLLATE "C"``, so a LIMIT reads only the rows it returns. Not
     part of agno's DDL: agno reads and writes the table all the same.
     """
-    leads: list[str | None] = ["user_id", spec.entity_column, None]
     return [
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}{})").format(
             sql.Identifier(recency_index_name(table, lead, db_schema)),
@@ -115,8 +114,40 @@ def create_recency_indexes(table: str, spec: ModeSpec, db_schema: str | None) ->
             sql.SQL("{}, ").format(sql.Identifier(lead)) if lead else sql.SQL(""),
             _RECENCY_KEY,
         )
-        for lead in leads
+        for lead in _recency_leads(spec)
     ]
+
+
+def _recency_leads(spec: ModeSpec) -> list[str | None]:
+    """The first column of each recency index: the owner, the entity, none (all sessions)."""
+    return ["user_id", spec.entity_column, None]
+
+
+def index_names(table: str, spec: ModeSpec, db_schema: str | None, *, agno: bool, recency: bool) -> list[str]:
+    """The names of the indexes that creating the table (``agno``) and its recency indexes (``recency``) make.
+
+    As PostgreSQL stores them: cut to 63 bytes (the primary key's
+    ``<table>_pkey`` can be longer). Names are unique per schema across
+    tables and indexes, and a table renamed keeps its indexes' names.
+    """
+    names: list[str] = []
+    if agno:
+        names.append(f"{table}_pkey".encode()[:_MAX_IDENTIFIER].decode(errors="ignore"))
+        names += [agno_index_name(table, column, db_schema) for column in spec.agno_indexed]
+    if recency:
+        names += [recency_index_name(table, lead, db_schema) for lead in _recency_leads(spec)]
+    return names
+
+
+#: Which of the names (%s, a list) are taken in the schema (%s; None: the one CREATE would use), and by what:
+#: (name, relkind, the table of an index or None, whether that table is the one named by %s).
+TAKEN_NAMES = """
+SELECT c.relname::text, c.relkind::text, i.indrelid::regclass::text, COALESCE(i.indrelid = to_regclass(%s), false)
+FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid
+WHERE c.relname = ANY(%s)
+  AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = COALESCE(%s, current_schema()))
+ORDER BY 1
+"""
 
 
 def qualified(table: str, db_schema: str | None) -> sql.Identifier:

@@ -265,12 +265,22 @@ def _import(args: argparse.Namespace) -> int:
     with _progress("import") as bar:
         if source is not None:
             summary = load_ops.import_lines(
-                _lines(source), args.url, args.table, mode=_mode(args), schema=_schema(args.url, args.schema), progress=bar
+                _lines(source),
+                args.url,
+                args.table,
+                mode=_mode(args),
+                schema=_schema(args.url, args.schema),
+                progress=bar,
             )
         else:
             with open(args.file, "rb") as sink:
                 summary = load_ops.import_lines(
-                    _lines(sink), args.url, args.table, mode=_mode(args), schema=_schema(args.url, args.schema), progress=bar
+                    _lines(sink),
+                    args.url,
+                    args.table,
+                    mode=_mode(args),
+                    schema=_schema(args.url, args.schema),
+                    progress=bar,
                 )
     _summary(
         args, summary, f"imported {summary.sessions} sessions{_runs_text(summary.runs)} into table {summary.table!r}"
