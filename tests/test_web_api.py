@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -223,6 +224,18 @@ def test_filters_narrow_the_list(filled: BaseStorage, serve: Serve) -> None:
             for s in p
         ]
         assert got == expected_ids
+        # A time within a second bounds exactly: the sessions at or after it, before it (times are whole seconds).
+        for first, last in ((299.5, 599.5), (300.000001, 600.25), (299.999999, 599.999999)):
+            since_text, until_text = (
+                datetime.fromtimestamp(BASE_TIME + t, tz=UTC).isoformat(timespec="microseconds") for t in (first, last)
+            )
+            expected_ids = [
+                s.session_id
+                for s in filled.list()
+                if s.created_at is not None and BASE_TIME + first <= s.created_at < BASE_TIME + last
+            ]
+            got = [s["session_id"] for p in all_pages(base, table, since=since_text, until=until_text) for s in p]
+            assert got == expected_ids, (since_text, until_text)
 
 
 def test_pagination_is_stable_while_a_writer_adds_sessions(filled: BaseStorage, serve: Serve) -> None:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import attrs
 
-from agno_storage import urls
+from agno_storage import times, urls
 from agno_storage.cli.common import (
     FAILED,
     NOT_FOUND,
@@ -112,7 +112,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 #: The widest span a duration may give: 1,000 years (a cutoff before it is no calendar's date).
 _MOST_SECONDS = 1000 * 366 * 86400
 #: Unix seconds a time argument may give: those of the years 1 to 9999, which every date function holds.
-_TIMES = range(-62135596800, 253402300800)
 
 
 def duration_arg(text: str) -> int:
@@ -127,18 +126,11 @@ def duration_arg(text: str) -> int:
 
 
 def time_arg(text: str) -> int:
-    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise)."""
-    if re.fullmatch(r"-?[0-9]{1,18}", text):
-        if int(text) not in _TIMES:
-            raise argparse.ArgumentTypeError(f"expected a time in the years 1 to 9999, got {text!r}")
-        return int(text)
+    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise); see :func:`times.bound`."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected Unix seconds or an ISO 8601 date/time, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+        return times.bound(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # --- commands -------------------------------------------------------------

@@ -17,7 +17,6 @@ import functools
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agno_storage import conversation
+from agno_storage import conversation, times
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
@@ -238,8 +237,6 @@ def params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
 
 #: A limit as digits (ASCII only: str.isdigit() takes "²", which int() refuses), at most a few of them.
 _WHOLE = re.compile(r"[0-9]{1,9}")
-#: Unix seconds: at most 18 digits, so every one fits the 64-bit columns both engines keep times in.
-_UNIX_SECONDS = re.compile(r"-?[0-9]{1,18}")
 
 
 def limit_param(text: str | None) -> int:
@@ -251,20 +248,13 @@ def limit_param(text: str | None) -> int:
 
 
 def time_param(name: str, text: str | None) -> int | None:
-    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise)."""
+    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise); see :func:`times.bound`."""
     if text is None or text == "":
         return None
-    if _UNIX_SECONDS.fullmatch(text):
-        return int(text)
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise HttpError(
-            400, "bad_request", f"{name} must be Unix seconds or an ISO 8601 date or time, got {text!r}"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
+        return times.bound(text)
+    except ValueError as exc:
+        raise HttpError(400, "bad_request", f"{name}: {exc}") from None
 
 
 def filters_from(query: dict[str, str]) -> Filters:
