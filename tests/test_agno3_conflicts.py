@@ -137,6 +137,38 @@ def test_agno3s_own_session_under_the_same_id_is_never_written_over(tmp_path: Pa
     assert _rows(dst, "SELECT user_id FROM agno_sessions WHERE session_id = 'chat-1'") == [("carol",)]
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_session_agno3_makes_while_the_migration_runs_is_never_written_over(tmp_path: Path, workers: int) -> None:
+    """Workers map batches ahead of the writes: what DST held when a batch was mapped is looked at again under
+    the write lock, so agno 3's session made meanwhile is left as it is and reported, as if it had been there."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    ids = [f"chat-{i:02}" for i in range(10)]
+    for sid in ids:
+        _put(src, "agent", sid, "alice", {"runs": [_run(f"r-{sid}", f"{sid} asks", "answered")]})
+    made: list[str] = []
+
+    def progress(done: int, total: int) -> None:
+        if not made:  # after the first batch: a live agno 3 app starts a session under an id not written yet
+            written = {sid for (sid,) in _rows(dst, "SELECT session_id FROM agno_sessions")}
+            made.append(min(set(ids) - written))
+            agno3_env.run_code(_AGNO3_WRITES, str(dst), made[0])
+
+    report = to_agno3(str(src), str(dst), batch_size=2, workers=workers, progress=progress)
+    (theirs,) = made
+    assert (report.modes["agent"].sessions, report.modes["agent"].skipped) == (9, 1)
+    assert [p for p in report.problems if f"{theirs!r}" in p and "agno 3's own session" in p]
+    ours = max(ids)
+    read = _agno3_reads(dst, theirs, ours)
+    assert read[theirs] == {
+        "user_id": "carol",
+        "agent_id": "agno3-agent",
+        "metadata": {"tenant": "carol-co"},
+        "summary": "carol talked about cars",
+        "runs": [],
+    }
+    assert read[ours]["user_id"] == "alice" and [r[0] for r in read[ours]["runs"]] == [f"r-{ours}"]
+
+
 def test_another_users_session_under_the_same_id_is_left_out_not_merged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

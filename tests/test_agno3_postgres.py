@@ -189,3 +189,50 @@ def test_a_nul_in_a_text_column_is_named_by_its_session_as_in_a_json_one(pg_serv
     with psycopg.connect(pg_server.dsn) as pg:
         written = {r[0] for r in pg.execute("SELECT session_id FROM nultext.agno_sessions")}
     assert "s3" not in written
+
+
+_AGNO3_PG_WRITES = (
+    "import sys\n"
+    "from agno.db.postgres import PostgresDb\n"
+    "from agno.session.agent import AgentSession\n"
+    "db = PostgresDb(db_url='postgresql+psycopg://' + sys.argv[1].partition('://')[2], db_schema=sys.argv[2])\n"
+    "db.upsert_session(AgentSession(session_id=sys.argv[3], agent_id='agno3-agent', user_id='carol',\n"
+    "    session_data={'session_state': {'cart': ['agno 3 item']}}, metadata={'tenant': 'carol-co'},\n"
+    "    created_at=1700000000, updated_at=1700000000))\n"
+    "db.db_engine.dispose()\n"
+)
+
+
+def test_a_session_agno3_makes_while_workers_map_ahead_is_never_written_over(pg_server: Any, tmp_path: Path) -> None:
+    """What DST held when a batch was mapped is looked at again under the batch's table lock (SHARE ROW
+    EXCLUSIVE on agno_sessions), so agno 3's session made meanwhile is left as it is and reported."""
+    import sqlite3
+
+    import psycopg
+
+    from bench.agno3 import build_source
+
+    dsn, schema, src = pg_server.dsn, "raced", tmp_path / "src.db"
+    build_source(src, 10, 2)  # agno 1.8.4-shaped agent sessions
+    made: list[str] = []
+
+    def progress(done: int, total: int) -> None:
+        if not made:  # after the first batch: agno 3 starts a session under an id not written yet
+            with psycopg.connect(dsn) as conn:
+                written = {r[0] for r in conn.execute(f"SELECT session_id FROM {schema}.agno_sessions")}
+            with sqlite3.connect(src) as source:
+                src_ids = {r[0] for r in source.execute("SELECT session_id FROM agent_sessions")}
+            made.append(min(src_ids - written))
+            agno3_env.run_code(_AGNO3_PG_WRITES, dsn, schema, made[0])
+
+    report = to_agno3(str(src), dsn, dst_schema=schema, batch_size=2, workers=2, progress=progress)
+    (theirs,) = made
+    assert report.modes["agent"].skipped == 1
+    assert [p for p in report.problems if f"{theirs!r}" in p and "agno 3's own session" in p]
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            f"SELECT user_id, metadata FROM {schema}.agno_sessions WHERE session_id = %s",
+            (theirs,),
+        ).fetchone()
+        runs = conn.execute(f"SELECT count(*) FROM {schema}.agno_runs WHERE session_id = %s", (theirs,)).fetchone()
+    assert row == ("carol", {"tenant": "carol-co"}) and runs == (0,)

@@ -98,6 +98,9 @@ class ChunkResult:
     sessions: dict[str, SessionRuns] = attrs.field(factory=dict)
     #: Of each memory to write: (source mode label, memory_id, updated_at).
     memory_rows: list[tuple[str, str, int | None]] = attrs.field(factory=list)
+    #: What DST held of the batch's sessions when it was mapped (``previous``): it is written only while DST
+    #: still holds that (``to_agno3`` looks again under the write lock).
+    seen: dict[str, Previous] = attrs.field(factory=dict)
 
 
 def open_table(src: str, target: urls.Target, table: str, mode: Mode, schema: str | None) -> BaseStorage | None:
@@ -284,7 +287,7 @@ def map_chunk(
     them (:func:`~agno_storage.agno3.mapping.map_session`). Raises
     StorageError naming the session that cannot be encoded.
     """
-    result = ChunkResult()
+    result = ChunkResult(seen=dict(previous))
     for sid, modes, in_go in chunk:
         # A table dropped after the plan was made (a worker opens the source later) holds nothing now.
         stored = [

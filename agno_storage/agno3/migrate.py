@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -208,9 +208,17 @@ def to_agno3(
         done = 0
         tally = _Tally()
         for chunk, result in zip(chunks, results, strict=True):
-            _settle_runs(result, chunk, source, lookup, writer, tally)
-            _count_memories(result, lookup, report, tally, dry_run)
-            _write(result, writer, report)
+            failed: StorageError | None = None
+            with writer.batch() if writer is not None else nullcontext():
+                if writer is not None and (now := _previous(lookup, chunk)) != result.seen:
+                    # agno 3 (or another migration) wrote some of these sessions since the batch was mapped (a
+                    # worker maps batches ahead of the writes): mapped again, under the lock, from what DST holds.
+                    result = map_chunk(source, chunk, now, rows_for(writer.engine))
+                _settle_runs(result, chunk, source, lookup, writer, tally)
+                _count_memories(result, lookup, report, tally, dry_run)
+                failed = _write(result, writer, report)
+            if failed is not None:  # raised once the sessions written before it are committed
+                raise failed
             done += len(chunk)
             if progress is not None:
                 progress(done, len(plan))
@@ -395,28 +403,40 @@ def _open_writer(target: urls.Target, schema: str | None) -> Writer:
     return PostgresWriter(target.conninfo, schema)
 
 
-def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> None:
-    """Write one mapped batch in one transaction and add its counts to the report."""
+def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> StorageError | None:
+    """Write one mapped batch and add its counts to the report; the error naming a session it could not write.
+
+    A value the engine will not store (PostgreSQL's jsonb holds no U+0000,
+    say) fails the whole batch: it is then written a session at a time, as
+    a rerun would, and the error returned names the session; those before
+    it are written. Any other error is raised.
+    """
     for label, count in result.counts.items():
         report.modes.setdefault(label, ModeCount()).add(count)
     report.problems.extend(result.problems)
-    if writer is not None and result.encoded:
+    if writer is None or not result.encoded:
+        return None
+    try:
+        writer.write(result.encoded)
+        return None
+    except Exception as exc:
+        if len(result.encoded) == 1:
+            return _session_error(exc, result.encoded[0].session_id)
+        if not _refused_value(exc):
+            raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
+    for encoded in result.encoded:
         try:
-            writer.write(result.encoded)
-        except Exception as exc:
-            if len(result.encoded) == 1:
-                sid = result.encoded[0].session_id
-                raise driver_error(exc, f"writing agno 3 session {sid!r}", session_id=sid) from exc
-            if not _refused_value(exc):
-                raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
-            # A value the engine will not store (PostgreSQL's jsonb holds no U+0000, say): write the batch a
-            # session at a time, each in its own transaction as a rerun would, so the error names the one.
-            for encoded in result.encoded:
-                try:
-                    writer.write([encoded])
-                except Exception as one:
-                    sid = encoded.session_id
-                    raise driver_error(one, f"writing agno 3 session {sid!r}", session_id=sid) from one
+            writer.write([encoded])
+        except Exception as one:
+            return _session_error(one, encoded.session_id)
+    return None
+
+
+def _session_error(exc: Exception, session_id: str) -> StorageError:
+    error = driver_error(exc, f"writing agno 3 session {session_id!r}", session_id=session_id)
+    if error is not exc:
+        error.__cause__ = exc
+    return error
 
 
 def _refused_value(exc: BaseException) -> bool:

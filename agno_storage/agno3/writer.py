@@ -12,7 +12,7 @@ import json
 import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -95,6 +95,11 @@ class Writer(Protocol):
 
     def encode(self, mapped: Mapped) -> Encoded:
         """``mapped`` as this writer's parameter rows (raises TypeError / ValueError for a value JSON cannot hold)."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction for the reads and writes inside it, under a lock that keeps other writers of
+        ``agno_sessions`` (agno 3 itself, another migration) waiting until it commits: what it read of DST
+        is still so when it writes. The calls inside nest in it; one that fails rolls back alone."""
 
     def write(self, batch: Sequence[Encoded]) -> None:
         """Upsert the sessions, runs and memories of ``batch`` in one transaction."""
@@ -530,7 +535,22 @@ class SqliteWriter:
         conn.execute(f"PRAGMA wal_autocheckpoint = {sqlite_bulk.checkpoint_pages(page_size)}")
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._transaction():  # BEGIN IMMEDIATE: the write lock, until it commits
+            yield
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._conn.in_transaction:  # inside batch(): a savepoint, so that a failed write rolls back alone
+            self._conn.execute("SAVEPOINT agno3_write")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK TO agno3_write")
+                self._conn.execute("RELEASE agno3_write")
+                raise
+            self._conn.execute("RELEASE agno3_write")
+            return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             # Under the write lock: a file deleted or replaced since it was opened would take every batch
@@ -665,6 +685,14 @@ class PostgresWriter:
                         " VALUES (%s, %s, %s, %s) ON CONFLICT (table_name) DO NOTHING",
                         (table, ddl.SCHEMA_VERSION, now, now),
                     )
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._conn.transaction():
+            # SHARE ROW EXCLUSIVE: agno 3's writes of agno_sessions (and another migration's batch) wait until
+            # this commits; reads go on. The transactions of the calls inside are savepoints in this one.
+            self._conn.execute(f"LOCK TABLE {self._prefix}{ddl.SESSIONS} IN SHARE ROW EXCLUSIVE MODE")
+            yield
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         with self._conn.transaction():
