@@ -124,6 +124,45 @@ def test_get_sessions_lists_every_migrated_session(migrated: tuple[Path, str, st
     assert runs == _source_runs(agno1_db)
 
 
+_LOADS_EVERY_RUN = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.db.base import SessionType\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "out = {}\n"
+    "for t in SessionType:\n"
+    "    raw = db.get_sessions(session_type=t, deserialize=False)\n"
+    "    stored = {s['session_id']: len(s.get('runs') or []) for s in (raw[0] if isinstance(raw, tuple) else raw)}\n"
+    "    for s in db.get_sessions(session_type=t):\n"
+    "        out[s.session_id] = [stored[s.session_id], len(s.runs or [])]\n"
+    "print(json.dumps(out))\n"
+)
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "agno_agent.db",
+        "agno_team.db",
+        "agno_workflow.db",
+        "agno_workflow_v2.db",
+        "go_agent.db",
+        "go_team.db",
+        "go_workflow.db",
+        "go_workflow_v2.db",
+    ],
+)
+def test_agno3_loads_every_run_of_every_migrated_session(fixture: str, tmp_path: Path) -> None:
+    """agno 3 skips a stored run whose dict lacks the key of its kind (``agent_id``, ``team_id``) and fails to
+    load a workflow run whose ``metrics`` are not per step: neither may reach its tables."""
+    target = tmp_path / "agno3.db"
+    report = to_agno3(str(FIXTURES / fixture), str(target))
+    loaded = json.loads(agno3_env.run_code(_LOADS_EVERY_RUN, str(target)).strip().splitlines()[-1])
+    assert len(loaded) == report.total("sessions") > 0
+    assert sum(stored for stored, _ in loaded.values()) == report.total("runs")
+    assert {sid: runs for sid, (_, runs) in loaded.items()} == {sid: runs for sid, (runs, _) in loaded.items()}
+
+
 def test_tables_are_the_ones_agno3_creates(tmp_path: Path) -> None:
     theirs = tmp_path / "theirs.db"
     code = (

@@ -308,7 +308,8 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
         own_id = raw.get("run_id")
         # The fallback id (a uuid5) only for a run without one: made for every run it was a tenth of the mapping.
         fallback = own_id if isinstance(own_id, str) and own_id else make_id("run", label, session_id, i)
-        data, members = convert_run(raw, run_kind, session_id, fallback, builder.user_id)
+        entity = source.entity_id if run_kind == kind else None  # a team's run in an agent table: no team id
+        data, members = convert_run(raw, run_kind, session_id, fallback, builder.user_id, entity)
         if data["run_id"] in builder.ids:
             continue  # the same run, seen through another table (a v2 step agent's session)
         for member in members:

@@ -246,15 +246,25 @@ class RunBuilder:
 
 
 _RUN_FIELDS = {"agent": AGENT_RUN_FIELDS, "team": TEAM_RUN_FIELDS, "workflow": WORKFLOW_RUN_FIELDS}
+#: The key by which agno 3 tells a stored run's kind (``deserialize_history_run``, ``AgentSession.from_dict``).
+_ENTITY_KEYS = {"agent": "agent_id", "team": "team_id"}
 
 
 def convert_run(
-    raw: Mapping[str, Any], kind: str, session_id: str, fallback_id: str, user_id: str | None
+    raw: Mapping[str, Any],
+    kind: str,
+    session_id: str,
+    fallback_id: str,
+    user_id: str | None,
+    entity_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One 1.x run (agent, team or workflow) as agno 3's run dict, and its member runs (converted).
 
     Every field of ``raw`` agno 3 cannot hold as it is stays in
-    ``metadata["agno_v1"]`` of the result, verbatim.
+    ``metadata["agno_v1"]`` of the result, verbatim. An agent or team run
+    without ``agent_id`` / ``team_id`` gets ``entity_id`` (the session's;
+    a member run, None): agno 3 loads a session's run only if its dict has
+    the key of its kind, and skips it unseen otherwise.
     """
     data, rest = _split(raw, _RUN_FIELDS[kind])
     keep: dict[str, Any] = {}
@@ -269,6 +279,13 @@ def convert_run(
     if raw.get("status") != status:
         keep["status"] = raw.get("status")
     data["status"] = status
+    entity_key = _ENTITY_KEYS.get(kind)
+    if entity_key is not None and entity_key not in data:
+        data[entity_key] = entity_id
+    if kind == "workflow" and "metrics" in data:
+        # agno 3's workflow metrics are per step ({"steps": ..., "duration": ...}, WorkflowMetrics.from_dict
+        # reads data["steps"]); a 1.x workflow run's are an agent's totals, which agno 3 would fail to load.
+        keep["metrics"] = data.pop("metrics")
     if "metrics" in data:
         metrics, lossy = convert_metrics(data["metrics"])
         if lossy:
