@@ -7,6 +7,7 @@ source with an old schema version, and worker counts.
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import sqlite3
@@ -215,3 +216,33 @@ def test_the_upgrade_hint_for_a_file_named_like_a_setting_runs_as_printed(
     assert "./password=old.db" in hint and "***" not in hint
     assert main(shlex.split(hint)[1:]) == 0
     assert main(["to-agno3", "password=old.db", "a3.db"]) == 0
+
+
+def test_ctrl_c_is_one_line_and_exit_130_and_the_rerun_completes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the middle of a migration: no traceback; the batches written stay whole and a rerun goes on."""
+    from agno_storage.agno3 import migrate
+
+    src, dst = tmp_path / "src.db", tmp_path / "agno3.db"
+    shutil.copy(FIXTURES / "agno_agent.db", src)
+    real = migrate.map_chunk
+    calls: list[int] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:  # the second batch: the first is written
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(migrate, "map_chunk", interrupted)
+    code, out, err = _run(capsys, "to-agno3", src, dst, "--workers", "0", "--batch-size", "5")
+    assert (code, out, err) == (130, "", "agno-storage: interrupted\n")
+    monkeypatch.setattr(migrate, "map_chunk", real)
+    code, out, err = _run(capsys, "to-agno3", src, dst, "--workers", "0", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["modes"]["agent"]["unchanged"] == 5
+    with sqlite3.connect(src) as conn:
+        (sessions,) = conn.execute("SELECT count(*) FROM agent_sessions").fetchone()
+    assert report["modes"]["agent"]["sessions"] + 5 == sessions

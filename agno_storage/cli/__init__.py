@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import agno_storage
 from agno_storage import SchemaVersionError, StorageError
-from agno_storage.cli.common import BROKEN_PIPE, FAILED, PROG, Exit, as_argument, printable, table_parents
+from agno_storage.cli.common import BROKEN_PIPE, FAILED, INTERRUPTED, PROG, Exit, as_argument, printable, table_parents
 
 #: The modules that add subcommands, in the order ``--help`` lists them. Each
 #: has ``register(sub, parents)``; a new feature adds its own module here.
@@ -90,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # destination): a folder that is not there, a read-only or full disk.
         print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:
+        # Ctrl-C: what the command wrote is whole (each write is a transaction) and a rerun goes on; a
+        # traceback would only hide that. 130 is what a shell reports for a process SIGINT ended.
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     return code
 
 

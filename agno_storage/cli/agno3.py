@@ -9,7 +9,8 @@ import sys
 from agno_storage import InvalidInputError, Mode, SchemaVersionError, urls
 from agno_storage.agno3 import DEFAULT_TABLES, WORKERS_LIMIT, Agno3Report, to_agno3
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE
-from agno_storage.cli.common import FAILED, OK, PROG, Exit, as_argument, columns, out, shown, to_json
+from agno_storage.agno3.migrate import BATCH
+from agno_storage.cli.common import FAILED, OK, PROG, Exit, as_argument, columns, count_arg, out, shown, to_json
 
 _FLAGS = {
     Mode.AGENT: "--agent-table",
@@ -37,6 +38,13 @@ def _workers(text: str) -> int:
     if n > WORKERS_LIMIT:
         raise argparse.ArgumentTypeError(f"at most {WORKERS_LIMIT} processes, got {n}")
     return n
+
+
+def _batch_size(text: str) -> int:
+    value = count_arg(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _upgrade_hint(args: argparse.Namespace, table: str | None) -> str:
@@ -95,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
             progress=progress,
             memory_table=args.memory_table or None,
             workers=args.workers,
+            batch_size=args.batch_size,
         )
     except InvalidInputError as exc:
         raise Exit(FAILED, str(exc)) from None
@@ -142,6 +151,13 @@ def register(
         metavar="N",
         help="processes mapping sessions while this one writes (default: one per core up to 4;"
         f" none on one core or under 2,000 sessions; 0: none; at most {WORKERS_LIMIT})",
+    )
+    cmd.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=BATCH,
+        metavar="N",
+        help=f"sessions to a transaction (default {BATCH}); fewer keeps less in memory where sessions are large",
     )
     cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     cmd.set_defaults(run=_run)

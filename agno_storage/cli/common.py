@@ -33,6 +33,8 @@ PROG = "agno-storage"
 OK, NOT_FOUND, FAILED = 0, 1, 2
 #: 128 + SIGPIPE, what a shell reports for a reader that went away (``| head``).
 BROKEN_PIPE = 141
+#: 128 + SIGINT: Ctrl-C.
+INTERRUPTED = 130
 
 
 class Exit(Exception):
