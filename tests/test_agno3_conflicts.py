@@ -308,6 +308,54 @@ def test_times_that_are_not_whole_seconds_are_kept_as_they_were(tmp_path: Path) 
     assert [r[0] for r in read["s1"]["runs"]] == ["r-float", "r-text"]
 
 
+def test_run_values_agno3_cannot_load_are_kept_in_metadata_and_named_and_agno3_loads_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Values of a shape agno 3's run and Message classes fail on would make it fail the whole session; runs
+    sharing an id, and memory's runs or memories of another shape, were dropped. None may be lost or break agno 3."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    odd = [
+        _run("r-msgs", "q", "a") | {"messages": "not a list"},
+        _run("r-tools", "q", "a") | {"tools": "a tool"},
+        _run("r-images", "q", "a") | {"images": "an image"},
+        _run("r-content", "q", "a")
+        | {"messages": [{"role": "user", "content": {"parts": ["q"]}}, {"role": "assistant", "content": "a"}]},
+        _run("r-same", "first", "a1"),
+        _run("r-same", "second", "a2"),
+        _run("r-same", "first", "a1"),  # the very run again: nothing to keep twice
+    ]
+    _put(src, "agent", "s1", "u", {"runs": odd})
+    _put(src, "agent", "s2", "u", {"runs": "no list", "memories": "no list either"})
+    _put(src, "agent", "s3", "u", {"runs": [_run("r3", "q", "a")], "memories": {"u": "one memory as text"}})
+    report = to_agno3(str(src), str(dst))
+    problems = "\n".join(report.problems)
+    for expected in (
+        "'r-msgs': messages is not a list",
+        "'r-tools': tools is not a list",
+        "'r-images': images is not a list",
+        "run 5 has the id 'r-same' of an earlier run",
+        "'s2': memory.runs is neither a list nor an object",
+        "'s2': memory.memories is neither",
+    ):
+        assert expected in problems, expected
+    read = _agno3_reads(dst, "s1", "s2", "s3")  # agno 3 loads each session, every run of it
+    runs = {r[0]: r for r in read["s1"]["runs"]}
+    assert len(runs) == 6 and {"r-msgs", "r-tools", "r-images", "r-content", "r-same"} <= set(runs)
+    assert runs["r-content"][2] == [None, "a"]  # the text agno 3 can show; the object kept
+    data = {rid: json.loads(d) for rid, d in _rows(dst, "SELECT run_id, run_data FROM agno_runs")}
+    kept = {rid: d["metadata"]["agno_v1"] for rid, d in data.items()}
+    assert kept["r-msgs"]["unfit"] == {"messages": "not a list"} and kept["r-tools"]["unfit"] == {"tools": "a tool"}
+    assert kept["r-content"]["messages"] == {"0": {"content": {"parts": ["q"]}}}
+    (renamed,) = [rid for rid, k in kept.items() if k.get("run_id") == "r-same"]
+    assert [m["content"] for m in data[renamed]["messages"]] == ["second", "a2"]
+    metadata = {
+        sid: json.loads(m)["agno_v1"] for sid, m in _rows(dst, "SELECT session_id, metadata FROM agno_sessions")
+    }
+    assert metadata["s2"]["memory"] == {"runs": "no list", "memories": "no list either"}
+    assert read["s2"]["runs"] == [] and read["s3"]["runs"][0][0] == "r3"
+    assert metadata["s3"]["memories"] == [{"u": "one memory as text"}]
+
+
 def test_a_dry_run_leaves_no_files_beside_a_wal_target(tmp_path: Path) -> None:
     src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
     _put(src, "agent", "s1", "u", {"runs": [_run("r1", "q", "a")]})

@@ -33,6 +33,7 @@ from agno_storage.agno3.runs import (
     keep_in_run,
     make_id,
     memory_runs,
+    unfit_fields,
     unwrap,
 )
 from agno_storage.errors import CorruptRowError
@@ -119,6 +120,7 @@ def _memories(
         return [], None, [], {}
     raw = memory.get("memories")
     items: list[tuple[str | None, Any]] = []
+    unfit: list[Any] = []
     if isinstance(raw, list):
         items = [(session.user_id, m) for m in raw]
     elif isinstance(raw, Mapping):
@@ -127,10 +129,11 @@ def _memories(
                 items += [(user, m) for m in per_user.values()]
             elif isinstance(per_user, list):
                 items += [(user, m) for m in per_user]
+            elif per_user is not None:
+                unfit.append({str(user): per_user})  # Memory v2 keeps a map or list per user: kept as it is
     out: list[Agno3Memory] = []
     seen: set[str] = set()
     legacy: list[str] = []
-    unfit = []
     times: dict[str, Any] = {}
     created_base = session.created_at or 0
     updated_base = session.updated_at or created_base
@@ -259,6 +262,13 @@ def map_session(
                     builder.problems.append(
                         f"{label} session {session_id!r}: memory.summary is not a summary with text; kept in metadata"
                     )
+            for key in ("runs", "memories"):
+                if memory.get(key) is not None and not isinstance(memory.get(key), list | Mapping):
+                    used = tuple(k for k in used if k != key)  # nothing of it was read: kept as it is
+                    builder.problems.append(
+                        f"{label} session {session_id!r}: memory.{key} is neither a list nor an object; kept in"
+                        " metadata"
+                    )
             rest = {k: v for k, v in memory.items() if k not in used}
             if rest:
                 own_keep["memory"] = rest
@@ -296,6 +306,7 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
     session_id = builder.session_id
     kind = _KIND[source.MODE]
     unfit: dict[str, Any] = {}
+    seen: dict[str, Any] = {}  # run id -> the run of this source that has it
     for i, raw in enumerate(_source_runs(source)):
         raw = unwrap(raw, kind)
         if not isinstance(raw, Mapping):
@@ -310,15 +321,25 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
         fallback = own_id if isinstance(own_id, str) and own_id else make_id("run", label, session_id, i)
         entity = source.entity_id if run_kind == kind else None  # a team's run in an agent table: no team id
         data, members = convert_run(raw, run_kind, session_id, fallback, builder.user_id, entity)
-        if data["run_id"] in builder.ids:
-            continue  # the same run, seen through another table (a v2 step agent's session)
+        run_id = data["run_id"]
+        if run_id in seen and seen[run_id] != raw:
+            # Another run of this same session under an id it used already (agno 1.x never writes one): written
+            # under an id of its own, its id kept, as a run whose id another session holds.
+            data["run_id"] = make_id("run", label, session_id, i)
+            keep_in_run(data, "run_id", run_id)
+            builder.problems.append(
+                f"{label} session {session_id!r}: run {i} has the id {run_id!r} of an earlier run of it; written"
+                f" as run {data['run_id']!r} (its id kept in its metadata)"
+            )
+        elif run_id in builder.ids:
+            continue  # the same run, seen through another table (a v2 step agent's session), or twice in this one
+        seen.setdefault(run_id, raw)
+        for run, its_kind in [*((m, _member_kind(m)) for m in members), (data, run_kind)]:
+            for problem in unfit_fields(run, its_kind):
+                builder.problems.append(f"{label} session {session_id!r}: run {run['run_id']!r}: {problem}")
         for member in members:
             if member["run_id"] not in builder.ids:
-                builder.add(
-                    member,
-                    "team" if member.get("team_id") and not member.get("agent_id") else "agent",
-                    member.get("parent_run_id"),
-                )
+                builder.add(member, _member_kind(member), member.get("parent_run_id"))
         parent = step_parents.get(data["run_id"])
         if parent is not None:
             data["parent_run_id"] = parent
@@ -329,6 +350,11 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
                 if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
                     step_parents[response["run_id"]] = data["run_id"]
     return {"runs": unfit} if unfit else {}
+
+
+def _member_kind(member: Mapping[str, Any]) -> str:
+    """A team's member run is a sub-team's when it names a team and no agent."""
+    return "team" if member.get("team_id") and not member.get("agent_id") else "agent"
 
 
 def _left_out_run_ids(session_id: str, owners: Owners, kept: AbstractSet[str]) -> tuple[str, ...]:

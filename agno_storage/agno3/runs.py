@@ -140,6 +140,8 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
     if not _is_mapping(message) or not isinstance(message.get("role"), str):
         return None, {"message": message}
     kept, rest = _split(message, MESSAGE_FIELDS)
+    if not isinstance(kept.get("content"), _CONTENT_TYPES):  # agno 3's Message refuses it, failing the session
+        rest["content"] = kept.pop("content")
     if "metrics" in kept:
         metrics, lossy = convert_metrics(kept["metrics"])
         if lossy:
@@ -180,6 +182,34 @@ def _first_user_text(messages: Any) -> str | None:
             if isinstance(content, str):
                 return content
     return None
+
+
+#: Run fields agno 3's ``RunOutput`` / ``TeamRunOutput`` / ``WorkflowRunOutput.from_dict`` iterate (a list) or
+#: read as an object: a value of another shape fails the load of the whole session.
+_LIST_FIELDS = (
+    "messages tools images videos audio files additional_input reasoning_steps reasoning_messages references "
+    "events requirements member_responses step_results step_executor_runs".split()
+)
+_OBJECT_FIELDS = "input citations response_audio compaction metrics".split()
+#: Message content agno 3 takes: text, a list of parts, or none.
+_CONTENT_TYPES = (str, list, type(None))
+
+
+def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
+    """Move the fields of ``run_data`` (a ``kind`` run) agno 3 cannot load (a list field that is not a list,
+    ...) to its ``metadata["agno_v1"]["unfit"]``, as they are; what was moved, one line each (none for a run
+    agno 1.x wrote). A workflow's ``input`` may be text, and agno 3 does not read it as an object.
+    """
+    objects = [n for n in _OBJECT_FIELDS if not (kind == "workflow" and n == "input")]
+    moved = [
+        f"{name} is not {'a list' if shape is list else 'an object'}; kept in metadata"
+        for name, shape in [*((n, list) for n in _LIST_FIELDS), *((n, dict) for n in objects)]
+        if run_data.get(name) is not None and not isinstance(run_data[name], shape)
+    ]
+    if moved:
+        unfit = {name: run_data.pop(name) for name in [line.split(" ", 1)[0] for line in moved]}
+        keep_in_run(run_data, "unfit", unfit)
+    return moved
 
 
 def keep_in_run(run_data: dict[str, Any], key: str, value: Any) -> None:
@@ -298,7 +328,12 @@ def convert_run(
         messages: list[dict[str, Any]] = []
         extras: dict[str, Any] = {}
         for i, message in enumerate(data["messages"]):
-            if type(message) is dict and "metrics" not in message and type(message.get("role")) is str:
+            if (
+                type(message) is dict
+                and "metrics" not in message
+                and type(message.get("role")) is str
+                and isinstance(message.get("content"), _CONTENT_TYPES)
+            ):
                 if MESSAGE_FIELDS.issuperset(message):  # what convert_message gives such a message, inline
                     messages.append(message.copy())
                     continue
