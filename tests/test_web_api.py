@@ -816,3 +816,80 @@ def test_a_filter_holding_nul_finds_nothing_on_either_engine(filled: BaseStorage
             assert status == 400 and "handed out" in body["error"]["message"], body
         status, _, html = get_page(base, f"/?table={table}&cursor={cursor}")  # the page says so as a page
         assert status == (200 if isinstance(filled, SqliteStorage) else 400) and "<html" in html.lower()
+
+
+def test_a_table_name_no_store_takes_is_a_bad_request_on_either_engine(filled: BaseStorage, serve: Serve) -> None:
+    """PostgreSQL refuses a name holding NUL as bad data, never a 500; SQLite answers the same."""
+    with serve(location(filled)) as base:
+        for path, query in (
+            ("/api/v1/sessions", {}),
+            ("/api/v1/sessions/s-001", {}),
+            ("/api/v1/sessions/s-001/history", {}),
+            ("/api/v1/search", {"q": "zebras"}),
+            ("/api/v1/usage", {}),
+        ):
+            for name in ("a\x00b", "public.agent_sessions"):
+                status, body = get(base, path, table=name, **query)
+                assert (status, body["error"]["code"]) == (400, "bad_request"), (path, name, body)
+        for page in ("/?table=%00", "/sessions/s-001?table=%00", "/search?q=zebras&table=%00", "/usage?table=%00"):
+            status, _, html = get_page(base, page)
+            assert status == 400 and "<html" in html.lower(), page
+
+
+def test_a_table_whose_name_no_store_takes_is_listed_apart_and_never_picked(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "archive.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        fill(store, 3)
+    with sqlite3.connect(db) as conn:  # another program's copy, under a name that needs quoting
+        (ddl,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions'").fetchone()
+        conn.execute(ddl.replace("agent_sessions", '"Agent-Archive"', 1))
+    with serve(str(db)) as base:
+        status, body = get(base, "/api/v1/tables")
+        assert status == 200
+        listing = make_converter().structure(body, TablesBody)
+        assert [t.name for t in listing.tables] == ["agent_sessions"]  # every table listed reads
+        assert [u.name for u in listing.unreadable] == ["Agent-Archive"] and listing.unreadable[0].reason
+        # One table reads: table= may be left out.
+        assert len(get(base, "/api/v1/sessions")[1]["sessions"]) == 3
+        status, body = get(base, "/api/v1/sessions", table="Agent-Archive")
+        assert status == 400 and body["error"]["message"] == listing.unreadable[0].reason
+        status, _, html = get_page(base, "/")
+        assert status == 200 and "s-001" in html and "Agent-Archive" in html  # the page says why it is not there
+        assert get_page(base, "/search?q=zebras")[0] == 200
+        assert get_page(base, "/usage")[0] == (200 if HAS_USAGE else 501)
+
+
+def test_a_search_hit_in_another_users_run_links_to_a_page_that_shows_it(tmp_path: Path, serve: Serve) -> None:
+    from agno_storage import agent_runs
+
+    db = tmp_path / "strays.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        fill(store, 3)  # s-000 is user-1's
+        # A Go Agent's run of user-2 under user-1's session id: user-2's conversation, not user-1's.
+        agent_runs.append_run(store, "s-000", "stray giraffes question", "stray answer", user_id="user-2")
+    two = "user-two-token-0123456789"
+    tokens = parse_tokens(f"{ALL} *\n{ONE} user-1\n{two} user-2\n")
+
+    def hit_pages(token: str) -> list[str]:
+        status, _, html = get_page(base, "/search?table=agent_sessions&q=giraffes", token)
+        assert status == 200
+        return [
+            get_page(base, href.replace("&amp;", "&"), token)[2]
+            for href in re.findall(r'class="hit-link" href="([^"]+)"', html)
+        ]
+
+    with serve(str(db), tokens) as base:
+        status, body = get(base, "/api/v1/search", ALL, table="agent_sessions", q="giraffes")
+        assert [(h["session_id"], h["user_id"]) for h in body["hits"]] == [("s-000", "user-2")] * len(body["hits"])
+        for token in (ALL, two):  # every token that finds the hit is led to a page that shows it
+            shown = hit_pages(token)
+            assert shown and all("stray giraffes question" in page for page in shown), token
+        status, body = get(base, "/api/v1/sessions/s-000/history", ALL, table="agent_sessions", user_id="user-2")
+        assert status == 200 and "stray giraffes question" in json.dumps(body)
+        # user-1's token finds nothing of it, and may not ask for user-2's view.
+        assert hit_pages(ONE) == []
+        status, _, html = get_page(base, "/sessions/s-000?table=agent_sessions", ONE)
+        assert status == 200 and "giraffes" not in html
+        assert get_page(base, "/sessions/s-000?table=agent_sessions&user_id=user-2", ONE)[0] == 403
+        status, body = get(base, "/api/v1/sessions/s-000/history", ONE, table="agent_sessions", user_id="user-2")
+        assert (status, body["error"]["code"]) == (403, "forbidden")

@@ -5,10 +5,10 @@
 Starlette runs them in its thread pool, where the store's blocking reads
 belong. Every error is JSON of one shape (:class:`ErrorBody`) with its
 status: 400 bad parameters, 401 no valid token, 403 another user's filter,
-404 unknown table, session or path, 503 database busy or unreachable; a
-page's errors are pages. A handler whose table changed shape under it
-(dropped and made again, upgraded) runs once more on the table as it is now
-(:func:`retried`).
+404 unknown table, session or path, 503 database busy, unreachable or
+missing; a page's errors are pages. A handler whose table changed shape
+under it (dropped and made again, upgraded) runs once more on the table as
+it is now (:func:`retried`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from agno_storage.errors import (
 )
 from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import SPECS
+from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo
 from agno_storage.web import bodies, middleware
 from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer
@@ -51,6 +52,7 @@ from agno_storage.web.source import (
     HotJournalError,
     Source,
     TableReader,
+    Tables,
     decode_cursor,
     encode_cursor,
 )
@@ -106,7 +108,7 @@ class Server:
     converter: cattrs.Converter = attrs.field(factory=bodies.make_converter)
     #: Messages and search hits as JSON: built once, not per request (building one costs about a millisecond).
     conversation_converter: cattrs.Converter = attrs.field(factory=conversation.make_converter)
-    _tables: list[TableInfo] = attrs.field(factory=list)
+    _tables: Tables = attrs.field(factory=lambda: Tables(()))
     _tables_at: float = -1e9
 
     # --- who is asking -----------------------------------------------------
@@ -129,15 +131,20 @@ class Server:
 
     # --- tables ------------------------------------------------------------
 
-    def tables(self, *, fresh: bool = False) -> list[TableInfo]:
+    def listing(self, *, fresh: bool = False) -> Tables:
+        """The sessions tables, readable and not, as read at most :data:`TABLES_TTL` seconds ago (or now)."""
         now = time.monotonic()
         if fresh or now - self._tables_at > TABLES_TTL:
             self._tables = self.source.tables()
             self._tables_at = now
         return self._tables
 
+    def tables(self, *, fresh: bool = False) -> list[TableInfo]:
+        """The sessions tables a reader is made for: the only ones offered or picked by default."""
+        return list(self.listing(fresh=fresh).readable)
+
     def reader(self, table: str | None) -> TableReader:
-        """The reader of ``table``, or of the only sessions table when it is None."""
+        """The reader of ``table``, or of the only sessions table it can read when it is None."""
         if table is None:
             tables = self.tables()
             if len(tables) == 1:
@@ -306,9 +313,26 @@ def retried(handler: Callable[[Request], Response]) -> Callable[[Request], Respo
 
 
 def healthz(request: Request) -> Response:
+    """200 once the database answers a trivial query; 503 whatever keeps it from answering.
+
+    It answers without a token, so the reason (which names the file's path
+    or the server's user, host and database) goes only to a caller whose
+    token is valid, or to anyone where no token is needed (loopback only).
+    """
     server = _server(request)
     params(request, ())
-    server.source.ping()  # the database answers, or 503
+    try:
+        server.source.ping()
+    except StorageError as exc:
+        exc = server.source.explain(exc)
+        status, code = _status_of(exc)
+        try:
+            server.principal(request)
+            message = " ".join(str(exc).split())
+        except HttpError:
+            message = "the database does not answer"
+        # A file that is not a database (500 elsewhere) does not answer either.
+        raise HttpError(503, code if status == 503 else "unavailable", message) from exc
     return server.json(bodies.Health(status="ok"))
 
 
@@ -316,6 +340,7 @@ def api_tables(request: Request) -> Response:
     server = _server(request)
     who = server.principal(request)
     params(request, ())
+    listing = server.listing(fresh=True)
     return server.json(
         bodies.TablesBody(
             tables=[
@@ -327,8 +352,9 @@ def api_tables(request: Request) -> Response:
                     entity_column=SPECS[t.mode].entity_column,
                     rows=t.rows if who.user_id is None else None,
                 )
-                for t in server.tables(fresh=True)
-            ]
+                for t in listing.readable
+            ],
+            unreadable=[bodies.UnreadableTable(name=name, reason=why) for name, why in listing.unreadable],
         )
     )
 
@@ -442,7 +468,8 @@ def _status_of(exc: StorageError) -> tuple[int, str]:
         return 400, "bad_request"
     if isinstance(exc, BusyError):
         return 503, "busy"
-    if isinstance(exc, (ConnectionLostError, HotJournalError)):
+    if isinstance(exc, (ConnectionLostError, HotJournalError, DatabaseMissingError)):
+        # A file moved or deleted under the server may come back (a restore); nothing of it is wrong.
         return 503, "unavailable"
     return 500, "error"
 

@@ -56,8 +56,19 @@ class TableBody:
 
 
 @attrs.frozen
+class UnreadableTable:
+    """A sessions table this server cannot read: not in ``tables``, and never picked for a page."""
+
+    name: str
+    #: Why: a name the stores refuse (not a plain SQL identifier); ``table=`` naming it is a 400 saying so.
+    reason: str
+
+
+@attrs.frozen
 class TablesBody:
+    #: The sessions tables ``table=`` may name.
     tables: list[TableBody]
+    unreadable: list[UnreadableTable] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -155,6 +166,7 @@ def make_converter() -> cattrs.Converter:
         ErrorBody,
         Health,
         TableBody,
+        UnreadableTable,
         TablesBody,
         SessionSummary,
         SessionsPage,
@@ -191,6 +203,7 @@ __all__ = [
     "SessionsPage",
     "TableBody",
     "TablesBody",
+    "UnreadableTable",
     "UsageBody",
     "UsageTotal",
     "dumps",

@@ -18,18 +18,20 @@ from agno_storage.web.auth import Principal
 from agno_storage.web.source import TableReader
 
 
-def history_of(server: Server, reader: TableReader, who: Principal, session_id: str) -> list[Any]:
-    """The session's messages (as ``conversation.Message``), scoped; HttpError 404 if it has none the caller may see.
+def history_of(server: Server, reader: TableReader, user: str | None, session_id: str) -> list[Any]:
+    """The session's messages (as ``conversation.Message``) as ``user`` sees them (None: every user's runs but
+    strays, see :func:`conversation.history`); HttpError 404 if there are none.
 
-    A Go Agent's session may exist only as ``agent_runs`` rows: such a
-    session has a history without a session row.
+    ``user`` is already scoped (:func:`scoped_user`). A Go Agent's session
+    may exist only as ``agent_runs`` rows: such a session has a history
+    without a session row.
     """
     # The reader reads a table of an older version too (NULL for what it lacks); the store would refuse it.
     messages: list[Any] = server.read(
         reader,
-        lambda: conversation.history(reader.store, session_id, who.user_id, read=reader.get),
+        lambda: conversation.history(reader.store, session_id, user, read=reader.get),
     )
-    if not messages and server.read(reader, lambda: reader.get(session_id, who.user_id)) is None:
+    if not messages and server.read(reader, lambda: reader.get(session_id, user)) is None:
         raise not_found_session(session_id, reader.name)
     return messages
 
@@ -37,16 +39,19 @@ def history_of(server: Server, reader: TableReader, who: Principal, session_id: 
 def api_history(request: Request, session_id: str) -> Response:
     server = _server(request)
     who = server.principal(request)
-    query = params(request, ("table",))
+    query = params(request, ("table", "user_id"))
     reader = server.reader(query.get("table"))
-    messages = history_of(server, reader, who, session_id)
+    # user_id= shows what that user has under the id: a search hit in another user's run under an owned
+    # session (a stray, which the owner's history leaves out) is found so.
+    messages = history_of(server, reader, scoped_user(who, query.get("user_id")), session_id)
     converter = server.conversation_converter
     return server.json(
         bodies.HistoryBody(table=reader.name, session_id=session_id, messages=converter.unstructure(messages))
     )
 
 
-def _scoped_user(who: Principal, asked: str | None) -> str | None:
+def scoped_user(who: Principal, asked: str | None) -> str | None:
+    """The user a read is narrowed to: ``asked`` for an all-users token; a user's token its own (403 for another)."""
     if who.user_id is None:
         return asked
     if asked is not None and asked != who.user_id:
@@ -80,7 +85,7 @@ def search_hits(server: Server, reader: TableReader, who: Principal, query: dict
     text = query.get("q", "").strip()
     if not text:
         raise HttpError(400, "bad_request", "q= must name what to search for")
-    user = _scoped_user(who, query.get("user_id"))
+    user = scoped_user(who, query.get("user_id"))
     limit = limit_param(query.get("limit"))
     entity = query.get("entity_id")
 
@@ -111,7 +116,7 @@ def usage_report(server: Server, reader: TableReader, who: Principal, query: dic
     from agno_storage.web.app import time_param
 
     needs_current(server, reader, "usage")
-    user = _scoped_user(who, query.get("user_id"))
+    user = scoped_user(who, query.get("user_id"))
     since = time_param("since", query.get("since"))
     until = time_param("until", query.get("until"))
     return server.read(

@@ -34,7 +34,7 @@ from agno_storage.web.app import (
     retried,
 )
 from agno_storage.web.auth import COOKIE, Principal
-from agno_storage.web.source import encode_cursor
+from agno_storage.web.source import Tables, encode_cursor
 
 
 def esc(value: object) -> str:
@@ -77,18 +77,28 @@ def layout(title: str, body: str, *, active: str = "", table: str | None = None)
 
 def table_picker(server: Server, current: str | None, who: Principal) -> str:
     """The table menu; row counts (every user's) only for a caller who may read every user's sessions."""
-    tables = server.tables()
-    if current is not None and current not in {t.name for t in tables}:
-        tables = server.tables(fresh=True)  # made since the list was read
+    listing = server.listing()
+    if current is not None and current not in {t.name for t in listing.readable}:
+        listing = server.listing(fresh=True)  # made since the list was read
     options = "".join(
         f'<option value="{esc(t.name)}"{" selected" if t.name == current else ""}>'
         f"{esc(t.name)} ({esc(t.mode.value)}{'' if who.user_id is not None else f', {t.rows} rows'})</option>"
-        for t in tables
+        for t in listing.readable
     )
-    return f'<label>Table <select name="table" id="table" data-autosubmit>{options}</select></label>'
+    menu = f'<label>Table <select name="table" id="table" data-autosubmit>{options}</select></label>'
+    return menu + unreadable_note(listing)
+
+
+def unreadable_note(listing: Tables) -> str:
+    """Why a sessions table of the database is not in the menu, if one is not (else nothing)."""
+    if not listing.unreadable:
+        return ""
+    reasons = "; ".join(esc(why) for _, why in listing.unreadable)
+    return f'<p class="note" id="unreadable-tables">Sessions tables this server cannot read: {reasons}.</p>'
 
 
 def current_table(server: Server, asked: str | None) -> str | None:
+    """The table asked for, else the first one a reader is made for (never one the server cannot read)."""
     if asked:
         return asked
     tables = server.tables()
@@ -118,7 +128,8 @@ def sessions_view(request: Request) -> Response:
     query = {k: v for k, v in params(request, SESSIONS_PARAMS).items() if v != ""}
     table = current_table(server, query.get("table"))
     if table is None:
-        return layout("Sessions", '<p class="empty">This database has no sessions table.</p>', active="sessions")
+        empty = '<p class="empty">This database has no sessions table.</p>'
+        return layout("Sessions", empty + unreadable_note(server.listing()), active="sessions")
     reader = server.reader(table)
     limit = limit_param(query.get("limit"))
     sessions, after = server.page(reader, who, filters_from(query), cursor_param(query.get("cursor")), limit)
@@ -180,15 +191,18 @@ def session_view(request: Request) -> Response:
 
     server = _server(request)
     who = server.principal(request, page=True)
-    query = params(request, ("table",))
+    query = params(request, ("table", "user_id"))
     table = current_table(server, query.get("table"))
     if table is None:
         raise HttpError(404, "not_found", "this database has no sessions table")
     reader = server.reader(table)
     session_id = request.path_params["session_id"]
-    session = server.read(reader, lambda: reader.get(session_id, who.user_id))
+    # A search hit's link names its user: a hit in another user's run under an owned session (a stray, which
+    # the owner's conversation leaves out) is shown as that user has it. An empty field means any user.
+    user = extras.scoped_user(who, query.get("user_id") or None)
+    session = server.read(reader, lambda: reader.get(session_id, user))
     try:
-        messages = extras.history_of(server, reader, who, session_id)
+        messages = extras.history_of(server, reader, user, session_id)
         conversation = server.conversation_converter.unstructure(messages) if messages else []
         talk = (
             "".join(_message_html(m) for m in conversation)
@@ -215,6 +229,12 @@ def session_view(request: Request) -> Response:
         )
         raw = f"<details><summary>All columns</summary><pre>{esc(json.dumps(columns, indent=2, ensure_ascii=False, default=str))}</pre></details>"
     back = f'<p><a href="{esc(link("/", table=table))}">← Sessions</a></p>'
+    if user is not None and who.user_id is None:
+        everyone = link("/sessions/" + quote(session_id, safe=""), table=table)
+        back += (
+            f'<p class="note" id="user-scope">What user {esc(user)} has under this session id '
+            f'(<a href="{esc(everyone)}">every user\'s</a>).</p>'
+        )
     body = f'{back}<dl class="facts">{facts}</dl><section id="conversation" class="conversation">{talk}</section>{raw}'
     return layout(f"Session {session_id}", body, active="sessions", table=table)
 
@@ -251,13 +271,18 @@ def search_view(request: Request) -> Response:
         reader = server.reader(table)
         hits = server.conversation_converter.unstructure(extras.search_hits(server, reader, who, query))
         items = "".join(
-            f'<li class="hit"><a class="hit-link" href="{esc(link("/sessions/" + quote(str(h.get("session_id")), safe=""), table=table))}">'
+            f'<li class="hit"><a class="hit-link" href="{esc(hit_link(h, table))}">'
             f'{esc(h.get("session_id"))}</a> <span class="role">{esc((h.get("message") or {}).get("role") or "")}</span>'
             f'<div class="snippet">{snippet_html(str(h.get("snippet") or ""))}</div></li>'
             for h in hits
         )
         results = f'<ol class="hits">{items}</ol>' if hits else '<p class="empty">No hit.</p>'
     return layout("Search", form + results, active="search", table=table)
+
+
+def hit_link(hit: dict[str, Any], table: str) -> str:
+    """The page of a hit's session as the hit's user has it: a hit may be that user's run under another's session."""
+    return link("/sessions/" + quote(str(hit.get("session_id")), safe=""), table=table, user_id=hit.get("user_id"))
 
 
 def _bars(title: str, rows: Iterable[tuple[str, float]], unit: str, element_id: str) -> str:

@@ -17,7 +17,10 @@ run on it too); the health check's trivial query runs on a ``mode=ro``,
 A table may be dropped and made again (in another mode or layout) or
 upgraded while the server runs: a reader is used for at most
 :data:`RECHECK_AFTER` seconds before the table's columns are looked at
-again, and one whose table changed is replaced.
+again, and one whose table changed is replaced. A SQLite file replaced by
+another (a restored copy moved into place) is seen by the next request: a
+reader made on the old file is replaced, as is a connection of the health
+check's.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import orjson
 from agno_storage import schema, urls
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.backends.base import BaseStorage
-from agno_storage.backends.sqlite import SqliteStorage
+from agno_storage.backends.sqlite import SqliteStorage, file_id
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
 from agno_storage.backends.statements import ANY, filter_kind
 from agno_storage.errors import (
@@ -65,6 +68,8 @@ RETIRED_GRACE = 60.0
 _Row = tuple[Any, ...]
 #: A table's (column names, index names, CREATE TABLE text): what its reader was made for.
 _Layout = tuple[list[str], list[str], str]
+#: The file a reader or connection reads, as (device, inode); None where there is no file (PostgreSQL).
+_FileId = tuple[int, int] | None
 T = TypeVar("T")
 
 
@@ -210,6 +215,15 @@ class TableReader:
         return terms, params
 
 
+@attrs.frozen
+class Tables:
+    """The sessions tables of the database now: those a reader is made for, and those none can be."""
+
+    readable: tuple[TableInfo, ...]
+    #: (name, why) of each sessions table the stores refuse (a name that is not a plain SQL identifier).
+    unreadable: tuple[tuple[str, str], ...] = ()
+
+
 @attrs.define
 class _Cached:
     """A reader, the layout of the table it was made for, and when that was last seen to hold (monotonic)."""
@@ -217,6 +231,8 @@ class _Cached:
     reader: TableReader
     layout: _Layout
     checked: float
+    #: The file the path named when the reader was made.
+    file: _FileId = None
     #: A thread is looking at the table now.
     looking: bool = False
 
@@ -234,6 +250,8 @@ class Source(abc.ABC):
         # Stores of replaced readers, with when they were replaced: closed RETIRED_GRACE seconds on.
         self._retired: list[tuple[float, BaseStorage]] = []
         self._lock = threading.Lock()
+        #: The file the location named at the last call of :meth:`reader`.
+        self._file_seen: _FileId = None
 
     @abc.abstractmethod
     def _location(self) -> tuple[str, str | None]:
@@ -245,11 +263,28 @@ class Source(abc.ABC):
         with open_database(url, schema_name) as db:
             db.query("SELECT 1")
 
-    def tables(self) -> list[TableInfo]:
-        """The sessions tables there now (``agno-storage tables``' list: mode, layout, version, rows)."""
+    def tables(self) -> Tables:
+        """The sessions tables there now (``agno-storage tables``' list: mode, layout, version, rows).
+
+        A table whose name the stores refuse is listed apart, with why:
+        :meth:`reader` could not read it, so it is not offered as readable.
+        """
         url, schema_name = self._location()
         with open_database(url, schema_name) as db:
-            return list(list_tables(db).sessions)
+            found = list_tables(db).sessions
+        readable, unreadable = [], []
+        for info in found:
+            try:
+                schema.check_table_name(info.name)
+            except InvalidInputError as exc:
+                unreadable.append((info.name, str(exc)))
+            else:
+                readable.append(info)
+        return Tables(tuple(readable), tuple(unreadable))
+
+    def _file(self) -> _FileId:
+        """The file the location names now, which a reader made on another is replaced for (default: no file)."""
+        return None
 
     @abc.abstractmethod
     def _make_store(self, info: TableInfo) -> BaseStorage:
@@ -267,11 +302,25 @@ class Source(abc.ABC):
         :data:`FRESH_AFTER` seconds ago) the table's layout is read again (no
         row is), and a table dropped and made again in another mode or
         layout, or upgraded, gets a new reader. One thread looks at a time:
-        the others go on with the reader they have meanwhile.
+        the others go on with the reader they have meanwhile. A SQLite
+        reader made on a file the path no longer names is replaced at once
+        (one ``stat`` per call). InvalidInputError for a name no store takes
+        (not a plain SQL identifier), before the database is asked;
+        DatabaseMissingError if the SQLite path names no file.
         """
+        # A name such as "a-b" or one holding NUL is no table a store reads; PostgreSQL would refuse NUL as a
+        # DataError, not as a missing table.
+        schema.check_table_name(table)
+        file = self._file()
+        if file != self._file_seen:
+            self._drop_readers_of_other_files(file)
         now = time.monotonic()
         with self._lock:
             cached = self._readers.get(table)
+            if cached is not None and cached.file != file:
+                # Its connections read the old file (unlinked, it stays readable to them): make one on the file
+                # there now; the old one is retired when the new one takes its place below.
+                cached = None
             if cached is not None:
                 due = now - cached.checked >= (min(FRESH_AFTER, self.recheck_after) if fresh else self.recheck_after)
                 if not due or cached.looking:
@@ -289,11 +338,11 @@ class Source(abc.ABC):
             assert cached is not None  # the layout it was made for is the one there now
             cached.checked = time.monotonic()
             return cached.reader
-        made = _Cached(TableReader(info, self._make_store(info)), layout, time.monotonic())
+        made = _Cached(TableReader(info, self._make_store(info)), layout, time.monotonic(), file)
         spare: _Cached | None
         with self._lock:
             current = self._readers.get(table)
-            if current is not None and current is not cached and current.layout == layout:
+            if current is not None and current is not cached and (current.layout, current.file) == (layout, file):
                 made, spare = current, made  # another thread made one for this layout first
             else:
                 self._readers[table] = made
@@ -301,6 +350,15 @@ class Source(abc.ABC):
         if spare is not None:
             self._retire(spare.reader.store)
         return made.reader
+
+    def _drop_readers_of_other_files(self, file: _FileId) -> None:
+        """Retire every reader made on another file than ``file``: each keeps its file open, unlinked, on disk."""
+        with self._lock:
+            self._file_seen = file
+            stale = [name for name, cached in self._readers.items() if cached.file != file]
+            stores = [self._readers.pop(name).reader.store for name in stale]
+        for store in stores:
+            self._retire(store)
 
     def _retire(self, store: BaseStorage) -> None:
         """Close ``store`` once no request can still be reading through it; close those retired long enough.
@@ -370,8 +428,23 @@ class SqliteSource(Source):
     def describe(self) -> str:
         return str(self.path)
 
+    def _file(self) -> tuple[int, int]:
+        """(device, inode) of the file at the path now (one ``stat``); DatabaseMissingError if there is none."""
+        try:
+            return file_id(str(self.path))
+        except OSError:
+            raise DatabaseMissingError(f"no database file {str(self.path)!r}") from None
+
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, to the file the path names now (DatabaseMissingError if none)."""
+        file = self._file()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.file != file:
+            # Opened on a file since replaced or deleted: it would go on answering for that one.
+            with self._conns_lock:
+                self._conns = [(t, c) for t, c in self._conns if c is not conn]
+            conn.close()
+            conn = self._local.conn = None
         if conn is None:
             try:
                 conn = connect_readonly(self.path)
@@ -379,7 +452,7 @@ class SqliteSource(Source):
                 conn.execute("PRAGMA query_only = 1")
             except sqlite3.Error as exc:
                 raise translate(exc) from exc
-            self._local.conn = conn
+            self._local.conn, self._local.file = conn, file
             with self._conns_lock:
                 ended = [c for t, c in self._conns if not t.is_alive()]
                 self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
@@ -392,9 +465,10 @@ class SqliteSource(Source):
         return str(self.path), None
 
     def ping(self) -> None:
+        """Read the header of the file the path names now (not the one a connection opened before it was replaced)."""
         self.query("SELECT 1 FROM sqlite_master LIMIT 1", ())
 
-    def tables(self) -> list[TableInfo]:
+    def tables(self) -> Tables:
         return self._explained(super().tables)
 
     def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
@@ -420,7 +494,7 @@ class SqliteSource(Source):
         )
 
     def query(self, statement: str, params: Sequence[Any], table: str | None = None) -> list[_Row]:
-        """Run one read statement on this thread's read-only connection."""
+        """Run one read statement on this thread's read-only connection, to the file the path names now."""
         return self._explained(lambda: self._query(statement, params, table))
 
     def _query(self, statement: str, params: Sequence[Any], table: str | None) -> list[_Row]:
@@ -502,7 +576,7 @@ class PostgresSource(Source):
     def ping(self) -> None:
         self._reachable(super().ping)
 
-    def tables(self) -> list[TableInfo]:
+    def tables(self) -> Tables:
         return self._reachable(super().tables)
 
     def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
@@ -556,6 +630,7 @@ __all__ = [
     "Source",
     "SqliteSource",
     "TableReader",
+    "Tables",
     "decode_cursor",
     "encode_cursor",
     "open_source",
