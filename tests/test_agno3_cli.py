@@ -246,3 +246,27 @@ def test_ctrl_c_is_one_line_and_exit_130_and_the_rerun_completes(
     with sqlite3.connect(src) as conn:
         (sessions,) = conn.execute("SELECT count(*) FROM agent_sessions").fetchone()
     assert report["modes"]["agent"]["sessions"] + 5 == sessions
+
+
+def test_any_commands_upgrade_hint_names_the_schema_and_running_it_upgrades_the_table(
+    pg_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hint of `list` (any command but to-agno3, which has its own) names a schema other than ai, as
+    to-agno3's does: without it, the line a user runs would upgrade (or miss) the table of schema ai."""
+    import psycopg
+
+    from agno_storage.backends.postgres import PostgresStorage
+
+    with PostgresStorage("agent_sessions", db_url=pg_server.dsn, schema="cli_hint_old", mode="agent") as store:
+        store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE cli_hint_old.agent_sessions DROP COLUMN team_session_id")
+    url = _url(pg_server)
+    code, out, err = _run(capsys, "list", url, "--table", "agent_sessions", "--schema", "cli_hint_old")
+    assert code == FAILED and out == "" and SECRET not in err
+    hint = shlex.split(err.rsplit("(from a shell: ", 1)[1].rstrip().removesuffix(")"))
+    assert hint[:2] == ["agno-storage", "upgrade"] and hint[-2:] == ["--schema", "cli_hint_old"]
+    code, _, err = _run(capsys, *[url if a == url.replace(SECRET, "***") else a for a in hint[1:]])
+    assert code == 0, err
+    code, out, err = _run(capsys, "list", url, "--table", "agent_sessions", "--schema", "cli_hint_old", "--json")
+    assert code == 0 and json.loads(out)[0]["session_id"] == "s1", err

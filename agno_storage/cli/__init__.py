@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import agno_storage
 from agno_storage import SchemaVersionError, StorageError
-from agno_storage.cli.common import BROKEN_PIPE, FAILED, INTERRUPTED, PROG, Exit, as_argument, printable, table_parents
+from agno_storage.cli.common import BROKEN_PIPE, FAILED, INTERRUPTED, PROG, Exit, printable, table_parents, upgrade_line
 
 #: The modules that add subcommands, in the order ``--help`` lists them. Each
 #: has ``register(sub, parents)``; a new feature adds its own module here.
@@ -72,9 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # copy reads an old source table as it is: an old table it stops at is the destination's.
         if args.command == "copy":
             where, table = args.destination, args.to_table or args.table
+            schema = args.to_schema if args.to_schema is not None else args.schema
         else:
-            where, table = args.url, args.table
-        hint = f"{PROG} upgrade {as_argument(where)} --table {table}"
+            where, table, schema = args.url, args.table, getattr(args, "schema", None)
+        hint = upgrade_line(where, table, schema)
         print(f"{PROG}: error: {_one_line(str(exc))} (from a shell: {hint})", file=sys.stderr)
         return FAILED
     except StorageError as exc:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
-from agno_storage import InvalidInputError, Mode, SchemaVersionError, urls
+from agno_storage import InvalidInputError, Mode, SchemaVersionError
 from agno_storage.agno3 import DEFAULT_TABLES, WORKERS_LIMIT, Agno3Report, to_agno3
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE
 from agno_storage.agno3.migrate import BATCH
-from agno_storage.cli.common import FAILED, OK, PROG, Exit, as_argument, columns, count_arg, out, shown, to_json
+from agno_storage.cli.common import FAILED, OK, Exit, columns, count_arg, out, shown, to_json, upgrade_line
 
 _FLAGS = {
     Mode.AGENT: "--agent-table",
@@ -45,14 +44,6 @@ def _batch_size(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
     return value
-
-
-def _upgrade_hint(args: argparse.Namespace, table: str | None) -> str:
-    """The ``agno-storage upgrade`` line that brings SRC's ``table`` to the current schema version."""
-    line = f"{PROG} upgrade {as_argument(args.src)} --table {shlex.quote(table or 'TABLE')}"
-    if isinstance(urls.parse_location(args.src), urls.PostgresTarget) and args.schema != "ai":
-        line += f" --schema {shlex.quote(args.schema)}"  # upgrade's default is ai, as to-agno3's
-    return line
 
 
 def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
@@ -111,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         # Always SRC's (agno 3's tables in DST are not read through this package's stores): named here, where
         # SRC is known; the hint of other commands names their URL argument, which to-agno3 has not.
         message = " ".join(str(exc).split())
-        raise Exit(FAILED, f"{message} (from a shell: {_upgrade_hint(args, exc.table)})") from None
+        raise Exit(FAILED, f"{message} (from a shell: {upgrade_line(args.src, exc.table, args.schema)})") from None
     if args.json:
         out(to_json(report.to_dict()))
     else:

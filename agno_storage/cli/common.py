@@ -186,6 +186,17 @@ def as_argument(location: str) -> str:
     return shlex.quote(shown(location))
 
 
+def upgrade_line(location: str, table: str | None, schema: str | None) -> str:
+    """The ``agno-storage upgrade`` line that brings ``table`` of ``location`` to the current schema version.
+
+    ``schema`` as the command took it (None: its default, ``ai``); named for a PostgreSQL location only.
+    """
+    line = f"{PROG} upgrade {as_argument(location)} --table {shlex.quote(table or 'TABLE')}"
+    if schema not in (None, "ai") and isinstance(urls.parse_location(location), urls.PostgresTarget):
+        line += f" --schema {shlex.quote(schema)}"
+    return line
+
+
 # --- output ---------------------------------------------------------------
 
 
