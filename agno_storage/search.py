@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -68,6 +68,31 @@ def _words(text: str) -> builtins.list[str]:
 
 #: Words either side of the first match in a snippet the scan makes.
 SNIPPET_WORDS = 8
+#: What the engines put around each matched word of a snippet before :func:`marked` reads it: two Unicode
+#: noncharacters, which text meant for people does not hold (``[`` and ``]`` are common in it).
+MARK_START, MARK_END = "\ufdd0", "\ufdd1"
+
+
+def marked(raw: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A snippet an engine marked with :data:`MARK_START` / :data:`MARK_END`: its text with each matched word
+    in ``[`` ``]``, and where those words are in that text (start, end), brackets left out."""
+    if MARK_START not in raw:
+        return raw, ()
+    out: list[str] = []
+    marks: list[tuple[int, int]] = []
+    at = 0  # length of the text made so far
+    for i, part in enumerate(raw.split(MARK_START)):
+        word, end, rest = part.partition(MARK_END)
+        if i == 0 or not end:  # text before the first mark, or a start with no end: plain text
+            text = part.replace(MARK_END, "")
+            out.append(text)
+            at += len(text)
+            continue
+        rest = rest.replace(MARK_END, "")
+        marks.append((at + 1, at + 1 + len(word)))
+        out += ["[", word, "]", rest]
+        at += len(word) + 2 + len(rest)
+    return "".join(out), tuple(marks)
 
 
 @attrs.frozen(kw_only=True)
@@ -76,8 +101,10 @@ class SearchHit:
 
     ``entity_id`` is the agent, team or workflow id (``None`` for a session
     only ``agent_runs`` holds). ``snippet`` is the message text around the
-    match with each matched word in ``[`` ``]``. ``score`` orders the hits
-    (higher is better); it is comparable within one result list only.
+    match with each matched word in ``[`` ``]``; ``marks`` are where those
+    words are in ``snippet`` (start, end; the brackets left out), which
+    tells them from brackets the text itself holds. ``score`` orders the
+    hits (higher is better); it is comparable within one result list only.
     """
 
     session_id: str
@@ -86,6 +113,7 @@ class SearchHit:
     message: Message
     snippet: str
     score: float
+    marks: tuple[tuple[int, int], ...] = ()
 
 
 def terms(query: str) -> builtins.list[str]:
@@ -163,7 +191,7 @@ def scan(
                     user_id=owner,
                     entity_id=entity,
                     message=message,
-                    snippet=snippet(words, message.content or ""),
+                    **_snippet_and_marks(words, message.content or ""),
                     score=score,
                 )
                 hits.append((-score, order, hit))
@@ -212,8 +240,13 @@ def match(words: builtins.list[str], text: str | None) -> float:
     return float(sum(counts)) if all(counts) else 0.0
 
 
+def _snippet_and_marks(words: builtins.list[str], text: str) -> dict[str, Any]:
+    shown, marks = marked(snippet(words, text))
+    return {"snippet": shown, "marks": marks}
+
+
 def snippet(words: builtins.list[str], text: str) -> str:
-    """``text`` around the first matched word, each matched word in brackets."""
+    """``text`` around the first matched word, each matched word between :data:`MARK_START` and :data:`MARK_END`."""
     tokens = builtins.list(_word_spans(text))
     wanted = set(words)
     first = next((i for i, (a, b) in enumerate(tokens) if text[a:b].lower() in wanted), 0)
@@ -225,7 +258,7 @@ def snippet(words: builtins.list[str], text: str) -> str:
     out, at = [], start
     for a, b in tokens[lo:hi]:
         if text[a:b].lower() in wanted:
-            out += [text[at:a], "[", text[a:b], "]"]
+            out += [text[at:a], MARK_START, text[a:b], MARK_END]
             at = b
     out.append(text[at:end])
     return ("…" if start else "") + "".join(out) + ("…" if end < len(text) else "")
@@ -245,4 +278,4 @@ def disable_search(store: BaseStorage) -> None:
     search_index.index_for(store).disable()
 
 
-__all__ = ["SearchHit", "disable_search", "enable_search", "search", "terms"]
+__all__ = ["MARK_END", "MARK_START", "SearchHit", "disable_search", "enable_search", "marked", "search", "terms"]

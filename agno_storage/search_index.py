@@ -40,7 +40,7 @@ from agno_storage import agent_runs, codec, conversation, fingerprint
 from agno_storage.conversation import Message
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.schema import check_derived_names, quote, unquote
-from agno_storage.search import SearchHit
+from agno_storage.search import MARK_END, MARK_START, SearchHit, marked
 
 _log = logging.getLogger("agno_storage")
 
@@ -192,7 +192,8 @@ def _message_value(message: str) -> Any:
         return json.loads(message)
 
 
-def _hit(session_id: str, user_id: str, entity_id: str, message: str, snippet: str, score: float) -> SearchHit:
+def _hit(session_id: str, user_id: str, entity_id: str, message: str, raw_snippet: str, score: float) -> SearchHit:
+    snippet, marks = marked(raw_snippet)
     return SearchHit(
         session_id=session_id,
         user_id=user_id or None,
@@ -200,6 +201,7 @@ def _hit(session_id: str, user_id: str, entity_id: str, message: str, snippet: s
         message=_CONVERTER.structure(_message_value(message), Message),
         snippet=snippet,
         score=float(score),
+        marks=marks,
     )
 
 
@@ -796,15 +798,19 @@ class SqliteIndex:
         where, params = _filters(user_id, entity_id, "?", "m.")
         rows = self.store._query(
             f"SELECT m.session_id, m.user_id, m.entity_id, m.message, "
-            f"snippet({self.fts}, 0, '[', ']', '…', {SNIPPET_TOKENS}), -bm25({self.fts}) "
+            f"snippet({self.fts}, 0, ?, ?, '…', {SNIPPET_TOKENS}), -bm25({self.fts}) "
             f"FROM {self.fts} JOIN {self.map} AS m ON m.rowid = {self.fts}.rowid "
             f"WHERE {self.fts} MATCH ?{where} ORDER BY rank, {self.fts}.rowid LIMIT ?",
-            [expression, *params, limit],
+            [MARK_START, MARK_END, expression, *params, limit],
         )
         return [_hit(*r) for r in rows]
 
 
 # --------------------------------------------------------------------------- PostgreSQL
+
+
+#: ts_headline's options: the marks :func:`~agno_storage.search.marked` reads, about as much text as FTS5's.
+_HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=8"
 
 
 class PostgresIndex:
@@ -957,10 +963,10 @@ class PostgresIndex:
         where, params = _filters(user_id, entity_id, "%s")
         rows = self.store._query(
             "SELECT session_id, user_id, entity_id, message, "
-            "ts_headline('simple', content, q, 'StartSel=[, StopSel=], MaxWords=24, MinWords=8'), "
+            "ts_headline('simple', content, q, %s), "
             f"ts_rank(tsv, q) AS score FROM {self.docs}, plainto_tsquery('simple', %s) AS q "
             f"WHERE tsv @@ q{where} ORDER BY score DESC, id LIMIT %s",
-            [" ".join(words), *params, limit],
+            [_HEADLINE, " ".join(words), *params, limit],
         )
         return [_hit(*r) for r in rows]
 

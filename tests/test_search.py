@@ -254,6 +254,29 @@ def drop_behind(store: Any) -> None:
             conn.execute(f"DROP TABLE {store.qualified_table}")
 
 
+@pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
+def test_marks_locate_the_matched_words_apart_from_brackets_the_text_holds(make_store: Any, indexed: bool) -> None:
+    """Chat text is full of ``[`` ``]`` (Markdown links, lists in code): the snippet's brackets alone cannot
+    say which words matched; ``marks`` can."""
+    store = make_store("agent")
+    text = "see [not a match] and [zebras](https://example.org/zebras) about zebras [x]"
+    store.upsert(AgentSession(session_id="s1", user_id="u", memory=agno_memory((text, "noted"))))
+    if indexed:
+        store.enable_search()
+    (hit,) = store.search("zebras")
+    assert hit.marks and all(hit.snippet[a:b].lower() == "zebras" for a, b in hit.marks)
+    assert all(hit.snippet[a - 1] == "[" and hit.snippet[b] == "]" for a, b in hit.marks)
+    # Without the marks' brackets the snippet is the message's own text (or a stretch of it).
+    plain, at = [], 0
+    for a, b in hit.marks:
+        plain += [hit.snippet[at : a - 1], hit.snippet[a:b]]
+        at = b + 1
+    plain.append(hit.snippet[at:])
+    assert "".join(plain).strip("…") in text
+    # Brackets of the text stay in it, unmarked ("[x]" ends the text; PostgreSQL may start the snippet later).
+    assert hit.snippet.rstrip("…").endswith("[x]") and not any(hit.snippet[a:b] == "x" for a, b in hit.marks)
+
+
 def test_a_table_dropped_behind_the_index_is_scanned_then_indexed_anew(make_store: Any) -> None:
     """Another program drops the table (its triggers go with it) and makes it again: the index never answers
     for a table that is gone, and once the table is back it is indexed anew and watched again."""

@@ -893,3 +893,25 @@ def test_a_search_hit_in_another_users_run_links_to_a_page_that_shows_it(tmp_pat
         assert get_page(base, "/sessions/s-000?table=agent_sessions&user_id=user-2", ONE)[0] == 403
         status, body = get(base, "/api/v1/sessions/s-000/history", ONE, table="agent_sessions", user_id="user-2")
         assert (status, body["error"]["code"]) == (403, "forbidden")
+
+
+def test_the_search_page_marks_the_matched_words_not_the_brackets_the_text_holds(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "brackets.db"
+    text = "see [not a match] and [a list] about zebras"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(
+            make_session(
+                Mode.AGENT,
+                "s-1",
+                "user-1",
+                memory={"runs": [{"run_id": "r", "messages": [{"role": "user", "content": text}]}]},
+            )
+        )
+    with serve(str(db), parse_tokens(f"{ALL} *\n")) as base:
+        status, _, html = get_page(base, "/search?table=agent_sessions&q=zebras", ALL)
+        assert status == 200
+        assert re.findall(r"<mark>(.*?)</mark>", html) == ["zebras"]
+        assert "[not a match]" in html and "[a list]" in html  # the text's own brackets, as text
+        status, body = get(base, "/api/v1/search", ALL, table="agent_sessions", q="zebras")
+        ((start, end),) = body["hits"][0]["marks"]
+        assert body["hits"][0]["snippet"][start:end] == "zebras"

@@ -239,16 +239,16 @@ def session_view(request: Request) -> Response:
     return layout(f"Session {session_id}", body, active="sessions", table=table)
 
 
-_MARKED = re.compile(r"\[([^\[\]]*)\]")
+def snippet_html(snippet: str, marks: Any) -> str:
+    """A search snippet escaped, the matched words ``marks`` locates (``SearchHit.marks``) in ``<mark>``.
 
-
-def snippet_html(snippet: str) -> str:
-    """A search snippet escaped, its ``[matched]`` words in ``<mark>``."""
+    Their brackets go; a bracket the text itself holds stays, as text.
+    """
     out, last = [], 0
-    for m in _MARKED.finditer(snippet):
-        out.append(esc(snippet[last : m.start()]))
-        out.append(f"<mark>{esc(m.group(1))}</mark>")
-        last = m.end()
+    for start, end in marks:
+        out.append(esc(snippet[last : start - 1]))
+        out.append(f"<mark>{esc(snippet[start:end])}</mark>")
+        last = end + 1
     out.append(esc(snippet[last:]))
     return "".join(out)
 
@@ -273,7 +273,7 @@ def search_view(request: Request) -> Response:
         items = "".join(
             f'<li class="hit"><a class="hit-link" href="{esc(hit_link(h, table))}">'
             f'{esc(h.get("session_id"))}</a> <span class="role">{esc((h.get("message") or {}).get("role") or "")}</span>'
-            f'<div class="snippet">{snippet_html(str(h.get("snippet") or ""))}</div></li>'
+            f'<div class="snippet">{snippet_html(str(h.get("snippet") or ""), h.get("marks") or ())}</div></li>'
             for h in hits
         )
         results = f'<ol class="hits">{items}</ol>' if hits else '<p class="empty">No hit.</p>'
