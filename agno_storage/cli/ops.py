@@ -199,10 +199,11 @@ def _export(args: argparse.Namespace) -> int:
                     db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
                 )
         else:
+            temporary = _new_file(partial)
             try:
-                with partial.open("wb") as sink:
+                with temporary:
                     summary = export_ops.export_table(
-                        db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
+                        db, args.table, temporary, mode=_mode(args), filters=_filters(args), progress=bar
                     )
                 partial.replace(output)
             except BaseException:
@@ -214,6 +215,15 @@ def _export(args: argparse.Namespace) -> int:
         f"exported {summary.sessions} sessions{_runs_text(summary.runs)} of table {summary.table!r} to {args.output}",
     )
     return OK
+
+
+def _new_file(path: Path) -> IO[bytes]:
+    """``path`` made anew for writing: a leftover of a stopped export (or a link) under its name is removed, not
+    written through, and a file or link another process puts there meanwhile is an error, not a target."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()  # the name only: a link's target, a hard link's other name, stay as they are
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.fdopen(os.open(path, flags, 0o666), "wb")
 
 
 def _is_stream(path: str) -> bool:
@@ -249,8 +259,13 @@ def _lines(source: IO[bytes]) -> Iterator[bytes]:
 @_not_found_is_1
 def _import(args: argparse.Namespace) -> int:
     source = sys.stdin.buffer if args.file == "-" else None
-    if source is None and not Path(args.file).is_file():
-        raise Exit(NOT_FOUND, f"no file {args.file!r}")
+    if source is None:
+        try:
+            is_folder = stat.S_ISDIR(os.stat(args.file).st_mode)
+        except OSError:
+            raise Exit(NOT_FOUND, f"no file {args.file!r}") from None
+        if is_folder:  # a pipe (<(zcat f.gz), a named pipe) or a device is read as a file is
+            raise Exit(NOT_FOUND, f"{args.file!r} is a folder, not a file")
     target = parse_target(args.url)
     if source is None and isinstance(target, urls.SqliteTarget) and target.path is not None:
         refuse_source(args.file, target.path, "the file to import")  # it would be written while it is read

@@ -12,7 +12,7 @@ from agno_storage import urls
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.ops import runs, select
-from agno_storage.ops.db import Database, check_conninfo, refuse_source
+from agno_storage.ops.db import Database, check_conninfo, open_database, refuse_source
 from agno_storage.ops.errors import OutputIsSourceError
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
@@ -52,14 +52,15 @@ def copy_table(
     into PostgreSQL, which has no ``agent_runs``, they are counted in
     ``runs_left``. Refuses (OutputIsSourceError, before writing) a
     destination that is the source's -wal, -shm or -journal, or the source
-    table itself. Raises CorruptRowError (nothing of its batch written)
+    table itself (on PostgreSQL: the same table of the same database, by
+    what the server says, not how the URL spells it). Raises CorruptRowError (nothing of its batch written)
     for a JSON value that is not JSON of its column's type, and what
     :class:`RowWriter` raises.
     """
     progress = progress or NoProgress()
     info = describe(source, table, mode)
     target = to_table or table
-    _refuse_own_files(source, table, url, target)
+    _refuse_own_files(source, table, url, target, schema)
     progress.start(select.count(source, info, filters))
     with_runs = runs.carried(source, info) and runs.any_rows(source, info, filters)
     with (
@@ -95,11 +96,21 @@ def copy_table(
     return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied, runs=carried, runs_left=left)
 
 
-def _refuse_own_files(source: Database, table: str, url: str, to_table: str) -> None:
-    """Raise OutputIsSourceError if the copy would write a file of the source other than its other tables."""
+def _refuse_own_files(source: Database, table: str, url: str, to_table: str, schema: str | None) -> None:
+    """Raise OutputIsSourceError if the copy would write a file of the source other than its other tables,
+    or the source table itself (on PostgreSQL: the same table of the same server, however ``url`` spells it)."""
     check_conninfo(url)  # at once, its password never shown
     target = urls.parse_location(url)
-    if source.path is None or not isinstance(target, urls.SqliteTarget) or target.path is None:
+    if isinstance(target, urls.PostgresTarget):
+        if not source.is_sqlite and _same_postgres_table(source, table, url, to_table, schema):
+            raise OutputIsSourceError(
+                f"the destination is the source table {table!r} itself (the same table of the same "
+                "PostgreSQL database): upserting its own rows would undo what others wrote meanwhile; "
+                "give --to-table or --to-schema another table",
+                table=table,
+            )
+        return
+    if source.path is None or target.path is None:
         return
     path = Path(target.path).expanduser()
     try:
@@ -114,6 +125,16 @@ def _refuse_own_files(source: Database, table: str, url: str, to_table: str) -> 
             path=source.path,
             table=table,
         )
+
+
+def _same_postgres_table(source: Database, table: str, url: str, to_table: str, schema: str | None) -> bool:
+    """Whether ``to_table`` of ``url`` (in ``schema``) is ``table`` of ``source``, as the two servers say."""
+    mine = source.table_identity(table)
+    if mine is None:
+        return False
+    with open_database(url, schema) as destination:
+        # None: no such table there yet, or one this user cannot see, which the writer then cannot write either.
+        return destination.table_identity(to_table) == mine
 
 
 __all__ = ["CopySummary", "copy_table"]

@@ -173,6 +173,31 @@ class Database:
             return a.encode().lower() == b.encode().lower()
         return a == b
 
+    def table_identity(self, table: str) -> tuple[Any, ...] | None:
+        """PostgreSQL: what ``table`` (in :attr:`schema`, else where the search path finds it) is on the server.
+
+        Equal for two connections exactly when they reach one table, however
+        their URLs spell host, port and database: the server's start time and
+        system identifier, the database's oid and the table's. ``None`` when
+        there is no such table or this connection may not look it up (nor
+        then write it). SQLite has :meth:`same_table` and the file's path.
+        """
+        import psycopg  # only for a PostgreSQL connection
+
+        # The system identifier alone would not tell a promoted replica from its primary; the start time does.
+        # pg_control_system() is only read where it may be (a failed statement would end the transaction).
+        statement = (
+            "SELECT pg_postmaster_start_time(), CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') "
+            "THEN (SELECT system_identifier FROM pg_control_system()) END, "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()), to_regclass(%s)::oid"
+        )
+        try:
+            with self.conn.transaction():  # a savepoint: a refused lookup leaves the snapshot usable
+                row = self.conn.execute(statement, (self.qualified(table),)).fetchone()
+        except psycopg.Error:
+            return None
+        return None if row is None or row[3] is None else tuple(row)
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine == "sqlite"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import IO
+from collections.abc import Callable
+from typing import IO, NoReturn
 
 import attrs
 import orjson
@@ -17,6 +18,7 @@ from agno_storage.ops.lines import header_for, make_converter
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
 from agno_storage.ops.tables import TableInfo, describe
+from agno_storage.ops.values import INT64, JSON_TYPES, json_problem, key_problem, time_problem
 
 
 @attrs.frozen
@@ -46,7 +48,8 @@ def export_table(
     The format is :mod:`agno_storage.ops.lines`. ``mode`` is detected from
     the table's columns unless given. Reads one snapshot (sessions and runs
     alike), ``FETCH_SIZE`` rows at a time. Raises TableNotFoundError, SchemaMismatchError, and
-    CorruptRowError for a value no line can hold (a BLOB, say).
+    CorruptRowError for a value no line can hold that import would take back (a BLOB, a text or a
+    REAL where a time is, JSON text import refuses, an empty session_id): what it wrote before stays.
     """
     progress = progress or NoProgress()
     info = describe(db, table, mode)
@@ -64,20 +67,16 @@ def _export(
     out.write(orjson.dumps(make_converter().unstructure(header)) + b"\n")
     progress.start(select.count(db, info, filters))
     names = SPECS[info.mode].names
-    times = [i for i, c in enumerate(SPECS[info.mode].columns) if c.kind is ColumnKind.TIMESTAMP]
+    check = _row_check(table, info.mode)
     dumps, write = orjson.dumps, out.write
     written = 0
     for batch in select.rows(db, info, filters):
-        # A time SQLite holds as a REAL (1.5, or infinity, which orjson would write as null) is no line's integer.
-        if any(type(row[i]) is float for row in batch for i in times):
-            _raise_unwritable(table, info.mode, batch)
+        for row in batch:
+            check(row)
         # The row as a dict is exactly what the converter unstructures a line
         # to (tests check it); building no line object keeps export at the
         # speed of a plain loop.
-        try:
-            write(b"".join([dumps(dict(zip(names, row, strict=True))) + b"\n" for row in batch]))
-        except TypeError:
-            _raise_unwritable(table, info.mode, batch)
+        write(b"".join([dumps(dict(zip(names, row, strict=True))) + b"\n" for row in batch]))
         written += len(batch)
         progress.advance(len(batch))
     carried = 0
@@ -88,20 +87,47 @@ def _export(
     return ExportSummary(table=table, mode=info.mode, sessions=written, runs=carried)
 
 
-def _raise_unwritable(table: str, mode: Mode, batch: list[tuple[object, ...]]) -> None:
-    """Raise CorruptRowError for the first value of ``batch`` no line can hold: text where a time is, and so on."""
-    for row in batch:
-        for column, value in zip(SPECS[mode].columns, row, strict=True):
-            wanted = int if column.kind is ColumnKind.TIMESTAMP else str
-            if not (value is None or type(value) is wanted):
-                raise CorruptRowError(
-                    f"{table}.{column.name} of session {row[0]!r} holds a {type(value).__name__} {value!r:.40}, "
-                    "which no export line can hold",
-                    table=table,
-                    session_id=str(row[0]),
-                    column=column.name,
-                )
-    raise AssertionError("orjson refused a row of str, int and None")
+def _row_check(table: str, mode: Mode) -> Callable[[tuple[object, ...]], None]:
+    """A function that raises CorruptRowError for a row whose line import would refuse (:mod:`.values`).
+
+    A text where a time is, a REAL time (1.5, or infinity, which orjson would
+    write as null), a BLOB, JSON text that does not decode or is of the wrong
+    type, an empty session_id: a backup holding it would fail on the day it
+    is restored, so the export stops at it instead, naming it.
+    """
+    columns = SPECS[mode].columns
+    texts = [
+        (i, c.name) for i, c in enumerate(columns) if c.kind in (ColumnKind.REQUIRED_TEXT, ColumnKind.OPTIONAL_TEXT)
+    ]
+    times = [(i, c.name) for i, c in enumerate(columns) if c.kind is ColumnKind.TIMESTAMP]
+    json = [(i, c.name, JSON_TYPES[c.kind]) for i, c in enumerate(columns) if c.kind in JSON_TYPES]
+
+    def fail(row: tuple[object, ...], column: str, why: str) -> NoReturn:
+        raise CorruptRowError(
+            f"{table}.{column} of session {row[0]!r}: {why}; no export line can hold it that import would take",
+            table=table,
+            session_id=str(row[0]),
+            column=column,
+        )
+
+    def check(row: tuple[object, ...]) -> None:
+        why = key_problem(row[0])
+        if why is not None:
+            fail(row, "session_id", why)
+        for i, name in texts:  # the JSON columns too: orjson would read a BLOB's bytes as JSON
+            value = row[i]
+            if value is not None and type(value) is not str:
+                fail(row, name, f"holds a {type(value).__name__} {value!r:.40}, not text")
+        for i, name in times:
+            value = row[i]
+            if value is not None and (type(value) is not int or value not in INT64):
+                fail(row, name, time_problem(name, value) or "")
+        for i, name, kinds in json:
+            why = json_problem(name, row[i], kinds)
+            if why is not None:
+                fail(row, name, why)
+
+    return check
 
 
 __all__ = ["ExportSummary", "export_table"]

@@ -9,12 +9,14 @@ import attrs
 import cattrs
 import orjson
 
+from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
 from agno_storage.ops import runs
 from agno_storage.ops.errors import ExportFormatError
 from agno_storage.ops.lines import FORMAT, FORMAT_VERSION, Header, make_converter, row_reader
 from agno_storage.ops.progress import NoProgress, Progress
+from agno_storage.ops.values import key_problem
 from agno_storage.ops.write import BATCH_SIZE, BadValue, RowWriter
 
 
@@ -32,7 +34,7 @@ class ImportSummary:
 def read_header(line: bytes, converter: cattrs.Converter) -> Header:
     """The header of an export file; ExportFormatError (line 1) if it is not one this code reads."""
     try:
-        header = converter.structure(orjson.loads(line), Header)
+        header = converter.structure(_object(orjson.loads(line), "the header"), Header)
     except (orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
         raise ExportFormatError(f"line 1 is not an export header: {_why(exc)}", line=1) from None
     if header.format != FORMAT or not 1 <= header.version <= FORMAT_VERSION:
@@ -62,7 +64,13 @@ def import_lines(
     mode. Each batch of ``batch_size`` lines is checked whole, then written in
     one transaction (on PostgreSQL while the next batch is read): a bad line raises
     ExportFormatError with its line number and the count imported before it,
-    and nothing of its batch is written. A version 2 file's ``agent_runs``
+    and nothing of its batch is written. A bad line is one that is not a
+    JSON object, or holds a value export would not write (an empty
+    session_id, a time beyond 64 bits, JSON text of the wrong type; for a
+    run line what :func:`runs.check` refuses). A session_id on two lines is
+    upserted twice, as two imports would: the later line's values, the
+    first's ``created_at`` (telling would hold every id in memory, and
+    import's memory does not grow with the file). A version 2 file's ``agent_runs``
     lines go into ``agent_runs`` beside an agent table in SQLite; elsewhere
     they are counted in ``runs_left``.
     """
@@ -87,12 +95,15 @@ def import_lines(
             try:
                 value = orjson.loads(line)
                 if header.agent_runs and type(value) is dict and value.keys() == {"agent_run"}:
-                    run_lines.append(attrs.astuple(converter.structure(value["agent_run"], runs.RunLine)))
+                    run_lines.append(_run_row(value["agent_run"], converter))
                     if len(run_lines) >= runs.BATCH_SIZE:
                         carried, left = _put_runs(writer, run_lines, carried, left)
                         run_lines = []
                     continue
-                batch.append(writer.check(read(value)))
+                row = writer.check(read(value))
+                if not row[0]:  # every mode's first column
+                    raise BadValue("session_id", key_problem(row[0]) or "")
+                batch.append(row)
             except (orjson.JSONDecodeError, cattrs.BaseValidationError, BadValue, TypeError, ValueError) as exc:
                 imported = writer.flush()  # every batch before this one, committed
                 raise ExportFormatError(
@@ -123,6 +134,24 @@ def _put_runs(writer: RowWriter, lines: list[tuple[Any, ...]], carried: int, lef
     writer.flush()  # the sessions before them first
     writer.write_runs(lines)
     return carried + len(lines), left
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object; TypeError (saying what it is) if not: the converter would fail on it."""
+    if type(value) is not dict:
+        kind = {type(None): "null", bool: "boolean", list: "array", str: "string"}.get(type(value), "number")
+        raise TypeError(f"{what} is a JSON {kind}, not a JSON object")
+    return value
+
+
+def _run_row(value: Any, converter: cattrs.Converter) -> tuple[Any, ...]:
+    """The ``agent_runs`` row of a run line's object; BadValue for one export, copy or history would refuse."""
+    row = attrs.astuple(converter.structure(_object(value, "agent_run"), runs.RunLine))
+    try:
+        runs.check(row)
+    except CorruptRowError as exc:
+        raise BadValue(exc.column or "", str(exc)) from None
+    return row
 
 
 def _why(exc: Exception) -> str:

@@ -26,6 +26,7 @@ from agno_storage.models import Mode
 from agno_storage.ops.db import Database
 from agno_storage.ops.select import Filters, where
 from agno_storage.ops.tables import TableInfo, list_tables
+from agno_storage.ops.values import INT64, json_problem
 from agno_storage.schema import quote
 
 #: The columns of ``agent_runs``, in agno-golang's order.
@@ -33,6 +34,8 @@ COLUMNS = agent_runs.ALL_COLUMNS
 #: Runs per write transaction.
 BATCH_SIZE = 1000
 _TEXT = frozenset(COLUMNS[:-2])
+#: The JSON columns and what their text decodes to: what agno-golang writes and ``history`` reads.
+_JSON: dict[str, tuple[type, ...]] = {"run_data": (dict,), "messages": (list,), "metrics": (dict,)}
 #: One ``agent_runs`` row in an export file (``{"agent_run": {...}}``), every column as stored.
 RunLine = agent_runs.StoredRun
 
@@ -93,13 +96,27 @@ def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple
 
 
 def check(row: tuple[Any, ...]) -> None:
-    """Raise CorruptRowError for a value of an ``agent_runs`` row (:data:`COLUMNS`) agno-golang does not write."""
+    """Raise CorruptRowError for a value of an ``agent_runs`` row (:data:`COLUMNS`) agno-golang does not write.
+
+    That is a value of the wrong type, a run without an id or a session
+    (``''`` included, which no session line may have either), a time beyond
+    64 bits, and JSON text that is not JSON of its column's type (``messages``
+    an array, ``run_data`` and ``metrics`` objects), which ``history`` stops at.
+    """
     for name, value in zip(COLUMNS, row, strict=True):
         ok = value is None or (type(value) is str if name in _TEXT else type(value) is int)
+        why: str | None
         if not ok or (name in ("id", "session_id") and value is None):
+            why = f"holds a {type(value).__name__} {value!r:.60}, which agno-golang does not write there"
+        elif name == "session_id" and value == "":
+            why = "is empty, which agno-golang does not write there"
+        elif name in _JSON:
+            why = json_problem(name, value, _JSON[name])
+        else:
+            why = None if type(value) is not int or value in INT64 else f"{value} is beyond a 64-bit integer"
+        if why is not None:
             raise CorruptRowError(
-                f"agent_runs.{name} of run {row[0]!r} holds a {type(value).__name__} {value!r:.60}, "
-                "which agno-golang does not write there",
+                f"agent_runs.{name} of run {row[0]!r} {why.removeprefix(name + ' ')}",
                 table=agent_runs.TABLE,
                 session_id=row[1] if isinstance(row[1], str) else None,
                 column=name,

@@ -25,9 +25,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
-from agno_storage import codec
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
@@ -36,13 +33,12 @@ from agno_storage.models import Mode
 from agno_storage.modes import SPECS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import open_store
+from agno_storage.ops.values import INT64, JSON_TYPES, json_problem, time_problem
 
 #: Sessions per write transaction: short enough never to hold the write lock for long.
 BATCH_SIZE = 1000
 #: SQLite: WAL pages the writer's connection lets pile up before it checkpoints (see sqlite_bulk).
 BULK_CHECKPOINT_PAGES = sqlite_bulk.CHECKPOINT_PAGES
-
-_JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
 
 
 class BadValue(ValueError):
@@ -79,7 +75,8 @@ class RowWriter:
             self.store.close()
             raise
         spec = SPECS[mode]
-        self._json = [(i, c.name, _JSON_TYPES[c.kind]) for i, c in enumerate(spec.columns) if c.kind in _JSON_TYPES]
+        self._json = [(i, c.name, JSON_TYPES[c.kind]) for i, c in enumerate(spec.columns) if c.kind in JSON_TYPES]
+        self._times = [(i, c.name) for i, c in enumerate(spec.columns) if c.kind is ColumnKind.TIMESTAMP]
         # The Go port's NOT NULL text columns spell "no value" as ''.
         self._required = (
             [i for i, c in enumerate(spec.columns) if c.kind is ColumnKind.REQUIRED_TEXT]
@@ -123,8 +120,17 @@ class RowWriter:
         self._thread: threading.Thread | None = None
 
     def check(self, row: Sequence[Any]) -> list[Any]:
-        """``row`` ready to write; BadValue if a JSON column's text is not JSON of its column's type."""
+        """``row`` ready to write; BadValue for a value an export line could not hold or import would refuse.
+
+        That is a timestamp that is not an integer of 64 bits (SQLite would
+        keep 1.5 as it is and PostgreSQL round it), and JSON text that is not
+        JSON of its column's type (:mod:`agno_storage.ops.values`).
+        """
         out = list(row)
+        for i, name in self._times:
+            value = out[i]
+            if value is not None and (type(value) is not int or value not in INT64):
+                raise BadValue(name, time_problem(name, value) or "")
         for i, name, kinds in self._json:
             text = out[i]
             if text is None:
@@ -132,22 +138,9 @@ class RowWriter:
             if text == "" and self._jsonb:
                 out[i] = None  # the Go port's "marshal failed", read as no value; jsonb cannot hold ''
                 continue
-            try:
-                # A text orjson reads is JSON; only one it refuses goes through the
-                # codec, which decides (it reads integers wider than 64 bits, which
-                # orjson reads as floats or refuses) and words the error.
-                value = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                try:
-                    value = codec.loads(text)
-                except ValueError as exc:
-                    raise BadValue(name, f"{name} is not valid JSON: {exc}") from None
-            if value is not None and not isinstance(value, kinds):
-                if type(value) is float:
-                    value = codec.loads(text)  # orjson reads an integer beyond 64 bits as a float
-                raise BadValue(
-                    name, f"{name} holds a JSON {type(value).__name__}, not {' or '.join(k.__name__ for k in kinds)}"
-                )
+            why = json_problem(name, text, kinds)
+            if why is not None:
+                raise BadValue(name, why)
         for i in self._required:
             if out[i] is None:
                 out[i] = ""

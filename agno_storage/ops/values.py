@@ -1,0 +1,61 @@
+"""What a stored value must be for ``import`` to take it: one rule for import's lines and export's and copy's rows.
+
+An export that writes a line its import would refuse leaves a backup that
+fails only on the day it is restored; export, copy and doctor ask the same
+questions import does, here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from agno_storage import codec
+from agno_storage.modes import ColumnKind
+
+#: The integers a timestamp column holds: SQLite's INTEGER and PostgreSQL's BIGINT alike.
+INT64 = range(-(2**63), 2**63)
+#: The JSON types a JSON column's text may decode to (or null).
+JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
+
+
+def key_problem(value: object) -> str | None:
+    """Why ``value`` is no session_id (not a non-empty text), or None."""
+    return None if type(value) is str and value else f"session_id {value!r} is not a non-empty text"
+
+
+def time_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is no timestamp of column ``name`` (an integer of 64 bits, or null), or None."""
+    if value is None or (type(value) is int and value in INT64):
+        return None
+    if type(value) is int:
+        return f"{name} {value} is beyond a 64-bit integer"
+    return f"{name} holds a {type(value).__name__} {value!r:.40}, not a Unix timestamp (an integer)"
+
+
+def json_problem(name: str, text: Any, kinds: tuple[type, ...]) -> str | None:
+    """Why ``text`` is not what JSON column ``name`` holds (JSON text of one of ``kinds``, or null), or None.
+
+    ``''`` is no value (what the Go port writes when its encoding fails). Bytes are
+    read as the JSON they hold (a copy writes them as they are; export refuses them first).
+    """
+    if text is None:
+        return None
+    try:
+        # A text orjson reads is JSON; only one it refuses goes through the codec, which decides (it reads
+        # integers wider than 64 bits, which orjson reads as floats or refuses) and words the error.
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            value = codec.loads(text)
+        except ValueError as exc:
+            return f"{name} is not valid JSON: {exc}"
+    if value is not None and not isinstance(value, kinds):
+        if type(value) is float:
+            value = codec.loads(text)  # orjson reads an integer beyond 64 bits as a float
+        return f"{name} holds a JSON {type(value).__name__}, not {' or '.join(k.__name__ for k in kinds)}"
+    return None
+
+
+__all__ = ["INT64", "JSON_TYPES", "json_problem", "key_problem", "time_problem"]

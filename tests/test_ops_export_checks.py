@@ -1,0 +1,115 @@
+"""export never writes a line its import would refuse, and copy never writes a row export would refuse: a backup's
+problem shows when it is made, naming the session and column, not on the day it is restored."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage.cli import main
+from agno_storage.errors import CorruptRowError
+from agno_storage.ops.copy import copy_table
+from agno_storage.ops.db import open_database
+from agno_storage.ops.export import export_table
+from agno_storage.ops.load import import_lines
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TABLE = "agent_sessions"
+
+#: Values doctor reports, each a column's stored value as SQL; the JSON ones a JSON parser of some language reads.
+PLANTED = {
+    "a text time": ("created_at", "'yesterday'"),
+    "a text that is no number as a time": ("updated_at", "'17e'"),  # INTEGER affinity keeps digits as a number
+    "NaN": ("memory", """'{"a": NaN}'"""),
+    "Infinity": ("memory", """'{"a": -Infinity}'"""),
+    "a float beyond a double": ("memory", """'{"a": 1.0E+400}'"""),
+    "a lone surrogate": ("memory", """'{"a": "\\ud800"}'"""),
+    "a raw control character": ("memory", "'{\"a\": \"x' || char(1) || 'y\"}'"),
+    "an integer of 5000 digits": ("memory", "'{\"a\": ' || replace(hex(zeroblob(2500)), '0', '7') || '}'"),
+    "nesting of 1100 levels": (
+        "memory",
+        "'{\"a\": ' || replace(hex(zeroblob(550)), '00', '[[') || replace(hex(zeroblob(550)), '00', ']]') || '}'",
+    ),
+    "an array in an object column": ("agent_data", "'[1]'"),
+    "an empty session_id": ("session_id", "''"),
+}
+
+
+@pytest.fixture
+def planted(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, str, str]]:
+    """(a copy of go_agent.db with one session's value replaced, that session_id, the column)."""
+    column, value = PLANTED[request.param]
+    path = tmp_path / "src.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    with sqlite3.connect(path) as conn:
+        (sid,) = conn.execute(f"SELECT session_id FROM {TABLE} ORDER BY session_id LIMIT 1").fetchone()
+        conn.execute(f"UPDATE {TABLE} SET {column} = {value} WHERE session_id = ?", (sid,))
+        if column == "session_id":
+            sid = ""
+    yield path, sid, column
+
+
+@pytest.mark.parametrize("planted", list(PLANTED), indirect=True)
+def test_export_refuses_a_value_import_would_refuse_naming_session_and_column(
+    planted: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, sid, column = planted
+    out = tmp_path / "x.jsonl"
+    with open_database(str(path)) as db, out.open("wb") as f, pytest.raises(CorruptRowError) as caught:
+        export_table(db, TABLE, f)
+    assert (caught.value.session_id, caught.value.column) == (sid, column)
+    assert main(["export", str(path), "--table", TABLE, "-o", str(tmp_path / "cli.jsonl")]) == 2
+    assert f"{TABLE}.{column} of session {sid!r}" in capsys.readouterr().err
+    assert not (tmp_path / "cli.jsonl").exists()
+
+
+@pytest.mark.parametrize("planted", list(PLANTED), indirect=True)
+def test_a_file_export_writes_is_one_import_takes(planted: tuple[Path, str, str], tmp_path: Path) -> None:
+    """Whatever export writes before it stops, import takes: the lines of the sessions before the bad one."""
+    path, _, _ = planted
+    out = tmp_path / "x.jsonl"
+    with open_database(str(path)) as db, out.open("wb") as f, pytest.raises(CorruptRowError):
+        export_table(db, TABLE, f)
+    with out.open("rb") as f:
+        import_lines(f, str(tmp_path / "restored.db"), TABLE)
+
+
+# --- copy --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """(a destination URL, its schema) with no agent_sessions table yet."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "dst.db"), None
+        return
+    import psycopg
+
+    server: Any = request.getfixturevalue("pg_server")
+    schema = f"real_{tmp_path.name[-12:].replace('-', '_').lower()}"
+    try:
+        yield str(server.dsn), schema
+    finally:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.parametrize("value", ["1.5", "'yesterday'"])
+def test_copy_refuses_a_time_that_is_no_integer_as_export_does(
+    tmp_path: Path, destination: tuple[str, str | None], value: str
+) -> None:
+    """SQLite keeps 1.5 in an INTEGER column as a REAL; PostgreSQL's BIGINT would round it to 2."""
+    path = tmp_path / "src.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    with sqlite3.connect(path) as conn:
+        (sid,) = conn.execute(f"SELECT session_id FROM {TABLE} ORDER BY session_id LIMIT 1").fetchone()
+        conn.execute(f"UPDATE {TABLE} SET created_at = {value} WHERE session_id = ?", (sid,))
+    url, schema = destination
+    with open_database(str(path)) as db, pytest.raises(CorruptRowError) as caught:
+        copy_table(db, TABLE, url, schema=schema)
+    assert (caught.value.session_id, caught.value.column) == (sid, "created_at")
