@@ -134,7 +134,10 @@ class BaseStorage(abc.ABC):
         """A write transaction: commits on success, rolls back on any exception.
 
         Nested use opens a savepoint. Yields the engine's connection. Every
-        store call made inside the block on this thread joins it.
+        store call made inside the block on this thread joins it. On
+        PostgreSQL a failed statement aborts the transaction even if the
+        block catches its error: the block's end then rolls back and raises
+        StorageError, never reporting a commit that did not happen.
         """
 
     @abc.abstractmethod

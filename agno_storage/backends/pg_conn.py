@@ -134,8 +134,12 @@ class Connections:
             return self._pool
 
     def held(self) -> psycopg.Connection[Any] | None:
-        """The connection of a transaction open on this thread, if any."""
+        """The connection of a transaction open on this thread (in this process), if any."""
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid != process.current.pid:
+            # Forked inside the parent's transaction(): the thread-local copy is the parent's
+            # connection, and joining it would write into (and race on) the parent's socket.
+            return None
         return conn
 
     @contextmanager
@@ -145,13 +149,14 @@ class Connections:
             conn = pool.getconn(timeout=self._connect_timeout)
         except PoolTimeout as exc:
             raise self._unreachable(exc) from exc
-        self._local.conn = conn
-        self._local.depth = 0
+        pid = process.current.pid
+        self._local.conn, self._local.pid, self._local.depth = conn, pid, 0
         try:
             yield conn
         finally:
             self._local.conn = None
-            pool.putconn(conn)
+            if process.current.pid == pid:  # a child forked in the block leaves its parent's pool alone
+                pool.putconn(conn)
 
     def _unreachable(self, exc: PoolTimeout) -> ConnectionLostError:
         """The error for a pool that found no connection in time: which server, and why."""
@@ -172,7 +177,9 @@ class Connections:
 
         It begins on a live connection (a pooled one the server closed is
         replaced). Once begun it is not retried: a lost connection raises
-        ConnectionLostError.
+        ConnectionLostError. A statement that failed inside the block, its
+        error caught there, leaves PostgreSQL's transaction (or savepoint)
+        aborted: the block's end then rolls it back and raises StorageError.
         """
         held = self.held()
         if held is not None:
@@ -181,7 +188,7 @@ class Connections:
             return
         stage = _Stage()
         try:
-            with self._checkout_begun() as conn, _atomic(conn, stage, begun=True):
+            with self._checkout_begun() as conn, _atomic(conn, stage, self._table, begun=True):
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
             raise translate(exc, self._table, committing=stage.committing) from exc
@@ -216,10 +223,13 @@ class Connections:
         with _errors(self._table):
             conn.execute(sql.SQL("SAVEPOINT {}").format(savepoint))
         self._local.depth = depth + 1
+        owner = process.current.pid
         try:
             yield
         except BaseException:
             self._local.depth = depth
+            if process.current.pid != owner:
+                raise
             # After a lost connection, or a ROLLBACK the block ran itself, there is no
             # savepoint left to go back to: the original error is the one to see.
             if not (conn.broken or conn.closed) and conn.info.transaction_status != pq.TransactionStatus.IDLE:
@@ -228,7 +238,15 @@ class Connections:
                     conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
             raise
         self._local.depth = depth
+        if process.current.pid != owner:
+            raise _forked_inside(self._table)
         with _errors(self._table):
+            if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+                # A statement of the block failed and its error was caught: RELEASE would fail
+                # ("commands ignored"). Undo the block, leaving the enclosing transaction usable.
+                conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(savepoint))
+                conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
+                raise _failed_inside(self._table, "nested transaction (savepoint)")
             conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(savepoint))
 
     def run(
@@ -243,8 +261,10 @@ class Connections:
 
         ``single`` says ``body`` runs one statement, atomic on its own in
         autocommit mode, so no BEGIN/COMMIT is sent. Inside a caller's
-        transaction, ``body`` joins it (a write in a savepoint, so a failed
-        write leaves the caller's transaction usable) and is not retried.
+        transaction, ``body`` joins it in a savepoint (a read too: a failed
+        statement aborts a PostgreSQL transaction, and the savepoint leaves
+        the caller's usable after a typed error it catches; two more round
+        trips) and is not retried.
         Otherwise a lost connection or a serialization failure before COMMIT
         is sent reruns ``body`` on a fresh connection, up to ``retries``
         times, while ``replayable()`` says the inputs can be replayed (a
@@ -254,7 +274,9 @@ class Connections:
         """
         held = self.held()
         if held is not None:
-            if not write:
+            if not write and held.info.transaction_status == pq.TransactionStatus.IDLE:
+                # A read made from another call's body on its autocommit connection (an error's message
+                # looking the row up): no transaction for it to abort, and no savepoint outside one.
                 with _errors(self._table):
                     return body(held)
             with self.transaction() as conn, _errors(self._table):
@@ -265,7 +287,7 @@ class Connections:
                 with self._checkout() as conn:
                     if not write or single:
                         return body(conn)
-                    with _atomic(conn, stage):
+                    with _atomic(conn, stage, self._table):
                         return body(conn)
             except PoolTimeout as exc:
                 # The pool already waited connect_timeout for a connection: no rerun.
@@ -310,18 +332,49 @@ class _Stage:
 
 
 @contextmanager
-def _atomic(conn: psycopg.Connection[Any], stage: _Stage, *, begun: bool = False) -> Iterator[None]:
+def _atomic(conn: psycopg.Connection[Any], stage: _Stage, table: str, *, begun: bool = False) -> Iterator[None]:
     """BEGIN (unless ``begun``), then COMMIT if the block finishes or ROLLBACK on any exception: the one
-    transaction body."""
+    transaction body.
+
+    Raises StorageError, with everything rolled back, if the block finished
+    with the transaction aborted by a failed statement whose error it caught.
+    """
     if not begun:
         conn.execute("BEGIN")
+    owner = process.current.pid
     try:
         yield
     except BaseException:
-        _rollback(conn)
+        if process.current.pid == owner:
+            _rollback(conn)
         raise
+    if process.current.pid != owner:
+        raise _forked_inside(table)
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        # The server would answer COMMIT with a ROLLBACK and no error: the block must not look committed.
+        _rollback(conn)
+        raise _failed_inside(table, "transaction")
     stage.committing = True
     conn.execute("COMMIT")
+
+
+def _failed_inside(table: str, what: str) -> StorageError:
+    """The error for a block that finished after a statement in it failed (its error caught in the block)."""
+    return StorageError(
+        f"the {what} had failed: a statement inside the block raised an error that was caught there, and "
+        "PostgreSQL aborts the transaction after any failed statement; it was rolled back and nothing of the "
+        "block was committed",
+        table=table,
+    )
+
+
+def _forked_inside(table: str) -> StorageError:
+    """The error for a forked child leaving a transaction block its parent opened (nothing is sent)."""
+    return StorageError(
+        "a process forked inside transaction() cannot end it: the transaction and its connection are the "
+        "parent's, so nothing was committed or rolled back here",
+        table=table,
+    )
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -348,7 +401,7 @@ def _pooler_gave_up(exc: BaseException) -> bool:
 
 
 def invalid_value(exc: BaseException, table: str, session_id: str | None) -> InvalidInputError:
-    """The error for a value the server refused to store (a DataError, or text it cannot encode)."""
+    """The error for a value the server refused to store (bad or too big for it, or text it cannot encode)."""
     return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id)
 
 

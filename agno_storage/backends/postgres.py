@@ -32,13 +32,17 @@ from agno_storage.backends.statements import Statements
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS
-from agno_storage.schema import TableShape
+from agno_storage.schema import PG_NAME_BYTES, TableShape
 
 # Advisory-lock keys are hashed from these prefixes plus the qualified name.
 _LOCK_PREFIX = "agno_storage:table:"
 _SCHEMA_LOCK_PREFIX = "agno_storage:schema:"
 _BULK_LOCK_PREFIX = "agno_storage:bulk:"
 
+
+#: A value the server refuses to store: bad data (class 22), one too big for it (54000: a JSONB string past
+#: 256 MiB, an index row past 8 kB), or text that cannot be encoded. A write raises InvalidInputError for it.
+_REFUSED_VALUE = (psycopg.DataError, pg_errors.ProgramLimitExceeded, UnicodeEncodeError)
 
 #: The longest connect_timeout taken (a day): past it, libpq's own arithmetic overflows.
 _MOST_TIMEOUT = 86_400
@@ -103,6 +107,12 @@ class PostgresStorage(BaseStorage):
             # Statements are rendered with the schema in them and run with bound values, where psycopg reads
             # a % as the start of a placeholder. (Table names are plain identifiers already.)
             raise InvalidInputError(f"schema {schema!r}: a '%' in a schema name is not supported", table=table_name)
+        if schema is not None and len(schema.encode()) > PG_NAME_BYTES:
+            # PostgreSQL would cut it, silently making two long names one schema (the table name is
+            # checked already, by check_table_name).
+            raise InvalidInputError(
+                f"schema {schema!r} is longer than PostgreSQL's {PG_NAME_BYTES} bytes", table=table_name
+            )
         if type(pool_size) is not int or pool_size < 1:
             raise InvalidInputError(f"pool_size must be an int >= 1, got {pool_size!r}")
         if (
@@ -195,8 +205,13 @@ class PostgresStorage(BaseStorage):
         """A write transaction: commits only if the block finishes, else rolls back.
 
         Nested use opens a savepoint. Every store call made inside the block
-        on this thread joins it. Not retried: a lost connection raises
-        ConnectionLostError.
+        on this thread joins it, in a savepoint of its own: a typed error
+        from one that the block catches leaves the transaction usable. A
+        statement of the caller's own that fails aborts the transaction
+        (PostgreSQL's rule), even if the block catches its error: the
+        block's end then rolls back and raises StorageError instead of
+        committing. A process forked inside the block does not join it.
+        Not retried: a lost connection raises ConnectionLostError.
         """
         return self._conns.transaction()
 
@@ -343,7 +358,7 @@ class PostgresStorage(BaseStorage):
             self.tracer(query, row)
         try:
             return conn.execute(query, row)
-        except (psycopg.DataError, UnicodeEncodeError) as exc:
+        except _REFUSED_VALUE as exc:
             raise invalid_value(exc, self.table_name, self.row_codec.session_id(row)) from exc
 
     def _write_batch(self, conn: psycopg.Connection[Any], statements: Statements, batch: list[list[Any]]) -> int:
@@ -354,8 +369,14 @@ class PostgresStorage(BaseStorage):
         self._trace(statements.upsert, ordered)
         with conn.cursor() as cur:
             try:
-                cur.executemany(statements.upsert, ordered)
-            except (psycopg.DataError, UnicodeEncodeError) as exc:
+                # executemany rides this pipeline; its results are all in once the block has exited.
+                with conn.pipeline() as pipeline:
+                    try:
+                        cur.executemany(statements.upsert, ordered)
+                    except psycopg.Error:
+                        _close_aborted(conn, pipeline)
+                        raise
+            except _REFUSED_VALUE as exc:
                 raise invalid_value(exc, self.table_name, None) from exc
             if cur.rowcount != len(batch):
                 self._raise_refused(
@@ -388,6 +409,21 @@ class PostgresStorage(BaseStorage):
             self._run_all(conn, [sql.SQL("DROP TABLE IF EXISTS {}").format(self._qualified_name)])
 
         self._conns.run(body, write=True)
+
+
+def _close_aborted(conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> None:
+    """Collect the results of the statements a failed statement aborted, so the pipeline closes cleanly.
+
+    Left to the pipeline's exit, they fail there again ("pipeline aborted"),
+    which psycopg logs as a warning: printed to stderr, for every refused
+    batch, in a program that configured no logging.
+    """
+    if conn.broken:
+        return
+    try:
+        pipeline.sync()
+    except psycopg.Error:
+        pass  # the error being raised is the one to see
 
 
 class _JsonText(Loader):
