@@ -8,6 +8,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,50 @@ def test_export_never_writes_through_what_is_already_at_its_temporary_name(
     assert out.read_bytes() == whole.getvalue()
     assert victim.read_text() == "keep me"
     assert not (tmp_path / "made.txt").exists()
-    assert not partial.exists() and not partial.is_symlink()
+    assert partial.is_symlink() or partial.read_text() == "what a stopped export left"  # not the export's: left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"x.jsonl", "victim.txt", partial.name})
+
+
+def test_two_exports_to_one_file_at_once_leave_it_whole_and_both_succeed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each writes a temporary file of its own: neither removes nor moves the other's half-written one."""
+    from agno_storage.ops import export as export_ops
+
+    out = tmp_path / "x.jsonl"
+    real = export_ops.export_table
+    inner: list[int] = []
+
+    def export_table(db: Any, table: str, sink: Any, **kwargs: Any) -> Any:
+        if inner:  # the second export: as it is
+            return real(db, table, sink, **kwargs)
+        inner.append(-1)
+        sink.write(b"half of the first export's lines\n")
+        # The second export runs whole while the first is half written.
+        inner[0] = main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)])
+        return real(db, table, _Rest(sink), **kwargs)
+
+    monkeypatch.setattr(export_ops, "export_table", export_table)
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
+    assert inner == [0]
+    monkeypatch.setattr(export_ops, "export_table", real)
+    whole = io.BytesIO()
+    with open_database(str(FIXTURES / "go_agent.db")) as db:
+        real(db, TABLE, whole)
+    assert out.read_bytes() == whole.getvalue()
+    assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
+
+
+class _Rest:
+    """A sink that starts the file over: what the fake wrote first is not part of the export."""
+
+    def __init__(self, sink: Any) -> None:
+        sink.seek(0)
+        sink.truncate()
+        self._sink = sink
+
+    def write(self, data: bytes) -> int:
+        return int(self._sink.write(data))
 
 
 def test_import_reads_a_named_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

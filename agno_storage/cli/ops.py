@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -188,18 +189,16 @@ def _export(args: argparse.Namespace) -> int:
         # file a link names, so the link stays). A pipe or a device (/dev/stdout, >(gzip)) is written as it is.
         stream = _is_stream(args.output)
         output = os.path.realpath(args.output) if os.path.islink(args.output) and not stream else args.output
-        partial = Path(output + ".partial")
         if db.path is not None:  # before anything is written: -o naming the database would replace it
             refuse_source(args.output, db.path, "the output")
             refuse_source(output, db.path, "the output")  # a link to the database's -wal, say
-            refuse_source(partial, db.path, "the output's temporary file")
         if stream:
             with open(output, "wb") as sink:
                 summary = export_ops.export_table(
                     db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
                 )
         else:
-            temporary = _new_file(partial)
+            temporary, partial = _new_file(Path(output))
             try:
                 with temporary:
                     summary = export_ops.export_table(
@@ -217,13 +216,22 @@ def _export(args: argparse.Namespace) -> int:
     return OK
 
 
-def _new_file(path: Path) -> IO[bytes]:
-    """``path`` made anew for writing: a leftover of a stopped export (or a link) under its name is removed, not
-    written through, and a file or link another process puts there meanwhile is an error, not a target."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()  # the name only: a link's target, a hard link's other name, stay as they are
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    return os.fdopen(os.open(path, flags, 0o666), "wb")
+def _new_file(output: Path) -> tuple[IO[bytes], Path]:
+    """A new temporary file beside ``output`` (``.NAME.XXXXXXXX.partial``), open for writing, and its path.
+
+    Its name is one no other file has (``mkstemp``: made exclusively, never
+    through a link), so two exports to one file never write into or remove
+    each other's; the one that ends last leaves its whole file in place.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; the export is a file like any other
+    return os.fdopen(fd, "wb"), Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _is_stream(path: str) -> bool:
