@@ -320,6 +320,10 @@ def test_run_values_agno3_cannot_load_are_kept_in_metadata_and_named_and_agno3_l
         _run("r-images", "q", "a") | {"images": "an image"},
         _run("r-content", "q", "a")
         | {"messages": [{"role": "user", "content": {"parts": ["q"]}}, {"role": "assistant", "content": "a"}]},
+        _run("r-steps", "q", "a") | {"reasoning_steps": ["think"], "references": ["ref"], "events": ["x"]},
+        _run("r-cite", "q", "a") | {"citations": {"urls": "x"}, "additional_input": ["x"]},
+        _run("r-calls", "q", "a")
+        | {"messages": [{"role": "assistant", "content": "a", "tool_calls": "x", "images": "y"}]},
         _run("r-same", "first", "a1"),
         _run("r-same", "second", "a2"),
         _run("r-same", "first", "a1"),  # the very run again: nothing to keep twice
@@ -333,19 +337,28 @@ def test_run_values_agno3_cannot_load_are_kept_in_metadata_and_named_and_agno3_l
         "'r-msgs': messages is not a list",
         "'r-tools': tools is not a list",
         "'r-images': images is not a list",
-        "run 5 has the id 'r-same' of an earlier run",
+        "run 8 has the id 'r-same' of an earlier run",
+        "'r-content': message 0: content is not what agno 3 reads",
+        "'r-steps': reasoning_steps is not a list of objects",
+        "'r-steps': events is not a list",
+        "'r-cite': citations is not citations",
+        "'r-calls': message 0: tool_calls is not",
+        "'r-calls': message 0: images is not",
         "'s2': memory.runs is neither a list nor an object",
         "'s2': memory.memories is neither",
     ):
         assert expected in problems, expected
     read = _agno3_reads(dst, "s1", "s2", "s3")  # agno 3 loads each session, every run of it
     runs = {r[0]: r for r in read["s1"]["runs"]}
-    assert len(runs) == 6 and {"r-msgs", "r-tools", "r-images", "r-content", "r-same"} <= set(runs)
+    assert len(runs) == 9
+    assert {"r-msgs", "r-tools", "r-images", "r-content", "r-same", "r-steps", "r-cite", "r-calls"} <= set(runs)
     assert runs["r-content"][2] == [None, "a"]  # the text agno 3 can show; the object kept
     data = {rid: json.loads(d) for rid, d in _rows(dst, "SELECT run_id, run_data FROM agno_runs")}
     kept = {rid: d["metadata"]["agno_v1"] for rid, d in data.items()}
     assert kept["r-msgs"]["unfit"] == {"messages": "not a list"} and kept["r-tools"]["unfit"] == {"tools": "a tool"}
     assert kept["r-content"]["messages"] == {"0": {"content": {"parts": ["q"]}}}
+    assert kept["r-steps"]["unfit"] == {"reasoning_steps": ["think"], "references": ["ref"], "events": ["x"]}
+    assert kept["r-calls"]["messages"] == {"0": {"tool_calls": "x", "images": "y"}}
     (renamed,) = [rid for rid, k in kept.items() if k.get("run_id") == "r-same"]
     assert [m["content"] for m in data[renamed]["messages"]] == ["second", "a2"]
     metadata = {

@@ -67,3 +67,63 @@ def test_rerun_deletes_runs_the_source_lost_and_keeps_agno3s_own(
     # Unchanged since: nothing more is deleted or written.
     third = to_agno3(src, dst)
     assert third.modes["agent"].unchanged == 1 and third.modes["agent"].runs_removed == 0
+
+
+_LOADED_RUNS = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.db.base import SessionType\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "print(json.dumps({s.session_id: len(s.runs or []) for s in db.get_sessions(session_type=SessionType.TEAM)}))\n"
+)
+
+
+def test_rewrite_gives_a_target_an_earlier_mapping_wrote_this_ones_and_leaves_agno3s_own_session(
+    tmp_path: Path,
+) -> None:
+    """A team run an earlier build wrote without ``team_id`` is one agno 3 skips unseen (made here by taking the
+    key out of what this build wrote). A rerun leaves it, its source unchanged; ``rewrite`` writes it again."""
+    import json
+    import shutil
+
+    src, dst = tmp_path / "team.db", tmp_path / "agno3.db"
+    shutil.copy(Path(__file__).resolve().parent.parent / "fixtures" / "go_team.db", src)
+    first = to_agno3(str(src), str(dst))
+    with sqlite3.connect(dst) as conn:
+        for run_id, data in conn.execute("SELECT run_id, run_data FROM agno_runs WHERE run_type = 'team'").fetchall():
+            run = json.loads(data)
+            del run["team_id"]
+            conn.execute("UPDATE agno_runs SET run_data = ? WHERE run_id = ?", (json.dumps(run), run_id))
+    agno3_env.run_code(_AGNO3_OWN, str(dst), "agno3-own")
+
+    def loaded() -> dict[str, int]:
+        out: dict[str, int] = json.loads(agno3_env.run_code(_LOADED_RUNS, str(dst)).strip().splitlines()[-1])
+        return out
+
+    broken = loaded()
+    assert sum(broken.values()) == 0 and broken["agno3-own"] == 0
+    again = to_agno3(str(src), str(dst))
+    assert (again.total("sessions"), again.total("unchanged")) == (0, first.total("sessions"))
+    assert loaded() == broken
+    rewritten = to_agno3(str(src), str(dst), rewrite=True)
+    assert (rewritten.total("sessions"), rewritten.total("unchanged")) == (first.total("sessions"), 0)
+    with sqlite3.connect(dst) as conn:
+        per_session = dict(conn.execute("SELECT session_id, count(*) FROM agno_runs GROUP BY session_id").fetchall())
+    after = loaded()
+    assert {sid: n for sid, n in after.items() if sid != "agno3-own"} == {
+        sid: per_session.get(sid, 0) for sid in after if sid != "agno3-own"
+    }
+    assert sum(per_session.values()) == first.total("runs")
+    with sqlite3.connect(dst) as conn:
+        (metadata,) = conn.execute("SELECT metadata FROM agno_sessions WHERE session_id = 'agno3-own'").fetchone()
+    assert json.loads(metadata) == {"tenant": "agno 3"}  # agno 3's own session: still left alone
+
+
+_AGNO3_OWN = (
+    "import sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.session.team import TeamSession\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "db.upsert_session(TeamSession(session_id=sys.argv[2], team_id='t', user_id='u', metadata={'tenant': 'agno 3'},"
+    " created_at=1700000000, updated_at=1700000000))\n"
+)

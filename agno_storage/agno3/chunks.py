@@ -278,13 +278,16 @@ def map_chunk(
     previous: dict[str, Previous],
     rows: Rows | None,
     taken: Mapping[str, str] | None = None,
+    rewrite: bool = False,
 ) -> ChunkResult:
     """Read, map and (with ``rows``) encode the sessions of ``chunk``; those ``previous`` shows unchanged are counted only.
 
     ``previous`` is what the target holds of these sessions
     (:meth:`Writer.previous`): a session agno 3 made itself is left alone
     and named in the problems. ``taken`` maps run ids other sessions hold to
-    them (:func:`~agno_storage.agno3.mapping.map_session`). Raises
+    them (:func:`~agno_storage.agno3.mapping.map_session`). ``rewrite``:
+    a session a migration wrote is written again though its source is
+    unchanged (agno 3's own sessions are still left alone). Raises
     StorageError naming the session that cannot be encoded.
     """
     result = ChunkResult(seen=dict(previous))
@@ -345,7 +348,7 @@ def map_chunk(
             or set(mapped.left_out_runs).intersection(before.run_ids)
             or (owner is not None and before.user_id != owner)
         )
-        if _unchanged(before, session_stamp, sources, go_runs) and not redo:
+        if not rewrite and _unchanged(before, session_stamp, sources, go_runs) and not redo:
             count.unchanged += 1
             continue
         if owner is None and before is not None and before.user_id is not None:

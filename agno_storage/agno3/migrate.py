@@ -91,6 +91,7 @@ def to_agno3(
     batch_size: int = BATCH,
     memory_table: str | None = DEFAULT_MEMORY_TABLE,
     workers: int | None = None,
+    rewrite: bool = False,
 ) -> Agno3Report:
     """Copy every session of ``src``'s 1.x tables into agno 3.1.10's tables in ``dst``; the summary.
 
@@ -105,7 +106,11 @@ def to_agno3(
 
     Safe to run again: a session whose source has not changed since it was
     written is left alone (also if agno 3 went on with it since); one that
-    changed is written again. Sessions are written ``batch_size`` to a
+    changed is written again. ``rewrite`` writes every session a migration
+    wrote again, changed or not: how a target an earlier build migrated
+    gets this build's mapping (what agno 3 changed in such a session's row
+    since is replaced; runs agno 3 added stay; its own sessions are still
+    left alone). Sessions are written ``batch_size`` to a
     transaction, so an interrupted run resumes where it stopped. The source
     is only read. ``dry_run`` writes nothing and reports what would be
     written. ``progress(done, total)`` is called after each batch.
@@ -194,7 +199,7 @@ def to_agno3(
         if n:
             found = SourceSpec(src=src, tables={m: chosen[m] for m in source.stores}, schema=schema)
             try:
-                pool = WorkerPool(n, found, writer.engine if writer is not None else None)
+                pool = WorkerPool(n, found, writer.engine if writer is not None else None, rewrite)
             except StorageError:
                 if workers is not None:
                     raise
@@ -204,7 +209,7 @@ def to_agno3(
             results = pool.map(chunks, lambda chunk: _previous(lookup, chunk))
         else:
             rows = rows_for(writer.engine) if writer is not None else None
-            results = (map_chunk(source, chunk, _previous(lookup, chunk), rows) for chunk in chunks)
+            results = (map_chunk(source, chunk, _previous(lookup, chunk), rows, rewrite=rewrite) for chunk in chunks)
         done = 0
         tally = _Tally()
         for chunk, result in zip(chunks, results, strict=True):
@@ -213,8 +218,8 @@ def to_agno3(
                 if writer is not None and (now := _previous(lookup, chunk)) != result.seen:
                     # agno 3 (or another migration) wrote some of these sessions since the batch was mapped (a
                     # worker maps batches ahead of the writes): mapped again, under the lock, from what DST holds.
-                    result = map_chunk(source, chunk, now, rows_for(writer.engine))
-                _settle_runs(result, chunk, source, lookup, writer, tally)
+                    result = map_chunk(source, chunk, now, rows_for(writer.engine), rewrite=rewrite)
+                _settle_runs(result, chunk, source, lookup, writer, tally, rewrite)
                 _count_memories(result, lookup, report, tally, dry_run)
                 failed = _write(result, writer, report)
             if failed is not None:  # raised once the sessions written before it are committed
@@ -293,6 +298,7 @@ def _settle_runs(
     lookup: Writer | TargetReader | None,
     writer: Writer | None,
     tally: _Tally,
+    rewrite: bool = False,
 ) -> None:
     """Give a run whose id another session holds an id of its own; count the runs each session deletes.
 
@@ -331,7 +337,9 @@ def _settle_runs(
                 f" {own_run_id(sid, run_id)!r} (its id kept in its metadata)"
             )
         if clashes and writer is not None:
-            redone = map_chunk(source, [items[sid]], _previous(lookup, [items[sid]]), rows_for(writer.engine), clashes)
+            redone = map_chunk(
+                source, [items[sid]], _previous(lookup, [items[sid]]), rows_for(writer.engine), clashes, rewrite
+            )
             at = next(i for i, e in enumerate(result.encoded) if e.session_id == sid)
             result.encoded[at] = redone.encoded[0]
         ids = tuple(own_run_id(sid, r) if r in clashes else r for r in runs.run_ids)

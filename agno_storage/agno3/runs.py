@@ -140,8 +140,12 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
     if not _is_mapping(message) or not isinstance(message.get("role"), str):
         return None, {"message": message}
     kept, rest = _split(message, MESSAGE_FIELDS)
-    if not isinstance(kept.get("content"), _CONTENT_TYPES):  # agno 3's Message refuses it, failing the session
+    # What agno 3's Message (pydantic) refuses would fail the whole session: kept aside, as it is.
+    if not isinstance(kept.get("content"), _CONTENT_TYPES):
         rest["content"] = kept.pop("content")
+    for name in _MESSAGE_OBJECT_LISTS:
+        if kept.get(name) is not None and not _is_object_list(kept[name]):
+            rest[name] = kept.pop(name)
     if "metrics" in kept:
         metrics, lossy = convert_metrics(kept["metrics"])
         if lossy:
@@ -184,32 +188,74 @@ def _first_user_text(messages: Any) -> str | None:
     return None
 
 
-#: Run fields agno 3's ``RunOutput`` / ``TeamRunOutput`` / ``WorkflowRunOutput.from_dict`` iterate (a list) or
-#: read as an object: a value of another shape fails the load of the whole session.
+#: Run fields agno 3's ``RunOutput`` / ``TeamRunOutput`` / ``WorkflowRunOutput.from_dict`` iterate (a list), or
+#: build an object of each item of (a list of objects), or read as an object: a value of another shape fails
+#: the load of the whole session (and of every listing that holds it).
 _LIST_FIELDS = (
-    "messages tools images videos audio files additional_input reasoning_steps reasoning_messages references "
-    "events requirements member_responses step_results step_executor_runs".split()
+    "messages tools images videos audio files requirements member_responses step_results step_executor_runs".split()
 )
+_OBJECT_LIST_FIELDS = "additional_input reasoning_steps reasoning_messages references events".split()
 _OBJECT_FIELDS = "input citations response_audio compaction metrics".split()
+#: Message fields agno 3's Message (pydantic) takes only as a list of objects.
+_MESSAGE_OBJECT_LISTS = ("tool_calls", "images", "videos", "audio", "files")
 #: Message content agno 3 takes: text, a list of parts, or none.
 _CONTENT_TYPES = (str, list, type(None))
 
 
+def _is_object_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def _fits_citations(value: Any) -> bool:
+    """Whether agno 3's ``Citations`` model takes ``value``: lists of objects for urls and documents, of text for
+    search queries."""
+    if not isinstance(value, dict):
+        return False
+    lists = [value.get(key) for key in ("urls", "documents")]
+    queries = value.get("search_queries")
+    return all(v is None or _is_object_list(v) for v in lists) and (
+        queries is None or (isinstance(queries, list) and all(isinstance(q, str) for q in queries))
+    )
+
+
+def _unfit_shape(name: str, value: Any, kind: str) -> str | None:
+    """What is wrong with run field ``name`` of a ``kind`` run for agno 3 (None: it loads)."""
+    if value is None:
+        return None
+    if name in _LIST_FIELDS:
+        return None if isinstance(value, list) else "is not a list"
+    if name in _OBJECT_LIST_FIELDS:
+        return None if _is_object_list(value) else "is not a list of objects"
+    if name == "citations":
+        return None if _fits_citations(value) else "is not citations as agno 3 reads them"
+    if name == "input" and kind == "workflow":  # a workflow's input may be text; agno 3 does not read it
+        return None
+    if name in _OBJECT_FIELDS:
+        return None if isinstance(value, dict) else "is not an object"
+    return None
+
+
+_CHECKED = (*_LIST_FIELDS, *_OBJECT_LIST_FIELDS, *_OBJECT_FIELDS)
+
+
 def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
-    """Move the fields of ``run_data`` (a ``kind`` run) agno 3 cannot load (a list field that is not a list,
-    ...) to its ``metadata["agno_v1"]["unfit"]``, as they are; what was moved, one line each (none for a run
-    agno 1.x wrote). A workflow's ``input`` may be text, and agno 3 does not read it as an object.
-    """
-    objects = [n for n in _OBJECT_FIELDS if not (kind == "workflow" and n == "input")]
-    moved = [
-        f"{name} is not {'a list' if shape is list else 'an object'}; kept in metadata"
-        for name, shape in [*((n, list) for n in _LIST_FIELDS), *((n, dict) for n in objects)]
-        if run_data.get(name) is not None and not isinstance(run_data[name], shape)
-    ]
+    """Move the fields of ``run_data`` (a ``kind`` run) agno 3 cannot load to its
+    ``metadata["agno_v1"]["unfit"]``, as they are; what was moved, one line each, with the message fields
+    :func:`convert_message` moved (none for a run agno 1.x wrote)."""
+    moved = {}
+    for name in _CHECKED:
+        why = _unfit_shape(name, run_data.get(name), kind)
+        if why is not None:
+            moved[name] = why
+    lines = [f"{name} {why}; kept in metadata" for name, why in moved.items()]
     if moved:
-        unfit = {name: run_data.pop(name) for name in [line.split(" ", 1)[0] for line in moved]}
-        keep_in_run(run_data, "unfit", unfit)
-    return moved
+        keep_in_run(run_data, "unfit", {name: run_data.pop(name) for name in moved})
+    kept = run_data.get("metadata", {}).get(KEEP_KEY, {}) if isinstance(run_data.get("metadata"), dict) else {}
+    for index, extra in (kept.get("messages") or {}).items():
+        for name in ("content", *_MESSAGE_OBJECT_LISTS):
+            if isinstance(extra, dict) and name in extra:
+                lines.append(f"message {index}: {name} is not what agno 3 reads there; kept in metadata")
+    return lines
 
 
 def keep_in_run(run_data: dict[str, Any], key: str, value: Any) -> None:
@@ -333,6 +379,8 @@ def convert_run(
                 and "metrics" not in message
                 and type(message.get("role")) is str
                 and isinstance(message.get("content"), _CONTENT_TYPES)
+                and (message.get("tool_calls") is None or _is_object_list(message["tool_calls"]))
+                and not any(message.get(name) is not None for name in _MESSAGE_OBJECT_LISTS[1:])
             ):
                 if MESSAGE_FIELDS.issuperset(message):  # what convert_message gives such a message, inline
                     messages.append(message.copy())

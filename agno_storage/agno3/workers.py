@@ -23,7 +23,8 @@ LABEL = "an agno 3 migration worker"
 class MapTask:
     """A worker's side: the source opened once (read-only), then :func:`map_chunk` of each (chunk, previous)."""
 
-    def __init__(self, spec: SourceSpec, engine: str | None) -> None:
+    def __init__(self, spec: SourceSpec, engine: str | None, rewrite: bool = False) -> None:
+        self.rewrite = rewrite
         self.source = Source(spec)
         try:
             self.rows = rows_for(engine) if engine is not None else None
@@ -33,7 +34,7 @@ class MapTask:
 
     def __call__(self, frame: tuple[list[PlanItem], dict[str, Previous]]) -> ChunkResult:
         chunk, previous = frame
-        return map_chunk(self.source, chunk, previous, self.rows)
+        return map_chunk(self.source, chunk, previous, self.rows, rewrite=self.rewrite)
 
     def close(self) -> None:
         self.source.close()
@@ -43,13 +44,14 @@ class WorkerPool(Pool):
     """``n`` worker processes mapping batches of one source; results come back in order.
 
     ``engine`` is the target's (``"sqlite"``, ``"postgres"``), whose rows
-    the workers encode, or None on a dry run (nothing encoded). A worker's
+    the workers encode, or None on a dry run (nothing encoded); ``rewrite``
+    as :func:`~agno_storage.agno3.chunks.map_chunk` takes it. A worker's
     error is raised by :meth:`map` for its batch, as the same exception; a
     worker that dies is a StorageError. Close it (or use ``with``).
     """
 
-    def __init__(self, n: int, spec: SourceSpec, engine: str | None) -> None:
-        super().__init__(n, f"{__name__}:MapTask", (spec, engine), LABEL)
+    def __init__(self, n: int, spec: SourceSpec, engine: str | None, rewrite: bool = False) -> None:
+        super().__init__(n, f"{__name__}:MapTask", (spec, engine, rewrite), LABEL)
 
     def map(  # type: ignore[override]
         self, chunks: Iterable[Sequence[PlanItem]], previous: Callable[[Sequence[PlanItem]], dict[str, Previous]]

@@ -95,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
             memory_table=args.memory_table or None,
             workers=args.workers,
             batch_size=args.batch_size,
+            rewrite=args.rewrite,
         )
     except InvalidInputError as exc:
         raise Exit(FAILED, str(exc)) from None
@@ -142,6 +143,12 @@ def register(
         metavar="N",
         help="processes mapping sessions while this one writes (default: one per core up to 4;"
         f" none on one core or under 2,000 sessions; 0: none; at most {WORKERS_LIMIT})",
+    )
+    cmd.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="write every session a migration wrote again, its source changed or not (to give a target an earlier"
+        " build migrated this one's mapping; agno 3's changes since to such a session's row are replaced)",
     )
     cmd.add_argument(
         "--batch-size",
