@@ -479,3 +479,21 @@ def test_a_run_time_past_64_bits_is_named_by_its_session_and_the_sessions_before
     written = {r[0] for r in conn.execute("SELECT session_id FROM agno_sessions")}
     conn.close()
     assert "s3" not in written
+
+
+def test_an_error_that_rolled_the_whole_batch_back_is_raised_as_it_is(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back itself on a full disk or an I/O error: undoing the savepoint inside the
+    batch then would fail with "no such savepoint" and hide the error that counts."""
+    from agno_storage.agno3.writer import SqliteWriter
+
+    writer = SqliteWriter(str(tmp_path / "agno3.db"))
+    try:
+        writer.prepare()
+        with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+            with writer.batch(), writer._transaction() as conn:
+                conn.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+                raise sqlite3.OperationalError("database or disk is full")
+        with writer.batch():  # the writer goes on
+            pass
+    finally:
+        writer.close()

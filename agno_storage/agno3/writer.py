@@ -546,8 +546,9 @@ class SqliteWriter:
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK TO agno3_write")
-                self._conn.execute("RELEASE agno3_write")
+                if self._conn.in_transaction:  # a disk full or I/O error may have rolled the whole one back
+                    self._conn.execute("ROLLBACK TO agno3_write")
+                    self._conn.execute("RELEASE agno3_write")
                 raise
             self._conn.execute("RELEASE agno3_write")
             return
@@ -568,7 +569,8 @@ class SqliteWriter:
                 )
             yield self._conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:  # SQLite rolls back itself on a disk full or I/O error
+                self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
         self._unsynced = True
