@@ -307,6 +307,7 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
     kind = _KIND[source.MODE]
     unfit: dict[str, Any] = {}
     seen: dict[str, Any] = {}  # run id -> the run of this source that has it
+    own_entity = source.entity_id
     for i, raw in enumerate(_source_runs(source)):
         raw = unwrap(raw, kind)
         if not isinstance(raw, Mapping):
@@ -319,7 +320,7 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
         own_id = raw.get("run_id")
         # The fallback id (a uuid5) only for a run without one: made for every run it was a tenth of the mapping.
         fallback = own_id if isinstance(own_id, str) and own_id else make_id("run", label, session_id, i)
-        entity = source.entity_id if run_kind == kind else None  # a team's run in an agent table: no team id
+        entity = own_entity if run_kind == kind else None  # a team's run in an agent table: no team id
         data, members = convert_run(raw, run_kind, session_id, fallback, builder.user_id, entity)
         run_id = data["run_id"]
         if run_id in seen and seen[run_id] != raw:
@@ -334,7 +335,9 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
         elif run_id in builder.ids:
             continue  # the same run, seen through another table (a v2 step agent's session), or twice in this one
         seen.setdefault(run_id, raw)
-        for run, its_kind in [*((m, _member_kind(m)) for m in members), (data, run_kind)]:
+        checked = [(m, _member_kind(m)) for m in members] if members else []
+        checked.append((data, run_kind))
+        for run, its_kind in checked:
             for problem in unfit_fields(run, its_kind):
                 builder.problems.append(f"{label} session {session_id!r}: run {run['run_id']!r}: {problem}")
         for member in members:

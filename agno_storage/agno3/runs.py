@@ -198,6 +198,7 @@ _OBJECT_LIST_FIELDS = "additional_input reasoning_steps reasoning_messages refer
 _OBJECT_FIELDS = "input citations response_audio compaction metrics".split()
 #: Message fields agno 3's Message (pydantic) takes only as a list of objects.
 _MESSAGE_OBJECT_LISTS = ("tool_calls", "images", "videos", "audio", "files")
+_MEDIA = frozenset(_MESSAGE_OBJECT_LISTS[1:])
 #: Message content agno 3 takes: text, a list of parts, or none.
 _CONTENT_TYPES = (str, list, type(None))
 
@@ -218,6 +219,18 @@ def _fits_citations(value: Any) -> bool:
     )
 
 
+def _fits(name: str, value: Any) -> bool:
+    """Whether run field ``name`` holds what agno 3 reads there (the common case; see :func:`_unfit_shape`)."""
+    if value is None:
+        return True
+    items: Any = value  # a list when it fits (``type(value) is _SHAPES[name]`` tells mypy nothing of it)
+    return (
+        type(value) is _SHAPES[name]
+        and (name not in _OBJECT_LIST_FIELDS or all(type(item) is dict for item in items))
+        and (name != "citations" or _fits_citations(value))
+    )
+
+
 def _unfit_shape(name: str, value: Any, kind: str) -> str | None:
     """What is wrong with run field ``name`` of a ``kind`` run for agno 3 (None: it loads)."""
     if value is None:
@@ -235,23 +248,31 @@ def _unfit_shape(name: str, value: Any, kind: str) -> str | None:
     return None
 
 
-_CHECKED = (*_LIST_FIELDS, *_OBJECT_LIST_FIELDS, *_OBJECT_FIELDS)
+#: The JSON type each checked run field has when it fits.
+_SHAPES: dict[str, type] = {
+    **dict.fromkeys((*_LIST_FIELDS, *_OBJECT_LIST_FIELDS), list),
+    **dict.fromkeys(_OBJECT_FIELDS, dict),
+}
 
 
 def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
     """Move the fields of ``run_data`` (a ``kind`` run) agno 3 cannot load to its
     ``metadata["agno_v1"]["unfit"]``, as they are; what was moved, one line each, with the message fields
     :func:`convert_message` moved (none for a run agno 1.x wrote)."""
-    moved = {}
-    for name in _CHECKED:
-        why = _unfit_shape(name, run_data.get(name), kind)
-        if why is not None:
-            moved[name] = why
+    moved: dict[str, str] = {}
+    # Every run passes through here: the fields it has of those checked (a few), their common shapes inline;
+    # only a run with one that does not fit is gone through again, in its own order.
+    if not all(_fits(name, run_data[name]) for name in _SHAPES.keys() & run_data.keys()):
+        for name, value in run_data.items():
+            why = _unfit_shape(name, value, kind) if name in _SHAPES and not _fits(name, value) else None
+            if why is not None:
+                moved[name] = why
     lines = [f"{name} {why}; kept in metadata" for name, why in moved.items()]
     if moved:
         keep_in_run(run_data, "unfit", {name: run_data.pop(name) for name in moved})
-    kept = run_data.get("metadata", {}).get(KEEP_KEY, {}) if isinstance(run_data.get("metadata"), dict) else {}
-    for index, extra in (kept.get("messages") or {}).items():
+    metadata = run_data.get("metadata")
+    kept = metadata.get(KEEP_KEY) if type(metadata) is dict else None
+    for index, extra in (kept.get("messages") or {}).items() if type(kept) is dict else ():
         for name in ("content", *_MESSAGE_OBJECT_LISTS):
             if isinstance(extra, dict) and name in extra:
                 lines.append(f"message {index}: {name} is not what agno 3 reads there; kept in metadata")
@@ -374,15 +395,15 @@ def convert_run(
         messages: list[dict[str, Any]] = []
         extras: dict[str, Any] = {}
         for i, message in enumerate(data["messages"]):
-            if (
-                type(message) is dict
-                and "metrics" not in message
-                and type(message.get("role")) is str
-                and isinstance(message.get("content"), _CONTENT_TYPES)
-                and (message.get("tool_calls") is None or _is_object_list(message["tool_calls"]))
-                and not any(message.get(name) is not None for name in _MESSAGE_OBJECT_LISTS[1:])
-            ):
-                if MESSAGE_FIELDS.issuperset(message):  # what convert_message gives such a message, inline
+            if type(message) is dict and "metrics" not in message and type(message.get("role")) is str:
+                # What convert_message gives such a message, inline: every key one of agno 3's, the content
+                # and tool calls of the shape it reads, no media (those are looked at there).
+                if (
+                    MESSAGE_FIELDS.issuperset(message)
+                    and _MEDIA.isdisjoint(message)
+                    and isinstance(message.get("content"), _CONTENT_TYPES)
+                    and ((calls := message.get("tool_calls")) is None or _is_object_list(calls))
+                ):
                     messages.append(message.copy())
                     continue
             converted, extra = convert_message(message)
