@@ -106,24 +106,6 @@ def test_agno3_resumes_each_migrated_session_with_its_history(
     assert "agno_v1" in result["metadata_keys"]
 
 
-def test_get_sessions_lists_every_migrated_session(migrated: tuple[Path, str, str], agno1_db: Path) -> None:
-    target, _, _ = migrated
-    code = (
-        "import json, sys\n"
-        "from agno.db.sqlite import SqliteDb\n"
-        "from agno.db.base import SessionType\n"
-        "db = SqliteDb(db_file=sys.argv[1])\n"
-        "out = {}\n"
-        "for t in SessionType:\n"
-        "    got = db.get_sessions(session_type=t, deserialize=False)\n"
-        "    rows = got[0] if isinstance(got, tuple) else got\n"
-        "    out.update({s['session_id']: len(s.get('runs') or []) for s in rows})\n"
-        "print(json.dumps(out))\n"
-    )
-    runs = json.loads(agno3_env.run_code(code, str(target)).strip().splitlines()[-1])
-    assert runs == _source_runs(agno1_db)
-
-
 _LOADS_EVERY_RUN = (
     "import json, sys\n"
     "from agno.db.sqlite import SqliteDb\n"
@@ -137,6 +119,12 @@ _LOADS_EVERY_RUN = (
     "        out[s.session_id] = [stored[s.session_id], len(s.runs or [])]\n"
     "print(json.dumps(out))\n"
 )
+
+
+def test_get_sessions_lists_every_migrated_session(migrated: tuple[Path, str, str], agno1_db: Path) -> None:
+    target, _, _ = migrated
+    loaded = json.loads(agno3_env.run_code(_LOADS_EVERY_RUN, str(target)).strip().splitlines()[-1])
+    assert {sid: stored for sid, (stored, _) in loaded.items()} == _source_runs(agno1_db)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -277,26 +277,11 @@ def _import(args: argparse.Namespace) -> int:
     target = parse_target(args.url)
     if source is None and isinstance(target, urls.SqliteTarget) and target.path is not None:
         refuse_source(args.file, target.path, "the file to import")  # it would be written while it is read
-    with _progress("import") as bar:
-        if source is not None:
-            summary = load_ops.import_lines(
-                _lines(source),
-                args.url,
-                args.table,
-                mode=_mode(args),
-                schema=_schema(args.url, args.schema),
-                progress=bar,
-            )
-        else:
-            with open(args.file, "rb") as sink:
-                summary = load_ops.import_lines(
-                    _lines(sink),
-                    args.url,
-                    args.table,
-                    mode=_mode(args),
-                    schema=_schema(args.url, args.schema),
-                    progress=bar,
-                )
+    schema = _schema(args.url, args.schema)
+    with _progress("import") as bar, nullcontext(source) if source is not None else open(args.file, "rb") as lines:
+        summary = load_ops.import_lines(
+            _lines(lines), args.url, args.table, mode=_mode(args), schema=schema, progress=bar
+        )
     _summary(
         args, summary, f"imported {summary.sessions} sessions{_runs_text(summary.runs)} into table {summary.table!r}"
     )
