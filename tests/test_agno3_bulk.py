@@ -497,3 +497,69 @@ def test_an_error_that_rolled_the_whole_batch_back_is_raised_as_it_is(tmp_path: 
             pass
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("when", ["a session alone", "the commit"])
+def test_a_full_disk_in_a_batch_of_one_or_at_its_commit_is_a_typed_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """SQLite rolls the transaction back itself on a full disk: the batch's commit then has nothing to commit
+    (which was an untyped "cannot commit - no transaction is active"), or is where the disk fills up."""
+    from agno_storage import AgentSession
+    from agno_storage.agno3 import writer as writer_module
+    from agno_storage.errors import StorageError
+
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    with SqliteStorage("agent_sessions", db_file=src) as store:
+        store.upsert(AgentSession(session_id="s0", user_id="u", memory={"runs": []}))
+    real = writer_module.SqliteWriter
+
+    class Full(real):  # type: ignore[misc, valid-type]
+        def write(self, batch: Any) -> None:
+            if when == "a session alone":
+                self._conn.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+                raise sqlite3.OperationalError("database or disk is full")
+            super().write(batch)
+
+        def _transaction(self) -> Any:  # the commit fails
+            if when != "the commit" or self._conn.in_transaction:
+                return super()._transaction()
+            return _failing_commit(self, super()._transaction())
+
+    monkeypatch.setattr(writer_module, "SqliteWriter", Full)
+    monkeypatch.setattr("agno_storage.agno3.migrate.SqliteWriter", Full)
+    # A typed error with SQLite's message (DiskFullError where SQLite gives its code, which a test cannot fake).
+    with pytest.raises(StorageError, match="database or disk is full"):
+        to_agno3(str(src), str(dst), workers=0, memory_table=None, batch_size=1)
+
+
+class _FailingConn:
+    """A connection whose COMMIT fails as a full disk's does (and takes the transaction with it)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            self._conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+
+def _failing_commit(writer: Any, transaction: Any) -> Any:
+    import contextlib
+
+    @contextlib.contextmanager
+    def wrapped() -> Any:
+        plain = writer._conn
+        writer._conn = _FailingConn(plain)
+        try:
+            with transaction as conn:
+                yield conn
+        finally:
+            writer._conn = plain
+
+    return wrapped()

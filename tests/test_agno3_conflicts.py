@@ -674,3 +674,63 @@ def test_a_memory_table_row_a_session_wrote_a_newer_copy_of_is_counted_alike_by_
     assert _report(dry) == _report(real)
     assert real.modes["memory_table"].unchanged == 1 and real.total("memories") == 1
     assert _rows(dst, "SELECT user_id, memory FROM agno_memories") == [("u", '"likes tea"')]
+
+
+_AGNO3_MEDIA = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.db.base import SessionType\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "out = {}\n"
+    "for s in db.get_sessions(session_type=SessionType.AGENT):\n"
+    "    (m,) = [m for r in s.runs for m in r.messages if m.role == 'user']\n"
+    "    media = [*(m.images or []), *(m.audio or []), *(m.videos or [])]\n"
+    "    out[s.session_id] = [x.get_content_bytes().decode('latin-1') if x.content else x.url for x in media]\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def test_media_agno_1_8_4_stored_is_shown_by_agno3_as_it_was_given(tmp_path: Path) -> None:
+    """agno 1.8.4 stores media content as base64 of its zlib-compressed bytes (agno 3: of the bytes), and an
+    Audio or Video given by URL as an empty object, which agno 3 cannot make and which failed every listing of
+    the target's agent sessions: it is kept in metadata and named."""
+    from agno.agent import Agent
+    from agno.media import Audio, Image, Video
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    from devkit.fake_model import FakeModel
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(src), mode="agent")
+    given: dict[str, dict[str, Any]] = {
+        "image-url": {"images": [Image(url="https://example.com/cat.png")]},
+        "image-bytes": {"images": [Image(content=b"\x89PNG fake", format="png")]},
+        "audio-bytes": {"audio": [Audio(content=b"ID3 fake", format="mp3")]},
+        "audio-url": {"audio": [Audio(url="https://example.com/a.mp3")]},
+        "video-url": {"videos": [Video(url="https://example.com/v.mp4")]},
+    }
+    try:
+        for sid, media in given.items():
+            agent = Agent(
+                agent_id="t",
+                model=FakeModel(prefix="a"),
+                storage=storage,
+                session_id=sid,
+                user_id="u",
+                telemetry=False,
+                monitoring=False,
+            )
+            agent.run("hello", **media)
+    finally:
+        storage.db_engine.dispose()
+    report = to_agno3(str(src), str(dst))
+    shown = json.loads(agno3_env.run_code(_AGNO3_MEDIA, str(dst)).strip().splitlines()[-1])
+    assert shown == {
+        "image-url": ["https://example.com/cat.png"],
+        "image-bytes": ["\x89PNG fake"],
+        "audio-bytes": ["ID3 fake"],
+        "audio-url": [],
+        "video-url": [],
+    }
+    for sid, name in (("audio-url", "audio"), ("video-url", "videos")):
+        assert [p for p in report.problems if f"'{sid}'" in p and f"{name} is not what agno 3 reads" in p], sid

@@ -5,8 +5,10 @@ What agno 3 has no field for stays in the run's ``metadata["agno_v1"]``, verbati
 
 from __future__ import annotations
 
+import base64
 import math
 import uuid
+import zlib
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -146,6 +148,12 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
     for name in _MESSAGE_OBJECT_LISTS:
         if kept.get(name) is not None and not _is_object_list(kept[name]):
             rest[name] = kept.pop(name)
+        elif name in _MEDIA and kept.get(name):
+            media = [_media_item(name, item) for item in kept[name]]
+            if None in media:  # an item agno 3's Image / Audio / Video / File refuses: the list kept as it was
+                rest[name] = kept.pop(name)
+            else:
+                kept[name] = media
     if "metrics" in kept:
         metrics, lossy = convert_metrics(kept["metrics"])
         if lossy:
@@ -155,6 +163,41 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
         else:
             del kept["metrics"]
     return kept, rest
+
+
+#: What each agno 3 media class needs to be made: exactly one of these (Image, Audio, Video) or at least one
+#: (File); a ``media_reference`` does for any.
+_MEDIA_SOURCES = {
+    "images": ("url", "filepath", "content"),
+    "audio": ("url", "filepath", "content"),
+    "videos": ("url", "filepath", "content"),
+    "files": ("id", "url", "filepath", "content", "external"),
+}
+
+
+def _media_item(name: str, item: dict[str, Any]) -> dict[str, Any] | None:
+    """One stored media item of a message as agno 3 reads it; None if agno 3 cannot make one of it.
+
+    agno 1.8.4 stores ``Image`` / ``Audio`` / ``Video`` content as base64 of
+    its zlib-compressed bytes, agno 3 as base64 of the bytes: it is
+    decompressed (content that is not zlib's, text agno 1.x encoded as it
+    was, stays). agno 1.8.4 keeps no ``url`` of an ``Audio`` or ``Video``
+    (``[{}]`` is what it stores for one given by URL): agno 3 can make
+    nothing of that.
+    """
+    if item.get("media_reference") is not None:
+        return item
+    given = [key for key in _MEDIA_SOURCES[name] if item.get(key) is not None]
+    if not given or (name != "files" and len(given) > 1):
+        return None
+    content = item.get("content")
+    if name != "files" and isinstance(content, str):
+        try:
+            raw = zlib.decompress(base64.b64decode(content, validate=True))
+        except (ValueError, zlib.error):
+            return item
+        return {**item, "content": base64.b64encode(raw).decode("ascii")}
+    return item
 
 
 def finished(run: Mapping[str, Any]) -> bool:

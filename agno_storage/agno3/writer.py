@@ -572,7 +572,16 @@ class SqliteWriter:
             if self._conn.in_transaction:  # SQLite rolls back itself on a disk full or I/O error
                 self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        if not self._conn.in_transaction:
+            # SQLite rolled it back after an error the block holds (to_agno3 raises it once the block is left):
+            # nothing to commit.
+            return
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # a full disk, say, found only when the commit writes
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise driver_error(exc, f"committing a batch to DST {self._path!r}") from exc
         self._unsynced = True
 
     def prepare(self) -> None:
