@@ -49,6 +49,16 @@ def test_a_long_table_name_gets_the_primary_key_postgres_names_for_agnos_table(m
     assert store.get_all_session_ids() == ["s1"]
 
 
+def test_two_long_table_names_sharing_their_first_58_bytes_are_both_made(make_store: Any) -> None:
+    """PostgreSQL names the key of each (the second ``..._pkey1``), as it does for agno's tables."""
+    base = f"t{os.getpid()}_".ljust(58, "k")
+    stores = [make_store(table_name=base + end) for end in ("_eu", "_us")]
+    for i, store in enumerate(stores):
+        store.create()
+        store.upsert(make_session(Mode.AGENT, f"s{i}"))
+    assert [s.get_all_session_ids() for s in stores] == [["s0"], ["s1"]]
+
+
 @pytest.mark.parametrize("schema", ["tenant_" + "x" * 56 + "_alpha", "é" * 32])
 def test_a_schema_name_past_63_bytes_is_refused_when_the_store_is_made(make_store: Any, schema: str) -> None:
     # PostgreSQL would cut it to 63 bytes: two long names would be one schema, and one store read another's.

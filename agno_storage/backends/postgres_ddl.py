@@ -28,32 +28,21 @@ _CREATED_AT_DEFAULT = " DEFAULT (extract(epoch from now()))::bigint"
 def create_statements(table: str, spec: ModeSpec, db_schema: str | None) -> list[sql.Composed]:
     """agno 1.x's CREATE TABLE and CREATE INDEX statements for ``spec``'s mode.
 
-    Column order, types, the primary key's name (:func:`pkey_name`) and the
-    index names match what agno 1.8.4 creates through SQLAlchemy.
+    Column order, types, the unnamed primary key (PostgreSQL names it, as
+    for agno's: ``<table>_pkey``, the table part cut to fit 63 bytes, and
+    another free name when that one is taken: a renamed table's, or a
+    long name's that shares its first 58 bytes) and the index names match
+    what agno 1.8.4 creates through SQLAlchemy.
     """
     order = [c.name for c in COMMON_COLUMNS] + list(spec.agno_pg_order)
     decls: list[sql.Composable] = []
     for name in order:
         decl = _PG_TYPES[spec.column(name).kind] + (_CREATED_AT_DEFAULT if name == "created_at" else "")
         decls.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(decl)))
-    decls.append(
-        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(pkey_name(table)), sql.Identifier("session_id"))
-    )
+    decls.append(sql.SQL("PRIMARY KEY ({})").format(sql.Identifier("session_id")))
     out = [sql.SQL("CREATE TABLE {} ({})").format(qualified(table, db_schema), sql.SQL(", ").join(decls))]
     out.extend(create_index(table, column, db_schema) for column in spec.agno_indexed)
     return out
-
-
-def pkey_name(table: str) -> str:
-    """The primary key's name, as PostgreSQL chooses it for agno's unnamed ``PRIMARY KEY``.
-
-    ``<table>_pkey``, with the table part cut (on a character boundary) so
-    the whole fits in 63 bytes: a 63-character table keeps its first 58.
-    (Cut at the end instead, as PostgreSQL cuts an explicit name, the key of
-    a 63-character table took the table's own name and could not be made.)
-    """
-    room = _MAX_IDENTIFIER - len("_pkey")
-    return table.encode()[:room].decode(errors="ignore") + "_pkey"
 
 
 def agno_index_name(table: str, column: str, db_schema: str | None) -> str:
@@ -140,11 +129,10 @@ def index_names(table: str, spec: ModeSpec, db_schema: str | None, *, agno: bool
 
     As PostgreSQL stores them, each within 63 bytes. Names are unique per
     schema across tables and indexes, and a table renamed keeps its indexes'
-    names.
+    names. Not the primary key's: PostgreSQL picks a free one for it.
     """
     names: list[str] = []
     if agno:
-        names.append(pkey_name(table))
         names += [agno_index_name(table, column, db_schema) for column in spec.agno_indexed]
     if recency:
         names += [recency_index_name(table, lead, db_schema) for lead in _recency_leads(spec)]
