@@ -116,3 +116,62 @@ def test_import_still_refuses_a_folder_or_no_file(tmp_path: Path, capsys: pytest
     assert "is a folder" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "t.db"), "--table", TABLE, str(tmp_path / "none.jsonl")]) == 1
     assert "no file" in capsys.readouterr().err
+
+
+_STALLED_EXPORT = """
+import sys, time
+from agno_storage.cli import main
+from agno_storage.ops import export as export_ops
+
+real = export_ops.export_table
+
+def stalled(db, table, sink, **kwargs):
+    summary = real(db, table, sink, **kwargs)
+    sink.flush()
+    print("written", flush=True)
+    time.sleep(60)  # killed here, its temporary file whole but not yet moved in place
+    return summary
+
+export_ops.export_table = stalled
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_export_killed_with_sigterm_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """As a service manager stops it (``kill``): the temporary file is removed, exit 143, no output appears."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "x.jsonl"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _STALLED_EXPORT,
+            "export",
+            str(FIXTURES / "go_agent.db"),
+            "--table",
+            TABLE,
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "written\n"
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")]  # there while it runs
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 143
+    finally:
+        child.kill()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_to_a_long_file_name_fits_its_temporary_file_in_255_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / ("n" * 245 + ".jsonl")  # 251 bytes: the file system's limit is 255
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]

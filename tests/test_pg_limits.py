@@ -84,7 +84,7 @@ def _incompressible(n: int) -> str:
 
 def test_a_value_too_big_for_an_index_is_invalid_input_and_nothing_is_written(make_store: Any) -> None:
     store = make_store()
-    big = _incompressible(10_000)  # past the 8 kB a btree index row may take
+    big = _incompressible(10_000)  # past the 2,704 bytes a btree index row may take
     with pytest.raises(InvalidInputError) as info:
         store.upsert(AgentSession(session_id="s1", user_id=big))
     assert info.value.session_id == "s1"

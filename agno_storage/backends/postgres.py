@@ -41,7 +41,7 @@ _BULK_LOCK_PREFIX = "agno_storage:bulk:"
 
 
 #: A value the server refuses to store: bad data (class 22), one too big for it (54000: a JSONB string past
-#: 256 MiB, an index row past 8 kB), or text that cannot be encoded. A write raises InvalidInputError for it.
+#: 256 MiB, an index row past 2,704 bytes), or text that cannot be encoded. A write raises InvalidInputError for it.
 _REFUSED_VALUE = (psycopg.DataError, pg_errors.ProgramLimitExceeded, UnicodeEncodeError)
 
 #: The longest connect_timeout taken (a day): past it, libpq's own arithmetic overflows.

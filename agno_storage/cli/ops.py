@@ -6,9 +6,11 @@ import argparse
 import functools
 import os
 import re
+import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -200,7 +202,7 @@ def _export(args: argparse.Namespace) -> int:
         else:
             temporary, partial = _new_file(Path(output))
             try:
-                with temporary:
+                with temporary, _terminate_as_exit():
                     summary = export_ops.export_table(
                         db, args.table, temporary, mode=_mode(args), filters=_filters(args), progress=bar
                     )
@@ -223,9 +225,30 @@ def _new_file(output: Path) -> tuple[IO[bytes], Path]:
     through a link), so two exports to one file never write into or remove
     each other's; the one that ends last leaves its whole file in place.
     """
-    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
+    # The name cut short enough for the temporary one to fit a file name's 255 bytes too.
+    short = output.name.encode()[:200].decode(errors="ignore")
+    fd, name = tempfile.mkstemp(prefix=f".{short}.", suffix=".partial", dir=output.parent)
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; the export is a file like any other
     return os.fdopen(fd, "wb"), Path(name)
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager stopping it) as ``SystemExit(143)`` while the block runs, so that the
+    block's ``except``/``finally`` removes what it made; outside the main thread (where no handler can be set),
+    nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _umask() -> int:
