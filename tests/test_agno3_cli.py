@@ -270,3 +270,13 @@ def test_any_commands_upgrade_hint_names_the_schema_and_running_it_upgrades_the_
     assert code == 0, err
     code, out, err = _run(capsys, "list", url, "--table", "agent_sessions", "--schema", "cli_hint_old", "--json")
     assert code == 0 and json.loads(out)[0]["session_id"] == "s1", err
+
+
+@pytest.mark.parametrize("option", ["--schema", "--dst-schema"])
+def test_a_schema_name_past_63_bytes_is_a_bad_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    """PostgreSQL would cut it, and two long names would be one schema."""
+    code, out, err = _run(capsys, "to-agno3", FIXTURES / "go_agent.db", tmp_path / "a3.db", option, "s" * 64)
+    assert (code, out) == (FAILED, "") and "longer than PostgreSQL's 63 bytes" in err
+    assert not (tmp_path / "a3.db").exists()

@@ -30,6 +30,7 @@ from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, TargetReader
 from agno_storage.errors import ConnectionLostError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import check_conninfo, scrubbed
+from agno_storage.schema import PG_NAME_BYTES
 from agno_storage.workers import default_count
 
 #: The 1.x table of each mode when none is named: agno's own defaults in its examples.
@@ -148,6 +149,9 @@ def to_agno3(
         raise InvalidInputError(f"workers must be an int from 0 to {WORKERS_LIMIT}, not {workers!r}")
     if type(batch_size) is not int or batch_size < 1:
         raise InvalidInputError(f"batch_size must be an int, 1 or more, not {batch_size!r}")
+    for name, value in (("schema", schema), ("dst_schema", dst_schema)):
+        if value is not None and len(value.encode()) > PG_NAME_BYTES:  # PostgreSQL would cut it to another's
+            raise InvalidInputError(f"{name} {value!r} is longer than PostgreSQL's {PG_NAME_BYTES} bytes")
     for location in (src, dst):
         check_conninfo(location)  # at once, and its password never shown (libpq's own message quotes it)
     chosen = {**DEFAULT_TABLES, **(tables or {})}
