@@ -280,3 +280,9 @@ def test_a_schema_name_past_63_bytes_is_a_bad_argument(
     code, out, err = _run(capsys, "to-agno3", FIXTURES / "go_agent.db", tmp_path / "a3.db", option, "s" * 64)
     assert (code, out) == (FAILED, "") and "longer than PostgreSQL's 63 bytes" in err
     assert not (tmp_path / "a3.db").exists()
+
+
+def test_a_schema_name_that_is_not_utf8_is_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """From argv a byte that is not UTF-8 is a lone surrogate; both ends SQLite, the schema is not used."""
+    code, _, err = _run(capsys, "to-agno3", FIXTURES / "go_agent.db", tmp_path / "a3.db", "--dst-schema", "\udcff")
+    assert code == 0, err

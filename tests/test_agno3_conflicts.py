@@ -708,6 +708,7 @@ def test_media_agno_1_8_4_stored_is_shown_by_agno3_as_it_was_given(tmp_path: Pat
         "audio-bytes": {"audio": [Audio(content=b"ID3 fake", format="mp3")]},
         "audio-url": {"audio": [Audio(url="https://example.com/a.mp3")]},
         "video-url": {"videos": [Video(url="https://example.com/v.mp4")]},
+        "audio-both": {"audio": [Audio(content=b"ID3 call", format="mp3"), Audio(url="https://example.com/b.mp3")]},
     }
     try:
         for sid, media in given.items():
@@ -731,6 +732,7 @@ def test_media_agno_1_8_4_stored_is_shown_by_agno3_as_it_was_given(tmp_path: Pat
         "audio-bytes": ["ID3 fake"],
         "audio-url": [],
         "video-url": [],
+        "audio-both": ["ID3 call"],  # the one agno 3 can make; the other kept aside
     }
-    for sid, name in (("audio-url", "audio"), ("video-url", "videos")):
+    for sid, name in (("audio-url", "audio"), ("video-url", "videos"), ("audio-both", "audio")):
         assert [p for p in report.problems if f"'{sid}'" in p and f"{name} is not what agno 3 reads" in p], sid

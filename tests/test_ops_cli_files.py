@@ -175,3 +175,41 @@ def test_an_export_to_a_long_file_name_fits_its_temporary_file_in_255_bytes(
     out = tmp_path / ("n" * 245 + ".jsonl")  # 251 bytes: the file system's limit is 255
     assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+@pytest.mark.parametrize("host_handles_sigterm", [False, True])
+def test_export_stops_on_sigterm_only_where_the_process_would_anyway(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, host_handles_sigterm: bool
+) -> None:
+    """A program calling ``main`` that handles SIGTERM itself keeps its handler while an export runs."""
+    import signal
+
+    from agno_storage.ops import export as export_ops
+
+    def host(signum: int, frame: object) -> None:
+        raise AssertionError("not sent here")
+
+    seen: list[object] = []
+    real = export_ops.export_table
+
+    def export_table(*args: Any, **kwargs: Any) -> Any:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_ops, "export_table", export_table)
+    previous = signal.signal(signal.SIGTERM, host if host_handles_sigterm else signal.SIG_DFL)
+    try:
+        assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(tmp_path / "x.jsonl")]) == 0
+        assert signal.getsignal(signal.SIGTERM) is (host if host_handles_sigterm else signal.SIG_DFL)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    (during,) = seen
+    assert (during is host) if host_handles_sigterm else callable(during)
+
+
+def test_an_export_to_a_file_name_that_is_not_utf8_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / os.fsdecode(b"\xff.jsonl")
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == [out.name] and out.stat().st_size > 0

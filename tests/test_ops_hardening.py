@@ -70,15 +70,16 @@ def test_export_refuses_an_output_that_is_the_database_and_writes_nothing(
     assert not Path(f"{output}.partial").exists()
 
 
-def test_export_refuses_an_output_whose_temporary_file_is_the_database(
+def test_export_never_takes_a_database_named_like_a_temporary_file_for_its_own(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Export's temporary file has a name no file had (mkstemp): ``sessions.partial`` is left as it is."""
     path = tmp_path / "sessions.partial"
     shutil.copy(FIXTURES / "go_agent.db", path)
     before = digest(path)
-    assert main(["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "sessions")]) == 2
-    assert "is the database" in capsys.readouterr().err
+    assert main(["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "sessions")]) == 0
     assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions", "sessions.partial"]
 
 
 def test_backup_never_writes_nor_removes_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -150,7 +150,8 @@ def to_agno3(
     if type(batch_size) is not int or batch_size < 1:
         raise InvalidInputError(f"batch_size must be an int, 1 or more, not {batch_size!r}")
     for name, value in (("schema", schema), ("dst_schema", dst_schema)):
-        if value is not None and len(value.encode()) > PG_NAME_BYTES:  # PostgreSQL would cut it to another's
+        # PostgreSQL would cut a longer one to another's (counted as UTF-8, a lone surrogate of argv included).
+        if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > PG_NAME_BYTES:
             raise InvalidInputError(f"{name} {value!r} is longer than PostgreSQL's {PG_NAME_BYTES} bytes")
     for location in (src, dst):
         check_conninfo(location)  # at once, and its password never shown (libpq's own message quotes it)

@@ -150,10 +150,13 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
             rest[name] = kept.pop(name)
         elif name in _MEDIA and kept.get(name):
             media = [_media_item(name, item) for item in kept[name]]
-            if None in media:  # an item agno 3's Image / Audio / Video / File refuses: the list kept as it was
-                rest[name] = kept.pop(name)
-            else:
-                kept[name] = media
+            if None in media:  # items agno 3's Image / Audio / Video / File refuses: kept as they were, by index
+                rest[name] = {
+                    str(i): item for i, (item, made) in enumerate(zip(kept[name], media, strict=True)) if made is None
+                }
+            kept[name] = [item for item in media if item is not None]
+            if not kept[name]:
+                del kept[name]
     if "metrics" in kept:
         metrics, lossy = convert_metrics(kept["metrics"])
         if lossy:

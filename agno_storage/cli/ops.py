@@ -200,16 +200,17 @@ def _export(args: argparse.Namespace) -> int:
                     db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
                 )
         else:
-            temporary, partial = _new_file(Path(output))
-            try:
-                with temporary, _terminate_as_exit():
-                    summary = export_ops.export_table(
-                        db, args.table, temporary, mode=_mode(args), filters=_filters(args), progress=bar
-                    )
-                partial.replace(output)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
+            with _terminate_as_exit():  # from before the temporary file is made to after it is moved in place
+                temporary, partial = _new_file(Path(output))
+                try:
+                    with temporary:
+                        summary = export_ops.export_table(
+                            db, args.table, temporary, mode=_mode(args), filters=_filters(args), progress=bar
+                        )
+                    partial.replace(output)
+                except BaseException:
+                    partial.unlink(missing_ok=True)
+                    raise
     _summary(
         args,
         summary,
@@ -225,8 +226,9 @@ def _new_file(output: Path) -> tuple[IO[bytes], Path]:
     through a link), so two exports to one file never write into or remove
     each other's; the one that ends last leaves its whole file in place.
     """
-    # The name cut short enough for the temporary one to fit a file name's 255 bytes too.
-    short = output.name.encode()[:200].decode(errors="ignore")
+    # The name cut short enough for the temporary one to fit a file name's 255 bytes too (as the file system
+    # spells it: a name that is not UTF-8 is bytes).
+    short = os.fsdecode(os.fsencode(output.name)[:200])
     fd, name = tempfile.mkstemp(prefix=f".{short}.", suffix=".partial", dir=output.parent)
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; the export is a file like any other
     return os.fdopen(fd, "wb"), Path(name)
@@ -235,9 +237,13 @@ def _new_file(output: Path) -> tuple[IO[bytes], Path]:
 @contextmanager
 def _terminate_as_exit() -> Iterator[None]:
     """SIGTERM (``kill``, a service manager stopping it) as ``SystemExit(143)`` while the block runs, so that the
-    block's ``except``/``finally`` removes what it made; outside the main thread (where no handler can be set),
-    nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
+    block's ``except``/``finally`` removes what it made. Only where SIGTERM would end the process as it is (its
+    default): a program that handles it itself (one calling :func:`agno_storage.cli.main`) keeps its handler,
+    and outside the main thread no handler can be set."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 
