@@ -256,15 +256,16 @@ def test_a_new_target_file_has_the_writers_page_size_and_an_existing_one_keeps_i
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-@pytest.mark.parametrize("build", ["b58d964", "3dddad1"])
+@pytest.mark.parametrize("build", ["b58d964", "3dddad1", "fcbec24"])
 @pytest.mark.parametrize("source", ["agno_agent", "go_agent_conversation"])
 def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is_unchanged(
     tmp_path: Path, build: str, source: str
 ) -> None:
-    """An upgrade must not rewrite what agno 3 went on with: the stamps earlier builds wrote still count.
+    """An upgrade must not rewrite what agno 3 went on with: the stamps earlier builds wrote still count, and
+    the report says how many sessions keep an earlier build's mapping (``rewrite=True`` gives them this one's).
 
     The targets were written by those builds themselves (fixtures/make_agno3_stamped.py): b58d964 stamped
-    updated_at, 3dddad1 every value of the decoded sessions.
+    updated_at, 3dddad1 every value of the decoded sessions, fcbec24 the stored rows under ``r2:``.
     """
     src, dst = tmp_path / "src.db", tmp_path / "dst.db"
     shutil.copyfile(FIXTURES / f"{source}.db", src)
@@ -275,6 +276,7 @@ def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is
     assert len(sids) >= 2
     again = to_agno3(str(src), str(dst))
     assert again.total("sessions") == 0 and again.total("unchanged") == len(sids)
+    assert again.total("earlier_mapping") == len(sids)
     with sqlite3.connect(dst) as conn:
         summaries = [json.loads(r[0]) for r in conn.execute("SELECT summary FROM agno_sessions")]
     assert summaries == [{"summary": "agno 3 went on"}] * len(sids)
@@ -287,7 +289,12 @@ def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is
             (sids[0],),
         ).rowcount
     assert to_agno3(str(src), str(dst)).total("sessions") == changed
-    assert to_agno3(str(src), str(dst)).total("unchanged") == len(sids)
+    after = to_agno3(str(src), str(dst))
+    assert (after.total("unchanged"), after.total("earlier_mapping")) == (len(sids), len(sids) - changed)
+    # rewrite gives every one this build's mapping and stamp; a rerun then finds none of an earlier build.
+    assert to_agno3(str(src), str(dst), rewrite=True).total("sessions") == len(sids)
+    last = to_agno3(str(src), str(dst))
+    assert (last.total("unchanged"), last.total("earlier_mapping")) == (len(sids), 0)
 
 
 def test_a_source_whose_wal_holds_commits_is_not_written(tmp_path: Path) -> None:

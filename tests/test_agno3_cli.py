@@ -286,3 +286,22 @@ def test_a_schema_name_that_is_not_utf8_is_not_a_crash(tmp_path: Path, capsys: p
     """From argv a byte that is not UTF-8 is a lone surrogate; both ends SQLite, the schema is not used."""
     code, _, err = _run(capsys, "to-agno3", FIXTURES / "go_agent.db", tmp_path / "a3.db", "--dst-schema", "\udcff")
     assert code == 0, err
+
+
+def test_the_summary_says_how_many_sessions_keep_an_earlier_builds_mapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A target fcbec24 wrote (fixtures/make_agno3_stamped.py): each session is unchanged, and the line a user
+    acts on says to run it again with --rewrite."""
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    shutil.copy(FIXTURES / "agno_agent.db", src)
+    shutil.copy(FIXTURES / "agno3_stamped_fcbec24_agno_agent.db", dst)
+    code, out, err = _run(capsys, "to-agno3", src, dst, "--workers", "0")
+    assert code == 0, err
+    with sqlite3.connect(src) as conn:
+        (sessions,) = conn.execute("SELECT count(*) FROM agent_sessions").fetchone()
+    assert f"{sessions} of the unchanged sessions were written by an earlier build" in out and "--rewrite" in out
+    code, out, err = _run(capsys, "to-agno3", src, dst, "--workers", "0", "--rewrite")
+    assert code == 0 and "earlier build" not in out, err
+    code, out, err = _run(capsys, "to-agno3", src, dst, "--workers", "0")
+    assert code == 0 and "earlier build" not in out, err

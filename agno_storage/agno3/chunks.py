@@ -55,6 +55,9 @@ class ModeCount:
     #: Under ``go_agent_runs``: the users whose Go runs were left out (not migrated) of a session another user
     #: owns, once per session and user, each named with the runs' ids in the report's problems.
     users_left_out: int = 0
+    #: Of ``unchanged``: the sessions an earlier build wrote, with its mapping (``rewrite=True`` gives them
+    #: this build's).
+    earlier_mapping: int = 0
 
     def add(self, other: ModeCount) -> None:
         for field in attrs.fields(ModeCount):
@@ -210,8 +213,10 @@ class Source:
 
 
 #: Begins every stamp this version writes; a stored stamp without it was written by an earlier build
-#: (:func:`earlier_stamps`).
-STAMP_PREFIX = "r2:"
+#: (:func:`earlier_stamps`). ``r2:`` stamps hash the source as ``r3:`` ones do: the builds that wrote them
+#: mapped some runs as agno 3 cannot load them (a workflow's metrics, a run without its kind's key, media).
+STAMP_PREFIX = "r3:"
+_EARLIER_PREFIXES = ("r2:",)
 
 
 def stamp(rows: Sequence[tuple[Mode, Sequence[Any]]], go_runs: Sequence[GoAgentRun]) -> str:
@@ -263,13 +268,17 @@ def _canonical(value: Any) -> bytes:
 
 def _unchanged(
     before: Previous | None, current: str, sources: Sequence[Session], go_runs: Sequence[GoAgentRun]
-) -> bool:
-    """Whether the target's copy of a session was made from this same source state (by this build or an earlier one)."""
+) -> str | None:
+    """Whether the target's copy of a session was made from this same source state: ``"this"`` by this build,
+    ``"earlier"`` by an earlier one (with its mapping), None if not."""
     if before is None or before.stamp is None:
-        return False
+        return None
     if before.stamp.startswith(STAMP_PREFIX):
-        return before.stamp == current
-    return before.stamp in earlier_stamps(sources, go_runs)
+        return "this" if before.stamp == current else None
+    digest = current[len(STAMP_PREFIX) :]
+    if any(before.stamp == prefix + digest for prefix in _EARLIER_PREFIXES):
+        return "earlier"
+    return "earlier" if before.stamp in earlier_stamps(sources, go_runs) else None
 
 
 def map_chunk(
@@ -348,8 +357,10 @@ def map_chunk(
             or set(mapped.left_out_runs).intersection(before.run_ids)
             or (owner is not None and before.user_id != owner)
         )
-        if not rewrite and _unchanged(before, session_stamp, sources, go_runs) and not redo:
+        same = None if rewrite or redo else _unchanged(before, session_stamp, sources, go_runs)
+        if same is not None:
             count.unchanged += 1
+            count.earlier_mapping += same == "earlier"
             continue
         if owner is None and before is not None and before.user_id is not None:
             # agno 3 gave the ownerless session to the user who resumed it: it stays that user's.

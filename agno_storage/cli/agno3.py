@@ -74,6 +74,12 @@ def _summary(report: Agno3Report, src: str, dst: str) -> list[str]:
     )
     if skipped:
         lines.append(f"{skipped} sessions not migrated (each named above)")
+    earlier = report.total("earlier_mapping")
+    if earlier:
+        lines.append(
+            f"{earlier} of the unchanged sessions were written by an earlier build, with its mapping: run it again"
+            " with --rewrite to give them this one's (agno 3 loads every run of them then)"
+        )
     left_out = report.total("users_left_out")
     if left_out:  # runs, not sessions: the sessions they were left out of were migrated, counted in the table
         lines.append(f"Go runs of another user left out: {left_out} (one per session and user, each named above)")
