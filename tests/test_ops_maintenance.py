@@ -265,3 +265,88 @@ def test_a_vacuum_that_fails_after_the_deletes_says_what_was_removed_first(
     assert code == 2
     assert out.startswith("removed 5 sessions") and "s4" in out
     assert err.startswith("agno-storage: error: VACUUM of ") and "the deletes stand" in err
+
+
+@pytest.mark.parametrize("leftover", ["-wal", "-journal"])
+def test_backup_refuses_a_destination_beside_another_databases_wal_or_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], leftover: str
+) -> None:
+    """SQLite pairs such a file with the copy on its first open: the backup would not be the source's."""
+    from agno_storage.errors import StorageError
+
+    source = tmp_path / "src.db"
+    shutil.copy(FIXTURES / "go_agent.db", source)
+    dest = tmp_path / "copy.db"
+    stale = tmp_path / f"copy.db{leftover}"
+    stale.write_bytes(b"another database's " + leftover.encode())
+    with pytest.raises(StorageError, match="left by another database"):
+        backup(str(source), dest)
+    assert not dest.exists() and stale.read_bytes() == b"another database's " + leftover.encode()
+    assert main(["backup", str(source), str(dest)]) == 2
+
+
+def test_backup_of_a_file_another_connection_holds_locked_is_busy_not_a_hang(tmp_path: Path) -> None:
+    """A rollback-journal file under an EXCLUSIVE lock (agno 1.x's writer, a VACUUM): SQLite's backup() would
+    retry for ever; the read transaction taken first fails after the busy timeout."""
+    from agno_storage.errors import BusyError
+
+    source = tmp_path / "src.db"
+    shutil.copy(FIXTURES / "go_agent.db", source)
+    holder = sqlite3.connect(source, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode = DELETE")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(BusyError):
+            backup(str(source), tmp_path / "copy.db")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not list(tmp_path.glob("copy.db*"))
+    assert backup(str(source), tmp_path / "copy.db").pages > 0  # once it is free
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_prune_reports_a_blob_session_id_it_removes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    """A session_id another program stored as a BLOB: the report sorted it with text and failed, after the
+    deletes were committed (exit 1, nothing said)."""
+    import json
+
+    path = tmp_path / "blob.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO agent_sessions (session_id, user_id, agent_id, created_at, updated_at)"
+            " VALUES (x'4142', 'u', 'a', 1, 1)"
+        )
+        (before,) = conn.execute("SELECT count(*) FROM agent_sessions").fetchone()
+    argv = ["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", "--json"]
+    assert main(argv + (["--dry-run"] if dry_run else [])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "b'AB'" in report["session_ids"] and len(report["session_ids"]) == before
+    assert (
+        main(
+            ["prune", str(path), "--table", "agent_sessions", "--older-than", "1d"] + (["--dry-run"] if dry_run else [])
+        )
+        == 0
+    )
+    assert "b'AB'" in capsys.readouterr().out or not dry_run
+
+
+def test_doctor_of_a_file_another_connection_holds_locked_is_busy_not_unreadable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 (nothing was checked), as every other command says of a locked file; exit 3 read as corruption."""
+    path = tmp_path / "locked.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode = DELETE")
+        holder.execute("BEGIN EXCLUSIVE")
+        assert main(["doctor", str(path)]) == 2
+        assert "locked" in capsys.readouterr().err
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert main(["doctor", str(path)]) == 0

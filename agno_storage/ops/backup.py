@@ -9,7 +9,8 @@ from pathlib import Path
 import attrs
 
 from agno_storage import urls
-from agno_storage.errors import StorageError
+from agno_storage.backends.sqlite_errors import translate
+from agno_storage.errors import BusyError, StorageError
 from agno_storage.ops.db import connect_readonly, hot_journal_error, refuse_source, sqlite_path
 
 
@@ -41,6 +42,15 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     dest = Path(destination).expanduser().resolve()
     if dest.exists():
         raise StorageError(f"{os.fspath(destination)!r} exists; choose a new file")
+    for suffix in ("-wal", "-journal"):
+        # Another database's leftover there: SQLite would pair it with the copy on its first open (a WAL's
+        # pages read as the copy's, a journal rolled back into it), and the backup would not be the source's.
+        stale = dest.with_name(dest.name + suffix)
+        if stale.exists():
+            raise StorageError(
+                f"{os.fspath(stale)!r} exists, left by another database: SQLite would read it with the copy;"
+                " remove it or choose a new file"
+            )
     partial = dest.with_name(dest.name + ".partial")
     leftovers = (partial, partial.with_name(partial.name + "-journal"))
     # Before anything is removed or written: DEST.partial's clean-up must never take the source or its journal.
@@ -50,6 +60,10 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     src = connect_readonly(source)
     try:
         _remove(leftovers)  # of a backup to this destination that was killed
+        # A read transaction first: a file another connection holds locked (EXCLUSIVE, a rollback journal's
+        # writer) fails after the busy timeout, as every other command does, where backup() retries forever.
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master").fetchall()
         out = sqlite3.connect(partial)
         try:
             src.backup(out)  # pages=-1: every page in one step, one snapshot
@@ -65,6 +79,8 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
         hot = hot_journal_error(source, exc) if isinstance(exc, sqlite3.Error) else None
         if hot is not None:
             raise hot from exc
+        if isinstance(exc, sqlite3.OperationalError) and isinstance(translate(exc), BusyError):
+            raise BusyError(f"backup of {source!r}: the file is locked by another connection ({exc})") from exc
         raise StorageError(f"backup of {source!r} to {os.fspath(destination)!r} failed: {exc}") from exc
     except BaseException:
         _remove(leftovers, quiet=True)

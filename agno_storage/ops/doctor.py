@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 from collections.abc import Callable
 
 import attrs
 
 from agno_storage import codec
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
-from agno_storage.errors import CorruptRowError, StorageError
+from agno_storage.backends.sqlite_errors import translate
+from agno_storage.errors import BusyError, CorruptRowError, StorageError
 from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import Database
@@ -78,7 +80,14 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
             findings.append(Finding(PROBLEM, "hot_journal", str(exc)))
             return DoctorReport(findings=tuple(findings), tables=(), wal_bytes=wal)
         except StorageError as exc:
-            findings.append(Finding(PROBLEM, "unreadable", f"SQLite cannot read the file: {exc.__cause__ or exc}"))
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.Error) and isinstance(translate(cause), BusyError):
+                # Locked by another connection (a writer's EXCLUSIVE lock, a VACUUM): nothing was checked, which
+                # is no finding about the file.
+                raise BusyError(
+                    f"doctor: the file is locked by another connection ({cause}); nothing was checked"
+                ) from exc
+            findings.append(Finding(PROBLEM, "unreadable", f"SQLite cannot read the file: {cause or exc}"))
             return DoctorReport(findings=tuple(findings), tables=(), integrity=integrity, wal_bytes=wal)
         if integrity != "ok":
             findings.append(Finding(PROBLEM, "integrity", f"integrity_check: {integrity}"))

@@ -27,7 +27,8 @@ class PruneSummary:
     table: str
     cutoff: int
     dry_run: bool
-    #: The sessions removed (or, for a dry run, that would be), in session_id order.
+    #: The sessions removed (or, for a dry run, that would be), in session_id order. A session_id another
+    #: program stored as other than text (a BLOB, which ``doctor`` reports) is shown as Python spells it.
     session_ids: tuple[str, ...]
     #: Their rows in ``agent_runs`` removed (or that would be), with those of ``run_sessions``.
     runs: int
@@ -94,7 +95,7 @@ def prune(
         if theirs is not None:
             runs = _count_runs(db, ids, theirs.condition(db.qualified)) + _count_runs(db, run_ids, "")
         return PruneSummary(
-            table=table, cutoff=cutoff, dry_run=True, session_ids=tuple(ids), runs=runs, run_sessions=tuple(run_ids)
+            table=table, cutoff=cutoff, dry_run=True, session_ids=_shown(ids), runs=runs, run_sessions=_shown(run_ids)
         )
     store = open_store(url, table, info.mode, schema)
     removed: list[str] = []
@@ -148,10 +149,17 @@ def prune(
         table=table,
         cutoff=cutoff,
         dry_run=False,
-        session_ids=tuple(sorted(removed)),
+        session_ids=_shown(removed),
         runs=runs,
-        run_sessions=tuple(sorted(removed_runs)),
+        run_sessions=_shown(removed_runs),
     )
+
+
+def _shown(ids: list[Any]) -> tuple[str, ...]:
+    """``ids`` as text, sorted: a BLOB session_id (bytes, not comparable with text) as Python spells it.
+
+    Made after the deletes too: a report that fails here would hide what was deleted."""
+    return tuple(sorted(i if isinstance(i, str) else repr(i) for i in ids))
 
 
 @attrs.frozen
