@@ -350,3 +350,21 @@ def test_doctor_of_a_file_another_connection_holds_locked_is_busy_not_unreadable
         holder.execute("ROLLBACK")
         holder.close()
     assert main(["doctor", str(path)]) == 0
+
+
+@pytest.mark.parametrize("dropped", ["memory", "updated_at"])
+def test_doctor_reports_a_sessions_table_that_lost_a_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dropped: str
+) -> None:
+    """`tables` files it with other programs' tables and `list` refuses it: it was "all is well"."""
+    path = tmp_path / "dropped.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"ALTER TABLE agent_sessions DROP COLUMN {dropped}")
+    assert main(["doctor", str(path)]) == 3
+    assert f"agent_sessions: agent sessions table without {dropped}" in capsys.readouterr().out
+
+
+def test_doctor_leaves_agno3s_tables_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file to_agno3 wrote into (agno 3's agno_sessions has session_id, agent_id, workflow_id, ...)."""
+    assert main(["doctor", str(FIXTURES / "agno3_stamped_fcbec24_go_agent_conversation.db")]) == 0

@@ -119,6 +119,7 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
                 )
             )
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
+    findings.extend(_unknown_shapes(db, report.others))
     if report.runs is not None:
         findings.extend(_checked(db, report.runs.name, integrity, functools.partial(_run_rows, db)))
     if report.runs is not None and report.runs.orphaned:
@@ -145,6 +146,36 @@ def _checked(db: Database, table: str, integrity: str | None, check: Callable[[]
         return check()
     except StorageError as exc:
         return [_stopped(exc, table, integrity)]
+
+
+#: A table missing more of a mode's columns than this is taken for another program's, not a damaged one.
+_MISSING_AT_MOST = 2
+
+
+def _unknown_shapes(db: Database, others: tuple[str, ...]) -> list[Finding]:
+    """A table that is a mode's sessions table but for a column or two (``session_id`` and the mode's entity
+    column there, at most :data:`_MISSING_AT_MOST` of its columns missing: one dropped, say). ``list`` and
+    ``show`` refuse it, so it is a problem, not a table of another program to leave alone (agno 3's are
+    such: its sessions table has ``session_type``, its runs table lacks more columns)."""
+    found: list[Finding] = []
+    for name in others:
+        layout = db.layout(name)
+        columns = set(layout[0]) if layout is not None else set()
+        if "session_type" in columns:  # agno 2's and 3's one sessions table for every kind, no 1.x table's
+            continue
+        for mode, spec in SPECS.items():
+            missing = [c for c in spec.names if c not in columns]
+            if "session_id" in columns and spec.entity_column in columns and 0 < len(missing) <= _MISSING_AT_MOST:
+                found.append(
+                    Finding(
+                        PROBLEM,
+                        "unknown_shape",
+                        f"{mode.value} sessions table without {', '.join(missing)}: no command reads it so",
+                        table=name,
+                    )
+                )
+                break
+    return found
 
 
 def _stopped(exc: StorageError, table: str | None, integrity: str | None) -> Finding:
