@@ -368,3 +368,40 @@ def test_doctor_reports_a_sessions_table_that_lost_a_column(
 def test_doctor_leaves_agno3s_tables_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A file to_agno3 wrote into (agno 3's agno_sessions has session_id, agent_id, workflow_id, ...)."""
     assert main(["doctor", str(FIXTURES / "agno3_stamped_fcbec24_go_agent_conversation.db")]) == 0
+
+
+_STALLED_BACKUP = """
+import os, sys, time
+from agno_storage.cli import main
+
+def stalled(src, dst):
+    print("written", flush=True)
+    time.sleep(60)  # killed here, the checked copy not yet moved in place
+
+os.replace = stalled
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_backup_killed_with_sigterm_leaves_no_temporary_file(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    source = tmp_path / "src.db"
+    shutil.copy(FIXTURES / "go_agent.db", source)
+    out = tmp_path / "out"
+    out.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _STALLED_BACKUP, "backup", str(source), str(out / "copy.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "written\n"
+        assert [p.name for p in out.iterdir()] == ["copy.db.partial"]  # there while it runs
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 143
+    finally:
+        child.kill()
+    assert list(out.iterdir()) == []

@@ -299,6 +299,8 @@ def test_tables_and_doctor_on_postgres(pg: Any, capsys: pytest.CaptureFixture[st
     # A mistyped schema is no healthy database without tables.
     assert main(["doctor", url, "--schema", schema + "_typo"]) == 3
     assert f"the database has no schema {schema + '_typo'!r}" in capsys.readouterr().out
+    assert main(["tables", url, "--schema", schema + "_typo"]) == 1  # not "no sessions table", exit 0
+    assert f"no schema {schema + '_typo'!r}" in capsys.readouterr().err
 
     # jsonb keeps any JSON value: an array where agent_data holds an object is found.
     conn.execute(f"""UPDATE {schema}.agent_sessions SET agent_data = '[1, 2]' WHERE session_id = 'a1'""")

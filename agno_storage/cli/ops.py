@@ -153,6 +153,9 @@ def _plain(_: Any, __: Any, value: Any) -> Any:
 @_not_found_is_1
 def _tables(args: argparse.Namespace) -> int:
     with open_database(args.url, _schema(args.url, args.schema)) as db:
+        if db.schema and not db.query("SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)):
+            # Listed as "no sessions table", a mistyped --schema would read as an empty database.
+            raise Exit(NOT_FOUND, f"no schema {db.schema!r} in {shown(args.url)}")
         report = tables_ops.list_tables(db)
     if args.json:
         out(to_json(attrs.asdict(report, value_serializer=_plain)))
@@ -396,7 +399,8 @@ def _utc(ts: int) -> str:
 
 @_not_found_is_1
 def _backup(args: argparse.Namespace) -> int:
-    summary = backup_ops.backup(args.url, args.destination)
+    with _terminate_as_exit():  # stopped by SIGTERM, the copy's temporary file is removed
+        summary = backup_ops.backup(args.url, args.destination)
     _summary(args, summary, f"backed up {args.url} to {args.destination}: {summary.pages} pages, integrity_check ok")
     return OK
 
