@@ -6,10 +6,10 @@ import argparse
 import functools
 import os
 import re
+import secrets
 import signal
 import stat
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -222,19 +222,29 @@ def _export(args: argparse.Namespace) -> int:
     return OK
 
 
+#: How a temporary file is made: anew (an existing name is an error, never a target), never through a link.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _new_file(output: Path) -> tuple[IO[bytes], Path]:
     """A new temporary file beside ``output`` (``.NAME.XXXXXXXX.partial``), open for writing, and its path.
 
-    Its name is one no other file has (``mkstemp``: made exclusively, never
-    through a link), so two exports to one file never write into or remove
-    each other's; the one that ends last leaves its whole file in place.
+    Its name is one no other file has (made exclusively, with a random part,
+    never through a link), so two exports to one file never write into or
+    remove each other's; the one that ends last leaves its whole file in
+    place. Its mode is a new file's (0666 less the umask, which the kernel
+    applies).
     """
     # The name cut short enough for the temporary one to fit a file name's 255 bytes too (as the file system
     # spells it: a name that is not UTF-8 is bytes).
     short = os.fsdecode(os.fsencode(output.name)[:200])
-    fd, name = tempfile.mkstemp(prefix=f".{short}.", suffix=".partial", dir=output.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; the export is a file like any other
-    return os.fdopen(fd, "wb"), Path(name)
+    for _ in range(100):
+        path = output.parent / f".{short}.{secrets.token_hex(4)}.partial"
+        try:
+            return os.fdopen(os.open(path, _NEW_FILE, 0o666), "wb"), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {os.fspath(output)!r}")
 
 
 @contextmanager
@@ -258,12 +268,6 @@ def _terminate_as_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _is_stream(path: str) -> bool:
