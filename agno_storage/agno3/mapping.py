@@ -32,6 +32,7 @@ from agno_storage.agno3.runs import (
     foreign_run_sessions,
     keep_in_run,
     make_id,
+    member_kind,
     memory_runs,
     unfit_fields,
     unwrap,
@@ -315,7 +316,7 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
             builder.problems.append(f"{label} session {session_id!r}: run {i} is not an object; kept in metadata")
             continue
         run_kind = kind
-        if kind == "agent" and raw.get("team_id") and not raw.get("agent_id"):
+        if kind == "agent" and member_kind(raw) == "team":
             run_kind = "team"
         own_id = raw.get("run_id")
         # The fallback id (a uuid5) only for a run without one: made for every run it was a tenth of the mapping.
@@ -335,14 +336,14 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
         elif run_id in builder.ids:
             continue  # the same run, seen through another table (a v2 step agent's session), or twice in this one
         seen.setdefault(run_id, raw)
-        checked = [(m, _member_kind(m)) for m in members] if members else []
+        checked = [(m, member_kind(m)) for m in members] if members else []
         checked.append((data, run_kind))
         for run, its_kind in checked:
             for problem in unfit_fields(run, its_kind):
                 builder.problems.append(f"{label} session {session_id!r}: run {run['run_id']!r}: {problem}")
         for member in members:
             if member["run_id"] not in builder.ids:
-                builder.add(member, _member_kind(member), member.get("parent_run_id"))
+                builder.add(member, member_kind(member), member.get("parent_run_id"))
         parent = step_parents.get(data["run_id"])
         if parent is not None:
             data["parent_run_id"] = parent
@@ -353,11 +354,6 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
                 if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
                     step_parents[response["run_id"]] = data["run_id"]
     return {"runs": unfit} if unfit else {}
-
-
-def _member_kind(member: Mapping[str, Any]) -> str:
-    """A team's member run is a sub-team's when it names a team and no agent."""
-    return "team" if member.get("team_id") and not member.get("agent_id") else "agent"
 
 
 def _left_out_run_ids(session_id: str, owners: Owners, kept: AbstractSet[str]) -> tuple[str, ...]:

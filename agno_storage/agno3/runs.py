@@ -278,20 +278,14 @@ def _fits(name: str, value: Any) -> bool:
 
 
 def _unfit_shape(name: str, value: Any, kind: str) -> str | None:
-    """What is wrong with run field ``name`` of a ``kind`` run for agno 3 (None: it loads)."""
-    if value is None:
+    """What is wrong with checked run field ``name`` of a ``kind`` run for agno 3 (None: it loads)."""
+    if _fits(name, value) or (name == "input" and kind == "workflow"):  # agno 3 does not read a workflow's input
         return None
-    if name in _LIST_FIELDS:
-        return None if isinstance(value, list) else "is not a list"
-    if name in _OBJECT_LIST_FIELDS:
-        return None if _is_object_list(value) else "is not a list of objects"
     if name == "citations":
-        return None if _fits_citations(value) else "is not citations as agno 3 reads them"
-    if name == "input" and kind == "workflow":  # a workflow's input may be text; agno 3 does not read it
-        return None
-    if name in _OBJECT_FIELDS:
-        return None if isinstance(value, dict) else "is not an object"
-    return None
+        return "is not citations as agno 3 reads them"
+    if name in _OBJECT_LIST_FIELDS:
+        return "is not a list of objects"
+    return "is not a list" if name in _LIST_FIELDS else "is not an object"
 
 
 #: The JSON type each checked run field has when it fits.
@@ -310,7 +304,7 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
     # only a run with one that does not fit is gone through again, in its own order.
     if not all(_fits(name, run_data[name]) for name in _SHAPES.keys() & run_data.keys()):
         for name, value in run_data.items():
-            why = _unfit_shape(name, value, kind) if name in _SHAPES and not _fits(name, value) else None
+            why = _unfit_shape(name, value, kind) if name in _SHAPES else None
             if why is not None:
                 moved[name] = why
     lines = [f"{name} {why}; kept in metadata" for name, why in moved.items()]
@@ -323,6 +317,12 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
             if isinstance(extra, dict) and name in extra:
                 lines.append(f"message {index}: {name} is not what agno 3 reads there; kept in metadata")
     return lines
+
+
+def member_kind(run: Mapping[str, Any]) -> str:
+    """The kind of a run that may be a team's in another's place (a team's member run, a team run in an agent
+    table): a team's when it names a team and no agent."""
+    return "team" if run.get("team_id") and not run.get("agent_id") else "agent"
 
 
 def keep_in_run(run_data: dict[str, Any], key: str, value: Any) -> None:
@@ -492,8 +492,7 @@ def convert_run(
             if not isinstance(member, Mapping):
                 keep.setdefault("member_responses", {})[str(i)] = member
                 continue
-            member_kind = "team" if member.get("team_id") and not member.get("agent_id") else "agent"
-            member_data, nested = convert_run(member, member_kind, session_id, f"{data['run_id']}:{i}", user_id)
+            member_data, nested = convert_run(member, member_kind(member), session_id, f"{data['run_id']}:{i}", user_id)
             member_data["parent_run_id"] = data["run_id"]
             converted_members.append(member_data)
             members.extend(nested)

@@ -97,6 +97,16 @@ def parse_target(url: str) -> urls.Target:
     return target
 
 
+def schema_option(url: str, value: str | None, option: str = "--schema") -> str | None:
+    """``--schema`` as the API takes it: default ``ai``; ``''`` is the search path (None). A SQLite ``url``
+    refuses it (exit 2): a file has no schemas, and the option would do nothing."""
+    if value is None:
+        return "ai"
+    if isinstance(parse_target(url), urls.SqliteTarget):
+        raise Exit(FAILED, f"{option} applies to PostgreSQL URLs only")
+    return value or None
+
+
 def make_store(
     url: str, target: urls.Target, table: str, mode: Mode | str, schema: str | None, *, read_only: bool = False
 ) -> BaseStorage:

@@ -31,6 +31,7 @@ from agno_storage.cli.common import (
     out,
     parse_target,
     printable,
+    schema_option,
     shown,
     to_json,
 )
@@ -62,15 +63,6 @@ def _not_found_is_1(run: Run) -> Run:
             raise Exit(NOT_FOUND, str(exc)) from None
 
     return wrapped
-
-
-def _schema(url: str, value: str | None, option: str = "--schema") -> str | None:
-    """--schema as the API takes it: default ``ai``; ``''`` is the search path (None). Refused for a SQLite ``url``."""
-    if value is None:
-        return "ai"
-    if isinstance(parse_target(url), urls.SqliteTarget):  # a file has no schemas: the option would do nothing
-        raise Exit(FAILED, f"{option} applies to PostgreSQL URLs only")
-    return value or None
 
 
 def _mode(args: argparse.Namespace) -> Mode | None:
@@ -152,7 +144,7 @@ def _plain(_: Any, __: Any, value: Any) -> Any:
 
 @_not_found_is_1
 def _tables(args: argparse.Namespace) -> int:
-    with open_database(args.url, _schema(args.url, args.schema)) as db:
+    with open_database(args.url, schema_option(args.url, args.schema)) as db:
         if db.schema and not db.query("SELECT 1 FROM pg_namespace WHERE nspname = %s", (db.schema,)):
             # Listed as "no sessions table", a mistyped --schema would read as an empty database.
             raise Exit(NOT_FOUND, f"no schema {db.schema!r} in {shown(args.url)}")
@@ -185,7 +177,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 @_not_found_is_1
 def _export(args: argparse.Namespace) -> int:
-    with open_database(args.url, _schema(args.url, args.schema)) as db, _progress("export") as bar:
+    with open_database(args.url, schema_option(args.url, args.schema)) as db, _progress("export") as bar:
         if args.output in (None, "-"):
             export_ops.export_table(db, args.table, _stdout(), mode=_mode(args), filters=_filters(args), progress=bar)
             sys.stdout.flush()
@@ -313,7 +305,7 @@ def _import(args: argparse.Namespace) -> int:
     target = parse_target(args.url)
     if source is None and isinstance(target, urls.SqliteTarget) and target.path is not None:
         refuse_source(args.file, target.path, "the file to import")  # it would be written while it is read
-    schema = _schema(args.url, args.schema)
+    schema = schema_option(args.url, args.schema)
     with _progress("import") as bar, nullcontext(source) if source is not None else open(args.file, "rb") as lines:
         summary = load_ops.import_lines(
             _lines(lines), args.url, args.table, mode=_mode(args), schema=schema, progress=bar
@@ -327,16 +319,16 @@ def _import(args: argparse.Namespace) -> int:
 
 @_not_found_is_1
 def _copy(args: argparse.Namespace) -> int:
-    with open_database(args.url, _schema(args.url, args.schema)) as db, _progress("copy") as bar:
+    with open_database(args.url, schema_option(args.url, args.schema)) as db, _progress("copy") as bar:
         summary = copy_ops.copy_table(
             db,
             args.table,
             args.destination,
             to_table=args.to_table,
             mode=_mode(args),
-            schema=_schema(args.destination, args.to_schema, "--to-schema")
+            schema=schema_option(args.destination, args.to_schema, "--to-schema")
             if args.to_schema is not None
-            else _schema(args.url, args.schema),
+            else schema_option(args.url, args.schema),
             progress=bar,
         )
     _summary(
@@ -370,7 +362,7 @@ def _prune(args: argparse.Namespace) -> int:
         # prune writes the file anyway: a read-write open rolls a crashed writer's hot journal back first.
         # A dry run writes nothing: it reports the hot journal instead.
         roll_back_hot_journal(sqlite_path(target))
-    with open_database(args.url, _schema(args.url, args.schema)) as db, _progress("prune") as bar:
+    with open_database(args.url, schema_option(args.url, args.schema)) as db, _progress("prune") as bar:
         summary = prune_ops.prune(
             db,
             args.url,
@@ -379,7 +371,7 @@ def _prune(args: argparse.Namespace) -> int:
             user=args.user,
             mode=_mode(args),
             dry_run=args.dry_run,
-            schema=_schema(args.url, args.schema),
+            schema=schema_option(args.url, args.schema),
             progress=bar,
         )
     verb = "would remove" if summary.dry_run else "removed"
@@ -393,7 +385,7 @@ def _prune(args: argparse.Namespace) -> int:
     _summary(args, summary, "\n".join(lines))  # what was removed is said before VACUUM can fail
     if args.vacuum and not args.dry_run:
         sys.stdout.flush()
-        prune_ops.vacuum(args.url, args.table, _schema(args.url, args.schema))
+        prune_ops.vacuum(args.url, args.table, schema_option(args.url, args.schema))
     return OK
 
 
@@ -415,7 +407,7 @@ def _doctor(args: argparse.Namespace) -> int:
     target = urls.parse_location(args.url)
     if isinstance(target, urls.SqliteTarget):
         path = sqlite_path(target)
-    with open_database(args.url, _schema(args.url, args.schema), lenient_text=True) as db:
+    with open_database(args.url, schema_option(args.url, args.schema), lenient_text=True) as db:
         report = doctor_ops.diagnose(db, path)
     if args.json:
         data = attrs.asdict(report, value_serializer=_plain)

@@ -6,8 +6,7 @@ import argparse
 import socket
 import sys
 
-from agno_storage import urls
-from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, shown
+from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, schema_option, shown
 
 PORT = 8000
 
@@ -35,11 +34,10 @@ def _serve(args: argparse.Namespace) -> int:
             "only loopback addresses (127.0.0.1, ::1, localhost) may be served without tokens",
         )
     tokens = read_tokens(args.token_file) if args.token_file is not None else None
-    target = parse_target(args.url)
-    if args.schema is not None and not isinstance(target, urls.PostgresTarget):
-        raise Exit(FAILED, "--schema applies to PostgreSQL URLs only")
+    parse_target(args.url)  # a bad URL, an in-memory database: refused before anything starts
+    schema = schema_option(args.url, args.schema)
     try:
-        source = open_source(args.url, schema_name="ai" if args.schema is None else (args.schema or None))
+        source = open_source(args.url, schema_name=schema)
     except DatabaseMissingError as exc:
         raise Exit(NOT_FOUND, str(exc)) from None
     try:
