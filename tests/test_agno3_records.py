@@ -115,3 +115,38 @@ def test_a_value_json_cannot_hold_is_refused() -> None:
     run = make_converter().structure(_row(), Agno3Run)
     with pytest.raises(TypeError):
         Rows().of(ddl.RUNS, attrs.evolve(run, run_data={"when": datetime.now()}))
+
+
+def _every_field_set(cls: type) -> object:
+    """An instance of ``cls`` whose every field holds a value that is not its default (so a field pickling lost
+    or put in another's place would show)."""
+    values: dict[str, object] = {}
+    for i, field in enumerate(attrs.fields(cls)):
+        if field.type in ("int", int):
+            values[field.name] = 100 + i
+        elif field.type in ("bool", bool):
+            values[field.name] = field.default is not True
+        elif "tuple" in str(field.type) and "tuple[Any" in str(field.type):
+            values[field.name] = ((f"row-{i}", i),)
+        elif "tuple" in str(field.type):
+            values[field.name] = (f"{field.name}-{i}",)
+        else:
+            values[field.name] = f"{field.name}-{i}"
+    return cls(**values)
+
+
+def test_what_workers_send_back_unpickles_to_the_same_records() -> None:
+    """Batches cross the pipe from a migration worker pickled field by field (``ByFields``): every field comes
+    back, in its own place, for each class that does so."""
+    import pickle
+
+    from agno_storage.agno3 import chunks  # noqa: F401 - its classes are ByFields' subclasses too
+    from agno_storage.agno3.records import ByFields
+
+    classes = ByFields.__subclasses__()
+    assert {c.__name__ for c in classes} >= {"Encoded", "Previous", "SessionRuns", "ModeCount"}
+    for cls in classes:
+        record = _every_field_set(cls)
+        back = pickle.loads(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+        assert type(back) is cls
+        assert attrs.asdict(back, recurse=False) == attrs.asdict(record, recurse=False)

@@ -23,7 +23,7 @@ from agno_storage.agent_runs import ALL_COLUMNS as GO_RUN_COLUMNS
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
 from agno_storage.agno3.owners import GO_AGENT_RUNS
-from agno_storage.agno3.records import Encoded, Previous
+from agno_storage.agno3.records import ByFields, Encoded, Previous
 from agno_storage.agno3.writer import Rows
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite_errors import translate
@@ -37,7 +37,7 @@ PlanItem = tuple[str, tuple[Mode, ...], bool]
 
 
 @attrs.define
-class ModeCount:
+class ModeCount(ByFields):
     """What one source mode gave (or would give) agno 3."""
 
     sessions: int = 0
@@ -65,7 +65,7 @@ class ModeCount:
 
 
 @attrs.frozen
-class SessionRuns:
+class SessionRuns(ByFields):
     """Of one session a batch writes: what the migrating process needs to settle its runs' ids and deletions."""
 
     #: The source mode label the session is counted under.

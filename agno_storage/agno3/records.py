@@ -10,6 +10,21 @@ import cattrs
 from agno_storage.agent_runs import StoredRun
 
 
+class ByFields:
+    """Pickled as its class and its field values, in order: what a migration worker sends back of each session.
+
+    attrs pickles a slotted class through a dict of its fields, object by
+    object; a worker's batch of 200 benchmark sessions (an :class:`Encoded`
+    and a ``SessionRuns`` each) took 6.6-9.3 ms to pickle that way, 2.7 ms
+    this way. A subclass's fields must all be ``__init__`` arguments, in order.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), attrs.astuple(self, recurse=False)
+
+
 @attrs.frozen
 class Agno3Session:
     """One ``agno_sessions`` row; JSON columns hold Python values."""
@@ -90,7 +105,7 @@ class Mapped:
 
 
 @attrs.frozen
-class Encoded:
+class Encoded(ByFields):
     """One mapped session as its writer's parameter rows (JSON encoded), and what the writer needs besides.
 
     A batch holds these rather than :class:`Mapped`: the mapped dicts are
@@ -111,7 +126,7 @@ class Encoded:
 
 
 @attrs.frozen
-class Previous:
+class Previous(ByFields):
     """What ``agno_sessions`` holds of one session: what an earlier migration left in its ``metadata["agno_v1"]``."""
 
     stamp: str | None
