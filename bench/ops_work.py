@@ -27,7 +27,7 @@ import orjson
 from agno_storage import SqliteStorage
 from agno_storage.backends import sqlite_bulk
 from agno_storage.models import Mode
-from agno_storage.modes import SPECS
+from agno_storage.modes import SPECS, ColumnKind
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import connect_readonly, open_database, open_store
 from agno_storage.ops.export import export_table
@@ -133,6 +133,43 @@ def floor_export(src: Path, out: Path) -> tuple[float, int]:
         with out.open("wb") as f:
             f.write(b'{"floor":true}\n')  # a first line as export writes one
             while rows := cursor.fetchmany(BATCH):
+                f.write(b"".join([dumps(dict(zip(names, row, strict=True))) + b"\n" for row in rows]))
+                done += len(rows)
+    finally:
+        conn.close()
+    return time.perf_counter() - start, done
+
+
+def checked_export(src: Path, out: Path) -> tuple[float, int]:
+    """The plain loop, checking what import will refuse: each JSON text decodes (``orjson.loads``) to an object,
+    each time is an integer of 64 bits, the session_id is a non-empty text.
+
+    The least any export that never writes a line its import refuses must do
+    (ops/values.py asks the same questions, with the codec's fallback for what
+    orjson refuses); it writes the same lines as the plain loop.
+    """
+    start = time.perf_counter()
+    conn = sqlite3.connect(f"file:{src}?mode=ro", uri=True, isolation_level=None)
+    done = 0
+    kinds = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
+    json_at = [(i, kinds[c.kind]) for i, c in enumerate(SPECS[Mode.AGENT].columns) if c.kind in kinds]
+    time_at = [i for i, c in enumerate(SPECS[Mode.AGENT].columns) if c.kind is ColumnKind.TIMESTAMP]
+    try:
+        cols = ", ".join(quote(n) for n in NAMES)
+        cursor = conn.execute(f"SELECT {cols} FROM {quote(TABLE)} ORDER BY session_id")  # noqa: S608
+        dumps, loads, names = orjson.dumps, orjson.loads, NAMES
+        with out.open("wb") as f:
+            f.write(b'{"floor":true}\n')
+            while rows := cursor.fetchmany(BATCH):
+                for row in rows:
+                    if type(row[0]) is not str or not row[0]:
+                        raise ValueError(f"session_id {row[0]!r}")
+                    for i, allowed in json_at:
+                        if row[i] is not None and type(loads(row[i])) not in allowed:
+                            raise ValueError(f"{names[i]} of {row[0]!r} is not {allowed}")
+                    for i in time_at:
+                        if row[i] is not None and (type(row[i]) is not int or not -(2**63) <= row[i] < 2**63):
+                            raise ValueError(f"{names[i]} of {row[0]!r} is not a timestamp")
                 f.write(b"".join([dumps(dict(zip(names, row, strict=True))) + b"\n" for row in rows]))
                 done += len(rows)
     finally:

@@ -35,14 +35,16 @@ def test_ops_smoke_run_reports_every_figure_and_moves_every_session(tmp_path: Pa
         n = t["sessions"]
         assert t["ours_per_s"] > 0 and t["floor_per_s"] > 0 and t["ratio"] > 0, t
         assert t["ours_errors"] == 0 and t["floor_errors"] == 0, t
-        kinds = ("ours", "floor") if op == "export" else ("ours", "floor", "sql")
+        kinds = ("ours", "floor", "checked") if op == "export" else ("ours", "floor", "sql")
         assert t["counts"] == {kind: [n] * cfg.rounds for kind in kinds}, op
         if op != "export":
             assert t["sql_per_s"] > 0 and t["sql_errors"] == 0, t
+    export = timed["export"]
+    assert export["checked_per_s"] > 0 and export["checked_errors"] == 0 and export["checked_ratio"] > 0, export
     # What the import and the copy left in their tables, counted there (the raw SQL floor's too).
     assert timed["import"]["rows_in_table"] == {kind: [cfg.import_n] for kind in ("ours", "floor", "sql")}
     assert timed["copy"]["rows_in_table"] == {kind: [cfg.copy_n] for kind in ("ours", "floor", "sql")}
-    # The plain loop writes exactly export's session lines: the ratio compares the same work.
+    # The plain and the checking loop write exactly export's session lines: the ratios compare the same work.
     assert timed["export"]["same_lines_as_floor"] is True
 
     memory = {(m["op"], m["sessions"]): m for m in results["memory"]}
