@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import cattrs
@@ -22,7 +22,7 @@ class ByFields:
     __slots__ = ()
 
     def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
-        return type(self), attrs.astuple(self, recurse=False)
+        return type(self), attrs.astuple(cast(attrs.AttrsInstance, self), recurse=False)
 
 
 @attrs.frozen
