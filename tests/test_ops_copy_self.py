@@ -84,3 +84,34 @@ def test_copy_into_another_table_or_schema_of_the_same_database_is_a_copy(
     finally:
         with psycopg.connect(server.dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema}_other CASCADE")
+
+
+def test_copy_is_refused_for_a_role_that_may_not_read_the_system_identifier(
+    pg_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where pg_control_system() is revoked, the role's lookup still tells the table: the same URL, and a
+    superuser's URL of the same table, are refused."""
+    import psycopg
+
+    from tests.pgserver import create_database
+
+    name, role = "copy_self_revoked", "copy_self_no_control"
+    url = create_database(pg_server, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")  # in this database only
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT CREATE ON DATABASE {name} TO {role}")  # the store makes its schema if missing
+        conn.execute(f"CREATE SCHEMA ai AUTHORIZATION {role}")
+    limited = url.replace("postgres@", f"{role}@", 1)
+    try:
+        assert main(["copy", str(FIXTURES / "go_agent_conversation.db"), "--table", "agent_sessions", limited]) == 0
+        before = stamps(url, "ai")
+        for source, destination in ((limited, limited), (url, limited), (limited, url)):
+            assert main(["copy", source, "--table", "agent_sessions", destination]) == 2
+            assert "the source table 'agent_sessions' itself" in capsys.readouterr().err
+        assert stamps(url, "ai") == before
+    finally:
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            conn.execute(f"DROP ROLE {role}")

@@ -52,10 +52,12 @@ def copy_table(
     into PostgreSQL, which has no ``agent_runs``, they are counted in
     ``runs_left``. Refuses (OutputIsSourceError, before writing) a
     destination that is the source's -wal, -shm or -journal, or the source
-    table itself (on PostgreSQL: the same table of the same database, by
-    what the server says, not how the URL spells it). Raises CorruptRowError (nothing of its batch written)
-    for a JSON value that is not JSON of its column's type, and what
-    :class:`RowWriter` raises.
+    table itself (on PostgreSQL: the same table of the same database, or
+    of a standby of that database, by what the servers say, not how the
+    URLs spell them: :meth:`~agno_storage.ops.db.TableIdentity.is_same`).
+    Raises CorruptRowError (nothing of its batch written) for a JSON value
+    that is not JSON of its column's type, and what :class:`RowWriter`
+    raises.
     """
     progress = progress or NoProgress()
     info = describe(source, table, mode)
@@ -98,15 +100,17 @@ def copy_table(
 
 def _refuse_own_files(source: Database, table: str, url: str, to_table: str, schema: str | None) -> None:
     """Raise OutputIsSourceError if the copy would write a file of the source other than its other tables,
-    or the source table itself (on PostgreSQL: the same table of the same server, however ``url`` spells it)."""
+    or the source table itself (on PostgreSQL: the same table of the same server or of a standby of it,
+    however ``url`` spells it)."""
     check_conninfo(url)  # at once, its password never shown
     target = urls.parse_location(url)
     if isinstance(target, urls.PostgresTarget):
         if not source.is_sqlite and _same_postgres_table(source, table, url, to_table, schema):
             raise OutputIsSourceError(
                 f"the destination is the source table {table!r} itself (the same table of the same "
-                "PostgreSQL database): upserting its own rows would undo what others wrote meanwhile; "
-                "give --to-table or --to-schema another table",
+                "PostgreSQL database, or of a standby of it, which holds its rows of a moment ago): upserting "
+                "its own rows would undo what others wrote meanwhile; give --to-table or --to-schema another "
+                "table (a server restored from a backup and still in recovery: promote it first)",
                 table=table,
             )
         return
@@ -133,8 +137,9 @@ def _same_postgres_table(source: Database, table: str, url: str, to_table: str, 
     if mine is None:
         return False
     with open_database(url, schema) as destination:
-        # None: no such table there yet, or one this user cannot see, which the writer then cannot write either.
-        return destination.table_identity(to_table) == mine
+        theirs = destination.table_identity(to_table)
+    # None: no such table there yet, or one this user cannot see, which the writer then cannot write either.
+    return theirs is not None and mine.is_same(theirs)
 
 
 __all__ = ["CopySummary", "copy_table"]

@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import quote as uri_quote
 from urllib.parse import unquote as uri_unquote
 
+import attrs
+
 from agno_storage import urls
 from agno_storage.backends import sqlite_ddl
 from agno_storage.backends.base import BaseStorage
@@ -149,6 +151,44 @@ def _hot_journal(path: str | os.PathLike[str]) -> bool:
     return False
 
 
+@attrs.frozen
+class TableIdentity:
+    """What a PostgreSQL server says a table is: :meth:`Database.table_identity`."""
+
+    #: ``pg_postmaster_start_time()``: one server's run.
+    started: Any
+    #: ``pg_control_system()``'s system identifier, shared by a cluster, its standbys and the servers made
+    #: from its base backups; ``None`` where the role may not run that function.
+    system: int | None
+    #: The database's oid and the table's.
+    database: int
+    table: int
+    #: ``pg_is_in_recovery()``: a standby (or a server restored from a backup and not yet promoted).
+    in_recovery: bool
+
+    def is_same(self, other: TableIdentity) -> bool:
+        """Whether the two are one table: upserting one's rows into the other writes a table back over itself.
+
+        The same oids on the same server (the same start time); or the same
+        oids and system identifier with either side in recovery: a standby
+        replays its primary's writes, so its table is the primary's as of a
+        moment ago. A promoted standby, like a server started from a base
+        backup without recovery, writes on its own: out of recovery, it is
+        a database of its own, whatever system identifier it shares. Without
+        both system identifiers a standby cannot be told from an unrelated
+        server whose oids happen to match (a new cluster's first database
+        and table get the same oids), so only the start time counts then.
+        """
+        if (self.database, self.table) != (other.database, other.table):
+            return False
+        if self.system is not None and other.system is not None:
+            if self.system != other.system:
+                return False
+            if self.in_recovery or other.in_recovery:
+                return True
+        return bool(self.started == other.started)
+
+
 class Database:
     """One raw connection: a SQLite file read-only, or a PostgreSQL database (read-only transactions).
 
@@ -173,30 +213,36 @@ class Database:
             return a.encode().lower() == b.encode().lower()
         return a == b
 
-    def table_identity(self, table: str) -> tuple[Any, ...] | None:
+    def table_identity(self, table: str) -> TableIdentity | None:
         """PostgreSQL: what ``table`` (in :attr:`schema`, else where the search path finds it) is on the server.
 
-        Equal for two connections exactly when they reach one table, however
-        their URLs spell host, port and database: the server's start time and
-        system identifier, the database's oid and the table's. ``None`` when
+        Two identities are one table when :meth:`TableIdentity.is_same` says
+        so, however the URLs spell host, port and database. ``None`` when
         there is no such table or this connection may not look it up (nor
         then write it). SQLite has :meth:`same_table` and the file's path.
         """
         import psycopg  # only for a PostgreSQL connection
 
-        # The system identifier alone would not tell a promoted replica from its primary; the start time does.
-        # pg_control_system() is only read where it may be (a failed statement would end the transaction).
+        # pg_control_system() is only called where it may be, in a statement of its own: the server checks the
+        # privilege of every function of a statement before running it, also of a call a CASE would never reach.
         statement = (
-            "SELECT pg_postmaster_start_time(), CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') "
-            "THEN (SELECT system_identifier FROM pg_control_system()) END, "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()), to_regclass(%s)::oid"
+            "SELECT pg_postmaster_start_time(), (SELECT oid FROM pg_database WHERE datname = current_database()), "
+            "to_regclass(%s)::oid, pg_is_in_recovery(), has_function_privilege('pg_control_system()', 'EXECUTE')"
         )
         try:
             with self.conn.transaction():  # a savepoint: a refused lookup leaves the snapshot usable
                 row = self.conn.execute(statement, (self.qualified(table),)).fetchone()
+                system = None
+                if row is not None and row[4]:
+                    system = self.conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
         except psycopg.Error:
             return None
-        return None if row is None or row[3] is None else tuple(row)
+        if row is None or row[2] is None:
+            return None
+        started, database, oid, in_recovery, _ = row
+        return TableIdentity(
+            started=started, system=system, database=database, table=oid, in_recovery=bool(in_recovery)
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -438,6 +484,7 @@ __all__ = [
     "FETCH_SIZE",
     "SIDE_SUFFIXES",
     "Database",
+    "TableIdentity",
     "check_conninfo",
     "connect_readonly",
     "hot_journal_error",
