@@ -1,0 +1,147 @@
+"""prune finishes the job when writers keep, update or delete the very sessions one of its batches picks."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import AgentSession, Mode
+from agno_storage.ops import prune as prune_ops
+from agno_storage.ops.db import open_database, open_store
+
+DAY = 86400
+NOW = 1_800_000_000
+CUTOFF = NOW - 30 * DAY
+BATCH = 5
+SESSIONS = [f"s{i:02d}" for i in range(3 * BATCH - 2)]  # two full batches and a short one
+_schemas = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prune_ops, "PRUNE_BATCH", BATCH)
+
+
+def old_sessions(url: str, schema: str | None) -> None:
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert_many([AgentSession(session_id=s, user_id="u", agent_id="x") for s in SESSIONS])
+    store.close()
+
+
+@pytest.fixture
+def pg(pg_server: Any) -> Iterator[tuple[str, str, Any]]:
+    """(dsn, a fresh schema holding old agent sessions, an autocommit connection); dropped afterwards."""
+    import psycopg
+
+    schema = f"prune_concurrent_{next(_schemas)}"
+    conn = psycopg.connect(pg_server.dsn, autocommit=True)
+    old_sessions(pg_server.dsn, schema)
+    conn.execute(f"UPDATE {schema}.agent_sessions SET created_at = 1, updated_at = 1")
+    try:
+        yield pg_server.dsn, schema, conn
+    finally:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+def wait_until_prune_waits(conn: Any, pruner: threading.Thread) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and pruner.is_alive():
+        waiting = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+        ).fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("prune never waited for the writer's row locks")
+
+
+@pytest.mark.parametrize("action", ["update", "delete"])
+def test_a_first_batch_every_session_of_which_a_writer_takes_does_not_end_prune_on_postgres(
+    pg: tuple[str, str, Any], action: str
+) -> None:
+    """The writer locks exactly the sessions prune's first batch would pick and, while prune waits for
+    them, updates (or deletes) them all: that batch finds the next old sessions, and prune goes on to
+    the end. PostgreSQL applies LIMIT to the rows that pass the check of their newest version."""
+    import psycopg
+
+    url, schema, conn = pg
+    taken = SESSIONS[:BATCH]
+    writer = psycopg.connect(url)
+    locked = writer.execute(
+        f"SELECT session_id FROM {schema}.agent_sessions ORDER BY session_id LIMIT {BATCH} FOR UPDATE"
+    ).fetchall()
+    assert [r[0] for r in locked] == taken
+    if action == "update":
+        writer.execute(f"UPDATE {schema}.agent_sessions SET updated_at = %s WHERE session_id = ANY(%s)", (NOW, taken))
+    else:
+        writer.execute(f"DELETE FROM {schema}.agent_sessions WHERE session_id = ANY(%s)", (taken,))
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        with open_database(url, schema) as db:
+            result["summary"] = prune_ops.prune(db, url, "agent_sessions", 30 * DAY, schema=schema, now=NOW)
+
+    pruner = threading.Thread(target=run)
+    pruner.start()
+    try:
+        wait_until_prune_waits(conn, pruner)
+    finally:
+        writer.commit()
+        writer.close()
+        pruner.join(30)
+    assert result["summary"].session_ids == tuple(SESSIONS[BATCH:])
+    left = [r[0] for r in conn.execute(f"SELECT session_id FROM {schema}.agent_sessions ORDER BY session_id")]
+    assert left == (taken if action == "update" else [])
+
+
+def test_a_writer_updating_the_next_batch_before_each_transaction_does_not_end_prune_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: each batch holds the write lock, so a writer goes between two batches; updating every
+    session the next batch would pick leaves that batch the old sessions after them."""
+    path = str(tmp_path / "a.db")
+    old_sessions(path, None)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
+    taken: list[str] = []
+
+    def take_next_batch() -> None:
+        rows = writer.execute(
+            "SELECT session_id FROM agent_sessions WHERE updated_at < ? ORDER BY session_id LIMIT ?", (CUTOFF, BATCH)
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        writer.executemany("UPDATE agent_sessions SET updated_at = ? WHERE session_id = ?", [(NOW, i) for i in ids])
+        taken.extend(ids)
+
+    class Store:
+        """The store prune writes through, with the writer going first before each of its transactions."""
+
+        def __init__(self, store: Any) -> None:
+            self.store = store
+            self.transactions = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.store, name)
+
+        def transaction(self) -> Any:
+            self.transactions += 1
+            if self.transactions == 1:
+                take_next_batch()
+            return self.store.transaction()
+
+    opened = prune_ops.open_store
+    monkeypatch.setattr(prune_ops, "open_store", lambda *args, **kwargs: Store(opened(*args, **kwargs)))
+    with open_database(path) as db:
+        summary = prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW)
+    assert taken == SESSIONS[:BATCH]
+    assert summary.session_ids == tuple(SESSIONS[BATCH:])
+    assert [r[0] for r in writer.execute("SELECT session_id FROM agent_sessions ORDER BY session_id")] == taken
+    writer.close()
