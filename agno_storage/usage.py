@@ -21,7 +21,7 @@ import attrs
 from agno_storage import agent_runs, codec
 from agno_storage.conversation import RunRow, StoredJson, belongs
 from agno_storage.errors import CorruptRowError, InvalidInputError
-from agno_storage.models import WorkflowSessionV2
+from agno_storage.models import Session, WorkflowSessionV2
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -118,17 +118,7 @@ def _runs(
         # '' and NULL are both "no user" (as list(user_id='') finds them): one group, None.
         owner = session.user_id or None
         entities[session.session_id] = (session.entity_id, owner)
-        reader = _Reader(store.table_name, session.session_id)
-        if session.memory is not None:
-            runs = session.memory.get("runs")
-            if isinstance(runs, dict):
-                runs = runs.get(session.session_id)  # this session's only, as history() reads them
-            for run in reader.as_list(runs or [], "memory.runs"):
-                yield from ((session.entity_id, owner, r) for r in reader.agno_run(run, "memory"))
-        if isinstance(session, WorkflowSessionV2) and session.runs is not None:
-            listed = builtins.list(session.runs.values()) if isinstance(session.runs, dict) else session.runs
-            for run in listed:
-                yield from ((session.entity_id, owner, r) for r in reader.workflow_v2_run(run))
+        yield from ((session.entity_id, owner, r) for r in session_runs(session, store.table_name))
     if not agent_runs.exists(store):
         return
     # Runs with no session row, and other users' runs under an owned session's id (conversation.strays), are
@@ -147,24 +137,44 @@ def _runs(
             entity, owner = None, row.user_id or None
         else:
             continue
-        try:
-            metrics = codec.loads(row.metrics) if row.metrics else None  # integers of any width, exactly
-        except ValueError as exc:
-            raise CorruptRowError(
-                f"agent_runs.metrics of run {row.id!r} of session {row.session_id!r} is not valid JSON: {exc}",
-                table=agent_runs.TABLE,
-                session_id=row.session_id,
-                column="metrics",
-            ) from exc
-        reader = _Reader(agent_runs.TABLE, row.session_id, "metrics")
-        model = metrics.get("model") if isinstance(metrics, dict) and isinstance(metrics.get("model"), str) else None
-        where = f"run {row.id!r}"
-        tokens = reader.tokens(metrics, where)
-        yield (
-            entity,
-            owner,
-            _Reader(agent_runs.TABLE, row.session_id, "created_at").run(row.created_at, model, tokens, where),
-        )
+        yield entity, owner, stored_run(row)
+
+
+def session_runs(session: Session, table: str) -> Iterator[_Run]:
+    """The figures of each run ``session``'s own JSON holds (``memory.runs``; a v2 workflow's ``runs``), in order.
+
+    Raises CorruptRowError naming the place in the JSON where they cannot be
+    read (what :func:`usage` raises; ``doctor`` asks it of every row).
+    """
+    reader = _Reader(table, session.session_id)
+    if session.memory is not None:
+        runs = session.memory.get("runs")
+        if isinstance(runs, dict):
+            runs = runs.get(session.session_id)  # this session's only, as history() reads them
+        for run in reader.as_list(runs or [], "memory.runs"):
+            yield from reader.agno_run(run, "memory")
+    if isinstance(session, WorkflowSessionV2) and session.runs is not None:
+        listed = builtins.list(session.runs.values()) if isinstance(session.runs, dict) else session.runs
+        for run in listed:
+            yield from reader.workflow_v2_run(run)
+
+
+def stored_run(row: RunRow) -> _Run:
+    """The figures of one ``agent_runs`` row (a Go Agent's run); CorruptRowError naming the column otherwise."""
+    try:
+        metrics = codec.loads(row.metrics) if row.metrics else None  # integers of any width, exactly
+    except ValueError as exc:
+        raise CorruptRowError(
+            f"agent_runs.metrics of run {row.id!r} of session {row.session_id!r} is not valid JSON: {exc}",
+            table=agent_runs.TABLE,
+            session_id=row.session_id,
+            column="metrics",
+        ) from exc
+    reader = _Reader(agent_runs.TABLE, row.session_id, "metrics")
+    model = metrics.get("model") if isinstance(metrics, dict) and isinstance(metrics.get("model"), str) else None
+    where = f"run {row.id!r}"
+    tokens = reader.tokens(metrics, where)
+    return _Reader(agent_runs.TABLE, row.session_id, "created_at").run(row.created_at, model, tokens, where)
 
 
 def _runs_of(store: BaseStorage, session_ids: set[str]) -> Iterator[RunRow]:
@@ -308,4 +318,4 @@ def _replayed_figures(message: Any) -> bool:
     )
 
 
-__all__ = ["TOKEN_KEYS", "Usage", "usage"]
+__all__ = ["TOKEN_KEYS", "Usage", "session_runs", "stored_run", "usage"]

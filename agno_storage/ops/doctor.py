@@ -9,10 +9,12 @@ from collections.abc import Callable
 
 import attrs
 
-from agno_storage import codec
+from agno_storage import codec, conversation, usage
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage.agent_runs import StoredRun
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import BusyError, CorruptRowError, StorageError
+from agno_storage.models import Session
 from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import Database
@@ -63,8 +65,18 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     not have is one ``no_schema`` problem. A table whose rows cannot all be read (a
     damaged page) is an ``integrity`` problem. ``agent_runs`` values of the
     wrong type (what export, copy and history stop at) are ``bad_value``.
+    A sessions or ``agent_runs`` row whose values are sound but whose
+    conversation ``history`` and ``search`` cannot read (``memory.runs`` not
+    a list, a stored message that is not an object or has no role, ...) is a
+    ``bad_conversation``: each row is read by the parser they use
+    (:func:`agno_storage.conversation.combined`), so a row doctor passes is
+    one they read. One whose run figures ``usage`` cannot read is a
+    ``bad_usage`` (read by :func:`agno_storage.usage.session_runs` and
+    :func:`~agno_storage.usage.stored_run`). Cost: one pass over each table,
+    rows streamed; each row's JSON is decoded once.
     Notes: ``agent_runs`` rows whose session has no row (a Go Agent writes
-    them by design), columns of other writers.
+    them by design), columns of other writers, and on PostgreSQL each of
+    agno's indexes a sessions table lacks (``missing_index``).
     ``path`` (SQLite) is the file, for the size of its -wal.
     """
     findings: list[Finding] = []
@@ -118,6 +130,8 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
                     NOTE, "extra_columns", f"columns of other writers, left alone: {', '.join(info.extra)}", info.name
                 )
             )
+        if not db.is_sqlite:
+            findings.extend(_missing_indexes(db, info))
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
     findings.extend(_unknown_shapes(db, report.others))
     if report.runs is not None:
@@ -178,6 +192,53 @@ def _unknown_shapes(db: Database, others: tuple[str, ...]) -> list[Finding]:
     return found
 
 
+#: Each index of a table (%s, its qualified name) by name, with its key columns (none for an expression's).
+_INDEX_KEYS = """
+SELECT c.relname::text, ARRAY(
+    SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = to_regclass(%s)
+"""
+
+
+def _missing_indexes(db: Database, info: TableInfo) -> list[Finding]:
+    """PostgreSQL: a note for each index agno 1.x makes on ``info``'s table that is not there under agno's name.
+
+    A note, not a problem: agno and the store read and write the table all
+    the same, but a read by that column may scan the whole table, and
+    without any of them ``tables`` cannot tell the layout is agno's
+    (``unknown``). Says how to make it, or to rename an index on that column
+    alone that has another name (a renamed table keeps its indexes' names).
+    A column the table lacks is left to ``old_schema``: the upgrade adds it
+    with its index. Cost: one catalogue query.
+    """
+    from agno_storage.backends import postgres_ddl  # psycopg: only for a PostgreSQL connection
+
+    keys = dict(db.query(_INDEX_KEYS, (db.qualified(info.name),)))
+    found: list[Finding] = []
+    for column in SPECS[info.mode].agno_indexed:
+        name = postgres_ddl.agno_index_name(info.name, column, db.schema)
+        if column in info.missing or name in keys:
+            continue
+        other = sorted(n for n, columns in keys.items() if columns == [column])
+        if other:
+            why = (
+                f"is there as {other[0]!r} (a renamed table keeps its indexes' names), which tables does not take "
+                f"for agno's; rename it: ALTER INDEX {db.qualified(other[0])} RENAME TO {quote(name)}"
+            )
+        else:
+            create = postgres_ddl.create_index(info.name, column, db.schema).as_string(None)
+            why = (
+                f"is not there (a read by {column} may scan the whole table; with none of agno's indexes, tables "
+                f"shows the layout as unknown); make it: {create}"
+            )
+        found.append(
+            Finding(NOTE, "missing_index", f"agno's index {name!r} on {column} {why}", info.name, column=column)
+        )
+    return found
+
+
 def _stopped(exc: StorageError, table: str | None, integrity: str | None) -> Finding:
     """A read that a damaged file stopped: an integrity problem (integrity_check has said what, if it could)."""
     where = f"reading table {table} " if table else "reading the tables "
@@ -188,7 +249,8 @@ def _stopped(exc: StorageError, table: str | None, integrity: str | None) -> Fin
 
 
 def _run_rows(db: Database) -> list[Finding]:
-    """``agent_runs`` values agno-golang does not write (what stops export, copy and history)."""
+    """``agent_runs`` values agno-golang does not write (what stops export, copy and history), and runs whose
+    stored messages ``history`` cannot read."""
     text = f"SELECT {', '.join(quote(c) for c in runs.COLUMNS)} FROM {db.qualified(RUNS_TABLE)}"  # noqa: S608
     found: list[Finding] = []
     for batch in db.stream(text):
@@ -197,24 +259,90 @@ def _run_rows(db: Database) -> list[Finding]:
                 runs.check(row)
             except CorruptRowError as exc:
                 found.append(Finding(PROBLEM, "bad_value", str(exc), RUNS_TABLE, exc.session_id, exc.column))
+                continue
+            stored = StoredRun(*row)
+            run = conversation.RunRow(
+                stored.id,
+                stored.session_id,
+                stored.user_id,
+                stored.user_message,
+                stored.agent_message,
+                stored.messages,
+                stored.metrics,
+                stored.created_at,
+            )
+            # Read alone: the runs before it in its session decide only which of its messages show, never
+            # whether one can be read.
+            problem = _conversation_problem(None, [run], RUNS_TABLE)
+            if problem is not None:
+                found.append(problem)
     return found
 
 
 def _rows(db: Database, info: TableInfo) -> list[Finding]:
-    columns = [c for c in SPECS[info.mode].columns if c.name not in info.missing]
+    """The values of ``info``'s rows that are not what their columns hold, and the conversations of the rest
+    that ``history`` cannot read."""
+    spec = SPECS[info.mode]
+    columns = [c for c in spec.columns if c.name not in info.missing]
     # JSON as its stored text: psycopg would hand jsonb over decoded, and the text is what is checked.
     listed = ", ".join(db.as_text(c.name) if c.kind in JSON_KINDS else quote(c.name) for c in columns)
     statement = f"SELECT {listed} FROM {db.qualified(info.name)}"  # noqa: S608
+    decoder = codec.RowCodec(spec, info.name)
+    # Where each column read sits in the mode's row; a column an older schema lacks reads as NULL.
+    places = [spec.names.index(c.name) for c in columns]
+    full: list[object] = [None] * len(spec.names)
     found: list[Finding] = []
     for batch in db.stream(statement):
         for row in batch:
+            for place, value in zip(places, row, strict=True):
+                full[place] = value
+            session = _decoded(decoder, full)
             sid = row[0]
             shown_id = sid if isinstance(sid, str) else repr(sid)
+            sound = True
             for column, value in zip(columns, row, strict=True):
+                if session is not None and type(value) is str and column.kind in JSON_KINDS:
+                    continue  # the decode read this JSON text, and found it of the column's type
                 why = _wrong(column.kind, value)
                 if why is not None:
                     found.append(Finding(PROBLEM, "bad_value", why, info.name, shown_id, column.name))
+                    sound = False
+            if sound and session is not None:
+                problem = _conversation_problem(session, [], info.name)
+                if problem is not None:
+                    found.append(problem)
     return found
+
+
+def _decoded(decoder: codec.RowCodec, row: list[object]) -> Session | None:
+    """The session ``row`` holds, decoded as the store decodes it; None where that fails (``_wrong`` says why)."""
+    try:
+        return decoder.decode(row)
+    except CorruptRowError:
+        return None
+
+
+def _conversation_problem(session: Session | None, stored: list[conversation.RunRow], table: str) -> Finding | None:
+    """A ``bad_conversation`` problem if ``history`` cannot read the conversation of ``session`` and ``stored``;
+    else a ``bad_usage`` problem if ``usage`` cannot read the figures of their runs.
+
+    The conversation is read by :func:`agno_storage.conversation.combined`, as ``history``, ``search`` and
+    the search index read it, the figures by :func:`agno_storage.usage.session_runs` and
+    :func:`~agno_storage.usage.stored_run`, as ``usage`` reads them; both are thrown away.
+    """
+    try:
+        conversation.combined(session, stored, table)
+    except CorruptRowError as exc:
+        return Finding(PROBLEM, "bad_conversation", str(exc), exc.table, exc.session_id, exc.column)
+    try:
+        if session is not None:
+            for _ in usage.session_runs(session, table):
+                pass
+        for run in stored:
+            usage.stored_run(run)
+    except CorruptRowError as exc:
+        return Finding(PROBLEM, "bad_usage", str(exc), exc.table, exc.session_id, exc.column)
+    return None
 
 
 def _wrong(kind: ColumnKind, value: object) -> str | None:
