@@ -172,8 +172,8 @@ def test_no_more_workers_start_than_there_are_batches(
     started: list[int] = []
 
     class Counted(WorkerPool):
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             started.append(len(self.pids))
 
     monkeypatch.setattr(migrate_module, "WorkerPool", Counted)
