@@ -265,12 +265,16 @@ class Pool:
         For a caller that does work of its own while the workers start (an
         interpreter and this package take a few tenths of a second to load).
         """
-        if self._starting and os.name == "posix":
-            readable, _, _ = select.select([w.stdout for w in self._starting], [], [], 0)
-            for worker in [w for w in self._starting if w.stdout in readable]:
+        if self._starting and hasattr(select, "poll"):
+            # poll, not select: select refuses a descriptor past 1023, which a process holding many files has.
+            poller = select.poll()
+            for worker in self._starting:
+                poller.register(worker.stdout, select.POLLIN)
+            answered = {fd for fd, _ in poller.poll(0)}
+            for worker in [w for w in self._starting if w.stdout.fileno() in answered]:
                 worker.ready()  # its first reply is there (or its pipe closed): read without waiting
                 self._starting.remove(worker)
-        elif self._starting:  # pragma: no cover - not POSIX: pipes cannot be polled there
+        elif self._starting:  # pragma: no cover - no poll (Windows): pipes cannot be polled there
             self.wait_ready()
         return not self._starting
 

@@ -434,3 +434,49 @@ def test_a_pool_not_waited_for_raises_what_a_worker_could_not_do_when_asked(tmp_
     with WorkerPool(1, spec, None, wait=False) as pool, pytest.raises(DatabaseCorruptError):
         while not pool.ready():
             pass
+
+
+def test_a_pool_not_waited_for_polls_workers_whose_pipes_are_past_descriptor_1023(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running process holds many files (a server's sockets): its workers' pipes then get descriptors
+    past 1023, which ``select()`` refuses; default workers must still start, and the migration run."""
+    import os
+    import resource
+    import time
+
+    from agno_storage.agno3 import migrate
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:  # room for 1,100 held files and the migration's own
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        src = _source(tmp_path / "src.db")
+        spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
+        with WorkerPool(1, spec, "sqlite", wait=False) as pool:
+            assert min(w.stdout.fileno() for w in pool._workers) > 1023
+            deadline = time.monotonic() + 60
+            while not pool.ready():
+                assert time.monotonic() < deadline, "the worker never said it was ready"
+                time.sleep(0.01)
+        alone = to_agno3(src, str(tmp_path / "alone.db"), workers=0, batch_size=4)
+        monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
+        monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+        monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
+        started: list[int] = []
+        real_init = WorkerPool.__init__
+
+        def counted(self: WorkerPool, n: int, *args: Any, **kwargs: Any) -> None:
+            started.append(n)
+            real_init(self, n, *args, **kwargs)
+
+        monkeypatch.setattr(WorkerPool, "__init__", counted)
+        report = to_agno3(src, str(tmp_path / "default.db"), batch_size=4)
+        assert started == [2]  # workers were started, past descriptor 1023, and not given up on
+        assert _report(report) == _report(alone)
+        assert _tables(str(tmp_path / "default.db")) == _tables(str(tmp_path / "alone.db"))
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
