@@ -249,8 +249,8 @@ def _stopped(exc: StorageError, table: str | None, integrity: str | None) -> Fin
 
 
 def _run_rows(db: Database) -> list[Finding]:
-    """``agent_runs`` values agno-golang does not write (what stops export, copy and history), and runs whose
-    stored messages ``history`` cannot read."""
+    """``agent_runs`` values agno-golang does not write (what stops export, copy and history), and (SQLite,
+    where history, search and usage read them) runs whose messages or figures they cannot read."""
     text = f"SELECT {', '.join(quote(c) for c in runs.COLUMNS)} FROM {db.qualified(RUNS_TABLE)}"  # noqa: S608
     found: list[Finding] = []
     for batch in db.stream(text):
@@ -260,6 +260,8 @@ def _run_rows(db: Database) -> list[Finding]:
             except CorruptRowError as exc:
                 found.append(Finding(PROBLEM, "bad_value", str(exc), RUNS_TABLE, exc.session_id, exc.column))
                 continue
+            if not db.is_sqlite:
+                continue  # history, search and usage read agent_runs on SQLite only (as agno-golang keeps it)
             stored = StoredRun(*row)
             run = conversation.RunRow(
                 stored.id,
