@@ -110,7 +110,8 @@ def _refuse_own_files(source: Database, table: str, url: str, to_table: str, sch
                 f"the destination is the source table {table!r} itself (the same table of the same "
                 "PostgreSQL database, or of a standby of it, which holds its rows of a moment ago): upserting "
                 "its own rows would undo what others wrote meanwhile; give --to-table or --to-schema another "
-                "table (a server restored from a backup and still in recovery: promote it first)",
+                "table (a server restored from a backup and still in recovery: promote it first; a promoted server made "
+                "from a base backup of the source's primary: copy from that primary, which is not in recovery)",
                 table=table,
             )
         return

@@ -232,13 +232,17 @@ class Database:
         try:
             with self.conn.transaction():  # a savepoint: a refused lookup leaves the snapshot usable
                 row = self.conn.execute(statement, (self.qualified(table),)).fetchone()
-                system = None
-                if row is not None and row[4]:
-                    system = self.conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
         except psycopg.Error:
             return None
         if row is None or row[2] is None:
             return None
+        system = None
+        if row[4]:
+            try:
+                with self.conn.transaction():  # a server that refuses it anyway (a managed service's): no identifier
+                    system = self.conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+            except psycopg.Error:
+                system = None
         started, database, oid, in_recovery, _ = row
         return TableIdentity(
             started=started, system=system, database=database, table=oid, in_recovery=bool(in_recovery)
