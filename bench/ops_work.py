@@ -141,8 +141,9 @@ def floor_export(src: Path, out: Path) -> tuple[float, int]:
 
 
 def checked_export(src: Path, out: Path) -> tuple[float, int]:
-    """The plain loop, checking what import will refuse: each JSON text decodes (``orjson.loads``) to an object,
-    each time is an integer of 64 bits, the session_id is a non-empty text.
+    """The plain loop, checking what import will refuse: each JSON text decodes (``orjson.loads``) to an object
+    (or null; NULL and ``''`` are no value), each time is an integer of 64 bits, the session_id is a non-empty
+    text.
 
     The least any export that never writes a line its import refuses must do
     (ops/values.py asks the same questions, with the codec's fallback for what
@@ -165,7 +166,8 @@ def checked_export(src: Path, out: Path) -> tuple[float, int]:
                     if type(row[0]) is not str or not row[0]:
                         raise ValueError(f"session_id {row[0]!r}")
                     for i, allowed in json_at:
-                        if row[i] is not None and type(loads(row[i])) not in allowed:
+                        # NULL, '' (what the Go port writes for no value) and the JSON null are no value.
+                        if row[i] and (value := loads(row[i])) is not None and type(value) not in allowed:
                             raise ValueError(f"{names[i]} of {row[0]!r} is not {allowed}")
                     for i in time_at:
                         if row[i] is not None and (type(row[i]) is not int or not -(2**63) <= row[i] < 2**63):

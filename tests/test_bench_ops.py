@@ -103,3 +103,29 @@ def test_agno3_smoke_run_reports_both_migrations_and_what_each_kept(tmp_path: Pa
     md = bench_agno3.render(results)
     assert "| | runs kept in `agno_runs` | 0 | 300 |" in md
     assert "| | worker processes (each one's peak RSS) | none | 2: " in md
+
+
+def test_the_checking_loop_takes_what_export_takes_and_stops_at_what_it_refuses(tmp_path: Path) -> None:
+    """The export target's floor: on a Go Agent's file (JSON columns holding ``null``) and on sessions with no
+    value in a JSON column it writes export's lines; a JSON column of the wrong type stops both."""
+    import shutil
+    import sqlite3
+
+    from agno_storage.ops.db import open_database
+    from agno_storage.ops.export import export_table
+    from bench import ops_work
+    from tests.test_compat_go import FIXTURES
+
+    src = tmp_path / "go.db"
+    shutil.copy(FIXTURES / "go_agent.db", src)
+    with sqlite3.connect(src) as conn:
+        conn.execute("UPDATE agent_sessions SET extra_data = NULL WHERE rowid = 1")
+        conn.execute("UPDATE agent_sessions SET session_data = '' WHERE rowid = 2")
+    _, n = ops_work.checked_export(src, tmp_path / "checked.jsonl")
+    with open_database(str(src)) as db, (tmp_path / "ours.jsonl").open("wb") as f:
+        assert export_table(db, ops_work.TABLE, f).sessions == n > 2
+    assert bench_ops.lines_digest(tmp_path / "checked.jsonl") == bench_ops.lines_digest(tmp_path / "ours.jsonl")
+    with sqlite3.connect(src) as conn:
+        conn.execute("UPDATE agent_sessions SET agent_data = '[]' WHERE rowid = 3")
+    with pytest.raises(ValueError, match="agent_data"):
+        ops_work.checked_export(src, tmp_path / "checked.jsonl")
