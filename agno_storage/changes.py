@@ -15,7 +15,9 @@ by :func:`changes` once every transaction that could still commit before
 it has ended (``pg_snapshot_xmin``): a consumer never misses a change
 behind its cursor. Changes older than the retention (default 7 days) are
 pruned by :func:`changes`; asking for a cursor before them raises
-StorageError instead of silently skipping them.
+StorageError instead of silently skipping them. So does asking for one
+handed out before writes went unlogged (a watched table dropped behind the
+feed, say) and :func:`enable_changes` started the feed again.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 
 from agno_storage import agent_runs
-from agno_storage.errors import InvalidInputError, ReadOnlyDatabaseError, StorageError
+from agno_storage.errors import InvalidInputError, ReadOnlyDatabaseError, StorageError, TableNotFoundError
 from agno_storage.schema import check_derived_names, quote, unquote
 
 if TYPE_CHECKING:
@@ -79,14 +81,69 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def enabled(store: BaseStorage) -> bool:
-    """Whether the log is there: the log table itself (its ``tbl`` column), not a table that shares its name."""
-    log, _ = _names(store)
+#: The log's columns in order, as enable_changes() makes it on SQLite and on PostgreSQL (every build so far):
+#: how a table by the log's name is known to be the feed's and not another program's.
+_SQLITE_LOG_COLUMNS: Final = ("cursor", "tbl", "session_id", "user_id", "op", "at")
+_PG_LOG_COLUMNS: Final = ("id", "cursor", "tbl", "session_id", "user_id", "op", "at", "xid")
+#: The meta table's columns; it is the feed's only if it also holds the 'pruned_through' key (see :func:`_is_meta`).
+_META_COLUMNS: Final = ("key", "value")
+
+
+def _columns(store: BaseStorage, table: str) -> tuple[str, ...]:
+    """The columns, in order, of the plain table ``table`` (quoted, qualified or not); () if no table has that name.
+
+    A view or an index by that name has none: it is no table of the feed's.
+    """
     if _is_sqlite(store):
-        rows = store._query("SELECT 1 FROM pragma_table_info(?) WHERE name = 'tbl'", (unquote(log),))
-        return bool(rows)
-    rows = store._query("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'tbl'", (log,))
-    return bool(rows)
+        rows = store._query(
+            "SELECT p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+            "WHERE m.type = 'table' AND m.name = ? COLLATE NOCASE ORDER BY p.cid",
+            (unquote(table),),
+        )
+    else:
+        rows = store._query(
+            "SELECT a.attname FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid "
+            "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
+            (table,),
+        )
+    return tuple(str(r[0]) for r in rows)
+
+
+def _is_log(store: BaseStorage, log: str) -> bool:
+    """Whether ``log`` is a change log: a table with the log's columns, not one that merely has its name."""
+    return _columns(store, log) == (_SQLITE_LOG_COLUMNS if _is_sqlite(store) else _PG_LOG_COLUMNS)
+
+
+def _is_meta(store: BaseStorage, meta: str) -> bool:
+    """Whether ``meta`` is a feed's meta table: ``(key, value)`` holding the ``pruned_through`` key.
+
+    enable_changes() writes that key in the transaction that makes the
+    table, so every meta table of a feed has it; a key-value table of
+    another program's by that name (two common column names) does not.
+    """
+    if _columns(store, meta) != _META_COLUMNS:
+        return False
+    # Compared as text: a table of another program's may have other types in these columns.
+    return bool(store._query(f"SELECT 1 FROM {meta} WHERE CAST(key AS TEXT) = 'pruned_through'", ()))
+
+
+def enabled(store: BaseStorage) -> bool:
+    """Whether the log is there: the log table itself (by its columns), not a table that shares its name."""
+    log, _ = _names(store)
+    return _is_log(store, log)
+
+
+def _not_enabled(store: BaseStorage, *, while_reading: bool = False) -> StorageError:
+    """The StorageError of :func:`changes` on a table with no feed (or one disabled while it read)."""
+    t = store.table_name
+    if while_reading:
+        return StorageError(
+            f"the change feed of table {t!r} is not enabled: disable_changes() dropped it while changes() read it "
+            "(enable_changes() starts a new feed)",
+            table=t,
+        )
+    return StorageError(f"the change feed of table {t!r} is not enabled (enable_changes())", table=t)
 
 
 def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> None:
@@ -97,11 +154,19 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     in agno-golang's own DDL if missing, so a Go Agent's first run is logged
     too (the Go Agent creates it the same way, ``IF NOT EXISTS``).
 
+    On a feed that missed writes since it was enabled (another program
+    dropped a watched table, or on PostgreSQL emptied it by TRUNCATE) the
+    triggers are made again and the log starts over: its changes are
+    deleted and every cursor handed out so far counts as pruned, so
+    :func:`changes` raises StorageError for each of them (a consumer reads
+    the sessions again) rather than going on past what it missed.
+
     Raises InvalidInputError, before changing anything, for a retention out
     of range or a sessions table named ``agent_runs``; StorageError if
-    another table or trigger has a name the feed needs (the message says
-    what to do). On PostgreSQL the triggers' function runs as the role that
-    called this (``SECURITY DEFINER``), so writers need no grant on the log.
+    another table or trigger has a name the feed needs, or a watched table
+    was renamed with the feed's triggers on it (the message says what to
+    do). On PostgreSQL the triggers' function runs as the role that called
+    this (``SECURITY DEFINER``), so writers need no grant on the log.
     """
     t = store.table_name
     if type(retention) is not int or not 60 <= retention <= _INT64_MAX:
@@ -119,13 +184,19 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     store.create()
     log, meta = _names(store)
     with store.transaction() as conn:
-        if not enabled(store) and _taken(store, log):
-            # Its triggers would write into someone else's table, and fail their writes to the sessions table.
-            raise StorageError(
-                f"cannot make the change log of table {t!r}: the database has a table named {log} already",
-                table=t,
-            )
+        kept = enabled(store)
+        for name in (log, meta):
+            if not _is_sqlite(store):
+                _pg_require_own(conn, name, t)  # another role's table: this refusal names its owner
+            if _taken(store, name) and not (kept if name == log else _is_meta(store, meta)):
+                # The feed would write into someone else's table (its triggers failing writes to the sessions table).
+                raise StorageError(
+                    f"cannot make the change log of table {t!r}: the database has a table named {name} already",
+                    table=t,
+                )
         if _is_sqlite(store):
+            # Read before the triggers are made again: gone, they logged nothing since they went.
+            missed = kept and _gap(store, meta) is not None
             new = not conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = ? COLLATE NOCASE", (unquote(log),)
             ).fetchone()
@@ -139,6 +210,8 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
             if new:
                 conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (unquote(log), start))
             conn.execute(f"INSERT OR IGNORE INTO {meta} (key, value) VALUES ('pruned_through', ?)", (start,))
+            if missed:
+                _start_over(store, conn, log, meta)
             watched = [t]
             if agent_runs.applies(store):
                 for statement in agent_runs.create_statements(t):
@@ -185,6 +258,8 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                     "disable_changes() removes the trigger and the log, then enable_changes() starts a new feed",
                     table=t,
                 )
+            if kept and _gap(store, meta) is not None:
+                _start_over(store, conn, log, meta)
             # Named with their schemas as resolved now, so no writer's search_path moves them (or breaks them).
             conn.execute(_pg_function_sql(function, _pg_resolved(conn, log), _pg_resolved(conn, meta)))
             # Only triggers call it: a role that could attach it to a table of its own would write into this log.
@@ -382,7 +457,11 @@ def disable_changes(store: BaseStorage) -> None:
     """Stop logging and drop the log (consumers' cursors mean nothing afterwards); idempotent.
 
     The feed's triggers are dropped wherever they are: also on a watched
-    table another program renamed (which took them along).
+    table another program renamed (which took them along). A table named
+    ``<table>_changes`` or ``<table>_changes_meta`` that is not the feed's
+    (by its columns, see :func:`_is_log` and :func:`_is_meta`) is left as
+    it is, rows and all: :meth:`drop` calls this on every table, with a
+    feed or not.
     """
     log, meta = _names(store)
     t = store.table_name
@@ -400,8 +479,11 @@ def disable_changes(store: BaseStorage) -> None:
             for schema, table, trigger in _pg_triggers(conn, function):
                 conn.execute(f"DROP TRIGGER {quote(trigger)} ON {quote(schema)}.{quote(table)}")
             conn.execute(f"DROP FUNCTION IF EXISTS {function}()")
-        conn.execute(f"DROP TABLE IF EXISTS {log}")
-        conn.execute(f"DROP TABLE IF EXISTS {meta}")
+        # Only the feed's own: a table of another program's that has one of these names stays, with its rows.
+        if _is_log(store, log):
+            conn.execute(f"DROP TABLE {log}")
+        if _is_meta(store, meta):
+            conn.execute(f"DROP TABLE {meta}")
 
 
 def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str | None = None) -> builtins.list[Change]:
@@ -412,9 +494,11 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     the user's sessions (see :func:`_owner_filter`).
 
     ``since=0`` (nothing processed yet) starts from the oldest change still
-    kept. Raises StorageError if the feed is not enabled, if changes after
-    ``since`` were already pruned (the consumer fell behind the retention,
-    or holds a cursor of a feed disabled since),
+    kept. Raises StorageError if the feed is not enabled (also when
+    disable_changes() ran while this read it), if changes after ``since``
+    were already pruned (the consumer fell behind the retention, holds a
+    cursor of a feed disabled since, or one handed out before
+    :func:`enable_changes` started a feed that missed writes again),
     or if a watched table was dropped or renamed (by another program: :meth:`drop`
     removes the feed too) since :func:`enable_changes`, which took its
     triggers and left later writes unlogged, or on PostgreSQL emptied by
@@ -428,16 +512,28 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     if type(limit) is not int or not 1 <= limit <= 100_000:
         raise InvalidInputError(f"limit must be an int from 1 to 100000, got {limit!r}", table=store.table_name)
     if not enabled(store):
-        raise StorageError(
-            f"the change feed of table {store.table_name!r} is not enabled (enable_changes())", table=store.table_name
-        )
+        raise _not_enabled(store)
+    try:
+        return _read(store, since, limit, user_id)
+    except TableNotFoundError as exc:
+        # The log or its meta table went between the check above and the read: disable_changes() ran.
+        if not enabled(store):
+            raise _not_enabled(store, while_reading=True) from exc
+        raise
+
+
+def _read(store: BaseStorage, since: int, limit: int, user_id: str | None) -> builtins.list[Change]:
+    """:func:`changes` once its arguments are checked and the feed was found enabled."""
     log, meta = _names(store)
     mark = "?" if _is_sqlite(store) else "%s"
     gap = _gap(store, meta)
     if gap:
+        if not enabled(store):
+            raise _not_enabled(store, while_reading=True)  # disable_changes() took the triggers, then the log
         raise StorageError(
-            f"the change feed of table {store.table_name!r} {gap}; disable_changes() and enable_changes() start a "
-            "new feed",
+            f"the change feed of table {store.table_name!r} {gap}; enable_changes() starts it again (after a rename, "
+            "disable_changes() first), and every cursor handed out before then raises StorageError: read the "
+            "sessions again, then follow the feed",
             table=store.table_name,
         )
     if _is_sqlite(store):
@@ -459,6 +555,14 @@ def changes(store: BaseStorage, since: int = 0, limit: int = 1000, user_id: str 
     )
     pruned = int(got[0][0]) if got else 0
     if 0 < since < pruned:
+        unlogged = store._query(f"SELECT value FROM {meta} WHERE key = {mark}", (_UNLOGGED,))
+        if unlogged and since < int(unlogged[0][0]):
+            raise StorageError(
+                f"changes after cursor {since} of table {store.table_name!r} were not all logged: a watched table "
+                "was dropped, renamed or truncated behind the feed, and enable_changes() started it again; read the "
+                f"sessions again, then follow the feed from cursor {pruned}",
+                table=store.table_name,
+            )
         raise StorageError(
             f"changes after cursor {since} of table {store.table_name!r} were pruned (kept through the retention); "
             f"the oldest cursor still readable is {pruned}",
@@ -570,6 +674,44 @@ def _gap(store: BaseStorage, meta: str) -> str | None:
             "deletes of its rows were not logged"
         )
     return None
+
+
+#: The meta key of the cursor :func:`_start_over` marked: a ``since`` below it asks for changes that went unlogged.
+_UNLOGGED: Final = "unlogged_through"
+
+
+def _start_over(store: BaseStorage, conn: Any, log: str, meta: str) -> None:
+    """Empty the log and count every cursor handed out so far, and one more, as pruned (in ``conn``'s transaction).
+
+    For enable_changes() on a feed that missed writes (:func:`_gap`): a
+    consumer holding any cursor of it then gets StorageError from
+    :func:`changes`, which names the cursor to go on from, instead of the
+    changes after the gap as if nothing had been missed. The mark is one
+    above the highest cursor handed out, so the consumer that had read
+    them all is told too; new cursors go on above it.
+    """
+    mark = _top(store, log, meta) + 1
+    conn.execute(f"DELETE FROM {log}")
+    if _is_sqlite(store):
+        updated = conn.execute(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = ? COLLATE NOCASE", (mark, unquote(log))
+        ).rowcount
+        if not updated:
+            # The name as the file spells it: AUTOINCREMENT finds its row by the table's own name.
+            (name,) = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (unquote(log),)
+            ).fetchone()
+            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, mark))
+        conn.execute(
+            f"INSERT OR REPLACE INTO {meta} (key, value) VALUES ('pruned_through', ?), (?, ?)", (mark, _UNLOGGED, mark)
+        )
+    else:
+        conn.execute(
+            f"INSERT INTO {meta} (key, value) VALUES ('pruned_through', %s), (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (mark, _UNLOGGED, mark),
+        )
+        conn.execute(f"DELETE FROM {meta} WHERE key = 'truncated'")
 
 
 def _prune_sqlite(store: BaseStorage, log: str, meta: str) -> None:
