@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from agno_storage import agent_runs, conversation, fts5_chars
+from agno_storage import agent_runs, codec, conversation, fts5_chars
 from agno_storage.conversation import Message
-from agno_storage.errors import CorruptRowError, InvalidInputError, ReadOnlyDatabaseError
+from agno_storage.errors import CorruptRowError, InvalidInputError, ReadOnlyDatabaseError, TableNotFoundError
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -64,6 +64,45 @@ def _words(text: str) -> builtins.list[str]:
     if text.isascii() or max(text, default="") < _FIRST_PAST_BMP:
         return _BMP_WORD.findall(text)  # the common case, in one call
     return [text[a:b] for a, b in _word_spans(text)]
+
+
+# Case is folded as FTS5's unicode61 folds it (Unicode's simple case folding, of Unicode 6.1) where Python's
+# lower() gives another letter: FTS5 folds these further (final sigma and the Greek symbol forms, the micro
+# sign, long s), and leaves U+0130 (capital I with dot) as it is where lower() makes it two characters. The rest
+# of lower() is FTS5's fold but for letters cased since Unicode 6.1, which FTS5 leaves as they are.
+_FOLD = str.maketrans(
+    {
+        "\u00b5": "\u03bc",  # micro sign: Greek small mu
+        "\u017f": "s",  # Latin small long s
+        "\u03c2": "\u03c3",  # Greek small final sigma: sigma (lower() gives it for a capital sigma ending a word)
+        "\u03d0": "\u03b2",  # Greek beta symbol: beta
+        "\u03d1": "\u03b8",  # Greek theta symbol: theta
+        "\u03d5": "\u03c6",  # Greek phi symbol: phi
+        "\u03d6": "\u03c0",  # Greek pi symbol: pi
+        "\u03f0": "\u03ba",  # Greek kappa symbol: kappa
+        "\u03f1": "\u03c1",  # Greek rho symbol: rho
+        "\u03f5": "\u03b5",  # Greek lunate epsilon symbol: epsilon
+        "\u1e9b": "\u1e61",  # Latin small long s with dot above: s with dot above
+        "\u1fbe": "\u03b9",  # Greek prosgegrammeni: iota
+    }
+)
+_DOTTED_I = "\u0130"
+#: Any character after whose lower() the fold differs (a capital sigma may lower to a final one).
+_FOLD_DIFFERS = re.compile("[" + "".join(map(chr, _FOLD)) + "\u03a3" + _DOTTED_I + "]")
+
+
+def _fold(word: str) -> str:
+    """``word`` in lower case as FTS5 folds it (see :data:`_FOLD`)."""
+    if _DOTTED_I in word:
+        return _DOTTED_I.join(_fold(part) for part in word.split(_DOTTED_I))
+    return word.lower().translate(_FOLD)
+
+
+def _folded(words: builtins.list[str], text: str) -> builtins.list[str]:
+    """``words`` (of ``text``) each in lower case, as FTS5 folds it."""
+    if text.isascii() or not _FOLD_DIFFERS.search(text):
+        return [w.lower() for w in words]  # the common case: lower() is the fold
+    return [_fold(w) for w in words]
 
 
 #: Words either side of the first match in a snippet the scan makes.
@@ -117,8 +156,8 @@ class SearchHit:
 
 
 def terms(query: str) -> builtins.list[str]:
-    """The words of ``query``, lower-cased, each once, in order."""
-    return builtins.list(dict.fromkeys(w.lower() for w in _words(query)))
+    """The words of ``query``, lower-cased (as FTS5 folds case), each once, in order."""
+    return builtins.list(dict.fromkeys(words_of(query)))
 
 
 def spelled_terms(query: str) -> builtins.list[str]:
@@ -129,14 +168,22 @@ def spelled_terms(query: str) -> builtins.list[str]:
     and a combining dot, which FTS5 never sees in the text).
     """
     first: dict[str, str] = {}
-    for w in _words(query):
-        first.setdefault(w.lower(), w)
+    words = _words(query)
+    for w, folded in zip(words, _folded(words, query), strict=True):
+        first.setdefault(folded, w)
     return builtins.list(first.values())
 
 
 def check_args(store: BaseStorage, query: object, limit: object) -> str:
-    if not isinstance(query, str):
-        raise InvalidInputError(f"query must be a str, got {query!r}", table=store.table_name)
+    """``query`` if it and ``limit`` are valid search arguments; InvalidInputError otherwise.
+
+    A query must be a str of valid Unicode: one holding a lone surrogate
+    (no character, with no UTF-8 form) is refused, as a ``user_id`` is.
+    """
+    if not isinstance(query, str) or not (query.isascii() or codec.is_utf8(query)):
+        raise InvalidInputError(
+            f"query must be a str of valid Unicode, got {query!r}", table=store.table_name, column="query"
+        )
     if type(limit) is not int or not 1 <= limit <= 10_000:
         raise InvalidInputError(f"limit must be an int from 1 to 10000, got {limit!r}", table=store.table_name)
     return query
@@ -165,15 +212,20 @@ def search(
     if not words:
         return []
     index = search_index.index_for(store)
-    if index.enabled():
-        try:
-            index.catch_up()
-        except (ReadOnlyDatabaseError, search_index.Unwatched, CorruptRowError):
-            # A corrupt row logged for the index stops its catch-up (nothing of it is kept), for every user:
-            # the scan answers as if there were no index, raising only where the filters reach that row.
-            return scan(store, words, user_id, entity_id, limit)
-        return index.search(spelled_terms(text), user_id, entity_id, limit)
-    return scan(store, words, user_id, entity_id, limit)
+    if not index.enabled():
+        return scan(store, words, user_id, entity_id, limit)
+    try:
+        index.catch_up()
+        return index.search(text, user_id, entity_id, limit)
+    except (ReadOnlyDatabaseError, search_index.Unwatched, CorruptRowError):
+        # A corrupt row logged for the index stops its catch-up (nothing of it is kept), for every user:
+        # the scan answers as if there were no index, raising only where the filters reach that row.
+        return scan(store, words, user_id, entity_id, limit)
+    except TableNotFoundError:
+        if index.enabled():
+            raise
+        # Another process disabled the index since it was found here: its tables went first.
+        return scan(store, words, user_id, entity_id, limit)
 
 
 def scan(
@@ -228,7 +280,9 @@ def sessions_messages(
 
 
 def words_of(text: str | None) -> builtins.list[str]:
-    return [w.lower() for w in _words(text or "")]
+    """The words of ``text`` in order, each lower-cased as FTS5 folds case."""
+    text = text or ""
+    return _folded(_words(text), text)
 
 
 def match(words: builtins.list[str], text: str | None) -> float:
@@ -248,16 +302,17 @@ def _snippet_and_marks(words: builtins.list[str], text: str) -> dict[str, Any]:
 def snippet(words: builtins.list[str], text: str) -> str:
     """``text`` around the first matched word, each matched word between :data:`MARK_START` and :data:`MARK_END`."""
     tokens = builtins.list(_word_spans(text))
+    folded = _folded([text[a:b] for a, b in tokens], text)
     wanted = set(words)
-    first = next((i for i, (a, b) in enumerate(tokens) if text[a:b].lower() in wanted), 0)
+    first = next((i for i, w in enumerate(folded) if w in wanted), 0)
     lo, hi = max(0, first - SNIPPET_WORDS), min(len(tokens), first + SNIPPET_WORDS + 1)
     if not tokens:
         return text
     start = tokens[lo][0] if lo else 0
     end = tokens[hi - 1][1] if hi < len(tokens) else len(text)
     out, at = [], start
-    for a, b in tokens[lo:hi]:
-        if text[a:b].lower() in wanted:
+    for (a, b), w in zip(tokens[lo:hi], folded[lo:hi], strict=True):
+        if w in wanted:
             out += [text[at:a], MARK_START, text[a:b], MARK_END]
             at = b
     out.append(text[at:end])

@@ -19,9 +19,11 @@ session, owner, entity, position, JSON, text and fingerprint),
 the text is stored once, in the map), ``<table>_search_marks`` (one fingerprint per session),
 ``<table>_search_queue``, triggers ``<table>_search_ins/upd/del`` and, once
 ``agent_runs`` exists, ``<table>_search_runs_ins/upd/del``. On PostgreSQL:
-``<table>_search`` (one row per message, ``tsv`` generated, GIN index),
+``<table>_search`` (one row per message, a ``tsv`` of its words as the scan
+finds them, GIN index; its comment says the index's version),
 ``<table>_search_queue``, a function ``<table>_search_log()`` and the
-trigger ``<table>_search_log``. :meth:`disable` drops them all.
+triggers ``<table>_search_log`` (each row) and ``<table>_search_truncate``.
+:meth:`disable` drops them all.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ import orjson
 from agno_storage import agent_runs, codec, conversation, fingerprint
 from agno_storage.conversation import Message
 from agno_storage.errors import CorruptRowError, StorageError
-from agno_storage.schema import check_derived_names, quote, unquote
-from agno_storage.search import MARK_END, MARK_START, SearchHit, marked
+from agno_storage.schema import PG_NAME_BYTES, check_derived_names, quote, unquote
+from agno_storage.search import MARK_END, MARK_START, SearchHit, marked, snippet, spelled_terms, terms, words_of
 
 _log = logging.getLogger("agno_storage")
 
@@ -69,13 +71,22 @@ CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
 _MARK_VERSION = b"agno_storage.search mark 1\x00"
 #: Characters either side of a match in an index snippet (FTS5 counts tokens: this many).
 SNIPPET_TOKENS = 16
-#: Characters of a message whose words the PostgreSQL index holds: its tsvector may not pass 1 MB, which
-#: this many characters of any text stay well under.
-CONTENT_LIMIT = 100_000
+#: Bytes of lexemes and positions a PostgreSQL index's tsvector holds at most (PostgreSQL's limit is 1 MiB): a
+#: message's words past them are found by a scan only.
+TSVECTOR_BYTES = 1_000_000
+#: The longest lexeme PostgreSQL keeps, in UTF-8 bytes; a longer word is indexed, and looked up, by its hash.
+LEXEME_BYTES = 2046
+#: The highest position PostgreSQL keeps in a tsvector, and how many positions a lexeme keeps at most.
+MAX_POSITION, MAX_POSITIONS = 16383, 256
 
 
 class Unwatched(StorageError):
-    """The sessions table was dropped since the index was enabled and is not there now: scan instead."""
+    """The index cannot answer now (the sessions table was dropped since the index was enabled and is not there,
+    say): scan instead."""
+
+
+class Disabled(Unwatched):
+    """The index was removed (by another process) since it was found: scan instead."""
 
 
 class Index(Protocol):
@@ -83,9 +94,9 @@ class Index(Protocol):
     def enable(self) -> None: ...
     def disable(self) -> None: ...
     def catch_up(self) -> int: ...
-    def search(
-        self, words: builtins.list[str], user_id: str | None, entity_id: str | None, limit: int
-    ) -> builtins.list[SearchHit]: ...
+    def search(self, query: str, user_id: str | None, entity_id: str | None, limit: int) -> builtins.list[SearchHit]:
+        """The hits of ``query`` (which has words) the index holds, best first."""
+        ...
 
 
 def index_for(store: BaseStorage) -> Index:
@@ -102,7 +113,6 @@ def index_for(store: BaseStorage) -> Index:
 
 Doc = tuple[str, str, str, int, str, str, int]
 """(session_id, user_id or '', entity_id or '', position, Message JSON, content, fingerprint) of one indexed message."""
-_CONTENT = 5
 
 _CONVERTER = conversation.make_converter()
 _UNSTRUCTURE_MESSAGE = _CONVERTER.get_unstructure_hook(Message)
@@ -652,6 +662,11 @@ class SqliteIndex:
         self._watch(conn)
         self._build(conn)
 
+    def _require_enabled(self) -> None:
+        """:class:`Disabled` if the index is not there now (another process disabled it since it was found)."""
+        if not self.enabled():
+            raise Disabled(self.store.table_name)
+
     def _runs_unwatched(self) -> bool:
         """Whether ``agent_runs`` is there without every trigger of the index on it (made after the index, or
         by an earlier build), or those triggers are on a table it was renamed to. One catalogue read."""
@@ -670,22 +685,26 @@ class SqliteIndex:
 
         A table dropped since :meth:`enable` (its triggers went with it) is
         indexed anew once it is there again; while it is gone, raises
-        :class:`Unwatched`.
+        :class:`Unwatched`, and :class:`Disabled` if another process removed
+        the index since it was found.
         """
         store = self.store
         if self.old_layout:
             if not store.table_exists():
                 raise Unwatched(store.table_name)
             with store.transaction() as conn:
-                if self.enabled() and self.old_layout:  # not done meanwhile by another process
+                self._require_enabled()
+                if self.old_layout:  # not done meanwhile by another process
                     self._relayout(conn)
             return -1
         if self._unwatched():
             # Dropped since enable(), by this store or another program: what the index holds is of a table
             # that is gone, and writes since went unlogged. Gone still: scan. Made again: index it anew.
+            # (Or the index was disabled meanwhile, its triggers first.)
             if not store.table_exists():
                 raise Unwatched(store.table_name)
             with store.transaction() as conn:
+                self._require_enabled()
                 if self._unwatched():
                     self._rebuild(conn)
             return -1
@@ -694,6 +713,8 @@ class SqliteIndex:
         if not pending and not unwatched:
             return 0
         with store.transaction() as conn:
+            # Under the write lock: triggers made for an index disabled meanwhile would fail every write.
+            self._require_enabled()
             if self._runs_unwatched():
                 # A Go Agent made agent_runs after the index (or made it again after it was dropped or renamed;
                 # or an earlier build watched it with fewer triggers): watch it, index what it holds, and
@@ -790,11 +811,10 @@ class SqliteIndex:
             row[i] = None
         return row
 
-    def search(
-        self, words: builtins.list[str], user_id: str | None, entity_id: str | None, limit: int
-    ) -> builtins.list[SearchHit]:
-        # Each word quoted: FTS5 reads it as a string, never as syntax (AND, NEAR, *, ^, :, ...).
-        expression = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+    def search(self, query: str, user_id: str | None, entity_id: str | None, limit: int) -> builtins.list[SearchHit]:
+        # Each word as typed (FTS5 folds its case as it folded the text), quoted: FTS5 reads it as a string,
+        # never as syntax (AND, NEAR, *, ^, :, ...).
+        expression = " ".join('"' + w.replace('"', '""') + '"' for w in spelled_terms(query))
         where, params = _filters(user_id, entity_id, "?", "m.")
         rows = self.store._query(
             f"SELECT m.session_id, m.user_id, m.entity_id, m.message, "
@@ -809,12 +829,86 @@ class SqliteIndex:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-#: ts_headline's options: the marks :func:`~agno_storage.search.marked` reads, about as much text as FTS5's.
-_HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=8"
+#: What a PostgreSQL index is, kept as its table's comment (:data:`_PG_COMMENT` and the number); an index of
+#: another version is made anew on first use. 1 (no comment): each message's text and a tsvector PostgreSQL's
+#: ``simple`` parser made of it; its trigger function ran with the writer's rights and search path, and a
+#: TRUNCATE of the sessions table went unlogged. 2: the tsvector holds the words the scan finds (:func:`_tsvector`,
+#: no text kept); the function runs as the role that enabled the index, names the queue with its schema, and
+#: logs a TRUNCATE.
+PG_INDEX_VERSION = 2
+_PG_COMMENT = "agno_storage search index "
+#: The columns of the index's tables, each layout it has had (version 2's first): a table by one of their names
+#: with other columns is another program's, never taken for the index nor dropped.
+_PG_DOC_COLUMNS = (
+    ("id", "session_id", "user_id", "entity_id", "pos", "message", "digest", "tsv"),
+    ("id", "session_id", "user_id", "entity_id", "pos", "message", "digest", "content", "tsv"),
+)
+_PG_QUEUE_COLUMNS = ("id", "session_id")
+
+
+def _pg_name(name: str) -> str:
+    """``name`` as PostgreSQL keeps it: cut at :data:`PG_NAME_BYTES` of UTF-8, never inside a character."""
+    return name.encode()[:PG_NAME_BYTES].decode(errors="ignore")
+
+
+def _lexeme(word: str) -> str:
+    """A word, as :func:`~agno_storage.search.words_of` gives it, as a lexeme of a tsvector or tsquery, quoted.
+
+    One longer than PostgreSQL keeps (:data:`LEXEME_BYTES`) is its hash
+    after a space: no word holds a space, so no word's lexeme is spelled so.
+    """
+    if len(word) * 4 > LEXEME_BYTES:  # else its UTF-8 is short enough, unmeasured
+        data = word.encode()
+        if len(data) > LEXEME_BYTES:
+            word = " " + hashlib.blake2b(data, digest_size=16).hexdigest()
+    if "'" in word or "\\" in word:  # separators, in no word of the scan's; the quoting stays exact regardless
+        word = word.replace("\\", "\\\\").replace("'", "''")
+    return "'" + word + "'"
+
+
+#: Each position a tsvector keeps, spelled (building a tsvector spells many).
+_POSITIONS = [str(i) for i in range(MAX_POSITION + 1)]
+
+
+def _tsvector(text: str) -> str:
+    """The tsvector, as PostgreSQL reads it, of the words of ``text`` the scan finds, each with its positions.
+
+    The words are the scan's (split as FTS5 splits, folded as it folds):
+    PostgreSQL's parser would keep ``alice@example.com`` or ``v1.2.3`` as
+    one word, and by the server's locale a word and the quote or dash
+    beside it. As many words as :data:`TSVECTOR_BYTES` hold, in the order
+    they first occur (a tsvector may not pass 1 MiB).
+    """
+    words = words_of(text)
+    if len(words) <= MAX_POSITIONS and 4 * len(text) + 5 * len(words) <= TSVECTOR_BYTES:
+        # The common case, a message of a few hundred words: every position kept, the size bound by the text's.
+        spelled: dict[str, builtins.list[str]] = {}
+        for at, word in enumerate(words, 1):
+            spelled.setdefault(word, []).append(_POSITIONS[at])
+        return " ".join([f"{_lexeme(word)}:{','.join(spelling)}" for word, spelling in spelled.items()])
+    places: dict[str, builtins.list[int]] = {}
+    for at, word in enumerate(words, 1):
+        places.setdefault(word, []).append(at)
+    out: builtins.list[str] = []
+    size = 0
+    for word, where in places.items():
+        kept = [_POSITIONS[a] for a in where[:MAX_POSITIONS] if a <= MAX_POSITION] or [_POSITIONS[MAX_POSITION]]
+        # The lexeme, its alignment and count of positions, two bytes a position.
+        size += (len(word) if word.isascii() else len(word.encode())) + 3 + 2 * len(kept)
+        if size > TSVECTOR_BYTES:
+            break
+        out.append(f"{_lexeme(word)}:{','.join(kept)}")
+    return " ".join(out)
+
+
+def _tsquery(query: str) -> str:
+    """A tsquery, as PostgreSQL reads it, matching a tsvector of :func:`_tsvector` that holds every word of
+    ``query``: each lexeme quoted (never syntax), ANDed."""
+    return " & ".join(_lexeme(w) for w in terms(query))
 
 
 class PostgresIndex:
-    """One row per message in ``<table>_search`` with a generated ``tsvector`` and a GIN index."""
+    """One row per message in ``<table>_search`` with a ``tsvector`` of its words and a GIN index."""
 
     def __init__(self, store: PostgresStorage) -> None:
         self.store = store
@@ -825,46 +919,196 @@ class PostgresIndex:
 
         self.docs_name = name("_search")
         self.docs, self.queue, self.function = self.docs_name, name("_search_queue"), name("_search_log")
-        self.trigger = quote(t + "_search_log")
+        #: The triggers on the sessions table: one per row written, one per TRUNCATE (which fires no row trigger).
+        self.trigger_names = (_pg_name(t + "_search_log"), _pg_name(t + "_search_truncate"))
+        self.trigger, self.truncate_trigger = (quote(n) for n in self.trigger_names)
         self.table = store.qualified_table
         self.lock_key = f"agno_storage.search:{self.docs_name}"
 
     def enabled(self) -> bool:
-        # The index's own table (its generated tsv column), not a sessions table named <table>_search.
+        # The index's own table (its columns), not a sessions table (or another's table) named <table>_search.
+        return self._columns(self.docs_name) in _PG_DOC_COLUMNS
+
+    def _columns(self, name: str) -> tuple[str, ...]:
+        """The columns of table ``name`` (quoted, qualified or not) where the search path finds it; () if absent."""
         rows = self.store._query(
-            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'tsv'", (self.docs_name,)
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum",
+            (name,),
         )
-        return bool(rows)
+        return tuple(r[0] for r in rows)
+
+    def _relation(self, name: str) -> tuple[str, str, str, bool] | None:
+        """(schema, name, owner, whether this role may act as its owner) of table ``name`` as the search path
+        finds it now, or None."""
+        rows = self.store._query(
+            "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE') "
+            "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+            (name,),
+        )
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2]), bool(rows[0][3])) if rows else None
+
+    def _triggers(self) -> builtins.list[tuple[str, str, str]]:
+        """(schema, table, trigger) of every trigger that calls the index's function, on whatever table: one
+        renamed since keeps it."""
+        rows = self.store._query(
+            "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE t.tgfoid = to_regprocedure(%s) ORDER BY 1, 2, 3",
+            (self.function + "()",),
+        )
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def _function_state(self) -> str | None:
+        """``"ours"``: the function is there and appends to this index's queue; ``"other"``: one of another's
+        by its name; None: none."""
+        rows = self.store._query("SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)", (self.function + "()",))
+        if not rows:
+            return None
+        return "ours" if quote(_pg_name(self.store.table_name + "_search_queue")) in str(rows[0][0]) else "other"
+
+    def _state(self) -> tuple[bool, int, str | None]:
+        """(the queue holds rows, how many of the index's triggers are on the sessions table, the index's comment)."""
+        (pending, watched, comment), *_ = self.store._query(
+            f"SELECT EXISTS (SELECT 1 FROM {self.queue}), "
+            "(SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgfoid = to_regprocedure(%s) "
+            "AND tgname = ANY(%s)), obj_description(to_regclass(%s), 'pg_class')",
+            (self.table, self.function + "()", builtins.list(self.trigger_names), self.docs_name),
+        )
+        return bool(pending), int(watched), comment
+
+    def _current(self, watched: int, comment: str | None) -> bool:
+        """Whether the index is of this version and both its triggers are on the sessions table."""
+        return comment == f"{_PG_COMMENT}{PG_INDEX_VERSION}" and watched == len(self.trigger_names)
 
     def enable(self) -> None:
         store = self.store
-        check_derived_names(store.table_name, ("_search", "_search_queue", "_search_log"), "the search index")
+        check_derived_names(
+            store.table_name, ("_search", "_search_queue", "_search_log", "_search_truncate"), "the search index"
+        )
         store.create()
         with store.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
             if self.enabled():
+                _, watched, comment = self._state()
+                if not self._current(watched, comment):
+                    self._remake(conn)
                 return
-            conn.execute(
-                f"CREATE TABLE {self.docs} (id bigserial PRIMARY KEY, session_id text NOT NULL, "
-                "user_id text NOT NULL, entity_id text NOT NULL, pos integer NOT NULL, message text NOT NULL, digest bigint NOT NULL, "
-                "content text NOT NULL, tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED)"
-            )
+            self._refuse_taken()
+            self._create(conn)
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self.queue} (id bigserial PRIMARY KEY, session_id text)")
-            # The function only appends to the queue: a write to the sessions table never waits on the GIN index.
-            conn.execute(
-                f"CREATE OR REPLACE FUNCTION {self.function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
-                f"IF TG_OP <> 'INSERT' THEN INSERT INTO {self.queue} (session_id) VALUES (OLD.session_id); END IF; "
-                f"IF TG_OP <> 'DELETE' THEN INSERT INTO {self.queue} (session_id) VALUES (NEW.session_id); END IF; "
-                "RETURN NULL; END $fn$"
-            )
-            conn.execute(f"DROP TRIGGER IF EXISTS {self.trigger} ON {self.table}")
-            conn.execute(
-                f"CREATE TRIGGER {self.trigger} AFTER INSERT OR UPDATE OR DELETE ON {self.table} "
-                f"FOR EACH ROW EXECUTE FUNCTION {self.function}()"
-            )
+            self._watch(conn)
             self._build(conn)
-            conn.execute(f"CREATE INDEX ON {self.docs} USING gin (tsv)")
-            conn.execute(f"CREATE INDEX ON {self.docs} (session_id)")
+            self._create_indexes(conn)
+
+    def _refuse_taken(self) -> None:
+        """StorageError if a table or function by one of the index's names is not the index's (so never written
+        into, replaced, or dropped by it), or the queue is another role's (the trigger function, which runs as
+        the role enabling the index, would run that role's triggers with this one's rights)."""
+        t = self.store.table_name
+        found = self._relation(self.docs_name)
+        if found is not None:
+            raise StorageError(
+                f"cannot make the search index of table {t!r}: the database has a table named "
+                f"{found[0]}.{found[1]} already, which is not the index's",
+                table=t,
+            )
+        found = self._relation(self.queue)
+        if found is not None and self._columns(self.queue) != _PG_QUEUE_COLUMNS:
+            raise StorageError(
+                f"cannot make the search index of table {t!r}: the database has a table named "
+                f"{found[0]}.{found[1]} already, which is not the index's (disable_search() leaves it)",
+                table=t,
+            )
+        if self._function_state() == "other":
+            raise StorageError(
+                f"cannot make the search index of table {t!r}: the database has a function named "
+                f"{unquote(self.function.rpartition('.')[2])!r} already, which is not the index's",
+                table=t,
+            )
+
+    def _require_own_queue(self) -> str:
+        """The queue as schema.name (quoted, as the search path finds it now); StorageError if another role owns it."""
+        t = self.store.table_name
+        found = self._relation(self.queue)
+        assert found is not None  # made (or checked) in this transaction
+        schema, name, owner, mine = found
+        if not mine:
+            raise StorageError(
+                f"cannot make the search index of table {t!r}: {schema}.{name} is owned by role {owner!r}; the "
+                "index's trigger function runs as the role that enables the index, so its queue must be that "
+                "role's (enable the index as that role, or give the table to this one)",
+                table=t,
+            )
+        return f"{quote(schema)}.{quote(name)}"
+
+    def _create(self, conn: psycopg.Connection[Any]) -> None:
+        """Make the (empty) table of indexed messages, its comment saying the index's version."""
+        conn.execute(
+            f"CREATE TABLE {self.docs} (id bigserial PRIMARY KEY, session_id text NOT NULL, user_id text NOT NULL, "
+            "entity_id text NOT NULL, pos integer NOT NULL, message text NOT NULL, digest bigint NOT NULL, "
+            "tsv tsvector NOT NULL)"
+        )
+        conn.execute(f"COMMENT ON TABLE {self.docs} IS {_sql_string(_PG_COMMENT + str(PG_INDEX_VERSION))}")
+
+    def _create_indexes(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f"CREATE INDEX ON {self.docs} USING gin (tsv)")
+        conn.execute(f"CREATE INDEX ON {self.docs} (session_id)")
+
+    def _watch(self, conn: psycopg.Connection[Any]) -> None:
+        """(Re)make the trigger function and put its triggers on the sessions table, and on no other table.
+
+        The function only appends to the queue: a write to the sessions
+        table never waits on the GIN index. ``SECURITY DEFINER`` with a fixed
+        search path: it runs as the role enabling the index, so a writer
+        needs no grant on the queue, and the queue is named with its schema,
+        so a writer's search path neither breaks its writes nor sends them
+        elsewhere. A TRUNCATE, which fires no row trigger, appends a NULL
+        session id: the catch-up then indexes the table anew.
+        """
+        queue = self._require_own_queue()
+        body = (
+            "BEGIN "
+            f"IF TG_OP = 'TRUNCATE' THEN INSERT INTO {queue} (session_id) VALUES (NULL); RETURN NULL; END IF; "
+            f"IF TG_OP <> 'INSERT' THEN INSERT INTO {queue} (session_id) VALUES (OLD.session_id); END IF; "
+            f"IF TG_OP <> 'DELETE' THEN INSERT INTO {queue} (session_id) VALUES (NEW.session_id); END IF; "
+            "RETURN NULL; END"
+        )
+        tag, n = "$fn$", 0
+        while tag in body:  # a schema name holding the quote's tag would end the body early
+            n += 1
+            tag = f"$fn{n}$"
+        conn.execute(
+            f"CREATE OR REPLACE FUNCTION {self.function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+            f"SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}"
+        )
+        # Only triggers call it: a role that could attach it to a table of its own would write into the queue.
+        conn.execute(f"REVOKE ALL ON FUNCTION {self.function}() FROM PUBLIC")
+        # Off any table it is on: one renamed since (an archive) is not this table, its writes not this index's.
+        for schema, table, trigger in self._triggers():
+            conn.execute(f"DROP TRIGGER {quote(trigger)} ON {quote(schema)}.{quote(table)}")
+        conn.execute(
+            f"CREATE TRIGGER {self.trigger} AFTER INSERT OR UPDATE OR DELETE ON {self.table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {self.function}()"
+        )
+        conn.execute(
+            f"CREATE TRIGGER {self.truncate_trigger} AFTER TRUNCATE ON {self.table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.function}()"
+        )
+
+    def _remake(self, conn: psycopg.Connection[Any]) -> None:
+        """Make the index anew from the table as it is now, and watch it (inside the caller's locked transaction).
+
+        For an index of an earlier version, or a sessions table dropped or
+        renamed since and made again. The queue is kept (writers append to it
+        meanwhile); the rows this transaction sees go, the rest are reindexed
+        at the next catch-up.
+        """
+        conn.execute(f"DROP TABLE {self.docs}")
+        self._create(conn)
+        conn.execute(f"DELETE FROM {self.queue}")
+        self._watch(conn)
+        self._build(conn)
+        self._create_indexes(conn)
 
     def _build(self, conn: psycopg.Connection[Any]) -> None:
         """Index every session now in the table, a batch of sessions read, then copied, at a time."""
@@ -883,53 +1127,72 @@ class PostgresIndex:
         with (
             conn.cursor() as cur,
             cur.copy(
-                f"COPY {self.docs} (session_id, user_id, entity_id, pos, message, content, digest) FROM STDIN"
+                f"COPY {self.docs} (session_id, user_id, entity_id, pos, message, digest, tsv) FROM STDIN"
             ) as copy,
         ):
-            for d in docs:
-                # PostgreSQL text cannot hold NUL. A tsvector holds at most 1 MB: the words of a message's
-                # first CONTENT_LIMIT characters are searched (the hit is still the whole message).
-                row: builtins.list[Any] = [v.replace("\x00", "") if isinstance(v, str) else v for v in d]
-                row[_CONTENT] = row[_CONTENT][:CONTENT_LIMIT]
-                copy.write_row(row)
+            for sid, user, entity, pos, message, content, fingerprint in docs:
+                # PostgreSQL text cannot hold NUL (the JSON spells one as an escape; an id may hold one).
+                ids = [v.replace("\x00", "") for v in (sid, user, entity)]
+                copy.write_row([*ids, pos, message, fingerprint, _tsvector(content)])
 
     def disable(self) -> None:
+        """Drop the index's triggers (wherever they are), its function and its tables; what is another's stays."""
         with self.store.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
-            if self.store.table_exists():
-                conn.execute(f"DROP TRIGGER IF EXISTS {self.trigger} ON {self.table}")
-            conn.execute(f"DROP FUNCTION IF EXISTS {self.function}()")
-            conn.execute(f"DROP TABLE IF EXISTS {self.docs}, {self.queue}")
+            if self._function_state() == "ours":
+                for schema, table, trigger in self._triggers():
+                    conn.execute(f"DROP TRIGGER {quote(trigger)} ON {quote(schema)}.{quote(table)}")
+                conn.execute(f"DROP FUNCTION {self.function}()")
+            if self.enabled():
+                conn.execute(f"DROP TABLE {self.docs}")
+            if self._columns(self.queue) == _PG_QUEUE_COLUMNS:
+                conn.execute(f"DROP TABLE {self.queue}")
 
     def catch_up(self) -> int:
-        """As :meth:`SqliteIndex.catch_up`: the log's sessions reindexed; a table dropped since indexed anew."""
+        """As :meth:`SqliteIndex.catch_up`: the log's sessions reindexed (-1: all of them, the index made anew).
+
+        The index is made anew when it is of an earlier version, when the
+        sessions table was dropped or renamed and made again since (its
+        triggers went with the old one), and after a TRUNCATE of it. Raises
+        :class:`Unwatched` while the table is gone or where this role may
+        not make an earlier version's index anew, :class:`Disabled` if the
+        index was removed meanwhile: the caller scans.
+        """
         store = self.store
-        (pending, watched), *_ = store._query(
-            f"SELECT EXISTS (SELECT 1 FROM {self.queue}), "
-            "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s))",
-            (store.table_name + "_search_log", self.table),
-        )
-        if not watched:
+        pending, watched, comment = self._state()
+        if not self._current(watched, comment):
             if not store.table_exists():
                 raise Unwatched(store.table_name)
+            found = self._relation(self.docs_name)
+            if found is not None and not found[3]:
+                raise Unwatched(
+                    f"{store.table_name}: this role may not make the search index anew", table=store.table_name
+                )
             with store.transaction() as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
-                conn.execute(f"TRUNCATE {self.docs}, {self.queue}")
-                conn.execute(f"DROP TRIGGER IF EXISTS {self.trigger} ON {self.table}")
-                conn.execute(
-                    f"CREATE TRIGGER {self.trigger} AFTER INSERT OR UPDATE OR DELETE ON {self.table} "
-                    f"FOR EACH ROW EXECUTE FUNCTION {self.function}()"
-                )
-                self._build(conn)
+                if not self.enabled():
+                    raise Disabled(store.table_name)
+                _, watched, comment = self._state()
+                if not self._current(watched, comment):  # not done meanwhile by another process
+                    self._remake(conn)
             return -1
         if not pending:
             return 0
         with store.transaction() as conn:
             # One catch-up at a time; writers only append to the queue and never wait on this lock.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
+            if not self.enabled():
+                raise Disabled(store.table_name)
             # The queue's rows as this statement sees them. Another writer's row with a lower id can commit
             # after it (ids are handed out at insert, not at commit): only the rows read here are deleted.
             queued = conn.execute(f"SELECT id, session_id FROM {self.queue}").fetchall()
+            read = [queue_id for queue_id, _ in queued]
+            if any(sid is None for _, sid in queued):
+                # A TRUNCATE: every session it took is gone unlogged. The index is made again from the table.
+                conn.execute(f"TRUNCATE {self.docs}")
+                conn.execute(f"DELETE FROM {self.queue} WHERE id = ANY(%s)", (read,))
+                self._build(conn)
+                return -1
             ids = builtins.list(dict.fromkeys(sid for _, sid in queued))
             if ids:
                 # As on SQLite, only the messages that changed go out and in.
@@ -954,21 +1217,46 @@ class PostgresIndex:
                 if gone:
                     conn.execute(f"DELETE FROM {self.docs} WHERE id = ANY(%s)", (gone,))
                 self._copy(conn, new)
-            conn.execute(f"DELETE FROM {self.queue} WHERE id = ANY(%s)", ([queue_id for queue_id, _ in queued],))
+            conn.execute(f"DELETE FROM {self.queue} WHERE id = ANY(%s)", (read,))
         return len(ids)
 
-    def search(
-        self, words: builtins.list[str], user_id: str | None, entity_id: str | None, limit: int
-    ) -> builtins.list[SearchHit]:
+    def search(self, query: str, user_id: str | None, entity_id: str | None, limit: int) -> builtins.list[SearchHit]:
+        """The hits of ``query``: the messages whose tsvector holds each of its words; the snippet made as the
+        scan makes it (the words are the scan's)."""
         where, params = _filters(user_id, entity_id, "%s")
         rows = self.store._query(
-            "SELECT session_id, user_id, entity_id, message, "
-            "ts_headline('simple', content, q, %s), "
-            f"ts_rank(tsv, q) AS score FROM {self.docs}, plainto_tsquery('simple', %s) AS q "
-            f"WHERE tsv @@ q{where} ORDER BY score DESC, id LIMIT %s",
-            [_HEADLINE, " ".join(words), *params, limit],
+            "SELECT session_id, user_id, entity_id, message, ts_rank(tsv, q) AS score "
+            f"FROM {self.docs}, CAST(%s AS tsquery) AS q WHERE tsv @@ q{where} ORDER BY score DESC, id LIMIT %s",
+            [_tsquery(query), *params, limit],
         )
-        return [_hit(*r) for r in rows]
+        words = terms(query)
+        hits = []
+        for session_id, user, entity, message, score in rows:
+            found = _CONVERTER.structure(_message_value(message), Message)
+            shown, marks = marked(snippet(words, found.content or ""))
+            hits.append(
+                SearchHit(
+                    session_id=session_id,
+                    user_id=user or None,
+                    entity_id=entity or None,
+                    message=found,
+                    snippet=shown,
+                    score=float(score),
+                    marks=marks,
+                )
+            )
+        return hits
 
 
-__all__ = ["BATCH", "CHUNK", "Index", "PostgresIndex", "SqliteIndex", "Unwatched", "digest", "docs_of", "index_for"]
+__all__ = [
+    "BATCH",
+    "CHUNK",
+    "Disabled",
+    "Index",
+    "PostgresIndex",
+    "SqliteIndex",
+    "Unwatched",
+    "digest",
+    "docs_of",
+    "index_for",
+]
