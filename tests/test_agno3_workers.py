@@ -448,9 +448,11 @@ def test_a_pool_not_waited_for_polls_workers_whose_pipes_are_past_descriptor_102
     from agno_storage.agno3 import migrate
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1200:  # room for 1,100 held files and the migration's own
+    if soft < 1200:  # room for 1,100 held descriptors and the migration's own
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
-    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    held = [os.open(os.devnull, os.O_RDONLY)]
+    while held[-1] < 1100:  # every free descriptor up to 1,100 taken: the workers' pipes get higher ones
+        held.append(os.open(os.devnull, os.O_RDONLY))
     try:
         src = _source(tmp_path / "src.db")
         spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
