@@ -24,7 +24,13 @@ import attrs
 
 from agno_storage import agent_runs, codec, conversation, fts5_chars
 from agno_storage.conversation import Message
-from agno_storage.errors import CorruptRowError, InvalidInputError, ReadOnlyDatabaseError, TableNotFoundError
+from agno_storage.errors import (
+    CorruptRowError,
+    InvalidInputError,
+    ReadOnlyDatabaseError,
+    StorageError,
+    TableNotFoundError,
+)
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -86,6 +92,7 @@ _FOLD = str.maketrans(
         "\u1fbe": "\u03b9",  # Greek prosgegrammeni: iota
     }
 )
+_FOLD_PAIRS = tuple((chr(a), str(b)) for a, b in _FOLD.items())
 _DOTTED_I = "\u0130"
 #: Any character after whose lower() the fold differs (a capital sigma may lower to a final one).
 _FOLD_DIFFERS = re.compile("[" + "".join(map(chr, _FOLD)) + "\u03a3" + _DOTTED_I + "]")
@@ -96,6 +103,28 @@ def _fold(word: str) -> str:
     if _DOTTED_I in word:
         return _DOTTED_I.join(_fold(part) for part in word.split(_DOTTED_I))
     return word.lower().translate(_FOLD)
+
+
+def _fold_text(text: str) -> str | None:
+    """``text`` folded as FTS5 folds it (see :data:`_FOLD`), or None if it holds U+0130.
+
+    Every other character folds to one character of the same kind (a
+    separator to a separator, a letter to a letter, an accent FTS5 drops
+    first in a word to one such), so the folded text has the same words at
+    the same places: split it, or slice it where the text's words are.
+    ``tests/test_search_index_hardening.py`` checks this over every code point.
+    """
+    if text.isascii():
+        return text.lower()
+    if _DOTTED_I in text:
+        return None
+    low = text.lower()
+    if _FOLD_DIFFERS.search(text):
+        # str.replace of the few letters the text holds: translate() looks up every character.
+        for a, b in _FOLD_PAIRS:
+            if a in low:
+                low = low.replace(a, b)
+    return low
 
 
 def _folded(words: builtins.list[str], text: str) -> builtins.list[str]:
@@ -203,7 +232,9 @@ def search(
     else scans every session. A store that cannot write (opened read-only, or
     a read-only file) scans instead of bringing a stale index up to date, so
     the answer is current either way; so does a search while a corrupt row
-    keeps the index from coming up to date. ``[]`` for a query with no words.
+    keeps the index from coming up to date, and a role the server refuses
+    the index (no SELECT on it, or no write on it when it is stale) while
+    it may read the sessions table. ``[]`` for a query with no words.
     """
     from agno_storage import search_index
 
@@ -225,6 +256,11 @@ def search(
         if index.enabled():
             raise
         # Another process disabled the index since it was found here: its tables went first.
+        return scan(store, words, user_id, entity_id, limit)
+    except StorageError as exc:
+        if not search_index.denied(exc):
+            raise
+        # A role granted the sessions table but not the index (or not its queue): the scan needs only the former.
         return scan(store, words, user_id, entity_id, limit)
 
 
@@ -282,7 +318,8 @@ def sessions_messages(
 def words_of(text: str | None) -> builtins.list[str]:
     """The words of ``text`` in order, each lower-cased as FTS5 folds case."""
     text = text or ""
-    return _folded(_words(text), text)
+    folded = _fold_text(text)
+    return _words(folded) if folded is not None else _folded(_words(text), text)
 
 
 def match(words: builtins.list[str], text: str | None) -> float:
@@ -302,7 +339,8 @@ def _snippet_and_marks(words: builtins.list[str], text: str) -> dict[str, Any]:
 def snippet(words: builtins.list[str], text: str) -> str:
     """``text`` around the first matched word, each matched word between :data:`MARK_START` and :data:`MARK_END`."""
     tokens = builtins.list(_word_spans(text))
-    folded = _folded([text[a:b] for a, b in tokens], text)
+    whole = _fold_text(text)
+    folded = [whole[a:b] for a, b in tokens] if whole is not None else _folded([text[a:b] for a, b in tokens], text)
     wanted = set(words)
     first = next((i for i, w in enumerate(folded) if w in wanted), 0)
     lo, hi = max(0, first - SNIPPET_WORDS), min(len(tokens), first + SNIPPET_WORDS + 1)

@@ -89,6 +89,16 @@ class Disabled(Unwatched):
     """The index was removed (by another process) since it was found: scan instead."""
 
 
+def denied(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised from, the server refusing this role a privilege (SQLSTATE 42501)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if getattr(cause, "sqlstate", None) == "42501":
+            return True
+        cause = cause.__cause__
+    return False
+
+
 class Index(Protocol):
     def enabled(self) -> bool: ...
     def enable(self) -> None: ...
@@ -960,11 +970,17 @@ class PostgresIndex:
 
     def _function_state(self) -> str | None:
         """``"ours"``: the function is there and appends to this index's queue; ``"other"``: one of another's
-        by its name; None: none."""
+        by its name; None: none.
+
+        The queue is named in the body as PostgreSQL cut it (this build) or in full (version 1's body, which
+        PostgreSQL cuts only when it runs): either is this index's.
+        """
         rows = self.store._query("SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)", (self.function + "()",))
         if not rows:
             return None
-        return "ours" if quote(_pg_name(self.store.table_name + "_search_queue")) in str(rows[0][0]) else "other"
+        queue = self.store.table_name + "_search_queue"
+        body = str(rows[0][0])
+        return "ours" if quote(_pg_name(queue)) in body or quote(queue) in body else "other"
 
     def _state(self) -> tuple[bool, int, str | None]:
         """(the queue holds rows, how many of the index's triggers are on the sessions table, the index's comment)."""
@@ -1048,6 +1064,9 @@ class PostgresIndex:
             "entity_id text NOT NULL, pos integer NOT NULL, message text NOT NULL, digest bigint NOT NULL, "
             "tsv tsvector NOT NULL)"
         )
+        self._comment(conn)
+
+    def _comment(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"COMMENT ON TABLE {self.docs} IS {_sql_string(_PG_COMMENT + str(PG_INDEX_VERSION))}")
 
     def _create_indexes(self, conn: psycopg.Connection[Any]) -> None:
@@ -1099,16 +1118,23 @@ class PostgresIndex:
         """Make the index anew from the table as it is now, and watch it (inside the caller's locked transaction).
 
         For an index of an earlier version, or a sessions table dropped or
-        renamed since and made again. The queue is kept (writers append to it
-        meanwhile); the rows this transaction sees go, the rest are reindexed
-        at the next catch-up.
+        renamed since and made again. The index's table is emptied (and a
+        version 1 table altered to this version's columns), never dropped:
+        its owner and the grants other roles have on it (a reader's SELECT)
+        stay. The queue is kept (writers append to it meanwhile); the rows
+        this transaction sees go, the rest are reindexed at the next catch-up.
         """
-        conn.execute(f"DROP TABLE {self.docs}")
-        self._create(conn)
+        conn.execute(f"TRUNCATE {self.docs}")
+        if self._columns(self.docs_name) != _PG_DOC_COLUMNS[0]:
+            # Version 1's text and generated tsvector go (its GIN index with it); the scan's tsvector comes.
+            conn.execute(
+                f"ALTER TABLE {self.docs} DROP COLUMN tsv, DROP COLUMN content, ADD COLUMN tsv tsvector NOT NULL"
+            )
+            conn.execute(f"CREATE INDEX ON {self.docs} USING gin (tsv)")
+        self._comment(conn)
         conn.execute(f"DELETE FROM {self.queue}")
         self._watch(conn)
         self._build(conn)
-        self._create_indexes(conn)
 
     def _build(self, conn: psycopg.Connection[Any]) -> None:
         """Index every session now in the table, a batch of sessions read, then copied, at a time."""
@@ -1256,6 +1282,7 @@ __all__ = [
     "PostgresIndex",
     "SqliteIndex",
     "Unwatched",
+    "denied",
     "digest",
     "docs_of",
     "index_for",

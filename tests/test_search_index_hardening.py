@@ -408,6 +408,26 @@ def test_the_scan_folds_case_as_fts5_does() -> None:
     ]
 
 
+def test_the_scan_folds_a_whole_text_as_it_folds_each_word() -> None:
+    """Folded as a whole (no U+0130 in it), every character but U+0130 stays one character of its kind: a
+    separator, a letter, an accent FTS5 drops first in a word. So the whole text folded has the same words at
+    the same places as the text, each folded as on its own, and a snippet marks the same words."""
+    from agno_storage import search
+
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c != 0x130]
+    text = "".join(f" {c}a{c}\u03a3" for c in points)  # each first in a word, inside one, before a capital sigma
+    whole = search._fold_text(text)
+    assert whole is not None and len(whole) == len(text)
+    spans = list(search._word_spans(text))
+    assert list(search._word_spans(whole)) == spans
+    assert search.words_of(text) == [search._fold(text[a:b]) for a, b in spans]
+    upper, final = "\u039b\u038c\u0393\u039f\u03a3", "\u03bb\u03cc\u03b3\u03bf\u03c2"  # a word ending in a sigma
+    sample = f"{upper} caf\u00e9 \u03a3\u0391\u03a3 \u00b5 \u017f \u03d0, {final}"
+    marked = f"\ufdd0{upper}\ufdd1 caf\u00e9 \u03a3\u0391\u03a3 \u00b5 \u017f \u03d0, \ufdd0{final}\ufdd1"
+    assert search.snippet(terms(final), sample) == marked
+    assert search._fold_text("\u0130stanbul") is None
+
+
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
 def test_a_final_sigma_is_a_sigma_to_the_scan_as_to_the_index(tmp_path: Any, indexed: bool) -> None:
     """Greek words typed with a sigma where the text has a final sigma (or the reverse) are found, by the scan as
@@ -578,3 +598,158 @@ def test_the_index_of_a_table_whose_derived_names_postgres_cuts_is_found_and_rem
     assert pg_triggers(store) == [] and not index.enabled()
     store.enable_search()
     store.drop()
+
+
+def make_version_1_index(store: Any, *texts: tuple[str, str]) -> Any:
+    """The index build 1fba516 made (version 1: its statements, as it ran them), holding ``texts`` as
+    (session_id, text) of user "u" and agent "a"; its PostgresIndex."""
+    index = search_index.PostgresIndex(store)
+    store.create()
+    with store.transaction() as conn:
+        conn.execute(
+            f"CREATE TABLE {index.docs} (id bigserial PRIMARY KEY, session_id text NOT NULL, "
+            "user_id text NOT NULL, entity_id text NOT NULL, pos integer NOT NULL, message text NOT NULL, "
+            "digest bigint NOT NULL, content text NOT NULL, "
+            "tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED)"
+        )
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {index.queue} (id bigserial PRIMARY KEY, session_id text)")
+        # The queue named in full: PostgreSQL cuts a name past 63 bytes only when the function runs.
+        conn.execute(
+            f"CREATE OR REPLACE FUNCTION {index.function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+            f"IF TG_OP <> 'INSERT' THEN INSERT INTO {index.queue} (session_id) VALUES (OLD.session_id); END IF; "
+            f"IF TG_OP <> 'DELETE' THEN INSERT INTO {index.queue} (session_id) VALUES (NEW.session_id); END IF; "
+            "RETURN NULL; END $fn$"
+        )
+        trigger = sql.Identifier(store.table_name + "_search_log").as_string(conn)
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {store.qualified_table}")
+        conn.execute(
+            f"CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {store.qualified_table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {index.function}()"
+        )
+        for session_id, text in texts:
+            conn.execute(
+                f"INSERT INTO {index.docs} (session_id, user_id, entity_id, pos, message, digest, content) "
+                "VALUES (%s, 'u', 'a', 0, %s, 1, %s)",
+                (session_id, json.dumps({"role": "user", "content": text}), text),
+            )
+        conn.execute(f"CREATE INDEX ON {index.docs} USING gin (tsv)")
+        conn.execute(f"CREATE INDEX ON {index.docs} (session_id)")
+    return index
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("length", [51, 54])
+def test_a_version_1_index_of_a_long_table_name_is_disabled_whole(make_store: Any, length: int) -> None:
+    """Version 1's trigger function names the queue in full, where this build's names it as PostgreSQL cut it
+    (past 63 bytes, a table name of 51 bytes or more): it is still the index's. disable_search() takes it and
+    its trigger with the tables, so later writes succeed, and enable_search() makes the index again."""
+    store = make_store("agent", table_name="v" * length)
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
+    index = make_version_1_index(store, ("s1", "kestrels one"))
+    store.disable_search()
+    assert pg_triggers(store) == [] and not index.enabled()
+    store.upsert(AgentSession(session_id="s2", user_id="u", agent_id="a", memory=memory("kestrels two")))
+    store.enable_search()
+    assert found(store.search("kestrels")) == [("s1", "kestrels one"), ("s2", "kestrels two")]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_drop_takes_a_version_1_index_of_a_long_table_name_whole(make_store: Any) -> None:
+    """drop() takes version 1's trigger function of a 52-byte table name, which would otherwise be left
+    behind and refuse every later enable_search() on a table of that name."""
+    store = make_store("agent", table_name="w" * 52)
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
+    make_version_1_index(store, ("s1", "kestrels one"))
+    store.drop()
+    store.create()
+    store.upsert(AgentSession(session_id="s2", user_id="u", agent_id="a", memory=memory("kestrels two")))
+    store.enable_search()
+    assert found(store.search("kestrels")) == [("s2", "kestrels two")]
+
+
+def grant_reader(store: Any, role: str, *tables: str) -> None:
+    """Let ``role`` use schema ai and SELECT from ``tables`` (quoted names)."""
+    with store.transaction() as conn:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA ai TO {}").format(sql.Identifier(role)))
+        for table in tables:
+            conn.execute(f"GRANT SELECT ON {table} TO {role}")
+
+
+def may_read(store: Any, role: str, table: str) -> bool:
+    with store.transaction() as conn:
+        row = conn.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (role, table)).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_readers_grant_on_the_index_outlives_the_sessions_table_made_again(
+    make_store: Any, writer_role: tuple[str, str]
+) -> None:
+    """Another program makes the sessions table again (copy, drop, rename): the index is made anew, and a
+    role granted SELECT on it keeps that grant and searches as before."""
+    from agno_storage.backends.postgres import PostgresStorage
+
+    role, url = writer_role
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
+    store.enable_search()
+    index = search_index.PostgresIndex(store)
+    grant_reader(store, role, store.qualified_table, index.docs, index.queue)
+    t = store.table_name
+    with store.transaction() as conn:
+        conn.execute(f'CREATE TABLE "ai"."{t}_new" (LIKE {store.qualified_table} INCLUDING ALL)')
+        conn.execute(f'INSERT INTO "ai"."{t}_new" SELECT * FROM {store.qualified_table}')
+        conn.execute(f"DROP TABLE {store.qualified_table}")
+        conn.execute(f'ALTER TABLE "ai"."{t}_new" RENAME TO "{t}"')
+        conn.execute(f"GRANT SELECT ON {store.qualified_table} TO {role}")
+    assert index.catch_up() == -1  # made anew
+    assert may_read(store, role, index.docs)
+    reader = PostgresStorage(t, db_url=url)
+    try:
+        assert found(reader.search("kestrels")) == [("s1", "kestrels one")]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_readers_grant_on_a_version_1_index_outlives_its_upgrade(
+    make_store: Any, writer_role: tuple[str, str]
+) -> None:
+    """A version 1 index is brought to this version in place: a role granted SELECT on it keeps that grant,
+    and the index answers with the scan's words."""
+    from agno_storage.backends.postgres import PostgresStorage
+
+    role, url = writer_role
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one@example.com")))
+    index = make_version_1_index(store, ("s1", "kestrels one@example.com"))
+    grant_reader(store, role, store.qualified_table, index.docs, index.queue)
+    assert index.catch_up() == -1  # made anew
+    assert index.catch_up() == 0
+    assert may_read(store, role, index.docs)
+    reader = PostgresStorage(store.table_name, db_url=url)
+    try:
+        assert found(reader.search("one")) == [("s1", "kestrels one@example.com")]
+    finally:
+        reader.close()
+    store.upsert(AgentSession(session_id="s2", user_id="u", agent_id="a", memory=memory("kestrels two")))
+    assert found(store.search("kestrels")) == [("s1", "kestrels one@example.com"), ("s2", "kestrels two")]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_role_the_server_refuses_the_index_scans(make_store: Any, writer_role: tuple[str, str]) -> None:
+    """A role granted the sessions table and not the index's tables: its search scans, and answers."""
+    from agno_storage.backends.postgres import PostgresStorage
+
+    role, url = writer_role
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
+    store.enable_search()
+    grant_reader(store, role, store.qualified_table)
+    reader = PostgresStorage(store.table_name, db_url=url)
+    try:
+        assert found(reader.search("kestrels")) == [("s1", "kestrels one")]
+        store.upsert(AgentSession(session_id="s2", user_id="u", agent_id="a", memory=memory("kestrels two")))
+        assert found(reader.search("kestrels")) == [("s1", "kestrels one"), ("s2", "kestrels two")]
+    finally:
+        reader.close()
