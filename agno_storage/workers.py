@@ -31,7 +31,6 @@ import importlib
 import os
 import pickle
 import queue
-import select
 import struct
 import subprocess
 import sys
@@ -237,50 +236,21 @@ class Pool:
     ``with``).
     """
 
-    def __init__(self, n: int, task: str, args: tuple[Any, ...], label: str, *, wait: bool = True) -> None:
+    def __init__(self, n: int, task: str, args: tuple[Any, ...], label: str) -> None:
         if n < 1:
             raise ValueError("a worker pool needs at least one worker")
         self._workers: list[_Worker] = []
-        #: Workers that have not said their task is built yet.
-        self._starting: list[_Worker] = []
         try:
             for _ in range(n):
                 self._workers.append(_Worker(task, args, label))
-            self._starting = list(self._workers)
-            if wait:
-                self.wait_ready()
+            for worker in self._workers:  # they start side by side; each says when its task is built
+                worker.ready()
         except BaseException:
             self.close()
             raise
 
-    def wait_ready(self) -> None:
-        """Wait until every worker has built its task; raise what one could not do (WorkerError if it died)."""
-        while self._starting:  # they start side by side; each says when its task is built
-            self._starting[0].ready()
-            del self._starting[0]
-
-    def ready(self) -> bool:
-        """Whether every worker has built its task, without waiting; raises as :meth:`wait_ready`.
-
-        For a caller that does work of its own while the workers start (an
-        interpreter and this package take a few tenths of a second to load).
-        """
-        if self._starting and hasattr(select, "poll"):
-            # poll, not select: select refuses a descriptor past 1023, which a process holding many files has.
-            poller = select.poll()
-            for worker in self._starting:
-                poller.register(worker.stdout, select.POLLIN)
-            answered = {fd for fd, _ in poller.poll(0)}
-            for worker in [w for w in self._starting if w.stdout.fileno() in answered]:
-                worker.ready()  # its first reply is there (or its pipe closed): read without waiting
-                self._starting.remove(worker)
-        elif self._starting:  # pragma: no cover - no poll (Windows): pipes cannot be polled there
-            self.wait_ready()
-        return not self._starting
-
     def map(self, frames: Iterable[Any]) -> Iterator[Any]:
         """Each frame's result, in order. ``frames`` is read as each is handed over, at most :data:`AHEAD` a worker ahead."""
-        self.wait_ready()
         pending: collections.deque[_Worker] = collections.deque()
         turn = 0
         window = AHEAD * len(self._workers)

@@ -130,8 +130,6 @@ def test_workers_that_cannot_import_the_package_are_an_error_when_asked_for_and_
     src = _source(tmp_path / "src.db", 5)
     with pytest.raises(StorageError, match="exited with status 1"):
         to_agno3(src, str(tmp_path / "asked.db"), workers=2)
-    with sqlite3.connect(tmp_path / "asked.db") as conn:  # asked-for workers are waited for: nothing written
-        assert conn.execute("SELECT COUNT(*) FROM agno_sessions").fetchone()[0] == 0
     monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
     monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
@@ -158,8 +156,8 @@ def test_no_more_workers_start_than_there_are_batches(tmp_path: Path, monkeypatc
     started: list[int] = []
 
     class Counted(WorkerPool):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
             started.append(len(self.pids))
 
     monkeypatch.setattr(migrate, "WorkerPool", Counted)
@@ -348,7 +346,7 @@ def test_no_workers_by_default_under_an_embedding_host(tmp_path: Path, monkeypat
     monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
     started: list[int] = []
-    monkeypatch.setattr(migrate.WorkerPool, "__init__", lambda self, n, *a, **k: started.append(n) or None)
+    monkeypatch.setattr(migrate.WorkerPool, "__init__", lambda self, n, *a: started.append(n) or None)
     monkeypatch.setattr(sys, "executable", "/usr/local/bin/uwsgi")
     src = _source(tmp_path / "src.db", 5)
     assert to_agno3(src, str(tmp_path / "dst.db")).total("sessions") == 6
@@ -375,110 +373,3 @@ def test_output_at_a_workers_start_does_not_mix_into_its_replies(
     assert report.total("sessions") == 6
     assert len(_tables(str(tmp_path / "dst.db"))["sessions"]) == 6
     assert "hello from sitecustomize" not in capfd.readouterr().out  # nor in this process's output
-
-
-def test_default_workers_map_the_first_batches_here_while_they_start_and_write_what_one_process_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Workers chosen by default are not waited for: this process maps batches until they are ready, and they map
-    the rest, in order; the tables and the report are those of a migration in one process."""
-    from agno_storage.agno3 import migrate
-
-    src = _source(tmp_path / "src.db")
-    alone = to_agno3(src, str(tmp_path / "alone.db"), workers=0, batch_size=4)
-    monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
-    monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
-    polls: list[bool] = []
-    real_ready = pool_module.Pool.ready
-
-    def ready(pool: pool_module.Pool) -> bool:
-        # Not ready for the first two polls, whatever the machine's speed; then waited for.
-        polls.append(len(polls) >= 2 and (pool.wait_ready() is None and real_ready(pool)))
-        return polls[-1]
-
-    monkeypatch.setattr(pool_module.Pool, "ready", ready)
-    here: list[int] = []
-    real_map_chunk = migrate.map_chunk
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        here.append(len(args[1]))
-        return real_map_chunk(*args, **kwargs)
-
-    monkeypatch.setattr(migrate, "map_chunk", counted)
-    report = to_agno3(src, str(tmp_path / "mixed.db"), batch_size=4)
-    assert polls == [False, False, True]
-    assert here == [4, 4]  # two batches here; the other five by the workers
-    assert _tables(str(tmp_path / "mixed.db")) == _tables(str(tmp_path / "alone.db"))
-    assert _report(report) == _report(alone)
-
-
-def test_a_pool_not_waited_for_says_whether_its_workers_are_ready_without_waiting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    src = _source(tmp_path / "src.db")
-    spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
-    monkeypatch.setattr(pool_module, "BOOTSTRAP", "import time; time.sleep(3)\n" + pool_module.BOOTSTRAP)
-    with WorkerPool(1, spec, "sqlite", wait=False) as pool:
-        assert pool.ready() is False  # still asleep: no wait
-        pool.wait_ready()
-        assert pool.ready() is True
-        assert next(pool.map([[("s-0000001", (Mode.AGENT,), False)]], lambda chunk: {})).counts["agent"].sessions == 1
-
-
-def test_a_pool_not_waited_for_raises_what_a_worker_could_not_do_when_asked(tmp_path: Path) -> None:
-    from agno_storage.errors import DatabaseCorruptError
-
-    (tmp_path / "not.db").write_bytes(b"not a database, " * 512)
-    spec = SourceSpec(src=str(tmp_path / "not.db"), tables={Mode.AGENT: "agent_sessions"}, schema=None)
-    with WorkerPool(1, spec, None, wait=False) as pool, pytest.raises(DatabaseCorruptError):
-        while not pool.ready():
-            pass
-
-
-def test_a_pool_not_waited_for_polls_workers_whose_pipes_are_past_descriptor_1023(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A long-running process holds many files (a server's sockets): its workers' pipes then get descriptors
-    past 1023, which ``select()`` refuses; default workers must still start, and the migration run."""
-    import os
-    import resource
-    import time
-
-    from agno_storage.agno3 import migrate
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1200:  # room for 1,100 held descriptors and the migration's own
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
-    held = [os.open(os.devnull, os.O_RDONLY)]
-    while held[-1] < 1100:  # every free descriptor up to 1,100 taken: the workers' pipes get higher ones
-        held.append(os.open(os.devnull, os.O_RDONLY))
-    try:
-        src = _source(tmp_path / "src.db")
-        spec = SourceSpec(src=src, tables={Mode.AGENT: "agent_sessions"}, schema=None)
-        with WorkerPool(1, spec, "sqlite", wait=False) as pool:
-            assert min(w.stdout.fileno() for w in pool._workers) > 1023
-            deadline = time.monotonic() + 60
-            while not pool.ready():
-                assert time.monotonic() < deadline, "the worker never said it was ready"
-                time.sleep(0.01)
-        alone = to_agno3(src, str(tmp_path / "alone.db"), workers=0, batch_size=4)
-        monkeypatch.setattr(migrate, "WORKERS_FROM", 1)
-        monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-        monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
-        started: list[int] = []
-        real_init = WorkerPool.__init__
-
-        def counted(self: WorkerPool, n: int, *args: Any, **kwargs: Any) -> None:
-            started.append(n)
-            real_init(self, n, *args, **kwargs)
-
-        monkeypatch.setattr(WorkerPool, "__init__", counted)
-        report = to_agno3(src, str(tmp_path / "default.db"), batch_size=4)
-        assert started == [2]  # workers were started, past descriptor 1023, and not given up on
-        assert _report(report) == _report(alone)
-        assert _tables(str(tmp_path / "default.db")) == _tables(str(tmp_path / "alone.db"))
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

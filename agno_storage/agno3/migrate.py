@@ -201,27 +201,20 @@ def to_agno3(
         chunks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
         n = min(_worker_count(workers, len(plan)), len(chunks))  # a worker with no batch would only cost
         pool: WorkerPool | None = None
-        rows = rows_for(writer.engine) if writer is not None else None
-
-        def here(chunk: Sequence[PlanItem]) -> ChunkResult:
-            return map_chunk(source, chunk, _previous(lookup, chunk), rows, rewrite=rewrite)
-
         if n:
             found = SourceSpec(src=src, tables={m: chosen[m] for m in source.stores}, schema=schema)
             try:
-                # Asked-for workers are waited for: one that cannot start is an error before anything is written.
-                pool = WorkerPool(
-                    n, found, writer.engine if writer is not None else None, rewrite, wait=workers is not None
-                )
+                pool = WorkerPool(n, found, writer.engine if writer is not None else None, rewrite)
             except StorageError:
                 if workers is not None:
                     raise
                 pool = None  # chosen by default, and none can start here: map in this process
         if pool is not None:
             stack.callback(pool.close)
-            results = _mapped(chunks, pool, here, lambda chunk: _previous(lookup, chunk))
+            results = pool.map(chunks, lambda chunk: _previous(lookup, chunk))
         else:
-            results = (here(chunk) for chunk in chunks)
+            rows = rows_for(writer.engine) if writer is not None else None
+            results = (map_chunk(source, chunk, _previous(lookup, chunk), rows, rewrite=rewrite) for chunk in chunks)
         done = 0
         tally = _Tally()
         for chunk, result in zip(chunks, results, strict=True):
@@ -263,34 +256,6 @@ def _scrubbed(*locations: str) -> Iterator[None]:
             exc.message = message
             exc.args = (message, *exc.args[1:])
         raise
-
-
-def _mapped(
-    chunks: Sequence[Sequence[PlanItem]],
-    pool: WorkerPool,
-    here: Callable[[Sequence[PlanItem]], ChunkResult],
-    previous: Callable[[Sequence[PlanItem]], dict[str, Previous]],
-) -> Iterator[ChunkResult]:
-    """Each chunk mapped, in order: here while the workers start, by them from the first chunk after they are ready.
-
-    Starting the workers (an interpreter each, and this package) took about
-    0.3 s on the 2-core machine of docs/agno3.md, with this process idle; it
-    maps and writes the first batches meanwhile. A pool of workers chosen by
-    default that cannot start is closed and the rest is mapped here.
-    """
-    at = 0
-    while at < len(chunks):
-        try:
-            if pool.ready():
-                break
-        except StorageError:  # a worker could not start or build its task: its error is in the pool's
-            pool.close()
-            yield from (here(chunk) for chunk in chunks[at:])
-            return
-        yield here(chunks[at])
-        at += 1
-    if at < len(chunks):
-        yield from pool.map(chunks[at:], previous)
 
 
 def _worker_count(workers: int | None, sessions: int) -> int:

@@ -45,16 +45,13 @@ class WorkerPool(Pool):
 
     ``engine`` is the target's (``"sqlite"``, ``"postgres"``), whose rows
     the workers encode, or None on a dry run (nothing encoded); ``rewrite``
-    as :func:`~agno_storage.agno3.chunks.map_chunk` takes it; ``wait``: return
-    once every worker is ready (else see :meth:`~agno_storage.workers.Pool.ready`). A worker's
+    as :func:`~agno_storage.agno3.chunks.map_chunk` takes it. A worker's
     error is raised by :meth:`map` for its batch, as the same exception; a
     worker that dies is a StorageError. Close it (or use ``with``).
     """
 
-    def __init__(
-        self, n: int, spec: SourceSpec, engine: str | None, rewrite: bool = False, *, wait: bool = True
-    ) -> None:
-        super().__init__(n, f"{__name__}:MapTask", (spec, engine, rewrite), LABEL, wait=wait)
+    def __init__(self, n: int, spec: SourceSpec, engine: str | None, rewrite: bool = False) -> None:
+        super().__init__(n, f"{__name__}:MapTask", (spec, engine, rewrite), LABEL)
 
     def map(  # type: ignore[override]
         self, chunks: Iterable[Sequence[PlanItem]], previous: Callable[[Sequence[PlanItem]], dict[str, Previous]]
