@@ -89,10 +89,19 @@ class Disabled(Unwatched):
     """The index was removed (by another process) since it was found: scan instead."""
 
 
+class RemakeRefused(StorageError):
+    """The server refused this role something that making the index anew needs (taking the index's trigger off a
+    renamed table another role owns, say). Not a reason to scan quietly: the index would stay out of date for
+    every role, so the error is the caller's."""
+
+
 def denied(exc: BaseException) -> bool:
-    """Whether ``exc`` is, or was raised from, the server refusing this role a privilege (SQLSTATE 42501)."""
+    """Whether ``exc`` is, or was raised from, the server refusing this role a privilege (SQLSTATE 42501) to the
+    index's tables; False for :class:`RemakeRefused`."""
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, RemakeRefused):
+            return False
         if getattr(cause, "sqlstate", None) == "42501":
             return True
         cause = cause.__cause__
@@ -1114,6 +1123,20 @@ class PostgresIndex:
             f"FOR EACH STATEMENT EXECUTE FUNCTION {self.function}()"
         )
 
+    def _remake_checked(self, conn: psycopg.Connection[Any]) -> None:
+        """:meth:`_remake`, a privilege the server refuses it raised as :class:`RemakeRefused`."""
+        try:
+            self._remake(conn)
+        except Exception as exc:
+            if not denied(exc):
+                raise
+            t = self.store.table_name
+            raise RemakeRefused(
+                f"making the search index of {t!r} anew was refused ({exc}); run enable_search() as a role that"
+                " owns the tables the index's triggers are on, or disable_search() as the table's owner",
+                table=t,
+            ) from exc
+
     def _remake(self, conn: psycopg.Connection[Any]) -> None:
         """Make the index anew from the table as it is now, and watch it (inside the caller's locked transaction).
 
@@ -1200,7 +1223,7 @@ class PostgresIndex:
                     raise Disabled(store.table_name)
                 _, watched, comment = self._state()
                 if not self._current(watched, comment):  # not done meanwhile by another process
-                    self._remake(conn)
+                    self._remake_checked(conn)
             return -1
         if not pending:
             return 0
@@ -1280,6 +1303,7 @@ __all__ = [
     "Disabled",
     "Index",
     "PostgresIndex",
+    "RemakeRefused",
     "SqliteIndex",
     "Unwatched",
     "denied",

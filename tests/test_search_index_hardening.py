@@ -753,3 +753,39 @@ def test_a_role_the_server_refuses_the_index_scans(make_store: Any, writer_role:
         assert found(reader.search("kestrels")) == [("s1", "kestrels one"), ("s2", "kestrels two")]
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_remake_the_server_refuses_is_an_error_not_a_quiet_scan(
+    make_store: Any, writer_role: tuple[str, str]
+) -> None:
+    """A role that enabled the index on a table another role owns (granted ALL, TRIGGER included): when the
+    owner renames the table to an archive and makes it again, the index must take its trigger off the archive,
+    which only the archive's owner may. That refusal is the caller's error (RemakeRefused), not a reason to scan
+    quietly: the index would stay out of date, its trigger feeding the queue from the archive."""
+    from agno_storage.backends.postgres import PostgresStorage
+    from agno_storage.search_index import RemakeRefused
+
+    role, url = writer_role
+    owner = make_store("agent")
+    owner.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
+    t = owner.table_name
+    with owner.transaction() as conn:
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA ai TO {}").format(sql.Identifier(role)))
+        conn.execute(f"GRANT ALL ON {owner.qualified_table} TO {role}")
+    enabler = PostgresStorage(t, db_url=url, allow_owner_change=True)
+    try:
+        enabler.enable_search()
+        assert found(enabler.search("kestrels")) == [("s1", "kestrels one")]
+        with owner.transaction() as conn:
+            conn.execute(f'CREATE TABLE "ai"."{t}_new" (LIKE {owner.qualified_table} INCLUDING ALL)')
+            conn.execute(f'INSERT INTO "ai"."{t}_new" SELECT * FROM {owner.qualified_table}')
+            conn.execute(f'ALTER TABLE {owner.qualified_table} RENAME TO "{t}_archive"')
+            conn.execute(f'ALTER TABLE "ai"."{t}_new" RENAME TO "{t}"')
+            conn.execute(f"GRANT ALL ON {owner.qualified_table} TO {role}")
+        with pytest.raises(RemakeRefused, match="anew was refused"):
+            enabler.search("kestrels")
+    finally:
+        enabler.close()
+        with owner.transaction() as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "ai"."{t}_archive"')
