@@ -1149,7 +1149,7 @@ def test_a_write_committed_while_postgres_catches_up_is_not_lost(
     import psycopg
 
     from agno_storage.backends.postgres import PostgresStorage
-    from agno_storage.search_index import PostgresIndex
+    from agno_storage.search_pg import PostgresIndex
 
     store = PostgresStorage(f"t_race_{next(_ids)}", db_url=pg_server.dsn)
     try:

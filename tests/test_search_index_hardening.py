@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from agno_storage import AgentSession, InvalidInputError, SqliteStorage, StorageError, search_index
+from agno_storage import AgentSession, InvalidInputError, SqliteStorage, StorageError, search_index, search_pg
 from agno_storage.search import terms
 
 _ids = itertools.count()
@@ -181,7 +181,7 @@ def test_an_index_an_earlier_build_made_is_made_anew_and_its_writers_need_no_gra
     store = make_store("agent")
     store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one@example.com")))
     store.enable_search()
-    index = search_index.PostgresIndex(store)
+    index = search_pg.PostgresIndex(store)
     with store.transaction() as conn:  # what the earlier build made (DDL of build d5ed449)
         conn.execute(f"DROP TABLE {index.docs}")
         conn.execute(
@@ -229,7 +229,7 @@ def test_a_role_that_may_not_make_an_earlier_index_anew_scans(make_store: Any, w
     store = make_store("agent")
     store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
     store.enable_search()
-    index = search_index.PostgresIndex(store)
+    index = search_pg.PostgresIndex(store)
     with store.transaction() as conn:
         conn.execute(f"COMMENT ON TABLE {index.docs} IS NULL")  # as an earlier build left it
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA ai TO {}").format(sql.Identifier(role)))
@@ -603,7 +603,7 @@ def test_the_index_of_a_table_whose_derived_names_postgres_cuts_is_found_and_rem
 def make_version_1_index(store: Any, *texts: tuple[str, str]) -> Any:
     """The index build 1fba516 made (version 1: its statements, as it ran them), holding ``texts`` as
     (session_id, text) of user "u" and agent "a"; its PostgresIndex."""
-    index = search_index.PostgresIndex(store)
+    index = search_pg.PostgresIndex(store)
     store.create()
     with store.transaction() as conn:
         conn.execute(
@@ -693,7 +693,7 @@ def test_a_readers_grant_on_the_index_outlives_the_sessions_table_made_again(
     store = make_store("agent")
     store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
     store.enable_search()
-    index = search_index.PostgresIndex(store)
+    index = search_pg.PostgresIndex(store)
     grant_reader(store, role, store.qualified_table, index.docs, index.queue)
     t = store.table_name
     with store.transaction() as conn:
