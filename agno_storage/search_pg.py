@@ -282,6 +282,20 @@ class PostgresIndex:
         conn.execute(f"CREATE INDEX ON {self.docs} USING gin (tsv)")
         conn.execute(f"CREATE INDEX ON {self.docs} (session_id)")
 
+    def _ensure_indexes(self, conn: psycopg.Connection[Any]) -> None:
+        """Make whichever of :meth:`_create_indexes`' indexes the (emptied) table lacks: version 1's GIN index
+        went with its column, and one somebody dropped comes back when the index is made anew."""
+        defined = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = to_regclass(%s)", (self.docs,)
+            ).fetchall()
+        ]
+        if not any(d.endswith("USING gin (tsv)") for d in defined):
+            conn.execute(f"CREATE INDEX ON {self.docs} USING gin (tsv)")
+        if not any(d.endswith("USING btree (session_id)") for d in defined):
+            conn.execute(f"CREATE INDEX ON {self.docs} (session_id)")
+
     def _watch(self, conn: psycopg.Connection[Any]) -> None:
         """(Re)make the trigger function and put its triggers on the sessions table, and on no other table.
 
@@ -353,7 +367,7 @@ class PostgresIndex:
             conn.execute(
                 f"ALTER TABLE {self.docs} DROP COLUMN tsv, DROP COLUMN content, ADD COLUMN tsv tsvector NOT NULL"
             )
-            conn.execute(f"CREATE INDEX ON {self.docs} USING gin (tsv)")
+        self._ensure_indexes(conn)
         self._comment(conn)
         conn.execute(f"DELETE FROM {self.queue}")
         self._watch(conn)

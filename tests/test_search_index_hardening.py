@@ -789,3 +789,37 @@ def test_a_remake_the_server_refuses_is_an_error_not_a_quiet_scan(
         enabler.close()
         with owner.transaction() as conn:
             conn.execute(f'DROP TABLE IF EXISTS "ai"."{t}_archive"')
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_an_index_made_anew_gets_back_the_indexes_somebody_dropped(make_store: Any) -> None:
+    """The index's table is emptied, not dropped, when the index is made anew (the sessions table made again):
+    its GIN and session_id indexes, dropped meanwhile by somebody, are made again with it."""
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory("kestrels one")))
+    store.enable_search()
+    index = search_pg.PostgresIndex(store)
+
+    def indexes() -> list[str]:
+        with store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = to_regclass(%s)", (index.docs,)
+            ).fetchall()
+        return sorted(r[0].rpartition(" USING ")[2] for r in rows)
+
+    assert indexes() == ["btree (id)", "btree (session_id)", "gin (tsv)"]
+    t = store.table_name
+    with store.transaction() as conn:
+        for (name,) in conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = to_regclass(%s) AND NOT indisprimary",
+            (index.docs,),
+        ).fetchall():
+            conn.execute(f"DROP INDEX {name}")
+        conn.execute(f'CREATE TABLE "ai"."{t}_new" (LIKE {store.qualified_table} INCLUDING ALL)')
+        conn.execute(f'INSERT INTO "ai"."{t}_new" SELECT * FROM {store.qualified_table}')
+        conn.execute(f"DROP TABLE {store.qualified_table}")
+        conn.execute(f'ALTER TABLE "ai"."{t}_new" RENAME TO "{t}"')
+    assert indexes() == ["btree (id)"]
+    assert index.catch_up() == -1  # made anew
+    assert indexes() == ["btree (id)", "btree (session_id)", "gin (tsv)"]
+    assert found(store.search("kestrels")) == [("s1", "kestrels one")]
