@@ -149,20 +149,31 @@ def flavor_of(table: str, index_names: Collection[str], table_sql: str = "") -> 
 
 
 def inspect_shape(
-    table: str, mode: Mode, columns: Collection[str], index_names: Collection[str] = (), table_sql: str = ""
+    table: str,
+    mode: Mode,
+    columns: Collection[str],
+    index_names: Collection[str] = (),
+    table_sql: str = "",
+    *,
+    old_workflow_v2: bool = False,
 ) -> TableShape:
     """Check that a table with ``columns`` can hold ``mode`` sessions and say which version it is.
 
     Extra columns other writers added are allowed and left alone. Raises
     :class:`SchemaMismatchError` for another mode's table or a shape this code
     does not know; it never raises for an old version (see :func:`require_current`).
+    ``old_workflow_v2``: the engine's agno made workflow_v2 tables shaped as v1
+    workflow tables (agno 1.7.4's PostgreSQL storage), so such a table asked
+    for as workflow_v2 is taken for an old one; elsewhere it is a v1 workflow
+    table, refused, and never upgraded into a v2 table (its rows' ``memory``
+    would be lost to v2 writes).
     """
     cols = set(columns)
     found = identify_mode(cols)
     # A table that fits a more specific mode is that mode's (agno's team and
-    # workflow tables may carry agent columns too); an old workflow_v2 table
-    # looks like a v1 workflow table and is taken as what was asked for.
-    other = found is not None and found is not mode and not (mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW)
+    # workflow tables may carry agent columns too).
+    old_v2 = old_workflow_v2 and mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW
+    other = found is not None and found is not mode and not old_v2
     if other or not _fits(mode, cols):
         what = f"{_article(found.value)} {found.value} table" if found else "not a sessions table this code knows"
         raise SchemaMismatchError(

@@ -238,26 +238,27 @@ def test_two_processes_upgrade_the_same_file_at_once(tmp_path: Path) -> None:
     assert columns.count("team_session_id") == 1
 
 
-def test_old_workflow_v2_table_gains_workflow_name_and_runs(tmp_path: Path) -> None:
-    path = tmp_path / "wf.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "CREATE TABLE wf (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, memory TEXT, session_data TEXT, "
-            "extra_data TEXT, created_at INTEGER, updated_at INTEGER, workflow_id TEXT NOT NULL, workflow_data TEXT)"
-        )
-        conn.execute("CREATE INDEX idx_wf_user_id ON wf (user_id)")
-        conn.execute("INSERT INTO wf VALUES ('old', 'u', null, '{\"a\":1}', null, 10, 10, 'w', '{\"steps\":1}')")
-    store = SqliteStorage("wf", db_file=path, mode="workflow_v2")
-    with pytest.raises(SchemaVersionError):
-        store.list()
-    store.upgrade_schema()
-    old = store.read("old")
-    assert old is not None
-    assert (old.workflow_name, old.runs, old.session_data) == (None, None, {"a": 1})
-    store.upsert(make_session(Mode.WORKFLOW_V2, "new"))
-    new = store.read("new")
-    assert new is not None and new.workflow_name == "pipeline" and new.runs == [{"run_id": "r1"}]
-    assert "idx_wf_workflow_name" in _index_names(path)
+@pytest.mark.parametrize("auto_upgrade", [False, True])
+def test_a_v1_workflow_table_is_never_made_a_workflow_v2_table_on_sqlite(tmp_path: Path, auto_upgrade: bool) -> None:
+    """agno's SQLite storage never made a workflow_v2 table without workflow_name and runs (1.7.4, its first with
+    v2, has both): a table of that shape is a v1 workflow table (agno 1.8.4 wrote this one). Opened as workflow_v2
+    it is refused, not upgraded, so its v1 sessions stay readable and their memory is never written over."""
+    import shutil
+
+    from tests.test_compat_go import FIXTURES
+
+    path = tmp_path / "agno_workflow.db"
+    shutil.copy(FIXTURES / "agno_workflow.db", path)
+    def rows() -> list[tuple[object, ...]]:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("SELECT session_id, memory FROM workflow_sessions ORDER BY session_id").fetchall()
+
+    before = (_columns(path, "workflow_sessions"), rows())
+    assert any(memory for _, memory in before[1])
+    with pytest.raises(SchemaMismatchError, match="is a workflow table, not a workflow_v2 table"):
+        SqliteStorage("workflow_sessions", db_file=path, mode="workflow_v2", auto_upgrade_schema=auto_upgrade)
+    assert (_columns(path, "workflow_sessions"), rows()) == before
+    assert len(SqliteStorage("workflow_sessions", db_file=path, mode="workflow").list()) == len(before[1])
 
 
 @pytest.mark.parametrize(

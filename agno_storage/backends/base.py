@@ -91,6 +91,10 @@ class BaseStorage(abc.ABC):
     #: Whether the engine's text can hold U+0000 (SQLite's can, PostgreSQL's cannot). Where it cannot, a
     #: filter holding one matches nothing, as it would on an engine that can but holds no such value.
     HOLDS_NUL: ClassVar[bool] = True
+    #: Whether agno made workflow_v2 tables of this engine shaped as v1 workflow tables (agno 1.7.4's
+    #: PostgresStorage did: no ``workflow_name``, no ``runs``; its SqliteStorage never did). Where it did not,
+    #: such a table asked for as workflow_v2 is a v1 workflow table, never upgraded into a v2 one.
+    OLD_WORKFLOW_V2: ClassVar[bool] = False
 
     def _unmatchable(self, *values: str | None) -> bool:
         """Whether one of ``values`` (filters) can be in no row of this engine (see :attr:`HOLDS_NUL`)."""
@@ -225,7 +229,9 @@ class BaseStorage(abc.ABC):
         if layout is None:
             return None
         columns, indexes, table_sql = layout
-        return schema.inspect_shape(self.table_name, self.spec.mode, columns, indexes, table_sql)
+        return schema.inspect_shape(
+            self.table_name, self.spec.mode, columns, indexes, table_sql, old_workflow_v2=self.OLD_WORKFLOW_V2
+        )
 
     def _check_on_open(self) -> None:
         """Refuse another mode's table now, before anything is written; upgrade an old one if asked to."""

@@ -79,7 +79,7 @@ def describe(db: Database, table: str, mode: Mode | None = None) -> TableInfo:
             raise SchemaMismatchError(
                 f"table {table!r} is not a sessions table (columns: {sorted(columns)})", table=table
             )
-    shape = schema.inspect_shape(table, mode, columns, indexes, table_sql)
+    shape = schema.inspect_shape(table, mode, columns, indexes, table_sql, old_workflow_v2=not db.is_sqlite)
     names = set(SPECS[mode].names)
     (rows,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(table)}")[0]  # noqa: S608 - quoted identifier
     return TableInfo(
