@@ -249,6 +249,7 @@ def test_a_v1_workflow_table_is_never_made_a_workflow_v2_table_on_sqlite(tmp_pat
 
     path = tmp_path / "agno_workflow.db"
     shutil.copy(FIXTURES / "agno_workflow.db", path)
+
     def rows() -> list[tuple[object, ...]]:
         with sqlite3.connect(path) as conn:
             return conn.execute("SELECT session_id, memory FROM workflow_sessions ORDER BY session_id").fetchall()
