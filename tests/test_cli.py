@@ -260,20 +260,20 @@ def test_reading_an_old_table_fails_with_a_hint_to_upgrade(copy: Copy, capsys: p
     assert f"agno-storage upgrade {path} --table agent_sessions" in line
 
 
-def test_an_early_workflow_v2_table_upgrades_when_its_mode_is_given(
+def test_a_v1_workflow_table_is_not_upgraded_to_workflow_v2_on_sqlite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Made before workflow_name and runs existed: the columns of a v1 workflow table.
+    # agno's SQLite storage never made a workflow_v2 table without workflow_name and runs: this is a v1 table.
     path = tmp_path / "early.db"
     with SqliteStorage("wf", db_file=path, mode="workflow") as store:
         store.create()
     code, out, _ = run(capsys, "info", path, "--table", "wf")
     assert info_fields(out)["mode"] == "workflow (detected)"
-    code, out, _ = run(capsys, "upgrade", path, "--table", "wf", "--mode", "workflow_v2")
-    assert code == 0
-    assert out.endswith("from schema version 1 to 2: added runs, workflow_name\n")
+    code, _, err = run(capsys, "upgrade", path, "--table", "wf", "--mode", "workflow_v2")
+    assert code == 2
+    assert "is a workflow table, not a workflow_v2 table" in one_error_line(err)
     code, out, _ = run(capsys, "info", path, "--table", "wf")
-    assert info_fields(out)["mode"] == "workflow_v2 (detected)"
+    assert info_fields(out)["mode"] == "workflow (detected)"
 
 
 # --- delete -----------------------------------------------------------------
