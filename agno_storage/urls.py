@@ -74,7 +74,8 @@ def parse(url: object, what: str = "a database URL") -> Target:
     """What ``url`` names: ``sqlite:///relative.db``, ``sqlite:////abs.db``, ``postgresql://...``.
 
     ``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` are an in-memory
-    database. Raises :class:`InvalidInputError` for anything else, including
+    database. A SQLite URL's path is percent-decoded, as SQLAlchemy decodes it
+    (``sqlite:///my%20chats.db`` is the file ``my chats.db``). Raises :class:`InvalidInputError` for anything else, including
     a SQLite URL with a host or query parameters (which would be silently
     ignored otherwise). ``what`` names the argument in the messages.
     """
@@ -85,11 +86,13 @@ def parse(url: object, what: str = "a database URL") -> Target:
     if engine == "sqlite":
         if "?" in rest:
             raise InvalidInputError(f"{what}: SQLite URL query parameters are not supported: {shown(url)}")
-        if rest in ("", "/", "/:memory:"):
-            return SqliteTarget(path=None)
-        if not rest.startswith("/"):
+        if not rest.startswith("/") and rest:
             raise InvalidInputError(f"{what}: a SQLite URL has no host: expected {_EXPECTED}, got {shown(url)}")
-        return SqliteTarget(path=rest[1:])
+        # Percent-decoded, as SQLAlchemy (and so agno's store) reads the path: sqlite:///my%20chats.db is "my chats.db".
+        path = unquote(rest[1:])
+        if path in ("", ":memory:"):
+            return SqliteTarget(path=None)
+        return SqliteTarget(path=path)
     if engine in _POSTGRES_SCHEMES:
         return PostgresTarget(conninfo=f"postgresql://{rest}")
     raise InvalidInputError(f"{what} must look like {_EXPECTED}, got {shown(url)}")

@@ -204,3 +204,31 @@ def test_every_secret_setting_of_libpq_is_masked(key: str) -> None:
 
     assert "S3CR3T" not in without_password(f"host=db dbname=app {key}=S3CR3T")
     assert "S3CR3T" not in without_password(f"postgresql://u@db/app?{key}=S3CR3T")
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///my%20sessions.db", "sqlite:///a%25b.db", "sqlite:///a%3Fb.db", "sqlite:///caf%C3%A9.db"]
+)
+def test_a_sqlite_url_names_the_file_sqlalchemy_and_so_agno_opens(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """agno's store opens a db_url through SQLAlchemy, which percent-decodes the path: the same URL given to this
+    store must open the same file, or an Agent switched to it starts a new file without its history."""
+    from agno.storage.session.agent import AgentSession as AgnoAgentSession
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+    from sqlalchemy.engine import make_url
+
+    from agno_storage.agno import SqliteStorage as AdapterSqliteStorage
+
+    monkeypatch.chdir(tmp_path)
+    assert parse(url) == SqliteTarget(make_url(url).database)
+    agno_store = AgnoSqliteStorage(table_name="agent_sessions", db_url=url, mode="agent")
+    agno_store.create()
+    agno_store.upsert(AgnoAgentSession(session_id="s1", user_id="u", agent_id="a", memory={"runs": []}))
+    ours = AdapterSqliteStorage(table_name="agent_sessions", db_url=url, mode="agent")
+    try:
+        found = ours.read("s1")
+        assert found is not None and found.session_id == "s1"
+    finally:
+        ours.close()
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))] == [make_url(url).database]
