@@ -44,6 +44,7 @@ from agno_storage import SqliteStorage as CoreSqliteStorage
 from agno_storage.errors import CorruptRowError, InvalidInputError, OwnershipError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
+from agno_storage.schema import check_table_name
 
 __all__ = ["AgnoSession", "PostgresStorage", "SqliteStorage"]
 
@@ -129,6 +130,9 @@ class _AgnoStorage(Storage):
     ) -> None:
         if schema_version != 1:
             raise InvalidInputError(f"agno 1.x tables have schema_version 1, got {schema_version}")
+        # At construction, where agno builds its storage, not at the Agent's first run: a name the store
+        # cannot take (one agno's SQLAlchemy would quote: "my-sessions", a reserved word) fails here.
+        check_table_name(table_name)
         backend: Backend = "sqlite" if db_url is None else _backend_of_url(db_url)
         if backend == "postgresql" and db_file is not None:
             raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {urls.shown(db_url)}")

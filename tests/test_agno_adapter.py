@@ -349,3 +349,14 @@ def test_an_adapter_pickles_and_a_forked_child_is_not_held_by_the_parents_lock(t
     assert os.waitstatus_to_exitcode(status) == 0
     storage.close()
     copy_of.close()
+
+
+@pytest.mark.parametrize("name", ["my-sessions", "order", "t" * 64, "sqlite_sessions"])
+def test_a_table_name_the_store_cannot_take_is_refused_where_agno_builds_the_storage(tmp_path: Path, name: str) -> None:
+    """agno's own store takes such names (SQLAlchemy quotes them); this one refuses them, and says so when the
+    storage is built, not at the Agent's first run, with nothing written."""
+    with pytest.raises(InvalidInputError, match="table name"):
+        SqliteStorage(table_name=name, db_file=str(tmp_path / "a.db"))
+    with pytest.raises(InvalidInputError, match="table name"):
+        PostgresStorage(table_name=name, db_url="postgresql://u@localhost/db")
+    assert not (tmp_path / "a.db").exists()
