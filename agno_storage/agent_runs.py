@@ -59,6 +59,19 @@ class StoredRun:
     created_at: int | None
     updated_at: int | None
 
+    def run_row(self) -> RunRow:
+        """The columns of this row a conversation is read from, as ``history`` reads them."""
+        return RunRow(
+            id=self.id,
+            session_id=self.session_id,
+            user_id=self.user_id,
+            user_message=self.user_message,
+            agent_message=self.agent_message,
+            messages=self.messages,
+            metrics=self.metrics,
+            created_at=self.created_at,
+        )
+
 
 #: Every column of ``agent_runs``, in agno-golang's order.
 ALL_COLUMNS: Final = tuple(field.name for field in attrs.fields(StoredRun))

@@ -262,17 +262,7 @@ def _run_rows(db: Database) -> list[Finding]:
                 continue
             if not db.is_sqlite:
                 continue  # history, search and usage read agent_runs on SQLite only (as agno-golang keeps it)
-            stored = StoredRun(*row)
-            run = conversation.RunRow(
-                stored.id,
-                stored.session_id,
-                stored.user_id,
-                stored.user_message,
-                stored.agent_message,
-                stored.messages,
-                stored.metrics,
-                stored.created_at,
-            )
+            run = StoredRun(*row).run_row()
             # Read alone: the runs before it in its session decide only which of its messages show, never
             # whether one can be read.
             problem = _conversation_problem(None, [run], RUNS_TABLE)
