@@ -6,6 +6,7 @@ What agno 3 has no field for stays in the run's ``metadata["agno_v1"]``, verbati
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import uuid
 import zlib
@@ -37,8 +38,18 @@ ID_NAMESPACE = uuid.UUID("6f1d2f0e-5a43-4c8e-9d38-3b7c0a9e2f11")
 # --- helpers ----------------------------------------------------------------
 
 
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
+
+
 def make_id(*parts: object) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+    """``str(uuid.uuid5(ID_NAMESPACE, "\\x1f".join(map(str, parts))))``, spelled out: the same text at a third of
+    the cost (no UUID object; two ids a session). ``tests/test_agno3_records.py`` checks it against ``uuid5``."""
+    name = "\x1f".join([str(p) for p in parts]).encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _NUMBERS = (int, float)
