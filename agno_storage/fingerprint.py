@@ -1,6 +1,6 @@
 """Hashing stored values as they are: each with its type and length first, so no two rows feed the same bytes.
 
-The search index's per-session marks (``search_index.SqliteIndex.mark``)
+The search index's per-session marks (``search_index.mark``)
 and ``to_agno3``'s source stamps (``agno3.chunks.stamp``) hash stored rows
 with this: the text a column holds, to the byte, not the values decoded and
 encoded again.

@@ -23,6 +23,7 @@ from agno_storage import (
     StorageError,
     TeamSession,
     search_index,
+    search_sqlite,
 )
 from agno_storage.conversation import make_converter
 from tests.agno_runner import TABLES, close_storages, run_turn
@@ -526,7 +527,7 @@ def _with_a_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Builds from here on start their worker (two cores, any table size); returns the pids of those started."""
     from agno_storage import workers
 
-    monkeypatch.setattr(search_index, "WORKERS_FROM", 1)
+    monkeypatch.setattr(search_sqlite, "WORKERS_FROM", 1)
     monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
     started: list[int] = []
@@ -800,10 +801,10 @@ def test_a_build_batch_is_cut_by_the_text_it_holds_too(monkeypatch: pytest.Monke
     big = ("s-big", ("x" * 1000,), [])
     small = ("s-small", ("y",), [])
     monkeypatch.setattr(search_index, "EXTRACT_BYTES", 2500)
-    sizes = [len(b) for b in search_index._batches([big, big, big, small, big, small])]
+    sizes = [len(b) for b in search_index.batches([big, big, big, small, big, small])]
     assert sizes == [3, 3]
     monkeypatch.setattr(search_index, "EXTRACT_BYTES", 1 << 30)
-    assert [len(b) for b in search_index._batches([small] * (search_index.EXTRACT_BATCH + 1))] == [
+    assert [len(b) for b in search_index.batches([small] * (search_index.EXTRACT_BATCH + 1))] == [
         search_index.EXTRACT_BATCH,
         1,
     ]
@@ -816,15 +817,15 @@ def test_two_processes_finding_an_earlier_builds_index_make_it_anew_once(
     db = tmp_path / "s.db"
     db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
     builds: list[int] = []
-    real = search_index.SqliteIndex._build
+    real = search_sqlite.SqliteIndex._build
 
     def counted(self: Any, conn: Any) -> None:
         builds.append(1)
         real(self, conn)
 
-    monkeypatch.setattr(search_index.SqliteIndex, "_build", counted)
+    monkeypatch.setattr(search_sqlite.SqliteIndex, "_build", counted)
     first, second = SqliteStorage("agent_sessions", db_file=db), SqliteStorage("agent_sessions", db_file=db)
-    a, b = search_index.SqliteIndex(first), search_index.SqliteIndex(second)
+    a, b = search_sqlite.SqliteIndex(first), search_sqlite.SqliteIndex(second)
     assert a.enabled() and b.enabled() and a.old_layout and b.old_layout
     assert a.catch_up() == -1 and b.catch_up() == -1
     assert builds == [1]
