@@ -69,7 +69,7 @@ fts5-chars: venv  ## Rewrite agno_storage/fts5_chars.py (the characters that spl
 	$(BIN)/python devkit/fts5_chars.py
 
 .PHONY: bench bench-quick
-bench: $(BIN)/python  ## Full benchmark run (several minutes); rewrites docs/benchmarks.md and docs/benchmarks.png
+bench: $(BIN)/python go-work  ## Full benchmark run (several minutes); rewrites docs/benchmarks.md and docs/benchmarks.png
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --full --out docs/ --json bench/results/full.json
 
@@ -81,7 +81,7 @@ bench-web: $(BIN)/python  ## agno-storage serve under load: GET /api/v1/sessions
 	$(BIN)/python -m pip install --quiet -e '.[web]'
 	$(BIN)/python -m bench.web
 
-bench-quick: $(BIN)/python  ## Benchmark run with small sizes (under a minute); writes to bench/quick/
+bench-quick: $(BIN)/python go-work  ## Benchmark run with small sizes (under a minute); writes to bench/quick/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick --out bench/quick/
 

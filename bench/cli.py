@@ -8,7 +8,10 @@ The PostgreSQL part (bench/pg.py) runs last; --no-postgres leaves it out.
 When it cannot run (no server binaries, no psycopg, a server that does not
 start) the page and the printed summary end with a warning that names the
 cause, and --full (the run that rewrites docs/) exits with status 1 after
-writing them.
+writing them. So does --full when the Go contender was not left out with
+--no-go but could not run (no ``go`` on PATH, a build that fails: on a fresh
+clone, ``make go-work`` first, which ``make bench`` runs); the page names
+the cause.
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     if require_pg and "skipped" in results.get("postgres", {}):
         print(
             "python -m bench: the PostgreSQL part did not run (see the warning above): exit status 1", file=sys.stderr
+        )
+        return 1
+    if mode == "full" and args.go and results.get("go_skipped"):
+        print(
+            f"python -m bench: the Go contender did not run ({results['go_skipped'][:300]}): exit status 1",
+            file=sys.stderr,
         )
         return 1
     return 0

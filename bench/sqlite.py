@@ -143,5 +143,6 @@ def run(mode: str, workdir: Path, use_go: bool, command: str) -> dict[str, Any]:
         "concurrent": concurrent,
         "notes": notes,
         "go": server is not None,
+        "go_skipped": None if server is not None else why_not,  # why the Go contender did not run
     }
     return results

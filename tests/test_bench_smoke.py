@@ -234,6 +234,28 @@ def test_cli_writes_the_warning_into_the_page_and_fails_a_full_run(
     assert "**Not measured: the PostgreSQL part did not run.**" in md
 
 
+@pytest.mark.parametrize(
+    ("args", "status"), [(["--quick"], 0), (["--full"], 1), (["--full", "--no-go"], 0)], ids=["quick", "full", "no-go"]
+)
+def test_a_full_run_whose_go_contender_could_not_build_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], status: int
+) -> None:
+    # On a fresh clone without `make go-work` the Go build fails; a full run wrote the page without the Go rows and
+    # exited 0, so the committed page lost its Go contender without anybody noticing.
+    from bench import sqlite
+
+    saved = json.loads((BENCH / "results" / "full.json").read_text())
+    saved.pop("postgres", None)
+    saved["go"], saved["go_skipped"] = False, "`go build ./cmd/bench` failed: missing go.sum entry"
+    monkeypatch.setattr(sqlite, "run", lambda *a: saved)  # a committed run stands in for the SQLite part
+
+    assert cli.main([*args, "--no-postgres", "--out", str(tmp_path)]) == status
+    err = capsys.readouterr().err
+    assert ("the Go contender did not run (`go build ./cmd/bench` failed: missing go.sum entry)" in err) == (
+        status == 1
+    )
+
+
 def test_the_decode_comparison_reports_each_decoder_against_orjson(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import decode
 
