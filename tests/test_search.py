@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -649,6 +651,77 @@ def test_catching_up_reports_a_corrupt_row_though_its_conversation_is_unchanged(
     conn.execute("UPDATE agent_sessions SET session_data = NULL WHERE session_id = 'bob-1'")
     conn.commit()
     assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
+    conn.close()
+    store.close()
+
+
+def _backlog(store: Any, n: int, word: str = "kestrel") -> None:
+    for i in range(n):
+        store.upsert(
+            AgentSession(
+                session_id=f"s{i}", user_id="u", agent_id="a", memory=agno_memory((f"{word} number {i}?", "Noted."))
+            )
+        )
+
+
+def test_writers_get_the_lock_between_the_batches_of_a_long_catch_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog is reindexed a batch (CHUNK sessions) to a write transaction: a writer that waits for no lock at
+    all commits between two batches, and what it wrote is indexed by the next search. (One transaction for a
+    backlog of 40,000 sessions held the lock for 10.6 s, and agno 1.8.4's upsert gave up after its 5 s.)"""
+    monkeypatch.setattr(search_sqlite, "CHUNK", 3)
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_search()
+    _backlog(store, 10)
+    impatient = SqliteStorage("agent_sessions", db_file=db, busy_timeout=0)
+    written: list[str] = []
+    real = store.transaction
+
+    @contextlib.contextmanager
+    def after_a_writer(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        sid = f"between-{len(written)}"
+        impatient.upsert(
+            AgentSession(session_id=sid, user_id="u", agent_id="a", memory=agno_memory((f"{sid} kestrel", "ok")))
+        )
+        written.append(sid)
+        with real(*args, **kwargs) as conn:
+            yield conn
+
+    monkeypatch.setattr(store, "transaction", after_a_writer)
+    assert {h.session_id for h in store.search("kestrel", limit=100)} >= {f"s{i}" for i in range(10)}
+    assert len(written) == 4  # before each of the four batches of 10 sessions at 3 a batch, the lock was free
+    monkeypatch.undo()
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(10)} | set(written)
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM agent_sessions_search_queue").fetchone() == (0,)
+    impatient.close()
+    store.close()
+
+
+def test_a_corrupt_row_in_a_later_batch_keeps_the_batches_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch holding a corrupt row keeps nothing of it and stops the catch-up; the batches before it are
+    indexed, the rest stays logged, and search() scans until the row is mended."""
+    monkeypatch.setattr(search_sqlite, "CHUNK", 3)
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_search()
+    _backlog(store, 7)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET session_data = '{not json' WHERE session_id = 's4'")
+    conn.commit()
+    with pytest.raises(CorruptRowError):
+        store.search("kestrel")  # the scan reaches s4 too
+    assert {m[0] for m in indexed_messages(db)} == {"s0", "s1", "s2"}
+    queued = {r[0] for r in conn.execute("SELECT session_id FROM agent_sessions_search_queue")}
+    assert queued == {"s3", "s4", "s5", "s6"}
+    assert [h.session_id for h in store.search("kestrel", user_id="nobody")] == []  # s4 out of the filter's reach
+    conn.execute("UPDATE agent_sessions SET session_data = NULL WHERE session_id = 's4'")
+    conn.commit()
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(7)}
+    assert {m[0] for m in indexed_messages(db)} == {f"s{i}" for i in range(7)}
     conn.close()
     store.close()
 
