@@ -541,3 +541,56 @@ def test_an_empty_file_another_program_makes_utf16_after_the_store_opened_it_is_
         assert conn.execute(f'SELECT COUNT(*) FROM "{TABLE}"').fetchone() == (0,)
         assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'agent_runs'").fetchall()
     conn.close()
+
+
+# --- another writer during a search's catch-up ---------------------------------
+
+#: Sessions other programs wrote behind a search index before the search that catches up with them. At the stress
+#: size one write transaction for the whole catch-up held the lock past agno's 5 s on this project's machine.
+BACKLOG = 40_000 if STRESS else 2_000
+
+
+def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path) -> None:
+    """agno 1.8.4 waits 5 s for SQLite's write lock and then drops the session it was saving (its upsert logs the
+    error and returns None). A search catching up with a large backlog must let it in between its batches."""
+    import threading
+
+    from agno.storage.session.agent import AgentSession as AgnoAgentSession
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    from bench import harness, sessions
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage(TABLE, db_file=db, synchronous="NORMAL")
+    store.enable_search()
+    # Sessions as agno 1.8.4 writes them (three runs, 6.8 KiB of JSON each), logged for the index to catch up.
+    store.upsert_many(harness.ours_session(sessions.small(i)) for i in range(BACKLOG))
+    errors: list[BaseException] = []
+
+    def search() -> None:
+        try:
+            store.search("Lisbon weather")
+        except BaseException as exc:  # raised in the test below
+            errors.append(exc)
+
+    probe = sqlite3.connect(db, timeout=0, isolation_level=None)
+    searching = threading.Thread(target=search)
+    searching.start()
+    while searching.is_alive():  # until the catch-up holds the write lock
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            break
+    agno = AgnoSqliteStorage(table_name=TABLE, db_file=str(db))
+    memory = {"runs": [{"run_id": "r", "messages": [{"role": "user", "content": "ospreys nest on poles"}]}]}
+    saved = agno.upsert(AgnoAgentSession(session_id="agno", user_id="u", agent_id="a", memory=memory))
+    searching.join()
+    probe.close()
+    assert not errors
+    assert saved is not None and saved.session_id == "agno"
+    assert [h.session_id for h in store.search("ospreys")] == ["agno"]
+    queue = sqlite3.connect(db)
+    assert queue.execute(f"SELECT COUNT(*) FROM {TABLE}_search_queue").fetchone() == (0,)
+    queue.close()
+    store.close()
