@@ -68,13 +68,16 @@ fixtures: fixtures-go fixtures-agno  ## Rewrite every fixture
 fts5-chars: venv  ## Rewrite agno_storage/fts5_chars.py (the characters that split words) from this SQLite's FTS5 tokenizer
 	$(BIN)/python devkit/fts5_chars.py
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-search bench-search-pg
 bench: $(BIN)/python go-work  ## Full benchmark run (several minutes); rewrites docs/benchmarks.md and docs/benchmarks.png
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --full --out docs/ --json bench/results/full.json
 
 bench-search: $(BIN)/python  ## History and full-text search benchmark (1,000,000 messages; several minutes)
 	$(BIN)/python -m bench.search --json bench/results/search.json
+
+bench-search-pg: $(BIN)/python  ## Full-text search on PostgreSQL (1,000,000 messages in a throwaway server; several minutes)
+	$(BIN)/python -m bench.search_pg --json bench/results/search_pg.json
 
 .PHONY: bench-web
 bench-web: $(BIN)/python  ## agno-storage serve under load: GET /api/v1/sessions?limit=20 on 100,000 sessions, 50 clients for 30 s
