@@ -367,18 +367,30 @@ def read_runs(
 MAX_IDS = 10_000
 
 
-def runs_of(store: BaseStorage, session_ids: Sequence[str]) -> dict[str, builtins.list[RunRow]]:
+def runs_of(
+    store: BaseStorage, session_ids: Sequence[str], user_id: str | None = None, *, with_no_user: bool = False
+) -> dict[str, builtins.list[RunRow]]:
     """The runs of each of ``session_ids`` that has any, each session's in the order written (one statement).
 
     As :func:`read_runs` for many sessions at once (for bringing an index up
-    to date); at most :data:`MAX_IDS` ids a call.
+    to date); at most :data:`MAX_IDS` ids a call. With ``user_id``, only
+    that user's runs are read (``''`` is "no user", as in list()), and with
+    ``with_no_user`` those with no user too; the others are not checked.
     """
     if not session_ids or not exists(store):
         return {}
     marks = ", ".join("?" for _ in session_ids)
-    sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id IN ({marks}) ORDER BY session_id, created_at, rowid"  # noqa: S608 - constant identifiers
+    params: builtins.list[Any] = builtins.list(session_ids)
+    owner = ""
+    if user_id is not None:
+        condition, args = _owner(user_id)
+        if with_no_user and user_id != "":
+            condition = f"({condition} OR user_id IS NULL OR user_id = '')"
+        owner = " AND " + condition
+        params += args
+    sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id IN ({marks}){owner} ORDER BY session_id, created_at, rowid"  # noqa: S608 - constant identifiers
     out: dict[str, builtins.list[RunRow]] = {}
-    for raw in store._query(sql, builtins.list(session_ids)):
+    for raw in store._query(sql, params):
         row = _row(raw)
         out.setdefault(row.session_id, []).append(row)
     return out

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import itertools
+import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +127,17 @@ def _runs(
     # each their own user's, as history() scopes them, with no entity: entity_id None or '' takes them.
     runs_only = set(store.runs_only_session_ids(user_id)) if not entity_id else set()
     strays = dict(agent_runs.stray_sessions(store, user_id)) if not entity_id else {}
-    for row in _runs_of(store, entities.keys() | runs_only | strays.keys()):
+    if user_id is None:
+        rows: Iterator[RunRow] = _runs_of(store, entities.keys() | runs_only | strays.keys())
+    else:
+        # Only rows the call may count are read (each is checked as it is read): another user's corrupt run
+        # cannot fail this user's figures. Under the user's own sessions, runs with no user are theirs too (an
+        # ownerless session's runs are all its own); elsewhere only the user's.
+        rows = itertools.chain(
+            _runs_of(store, set(entities), user_id or None, with_no_user=True),
+            _runs_of(store, runs_only | strays.keys(), user_id),
+        )
+    for row in rows:
         sid = row.session_id
         if sid in entities and belongs(entities[sid][1], row):
             entity, owner = entities[sid]
@@ -177,15 +189,19 @@ def stored_run(row: RunRow) -> _Run:
     return _Reader(agent_runs.TABLE, row.session_id, "created_at").run(row.created_at, model, tokens, where)
 
 
-def _runs_of(store: BaseStorage, session_ids: set[str]) -> Iterator[RunRow]:
-    """The ``agent_runs`` rows of ``session_ids`` only, by session and in the order written.
+def _runs_of(
+    store: BaseStorage, session_ids: set[str], user_id: str | None = None, *, with_no_user: bool = False
+) -> Iterator[RunRow]:
+    """The ``agent_runs`` rows of ``session_ids`` only (with ``user_id``, that user's only, and with
+    ``with_no_user`` those with no user too), by session and in the order written.
 
-    Runs of sessions out of the caller's scope are never read, so another
-    user's corrupt run cannot fail the call, nor name that user's session.
+    Runs out of the caller's scope are never read, so another user's
+    corrupt run cannot fail the call, nor name that user's session.
     """
     ordered = sorted(session_ids)
     for start in range(0, len(ordered), agent_runs.MAX_IDS):
-        by_session = agent_runs.runs_of(store, ordered[start : start + agent_runs.MAX_IDS])
+        chunk = ordered[start : start + agent_runs.MAX_IDS]
+        by_session = agent_runs.runs_of(store, chunk, user_id, with_no_user=with_no_user)
         for runs in by_session.values():
             yield from runs
 
@@ -216,14 +232,17 @@ class _Reader(StoredJson):
         if not isinstance(metrics, Mapping):
             raise self.corrupt(f"{where}.metrics", f"is a JSON {type(metrics).__name__}, not an object")
         for key, names in TOKEN_KEYS.items():
-            value = next((metrics[n] for n in names if metrics.get(n) is not None), None)
+            # An empty list is no model call's figure, as an absent key: the other name's, if any, stands.
+            value = next((metrics[n] for n in names if metrics.get(n) not in (None, [])), None)
             if value is None:
                 continue
             values = value if isinstance(value, list) else [value]
             if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
                 raise self.corrupt(f"{where}.metrics.{key}", "holds something other than numbers")
-            if values:  # an empty list is no model call's figure: None, as for an absent key
+            try:
                 out[key] = int(sum(values))
+            except OverflowError:  # floats whose sum no number holds (1e308 twice): not a count of tokens
+                raise self.corrupt(f"{where}.metrics.{key}", "sums past the largest number a float holds") from None
         return out
 
     def run_tokens(self, run: dict[str, Any], where: str) -> dict[str, int | None]:
@@ -262,7 +281,7 @@ class _Reader(StoredJson):
             raise self.corrupt(f"{where}.created_at", f"is a JSON {type(created).__name__}, not a number")
         model = run.get("model")
         yield self.run(
-            None if created is None else int(created),
+            None if created is None else math.floor(created),  # seconds with a fraction: the second they fall in
             model if isinstance(model, str) else None,
             self.run_tokens(run, where),
             where,
@@ -271,7 +290,8 @@ class _Reader(StoredJson):
             yield from self.agno_run(member, f"{where}.member_responses")
 
     def workflow_v2_run(self, run: Any) -> Iterator[_Run]:
-        """A v2 workflow run: the runs of its agent steps (a step with no run of its own is not a model run)."""
+        """A v2 workflow run: the runs of its agent and team steps (a step with no run of its own is not a model
+        run), those of a ``Parallel`` step included."""
         self.column = "runs"
         if not isinstance(run, dict):
             raise self.corrupt("runs", "holds a run that is not an object")
@@ -279,6 +299,29 @@ class _Reader(StoredJson):
             response = step.get("response") if isinstance(step, dict) else None
             if isinstance(response, dict):
                 yield from self.agno_run(response, "runs.step_responses.response")
+            elif isinstance(step, dict):
+                yield from self.parallel_steps(step.get("metrics"), run, "runs.step_responses.metrics")
+
+    def parallel_steps(self, metrics: Any, run: dict[str, Any], where: str) -> Iterator[_Run]:
+        """The agent and team runs of a ``Parallel`` step, which agno 1.8.4 keeps as figures only: no run of
+        their own, their metrics in the step's ``metrics.parallel_steps`` by step name (a ``Parallel`` inside one
+        nests the same way). Each is a run of the workflow run's time, with no model (none is recorded)."""
+        steps = metrics.get("parallel_steps") if isinstance(metrics, dict) else None
+        if steps is None:
+            return
+        if not isinstance(steps, dict):
+            raise self.corrupt(f"{where}.parallel_steps", f"is a JSON {type(steps).__name__}, not an object")
+        created = run.get("created_at")
+        if created is not None and (isinstance(created, bool) or not isinstance(created, int | float)):
+            raise self.corrupt("runs.created_at", f"is a JSON {type(created).__name__}, not a number")
+        for name, step in steps.items():
+            at = f"{where}.parallel_steps.{name}"
+            if not isinstance(step, dict):
+                raise self.corrupt(at, f"is a JSON {type(step).__name__}, not an object")
+            if step.get("executor_type") in ("agent", "team"):
+                time = None if created is None else math.floor(created)
+                yield self.run(time, None, self.tokens(step.get("metrics"), at), at)
+            yield from self.parallel_steps(step, run, at)
 
 
 def _reported(tokens: dict[str, int | None], messages: builtins.list[Any]) -> dict[str, int | None]:

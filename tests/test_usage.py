@@ -262,3 +262,84 @@ def test_another_users_corrupt_run_neither_fails_nor_shows_in_a_users_usage(tmp_
         store.usage(user_id="alice")
     assert alices.value.session_id == "alice-private"
     store.close()
+
+
+def test_a_v2_workflows_parallel_steps_count_as_their_runs(tmp_path: Path) -> None:
+    """agno 1.8.4 keeps a Parallel step of several agent steps with no run of its own: only the figures of each
+    in the step's metrics.parallel_steps. Each is a run, its figures exact, with the workflow run's day and no
+    model (none is recorded); they were left out."""
+    from agno.workflow.v2 import Parallel, Step
+    from agno.workflow.v2 import Workflow as WorkflowV2
+
+    db = str(tmp_path / "wf.db")
+    models = {name: TokenModel(prefix=name, reported=[]) for name in ("plain", "left", "right")}
+
+    def step(name: str) -> Any:
+        agent = Agent(name=name, agent_id=name, model=models[name], telemetry=False, monitoring=False)
+        return Step(name=name, agent=agent)
+
+    workflow = WorkflowV2(
+        name="wf",
+        workflow_id="wf",
+        storage=make_storage("ours", db, "workflow_v2_sessions"),
+        session_id="w1",
+        user_id=USER,
+        steps=[step("plain"), Parallel(step("left"), step("right"), name="fanout")],
+    )
+    workflow.run("count the words of this question")
+    close_storages()
+    sent = {name: m.reported for name, m in models.items()}
+    assert all(len(calls) == 1 for calls in sent.values())  # each agent called its model once
+    store = SqliteStorage("workflow_v2_sessions", db_file=db, mode="workflow_v2")
+    got = {u.model: u for u in store.usage(user_id=USER)}
+    assert set(got) == {"fake-model", None}  # the plain step's run records its model; the parallel steps none
+    plain, parallel = got["fake-model"], got[None]
+    assert (plain.runs, plain.input_tokens, plain.output_tokens) == (1, *sent["plain"][0])
+    assert (parallel.runs, parallel.runs_with_tokens) == (2, 2)
+    assert parallel.input_tokens == sent["left"][0][0] + sent["right"][0][0]
+    assert parallel.output_tokens == sent["left"][0][1] + sent["right"][0][1]
+    assert parallel.day == plain.day
+    store.close()
+
+
+@pytest.mark.parametrize("shared", ["runs-only session", "owned session"])
+def test_another_users_corrupt_run_under_a_shared_session_id_does_not_fail_a_users_usage(
+    tmp_path: Path, shared: str
+) -> None:
+    """bob's and alice's Go runs under one session id (one with no session row, or alice's session): alice's
+    corrupt run fails only alice's figures, as history() reads bob's runs without hers."""
+    from tests.support import write_run_as_another_program
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    if shared == "owned session":
+        store.upsert(AgentSession(session_id="S", user_id="alice", agent_id="a", memory={"runs": []}))
+    store.append_run("S", "hi", "hello", user_id="bob", metrics={"input_tokens": 3})
+    alices = store.append_run("S", "hi", "hello", user_id="alice", metrics={"input_tokens": 5})
+    with sqlite3.connect(db) as conn:
+        write_run_as_another_program(conn, alices.id, metrics=b"\x00")
+    assert [(u.user_id, u.runs, u.input_tokens) for u in store.usage(user_id="bob")] == [("bob", 1, 3)]
+    assert [m.content for m in store.history("S", user_id="bob")] == ["hi", "hello"]
+    with pytest.raises(CorruptRowError):
+        store.usage(user_id="alice")
+    with pytest.raises(CorruptRowError):
+        store.usage()
+    store.close()
+
+
+def test_figures_no_number_holds_and_times_before_1970(tmp_path: Path) -> None:
+    """Figures whose sum no float holds are a CorruptRowError naming the figure (was a raw OverflowError, a
+    traceback from the CLI); a run half a second before 1970 is of 1969-12-31; an empty figure list leaves the
+    other name agno keeps the figure under."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    runs = [{"run_id": "r", "created_at": -0.5, "metrics": {"input_tokens": [], "prompt_tokens": [7]}}]
+    store.upsert(AgentSession(session_id="s", user_id="u", agent_id="a", memory={"runs": runs}))
+    [row] = store.usage()
+    assert (row.day, row.input_tokens) == ("1969-12-31", 7)
+    assert store.usage(since=0) == []
+    runs[0]["metrics"] = {"input_tokens": [1e308, 1e308]}
+    store.upsert(AgentSession(session_id="s", user_id="u", agent_id="a", memory={"runs": runs}))
+    with pytest.raises(CorruptRowError, match=r"metrics\.input_tokens") as info:
+        store.usage()
+    assert (info.value.session_id, info.value.column) == ("s", "memory")
+    store.close()
