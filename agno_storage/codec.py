@@ -105,11 +105,11 @@ def _dumps_wide(value: Any) -> bytes:
 
     It takes what orjson takes and nothing more (UUIDs and enum members, not
     other subclasses of str or int), and nests as deep whatever the caller's
-    stack depth (see :func:`_with_stack`).
+    stack depth (see :func:`with_stack`).
     """
     _refuse_what_orjson_refuses(value)
     try:
-        text = _with_stack(_stdlib_dumps, value)
+        text = with_stack(_stdlib_dumps, value)
         return text.encode()
     except RecursionError as exc:
         raise InvalidInputError("value is nested too deeply to encode") from exc
@@ -166,7 +166,7 @@ def _native(value: Any) -> Any:
 _T = TypeVar("_T")
 
 
-def _with_stack(fn: Callable[[Any], _T], arg: Any) -> _T:
+def with_stack(fn: Callable[[Any], _T], arg: Any) -> _T:
     """``fn(arg)`` for the stdlib's recursive JSON coders, as deep whoever calls.
 
     Their depth limit is the interpreter's recursion limit less the frames
@@ -324,8 +324,8 @@ def _loads_stdlib(data: bytes, *, strict: bool) -> Any:
     """The stdlib's exact reading of ``data``; ``strict``: refusing what orjson refuses (ValueError)."""
     try:
         if not strict:
-            return _with_stack(json.loads, data)
-        value = _with_stack(_strict_json_loads, data)
+            return with_stack(json.loads, data)
+        value = with_stack(_strict_json_loads, data)
     except RecursionError:
         raise ValueError("JSON nested too deeply to decode") from None
     for item in _walk(value):

@@ -114,11 +114,14 @@ def make_converter() -> cattrs.Converter:
     # An optional text or number unstructures to itself: with cattrs' own identity as its hook, the
     # generated unstructure reads the attribute inline instead of calling a handler per field (the index
     # fingerprints every message with it).
-    converter.register_unstructure_hook_func(lambda t: t in _OPTIONAL_SCALARS, identity)
+    converter.register_unstructure_hook_func(lambda t: t in _OPTIONAL_SCALARS or t in _JSON_VALUES, identity)
     return converter
 
 
 _OPTIONAL_SCALARS = frozenset({str | None, int | None, float | None, bool | None})
+#: ``Message.tool_calls``: JSON values already (read from a store), unstructured as they are; walked by cattrs,
+#: one nested ~330 levels deep (which the store reads) was a RecursionError.
+_JSON_VALUES = frozenset({list[dict[str, Any]] | None})
 
 
 # --------------------------------------------------------------------------- the entry point

@@ -34,7 +34,7 @@ TOKEN = "all-users-token-0123456789"
 
 
 def fetch(
-    base: str, path: str, *, method: str = "GET", headers: dict[str, str] | None = None
+    base: str, path: str, *, method: str = "GET", headers: dict[str, str] | None = None, data: str | None = None
 ) -> tuple[int, dict[str, str], str]:
     """(status, headers with lower-case names, body) of one request; redirects are not followed."""
 
@@ -42,7 +42,8 @@ def fetch(
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    request = urllib.request.Request(base + path, method=method, headers=headers or {})
+    body = data.encode() if data is not None else None
+    request = urllib.request.Request(base + path, data=body, method=method, headers=headers or {})
     opener = urllib.request.build_opener(NoRedirect)
     try:
         with opener.open(request, timeout=30) as response:
@@ -403,3 +404,118 @@ def test_the_page_of_a_session_the_table_does_not_have_is_a_404(one_session: Pat
         assert status == 404 and headers["content-type"].startswith("text/html")
         assert "No session no-such-id in agent_sessions" in html
         assert fetch(base, "/sessions/a-1?table=agent_sessions")[0] == 200
+
+
+# --- what a caller spells, nests and signs in with --------------------------------------
+
+
+def test_every_spelling_of_a_sqlite_table_name_shares_one_reader(one_session: Path, serve: Serve) -> None:
+    """SQLite finds a table under any ASCII case of its name. A reader per spelling held a file descriptor each,
+    kept for ever: a few hundred spellings (any token holder's requests) and every request failed. A view is no
+    sessions table."""
+    conn = sqlite3.connect(one_session)
+    conn.execute("CREATE VIEW agent_view AS SELECT * FROM agent_sessions")
+    conn.commit()
+    conn.close()
+    source = open_source(str(one_session))
+    try:
+        with serving(create_app(source, None)) as base:
+            spellings = ["agent_sessions", "AGENT_SESSIONS", "Agent_Sessions", "aGENT_sESSIONS"]
+            answers = [get(base, "/api/v1/sessions", table=t) for t in spellings]
+            assert [a[0] for a in answers] == [200] * 4
+            assert all(a == answers[0] for a in answers)  # named as the file spells it, whoever asked how
+            assert answers[0][1]["sessions"][0]["table"] == "agent_sessions"
+            assert len(source._readers) == 1
+            assert get(base, "/api/v1/sessions", table="agent_view")[0] == 404
+    finally:
+        source.close()
+
+
+def test_json_nested_hundreds_of_levels_deep_is_served_as_the_store_reads_it(tmp_path: Path, serve: Serve) -> None:
+    """The store writes and reads JSON nested up to about 1,000 levels; the API walked it with cattrs (several
+    frames a level) and answered 500 RecursionError from about 330 levels on: the session, its history, its page,
+    and every search whose hits held it."""
+    deep: Any = "bottom"
+    for _ in range(600):
+        deep = [deep]
+    memory = {
+        "runs": [
+            {
+                "run_id": "r",
+                "messages": [
+                    {"role": "user", "content": "kestrels nest on ledges"},
+                    {"role": "assistant", "content": "so they do", "tool_calls": [{"id": "t", "arguments": deep}]},
+                ],
+            }
+        ],
+        "deep": deep,
+    }
+    db = tmp_path / "deep.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "d-1", memory=memory))
+        stored = store.read("d-1")
+    assert stored is not None
+    with serve(str(db)) as base:
+        status, body = get(base, "/api/v1/sessions/d-1")
+        assert status == 200 and body["session"]["memory"] == stored.memory
+        status, body = get(base, "/api/v1/sessions/d-1/history")
+        assert status == 200 and body["messages"][1]["tool_calls"] == [{"id": "t", "arguments": deep}]
+        status, body = get(base, "/api/v1/search", q="so they do")
+        assert status == 200 and [h["session_id"] for h in body["hits"]] == ["d-1"]
+        assert get_page(base, "/sessions/d-1")[0] == 200
+
+
+def test_signing_in_leads_back_to_the_session_asked_for(tmp_path: Path, serve: Serve) -> None:
+    """The sign-in redirect kept the path decoded once: the list's link to session '50%41' led, after signing in,
+    to session '50A'."""
+    db = tmp_path / "s.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        for sid in ("50%41", "50A"):
+            store.upsert(make_session(Mode.AGENT, sid))
+    with serve(str(db), parse_tokens(f"{TOKEN} *\n")) as base:
+        status, headers, _ = fetch(base, "/sessions/50%2541")
+        assert status == 303
+        login = headers["location"]
+        status, headers, _ = fetch(
+            base,
+            login,
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            data=f"token={TOKEN}",
+        )
+        assert status == 303 and headers["location"] == "/sessions/50%2541"
+
+
+def test_the_store_of_a_replaced_file_is_closed_once_its_grace_is_over(
+    one_session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file replaced while served: its old store was closed only when some later reader was retired, so the
+    unlinked file stayed open, its disk space held, for as long as nothing else was replaced."""
+    from agno_storage.web import source as source_module
+
+    monkeypatch.setattr(source_module, "RETIRED_GRACE", 0.2)
+    copy = one_session.with_name("copy.db")
+    copy.write_bytes(one_session.read_bytes())
+
+    def deleted() -> list[str]:
+        fds = Path("/proc/self/fd")
+        targets = []
+        for fd in fds.iterdir():
+            try:
+                targets.append(str(fd.readlink()))
+            except OSError:
+                continue
+        return [t for t in targets if t.startswith(str(one_session)) and t.endswith("(deleted)")]
+
+    source = open_source(str(one_session))
+    try:
+        with serving(create_app(source, None)) as base:
+            assert get(base, "/api/v1/sessions")[0] == 200
+            copy.replace(one_session)
+            assert get(base, "/api/v1/sessions")[0] == 200
+            assert deleted()  # the old store's connections still read the old file: the grace has not run out
+            time.sleep(0.5)
+            assert get(base, "/api/v1/sessions")[0] == 200
+            assert deleted() == []
+    finally:
+        source.close()

@@ -212,7 +212,11 @@ class Server:
     # --- output ------------------------------------------------------------
 
     def json(self, body: Any, status: int = 200) -> Response:
-        return Response(bodies.dumps(self.converter.unstructure(body)), status, media_type="application/json")
+        try:
+            data = bodies.dumps(self.converter.unstructure(body))
+        except RecursionError:  # past what json writes even at the bottom of a stack of its own (~990 levels)
+            raise HttpError(500, "too_deep", "the answer holds JSON nested too deeply to write") from None
+        return Response(data, status, media_type="application/json")
 
     def summary(self, reader: TableReader, session: SessionSummary) -> bodies.SessionSummary:
         return bodies.SessionSummary(

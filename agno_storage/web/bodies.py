@@ -13,9 +13,16 @@ from typing import Any
 import attrs
 import cattrs
 import orjson
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn
 
+from agno_storage import codec
 from agno_storage.models import Session
+
+#: The declared types of JSON values (a session's JSON columns, converted messages and hits).
+_JSON_VALUES = frozenset(
+    {dict[str, Any], dict[str, Any] | None, list[dict[str, Any]], list[Any] | dict[str, Any] | None}
+)
 
 
 @attrs.frozen
@@ -161,6 +168,10 @@ def make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     for kind in (str, int, float, bool):
         conv.register_structure_hook(kind, _strict(kind))
+    # A session's columns and the converted messages and hits are JSON values already: they go out as they are.
+    # Walked by cattrs (several frames a level), one nested ~330 levels deep, which the store reads, was a
+    # RecursionError and a 500.
+    conv.register_unstructure_hook_func(lambda t: t in _JSON_VALUES, identity)
     for cls in (
         ErrorDetail,
         ErrorBody,
@@ -185,11 +196,13 @@ def session_columns(conv: cattrs.Converter, session: Session) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
-    """JSON bytes of an unstructured body; integers past 64 bits (which orjson refuses) go through json."""
+    """JSON bytes of an unstructured body; integers past 64 bits and nesting past 254 levels (which orjson
+    refuses) go through json, at the bottom of a stack of their own (:func:`agno_storage.codec.with_stack`)."""
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        text = codec.with_stack(lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), value)
+        return text.encode("utf-8")
 
 
 __all__ = [

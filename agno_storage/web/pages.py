@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from agno_storage import codec
 from agno_storage.web.app import (
     SESSIONS_PARAMS,
     HttpError,
@@ -113,9 +114,11 @@ def error_page(status: int, message: str) -> Response:
 
 
 def sign_in_redirect(request: Request) -> Response:
-    return RedirectResponse(
-        link("/login", next=request.url.path + ("?" + request.url.query if request.url.query else "")), 303
-    )
+    # The path as the browser sent it, still percent-encoded: the decoded one (request.url.path) lost a level of
+    # encoding, and after signing in the link to session "50%41" led to session "50A".
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else quote(request.url.path)
+    return RedirectResponse(link("/login", next=path + ("?" + request.url.query if request.url.query else "")), 303)
 
 
 # --- views --------------------------------------------------------------------
@@ -221,13 +224,14 @@ def session_view(request: Request) -> Response:
     facts = ""
     raw = ""
     if session is not None:
-        columns = attrs.asdict(session)
+        columns = attrs.asdict(session, recurse=False)  # JSON values already: not walked
         facts = "".join(
             f"<dt>{esc(k)}</dt><dd>{esc(when(v) if k in ('created_at', 'updated_at') else v if isinstance(v, str) or v is None else '…')}</dd>"
             for k, v in columns.items()
             if k in ("session_id", "user_id", "created_at", "updated_at", reader.store.spec.entity_column)
         )
-        raw = f"<details><summary>All columns</summary><pre>{esc(json.dumps(columns, indent=2, ensure_ascii=False, default=str))}</pre></details>"
+        shown = codec.with_stack(lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str), columns)
+        raw = f"<details><summary>All columns</summary><pre>{esc(shown)}</pre></details>"
     back = f'<p><a href="{esc(link("/", table=table))}">← Sessions</a></p>'
     if user is not None and who.user_id is None:
         everyone = link("/sessions/" + quote(session_id, safe=""), table=table)

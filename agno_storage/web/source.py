@@ -29,6 +29,7 @@ import abc
 import base64
 import binascii
 import sqlite3
+import string
 import threading
 import time
 import urllib.parse
@@ -65,6 +66,8 @@ RECHECK_AFTER = 2.0
 FRESH_AFTER = 0.5
 #: Seconds a replaced reader's store stays open for requests still reading through it.
 RETIRED_GRACE = 60.0
+#: ASCII upper case to lower case, the only case SQLite folds in names.
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _Row = tuple[Any, ...]
 #: A table's (column names, index names, CREATE TABLE text): what its reader was made for.
 _Layout = tuple[list[str], list[str], str]
@@ -314,9 +317,11 @@ class Source(abc.ABC):
         file = self._file()
         if file != self._file_seen:
             self._drop_readers_of_other_files(file)
+        self._close_retired()
         now = time.monotonic()
+        key = self._key(table)
         with self._lock:
-            cached = self._readers.get(table)
+            cached = self._readers.get(key)
             if cached is not None and cached.file != file:
                 # Its connections read the old file (unlinked, it stays readable to them): make one on the file
                 # there now; the old one is retired when the new one takes its place below.
@@ -329,7 +334,7 @@ class Source(abc.ABC):
         try:
             layout, info = self._look(table, None if cached is None else cached.layout)
         except TableNotFoundError:
-            self.forget(table)
+            self.forget(key)
             raise
         finally:
             if cached is not None:
@@ -341,11 +346,11 @@ class Source(abc.ABC):
         made = _Cached(TableReader(info, self._make_store(info)), layout, time.monotonic(), file)
         spare: _Cached | None
         with self._lock:
-            current = self._readers.get(table)
+            current = self._readers.get(key)
             if current is not None and current is not cached and (current.layout, current.file) == (layout, file):
                 made, spare = current, made  # another thread made one for this layout first
             else:
-                self._readers[table] = made
+                self._readers[key] = made
                 spare = current
         if spare is not None:
             self._retire(spare.reader.store)
@@ -361,23 +366,44 @@ class Source(abc.ABC):
             self._retire(store)
 
     def _retire(self, store: BaseStorage) -> None:
-        """Close ``store`` once no request can still be reading through it; close those retired long enough.
+        """Close ``store`` once no request can still be reading through it (:data:`RETIRED_GRACE` seconds on).
 
         Closing a store closes every thread's connection at once, which must
         not happen under a query another request is running on it.
         """
+        with self._lock:
+            self._retired.append((time.monotonic(), store))
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        """Close the stores retired more than :data:`RETIRED_GRACE` seconds ago (each request looks: a replaced
+        file's old store would otherwise hold the unlinked file, and its disk space, until another was retired)."""
         now = time.monotonic()
         with self._lock:
-            self._retired.append((now, store))
+            if not self._retired or now - self._retired[0][0] <= RETIRED_GRACE:
+                return
             done = [s for at, s in self._retired if now - at > RETIRED_GRACE]
             self._retired = [(at, s) for at, s in self._retired if now - at <= RETIRED_GRACE]
         for old in done:
             old.close()
 
+    def _key(self, table: str) -> str:
+        """The name ``table``'s reader is kept under: the name itself (PostgreSQL's are case-sensitive)."""
+        return table
+
     def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
         """``table``'s layout now, and what it is unless that is ``known``; TableNotFoundError if it is no sessions table."""
         url, schema_name = self._location()
         with open_database(url, schema_name) as db:
+            if db.is_sqlite:
+                # SQLite finds a table under any ASCII case of its name: the reader reads it under the name the
+                # file spells (one reader whatever the request spells; a view is no sessions table).
+                row = db.query(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,)
+                )
+                if not row:
+                    raise TableNotFoundError(f"no sessions table {table!r} in {self.describe()}", table=table)
+                table = str(row[0][0])
             layout = db.layout(table)
             # What agno-storage tables' list leaves out is no sessions table here either.
             if layout is not None and table != RUNS_TABLE and schema.identify_mode(layout[0]) is not None:
@@ -392,7 +418,7 @@ class Source(abc.ABC):
     def forget(self, table: str) -> None:
         """Drop the reader of ``table`` (it vanished or changed); the next call looks again."""
         with self._lock:
-            cached = self._readers.pop(table, None)
+            cached = self._readers.pop(self._key(table), None)
         if cached is not None:
             self._retire(cached.reader.store)
 
@@ -427,6 +453,11 @@ class SqliteSource(Source):
 
     def describe(self) -> str:
         return str(self.path)
+
+    def _key(self, table: str) -> str:
+        """SQLite compares names without ASCII case: ``AGENT_SESSIONS`` gets ``agent_sessions``'s reader (one
+        reader per spelling held a file descriptor each, and every request failed once they ran out)."""
+        return table.translate(_ASCII_LOWER)
 
     def _file(self) -> tuple[int, int]:
         """(device, inode) of the file at the path now (one ``stat``); DatabaseMissingError if there is none."""
