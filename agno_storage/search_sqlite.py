@@ -27,6 +27,8 @@ from agno_storage.schema import quote, unquote
 from agno_storage.search import MARK_END, MARK_START, SearchHit, marked, spelled_terms
 from agno_storage.search_index import (
     CHUNK,
+    EXTRACT_BATCH,
+    EXTRACT_BYTES,
     Disabled,
     Doc,
     ExtractTask,
@@ -103,6 +105,7 @@ class SqliteIndex:
         names = store.spec.names
         #: Where a row holds its conversation, and what else a mark covers (ids, owner, entity).
         self._conversation = [i for i, name in enumerate(names) if name in CONVERSATION_COLUMNS]
+        self._conversation_names = [name for name in names if name in CONVERSATION_COLUMNS]
         ids = ("session_id", "user_id", store.spec.entity_column)
         self._marked = [i for i, name in enumerate(names) if name in ids] + self._conversation
 
@@ -199,7 +202,29 @@ class SqliteIndex:
             self._create(conn)
             conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
             self._watch(conn)
-            self._build(conn)
+            self._log_every_session(conn)
+        # The index is filled as a backlog is caught up with: a batch to a write transaction, so that other
+        # writers get the lock between batches (one transaction for the whole build held it for the whole
+        # build: agno 1.8.4 gives up after 5 s and loses the session it was saving). Meanwhile every search,
+        # here or in another process, catches up first: none answers from a part-built index.
+        try:
+            self.catch_up()
+        except BaseException:
+            try:
+                self.disable()  # as if enable() had not run, as before: the error is what the caller gets
+            except StorageError as exc:
+                _log.warning("search index of %r: could not take back the part-built index: %s", store.table_name, exc)
+            raise
+
+    def _log_every_session(self, conn: sqlite3.Connection) -> None:
+        """Put every session on the log: the table's rows (in the order a scan reads them: a table may be
+        WITHOUT ROWID), then the sessions only agent_runs holds."""
+        conn.execute(f"INSERT INTO {self.queue} (session_id) SELECT session_id FROM {self.table}")
+        if agent_runs.exists(self.store):
+            conn.execute(
+                f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {agent_runs.TABLE} "
+                f"WHERE session_id NOT IN (SELECT session_id FROM {self.table} WHERE session_id IS NOT NULL)"
+            )
 
     def _drop_own(self, conn: sqlite3.Connection, *, strict: bool) -> None:
         """Drop the index's plain tables that are there (the queue's rows stay: see below) and its FTS5 table.
@@ -465,7 +490,10 @@ class SqliteIndex:
                     (f'"source":"{conversation.SOURCE_GO_AGENT}"',),
                 )
             (top,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
-            last, seen = self._catch_up_batch(conn, 0, top)
+            (backlog,) = conn.execute(f"SELECT COUNT(*) FROM {self.queue}").fetchone()
+            last, seen = (0, set()) if backlog >= WORKERS_FROM else self._catch_up_batch(conn, 0, top)
+        if last < top and backlog >= WORKERS_FROM:
+            last, seen = self._catch_up_in_a_worker(top)
         # The rest a batch to a write transaction, so that other writers get the lock between batches: one
         # transaction for a backlog of 40,000 sessions held it for 10.6 s here, and agno 1.8.4's upsert gave
         # up after its 5 s and lost its session.
@@ -477,6 +505,116 @@ class SqliteIndex:
                 last, more = self._catch_up_batch(conn, last, top)
                 seen.update(more)
         return len(seen)
+
+    def _catch_up_in_a_worker(self, top: int) -> tuple[int, set[str]]:
+        """Catch up with a large backlog (:data:`WORKERS_FROM` sessions or more, an index being built among them)
+        with a worker process reading the conversations (decoding, extracting, fingerprinting) beside this
+        one's FTS5 inserts; the last log entry taken, and the sessions. A batch of at most
+        :data:`~agno_storage.search_index.EXTRACT_BATCH` sessions to a write transaction, as in this process.
+
+        The worker reads rows a batch or two ahead of the transaction that indexes them: a session written
+        meanwhile is on the log again, after ``top``, and reindexed by the next catch-up. Where no worker can
+        start (one core, no interpreter) or one fails, the rest is done in this process (returns where it
+        stopped). A corrupt row is raised as it is, with the batches before it kept.
+        """
+        from agno_storage import workers
+
+        store = self.store
+        if not workers.default_count(WORKERS_FROM, start_from=WORKERS_FROM, most=1):
+            return 0, set()
+        try:
+            args = (store.spec.mode.value, store.table_name, self._marked)
+            pool = workers.Pool(1, "agno_storage.search_index:ExtractTask", args, "a search index worker")
+        except StorageError:
+            return 0, set()  # none can start here (no interpreter, a path without this package)
+        plan = self._plan(top)
+        seen: set[str] = set()
+        last = 0
+        try:
+            results = pool.map(self._read_items(sessions) for _, _, sessions in plan)
+            for (after, upto, sessions), (docs, marks) in zip(plan, results, strict=True):
+                with store.transaction() as conn:
+                    self._require_enabled()
+                    if self._unwatched():  # dropped (or disabled) meanwhile: the next search sees to it
+                        return top, seen
+                    found = dict(marks)
+                    by_session: dict[str, builtins.list[Doc]] = {sid: [] for sid in sessions}
+                    for doc in docs:
+                        by_session[doc[0]].append(doc)
+                    gone, new = self._diff(conn, by_session)
+                    conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
+                    conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
+                    self._insert(conn, new)
+                    self._put_marks(conn, [(sid, found.get(sid)) for sid in sessions])
+                    conn.execute(f"DELETE FROM {self.queue} WHERE id > ? AND id <= ?", (after, upto))
+                last = upto
+                seen.update(sessions)
+        except workers.WorkerError as exc:
+            _log.warning("search index of %r: %s; catching up in this process instead", store.table_name, exc)
+        finally:
+            pool.close()
+        return last, seen
+
+    def _plan(self, top: int) -> builtins.list[tuple[int, int, builtins.list[str]]]:
+        """The log's entries up to ``top`` as batches: (after entry, last entry, its sessions), at most
+        :data:`~agno_storage.search_index.EXTRACT_BATCH` sessions each, fewer where their conversations hold
+        over :data:`~agno_storage.search_index.EXTRACT_BYTES` (a reply is about twice its text, and a frame
+        is at most 1 GiB)."""
+        size = " + ".join(f"COALESCE(length(s.{quote(c)}), 0)" for c in self._conversation_names) or "0"
+        entries = self.store._query(
+            f"SELECT q.id, q.session_id, {size} FROM {self.queue} q LEFT JOIN {self.table} s "
+            "ON s.session_id = q.session_id WHERE q.id <= ? ORDER BY q.id",
+            (top,),
+        )
+        plan: builtins.list[tuple[int, int, builtins.list[str]]] = []
+        sessions: dict[str, None] = {}
+        after = last = held = 0
+        for entry, sid, text in entries:
+            if sid not in sessions and sessions and (len(sessions) >= EXTRACT_BATCH or held >= EXTRACT_BYTES):
+                plan.append((after, last, builtins.list(sessions)))
+                sessions, after, held = {}, last, 0
+            if sid not in sessions:
+                held += text or 0
+            sessions[sid] = None
+            last = entry
+        if sessions:
+            plan.append((after, top, builtins.list(sessions)))
+        return plan
+
+    def _read_items(self, sessions: builtins.list[str]) -> builtins.list[Item]:
+        """(session_id, stored row, agent_runs rows) of each of ``sessions`` that has a row or runs of this table."""
+        store = self.store
+        places = "(" + ", ".join("?" for _ in sessions) + ")"
+        select = f"{store.statements.select} WHERE {store.statements.id_column} IN "
+        rows = {raw[0]: raw for raw in store._query(select + places, sessions)}
+        runs = agent_runs.runs_of(store, sessions) if agent_runs.exists(store) else {}
+        for sid in agent_runs.held_elsewhere(store, [s for s in runs if s not in rows]):
+            del runs[sid]  # another agent table's session (an archive copy): not this table's to index
+        return [(sid, rows.get(sid), runs.get(sid, [])) for sid in sessions if sid in rows or sid in runs]
+
+    def _diff(
+        self, conn: sqlite3.Connection, docs: dict[str, builtins.list[Doc]]
+    ) -> tuple[builtins.list[tuple[int]], builtins.list[Doc]]:
+        """(map rowids to delete, messages to add) that make the index hold exactly ``docs`` of these sessions:
+        a message indexed already (same fingerprint) stays where it is."""
+        places = "(" + ", ".join("?" for _ in docs) + ")"
+        indexed: dict[str, dict[int, builtins.list[int]]] = {}
+        for rowid, sid, stored_digest in conn.execute(
+            f"SELECT rowid, session_id, digest FROM {self.map} WHERE session_id IN {places}", builtins.list(docs)
+        ):
+            indexed.setdefault(sid, {}).setdefault(stored_digest, []).append(rowid)
+        gone: builtins.list[tuple[int]] = []
+        new: builtins.list[Doc] = []
+        for sid, wanted in docs.items():
+            kept = indexed.get(sid, {})
+            for doc in wanted:
+                same = kept.get(doc[6])
+                if same:
+                    same.pop()
+                else:
+                    new.append(doc)
+            gone += [(rowid,) for rowids in kept.values() for rowid in rowids]
+        return gone, new
 
     def _catch_up_batch(self, conn: sqlite3.Connection, after: int, top: int) -> tuple[int, set[str]]:
         """Reindex the sessions the log names after entry ``after`` up to ``top``, at most :data:`CHUNK` of them,
@@ -543,22 +681,14 @@ class SqliteIndex:
                 changed[sid] = (raw, mine, mark)
             if not changed:
                 continue
-            places = "(" + ", ".join("?" for _ in changed) + ")"
-            indexed: dict[str, dict[int, builtins.list[int]]] = {}
-            for rowid, sid, stored_digest in conn.execute(
-                f"SELECT rowid, session_id, digest FROM {self.map} WHERE session_id IN {places}", builtins.list(changed)
-            ):
-                indexed.setdefault(sid, {}).setdefault(stored_digest, []).append(rowid)
-            for sid, (raw, mine, mark) in changed.items():
-                kept = indexed.get(sid, {})
-                for doc in docs_of(sid, decode(raw) if raw is not None else None, mine, table):
-                    same = kept.get(doc[6])
-                    if same:
-                        same.pop()
-                    else:
-                        new.append(doc)
-                gone += [(rowid,) for rowids in kept.values() for rowid in rowids]
-                marks.append((sid, mark))
+            wanted = {
+                sid: docs_of(sid, decode(raw) if raw is not None else None, mine, table)
+                for sid, (raw, mine, _) in changed.items()
+            }
+            chunk_gone, chunk_new = self._diff(conn, wanted)
+            gone += chunk_gone
+            new += chunk_new
+            marks += [(sid, mark) for sid, (_, _, mark) in changed.items()]
         return gone, new, marks
 
     def _without_conversation(self, raw: Sequence[Any]) -> builtins.list[Any]:

@@ -550,9 +550,11 @@ def test_an_empty_file_another_program_makes_utf16_after_the_store_opened_it_is_
 BACKLOG = 40_000 if STRESS else 2_000
 
 
-def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path) -> None:
+@pytest.mark.parametrize("work", ["catch-up", "build"])
+def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path, work: str) -> None:
     """agno 1.8.4 waits 5 s for SQLite's write lock and then drops the session it was saving (its upsert logs the
-    error and returns None). A search catching up with a large backlog must let it in between its batches."""
+    error and returns None). A search catching up with a large backlog, and enable_search() building the index of
+    a large table, must let it in between their batches."""
     import threading
 
     from agno.storage.session.agent import AgentSession as AgnoAgentSession
@@ -562,13 +564,16 @@ def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path) -> None:
 
     db = tmp_path / "s.db"
     store = SqliteStorage(TABLE, db_file=db, synchronous="NORMAL")
-    store.enable_search()
+    if work == "catch-up":
+        store.enable_search()
     # Sessions as agno 1.8.4 writes them (three runs, 6.8 KiB of JSON each), logged for the index to catch up.
     store.upsert_many(harness.ours_session(sessions.small(i)) for i in range(BACKLOG))
     errors: list[BaseException] = []
 
     def search() -> None:
         try:
+            if work == "build":
+                store.enable_search()
             store.search("Lisbon weather")
         except BaseException as exc:  # raised in the test below
             errors.append(exc)

@@ -587,7 +587,7 @@ def test_a_build_whose_worker_fails_starts_over_in_this_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A worker's reply over a frame's limit (a batch whose messages repeat a long run id, say): the build is
-    logged and done again in this process, with nothing of the failed attempt left in the index."""
+    logged and goes on in this process, with nothing of the failed batch left in the index."""
     from agno_storage import workers
 
     db = tmp_path / "s.db"
@@ -601,7 +601,7 @@ def test_a_build_whose_worker_fails_starts_over_in_this_process(
     with caplog.at_level("WARNING", logger="agno_storage"):
         store.enable_search()
     assert len(started) == 1
-    assert "building it in this process instead" in caplog.text
+    assert "catching up in this process instead" in caplog.text
     assert indexed_messages(db) == indexed_messages(alone)
     assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
     store.close()
@@ -697,6 +697,51 @@ def test_writers_get_the_lock_between_the_batches_of_a_long_catch_up(
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM agent_sessions_search_queue").fetchone() == (0,)
     impatient.close()
     store.close()
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["here", "worker"])
+def test_writers_get_the_lock_between_the_batches_of_an_index_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: bool
+) -> None:
+    """enable_search() logs every session and catches up with them a batch to a write transaction (extracted in a
+    worker process beside this one on a large table): a writer that waits for no lock at all commits between two
+    batches, and the index then holds what a build in one go holds, plus what that writer wrote. (One
+    transaction for the whole build held the lock for all of it: agno 1.8.4 loses its session after 5 s.)"""
+    monkeypatch.setattr(search_sqlite, "CHUNK", 3)
+    monkeypatch.setattr(search_index, "EXTRACT_BATCH", 3)
+    monkeypatch.setattr(search_sqlite, "EXTRACT_BATCH", 3)
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    _backlog(store, 10)
+    store.close()
+    alone = _indexed_copy(db, tmp_path / "alone.db")
+    started = _with_a_worker(monkeypatch) if worker else []
+    store = SqliteStorage("agent_sessions", db_file=db)
+    impatient = SqliteStorage("agent_sessions", db_file=db, busy_timeout=0)
+    written: list[str] = []
+    real = store.transaction
+
+    @contextlib.contextmanager
+    def after_a_writer(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        sid = f"between-{len(written)}"
+        impatient.upsert(
+            AgentSession(session_id=sid, user_id="u", agent_id="a", memory=agno_memory((f"{sid} kestrel", "ok")))
+        )
+        written.append(sid)
+        with real(*args, **kwargs) as conn:
+            yield conn
+
+    monkeypatch.setattr(store, "transaction", after_a_writer)
+    store.enable_search()
+    assert len(started) == (1 if worker else 0)
+    assert len(written) >= 5  # before making the index, and before each of its four batches of 10 sessions
+    monkeypatch.undo()
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(10)} | set(written)
+    impatient.close()
+    store.close()
+    expected = _indexed_copy(db, tmp_path / "again.db")  # the file as it is now, indexed with no writer between
+    assert indexed_messages(db) == indexed_messages(expected)
+    assert {m[0] for m in indexed_messages(alone)} == {f"s{i}" for i in range(10)}
 
 
 def test_a_corrupt_row_in_a_later_batch_keeps_the_batches_before_it(
@@ -881,6 +926,33 @@ def test_a_build_batch_is_cut_by_the_text_it_holds_too(monkeypatch: pytest.Monke
         search_index.EXTRACT_BATCH,
         1,
     ]
+
+
+def test_a_backlog_a_worker_reads_is_cut_by_the_text_it_holds_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batches a worker reads of a backlog (an index being built among them) stop at EXTRACT_BYTES of
+    conversation too, and each covers the log's entries of its sessions, in order, once."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    big, small = agno_memory(("x" * 5000, "ok")), agno_memory(("y", "ok"))  # about 5,150 and 150 characters
+    for sid, memory in (("a", big), ("b", big), ("c", big), ("d", small), ("e", big), ("f", small), ("a", small)):
+        store.upsert(AgentSession(session_id=sid, user_id="u", agent_id="a", memory=memory))
+    index = search_sqlite.SqliteIndex(store)
+    index.enable()
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute("UPDATE agent_sessions SET user_id = 'v'")  # every session logged again, in table order
+    conn.commit()
+    (top,) = conn.execute("SELECT MAX(id) FROM agent_sessions_search_queue").fetchone()
+    conn.close()
+    monkeypatch.setattr(search_sqlite, "EXTRACT_BYTES", 6000)
+    plan = index._plan(top)
+    # a (small by now), b and c (big): over 6,000 with c, so d starts the next batch: d, e (big), f.
+    assert [sessions for _, _, sessions in plan] == [["a", "b", "c"], ["d", "e", "f"]]
+    assert plan[0][0] == 0 and plan[0][1] == plan[1][0] and plan[1][1] == top  # every entry, once, in order
+    monkeypatch.setattr(search_sqlite, "EXTRACT_BATCH", 4)
+    monkeypatch.setattr(search_sqlite, "EXTRACT_BYTES", 1 << 30)
+    assert [len(sessions) for _, _, sessions in index._plan(top)] == [4, 2]
+    store.close()
 
 
 def test_two_processes_finding_an_earlier_builds_index_make_it_anew_once(
