@@ -34,7 +34,7 @@ from typing import Any
 from agno_storage import AgentSession
 from agno_storage.backends.postgres import PostgresStorage
 from bench import pg
-from bench.search import RARE, memory, timed, vocabulary_words
+from bench.search import RARE, memory, scan_then_build, timed, vocabulary_words
 
 TABLE = "agent_sessions"
 SCHEMA = "ai"
@@ -117,21 +117,7 @@ def run(dsn: str, sessions: int, runs: int, table: str = TABLE, drop: bool = Fal
                     )
                 return hits
 
-            like_s, _ = timed(like, 3)
-        out["like_scan_ms"] = like_s / 3 * 1000
-        scan_s, _ = timed(lambda: store.search(" ".join(pairs[0])), 1)
-        out["search_scan_ms"] = scan_s * 1000
-        print(
-            f"ILIKE scan {out['like_scan_ms']:.0f} ms/query; search() without index {out['search_scan_ms']:.0f} ms",
-            flush=True,
-        )
-
-        start, cpu = time.perf_counter(), time.process_time()
-        store.enable_search()
-        build_s = time.perf_counter() - start
-        out["index_build_s"] = build_s
-        out["index_build_cpu_s"] = time.process_time() - cpu
-        out["index_build_messages_per_s"] = messages / build_s
+            build_s = scan_then_build(store, like, " ".join(pairs[0]), messages, out, "ILIKE")
         print(f"index built in {build_s:.1f} s ({out['index_build_cpu_s']:.1f} s of this process's CPU)", flush=True)
 
         def one(a: str, b: str) -> Any:
