@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,20 +85,23 @@ def memory(rng: random.Random, vocabulary: list[str], runs: int, start: int) -> 
     return {"runs": out}
 
 
-def build(db: Path, sessions: int, runs: int) -> None:
+def agent_sessions(sessions: int, runs: int) -> Iterator[AgentSession]:
+    """The benchmark's sessions (the same on every call): 100 users, 7 agents, ``runs`` runs each."""
     rng = random.Random(7)
     vocabulary = vocabulary_words()
-    store = SqliteStorage(TABLE, db_file=db, synchronous="NORMAL")
-    store.upsert_many(
-        AgentSession(
+    for i in range(sessions):
+        yield AgentSession(
             session_id=f"s{i:06d}",
             user_id=f"u{i % 100}",
             agent_id=f"a{i % 7}",
             memory=memory(rng, vocabulary, runs, 1_700_000_000 + i),
             created_at=1_700_000_000 + i,
         )
-        for i in range(sessions)
-    )
+
+
+def build(db: Path, sessions: int, runs: int) -> None:
+    store = SqliteStorage(TABLE, db_file=db, synchronous="NORMAL")
+    store.upsert_many(agent_sessions(sessions, runs))
     store.close()
 
 

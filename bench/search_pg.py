@@ -31,10 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agno_storage import AgentSession
 from agno_storage.backends.postgres import PostgresStorage
 from bench import pg
-from bench.search import RARE, memory, scan_then_build, timed, vocabulary_words
+from bench.search import RARE, agent_sessions, scan_then_build, timed
 
 TABLE = "agent_sessions"
 SCHEMA = "ai"
@@ -63,20 +62,7 @@ print(time.perf_counter() - start)
 
 def build(store: PostgresStorage, sessions: int, runs: int) -> None:
     """The sessions ``bench.search.build`` writes to SQLite, upserted here in batches."""
-    import random
-
-    rng = random.Random(7)
-    vocabulary = vocabulary_words()
-    store.upsert_many(
-        AgentSession(
-            session_id=f"s{i:06d}",
-            user_id=f"u{i % 100}",
-            agent_id=f"a{i % 7}",
-            memory=memory(rng, vocabulary, runs, 1_700_000_000 + i),
-            created_at=1_700_000_000 + i,
-        )
-        for i in range(sessions)
-    )
+    store.upsert_many(agent_sessions(sessions, runs))
 
 
 def rewrite(dsn: str, table: str, n: int) -> float:

@@ -664,6 +664,28 @@ def _backlog(store: Any, n: int, word: str = "kestrel") -> None:
         )
 
 
+def _a_writer_before_each_transaction(
+    monkeypatch: pytest.MonkeyPatch, store: SqliteStorage, writer: SqliteStorage
+) -> list[str]:
+    """Before each write transaction ``store`` begins, ``writer`` (given no busy timeout: a BusyError if the lock
+    is held) upserts a session of its own; the ids it wrote."""
+    written: list[str] = []
+    real = store.transaction
+
+    @contextlib.contextmanager
+    def after_a_writer(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        sid = f"between-{len(written)}"
+        writer.upsert(
+            AgentSession(session_id=sid, user_id="u", agent_id="a", memory=agno_memory((f"{sid} kestrel", "ok")))
+        )
+        written.append(sid)
+        with real(*args, **kwargs) as conn:
+            yield conn
+
+    monkeypatch.setattr(store, "transaction", after_a_writer)
+    return written
+
+
 def test_writers_get_the_lock_between_the_batches_of_a_long_catch_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -676,20 +698,7 @@ def test_writers_get_the_lock_between_the_batches_of_a_long_catch_up(
     store.enable_search()
     _backlog(store, 10)
     impatient = SqliteStorage("agent_sessions", db_file=db, busy_timeout=0)
-    written: list[str] = []
-    real = store.transaction
-
-    @contextlib.contextmanager
-    def after_a_writer(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        sid = f"between-{len(written)}"
-        impatient.upsert(
-            AgentSession(session_id=sid, user_id="u", agent_id="a", memory=agno_memory((f"{sid} kestrel", "ok")))
-        )
-        written.append(sid)
-        with real(*args, **kwargs) as conn:
-            yield conn
-
-    monkeypatch.setattr(store, "transaction", after_a_writer)
+    written = _a_writer_before_each_transaction(monkeypatch, store, impatient)
     assert {h.session_id for h in store.search("kestrel", limit=100)} >= {f"s{i}" for i in range(10)}
     assert len(written) == 4  # before each of the four batches of 10 sessions at 3 a batch, the lock was free
     monkeypatch.undo()
@@ -718,20 +727,7 @@ def test_writers_get_the_lock_between_the_batches_of_an_index_build(
     started = _with_a_worker(monkeypatch) if worker else []
     store = SqliteStorage("agent_sessions", db_file=db)
     impatient = SqliteStorage("agent_sessions", db_file=db, busy_timeout=0)
-    written: list[str] = []
-    real = store.transaction
-
-    @contextlib.contextmanager
-    def after_a_writer(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        sid = f"between-{len(written)}"
-        impatient.upsert(
-            AgentSession(session_id=sid, user_id="u", agent_id="a", memory=agno_memory((f"{sid} kestrel", "ok")))
-        )
-        written.append(sid)
-        with real(*args, **kwargs) as conn:
-            yield conn
-
-    monkeypatch.setattr(store, "transaction", after_a_writer)
+    written = _a_writer_before_each_transaction(monkeypatch, store, impatient)
     store.enable_search()
     assert len(started) == (1 if worker else 0)
     assert len(written) >= 5  # before making the index, and before each of its four batches of 10 sessions
