@@ -410,13 +410,14 @@ class SqliteIndex:
         return not self._has_trigger(self.triggers["ins"], self.store.table_name)
 
     def _rebuild(self, conn: sqlite3.Connection) -> None:
-        """Index the table as it is now, from nothing, and watch it again (after :meth:`_unwatched`)."""
+        """Empty the index, watch the table again (after :meth:`_unwatched`) and put every session on the log:
+        the catch-up then indexes the table as it is now, a batch at a time."""
         conn.execute(f"INSERT INTO {self.fts} ({self.fts}) VALUES ('delete-all')")
         for table in (self.map, self.marks, self.queue):
             conn.execute(f"DELETE FROM {table}")
         self._drop_triggers(conn, [*self.triggers.values(), *self.run_triggers.values()])
         self._watch(conn)
-        self._build(conn)
+        self._log_every_session(conn)
 
     def _require_enabled(self) -> None:
         """:class:`Disabled` if the index is not there now (another process disabled it since it was found)."""
@@ -455,21 +456,22 @@ class SqliteIndex:
                 if self.old_layout:  # not done meanwhile by another process
                     self._relayout(conn)
             return -1
+        rebuilt = False
         if self._unwatched():
             # Dropped since enable(), by this store or another program: what the index holds is of a table
-            # that is gone, and writes since went unlogged. Gone still: scan. Made again: index it anew.
-            # (Or the index was disabled meanwhile, its triggers first.)
+            # that is gone, and writes since went unlogged. Gone still: scan. Made again: index it anew, a
+            # batch at a time as below. (Or the index was disabled meanwhile, its triggers first.)
             if not store.table_exists():
                 raise Unwatched(store.table_name)
             with store.transaction() as conn:
                 self._require_enabled()
                 if self._unwatched():
                     self._rebuild(conn)
-            return -1
+                    rebuilt = True
         pending = store._query(f"SELECT 1 FROM {self.queue} LIMIT 1", ())
         unwatched = self._runs_unwatched()
         if not pending and not unwatched:
-            return 0
+            return -1 if rebuilt else 0
         with store.transaction() as conn:
             # Under the write lock: triggers made for an index disabled meanwhile would fail every write.
             self._require_enabled()
@@ -500,11 +502,13 @@ class SqliteIndex:
         while last < top:
             with store.transaction() as conn:
                 self._require_enabled()
-                if self._unwatched():  # dropped (or disabled) between two batches: the next search sees to it
-                    break
+                if self._unwatched():
+                    # Dropped (or renamed) between two batches: what the index holds is no longer the table's.
+                    # The search scans; the next one indexes the table anew if it is there again.
+                    raise Unwatched(store.table_name)
                 last, more = self._catch_up_batch(conn, last, top)
                 seen.update(more)
-        return len(seen)
+        return -1 if rebuilt else len(seen)
 
     def _catch_up_in_a_worker(self, top: int) -> tuple[int, set[str]]:
         """Catch up with a large backlog (:data:`WORKERS_FROM` sessions or more, an index being built among them)
@@ -528,24 +532,45 @@ class SqliteIndex:
         except StorageError:
             return 0, set()  # none can start here (no interpreter, a path without this package)
         plan = self._plan(top)
+        #: PRAGMA data_version before each batch's rows were read: it moves when another connection commits.
+        versions: builtins.list[int] = []
+
+        def read(sessions: builtins.list[str]) -> builtins.list[Item]:
+            versions.append(store._query("PRAGMA data_version", ())[0][0])  # first: a commit mid-read counts
+            return self._read_items(sessions)
+
         seen: set[str] = set()
         last = 0
         try:
-            results = pool.map(self._read_items(sessions) for _, _, sessions in plan)
-            for (after, upto, sessions), (docs, marks) in zip(plan, results, strict=True):
+            results = pool.map(read(sessions) for _, _, sessions in plan)
+            for k, ((after, upto, planned), (docs, marks)) in enumerate(zip(plan, results, strict=True)):
                 with store.transaction() as conn:
                     self._require_enabled()
-                    if self._unwatched():  # dropped (or disabled) meanwhile: the next search sees to it
-                        return top, seen
-                    found = dict(marks)
-                    by_session: dict[str, builtins.list[Doc]] = {sid: [] for sid in sessions}
-                    for doc in docs:
-                        by_session[doc[0]].append(doc)
-                    gone, new = self._diff(conn, by_session)
+                    if self._unwatched():  # dropped or renamed meanwhile: see catch_up()
+                        raise Unwatched(store.table_name)
+                    entries = conn.execute(
+                        f"SELECT session_id FROM {self.queue} WHERE id > ? AND id <= ? ORDER BY id", (after, upto)
+                    ).fetchall()
+                    sessions = builtins.list(dict.fromkeys(sid for (sid,) in entries))
+                    (version,) = conn.execute("PRAGMA data_version").fetchone()
+                    if sessions == planned and version == versions[k]:
+                        # Nothing committed by another connection since the worker's rows were read, and the log
+                        # holds what was planned: its docs are the sessions' as they are now.
+                        by_session: dict[str, builtins.list[Doc]] = {sid: [] for sid in sessions}
+                        for doc in docs:
+                            by_session[doc[0]].append(doc)
+                        gone, new = self._diff(conn, by_session)
+                        found = dict(marks)
+                        new_marks = [(sid, found.get(sid)) for sid in sessions]
+                    else:
+                        # Another writer (or catch-up) committed meanwhile: a session may have changed since it
+                        # was read, or the log's entries in this range be others' now (ids start over once the
+                        # log empties). These sessions are read again here, under the lock.
+                        gone, new, new_marks = self._changes(conn, sessions)
                     conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
                     conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
                     self._insert(conn, new)
-                    self._put_marks(conn, [(sid, found.get(sid)) for sid in sessions])
+                    self._put_marks(conn, new_marks)
                     conn.execute(f"DELETE FROM {self.queue} WHERE id > ? AND id <= ?", (after, upto))
                 last = upto
                 seen.update(sessions)

@@ -305,7 +305,8 @@ class _Reader(StoredJson):
     def parallel_steps(self, metrics: Any, run: dict[str, Any], where: str) -> Iterator[_Run]:
         """The agent and team runs of a ``Parallel`` step, which agno 1.8.4 keeps as figures only: no run of
         their own, their metrics in the step's ``metrics.parallel_steps`` by step name (a ``Parallel`` inside one
-        nests the same way). Each is a run of the workflow run's time, with no model (none is recorded)."""
+        keeps its own in its entry's ``metrics.parallel_steps``). Each is a run of the workflow run's time, with
+        no model (none is recorded)."""
         steps = metrics.get("parallel_steps") if isinstance(metrics, dict) else None
         if steps is None:
             return
@@ -321,7 +322,11 @@ class _Reader(StoredJson):
             if step.get("executor_type") in ("agent", "team"):
                 time = None if created is None else math.floor(created)
                 yield self.run(time, None, self.tokens(step.get("metrics"), at), at)
-            yield from self.parallel_steps(step, run, at)
+            else:
+                # A Parallel inside one: its steps are in its entry's metrics (agno 1.8.4), or on the entry.
+                inner = step.get("metrics")
+                nested = inner if isinstance(inner, dict) and "parallel_steps" in inner else step
+                yield from self.parallel_steps(nested, run, f"{at}.metrics" if nested is inner else at)
 
 
 def _reported(tokens: dict[str, int | None], messages: builtins.list[Any]) -> dict[str, int | None]:

@@ -740,6 +740,88 @@ def test_writers_get_the_lock_between_the_batches_of_an_index_build(
     assert {m[0] for m in indexed_messages(alone)} == {f"s{i}" for i in range(10)}
 
 
+def _before_transaction(monkeypatch: pytest.MonkeyPatch, store: SqliteStorage, nth: int, act: Any) -> None:
+    """Run ``act()`` before the ``nth`` write transaction ``store`` begins (1 is the first)."""
+    begun = [0]
+    real = store.transaction
+
+    @contextlib.contextmanager
+    def hooked(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        begun[0] += 1
+        if begun[0] == nth:
+            act()
+        with real(*args, **kwargs) as conn:
+            yield conn
+
+    monkeypatch.setattr(store, "transaction", hooked)
+
+
+def test_a_table_dropped_and_made_again_between_two_batches_is_searched_as_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program drops the sessions table between two batches of a catch-up and makes it again: the
+    search answers from the table as it is now (it scans), not from an index of the table that is gone."""
+    monkeypatch.setattr(search_sqlite, "CHUNK", 3)
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_search()
+    _backlog(store, 10, word="kestrel")
+
+    def drop_and_make_again() -> None:
+        raw = sqlite3.connect(db)
+        raw.execute("DROP TABLE agent_sessions")  # as agno's own drop() does: the index's triggers go with it
+        raw.commit()
+        raw.close()
+        other = SqliteStorage("agent_sessions", db_file=db)
+        other.upsert(AgentSession(session_id="new", user_id="u", agent_id="a", memory=agno_memory(("kestrel?", "ok"))))
+        other.close()
+
+    _before_transaction(monkeypatch, store, 2, drop_and_make_again)
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {"new"}
+    monkeypatch.undo()
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {"new"}  # indexed anew meanwhile
+    store.close()
+
+
+@pytest.mark.parametrize("meanwhile", ["rewritten and caught up", "log emptied and written"])
+def test_what_a_worker_read_before_another_store_caught_up_is_not_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """A build's worker reads a batch ahead of the transaction that indexes it. Between the two, another store
+    rewrote a session and caught up with it (the worker's copy is stale), or caught up with the whole log and a
+    new session took an id of the batch's range (ids start over once the log empties): the batch is read again
+    under the lock, so the index holds each session as it is now and no entry goes unread."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    _backlog(store, 12, word="kestrel")
+    store.close()
+    _with_a_worker(monkeypatch)
+    store = SqliteStorage("agent_sessions", db_file=db)
+
+    def another_store() -> None:
+        other = SqliteStorage("agent_sessions", db_file=db)
+        if meanwhile == "rewritten and caught up":
+            other.upsert(
+                AgentSession(session_id="s0", user_id="u", agent_id="a", memory=agno_memory(("osprey?", "ok")))
+            )
+            other.search("osprey")
+        else:
+            other.search("kestrel")
+            other.upsert(AgentSession(session_id="z", user_id="u", agent_id="a", memory=agno_memory(("osprey?", "ok"))))
+        other.close()
+
+    # 1: enable_search() makes the index; 2: its catch-up sizes the log; 3: the worker's first batch.
+    _before_transaction(monkeypatch, store, 3, another_store)
+    store.enable_search()
+    monkeypatch.undo()
+    want = {"s0"} if meanwhile == "rewritten and caught up" else {"z"}
+    assert {h.session_id for h in store.search("osprey", limit=100)} == want
+    kestrels = {f"s{i}" for i in range(12)} - ({"s0"} if meanwhile == "rewritten and caught up" else set())
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == kestrels
+    store.close()
+    assert indexed_messages(db) == indexed_messages(_indexed_copy(db, tmp_path / "fresh.db"))
+
+
 def test_a_corrupt_row_in_a_later_batch_keeps_the_batches_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

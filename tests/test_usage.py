@@ -266,13 +266,13 @@ def test_another_users_corrupt_run_neither_fails_nor_shows_in_a_users_usage(tmp_
 
 def test_a_v2_workflows_parallel_steps_count_as_their_runs(tmp_path: Path) -> None:
     """agno 1.8.4 keeps a Parallel step of several agent steps with no run of its own: only the figures of each
-    in the step's metrics.parallel_steps. Each is a run, its figures exact, with the workflow run's day and no
-    model (none is recorded); they were left out."""
+    in the step's metrics.parallel_steps (a nested Parallel's in its entry's metrics). Each is a run, its figures
+    exact, with the workflow run's day and no model (none is recorded); they were left out."""
     from agno.workflow.v2 import Parallel, Step
     from agno.workflow.v2 import Workflow as WorkflowV2
 
     db = str(tmp_path / "wf.db")
-    models = {name: TokenModel(prefix=name, reported=[]) for name in ("plain", "left", "right")}
+    models = {name: TokenModel(prefix=name, reported=[]) for name in ("plain", "left", "right", "inner")}
 
     def step(name: str) -> Any:
         agent = Agent(name=name, agent_id=name, model=models[name], telemetry=False, monitoring=False)
@@ -284,7 +284,11 @@ def test_a_v2_workflows_parallel_steps_count_as_their_runs(tmp_path: Path) -> No
         storage=make_storage("ours", db, "workflow_v2_sessions"),
         session_id="w1",
         user_id=USER,
-        steps=[step("plain"), Parallel(step("left"), step("right"), name="fanout")],
+        # A Parallel in a Parallel keeps its steps' figures in its own entry's metrics.
+        steps=[
+            step("plain"),
+            Parallel(step("left"), Parallel(step("right"), step("inner"), name="nested"), name="fanout"),
+        ],
     )
     workflow.run("count the words of this question")
     close_storages()
@@ -295,9 +299,9 @@ def test_a_v2_workflows_parallel_steps_count_as_their_runs(tmp_path: Path) -> No
     assert set(got) == {"fake-model", None}  # the plain step's run records its model; the parallel steps none
     plain, parallel = got["fake-model"], got[None]
     assert (plain.runs, plain.input_tokens, plain.output_tokens) == (1, *sent["plain"][0])
-    assert (parallel.runs, parallel.runs_with_tokens) == (2, 2)
-    assert parallel.input_tokens == sent["left"][0][0] + sent["right"][0][0]
-    assert parallel.output_tokens == sent["left"][0][1] + sent["right"][0][1]
+    assert (parallel.runs, parallel.runs_with_tokens) == (3, 3)
+    assert parallel.input_tokens == sum(sent[name][0][0] for name in ("left", "right", "inner"))
+    assert parallel.output_tokens == sum(sent[name][0][1] for name in ("left", "right", "inner"))
     assert parallel.day == plain.day
     store.close()
 

@@ -230,7 +230,10 @@ def session_view(request: Request) -> Response:
             for k, v in columns.items()
             if k in ("session_id", "user_id", "created_at", "updated_at", reader.store.spec.entity_column)
         )
-        shown = codec.with_stack(lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str), columns)
+        try:
+            shown = codec.with_stack(lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str), columns)
+        except RecursionError:  # past what json writes (about 990 levels), as the API's too_deep
+            shown = "(nested too deeply to show)"
         raw = f"<details><summary>All columns</summary><pre>{esc(shown)}</pre></details>"
     back = f'<p><a href="{esc(link("/", table=table))}">← Sessions</a></p>'
     if user is not None and who.user_id is None:
