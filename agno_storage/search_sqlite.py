@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agno_storage import agent_runs, conversation
-from agno_storage.errors import StorageError
+from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.schema import quote, unquote
 from agno_storage.search import MARK_END, MARK_START, SearchHit, marked, spelled_terms
 from agno_storage.search_index import (
@@ -50,6 +50,9 @@ _log = logging.getLogger("agno_storage")
 
 #: A build starts a worker process by default from this many sessions on.
 WORKERS_FROM = 5_000
+#: The most stored text (characters, past one session) a catch-up reindexes in one write transaction in this
+#: process: 500 agno chats of 1.9 MB each held the lock 3.75 s in one batch, near agno's 5 s.
+CATCH_UP_BYTES = 16 << 20
 #: The columns a session row's conversation is read from (conversation.session_messages).
 CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
 #: Characters either side of a match in an index snippet (FTS5 counts tokens: this many).
@@ -184,25 +187,31 @@ class SqliteIndex:
         store = self.store
         store.create()
         with store.transaction() as conn:
-            if self.enabled():
+            already = self.enabled()
+            if already:
                 if self.old_layout:
                     self._relayout(conn)
-                return
-            taken = conn.execute(
-                "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,)
-            ).fetchone()
-            orphan = self._fts_layout(lambda sql, params: conn.execute(sql, params).fetchall()) == "orphan"
-            if taken is not None and not orphan:  # _drop_own drops what is left of a disabled index
-                raise StorageError(
-                    f"cannot make the search index of table {store.table_name!r}: the file has a {taken[0]}"
-                    f" named {self.fts_name!r} already",
-                    table=store.table_name,
-                )
-            self._drop_own(conn, strict=True)  # left behind by an earlier build's disable(), say
-            self._create(conn)
-            conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
-            self._watch(conn)
-            self._log_every_session(conn)
+            else:
+                taken = conn.execute(
+                    "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,)
+                ).fetchone()
+                orphan = self._fts_layout(lambda sql, params: conn.execute(sql, params).fetchall()) == "orphan"
+                if taken is not None and not orphan:  # _drop_own drops what is left of a disabled index
+                    raise StorageError(
+                        f"cannot make the search index of table {store.table_name!r}: the file has a {taken[0]}"
+                        f" named {self.fts_name!r} already",
+                        table=store.table_name,
+                    )
+                self._drop_own(conn, strict=True)  # left behind by an earlier build's disable(), say
+                self._create(conn)
+                conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
+                self._watch(conn)
+                self._log_every_session(conn)
+        if already:
+            # Made already (maybe being built by another process): returns once it holds what is logged, or
+            # with the error that build meets.
+            self.catch_up()
+            return
         # The index is filled as a backlog is caught up with: a batch to a write transaction, so that other
         # writers get the lock between batches (one transaction for the whole build held it for the whole
         # build: agno 1.8.4 gives up after 5 s and loses the session it was saving). Meanwhile every search,
@@ -219,6 +228,12 @@ class SqliteIndex:
     def _log_every_session(self, conn: sqlite3.Connection) -> None:
         """Put every session on the log: the table's rows (in the order a scan reads them: a table may be
         WITHOUT ROWID), then the sessions only agent_runs holds."""
+        store = self.store
+        nameless = conn.execute(
+            f"{store.statements.select} WHERE {store.statements.id_column} IS NULL LIMIT 1"
+        ).fetchone()
+        if nameless is not None:
+            store.row_codec.decode(nameless)  # a row with no session_id: the CorruptRowError a read gives
         conn.execute(f"INSERT INTO {self.queue} (session_id) SELECT session_id FROM {self.table}")
         if agent_runs.exists(self.store):
             conn.execute(
@@ -580,21 +595,40 @@ class SqliteIndex:
             pool.close()
         return last, seen
 
+    def _entries(self, conn: sqlite3.Connection, after: int, top: int) -> Iterator[tuple[int, str, int]]:
+        """The log's entries after ``after`` up to ``top``, in order, each with the stored text of its session
+        (its conversation columns and agent_runs rows, in characters: what a batch is cut by). A session id
+        that is not UTF-8 text (a writer's bytes) is a CorruptRowError, as a corrupt row on the log is."""
+        size = " + ".join(f"COALESCE(length(s.{quote(c)}), 0)" for c in self._conversation_names) or "0"
+        if agent_runs.exists(self.store):
+            texts = " + ".join(f"COALESCE(length(r.{c}), 0)" for c in ("user_message", "agent_message", "messages"))
+            size += f" + COALESCE((SELECT SUM({texts}) FROM {agent_runs.TABLE} r WHERE r.session_id = q.session_id), 0)"
+        cursor = conn.execute(
+            f"SELECT q.id, q.session_id, {size} FROM {self.queue} q LEFT JOIN {self.table} s "
+            "ON s.session_id = q.session_id WHERE q.id > ? AND q.id <= ? ORDER BY q.id",
+            (after, top),
+        )
+        try:
+            yield from cursor
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+            table = self.store.table_name
+            raise CorruptRowError(
+                f"{table}: a session id on the search log is not UTF-8 text ({exc})", table=table
+            ) from None
+        finally:
+            cursor.close()  # a batch cut short, or an error: an open cursor would keep the tables locked
+
     def _plan(self, top: int) -> builtins.list[tuple[int, int, builtins.list[str]]]:
         """The log's entries up to ``top`` as batches: (after entry, last entry, its sessions), at most
         :data:`~agno_storage.search_index.EXTRACT_BATCH` sessions each, fewer where their conversations hold
         over :data:`~agno_storage.search_index.EXTRACT_BYTES` (a reply is about twice its text, and a frame
         is at most 1 GiB)."""
-        size = " + ".join(f"COALESCE(length(s.{quote(c)}), 0)" for c in self._conversation_names) or "0"
-        entries = self.store._query(
-            f"SELECT q.id, q.session_id, {size} FROM {self.queue} q LEFT JOIN {self.table} s "
-            "ON s.session_id = q.session_id WHERE q.id <= ? ORDER BY q.id",
-            (top,),
-        )
         plan: builtins.list[tuple[int, int, builtins.list[str]]] = []
         sessions: dict[str, None] = {}
         after = last = held = 0
-        for entry, sid, text in entries:
+        for entry, sid, text in self._entries(self.store._thread_handle().conn, 0, top):
             if sid not in sessions and sessions and (len(sessions) >= EXTRACT_BATCH or held >= EXTRACT_BYTES):
                 plan.append((after, last, builtins.list(sessions)))
                 sessions, after, held = {}, last, 0
@@ -642,22 +676,22 @@ class SqliteIndex:
         return gone, new
 
     def _catch_up_batch(self, conn: sqlite3.Connection, after: int, top: int) -> tuple[int, set[str]]:
-        """Reindex the sessions the log names after entry ``after`` up to ``top``, at most :data:`CHUNK` of them,
-        and take their entries off the log; the last entry taken, and the sessions.
+        """Reindex the sessions the log names after entry ``after`` up to ``top``, at most :data:`CHUNK` of them
+        and :data:`CATCH_UP_BYTES` of stored text (past one session), and take their entries off the log; the
+        last entry taken, and the sessions.
 
         An entry another process took off meanwhile is not there: its session is not read again here.
         """
         ids: dict[str, None] = {}
         last = top
-        entries = conn.execute(
-            f"SELECT id, session_id FROM {self.queue} WHERE id > ? AND id <= ? ORDER BY id", (after, top)
-        )
-        for entry, sid in entries:
-            if sid not in ids and len(ids) >= CHUNK:
+        held = 0
+        for entry, sid, text in self._entries(conn, after, top):
+            if sid not in ids and ids and (len(ids) >= CHUNK or held >= CATCH_UP_BYTES):
                 last = entry - 1
                 break
+            if sid not in ids:
+                held += text or 0
             ids[sid] = None
-        entries.close()
         gone, new, marks = self._changes(conn, builtins.list(ids))
         # Out of the FTS5 table first: it reads the text to forget from the map row, still there.
         # (A 'delete' command given the text by INSERT ... SELECT measured five times slower.)

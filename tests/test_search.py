@@ -822,6 +822,29 @@ def test_what_a_worker_read_before_another_store_caught_up_is_not_indexed(
     assert indexed_messages(db) == indexed_messages(_indexed_copy(db, tmp_path / "fresh.db"))
 
 
+@pytest.mark.parametrize("session_id", [None, b"\xffodd"], ids=["null", "not-utf8"])
+def test_a_session_id_no_read_takes_leaves_no_index_behind(tmp_path: Path, session_id: Any) -> None:
+    """A row whose session_id is NULL or bytes that are not UTF-8 (another program's): enable_search() raises
+    CorruptRowError and makes nothing (the open cursor of the log kept the tables locked, so the index it could
+    not take back made every later search fail); the scan still answers a search its filters keep away."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO agent_sessions (session_id, user_id, agent_id, created_at) VALUES (CAST(? AS TEXT), 'eve', 'x', 1)",
+        (session_id,),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptRowError):
+        store.enable_search()
+    names = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert not {n for n in names if "_search" in n}
+    assert {h.session_id for h in store.search("kestrels", user_id="alice")} == {"alice-1"}
+    store.close()
+
+
 def test_a_corrupt_row_in_a_later_batch_keeps_the_batches_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
