@@ -588,7 +588,7 @@ class SqliteIndex:
                         # Another writer (or catch-up) committed meanwhile: a session may have changed since it
                         # was read, or the log's entries in this range be others' now (ids start over once the
                         # log empties). These sessions are read again here, under the lock.
-                        gone, new, new_marks = self._changes(conn, sessions)
+                        gone, new, new_marks, _ = self._changes(conn, sessions)
                     conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
                     conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
                     self._insert(conn, new)
@@ -602,12 +602,17 @@ class SqliteIndex:
             pool.close()
         return last, seen
 
-    def _entries(self, conn: sqlite3.Connection, after: int, top: int) -> Iterator[tuple[int, str, int]]:
+    def _entries(
+        self, conn: sqlite3.Connection, after: int, top: int, *, sized: bool = True
+    ) -> Iterator[tuple[int, str, int]]:
         """The log's entries after ``after`` up to ``top``, in order, each with the stored text of its session
-        (its conversation columns and agent_runs rows, in characters: what a batch is cut by). A session id
-        that is not UTF-8 text (a writer's bytes) is a CorruptRowError, as a corrupt row on the log is."""
+        (its conversation columns and agent_runs rows, in characters: what a worker's batch is cut by; 0 unless
+        ``sized``: ``length()`` reads every value whole). A session id that is not UTF-8 text (a writer's
+        bytes) is a CorruptRowError, as a corrupt row on the log is."""
         size = " + ".join(f"COALESCE(length(s.{quote(c)}), 0)" for c in self._conversation_names) or "0"
-        if agent_runs.exists(self.store):
+        if not sized:
+            size = "0"
+        elif agent_runs.exists(self.store):
             texts = " + ".join(f"COALESCE(length(r.{c}), 0)" for c in ("user_message", "agent_message", "messages"))
             size += f" + COALESCE((SELECT SUM({texts}) FROM {agent_runs.TABLE} r WHERE r.session_id = q.session_id), 0)"
         cursor = conn.execute(
@@ -689,17 +694,18 @@ class SqliteIndex:
 
         An entry another process took off meanwhile is not there: its session is not read again here.
         """
-        ids: dict[str, None] = {}
+        first: dict[str, int] = {}  # each session's first entry, in the log's order
         last = top
-        held = 0
-        for entry, sid, text in self._entries(conn, after, top):
-            if sid not in ids and ids and (len(ids) >= CHUNK or held >= CATCH_UP_BYTES):
+        for entry, sid, _ in self._entries(conn, after, top, sized=False):
+            if sid not in first and len(first) >= CHUNK:
                 last = entry - 1
                 break
-            if sid not in ids:
-                held += text or 0
-            ids[sid] = None
-        gone, new, marks = self._changes(conn, builtins.list(ids))
+            first.setdefault(sid, entry)
+        ids = builtins.list(first)
+        gone, new, marks, taken = self._changes(conn, ids, budget=CATCH_UP_BYTES)
+        if taken < len(ids):  # cut by the text read: the rest from the first session not taken on
+            last = first[ids[taken]] - 1
+            ids = ids[:taken]
         # Out of the FTS5 table first: it reads the text to forget from the map row, still there.
         # (A 'delete' command given the text by INSERT ... SELECT measured five times slower.)
         conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
@@ -710,9 +716,11 @@ class SqliteIndex:
         return last, set(ids)
 
     def _changes(
-        self, conn: sqlite3.Connection, ids: builtins.list[str]
-    ) -> tuple[builtins.list[tuple[int]], builtins.list[Doc], builtins.list[tuple[str, int | None]]]:
-        """(map rowids to delete, messages to add, new marks) that bring the sessions ``ids`` up to date.
+        self, conn: sqlite3.Connection, ids: builtins.list[str], budget: int | None = None
+    ) -> tuple[builtins.list[tuple[int]], builtins.list[Doc], builtins.list[tuple[str, int | None]], int]:
+        """(map rowids to delete, messages to add, new marks, how many of ``ids`` they cover) that bring the
+        sessions ``ids`` up to date; with ``budget``, only the first of them whose stored conversation text
+        (past the first session's) stays within it, read as they come (:data:`CATCH_UP_BYTES`).
 
         Only what changed is reindexed: agno rewrites a whole memory to
         append one run, Go a whole team_data to append two messages; the
@@ -727,12 +735,23 @@ class SqliteIndex:
         gone: builtins.list[tuple[int]] = []
         new: builtins.list[Doc] = []
         marks: builtins.list[tuple[str, int | None]] = []
+        taken = 0
         for chunk in in_chunks(ids, CHUNK):
             places = "(" + ", ".join("?" for _ in chunk) + ")"
             rows = {raw[0]: raw for raw in store._query(select + places, chunk)}
             runs = agent_runs.runs_of(store, chunk) if with_runs else {}
             for sid in agent_runs.held_elsewhere(store, [s for s in runs if s not in rows]):
                 del runs[sid]  # another agent table's session (an archive copy): not this table's to index
+            if budget is not None:
+                held = 0
+                for k, sid in enumerate(chunk):
+                    if k and held >= budget:
+                        chunk = chunk[:k]
+                        places = "(" + ", ".join("?" for _ in chunk) + ")"
+                        budget = -1  # spent: no later chunk
+                        break
+                    held += _stored_text(rows.get(sid), self._conversation, runs.get(sid, ()))
+            taken += len(chunk)
             marked = set(
                 conn.execute(f"SELECT session_id, digest FROM {self.marks} WHERE session_id IN {places}", chunk)
             )
@@ -755,7 +774,9 @@ class SqliteIndex:
             gone += chunk_gone
             new += chunk_new
             marks += [(sid, mark) for sid, (_, _, mark) in changed.items()]
-        return gone, new, marks
+            if budget == -1:
+                break
+        return gone, new, marks, taken
 
     def _without_conversation(self, raw: Sequence[Any]) -> builtins.list[Any]:
         row = builtins.list(raw)
@@ -776,6 +797,14 @@ class SqliteIndex:
             [MARK_START, MARK_END, expression, *params, limit],
         )
         return [_hit(*r) for r in rows]
+
+
+def _stored_text(raw: Sequence[Any] | None, conversation_at: Sequence[int], runs: Iterable[Any]) -> int:
+    """The length of the text one session's conversation is read from: its row's conversation columns, its runs'."""
+    size = sum(len(raw[i]) for i in conversation_at if isinstance(raw[i], (str, bytes))) if raw is not None else 0
+    for run in runs:
+        size += sum(len(v) for v in (run.user_message, run.agent_message, run.messages) if v)
+    return size
 
 
 def _hit(session_id: str, user_id: str, entity_id: str, message: str, raw_snippet: str, score: float) -> SearchHit:

@@ -845,6 +845,34 @@ def test_a_session_id_no_read_takes_leaves_no_index_behind(tmp_path: Path, sessi
     store.close()
 
 
+def test_a_catch_up_batch_is_cut_by_the_text_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long conversations make a batch of fewer sessions: 500 agno chats of 1.9 MB each held the lock 3.75 s in
+    one batch. Past CATCH_UP_BYTES of text (after its first session) a batch stops, and the rest of the log,
+    from the first session it did not take, goes on in the next transaction, every session indexed once."""
+    monkeypatch.setattr(search_sqlite, "CATCH_UP_BYTES", 1)  # every batch: one session
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_search()
+    _backlog(store, 6, word="kestrel")
+    store.upsert(AgentSession(session_id="s0", user_id="u", agent_id="a", memory=agno_memory(("kestrel again?", "ok"))))
+    begun = [0]
+    real = store.transaction
+
+    @contextlib.contextmanager
+    def counted(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        begun[0] += 1
+        with real(*args, **kwargs) as conn:
+            yield conn
+
+    monkeypatch.setattr(store, "transaction", counted)
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(6)}
+    # One session a transaction: s0 to s5, then s0's second entry (written last) in a batch of its own.
+    assert begun[0] == 7
+    monkeypatch.undo()
+    store.close()
+    assert indexed_messages(db) == indexed_messages(_indexed_copy(db, tmp_path / "fresh.db"))
+
+
 def test_a_corrupt_row_in_a_later_batch_keeps_the_batches_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
