@@ -530,6 +530,13 @@ class SqliteIndex:
                     raise Unwatched(store.table_name)
                 last, more = self._catch_up_batch(conn, last, top)
                 seen.update(more)
+        if worker or ((building or rebuilt) and seen):
+            # A build in many transactions leaves FTS5 an index of many small segments: every later search and
+            # catch-up reads more of them (built on 200,000 messages: catch-up 1.73 s against 1.23 s, a search
+            # 1.45 against 0.96 ms). Merged into one, as a build in one transaction leaves it (0.33 s there).
+            with store.transaction() as conn:
+                self._require_enabled()
+                conn.execute(f"INSERT INTO {self.fts} ({self.fts}) VALUES ('optimize')")
         return -1 if rebuilt else len(seen)
 
     def _catch_up_in_a_worker(self, top: int) -> tuple[int, set[str]]:
