@@ -513,9 +513,9 @@ class SqliteIndex:
             (top,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
             (backlog,) = conn.execute(f"SELECT COUNT(*) FROM {self.queue}").fetchone()
             # A worker for building the index (enable_search(), a table made again), where extracting every
-            # message is most of the work. Catching up with other writers' changes is cheaper here: a session
-            # whose conversation is as indexed is not decoded, and nothing is shipped to another process
-            # (10,000 rewritten sessions: 2.60 s with a worker, 1.02 s without, in the benchmark).
+            # message is most of the work. A catch-up with other writers' changes stays here: a session whose
+            # conversation is as indexed is not decoded (a worker extracts every session it is sent), and
+            # nothing is shipped to another process.
             worker = (building or rebuilt) and backlog >= WORKERS_FROM
             last, seen = (0, set()) if worker else self._catch_up_batch(conn, 0, top)
         if last < top and worker:
