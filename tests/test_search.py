@@ -873,6 +873,38 @@ def test_a_catch_up_batch_is_cut_by_the_text_it_reads(tmp_path: Path, monkeypatc
     assert indexed_messages(db) == indexed_messages(_indexed_copy(db, tmp_path / "fresh.db"))
 
 
+def test_enable_search_while_another_store_builds_the_index_meets_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second enable_search() during a build (the index is there, not yet full) finishes the build itself: it
+    returns once the index holds what is logged, or raises the error the build meets (it returned at once, and
+    the first build's failure then took the index away without the second caller knowing)."""
+    monkeypatch.setattr(search_sqlite, "CHUNK", 3)
+    db = tmp_path / "s.db"
+    first = SqliteStorage("agent_sessions", db_file=db)
+    _backlog(first, 9, word="kestrel")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET session_data = '{not json' WHERE session_id = 's7'")
+    conn.commit()
+    conn.close()
+    second = SqliteStorage("agent_sessions", db_file=db)
+    raised: list[BaseException] = []
+
+    def second_enables() -> None:
+        try:
+            second.enable_search()
+        except CorruptRowError as exc:
+            raised.append(exc)
+
+    # 1: the first makes the index and logs every session; 2: its first batch. Before that, the second enables.
+    _before_transaction(monkeypatch, first, 2, second_enables)
+    with pytest.raises(CorruptRowError):
+        first.enable_search()
+    assert [exc.session_id for exc in raised] == ["s7"]
+    first.close()
+    second.close()
+
+
 def test_a_corrupt_row_in_a_later_batch_keeps_the_batches_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
