@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 BATCH = 5_000
 #: Sessions read per statement when catching up.
 CHUNK = 500
-#: Sessions per batch a build hands to its worker (or extracts itself), and the most stored text a batch
-#: holds beyond its first session: a batch's docs (each message's JSON and text) are about twice its text,
+#: Sessions per batch an index build hands to its worker (one write transaction each), and the most stored
+#: text a batch holds beyond its first session: a batch's docs (each message's JSON and text) are about twice its text,
 #: well under a worker's largest frame (agno_storage.workers.MAX_FRAME).
 EXTRACT_BATCH = 200
 EXTRACT_BYTES = 64 << 20
@@ -215,35 +215,12 @@ def owner_filters(
     return sql, params
 
 
-# --------------------------------------------------------------------------- a SQLite build's batches and their
-# extraction, in a worker process or in this one (agno_storage.search_sqlite.SqliteIndex._build)
+# --------------------------------------------------------------------------- a SQLite catch-up's extraction, in
+# a worker process while an index is being made (agno_storage.search_sqlite.SqliteIndex._catch_up_in_a_worker)
 
 
 Item = tuple[Any, "Sequence[Any] | None", "builtins.list[conversation.RunRow]"]
 """(session_id, stored row or None, agent_runs rows) of one session an index build reads."""
-
-
-def _stored_size(item: Item) -> int:
-    """The bytes of stored text in one session an index build reads (its row's and its runs')."""
-    _, raw, runs = item
-    size = sum(len(v) for v in raw if isinstance(v, (str, bytes))) if raw is not None else 0
-    for run in runs:
-        size += sum(len(v) for v in (run.user_message, run.agent_message, run.messages) if v)
-    return size
-
-
-def batches(items: Iterable[Item]) -> Iterator[builtins.list[Item]]:
-    """``items`` in batches of :data:`EXTRACT_BATCH` sessions, cut early past :data:`EXTRACT_BYTES` of text."""
-    batch: builtins.list[Item] = []
-    size = 0
-    for item in items:
-        batch.append(item)
-        size += _stored_size(item)
-        if len(batch) >= EXTRACT_BATCH or size >= EXTRACT_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 def in_chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list[Any]]:
@@ -279,7 +256,7 @@ def mark(marked: Sequence[int], raw: Sequence[Any] | None, runs: Sequence[conver
 
 
 class ExtractTask:
-    """One batch of an index build's sessions to their docs and marks; in a worker process, or in this one.
+    """One batch of an index build's sessions to their docs and marks, in a worker process.
 
     Built in a worker from (mode, table, marked) alone: it decodes the
     rows it is handed with a codec of its own and reads no database.
@@ -292,13 +269,6 @@ class ExtractTask:
         self._decode = RowCodec(spec(parse_mode(mode)), table).decode
         self._table = table
         self._marked = builtins.list(marked)
-
-    @classmethod
-    def of(cls, codec: Any, table: str, marked: Sequence[int]) -> ExtractTask:
-        """The task with a store's own codec (in this process)."""
-        task = cls.__new__(cls)
-        task._decode, task._table, task._marked = codec.decode, table, builtins.list(marked)
-        return task
 
     def __call__(self, batch: builtins.list[Item]) -> tuple[builtins.list[Doc], builtins.list[tuple[str, int | None]]]:
         docs: builtins.list[Doc] = []
@@ -322,7 +292,6 @@ __all__ = [
     "Item",
     "RemakeRefused",
     "Unwatched",
-    "batches",
     "denied",
     "digest",
     "docs_of",

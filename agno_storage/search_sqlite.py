@@ -31,10 +31,8 @@ from agno_storage.search_index import (
     EXTRACT_BYTES,
     Disabled,
     Doc,
-    ExtractTask,
     Item,
     Unwatched,
-    batches,
     docs_of,
     in_chunks,
     mark,
@@ -190,10 +188,10 @@ class SqliteIndex:
         store.create()
         with store.transaction() as conn:
             already = self.enabled()
-            if already:
-                if self.old_layout:
-                    self._relayout(conn)
-            else:
+            relaid = already and self.old_layout
+            if relaid:
+                self._relayout(conn)
+            elif not already:
                 taken = conn.execute(
                     "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,)
                 ).fetchone()
@@ -211,8 +209,8 @@ class SqliteIndex:
                 self._log_every_session(conn)
         if already:
             # Made already (maybe being built by another process): returns once it holds what is logged, or
-            # with the error that build meets.
-            self.catch_up()
+            # with the error that build meets. Remade just now (an earlier layout's): filled as a new one is.
+            self.catch_up(building=relaid)
             return
         # The index is filled as a backlog is caught up with: a batch to a write transaction, so that other
         # writers get the lock between batches (one transaction for the whole build held it for the whole
@@ -292,7 +290,9 @@ class SqliteIndex:
             raise
 
     def _relayout(self, conn: sqlite3.Connection) -> None:
-        """Replace an index of the layout before the map held the text with one of this layout, built anew.
+        """Replace an index of the layout before the map held the text with one of this layout: made empty,
+        with every session on the log, which the caller's catch-up indexes a batch to a write transaction, as
+        :meth:`enable` fills a new index.
 
         The new tables have names the earlier layout's code does not know, so
         a process still running it fails on this index before it writes.
@@ -300,78 +300,8 @@ class SqliteIndex:
         self._drop_own(conn, strict=True)
         self._create(conn)
         conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
-        self._watch(conn)
-        self._build(conn)
+        self._watch_anew(conn)
         self.old_layout = False
-
-    def _build(self, conn: sqlite3.Connection) -> None:
-        """Index every session now in the table (inside the enabling transaction).
-
-        Reading the conversations (decoding, extracting, fingerprinting) is
-        Python work that a worker process does beside this one's FTS5
-        inserts, on a table of :data:`WORKERS_FROM` sessions or more where a
-        worker can start (:func:`agno_storage.workers.default_count`); else
-        this process does both, a batch at a time. A worker that fails (it
-        died, or a reply came over a frame's limit) is logged as a warning
-        and the build starts over in this process; an error of the data (a
-        corrupt row) is raised as it is.
-        """
-        from agno_storage import workers
-
-        store, table = self.store, self.store.table_name
-        (estimate,) = conn.execute(f"SELECT count(*) FROM {self.table}").fetchone()
-        pool = None
-        if workers.default_count(estimate, start_from=WORKERS_FROM, most=1):
-            try:
-                args = (store.spec.mode.value, table, self._marked)
-                pool = workers.Pool(1, "agno_storage.search_index:ExtractTask", args, "a search index worker")
-            except StorageError:
-                pool = None  # none can start here (no interpreter, a path without this package): do it here
-        extract = ExtractTask.of(store.row_codec, table, self._marked)
-        conn.execute("SAVEPOINT agno_storage_search_build")
-        try:
-            if pool is not None:
-                try:
-                    self._fill(conn, pool.map(batches(self._items(conn))))
-                except workers.WorkerError as exc:
-                    _log.warning("search index of %r: %s; building it in this process instead", table, exc)
-                    conn.execute("ROLLBACK TO agno_storage_search_build")
-                    pool.close()
-                    pool = None
-            if pool is None:
-                self._fill(conn, map(extract, batches(self._items(conn))))
-        finally:
-            if pool is not None:
-                pool.close()
-        conn.execute("RELEASE agno_storage_search_build")
-
-    def _fill(
-        self,
-        conn: sqlite3.Connection,
-        results: Iterable[tuple[builtins.list[Doc], builtins.list[tuple[str, int | None]]]],
-    ) -> None:
-        """Insert each batch's docs as it comes, then every session's mark."""
-        marks: builtins.list[tuple[str, int | None]] = []
-        for docs, got in results:
-            self._insert(conn, docs)
-            marks += got
-        self._put_marks(conn, marks)
-
-    def _items(self, conn: sqlite3.Connection) -> Iterator[Item]:
-        """(session_id, stored row or None, its agent_runs rows) of every session: the table's, then runs-only ones."""
-        store = self.store
-        runs: dict[str, builtins.list[conversation.RunRow]] = {}
-        if agent_runs.exists(store):
-            for row in agent_runs.all_runs(store):
-                runs.setdefault(row.session_id, []).append(row)
-        session_id = store.row_codec.session_id
-        for raw in conn.execute(store.statements.select):
-            sid = session_id(raw)
-            yield sid, raw, runs.pop(sid, []) if isinstance(sid, str) else []
-        elsewhere = agent_runs.held_elsewhere(store, builtins.list(runs))  # another agent table's sessions
-        for sid, rows in runs.items():
-            if sid not in elsewhere:
-                yield sid, None, rows
 
     def mark(self, raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
         """A session's own fingerprint: see :func:`mark`."""
@@ -432,6 +362,11 @@ class SqliteIndex:
         conn.execute(f"INSERT INTO {self.fts} ({self.fts}) VALUES ('delete-all')")
         for table in (self.map, self.marks, self.queue):
             conn.execute(f"DELETE FROM {table}")
+        self._watch_anew(conn)
+
+    def _watch_anew(self, conn: sqlite3.Connection) -> None:
+        """Make the triggers anew (those there may be an earlier build's, or on a table renamed since) and put
+        every session on the log."""
         self._drop_triggers(conn, [*self.triggers.values(), *self.run_triggers.values()])
         self._watch(conn)
         self._log_every_session(conn)
@@ -467,16 +402,16 @@ class SqliteIndex:
         the index since it was found.
         """
         store = self.store
+        rebuilt = False
         if self.old_layout:
             if not store.table_exists():
                 raise Unwatched(store.table_name)
             with store.transaction() as conn:
                 self._require_enabled()
-                if self.old_layout:  # not done meanwhile by another process
+                if self.old_layout:  # not done meanwhile by another process (which may be filling it now)
                     self._relayout(conn)
-            return -1
-        rebuilt = False
-        if self._unwatched():
+                    rebuilt = True
+        if not rebuilt and self._unwatched():
             # Dropped since enable(), by this store or another program: what the index holds is of a table
             # that is gone, and writes since went unlogged. Gone still: scan. Made again: index it anew, a
             # batch at a time as below. (Or the index was disabled meanwhile, its triggers first.)

@@ -544,9 +544,11 @@ def _with_a_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _indexed_copy(db: Path, copy: Path) -> Path:
-    """A copy of ``db`` whose index this process built, with no worker: what a build with one must equal."""
+    """A copy of ``db`` whose index this process built anew (any index it had is dropped first), with no worker:
+    what a build with one, or a catch-up, must equal."""
     copy.write_bytes(db.read_bytes())
     store = SqliteStorage("agent_sessions", db_file=copy)
+    store.disable_search()
     store.enable_search()
     store.close()
     return copy
@@ -738,6 +740,35 @@ def test_writers_get_the_lock_between_the_batches_of_an_index_build(
     expected = _indexed_copy(db, tmp_path / "again.db")  # the file as it is now, indexed with no writer between
     assert indexed_messages(db) == indexed_messages(expected)
     assert {m[0] for m in indexed_messages(alone)} == {f"s{i}" for i in range(10)}
+
+
+def test_writers_get_the_lock_between_the_batches_of_an_earlier_layouts_remake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first search on an index an earlier build made (fixtures/MANIFEST.md) remakes it in this layout as
+    enable_search() makes one: every session logged, then indexed a batch to a write transaction, so a writer
+    that waits for no lock at all commits between two batches; the index then holds what a fresh one does."""
+    monkeypatch.setattr(search_sqlite, "CHUNK", 3)
+    db = tmp_path / "s.db"
+    db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
+    conn = sqlite3.connect(db)
+    (sessions,) = conn.execute("SELECT COUNT(*) FROM agent_sessions").fetchone()
+    conn.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    impatient = SqliteStorage("agent_sessions", db_file=db, busy_timeout=0)
+    written = _a_writer_before_each_transaction(monkeypatch, store, impatient)
+    store.search("squared")
+    # Before the remake, and before each batch of 3 of the file's sessions (and of those written between).
+    assert len(written) >= 1 + sessions // 3
+    monkeypatch.undo()
+    assert set(written) <= {h.session_id for h in store.search("kestrel", limit=100)}
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM agent_sessions_search_queue").fetchone() == (0,)
+    conn.close()
+    impatient.close()
+    store.close()
+    expected = _indexed_copy(db, tmp_path / "again.db")  # the file as it is now, indexed with no writer between
+    assert indexed_messages(db) == indexed_messages(expected)
 
 
 def _before_transaction(monkeypatch: pytest.MonkeyPatch, store: SqliteStorage, nth: int, act: Any) -> None:
@@ -1075,20 +1106,6 @@ def test_a_table_without_rowid_is_indexed(tmp_path: Path, monkeypatch: pytest.Mo
     store.close()
 
 
-def test_a_build_batch_is_cut_by_the_text_it_holds_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker's reply is about twice its batch's text: batches stop at EXTRACT_BYTES, not only at a count."""
-    big = ("s-big", ("x" * 1000,), [])
-    small = ("s-small", ("y",), [])
-    monkeypatch.setattr(search_index, "EXTRACT_BYTES", 2500)
-    sizes = [len(b) for b in search_index.batches([big, big, big, small, big, small])]
-    assert sizes == [3, 3]
-    monkeypatch.setattr(search_index, "EXTRACT_BYTES", 1 << 30)
-    assert [len(b) for b in search_index.batches([small] * (search_index.EXTRACT_BATCH + 1))] == [
-        search_index.EXTRACT_BATCH,
-        1,
-    ]
-
-
 def test_a_backlog_a_worker_reads_is_cut_by_the_text_it_holds_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1119,21 +1136,21 @@ def test_a_backlog_a_worker_reads_is_cut_by_the_text_it_holds_too(
 def test_two_processes_finding_an_earlier_builds_index_make_it_anew_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both saw the earlier layout before either took the write lock: the second finds it made and builds nothing."""
+    """Both saw the earlier layout before either took the write lock: the second finds it made and remakes nothing."""
     db = tmp_path / "s.db"
     db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
     builds: list[int] = []
-    real = search_sqlite.SqliteIndex._build
+    real = search_sqlite.SqliteIndex._relayout
 
     def counted(self: Any, conn: Any) -> None:
         builds.append(1)
         real(self, conn)
 
-    monkeypatch.setattr(search_sqlite.SqliteIndex, "_build", counted)
+    monkeypatch.setattr(search_sqlite.SqliteIndex, "_relayout", counted)
     first, second = SqliteStorage("agent_sessions", db_file=db), SqliteStorage("agent_sessions", db_file=db)
     a, b = search_sqlite.SqliteIndex(first), search_sqlite.SqliteIndex(second)
     assert a.enabled() and b.enabled() and a.old_layout and b.old_layout
-    assert a.catch_up() == -1 and b.catch_up() == -1
+    assert a.catch_up() == -1 and b.catch_up() == 0
     assert builds == [1]
     assert indexed_messages(db)
     first.close()
