@@ -543,6 +543,42 @@ def _with_a_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return started
 
 
+def test_a_build_in_memory_is_made_here_without_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build's worker reads the rows from the file itself: a database in memory has none to read, so the
+    build is done in this process, and indexes every session."""
+    started = _with_a_worker(monkeypatch)
+    store = SqliteStorage("agent_sessions")
+    for i in range(7):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    store.enable_search()
+    assert started == []
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(7)}
+    store.close()
+
+
+def test_a_build_worker_refuses_a_file_that_is_not_the_builders(tmp_path: Path) -> None:
+    """The worker opens the store's file by its path: if the path names another file by then (replaced), it
+    refuses to start (the build is then done in the building process, on the file it has open)."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    opened = store._thread_handle().file_id
+    assert opened is not None
+    index = search_sqlite.SqliteIndex(store)
+    args = ("agent", "agent_sessions", index._marked, str(db))
+    task = search_sqlite.ReadTask(*args, opened)
+    assert {doc[0] for doc in task(["alice-1"])[0]} == {"alice-1"}
+    task.close()
+    other = tmp_path / "other.db"
+    made = SqliteStorage("agent_sessions", db_file=other)
+    made.create()
+    made.close()
+    other.replace(db)
+    with pytest.raises(StorageError, match="replaced"):
+        search_sqlite.ReadTask(*args, opened)
+    store.close()
+
+
 def _indexed_copy(db: Path, copy: Path) -> Path:
     """A copy of ``db`` whose index this process built anew (any index it had is dropped first), with no worker:
     what a build with one, or a catch-up, must equal."""
