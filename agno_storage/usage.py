@@ -276,18 +276,24 @@ class _Reader(StoredJson):
             raise self.corrupt(where, "holds a run that is not an object")
         if "response" in run and "run_id" not in run and isinstance(run["response"], dict):
             run = run["response"]  # AgentMemory / TeamMemory: {message, response}
-        created = run.get("created_at")
-        if created is not None and (isinstance(created, bool) or not isinstance(created, int | float)):
-            raise self.corrupt(f"{where}.created_at", f"is a JSON {type(created).__name__}, not a number")
         model = run.get("model")
         yield self.run(
-            None if created is None else math.floor(created),  # seconds with a fraction: the second they fall in
+            self.run_time(run, where),
             model if isinstance(model, str) else None,
             self.run_tokens(run, where),
             where,
         )
         for member in self.as_list(run.get("member_responses") or [], f"{where}.member_responses"):
             yield from self.agno_run(member, f"{where}.member_responses")
+
+    def run_time(self, run: dict[str, Any], where: str) -> int | None:
+        """A run's ``created_at`` as the second it falls in (agno may keep a fraction), or None if it has none."""
+        created = run.get("created_at")
+        if created is None:
+            return None
+        if isinstance(created, bool) or not isinstance(created, int | float):
+            raise self.corrupt(f"{where}.created_at", f"is a JSON {type(created).__name__}, not a number")
+        return math.floor(created)
 
     def workflow_v2_run(self, run: Any) -> Iterator[_Run]:
         """A v2 workflow run: the runs of its agent and team steps (a step with no run of its own is not a model
@@ -312,15 +318,12 @@ class _Reader(StoredJson):
             return
         if not isinstance(steps, dict):
             raise self.corrupt(f"{where}.parallel_steps", f"is a JSON {type(steps).__name__}, not an object")
-        created = run.get("created_at")
-        if created is not None and (isinstance(created, bool) or not isinstance(created, int | float)):
-            raise self.corrupt("runs.created_at", f"is a JSON {type(created).__name__}, not a number")
+        time = self.run_time(run, "runs")
         for name, step in steps.items():
             at = f"{where}.parallel_steps.{name}"
             if not isinstance(step, dict):
                 raise self.corrupt(at, f"is a JSON {type(step).__name__}, not an object")
             if step.get("executor_type") in ("agent", "team"):
-                time = None if created is None else math.floor(created)
                 yield self.run(time, None, self.tokens(step.get("metrics"), at), at)
             else:
                 # A Parallel inside one: its steps are in its entry's metrics (agno 1.8.4), or on the entry.
