@@ -216,7 +216,7 @@ def owner_filters(
 
 
 # --------------------------------------------------------------------------- a SQLite catch-up's extraction, in
-# a worker process while an index is being made (agno_storage.search_sqlite.SqliteIndex._catch_up_in_a_worker)
+# a worker process while an index is being made (agno_storage.search_sqlite_worker)
 
 
 Item = tuple[Any, "Sequence[Any] | None", "builtins.list[conversation.RunRow]"]

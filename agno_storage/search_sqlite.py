@@ -21,18 +21,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agno_storage import agent_runs, conversation
+from agno_storage import agent_runs, conversation, search_sqlite_worker
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.schema import quote, unquote
 from agno_storage.search import MARK_END, MARK_START, SearchHit, marked, spelled_terms
 from agno_storage.search_index import (
     CHUNK,
-    EXTRACT_BATCH,
-    EXTRACT_BYTES,
     Disabled,
     Doc,
-    ExtractTask,
-    Item,
     Unwatched,
     docs_of,
     in_chunks,
@@ -455,7 +451,7 @@ class SqliteIndex:
             worker = (building or rebuilt) and backlog >= WORKERS_FROM
             last, seen = (0, set()) if worker else self._catch_up_batch(conn, 0, top)
         if last < top and worker:
-            last, seen = self._catch_up_in_a_worker(top)
+            last, seen = search_sqlite_worker.catch_up(self, top)
         # The rest a batch to a write transaction, so that other writers get the lock between batches: one
         # transaction for a backlog of 40,000 sessions held it for 10.6 s here, and agno 1.8.4's upsert gave
         # up after its 5 s and lost its session.
@@ -496,82 +492,6 @@ class SqliteIndex:
                 if conn.total_changes - before < 2:  # no work done: FTS5's own test
                     return
 
-    def _catch_up_in_a_worker(self, top: int) -> tuple[int, set[str]]:
-        """Catch up with a large backlog (:data:`WORKERS_FROM` sessions or more, an index being built among them)
-        with a worker process reading the conversations (decoding, extracting, fingerprinting) beside this
-        one's FTS5 inserts; the last log entry taken, and the sessions. A batch of at most
-        :data:`~agno_storage.search_index.EXTRACT_BATCH` sessions to a write transaction, as in this process.
-
-        The worker reads rows a batch or two ahead of the transaction that indexes them: a session written
-        meanwhile is on the log again, after ``top``, and reindexed by the next catch-up. Where no worker can
-        start (one core, no interpreter) or one fails, the rest is done in this process (returns where it
-        stopped). A corrupt row is raised as it is, with the batches before it kept.
-        """
-        from agno_storage import workers
-
-        store = self.store
-        if store.db_path is None or not workers.default_count(WORKERS_FROM, start_from=WORKERS_FROM, most=1):
-            return 0, set()  # a database in memory is this process's alone
-        try:
-            args = (
-                store.spec.mode.value,
-                store.table_name,
-                self._marked,
-                store.db_path,
-                store._thread_handle().file_id,
-            )
-            pool = workers.Pool(1, "agno_storage.search_sqlite:ReadTask", args, "a search index worker")
-        except StorageError:
-            return 0, set()  # none can start here (no interpreter, a path without this package, the file replaced)
-        plan = self._plan(top)
-        #: PRAGMA data_version before the worker read each batch's rows: it moves when another connection commits.
-        versions: builtins.list[int] = []
-
-        def read(sessions: builtins.list[str]) -> builtins.list[str]:
-            versions.append(store._query("PRAGMA data_version", ())[0][0])  # before the worker has the batch
-            return sessions
-
-        seen: set[str] = set()
-        last = 0
-        try:
-            results = pool.map(read(sessions) for _, _, sessions in plan)
-            for k, ((after, upto, planned), (docs, marks)) in enumerate(zip(plan, results, strict=True)):
-                with store.transaction() as conn:
-                    self._require_enabled()
-                    if self._unwatched():  # dropped or renamed meanwhile: see catch_up()
-                        raise Unwatched(store.table_name)
-                    entries = conn.execute(
-                        f"SELECT session_id FROM {self.queue} WHERE id > ? AND id <= ? ORDER BY id", (after, upto)
-                    ).fetchall()
-                    sessions = builtins.list(dict.fromkeys(sid for (sid,) in entries))
-                    (version,) = conn.execute("PRAGMA data_version").fetchone()
-                    if sessions == planned and version == versions[k]:
-                        # Nothing committed by another connection since the worker's rows were read, and the log
-                        # holds what was planned: its docs are the sessions' as they are now.
-                        by_session: dict[str, builtins.list[Doc]] = {sid: [] for sid in sessions}
-                        for doc in docs:
-                            by_session[doc[0]].append(doc)
-                        gone, new = self._diff(conn, by_session)
-                        found = dict(marks)
-                        new_marks = [(sid, found.get(sid)) for sid in sessions]
-                    else:
-                        # Another writer (or catch-up) committed meanwhile: a session may have changed since it
-                        # was read, or the log's entries in this range be others' now (ids start over once the
-                        # log empties). These sessions are read again here, under the lock.
-                        gone, new, new_marks, _ = self._changes(conn, sessions)
-                    conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
-                    conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
-                    self._insert(conn, new)
-                    self._put_marks(conn, new_marks)
-                    conn.execute(f"DELETE FROM {self.queue} WHERE id > ? AND id <= ?", (after, upto))
-                last = upto
-                seen.update(sessions)
-        except workers.WorkerError as exc:
-            _log.warning("search index of %r: %s; catching up in this process instead", store.table_name, exc)
-        finally:
-            pool.close()
-        return last, seen
-
     def _entries(
         self, conn: sqlite3.Connection, after: int, top: int, *, sized: bool = True
     ) -> Iterator[tuple[int, str, int]]:
@@ -606,37 +526,6 @@ class SqliteIndex:
             ) from None
         finally:
             cursor.close()  # a batch cut short, or an error: an open cursor would keep the tables locked
-
-    def _plan(self, top: int) -> builtins.list[tuple[int, int, builtins.list[str]]]:
-        """The log's entries up to ``top`` as batches: (after entry, last entry, its sessions), at most
-        :data:`~agno_storage.search_index.EXTRACT_BATCH` sessions each, fewer where their conversations hold
-        over :data:`~agno_storage.search_index.EXTRACT_BYTES` (a reply is about twice its text, and a frame
-        is at most 1 GiB)."""
-        plan: builtins.list[tuple[int, int, builtins.list[str]]] = []
-        sessions: dict[str, None] = {}
-        after = last = held = 0
-        for entry, sid, text in self._entries(self.store._thread_handle().conn, 0, top):
-            if sid not in sessions and sessions and (len(sessions) >= EXTRACT_BATCH or held >= EXTRACT_BYTES):
-                plan.append((after, last, builtins.list(sessions)))
-                sessions, after, held = {}, last, 0
-            if sid not in sessions:
-                held += text or 0
-            sessions[sid] = None
-            last = entry
-        if sessions:
-            plan.append((after, top, builtins.list(sessions)))
-        return plan
-
-    def _read_items(self, sessions: builtins.list[str]) -> builtins.list[Item]:
-        """(session_id, stored row, agent_runs rows) of each of ``sessions`` that has a row or runs of this table."""
-        store = self.store
-        places = "(" + ", ".join("?" for _ in sessions) + ")"
-        select = f"{store.statements.select} WHERE {store.statements.id_column} IN "
-        rows = {raw[0]: raw for raw in store._query(select + places, sessions)}
-        runs = agent_runs.runs_of(store, sessions) if agent_runs.exists(store) else {}
-        for sid in agent_runs.held_elsewhere(store, [s for s in runs if s not in rows]):
-            del runs[sid]  # another agent table's session (an archive copy): not this table's to index
-        return [(sid, rows.get(sid), runs.get(sid, [])) for sid in sessions if sid in rows or sid in runs]
 
     def _diff(
         self, conn: sqlite3.Connection, docs: dict[str, builtins.list[Doc]]
@@ -772,36 +661,6 @@ class SqliteIndex:
             [MARK_START, MARK_END, expression, *params, limit],
         )
         return [_hit(*r) for r in rows]
-
-
-class ReadTask:
-    """A search index worker's task while the index is being made: each batch of session ids to their docs and
-    marks, the rows read from the file by a read-only store of the worker's own (so the building process
-    neither reads them nor ships them over), and extracted by :class:`~agno_storage.search_index.ExtractTask`.
-
-    Refuses to start (StorageError) where the path no longer names the building store's file (``file_id``).
-    """
-
-    def __init__(self, mode: str, table: str, marked: Sequence[int], path: str, file_id: tuple[int, int]) -> None:
-        from agno_storage.backends.sqlite import SqliteStorage
-
-        self._store = SqliteStorage(table, db_file=path, mode=mode, read_only=True)
-        try:
-            if self._store._thread_handle().file_id != tuple(file_id):
-                raise StorageError(f"{path!r} was replaced since the index's store opened it", table=table)
-        except BaseException:
-            self._store.close()
-            raise
-        self._index = SqliteIndex(self._store)
-        self._extract = ExtractTask(mode, table, marked)
-
-    def __call__(
-        self, sessions: builtins.list[str]
-    ) -> tuple[builtins.list[Doc], builtins.list[tuple[str, int | None]]]:
-        return self._extract(self._index._read_items(sessions))
-
-    def close(self) -> None:
-        self._store.close()
 
 
 def _stored_text(raw: Sequence[Any] | None, conversation_at: Sequence[int], runs: Iterable[Any]) -> int:

@@ -8,7 +8,7 @@ task's result for it, in the order the frames were given. Two tasks use
 it: mapping an agno 3 migration's batches
 (:class:`agno_storage.agno3.workers.MapTask`) and reading a table's
 conversations for its search index
-(:class:`agno_storage.search_sqlite.ReadTask`).
+(:class:`agno_storage.search_sqlite_worker.ReadTask`).
 
 The workers are the same interpreter running :data:`BOOTSTRAP` (``python
 -P -c``), not :mod:`multiprocessing`: a fork would copy the caller's

@@ -26,6 +26,7 @@ from agno_storage import (
     TeamSession,
     search_index,
     search_sqlite,
+    search_sqlite_worker,
 )
 from agno_storage.conversation import make_converter
 from tests.agno_runner import TABLES, close_storages, run_turn
@@ -566,7 +567,7 @@ def test_a_build_worker_refuses_a_file_that_is_not_the_builders(tmp_path: Path) 
     assert opened is not None
     index = search_sqlite.SqliteIndex(store)
     args = ("agent", "agent_sessions", index._marked, str(db))
-    task = search_sqlite.ReadTask(*args, opened)
+    task = search_sqlite_worker.ReadTask(*args, opened)
     assert {doc[0] for doc in task(["alice-1"])[0]} == {"alice-1"}
     task.close()
     other = tmp_path / "other.db"
@@ -575,7 +576,7 @@ def test_a_build_worker_refuses_a_file_that_is_not_the_builders(tmp_path: Path) 
     made.close()
     other.replace(db)
     with pytest.raises(StorageError, match="replaced"):
-        search_sqlite.ReadTask(*args, opened)
+        search_sqlite_worker.ReadTask(*args, opened)
     store.close()
 
 
@@ -756,7 +757,7 @@ def test_writers_get_the_lock_between_the_batches_of_an_index_build(
     transaction for the whole build held the lock for all of it: agno 1.8.4 loses its session after 5 s.)"""
     monkeypatch.setattr(search_sqlite, "CHUNK", 3)
     monkeypatch.setattr(search_index, "EXTRACT_BATCH", 3)
-    monkeypatch.setattr(search_sqlite, "EXTRACT_BATCH", 3)
+    monkeypatch.setattr(search_sqlite_worker, "EXTRACT_BATCH", 3)
     db = tmp_path / "s.db"
     store = SqliteStorage("agent_sessions", db_file=db)
     _backlog(store, 10)
@@ -1158,14 +1159,14 @@ def test_a_backlog_a_worker_reads_is_cut_by_the_text_it_holds_too(
     conn.commit()
     (top,) = conn.execute("SELECT MAX(id) FROM agent_sessions_search_queue").fetchone()
     conn.close()
-    monkeypatch.setattr(search_sqlite, "EXTRACT_BYTES", 6000)
-    plan = index._plan(top)
+    monkeypatch.setattr(search_sqlite_worker, "EXTRACT_BYTES", 6000)
+    plan = search_sqlite_worker.plan(index, top)
     # a (small by now), b and c (big): over 6,000 with c, so d starts the next batch: d, e (big), f.
     assert [sessions for _, _, sessions in plan] == [["a", "b", "c"], ["d", "e", "f"]]
     assert plan[0][0] == 0 and plan[0][1] == plan[1][0] and plan[1][1] == top  # every entry, once, in order
-    monkeypatch.setattr(search_sqlite, "EXTRACT_BATCH", 4)
-    monkeypatch.setattr(search_sqlite, "EXTRACT_BYTES", 1 << 30)
-    assert [len(sessions) for _, _, sessions in index._plan(top)] == [4, 2]
+    monkeypatch.setattr(search_sqlite_worker, "EXTRACT_BATCH", 4)
+    monkeypatch.setattr(search_sqlite_worker, "EXTRACT_BYTES", 1 << 30)
+    assert [len(sessions) for _, _, sessions in search_sqlite_worker.plan(index, top)] == [4, 2]
     store.close()
 
 
