@@ -204,10 +204,10 @@ class SqliteIndex:
                 conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
                 self._watch(conn)
                 self._log_every_session(conn)
-        if already:
+        if already and not relaid:
             # Made already (maybe being built by another process): returns once it holds what is logged, or
-            # with the error that build meets. Remade just now (an earlier layout's): filled as a new one is.
-            self.catch_up(building=relaid)
+            # with the error that build meets.
+            self.catch_up()
             return
         # The index is filled as a backlog is caught up with: a batch to a write transaction, so that other
         # writers get the lock between batches (one transaction for the whole build held it for the whole
@@ -217,7 +217,9 @@ class SqliteIndex:
             self.catch_up(building=True)
         except BaseException:
             try:
-                self.disable()  # as if enable() had not run, as before: the error is what the caller gets
+                # No index is left (of an earlier layout's, remade here, neither): searches scan, and the
+                # error is what the caller gets.
+                self.disable()
             except StorageError as exc:
                 _log.warning("search index of %r: could not take back the part-built index: %s", store.table_name, exc)
             raise

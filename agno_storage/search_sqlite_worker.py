@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import builtins
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from agno_storage import agent_runs
+from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import StorageError
 from agno_storage.search_index import EXTRACT_BATCH, EXTRACT_BYTES, Doc, ExtractTask, Item, Unwatched
 
@@ -49,14 +51,16 @@ def catch_up(index: SqliteIndex, top: int) -> tuple[int, set[str]]:
     from agno_storage import workers
 
     store = index.store
-    if store.db_path is None or not workers.default_count(1, start_from=1, most=1):
-        return 0, set()  # a database in memory is this process's alone
+    if store.db_path is None or store._in_transaction() or not workers.default_count(1, start_from=1, most=1):
+        # A database in memory is this process's alone; inside a caller's transaction the rows it wrote are
+        # not committed, so a worker would read them as they were, and no other connection's commit shows it.
+        return 0, set()
+    batches = plan(index, top)  # before the worker starts: an error here leaves none behind
     try:
         args = (store.spec.mode.value, store.table_name, index._marked, store.db_path, store._thread_handle().file_id)
         pool = workers.Pool(1, f"{__name__}:ReadTask", args, "a search index worker")
     except StorageError:
         return 0, set()  # none can start here (no interpreter, a path without this package, the file replaced)
-    batches = plan(index, top)
     #: PRAGMA data_version before the worker read each batch's rows: it moves when another connection commits.
     versions: builtins.list[int] = []
 
@@ -110,17 +114,23 @@ def plan(index: SqliteIndex, top: int) -> builtins.list[Batch]:
     """The log's entries up to ``top`` as batches, at most :data:`~agno_storage.search_index.EXTRACT_BATCH`
     sessions each, fewer where their conversations hold over :data:`~agno_storage.search_index.EXTRACT_BYTES`
     (a reply is about twice its text, and a frame is at most 1 GiB)."""
+    store = index.store
     batches: builtins.list[Batch] = []
     sessions: dict[str, None] = {}
     after = last = held = 0
-    for entry, sid, text in index._entries(index.store._thread_handle().conn, 0, top):
-        if sid not in sessions and sessions and (len(sessions) >= EXTRACT_BATCH or held >= EXTRACT_BYTES):
-            batches.append((after, last, builtins.list(sessions)))
-            sessions, after, held = {}, last, 0
-        if sid not in sessions:
-            held += text or 0
-        sessions[sid] = None
-        last = entry
+    try:
+        for entry, sid, text in index._entries(store._thread_handle().conn, 0, top):
+            if sid not in sessions and sessions and (len(sessions) >= EXTRACT_BATCH or held >= EXTRACT_BYTES):
+                batches.append((after, last, builtins.list(sessions)))
+                sessions, after, held = {}, last, 0
+            if sid not in sessions:
+                held += text or 0
+            sessions[sid] = None
+            last = entry
+    except sqlite3.Error as exc:
+        if not store.table_exists():  # dropped or renamed by another program since the log was read
+            raise Unwatched(store.table_name) from None
+        raise translate(exc, store.table_name) from exc
     if sessions:
         batches.append((after, top, builtins.list(sessions)))
     return batches
@@ -148,13 +158,19 @@ class ReadTask:
     def __init__(self, mode: str, table: str, marked: Sequence[int], path: str, file_id: tuple[int, int]) -> None:
         from agno_storage.backends.sqlite import SqliteStorage
 
-        self._store = SqliteStorage(table, db_file=path, mode=mode, read_only=True)
+        store = None
         try:
-            if self._store._thread_handle().file_id != tuple(file_id):
+            store = SqliteStorage(table, db_file=path, mode=mode, read_only=True)
+            if store._thread_handle().file_id != tuple(file_id):
                 raise StorageError(f"{path!r} was replaced since the index's store opened it", table=table)
-        except BaseException:
-            self._store.close()
-            raise
+        except BaseException as exc:
+            if store is not None:
+                store.close()
+            if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+                raise
+            # Whatever else keeps it from reading the file: the builder does the work itself instead.
+            raise StorageError(f"a search index worker cannot read {path!r}: {exc!r}", table=table) from exc
+        self._store = store
         self._extract = ExtractTask(mode, table, marked)
 
     def __call__(

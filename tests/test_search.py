@@ -580,6 +580,107 @@ def test_a_build_worker_refuses_a_file_that_is_not_the_builders(tmp_path: Path) 
     store.close()
 
 
+def _scanned(store: SqliteStorage, query: str) -> set[str]:
+    from agno_storage import search
+
+    return {h.session_id for h in search.scan(store, search.terms(query), None, None, 100)}
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["here", "worker"])
+def test_an_index_built_inside_a_transaction_holds_what_the_transaction_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: bool
+) -> None:
+    """enable_search() inside the caller's transaction (an import, say): a worker would read the file as last
+    committed, without what the transaction wrote, and no other connection's commit would show it; so the
+    build reads here, and the index holds what the transaction wrote, as the scan does."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="old", user_id="u", memory=agno_memory(("kestrel before", "ok"))))
+    store.upsert(AgentSession(session_id="changed", user_id="u", memory=agno_memory(("osprey before", "ok"))))
+    started = _with_a_worker(monkeypatch) if worker else []
+    with store.transaction():
+        store.upsert(AgentSession(session_id="new", user_id="u", memory=agno_memory(("kestrel inside", "ok"))))
+        store.upsert(AgentSession(session_id="changed", user_id="u", memory=agno_memory(("kestrel again", "ok"))))
+        store.enable_search()
+    assert started == []
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == _scanned(store, "kestrel")
+    assert _scanned(store, "kestrel") == {"old", "new", "changed"}
+    store.close()
+    fresh = SqliteStorage("agent_sessions", db_file=tmp_path / "fresh.db")
+    with fresh.transaction():  # a table made, filled and indexed in one transaction
+        fresh.upsert_many(
+            AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))) for i in range(3)
+        )
+        fresh.enable_search()
+    assert {h.session_id for h in fresh.search("kestrel", limit=100)} == {"s0", "s1", "s2"}
+    fresh.close()
+
+
+def test_a_file_whose_name_is_not_utf8_is_read_only_and_indexed_with_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file name of bytes that are not UTF-8 (os.fsdecode gives it surrogate escapes): a read-only store opens
+    it, and an index build's worker (which opens it read-only) reads it."""
+    import os
+
+    db = Path(os.fsdecode(bytes(tmp_path) + b"/s\xff.db"))
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    reader = SqliteStorage("agent_sessions", db_file=db, read_only=True)
+    assert reader.read("alice-1", user_id="alice") is not None
+    reader.close()
+    started = _with_a_worker(monkeypatch)
+    store.enable_search()
+    assert len(started) == 1
+    assert {h.session_id for h in store.search("kestrels")} == {"alice-1", "bob-1"}
+    store.close()
+
+
+def test_a_table_renamed_before_a_build_reads_its_log_is_a_typed_error_and_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program renames the sessions table between enable_search()'s first transaction and the build's
+    first read of the log: enable_search() raises a StorageError (nothing of the index is left), and search()
+    scans; no raw sqlite3 error."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    seed(store)
+    _with_a_worker(monkeypatch)
+    real = search_sqlite.SqliteIndex._entries
+
+    def renamed_first(self: Any, *args: Any, **kwargs: Any) -> Any:
+        other = sqlite3.connect(db, timeout=10)
+        other.execute("ALTER TABLE agent_sessions RENAME TO agent_sessions_archive")
+        other.commit()
+        other.close()
+        monkeypatch.setattr(search_sqlite.SqliteIndex, "_entries", real)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(search_sqlite.SqliteIndex, "_entries", renamed_first)
+    with pytest.raises(StorageError):
+        store.enable_search()
+    assert not {n for n in _table_names(db) if n.startswith("agent_sessions_search")}
+    assert store.search("kestrels") == []  # the table is gone: nothing to find, and no error
+    store.close()
+
+
+def test_an_earlier_layouts_index_that_enable_search_cannot_remake_is_taken_back(tmp_path: Path) -> None:
+    """enable_search() on an index an earlier build made, with a corrupt row: CorruptRowError, and no index is
+    left (as for a new one), so search() scans instead of answering from a part-filled index."""
+    db = tmp_path / "s.db"
+    db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET memory = '{not json' WHERE rowid = (SELECT MAX(rowid) FROM agent_sessions)")
+    conn.commit()
+    conn.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    with pytest.raises(CorruptRowError):
+        store.enable_search()
+    assert not {n for n in _table_names(db) if n.startswith("agent_sessions_search")}
+    assert store.search("squared", user_id="nobody") == []
+    store.close()
+
+
 def _indexed_copy(db: Path, copy: Path) -> Path:
     """A copy of ``db`` whose index this process built anew (any index it had is dropped first), with no worker:
     what a build with one, or a catch-up, must equal."""
@@ -890,8 +991,11 @@ def test_what_a_worker_read_before_another_store_caught_up_is_not_indexed(
     assert indexed_messages(db) == indexed_messages(_indexed_copy(db, tmp_path / "fresh.db"))
 
 
+@pytest.mark.parametrize("worker", [False, True], ids=["here", "worker"])
 @pytest.mark.parametrize("session_id", [None, b"\xffodd"], ids=["null", "not-utf8"])
-def test_a_session_id_no_read_takes_leaves_no_index_behind(tmp_path: Path, session_id: Any) -> None:
+def test_a_session_id_no_read_takes_leaves_no_index_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_id: Any, worker: bool
+) -> None:
     """A row whose session_id is NULL or bytes that are not UTF-8 (another program's): enable_search() raises
     CorruptRowError and makes nothing (the open cursor of the log kept the tables locked, so the index it could
     not take back made every later search fail); the scan still answers a search its filters keep away."""
@@ -905,8 +1009,10 @@ def test_a_session_id_no_read_takes_leaves_no_index_behind(tmp_path: Path, sessi
     )
     conn.commit()
     conn.close()
+    started = _with_a_worker(monkeypatch) if worker else []
     with pytest.raises(CorruptRowError):
         store.enable_search()
+    assert started == []  # the log is read before a worker starts: none is left behind holding the file
     names = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
     assert not {n for n in names if "_search" in n}
     assert {h.session_id for h in store.search("kestrels", user_id="alice")} == {"alice-1"}

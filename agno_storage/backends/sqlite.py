@@ -208,7 +208,8 @@ class SqliteStorage(BaseStorage):
     def _open(self) -> _Handle:
         path = ":memory:" if self.db_path is None else self.db_path
         if self.read_only:
-            path = "file:" + quote_uri_path(path) + "?mode=ro"
+            # Its bytes, as open() would take them: a name that is not UTF-8 (surrogate escapes) has no str quote.
+            path = "file:" + quote_uri_path(os.fsencode(path)) + "?mode=ro"
         try:
             conn = sqlite3.connect(
                 path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False, uri=self.read_only
