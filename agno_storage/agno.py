@@ -464,7 +464,7 @@ class SqliteStorage(_AgnoStorage):
     Other keyword arguments
     (``allow_owner_change``, ``claim_unowned``, ``recency_indexes``;
     ``busy_timeout``, ``synchronous`` for SQLite; ``pool_size``,
-    ``connect_timeout``, ``retries`` for PostgreSQL) go to the core store
+    ``connect_timeout``, ``retries``, ``prepared_statements`` for PostgreSQL) go to the core store
     unchanged; one it does not take raises InvalidInputError here.
 
     Unlike agno's store, failures raise typed ``agno_storage.errors`` errors

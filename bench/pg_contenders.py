@@ -19,18 +19,32 @@ from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 SCHEMA = "ai"
 
 
-class PgOurs(OursApi):
-    """This project's PostgresStorage at its defaults (``recency_indexes`` may be turned off)."""
+#: The label of this project's store with ``prepared_statements=True``, and of the floor that prepares too.
+OURS_PREPARED = "agno_storage, prepared_statements=True"
+FLOOR_PREPARED = "floor + orjson.loads, prepared"
 
-    def __init__(self, dsn: str, label: str = "agno_storage", *, recency_indexes: bool = True) -> None:
+
+class PgOurs(OursApi):
+    """This project's PostgresStorage at its defaults (``recency_indexes`` may be turned off, and
+    ``prepared_statements`` on)."""
+
+    def __init__(
+        self, dsn: str, label: str = "agno_storage", *, recency_indexes: bool = True, prepared: bool = False
+    ) -> None:
         super().__init__()
         self.label = label
         self.dsn = dsn
         self.recency_indexes = recency_indexes
+        self.prepared = prepared
 
     def open(self, path: str) -> None:
         self.st = PostgresStorage(
-            path, db_url=self.dsn, schema=SCHEMA, mode="agent", recency_indexes=self.recency_indexes
+            path,
+            db_url=self.dsn,
+            schema=SCHEMA,
+            mode="agent",
+            recency_indexes=self.recency_indexes,
+            prepared_statements=self.prepared,
         )
         self.st.create()
 
@@ -59,21 +73,31 @@ class PgFloor(RawFloor):
     The table is made by this project's store (agno's DDL), the statements
     are the store's text (upsert with the owner check and RETURNING, the
     SELECTs its read and get_recent_sessions run). The connection is in
-    autocommit with ``prepare_threshold=None``, as the store's are. By default
+    autocommit with ``prepare_threshold=None``, as the store's are by default
+    (``prepared``: psycopg's default threshold, as with the store's
+    ``prepared_statements=True``). By default
     each upsert is a single statement (its own implicit transaction); with
     ``explicit_tx`` it is BEGIN + upsert + COMMIT, the store's three round
     trips. ``decode`` runs ``orjson.loads`` on the JSON columns read.
     """
 
     def __init__(
-        self, dsn: str, label: str = "floor (psycopg)", *, explicit_tx: bool = False, decode: bool = False
+        self,
+        dsn: str,
+        label: str = "floor (psycopg)",
+        *,
+        explicit_tx: bool = False,
+        decode: bool = False,
+        prepared: bool = False,
     ) -> None:
         super().__init__(label, decode)
         self.dsn = dsn
         self.explicit_tx = explicit_tx
+        self.prepared = prepared
 
     def open(self, path: str) -> None:
-        self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None)
+        threshold = 5 if self.prepared else None
+        self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=threshold)
         configure_connection(self.conn)  # JSON arrives as text, as on the store's own connections
         st = PostgresStorage(path, db_url=self.dsn, schema=SCHEMA, mode="agent")
         st.create()

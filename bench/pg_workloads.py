@@ -20,7 +20,7 @@ from bench import harness
 from bench.child import TEMPLATE_DICTS, bulk_dicts, bulk_rows
 from bench.config import PgConfig
 from bench.harness import Contender, Entry, Row, ours_session
-from bench.pg_contenders import SCHEMA, PgAgno, PgFloor, PgOurs, encode_pg_row
+from bench.pg_contenders import FLOOR_PREPARED, OURS_PREPARED, SCHEMA, PgAgno, PgFloor, PgOurs, encode_pg_row
 
 
 def _tables(tag: str) -> Callable[[int, Contender], str]:
@@ -31,19 +31,23 @@ def _tables(tag: str) -> Callable[[int, Contender], str]:
 def small_writes_and_reads(cfg: PgConfig, dsn: str, url: str, small: list[dict[str, Any]]) -> list[Row]:
     """P1 and P2: upsert new, upsert existing and read small sessions, one transaction each."""
     ours = PgOurs(dsn)
+    prepared = PgOurs(dsn, OURS_PREPARED, prepared=True)
     floor = PgFloor(dsn)
     agno = PgAgno(url)
     writers: list[Contender] = [
         ours,
         PgOurs(dsn, "agno_storage, recency_indexes=False", recency_indexes=False),
+        prepared,
         floor,
         PgFloor(dsn, "floor, BEGIN/COMMIT per upsert", explicit_tx=True),
         agno,
     ]
     floor_decode = PgFloor(dsn, "floor + orjson.loads", decode=True)
     floor_decode.twin = floor  # a second view of the floor's table
-    readers: list[Contender] = [ours, floor, floor_decode, agno]
-    with harness.closing([*writers, floor_decode]):
+    floor_prepared = PgFloor(dsn, FLOOR_PREPARED, decode=True, prepared=True)
+    floor_prepared.twin = floor
+    readers: list[Contender] = [ours, prepared, floor, floor_decode, floor_prepared, agno]
+    with harness.closing([*writers, floor_decode, floor_prepared]):
         return harness.small_writes_and_reads(
             writers, readers, _tables("small"), small, cfg.rounds, cfg.small_batch, cfg.read_batch
         )

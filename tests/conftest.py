@@ -2,7 +2,8 @@
 
 ``make_store`` is the conformance fixture: tests that take it run once per
 backend (SQLite, and PostgreSQL when a server can be started), so a
-guarantee cannot hold on one backend only.
+guarantee cannot hold on one backend only. ``tests/test_conformance.py``
+runs them a third time on PostgreSQL with ``prepared_statements=True``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     made: list[BaseStorage] = []
     db_file = tmp_path / "sessions.db"
 
-    if backend == "postgres":
+    if backend.startswith("postgres"):
         from tests.support import require
 
         require(
@@ -88,13 +89,15 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
         else:
             from agno_storage.backends.postgres import PostgresStorage
 
+            if backend == "postgres-prepared":
+                kwargs.setdefault("prepared_statements", True)
             store = PostgresStorage(table_name=name, db_url=server.dsn, mode=mode, **kwargs)
         made.append(store)
         return store
 
     yield factory
     for store in made:
-        if backend == "postgres":
+        if backend.startswith("postgres"):
             store.drop()
         store.close()
 

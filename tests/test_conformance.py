@@ -1,4 +1,4 @@
-"""Behaviour every backend must show; runs once per backend."""
+"""Behaviour every backend must show; runs once per backend (PostgreSQL twice: statements prepared or not)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ from tests.conftest import StoreFactory
 from tests.sessions import make_session
 
 ALL_MODES = list(Mode)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "postgres-prepared"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend, and PostgreSQL again with ``prepared_statements=True``: the same behaviour on both."""
+    return str(request.param)
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)

@@ -960,3 +960,53 @@ def test_a_server_killed_mid_run_fails_writers_fast_and_loses_no_commit(
     stored = set(store.get_all_session_ids())
     assert set(acknowledged) <= stored, "an acknowledged upsert was lost"
     assert len(acknowledged) > resumed_from, "writers did not resume after the restart"
+
+
+def _prepared_on_the_server(store: PostgresStorage) -> list[str]:
+    """The statements the server keeps prepared on the store's one pooled connection."""
+    with store.transaction() as conn:
+        return [str(r[0]) for r in conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["default", "prepared_statements"])
+def test_statements_are_prepared_on_the_server_only_when_asked(
+    dsn: str, stores: list[PostgresStorage], prepared: bool
+) -> None:
+    """By default nothing is prepared (a pooler in transaction mode would hand a statement to a server
+    connection that never saw it prepared); with ``prepared_statements=True`` the reads and upserts this store
+    repeats are, and give the same results."""
+    store = open_store(stores, dsn, pool_size=1, prepared_statements=prepared)
+    assert store.prepared_statements is prepared
+    for i in range(6):
+        store.upsert(AgentSession(session_id="s", user_id="u", agent_id="a", session_data={"n": i}))
+        got = store.read("s", user_id="u")
+        assert got is not None and got.session_data == {"n": i}
+    kept = _prepared_on_the_server(store)
+    if not prepared:
+        assert kept == []
+    else:
+        table = f'"ai"."{store.table_name}"'
+        assert any(s.startswith("SELECT") and table in s for s in kept), kept
+        assert any(s.startswith("INSERT INTO") and table in s for s in kept), kept
+
+
+def test_prepared_statements_go_on_working_after_another_program_remakes_the_table(
+    dsn: str, stores: list[PostgresStorage]
+) -> None:
+    """The server replans a prepared statement whose table was dropped and made again, or given a new column,
+    by another program: the store's later reads and writes work on the table as it is then."""
+    store = open_store(stores, dsn, pool_size=1, prepared_statements=True)
+    for i in range(6):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", agent_id="a"))
+        assert store.read(f"s{i}") is not None
+    other = PostgresStorage(store.table_name, db_url=dsn, mode="agent")
+    other.drop()
+    other.create()
+    other.upsert(AgentSession(session_id="after", user_id="u", agent_id="a", session_data={"x": 1}))
+    other.close()
+    fetch(dsn, f'ALTER TABLE "ai"."{store.table_name}" ADD COLUMN another_programs TEXT')
+    assert store.read("s0") is None  # the table made again holds only what was written since
+    after = store.read("after")
+    assert after is not None and after.session_data == {"x": 1}
+    store.upsert(AgentSession(session_id="s0", user_id="u", agent_id="a"))
+    assert {s.session_id for s in store.list()} == {"after", "s0"}

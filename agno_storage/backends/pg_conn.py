@@ -3,8 +3,9 @@
 This module knows nothing of sessions or tables' shapes: it hands a
 connection to a callable, in a transaction or not, reruns it after a
 transient failure when that is safe, and turns driver errors into
-:class:`~agno_storage.errors.StorageError` subclasses. Statements are never
-prepared, so it also works behind a pooler in transaction mode.
+:class:`~agno_storage.errors.StorageError` subclasses. Statements are not
+prepared unless asked (``prepare_threshold``), so by default it also works
+behind a pooler in transaction mode.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ class Connections:
 
     Thread-safe; a forked child makes its own pool and leaves the parent's
     alone. ``table`` only names the table in the errors raised.
-    ``configure`` runs on every new connection.
+    ``configure`` runs on every new connection. ``prepare_threshold`` is
+    psycopg's: a statement run that many times on a connection is prepared
+    there (None: never).
     """
 
     def __init__(
@@ -75,8 +78,10 @@ class Connections:
         connect_timeout: float,
         retries: int,
         configure: Callable[[psycopg.Connection[Any]], None],
+        prepare_threshold: int | None = None,
     ) -> None:
         self._conninfo = conninfo
+        self._prepare_threshold = prepare_threshold
         self._table = table
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
@@ -110,8 +115,9 @@ class Connections:
                         # The codec's text is UTF-8, whatever client_encoding a URL asks for: another
                         # encoding would fail in the driver (a raw UnicodeEncodeError) on any other text.
                         "client_encoding": "utf8",
-                        # No prepared statements: they break behind a transaction-mode pooler.
-                        "prepare_threshold": None,
+                        # None: no prepared statements, which break behind a transaction-mode pooler
+                        # (PgBouncer before 1.21 or without max_prepared_statements).
+                        "prepare_threshold": self._prepare_threshold,
                         "connect_timeout": max(2, round(self._connect_timeout)),
                         "application_name": "agno_storage",
                         # Notice a dead peer within about 30 s instead of the kernel's hours.

@@ -44,6 +44,10 @@ _BULK_LOCK_PREFIX = "agno_storage:bulk:"
 #: 256 MiB, an index row past 2,704 bytes), or text that cannot be encoded. A write raises InvalidInputError for it.
 _REFUSED_VALUE = (psycopg.DataError, pg_errors.ProgramLimitExceeded, UnicodeEncodeError)
 
+#: Runs of one statement on a connection after which it is prepared there, with ``prepared_statements``
+#: (psycopg's default: a statement run once or twice, DDL say, is not kept on the server).
+_PREPARE_THRESHOLD = 5
+
 #: The longest connect_timeout taken (a day): past it, libpq's own arithmetic overflows.
 _MOST_TIMEOUT = 86_400
 
@@ -68,6 +72,14 @@ class PostgresStorage(BaseStorage):
     creates the table (see :meth:`create_recency_indexes`): "newest sessions"
     of one user, of one entity and of all become an index walk instead of a
     sort of every matching row, at a cost per write (docs/benchmarks.md).
+
+    ``prepared_statements`` lets the server keep each statement this store
+    runs often (five times on a connection: psycopg's default, and what
+    agno 1.8.4 gets through SQLAlchemy) parsed and planned, which saves
+    that work on every later run (a read by id in about half the time:
+    docs/postgres.md). Off by default: a pooler in transaction mode
+    (PgBouncer before 1.21, or without ``max_prepared_statements``) hands
+    the next statement to a server connection that never saw it prepared.
     """
 
     HOLDS_NUL = False  # PostgreSQL text cannot hold U+0000
@@ -87,6 +99,7 @@ class PostgresStorage(BaseStorage):
         connect_timeout: float = 5.0,
         retries: int = 2,
         recency_indexes: bool = True,
+        prepared_statements: bool = False,
         tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
@@ -132,6 +145,7 @@ class PostgresStorage(BaseStorage):
         self.connect_timeout = float(connect_timeout)
         self.retries = retries
         self.recency_indexes = check_bool("recency_indexes", recency_indexes)
+        self.prepared_statements = check_bool("prepared_statements", prepared_statements)
         self._qualified_name = ddl.qualified(self.table_name, self.schema)
         self.qualified_table = self._regclass_name = self._qualified_text()  # public: the table in SQL, quoted
         self._conns = Connections(
@@ -141,6 +155,7 @@ class PostgresStorage(BaseStorage):
             connect_timeout=self.connect_timeout,
             retries=retries,
             configure=configure_connection,
+            prepare_threshold=_PREPARE_THRESHOLD if self.prepared_statements else None,
         )
         # Fail now, before anything is written, if the table is another mode's;
         # upgrade an old one now if auto_upgrade_schema says so.
