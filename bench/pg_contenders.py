@@ -22,6 +22,7 @@ SCHEMA = "ai"
 #: The label of this project's store with ``prepared_statements=True``, and of the floor that prepares too.
 OURS_PREPARED = "agno_storage, prepared_statements=True"
 FLOOR_PREPARED = "floor + orjson.loads, prepared"
+FLOOR_WRITES_PREPARED = "floor (psycopg), prepared"
 
 
 class PgOurs(OursApi):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.pg_contenders import FLOOR_PREPARED, OURS_PREPARED
+from bench.pg_contenders import FLOOR_PREPARED, FLOOR_WRITES_PREPARED, OURS_PREPARED
 from bench.tables import Goal, at_least, goal_lines, goals_table, plans_table, table
 
 #: Hand-written causes of misses and hot spots, placed after the generated tables.
@@ -41,6 +41,24 @@ TARGETS = (
         _UPSERT,
     ),
     ("2. read small", "agno_storage", "agno 1.8.4", 2.8, "read small: vs agno 1.8.4", "floor + orjson.loads", _READ),
+    (
+        "1. upsert new small",
+        OURS_PREPARED,
+        "agno 1.8.4",
+        3.3,
+        "upsert new small, prepared_statements=True: vs agno 1.8.4",
+        FLOOR_WRITES_PREPARED,
+        _UPSERT,
+    ),
+    (
+        "1. upsert existing small",
+        OURS_PREPARED,
+        "agno 1.8.4",
+        3.3,
+        "upsert existing small, prepared_statements=True: vs agno 1.8.4",
+        FLOOR_WRITES_PREPARED,
+        _UPSERT,
+    ),
     (
         "2. read small",
         OURS_PREPARED,

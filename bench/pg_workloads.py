@@ -20,7 +20,16 @@ from bench import harness
 from bench.child import TEMPLATE_DICTS, bulk_dicts, bulk_rows
 from bench.config import PgConfig
 from bench.harness import Contender, Entry, Row, ours_session
-from bench.pg_contenders import FLOOR_PREPARED, OURS_PREPARED, SCHEMA, PgAgno, PgFloor, PgOurs, encode_pg_row
+from bench.pg_contenders import (
+    FLOOR_PREPARED,
+    FLOOR_WRITES_PREPARED,
+    OURS_PREPARED,
+    SCHEMA,
+    PgAgno,
+    PgFloor,
+    PgOurs,
+    encode_pg_row,
+)
 
 
 def _tables(tag: str) -> Callable[[int, Contender], str]:
@@ -39,6 +48,7 @@ def small_writes_and_reads(cfg: PgConfig, dsn: str, url: str, small: list[dict[s
         PgOurs(dsn, "agno_storage, recency_indexes=False", recency_indexes=False),
         prepared,
         floor,
+        PgFloor(dsn, FLOOR_WRITES_PREPARED, prepared=True),
         PgFloor(dsn, "floor, BEGIN/COMMIT per upsert", explicit_tx=True),
         agno,
     ]
