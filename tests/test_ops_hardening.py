@@ -366,3 +366,18 @@ def test_the_server_a_url_names_never_shows_a_password_libpq_read_as_its_host() 
     assert "q8" not in shown
     assert "Zx+Tr0ub" not in shown
     assert describe_server("postgresql://app:secret@db.example:6432/app") == "db.example:6432/app"
+
+
+def test_a_file_whose_name_is_not_utf8_is_opened_read_only_by_the_ops_commands(tmp_path: Path) -> None:
+    """A file name of bytes that are not UTF-8 (os.fsdecode gives surrogate escapes) opens read-only (``mode=ro``
+    URI of its bytes), as the commands that only read it open it; a str quote of it raised UnicodeEncodeError."""
+    from agno_storage import AgentSession, SqliteStorage
+    from agno_storage.ops.db import connect_readonly
+
+    db = Path(os.fsdecode(bytes(tmp_path) + b"/s\xff.db"))
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a"))
+    store.close()
+    conn = connect_readonly(db)
+    assert conn.execute("SELECT session_id FROM agent_sessions").fetchall() == [("s1",)]
+    conn.close()

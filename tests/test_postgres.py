@@ -1010,3 +1010,28 @@ def test_prepared_statements_go_on_working_after_another_program_remakes_the_tab
     assert after is not None and after.session_data == {"x": 1}
     store.upsert(AgentSession(session_id="s0", user_id="u", agent_id="a"))
     assert {s.session_id for s in store.list()} == {"after", "s0"}
+
+
+def test_a_column_type_another_program_changes_costs_prepared_statements_one_connection(
+    dsn: str, stores: list[PostgresStorage]
+) -> None:
+    """A statement prepared before another program changed a column's type fails on its connection for good
+    ("cached plan must not change result type"): the store closes that connection and reruns the call on a
+    fresh one; inside a transaction() the call raises StorageError, and the calls after it work."""
+    store = open_store(stores, dsn, pool_size=1, prepared_statements=True)
+    for i in range(6):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", agent_id="a"))
+        assert store.read(f"s{i}") is not None
+        store.get_recent_sessions(user_id="u", limit=2)
+    fetch(dsn, f'ALTER TABLE "ai"."{store.table_name}" ALTER COLUMN user_id TYPE text')
+    for _ in range(2):
+        assert store.read("s0") is not None
+        assert len(store.get_recent_sessions(user_id="u", limit=2)) == 2
+        store.upsert(AgentSession(session_id="s0", user_id="u", agent_id="a"))
+    for i in range(6):
+        assert store.read(f"s{i}") is not None  # prepared again, on the fresh connection
+    fetch(dsn, f'ALTER TABLE "ai"."{store.table_name}" ALTER COLUMN user_id TYPE varchar')
+    with pytest.raises(StorageError), store.transaction():
+        store.read("s1")
+    assert store.read("s1") is not None
+    assert len(store.get_recent_sessions(user_id="u", limit=2)) == 2

@@ -179,7 +179,7 @@ class MemoryTable:
                 raise StorageError(
                     f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})"
                 ) from exc
-            self._pg = psycopg.connect(target.conninfo, autocommit=False)
+            self._pg = psycopg.connect(target.conninfo, autocommit=False, prepare_threshold=None)
             self._pg.read_only = True  # every transaction: BEGIN READ ONLY
             sql = "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = "
             sql += "%s" if schema else "current_schema()"

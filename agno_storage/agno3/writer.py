@@ -375,7 +375,7 @@ class TargetReader:
             return
         import psycopg
 
-        self._pg = psycopg.connect(target.conninfo, autocommit=True)
+        self._pg = psycopg.connect(target.conninfo, autocommit=True, prepare_threshold=None)
         self._prefix = f"{quote(schema)}." if schema else ""
         for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
             row = self._pg.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self._prefix}{table}",)).fetchone()
@@ -665,7 +665,7 @@ class PostgresWriter:
             raise StorageError(
                 f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})"
             ) from exc
-        self._conn = psycopg.connect(conninfo, autocommit=False)
+        self._conn = psycopg.connect(conninfo, autocommit=False, prepare_threshold=None)
         self._schema = schema
         self._prefix = f"{quote(schema)}." if schema else ""
         self._rows = rows_for(self.engine)

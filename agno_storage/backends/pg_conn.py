@@ -159,6 +159,12 @@ class Connections:
         self._local.conn, self._local.pid, self._local.depth = conn, pid, 0
         try:
             yield conn
+        except Exception as exc:
+            if stale_plan(exc) and process.current.pid == pid:
+                # A statement prepared on this connection no longer fits its table (another program changed a
+                # column's type): it would fail on every later run here, so the pool gets a fresh connection.
+                conn.close()
+            raise
         finally:
             self._local.conn = None
             if process.current.pid == pid:  # a child forked in the block leaves its parent's pool alone
@@ -299,8 +305,13 @@ class Connections:
                 # The pool already waited connect_timeout for a connection: no rerun.
                 raise translate(exc, self._table) from exc
             except psycopg.Error as exc:
-                # A pooler's wait timeout already waited: a rerun would only queue again.
-                transient = (_is_lost(exc) and not _pooler_gave_up(exc)) or exc.sqlstate in _RETRYABLE_CONFLICTS
+                # A pooler's wait timeout already waited: a rerun would only queue again. A stale prepared
+                # statement's connection was closed above: the rerun prepares it anew on another.
+                transient = (
+                    (_is_lost(exc) and not _pooler_gave_up(exc))
+                    or exc.sqlstate in _RETRYABLE_CONFLICTS
+                    or stale_plan(exc)
+                )
                 if transient and not stage.committing and attempt < self._retries and replayable():
                     if _is_lost(exc):
                         self._discard_broken()
@@ -390,6 +401,17 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
         conn.execute("ROLLBACK")
     except psycopg.Error:
         pass  # the original error matters more; the pool discards a bad connection
+
+
+def stale_plan(exc: BaseException) -> bool:
+    """A prepared statement whose result no longer fits its table ("cached plan must not change result type"):
+    another program changed a column's type since it was prepared (``prepared_statements=True`` only)."""
+    cause: BaseException | None = exc
+    while cause is not None:  # a StorageError raised for it (inside a transaction()) names it as its cause
+        if isinstance(cause, psycopg.Error) and cause.sqlstate == "0A000" and "cached plan must not" in str(cause):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _is_lost(exc: BaseException) -> bool:

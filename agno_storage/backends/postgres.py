@@ -74,12 +74,14 @@ class PostgresStorage(BaseStorage):
     sort of every matching row, at a cost per write (docs/benchmarks.md).
 
     ``prepared_statements`` lets the server keep each statement this store
-    runs often (five times on a connection: psycopg's default, and what
-    agno 1.8.4 gets through SQLAlchemy) parsed and planned, which saves
-    that work on every later run (a read by id in about half the time:
-    docs/postgres.md). Off by default: a pooler in transaction mode
-    (PgBouncer before 1.21, or without ``max_prepared_statements``) hands
-    the next statement to a server connection that never saw it prepared.
+    runs often (five times on a connection: psycopg's default) parsed and
+    planned, which saves that work on every later run (a read by id in
+    about half the time: docs/postgres.md). A prepared statement that no
+    longer fits its table (another program changed a column's type) costs
+    its connection: the call runs again on a fresh one. Off by default, and
+    never behind a pooler in transaction mode: the next statement may go to
+    a server connection that never saw it prepared, or that holds another
+    client's statement by the same name.
     """
 
     HOLDS_NUL = False  # PostgreSQL text cannot hold U+0000

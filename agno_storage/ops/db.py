@@ -113,7 +113,7 @@ def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     Never writes the file nor changes its journal mode; works on a read-only
     file or folder. Autocommit: each statement is its own snapshot.
     """
-    uri = "file:" + uri_quote(os.path.abspath(os.fspath(path))) + "?mode=ro"
+    uri = "file:" + uri_quote(os.fsencode(os.path.abspath(os.fspath(path)))) + "?mode=ro"  # bytes: any name
     try:
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -366,7 +366,9 @@ def open_database(url: str, schema: str | None = "ai", *, lenient_text: bool = F
         raise StorageError(f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})") from exc
     check_conninfo(url)
     try:
-        pg = psycopg.connect(target.conninfo, autocommit=False, connect_timeout=10, client_encoding="utf8")
+        pg = psycopg.connect(
+            target.conninfo, autocommit=False, connect_timeout=10, client_encoding="utf8", prepare_threshold=None
+        )
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL: {scrubbed(str(exc), url)}") from exc
     pg.read_only = True

@@ -294,7 +294,7 @@ def vacuum(url: str, table: str, schema: str | None = "ai") -> None:
 
     name = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
     try:
-        with psycopg.connect(target.conninfo, autocommit=True, client_encoding="utf8") as pg:
+        with psycopg.connect(target.conninfo, autocommit=True, client_encoding="utf8", prepare_threshold=None) as pg:
             pg.execute(psycopg.sql.SQL(f"VACUUM {name}"))  # quoted identifiers
     except psycopg.Error as exc:
         raise StorageError(f"VACUUM of table {name} failed (the deletes stand): {exc}", table=table) from exc
