@@ -667,12 +667,9 @@ def test_a_table_renamed_before_a_build_reads_its_log_is_a_typed_error_and_scann
 def test_an_earlier_layouts_index_that_enable_search_cannot_remake_is_taken_back(tmp_path: Path) -> None:
     """enable_search() on an index an earlier build made, with a corrupt row: CorruptRowError, and no index is
     left (as for a new one), so search() scans instead of answering from a part-filled index."""
-    db = tmp_path / "s.db"
-    db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE agent_sessions SET memory = '{not json' WHERE rowid = (SELECT MAX(rowid) FROM agent_sessions)")
-    conn.commit()
-    conn.close()
+    db = _earlier_index_then(
+        tmp_path, "UPDATE agent_sessions SET memory = '{not json' WHERE rowid = (SELECT MAX(rowid) FROM agent_sessions)"
+    )
     store = SqliteStorage("agent_sessions", db_file=db)
     with pytest.raises(CorruptRowError):
         store.enable_search()
@@ -1216,13 +1213,19 @@ def test_what_an_earlier_builds_disable_left_behind_is_taken_back(tmp_path: Path
     store.close()
 
 
-def test_an_earlier_builds_index_of_a_table_dropped_since_is_scanned(tmp_path: Path) -> None:
+def _earlier_index_then(tmp_path: Path, statement: str) -> Path:
+    """A file indexed by build 3ccb4d3 (fixtures/MANIFEST.md), with ``statement`` run on it since by another program."""
     db = tmp_path / "s.db"
     db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
     conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE agent_sessions")
+    conn.execute(statement)
     conn.commit()
     conn.close()
+    return db
+
+
+def test_an_earlier_builds_index_of_a_table_dropped_since_is_scanned(tmp_path: Path) -> None:
+    db = _earlier_index_then(tmp_path, "DROP TABLE agent_sessions")
     store = SqliteStorage("agent_sessions", db_file=db)
     assert store.search("squared") == []
     assert "agent_sessions_search_text" not in _table_names(db)
