@@ -115,8 +115,8 @@ class Connections:
                         # The codec's text is UTF-8, whatever client_encoding a URL asks for: another
                         # encoding would fail in the driver (a raw UnicodeEncodeError) on any other text.
                         "client_encoding": "utf8",
-                        # None: no prepared statements, which break behind a transaction-mode pooler
-                        # (PgBouncer before 1.21 or without max_prepared_statements).
+                        # None (the default): no prepared statements, which break behind a pooler in
+                        # transaction mode (docs/postgres.md).
                         "prepare_threshold": self._prepare_threshold,
                         "connect_timeout": max(2, round(self._connect_timeout)),
                         "application_name": "agno_storage",
