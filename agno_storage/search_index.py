@@ -215,14 +215,6 @@ def owner_filters(
     return sql, params
 
 
-# --------------------------------------------------------------------------- a SQLite catch-up's extraction, in
-# a worker process while an index is being made (agno_storage.search_sqlite_worker)
-
-
-Item = tuple[Any, "Sequence[Any] | None", "builtins.list[conversation.RunRow]"]
-"""(session_id, stored row or None, agent_runs rows) of one session an index build reads."""
-
-
 def in_chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list[Any]]:
     batch: builtins.list[Any] = []
     for item in items:
@@ -255,41 +247,13 @@ def mark(marked: Sequence[int], raw: Sequence[Any] | None, runs: Sequence[conver
     return -1 - (int.from_bytes(h.digest()[:8], "big") >> 1)
 
 
-class ExtractTask:
-    """One batch of an index build's sessions to their docs and marks, in a worker process.
-
-    Built in a worker from (mode, table, marked) alone: it decodes the
-    rows it is handed with a codec of its own and reads no database.
-    """
-
-    def __init__(self, mode: str, table: str, marked: Sequence[int]) -> None:
-        from agno_storage.codec import RowCodec
-        from agno_storage.modes import parse_mode, spec
-
-        self._decode = RowCodec(spec(parse_mode(mode)), table).decode
-        self._table = table
-        self._marked = builtins.list(marked)
-
-    def __call__(self, batch: builtins.list[Item]) -> tuple[builtins.list[Doc], builtins.list[tuple[str, int | None]]]:
-        docs: builtins.list[Doc] = []
-        marks: builtins.list[tuple[str, int | None]] = []
-        decode, table = self._decode, self._table
-        for sid, raw, runs in batch:
-            session = decode(raw) if raw is not None else None
-            marks.append((sid, mark(self._marked, raw, runs)))
-            docs += docs_of(sid, session, runs, table)
-        return docs, marks
-
-
 __all__ = [
     "BATCH",
     "CHUNK",
     "EXTRACT_BATCH",
     "EXTRACT_BYTES",
     "Disabled",
-    "ExtractTask",
     "Index",
-    "Item",
     "RemakeRefused",
     "Unwatched",
     "denied",

@@ -89,7 +89,7 @@ class SqliteIndex(IndexLayout):
             already = self.enabled()
             relaid = already and self.old_layout
             if relaid:
-                self._relayout(conn)
+                self._make(conn)
             elif not already:
                 taken = conn.execute(
                     "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE", (self.fts_name,)
@@ -101,11 +101,7 @@ class SqliteIndex(IndexLayout):
                         f" named {self.fts_name!r} already",
                         table=store.table_name,
                     )
-                self._drop_own(conn, strict=True)  # left behind by an earlier build's disable(), say
-                self._create(conn)
-                conn.execute(f"CREATE TABLE {self.queue} (id INTEGER PRIMARY KEY, session_id TEXT)")
-                self._watch(conn)
-                self._log_every_session(conn)
+                self._make(conn)  # drops what an earlier build's disable() left behind, say
         if already and not relaid:
             # Made already (maybe being built by another process): returns once it holds what is logged, or
             # with the error that build meets.
@@ -190,10 +186,10 @@ class SqliteIndex(IndexLayout):
                 ) from exc
             raise
 
-    def _relayout(self, conn: sqlite3.Connection) -> None:
-        """Replace an index of the layout before the map held the text with one of this layout: made empty,
-        with every session on the log, which the caller's catch-up indexes a batch to a write transaction, as
-        :meth:`enable` fills a new index.
+    def _make(self, conn: sqlite3.Connection) -> None:
+        """Make the index of this layout, empty, with every session on the log (which the caller's catch-up
+        indexes a batch to a write transaction), in place of what is there of an index: nothing, what an
+        earlier build's disable() left, or an index of the layout before the map held the text.
 
         The new tables have names the earlier layout's code does not know, so
         a process still running it fails on this index before it writes.
@@ -310,7 +306,7 @@ class SqliteIndex(IndexLayout):
             with store.transaction() as conn:
                 self._require_enabled()
                 if self.old_layout:  # not done meanwhile by another process (which may be filling it now)
-                    self._relayout(conn)
+                    self._make(conn)
                     rebuilt = True
         if not rebuilt and self._unwatched():
             # Dropped since enable(), by this store or another program: what the index holds is of a table

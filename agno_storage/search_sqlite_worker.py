@@ -20,12 +20,12 @@ import builtins
 import logging
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from agno_storage import agent_runs
+from agno_storage import agent_runs, conversation
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import StorageError
-from agno_storage.search_index import EXTRACT_BATCH, EXTRACT_BYTES, Doc, ExtractTask, Item, Unwatched
+from agno_storage.search_index import EXTRACT_BATCH, EXTRACT_BYTES, Doc, Unwatched, docs_of, mark
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -35,6 +35,8 @@ _log = logging.getLogger("agno_storage")
 
 #: (after this log entry, up to this one, the batch's sessions in the log's order)
 Batch = tuple[int, int, builtins.list[str]]
+#: (session_id, stored row or None, agent_runs rows) of one session the worker reads.
+Item = tuple[Any, "Sequence[Any] | None", "builtins.list[conversation.RunRow]"]
 
 
 def catch_up(index: SqliteIndex, top: int) -> tuple[int, set[str]]:
@@ -150,7 +152,7 @@ def read_items(store: BaseStorage, sessions: builtins.list[str]) -> builtins.lis
 class ReadTask:
     """The worker's task: each batch of session ids to their docs and marks, the rows read from the file by a
     read-only store of the worker's own (so the building process neither reads them nor ships them over),
-    and extracted by :class:`~agno_storage.search_index.ExtractTask`.
+    decoded with that store's codec, and extracted and fingerprinted.
 
     Refuses to start (StorageError) where the path no longer names the building store's file (``file_id``).
     """
@@ -171,12 +173,18 @@ class ReadTask:
             # Whatever else keeps it from reading the file: the builder does the work itself instead.
             raise StorageError(f"a search index worker cannot read {path!r}: {exc!r}", table=table) from exc
         self._store = store
-        self._extract = ExtractTask(mode, table, marked)
+        self._marked = builtins.list(marked)
 
     def __call__(
         self, sessions: builtins.list[str]
     ) -> tuple[builtins.list[Doc], builtins.list[tuple[str, int | None]]]:
-        return self._extract(read_items(self._store, sessions))
+        docs: builtins.list[Doc] = []
+        marks: builtins.list[tuple[str, int | None]] = []
+        decode, table = self._store.row_codec.decode, self._store.table_name
+        for sid, raw, runs in read_items(self._store, sessions):
+            marks.append((sid, mark(self._marked, raw, runs)))
+            docs += docs_of(sid, decode(raw) if raw is not None else None, runs, table)
+        return docs, marks
 
     def close(self) -> None:
         self._store.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from agno_storage.backends.postgres import PostgresStorage, configure_connection
+from agno_storage.backends.postgres import PREPARE_THRESHOLD, PostgresStorage, configure_connection
 from bench.harness import AgnoApi, OursApi, RawFloor, ours_session
 
 SCHEMA = "ai"
@@ -97,7 +97,7 @@ class PgFloor(RawFloor):
         self.prepared = prepared
 
     def open(self, path: str) -> None:
-        threshold = 5 if self.prepared else None
+        threshold = PREPARE_THRESHOLD if self.prepared else None
         self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=threshold)
         configure_connection(self.conn)  # JSON arrives as text, as on the store's own connections
         st = PostgresStorage(path, db_url=self.dsn, schema=SCHEMA, mode="agent")

@@ -1286,13 +1286,13 @@ def test_two_processes_finding_an_earlier_builds_index_make_it_anew_once(
     db = tmp_path / "s.db"
     db.write_bytes((FIXTURES / "search_index_3ccb4d3_agno_agent.db").read_bytes())
     builds: list[int] = []
-    real = search_sqlite.SqliteIndex._relayout
+    real = search_sqlite.SqliteIndex._make
 
     def counted(self: Any, conn: Any) -> None:
         builds.append(1)
         real(self, conn)
 
-    monkeypatch.setattr(search_sqlite.SqliteIndex, "_relayout", counted)
+    monkeypatch.setattr(search_sqlite.SqliteIndex, "_make", counted)
     first, second = SqliteStorage("agent_sessions", db_file=db), SqliteStorage("agent_sessions", db_file=db)
     a, b = search_sqlite.SqliteIndex(first), search_sqlite.SqliteIndex(second)
     assert a.enabled() and b.enabled() and a.old_layout and b.old_layout

@@ -46,7 +46,7 @@ _REFUSED_VALUE = (psycopg.DataError, pg_errors.ProgramLimitExceeded, UnicodeEnco
 
 #: Runs of one statement on a connection after which it is prepared there, with ``prepared_statements``
 #: (psycopg's default: a statement run once or twice, DDL say, is not kept on the server).
-_PREPARE_THRESHOLD = 5
+PREPARE_THRESHOLD = 5
 
 #: The longest connect_timeout taken (a day): past it, libpq's own arithmetic overflows.
 _MOST_TIMEOUT = 86_400
@@ -157,7 +157,7 @@ class PostgresStorage(BaseStorage):
             connect_timeout=self.connect_timeout,
             retries=retries,
             configure=configure_connection,
-            prepare_threshold=_PREPARE_THRESHOLD if self.prepared_statements else None,
+            prepare_threshold=PREPARE_THRESHOLD if self.prepared_statements else None,
         )
         # Fail now, before anything is written, if the table is another mode's;
         # upgrade an old one now if auto_upgrade_schema says so.
@@ -461,4 +461,4 @@ def configure_connection(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("json", _JsonText)
 
 
-__all__ = ["PostgresStorage", "configure_connection"]
+__all__ = ["PREPARE_THRESHOLD", "PostgresStorage", "configure_connection"]
