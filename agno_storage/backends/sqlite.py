@@ -208,8 +208,7 @@ class SqliteStorage(BaseStorage):
     def _open(self) -> _Handle:
         path = ":memory:" if self.db_path is None else self.db_path
         if self.read_only:
-            # Its bytes, as open() would take them: a name that is not UTF-8 (surrogate escapes) has no str quote.
-            path = "file:" + quote_uri_path(os.fsencode(path)) + "?mode=ro"
+            path = read_only_uri(path)
         try:
             conn = sqlite3.connect(
                 path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False, uri=self.read_only
@@ -610,6 +609,15 @@ def _resolve_path(db_url: object, db_file: object) -> str | None:
     except OSError as exc:
         raise StorageError(f"cannot make the folder of {db_file!r}: {exc}") from exc
     return str(path)
+
+
+def read_only_uri(path: str | os.PathLike[str]) -> str:
+    """The ``file:...?mode=ro`` URI of the file at ``path`` (absolute), for ``sqlite3.connect(..., uri=True)``.
+
+    Quoted from the name's bytes, as open() takes them: a name that is not
+    UTF-8 (surrogate escapes in the str) has no quote as text.
+    """
+    return "file:" + quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path)))) + "?mode=ro"
 
 
 def file_id(path: str) -> tuple[int, int]:

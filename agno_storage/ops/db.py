@@ -18,7 +18,6 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote as uri_quote
 from urllib.parse import unquote as uri_unquote
 
 import attrs
@@ -26,7 +25,7 @@ import attrs
 from agno_storage import urls
 from agno_storage.backends import sqlite_ddl
 from agno_storage.backends.base import BaseStorage
-from agno_storage.backends.sqlite import SqliteStorage
+from agno_storage.backends.sqlite import SqliteStorage, read_only_uri
 from agno_storage.backends.sqlite_errors import text_or_bytes
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
@@ -113,7 +112,7 @@ def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     Never writes the file nor changes its journal mode; works on a read-only
     file or folder. Autocommit: each statement is its own snapshot.
     """
-    uri = "file:" + uri_quote(os.fsencode(os.path.abspath(os.fspath(path)))) + "?mode=ro"  # bytes: any name
+    uri = read_only_uri(path)
     try:
         return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
