@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agno_storage import codec
+from agno_storage import codec, codec_exact
 from agno_storage.errors import InvalidInputError
 
 # Expected texts are written by hand from Go's encoding/json rules (map keys
@@ -327,8 +327,8 @@ _values_with_floats = st.recursive(
 @settings(max_examples=500)
 @given(_values_with_floats)
 def test_the_fast_non_finite_check_agrees_with_the_walk(value: Any) -> None:
-    assert codec._has_non_finite(value) == codec._walk_non_finite(value)
-    if codec._has_non_finite(value):
+    assert codec_exact.has_non_finite(value) == codec_exact.walk_non_finite(value)
+    if codec_exact.has_non_finite(value):
         with pytest.raises(InvalidInputError):
             codec.dumps(value)
 
@@ -339,10 +339,10 @@ def test_a_non_finite_float_is_found_behind_values_marshal_refuses(bad: float) -
         RED = "red"
 
     value = {"id": uuid.uuid4(), "c": Colour.RED, "deep": [[[{"x": [bad]}]]]}
-    assert codec._has_non_finite(value)
+    assert codec_exact.has_non_finite(value)
     with pytest.raises(InvalidInputError):
         codec.dumps(value)
     deep: Any = [bad]
     for _ in range(3000):  # deeper than marshal goes
         deep = [deep]
-    assert codec._has_non_finite(deep)
+    assert codec_exact.has_non_finite(deep)

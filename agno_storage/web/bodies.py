@@ -16,7 +16,7 @@ import orjson
 from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn
 
-from agno_storage import codec
+from agno_storage import codec_exact
 from agno_storage.models import Session
 
 #: The declared types of JSON values (a session's JSON columns, converted messages and hits).
@@ -197,11 +197,11 @@ def session_columns(conv: cattrs.Converter, session: Session) -> dict[str, Any]:
 
 def dumps(value: Any) -> bytes:
     """JSON bytes of an unstructured body; integers past 64 bits and nesting past 254 levels (which orjson
-    refuses) go through json, at the bottom of a stack of their own (:func:`agno_storage.codec.with_stack`)."""
+    refuses) go through json, at the bottom of a stack of their own (:func:`agno_storage.codec_exact.with_stack`)."""
     try:
         return orjson.dumps(value)
     except TypeError:
-        text = codec.with_stack(lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), value)
+        text = codec_exact.with_stack(lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), value)
         return text.encode("utf-8")
 
 

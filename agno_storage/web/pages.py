@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from agno_storage import codec
+from agno_storage import codec_exact
 from agno_storage.web.app import (
     SESSIONS_PARAMS,
     HttpError,
@@ -231,7 +231,7 @@ def session_view(request: Request) -> Response:
             if k in ("session_id", "user_id", "created_at", "updated_at", reader.store.spec.entity_column)
         )
         try:
-            shown = codec.with_stack(lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str), columns)
+            shown = codec_exact.with_stack(lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str), columns)
         except RecursionError:  # past what json writes (about 990 levels), as the API's too_deep
             shown = "(nested too deeply to show)"
         raw = f"<details><summary>All columns</summary><pre>{esc(shown)}</pre></details>"
