@@ -1,80 +1,27 @@
-"""The backend boundary: the public API, written once over the engine contract.
+"""BaseStorage: the public API, the core (:mod:`~agno_storage.backends.core`) with its features.
 
-Every engine subclasses :class:`BaseStorage` and provides what the
-"engine contract" section below declares: its :class:`Statements`, its
-transactions, how it reads its table's layout, creates and migrates it, and
-runs reads and writes. Validation, encoding, ownership rules, schema checks
-and the agno 1.x method names live here, so they cannot drift between engines.
+The features (conversations, search, usage, the change feed, a Go Agent's
+runs) are modules of their own over the store's interface; their methods
+here check their arguments and hand the store over. ``drop`` and ``delete``
+are here too: a table's search index and change feed go with it, and a
+session's ``agent_runs`` rows with it. Then agno 1.x's method names.
 """
 
 from __future__ import annotations
 
-import abc
 import builtins
-import functools
-import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any
 
-from agno_storage import agent_runs, changes, codec, conversation, schema, search, usage
-from agno_storage.backends.statements import EQUALS, FULL, IDS, SUMMARY, SelectKey, Statements, filter_kind
-from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
-from agno_storage.models import BaseSession, Mode, Session, SessionSummary
-from agno_storage.modes import ModeSpec, parse_mode, spec
-from agno_storage.schema import TableShape
-
-T = TypeVar("T")
-
-#: Sessions encoded per executemany in upsert_many: bounds memory, not the transaction.
-BATCH_SIZE = 500
-#: upsert_many keeps the rows it has taken from its iterable while they are at most
-#: this many, so a write that failed before its commit can be run again whole.
-REPLAY_LIMIT = 4 * BATCH_SIZE
-
-#: Called with every statement a store runs on its own behalf and its parameters
-#: (for a batch, the list of parameter rows); see ``BaseStorage.tracer``.
-Tracer: TypeAlias = Callable[[str, Sequence[Any] | None], None]
+from agno_storage import agent_runs, changes, conversation, search, usage
+from agno_storage.backends.core import StoreCore, check_id, check_user
+from agno_storage.backends.statements import EQUALS, IDS, filter_kind
+from agno_storage.errors import InvalidInputError, TableNotFoundError
+from agno_storage.models import Session
 
 
-class Batches:
-    """The encoded rows of one ``upsert_many``, taken in batches from a lazy iterable.
-
-    Iterating again replays the rows taken so far, then goes on with the
-    rest, while they number at most ``keep``; past that, :meth:`replayable`
-    is False and a second pass raises StorageError instead of losing rows.
-    """
-
-    def __init__(self, rows: Iterable[list[Any]], *, size: int = BATCH_SIZE, keep: int = REPLAY_LIMIT) -> None:
-        self._rows = iter(rows)
-        self._size = size
-        self._keep = keep
-        self._taken: list[list[Any]] = []
-        self._kept = True
-        self._started = False
-
-    def replayable(self) -> bool:
-        """True while every row taken so far can be handed out again."""
-        return self._kept
-
-    def __iter__(self) -> Iterator[list[list[Any]]]:
-        if self._started and not self._kept:
-            raise StorageError("an upsert_many that took more than its replay limit cannot be run again")
-        self._started = True
-        for start in range(0, len(self._taken), self._size):
-            yield self._taken[start : start + self._size]
-        while batch := list(itertools.islice(self._rows, self._size)):
-            if self._kept:
-                if len(self._taken) + len(batch) <= self._keep:
-                    self._taken.extend(batch)
-                else:
-                    self._kept = False
-                    self._taken = []
-            yield batch
-
-
-class BaseStorage(abc.ABC):
+class BaseStorage(StoreCore):
     """A sessions table of one mode.
 
     Thread-safe: one object may be shared by many threads. Every method
@@ -87,222 +34,6 @@ class BaseStorage(abc.ABC):
     the list of parameter rows. Statements a caller runs on the connection
     ``transaction()`` yields are the caller's own and are not traced.
     """
-
-    #: Whether the engine's text can hold U+0000 (SQLite's can, PostgreSQL's cannot). Where it cannot, a
-    #: filter holding one matches nothing, as it would on an engine that can but holds no such value.
-    HOLDS_NUL: ClassVar[bool] = True
-    #: Whether agno made workflow_v2 tables of this engine shaped as v1 workflow tables (agno 1.7.4's
-    #: PostgresStorage did: no ``workflow_name``, no ``runs``; its SqliteStorage never did). Where it did not,
-    #: such a table asked for as workflow_v2 is a v1 workflow table, never upgraded into a v2 one.
-    OLD_WORKFLOW_V2: ClassVar[bool] = False
-
-    def _unmatchable(self, *values: str | None) -> bool:
-        """Whether one of ``values`` (filters) can be in no row of this engine (see :attr:`HOLDS_NUL`)."""
-        return not self.HOLDS_NUL and any(v and "\x00" in v for v in values)
-
-    def __init__(
-        self,
-        table_name: str,
-        mode: Mode | str | None = Mode.AGENT,
-        *,
-        auto_upgrade_schema: bool = False,
-        allow_owner_change: bool = False,
-        claim_unowned: bool = True,
-        empty_text_is_null: bool = False,
-        tracer: Tracer | None = None,
-    ) -> None:
-        self.table_name = schema.check_table_name(table_name)
-        self.spec: ModeSpec = spec(parse_mode(mode))
-        self.auto_upgrade_schema = check_bool("auto_upgrade_schema", auto_upgrade_schema)
-        self.allow_owner_change = check_bool("allow_owner_change", allow_owner_change)
-        #: Whether a write with an owner may take a session that has none (False: OwnershipError instead).
-        self.claim_unowned = check_bool("claim_unowned", claim_unowned)
-        if tracer is not None and not callable(tracer):
-            raise InvalidInputError(f"tracer must be a callable or None, got {tracer!r}")
-        self.tracer: Tracer | None = tracer
-        #: How this store turns sessions into rows and back (for tools that write rows themselves).
-        self.row_codec = codec.RowCodec(self.spec, self.table_name, empty_text_is_null=empty_text_is_null)
-        self._shape: TableShape | None = None
-        # Rendered SELECTs by filter shape: at most 2 * 3 * 3 * 2 * 2 of them.
-        self._select_statements: dict[SelectKey, str] = {}
-        self._count_statements: dict[tuple[int, int], str] = {}
-
-    # --- the engine contract -----------------------------------------------
-
-    @abc.abstractmethod
-    def _build_statements(self) -> Statements:
-        """This table's statements in the engine's dialect; called once, on first use."""
-
-    @abc.abstractmethod
-    def transaction(self) -> AbstractContextManager[Any]:
-        """A write transaction: commits on success, rolls back on any exception.
-
-        Nested use opens a savepoint. Yields the engine's connection. Every
-        store call made inside the block on this thread joins it. On
-        PostgreSQL a failed statement aborts the transaction even if the
-        block catches its error: the block's end then rolls back and raises
-        StorageError, never reporting a commit that did not happen.
-        """
-
-    @abc.abstractmethod
-    def _in_transaction(self) -> bool:
-        """True if this thread has a ``transaction()`` of this store open."""
-
-    @abc.abstractmethod
-    def _table_layout(self) -> tuple[list[str], list[str], str] | None:
-        """(column names, index names, CREATE TABLE text) of the table, or ``None`` if it does not exist."""
-
-    @abc.abstractmethod
-    def _create_table(self) -> None:
-        """Create the table and its indexes unless the table exists, atomically."""
-
-    @abc.abstractmethod
-    def _apply_migrations(self) -> TableShape | None:
-        """Run pending migrations under the engine's write lock; return the new shape (``None``: no table)."""
-
-    @abc.abstractmethod
-    def _write_one(self, row: list[Any]) -> tuple[int, int]:
-        """Upsert one encoded, unstamped row with ``statements.upsert_returning``, atomically.
-
-        Returns its stored (created_at, updated_at). Raises OwnershipError
-        (nothing written) if the owner check refused it.
-        """
-
-    @abc.abstractmethod
-    def _write_many(self, batches: Batches) -> int:
-        """Upsert every batch (encoded, unstamped rows) in one transaction; return how many rows.
-
-        Each batch is stamped with :meth:`RowCodec.stamp` and written with
-        ``statements.upsert``; a batch that wrote fewer rows than it holds
-        goes to :meth:`_raise_refused`, and any error rolls everything back.
-        An engine that runs the write again after a transient failure
-        iterates ``batches`` again, while ``batches.replayable()``.
-        """
-
-    @abc.abstractmethod
-    def _query(self, statement: str, params: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
-        """Run one read statement and return its rows; inside this thread's transaction, join it."""
-
-    @abc.abstractmethod
-    def _execute_write(self, statement: str, params: Sequence[Any]) -> int:
-        """Run one write statement in a transaction of its own (or this thread's); return its row count."""
-
-    @abc.abstractmethod
-    def _drop(self) -> None:
-        """Drop the table and its indexes if it exists."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release every connection this object opened in this process."""
-
-    # --- statements ----------------------------------------------------------
-
-    @functools.cached_property
-    def statements(self) -> Statements:
-        """The SQL this store runs on its table (for tracing, tools and benchmarks)."""
-        return self._build_statements()
-
-    def _trace(self, statement: str, params: Sequence[Any] | None) -> None:
-        tracer = self.tracer
-        if tracer is not None:
-            tracer(statement, params)
-
-    # --- schema ------------------------------------------------------------
-
-    @property
-    def mode(self) -> Mode:
-        """The mode of the table this object reads and writes."""
-        return self.spec.mode
-
-    @mode.setter
-    def mode(self, value: object) -> None:
-        # agno sets ``storage.mode`` on what it is given as ``storage=``.
-        raise InvalidInputError(
-            f"{type(self).__name__} is agno_storage's core store, whose mode is fixed ({self.mode.value!r}); "
-            "to pass a store to an agno Agent, Team or Workflow as storage=, use "
-            "agno_storage.agno.SqliteStorage or agno_storage.agno.PostgresStorage",
-            table=self.table_name,
-        )
-
-    def _inspect(self) -> TableShape | None:
-        layout = self._table_layout()
-        if layout is None:
-            return None
-        columns, indexes, table_sql = layout
-        return schema.inspect_shape(
-            self.table_name, self.spec.mode, columns, indexes, table_sql, old_workflow_v2=self.OLD_WORKFLOW_V2
-        )
-
-    def _check_on_open(self) -> None:
-        """Refuse another mode's table now, before anything is written; upgrade an old one if asked to."""
-        shape = self._inspect()
-        if shape is None:
-            return  # nothing to check, and nothing changed until the first write creates the table
-        if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
-            self._checked_shape(create=False)
-
-    def _checked_shape(self, *, create: bool) -> TableShape | None:
-        """The table's shape once it is known to be current; ``None`` if absent and not created.
-
-        Raises SchemaMismatchError or SchemaVersionError; auto-upgrades if asked to.
-        No lock is held here: creating and migrating are idempotent transactions
-        of their own, so two threads racing through it do the same work twice at
-        worst, and never wait on each other while holding a connection.
-        """
-        shape = self._shape
-        if shape is not None:
-            return shape
-        shape = self._inspect()
-        if shape is None and not create:
-            return None
-        if shape is None:
-            self._create_table()
-            shape = self._inspect()
-            assert shape is not None
-        if shape.version < schema.CURRENT_VERSION and self.auto_upgrade_schema:
-            shape = self._apply_migrations()
-            assert shape is not None
-        schema.require_current(self.table_name, shape)
-        self._shape = shape
-        return shape
-
-    def _forget_shape(self) -> None:
-        """Look at the table again next time (it was dropped, rolled back or closed)."""
-        self._shape = None
-
-    def create(self) -> None:
-        """Create the table if it does not exist: the engine's layout and indexes, plus the recency indexes.
-
-        The layout is the Go port's on SQLite and agno 1.x's on PostgreSQL;
-        ``recency_indexes=False`` leaves the recency indexes out.
-
-        An existing table is left as it is (no indexes added) and checked:
-        raises SchemaMismatchError if it belongs to another mode, and
-        SchemaVersionError if it is old and auto_upgrade_schema is off.
-        """
-        self._forget_shape()
-        self._checked_shape(create=True)
-
-    def table_exists(self) -> bool:
-        return self._table_layout() is not None
-
-    def schema_shape(self) -> TableShape | None:
-        """What the table's columns say (mode, version, who made it), or ``None`` if absent."""
-        return self._inspect()
-
-    def upgrade_schema(self) -> None:
-        """Bring an old table to the current version; a no-op on a current or absent table.
-
-        Each migration runs in one write transaction and is idempotent, so
-        several processes may upgrade the same table at once.
-        """
-        self._forget_shape()
-        if self._inspect() is None:
-            return
-        shape = self._apply_migrations()
-        if shape is not None:
-            schema.require_current(self.table_name, shape)
-        self._shape = shape
 
     def drop(self) -> None:
         """Drop the table and its indexes if it exists, with its search index and change feed if enabled.
@@ -318,246 +49,14 @@ class BaseStorage(abc.ABC):
             self._drop()
         self._forget_shape()
 
-    # --- writes ------------------------------------------------------------
-
-    def upsert(self, session: Session) -> Session:
-        """Insert or update one session; return it as stored (timestamps filled in).
-
-        created_at is the session's own value or now on insert and is kept on
-        update; updated_at is now. Raises OwnershipError if the session_id
-        belongs to another non-empty user, or has no owner while ``session``
-        has one and ``claim_unowned`` is False (unless allow_owner_change),
-        InvalidInputError for data that cannot be stored; nothing is written
-        then.
-        """
-        row = self.row_codec.encode(session)
-        self._checked_shape(create=True)
-        created_at, updated_at = self._again_if_dropped(lambda: self._write_one(row))
-        return self.row_codec.stored(session, created_at, updated_at)
-
-    def upsert_many(self, sessions: Iterable[Session]) -> int:
-        """Upsert many sessions in one transaction; return how many were written.
-
-        All or nothing: any error rolls every row back. ``sessions`` may be a
-        generator; it is encoded and written in batches, so memory does not
-        grow with its length.
-        """
-        if isinstance(sessions, BaseSession):
-            raise InvalidInputError(
-                "upsert_many needs an iterable of sessions; use upsert for one", table=self.table_name
-            )
-        try:
-            iterator = iter(sessions)
-        except TypeError:
-            raise InvalidInputError(
-                f"upsert_many needs an iterable of sessions, got {type(sessions).__name__}", table=self.table_name
-            ) from None
-        self._checked_shape(create=True)
-        encode = self.row_codec.encode
-        batches = Batches(encode(s) for s in iterator)
-        return self._again_if_dropped(lambda: self._write_many(batches), batches.replayable)
-
-    def _again_if_dropped(self, write: Callable[[], T], replayable: Callable[[], bool] = lambda: True) -> T:
-        """Run ``write``; if the table was dropped since it was checked, make it again and rerun once.
-
-        A missing table shows on a write's first statement (the write lock
-        keeps others from dropping it later), so nothing is lost by the rerun.
-        """
-        try:
-            return write()
-        except TableNotFoundError:
-            if not self._vanished():
-                raise
-        self._checked_shape(create=True)
-        if not replayable():
-            raise StorageError(f"table {self.table_name!r} vanished during a write", table=self.table_name)
-        return write()
-
-    def _vanished(self) -> bool:
-        """After a TableNotFoundError: forget the shape; True if the call may go on as if the table were absent.
-
-        False inside a caller's transaction: its work so far stands or falls with it.
-        """
-        self._forget_shape()
-        return not self._in_transaction()
-
-    def _raise_refused(self, rows: Iterable[list[Any]], upsert_one: Callable[[list[Any]], bool]) -> None:
-        """Name the row of a short-written batch that the owner check refused.
-
-        Replays the rows one at a time with ``upsert_one`` (True if written)
-        inside the caller's transaction, which the raised error rolls back.
-        The replay meets what the batch left: a session the batch wrote twice
-        may have been claimed by its later row, so each session's last row is
-        replayed first (it alone decides what the session holds), then the
-        others.
-        """
-        rows = builtins.list(rows)
-        last = {self.row_codec.session_id(row): i for i, row in enumerate(rows)}
-        lasts = [row for i, row in enumerate(rows) if last[self.row_codec.session_id(row)] == i]
-        for row in [*lasts, *(row for i, row in enumerate(rows) if last[self.row_codec.session_id(row)] != i)]:
-            if not upsert_one(row):
-                raise self._ownership_error(row)
-        raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
-
-    def _ownership_error(self, row: list[Any]) -> OwnershipError:
-        sid = self.row_codec.session_id(row)
-        user = self.row_codec.user_id(row)
-        if not self.claim_unowned and self._has_no_owner(sid):
-            why, permit = "has no owner; this store (claim_unowned=False) does not give it one", "claim_unowned=True"
-        else:
-            why, permit = "belongs to another user", "allow_owner_change=True"
-        return OwnershipError(
-            f"session {sid!r} in table {self.table_name!r} {why}; "
-            f"refusing to write it as user {user!r} ({permit} permits this)",
-            table=self.table_name,
-            session_id=sid,
-            user_id=user,
-        )
-
-    def _has_no_owner(self, session_id: str) -> bool:
-        """Whether the row of ``session_id`` has no owner (for an error's message; False if it cannot be told)."""
-        try:
-            return bool(self._select(session_id=session_id, user_id="", entity_id=None, limit=1, projection=IDS))
-        except StorageError:
-            return False
-
-    # --- reads -------------------------------------------------------------
-
-    def read(self, session_id: str, user_id: str | None = None) -> Session | None:
-        """The session with ``session_id``, or ``None``.
-
-        With ``user_id``, a session owned by anyone else is ``None`` too.
-        """
-        _check_id(session_id, "session_id", self.table_name)
-        _check_user(user_id, self.table_name)
-        if self._checked_shape(create=False) is None:
-            return None
-        rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, projection=FULL)
-        return self.row_codec.decode(rows[0]) if rows else None
-
-    def read_stored(self, session_id: str) -> tuple[Session, tuple[Any, ...]] | None:
-        """The session with ``session_id`` (any owner) and the row it was decoded from, or ``None``.
-
-        The row holds the mode's columns in table order as the store selects
-        them, JSON columns as the UTF-8 bytes of their stored JSON (SQLite
-        reads them ``CAST AS BLOB``, PostgreSQL as text): for tools that must
-        tell whether a stored session changed without encoding it again. Two
-        rows that decode to different sessions always differ here; two that
-        differ here may still decode alike (an SQLite integer 5 and a text
-        '5' read as the same ``b"5"``, and decode alike too). Raises
-        CorruptRowError as ``read`` does.
-        """
-        _check_id(session_id, "session_id", self.table_name)
-        if self._checked_shape(create=False) is None:
-            return None
-        rows = self._select(session_id=session_id, user_id=None, entity_id=None, limit=1, projection=FULL)
-        return (self.row_codec.decode(rows[0]), tuple(rows[0])) if rows else None
-
-    def list(
-        self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None
-    ) -> builtins.list[Session]:
-        """Sessions newest first (created_at DESC, then session_id), optionally filtered.
-
-        Raises CorruptRowError, naming the session and column, if any row it
-        would return holds a value of the wrong type (written by another
-        program); nothing is skipped silently. ``read`` of the other sessions
-        still works.
-        """
-        _check_limit(limit)
-        _check_user(user_id, self.table_name)
-        _check_user(entity_id, self.table_name, "entity_id")
-        if self._checked_shape(create=False) is None:
-            return []
-        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, projection=FULL)
-        decode = self.row_codec.decode
-        return [decode(r) for r in rows]
-
-    def read_summary(self, session_id: str, user_id: str | None = None) -> SessionSummary | None:
-        """What ``read`` finds, as a summary (ids, owner, entity, timestamps), or ``None``; no JSON is read.
-
-        For asking who owns a session, or when it changed, at the same cost
-        whatever its size. Scoped to ``user_id`` as ``read`` is.
-        """
-        _check_id(session_id, "session_id", self.table_name)
-        _check_user(user_id, self.table_name)
-        if self._checked_shape(create=False) is None:
-            return None
-        rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, projection=SUMMARY)
-        return self.row_codec.decode_summaries(rows)[0] if rows else None
-
-    def list_summaries(
-        self, user_id: str | None = None, entity_id: str | None = None, limit: int | None = None
-    ) -> builtins.list[SessionSummary]:
-        """What ``list()`` returns, as summaries: ids, entity, timestamps; no JSON column is read or decoded.
-
-        For showing a list of sessions: the cost no longer grows with the
-        size of each session's memory.
-        """
-        _check_limit(limit)
-        _check_user(user_id, self.table_name)
-        _check_user(entity_id, self.table_name, "entity_id")
-        if self._checked_shape(create=False) is None:
-            return []
-        rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=limit, projection=SUMMARY)
-        return self.row_codec.decode_summaries(rows)
-
-    def _select(
-        self,
-        *,
-        session_id: str | None,
-        user_id: str | None,
-        entity_id: str | None,
-        limit: int | None,
-        projection: int,
-    ) -> builtins.list[tuple[Any, ...]]:
-        """Rows in mode column order (or 1-tuples of ids, or summary columns), newest first.
-
-        The statement is built once per filter shape and kept: this runs on
-        every read, so it stays a tuple, a dict lookup and the engine call.
-        """
-        if not self.HOLDS_NUL and self._unmatchable(session_id, user_id, entity_id):  # no call on SQLite's reads
-            return []
-        # '' asks for "nobody", which agno spells NULL and the Go port ''.
-        key = (session_id is not None, filter_kind(user_id), filter_kind(entity_id), limit is not None, projection)
-        statement = self._select_statements.get(key)
-        if statement is None:
-            statement = self._select_statements[key] = self.statements.select_for(key)
-        # Only EQUALS filters bind a value: None is ANY and '' is NOBODY.
-        params: builtins.list[Any] = builtins.list(filter(None, (session_id, user_id, entity_id)))
-        if limit is not None:
-            params.append(limit)
-        return self._rows(statement, params)
-
-    def _rows(self, statement: str, params: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
-        """``_query``, with a table dropped since it was checked reading as empty."""
-        try:
-            return self._query(statement, params)
-        except TableNotFoundError:
-            if not self._vanished():
-                raise
-            return []
-
-    def count(self, user_id: str | None = None, entity_id: str | None = None) -> int:
-        """How many sessions ``list(user_id, entity_id)`` returns, counted by the engine; 0 without a table."""
-        _check_user(user_id, self.table_name)
-        _check_user(entity_id, self.table_name, "entity_id")
-        if self._checked_shape(create=False) is None or self._unmatchable(user_id, entity_id):
-            return 0
-        key = (filter_kind(user_id), filter_kind(entity_id))
-        statement = self._count_statements.get(key)
-        if statement is None:
-            statement = self._count_statements[key] = self.statements.count_for(*key)
-        rows = self._rows(statement, builtins.list(filter(None, (user_id, entity_id))))
-        return int(rows[0][0]) if rows else 0
-
     def delete(self, session_id: str, user_id: str | None = None) -> bool:
         """Delete a session; with ``user_id``, only if that user owns it. True if a row went.
 
         On an agent table in SQLite the session's ``agent_runs`` rows (a Go Agent's runs) go in the
         same transaction, also for a session only ``agent_runs`` holds; see :mod:`agno_storage.agent_runs`.
         """
-        _check_id(session_id, "session_id", self.table_name)
-        _check_user(user_id, self.table_name)
+        check_id(session_id, "session_id", self.table_name)
+        check_user(user_id, self.table_name)
         if self._unmatchable(session_id, user_id):
             return False
         if self._checked_shape(create=False) is None:
@@ -583,13 +82,13 @@ class BaseStorage(abc.ABC):
         conversation; CorruptRowError for one of the wrong shape. See
         :func:`agno_storage.conversation.history`.
         """
-        _check_id(session_id, "session_id", self.table_name)
-        _check_user(user_id, self.table_name)
+        check_id(session_id, "session_id", self.table_name)
+        check_user(user_id, self.table_name)
         return conversation.history(self, session_id, user_id)
 
     def runs_only_session_ids(self, user_id: str | None = None) -> builtins.list[str]:
         """Sessions a Go Agent ran that have ``agent_runs`` rows but no session row (not in ``list()``)."""
-        _check_user(user_id, self.table_name)
+        check_user(user_id, self.table_name)
         return agent_runs.runs_only_sessions(self, user_id)
 
     def search(
@@ -600,8 +99,8 @@ class BaseStorage(abc.ABC):
         Scans every session unless :meth:`enable_search` built the index. See
         :func:`agno_storage.search.search` and docs/search.md.
         """
-        _check_user(user_id, self.table_name)
-        _check_user(entity_id, self.table_name, "entity_id")
+        check_user(user_id, self.table_name)
+        check_user(entity_id, self.table_name, "entity_id")
         if self._unmatchable(user_id, entity_id):
             search.check_args(self, query, limit)
             return []
@@ -626,8 +125,8 @@ class BaseStorage(abc.ABC):
 
         See :func:`agno_storage.usage.usage`.
         """
-        _check_user(user_id, self.table_name)
-        _check_user(entity_id, self.table_name, "entity_id")
+        check_user(user_id, self.table_name)
+        check_user(entity_id, self.table_name, "entity_id")
         return usage.usage(self, user_id, entity_id, since, until)
 
     def append_run(
@@ -665,15 +164,15 @@ class BaseStorage(abc.ABC):
         PostgreSQL this writes (it assigns cursors): a read-only connection
         or role cannot read the feed.
         """
-        _check_user(user_id, self.table_name)
+        check_user(user_id, self.table_name)
         return changes.changes(self, since, limit, user_id)
 
     # --- agno 1.x names ----------------------------------------------------
 
     def get_all_session_ids(self, user_id: str | None = None, entity_id: str | None = None) -> builtins.list[str]:
         """Session ids newest first, optionally filtered by user and entity."""
-        _check_user(user_id, self.table_name)
-        _check_user(entity_id, self.table_name, "entity_id")
+        check_user(user_id, self.table_name)
+        check_user(entity_id, self.table_name, "entity_id")
         if self._checked_shape(create=False) is None:
             return []
         rows = self._select(session_id=None, user_id=user_id, entity_id=entity_id, limit=None, projection=IDS)
@@ -705,38 +204,5 @@ class BaseStorage(abc.ABC):
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(table_name={self.table_name!r}, mode={self.mode.value!r})"
 
-
-def check_bool(name: str, value: object) -> bool:
-    """``value`` if it is a bool; InvalidInputError otherwise (``"false"`` is not False)."""
-    if type(value) is not bool:
-        raise InvalidInputError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _check_id(value: object, name: str, table: str) -> None:
-    if type(value) is str and value and value.isascii():
-        return  # the common case, proven valid without encoding it
-    if not isinstance(value, str) or not value or not codec.is_utf8(value):
-        raise InvalidInputError(
-            f"{name} must be a non-empty str of valid Unicode, got {value!r}", table=table, column=name
-        )
-
-
-def _check_user(value: object, table: str, name: str = "user_id") -> None:
-    if value is None or (type(value) is str and value.isascii()):
-        return
-    if not isinstance(value, str) or not codec.is_utf8(value):
-        raise InvalidInputError(
-            f"{name} must be a str of valid Unicode or None, got {value!r}", table=table, column=name
-        )
-
-
-def _check_limit(limit: object) -> None:
-    if limit is not None and (type(limit) is not int or not 0 <= limit <= 2**63 - 1):
-        raise InvalidInputError(f"limit must be a non-negative 64-bit int or None, got {limit!r}")
-
-
-__all__ = ["BATCH_SIZE", "REPLAY_LIMIT", "BaseStorage", "Batches", "Tracer", "check_bool"]
+__all__ = ["BaseStorage"]

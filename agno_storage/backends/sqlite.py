@@ -24,7 +24,8 @@ from urllib.parse import quote as quote_uri_path
 from agno_storage import urls
 from agno_storage.backends import process
 from agno_storage.backends import sqlite_ddl as ddl
-from agno_storage.backends.base import BaseStorage, Batches, Tracer, check_bool
+from agno_storage.backends.base import BaseStorage
+from agno_storage.backends.core import Batches, Tracer, check_bool
 from agno_storage.backends.sqlite_errors import text_or_bytes as _text_or_bytes
 from agno_storage.backends.sqlite_errors import translate as _translate
 from agno_storage.backends.statements import Statements
