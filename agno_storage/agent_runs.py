@@ -24,7 +24,7 @@ import attrs
 
 from agno_storage import codec
 from agno_storage.backends.statements import EQUALS, filter_kind
-from agno_storage.conversation import RunRow
+from agno_storage.conversation_go import RunRow
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Mode
 from agno_storage.schema import AGENT_RUNS_TABLE, identify_mode, quote

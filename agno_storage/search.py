@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from agno_storage import agent_runs, codec, conversation, fts5_chars
-from agno_storage.conversation import Message
+from agno_storage import agent_runs, codec, conversation, conversation_go, fts5_chars
+from agno_storage.conversation_message import Message
 from agno_storage.errors import (
     CorruptRowError,
     InvalidInputError,
@@ -296,7 +296,7 @@ def sessions_messages(
     Runs with no session row come last, and other users' runs under an
     owned session's id (:func:`conversation.strays`) before them: they have
     no entity (they come for ``entity_id`` None or ``''``), and come once
-    per user whose runs they are (:func:`conversation.runs_by_user`), as
+    per user whose runs they are (:func:`conversation_go.runs_by_user`), as
     ``history`` scopes them. ``user_id=''`` is "no user", a NULL or empty
     ``user_id``, in the sessions table and ``agent_runs`` alike.
     """
@@ -311,7 +311,7 @@ def sessions_messages(
         for user, rows in conversation.strays(owner, agent_runs.read_runs(store, session_id, user_id, checked=True)):
             yield session_id, user, None, conversation.combined(None, rows, table)
     for session_id in store.runs_only_session_ids(user_id):
-        for user, rows in conversation.runs_by_user(agent_runs.read_runs(store, session_id, user_id)):
+        for user, rows in conversation_go.runs_by_user(agent_runs.read_runs(store, session_id, user_id)):
             yield session_id, user, None, conversation.combined(None, rows, table)
 
 

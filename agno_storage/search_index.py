@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from agno_storage import codec, conversation, fingerprint
-from agno_storage.conversation import Message
+from agno_storage import codec, conversation, conversation_go, conversation_message, fingerprint
+from agno_storage.conversation_message import Message
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.search import SearchHit
 
@@ -107,7 +107,7 @@ def index_for(store: BaseStorage) -> Index:
 Doc = tuple[str, str, str, int, str, str, int]
 """(session_id, user_id or '', entity_id or '', position, Message JSON, content, fingerprint) of one indexed message."""
 
-_CONVERTER = conversation.make_converter()
+_CONVERTER = conversation_message.make_converter()
 _UNSTRUCTURE_MESSAGE = _CONVERTER.get_unstructure_hook(Message)
 
 
@@ -123,7 +123,7 @@ def _docs(
             try:
                 message = dumps(unstructure(m))
             except TypeError:  # past what orjson writes (64-bit integers, 254 levels, valid UTF-8)
-                message = conversation.json_text(unstructure(m), "a message").encode()
+                message = conversation_message.json_text(unstructure(m), "a message").encode()
             fingerprint = int.from_bytes(blake2b(owner + message, digest_size=8).digest(), "big") >> 1
             content = m.content
             if not content.isascii():
@@ -160,13 +160,13 @@ def digest(doc: Doc) -> int:
 
 
 def docs_of(
-    session_id: str, session: Session | None, runs: Sequence[conversation.RunRow], table: str
+    session_id: str, session: Session | None, runs: Sequence[conversation_go.RunRow], table: str
 ) -> builtins.list[Doc]:
     """The indexed messages of a session row (or ``None``) and its ``agent_runs`` rows.
 
     A session row's messages are its owner's; runs with no row, and other
     users' runs under an owned session's id (:func:`conversation.strays`),
-    are the user's each names (:func:`conversation.runs_by_user`), with no
+    are the user's each names (:func:`conversation_go.runs_by_user`), with no
     entity, as ``history`` scopes them.
     """
     try:
@@ -176,19 +176,19 @@ def docs_of(
             out += _docs(session_id, session.user_id, session.entity_id, messages)
             groups = conversation.strays(session.user_id, runs)
         else:
-            groups = conversation.runs_by_user(runs)
+            groups = conversation_go.runs_by_user(runs)
         for user, rows in groups:
             messages = conversation.combined(None, rows, table)
             out += _docs(session_id, user, None, messages, start=len(out))
         return out
-    except conversation.Unwritable as exc:
+    except conversation_message.Unwritable as exc:
         raise CorruptRowError(f"{table} session {session_id!r}: {exc}", table=table, session_id=session_id) from None
 
 
 def _message_value(message: str) -> Any:
     """An indexed message's JSON decoded: by the codec (wide integers exact), or the standard library where it
     holds what orjson does not read (a lone surrogate's escape: the index wrote it so, see
-    :func:`conversation.json_text`)."""
+    :func:`conversation_message.json_text`)."""
     try:
         return codec.loads(message)
     except ValueError:
@@ -226,7 +226,7 @@ def in_chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[builtins.list
         yield batch
 
 
-def mark(marked: Sequence[int], raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
+def mark(marked: Sequence[int], raw: Sequence[Any] | None, runs: Sequence[conversation_go.RunRow]) -> int:
     """A session's own fingerprint, negative: of its stored row's ids, owner and conversation columns, and runs.
 
     ``marked`` are the places of those columns in a stored row. Kept in

@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agno_storage import agent_runs, conversation, search_sqlite_worker
+from agno_storage import agent_runs, conversation_go, conversation_message, search_sqlite_worker
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.schema import quote, unquote
 from agno_storage.search import MARK_END, MARK_START, SearchHit, marked, spelled_terms
@@ -200,7 +200,7 @@ class SqliteIndex(IndexLayout):
         self._watch_anew(conn)
         self.old_layout = False
 
-    def mark(self, raw: Sequence[Any] | None, runs: Sequence[conversation.RunRow]) -> int:
+    def mark(self, raw: Sequence[Any] | None, runs: Sequence[conversation_go.RunRow]) -> int:
         """A session's own fingerprint: see :func:`mark`."""
         return mark(self._marked, raw, runs)
 
@@ -340,7 +340,7 @@ class SqliteIndex(IndexLayout):
                 conn.execute(
                     f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {self.map} "
                     "WHERE instr(message, ?) > 0",
-                    (f'"source":"{conversation.SOURCE_GO_AGENT}"',),
+                    (f'"source":"{conversation_message.SOURCE_GO_AGENT}"',),
                 )
             (top,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
             (backlog,) = conn.execute(f"SELECT COUNT(*) FROM {self.queue}").fetchone()
@@ -519,7 +519,7 @@ class SqliteIndex(IndexLayout):
             marked = set(
                 conn.execute(f"SELECT session_id, digest FROM {self.marks} WHERE session_id IN {places}", chunk)
             )
-            changed: dict[str, tuple[Sequence[Any] | None, builtins.list[conversation.RunRow], int | None]] = {}
+            changed: dict[str, tuple[Sequence[Any] | None, builtins.list[conversation_go.RunRow], int | None]] = {}
             for sid in chunk:
                 raw, mine = rows.get(sid), runs.get(sid, [])
                 mark = self.mark(raw, mine) if raw is not None or mine else None

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from agno_storage import agent_runs, conversation
+from agno_storage import agent_runs, conversation_go
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import StorageError
 from agno_storage.search_index import EXTRACT_BATCH, EXTRACT_BYTES, Doc, Unwatched, docs_of, mark
@@ -36,7 +36,7 @@ _log = logging.getLogger("agno_storage")
 #: (after this log entry, up to this one, the batch's sessions in the log's order)
 Batch = tuple[int, int, builtins.list[str]]
 #: (session_id, stored row or None, agent_runs rows) of one session the worker reads.
-Item = tuple[Any, "Sequence[Any] | None", "builtins.list[conversation.RunRow]"]
+Item = tuple[Any, "Sequence[Any] | None", "builtins.list[conversation_go.RunRow]"]
 
 
 def catch_up(index: SqliteIndex, top: int) -> tuple[int, set[str]]:

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from agno_storage import agent_runs, codec
-from agno_storage.conversation import RunRow, StoredJson, belongs
+from agno_storage.conversation import belongs
+from agno_storage.conversation_go import RunRow
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Session, WorkflowSessionV2
+from agno_storage.stored_json import StoredJson
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage

@@ -45,7 +45,7 @@ def split_owners(session_id: str, ordered: Sequence[Session], go_runs: Sequence[
     another user is left out. Under an owned session row the Go runs follow
     :func:`agno_storage.conversation.belongs`: the runs with no user and the
     owner's are the session's. With no owned row (an ownerless row, or none)
-    they are grouped by user as :func:`agno_storage.conversation.runs_by_user`
+    they are grouped by user as :func:`agno_storage.conversation_go.runs_by_user`
     groups them: the user the first of them names owns the session, with the
     ownerless rows and the runs that name no user. Any other user's runs are
     left out: agno 3 gives an ownerless session to whoever resumes it first,

@@ -158,8 +158,8 @@ def make_converter() -> cattrs.Converter:
     Unknown keys are refused on structure and nothing is coerced (a number
     where a str belongs raises instead of becoming ``"5"``): a row that does
     not fit is an error, not a guess. The strict hooks are the conversation
-    records' (:func:`agno_storage.conversation.make_converter`).
+    records' (:func:`agno_storage.conversation_message.make_converter`).
     """
-    from agno_storage.conversation import make_converter as strict_converter
+    from agno_storage.conversation_message import make_converter as strict_converter
 
     return strict_converter()

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from agno_storage.cli.common import OK, cell, columns, missing_session, opened, out, time_text, to_json
-from agno_storage.conversation import make_converter
+from agno_storage.conversation_message import make_converter
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import attrs
 
-from agno_storage import codec, conversation, usage
+from agno_storage import codec, conversation, conversation_go, usage
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.agent_runs import StoredRun
 from agno_storage.backends.sqlite_errors import translate
@@ -314,7 +314,7 @@ def _decoded(decoder: codec.RowCodec, row: list[object]) -> Session | None:
         return None
 
 
-def _conversation_problem(session: Session | None, stored: list[conversation.RunRow], table: str) -> Finding | None:
+def _conversation_problem(session: Session | None, stored: list[conversation_go.RunRow], table: str) -> Finding | None:
     """A ``bad_conversation`` problem if ``history`` cannot read the conversation of ``session`` and ``stored``;
     else a ``bad_usage`` problem if ``usage`` cannot read the figures of their runs.
 

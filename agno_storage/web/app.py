@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agno_storage import conversation, times
+from agno_storage import conversation_message, times
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
@@ -107,7 +107,7 @@ class Server:
     tokens: Tokens | None
     converter: cattrs.Converter = attrs.field(factory=bodies.make_converter)
     #: Messages and search hits as JSON: built once, not per request (building one costs about a millisecond).
-    conversation_converter: cattrs.Converter = attrs.field(factory=conversation.make_converter)
+    conversation_converter: cattrs.Converter = attrs.field(factory=conversation_message.make_converter)
     _tables: Tables = attrs.field(factory=lambda: Tables(()))
     _tables_at: float = -1e9
 

@@ -111,7 +111,7 @@ class SessionBody:
 
 @attrs.frozen
 class HistoryBody:
-    """A session's conversation: ``messages`` in order, each as :func:`agno_storage.conversation.make_converter` defines it."""
+    """A session's conversation: ``messages`` in order, each as :func:`agno_storage.conversation_message.make_converter` defines it."""
 
     table: str
     session_id: str
@@ -120,7 +120,7 @@ class HistoryBody:
 
 @attrs.frozen
 class SearchBody:
-    """The hits of ``q``, best first, each as :func:`agno_storage.conversation.make_converter` defines a hit."""
+    """The hits of ``q``, best first, each as :func:`agno_storage.conversation_message.make_converter` defines a hit."""
 
     table: str
     query: str

@@ -1,0 +1,64 @@
+"""Checks on the shape of the JSON a writer stored: :class:`StoredJson`.
+
+agno and agno-golang keep conversations and run figures as JSON of their
+own making, which any program may have written; a value of the wrong
+shape raises :class:`~agno_storage.errors.CorruptRowError` naming the
+table, session and column, and where in the value it was found.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import Any
+
+from agno_storage.errors import CorruptRowError
+
+
+class StoredJson:
+    """Checks on the shape of one stored JSON column; every error names the table, session and column.
+
+    Shared by the readers that walk what agno and agno-golang store
+    (conversations in :mod:`agno_storage.conversation_agno` and
+    :mod:`agno_storage.conversation_go`, usage figures in :mod:`agno_storage.usage`).
+    """
+
+    def __init__(self, table: str, session_id: str, column: str) -> None:
+        self.table = table
+        self.session_id = session_id
+        self.column = column
+
+    def corrupt(self, where: str, what: str) -> CorruptRowError:
+        return CorruptRowError(
+            f"{self.table}.{self.column} of session {self.session_id!r}: {where} {what}",
+            table=self.table,
+            session_id=self.session_id,
+            column=self.column,
+        )
+
+    def as_list(self, value: Any, where: str) -> builtins.list[Any]:
+        if not isinstance(value, list):
+            raise self.corrupt(where, f"is a JSON {type(value).__name__}, not a list")
+        return value
+
+    def as_dict(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.corrupt(where, f"is a JSON {type(value).__name__}, not an object")
+        return value
+
+    def opt_str(self, item: Mapping[str, Any], key: str, where: str) -> str | None:
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.corrupt(f"{where}.{key}", f"is a JSON {type(value).__name__}, not a string")
+        return value
+
+    def opt_time(self, item: Mapping[str, Any], where: str) -> int | None:
+        value = item.get("created_at")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.corrupt(f"{where}.created_at", f"is a JSON {type(value).__name__}, not a number")
+        return int(value)
+
+
+__all__ = ["StoredJson"]
