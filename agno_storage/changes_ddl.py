@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from agno_storage import agent_runs
 from agno_storage.errors import StorageError
-from agno_storage.schema import quote, unquote
+from agno_storage.schema import literal, quote, unquote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -42,11 +42,6 @@ def is_sqlite(store: BaseStorage) -> bool:
     from agno_storage.backends.sqlite import SqliteStorage
 
     return isinstance(store, SqliteStorage)
-
-
-def literal(text: str) -> str:
-    """``text`` as an SQL string literal, for the statements that take no bound values (a trigger's body)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 #: The log's columns in order, as enable_changes() makes it on SQLite and on PostgreSQL (every build so far):
@@ -287,7 +282,6 @@ __all__ = [
     "is_log",
     "is_meta",
     "is_sqlite",
-    "literal",
     "misplaced_trigger",
     "names",
     "pg_function_sql",

@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 
 from agno_storage import agent_runs
-from agno_storage.changes_ddl import enabled, is_sqlite, literal, names
+from agno_storage.changes_ddl import TRUNCATE_SUFFIX, enabled, is_sqlite, names, trigger_names
 from agno_storage.errors import ReadOnlyDatabaseError, StorageError
-from agno_storage.schema import quote, unquote
+from agno_storage.schema import literal, quote, unquote
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
     from agno_storage.backends.postgres import PostgresStorage
-    from agno_storage.backends.sqlite import SqliteStorage
 
 #: How long changes are kept unless enable_changes() is told otherwise (seconds).
 DEFAULT_RETENTION: Final = 7 * 86400
@@ -181,31 +180,45 @@ def find_gap(store: BaseStorage, meta: str) -> str | None:
     """What went unlogged since enable_changes(), if anything did: the end of the error of changes().
 
     A watched table (the sessions table, ``agent_runs``) dropped or renamed
-    took its triggers along; on PostgreSQL a TRUNCATE fires no row trigger,
-    and the feed's statement trigger marks it in ``meta``.
+    took its triggers along; one of the feed's triggers another program
+    dropped stopped logging its kind of write; on PostgreSQL a TRUNCATE
+    fires no row trigger, and the feed's statement trigger marks it in
+    ``meta``. One catalogue query per watched table.
     """
     t = store.table_name
-    lost = (
-        " was dropped or renamed since enable_changes() (its triggers went with it) and writes since then were not"
-        " logged"
-    )
+    lost = " since enable_changes() and writes since then were not logged"
     if is_sqlite(store):
-        watched = [(t, f"{t}_changes_insert")]
+        watched = [t]
         if agent_runs.applies(store):
-            watched.append((agent_runs.TABLE, f"{t}_runs_changes_insert"))
-        for table, trigger in watched:
-            if not cast("SqliteStorage", store).trigger_exists(trigger, table):
-                return "stopped logging: " + table + lost
+            watched.append(agent_runs.TABLE)
+        for table in watched:
+            present = {
+                str(name).lower()
+                for (name,) in store._query(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE", (table,)
+                )
+            }
+            missing = [name for name in trigger_names(table, t) if name.lower() not in present]
+            if len(missing) == len(trigger_names(table, t)):
+                return f"stopped logging: {table} was dropped or renamed (its triggers went with it){lost}"
+            if missing:
+                return f"stopped logging: another program dropped the trigger {missing[0]!r} on {table}{lost}"
         return None
     table = cast("PostgresStorage", store).qualified_table
+    triggers = (t + "_changes_log", t + TRUNCATE_SUFFIX)
+    # Compared as PostgreSQL's type name, which cuts a long name at 63 bytes as the catalogue holds it.
+    found = "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s))"
     rows = store._query(
-        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s)), "
-        f"EXISTS (SELECT 1 FROM {meta} WHERE key = 'truncated')",
-        (t + "_changes_log", table),
+        f"SELECT {found}, {found}, EXISTS (SELECT 1 FROM {meta} WHERE key = 'truncated')",
+        (triggers[0], table, triggers[1], table),
     )
-    if not rows[0][0]:
-        return "stopped logging: " + t + lost
-    if rows[0][1]:
+    *exist, truncated = rows[0]
+    if not any(exist):
+        return f"stopped logging: {t} was dropped or renamed (its triggers went with it){lost}"
+    for name, there in zip(triggers, exist, strict=True):
+        if not there:
+            return f"stopped logging: another program dropped the trigger {name!r} on {t}{lost}"
+    if truncated:
         return (
             f"has a gap: {t} was emptied by TRUNCATE since enable_changes(), which fires no row trigger, so the "
             "deletes of its rows were not logged"

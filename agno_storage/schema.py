@@ -86,6 +86,11 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """``text`` as an SQL string literal, for the statements that take no bound values (DDL, a trigger's body)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def unquote(quoted: str) -> str:
     """The identifier :func:`quote` quoted, as the catalogue (``sqlite_master``) names it."""
     return quoted[1:-1].replace('""', '"')

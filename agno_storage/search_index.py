@@ -200,10 +200,6 @@ def message_of(message: str) -> Message:
     return _CONVERTER.structure(_message_value(message), Message)
 
 
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def owner_filters(
     user_id: str | None, entity_id: str | None, mark: str, prefix: str = ""
 ) -> tuple[str, builtins.list[Any]]:
@@ -264,5 +260,4 @@ __all__ = [
     "mark",
     "message_of",
     "owner_filters",
-    "sql_literal",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from agno_storage.errors import StorageError
-from agno_storage.schema import PG_NAME_BYTES, check_derived_names, quote, unquote
+from agno_storage.schema import PG_NAME_BYTES, check_derived_names, literal, quote, unquote
 from agno_storage.search import SearchHit, marked, snippet, terms, words_of
 from agno_storage.search_index import (
     CHUNK,
@@ -31,7 +31,6 @@ from agno_storage.search_index import (
     in_chunks,
     message_of,
     owner_filters,
-    sql_literal,
 )
 
 if TYPE_CHECKING:
@@ -276,7 +275,7 @@ class PostgresIndex:
         self._comment(conn)
 
     def _comment(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(f"COMMENT ON TABLE {self.docs} IS {sql_literal(_PG_COMMENT + str(PG_INDEX_VERSION))}")
+        conn.execute(f"COMMENT ON TABLE {self.docs} IS {literal(_PG_COMMENT + str(PG_INDEX_VERSION))}")
 
     def _create_indexes(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"CREATE INDEX ON {self.docs} USING gin (tsv)")

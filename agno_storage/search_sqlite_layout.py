@@ -11,8 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from agno_storage.schema import quote
-from agno_storage.search_index import sql_literal
+from agno_storage.schema import literal, quote
 
 
 def _is_fts5(sql: str | None) -> bool:
@@ -91,7 +90,7 @@ class IndexLayout:
         out; version 3 (``columnsize=1``) indexes them as their own users' (``conversation.strays``)."""
         options = ("detail=full, " if version >= 2 else "") + ("columnsize=1, " if version >= 3 else "")
         return (
-            f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, content={sql_literal(self.map_name)}, "
+            f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, content={literal(self.map_name)}, "
             f"content_rowid='rowid', {options}tokenize = 'unicode61 remove_diacritics 0')"
         )
 

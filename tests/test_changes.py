@@ -78,6 +78,37 @@ def test_a_table_dropped_behind_the_feed_is_an_error_not_a_silent_gap(make_store
     assert [c.session_id for c in store.changes()] == ["c"]
 
 
+@pytest.mark.parametrize(
+    ("table", "trigger"),
+    [("agent_sessions", f"agent_sessions_changes_{op}") for op in ("insert", "update", "delete")]
+    + [("agent_runs", f"agent_sessions_runs_changes_{op}") for op in ("insert", "update", "delete", "replace", "reid")],
+)
+def test_a_trigger_of_the_feed_another_program_dropped_is_an_error_not_a_silent_gap(
+    tmp_path: Path, table: str, trigger: str
+) -> None:
+    """Each of the feed's triggers logs one kind of write: without it, that kind would go unlogged while the
+    others are still logged. A consumer is told, and enable_changes() starts the feed again."""
+    db = tmp_path / "f.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    store.append_run("a", "kestrels", "ok")
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="z", agent_id="x"))
+    cursor = store.changes()[-1].cursor
+    with sqlite3.connect(db) as conn:
+        conn.execute(f'DROP TRIGGER "{trigger.upper()}"')  # SQLite's names know no case
+    conn.close()
+    store.upsert(AgentSession(session_id="a", agent_id="y"))
+    with pytest.raises(StorageError, match=f"dropped the trigger '{trigger}' on {table}"):
+        store.changes(since=cursor)
+    store.enable_changes()
+    with pytest.raises(StorageError, match="read the sessions again"):
+        store.changes(since=cursor)
+    store.upsert(AgentSession(session_id="b", agent_id="x"))
+    assert [c.session_id for c in store.changes()] == ["b"]
+    store.close()
+
+
 @pytest.mark.parametrize("table", ["agent_sessions", "agent_runs"])
 def test_a_table_renamed_behind_the_feed_is_an_error_not_a_silent_gap(tmp_path: Path, table: str) -> None:
     """ALTER TABLE ... RENAME takes the feed's triggers along: a table made again under the name would be

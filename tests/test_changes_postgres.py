@@ -255,3 +255,26 @@ def test_a_truncate_by_another_program_is_a_gap_not_silence(make_store: Any) -> 
     store.enable_changes()
     store.upsert(AgentSession(session_id="c", agent_id="x"))
     assert [c.session_id for c in store.changes()] == ["c"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("suffix", ["_changes_log", "_changes_truncate"])
+def test_a_trigger_of_the_feed_another_program_dropped_is_a_gap_not_silence(make_store: Any, suffix: str) -> None:
+    """The row trigger logs every insert, update and delete; the statement trigger marks a TRUNCATE. Either one
+    dropped behind the feed would leave its writes unlogged while the other goes on: changes() says so."""
+    store = make_store("agent")
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="a", agent_id="x"))
+    cursor = store.changes()[-1].cursor
+    trigger = sql.Identifier(store.table_name + suffix)
+    with store.transaction() as conn:
+        conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(trigger, sql.SQL(store.qualified_table)))
+    with pytest.raises(StorageError, match=f"dropped the trigger '{store.table_name}{suffix}'"):
+        store.changes(since=cursor)
+    store.enable_changes()
+    with pytest.raises(StorageError, match="not all logged"):
+        store.changes(since=cursor)
+    with store.transaction() as conn:
+        conn.execute(f"TRUNCATE {store.qualified_table}")
+    with pytest.raises(StorageError, match="TRUNCATE"):
+        store.changes()
