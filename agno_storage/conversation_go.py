@@ -86,7 +86,8 @@ def runs_messages(rows: Iterable[RunRow], table: str) -> builtins.list[Message]:
             raise reader.corrupt(f"run {row.id!r}", f"is not valid JSON: {exc}") from exc
         sent = reader.as_list(sent if sent is not None else [], f"run {row.id!r}")
         items = [reader.as_dict(m, f"run {row.id!r} message") for m in sent]
-        last_user = max((k for k, m in enumerate(items) if m.get("role") == "user"), default=None)
+        # A message with no role is read as the user's (below): it counts as the run's user message too.
+        last_user = max((k for k, m in enumerate(items) if (m.get("role") or "user") == "user"), default=None)
         available = given.copy()
         new: builtins.list[Message] = []
         for k, m in enumerate(items):

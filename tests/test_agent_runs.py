@@ -304,3 +304,11 @@ def test_which_tables_count_as_an_agent_table_beside_a_go_agents_runs(tmp_path: 
     assert [m.content for m in agents.history("go-s1")] == ["hello needle", "answer"]
     assert agents.runs_only_session_ids() == ["go-s1"]
     agents.close()
+
+
+def test_a_run_whose_messages_hold_no_role_shows_its_user_message_once(tmp_path: Path) -> None:
+    """A message with no role is the user's; the run's user_message repeats it, and is not shown a second time."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "f.db")
+    store.append_run("g", "kestrels?", "ok", messages=[{"content": "kestrels?"}])
+    assert [(m.role, m.content) for m in store.history("g")] == [("user", "kestrels?"), ("assistant", "ok")]
+    store.close()
