@@ -170,8 +170,10 @@ def first_cursor() -> int:
 
     Above every cursor of a log this table had before (disable_changes()
     dropped it, and with it SQLite's own count), unless that one logged more
-    than a change per microsecond on average; a consumer that kept one of its
-    cursors gets StorageError (pruned), not a cursor that means something new.
+    than a change per microsecond on average or the clock has been set back
+    since it started (nothing of a dropped log is kept to check against); a
+    consumer that kept one of its cursors gets StorageError (pruned), not a
+    cursor that means something new.
     """
     return time.time_ns() // 1000
 
