@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from agno_storage.agno3 import ddl
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, make_converter
+from agno_storage.agno3.rows import Rows
 from agno_storage.agno3.runs import ID_NAMESPACE, make_id
-from agno_storage.agno3.writer import Rows
 
 
 def _row() -> dict[str, object]:

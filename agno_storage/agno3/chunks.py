@@ -24,7 +24,7 @@ from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
 from agno_storage.agno3.owners import GO_AGENT_RUNS
 from agno_storage.agno3.records import ByFields, Encoded, Previous
-from agno_storage.agno3.writer import Rows
+from agno_storage.agno3.rows import Rows
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError

@@ -4,7 +4,8 @@ Reads the four 1.x sessions tables through the package's stores
 (``SqliteStorage`` / ``PostgresStorage``: read only, nothing is created) and a
 Go Agent's ``agent_runs`` table with a read-only connection; maps each
 session with :mod:`agno_storage.agno3.mapping`; writes with a
-:mod:`agno_storage.agno3.writer`. See docs/agno3.md.
+:mod:`agno_storage.agno3.writer` (a dry run reads DST with
+:class:`~agno_storage.agno3.target_reader.TargetReader`). See docs/agno3.md.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, 
 from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter, own_run_id
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row, memory_copy_id
 from agno_storage.agno3.records import Agno3Memory, Previous
+from agno_storage.agno3.rows import rows_for
+from agno_storage.agno3.target_reader import TargetReader
 from agno_storage.agno3.workers import WorkerPool
-from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, TargetReader, Writer, driver_error, rows_for
+from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, driver_error
 from agno_storage.errors import ConnectionLostError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import check_conninfo, scrubbed

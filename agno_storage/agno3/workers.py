@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from agno_storage.agno3.chunks import ChunkResult, PlanItem, Source, SourceSpec, map_chunk
 from agno_storage.agno3.records import Previous
-from agno_storage.agno3.writer import rows_for
+from agno_storage.agno3.rows import rows_for
 from agno_storage.workers import Pool, WorkerError
 
 LABEL = "an agno 3 migration worker"

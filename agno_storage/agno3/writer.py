@@ -3,79 +3,29 @@
 A writer makes the tables (and their version stamps) if they are missing,
 tells which sessions it already holds from an earlier run, and upserts a
 batch of mapped sessions in one transaction: a batch is all there or not at
-all, so an interrupted run resumes where it stopped.
+all, so an interrupted run resumes where it stopped. The rows it upserts are
+made by :mod:`agno_storage.agno3.rows`; what it reads of DST before it
+writes, by the queries of :mod:`agno_storage.agno3.target_reader`.
 """
 
 from __future__ import annotations
 
-import json
-import operator
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import attrs
-import orjson
-
-from agno_storage.agno3 import ddl
-from agno_storage.agno3.mapping import KEEP_KEY, Mapped
+from agno_storage.agno3 import ddl, target_reader
+from agno_storage.agno3.mapping import Mapped
 from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
+from agno_storage.agno3.rows import rows_for
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.sqlite import file_id
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import DatabaseReplacedError, InvalidInputError, StorageError
 from agno_storage.schema import quote
-
-_INF = float("inf")
-#: Types json.dumps refuses (datetimes, dataclasses) or spells its own way (str/int/dict/list subclasses) are
-#: not encoded by orjson either: they go to json.dumps, which refuses or spells them as before.
-_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
-def _dumps(value: Any) -> str:
-    """A JSON column's text: orjson's compact UTF-8, or ``json.dumps`` where orjson would differ or refuses.
-
-    agno 3 reads its JSON columns with ``json.loads``, which gives the same
-    values from either spelling; orjson encodes a run about six times faster
-    than ``json.dumps`` (docs/architecture.md, "Choices written down").
-    orjson writes NaN and infinities as ``null`` and refuses integers past
-    64 bits, keys that are not strings, lone surrogates and deep nesting:
-    those values get ``json.dumps``'s text, as agno 3 would write them, so
-    nothing is lost or changed.
-    """
-    try:
-        raw = orjson.dumps(value, option=_ORJSON_STRICT)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value)
-    if b"null" in raw and value is not None and _has_non_finite(value):
-        return json.dumps(value)
-    return raw.decode()
-
-
-def _has_non_finite(value: Any) -> bool:
-    """Whether a NaN or infinite float sits anywhere in ``value`` (JSON data: dicts, lists, tuples, scalars)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is float:
-            if item != item or item in (_INF, -_INF):
-                return True
-        elif kind is dict:
-            stack.extend(item.values())
-        elif kind is list or kind is tuple:
-            stack.extend(item)
-        elif isinstance(item, float):
-            if item != item or item in (_INF, -_INF):
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
 
 
 class Writer(Protocol):
@@ -138,50 +88,6 @@ def _upsert_sql(table: str, prefix: str, placeholder: str, rows: int = 1) -> str
 SQLITE_ROWS_PER_STATEMENT = 50
 
 
-class Rows:
-    """Records to parameter tuples in column order: each field read as it is, JSON columns encoded once.
-
-    The records' fields are the table's columns in order
-    (``tests/test_agno3_records.py`` checks that each tuple equals what the
-    strict converter unstructures), and their values are plain JSON data
-    already, so the converter's walk over every nested value is skipped:
-    it was the largest cost of a migration (docs/architecture.md, "Choices
-    written down").
-    """
-
-    def __init__(self, jsonb: Any = None) -> None:
-        wrap = jsonb if jsonb is not None else _dumps
-        self._wrap = wrap
-        #: Per table: the record's fields in column order, and the positions of its JSON columns.
-        self._plans: dict[str, tuple[Callable[[object], tuple[Any, ...]], tuple[int, ...]]] = {}
-        for table, columns in ddl.COLUMNS.items():
-            json_columns = ddl.JSON_COLUMNS[table]
-            self._plans[table] = (
-                operator.attrgetter(*columns),
-                tuple(i for i, c in enumerate(columns) if c in json_columns),
-            )
-
-    def of(self, table: str, record: object) -> tuple[Any, ...]:
-        get, json_at = self._plans[table]
-        values = list(get(record))
-        wrap = self._wrap
-        for i in json_at:
-            values[i] = wrap(values[i])
-        return tuple(values)
-
-    def encode(self, mapped: Mapped) -> Encoded:
-        return Encoded(
-            session_id=mapped.session.session_id,
-            session=self.of(ddl.SESSIONS, mapped.session),
-            runs=tuple(self.of(ddl.RUNS, r) for r in mapped.runs),
-            memories=tuple(self.of(ddl.MEMORIES, x) for x in mapped.memories),
-            run_ids=tuple(r.run_id for r in mapped.runs),
-            stale_runs=mapped.stale_runs,
-            rewrite=mapped.rewrite,
-            stale_memories=mapped.legacy_memories if mapped.rewrite else (),
-        )
-
-
 def driver_error(
     exc: BaseException, what: str, session_id: str | None = None, table: str = ddl.SESSIONS
 ) -> StorageError:
@@ -208,17 +114,6 @@ def driver_error(
     return StorageError(f"{what}: {exc}", session_id=session_id)
 
 
-def rows_for(engine: str) -> Rows:
-    """The row encoder of the target engine's writer: ``"sqlite"`` (JSON text) or ``"postgres"`` (``Jsonb``)."""
-    if engine == "sqlite":
-        return Rows()
-    if engine == "postgres":
-        from psycopg.types.json import Jsonb
-
-        return Rows(jsonb=lambda v: Jsonb(v, dumps=_dumps))
-    raise ValueError(f"unknown engine {engine!r}")
-
-
 def _batch_rows(batch: Sequence[Encoded]) -> dict[str, list[tuple[Any, ...]]]:
     return {
         ddl.SESSIONS: [e.session for e in batch],
@@ -240,205 +135,6 @@ def _check_existing(table: str, names: set[str], where: str) -> None:
             f"{where}{table} in DST is not agno 3's {table} table (no column {', '.join(missing)});"
             " write agno 3's tables into another database or schema"
         )
-
-
-def _previous_of(user_id: Any, metadata: Any) -> Previous:
-    """The owner a session row holds, and the stamp and run ids an earlier migration kept in its metadata.
-
-    A session with no stamp there (``migrated`` False) is never written
-    over: agno 3 made it, or gave it to the user who resumed it and wrote
-    its metadata anew, when its runs still carry the migration's mark
-    (``Previous.marked``, which only decides what the report says).
-    """
-    owner = user_id if isinstance(user_id, str) else None
-    if isinstance(metadata, str):
-        try:
-            metadata = json.loads(metadata)
-        except ValueError:
-            return Previous(stamp=None, run_ids=(), migrated=False, user_id=owner)
-    keep = metadata.get(KEEP_KEY) if isinstance(metadata, dict) else None
-    stamp = keep.get("stamp") if isinstance(keep, dict) else None
-    if not isinstance(keep, dict) or not isinstance(stamp, str):
-        return Previous(stamp=None, run_ids=(), migrated=False, user_id=owner)
-    run_ids = keep.get("run_ids")
-    ids = tuple(r for r in run_ids if isinstance(r, str)) if isinstance(run_ids, list) else ()
-    return Previous(stamp=stamp, run_ids=ids, user_id=owner)
-
-
-_MEMORY_STAMPS_SQL = f"SELECT memory_id, updated_at FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id IN ({{marks}})"  # noqa: S608
-_RUN_OWNERS_SQL = f"SELECT run_id, session_id FROM {{prefix}}{ddl.RUNS} WHERE run_id IN ({{marks}})"  # noqa: S608
-
-
-def _run_owners(cur: Any, run_ids: Sequence[str], prefix: str, mark: str) -> dict[str, str]:
-    """For each of ``run_ids`` already in ``agno_runs``: the session holding it."""
-    out: dict[str, str] = {}
-    for start in range(0, len(run_ids), 500):
-        chunk = list(run_ids[start : start + 500])
-        sql = _RUN_OWNERS_SQL.format(prefix=prefix, marks=", ".join(mark for _ in chunk))
-        out.update({rid: sid for rid, sid in cur.execute(sql, chunk).fetchall()})
-    return out
-
-
-def _with_elsewhere(cur: Any, found: dict[str, Previous], prefix: str, mark: str) -> dict[str, Previous]:
-    """``found`` with each session's ``elsewhere``: the runs it was written with that another session holds now.
-
-    Builds before 2026-12 moved a run whose id two sessions held into the
-    later one; the session that lost it is then written again.
-    """
-    owners = _run_owners(cur, [r for p in found.values() for r in p.run_ids], prefix, mark)
-    for sid, before in found.items():
-        moved = tuple(r for r in before.run_ids if owners.get(r, sid) != sid)
-        if moved:
-            found[sid] = attrs.evolve(before, elsewhere=moved)
-    return found
-
-
-#: A run carries a migration's mark when its ``run_data`` holds an object at this path (SQLite / PostgreSQL).
-_MARK_PATH = f"$.metadata.{KEEP_KEY}"
-_MARK_KEYS = ["metadata", KEEP_KEY]
-_HELD_SQLITE = (
-    f"SELECT session_id, run_id, CASE WHEN json_valid(run_data) THEN json_type(run_data, ?) END = 'object' FROM {ddl.RUNS}"  # noqa: S608
-    " WHERE session_id IN ({marks}) ORDER BY run_index, created_at, run_id"
-)
-_HELD_POSTGRES = (
-    f"SELECT session_id, run_id, jsonb_typeof(run_data #> %s) = 'object' FROM {{prefix}}{ddl.RUNS}"  # noqa: S608
-    " WHERE session_id = ANY(%s) ORDER BY run_index, created_at, run_id"
-)
-
-
-def _with_held(found: dict[str, Previous], rows: Sequence[tuple[str, str, Any]]) -> dict[str, Previous]:
-    """``found`` with the runs carrying a migration's mark (``marked``) that ``rows`` (session_id, run_id,
-    marked) give its unstamped sessions."""
-    marked: dict[str, list[str]] = {}
-    for sid, run_id, is_marked in rows:
-        if is_marked:
-            marked.setdefault(sid, []).append(run_id)
-    for sid, runs in marked.items():
-        found[sid] = attrs.evolve(found[sid], marked=tuple(runs))
-    return found
-
-
-def _sqlite_previous(conn: sqlite3.Connection, session_ids: Sequence[str], runs: bool = True) -> dict[str, Previous]:
-    """What ``agno_sessions`` holds of ``session_ids``; ``runs``: whether there is an ``agno_runs`` to look in."""
-    out: dict[str, Previous] = {}
-    for start in range(0, len(session_ids), 500):
-        chunk = list(session_ids[start : start + 500])
-        marks = ", ".join("?" for _ in chunk)
-        sql = f"SELECT session_id, user_id, metadata FROM {ddl.SESSIONS} WHERE session_id IN ({marks})"  # noqa: S608
-        for sid, user_id, metadata in conn.execute(sql, chunk):
-            out[sid] = _previous_of(user_id, metadata)
-    if not runs:
-        return out
-    unstamped = [sid for sid, p in out.items() if not p.migrated]
-    for start in range(0, len(unstamped), 500):
-        chunk = unstamped[start : start + 500]
-        sql = _HELD_SQLITE.format(marks=", ".join("?" for _ in chunk))
-        _with_held(out, conn.execute(sql, [_MARK_PATH, *chunk]).fetchall())
-    return _with_elsewhere(conn, out, "", "?")
-
-
-def _postgres_previous(conn: Any, prefix: str, session_ids: Sequence[str], runs: bool = True) -> dict[str, Previous]:
-    if not session_ids:
-        return {}
-    sql = f"SELECT session_id, user_id, metadata FROM {prefix}{ddl.SESSIONS} WHERE session_id = ANY(%s)"  # noqa: S608
-    rows = conn.execute(sql, (list(session_ids),)).fetchall()
-    found = {sid: _previous_of(user_id, metadata) for sid, user_id, metadata in rows}
-    if not runs:
-        return found
-    unstamped = [sid for sid, p in found.items() if not p.migrated]
-    if unstamped:
-        held = conn.execute(_HELD_POSTGRES.format(prefix=prefix), (_MARK_KEYS, unstamped)).fetchall()
-        _with_held(found, held)
-    return _with_elsewhere(conn, found, prefix, "%s")
-
-
-class TargetReader:
-    """What a dry run reads of DST, which it never writes: what earlier migrations left there.
-
-    A DST that is not there, or has no agno 3 tables yet, holds nothing:
-    every session would be written.
-    """
-
-    def __init__(self, target: Any, schema: str | None = "ai") -> None:
-        from agno_storage import urls
-
-        self._sqlite: sqlite3.Connection | None = None
-        self._pg: Any = None
-        self._prefix = ""
-        self._tables: set[str] = set()
-        if isinstance(target, urls.SqliteTarget):
-            path = Path(str(target.path)).expanduser()
-            if not path.exists():
-                return
-            self._sqlite = _read_only(path)
-            self._tables = {r[0] for r in self._sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            return
-        import psycopg
-
-        self._pg = psycopg.connect(target.conninfo, autocommit=True, prepare_threshold=None)
-        self._prefix = f"{quote(schema)}." if schema else ""
-        for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
-            row = self._pg.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self._prefix}{table}",)).fetchone()
-            if row and row[0]:
-                self._tables.add(table)
-
-    def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
-        if ddl.SESSIONS not in self._tables:
-            return {}
-        runs = ddl.RUNS in self._tables
-        if self._sqlite is not None:
-            return _sqlite_previous(self._sqlite, session_ids, runs)
-        return _postgres_previous(self._pg, self._prefix, session_ids, runs)
-
-    def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
-        if ddl.RUNS not in self._tables:
-            return {}
-        if self._sqlite is not None:
-            return _run_owners(self._sqlite, run_ids, "", "?")
-        return _run_owners(self._pg, run_ids, self._prefix, "%s")
-
-    def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
-        if ddl.MEMORIES not in self._tables:
-            return {}
-        if self._sqlite is not None:
-            return _memory_stamps(self._sqlite, memory_ids, "", "?")
-        return _memory_stamps(self._pg, memory_ids, self._prefix, "%s")
-
-    def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-        if self._pg is not None:
-            self._pg.close()
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    """A connection to ``path`` that reads only and leaves no file behind.
-
-    A WAL-mode file with no ``-wal`` beside it has no other connection open:
-    a ``mode=ro`` connection would leave the ``-wal`` and ``-shm`` it makes
-    (it may not delete them), so it is opened read-write with ``query_only``,
-    and SQLite deletes them when it closes, as the last connection does.
-    With a ``-wal`` there (another connection's), ``mode=ro`` changes nothing.
-    """
-    uri = path.resolve().as_uri()
-    if Path(f"{path}-wal").exists():
-        return sqlite3.connect(uri + "?mode=ro", uri=True)
-    conn = sqlite3.connect(uri + "?mode=rw", uri=True)
-    try:
-        conn.execute("PRAGMA query_only = 1")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _memory_stamps(cur: Any, memory_ids: Sequence[str], prefix: str, mark: str) -> dict[str, int | None]:
-    out: dict[str, int | None] = {}
-    for start in range(0, len(memory_ids), 500):
-        chunk = list(memory_ids[start : start + 500])
-        sql = _MEMORY_STAMPS_SQL.format(prefix=prefix, marks=", ".join(mark for _ in chunk))
-        out.update({mid: stamp for mid, stamp in cur.execute(sql, chunk).fetchall()})
-    return out
 
 
 _STALE_SQL = f"DELETE FROM {{prefix}}{ddl.RUNS} WHERE session_id = {{mark}} AND run_id = {{mark}}"  # noqa: S608
@@ -602,10 +298,10 @@ class SqliteWriter:
                     )
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
-        return _sqlite_previous(self._conn, session_ids)
+        return target_reader.sqlite_previous(self._conn, session_ids)
 
     def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
-        return _run_owners(self._conn, run_ids, "", "?")
+        return target_reader.select_run_owners(self._conn, run_ids, "", "?")
 
     def encode(self, mapped: Mapped) -> Encoded:
         return self._rows.encode(mapped)
@@ -628,7 +324,7 @@ class SqliteWriter:
             _tidy_runs(conn, batch, "", "?")
 
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
-        return _memory_stamps(self._conn, memory_ids, "", "?")
+        return target_reader.select_memory_stamps(self._conn, memory_ids, "", "?")
 
     def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
         with self._transaction() as conn:
@@ -707,11 +403,11 @@ class PostgresWriter:
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         with self._conn.transaction():
-            return _postgres_previous(self._conn, self._prefix, session_ids)
+            return target_reader.postgres_previous(self._conn, self._prefix, session_ids)
 
     def run_owners(self, run_ids: Sequence[str]) -> dict[str, str]:
         with self._conn.transaction(), self._conn.cursor() as cur:
-            return _run_owners(cur, run_ids, self._prefix, "%s")
+            return target_reader.select_run_owners(cur, run_ids, self._prefix, "%s")
 
     def encode(self, mapped: Mapped) -> Encoded:
         return self._rows.encode(mapped)
@@ -726,7 +422,7 @@ class PostgresWriter:
 
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
         with self._conn.transaction(), self._conn.cursor() as cur:
-            return _memory_stamps(cur, memory_ids, self._prefix, "%s")
+            return target_reader.select_memory_stamps(cur, memory_ids, self._prefix, "%s")
 
     def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
         rows = [self._rows.of(ddl.MEMORIES, m) for m in memories]
@@ -741,4 +437,4 @@ class PostgresWriter:
         self._conn.close()
 
 
-__all__ = ["PostgresWriter", "Rows", "SqliteWriter", "TargetReader", "Writer", "driver_error", "rows_for"]
+__all__ = ["PostgresWriter", "SqliteWriter", "Writer", "driver_error"]
