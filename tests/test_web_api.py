@@ -26,7 +26,8 @@ from agno_storage.web.app import create_app
 from agno_storage.web.auth import Tokens, parse_tokens
 from agno_storage.web.bodies import ErrorBody, SessionBody, SessionsPage, TablesBody, make_converter
 from agno_storage.web.run import serving
-from agno_storage.web.source import Cursor, SqliteSource, decode_cursor, encode_cursor, open_source
+from agno_storage.web.source import SqliteSource, open_source
+from agno_storage.web.table_reader import Cursor, decode_cursor, encode_cursor
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
 from tests.web_client import get, get_page

@@ -45,17 +45,8 @@ from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo
 from agno_storage.web import bodies, middleware
 from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer
-from agno_storage.web.source import (
-    MAX_LIMIT,
-    Cursor,
-    Filters,
-    HotJournalError,
-    Source,
-    TableReader,
-    Tables,
-    decode_cursor,
-    encode_cursor,
-)
+from agno_storage.web.source import HotJournalError, Source, Tables
+from agno_storage.web.table_reader import MAX_LIMIT, Cursor, Filters, TableReader, decode_cursor, encode_cursor
 
 API = "/api/v1"
 #: Rows a page holds when ``limit`` is not given.

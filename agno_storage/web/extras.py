@@ -15,7 +15,7 @@ from agno_storage import conversation, search, usage
 from agno_storage.web import bodies
 from agno_storage.web.app import HttpError, Server, _server, not_found_session, params
 from agno_storage.web.auth import Principal
-from agno_storage.web.source import TableReader
+from agno_storage.web.table_reader import TableReader
 
 
 def history_of(server: Server, reader: TableReader, user: str | None, session_id: str) -> list[Any]:

@@ -35,7 +35,8 @@ from agno_storage.web.app import (
     retried,
 )
 from agno_storage.web.auth import COOKIE, Principal
-from agno_storage.web.source import Tables, encode_cursor
+from agno_storage.web.source import Tables
+from agno_storage.web.table_reader import encode_cursor
 
 
 def esc(value: object) -> str:
