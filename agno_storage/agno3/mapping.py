@@ -6,21 +6,19 @@ the four 1.x tables, a Go Agent's ``agent_runs``) and returns one
 :class:`Agno3Memory` rows. What agno 3 has no place for is kept under
 ``metadata["agno_v1"]`` (sessions) or the run's ``metadata["agno_v1"]``;
 docs/agno3.md lists every field. :func:`make_converter` is the one place the
-rows' dict form is defined.
+rows' dict form is defined. A session's user memories and summary are read
+from its ``memory`` by :mod:`agno_storage.agno3.session_memory`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
-from agno_storage.agno3.memory_table import local_epoch, memory_copy_id
 from agno_storage.agno3.owners import GO_AGENT_RUNS, Owners, split_owners
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped, make_converter
 from agno_storage.agno3.runs import (
@@ -37,6 +35,7 @@ from agno_storage.agno3.runs import (
     unfit_fields,
     unwrap,
 )
+from agno_storage.agno3.session_memory import is_summary, memories_of, summary_of
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode, Session
 
@@ -49,130 +48,6 @@ SESSION_TYPES = {
 
 
 # --- sessions ---------------------------------------------------------------
-
-
-def _summary(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, Any]:
-    """agno 3's SessionSummary dict from 1.x memory, and the 1.x summaries it did not use.
-
-    A ``memory.summary`` with no text, or that is not an object, is not one:
-    the caller keeps it with the rest of ``memory``.
-    """
-    if not isinstance(memory, Mapping):
-        return None, None
-    found: Any = None
-    summary = memory.get("summary")
-    if _is_summary(summary):
-        found = summary
-    summaries = memory.get("summaries")
-    other = None
-    if isinstance(summaries, Mapping) and summaries:
-        per_user = summaries.get(user_id or "") if user_id is not None else None
-        if per_user is None and len(summaries) == 1:
-            per_user = next(iter(summaries.values()))
-        if isinstance(per_user, Mapping) and isinstance(per_user.get(session_id), Mapping):
-            found = found or per_user[session_id]
-        other = summaries
-    if found is None:
-        return None, other
-    out: dict[str, Any] = {"summary": found.get("summary")}
-    if found.get("topics") is not None:
-        out["topics"] = found.get("topics")
-    stamp = found.get("updated_at", found.get("last_updated"))
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        try:
-            out["updated_at"] = datetime.fromtimestamp(stamp, tz=UTC).replace(tzinfo=None).isoformat()
-        except (OverflowError, OSError, ValueError):  # not Unix seconds (milliseconds, say): kept as stored
-            out["updated_at"] = stamp
-    elif isinstance(stamp, str):
-        out["updated_at"] = stamp
-    return out, other
-
-
-def _is_summary(summary: Any) -> bool:
-    """Whether a 1.x ``memory.summary`` is one agno 3 can take: an object with its text."""
-    return isinstance(summary, Mapping) and bool(summary.get("summary"))
-
-
-def _memory_time(value: Any) -> int | None:
-    """A 1.x memory's ``updated_at`` / ``last_updated``: Unix seconds, or ``datetime.now().isoformat()`` text.
-
-    Seconds with a fraction are their whole seconds (the column is an integer).
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and abs(value) < 2**63 else None
-    return local_epoch(value)
-
-
-def _memories(
-    memory: Any, session: Session, entity: tuple[str | None, str | None]
-) -> tuple[list[Agno3Memory], Any, list[str], dict[str, Any]]:
-    """1.x user memories as agno 3 rows, what did not fit, the ids earlier builds gave the id-less ones, and
-    the times not stored as they were (per memory id).
-
-    A memory's time is its own ``updated_at`` / ``last_updated``; without
-    one, the session row's: its ``updated_at`` for when the copy was taken.
-    A time that is neither whole seconds nor ISO text (seconds with a
-    fraction, say) is returned as it was, to be kept in the session's metadata.
-    The writer keeps the newest of several copies of one memory.
-    """
-    if not isinstance(memory, Mapping):
-        return [], None, [], {}
-    raw = memory.get("memories")
-    items: list[tuple[str | None, Any]] = []
-    unfit: list[Any] = []
-    if isinstance(raw, list):
-        items = [(session.user_id, m) for m in raw]
-    elif isinstance(raw, Mapping):
-        for user, per_user in raw.items():
-            if isinstance(per_user, Mapping):
-                items += [(user, m) for m in per_user.values()]
-            elif isinstance(per_user, list):
-                items += [(user, m) for m in per_user]
-            elif per_user is not None:
-                unfit.append({str(user): per_user})  # Memory v2 keeps a map or list per user: kept as it is
-    out: list[Agno3Memory] = []
-    seen: set[str] = set()
-    legacy: list[str] = []
-    times: dict[str, Any] = {}
-    created_base = session.created_at or 0
-    updated_base = session.updated_at or created_base
-    for i, (user, item) in enumerate(items):
-        if isinstance(item, str):
-            item = {"memory": item}
-        if not isinstance(item, Mapping) or not isinstance(item.get("memory"), str):
-            unfit.append(item)
-            continue
-        raw_time = item.get("updated_at", item.get("last_updated"))
-        stamp = _memory_time(raw_time)
-        memory_id = item.get("memory_id") or item.get("id")
-        if memory_id:
-            memory_id = str(memory_id)
-        else:
-            memory_id = memory_copy_id(user, item["memory"])
-            legacy.append(make_id("memory", session.session_id, user, i))  # what builds before gave it
-        if memory_id in seen:
-            continue
-        seen.add(memory_id)
-        # Whole seconds and readable ISO text are the columns' value; anything else is kept as it was.
-        if raw_time is not None and type(raw_time) is not int and not (isinstance(raw_time, str) and stamp is not None):
-            times[memory_id] = raw_time
-        out.append(
-            Agno3Memory(
-                memory_id=memory_id,
-                memory=item["memory"],
-                input=item.get("input") if isinstance(item.get("input"), str) else None,
-                agent_id=entity[0],
-                team_id=entity[1],
-                user_id=user or None,
-                topics=item.get("topics"),
-                feedback=item.get("feedback") if isinstance(item.get("feedback"), str) else None,
-                created_at=stamp if stamp is not None else created_base,
-                updated_at=stamp if stamp is not None else updated_base,
-            )
-        )
-    return out, (unfit or None), legacy, times
 
 
 def _session_data(data: Any, keep: dict[str, Any]) -> Any:
@@ -239,14 +114,14 @@ def map_session(
         own_keep.update(_add_runs(builder, source, step_parents))
         kind = _KIND[source.MODE]
         entity = (source.entity_id if kind == "agent" else None, source.entity_id if kind == "team" else None)
-        found, other, legacy, times = _memories(memory, source, entity)
+        found, other, legacy, times = memories_of(memory, source, entity)
         memories += found
         legacy_memories += legacy
         if other is not None:
             own_keep["memories"] = other
         if times:
             own_keep["memory_times"] = times
-        this_summary, all_summaries = _summary(memory, source.user_id, session_id)
+        this_summary, all_summaries = summary_of(memory, source.user_id, session_id)
         if this_summary is not None and summary is None:
             summary = this_summary
             summaries += 1
@@ -257,7 +132,7 @@ def map_session(
         if isinstance(memory, Mapping):
             # A summary agno 3 cannot take (no text, not an object) stays with the rest of memory.
             used: tuple[str, ...] = ("runs", "memories", "summaries", "summary")
-            if not _is_summary(memory.get("summary")):
+            if not is_summary(memory.get("summary")):
                 used = ("runs", "memories", "summaries")
                 if memory.get("summary") is not None:
                     builder.problems.append(
