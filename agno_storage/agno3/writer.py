@@ -22,8 +22,8 @@ from agno_storage.agno3.mapping import Mapped
 from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
 from agno_storage.agno3.rows import rows_for
 from agno_storage.backends import sqlite_bulk
-from agno_storage.backends.sqlite import file_id
 from agno_storage.backends.sqlite_errors import translate
+from agno_storage.backends.sqlite_files import file_id
 from agno_storage.errors import DatabaseReplacedError, InvalidInputError, StorageError
 from agno_storage.schema import quote
 

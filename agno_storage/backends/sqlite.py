@@ -16,18 +16,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote as quote_uri_path
 
-from agno_storage import urls
 from agno_storage.backends import process
 from agno_storage.backends import sqlite_ddl as ddl
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.core import Batches, Tracer, check_bool
 from agno_storage.backends.sqlite_errors import text_or_bytes as _text_or_bytes
 from agno_storage.backends.sqlite_errors import translate as _translate
+from agno_storage.backends.sqlite_files import file_id, read_only_uri, resolve_path, writable
 from agno_storage.backends.statements import Statements
 from agno_storage.errors import (
     BusyError,
@@ -144,7 +142,7 @@ class SqliteStorage(BaseStorage):
             "busy_timeout": round(self.busy_timeout * 1000),
         }
         self.read_only = check_bool("read_only", read_only)
-        self.db_path = _resolve_path(db_url, db_file)
+        self.db_path = resolve_path(db_url, db_file)
         if self.read_only and self.db_path is None:
             raise InvalidInputError("read_only needs a database file: an in-memory database starts empty")
         self._local = threading.local()
@@ -273,7 +271,7 @@ class SqliteStorage(BaseStorage):
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
         if str(journal).lower() != "wal":
-            if not _writable(self.db_path):
+            if not writable(self.db_path):
                 raise ReadOnlyDatabaseError(
                     f"{self.db_path!r} (or its folder) cannot be written; it can only be read",
                     table=self.table_name,
@@ -585,56 +583,3 @@ class _Transaction:
                 self.store._memory_lock.release()
         if isinstance(exc, sqlite3.Error):
             raise _translate(exc, self.store.table_name) from exc
-
-
-def _resolve_path(db_url: object, db_file: object) -> str | None:
-    """The database file for ``db_url`` / ``db_file`` (creating its folder), or None for memory."""
-    if db_url is not None:
-        target = urls.parse(db_url, "db_url")
-        if not isinstance(target, urls.SqliteTarget):
-            raise InvalidInputError(f"db_url must look like sqlite:///path.db, got {urls.shown(db_url)}")
-        if target.path is None:
-            return None
-        db_file = target.path
-    if db_file is None:
-        return None
-    if not isinstance(db_file, (str, os.PathLike)) or not isinstance(os.fspath(db_file), str):
-        raise InvalidInputError(f"db_file must be a str or a path-like object naming a file, got {db_file!r}")
-    if os.fspath(db_file) == ":memory:":
-        return None  # sqlite3's (and agno's) name for an in-memory database, not a file's
-    try:
-        path = Path(db_file).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except ValueError as exc:  # an embedded NUL byte
-        raise InvalidInputError(f"db_file is not a usable path: {db_file!r} ({exc})") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot make the folder of {db_file!r}: {exc}") from exc
-    return str(path)
-
-
-def read_only_uri(path: str | os.PathLike[str]) -> str:
-    """The ``file:...?mode=ro`` URI of the file at ``path`` (absolute), for ``sqlite3.connect(..., uri=True)``.
-
-    Quoted from the name's bytes, as open() takes them: a name that is not
-    UTF-8 (surrogate escapes in the str) has no quote as text.
-    """
-    return "file:" + quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path)))) + "?mode=ro"
-
-
-def file_id(path: str) -> tuple[int, int]:
-    """(device, inode) of the file at ``path``; raises OSError if there is none."""
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def _writable(path: str | None) -> bool:
-    """True if this process may write ``path`` and make files beside it (journals, WAL)."""
-    if path is None:
-        return True
-    folder = os.path.dirname(path) or "."
-    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
-        return False
-    try:
-        return not os.statvfs(folder).f_flag & os.ST_RDONLY
-    except OSError:
-        return True

@@ -25,8 +25,9 @@ import attrs
 from agno_storage import urls
 from agno_storage.backends import sqlite_ddl
 from agno_storage.backends.base import BaseStorage
-from agno_storage.backends.sqlite import SqliteStorage, read_only_uri
+from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes
+from agno_storage.backends.sqlite_files import read_only_uri
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError, OutputIsSourceError

@@ -39,8 +39,9 @@ import attrs
 from agno_storage import schema, urls
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.backends.base import BaseStorage
-from agno_storage.backends.sqlite import SqliteStorage, file_id
+from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
+from agno_storage.backends.sqlite_files import file_id
 from agno_storage.errors import (
     ConnectionLostError,
     InvalidInputError,

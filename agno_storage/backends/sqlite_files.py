@@ -1,0 +1,69 @@
+"""The file a SQLite store opens: its path from ``db_url`` / ``db_file``, its identity, its read-only URI.
+
+Path rules shared by the store and by the tools that open its files
+themselves (the ops commands, ``serve``, ``to_agno3``): an in-memory
+database is ``None``; a file is known by (device, inode), so that a file
+replaced behind an open connection is noticed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote as quote_uri_path
+
+from agno_storage import urls
+from agno_storage.errors import InvalidInputError, StorageError
+
+
+def resolve_path(db_url: object, db_file: object) -> str | None:
+    """The database file for ``db_url`` / ``db_file`` (creating its folder), or None for memory."""
+    if db_url is not None:
+        target = urls.parse(db_url, "db_url")
+        if not isinstance(target, urls.SqliteTarget):
+            raise InvalidInputError(f"db_url must look like sqlite:///path.db, got {urls.shown(db_url)}")
+        if target.path is None:
+            return None
+        db_file = target.path
+    if db_file is None:
+        return None
+    if not isinstance(db_file, (str, os.PathLike)) or not isinstance(os.fspath(db_file), str):
+        raise InvalidInputError(f"db_file must be a str or a path-like object naming a file, got {db_file!r}")
+    if os.fspath(db_file) == ":memory:":
+        return None  # sqlite3's (and agno's) name for an in-memory database, not a file's
+    try:
+        path = Path(db_file).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except ValueError as exc:  # an embedded NUL byte
+        raise InvalidInputError(f"db_file is not a usable path: {db_file!r} ({exc})") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot make the folder of {db_file!r}: {exc}") from exc
+    return str(path)
+
+
+def read_only_uri(path: str | os.PathLike[str]) -> str:
+    """The ``file:...?mode=ro`` URI of the file at ``path`` (absolute), for ``sqlite3.connect(..., uri=True)``.
+
+    Quoted from the name's bytes, as open() takes them: a name that is not
+    UTF-8 (surrogate escapes in the str) has no quote as text.
+    """
+    return "file:" + quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path)))) + "?mode=ro"
+
+
+def file_id(path: str) -> tuple[int, int]:
+    """(device, inode) of the file at ``path``; raises OSError if there is none."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def writable(path: str | None) -> bool:
+    """True if this process may write ``path`` and make files beside it (journals, WAL)."""
+    if path is None:
+        return True
+    folder = os.path.dirname(path) or "."
+    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
+        return False
+    try:
+        return not os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        return True
