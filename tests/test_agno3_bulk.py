@@ -570,3 +570,36 @@ def _failing_commit(writer: Any, transaction: Any) -> Any:
             writer._conn = plain
 
     return wrapped()
+
+
+def test_a_dry_run_on_a_target_that_is_no_database_leaves_no_file_open(tmp_path: Path) -> None:
+    """The dry run's read-only look at DST fails on its first query there: the error is raised, and the
+    connection it opened is closed (a long-lived caller would otherwise keep a descriptor per attempt)."""
+    src = _source(tmp_path / "src.db")
+    text = tmp_path / "notes.db"
+    text.write_text("not a database " * 300)
+
+    def open_on_text() -> int:
+        return sum(1 for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}") == str(text))
+
+    for _ in range(3):
+        with pytest.raises(StorageError):
+            to_agno3(src, str(text), workers=0, dry_run=True)
+    assert open_on_text() == 0
+
+
+def test_agno3_tables_another_program_spelled_in_capitals_are_agno3s_tables(tmp_path: Path) -> None:
+    """SQLite knows no case in table names: a DST whose agno_sessions is spelled AGNO_SESSIONS holds agno 3's
+    tables, and a rerun migrates into them, as into the lower-case ones."""
+    src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    to_agno3(src, dst, workers=0)
+    sessions, runs = _session_ids(dst), _runs(dst)
+    conn = sqlite3.connect(dst)
+    for table in ("agno_sessions", "agno_runs"):
+        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_tmp")
+        conn.execute(f"ALTER TABLE {table}_tmp RENAME TO {table.upper()}")
+    conn.commit()
+    conn.close()
+    report = to_agno3(src, dst, workers=0)  # before: "table agno_sessions already exists"
+    assert not report.problems and report.total("sessions") == 0 and report.total("unchanged") == len(sessions)
+    assert _session_ids(dst) == sessions and _runs(dst) == runs

@@ -258,6 +258,22 @@ def test_a_summary_agno3_cannot_take_is_kept_in_metadata(tmp_path: Path) -> None
     assert read["s2"]["metadata"]["agno_v1"]["memory"]["summary"] == "User asked about tea."
 
 
+@pytest.mark.parametrize("kept", [{"summary": None, "topics": ["tea"]}, {"topics": ["tea"]}, {"summary": ""}])
+def test_a_per_user_summary_with_no_text_is_no_summary_and_is_kept_in_metadata(tmp_path: Path, kept: Any) -> None:
+    """Memory v2's summaries[user][session] is agno 3's summary only with its text, as memory.summary is: one
+    without is neither written as a summary nor counted, and stays in metadata with the whole map."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    told = {"u": {"s2": {"summary": "User asked about tea.", "topics": ["tea"]}}}
+    _put(src, "agent", "s1", "u", {"runs": [_run("r1", "q", "a")], "summaries": {"u": {"s1": kept}}})
+    _put(src, "agent", "s2", "u", {"runs": [_run("r2", "q", "a")], "summaries": told})
+    report = to_agno3(str(src), str(dst))
+    assert report.total("summaries") == 1
+    read = _agno3_reads(dst, "s1", "s2")
+    assert read["s1"]["summary"] is None
+    assert read["s1"]["metadata"]["agno_v1"]["summaries"] == {"u": {"s1": kept}}
+    assert read["s2"]["summary"] == "User asked about tea."
+
+
 def test_memory_counts_are_the_rows_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Each session of a user holds a copy of the user's memories: one row each, counted once."""
     src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"

@@ -5,8 +5,8 @@ the four 1.x tables, a Go Agent's ``agent_runs``) and returns one
 :class:`Agno3Session`, its :class:`Agno3Run` rows in order and its
 :class:`Agno3Memory` rows. What agno 3 has no place for is kept under
 ``metadata["agno_v1"]`` (sessions) or the run's ``metadata["agno_v1"]``;
-docs/agno3.md lists every field. :func:`make_converter` is the one place the
-rows' dict form is defined. A session's user memories and summary are read
+docs/agno3.md lists every field; their dict form is defined once, by
+:func:`agno_storage.agno3.records.make_converter`. A session's user memories and summary are read
 from its ``memory`` by :mod:`agno_storage.agno3.session_memory`.
 """
 
@@ -20,7 +20,7 @@ import attrs
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
 from agno_storage.agno3.owners import GO_AGENT_RUNS, Owners, split_owners
-from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped, make_converter
+from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped
 from agno_storage.agno3.runs import (
     KEEP_KEY,
     RunBuilder,
@@ -39,6 +39,7 @@ from agno_storage.agno3.session_memory import is_summary, memories_of, summary_o
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode, Session
 
+#: agno 3's ``session_type`` of each 1.x mode's sessions, and the kind of run their runs are.
 SESSION_TYPES = {
     Mode.AGENT: "agent",
     Mode.TEAM: "team",
@@ -62,7 +63,6 @@ def _session_data(data: Any, keep: dict[str, Any]) -> Any:
     return out
 
 
-_KIND = {Mode.AGENT: "agent", Mode.TEAM: "team", Mode.WORKFLOW: "workflow", Mode.WORKFLOW_V2: "workflow"}
 #: The order sources of one session_id are merged in: the first names the session.
 SOURCE_ORDER = (Mode.WORKFLOW_V2, Mode.WORKFLOW, Mode.TEAM, Mode.AGENT)
 
@@ -112,7 +112,7 @@ def map_session(
                 " (agno saved them when the agent or team moved to this session); left out: they are those sessions'"
             )
         own_keep.update(_add_runs(builder, source, step_parents))
-        kind = _KIND[source.MODE]
+        kind = SESSION_TYPES[source.MODE]
         entity = (source.entity_id if kind == "agent" else None, source.entity_id if kind == "team" else None)
         found, other, legacy, times = memories_of(memory, source, entity)
         memories += found
@@ -180,7 +180,7 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
     """Add ``source``'s runs (and their member runs) to ``builder``; the run items that are not objects, by index."""
     label = source.MODE.value
     session_id = builder.session_id
-    kind = _KIND[source.MODE]
+    kind = SESSION_TYPES[source.MODE]
     unfit: dict[str, Any] = {}
     seen: dict[str, Any] = {}  # run id -> the run of this source that has it
     own_entity = source.entity_id
@@ -450,7 +450,7 @@ def count_source_runs(sources: Iterable[Session]) -> int:
     """How many runs (member runs included) the sources hold, before any merge."""
     total = 0
     for source in sources:
-        kind = _KIND[source.MODE]
+        kind = SESSION_TYPES[source.MODE]
         for raw in _source_runs(source):
             raw = unwrap(raw, kind)
             total += 1
@@ -471,7 +471,6 @@ __all__ = [
     "convert_metrics",
     "convert_run",
     "convert_status",
-    "make_converter",
     "map_session",
     "own_run_id",
 ]

@@ -23,9 +23,9 @@ import attrs
 from agno_storage import urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk, stale_runs
-from agno_storage.agno3.mapping import GO_AGENT_RUNS, make_converter, own_run_id
+from agno_storage.agno3.mapping import GO_AGENT_RUNS, own_run_id
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row, memory_copy_id
-from agno_storage.agno3.records import Agno3Memory, Previous
+from agno_storage.agno3.records import Agno3Memory, Previous, make_converter
 from agno_storage.agno3.rows import rows_for
 from agno_storage.agno3.target_reader import TargetReader
 from agno_storage.agno3.workers import WorkerPool

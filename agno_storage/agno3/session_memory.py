@@ -26,8 +26,9 @@ from agno_storage.models import Session
 def summary_of(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, Any]:
     """agno 3's SessionSummary dict from 1.x memory, and the 1.x summaries it did not use.
 
-    A ``memory.summary`` with no text, or that is not an object, is not one:
-    the caller keeps it with the rest of ``memory``.
+    A ``memory.summary`` or ``memory.summaries[user][session]`` with no
+    text, or that is not an object, is not one: the caller keeps it with the
+    rest of ``memory`` (``summaries`` is kept whole).
     """
     if not isinstance(memory, Mapping):
         return None, None
@@ -41,7 +42,7 @@ def summary_of(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, 
         per_user = summaries.get(user_id or "") if user_id is not None else None
         if per_user is None and len(summaries) == 1:
             per_user = next(iter(summaries.values()))
-        if isinstance(per_user, Mapping) and isinstance(per_user.get(session_id), Mapping):
+        if isinstance(per_user, Mapping) and is_summary(per_user.get(session_id)):
             found = found or per_user[session_id]
         other = summaries
     if found is None:

@@ -155,16 +155,25 @@ class TargetReader:
             if not path.exists():
                 return
             self._sqlite = _read_only(path)
-            self._tables = {r[0] for r in self._sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            try:
+                found = self._sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            except BaseException:
+                self.close()  # a file that is no database: the caller gets the error, not an open connection
+                raise
+            self._tables = {r[0] for r in found}
             return
         import psycopg
 
         self._pg = psycopg.connect(target.conninfo, autocommit=True, prepare_threshold=None)
         self._prefix = f"{quote(schema)}." if schema else ""
-        for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
-            row = self._pg.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self._prefix}{table}",)).fetchone()
-            if row and row[0]:
-                self._tables.add(table)
+        try:
+            for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
+                row = self._pg.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self._prefix}{table}",)).fetchone()
+                if row and row[0]:
+                    self._tables.add(table)
+        except BaseException:
+            self.close()
+            raise
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         if ddl.SESSIONS not in self._tables:

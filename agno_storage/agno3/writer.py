@@ -104,7 +104,8 @@ def driver_error(
     if isinstance(exc, OSError):
         return StorageError(f"{what}: {exc}", session_id=session_id)
     if isinstance(exc, OverflowError):  # sqlite3 refuses to bind an integer past 64 bits
-        return InvalidInputError(f"{what}: {exc}", table=ddl.RUNS, session_id=session_id)
+        # Any table's bound integer (a time) may be the one: the session is named, no table guessed.
+        return InvalidInputError(f"{what}: {exc}", session_id=session_id)
     module = type(exc).__module__ or ""
     if module.startswith("psycopg"):
         from agno_storage.backends.pg_conn import translate as translate_pg
@@ -204,11 +205,11 @@ class SqliteWriter:
             self._path = str(Path(path).expanduser())
             #: (device, inode) of the file this connection opened: a batch is written only while the path names it.
             self._file_id = file_id(self._path)
+            self._checkpointer = sqlite_bulk.Checkpointer(path)
+            self._checkpointer.start()
         except BaseException:
             self._conn.close()  # a file SQLite refuses (not a database, read-only...): nothing left open
             raise
-        self._checkpointer = sqlite_bulk.Checkpointer(path)
-        self._checkpointer.start()
         self._wal = sqlite_bulk.wal_path(path)
         self._unsynced = False  # batches committed since the last fsync of the WAL
         self._rows = rows_for(self.engine)
@@ -282,7 +283,8 @@ class SqliteWriter:
 
     def prepare(self) -> None:
         with self._transaction() as conn:
-            present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            # SQLite knows no case in names: a table another program spelled AGNO_SESSIONS is agno_sessions.
+            present = {str(r[0]).lower() for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             for table in ddl.TABLE_ORDER:
                 if table in present:
                     _check_existing(table, {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}, "")
