@@ -916,3 +916,36 @@ def test_the_search_page_marks_the_matched_words_not_the_brackets_the_text_holds
         status, body = get(base, "/api/v1/search", ALL, table="agent_sessions", q="zebras")
         ((start, end),) = body["hits"][0]["marks"]
         assert body["hits"][0]["snippet"][start:end] == "zebras"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("prepared", [False, True], ids=["default", "prepared_statements"])
+def test_serve_prepares_its_reads_on_the_server_only_when_asked(filled: BaseStorage, prepared: bool) -> None:
+    """``serve --prepared-statements``: each table's reader prepares what it repeats (PostgresStorage's
+    option); by default nothing is prepared, so that the server can sit behind a pooler in transaction mode."""
+    from agno_storage.web.app import create_app
+    from agno_storage.web.run import serving
+
+    source = open_source(location(filled), prepared_statements=prepared)
+    try:
+        with serving(create_app(source, None)) as base:
+            for _ in range(30):
+                status, body = get(base, "/api/v1/sessions/s-004", table=filled.table_name)
+                assert status == 200 and body["session"]["session_id"] == "s-004"
+        store = source.reader(filled.table_name).store
+        with store.transaction() as conn:
+            kept = [str(r[0]) for r in conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+    finally:
+        source.close()
+    assert bool(kept) is prepared, kept
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_prepared_statements_are_refused_for_sqlite(filled: BaseStorage, capsys: pytest.CaptureFixture[str]) -> None:
+    """SQLite prepares every statement anyway: the option would do nothing, so it is a clear error."""
+    from agno_storage.cli import main
+
+    with pytest.raises(InvalidInputError, match="PostgreSQL only"):
+        open_source(location(filled), prepared_statements=True)
+    assert main(["serve", location(filled), "--prepared-statements"]) == 2
+    assert "--prepared-statements applies to PostgreSQL URLs only" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import socket
 import sys
 
 from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, schema_option, shown
+from agno_storage.urls import SqliteTarget
 
 PORT = 8000
 
@@ -36,8 +37,10 @@ def _serve(args: argparse.Namespace) -> int:
     tokens = read_tokens(args.token_file) if args.token_file is not None else None
     parse_target(args.url)  # a bad URL, an in-memory database: refused before anything starts
     schema = schema_option(args.url, args.schema)
+    if args.prepared_statements and isinstance(parse_target(args.url), SqliteTarget):
+        raise Exit(FAILED, "--prepared-statements applies to PostgreSQL URLs only (SQLite prepares every statement)")
     try:
-        source = open_source(args.url, schema_name=schema)
+        source = open_source(args.url, schema_name=schema, prepared_statements=args.prepared_statements)
     except DatabaseMissingError as exc:
         raise Exit(NOT_FOUND, str(exc)) from None
     try:
@@ -90,5 +93,11 @@ def register(
     )
     command.add_argument(
         "--schema", help="PostgreSQL only: the schema holding the tables (default ai; '' for the search path)"
+    )
+    command.add_argument(
+        "--prepared-statements",
+        action="store_true",
+        help="PostgreSQL only: prepare the statements each table's reader repeats on the server (faster reads; "
+        "not behind a pooler in transaction mode, see docs/postgres.md)",
     )
     command.set_defaults(run=_serve)

@@ -39,6 +39,7 @@ import attrs
 from agno_storage import schema, urls
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.backends.base import BaseStorage
+from agno_storage.backends.core import check_bool
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
 from agno_storage.backends.sqlite_files import file_id
@@ -438,6 +439,7 @@ class PostgresSource(Source):
         schema_name: str | None = "ai",
         connect_timeout: float = 5.0,
         recheck_after: float = RECHECK_AFTER,
+        prepared_statements: bool = False,
     ) -> None:
         super().__init__(recheck_after=recheck_after)
         target = urls.parse(url)
@@ -446,6 +448,8 @@ class PostgresSource(Source):
         self.url = read_only_url(url)
         self.schema_name = schema_name
         self.connect_timeout = connect_timeout
+        #: Whether each table's store prepares what it repeats on the server (PostgresStorage's option).
+        self.prepared_statements = check_bool("prepared_statements", prepared_statements)
         self._shown = url
         self.tables()
 
@@ -486,21 +490,34 @@ class PostgresSource(Source):
             schema=self.schema_name,
             connect_timeout=self.connect_timeout,
             recency_indexes=False,
+            prepared_statements=self.prepared_statements,
         )
 
 
-def open_source(location: str, *, schema_name: str | None = "ai", recheck_after: float = RECHECK_AFTER) -> Source:
+def open_source(
+    location: str,
+    *,
+    schema_name: str | None = "ai",
+    recheck_after: float = RECHECK_AFTER,
+    prepared_statements: bool = False,
+) -> Source:
     """The source of a SQLite path or URL, or a PostgreSQL URL; StorageError if it cannot be read.
 
     A SQLite file with a hot journal (a writer stopped mid-transaction) cannot
     be read until a connection that may write opens it: HotJournalError says how.
+    ``prepared_statements`` is PostgreSQL's (see PostgresStorage); for SQLite,
+    which prepares every statement anyway, it is InvalidInputError.
     """
     target = urls.parse_location(location)
     if isinstance(target, urls.SqliteTarget):
+        if check_bool("prepared_statements", prepared_statements):
+            raise InvalidInputError("prepared_statements applies to PostgreSQL only (SQLite prepares every statement)")
         if target.path is None:
             raise InvalidInputError(f"{location!r} is an in-memory database, which starts empty; give a file")
         return SqliteSource(target.path, recheck_after=recheck_after)
-    return PostgresSource(location, schema_name=schema_name, recheck_after=recheck_after)
+    return PostgresSource(
+        location, schema_name=schema_name, recheck_after=recheck_after, prepared_statements=prepared_statements
+    )
 
 
 __all__ = [
