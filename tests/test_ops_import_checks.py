@@ -107,6 +107,31 @@ def test_the_batches_before_a_bad_run_line_are_committed_and_counted(tmp_path: P
     assert session_ids(tmp_path / "t.db") == ["s0", "s1", "s2", "s3"]
 
 
+def test_runs_are_never_committed_ahead_of_their_sessions_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of run lines is written with every session line before it committed first, even a batch of
+    session lines not yet full: a bad line later (or a kill) never leaves runs whose session row is missing,
+    which tables would count as sessions of their own and prune would take for a Go Agent's."""
+    from agno_storage.ops import runs
+
+    monkeypatch.setattr(runs, "BATCH_SIZE", 2)
+    lines = exported("go_agent_conversation.db")
+    sessions = [line for line in lines[1:] if not line.startswith(b'{"agent_run"')]
+    many = [orjson.dumps({**orjson.loads(sessions[0]), "session_id": f"s{i}"}) for i in range(5)]
+    run_lines = [run_line(lines, session_id=f"s{i}", id=f"run-{i}") for i in range(5)]
+    bad = [lines[0], *many, *run_lines, b'{"agent_run": []}']
+    with pytest.raises(ExportFormatError) as caught:
+        import_lines(iter(bad), str(tmp_path / "t.db"), TABLE, batch_size=10)
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        orphans = conn.execute(
+            f"SELECT DISTINCT session_id FROM agent_runs WHERE session_id NOT IN (SELECT session_id FROM {TABLE})"
+        ).fetchall()
+        held = conn.execute("SELECT count(*) FROM agent_runs").fetchone()[0]
+    assert orphans == [] and held == 4  # two batches of two runs, each after the sessions before them
+    assert caught.value.imported == len(session_ids(tmp_path / "t.db")) == 5
+
+
 # --- a run line's values -------------------------------------------------------------------
 
 

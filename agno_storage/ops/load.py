@@ -97,6 +97,11 @@ def import_lines(
                 if header.agent_runs and type(value) is dict and value.keys() == {"agent_run"}:
                     run_lines.append(_run_row(value["agent_run"], converter))
                     if len(run_lines) >= runs.BATCH_SIZE:
+                        # The session lines before these runs go first, even a batch not yet full: a run is
+                        # never committed ahead of its session's line.
+                        writer.write(batch)
+                        progress.advance(len(batch))
+                        batch = []
                         carried, left = _put_runs(writer, run_lines, carried, left)
                         run_lines = []
                     continue
@@ -128,7 +133,10 @@ def import_lines(
 
 
 def _put_runs(writer: RowWriter, lines: list[tuple[Any, ...]], carried: int, left: int) -> tuple[int, int]:
-    """Write ``lines`` (agent_runs rows) where the table can have them, else count them as left; the new counts."""
+    """Write ``lines`` (agent_runs rows) where the table can have them, else count them as left; the new counts.
+
+    The caller has handed every session line before them to ``writer``; they are committed first.
+    """
     if not writer.holds_runs:
         return carried, left + len(lines)
     writer.flush()  # the sessions before them first
