@@ -163,6 +163,23 @@ def test_the_prune_command_lists_the_run_only_sessions(tmp_path: Path, capsys: p
     conn.close()
 
 
+@pytest.mark.parametrize("dry_run", [["--dry-run"], []], ids=["dry run", "prune"])
+def test_a_table_another_program_named_outside_plain_sql_is_refused_by_the_dry_run_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: list[str]
+) -> None:
+    """Deletes go through the store, which takes plain SQL names only: the dry run says so as the prune does,
+    instead of listing sessions the prune would then refuse to delete."""
+    path = go_conversation(tmp_path)
+    with sqlite3.connect(path) as conn:
+        conn.execute('CREATE TABLE "old sessions" AS SELECT * FROM agent_sessions')
+    conn.close()
+    assert main(["prune", str(path), "--table", "old sessions", "--older-than", "30d", *dry_run]) == 2
+    assert "plain SQL identifier" in capsys.readouterr().err
+    with sqlite3.connect(path) as conn:
+        assert conn.execute('SELECT COUNT(*) FROM "old sessions"').fetchone()[0] > 0
+    conn.close()
+
+
 # --- doctor --------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import RUN_ALIAS, Filters, where
 from agno_storage.ops.tables import describe, list_tables
-from agno_storage.schema import quote
+from agno_storage.schema import check_table_name, quote
 
 #: Sessions deleted per write transaction: each holds the write lock only briefly.
 PRUNE_BATCH = 500
@@ -66,13 +66,17 @@ def prune(
     still has a row in another sessions table (that session lives on) and,
     with ``user``, those of another user under an owned session's id (not
     the owner's conversation: :func:`agno_storage.conversation.belongs`).
-    ``mode``, when given, must be the table's (SchemaMismatchError).
+    ``mode``, when given, must be the table's (SchemaMismatchError). A table
+    whose name is not a plain SQL identifier (another program's) is
+    InvalidInputError, in a dry run too: the store that deletes refuses it.
     ``db`` is a read connection to the same database (the dry run and the
     counts); deletes go through the store, ``PRUNE_BATCH`` sessions per
     transaction, each re-checking the age under the write lock.
     """
     progress = progress or NoProgress()
     info = describe(db, table, mode)
+    # Deletes go through the store, which takes plain SQL names only: a dry run refuses what the prune would.
+    check_table_name(table)
     cutoff = (int(time.time()) if now is None else now) - older_than
     filters = Filters(user=user, until=cutoff)
     clause, params = where(db, filters)
