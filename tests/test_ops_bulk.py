@@ -245,7 +245,7 @@ def test_import_fsyncs_the_wal_once_every_session_is_committed(tmp_path: Path, m
 def test_the_json_check_accepts_what_the_codec_reads(tmp_path: Path, text: str) -> None:
     with RowWriter(str(tmp_path / "a.db"), "workflow_v2_sessions", Mode.WORKFLOW_V2) as writer:
         names = writer.store.spec.names
-        row: list[object] = [None] * len(names)
+        row: list[object] = ["s1"] + [None] * (len(names) - 1)  # session_id first
         row[names.index("runs")] = text  # an object or a list
         row[names.index("memory")] = "{}" if text.startswith("[") else text  # an object only
         assert writer.check(row)
@@ -268,7 +268,7 @@ def test_the_json_check_accepts_what_the_codec_reads(tmp_path: Path, text: str) 
 def test_the_json_check_refuses_what_is_not_a_json_object(tmp_path: Path, text: str, message: str) -> None:
     with RowWriter(str(tmp_path / "a.db"), "agent_sessions", Mode.AGENT) as writer:
         names = writer.store.spec.names
-        row: list[object] = [None] * len(names)
+        row: list[object] = ["s1"] + [None] * (len(names) - 1)  # session_id first
         row[names.index("memory")] = text
         with pytest.raises(BadValue, match=message) as caught:
             writer.check(row)
@@ -278,7 +278,7 @@ def test_the_json_check_refuses_what_is_not_a_json_object(tmp_path: Path, text: 
 def test_a_stored_number_in_a_json_column_is_refused_by_name(tmp_path: Path) -> None:
     """agno's SQLite JSON columns have numeric affinity: a number can come back instead of text."""
     with RowWriter(str(tmp_path / "a.db"), "agent_sessions", Mode.AGENT) as writer:
-        row: list[object] = [None] * len(writer.store.spec.names)
+        row: list[object] = ["s1"] + [None] * (len(writer.store.spec.names) - 1)
         row[writer.store.spec.names.index("memory")] = 5
         with pytest.raises(BadValue, match="found a stored int"):
             writer.check(row)

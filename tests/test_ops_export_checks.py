@@ -3,6 +3,7 @@ problem shows when it is made, naming the session and column, not on the day it 
 
 from __future__ import annotations
 
+import io
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -113,3 +114,41 @@ def test_copy_refuses_a_time_that_is_no_integer_as_export_does(
     with open_database(str(path)) as db, pytest.raises(CorruptRowError) as caught:
         copy_table(db, TABLE, url, schema=schema)
     assert (caught.value.session_id, caught.value.column) == (sid, "created_at")
+
+
+#: Values of a text column that are not text (another program's BLOB), each as SQL; SQLite's TEXT affinity turns a
+#: number into text, but keeps a BLOB as it is.
+NOT_TEXT = {
+    "a BLOB owner": ("user_id", "CAST('alice' AS BLOB)"),
+    "a BLOB session_id": ("session_id", "CAST(session_id AS BLOB)"),
+    "a BLOB agent_id": ("agent_id", "x'01ff'"),
+}
+
+
+@pytest.mark.parametrize("plant", list(NOT_TEXT))
+def test_copy_refuses_a_blob_where_text_is_as_export_does(
+    tmp_path: Path, destination: tuple[str, str | None], plant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL would keep the BLOB as the text of its hex: alice's session would no longer be hers."""
+    column, value = NOT_TEXT[plant]
+    path = tmp_path / "src.db"
+    shutil.copy(FIXTURES / "go_agent.db", path)
+    with sqlite3.connect(path) as conn:
+        # JSON holding \u0000, which PostgreSQL's jsonb cannot hold, would stop the copy for a reason of its own.
+        json = " || ".join(f"COALESCE({c}, '')" for c in ("memory", "session_data", "extra_data", "agent_data"))
+        conn.execute(f"DELETE FROM {TABLE} WHERE {json} LIKE '%\\u0000%'")
+        (sid,) = conn.execute(f"SELECT session_id FROM {TABLE} ORDER BY session_id LIMIT 1").fetchone()
+        conn.execute(f"UPDATE {TABLE} SET {column} = {value} WHERE session_id = ?", (sid,))
+    stored_id = sid.encode() if column == "session_id" else sid
+    with open_database(str(path)) as db, pytest.raises(CorruptRowError) as exported:
+        export_table(db, TABLE, io.BytesIO())
+    url, schema = destination
+    with open_database(str(path)) as db, pytest.raises(CorruptRowError) as copied:
+        copy_table(db, TABLE, url, schema=schema)
+    assert (copied.value.session_id, copied.value.column) == (str(stored_id), column)
+    assert (exported.value.session_id, exported.value.column) == (str(stored_id), column)
+    to_schema = [] if schema is None else ["--to-schema", schema]
+    assert main(["copy", str(path), "--table", TABLE, *to_schema, url]) == 2
+    assert f"{TABLE}.{column} of session {stored_id!r}" in capsys.readouterr().err
+    with open_database(url, schema) as db:  # the fixture's sessions fit one batch: none of them was written
+        assert db.query(f"SELECT COUNT(*) FROM {db.qualified(TABLE)}") == [(0,)]

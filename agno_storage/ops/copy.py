@@ -55,9 +55,9 @@ def copy_table(
     table itself (on PostgreSQL: the same table of the same database, or
     of a standby of that database, by what the servers say, not how the
     URLs spell them: :meth:`~agno_storage.ops.db.TableIdentity.is_same`).
-    Raises CorruptRowError (nothing of its batch written) for a JSON value
-    that is not JSON of its column's type, and what :class:`RowWriter`
-    raises.
+    Raises CorruptRowError (nothing of its batch written) for a value export
+    would refuse (:func:`~agno_storage.ops.values.row_check`), and what
+    :class:`RowWriter` raises.
     """
     progress = progress or NoProgress()
     info = describe(source, table, mode)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import IO, NoReturn
+from typing import IO
 
 import attrs
 import orjson
 
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
-from agno_storage.modes import SPECS, ColumnKind
+from agno_storage.modes import SPECS
 from agno_storage.ops import runs, select
 from agno_storage.ops.db import Database
 from agno_storage.ops.lines import header_for, make_converter
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
 from agno_storage.ops.tables import TableInfo, describe
-from agno_storage.ops.values import INT64, JSON_TYPES, json_problem, key_problem, time_problem
+from agno_storage.ops.values import BadValue, row_check
 
 
 @attrs.frozen
@@ -88,44 +88,25 @@ def _export(
 
 
 def _row_check(table: str, mode: Mode) -> Callable[[tuple[object, ...]], None]:
-    """A function that raises CorruptRowError for a row whose line import would refuse (:mod:`.values`).
+    """A function that raises CorruptRowError for a row whose line import would refuse (:func:`.values.row_check`).
 
     A text where a time is, a REAL time (1.5, or infinity, which orjson would
     write as null), a BLOB, JSON text that does not decode or is of the wrong
     type, an empty session_id: a backup holding it would fail on the day it
     is restored, so the export stops at it instead, naming it.
     """
-    columns = SPECS[mode].columns
-    texts = [
-        (i, c.name) for i, c in enumerate(columns) if c.kind in (ColumnKind.REQUIRED_TEXT, ColumnKind.OPTIONAL_TEXT)
-    ]
-    times = [(i, c.name) for i, c in enumerate(columns) if c.kind is ColumnKind.TIMESTAMP]
-    json = [(i, c.name, JSON_TYPES[c.kind]) for i, c in enumerate(columns) if c.kind in JSON_TYPES]
-
-    def fail(row: tuple[object, ...], column: str, why: str) -> NoReturn:
-        raise CorruptRowError(
-            f"{table}.{column} of session {row[0]!r}: {why}; no export line can hold it that import would take",
-            table=table,
-            session_id=str(row[0]),
-            column=column,
-        )
+    row_problem = row_check(mode)
 
     def check(row: tuple[object, ...]) -> None:
-        why = key_problem(row[0])
-        if why is not None:
-            fail(row, "session_id", why)
-        for i, name in texts:  # the JSON columns too: orjson would read a BLOB's bytes as JSON
-            value = row[i]
-            if value is not None and type(value) is not str:
-                fail(row, name, f"holds a {type(value).__name__} {value!r:.40}, not text")
-        for i, name in times:
-            value = row[i]
-            if value is not None and (type(value) is not int or value not in INT64):
-                fail(row, name, time_problem(name, value) or "")
-        for i, name, kinds in json:
-            why = json_problem(name, row[i], kinds)
-            if why is not None:
-                fail(row, name, why)
+        try:
+            row_problem(row)
+        except BadValue as exc:
+            raise CorruptRowError(
+                f"{table}.{exc.column} of session {row[0]!r}: {exc}; no export line can hold it that import would take",
+                table=table,
+                session_id=str(row[0]),
+                column=exc.column,
+            ) from None
 
     return check
 

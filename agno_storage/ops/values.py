@@ -2,22 +2,70 @@
 
 An export that writes a line its import would refuse leaves a backup that
 fails only on the day it is restored; export, copy and doctor ask the same
-questions import does, here.
+questions import does, here, and export, copy and import check a whole row
+with the one :func:`row_check`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from agno_storage import codec
-from agno_storage.modes import ColumnKind
+from agno_storage.models import Mode
+from agno_storage.modes import SPECS, ColumnKind
 
 #: The integers a timestamp column holds: SQLite's INTEGER and PostgreSQL's BIGINT alike.
 INT64 = range(-(2**63), 2**63)
 #: The JSON types a JSON column's text may decode to (or null).
 JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
+
+
+class BadValue(ValueError):
+    """A value of a row that cannot be written; ``column`` names it."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def row_check(mode: Mode) -> Callable[[Sequence[object]], None]:
+    """A function that raises BadValue for the first value of a row (every column of ``mode``, in table order)
+    that no export line can hold as import takes it back.
+
+    That is a session_id that is no non-empty text; a value of a text column
+    that is not text (a BLOB, a number: PostgreSQL would keep a BLOB as the
+    text of its hex); a time that is no integer of 64 bits (a text, a REAL:
+    SQLite keeps 1.5 as it is, PostgreSQL's BIGINT would round it); and JSON
+    text that is not JSON of its column's type (:func:`json_problem`).
+    """
+    columns = SPECS[mode].columns
+    texts = [
+        (i, c.name) for i, c in enumerate(columns) if c.kind in (ColumnKind.REQUIRED_TEXT, ColumnKind.OPTIONAL_TEXT)
+    ]
+    times = [(i, c.name) for i, c in enumerate(columns) if c.kind is ColumnKind.TIMESTAMP]
+    json = [(i, c.name, JSON_TYPES[c.kind]) for i, c in enumerate(columns) if c.kind in JSON_TYPES]
+
+    def check(row: Sequence[object]) -> None:
+        why = key_problem(row[0])
+        if why is not None:
+            raise BadValue("session_id", why)
+        for i, name in texts:
+            value = row[i]
+            if value is not None and type(value) is not str:
+                raise BadValue(name, f"holds a {type(value).__name__} {value!r:.40}, not text")
+        for i, name in times:
+            value = row[i]
+            if value is not None and (type(value) is not int or value not in INT64):
+                raise BadValue(name, time_problem(name, value) or "")
+        for i, name, kinds in json:
+            why = json_problem(name, row[i], kinds)
+            if why is not None:
+                raise BadValue(name, why)
+
+    return check
 
 
 def key_problem(value: object) -> str | None:
@@ -58,4 +106,4 @@ def json_problem(name: str, text: Any, kinds: tuple[type, ...]) -> str | None:
     return None
 
 
-__all__ = ["INT64", "JSON_TYPES", "json_problem", "key_problem", "time_problem"]
+__all__ = ["INT64", "JSON_TYPES", "BadValue", "json_problem", "key_problem", "row_check", "time_problem"]

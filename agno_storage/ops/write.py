@@ -30,23 +30,15 @@ from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
 from agno_storage.errors import StorageError
 from agno_storage.models import Mode
-from agno_storage.modes import SPECS, ColumnKind
+from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import open_store
-from agno_storage.ops.values import INT64, JSON_TYPES, json_problem, time_problem
+from agno_storage.ops.values import BadValue, row_check
 
 #: Sessions per write transaction: short enough never to hold the write lock for long.
 BATCH_SIZE = 1000
 #: SQLite: WAL pages the writer's connection lets pile up before it checkpoints (see sqlite_bulk).
 BULK_CHECKPOINT_PAGES = sqlite_bulk.CHECKPOINT_PAGES
-
-
-class BadValue(ValueError):
-    """A value of a row that cannot be written; ``column`` names it."""
-
-    def __init__(self, column: str, message: str) -> None:
-        super().__init__(message)
-        self.column = column
 
 
 class RowWriter:
@@ -75,8 +67,8 @@ class RowWriter:
             self.store.close()
             raise
         spec = SPECS[mode]
-        self._json = [(i, c.name, JSON_TYPES[c.kind]) for i, c in enumerate(spec.columns) if c.kind in JSON_TYPES]
-        self._times = [(i, c.name) for i, c in enumerate(spec.columns) if c.kind is ColumnKind.TIMESTAMP]
+        self._row_check = row_check(mode)
+        self._json = [i for i, c in enumerate(spec.columns) if c.kind in JSON_KINDS]
         # The Go port's NOT NULL text columns spell "no value" as ''.
         self._required = (
             [i for i, c in enumerate(spec.columns) if c.kind is ColumnKind.REQUIRED_TEXT]
@@ -122,25 +114,15 @@ class RowWriter:
     def check(self, row: Sequence[Any]) -> list[Any]:
         """``row`` ready to write; BadValue for a value an export line could not hold or import would refuse.
 
-        That is a timestamp that is not an integer of 64 bits (SQLite would
-        keep 1.5 as it is and PostgreSQL round it), and JSON text that is not
-        JSON of its column's type (:mod:`agno_storage.ops.values`).
+        The one check export makes (:func:`agno_storage.ops.values.row_check`):
+        copy and import write no row export would refuse.
         """
+        self._row_check(row)
         out = list(row)
-        for i, name in self._times:
-            value = out[i]
-            if value is not None and (type(value) is not int or value not in INT64):
-                raise BadValue(name, time_problem(name, value) or "")
-        for i, name, kinds in self._json:
-            text = out[i]
-            if text is None:
-                continue
-            if text == "" and self._jsonb:
-                out[i] = None  # the Go port's "marshal failed", read as no value; jsonb cannot hold ''
-                continue
-            why = json_problem(name, text, kinds)
-            if why is not None:
-                raise BadValue(name, why)
+        if self._jsonb:
+            for i in self._json:
+                if out[i] == "":
+                    out[i] = None  # the Go port's "marshal failed", read as no value; jsonb cannot hold ''
         for i in self._required:
             if out[i] is None:
                 out[i] = ""
