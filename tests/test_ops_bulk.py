@@ -275,15 +275,16 @@ def test_the_json_check_refuses_what_is_not_a_json_object(tmp_path: Path, text: 
         assert caught.value.column == "memory"
 
 
-def test_a_stored_number_in_a_json_column_is_refused_by_name(tmp_path: Path) -> None:
-    """agno's SQLite JSON columns have numeric affinity: a number can come back instead of text."""
+def test_a_stored_number_or_blob_in_a_json_column_is_refused_by_name(tmp_path: Path) -> None:
+    """agno's SQLite JSON columns have numeric affinity: a number can come back instead of text; Go's
+    database/sql stores a []byte as a BLOB, whatever JSON its bytes hold."""
     with RowWriter(str(tmp_path / "a.db"), "agent_sessions", Mode.AGENT) as writer:
         row: list[object] = ["s1"] + [None] * (len(writer.store.spec.names) - 1)
-        row[writer.store.spec.names.index("memory")] = 5
-        with pytest.raises(BadValue, match="found a stored int"):
-            writer.check(row)
-        row[writer.store.spec.names.index("memory")] = orjson.dumps({"a": 1})
-        assert writer.check(row)
+        for value, message in [(5, "memory holds a int 5, not JSON text"), (orjson.dumps({"a": 1}), "holds a bytes")]:
+            row[writer.store.spec.names.index("memory")] = value
+            with pytest.raises(BadValue, match=message) as caught:
+                writer.check(row)
+            assert caught.value.column == "memory"
 
 
 @functools.cache

@@ -116,6 +116,22 @@ def test_copy_refuses_a_time_that_is_no_integer_as_export_does(
     assert (caught.value.session_id, caught.value.column) == (sid, "created_at")
 
 
+def _plant(tmp_path: Path, fixture: str, column: str, value: str) -> tuple[Path, str]:
+    """(a copy of ``fixture`` whose first session has ``value`` (SQL) in ``column``, that session's id as it was).
+
+    Sessions whose JSON holds \\u0000, which PostgreSQL's jsonb cannot hold, are left out: they would stop a copy
+    there for a reason of their own.
+    """
+    path = tmp_path / "src.db"
+    shutil.copy(FIXTURES / fixture, path)
+    with sqlite3.connect(path) as conn:
+        json = " || ".join(f"COALESCE({c}, '')" for c in ("memory", "session_data", "extra_data", "agent_data"))
+        conn.execute(f"DELETE FROM {TABLE} WHERE {json} LIKE '%\\u0000%'")
+        (sid,) = conn.execute(f"SELECT session_id FROM {TABLE} ORDER BY session_id LIMIT 1").fetchone()
+        conn.execute(f"UPDATE {TABLE} SET {column} = {value} WHERE session_id = ?", (sid,))
+    return path, sid
+
+
 #: Values of a text column that are not text (another program's BLOB), each as SQL; SQLite's TEXT affinity turns a
 #: number into text, but keeps a BLOB as it is.
 NOT_TEXT = {
@@ -131,14 +147,7 @@ def test_copy_refuses_a_blob_where_text_is_as_export_does(
 ) -> None:
     """PostgreSQL would keep the BLOB as the text of its hex: alice's session would no longer be hers."""
     column, value = NOT_TEXT[plant]
-    path = tmp_path / "src.db"
-    shutil.copy(FIXTURES / "go_agent.db", path)
-    with sqlite3.connect(path) as conn:
-        # JSON holding \u0000, which PostgreSQL's jsonb cannot hold, would stop the copy for a reason of its own.
-        json = " || ".join(f"COALESCE({c}, '')" for c in ("memory", "session_data", "extra_data", "agent_data"))
-        conn.execute(f"DELETE FROM {TABLE} WHERE {json} LIKE '%\\u0000%'")
-        (sid,) = conn.execute(f"SELECT session_id FROM {TABLE} ORDER BY session_id LIMIT 1").fetchone()
-        conn.execute(f"UPDATE {TABLE} SET {column} = {value} WHERE session_id = ?", (sid,))
+    path, sid = _plant(tmp_path, "go_agent.db", column, value)
     stored_id = sid.encode() if column == "session_id" else sid
     with open_database(str(path)) as db, pytest.raises(CorruptRowError) as exported:
         export_table(db, TABLE, io.BytesIO())
@@ -150,5 +159,29 @@ def test_copy_refuses_a_blob_where_text_is_as_export_does(
     to_schema = [] if schema is None else ["--to-schema", schema]
     assert main(["copy", str(path), "--table", TABLE, *to_schema, url]) == 2
     assert f"{TABLE}.{column} of session {stored_id!r}" in capsys.readouterr().err
+    with open_database(url, schema) as db:  # the fixture's sessions fit one batch: none of them was written
+        assert db.query(f"SELECT COUNT(*) FROM {db.qualified(TABLE)}") == [(0,)]
+
+
+@pytest.mark.parametrize("fixture", ["go_agent.db", "agno_agent.db"])
+def test_a_blob_in_a_json_column_stops_export_and_copy_naming_session_and_column(
+    tmp_path: Path, destination: tuple[str, str | None], fixture: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Go's database/sql stores a []byte as a BLOB; agno 1.x's JSON columns (numeric affinity) keep one as it is."""
+    path, sid = _plant(tmp_path, fixture, "memory", """CAST('{"runs": []}' AS BLOB)""")
+    with open_database(str(path)) as db, pytest.raises(CorruptRowError) as exported:
+        export_table(db, TABLE, io.BytesIO())
+    assert (exported.value.session_id, exported.value.column) == (sid, "memory")
+    out = tmp_path / "x.jsonl"
+    assert main(["export", str(path), "--table", TABLE, "-o", str(out)]) == 2
+    assert f"{TABLE}.memory of session {sid!r}: memory holds a bytes" in capsys.readouterr().err
+    assert not out.exists()
+    url, schema = destination
+    with open_database(str(path)) as db, pytest.raises(CorruptRowError) as copied:
+        copy_table(db, TABLE, url, schema=schema)
+    assert (copied.value.session_id, copied.value.column) == (sid, "memory")
+    to_schema = [] if schema is None else ["--to-schema", schema]
+    assert main(["copy", str(path), "--table", TABLE, *to_schema, url]) == 2
+    assert f"{TABLE}.memory of session {sid!r}: memory holds a bytes" in capsys.readouterr().err
     with open_database(url, schema) as db:  # the fixture's sessions fit one batch: none of them was written
         assert db.query(f"SELECT COUNT(*) FROM {db.qualified(TABLE)}") == [(0,)]

@@ -38,8 +38,12 @@ def row_check(mode: Mode) -> Callable[[Sequence[object]], None]:
     That is a session_id that is no non-empty text; a value of a text column
     that is not text (a BLOB, a number: PostgreSQL would keep a BLOB as the
     text of its hex); a time that is no integer of 64 bits (a text, a REAL:
-    SQLite keeps 1.5 as it is, PostgreSQL's BIGINT would round it); and JSON
-    text that is not JSON of its column's type (:func:`json_problem`).
+    SQLite keeps 1.5 as it is, PostgreSQL's BIGINT would round it); and in a
+    JSON column, anything but JSON text of the column's type
+    (:func:`json_problem`), a BLOB included. The row is as the ops readers
+    select it (:func:`agno_storage.ops.select.rows`): on SQLite a JSON column
+    as stored, not cast to a BLOB as the store's own reads cast it, so bytes
+    there are a stored BLOB, never text.
     """
     columns = SPECS[mode].columns
     texts = [
@@ -85,11 +89,15 @@ def time_problem(name: str, value: object) -> str | None:
 def json_problem(name: str, text: Any, kinds: tuple[type, ...]) -> str | None:
     """Why ``text`` is not what JSON column ``name`` holds (JSON text of one of ``kinds``, or null), or None.
 
-    ``''`` is no value (what the Go port writes when its encoding fails). Bytes are
-    read as the JSON they hold (a copy writes them as they are; export refuses them first).
+    ``''`` is no value (what the Go port writes when its encoding fails). A value
+    that is not text is refused whatever it holds: a BLOB (Go's ``database/sql``
+    stores a ``[]byte`` as one), which no line can hold as text, or a number
+    (agno's SQLite JSON columns have numeric affinity).
     """
     if text is None:
         return None
+    if type(text) is not str:
+        return f"{name} holds a {type(text).__name__} {text!r:.40}, not JSON text"
     try:
         # A text orjson reads is JSON; only one it refuses goes through the codec, which decides (it reads
         # integers wider than 64 bits, which orjson reads as floats or refuses) and words the error.
