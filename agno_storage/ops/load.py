@@ -16,7 +16,6 @@ from agno_storage.ops import runs
 from agno_storage.ops.errors import ExportFormatError
 from agno_storage.ops.lines import FORMAT, FORMAT_VERSION, Header, make_converter, row_reader
 from agno_storage.ops.progress import NoProgress, Progress
-from agno_storage.ops.values import key_problem
 from agno_storage.ops.write import BATCH_SIZE, BadValue, RowWriter
 
 
@@ -105,10 +104,7 @@ def import_lines(
                         carried, left = _put_runs(writer, run_lines, carried, left)
                         run_lines = []
                     continue
-                row = writer.check(read(value))
-                if not row[0]:  # every mode's first column
-                    raise BadValue("session_id", key_problem(row[0]) or "")
-                batch.append(row)
+                batch.append(writer.check(read(value)))  # an empty session_id too (values.row_check)
             except (orjson.JSONDecodeError, cattrs.BaseValidationError, BadValue, TypeError, ValueError) as exc:
                 imported = writer.flush()  # every batch before this one, committed
                 raise ExportFormatError(
