@@ -204,3 +204,70 @@ def test_a_read_only_file_in_a_read_only_folder_can_be_inspected(tmp_path: Path,
         folder.chmod(0o755)
         path.chmod(0o644)
     assert state(path) == before
+
+
+# --- a database named as the files SQLite keeps beside another ------------------------------------------------
+
+
+def folder_state(folder: Path) -> list[tuple[str, str]]:
+    return sorted((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in folder.iterdir() if p.is_file())
+
+
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+@pytest.mark.parametrize("how", ["its name", "a symbolic link", "a hard link"])
+def test_copy_and_backup_refuse_a_new_database_whose_own_files_are_the_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str, how: str
+) -> None:
+    """SQLite takes ``DEST-journal`` (``-wal``, ``-shm``) for the new DEST's own and removes or overwrites it: a
+    source by that name, under any name of its own, is refused before anything is written (DEST not there yet)."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    dest = folder / "x.db"
+    side = folder / f"x.db{suffix}"
+    shutil.copy(FIXTURES / "go_agent.db", side)
+    partial_side = folder / f"y.db.partial{suffix}"  # backup writes y.db.partial first
+    shutil.copy(FIXTURES / "go_agent.db", partial_side)
+    source, backup_source = side, partial_side
+    if how == "a symbolic link":
+        source, backup_source = tmp_path / "link.db", tmp_path / "link2.db"
+        source.symlink_to(side)
+        backup_source.symlink_to(partial_side)
+    elif how == "a hard link":
+        source, backup_source = tmp_path / "hard.db", tmp_path / "hard2.db"
+        os.link(side, source)
+        os.link(partial_side, backup_source)
+    before = folder_state(folder)
+    assert main(["copy", str(source), "--table", "agent_sessions", str(dest)]) == 2
+    assert "one of the files SQLite keeps beside the destination" in capsys.readouterr().err
+    if suffix != "-journal":  # y.db.partial-journal: refused already as what a killed backup left
+        assert main(["backup", str(backup_source), str(folder / "y.db")]) == 2
+        assert "one of the files SQLite keeps beside" in capsys.readouterr().err
+    assert folder_state(folder) == before  # the source as it was, and no DEST
+    assert main(["copy", str(source), "--table", "agent_sessions", str(folder / "other.db")]) == 0
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-journal", "-shm"])
+@pytest.mark.parametrize("how", ["its name", "a symbolic link", "a linked folder"])
+def test_import_refuses_a_file_named_as_the_new_databases_own_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str, how: str
+) -> None:
+    """``import DEST FILE`` with FILE named ``DEST-wal`` (``-journal``, ``-shm``) and DEST not there yet: SQLite
+    would take FILE for DEST's and remove or overwrite it while it is read; refused before anything is written."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    dest = folder / "iw.db"
+    lines = folder / f"iw.db{suffix}"
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", "agent_sessions", "-o", str(lines)]) == 0
+    given_file, given_dest = lines, dest
+    if how == "a symbolic link":
+        given_file = tmp_path / "sessions.jsonl"
+        given_file.symlink_to(lines)
+    elif how == "a linked folder":
+        (tmp_path / "alias").symlink_to(folder)
+        given_dest = tmp_path / "alias" / "iw.db"
+    before = folder_state(folder)
+    capsys.readouterr()
+    assert main(["import", str(given_dest), "--table", "agent_sessions", str(given_file)]) == 2
+    assert "is the database" in capsys.readouterr().err
+    assert folder_state(folder) == before  # the file as it was, and no DEST
+    assert main(["import", str(folder / "other.db"), "--table", "agent_sessions", str(given_file)]) == 0

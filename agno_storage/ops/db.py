@@ -52,38 +52,62 @@ def sqlite_path(target: urls.SqliteTarget) -> str:
 
 
 def is_part_of(path: str | os.PathLike[str], database: str | os.PathLike[str]) -> bool:
-    """Whether writing ``path`` would write the SQLite database file ``database``.
+    """Whether writing ``path`` would write the SQLite database file ``database``, or reading one the other.
 
     True for the file itself by any name (another path, a symbolic or hard
     link) and for the files SQLite keeps beside it (``-wal``, ``-shm``,
     ``-journal``), whether or not they are there now, also through a link
-    (a dangling one names the file it would make).
+    (a dangling one names the file it would make); and the other way round,
+    when ``database`` is one of the files SQLite keeps beside ``path``: a
+    database written at ``path`` (copy's, import's, backup's) takes such a
+    file for its own, and writes or removes it. A name that is not there
+    yet is compared by its absolute path, links resolved.
     """
-    given = Path(path).expanduser()
-    names: list[Path] = []
-    for candidate in (given, Path(os.path.realpath(given))):
-        names += [candidate] + [
-            candidate.with_name(candidate.name.removesuffix(suffix))
-            for suffix in SIDE_SUFFIXES
-            if candidate.name.endswith(suffix) and candidate.name != suffix
-        ]
-    for name in names:
-        try:
-            if os.path.samefile(name, database):
-                return True
-        except OSError:  # not there: no file to be the database
-            continue
-    return False
+    return _is_beside(path, database) or _is_beside(database, path)
 
 
 def refuse_source(path: str | os.PathLike[str], database: str | os.PathLike[str], what: str) -> None:
-    """Raise OutputIsSourceError if ``path`` (``what`` a command writes) is ``database`` or one of its files."""
-    if is_part_of(path, database):
+    """Raise OutputIsSourceError if ``path`` (``what`` a command writes or reads) and ``database`` share a file
+    (:func:`is_part_of`)."""
+    if _is_beside(path, database):
         raise OutputIsSourceError(
             f"{what} {os.fspath(path)!r} is the database {os.fspath(database)!r} itself or one of its files "
-            "(-wal, -shm, -journal): writing it would destroy the database; choose another file",
+            "(-wal, -shm, -journal): one would be written over the other; choose another file",
             path=os.fspath(path),
         )
+    if _is_beside(database, path):
+        raise OutputIsSourceError(
+            f"the database {os.fspath(database)!r} is named as one of the files SQLite keeps beside {what} "
+            f"{os.fspath(path)!r} (-wal, -shm, -journal): SQLite would write or remove it with a database there; "
+            "choose another file",
+            path=os.fspath(path),
+        )
+
+
+def _is_beside(path: str | os.PathLike[str], database: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is the file ``database`` by any name, or one of the files SQLite keeps beside it."""
+    given = Path(path).expanduser()
+    owner = Path(database).expanduser()
+    names = (given, Path(os.path.realpath(given)))
+    owners = (owner, Path(os.path.realpath(owner)))
+    # The database ``path`` would be a side file of, by its name or its link's target's ...
+    stems = [
+        name.with_name(name.name.removesuffix(suffix))
+        for name in names
+        for suffix in SIDE_SUFFIXES
+        if name.name.endswith(suffix) and name.name != suffix
+    ]
+    # ... and the side files of the database, by its name or its link's target's (a hard link to one of them).
+    sides = [name.with_name(name.name + suffix) for name in owners for suffix in SIDE_SUFFIXES]
+    return any(_same_file(name, owner) for name in (*names, *stems)) or any(_same_file(given, side) for side in sides)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same file where both are there, else the same absolute name."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one is not there (yet): the file it would be is the one its name resolves to
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def hot_journal_error(
