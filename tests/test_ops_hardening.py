@@ -4,12 +4,15 @@ and say what is wrong with a damaged file."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -381,3 +384,157 @@ def test_a_file_whose_name_is_not_utf8_is_opened_read_only_by_the_ops_commands(t
     conn = connect_readonly(db)
     assert conn.execute("SELECT session_id FROM agent_sessions").fetchall() == [("s1",)]
     conn.close()
+
+
+# --- PostgreSQL: what the server refuses or ends while a command reads is one line, exit 2 -------------------------
+
+
+@pytest.fixture
+def pg_db(pg_server: Any, capsys: pytest.CaptureFixture[str]) -> Iterator[str]:
+    """A fresh database (its URL) holding ai.agent_sessions, copied from a Go fixture; dropped afterwards."""
+    import psycopg
+
+    from tests.pgserver import create_database
+
+    name = "ops_read_errors"
+    url = create_database(pg_server, name)
+    assert main(["copy", str(FIXTURES / "go_agent_conversation.db"), "--table", "agent_sessions", url]) == 0
+    capsys.readouterr()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def session_ids(url: str, table: str = '"ai"."agent_sessions"') -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute(f"SELECT session_id FROM {table} ORDER BY session_id")]
+
+
+def test_a_postgres_table_named_with_a_percent_sign_is_read_as_any_other(
+    pg_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another program's ``ai."old_100%"``: a ``%`` in a name is no placeholder to the driver."""
+    import psycopg
+
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute('CREATE TABLE ai."old_100%" (LIKE ai.agent_sessions INCLUDING ALL)')
+        conn.execute('INSERT INTO ai."old_100%" SELECT * FROM ai.agent_sessions')
+    expected = session_ids(pg_db)
+    assert main(["tables", pg_db]) == 0
+    assert "old_100%" in capsys.readouterr().out
+    assert main(["doctor", pg_db]) == 0
+    assert main(["export", pg_db, "--table", "old_100%", "--user", "", "-o", str(tmp_path / "empty.jsonl")]) == 0
+    assert main(["export", pg_db, "--table", "old_100%", "-o", str(tmp_path / "all.jsonl")]) == 0
+    assert len((tmp_path / "all.jsonl").read_bytes().splitlines()) == 1 + len(expected)  # the header, each session
+    assert main(["prune", pg_db, "--table", "old_100%", "--older-than", "1d", "--dry-run"]) == 0
+    assert f"would remove {len(expected)} sessions" in capsys.readouterr().out
+    copied = tmp_path / "copied.db"
+    assert main(["copy", pg_db, "--table", "old_100%", str(copied), "--to-table", "archive_sessions"]) == 0
+    assert session_ids(pg_db, 'ai."old_100%"') == expected
+    conn = sqlite3.connect(copied)
+    assert [r[0] for r in conn.execute("SELECT session_id FROM archive_sessions ORDER BY session_id")] == expected
+    conn.close()
+
+
+def test_prune_on_postgres_keeps_the_runs_of_a_session_a_table_named_with_a_percent_sign_holds(
+    pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The statements prune writes with name ``ai."old_100%"`` too (the runs another table still has stay)."""
+    import psycopg
+
+    (session,) = session_ids(pg_db)
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE ai.agent_runs (id text PRIMARY KEY, session_id text NOT NULL, user_id text, run_name text,"
+            " run_data text, user_message text, agent_message text, messages text, metrics text, created_at bigint,"
+            " updated_at bigint)"
+        )
+        conn.execute('CREATE TABLE ai."old_100%" (LIKE ai.agent_sessions INCLUDING ALL)')
+        conn.execute('INSERT INTO ai."old_100%" SELECT * FROM ai.agent_sessions')
+        conn.execute(
+            "INSERT INTO ai.agent_runs (id, session_id, created_at, updated_at) VALUES (%s, %s, 1000, 1000)",
+            ("its-run", session),
+        )
+    assert main(["prune", pg_db, "--table", "agent_sessions", "--older-than", "1d"]) == 0
+    assert "removed 1 sessions" in capsys.readouterr().out
+    assert session_ids(pg_db) == []
+    assert session_ids(pg_db, "ai.agent_runs") == [session]  # old_100% still has the session
+
+
+def test_a_postgres_role_that_may_not_read_a_table_is_told_so_by_every_command(
+    pg_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """USAGE on the schema, no SELECT on the table: not "no sessions table", "all is well" or a traceback."""
+    import psycopg
+
+    role = "ops_no_select"
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA ai TO {role}")
+    limited = pg_db.replace("postgres@", f"{role}@", 1)
+    try:
+        for argv in (
+            ["tables", limited],
+            ["doctor", limited],
+            ["export", limited, "--table", "agent_sessions", "-o", str(tmp_path / "out.jsonl")],
+            ["prune", limited, "--table", "agent_sessions", "--older-than", "1d", "--dry-run"],
+            ["copy", limited, "--table", "agent_sessions", str(tmp_path / "out.db")],
+        ):
+            assert (argv[0], main(argv)) == (argv[0], 2)
+            err = capsys.readouterr().err
+            assert "permission denied for table agent_sessions" in err
+            assert len(err.splitlines()) == 1
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        with psycopg.connect(pg_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+class EndsTheReader:
+    """A progress that has the server end every other connection to ``url`` once the first batch is done."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            others = "datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}")
+            while conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {others}").fetchone()[0]:
+                conn.execute("SELECT pg_sleep(0.01)")  # until the server has ended them
+
+
+@pytest.mark.parametrize("command", ["export", "copy"])
+def test_a_postgres_connection_the_server_ends_midway_is_one_connection_lost_error(
+    pg_db: str, tmp_path: Path, command: str
+) -> None:
+    """The rest of the read is a ConnectionLostError (exit 2 from the command), and closing the ended connection
+    raises nothing more."""
+    import psycopg
+
+    from agno_storage.errors import ConnectionLostError
+    from agno_storage.ops.copy import copy_table
+    from agno_storage.ops.db import open_database
+    from agno_storage.ops.export import export_table
+
+    with psycopg.connect(pg_db, autocommit=True) as conn:  # 2,500 more sessions: read in batches of 1,000
+        conn.execute(
+            "INSERT INTO ai.agent_sessions (session_id, agent_id, memory, created_at, updated_at) "
+            "SELECT 'bulk-' || i, 'agent-1', '{}', 1700000000, 1700000000 FROM generate_series(1, 2500) AS i"
+        )
+    with pytest.raises(ConnectionLostError), open_database(pg_db) as db:
+        if command == "export":
+            export_table(db, "agent_sessions", io.BytesIO(), progress=EndsTheReader(pg_db))
+        else:
+            copy_table(db, "agent_sessions", str(tmp_path / "out.db"), progress=EndsTheReader(pg_db))

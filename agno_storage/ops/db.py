@@ -230,6 +230,12 @@ class Database:
         #: SQLite: the file's absolute path.
         self.path = path
         self.placeholder = "?" if engine == "sqlite" else "%s"
+        #: What the driver raises: turned into StorageErrors by :meth:`query` and :meth:`stream`.
+        self._driver_error: type[Exception] = sqlite3.Error
+        if engine != "sqlite":
+            import psycopg  # only for a PostgreSQL connection
+
+            self._driver_error = psycopg.Error
 
     def same_table(self, a: str, b: str) -> bool:
         """Whether table names ``a`` and ``b`` name one table here: SQLite folds ASCII case, PostgreSQL none."""
@@ -255,7 +261,7 @@ class Database:
         )
         try:
             with self.conn.transaction():  # a savepoint: a refused lookup leaves the snapshot usable
-                row = self.conn.execute(statement, (self.qualified(table),)).fetchone()
+                row = self.conn.execute(statement, (self.name(table),)).fetchone()
         except psycopg.Error:
             return None
         if row is None or row[2] is None:
@@ -276,11 +282,21 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine == "sqlite"
 
-    def qualified(self, table: str) -> str:
-        """``table`` quoted, with its schema on PostgreSQL."""
+    def name(self, table: str) -> str:
+        """``table`` quoted, with its schema on PostgreSQL: as a value (``to_regclass(%s)``) or in a message."""
         if self.schema and not self.is_sqlite:
             return f"{quote(self.schema)}.{quote(table)}"
         return quote(table)
+
+    def qualified(self, table: str) -> str:
+        """:meth:`name` for the text of a statement :meth:`query` or :meth:`stream` runs.
+
+        On PostgreSQL a ``%`` in it is doubled: psycopg reads the text of a
+        statement run with parameters (these always pass some, if only
+        ``()``) for ``%s`` placeholders, and another program may name a
+        table ``old_100%``.
+        """
+        return self.name(table) if self.is_sqlite else for_psycopg(self.name(table))
 
     def as_text(self, column: str) -> str:
         """A select-list item giving a JSON column's stored text."""
@@ -288,43 +304,69 @@ class Database:
             return quote(column)
         return f"{quote(column)}::text"
 
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, statement: str, params: Sequence[Any] = (), *, table: str | None = None) -> list[tuple[Any, ...]]:
+        """The rows of ``statement``; a driver's error as a StorageError (``table``, the table it reads, named in it).
+
+        On PostgreSQL the typed errors the store raises
+        (:func:`agno_storage.backends.pg_conn.translate`): ConnectionLostError,
+        BusyError, ...; a role's missing privilege is a StorageError saying
+        "permission denied".
+        """
         try:
             rows: list[tuple[Any, ...]] = self.conn.execute(statement, params).fetchall()
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
+        except self._driver_error as exc:
+            raise self._error(exc, table) from exc
         return rows
 
-    def _error(self, exc: sqlite3.Error) -> StorageError:
-        hot = hot_journal_error(self.path, exc) if self.path is not None else None
-        return hot or StorageError(f"SQLite error on {self.location}: {exc}")
-
-    def stream(self, statement: str, params: Sequence[Any] = (), size: int = FETCH_SIZE) -> Iterator[list[Any]]:
-        """The rows of ``statement`` in lists of at most ``size``; memory stays flat (a server-side cursor on PostgreSQL)."""
+    def _error(self, exc: Exception, table: str | None) -> StorageError:
+        """The StorageError for the driver's error ``exc``."""
         if self.is_sqlite:
-            try:
+            hot = hot_journal_error(self.path, exc, table) if self.path is not None else None
+            return hot or StorageError(f"SQLite error on {self.location}: {exc}", table=table)
+        from agno_storage.backends.pg_conn import translate  # psycopg: only for a PostgreSQL connection
+
+        error = translate(exc, table or "")
+        if table is None and type(error) is StorageError:  # no table to name: translate's words would name ''
+            return StorageError(f"PostgreSQL error: {exc}")
+        return error
+
+    def stream(
+        self, statement: str, params: Sequence[Any] = (), size: int = FETCH_SIZE, *, table: str | None = None
+    ) -> Iterator[list[Any]]:
+        """The rows of ``statement`` in lists of at most ``size``; memory stays flat (a server-side cursor on PostgreSQL).
+
+        Errors as :meth:`query` raises them.
+        """
+        try:
+            if self.is_sqlite:
                 cursor = self.conn.execute(statement, params)
                 while rows := cursor.fetchmany(size):
                     yield rows
-            except sqlite3.Error as exc:
-                raise self._error(exc) from exc
-            return
-        with self.conn.cursor(name="agno_storage_stream") as cursor:
-            cursor.itersize = size
-            cursor.execute(statement, params)
-            while rows := cursor.fetchmany(size):
-                yield rows
+                return
+            with self.conn.cursor(name="agno_storage_stream") as named:
+                named.itersize = size
+                named.execute(statement, params)
+                while rows := named.fetchmany(size):
+                    yield rows
+        except self._driver_error as exc:
+            raise self._error(exc, table) from exc
 
     def table_names(self) -> list[str]:
-        """Every table of the file, or of the schema, by name."""
+        """Every table of the file, or of the schema, by name.
+
+        On PostgreSQL also the tables this role may not read (the catalogue,
+        not ``information_schema``, which leaves them out): reading one is
+        then an error saying so, not a schema that looks empty.
+        """
         if self.is_sqlite:
             rows = self.query(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
             )
         else:
+            # relkind r and p: information_schema's BASE TABLEs (plain and partitioned tables).
             rows = self.query(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = "
-                "COALESCE(%s, current_schema()) AND table_type = 'BASE TABLE' ORDER BY table_name",
+                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = COALESCE(%s, current_schema()) AND c.relkind IN ('r', 'p') ORDER BY c.relname",
                 (self.schema,),
             )
         return [r[0] for r in rows]
@@ -359,8 +401,14 @@ class Database:
             self.conn.execute("ROLLBACK")  # it only read: ending it so also ends a cursor left unread
 
     def close(self) -> None:
+        """Close the connection; never raises for a PostgreSQL connection the server already ended."""
         if not self.is_sqlite:
-            self.conn.rollback()  # a read-only transaction: nothing to keep
+            import psycopg  # only for a PostgreSQL connection
+
+            # A read-only transaction: nothing to keep, and on a lost connection nothing to roll back (the error
+            # that lost it is the one to see).
+            with contextlib.suppress(psycopg.Error):
+                self.conn.rollback()
         self.conn.close()
 
     def __enter__(self) -> Database:
@@ -503,11 +551,19 @@ def open_store(url: str, table: str, mode: Mode, schema: str | None = "ai") -> B
 
 
 def store_qualified(store: BaseStorage, table: str) -> str:
-    """``table`` quoted for ``store``'s connection, in the store's schema on PostgreSQL."""
+    """``table`` quoted for a statement (run with parameters) on ``store``'s connection, in the store's schema on
+    PostgreSQL, where a ``%`` in it is doubled (:meth:`Database.qualified`)."""
     schema_name = getattr(store, "schema", None)
     if isinstance(schema_name, str) and schema_name:
-        return f"{quote(schema_name)}.{quote(table)}"
-    return quote(table)
+        name = f"{quote(schema_name)}.{quote(table)}"
+    else:
+        name = quote(table)
+    return name if store.statements.placeholder == "?" else for_psycopg(name)
+
+
+def for_psycopg(text: str) -> str:
+    """``text`` (quoted identifiers) as it stands in a statement psycopg runs with parameters: each ``%`` doubled."""
+    return text.replace("%", "%%")
 
 
 __all__ = [
@@ -517,6 +573,7 @@ __all__ = [
     "TableIdentity",
     "check_conninfo",
     "connect_readonly",
+    "for_psycopg",
     "hot_journal_error",
     "is_part_of",
     "open_database",

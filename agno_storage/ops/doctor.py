@@ -13,7 +13,7 @@ from agno_storage import codec, conversation, conversation_go, usage
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.agent_runs import StoredRun
 from agno_storage.backends.sqlite_errors import translate
-from agno_storage.errors import BusyError, CorruptRowError, StorageError
+from agno_storage.errors import BusyError, CorruptRowError, DatabaseCorruptError, StorageError
 from agno_storage.models import Session
 from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
 from agno_storage.ops import runs
@@ -63,7 +63,9 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     hot journal (a writer stopped mid-transaction) is one ``hot_journal``
     problem saying how to recover. On PostgreSQL a schema the database does
     not have is one ``no_schema`` problem. A table whose rows cannot all be read (a
-    damaged page) is an ``integrity`` problem. ``agent_runs`` values of the
+    damaged page) is an ``integrity`` problem; on PostgreSQL another error of
+    the server (a table this role may not read: StorageError saying
+    "permission denied"; ConnectionLostError) is raised. ``agent_runs`` values of the
     wrong type (what export, copy and history stop at) are ``bad_value``.
     A sessions or ``agent_runs`` row whose values are sound but whose
     conversation ``history`` and ``search`` cannot read (``memory.runs`` not
@@ -110,6 +112,8 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     try:
         report = list_tables(db)
     except StorageError as exc:  # a damaged page under the schema or a table's count
+        if not _is_damage(db, exc):
+            raise
         findings.append(_stopped(exc, None, integrity))
         return DoctorReport(
             findings=tuple(findings), tables=(), integrity=integrity, journal_mode=journal, wal_bytes=wal
@@ -159,7 +163,16 @@ def _checked(db: Database, table: str, integrity: str | None, check: Callable[[]
     try:
         return check()
     except StorageError as exc:
+        if not _is_damage(db, exc):
+            raise
         return [_stopped(exc, table, integrity)]
+
+
+def _is_damage(db: Database, exc: StorageError) -> bool:
+    """Whether a read that stopped with ``exc`` tells of damage: on SQLite, any error reading the file; on
+    PostgreSQL only the server's report of damaged data, not a table this role may not read or a lost
+    connection, which say nothing of the data."""
+    return db.is_sqlite or isinstance(exc, DatabaseCorruptError)
 
 
 #: A table missing more of a mode's columns than this is taken for another program's, not a damaged one.
@@ -215,7 +228,7 @@ def _missing_indexes(db: Database, info: TableInfo) -> list[Finding]:
     """
     from agno_storage.backends import postgres_ddl  # psycopg: only for a PostgreSQL connection
 
-    keys = dict(db.query(_INDEX_KEYS, (db.qualified(info.name),)))
+    keys = dict(db.query(_INDEX_KEYS, (db.name(info.name),), table=info.name))
     found: list[Finding] = []
     for column in SPECS[info.mode].agno_indexed:
         name = postgres_ddl.agno_index_name(info.name, column, db.schema)
@@ -225,7 +238,7 @@ def _missing_indexes(db: Database, info: TableInfo) -> list[Finding]:
         if other:
             why = (
                 f"is there as {other[0]!r} (a renamed table keeps its indexes' names), which tables does not take "
-                f"for agno's; rename it: ALTER INDEX {db.qualified(other[0])} RENAME TO {quote(name)}"
+                f"for agno's; rename it: ALTER INDEX {db.name(other[0])} RENAME TO {quote(name)}"
             )
         else:
             create = postgres_ddl.create_index(info.name, column, db.schema).as_string(None)
@@ -253,7 +266,7 @@ def _run_rows(db: Database) -> list[Finding]:
     where history, search and usage read them) runs whose messages or figures they cannot read."""
     text = f"SELECT {', '.join(quote(c) for c in runs.COLUMNS)} FROM {db.qualified(RUNS_TABLE)}"  # noqa: S608
     found: list[Finding] = []
-    for batch in db.stream(text):
+    for batch in db.stream(text, table=RUNS_TABLE):
         for row in batch:
             try:
                 runs.check(row)
@@ -284,7 +297,7 @@ def _rows(db: Database, info: TableInfo) -> list[Finding]:
     places = [spec.names.index(c.name) for c in columns]
     full: list[object] = [None] * len(spec.names)
     found: list[Finding] = []
-    for batch in db.stream(statement):
+    for batch in db.stream(statement, table=info.name):
         for row in batch:
             for place, value in zip(places, row, strict=True):
                 full[place] = value

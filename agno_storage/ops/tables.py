@@ -81,7 +81,7 @@ def describe(db: Database, table: str, mode: Mode | None = None) -> TableInfo:
             )
     shape = schema.inspect_shape(table, mode, columns, indexes, table_sql, old_workflow_v2=not db.is_sqlite)
     names = set(SPECS[mode].names)
-    (rows,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(table)}")[0]  # noqa: S608 - quoted identifier
+    (rows,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(table)}", table=table)[0]  # noqa: S608 - quoted identifier
     return TableInfo(
         name=table,
         mode=mode,
@@ -116,13 +116,13 @@ def list_tables(db: Database) -> TablesReport:
 def runs_info(db: Database, session_tables: list[str]) -> RunsInfo:
     """Row and orphan counts of ``agent_runs``; orphans have no row in any of ``session_tables``."""
     runs = db.qualified(RUNS_TABLE)
-    (total,) = db.query(f"SELECT COUNT(*) FROM {runs}")[0]  # noqa: S608 - quoted identifier
+    (total,) = db.query(f"SELECT COUNT(*) FROM {runs}", table=RUNS_TABLE)[0]  # noqa: S608 - quoted identifier
     conditions = " AND ".join(
         f"NOT EXISTS (SELECT 1 FROM {db.qualified(t)} s WHERE s.session_id = r.session_id)"  # noqa: S608
         for t in session_tables
     )
     where = f" WHERE {conditions}" if conditions else ""
-    (orphaned,) = db.query(f"SELECT COUNT(*) FROM {runs} r{where}")[0]  # noqa: S608 - quoted identifiers
+    (orphaned,) = db.query(f"SELECT COUNT(*) FROM {runs} r{where}", table=RUNS_TABLE)[0]  # noqa: S608 - quoted identifiers
     return RunsInfo(name=RUNS_TABLE, rows=int(total), orphaned=int(orphaned))
 
 
