@@ -7,6 +7,7 @@ import io
 import multiprocessing
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -378,7 +379,7 @@ def stalled(src, dst):
     print("written", flush=True)
     time.sleep(60)  # killed here, the checked copy not yet moved in place
 
-os.replace = stalled
+os.link = stalled
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -399,9 +400,94 @@ def test_a_backup_killed_with_sigterm_leaves_no_temporary_file(tmp_path: Path) -
     )
     try:
         assert child.stdout is not None and child.stdout.readline() == "written\n"
-        assert [p.name for p in out.iterdir()] == ["copy.db.partial"]  # there while it runs
+        (partial,) = out.iterdir()  # there while it runs, a hidden name of its own
+        assert partial.name.startswith(".copy.db.") and partial.name.endswith(".partial")
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=30) == 143
     finally:
         child.kill()
     assert list(out.iterdir()) == []
+
+
+class _PausedSource:
+    """A backup's source connection whose copy step first runs ``before`` (the interleaving to test)."""
+
+    def __init__(self, conn: sqlite3.Connection, before: Any) -> None:
+        self._conn = conn
+        self._before = before
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def backup(self, target: sqlite3.Connection) -> None:
+        self._before()
+        self._conn.backup(target)
+
+
+def test_two_backups_to_one_destination_at_once_each_move_in_only_the_file_they_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cron job's backup overlapping one started by hand. The second begins while the first copies, and
+    copies while the first checks and moves its copy in place: the first's DEST is the source's, whole; the
+    second neither removes the first's file nor moves its own over DEST, and says DEST exists."""
+    from agno_storage.errors import StorageError
+    from agno_storage.ops import backup as backup_module
+
+    source = tmp_path / "src.db"  # a WAL file: its copy has a -wal and -shm while it is checked
+    store = SqliteStorage("agent_sessions", db_file=source)
+    store.upsert_many([AgentSession(session_id=f"s{i}", agent_id="a", memory={"pad": "x" * 3000}) for i in range(50)])
+    store.close()
+    dest = tmp_path / "out" / "b.db"
+    dest.parent.mkdir()
+    second_copies, first_done = threading.Event(), threading.Event()
+    second: list[BaseException | None] = []
+
+    def run_second() -> None:
+        try:
+            backup(str(source), dest)
+            second.append(None)
+        except BaseException as exc:
+            second.append(exc)
+        finally:
+            second_copies.set()  # also when it stopped before its copy
+
+    thread = threading.Thread(target=run_second)
+
+    def first_copies() -> None:
+        thread.start()
+        assert second_copies.wait(60)
+
+    def second_copy() -> None:
+        second_copies.set()
+        assert first_done.wait(60)
+
+    real = backup_module.connect_readonly
+    opened: list[int] = []
+
+    def connect_readonly(path: Any) -> Any:
+        opened.append(1)
+        return _PausedSource(real(path), first_copies if len(opened) == 1 else second_copy)
+
+    monkeypatch.setattr(backup_module, "connect_readonly", connect_readonly)
+    try:
+        summary = backup(str(source), dest)
+        # What the first said it checked is what DEST holds, before the second ends. (immutable: a read-only
+        # connection to a WAL file would leave a -wal and -shm of its own beside it.)
+        conn = sqlite3.connect(f"file:{dest}?mode=ro&immutable=1", uri=True)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert conn.execute("SELECT COUNT(*) FROM agent_sessions").fetchone()[0] == 50
+        finally:
+            conn.close()
+        assert summary.pages > 0
+    finally:
+        first_done.set()
+        thread.join(60)
+    (error,) = second
+    assert isinstance(error, StorageError) and "exists" in str(error)
+    assert [p.name for p in dest.parent.iterdir()] == ["b.db"]
+    conn = sqlite3.connect(f"file:{dest}?mode=ro&immutable=1", uri=True)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM agent_sessions").fetchone()[0] == 50
+    finally:
+        conn.close()

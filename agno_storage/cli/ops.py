@@ -6,7 +6,6 @@ import argparse
 import functools
 import os
 import re
-import secrets
 import signal
 import stat
 import sys
@@ -41,6 +40,7 @@ from agno_storage.ops import backup as backup_ops
 from agno_storage.ops import copy as copy_ops
 from agno_storage.ops import doctor as doctor_ops
 from agno_storage.ops import export as export_ops
+from agno_storage.ops import files
 from agno_storage.ops import load as load_ops
 from agno_storage.ops import prune as prune_ops
 from agno_storage.ops import tables as tables_ops
@@ -214,29 +214,16 @@ def _export(args: argparse.Namespace) -> int:
     return OK
 
 
-#: How a temporary file is made: anew (an existing name is an error, never a target), never through a link.
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
 def _new_file(output: Path) -> tuple[IO[bytes], Path]:
-    """A new temporary file beside ``output`` (``.NAME.XXXXXXXX.partial``), open for writing, and its path.
+    """A new temporary file beside ``output`` (``.NAME.XXXXXXXX.partial``, a name of its own: see
+    :func:`files.new_file`), open for writing, and its path.
 
-    Its name is one no other file has (made exclusively, with a random part,
-    never through a link), so two exports to one file never write into or
-    remove each other's; the one that ends last leaves its whole file in
-    place. Its mode is a new file's (0666 less the umask, which the kernel
-    applies).
+    Two exports to one file never write into or remove each other's; the one
+    that ends last leaves its whole file in place. Its mode is a new file's
+    (0666 less the umask, which the kernel applies).
     """
-    # The name cut short enough for the temporary one to fit a file name's 255 bytes too (as the file system
-    # spells it: a name that is not UTF-8 is bytes).
-    short = os.fsdecode(os.fsencode(output.name)[:200])
-    for _ in range(100):
-        path = output.parent / f".{short}.{secrets.token_hex(4)}.partial"
-        try:
-            return os.fdopen(os.open(path, _NEW_FILE, 0o666), "wb"), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {os.fspath(output)!r}")
+    fd, path = files.new_file(output)
+    return os.fdopen(fd, "wb"), path
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import attrs
 from agno_storage import urls
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import BusyError, StorageError
+from agno_storage.ops import files
 from agno_storage.ops.db import connect_readonly, hot_journal_error, refuse_source, sqlite_path
 
 
@@ -22,16 +23,24 @@ class BackupSummary:
     pages: int
 
 
+#: The files SQLite keeps beside a database: the temporary file's are this backup's own too.
+_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
 def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     """Copy the SQLite database at ``url`` to ``destination`` while writers keep writing.
 
     SQLite's online backup API copies every page under one read snapshot of
     a read-only connection: the copy holds exactly what was committed when it
     began, and writers are not stopped (in WAL mode; a rollback-journal file
-    makes them wait for the copy). The copy is written beside ``destination``
-    and renamed into place only after ``PRAGMA integrity_check`` says ``ok``.
-    Refuses an existing destination, and (OutputIsSourceError) a destination
-    whose file or ``DEST.partial`` is the source or one of its files. A file
+    makes them wait for the copy). The copy is written to a temporary file of
+    its own beside ``destination`` (``.DEST.XXXXXXXX.partial``, see
+    :func:`files.new_file`), and that file is moved into place only after
+    ``PRAGMA integrity_check`` said ``ok`` of it. Refuses an existing destination (one
+    another backup made while this one ran too), and (OutputIsSourceError) a
+    destination that is the source or one of its files. Stopped by an
+    exception (SIGTERM in the command), it removes its temporary file; killed
+    outright, it leaves it, and no later backup removes it. A file
     with a hot journal raises HotJournalError: the source is never written,
     and only a read-write connection may roll the journal back. PostgreSQL: use ``pg_dump`` (docs/ops.md).
     """
@@ -51,19 +60,18 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
                 f"{os.fspath(stale)!r} exists, left by another database: SQLite would read it with the copy;"
                 " remove it or choose a new file"
             )
-    partial = dest.with_name(dest.name + ".partial")
-    leftovers = (partial, partial.with_name(partial.name + "-journal"))
-    # Before anything is removed or written: DEST.partial's clean-up must never take the source or its journal.
+    # Before anything is written: DEST must not be the source or one of its files.
     refuse_source(destination, source, "the destination")
-    for path in leftovers:
-        refuse_source(path, source, "the backup's temporary file")
     src = connect_readonly(source)
+    partial: Path | None = None
     try:
-        _remove(leftovers)  # of a backup to this destination that was killed
         # A read transaction first: a file another connection holds locked (EXCLUSIVE, a rollback journal's
         # writer) fails after the busy timeout, as every other command does, where backup() retries forever.
         src.execute("BEGIN")
         src.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        # A file of this backup's own, which no other backup to DEST writes, moves or removes.
+        fd, partial = files.new_file(dest, beside=_SIDE_FILES)
+        os.close(fd)  # before SQLite opens it: closing another descriptor of a file drops SQLite's locks on it
         out = sqlite3.connect(partial)
         try:
             src.backup(out)  # pages=-1: every page in one step, one snapshot
@@ -73,9 +81,14 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             out.close()
         if check != "ok":
             raise StorageError(f"the copy of {source!r} fails integrity_check: {check}")
-        os.replace(partial, dest)
+        try:
+            files.move_new(partial, dest)  # the file just checked, and never over a DEST made meanwhile
+        except FileExistsError:
+            raise StorageError(
+                f"{os.fspath(destination)!r} exists (made while this backup ran); choose a new file"
+            ) from None
     except (sqlite3.Error, OSError) as exc:
-        _remove(leftovers, quiet=True)
+        _remove(partial)
         hot = hot_journal_error(source, exc) if isinstance(exc, sqlite3.Error) else None
         if hot is not None:
             raise hot from exc
@@ -83,20 +96,23 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             raise BusyError(f"backup of {source!r}: the file is locked by another connection ({exc})") from exc
         raise StorageError(f"backup of {source!r} to {os.fspath(destination)!r} failed: {exc}") from exc
     except BaseException:
-        _remove(leftovers, quiet=True)
+        _remove(partial)
         raise
     finally:
         src.close()
     return BackupSummary(source=source, destination=str(dest), bytes=dest.stat().st_size, pages=int(pages))
 
 
-def _remove(paths: tuple[Path, ...], *, quiet: bool = False) -> None:
-    for path in paths:
+def _remove(partial: Path | None) -> None:
+    """Remove this backup's temporary file and the files SQLite made beside it, and no other (on the way out of
+    an error, which is the one reported)."""
+    if partial is None:
+        return
+    for suffix in ("", *_SIDE_FILES):
         try:
-            path.unlink(missing_ok=True)
+            Path(f"{partial}{suffix}").unlink(missing_ok=True)
         except OSError:
-            if not quiet:
-                raise
+            pass
 
 
 __all__ = ["BackupSummary", "backup"]
