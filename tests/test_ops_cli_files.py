@@ -1,5 +1,5 @@
-"""The files export writes and import reads: export's temporary file never writes through a link, import reads a
-pipe as it reads a file."""
+"""The files export and backup write and import reads: export's temporary file never writes through a link, the
+files written are no more readable than what they replace or copy, import reads a pipe as it reads a file."""
 
 from __future__ import annotations
 
@@ -213,3 +213,62 @@ def test_an_export_to_a_file_name_that_is_not_utf8_is_written(
     out = tmp_path / os.fsdecode(b"\xff.jsonl")
     assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
     assert [p.name for p in tmp_path.iterdir()] == [out.name] and out.stat().st_size > 0
+
+
+@pytest.fixture
+def umask_022() -> Any:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_export_over_a_file_keeps_its_mode_and_a_new_file_gets_the_umasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As writing into the file (``>``) keeps it: an export of conversations over a 0600 file is no one else's."""
+    for kept in (0o600, 0o640, 0o666):
+        out = tmp_path / f"{kept:o}.jsonl"
+        out.write_text("an older export")
+        out.chmod(kept)
+        assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
+        assert mode(out) == kept and out.read_text() != "an older export"
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(tmp_path / "new.jsonl")]) == 0
+    assert mode(tmp_path / "new.jsonl") == 0o644
+
+
+@pytest.mark.usefixtures("umask_022")
+@pytest.mark.parametrize(
+    ("source_mode", "copy_mode"),
+    [(0o600, 0o600), (0o640, 0o640), (0o666, 0o644), (0o444, 0o444)],
+    ids=["0600", "0640", "0666", "0444"],
+)
+def test_a_backup_has_the_sources_mode_less_the_umask(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source_mode: int, copy_mode: int
+) -> None:
+    """As ``cp`` makes a copy: no one may read the backup who may not read the database (a read-only
+    database's backup is read-only too)."""
+    source = tmp_path / "src.db"
+    shutil.copy(FIXTURES / "go_agent.db", source)
+    source.chmod(source_mode)
+    assert main(["backup", str(source), str(tmp_path / "copy.db")]) == 0
+    assert mode(tmp_path / "copy.db") == copy_mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db", "src.db"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root gives a file to another user")
+def test_export_by_root_over_another_users_file_leaves_it_theirs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.jsonl"
+    out.write_text("an older export")
+    os.chown(out, 65534, 65534)
+    out.chmod(0o600)
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
+    assert (out.stat().st_uid, out.stat().st_gid, mode(out)) == (65534, 65534, 0o600)

@@ -219,11 +219,24 @@ def _new_file(output: Path) -> tuple[IO[bytes], Path]:
     :func:`files.new_file`), open for writing, and its path.
 
     Two exports to one file never write into or remove each other's; the one
-    that ends last leaves its whole file in place. Its mode is a new file's
-    (0666 less the umask, which the kernel applies).
+    that ends last leaves its whole file in place. Over a file that is there,
+    it has that file's permission bits (and owner and group, as far as this
+    process may set them), as writing into the file would have kept them; a
+    new file's are 0666 less the umask.
     """
+    try:
+        replaced: os.stat_result | None = os.stat(output)
+    except OSError:
+        replaced = None  # not there (yet): a new file
     fd, path = files.new_file(output)
-    return os.fdopen(fd, "wb"), path
+    try:
+        if replaced is not None and stat.S_ISREG(replaced.st_mode):
+            files.keep_owner_and_mode(fd, replaced)
+        return os.fdopen(fd, "wb"), path
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
 
 
 @contextmanager

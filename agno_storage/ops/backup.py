@@ -36,7 +36,8 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     makes them wait for the copy). The copy is written to a temporary file of
     its own beside ``destination`` (``.DEST.XXXXXXXX.partial``, see
     :func:`files.new_file`), and that file is moved into place only after
-    ``PRAGMA integrity_check`` said ``ok`` of it. Refuses an existing destination (one
+    ``PRAGMA integrity_check`` said ``ok`` of it; it has the source's
+    permission bits less the umask. Refuses an existing destination (one
     another backup made while this one ran too), and (OutputIsSourceError) a
     destination that is the source or one of its files. Stopped by an
     exception (SIGTERM in the command), it removes its temporary file; killed
@@ -69,9 +70,16 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
         # writer) fails after the busy timeout, as every other command does, where backup() retries forever.
         src.execute("BEGIN")
         src.execute("SELECT count(*) FROM sqlite_master").fetchall()
-        # A file of this backup's own, which no other backup to DEST writes, moves or removes.
-        fd, partial = files.new_file(dest, beside=_SIDE_FILES)
-        os.close(fd)  # before SQLite opens it: closing another descriptor of a file drops SQLite's locks on it
+        # A file of this backup's own, which no other backup to DEST writes, moves or removes. As cp makes
+        # a copy: with the source's permission bits less the umask, so that no one may read the copy who may
+        # not read the database.
+        fd, partial = files.new_file(dest, os.stat(source).st_mode & 0o777, beside=_SIDE_FILES)
+        try:
+            mode = os.fstat(fd).st_mode & 0o777
+            files.set_mode(fd, mode | 0o600)  # until it is checked: SQLite writes it (a read-only source's too)
+        finally:
+            # Before SQLite opens it: closing another descriptor of a file drops SQLite's locks on it.
+            os.close(fd)
         out = sqlite3.connect(partial)
         try:
             src.backup(out)  # pages=-1: every page in one step, one snapshot
@@ -81,6 +89,7 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             out.close()
         if check != "ok":
             raise StorageError(f"the copy of {source!r} fails integrity_check: {check}")
+        files.set_mode(partial, mode)
         try:
             files.move_new(partial, dest)  # the file just checked, and never over a DEST made meanwhile
         except FileExistsError:

@@ -38,6 +38,29 @@ def new_file(output: Path, mode: int = 0o666, *, beside: tuple[str, ...] = ()) -
     raise FileExistsError(f"no free temporary name beside {os.fspath(output)!r}")
 
 
+def set_mode(file: int | Path, mode: int) -> None:
+    """Give ``file`` (a descriptor or a path) the permission bits ``mode`` (the umask does not apply).
+
+    Only when they differ: a file system whose modes are fixed (FAT, a share
+    mounted with a mode) gives every file the same ones and refuses a change.
+    """
+    if os.stat(file).st_mode & 0o777 != mode:
+        os.chmod(file, mode)
+
+
+def keep_owner_and_mode(fd: int, replaced: os.stat_result) -> None:
+    """Give the file open as ``fd`` the permission bits of the file it is to replace, and its owner and group as
+    far as this process may change them (root: both; anyone else: the group, if they are in it), as writing
+    into that file would have kept them: its readers are the new file's, and no one else."""
+    for owner in (replaced.st_uid, -1):
+        try:
+            os.fchown(fd, owner, replaced.st_gid)
+            break
+        except OSError:
+            continue
+    set_mode(fd, replaced.st_mode & 0o777)
+
+
 def move_new(path: Path, dest: Path) -> None:
     """Move the file at ``path`` to ``dest``, a name no file has: FileExistsError when one appeared there since.
 
@@ -59,4 +82,4 @@ def move_new(path: Path, dest: Path) -> None:
     os.unlink(path)
 
 
-__all__ = ["move_new", "new_file"]
+__all__ = ["keep_owner_and_mode", "move_new", "new_file", "set_mode"]
