@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import threading
 import weakref
@@ -65,6 +66,8 @@ def _agno_class(path: str) -> Any:
 _AGNO_CLASSES: dict[str, Any] = {mode.value: _agno_class(spec.agno_class) for mode, spec in SPECS.items()}
 #: Fields of our v2 record that are not copied by name from agno's.
 _V2_OWN = frozenset({"memory", "runs"})
+#: The keys of what agno's v2 WorkflowSession.to_dict writes for a run it could not serialise.
+_UNSERIALISED_RUN = frozenset({"run_id", "status", "error"})
 # Set by the adapter itself, so not accepted among the pass-through options.
 _ADAPTER_OPTIONS = frozenset({"table_name", "db_url", "db_file", "mode", "schema", "auto_upgrade_schema"})
 
@@ -232,11 +235,14 @@ class _AgnoStorage(Storage):
         """One session as agno's dataclass, or None; scoped to ``user_id`` when set.
 
         A storage scoped to one user returns None for another user's id,
-        whatever ``user_id`` is passed. ``user_id=""`` is no filter, as in
+        whatever ``user_id`` is passed. A ``session_id`` of None or ``''``
+        is None, as in agno's own ``read``. ``user_id=""`` is no filter, as in
         agno's own ``read`` (which filters only on a non-empty user).
         """
         user_id = user_id or None
-        if self._other_user(user_id):
+        if session_id is None or session_id == "" or self._other_user(user_id):
+            # No id is no session, as agno's own read has it: Agent.load_session() reads with None
+            # before it makes a new id.
             return None
         found = self.core.read(session_id, user_id=self._user(user_id))
         return None if found is None else self._to_agno(found)
@@ -265,7 +271,13 @@ class _AgnoStorage(Storage):
 
         Raises OwnershipError when the session_id belongs to another user (or
         the session's user differs from the scoped ``user_id``), and the core
-        store's typed errors otherwise; never returns None.
+        store's typed errors otherwise; never returns None. On a storage not
+        scoped to a user, a session with no ``user_id`` written over one that
+        has an owner keeps that owner (agno's ``Agent.run`` writes with the
+        user it was called with, None, after loading an owned session). A
+        dict key that is not a string is written as agno's ``json.dumps``
+        writes it (``1`` as ``"1"``). A v2 workflow run agno's ``to_dict``
+        could not serialise is InvalidInputError, nothing written.
         """
         if self.user_id is not None and session.user_id not in (None, self.user_id):
             raise OwnershipError(
@@ -278,8 +290,36 @@ class _AgnoStorage(Storage):
         record = self._to_core(session)
         if self.user_id is not None and record.user_id is None:
             record.user_id = self.user_id
-        stored = self.core.upsert(record)
+        try:
+            stored = self._write(record)
+        except OwnershipError:
+            if self.user_id is not None or record.user_id is not None:
+                raise
+            # agno's Agent.run writes with the user it was called with (None), even after it loaded a
+            # session that has an owner: a write that names no user keeps the owner it has.
+            owner = self.core.read_summary(record.session_id)
+            if owner is None or owner.user_id is None:
+                raise
+            stored = self._write(attrs.evolve(record, user_id=owner.user_id))
         return self._to_agno(stored)
+
+    def _write(self, record: CoreSession) -> CoreSession:
+        """``core.upsert(record)``; a JSON column it refuses is written again as agno's ``json.dumps`` writes it.
+
+        agno's own store writes ``json.dumps``'s text, which spells a key that is no str (``1``, ``True``) as
+        a string (``"1"``, ``"true"``) and a str subclass as a str: so does this one, rather than lose the
+        turn. What json refuses too (a datetime) or cannot write as JSON (NaN) stays the error it was.
+        """
+        done: set[str] = set()
+        while True:
+            try:
+                return self.core.upsert(record)
+            except InvalidInputError as exc:
+                again = None if exc.column in done else _as_json_writes(record, exc.column)
+                if again is None or exc.column is None:
+                    raise
+                done.add(exc.column)
+                record = again
 
     def delete_session(self, session_id: str | None = None) -> None:
         """Delete one session (only the scoped user's, when ``user_id`` is set); a None id is a no-op, as in agno."""
@@ -344,6 +384,17 @@ class _AgnoStorage(Storage):
             # agno's v2 session has no memory, and its own to_dict is the one
             # definition of how runs serialize.
             values["runs"] = session.to_dict()["runs"]
+            for run in values["runs"] or ():
+                if isinstance(run, dict) and run.keys() == _UNSERIALISED_RUN:
+                    # What agno's to_dict writes for a run it could not serialise: agno cannot read it
+                    # back, and every later read and listing of the table would fail on it.
+                    raise InvalidInputError(
+                        f"run {run['run_id']!r} of session {session.session_id!r} cannot be stored: "
+                        f"{run['error']} (nothing written)",
+                        table=self.table_name,
+                        session_id=session.session_id,
+                        column="runs",
+                    )
         return core_class(**values)
 
     def _to_agno(self, session: CoreSession) -> AgnoSession:
@@ -411,6 +462,18 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _as_json_writes(record: CoreSession, column: str | None) -> CoreSession | None:
+    """``record`` with ``column`` (a JSON column) as agno's ``json.dumps`` would store it; None when json
+    refuses it too or it is no JSON column."""
+    if column is None or not isinstance(getattr(record, column, None), dict | list):
+        return None
+    try:
+        written = json.loads(json.dumps(getattr(record, column)))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return attrs.evolve(record, **{column: written})
 
 
 def _agent_memory(memory: dict[str, Any] | None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from agno_storage.agno import PostgresStorage, SqliteStorage  # noqa: E402
 from agno_storage.errors import (  # noqa: E402
     CorruptRowError,
     InvalidInputError,
+    OwnershipError,
     SchemaMismatchError,
     SchemaVersionError,
 )
@@ -360,3 +361,70 @@ def test_a_table_name_the_store_cannot_take_is_refused_where_agno_builds_the_sto
     with pytest.raises(InvalidInputError, match="table name"):
         PostgresStorage(table_name=name, db_url="postgresql://u@localhost/db")
     assert not (tmp_path / "a.db").exists()
+
+
+def test_a_v2_run_agno_cannot_serialise_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """agno's to_dict writes {"run_id", "status", "error"} for a run it cannot serialise, which agno cannot
+    read back: stored, it would make every later read of the session, and every listing of the table,
+    fail. The write is refused instead, and the table keeps what it held."""
+    import threading
+
+    storage = SqliteStorage(table_name="wf", db_file=str(tmp_path / "w.db"), mode="workflow_v2")
+    good = WorkflowRunResponse(run_id="r0", content="done", workflow_name="pipe")
+    storage.upsert(AgnoWorkflowSessionV2(session_id="w0", workflow_id="wf", runs=[good]))
+    bad = WorkflowRunResponse(run_id="r1", content={"lock": threading.Lock()}, workflow_name="pipe")
+    with pytest.raises(InvalidInputError, match="run 'r1' of session 'w1' cannot be stored") as refused:
+        storage.upsert(AgnoWorkflowSessionV2(session_id="w1", workflow_id="wf", runs=[good, bad]))
+    assert (refused.value.session_id, refused.value.column) == ("w1", "runs")
+    assert storage.read("w1") is None
+    assert [s.session_id for s in storage.get_all_sessions()] == ["w0"]
+    storage.close()
+
+
+def test_an_agent_with_no_session_id_loads_a_new_session(tmp_path: Path) -> None:
+    """Agent.load_session() reads with session_id None before it makes a new id; agno's own read gives None."""
+    from agno.agent import Agent
+
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "a.db"))
+    assert storage.read(None) is None and storage.read("") is None  # type: ignore[arg-type]
+    agent = Agent(model=FakeModel(), storage=storage, telemetry=False, monitoring=False)
+    session_id = agent.load_session()
+    assert session_id and agent.run("hello").content == "reply #1: hello"
+    assert storage.get_all_session_ids() == [session_id]
+    storage.close()
+
+
+def test_a_run_with_no_user_on_a_session_that_has_one_keeps_its_owner(tmp_path: Path) -> None:
+    """agno's Agent.run writes with the user it was called with (None) after loading an owned session: the
+    turn is kept and so is the owner (agno's own store would clear it); another user is still refused."""
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "a.db"))
+    make_agent(storage, "s", "alice", FakeModel()).run("first")
+    assert make_agent(storage, "s", None, FakeModel()).run("second").content
+    stored = storage.read("s")
+    assert stored is not None and stored.user_id == "alice" and len(stored.memory["runs"]) == 2
+    with pytest.raises(OwnershipError):
+        storage.upsert(AgnoAgentSession(session_id="s", user_id="bob", agent_id="historian"))
+    assert storage.get_all_session_ids(user_id="alice") == ["s"]
+    storage.close()
+
+
+def test_state_agnos_json_would_store_is_stored_as_agnos_json_stores_it(tmp_path: Path) -> None:
+    """agno's own store writes json.dumps's text: a key that is no str (1, None) becomes a string key, a str
+    subclass a str. The turn is kept, and the state reads back as agno's store gives it back; what json.dumps
+    cannot write either (a datetime) is still InvalidInputError."""
+    import datetime
+
+    class Label(str):
+        pass
+
+    storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "a.db"))
+    agent = make_agent(storage, "s", "u", FakeModel())
+    agent.session_state = {"scores": {1: 10, None: "none"}, "label": Label("x")}
+    assert agent.run("hi").content == "reply #1: hi"
+    stored = storage.read("s")
+    assert stored is not None
+    state = stored.session_data["session_state"]
+    assert state["scores"] == {"1": 10, "null": "none"} and type(state["label"]) is str
+    with pytest.raises(InvalidInputError):
+        storage.upsert(AgnoAgentSession(session_id="t", user_id="u", extra_data={"at": datetime.datetime.now()}))
+    storage.close()
