@@ -949,3 +949,36 @@ def test_prepared_statements_are_refused_for_sqlite(filled: BaseStorage, capsys:
         open_source(location(filled), prepared_statements=True)
     assert main(["serve", location(filled), "--prepared-statements"]) == 2
     assert "--prepared-statements applies to PostgreSQL URLs only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_table_the_role_may_not_read_is_listed_apart_and_the_others_are_served(
+    filled: BaseStorage, make_store: StoreFactory, serve: Serve
+) -> None:
+    """A role with SELECT on one sessions table and not on another: the first is served, the second listed
+    among the tables the server cannot read, with PostgreSQL's reason (not the whole list refused)."""
+    import psycopg
+
+    hidden = make_store(Mode.TEAM)
+    hidden.upsert(make_session(Mode.TEAM, "t"))
+    role = "web_some_select"
+    url = location(filled)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA ai TO {role}")
+        conn.execute(f'GRANT SELECT ON ai."{filled.table_name}" TO {role}')
+    try:
+        with serve(url.replace("postgres@", f"{role}@", 1)) as base:
+            status, body = get(base, "/api/v1/tables")
+            assert status == 200, body
+            listing = make_converter().structure(body, TablesBody)
+            assert [t.name for t in listing.tables] == [filled.table_name]
+            assert [u.name for u in listing.unreadable] == [hidden.table_name]
+            assert "permission denied" in listing.unreadable[0].reason
+            status, body = get(base, "/api/v1/sessions/s-004", table=filled.table_name)
+            assert status == 200 and body["session"]["session_id"] == "s-004"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

@@ -8,10 +8,13 @@ import attrs
 
 from agno_storage import schema
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
-from agno_storage.errors import SchemaMismatchError, TableNotFoundError
+from agno_storage.errors import SchemaMismatchError, StorageError, TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
 from agno_storage.ops.db import Database
+
+#: PostgreSQL's SQLSTATE for a statement the role has no privilege for.
+_NO_PRIVILEGE = "42501"
 
 
 class Layout(enum.Enum):
@@ -93,22 +96,30 @@ def describe(db: Database, table: str, mode: Mode | None = None) -> TableInfo:
     )
 
 
-def list_tables(db: Database) -> TablesReport:
-    """Every sessions table of ``db`` (file or schema), its ``agent_runs`` table if any, and the rest by name."""
+def list_tables(db: Database, unreadable: list[tuple[str, str]] | None = None) -> TablesReport:
+    """Every sessions table of ``db`` (file or schema), its ``agent_runs`` table if any, and the rest by name.
+
+    A table the connection's role may not read (PostgreSQL) is a StorageError saying "permission denied";
+    with ``unreadable`` given, it is added there (name, why) instead and the others are listed.
+    """
     sessions: list[TableInfo] = []
     others: list[str] = []
     names = db.table_names()
     for name in names:
         if name == RUNS_TABLE:
             continue
-        layout = db.layout(name)
-        if layout is None or schema.identify_mode(layout[0]) is None:
-            others.append(name)
-            continue
         try:
+            layout = db.layout(name)
+            if layout is None or schema.identify_mode(layout[0]) is None:
+                others.append(name)
+                continue
             sessions.append(describe(db, name))
         except SchemaMismatchError:
             others.append(name)
+        except StorageError as exc:
+            if unreadable is None or getattr(exc.__cause__, "sqlstate", None) != _NO_PRIVILEGE:
+                raise
+            unreadable.append((name, str(exc)))
     runs = runs_info(db, [t.name for t in sessions]) if RUNS_TABLE in names else None
     return TablesReport(sessions=tuple(sessions), runs=runs, others=tuple(others))
 

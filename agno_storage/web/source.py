@@ -122,13 +122,15 @@ class Source(abc.ABC):
     def tables(self) -> Tables:
         """The sessions tables there now (``agno-storage tables``' list: mode, layout, version, rows).
 
-        A table whose name the stores refuse is listed apart, with why:
-        :meth:`reader` could not read it, so it is not offered as readable.
+        A table whose name the stores refuse, or that the role may not read
+        (PostgreSQL), is listed apart, with why: :meth:`reader` could not
+        read it, so it is not offered as readable.
         """
         url, schema_name = self._location()
+        unreadable: list[tuple[str, str]] = []
         with open_database(url, schema_name) as db:
-            found = list_tables(db).sessions
-        readable, unreadable = [], []
+            found = list_tables(db, unreadable).sessions  # one the role may not read: listed apart, with why
+        readable = []
         for info in found:
             try:
                 schema.check_table_name(info.name)
