@@ -23,6 +23,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, Self, cast
 
 import attrs
@@ -148,7 +149,7 @@ class _AgnoStorage(Storage):
         self.mode = mode  # through the setter's check: agno's __init__ may set the attribute directly
         self.table_name = table_name
         self.db_url = db_url
-        self.db_file = db_file
+        self.db_file = _as_agno_resolves(db_file) if db_url is None else db_file
         self.schema = schema
         self.schema_version = schema_version
         self.auto_upgrade_schema = auto_upgrade_schema
@@ -462,6 +463,18 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _as_agno_resolves(db_file: str | None) -> str | None:
+    """``db_file`` as agno's SqliteStorage takes it: ``Path(db_file).resolve()`` at construction, so a
+    relative name is the working directory's then, and ``~`` is a folder of that name, not the home folder
+    (the store would expand it: the file agno wrote would not be the one opened)."""
+    if not isinstance(db_file, str) or db_file in ("", ":memory:"):
+        return db_file
+    try:
+        return str(Path(db_file).resolve())
+    except (OSError, ValueError):  # an embedded NUL, say: the store says why
+        return db_file
 
 
 def _as_json_writes(record: CoreSession, column: str | None) -> CoreSession | None:

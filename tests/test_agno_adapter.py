@@ -428,3 +428,21 @@ def test_state_agnos_json_would_store_is_stored_as_agnos_json_stores_it(tmp_path
     with pytest.raises(InvalidInputError):
         storage.upsert(AgnoAgentSession(session_id="t", user_id="u", extra_data={"at": datetime.datetime.now()}))
     storage.close()
+
+
+def test_a_db_file_names_the_file_agnos_own_store_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """agno resolves db_file against the working directory at construction and does not expand ``~``: the
+    swapped store opens the file agno's own store wrote, whatever the working directory is at first use."""
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    monkeypatch.chdir(tmp_path)
+    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_file="~/chats.db")
+    theirs.create()
+    theirs.upsert(AgnoAgentSession(session_id="s", user_id="u", agent_id="a", memory={"runs": []}))
+    theirs.db_engine.dispose()
+    assert (tmp_path / "~" / "chats.db").exists()
+    ours = SqliteStorage(table_name="agent_sessions", db_file="~/chats.db")
+    monkeypatch.chdir(tmp_path / "~")  # a later chdir changes nothing for either
+    got = ours.read("s")
+    assert got is not None and got.user_id == "u"
+    ours.close()
