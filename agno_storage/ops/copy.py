@@ -51,8 +51,9 @@ def copy_table(
     sessions into an agent table in SQLite (:mod:`agno_storage.ops.runs`);
     into PostgreSQL, which has no ``agent_runs``, they are counted in
     ``runs_left``. Refuses (OutputIsSourceError, before writing) a
-    destination that is the source's -wal, -shm or -journal, or the source
-    table itself (on PostgreSQL: the same table of the same database, or
+    destination that is the source's -wal, -shm or -journal, a source that
+    is the destination's (which SQLite would take for the new file's own),
+    or the source table itself (on PostgreSQL: the same table of the same database, or
     of a standby of that database, by what the servers say, not how the
     URLs spell them: :meth:`~agno_storage.ops.db.TableIdentity.is_same`).
     Raises CorruptRowError (nothing of its batch written) for a value export

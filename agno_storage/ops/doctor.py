@@ -258,6 +258,8 @@ def _stopped(exc: StorageError, table: str | None, integrity: str | None) -> Fin
     message = f"{where}stopped: {exc.__cause__ or exc}"
     if integrity == "ok":  # integrity_check passed, but reading it failed all the same
         return Finding(PROBLEM, "unreadable", message, table)
+    if integrity is None:  # PostgreSQL, which has no integrity_check: the server found the damage
+        return Finding(PROBLEM, "integrity", f"{message} (damaged data, as the server reports)", table)
     return Finding(PROBLEM, "integrity", f"{message} (the damage integrity_check reports)", table)
 
 
