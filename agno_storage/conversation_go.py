@@ -104,26 +104,17 @@ def runs_messages(rows: Iterable[RunRow], table: str) -> builtins.list[Message]:
                 available[key] -= 1
                 continue
             new.append(message)
-        if last_user is None and row.user_message is not None:
-            new.append(
-                Message(
-                    role="user",
-                    content=row.user_message,
-                    created_at=row.created_at,
-                    run_id=row.id,
-                    source=SOURCE_GO_AGENT,
+        # The run's own columns: its user message where no message held it, and the reply, which only they hold.
+        for role, content in (
+            ("user", row.user_message if last_user is None else None),
+            ("assistant", row.agent_message),
+        ):
+            if content is not None:
+                new.append(
+                    Message(
+                        role=role, content=content, created_at=row.created_at, run_id=row.id, source=SOURCE_GO_AGENT
+                    )
                 )
-            )
-        if row.agent_message is not None:
-            new.append(
-                Message(
-                    role="assistant",
-                    content=row.agent_message,
-                    created_at=row.created_at,
-                    run_id=row.id,
-                    source=SOURCE_GO_AGENT,
-                )
-            )
         given.update((m.role, m.content) for m in new)
         out += new
     return out

@@ -9,7 +9,6 @@ from pathlib import Path
 import attrs
 
 from agno_storage import urls
-from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.ops import runs, select
 from agno_storage.ops.db import Database, check_conninfo, open_database, refuse_source
@@ -77,12 +76,7 @@ def copy_table(
                     rows.append(writer.check(row))
                 except BadValue as exc:
                     copied = writer.flush()  # every batch before this one, committed
-                    raise CorruptRowError(
-                        f"{table}.{exc.column} of session {row[0]!r}: {exc}; {copied} sessions were copied before it",
-                        table=table,
-                        session_id=str(row[0]),
-                        column=exc.column,
-                    ) from None
+                    raise exc.corrupt(table, row[0], f"{copied} sessions were copied before it") from None
             # On PostgreSQL, committed by the writer's thread while the next batch is read.
             writer.write(rows)
             progress.advance(len(rows))

@@ -9,7 +9,6 @@ from typing import IO
 import attrs
 import orjson
 
-from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
 from agno_storage.ops import runs, select
@@ -101,12 +100,7 @@ def _row_check(table: str, mode: Mode) -> Callable[[tuple[object, ...]], None]:
         try:
             row_problem(row)
         except BadValue as exc:
-            raise CorruptRowError(
-                f"{table}.{exc.column} of session {row[0]!r}: {exc}; no export line can hold it that import would take",
-                table=table,
-                session_id=str(row[0]),
-                column=exc.column,
-            ) from None
+            raise exc.corrupt(table, row[0], "no export line can hold it that import would take") from None
 
     return check
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from agno_storage import codec
+from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS, ColumnKind
 
@@ -29,6 +30,15 @@ class BadValue(ValueError):
     def __init__(self, column: str, message: str) -> None:
         super().__init__(message)
         self.column = column
+
+    def corrupt(self, table: str, session_id: object, then: str) -> CorruptRowError:
+        """The CorruptRowError of the row of ``session_id`` in ``table``, ``then`` saying what that means."""
+        return CorruptRowError(
+            f"{table}.{self.column} of session {session_id!r}: {self}; {then}",
+            table=table,
+            session_id=str(session_id),
+            column=self.column,
+        )
 
 
 def row_check(mode: Mode) -> Callable[[Sequence[object]], None]:
