@@ -17,14 +17,12 @@ is listed in ``docs/compat_agno.md``.
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import os
 import threading
 import weakref
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self
 
 import attrs
 
@@ -43,6 +41,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from agno_storage import AgentSession, BaseStorage, TeamSession, WorkflowSession, WorkflowSessionV2, urls
 from agno_storage import SqliteStorage as CoreSqliteStorage
+from agno_storage.agno_args import (
+    Backend,
+    as_agno_resolves,
+    backend_of_url,
+    check_options,
+    postgres_url_of_engine,
+    sqlite_file_of_engine,
+)
 from agno_storage.errors import CorruptRowError, InvalidInputError, OwnershipError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
@@ -51,7 +57,6 @@ from agno_storage.schema import check_table_name
 __all__ = ["AgnoSession", "PostgresStorage", "SqliteStorage"]
 
 ModeName = Literal["agent", "team", "workflow", "workflow_v2"]
-Backend = Literal["sqlite", "postgresql"]
 AgnoSession = AgnoAgentSession | AgnoTeamSession | AgnoWorkflowSession | AgnoWorkflowSessionV2
 CoreSession = AgentSession | TeamSession | WorkflowSession | WorkflowSessionV2
 
@@ -69,51 +74,6 @@ _AGNO_CLASSES: dict[str, Any] = {mode.value: _agno_class(spec.agno_class) for mo
 _V2_OWN = frozenset({"memory", "runs"})
 #: The keys of what agno's v2 WorkflowSession.to_dict writes for a run it could not serialise.
 _UNSERIALISED_RUN = frozenset({"run_id", "status", "error"})
-# Set by the adapter itself, so not accepted among the pass-through options.
-_ADAPTER_OPTIONS = frozenset({"table_name", "db_url", "db_file", "mode", "schema", "auto_upgrade_schema"})
-
-
-def _backend_of_url(db_url: str) -> Backend:
-    """Which core store a URL selects, as :func:`agno_storage.urls.parse` reads it.
-
-    Raises InvalidInputError for a URL of no engine, before any connection is made.
-    """
-    return "sqlite" if isinstance(urls.parse(db_url, "db_url"), urls.SqliteTarget) else "postgresql"
-
-
-def _engine_url(db_engine: Any, expected: Backend) -> Any:
-    """The SQLAlchemy URL of ``db_engine``; InvalidInputError unless it is an ``expected`` engine."""
-    url: Any = getattr(db_engine, "url", None)
-    backend = url.get_backend_name() if url is not None and hasattr(url, "get_backend_name") else None
-    if url is None or backend != expected:
-        hint = {"sqlite": "SqliteStorage", "postgresql": "PostgresStorage"}.get(backend or "")
-        instead = f"use agno_storage.agno.{hint} or pass db_url=" if hint else "pass db_url= instead"
-        raise InvalidInputError(f"db_engine must be a SQLAlchemy {expected} engine here, got {url!r}; {instead}")
-    return url
-
-
-def _sqlite_file_of_engine(db_engine: Any) -> str:
-    """The database file behind a SQLAlchemy SQLite engine.
-
-    Raises InvalidInputError for anything else: a non-SQLite engine, or an
-    in-memory engine whose database no second connection could ever see.
-    """
-    database = cast(str | None, _engine_url(db_engine, "sqlite").database)
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
-        raise InvalidInputError(
-            "db_engine points at an in-memory SQLite database, which only that engine can see; "
-            "pass db_file= (or omit all three for a private in-memory store)"
-        )
-    return database
-
-
-def _postgres_url_of_engine(db_engine: Any) -> str:
-    """The URL of a SQLAlchemy PostgreSQL engine, password included.
-
-    Only the URL is used: the engine's pool, ``connect_args`` and event hooks
-    are not. Raises InvalidInputError for any other engine.
-    """
-    return cast(str, _engine_url(db_engine, "postgresql").render_as_string(hide_password=False))
 
 
 class _AgnoStorage(Storage):
@@ -137,7 +97,7 @@ class _AgnoStorage(Storage):
         # At construction, where agno builds its storage, not at the Agent's first run: a name the store
         # cannot take (one agno's SQLAlchemy would quote: "my-sessions", a reserved word) fails here.
         check_table_name(table_name)
-        backend: Backend = "sqlite" if db_url is None else _backend_of_url(db_url)
+        backend: Backend = "sqlite" if db_url is None else backend_of_url(db_url)
         if backend == "postgresql" and db_file is not None:
             raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {urls.shown(db_url)}")
         self.backend: Backend = backend
@@ -149,7 +109,7 @@ class _AgnoStorage(Storage):
         self.mode = mode  # through the setter's check: agno's __init__ may set the attribute directly
         self.table_name = table_name
         self.db_url = db_url
-        self.db_file = _as_agno_resolves(db_file) if db_url is None else db_file
+        self.db_file = as_agno_resolves(db_file) if db_url is None else db_file
         self.schema = schema
         self.schema_version = schema_version
         self.auto_upgrade_schema = auto_upgrade_schema
@@ -157,7 +117,7 @@ class _AgnoStorage(Storage):
         # Scoped to a user, a session with no owner reads as missing: a write there would replace what the
         # Agent never loaded, so it may not take such a session. Unscoped, agno reads it whole, and may.
         self.core_options: dict[str, Any] = {"claim_unowned": user_id is None, **core_options}
-        _check_options(self._core_class(), self.core_options)
+        check_options(self._core_class(), self.core_options)
 
     # -- the delegate ------------------------------------------------------
     def _core_class(self) -> type[BaseStorage]:
@@ -465,18 +425,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _as_agno_resolves(db_file: str | None) -> str | None:
-    """``db_file`` as agno's SqliteStorage takes it: ``Path(db_file).resolve()`` at construction, so a
-    relative name is the working directory's then, and ``~`` is a folder of that name, not the home folder
-    (the store would expand it: the file agno wrote would not be the one opened)."""
-    if not isinstance(db_file, str) or db_file in ("", ":memory:"):
-        return db_file
-    try:
-        return str(Path(db_file).resolve())
-    except (OSError, ValueError):  # an embedded NUL, say: the store says why
-        return db_file
-
-
 def _as_json_writes(record: CoreSession, column: str | None) -> CoreSession | None:
     """``record`` with ``column`` (a JSON column) as agno's ``json.dumps`` would store it; None when json
     refuses it too or it is no JSON column."""
@@ -501,21 +449,6 @@ def _agent_memory(memory: dict[str, Any] | None) -> dict[str, Any]:
     if "runs" not in memory:
         return {**memory, "runs": []}
     return memory
-
-
-def _check_options(core_class: type[BaseStorage], options: dict[str, Any]) -> None:
-    """Refuse pass-through options the chosen core store does not take, at construction."""
-    accepted = {
-        name
-        for name, param in inspect.signature(core_class.__init__).parameters.items()
-        if param.kind is inspect.Parameter.KEYWORD_ONLY
-    } - _ADAPTER_OPTIONS
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise InvalidInputError(
-            f"{core_class.__module__}.{core_class.__name__} takes no option {', '.join(unknown)}; "
-            f"it takes {', '.join(sorted(accepted))}"
-        )
 
 
 class SqliteStorage(_AgnoStorage):
@@ -562,7 +495,7 @@ class SqliteStorage(_AgnoStorage):
         **core_options: Any,
     ) -> None:
         if db_engine is not None and db_url is None and db_file is None:
-            db_file = _sqlite_file_of_engine(db_engine)
+            db_file = sqlite_file_of_engine(db_engine)
         super().__init__(
             table_name,
             db_url=db_url,
@@ -607,7 +540,7 @@ class PostgresStorage(_AgnoStorage):
         **core_options: Any,
     ) -> None:
         if db_url is None and db_engine is not None:
-            db_url = _postgres_url_of_engine(db_engine)
+            db_url = postgres_url_of_engine(db_engine)
         if db_url is None:
             raise InvalidInputError(f"PostgresStorage needs db_url or db_engine (table {table_name!r})")
         super().__init__(
