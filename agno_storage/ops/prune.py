@@ -83,7 +83,7 @@ def prune(
     # agent_runs holds agent sessions' runs only: pruning a team or workflow table leaves it alone.
     has_runs = info.mode is Mode.AGENT and db.layout(RUNS_TABLE) is not None
     old = _OldSessions(table, clause, params, cutoff, has_runs)
-    ids = [r[0] for r in db.query(*old.select(db.qualified, db.placeholder))]
+    ids = [r[0] for r in db.query(*old.select(db.qualified, db.placeholder), table=table)]
     orphans: _RunSessions | None = None
     theirs: _TheirRuns | None = None
     if has_runs:
@@ -92,7 +92,9 @@ def prune(
         theirs = _TheirRuns(
             table, [t for t in session_tables if not db.same_table(t, table)], owned_only=user is not None
         )
-    run_ids = [r[0] for r in db.query(*orphans.select(db.qualified, db.placeholder))] if orphans else []
+    run_ids = (
+        [r[0] for r in db.query(*orphans.select(db.qualified, db.placeholder), table=RUNS_TABLE)] if orphans else []
+    )
     progress.start(len(ids) + len(run_ids))
     if dry_run:
         runs = 0
@@ -269,6 +271,7 @@ def _count_runs(db: Database, ids: list[str], condition: str) -> int:
         (n,) = db.query(
             f'SELECT COUNT(*) FROM {db.qualified(RUNS_TABLE)} AS r WHERE r."session_id" IN ({marks}){condition}',  # noqa: S608
             chunk,
+            table=RUNS_TABLE,
         )[0]
         total += int(n)
     return total

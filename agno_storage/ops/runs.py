@@ -79,7 +79,7 @@ def statement(db: Database, info: TableInfo, filters: Filters) -> tuple[str, lis
 def any_rows(db: Database, info: TableInfo, filters: Filters) -> bool:
     """Whether :func:`rows` gives any (an export without them stays a version 1 file)."""
     text, params = statement(db, info, filters)
-    return bool(db.query(f"SELECT 1 FROM ({text}) AS runs LIMIT 1", params))  # noqa: S608
+    return bool(db.query(f"SELECT 1 FROM ({text}) AS runs LIMIT 1", params, table=agent_runs.TABLE))  # noqa: S608
 
 
 def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple[Any, ...]]]:
@@ -89,7 +89,7 @@ def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple
     float time).
     """
     text, params = statement(db, info, filters)
-    for batch in db.stream(text, params):
+    for batch in db.stream(text, params, table=agent_runs.TABLE):
         for row in batch:
             check(row)
         yield batch

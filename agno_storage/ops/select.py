@@ -80,7 +80,7 @@ def _runs_of(db: Database, info: TableInfo) -> str | None:
 
 def count(db: Database, info: TableInfo, filters: Filters) -> int:
     clause, params = where(db, filters, _runs_of(db, info))
-    (n,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(info.name)}{clause}", params)[0]  # noqa: S608
+    (n,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(info.name)}{clause}", params, table=info.name)[0]  # noqa: S608
     return int(n)
 
 
@@ -101,7 +101,7 @@ def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple
     clause, params = where(db, filters, _runs_of(db, info))
     order = ' ORDER BY "session_id"' if db.is_sqlite else ' ORDER BY "session_id" COLLATE "C"'
     statement = f"SELECT {', '.join(items)} FROM {db.qualified(info.name)}{clause}{order}"  # noqa: S608
-    return db.stream(statement, params)
+    return db.stream(statement, params, table=info.name)
 
 
 __all__ = ["Filters", "count", "rows", "where"]
