@@ -298,6 +298,18 @@ class Database:
         """
         return self.name(table) if self.is_sqlite else for_psycopg(self.name(table))
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A block whose failed statement leaves the connection's transaction usable for the next one.
+
+        On PostgreSQL a savepoint (an error aborts the whole transaction otherwise); SQLite needs none.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        with self.conn.transaction():
+            yield
+
     def as_text(self, column: str) -> str:
         """A select-list item giving a JSON column's stored text."""
         if self.is_sqlite:

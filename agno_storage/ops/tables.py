@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 
 import attrs
@@ -109,11 +110,13 @@ def list_tables(db: Database, unreadable: list[tuple[str, str]] | None = None) -
         if name == RUNS_TABLE:
             continue
         try:
-            layout = db.layout(name)
-            if layout is None or schema.identify_mode(layout[0]) is None:
-                others.append(name)
-                continue
-            sessions.append(describe(db, name))
+            # With unreadable given, a table that fails is passed over: the transaction must go on after it.
+            with db.savepoint() if unreadable is not None else contextlib.nullcontext():
+                layout = db.layout(name)
+                if layout is None or schema.identify_mode(layout[0]) is None:
+                    others.append(name)
+                    continue
+                sessions.append(describe(db, name))
         except SchemaMismatchError:
             others.append(name)
         except StorageError as exc:
