@@ -974,9 +974,10 @@ def test_a_table_the_role_may_not_read_is_listed_apart_and_the_others_are_served
             status, body = get(base, "/api/v1/tables")
             assert status == 200, body
             listing = make_converter().structure(body, TablesBody)
+            # The schema may hold other tests' tables too, which the role may not read either.
+            reasons = {u.name: u.reason for u in listing.unreadable}
             assert [t.name for t in listing.tables] == [filled.table_name]
-            assert [u.name for u in listing.unreadable] == [store.table_name for store in hidden]
-            assert all("permission denied" in u.reason for u in listing.unreadable)
+            assert all("permission denied" in reasons[store.table_name] for store in hidden)
             status, body = get(base, "/api/v1/sessions/s-004", table=filled.table_name)
             assert status == 200 and body["session"]["session_id"] == "s-004"
     finally:
