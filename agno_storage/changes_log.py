@@ -200,8 +200,9 @@ def find_gap(store: BaseStorage, meta: str) -> str | None:
                     "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE", (table,)
                 )
             }
-            missing = [name for name in trigger_names(table, t) if name.lower() not in present]
-            if len(missing) == len(trigger_names(table, t)):
+            needed = trigger_names(table, t)
+            missing = [name for name in needed if name.lower() not in present]
+            if len(missing) == len(needed):
                 return f"stopped logging: {table} was dropped or renamed (its triggers went with it){lost}"
             if missing:
                 return f"stopped logging: another program dropped the trigger {missing[0]!r} on {table}{lost}"

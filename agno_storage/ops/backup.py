@@ -12,7 +12,7 @@ from agno_storage import urls
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import BusyError, StorageError
 from agno_storage.ops import files
-from agno_storage.ops.db import connect_readonly, hot_journal_error, refuse_source, sqlite_path
+from agno_storage.ops.db import SIDE_SUFFIXES, connect_readonly, hot_journal_error, refuse_source, sqlite_path
 
 
 @attrs.frozen
@@ -21,10 +21,6 @@ class BackupSummary:
     destination: str
     bytes: int
     pages: int
-
-
-#: The files SQLite keeps beside a database: the temporary file's are this backup's own too.
-_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
 def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
@@ -73,7 +69,7 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
         # A file of this backup's own, which no other backup to DEST writes, moves or removes. As cp makes
         # a copy: with the source's permission bits less the umask, so that no one may read the copy who may
         # not read the database.
-        fd, partial = files.new_file(dest, os.stat(source).st_mode & 0o777, beside=_SIDE_FILES)
+        fd, partial = files.new_file(dest, os.stat(source).st_mode & 0o777, beside=SIDE_SUFFIXES)
         try:
             mode = os.fstat(fd).st_mode & 0o777
             files.set_mode(fd, mode | 0o600)  # until it is checked: SQLite writes it (a read-only source's too)
@@ -117,7 +113,7 @@ def _remove(partial: Path | None) -> None:
     an error, which is the one reported)."""
     if partial is None:
         return
-    for suffix in ("", *_SIDE_FILES):
+    for suffix in ("", *SIDE_SUFFIXES):  # the files SQLite made beside this backup's are its own too
         try:
             Path(f"{partial}{suffix}").unlink(missing_ok=True)
         except OSError:
