@@ -58,6 +58,10 @@ _STRIDE = 6
 _SAMPLED_RUN = b"0" * 3
 # Texts shorter than this are scanned whole: sampling pays off only on longer ones.
 _SAMPLE_FROM = 512
+# Places to check one by one per 2**_WINDOWS_PER bytes of text before the exact scan takes over: checking one
+# costs about what the exact scan costs on 1 KiB, and a text with many (a float of 13 digits or more in the
+# metrics of every run) has them everywhere.
+_WINDOWS_PER = 12
 _DOT = ord(".")
 _FRACTION_OR_EXPONENT = frozenset(b".eE")
 
@@ -136,14 +140,20 @@ def _has_wide_integer(data: bytes) -> bool:
     in a row has no such run, and that is decided on a sixth of the bytes.
     Each place where it does show is checked in a window around it that
     holds at least 19 digits of any run through that place; only a window
-    with a 19-digit run sends the whole text to the exact scan.
+    with a 19-digit run sends the whole text to the exact scan. A text with
+    more such places than one per 4 KiB (floats of 13 digits or more, as
+    agno's timing metrics are) goes to the exact scan at once.
     """
     if len(data) < _SAMPLE_FROM:
-        # Short text: one translate is cheaper than sampling it.
-        return _LONG_RUN in data.translate(_DIGITS) and _has_wide_integer_exact(data)
+        # Short text: the exact scan is one translate, cheaper than sampling it.
+        return _has_wide_integer_exact(data)
     sampled = data[::_STRIDE].translate(_DIGITS)
     at = sampled.find(_SAMPLED_RUN)
+    windows = len(data) >> _WINDOWS_PER
     while at != -1:
+        if not windows:
+            return _has_wide_integer_exact(data)
+        windows -= 1
         middle = at * _STRIDE
         window = data[max(middle - 18, 0) : middle + 2 * _STRIDE + 19]
         if _LONG_RUN in window.translate(_DIGITS):

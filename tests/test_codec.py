@@ -309,6 +309,26 @@ def test_a_wide_integer_is_found_wherever_it_starts(offset: int, length: int) ->
     assert codec.loads(text)["n"] == int(number)
 
 
+# A run's timing metric as agno keeps it: a float whose 16 fraction digits are a place the sampled scan must look at.
+_TIMED_RUN = '{"metrics":{"time":1.2345678901234567},"content":"' + "x" * 200 + '"}'
+
+
+@pytest.mark.parametrize("padding", [0, 64_000])
+@pytest.mark.parametrize("where", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("runs", [0, 3, 40, 400])
+def test_a_wide_integer_among_many_long_floats_reads_back_exact(runs: int, where: float, padding: int) -> None:
+    # Long floats everywhere (many places to look at) or few in much text: the scan looks at each, or
+    # scans the whole text once; either way the integer past 64 bits is found, and the fractions are no alarm.
+    items = [_TIMED_RUN] * runs + ['"' + "y" * padding + '"'] * bool(padding)
+    without = "[" + ",".join(items) + "]"
+    items.insert(int(len(items) * where), '{"n":123456789012345678901}')
+    text = "[" + ",".join(items) + "]"
+    assert codec._has_wide_integer(text.encode())
+    assert codec.loads(text) == json.loads(text)
+    assert {"n": 123456789012345678901} in codec.loads(text)
+    assert not codec._has_wide_integer(without.encode())
+
+
 # Any float a session may hold, non-finite ones and their NaN payloads included.
 _any_float = st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 2**64 - 1).map(
     lambda bits: struct.unpack("<d", bits.to_bytes(8, "little"))[0]
