@@ -485,7 +485,8 @@ def test_upsert_many_replays_a_write_whose_table_vanished_only_while_it_kept_eve
         assert store.get_all_session_ids() == ["before"], "nothing of the refused write is kept"
 
 
-def test_a_table_replaced_by_another_shape_raises_schema_mismatch(make_store: StoreFactory) -> None:
+@pytest.mark.parametrize("call", ["read", "upsert", "upsert_many"])
+def test_a_table_replaced_by_another_shape_raises_schema_mismatch(make_store: StoreFactory, call: str) -> None:
     store = make_store()
     store.upsert(make_session(Mode.AGENT, "s1"))
     other = make_store(table_name=store.table_name)
@@ -493,7 +494,12 @@ def test_a_table_replaced_by_another_shape_raises_schema_mismatch(make_store: St
     with other.transaction() as conn:
         conn.execute(f"CREATE TABLE {_qualified(store)} (session_id TEXT PRIMARY KEY, other TEXT)")
     with pytest.raises(StorageError) as info:
-        store.read("s1")
+        if call == "read":
+            store.read("s1")
+        elif call == "upsert":
+            store.upsert(make_session(Mode.AGENT, "s1"))
+        else:
+            store.upsert_many([make_session(Mode.AGENT, "s1")])
     assert type(info.value) is SchemaMismatchError
 
 

@@ -59,11 +59,12 @@ def translate(exc: sqlite3.Error, table: str | None = None) -> StorageError:
         return DiskFullError(f"the disk is full; nothing of this write was kept: {exc}", table=table)
     if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return DatabaseCorruptError(f"the database file is damaged or not a database: {exc}", table=table)
-    # Both come with the generic SQLITE_ERROR code; the message is all SQLite gives.
+    # These come with the generic SQLITE_ERROR code; the message is all SQLite gives.
     named = "a table" if table is None else f"table {table!r}"
     if text.startswith("no such table"):
         return TableNotFoundError(f"{named} is not there: {exc}", table=table)
-    if text.startswith("no such column"):
+    # A read names a missing column "no such column: t.c", a write "table t has no column named c".
+    if text.startswith("no such column") or (text.startswith("table ") and " has no column named " in text):
         return SchemaMismatchError(f"{named} changed shape under this store: {exc}", table=table)
     where = "" if table is None else f" on table {table!r}"
     return StorageError(f"SQLite error{where}: {exc}", table=table)
