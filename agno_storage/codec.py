@@ -420,7 +420,7 @@ _NULL_TEXT = "null"
 
 def _wrong_input(value: Any, code: int, column: str) -> InvalidInputError:
     want = "a dict" if code == _JSON else "a dict or a list"
-    if isinstance(value, (dict, list)):
+    if isinstance(value, (dict, list)) and type(value) not in (dict, list):
         # A subclass: its extra behaviour (ordering, defaults, hooks) would not survive a round trip.
         return InvalidInputError(
             f"{column} must be {want} or None, got a {type(value).__name__}, a subclass that JSON cannot keep"

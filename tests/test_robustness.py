@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import sqlite3
@@ -47,6 +48,21 @@ def test_odd_arguments_raise_invalid_input(tmp_path: Path, call: object) -> None
     with pytest.raises(InvalidInputError):
         call(store)  # type: ignore[operator]
     assert store.get_all_session_ids() == ["s1"]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ([1], "memory must be a dict or None, got list$"),
+        (
+            collections.OrderedDict(),
+            "memory must be a dict or None, got a OrderedDict, a subclass that JSON cannot keep",
+        ),
+    ],
+)
+def test_a_json_column_of_the_wrong_type_is_named_as_it_is(value: object, says: str) -> None:
+    with pytest.raises(InvalidInputError, match=says):
+        SqliteStorage("s").upsert(AgentSession(session_id="s1", memory=value))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["order", "select", "sqlite_x", "pg_catalog_copy", "TABLE"])
