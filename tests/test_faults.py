@@ -362,6 +362,12 @@ def test_a_read_only_rollback_journal_file_is_readable_and_refuses_writes(
     assert store.count() == len(expected)
 
 
+def test_a_read_only_store_of_a_missing_file_makes_no_folder(tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        SqliteStorage(TABLE, db_file=tmp_path / "new" / "deeper" / "db.db", read_only=True).read("s1")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- values other programs stored with the wrong type ------------------------------
 
 #: (what another program stored, the SQL value, the column): each must raise CorruptRowError.

@@ -142,7 +142,7 @@ class SqliteStorage(BaseStorage):
             "busy_timeout": round(self.busy_timeout * 1000),
         }
         self.read_only = check_bool("read_only", read_only)
-        self.db_path = resolve_path(db_url, db_file)
+        self.db_path = resolve_path(db_url, db_file, make_folder=not self.read_only)
         if self.read_only and self.db_path is None:
             raise InvalidInputError("read_only needs a database file: an in-memory database starts empty")
         self._local = threading.local()

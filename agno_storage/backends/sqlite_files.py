@@ -16,8 +16,12 @@ from agno_storage import urls
 from agno_storage.errors import InvalidInputError, StorageError
 
 
-def resolve_path(db_url: object, db_file: object) -> str | None:
-    """The database file for ``db_url`` / ``db_file`` (creating its folder), or None for memory."""
+def resolve_path(db_url: object, db_file: object, *, make_folder: bool = True) -> str | None:
+    """The database file for ``db_url`` / ``db_file``, or None for memory.
+
+    ``make_folder``: create the file's folder if it is missing (a store that
+    only reads leaves the file system as it was).
+    """
     if db_url is not None:
         target = urls.parse(db_url, "db_url")
         if not isinstance(target, urls.SqliteTarget):
@@ -33,7 +37,8 @@ def resolve_path(db_url: object, db_file: object) -> str | None:
         return None  # sqlite3's (and agno's) name for an in-memory database, not a file's
     try:
         path = Path(db_file).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
     except ValueError as exc:  # an embedded NUL byte
         raise InvalidInputError(f"db_file is not a usable path: {db_file!r} ({exc})") from exc
     except OSError as exc:
