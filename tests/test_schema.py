@@ -281,6 +281,51 @@ def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> 
     assert not Path(f"{path}-wal").exists()
 
 
+@pytest.mark.parametrize(
+    ("declared", "column"),
+    [
+        # SQLite converts a value to the column's affinity: the store would write what it cannot read back.
+        ("created_at TEXT", "created_at"),  # integers kept as text
+        ("updated_at REAL", "updated_at"),  # integers kept as floats
+        ("user_id INTEGER NOT NULL", "user_id"),  # "42" kept as 42
+        ("agent_id NUMERIC NOT NULL", "agent_id"),  # "1e3" kept as 1000
+        ("session_id INTEGER PRIMARY KEY", "session_id"),  # the rowid: no text at all
+    ],
+)
+def test_a_column_whose_type_sqlite_would_convert_values_to_is_refused(
+    tmp_path: Path, declared: str, column: str
+) -> None:
+    columns = {
+        "session_id": "session_id TEXT PRIMARY KEY",
+        "user_id": "user_id TEXT NOT NULL",
+        "memory": "memory TEXT",
+        "session_data": "session_data TEXT",
+        "extra_data": "extra_data TEXT",
+        "created_at": f"created_at {_NOW}",
+        "updated_at": f"updated_at {_NOW}",
+        "agent_id": "agent_id TEXT NOT NULL",
+        "agent_data": "agent_data TEXT",
+        "team_session_id": "team_session_id TEXT",
+    }
+    path = tmp_path / "x.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TABLE s ({', '.join({**columns, column: declared}.values())})")
+    before = path.read_bytes()
+    with pytest.raises(SchemaMismatchError, match=f"{column} is declared") as info:
+        SqliteStorage("s", db_file=path, mode="agent")
+    assert info.value.table == "s"
+    assert path.read_bytes() == before
+    # Types that keep the store's values as written still open: agno's VARCHAR and JSON, a bare column.
+    agno_types = {**columns, column: columns[column].replace(" TEXT", " VARCHAR").replace(" INTEGER", " BIGINT")}
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE s")
+        conn.execute(
+            f"CREATE TABLE s ({', '.join({**agno_types, 'memory': 'memory JSON', 'extra_data': 'extra_data'}.values())})"
+        )
+    store = SqliteStorage("s", db_file=path, mode="agent")
+    assert store.read(store.upsert(make_session(Mode.AGENT, "1e3", user_id="42")).session_id) is not None
+
+
 def _index_names(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

@@ -409,6 +409,14 @@ class SqliteStorage(BaseStorage):
         self._check_encoding(self._query("PRAGMA encoding", ())[0][0])
         return layout
 
+    def _inspect(self) -> TableShape | None:
+        """The table's shape; SchemaMismatchError also for a column whose declared type would change what is written."""
+        shape = super()._inspect()
+        if shape is not None:
+            declared = dict(self._query("SELECT name, type FROM pragma_table_info(?)", (self.table_name,)))
+            ddl.check_declared_types(self.table_name, self.spec, declared)
+        return shape
+
     def _check_encoding(self, encoding: str) -> None:
         """StorageError unless the file keeps its text as UTF-8.
 

@@ -8,9 +8,10 @@ which is why they appear unquoted, as the Go port writes them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from agno_storage.errors import SchemaMismatchError
 from agno_storage.modes import ColumnKind, ModeSpec
 from agno_storage.schema import Flavor, TableShape, pending_columns
 
@@ -36,6 +37,45 @@ def table_layout(
         elif kind == "table":
             table_sql = sql or ""
     return columns, indexes, table_sql
+
+
+def affinity(declared: str) -> str:
+    """The type affinity SQLite gives a column declared ``declared`` (its rules, in their order)."""
+    upper = declared.upper()
+    if "INT" in upper:
+        return "INTEGER"
+    if "CHAR" in upper or "CLOB" in upper or "TEXT" in upper:
+        return "TEXT"
+    if "BLOB" in upper or not upper.strip():
+        return "BLOB"
+    if "REAL" in upper or "FLOA" in upper or "DOUB" in upper:
+        return "REAL"
+    return "NUMERIC"
+
+
+#: The affinities that convert what the codec writes to a column of each kind: a timestamp to text or a
+#: float, a text that reads as a number to a number. JSON text (an object, a list, null) is never converted.
+_CONVERTING = {
+    ColumnKind.TIMESTAMP: frozenset({"TEXT", "REAL"}),
+    **dict.fromkeys(
+        (ColumnKind.KEY, ColumnKind.REQUIRED_TEXT, ColumnKind.OPTIONAL_TEXT), frozenset({"INTEGER", "REAL", "NUMERIC"})
+    ),
+}
+
+
+def check_declared_types(table: str, spec: ModeSpec, declared: Mapping[str, str]) -> None:
+    """SchemaMismatchError if a column of ``spec`` is declared (``declared``: name to type, as
+    ``pragma_table_info`` gives them) with a type that makes SQLite store the codec's values as another type."""
+    for column in spec.columns:
+        decl = declared.get(column.name)
+        if decl is not None and affinity(decl) in _CONVERTING.get(column.kind, frozenset()):
+            raise SchemaMismatchError(
+                f"table {table!r} cannot keep {spec.mode.value} sessions as written: {column.name} is declared "
+                f"{decl!r}, and SQLite converts what is written to a column of {affinity(decl)} affinity",
+                table=table,
+                expected_mode=spec.mode.value,
+                found_mode=spec.mode.value,
+            )
 
 
 def create_table(table: str, spec: ModeSpec) -> str:
@@ -95,6 +135,8 @@ def upgrade_statements(table: str, spec: ModeSpec, shape: TableShape) -> list[st
 
 
 __all__ = [
+    "affinity",
+    "check_declared_types",
     "create_index",
     "create_indexes",
     "create_recency_indexes",
