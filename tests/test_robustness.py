@@ -71,7 +71,7 @@ def test_reserved_table_names_are_refused(name: str) -> None:
         SqliteStorage(name)
 
 
-@pytest.mark.parametrize("db_file", ["a\x00b.db"])
+@pytest.mark.parametrize("db_file", ["a\x00b.db", ""])
 def test_unusable_paths_raise_typed_errors(db_file: str) -> None:
     with pytest.raises(InvalidInputError):
         SqliteStorage("s", db_file=db_file)

@@ -35,6 +35,8 @@ def resolve_path(db_url: object, db_file: object, *, make_folder: bool = True) -
         raise InvalidInputError(f"db_file must be a str or a path-like object naming a file, got {db_file!r}")
     if os.fspath(db_file) == ":memory:":
         return None  # sqlite3's (and agno's) name for an in-memory database, not a file's
+    if not os.fspath(db_file):
+        raise InvalidInputError("db_file must name a file, got '' (None or ':memory:' is a database in memory)")
     try:
         path = Path(db_file).expanduser().resolve()
         if make_folder:
