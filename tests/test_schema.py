@@ -336,6 +336,18 @@ def _journal(path: Path) -> str:
         return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
 
 
+@pytest.mark.parametrize("read_only", [False, True])
+def test_upgrade_schema_of_a_current_or_absent_table_leaves_the_file_as_it_was(tmp_path: Path, read_only: bool) -> None:
+    path = tmp_path / "agno.db"
+    shutil.copy(FIXTURES / "agno_agent.db", path)  # agno 1.8.4's current table, rollback journal
+    before = path.read_bytes()
+    for table in ("agent_sessions", "absent_sessions"):
+        store = SqliteStorage(table, db_file=path, read_only=read_only)
+        store.upgrade_schema()
+        store.close()
+    assert path.read_bytes() == before and _journal(path) == "delete"
+
+
 def test_reads_of_an_absent_table_leave_the_file_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     shutil.copy(FIXTURES / "agno_team.db", path)  # another program's file, rollback journal

@@ -287,7 +287,10 @@ class StoreCore(abc.ABC):
         several processes may upgrade the same table at once.
         """
         self._forget_shape()
-        if self._inspect() is None:
+        shape = self._inspect()
+        if shape is None or shape.version >= schema.CURRENT_VERSION:
+            # Nothing to do: no write lock taken, and a file only read is left as it was.
+            self._shape = shape
             return
         shape = self._apply_migrations()
         if shape is not None:
