@@ -258,7 +258,9 @@ class PostgresStorage(BaseStorage):
             self._lock(conn)
             if self._table_layout() is not None:
                 return  # made by someone else meanwhile: leave its DDL and indexes alone
-            if self.schema:
+            # CREATE SCHEMA IF NOT EXISTS asks for CREATE on the database even where the schema is there: a role
+            # granted CREATE on the schema alone (the usual grant) could not make its table.
+            if self.schema and not conn.execute(ddl.SCHEMA_EXISTS, (self.schema,)).fetchone():
                 self._run_all(conn, [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))])
             statements = ddl.create_statements(self.table_name, self.spec, self.schema)
             if self.recency_indexes:

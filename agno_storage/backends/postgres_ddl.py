@@ -150,6 +150,10 @@ ORDER BY 1
 """
 
 
+#: Whether schema %s is there.
+SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
+
+
 def qualified(table: str, db_schema: str | None) -> sql.Identifier:
     return sql.Identifier(db_schema, table) if db_schema else sql.Identifier(table)
 

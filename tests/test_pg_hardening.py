@@ -1,0 +1,50 @@
+"""PostgreSQL store: roles granted only what they need."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from agno_storage import Mode
+from agno_storage.backends.postgres import PostgresStorage
+from tests.sessions import make_session
+
+_roles = itertools.count()
+
+
+@pytest.fixture
+def app_role(pg_server: Any) -> Iterator[tuple[str, str]]:
+    """A login role of its own (name, DSN), given only what a test grants it."""
+    role = f"app_{next(_roles)}_{os.getpid()}"
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield role, make_conninfo(pg_server.dsn, user=role)
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_role_that_may_create_tables_in_an_existing_schema_creates_its_table(
+    pg_server: Any, app_role: tuple[str, str]
+) -> None:
+    """The usual grant: the schema is the DBA's, the role may make tables in it but not schemas in the database."""
+    role, dsn = app_role
+    schema = f"granted_{role}"
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(*map(sql.Identifier, (schema, role))))
+    try:
+        with PostgresStorage("sessions", db_url=dsn, schema=schema) as store:
+            store.create()
+            store.upsert(make_session(Mode.AGENT, "s1"))
+            assert store.get_all_session_ids() == ["s1"]
+    finally:
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
