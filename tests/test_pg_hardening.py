@@ -1,4 +1,4 @@
-"""PostgreSQL store: roles granted only what they need."""
+"""PostgreSQL store: roles granted only what they need, and bulk writes fed by a failing iterable."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from agno_storage import Mode
+from agno_storage import Mode, Session
 from agno_storage.backends.postgres import PostgresStorage
 from tests.sessions import make_session
 
@@ -48,3 +48,29 @@ def test_a_role_that_may_create_tables_in_an_existing_schema_creates_its_table(
     finally:
         with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _failing_after(count: int, error: BaseException) -> Iterator[Session]:
+    for i in range(count):
+        yield make_session(Mode.AGENT, f"s{i}")
+    raise error
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("count", [3, 700])  # within the first batch of 500, and after it
+@pytest.mark.parametrize(
+    "error",
+    [psycopg.OperationalError("the source's server closed the connection"), psycopg.errors.SerializationFailure()],
+    ids=["lost", "serialization"],
+)
+def test_an_iterable_that_fails_fails_upsert_many_with_its_own_error_and_writes_nothing(
+    make_store: Any, count: int, error: BaseException
+) -> None:
+    """An error of the caller's iterable (here one a PostgreSQL source raises) is not the store's: never rerun as
+    if the store's connection had failed, which wrote the sessions taken so far and returned as if all were."""
+    store = make_store()
+    store.create()
+    with pytest.raises(type(error)) as info:
+        store.upsert_many(_failing_after(count, error))
+    assert info.value is error
+    assert store.count() == 0

@@ -45,6 +45,7 @@ class Batches:
     Iterating again replays the rows taken so far, then goes on with the
     rest, while they number at most ``keep``; past that, :meth:`replayable`
     is False and a second pass raises StorageError instead of losing rows.
+    An error of ``rows`` is raised as :class:`IterableError`.
     """
 
     def __init__(self, rows: Iterable[list[Any]], *, size: int = BATCH_SIZE, keep: int = REPLAY_LIMIT) -> None:
@@ -65,7 +66,7 @@ class Batches:
         self._started = True
         for start in range(0, len(self._taken), self._size):
             yield self._taken[start : start + self._size]
-        while batch := list(itertools.islice(self._rows, self._size)):
+        while batch := self._take():
             if self._kept:
                 if len(self._taken) + len(batch) <= self._keep:
                     self._taken.extend(batch)
@@ -73,6 +74,22 @@ class Batches:
                     self._kept = False
                     self._taken = []
             yield batch
+
+    def _take(self) -> list[list[Any]]:
+        try:
+            return list(itertools.islice(self._rows, self._size))
+        except Exception as exc:
+            # The caller's iterable failed, not the engine: an engine that reruns a write after a driver error of
+            # its own must not take this one for it (a psycopg error from a source the iterable reads, say).
+            raise IterableError(exc) from None
+
+
+class IterableError(Exception):
+    """An error the sessions given to ``upsert_many`` raised while it took them; :attr:`error` is that error."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class StoreCore(abc.ABC):
@@ -319,7 +336,8 @@ class StoreCore(abc.ABC):
 
         All or nothing: any error rolls every row back. ``sessions`` may be a
         generator; it is encoded and written in batches, so memory does not
-        grow with its length.
+        grow with its length. An error ``sessions`` raises is raised as it
+        is (never taken for the engine's own and rerun), nothing written.
         """
         if isinstance(sessions, BaseSession):
             raise InvalidInputError(
@@ -334,7 +352,11 @@ class StoreCore(abc.ABC):
         self._checked_shape(create=True)
         encode = self.row_codec.encode
         batches = Batches(encode(s) for s in iterator)
-        return self._again_if_dropped(lambda: self._write_many(batches), batches.replayable)
+        try:
+            return self._again_if_dropped(lambda: self._write_many(batches), batches.replayable)
+        except IterableError as failed:
+            error = failed.error  # raised below, outside this handler, with no context of ours
+        raise error
 
     def _again_if_dropped(self, write: Callable[[], T], replayable: Callable[[], bool] = lambda: True) -> T:
         """Run ``write``; if the table was dropped since it was checked, make it again and rerun once.
