@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,3 +76,35 @@ def test_an_iterable_that_fails_fails_upsert_many_with_its_own_error_and_writes_
         store.upsert_many(_failing_after(count, error))
     assert info.value is error
     assert store.count() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_child_forked_while_another_thread_opened_the_pool_is_not_held_by_its_lock(make_store: Any) -> None:
+    """The child makes a pool of its own under a lock; held at the fork by a thread the child does not have, the
+    child's copy of that lock stayed held for ever, and the child's first call hung."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    holding, done = threading.Event(), threading.Event()
+
+    def open_pool() -> None:  # another thread opening (or closing) this store's pool as the process forks
+        with store._conns._pool_lock:
+            holding.set()
+            done.wait(30)
+
+    opener = threading.Thread(target=open_pool)
+    opener.start()
+    try:
+        holding.wait(30)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            signal.alarm(10)
+            try:
+                os._exit(0 if store.get_all_session_ids() == ["s1"] else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        done.set()
+        opener.join()
+    assert os.waitstatus_to_exitcode(status) == 0

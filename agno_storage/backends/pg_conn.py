@@ -89,7 +89,7 @@ class Connections:
         self._configure = configure
         self._pool: ConnectionPool | None = None
         self._pool_pid = 0
-        self._pool_lock = threading.Lock()
+        self._pool_lock = process.ForkLock()  # a child forked while another thread held it makes its pool
         self._local = threading.local()
         #: The server, as errors name it: host, port and database, never the password.
         self.server = describe_server(conninfo)

@@ -1,4 +1,4 @@
-"""This process's id, kept current across ``fork`` without a system call per use.
+"""This process's id, kept current across ``fork`` without a system call per use; locks a forked child gets anew.
 
 Stores compare a connection's owner with the current process on every call
 (a forked child must not use its parent's connections); ``os.getpid()`` is a
@@ -8,6 +8,8 @@ system call each time, while the id only changes at ``fork``.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 
 
 class _Process:
@@ -22,6 +24,41 @@ class _Process:
 
 #: ``current.pid`` is ``os.getpid()``, updated in a child right after ``fork``.
 current = _Process()
-os.register_at_fork(after_in_child=current._forked)
 
-__all__ = ["current"]
+
+class ForkLock:
+    """A ``threading.Lock`` (``with lock:``) that a forked child gets unheld.
+
+    Held at the fork by another thread, which the child does not have, the
+    child's copy of a plain lock stays held for ever. Not for a block that
+    forks while it holds the lock.
+    """
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        _FORK_LOCKS.add(self)
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+
+
+_FORK_LOCKS: weakref.WeakSet[ForkLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    current._forked()
+    for lock in list(_FORK_LOCKS):
+        lock._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = ["ForkLock", "current"]
