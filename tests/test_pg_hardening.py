@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from agno_storage import Mode, Session
+from agno_storage import ConnectionLostError, Mode, Session
 from agno_storage.backends.postgres import PostgresStorage
 from tests.sessions import make_session
 
@@ -108,3 +109,45 @@ def test_a_child_forked_while_another_thread_opened_the_pool_is_not_held_by_its_
         done.set()
         opener.join()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _with_options(store: Any, options: str) -> PostgresStorage:
+    """Another store of ``store``'s table, its connections made with the server settings ``options``."""
+    return PostgresStorage(store.table_name, db_url=make_conninfo(store.db_url, options=options))
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_connections_the_server_closed_for_idling_are_replaced_and_the_call_goes_on(make_store: Any) -> None:
+    """A server (or a hosted one's role) with ``idle_session_timeout`` closes a pooled connection left idle
+    (SQLSTATE 57P05): the next call on it is run again on a fresh connection, as after any lost connection."""
+    store = make_store()
+    with _with_options(store, "-c idle_session_timeout=200") as idle:
+        idle.upsert(make_session(Mode.AGENT, "s1"))
+        calls = [
+            lambda: idle.read("s1") is not None,
+            lambda: idle.upsert(make_session(Mode.AGENT, "s2")).session_id == "s2",
+            lambda: idle.upsert_many([make_session(Mode.AGENT, "s3")]) == 1,
+            lambda: idle.delete("s3"),
+        ]
+        for call in calls:
+            time.sleep(0.6)  # every pooled connection idles past the timeout
+            assert call()
+        time.sleep(0.6)
+        with idle.transaction():
+            idle.upsert(make_session(Mode.AGENT, "s4"))
+        assert sorted(idle.get_all_session_ids()) == ["s1", "s2", "s4"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_transaction_the_server_ended_for_idling_is_a_lost_connection(make_store: Any) -> None:
+    """``idle_in_transaction_session_timeout`` closes the connection of a block that waited too long (SQLSTATE
+    25P03): ConnectionLostError, nothing of the block committed, and the store goes on."""
+    store = make_store()
+    with _with_options(store, "-c idle_in_transaction_session_timeout=200") as idle:
+        with pytest.raises(ConnectionLostError), idle.transaction():
+            idle.upsert(make_session(Mode.AGENT, "s1"))
+            time.sleep(0.6)
+            idle.upsert(make_session(Mode.AGENT, "s2"))
+        assert idle.get_all_session_ids() == []
+        idle.upsert(make_session(Mode.AGENT, "s3"))
+        assert idle.get_all_session_ids() == ["s3"]

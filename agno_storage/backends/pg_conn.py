@@ -45,6 +45,9 @@ T = TypeVar("T")
 _RETRYABLE_CONFLICTS = frozenset({"40001", "40P01"})
 # The server is going away or not there yet: the connection is as good as lost.
 _SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+# The server closed the connection for idling past idle_session_timeout (an idle pooled one: nothing of a call
+# ran on it) or idle_in_transaction_session_timeout (its transaction rolled back): lost as well.
+_IDLED_OUT_STATES = frozenset({"57P05", "25P03"})
 _BUSY_STATES = frozenset({"40001", "40P01", "55P03", "57014"})
 _DISK_FULL_STATE = "53100"
 #: read_only_sql_transaction: a write in a read-only transaction (default_transaction_read_only, a hot standby).
@@ -417,6 +420,8 @@ def stale_plan(exc: BaseException) -> bool:
 def _is_lost(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeout):
         return True
+    if isinstance(exc, psycopg.Error) and exc.sqlstate in _IDLED_OUT_STATES:
+        return True  # 25P03 is no OperationalError to psycopg (class 25: invalid transaction state)
     if not isinstance(exc, psycopg.OperationalError):
         return False
     state = exc.sqlstate
