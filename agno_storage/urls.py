@@ -94,6 +94,7 @@ def parse(url: object, what: str = "a database URL") -> Target:
             return SqliteTarget(path=None)
         return SqliteTarget(path=path)
     if engine in _POSTGRES_SCHEMES:
+        _refuse_nul(url, what)
         return PostgresTarget(conninfo=f"postgresql://{rest}")
     raise InvalidInputError(f"{what} must look like {_EXPECTED}, got {shown(url)}")
 
@@ -137,11 +138,22 @@ def postgres_conninfo(db_url: object, what: str = "db_url") -> str:
     if isinstance(db_url, str) and db_url != db_url.strip() and is_url(db_url.strip()):
         raise InvalidInputError(f"{what} has spaces around it: {shown(db_url)}")
     if isinstance(db_url, str) and db_url and not is_url(db_url):
+        _refuse_nul(db_url, what)
         return db_url
     target = parse(db_url, what)
     if not isinstance(target, PostgresTarget):
         raise InvalidInputError(f"{what} must be a PostgreSQL URL (postgresql://user@host/db), got {shown(db_url)}")
     return target.conninfo
+
+
+def _refuse_nul(conninfo: str, what: str) -> None:
+    """InvalidInputError for a PostgreSQL URL or connection string holding NUL.
+
+    libpq reads it only up to the NUL: the rest of one cut in its password
+    was read as a host and a port, which a connection error then showed.
+    """
+    if "\x00" in conninfo:
+        raise InvalidInputError(f"{what} holds a NUL character, which libpq cannot read: {shown(conninfo)}")
 
 
 def is_url(text: str) -> bool:

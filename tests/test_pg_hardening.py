@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from agno_storage import ConnectionLostError, Mode, Session
+from agno_storage import ConnectionLostError, InvalidInputError, Mode, Session, open_storage
 from agno_storage.backends.postgres import PostgresStorage
 from tests.sessions import make_session
 
@@ -151,3 +151,23 @@ def test_a_transaction_the_server_ended_for_idling_is_a_lost_connection(make_sto
         assert idle.get_all_session_ids() == []
         idle.upsert(make_session(Mode.AGENT, "s3"))
         assert idle.get_all_session_ids() == ["s3"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3cret\x00x@127.0.0.1/db",
+        "postgresql+psycopg://app:s3cret\x00@127.0.0.1/db",
+        "host=127.0.0.1 password=s3cret\x00 dbname=db",
+    ],
+)
+def test_a_url_holding_nul_is_refused_without_showing_its_password(url: str) -> None:
+    """libpq reads a connection string only up to a NUL: the rest of a URL cut in its password was read as the
+    host and the port, and the connection error showed the password as the server it could not reach."""
+    with pytest.raises(InvalidInputError) as info:
+        PostgresStorage("sessions", db_url=url, connect_timeout=1)
+    assert "NUL" in str(info.value)
+    assert "s3cret" not in str(info.value)
+    with pytest.raises(InvalidInputError) as info:
+        open_storage(url, "sessions")
+    assert "s3cret" not in str(info.value)
