@@ -147,7 +147,7 @@ class SqliteStorage(BaseStorage):
             raise InvalidInputError("read_only needs a database file: an in-memory database starts empty")
         self._local = threading.local()
         self._handles: list[_Handle] = []
-        self._handles_lock = threading.Lock()
+        self._handles_lock = process.ForkLock()  # a child forked while another thread held it goes on
         # The file this store has open, (device, inode): set by the first connection, and by the first after
         # a DatabaseReplacedError or close(). Every later connection, a new thread's too, is checked against it.
         self._file_id: tuple[int, int] | None = None
