@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from agno_storage import ConnectionLostError, InvalidInputError, Mode, Session, open_storage
+from agno_storage.backends import pg_conn
 from agno_storage.backends.postgres import PostgresStorage
 from tests.sessions import make_session
 
@@ -171,3 +172,13 @@ def test_a_url_holding_nul_is_refused_without_showing_its_password(url: str) -> 
     with pytest.raises(InvalidInputError) as info:
         open_storage(url, "sessions")
     assert "s3cret" not in str(info.value)
+
+
+def test_reruns_wait_longer_each_time_and_never_more_than_two_seconds() -> None:
+    """``retries=10`` after a server restart must not mean waits of minutes (three times longer each rerun
+    came to 25 minutes in all): the waits grow from 0.05 s and stop at 2 s."""
+    waits = [pg_conn.retry_wait(attempt) for attempt in range(10)]
+    assert waits[:4] == pytest.approx([0.05, 0.15, 0.45, 1.35])
+    assert waits == sorted(waits)
+    assert waits[4:] == [2.0] * 6
+    assert pg_conn.retry_wait(10_000) == 2.0
