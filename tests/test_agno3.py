@@ -18,10 +18,13 @@ import pytest
 
 from agno_storage.agno3 import ddl, to_agno3
 from agno_storage.agno3.fields import (
+    AGENT_EVENTS,
     AGENT_RUN_FIELDS,
     MESSAGE_FIELDS,
+    TEAM_EVENTS,
     TEAM_RUN_FIELDS,
     TOOL_FIELDS,
+    WORKFLOW_EVENTS,
     WORKFLOW_RUN_FIELDS,
 )
 from agno_storage.cli import main
@@ -187,6 +190,17 @@ def test_field_names_are_agno3s() -> None:
     assert set(names["WorkflowRunOutput"]) == WORKFLOW_RUN_FIELDS
     assert set(names["Message"]) == MESSAGE_FIELDS
     assert set(names["ToolExecution"]) == TOOL_FIELDS
+
+
+def test_event_names_are_agno3s() -> None:
+    code = (
+        "import json\nfrom agno.run.agent import RUN_EVENT_TYPE_REGISTRY as A\n"
+        "from agno.run.team import TEAM_RUN_EVENT_TYPE_REGISTRY as T\n"
+        "from agno.run.workflow import WORKFLOW_RUN_EVENT_TYPE_REGISTRY as W\n"
+        "print(json.dumps([list(A), list(T), list(W)]))\n"
+    )
+    agent, team, workflow = json.loads(agno3_env.run_code(code).strip().splitlines()[-1])
+    assert (set(agent), set(team), set(workflow)) == (AGENT_EVENTS, TEAM_EVENTS, WORKFLOW_EVENTS)
 
 
 @pytest.mark.parametrize(

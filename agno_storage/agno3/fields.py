@@ -60,3 +60,34 @@ METRIC_RENAMES = {
 
 #: agno 3's run statuses (agno.run.base.RunStatus values).
 STATUSES = ("PENDING", "RUNNING", "COMPLETED", "PAUSED", "CANCELLED", "ERROR", "REGENERATED")
+
+#: The event names agno 3.1.10 has a class for (``agno.run.agent.RUN_EVENT_TYPE_REGISTRY``, the team's and the
+#: workflow's); a stored run holding an event of another name fails to load (tests/test_agno3.py checks them).
+AGENT_EVENTS = frozenset(
+    "CompactionCompleted CompactionStarted CompressionCompleted CompressionStarted CustomEvent FollowupsCompleted "
+    "FollowupsStarted MemoryUpdateCompleted MemoryUpdateStarted ModelRequestCompleted ModelRequestStarted "
+    "OutputModelResponseCompleted OutputModelResponseStarted ParserModelResponseCompleted "
+    "ParserModelResponseStarted PostHookCompleted PostHookStarted PreHookCompleted PreHookStarted "
+    "ReasoningCompleted ReasoningContentDelta ReasoningStarted ReasoningStep RunCancelled RunCompleted RunContent "
+    "RunContentCompleted RunContinued RunError RunIntermediateContent RunPaused RunStarted "
+    "SessionSummaryCompleted SessionSummaryStarted ToolCallCompleted ToolCallError ToolCallStarted".split()
+)
+TEAM_EVENTS = frozenset(
+    "CustomEvent TeamCompressionCompleted TeamCompressionStarted TeamFollowupsCompleted TeamFollowupsStarted "
+    "TeamMemoryUpdateCompleted TeamMemoryUpdateStarted TeamModelRequestCompleted TeamModelRequestStarted "
+    "TeamOutputModelResponseCompleted TeamOutputModelResponseStarted TeamParserModelResponseCompleted "
+    "TeamParserModelResponseStarted TeamPostHookCompleted TeamPostHookStarted TeamPreHookCompleted "
+    "TeamPreHookStarted TeamReasoningCompleted TeamReasoningContentDelta TeamReasoningStarted TeamReasoningStep "
+    "TeamRunCancelled TeamRunCompleted TeamRunContent TeamRunContentCompleted TeamRunContinued TeamRunError "
+    "TeamRunIntermediateContent TeamRunPaused TeamRunStarted TeamSessionSummaryCompleted "
+    "TeamSessionSummaryStarted TeamTaskCreated TeamTaskIterationCompleted TeamTaskIterationStarted "
+    "TeamTaskStateUpdated TeamTaskUpdated TeamToolCallCompleted TeamToolCallError TeamToolCallStarted".split()
+)
+WORKFLOW_EVENTS = frozenset(
+    "ConditionExecutionCompleted ConditionExecutionStarted CustomEvent LoopExecutionCompleted "
+    "LoopExecutionStarted LoopIterationCompleted LoopIterationStarted ParallelExecutionCompleted "
+    "ParallelExecutionStarted RouterExecutionCompleted RouterExecutionStarted RouterPaused StepCompleted "
+    "StepContinued StepError StepExecutorContinued StepExecutorPaused StepOutput StepOutputReview StepPaused "
+    "StepProgress StepStarted StepsExecutionCompleted StepsExecutionStarted WorkflowAgentCompleted "
+    "WorkflowAgentStarted WorkflowCancelled WorkflowCompleted WorkflowError WorkflowPaused WorkflowStarted".split()
+)

@@ -17,13 +17,16 @@ from typing import Any
 import attrs
 
 from agno_storage.agno3.fields import (
+    AGENT_EVENTS,
     AGENT_RUN_FIELDS,
     MESSAGE_FIELDS,
     METRIC_RENAMES,
     METRICS_FIELDS,
     STATUSES,
+    TEAM_EVENTS,
     TEAM_RUN_FIELDS,
     TOOL_FIELDS,
+    WORKFLOW_EVENTS,
     WORKFLOW_RUN_FIELDS,
 )
 from agno_storage.agno3.records import Agno3Run
@@ -318,6 +321,10 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
             why = _unfit_shape(name, value, kind) if name in _SHAPES else None
             if why is not None:
                 moved[name] = why
+    events = run_data.get("events")
+    unknown = _unknown_events(events, kind) if events and "events" not in moved else []
+    if unknown:
+        moved["events"] = f"holds events agno 3 has no class for ({', '.join(unknown)})"
     lines = [f"{name} {why}; kept in metadata" for name, why in moved.items()]
     if moved:
         keep_in_run(run_data, "unfit", {name: run_data.pop(name) for name in moved})
@@ -328,6 +335,31 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
             if isinstance(extra, dict) and name in extra:
                 lines.append(f"message {index}: {name} is not what agno 3 reads there; kept in metadata")
     return lines
+
+
+_AGENT_OR_TEAM_EVENTS = AGENT_EVENTS | TEAM_EVENTS
+_ANY_EVENTS = _AGENT_OR_TEAM_EVENTS | WORKFLOW_EVENTS
+
+
+def _unknown_events(events: list[dict[str, Any]], kind: str) -> list[str]:
+    """The names of ``events`` (a list of objects) agno 3 fails to load in a ``kind`` run, each once, in order.
+
+    agno 1.x names some events otherwise (``RunResponseContent``, agno 3's ``RunContent``). agno 3 picks the
+    class by the event's keys (``RunOutput.from_dict`` and the team's and workflow's): one with ``agent_id``
+    is an agent's event; in a workflow run one with ``team_id`` a team's, any other a workflow's.
+    """
+    unknown: dict[str, None] = {}
+    for event in events:
+        if "agent_id" in event:
+            known = AGENT_EVENTS
+        elif kind != "workflow" or "team_id" in event:
+            known = _AGENT_OR_TEAM_EVENTS
+        else:
+            known = _ANY_EVENTS
+        name = event.get("event", "")
+        if not (isinstance(name, str) and name in known):
+            unknown[str(name)] = None
+    return list(unknown)
 
 
 def member_kind(run: Mapping[str, Any]) -> str:

@@ -1,0 +1,73 @@
+"""to-agno3 and what real agno 1.8.4 runs hold beyond a reply: stored events, a run's extra data
+(references, reasoning steps, added messages), the media a run made.
+
+Sources are written by real agno 1.8.4 on canned models; agno 3.1.10 reads the target in its own venv
+(devkit/agno3_env.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agno_storage.agno3 import to_agno3
+from devkit import agno3_env
+
+_AGNO3_RUNS = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.db.base import SessionType\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "out = {}\n"
+    "for t in (SessionType.AGENT, SessionType.TEAM):\n"
+    "    for s in db.get_sessions(session_type=t):\n"
+    "        again = db.get_session(session_id=s.session_id, session_type=t)\n"
+    "        out[s.session_id] = [{'content': r.content, 'events': [e.event for e in r.events or []],\n"
+    "            'kept': sorted(((r.metadata or {}).get('agno_v1') or {}).get('unfit') or {})} for r in again.runs]\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def _agno3_runs(db: Path) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(agno3_env.run_code(_AGNO3_RUNS, str(db)).strip().splitlines()[-1])
+    return out
+
+
+def test_events_agno3_has_no_class_for_are_kept_in_metadata_and_the_session_loads(tmp_path: Path) -> None:
+    """agno 1.8.4 stores a streamed run's events when asked (``store_events``); with ``events_to_skip=[]``
+    they include ``RunResponseContent`` / ``TeamRunResponseContent``, names agno 3 has no event class for,
+    and agno 3 failed to load the session and every listing that held it."""
+    from agno.agent import Agent
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+    from agno.team import Team
+
+    from devkit.fake_model import FakeModel
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    agents = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(src), mode="agent")
+    teams = AgnoSqliteStorage(table_name="team_sessions", db_file=str(src), mode="team")
+    common: dict[str, Any] = {"user_id": "u", "store_events": True, "telemetry": False, "monitoring": False}
+    try:
+        for sid, skip in (("all-events", []), ("default-events", None)):
+            agent = Agent(agent_id="a", model=FakeModel(prefix="a"), storage=agents, session_id=sid, **common)
+            agent.events_to_skip = skip if skip is not None else agent.events_to_skip
+            for _ in agent.run("hello", stream=True, stream_intermediate_steps=True):
+                pass
+        member = Agent(agent_id="m", model=FakeModel(prefix="m"), telemetry=False, monitoring=False)
+        team = Team(team_id="t", mode="route", model=FakeModel(prefix="t"), members=[member], storage=teams, **common)
+        team.session_id, team.events_to_skip = "team-events", []
+        for _ in team.run("hello", stream=True):
+            pass
+    finally:
+        agents.db_engine.dispose()
+        teams.db_engine.dispose()
+    report = to_agno3(str(src), str(dst))
+    runs = _agno3_runs(dst)
+    assert runs == {
+        "all-events": [{"content": "a #1: hello", "events": [], "kept": ["events"]}],
+        "default-events": [{"content": "a #1: hello", "events": ["RunStarted", "RunCompleted"], "kept": []}],
+        "team-events": [{"content": "t #1: hello", "events": [], "kept": ["events"]}],
+    }
+    for sid, name in (("all-events", "RunResponseContent"), ("team-events", "TeamRunResponseContent")):
+        assert [p for p in report.problems if f"'{sid}'" in p and "events" in p and name in p], (sid, report.problems)
