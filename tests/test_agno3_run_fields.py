@@ -71,3 +71,51 @@ def test_events_agno3_has_no_class_for_are_kept_in_metadata_and_the_session_load
     }
     for sid, name in (("all-events", "RunResponseContent"), ("team-events", "TeamRunResponseContent")):
         assert [p for p in report.problems if f"'{sid}'" in p and "events" in p and name in p], (sid, report.problems)
+
+
+_AGNO3_SUMMARIES = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "from agno.db.base import SessionType\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "out = {}\n"
+    "for s in db.get_sessions(session_type=SessionType.AGENT):\n"
+    "    again = db.get_session(session_id=s.session_id, session_type=SessionType.AGENT)\n"
+    "    when = again.summary.updated_at\n"
+    "    out[s.session_id] = [again.summary.summary, when.isoformat() if when else None,\n"
+    "                         (again.metadata['agno_v1'] or {}).get('summary_updated_at')]\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def test_a_summary_stamped_in_what_agno3_cannot_read_loads_with_its_stamp_kept_in_metadata(tmp_path: Path) -> None:
+    """agno 3 reads a summary's ``updated_at`` with ``datetime.fromisoformat``: a stamp in milliseconds or
+    text that is no ISO time made agno 3 fail to load the session and every listing holding it."""
+    from agno.storage.session.agent import AgentSession
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(src), mode="agent")
+    stamps: dict[str, Any] = {
+        "seconds": 1733000000,
+        "iso": "2025-01-02T03:04:05",
+        "milliseconds": 1733000000000,
+        "words": "yesterday",
+    }
+    try:
+        storage.create()
+        for sid, stamp in stamps.items():
+            memory: dict[str, Any] = {"summary": {"summary": f"talked {sid}", "last_updated": stamp}}
+            if sid == "words":  # Memory v2's form
+                memory = {"summaries": {"u": {sid: {"summary": f"talked {sid}", "last_updated": stamp}}}}
+            storage.upsert(AgentSession(session_id=sid, agent_id="a", user_id="u", memory=memory))
+    finally:
+        storage.db_engine.dispose()
+    to_agno3(str(src), str(dst))
+    out = json.loads(agno3_env.run_code(_AGNO3_SUMMARIES, str(dst)).strip().splitlines()[-1])
+    assert out == {
+        "seconds": ["talked seconds", "2024-11-30T20:53:20", None],
+        "iso": ["talked iso", "2025-01-02T03:04:05", None],
+        "milliseconds": ["talked milliseconds", None, 1733000000000],
+        "words": ["talked words", None, "yesterday"],
+    }

@@ -121,12 +121,14 @@ def map_session(
             own_keep["memories"] = other
         if times:
             own_keep["memory_times"] = times
-        this_summary, all_summaries = summary_of(memory, source.user_id, session_id)
+        this_summary, all_summaries, unread_stamp = summary_of(memory, source.user_id, session_id)
         if this_summary is not None and summary is None:
             summary = this_summary
             summaries += 1
+            if unread_stamp is not None:
+                own_keep["summary_updated_at"] = unread_stamp
         elif this_summary is not None:
-            own_keep["summary"] = this_summary
+            own_keep["summary"] = this_summary if unread_stamp is None else {**this_summary, "updated_at": unread_stamp}
         if all_summaries:
             own_keep["summaries"] = all_summaries
         if isinstance(memory, Mapping):

@@ -23,15 +23,19 @@ from agno_storage.agno3.runs import make_id
 from agno_storage.models import Session
 
 
-def summary_of(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, Any]:
-    """agno 3's SessionSummary dict from 1.x memory, and the 1.x summaries it did not use.
+def summary_of(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, Any, Any]:
+    """agno 3's SessionSummary dict from 1.x memory, the 1.x summaries it did not use, and the summary's stamp
+    when agno 3 could not read it (None otherwise).
 
     A ``memory.summary`` or ``memory.summaries[user][session]`` with no
     text, or that is not an object, is not one: the caller keeps it with the
-    rest of ``memory`` (``summaries`` is kept whole).
+    rest of ``memory`` (``summaries`` is kept whole). agno 3 reads
+    ``updated_at`` with ``datetime.fromisoformat`` and fails the session on
+    anything else: a stamp that is neither Unix seconds nor ISO text is left
+    out of the summary and returned, for the caller to keep.
     """
     if not isinstance(memory, Mapping):
-        return None, None
+        return None, None, None
     found: Any = None
     summary = memory.get("summary")
     if is_summary(summary):
@@ -46,19 +50,32 @@ def summary_of(memory: Any, user_id: str | None, session_id: str) -> tuple[Any, 
             found = found or per_user[session_id]
         other = summaries
     if found is None:
-        return None, other
+        return None, other, None
     out: dict[str, Any] = {"summary": found.get("summary")}
     if found.get("topics") is not None:
         out["topics"] = found.get("topics")
     stamp = found.get("updated_at", found.get("last_updated"))
+    when = _summary_time(stamp)
+    if when is not None:
+        out["updated_at"] = when
+    return out, other, (stamp if when is None else None)
+
+
+def _summary_time(stamp: Any) -> str | None:
+    """A 1.x summary's stamp as the ISO text agno 3 reads; None for none, or one that is neither Unix seconds
+    nor ISO text (milliseconds, say)."""
     if isinstance(stamp, int | float) and not isinstance(stamp, bool):
         try:
-            out["updated_at"] = datetime.fromtimestamp(stamp, tz=UTC).replace(tzinfo=None).isoformat()
-        except (OverflowError, OSError, ValueError):  # not Unix seconds (milliseconds, say): kept as stored
-            out["updated_at"] = stamp
-    elif isinstance(stamp, str):
-        out["updated_at"] = stamp
-    return out, other
+            return datetime.fromtimestamp(stamp, tz=UTC).replace(tzinfo=None).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(stamp, str):
+        try:
+            datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        return stamp
+    return None
 
 
 def is_summary(summary: Any) -> bool:
