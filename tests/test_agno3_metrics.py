@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
-from agno_storage.agno3.runs import convert_metrics
+from agno_storage.agno3.metrics import convert_metrics
 
 RUN_1X = {
     "input_tokens": [400, 33],

@@ -119,3 +119,79 @@ def test_a_summary_stamped_in_what_agno3_cannot_read_loads_with_its_stamp_kept_i
         "milliseconds": ["talked milliseconds", None, 1733000000000],
         "words": ["talked words", None, "yesterday"],
     }
+
+
+_AGNO3_EXTRA = (
+    "import json, sys\n"
+    "from agno.db.sqlite import SqliteDb\n"
+    "db = SqliteDb(db_file=sys.argv[1])\n"
+    "(r,) = db.get_session(session_id=sys.argv[2]).runs\n"
+    "print(json.dumps({'references': [x.model_dump() for x in r.references or []],\n"
+    "    'reasoning_steps': [[x.title, x.result] for x in r.reasoning_steps or []],\n"
+    "    'reasoning_messages': [m.role for m in r.reasoning_messages or []],\n"
+    "    'additional_input': [m.content for m in r.additional_input or []],\n"
+    "    'reasoning_content': r.reasoning_content,\n"
+    "    'kept': sorted((r.metadata or {}).get('agno_v1', {}).get('fields', {}))}))\n"
+)
+
+
+def test_a_runs_references_reasoning_and_added_messages_are_where_agno3_reads_them(tmp_path: Path) -> None:
+    """agno 1.8.4 keeps a run's knowledge references, reasoning steps and messages, and ``add_messages`` in
+    its ``extra_data``, and a model's thinking in ``thinking``; agno 3 has fields of their own for them
+    (``references``, ``reasoning_steps``, ``reasoning_messages``, ``additional_input``, ``reasoning_content``),
+    where agno's own v1-to-v2 migration puts them."""
+    from agno.agent import Agent
+    from agno.models.message import Message
+    from agno.models.response import ModelResponse
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    from devkit.fake_model import FakeModel, FakeReply
+
+    class Reasoning(FakeModel):
+        """Answers the reasoning agent with one step, and thinks aloud."""
+
+        def _answer(self, messages: list[Message]) -> FakeReply:
+            reply = super()._answer(messages)
+            if any("reasoning_steps" in m.get_content_string() for m in messages if m.role == "system"):
+                step = {"title": "recall", "action": "I will", "result": "kestrels", "next_action": "final_answer"}
+                reply.content = json.dumps({"reasoning_steps": [step]})
+            return reply
+
+        def parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
+            return ModelResponse(role="assistant", content=response.content, thinking="pondering")
+
+    def retriever(query: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return [{"name": "birds", "content": "kestrels hover"}]
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(src), mode="agent")
+    try:
+        for sid, reasoning in (("reasoned", True), ("thought", False)):
+            Agent(
+                agent_id="a",
+                model=Reasoning(prefix="a"),
+                storage=storage,
+                session_id=sid,
+                user_id="u",
+                add_references=True,
+                retriever=retriever,
+                add_messages=[Message(role="user", content="added before")],
+                reasoning=reasoning,
+                telemetry=False,
+                monitoring=False,
+            ).run("what hovers?")
+    finally:
+        storage.db_engine.dispose()
+    to_agno3(str(src), str(dst))
+    reasoned = json.loads(agno3_env.run_code(_AGNO3_EXTRA, str(dst), "reasoned").strip().splitlines()[-1])
+    (reference,) = reasoned["references"]
+    assert reference["query"] == "what hovers?"
+    assert reference["references"] == [{"name": "birds", "content": "kestrels hover"}]
+    assert reasoned["reasoning_steps"] == [["recall", "kestrels"]]
+    assert reasoned["reasoning_messages"][0] == "system" and reasoned["reasoning_messages"][-1] == "assistant"
+    assert reasoned["additional_input"] == ["added before"]
+    assert "recall" in reasoned["reasoning_content"]
+    assert "extra_data" not in reasoned["kept"]
+    thought = json.loads(agno3_env.run_code(_AGNO3_EXTRA, str(dst), "thought").strip().splitlines()[-1])
+    assert thought["reasoning_content"] == "pondering"
+    assert "thinking" not in thought["kept"]

@@ -19,12 +19,12 @@ from typing import Any
 import attrs
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
+from agno_storage.agno3.metrics import convert_metrics
 from agno_storage.agno3.owners import GO_AGENT_RUNS, Owners, split_owners
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped
 from agno_storage.agno3.runs import (
     KEEP_KEY,
     RunBuilder,
-    convert_metrics,
     convert_run,
     convert_status,
     foreign_run_sessions,

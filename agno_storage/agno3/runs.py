@@ -11,7 +11,6 @@ import math
 import uuid
 import zlib
 from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -20,8 +19,6 @@ from agno_storage.agno3.fields import (
     AGENT_EVENTS,
     AGENT_RUN_FIELDS,
     MESSAGE_FIELDS,
-    METRIC_RENAMES,
-    METRICS_FIELDS,
     STATUSES,
     TEAM_EVENTS,
     TEAM_RUN_FIELDS,
@@ -29,6 +26,8 @@ from agno_storage.agno3.fields import (
     WORKFLOW_EVENTS,
     WORKFLOW_RUN_FIELDS,
 )
+from agno_storage.agno3.metrics import convert_metrics
+from agno_storage.agno3.metrics import is_mapping as _is_mapping
 from agno_storage.agno3.records import Agno3Run
 
 #: The key under which whatever agno 3 has no place for is kept, in session and run metadata.
@@ -53,94 +52,6 @@ def make_id(*parts: object) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_NUMBERS = (int, float)
-
-
-def _is_mapping(value: Any) -> bool:
-    """``isinstance(value, Mapping)``, with the JSON decoder's plain dict checked first (the ABC check is slow)."""
-    return type(value) is dict or isinstance(value, Mapping)
-
-
-def _sum(values: Any) -> Any:
-    """A 1.x per-call metric list as one number (agno 3 keeps totals); a scalar as it is.
-
-    A list holding anything but numbers (a bool, a None) has no total: None.
-    """
-    if type(values) is list and len(values) == 1:  # one model call: the common case
-        only = values[0]
-        kind = type(only)
-        if kind is int or kind is float:
-            return 0 + only  # what sum() gives
-    if isinstance(values, list):
-        for v in values:
-            if type(v) is bool or not isinstance(v, _NUMBERS):
-                return None
-        return sum(values) if values else 0
-    return values
-
-
-#: How convert_metrics treats one 1.x metric name: (name, agno 3 name, is a plain agno 3 field, is
-#: ``additional_metrics``, is among the fields). Kept per field set and key order: a run's metrics
-#: have the same names, in the same order, run after run.
-_MetricPlan = tuple[tuple[str, str, bool, bool, bool], ...]
-_METRIC_PLANS: dict[frozenset[str], dict[tuple[str, ...], _MetricPlan]] = {}
-#: Distinct key orders kept per field set; past it (metrics of ever new names) plans are not kept.
-_METRIC_PLANS_KEPT = 256
-
-
-def _metric_plan(keys: tuple[str, ...], fields: frozenset[str]) -> _MetricPlan:
-    plans = _METRIC_PLANS.setdefault(fields, {})
-    plan = plans.get(keys)
-    if plan is None:
-        plan = tuple(
-            (key, name, name in fields and name != "additional_metrics", name == "additional_metrics", name in fields)
-            for key, name in ((k, METRIC_RENAMES.get(k, k)) for k in keys)
-        )
-        # Kept only for plain text keys (what JSON gives): a key of another type (a str subclass, a number)
-        # is planned on every call, as it is, so a plan never stands for keys that merely compare equal.
-        if len(plans) < _METRIC_PLANS_KEPT and all(type(k) is str for k in keys):
-            plans[keys] = plan
-    return plan
-
-
-def convert_metrics(metrics: Any, fields: AbstractSet[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
-    """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names).
-
-    Names are renamed as agno's own v1_to_v2 does; a 1.x per-call list
-    becomes its total (``time_to_first_token``: its first value); zeros and
-    ``None`` are left out, as agno 3 leaves them; a name agno 3 has no field
-    for goes to ``additional_metrics``.
-    """
-    if not _is_mapping(metrics):
-        return None, metrics is not None
-    plan = _metric_plan(tuple(metrics), fields if type(fields) is frozenset else frozenset(fields))
-    out: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    lossy = False
-    for (key, name, is_field, is_additional, in_fields), value in zip(plan, metrics.values(), strict=True):
-        if isinstance(value, list):
-            lossy = True
-            if name != "time_to_first_token":
-                value = _sum(value)
-            elif value and value[0] is not None:
-                value = value[0]
-            else:
-                value = next((v for v in value if v is not None), None)
-        if is_field:
-            if value is not None and value != 0:
-                out[name] = value
-        elif is_additional and isinstance(value, Mapping):
-            extra.update(value)
-        elif value not in (None, 0, [], {}):
-            lossy = True
-            extra[key] = value
-        elif not in_fields:
-            lossy = True
-    if extra:
-        out["additional_metrics"] = extra
-    return out, lossy
 
 
 def _split(data: Mapping[str, Any], fields: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -453,6 +364,7 @@ def convert_run(
     the key of its kind, and skips it unseen otherwise.
     """
     data, rest = _split(raw, _RUN_FIELDS[kind])
+    _lift_extra_data(data, rest, kind)
     keep: dict[str, Any] = {}
     if rest:
         keep["fields"] = rest
@@ -480,29 +392,11 @@ def convert_run(
             data["metrics"] = metrics
         else:
             del data["metrics"]
-    if isinstance(data.get("messages"), list):
-        messages: list[dict[str, Any]] = []
-        extras: dict[str, Any] = {}
-        for i, message in enumerate(data["messages"]):
-            if type(message) is dict and "metrics" not in message and type(message.get("role")) is str:
-                # What convert_message gives such a message, inline: every key one of agno 3's, the content
-                # and tool calls of the shape it reads, no media (those are looked at there).
-                if (
-                    MESSAGE_FIELDS.issuperset(message)
-                    and _MEDIA.isdisjoint(message)
-                    and isinstance(message.get("content"), _CONTENT_TYPES)
-                    and ((calls := message.get("tool_calls")) is None or _is_object_list(calls))
-                ):
-                    messages.append(message.copy())
-                    continue
-            converted, extra = convert_message(message)
-            if converted is not None:
-                messages.append(converted)
-            if extra:
-                extras[str(i)] = extra
-        data["messages"] = messages
-        if extras:
-            keep["messages"] = extras
+    for name in ("messages", "reasoning_messages", "additional_input"):
+        if isinstance(data.get(name), list):
+            data[name], extras = _convert_messages(data[name])
+            if extras:
+                keep[name] = extras
     if isinstance(data.get("tools"), list):
         tools: list[dict[str, Any]] = []
         tool_extras: dict[str, Any] = {}
@@ -548,6 +442,61 @@ def convert_run(
         metadata[KEEP_KEY] = keep
         data["metadata"] = metadata
     return data, members
+
+
+def _convert_messages(items: list[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """1.x messages as agno 3's, and per index the fields each has no place for (a message that is none, whole)."""
+    messages: list[dict[str, Any]] = []
+    extras: dict[str, Any] = {}
+    for i, message in enumerate(items):
+        if type(message) is dict and "metrics" not in message and type(message.get("role")) is str:
+            # What convert_message gives such a message, inline: every key one of agno 3's, the content
+            # and tool calls of the shape it reads, no media (those are looked at there).
+            if (
+                MESSAGE_FIELDS.issuperset(message)
+                and _MEDIA.isdisjoint(message)
+                and isinstance(message.get("content"), _CONTENT_TYPES)
+                and ((calls := message.get("tool_calls")) is None or _is_object_list(calls))
+            ):
+                messages.append(message.copy())
+                continue
+        converted, extra = convert_message(message)
+        if converted is not None:
+            messages.append(converted)
+        if extra:
+            extras[str(i)] = extra
+    return messages, extras
+
+
+#: What agno 1.x keeps in a run's ``extra_data`` (RunResponseExtraData) and agno 3 in a field of the run.
+_EXTRA_DATA_FIELDS = {
+    "references": "references",
+    "reasoning_steps": "reasoning_steps",
+    "reasoning_messages": "reasoning_messages",
+    "add_messages": "additional_input",
+}
+
+
+def _lift_extra_data(data: dict[str, Any], rest: dict[str, Any], kind: str) -> None:
+    """Move what a 1.x run keeps in ``extra_data`` and ``thinking`` (``rest``) to agno 3's fields of ``data``.
+
+    As agno's own v1-to-v2 migration does, where agno 3's run has the field and does not hold it already;
+    what is left of ``extra_data`` stays in ``rest``.
+    """
+    fields = _RUN_FIELDS[kind]
+    extra = rest.get("extra_data")
+    if isinstance(extra, Mapping):
+        left = dict(extra)
+        for key, name in _EXTRA_DATA_FIELDS.items():
+            if left.get(key) is not None and name in fields and data.get(name) is None:
+                data[name] = left.pop(key)
+        if left:
+            rest["extra_data"] = left
+        else:
+            del rest["extra_data"]
+    thinking = rest.get("thinking")
+    if isinstance(thinking, str) and "reasoning_content" in fields and not data.get("reasoning_content"):
+        data["reasoning_content"] = rest.pop("thinking")
 
 
 def memory_runs(memory: Any, session_id: str) -> tuple[list[Any], str]:
