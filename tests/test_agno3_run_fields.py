@@ -131,6 +131,7 @@ _AGNO3_EXTRA = (
     "    'reasoning_messages': [m.role for m in r.reasoning_messages or []],\n"
     "    'additional_input': [m.content for m in r.additional_input or []],\n"
     "    'reasoning_content': r.reasoning_content,\n"
+    "    'reply': [[m.reasoning_content, m.redacted_reasoning_content, m.provider_data] for m in r.messages][-1],\n"
     "    'kept': sorted((r.metadata or {}).get('agno_v1', {}).get('fields', {}))}))\n"
 )
 
@@ -139,7 +140,8 @@ def test_a_runs_references_reasoning_and_added_messages_are_where_agno3_reads_th
     """agno 1.8.4 keeps a run's knowledge references, reasoning steps and messages, and ``add_messages`` in
     its ``extra_data``, and a model's thinking in ``thinking``; agno 3 has fields of their own for them
     (``references``, ``reasoning_steps``, ``reasoning_messages``, ``additional_input``, ``reasoning_content``),
-    where agno's own v1-to-v2 migration puts them."""
+    where agno's own v1-to-v2 migration puts them; a message's ``thinking`` and ``redacted_thinking`` are
+    agno 3's ``reasoning_content`` and ``redacted_reasoning_content``."""
     from agno.agent import Agent
     from agno.models.message import Message
     from agno.models.response import ModelResponse
@@ -158,7 +160,13 @@ def test_a_runs_references_reasoning_and_added_messages_are_where_agno3_reads_th
             return reply
 
         def parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
-            return ModelResponse(role="assistant", content=response.content, thinking="pondering")
+            return ModelResponse(
+                role="assistant",
+                content=response.content,
+                thinking="pondering",
+                redacted_thinking="sealed",
+                provider_data={"signature": "signed"},
+            )
 
     def retriever(query: str, **kwargs: Any) -> list[dict[str, Any]]:
         return [{"name": "birds", "content": "kestrels hover"}]
@@ -193,5 +201,7 @@ def test_a_runs_references_reasoning_and_added_messages_are_where_agno3_reads_th
     assert "recall" in reasoned["reasoning_content"]
     assert "extra_data" not in reasoned["kept"]
     thought = json.loads(agno3_env.run_code(_AGNO3_EXTRA, str(dst), "thought").strip().splitlines()[-1])
-    assert thought["reasoning_content"] == "pondering"
+    assert thought["reasoning_content"] == "ponderingsealed"  # 1.8.4 appends the redacted thinking to the run's
     assert "thinking" not in thought["kept"]
+    # The reply's thinking, which agno 3's Claude sends back with its signature as 1.8.4's did.
+    assert thought["reply"] == ["pondering", "sealed", {"signature": "signed"}]

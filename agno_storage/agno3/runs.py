@@ -62,11 +62,19 @@ def _split(data: Mapping[str, Any], fields: frozenset[str]) -> tuple[dict[str, A
     return kept, rest
 
 
+#: 1.x Message fields agno 3's Message holds under another name (a Claude reply's thinking, which agno 3 sends
+#: back with the signature in ``provider_data`` as 1.x did).
+_MESSAGE_RENAMES = {"thinking": "reasoning_content", "redacted_thinking": "redacted_reasoning_content"}
+
+
 def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """A 1.x message as agno 3's Message dict, and the fields it has no place for."""
     if not _is_mapping(message) or not isinstance(message.get("role"), str):
         return None, {"message": message}
     kept, rest = _split(message, MESSAGE_FIELDS)
+    for name, new_name in _MESSAGE_RENAMES.items():
+        if isinstance(rest.get(name), str) and kept.get(new_name) is None:
+            kept[new_name] = rest.pop(name)
     # What agno 3's Message (pydantic) refuses would fail the whole session: kept aside, as it is.
     if not isinstance(kept.get("content"), _CONTENT_TYPES):
         rest["content"] = kept.pop("content")
