@@ -205,3 +205,47 @@ def test_a_runs_references_reasoning_and_added_messages_are_where_agno3_reads_th
     assert "thinking" not in thought["kept"]
     # The reply's thinking, which agno 3's Claude sends back with its signature as 1.8.4's did.
     assert thought["reply"] == ["pondering", "sealed", {"signature": "signed"}]
+
+
+def test_a_reply_audio_agno3_cannot_make_is_kept_in_metadata_and_the_session_loads(tmp_path: Path) -> None:
+    """agno 1.8.4 stores a reply's ``audio_output`` (an ``AudioResponse``) with the fields it has: one with no
+    content (a transcript only) is an ``Audio`` agno 3 refuses to make, and agno 3 failed to load the session;
+    it is kept in metadata and named, and one with its content is agno 3's."""
+    from agno.media import AudioResponse
+    from agno.storage.session.agent import AgentSession
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    spoken = AudioResponse(id="a1", content=b"RIFF spoken", transcript="hello").to_dict()
+    transcript_only = AudioResponse(id="a2", transcript="hello again").to_dict()
+    runs = [
+        {
+            "run_id": f"r{i}",
+            "agent_id": "a",
+            "content": text,
+            "messages": [
+                {"role": "user", "content": "say it"},
+                {"role": "assistant", "content": text, "audio_output": audio},
+            ],
+        }
+        for i, (text, audio) in enumerate((("hello", spoken), ("hello again", transcript_only)))
+    ]
+    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(src), mode="agent")
+    try:
+        storage.create()
+        storage.upsert(AgentSession(session_id="spoken", agent_id="a", user_id="u", memory={"runs": runs}))
+    finally:
+        storage.db_engine.dispose()
+    report = to_agno3(str(src), str(dst))
+    code = (
+        "import json, sys\n"
+        "from agno.db.sqlite import SqliteDb\n"
+        "db = SqliteDb(db_file=sys.argv[1])\n"
+        "s = db.get_session(session_id='spoken')\n"
+        "out = [[m.content, m.audio_output.transcript if m.audio_output else None,\n"
+        "        m.audio_output.content.decode() if m.audio_output else None] for r in s.runs for m in r.messages[1:]]\n"
+        "print(json.dumps(out))\n"
+    )
+    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
+    assert shown == [["hello", "hello", "RIFF spoken"], ["hello again", None, None]]
+    assert [p for p in report.problems if "'r1'" in p and "message 1: audio_output" in p], report.problems

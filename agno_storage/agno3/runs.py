@@ -90,6 +90,9 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
             kept[name] = [item for item in media if item is not None]
             if not kept[name]:
                 del kept[name]
+    for name, kind in _MEDIA_OUTPUTS.items():
+        if kept.get(name) is not None and not _makes_media(kind, kept[name]):
+            rest[name] = kept.pop(name)
     if "metrics" in kept:
         metrics, lossy = convert_metrics(kept["metrics"])
         if lossy:
@@ -111,6 +114,19 @@ _MEDIA_SOURCES = {
 }
 
 
+#: A message's one media item of a reply (agno 3's ``Audio``, ``Image``, ...), and the kind of media it is.
+_MEDIA_OUTPUTS = {"audio_output": "audio", "image_output": "images", "video_output": "videos", "file_output": "files"}
+
+
+def _makes_media(name: str, item: Any) -> bool:
+    """Whether agno 3 can make its media object of ``item`` (a ``name`` item): what :func:`_media_item` asks,
+    the content left as it is."""
+    if not isinstance(item, dict) or item.get("media_reference") is not None:
+        return isinstance(item, dict)
+    given = [key for key in _MEDIA_SOURCES[name] if item.get(key) is not None]
+    return bool(given) and (name == "files" or len(given) == 1)
+
+
 def _media_item(name: str, item: dict[str, Any]) -> dict[str, Any] | None:
     """One stored media item of a message as agno 3 reads it; None if agno 3 cannot make one of it.
 
@@ -121,11 +137,10 @@ def _media_item(name: str, item: dict[str, Any]) -> dict[str, Any] | None:
     (``[{}]`` is what it stores for one given by URL): agno 3 can make
     nothing of that.
     """
+    if not _makes_media(name, item):
+        return None
     if item.get("media_reference") is not None:
         return item
-    given = [key for key in _MEDIA_SOURCES[name] if item.get(key) is not None]
-    if not given or (name != "files" and len(given) > 1):
-        return None
     content = item.get("content")
     if name != "files" and isinstance(content, str):
         try:
@@ -178,6 +193,8 @@ _OBJECT_FIELDS = "input citations response_audio compaction metrics".split()
 #: Message fields agno 3's Message (pydantic) takes only as a list of objects.
 _MESSAGE_OBJECT_LISTS = ("tool_calls", "images", "videos", "audio", "files")
 _MEDIA = frozenset(_MESSAGE_OBJECT_LISTS[1:])
+#: The message fields holding media, each looked at by convert_message.
+_MEDIA_KEYS = _MEDIA | frozenset(_MEDIA_OUTPUTS)
 #: Message content agno 3 takes: text, a list of parts, or none.
 _CONTENT_TYPES = (str, list, type(None))
 
@@ -250,7 +267,7 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
     metadata = run_data.get("metadata")
     kept = metadata.get(KEEP_KEY) if type(metadata) is dict else None
     for index, extra in (kept.get("messages") or {}).items() if type(kept) is dict else ():
-        for name in ("content", *_MESSAGE_OBJECT_LISTS):
+        for name in ("content", *_MESSAGE_OBJECT_LISTS, *_MEDIA_OUTPUTS):
             if isinstance(extra, dict) and name in extra:
                 lines.append(f"message {index}: {name} is not what agno 3 reads there; kept in metadata")
     return lines
@@ -462,7 +479,7 @@ def _convert_messages(items: list[Any]) -> tuple[list[dict[str, Any]], dict[str,
             # and tool calls of the shape it reads, no media (those are looked at there).
             if (
                 MESSAGE_FIELDS.issuperset(message)
-                and _MEDIA.isdisjoint(message)
+                and _MEDIA_KEYS.isdisjoint(message)
                 and isinstance(message.get("content"), _CONTENT_TYPES)
                 and ((calls := message.get("tool_calls")) is None or _is_object_list(calls))
             ):
