@@ -249,3 +249,44 @@ def test_a_reply_audio_agno3_cannot_make_is_kept_in_metadata_and_the_session_loa
     shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == [["hello", "hello", "RIFF spoken"], ["hello again", None, None]]
     assert [p for p in report.problems if "'r1'" in p and "message 1: audio_output" in p], report.problems
+
+
+def test_a_tool_calls_time_is_agno3s_duration(tmp_path: Path) -> None:
+    """agno 1.8.4 keeps how long a tool call took as its metrics' ``time``; agno 3's ``ToolCallMetrics`` has
+    it as ``duration`` and reads nothing else of it."""
+    from agno.agent import Agent
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    from tests.agno3_sources import DelegatingModel
+
+    def lookup(member_id: str, task_description: str) -> str:
+        """Look it up."""
+        return f"found {task_description}"
+
+    lookup.__name__ = "transfer_task_to_member"  # the tool DelegatingModel calls
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(src), mode="agent")
+    try:
+        agent = Agent(
+            agent_id="a",
+            model=DelegatingModel(prefix="a", members=("kestrel",)),
+            tools=[lookup],
+            storage=storage,
+            session_id="tools",
+            user_id="u",
+            telemetry=False,
+            monitoring=False,
+        )
+        (tool,) = agent.run("what hovers?").tools or []
+    finally:
+        storage.db_engine.dispose()
+    assert tool.metrics is not None and tool.metrics.time
+    to_agno3(str(src), str(dst))
+    code = (
+        "import json, sys\n"
+        "from agno.db.sqlite import SqliteDb\n"
+        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='tools').runs\n"
+        "print(json.dumps([[t.tool_name, t.result, t.metrics.duration if t.metrics else None] for t in r.tools]))\n"
+    )
+    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
+    assert shown == [["transfer_task_to_member", "found kestrel task 1: what hovers?", tool.metrics.time]]

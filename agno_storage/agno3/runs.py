@@ -428,6 +428,10 @@ def convert_run(
         for i, tool in enumerate(data["tools"]):
             if isinstance(tool, Mapping):
                 kept, extra = _split(tool, TOOL_FIELDS)
+                timed = kept.get("metrics")
+                if isinstance(timed, Mapping) and "time" in timed and "duration" not in timed:
+                    # 1.x times a tool call as ``time``; agno 3's ToolCallMetrics reads ``duration`` only.
+                    kept["metrics"] = {("duration" if k == "time" else k): v for k, v in timed.items()}
                 tools.append(kept)
                 if extra:
                     tool_extras[str(i)] = extra
