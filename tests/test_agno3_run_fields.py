@@ -290,3 +290,37 @@ def test_a_tool_calls_time_is_agno3s_duration(tmp_path: Path) -> None:
     )
     shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == [["transfer_task_to_member", "found kestrel task 1: what hovers?", tool.metrics.time]]
+
+
+def test_a_v2_workflow_runs_step_metrics_are_agno3s_workflow_metrics(tmp_path: Path) -> None:
+    """agno 1.8.4 keeps a v2 Workflow run's metrics per step in ``workflow_metrics``; agno 3's
+    ``WorkflowRunOutput.metrics`` is the same per-step record (its RunMetrics totals for the lists)."""
+    from agno.agent import Agent
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+    from agno.workflow.v2 import Step
+    from agno.workflow.v2 import Workflow as WorkflowV2
+
+    from devkit.fake_model import FakeModel
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    storage = AgnoSqliteStorage(table_name="workflow_v2_sessions", db_file=str(src), mode="workflow_v2")
+    try:
+        agent = Agent(agent_id="w", model=FakeModel(prefix="w"), telemetry=False, monitoring=False)
+        flow = WorkflowV2(
+            name="p", workflow_id="p", storage=storage, steps=[Step(name="chat", agent=agent)], session_id="flow"
+        )
+        response = flow.run(message="go")
+    finally:
+        storage.db_engine.dispose()
+    assert response.workflow_metrics is not None
+    step = response.workflow_metrics.steps["chat"]
+    to_agno3(str(src), str(dst))
+    code = (
+        "import json, sys\n"
+        "from agno.db.sqlite import SqliteDb\n"
+        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow').runs\n"
+        "s = r.metrics.steps['chat'] if r.metrics else None\n"
+        "print(json.dumps(s and [s.step_name, s.executor_type, s.executor_name, s.metrics.duration]))\n"
+    )
+    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
+    assert shown == ["chat", "agent", step.executor_name, sum(step.metrics["time"])]

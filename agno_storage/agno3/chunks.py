@@ -216,7 +216,7 @@ class Source:
 #: (:func:`earlier_stamps`). ``r2:`` and ``r3:`` stamps hash the source as ``r4:`` ones do: the builds that
 #: wrote them mapped some runs as agno 3 cannot load them (``r2:``: a workflow's metrics, a run without its
 #: kind's key, media; ``r3:``: events agno 3 has no class for, a summary stamp it cannot read) or away from
-#: the fields agno 3 reads them in (a run's ``extra_data``, a message's ``thinking``).
+#: the fields agno 3 reads them in (a run's ``extra_data`` and ``workflow_metrics``, a message's ``thinking``).
 STAMP_PREFIX = "r4:"
 _EARLIER_PREFIXES = ("r3:", "r2:")
 

@@ -389,8 +389,12 @@ def convert_run(
     the key of its kind, and skips it unseen otherwise.
     """
     data, rest = _split(raw, _RUN_FIELDS[kind])
-    _lift_extra_data(data, rest, kind)
     keep: dict[str, Any] = {}
+    if kind == "workflow" and "metrics" in data:
+        # agno 3's workflow metrics are per step ({"steps": ..., "duration": ...}, WorkflowMetrics.from_dict
+        # reads data["steps"]); a 1.x workflow run's are an agent's totals, which agno 3 would fail to load.
+        keep["metrics"] = data.pop("metrics")
+    _lift_fields(data, rest, kind)
     if rest:
         keep["fields"] = rest
     run_id = raw.get("run_id")
@@ -405,11 +409,7 @@ def convert_run(
     entity_key = _ENTITY_KEYS.get(kind)
     if entity_key is not None and entity_key not in data:
         data[entity_key] = entity_id
-    if kind == "workflow" and "metrics" in data:
-        # agno 3's workflow metrics are per step ({"steps": ..., "duration": ...}, WorkflowMetrics.from_dict
-        # reads data["steps"]); a 1.x workflow run's are an agent's totals, which agno 3 would fail to load.
-        keep["metrics"] = data.pop("metrics")
-    if "metrics" in data:
+    if "metrics" in data and kind != "workflow":
         metrics, lossy = convert_metrics(data["metrics"])
         if lossy:
             keep["metrics"] = raw["metrics"]
@@ -506,13 +506,20 @@ _EXTRA_DATA_FIELDS = {
 }
 
 
-def _lift_extra_data(data: dict[str, Any], rest: dict[str, Any], kind: str) -> None:
-    """Move what a 1.x run keeps in ``extra_data`` and ``thinking`` (``rest``) to agno 3's fields of ``data``.
+def _lift_fields(data: dict[str, Any], rest: dict[str, Any], kind: str) -> None:
+    """Move what a 1.x run keeps in ``extra_data``, ``thinking`` and a v2 workflow's ``workflow_metrics``
+    (``rest``) to agno 3's fields of ``data``.
 
     As agno's own v1-to-v2 migration does, where agno 3's run has the field and does not hold it already;
-    what is left of ``extra_data`` stays in ``rest``.
+    what is left of ``extra_data`` stays in ``rest``, and ``workflow_metrics`` when its metrics were lists.
     """
     fields = _RUN_FIELDS[kind]
+    if kind == "workflow" and "metrics" not in data and "workflow_metrics" in rest:
+        metrics, lossy = _workflow_metrics(rest["workflow_metrics"])
+        if metrics is not None:
+            data["metrics"] = metrics
+            if not lossy:
+                del rest["workflow_metrics"]
     extra = rest.get("extra_data")
     if isinstance(extra, Mapping):
         left = dict(extra)
@@ -526,6 +533,26 @@ def _lift_extra_data(data: dict[str, Any], rest: dict[str, Any], kind: str) -> N
     thinking = rest.get("thinking")
     if isinstance(thinking, str) and "reasoning_content" in fields and not data.get("reasoning_content"):
         data["reasoning_content"] = rest.pop("thinking")
+
+
+_STEP_NAMES = ("step_name", "executor_type", "executor_name")
+
+
+def _workflow_metrics(value: Any) -> tuple[dict[str, Any] | None, bool]:
+    """A 1.x v2 workflow run's ``workflow_metrics`` as agno 3's WorkflowMetrics dict (None: not of that shape),
+    and whether anything was not carried over exactly (per-call lists, other keys)."""
+    steps = value.get("steps") if isinstance(value, Mapping) else None
+    if not isinstance(steps, Mapping):
+        return None, True
+    out: dict[str, Any] = {}
+    lossy = not {"steps", "total_steps"}.issuperset(value)
+    for name, step in steps.items():
+        if not (isinstance(step, Mapping) and all(isinstance(step.get(k), str) for k in _STEP_NAMES)):
+            return None, True
+        metrics, step_lossy = convert_metrics(step.get("metrics"))
+        lossy = lossy or step_lossy or not {*_STEP_NAMES, "metrics"}.issuperset(step)
+        out[str(name)] = {**{k: step[k] for k in _STEP_NAMES}, "metrics": metrics}
+    return {"steps": out}, lossy
 
 
 def memory_runs(memory: Any, session_id: str) -> tuple[list[Any], str]:
