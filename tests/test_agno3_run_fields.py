@@ -1,5 +1,6 @@
-"""to-agno3 and what real agno 1.8.4 runs hold beyond a reply: stored events, a run's extra data
-(references, reasoning steps, added messages), the media a run made.
+"""to-agno3 and what real agno 1.8.4 runs hold beyond a reply, each where agno 3 reads it: stored events, a
+run's extra data (references, reasoning steps, added messages), thinking, a reply's audio, a tool call's time,
+a v2 workflow's step metrics; and a session summary's stamp.
 
 Sources are written by real agno 1.8.4 on canned models; agno 3.1.10 reads the target in its own venv
 (devkit/agno3_env.py).
