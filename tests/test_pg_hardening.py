@@ -8,14 +8,16 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from agno_storage import ConnectionLostError, InvalidInputError, Mode, Session, open_storage
+from agno_storage.agno3 import to_agno3
 from agno_storage.backends import pg_conn
 from agno_storage.backends.postgres import PostgresStorage
 from tests.sessions import make_session
@@ -182,3 +184,27 @@ def test_reruns_wait_longer_each_time_and_never_more_than_two_seconds() -> None:
     assert waits == sorted(waits)
     assert waits[4:] == [2.0] * 6
     assert pg_conn.retry_wait(10_000) == 2.0
+
+
+def test_to_agno3_into_a_schema_the_role_may_create_tables_in_makes_agno3s_tables(
+    pg_server: Any, app_role: tuple[str, str], tmp_path: Path
+) -> None:
+    """The same grant for the migration to agno 3: its tables made in the DBA's schema, the sessions in them."""
+    role, dsn = app_role
+    schema = f"granted3_{role}"
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(*map(sql.Identifier, (schema, role))))
+    try:
+        params = conninfo_to_dict(dsn)
+        url = f"postgresql://{role}@{params['host']}:{params['port']}/{params['dbname']}"
+        src = tmp_path / "src.db"
+        with open_storage(f"sqlite:///{src}", "agent_sessions", Mode.AGENT) as source:
+            source.upsert_many(make_session(Mode.AGENT, f"s{i}") for i in range(3))
+        to_agno3(str(src), url, dst_schema=schema, workers=0)
+        with psycopg.connect(dsn) as conn:
+            count = conn.execute(sql.SQL("SELECT count(*) FROM {}.agno_sessions").format(sql.Identifier(schema)))
+            assert count.fetchone() == (3,)
+    finally:
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -374,10 +374,14 @@ class PostgresWriter:
         self._sql = {t: _upsert_sql(t, self._prefix, "%s") for t in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES)}
 
     def prepare(self) -> None:
+        from agno_storage.backends import postgres_ddl  # psycopg's, as this class is
+
         with self._conn.transaction():
             # One migration at a time per database: the same lock key on every writer.
             self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('agno_storage.to_agno3'))")
-            if self._schema:
+            # CREATE SCHEMA IF NOT EXISTS asks for CREATE on the database even where the schema is there: a role
+            # granted CREATE on the schema alone (the usual grant) could not migrate into it.
+            if self._schema and not self._conn.execute(postgres_ddl.SCHEMA_EXISTS, (self._schema,)).fetchone():
                 self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self._schema)}")
             for table in ddl.TABLE_ORDER:
                 exists = self._conn.execute("SELECT to_regclass(%s)", (f"{self._prefix}{table}",)).fetchone()
