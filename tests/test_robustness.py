@@ -19,11 +19,13 @@ from agno_storage import (
     CorruptRowError,
     InvalidInputError,
     Mode,
+    OwnershipError,
     SchemaMismatchError,
     SqliteStorage,
     StorageError,
     codec,
 )
+from tests.conftest import StoreFactory
 from tests.sessions import make_session
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -108,7 +110,7 @@ def test_wrongly_typed_stored_values_raise_corrupt_row(tmp_path: Path, column: s
         conn.execute(f"UPDATE agent_sessions SET {column} = {stored} WHERE session_id = ?", (sid,))
     with pytest.raises(CorruptRowError, match=error) as info:
         store.read(sid)
-    assert (info.value.session_id, info.value.column) == (sid, column)
+    assert (info.value.table, info.value.session_id, info.value.column) == ("agent_sessions", sid, column)
     with pytest.raises(CorruptRowError):
         store.list()
 
@@ -215,6 +217,35 @@ def test_empty_user_id_filters_mean_nobody_whatever_the_spelling(tmp_path: Path)
     assert sid in [s.session_id for s in store.list(user_id="")]
     assert sid in store.get_all_session_ids(entity_id="")
     assert store.delete(sid, user_id="") is True
+
+
+def test_no_owner_spelled_null_or_empty_is_one_owner_on_either_engine(
+    make_store: StoreFactory, backend: str, tmp_path: Path
+) -> None:
+    """agno writes no owner as NULL, Go as '': on both engines ``user_id=""`` finds both, neither is anyone's, and
+    with claim_unowned=False a write with an owner takes neither."""
+    if backend == "sqlite":  # agno's SQLite table: its user_id column may hold NULL
+        shutil.copy(FIXTURES / "agno_agent.db", tmp_path / "sessions.db")
+    store = make_store(table_name="agent_sessions", claim_unowned=False)
+    table = getattr(store, "qualified_table", '"agent_sessions"')
+    store.upsert_many(make_session(Mode.AGENT, sid, user_id="u") for sid in ("null", "empty"))
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE {table} SET user_id = NULL WHERE session_id = 'null'")
+        conn.execute(f"UPDATE {table} SET user_id = '' WHERE session_id = 'empty'")
+    assert sorted(s.session_id for s in store.list(user_id="") if s.session_id in ("null", "empty")) == [
+        "empty",
+        "null",
+    ]
+    for sid in ("null", "empty"):
+        got = store.read(sid, user_id="")
+        assert got is not None and got.user_id is None, sid
+        assert store.read(sid, user_id="alice") is None
+        with pytest.raises(OwnershipError, match="has no owner"):
+            store.upsert(make_session(Mode.AGENT, sid, user_id="alice", memory={"lost": 1}))
+        stored = store.upsert(make_session(Mode.AGENT, sid, user_id=None, memory={"kept": sid}))
+        assert stored.user_id is None
+        assert store.delete(sid, user_id="alice") is False
+        assert store.delete(sid, user_id="") is True
 
 
 def test_star_import_needs_neither_agno_nor_psycopg() -> None:
