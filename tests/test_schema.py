@@ -115,6 +115,26 @@ def test_new_table_reports_current_version_and_go_flavor(tmp_path: Path, mode: M
     assert (shape.mode, shape.version, shape.flavor) == (mode, CURRENT_VERSION, Flavor.GO)
 
 
+@pytest.mark.parametrize("mode", [Mode.AGENT, Mode.TEAM])
+def test_an_upgraded_go_table_gets_the_go_ports_index_on_the_added_column(tmp_path: Path, mode: Mode) -> None:
+    """A Go-made table from before team_session_id, upgraded, is what the Go port's Create() makes today."""
+    table_sql, indexed = GO_DDL[mode]
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute(table_sql.replace(", team_session_id TEXT", ""))
+        for col in indexed[:-1]:
+            conn.execute(f"CREATE INDEX IF NOT EXISTS idx_s_{col} ON s ({col})")
+    go_db = tmp_path / "go.db"
+    with sqlite3.connect(go_db) as conn:
+        conn.execute(table_sql)
+        for col in indexed:
+            conn.execute(f"CREATE INDEX IF NOT EXISTS idx_s_{col} ON s ({col})")
+    store = SqliteStorage("s", db_file=old, mode=mode, recency_indexes=False)
+    store.upgrade_schema()
+    store.close()
+    assert _master(old) == _master(go_db)
+
+
 def _pre12_copy(tmp_path: Path) -> Path:
     """agno 1.1's agent table: no team_session_id column (it has team_id instead)."""
     path = tmp_path / "pre12.db"
