@@ -432,9 +432,10 @@ def test_jsonb_keeps_integers_exact_and_normalises_exponent_floats(dsn: str, sto
     assert got is not None and got.memory is not None
     assert got.memory["big"] == 2**70 and got.memory["neg"] == -(2**63)
     assert type(got.memory["one"]) is float and type(got.memory["half"]) is float and got.memory["tiny"] == 1e-7
-    # numeric has no exponent and no negative zero: these come back as ints.
+    # numeric has no exponent: 1e20 comes back as an int; nor negative zero: -0.0 comes back as 0.0.
     assert got.memory["huge"] == 10**20 and type(got.memory["huge"]) is int
-    assert got.memory["negzero"] == 0
+    assert got.memory["negzero"] == 0 and type(got.memory["negzero"]) is float
+    assert str(got.memory["negzero"]) == "0.0"
 
 
 def test_nul_in_json_is_refused_and_writes_nothing(dsn: str, stores: list[PostgresStorage]) -> None:
