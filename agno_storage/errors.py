@@ -114,7 +114,11 @@ class BusyError(StorageError):
 
 
 class OwnershipError(StorageError):
-    """The session_id belongs to another user; the write was refused."""
+    """A write was refused: the session_id belongs to another user, or has no owner to give (claim_unowned=False).
+
+    The agno adapter also raises it for a session of another user than the one it is scoped to. Nothing of the
+    refused write is kept; ``user_id`` is the user the write was made as.
+    """
 
     def __init__(
         self,
