@@ -61,6 +61,13 @@ def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
         SqliteStorage("s", **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("value", [1, "false", None])
+def test_read_only_must_be_a_bool(tmp_path: Path, value: object) -> None:
+    """``read_only="false"`` would otherwise open the file read-only: the setting is refused, as the others are."""
+    with pytest.raises(InvalidInputError, match="read_only must be True or False"):
+        SqliteStorage("s", db_file=tmp_path / "x.db", read_only=value)  # type: ignore[arg-type]
+
+
 def test_in_memory_store_is_shared_by_its_threads() -> None:
     store = SqliteStorage("s", mode="team")
     assert store.db_path is None
