@@ -25,7 +25,9 @@ from agno_storage import (
 
 
 def sample_sessions() -> dict[Mode, list[Session]]:
-    memory = {"runs": [{"input": "What is WAL?", "response": "A journal mode."}], "summary": None}
+    # One run as agno 1.x keeps it (a RunResponse's run_id and messages), so history and search read it.
+    said = [{"role": "user", "content": "What is WAL?"}, {"role": "assistant", "content": "A journal mode."}]
+    memory = {"runs": [{"run_id": "r1", "messages": said}], "summary": None}
     return {
         Mode.AGENT: [
             AgentSession(session_id="agent-s1", user_id="ada", agent_id="helper", memory=memory),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import json
 import os
 import re
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from agno_storage import SqliteStorage
+from agno_storage.cli import main as cli_main
 from tests.pgserver import PgServer, create_database, require_pg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +55,18 @@ def test_demo_writes_lists_and_reads_back_all_four_modes(tmp_path: Path) -> None
     for mode in ("agent", "team", "workflow", "workflow_v2"):
         assert any(line.split()[:1] == [mode] for line in out.splitlines()), out
     assert "5 sessions in" in out
+
+
+def test_the_demo_database_reads_back_as_a_conversation_and_is_healthy(tmp_path: Path) -> None:
+    """The README's next steps on the demo's file: history, search and doctor find an agno conversation there."""
+    db = tmp_path / "demo.db"
+    run("demo.py", str(db))
+    with SqliteStorage(table_name="agent_sessions", db_file=db, read_only=True) as store:
+        said = [(m.role, m.content) for m in store.history("agent-s1", user_id="ada")]
+        assert said == [("user", "What is WAL?"), ("assistant", "A journal mode.")]
+        assert [hit.session_id for hit in store.search("WAL")] == ["agent-s1"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert cli_main(["doctor", str(db)]) == 0, printed.getvalue()
 
 
 def test_agno_agent_example_prints_the_stored_session(tmp_path: Path, without_pytest: dict[str, str]) -> None:
