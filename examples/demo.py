@@ -27,7 +27,7 @@ from agno_storage import (
 def sample_sessions() -> dict[Mode, list[Session]]:
     # One run as agno 1.x keeps it (a RunResponse's run_id and messages), so history and search read it.
     said = [{"role": "user", "content": "What is WAL?"}, {"role": "assistant", "content": "A journal mode."}]
-    memory = {"runs": [{"run_id": "r1", "messages": said}], "summary": None}
+    memory = {"runs": [{"run_id": "r1", "session_id": "agent-s1", "messages": said}], "summary": None}
     return {
         Mode.AGENT: [
             AgentSession(session_id="agent-s1", user_id="ada", agent_id="helper", memory=memory),

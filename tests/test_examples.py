@@ -69,6 +69,32 @@ def test_the_demo_database_reads_back_as_a_conversation_and_is_healthy(tmp_path:
         assert cli_main(["doctor", str(db)]) == 0, printed.getvalue()
 
 
+def test_an_agno_agent_resumes_the_demos_agent_session(tmp_path: Path) -> None:
+    """The README's agno snippet on the demo's file: agno loads agent-s1's run and sends it to the model."""
+    pytest.importorskip("agno")
+    from agno.agent import Agent
+
+    from agno_storage.agno import SqliteStorage as AgnoSqliteStorage
+    from devkit.fake_model import FakeModel
+
+    db = tmp_path / "demo.db"
+    run("demo.py", str(db))
+    model = FakeModel()
+    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(db), user_id="ada")
+    agent = Agent(
+        model=model,
+        storage=storage,
+        user_id="ada",
+        session_id="agent-s1",
+        add_history_to_messages=True,
+        telemetry=False,
+        monitoring=False,
+    )
+    agent.run("And then?")
+    sent = [(m["role"], m["content"]) for m in model.calls[-1]]
+    assert sent == [("user", "What is WAL?"), ("assistant", "A journal mode."), ("user", "And then?")]
+
+
 def test_agno_agent_example_prints_the_stored_session(tmp_path: Path, without_pytest: dict[str, str]) -> None:
     pytest.importorskip("agno")
     out = run("agno_agent.py", env={"TMPDIR": str(tmp_path), **without_pytest})
