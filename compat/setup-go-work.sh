@@ -14,6 +14,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+if ! command -v go >/dev/null 2>&1; then
+    # Nothing to build against: the Go tests skip and the benchmarks leave out their Go column.
+    echo "setup-go-work: go is not on PATH; the Go tests and benchmarks are skipped (https://go.dev/dl/)" >&2
+    exit 0
+fi
+
 module=github.com/devalexandre/agno-golang
 version=v0.1.6
 
