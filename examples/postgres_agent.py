@@ -1,9 +1,11 @@
 """One agent session, written to SQLite and then to PostgreSQL by changing one URL.
 
 Run ``python examples/postgres_agent.py``. With ``AGNO_STORAGE_PG_URL`` set
-(``postgresql://user@host/db``) it uses that server; otherwise it starts a
-throwaway local one through devkit/pgserver.py (PostgreSQL's server binaries
-must be installed) and removes it at the end.
+(``postgresql://user@host/db``) it uses that server: it writes session
+``demo-1`` into ``ai.agent_sessions`` and removes it at the end (the table
+too, if it made it). Otherwise it starts a throwaway local one through
+devkit/pgserver.py (PostgreSQL's server binaries must be installed) and
+removes it at the end.
 """
 
 from __future__ import annotations
@@ -55,10 +57,16 @@ def main() -> None:
         lite = save_and_load(f"sqlite:///{tmp}/sessions.db")
         print("sqlite:    ", lite.session_id, lite.memory, lite.created_at)
     with postgres_url() as url:
+        with open_storage(url, "agent_sessions") as store:
+            existed = store.table_exists()
         pg = save_and_load(url)
         print("postgresql:", pg.session_id, pg.memory, pg.created_at)
         with open_storage(url, "agent_sessions") as store:
-            store.drop()
+            # On a server of your own, the table may hold your sessions: remove only what this wrote.
+            if existed:
+                store.delete("demo-1", user_id="alice")
+            else:
+                store.drop()
     assert (lite.memory, lite.session_data) == (pg.memory, pg.session_data)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agno_storage import SqliteStorage
+from agno_storage import AgentSession, SqliteStorage, open_storage
 from agno_storage.cli import main as cli_main
 from tests.pgserver import PgServer, create_database, require_pg
 
@@ -140,6 +140,16 @@ def test_postgres_example_moves_a_session_by_url(pg_server: PgServer) -> None:
         assert session_id == "demo-1"
         assert memory == {"runs": [{"input": "hi", "content": "hello"}]}
         assert before <= created_at <= after
+
+
+def test_postgres_example_leaves_the_servers_own_sessions_alone(pg_server: PgServer) -> None:
+    """Pointed at a database that already keeps agent_sessions, the example removes only what it wrote."""
+    url = create_database(pg_server, "example_existing_sessions")
+    with open_storage(url, "agent_sessions", mode="agent") as store:
+        store.upsert(AgentSession(session_id="kept", user_id="bob", agent_id="helper"))
+    run("postgres_agent.py", env={"AGNO_STORAGE_PG_URL": url})
+    with open_storage(url, "agent_sessions", mode="agent") as store:
+        assert [s.session_id for s in store.list()] == ["kept"]
 
 
 #: One turn of examples/agno_postgres.py: the question, the reply, the earlier questions loaded.
