@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
@@ -49,6 +46,7 @@ from agno_storage.agno_args import (
     postgres_url_of_engine,
     sqlite_file_of_engine,
 )
+from agno_storage.backends.process import ForkLock
 from agno_storage.errors import CorruptRowError, InvalidInputError, OwnershipError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
@@ -158,7 +156,7 @@ class _AgnoStorage(Storage):
                 stores[mode] = store
         return store
 
-    def _lock(self) -> threading.Lock:
+    def _lock(self) -> ForkLock:
         """The lock the stores are opened and closed under, shared with this object's copies."""
         return self._shared.lock
 
@@ -397,32 +395,19 @@ class _Shared:
 
     Pickled, it is a new empty one (neither a lock nor an open connection
     travels): the unpickled adapter opens its own stores on first use, and
-    copies pickled together still share theirs. A forked child gets a new
-    lock in every one: a fork while another thread held it would leave it
-    held in the child for ever.
+    copies pickled together still share theirs. A forked child gets the
+    lock unheld (a :class:`~agno_storage.backends.process.ForkLock`): a fork
+    while another thread held it would leave it held in the child for ever.
     """
 
-    __slots__ = ("__weakref__", "lock", "stores")
+    __slots__ = ("lock", "stores")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = ForkLock()
         self.stores: dict[str, BaseStorage] = {}
-        _SHARED.add(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_Shared, ())
-
-
-_SHARED: weakref.WeakSet[_Shared] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for shared in list(_SHARED):
-        shared.lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _as_json_writes(record: CoreSession, column: str | None) -> CoreSession | None:

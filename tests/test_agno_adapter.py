@@ -334,7 +334,7 @@ def test_an_adapter_pickles_and_a_forked_child_is_not_held_by_the_parents_lock(t
     a.close()
     storage = SqliteStorage(table_name="agent_sessions", db_file=str(tmp_path / "s.db"))  # nothing opened yet
     clone = copy.deepcopy(storage)  # agno deep-copies agents: the copy shares the stores and their lock
-    storage._shared.lock.acquire()  # another thread was opening a store as the process forked
+    storage._shared.lock.__enter__()  # another thread was opening a store as the process forked
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
@@ -346,7 +346,7 @@ def test_an_adapter_pickles_and_a_forked_child_is_not_held_by_the_parents_lock(t
                 os._exit(2)
         _, status = os.waitpid(pid, 0)
     finally:
-        storage._shared.lock.release()
+        storage._shared.lock.__exit__(None, None, None)
     assert os.waitstatus_to_exitcode(status) == 0
     storage.close()
     copy_of.close()
