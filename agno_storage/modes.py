@@ -42,6 +42,8 @@ class ColumnKind(enum.Enum):
 
 #: Kinds stored as JSON text.
 JSON_KINDS = frozenset({ColumnKind.JSON, ColumnKind.JSON_ANY})
+#: The kinds of column that hold text: ids and owners, compared exactly.
+TEXT_KINDS = frozenset({ColumnKind.KEY, ColumnKind.REQUIRED_TEXT, ColumnKind.OPTIONAL_TEXT})
 
 
 @attrs.frozen
@@ -223,4 +225,14 @@ def parse_mode(mode: object) -> Mode:
     raise InvalidInputError(f"unknown mode {mode!r}; expected one of {', '.join(m.value for m in Mode)}")
 
 
-__all__ = ["COMMON_COLUMNS", "JSON_KINDS", "SPECS", "Column", "ColumnKind", "ModeSpec", "parse_mode", "spec"]
+__all__ = [
+    "COMMON_COLUMNS",
+    "JSON_KINDS",
+    "SPECS",
+    "TEXT_KINDS",
+    "Column",
+    "ColumnKind",
+    "ModeSpec",
+    "parse_mode",
+    "spec",
+]

@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from agno_storage import ConnectionLostError, InvalidInputError, Mode, Session, open_storage
+from agno_storage import ConnectionLostError, InvalidInputError, Mode, SchemaMismatchError, Session, open_storage
 from agno_storage.agno3 import to_agno3
 from agno_storage.backends import pg_conn
 from agno_storage.backends.postgres import PostgresStorage
@@ -208,3 +208,26 @@ def test_to_agno3_into_a_schema_the_role_may_create_tables_in_makes_agno3s_table
     finally:
         with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("column", ["user_id", "session_id", "agent_id"])
+def test_a_text_column_of_a_case_blind_collation_is_refused(make_store: Any, pg_server: Any, column: str) -> None:
+    """An ICU collation made with ``deterministic = false`` compares ``'ALICE'`` equal to ``'alice'``: on
+    user_id, every read, list and write of the store would take one for the other."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE COLLATION IF NOT EXISTS case_blind (provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE character varying COLLATE case_blind").format(
+                sql.SQL(store.qualified_table), sql.Identifier(column)
+            )
+        )
+        assert conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE user_id = 'ALICE'").format(sql.SQL(store.qualified_table))
+        ).fetchone() == ((1,) if column == "user_id" else (0,))
+    with pytest.raises(SchemaMismatchError, match=f"{column} compares by the nondeterministic collation"):
+        PostgresStorage(store.table_name, db_url=store.db_url)

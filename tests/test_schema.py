@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -301,6 +302,21 @@ def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> 
     assert not Path(f"{path}-wal").exists()
 
 
+#: An agent table as the Go port declares it, column by column (a test swaps one declaration).
+_AGENT_COLUMNS = {
+    "session_id": "session_id TEXT PRIMARY KEY",
+    "user_id": "user_id TEXT NOT NULL",
+    "memory": "memory TEXT",
+    "session_data": "session_data TEXT",
+    "extra_data": "extra_data TEXT",
+    "created_at": f"created_at {_NOW}",
+    "updated_at": f"updated_at {_NOW}",
+    "agent_id": "agent_id TEXT NOT NULL",
+    "agent_data": "agent_data TEXT",
+    "team_session_id": "team_session_id TEXT",
+}
+
+
 @pytest.mark.parametrize(
     ("declared", "column"),
     [
@@ -315,18 +331,7 @@ def test_unknown_shapes_are_refused_and_left_alone(tmp_path: Path, ddl: str) -> 
 def test_a_column_whose_type_sqlite_would_convert_values_to_is_refused(
     tmp_path: Path, declared: str, column: str
 ) -> None:
-    columns = {
-        "session_id": "session_id TEXT PRIMARY KEY",
-        "user_id": "user_id TEXT NOT NULL",
-        "memory": "memory TEXT",
-        "session_data": "session_data TEXT",
-        "extra_data": "extra_data TEXT",
-        "created_at": f"created_at {_NOW}",
-        "updated_at": f"updated_at {_NOW}",
-        "agent_id": "agent_id TEXT NOT NULL",
-        "agent_data": "agent_data TEXT",
-        "team_session_id": "team_session_id TEXT",
-    }
+    columns = _AGENT_COLUMNS
     path = tmp_path / "x.db"
     with sqlite3.connect(path) as conn:
         conn.execute(f"CREATE TABLE s ({', '.join({**columns, column: declared}.values())})")
@@ -344,6 +349,38 @@ def test_a_column_whose_type_sqlite_would_convert_values_to_is_refused(
         )
     store = SqliteStorage("s", db_file=path, mode="agent")
     assert store.read(store.upsert(make_session(Mode.AGENT, "1e3", user_id="42")).session_id) is not None
+
+
+@pytest.mark.parametrize(
+    ("declared", "column"),
+    [
+        ("user_id TEXT NOT NULL COLLATE NOCASE", "user_id"),  # 'ALICE' would read and write alice's sessions
+        ("user_id TEXT NOT NULL COLLATE rtrim", "user_id"),  # and so would 'alice '
+        ("session_id TEXT COLLATE NOCASE PRIMARY KEY", "session_id"),
+        ('"agent_id" TEXT NOT NULL COLLATE "NoCase"', "agent_id"),
+    ],
+)
+def test_a_text_column_that_compares_other_than_exactly_is_refused(tmp_path: Path, declared: str, column: str) -> None:
+    """Owner scoping rests on exact comparison: a table whose user_id compared case-blind made ``'ALICE'`` the
+    owner of alice's sessions in every read, list and write of the store."""
+    path = tmp_path / "x.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TABLE s ({', '.join({**_AGENT_COLUMNS, column: declared}.values())})")
+        conn.execute("INSERT INTO s (session_id, user_id, agent_id) VALUES ('s1', 'alice', 'a')")
+    before = path.read_bytes()
+    with pytest.raises(SchemaMismatchError, match=f"{column} compares by collation") as info:
+        SqliteStorage("s", db_file=path, mode="agent")
+    assert info.value.table == "s"
+    assert path.read_bytes() == before
+    # BINARY spelled out, and a collation on a column the store never compares, still open.
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE s")
+        spelled_out = re.sub(r"COLLATE \S+", "COLLATE BINARY", declared)
+        binary = {**_AGENT_COLUMNS, column: spelled_out, "memory": "memory TEXT COLLATE NOCASE"}
+        conn.execute(f"CREATE TABLE s ({', '.join(binary.values())})")
+    store = SqliteStorage("s", db_file=path, mode="agent")
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    assert store.read("s1", user_id="ALICE") is None
 
 
 def _index_names(path: Path) -> set[str]:

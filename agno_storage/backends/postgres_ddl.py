@@ -11,7 +11,8 @@ from typing import Any
 
 from psycopg import sql
 
-from agno_storage.modes import COMMON_COLUMNS, ColumnKind, ModeSpec
+from agno_storage.errors import SchemaMismatchError
+from agno_storage.modes import COMMON_COLUMNS, TEXT_KINDS, ColumnKind, ModeSpec
 
 #: The declaration after the column name, as SQLAlchemy emits it for agno's columns.
 _PG_TYPES: dict[ColumnKind, str] = {
@@ -193,6 +194,35 @@ def table_layout(
         ],
         "",
     )
+
+
+#: The text columns of a table (by its quoted name) whose collation is nondeterministic (an ICU collation
+#: made with ``deterministic = false``): there ``'ALICE' = 'alice'`` may hold. PostgreSQL 12 and later.
+NONDETERMINISTIC_TEXT = (
+    "SELECT a.attname::text, c.collname::text FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
+    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND NOT c.collisdeterministic"
+)
+
+
+def check_collations(conn: Any, table: str, regclass: str, spec: ModeSpec) -> None:
+    """SchemaMismatchError if a text column of ``spec`` in ``table`` (``regclass``: its quoted name, as
+    ``to_regclass`` takes it) compares by a nondeterministic collation: ``'ALICE'`` could then read alice's
+    sessions.
+
+    ``conn`` is a psycopg connection. Before PostgreSQL 12 every collation is deterministic: nothing to check.
+    """
+    if conn.info.server_version < 120000:
+        return
+    text_columns = {c.name for c in spec.columns if c.kind in TEXT_KINDS}
+    for name, collation in conn.execute(NONDETERMINISTIC_TEXT, (regclass,)).fetchall():
+        if name in text_columns:
+            raise SchemaMismatchError(
+                f"table {table!r} cannot keep {spec.mode.value} sessions apart: {name} compares by the "
+                f"nondeterministic collation {collation!r}; the store compares ids and owners exactly",
+                table=table,
+                expected_mode=spec.mode.value,
+                found_mode=spec.mode.value,
+            )
 
 
 def add_columns(table: str, spec: ModeSpec, db_schema: str | None, names: Iterable[str]) -> list[sql.Composed]:

@@ -410,11 +410,13 @@ class SqliteStorage(BaseStorage):
         return layout
 
     def _inspect(self) -> TableShape | None:
-        """The table's shape; SchemaMismatchError also for a column whose declared type would change what is written."""
+        """The table's shape; SchemaMismatchError also for a column whose declared type would change what is
+        written, or whose collation would make two ids or owners one."""
         shape = super()._inspect()
         if shape is not None:
             declared = dict(self._query("SELECT name, type FROM pragma_table_info(?)", (self.table_name,)))
             ddl.check_declared_types(self.table_name, self.spec, declared)
+            ddl.check_collations(self._query, self.table_name, self.spec)
         return shape
 
     def _check_encoding(self, encoding: str) -> None:

@@ -8,11 +8,12 @@ which is why they appear unquoted, as the Go port writes them.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agno_storage.errors import SchemaMismatchError
-from agno_storage.modes import ColumnKind, ModeSpec
+from agno_storage.modes import TEXT_KINDS, ColumnKind, ModeSpec
 from agno_storage.schema import Flavor, TableShape, pending_columns
 
 
@@ -78,6 +79,48 @@ def check_declared_types(table: str, spec: ModeSpec, declared: Mapping[str, str]
             )
 
 
+def check_collations(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, spec: ModeSpec
+) -> None:
+    """SchemaMismatchError if a text column of ``spec`` in ``table`` compares by a collation other than BINARY.
+
+    ``query`` runs one statement on the store's file, as for :func:`table_layout`.
+    ``user_id TEXT COLLATE NOCASE`` (or RTRIM) would make ``'ALICE'`` (or
+    ``'alice '``) the owner of alice's sessions in every comparison the
+    store makes, and a session id match another's. SQLite reports no
+    column's collation, so the table is made again in memory from its
+    text, and an index on each column there reads it back. Costs nothing
+    where the text names no collation, as agno's and the Go port's never do.
+    """
+    rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,))
+    table_sql = (rows[0][0] or "") if rows else ""
+    if "collate" not in table_sql.lower():
+        return
+    probe = sqlite3.connect(":memory:")
+    try:
+        try:
+            probe.execute(table_sql)
+        except sqlite3.Error as exc:  # a collation of another program's, say: this store cannot compare by it
+            raise _uncomparable(table, spec, f"its definition does not load here ({exc})") from None
+        for i, column in enumerate(c for c in spec.columns if c.kind in TEXT_KINDS):
+            probe.execute(f'CREATE INDEX "probe_{i}" ON "{table}" ("{column.name}")')
+            collation = next(row[4] for row in probe.execute(f'PRAGMA index_xinfo("probe_{i}")') if row[5])
+            if str(collation).upper() != "BINARY":
+                raise _uncomparable(table, spec, f"{column.name} compares by collation {collation}")
+    finally:
+        probe.close()
+
+
+def _uncomparable(table: str, spec: ModeSpec, why: str) -> SchemaMismatchError:
+    return SchemaMismatchError(
+        f"table {table!r} cannot keep {spec.mode.value} sessions apart: {why}; the store compares ids and "
+        "owners exactly (declare its text columns without COLLATE)",
+        table=table,
+        expected_mode=spec.mode.value,
+        found_mode=spec.mode.value,
+    )
+
+
 def create_table(table: str, spec: ModeSpec) -> str:
     """The Go port's CREATE TABLE statement for ``spec``'s mode, byte for byte."""
     cols = ", ".join(f"{c.name} {c.decl}" for c in spec.columns)
@@ -136,6 +179,7 @@ def upgrade_statements(table: str, spec: ModeSpec, shape: TableShape) -> list[st
 
 __all__ = [
     "affinity",
+    "check_collations",
     "check_declared_types",
     "create_index",
     "create_indexes",
