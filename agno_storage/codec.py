@@ -13,7 +13,8 @@ Go port stores when its marshal fails).
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -180,6 +181,27 @@ def _has_wide_integer_exact(data: bytes) -> bool:
             return True
         start = digits.find(_LONG_RUN, end)
     return False
+
+
+# JSON's escape of U+0000, not preceded by an odd number of backslashes (``\\u0000`` is a backslash, then text).
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def holds_nul(text: str, *, json: bool) -> bool:
+    """Whether stored ``text`` holds U+0000, which PostgreSQL's text and jsonb cannot: raw, or (``json``: JSON
+    text as the codec writes it) as JSON's ``\\u0000`` escape."""
+    return "\x00" in text or (json and "\\u0000" in text and _JSON_NUL.search(text) is not None)
+
+
+def first_nul(rows: Iterable[Sequence[Any]], spec: ModeSpec) -> tuple[Any, str] | None:
+    """The session id and column of the first value of ``rows`` (stored rows of ``spec``'s table, JSON as
+    text) that holds U+0000 (:func:`holds_nul`), or None: which session of a batch PostgreSQL refused."""
+    kinds = [(i, c.name, c.kind in (ColumnKind.JSON, ColumnKind.JSON_ANY)) for i, c in enumerate(spec.columns)]
+    for row in rows:
+        for i, name, json in kinds:
+            if type(row[i]) is str and holds_nul(row[i], json=json):
+                return row[0], name
+    return None
 
 
 # --- sessions -------------------------------------------------------------

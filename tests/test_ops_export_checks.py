@@ -185,3 +185,34 @@ def test_a_blob_in_a_json_column_stops_export_and_copy_naming_session_and_column
     assert f"{TABLE}.memory of session {sid!r}: memory holds a bytes" in capsys.readouterr().err
     with open_database(url, schema) as db:  # the fixture's sessions fit one batch: none of them was written
         assert db.query(f"SELECT COUNT(*) FROM {db.qualified(TABLE)}") == [(0,)]
+
+
+@pytest.mark.parametrize(("column", "value"), [("memory", {"runs": [], "note": "nul\x00here"}), ("agent_id", "a\x00b")])
+def test_copy_to_postgresql_names_the_session_and_column_that_holds_nul(
+    tmp_path: Path, pg_server: Any, column: str, value: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite keeps U+0000 in text and JSON; PostgreSQL's text and jsonb cannot. The copy stopped on a driver
+    error about "this value" that named no session; it now names the session and column, nothing of the batch
+    written."""
+    import psycopg
+
+    from agno_storage import AgentSession, SqliteStorage
+
+    src = tmp_path / "src.db"
+    base: dict[str, Any] = {"user_id": "u", "agent_id": "a", "memory": {"runs": []}}
+    with SqliteStorage(TABLE, db_file=src) as store:
+        store.upsert_many(
+            AgentSession(**{**base, "session_id": f"s{i}", **({column: value} if i == 7 else {})}) for i in range(20)
+        )
+    schema = f"nul_{column}"
+    try:
+        with open_database(str(src)) as db, pytest.raises(CorruptRowError) as copied:
+            copy_table(db, TABLE, str(pg_server.dsn), schema=schema)
+        assert (copied.value.session_id, copied.value.column) == ("s7", column)
+        assert main(["copy", str(src), "--table", TABLE, "--to-schema", schema, str(pg_server.dsn)]) == 2
+        assert f"{TABLE}.{column} of session 's7': holds U+0000" in capsys.readouterr().err
+        with open_database(str(pg_server.dsn), schema) as db:
+            assert db.query(f"SELECT COUNT(*) FROM {db.qualified(TABLE)}") == [(0,)]
+    finally:
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from psycopg import sql
@@ -231,3 +232,19 @@ def test_a_text_column_of_a_case_blind_collation_is_refused(make_store: Any, pg_
         ).fetchone() == ((1,) if column == "user_id" else (0,))
     with pytest.raises(SchemaMismatchError, match=f"{column} compares by the nondeterministic collation"):
         PostgresStorage(store.table_name, db_url=store.db_url)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(("column", "value"), [("memory", {"runs": [], "note": "nul\x00here"}), ("agent_id", "a\x00b")])
+def test_upsert_many_names_the_session_and_column_postgresql_cannot_store(
+    make_store: Any, column: str, value: Any
+) -> None:
+    """PostgreSQL refuses U+0000 in text and jsonb without saying which row of a batch held it: the error named
+    no session. It names the session and column now; nothing of the call is written."""
+    store = make_store()
+    sessions = [make_session(Mode.AGENT, f"s{i}") for i in range(20)]
+    sessions[7] = attrs.evolve(sessions[7], **{column: value})
+    with pytest.raises(InvalidInputError, match="session 's7'") as refused:
+        store.upsert_many(sessions)
+    assert (refused.value.session_id, refused.value.column) == ("s7", column)
+    assert store.get_all_session_ids() == []

@@ -441,9 +441,14 @@ def _pooler_gave_up(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and exc.sqlstate == "08P01" and "query_wait_timeout" in str(exc)
 
 
-def invalid_value(exc: BaseException, table: str, session_id: str | None) -> InvalidInputError:
+def invalid_value(
+    exc: BaseException, table: str, session_id: str | None, column: str | None = None
+) -> InvalidInputError:
     """The error for a value the server refused to store (bad or too big for it, or text it cannot encode)."""
-    return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id)
+    where = f"session {session_id!r}{f', column {column}' if column else ''}: " if session_id is not None else ""
+    return InvalidInputError(
+        f"{where}PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id, column=column
+    )
 
 
 @contextmanager

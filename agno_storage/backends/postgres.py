@@ -408,7 +408,10 @@ class PostgresStorage(BaseStorage):
                         _close_aborted(conn, pipeline)
                         raise
             except _REFUSED_VALUE as exc:
-                raise invalid_value(exc, self.table_name, None) from exc
+                # The server does not say which row: U+0000, what it refuses most, is looked for here.
+                found = codec.first_nul(batch, self.spec)
+                sid, column = found if found is not None else (None, None)
+                raise invalid_value(exc, self.table_name, sid, column) from exc
             if cur.rowcount != len(batch):
                 self._raise_refused(
                     batch, lambda row: bool(self._execute_row(conn, statements.upsert_returning, row).fetchall())

@@ -25,12 +25,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from agno_storage import codec
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
 from agno_storage.errors import StorageError
 from agno_storage.models import Mode
-from agno_storage.modes import JSON_KINDS, SPECS, ColumnKind
+from agno_storage.modes import JSON_KINDS, SPECS, TEXT_KINDS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import open_store
 from agno_storage.ops.values import BadValue, row_check
@@ -78,6 +79,10 @@ class RowWriter:
         self._upsert = self.store.statements.upsert
         #: PostgreSQL's JSON columns are jsonb, which refuses '' (SQLite keeps it as it was).
         self._jsonb = not isinstance(self.store, SqliteStorage)
+        #: Where PostgreSQL's text and jsonb refuse U+0000: the text and JSON columns (index, name, is JSON).
+        self._nul_checks = [
+            (i, c.name, c.kind in JSON_KINDS) for i, c in enumerate(spec.columns) if c.kind in JSON_KINDS | TEXT_KINDS
+        ]
         #: SQLite: the WAL file to fsync once the batches are committed (see flush).
         self._wal: str | None = None
         #: SQLite file: checkpoints the WAL while batches are written; None elsewhere.
@@ -123,6 +128,9 @@ class RowWriter:
             for i in self._json:
                 if out[i] == "":
                     out[i] = None  # the Go port's "marshal failed", read as no value; jsonb cannot hold ''
+            for i, name, json in self._nul_checks:
+                if out[i] is not None and codec.holds_nul(out[i], json=json):
+                    raise BadValue(name, "holds U+0000, which PostgreSQL cannot store (SQLite can)")
         for i in self._required:
             if out[i] is None:
                 out[i] = ""
