@@ -118,6 +118,17 @@ class TableShape:
     missing: frozenset[str]
 
 
+def unfit_table(table: str, mode: Mode, why: str) -> SchemaMismatchError:
+    """The error for a table of ``mode`` whose columns cannot keep its sessions as the store writes and compares
+    them; ``why`` names the column and what it would do ("as written: ...", "apart: ...")."""
+    return SchemaMismatchError(
+        f"table {table!r} cannot keep {mode.value} sessions {why}",
+        table=table,
+        expected_mode=mode.value,
+        found_mode=mode.value,
+    )
+
+
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 

@@ -12,6 +12,15 @@ the root conftest); the pattern is::
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
 from devkit.pgserver import (
     SERVER_USER,
     SUPERUSER,
@@ -33,6 +42,7 @@ __all__ = [
     "create_database",
     "find_bindir",
     "free_port",
+    "login_role",
     "missing_requirement",
     "require_pg",
     "running_server",
@@ -48,3 +58,21 @@ def require_pg() -> None:
     when the server binaries or the driver are missing."""
     reason = missing_requirement()
     require(reason is None, reason or "", env=REQUIRE_ENV)
+
+
+_roles = itertools.count()
+
+
+@contextmanager
+def login_role(dsn: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """A login role of its own on the server of ``dsn`` (its name, its DSN), given only what the caller
+    grants it; dropped with what it owns afterwards."""
+    role = f"{prefix}_{next(_roles)}_{os.getpid()}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        yield role, make_conninfo(dsn, user=role)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -73,3 +75,31 @@ def write_run_as_another_program(
         f"{verb} INTO agent_runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
         list(values.values()),
     )
+
+
+def forked_while_held(lock: AbstractContextManager[Any], child: Callable[[], bool]) -> int:
+    """The exit code of a child forked while another thread held ``lock``: 0 if ``child()`` was True in it,
+    1 if False, 2 if it raised, killed by SIGALRM after 10 s if it hung."""
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another thread opening (or closing) a connection as the process forks
+        with lock:
+            holding.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        holding.wait(30)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            signal.alarm(10)
+            try:
+                os._exit(0 if child() else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        done.set()
+        holder.join()
+    return os.waitstatus_to_exitcode(status)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from agno_storage import AgentSession, StorageError
+from tests.pgserver import login_role
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -69,16 +67,8 @@ def test_cursors_go_on_above_the_pruned_ones_when_every_change_was_pruned(make_s
 @pytest.fixture
 def writer_role(pg_server: Any) -> Iterator[tuple[str, str]]:
     """A login role of its own (name, DSN): another program's, given only what a test grants it."""
-    role = f"writer_{next(_roles)}_{os.getpid()}"
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    yield role, make_conninfo(pg_server.dsn, user=role)
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-
-
-_roles = itertools.count()
+    with login_role(pg_server.dsn, "writer") as role:
+        yield role
 
 
 @pytest.mark.parametrize("backend", ["postgres"])

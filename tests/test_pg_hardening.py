@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,9 @@ from agno_storage import ConnectionLostError, InvalidInputError, Mode, SchemaMis
 from agno_storage.agno3 import to_agno3
 from agno_storage.backends import pg_conn
 from agno_storage.backends.postgres import PostgresStorage
+from tests.pgserver import login_role
 from tests.sessions import make_session
+from tests.support import forked_while_held
 
 _roles = itertools.count()
 
@@ -29,13 +30,21 @@ _roles = itertools.count()
 @pytest.fixture
 def app_role(pg_server: Any) -> Iterator[tuple[str, str]]:
     """A login role of its own (name, DSN), given only what a test grants it."""
-    role = f"app_{next(_roles)}_{os.getpid()}"
+    with login_role(pg_server.dsn, "app") as role:
+        yield role
+
+
+@contextmanager
+def granted_schema(pg_server: Any, role: str, name: str) -> Iterator[str]:
+    """A schema the DBA made, on which ``role`` is granted USAGE and CREATE (the usual grant); dropped after."""
     with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    yield role, make_conninfo(pg_server.dsn, user=role)
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(*map(sql.Identifier, (name, role))))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
 def test_a_role_that_may_create_tables_in_an_existing_schema_creates_its_table(
@@ -43,18 +52,11 @@ def test_a_role_that_may_create_tables_in_an_existing_schema_creates_its_table(
 ) -> None:
     """The usual grant: the schema is the DBA's, the role may make tables in it but not schemas in the database."""
     role, dsn = app_role
-    schema = f"granted_{role}"
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(*map(sql.Identifier, (schema, role))))
-    try:
+    with granted_schema(pg_server, role, f"granted_{role}") as schema:
         with PostgresStorage("sessions", db_url=dsn, schema=schema) as store:
             store.create()
             store.upsert(make_session(Mode.AGENT, "s1"))
             assert store.get_all_session_ids() == ["s1"]
-    finally:
-        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _failing_after(count: int, error: BaseException) -> Iterator[Session]:
@@ -90,29 +92,7 @@ def test_a_child_forked_while_another_thread_opened_the_pool_is_not_held_by_its_
     child's copy of that lock stayed held for ever, and the child's first call hung."""
     store = make_store()
     store.upsert(make_session(Mode.AGENT, "s1"))
-    holding, done = threading.Event(), threading.Event()
-
-    def open_pool() -> None:  # another thread opening (or closing) this store's pool as the process forks
-        with store._conns._pool_lock:
-            holding.set()
-            done.wait(30)
-
-    opener = threading.Thread(target=open_pool)
-    opener.start()
-    try:
-        holding.wait(30)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            signal.alarm(10)
-            try:
-                os._exit(0 if store.get_all_session_ids() == ["s1"] else 1)
-            except BaseException:
-                os._exit(2)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        done.set()
-        opener.join()
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert forked_while_held(store._conns._pool_lock, lambda: store.get_all_session_ids() == ["s1"]) == 0
 
 
 def _with_options(store: Any, options: str) -> PostgresStorage:
@@ -192,11 +172,7 @@ def test_to_agno3_into_a_schema_the_role_may_create_tables_in_makes_agno3s_table
 ) -> None:
     """The same grant for the migration to agno 3: its tables made in the DBA's schema, the sessions in them."""
     role, dsn = app_role
-    schema = f"granted3_{role}"
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(*map(sql.Identifier, (schema, role))))
-    try:
+    with granted_schema(pg_server, role, f"granted3_{role}") as schema:
         params = conninfo_to_dict(dsn)
         url = f"postgresql://{role}@{params['host']}:{params['port']}/{params['dbname']}"
         src = tmp_path / "src.db"
@@ -206,9 +182,6 @@ def test_to_agno3_into_a_schema_the_role_may_create_tables_in_makes_agno3s_table
         with psycopg.connect(dsn) as conn:
             count = conn.execute(sql.SQL("SELECT count(*) FROM {}.agno_sessions").format(sql.Identifier(schema)))
             assert count.fetchone() == (3,)
-    finally:
-        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.mark.parametrize("backend", ["postgres"])

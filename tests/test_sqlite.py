@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from agno_storage import BusyError, InvalidInputError, Mode, SqliteStorage, Synchronous
 from tests.sessions import make_session
+from tests.support import forked_while_held
 
 
 def test_file_database_uses_wal_and_the_chosen_durability(tmp_path: Path) -> None:
@@ -151,27 +151,7 @@ def test_a_child_forked_while_another_thread_opened_a_connection_is_not_held_by_
     child's copy of that lock stayed held for ever, and the child's first call hung."""
     store = SqliteStorage(table_name="agent_sessions", db_file=tmp_path / "s.db")
     store.upsert(make_session(Mode.AGENT, "s1"))
-    holding, done = threading.Event(), threading.Event()
-
-    def open_connection() -> None:  # another thread opening (or closing) a connection of this store as it forks
-        with store._handles_lock:
-            holding.set()
-            done.wait(30)
-
-    opener = threading.Thread(target=open_connection)
-    opener.start()
     try:
-        holding.wait(30)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            signal.alarm(10)
-            try:
-                os._exit(0 if store.get_all_session_ids() == ["s1"] else 1)
-            except BaseException:
-                os._exit(2)
-        _, status = os.waitpid(pid, 0)
+        assert forked_while_held(store._handles_lock, lambda: store.get_all_session_ids() == ["s1"]) == 0
     finally:
-        done.set()
-        opener.join()
         store.close()
-    assert os.waitstatus_to_exitcode(status) == 0

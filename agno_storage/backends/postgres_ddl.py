@@ -11,8 +11,8 @@ from typing import Any
 
 from psycopg import sql
 
-from agno_storage.errors import SchemaMismatchError
 from agno_storage.modes import COMMON_COLUMNS, TEXT_KINDS, ColumnKind, ModeSpec
+from agno_storage.schema import unfit_table
 
 #: The declaration after the column name, as SQLAlchemy emits it for agno's columns.
 _PG_TYPES: dict[ColumnKind, str] = {
@@ -216,12 +216,11 @@ def check_collations(conn: Any, table: str, regclass: str, spec: ModeSpec) -> No
     text_columns = {c.name for c in spec.columns if c.kind in TEXT_KINDS}
     for name, collation in conn.execute(NONDETERMINISTIC_TEXT, (regclass,)).fetchall():
         if name in text_columns:
-            raise SchemaMismatchError(
-                f"table {table!r} cannot keep {spec.mode.value} sessions apart: {name} compares by the "
-                f"nondeterministic collation {collation!r}; the store compares ids and owners exactly",
-                table=table,
-                expected_mode=spec.mode.value,
-                found_mode=spec.mode.value,
+            raise unfit_table(
+                table,
+                spec.mode,
+                f"apart: {name} compares by the nondeterministic collation {collation!r}; the store compares ids "
+                "and owners exactly",
             )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from agno_storage.errors import SchemaMismatchError
 from agno_storage.modes import TEXT_KINDS, ColumnKind, ModeSpec
-from agno_storage.schema import Flavor, TableShape, pending_columns
+from agno_storage.schema import Flavor, TableShape, pending_columns, unfit_table
 
 
 def table_layout(
@@ -70,12 +70,11 @@ def check_declared_types(table: str, spec: ModeSpec, declared: Mapping[str, str]
     for column in spec.columns:
         decl = declared.get(column.name)
         if decl is not None and affinity(decl) in _CONVERTING.get(column.kind, frozenset()):
-            raise SchemaMismatchError(
-                f"table {table!r} cannot keep {spec.mode.value} sessions as written: {column.name} is declared "
-                f"{decl!r}, and SQLite converts what is written to a column of {affinity(decl)} affinity",
-                table=table,
-                expected_mode=spec.mode.value,
-                found_mode=spec.mode.value,
+            raise unfit_table(
+                table,
+                spec.mode,
+                f"as written: {column.name} is declared {decl!r}, and SQLite converts what is written to a column "
+                f"of {affinity(decl)} affinity",
             )
 
 
@@ -112,12 +111,8 @@ def check_collations(
 
 
 def _uncomparable(table: str, spec: ModeSpec, why: str) -> SchemaMismatchError:
-    return SchemaMismatchError(
-        f"table {table!r} cannot keep {spec.mode.value} sessions apart: {why}; the store compares ids and "
-        "owners exactly (declare its text columns without COLLATE)",
-        table=table,
-        expected_mode=spec.mode.value,
-        found_mode=spec.mode.value,
+    return unfit_table(
+        table, spec.mode, f"apart: {why}; the store compares ids and owners exactly (declare them without COLLATE)"
     )
 
 
