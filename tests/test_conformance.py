@@ -757,3 +757,15 @@ def test_a_bulk_write_names_the_session_refused_though_another_was_claimed_withi
     with pytest.raises(OwnershipError) as caught:
         store.upsert_many([make_session(Mode.AGENT, "x", user_id="a"), make_session(Mode.AGENT, "x", user_id="w")])
     assert (caught.value.session_id, caught.value.user_id) == ("x", "a")
+
+
+def test_upsert_many_of_nothing_or_of_a_session_it_refuses_makes_no_table(make_store: StoreFactory) -> None:
+    """ "Nothing written" holds for the file too: no table made (on SQLite, no switch to WAL either)."""
+    store = make_store()
+    assert store.upsert_many([]) == 0
+    assert store.upsert_many(iter([])) == 0
+    with pytest.raises(InvalidInputError):
+        store.upsert_many([AgentSession(session_id="s1", memory={"x": float("nan")})])
+    assert not store.table_exists()
+    store.upsert_many([AgentSession(session_id="s1")])
+    assert store.table_exists() and store.get_all_session_ids() == ["s1"]

@@ -75,6 +75,12 @@ class Batches:
                     self._taken = []
             yield batch
 
+    def take_first(self) -> bool:
+        """Take the first batch now (before any pass; the first pass hands it out); False if there is none."""
+        if not self._started and not self._taken:
+            self._taken = self._take()
+        return bool(self._taken)
+
     def _take(self) -> list[list[Any]]:
         try:
             return list(itertools.islice(self._rows, self._size))
@@ -337,7 +343,9 @@ class StoreCore(abc.ABC):
         All or nothing: any error rolls every row back. ``sessions`` may be a
         generator; it is encoded and written in batches, so memory does not
         grow with its length. An error ``sessions`` raises is raised as it
-        is (never taken for the engine's own and rerun), nothing written.
+        is (never taken for the engine's own and rerun), nothing written. No
+        sessions, or a first batch (500) holding one that cannot be stored,
+        leave the file as it was: no table is made.
         """
         if isinstance(sessions, BaseSession):
             raise InvalidInputError(
@@ -349,10 +357,14 @@ class StoreCore(abc.ABC):
             raise InvalidInputError(
                 f"upsert_many needs an iterable of sessions, got {type(sessions).__name__}", table=self.table_name
             ) from None
-        self._checked_shape(create=True)
         encode = self.row_codec.encode
         batches = Batches(encode(s) for s in iterator)
         try:
+            # The first batch encoded before the file is touched: no sessions, or one that cannot be stored,
+            # and a new file gets no table (nor, on SQLite, the switch to WAL).
+            if not batches.take_first():
+                return 0
+            self._checked_shape(create=True)
             return self._again_if_dropped(lambda: self._write_many(batches), batches.replayable)
         except IterableError as failed:
             error = failed.error  # raised below, outside this handler, with no context of ours
