@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 
 from agno_storage import codec
+from agno_storage.backends.sqlite_ddl import inexact_collation
 from agno_storage.backends.statements import EQUALS, filter_kind
 from agno_storage.conversation_go import RunRow
-from agno_storage.errors import CorruptRowError, InvalidInputError
+from agno_storage.errors import CorruptRowError, InvalidInputError, SchemaMismatchError
 from agno_storage.models import Mode
 from agno_storage.schema import AGENT_RUNS_TABLE, identify_mode, quote
 
@@ -327,11 +328,28 @@ def exists(store: BaseStorage) -> bool:
     It is when the store's table is there, or when no agent table is (:func:`alone`:
     a Go Agent keeps its sessions there alone). A store naming a table the
     file lacks beside an agent table (a mistyped name) reads no runs.
+    SchemaMismatchError if its ids or owners compare inexactly (a COLLATE
+    another program declared), as a sessions table's would be.
     """
     if not applies(store):
         return False
     rows = store._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
-    return bool(rows) and (store.table_exists() or alone(store))
+    found = bool(rows) and (store.table_exists() or alone(store))
+    if found:
+        _check_collations(store)
+    return found
+
+
+def _check_collations(store: BaseStorage) -> None:
+    """SchemaMismatchError if the table's ids compare inexactly: ``user_id TEXT COLLATE NOCASE`` (or RTRIM)
+    would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id."""
+    why = inexact_collation(store._query, TABLE, ("id", "session_id", "user_id"))
+    if why is not None:
+        raise SchemaMismatchError(
+            f"table {TABLE!r} cannot keep runs apart: {why}; the store compares ids and owners exactly "
+            "(declare its text columns without COLLATE)",
+            table=TABLE,
+        )
 
 
 def _owner(user_id: str, column: str = "user_id") -> tuple[str, builtins.list[Any]]:

@@ -86,28 +86,41 @@ def check_collations(
     ``query`` runs one statement on the store's file, as for :func:`table_layout`.
     ``user_id TEXT COLLATE NOCASE`` (or RTRIM) would make ``'ALICE'`` (or
     ``'alice '``) the owner of alice's sessions in every comparison the
-    store makes, and a session id match another's. SQLite reports no
-    column's collation, so the table is made again in memory from its
-    text, and an index on each column there reads it back. Costs nothing
-    where the text names no collation, as agno's and the Go port's never do.
+    store makes, and a session id match another's. See :func:`inexact_collation`.
+    """
+    why = inexact_collation(query, table, [c.name for c in spec.columns if c.kind in TEXT_KINDS])
+    if why is not None:
+        raise _uncomparable(table, spec, why)
+
+
+def inexact_collation(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, columns: Sequence[str]
+) -> str | None:
+    """Why one of ``columns`` of ``table`` does not compare exactly (a collation other than BINARY), or None.
+
+    SQLite reports no column's collation, so the table is made again in
+    memory from its text, and an index on each column there reads it back.
+    Costs one catalogue read where the text names no collation, as agno's
+    and the Go port's never do.
     """
     rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,))
     table_sql = (rows[0][0] or "") if rows else ""
     if "collate" not in table_sql.lower():
-        return
+        return None
     probe = sqlite3.connect(":memory:")
     try:
         try:
             probe.execute(table_sql)
         except sqlite3.Error as exc:  # a collation of another program's, say: this store cannot compare by it
-            raise _uncomparable(table, spec, f"its definition does not load here ({exc})") from None
-        for i, column in enumerate(c for c in spec.columns if c.kind in TEXT_KINDS):
-            probe.execute(f'CREATE INDEX "probe_{i}" ON "{table}" ("{column.name}")')
+            return f"its definition does not load here ({exc})"
+        for i, column in enumerate(columns):
+            probe.execute(f'CREATE INDEX "probe_{i}" ON "{table}" ("{column}")')
             collation = next(row[4] for row in probe.execute(f'PRAGMA index_xinfo("probe_{i}")') if row[5])
             if str(collation).upper() != "BINARY":
-                raise _uncomparable(table, spec, f"{column.name} compares by collation {collation}")
+                return f"{column} compares by collation {collation}"
     finally:
         probe.close()
+    return None
 
 
 def _uncomparable(table: str, spec: ModeSpec, why: str) -> SchemaMismatchError:
@@ -181,6 +194,7 @@ __all__ = [
     "create_recency_indexes",
     "create_table",
     "go_index_name",
+    "inexact_collation",
     "recency_index_name",
     "table_layout",
     "upgrade_statements",

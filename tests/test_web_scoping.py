@@ -1,0 +1,41 @@
+"""Owner scoping of ``agno-storage serve`` against a file another program laid out: a user's token reads that
+user's sessions and runs only, whatever the file's columns compare by."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agno_storage.web.auth import parse_tokens
+from tests.test_web_api import FIXTURES, Serve
+from tests.web_client import get
+
+ALICE = "alice-token-0123456789"
+
+
+@pytest.mark.parametrize(("collation", "other_user"), [("NOCASE", "ALICE"), ("RTRIM", "alice ")])
+def test_a_user_token_never_reads_another_users_go_runs_through_a_case_blind_column(
+    tmp_path: Path, serve: Serve, collation: str, other_user: str
+) -> None:
+    db = tmp_path / "go.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", db)
+    with sqlite3.connect(db) as conn:
+        # Another user's Go run, in a session of its own (no session row), in an agent_runs table whose
+        # user_id compares without case (or trailing spaces), as another program may declare it.
+        names = [r[1] for r in conn.execute("PRAGMA table_info(agent_runs)")]
+        row = dict(zip(names, conn.execute("SELECT * FROM agent_runs LIMIT 1").fetchone(), strict=True))
+        row.update(id="their-run", session_id="their-session", user_id=other_user)
+        conn.execute(f"INSERT INTO agent_runs VALUES ({', '.join('?' for _ in names)})", list(row.values()))
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_runs'").fetchone()[0]
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE name = 'agent_runs'",
+            (ddl.replace("user_id TEXT,", f"user_id TEXT COLLATE {collation},", 1),),
+        )
+    with serve(str(db), parse_tokens(f"{ALICE} alice\n")) as base:
+        status, body = get(base, "/api/v1/sessions/their-session/history", ALICE, table="agent_sessions")
+        assert status != 200 and "their-run" not in str(body), body
+        assert "agent_runs" in body["error"]["message"] and collation in body["error"]["message"], body
