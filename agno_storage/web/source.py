@@ -453,11 +453,36 @@ class PostgresSource(Source):
         #: Whether each table's store prepares what it repeats on the server (PostgresStorage's option).
         self.prepared_statements = check_bool("prepared_statements", prepared_statements)
         self._shown = url
+        self._reachable(self._check_read_only)
         self.tables()
 
     def describe(self) -> str:
         where = f"schema {self.schema_name!r}" if self.schema_name else "the search path"
         return f"{urls.without_password(self._shown)} ({where})"
+
+    def _check_read_only(self) -> None:
+        """StorageError unless the server starts this source's connections read-only, as its URL asks.
+
+        A connection pooler between cannot pass :data:`READ_ONLY_OPTION` on:
+        PgBouncer refuses the startup parameter ``options``, or, told to
+        ignore it, drops it, and every connection would then be read-write.
+        """
+        import psycopg
+
+        how = f"the startup parameter options ({READ_ONLY_OPTION!r}), which makes every connection read-only"
+        advice = "a connection pooler such as PgBouncer does: point serve at the PostgreSQL server itself"
+        try:
+            with open_database(self.url, self.schema_name) as db:
+                setting = db.query("SHOW default_transaction_read_only")[0][0]
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, psycopg.OperationalError) and "unsupported startup parameter" in str(cause):
+                raise StorageError(f"{self.describe()} refuses {how}; {advice}") from exc
+            raise
+        if setting != "on":
+            raise StorageError(
+                f"{self.describe()} dropped {how} (default_transaction_read_only is {setting}); {advice}"
+            )
 
     def _location(self) -> tuple[str, str | None]:
         return self.url, self.schema_name
