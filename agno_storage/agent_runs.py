@@ -360,25 +360,42 @@ def _owner(user_id: str, column: str = "user_id") -> tuple[str, builtins.list[An
 
 
 def read_runs(
-    store: BaseStorage, session_id: str, user_id: str | None = None, *, checked: bool = False
+    store: BaseStorage,
+    session_id: str,
+    user_id: str | None = None,
+    *,
+    checked: bool = False,
+    with_no_user: bool = False,
 ) -> builtins.list[RunRow]:
     """The runs of ``session_id`` in the order they were written; with ``user_id``, only that user's.
 
-    Empty when the store is not an agent table in SQLite or the file has no
-    ``agent_runs`` table of the store's (:func:`exists`; ``checked``: the
-    caller found it is there, for many sessions at once). Raises
-    CorruptRowError for a row whose columns hold the wrong types.
+    With ``with_no_user`` also the runs with no user: the conversation of a
+    session row owned by ``user_id`` (:func:`agno_storage.conversation.belongs`),
+    read without decoding another user's runs (a damaged one of theirs must
+    not fail the owner's read). Empty when the store is not an agent table
+    in SQLite or the file has no ``agent_runs`` table of the store's
+    (:func:`exists`; ``checked``: the caller found it is there, for many
+    sessions at once). Raises CorruptRowError for a row whose columns hold
+    the wrong types.
     """
     if not checked and not exists(store):
         return []
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id = ?"  # noqa: S608 - constant identifiers
     params: builtins.list[Any] = [session_id]
     if user_id is not None:
-        owner, args = _owner(user_id)
+        owner, args = _owner_terms(user_id, with_no_user)
         sql += " AND " + owner
         params += args
     sql += " ORDER BY created_at, rowid"
     return [_row(r) for r in store._query(sql, params)]
+
+
+def _owner_terms(user_id: str, with_no_user: bool) -> tuple[str, builtins.list[Any]]:
+    """The condition on runs of ``user_id`` (:func:`_owner`), and with ``with_no_user`` of runs with no user."""
+    condition, args = _owner(user_id)
+    if with_no_user and user_id != "":
+        condition = f"({condition} OR user_id IS NULL OR user_id = '')"
+    return condition, args
 
 
 #: The most session ids :func:`runs_of` takes in one call (one statement, well under SQLite's bound-parameter limit).
@@ -401,9 +418,7 @@ def runs_of(
     params: builtins.list[Any] = builtins.list(session_ids)
     owner = ""
     if user_id is not None:
-        condition, args = _owner(user_id)
-        if with_no_user and user_id != "":
-            condition = f"({condition} OR user_id IS NULL OR user_id = '')"
+        condition, args = _owner_terms(user_id, with_no_user)
         owner = " AND " + condition
         params += args
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id IN ({marks}){owner} ORDER BY session_id, created_at, rowid"  # noqa: S608 - constant identifiers

@@ -79,7 +79,11 @@ def history(
     """
     read = read or store.read
     session = read(session_id, user_id)
-    runs = agent_runs.read_runs(store, session_id, None if session is not None else user_id)
+    if session is not None:
+        # Only the runs of its conversation: another user's under this id are not decoded (nor shown).
+        runs = agent_runs.read_runs(store, session_id, session.user_id or None, with_no_user=True)
+    else:
+        runs = agent_runs.read_runs(store, session_id, user_id)
     if session is None and runs:
         # The owner of the row the caller may not read, looked up without decoding it (a corrupt row of
         # another user's must not fail this call).

@@ -303,7 +303,10 @@ def sessions_messages(
     table = store.table_name
     with_runs = agent_runs.exists(store)  # once, not for every session
     for session in store.list(user_id=user_id, entity_id=entity_id):
-        runs = agent_runs.read_runs(store, session.session_id, checked=True) if with_runs else []
+        owner = session.user_id or None
+        runs = (
+            agent_runs.read_runs(store, session.session_id, owner, checked=True, with_no_user=True) if with_runs else []
+        )
         yield session.session_id, session.user_id, session.entity_id, conversation.combined(session, runs, table)
     if entity_id or not with_runs:  # such runs have no entity: '' (no entity) takes them, as the index does
         return

@@ -39,3 +39,30 @@ def test_a_user_token_never_reads_another_users_go_runs_through_a_case_blind_col
         status, body = get(base, "/api/v1/sessions/their-session/history", ALICE, table="agent_sessions")
         assert status != 200 and "their-run" not in str(body), body
         assert "agent_runs" in body["error"]["message"] and collation in body["error"]["message"], body
+
+
+def test_another_users_damaged_go_run_under_a_users_session_id_never_fails_that_users_reads(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """Bob's Go run under alice's session id is his, not part of her conversation: damaged (a time stored as
+    text by another program), it must not make her history or search an error, as his damaged row would not."""
+    from agno_storage import Mode, SqliteStorage
+    from tests.sessions import make_session
+
+    db = tmp_path / "go.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", db)
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        memory = {"runs": [{"run_id": "r", "messages": [{"role": "user", "content": "zebras of alice"}]}]}
+        store.upsert(make_session(Mode.AGENT, "alice-1", "alice", memory=memory))
+    with sqlite3.connect(db) as conn:
+        names = [r[1] for r in conn.execute("PRAGMA table_info(agent_runs)")]
+        row = dict(zip(names, conn.execute("SELECT * FROM agent_runs LIMIT 1").fetchone(), strict=True))
+        row.update(id="bobs-run", session_id="alice-1", user_id="bob", created_at="yesterday")
+        conn.execute(f"INSERT INTO agent_runs VALUES ({', '.join('?' for _ in names)})", list(row.values()))
+    with serve(str(db), parse_tokens(f"{ALICE} alice\n")) as base:
+        status, body = get(base, "/api/v1/sessions/alice-1/history", ALICE, table="agent_sessions")
+        assert status == 200, body
+        assert [m["content"] for m in body["messages"]] == ["zebras of alice"]
+        status, body = get(base, "/api/v1/search", ALICE, table="agent_sessions", q="zebras")
+        assert status == 200, body
+        assert [(h["session_id"], h["user_id"]) for h in body["hits"]] == [("alice-1", "alice")]
