@@ -6,11 +6,12 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agno_storage.web.auth import parse_tokens
-from tests.test_web_api import FIXTURES, Serve
+from tests.test_web_api import FIXTURES, Serve, location
 from tests.web_client import get
 
 ALICE = "alice-token-0123456789"
@@ -66,3 +67,68 @@ def test_another_users_damaged_go_run_under_a_users_session_id_never_fails_that_
         status, body = get(base, "/api/v1/search", ALICE, table="agent_sessions", q="zebras")
         assert status == 200, body
         assert [(h["session_id"], h["user_id"]) for h in body["hits"]] == [("alice-1", "alice")]
+
+
+def test_a_table_whose_owners_compare_case_blind_is_listed_apart_and_the_others_are_served(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """No store opens a table whose user_id compares without case: the server lists it under unreadable,
+    with why, and its page opens on a table it can read instead of failing."""
+    from agno_storage import Mode, SqliteStorage
+    from tests.sessions import make_session
+    from tests.web_client import get_page
+
+    db = tmp_path / "two.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "a-1", "alice"))
+    with SqliteStorage("team_sessions", db_file=db, mode=Mode.TEAM) as store:
+        store.upsert(make_session(Mode.TEAM, "t-1", "alice"))
+    with sqlite3.connect(db) as conn:
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_sessions'").fetchone()[0]
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE name = 'agent_sessions'",
+            (ddl.replace("user_id TEXT", "user_id TEXT COLLATE NOCASE", 1),),
+        )
+    with serve(str(db)) as base:
+        status, body = get(base, "/api/v1/tables")
+        assert status == 200 and [t["name"] for t in body["tables"]] == ["team_sessions"], body
+        [(name, reason)] = [(u["name"], u["reason"]) for u in body["unreadable"]]
+        assert name == "agent_sessions" and "NOCASE" in reason
+        status, _, page = get_page(base, "/")
+        assert status == 200 and "t-1" in page and "NOCASE" in page
+        status, body = get(base, "/api/v1/sessions")
+        assert status == 200 and [s["session_id"] for s in body["sessions"]] == ["t-1"], body
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_postgres_table_whose_owners_compare_case_blind_is_listed_apart(make_store: Any, pg_server: Any) -> None:
+    """The same on PostgreSQL, for a user_id of a nondeterministic ICU collation."""
+    import psycopg
+    from psycopg import sql
+
+    from agno_storage import Mode
+    from agno_storage.web.source import open_source
+    from tests.sessions import make_session
+
+    blind, fine = make_store(Mode.AGENT), make_store(Mode.TEAM)
+    blind.upsert(make_session(Mode.AGENT, "a-1", "alice"))
+    fine.upsert(make_session(Mode.TEAM, "t-1", "alice"))
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE COLLATION IF NOT EXISTS case_blind (provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN user_id TYPE character varying COLLATE case_blind").format(
+                sql.SQL(blind.qualified_table)
+            )
+        )
+    source = open_source(location(blind), schema_name=blind.schema)
+    try:
+        tables = source.tables()
+    finally:
+        source.close()
+    assert fine.table_name in [t.name for t in tables.readable]
+    assert blind.table_name not in [t.name for t in tables.readable]
+    [reason] = [why for name, why in tables.unreadable if name == blind.table_name]
+    assert "case_blind" in reason

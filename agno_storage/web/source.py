@@ -38,6 +38,7 @@ import attrs
 
 from agno_storage import schema, urls
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage.backends import sqlite_ddl
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.core import check_bool
 from agno_storage.backends.sqlite import SqliteStorage
@@ -50,7 +51,8 @@ from agno_storage.errors import (
     StorageError,
     TableNotFoundError,
 )
-from agno_storage.ops.db import connect_readonly, hot_journal_error, open_database
+from agno_storage.modes import SPECS
+from agno_storage.ops.db import Database, connect_readonly, hot_journal_error, open_database
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
 from agno_storage.ops.tables import TableInfo, describe, list_tables
 from agno_storage.web.table_reader import TableReader
@@ -128,16 +130,17 @@ class Source(abc.ABC):
         """
         url, schema_name = self._location()
         unreadable: list[tuple[str, str]] = []
+        readable = []
         with open_database(url, schema_name) as db:
             found = list_tables(db, unreadable).sessions  # one the role may not read: listed apart, with why
-        readable = []
-        for info in found:
-            try:
-                schema.check_table_name(info.name)
-            except InvalidInputError as exc:
-                unreadable.append((info.name, str(exc)))
-            else:
-                readable.append(info)
+            for info in found:
+                try:
+                    schema.check_table_name(info.name)
+                    _check_comparable(db, info)
+                except (InvalidInputError, SchemaMismatchError) as exc:
+                    unreadable.append((info.name, str(exc)))
+                else:
+                    readable.append(info)
         return Tables(tuple(readable), tuple(unreadable))
 
     def _file(self) -> _FileId:
@@ -288,6 +291,18 @@ class Source(abc.ABC):
             self._retired.clear()
         for store in stores:
             store.close()
+
+
+def _check_comparable(db: Database, info: TableInfo) -> None:
+    """SchemaMismatchError, as a store opening it raises, for a table whose ids or owners compare inexactly
+    (a collation that folds case or trailing spaces): a reader of it could not be made."""
+    spec = SPECS[info.mode]
+    if db.is_sqlite:
+        sqlite_ddl.check_collations(db.query, info.name, spec)
+    else:
+        from agno_storage.backends import postgres_ddl
+
+        postgres_ddl.check_collations(db.conn, info.name, db.name(info.name), spec)
 
 
 class SqliteSource(Source):
