@@ -3,6 +3,7 @@ user's sessions and runs only, whatever the file's columns compare by."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -40,6 +41,11 @@ def test_a_user_token_never_reads_another_users_go_runs_through_a_case_blind_col
         status, body = get(base, "/api/v1/sessions/their-session/history", ALICE, table="agent_sessions")
         assert status != 200 and "their-run" not in str(body), body
         assert "agent_runs" in body["error"]["message"] and collation in body["error"]["message"], body
+        # Not taken for the sessions table made again: no reader is made anew (and kept open) per request.
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(30):
+            assert get(base, "/api/v1/sessions/their-session/history", ALICE, table="agent_sessions")[0] == 500
+        assert len(os.listdir("/proc/self/fd")) < before + 10
 
 
 def test_another_users_damaged_go_run_under_a_users_session_id_never_fails_that_users_reads(

@@ -184,6 +184,8 @@ class Server:
             self._tables_at = -1e9
             raise self._gone(reader.name) from None
         except (SchemaMismatchError, SchemaVersionError) as exc:
+            if exc.table is not None and exc.table != reader.name:
+                raise  # another table's (agent_runs'): this one was not made again, and its reader stays
             # A column the reader names is gone, or the store finds another mode: the table was made again.
             self.source.forget(reader.name)
             self._tables_at = -1e9
