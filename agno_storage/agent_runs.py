@@ -303,9 +303,11 @@ def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -
 
     ``user_id`` scopes them as :func:`delete_session` scopes a session only
     ``agent_runs`` holds. True if any went; False in any other file.
+    SchemaMismatchError, nothing deleted, if the table's ids or owners compare inexactly.
     """
     if not alone(store):
         return False
+    _check_collations(store)  # a case-blind user_id would take another user's runs with these
     where, args = "session_id = ?", [session_id]
     if user_id is not None:
         owner, more = _owner(user_id)

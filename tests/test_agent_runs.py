@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agno_storage import AgentSession, InvalidInputError, SqliteStorage, agent_runs
+from agno_storage import AgentSession, InvalidInputError, SchemaMismatchError, SqliteStorage, agent_runs
 from agno_storage.cli import main
 from tests.test_compat_go import FIXTURES
 from tests.test_go_upstream import USER, canned, go_agent, go_cmds, go_read  # noqa: F401
@@ -245,6 +245,25 @@ def test_a_file_a_go_agent_alone_wrote_has_sessions_to_read_and_delete(
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT id FROM agent_runs")] == ["r2"]
     store.close()
+
+
+def test_deleting_a_go_only_session_never_takes_another_users_runs_through_a_case_blind_column(tmp_path: Path) -> None:
+    """On an agent_runs table whose user_id another program declared COLLATE NOCASE, alice's delete of a session
+    a Go Agent ran would have taken ALICE's runs too: it is refused, as the reads are, and nothing goes."""
+    db = tmp_path / "go.db"
+    with sqlite3.connect(db) as conn:
+        for statement in agent_runs.create_statements("agent_sessions"):
+            conn.execute(statement.replace("user_id TEXT,", "user_id TEXT COLLATE NOCASE,", 1))
+        for run, user in (("r1", "alice"), ("r2", "ALICE")):
+            conn.execute(
+                "INSERT INTO agent_runs (id, session_id, user_id, messages, created_at) VALUES (?, 'go-1', ?, '[]', 1)",
+                (run, user),
+            )
+        assert "COLLATE NOCASE" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_runs'").fetchone()[0]
+    with SqliteStorage("agent_sessions", db_file=db) as store, pytest.raises(SchemaMismatchError, match="NOCASE"):
+        store.delete("go-1", user_id="alice")
+    with sqlite3.connect(db) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT id FROM agent_runs")) == ["r1", "r2"]
 
 
 def test_a_mistyped_table_beside_a_go_agents_file_is_not_found_and_deletes_nothing(
