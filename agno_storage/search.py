@@ -16,6 +16,7 @@ docs/search.md for the design and its cost to other writers, and
 from __future__ import annotations
 
 import builtins
+import heapq
 import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -267,25 +268,35 @@ def search(
 def scan(
     store: BaseStorage, words: builtins.list[str], user_id: str | None, entity_id: str | None, limit: int
 ) -> builtins.list[SearchHit]:
-    """:func:`search` without an index: every session's history, read and matched here."""
-    hits: builtins.list[tuple[float, int, SearchHit]] = []
+    """:func:`search` without an index: every session's history, read and matched here.
+
+    Sessions are read one at a time and only the best ``limit`` hits are
+    kept (a heap; the first found wins a tie), so memory does not grow with
+    the table or with how many messages match.
+    """
+    best: builtins.list[tuple[float, int, SearchHit]] = []  # (score, -order, hit): the worst kept on top
     order = 0
     for session_id, owner, entity, messages in sessions_messages(store, user_id, entity_id):
         for message in messages:
             score = match(words, message.content)
-            if score:
-                hit = SearchHit(
-                    session_id=session_id,
-                    user_id=owner,
-                    entity_id=entity,
-                    message=message,
-                    **_snippet_and_marks(words, message.content or ""),
-                    score=score,
-                )
-                hits.append((-score, order, hit))
-                order += 1
-    hits.sort(key=lambda h: (h[0], h[1]))
-    return [h[2] for h in hits[:limit]]
+            if not score:
+                continue
+            order += 1
+            if len(best) == limit and (score, -order) <= best[0][:2]:
+                continue  # no better than the worst kept: its snippet is never made
+            hit = SearchHit(
+                session_id=session_id,
+                user_id=owner,
+                entity_id=entity,
+                message=message,
+                **_snippet_and_marks(words, message.content or ""),
+                score=score,
+            )
+            if len(best) < limit:
+                heapq.heappush(best, (score, -order, hit))
+            else:
+                heapq.heapreplace(best, (score, -order, hit))
+    return [hit for _, _, hit in sorted(best, key=lambda h: (-h[0], -h[1]))]
 
 
 def sessions_messages(
@@ -302,7 +313,7 @@ def sessions_messages(
     """
     table = store.table_name
     with_runs = agent_runs.exists(store)  # once, not for every session
-    for session in store.list(user_id=user_id, entity_id=entity_id):
+    for session in store.iter_sessions(user_id=user_id, entity_id=entity_id):
         owner = session.user_id or None
         runs = (
             agent_runs.read_runs(store, session.session_id, owner, checked=True, with_no_user=True) if with_runs else []

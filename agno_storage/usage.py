@@ -83,31 +83,39 @@ def usage(
     for name, value in (("since", since), ("until", until)):
         if value is not None and type(value) is not int:
             raise InvalidInputError(f"{name} must be Unix seconds (int) or None, got {value!r}", table=store.table_name)
-    groups: dict[tuple[str | None, str | None, str | None, str | None], list[_Run]] = {}
+    # Summed as the runs come (a run count, a count of runs with figures, and each token sum): memory grows
+    # with the groups, not with the runs.
+    groups: dict[tuple[str | None, str | None, str | None, str | None], list[Any]] = {}
     for entity, owner, run in _runs(store, user_id, entity_id):
         if since is not None or until is not None:
             if run.created_at is None:
                 continue
             if (since is not None and run.created_at < since) or (until is not None and run.created_at >= until):
                 continue
-        groups.setdefault((entity, owner, run.day, run.model), []).append(run)
+        acc = groups.get((entity, owner, run.day, run.model))
+        if acc is None:
+            acc = groups[entity, owner, run.day, run.model] = [0, 0, *(None for _ in TOKEN_KEYS)]
+        acc[0] += 1
+        if any(v is not None for v in run.tokens.values()):
+            acc[1] += 1
+        for i, key in enumerate(TOKEN_KEYS, start=2):
+            value = run.tokens[key]
+            if value is not None:
+                acc[i] = value if acc[i] is None else acc[i] + value
     out = []
-    for (entity, owner, day, model), runs in groups.items():
-        sums: dict[str, int | None] = {}
-        for key in TOKEN_KEYS:
-            known = [r.tokens[key] for r in runs if r.tokens[key] is not None]
-            sums[key] = sum(k for k in known if k is not None) if known else None
+    for (entity, owner, day, model), (runs, with_tokens, *sums) in groups.items():
+        totals = dict(zip(TOKEN_KEYS, sums, strict=True))
         out.append(
             Usage(
                 entity_id=entity,
                 user_id=owner,
                 day=day,
                 model=model,
-                runs=len(runs),
-                runs_with_tokens=sum(1 for r in runs if any(v is not None for v in r.tokens.values())),
-                input_tokens=sums["input_tokens"],
-                output_tokens=sums["output_tokens"],
-                total_tokens=sums["total_tokens"],
+                runs=runs,
+                runs_with_tokens=with_tokens,
+                input_tokens=totals["input_tokens"],
+                output_tokens=totals["output_tokens"],
+                total_tokens=totals["total_tokens"],
             )
         )
     out.sort(key=lambda u: tuple((v is not None, v or "") for v in (u.entity_id, u.user_id, u.day, u.model)))
@@ -118,7 +126,7 @@ def _runs(
     store: BaseStorage, user_id: str | None, entity_id: str | None
 ) -> Iterator[tuple[str | None, str | None, _Run]]:
     entities: dict[str, tuple[str | None, str | None]] = {}
-    for session in store.list(user_id=user_id, entity_id=entity_id):
+    for session in store.iter_sessions(user_id=user_id, entity_id=entity_id):
         # '' and NULL are both "no user" (as list(user_id='') finds them): one group, None.
         owner = session.user_id or None
         entities[session.session_id] = (session.entity_id, owner)

@@ -1777,3 +1777,41 @@ def test_the_scans_words_are_fts5s_words_in_any_text(texts: list[str]) -> None:
 
     fts5 = _fts5_terms(dict(enumerate(texts, 1)))
     assert [_shape(words_of(text)) for text in texts] == [_shape(fts5[k]) for k in range(1, len(texts) + 1)]
+
+
+def test_a_search_without_the_index_and_usage_hold_one_session_at_a_time(tmp_path: Path) -> None:
+    """Without the index a search reads every session: held all at once (list()), a table four times larger
+    took four times the memory, and a few searches on a large table (through ``serve``, say) ran a process out
+    of it. Sessions are read one at a time and only the best hits kept: the peak stays where it was."""
+    import tracemalloc
+
+    def sessions(n: int) -> Iterator[AgentSession]:
+        for i in range(n):
+            runs = [
+                {
+                    "run_id": f"r{i}-{j}",
+                    "messages": [
+                        {"role": "user", "content": f"hello number {j} " + "filler text " * 40},
+                        {"role": "assistant", "content": "reply " * 40},
+                    ],
+                }
+                for j in range(20)
+            ]
+            yield AgentSession(session_id=f"s{i}", user_id="u", memory={"runs": runs})
+
+    peaks = []
+    for n in (100, 400):
+        with SqliteStorage("agent_sessions", db_file=tmp_path / f"{n}.db") as store:
+            store.upsert_many(sessions(n))
+            (
+                store.search("hello filler"),
+                store.usage(),
+            )  # what the first call of each makes once (caches) is not counted
+            tracemalloc.start()
+            try:
+                assert len(store.search("hello filler", limit=20)) == 20
+                assert store.usage()[0].runs == 20 * n
+                peaks.append(tracemalloc.get_traced_memory()[1])
+            finally:
+                tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], peaks

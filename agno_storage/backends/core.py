@@ -485,6 +485,23 @@ class StoreCore(abc.ABC):
         decode = self.row_codec.decode
         return [decode(r) for r in rows]
 
+    def iter_sessions(self, user_id: str | None = None, entity_id: str | None = None) -> Iterator[Session]:
+        """What :meth:`list` returns, one session at a time: memory holds the listed summaries and one session.
+
+        The sessions are listed (summaries: no JSON read), then each is read
+        as it is reached, scoped to ``user_id`` as the listing was: one
+        deleted since is skipped, one changed since comes as it is now.
+        CorruptRowError as :meth:`list`. For walks over a whole table
+        (``search`` without an index, ``usage``) whose size is not bounded.
+        """
+        for summary in self.list_summaries(user_id=user_id, entity_id=entity_id):
+            # Not read(): it refuses the '' another writer may have stored as an id, which list() returns.
+            rows = self._select(
+                session_id=summary.session_id, user_id=user_id, entity_id=None, limit=1, projection=FULL
+            )
+            if rows:
+                yield self.row_codec.decode(rows[0])
+
     def read_summary(self, session_id: str, user_id: str | None = None) -> SessionSummary | None:
         """What ``read`` finds, as a summary (ids, owner, entity, timestamps), or ``None``; no JSON is read.
 
@@ -535,8 +552,10 @@ class StoreCore(abc.ABC):
         statement = self._select_statements.get(key)
         if statement is None:
             statement = self._select_statements[key] = self.statements.select_for(key)
-        # Only EQUALS filters bind a value: None is ANY and '' is NOBODY.
-        params: builtins.list[Any] = builtins.list(filter(None, (session_id, user_id, entity_id)))
+        # Only EQUALS filters bind a value: None is ANY and '' is NOBODY (a session_id is always bound).
+        params: builtins.list[Any] = builtins.list(filter(None, (user_id, entity_id)))
+        if session_id is not None:
+            params.insert(0, session_id)
         if limit is not None:
             params.append(limit)
         return self._rows(statement, params)
