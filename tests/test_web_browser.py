@@ -108,6 +108,9 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, A
 
 def test_the_page_lists_filters_opens_searches_and_charts(browser: Any, site: dict[str, Any], tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": 1200, "height": 900})
+    # The pages' Content-Security-Policy lets their own script and style run: the browser refuses nothing.
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     base, table = site["base"], site["table"]
     shots = tmp_path / "shots"
     shots.mkdir()
@@ -155,6 +158,7 @@ def test_the_page_lists_filters_opens_searches_and_charts(browser: Any, site: di
     assert page.locator("svg#usage-by-day rect").count() >= 1
     assert page.locator("svg#usage-by-entity rect").count() >= 1
     not_blank(page.screenshot(path=str(shots / "usage.png"), full_page=True))
+    assert refused == []
     page.close()
 
 

@@ -284,6 +284,10 @@ def test_private_responses_are_never_cached_nor_framed(one_session: Path, serve:
             _, got, _ = fetch(base, path, headers=bearer | cookie)
             assert got["x-content-type-options"] == "nosniff", (path, got)
             assert got["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in got["content-security-policy"]
+            # Only the server's own script runs: no inline script, whatever stored text slips into a page.
+            policy = {d.split()[0]: d.split()[1:] for d in got["content-security-policy"].split(";") if d.strip()}
+            assert policy["script-src"] == ["'self'"] and policy["default-src"] == ["'self'"], (path, policy)
+            assert policy["object-src"] == ["'none'"] and policy["base-uri"] == ["'none'"], (path, policy)
 
 
 def test_a_storage_error_on_a_page_is_a_page(tmp_path: Path, serve: Serve) -> None:
