@@ -30,7 +30,7 @@ from agno_storage import (
     TeamSession,
     schema,
 )
-from agno_storage.backends.core import BATCH_SIZE, REPLAY_LIMIT
+from agno_storage.backends.batches import BATCH_SIZE, REPLAY_LIMIT
 from agno_storage.modes import JSON_KINDS, spec
 from tests.conftest import StoreFactory
 from tests.sessions import make_session

@@ -27,7 +27,8 @@ from psycopg.adapt import Loader
 from agno_storage import codec, schema, urls
 from agno_storage.backends import postgres_ddl as ddl
 from agno_storage.backends.base import BaseStorage
-from agno_storage.backends.core import Batches, Tracer, check_bool
+from agno_storage.backends.batches import Batches
+from agno_storage.backends.core import Tracer, check_bool
 from agno_storage.backends.pg_conn import Connections, invalid_value
 from agno_storage.backends.statements import Statements
 from agno_storage.errors import InvalidInputError, StorageError

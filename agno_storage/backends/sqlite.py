@@ -22,7 +22,8 @@ from typing import Any
 from agno_storage.backends import process
 from agno_storage.backends import sqlite_ddl as ddl
 from agno_storage.backends.base import BaseStorage
-from agno_storage.backends.core import Batches, Tracer, check_bool
+from agno_storage.backends.batches import Batches
+from agno_storage.backends.core import Tracer, check_bool
 from agno_storage.backends.sqlite_errors import text_or_bytes as _text_or_bytes
 from agno_storage.backends.sqlite_errors import translate as _translate
 from agno_storage.backends.sqlite_files import file_id, read_only_uri, resolve_path, writable
