@@ -121,8 +121,18 @@ def _tsvector(text: str) -> str:
 
 def _tsquery(query: str) -> str:
     """A tsquery, as PostgreSQL reads it, matching a tsvector of :func:`_tsvector` that holds every word of
-    ``query``: each lexeme quoted (never syntax), ANDed."""
-    return " & ".join(_lexeme(w) for w in terms(query))
+    ``query``: each lexeme quoted (never syntax), ANDed.
+
+    ANDed as a balanced tree: ``a & b & c ...`` nests one level a word, and
+    PostgreSQL parses and evaluates a tsquery recursively, so a query of
+    some 20,000 words ran past the server's stack ("stack depth limit
+    exceeded"); balanced, it nests about 15 levels.
+    """
+    lexemes = [_lexeme(w) for w in terms(query)]
+    while len(lexemes) > 2:
+        pairs = [f"({a} & {b})" for a, b in zip(lexemes[::2], lexemes[1::2], strict=False)]
+        lexemes = pairs + lexemes[len(pairs) * 2 :]
+    return " & ".join(lexemes)
 
 
 class PostgresIndex:

@@ -327,6 +327,20 @@ def test_a_query_that_is_not_valid_unicode_is_refused(make_store: Any, indexed: 
     assert found(store.search("hello")) == [("s1", "hello there")]
 
 
+def test_a_query_of_many_words_is_answered_by_the_index(make_store: Any) -> None:
+    """A long text pasted as the query (20,000 words): the index finds the message holding every word, and
+    none when one word is missing. PostgreSQL's tsquery of the words ANDed one after another nested 20,000
+    deep, past the server's stack ("stack depth limit exceeded", a StorageError)."""
+    store = make_store("agent")
+    words = " ".join(f"w{i}" for i in range(20_000))
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory(words)))
+    store.upsert(AgentSession(session_id="s2", user_id="u", agent_id="a", memory=memory("w1 w2 w3")))
+    store.enable_search()
+    assert [h.session_id for h in store.search(words)] == ["s1"]
+    assert store.search(words + " missing") == []
+    assert sorted(h.session_id for h in store.search("w3 w2 w1")) == ["s1", "s2"]
+
+
 @pytest.mark.parametrize("when", ["before-catch-up", "before-the-query"])
 def test_an_index_another_process_disables_meanwhile_is_scanned(
     make_store: Any, monkeypatch: pytest.MonkeyPatch, when: str
