@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import heapq
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -336,13 +337,32 @@ def words_of(text: str | None) -> builtins.list[str]:
     return _words(folded) if folded is not None else _folded(_words(text), text)
 
 
+#: Up to this many query words, :func:`match` counts each over a message's words (cheaper than a Counter).
+_COUNTED_ONE_BY_ONE = 4
+
+
 def match(words: builtins.list[str], text: str | None) -> float:
     """How often the words occur in ``text`` if it holds all of them, else 0."""
     if not text:
         return 0.0
     found = words_of(text)
-    counts = [found.count(w) for w in words]
-    return float(sum(counts)) if all(counts) else 0.0
+    if len(words) > _COUNTED_ONE_BY_ONE:
+        # A query of many words (a pasted text) counted one by one cost its length times the message's, for
+        # every message scanned: 20,000 words took minutes to scan what two words scan in a second.
+        have = Counter(found)
+        total = 0
+        for w in words:
+            if not have[w]:
+                return 0.0
+            total += have[w]
+        return float(total)
+    total = 0
+    for w in words:
+        n = found.count(w)
+        if not n:
+            return 0.0
+        total += n
+    return float(total)
 
 
 def _snippet_and_marks(words: builtins.list[str], text: str) -> dict[str, Any]:
