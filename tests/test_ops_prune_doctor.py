@@ -416,3 +416,36 @@ def test_prune_on_postgres_with_agent_runs_then_vacuum(pg: Any, capsys: pytest.C
         ).fetchone()[0]
         time.sleep(0.1 if vacuumed is None else 0)
     assert vacuumed is not None
+
+
+@pytest.mark.parametrize("table", ["agent_sessions", "agent_runs"])
+def test_doctor_calls_a_table_whose_owners_compare_case_blind_a_problem(
+    tmp_path: Path, table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store refuses such a table ('ALICE' would read alice's sessions); doctor said "all is well"."""
+    path = go_conversation(tmp_path)
+    with sqlite3.connect(path) as conn:
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        assert "user_id TEXT" in ddl
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE name = ?",
+            (ddl.replace("user_id TEXT", "user_id TEXT COLLATE NOCASE", 1), table),
+        )
+    assert main(["doctor", str(path)]) == 3
+    assert f"problem: {table}: user_id compares by collation NOCASE" in capsys.readouterr().out
+
+
+def test_doctor_calls_a_postgres_table_whose_owners_compare_case_blind_a_problem(
+    pg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert(AgentSession(session_id="s1", user_id="alice", agent_id="a"))
+    store.close()
+    conn.execute(
+        "CREATE COLLATION IF NOT EXISTS case_blind (provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+    )
+    conn.execute(f"ALTER TABLE {schema}.agent_sessions ALTER COLUMN user_id TYPE character varying COLLATE case_blind")
+    assert main(["doctor", url, "--schema", schema]) == 3
+    assert "user_id compares by the nondeterministic collation 'case_blind'" in capsys.readouterr().out
