@@ -69,16 +69,21 @@ def _pg_name(name: str) -> str:
     return name.encode()[:PG_NAME_BYTES].decode(errors="ignore")
 
 
-def _lexeme(word: str) -> str:
-    """A word, as :func:`~agno_storage.search.words_of` gives it, as a lexeme of a tsvector or tsquery, quoted.
-
-    One longer than PostgreSQL keeps (:data:`LEXEME_BYTES`) is its hash
-    after a space: no word holds a space, so no word's lexeme is spelled so.
-    """
+def _kept(word: str) -> str:
+    """A word, as :func:`~agno_storage.search.words_of` gives it, as the index keeps it: itself, or one longer
+    than PostgreSQL keeps in a lexeme (:data:`LEXEME_BYTES`) as its hash after a space (no word holds a space,
+    so no word is spelled so)."""
     if len(word) * 4 > LEXEME_BYTES:  # else its UTF-8 is short enough, unmeasured
         data = word.encode()
         if len(data) > LEXEME_BYTES:
-            word = " " + hashlib.blake2b(data, digest_size=16).hexdigest()
+            return " " + hashlib.blake2b(data, digest_size=16).hexdigest()
+    return word
+
+
+def _lexeme(word: str) -> str:
+    """A word, as :func:`~agno_storage.search.words_of` gives it, as a lexeme of a tsvector or tsquery, quoted
+    (:func:`_kept`)."""
+    word = _kept(word)
     if "'" in word or "\\" in word:  # separators, in no word of the scan's; the quoting stays exact regardless
         word = word.replace("\\", "\\\\").replace("'", "''")
     return "'" + word + "'"
@@ -111,7 +116,9 @@ def _tsvector(text: str) -> str:
     size = 0
     for word, where in places.items():
         kept = [_POSITIONS[a] for a in where[:MAX_POSITIONS] if a <= MAX_POSITION] or [_POSITIONS[MAX_POSITION]]
-        # The lexeme, its alignment and count of positions, two bytes a position.
+        # The lexeme as kept (a long word's hash: counted at its own length, a word of over a megabyte left
+        # out every word after it), its alignment and count of positions, two bytes a position.
+        word = _kept(word)
         size += (len(word) if word.isascii() else len(word.encode())) + 3 + 2 * len(kept)
         if size > TSVECTOR_BYTES:
             break

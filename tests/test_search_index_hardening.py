@@ -342,6 +342,19 @@ def test_a_query_of_many_words_is_answered_by_the_index(make_store: Any) -> None
     assert sorted(h.session_id for h in store.search("w3 w2 w1")) == ["s1", "s2"]
 
 
+def test_the_words_after_a_word_of_over_a_megabyte_are_indexed(make_store: Any) -> None:
+    """A message holding one very long word (an image pasted as base64, 1.1 MB) and words after it: every
+    word is found, as the scan finds it. PostgreSQL keeps such a word as a hash of it (33 bytes), but the
+    tsvector's size was counted with the word's own length: past the 1,000,000 bytes a tsvector holds, it
+    and every word after it were left out."""
+    store = make_store("agent")
+    blob = "iVBORw0KGgo" + "A" * 1_100_000
+    store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory(f"look {blob} kestrel")))
+    store.enable_search()
+    assert found(store.search("kestrel")) == found(store.search("look")) == [("s1", f"look {blob} kestrel")]
+    assert [h.session_id for h in store.search(blob)] == ["s1"]
+
+
 def test_a_scan_for_a_query_of_many_words_costs_about_what_a_short_one_does(tmp_path: Any) -> None:
     """Without an index (or from a read-only store, as the web server's), a query of 20,000 words (a pasted
     text, a URL's worth) costs about what a two-word one does. Each message's words were counted once per
