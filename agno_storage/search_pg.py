@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from agno_storage.errors import StorageError
 from agno_storage.schema import PG_NAME_BYTES, check_derived_names, literal, quote, unquote
-from agno_storage.search import SearchHit, marked, snippet, terms, words_of
+from agno_storage.search import SearchHit, terms, words_of
 from agno_storage.search_index import (
     CHUNK,
     Disabled,
@@ -28,8 +28,8 @@ from agno_storage.search_index import (
     Unwatched,
     denied,
     docs_of,
+    hits_of,
     in_chunks,
-    message_of,
     owner_filters,
 )
 
@@ -508,23 +508,7 @@ class PostgresIndex:
             f"FROM {self.docs}, CAST(%s AS tsquery) AS q WHERE tsv @@ q{where} ORDER BY score DESC, id LIMIT %s",
             [_tsquery(query), *params, limit],
         )
-        words = terms(query)
-        hits = []
-        for session_id, user, entity, message, score in rows:
-            found = message_of(message)
-            shown, marks = marked(snippet(words, found.content or ""))
-            hits.append(
-                SearchHit(
-                    session_id=session_id,
-                    user_id=user or None,
-                    entity_id=entity or None,
-                    message=found,
-                    snippet=shown,
-                    score=float(score),
-                    marks=marks,
-                )
-            )
-        return hits
+        return hits_of(terms(query), rows)
 
 
 __all__ = ["PG_INDEX_VERSION", "PostgresIndex"]

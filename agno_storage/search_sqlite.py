@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any
 from agno_storage import agent_runs, conversation_go, conversation_message, search_sqlite_worker
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.schema import quote, unquote
-from agno_storage.search import MARK_END, MARK_START, SearchHit, marked, spelled_terms
+from agno_storage.search import SearchHit, spelled_terms, terms
 from agno_storage.search_index import (
     CHUNK,
     Disabled,
     Doc,
     Unwatched,
     docs_of,
+    hits_of,
     in_chunks,
     mark,
-    message_of,
     owner_filters,
 )
 from agno_storage.search_sqlite_layout import INDEX_VERSION, IndexLayout
@@ -54,8 +54,6 @@ CATCH_UP_BYTES = 16 << 20
 MERGE_PAGES = 1000
 #: The columns a session row's conversation is read from (conversation.session_messages).
 CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
-#: Characters either side of a match in an index snippet (FTS5 counts tokens: this many).
-SNIPPET_TOKENS = 16
 
 
 class SqliteIndex(IndexLayout):
@@ -554,13 +552,12 @@ class SqliteIndex(IndexLayout):
         expression = " ".join('"' + w.replace('"', '""') + '"' for w in spelled_terms(query))
         where, params = owner_filters(user_id, entity_id, "?", "m.")
         rows = self.store._query(
-            f"SELECT m.session_id, m.user_id, m.entity_id, m.message, "
-            f"snippet({self.fts}, 0, ?, ?, '…', {SNIPPET_TOKENS}), -bm25({self.fts}) "
+            f"SELECT m.session_id, m.user_id, m.entity_id, m.message, -bm25({self.fts}) "
             f"FROM {self.fts} JOIN {self.map} AS m ON m.rowid = {self.fts}.rowid "
             f"WHERE {self.fts} MATCH ?{where} ORDER BY rank, {self.fts}.rowid LIMIT ?",
-            [MARK_START, MARK_END, expression, *params, limit],
+            [expression, *params, limit],
         )
-        return [_hit(*r) for r in rows]
+        return hits_of(terms(query), rows)
 
 
 def _stored_text(raw: Sequence[Any] | None, conversation_at: Sequence[int], runs: Iterable[Any]) -> int:
@@ -569,19 +566,6 @@ def _stored_text(raw: Sequence[Any] | None, conversation_at: Sequence[int], runs
     for run in runs:
         size += sum(len(v) for v in (run.user_message, run.agent_message, run.messages) if v)
     return size
-
-
-def _hit(session_id: str, user_id: str, entity_id: str, message: str, raw_snippet: str, score: float) -> SearchHit:
-    snippet, marks = marked(raw_snippet)
-    return SearchHit(
-        session_id=session_id,
-        user_id=user_id or None,
-        entity_id=entity_id or None,
-        message=message_of(message),
-        snippet=snippet,
-        score=float(score),
-        marks=marks,
-    )
 
 
 __all__ = ["CONVERSATION_COLUMNS", "INDEX_VERSION", "WORKERS_FROM", "SqliteIndex"]
