@@ -20,7 +20,7 @@ import heapq
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -285,14 +285,7 @@ def scan(
             order += 1
             if len(best) == limit and (score, -order) <= best[0][:2]:
                 continue  # no better than the worst kept: its snippet is never made
-            hit = SearchHit(
-                session_id=session_id,
-                user_id=owner,
-                entity_id=entity,
-                message=message,
-                **_snippet_and_marks(words, message.content or ""),
-                score=score,
-            )
+            hit = make_hit(words, session_id, owner, entity, message, score)
             if len(best) < limit:
                 heapq.heappush(best, (score, -order, hit))
             else:
@@ -365,9 +358,26 @@ def match(words: builtins.list[str], text: str | None) -> float:
     return float(total)
 
 
-def _snippet_and_marks(words: builtins.list[str], text: str) -> dict[str, Any]:
-    shown, marks = marked(snippet(words, text))
-    return {"snippet": shown, "marks": marks}
+def make_hit(
+    words: builtins.list[str],
+    session_id: str,
+    user_id: str | None,
+    entity_id: str | None,
+    message: Message,
+    score: float,
+) -> SearchHit:
+    """The hit of ``message`` for the query's ``words``: its snippet and marks made here, on every path (the scan,
+    either engine's index), in time proportional to the message."""
+    shown, marks = marked(snippet(words, message.content or ""))
+    return SearchHit(
+        session_id=session_id,
+        user_id=user_id,
+        entity_id=entity_id,
+        message=message,
+        snippet=shown,
+        score=float(score),
+        marks=marks,
+    )
 
 
 def snippet(words: builtins.list[str], text: str) -> str:
@@ -405,4 +415,14 @@ def disable_search(store: BaseStorage) -> None:
     search_index.index_for(store).disable()
 
 
-__all__ = ["MARK_END", "MARK_START", "SearchHit", "disable_search", "enable_search", "marked", "search", "terms"]
+__all__ = [
+    "MARK_END",
+    "MARK_START",
+    "SearchHit",
+    "disable_search",
+    "enable_search",
+    "make_hit",
+    "marked",
+    "search",
+    "terms",
+]

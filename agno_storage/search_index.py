@@ -31,7 +31,7 @@ import orjson
 from agno_storage import codec, conversation, conversation_go, conversation_message, fingerprint
 from agno_storage.conversation_message import Message
 from agno_storage.errors import CorruptRowError, StorageError
-from agno_storage.search import SearchHit, marked, snippet
+from agno_storage.search import SearchHit, make_hit
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
@@ -208,22 +208,10 @@ def hits_of(words: builtins.list[str], rows: Iterable[Sequence[Any]]) -> builtin
     in a message (a message holding the word 16,000 times took 2.8 s, one
     holding it 300,000 times 14 minutes); this costs the message's length.
     """
-    hits = []
-    for session_id, user, entity, message, score in rows:
-        found = message_of(message)
-        shown, marks = marked(snippet(words, found.content or ""))
-        hits.append(
-            SearchHit(
-                session_id=session_id,
-                user_id=user or None,
-                entity_id=entity or None,
-                message=found,
-                snippet=shown,
-                score=float(score),
-                marks=marks,
-            )
-        )
-    return hits
+    return [
+        make_hit(words, session_id, user or None, entity or None, message_of(message), score)
+        for session_id, user, entity, message, score in rows
+    ]
 
 
 def owner_filters(
