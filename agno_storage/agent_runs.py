@@ -335,17 +335,18 @@ def exists(store: BaseStorage) -> bool:
     """
     if not applies(store):
         return False
-    rows = store._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
+    rows = store._query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
     found = bool(rows) and (store.table_exists() or alone(store))
     if found:
-        _check_collations(store)
+        _check_collations(store, rows[0][0] or "")
     return found
 
 
-def _check_collations(store: BaseStorage) -> None:
+def _check_collations(store: BaseStorage, table_sql: str | None = None) -> None:
     """SchemaMismatchError if the table's ids compare inexactly: ``user_id TEXT COLLATE NOCASE`` (or RTRIM)
-    would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id."""
-    why = inexact_collation(store._query, TABLE, ("id", "session_id", "user_id"))
+    would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id.
+    ``table_sql``: its ``sqlite_master.sql``, if read already."""
+    why = inexact_collation(store._query, TABLE, ("id", "session_id", "user_id"), table_sql)
     if why is not None:
         raise SchemaMismatchError(
             f"table {TABLE!r} cannot keep runs apart: {why}; the store compares ids and owners exactly "

@@ -177,9 +177,17 @@ class StoreCore(abc.ABC):
         if layout is None:
             return None
         columns, indexes, table_sql = layout
-        return schema.inspect_shape(
+        shape = schema.inspect_shape(
             self.table_name, self.spec.mode, columns, indexes, table_sql, old_workflow_v2=self.OLD_WORKFLOW_V2
         )
+        self._check_columns(table_sql)
+        return shape
+
+    @abc.abstractmethod
+    def _check_columns(self, table_sql: str) -> None:
+        """SchemaMismatchError for a column of the mode the engine would keep or compare otherwise than the
+        store writes (a type that converts, a collation that is not exact); ``table_sql`` is what
+        :meth:`_table_layout` gave."""
 
     def _check_on_open(self) -> None:
         """Refuse another mode's table now, before anything is written; upgrade an old one if asked to."""

@@ -247,15 +247,11 @@ class PostgresStorage(BaseStorage):
 
         return self._conns.run(body, write=False)
 
-    def _inspect(self) -> TableShape | None:
-        """The table's shape; SchemaMismatchError also for a text column whose collation would make two ids or
-        owners one (``ddl.NONDETERMINISTIC_TEXT``)."""
-        shape = super()._inspect()
-        if shape is not None:
-            self._conns.run(
-                lambda conn: ddl.check_collations(conn, self.table_name, self._regclass_name, self.spec), write=False
-            )
-        return shape
+    def _check_columns(self, table_sql: str) -> None:
+        """A text column of a nondeterministic collation (``ddl.inexact_collation``)."""
+        self._conns.run(
+            lambda conn: ddl.check_collations(conn, self.table_name, self._regclass_name, self.spec), write=False
+        )
 
     def _lock(self, conn: psycopg.Connection[Any]) -> None:
         """Serialise schema changes to this table across processes until the transaction ends."""

@@ -209,19 +209,34 @@ def check_collations(conn: Any, table: str, regclass: str, spec: ModeSpec) -> No
     ``to_regclass`` takes it) compares by a nondeterministic collation: ``'ALICE'`` could then read alice's
     sessions.
 
-    ``conn`` is a psycopg connection. Before PostgreSQL 12 every collation is deterministic: nothing to check.
+    ``conn`` is a psycopg connection.
     """
-    if conn.info.server_version < 120000:
-        return
-    text_columns = {c.name for c in spec.columns if c.kind in TEXT_KINDS}
-    for name, collation in conn.execute(NONDETERMINISTIC_TEXT, (regclass,)).fetchall():
-        if name in text_columns:
-            raise unfit_table(
-                table,
-                spec.mode,
-                f"apart: {name} compares by the nondeterministic collation {collation!r}; the store compares ids "
-                "and owners exactly",
-            )
+    why = inexact_collation(
+        lambda q, p: conn.execute(q, p).fetchall(),
+        regclass,
+        [c.name for c in spec.columns if c.kind in TEXT_KINDS],
+        conn.info.server_version,
+    )
+    if why is not None:
+        raise unfit_table(table, spec.mode, f"apart: {why}; the store compares ids and owners exactly")
+
+
+def inexact_collation(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]],
+    regclass: str,
+    columns: Sequence[str],
+    server_version: int,
+) -> str | None:
+    """Why one of ``columns`` of the table ``regclass`` compares by a nondeterministic collation, or None.
+
+    Before PostgreSQL 12 (``server_version``, as libpq gives it) every collation is deterministic.
+    """
+    if server_version < 120000:
+        return None
+    for name, collation in query(NONDETERMINISTIC_TEXT, (regclass,)):
+        if name in columns:
+            return f"{name} compares by the nondeterministic collation {collation!r}"
+    return None
 
 
 def add_columns(table: str, spec: ModeSpec, db_schema: str | None, names: Iterable[str]) -> list[sql.Composed]:

@@ -410,15 +410,11 @@ class SqliteStorage(BaseStorage):
         self._check_encoding(self._query("PRAGMA encoding", ())[0][0])
         return layout
 
-    def _inspect(self) -> TableShape | None:
-        """The table's shape; SchemaMismatchError also for a column whose declared type would change what is
-        written, or whose collation would make two ids or owners one."""
-        shape = super()._inspect()
-        if shape is not None:
-            declared = dict(self._query("SELECT name, type FROM pragma_table_info(?)", (self.table_name,)))
-            ddl.check_declared_types(self.table_name, self.spec, declared)
-            ddl.check_collations(self._query, self.table_name, self.spec)
-        return shape
+    def _check_columns(self, table_sql: str) -> None:
+        """A declared type SQLite would convert the store's values to; a collation other than BINARY."""
+        declared = dict(self._query("SELECT name, type FROM pragma_table_info(?)", (self.table_name,)))
+        ddl.check_declared_types(self.table_name, self.spec, declared)
+        ddl.check_collations(self._query, self.table_name, self.spec, table_sql)
 
     def _check_encoding(self, encoding: str) -> None:
         """StorageError unless the file keeps its text as UTF-8.

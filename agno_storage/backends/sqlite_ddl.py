@@ -79,7 +79,7 @@ def check_declared_types(table: str, spec: ModeSpec, declared: Mapping[str, str]
 
 
 def check_collations(
-    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, spec: ModeSpec
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, spec: ModeSpec, table_sql: str | None
 ) -> None:
     """SchemaMismatchError if a text column of ``spec`` in ``table`` compares by a collation other than BINARY.
 
@@ -88,23 +88,28 @@ def check_collations(
     ``'alice '``) the owner of alice's sessions in every comparison the
     store makes, and a session id match another's. See :func:`inexact_collation`.
     """
-    why = inexact_collation(query, table, [c.name for c in spec.columns if c.kind in TEXT_KINDS])
+    why = inexact_collation(query, table, [c.name for c in spec.columns if c.kind in TEXT_KINDS], table_sql)
     if why is not None:
         raise _uncomparable(table, spec, why)
 
 
 def inexact_collation(
-    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, columns: Sequence[str]
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]],
+    table: str,
+    columns: Sequence[str],
+    table_sql: str | None = None,
 ) -> str | None:
     """Why one of ``columns`` of ``table`` does not compare exactly (a collation other than BINARY), or None.
 
     SQLite reports no column's collation, so the table is made again in
-    memory from its text, and an index on each column there reads it back.
-    Costs one catalogue read where the text names no collation, as agno's
+    memory from its text (``table_sql``, its ``sqlite_master.sql``; read
+    with ``query`` when None), and an index on each column there reads it
+    back. Costs nothing more where the text names no collation, as agno's
     and the Go port's never do.
     """
-    rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,))
-    table_sql = (rows[0][0] or "") if rows else ""
+    if table_sql is None:
+        rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,))
+        table_sql = (rows[0][0] or "") if rows else ""
     if "collate" not in table_sql.lower():
         return None
     probe = sqlite3.connect(":memory:")

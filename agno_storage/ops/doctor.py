@@ -19,7 +19,7 @@ from agno_storage.modes import JSON_KINDS, SPECS, TEXT_KINDS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import Database
 from agno_storage.ops.errors import HotJournalError
-from agno_storage.ops.tables import TableInfo, list_tables
+from agno_storage.ops.tables import TableInfo, inexact_ids, list_tables
 from agno_storage.schema import CURRENT_VERSION, quote
 
 PROBLEM, NOTE = "problem", "note"
@@ -134,7 +134,7 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
                     NOTE, "extra_columns", f"columns of other writers, left alone: {', '.join(info.extra)}", info.name
                 )
             )
-        why = _inexact(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
+        why = inexact_ids(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
         if why is not None:
             findings.append(Finding(PROBLEM, "inexact_ids", _INEXACT.format(why=why), table=info.name))
         if not db.is_sqlite:
@@ -142,7 +142,7 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
     findings.extend(_unknown_shapes(db, report.others))
     if report.runs is not None:
-        why = _inexact(db, report.runs.name, ["id", "session_id", "user_id"]) if db.is_sqlite else None
+        why = inexact_ids(db, report.runs.name, ["id", "session_id", "user_id"]) if db.is_sqlite else None
         if why is not None:
             findings.append(Finding(PROBLEM, "inexact_ids", _INEXACT.format(why=why), table=report.runs.name))
         findings.extend(_checked(db, report.runs.name, integrity, functools.partial(_run_rows, db)))
@@ -167,23 +167,6 @@ _INEXACT = (
     "{why}: one user's id could stand for another's ('ALICE' for 'alice'), so the store refuses the table; "
     "declare its id and owner columns without a collation"
 )
-
-
-def _inexact(db: Database, table: str, columns: list[str]) -> str | None:
-    """Why one of ``columns`` of ``table`` compares other than exactly, or None: the store's own check, which
-    makes it refuse the table (SQLite: a collation other than BINARY; PostgreSQL: a nondeterministic one)."""
-    if db.is_sqlite:
-        from agno_storage.backends.sqlite_ddl import inexact_collation
-
-        return inexact_collation(db.query, table, columns)
-    from agno_storage.backends.postgres_ddl import NONDETERMINISTIC_TEXT
-
-    if int(db.query("SELECT current_setting('server_version_num')")[0][0]) < 120000:
-        return None  # every collation before PostgreSQL 12 is deterministic
-    for name, collation in db.query(NONDETERMINISTIC_TEXT, (db.name(table),), table=table):
-        if name in columns:
-            return f"{name} compares by the nondeterministic collation {collation!r}"
-    return None
 
 
 def _checked(db: Database, table: str, integrity: str | None, check: Callable[[], list[Finding]]) -> list[Finding]:

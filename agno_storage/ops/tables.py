@@ -149,12 +149,25 @@ def there_are(names: list[str]) -> str:
     return f"tables there: {', '.join(names)}" if names else "it has no tables"
 
 
+def inexact_ids(db: Database, table: str, columns: list[str]) -> str | None:
+    """Why one of ``columns`` of ``table`` compares other than exactly, or None: the store's own check, for
+    which it refuses the table (SQLite: a collation other than BINARY; PostgreSQL: a nondeterministic one)."""
+    if db.is_sqlite:
+        from agno_storage.backends.sqlite_ddl import inexact_collation
+
+        return inexact_collation(db.query, table, columns)
+    from agno_storage.backends.postgres_ddl import inexact_collation as pg_inexact_collation
+
+    return pg_inexact_collation(db.query, db.name(table), columns, db.conn.info.server_version)
+
+
 __all__ = [
     "Layout",
     "RunsInfo",
     "TableInfo",
     "TablesReport",
     "describe",
+    "inexact_ids",
     "layout_of",
     "list_tables",
     "missing_table",

@@ -38,7 +38,6 @@ import attrs
 
 from agno_storage import schema, urls
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
-from agno_storage.backends import sqlite_ddl
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.core import check_bool
 from agno_storage.backends.sqlite import SqliteStorage
@@ -51,10 +50,10 @@ from agno_storage.errors import (
     StorageError,
     TableNotFoundError,
 )
-from agno_storage.modes import SPECS
-from agno_storage.ops.db import Database, connect_readonly, hot_journal_error, open_database
+from agno_storage.modes import SPECS, TEXT_KINDS
+from agno_storage.ops.db import connect_readonly, hot_journal_error, open_database
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
-from agno_storage.ops.tables import TableInfo, describe, list_tables
+from agno_storage.ops.tables import TableInfo, describe, inexact_ids, list_tables
 from agno_storage.web.table_reader import TableReader
 
 #: Seconds a table's reader is used before the table's columns are looked at again (one cheap look, no row read).
@@ -136,9 +135,12 @@ class Source(abc.ABC):
             for info in found:
                 try:
                     schema.check_table_name(info.name)
-                    _check_comparable(db, info)
-                except (InvalidInputError, SchemaMismatchError) as exc:
+                except InvalidInputError as exc:
                     unreadable.append((info.name, str(exc)))
+                    continue
+                why = inexact_ids(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
+                if why is not None:  # no store opens it ('ALICE' would read alice's sessions)
+                    unreadable.append((info.name, f"{why}: the store compares ids and owners exactly"))
                 else:
                     readable.append(info)
         return Tables(tuple(readable), tuple(unreadable))
@@ -291,18 +293,6 @@ class Source(abc.ABC):
             self._retired.clear()
         for store in stores:
             store.close()
-
-
-def _check_comparable(db: Database, info: TableInfo) -> None:
-    """SchemaMismatchError, as a store opening it raises, for a table whose ids or owners compare inexactly
-    (a collation that folds case or trailing spaces): a reader of it could not be made."""
-    spec = SPECS[info.mode]
-    if db.is_sqlite:
-        sqlite_ddl.check_collations(db.query, info.name, spec)
-    else:
-        from agno_storage.backends import postgres_ddl
-
-        postgres_ddl.check_collations(db.conn, info.name, db.name(info.name), spec)
 
 
 class SqliteSource(Source):
