@@ -57,8 +57,9 @@ _LONG_RUN = b"0" * 19
 # 19 >= 3 * 6 + 1: every run of 19 digits holds three consecutive multiples of 6.
 _STRIDE = 6
 _SAMPLED_RUN = b"0" * 3
-# Texts shorter than this are scanned whole: sampling pays off only on longer ones.
-_SAMPLE_FROM = 512
+# Texts up to this long are scanned whole; so are longer ones whose first this many bytes show more places
+# (below) than their share: sampling pays off only on long texts with few places.
+_SAMPLE_FROM = 8192
 # Places to check one by one per 2**_WINDOWS_PER bytes of text before the exact scan takes over: checking one
 # costs about what the exact scan costs on 1 KiB, and a text with many (a float of 13 digits or more in the
 # metrics of every run) has them everywhere.
@@ -143,10 +144,17 @@ def _has_wide_integer(data: bytes) -> bool:
     holds at least 19 digits of any run through that place; only a window
     with a 19-digit run sends the whole text to the exact scan. A text with
     more such places than one per 4 KiB (floats of 13 digits or more, as
-    agno's timing metrics are) goes to the exact scan at once.
+    agno's timing metrics are) goes to the exact scan: at once if its first
+    8 KiB show more than two, else when it has spent its windows. Texts of
+    8 KiB or less get the exact scan.
     """
-    if len(data) < _SAMPLE_FROM:
-        # Short text: the exact scan is one translate, cheaper than sampling it.
+    if len(data) <= _SAMPLE_FROM:
+        # Short text: the exact scan is one translate, little dearer than sampling it, and cheaper than
+        # sampling it and then looking at its places (agno's memory has a timing float in every run).
+        return _has_wide_integer_exact(data)
+    if data[:_SAMPLE_FROM:_STRIDE].translate(_DIGITS).count(_SAMPLED_RUN) > _SAMPLE_FROM >> _WINDOWS_PER:
+        # More places in the head than its share of the windows: the windows would be spent and the exact
+        # scan run anyway, after paying for both.
         return _has_wide_integer_exact(data)
     sampled = data[::_STRIDE].translate(_DIGITS)
     at = sampled.find(_SAMPLED_RUN)

@@ -292,19 +292,25 @@ _pieces = st.one_of(
 )
 
 
-@given(st.lists(_pieces, max_size=40).map("".join))
+# Text around the pieces so that the scan samples (it reads short texts whole): before them, after them, both.
+_PADDING = " " * 9000
+_paddings = st.sampled_from([("", ""), (_PADDING, ""), ("", _PADDING), (_PADDING, _PADDING)])
+
+
+@given(st.lists(_pieces, max_size=40).map("".join), _paddings)
 @settings(max_examples=400, deadline=None)
-def test_the_sampled_wide_integer_filter_agrees_with_the_exact_scan(text: str) -> None:
+def test_the_sampled_wide_integer_filter_agrees_with_the_exact_scan(text: str, padding: tuple[str, str]) -> None:
     # The filter may only ever skip texts the exact scan clears: a miss would read a wide integer as a float.
-    data = text.encode()
+    data = (padding[0] + text + padding[1]).encode()
     assert codec._has_wide_integer(data) == codec._has_wide_integer_exact(data)
 
 
+@pytest.mark.parametrize("padding", [0, 9000])
 @pytest.mark.parametrize("offset", range(13))
 @pytest.mark.parametrize("length", [18, 19, 20, 31, 40])
-def test_a_wide_integer_is_found_wherever_it_starts(offset: int, length: int) -> None:
+def test_a_wide_integer_is_found_wherever_it_starts(offset: int, length: int, padding: int) -> None:
     number = "9" * length
-    text = f'{{"p":"{"x" * offset}","n":{number}}}'
+    text = f'{{"p":"{"x" * offset}","n":{number},"q":"{"z" * padding}"}}'
     assert codec._has_wide_integer(text.encode()) is (length >= 19)
     assert codec.loads(text)["n"] == int(number)
 
