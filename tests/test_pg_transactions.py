@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from agno_storage import BusyError, Mode, StorageError
+from agno_storage.backends.postgres import PostgresStorage
 from tests.sessions import make_session
 from tests.support import finishes
 
@@ -109,3 +110,29 @@ def test_a_child_forked_inside_a_transaction_cannot_end_it(make_store: Any) -> N
         os._exit(1)
     # Neither a COMMIT nor a ROLLBACK came from the child: the parent's ROLLBACK is what counted.
     assert store.get_all_session_ids() == []
+
+
+def test_a_second_store_writing_a_session_the_first_holds_gives_busy_error_under_a_lock_timeout(
+    make_store: Any,
+) -> None:
+    # Two store objects are two connections: in one thread the second waits for the first's row lock, which
+    # the first never lets go while the thread waits. PostgreSQL waits for ever unless told otherwise; a
+    # lock_timeout in the URL's options makes the wait a BusyError, as SQLite's busy_timeout does.
+    first = make_store()
+    first.create()
+    first.upsert(make_session(Mode.AGENT, "s1"))
+    url = first.db_url + ("&" if "?" in first.db_url else "?") + "options=-c%20lock_timeout%3D300"
+    second = PostgresStorage(table_name=first.table_name, db_url=url)
+
+    def write_while_held() -> None:
+        with first.transaction():
+            first.upsert(make_session(Mode.AGENT, "s1", session_data={"by": "first"}))
+            with pytest.raises(BusyError):
+                second.upsert(make_session(Mode.AGENT, "s1", session_data={"by": "second"}))
+
+    try:
+        finishes(write_while_held)
+    finally:
+        second.close()
+    stored = first.read("s1")
+    assert stored is not None and stored.session_data == {"by": "first"}
