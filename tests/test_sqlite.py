@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import threading
 from pathlib import Path
@@ -143,6 +144,49 @@ def test_go_and_agno_empty_spellings_read_as_none(tmp_path: Path) -> None:
         None,
         {},
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_an_in_memory_store_in_a_child_forked_while_another_thread_used_it_is_not_held_by_its_lock() -> None:
+    """An in-memory store's one connection is shared behind a lock; held at the fork by another thread, the
+    child's copy stayed held for ever. The child starts a database of its own, empty, and can write to it."""
+    store = SqliteStorage(table_name="agent_sessions")
+    store.upsert(make_session(Mode.AGENT, "s1"))
+
+    def child() -> bool:
+        empty = store.get_all_session_ids() == []
+        store.upsert(make_session(Mode.AGENT, "c1"))
+        return empty and store.get_all_session_ids() == ["c1"]
+
+    try:
+        assert forked_while_held(store._memory_lock, child) == 0
+        assert store.get_all_session_ids() == ["s1"], "the parent's database is its own"
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_thread_that_forks_inside_an_in_memory_transaction_leaves_it_in_the_child() -> None:
+    """The lock the forking thread itself held stays its own in the child: leaving the block there works."""
+    store = SqliteStorage(table_name="agent_sessions")
+    pid = -1
+    try:
+        with store.transaction():
+            store.upsert(make_session(Mode.AGENT, "s1"))
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                signal.alarm(10)
+    except BaseException:
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(2)
+        raise
+    if pid == 0:  # pragma: no cover - the child: it left the block
+        os._exit(0)
+    try:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert store.get_all_session_ids() == ["s1"]
+    finally:
+        store.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -50,7 +50,39 @@ class ForkLock:
         self._lock = threading.Lock()
 
 
-_FORK_LOCKS: weakref.WeakSet[ForkLock] = weakref.WeakSet()
+class ForkRLock:
+    """A ``threading.RLock`` that a forked child gets unheld, unless the thread that forked held it.
+
+    The child runs on as the thread that called ``fork``; a block of that
+    thread's which held the lock then leaves it in the child as it would have
+    in the parent. One another thread held is let go, as :class:`ForkLock`'s.
+    """
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        _FORK_LOCKS.add(self)
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def _forked(self) -> None:
+        # The RLock's owner is a thread id, and the child's one thread keeps the id of the one that forked.
+        if not self._lock._is_owned():  # type: ignore[attr-defined]
+            self._lock = threading.RLock()
+
+
+_FORK_LOCKS: weakref.WeakSet[ForkLock | ForkRLock] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -61,4 +93,4 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
-__all__ = ["ForkLock", "current"]
+__all__ = ["ForkLock", "ForkRLock", "current"]

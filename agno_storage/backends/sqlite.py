@@ -153,7 +153,7 @@ class SqliteStorage(BaseStorage):
         # a DatabaseReplacedError or close(). Every later connection, a new thread's too, is checked against it.
         self._file_id: tuple[int, int] | None = None
         self._memory: _Handle | None = None
-        self._memory_lock = threading.RLock()
+        self._memory_lock = process.ForkRLock()
         try:
             self._check_on_open()
         except BaseException:
