@@ -114,7 +114,12 @@ class _AgnoStorage(Storage):
         self.user_id = user_id
         # Scoped to a user, a session with no owner reads as missing: a write there would replace what the
         # Agent never loaded, so it may not take such a session. Unscoped, agno reads it whole, and may.
-        self.core_options: dict[str, Any] = {"claim_unowned": user_id is None, **core_options}
+        defaults: dict[str, Any] = {"claim_unowned": user_id is None}
+        if backend == "sqlite":
+            # agno's own store writes NaN and infinities as json.dumps spells them, and reads them back: so must
+            # its replacement, or its users lose their old sessions (writing them stays refused).
+            defaults["read_non_finite"] = True
+        self.core_options: dict[str, Any] = {**defaults, **core_options}
         check_options(self._core_class(), self.core_options)
 
     # -- the delegate ------------------------------------------------------
@@ -457,7 +462,7 @@ class SqliteStorage(_AgnoStorage):
     (unscoped, agno loads such a session whole, and its write may claim it).
     Other keyword arguments
     (``allow_owner_change``, ``claim_unowned``, ``recency_indexes``;
-    ``busy_timeout``, ``synchronous`` for SQLite; ``pool_size``,
+    ``busy_timeout``, ``synchronous``, ``read_non_finite`` for SQLite; ``pool_size``,
     ``connect_timeout``, ``retries``, ``prepared_statements`` for PostgreSQL) go to the core store
     unchanged; one it does not take raises InvalidInputError here.
 

@@ -225,7 +225,10 @@ class RowCodec:
     order (:attr:`ModeSpec.names`). ``empty_text_is_null`` is for a layout
     whose id columns are nullable (agno's on PostgreSQL): "no value" is
     written as NULL there, and as ``''`` in the Go port's NOT NULL columns.
-    Reads accept both. Built once per store; cheap to call.
+    Reads accept both. ``read_non_finite`` reads ``NaN``, ``Infinity`` and
+    ``-Infinity`` in a JSON column (Python's ``json.dumps`` writes them, so
+    agno 1.x's own store does) as floats instead of refusing the row; writes
+    refuse them either way. Built once per store; cheap to call.
     """
 
     __slots__ = (
@@ -235,15 +238,19 @@ class RowCodec:
         "_field_names",
         "_get_fields",
         "_plan",
+        "_read_non_finite",
         "_updated_at",
         "_user_id",
         "spec",
         "table",
     )
 
-    def __init__(self, spec: ModeSpec, table: str, *, empty_text_is_null: bool = False) -> None:
+    def __init__(
+        self, spec: ModeSpec, table: str, *, empty_text_is_null: bool = False, read_non_finite: bool = False
+    ) -> None:
         self.spec = spec
         self.table = table
+        self._read_non_finite = read_non_finite
         self._plan = tuple((c.name, _KIND_CODES[c.kind]) for c in spec.columns)
         self._field_names = tuple(a.name for a in attrs.fields(spec.session_class))
         self._get_fields = operator.attrgetter(*self._field_names)
@@ -329,7 +336,7 @@ class RowCodec:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The generated decoder is made again, not pickled or shared.
-        return (_codec, (self.spec, self.table, self._empty is None))
+        return (_codec, (self.spec, self.table, self._empty is None, self._read_non_finite))
 
     def decode(self, row: Sequence[Any]) -> Session:
         """The session of a stored row: what :meth:`decode_reference` returns or raises, faster.
@@ -361,7 +368,9 @@ class RowCodec:
                 try:
                     decoded = loads(value)
                 except ValueError as exc:
-                    raise _not_json(self.table, sid, name, exc) from exc
+                    decoded = self._non_finite(value, exc)
+                    if decoded is exc:
+                        raise _not_json(self.table, sid, name, exc) from exc
                 if decoded is not None and type(decoded) is not dict and (code == _JSON or type(decoded) is not list):
                     raise _wrong_json(self.table, sid, name, decoded, code)
                 fields[name] = decoded
@@ -379,6 +388,15 @@ class RowCodec:
             else:
                 fields[name] = value
         return self.spec.session_class(**fields)
+
+    def _non_finite(self, value: object, exc: ValueError) -> Any:
+        """``value`` read with ``NaN`` and infinities as floats, when this codec reads them; else ``exc``."""
+        if not self._read_non_finite or not isinstance(value, str | bytes):
+            return exc
+        try:
+            return loads_exact(value if isinstance(value, bytes) else value.encode(), strict=True, non_finite=True)
+        except ValueError:
+            return exc
 
     def decode_summaries(self, rows: Sequence[Sequence[Any]]) -> list[SessionSummary]:
         """The summaries of rows holding :attr:`ModeSpec.summary_columns`; CorruptRowError as :meth:`decode`."""
@@ -428,8 +446,8 @@ class RowCodec:
                 raise _wrong_type(self.table, sid, "session_id", sid, "a non-empty text")
 
 
-def _codec(spec: ModeSpec, table: str, empty_text_is_null: bool) -> RowCodec:
-    return RowCodec(spec, table, empty_text_is_null=empty_text_is_null)
+def _codec(spec: ModeSpec, table: str, empty_text_is_null: bool, read_non_finite: bool = False) -> RowCodec:
+    return RowCodec(spec, table, empty_text_is_null=empty_text_is_null, read_non_finite=read_non_finite)
 
 
 # Column kinds as small ints for the codec's hot loops: JSON kinds first, so ``code <= _JSON_ANY`` tests for JSON.

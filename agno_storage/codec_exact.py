@@ -213,12 +213,16 @@ def _refuse_what_orjson_refuses(value: Any) -> None:
             raise InvalidInputError(f"value is not JSON-serialisable: type is not supported: {kind.__name__}")
 
 
-def loads_exact(data: bytes, *, strict: bool) -> Any:
-    """The stdlib's exact reading of ``data``; ``strict``: refusing what orjson refuses (ValueError)."""
+def loads_exact(data: bytes, *, strict: bool, non_finite: bool = False) -> Any:
+    """The stdlib's exact reading of ``data``; ``strict``: refusing what orjson refuses (ValueError).
+
+    ``non_finite`` (with ``strict``): ``NaN``, ``Infinity`` and ``-Infinity``, as Python's ``json.dumps``
+    writes them, read as floats; anything else orjson refuses is still refused.
+    """
     try:
         if not strict:
             return with_stack(json.loads, data)
-        value = with_stack(_strict_json_loads, data)
+        value = with_stack(_non_finite_json_loads if non_finite else _strict_json_loads, data)
     except RecursionError:
         raise ValueError("JSON nested too deeply to decode") from None
     for item in _walk(value):
@@ -231,6 +235,10 @@ def loads_exact(data: bytes, *, strict: bool) -> Any:
 
 def _strict_json_loads(data: bytes) -> Any:
     return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _non_finite_json_loads(data: bytes) -> Any:
+    return json.loads(data, parse_float=_finite_float)
 
 
 def _no_constant(name: str) -> Any:

@@ -446,3 +446,52 @@ def test_a_db_file_names_the_file_agnos_own_store_opens(tmp_path: Path, monkeypa
     got = ours.read("s")
     assert got is not None and got.user_id == "u"
     ours.close()
+
+
+def test_a_session_agnos_own_store_wrote_with_nan_reads_and_is_not_written_back(tmp_path: Path) -> None:
+    """agno's own store writes NaN and infinities as json.dumps spells them (NaN, Infinity) and reads them back:
+    the adapter reads such a session too (floats kept), lists it, and still refuses to write NaN, naming the
+    column."""
+    import math
+
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    db = tmp_path / "a.db"
+    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(db), mode="agent")
+    agent = make_agent(theirs, "s", "u", FakeModel())
+    agent.session_state = {"score": float("nan"), "best": float("inf"), "worst": float("-inf")}
+    assert agent.run("hi").content == "reply #1: hi"
+    theirs.db_engine.dispose()
+    stored = sqlite3.connect(db).execute("SELECT session_data FROM agent_sessions").fetchone()[0]
+    assert "NaN" in stored and "-Infinity" in stored
+
+    ours = SqliteStorage(table_name="agent_sessions", db_file=str(db))
+    got = ours.read("s")
+    assert got is not None and got.memory is not None and len(got.memory["runs"]) == 1
+    state = got.session_data["session_state"]
+    assert math.isnan(state["score"]) and state["best"] == math.inf and state["worst"] == -math.inf
+    assert [s.session_id for s in ours.get_all_sessions()] == ["s"]
+    assert [s.session_id for s in ours.get_recent_sessions(user_id="u")] == ["s"]
+    with pytest.raises(InvalidInputError) as refused:
+        ours.upsert(got)
+    assert refused.value.column == "session_data" and refused.value.session_id == "s"
+    assert sqlite3.connect(db).execute("SELECT session_data FROM agent_sessions").fetchone()[0] == stored
+    ours.close()
+
+
+def test_the_core_store_still_refuses_a_row_holding_nan(tmp_path: Path) -> None:
+    """Only the adapter (or read_non_finite=True) reads agno's NaN; the core store names the row as corrupt."""
+    db = tmp_path / "a.db"
+    with SqliteStorage(table_name="agent_sessions", db_file=str(db)) as ours:
+        ours.upsert(AgnoAgentSession(session_id="s", user_id="u", memory={"runs": []}))
+    with sqlite3.connect(db) as conn:
+        conn.execute("""UPDATE agent_sessions SET session_data = '{"x": NaN}'""")
+    core = CoreStorage("agent_sessions", db_file=str(db))
+    with pytest.raises(CorruptRowError) as corrupt:
+        core.read("s")
+    assert corrupt.value.column == "session_data"
+    core.close()
+    lenient = CoreStorage("agent_sessions", db_file=str(db), read_non_finite=True)
+    got = lenient.read("s")
+    assert got is not None and got.session_data is not None and got.session_data["x"] != got.session_data["x"]
+    lenient.close()

@@ -121,6 +121,33 @@ def test_what_json_cannot_hold_is_refused_on_read_whichever_decoder_runs(text: s
         codec.loads(text)
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_codec_reading_non_finite_reads_agnos_spelling_and_nothing_more(wide: bool) -> None:
+    """read_non_finite takes NaN and the infinities as json.dumps writes them, wide integers exact beside them;
+    what no json.dumps writes (a number overflowing to infinity, a lone surrogate, bad JSON) is still corrupt."""
+    from agno_storage.errors import CorruptRowError
+    from agno_storage.modes import SPECS, Mode
+
+    spec = SPECS[Mode.AGENT]
+    tail = f',"w":{WIDE}}}' if wide else "}"
+
+    def row(session_data: str) -> list[Any]:
+        return [
+            "s" if n == "session_id" else session_data.encode() if n == "session_data" else None for n in spec.names
+        ]
+
+    lenient = codec.RowCodec(spec, "t", read_non_finite=True)
+    data = lenient.decode(row('{"a":NaN,"b":Infinity,"c":-Infinity' + tail)).session_data
+    assert data is not None and math.isnan(data["a"]) and data["b"] == math.inf and data["c"] == -math.inf
+    assert data.get("w", int(WIDE)) == int(WIDE)
+    with pytest.raises(CorruptRowError):
+        codec.RowCodec(spec, "t").decode(row('{"a":NaN' + tail))
+    for text in ('{"a":1e400', '{"a":"\\ud800"', '{"a":nan', '{"a":NaN,'):
+        with pytest.raises(CorruptRowError) as corrupt:
+            lenient.decode(row(text + tail))
+        assert corrupt.value.column == "session_data"
+
+
 class Colour(enum.Enum):
     RED = "red"
 

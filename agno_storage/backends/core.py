@@ -57,6 +57,7 @@ class StoreCore(abc.ABC):
         allow_owner_change: bool = False,
         claim_unowned: bool = True,
         empty_text_is_null: bool = False,
+        read_non_finite: bool = False,
         tracer: Tracer | None = None,
     ) -> None:
         self.table_name = schema.check_table_name(table_name)
@@ -69,7 +70,12 @@ class StoreCore(abc.ABC):
             raise InvalidInputError(f"tracer must be a callable or None, got {tracer!r}")
         self.tracer: Tracer | None = tracer
         #: How this store turns sessions into rows and back (for tools that write rows themselves).
-        self.row_codec = codec.RowCodec(self.spec, self.table_name, empty_text_is_null=empty_text_is_null)
+        self.row_codec = codec.RowCodec(
+            self.spec,
+            self.table_name,
+            empty_text_is_null=empty_text_is_null,
+            read_non_finite=check_bool("read_non_finite", read_non_finite),
+        )
         self._shape: TableShape | None = None
         # Rendered SELECTs by filter shape: at most 2 * 3 * 3 * 2 * 2 of them.
         self._select_statements: dict[SelectKey, str] = {}

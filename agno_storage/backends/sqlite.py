@@ -98,6 +98,9 @@ class SqliteStorage(BaseStorage):
     existing file with ``mode=ro``: nothing this store does changes the file
     (not even the checkpoint SQLite runs when the last connection to a WAL
     file closes), and every write raises :class:`ReadOnlyDatabaseError`.
+    ``read_non_finite`` reads ``NaN`` and infinities in a JSON column, which
+    agno 1.x's own store writes (``json.dumps``), as floats instead of
+    raising :class:`CorruptRowError`; writing them is refused either way.
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class SqliteStorage(BaseStorage):
         recency_indexes: bool = True,
         tracer: Tracer | None = None,
         read_only: bool = False,
+        read_non_finite: bool = False,
     ) -> None:
         super().__init__(
             table_name,
@@ -122,6 +126,7 @@ class SqliteStorage(BaseStorage):
             auto_upgrade_schema=auto_upgrade_schema,
             allow_owner_change=allow_owner_change,
             claim_unowned=claim_unowned,
+            read_non_finite=read_non_finite,
             tracer=tracer,
         )
         if (
