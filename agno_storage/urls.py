@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import attrs
 
@@ -24,9 +24,14 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class SqliteTarget:
-    """A SQLite database: the file's path as written in the URL, or ``None`` for a private in-memory one."""
+    """A SQLite database: the file's path as written in the URL, or ``None`` for a private in-memory one.
+
+    ``timeout`` is the URL's ``?timeout=`` (seconds to wait for a lock, as sqlite3 and SQLAlchemy read it), or
+    ``None`` where it has none.
+    """
 
     path: str | None
+    timeout: float | None = None
 
 
 @attrs.frozen
@@ -53,6 +58,8 @@ _SECRET_KEYS = frozenset({"password", "sslpassword", "oauth_client_secret", "scr
 # scan stays linear.
 _SETTING = re.compile(r"(?:^|(?<=[\s']))([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*)")
 _EXPECTED = "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
+# SQLAlchemy's spellings of a bool in a URL (sqlalchemy.util.asbool).
+_TRUE_FALSE = frozenset({"true", "yes", "on", "y", "t", "1", "false", "no", "off", "n", "f", "0"})
 # libpq's connection settings (up to libpq 18's): a string made of these alone, or of settings one of which
 # holds a secret, is a key=value connection string, not a file's name.
 _LIBPQ_KEYS = frozenset(
@@ -75,28 +82,58 @@ def parse(url: object, what: str = "a database URL") -> Target:
 
     ``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` are an in-memory
     database. A SQLite URL's path is percent-decoded, as SQLAlchemy decodes it
-    (``sqlite:///my%20chats.db`` is the file ``my chats.db``). Raises :class:`InvalidInputError` for anything else, including
-    a SQLite URL with a host or query parameters (which would be silently
-    ignored otherwise). ``what`` names the argument in the messages.
+    (``sqlite:///my%20chats.db`` is the file ``my chats.db``). Of the query
+    parameters SQLAlchemy hands to sqlite3, a SQLite URL takes ``timeout``
+    (seconds, the store's ``busy_timeout``) and ``check_same_thread`` (each
+    thread has its own connection here, so it changes nothing). Raises
+    :class:`InvalidInputError` for anything else, including a SQLite URL with
+    a host or another query parameter (which would be silently ignored
+    otherwise). ``what`` names the argument in the messages.
     """
     if not isinstance(url, str):
         raise InvalidInputError(f"{what} must be a str, got {shown(url)}")
     scheme, sep, rest = url.partition("://")
     engine = scheme.split("+", 1)[0].lower() if sep else ""
     if engine == "sqlite":
-        if "?" in rest:
-            raise InvalidInputError(f"{what}: SQLite URL query parameters are not supported: {shown(url)}")
+        rest, question, query = rest.partition("?")
+        timeout = _sqlite_timeout(query, url, what) if question else None
         if not rest.startswith("/") and rest:
             raise InvalidInputError(f"{what}: a SQLite URL has no host: expected {_EXPECTED}, got {shown(url)}")
         # Percent-decoded, as SQLAlchemy (and so agno's store) reads the path: sqlite:///my%20chats.db is "my chats.db".
         path = unquote(rest[1:])
-        if path in ("", ":memory:"):
-            return SqliteTarget(path=None)
-        return SqliteTarget(path=path)
+        return SqliteTarget(path=None if path in ("", ":memory:") else path, timeout=timeout)
     if engine in _POSTGRES_SCHEMES:
         _refuse_nul(url, what)
         return PostgresTarget(conninfo=f"postgresql://{rest}")
     raise InvalidInputError(f"{what} must look like {_EXPECTED}, got {shown(url)}")
+
+
+def _sqlite_timeout(query: str, url: str, what: str) -> float | None:
+    """The ``timeout`` of a SQLite URL's query; InvalidInputError for a parameter it does not honour."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise InvalidInputError(f"{what}: cannot read the query of the SQLite URL {shown(url)}") from None
+    settings: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in ("timeout", "check_same_thread"):
+            raise InvalidInputError(
+                f"{what}: SQLite URL query parameters other than timeout=SECONDS and check_same_thread=BOOL are "
+                f"not supported, got {key!r}: {shown(url)}"
+            )
+        if key in settings:
+            raise InvalidInputError(f"{what}: SQLite URL query parameter {key!r} is given twice: {shown(url)}")
+        settings[key] = value
+    if settings.get("check_same_thread", "true").strip().lower() not in _TRUE_FALSE:
+        raise InvalidInputError(f"{what}: check_same_thread must be true or false: {shown(url)}")
+    if "timeout" not in settings:
+        return None
+    try:
+        return float(settings["timeout"])
+    except ValueError:
+        raise InvalidInputError(
+            f"{what}: timeout must be seconds to wait for a lock, got {settings['timeout']!r}: {shown(url)}"
+        ) from None
 
 
 def parse_location(text: object) -> Target:

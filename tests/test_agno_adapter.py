@@ -495,3 +495,23 @@ def test_the_core_store_still_refuses_a_row_holding_nan(tmp_path: Path) -> None:
     got = lenient.read("s")
     assert got is not None and got.session_data is not None and got.session_data["x"] != got.session_data["x"]
     lenient.close()
+
+
+def test_a_db_url_with_sqlalchemys_timeout_opens_the_file_agno_opens_and_waits_that_long(tmp_path: Path) -> None:
+    """agno users pass SQLAlchemy URLs such as sqlite:///file.db?timeout=30 (sqlite3's lock wait, in seconds):
+    the swapped store opens the same file and waits as long; a setting it would not honour is refused where
+    the storage is built."""
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    url = f"sqlite:///{tmp_path / 'a.db'}?timeout=30"
+    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_url=url, mode="agent")
+    theirs.create()
+    theirs.upsert(AgnoAgentSession(session_id="s", user_id="u", agent_id="a", memory={"runs": []}))
+    theirs.db_engine.dispose()
+    ours = SqliteStorage(table_name="agent_sessions", db_url=url)
+    got = ours.read("s")
+    assert got is not None and got.user_id == "u"
+    assert ours.core.busy_timeout == 30.0
+    ours.close()
+    with pytest.raises(InvalidInputError, match="'mode'"):
+        SqliteStorage(table_name="agent_sessions", db_url=f"sqlite:///{tmp_path / 'a.db'}?mode=ro")

@@ -47,6 +47,57 @@ def test_parse_refuses_what_no_engine_takes(url: object) -> None:
         parse(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "timeout"),
+    [
+        ("sqlite:///x.db?timeout=30", 30.0),
+        ("sqlite:///x.db?timeout=2.5&check_same_thread=false", 2.5),
+        ("sqlite:///x.db?check_same_thread=False", None),
+        ("sqlite:///?timeout=1", 1.0),
+    ],
+)
+def test_a_sqlite_url_takes_the_driver_settings_sqlalchemy_users_write_in_it(url: str, timeout: float | None) -> None:
+    """SQLAlchemy hands a SQLite URL's timeout (seconds to wait for a lock) and check_same_thread to sqlite3, and
+    agno's users write them in db_url: the timeout is the store's busy_timeout; check_same_thread means nothing
+    to a store whose threads each have their own connection."""
+    from sqlalchemy.engine import make_url
+
+    target = parse(url)
+    assert isinstance(target, SqliteTarget)
+    assert target.path == (make_url(url).database or None) and target.timeout == timeout
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("sqlite:///x.db?mode=ro", "'mode'"),
+        ("sqlite:///x.db?uri=true&mode=ro", "'uri'"),
+        ("sqlite:///x.db?isolation_level=IMMEDIATE", "'isolation_level'"),
+        ("sqlite:///x.db?timeout=soon", "timeout"),
+        ("sqlite:///x.db?timeout=1&timeout=2", "timeout"),
+        ("sqlite:///x.db?check_same_thread=maybe", "check_same_thread"),
+        ("sqlite:///x.db?timeout", "timeout"),
+    ],
+)
+def test_a_sqlite_url_refuses_settings_it_would_not_honour_and_names_them(url: str, named: str) -> None:
+    with pytest.raises(InvalidInputError, match=named):
+        parse(url)
+
+
+def test_a_sqlite_urls_timeout_is_the_stores_busy_timeout(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    store = SqliteStorage("agent_sessions", db_url=f"sqlite:///{db}?timeout=30")
+    assert store.busy_timeout == 30.0 and store.pragmas["busy_timeout"] == 30000
+    store.upsert(make_session(Mode.AGENT, "s"))
+    assert store.db_path == str(db)
+    store.close()
+    with pytest.raises(InvalidInputError, match="busy_timeout"):
+        SqliteStorage("agent_sessions", db_url=f"sqlite:///{db}?timeout=30", busy_timeout=5)
+    with pytest.raises(InvalidInputError, match="busy_timeout"):
+        SqliteStorage("agent_sessions", db_url=f"sqlite:///{db}?timeout=-1")
+    assert SqliteStorage("agent_sessions", db_file=str(db)).busy_timeout == 10.0
+
+
 def test_parse_location_takes_a_bare_path_as_a_sqlite_file() -> None:
     assert parse_location("data/x.db") == SqliteTarget("data/x.db")
     assert parse_location("sqlite:///x.db") == SqliteTarget("x.db")

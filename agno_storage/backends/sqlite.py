@@ -26,7 +26,7 @@ from agno_storage.backends.batches import Batches
 from agno_storage.backends.core import Tracer, check_bool
 from agno_storage.backends.sqlite_errors import text_or_bytes as _text_or_bytes
 from agno_storage.backends.sqlite_errors import translate as _translate
-from agno_storage.backends.sqlite_files import file_id, read_only_uri, resolve_path, writable
+from agno_storage.backends.sqlite_files import file_id, lock_wait, read_only_uri, resolve_path, writable
 from agno_storage.backends.statements import Statements
 from agno_storage.errors import (
     BusyError,
@@ -50,6 +50,9 @@ class Synchronous(enum.StrEnum):
     NORMAL = "NORMAL"
 
 
+#: Seconds a store waits for another writer's lock unless its busy_timeout or its URL's timeout says otherwise.
+DEFAULT_BUSY_TIMEOUT = 10.0
+
 #: The pragmas every new connection gets, in the order they are set, with their defaults.
 #: ``synchronous`` and ``busy_timeout`` (milliseconds) follow the constructor's
 #: arguments. ``journal_mode`` is not among them: it is a property of the file,
@@ -58,7 +61,7 @@ DEFAULT_PRAGMAS: dict[str, str | int] = {
     # How hard a commit works to survive power loss; see Synchronous.
     "synchronous": "FULL",
     # How long a statement waits for another writer's lock before BusyError.
-    "busy_timeout": 10_000,
+    "busy_timeout": round(DEFAULT_BUSY_TIMEOUT * 1000),
 }
 
 
@@ -83,8 +86,9 @@ class SqliteStorage(BaseStorage):
     ``db_url`` (``sqlite:///relative.db``, ``sqlite:////absolute.db``) wins over
     ``db_file``; with neither (or ``db_file=":memory:"``) the database is in memory and private to this
     object. Safe to share between threads; a forked child opens its own
-    connections. ``busy_timeout`` is in seconds; a lock held longer raises
-    :class:`BusyError`. ``recency_indexes`` adds three indexes beside the Go
+    connections. ``busy_timeout`` is in seconds (10 by default, or the
+    ``db_url``'s ``?timeout=``, as SQLAlchemy and sqlite3 name it; not both);
+    a lock held longer raises :class:`BusyError`. ``recency_indexes`` adds three indexes beside the Go
     port's when this object creates the table (see docs/benchmarks.md): they
     make "newest sessions of a user / an entity / all" an index walk, at a small cost
     per write. The store switches the file to WAL mode, persistently, before
@@ -113,7 +117,7 @@ class SqliteStorage(BaseStorage):
         auto_upgrade_schema: bool = False,
         allow_owner_change: bool = False,
         claim_unowned: bool = True,
-        busy_timeout: float = 10.0,
+        busy_timeout: float | None = None,
         synchronous: Synchronous | str = Synchronous.FULL,
         recency_indexes: bool = True,
         tracer: Tracer | None = None,
@@ -129,6 +133,7 @@ class SqliteStorage(BaseStorage):
             read_non_finite=read_non_finite,
             tracer=tracer,
         )
+        busy_timeout = lock_wait(db_url, busy_timeout, DEFAULT_BUSY_TIMEOUT)
         if (
             isinstance(busy_timeout, bool)
             or not isinstance(busy_timeout, (int, float))

@@ -48,6 +48,22 @@ def resolve_path(db_url: object, db_file: object, *, make_folder: bool = True) -
     return str(path)
 
 
+def lock_wait(db_url: object, busy_timeout: float | None, default: float) -> float:
+    """The seconds to wait for a lock: ``busy_timeout``, or ``db_url``'s ``?timeout=`` (SQLAlchemy's and
+    sqlite3's name for it), or ``default``; InvalidInputError when both are given. Not checked here."""
+    timeout = None
+    if db_url is not None:
+        target = urls.parse(db_url, "db_url")
+        timeout = target.timeout if isinstance(target, urls.SqliteTarget) else None
+    if timeout is not None and busy_timeout is not None:
+        raise InvalidInputError(
+            f"db_url {urls.shown(db_url)} sets timeout= and busy_timeout={busy_timeout!r} is given too; give one"
+        )
+    if timeout is not None:
+        return timeout
+    return default if busy_timeout is None else busy_timeout
+
+
 def read_only_uri(path: str | os.PathLike[str]) -> str:
     """The ``file:...?mode=ro`` URI of the file at ``path`` (absolute), for ``sqlite3.connect(..., uri=True)``.
 
