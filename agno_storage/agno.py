@@ -227,7 +227,13 @@ class _AgnoStorage(Storage):
         entity_id: str | None = None,
         limit: int | None = 2,
     ) -> list[AgnoSession]:
-        """The ``limit`` newest sessions as agno dataclasses (all of them for None)."""
+        """The ``limit`` newest sessions as agno dataclasses: all of them for None or a negative limit.
+
+        agno's own store hands the limit to SQLite, where ``LIMIT -1`` is no limit (its PostgreSQL store fails on
+        one, logs it and returns ``[]``); ``0`` is none.
+        """
+        if type(limit) is int and limit < 0:
+            limit = None
         return self._list(user_id, entity_id, limit=limit)
 
     def upsert(self, session: AgnoSession) -> AgnoSession | None:

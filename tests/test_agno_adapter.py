@@ -515,3 +515,24 @@ def test_a_db_url_with_sqlalchemys_timeout_opens_the_file_agno_opens_and_waits_t
     ours.close()
     with pytest.raises(InvalidInputError, match="'mode'"):
         SqliteStorage(table_name="agent_sessions", db_url=f"sqlite:///{tmp_path / 'a.db'}?mode=ro")
+
+
+@pytest.mark.parametrize("limit", [-1, -5, 0, None, 2])
+def test_get_recent_sessions_takes_the_limits_agnos_own_store_takes(tmp_path: Path, limit: int | None) -> None:
+    """agno's own SqliteStorage passes the limit to SQLite, where a negative one is no limit and 0 is none:
+    the adapter answers the same sessions in the same order."""
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    db = tmp_path / "a.db"
+    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(db), mode="agent")
+    theirs.create()
+    for i, created in enumerate((100, 300, 200)):
+        theirs.upsert(AgnoAgentSession(session_id=f"s{i}", user_id="u", agent_id="a", memory={"runs": []}))
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE agent_sessions SET created_at = ? WHERE session_id = ?", (created, f"s{i}"))
+    expected = [s.session_id for s in theirs.get_recent_sessions(user_id="u", limit=limit)]
+    theirs.db_engine.dispose()
+    assert len(expected) == {-1: 3, -5: 3, 0: 0, None: 3, 2: 2}[limit]
+    ours = SqliteStorage(table_name="agent_sessions", db_file=str(db))
+    assert [s.session_id for s in ours.get_recent_sessions(user_id="u", limit=limit)] == expected
+    ours.close()
