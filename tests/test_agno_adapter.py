@@ -536,3 +536,22 @@ def test_get_recent_sessions_takes_the_limits_agnos_own_store_takes(tmp_path: Pa
     ours = SqliteStorage(table_name="agent_sessions", db_file=str(db))
     assert [s.session_id for s in ours.get_recent_sessions(user_id="u", limit=limit)] == expected
     ours.close()
+
+
+def test_a_session_stored_with_an_empty_id_is_listed_and_delete_session_removes_it(tmp_path: Path) -> None:
+    """agno's own store (and agno-golang's) write a session_id of '': the adapter lists it, and delete_session('')
+    removes it, as agno's own delete_session does; read('') stays None, as agno's Agent expects of no id."""
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    db = tmp_path / "a.db"
+    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(db), mode="agent")
+    theirs.create()
+    for sid in ("", "kept"):
+        theirs.upsert(AgnoAgentSession(session_id=sid, user_id="u", agent_id="a", memory={"runs": []}))
+    theirs.db_engine.dispose()
+    ours = SqliteStorage(table_name="agent_sessions", db_file=str(db))
+    assert sorted(ours.get_all_session_ids()) == ["", "kept"]
+    assert ours.read("") is None
+    ours.delete_session("")
+    assert ours.get_all_session_ids() == ["kept"]
+    ours.close()

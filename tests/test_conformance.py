@@ -769,3 +769,21 @@ def test_upsert_many_of_nothing_or_of_a_session_it_refuses_makes_no_table(make_s
     assert not store.table_exists()
     store.upsert_many([AgentSession(session_id="s1")])
     assert store.table_exists() and store.get_all_session_ids() == ["s1"]
+
+
+def test_a_row_another_writer_stored_with_an_empty_session_id_can_be_deleted(make_store: StoreFactory) -> None:
+    """agno-golang's Upsert, Read and Delete take session_id '' (its NOT NULL column allows it): such a row is
+    listed, and delete('') removes it (scoped to its owner as any delete); writing '' stays refused."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    store.upsert(make_session(Mode.AGENT, "s2", user_id="alice"))
+    table = store.statements.count.removeprefix("SELECT COUNT(*) FROM ")
+    with store.transaction() as conn:
+        conn.execute(f"UPDATE {table} SET session_id = '' WHERE session_id = 's1'")
+    assert sorted(store.get_all_session_ids()) == ["", "s2"]
+    assert store.delete("", user_id="bob") is False
+    assert store.delete("", user_id="alice") is True
+    assert store.get_all_session_ids() == ["s2"]
+    assert store.delete("") is False
+    with pytest.raises(InvalidInputError, match="session_id"):
+        store.upsert(make_session(Mode.AGENT, ""))

@@ -54,8 +54,10 @@ class BaseStorage(StoreCore):
 
         On an agent table in SQLite the session's ``agent_runs`` rows (a Go Agent's runs) go in the
         same transaction, also for a session only ``agent_runs`` holds; see :mod:`agno_storage.agent_runs`.
+        ``''`` deletes a row another writer stored with an empty session_id (agno-golang takes one; this
+        store never writes it, and ``read`` refuses it as it refuses writing it).
         """
-        check_id(session_id, "session_id", self.table_name)
+        check_id(session_id, "session_id", self.table_name, empty=True)
         check_user(user_id, self.table_name)
         if self._unmatchable(session_id, user_id):
             return False

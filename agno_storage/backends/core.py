@@ -544,14 +544,17 @@ def check_bool(name: str, value: object) -> bool:
     return value
 
 
-def check_id(value: object, name: str, table: str) -> None:
-    """InvalidInputError unless ``value`` is a non-empty str with a UTF-8 form (what every engine can store)."""
-    if type(value) is str and value and value.isascii():
+def check_id(value: object, name: str, table: str, *, empty: bool = False) -> None:
+    """InvalidInputError unless ``value`` is a non-empty str with a UTF-8 form (what every engine can store).
+
+    ``empty``: ``''`` too, for a call that must reach a row another writer stored with an empty id
+    (agno-golang's NOT NULL column takes one; this store never writes it).
+    """
+    if type(value) is str and (value or empty) and value.isascii():
         return  # the common case, proven valid without encoding it
-    if not isinstance(value, str) or not value or not codec.is_utf8(value):
-        raise InvalidInputError(
-            f"{name} must be a non-empty str of valid Unicode, got {value!r}", table=table, column=name
-        )
+    if not isinstance(value, str) or not (value or empty) or not codec.is_utf8(value):
+        wanted = "a str" if empty else "a non-empty str"
+        raise InvalidInputError(f"{name} must be {wanted} of valid Unicode, got {value!r}", table=table, column=name)
 
 
 def check_user(value: object, table: str, name: str = "user_id") -> None:
