@@ -129,6 +129,12 @@ def unfit_table(table: str, mode: Mode, why: str) -> SchemaMismatchError:
     )
 
 
+def not_a_table(table: str, mode: Mode, what: str) -> SchemaMismatchError:
+    """The error for a relation of the table's name that is no table (``what``: "a view"): it reads like one,
+    but no upsert reaches it."""
+    return unfit_table(table, mode, f"as written: it is {what}, not a table, and no upsert reaches its rows")
+
+
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 

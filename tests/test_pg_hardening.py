@@ -221,3 +221,26 @@ def test_upsert_many_names_the_session_and_column_postgresql_cannot_store(
         store.upsert_many(sessions)
     assert (refused.value.session_id, refused.value.column) == ("s7", column)
     assert store.get_all_session_ids() == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(("kind", "what"), [("VIEW", "a view"), ("MATERIALIZED VIEW", "a materialized view")])
+def test_a_view_of_the_tables_name_is_refused_when_the_store_opens(
+    make_store: Any, pg_server: Any, kind: str, what: str
+) -> None:
+    """A view with the sessions table's name and columns reads like one, but no upsert reaches it: the store
+    says so when it opens, naming the table and what it is, not at the first write."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    name = f"{store.table_name}_{kind.split()[0].lower()}"
+    view = sql.SQL("{}.{}").format(sql.Identifier(store.schema), sql.Identifier(name))
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE {} {} AS SELECT * FROM {}").format(sql.SQL(kind), view, sql.SQL(store.qualified_table))
+        )
+        try:
+            with pytest.raises(SchemaMismatchError, match=what) as refused:
+                PostgresStorage(name, db_url=store.db_url)
+            assert refused.value.table == name
+        finally:
+            conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), view))

@@ -199,3 +199,29 @@ def test_a_child_forked_while_another_thread_opened_a_connection_is_not_held_by_
         assert forked_while_held(store._handles_lock, lambda: store.get_all_session_ids() == ["s1"]) == 0
     finally:
         store.close()
+
+
+AGENT_COLUMNS = "session_id, agent_id, user_id, team_session_id, memory, agent_data, session_data, extra_data, created_at, updated_at"
+
+
+@pytest.mark.parametrize(
+    ("statement", "what"),
+    [
+        ("CREATE VIEW agent_sessions AS SELECT * FROM base", "a view"),
+        (f"CREATE VIRTUAL TABLE agent_sessions USING fts5({AGENT_COLUMNS})", "a virtual table"),
+    ],
+)
+def test_a_view_or_virtual_table_of_the_tables_name_is_refused_when_the_store_opens(
+    tmp_path: Path, statement: str, what: str
+) -> None:
+    """A view (or an FTS5 table) with the sessions table's name and columns reads like one, but no upsert
+    reaches it: the store says so when it opens, naming the table and what it is, not at the first write."""
+    from agno_storage import SchemaMismatchError
+
+    db = tmp_path / "s.db"
+    SqliteStorage("base", db_file=db).upsert(make_session(Mode.AGENT, "s1"))
+    with sqlite3.connect(db) as conn:
+        conn.execute(statement)
+    with pytest.raises(SchemaMismatchError, match=what) as refused:
+        SqliteStorage("agent_sessions", db_file=db)
+    assert refused.value.table == "agent_sessions" and "agent_sessions" in str(refused.value)

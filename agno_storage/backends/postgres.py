@@ -242,10 +242,18 @@ class PostgresStorage(BaseStorage):
     # --- primitives --------------------------------------------------------
 
     def _table_layout(self) -> tuple[list[str], list[str], str] | None:
-        def body(conn: psycopg.Connection[Any]) -> tuple[list[str], list[str], str] | None:
-            return ddl.table_layout(lambda q, p: conn.execute(q, p).fetchall(), self.table_name, self.schema)
+        """The layout; SchemaMismatchError for a view (or another relation no upsert writes) of the name."""
 
-        return self._conns.run(body, write=False)
+        def body(conn: psycopg.Connection[Any]) -> tuple[tuple[list[str], list[str], str], str] | None:
+            return ddl.layout_and_kind(lambda q, p: conn.execute(q, p).fetchall(), self.table_name, self.schema)
+
+        found = self._conns.run(body, write=False)
+        if found is None:
+            return None
+        layout, not_a_table = found
+        if not_a_table:
+            raise schema.not_a_table(self.table_name, self.spec.mode, not_a_table)
+        return layout
 
     def _check_columns(self, table_sql: str) -> None:
         """A text column of a nondeterministic collation (``ddl.inexact_collation``)."""

@@ -163,9 +163,21 @@ _LAYOUT = (
     "SELECT ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = r.oid"
     " AND attnum > 0 AND NOT attisdropped ORDER BY attnum),"
     " ARRAY(SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-    " WHERE i.indrelid = r.oid)"
+    " WHERE i.indrelid = r.oid),"
+    " (SELECT relkind::text FROM pg_class WHERE oid = r.oid)"
     " FROM (SELECT to_regclass(%s) AS oid) r WHERE r.oid IS NOT NULL"
 )
+#: What a relation of each pg_class.relkind is, for those no upsert writes (an ordinary or partitioned table does).
+_NOT_TABLES = {
+    "v": "a view",
+    "m": "a materialized view",
+    "f": "a foreign table",
+    "S": "a sequence",
+    "c": "a composite type",
+    "i": "an index",
+    "I": "a partitioned index",
+    "t": "a TOAST table",
+}
 
 
 def table_layout(
@@ -179,10 +191,26 @@ def table_layout(
     lose the schema SQLAlchemy puts in them (the core tells agno's tables by
     ``ix_<table>_``).
     """
+    found = layout_and_kind(query, table, db_schema)
+    return None if found is None else found[0]
+
+
+def layout_and_kind(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, db_schema: str | None
+) -> tuple[tuple[list[str], list[str], str], str] | None:
+    """What :func:`table_layout` gives, and what the relation is when no upsert writes it (``"a view"``; ``""``
+    for a table), in one statement; None if there is none."""
     rows = query(_LAYOUT, (qualified(table, db_schema).as_string(None),))
     if not rows:
         return None
-    columns, indexes = rows[0]
+    columns, indexes, relkind = rows[0]
+    layout = _layout(table, db_schema, columns, indexes)
+    return layout, _NOT_TABLES.get(relkind, "")
+
+
+def _layout(
+    table: str, db_schema: str | None, columns: list[str], indexes: list[str]
+) -> tuple[list[str], list[str], str]:
     prefix = f"ix_{db_schema}_{table}_"
     # agno's index names as the core knows them: ix_<table>_<column> (shortened ones included).
     agno_names = {agno_index_name(table, c, db_schema): f"ix_{table}_{c}" for c in columns}

@@ -418,6 +418,8 @@ class SqliteStorage(BaseStorage):
         # before it, a connection that saw the file empty still answers UTF-8.
         layout = ddl.table_layout(self._query, self.table_name)
         self._check_encoding(self._query("PRAGMA encoding", ())[0][0])
+        if layout is not None:
+            ddl.check_is_table(self._query, self.table_name, self.spec, layout[2])
         return layout
 
     def _check_columns(self, table_sql: str) -> None:

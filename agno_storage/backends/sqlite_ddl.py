@@ -8,13 +8,14 @@ which is why they appear unquoted, as the Go port writes them.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agno_storage.errors import SchemaMismatchError
 from agno_storage.modes import TEXT_KINDS, ColumnKind, ModeSpec
-from agno_storage.schema import Flavor, TableShape, pending_columns, unfit_table
+from agno_storage.schema import Flavor, TableShape, not_a_table, pending_columns, unfit_table
 
 
 def table_layout(
@@ -38,6 +39,23 @@ def table_layout(
         elif kind == "table":
             table_sql = sql or ""
     return columns, indexes, table_sql
+
+
+_VIRTUAL = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\b", re.IGNORECASE)
+
+
+def check_is_table(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table: str, spec: ModeSpec, table_sql: str
+) -> None:
+    """SchemaMismatchError if ``table`` (one :func:`table_layout` found; ``table_sql`` its text) is a view or a
+    virtual table: it reads like the table, but an upsert cannot write it. Asks the file only when the text does
+    not tell (a view has no table text)."""
+    if table_sql:
+        if _VIRTUAL.match(table_sql):
+            raise not_a_table(table, spec.mode, "a virtual table")
+        return
+    if query("SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = ? COLLATE NOCASE", (table,)):
+        raise not_a_table(table, spec.mode, "a view")
 
 
 def affinity(declared: str) -> str:
@@ -194,6 +212,7 @@ __all__ = [
     "affinity",
     "check_collations",
     "check_declared_types",
+    "check_is_table",
     "create_index",
     "create_indexes",
     "create_recency_indexes",
