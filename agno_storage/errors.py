@@ -87,7 +87,8 @@ class CorruptRowError(StorageError):
 
 
 class DiskFullError(StorageError):
-    """The disk (or the database's size limit) is full; nothing of the failed write was kept.
+    """The disk (or the database's size limit, or the process's file-size limit) is full; nothing of the failed
+    write was kept.
 
     Retryable once space is freed.
     """

@@ -212,6 +212,56 @@ def test_a_full_disk_raises_loses_nothing_acknowledged_and_recovers(small_disk: 
     assert fresh.count() == len(acknowledged) + 201
 
 
+_FILE_SIZE_LIMITED = """
+import os, resource, signal, sys
+from agno_storage import SqliteStorage
+from agno_storage.errors import DiskFullError
+from agno_storage.models import AgentSession
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the process is killed at the limit
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+store = SqliteStorage("agent_sessions", db_file=sys.argv[1])
+acknowledged = 0
+try:
+    for i in range(100_000):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", session_data={"pad": os.urandom(2000).hex()}))
+        acknowledged += 1
+except DiskFullError as exc:
+    print(acknowledged, type(exc).__name__)
+try:
+    store.upsert_many(AgentSession(session_id=f"b{i}", session_data={"pad": "x" * 4000}) for i in range(200))
+except DiskFullError as exc:
+    print(type(exc).__name__)
+"""
+
+
+# 1 MB stops a write to the WAL; 5 MB, past SQLite's automatic checkpoint, also the checkpoint's to the file.
+@pytest.mark.parametrize("limit", [1_000_000, 5_000_000])
+def test_a_file_size_limit_is_a_full_disk_and_loses_nothing_acknowledged(tmp_path: Path, limit: int) -> None:
+    """A process's file-size limit (RLIMIT_FSIZE; SQLite reports SQLITE_IOERR_WRITE, the write failing with
+    EFBIG) stops writes as a full disk does: DiskFullError, nothing of the refused write kept."""
+    path = tmp_path / "limited.db"
+    done = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMITED, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split()
+    assert lines[1:] == ["DiskFullError", "DiskFullError"], done.stdout + done.stderr
+    acknowledged = int(lines[0])
+    assert acknowledged > 10
+    fresh = SqliteStorage(TABLE, db_file=path)
+    assert sorted(fresh.get_all_session_ids()) == sorted(f"s{i}" for i in range(acknowledged))
+    fresh.upsert(_session("after"))  # no limit here: the same file takes writes again
+    fresh.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
 # --- damaged, replaced and read-only files --------------------------------------------
 
 

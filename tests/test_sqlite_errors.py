@@ -9,7 +9,7 @@ import pytest
 
 from agno_storage import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
-from agno_storage.errors import BusyError, StorageError, TableNotFoundError
+from agno_storage.errors import BusyError, DiskFullError, StorageError, TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.ops.db import open_database
 from agno_storage.web.source import SqliteSource
@@ -76,3 +76,14 @@ def test_text_that_is_not_utf8_reads_as_its_bytes_on_every_connection(tmp_path: 
         source.close()
     with open_database(str(db), lenient_text=True) as ops_db:
         assert ops_db.query("SELECT body FROM notes ORDER BY rowid") == [(b"\xffA",), ("plain",)]
+
+
+def test_a_failed_write_is_a_full_disk_only_at_the_file_size_limit(tmp_path: Path) -> None:
+    """SQLite reports every failed write() that is not ENOSPC as SQLITE_IOERR_WRITE: only one that left a file
+    of the database at the process's file-size limit is a DiskFullError; an I/O error stays a StorageError."""
+    db = tmp_path / "x.db"
+    db.write_bytes(b"x" * 4096)
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = 778  # type: ignore[attr-defined]  # SQLITE_IOERR_WRITE
+    plain = translate(error, "t", str(db))
+    assert type(plain) is StorageError and not isinstance(plain, DiskFullError)

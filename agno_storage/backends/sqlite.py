@@ -224,7 +224,7 @@ class SqliteStorage(BaseStorage):
                 path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False, uri=self.read_only
             )
         except sqlite3.Error as exc:
-            raise _translate(exc, self.table_name) from exc
+            raise _translate(exc, self.table_name, self.db_path) from exc
         try:
             for name, value in self.pragmas.items():
                 conn.execute(f"PRAGMA {name} = {value}")
@@ -238,7 +238,7 @@ class SqliteStorage(BaseStorage):
             opened = None if self.db_path is None else file_id(self.db_path)
         except sqlite3.Error as exc:
             conn.close()
-            raise _translate(exc, self.table_name) from exc
+            raise _translate(exc, self.table_name, self.db_path) from exc
         except OSError as exc:
             conn.close()
             raise DatabaseReplacedError(
@@ -276,7 +276,7 @@ class SqliteStorage(BaseStorage):
                 journal = handle.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 break
             except sqlite3.Error as exc:
-                error = _translate(exc, self.table_name)
+                error = _translate(exc, self.table_name, self.db_path)
                 if not isinstance(error, BusyError) or time.monotonic() >= deadline:
                     raise error from exc
             time.sleep(pause)
@@ -359,9 +359,9 @@ class SqliteStorage(BaseStorage):
             return self._thread_handle().conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             if not str(exc).startswith("Could not decode to UTF-8"):
-                raise _translate(exc, self.table_name) from exc
+                raise _translate(exc, self.table_name, self.db_path) from exc
         except sqlite3.Error as exc:
-            raise _translate(exc, self.table_name) from exc
+            raise _translate(exc, self.table_name, self.db_path) from exc
         # Text another program stored that is not UTF-8 fails the whole
         # statement; read it again with such text as bytes, for the codec to
         # name the session and column (the fast default factory stays on
@@ -380,7 +380,7 @@ class SqliteStorage(BaseStorage):
                 finally:
                     conn.text_factory = str
         except sqlite3.Error as exc:
-            raise _translate(exc, self.table_name) from exc
+            raise _translate(exc, self.table_name, self.db_path) from exc
 
     def transaction(self) -> _Transaction:
         """A write transaction (``BEGIN IMMEDIATE``); nested use opens a savepoint.
@@ -562,7 +562,7 @@ class _Transaction:
             if self.locked:
                 store._memory_lock.release()
             if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, store.table_name) from exc
+                raise _translate(exc, store.table_name, store.db_path) from exc
             raise
         handle.depth = depth + 1
         self.handle, self.depth = handle, depth
@@ -596,9 +596,9 @@ class _Transaction:
             else:
                 conn.execute("ROLLBACK")
         except sqlite3.Error as error:
-            raise _translate(error, self.store.table_name) from (exc or error)
+            raise _translate(error, self.store.table_name, self.store.db_path) from (exc or error)
         finally:
             if self.locked:
                 self.store._memory_lock.release()
         if isinstance(exc, sqlite3.Error):
-            raise _translate(exc, self.store.table_name) from exc
+            raise _translate(exc, self.store.table_name, self.store.db_path) from exc

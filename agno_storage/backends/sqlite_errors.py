@@ -8,6 +8,7 @@ One definition for every SQLite connection the package opens: the store's
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 from agno_storage.errors import (
@@ -25,6 +26,9 @@ _SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
+_SQLITE_IOERR_WRITE = 10 | (3 << 8)  # an extended code: write() failed, and not for want of space
+# The files whose writes a transaction makes: the database, its WAL, its rollback journal.
+_SUFFIXES = ("", "-wal", "-journal")
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 
@@ -40,15 +44,25 @@ def text_or_bytes(data: bytes) -> str | bytes:
         return data
 
 
-def translate(exc: sqlite3.Error, table: str | None = None) -> StorageError:
+def translate(exc: sqlite3.Error, table: str | None = None, path: str | None = None) -> StorageError:
     """The typed error for a SQLite error: by result code, or by message where SQLite has no code of its own.
 
     ``table`` is the table the statement concerned, ``None`` for one that
-    concerned the database as a whole.
+    concerned the database as a whole. ``path``, the database file, lets a
+    failed write be told as the process's file-size limit (see
+    :func:`file_size_limit_reached`).
     """
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if code is not None else None
     text = str(exc)
+    if code == _SQLITE_IOERR_WRITE and path is not None:
+        limit = file_size_limit_reached(path)
+        if limit is not None:
+            return DiskFullError(
+                f"the database's files reached this process's file-size limit (RLIMIT_FSIZE, {limit} bytes); "
+                f"nothing of this write was kept: {exc}",
+                table=table,
+            )
     if primary == _SQLITE_READONLY:
         return ReadOnlyDatabaseError(
             f"the database (its file or its folder) cannot be written; it can only be read: {exc}", table=table
@@ -70,4 +84,29 @@ def translate(exc: sqlite3.Error, table: str | None = None) -> StorageError:
     return StorageError(f"SQLite error{where}: {exc}", table=table)
 
 
-__all__ = ["text_or_bytes", "translate"]
+def file_size_limit_reached(path: str) -> int | None:
+    """The process's file-size limit (RLIMIT_FSIZE) when a file of the database at ``path`` is at it, else None.
+
+    SQLite reports a write past the limit (errno EFBIG) as SQLITE_IOERR_WRITE,
+    the code of any failed write, not as SQLITE_FULL, and Python's sqlite3
+    does not give the errno. A file cannot grow past the limit, and a write
+    that reaches it fails, so a failed write with the database, its WAL or
+    its journal at the limit is one the limit stopped.
+    """
+    try:
+        import resource
+    except ImportError:  # no such limit where there is no resource module (Windows)
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    for suffix in _SUFFIXES:
+        try:
+            if os.path.getsize(path + suffix) >= soft:
+                return soft
+        except OSError:
+            continue
+    return None
+
+
+__all__ = ["file_size_limit_reached", "text_or_bytes", "translate"]
