@@ -8,6 +8,7 @@ spellings: the scheme is case-insensitive and a SQLAlchemy driver suffix
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -110,12 +111,9 @@ def parse(url: object, what: str = "a database URL") -> Target:
 
 def _sqlite_timeout(query: str, url: str, what: str) -> float | None:
     """The ``timeout`` of a SQLite URL's query; InvalidInputError for a parameter it does not honour."""
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
-    except ValueError:
-        raise InvalidInputError(f"{what}: cannot read the query of the SQLite URL {shown(url)}") from None
     settings: dict[str, str] = {}
-    for key, value in pairs:
+    # As SQLAlchemy reads it (an empty field, such as a trailing "&", is no setting), a blank value kept.
+    for key, value in parse_qsl(query, keep_blank_values=True):
         if key not in ("timeout", "check_same_thread"):
             raise InvalidInputError(
                 f"{what}: SQLite URL query parameters other than timeout=SECONDS and check_same_thread=BOOL are "
@@ -129,11 +127,14 @@ def _sqlite_timeout(query: str, url: str, what: str) -> float | None:
     if "timeout" not in settings:
         return None
     try:
-        return float(settings["timeout"])
+        timeout = float(settings["timeout"])
     except ValueError:
+        timeout = math.nan
+    if not 0 <= timeout < math.inf:
         raise InvalidInputError(
-            f"{what}: timeout must be seconds to wait for a lock, got {settings['timeout']!r}: {shown(url)}"
-        ) from None
+            f"{what}: timeout must be seconds (>= 0) to wait for a lock, got {settings['timeout']!r}: {shown(url)}"
+        )
+    return timeout
 
 
 def parse_location(text: object) -> Target:

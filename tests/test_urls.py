@@ -77,6 +77,8 @@ def test_a_sqlite_url_takes_the_driver_settings_sqlalchemy_users_write_in_it(url
         ("sqlite:///x.db?timeout=1&timeout=2", "timeout"),
         ("sqlite:///x.db?check_same_thread=maybe", "check_same_thread"),
         ("sqlite:///x.db?timeout", "timeout"),
+        ("sqlite:///x.db?timeout=nan", "timeout"),
+        ("sqlite:///x.db?timeout=-1", "timeout"),
     ],
 )
 def test_a_sqlite_url_refuses_settings_it_would_not_honour_and_names_them(url: str, named: str) -> None:
@@ -93,7 +95,7 @@ def test_a_sqlite_urls_timeout_is_the_stores_busy_timeout(tmp_path: Path) -> Non
     store.close()
     with pytest.raises(InvalidInputError, match="busy_timeout"):
         SqliteStorage("agent_sessions", db_url=f"sqlite:///{db}?timeout=30", busy_timeout=5)
-    with pytest.raises(InvalidInputError, match="busy_timeout"):
+    with pytest.raises(InvalidInputError, match="timeout"):
         SqliteStorage("agent_sessions", db_url=f"sqlite:///{db}?timeout=-1")
     assert SqliteStorage("agent_sessions", db_file=str(db)).busy_timeout == 10.0
 
