@@ -476,6 +476,12 @@ def test_a_session_agnos_own_store_wrote_with_nan_reads_and_is_not_written_back(
         ours.upsert(got)
     assert refused.value.column == "session_data" and refused.value.session_id == "s"
     assert sqlite3.connect(db).execute("SELECT session_data FROM agent_sessions").fetchone()[0] == stored
+    # agno merges the stored state over the Agent's, so the stored session is what to repair.
+    got.session_data["session_state"].update(score=None, best=None, worst=None)
+    ours.upsert(got)
+    model = FakeModel()
+    assert make_agent(ours, "s", "u", model).run("again").content == "reply #1: again"
+    assert model.seen_texts() == ["hi", "reply #1: hi", "again"]
     ours.close()
 
 
