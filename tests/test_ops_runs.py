@@ -201,3 +201,25 @@ def test_time_filters_count_a_sessions_own_runs_whatever_the_tables_name(tmp_pat
 
     assert sessions(Filters(since=1000)) == ["other"]
     assert sessions(Filters(until=1000)) == ["alice-s"]
+
+
+def test_a_copy_into_another_table_of_the_same_file_never_writes_agent_runs_back(conv: Path) -> None:
+    """agent_runs is the file's one table, beside the copy as beside the source: the runs stay as they are.
+    Written back from the copy's snapshot, the runs of a session deleted while the copy ran would come back."""
+
+    class DeleteWhileCopying:
+        def start(self, total: int | None) -> None:
+            pass
+
+        def advance(self, count: int) -> None:
+            store = SqliteStorage(TABLE, db_file=conv)
+            try:
+                store.delete("agent-new")  # a session only agent_runs holds: its runs go
+            finally:
+                store.close()
+
+    with open_database(str(conv)) as db:
+        summary = copy_table(db, TABLE, str(conv), to_table="archive_sessions", progress=DeleteWhileCopying())
+    assert (summary.sessions, summary.runs, summary.runs_left) == (1, 0, 0)
+    assert "agent-new" not in {run[1] for run in runs_of(conv)}
+    assert "agent-existing" in {run[1] for run in runs_of(conv)}

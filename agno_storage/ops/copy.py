@@ -47,7 +47,8 @@ def copy_table(
     Rows go as stored (JSON as its text; PostgreSQL keeps it as jsonb), one
     transaction per ``FETCH_SIZE`` sessions; rerunning it is safe and gives
     the same table. An agent table's ``agent_runs`` rows go with its
-    sessions into an agent table in SQLite (:mod:`agno_storage.ops.runs`);
+    sessions into an agent table in SQLite (:mod:`agno_storage.ops.runs`;
+    into another table of the source's own file they stay as they are);
     into PostgreSQL, which has no ``agent_runs``, they are counted in
     ``runs_left``. Refuses (OutputIsSourceError, before writing) a
     destination that is the source's -wal, -shm or -journal, a source that
@@ -62,9 +63,11 @@ def copy_table(
     progress = progress or NoProgress()
     info = describe(source, table, mode)
     target = to_table or table
-    _refuse_own_files(source, table, url, target, schema)
+    same_file = _refuse_own_files(source, table, url, target, schema)
     progress.start(select.count(source, info, filters))
-    with_runs = runs.carried(source, info) and runs.any_rows(source, info, filters)
+    # Into another table of the same file, agent_runs is the one beside both: written back from this copy's
+    # snapshot, it would bring back the runs of a session deleted meanwhile.
+    with_runs = not same_file and runs.carried(source, info) and runs.any_rows(source, info, filters)
     with (
         RowWriter(url, target, info.mode, schema) as writer,
         source.snapshot() if with_runs else contextlib.nullcontext(),  # the sessions and their runs of one moment
@@ -93,10 +96,10 @@ def copy_table(
     return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied, runs=carried, runs_left=left)
 
 
-def _refuse_own_files(source: Database, table: str, url: str, to_table: str, schema: str | None) -> None:
+def _refuse_own_files(source: Database, table: str, url: str, to_table: str, schema: str | None) -> bool:
     """Raise OutputIsSourceError if the copy would write a file of the source other than its other tables,
     or the source table itself (on PostgreSQL: the same table of the same server or of a standby of it,
-    however ``url`` spells it)."""
+    however ``url`` spells it); else whether ``url`` is the source's SQLite file (another table of it)."""
     check_conninfo(url)  # at once, its password never shown
     target = urls.parse_location(url)
     if isinstance(target, urls.PostgresTarget):
@@ -109,9 +112,9 @@ def _refuse_own_files(source: Database, table: str, url: str, to_table: str, sch
                 "from a base backup of the source's primary: copy from that primary, which is not in recovery)",
                 table=table,
             )
-        return
+        return False
     if source.path is None or target.path is None:
-        return
+        return False
     path = Path(target.path).expanduser()
     try:
         same = os.path.samefile(path, source.path)
@@ -125,6 +128,7 @@ def _refuse_own_files(source: Database, table: str, url: str, to_table: str, sch
             path=source.path,
             table=table,
         )
+    return same
 
 
 def _same_postgres_table(source: Database, table: str, url: str, to_table: str, schema: str | None) -> bool:
