@@ -272,3 +272,46 @@ def test_export_by_root_over_another_users_file_leaves_it_theirs(
     out.chmod(0o600)
     assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
     assert (out.stat().st_uid, out.stat().st_gid, mode(out)) == (65534, 65534, 0o600)
+
+
+def test_export_over_a_file_syncs_the_new_file_before_it_takes_the_name_and_the_folder_after(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut must leave the old export or the new one whole: a rename that reaches the disk before the
+    bytes it names would leave an empty file where yesterday's export was."""
+    out = tmp_path / "x.jsonl"
+    out.write_text("yesterday's export")
+    synced: list[tuple[int | str, int]] = []  # (the file's inode, or "folder"; the output's inode then)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        what = "folder" if os.path.isdir(f"/proc/self/fd/{fd}") else os.fstat(fd).st_ino
+        synced.append((what, os.stat(out).st_ino))
+        real_fsync(fd)
+
+    old = out.stat().st_ino
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
+    new = out.stat().st_ino
+    assert (new, old) in synced  # its bytes on disk before it took the name
+    assert ("folder", new) in synced  # and the name on disk once it has it
+
+
+def test_a_backup_is_on_disk_before_it_takes_its_name_and_its_name_after(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a power cut, DEST is the whole checked copy or not there: never a name for bytes not yet written."""
+    dest = tmp_path / "b.db"
+    synced: list[tuple[int | str, int | None]] = []  # (the file's inode, or "folder"; DEST's inode then)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        what = "folder" if os.path.isdir(f"/proc/self/fd/{fd}") else os.fstat(fd).st_ino
+        synced.append((what, dest.stat().st_ino if dest.exists() else None))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert main(["backup", str(FIXTURES / "go_agent.db"), str(dest)]) == 0
+    new = dest.stat().st_ino
+    assert (new, None) in synced
+    assert ("folder", new) in synced

@@ -52,8 +52,13 @@ def fsync_wal(wal: str) -> None:
         os.close(fd)
     # A WAL made since the last FULL commit needs its folder's entry on disk
     # too, as SQLite syncs the folder of a journal it creates.
+    fsync_folder(os.path.dirname(wal))
+
+
+def fsync_folder(folder: str | os.PathLike[str]) -> None:
+    """fsync ``folder``, so that the names made, moved or removed in it are on disk (a file's fsync is not)."""
     try:
-        fd = os.open(os.path.dirname(wal), os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
     except OSError:  # a folder cannot be opened on Windows: NTFS journals its entries
         return
     try:
@@ -158,4 +163,4 @@ class Checkpointer:
             conn.close()
 
 
-__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "checkpoint_pages", "fsync_wal", "wal_path"]
+__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "checkpoint_pages", "fsync_folder", "fsync_wal", "wal_path"]

@@ -19,6 +19,7 @@ from typing import IO, Any
 import attrs
 
 from agno_storage import times, urls
+from agno_storage.backends.sqlite_bulk import fsync_folder
 from agno_storage.cli.common import (
     FAILED,
     NOT_FOUND,
@@ -202,7 +203,9 @@ def _export(args: argparse.Namespace) -> int:
                         summary = export_ops.export_table(
                             db, args.table, temporary, mode=_mode(args), filters=_filters(args), progress=bar
                         )
+                        files.sync(temporary)
                     partial.replace(output)
+                    fsync_folder(partial.parent)  # the new name on disk too
                 except BaseException:
                     partial.unlink(missing_ok=True)
                     raise

@@ -9,6 +9,7 @@ from pathlib import Path
 import attrs
 
 from agno_storage import urls
+from agno_storage.backends.sqlite_bulk import fsync_folder
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import BusyError, StorageError
 from agno_storage.ops import files
@@ -85,6 +86,7 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             out.close()
         if check != "ok":
             raise StorageError(f"the copy of {source!r} fails integrity_check: {check}")
+        files.sync(partial)  # while this process may still read it (set_mode may take that away)
         files.set_mode(partial, mode)
         try:
             files.move_new(partial, dest)  # the file just checked, and never over a DEST made meanwhile
@@ -92,6 +94,7 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             raise StorageError(
                 f"{os.fspath(destination)!r} exists (made while this backup ran); choose a new file"
             ) from None
+        fsync_folder(dest.parent)  # its name on disk too
     except (sqlite3.Error, OSError) as exc:
         _remove(partial)
         hot = hot_journal_error(source, exc) if isinstance(exc, sqlite3.Error) else None

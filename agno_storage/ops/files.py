@@ -6,6 +6,7 @@ import errno
 import os
 import secrets
 from pathlib import Path
+from typing import IO
 
 #: How a temporary file is made: anew (an existing name is an error, never a target), never through a link.
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -61,6 +62,21 @@ def keep_owner_and_mode(fd: int, replaced: os.stat_result) -> None:
     set_mode(fd, replaced.st_mode & 0o777)
 
 
+def sync(file: IO[bytes] | Path) -> None:
+    """Put what was written to ``file`` (open, or a closed file's path) on disk before it takes its name: a
+    power cut after a move whose name reached the disk before the bytes would leave an empty or short file
+    where the one it replaced was whole."""
+    if isinstance(file, Path):
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
+    file.flush()
+    os.fsync(file.fileno())
+
+
 def move_new(path: Path, dest: Path) -> None:
     """Move the file at ``path`` to ``dest``, a name no file has: FileExistsError when one appeared there since.
 
@@ -82,4 +98,4 @@ def move_new(path: Path, dest: Path) -> None:
     os.unlink(path)
 
 
-__all__ = ["keep_owner_and_mode", "move_new", "new_file", "set_mode"]
+__all__ = ["keep_owner_and_mode", "move_new", "new_file", "set_mode", "sync"]
