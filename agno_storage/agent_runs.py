@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
@@ -343,10 +343,17 @@ def exists(store: BaseStorage) -> bool:
 
 
 def _check_collations(store: BaseStorage, table_sql: str | None = None) -> None:
+    check_collations(store._query, table_sql)
+
+
+def check_collations(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table_sql: str | None = None
+) -> None:
     """SchemaMismatchError if the table's ids compare inexactly: ``user_id TEXT COLLATE NOCASE`` (or RTRIM)
     would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id.
-    ``table_sql``: its ``sqlite_master.sql``, if read already."""
-    why = inexact_collation(store._query, TABLE, ("id", "session_id", "user_id"), table_sql)
+    ``query`` runs one statement on the SQLite file; ``table_sql``: the table's ``sqlite_master.sql``, if read
+    already."""
+    why = inexact_collation(query, TABLE, ("id", "session_id", "user_id"), table_sql)
     if why is not None:
         raise SchemaMismatchError(
             f"table {TABLE!r} cannot keep runs apart: {why}; the store compares ids and owners exactly "
@@ -562,6 +569,7 @@ __all__ = [
     "append_run",
     "applies",
     "belongs_sql",
+    "check_collations",
     "create_statements",
     "delete_runs_only",
     "delete_session",

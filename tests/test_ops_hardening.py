@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from agno_storage import AgentSession, SqliteStorage
 from agno_storage.cli import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -540,3 +541,67 @@ def test_a_postgres_connection_the_server_ends_midway_is_one_connection_lost_err
             export_table(db, "agent_sessions", io.BytesIO(), progress=EndsTheReader(pg_db))
         else:
             copy_table(db, "agent_sessions", str(tmp_path / "out.db"), progress=EndsTheReader(pg_db))
+
+
+# --- ids another program declared case-blind ----------------------------------------
+
+_CASE_BLIND = (
+    "CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, user_id TEXT COLLATE NOCASE, memory TEXT,"
+    " session_data TEXT, extra_data TEXT, created_at INTEGER, updated_at INTEGER, agent_id TEXT, agent_data TEXT,"
+    " team_session_id TEXT)"
+)
+
+
+def test_a_user_filter_on_a_table_whose_owners_compare_case_blind_is_refused_not_widened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'ALICE' = 'alice' there: export --user alice would hand over ALICE's sessions, and the dry run of a prune
+    would list them though the prune itself is refused."""
+    path = tmp_path / "f.db"
+    conn = sqlite3.connect(path)
+    conn.execute(_CASE_BLIND)
+    conn.executemany(
+        "INSERT INTO agent_sessions VALUES (?, ?, '{}', '{}', '{}', 1000, 1000, 'ag', '{}', NULL)",
+        [("a", "alice"), ("b", "ALICE")],
+    )
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    assert main(["export", str(path), "--table", "agent_sessions", "--user", "alice"]) == 2
+    out, err = capsys.readouterr()
+    assert "ALICE" not in out and "user_id compares by collation NOCASE" in err
+    for dry in (["--dry-run"], []):
+        assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", *dry]) == 2
+        out, err = capsys.readouterr()
+        assert "would remove" not in out and "user_id compares by collation NOCASE" in err
+    assert digest(path) == before
+    assert main(["export", str(path), "--table", "agent_sessions"]) == 0  # no user asked for: every row, as stored
+
+
+def test_prune_never_takes_the_runs_of_another_session_whose_id_differs_in_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agent_runs.session_id declared COLLATE NOCASE: pruning session 'a' would delete the conversation of 'A'."""
+    path = tmp_path / "f.db"
+    store = SqliteStorage("agent_sessions", db_file=path)
+    store.upsert(AgentSession(session_id="A", agent_id="ag", user_id="bob"))  # live
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE agent_runs (id TEXT PRIMARY KEY, session_id TEXT COLLATE NOCASE, user_id TEXT, run_name TEXT,"
+        " run_data TEXT, user_message TEXT, agent_message TEXT, messages TEXT, metrics TEXT, created_at INTEGER,"
+        " updated_at INTEGER)"
+    )
+    conn.execute(
+        "INSERT INTO agent_sessions (session_id, user_id, memory, session_data, extra_data, created_at, updated_at,"
+        " agent_id, agent_data) VALUES ('a', 'alice', '{}', '{}', '{}', 1000, 1000, 'ag', '{}')"
+    )
+    conn.execute("INSERT INTO agent_runs (id, session_id, user_id, created_at) VALUES ('r1', 'A', 'bob', 1000)")
+    conn.commit()
+    conn.close()
+    assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "1d"]) == 2
+    assert "agent_runs" in capsys.readouterr().err
+    conn = sqlite3.connect(path)
+    assert [r[0] for r in conn.execute("SELECT id FROM agent_runs")] == ["r1"]
+    assert sorted(r[0] for r in conn.execute("SELECT session_id FROM agent_sessions")) == ["A", "a"]
+    conn.close()

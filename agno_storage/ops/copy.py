@@ -15,7 +15,7 @@ from agno_storage.ops.db import Database, check_conninfo, open_database, refuse_
 from agno_storage.ops.errors import OutputIsSourceError
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
-from agno_storage.ops.tables import describe
+from agno_storage.ops.tables import check_exact_ids, describe
 from agno_storage.ops.write import BadValue, RowWriter
 
 
@@ -68,6 +68,8 @@ def copy_table(
     # Into another table of the same file, agent_runs is the one beside both: written back from this copy's
     # snapshot, it would bring back the runs of a session deleted meanwhile.
     with_runs = not same_file and runs.carried(source, info) and runs.any_rows(source, info, filters)
+    if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
+        check_exact_ids(source, info, runs=with_runs)
     with (
         RowWriter(url, target, info.mode, schema) as writer,
         source.snapshot() if with_runs else contextlib.nullcontext(),  # the sessions and their runs of one moment

@@ -16,7 +16,7 @@ from agno_storage.ops.db import Database
 from agno_storage.ops.lines import header_for, make_converter
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
-from agno_storage.ops.tables import TableInfo, describe
+from agno_storage.ops.tables import TableInfo, check_exact_ids, describe
 from agno_storage.ops.values import BadValue, row_check
 
 
@@ -53,6 +53,8 @@ def export_table(
     progress = progress or NoProgress()
     info = describe(db, table, mode)
     with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
+    if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
+        check_exact_ids(db, info, runs=with_runs)
     # The sessions and their runs as of one moment; without runs one statement reads one already (and a
     # read transaction held while a slow reader drains the pipe would lock writers out of a rollback-journal file).
     with db.snapshot() if with_runs else contextlib.nullcontext():

@@ -15,7 +15,7 @@ from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import RUN_ALIAS, Filters, where
-from agno_storage.ops.tables import describe, list_tables
+from agno_storage.ops.tables import check_exact_ids, describe, list_tables
 from agno_storage.schema import check_table_name, quote
 
 #: Sessions deleted per write transaction: each holds the write lock only briefly.
@@ -82,6 +82,9 @@ def prune(
     clause, params = where(db, filters)
     # agent_runs holds agent sessions' runs only: pruning a team or workflow table leaves it alone.
     has_runs = info.mode is Mode.AGENT and db.layout(RUNS_TABLE) is not None
+    # Ids compared case-blind would take another's sessions or runs; the store refuses the table, and a dry
+    # run refuses what the prune would.
+    check_exact_ids(db, info, runs=has_runs)
     old = _OldSessions(table, clause, params, cutoff, has_runs)
     ids = [r[0] for r in db.query(*old.select(db.qualified, db.placeholder), table=table)]
     orphans: _RunSessions | None = None

@@ -7,11 +7,11 @@ import enum
 
 import attrs
 
-from agno_storage import schema
+from agno_storage import agent_runs, schema
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.errors import SchemaMismatchError, StorageError, TableNotFoundError
 from agno_storage.models import Mode
-from agno_storage.modes import SPECS
+from agno_storage.modes import SPECS, TEXT_KINDS
 from agno_storage.ops.db import Database
 
 #: PostgreSQL's SQLSTATE for a statement the role has no privilege for.
@@ -161,11 +161,24 @@ def inexact_ids(db: Database, table: str, columns: list[str]) -> str | None:
     return pg_inexact_collation(db.query, db.name(table), columns, db.conn.info.server_version)
 
 
+def check_exact_ids(db: Database, info: TableInfo, *, runs: bool = False) -> None:
+    """SchemaMismatchError, as the store raises it, if the ids or owners of ``info``'s table compare other than
+    exactly (:func:`inexact_ids`), and with ``runs`` those of ``agent_runs`` (SQLite): a filter by user, or a
+    delete by session_id, would take another's too (``'ALICE'`` with alice, the runs of session ``'A'`` with
+    ``'a'``)."""
+    why = inexact_ids(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
+    if why is not None:
+        raise schema.unfit_table(info.name, info.mode, f"apart: {why}; the store compares ids and owners exactly")
+    if runs and db.is_sqlite:
+        agent_runs.check_collations(db.query)
+
+
 __all__ = [
     "Layout",
     "RunsInfo",
     "TableInfo",
     "TablesReport",
+    "check_exact_ids",
     "describe",
     "inexact_ids",
     "layout_of",
