@@ -244,3 +244,21 @@ def test_a_view_of_the_tables_name_is_refused_when_the_store_opens(
             assert refused.value.table == name
         finally:
             conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), view))
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("column", ["user_id", "session_id"])
+def test_a_text_column_of_type_citext_is_refused(make_store: Any, pg_server: Any, column: str) -> None:
+    """citext compares case-blind whatever its collation: on user_id, ``list(user_id="alice")`` (and ``export
+    --user alice``) also took ALICE's sessions."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE citext").format(
+                sql.SQL(store.qualified_table), sql.Identifier(column)
+            )
+        )
+    with pytest.raises(SchemaMismatchError, match=f"{column} is of the type citext, which compares case-blind"):
+        PostgresStorage(store.table_name, db_url=store.db_url)

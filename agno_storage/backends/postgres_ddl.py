@@ -227,8 +227,15 @@ def _layout(
 #: The text columns of a table (by its quoted name) whose collation is nondeterministic (an ICU collation
 #: made with ``deterministic = false``): there ``'ALICE' = 'alice'`` may hold. PostgreSQL 12 and later.
 NONDETERMINISTIC_TEXT = (
-    "SELECT a.attname::text, c.collname::text FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
+    "SELECT a.attname::text, c.collname::text, false FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
     " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND NOT c.collisdeterministic"
+)
+#: The columns of a table (by its quoted name) of the type ``citext`` (or a domain over it), whose ``=``
+#: folds case whatever the collation: there ``'ALICE' = 'alice'`` holds.
+CASE_BLIND_TYPE = (
+    "SELECT a.attname::text, t.typname::text, true FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+    " LEFT JOIN pg_type b ON b.oid = t.typbasetype WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
+    " AND NOT a.attisdropped AND 'citext' IN (t.typname, b.typname)"
 )
 
 
@@ -255,15 +262,19 @@ def inexact_collation(
     columns: Sequence[str],
     server_version: int,
 ) -> str | None:
-    """Why one of ``columns`` of the table ``regclass`` compares by a nondeterministic collation, or None.
+    """Why one of ``columns`` of the table ``regclass`` compares other than exactly (a nondeterministic
+    collation, the type ``citext``), or None.
 
     Before PostgreSQL 12 (``server_version``, as libpq gives it) every collation is deterministic.
     """
-    if server_version < 120000:
-        return None
-    for name, collation in query(NONDETERMINISTIC_TEXT, (regclass,)):
+    statement, params = CASE_BLIND_TYPE, [regclass]
+    if server_version >= 120000:
+        statement, params = f"{NONDETERMINISTIC_TEXT} UNION ALL {CASE_BLIND_TYPE}", [regclass, regclass]
+    for name, what, is_type in query(statement, params):
         if name in columns:
-            return f"{name} compares by the nondeterministic collation {collation!r}"
+            if is_type:
+                return f"{name} is of the type {what}, which compares case-blind"
+            return f"{name} compares by the nondeterministic collation {what!r}"
     return None
 
 
