@@ -307,7 +307,7 @@ def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -
     """
     if not alone(store):
         return False
-    _check_collations(store)  # a case-blind user_id would take another user's runs with these
+    check_store_collations(store)  # a case-blind user_id would take another user's runs with these
     where, args = "session_id = ?", [session_id]
     if user_id is not None:
         owner, more = _owner(user_id)
@@ -338,11 +338,12 @@ def exists(store: BaseStorage) -> bool:
     rows = store._query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
     found = bool(rows) and (store.table_exists() or alone(store))
     if found:
-        _check_collations(store, rows[0][0] or "")
+        check_store_collations(store, rows[0][0] or "")
     return found
 
 
-def _check_collations(store: BaseStorage, table_sql: str | None = None) -> None:
+def check_store_collations(store: BaseStorage, table_sql: str | None = None) -> None:
+    """:func:`check_collations` of the ``agent_runs`` in ``store``'s SQLite file."""
     check_collations(store._query, table_sql)
 
 
@@ -570,6 +571,7 @@ __all__ = [
     "applies",
     "belongs_sql",
     "check_collations",
+    "check_store_collations",
     "create_statements",
     "delete_runs_only",
     "delete_session",

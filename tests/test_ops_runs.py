@@ -13,6 +13,7 @@ import pytest
 
 from agno_storage import AgentSession, SqliteStorage
 from agno_storage.cli import main
+from agno_storage.errors import SchemaMismatchError
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import open_database
 from agno_storage.ops.errors import ExportFormatError
@@ -223,3 +224,21 @@ def test_a_copy_into_another_table_of_the_same_file_never_writes_agent_runs_back
     assert (summary.sessions, summary.runs, summary.runs_left) == (1, 0, 0)
     assert "agent-new" not in {run[1] for run in runs_of(conv)}
     assert "agent-existing" in {run[1] for run in runs_of(conv)}
+
+
+def test_runs_are_never_written_into_an_agent_runs_whose_ids_compare_case_blind(conv: Path, tmp_path: Path) -> None:
+    """Another program's agent_runs with ``id ... COLLATE NOCASE``: run 'r1' would replace its run 'R1'."""
+    target = tmp_path / "t.db"
+    SqliteStorage(TABLE, db_file=target).close()
+    with sqlite3.connect(target) as conn:
+        conn.execute(
+            "CREATE TABLE agent_runs (id TEXT PRIMARY KEY COLLATE NOCASE, session_id TEXT, user_id TEXT,"
+            " run_name TEXT, run_data TEXT, user_message TEXT, agent_message TEXT, messages TEXT, metrics TEXT,"
+            " created_at INTEGER, updated_at INTEGER)"
+        )
+        other = runs_of(conv)[0][0].swapcase()  # a UUID: its letters in the other case
+        conn.execute("INSERT INTO agent_runs (id, session_id) VALUES (?, 'another')", (other,))
+    before = runs_of(target)
+    with pytest.raises(SchemaMismatchError, match="agent_runs"):
+        import_lines(iter(exported(conv).splitlines()), str(target), TABLE)
+    assert runs_of(target) == before

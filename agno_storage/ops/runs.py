@@ -133,11 +133,14 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
 
     The table is made in agno-golang's DDL if missing; a run already there
     (by id) is replaced by the one given, so a rerun gives the same table.
+    SchemaMismatchError, nothing written, if its ids compare case-blind.
     """
     statement = (
         f"INSERT OR REPLACE INTO {agent_runs.TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608
         f"VALUES ({', '.join('?' for _ in COLUMNS)})"
     )
+    # Another program's agent_runs whose ids compare case-blind: run 'r1' would replace its run 'R1'.
+    agent_runs.check_store_collations(store)
     with store.transaction() as conn:
         for ddl in agent_runs.create_statements(store.table_name):
             conn.execute(ddl)
