@@ -315,3 +315,20 @@ def test_a_backup_is_on_disk_before_it_takes_its_name_and_its_name_after(
     new = dest.stat().st_ino
     assert (new, None) in synced
     assert ("folder", new) in synced
+
+
+def test_export_to_a_folder_is_refused_before_anything_is_read_or_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not after a whole export, with an error naming a temporary file the user never gave."""
+    from agno_storage.ops import export as export_ops
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    read: list[str] = []
+    monkeypatch.setattr(export_ops, "export_table", lambda *args, **kwargs: read.append("read"))
+    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"{str(folder)!r} is a folder" in err and ".partial" not in err
+    assert read == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any(folder.iterdir())

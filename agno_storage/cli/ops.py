@@ -187,6 +187,8 @@ def _export(args: argparse.Namespace) -> int:
         # file a link names, so the link stays). A pipe or a device (/dev/stdout, >(gzip)) is written as it is.
         stream = _is_stream(args.output)
         output = os.path.realpath(args.output) if os.path.islink(args.output) and not stream else args.output
+        if os.path.isdir(output):  # found only when the whole export is moved in place otherwise
+            raise Exit(FAILED, f"{args.output!r} is a folder, not a file: give -o a file's name")
         if db.path is not None:  # before anything is written: -o naming the database would replace it
             refuse_source(args.output, db.path, "the output")
             refuse_source(output, db.path, "the output")  # a link to the database's -wal, say
