@@ -145,3 +145,30 @@ def test_a_writer_updating_the_next_batch_before_each_transaction_does_not_end_p
     assert summary.session_ids == tuple(SESSIONS[BATCH:])
     assert [r[0] for r in writer.execute("SELECT session_id FROM agent_sessions ORDER BY session_id")] == taken
     writer.close()
+
+
+def test_a_prune_stopped_midway_says_how_many_sessions_it_had_removed(tmp_path: Path) -> None:
+    """A batch the database refuses (here a trigger another program added meanwhile; a lock held past the busy
+    timeout, a full disk) stops prune: the batches before it stay deleted, and the error says how many."""
+    from agno_storage.errors import StorageError
+
+    path = str(tmp_path / "a.db")
+    old_sessions(path, None)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
+
+    class RefuseAfterFirstBatch:
+        def start(self, total: int | None) -> None:
+            pass
+
+        def advance(self, count: int) -> None:
+            writer.execute(
+                "CREATE TRIGGER IF NOT EXISTS keep BEFORE DELETE ON agent_sessions BEGIN SELECT RAISE(ABORT, 'kept'); END"
+            )
+
+    with open_database(path) as db, pytest.raises(StorageError) as stopped:
+        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=RefuseAfterFirstBatch())
+    left = {r[0] for r in writer.execute("SELECT session_id FROM agent_sessions")}
+    writer.close()
+    assert left == set(SESSIONS[BATCH:])
+    assert f"{BATCH} sessions were removed before it stopped" in str(stopped.value)

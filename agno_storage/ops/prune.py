@@ -71,7 +71,9 @@ def prune(
     InvalidInputError, in a dry run too: the store that deletes refuses it.
     ``db`` is a read connection to the same database (the dry run and the
     counts); deletes go through the store, ``PRUNE_BATCH`` sessions per
-    transaction, each re-checking the age under the write lock.
+    transaction, each re-checking the age under the write lock. A batch
+    that fails raises its StorageError, saying how many sessions the
+    batches before it removed (they stay removed).
     """
     progress = progress or NoProgress()
     info = describe(db, table, mode)
@@ -108,6 +110,7 @@ def prune(
         )
     store = open_store(url, table, info.mode, schema)
     removed: list[str] = []
+    removed_runs: list[str] = []
     runs = 0
     try:
         ph = store.statements.placeholder
@@ -136,7 +139,6 @@ def prune(
                 cursor.close()
             removed.extend(batch)
             progress.advance(len(batch))
-        removed_runs: list[str] = []
         while orphans is not None:
             with store.transaction() as conn:
                 cursor = conn.cursor()
@@ -152,6 +154,13 @@ def prune(
                 cursor.close()
             removed_runs.extend(batch)
             progress.advance(len(batch))
+    except StorageError as exc:  # the batches before it stay deleted: say so, or the user thinks none went
+        exc.message = (
+            f"{exc.message}; {len(removed)} sessions were removed before it stopped (and {len(removed_runs)} a "
+            f"Go Agent kept only in agent_runs; {runs} agent_runs rows), none of the batch that failed "
+            "(running it again completes it)"
+        )
+        raise
     finally:
         store.close()
     return PruneSummary(
