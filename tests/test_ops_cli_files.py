@@ -332,3 +332,29 @@ def test_export_to_a_folder_is_refused_before_anything_is_read_or_written(
     assert f"{str(folder)!r} is a folder" in err and ".partial" not in err
     assert read == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any(folder.iterdir())
+
+
+@pytest.mark.parametrize("output", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1"])
+@pytest.mark.parametrize("into", ["a file opened to append", "a pipe"])
+def test_export_to_a_path_naming_stdout_writes_the_lines_alone_through_it(
+    tmp_path: Path, output: str, into: str
+) -> None:
+    """``-o /dev/stdout >> log`` replaced log (the export moved over it), and the summary line went into the
+    stream, where import then stopped at it: the path writes through the descriptor, lines only, as ``-o -``."""
+    import subprocess
+    import sys
+
+    whole = io.BytesIO()
+    with open_database(str(FIXTURES / "go_agent.db")) as db:
+        export_table(db, TABLE, whole)
+    args = [sys.executable, "-m", "agno_storage", "export", str(FIXTURES / "go_agent.db"), "--table", TABLE]
+    if into == "a pipe":
+        done = subprocess.run([*args, "-o", output], capture_output=True, check=False)
+        assert (done.returncode, done.stdout) == (0, whole.getvalue()), done.stderr
+        return
+    log = tmp_path / "log.txt"
+    log.write_bytes(b"precious line\n")
+    with open(log, "ab") as sink:
+        done = subprocess.run([*args, "-o", output], stdout=sink, stderr=subprocess.PIPE, check=False)
+    assert done.returncode == 0, done.stderr
+    assert log.read_bytes() == b"precious line\n" + whole.getvalue()

@@ -178,22 +178,25 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 @_not_found_is_1
 def _export(args: argparse.Namespace) -> int:
+    # A path naming one of this process's descriptors (/dev/stdout, /dev/fd/3) is written through it, as the
+    # shell opened it (appending to a file >> opened): moved over, the file would lose what it held.
+    descriptor = None if args.output in (None, "-") else _descriptor(args.output)
     with open_database(args.url, schema_option(args.url, args.schema)) as db, _progress("export") as bar:
-        if args.output in (None, "-"):
+        if args.output in (None, "-") or descriptor == 1:  # the lines alone: a summary would be a line too
             export_ops.export_table(db, args.table, _stdout(), mode=_mode(args), filters=_filters(args), progress=bar)
             sys.stdout.flush()
             return OK
         # A file appears only when the export is whole: written beside it, then moved in place (beside the
-        # file a link names, so the link stays). A pipe or a device (/dev/stdout, >(gzip)) is written as it is.
+        # file a link names, so the link stays). A pipe or a device is written as it is.
         stream = _is_stream(args.output)
         output = os.path.realpath(args.output) if os.path.islink(args.output) and not stream else args.output
-        if os.path.isdir(output):  # found only when the whole export is moved in place otherwise
+        if os.path.isdir(output) and descriptor is None:  # found only when the export is moved in place otherwise
             raise Exit(FAILED, f"{args.output!r} is a folder, not a file: give -o a file's name")
         if db.path is not None:  # before anything is written: -o naming the database would replace it
             refuse_source(args.output, db.path, "the output")
             refuse_source(output, db.path, "the output")  # a link to the database's -wal, say
-        if stream:
-            with open(output, "wb") as sink:
+        if descriptor is not None or stream:
+            with os.fdopen(os.dup(descriptor), "wb") if descriptor is not None else open(output, "wb") as sink:
                 summary = export_ops.export_table(
                     db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
                 )
@@ -265,6 +268,23 @@ def _terminate_as_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+#: A path naming a descriptor of this process, as /dev/stdout's link does.
+_DESCRIPTOR_PATH = re.compile(r"/(?:proc/self|dev)/fd/([0-9]+)")
+
+
+def _descriptor(path: str) -> int | None:
+    """The descriptor of this process ``path`` names (``/dev/stdout``, ``/dev/fd/3``, ``/proc/self/fd/1``), or
+    None: its links followed one at a time (resolved whole, it would name the file the descriptor is open on)."""
+    for _ in range(8):
+        match = _DESCRIPTOR_PATH.fullmatch(os.path.normpath(path))
+        if match is not None:
+            return int(match.group(1))
+        if not os.path.islink(path):
+            return None
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return None
 
 
 def _is_stream(path: str) -> bool:
