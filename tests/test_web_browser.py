@@ -183,6 +183,11 @@ def test_with_tokens_the_page_asks_for_one(browser: Any, tmp_path: Path) -> None
             assert "No session matches." in page.content()
             page.goto(base + "/sessions/agent-existing?table=agent_sessions")
             assert "first question" not in page.content()
+            with page.expect_navigation():
+                page.click("form.sign-out button")
+            assert page.url.startswith(base + "/login")
+            page.goto(base + "/")
+            assert page.url.startswith(base + "/login")  # the cookie is gone
             page.close()
     finally:
         source.close()

@@ -23,6 +23,8 @@ from agno_storage.errors import InvalidInputError
 ALL_USERS = "*"
 #: The cookie the web page keeps a token in after the sign-in form.
 COOKIE = "agno_storage_token"
+#: Seconds a browser keeps that cookie (12 hours): a browser left signed in forgets the token by the next day.
+COOKIE_MAX_AGE = 12 * 3600
 
 #: A comment: ``#`` at the start of a line or after whitespace, to the end of the line. A ``#`` inside a
 #: word (``alice#bob``) is part of it, so a user id holding one is never cut short silently.
@@ -121,6 +123,7 @@ def is_loopback(host: str) -> bool:
 __all__ = [
     "ALL_USERS",
     "COOKIE",
+    "COOKIE_MAX_AGE",
     "EVERYONE",
     "Principal",
     "Tokens",

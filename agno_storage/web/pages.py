@@ -4,7 +4,8 @@ Views: the session list with filters (``/``), one conversation
 (``/sessions/{id}``), search with highlighted hits (``/search``) and usage
 per day and per entity as bar charts (``/usage``). Every value shown is
 escaped; the page has no build step. With tokens configured, ``/login``
-takes a token and keeps it in an HttpOnly cookie.
+takes a token and keeps it in an HttpOnly cookie for :data:`COOKIE_MAX_AGE`
+seconds, and ``/logout`` (the page's sign-out button) clears it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from agno_storage.web.app import (
     params,
     retried,
 )
-from agno_storage.web.auth import COOKIE, Principal
+from agno_storage.web.auth import COOKIE, COOKIE_MAX_AGE, Principal, bearer
 from agno_storage.web.source import Tables
 from agno_storage.web.table_reader import encode_cursor
 
@@ -57,7 +58,10 @@ def link(path: str, **query: str | None) -> str:
     return path + ("?" + urlencode(kept) if kept else "")
 
 
-def layout(title: str, body: str, *, active: str = "", table: str | None = None) -> HTMLResponse:
+def layout(
+    title: str, body: str, *, active: str = "", table: str | None = None, sign_out: bool = False
+) -> HTMLResponse:
+    """A page around ``body``; ``sign_out`` adds the button that signs the browser out (see :func:`signed_in`)."""
     nav = "".join(
         f'<a href="{esc(link(path, table=table))}" class="{"active" if name == active else ""}">{name.title()}</a>'
         for name, path in (("sessions", "/"), ("search", "/search"), ("usage", "/usage"))
@@ -69,12 +73,23 @@ def layout(title: str, body: str, *, active: str = "", table: str | None = None)
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
 </head><body>
-<header><span class="brand">agno-storage</span><nav>{nav}</nav></header>
+<header><span class="brand">agno-storage</span><nav>{nav}</nav>{SIGN_OUT if sign_out else ""}</header>
 <main>
 <h1>{esc(title)}</h1>
 {body}
 </main></body></html>"""
     return HTMLResponse(page)
+
+
+#: The sign-out button: a form posted to ``/logout`` (a link could be followed by any page's ``<img>``).
+SIGN_OUT = '<form class="sign-out" method="post" action="/logout"><button type="submit">Sign out</button></form>'
+
+
+def signed_in(server: Server, request: Request) -> bool:
+    """Whether the page was asked for with the sign-in form's cookie (not a Bearer token): it can be cleared."""
+    return (
+        server.tokens is not None and bearer(request.headers.get("authorization")) is None and COOKIE in request.cookies
+    )
 
 
 def table_picker(server: Server, current: str | None, who: Principal) -> str:
@@ -133,7 +148,12 @@ def sessions_view(request: Request) -> Response:
     table = current_table(server, query.get("table"))
     if table is None:
         empty = '<p class="empty">This database has no sessions table.</p>'
-        return layout("Sessions", empty + unreadable_note(server.listing()), active="sessions")
+        return layout(
+            "Sessions",
+            empty + unreadable_note(server.listing()),
+            active="sessions",
+            sign_out=signed_in(server, request),
+        )
     reader = server.reader(table)
     limit = limit_param(query.get("limit"))
     sessions, after = server.page(reader, who, filters_from(query), cursor_param(query.get("cursor")), limit)
@@ -166,7 +186,9 @@ def sessions_view(request: Request) -> Response:
     if after is not None:
         keep = {k: v for k, v in query.items() if k != "cursor"}
         more = f'<p><a id="next-page" href="{esc(link("/", **keep, cursor=encode_cursor(after)))}">Next page →</a></p>'
-    return layout("Sessions", form + listing + more, active="sessions", table=table)
+    return layout(
+        "Sessions", form + listing + more, active="sessions", table=table, sign_out=signed_in(server, request)
+    )
 
 
 def _message_html(message: dict[str, Any]) -> str:
@@ -215,7 +237,10 @@ def session_view(request: Request) -> Response:
     except HttpError as exc:
         if exc.status == 404 and session is None:
             page = layout(
-                "No such session", f'<p class="empty">No session {esc(session_id)!s} in {esc(table)}.</p>', table=table
+                "No such session",
+                f'<p class="empty">No session {esc(session_id)!s} in {esc(table)}.</p>',
+                table=table,
+                sign_out=signed_in(server, request),
             )
             page.status_code = 404  # as the API answers for it
             return page
@@ -244,7 +269,7 @@ def session_view(request: Request) -> Response:
             f'(<a href="{esc(everyone)}">every user\'s</a>).</p>'
         )
     body = f'{back}<dl class="facts">{facts}</dl><section id="conversation" class="conversation">{talk}</section>{raw}'
-    return layout(f"Session {session_id}", body, active="sessions", table=table)
+    return layout(f"Session {session_id}", body, active="sessions", table=table, sign_out=signed_in(server, request))
 
 
 def snippet_html(snippet: str, marks: Any) -> str:
@@ -285,7 +310,7 @@ def search_view(request: Request) -> Response:
             for h in hits
         )
         results = f'<ol class="hits">{items}</ol>' if hits else '<p class="empty">No hit.</p>'
-    return layout("Search", form + results, active="search", table=table)
+    return layout("Search", form + results, active="search", table=table, sign_out=signed_in(server, request))
 
 
 def hit_link(hit: dict[str, Any], table: str) -> str:
@@ -325,10 +350,10 @@ def usage_view(request: Request) -> Response:
     table = current_table(server, query.get("table"))
     form = f'<form class="filters" method="get" action="/usage">{table_picker(server, table, who)}<button type="submit">Show</button></form>'
     if table is None:
-        return layout("Usage", form, active="usage")
+        return layout("Usage", form, active="usage", sign_out=signed_in(server, request))
     reader = server.reader(table)
     body = extras.usage_body(server, reader, who, query)
-    return layout("Usage", form + usage_charts(body), active="usage", table=table)
+    return layout("Usage", form + usage_charts(body), active="usage", table=table, sign_out=signed_in(server, request))
 
 
 def usage_charts(body: Any) -> str:
@@ -418,7 +443,12 @@ async def login_view(request: Request) -> Response:
             response = RedirectResponse(target, 303)
             if server.tokens is not None:
                 response.set_cookie(
-                    COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+                    COOKIE,
+                    token,
+                    max_age=COOKIE_MAX_AGE,
+                    httponly=True,
+                    samesite="strict",
+                    secure=request.url.scheme == "https",
                 )
             return response
         message = '<p class="error">That token is not valid.</p>'
@@ -430,6 +460,16 @@ async def login_view(request: Request) -> Response:
     return layout("Sign in", body)
 
 
+async def logout_view(request: Request) -> Response:
+    """Clear the sign-in cookie and go to the sign-in form; 403 for a form another site's page posts."""
+    if not _from_own_page(request):
+        # Another site's page would sign the browser out behind its user's back.
+        raise HttpError(403, "forbidden", "a sign-out form is taken only from this server's own page")
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
 def routes() -> list[Route]:
     return [
         Route("/", retried(sessions_view)),
@@ -437,6 +477,7 @@ def routes() -> list[Route]:
         Route("/search", retried(search_view)),
         Route("/usage", retried(usage_view)),
         Route("/login", login_view, methods=["GET", "POST"]),
+        Route("/logout", logout_view, methods=["POST"]),
     ]
 
 
