@@ -8,6 +8,7 @@ import sys
 
 from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, schema_option, shown
 from agno_storage.urls import SqliteTarget
+from agno_storage.web.run import HEADER_TIMEOUT
 
 PORT = 8000
 
@@ -25,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
         from agno_storage.ops.errors import DatabaseMissingError
         from agno_storage.web.app import create_app
         from agno_storage.web.auth import is_loopback, read_tokens
+        from agno_storage.web.run import server_config
         from agno_storage.web.source import open_source
     except ImportError as exc:
         raise Exit(FAILED, f"serve needs the web extra: pip install 'agno-session-storage[web]' ({exc})") from None
@@ -50,11 +52,22 @@ def _serve(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         access = "bearer tokens" if tokens is not None else "no token"
         print(f"serving {shown(args.url)} read-only on http://{host}:{port}/ ({access})", file=sys.stderr)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        config = server_config(app, header_timeout=args.header_timeout)
+        server = uvicorn.Server(config)
         server.run(sockets=[listening])
     finally:
         source.close()
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0: {text!r}")
+    return seconds
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -90,6 +103,14 @@ def register(
         metavar="FILE",
         help="'TOKEN USER_ID' per line ('*': all users); every request then needs 'Authorization: Bearer TOKEN'. "
         "Required to listen on a non-loopback address",
+    )
+    command.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=HEADER_TIMEOUT,
+        help=f"close a connection that has not sent a request's headers this long after it opened or after its "
+        f"last answer (default {HEADER_TIMEOUT:g})",
     )
     command.add_argument(
         "--schema", help="PostgreSQL only: the schema holding the tables (default ai; '' for the search path)"

@@ -1,27 +1,137 @@
-"""Running the application: in this thread (the CLI) or in a background thread (tests, benchmarks)."""
+"""Running the application: in this thread (the CLI) or in a background thread (tests, benchmarks).
+
+:func:`server_config` is the one place uvicorn is configured, for both: a
+connection has :data:`HEADER_TIMEOUT` seconds to send a request's headers
+(uvicorn has no such limit: a client sending a byte now and then held its
+connection for ever).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from starlette.applications import Starlette
+from typing import TYPE_CHECKING, Any
 
 from agno_storage.errors import StorageError
 
+if TYPE_CHECKING:  # the web extra: imported where used, so the CLI reads HEADER_TIMEOUT without it
+    import uvicorn
+    from starlette.applications import Starlette
+
+#: Seconds a connection has to send a request's headers, from when it opens or its last answer was sent.
+HEADER_TIMEOUT = 10.0
+#: Bytes a request's headers may take (h11 refuses more with a 400; httptools has no limit of its own).
+HEADER_LIMIT = 16 * 1024
+
+
+def header_deadline_protocol(seconds: float, limit: int = HEADER_LIMIT) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools' where installed, else h11's), closing a connection that has not sent
+    a request's whole headers ``seconds`` after it opened or after its last answer, or has sent more than
+    ``limit`` bytes without ending them.
+
+    uvicorn's own keep-alive timeout stops at the first byte received, and
+    nothing bounds a connection that has sent nothing yet; httptools keeps
+    every header line it is sent.
+    """
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    base: Any = AutoHTTPProtocol
+
+    class HeaderDeadline(base):  # type: ignore[misc]
+        _deadline: asyncio.TimerHandle | None = None
+        #: Bytes received since the deadline was set (while headers are awaited).
+        _waiting: int = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            before = self.cycle
+            self._waiting += len(data)
+            super().data_received(data)
+            if self.cycle is not before:  # a request's headers are in
+                self._disarm()
+            elif self._deadline is not None and self._waiting > limit and not self.transport.is_closing():
+                self._disarm()
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.cycle is None or self.cycle.response_complete:  # no request sent behind it started
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+        def _disarm(self) -> None:
+            self._waiting = 0
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadline
+
+
+def server_config(
+    app: Starlette,
+    *,
+    header_timeout: float = HEADER_TIMEOUT,
+    header_limit: int = HEADER_LIMIT,
+    **options: Any,
+) -> uvicorn.Config:
+    """uvicorn's configuration of ``app``: ``options`` as ``uvicorn.Config`` takes them, and the limits above."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        http=header_deadline_protocol(header_timeout, header_limit),
+        **options,
+    )
+
 
 @contextmanager
-def serving(app: Starlette, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 20.0) -> Iterator[str]:
+def serving(
+    app: Starlette,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    timeout: float = 20.0,
+    header_timeout: float = HEADER_TIMEOUT,
+    header_limit: int = HEADER_LIMIT,
+) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``).
 
     ``port=0`` takes a free port. Stops the server on exit. Raises
     StorageError if it has not started within ``timeout`` seconds.
+    ``header_timeout`` and ``header_limit``: see :func:`server_config`.
     """
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    config = server_config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        header_timeout=header_timeout,
+        header_limit=header_limit,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="agno-storage-web", daemon=True)
     thread.start()
@@ -40,4 +150,4 @@ def serving(app: Starlette, host: str = "127.0.0.1", port: int = 0, *, timeout: 
         thread.join(timeout)
 
 
-__all__ = ["serving"]
+__all__ = ["HEADER_LIMIT", "HEADER_TIMEOUT", "header_deadline_protocol", "server_config", "serving"]

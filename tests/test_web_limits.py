@@ -1,0 +1,126 @@
+"""What ``agno-storage serve`` bounds: slow clients."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agno_storage import Mode, SqliteStorage
+from agno_storage.web.app import create_app
+from agno_storage.web.run import serving
+from agno_storage.web.source import open_source
+from tests.sessions import make_session
+from tests.web_client import get
+
+#: What a client waits for the server to close a connection; far past the limits the servers here are given.
+PATIENCE = 30.0
+
+
+@pytest.fixture
+def one_session(tmp_path: Path) -> Path:
+    db = tmp_path / "one.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "a-1"))
+    return db
+
+
+@contextmanager
+def serve_command(db: Path, *options: str) -> Iterator[str]:
+    """``agno-storage serve DB --port 0 OPTIONS`` in a process of its own; yields its base URL once it answers."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agno_storage", "serve", str(db), "--port", "0", *options],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        banner = proc.stderr.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)/", banner)
+        assert found is not None, banner
+        base = found.group(1)
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            try:
+                if get(base, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(PATIENCE)
+
+
+def closed_by_the_server(base: str, sent: bytes, *, trickle: bytes = b"") -> bool:
+    """Whether the server closes a connection that sent ``sent`` and then ``trickle`` a byte at a time, before
+    :data:`PATIENCE` seconds; no answer is read but the close."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=PATIENCE) as conn:
+        conn.sendall(sent)
+        conn.settimeout(0.2)
+        deadline = time.monotonic() + PATIENCE
+        pending = list(trickle)
+        while time.monotonic() < deadline:
+            try:
+                if conn.recv(65536) == b"":
+                    return True
+            except TimeoutError:
+                pass
+            except OSError:  # reset
+                return True
+            if pending:
+                try:
+                    conn.sendall(bytes([pending.pop(0)]))
+                except OSError:
+                    return True
+        return False
+
+
+SLOW_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+#: Header lines sent a byte every 0.2 seconds: more than the PATIENCE seconds a client waits.
+TRICKLE = b"X-Slow: " + b"a" * int(PATIENCE / 0.2) + b"\r\n\r\n"
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed(one_session: Path) -> None:
+    """Slowloris: each connection that sent no request yet, or half of one, was held for ever."""
+    source = open_source(str(one_session))
+    try:
+        with serving(create_app(source), header_timeout=1.0) as base:
+            assert closed_by_the_server(base, b"")
+            assert closed_by_the_server(base, SLOW_HEADERS, trickle=TRICKLE)
+            # After an answer, the next request's headers are bounded as the first's.
+            answered = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            assert closed_by_the_server(base, answered + SLOW_HEADERS, trickle=TRICKLE)
+            assert get(base, "/healthz")[0] == 200  # a client that sends its request at once is answered
+    finally:
+        source.close()
+
+
+def test_headers_past_their_limit_close_the_connection(one_session: Path) -> None:
+    """httptools (the web extra's parser) keeps every header line: a client sending them for the whole timeout
+    held all it sent in memory. Past HEADER_LIMIT bytes without their end, the connection is closed."""
+    source = open_source(str(one_session))
+    try:
+        # Far longer than a client waits: only the limit can close the connection.
+        with serving(create_app(source), header_timeout=3600, header_limit=4096) as base:
+            assert closed_by_the_server(base, SLOW_HEADERS + b"X-Big: " + b"a" * 8192, trickle=TRICKLE)
+            status, _ = get(base, "/healthz")
+            assert status == 200  # headers within the limit are answered
+    finally:
+        source.close()
+
+
+def test_the_serve_command_closes_a_connection_slow_to_send_its_headers(one_session: Path) -> None:
+    with serve_command(one_session, "--header-timeout", "1") as base:
+        assert closed_by_the_server(base, SLOW_HEADERS, trickle=TRICKLE)
+        assert get(base, "/healthz")[0] == 200
