@@ -1,4 +1,4 @@
-"""What ``agno-storage serve`` bounds: slow clients."""
+"""What ``agno-storage serve`` bounds and whom it believes: slow clients, proxies' headers, unknown tables."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
 
 from agno_storage import Mode, SqliteStorage
 from agno_storage.web.app import create_app
+from agno_storage.web.auth import COOKIE
 from agno_storage.web.run import serving
 from agno_storage.web.source import open_source
 from tests.sessions import make_session
+from tests.test_web_hardening import fetch
 from tests.web_client import get
 
+TOKEN = "all-users-token-0123456789"
 #: What a client waits for the server to close a connection; far past the limits the servers here are given.
 PATIENCE = 30.0
 
@@ -124,3 +128,31 @@ def test_the_serve_command_closes_a_connection_slow_to_send_its_headers(one_sess
     with serve_command(one_session, "--header-timeout", "1") as base:
         assert closed_by_the_server(base, SLOW_HEADERS, trickle=TRICKLE)
         assert get(base, "/healthz")[0] == 200
+
+
+def secure_cookie(base: str, headers: dict[str, str]) -> bool:
+    status, answer, _ = fetch(
+        base,
+        "/login",
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+        data=f"token={TOKEN}",
+    )
+    assert status == 303
+    jar: SimpleCookie = SimpleCookie()
+    jar.load(answer["set-cookie"])
+    return bool(jar[COOKIE]["secure"])
+
+
+def test_a_proxys_scheme_is_believed_only_from_the_addresses_named(one_session: Path, tmp_path: Path) -> None:
+    """Any local process could say X-Forwarded-Proto; behind a TLS proxy the cookie must still be Secure."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN} *\n", encoding="utf-8")
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    with serve_command(one_session, "--token-file", str(tokens)) as base:
+        assert not secure_cookie(base, https)
+    with serve_command(one_session, "--token-file", str(tokens), "--forwarded-allow-ips", "127.0.0.1") as base:
+        assert secure_cookie(base, https)
+        assert not secure_cookie(base, {})  # the proxy said nothing: plain HTTP
+    with serve_command(one_session, "--token-file", str(tokens), "--forwarded-allow-ips", "192.0.2.1") as base:
+        assert not secure_cookie(base, https)  # not from the proxy named

@@ -52,7 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         access = "bearer tokens" if tokens is not None else "no token"
         print(f"serving {shown(args.url)} read-only on http://{host}:{port}/ ({access})", file=sys.stderr)
-        config = server_config(app, header_timeout=args.header_timeout)
+        config = server_config(app, header_timeout=args.header_timeout, forwarded_allow_ips=args.forwarded_allow_ips)
         server = uvicorn.Server(config)
         server.run(sockets=[listening])
     finally:
@@ -103,6 +103,13 @@ def register(
         metavar="FILE",
         help="'TOKEN USER_ID' per line ('*': all users); every request then needs 'Authorization: Bearer TOKEN'. "
         "Required to listen on a non-loopback address",
+    )
+    command.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="the reverse proxies (comma-separated addresses or networks, '*' for any) whose X-Forwarded-Proto "
+        "and X-Forwarded-For are believed (so the sign-in cookie is Secure behind a proxy that speaks HTTPS); "
+        "by default no one's",
     )
     command.add_argument(
         "--header-timeout",

@@ -3,7 +3,8 @@
 :func:`server_config` is the one place uvicorn is configured, for both: a
 connection has :data:`HEADER_TIMEOUT` seconds to send a request's headers
 (uvicorn has no such limit: a client sending a byte now and then held its
-connection for ever).
+connection for ever), and a proxy's ``X-Forwarded-*`` headers are believed
+only from the addresses named (uvicorn believes loopback's by default).
 """
 
 from __future__ import annotations
@@ -92,9 +93,15 @@ def server_config(
     *,
     header_timeout: float = HEADER_TIMEOUT,
     header_limit: int = HEADER_LIMIT,
+    forwarded_allow_ips: str | None = None,
     **options: Any,
 ) -> uvicorn.Config:
-    """uvicorn's configuration of ``app``: ``options`` as ``uvicorn.Config`` takes them, and the limits above."""
+    """uvicorn's configuration of ``app``: ``options`` as ``uvicorn.Config`` takes them, and the limits above.
+
+    ``forwarded_allow_ips``: the addresses (comma-separated, ``*`` for any)
+    of the reverse proxies whose ``X-Forwarded-Proto`` and
+    ``X-Forwarded-For`` are believed; None believes no one's.
+    """
     import uvicorn
 
     return uvicorn.Config(
@@ -102,6 +109,8 @@ def server_config(
         log_level="warning",
         access_log=False,
         http=header_deadline_protocol(header_timeout, header_limit),
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
         **options,
     )
 
@@ -115,12 +124,13 @@ def serving(
     timeout: float = 20.0,
     header_timeout: float = HEADER_TIMEOUT,
     header_limit: int = HEADER_LIMIT,
+    forwarded_allow_ips: str | None = None,
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``).
 
     ``port=0`` takes a free port. Stops the server on exit. Raises
     StorageError if it has not started within ``timeout`` seconds.
-    ``header_timeout`` and ``header_limit``: see :func:`server_config`.
+    ``header_timeout``, ``header_limit`` and ``forwarded_allow_ips``: see :func:`server_config`.
     """
     import uvicorn
 
@@ -131,6 +141,7 @@ def serving(
         lifespan="off",
         header_timeout=header_timeout,
         header_limit=header_limit,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="agno-storage-web", daemon=True)
