@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,10 @@ from agno_storage import Mode, SqliteStorage
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import COOKIE
 from agno_storage.web.run import serving
-from agno_storage.web.source import open_source
+from agno_storage.web.source import FRESH_AFTER, open_source
+from tests.conftest import StoreFactory
 from tests.sessions import make_session
+from tests.test_web_api import location
 from tests.test_web_hardening import fetch
 from tests.web_client import get
 
@@ -156,3 +159,45 @@ def test_a_proxys_scheme_is_believed_only_from_the_addresses_named(one_session: 
         assert not secure_cookie(base, {})  # the proxy said nothing: plain HTTP
     with serve_command(one_session, "--token-file", str(tokens), "--forwarded-allow-ips", "192.0.2.1") as base:
         assert not secure_cookie(base, https)  # not from the proxy named
+
+
+def test_requests_for_many_table_names_make_the_server_read_its_tables_a_bounded_number_of_times(
+    make_store: StoreFactory,
+) -> None:
+    """Each request for the list counted every table's rows, and each unknown table name opened a connection (on
+    PostgreSQL, a new server process) to look for it: a client asking for name after name had the database do
+    so as fast as it asked."""
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "a-1"))
+    source = open_source(location(store))
+    listings: list[float] = []
+    looks: list[str] = []
+    tables, look = source.tables, source._look
+
+    def counted_tables() -> Any:
+        listings.append(time.monotonic())
+        return tables()
+
+    def counted_look(table: str, known: Any) -> Any:
+        looks.append(table)
+        return look(table, known)
+
+    source.tables = counted_tables  # type: ignore[method-assign]
+    source._look = counted_look  # type: ignore[method-assign]
+    try:
+        with serving(create_app(source)) as base:
+            start = time.monotonic()
+            for i in range(40):
+                assert get(base, "/api/v1/tables")[0] == 200
+                assert get(base, "/api/v1/sessions", table=f"no_such_table_{i}")[0] == 404
+                assert fetch(base, f"/search?table=no_such_table_{i}")[0] == 200
+                assert fetch(base, f"/usage?table=no_such_table_{i}")[0] == 404
+            elapsed = time.monotonic() - start
+            # The table asked for by its name is still read (and a table made meanwhile is found).
+            status, body = get(base, "/api/v1/sessions", table=store.table_name)
+            assert status == 200 and [s["session_id"] for s in body["sessions"]] == ["a-1"]
+    finally:
+        source.close()
+    assert not [t for t in looks if t.startswith("no_such_table")]  # refused before a connection is opened
+    # At most one read of the list per FRESH_AFTER seconds (and the first).
+    assert len(listings) <= elapsed / FRESH_AFTER + 2, (len(listings), elapsed)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agno_storage import conversation_message, times
+from agno_storage import conversation_message, schema, times
 from agno_storage.errors import (
     BusyError,
     ConnectionLostError,
@@ -45,7 +46,7 @@ from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo
 from agno_storage.web import bodies, middleware
 from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer
-from agno_storage.web.source import HotJournalError, Source, Tables
+from agno_storage.web.source import FRESH_AFTER, HotJournalError, Source, Tables
 from agno_storage.web.table_reader import MAX_LIMIT, Cursor, Filters, TableReader, decode_cursor, encode_cursor
 
 API = "/api/v1"
@@ -101,6 +102,10 @@ class Server:
     conversation_converter: cattrs.Converter = attrs.field(factory=conversation_message.make_converter)
     _tables: Tables = attrs.field(factory=lambda: Tables(()))
     _tables_at: float = -1e9
+    #: The file (SQLite) the list was read from: another one there now is read at once.
+    _tables_file: tuple[int, int] | None = None
+    #: One thread reads the list at a time; the others wait for what it reads.
+    _tables_lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     # --- who is asking -----------------------------------------------------
 
@@ -123,12 +128,24 @@ class Server:
     # --- tables ------------------------------------------------------------
 
     def listing(self, *, fresh: bool = False) -> Tables:
-        """The sessions tables, readable and not, as read at most :data:`TABLES_TTL` seconds ago (or now)."""
-        now = time.monotonic()
-        if fresh or now - self._tables_at > TABLES_TTL:
-            self._tables = self.source.tables()
-            self._tables_at = now
-        return self._tables
+        """The sessions tables, readable and not, as read at most :data:`TABLES_TTL` seconds ago.
+
+        ``fresh``: read at most :data:`FRESH_AFTER` seconds ago. Reading the
+        list counts every table's rows, so it is never read more often than
+        that, whatever the requests ask, and by one thread at a time; but a
+        SQLite file replaced or moved away since is looked at now (one ``stat``).
+        """
+        wait = FRESH_AFTER if fresh else TABLES_TTL
+        file = self.source.file()
+        if time.monotonic() - self._tables_at <= wait and file == self._tables_file:
+            return self._tables
+        with self._tables_lock:
+            # Not read meanwhile by the thread this one waited for?
+            if time.monotonic() - self._tables_at > wait or file != self._tables_file:
+                self._tables = self.source.tables()
+                self._tables_at = time.monotonic()
+                self._tables_file = file
+            return self._tables
 
     def tables(self, *, fresh: bool = False) -> list[TableInfo]:
         """The sessions tables a reader is made for: the only ones offered or picked by default."""
@@ -145,6 +162,12 @@ class Server:
             else:
                 names = ", ".join(t.name for t in tables)
                 raise HttpError(400, "bad_request", f"this database has several sessions tables ({names}): add table=")
+        else:
+            schema.check_table_name(table)  # InvalidInputError (400) for a name no store takes, before the list
+            if not (self.source.lists(self.listing(), table) or self.source.lists(self.listing(fresh=True), table)):
+                # Refused before the database is looked at: each look opens a connection, and a client asking
+                # for name after name would have it open them as fast as it asks.
+                raise self._gone(table)
         try:
             return self.source.reader(table)
         except TableNotFoundError:

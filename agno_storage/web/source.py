@@ -149,6 +149,13 @@ class Source(abc.ABC):
         """The file the location names now, which a reader made on another is replaced for (default: no file)."""
         return None
 
+    def file(self) -> _FileId:
+        """The file the location names now, as (device, inode): one ``stat``; None for PostgreSQL.
+
+        DatabaseMissingError if a SQLite path names no file.
+        """
+        return self._file()
+
     @abc.abstractmethod
     def _make_store(self, info: TableInfo) -> BaseStorage:
         """A store of ``info``'s table that reads through read-only connections and refuses every write."""
@@ -250,6 +257,13 @@ class Source(abc.ABC):
     def _key(self, table: str) -> str:
         """The name ``table``'s reader is kept under: the name itself (PostgreSQL's are case-sensitive)."""
         return table
+
+    def lists(self, tables: Tables, table: str) -> bool:
+        """Whether ``tables`` (a list :meth:`tables` read) names ``table``, readable or not, as the engine
+        compares names (SQLite without ASCII case)."""
+        key = self._key(table)
+        names = [t.name for t in tables.readable] + [name for name, _ in tables.unreadable]
+        return any(self._key(name) == key for name in names)
 
     def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
         """``table``'s layout now, and what it is unless that is ``known``; TableNotFoundError if it is no sessions table."""
