@@ -17,7 +17,7 @@ import pytest
 
 from agno_storage import Mode, SqliteStorage
 from agno_storage.web.app import create_app
-from agno_storage.web.auth import COOKIE
+from agno_storage.web.auth import COOKIE, parse_tokens
 from agno_storage.web.run import serving
 from agno_storage.web.source import FRESH_AFTER, open_source
 from tests.conftest import StoreFactory
@@ -201,3 +201,41 @@ def test_requests_for_many_table_names_make_the_server_read_its_tables_a_bounded
     assert not [t for t in looks if t.startswith("no_such_table")]  # refused before a connection is opened
     # At most one read of the list per FRESH_AFTER seconds (and the first).
     assert len(listings) <= elapsed / FRESH_AFTER + 2, (len(listings), elapsed)
+
+
+def test_a_sign_in_form_sent_a_byte_at_a_time_is_answered_408(
+    one_session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one request answered without a token read its body for as long as the client took to send it."""
+    from agno_storage.web import pages
+
+    monkeypatch.setattr(pages, "LOGIN_BODY_TIMEOUT", 1.0)
+    source = open_source(str(one_session))
+    try:
+        with serving(create_app(source, parse_tokens(f"{TOKEN} *\n"))) as base:
+            host, port = base.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=PATIENCE) as conn:
+                conn.sendall(
+                    b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                    b"Content-Length: 1000\r\n\r\ntoken="
+                )
+                conn.settimeout(0.2)
+                answer = b""
+                deadline = time.monotonic() + PATIENCE
+                while not answer and time.monotonic() < deadline:
+                    try:
+                        answer = conn.recv(65536)
+                        break
+                    except TimeoutError:
+                        conn.sendall(b"a")
+            assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+            status, _, _ = fetch(
+                base,
+                "/login",
+                method="POST",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                data=f"token={TOKEN}",
+            )
+            assert status == 303  # a form sent at once signs in
+    finally:
+        source.close()

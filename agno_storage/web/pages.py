@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+import anyio
 import attrs
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -375,21 +376,28 @@ def usage_charts(body: Any) -> str:
 
 #: The most a sign-in form may send (a token is a line): the one request answered without a token.
 LOGIN_BODY_LIMIT = 16 * 1024
+#: Seconds a sign-in form's body may take to arrive (a client sending it a byte at a time held its connection).
+LOGIN_BODY_TIMEOUT = 10.0
 
 
 async def _small_body(request: Request) -> bytes:
-    """The request's body, read up to :data:`LOGIN_BODY_LIMIT` bytes; HttpError 413 past it."""
+    """The request's body, read up to :data:`LOGIN_BODY_LIMIT` bytes; HttpError 413 past it, 408 if it has not
+    all come within :data:`LOGIN_BODY_TIMEOUT` seconds."""
     declared = request.headers.get("content-length", "")
     too_large = HttpError(413, "too_large", f"a sign-in form is at most {LOGIN_BODY_LIMIT:,} bytes")
     if declared.isascii() and declared.isdigit() and int(declared) > LOGIN_BODY_LIMIT:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > LOGIN_BODY_LIMIT:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(LOGIN_BODY_TIMEOUT):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > LOGIN_BODY_LIMIT:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HttpError(408, "timeout", f"a sign-in form must arrive within {LOGIN_BODY_TIMEOUT:g} seconds") from None
     return b"".join(chunks)
 
 
