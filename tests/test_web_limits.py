@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -239,3 +240,33 @@ def test_a_sign_in_form_sent_a_byte_at_a_time_is_answered_408(
             assert status == 303  # a form sent at once signs in
     finally:
         source.close()
+
+
+def test_health_checks_asked_for_again_and_again_open_a_bounded_number_of_connections(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/healthz answers without a token, and on PostgreSQL each opened a connection (a server process) as fast
+    as anyone asked, several at once."""
+    from agno_storage.web import source as source_module
+
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "a-1"))
+    source = open_source(location(store))
+    opened: list[float] = []
+    open_database = source_module.open_database
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        opened.append(time.monotonic())
+        return open_database(*args, **kwargs)
+
+    monkeypatch.setattr(source_module, "open_database", counted)
+    try:
+        with serving(create_app(source, parse_tokens(f"{TOKEN} *\n"))) as base:
+            start = time.monotonic()
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda _: get(base, "/healthz")[0], range(200)))
+            elapsed = time.monotonic() - start
+    finally:
+        source.close()
+    assert statuses == [200] * 200
+    assert len(opened) <= elapsed / FRESH_AFTER + 2, (len(opened), elapsed)

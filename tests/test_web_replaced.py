@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from agno_storage import Mode, SqliteStorage
 from agno_storage.web.auth import parse_tokens
+from agno_storage.web.source import FRESH_AFTER
 from tests.sessions import make_session
 from tests.test_web_api import Serve
 from tests.web_client import get, get_page
@@ -113,6 +115,7 @@ def test_the_health_check_of_a_postgres_server_gone_away_does_not_name_it_to_any
             with serving(create_app(source, parse_tokens(f"{TOKEN} *\n"))) as base:
                 assert get(base, "/healthz") == (200, {"status": "ok"})
                 own.stop()
+                time.sleep(FRESH_AFTER)  # an answer is taken for FRESH_AFTER seconds
                 status, body = get(base, "/healthz")
                 assert (status, body["error"]["code"]) == (503, "unavailable"), body
                 shown = str(body)

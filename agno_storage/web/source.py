@@ -472,6 +472,12 @@ class PostgresSource(Source):
         #: Whether each table's store prepares what it repeats on the server (PostgresStorage's option).
         self.prepared_statements = check_bool("prepared_statements", prepared_statements)
         self._shown = url
+        # The health check's: when the server last answered, and the last check's end and error (None: it
+        # answered); one check runs at a time.
+        self._answered_at = -1e9
+        self._pinged_at = -1e9
+        self._ping_error: StorageError | None = None
+        self._ping_lock = threading.Lock()
         self._reachable(self._check_read_only)
         self.tables()
 
@@ -507,7 +513,31 @@ class PostgresSource(Source):
         return self.url, self.schema_name
 
     def ping(self) -> None:
-        self._reachable(super().ping)
+        """Raise StorageError unless the server answers, asking it at most once every :data:`FRESH_AFTER`
+        seconds while it answers, and once at a time.
+
+        Each ask is a new connection (a server process), and the health check
+        answers without a token: a caller waiting for another's ask takes its
+        answer.
+        """
+        asked = time.monotonic()
+        if asked - self._answered_at <= FRESH_AFTER:
+            return
+        with self._ping_lock:
+            if self._pinged_at >= asked:  # an ask that ended after this call began: its answer is as fresh
+                if self._ping_error is not None:
+                    raise self._ping_error
+                return
+            try:
+                self._reachable(super().ping)
+            except StorageError as exc:
+                self._ping_error = exc
+                raise
+            else:
+                self._ping_error = None
+                self._answered_at = time.monotonic()
+            finally:
+                self._pinged_at = time.monotonic()
 
     def tables(self) -> Tables:
         return self._reachable(super().tables)
