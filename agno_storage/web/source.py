@@ -145,16 +145,9 @@ class Source(abc.ABC):
                     readable.append(info)
         return Tables(tuple(readable), tuple(unreadable))
 
-    def _file(self) -> _FileId:
+    def file(self) -> _FileId:
         """The file the location names now, which a reader made on another is replaced for (default: no file)."""
         return None
-
-    def file(self) -> _FileId:
-        """The file the location names now, as (device, inode): one ``stat``; None for PostgreSQL.
-
-        DatabaseMissingError if a SQLite path names no file.
-        """
-        return self._file()
 
     @abc.abstractmethod
     def _make_store(self, info: TableInfo) -> BaseStorage:
@@ -181,7 +174,7 @@ class Source(abc.ABC):
         # A name such as "a-b" or one holding NUL is no table a store reads; PostgreSQL would refuse NUL as a
         # DataError, not as a missing table.
         schema.check_table_name(table)
-        file = self._file()
+        file = self.file()
         if file != self._file_seen:
             self._drop_readers_of_other_files(file)
         self._close_retired()
@@ -333,7 +326,7 @@ class SqliteSource(Source):
         reader per spelling held a file descriptor each, and every request failed once they ran out)."""
         return table.translate(_ASCII_LOWER)
 
-    def _file(self) -> tuple[int, int]:
+    def file(self) -> tuple[int, int]:
         """(device, inode) of the file at the path now (one ``stat``); DatabaseMissingError if there is none."""
         try:
             return file_id(str(self.path))
@@ -342,7 +335,7 @@ class SqliteSource(Source):
 
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, to the file the path names now (DatabaseMissingError if none)."""
-        file = self._file()
+        file = self.file()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.file != file:
             # Opened on a file since replaced or deleted: it would go on answering for that one.
