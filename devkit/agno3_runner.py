@@ -139,6 +139,7 @@ def main(kind: str, db_url: str, session_id: str, user_id: str, entity_id: str, 
         "history": [(m.get("role"), m.get("content")) for m in history],
         "summary": (after or {}).get("summary"),
         "metadata_keys": sorted(((after or {}).get("metadata") or {}).keys()),
+        "session_data": (after or {}).get("session_data"),
     }
 
 

@@ -112,7 +112,11 @@ def open_table(src: str, target: urls.Target, table: str, mode: Mode, schema: st
 
     try:
         if isinstance(target, urls.SqliteTarget):
-            store: BaseStorage = SqliteStorage(table, db_file=target.path, mode=mode, read_only=True)
+            # agno 1.x's own SQLite store writes NaN and infinities as json.dumps spells them; agno 3's SqliteDb
+            # writes and reads them the same way, so they are read here and moved as they are.
+            store: BaseStorage = SqliteStorage(
+                table, db_file=target.path, mode=mode, read_only=True, read_non_finite=True
+            )
         else:
             store = urls.open_storage(src, table_name=table, mode=mode, schema=schema)
     except SchemaMismatchError as exc:
