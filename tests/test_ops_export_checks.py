@@ -216,3 +216,21 @@ def test_copy_to_postgresql_names_the_session_and_column_that_holds_nul(
     finally:
         with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_nan_agnos_own_store_wrote_stops_export_and_copy_saying_what_it_is_and_how_to_repair_it(
+    tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agno 1.x's own SQLite store writes NaN and infinities as json.dumps spells them; a JSON line cannot hold them:
+    export and copy name the session and column, say what the value is and how to replace it."""
+    path, sid = _plant(tmp_path, "go_agent.db", "session_data", f"""'{{"session_state": {{"score": {value}}}}}'""")
+    with open_database(str(path)) as db, (tmp_path / "x.jsonl").open("wb") as f, pytest.raises(CorruptRowError) as ex:
+        export_table(db, TABLE, f)
+    with open_database(str(path)) as db, pytest.raises(CorruptRowError) as cp:
+        copy_table(db, TABLE, str(tmp_path / "dst.db"))
+    assert main(["export", str(path), "--table", TABLE, "-o", str(tmp_path / "cli.jsonl")]) == 2
+    for message in (str(ex.value), str(cp.value), capsys.readouterr().err):
+        assert f"{TABLE}.session_data of session {sid!r}" in message
+        assert "NaN or an infinity" in message and "upsert" in message
+    assert (ex.value.column, cp.value.column) == ("session_data", "session_data")

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from agno_storage import codec
+from agno_storage.codec_exact import loads_exact
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS, ColumnKind
@@ -96,6 +97,23 @@ def time_problem(name: str, value: object) -> str | None:
     return f"{name} holds a {type(value).__name__} {value!r:.40}, not a Unix timestamp (an integer)"
 
 
+#: What a JSON column holding NaN or an infinity is, and how its session is repaired.
+NON_FINITE_HINT = (
+    "(Python's json.dumps spells them so; agno 1.x's own store writes them), which JSON has no form for: replace it"
+    " in the source (the agno adapter reads such a session: set the value to None and upsert it) or delete the"
+    " session, then run again"
+)
+
+
+def _non_finite(text: str) -> bool:
+    """Whether ``text``, which the codec refuses, reads as JSON once NaN, Infinity and -Infinity are numbers."""
+    try:
+        loads_exact(text.encode(), strict=True, non_finite=True)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def json_problem(name: str, text: Any, kinds: tuple[type, ...]) -> str | None:
     """Why ``text`` is not what JSON column ``name`` holds (JSON text of one of ``kinds``, or null), or None.
 
@@ -116,6 +134,8 @@ def json_problem(name: str, text: Any, kinds: tuple[type, ...]) -> str | None:
         try:
             value = codec.loads(text)
         except ValueError as exc:
+            if _non_finite(text):
+                return f"{name} holds NaN or an infinity {NON_FINITE_HINT}"
             return f"{name} is not valid JSON: {exc}"
     if value is not None and not isinstance(value, kinds):
         if type(value) is float:
