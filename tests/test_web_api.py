@@ -788,9 +788,10 @@ def test_a_sign_in_posted_by_another_sites_page_is_refused(filled: BaseStorage, 
 def test_a_postgres_urls_own_options_are_kept_beside_read_only() -> None:
     from agno_storage.web.source import READ_ONLY_OPTION, read_only_url
 
-    url = read_only_url("postgresql://u@h/db?options=-c%20search_path%3Dai&sslmode=disable")
+    url = read_only_url("postgresql://u@h/db?options=-c%20search_path%3Dai&sslmode=disable", statement_timeout=2.5)
     assert url == (
-        "postgresql://u@h/db?sslmode=disable&options=" + quote(f"-c search_path=ai {READ_ONLY_OPTION}", safe="")
+        "postgresql://u@h/db?sslmode=disable&options="
+        + quote(f"-c search_path=ai {READ_ONLY_OPTION} -c statement_timeout=2500", safe="")
     )
     assert read_only_url("postgresql:///db?host=/tmp/s").startswith("postgresql:///db?host=/tmp/s&options=")
     # libpq percent-decodes only: a '+' in another parameter (a password) stays a '+'.

@@ -8,6 +8,7 @@ import sys
 
 from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, schema_option, shown
 from agno_storage.urls import SqliteTarget
+from agno_storage.web.limits import REQUEST_TIMEOUT
 from agno_storage.web.run import HEADER_TIMEOUT
 
 PORT = 8000
@@ -26,6 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         from agno_storage.ops.errors import DatabaseMissingError
         from agno_storage.web.app import create_app
         from agno_storage.web.auth import is_loopback, read_tokens
+        from agno_storage.web.limits import Limits
         from agno_storage.web.run import server_config
         from agno_storage.web.source import open_source
     except ImportError as exc:
@@ -42,11 +44,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.prepared_statements and isinstance(parse_target(args.url), SqliteTarget):
         raise Exit(FAILED, "--prepared-statements applies to PostgreSQL URLs only (SQLite prepares every statement)")
     try:
-        source = open_source(args.url, schema_name=schema, prepared_statements=args.prepared_statements)
+        source = open_source(
+            args.url,
+            schema_name=schema,
+            prepared_statements=args.prepared_statements,
+            statement_timeout=args.request_timeout,
+        )
     except DatabaseMissingError as exc:
         raise Exit(NOT_FOUND, str(exc)) from None
     try:
-        app = create_app(source, tokens)
+        app = create_app(source, tokens, limits=Limits(request_timeout=args.request_timeout))
         listening = _listen(args.host, args.port)
         port = listening.getsockname()[1]  # the one the system gave, for --port 0
         host = f"[{args.host}]" if ":" in args.host else args.host
@@ -118,6 +125,14 @@ def register(
         default=HEADER_TIMEOUT,
         help=f"close a connection that has not sent a request's headers this long after it opened or after its "
         f"last answer (default {HEADER_TIMEOUT:g})",
+    )
+    command.add_argument(
+        "--request-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=REQUEST_TIMEOUT,
+        help=f"stop a request's reads this long after it started, answering 503 too_slow (default "
+        f"{REQUEST_TIMEOUT:g}; a search without its index, or usage, reads the whole table)",
     )
     command.add_argument(
         "--schema", help="PostgreSQL only: the schema holding the tables (default ai; '' for the search path)"

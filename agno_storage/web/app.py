@@ -44,8 +44,9 @@ from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import SPECS
 from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo
-from agno_storage.web import bodies, middleware
+from agno_storage.web import bodies, limits, middleware
 from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer
+from agno_storage.web.limits import Limits
 from agno_storage.web.source import FRESH_AFTER, HotJournalError, Source, Tables
 from agno_storage.web.table_reader import MAX_LIMIT, Cursor, Filters, TableReader, decode_cursor, encode_cursor
 
@@ -62,7 +63,14 @@ class HttpError(Exception):
     """An error response: ``status`` and a stable ``code``."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, table: str | None = None, session_id: str | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        table: str | None = None,
+        session_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -70,6 +78,13 @@ class HttpError(Exception):
         self.message = message
         self.table = table
         self.session_id = session_id
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def refused(cls, exc: limits.Refused) -> HttpError:
+        """The answer to a request the server's bounds refuse (with its ``Retry-After``)."""
+        after = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return cls(exc.status, exc.code, exc.message, headers=after)
 
 
 class TableChanged(HttpError):
@@ -97,6 +112,8 @@ class Server:
 
     source: Source
     tokens: Tokens | None
+    #: What one client's requests may cost everyone else (expensive reads at once, a request's time).
+    limits: Limits = attrs.field(factory=Limits)
     converter: cattrs.Converter = attrs.field(factory=bodies.make_converter)
     #: Messages and search hits as JSON: built once, not per request (building one costs about a millisecond).
     conversation_converter: cattrs.Converter = attrs.field(factory=conversation_message.make_converter)
@@ -309,15 +326,16 @@ def _server(request: Request) -> Server:
     return server
 
 
-def retried(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-    """``handler``, run once more when the table it read changed shape under it (it only reads: safe to repeat).
+def retried(handler: Callable[[Request], Response], *, expensive: bool = False) -> Callable[[Request], Response]:
+    """``handler``, run once more when the table it read changed shape under it (it only reads: safe to repeat),
+    within the server's bounds: its reads stop at the request's deadline, and an ``expensive`` one (that may
+    read a whole table) takes one of the few slots, 503 ``busy`` when they are all taken (:mod:`limits`).
 
     The second run reads the table as it is now. If it fails the same way,
     its error is the answer (the table as it is now cannot be read so).
     """
 
-    @functools.wraps(handler)
-    def run(request: Request) -> Response:
+    def twice(request: Request) -> Response:
         try:
             return handler(request)
         except TableChanged:
@@ -328,6 +346,14 @@ def retried(handler: Callable[[Request], Response]) -> Callable[[Request], Respo
             if exc.error is not None:
                 raise exc.error from None
             raise
+
+    @functools.wraps(handler)
+    def run(request: Request) -> Response:
+        try:
+            with _server(request).limits.request(expensive=expensive):
+                return twice(request)
+        except limits.Refused as exc:
+            raise HttpError.refused(exc) from exc.__cause__
 
     return run
 
@@ -466,7 +492,7 @@ def _on_http_error(request: Request, exc: Exception) -> Response:
 
         return pages.sign_in_redirect(request)
     detail = bodies.ErrorDetail(code=exc.code, message=exc.message, table=exc.table, session_id=exc.session_id)
-    return _error_response(request, exc.status, detail)
+    return _error_response(request, exc.status, detail, exc.headers)
 
 
 def _on_storage_error(request: Request, exc: Exception) -> Response:
@@ -514,8 +540,10 @@ def _on_starlette_error(request: Request, exc: Exception) -> Response:
 # --- the application --------------------------------------------------------
 
 
-def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
+def create_app(source: Source, tokens: Tokens | None = None, *, limits: Limits | None = None) -> Starlette:
     """The application over ``source``; with ``tokens``, every request but ``/healthz`` needs one.
+
+    ``limits``: the server's bounds (default :class:`~agno_storage.web.limits.Limits` ()).
 
     Without ``tokens`` it answers only requests addressed to a loopback host
     name or address (see :class:`~agno_storage.web.middleware.LoopbackHostsOnly`).
@@ -530,8 +558,8 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
         Route(f"{API}/tables", api_tables),
         Route(f"{API}/sessions", retried(api_sessions)),
         Route(f"{API}/sessions/{{session_id:path}}", retried(api_session_or_history)),
-        Route(f"{API}/search", retried(extras.api_search)),
-        Route(f"{API}/usage", retried(extras.api_usage)),
+        Route(f"{API}/search", retried(extras.api_search, expensive=True)),
+        Route(f"{API}/usage", retried(extras.api_usage, expensive=True)),
         *pages.routes(),
         Mount("/static", app=StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"),
     ]
@@ -544,7 +572,7 @@ def create_app(source: Source, tokens: Tokens | None = None) -> Starlette:
             Exception: _on_unexpected,
         },
     )
-    app.state.server = Server(source=source, tokens=tokens)
+    app.state.server = Server(source=source, tokens=tokens, limits=limits or Limits())
     if tokens is None:
         app.add_middleware(middleware.LoopbackHostsOnly)
     app.add_middleware(middleware.ResponseHeaders)

@@ -40,7 +40,6 @@ from agno_storage import schema, urls
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.core import check_bool
-from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
 from agno_storage.backends.sqlite_files import file_id
 from agno_storage.errors import (
@@ -54,6 +53,7 @@ from agno_storage.modes import SPECS, TEXT_KINDS
 from agno_storage.ops.db import connect_readonly, hot_journal_error, open_database
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
 from agno_storage.ops.tables import TableInfo, describe, inexact_ids, list_tables
+from agno_storage.web.limits import REQUEST_TIMEOUT, BoundedSqlite, check_deadline
 from agno_storage.web.table_reader import TableReader
 
 #: Seconds a table's reader is used before the table's columns are looked at again (one cheap look, no row read).
@@ -387,8 +387,13 @@ class SqliteSource(Source):
             raise better from exc
 
     def _make_store(self, info: TableInfo) -> BaseStorage:
-        return SqliteStorage(
-            info.name, db_file=self.path, mode=info.mode, read_only=True, busy_timeout=self.busy_timeout
+        return BoundedSqlite(
+            info.name,
+            db_file=self.path,
+            mode=info.mode,
+            read_only=True,
+            busy_timeout=self.busy_timeout,
+            tracer=check_deadline,
         )
 
     def query(self, statement: str, params: Sequence[Any], table: str | None = None) -> list[_Row]:
@@ -426,9 +431,9 @@ class SqliteSource(Source):
 READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 
 
-def read_only_url(url: str) -> str:
-    """``url`` with :data:`READ_ONLY_OPTION` added to libpq's ``options`` (after any the URL gives: libpq
-    reads one ``options`` parameter, so a second one would replace the first)."""
+def read_only_url(url: str, statement_timeout: float = REQUEST_TIMEOUT) -> str:
+    """``url`` with :data:`READ_ONLY_OPTION` and ``statement_timeout`` (seconds) added to libpq's ``options``
+    (after any the URL gives: libpq reads one ``options`` parameter, so a second one would replace the first)."""
     # Every other parameter stays as given: libpq only percent-decodes (a '+' is a '+', not a space as a
     # form decoder reads it), and urlunsplit would drop an empty host's '//'.
     base, _, text = url.partition("?")
@@ -439,7 +444,7 @@ def read_only_url(url: str) -> str:
             given.append(urllib.parse.unquote(value))
         elif part:
             kept.append(part)
-    options = " ".join([*given, READ_ONLY_OPTION])
+    options = " ".join([*given, READ_ONLY_OPTION, f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"])
     return base + "?" + "&".join([*kept, "options=" + urllib.parse.quote(options, safe="")])
 
 
@@ -454,12 +459,14 @@ class PostgresSource(Source):
         connect_timeout: float = 5.0,
         recheck_after: float = RECHECK_AFTER,
         prepared_statements: bool = False,
+        statement_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         super().__init__(recheck_after=recheck_after)
         target = urls.parse(url)
         if not isinstance(target, urls.PostgresTarget):
             raise InvalidInputError(f"not a PostgreSQL URL: {urls.shown(url)}")
-        self.url = read_only_url(url)
+        # The server cancels a statement at statement_timeout (a request's deadline; limits.Limits).
+        self.url = read_only_url(url, statement_timeout)
         self.schema_name = schema_name
         self.connect_timeout = connect_timeout
         #: Whether each table's store prepares what it repeats on the server (PostgresStorage's option).
@@ -560,6 +567,7 @@ class PostgresSource(Source):
             connect_timeout=self.connect_timeout,
             recency_indexes=False,
             prepared_statements=self.prepared_statements,
+            tracer=check_deadline,
         )
 
 
@@ -569,6 +577,7 @@ def open_source(
     schema_name: str | None = "ai",
     recheck_after: float = RECHECK_AFTER,
     prepared_statements: bool = False,
+    statement_timeout: float = REQUEST_TIMEOUT,
 ) -> Source:
     """The source of a SQLite path or URL, or a PostgreSQL URL; StorageError if it cannot be read.
 
@@ -576,6 +585,7 @@ def open_source(
     be read until a connection that may write opens it: HotJournalError says how.
     ``prepared_statements`` is PostgreSQL's (see PostgresStorage); for SQLite,
     which prepares every statement anyway, it is InvalidInputError.
+    ``statement_timeout``: seconds a PostgreSQL server runs one statement of this source.
     """
     target = urls.parse_location(location)
     if isinstance(target, urls.SqliteTarget):
@@ -585,7 +595,11 @@ def open_source(
             raise InvalidInputError(f"{location!r} is an in-memory database, which starts empty; give a file")
         return SqliteSource(target.path, recheck_after=recheck_after)
     return PostgresSource(
-        location, schema_name=schema_name, recheck_after=recheck_after, prepared_statements=prepared_statements
+        location,
+        schema_name=schema_name,
+        recheck_after=recheck_after,
+        prepared_statements=prepared_statements,
+        statement_timeout=statement_timeout,
     )
 
 

@@ -1,0 +1,152 @@
+"""What one client's requests may cost everyone else: expensive reads at once, a request's time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import ANY
+from urllib.parse import urlencode
+
+import pytest
+
+from agno_storage import Mode, SqliteStorage
+from agno_storage.backends.core import StoreCore
+from agno_storage.errors import StorageError
+from agno_storage.models import Session
+from agno_storage.ops.db import open_database
+from agno_storage.web.app import create_app
+from agno_storage.web.auth import parse_tokens
+from agno_storage.web.limits import BoundedSqlite, Limits, Refused, check_deadline
+from agno_storage.web.run import serving
+from agno_storage.web.source import PostgresSource, open_source
+from tests.conftest import StoreFactory
+from tests.sessions import make_session
+from tests.test_web_api import location
+from tests.test_web_hardening import fetch
+from tests.test_web_limits import serve_command
+from tests.web_client import get
+
+ALL = "all-users-token-0123456789"
+ALICE = "alice-only-token-0123456789"
+TOKENS = f"{ALL} *\n{ALICE} alice\n"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "bounds.db"
+    with SqliteStorage("agent_sessions", db_file=path) as store:
+        for i in range(5):
+            store.upsert(make_session(Mode.AGENT, f"s-{i}", user_id="alice"))
+    return path
+
+
+def served(db: Path, limits: Limits, *, tokens: bool = False) -> Any:
+    source = open_source(str(db))
+    app = create_app(source, parse_tokens(TOKENS) if tokens else None, limits=limits)
+    return serving(app), source
+
+
+def slow_walks(monkeypatch: pytest.MonkeyPatch, wait: Callable[[], object]) -> None:
+    """Every session a walk over the table (a search's scan, a usage report) reaches comes after ``wait()``."""
+    real = StoreCore.iter_sessions
+
+    def slow(self: StoreCore, *args: Any, **kwargs: Any) -> Iterator[Session]:
+        for session in real(self, *args, **kwargs):
+            wait()
+            yield session
+
+    monkeypatch.setattr(StoreCore, "iter_sessions", slow)
+
+
+@pytest.fixture
+def held_walks(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Walks over the table wait, session after session, until the event is set (at most 5 seconds each)."""
+    release = threading.Event()
+    slow_walks(monkeypatch, lambda: release.wait(5))
+    yield release
+    release.set()
+
+
+def test_a_search_past_the_time_limit_is_503_and_the_server_goes_on(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store(Mode.AGENT)
+    for i in range(5):
+        store.upsert(make_session(Mode.AGENT, f"s-{i}"))
+    slow_walks(monkeypatch, lambda: time.sleep(1))
+    source = open_source(location(store))
+    with serving(create_app(source, limits=Limits(request_timeout=0.3))) as base:
+        table = {"table": store.table_name}
+        for path in ("/api/v1/search?q=hello&", "/api/v1/usage?", "/usage?"):
+            started = time.monotonic()
+            status, _, body = fetch(base, path + urlencode(table))
+            took = time.monotonic() - started
+            assert status == 503, body
+            assert "more than 0.3 seconds" in body
+            assert took < 4  # the whole walk (5 sessions, a second each) takes longer
+        assert get(base, "/api/v1/search", q="hello", **table) == (503, ANY)
+        assert get(base, "/api/v1/search", q="hello", **table)[1]["error"]["code"] == "too_slow"
+        assert get(base, "/api/v1/sessions", **table)[0] == 200
+        assert get(base, "/healthz")[0] == 200
+    source.close()
+
+
+def test_a_sqlite_statement_past_the_deadline_is_stopped(db: Path) -> None:
+    store = BoundedSqlite("agent_sessions", db_file=db, read_only=True, tracer=check_deadline)
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+    started = time.monotonic()
+    with pytest.raises(Refused) as refused, Limits(request_timeout=0.2).request(expensive=False):
+        store._query(endless, [])
+    assert refused.value.code == "too_slow"
+    assert time.monotonic() - started < 10
+    assert store.count() == 5  # the connection goes on serving
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_postgres_statement_stops_at_the_request_timeout(make_store: StoreFactory) -> None:
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "s-1"))
+    source = open_source(location(store), statement_timeout=0.25)
+    assert isinstance(source, PostgresSource)
+    with open_database(source.url, None) as pg:
+        assert pg.query("SHOW statement_timeout") == [("250ms",)]
+        with pytest.raises(StorageError, match="statement timeout"):
+            pg.query("SELECT pg_sleep(5)")
+    source.close()
+
+
+def test_expensive_reads_past_the_limit_at_once_are_503_and_others_are_served(
+    db: Path, held_walks: threading.Event
+) -> None:
+    context, source = served(db, Limits(expensive_at_once=1, request_timeout=30))
+    with context as base:
+        first: dict[str, Any] = {}
+        running = threading.Thread(target=lambda: first.update(answer=get(base, "/api/v1/search", q="hello")))
+        running.start()
+        time.sleep(0.3)  # the first search holds the one slot, waiting in its scan
+        status, headers, body = fetch(base, "/api/v1/usage")
+        assert status == 503, body
+        assert '"code":"busy"' in body.replace(" ", "")
+        assert int(headers["retry-after"]) >= 1
+        assert fetch(base, "/search?q=hello")[0] == 503  # the page's search shares the bound
+        assert get(base, "/api/v1/sessions")[0] == 200
+        held_walks.set()
+        running.join(10)
+        assert first["answer"][0] == 200
+        assert get(base, "/api/v1/usage")[0] == 200  # the slot is free again
+    source.close()
+
+
+def test_the_serve_command_takes_the_request_timeout(tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert_many(make_session(Mode.AGENT, f"s-{i}") for i in range(2000))
+    # A scan of 2,000 sessions reads each of them: far more than a millisecond.
+    with serve_command(db, "--request-timeout", "0.001") as base:
+        status, body = get(base, "/api/v1/search", q="hello")
+        assert status == 503, body
+        assert body["error"]["code"] == "too_slow"
