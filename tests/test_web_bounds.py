@@ -1,4 +1,4 @@
-"""What one client's requests may cost everyone else: expensive reads at once, a request's time."""
+"""What one client's requests may cost everyone else: expensive reads at once, a request's time, failed tokens."""
 
 from __future__ import annotations
 
@@ -139,6 +139,42 @@ def test_expensive_reads_past_the_limit_at_once_are_503_and_others_are_served(
         assert first["answer"][0] == 200
         assert get(base, "/api/v1/usage")[0] == 200  # the slot is free again
     source.close()
+
+
+def test_failed_tokens_from_one_address_are_429_past_the_limit(db: Path) -> None:
+    context, source = served(db, Limits(failures_allowed=3, failure_window=60), tokens=True)
+    with context as base:
+        assert get(base, "/api/v1/sessions", ALICE)[0] == 200  # alice's token, used from here before
+        for i in range(3):
+            assert get(base, "/api/v1/sessions", f"wrong-token-{i:020d}")[0] == 401
+        status, headers, body = fetch(base, "/api/v1/sessions", headers={"Authorization": f"Bearer wrong-{'x' * 20}"})
+        assert status == 429, body
+        assert 1 <= int(headers["retry-after"]) <= 60
+        # No guess is checked now, a right one included: ALL was never used from this address.
+        assert get(base, "/api/v1/sessions", ALL)[0] == 429
+        # The sign-in form is bounded alike.
+        form = fetch(base, "/login", method="POST", data=f"token={ALL}")
+        assert form[0] == 429
+        # A token used from this address before the failures goes on working: a stranger's guesses from a
+        # shared address (a NAT, a proxy) do not lock its holder out.
+        assert get(base, "/api/v1/sessions", ALICE)[0] == 200
+        # A request with no token is no guess: the page still sends it to the sign-in form.
+        assert fetch(base, "/")[0] == 303
+    source.close()
+
+
+def test_the_failures_kept_are_bounded_however_many_addresses_send_them() -> None:
+    limits = Limits(failures_allowed=2, clients_kept=16)
+    tokens = parse_tokens(TOKENS)
+    for i in range(5000):
+        limits.check(tokens, f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", "wrong-token-0000000000")
+    assert limits.clients() <= 16
+    # An IPv6 client's /64 is one client: cycling through its own addresses does not evade the bound.
+    for i in range(2):
+        limits.check(tokens, f"2001:db8::{i:x}", "wrong-token-0000000000")
+    with pytest.raises(Refused) as refused:
+        limits.check(tokens, "2001:db8::ffff", ALL)
+    assert refused.value.status == 429
 
 
 def test_the_serve_command_takes_the_request_timeout(tmp_path: Path) -> None:

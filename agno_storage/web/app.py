@@ -112,7 +112,7 @@ class Server:
 
     source: Source
     tokens: Tokens | None
-    #: What one client's requests may cost everyone else (expensive reads at once, a request's time).
+    #: What one client's requests may cost everyone else (expensive reads at once, time, failed tokens).
     limits: Limits = attrs.field(factory=Limits)
     converter: cattrs.Converter = attrs.field(factory=bodies.make_converter)
     #: Messages and search hits as JSON: built once, not per request (building one costs about a millisecond).
@@ -137,10 +137,18 @@ class Server:
         token = bearer(request.headers.get("authorization"))
         if token is None and page:
             token = request.cookies.get(COOKIE)
-        who = self.tokens.principal(token)
+        who = self.check(request, self.tokens, token)
         if who is None:
             raise HttpError(401, "unauthorized", "a valid 'Authorization: Bearer TOKEN' header is required")
         return who
+
+    def check(self, request: Request, tokens: Tokens, token: str | None) -> Principal | None:
+        """Who ``token`` is (None: no token or a wrong one, counted against the client's address); HttpError 429
+        while that address is past its failures (see :class:`~agno_storage.web.limits.Limits`)."""
+        try:
+            return self.limits.check(tokens, request.client.host if request.client else None, token)
+        except limits.Refused as exc:
+            raise HttpError.refused(exc) from None
 
     # --- tables ------------------------------------------------------------
 

@@ -447,7 +447,7 @@ async def login_view(request: Request) -> Response:
             raise HttpError(403, "forbidden", "a sign-in form is taken only from this server's own page")
         form = parse_qs((await _small_body(request)).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
-        if server.tokens is None or server.tokens.principal(token) is not None:
+        if server.tokens is None or server.check(request, server.tokens, token) is not None:
             response = RedirectResponse(target, 303)
             if server.tokens is not None:
                 response.set_cookie(
