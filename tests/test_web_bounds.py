@@ -141,6 +141,25 @@ def test_expensive_reads_past_the_limit_at_once_are_503_and_others_are_served(
     source.close()
 
 
+def test_a_request_without_a_valid_token_never_takes_an_expensive_slot(db: Path, held_walks: threading.Event) -> None:
+    # Who is asking is settled before a slot is taken: a flood of requests with no token or a wrong one
+    # would otherwise hold the slots, however briefly each, and real searches would be told "busy".
+    context, source = served(db, Limits(expensive_at_once=1, request_timeout=30), tokens=True)
+    with context as base:
+        first: dict[str, Any] = {}
+        running = threading.Thread(target=lambda: first.update(answer=get(base, "/api/v1/search", ALL, q="hello")))
+        running.start()
+        time.sleep(0.3)  # the first search holds the one slot, waiting in its scan
+        assert fetch(base, "/api/v1/search?q=hello")[0] == 401
+        assert get(base, "/api/v1/usage", f"wrong-token-{0:020d}")[0] == 401
+        assert fetch(base, "/search?q=hello")[0] == 303  # the page sends it to the sign-in form
+        assert get(base, "/api/v1/usage", ALICE)[0] == 503  # a valid token finds the slot taken
+        held_walks.set()
+        running.join(10)
+        assert first["answer"][0] == 200
+    source.close()
+
+
 def test_failed_tokens_from_one_address_are_429_past_the_limit(db: Path) -> None:
     context, source = served(db, Limits(failures_allowed=3, failure_window=60), tokens=True)
     with context as base:

@@ -134,6 +134,9 @@ class Server:
         """
         if self.tokens is None:
             return EVERYONE
+        settled: Principal | None = getattr(request.state, "principal", None)
+        if settled is not None:
+            return settled  # retried() asked already, before it took an expensive slot
         token = bearer(request.headers.get("authorization"))
         if token is None and page:
             token = request.cookies.get(COOKIE)
@@ -334,10 +337,14 @@ def _server(request: Request) -> Server:
     return server
 
 
-def retried(handler: Callable[[Request], Response], *, expensive: bool = False) -> Callable[[Request], Response]:
+def retried(
+    handler: Callable[[Request], Response], *, expensive: bool = False, page: bool = False
+) -> Callable[[Request], Response]:
     """``handler``, run once more when the table it read changed shape under it (it only reads: safe to repeat),
     within the server's bounds: its reads stop at the request's deadline, and an ``expensive`` one (that may
-    read a whole table) takes one of the few slots, 503 ``busy`` when they are all taken (:mod:`limits`).
+    read a whole table) takes one of the few slots, 503 ``busy`` when they are all taken (:mod:`limits`),
+    once its caller is known (``page``: a web page's, which may sign in with the cookie): a request with no
+    valid token never holds a slot.
 
     The second run reads the table as it is now. If it fails the same way,
     its error is the answer (the table as it is now cannot be read so).
@@ -357,8 +364,11 @@ def retried(handler: Callable[[Request], Response], *, expensive: bool = False) 
 
     @functools.wraps(handler)
     def run(request: Request) -> Response:
+        server = _server(request)
+        if expensive:
+            request.state.principal = server.principal(request, page=page)
         try:
-            with _server(request).limits.request(expensive=expensive):
+            with server.limits.request(expensive=expensive):
                 return twice(request)
         except limits.Refused as exc:
             raise HttpError.refused(exc) from exc.__cause__

@@ -482,8 +482,8 @@ def routes() -> list[Route]:
     return [
         Route("/", retried(sessions_view)),
         Route("/sessions/{session_id:path}", retried(session_view)),
-        Route("/search", retried(search_view, expensive=True)),
-        Route("/usage", retried(usage_view, expensive=True)),
+        Route("/search", retried(search_view, expensive=True, page=True)),
+        Route("/usage", retried(usage_view, expensive=True, page=True)),
         Route("/login", login_view, methods=["GET", "POST"]),
         Route("/logout", logout_view, methods=["POST"]),
     ]
