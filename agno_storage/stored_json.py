@@ -9,6 +9,7 @@ table, session and column, and where in the value it was found.
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,12 +54,19 @@ class StoredJson:
         return value
 
     def opt_time(self, item: Mapping[str, Any], where: str) -> int | None:
+        value = self.opt_seconds(item, where)
+        return None if value is None else int(value)
+
+    def opt_seconds(self, item: Mapping[str, Any], where: str) -> int | float | None:
+        """``item``'s created_at as stored, a finite number; None if it has none."""
         value = item.get("created_at")
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.corrupt(f"{where}.created_at", f"is a JSON {type(value).__name__}, not a number")
-        return int(value)
+        if isinstance(value, float) and not math.isfinite(value):  # NaN as a store with read_non_finite reads it
+            raise self.corrupt(f"{where}.created_at", f"is {value}, not a time")
+        return value
 
 
 __all__ = ["StoredJson"]

@@ -253,6 +253,8 @@ class _Reader(StoredJson):
                 out[key] = int(sum(values))
             except OverflowError:  # floats whose sum no number holds (1e308 twice): not a count of tokens
                 raise self.corrupt(f"{where}.metrics.{key}", "sums past the largest number a float holds") from None
+            except ValueError:  # NaN, as a store with read_non_finite reads agno's own
+                raise self.corrupt(f"{where}.metrics.{key}", "holds NaN, which is no count") from None
         return out
 
     def run_tokens(self, run: dict[str, Any], where: str) -> dict[str, int | None]:
@@ -298,12 +300,8 @@ class _Reader(StoredJson):
 
     def run_time(self, run: dict[str, Any], where: str) -> int | None:
         """A run's ``created_at`` as the second it falls in (agno may keep a fraction), or None if it has none."""
-        created = run.get("created_at")
-        if created is None:
-            return None
-        if isinstance(created, bool) or not isinstance(created, int | float):
-            raise self.corrupt(f"{where}.created_at", f"is a JSON {type(created).__name__}, not a number")
-        return math.floor(created)
+        created = self.opt_seconds(run, where)
+        return None if created is None else math.floor(created)
 
     def workflow_v2_run(self, run: Any) -> Iterator[_Run]:
         """A v2 workflow run: the runs of its agent and team steps (a step with no run of its own is not a model

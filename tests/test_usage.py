@@ -347,3 +347,26 @@ def test_figures_no_number_holds_and_times_before_1970(tmp_path: Path) -> None:
         store.usage()
     assert (info.value.session_id, info.value.column) == ("s", "memory")
     store.close()
+
+
+@pytest.mark.parametrize("figure", ["NaN", "Infinity", "-Infinity"])
+def test_nan_or_infinity_read_by_read_non_finite_is_a_corrupt_row_naming_its_place(tmp_path: Path, figure: str) -> None:
+    """A store that reads agno's NaN and infinities (read_non_finite) still cannot count or date by them: usage(),
+    history() and search() raise CorruptRowError naming the figure (they raised a raw ValueError or OverflowError)."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db, read_non_finite=True)
+    store.upsert(AgentSession(session_id="s", user_id="u", agent_id="a", memory={}))
+    usage, history, search = store.usage, lambda: store.history("s"), lambda: store.search("hi")
+    cases = [
+        ('{"runs": [{"content": "hi", "metrics": {"input_tokens": [%s]}}]}', r"metrics\.input_tokens", [usage]),
+        ('{"runs": [{"content": "hi", "created_at": %s}]}', r"created_at", [usage, history, search]),
+        ('{"messages": [{"role": "user", "content": "hi", "created_at": %s}]}', r"created_at", [history, search]),
+    ]
+    for memory, where, calls in cases:
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE agent_sessions SET memory = ?", (memory % figure,))
+        for call in calls:
+            with pytest.raises(CorruptRowError, match=where) as info:
+                call()
+            assert (info.value.session_id, info.value.column) == ("s", "memory")
+    store.close()
