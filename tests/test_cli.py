@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -719,3 +720,54 @@ def test_since_after_until_is_a_bad_argument(tmp_path: Path, capsys: pytest.Capt
         argv = ["export", db, "--table", "agent_sessions", "--since", "2026-12-02", "--until", until]
         code, out, err = run(capsys, *argv)
         assert code == 2 and "--since is not before --until" in err and out == ""
+
+
+def test_a_sqlite_urls_timeout_is_how_long_a_command_waits_for_a_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sqlite:///f.db?timeout=SECONDS`` is the commands' busy timeout, as it is the store's: info shows it, and
+    delete and import into a file another connection holds locked give up after it (they waited the default 10 s
+    whatever the URL said)."""
+    db = tmp_path / "s.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(AgentSession(session_id="a", user_id="u", agent_id="x"))
+    url = f"sqlite:///{db}?timeout=0.25"
+    code, out, err = run(capsys, "info", url, "--table", "agent_sessions")
+    assert code == 0, err
+    assert info_fields(out)["durability"].endswith("busy_timeout=0.25s (agno_storage's connection settings)")
+    dump = tmp_path / "a.jsonl"
+    assert run(capsys, "export", url, "--table", "agent_sessions", "-o", dump)[0] == 0
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for argv in (
+            ("delete", url, "--table", "agent_sessions", "a"),
+            ("import", url, "--table", "agent_sessions", dump),
+        ):
+            started = time.monotonic()
+            code, _, err = run(capsys, *argv)
+            assert (code, time.monotonic() - started < 5) == (2, True), (argv, err)
+            assert "locked" in err
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_sqlite_urls_timeout_is_how_long_a_read_waits_for_a_writers_lock(
+    copy: Copy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reading a rollback-journal file (agno's) waits for its writer; export and tables wait the URL's
+    ``?timeout=`` for it too (they waited sqlite3's 5 s whatever the URL said)."""
+    db = copy("agno_agent.db")
+    url = f"sqlite:///{db}?timeout=0.25"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for argv in (("export", url, "--table", "agent_sessions", "-o", tmp_path / "a.jsonl"), ("tables", url)):
+            started = time.monotonic()
+            code, _, err = run(capsys, *argv)
+            assert (code, time.monotonic() - started < 3) == (2, True), (argv, err)
+            assert "locked" in err
+    finally:
+        holder.rollback()
+        holder.close()

@@ -114,7 +114,7 @@ def make_store(
     if isinstance(target, urls.SqliteTarget):
         if schema is not None:
             raise Exit(FAILED, "--schema applies to PostgreSQL URLs only")
-        return SqliteStorage(table, db_file=target.path, mode=mode, read_only=read_only)
+        return SqliteStorage(table, db_file=target.path, mode=mode, read_only=read_only, busy_timeout=target.timeout)
     if schema is None:
         return urls.open_storage(url, table_name=table, mode=mode)
     # '' means "no schema": the server's search path decides, as agno's schema=None does.

@@ -131,15 +131,18 @@ def hot_journal_error(
     )
 
 
-def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+def connect_readonly(path: str | os.PathLike[str], timeout: float | None = None) -> sqlite3.Connection:
     """A read-only connection to the SQLite file at ``path`` (``mode=ro``; the path is URI-escaped).
 
     Never writes the file nor changes its journal mode; works on a read-only
     file or folder. Autocommit: each statement is its own snapshot.
+    ``timeout``: seconds to wait for a lock (a URL's ``?timeout=``), or sqlite3's 5.
     """
     uri = read_only_uri(path)
     try:
-        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        return sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5.0 if timeout is None else timeout
+        )
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open {os.fspath(path)!r} read-only: {exc}") from exc
 
@@ -440,7 +443,7 @@ def open_database(url: str, schema: str | None = "ai", *, lenient_text: bool = F
     target = urls.parse_location(url)
     if isinstance(target, urls.SqliteTarget):
         path = sqlite_path(target)
-        conn = connect_readonly(path)
+        conn = connect_readonly(path, target.timeout)
         if lenient_text:
             conn.text_factory = text_or_bytes
         return Database("sqlite", conn, location=repr(target.path), path=path)
@@ -558,7 +561,9 @@ def open_store(url: str, table: str, mode: Mode, schema: str | None = "ai") -> B
     if isinstance(target, urls.SqliteTarget):
         if target.path is None:
             raise StorageError("an in-memory database starts empty; give a file")
-        return SqliteStorage(table, db_file=target.path, mode=mode, allow_owner_change=True)
+        return SqliteStorage(
+            table, db_file=target.path, mode=mode, allow_owner_change=True, busy_timeout=target.timeout
+        )
     return urls.open_storage(url, table_name=table, mode=mode, schema=schema, allow_owner_change=True)
 
 
