@@ -100,6 +100,15 @@ def test_a_sqlite_urls_timeout_is_the_stores_busy_timeout(tmp_path: Path) -> Non
     assert SqliteStorage("agent_sessions", db_file=str(db)).busy_timeout == 10.0
 
 
+@pytest.mark.parametrize("value", ["3000000", "1e300"])
+def test_a_wait_past_sqlites_longest_is_refused_saying_how_long_a_wait_may_be(tmp_path: Path, value: str) -> None:
+    """SQLite waits at most 2**31 - 1 milliseconds; a longer timeout= or busy_timeout was refused as "must be
+    seconds >= 0", which it was."""
+    for kwargs in ({"db_url": f"sqlite:///{tmp_path}/x.db?timeout={value}"}, {"busy_timeout": float(value)}):
+        with pytest.raises(InvalidInputError, match=r"from 0 to 2147483\.647 seconds"):
+            SqliteStorage("agent_sessions", db_file=None if "db_url" in kwargs else tmp_path / "x.db", **kwargs)
+
+
 def test_parse_location_takes_a_bare_path_as_a_sqlite_file() -> None:
     assert parse_location("data/x.db") == SqliteTarget("data/x.db")
     assert parse_location("sqlite:///x.db") == SqliteTarget("x.db")

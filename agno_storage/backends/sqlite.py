@@ -139,7 +139,10 @@ class SqliteStorage(BaseStorage):
             or not isinstance(busy_timeout, (int, float))
             or not 0 <= busy_timeout < 2**31 / 1000
         ):
-            raise InvalidInputError(f"busy_timeout must be seconds >= 0, got {busy_timeout!r}")
+            # SQLite takes the wait in milliseconds, as a 32-bit int.
+            raise InvalidInputError(
+                f"busy_timeout (a URL's timeout=) must be from 0 to 2147483.647 seconds, got {busy_timeout!r}"
+            )
         try:
             self.synchronous = Synchronous(str(synchronous).upper())
         except ValueError:
