@@ -19,6 +19,7 @@ import cattrs
 import orjson
 from cattrs.fns import identity
 
+from agno_storage.codec_exact import has_non_finite
 from agno_storage.errors import CorruptRowError
 
 #: ``Message.source``: the conversation came from an agno 1.x ``memory`` / ``runs`` column.
@@ -121,13 +122,17 @@ def json_text(value: Any, what: str) -> str:
     """``value`` as compact JSON text: orjson's, or the standard library's (non-ASCII escaped) where orjson
     stops: integers past 64 bits, nesting past 254 levels (it reads 1,024), lone surrogates.
 
-    Raises :class:`Unwritable`, naming ``what``, past both.
+    Raises :class:`Unwritable`, naming ``what``, past both, and for NaN or an infinity (which a store with
+    ``read_non_finite`` reads), which JSON has no text for (orjson would write null).
     """
     try:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value)
+        if b"null" in text and has_non_finite(value):
+            raise Unwritable(f"{what} holds NaN or an infinity, which JSON text cannot hold")
+        return text.decode()
     except TypeError:
         try:
-            return json.dumps(value, separators=(",", ":"))
+            return json.dumps(value, separators=(",", ":"), allow_nan=False)
         except (RecursionError, ValueError, TypeError) as exc:
             raise Unwritable(f"{what} cannot be written as JSON text ({exc})") from None
 

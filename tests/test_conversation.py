@@ -608,6 +608,24 @@ def test_content_nested_deeper_than_orjson_writes_is_text_or_a_corrupt_row(tmp_p
     store.close()
 
 
+def test_structured_content_holding_nan_is_a_corrupt_row_not_null(tmp_path: Path) -> None:
+    """A store reading agno's NaN (read_non_finite) gave structured content holding it as JSON text with null in
+    its place; NaN has no JSON text, so history() and search() raise CorruptRowError naming the session."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("t", db_file=db, read_non_finite=True)
+    store.upsert(AgentSession(session_id="s", memory={"runs": []}))
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE t SET memory = ?",
+            ('{"runs": [{"content": "hi", "messages": [{"role": "tool", "content": {"score": NaN}}]}]}',),
+        )
+    for call in (lambda: store.history("s"), lambda: store.search("score")):
+        with pytest.raises(CorruptRowError, match="NaN") as info:
+            call()
+        assert info.value.session_id == "s"
+    store.close()
+
+
 def test_another_users_session_reads_as_an_id_the_table_does_not_have(tmp_path: Path) -> None:
     """history(user_id=alice) of bob's session is what it is of an unknown id: alice's own runs under it, if any.
     Bob's row is not decoded, so not even a corrupt row of his tells her it exists."""
