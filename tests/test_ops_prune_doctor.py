@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import shutil
@@ -16,7 +17,9 @@ from agno_storage import AgentSession, Mode, TeamSession
 from agno_storage.cli import main
 from agno_storage.ops.db import open_database, open_store
 from agno_storage.ops.doctor import NOTE, PROBLEM, diagnose
+from agno_storage.ops.export import export_table
 from agno_storage.ops.prune import prune
+from agno_storage.ops.select import Filters
 from agno_storage.ops.tables import Layout, list_tables
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -33,6 +36,14 @@ def add_runs(conn: Any, table: str, runs: list[tuple[str, str, str | None, int |
             f"INSERT INTO {table} (id, session_id, user_id, created_at, updated_at) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
             run,
         )
+
+
+def run_ids(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {run[0] for run in conn.execute("SELECT id FROM agent_runs")}
+    finally:
+        conn.close()
 
 
 def go_conversation(tmp_path: Path) -> Path:
@@ -76,6 +87,39 @@ def test_prune_removes_run_only_sessions_by_the_age_of_their_newest_run(tmp_path
     left = sorted(r[0] for r in conn.execute("SELECT id FROM agent_runs"))
     conn.close()
     assert left == ["live-1", "live-2", "undated"]
+
+
+def test_a_run_with_no_time_keeps_its_session_so_an_export_of_the_old_ones_then_a_prune_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Its age unknown, a run with no time went with its session's old runs, and ``export --until`` with the
+    same cutoff never held it: "export the old sessions, then prune" lost it. Such a session is kept now, as a
+    session row with no time is."""
+    path = go_conversation(tmp_path)
+    conn = sqlite3.connect(path)
+    add_runs(
+        conn,
+        "agent_runs",
+        [
+            ("half-1", "half-dated", "ada", NOW - 60 * DAY, None),
+            ("half-2", "half-dated", "ada", None, None),  # another program's run, no time
+            ("old-1", "old", "ada", NOW - 60 * DAY, None),
+        ],
+    )
+    conn.commit()
+    conn.close()
+    url, cutoff = str(path), NOW - 30 * DAY
+    before = run_ids(path)
+    out = io.BytesIO()
+    with open_database(url) as db:
+        export_table(db, "agent_sessions", out, filters=Filters(until=cutoff))
+        dry = prune(db, url, "agent_sessions", 30 * DAY, dry_run=True, now=NOW)
+        done = prune(db, url, "agent_sessions", 30 * DAY, now=NOW)
+    exported = {line["agent_run"]["id"] for line in map(json.loads, out.getvalue().splitlines()) if "agent_run" in line}
+    after = run_ids(path)
+    assert before - after <= exported
+    assert {"half-1", "half-2"} <= after and "old-1" not in after
+    assert dry.run_sessions == done.run_sessions == ("agent-new", "old")
 
 
 def test_prune_of_another_modes_table_leaves_the_go_agents_runs(tmp_path: Path) -> None:

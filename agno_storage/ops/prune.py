@@ -60,8 +60,9 @@ def prune(
     With an agent table, the sessions a Go Agent keeps in ``agent_runs``
     alone (runs whose session_id has no row in any sessions table) are pruned
     by their runs' own age: all of a session's runs go when its newest run
-    (``updated_at``, else ``created_at``) is older than the cutoff and, with
-    ``user``, every run is that user's; a live conversation keeps all of its.
+    (``updated_at``, else ``created_at``) is older than the cutoff, every run
+    has a time (one with none may be the newest) and, with ``user``, every
+    run is that user's; a live conversation keeps all of its.
     A pruned session's runs go with it, but for those whose session_id
     still has a row in another sessions table (that session lives on) and,
     with ``user``, those of another user under an owned session's id (not
@@ -232,7 +233,10 @@ class _RunSessions:
             f' AND NOT EXISTS (SELECT 1 FROM {qualified(t)} s WHERE s."session_id" = r."session_id")'  # noqa: S608
             for t in self.session_tables
         )
-        having = f'MAX(COALESCE(r."updated_at", r."created_at")) < {ph}'
+        # A run with no time may be the newest: its session is kept, as a session row with no time is (and
+        # ``export --until``, which takes a run by its own time, never holds it).
+        stamp = 'COALESCE(r."updated_at", r."created_at")'
+        having = f"MAX({stamp}) < {ph} AND COUNT({stamp}) = COUNT(*)"
         params: list[Any] = [self.cutoff]
         if self.user is not None:
             having += f" AND MIN(COALESCE(r.\"user_id\", '')) = {ph} AND MAX(COALESCE(r.\"user_id\", '')) = {ph}"
