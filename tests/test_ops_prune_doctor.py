@@ -493,3 +493,28 @@ def test_doctor_calls_a_postgres_table_whose_owners_compare_case_blind_a_problem
     conn.execute(f"ALTER TABLE {schema}.agent_sessions ALTER COLUMN user_id TYPE character varying COLLATE case_blind")
     assert main(["doctor", url, "--schema", schema]) == 3
     assert "user_id compares by the nondeterministic collation 'case_blind'" in capsys.readouterr().out
+
+
+def test_a_postgres_table_whose_owners_are_character_n_is_refused_by_every_command(
+    pg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """character(n) ignores trailing spaces ('alice' = 'alice '), as SQLite's RTRIM collation: doctor said "all
+    is well", export --user handed over another owner's sessions and prune's dry run listed them."""
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert_many([AgentSession(session_id=s, user_id=u, agent_id="a") for s, u in (("a", "alice"), ("b", "x"))])
+    store.close()
+    conn.execute(f"ALTER TABLE {schema}.agent_sessions ALTER COLUMN user_id TYPE character(8)")
+    conn.execute(f"UPDATE {schema}.agent_sessions SET updated_at = 1")
+    assert main(["doctor", url, "--schema", schema]) == 3
+    out = capsys.readouterr().out
+    assert "user_id is of the type character(8), which ignores trailing spaces" in out
+    assert main(["export", url, "--schema", schema, "--table", "agent_sessions", "--user", "alice "]) == 2
+    out, err = capsys.readouterr()
+    assert '"a"' not in out and "ignores trailing spaces" in err
+    for dry in (["--dry-run"], []):
+        command = ["prune", url, "--schema", schema, "--table", "agent_sessions", "--older-than", "1d", *dry]
+        assert main([*command, "--user", "alice "]) == 2
+        out, err = capsys.readouterr()
+        assert "remove" not in out and "ignores trailing spaces" in err
+    assert [r[0] for r in conn.execute(f"SELECT session_id FROM {schema}.agent_sessions ORDER BY 1")] == ["a", "b"]

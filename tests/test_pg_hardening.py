@@ -262,3 +262,33 @@ def test_a_text_column_of_type_citext_is_refused(make_store: Any, pg_server: Any
         )
     with pytest.raises(SchemaMismatchError, match=f"{column} is of the type citext, which compares case-blind"):
         PostgresStorage(store.table_name, db_url=store.db_url)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("column", ["user_id", "session_id"])
+@pytest.mark.parametrize("kind", ["character(16)", "padded"])
+def test_a_text_column_of_type_character_is_refused(make_store: Any, pg_server: Any, column: str, kind: str) -> None:
+    """character(n) (bpchar) ignores trailing spaces when it compares, as SQLite's RTRIM collation does:
+    ``list(user_id="alice ")`` took alice's sessions, and the store read back ids padded with spaces. A domain
+    over it (``padded``) is refused too."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        new_type: sql.Composable = sql.SQL(kind)
+        if kind == "padded":
+            new_type = sql.SQL("{}.{}").format(
+                sql.Identifier(store.schema), sql.Identifier(f"{store.table_name}_padded")
+            )
+            conn.execute(sql.SQL("CREATE DOMAIN {} AS character(16)").format(new_type))
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                sql.SQL(store.qualified_table), sql.Identifier(column), new_type
+            )
+        )
+        assert conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {} = 'alice '").format(
+                sql.SQL(store.qualified_table), sql.Identifier(column)
+            )
+        ).fetchone() == ((1,) if column == "user_id" else (0,))
+    with pytest.raises(SchemaMismatchError, match=f"{column} is of the type .*, which ignores trailing spaces"):
+        PostgresStorage(store.table_name, db_url=store.db_url)

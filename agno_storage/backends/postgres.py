@@ -256,7 +256,7 @@ class PostgresStorage(BaseStorage):
         return layout
 
     def _check_columns(self, table_sql: str) -> None:
-        """A text column of a nondeterministic collation (``ddl.inexact_collation``)."""
+        """A text column that compares other than exactly (``ddl.inexact_collation``)."""
         self._conns.run(
             lambda conn: ddl.check_collations(conn, self.table_name, self._regclass_name, self.spec), write=False
         )

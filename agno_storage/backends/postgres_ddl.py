@@ -227,22 +227,30 @@ def _layout(
 #: The text columns of a table (by its quoted name) whose collation is nondeterministic (an ICU collation
 #: made with ``deterministic = false``): there ``'ALICE' = 'alice'`` may hold. PostgreSQL 12 and later.
 NONDETERMINISTIC_TEXT = (
-    "SELECT a.attname::text, c.collname::text, false FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
+    "SELECT a.attname::text, c.collname::text, NULL::text FROM pg_attribute a"
+    " JOIN pg_collation c ON c.oid = a.attcollation"
     " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND NOT c.collisdeterministic"
 )
-#: The columns of a table (by its quoted name) of the type ``citext`` (or a domain over it), whose ``=``
-#: folds case whatever the collation: there ``'ALICE' = 'alice'`` holds.
-CASE_BLIND_TYPE = (
-    "SELECT a.attname::text, t.typname::text, true FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+#: What each type whose ``=`` is not exact whatever the collation does (:data:`INEXACT_TYPE`).
+INEXACT_TYPES = {
+    "citext": "compares case-blind",  # 'ALICE' = 'alice'
+    "bpchar": "ignores trailing spaces",  # character(n): 'alice' = 'alice ', as SQLite's RTRIM collation
+}
+#: The columns of a table (by its quoted name) of a type in :data:`INEXACT_TYPES` (or a domain over one):
+#: the column, its type as declared, and the inexact type.
+INEXACT_TYPE = (
+    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),"
+    " (CASE WHEN t.typname = ANY(%s) THEN t.typname ELSE b.typname END)::text"
+    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
     " LEFT JOIN pg_type b ON b.oid = t.typbasetype WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
-    " AND NOT a.attisdropped AND 'citext' IN (t.typname, b.typname)"
+    " AND NOT a.attisdropped AND (t.typname = ANY(%s) OR b.typname = ANY(%s))"
 )
 
 
 def check_collations(conn: Any, table: str, regclass: str, spec: ModeSpec) -> None:
     """SchemaMismatchError if a text column of ``spec`` in ``table`` (``regclass``: its quoted name, as
-    ``to_regclass`` takes it) compares by a nondeterministic collation: ``'ALICE'`` could then read alice's
-    sessions.
+    ``to_regclass`` takes it) compares other than exactly (:func:`inexact_collation`): ``'ALICE'`` or
+    ``'alice '`` could then read alice's sessions.
 
     ``conn`` is a psycopg connection.
     """
@@ -263,17 +271,18 @@ def inexact_collation(
     server_version: int,
 ) -> str | None:
     """Why one of ``columns`` of the table ``regclass`` compares other than exactly (a nondeterministic
-    collation, the type ``citext``), or None.
+    collation, the type ``citext`` or ``character(n)``), or None.
 
     Before PostgreSQL 12 (``server_version``, as libpq gives it) every collation is deterministic.
     """
-    statement, params = CASE_BLIND_TYPE, [regclass]
+    types = list(INEXACT_TYPES)
+    statement, params = INEXACT_TYPE, [types, regclass, types, types]
     if server_version >= 120000:
-        statement, params = f"{NONDETERMINISTIC_TEXT} UNION ALL {CASE_BLIND_TYPE}", [regclass, regclass]
-    for name, what, is_type in query(statement, params):
+        statement, params = f"{NONDETERMINISTIC_TEXT} UNION ALL {INEXACT_TYPE}", [regclass, *params]
+    for name, what, inexact_type in query(statement, params):
         if name in columns:
-            if is_type:
-                return f"{name} is of the type {what}, which compares case-blind"
+            if inexact_type is not None:
+                return f"{name} is of the type {what}, which {INEXACT_TYPES[inexact_type]}"
             return f"{name} compares by the nondeterministic collation {what!r}"
     return None
 

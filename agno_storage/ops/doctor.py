@@ -164,8 +164,8 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
 _JSON = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
 
 _INEXACT = (
-    "{why}: one user's id could stand for another's ('ALICE' for 'alice'), so the store refuses the table; "
-    "declare its id and owner columns without a collation"
+    "{why}: one user's id could stand for another's ('ALICE' or 'alice ' for 'alice'), so the store refuses "
+    "the table; declare its id and owner columns as text (or varchar) without a collation"
 )
 
 

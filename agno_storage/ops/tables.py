@@ -151,7 +151,8 @@ def there_are(names: list[str]) -> str:
 
 def inexact_ids(db: Database, table: str, columns: list[str]) -> str | None:
     """Why one of ``columns`` of ``table`` compares other than exactly, or None: the store's own check, for
-    which it refuses the table (SQLite: a collation other than BINARY; PostgreSQL: a nondeterministic one)."""
+    which it refuses the table (SQLite: a collation other than BINARY; PostgreSQL: a nondeterministic one, or
+    the type ``citext`` or ``character(n)``)."""
     if db.is_sqlite:
         from agno_storage.backends.sqlite_ddl import inexact_collation
 
