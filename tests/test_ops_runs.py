@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from agno_storage import AgentSession, SqliteStorage
+from agno_storage import AgentSession, Mode, SqliteStorage
 from agno_storage.cli import main
 from agno_storage.errors import SchemaMismatchError
 from agno_storage.ops.copy import copy_table
-from agno_storage.ops.db import open_database
+from agno_storage.ops.db import open_database, open_store
 from agno_storage.ops.errors import ExportFormatError
 from agno_storage.ops.export import export_table
 from agno_storage.ops.load import import_lines
@@ -242,3 +242,37 @@ def test_runs_are_never_written_into_an_agent_runs_whose_ids_compare_case_blind(
     with pytest.raises(SchemaMismatchError, match="agent_runs"):
         import_lines(iter(exported(conv).splitlines()), str(target), TABLE)
     assert runs_of(target) == before
+
+
+def test_a_copy_into_another_table_of_the_same_postgres_schema_leaves_no_run_behind(
+    tmp_path: Path, pg_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agent_runs of a schema is beside every table of it, as in one SQLite file: the copy's sessions have their
+    runs there already. The copy said they were left behind (a warning, ``runs_left``); into another schema
+    they are."""
+    import psycopg
+
+    url = str(pg_server.dsn)
+    schema = f"runs_{tmp_path.name[-12:].replace('-', '_').lower()}"
+    store = open_store(url, TABLE, Mode.AGENT, schema)
+    store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    store.close()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                f"CREATE TABLE {schema}.agent_runs (id TEXT PRIMARY KEY, session_id TEXT NOT NULL, user_id TEXT,"
+                " run_name TEXT, run_data TEXT, user_message TEXT, agent_message TEXT, messages TEXT, metrics TEXT,"
+                " created_at BIGINT, updated_at BIGINT)"
+            )
+            conn.execute(f"INSERT INTO {schema}.agent_runs (id, session_id) VALUES ('r1', 's1'), ('r2', 'go-only')")
+        command = ["copy", url, "--schema", schema, "--table", TABLE, url]
+        assert main([*command, "--to-table", "archive_sessions"]) == 0
+        out, err = capsys.readouterr()
+        assert "copied 1 sessions of table" in out and "warning" not in err
+        with open_database(url, schema) as db:
+            assert copy_table(db, TABLE, url, to_table="archive_sessions", schema=schema).runs_left == 0
+            assert copy_table(db, TABLE, url, schema=f"{schema}_other").runs_left == 2
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema}_other CASCADE")

@@ -9,6 +9,7 @@ from pathlib import Path
 import attrs
 
 from agno_storage import urls
+from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.models import Mode
 from agno_storage.ops import runs, select
 from agno_storage.ops.db import Database, check_conninfo, open_database, refuse_source
@@ -48,9 +49,10 @@ def copy_table(
     transaction per ``FETCH_SIZE`` sessions; rerunning it is safe and gives
     the same table. An agent table's ``agent_runs`` rows go with its
     sessions into an agent table in SQLite (:mod:`agno_storage.ops.runs`;
-    into another table of the source's own file they stay as they are);
-    into PostgreSQL, which has no ``agent_runs``, they are counted in
-    ``runs_left``. Refuses (OutputIsSourceError, before writing) a
+    into another table of the source's own file, or of its PostgreSQL
+    schema, whose ``agent_runs`` is beside the copy already, they stay as
+    they are); into any other PostgreSQL table, which has no ``agent_runs``,
+    they are counted in ``runs_left``. Refuses (OutputIsSourceError, before writing) a
     destination that is the source's -wal, -shm or -journal, a source that
     is the destination's (which SQLite would take for the new file's own),
     or the source table itself (on PostgreSQL: the same table of the same database, or
@@ -63,11 +65,11 @@ def copy_table(
     progress = progress or NoProgress()
     info = describe(source, table, mode)
     target = to_table or table
-    same_file = _refuse_own_files(source, table, url, target, schema)
+    shares_runs = _refuse_own_files(source, table, url, target, schema)
     progress.start(select.count(source, info, filters))
-    # Into another table of the same file, agent_runs is the one beside both: written back from this copy's
-    # snapshot, it would bring back the runs of a session deleted meanwhile.
-    with_runs = not same_file and runs.carried(source, info) and runs.any_rows(source, info, filters)
+    # Into another table of the same file or schema, agent_runs is the one beside both: written back from this
+    # copy's snapshot, it would bring back the runs of a session deleted meanwhile, and none is left behind.
+    with_runs = not shares_runs and runs.carried(source, info) and runs.any_rows(source, info, filters)
     if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
         check_exact_ids(source, info, runs=with_runs)
     with (
@@ -101,11 +103,15 @@ def copy_table(
 def _refuse_own_files(source: Database, table: str, url: str, to_table: str, schema: str | None) -> bool:
     """Raise OutputIsSourceError if the copy would write a file of the source other than its other tables,
     or the source table itself (on PostgreSQL: the same table of the same server or of a standby of it,
-    however ``url`` spells it); else whether ``url`` is the source's SQLite file (another table of it)."""
+    however ``url`` spells it); else whether ``to_table`` has the source's ``agent_runs`` beside it (another
+    table of the source's SQLite file, or of the PostgreSQL schema that holds the source's ``agent_runs``)."""
     check_conninfo(url)  # at once, its password never shown
     target = urls.parse_location(url)
     if isinstance(target, urls.PostgresTarget):
-        if not source.is_sqlite and _same_postgres_table(source, table, url, to_table, schema):
+        if source.is_sqlite:
+            return False
+        same_table, shares_runs = _postgres_destination(source, table, url, to_table, schema)
+        if same_table:
             raise OutputIsSourceError(
                 f"the destination is the source table {table!r} itself (the same table of the same "
                 "PostgreSQL database, or of a standby of it, which holds its rows of a moment ago): upserting "
@@ -114,7 +120,7 @@ def _refuse_own_files(source: Database, table: str, url: str, to_table: str, sch
                 "from a base backup of the source's primary: copy from that primary, which is not in recovery)",
                 table=table,
             )
-        return False
+        return shares_runs
     if source.path is None or target.path is None:
         return False
     path = Path(target.path).expanduser()
@@ -133,15 +139,21 @@ def _refuse_own_files(source: Database, table: str, url: str, to_table: str, sch
     return same
 
 
-def _same_postgres_table(source: Database, table: str, url: str, to_table: str, schema: str | None) -> bool:
-    """Whether ``to_table`` of ``url`` (in ``schema``) is ``table`` of ``source``, as the two servers say."""
-    mine = source.table_identity(table)
-    if mine is None:
-        return False
+def _postgres_destination(
+    source: Database, table: str, url: str, to_table: str, schema: str | None
+) -> tuple[bool, bool]:
+    """Whether ``to_table`` of ``url`` (in ``schema``) is ``table`` of ``source``, and whether the ``agent_runs``
+    beside it is the source's, as the two servers say."""
+    mine, my_runs = source.table_identity(table), source.table_identity(RUNS_TABLE)
+    if mine is None and my_runs is None:
+        return False, False
     with open_database(url, schema) as destination:
-        theirs = destination.table_identity(to_table)
+        theirs, their_runs = destination.table_identity(to_table), destination.table_identity(RUNS_TABLE)
     # None: no such table there yet, or one this user cannot see, which the writer then cannot write either.
-    return theirs is not None and mine.is_same(theirs)
+    return (
+        mine is not None and theirs is not None and mine.is_same(theirs),
+        my_runs is not None and their_runs is not None and my_runs.is_same(their_runs),
+    )
 
 
 __all__ = ["CopySummary", "copy_table"]

@@ -10,7 +10,9 @@ the run's own user and time. They move as stored, every column.
 
 Only an agent table in SQLite holds them on the other side (agno-golang
 keeps ``agent_runs`` in SQLite only): into any other table they are counted
-as left behind, never dropped without saying so.
+as left behind, never dropped without saying so, but for a copy into a table
+that has the source's ``agent_runs`` beside it already (another table of the
+same file or PostgreSQL schema), where they stay as they are.
 """
 
 from __future__ import annotations
