@@ -224,6 +224,28 @@ def test_a_table_another_program_named_outside_plain_sql_is_refused_by_the_dry_r
     conn.close()
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_a_table_the_store_refuses_is_refused_by_the_dry_run_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: list[str]
+) -> None:
+    """A time declared TEXT (SQLite would convert what is written there): the store refuses the table, so the
+    prune stops with exit 2, and its dry run listed the sessions it "would remove" and exited 0."""
+    path = tmp_path / "f.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, session_data TEXT,"
+        " extra_data TEXT, created_at TEXT, updated_at INTEGER, agent_id TEXT, agent_data TEXT, team_session_id TEXT)"
+    )
+    conn.execute("INSERT INTO agent_sessions VALUES ('a', 'u', '{}', '{}', '{}', 1000, 1000, 'ag', '{}', NULL)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "30d", *dry_run]) == 2
+    out, err = capsys.readouterr()
+    assert "remove" not in out and "created_at is declared 'TEXT'" in err
+    assert path.read_bytes() == before
+
+
 # --- doctor --------------------------------------------------------------------
 
 

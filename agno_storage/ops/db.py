@@ -555,14 +555,22 @@ def _hidden(url: str) -> str:
     return repr(scheme + "***@" + urls.without_password(scheme + text[text.rindex("@") + 1 :])[len(scheme) :])
 
 
-def open_store(url: str, table: str, mode: Mode, schema: str | None = "ai") -> BaseStorage:
-    """The store of ``table`` for writing (owner changes allowed: the operations restore and move data)."""
+def open_store(url: str, table: str, mode: Mode, schema: str | None = "ai", *, read_only: bool = False) -> BaseStorage:
+    """The store of ``table`` for writing (owner changes allowed: the operations restore and move data).
+
+    ``read_only``: a SQLite file opened ``mode=ro``, never changed (a PostgreSQL store only reads until it writes):
+    the refusals of a store that would write, for an operation that does not."""
     target = urls.parse_location(url)
     if isinstance(target, urls.SqliteTarget):
         if target.path is None:
             raise StorageError("an in-memory database starts empty; give a file")
         return SqliteStorage(
-            table, db_file=target.path, mode=mode, allow_owner_change=True, busy_timeout=target.timeout
+            table,
+            db_file=target.path,
+            mode=mode,
+            allow_owner_change=True,
+            busy_timeout=target.timeout,
+            read_only=read_only,
         )
     return urls.open_storage(url, table_name=table, mode=mode, schema=schema, allow_owner_change=True)
 

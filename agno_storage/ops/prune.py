@@ -69,7 +69,8 @@ def prune(
     the owner's conversation: :func:`agno_storage.conversation.belongs`).
     ``mode``, when given, must be the table's (SchemaMismatchError). A table
     whose name is not a plain SQL identifier (another program's) is
-    InvalidInputError, in a dry run too: the store that deletes refuses it.
+    InvalidInputError, in a dry run too: the store that deletes refuses it, and
+    a dry run refuses every table the store does (it opens it, read-only).
     ``db`` is a read connection to the same database (the dry run and the
     counts); deletes go through the store, ``PRUNE_BATCH`` sessions per
     transaction, each re-checking the age under the write lock. A batch
@@ -88,6 +89,10 @@ def prune(
     # Ids compared case-blind would take another's sessions or runs; the store refuses the table, and a dry
     # run refuses what the prune would.
     check_exact_ids(db, info, runs=has_runs)
+    if dry_run:
+        # The store deletes: a table it refuses (a time declared TEXT, say) a dry run refuses too, opening it as
+        # the prune would, read-only (the file is never changed).
+        open_store(url, table, info.mode, schema, read_only=True).close()
     old = _OldSessions(table, clause, params, cutoff, has_runs)
     ids = [r[0] for r in db.query(*old.select(db.qualified, db.placeholder), table=table)]
     orphans: _RunSessions | None = None
