@@ -517,6 +517,29 @@ def test_doctor_calls_a_postgres_table_whose_owners_compare_case_blind_a_problem
     assert "user_id compares by the nondeterministic collation 'case_blind'" in capsys.readouterr().out
 
 
+def test_prune_and_doctor_refuse_a_postgres_agent_runs_whose_session_ids_compare_case_blind(
+    pg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agent_runs.session_id of type citext: pruning the old session 'a' deleted the runs of the live session
+    'A', and doctor said "all is well". Both refuse it, as on SQLite (COLLATE NOCASE)."""
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert_many([AgentSession(session_id=s, user_id="u", agent_id="x") for s in ("a", "A")])
+    store.close()
+    conn.execute(f"UPDATE {schema}.agent_sessions SET updated_at = 1 WHERE session_id = 'a'")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
+    conn.execute(RUNS_DDL.format(schema=schema).replace("session_id TEXT", "session_id public.citext"))
+    add_runs(conn, f"{schema}.agent_runs", [("r-A", "A", "u", NOW, NOW)])
+    for dry in (["--dry-run"], []):
+        command = ["prune", url, "--schema", schema, "--table", "agent_sessions", "--older-than", "1d", *dry]
+        assert main(command) == 2
+        out, err = capsys.readouterr()
+        assert "remove" not in out and "session_id is of the type" in err and "agent_runs" in err
+    assert [r[0] for r in conn.execute(f"SELECT id FROM {schema}.agent_runs")] == ["r-A"]
+    assert main(["doctor", url, "--schema", schema]) == 3
+    assert "problem: agent_runs: session_id is of the type" in capsys.readouterr().out
+
+
 def test_a_postgres_table_whose_owners_are_character_n_is_refused_by_every_command(
     pg: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

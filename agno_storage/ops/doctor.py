@@ -19,7 +19,7 @@ from agno_storage.modes import JSON_KINDS, SPECS, TEXT_KINDS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import Database
 from agno_storage.ops.errors import HotJournalError
-from agno_storage.ops.tables import TableInfo, inexact_ids, list_tables
+from agno_storage.ops.tables import TableInfo, inexact_ids, inexact_run_ids, list_tables
 from agno_storage.schema import CURRENT_VERSION, quote
 
 PROBLEM, NOTE = "problem", "note"
@@ -142,7 +142,7 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
     findings.extend(_unknown_shapes(db, report.others))
     if report.runs is not None:
-        why = inexact_ids(db, report.runs.name, ["id", "session_id", "user_id"]) if db.is_sqlite else None
+        why = inexact_run_ids(db)
         if why is not None:
             findings.append(Finding(PROBLEM, "inexact_ids", _INEXACT.format(why=why), table=report.runs.name))
         findings.extend(_checked(db, report.runs.name, integrity, functools.partial(_run_rows, db)))

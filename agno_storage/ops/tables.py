@@ -164,14 +164,27 @@ def inexact_ids(db: Database, table: str, columns: list[str]) -> str | None:
 
 def check_exact_ids(db: Database, info: TableInfo, *, runs: bool = False) -> None:
     """SchemaMismatchError, as the store raises it, if the ids or owners of ``info``'s table compare other than
-    exactly (:func:`inexact_ids`), and with ``runs`` those of ``agent_runs`` (SQLite): a filter by user, or a
-    delete by session_id, would take another's too (``'ALICE'`` with alice, the runs of session ``'A'`` with
-    ``'a'``)."""
+    exactly (:func:`inexact_ids`), and with ``runs`` those of ``agent_runs`` (:func:`inexact_run_ids`): a filter
+    by user, or a delete by session_id, would take another's too (``'ALICE'`` with alice, the runs of session
+    ``'A'`` with ``'a'``)."""
     why = inexact_ids(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
     if why is not None:
         raise schema.unfit_table(info.name, info.mode, f"apart: {why}; the store compares ids and owners exactly")
     if runs and db.is_sqlite:
         agent_runs.check_collations(db.query)
+    elif runs:
+        why = inexact_run_ids(db)
+        if why is not None:
+            raise SchemaMismatchError(
+                f"table {RUNS_TABLE!r} cannot keep runs apart: {why}; the store compares ids and owners exactly",
+                table=RUNS_TABLE,
+            )
+
+
+def inexact_run_ids(db: Database) -> str | None:
+    """Why one of the id and owner columns of ``agent_runs`` compares other than exactly (:func:`inexact_ids`),
+    or None; on PostgreSQL too, where agno-golang keeps none but ``prune`` and ``export`` read one there."""
+    return inexact_ids(db, RUNS_TABLE, ["id", "session_id", "user_id"])
 
 
 __all__ = [
@@ -182,6 +195,7 @@ __all__ = [
     "check_exact_ids",
     "describe",
     "inexact_ids",
+    "inexact_run_ids",
     "layout_of",
     "list_tables",
     "missing_table",
