@@ -172,3 +172,35 @@ def test_a_prune_stopped_midway_says_how_many_sessions_it_had_removed(tmp_path: 
     writer.close()
     assert left == set(SESSIONS[BATCH:])
     assert f"{BATCH} sessions were removed before it stopped" in str(stopped.value)
+
+
+def test_a_prune_stopped_midway_counts_only_the_runs_it_removed(tmp_path: Path) -> None:
+    """The batch that failed had deleted its sessions' agent_runs rows before its sessions' delete failed, and
+    the error counted them as removed though its transaction rolled them back: every run was still there."""
+    from agno_storage.errors import StorageError
+
+    path = str(tmp_path / "a.db")
+    old_sessions(path, None)
+    store = open_store(path, "agent_sessions", Mode.AGENT)
+    for sid in SESSIONS:
+        store.append_run(sid, "question", "answer", user_id="u")
+    store.close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
+    writer.execute("UPDATE agent_runs SET created_at = 1, updated_at = 1")
+
+    class RefuseAfterFirstBatch:
+        def start(self, total: int | None) -> None:
+            pass
+
+        def advance(self, count: int) -> None:
+            writer.execute(
+                "CREATE TRIGGER IF NOT EXISTS keep BEFORE DELETE ON agent_sessions BEGIN SELECT RAISE(ABORT, 'kept'); END"
+            )
+
+    with open_database(path) as db, pytest.raises(StorageError) as stopped:
+        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=RefuseAfterFirstBatch())
+    (runs_left,) = writer.execute("SELECT COUNT(*) FROM agent_runs").fetchone()
+    writer.close()
+    assert runs_left == len(SESSIONS) - BATCH
+    assert f"; {BATCH} agent_runs rows)" in str(stopped.value)

@@ -126,6 +126,7 @@ def prune(
         # against its newest version, so a session a writer updates meanwhile stays on either engine.
         lock = ph != "?"
         while True:
+            batch_runs = 0  # counted once its transaction commits: a batch that fails removes none
             with store.transaction() as conn:
                 cursor = conn.cursor()
                 # Re-selected under the write lock: a session updated meanwhile stays.
@@ -140,12 +141,14 @@ def prune(
                         f'DELETE FROM {agent_runs} AS r WHERE r."session_id" IN ({marks}){condition}',  # noqa: S608
                         batch,
                     )
-                    runs += max(cursor.rowcount, 0)
+                    batch_runs = max(cursor.rowcount, 0)
                 cursor.execute(f'DELETE FROM {sessions} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
                 cursor.close()
+            runs += batch_runs
             removed.extend(batch)
             progress.advance(len(batch))
         while orphans is not None:
+            batch_runs = 0
             with store.transaction() as conn:
                 cursor = conn.cursor()
                 # Again under the write lock: a session that got a row or a new run meanwhile stays.
@@ -156,8 +159,9 @@ def prune(
                     break
                 marks = ", ".join([ph] * len(batch))
                 cursor.execute(f'DELETE FROM {agent_runs} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
-                runs += max(cursor.rowcount, 0)
+                batch_runs = max(cursor.rowcount, 0)
                 cursor.close()
+            runs += batch_runs
             removed_runs.extend(batch)
             progress.advance(len(batch))
     except StorageError as exc:  # the batches before it stay deleted: say so, or the user thinks none went
