@@ -502,6 +502,25 @@ def test_doctor_calls_a_table_whose_owners_compare_case_blind_a_problem(
     assert f"problem: {table}: user_id compares by collation NOCASE" in capsys.readouterr().out
 
 
+def test_doctor_calls_a_table_whose_declared_types_the_store_refuses_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A time declared TEXT (SQLite would store 1000 as '1000'): every command that opens the store refuses the
+    table, and doctor said "all is well" of it while it was empty."""
+    path = tmp_path / "f.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, session_data TEXT,"
+        " extra_data TEXT, created_at TEXT, updated_at INTEGER, agent_id TEXT, agent_data TEXT, team_session_id TEXT)"
+    )
+    conn.close()
+    assert main(["doctor", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert "problem: agent_sessions: " in out and "created_at is declared 'TEXT'" in out
+    with open_database(str(path)) as db:
+        assert [f.kind for f in diagnose(db, str(path)).findings] == ["unfit_type"]
+
+
 def test_doctor_calls_a_postgres_table_whose_owners_compare_case_blind_a_problem(
     pg: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,8 +12,9 @@ import attrs
 from agno_storage import codec, conversation, conversation_go, usage
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.agent_runs import StoredRun
+from agno_storage.backends.sqlite_ddl import check_declared_types
 from agno_storage.backends.sqlite_errors import translate
-from agno_storage.errors import BusyError, CorruptRowError, DatabaseCorruptError, StorageError
+from agno_storage.errors import BusyError, CorruptRowError, DatabaseCorruptError, SchemaMismatchError, StorageError
 from agno_storage.models import Session
 from agno_storage.modes import JSON_KINDS, SPECS, TEXT_KINDS, ColumnKind
 from agno_storage.ops import runs
@@ -137,6 +138,8 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         why = inexact_ids(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
         if why is not None:
             findings.append(Finding(PROBLEM, "inexact_ids", _INEXACT.format(why=why), table=info.name))
+        if db.is_sqlite:
+            findings.extend(_unfit_types(db, info))
         if not db.is_sqlite:
             findings.extend(_missing_indexes(db, info))
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
@@ -167,6 +170,17 @@ _INEXACT = (
     "{why}: one user's id could stand for another's ('ALICE' or 'alice ' for 'alice'), so the store refuses "
     "the table; declare its id and owner columns as text (or varchar) without a collation"
 )
+
+
+def _unfit_types(db: Database, info: TableInfo) -> list[Finding]:
+    """A column declared with a type SQLite converts the store's values to, for which the store refuses the
+    table (``sqlite_ddl.check_declared_types``): every command that opens it stops, an empty table's too."""
+    declared = dict(db.query("SELECT name, type FROM pragma_table_info(?)", [info.name], table=info.name))
+    try:
+        check_declared_types(info.name, SPECS[info.mode], declared)
+    except SchemaMismatchError as exc:
+        return [Finding(PROBLEM, "unfit_type", f"{exc}; the store refuses the table", table=info.name)]
+    return []
 
 
 def _checked(db: Database, table: str, integrity: str | None, check: Callable[[], list[Finding]]) -> list[Finding]:
