@@ -204,3 +204,52 @@ def test_a_prune_stopped_midway_counts_only_the_runs_it_removed(tmp_path: Path) 
     writer.close()
     assert runs_left == len(SESSIONS) - BATCH
     assert f"; {BATCH} agent_runs rows)" in str(stopped.value)
+
+
+class _Looping(Exception):
+    pass
+
+
+class _StopsALoop:
+    """A progress that stops a prune going round with the same batch (``advance`` far more often than batches)."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        self.batches += 1
+        if self.batches > 20:
+            raise _Looping
+
+
+@pytest.mark.parametrize("table", ["agent_sessions", "agent_runs"])
+def test_a_delete_the_database_silently_skips_stops_the_prune_instead_of_looping(tmp_path: Path, table: str) -> None:
+    """Another program's trigger that skips deletes (``RAISE(IGNORE)``: a soft-delete policy) left the batch's
+    sessions there, and prune chose them again and again for ever, deleting their runs meanwhile. It stops now,
+    saying so, and the batch is left whole: its sessions with every run."""
+    from agno_storage.errors import StorageError
+
+    path = str(tmp_path / "a.db")
+    old_sessions(path, None)
+    store = open_store(path, "agent_sessions", Mode.AGENT)
+    for sid in SESSIONS:
+        store.append_run(sid, "question", "answer", user_id="u")
+    store.append_run("go-only", "question", "answer", user_id="u")  # a session only agent_runs holds
+    store.close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
+    writer.execute("UPDATE agent_runs SET created_at = 1, updated_at = 1")
+    writer.execute(f"CREATE TRIGGER keep BEFORE DELETE ON {table} BEGIN SELECT RAISE(IGNORE); END")
+    with open_database(path) as db, pytest.raises(StorageError, match="kept") as stopped:
+        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=_StopsALoop())
+    sessions = {r[0] for r in writer.execute("SELECT session_id FROM agent_sessions")}
+    runs = {r[0] for r in writer.execute("SELECT session_id FROM agent_runs")}
+    writer.close()
+    if table == "agent_sessions":
+        assert sessions == runs - {"go-only"} == set(SESSIONS)
+        assert "0 sessions were removed before it stopped" in str(stopped.value)
+    else:
+        assert sessions == set() and runs == {*SESSIONS, "go-only"}

@@ -143,6 +143,8 @@ def prune(
                     )
                     batch_runs = max(cursor.rowcount, 0)
                 cursor.execute(f'DELETE FROM {sessions} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
+                if 0 <= cursor.rowcount < len(batch):  # chosen under the lock, so only a trigger or rule kept them
+                    raise _kept(table, len(batch) - cursor.rowcount, "sessions")
                 cursor.close()
             runs += batch_runs
             removed.extend(batch)
@@ -160,6 +162,10 @@ def prune(
                 marks = ", ".join([ph] * len(batch))
                 cursor.execute(f'DELETE FROM {agent_runs} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
                 batch_runs = max(cursor.rowcount, 0)
+                cursor.execute(f'SELECT COUNT(*) FROM {agent_runs} WHERE "session_id" IN ({marks})', batch)  # noqa: S608
+                (kept,) = cursor.fetchone()
+                if kept:
+                    raise _kept(RUNS_TABLE, int(kept), "agent_runs rows")
                 cursor.close()
             runs += batch_runs
             removed_runs.extend(batch)
@@ -167,8 +173,8 @@ def prune(
     except StorageError as exc:  # the batches before it stay deleted: say so, or the user thinks none went
         exc.message = (
             f"{exc.message}; {len(removed)} sessions were removed before it stopped (and {len(removed_runs)} a "
-            f"Go Agent kept only in agent_runs; {runs} agent_runs rows), none of the batch that failed "
-            "(running it again completes it)"
+            f"Go Agent kept only in agent_runs; {runs} agent_runs rows), none of the batch that failed"
+            + ("" if isinstance(exc, _RowsKept) else " (running it again completes it)")
         )
         raise
     finally:
@@ -180,6 +186,19 @@ def prune(
         session_ids=_shown(removed),
         runs=runs,
         run_sessions=_shown(removed_runs),
+    )
+
+
+class _RowsKept(StorageError):
+    """A batch whose rows the database kept without an error (a trigger's ``RAISE(IGNORE)``, a trigger returning
+    NULL, a rule ``DO INSTEAD NOTHING``): chosen again, they would be for ever, so a rerun stops there too."""
+
+
+def _kept(table: str, count: int, what: str) -> StorageError:
+    return _RowsKept(
+        f"the database kept {count} {what} of the batch it was asked to remove from {table!r} (a trigger or rule "
+        "of another program); prune stopped and rolled the batch back",
+        table=table,
     )
 
 
