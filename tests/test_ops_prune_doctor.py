@@ -197,6 +197,45 @@ def test_a_row_without_a_session_id_is_left_and_prune_ends(tmp_path: Path) -> No
     conn.close()
 
 
+def test_a_run_without_a_session_id_is_left_and_prune_ends(tmp_path: Path) -> None:
+    """Another program's agent_runs that lets session_id be NULL: the dry run listed a session 'None', and the
+    prune deleted nothing of it (``IN (NULL)`` matches no row) and chose it again for ever."""
+    path = go_conversation(tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, 'session_id TEXT NOT NULL', 'session_id TEXT')"
+        " WHERE name = 'agent_runs'"
+    )
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(path)
+    add_runs(conn, "agent_runs", [("no-session", None, "ada", NOW - 60 * DAY, None)])  # type: ignore[list-item]
+    conn.commit()
+    conn.close()
+    url = str(path)
+    with open_database(url) as db:
+        dry = prune(db, url, "agent_sessions", 30 * DAY, dry_run=True, now=NOW)
+        done = prune(db, url, "agent_sessions", 30 * DAY, now=NOW, progress=_Bounded())
+    assert dry.run_sessions == done.run_sessions == ("agent-new",)
+    assert dry.runs == done.runs == 4
+    assert run_ids(path) == {"no-session"}
+
+
+class _Bounded:
+    """A progress that ends a prune going round with the same batch for ever."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        self.batches += 1
+        assert self.batches < 20, "prune chose the same batch again and again"
+
+
 def test_the_prune_command_lists_the_run_only_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = go_conversation(tmp_path)
     assert main(["prune", str(path), "--table", "agent_sessions", "--older-than", "30d", "--json"]) == 0

@@ -270,7 +270,8 @@ class _RunSessions:
             having += f" AND MIN(COALESCE(r.\"user_id\", '')) = {ph} AND MAX(COALESCE(r.\"user_id\", '')) = {ph}"
             params += [self.user, self.user]
         statement = (
-            f'SELECT r."session_id" FROM {qualified(RUNS_TABLE)} r WHERE 1 = 1{no_row}'  # noqa: S608
+            # A run without a session_id (another program's table allows one) names no session: left for doctor.
+            f'SELECT r."session_id" FROM {qualified(RUNS_TABLE)} r WHERE r."session_id" IS NOT NULL{no_row}'  # noqa: S608
             f' GROUP BY r."session_id" HAVING {having} ORDER BY r."session_id"'
         )
         if limit is not None:
