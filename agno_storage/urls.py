@@ -12,7 +12,7 @@ import math
 import os
 import re
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
 
@@ -266,6 +266,25 @@ def shown(value: object) -> str:
     return repr(without_password(value)) if isinstance(value, str) else repr(value)
 
 
+def with_libpq_options(url: str, options: str) -> str:
+    """A PostgreSQL ``url`` with ``options`` (``-c name=value ...``) after any libpq ``options`` it gives.
+
+    libpq reads one ``options`` parameter, so a second would replace the
+    first: they are joined into one. Every other parameter stays as given
+    (libpq only percent-decodes: a ``+`` is a ``+``, not a space as a form
+    decoder reads it; and ``urlunsplit`` would drop an empty host's ``//``).
+    """
+    base, _, text = url.partition("?")
+    kept, given = [], []
+    for part in text.split("&") if text else []:
+        key, _, value = part.partition("=")
+        if unquote(key) == "options":
+            given.append(unquote(value))
+        elif part:
+            kept.append(part)
+    return base + "?" + "&".join([*kept, "options=" + quote(" ".join([*given, options]), safe="")])
+
+
 def open_storage(url: str, table_name: str, mode: Mode | str | None = Mode.AGENT, **kwargs: Any) -> BaseStorage:
     """A store for ``url``: ``sqlite:///path.db`` or ``postgresql://user@host/db``.
 
@@ -298,5 +317,6 @@ __all__ = [
     "parse_location",
     "postgres_conninfo",
     "shown",
+    "with_libpq_options",
     "without_password",
 ]

@@ -29,7 +29,6 @@ import sqlite3
 import string
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -432,20 +431,10 @@ READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 
 
 def read_only_url(url: str, statement_timeout: float = REQUEST_TIMEOUT) -> str:
-    """``url`` with :data:`READ_ONLY_OPTION` and ``statement_timeout`` (seconds) added to libpq's ``options``
-    (after any the URL gives: libpq reads one ``options`` parameter, so a second one would replace the first)."""
-    # Every other parameter stays as given: libpq only percent-decodes (a '+' is a '+', not a space as a
-    # form decoder reads it), and urlunsplit would drop an empty host's '//'.
-    base, _, text = url.partition("?")
-    kept, given = [], []
-    for part in text.split("&") if text else []:
-        key, _, value = part.partition("=")
-        if urllib.parse.unquote(key) == "options":
-            given.append(urllib.parse.unquote(value))
-        elif part:
-            kept.append(part)
-    options = " ".join([*given, READ_ONLY_OPTION, f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"])
-    return base + "?" + "&".join([*kept, "options=" + urllib.parse.quote(options, safe="")])
+    """``url`` with :data:`READ_ONLY_OPTION` and ``statement_timeout`` (seconds) added to libpq's ``options``."""
+    return urls.with_libpq_options(
+        url, f"{READ_ONLY_OPTION} -c statement_timeout={max(1, round(statement_timeout * 1000))}"
+    )
 
 
 class PostgresSource(Source):
