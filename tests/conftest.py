@@ -135,3 +135,14 @@ def serve() -> Iterator[Callable[..., AbstractContextManager[str]]]:
     yield start
     for source in sources:
         source.close()
+
+
+@pytest.fixture
+def one_session(tmp_path: Path) -> Path:
+    """A SQLite file holding one agent session, ``a-1`` (alice's): what the web tests serve."""
+    from tests.sessions import make_session
+
+    db = tmp_path / "one.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "a-1"))
+    return db

@@ -103,3 +103,19 @@ def forked_while_held(lock: AbstractContextManager[Any], child: Callable[[], boo
         done.set()
         holder.join()
     return os.waitstatus_to_exitcode(status)
+
+
+class BoundedProgress:
+    """A progress hook for a batched operation (prune) that fails the test once it advances more than ``most``
+    times: one that chooses the same batch again and again would otherwise never end."""
+
+    def __init__(self, most: int = 20) -> None:
+        self.most = most
+        self.batches = 0
+
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        self.batches += 1
+        assert self.batches <= self.most, "the same batch was chosen again and again"

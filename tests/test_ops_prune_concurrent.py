@@ -15,6 +15,7 @@ import pytest
 from agno_storage import AgentSession, Mode
 from agno_storage.ops import prune as prune_ops
 from agno_storage.ops.db import open_database, open_store
+from tests.support import BoundedProgress
 
 DAY = 86400
 NOW = 1_800_000_000
@@ -147,6 +148,21 @@ def test_a_writer_updating_the_next_batch_before_each_transaction_does_not_end_p
     writer.close()
 
 
+class RefuseAfterFirstBatch:
+    """prune's progress hook: after its first batch, another program forbids deleting sessions (a trigger)."""
+
+    def __init__(self, writer: sqlite3.Connection) -> None:
+        self.writer = writer
+
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, count: int) -> None:
+        self.writer.execute(
+            "CREATE TRIGGER IF NOT EXISTS keep BEFORE DELETE ON agent_sessions BEGIN SELECT RAISE(ABORT, 'kept'); END"
+        )
+
+
 def test_a_prune_stopped_midway_says_how_many_sessions_it_had_removed(tmp_path: Path) -> None:
     """A batch the database refuses (here a trigger another program added meanwhile; a lock held past the busy
     timeout, a full disk) stops prune: the batches before it stay deleted, and the error says how many."""
@@ -157,17 +173,8 @@ def test_a_prune_stopped_midway_says_how_many_sessions_it_had_removed(tmp_path: 
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
 
-    class RefuseAfterFirstBatch:
-        def start(self, total: int | None) -> None:
-            pass
-
-        def advance(self, count: int) -> None:
-            writer.execute(
-                "CREATE TRIGGER IF NOT EXISTS keep BEFORE DELETE ON agent_sessions BEGIN SELECT RAISE(ABORT, 'kept'); END"
-            )
-
     with open_database(path) as db, pytest.raises(StorageError) as stopped:
-        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=RefuseAfterFirstBatch())
+        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=RefuseAfterFirstBatch(writer))
     left = {r[0] for r in writer.execute("SELECT session_id FROM agent_sessions")}
     writer.close()
     assert left == set(SESSIONS[BATCH:])
@@ -189,40 +196,12 @@ def test_a_prune_stopped_midway_counts_only_the_runs_it_removed(tmp_path: Path) 
     writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
     writer.execute("UPDATE agent_runs SET created_at = 1, updated_at = 1")
 
-    class RefuseAfterFirstBatch:
-        def start(self, total: int | None) -> None:
-            pass
-
-        def advance(self, count: int) -> None:
-            writer.execute(
-                "CREATE TRIGGER IF NOT EXISTS keep BEFORE DELETE ON agent_sessions BEGIN SELECT RAISE(ABORT, 'kept'); END"
-            )
-
     with open_database(path) as db, pytest.raises(StorageError) as stopped:
-        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=RefuseAfterFirstBatch())
+        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=RefuseAfterFirstBatch(writer))
     (runs_left,) = writer.execute("SELECT COUNT(*) FROM agent_runs").fetchone()
     writer.close()
     assert runs_left == len(SESSIONS) - BATCH
     assert f"; {BATCH} agent_runs rows)" in str(stopped.value)
-
-
-class _Looping(Exception):
-    pass
-
-
-class _StopsALoop:
-    """A progress that stops a prune going round with the same batch (``advance`` far more often than batches)."""
-
-    def __init__(self) -> None:
-        self.batches = 0
-
-    def start(self, total: int | None) -> None:
-        pass
-
-    def advance(self, count: int) -> None:
-        self.batches += 1
-        if self.batches > 20:
-            raise _Looping
 
 
 @pytest.mark.parametrize("table", ["agent_sessions", "agent_runs"])
@@ -244,7 +223,7 @@ def test_a_delete_the_database_silently_skips_stops_the_prune_instead_of_looping
     writer.execute("UPDATE agent_runs SET created_at = 1, updated_at = 1")
     writer.execute(f"CREATE TRIGGER keep BEFORE DELETE ON {table} BEGIN SELECT RAISE(IGNORE); END")
     with open_database(path) as db, pytest.raises(StorageError, match="kept") as stopped:
-        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=_StopsALoop())
+        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=BoundedProgress())
     sessions = {r[0] for r in writer.execute("SELECT session_id FROM agent_sessions")}
     runs = {r[0] for r in writer.execute("SELECT session_id FROM agent_runs")}
     writer.close()

@@ -21,6 +21,7 @@ from agno_storage.ops.export import export_table
 from agno_storage.ops.prune import prune
 from agno_storage.ops.select import Filters
 from agno_storage.ops.tables import Layout, list_tables
+from tests.support import BoundedProgress
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = 86400
@@ -216,24 +217,10 @@ def test_a_run_without_a_session_id_is_left_and_prune_ends(tmp_path: Path) -> No
     url = str(path)
     with open_database(url) as db:
         dry = prune(db, url, "agent_sessions", 30 * DAY, dry_run=True, now=NOW)
-        done = prune(db, url, "agent_sessions", 30 * DAY, now=NOW, progress=_Bounded())
+        done = prune(db, url, "agent_sessions", 30 * DAY, now=NOW, progress=BoundedProgress())
     assert dry.run_sessions == done.run_sessions == ("agent-new",)
     assert dry.runs == done.runs == 4
     assert run_ids(path) == {"no-session"}
-
-
-class _Bounded:
-    """A progress that ends a prune going round with the same batch for ever."""
-
-    def __init__(self) -> None:
-        self.batches = 0
-
-    def start(self, total: int | None) -> None:
-        pass
-
-    def advance(self, count: int) -> None:
-        self.batches += 1
-        assert self.batches < 20, "prune chose the same batch again and again"
 
 
 def test_the_prune_command_lists_the_run_only_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -247,14 +247,6 @@ def test_a_server_refusing_to_start_on_a_hot_journal_says_how_to_recover(rollbac
 # --- HTTP ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def one_session(tmp_path: Path) -> Path:
-    db = tmp_path / "one.db"
-    with SqliteStorage("agent_sessions", db_file=db) as store:
-        store.upsert(make_session(Mode.AGENT, "a-1"))
-    return db
-
-
 def test_a_method_a_path_does_not_take_is_405_naming_those_it_takes(one_session: Path, serve: Serve) -> None:
     with serve(str(one_session)) as base:
         for path in ("/api/v1/sessions", "/"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agno_storage import Mode, SqliteStorage
+from agno_storage import Mode
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import COOKIE, parse_tokens
 from agno_storage.web.run import serving
@@ -30,14 +30,6 @@ from tests.web_client import get
 TOKEN = "all-users-token-0123456789"
 #: What a client waits for the server to close a connection; far past the limits the servers here are given.
 PATIENCE = 30.0
-
-
-@pytest.fixture
-def one_session(tmp_path: Path) -> Path:
-    db = tmp_path / "one.db"
-    with SqliteStorage("agent_sessions", db_file=db) as store:
-        store.upsert(make_session(Mode.AGENT, "a-1"))
-    return db
 
 
 @contextmanager

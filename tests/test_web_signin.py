@@ -5,24 +5,12 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-import pytest
-
-from agno_storage import Mode, SqliteStorage
 from agno_storage.web.auth import COOKIE, COOKIE_MAX_AGE, parse_tokens
-from tests.sessions import make_session
 from tests.test_web_api import Serve
 from tests.test_web_hardening import fetch
 
 TOKEN = "all-users-token-0123456789"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def one_session(tmp_path: Path) -> Path:
-    db = tmp_path / "one.db"
-    with SqliteStorage("agent_sessions", db_file=db) as store:
-        store.upsert(make_session(Mode.AGENT, "a-1"))
-    return db
 
 
 def cookie_of(headers: dict[str, str]) -> SimpleCookie:
