@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from agno_storage.web.source import SqliteSource, open_source
 from agno_storage.web.table_reader import Cursor, decode_cursor, encode_cursor
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
-from tests.web_client import get, get_page
+from tests.web_client import get, get_page, wait_until_up
 
 #: Whether agno_storage.usage is installed: until it is, /api/v1/usage answers 501.
 HAS_USAGE = importlib.util.find_spec("agno_storage.usage") is not None
@@ -583,15 +582,7 @@ def test_serve_command_serves_with_tokens(tmp_path: Path) -> None:
     assert found is not None and found.group(1) != "0", banner
     base = f"http://127.0.0.1:{found.group(1)}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if get(base, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_until_up(base, proc)
         assert get(base, "/api/v1/tables")[0] == 401
         status, body = get(base, "/api/v1/sessions", ONE)
         assert status == 200 and body["sessions"] and {s["user_id"] for s in body["sessions"]} == {"user-1"}

@@ -25,7 +25,7 @@ from tests.conftest import StoreFactory
 from tests.sessions import make_session
 from tests.test_web_api import location
 from tests.test_web_hardening import fetch
-from tests.web_client import get
+from tests.web_client import get, wait_until_up
 
 TOKEN = "all-users-token-0123456789"
 #: What a client waits for the server to close a connection; far past the limits the servers here are given.
@@ -46,15 +46,7 @@ def serve_command(db: Path, *options: str) -> Iterator[str]:
         found = re.search(r"on (http://127\.0\.0\.1:\d+)/", banner)
         assert found is not None, banner
         base = found.group(1)
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            try:
-                if get(base, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
+        wait_until_up(base, proc, PATIENCE)
         yield base
     finally:
         proc.terminate()

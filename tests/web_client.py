@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -34,3 +36,17 @@ def get_page(base: str, path: str, token: str | None = None) -> tuple[int, str, 
             return response.status, response.url, response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.url, exc.read().decode("utf-8")
+
+
+def wait_until_up(base: str, proc: subprocess.Popen[Any], within: float = 30.0) -> None:
+    """Wait until the server ``proc`` runs at ``base`` answers ``/healthz`` with 200; fail if it exits or takes
+    longer than ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if get(base, "/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
