@@ -16,7 +16,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from agno_storage.backends import process
@@ -24,6 +23,7 @@ from agno_storage.backends import sqlite_ddl as ddl
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.batches import Batches
 from agno_storage.backends.core import Tracer, check_bool
+from agno_storage.backends.sqlite_conn import Handle, Transaction
 from agno_storage.backends.sqlite_errors import text_or_bytes as _text_or_bytes
 from agno_storage.backends.sqlite_errors import translate as _translate
 from agno_storage.backends.sqlite_files import file_id, lock_wait, read_only_uri, resolve_path, writable
@@ -63,21 +63,6 @@ DEFAULT_PRAGMAS: dict[str, str | int] = {
     # How long a statement waits for another writer's lock before BusyError.
     "busy_timeout": round(DEFAULT_BUSY_TIMEOUT * 1000),
 }
-
-
-class _Handle:
-    """A connection, the depth of transactions open on it, whether it has switched the file to WAL,
-    and the identity (device, inode) of the file it opened."""
-
-    __slots__ = ("conn", "depth", "file_id", "pid", "thread", "wal")
-
-    def __init__(self, conn: sqlite3.Connection, file_id: tuple[int, int] | None) -> None:
-        self.conn = conn
-        self.depth = 0
-        self.file_id = file_id
-        self.pid = process.current.pid
-        self.thread = threading.current_thread()
-        self.wal = False
 
 
 class SqliteStorage(BaseStorage):
@@ -160,12 +145,12 @@ class SqliteStorage(BaseStorage):
         if self.read_only and self.db_path is None:
             raise InvalidInputError("read_only needs a database file: an in-memory database starts empty")
         self._local = threading.local()
-        self._handles: list[_Handle] = []
+        self._handles: list[Handle] = []
         self._handles_lock = process.ForkLock()  # a child forked while another thread held it goes on
         # The file this store has open, (device, inode): set by the first connection, and by the first after
         # a DatabaseReplacedError or close(). Every later connection, a new thread's too, is checked against it.
         self._file_id: tuple[int, int] | None = None
-        self._memory: _Handle | None = None
+        self._memory: Handle | None = None
         self._memory_lock = process.ForkRLock()
         try:
             self._check_on_open()
@@ -218,7 +203,7 @@ class SqliteStorage(BaseStorage):
 
     # --- connections -------------------------------------------------------
 
-    def _open(self) -> _Handle:
+    def _open(self) -> Handle:
         path = ":memory:" if self.db_path is None else self.db_path
         if self.read_only:
             path = read_only_uri(path)
@@ -253,7 +238,7 @@ class SqliteStorage(BaseStorage):
                 self._file_id = opened
             # A new thread's connection opens whatever the path names now: if that is another file than
             # the store's, its first write is refused as every other connection's is (see _replaced).
-            handle = _Handle(conn, self._file_id)
+            handle = Handle(conn, self._file_id)
             # Threads that ended leave their connections behind; close them here
             # so a thread-per-request server does not run out of descriptors.
             ended = [h for h in self._handles if h.pid == pid and not h.thread.is_alive() and h is not self._memory]
@@ -263,7 +248,7 @@ class SqliteStorage(BaseStorage):
             old.conn.close()
         return handle
 
-    def _use_wal(self, handle: _Handle) -> None:
+    def _use_wal(self, handle: Handle) -> None:
         """Switch the file to WAL (persistent) through ``handle``; raise StorageError if SQLite refuses.
 
         Only between transactions: SQLite cannot change the journal mode in one.
@@ -295,19 +280,19 @@ class SqliteStorage(BaseStorage):
             )
         handle.wal = True
 
-    def _memory_handle(self) -> _Handle:
+    def _memory_handle(self) -> Handle:
         if self._memory is None or self._memory.pid != process.current.pid:
             self._memory = self._open()
         return self._memory
 
-    def _thread_handle(self) -> _Handle:
-        handle: _Handle | None = getattr(self._local, "handle", None)
+    def _thread_handle(self) -> Handle:
+        handle: Handle | None = getattr(self._local, "handle", None)
         if handle is None or handle.pid != process.current.pid:
             handle = self._open()
             self._local.handle = handle
         return handle
 
-    def _begin_write(self, handle: _Handle) -> None:
+    def _begin_write(self, handle: Handle) -> None:
         """Start a write transaction on ``handle`` (a file's): WAL first, then the lock, then the file check."""
         if self.read_only:
             raise ReadOnlyDatabaseError(
@@ -322,7 +307,7 @@ class SqliteStorage(BaseStorage):
             handle.conn.close()
             raise error
 
-    def _replaced(self, handle: _Handle) -> DatabaseReplacedError | None:
+    def _replaced(self, handle: Handle) -> DatabaseReplacedError | None:
         """The error to raise if the path no longer names the file ``handle`` has open, else None.
 
         One ``stat`` per write transaction, under the write lock. A stale
@@ -385,14 +370,14 @@ class SqliteStorage(BaseStorage):
         except sqlite3.Error as exc:
             raise _translate(exc, self.table_name, self.db_path) from exc
 
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> Transaction:
         """A write transaction (``BEGIN IMMEDIATE``); nested use opens a savepoint.
 
         Commits only if the block finishes; any exception rolls it back and
         propagates. Waiting longer than busy_timeout for the lock raises
         BusyError. Use as ``with store.transaction() as conn:``.
         """
-        return _Transaction(self)
+        return Transaction(self)
 
     def close(self) -> None:
         """Close every connection this object opened in this process.
@@ -531,77 +516,9 @@ class SqliteStorage(BaseStorage):
     def _in_transaction(self) -> bool:
         if self.db_path is None:
             return self._memory is not None and self._memory.depth > 0
-        handle: _Handle | None = getattr(self._local, "handle", None)
+        handle: Handle | None = getattr(self._local, "handle", None)
         return handle is not None and handle.pid == process.current.pid and handle.depth > 0
 
     def _drop(self) -> None:
         with self.transaction() as conn:
             self._run_all(conn, [f"DROP TABLE IF EXISTS {quote(self.table_name)}"])
-
-
-class _Transaction:
-    """The context manager behind :meth:`SqliteStorage.transaction` (a class: it is on every write's path)."""
-
-    __slots__ = ("depth", "handle", "locked", "store")
-
-    def __init__(self, store: SqliteStorage) -> None:
-        self.store = store
-
-    def __enter__(self) -> sqlite3.Connection:
-        store = self.store
-        self.locked = store.db_path is None
-        if self.locked:
-            store._memory_lock.acquire()
-        try:
-            handle = store._memory_handle() if self.locked else store._thread_handle()
-            depth = handle.depth
-            if depth:
-                handle.conn.execute(f"SAVEPOINT sp{depth}")
-            elif self.locked:
-                handle.conn.execute("BEGIN IMMEDIATE")
-            else:
-                store._begin_write(handle)
-        except BaseException as exc:
-            if self.locked:
-                store._memory_lock.release()
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, store.table_name, store.db_path) from exc
-            raise
-        handle.depth = depth + 1
-        self.handle, self.depth = handle, depth
-        return handle.conn
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        conn, depth = self.handle.conn, self.depth
-        self.handle.depth = depth
-        try:
-            if exc is None:
-                if depth:
-                    conn.execute(f"RELEASE sp{depth}")
-                    return
-                try:
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                return
-            # SQLite rolls the whole transaction back by itself after some
-            # errors (a full disk, an I/O error); then there is no savepoint
-            # left to go back to, and the original error is what matters.
-            if not conn.in_transaction:
-                pass
-            elif depth:
-                conn.execute(f"ROLLBACK TO sp{depth}")
-                conn.execute(f"RELEASE sp{depth}")
-            else:
-                conn.execute("ROLLBACK")
-        except sqlite3.Error as error:
-            raise _translate(error, self.store.table_name, self.store.db_path) from (exc or error)
-        finally:
-            if self.locked:
-                self.store._memory_lock.release()
-        if isinstance(exc, sqlite3.Error):
-            raise _translate(exc, self.store.table_name, self.store.db_path) from exc
