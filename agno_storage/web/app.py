@@ -6,9 +6,9 @@ Starlette runs them in its thread pool, where the store's blocking reads
 belong. Every error is JSON of one shape (:class:`ErrorBody`) with its
 status: 400 bad parameters, 401 no valid token, 403 another user's filter,
 404 unknown table, session or path, 503 database busy, unreachable or
-missing; a page's errors are pages. A handler whose table changed shape
-under it (dropped and made again, upgraded) runs once more on the table as
-it is now (:func:`retried`).
+missing; a page's errors are pages (:mod:`agno_storage.web.errors`). A
+handler whose table changed shape under it (dropped and made again,
+upgraded) runs once more on the table as it is now (:func:`retried`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import functools
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,8 +32,6 @@ from starlette.staticfiles import StaticFiles
 
 from agno_storage import conversation_message, schema, times
 from agno_storage.errors import (
-    BusyError,
-    ConnectionLostError,
     InvalidInputError,
     SchemaMismatchError,
     SchemaVersionError,
@@ -42,68 +40,30 @@ from agno_storage.errors import (
 )
 from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import SPECS
-from agno_storage.ops.errors import DatabaseMissingError
 from agno_storage.ops.tables import TableInfo
 from agno_storage.web import bodies, limits, middleware
 from agno_storage.web.auth import COOKIE, EVERYONE, Principal, Tokens, bearer
+from agno_storage.web.errors import (
+    API,
+    HttpError,
+    TableChanged,
+    not_found_session,
+    on_http_error,
+    on_starlette_error,
+    on_storage_error,
+    on_unexpected,
+    status_of,
+)
 from agno_storage.web.limits import Limits
-from agno_storage.web.source import FRESH_AFTER, HotJournalError, Source, Tables
+from agno_storage.web.source import FRESH_AFTER, Source, Tables
 from agno_storage.web.table_reader import MAX_LIMIT, Cursor, Filters, TableReader, decode_cursor, encode_cursor
 
-API = "/api/v1"
 #: Rows a page holds when ``limit`` is not given.
 DEFAULT_LIMIT = 20
 #: How long the list of tables is kept before the database is asked again (seconds).
 TABLES_TTL = 2.0
 
 T = TypeVar("T")
-
-
-class HttpError(Exception):
-    """An error response: ``status`` and a stable ``code``."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        table: str | None = None,
-        session_id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.table = table
-        self.session_id = session_id
-        self.headers = dict(headers or {})
-
-    @classmethod
-    def refused(cls, exc: limits.Refused) -> HttpError:
-        """The answer to a request the server's bounds refuse (with its ``Retry-After``)."""
-        after = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-        return cls(exc.status, exc.code, exc.message, headers=after)
-
-
-class TableChanged(HttpError):
-    """The table a reader was made for changed shape (made again in another mode or layout, upgraded).
-
-    The reader is forgotten by then: :func:`retried` runs the handler once
-    more, on a reader of the table as it is now. ``error`` is what the read
-    raised, if it raised (None: the table was seen to have changed).
-    """
-
-    def __init__(self, table: str, error: StorageError | None) -> None:
-        super().__init__(503, "unavailable", f"table {table!r} changed shape while it was read; ask again", table=table)
-        self.error = error
-
-
-def not_found_session(session_id: str, table: str) -> HttpError:
-    return HttpError(
-        404, "not_found", f"no session {session_id!r} in table {table!r}", table=table, session_id=session_id
-    )
 
 
 @attrs.define
@@ -389,7 +349,7 @@ def healthz(request: Request) -> Response:
         server.source.ping()
     except StorageError as exc:
         exc = server.source.explain(exc)
-        status, code = _status_of(exc)
+        status, code = status_of(exc)
         try:
             server.principal(request)
             message = " ".join(str(exc).split())
@@ -475,86 +435,6 @@ def api_session(request: Request, session_id: str) -> Response:
     )
 
 
-# --- errors -----------------------------------------------------------------
-
-
-def _error_response(
-    request: Request, status: int, detail: bodies.ErrorDetail, headers: Mapping[str, str] | None = None
-) -> Response:
-    """The error as JSON (:class:`bodies.ErrorBody`), or as a page for a request of a page."""
-    headers = dict(headers or {})
-    if _is_page(request):
-        from agno_storage.web import pages
-
-        response = pages.error_page(status, detail.message)
-        response.headers.update(headers)
-        return response
-    server: Server | None = getattr(request.app.state, "server", None)
-    body = bodies.ErrorBody(error=detail)
-    converter = server.converter if server is not None else bodies.make_converter()
-    if status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    return Response(bodies.dumps(converter.unstructure(body)), status, headers=headers, media_type="application/json")
-
-
-def _is_page(request: Request) -> bool:
-    """Whether ``request`` asks for a web page (its errors are pages), not the API or the health check."""
-    path = request.url.path
-    return not (path == API or path.startswith(API + "/") or path == "/healthz")
-
-
-def _on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HttpError)
-    if exc.status == 401 and _is_page(request):
-        from agno_storage.web import pages
-
-        return pages.sign_in_redirect(request)
-    detail = bodies.ErrorDetail(code=exc.code, message=exc.message, table=exc.table, session_id=exc.session_id)
-    return _error_response(request, exc.status, detail, exc.headers)
-
-
-def _on_storage_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StorageError)
-    server: Server | None = getattr(request.app.state, "server", None)
-    if server is not None:
-        exc = server.source.explain(exc)
-    status, code = _status_of(exc)
-    detail = bodies.ErrorDetail(
-        code=code, message=" ".join(str(exc).split()), table=exc.table, session_id=exc.session_id
-    )
-    return _error_response(request, status, detail)
-
-
-def _status_of(exc: StorageError) -> tuple[int, str]:
-    if isinstance(exc, TableNotFoundError):
-        return 404, "not_found"
-    if isinstance(exc, InvalidInputError):
-        return 400, "bad_request"
-    if isinstance(exc, BusyError):
-        return 503, "busy"
-    if isinstance(exc, (ConnectionLostError, HotJournalError, DatabaseMissingError)):
-        # A file moved or deleted under the server may come back (a restore); nothing of it is wrong.
-        return 503, "unavailable"
-    return 500, "error"
-
-
-def _on_unexpected(request: Request, exc: Exception) -> Response:
-    detail = bodies.ErrorDetail(code="error", message=f"internal error: {type(exc).__name__}")
-    response = _error_response(request, 500, detail)
-    # Starlette answers this one outside every middleware (ResponseHeaders included): the headers go on here.
-    for name, value in middleware.SAFETY_HEADERS + middleware.PRIVATE_HEADERS:
-        response.headers.setdefault(name.decode(), value.decode())
-    return response
-
-
-def _on_starlette_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-    message = "no such path" if exc.status_code == 404 else str(exc.detail)
-    # The exception's headers are part of the answer: a 405's Allow names the methods the path takes.
-    return _error_response(request, exc.status_code, bodies.ErrorDetail(code=code, message=message), exc.headers)
-
-
 # --- the application --------------------------------------------------------
 
 
@@ -584,10 +464,10 @@ def create_app(source: Source, tokens: Tokens | None = None, *, limits: Limits |
     app = Starlette(
         routes=routes,
         exception_handlers={
-            HttpError: _on_http_error,
-            StorageError: _on_storage_error,
-            HTTPException: _on_starlette_error,
-            Exception: _on_unexpected,
+            HttpError: on_http_error,
+            StorageError: on_storage_error,
+            HTTPException: on_starlette_error,
+            Exception: on_unexpected,
         },
     )
     app.state.server = Server(source=source, tokens=tokens, limits=limits or Limits())

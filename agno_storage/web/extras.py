@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 from agno_storage import conversation, search, usage
 from agno_storage.web import bodies
-from agno_storage.web.app import HttpError, Server, _server, not_found_session, params
+from agno_storage.web.app import Server, _server, params
 from agno_storage.web.auth import Principal
+from agno_storage.web.errors import HttpError, not_found_session
 from agno_storage.web.table_reader import TableReader
 
 

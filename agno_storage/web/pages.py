@@ -27,7 +27,6 @@ from starlette.routing import Route
 from agno_storage import codec_exact
 from agno_storage.web.app import (
     SESSIONS_PARAMS,
-    HttpError,
     Server,
     _server,
     cursor_param,
@@ -37,6 +36,7 @@ from agno_storage.web.app import (
     retried,
 )
 from agno_storage.web.auth import COOKIE, COOKIE_MAX_AGE, Principal, bearer
+from agno_storage.web.errors import HttpError
 from agno_storage.web.source import Tables
 from agno_storage.web.table_reader import encode_cursor
 
