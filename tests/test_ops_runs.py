@@ -14,6 +14,7 @@ import pytest
 from agno_storage import AgentSession, Mode, SqliteStorage
 from agno_storage.cli import main
 from agno_storage.errors import SchemaMismatchError
+from agno_storage.ops import runs
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import open_database, open_store
 from agno_storage.ops.errors import ExportFormatError
@@ -276,3 +277,70 @@ def test_a_copy_into_another_table_of_the_same_postgres_schema_leaves_no_run_beh
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             conn.execute(f"DROP SCHEMA IF EXISTS {schema}_other CASCADE")
+
+
+# --- one snapshot -----------------------------------------------------------------------------
+
+WRITERS = {
+    "runs deleted": ["DELETE FROM agent_runs"],
+    "agent_runs dropped": ["DROP TABLE agent_runs"],
+    "a session and its runs added": [
+        f"INSERT INTO {TABLE} (session_id, user_id, agent_id, created_at, updated_at) VALUES ('late', 'u', 'a', 1, 1)",
+        "INSERT INTO agent_runs (id, session_id, created_at) VALUES ('late-run', 'late', 1)",
+    ],
+}
+
+
+@pytest.fixture(params=sorted(WRITERS))
+def writer_between(request: pytest.FixtureRequest, conv: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``conv`` in WAL mode, and a writer that changes agent_runs the moment export or copy has looked for runs
+    in it.
+
+    For "added", agent_runs is first emptied: a session and its runs then appear where there were none.
+    """
+    with sqlite3.connect(conv) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        if "added" in request.param:
+            conn.execute("DELETE FROM agent_runs")
+    original, done = runs.any_rows, []
+
+    def look_then_write(db: Any, info: Any, filters: Filters) -> bool:
+        answer = original(db, info, filters)
+        if db.path == str(conv.resolve()) and not done:  # once, in conv only
+            done.append(True)
+            with sqlite3.connect(conv) as conn:
+                for statement in WRITERS[request.param]:
+                    conn.execute(statement)
+        return answer
+
+    monkeypatch.setattr(runs, "any_rows", look_then_write)
+    return conv
+
+
+def before_the_writer(path: Path, tmp_path: Path) -> Path:
+    """A copy of ``path`` as it is now, which the writer never touches."""
+    before = tmp_path / "before.db"
+    with sqlite3.connect(path) as source, sqlite3.connect(before) as copy:
+        source.backup(copy)
+    return before
+
+
+def test_an_export_is_the_table_and_its_runs_of_one_moment_whatever_a_writer_does_meanwhile(
+    writer_between: Path, tmp_path: Path
+) -> None:
+    """Whether the file carries runs (its version) is decided in the snapshot its lines are read in: never a
+    version 2 file with the runs gone, nor a version 1 file holding a session without the runs it had."""
+    expected = exported(before_the_writer(writer_between, tmp_path))
+    assert exported(writer_between) == expected
+    assert b'"late"' not in expected and (b'"agent_run"' in expected) != (b'"version":1' in expected)
+
+
+def test_a_copy_is_the_table_and_its_runs_of_one_moment_whatever_a_writer_does_meanwhile(
+    writer_between: Path, tmp_path: Path
+) -> None:
+    with open_database(str(before_the_writer(writer_between, tmp_path))) as db:
+        expected = copy_table(db, TABLE, str(tmp_path / "expected.db"))
+    with open_database(str(writer_between)) as db:
+        summary = copy_table(db, TABLE, str(tmp_path / "copy.db"))
+    assert summary == expected
+    assert exported(tmp_path / "copy.db") == exported(tmp_path / "expected.db")

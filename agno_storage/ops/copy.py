@@ -16,7 +16,7 @@ from agno_storage.ops.db import Database, check_conninfo, open_database, refuse_
 from agno_storage.ops.errors import OutputIsSourceError
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
-from agno_storage.ops.tables import check_exact_ids, describe
+from agno_storage.ops.tables import TableInfo, check_exact_ids, describe
 from agno_storage.ops.write import BadValue, RowWriter
 
 
@@ -63,41 +63,57 @@ def copy_table(
     :class:`RowWriter` raises.
     """
     progress = progress or NoProgress()
-    info = describe(source, table, mode)
     target = to_table or table
     shares_runs = _refuse_own_files(source, table, url, target, schema)
-    progress.start(select.count(source, info, filters))
-    # Into another table of the same file or schema, agent_runs is the one beside both: written back from this
-    # copy's snapshot, it would bring back the runs of a session deleted meanwhile, and none is left behind.
-    with_runs = not shares_runs and runs.carried(source, info) and runs.any_rows(source, info, filters)
-    if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
-        check_exact_ids(source, info, runs=with_runs)
-    with (
-        RowWriter(url, target, info.mode, schema) as writer,
-        source.snapshot() if with_runs else contextlib.nullcontext(),  # the sessions and their runs of one moment
-    ):
-        for batch in select.rows(source, info, filters):
-            rows = []
-            for row in batch:
-                try:
-                    rows.append(writer.check(row))
-                except BadValue as exc:
-                    copied = writer.flush()  # every batch before this one, committed
-                    raise exc.corrupt(table, row[0], f"{copied} sessions were copied before it") from None
-            # On PostgreSQL, committed by the writer's thread while the next batch is read.
-            writer.write(rows)
-            progress.advance(len(rows))
-        copied = writer.flush()
-        carried = left = 0
-        if with_runs:
-            for run_batch in runs.rows(source, info, filters):
-                if writer.holds_runs:
-                    writer.write_runs(run_batch)
-                    carried += len(run_batch)
-                else:
-                    left += len(run_batch)
-            writer.flush()
+    # One moment of the source for all of it: its columns, the count, whether runs go with it, the sessions and
+    # their runs (a writer that makes, fills or drops agent_runs meanwhile changes none of it). Not into another
+    # table of the source's own SQLite file: a read transaction held there would lock the copy's own commits
+    # out of a rollback-journal file, and no run is read.
+    with source.snapshot() if not shares_runs else contextlib.nullcontext():
+        info = describe(source, table, mode)
+        progress.start(select.count(source, info, filters))
+        # Into another table of the same file or schema, agent_runs is the one beside both: written back from
+        # this copy's snapshot, it would bring back the runs of a session deleted meanwhile, and none is left behind.
+        with_runs = not shares_runs and runs.carried(source, info) and runs.any_rows(source, info, filters)
+        if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
+            check_exact_ids(source, info, runs=with_runs)
+        with RowWriter(url, target, info.mode, schema) as writer:
+            copied, carried, left = _copy(source, info, table, writer, filters, progress, with_runs)
     return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied, runs=carried, runs_left=left)
+
+
+def _copy(
+    source: Database,
+    info: TableInfo,
+    table: str,
+    writer: RowWriter,
+    filters: Filters,
+    progress: Progress,
+    with_runs: bool,
+) -> tuple[int, int, int]:
+    """Write the sessions ``filters`` selects, then (``with_runs``) their runs; (sessions, runs copied, runs left)."""
+    for batch in select.rows(source, info, filters):
+        rows = []
+        for row in batch:
+            try:
+                rows.append(writer.check(row))
+            except BadValue as exc:
+                copied = writer.flush()  # every batch before this one, committed
+                raise exc.corrupt(table, row[0], f"{copied} sessions were copied before it") from None
+        # On PostgreSQL, committed by the writer's thread while the next batch is read.
+        writer.write(rows)
+        progress.advance(len(rows))
+    copied = writer.flush()
+    carried = left = 0
+    if with_runs:
+        for run_batch in runs.rows(source, info, filters):
+            if writer.holds_runs:
+                writer.write_runs(run_batch)
+                carried += len(run_batch)
+            else:
+                left += len(run_batch)
+        writer.flush()
+    return copied, carried, left
 
 
 def _refuse_own_files(source: Database, table: str, url: str, to_table: str, schema: str | None) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import IO
 
@@ -45,19 +44,20 @@ def export_table(
     the sessions, in a version 2 file; any other export is version 1.
 
     The format is :mod:`agno_storage.ops.lines`. ``mode`` is detected from
-    the table's columns unless given. Reads one snapshot (sessions and runs
-    alike), ``FETCH_SIZE`` rows at a time. Raises TableNotFoundError, SchemaMismatchError, and
+    the table's columns unless given. Reads one snapshot (the table's
+    columns, whether runs go with it, the sessions and runs alike), ``FETCH_SIZE`` rows at a time. Raises TableNotFoundError, SchemaMismatchError, and
     CorruptRowError for a value no line can hold that import would take back (a BLOB, a text or a
     REAL where a time is, JSON text import refuses, an empty session_id): what it wrote before stays.
     """
     progress = progress or NoProgress()
-    info = describe(db, table, mode)
-    with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
-    if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
-        check_exact_ids(db, info, runs=with_runs)
-    # The sessions and their runs as of one moment; without runs one statement reads one already (and a
-    # read transaction held while a slow reader drains the pipe would lock writers out of a rollback-journal file).
-    with db.snapshot() if with_runs else contextlib.nullcontext():
+    # One moment for all of it: the table's columns, whether runs go with it (the file's version), the count,
+    # the sessions and their runs. A writer that makes, fills or drops agent_runs meanwhile changes none of it.
+    # (A streaming statement holds a rollback-journal file's read lock as long as the transaction would.)
+    with db.snapshot():
+        info = describe(db, table, mode)
+        with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
+        if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
+            check_exact_ids(db, info, runs=with_runs)
         return _export(db, info, table, out, filters, progress, with_runs)
 
 
