@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,7 @@ def test_doctor_reports_a_run_history_cannot_read_and_export_refuses_it(
 def test_a_session_id_twice_in_one_file_is_upserted_twice_as_two_imports_would(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Telling would hold every id in memory; import's memory stays flat. The later line wins, created_at kept."""
+    """As two imports of one session would: the later line wins, the first's created_at kept."""
     header, first = exported("go_agent.db")[:2]
     again = orjson.dumps({**orjson.loads(first), "memory": '{"v": 2}', "created_at": 1, "updated_at": 2})
     code, err = imported(tmp_path, [header, first, again], capsys)
@@ -191,6 +192,56 @@ def test_a_session_id_twice_in_one_file_is_upserted_twice_as_two_imports_would(
     with sqlite3.connect(tmp_path / "t.db") as conn:
         row = conn.execute(f"SELECT memory, created_at, updated_at FROM {TABLE}").fetchall()
     assert row == [('{"v": 2}', orjson.loads(first)["created_at"], 2)]
+
+
+def with_id(line: bytes, session_id: str, memory: str) -> bytes:
+    return orjson.dumps({**orjson.loads(line), "session_id": session_id, "memory": memory})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def import_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """A database to import into (a new SQLite file, or a schema of its own on PostgreSQL) and its schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "t.db"), None
+        return
+    import psycopg
+
+    url = str(request.getfixturevalue("pg_server").dsn)
+    schema = f"imp_{tmp_path.name[-12:].replace('-', '_').lower()}"
+    try:
+        yield url, schema
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_a_session_id_on_several_lines_is_one_session_imported_and_its_later_lines_are_counted_apart(
+    import_url: tuple[str, str | None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The summary says what the table holds after it: each session once, however many lines wrote it, in
+    whatever order and batches they come; the lines that replaced a session written before are counted apart."""
+    url, schema = import_url
+    header, first = exported("go_agent.db")[:2]
+    order = ["b", "a", "b", "c", "a", "a"]  # over batches of two, out of order
+    lines = [header, *(with_id(first, sid, f'{{"line": {i}}}') for i, sid in enumerate(order))]
+    summary = import_lines(iter(lines), url, TABLE, schema=schema, batch_size=2)
+    assert (summary.sessions, summary.repeated) == (3, 3)
+    with open_database(url, schema or "ai") as db:
+        memory = db.query(f"SELECT session_id, {db.as_text('memory')} FROM {db.qualified(TABLE)} ORDER BY session_id")
+    assert memory == [("a", '{"line": 5}'), ("b", '{"line": 2}'), ("c", '{"line": 3}')]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    command = ["import", url, "--table", TABLE, str(path), *(["--schema", schema] if schema else [])]
+    assert main(command) == 0
+    assert capsys.readouterr().out == (
+        f"imported 3 sessions into table {TABLE!r} (3 lines were later versions of a session written before "
+        "them, which they replaced)\n"
+    )
+    bad = orjson.dumps({**orjson.loads(first), "session_id": ""})
+    with pytest.raises(ExportFormatError) as caught:
+        import_lines(iter([*lines[:5], bad]), url, TABLE, schema=schema, batch_size=2)
+    assert caught.value.imported == 3  # [b, a], then [b, c]: three sessions, four lines
+    assert "3 sessions were imported before its batch" in str(caught.value)
 
 
 def test_an_empty_session_id_is_a_bad_line(tmp_path: Path) -> None:

@@ -335,9 +335,13 @@ def _import(args: argparse.Namespace) -> int:
         summary = load_ops.import_lines(
             _lines(lines), args.url, args.table, mode=_mode(args), schema=schema, progress=bar
         )
-    _summary(
-        args, summary, f"imported {summary.sessions} sessions{_runs_text(summary.runs)} into table {summary.table!r}"
+    repeated = (
+        f" ({summary.repeated} lines were later versions of a session written before them, which they replaced)"
+        if summary.repeated
+        else ""
     )
+    text = f"imported {summary.sessions} sessions{_runs_text(summary.runs)} into table {summary.table!r}{repeated}"
+    _summary(args, summary, text)
     _warn_runs_left(summary.runs_left, "imported")
     return OK
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,7 +11,7 @@ import attrs
 import cattrs
 import orjson
 
-from agno_storage.errors import CorruptRowError
+from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
 from agno_storage.ops import runs
@@ -23,11 +25,49 @@ from agno_storage.ops.write import BATCH_SIZE, BadValue, RowWriter
 class ImportSummary:
     table: str
     mode: Mode
+    #: Sessions written, each once however many lines of the file wrote it.
     sessions: int
     #: ``agent_runs`` rows imported (a version 2 file into an agent table in SQLite).
     runs: int = 0
     #: ``agent_runs`` rows of the file that the table cannot have beside it (not SQLite): not imported.
     runs_left: int = 0
+    #: Session lines whose session_id an earlier line of the file had: each replaced what that line wrote.
+    repeated: int = 0
+
+
+class _Written:
+    """The session_ids an import has handed to its writer, kept in a temporary file SQLite makes and removes.
+
+    Memory stays flat (SQLite's page cache); the file, in SQLite's temporary
+    folder (``SQLITE_TMPDIR``, else ``TMPDIR``), holds about 100 bytes an id.
+    """
+
+    def __init__(self) -> None:
+        self.repeated = 0
+        try:
+            self._conn = sqlite3.connect("", isolation_level=None)  # "": a temporary database of its own
+            self._conn.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+            self._conn.execute("BEGIN")  # never committed: nothing written to a journal
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def write(self, writer: RowWriter, batch: list[list[Any]]) -> None:
+        """Hand ``batch`` to ``writer``, counting as sessions only those no earlier batch had (the rest: repeated)."""
+        before = self._conn.total_changes
+        try:
+            self._conn.executemany("INSERT OR IGNORE INTO ids VALUES (?)", [(row[0],) for row in batch])
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        new = self._conn.total_changes - before
+        writer.write(batch, sessions=new)
+        self.repeated += len(batch) - new
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @staticmethod
+    def _error(exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"import keeps the session_ids it wrote in a temporary file, which failed: {exc}")
 
 
 def read_header(line: bytes, converter: cattrs.Converter) -> Header:
@@ -66,10 +106,10 @@ def import_lines(
     and nothing of its batch is written. A bad line is one that is not a
     JSON object, or holds a value export would not write (an empty
     session_id, a time beyond 64 bits, JSON text of the wrong type; for a
-    run line what :func:`runs.check` refuses). A session_id on two lines is
-    upserted twice, as two imports would: the later line's values, the
-    first's ``created_at`` (telling would hold every id in memory, and
-    import's memory does not grow with the file). A version 2 file's ``agent_runs``
+    run line what :func:`runs.check` refuses). A session_id on several lines is
+    upserted each time, as several imports would: the later line's values,
+    the first's ``created_at``; it counts once in ``sessions`` (and in the
+    count of a bad line's error), its later lines in ``repeated``. A version 2 file's ``agent_runs``
     lines go into ``agent_runs`` beside an agent table in SQLite; elsewhere
     they are counted in ``runs_left``.
     """
@@ -86,7 +126,7 @@ def import_lines(
     read = row_reader(header.mode, converter)
     run_lines: list[tuple[Any, ...]] = []
     carried = left = 0
-    with RowWriter(url, table, header.mode, schema) as writer:
+    with RowWriter(url, table, header.mode, schema) as writer, contextlib.closing(_Written()) as written:
         batch: list[list[Any]] = []
         for number, line in enumerate(iterator, start=2):
             if not line or line.isspace():  # a blank line; strip() would copy every line
@@ -98,7 +138,7 @@ def import_lines(
                     if len(run_lines) >= runs.BATCH_SIZE:
                         # The session lines before these runs go first, even a batch not yet full: a run is
                         # never committed ahead of its session's line.
-                        writer.write(batch)
+                        written.write(writer, batch)
                         progress.advance(len(batch))
                         batch = []
                         carried, left = _put_runs(writer, run_lines, carried, left)
@@ -117,15 +157,17 @@ def import_lines(
                 ) from None
             if len(batch) >= batch_size:
                 # On PostgreSQL, committed by the writer's thread while the next batch is read.
-                writer.write(batch)
+                written.write(writer, batch)
                 progress.advance(len(batch))
                 batch = []
-        writer.write(batch)
+        written.write(writer, batch)
         progress.advance(len(batch))
         imported = writer.flush()
         carried, left = _put_runs(writer, run_lines, carried, left)
         writer.flush()
-    return ImportSummary(table=table, mode=header.mode, sessions=imported, runs=carried, runs_left=left)
+    return ImportSummary(
+        table=table, mode=header.mode, sessions=imported, runs=carried, runs_left=left, repeated=written.repeated
+    )
 
 
 def _put_runs(writer: RowWriter, lines: list[tuple[Any, ...]], carried: int, left: int) -> tuple[int, int]:

@@ -107,9 +107,10 @@ class RowWriter:
         self._unsynced = False  # batches committed since the last fsync of the WAL
         #: Whether batches are committed by a thread of their own (see the module's docstring).
         self._threaded = not isinstance(self.store, SqliteStorage)
-        #: Rows committed so far.
+        #: Sessions committed so far (rows, less those the caller said were a session written before).
         self.written = 0
         self._pending: list[list[Any]] | None = None  # handed over, not started
+        self._pending_sessions = 0  # the sessions it counts
         self._busy = False  # a batch is being committed
         self._error: BaseException | None = None
         self._closing = False
@@ -136,15 +137,18 @@ class RowWriter:
                 out[i] = ""
         return out
 
-    def write(self, rows: list[list[Any]]) -> None:
+    def write(self, rows: list[list[Any]], sessions: int | None = None) -> None:
         """Upsert ``rows`` (already checked) in one transaction: all of them or none.
 
-        On PostgreSQL, hands them over after the batch handed before is
+        ``sessions``: how many of them :attr:`written` counts once committed
+        (default all; import leaves out a session it wrote before). On
+        PostgreSQL, hands them over after the batch handed before is
         committed. Raises what this or an earlier batch raised (and then
         writes nothing more).
         """
         if not rows:
             return
+        counted = len(rows) if sessions is None else sessions
         if not self._threaded:
             if self._error is not None:
                 raise self._error
@@ -153,12 +157,12 @@ class RowWriter:
             except BaseException as exc:
                 self._error = self._counted(exc)
                 raise
-            self.written += len(rows)
+            self.written += counted
             self._unsynced = True
             return
         with self._ready:
             self._wait_idle()
-            self._pending = rows
+            self._pending, self._pending_sessions = rows, counted
             self._ready.notify_all()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="agno-storage-row-writer", daemon=True)
@@ -183,7 +187,7 @@ class RowWriter:
         self._unsynced = True
 
     def flush(self) -> int:
-        """Wait until every batch handed over is committed and durable; how many rows are.
+        """Wait until every batch handed over is committed and durable; how many sessions are (:attr:`written`).
 
         Raises what a batch raised (the batches before it are committed and durable).
         """
@@ -214,7 +218,7 @@ class RowWriter:
             with self._ready:
                 while self._pending is None and not self._closing:
                     self._ready.wait()
-                rows = self._pending
+                rows, counted = self._pending, self._pending_sessions
                 if rows is None:  # closing
                     return
                 self._pending, self._busy = None, True
@@ -226,7 +230,7 @@ class RowWriter:
                     self._ready.notify_all()
                 return
             with self._ready:
-                self.written += len(rows)
+                self.written += counted
                 self._unsynced = True
                 self._busy = False
                 self._ready.notify_all()
