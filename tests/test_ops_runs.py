@@ -344,3 +344,14 @@ def test_a_copy_is_the_table_and_its_runs_of_one_moment_whatever_a_writer_does_m
         summary = copy_table(db, TABLE, str(tmp_path / "copy.db"))
     assert summary == expected
     assert exported(tmp_path / "copy.db") == exported(tmp_path / "expected.db")
+
+
+def test_a_run_on_several_lines_of_the_file_is_one_run_imported(conv: Path, tmp_path: Path) -> None:
+    """As for a session: the later line's values, counted once, so the summary says what agent_runs holds."""
+    lines = exported(conv).splitlines()
+    again = orjson.loads(lines[-1])
+    again["agent_run"]["agent_message"] = "said again"
+    target = tmp_path / "imported.db"
+    summary = import_lines(iter([*lines, orjson.dumps(again)]), str(target), TABLE)
+    assert summary.runs == len(runs_of(target)) == 4
+    assert next(r for r in runs_of(target) if r[0] == again["agent_run"]["id"])[6] == "said again"

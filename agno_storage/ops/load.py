@@ -27,7 +27,7 @@ class ImportSummary:
     mode: Mode
     #: Sessions written, each once however many lines of the file wrote it.
     sessions: int
-    #: ``agent_runs`` rows imported (a version 2 file into an agent table in SQLite).
+    #: ``agent_runs`` rows imported (a version 2 file into an agent table in SQLite), each run once.
     runs: int = 0
     #: ``agent_runs`` rows of the file that the table cannot have beside it (not SQLite): not imported.
     runs_left: int = 0
@@ -36,7 +36,7 @@ class ImportSummary:
 
 
 class _Written:
-    """The session_ids an import has handed to its writer, kept in a temporary file SQLite makes and removes.
+    """The session_ids (and run ids) an import has written, kept in a temporary file SQLite makes and removes.
 
     Memory stays flat (SQLite's page cache); the file, in SQLite's temporary
     folder (``SQLITE_TMPDIR``, else ``TMPDIR``), holds about 100 bytes an id.
@@ -46,28 +46,36 @@ class _Written:
         self.repeated = 0
         try:
             self._conn = sqlite3.connect("", isolation_level=None)  # "": a temporary database of its own
-            self._conn.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+            for table in ("sessions", "runs"):
+                self._conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY) WITHOUT ROWID")
             self._conn.execute("BEGIN")  # never committed: nothing written to a journal
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
     def write(self, writer: RowWriter, batch: list[list[Any]]) -> None:
         """Hand ``batch`` to ``writer``, counting as sessions only those no earlier batch had (the rest: repeated)."""
-        before = self._conn.total_changes
-        try:
-            self._conn.executemany("INSERT OR IGNORE INTO ids VALUES (?)", [(row[0],) for row in batch])
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        new = self._conn.total_changes - before
+        new = self._new("sessions", batch)
         writer.write(batch, sessions=new)
         self.repeated += len(batch) - new
+
+    def new_runs(self, lines: list[tuple[Any, ...]]) -> int:
+        """How many of ``lines`` (agent_runs rows) are runs no earlier line had."""
+        return self._new("runs", lines)
+
+    def _new(self, table: str, rows: list[list[Any]] | list[tuple[Any, ...]]) -> int:
+        before = self._conn.total_changes
+        try:
+            self._conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", [(row[0],) for row in rows])  # noqa: S608
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return self._conn.total_changes - before
 
     def close(self) -> None:
         self._conn.close()
 
     @staticmethod
     def _error(exc: sqlite3.Error) -> StorageError:
-        return StorageError(f"import keeps the session_ids it wrote in a temporary file, which failed: {exc}")
+        return StorageError(f"import keeps the ids it wrote in a temporary file, which failed: {exc}")
 
 
 def read_header(line: bytes, converter: cattrs.Converter) -> Header:
@@ -141,7 +149,7 @@ def import_lines(
                         written.write(writer, batch)
                         progress.advance(len(batch))
                         batch = []
-                        carried, left = _put_runs(writer, run_lines, carried, left)
+                        carried, left = _put_runs(writer, written, run_lines, carried, left)
                         run_lines = []
                     continue
                 batch.append(writer.check(read(value)))  # an empty session_id too (values.row_check)
@@ -163,15 +171,19 @@ def import_lines(
         written.write(writer, batch)
         progress.advance(len(batch))
         imported = writer.flush()
-        carried, left = _put_runs(writer, run_lines, carried, left)
+        carried, left = _put_runs(writer, written, run_lines, carried, left)
         writer.flush()
     return ImportSummary(
         table=table, mode=header.mode, sessions=imported, runs=carried, runs_left=left, repeated=written.repeated
     )
 
 
-def _put_runs(writer: RowWriter, lines: list[tuple[Any, ...]], carried: int, left: int) -> tuple[int, int]:
+def _put_runs(
+    writer: RowWriter, written: _Written, lines: list[tuple[Any, ...]], carried: int, left: int
+) -> tuple[int, int]:
     """Write ``lines`` (agent_runs rows) where the table can have them, else count them as left; the new counts.
+
+    A run written before (its id on an earlier line) is replaced and not counted again.
 
     The caller has handed every session line before them to ``writer``; they are committed first.
     """
@@ -179,7 +191,7 @@ def _put_runs(writer: RowWriter, lines: list[tuple[Any, ...]], carried: int, lef
         return carried, left + len(lines)
     writer.flush()  # the sessions before them first
     writer.write_runs(lines)
-    return carried + len(lines), left
+    return carried + written.new_runs(lines), left
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
