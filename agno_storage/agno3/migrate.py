@@ -23,6 +23,7 @@ import attrs
 from agno_storage import urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk, stale_runs
+from agno_storage.agno3.ddl import MEMORIES
 from agno_storage.agno3.mapping import GO_AGENT_RUNS, own_run_id
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row, memory_copy_id
 from agno_storage.agno3.records import Agno3Memory, Previous, make_converter
@@ -199,7 +200,8 @@ def to_agno3(
                 stack.callback(writer.close)
                 writer.prepare()
             except Exception as exc:  # the driver's, or the file system's
-                raise driver_error(exc, f"opening DST {urls.shown(dst)} for agno 3's tables") from exc
+                what = f"opening DST {urls.shown(dst)} for agno 3's tables"
+                raise driver_error(exc, what, path=writer.path if writer is not None else None) from exc
             lookup = writer
         chunks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
         n = min(_worker_count(workers, len(plan)), len(chunks))  # a worker with no batch would only cost
@@ -437,19 +439,20 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> S
         return None
     except Exception as exc:
         if len(result.encoded) == 1:
-            return _session_error(exc, result.encoded[0].session_id)
+            return _session_error(exc, result.encoded[0].session_id, writer.path)
         if not _refused_value(exc):
-            raise driver_error(exc, f"writing agno 3 sessions {result.encoded[0].session_id!r}...") from exc
+            what = f"writing agno 3 sessions {result.encoded[0].session_id!r}..."
+            raise driver_error(exc, what, path=writer.path) from exc
     for encoded in result.encoded:
         try:
             writer.write([encoded])
         except Exception as one:
-            return _session_error(one, encoded.session_id)
+            return _session_error(one, encoded.session_id, writer.path)
     return None
 
 
-def _session_error(exc: Exception, session_id: str) -> StorageError:
-    error = driver_error(exc, f"writing agno 3 session {session_id!r}", session_id=session_id)
+def _session_error(exc: Exception, session_id: str, path: str | None) -> StorageError:
+    error = driver_error(exc, f"writing agno 3 session {session_id!r}", session_id=session_id, path=path)
     if error is not exc:
         error.__cause__ = exc
     return error
@@ -493,7 +496,7 @@ def _migrate_memory_table(
             try:
                 writer.forget_memories(copies)
             except Exception as exc:
-                raise driver_error(exc, "removing copies of memory-table memories") from exc
+                raise driver_error(exc, "removing copies of memory-table memories", path=writer.path) from exc
         for copy in copies:
             # A copy this run counted is no longer a row.
             label = tally.memories.pop(copy, None)
@@ -520,10 +523,9 @@ def _migrate_memory_table(
         if writer is not None and fresh:
             try:
                 writer.write_memories(fresh)
-            except StorageError:
-                raise
-            except Exception as exc:
-                raise StorageError(f"writing agno 3 memories {fresh[0].memory_id!r}...: {exc}") from exc
+            except Exception as exc:  # the driver's, or the file system's
+                what = f"writing agno 3 memories {fresh[0].memory_id!r}..."
+                raise driver_error(exc, what, table=MEMORIES, path=writer.path) from exc
         pending.clear()
 
     for row in table.rows():

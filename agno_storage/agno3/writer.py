@@ -34,6 +34,11 @@ class Writer(Protocol):
     #: ``"sqlite"`` or ``"postgres"``: the rows :meth:`encode` makes are :func:`rows_for` this engine's.
     engine: str
 
+    @property
+    def path(self) -> str | None:
+        """The SQLite file written, which a failed write may have grown to the file-size limit (see
+        :func:`driver_error`); None for PostgreSQL."""
+
     def prepare(self) -> None:
         """Make the missing tables, indexes and version stamps."""
 
@@ -89,17 +94,18 @@ SQLITE_ROWS_PER_STATEMENT = 50
 
 
 def driver_error(
-    exc: BaseException, what: str, session_id: str | None = None, table: str = ddl.SESSIONS
+    exc: BaseException, what: str, session_id: str | None = None, table: str = ddl.SESSIONS, path: str | None = None
 ) -> StorageError:
     """The typed error for what a database's driver (or the file system under it) raised while ``what``.
 
     ``session_id`` names the one session the statement wrote, where it wrote one; ``table`` the table the
-    error concerns (agno 3's sessions table unless told).
+    error concerns (agno 3's sessions table unless told); ``path`` the SQLite file written, where it wrote
+    one, so that a write the process's file-size limit stopped is a DiskFullError naming the limit.
     """
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, sqlite3.Error):
-        error = translate(exc, table)
+        error = translate(exc, table, path)
         return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
     if isinstance(exc, OSError):
         return StorageError(f"{what}: {exc}", session_id=session_id)
@@ -199,12 +205,12 @@ class SqliteWriter:
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(Path(path).expanduser()), timeout=busy_timeout, isolation_level=None)
+        self.path = str(Path(path).expanduser())
+        self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         try:
             self._configure()
-            self._path = str(Path(path).expanduser())
             #: (device, inode) of the file this connection opened: a batch is written only while the path names it.
-            self._file_id = file_id(self._path)
+            self._file_id = file_id(self.path)
             self._checkpointer = sqlite_bulk.Checkpointer(path)
             self._checkpointer.start()
         except BaseException:
@@ -258,13 +264,13 @@ class SqliteWriter:
             # Under the write lock: a file deleted or replaced since it was opened would take every batch
             # written from now on with it, while the run reported them written.
             try:
-                now: tuple[int, int] | None = file_id(self._path)
+                now: tuple[int, int] | None = file_id(self.path)
             except OSError:
                 now = None
             if now != self._file_id:
                 what = "was deleted" if now is None else "was replaced by another file"
                 raise DatabaseReplacedError(
-                    f"DST {self._path!r} {what} during the migration; nothing more was written to it"
+                    f"DST {self.path!r} {what} during the migration; nothing more was written to it"
                     " (run it again to write what is missing)",
                     table=ddl.SESSIONS,
                 )
@@ -282,7 +288,7 @@ class SqliteWriter:
         except sqlite3.Error as exc:  # a full disk, say, found only when the commit writes
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            raise driver_error(exc, f"committing a batch to DST {self._path!r}") from exc
+            raise driver_error(exc, f"committing a batch to DST {self.path!r}", path=self.path) from exc
         self._unsynced = True
 
     def prepare(self) -> None:
@@ -359,6 +365,7 @@ class PostgresWriter:
     """agno 3's tables in a PostgreSQL schema (``ai`` by default, as ``PostgresDb``), written with psycopg."""
 
     engine = "postgres"
+    path: None = None
 
     def __init__(self, conninfo: str, schema: str | None = "ai") -> None:
         try:

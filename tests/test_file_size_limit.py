@@ -1,0 +1,93 @@
+"""Writers other than the store stopped by the process's file-size limit: DiskFullError naming it, nothing lost.
+
+The store's own case is tests/test_faults.py::test_a_file_size_limit_is_a_full_disk_and_loses_nothing_acknowledged.
+Each call here runs in a child process whose RLIMIT_FSIZE is set (SIGXFSZ ignored, else the kernel kills it at
+the limit); SQLite reports the write that reaches it as SQLITE_IOERR_WRITE, "disk I/O error".
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agno_storage.agno3 import to_agno3
+from bench.agno3 import build_source
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Runs ``sys.argv[1]`` (Python calling agno_storage) and prints the type and message of the StorageError it raises.
+_CALL = """
+import sys
+from agno_storage.errors import StorageError
+try:
+    exec(sys.argv[1])
+except StorageError as exc:
+    print(type(exc).__name__, exc.message, sep="\\n")
+else:
+    print("no error")
+"""
+
+
+def _limited(call: str, limit: int) -> tuple[str, str]:
+    """The StorageError's type name and message ``call`` raises in a child process whose files stop at ``limit`` bytes."""
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    done = subprocess.run(
+        [sys.executable, "-c", _CALL, call],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+        preexec_fn=limit_files,
+    )
+    assert done.returncode == 0, done.stderr
+    kind, _, message = done.stdout.partition("\n")
+    return kind, message
+
+
+def _memory_table(src: Path, n: int) -> None:
+    """agno 1.x's memory table in ``src``, ``n`` memories of about 2 KB each."""
+    with sqlite3.connect(src) as conn:
+        conn.execute(
+            "CREATE TABLE memory (id VARCHAR PRIMARY KEY, user_id VARCHAR, memory TEXT, created_at DATETIME,"
+            " updated_at DATETIME)"
+        )
+        conn.executemany(
+            "INSERT INTO memory VALUES (?, 'u', ?, '2024-01-01 00:00:00', NULL)",
+            [(f"m{i}", json.dumps({"memory": f"{i} " + "likes tea " * 200})) for i in range(n)],
+        )
+
+
+@pytest.mark.parametrize("fills", ["sessions", "memories"])
+def test_to_agno3_past_the_file_size_limit_is_a_full_disk_and_a_rerun_completes_it(tmp_path: Path, fills: str) -> None:
+    """The limit reached by a batch of sessions, or of agno 1.x's memory table: DiskFullError naming it; the
+    batches before it are there, and the rerun without the limit writes the rest."""
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    sessions, memories = (80, 0) if fills == "sessions" else (2, 700)
+    build_source(src, sessions, 10)
+    if memories:
+        _memory_table(src, memories)
+    kind, message = _limited(
+        f"from agno_storage.agno3 import to_agno3; to_agno3({str(src)!r}, {str(dst)!r}, workers=0, batch_size=10)",
+        1_000_000,
+    )
+    assert kind == "DiskFullError", message
+    assert "file-size limit" in message and "1000000" in message
+    report = to_agno3(str(src), str(dst), workers=0, batch_size=10)
+    assert report.total("sessions") + report.total("memories") > 0
+    with sqlite3.connect(dst) as conn:
+        assert conn.execute("SELECT count(*) FROM agno_sessions").fetchone()[0] == sessions
+        assert conn.execute("SELECT count(*) FROM agno_runs").fetchone()[0] == sessions * 10
+        assert conn.execute("SELECT count(*) FROM agno_memories WHERE memory_id LIKE 'm%'").fetchone()[0] == memories
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
