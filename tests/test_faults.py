@@ -212,6 +212,18 @@ def test_a_full_disk_raises_loses_nothing_acknowledged_and_recovers(small_disk: 
     assert fresh.count() == len(acknowledged) + 201
 
 
+def test_a_backup_onto_a_full_disk_raises_disk_full_and_leaves_no_file(small_disk: Path, tmp_path: Path) -> None:
+    from agno_storage.ops.backup import backup
+
+    source = tmp_path / "source.db"
+    _populated(source, 3000)
+    (small_disk / "filler").write_bytes(b"f" * 1024 * 1024)
+    assert source.stat().st_size > 1024 * 1024
+    with pytest.raises(DiskFullError, match="disk is full"):
+        backup(str(source), small_disk / "copy.db")
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
 _FILE_SIZE_LIMITED = """
 import os, resource, signal, sys
 from agno_storage import SqliteStorage

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from agno_storage.agno3 import to_agno3
+from agno_storage.ops.db import open_database
+from agno_storage.ops.export import export_table
 from bench.agno3 import build_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +93,36 @@ def test_to_agno3_past_the_file_size_limit_is_a_full_disk_and_a_rerun_completes_
         assert conn.execute("SELECT count(*) FROM agno_runs").fetchone()[0] == sessions * 10
         assert conn.execute("SELECT count(*) FROM agno_memories WHERE memory_id LIKE 'm%'").fetchone()[0] == memories
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_backup_past_the_file_size_limit_is_a_full_disk_and_leaves_no_file(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src.db", tmp_path / "copy.db"
+    build_source(src, 80, 10)
+    assert src.stat().st_size > 1_000_000
+    kind, message = _limited(
+        f"from agno_storage.ops.backup import backup; backup({str(src)!r}, {str(dest)!r})", 1_000_000
+    )
+    assert kind == "DiskFullError", message
+    assert "file-size limit" in message and "1000000" in message
+    assert not [p.name for p in tmp_path.iterdir() if not p.name.startswith("src.db")], "a partial copy was left"
+
+
+def test_copy_and_import_past_the_file_size_limit_are_a_full_disk(tmp_path: Path) -> None:
+    """copy and import write through the store: the limit is a DiskFullError naming it there too."""
+    src = tmp_path / "src.db"
+    build_source(src, 80, 10)
+    copy = (
+        "from agno_storage.ops.db import open_database; from agno_storage.ops.copy import copy_table;"
+        f" copy_table(open_database({str(src)!r}), 'agent_sessions', {str(tmp_path / 'copy.db')!r})"
+    )
+    export = tmp_path / "sessions.jsonl"
+    with open(export, "wb") as out:
+        export_table(open_database(str(src)), "agent_sessions", out)
+    imported = (
+        "from agno_storage.ops.load import import_lines;"
+        f" import_lines(open({str(export)!r}, 'rb'), {str(tmp_path / 'imported.db')!r}, 'agent_sessions')"
+    )
+    for call in (copy, imported):
+        kind, message = _limited(call, 1_000_000)
+        assert kind == "DiskFullError", message
+        assert "file-size limit" in message and "1000000" in message

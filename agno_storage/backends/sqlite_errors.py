@@ -93,12 +93,8 @@ def file_size_limit_reached(path: str) -> int | None:
     that reaches it fails, so a failed write with the database, its WAL or
     its journal at the limit is one the limit stopped.
     """
-    try:
-        import resource
-    except ImportError:  # no such limit where there is no resource module (Windows)
-        return None
-    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if soft == resource.RLIM_INFINITY:
+    soft = file_size_limit()
+    if soft is None:
         return None
     for suffix in _SUFFIXES:
         try:
@@ -109,4 +105,14 @@ def file_size_limit_reached(path: str) -> int | None:
     return None
 
 
-__all__ = ["file_size_limit_reached", "text_or_bytes", "translate"]
+def file_size_limit() -> int | None:
+    """The process's file-size limit (RLIMIT_FSIZE) in bytes: no file it writes grows past it; None if there is none."""
+    try:
+        import resource
+    except ImportError:  # no such limit where there is no resource module (Windows)
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+__all__ = ["file_size_limit", "file_size_limit_reached", "text_or_bytes", "translate"]

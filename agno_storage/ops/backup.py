@@ -10,8 +10,8 @@ import attrs
 
 from agno_storage import urls
 from agno_storage.backends.sqlite_bulk import fsync_folder
-from agno_storage.backends.sqlite_errors import translate
-from agno_storage.errors import BusyError, StorageError
+from agno_storage.backends.sqlite_errors import file_size_limit, translate
+from agno_storage.errors import BusyError, DiskFullError, StorageError
 from agno_storage.ops import files
 from agno_storage.ops.db import SIDE_SUFFIXES, connect_readonly, hot_journal_error, refuse_source, sqlite_path
 
@@ -67,6 +67,15 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
         # writer) fails after the busy timeout, as every other command does, where backup() retries forever.
         src.execute("BEGIN")
         src.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        # The copy is the snapshot's pages, byte for byte: past the process's file-size limit, SQLite would
+        # fail part way with a plain I/O error and take back what it wrote (nothing left to tell it by).
+        size = src.execute("PRAGMA page_count").fetchone()[0] * src.execute("PRAGMA page_size").fetchone()[0]
+        limit = file_size_limit()
+        if limit is not None and size > limit:
+            raise DiskFullError(
+                f"backup of {source!r}: the copy would be {size} bytes, past this process's file-size limit"
+                f" (RLIMIT_FSIZE, {limit} bytes); nothing was written"
+            )
         # A file of this backup's own, which no other backup to DEST writes, moves or removes. As cp makes
         # a copy: with the source's permission bits less the umask, so that no one may read the copy who may
         # not read the database.
@@ -97,18 +106,29 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
         fsync_folder(dest.parent)  # its name on disk too
     except (sqlite3.Error, OSError) as exc:
         _remove(partial)
-        hot = hot_journal_error(source, exc) if isinstance(exc, sqlite3.Error) else None
-        if hot is not None:
-            raise hot from exc
-        if isinstance(exc, sqlite3.OperationalError) and isinstance(translate(exc), BusyError):
-            raise BusyError(f"backup of {source!r}: the file is locked by another connection ({exc})") from exc
-        raise StorageError(f"backup of {source!r} to {os.fspath(destination)!r} failed: {exc}") from exc
+        raise _error(exc, source, destination) from exc
     except BaseException:
         _remove(partial)
         raise
     finally:
         src.close()
     return BackupSummary(source=source, destination=str(dest), bytes=dest.stat().st_size, pages=int(pages))
+
+
+def _error(exc: sqlite3.Error | OSError, source: str, destination: str | os.PathLike[str]) -> StorageError:
+    """The typed error for what stopped a backup: a hot journal, a lock held too long, a full disk, else a
+    StorageError naming both files."""
+    failed = f"backup of {source!r} to {os.fspath(destination)!r} failed"
+    if isinstance(exc, sqlite3.Error):
+        hot = hot_journal_error(source, exc)
+        if hot is not None:
+            return hot
+        typed = translate(exc)
+        if isinstance(typed, BusyError):
+            return BusyError(f"backup of {source!r}: the file is locked by another connection ({exc})")
+        if isinstance(typed, DiskFullError):
+            return DiskFullError(f"{failed}: {typed.message}")
+    return StorageError(f"{failed}: {exc}")
 
 
 def _remove(partial: Path | None) -> None:
