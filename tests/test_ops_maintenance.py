@@ -464,9 +464,9 @@ def test_two_backups_to_one_destination_at_once_each_move_in_only_the_file_they_
     real = backup_module.connect_readonly
     opened: list[int] = []
 
-    def connect_readonly(path: Any) -> Any:
+    def connect_readonly(path: Any, timeout: float | None = None) -> Any:
         opened.append(1)
-        return _PausedSource(real(path), first_copies if len(opened) == 1 else second_copy)
+        return _PausedSource(real(path, timeout), first_copies if len(opened) == 1 else second_copy)
 
     monkeypatch.setattr(backup_module, "connect_readonly", connect_readonly)
     try:

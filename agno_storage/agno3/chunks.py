@@ -115,7 +115,12 @@ def open_table(src: str, target: urls.Target, table: str, mode: Mode, schema: st
             # agno 1.x's own SQLite store writes NaN and infinities as json.dumps spells them; agno 3's SqliteDb
             # writes and reads them the same way, so they are read here and moved as they are.
             store: BaseStorage = SqliteStorage(
-                table, db_file=target.path, mode=mode, read_only=True, read_non_finite=True
+                table,
+                db_file=target.path,
+                mode=mode,
+                read_only=True,
+                read_non_finite=True,
+                busy_timeout=target.timeout,
             )
         else:
             store = urls.open_storage(src, table_name=table, mode=mode, schema=schema)
@@ -132,10 +137,11 @@ def open_table(src: str, target: urls.Target, table: str, mode: Mode, schema: st
 class GoRuns:
     """A Go Agent's ``agent_runs`` table, read with a read-only connection (SQLite only)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, timeout: float | None = None) -> None:
+        """``timeout``: seconds to wait for a writer's lock (SRC's ``?timeout=``), or sqlite3's 5."""
         uri = Path(path).expanduser().resolve().as_uri() + "?mode=ro"
         try:
-            self._conn = sqlite3.connect(uri, uri=True)
+            self._conn = sqlite3.connect(uri, uri=True, timeout=5.0 if timeout is None else timeout)
             found = self._conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GO_RUNS_TABLE,)
             ).fetchone()
@@ -194,7 +200,7 @@ class Source:
                 stack.callback(store.close)
                 self.stores[mode] = store
             if isinstance(target, urls.SqliteTarget):
-                self.go = GoRuns(str(target.path))
+                self.go = GoRuns(str(target.path), target.timeout)
             stack.pop_all()
 
     def plan(self) -> list[PlanItem]:

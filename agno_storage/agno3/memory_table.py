@@ -169,7 +169,7 @@ class MemoryTable:
     def _open(self, target: urls.Target, table: str, schema: str | None) -> bool:
         if isinstance(target, urls.SqliteTarget):
             uri = Path(str(target.path)).expanduser().resolve().as_uri() + "?mode=ro"
-            self._sqlite = sqlite3.connect(uri, uri=True)
+            self._sqlite = sqlite3.connect(uri, uri=True, timeout=5.0 if target.timeout is None else target.timeout)
             names = {r[1] for r in self._sqlite.execute(f"PRAGMA table_info({quote(table)})")}
             self._from = quote(table)
         else:

@@ -417,7 +417,9 @@ def _count_memories(
 
 def _open_writer(target: urls.Target, schema: str | None) -> Writer:
     if isinstance(target, urls.SqliteTarget):
-        return SqliteWriter(str(target.path))
+        if target.timeout is None:
+            return SqliteWriter(str(target.path))
+        return SqliteWriter(str(target.path), busy_timeout=target.timeout)
     return PostgresWriter(target.conninfo, schema)
 
 

@@ -154,7 +154,7 @@ class TargetReader:
             path = Path(str(target.path)).expanduser()
             if not path.exists():
                 return
-            self._sqlite = _read_only(path)
+            self._sqlite = _read_only(path, 5.0 if target.timeout is None else target.timeout)
             try:
                 found = self._sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
             except BaseException:
@@ -204,7 +204,7 @@ class TargetReader:
             self._pg.close()
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
+def _read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """A connection to ``path`` that reads only and leaves no file behind.
 
     A WAL-mode file with no ``-wal`` beside it has no other connection open:
@@ -212,11 +212,12 @@ def _read_only(path: Path) -> sqlite3.Connection:
     (it may not delete them), so it is opened read-write with ``query_only``,
     and SQLite deletes them when it closes, as the last connection does.
     With a ``-wal`` there (another connection's), ``mode=ro`` changes nothing.
+    ``timeout``: seconds to wait for a writer's lock.
     """
     uri = path.resolve().as_uri()
     if Path(f"{path}-wal").exists():
-        return sqlite3.connect(uri + "?mode=ro", uri=True)
-    conn = sqlite3.connect(uri + "?mode=rw", uri=True)
+        return sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout)
+    conn = sqlite3.connect(uri + "?mode=rw", uri=True, timeout=timeout)
     try:
         conn.execute("PRAGMA query_only = 1")
     except BaseException:

@@ -60,7 +60,7 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             )
     # Before anything is written: DEST must not be the source or one of its files.
     refuse_source(destination, source, "the destination")
-    src = connect_readonly(source)
+    src = connect_readonly(source, target.timeout)
     partial: Path | None = None
     try:
         # A read transaction first: a file another connection holds locked (EXCLUSIVE, a rollback journal's

@@ -582,7 +582,9 @@ def open_source(
             raise InvalidInputError("prepared_statements applies to PostgreSQL only (SQLite prepares every statement)")
         if target.path is None:
             raise InvalidInputError(f"{location!r} is an in-memory database, which starts empty; give a file")
-        return SqliteSource(target.path, recheck_after=recheck_after)
+        if target.timeout is None:
+            return SqliteSource(target.path, recheck_after=recheck_after)
+        return SqliteSource(target.path, busy_timeout=target.timeout, recheck_after=recheck_after)
     return PostgresSource(
         location,
         schema_name=schema_name,

@@ -1,0 +1,77 @@
+"""A SQLite URL's ``?timeout=SECONDS`` is how long serve's source, backup and to_agno3 wait for another
+connection's lock, as it is the store's and the other commands' (tests/test_cli.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agno_storage import AgentSession, SqliteStorage
+from agno_storage.agno3 import to_agno3
+from agno_storage.errors import BusyError
+from agno_storage.ops.backup import backup
+from agno_storage.web.source import open_source
+
+TABLE = "agent_sessions"
+#: Well under every default wait (sqlite3's 5 s, the store's 10 s, to_agno3's writer's 30 s).
+WAITED_AT_MOST = 2.5
+
+
+def _rollback_journal_file(path: Path) -> Path:
+    """A sessions file in rollback-journal mode, as agno 1.x's own store leaves it: its writer locks readers out."""
+    with SqliteStorage(TABLE, db_file=path) as store:
+        store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory={"runs": []}))
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    return path
+
+
+@contextmanager
+def _locked(path: Path, how: str = "EXCLUSIVE") -> Iterator[None]:
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute(f"BEGIN {how}")
+    try:
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def _gives_up_soon(call: Callable[[], object]) -> None:
+    started = time.monotonic()
+    with pytest.raises(BusyError):
+        call()
+    assert time.monotonic() - started < WAITED_AT_MOST
+
+
+def test_serve_reads_wait_the_urls_timeout(tmp_path: Path) -> None:
+    db = _rollback_journal_file(tmp_path / "s.db")
+    source = open_source(f"sqlite:///{db}?timeout=0.1")
+    try:
+        with _locked(db):
+            _gives_up_soon(source.ping)
+    finally:
+        source.close()
+
+
+def test_backup_waits_the_urls_timeout(tmp_path: Path) -> None:
+    db = _rollback_journal_file(tmp_path / "s.db")
+    with _locked(db):
+        _gives_up_soon(lambda: backup(f"sqlite:///{db}?timeout=0.1", tmp_path / "copy.db"))
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_to_agno3_waits_the_src_and_dst_urls_timeouts(tmp_path: Path) -> None:
+    src = _rollback_journal_file(tmp_path / "src.db")
+    dst = tmp_path / "dst.db"
+    with _locked(src):
+        _gives_up_soon(lambda: to_agno3(f"sqlite:///{src}?timeout=0.1", str(dst), workers=0))
+    assert not dst.exists()
+    to_agno3(str(src), str(dst), workers=0)
+    with _locked(dst, "IMMEDIATE"):  # another writer of DST (agno 3 itself, say)
+        _gives_up_soon(lambda: to_agno3(str(src), f"sqlite:///{dst}?timeout=0.1", workers=0, rewrite=True))
