@@ -234,3 +234,21 @@ def test_nan_agnos_own_store_wrote_stops_export_and_copy_saying_what_it_is_and_h
         assert f"{TABLE}.session_data of session {sid!r}" in message
         assert "NaN or an infinity" in message and "upsert" in message
     assert (ex.value.column, cp.value.column) == ("session_data", "session_data")
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity"])
+def test_doctor_says_a_nan_is_nan_and_how_to_repair_it_as_export_does(
+    tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor reported such a value as "not valid JSON: unexpected character"; it words it as export and copy do."""
+    from agno_storage.ops.doctor import diagnose
+
+    path, sid = _plant(tmp_path, "go_agent.db", "session_data", f"""'{{"session_state": {{"score": {value}}}}}'""")
+    with open_database(str(path)) as db:
+        (finding,) = [f for f in diagnose(db, str(path)).findings if f.session_id == sid]
+    assert (finding.kind, finding.table, finding.column) == ("bad_value", TABLE, "session_data")
+    assert main(["doctor", str(path)]) == 3
+    out = capsys.readouterr().out
+    for message in (finding.message, out):
+        assert "NaN or an infinity" in message and "upsert" in message
+    assert f"{TABLE}.session_data session {sid!r}: holds NaN or an infinity" in out

@@ -21,6 +21,7 @@ from agno_storage.ops import runs
 from agno_storage.ops.db import Database
 from agno_storage.ops.errors import HotJournalError
 from agno_storage.ops.tables import TableInfo, inexact_ids, inexact_run_ids, list_tables
+from agno_storage.ops.values import JSON_TYPES, json_problem
 from agno_storage.schema import CURRENT_VERSION, quote
 
 PROBLEM, NOTE = "problem", "note"
@@ -163,8 +164,6 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         findings=tuple(findings), tables=report.sessions, integrity=integrity, journal_mode=journal, wal_bytes=wal
     )
 
-
-_JSON = {ColumnKind.JSON: (dict,), ColumnKind.JSON_ANY: (dict, list)}
 
 _INEXACT = (
     "{why}: one user's id could stand for another's ('ALICE' or 'alice ' for 'alice'), so the store refuses "
@@ -335,7 +334,7 @@ def _rows(db: Database, info: TableInfo) -> list[Finding]:
             for column, value in zip(columns, row, strict=True):
                 if session is not None and type(value) is str and column.kind in JSON_KINDS:
                     continue  # the decode read this JSON text, and found it of the column's type
-                why = _wrong(column.kind, value)
+                why = _wrong(column.name, column.kind, value)
                 if why is not None:
                     found.append(Finding(PROBLEM, "bad_value", why, info.name, shown_id, column.name))
                     sound = False
@@ -377,8 +376,8 @@ def _conversation_problem(session: Session | None, stored: list[conversation_go.
     return None
 
 
-def _wrong(kind: ColumnKind, value: object) -> str | None:
-    """Why ``value`` is not what a column of ``kind`` holds, or None if it is."""
+def _wrong(name: str, kind: ColumnKind, value: object) -> str | None:
+    """Why ``value`` is not what column ``name`` of ``kind`` holds, or None if it is."""
     if kind is ColumnKind.KEY:
         return None if isinstance(value, str) and value else f"session_id {value!r} is not a non-empty text"
     if value is None:
@@ -386,16 +385,9 @@ def _wrong(kind: ColumnKind, value: object) -> str | None:
     if kind is ColumnKind.TIMESTAMP:
         return None if type(value) is int else f"a {type(value).__name__} {value!r}, not a Unix timestamp"
     if kind in JSON_KINDS:
-        if isinstance(value, (bytes, int, float)):
-            return f"holds a {type(value).__name__} {value!r:.60}, not JSON text"
-        try:
-            decoded = codec.loads(value)  # type: ignore[arg-type]
-        except ValueError as exc:
-            return f"not valid JSON: {exc}"
-        kinds = _JSON[kind]
-        if decoded is not None and not isinstance(decoded, kinds):
-            return f"holds a JSON {type(decoded).__name__}, not {' or '.join(k.__name__ for k in kinds)}"
-        return None
+        # Export's and copy's own words (NaN named as such, with how to repair it); the finding names the column.
+        why = json_problem(name, value, JSON_TYPES[kind])
+        return None if why is None else why.removeprefix(f"{name} ")
     return None if isinstance(value, str) else f"holds a {type(value).__name__} {value!r:.60}, not text"
 
 
