@@ -413,7 +413,10 @@ class Database:
         try:
             yield
         finally:
-            self.conn.execute("ROLLBACK")  # it only read: ending it so also ends a cursor left unread
+            # It only read: ending it so also ends a cursor left unread. SQLite may have ended it already,
+            # after an error (then a ROLLBACK would fail and hide that error).
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
 
     def close(self) -> None:
         """Close the connection; never raises for a PostgreSQL connection the server already ended."""
