@@ -145,3 +145,24 @@ def test_a_postgres_table_whose_owners_compare_case_blind_is_listed_apart(
     assert blind.table_name not in [t.name for t in tables.readable]
     [reason] = [why for name, why in tables.unreadable if name == blind.table_name]
     assert reason_says in reason
+
+
+def test_a_sqlite_table_of_a_type_the_store_refuses_is_listed_apart(tmp_path: Path) -> None:
+    """A sessions table with created_at declared TEXT, which no store opens, was offered as readable."""
+    from agno_storage import Mode
+    from agno_storage.modes import SPECS
+    from agno_storage.web.source import open_source
+
+    db = tmp_path / "s.db"
+    columns = ", ".join(f"{c.name} {'TEXT' if c.name == 'created_at' else c.decl}" for c in SPECS[Mode.AGENT].columns)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"CREATE TABLE agent_sessions ({columns})")
+    conn.close()
+    source = open_source(str(db))
+    try:
+        tables = source.tables()
+    finally:
+        source.close()
+    assert tables.readable == ()
+    [(name, reason)] = tables.unreadable
+    assert name == "agent_sessions" and "created_at is declared 'TEXT'" in reason

@@ -256,9 +256,10 @@ class PostgresStorage(BaseStorage):
         return layout
 
     def _check_columns(self, table_sql: str) -> None:
-        """A text column that compares other than exactly (``ddl.inexact_collation``)."""
+        """A text column that compares other than exactly, or a column of a type that changes or refuses what
+        the store writes (``ddl.check_columns``)."""
         self._conns.run(
-            lambda conn: ddl.check_collations(conn, self.table_name, self._regclass_name, self.spec), write=False
+            lambda conn: ddl.check_columns(conn, self.table_name, self._regclass_name, self.spec), write=False
         )
 
     def _lock(self, conn: psycopg.Connection[Any]) -> None:

@@ -9,9 +9,10 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import attrs
 from psycopg import sql
 
-from agno_storage.modes import COMMON_COLUMNS, TEXT_KINDS, ColumnKind, ModeSpec
+from agno_storage.modes import COMMON_COLUMNS, JSON_KINDS, TEXT_KINDS, ColumnKind, ModeSpec
 from agno_storage.schema import unfit_table
 
 #: The declaration after the column name, as SQLAlchemy emits it for agno's columns.
@@ -224,44 +225,119 @@ def _layout(
     )
 
 
-#: The text columns of a table (by its quoted name) whose collation is nondeterministic (an ICU collation
-#: made with ``deterministic = false``): there ``'ALICE' = 'alice'`` may hold. PostgreSQL 12 and later.
-NONDETERMINISTIC_TEXT = (
-    "SELECT a.attname::text, c.collname::text, NULL::text FROM pg_attribute a"
-    " JOIN pg_collation c ON c.oid = a.attcollation"
-    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND NOT c.collisdeterministic"
-)
-#: What each type whose ``=`` is not exact whatever the collation does (:data:`INEXACT_TYPE`).
+#: What each type whose ``=`` is not exact whatever the collation does.
 INEXACT_TYPES = {
     "citext": "compares case-blind",  # 'ALICE' = 'alice'
     "bpchar": "ignores trailing spaces",  # character(n): 'alice' = 'alice ', as SQLite's RTRIM collation
 }
-#: The columns of a table (by its quoted name) of a type in :data:`INEXACT_TYPES` (or a domain over one):
-#: the column, its type as declared, and the inexact type.
-INEXACT_TYPE = (
-    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),"
-    " (CASE WHEN t.typname = ANY(%s) THEN t.typname ELSE b.typname END)::text"
+#: The types (a domain's: its base type) each kind of column keeps the store's values in exactly, or refuses one
+#: with InvalidInputError (varchar(n): a longer value; integer: a time past 2038). citext and character(n)
+#: keep text but compare inexactly (:data:`INEXACT_TYPES`).
+_FIT_TYPES: dict[ColumnKind, frozenset[str]] = {
+    **dict.fromkeys(TEXT_KINDS, frozenset({"text", "varchar", *INEXACT_TYPES})),
+    **dict.fromkeys(JSON_KINDS, frozenset({"jsonb", "json", "text", "varchar"})),
+    ColumnKind.TIMESTAMP: frozenset({"int8", "int4"}),
+}
+#: What the store writes to each kind of column, for the refusal of a type not in :data:`_FIT_TYPES`.
+_WRITTEN = {
+    **dict.fromkeys(TEXT_KINDS, "text"),
+    **dict.fromkeys(JSON_KINDS, "JSON"),
+    ColumnKind.TIMESTAMP: "a timestamp",
+}
+#: What the unfit types that change a value silently do to it.
+_CHANGING_TYPES = {
+    "name": "keeps only the first 63 bytes of a value: two long ids could become one",
+    "char": "keeps only the first byte of a value",  # "char", not char(n) (bpchar)
+    "float4": "keeps only 24 bits of a number: 1700000001 becomes 1700000000",
+}
+#: Each column of a table (by its quoted name, as ``to_regclass`` takes it): its name, its type as declared,
+#: the type (a domain's base type) and its nondeterministic collation or NULL (before PostgreSQL 12: NULL).
+_COLUMN_TYPES = (
+    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), COALESCE(b.typname, t.typname)::text, {collation}"
     " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-    " LEFT JOIN pg_type b ON b.oid = t.typbasetype WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
-    " AND NOT a.attisdropped AND (t.typname = ANY(%s) OR b.typname = ANY(%s))"
+    " LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'"
+    " LEFT JOIN pg_collation c ON c.oid = a.attcollation"
+    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
 )
+_NONDETERMINISTIC = "CASE WHEN c.collisdeterministic THEN NULL ELSE c.collname::text END"
 
 
-def check_collations(conn: Any, table: str, regclass: str, spec: ModeSpec) -> None:
-    """SchemaMismatchError if a text column of ``spec`` in ``table`` (``regclass``: its quoted name, as
-    ``to_regclass`` takes it) compares other than exactly (:func:`inexact_collation`): ``'ALICE'`` or
-    ``'alice '`` could then read alice's sessions.
+@attrs.frozen
+class ColumnType:
+    """A column's type, as :func:`column_types` reads it."""
 
-    ``conn`` is a psycopg connection.
+    name: str
+    declared: str
+    #: The type's name (a domain's: its base type's), as pg_type spells it: ``int8``, ``varchar``.
+    base: str
+    #: Its nondeterministic collation, if it has one.
+    nondeterministic: str | None
+
+
+def column_types(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], regclass: str, server_version: int
+) -> list[ColumnType]:
+    """The columns of the table ``regclass`` (its quoted name), in one catalogue query.
+
+    ``query`` runs one statement with its parameters. Before PostgreSQL 12
+    (``server_version``, as libpq gives it) every collation is deterministic.
     """
-    why = inexact_collation(
-        lambda q, p: conn.execute(q, p).fetchall(),
-        regclass,
-        [c.name for c in spec.columns if c.kind in TEXT_KINDS],
-        conn.info.server_version,
-    )
+    collation = _NONDETERMINISTIC if server_version >= 120000 else "NULL::text"
+    return [ColumnType(*row) for row in query(_COLUMN_TYPES.format(collation=collation), [regclass])]
+
+
+def check_columns(conn: Any, table: str, regclass: str, spec: ModeSpec) -> None:
+    """SchemaMismatchError if a column of ``spec`` in ``table`` (``regclass``: its quoted name, as
+    ``to_regclass`` takes it) compares other than exactly (:func:`inexact_ids`): ``'ALICE'`` or ``'alice '``
+    could then read alice's sessions; or is of a type that changes or refuses what the store writes
+    (:func:`unfit_type`).
+
+    ``conn`` is a psycopg connection. One catalogue query.
+    """
+    columns = column_types(lambda q, p: conn.execute(q, p).fetchall(), regclass, conn.info.server_version)
+    why = inexact_ids(columns, [c.name for c in spec.columns if c.kind in TEXT_KINDS])
     if why is not None:
         raise unfit_table(table, spec.mode, f"apart: {why}; the store compares ids and owners exactly")
+    check_types(table, spec, columns)
+
+
+def check_types(table: str, spec: ModeSpec, columns: Sequence[ColumnType]) -> None:
+    """SchemaMismatchError naming the first column of ``spec`` of a type :func:`unfit_type` refuses."""
+    why = unfit_type(spec, columns)
+    if why is not None:
+        raise unfit_table(table, spec.mode, f"as written: {why}")
+
+
+def unfit_type(spec: ModeSpec, columns: Sequence[ColumnType]) -> str | None:
+    """Why a column of ``spec`` among ``columns`` cannot keep what the store writes, or None.
+
+    ``name`` cuts a session id or an owner to 63 bytes (two become one, and
+    one user's session is read by another's id), ``"char"`` keeps one byte,
+    ``real`` rounds a timestamp; ``double precision`` and ``numeric`` read
+    back as no integer, an enum, ``bytea``, ``xml`` or ``timestamp`` refuse
+    every write.
+    """
+    kinds = {c.name: c.kind for c in spec.columns}
+    for column in columns:
+        kind = kinds.get(column.name)
+        if kind is None or column.base in _FIT_TYPES[kind]:
+            continue
+        does = _CHANGING_TYPES.get(column.base) or f"is not one the store writes {_WRITTEN[kind]} to"
+        return f"{column.name} is of the type {column.declared}, which {does}"
+    return None
+
+
+def inexact_ids(columns: Sequence[ColumnType], names: Sequence[str]) -> str | None:
+    """Why one of the columns ``names`` among ``columns`` compares other than exactly (a nondeterministic
+    collation, the type ``citext`` or ``character(n)``), or None."""
+    for column in columns:
+        if column.name not in names:
+            continue
+        if column.base in INEXACT_TYPES:
+            return f"{column.name} is of the type {column.declared}, which {INEXACT_TYPES[column.base]}"
+        if column.nondeterministic is not None:
+            return f"{column.name} compares by the nondeterministic collation {column.nondeterministic!r}"
+    return None
 
 
 def inexact_collation(
@@ -270,21 +346,9 @@ def inexact_collation(
     columns: Sequence[str],
     server_version: int,
 ) -> str | None:
-    """Why one of ``columns`` of the table ``regclass`` compares other than exactly (a nondeterministic
-    collation, the type ``citext`` or ``character(n)``), or None.
-
-    Before PostgreSQL 12 (``server_version``, as libpq gives it) every collation is deterministic.
-    """
-    types = list(INEXACT_TYPES)
-    statement, params = INEXACT_TYPE, [types, regclass, types, types]
-    if server_version >= 120000:
-        statement, params = f"{NONDETERMINISTIC_TEXT} UNION ALL {INEXACT_TYPE}", [regclass, *params]
-    for name, what, inexact_type in query(statement, params):
-        if name in columns:
-            if inexact_type is not None:
-                return f"{name} is of the type {what}, which {INEXACT_TYPES[inexact_type]}"
-            return f"{name} compares by the nondeterministic collation {what!r}"
-    return None
+    """Why one of ``columns`` of the table ``regclass`` compares other than exactly (:func:`inexact_ids`), or
+    None."""
+    return inexact_ids(column_types(query, regclass, server_version), columns)
 
 
 def add_columns(table: str, spec: ModeSpec, db_schema: str | None, names: Iterable[str]) -> list[sql.Composed]:

@@ -12,7 +12,6 @@ import attrs
 from agno_storage import codec, conversation, conversation_go, usage
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.agent_runs import StoredRun
-from agno_storage.backends.sqlite_ddl import check_declared_types
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.errors import BusyError, CorruptRowError, DatabaseCorruptError, SchemaMismatchError, StorageError
 from agno_storage.models import Session
@@ -20,7 +19,7 @@ from agno_storage.modes import JSON_KINDS, SPECS, TEXT_KINDS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import Database
 from agno_storage.ops.errors import HotJournalError
-from agno_storage.ops.tables import TableInfo, inexact_ids, inexact_run_ids, list_tables
+from agno_storage.ops.tables import TableInfo, check_types, inexact_ids, inexact_run_ids, list_tables
 from agno_storage.ops.values import JSON_TYPES, json_problem
 from agno_storage.schema import CURRENT_VERSION, quote
 
@@ -139,8 +138,7 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         why = inexact_ids(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
         if why is not None:
             findings.append(Finding(PROBLEM, "inexact_ids", _INEXACT.format(why=why), table=info.name))
-        if db.is_sqlite:
-            findings.extend(_unfit_types(db, info))
+        findings.extend(_unfit_types(db, info))
         if not db.is_sqlite:
             findings.extend(_missing_indexes(db, info))
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
@@ -172,11 +170,10 @@ _INEXACT = (
 
 
 def _unfit_types(db: Database, info: TableInfo) -> list[Finding]:
-    """A column declared with a type SQLite converts the store's values to, for which the store refuses the
-    table (``sqlite_ddl.check_declared_types``): every command that opens it stops, an empty table's too."""
-    declared = dict(db.query("SELECT name, type FROM pragma_table_info(?)", [info.name], table=info.name))
+    """A column of a type that changes or refuses the store's values, for which the store refuses the table
+    (``tables.check_types``): every command that opens it stops, an empty table's too."""
     try:
-        check_declared_types(info.name, SPECS[info.mode], declared)
+        check_types(db, info)
     except SchemaMismatchError as exc:
         return [Finding(PROBLEM, "unfit_type", f"{exc}; the store refuses the table", table=info.name)]
     return []

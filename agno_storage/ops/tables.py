@@ -181,6 +181,23 @@ def check_exact_ids(db: Database, info: TableInfo, *, runs: bool = False) -> Non
             )
 
 
+def check_types(db: Database, info: TableInfo) -> None:
+    """SchemaMismatchError, as the store raises it, if a column of ``info``'s table is of a type that changes or
+    refuses what the store writes (SQLite: ``sqlite_ddl.check_declared_types``; PostgreSQL:
+    ``postgres_ddl.check_types``, a ``name`` session id cut to 63 bytes, say). One catalogue query."""
+    spec = SPECS[info.mode]
+    if db.is_sqlite:
+        from agno_storage.backends.sqlite_ddl import check_declared_types
+
+        declared = dict(db.query("SELECT name, type FROM pragma_table_info(?)", [info.name], table=info.name))
+        check_declared_types(info.name, spec, declared)
+        return
+    from agno_storage.backends import postgres_ddl
+
+    columns = postgres_ddl.column_types(db.query, db.name(info.name), db.conn.info.server_version)
+    postgres_ddl.check_types(info.name, spec, columns)
+
+
 def inexact_run_ids(db: Database) -> str | None:
     """Why one of the id and owner columns of ``agent_runs`` compares other than exactly (:func:`inexact_ids`),
     or None; on PostgreSQL too, where agno-golang keeps none but ``prune`` and ``export`` read one there."""
@@ -193,6 +210,7 @@ __all__ = [
     "TableInfo",
     "TablesReport",
     "check_exact_ids",
+    "check_types",
     "describe",
     "inexact_ids",
     "inexact_run_ids",

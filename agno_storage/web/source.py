@@ -51,7 +51,7 @@ from agno_storage.errors import (
 from agno_storage.modes import SPECS, TEXT_KINDS
 from agno_storage.ops.db import connect_readonly, hot_journal_error, open_database
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
-from agno_storage.ops.tables import TableInfo, describe, inexact_ids, list_tables
+from agno_storage.ops.tables import TableInfo, check_types, describe, inexact_ids, list_tables
 from agno_storage.web.limits import REQUEST_TIMEOUT, BoundedSqlite, check_deadline
 from agno_storage.web.table_reader import TableReader
 
@@ -122,7 +122,7 @@ class Source(abc.ABC):
     def tables(self) -> Tables:
         """The sessions tables there now (``agno-storage tables``' list: mode, layout, version, rows).
 
-        A table whose name the stores refuse, or that the role may not read
+        A table whose name or columns the stores refuse, or that the role may not read
         (PostgreSQL), is listed apart, with why: :meth:`reader` could not
         read it, so it is not offered as readable.
         """
@@ -140,8 +140,13 @@ class Source(abc.ABC):
                 why = inexact_ids(db, info.name, [c.name for c in SPECS[info.mode].columns if c.kind in TEXT_KINDS])
                 if why is not None:  # no store opens it ('ALICE' would read alice's sessions)
                     unreadable.append((info.name, f"{why}: the store compares ids and owners exactly"))
-                else:
-                    readable.append(info)
+                    continue
+                try:
+                    check_types(db, info)  # nor one that changes what it writes (a session id cut to 63 bytes)
+                except SchemaMismatchError as exc:
+                    unreadable.append((info.name, str(exc)))
+                    continue
+                readable.append(info)
         return Tables(tuple(readable), tuple(unreadable))
 
     def file(self) -> _FileId:

@@ -1,0 +1,111 @@
+"""PostgreSQL tables another program made with column types that change or refuse what the store writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from agno_storage import Mode, SchemaMismatchError
+from agno_storage.backends.postgres import PostgresStorage
+from agno_storage.cli import main
+from agno_storage.web.source import open_source
+from tests.sessions import make_session
+
+#: (column, the type it is given, what the refusal says): each changes values silently or fails every write.
+UNFIT = [
+    ("session_id", "name", "keeps only the first 63 bytes"),
+    ("user_id", "name", "keeps only the first 63 bytes"),
+    ("agent_id", '"char"', "keeps only the first byte"),
+    ("user_id", "{enum}", "is not one the store writes text to"),
+    ("user_id", "integer", "is not one the store writes text to"),
+    ("memory", "bytea", "is not one the store writes JSON to"),
+    ("agent_data", "xml", "is not one the store writes JSON to"),
+    ("created_at", "real", "keeps only 24 bits"),
+    ("updated_at", "double precision", "is not one the store writes a timestamp to"),
+    ("created_at", "numeric", "is not one the store writes a timestamp to"),
+    ("created_at", "smallint", "is not one the store writes a timestamp to"),
+    ("created_at", "timestamp without time zone", "is not one the store writes a timestamp to"),
+]
+#: Types that keep every value exactly (or refuse one with InvalidInputError, as varchar(n) and integer do).
+FIT = [
+    ("session_id", "text"),
+    ("session_id", "varchar(200)"),
+    ("user_id", "{domain}"),
+    ("memory", "json"),
+    ("session_data", "text"),
+    ("created_at", "integer"),
+]
+
+
+def retype(store: PostgresStorage, column: str, declared: str, using: str = "NULL") -> str:
+    """Give ``column`` of the store's table the type ``declared`` (``{enum}``, ``{domain}``: one made for it),
+    its values made by ``using``."""
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        own = sql.Identifier(store.schema or "public", f"{store.table_name}_{column}_type").as_string(conn)
+        if declared == "{enum}":
+            conn.execute(f"CREATE TYPE {own} AS ENUM ('alice')")
+        elif declared == "{domain}":
+            conn.execute(f"CREATE DOMAIN {own} AS text")
+        declared = declared.format(enum=own, domain=own)
+        table, col = sql.SQL(store.qualified_table), sql.Identifier(column)
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(table, col))
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}").format(
+                table, col, sql.SQL(declared), sql.SQL(using)
+            )
+        )
+    return declared
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(("column", "declared", "why"), UNFIT)
+def test_a_column_whose_type_changes_or_refuses_the_stores_values_is_refused(
+    make_store: Any, column: str, declared: str, why: str
+) -> None:
+    """A session_id of type name kept 63 bytes: two long ids became one row, and one user's session was read by
+    another's id; "char" kept one byte of agent_id; real rounded 1700000001 to 1700000000; double precision,
+    numeric made every read CorruptRowError; an enum, bytea, xml or timestamp failed every write."""
+    store = make_store()
+    store.create()
+    shown = retype(store, column, declared)
+    with pytest.raises(SchemaMismatchError, match=f"{column} is of the type .*, which {why}") as refused:
+        PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+    assert refused.value.table == store.table_name and shown.split(".")[-1].strip('"') in str(refused.value)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(("column", "declared"), FIT)
+def test_a_column_of_a_type_that_keeps_the_stores_values_is_read_exactly(
+    make_store: Any, column: str, declared: str
+) -> None:
+    store = make_store()
+    store.create()
+    retype(store, column, declared)
+    reopened = PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+    session = make_session(Mode.AGENT, "s" * 70, memory={"b": 1, "a": [2**70, 0.5]}, created_at=1_700_000_001)
+    reopened.upsert(session)
+    back = reopened.read("s" * 70)
+    assert back is not None and back.memory == session.memory and back.created_at == 1_700_000_001
+    assert (back.session_id, back.user_id, back.session_data) == (session.session_id, "alice", session.session_data)
+    reopened.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_doctor_and_serve_name_a_column_of_an_unfit_type(make_store: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """doctor said all was well of a table with session_id of type name, and serve offered it as readable."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s1"))
+    retype(store, "session_id", "name", "session_id::name")
+    assert main(["doctor", store.db_url, "--schema", str(store.schema)]) == 3
+    assert "session_id is of the type name, which keeps only the first 63 bytes" in capsys.readouterr().out
+    source = open_source(store.db_url, schema_name=store.schema)
+    try:
+        tables = source.tables()
+    finally:
+        source.close()
+    assert store.table_name not in [t.name for t in tables.readable]
+    [reason] = [why for name, why in tables.unreadable if name == store.table_name]
+    assert "session_id is of the type name" in reason
