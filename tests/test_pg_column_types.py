@@ -24,6 +24,7 @@ UNFIT = [
     ("memory", "bytea", "is not one the store writes JSON to"),
     ("agent_data", "xml", "is not one the store writes JSON to"),
     ("created_at", "real", "keeps only 24 bits"),
+    ("created_at", "{nested:real}", "keeps only 24 bits"),
     ("updated_at", "double precision", "is not one the store writes a timestamp to"),
     ("created_at", "numeric", "is not one the store writes a timestamp to"),
     ("created_at", "smallint", "is not one the store writes a timestamp to"),
@@ -34,6 +35,8 @@ FIT = [
     ("session_id", "text"),
     ("session_id", "varchar(200)"),
     ("user_id", "{domain}"),
+    ("user_id", "{nested:text}"),
+    ("created_at", "{nested:bigint}"),
     ("memory", "json"),
     ("session_data", "text"),
     ("created_at", "integer"),
@@ -47,9 +50,14 @@ def retype(store: PostgresStorage, column: str, declared: str, using: str = "NUL
         own = sql.Identifier(store.schema or "public", f"{store.table_name}_{column}_type").as_string(conn)
         if declared == "{enum}":
             conn.execute(f"CREATE TYPE {own} AS ENUM ('alice')")
-        elif declared == "{domain}":
+        elif declared in ("{domain}", "{nested}"):
             conn.execute(f"CREATE DOMAIN {own} AS text")
-        declared = declared.format(enum=own, domain=own)
+        elif declared.startswith("{nested:"):  # a domain over a domain over the type named
+            inner = sql.Identifier(store.schema or "public", f"{store.table_name}_{column}_inner").as_string(conn)
+            conn.execute(f"CREATE DOMAIN {inner} AS {declared[8:-1]}")
+            conn.execute(f"CREATE DOMAIN {own} AS {inner}")
+            declared = "{nested}"
+        declared = declared.format(enum=own, domain=own, nested=own)
         table, col = sql.SQL(store.qualified_table), sql.Identifier(column)
         conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(table, col))
         conn.execute(
@@ -109,3 +117,16 @@ def test_doctor_and_serve_name_a_column_of_an_unfit_type(make_store: Any, capsys
     assert store.table_name not in [t.name for t in tables.readable]
     [reason] = [why for name, why in tables.unreadable if name == store.table_name]
     assert "session_id is of the type name" in reason
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_an_owner_of_a_domain_over_a_domain_over_citext_is_refused(make_store: Any) -> None:
+    """Only a domain's immediate base type was looked at: user_id of a domain over a domain over citext opened,
+    and 'ALICE' read alice's sessions."""
+    store = make_store()
+    store.create()
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
+    retype(store, "user_id", "{nested:citext}")
+    with pytest.raises(SchemaMismatchError, match=r"user_id is of the type .*, which compares case-blind"):
+        PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)

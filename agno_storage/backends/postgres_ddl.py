@@ -253,10 +253,12 @@ _CHANGING_TYPES = {
 #: Each column of a table (by its quoted name, as ``to_regclass`` takes it): its name, its type as declared,
 #: the type (a domain's base type) and its nondeterministic collation or NULL (before PostgreSQL 12: NULL).
 _COLUMN_TYPES = (
-    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), COALESCE(b.typname, t.typname)::text, {collation}"
-    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-    " LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'"
-    " LEFT JOIN pg_collation c ON c.oid = a.attcollation"
+    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),"
+    # A domain's base type may be a domain too: followed down to the type that is none.
+    " (WITH RECURSIVE d(oid, name, base, kind) AS (SELECT oid, typname, typbasetype, typtype FROM pg_type"
+    " WHERE oid = a.atttypid UNION ALL SELECT t.oid, t.typname, t.typbasetype, t.typtype FROM pg_type t"
+    " JOIN d ON t.oid = d.base WHERE d.kind = 'd') SELECT name::text FROM d WHERE kind <> 'd'), {collation}"
+    " FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation"
     " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
 )
 _NONDETERMINISTIC = "CASE WHEN c.collisdeterministic THEN NULL ELSE c.collname::text END"
@@ -268,7 +270,8 @@ class ColumnType:
 
     name: str
     declared: str
-    #: The type's name (a domain's: its base type's), as pg_type spells it: ``int8``, ``varchar``.
+    #: The type's name (a domain's: its base type's, through domains over domains), as pg_type spells it:
+    #: ``int8``, ``varchar``.
     base: str
     #: Its nondeterministic collation, if it has one.
     nondeterministic: str | None
