@@ -15,7 +15,11 @@ from agno_storage import AgentSession, SqliteStorage
 from agno_storage.agno3 import to_agno3
 from agno_storage.errors import BusyError
 from agno_storage.ops.backup import backup
+from agno_storage.web.app import create_app
+from agno_storage.web.limits import Limits
+from agno_storage.web.run import serving
 from agno_storage.web.source import open_source
+from tests.web_client import get
 
 TABLE = "agent_sessions"
 #: Well under every default wait (sqlite3's 5 s, the store's 10 s, to_agno3's writer's 30 s).
@@ -55,6 +59,19 @@ def test_serve_reads_wait_the_urls_timeout(tmp_path: Path) -> None:
     try:
         with _locked(db):
             _gives_up_soon(source.ping)
+    finally:
+        source.close()
+
+
+def test_serve_waits_for_a_lock_no_longer_than_its_request_timeout(tmp_path: Path) -> None:
+    db = _rollback_journal_file(tmp_path / "s.db")
+    source = open_source(f"sqlite:///{db}?timeout=30", statement_timeout=0.2)
+    try:
+        with serving(create_app(source, limits=Limits(request_timeout=0.2))) as base, _locked(db):
+            started = time.monotonic()
+            status, body = get(base, "/api/v1/sessions", table=TABLE)
+            assert time.monotonic() - started < WAITED_AT_MOST
+            assert (status, body["error"]["code"]) == (503, "too_slow")
     finally:
         source.close()
 

@@ -436,17 +436,20 @@ class Database:
         self.close()
 
 
-def open_database(url: str, schema: str | None = "ai", *, lenient_text: bool = False) -> Database:
+def open_database(
+    url: str, schema: str | None = "ai", *, lenient_text: bool = False, timeout: float | None = None
+) -> Database:
     """A :class:`Database` for ``url`` (a SQLite path or URL, or a PostgreSQL URL), for reading.
 
     SQLite files are opened read-only and must exist (DatabaseMissingError).
     PostgreSQL connections run read-only transactions. ``lenient_text`` hands
     back SQLite text that is not UTF-8 as bytes instead of failing the statement.
+    ``timeout``: seconds a SQLite connection waits for a lock, in place of the URL's ``?timeout=``.
     """
     target = urls.parse_location(url)
     if isinstance(target, urls.SqliteTarget):
         path = sqlite_path(target)
-        conn = connect_readonly(path, target.timeout)
+        conn = connect_readonly(path, target.timeout if timeout is None else timeout)
         if lenient_text:
             conn.text_factory = text_or_bytes
         return Database("sqlite", conn, location=repr(target.path), path=path)

@@ -49,12 +49,14 @@ from agno_storage.errors import (
     TableNotFoundError,
 )
 from agno_storage.modes import SPECS, TEXT_KINDS
-from agno_storage.ops.db import connect_readonly, hot_journal_error, open_database
+from agno_storage.ops.db import Database, connect_readonly, hot_journal_error, open_database
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
 from agno_storage.ops.tables import TableInfo, check_types, describe, inexact_ids, list_tables
 from agno_storage.web.limits import REQUEST_TIMEOUT, BoundedSqlite, check_deadline
 from agno_storage.web.table_reader import TableReader
 
+#: Seconds a SQLite source waits for another connection's lock (a rollback-journal file's writer) without ?timeout=.
+BUSY_TIMEOUT = 5.0
 #: Seconds a table's reader is used before the table's columns are looked at again (one cheap look, no row read).
 RECHECK_AFTER = 2.0
 #: The least seconds between two looks asked for at once (before a 409): on PostgreSQL each is a connection.
@@ -110,13 +112,12 @@ class Source(abc.ABC):
         self._file_seen: _FileId = None
 
     @abc.abstractmethod
-    def _location(self) -> tuple[str, str | None]:
-        """(URL or path, PostgreSQL schema) as :func:`agno_storage.ops.db.open_database` takes them."""
+    def _database(self) -> Database:
+        """A new read-only :class:`~agno_storage.ops.db.Database` of this source (the caller closes it)."""
 
     def ping(self) -> None:
         """Raise StorageError unless the database answers a trivial query now (cheap: no table is read)."""
-        url, schema_name = self._location()
-        with open_database(url, schema_name) as db:
+        with self._database() as db:
             db.query("SELECT 1")
 
     def tables(self) -> Tables:
@@ -126,10 +127,9 @@ class Source(abc.ABC):
         (PostgreSQL), is listed apart, with why: :meth:`reader` could not
         read it, so it is not offered as readable.
         """
-        url, schema_name = self._location()
         unreadable: list[tuple[str, str]] = []
         readable = []
-        with open_database(url, schema_name) as db:
+        with self._database() as db:
             found = list_tables(db, unreadable).sessions  # one the role may not read: listed apart, with why
             for info in found:
                 try:
@@ -264,8 +264,7 @@ class Source(abc.ABC):
 
     def _look(self, table: str, known: _Layout | None) -> tuple[_Layout, TableInfo | None]:
         """``table``'s layout now, and what it is unless that is ``known``; TableNotFoundError if it is no sessions table."""
-        url, schema_name = self._location()
-        with open_database(url, schema_name) as db:
+        with self._database() as db:
             if db.is_sqlite:
                 # SQLite finds a table under any ASCII case of its name: the reader reads it under the name the
                 # file spells (one reader whatever the request spells; a view is no sessions table).
@@ -309,7 +308,9 @@ class Source(abc.ABC):
 class SqliteSource(Source):
     """A SQLite file opened read-only (``mode=ro``, ``query_only``): one connection per thread."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, recheck_after: float = RECHECK_AFTER) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT, recheck_after: float = RECHECK_AFTER
+    ) -> None:
         super().__init__(recheck_after=recheck_after)
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_file():
@@ -363,8 +364,8 @@ class SqliteSource(Source):
                 old.close()
         return conn
 
-    def _location(self) -> tuple[str, str | None]:
-        return str(self.path), None
+    def _database(self) -> Database:
+        return open_database(str(self.path), None, timeout=self.busy_timeout)
 
     def ping(self) -> None:
         """Read the header of the file the path names now (not the one a connection opened before it was replaced)."""
@@ -503,8 +504,8 @@ class PostgresSource(Source):
                 f"{self.describe()} dropped {how} (default_transaction_read_only is {setting}); {advice}"
             )
 
-    def _location(self) -> tuple[str, str | None]:
-        return self.url, self.schema_name
+    def _database(self) -> Database:
+        return open_database(self.url, self.schema_name)
 
     def ping(self) -> None:
         """Raise StorageError unless the server answers, asking it at most once every :data:`FRESH_AFTER`
@@ -579,7 +580,8 @@ def open_source(
     be read until a connection that may write opens it: HotJournalError says how.
     ``prepared_statements`` is PostgreSQL's (see PostgresStorage); for SQLite,
     which prepares every statement anyway, it is InvalidInputError.
-    ``statement_timeout``: seconds a PostgreSQL server runs one statement of this source.
+    ``statement_timeout``: seconds a PostgreSQL server runs one statement of this source, and the most a
+    SQLite source waits for a lock (a URL's ``?timeout=``, else :data:`BUSY_TIMEOUT`, if that is less).
     """
     target = urls.parse_location(location)
     if isinstance(target, urls.SqliteTarget):
@@ -587,9 +589,10 @@ def open_source(
             raise InvalidInputError("prepared_statements applies to PostgreSQL only (SQLite prepares every statement)")
         if target.path is None:
             raise InvalidInputError(f"{location!r} is an in-memory database, which starts empty; give a file")
-        if target.timeout is None:
-            return SqliteSource(target.path, recheck_after=recheck_after)
-        return SqliteSource(target.path, busy_timeout=target.timeout, recheck_after=recheck_after)
+        # SQLite's progress handler, which stops a statement at the request's deadline, is not called while
+        # SQLite waits for a lock: the wait itself is bounded by the deadline's length.
+        busy = BUSY_TIMEOUT if target.timeout is None else target.timeout
+        return SqliteSource(target.path, busy_timeout=min(busy, statement_timeout), recheck_after=recheck_after)
     return PostgresSource(
         location,
         schema_name=schema_name,
@@ -600,6 +603,7 @@ def open_source(
 
 
 __all__ = [
+    "BUSY_TIMEOUT",
     "RECHECK_AFTER",
     "HotJournalError",
     "PostgresSource",
