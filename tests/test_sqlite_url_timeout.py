@@ -76,6 +76,18 @@ def test_serve_waits_for_a_lock_no_longer_than_its_request_timeout(tmp_path: Pat
         source.close()
 
 
+def test_serve_answers_busy_while_a_writer_locks_the_file(tmp_path: Path) -> None:
+    db = _rollback_journal_file(tmp_path / "s.db")
+    source = open_source(f"sqlite:///{db}?timeout=0.1")
+    try:
+        with serving(create_app(source)) as base, _locked(db):
+            _gives_up_soon(source.tables)
+            status, body = get(base, "/api/v1/sessions", table=TABLE)
+            assert (status, body["error"]["code"]) == (503, "busy")
+    finally:
+        source.close()
+
+
 def test_backup_waits_the_urls_timeout(tmp_path: Path) -> None:
     db = _rollback_journal_file(tmp_path / "s.db")
     with _locked(db):

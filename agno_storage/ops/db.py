@@ -23,12 +23,12 @@ from urllib.parse import unquote as uri_unquote
 import attrs
 
 from agno_storage import urls
-from agno_storage.backends import sqlite_ddl
+from agno_storage.backends import sqlite_ddl, sqlite_errors
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes
 from agno_storage.backends.sqlite_files import read_only_uri
-from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.errors import BusyError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError, OutputIsSourceError
 from agno_storage.schema import quote
@@ -337,7 +337,11 @@ class Database:
         """The StorageError for the driver's error ``exc``."""
         if self.is_sqlite:
             hot = hot_journal_error(self.path, exc, table) if self.path is not None else None
-            return hot or StorageError(f"SQLite error on {self.location}: {exc}", table=table)
+            if hot is not None:
+                return hot
+            if isinstance(exc, sqlite3.Error) and isinstance(sqlite_errors.translate(exc, table), BusyError):
+                return BusyError(f"{self.location} stayed locked past the busy timeout: {exc}", table=table)
+            return StorageError(f"SQLite error on {self.location}: {exc}", table=table)
         from agno_storage.backends.pg_conn import translate  # psycopg: only for a PostgreSQL connection
 
         error = translate(exc, table or "")
