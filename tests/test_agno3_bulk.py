@@ -187,6 +187,28 @@ def test_the_wal_is_fsynced_when_a_batch_fails_too(tmp_path: Path, monkeypatch: 
     assert synced == [os.path.realpath(str(dst)) + "-wal", os.path.realpath(tmp_path)]
 
 
+def test_a_failure_removing_copies_of_memory_table_memories_names_agno_memories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agno_storage.agno3.writer import SqliteWriter
+
+    src = _source(tmp_path / "src.db", 1)
+    with sqlite3.connect(src) as conn:
+        conn.execute(
+            "CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at TEXT, updated_at TEXT)"
+        )
+        conn.execute("INSERT INTO memory VALUES ('m1', 'u', ?, NULL, NULL)", (str({"memory": "likes tea"}),))
+
+    def forget_memories(self: SqliteWriter, memory_ids: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteWriter, "forget_memories", forget_memories)
+    with pytest.raises(StorageError, match="removing copies of memory-table memories") as failed:
+        to_agno3(src, str(tmp_path / "dst.db"))
+    assert failed.value.table == "agno_memories"
+    assert "agno_sessions" not in str(failed.value)
+
+
 def test_a_session_changed_within_the_second_it_was_migrated_is_migrated_again(tmp_path: Path) -> None:
     src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
     to_agno3(src, dst)

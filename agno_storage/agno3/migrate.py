@@ -498,7 +498,9 @@ def _migrate_memory_table(
             try:
                 writer.forget_memories(copies)
             except Exception as exc:
-                raise driver_error(exc, "removing copies of memory-table memories", path=writer.path) from exc
+                raise driver_error(
+                    exc, "removing copies of memory-table memories", table=MEMORIES, path=writer.path
+                ) from exc
         for copy in copies:
             # A copy this run counted is no longer a row.
             label = tally.memories.pop(copy, None)
