@@ -209,6 +209,28 @@ def test_a_failure_removing_copies_of_memory_table_memories_names_agno_memories(
     assert "agno_sessions" not in str(failed.value)
 
 
+@pytest.mark.parametrize(("reading", "table"), [("run_owners", "agno_runs"), ("memory_stamps", "agno_memories")])
+def test_a_failure_reading_what_dst_holds_names_the_table_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reading: str, table: str
+) -> None:
+    from agno_storage.agno3.writer import SqliteWriter
+
+    src = _source(tmp_path / "src.db", 1)
+    with sqlite3.connect(src) as conn:
+        conn.execute(
+            "CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at TEXT, updated_at TEXT)"
+        )
+        conn.execute("INSERT INTO memory VALUES ('m1', 'u', ?, NULL, NULL)", (str({"memory": "likes tea"}),))
+
+    def fails(self: SqliteWriter, ids: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteWriter, reading, fails)
+    with pytest.raises(StorageError, match=f"in {table}") as failed:
+        to_agno3(src, str(tmp_path / "dst.db"))
+    assert failed.value.table == table
+
+
 def test_a_session_changed_within_the_second_it_was_migrated_is_migrated_again(tmp_path: Path) -> None:
     src, dst = _source(tmp_path / "src.db"), str(tmp_path / "dst.db")
     to_agno3(src, dst)

@@ -23,7 +23,7 @@ import attrs
 from agno_storage import urls
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
 from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, SourceSpec, map_chunk, stale_runs
-from agno_storage.agno3.ddl import MEMORIES
+from agno_storage.agno3.ddl import MEMORIES, RUNS
 from agno_storage.agno3.mapping import GO_AGENT_RUNS, own_run_id
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row, memory_copy_id
 from agno_storage.agno3.records import Agno3Memory, Previous, make_converter
@@ -328,7 +328,7 @@ def _settle_runs(
     try:
         owners = lookup.run_owners(wanted) if (lookup is not None and wanted) else {}
     except Exception as exc:  # the driver's own error
-        raise driver_error(exc, "reading which sessions hold the runs of a batch in agno_runs") from exc
+        raise driver_error(exc, "reading which sessions hold the runs of a batch in agno_runs", table=RUNS) from exc
     claimed: dict[str, str] = {}
     items = {item[0]: item for item in chunk}
     for sid, runs in result.sessions.items():
@@ -369,7 +369,7 @@ def _memory_stamps(lookup: Writer | TargetReader | None, memory_ids: list[str], 
     try:
         found = lookup.memory_stamps(asked) if (lookup is not None and asked) else {}
     except Exception as exc:
-        raise driver_error(exc, "reading what an earlier migration left in agno_memories") from exc
+        raise driver_error(exc, "reading what an earlier migration left in agno_memories", table=MEMORIES) from exc
     found.update({m: tally.written[m] for m in memory_ids if m in tally.written})
     return found
 
