@@ -487,9 +487,9 @@ def test_the_store_of_a_replaced_file_is_closed_once_its_grace_is_over(
 ) -> None:
     """A file replaced while served: its old store was closed only when some later reader was retired, so the
     unlinked file stayed open, its disk space held, for as long as nothing else was replaced."""
-    from agno_storage.web import source as source_module
+    from agno_storage.web import source_base
 
-    monkeypatch.setattr(source_module, "RETIRED_GRACE", 0.2)
+    monkeypatch.setattr(source_base, "RETIRED_GRACE", 0.2)
     copy = one_session.with_name("copy.db")
     copy.write_bytes(one_session.read_bytes())
 
