@@ -187,17 +187,23 @@ def test_the_wal_is_fsynced_when_a_batch_fails_too(tmp_path: Path, monkeypatch: 
     assert synced == [os.path.realpath(str(dst)) + "-wal", os.path.realpath(tmp_path)]
 
 
-def test_a_failure_removing_copies_of_memory_table_memories_names_agno_memories(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from agno_storage.agno3.writer import SqliteWriter
-
-    src = _source(tmp_path / "src.db", 1)
+def _source_with_a_memory_table(path: Path) -> str:
+    """A 1.x source of one session, beside agno 1.x's memory table holding one memory."""
+    src = _source(path, 1)
     with sqlite3.connect(src) as conn:
         conn.execute(
             "CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at TEXT, updated_at TEXT)"
         )
         conn.execute("INSERT INTO memory VALUES ('m1', 'u', ?, NULL, NULL)", (str({"memory": "likes tea"}),))
+    return src
+
+
+def test_a_failure_removing_copies_of_memory_table_memories_names_agno_memories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agno_storage.agno3.writer import SqliteWriter
+
+    src = _source_with_a_memory_table(tmp_path / "src.db")
 
     def forget_memories(self: SqliteWriter, memory_ids: Any) -> None:
         raise sqlite3.OperationalError("disk I/O error")
@@ -215,12 +221,7 @@ def test_a_failure_reading_what_dst_holds_names_the_table_read(
 ) -> None:
     from agno_storage.agno3.writer import SqliteWriter
 
-    src = _source(tmp_path / "src.db", 1)
-    with sqlite3.connect(src) as conn:
-        conn.execute(
-            "CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at TEXT, updated_at TEXT)"
-        )
-        conn.execute("INSERT INTO memory VALUES ('m1', 'u', ?, NULL, NULL)", (str({"memory": "likes tea"}),))
+    src = _source_with_a_memory_table(tmp_path / "src.db")
 
     def fails(self: SqliteWriter, ids: Any) -> None:
         raise sqlite3.OperationalError("disk I/O error")
