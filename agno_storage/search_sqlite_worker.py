@@ -98,8 +98,7 @@ def catch_up(index: SqliteIndex, top: int) -> tuple[int, set[str]]:
                     # was read, or the log's entries in this range be others' now (ids start over once the
                     # log empties). These sessions are read again here, under the lock.
                     gone, new, new_marks, _ = index._changes(conn, sessions)
-                conn.executemany(f"DELETE FROM {index.fts} WHERE rowid = ?", gone)
-                conn.executemany(f"DELETE FROM {index.map} WHERE rowid = ?", gone)
+                index._forget(conn, gone)
                 index._insert(conn, new)
                 index._put_marks(conn, new_marks)
                 conn.execute(f"DELETE FROM {index.queue} WHERE id > ? AND id <= ?", (after, upto))

@@ -1,0 +1,165 @@
+"""How the SQLite search index lays out FTS5's segments: a catch-up writes them in one pass whatever order its
+log holds, and a build (finished, or taken over from a builder that died) leaves them merged with FTS5's own
+merging on for the writes after it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agno_storage import AgentSession, SqliteStorage
+from tests.test_search import _with_a_worker, indexed_messages
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSIONS = 300
+
+
+def memory(word: str) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                "run_id": f"r{r}",
+                "messages": [
+                    {"role": "user", "content": f"tell me about {word} number {r}"},
+                    {"role": "assistant", "content": f"here is answer {r}"},
+                ],
+            }
+            for r in range(5)
+        ]
+    }
+
+
+def seeded(path: Path) -> SqliteStorage:
+    store = SqliteStorage("agent_sessions", db_file=path)
+    store.upsert_many(
+        AgentSession(session_id=f"s{i:03d}", user_id="u", agent_id="a", memory=memory("alpha")) for i in range(SESSIONS)
+    )
+    return store
+
+
+def pages_written(store: SqliteStorage, call: Any) -> int:
+    """FTS5 pages (segment leaves and its structure record) that ``call()`` writes through this thread's
+    connection: each statement that writes FTS5's ``_data`` table writes one."""
+    conn = store._thread_handle().conn
+    count = [0]
+
+    def traced(sql: str) -> None:
+        upper = sql.upper()
+        if "_SEARCH_DATA" in upper and ("INSERT" in upper or "REPLACE" in upper):
+            count[0] += 1
+
+    conn.set_trace_callback(traced)
+    try:
+        call()
+    finally:
+        conn.set_trace_callback(None)
+    return count[0]
+
+
+def merged(path: Path) -> bool:
+    """Whether FTS5's ``merge`` (down to one segment a level) finds nothing left to do; tried and rolled back."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO agent_sessions_search (agent_sessions_search, rank) VALUES ('usermerge', 2)")
+        before = conn.total_changes
+        conn.execute("INSERT INTO agent_sessions_search (agent_sessions_search, rank) VALUES ('merge', 100000)")
+        return conn.total_changes - before < 2  # FTS5's own test of a merge that did nothing
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def automerge(path: Path) -> Any:
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT v FROM agent_sessions_search_config WHERE k = 'automerge'").fetchone()
+        return None if row is None else row[0]
+    finally:
+        conn.close()
+
+
+def rewrite(path: Path, order: list[int]) -> None:
+    """Another program changes one message of each session, in this order."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    for i in order:
+        conn.execute(
+            "UPDATE agent_sessions SET memory = replace(memory, 'alpha', 'beta') WHERE session_id = ?", (f"s{i:03d}",)
+        )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_catch_up_writes_the_index_in_one_pass_whatever_order_its_log_holds(tmp_path: Path) -> None:
+    # FTS5 writes what it holds to a new segment whenever a rowid comes before the last it saw: deletes in the
+    # log's order (here the reverse of the index's) wrote 634 pages where the same catch-up in order wrote 10.
+    written = {}
+    for name, order in (("in order", list(range(SESSIONS))), ("reversed", list(reversed(range(SESSIONS))))):
+        path = tmp_path / f"{name}.db"
+        store = seeded(path)
+        store.enable_search()
+        rewrite(path, order)
+        written[name] = pages_written(store, lambda s=store: s.search("beta"))
+        assert len(store.search("beta", limit=SESSIONS)) == SESSIONS
+        assert not store.search("alpha")
+        store.close()
+    assert written["reversed"] <= written["in order"] + 2, written
+
+
+@pytest.mark.parametrize("worker", [False, True])
+def test_a_build_leaves_the_index_merged_and_fts5_merging_the_writes_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: bool
+) -> None:
+    started = _with_a_worker(monkeypatch) if worker else []
+    path = tmp_path / "built.db"
+    store = seeded(path)
+    store.enable_search()
+    assert bool(started) == worker
+    assert merged(path)
+    # FTS5's merging is off while a build fills the index, and back on (its default) once the build ends.
+    assert automerge(path) not in (0, "0")
+    store.close()
+
+
+_KILLED_BUILDER = """
+import os, sys
+from agno_storage import SqliteStorage, search_sqlite
+search_sqlite.CHUNK = 50
+real = search_sqlite.SqliteIndex._catch_up_batch
+batches = [0]
+def batch(self, conn, after, top):
+    batches[0] += 1
+    if batches[0] == 3:
+        os._exit(9)  # killed in its third batch: two are committed, the rest is on the log
+    return real(self, conn, after, top)
+search_sqlite.SqliteIndex._catch_up_batch = batch
+SqliteStorage("agent_sessions", db_file=sys.argv[1]).enable_search()
+"""
+
+
+def test_a_build_whose_process_died_is_finished_and_merged_by_the_next_search(tmp_path: Path) -> None:
+    path = tmp_path / "killed.db"
+    seeded(path).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _KILLED_BUILDER, str(path)], env=env, capture_output=True, check=False)
+    assert done.returncode == 9, done.stderr.decode()
+    assert automerge(path) in (0, "0")  # the build had started, and not ended
+
+    store = SqliteStorage("agent_sessions", db_file=path)
+    assert len(store.search("alpha", limit=SESSIONS)) == SESSIONS
+    assert merged(path)
+    assert automerge(path) not in (0, "0")
+    store.close()
+
+    fresh = tmp_path / "fresh.db"
+    other = seeded(fresh)
+    other.enable_search()
+    other.close()
+    assert indexed_messages(path) == indexed_messages(fresh)
