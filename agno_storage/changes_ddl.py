@@ -191,10 +191,19 @@ def pg_triggers(conn: Any, function: str, but_on: str | None = None) -> builtins
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
+#: The op of a log row the sessions table's BEFORE INSERT trigger writes for the row an insert may replace:
+#: the insert trigger makes it a ``delete`` if the insert went in (a REPLACE); no reader returns it as it is.
+PENDING: Final = "pending"
+
+#: The meta key enable_changes() sets once it made the sessions table's ``replace`` trigger: a feed an earlier
+#: version made has none, and its absence there is no gap (enable_changes() adds it, keeping the log).
+REPLACE_MARK: Final = "replace_trigger"
+
+
 def trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
     """The names of the feed's triggers on ``table`` (the sessions table, or ``agent_runs``), unquoted."""
     if table != agent_runs.TABLE:
-        return [f"{table}_changes_{op}" for op in ("insert", "update", "delete")]
+        return [f"{table}_changes_{op}" for op in ("insert", "update", "delete", "replace")]
     return [f"{sessions_table}_runs_changes_{op}" for op in ("insert", "update", "delete", "replace", "reid")]
 
 
@@ -257,7 +266,28 @@ def sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[
         "WHERE old.session_id IS NOT NULL;",
     }
     events = [("insert", "AFTER INSERT"), ("update", "AFTER UPDATE"), ("delete", "AFTER DELETE")]
-    if table == agent_runs.TABLE:
+    if table != agent_runs.TABLE:
+        # agno-golang's INSERT OR REPLACE deletes the row it replaces with no delete trigger fired (unless the
+        # writer turned recursive_triggers on): one under another owner would leave that owner's feed with no
+        # change. A BEFORE trigger cannot tell a REPLACE from an insert that is ignored or turns into an
+        # update, so it logs that row as pending, and what fires next decides: the insert trigger makes it
+        # the old owner's delete (the insert went in, so the row was replaced); any other trigger of the table
+        # drops it first (an update, or a delete, logs the old owner itself). One left by an ignored insert is
+        # never read, and the next trigger drops it. Each looks only at the newest row of the log.
+        newest = f"cursor = (SELECT MAX(cursor) FROM {log}) AND op = '{PENDING}'"
+        clear = f"DELETE FROM {log} WHERE {newest};"
+        body["replace"] = (
+            f"{clear} {insert} SELECT {tbl}, session_id, user_id, '{PENDING}', {now} FROM {quote(table)} "
+            "WHERE session_id = new.session_id AND user_id IS NOT new.user_id;"
+        )
+        body["insert"] = (
+            f"UPDATE {log} SET op = 'delete' WHERE {newest} AND tbl = {tbl} AND session_id = new.session_id; "
+            + body["insert"]
+        )
+        body["update"] = f"{clear} {body['update']}"
+        body["delete"] = f"{clear} {body['delete']}"
+        events.append(("replace", "BEFORE INSERT"))
+    else:
         # A run is keyed by its id: a REPLACE (or UPDATE OR REPLACE of the id) taking an id another session
         # (or another owner) holds deletes that row with no delete trigger fired; log it beforehand, as
         # an update (re-read it): an INSERT OR IGNORE fires the trigger too, and then nothing is lost.
@@ -277,6 +307,8 @@ def sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[
 
 
 __all__ = [
+    "PENDING",
+    "REPLACE_MARK",
     "TRUNCATE_SUFFIX",
     "enabled",
     "is_log",

@@ -80,7 +80,7 @@ def test_a_table_dropped_behind_the_feed_is_an_error_not_a_silent_gap(make_store
 
 @pytest.mark.parametrize(
     ("table", "trigger"),
-    [("agent_sessions", f"agent_sessions_changes_{op}") for op in ("insert", "update", "delete")]
+    [("agent_sessions", f"agent_sessions_changes_{op}") for op in ("insert", "update", "delete", "replace")]
     + [("agent_runs", f"agent_sessions_runs_changes_{op}") for op in ("insert", "update", "delete", "replace", "reid")],
 )
 def test_a_trigger_of_the_feed_another_program_dropped_is_an_error_not_a_silent_gap(
@@ -499,4 +499,60 @@ def test_disable_changes_takes_the_triggers_off_a_renamed_table(tmp_path: Path, 
     store.append_run("go-2", "hi", "hello")
     assert ops(store.changes()) == [("agent_sessions", "new", "insert"), ("agent_runs", "go-2", "insert")]
     conn.close()
+    store.close()
+
+
+def test_a_session_replaced_under_another_owner_is_a_change_of_the_old_owners_feed(make_store: Any) -> None:
+    """agno-golang's INSERT OR REPLACE (SQLite) of a session under another user_id: the old owner's scoped
+    feed sees it deleted, the new owner's inserted, in that order; agno 1.x's ON CONFLICT DO UPDATE (either
+    engine) is an update in both; an INSERT OR IGNORE changes nothing and logs nothing."""
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="s", user_id="alice", agent_id="x"))
+    store.enable_changes()
+    sqlite = isinstance(store, SqliteStorage)
+    mark = "?" if sqlite else "%s"
+    name = f'"{store.table_name}"' if sqlite else store.qualified_table
+    insert = f"INSERT INTO {name} (session_id, user_id, agent_id, created_at) VALUES ({mark}, {mark}, 'x', 1)"
+    writes = [(f"{insert} ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id", "update", "update")]
+    if sqlite:
+        writes.append((insert.replace("INSERT", "INSERT OR REPLACE"), "delete", "insert"))
+    cursor, owner = 0, "alice"
+    for statement, gone, came in writes:
+        new = "bob" if owner == "alice" else "alice"
+        with store.transaction() as conn:
+            conn.execute(statement, ("s", new))
+        assert store.read("s", user_id=owner) is None
+        assert [(c.session_id, c.user_id, c.op) for c in store.changes(since=cursor)] == [
+            ("s", owner, gone),
+            ("s", new, came),
+        ]
+        assert [c.op for c in store.changes(since=cursor, user_id=owner)] == [gone]
+        cursor, owner = store.changes()[-1].cursor, new
+    if sqlite:
+        with store.transaction() as conn:
+            conn.execute(insert.replace("INSERT", "INSERT OR IGNORE"), ("s", "carol"))
+        assert store.changes(since=cursor) == []
+        store.delete("s", user_id=owner)
+        assert [(c.user_id, c.op) for c in store.changes(since=cursor)] == [(owner, "delete")]
+
+
+def test_a_feed_an_earlier_version_made_keeps_its_cursors_and_gets_the_replace_trigger(tmp_path: Path) -> None:
+    """A feed made before the sessions table had a BEFORE INSERT trigger has no gap for lacking it;
+    enable_changes() adds it and keeps the log."""
+    db = tmp_path / "old.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="s", user_id="alice", agent_id="x"))
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="t", user_id="alice", agent_id="x"))
+    with sqlite3.connect(db) as conn:  # as an earlier version left it
+        conn.execute('DROP TRIGGER "agent_sessions_changes_replace"')
+        conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
+    conn.close()
+    cursor = store.changes()[-1].cursor
+    store.enable_changes()
+    assert store.changes(since=cursor) == []
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT OR REPLACE INTO agent_sessions (session_id, user_id, agent_id) VALUES ('s', 'bob', 'x')")
+    conn.close()
+    assert [(c.user_id, c.op) for c in store.changes(since=cursor)] == [("alice", "delete"), ("bob", "insert")]
     store.close()
