@@ -173,3 +173,41 @@ def test_a_feed_disabled_while_changes_reads_it_is_not_enabled(make_store: Any, 
     consumer.tracer = None
     with pytest.raises(StorageError, match="not enabled"):
         consumer.changes()
+
+
+def test_disable_changes_leaves_the_database_as_before_but_for_what_sqlite_keeps(make_store: Any) -> None:
+    """After enable_changes() and disable_changes() the database holds what it held before, with on SQLite two
+    exceptions: SQLite's own ``sqlite_sequence`` (empty: the log's row goes with the log; SQLite refuses to drop
+    the table) and, on an agent table, ``agent_runs`` as enable_changes() made it (a Go Agent may write it)."""
+    store = make_store("agent")
+    store.upsert(AgentSession(session_id="a", user_id="u", agent_id="x"))
+    if isinstance(store, SqliteStorage):
+        catalogue, params = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY 1, 2", ()
+    else:
+        catalogue = (
+            "SELECT 'relation', c.relname, c.relkind::text FROM pg_class AS c JOIN pg_namespace AS n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s UNION ALL SELECT 'function', p.proname, '' "
+            "FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace WHERE n.nspname = %s "
+            "UNION ALL SELECT 'trigger', t.tgname, '' FROM pg_trigger AS t WHERE NOT t.tgisinternal ORDER BY 1, 2"
+        )
+        params = (store.schema, store.schema)
+    before = {tuple(r) for r in store._query(catalogue, params)}
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="b", user_id="u", agent_id="x"))
+    store.delete("a")
+    assert len(store.changes()) == 2
+    store.disable_changes()
+    after = {tuple(r) for r in store._query(catalogue, params)}
+    if isinstance(store, SqliteStorage):
+        assert {r[1] for r in after - before} == {
+            "sqlite_sequence",
+            "agent_runs",
+            "sqlite_autoindex_agent_runs_1",
+            "idx_runs_session_id",
+            "idx_runs_user_id",
+            "idx_runs_created_at",
+        }
+        assert store._query("SELECT * FROM sqlite_sequence", ()) == []
+    else:
+        assert after == before
+    assert before <= after
