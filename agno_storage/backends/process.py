@@ -7,6 +7,7 @@ system call each time, while the id only changes at ``fork``.
 
 from __future__ import annotations
 
+import _thread
 import os
 import threading
 import weakref
@@ -27,7 +28,7 @@ current = _Process()
 
 
 class ForkLock:
-    """A ``threading.Lock`` (``with lock:``) that a forked child gets unheld.
+    """A ``threading.Lock`` (``with lock:``, or ``acquire()`` and ``release()``) that a forked child gets unheld.
 
     Held at the fork by another thread, which the child does not have, the
     child's copy of a plain lock stays held for ever. Not for a block that
@@ -37,31 +38,7 @@ class ForkLock:
     __slots__ = ("__weakref__", "_lock")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        _FORK_LOCKS.add(self)
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()
-
-    def _forked(self) -> None:
-        self._lock = threading.Lock()
-
-
-class ForkRLock:
-    """A ``threading.RLock`` that a forked child gets unheld, unless the thread that forked held it.
-
-    The child runs on as the thread that called ``fork``; a block of that
-    thread's which held the lock then leaves it in the child as it would have
-    in the parent. One another thread held is let go, as :class:`ForkLock`'s.
-    """
-
-    __slots__ = ("__weakref__", "_lock")
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = self._new()
         _FORK_LOCKS.add(self)
 
     def acquire(self) -> None:
@@ -76,13 +53,34 @@ class ForkRLock:
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
 
+    def _new(self) -> threading.Lock | _thread.RLock:
+        """The lock itself: a new one in a forked child."""
+        return threading.Lock()
+
+    def _forked(self) -> None:
+        self._lock = self._new()
+
+
+class ForkRLock(ForkLock):
+    """A ``threading.RLock`` that a forked child gets unheld, unless the thread that forked held it.
+
+    The child runs on as the thread that called ``fork``; a block of that
+    thread's which held the lock then leaves it in the child as it would have
+    in the parent. One another thread held is let go, as :class:`ForkLock`'s.
+    """
+
+    __slots__ = ()
+
+    def _new(self) -> threading.Lock | _thread.RLock:
+        return threading.RLock()
+
     def _forked(self) -> None:
         # The RLock's owner is a thread id, and the child's one thread keeps the id of the one that forked.
-        if not self._lock._is_owned():  # type: ignore[attr-defined]
-            self._lock = threading.RLock()
+        if not self._lock._is_owned():  # type: ignore[union-attr]
+            super()._forked()
 
 
-_FORK_LOCKS: weakref.WeakSet[ForkLock | ForkRLock] = weakref.WeakSet()
+_FORK_LOCKS: weakref.WeakSet[ForkLock] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
