@@ -16,7 +16,7 @@ from agno_storage.cli import main
 from agno_storage.errors import SchemaMismatchError
 from agno_storage.ops import runs
 from agno_storage.ops.copy import copy_table
-from agno_storage.ops.db import open_database, open_store
+from agno_storage.ops.db import Database, open_database, open_store
 from agno_storage.ops.errors import ExportFormatError
 from agno_storage.ops.export import export_table
 from agno_storage.ops.load import import_lines
@@ -355,3 +355,34 @@ def test_a_run_on_several_lines_of_the_file_is_one_run_imported(conv: Path, tmp_
     summary = import_lines(iter([*lines, orjson.dumps(again)]), str(target), TABLE)
     assert summary.runs == len(runs_of(target)) == 4
     assert next(r for r in runs_of(target) if r[0] == again["agent_run"]["id"])[6] == "said again"
+
+
+def test_a_copy_into_the_same_file_reads_one_moment_whatever_a_writer_does_to_agent_runs(
+    conv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into another table of the source's own file, with --since (a session counts as updated when a run of
+    its was): agent_runs dropped once the copy has first looked at it changes nothing the copy reads, neither
+    an error about the sessions table nor a session counted and then left out."""
+    since = Filters(since=1_700_000_001)  # agent-existing's row is older; its second run is not
+    before = before_the_writer(conv, tmp_path)
+    with open_database(str(before)) as db:
+        expected = copy_table(db, TABLE, str(before), to_table="archive", filters=since)
+    assert expected.sessions == 1
+    original, done = Database.layout, []
+
+    def look_then_drop(db: Database, table: str) -> Any:
+        answer = original(db, table)
+        if table == "agent_runs" and db.path == str(conv.resolve()) and not done:
+            done.append(True)
+            with sqlite3.connect(conv) as conn:  # another program, at once after the copy looked
+                conn.execute("DROP TABLE agent_runs")
+            conn.close()
+        return answer
+
+    monkeypatch.setattr(Database, "layout", look_then_drop)
+    with open_database(str(conv)) as db:
+        assert copy_table(db, TABLE, str(conv), to_table="archive", filters=since) == expected
+    assert done
+    with sqlite3.connect(conv) as conn:
+        assert conn.execute("SELECT session_id FROM archive").fetchall() == [("agent-existing",)]
+    conn.close()

@@ -65,20 +65,30 @@ def copy_table(
     progress = progress or NoProgress()
     target = to_table or table
     shares_runs = _refuse_own_files(source, table, url, target, schema)
-    # One moment of the source for all of it: its columns, the count, whether runs go with it, the sessions and
-    # their runs (a writer that makes, fills or drops agent_runs meanwhile changes none of it). Not into another
-    # table of the source's own SQLite file: a read transaction held there would lock the copy's own commits
-    # out of a rollback-journal file, and no run is read.
-    with source.snapshot() if not shares_runs else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        writer: RowWriter | None = None
+        if shares_runs:
+            # Into another table of the source's own file (or schema): the writer first, whose store puts a
+            # SQLite file in WAL, where the read transaction below keeps none of its commits out (in a rollback
+            # journal it would). Its checks first too: a refused copy makes no table.
+            first = describe(source, table, mode)
+            if filters.user is not None:
+                check_exact_ids(source, first, runs=False)
+            mode = first.mode
+            writer = stack.enter_context(RowWriter(url, target, mode, schema))
+        # One moment of the source for all of it: its columns, the count, whether runs go with it, the sessions
+        # and their runs (a writer that makes, fills or drops agent_runs meanwhile changes none of it).
+        stack.enter_context(source.snapshot())
         info = describe(source, table, mode)
         progress.start(select.count(source, info, filters))
         # Into another table of the same file or schema, agent_runs is the one beside both: written back from
         # this copy's snapshot, it would bring back the runs of a session deleted meanwhile, and none is left behind.
         with_runs = not shares_runs and runs.carried(source, info) and runs.any_rows(source, info, filters)
-        if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
-            check_exact_ids(source, info, runs=with_runs)
-        with RowWriter(url, target, info.mode, schema) as writer:
-            copied, carried, left = _copy(source, info, table, writer, filters, progress, with_runs)
+        if writer is None:
+            if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
+                check_exact_ids(source, info, runs=with_runs)
+            writer = stack.enter_context(RowWriter(url, target, info.mode, schema))
+        copied, carried, left = _copy(source, info, table, writer, filters, progress, with_runs)
     return CopySummary(table=table, to_table=target, mode=info.mode, sessions=copied, runs=carried, runs_left=left)
 
 
