@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -292,3 +293,31 @@ def test_a_text_column_of_type_character_is_refused(make_store: Any, pg_server: 
         ).fetchone() == ((1,) if column == "user_id" else (0,))
     with pytest.raises(SchemaMismatchError, match=f"{column} is of the type .*, which ignores trailing spaces"):
         PostgresStorage(store.table_name, db_url=store.db_url)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_connection_lost_in_upsert_many_is_rerun_without_psycopgs_pipeline_warning(
+    make_store: Any, pg_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server ends the connection while a batch is in flight: upsert_many runs again on a new one and
+    writes every session, and psycopg's "error ignored terminating <Pipeline [BAD]>" (printed to stderr by a
+    program that configured no logging) is not logged: the lost connection is the store's to handle."""
+    store = make_store()
+    store.create()
+    ended: list[int] = []
+
+    def end_the_connection(statement: str, params: Any) -> None:
+        if statement.startswith("INSERT") and params and isinstance(params[0], list) and not ended:
+            with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+                (n,) = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'agno_storage' AND state = 'idle in transaction'"
+                ).fetchone()
+            ended.append(n)
+
+    store.tracer = end_the_connection
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        assert store.upsert_many(make_session(Mode.AGENT, f"s{i}") for i in range(600)) == 600
+    assert ended and ended[0] > 0
+    assert store.count() == 600
+    assert [r.getMessage() for r in caplog.records if r.name == "psycopg"] == []

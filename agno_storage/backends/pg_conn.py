@@ -64,6 +64,38 @@ _pool_log = logging.getLogger("psycopg.pool")
 if not _pool_log.handlers:
     _pool_log.addHandler(logging.NullHandler())
 
+#: The connection whose pipeline this thread is in (:func:`pipeline`), if any.
+_in_pipeline = threading.local()
+
+
+class _LostPipelineFilter(logging.Filter):
+    """Drops psycopg's warning that it could not close the pipeline of a connection that was lost in it.
+
+    Only for a connection in :func:`pipeline` on this thread, and only once
+    the connection is broken: the error this module raises (or the rerun)
+    says the connection was lost; the warning, which Python's last-resort
+    handler prints to stderr, says it again. Any other psycopg line stays.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        conn = getattr(_in_pipeline, "conn", None)
+        return conn is None or not conn.broken or record.msg != "error ignored terminating %r: %s"
+
+
+logging.getLogger("psycopg").addFilter(_LostPipelineFilter())
+
+
+@contextmanager
+def pipeline(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Pipeline]:
+    """``conn.pipeline()``, without psycopg's warning when the connection is lost in it (the error is raised)."""
+    outer = getattr(_in_pipeline, "conn", None)
+    _in_pipeline.conn = conn
+    try:
+        with conn.pipeline() as p:
+            yield p
+    finally:
+        _in_pipeline.conn = outer
+
 
 class Connections:
     """One store's pool in this process, and the transaction each thread has open.
@@ -531,4 +563,4 @@ def _recording_connection_class(conns: Connections) -> type[psycopg.Connection[A
     return RecordingConnection
 
 
-__all__ = ["Connections", "describe_server", "invalid_value", "translate"]
+__all__ = ["Connections", "describe_server", "invalid_value", "pipeline", "translate"]

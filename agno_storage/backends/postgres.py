@@ -25,6 +25,7 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 
 from agno_storage import codec, schema, urls
+from agno_storage.backends import pg_conn
 from agno_storage.backends import postgres_ddl as ddl
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.batches import Batches
@@ -407,7 +408,7 @@ class PostgresStorage(BaseStorage):
         with conn.cursor() as cur:
             try:
                 # executemany rides this pipeline; its results are all in once the block has exited.
-                with conn.pipeline() as pipeline:
+                with pg_conn.pipeline(conn) as pipeline:
                     try:
                         cur.executemany(statements.upsert, ordered)
                     except psycopg.Error:
