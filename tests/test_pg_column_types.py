@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from agno_storage import Mode, SchemaMismatchError
+from agno_storage import InvalidInputError, Mode, SchemaMismatchError
 from agno_storage.backends.postgres import PostgresStorage
 from agno_storage.cli import main
 from agno_storage.web.source import open_source
@@ -130,3 +130,35 @@ def test_an_owner_of_a_domain_over_a_domain_over_citext_is_refused(make_store: A
     retype(store, "user_id", "{nested:citext}")
     with pytest.raises(SchemaMismatchError, match=r"user_id is of the type .*, which compares case-blind"):
         PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+
+
+#: (column, its narrower type, a session field value past it, what the refusal names)
+NARROW = [
+    ("user_id", "varchar(8)", {"user_id": "alice-of-wonderland"}, "user_id is of the type character varying(8)"),
+    ("memory", "varchar(80)", {"memory": {"runs": ["a" * 80]}}, "memory is of the type character varying(80)"),
+    ("created_at", "integer", {"created_at": 2**31}, "created_at is of the type integer"),
+]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("many", [False, True])
+@pytest.mark.parametrize(("column", "declared", "fields", "named"), NARROW)
+def test_a_value_past_a_columns_type_names_the_column_and_its_type(
+    make_store: Any, column: str, declared: str, fields: dict[str, Any], named: str, many: bool
+) -> None:
+    """varchar(8) refused 'alice-of-wonderland' and integer refused a time past 2038 as "session 's2': PostgreSQL
+    cannot store this value: value too long for type character varying(8)", naming no column to widen."""
+    store = make_store()
+    store.create()
+    retype(store, column, declared)
+    reopened = PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+    fine, bad = make_session(Mode.AGENT, "s1"), make_session(Mode.AGENT, "s2", **fields)
+    with pytest.raises(InvalidInputError) as refused:
+        if many:
+            reopened.upsert_many([fine, bad])
+        else:
+            reopened.upsert(bad)
+    assert named in str(refused.value) and "widen" in str(refused.value)
+    assert (refused.value.session_id, refused.value.column) == ("s2", column)
+    assert reopened.read("s1") is None and reopened.read("s2") is None
+    reopened.close()

@@ -153,6 +153,8 @@ class PostgresStorage(BaseStorage):
         self.prepared_statements = check_bool("prepared_statements", prepared_statements)
         self._qualified_name = ddl.qualified(self.table_name, self.schema)
         self.qualified_table = self._regclass_name = self._qualified_text()  # public: the table in SQL, quoted
+        #: The table's columns as last checked: which one refused a value, when the server does not say.
+        self._column_types: list[ddl.ColumnType] = []
         self._conns = Connections(
             conninfo,
             table=table_name,
@@ -259,7 +261,7 @@ class PostgresStorage(BaseStorage):
     def _check_columns(self, table_sql: str) -> None:
         """A text column that compares other than exactly, or a column of a type that changes or refuses what
         the store writes (``ddl.check_columns``)."""
-        self._conns.run(
+        self._column_types = self._conns.run(
             lambda conn: ddl.check_columns(conn, self.table_name, self._regclass_name, self.spec), write=False
         )
 
@@ -397,7 +399,7 @@ class PostgresStorage(BaseStorage):
         try:
             return conn.execute(query, row)
         except _REFUSED_VALUE as exc:
-            raise invalid_value(exc, self.table_name, self.row_codec.session_id(row)) from exc
+            raise self._refused([row], exc) from exc
 
     def _write_batch(self, conn: psycopg.Connection[Any], statements: Statements, batch: list[list[Any]]) -> int:
         # Rows locked in session_id order (a stable sort: of one id twice, the later still wins): two
@@ -415,15 +417,27 @@ class PostgresStorage(BaseStorage):
                         _close_aborted(conn, pipeline)
                         raise
             except _REFUSED_VALUE as exc:
-                # The server does not say which row: U+0000, what it refuses most, is looked for here.
-                found = codec.first_nul(batch, self.spec)
-                sid, column = found if found is not None else (None, None)
-                raise invalid_value(exc, self.table_name, sid, column) from exc
+                raise self._refused(batch, exc) from exc
             if cur.rowcount != len(batch):
                 self._raise_refused(
                     batch, lambda row: bool(self._execute_row(conn, statements.upsert_returning, row).fetchall())
                 )
         return len(batch)
+
+    def _refused(self, rows: list[list[Any]], exc: BaseException) -> InvalidInputError:
+        """The error for ``rows`` the server refused with ``exc``, naming the session and column at fault.
+
+        The server does not say which row, nor which column: U+0000, what it refuses most, is looked for, then
+        a value past its column's narrower type (``varchar(n)``, ``integer``), the time past 2038 included.
+        """
+        found = codec.first_nul(rows, self.spec)
+        if found is not None:
+            return invalid_value(exc, self.table_name, *found)
+        past = ddl.first_past_type(rows, self.spec, self._column_types)
+        if past is not None:
+            return invalid_value(exc, self.table_name, *past)
+        sid = self.row_codec.session_id(rows[0]) if len(rows) == 1 else None
+        return invalid_value(exc, self.table_name, sid)
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one read statement; retried after a lost connection unless inside a transaction."""

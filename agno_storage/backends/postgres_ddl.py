@@ -6,6 +6,7 @@ Statements are ``psycopg.sql`` compositions, so every identifier is quoted.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -261,6 +262,8 @@ _COLUMN_TYPES = (
     " FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation"
     " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
 )
+#: The length of a declared ``character varying(n)``.
+_VARCHAR_LENGTH = re.compile(r"^character varying\((\d+)\)$")
 _NONDETERMINISTIC = "CASE WHEN c.collisdeterministic THEN NULL ELSE c.collname::text END"
 
 
@@ -289,19 +292,51 @@ def column_types(
     return [ColumnType(*row) for row in query(_COLUMN_TYPES.format(collation=collation), [regclass])]
 
 
-def check_columns(conn: Any, table: str, regclass: str, spec: ModeSpec) -> None:
+def check_columns(conn: Any, table: str, regclass: str, spec: ModeSpec) -> list[ColumnType]:
     """SchemaMismatchError if a column of ``spec`` in ``table`` (``regclass``: its quoted name, as
     ``to_regclass`` takes it) compares other than exactly (:func:`inexact_ids`): ``'ALICE'`` or ``'alice '``
     could then read alice's sessions; or is of a type that changes or refuses what the store writes
     (:func:`unfit_type`).
 
-    ``conn`` is a psycopg connection. One catalogue query.
+    ``conn`` is a psycopg connection. One catalogue query; returns its columns.
     """
     columns = column_types(lambda q, p: conn.execute(q, p).fetchall(), regclass, conn.info.server_version)
     why = inexact_ids(columns, [c.name for c in spec.columns if c.kind in TEXT_KINDS])
     if why is not None:
         raise unfit_table(table, spec.mode, f"apart: {why}; the store compares ids and owners exactly")
     check_types(table, spec, columns)
+    return columns
+
+
+def first_past_type(
+    rows: Iterable[Sequence[Any]], spec: ModeSpec, columns: Sequence[ColumnType]
+) -> tuple[Any, str, str] | None:
+    """The session id, column and message of the first value of ``rows`` (stored rows of ``spec``'s table, JSON as
+    text) its column's narrower type refuses (longer than ``varchar(n)``, past ``integer``), or None: which
+    session of a batch PostgreSQL refused, and what to widen so it can be stored."""
+    at = {name: i for i, name in enumerate(spec.names)}
+    #: Each narrower column: its place in a row and its length (``varchar(n)``), or None (``integer``).
+    checks: list[tuple[int, ColumnType, int | None]] = []
+    for column in columns:
+        i = at.get(column.name)
+        if i is not None and column.base == "int4":
+            checks.append((i, column, None))
+        elif i is not None and column.base == "varchar" and (n := _VARCHAR_LENGTH.search(column.declared)):
+            checks.append((i, column, int(n.group(1))))
+    for row in rows:
+        for i, column, length in checks:
+            value = row[i]
+            if length is None:
+                past = type(value) is int and not -(2**31) <= value < 2**31
+            else:  # PostgreSQL cuts a longer value's excess silently when it is all spaces, else refuses it
+                past = type(value) is str and value[length:].strip(" ") != ""
+            if past:
+                wide = _PG_TYPES[spec.column(column.name).kind].split()[0].lower()
+                why = (
+                    f"{column.name} is of the type {column.declared}, too narrow for it: widen it to {wide} to store it"
+                )
+                return row[0], column.name, why
+    return None
 
 
 def check_types(table: str, spec: ModeSpec, columns: Sequence[ColumnType]) -> None:
