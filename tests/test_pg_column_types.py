@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -162,3 +163,41 @@ def test_a_value_past_a_columns_type_names_the_column_and_its_type(
     assert (refused.value.session_id, refused.value.column) == ("s2", column)
     assert reopened.read("s1") is None and reopened.read("s2") is None
     reopened.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(
+    ("column", "declared", "using"), [("created_at", "real", "created_at"), ("user_id", "name", "user_id")]
+)
+@pytest.mark.parametrize(
+    "command",
+    [["export"], ["copy", "{copy}"], ["prune", "--older-than", "1d"], ["prune", "--older-than", "1d", "--dry-run"]],
+)
+def test_export_copy_and_prune_refuse_a_column_of_an_unfit_type_as_the_store_does(
+    make_store: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    column: str,
+    declared: str,
+    using: str,
+    command: list[str],
+) -> None:
+    """export and copy read a table whose created_at is real and stopped at its first row with CorruptRowError
+    ("a float 1.0, not a Unix timestamp"), and took a name user_id as if nothing were wrong; the store refuses
+    both at open, as prune does."""
+    store = make_store()
+    store.upsert_many([make_session(Mode.AGENT, f"s{i}") for i in range(3)])
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("UPDATE {} SET updated_at = 1, created_at = 1").format(sql.SQL(store.qualified_table)))
+    retype(store, column, declared, using)
+    with pytest.raises(SchemaMismatchError) as refused:
+        PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+    name, schema = store.table_name, str(store.schema)
+    rest = [a.format(copy=tmp_path / "copy.db") for a in command[1:]]
+    assert main([command[0], store.db_url, "--schema", schema, "--table", name, *rest]) == 2
+    out, err = capsys.readouterr()
+    assert str(refused.value) in err and '"s0"' not in out and "remove" not in out
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        assert conn.execute(sql.SQL("SELECT COUNT(*) FROM {}").format(sql.SQL(store.qualified_table))).fetchone() == (
+            3,
+        )

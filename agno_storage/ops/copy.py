@@ -16,7 +16,7 @@ from agno_storage.ops.db import Database, check_conninfo, open_database, refuse_
 from agno_storage.ops.errors import OutputIsSourceError
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
-from agno_storage.ops.tables import TableInfo, check_exact_ids, describe
+from agno_storage.ops.tables import TableInfo, check_exact_ids, check_types, describe
 from agno_storage.ops.write import BadValue, RowWriter
 
 
@@ -58,6 +58,8 @@ def copy_table(
     or the source table itself (on PostgreSQL: the same table of the same database, or
     of a standby of that database, by what the servers say, not how the
     URLs spell them: :meth:`~agno_storage.ops.db.TableIdentity.is_same`).
+    Raises SchemaMismatchError, before writing, for a source table the store
+    refuses for a column's type (:func:`~agno_storage.ops.tables.check_types`).
     Raises CorruptRowError (nothing of its batch written) for a value export
     would refuse (:func:`~agno_storage.ops.values.row_check`), and what
     :class:`RowWriter` raises.
@@ -80,6 +82,7 @@ def copy_table(
         # and their runs (a writer that makes, fills or drops agent_runs meanwhile changes none of it).
         stack.enter_context(source.snapshot())
         info = describe(source, table, mode)
+        check_types(source, info)  # a column the store refuses (a real time): said once, as the store says it
         progress.start(select.count(source, info, filters))
         # Into another table of the same file or schema, agent_runs is the one beside both: written back from
         # this copy's snapshot, it would bring back the runs of a session deleted meanwhile, and none is left behind.

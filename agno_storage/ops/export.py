@@ -15,7 +15,7 @@ from agno_storage.ops.db import Database
 from agno_storage.ops.lines import header_for, make_converter
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import Filters
-from agno_storage.ops.tables import TableInfo, check_exact_ids, describe
+from agno_storage.ops.tables import TableInfo, check_exact_ids, check_types, describe
 from agno_storage.ops.values import BadValue, row_check
 
 
@@ -45,7 +45,8 @@ def export_table(
 
     The format is :mod:`agno_storage.ops.lines`. ``mode`` is detected from
     the table's columns unless given. Reads one snapshot (the table's
-    columns, whether runs go with it, the sessions and runs alike), ``FETCH_SIZE`` rows at a time. Raises TableNotFoundError, SchemaMismatchError, and
+    columns, whether runs go with it, the sessions and runs alike), ``FETCH_SIZE`` rows at a time. Raises TableNotFoundError,
+    SchemaMismatchError (a column of a type the store refuses the table for, before any line), and
     CorruptRowError for a value no line can hold that import would take back (a BLOB, a text or a
     REAL where a time is, JSON text import refuses, an empty session_id): what it wrote before stays.
     """
@@ -55,6 +56,7 @@ def export_table(
     # (A streaming statement holds a rollback-journal file's read lock as long as the transaction would.)
     with db.snapshot():
         info = describe(db, table, mode)
+        check_types(db, info)  # a column the store refuses (a real time): said once, as the store says it
         with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
         if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
             check_exact_ids(db, info, runs=with_runs)
