@@ -18,6 +18,7 @@ import pytest
 
 from agno_storage.agno3 import to_agno3
 from agno_storage.errors import InvalidInputError
+from agno_storage.ops.values import NON_FINITE_HINT
 from devkit import agno3_env
 
 
@@ -83,6 +84,10 @@ def test_a_session_holding_nan_is_refused_by_name_on_postgresql_and_the_ones_bef
         to_agno3(str(src), pg_server.dsn, dst_schema="non_finite", workers=0)
     assert refused.value.session_id == "s-nan"
     assert "'s-nan'" in str(refused.value) and "NaN" in str(refused.value)
+    # What it is and how to repair it, as export and copy say it (tests/test_ops_export_checks.py).
+    assert "holds NaN or an infinity" in str(refused.value) and NON_FINITE_HINT in str(refused.value)
+    assert "migrate into SQLite" in str(refused.value)
+    assert (refused.value.table, refused.value.column) == ("agno_sessions", "session_data")
     with psycopg.connect(pg_server.dsn) as pg:
         written = sorted(r[0] for r in pg.execute("SELECT session_id FROM non_finite.agno_sessions"))
     assert written == ["s-ok-1", "s-ok-2"]

@@ -26,11 +26,11 @@ from agno_storage.agno3.chunks import ChunkResult, ModeCount, PlanItem, Source, 
 from agno_storage.agno3.ddl import MEMORIES, RUNS
 from agno_storage.agno3.mapping import GO_AGENT_RUNS, own_run_id
 from agno_storage.agno3.memory_table import DEFAULT_MEMORY_TABLE, MemoryTable, map_memory_row, memory_copy_id
-from agno_storage.agno3.records import Agno3Memory, Previous, make_converter
+from agno_storage.agno3.records import Agno3Memory, Encoded, Previous, make_converter
 from agno_storage.agno3.rows import rows_for
 from agno_storage.agno3.target_reader import TargetReader
 from agno_storage.agno3.workers import WorkerPool
-from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, driver_error
+from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, driver_error, non_finite_error
 from agno_storage.errors import ConnectionLostError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import check_conninfo, scrubbed
@@ -441,7 +441,7 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> S
         return None
     except Exception as exc:
         if len(result.encoded) == 1:
-            return _session_error(exc, result.encoded[0].session_id, writer.path)
+            return _session_error(exc, result.encoded[0], writer.path)
         if not _refused_value(exc):
             what = f"writing agno 3 sessions {result.encoded[0].session_id!r}..."
             raise driver_error(exc, what, path=writer.path) from exc
@@ -449,12 +449,15 @@ def _write(result: ChunkResult, writer: Writer | None, report: Agno3Report) -> S
         try:
             writer.write([encoded])
         except Exception as one:
-            return _session_error(one, encoded.session_id, writer.path)
+            return _session_error(one, encoded, writer.path)
     return None
 
 
-def _session_error(exc: Exception, session_id: str, path: str | None) -> StorageError:
-    error = driver_error(exc, f"writing agno 3 session {session_id!r}", session_id=session_id, path=path)
+def _session_error(exc: Exception, encoded: Encoded, path: str | None) -> StorageError:
+    session_id = encoded.session_id
+    error = non_finite_error(exc, encoded) or driver_error(
+        exc, f"writing agno 3 session {session_id!r}", session_id=session_id, path=path
+    )
     if error is not exc:
         error.__cause__ = exc
     return error

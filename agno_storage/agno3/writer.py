@@ -24,7 +24,9 @@ from agno_storage.agno3.rows import rows_for
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.sqlite_errors import translate
 from agno_storage.backends.sqlite_files import file_id
+from agno_storage.codec_exact import has_non_finite
 from agno_storage.errors import DatabaseReplacedError, InvalidInputError, StorageError
+from agno_storage.ops.values import NON_FINITE_HINT
 from agno_storage.schema import quote
 
 
@@ -119,6 +121,32 @@ def driver_error(
         error = translate_pg(exc, table)
         return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
     return StorageError(f"{what}: {exc}", session_id=session_id)
+
+
+def non_finite_error(exc: BaseException, encoded: Encoded) -> InvalidInputError | None:
+    """The error for ``encoded``, refused by PostgreSQL with ``exc``, if it is refused for a NaN or an infinity
+    (agno 1.x's own store writes them, which no JSON, and so no ``jsonb``, holds), or None.
+
+    It names the first agno 3 column holding one and says how to repair the session, as export does
+    (:data:`agno_storage.ops.values.NON_FINITE_HINT`). Only the server's refusal of JSON text (SQLSTATE 22P02)
+    is taken for it.
+    """
+    if getattr(exc, "sqlstate", None) != "22P02":
+        return None
+    for table, rows in _batch_rows([encoded]).items():
+        columns = ddl.COLUMNS[table]
+        for row in rows:
+            for column, value in zip(columns, row, strict=True):
+                if column in ddl.JSON_COLUMNS[table] and has_non_finite(getattr(value, "obj", value)):
+                    return InvalidInputError(
+                        f"writing agno 3 session {encoded.session_id!r}: {table}.{column} holds NaN or an infinity"
+                        f" {NON_FINITE_HINT} (PostgreSQL's jsonb cannot store it, nor can agno 3's PostgresDb;"
+                        " or migrate into SQLite, whose agno 3 tables keep it)",
+                        table=table,
+                        session_id=encoded.session_id,
+                        column=column,
+                    )
+    return None
 
 
 def _batch_rows(batch: Sequence[Encoded]) -> dict[str, list[tuple[Any, ...]]]:
