@@ -95,6 +95,22 @@ def test_to_agno3_past_the_file_size_limit_is_a_full_disk_and_a_rerun_completes_
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_to_agno3_sorting_an_unindexed_memory_table_past_the_file_size_limit_is_a_full_disk(tmp_path: Path) -> None:
+    """agno 1.x's memory table, read oldest first, is sorted in a temporary file of SQLite's: past the limit
+    that was a plain StorageError ("disk I/O error"), the target far below it; the rerun without it moves all."""
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    build_source(src, 2, 2)
+    _memory_table(src, 3000)
+    kind, message = _limited(
+        f"from agno_storage.agno3 import to_agno3; to_agno3({str(src)!r}, {str(dst)!r}, workers=0, batch_size=10)",
+        1_000_000,
+    )
+    assert kind == "DiskFullError", message
+    assert "file-size limit" in message and "1000000" in message and "temporary file" in message
+    assert dst.stat().st_size < 1_000_000
+    assert to_agno3(str(src), str(dst), workers=0, batch_size=10).total("memories") == 3000
+
+
 def test_a_backup_past_the_file_size_limit_is_a_full_disk_and_leaves_no_file(tmp_path: Path) -> None:
     src, dest = tmp_path / "src.db", tmp_path / "copy.db"
     build_source(src, 80, 10)

@@ -206,7 +206,10 @@ class MemoryTable:
         except Exception as exc:  # the driver's (a view that fails on a row, say), or the file system's
             from agno_storage.agno3.writer import driver_error
 
-            raise driver_error(exc, f"reading the memory table {self._from}", table=self._table) from exc
+            # SQLite's connection is read-only: a write that fails is of the file it sorts an unindexed table in.
+            raise driver_error(
+                exc, f"reading the memory table {self._from}", table=self._table, read_only=self._sqlite is not None
+            ) from exc
 
     def close(self) -> None:
         if self._sqlite is not None:

@@ -96,18 +96,25 @@ SQLITE_ROWS_PER_STATEMENT = 50
 
 
 def driver_error(
-    exc: BaseException, what: str, session_id: str | None = None, table: str = ddl.SESSIONS, path: str | None = None
+    exc: BaseException,
+    what: str,
+    session_id: str | None = None,
+    table: str = ddl.SESSIONS,
+    path: str | None = None,
+    *,
+    read_only: bool = False,
 ) -> StorageError:
     """The typed error for what a database's driver (or the file system under it) raised while ``what``.
 
     ``session_id`` names the one session the statement wrote, where it wrote one; ``table`` the table the
     error concerns (agno 3's sessions table unless told); ``path`` the SQLite file written, where it wrote
-    one, so that a write the process's file-size limit stopped is a DiskFullError naming the limit.
+    one, so that a write the process's file-size limit stopped is a DiskFullError naming the limit;
+    ``read_only``, a SQLite connection opened ``mode=ro``, whose temporary files the limit stops so.
     """
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, sqlite3.Error):
-        error = translate(exc, table, path)
+        error = translate(exc, table, path, read_only=read_only)
         return type(error)(f"{what}: {error.message}", table=error.table, session_id=session_id)
     if isinstance(exc, OSError):
         return StorageError(f"{what}: {exc}", session_id=session_id)

@@ -44,13 +44,19 @@ def text_or_bytes(data: bytes) -> str | bytes:
         return data
 
 
-def translate(exc: sqlite3.Error, table: str | None = None, path: str | None = None) -> StorageError:
+def translate(
+    exc: sqlite3.Error, table: str | None = None, path: str | None = None, *, read_only: bool = False
+) -> StorageError:
     """The typed error for a SQLite error: by result code, or by message where SQLite has no code of its own.
 
     ``table`` is the table the statement concerned, ``None`` for one that
     concerned the database as a whole. ``path``, the database file, lets a
     failed write be told as the process's file-size limit (see
-    :func:`file_size_limit_reached`).
+    :func:`file_size_limit_reached`). ``read_only``: the connection was
+    opened ``mode=ro`` and writes no file of the database, so a write that
+    failed was one of its temporary files' (a sort's, of a table with no
+    index for its order); with a file-size limit in force, the limit is
+    what a file that grows (and no database file) meets.
     """
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if code is not None else None
@@ -61,6 +67,15 @@ def translate(exc: sqlite3.Error, table: str | None = None, path: str | None = N
             return DiskFullError(
                 f"the database's files reached this process's file-size limit (RLIMIT_FSIZE, {limit} bytes); "
                 f"nothing of this write was kept: {exc}",
+                table=table,
+            )
+    if code == _SQLITE_IOERR_WRITE and read_only:
+        limit = file_size_limit()
+        if limit is not None:
+            return DiskFullError(
+                "a temporary file SQLite sorts this read in (in SQLITE_TMPDIR, else TMPDIR) could not be written"
+                f" past this process's file-size limit (RLIMIT_FSIZE, {limit} bytes); the database was only read,"
+                f" never written: {exc}",
                 table=table,
             )
     if primary == _SQLITE_READONLY:
