@@ -201,3 +201,42 @@ def test_export_copy_and_prune_refuse_a_column_of_an_unfit_type_as_the_store_doe
         assert conn.execute(sql.SQL("SELECT COUNT(*) FROM {}").format(sql.SQL(store.qualified_table))).fetchone() == (
             3,
         )
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_an_owner_past_a_varchar_n_by_trailing_spaces_is_refused_not_cut(make_store: Any) -> None:
+    """PostgreSQL cuts a value past varchar(n) without a word when what is past is spaces: 'alice ' was stored as
+    the owner 'alice' in a varchar(5) user_id, and alice read the session of 'alice '."""
+    store = make_store()
+    store.create()
+    retype(store, "user_id", "varchar(5)")
+    reopened = PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+    with pytest.raises(InvalidInputError) as refused:
+        reopened.upsert(make_session(Mode.AGENT, "s1", user_id="alice "))
+    assert refused.value.column == "user_id" and "character varying(5)" in str(refused.value)
+    assert reopened.read("s1", user_id="alice") is None and reopened.read("s1") is None
+    reopened.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_copy_into_a_narrower_column_is_refused_naming_it_not_cut(make_store: Any, tmp_path: Path) -> None:
+    """copy (and import) write through their own statements: 'alice ' went into a varchar(5) user_id as 'alice',
+    the owner of alice's sessions, and a longer owner failed naming no column."""
+    from agno_storage.backends.sqlite import SqliteStorage
+    from agno_storage.ops.copy import copy_table
+    from agno_storage.ops.db import open_database
+
+    source = SqliteStorage("agent_sessions", db_file=tmp_path / "src.db")
+    source.upsert(make_session(Mode.AGENT, "s1", user_id="alice "))
+    source.close()
+    store = make_store(table_name="agent_sessions")
+    store.create()
+    retype(store, "user_id", "varchar(5)")
+    with open_database(str(tmp_path / "src.db")) as db, pytest.raises(InvalidInputError) as refused:
+        copy_table(db, "agent_sessions", store.db_url, schema=store.schema)
+    assert (refused.value.session_id, refused.value.column) == ("s1", "user_id")
+    assert "character varying(5)" in str(refused.value)
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        assert conn.execute(sql.SQL("SELECT COUNT(*) FROM {}").format(sql.SQL(store.qualified_table))).fetchone() == (
+            0,
+        )

@@ -474,16 +474,12 @@ def _pooler_gave_up(exc: BaseException) -> bool:
 
 
 def invalid_value(
-    exc: BaseException, table: str, session_id: str | None, column: str | None = None, why: str | None = None
+    exc: BaseException, table: str, session_id: str | None, column: str | None = None
 ) -> InvalidInputError:
-    """The error for a value the server refused to store (bad or too big for it, or text it cannot encode);
-    ``why`` says what in the table refused it."""
+    """The error for a value the server refused to store (bad or too big for it, or text it cannot encode)."""
     where = f"session {session_id!r}{f', column {column}' if column else ''}: " if session_id is not None else ""
     return InvalidInputError(
-        f"{where}PostgreSQL cannot store this value: {exc}{f'; {why}' if why else ''}",
-        table=table,
-        session_id=session_id,
-        column=column,
+        f"{where}PostgreSQL cannot store this value: {exc}", table=table, session_id=session_id, column=column
     )
 
 

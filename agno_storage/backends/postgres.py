@@ -153,8 +153,9 @@ class PostgresStorage(BaseStorage):
         self.prepared_statements = check_bool("prepared_statements", prepared_statements)
         self._qualified_name = ddl.qualified(self.table_name, self.schema)
         self.qualified_table = self._regclass_name = self._qualified_text()  # public: the table in SQL, quoted
-        #: The table's columns as last checked: which one refused a value, when the server does not say.
-        self._column_types: list[ddl.ColumnType] = []
+        #: The table's columns of a narrower type than the store writes, as last checked (usually none): a value
+        #: past one is refused before it is sent, and named.
+        self._narrow: list[ddl.Narrow] = []
         self._conns = Connections(
             conninfo,
             table=table_name,
@@ -261,9 +262,21 @@ class PostgresStorage(BaseStorage):
     def _check_columns(self, table_sql: str) -> None:
         """A text column that compares other than exactly, or a column of a type that changes or refuses what
         the store writes (``ddl.check_columns``)."""
-        self._column_types = self._conns.run(
+        columns = self._conns.run(
             lambda conn: ddl.check_columns(conn, self.table_name, self._regclass_name, self.spec), write=False
         )
+        self._narrow = ddl.narrow_columns(self.spec, columns)
+
+    def check_narrow(self, rows: list[list[Any]]) -> None:
+        """InvalidInputError, before anything is sent, for a value of ``rows`` (encoded, stamped) past a column
+        of a narrower type than the store writes (``varchar(n)``, ``integer``): PostgreSQL would refuse it, naming
+        no column, or cut its trailing spaces without a word. Costs nothing on a table with no such column."""
+        past = ddl.first_past(rows, self._narrow) if self._narrow else None
+        if past is not None:
+            sid, column, why = past
+            raise InvalidInputError(
+                f"session {sid!r}, column {column}: {why}", table=self.table_name, session_id=sid, column=column
+            )
 
     def _lock(self, conn: psycopg.Connection[Any]) -> None:
         """Serialise schema changes to this table across processes until the transaction ends."""
@@ -358,6 +371,7 @@ class PostgresStorage(BaseStorage):
     def _write_one(self, row: list[Any]) -> tuple[int, int]:
         statement = self.statements.upsert_returning
         self.row_codec.stamp(row, int(time.time()))
+        self.check_narrow([row])
 
         def body(conn: psycopg.Connection[Any]) -> tuple[int, int]:
             got = self._execute_row(conn, statement, row).fetchall()
@@ -388,6 +402,7 @@ class PostgresStorage(BaseStorage):
                 now = int(time.time())
                 for row in batch:
                     stamp(row, now)
+                self.check_narrow(batch)
                 count += self._write_batch(conn, statements, batch)
             return count
 
@@ -425,19 +440,15 @@ class PostgresStorage(BaseStorage):
         return len(batch)
 
     def _refused(self, rows: list[list[Any]], exc: BaseException) -> InvalidInputError:
-        """The error for ``rows`` the server refused with ``exc``, naming the session and column at fault.
+        """The error for ``rows`` the server refused with ``exc``, naming the session (and column) at fault.
 
-        The server does not say which row, nor which column: U+0000, what it refuses most, is looked for, then
-        a value past its column's narrower type (``varchar(n)``, ``integer``), the time past 2038 included.
+        The server does not say which row: U+0000, what it refuses most, is looked for here (a value past a
+        narrower column's type is refused before sending: :meth:`check_narrow`).
         """
         found = codec.first_nul(rows, self.spec)
         if found is not None:
             return invalid_value(exc, self.table_name, *found)
-        past = ddl.first_past_type(rows, self.spec, self._column_types)
-        if past is not None:
-            return invalid_value(exc, self.table_name, *past)
-        sid = self.row_codec.session_id(rows[0]) if len(rows) == 1 else None
-        return invalid_value(exc, self.table_name, sid)
+        return invalid_value(exc, self.table_name, self.row_codec.session_id(rows[0]) if len(rows) == 1 else None)
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one read statement; retried after a lost connection unless inside a transaction."""

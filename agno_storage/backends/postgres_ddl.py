@@ -308,34 +308,53 @@ def check_columns(conn: Any, table: str, regclass: str, spec: ModeSpec) -> list[
     return columns
 
 
-def first_past_type(
-    rows: Iterable[Sequence[Any]], spec: ModeSpec, columns: Sequence[ColumnType]
-) -> tuple[Any, str, str] | None:
-    """The session id, column and message of the first value of ``rows`` (stored rows of ``spec``'s table, JSON as
-    text) its column's narrower type refuses (longer than ``varchar(n)``, past ``integer``), or None: which
-    session of a batch PostgreSQL refused, and what to widen so it can be stored."""
+@attrs.frozen
+class Narrow:
+    """A column of a type narrower than the store's (``varchar(n)``, ``integer``), as :func:`narrow_columns` finds it."""
+
+    #: Its place in a row (:attr:`ModeSpec.names` order).
+    index: int
+    column: ColumnType
+    #: ``varchar(n)``'s n; None for ``integer``.
+    length: int | None
+    #: The type the store declares it with (the one to widen it to).
+    wide: str
+
+
+def narrow_columns(spec: ModeSpec, columns: Sequence[ColumnType]) -> list[Narrow]:
+    """The columns of ``spec`` among ``columns`` whose type keeps fewer values than the store writes: a longer
+    ``varchar(n)`` value, or a time past 2038 in an ``integer``. Usually none."""
     at = {name: i for i, name in enumerate(spec.names)}
-    #: Each narrower column: its place in a row and its length (``varchar(n)``), or None (``integer``).
-    checks: list[tuple[int, ColumnType, int | None]] = []
+    out = []
     for column in columns:
         i = at.get(column.name)
+        wide = _PG_TYPES[spec.column(column.name).kind].split()[0].lower() if i is not None else ""
         if i is not None and column.base == "int4":
-            checks.append((i, column, None))
+            out.append(Narrow(i, column, None, wide))
         elif i is not None and column.base == "varchar" and (n := _VARCHAR_LENGTH.search(column.declared)):
-            checks.append((i, column, int(n.group(1))))
+            out.append(Narrow(i, column, int(n.group(1)), wide))
+    return out
+
+
+def first_past(rows: Iterable[Sequence[Any]], narrow: Sequence[Narrow]) -> tuple[Any, str, str] | None:
+    """The session id, column and message of the first value of ``rows`` (stored rows, JSON as text) past its
+    column's narrower type (:func:`narrow_columns`), or None.
+
+    A text longer than ``varchar(n)`` is past it even when what is past is
+    spaces, which PostgreSQL cuts without a word instead of refusing:
+    ``'alice '`` would be stored as the owner ``'alice'``.
+    """
     for row in rows:
-        for i, column, length in checks:
-            value = row[i]
-            if length is None:
+        for n in narrow:
+            value = row[n.index]
+            if n.length is None:
                 past = type(value) is int and not -(2**31) <= value < 2**31
-            else:  # PostgreSQL cuts a longer value's excess silently when it is all spaces, else refuses it
-                past = type(value) is str and value[length:].strip(" ") != ""
+            else:
+                past = type(value) is str and len(value) > n.length
             if past:
-                wide = _PG_TYPES[spec.column(column.name).kind].split()[0].lower()
-                why = (
-                    f"{column.name} is of the type {column.declared}, too narrow for it: widen it to {wide} to store it"
-                )
-                return row[0], column.name, why
+                c = n.column
+                why = f"{c.name} is of the type {c.declared}, too narrow for it: widen it to {n.wide} to store it"
+                return row[0], c.name, why
     return None
 
 

@@ -22,7 +22,7 @@ stay). Rerunning the operation upserts the same rows again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agno_storage import codec
@@ -83,6 +83,9 @@ class RowWriter:
         self._nul_checks = [
             (i, c.name, c.kind in JSON_KINDS) for i, c in enumerate(spec.columns) if c.kind in JSON_KINDS | TEXT_KINDS
         ]
+        #: PostgreSQL: the store's refusal of a value past a narrower column (varchar(n), integer), which the
+        #: server would refuse naming no column, or cut without a word (trailing spaces).
+        self._check_narrow: Callable[[list[list[Any]]], None] | None = getattr(self.store, "check_narrow", None)
         #: SQLite: the WAL file to fsync once the batches are committed (see flush).
         self._wal: str | None = None
         #: SQLite file: checkpoints the WAL while batches are written; None elsewhere.
@@ -118,7 +121,8 @@ class RowWriter:
         self._thread: threading.Thread | None = None
 
     def check(self, row: Sequence[Any]) -> list[Any]:
-        """``row`` ready to write; BadValue for a value an export line could not hold or import would refuse.
+        """``row`` ready to write; BadValue for a value an export line could not hold or import would refuse,
+        InvalidInputError for one past a narrower PostgreSQL column (``varchar(n)``, ``integer``) of the target.
 
         The one check export makes (:func:`agno_storage.ops.values.row_check`):
         copy and import write no row export would refuse.
@@ -132,6 +136,8 @@ class RowWriter:
             for i, name, json in self._nul_checks:
                 if out[i] is not None and codec.holds_nul(out[i], json=json):
                     raise BadValue(name, "holds U+0000, which PostgreSQL cannot store (SQLite can)")
+            if self._check_narrow is not None:
+                self._check_narrow([out])
         for i in self._required:
             if out[i] is None:
                 out[i] = ""
