@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +17,10 @@ from agno_storage import Mode, SqliteStorage
 from agno_storage.backends.core import StoreCore
 from agno_storage.errors import StorageError
 from agno_storage.models import Session
-from agno_storage.ops.db import open_database
+from agno_storage.ops.db import connect_readonly, open_database
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import parse_tokens
-from agno_storage.web.limits import BoundedSqlite, Limits, Refused, check_deadline
+from agno_storage.web.limits import BoundedSqlite, Limits, Refused, check_deadline, interrupt_at_deadline
 from agno_storage.web.run import serving
 from agno_storage.web.source import PostgresSource, open_source
 from tests.conftest import StoreFactory
@@ -205,3 +206,85 @@ def test_the_serve_command_takes_the_request_timeout(tmp_path: Path) -> None:
         status, body = get(base, "/api/v1/search", q="hello")
         assert status == 503, body
         assert body["error"]["code"] == "too_slow"
+
+
+@pytest.fixture
+def many_rows(tmp_path: Path) -> Path:
+    """A SQLite file whose one sessions table holds 400,000 rows: counting them takes far more than a millisecond."""
+    path = tmp_path / "many_rows.db"
+    with SqliteStorage("agent_sessions", db_file=path) as store:
+        store.upsert(make_session(Mode.AGENT, "s-0"))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO agent_sessions (session_id, agent_id, user_id, created_at, updated_at) "
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
+            "SELECT 'r-' || i, 'agent', 'bob', i, i FROM n"
+        )
+    return path
+
+
+def test_the_list_of_tables_stops_at_the_request_timeout(many_rows: Path) -> None:
+    """The list counts every table's rows, in one step of SQLite's that its progress handler never sees: it
+    ran outside any deadline, as long as the count took."""
+    context, source = served(many_rows, Limits(request_timeout=0.001))
+    with context as base:
+        status, body = get(base, "/api/v1/tables")
+        assert status == 503, body
+        assert body["error"]["code"] == "too_slow"
+    source.close()
+    with Limits(request_timeout=0.001).request(expensive=False), pytest.raises(StorageError):
+        open_source(str(many_rows)).tables()
+    context, source = served(many_rows, Limits(request_timeout=30))
+    with context as base:
+        status, body = get(base, "/api/v1/tables")
+        assert status == 200 and body["tables"][0]["rows"] == 400_001  # given the time, it is counted
+    source.close()
+
+
+def test_requests_waiting_for_the_list_of_tables_wait_no_longer_than_their_deadline(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One request reads the list at a time; the others waited for it however long it took, each holding one
+    of the server's threads."""
+    context, source = served(db, Limits(request_timeout=0.5))
+    release = threading.Event()
+    reading = threading.Event()
+    tables = source.tables
+
+    def slow_tables() -> Any:
+        reading.set()
+        release.wait(20)
+        return tables()
+
+    with context as base:
+        monkeypatch.setattr(source, "tables", slow_tables)
+        first: dict[str, Any] = {}
+        holder = threading.Thread(target=lambda: first.update(answer=get(base, "/api/v1/tables")))
+        holder.start()
+        assert reading.wait(10)
+        started = time.monotonic()
+        status, body = get(base, "/api/v1/sessions", table="agent_sessions")
+        took = time.monotonic() - started
+        release.set()
+        holder.join(30)
+        assert status == 503 and body["error"]["code"] == "too_slow", body
+        assert took < 10
+    source.close()
+
+
+def test_a_statement_no_progress_handler_sees_is_interrupted_at_the_deadline(db: Path) -> None:
+    """A row count is one step of SQLite's: only an interrupt stops it (here, an endless statement with no
+    progress handler stands for it)."""
+    conn = connect_readonly(db)
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+    started = time.monotonic()
+    with Limits(request_timeout=0.2).request(expensive=False):
+        stop = interrupt_at_deadline(conn)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+                conn.execute(endless).fetchall()
+        finally:
+            stop()
+    assert time.monotonic() - started < 10
+    assert conn.execute("SELECT count(*) FROM agent_sessions").fetchone() == (5,)  # the connection goes on
+    conn.close()

@@ -122,18 +122,25 @@ class Server:
         list counts every table's rows, so it is never read more often than
         that, whatever the requests ask, and by one thread at a time; but a
         SQLite file replaced or moved away since is looked at now (one ``stat``).
+        Reading it, or waiting for the thread that does, stops at the request's
+        deadline (TooSlow): a slow count holds no thread longer than that.
         """
         wait = FRESH_AFTER if fresh else TABLES_TTL
         file = self.source.file()
         if time.monotonic() - self._tables_at <= wait and file == self._tables_file:
             return self._tables
-        with self._tables_lock:
+        left = limits.remaining()
+        if not self._tables_lock.acquire(timeout=-1 if left is None else left):
+            raise limits.TooSlow("the list of tables")
+        try:
             # Not read meanwhile by the thread this one waited for?
             if time.monotonic() - self._tables_at > wait or file != self._tables_file:
                 self._tables = self.source.tables()
                 self._tables_at = time.monotonic()
                 self._tables_file = file
             return self._tables
+        finally:
+            self._tables_lock.release()
 
     def tables(self, *, fresh: bool = False) -> list[TableInfo]:
         """The sessions tables a reader is made for: the only ones offered or picked by default."""
@@ -453,7 +460,7 @@ def create_app(source: Source, tokens: Tokens | None = None, *, limits: Limits |
 
     routes = [
         Route("/healthz", healthz),
-        Route(f"{API}/tables", api_tables),
+        Route(f"{API}/tables", retried(api_tables)),
         Route(f"{API}/sessions", retried(api_sessions)),
         Route(f"{API}/sessions/{{session_id:path}}", retried(api_session_or_history)),
         Route(f"{API}/search", retried(extras.api_search, expensive=True)),

@@ -10,8 +10,10 @@ request waited for them. :class:`Limits` holds the bounds a server keeps:
 - a request's reads stop ``request_timeout`` seconds after it started
   (503 ``too_slow``): the reader's stores check the deadline before each
   statement (:func:`check_deadline`, their tracer), a SQLite statement
-  checks it as it runs (:func:`past_deadline`, its progress handler), and
-  a PostgreSQL server cancels a statement at its ``statement_timeout``;
+  checks it as it runs (:func:`past_deadline`, its progress handler), a
+  raw SQLite connection (the list of tables, which counts rows in one
+  step no progress handler sees) is interrupted (:func:`interrupt_at_deadline`),
+  and a PostgreSQL server cancels a statement at its ``statement_timeout``;
 - a client address (an IPv6 client's /64) that sent ``failures_allowed``
   wrong tokens within ``failure_window`` seconds is answered 429 for any
   token it has not used successfully before, until the oldest of those
@@ -28,9 +30,10 @@ from __future__ import annotations
 import collections
 import ipaddress
 import math
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -54,6 +57,8 @@ CLIENTS_KEPT = 4096
 BUSY_RETRY_AFTER = 1
 #: SQLite virtual machine steps between two looks at the deadline while a statement runs (well under a millisecond).
 PROGRESS_STEPS = 10_000
+#: Seconds between two interrupts of a connection past its deadline (one that came between two statements is lost).
+INTERRUPT_EVERY = 0.05
 
 
 class Refused(Exception):
@@ -78,6 +83,41 @@ def past_deadline() -> bool:
     """Whether this thread's request is past its deadline (False outside a request)."""
     at: float | None = getattr(_request, "deadline", None)
     return at is not None and time.monotonic() > at
+
+
+def remaining() -> float | None:
+    """Seconds left before this thread's request's deadline (0 past it); None outside a request."""
+    at: float | None = getattr(_request, "deadline", None)
+    return None if at is None else max(0.0, at - time.monotonic())
+
+
+def interrupt_at_deadline(conn: sqlite3.Connection) -> Callable[[], None]:
+    """Interrupt ``conn``'s statements from this thread's request's deadline on; call what it returns to stop.
+
+    A progress handler is called between the steps of a statement, and
+    ``SELECT COUNT(*) FROM t`` counts the whole table in one step: only an
+    interrupt stops it. It is sent again every :data:`INTERRUPT_EVERY`
+    seconds, since SQLite forgets one that comes while no statement runs.
+    Outside a request it does nothing. Costs a thread while armed.
+    """
+    left = remaining()
+    if left is None:
+        return lambda: None
+    stopped = threading.Event()
+
+    def watch() -> None:
+        if stopped.wait(left):
+            return
+        while True:
+            try:
+                conn.interrupt()
+            except sqlite3.ProgrammingError:  # closed
+                return
+            if stopped.wait(INTERRUPT_EVERY):
+                return
+
+    threading.Thread(target=watch, name="agno-storage-deadline", daemon=True).start()
+    return stopped.set
 
 
 def check_deadline(statement: str, params: Sequence[Any] | None) -> None:
@@ -248,5 +288,7 @@ __all__ = [
     "TooSlow",
     "check_deadline",
     "client_key",
+    "interrupt_at_deadline",
     "past_deadline",
+    "remaining",
 ]

@@ -30,7 +30,8 @@ import sqlite3
 import string
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,7 +44,13 @@ from agno_storage.errors import ConnectionLostError, InvalidInputError, StorageE
 from agno_storage.ops.db import Database, connect_readonly, hot_journal_error, open_database
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
 from agno_storage.ops.tables import TableInfo
-from agno_storage.web.limits import REQUEST_TIMEOUT, BoundedSqlite, check_deadline
+from agno_storage.web.limits import (
+    REQUEST_TIMEOUT,
+    BoundedSqlite,
+    check_deadline,
+    interrupt_at_deadline,
+    past_deadline,
+)
 from agno_storage.web.source_base import FRESH_AFTER, RECHECK_AFTER, Layout, Source, Tables
 
 #: Seconds a SQLite source waits for another connection's lock (a rollback-journal file's writer) without ?timeout=.
@@ -115,6 +122,23 @@ class SqliteSource(Source):
 
     def _database(self) -> Database:
         return open_database(str(self.path), None, timeout=self.busy_timeout)
+
+    @contextmanager
+    def _bounded(self) -> Iterator[Database]:
+        """A new read-only connection whose statements stop at this thread's request's deadline: a statement
+        begun past it at its first step, and one running then by an interrupt (the list's row counts).
+
+        It runs only catalogue statements and row counts, a few steps each:
+        its progress handler looks at the deadline at every step, which a
+        count's one long step is never interrupted before.
+        """
+        with self._database() as db:
+            db.conn.set_progress_handler(past_deadline, 1)
+            stop = interrupt_at_deadline(db.conn)
+            try:
+                yield db
+            finally:
+                stop()
 
     def ping(self) -> None:
         """Read the header of the file the path names now (not the one a connection opened before it was replaced)."""

@@ -10,8 +10,10 @@ guarantees) is in :mod:`agno_storage.web.source`.
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import attrs
 
@@ -78,9 +80,18 @@ class Source(abc.ABC):
     def _database(self) -> Database:
         """A new read-only :class:`~agno_storage.ops.db.Database` of this source (the caller closes it)."""
 
+    @contextlib.contextmanager
+    def _bounded(self) -> Iterator[Database]:
+        """A new :meth:`_database` whose statements stop at this thread's request's deadline, closed after use.
+
+        Default: the database's own bound (PostgreSQL's ``statement_timeout``).
+        """
+        with self._database() as db:
+            yield db
+
     def ping(self) -> None:
         """Raise StorageError unless the database answers a trivial query now (cheap: no table is read)."""
-        with self._database() as db:
+        with self._bounded() as db:
             db.query("SELECT 1")
 
     def tables(self) -> Tables:
@@ -92,7 +103,7 @@ class Source(abc.ABC):
         """
         unreadable: list[tuple[str, str]] = []
         readable = []
-        with self._database() as db:
+        with self._bounded() as db:
             found = list_tables(db, unreadable).sessions  # one the role may not read: listed apart, with why
             for info in found:
                 try:
@@ -227,7 +238,7 @@ class Source(abc.ABC):
 
     def _look(self, table: str, known: Layout | None) -> tuple[Layout, TableInfo | None]:
         """``table``'s layout now, and what it is unless that is ``known``; TableNotFoundError if it is no sessions table."""
-        with self._database() as db:
+        with self._bounded() as db:
             if db.is_sqlite:
                 # SQLite finds a table under any ASCII case of its name: the reader reads it under the name the
                 # file spells (one reader whatever the request spells; a view is no sessions table).
