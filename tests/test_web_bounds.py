@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from agno_storage import Mode, SqliteStorage
+from agno_storage import Mode, SqliteStorage, urls
 from agno_storage.backends.core import StoreCore
 from agno_storage.errors import StorageError
 from agno_storage.models import Session
@@ -288,3 +288,26 @@ def test_a_statement_no_progress_handler_sees_is_interrupted_at_the_deadline(db:
     assert time.monotonic() - started < 10
     assert conn.execute("SELECT count(*) FROM agent_sessions").fetchone() == (5,)  # the connection goes on
     conn.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_stricter_of_the_urls_statement_timeout_and_the_request_timeout_holds(make_store: StoreFactory) -> None:
+    """A ``statement_timeout`` the URL's own ``options`` set was replaced by the server's, however much longer."""
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "s-1"))
+    cases = [
+        ("-c statement_timeout=200", 30, "200ms"),  # the URL's, stricter
+        ("-c statement_timeout=60s", 0.25, "250ms"),  # the server's, stricter
+        ("-c statement_timeout=0", 0.25, "250ms"),  # the URL's is none: the server's
+    ]
+    for options, timeout, shown in cases:
+        source = open_source(urls.with_libpq_options(location(store), options), statement_timeout=timeout)
+        assert isinstance(source, PostgresSource)
+        with open_database(source.url, None) as pg:
+            assert pg.query("SHOW statement_timeout") == [(shown,)], options
+            assert pg.query("SHOW default_transaction_read_only") == [("on",)]
+        source.close()
+    source = open_source(urls.with_libpq_options(location(store), "-c statement_timeout=200"), statement_timeout=30)
+    with open_database(source.url, None) as pg, pytest.raises(StorageError, match="statement timeout"):
+        pg.query("SELECT pg_sleep(5)")
+    source.close()

@@ -233,7 +233,8 @@ class PostgresSource(Source):
         target = urls.parse(url)
         if not isinstance(target, urls.PostgresTarget):
             raise InvalidInputError(f"not a PostgreSQL URL: {urls.shown(url)}")
-        # The server cancels a statement at statement_timeout (a request's deadline; limits.Limits).
+        # The server cancels a statement at statement_timeout (a request's deadline; limits.Limits), or at the
+        # one the URL, the role or the database sets, if stricter (see _check_read_only).
         self.url = read_only_url(url, statement_timeout)
         self.schema_name = schema_name
         self.connect_timeout = connect_timeout
@@ -246,15 +247,17 @@ class PostgresSource(Source):
         self._pinged_at = -1e9
         self._ping_error: StorageError | None = None
         self._ping_lock = threading.Lock()
-        self._reachable(self._check_read_only)
+        self._reachable(lambda: self._check_read_only(statement_timeout))
         self.tables()
 
     def describe(self) -> str:
         where = f"schema {self.schema_name!r}" if self.schema_name else "the search path"
         return f"{urls.without_password(self._shown)} ({where})"
 
-    def _check_read_only(self) -> None:
-        """StorageError unless the server starts this source's connections read-only, as its URL asks.
+    def _check_read_only(self, statement_timeout: float) -> None:
+        """StorageError unless the server starts this source's connections read-only, as its URL asks; then
+        :attr:`url` cancels a statement at ``statement_timeout`` seconds, or at the ``statement_timeout`` a
+        connection of the URL gets (its ``options``, the role's or the database's setting) if stricter.
 
         A connection pooler between cannot pass :data:`READ_ONLY_OPTION` on:
         PgBouncer refuses the startup parameter ``options``, or, told to
@@ -265,8 +268,12 @@ class PostgresSource(Source):
         how = f"the startup parameter options ({READ_ONLY_OPTION!r}), which makes every connection read-only"
         advice = "a connection pooler such as PgBouncer does: point serve at the PostgreSQL server itself"
         try:
-            with open_database(self.url, self.schema_name) as db:
-                setting = db.query("SHOW default_transaction_read_only")[0][0]
+            # Without the source's statement_timeout, which would replace the one the URL's connection gets.
+            with open_database(urls.with_libpq_options(self._shown, READ_ONLY_OPTION), self.schema_name) as db:
+                setting, given = db.query(
+                    "SELECT current_setting('default_transaction_read_only'), "
+                    "(SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout')"
+                )[0]
         except StorageError as exc:
             cause = exc.__cause__
             if isinstance(cause, psycopg.OperationalError) and "unsupported startup parameter" in str(cause):
@@ -276,6 +283,8 @@ class PostgresSource(Source):
             raise StorageError(
                 f"{self.describe()} dropped {how} (default_transaction_read_only is {setting}); {advice}"
             )
+        if 0 < int(given) < statement_timeout * 1000:  # milliseconds; 0 is none
+            self.url = read_only_url(self._shown, int(given) / 1000)
 
     def _database(self) -> Database:
         return open_database(self.url, self.schema_name)
