@@ -3,8 +3,10 @@
 :func:`server_config` is the one place uvicorn is configured, for both: a
 connection has :data:`HEADER_TIMEOUT` seconds to send a request's headers
 (uvicorn has no such limit: a client sending a byte now and then held its
-connection for ever), and a proxy's ``X-Forwarded-*`` headers are believed
-only from the addresses named (uvicorn believes loopback's by default).
+connection for ever), an answer the client stops reading is given up
+:data:`SEND_TIMEOUT` seconds on (uvicorn kept it, and the connection, for
+ever), and a proxy's ``X-Forwarded-*`` headers are believed only from the
+addresses named (uvicorn believes loopback's by default).
 """
 
 from __future__ import annotations
@@ -26,16 +28,25 @@ if TYPE_CHECKING:  # the web extra: imported where used, so the CLI reads HEADER
 HEADER_TIMEOUT = 10.0
 #: Bytes a request's headers may take (h11 refuses more with a 400; httptools has no limit of its own).
 HEADER_LIMIT = 16 * 1024
+#: Seconds an answer may wait for its client to read any of it before the connection is dropped.
+SEND_TIMEOUT = 30.0
 
 
-def header_deadline_protocol(seconds: float, limit: int = HEADER_LIMIT) -> type[asyncio.Protocol]:
+def header_deadline_protocol(
+    seconds: float, limit: int = HEADER_LIMIT, send_timeout: float = SEND_TIMEOUT
+) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol (httptools' where installed, else h11's), closing a connection that has not sent
     a request's whole headers ``seconds`` after it opened or after its last answer, or has sent more than
-    ``limit`` bytes without ending them.
+    ``limit`` bytes without ending them, and dropping one whose client has read nothing of an answer for
+    ``send_timeout`` seconds while the answer waits for it.
 
     uvicorn's own keep-alive timeout stops at the first byte received, and
     nothing bounds a connection that has sent nothing yet; httptools keeps
-    every header line it is sent.
+    every header line it is sent. An answer is written whole into the
+    connection's buffer, where it waits for the client however long it
+    takes (closing the connection waits for it too): it is dropped once the
+    buffer stays full (writing paused) that long, that is once the client
+    has read less than asyncio's high minus low water mark (48 KiB) in it.
     """
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
@@ -45,6 +56,8 @@ def header_deadline_protocol(seconds: float, limit: int = HEADER_LIMIT) -> type[
         _deadline: asyncio.TimerHandle | None = None
         #: Bytes received since the deadline was set (while headers are awaited).
         _waiting: int = 0
+        #: Set while an answer waits for the client to read (writing paused).
+        _stalled: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
@@ -65,9 +78,28 @@ def header_deadline_protocol(seconds: float, limit: int = HEADER_LIMIT) -> type[
             if self.cycle is None or self.cycle.response_complete:  # no request sent behind it started
                 self._arm()
 
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._stalled is None:
+                self._stalled = self.loop.call_later(send_timeout, self._not_reading)
+
+        def resume_writing(self) -> None:
+            self._unstall()
+            super().resume_writing()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            self._unstall()
             super().connection_lost(exc)
+
+        def _unstall(self) -> None:
+            if self._stalled is not None:
+                self._stalled.cancel()
+                self._stalled = None
+
+        def _not_reading(self) -> None:
+            self._stalled = None
+            self.transport.abort()  # close() would wait for the client to read what is buffered
 
         def _arm(self) -> None:
             self._disarm()
@@ -93,6 +125,7 @@ def server_config(
     *,
     header_timeout: float = HEADER_TIMEOUT,
     header_limit: int = HEADER_LIMIT,
+    send_timeout: float = SEND_TIMEOUT,
     forwarded_allow_ips: str | None = None,
     **options: Any,
 ) -> uvicorn.Config:
@@ -108,7 +141,7 @@ def server_config(
         app,
         log_level="warning",
         access_log=False,
-        http=header_deadline_protocol(header_timeout, header_limit),
+        http=header_deadline_protocol(header_timeout, header_limit, send_timeout),
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         **options,
@@ -124,13 +157,14 @@ def serving(
     timeout: float = 20.0,
     header_timeout: float = HEADER_TIMEOUT,
     header_limit: int = HEADER_LIMIT,
+    send_timeout: float = SEND_TIMEOUT,
     forwarded_allow_ips: str | None = None,
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``).
 
     ``port=0`` takes a free port. Stops the server on exit. Raises
     StorageError if it has not started within ``timeout`` seconds.
-    ``header_timeout``, ``header_limit`` and ``forwarded_allow_ips``: see :func:`server_config`.
+    ``header_timeout``, ``header_limit``, ``send_timeout`` and ``forwarded_allow_ips``: see :func:`server_config`.
     """
     import uvicorn
 
@@ -141,6 +175,7 @@ def serving(
         lifespan="off",
         header_timeout=header_timeout,
         header_limit=header_limit,
+        send_timeout=send_timeout,
         forwarded_allow_ips=forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
@@ -161,4 +196,4 @@ def serving(
         thread.join(timeout)
 
 
-__all__ = ["HEADER_LIMIT", "HEADER_TIMEOUT", "header_deadline_protocol", "server_config", "serving"]
+__all__ = ["HEADER_LIMIT", "HEADER_TIMEOUT", "SEND_TIMEOUT", "header_deadline_protocol", "server_config", "serving"]
