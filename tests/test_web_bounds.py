@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from agno_storage import Mode, SqliteStorage, urls
+from agno_storage import Mode, PostgresStorage, SqliteStorage, urls
 from agno_storage.backends.core import StoreCore
 from agno_storage.errors import StorageError
 from agno_storage.models import Session
@@ -279,7 +279,7 @@ def test_a_statement_no_progress_handler_sees_is_interrupted_at_the_deadline(db:
     endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
     started = time.monotonic()
     with Limits(request_timeout=0.2).request(expensive=False):
-        stop = interrupt_at_deadline(conn)
+        stop = interrupt_at_deadline(conn.interrupt)
         try:
             with pytest.raises(sqlite3.OperationalError, match="interrupted"):
                 conn.execute(endless).fetchall()
@@ -311,3 +311,31 @@ def test_the_stricter_of_the_urls_statement_timeout_and_the_request_timeout_hold
     with open_database(source.url, None) as pg, pytest.raises(StorageError, match="statement timeout"):
         pg.query("SELECT pg_sleep(5)")
     source.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_postgres_list_of_tables_stops_at_the_request_timeout(make_store: StoreFactory) -> None:
+    """Each statement of the list had the server's statement_timeout, but the list is several statements a
+    table: with many tables it ran far past the request's deadline."""
+    import psycopg
+
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "s-1"))
+    assert isinstance(store, PostgresStorage)
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA many_tables")
+        try:
+            for i in range(150):
+                conn.execute(f'CREATE TABLE many_tables.t{i} (LIKE ai."{store.table_name}" INCLUDING ALL)')
+            source = open_source(store.db_url, schema_name="many_tables")
+            started = time.monotonic()
+            source.tables()
+            unbounded = time.monotonic() - started
+            try:
+                with serving(create_app(source, limits=Limits(request_timeout=unbounded / 10))) as base:
+                    status, body = get(base, "/api/v1/tables")
+                    assert status == 503 and body["error"]["code"] == "too_slow", (unbounded, body)
+            finally:
+                source.close()
+        finally:
+            conn.execute("DROP SCHEMA many_tables CASCADE")

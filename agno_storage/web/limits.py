@@ -11,9 +11,10 @@ request waited for them. :class:`Limits` holds the bounds a server keeps:
   (503 ``too_slow``): the reader's stores check the deadline before each
   statement (:func:`check_deadline`, their tracer), a SQLite statement
   checks it as it runs (:func:`past_deadline`, its progress handler), a
-  raw SQLite connection (the list of tables, which counts rows in one
-  step no progress handler sees) is interrupted (:func:`interrupt_at_deadline`),
-  and a PostgreSQL server cancels a statement at its ``statement_timeout``;
+  PostgreSQL server cancels a statement at its ``statement_timeout``, and
+  the raw connections of the list of tables (whose SQLite row counts are
+  one step no progress handler sees, and which runs several PostgreSQL
+  statements a table) are interrupted (:func:`interrupt_at_deadline`);
 - a client address (an IPv6 client's /64) that sent ``failures_allowed``
   wrong tokens within ``failure_window`` seconds is answered 429 for any
   token it has not used successfully before, until the oldest of those
@@ -91,13 +92,16 @@ def remaining() -> float | None:
     return None if at is None else max(0.0, at - time.monotonic())
 
 
-def interrupt_at_deadline(conn: sqlite3.Connection) -> Callable[[], None]:
-    """Interrupt ``conn``'s statements from this thread's request's deadline on; call what it returns to stop.
+def interrupt_at_deadline(interrupt: Callable[[], object]) -> Callable[[], None]:
+    """Call ``interrupt`` (a connection's, stopping its statement) from this thread's request's deadline on; call
+    what it returns to stop.
 
-    A progress handler is called between the steps of a statement, and
-    ``SELECT COUNT(*) FROM t`` counts the whole table in one step: only an
-    interrupt stops it. It is sent again every :data:`INTERRUPT_EVERY`
-    seconds, since SQLite forgets one that comes while no statement runs.
+    A SQLite progress handler is called between the steps of a statement,
+    and ``SELECT COUNT(*) FROM t`` counts the whole table in one step; a
+    PostgreSQL ``statement_timeout`` bounds one statement, not the many of
+    the list of tables. ``interrupt`` is called again every
+    :data:`INTERRUPT_EVERY` seconds, since one that comes while no
+    statement runs is forgotten, until the connection is closed.
     Outside a request it does nothing. Costs a thread while armed.
     """
     left = remaining()
@@ -110,8 +114,8 @@ def interrupt_at_deadline(conn: sqlite3.Connection) -> Callable[[], None]:
             return
         while True:
             try:
-                conn.interrupt()
-            except sqlite3.ProgrammingError:  # closed
+                interrupt()
+            except sqlite3.ProgrammingError:  # closed (psycopg's cancel does nothing then): nothing left to stop
                 return
             if stopped.wait(INTERRUPT_EVERY):
                 return

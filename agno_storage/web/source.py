@@ -26,6 +26,7 @@ check's.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import string
 import threading
@@ -134,7 +135,7 @@ class SqliteSource(Source):
         """
         with self._database() as db:
             db.conn.set_progress_handler(past_deadline, 1)
-            stop = interrupt_at_deadline(db.conn)
+            stop = interrupt_at_deadline(db.conn.interrupt)
             try:
                 yield db
             finally:
@@ -289,6 +290,19 @@ class PostgresSource(Source):
     def _database(self) -> Database:
         return open_database(self.url, self.schema_name)
 
+    @contextmanager
+    def _bounded(self) -> Iterator[Database]:
+        """A new connection that starts no statement past this thread's request's deadline (TooSlow), and whose
+        statement running then is cancelled: the list of tables runs several a table, and each one's
+        ``statement_timeout`` does not bound them all."""
+        with self._database() as db:
+            db.conn.cursor_factory = _deadline_cursor()
+            stop = interrupt_at_deadline(db.conn.cancel)
+            try:
+                yield db
+            finally:
+                stop()
+
     def ping(self) -> None:
         """Raise StorageError unless the server answers, asking it at most once every :data:`FRESH_AFTER`
         seconds while it answers, and once at a time.
@@ -346,6 +360,19 @@ class PostgresSource(Source):
             prepared_statements=self.prepared_statements,
             tracer=check_deadline,
         )
+
+
+@functools.cache
+def _deadline_cursor() -> type[Any]:
+    """psycopg's cursor, checking the request's deadline before each statement (:func:`check_deadline`)."""
+    import psycopg
+
+    class DeadlineCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            check_deadline(str(query), None)
+            return super().execute(query, *args, **kwargs)
+
+    return DeadlineCursor
 
 
 def open_source(
