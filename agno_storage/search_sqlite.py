@@ -389,10 +389,17 @@ class SqliteIndex(IndexLayout):
         return -1 if rebuilt else len(seen)
 
     def _filling(self) -> bool:
-        """Whether FTS5's automerge is off, as while the index is filled: a build that stopped before its end
-        (its process killed), which the catch-up that finishes it ends as the build would have."""
+        """Whether FTS5's automerge is off, as while the index is filled, with nothing left on the log: a build
+        that stopped before its end (its process killed), which the catch-up that took the rest ends as the
+        build would have. While the build still runs its sessions are on the log (all of them go on it
+        first), and it merges at its end itself: a search taking a share of it does not merge meanwhile."""
         config = quote(self.fts_name + "_config")
-        return bool(self.store._query(f"SELECT 1 FROM {config} WHERE k = 'automerge' AND v = 0", ()))
+        return bool(
+            self.store._query(
+                f"SELECT 1 FROM {config} WHERE k = 'automerge' AND v = 0 AND NOT EXISTS (SELECT 1 FROM {self.queue})",
+                (),
+            )
+        )
 
     def _merge(self) -> None:
         """Merge the FTS5 index's segments, :data:`MERGE_PAGES` pages to a write transaction.

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from agno_storage import AgentSession, SqliteStorage
-from tests.test_search import _with_a_worker, indexed_messages
+from agno_storage import AgentSession, SqliteStorage, search_sqlite
+from tests.test_search import _a_writer_before_each_transaction, _with_a_worker, indexed_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = 300
@@ -163,3 +163,30 @@ def test_a_build_whose_process_died_is_finished_and_merged_by_the_next_search(tm
     other.enable_search()
     other.close()
     assert indexed_messages(path) == indexed_messages(fresh)
+
+
+def test_a_search_that_leaves_sessions_on_the_log_of_a_build_does_not_merge_it_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a build runs, its sessions are on the log: a search taking its share of them must not start merging
+    # (a merge meanwhile would chase the segments the build goes on adding). Here another program writes before
+    # each of the search's transactions, so the log is never empty when its catch-up ends.
+    path = tmp_path / "shared.db"
+    seeded(path).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _KILLED_BUILDER, str(path)], env=env, capture_output=True, check=False)
+    assert done.returncode == 9, done.stderr.decode()
+
+    monkeypatch.setattr(search_sqlite, "CHUNK", 50)  # the rest of the build in several batches
+    store = SqliteStorage("agent_sessions", db_file=path)
+    writer = SqliteStorage("agent_sessions", db_file=path)
+    written = _a_writer_before_each_transaction(monkeypatch, store, writer)
+    assert len(store.search("alpha", limit=SESSIONS)) == SESSIONS
+    assert written
+    assert automerge(path) in (0, "0")  # something was left on the log: not ended yet
+    monkeypatch.undo()
+    assert len(store.search("kestrel", limit=SESSIONS)) == len(written)  # the log taken to its end
+    assert merged(path)
+    assert automerge(path) not in (0, "0")
+    writer.close()
+    store.close()
