@@ -45,14 +45,17 @@ FIT = [
 
 
 def retype(store: PostgresStorage, column: str, declared: str, using: str = "NULL") -> str:
-    """Give ``column`` of the store's table the type ``declared`` (``{enum}``, ``{domain}``: one made for it),
-    its values made by ``using``."""
+    """Give ``column`` of the store's table the type ``declared`` (``{enum}``, ``{domain}``: one made for it;
+    ``{domain:T}``, ``{nested:T}``: a domain over T, over a domain over T), its values made by ``using``."""
     with psycopg.connect(store.db_url, autocommit=True) as conn:
         own = sql.Identifier(store.schema or "public", f"{store.table_name}_{column}_type").as_string(conn)
         if declared == "{enum}":
             conn.execute(f"CREATE TYPE {own} AS ENUM ('alice')")
         elif declared in ("{domain}", "{nested}"):
             conn.execute(f"CREATE DOMAIN {own} AS text")
+        elif declared.startswith("{domain:"):  # a domain over the type named
+            conn.execute(f"CREATE DOMAIN {own} AS {declared[8:-1]}")
+            declared = "{domain}"
         elif declared.startswith("{nested:"):  # a domain over a domain over the type named
             inner = sql.Identifier(store.schema or "public", f"{store.table_name}_{column}_inner").as_string(conn)
             conn.execute(f"CREATE DOMAIN {inner} AS {declared[8:-1]}")
@@ -240,3 +243,29 @@ def test_copy_into_a_narrower_column_is_refused_naming_it_not_cut(make_store: An
         assert conn.execute(sql.SQL("SELECT COUNT(*) FROM {}").format(sql.SQL(store.qualified_table))).fetchone() == (
             0,
         )
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("declared", ["{domain:varchar(5)}", "{nested:varchar(5)}"])
+@pytest.mark.parametrize("many", [False, True])
+def test_an_owner_of_a_domain_over_varchar_n_past_it_is_refused_not_cut(
+    make_store: Any, declared: str, many: bool
+) -> None:
+    """Of a domain over varchar(5) (or over such a domain) only the domain's name was read, not its 5: 'alice '
+    was stored as the owner 'alice', who then read the session, and a longer owner named no column."""
+    store = make_store()
+    store.create()
+    retype(store, "user_id", declared)
+    reopened = PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+    for owner in ("alice ", "alice-of-wonderland"):
+        with pytest.raises(InvalidInputError) as refused:
+            if many:
+                reopened.upsert_many([make_session(Mode.AGENT, "s0"), make_session(Mode.AGENT, "s1", user_id=owner)])
+            else:
+                reopened.upsert(make_session(Mode.AGENT, "s1", user_id=owner))
+        assert (refused.value.session_id, refused.value.column) == ("s1", "user_id")
+        assert "character varying(5)" in str(refused.value)
+    assert reopened.read("s1", user_id="alice") is None and reopened.read("s1") is None
+    reopened.upsert(make_session(Mode.AGENT, "s2", user_id="\U0001f600" * 5))  # n counts characters, not bytes
+    assert reopened.read("s2", user_id="\U0001f600" * 5) is not None
+    reopened.close()

@@ -252,14 +252,17 @@ _CHANGING_TYPES = {
     "float4": "keeps only 24 bits of a number: 1700000001 becomes 1700000000",
 }
 #: Each column of a table (by its quoted name, as ``to_regclass`` takes it): its name, its type as declared,
-#: the type (a domain's base type) and its nondeterministic collation or NULL (before PostgreSQL 12: NULL).
+#: the type (a domain's base type), its nondeterministic collation or NULL (before PostgreSQL 12: NULL), and
+#: the base type as declared (a domain over varchar(5): ``character varying(5)``).
 _COLUMN_TYPES = (
-    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),"
-    # A domain's base type may be a domain too: followed down to the type that is none.
-    " (WITH RECURSIVE d(oid, name, base, kind) AS (SELECT oid, typname, typbasetype, typtype FROM pg_type"
-    " WHERE oid = a.atttypid UNION ALL SELECT t.oid, t.typname, t.typbasetype, t.typtype FROM pg_type t"
-    " JOIN d ON t.oid = d.base WHERE d.kind = 'd') SELECT name::text FROM d WHERE kind <> 'd'), {collation}"
+    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), b.name, {collation}, b.declared"
     " FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation"
+    # A domain's base type may be a domain too: followed down to the type that is none. A domain keeps its base
+    # type's modifier (varchar(5)'s 5) in typtypmod, as a column keeps its type's in atttypmod.
+    " CROSS JOIN LATERAL (WITH RECURSIVE d(oid, name, base, kind, mod, basemod) AS (SELECT oid, typname,"
+    " typbasetype, typtype, a.atttypmod, typtypmod FROM pg_type WHERE oid = a.atttypid UNION ALL SELECT t.oid,"
+    " t.typname, t.typbasetype, t.typtype, d.basemod, t.typtypmod FROM pg_type t JOIN d ON t.oid = d.base"
+    " WHERE d.kind = 'd') SELECT name::text, format_type(oid, mod) AS declared FROM d WHERE kind <> 'd') b"
     " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
 )
 #: The length of a declared ``character varying(n)``.
@@ -278,6 +281,14 @@ class ColumnType:
     base: str
     #: Its nondeterministic collation, if it has one.
     nondeterministic: str | None
+    #: The base type as declared, its modifier included: a domain over ``varchar(5)``'s is
+    #: ``character varying(5)``; a type that is no domain's, :attr:`declared`.
+    base_declared: str
+
+    def shown(self) -> str:
+        """Its type as a message names it: ``t_user_id (a domain over character varying(5))``."""
+        over = f" (a domain over {self.base_declared})" if self.base_declared != self.declared else ""
+        return self.declared + over
 
 
 def column_types(
@@ -331,7 +342,7 @@ def narrow_columns(spec: ModeSpec, columns: Sequence[ColumnType]) -> list[Narrow
         wide = _PG_TYPES[spec.column(column.name).kind].split()[0].lower() if i is not None else ""
         if i is not None and column.base == "int4":
             out.append(Narrow(i, column, None, wide))
-        elif i is not None and column.base == "varchar" and (n := _VARCHAR_LENGTH.search(column.declared)):
+        elif i is not None and column.base == "varchar" and (n := _VARCHAR_LENGTH.search(column.base_declared)):
             out.append(Narrow(i, column, int(n.group(1)), wide))
     return out
 
@@ -353,7 +364,7 @@ def first_past(rows: Iterable[Sequence[Any]], narrow: Sequence[Narrow]) -> tuple
                 past = type(value) is str and len(value) > n.length
             if past:
                 c = n.column
-                why = f"{c.name} is of the type {c.declared}, too narrow for it: widen it to {n.wide} to store it"
+                why = f"{c.name} is of the type {c.shown()}, too narrow for it: widen it to {n.wide} to store it"
                 return row[0], c.name, why
     return None
 
