@@ -269,3 +269,38 @@ def test_an_owner_of_a_domain_over_varchar_n_past_it_is_refused_not_cut(
     reopened.upsert(make_session(Mode.AGENT, "s2", user_id="\U0001f600" * 5))  # n counts characters, not bytes
     assert reopened.read("s2", user_id="\U0001f600" * 5) is not None
     reopened.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("many", [False, True])
+def test_a_column_narrowed_after_open_names_the_session_and_column_it_refused(make_store: Any, many: bool) -> None:
+    """Another program made user_id varchar(5) after the store had opened: upsert_many's refusal named no session
+    and upsert's no column (the types read at open said text), and the next 'alice ' was stored as 'alice'."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s0"))
+    retype(store, "user_id", "varchar(5)", "user_id")
+    fine, bad = make_session(Mode.AGENT, "s0"), make_session(Mode.AGENT, "s1", user_id="alice-of-wonderland")
+    with pytest.raises(InvalidInputError) as refused:
+        if many:
+            store.upsert_many([fine, bad])
+        else:
+            store.upsert(bad)
+    assert (refused.value.session_id, refused.value.column) == ("s1", "user_id")
+    assert "character varying(5)" in str(refused.value) and "widen" in str(refused.value)
+    with pytest.raises(InvalidInputError) as cut:  # the types read again: no longer cut to the owner 'alice'
+        store.upsert(make_session(Mode.AGENT, "s2", user_id="alice "))
+    assert (cut.value.session_id, cut.value.column) == ("s2", "user_id")
+    assert store.read("s2") is None and store.read("s1") is None
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_column_narrowed_after_open_names_the_session_inside_a_transaction(make_store: Any) -> None:
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "s0"))
+    retype(store, "user_id", "varchar(5)", "user_id")
+    with store.transaction():
+        with pytest.raises(InvalidInputError) as refused:
+            store.upsert_many([make_session(Mode.AGENT, "s1", user_id="alice-of-wonderland")])
+        assert (refused.value.session_id, refused.value.column) == ("s1", "user_id")
+        store.upsert(make_session(Mode.AGENT, "s3"))  # the caller's transaction is still usable
+    assert store.read("s3") is not None and store.read("s1") is None

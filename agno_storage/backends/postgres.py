@@ -379,8 +379,11 @@ class PostgresStorage(BaseStorage):
                 raise self._ownership_error(row)
             return got[0][0], got[0][1]
 
-        # One upsert is one atomic statement: no BEGIN/COMMIT round trips.
-        return self._conns.run(body, write=True, single=True)
+        try:
+            # One upsert is one atomic statement: no BEGIN/COMMIT round trips.
+            return self._conns.run(body, write=True, single=True)
+        except InvalidInputError as exc:
+            raise self._narrowed_since(exc, [row]) from exc
 
     def _write_many(self, batches: Batches) -> int:
         statements, stamp = self.statements, self.row_codec.stamp
@@ -392,6 +395,9 @@ class PostgresStorage(BaseStorage):
         # them is a cycle of its own), and the lock would last until the caller's transaction ends.
         take_turn = not self._in_transaction()
 
+        #: The batch being written: the one a refusal concerns.
+        current: list[list[Any]] = []
+
         def body(conn: psycopg.Connection[Any]) -> int:
             if take_turn:
                 conn.execute(
@@ -402,11 +408,15 @@ class PostgresStorage(BaseStorage):
                 now = int(time.time())
                 for row in batch:
                     stamp(row, now)
+                current[:] = batch
                 self.check_narrow(batch)
                 count += self._write_batch(conn, statements, batch)
             return count
 
-        return self._conns.run(body, write=True, replayable=batches.replayable)
+        try:
+            return self._conns.run(body, write=True, replayable=batches.replayable)
+        except InvalidInputError as exc:
+            raise self._narrowed_since(exc, current) from exc
 
     def _execute_row(self, conn: psycopg.Connection[Any], query: str, row: list[Any]) -> psycopg.Cursor[Any]:
         if self.tracer is not None:
@@ -449,6 +459,23 @@ class PostgresStorage(BaseStorage):
         if found is not None:
             return invalid_value(exc, self.table_name, *found)
         return invalid_value(exc, self.table_name, self.row_codec.session_id(rows[0]) if len(rows) == 1 else None)
+
+    def _narrowed_since(self, exc: InvalidInputError, rows: list[list[Any]]) -> InvalidInputError:
+        """``exc``, or, if the server refused a value of ``rows`` no column of which was known to be narrower
+        (another program narrowed one since the types were read), the error naming its session and column.
+
+        The types are read again first (a catalogue query, on this path only), so the next write is checked
+        before it is sent; SchemaMismatchError if the table's columns no longer fit at all."""
+        if exc.column is not None or not rows:
+            return exc
+        self._check_columns("")
+        past = ddl.first_past(rows, self._narrow)
+        if past is None:
+            return exc
+        sid, column, why = past
+        return InvalidInputError(
+            f"session {sid!r}, column {column}: {why}", table=self.table_name, session_id=sid, column=column
+        )
 
     def _query(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one read statement; retried after a lost connection unless inside a transaction."""
