@@ -304,3 +304,29 @@ def test_a_column_narrowed_after_open_names_the_session_inside_a_transaction(mak
         assert (refused.value.session_id, refused.value.column) == ("s1", "user_id")
         store.upsert(make_session(Mode.AGENT, "s3"))  # the caller's transaction is still usable
     assert store.read("s3") is not None and store.read("s1") is None
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("check", ["table", "domain"])
+def test_a_value_a_check_constraint_refuses_is_invalid_input_naming_the_session(make_store: Any, check: str) -> None:
+    """A text user_id with CHECK (length(user_id) <= 5), of the table or of a domain, refused 'alice-of-wonderland'
+    as a bare StorageError ("PostgreSQL error on table ...") naming no session, unlike a varchar(5)."""
+    store = make_store()
+    store.create()
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        table = sql.SQL(store.qualified_table)
+        if check == "table":
+            conn.execute(sql.SQL("ALTER TABLE {} ADD CHECK (length(user_id) <= 5)").format(table))
+        else:
+            short = sql.Identifier(store.schema or "public", f"{store.table_name}_short")
+            conn.execute(sql.SQL("CREATE DOMAIN {} AS text CHECK (length(VALUE) <= 5)").format(short))
+            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN user_id TYPE {}").format(table, short))
+    reopened = PostgresStorage(store.table_name, db_url=store.db_url, schema=store.schema)
+    with pytest.raises(InvalidInputError, match="check constraint") as refused:
+        reopened.upsert(make_session(Mode.AGENT, "s1", user_id="alice-of-wonderland"))
+    assert refused.value.session_id == "s1" and refused.value.table == store.table_name
+    with pytest.raises(InvalidInputError, match="check constraint"):
+        reopened.upsert_many([make_session(Mode.AGENT, "s0"), make_session(Mode.AGENT, "s2", user_id="bob-the-long")])
+    assert reopened.read("s1") is None and reopened.read("s0") is None
+    reopened.upsert(make_session(Mode.AGENT, "s3", user_id="bob"))
+    reopened.close()

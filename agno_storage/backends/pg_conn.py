@@ -53,6 +53,8 @@ _DISK_FULL_STATE = "53100"
 #: read_only_sql_transaction: a write in a read-only transaction (default_transaction_read_only, a hot standby).
 _READ_ONLY_STATE = "25006"
 _CORRUPT_STATES = frozenset({"XX001", "XX002"})  # data_corrupted, index_corrupted
+#: check_violation: a value a CHECK constraint (of the table, or of a column's domain) refuses.
+_CHECK_VIOLATION_STATE = "23514"
 #: Seconds to wait before the first rerun; each later wait is three times the one before, up to the longest.
 _FIRST_WAIT = 0.05
 _LONGEST_WAIT = 2.0
@@ -521,7 +523,7 @@ def translate(exc: BaseException, table: str, *, committing: bool = False) -> St
         )
     if state in _CORRUPT_STATES:
         return DatabaseCorruptError(f"PostgreSQL found damaged data in table {table!r}: {exc}", table=table)
-    if isinstance(exc, psycopg.DataError) or state.startswith("22"):
+    if isinstance(exc, psycopg.DataError) or state.startswith("22") or state == _CHECK_VIOLATION_STATE:
         return InvalidInputError(f"PostgreSQL cannot store this value: {exc}", table=table)
     if isinstance(exc, pg_errors.UndefinedTable):
         return TableNotFoundError(f"table {table!r} is not there: {exc}", table=table)

@@ -44,8 +44,9 @@ _BULK_LOCK_PREFIX = "agno_storage:bulk:"
 
 
 #: A value the server refuses to store: bad data (class 22), one too big for it (54000: a JSONB string past
-#: 256 MiB, an index row past 2,704 bytes), or text that cannot be encoded. A write raises InvalidInputError for it.
-_REFUSED_VALUE = (psycopg.DataError, pg_errors.ProgramLimitExceeded, UnicodeEncodeError)
+#: 256 MiB, an index row past 2,704 bytes), one a CHECK constraint of the table or of a domain refuses (23514), or
+#: text that cannot be encoded. A write raises InvalidInputError for it.
+_REFUSED_VALUE = (psycopg.DataError, pg_errors.ProgramLimitExceeded, pg_errors.CheckViolation, UnicodeEncodeError)
 
 #: Runs of one statement on a connection after which it is prepared there, with ``prepared_statements``
 #: (psycopg's default: a statement run once or twice, DDL say, is not kept on the server).
