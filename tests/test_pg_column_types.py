@@ -330,3 +330,39 @@ def test_a_value_a_check_constraint_refuses_is_invalid_input_naming_the_session(
     assert reopened.read("s1") is None and reopened.read("s0") is None
     reopened.upsert(make_session(Mode.AGENT, "s3", user_id="bob"))
     reopened.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_an_owner_past_a_varchar_n_in_bytes_of_a_sql_ascii_database_is_refused_not_cut(make_store: Any) -> None:
+    """A SQL_ASCII database's varchar(n) counts bytes, not characters: 'abcé ' (5 characters, 6 bytes) passed
+    the store's check of varchar(5), and PostgreSQL cut it to the owner 'abcé', who then read the session."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    store = make_store()
+    name = f"{store.table_name}_sql_ascii"
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'").format(
+                sql.Identifier(name)
+            )
+        )
+    url = make_conninfo(**{**conninfo_to_dict(store.db_url), "dbname": name})
+    try:
+        made = PostgresStorage(store.table_name, db_url=url, schema=store.schema)
+        made.create()
+        made.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            table = sql.Identifier(store.schema or "public", store.table_name)
+            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN user_id TYPE varchar(5)").format(table))
+        reopened = PostgresStorage(store.table_name, db_url=url, schema=store.schema)
+        for owner in ("abc\u00e9 ", "\u00e9" * 5):
+            with pytest.raises(InvalidInputError) as refused:
+                reopened.upsert(make_session(Mode.AGENT, "s1", user_id=owner))
+            assert (refused.value.session_id, refused.value.column) == ("s1", "user_id")
+        assert reopened.read("s1", user_id="abc\u00e9") is None and reopened.read("s1") is None
+        reopened.upsert(make_session(Mode.AGENT, "s2", user_id="abc\u00e9"))  # 5 bytes: fits
+        assert reopened.read("s2", user_id="abc\u00e9") is not None
+        reopened.close()
+    finally:
+        with psycopg.connect(store.db_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

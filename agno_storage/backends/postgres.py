@@ -263,10 +263,12 @@ class PostgresStorage(BaseStorage):
     def _check_columns(self, table_sql: str) -> None:
         """A text column that compares other than exactly, or a column of a type that changes or refuses what
         the store writes (``ddl.check_columns``)."""
-        columns = self._conns.run(
-            lambda conn: ddl.check_columns(conn, self.table_name, self._regclass_name, self.spec), write=False
-        )
-        self._narrow = ddl.narrow_columns(self.spec, columns)
+
+        def body(conn: psycopg.Connection[Any]) -> list[ddl.Narrow]:
+            columns = ddl.check_columns(conn, self.table_name, self._regclass_name, self.spec)
+            return ddl.narrow_columns(self.spec, columns, conn.info.parameter_status("server_encoding"))
+
+        self._narrow = self._conns.run(body, write=False)
 
     def check_narrow(self, rows: list[list[Any]]) -> None:
         """InvalidInputError, before anything is sent, for a value of ``rows`` (encoded, stamped) past a column

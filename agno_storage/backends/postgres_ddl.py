@@ -330,11 +330,17 @@ class Narrow:
     length: int | None
     #: The type the store declares it with (the one to widen it to).
     wide: str
+    #: Whether n counts bytes (a ``SQL_ASCII`` database's), not characters.
+    in_bytes: bool = False
 
 
-def narrow_columns(spec: ModeSpec, columns: Sequence[ColumnType]) -> list[Narrow]:
+def narrow_columns(spec: ModeSpec, columns: Sequence[ColumnType], server_encoding: str | None) -> list[Narrow]:
     """The columns of ``spec`` among ``columns`` whose type keeps fewer values than the store writes: a longer
-    ``varchar(n)`` value, or a time past 2038 in an ``integer``. Usually none."""
+    ``varchar(n)`` value, or a time past 2038 in an ``integer``. Usually none.
+
+    ``server_encoding`` is the database's: in a ``SQL_ASCII`` one, n counts
+    bytes (the server knows no characters there), elsewhere characters."""
+    in_bytes = server_encoding == "SQL_ASCII"
     at = {name: i for i, name in enumerate(spec.names)}
     out = []
     for column in columns:
@@ -343,7 +349,7 @@ def narrow_columns(spec: ModeSpec, columns: Sequence[ColumnType]) -> list[Narrow
         if i is not None and column.base == "int4":
             out.append(Narrow(i, column, None, wide))
         elif i is not None and column.base == "varchar" and (n := _VARCHAR_LENGTH.search(column.base_declared)):
-            out.append(Narrow(i, column, int(n.group(1)), wide))
+            out.append(Narrow(i, column, int(n.group(1)), wide, in_bytes))
     return out
 
 
@@ -361,10 +367,11 @@ def first_past(rows: Iterable[Sequence[Any]], narrow: Sequence[Narrow]) -> tuple
             if n.length is None:
                 past = type(value) is int and not -(2**31) <= value < 2**31
             else:
-                past = type(value) is str and len(value) > n.length
+                past = type(value) is str and len(value.encode() if n.in_bytes else value) > n.length
             if past:
                 c = n.column
-                why = f"{c.name} is of the type {c.shown()}, too narrow for it: widen it to {n.wide} to store it"
+                shown = c.shown() + (" (in bytes: the database is SQL_ASCII)" if n.in_bytes else "")
+                why = f"{c.name} is of the type {shown}, too narrow for it: widen it to {n.wide} to store it"
                 return row[0], c.name, why
     return None
 
