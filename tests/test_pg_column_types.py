@@ -232,7 +232,8 @@ def test_copy_into_a_narrower_column_is_refused_naming_it_not_cut(make_store: An
     source = SqliteStorage("agent_sessions", db_file=tmp_path / "src.db")
     source.upsert(make_session(Mode.AGENT, "s1", user_id="alice "))
     source.close()
-    store = make_store(table_name="agent_sessions")
+    # A schema of its own: copy writes to a table named as the source's, which other tests leave in the default one.
+    store = make_store(table_name="agent_sessions", schema="copy_narrow")
     store.create()
     retype(store, "user_id", "varchar(5)")
     with open_database(str(tmp_path / "src.db")) as db, pytest.raises(InvalidInputError) as refused:
