@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agno_storage import Mode, SqliteStorage
+from agno_storage.cli import main
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import COOKIE, parse_tokens
 from agno_storage.web.run import serving
@@ -260,30 +261,54 @@ def test_health_checks_asked_for_again_and_again_open_a_bounded_number_of_connec
 BIG = 12_000_000
 
 
-def test_a_client_that_never_reads_a_large_answer_is_disconnected(tmp_path: Path) -> None:
-    """An answer the client did not read stayed in the server's memory, its connection open, for ever: a client
-    asking again and again for a big session could hold as many of them as it liked."""
+@pytest.fixture
+def big_session(tmp_path: Path) -> Path:
+    """A SQLite file holding one session, ``big``, of :data:`BIG` bytes."""
     db = tmp_path / "big.db"
     with SqliteStorage("agent_sessions", db_file=db) as store:
         store.upsert(make_session(Mode.AGENT, "big", session_data={"blob": "x" * BIG}))
-    source = open_source(str(db))
+    return db
+
+
+def received_when_not_reading(base: str, pause: float) -> int:
+    """Bytes of session ``big`` a client receives when it reads nothing for ``pause`` seconds and then all it can."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.settimeout(PATIENCE)
+        conn.connect((host, int(port)))
+        conn.sendall(b"GET /api/v1/sessions/big HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        time.sleep(pause)
+        received = 0
+        try:
+            while chunk := conn.recv(1 << 20):
+                received += len(chunk)
+        except OSError:  # reset
+            pass
+    return received
+
+
+def test_a_client_that_never_reads_a_large_answer_is_disconnected(big_session: Path) -> None:
+    """An answer the client did not read stayed in the server's memory, its connection open, for ever: a client
+    asking again and again for a big session could hold as many of them as it liked."""
+    source = open_source(str(big_session))
     try:
         with serving(create_app(source), send_timeout=1.0) as base:
-            host, port = base.removeprefix("http://").rsplit(":", 1)
-            with socket.socket() as conn:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                conn.settimeout(PATIENCE)
-                conn.connect((host, int(port)))
-                conn.sendall(b"GET /api/v1/sessions/big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                time.sleep(4)  # reads nothing for longer than the server waits
-                received = 0
-                try:
-                    while chunk := conn.recv(1 << 20):
-                        received += len(chunk)
-                except OSError:  # reset
-                    pass
-            assert received < BIG
+            assert received_when_not_reading(base, 4) < BIG  # reads nothing for longer than the server waits
             status, body = get(base, "/api/v1/sessions/big")  # a client that reads it gets it all
             assert status == 200 and len(body["session"]["session_data"]["blob"]) == BIG
     finally:
         source.close()
+
+
+def test_the_serve_command_takes_the_send_timeout(big_session: Path) -> None:
+    with serve_command(big_session, "--send-timeout", "1") as base:
+        assert received_when_not_reading(base, 4) < BIG
+        status, body = get(base, "/api/v1/sessions/big")
+        assert status == 200 and len(body["session"]["session_data"]["blob"]) == BIG
+    with serve_command(big_session, "--send-timeout", "60") as base:
+        assert received_when_not_reading(base, 4) > BIG  # the answer waits as long as it is told to
+    for wrong in ("0", "-1", "inf", "soon"):
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", str(big_session), "--send-timeout", wrong])
+        assert exited.value.code == 2

@@ -9,7 +9,7 @@ import sys
 from agno_storage.cli.common import FAILED, NOT_FOUND, Exit, parse_target, schema_option, shown
 from agno_storage.urls import SqliteTarget
 from agno_storage.web.limits import REQUEST_TIMEOUT
-from agno_storage.web.run import HEADER_TIMEOUT
+from agno_storage.web.run import HEADER_TIMEOUT, SEND_TIMEOUT
 
 PORT = 8000
 
@@ -59,7 +59,12 @@ def _serve(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         access = "bearer tokens" if tokens is not None else "no token"
         print(f"serving {shown(args.url)} read-only on http://{host}:{port}/ ({access})", file=sys.stderr)
-        config = server_config(app, header_timeout=args.header_timeout, forwarded_allow_ips=args.forwarded_allow_ips)
+        config = server_config(
+            app,
+            header_timeout=args.header_timeout,
+            send_timeout=args.send_timeout,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+        )
         server = uvicorn.Server(config)
         server.run(sockets=[listening])
     finally:
@@ -125,6 +130,14 @@ def register(
         default=HEADER_TIMEOUT,
         help=f"close a connection that has not sent a request's headers this long after it opened or after its "
         f"last answer (default {HEADER_TIMEOUT:g})",
+    )
+    command.add_argument(
+        "--send-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=SEND_TIMEOUT,
+        help=f"drop a connection whose client has read nothing of an answer waiting for it this long (default "
+        f"{SEND_TIMEOUT:g})",
     )
     command.add_argument(
         "--request-timeout",
