@@ -267,10 +267,13 @@ def shown(value: object) -> str:
 
 
 def with_libpq_options(url: str, options: str) -> str:
-    """A PostgreSQL ``url`` with ``options`` (``-c name=value ...``) after any libpq ``options`` it gives.
+    """A PostgreSQL ``url`` with ``options`` (``-c name=value ...``) after any libpq ``options`` it gives, or,
+    where it gives none, after the environment's ``PGOPTIONS``.
 
     libpq reads one ``options`` parameter, so a second would replace the
-    first: they are joined into one. Every other parameter stays as given
+    first: they are joined into one. It reads ``PGOPTIONS`` only for a
+    connection whose ``options`` are not set, which the URL returned always
+    sets: what they would have given is kept. Every other parameter stays as given
     (libpq only percent-decodes: a ``+`` is a ``+``, not a space as a form
     decoder reads it; and ``urlunsplit`` would drop an empty host's ``//``).
     """
@@ -282,6 +285,8 @@ def with_libpq_options(url: str, options: str) -> str:
             given.append(unquote(value))
         elif part:
             kept.append(part)
+    if not given and os.environ.get("PGOPTIONS"):
+        given.append(os.environ["PGOPTIONS"])
     return base + "?" + "&".join([*kept, "options=" + quote(" ".join([*given, options]), safe="")])
 
 

@@ -339,3 +339,43 @@ def test_the_postgres_list_of_tables_stops_at_the_request_timeout(make_store: St
                 source.close()
         finally:
             conn.execute("DROP SCHEMA many_tables CASCADE")
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_pgoptions_holds_where_the_url_gives_no_options(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq reads PGOPTIONS only when a connection's options are not set, and serve always set them (its
+    read-only option and statement_timeout): a search_path, or a stricter statement_timeout, PGOPTIONS gave
+    was dropped."""
+    import psycopg
+
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "s-1"))
+    assert isinstance(store, PostgresStorage)
+    with psycopg.connect(store.db_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA from_pgoptions")
+        try:
+            conn.execute(f'CREATE TABLE from_pgoptions.elsewhere (LIKE ai."{store.table_name}" INCLUDING ALL)')
+            conn.execute(f'INSERT INTO from_pgoptions.elsewhere SELECT * FROM ai."{store.table_name}"')
+            monkeypatch.setenv("PGOPTIONS", "-c search_path=from_pgoptions -c statement_timeout=200")
+            source = open_source(store.db_url, schema_name=None, statement_timeout=30)
+            try:
+                assert [t.name for t in source.tables().readable] == ["elsewhere"]
+                assert source.reader("elsewhere").get("s-1", None) is not None
+                with open_database(source.url, None) as pg:
+                    assert pg.query("SHOW statement_timeout") == [("200ms",)]
+                    assert pg.query("SHOW default_transaction_read_only") == [("on",)]
+            finally:
+                source.close()
+            # The URL's own options: libpq reads no PGOPTIONS, nor does serve.
+            url = store.db_url + ("&" if "?" in store.db_url else "?") + "options=-c%20application_name%3Down"
+            source = open_source(url, schema_name=None, statement_timeout=30)
+            try:
+                with open_database(source.url, None) as pg:
+                    assert pg.query("SHOW statement_timeout") == [("30s",)]
+                    assert pg.query("SHOW search_path")[0][0] != "from_pgoptions"
+            finally:
+                source.close()
+        finally:
+            conn.execute("DROP SCHEMA from_pgoptions CASCADE")
