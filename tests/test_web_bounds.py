@@ -379,3 +379,40 @@ def test_pgoptions_holds_where_the_url_gives_no_options(
                 source.close()
         finally:
             conn.execute("DROP SCHEMA from_pgoptions CASCADE")
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_cancel_that_could_not_be_sent_is_sent_again(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list of tables waiting for a lock (a migration's, say) is stopped at the deadline by a cancel request,
+    sent on a connection of its own: one that failed (the server unreachable a moment) ended the watch, with a
+    traceback on stderr, and the list ran on to its statement_timeout."""
+    import psycopg
+
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "s-1"))
+    assert isinstance(store, PostgresStorage)
+    source = open_source(store.db_url, statement_timeout=20)
+    real = psycopg.Connection.cancel
+    calls: list[int] = []
+
+    def flaky(conn: psycopg.Connection[Any]) -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise psycopg.OperationalError("could not send cancel request: connection refused")
+        real(conn)
+
+    monkeypatch.setattr(psycopg.Connection, "cancel", flaky)
+    crashed: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    try:
+        with psycopg.connect(store.db_url) as locker:
+            locker.execute(f'LOCK TABLE ai."{store.table_name}" IN ACCESS EXCLUSIVE MODE')
+            started = time.monotonic()
+            with pytest.raises(Refused, match="seconds"), Limits(request_timeout=0.3).request(expensive=False):
+                source.tables()
+            assert time.monotonic() - started < 10
+        assert len(calls) >= 3 and not crashed
+    finally:
+        source.close()

@@ -32,7 +32,7 @@ import string
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -297,7 +297,7 @@ class PostgresSource(Source):
         ``statement_timeout`` does not bound them all."""
         with self._database() as db:
             db.conn.cursor_factory = _deadline_cursor()
-            stop = interrupt_at_deadline(db.conn.cancel)
+            stop = interrupt_at_deadline(functools.partial(_cancel, db.conn))
             try:
                 yield db
             finally:
@@ -360,6 +360,15 @@ class PostgresSource(Source):
             prepared_statements=self.prepared_statements,
             tracer=check_deadline,
         )
+
+
+def _cancel(conn: Any) -> None:
+    """Ask the server to cancel psycopg connection ``conn``'s statement; a request that could not be sent (the
+    server unreachable a moment, ``conn`` closed meanwhile) is let go: the deadline's watch sends another."""
+    import psycopg
+
+    with suppress(psycopg.Error):
+        conn.cancel()
 
 
 @functools.cache
