@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from agno_storage import Mode, SqliteStorage
 from agno_storage.cli import main
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import COOKIE, parse_tokens
-from agno_storage.web.run import serving
+from agno_storage.web.run import server_config, serving
 from agno_storage.web.source import FRESH_AFTER, open_source
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
@@ -312,3 +313,65 @@ def test_the_serve_command_takes_the_send_timeout(big_session: Path) -> None:
         with pytest.raises(SystemExit) as exited:
             main(["serve", str(big_session), "--send-timeout", wrong])
         assert exited.value.code == 2
+
+
+@contextmanager
+def served_on_small_buffers(app: Any, **limits: float) -> Iterator[int]:
+    """``app`` served as ``agno-storage serve`` serves it (``server_config``, on a socket of its own), its
+    sockets' send buffers 4 KiB: an answer of tens of KiB overflows what the kernel holds of it. Yields the port."""
+    import uvicorn
+
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the accepted sockets' too
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(16)
+    server = uvicorn.Server(server_config(app, **limits))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + PATIENCE
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        yield listening.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(PATIENCE)
+        listening.close()
+
+
+def read_answer(port: int, session_id: str, *, pause: float, step: int = 1 << 20, every: float = 0.0) -> int:
+    """Bytes of the answer for ``session_id`` a client gets that reads nothing for ``pause`` seconds, then
+    ``step`` bytes at a time, ``every`` seconds, until the connection ends."""
+    with socket.socket() as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.settimeout(PATIENCE)
+        conn.connect(("127.0.0.1", port))
+        conn.sendall(f"GET /api/v1/sessions/{session_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        time.sleep(pause)
+        received = 0
+        try:
+            while chunk := conn.recv(step):
+                received += len(chunk)
+                time.sleep(every)
+        except OSError:  # reset
+            pass
+    return received
+
+
+def test_a_client_that_never_reads_the_end_of_an_answer_is_disconnected(tmp_path: Path) -> None:
+    """Writing stops and waits for the client only while more than 64 KiB wait for it: an answer whose last tens
+    of KiB did not fit in the sockets' buffers waited for ever, and so did the closing connection, its file
+    descriptor held, however long its client read nothing."""
+    db = tmp_path / "mid.db"
+    size = 50_000
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(make_session(Mode.AGENT, "mid", session_data={"blob": "x" * size}))
+    source = open_source(str(db))
+    try:
+        with served_on_small_buffers(create_app(source), send_timeout=1.0, header_timeout=1.0) as port:
+            assert read_answer(port, "mid", pause=4) < size  # the client read nothing past both timeouts
+            # A client that goes on reading, if slowly, gets the whole answer.
+            assert read_answer(port, "mid", pause=0.5, step=2048, every=0.1) > size
+    finally:
+        source.close()

@@ -46,7 +46,9 @@ def header_deadline_protocol(
     connection's buffer, where it waits for the client however long it
     takes (closing the connection waits for it too): it is dropped once the
     buffer stays full (writing paused) that long, that is once the client
-    has read less than asyncio's high minus low water mark (48 KiB) in it.
+    has read less than asyncio's high minus low water mark (48 KiB) in it,
+    or, the connection closing with less than that left, once the client
+    has read nothing of what is left that long.
     """
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
@@ -77,6 +79,7 @@ def header_deadline_protocol(
             super().on_response_complete()
             if self.cycle is None or self.cycle.response_complete:  # no request sent behind it started
                 self._arm()
+            self._watch_closing()
 
         def pause_writing(self) -> None:
             super().pause_writing()
@@ -86,6 +89,7 @@ def header_deadline_protocol(
         def resume_writing(self) -> None:
             self._unstall()
             super().resume_writing()
+            self._watch_closing()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
@@ -100,6 +104,20 @@ def header_deadline_protocol(
         def _not_reading(self) -> None:
             self._stalled = None
             self.transport.abort()  # close() would wait for the client to read what is buffered
+
+        def _watch_closing(self) -> None:
+            """Once closing, with less buffered than pauses writing: abort unless the client reads some of it
+            every ``send_timeout`` seconds (closing, nothing more is written: the buffer only shrinks)."""
+            left = self.transport.get_write_buffer_size()
+            if self._stalled is None and left and self.transport.is_closing():
+                self._stalled = self.loop.call_later(send_timeout, self._read_since, left)
+
+        def _read_since(self, left: int) -> None:
+            self._stalled = None
+            if self.transport.get_write_buffer_size() >= left:
+                self._not_reading()
+            else:
+                self._watch_closing()
 
         def _arm(self) -> None:
             self._disarm()
@@ -116,6 +134,7 @@ def header_deadline_protocol(
             self._deadline = None
             if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
                 self.transport.close()
+                self._watch_closing()
 
     return HeaderDeadline
 
