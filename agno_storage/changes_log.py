@@ -274,12 +274,15 @@ def _prune_sqlite(store: BaseStorage, log: str, meta: str) -> None:
     rows = store._query(f"SELECT value FROM {meta} WHERE key = 'retention'", ())
     retention = int(rows[0][0]) if rows else DEFAULT_RETENTION
     cutoff = int(time.time()) - retention
-    if not store._query(f"SELECT 1 FROM {log} WHERE at < ? LIMIT 1", (cutoff,)):
+    # A pending row is no change (one that is committed was left by an insert that did not go in): pruned
+    # through, it would tell a consumer holding the change before it that it missed something.
+    real = f"at < ? AND op <> '{PENDING}'"
+    if not store._query(f"SELECT 1 FROM {log} WHERE {real} LIMIT 1", (cutoff,)):
         return
     with store.transaction() as conn:
-        top = conn.execute(f"SELECT MAX(cursor) FROM {log} WHERE at < ?", (cutoff,)).fetchone()[0]
+        top = conn.execute(f"SELECT MAX(cursor) FROM {log} WHERE {real}", (cutoff,)).fetchone()[0]
         if top is not None:
-            conn.execute(f"DELETE FROM {log} WHERE cursor <= ?", (top,))
+            conn.execute(f"DELETE FROM {log} WHERE cursor <= ? OR op = '{PENDING}'", (top,))
             conn.execute(f"UPDATE {meta} SET value = MAX(value, ?) WHERE key = 'pruned_through'", (top,))
 
 
