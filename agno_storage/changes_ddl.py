@@ -195,8 +195,9 @@ def pg_triggers(conn: Any, function: str, but_on: str | None = None) -> builtins
 #: the insert trigger makes it a ``delete`` if the insert went in (a REPLACE); no reader returns it as it is.
 PENDING: Final = "pending"
 
-#: The meta key enable_changes() sets once it made the sessions table's ``replace`` trigger: a feed an earlier
-#: version made has none, and its absence there is no gap (enable_changes() adds it, keeping the log).
+#: The meta key enable_changes() sets once it made every trigger :func:`trigger_names` lists: a feed an earlier
+#: version made has none, and lacks the triggers :func:`later_triggers` names with no gap (enable_changes() adds
+#: them, keeping the log).
 REPLACE_MARK: Final = "replace_trigger"
 
 
@@ -205,6 +206,16 @@ def trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
     if table != agent_runs.TABLE:
         return [f"{table}_changes_{op}" for op in ("insert", "update", "delete", "replace")]
     return [f"{sessions_table}_runs_changes_{op}" for op in ("insert", "update", "delete", "replace", "reid")]
+
+
+def later_triggers(table: str, sessions_table: str) -> builtins.list[str]:
+    """The feed's triggers on ``table`` that versions before :data:`REPLACE_MARK` did not make, unquoted.
+
+    A feed such a version made lacks them all, or none (``agent_runs``'
+    ``replace`` and ``reid`` came together): one of them alone missing was
+    dropped by another program.
+    """
+    return [name for name in trigger_names(table, sessions_table) if name.endswith(("_replace", "_reid"))]
 
 
 def sqlite_trigger(conn: Any, trigger: str) -> tuple[str, str] | None:
@@ -314,6 +325,7 @@ __all__ = [
     "is_log",
     "is_meta",
     "is_sqlite",
+    "later_triggers",
     "misplaced_trigger",
     "names",
     "pg_function_sql",

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 
 from agno_storage import agent_runs
-from agno_storage.changes_ddl import PENDING, REPLACE_MARK, TRUNCATE_SUFFIX, enabled, is_sqlite, names, trigger_names
+from agno_storage.changes_ddl import (
+    PENDING,
+    REPLACE_MARK,
+    TRUNCATE_SUFFIX,
+    enabled,
+    is_sqlite,
+    later_triggers,
+    names,
+    trigger_names,
+)
 from agno_storage.errors import ReadOnlyDatabaseError, StorageError
 from agno_storage.schema import literal, quote, unquote
 
@@ -194,6 +203,7 @@ def find_gap(store: BaseStorage, meta: str) -> str | None:
         watched = [t]
         if agent_runs.applies(store):
             watched.append(agent_runs.TABLE)
+        marked = bool(store._query(f"SELECT 1 FROM {meta} WHERE key = ?", (REPLACE_MARK,)))
         for table in watched:
             present = {
                 str(name).lower()
@@ -202,8 +212,9 @@ def find_gap(store: BaseStorage, meta: str) -> str | None:
                 )
             }
             needed = trigger_names(table, t)
-            if table == t and not store._query(f"SELECT 1 FROM {meta} WHERE key = ?", (REPLACE_MARK,)):
-                needed = needed[:-1]  # made by an earlier version, with no replace trigger: nothing is missed
+            later = later_triggers(table, t)
+            if not marked and not any(name.lower() in present for name in later):
+                needed = [name for name in needed if name not in later]  # an earlier version's: nothing is missed
             missing = [name for name in needed if name.lower() not in present]
             if len(missing) == len(needed):
                 return f"stopped logging: {table} was dropped or renamed (its triggers went with it){lost}"
