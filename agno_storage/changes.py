@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, cast
 from agno_storage import agent_runs
 from agno_storage.changes_ddl import (
     REPLACE_MARK,
+    TRIGGERS_VERSION,
     TRUNCATE_SUFFIX,
     enabled,
     is_log,
@@ -146,7 +147,7 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                         raise misplaced_trigger(t, log, table, trigger, *found)
                 for statement in sqlite_triggers(log, table, t):
                     conn.execute(statement)  # drops and makes each again: an earlier version's is replaced
-            conn.execute(f"INSERT OR REPLACE INTO {meta} (key, value) VALUES (?, 1)", (REPLACE_MARK,))
+            conn.execute(f"INSERT OR REPLACE INTO {meta} (key, value) VALUES (?, ?)", (REPLACE_MARK, TRIGGERS_VERSION))
         else:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (log,))
             conn.execute(

@@ -191,31 +191,42 @@ def pg_triggers(conn: Any, function: str, but_on: str | None = None) -> builtins
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
-#: The op of a log row the sessions table's BEFORE INSERT trigger writes for the row an insert may replace:
-#: the insert trigger makes it a ``delete`` if the insert went in (a REPLACE); no reader returns it as it is.
+#: The op of a log row the sessions table's BEFORE triggers write for the row an insert (or a rename) may replace:
+#: the insert (update) trigger makes it a ``delete`` if the write went in (a REPLACE); no reader returns it as it is.
 PENDING: Final = "pending"
 
-#: The meta key enable_changes() sets once it made every trigger :func:`trigger_names` lists: a feed an earlier
-#: version made has none, and lacks the triggers :func:`later_triggers` names with no gap (enable_changes() adds
-#: them, keeping the log).
+#: The meta key under which enable_changes() keeps the version of the triggers it made (:data:`TRIGGERS_VERSION`):
+#: a feed an earlier version made has an older one, or none, and lacks the triggers :func:`later_triggers` names
+#: with no gap (enable_changes() adds them, keeping the log).
 REPLACE_MARK: Final = "replace_trigger"
+
+#: The version of the feed's SQLite triggers: 1 added the sessions table's ``replace``, 2 its ``reid``.
+TRIGGERS_VERSION: Final = 2
+
+#: The version that added each trigger, by its op; the others were made by every version. ``agent_runs``'
+#: ``replace`` and ``reid`` came together, before the mark: a feed with none may lack both.
+_ADDED: Final = {"replace": 1, "reid": 2}
+_RUNS_ADDED: Final = {"replace": 1, "reid": 1}
+
+_OPS: Final = ("insert", "update", "delete", "replace", "reid")
 
 
 def trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
     """The names of the feed's triggers on ``table`` (the sessions table, or ``agent_runs``), unquoted."""
-    if table != agent_runs.TABLE:
-        return [f"{table}_changes_{op}" for op in ("insert", "update", "delete", "replace")]
-    return [f"{sessions_table}_runs_changes_{op}" for op in ("insert", "update", "delete", "replace", "reid")]
+    prefix = table if table != agent_runs.TABLE else f"{sessions_table}_runs"
+    return [f"{prefix}_changes_{op}" for op in _OPS]
 
 
-def later_triggers(table: str, sessions_table: str) -> builtins.list[str]:
-    """The feed's triggers on ``table`` that versions before :data:`REPLACE_MARK` did not make, unquoted.
+def later_triggers(table: str, sessions_table: str, version: int) -> builtins.list[str]:
+    """The feed's triggers on ``table`` that a feed of triggers ``version`` (0: no mark) was made without, unquoted.
 
-    A feed such a version made lacks them all, or none (``agent_runs``'
-    ``replace`` and ``reid`` came together): one of them alone missing was
-    dropped by another program.
+    Such a feed lacks them all, or none: one of them there means the
+    others are needed too (one missing then was dropped by another program).
     """
-    return [name for name in trigger_names(table, sessions_table) if name.endswith(("_replace", "_reid"))]
+    added = _RUNS_ADDED if table == agent_runs.TABLE else _ADDED
+    return [
+        name for name, op in zip(trigger_names(table, sessions_table), _OPS, strict=True) if added.get(op, 0) > version
+    ]
 
 
 def sqlite_trigger(conn: Any, trigger: str) -> tuple[str, str] | None:
@@ -279,25 +290,26 @@ def sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[
     events = [("insert", "AFTER INSERT"), ("update", "AFTER UPDATE"), ("delete", "AFTER DELETE")]
     if table != agent_runs.TABLE:
         # agno-golang's INSERT OR REPLACE deletes the row it replaces with no delete trigger fired (unless the
-        # writer turned recursive_triggers on): one under another owner would leave that owner's feed with no
-        # change. A BEFORE trigger cannot tell a REPLACE from an insert that is ignored or turns into an
-        # update, so it logs that row as pending, and what fires next decides: the insert trigger makes it
-        # the old owner's delete (the insert went in, so the row was replaced); any other trigger of the table
-        # drops it first (an update, or a delete, logs the old owner itself). One left by an ignored insert is
-        # never read, and the next trigger drops it. Each looks only at the newest row of the log.
+        # writer turned recursive_triggers on), as does an UPDATE OR REPLACE of session_id onto another row's:
+        # one under another owner would leave that owner's feed with no change. A BEFORE trigger cannot tell a
+        # REPLACE from a write that is ignored (or an insert that turns into an update), so it logs that row as
+        # pending, and what fires next decides: the insert trigger, or the update trigger of that rename, makes
+        # it the old owner's delete (the write went in, so the row was replaced); any other trigger of the
+        # table drops it first (an update, or a delete, logs the old owner itself). One left by an ignored write
+        # is never read, and the next trigger (or pruning) drops it. Each looks only at the newest row of the log.
         newest = f"cursor = (SELECT MAX(cursor) FROM {log}) AND op = '{PENDING}'"
         clear = f"DELETE FROM {log} WHERE {newest};"
-        body["replace"] = (
-            f"{clear} {insert} SELECT {tbl}, session_id, user_id, '{PENDING}', {now} FROM {quote(table)} "
-            "WHERE session_id = new.session_id AND user_id IS NOT new.user_id;"
+        replaced = f"UPDATE {log} SET op = 'delete' WHERE {newest} AND tbl = {tbl} AND session_id = new.session_id"
+        pending = f"{clear} {insert} SELECT {tbl}, session_id, user_id, '{PENDING}', {now} FROM {quote(table)} "
+        body["replace"] = f"{pending}WHERE session_id = new.session_id AND user_id IS NOT new.user_id;"
+        body["reid"] = (
+            f"{pending}WHERE session_id = new.session_id AND new.session_id IS NOT old.session_id "
+            "AND user_id IS NOT new.user_id;"
         )
-        body["insert"] = (
-            f"UPDATE {log} SET op = 'delete' WHERE {newest} AND tbl = {tbl} AND session_id = new.session_id; "
-            + body["insert"]
-        )
-        body["update"] = f"{clear} {body['update']}"
+        body["insert"] = f"{replaced}; {body['insert']}"
+        body["update"] = f"{replaced} AND old.session_id IS NOT new.session_id; {clear} {body['update']}"
         body["delete"] = f"{clear} {body['delete']}"
-        events.append(("replace", "BEFORE INSERT"))
+        events += [("replace", "BEFORE INSERT"), ("reid", "BEFORE UPDATE OF session_id")]
     else:
         # A run is keyed by its id: a REPLACE (or UPDATE OR REPLACE of the id) taking an id another session
         # (or another owner) holds deletes that row with no delete trigger fired; log it beforehand, as
@@ -320,6 +332,7 @@ def sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[
 __all__ = [
     "PENDING",
     "REPLACE_MARK",
+    "TRIGGERS_VERSION",
     "TRUNCATE_SUFFIX",
     "enabled",
     "is_log",

@@ -203,7 +203,8 @@ def find_gap(store: BaseStorage, meta: str) -> str | None:
         watched = [t]
         if agent_runs.applies(store):
             watched.append(agent_runs.TABLE)
-        marked = bool(store._query(f"SELECT 1 FROM {meta} WHERE key = ?", (REPLACE_MARK,)))
+        mark = store._query(f"SELECT value FROM {meta} WHERE key = ?", (REPLACE_MARK,))
+        version = int(mark[0][0]) if mark else 0
         for table in watched:
             present = {
                 str(name).lower()
@@ -212,8 +213,8 @@ def find_gap(store: BaseStorage, meta: str) -> str | None:
                 )
             }
             needed = trigger_names(table, t)
-            later = later_triggers(table, t)
-            if not marked and not any(name.lower() in present for name in later):
+            later = later_triggers(table, t, version)
+            if not any(name.lower() in present for name in later):
                 needed = [name for name in needed if name not in later]  # an earlier version's: nothing is missed
             missing = [name for name in needed if name.lower() not in present]
             if len(missing) == len(needed):

@@ -80,7 +80,7 @@ def test_a_table_dropped_behind_the_feed_is_an_error_not_a_silent_gap(make_store
 
 @pytest.mark.parametrize(
     ("table", "trigger"),
-    [("agent_sessions", f"agent_sessions_changes_{op}") for op in ("insert", "update", "delete", "replace")]
+    [("agent_sessions", f"agent_sessions_changes_{op}") for op in ("insert", "update", "delete", "replace", "reid")]
     + [("agent_runs", f"agent_sessions_runs_changes_{op}") for op in ("insert", "update", "delete", "replace", "reid")],
 )
 def test_a_trigger_of_the_feed_another_program_dropped_is_an_error_not_a_silent_gap(
@@ -534,25 +534,3 @@ def test_a_session_replaced_under_another_owner_is_a_change_of_the_old_owners_fe
         assert store.changes(since=cursor) == []
         store.delete("s", user_id=owner)
         assert [(c.user_id, c.op) for c in store.changes(since=cursor)] == [(owner, "delete")]
-
-
-def test_a_feed_an_earlier_version_made_keeps_its_cursors_and_gets_the_replace_trigger(tmp_path: Path) -> None:
-    """A feed made before the sessions table had a BEFORE INSERT trigger has no gap for lacking it;
-    enable_changes() adds it and keeps the log."""
-    db = tmp_path / "old.db"
-    store = SqliteStorage("agent_sessions", db_file=db)
-    store.upsert(AgentSession(session_id="s", user_id="alice", agent_id="x"))
-    store.enable_changes()
-    store.upsert(AgentSession(session_id="t", user_id="alice", agent_id="x"))
-    with sqlite3.connect(db) as conn:  # as an earlier version left it
-        conn.execute('DROP TRIGGER "agent_sessions_changes_replace"')
-        conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
-    conn.close()
-    cursor = store.changes()[-1].cursor
-    store.enable_changes()
-    assert store.changes(since=cursor) == []
-    with sqlite3.connect(db) as conn:
-        conn.execute("INSERT OR REPLACE INTO agent_sessions (session_id, user_id, agent_id) VALUES ('s', 'bob', 'x')")
-    conn.close()
-    assert [(c.user_id, c.op) for c in store.changes(since=cursor)] == [("alice", "delete"), ("bob", "insert")]
-    store.close()

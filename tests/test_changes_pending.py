@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from agno_storage import AgentSession, SqliteStorage
 from tests.support import write_run_as_another_program
 
@@ -38,9 +40,9 @@ def test_a_feed_made_before_agent_runs_had_its_replace_triggers_keeps_its_cursor
     store.enable_changes()
     store.upsert(AgentSession(session_id="s", user_id="u", agent_id="x"))
     with sqlite3.connect(db) as conn:  # as that version left it
-        for trigger in ("agent_sessions_changes_replace", "agent_sessions_runs_changes_replace"):
-            conn.execute(f'DROP TRIGGER "{trigger}"')
-        conn.execute('DROP TRIGGER "agent_sessions_runs_changes_reid"')
+        for prefix in ("agent_sessions", "agent_sessions_runs"):
+            for op in ("replace", "reid"):
+                conn.execute(f'DROP TRIGGER "{prefix}_changes_{op}"')
         conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
     conn.close()
     (held,) = store.changes()
@@ -51,4 +53,73 @@ def test_a_feed_made_before_agent_runs_had_its_replace_triggers_keeps_its_cursor
         write_run_as_another_program(conn, first.id, session_id="go-b")
     conn.close()
     assert [(c.session_id, c.op) for c in store.changes(since=held.cursor)] == [("go-a", "update"), ("go-b", "insert")]
+    store.close()
+
+
+def test_a_session_renamed_onto_another_owners_by_update_or_replace_is_a_delete_in_that_owners_feed(
+    tmp_path: Path,
+) -> None:
+    """UPDATE OR REPLACE of a session_id onto a session another user holds deletes that one with no delete
+    trigger fired: its owner's feed sees it deleted; an UPDATE OR IGNORE that changes nothing logs nothing."""
+    db = tmp_path / "r.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="s", user_id="alice", agent_id="x"))
+    store.upsert(AgentSession(session_id="t", user_id="carol", agent_id="x"))
+    store.upsert(AgentSession(session_id="u", user_id="dave", agent_id="x"))
+    store.enable_changes()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE OR IGNORE agent_sessions SET session_id = 's' WHERE session_id = 'u'")
+    conn.close()
+    assert store.changes() == []
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE OR REPLACE agent_sessions SET session_id = 's' WHERE session_id = 't'")
+    conn.close()
+    assert store.read("s", user_id="alice") is None
+    assert [(c.session_id, c.op) for c in store.changes(user_id="alice")] == [("s", "delete")]
+    assert [(c.session_id, c.user_id, c.op) for c in store.changes()] == [
+        ("s", "alice", "delete"),
+        ("t", "carol", "delete"),
+        ("s", "carol", "insert"),
+    ]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("mark", "lacking"),
+    [(None, ("replace", "reid")), (1, ("reid",))],
+    ids=["before the replace trigger", "before the reid trigger"],
+)
+def test_a_feed_an_earlier_version_made_keeps_its_cursors_and_gets_the_later_triggers(
+    tmp_path: Path, mark: int | None, lacking: tuple[str, ...]
+) -> None:
+    """A feed made before the sessions table had its BEFORE triggers (the version in the meta table, or none,
+    says which) has no gap for lacking them; enable_changes() adds them and keeps the log."""
+    db = tmp_path / "old.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="s", user_id="alice", agent_id="x"))
+    store.upsert(AgentSession(session_id="t", user_id="carol", agent_id="x"))
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="u", user_id="alice", agent_id="x"))
+    with sqlite3.connect(db) as conn:  # as that version left it
+        for op in lacking:
+            conn.execute(f'DROP TRIGGER "agent_sessions_changes_{op}"')
+        conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
+        if mark is not None:
+            conn.execute("INSERT INTO agent_sessions_changes_meta VALUES ('replace_trigger', ?)", (mark,))
+    conn.close()
+    (held,) = store.changes()
+    assert store.changes(since=held.cursor) == []
+    store.enable_changes()
+    assert store.changes(since=held.cursor) == []
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT OR REPLACE INTO agent_sessions (session_id, user_id, agent_id) VALUES ('s', 'bob', 'x')")
+        conn.execute("UPDATE OR REPLACE agent_sessions SET session_id = 'u' WHERE session_id = 't'")
+    conn.close()
+    assert [(c.session_id, c.user_id, c.op) for c in store.changes(since=held.cursor)] == [
+        ("s", "alice", "delete"),
+        ("s", "bob", "insert"),
+        ("u", "alice", "delete"),
+        ("t", "carol", "delete"),
+        ("u", "carol", "insert"),
+    ]
     store.close()
