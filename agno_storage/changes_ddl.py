@@ -192,7 +192,7 @@ def pg_triggers(conn: Any, function: str, but_on: str | None = None) -> builtins
 
 
 #: The op of a log row the sessions table's BEFORE triggers write for the row an insert (or a rename) may replace:
-#: the insert (update) trigger makes it a ``delete`` if the write went in (a REPLACE); no reader returns it as it is.
+#: the insert (rename) trigger makes it a ``delete`` if the write went in (a REPLACE); no reader returns it as it is.
 PENDING: Final = "pending"
 
 #: The meta key under which enable_changes() keeps the version of the triggers it made (:data:`TRIGGERS_VERSION`):
@@ -200,21 +200,21 @@ PENDING: Final = "pending"
 #: with no gap (enable_changes() adds them, keeping the log).
 REPLACE_MARK: Final = "replace_trigger"
 
-#: The version of the feed's SQLite triggers: 1 added the sessions table's ``replace``, 2 its ``reid``.
+#: The version of the feed's SQLite triggers: 1 added the sessions table's ``replace``, 2 its ``reid`` and
+#: ``rename`` (the update trigger's renames, which it then left to that one).
 TRIGGERS_VERSION: Final = 2
 
-#: The version that added each trigger, by its op; the others were made by every version. ``agent_runs``'
-#: ``replace`` and ``reid`` came together, before the mark: a feed with none may lack both.
-_ADDED: Final = {"replace": 1, "reid": 2}
-_RUNS_ADDED: Final = {"replace": 1, "reid": 1}
-
-_OPS: Final = ("insert", "update", "delete", "replace", "reid")
+#: The feed's triggers on the sessions table and on ``agent_runs``, by op, each with the version that added it
+#: (0: every version). ``agent_runs``' ``replace`` and ``reid`` came together, before the mark.
+_OPS: Final = {"insert": 0, "update": 0, "delete": 0, "replace": 1, "reid": 2, "rename": 2}
+_RUNS_OPS: Final = {"insert": 0, "update": 0, "delete": 0, "replace": 1, "reid": 1}
 
 
 def trigger_names(table: str, sessions_table: str) -> builtins.list[str]:
     """The names of the feed's triggers on ``table`` (the sessions table, or ``agent_runs``), unquoted."""
-    prefix = table if table != agent_runs.TABLE else f"{sessions_table}_runs"
-    return [f"{prefix}_changes_{op}" for op in _OPS]
+    if table != agent_runs.TABLE:
+        return [f"{table}_changes_{op}" for op in _OPS]
+    return [f"{sessions_table}_runs_changes_{op}" for op in _RUNS_OPS]
 
 
 def later_triggers(table: str, sessions_table: str, version: int) -> builtins.list[str]:
@@ -223,10 +223,8 @@ def later_triggers(table: str, sessions_table: str, version: int) -> builtins.li
     Such a feed lacks them all, or none: one of them there means the
     others are needed too (one missing then was dropped by another program).
     """
-    added = _RUNS_ADDED if table == agent_runs.TABLE else _ADDED
-    return [
-        name for name, op in zip(trigger_names(table, sessions_table), _OPS, strict=True) if added.get(op, 0) > version
-    ]
+    added = _RUNS_OPS if table == agent_runs.TABLE else _OPS
+    return [name for name, v in zip(trigger_names(table, sessions_table), added.values(), strict=True) if v > version]
 
 
 def sqlite_trigger(conn: Any, trigger: str) -> tuple[str, str] | None:
@@ -287,29 +285,38 @@ def sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[
         "delete": f"{insert} SELECT {tbl}, old.session_id, old.user_id, 'delete', {now} "
         "WHERE old.session_id IS NOT NULL;",
     }
-    events = [("insert", "AFTER INSERT"), ("update", "AFTER UPDATE"), ("delete", "AFTER DELETE")]
+    events = [("insert", "AFTER INSERT", ""), ("update", "AFTER UPDATE", ""), ("delete", "AFTER DELETE", "")]
     if table != agent_runs.TABLE:
         # agno-golang's INSERT OR REPLACE deletes the row it replaces with no delete trigger fired (unless the
         # writer turned recursive_triggers on), as does an UPDATE OR REPLACE of session_id onto another row's:
         # one under another owner would leave that owner's feed with no change. A BEFORE trigger cannot tell a
         # REPLACE from a write that is ignored (or an insert that turns into an update), so it logs that row as
-        # pending, and what fires next decides: the insert trigger, or the update trigger of that rename, makes
-        # it the old owner's delete (the write went in, so the row was replaced); any other trigger of the
-        # table drops it first (an update, or a delete, logs the old owner itself). One left by an ignored write
-        # is never read, and the next trigger (or pruning) drops it. Each looks only at the newest row of the log.
-        newest = f"cursor = (SELECT MAX(cursor) FROM {log}) AND op = '{PENDING}'"
-        clear = f"DELETE FROM {log} WHERE {newest};"
-        replaced = f"UPDATE {log} SET op = 'delete' WHERE {newest} AND tbl = {tbl} AND session_id = new.session_id"
-        pending = f"{clear} {insert} SELECT {tbl}, session_id, user_id, '{PENDING}', {now} FROM {quote(table)} "
-        body["replace"] = f"{pending}WHERE session_id = new.session_id AND user_id IS NOT new.user_id;"
-        body["reid"] = (
-            f"{pending}WHERE session_id = new.session_id AND new.session_id IS NOT old.session_id "
-            "AND user_id IS NOT new.user_id;"
+        # pending, and the insert trigger, or the rename trigger of that update, makes it the old owner's
+        # delete (the write went in, so the row was replaced). Each looks only at the newest row of the log,
+        # and only at one of another owner than the new row's: a pending row an ignored write left that is
+        # still the newest names the session's owner now (any write since would be logged after it), and a
+        # REPLACE by that owner logs none of its own. A pending row is never read; pruning drops them all.
+        # No trigger deletes one: a DELETE on the log would cost every upsert more than the rest of its logging.
+        replaced = (
+            f"UPDATE {log} SET op = 'delete' WHERE cursor = (SELECT MAX(cursor) FROM {log}) AND op = '{PENDING}' "
+            f"AND tbl = {tbl} AND session_id = new.session_id AND user_id IS NOT new.user_id;"
         )
-        body["insert"] = f"{replaced}; {body['insert']}"
-        body["update"] = f"{replaced} AND old.session_id IS NOT new.session_id; {clear} {body['update']}"
-        body["delete"] = f"{clear} {body['delete']}"
-        events += [("replace", "BEFORE INSERT"), ("reid", "BEFORE UPDATE OF session_id")]
+        pending = (
+            f"{insert} SELECT {tbl}, session_id, user_id, '{PENDING}', {now} FROM {quote(table)} "
+            "WHERE session_id = new.session_id AND user_id IS NOT new.user_id;"
+        )
+        body["replace"] = body["reid"] = pending
+        # A rename has a trigger of its own, so an update that keeps the id (agno's upsert) runs no statement
+        # for the pending row of a rename; their WHEN clauses split every update between them.
+        body["rename"] = f"{replaced} {body['update']}"
+        body["insert"] = f"{replaced} {body['insert']}"
+        renamed = "WHEN old.session_id IS NOT new.session_id"
+        events[1] = ("update", "AFTER UPDATE", "WHEN old.session_id IS new.session_id")
+        events += [
+            ("replace", "BEFORE INSERT", ""),
+            ("reid", "BEFORE UPDATE OF session_id", renamed),
+            ("rename", "AFTER UPDATE OF session_id", renamed),
+        ]
     else:
         # A run is keyed by its id: a REPLACE (or UPDATE OR REPLACE of the id) taking an id another session
         # (or another owner) holds deletes that row with no delete trigger fired; log it beforehand, as
@@ -320,12 +327,12 @@ def sqlite_triggers(log: str, table: str, sessions_table: str) -> builtins.list[
         )
         body["replace"] = f"{gone} AND (session_id IS NOT new.session_id OR user_id IS NOT new.user_id);"
         body["reid"] = f"{gone} AND new.id IS NOT old.id;"
-        events += [("replace", "BEFORE INSERT"), ("reid", "BEFORE UPDATE OF id")]
+        events += [("replace", "BEFORE INSERT", ""), ("reid", "BEFORE UPDATE OF id", "")]
     out = []
-    for name, (op, event) in zip(trigger_names(table, sessions_table), events, strict=True):
+    for name, (op, event, when) in zip(trigger_names(table, sessions_table), events, strict=True):
         trigger = quote(name)
         out.append(f"DROP TRIGGER IF EXISTS {trigger}")
-        out.append(f"CREATE TRIGGER {trigger} {event} ON {quote(table)} BEGIN {body[op]} END")
+        out.append(f"CREATE TRIGGER {trigger} {event} ON {quote(table)} {when} BEGIN {body[op]} END")
     return out
 
 

@@ -80,7 +80,10 @@ def test_a_table_dropped_behind_the_feed_is_an_error_not_a_silent_gap(make_store
 
 @pytest.mark.parametrize(
     ("table", "trigger"),
-    [("agent_sessions", f"agent_sessions_changes_{op}") for op in ("insert", "update", "delete", "replace", "reid")]
+    [
+        ("agent_sessions", f"agent_sessions_changes_{op}")
+        for op in ("insert", "update", "delete", "replace", "reid", "rename")
+    ]
     + [("agent_runs", f"agent_sessions_runs_changes_{op}") for op in ("insert", "update", "delete", "replace", "reid")],
 )
 def test_a_trigger_of_the_feed_another_program_dropped_is_an_error_not_a_silent_gap(

@@ -27,12 +27,25 @@ def test_an_ignored_insert_never_tells_an_up_to_date_consumer_it_fell_behind(tmp
     assert store.changes(since=last.cursor) == []
     store.upsert(AgentSession(session_id="t", user_id="alice", agent_id="x"))
     assert [(c.session_id, c.op) for c in store.changes(since=last.cursor)] == [("t", "insert")]
+    with sqlite3.connect(db) as conn:  # ignored again, then REPLACEd by its owner: no delete, alice keeps it
+        conn.execute("INSERT OR IGNORE INTO agent_sessions (session_id, user_id, agent_id) VALUES ('s', 'bob', 'x')")
+        conn.execute("INSERT OR REPLACE INTO agent_sessions (session_id, user_id, agent_id) VALUES ('s', 'alice', 'x')")
+        conn.execute("UPDATE OR IGNORE agent_sessions SET session_id = 's' WHERE session_id = 't'")
+        conn.execute("DELETE FROM agent_sessions WHERE session_id = 't'")
+        conn.execute("UPDATE agent_sessions SET session_id = 't' WHERE session_id = 's'")
+    conn.close()
+    assert [(c.session_id, c.user_id, c.op) for c in store.changes(since=last.cursor)][1:] == [
+        ("s", "alice", "insert"),
+        ("t", "alice", "delete"),
+        ("s", "alice", "delete"),
+        ("t", "alice", "insert"),
+    ]
     store.close()
 
 
 def test_a_feed_made_before_agent_runs_had_its_replace_triggers_keeps_its_cursors(tmp_path: Path) -> None:
-    """A feed made before ``agent_runs`` had its BEFORE triggers (``replace`` and ``reid``, added together,
-    as the sessions table's ``replace`` came later still, with no mark in the meta table) missed nothing:
+    """A feed made before ``agent_runs`` had its BEFORE triggers (``replace`` and ``reid``, added together;
+    the sessions table's came later still, and no mark in the meta table) missed nothing:
     changes() reads it, and enable_changes() adds the triggers and keeps every consumer's cursor."""
     db = tmp_path / "old.db"
     store = SqliteStorage("agent_sessions", db_file=db)
@@ -40,9 +53,14 @@ def test_a_feed_made_before_agent_runs_had_its_replace_triggers_keeps_its_cursor
     store.enable_changes()
     store.upsert(AgentSession(session_id="s", user_id="u", agent_id="x"))
     with sqlite3.connect(db) as conn:  # as that version left it
-        for prefix in ("agent_sessions", "agent_sessions_runs"):
-            for op in ("replace", "reid"):
-                conn.execute(f'DROP TRIGGER "{prefix}_changes_{op}"')
+        for trigger in (
+            "runs_changes_replace",
+            "runs_changes_reid",
+            "changes_replace",
+            "changes_reid",
+            "changes_rename",
+        ):
+            conn.execute(f'DROP TRIGGER "agent_sessions_{trigger}"')
         conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
     conn.close()
     (held,) = store.changes()
@@ -86,7 +104,7 @@ def test_a_session_renamed_onto_another_owners_by_update_or_replace_is_a_delete_
 
 @pytest.mark.parametrize(
     ("mark", "lacking"),
-    [(None, ("replace", "reid")), (1, ("reid",))],
+    [(None, ("replace", "reid", "rename")), (1, ("reid", "rename"))],
     ids=["before the replace trigger", "before the reid trigger"],
 )
 def test_a_feed_an_earlier_version_made_keeps_its_cursors_and_gets_the_later_triggers(
