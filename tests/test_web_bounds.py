@@ -17,7 +17,7 @@ from agno_storage import Mode, PostgresStorage, SqliteStorage, urls
 from agno_storage.backends.core import StoreCore
 from agno_storage.errors import StorageError
 from agno_storage.models import Session
-from agno_storage.ops.db import connect_readonly, open_database
+from agno_storage.ops.db import Database, connect_readonly, open_database
 from agno_storage.web.app import create_app
 from agno_storage.web.auth import parse_tokens
 from agno_storage.web.limits import BoundedSqlite, Limits, Refused, check_deadline, interrupt_at_deadline
@@ -28,7 +28,7 @@ from tests.sessions import make_session
 from tests.test_web_api import location
 from tests.test_web_hardening import fetch
 from tests.test_web_limits import serve_command
-from tests.web_client import get
+from tests.web_client import get, get_page
 
 ALL = "all-users-token-0123456789"
 ALICE = "alice-only-token-0123456789"
@@ -251,15 +251,17 @@ def test_requests_waiting_for_the_list_of_tables_wait_no_longer_than_their_deadl
     reading = threading.Event()
     tables = source.tables
 
-    def slow_tables() -> Any:
+    def slow_tables(*, count_rows: bool = True) -> Any:
         reading.set()
         release.wait(20)
-        return tables()
+        return tables(count_rows=count_rows)
 
     with context as base:
         monkeypatch.setattr(source, "tables", slow_tables)
         first: dict[str, Any] = {}
-        holder = threading.Thread(target=lambda: first.update(answer=get(base, "/api/v1/tables")))
+        holder = threading.Thread(
+            target=lambda: first.update(answer=get(base, "/api/v1/sessions", table="agent_sessions"))
+        )
         holder.start()
         assert reading.wait(10)
         started = time.monotonic()
@@ -416,3 +418,33 @@ def test_a_cancel_that_could_not_be_sent_is_sent_again(
         assert len(calls) >= 3 and not crashed
     finally:
         source.close()
+
+
+def test_a_slow_row_count_stops_only_the_list_of_tables(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request naming a table checked it against the list of tables, which counted every table's rows:
+    with a count slower than the request timeout, a read of one session, however quick, was 503 too_slow."""
+    context, source = served(db, Limits(request_timeout=1))
+    query = Database.query
+
+    def slow_counts(self: Database, statement: str, *args: Any, **kwargs: Any) -> Any:
+        if "COUNT(*)" in statement.upper():
+            time.sleep(1.5)  # a table too big to count within the request timeout
+        return query(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Database, "query", slow_counts)
+    with context as base:
+        status, body = get(base, "/api/v1/sessions/s-1", table="agent_sessions")
+        assert status == 200 and body["session"]["session_id"] == "s-1", body
+        status, body = get(base, "/api/v1/sessions", table="agent_sessions")
+        assert status == 200 and len(body["sessions"]) == 5, body
+        status, _, html = get_page(base, "/?table=agent_sessions")
+        assert status == 200 and "s-4" in html and "agent_sessions (agent)</option>" in html  # no count
+        status, body = get(base, "/api/v1/tables")
+        assert status == 503 and body["error"]["code"] == "too_slow", body
+    source.close()
+    monkeypatch.undo()
+    context, source = served(db, Limits(request_timeout=30))
+    with context as base:
+        assert get_page(base, "/?table=agent_sessions")[2].count("agent_sessions (agent, 5 rows)</option>") == 1
+        assert get(base, "/api/v1/tables")[1]["tables"][0]["rows"] == 5
+    source.close()

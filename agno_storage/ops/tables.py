@@ -39,7 +39,8 @@ class TableInfo:
     missing: tuple[str, ...]
     #: Columns that are not the mode's (other writers' or older agno's), left alone.
     extra: tuple[str, ...]
-    rows: int
+    #: None where the rows were not counted (``count_rows=False``).
+    rows: int | None
 
 
 @attrs.frozen
@@ -67,8 +68,10 @@ def layout_of(db: Database, table: str, index_names: list[str], table_sql: str) 
     return {schema.Flavor.GO: Layout.AGNO_GOLANG, schema.Flavor.AGNO: Layout.AGNO_SQLITE}.get(flavor, Layout.UNKNOWN)
 
 
-def describe(db: Database, table: str, mode: Mode | None = None) -> TableInfo:
+def describe(db: Database, table: str, mode: Mode | None = None, *, count_rows: bool = True) -> TableInfo:
     """What ``table`` is: its mode (detected unless given), layout, version and row count.
+
+    ``count_rows=False``: ``rows`` is None, and no row is read (a count reads the whole table or an index).
 
     Raises TableNotFoundError (naming the tables that are there) or
     SchemaMismatchError for a table that is not a sessions table of ``mode``.
@@ -85,7 +88,9 @@ def describe(db: Database, table: str, mode: Mode | None = None) -> TableInfo:
             )
     shape = schema.inspect_shape(table, mode, columns, indexes, table_sql, old_workflow_v2=not db.is_sqlite)
     names = set(SPECS[mode].names)
-    (rows,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(table)}", table=table)[0]  # noqa: S608 - quoted identifier
+    rows = None
+    if count_rows:
+        (rows,) = db.query(f"SELECT COUNT(*) FROM {db.qualified(table)}", table=table)[0]  # noqa: S608 - quoted identifier
     return TableInfo(
         name=table,
         mode=mode,
@@ -93,12 +98,16 @@ def describe(db: Database, table: str, mode: Mode | None = None) -> TableInfo:
         version=shape.version,
         missing=tuple(sorted(shape.missing)),
         extra=tuple(c for c in columns if c not in names),
-        rows=int(rows),
+        rows=None if rows is None else int(rows),
     )
 
 
-def list_tables(db: Database, unreadable: list[tuple[str, str]] | None = None) -> TablesReport:
+def list_tables(
+    db: Database, unreadable: list[tuple[str, str]] | None = None, *, count_rows: bool = True
+) -> TablesReport:
     """Every sessions table of ``db`` (file or schema), its ``agent_runs`` table if any, and the rest by name.
+
+    ``count_rows=False``: no row is read; each table's ``rows`` is None, and so is ``runs`` (its counts).
 
     A table the connection's role may not read (PostgreSQL) is a StorageError saying "permission denied";
     with ``unreadable`` given, it is added there (name, why) instead and the others are listed.
@@ -116,14 +125,14 @@ def list_tables(db: Database, unreadable: list[tuple[str, str]] | None = None) -
                 if layout is None or schema.identify_mode(layout[0]) is None:
                     others.append(name)
                     continue
-                sessions.append(describe(db, name))
+                sessions.append(describe(db, name, count_rows=count_rows))
         except SchemaMismatchError:
             others.append(name)
         except StorageError as exc:
             if unreadable is None or getattr(exc.__cause__, "sqlstate", None) != _NO_PRIVILEGE:
                 raise
             unreadable.append((name, str(exc)))
-    runs = runs_info(db, [t.name for t in sessions]) if RUNS_TABLE in names else None
+    runs = runs_info(db, [t.name for t in sessions]) if count_rows and RUNS_TABLE in names else None
     return TablesReport(sessions=tuple(sessions), runs=runs, others=tuple(others))
 
 

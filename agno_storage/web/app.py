@@ -67,6 +67,37 @@ T = TypeVar("T")
 
 
 @attrs.define
+class _Listing:
+    """One list of tables (with row counts or without), the time it was read, and the file (SQLite) it was read
+    from: another one there now is read at once."""
+
+    count_rows: bool
+    tables: Tables = attrs.field(factory=lambda: Tables(()))
+    at: float = -1e9
+    file: tuple[int, int] | None = None
+    #: One thread reads the list at a time; the others wait for what it reads.
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def read(self, source: Source, wait: float) -> Tables:
+        """The list, read now unless it was less than ``wait`` seconds ago (see :meth:`Server.listing`)."""
+        file = source.file()
+        if time.monotonic() - self.at <= wait and file == self.file:
+            return self.tables
+        left = limits.remaining()
+        if not self.lock.acquire(timeout=-1 if left is None else left):
+            raise limits.TooSlow("the list of tables")
+        try:
+            # Not read meanwhile by the thread this one waited for?
+            if time.monotonic() - self.at > wait or file != self.file:
+                self.tables = source.tables(count_rows=self.count_rows)
+                self.at = time.monotonic()
+                self.file = file
+            return self.tables
+        finally:
+            self.lock.release()
+
+
+@attrs.define
 class Server:
     """What every handler shares: the source, the tokens (None: no token needed) and the converter."""
 
@@ -77,12 +108,9 @@ class Server:
     converter: cattrs.Converter = attrs.field(factory=bodies.make_converter)
     #: Messages and search hits as JSON: built once, not per request (building one costs about a millisecond).
     conversation_converter: cattrs.Converter = attrs.field(factory=conversation_message.make_converter)
-    _tables: Tables = attrs.field(factory=lambda: Tables(()))
-    _tables_at: float = -1e9
-    #: The file (SQLite) the list was read from: another one there now is read at once.
-    _tables_file: tuple[int, int] | None = None
-    #: One thread reads the list at a time; the others wait for what it reads.
-    _tables_lock: threading.Lock = attrs.field(factory=threading.Lock)
+    #: The list of tables without row counts (what a request naming a table needs), and with them.
+    _names: _Listing = attrs.field(factory=lambda: _Listing(count_rows=False))
+    _counted: _Listing = attrs.field(factory=lambda: _Listing(count_rows=True))
 
     # --- who is asking -----------------------------------------------------
 
@@ -115,32 +143,23 @@ class Server:
 
     # --- tables ------------------------------------------------------------
 
-    def listing(self, *, fresh: bool = False) -> Tables:
+    def listing(self, *, fresh: bool = False, count_rows: bool = False) -> Tables:
         """The sessions tables, readable and not, as read at most :data:`TABLES_TTL` seconds ago.
 
-        ``fresh``: read at most :data:`FRESH_AFTER` seconds ago. Reading the
-        list counts every table's rows, so it is never read more often than
-        that, whatever the requests ask, and by one thread at a time; but a
-        SQLite file replaced or moved away since is looked at now (one ``stat``).
-        Reading it, or waiting for the thread that does, stops at the request's
-        deadline (TooSlow): a slow count holds no thread longer than that.
+        ``fresh``: read at most :data:`FRESH_AFTER` seconds ago. ``count_rows``:
+        with each table's row count (else ``rows`` is None), which reads every
+        table whole; a request that only names a table never waits for one.
+        Each list is never read more often than that, whatever the requests
+        ask, and by one thread at a time; but a SQLite file replaced or moved
+        away since is looked at now (one ``stat``). Reading it, or waiting for
+        the thread that does, stops at the request's deadline (TooSlow): a slow
+        count holds no thread longer than that.
         """
-        wait = FRESH_AFTER if fresh else TABLES_TTL
-        file = self.source.file()
-        if time.monotonic() - self._tables_at <= wait and file == self._tables_file:
-            return self._tables
-        left = limits.remaining()
-        if not self._tables_lock.acquire(timeout=-1 if left is None else left):
-            raise limits.TooSlow("the list of tables")
-        try:
-            # Not read meanwhile by the thread this one waited for?
-            if time.monotonic() - self._tables_at > wait or file != self._tables_file:
-                self._tables = self.source.tables()
-                self._tables_at = time.monotonic()
-                self._tables_file = file
-            return self._tables
-        finally:
-            self._tables_lock.release()
+        return (self._counted if count_rows else self._names).read(self.source, FRESH_AFTER if fresh else TABLES_TTL)
+
+    def _forget_listing(self) -> None:
+        """Read the list of tables again at the next request (a table changed or vanished)."""
+        self._names.at = self._counted.at = -1e9
 
     def tables(self, *, fresh: bool = False) -> list[TableInfo]:
         """The sessions tables a reader is made for: the only ones offered or picked by default."""
@@ -199,14 +218,14 @@ class Server:
             return call()
         except TableNotFoundError:
             self.source.forget(reader.name)
-            self._tables_at = -1e9
+            self._forget_listing()
             raise self._gone(reader.name) from None
         except (SchemaMismatchError, SchemaVersionError) as exc:
             if exc.table is not None and exc.table != reader.name:
                 raise  # another table's (agent_runs'): this one was not made again, and its reader stays
             # A column the reader names is gone, or the store finds another mode: the table was made again.
             self.source.forget(reader.name)
-            self._tables_at = -1e9
+            self._forget_listing()
             raise TableChanged(reader.name, exc) from exc
 
     def recheck(self, reader: TableReader) -> None:
@@ -214,10 +233,10 @@ class Server:
         try:
             now = self.source.reader(reader.name, fresh=True)
         except TableNotFoundError:
-            self._tables_at = -1e9
+            self._forget_listing()
             raise self._gone(reader.name) from None
         if now is not reader:
-            self._tables_at = -1e9
+            self._forget_listing()
             raise TableChanged(reader.name, None)
 
     # --- output ------------------------------------------------------------
@@ -371,7 +390,7 @@ def api_tables(request: Request) -> Response:
     server = _server(request)
     who = server.principal(request)
     params(request, ())
-    listing = server.listing(fresh=True)
+    listing = server.listing(fresh=True, count_rows=who.user_id is None)  # one user sees no count of everyone's
     return server.json(
         bodies.TablesBody(
             tables=[

@@ -25,6 +25,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from agno_storage import codec_exact
+from agno_storage.errors import StorageError
+from agno_storage.web import limits
 from agno_storage.web.app import (
     SESSIONS_PARAMS,
     Server,
@@ -94,17 +96,29 @@ def signed_in(server: Server, request: Request) -> bool:
 
 
 def table_picker(server: Server, current: str | None, who: Principal) -> str:
-    """The table menu; row counts (every user's) only for a caller who may read every user's sessions."""
-    listing = server.listing()
+    """The table menu; row counts (every user's) only for a caller who may read every user's sessions, and only
+    if they are counted before the request's deadline (a page is not lost for want of them)."""
+    listing = _listing(server, fresh=False, count_rows=who.user_id is None)
     if current is not None and current not in {t.name for t in listing.readable}:
-        listing = server.listing(fresh=True)  # made since the list was read
+        listing = _listing(server, fresh=True, count_rows=who.user_id is None)  # made since the list was read
     options = "".join(
         f'<option value="{esc(t.name)}"{" selected" if t.name == current else ""}>'
-        f"{esc(t.name)} ({esc(t.mode.value)}{'' if who.user_id is not None else f', {t.rows} rows'})</option>"
+        f"{esc(t.name)} ({esc(t.mode.value)}{'' if t.rows is None else f', {t.rows} rows'})</option>"
         for t in listing.readable
     )
     menu = f'<label>Table <select name="table" id="table" data-autosubmit>{options}</select></label>'
     return menu + unreadable_note(listing)
+
+
+def _listing(server: Server, *, fresh: bool, count_rows: bool) -> Tables:
+    """:meth:`Server.listing`; with ``count_rows``, the list without counts if counting stopped at the deadline."""
+    if count_rows:
+        try:
+            return server.listing(fresh=fresh, count_rows=True)
+        except (limits.TooSlow, StorageError):
+            if not limits.past_deadline():
+                raise
+    return server.listing(fresh=fresh)  # read for the request's table already: no statement runs
 
 
 def unreadable_note(listing: Tables) -> str:

@@ -78,7 +78,7 @@ class SqliteSource(Source):
         # connections of threads that ended are closed when the next one opens.
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
-        self.tables()  # fail now on a file that is not a database
+        self.tables(count_rows=False)  # fail now on a file that is not a database
 
     def describe(self) -> str:
         return str(self.path)
@@ -145,8 +145,8 @@ class SqliteSource(Source):
         """Read the header of the file the path names now (not the one a connection opened before it was replaced)."""
         self.query("SELECT 1 FROM sqlite_master LIMIT 1", ())
 
-    def tables(self) -> Tables:
-        return self._explained(super().tables)
+    def tables(self, *, count_rows: bool = True) -> Tables:
+        return self._explained(lambda: super(SqliteSource, self).tables(count_rows=count_rows))
 
     def _look(self, table: str, known: Layout | None) -> tuple[Layout, TableInfo | None]:
         return self._explained(lambda: super(SqliteSource, self)._look(table, known))
@@ -249,7 +249,7 @@ class PostgresSource(Source):
         self._ping_error: StorageError | None = None
         self._ping_lock = threading.Lock()
         self._reachable(lambda: self._check_read_only(statement_timeout))
-        self.tables()
+        self.tables(count_rows=False)
 
     def describe(self) -> str:
         where = f"schema {self.schema_name!r}" if self.schema_name else "the search path"
@@ -330,8 +330,8 @@ class PostgresSource(Source):
             finally:
                 self._pinged_at = time.monotonic()
 
-    def tables(self) -> Tables:
-        return self._reachable(super().tables)
+    def tables(self, *, count_rows: bool = True) -> Tables:
+        return self._reachable(lambda: super(PostgresSource, self).tables(count_rows=count_rows))
 
     def _look(self, table: str, known: Layout | None) -> tuple[Layout, TableInfo | None]:
         return self._reachable(lambda: super(PostgresSource, self)._look(table, known))

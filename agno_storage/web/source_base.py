@@ -94,8 +94,11 @@ class Source(abc.ABC):
         with self._bounded() as db:
             db.query("SELECT 1")
 
-    def tables(self) -> Tables:
+    def tables(self, *, count_rows: bool = True) -> Tables:
         """The sessions tables there now (``agno-storage tables``' list: mode, layout, version, rows).
+
+        ``count_rows=False``: each table's ``rows`` is None, and no row is read
+        (a count reads a whole table: too slow for a big one under a request's deadline).
 
         A table whose name or columns the stores refuse, or that the role may not read
         (PostgreSQL), is listed apart, with why: :meth:`reader` could not
@@ -104,7 +107,8 @@ class Source(abc.ABC):
         unreadable: list[tuple[str, str]] = []
         readable = []
         with self._bounded() as db:
-            found = list_tables(db, unreadable).sessions  # one the role may not read: listed apart, with why
+            # One the role may not read is listed apart, with why.
+            found = list_tables(db, unreadable, count_rows=count_rows).sessions
             for info in found:
                 try:
                     schema.check_table_name(info.name)
@@ -254,7 +258,7 @@ class Source(abc.ABC):
                 if layout == known:
                     return layout, None
                 try:
-                    return layout, describe(db, table)
+                    return layout, describe(db, table, count_rows=False)  # a reader needs no row count
                 except SchemaMismatchError:
                     pass
         raise TableNotFoundError(f"no sessions table {table!r} in {self.describe()}", table=table)
