@@ -205,16 +205,10 @@ class SqliteIndex(IndexLayout):
         return mark(self._marked, raw, runs)
 
     def _forget(self, conn: sqlite3.Connection, gone: builtins.list[tuple[int]]) -> None:
-        """Take these map rows (and their text) out of the index.
-
-        Out of the FTS5 table first: it reads the text to forget from the map
-        row, still there (a 'delete' command given the text by INSERT ...
-        SELECT measured five times slower). In rowid order: FTS5 writes the
-        terms it holds to a new segment whenever a rowid comes before the one
-        it saw last, so unsorted deletes made a segment each (10,000 sessions
-        caught up: 4,695 deletes took 1.13 s, 241 µs each, against 7 µs an
-        insert); :meth:`_insert` goes on in that order, past every rowid there.
-        """
+        """Take these map rows (and their text) out of the index: out of the FTS5 table first, which reads the
+        text to forget from the map row (a 'delete' command given the text measured five times slower), and
+        in rowid order: FTS5 writes what it holds to a new segment whenever a rowid comes before the last it
+        saw, so deletes in the log's order made a segment each (241 µs a delete, 7 µs an insert)."""
         gone = sorted(gone)
         conn.executemany(f"DELETE FROM {self.fts} WHERE rowid = ?", gone)
         conn.executemany(f"DELETE FROM {self.map} WHERE rowid = ?", gone)
