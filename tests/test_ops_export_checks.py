@@ -252,3 +252,21 @@ def test_doctor_says_a_nan_is_nan_and_how_to_repair_it_as_export_does(
     for message in (finding.message, out):
         assert "NaN or an infinity" in message and "upsert" in message
     assert f"{TABLE}.session_data session {sid!r}: holds NaN or an infinity" in out
+
+
+def test_a_damaged_file_stops_export_and_copy_with_the_stores_typed_error(tmp_path: Path) -> None:
+    """export and copy read through their own connection: a damaged file was a plain StorageError
+    there, where the store raises DatabaseCorruptError."""
+    from agno_storage import AgentSession, SqliteStorage
+    from agno_storage.errors import DatabaseCorruptError
+
+    path = tmp_path / "damaged.db"
+    store = SqliteStorage("agent_sessions", db_file=path)
+    store.upsert_many(AgentSession(session_id=f"s{i}", memory={"pad": "z" * 500}) for i in range(300))
+    store.close()  # the last connection checkpoints the WAL into the file
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    with open_database(str(path)) as db, pytest.raises(DatabaseCorruptError, match="damaged"):
+        export_table(db, "agent_sessions", io.BytesIO())
+    with open_database(str(path)) as db, pytest.raises(DatabaseCorruptError, match="damaged"):
+        copy_table(db, "agent_sessions", f"sqlite:///{tmp_path / 'copy.db'}")

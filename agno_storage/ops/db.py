@@ -25,7 +25,7 @@ from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes
 from agno_storage.backends.sqlite_files import read_only_uri
-from agno_storage.errors import BusyError, StorageError
+from agno_storage.errors import BusyError, DatabaseCorruptError, DiskFullError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.conninfo import check_conninfo, scrubbed
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError, OutputIsSourceError
@@ -337,8 +337,17 @@ class Database:
             hot = hot_journal_error(self.path, exc, table) if self.path is not None else None
             if hot is not None:
                 return hot
-            if isinstance(exc, sqlite3.Error) and isinstance(sqlite_errors.translate(exc, table), BusyError):
+            typed = (
+                sqlite_errors.translate(exc, table, self.path, read_only=True)
+                if isinstance(exc, sqlite3.Error)
+                else None
+            )
+            if isinstance(typed, BusyError):
                 return BusyError(f"{self.location} stayed locked past the busy timeout: {exc}", table=table)
+            if isinstance(typed, DatabaseCorruptError | DiskFullError):
+                # A damaged file, or a full disk (or the file-size limit) for a sort's temporary file: the
+                # same type the store gives, with the location named.
+                return type(typed)(f"{self.location}: {typed}", table=table)
             return StorageError(f"SQLite error on {self.location}: {exc}", table=table)
         from agno_storage.backends.pg_conn import translate  # psycopg: only for a PostgreSQL connection
 
