@@ -52,8 +52,11 @@ WORKERS_FROM = 5_000
 CATCH_UP_BYTES = 16 << 20
 #: FTS5 pages a merge after a build writes in one write transaction (see SqliteIndex._merge).
 MERGE_PAGES = 1000
-#: FTS5's own ``automerge`` (its default), which a build turns off until its end (see SqliteIndex._create).
+#: FTS5's own ``automerge`` (its default), which a build turns off until its end (see SqliteIndex._pause_merging).
 AUTOMERGE = 4
+#: The key of the row a build adds to FTS5's config table (FTS5 ignores keys it does not know) while it keeps
+#: automerge off: the automerge to put back at its end.
+PAUSED = "agno_storage_automerge"
 #: The columns a session row's conversation is read from (conversation.session_messages).
 CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
 
@@ -359,10 +362,7 @@ class SqliteIndex(IndexLayout):
             # nothing is shipped to another process.
             worker = (building or rebuilt) and backlog >= WORKERS_FROM
             if building or rebuilt:
-                # Off while the index is filled: FTS5 would merge the small segments each batch's commit
-                # leaves as it goes, and _merge does that once at the end (a quarter less CPU for a build of
-                # 200,000 messages), and puts FTS5's default back.
-                conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('automerge', 0)")
+                self._pause_merging(conn)
             last, seen = (0, set()) if worker else self._catch_up_batch(conn, 0, top)
         if last < top and worker:
             last, seen = search_sqlite_worker.catch_up(self, top)
@@ -382,18 +382,27 @@ class SqliteIndex(IndexLayout):
             self._merge()
         return -1 if rebuilt else len(seen)
 
+    def _pause_merging(self, conn: sqlite3.Connection) -> None:
+        """Turn FTS5's automerge off while the index is filled (:meth:`_merge` merges once at the end: a quarter
+        less CPU for a build of 200,000 messages), noting what to put back (:data:`PAUSED`): the automerge the
+        index has (set by hand, maybe), else FTS5's default; or what a build that died noted already."""
+        config = self.config
+        sql = f"INSERT OR IGNORE INTO {config} SELECT ?, COALESCE((SELECT v FROM {config} WHERE k = 'automerge'), ?)"
+        conn.execute(sql, (PAUSED, AUTOMERGE))
+        conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('automerge', 0)")
+
+    def _resume_merging(self, conn: sqlite3.Connection) -> None:
+        """Put back the automerge :meth:`_pause_merging` noted, if a build paused it (and none put it back since)."""
+        for noted in conn.execute(f"SELECT v FROM {self.config} WHERE k = ?", (PAUSED,)).fetchall():
+            conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('automerge', ?)", noted)
+            conn.execute(f"DELETE FROM {self.config} WHERE k = ?", (PAUSED,))
+
     def _filling(self) -> bool:
-        """Whether FTS5's automerge is off, as while the index is filled, with nothing left on the log: a build
-        that stopped before its end (its process killed), which the catch-up that took the rest ends as the
-        build would have. While the build still runs its sessions are on the log (all of them go on it
-        first), and it merges at its end itself: a search taking a share of it does not merge meanwhile."""
-        config = quote(self.fts_name + "_config")
-        return bool(
-            self.store._query(
-                f"SELECT 1 FROM {config} WHERE k = 'automerge' AND v = 0 AND NOT EXISTS (SELECT 1 FROM {self.queue})",
-                (),
-            )
-        )
+        """Whether a build paused automerge and the log is empty: a build that stopped before its end (killed),
+        which the catch-up that took the rest ends as the build would have. While the build runs its sessions
+        are on the log (all go on it first): a search taking a share of it leaves the merge to the build."""
+        sql = f"SELECT 1 FROM {self.config} WHERE k = ? AND NOT EXISTS (SELECT 1 FROM {self.queue})"
+        return bool(self.store._query(sql, (PAUSED,)))
 
     def _merge(self) -> None:
         """Merge the FTS5 index's segments, :data:`MERGE_PAGES` pages to a write transaction.
@@ -411,7 +420,7 @@ class SqliteIndex(IndexLayout):
         with store.transaction() as conn:
             self._require_enabled()
             conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('usermerge', 2)")
-            conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('automerge', {AUTOMERGE})")
+            self._resume_merging(conn)
         while True:
             with store.transaction() as conn:
                 self._require_enabled()

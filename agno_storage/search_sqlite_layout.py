@@ -43,6 +43,8 @@ class IndexLayout:
         self.fts_name, self.map_name = t + "_search", t + "_search_text"
         self.fts, self.map, self.queue = quote(self.fts_name), quote(self.map_name), quote(t + "_search_queue")
         self.marks = quote(t + "_search_marks")
+        #: FTS5's own table of its settings (``automerge``, ...), made and dropped with the FTS5 table.
+        self.config = quote(t + "_search_config")
         #: The index's plain tables by name, with their columns: how a table of that name is known to be
         #: the index's (made by this build, by an earlier one, or left behind by one) and not someone else's.
         #: ``<table>_search_map`` is the earlier layout's map (its rowids, sessions, and marks).

@@ -190,3 +190,48 @@ def test_a_search_that_leaves_sessions_on_the_log_of_a_build_does_not_merge_it_y
     assert automerge(path) not in (0, "0")
     writer.close()
     store.close()
+
+
+def set_automerge(path: Path, value: int) -> None:
+    """Somebody tunes FTS5's merging of the index by hand (FTS5's own command)."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO agent_sessions_search (agent_sessions_search, rank) VALUES ('automerge', ?)", (value,)
+        )
+    conn.close()
+
+
+@pytest.mark.parametrize("tuned", [0, 8])
+def test_fts5_merging_set_by_hand_outlives_the_index_being_filled_again(tmp_path: Path, tuned: int) -> None:
+    # Another program drops the sessions table and makes it again: the index (the same FTS5 table) is filled
+    # anew by the next search, which must put back the automerge set on it by hand, not FTS5's default.
+    path = tmp_path / "tuned.db"
+    store = seeded(path)
+    store.enable_search()
+    set_automerge(path, tuned)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("ALTER TABLE agent_sessions RENAME TO old_sessions")
+    conn.close()
+    store.close()
+    store = seeded(path)
+    assert len(store.search("alpha", limit=SESSIONS)) == SESSIONS
+    assert merged(path)
+    assert automerge(path) == tuned
+    rewrite(path, [1, 2])  # then another program's writes, caught up by a search
+    assert {hit.session_id for hit in store.search("beta")} == {"s001", "s002"}
+    assert automerge(path) == tuned
+    store.close()
+
+
+def test_fts5_merging_turned_off_by_hand_stays_off_through_catch_ups(tmp_path: Path) -> None:
+    # Off by hand (to merge at quiet hours, say) is not a build that died: a catch-up leaves it off.
+    path = tmp_path / "off.db"
+    store = seeded(path)
+    store.enable_search()
+    set_automerge(path, 0)
+    rewrite(path, [3])
+    assert {hit.session_id for hit in store.search("beta")} == {"s003"}
+    assert automerge(path) == 0
+    store.close()
