@@ -235,3 +235,37 @@ def test_fts5_merging_turned_off_by_hand_stays_off_through_catch_ups(tmp_path: P
     assert {hit.session_id for hit in store.search("beta")} == {"s003"}
     assert automerge(path) == 0
     store.close()
+
+
+_KILLED_IN_THE_MERGE = """
+import os, sys
+from agno_storage import SqliteStorage, search_sqlite
+search_sqlite.CHUNK = 50
+store = SqliteStorage("agent_sessions", db_file=sys.argv[1])
+
+def traced(sql):
+    if "'merge'" in sql:
+        os._exit(9)  # killed as the build's final merge begins: the index is filled, not merged
+
+store._thread_handle().conn.set_trace_callback(traced)
+store.enable_search()
+"""
+
+
+def test_a_build_killed_in_its_final_merge_is_merged_by_the_next_catch_up(tmp_path: Path) -> None:
+    path = tmp_path / "killed.db"
+    seeded(path).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_IN_THE_MERGE, str(path)], env=env, capture_output=True, check=False
+    )
+    assert done.returncode == 9, done.stderr.decode()
+    assert not merged(path)
+
+    store = SqliteStorage("agent_sessions", db_file=path)
+    assert len(store.search("alpha", limit=SESSIONS)) == SESSIONS  # the index answers meanwhile
+    rewrite(path, [7])
+    assert {hit.session_id for hit in store.search("beta")} == {"s007"}
+    assert merged(path)
+    assert automerge(path) not in (0, "0")
+    store.close()
