@@ -405,19 +405,11 @@ class SqliteIndex(IndexLayout):
         return bool(self.store._query(sql, (PAUSED,)))
 
     def _merge(self) -> None:
-        """Merge the FTS5 index's segments, :data:`MERGE_PAGES` pages to a write transaction.
-
-        A build in many transactions leaves FTS5 many small segments: every
-        later search and catch-up reads more of them (built on 200,000
-        messages: a catch-up 1.73 s against 1.23 s, a search 1.45 against
-        0.96 ms). FTS5's ``optimize`` merges them in one transaction (about
-        5 s for 1,000,000 messages, past what agno waits for the lock);
-        ``merge`` does it a bounded piece at a time, with ``usermerge`` 2
-        merging down to one segment a level (0.47 s in 7 transactions of at
-        most 0.18 s for 200,000 messages). The automerge a build paused is
-        put back with the last, which finds nothing left to merge: a merge
-        cut short (its process killed) is ended by the next catch-up.
-        """
+        """Merge the FTS5 index's segments a build leaves, :data:`MERGE_PAGES` pages to a write transaction
+        (FTS5's ``optimize`` would hold the lock for all of it; unmerged, later searches and catch-ups read
+        more segments: docs/search.md), with ``usermerge`` 2, down to one segment a level. The automerge a
+        build paused is put back with the last, which finds nothing left: a merge cut short (its process
+        killed) is ended by the next catch-up."""
         store = self.store
         with store.transaction() as conn:
             self._require_enabled()
