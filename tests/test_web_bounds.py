@@ -448,3 +448,27 @@ def test_a_slow_row_count_stops_only_the_list_of_tables(db: Path, monkeypatch: p
         assert get_page(base, "/?table=agent_sessions")[2].count("agent_sessions (agent, 5 rows)</option>") == 1
         assert get(base, "/api/v1/tables")[1]["tables"][0]["rows"] == 5
     source.close()
+
+
+def test_the_list_of_tables_reads_no_row_of_agent_runs(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/api/v1/tables counted agent_runs' rows and its orphans (a NOT EXISTS against every sessions table), which
+    it never shows: on a big agent_runs that alone could make it 503 too_slow."""
+    from agno_storage import agent_runs
+
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        agent_runs.append_run(store, "s-1", "question", "answer", user_id="alice")
+    context, source = served(db, Limits(request_timeout=30))
+    statements: list[str] = []
+    query = Database.query
+
+    def recorded(self: Database, statement: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(statement)
+        return query(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Database, "query", recorded)
+    with context as base:
+        status, body = get(base, "/api/v1/tables")
+        assert status == 200 and [(t["name"], t["rows"]) for t in body["tables"]] == [("agent_sessions", 5)], body
+    source.close()
+    counts = [s for s in statements if "COUNT(*)" in s.upper()]
+    assert counts and not [s for s in counts if "agent_runs" in s], counts

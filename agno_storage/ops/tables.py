@@ -103,11 +103,12 @@ def describe(db: Database, table: str, mode: Mode | None = None, *, count_rows: 
 
 
 def list_tables(
-    db: Database, unreadable: list[tuple[str, str]] | None = None, *, count_rows: bool = True
+    db: Database, unreadable: list[tuple[str, str]] | None = None, *, count_rows: bool = True, runs: bool = True
 ) -> TablesReport:
     """Every sessions table of ``db`` (file or schema), its ``agent_runs`` table if any, and the rest by name.
 
     ``count_rows=False``: no row is read; each table's ``rows`` is None, and so is ``runs`` (its counts).
+    ``runs=False``: ``runs`` is None and no row of ``agent_runs`` is read (its orphan count reads every run).
 
     A table the connection's role may not read (PostgreSQL) is a StorageError saying "permission denied";
     with ``unreadable`` given, it is added there (name, why) instead and the others are listed.
@@ -132,8 +133,8 @@ def list_tables(
             if unreadable is None or getattr(exc.__cause__, "sqlstate", None) != _NO_PRIVILEGE:
                 raise
             unreadable.append((name, str(exc)))
-    runs = runs_info(db, [t.name for t in sessions]) if count_rows and RUNS_TABLE in names else None
-    return TablesReport(sessions=tuple(sessions), runs=runs, others=tuple(others))
+    found = runs_info(db, [t.name for t in sessions]) if runs and count_rows and RUNS_TABLE in names else None
+    return TablesReport(sessions=tuple(sessions), runs=found, others=tuple(others))
 
 
 def runs_info(db: Database, session_tables: list[str]) -> RunsInfo:

@@ -107,8 +107,8 @@ class Source(abc.ABC):
         unreadable: list[tuple[str, str]] = []
         readable = []
         with self._bounded() as db:
-            # One the role may not read is listed apart, with why.
-            found = list_tables(db, unreadable, count_rows=count_rows).sessions
+            # One the role may not read is listed apart, with why; agent_runs' counts are not shown.
+            found = list_tables(db, unreadable, count_rows=count_rows, runs=False).sessions
             for info in found:
                 try:
                     schema.check_table_name(info.name)
