@@ -472,3 +472,29 @@ def test_the_list_of_tables_reads_no_row_of_agent_runs(db: Path, monkeypatch: py
     source.close()
     counts = [s for s in statements if "COUNT(*)" in s.upper()]
     assert counts and not [s for s in counts if "agent_runs" in s], counts
+
+
+def test_listings_and_table_rechecks_open_no_new_sqlite_connection(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each list of tables and each table's re-check opened a connection of its own: with a write-ahead log
+    another program left behind (hundreds of MB; SQLite rebuilds its index on a connection's first read
+    whenever no other connection of the process holds it, and on every new connection where the -shm file
+    is not the server's to write), each one read the whole log again, under no deadline."""
+    source = open_source(str(db), recheck_after=0)
+    try:
+        source.tables()
+        source.reader("agent_sessions").store.read("s-1")
+        opened: list[object] = []
+        connect = sqlite3.connect
+
+        def counted(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            opened.append(args[0])
+            return connect(*args, **kwargs)
+
+        monkeypatch.setattr(sqlite3, "connect", counted)
+        for _ in range(3):
+            assert [t.name for t in source.tables().readable] == ["agent_sessions"]
+            assert [t.rows for t in source.tables(count_rows=True).readable] == [5]
+            assert source.reader("agent_sessions").store.read("s-1") is not None  # looked at again each time
+        assert opened == []
+    finally:
+        source.close()

@@ -56,6 +56,8 @@ from agno_storage.web.source_base import FRESH_AFTER, RECHECK_AFTER, Layout, Sou
 
 #: Seconds a SQLite source waits for another connection's lock (a rollback-journal file's writer) without ?timeout=.
 BUSY_TIMEOUT = 5.0
+#: Idle connections a SQLite source keeps for its lists of tables and its tables' re-checks (see :meth:`SqliteSource._bounded`).
+SPARES = 4
 #: ASCII upper case to lower case, the only case SQLite folds in names.
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _Row = tuple[Any, ...]
@@ -78,6 +80,9 @@ class SqliteSource(Source):
         # connections of threads that ended are closed when the next one opens.
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
+        # Idle connections for the list of tables and the tables' re-checks, with the file each one reads.
+        self._spares: list[tuple[tuple[int, int], sqlite3.Connection]] = []
+        self._closed = False
         self.tables(count_rows=False)  # fail now on a file that is not a database
 
     def describe(self) -> str:
@@ -106,12 +111,7 @@ class SqliteSource(Source):
             conn.close()
             conn = self._local.conn = None
         if conn is None:
-            try:
-                conn = connect_readonly(self.path)
-                conn.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
-                conn.execute("PRAGMA query_only = 1")
-            except sqlite3.Error as exc:
-                raise translate(exc) from exc
+            conn = self._connect()
             self._local.conn, self._local.file = conn, file
             with self._conns_lock:
                 ended = [c for t, c in self._conns if not t.is_alive()]
@@ -121,25 +121,78 @@ class SqliteSource(Source):
                 old.close()
         return conn
 
+    def _connect(self) -> sqlite3.Connection:
+        """A new read-only (``mode=ro``, ``query_only``) connection to the file the path names now."""
+        try:
+            conn = connect_readonly(self.path)
+            conn.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        return conn
+
     def _database(self) -> Database:
         return open_database(str(self.path), None, timeout=self.busy_timeout)
 
     @contextmanager
+    def _spare(self) -> Iterator[sqlite3.Connection]:
+        """An idle connection to the file the path names now, or a new one; kept for the next caller after
+        (at most :data:`SPARES`), unless the file was replaced meanwhile. Those of a replaced file are closed."""
+        file = self.file()
+        with self._conns_lock:
+            stale = [c for f, c in self._spares if f != file]
+            fit = [c for f, c in self._spares if f == file]
+            conn = fit.pop() if fit else None
+            self._spares = [(file, c) for c in fit]
+        for old in stale:
+            old.close()
+        if conn is None:
+            conn = self._connect()
+        kept = False
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:  # never a snapshot held for the next caller
+                conn.rollback()
+            with self._conns_lock:
+                if not self._closed and len(self._spares) < SPARES:
+                    self._spares.append((file, conn))
+                    kept = True
+            if not kept:
+                conn.close()
+
+    @contextmanager
     def _bounded(self) -> Iterator[Database]:
-        """A new read-only connection whose statements stop at this thread's request's deadline: a statement
-        begun past it at its first step, and one running then by an interrupt (the list's row counts).
+        """An idle read-only connection (:meth:`_spare`) whose statements stop at this thread's request's
+        deadline: a statement begun past it at its first step, and one running then by an interrupt (the
+        list's row counts).
 
         It runs only catalogue statements and row counts, a few steps each:
         its progress handler looks at the deadline at every step, which a
-        count's one long step is never interrupted before.
+        count's one long step is never interrupted before. Not a new
+        connection each time (each list of tables, each table's re-check):
+        a new connection's first read may rebuild the index of a
+        write-ahead log another program left behind, reading all of it,
+        in a step no deadline stops (docs/web.md).
         """
-        with self._database() as db:
-            db.conn.set_progress_handler(past_deadline, 1)
-            stop = interrupt_at_deadline(db.conn.interrupt)
+        with self._spare() as conn:
+            done = threading.Lock()
+            ended = False
+
+            def interrupt() -> None:
+                with done:
+                    if not ended:  # never a statement of the connection's next user
+                        conn.interrupt()
+
+            conn.set_progress_handler(past_deadline, 1)
+            stop = interrupt_at_deadline(interrupt)
             try:
-                yield db
+                yield Database("sqlite", conn, location=repr(str(self.path)), path=str(self.path))
             finally:
+                with done:
+                    ended = True
                 stop()
+                conn.set_progress_handler(None, 1)
 
     def ping(self) -> None:
         """Read the header of the file the path names now (not the one a connection opened before it was replaced)."""
@@ -202,7 +255,9 @@ class SqliteSource(Source):
         super().close()
         with self._conns_lock:
             conns, self._conns = self._conns, []
-        for _, conn in conns:
+            spares, self._spares = self._spares, []
+            self._closed = True
+        for _, conn in conns + spares:
             conn.close()
 
 
