@@ -498,3 +498,38 @@ def test_listings_and_table_rechecks_open_no_new_sqlite_connection(db: Path, mon
         assert opened == []
     finally:
         source.close()
+
+
+def test_a_connection_a_deadline_interrupted_is_not_kept_for_the_next_list(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lists of tables reuse idle connections; one whose statement the deadline interrupted is closed, not
+    kept: an interrupt that lands as its statement ends could stop the next caller's."""
+    source = open_source(str(db))
+    try:
+        source.tables()
+        query = Database.query
+
+        def slow_counts(self: Database, statement: str, *args: Any, **kwargs: Any) -> Any:
+            if "COUNT(*)" in statement.upper():
+                time.sleep(0.6)  # past the deadline below: the watch interrupts the connection
+            return query(self, statement, *args, **kwargs)
+
+        monkeypatch.setattr(Database, "query", slow_counts)
+        with Limits(request_timeout=0.2).request(expensive=False), pytest.raises(StorageError):
+            source.tables(count_rows=True)
+        monkeypatch.setattr(Database, "query", query)
+        opened: list[object] = []
+        connect = sqlite3.connect
+
+        def counted(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            opened.append(args[0])
+            return connect(*args, **kwargs)
+
+        monkeypatch.setattr(sqlite3, "connect", counted)
+        assert [t.rows for t in source.tables(count_rows=True).readable] == [5]
+        assert len(opened) == 1  # a new one: the interrupted connection was closed
+        assert [t.rows for t in source.tables(count_rows=True).readable] == [5]
+        assert len(opened) == 1  # and that one kept
+    finally:
+        source.close()

@@ -135,9 +135,10 @@ class SqliteSource(Source):
         return open_database(str(self.path), None, timeout=self.busy_timeout)
 
     @contextmanager
-    def _spare(self) -> Iterator[sqlite3.Connection]:
-        """An idle connection to the file the path names now, or a new one; kept for the next caller after
-        (at most :data:`SPARES`), unless the file was replaced meanwhile. Those of a replaced file are closed."""
+    def _spare(self) -> Iterator[list[Any]]:
+        """``[connection, keep]``: an idle connection to the file the path names now, or a new one; kept for the
+        next caller after (at most :data:`SPARES`) while ``keep`` stays True, unless the file was replaced
+        meanwhile. Those of a replaced file are closed."""
         file = self.file()
         with self._conns_lock:
             stale = [c for f, c in self._spares if f != file]
@@ -149,13 +150,14 @@ class SqliteSource(Source):
         if conn is None:
             conn = self._connect()
         kept = False
+        lease: list[Any] = [conn, True]
         try:
-            yield conn
+            yield lease
         finally:
             if conn.in_transaction:  # never a snapshot held for the next caller
                 conn.rollback()
             with self._conns_lock:
-                if not self._closed and len(self._spares) < SPARES:
+                if lease[1] and not self._closed and len(self._spares) < SPARES:
                     self._spares.append((file, conn))
                     kept = True
             if not kept:
@@ -175,13 +177,15 @@ class SqliteSource(Source):
         write-ahead log another program left behind, reading all of it,
         in a step no deadline stops (docs/web.md).
         """
-        with self._spare() as conn:
+        with self._spare() as lease:
+            conn: sqlite3.Connection = lease[0]
             done = threading.Lock()
             ended = False
 
             def interrupt() -> None:
                 with done:
                     if not ended:  # never a statement of the connection's next user
+                        lease[1] = False  # nor the connection itself: an interrupt may outlive its statement
                         conn.interrupt()
 
             conn.set_progress_handler(past_deadline, 1)
