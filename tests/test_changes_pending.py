@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agno_storage import AgentSession, SqliteStorage
+from agno_storage.changes_log import Change
 from tests.support import write_run_as_another_program
 
 
@@ -43,6 +44,26 @@ def test_an_ignored_insert_never_tells_an_up_to_date_consumer_it_fell_behind(tmp
     store.close()
 
 
+def as_an_earlier_version_left_it(
+    store: SqliteStorage, db: Path, lacking: tuple[str, ...], mark: int | None = None
+) -> Change:
+    """Make the feed of ``store`` as an earlier version left it (without the triggers ``agent_sessions_<lacking>``,
+    its version ``mark`` in the meta table, or none); check that changes() reads it and enable_changes() keeps
+    its cursors. The one change logged before, whose cursor a consumer holds."""
+    with sqlite3.connect(db) as conn:
+        for trigger in lacking:
+            conn.execute(f'DROP TRIGGER "agent_sessions_{trigger}"')
+        conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
+        if mark is not None:
+            conn.execute("INSERT INTO agent_sessions_changes_meta VALUES ('replace_trigger', ?)", (mark,))
+    conn.close()
+    (held,) = store.changes()
+    assert store.changes(since=held.cursor) == []
+    store.enable_changes()
+    assert store.changes(since=held.cursor) == []
+    return held
+
+
 def test_a_feed_made_before_agent_runs_had_its_replace_triggers_keeps_its_cursors(tmp_path: Path) -> None:
     """A feed made before ``agent_runs`` had its BEFORE triggers (``replace`` and ``reid``, added together;
     the sessions table's came later still, and no mark in the meta table) missed nothing:
@@ -52,21 +73,9 @@ def test_a_feed_made_before_agent_runs_had_its_replace_triggers_keeps_its_cursor
     first = store.append_run("go-a", "kestrels", "ok", user_id="u")
     store.enable_changes()
     store.upsert(AgentSession(session_id="s", user_id="u", agent_id="x"))
-    with sqlite3.connect(db) as conn:  # as that version left it
-        for trigger in (
-            "runs_changes_replace",
-            "runs_changes_reid",
-            "changes_replace",
-            "changes_reid",
-            "changes_rename",
-        ):
-            conn.execute(f'DROP TRIGGER "agent_sessions_{trigger}"')
-        conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
-    conn.close()
-    (held,) = store.changes()
-    assert store.changes(since=held.cursor) == []
-    store.enable_changes()
-    assert store.changes(since=held.cursor) == []
+    held = as_an_earlier_version_left_it(
+        store, db, ("runs_changes_replace", "runs_changes_reid", "changes_replace", "changes_reid", "changes_rename")
+    )
     with sqlite3.connect(db) as conn:
         write_run_as_another_program(conn, first.id, session_id="go-b")
     conn.close()
@@ -118,17 +127,7 @@ def test_a_feed_an_earlier_version_made_keeps_its_cursors_and_gets_the_later_tri
     store.upsert(AgentSession(session_id="t", user_id="carol", agent_id="x"))
     store.enable_changes()
     store.upsert(AgentSession(session_id="u", user_id="alice", agent_id="x"))
-    with sqlite3.connect(db) as conn:  # as that version left it
-        for op in lacking:
-            conn.execute(f'DROP TRIGGER "agent_sessions_changes_{op}"')
-        conn.execute("DELETE FROM agent_sessions_changes_meta WHERE key = 'replace_trigger'")
-        if mark is not None:
-            conn.execute("INSERT INTO agent_sessions_changes_meta VALUES ('replace_trigger', ?)", (mark,))
-    conn.close()
-    (held,) = store.changes()
-    assert store.changes(since=held.cursor) == []
-    store.enable_changes()
-    assert store.changes(since=held.cursor) == []
+    held = as_an_earlier_version_left_it(store, db, tuple(f"changes_{op}" for op in lacking), mark)
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT OR REPLACE INTO agent_sessions (session_id, user_id, agent_id) VALUES ('s', 'bob', 'x')")
         conn.execute("UPDATE OR REPLACE agent_sessions SET session_id = 'u' WHERE session_id = 't'")

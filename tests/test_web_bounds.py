@@ -315,15 +315,21 @@ def test_the_stricter_of_the_urls_statement_timeout_and_the_request_timeout_hold
     source.close()
 
 
+def pg_store_holding_one_session(make_store: StoreFactory) -> PostgresStorage:
+    """A PostgreSQL agent table of the throwaway server holding the session ``s-1``."""
+    store = make_store(Mode.AGENT)
+    store.upsert(make_session(Mode.AGENT, "s-1"))
+    assert isinstance(store, PostgresStorage)
+    return store
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_the_postgres_list_of_tables_stops_at_the_request_timeout(make_store: StoreFactory) -> None:
     """Each statement of the list had the server's statement_timeout, but the list is several statements a
     table: with many tables it ran far past the request's deadline."""
     import psycopg
 
-    store = make_store(Mode.AGENT)
-    store.upsert(make_session(Mode.AGENT, "s-1"))
-    assert isinstance(store, PostgresStorage)
+    store = pg_store_holding_one_session(make_store)
     with psycopg.connect(store.db_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA many_tables")
         try:
@@ -352,9 +358,7 @@ def test_pgoptions_holds_where_the_url_gives_no_options(
     was dropped."""
     import psycopg
 
-    store = make_store(Mode.AGENT)
-    store.upsert(make_session(Mode.AGENT, "s-1"))
-    assert isinstance(store, PostgresStorage)
+    store = pg_store_holding_one_session(make_store)
     with psycopg.connect(store.db_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA from_pgoptions")
         try:
@@ -392,9 +396,7 @@ def test_a_cancel_that_could_not_be_sent_is_sent_again(
     traceback on stderr, and the list ran on to its statement_timeout."""
     import psycopg
 
-    store = make_store(Mode.AGENT)
-    store.upsert(make_session(Mode.AGENT, "s-1"))
-    assert isinstance(store, PostgresStorage)
+    store = pg_store_holding_one_session(make_store)
     source = open_source(store.db_url, statement_timeout=20)
     real = psycopg.Connection.cancel
     calls: list[int] = []
