@@ -151,55 +151,92 @@ class _Reader(StoredJson):
     ) -> None:
         """Append to ``out`` what :meth:`agno_messages` returns (no list made per run, none copied)."""
         append = out.append
-        # This runs for every stored message (replayed ones included): the common case is checked inline,
-        # and a message's place is worked out only for an error.
+        # This runs for every stored message (replayed ones included). The common case is checked inline with
+        # the fewest lookups: a message that has every key agno 1.x writes (a missing one, or a message that is
+        # not an object, raises here and goes to append_any), is plain (a text, an integer time, no tool fields)
+        # and not a system prompt. Anything else goes to append_message. A message's place is worked out only
+        # for an error.
         for m in messages:
-            if type(m) is not dict:
-                self.as_dict(m, self._where(messages, m, run_id))
-            if m.get("from_history") is True:
-                continue  # agno replayed it from an earlier run, where it is already counted
-            role = m.get("role")
-            if type(role) is not str:
-                where = self._where(messages, m, run_id)
-                raise (
-                    self.corrupt(where, "has no role")
-                    if role is None
-                    else self.corrupt(f"{where}.role", "is not a string")
-                )
-            content = m.get("content")
-            if content is not None and type(content) is not str:
-                content = content_text(content)
-            if role == "system":
-                if content == self.last_system.get(speaker):
-                    continue  # the same system prompt, sent again on every run
-                self.last_system[speaker] = content
-            created = m.get("created_at")
+            try:
+                if m["from_history"] is True:
+                    continue  # agno replayed it from an earlier run, where it is already counted
+                role = m["role"]
+                content = m["content"]
+                created = m["created_at"]
+            except (KeyError, TypeError):
+                self.append_any(out, messages, m, run_id, member, speaker)
+                continue
             if (
-                (created is None or type(created) is int)
-                and m.get("tool_calls") is None
+                type(role) is str
+                and (content is None or type(content) is str)
+                and (created is None or type(created) is int)
+                and role != "system"
+                and "tool_calls" not in m
                 and "tool_call_id" not in m
                 and "tool_name" not in m
                 and "name" not in m
             ):
                 append(Message(role, content, created, run_id, None, None, None, member))
-                continue
+            else:
+                self.append_message(out, messages, m, run_id, member, speaker)
+
+    def append_any(
+        self,
+        out: builtins.list[Message],
+        messages: builtins.list[Any],
+        m: Any,
+        run_id: str | None,
+        member: str | None,
+        speaker: str | None,
+    ) -> None:
+        """:meth:`append_message` for a stored message of any shape: one agno replayed is left out, and one that
+        is not an object raises CorruptRowError."""
+        if type(m) is not dict:
+            self.as_dict(m, self._where(messages, m, run_id))
+        if m.get("from_history") is not True:
+            self.append_message(out, messages, m, run_id, member, speaker)
+
+    def append_message(
+        self,
+        out: builtins.list[Message],
+        messages: builtins.list[Any],
+        m: dict[str, Any],
+        run_id: str | None,
+        member: str | None,
+        speaker: str | None,
+    ) -> None:
+        """Append stored message ``m`` of ``messages`` to ``out``, unless it is a system prompt ``speaker`` sent
+        last time too; any shape (raises CorruptRowError for a wrong one)."""
+        role = m.get("role")
+        if type(role) is not str:
             where = self._where(messages, m, run_id)
-            tool_calls = m.get("tool_calls")
-            if tool_calls is not None:
-                tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
-            append(
-                Message(
-                    role=role,
-                    content=content,
-                    created_at=self.opt_time(m, where),
-                    run_id=run_id,
-                    tool_calls=tool_calls or None,
-                    tool_call_id=self.opt_str(m, "tool_call_id", where),
-                    name=self.opt_str(m, "tool_name", where) or self.opt_str(m, "name", where),
-                    member=member,
-                    source=SOURCE_AGNO,
-                )
+            raise (
+                self.corrupt(where, "has no role") if role is None else self.corrupt(f"{where}.role", "is not a string")
             )
+        content = m.get("content")
+        if content is not None and type(content) is not str:
+            content = content_text(content)
+        if role == "system":
+            if content == self.last_system.get(speaker):
+                return  # the same system prompt, sent again on every run
+            self.last_system[speaker] = content
+        where = self._where(messages, m, run_id)
+        tool_calls = m.get("tool_calls")
+        if tool_calls is not None:
+            tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
+        out.append(
+            Message(
+                role=role,
+                content=content,
+                created_at=self.opt_time(m, where),
+                run_id=run_id,
+                tool_calls=tool_calls or None,
+                tool_call_id=self.opt_str(m, "tool_call_id", where),
+                name=self.opt_str(m, "tool_name", where) or self.opt_str(m, "name", where),
+                member=member,
+                source=SOURCE_AGNO,
+            )
+        )
 
     @staticmethod
     def _where(messages: builtins.list[Any], m: Any, run_id: str | None) -> str:
