@@ -58,13 +58,20 @@ class _Reader(StoredJson):
 
     def agno_runs(self, runs: builtins.list[Any], member: str | None = None) -> builtins.list[Message]:
         out: builtins.list[Message] = []
+        # The common case, as agno_run reads it: runs of messages with no member runs, read in one call.
+        plain: builtins.list[builtins.list[Any]] = []
+        plain_ids: builtins.list[str | None] = []
         for i, run in enumerate(runs):
             if type(run) is dict:
                 messages = run.get("messages")
                 run_id = run.get("run_id")
                 if type(run_id) is str and type(messages) is list and not run.get("member_responses"):
-                    self.append_messages(out, messages, run_id, member, member)  # the common case, as agno_run
+                    plain.append(messages)
+                    plain_ids.append(run_id)
                     continue
+            if plain:
+                self.append_runs(out, plain, plain_ids, member, member)
+                plain, plain_ids = [], []
             where = f"memory.runs[{i}]"
             run = self.as_dict(run, where)
             if "response" in run and "run_id" not in run:  # AgentMemory / TeamMemory: {message, messages, response}
@@ -80,6 +87,8 @@ class _Reader(StoredJson):
                 out += self.agno_messages(listed, run_id=run_id, member=member, speaker=member)
                 continue
             out += self.agno_run(run, where, member, member)
+        if plain:
+            self.append_runs(out, plain, plain_ids, member, member)
         return out
 
     def agno_run(
@@ -138,47 +147,49 @@ class _Reader(StoredJson):
         """The stored messages of one run, but for those agno replayed and a system prompt ``speaker`` sent
         last time too."""
         out: builtins.list[Message] = []
-        self.append_messages(out, messages, run_id, member, speaker)
+        self.append_runs(out, [messages], [run_id], member, speaker)
         return out
 
-    def append_messages(
+    def append_runs(
         self,
         out: builtins.list[Message],
-        messages: builtins.list[Any],
-        run_id: str | None,
+        runs: builtins.list[builtins.list[Any]],
+        run_ids: builtins.list[str | None],
         member: str | None,
         speaker: str | None,
     ) -> None:
-        """Append to ``out`` what :meth:`agno_messages` returns (no list made per run, none copied)."""
+        """Append to ``out`` what :meth:`agno_messages` returns for each run's messages in ``runs``, with the run
+        id in ``run_ids`` at the same place, in order (one call for many runs, no list made per run)."""
         append = out.append
         # This runs for every stored message (replayed ones included). The common case is checked inline with
         # the fewest lookups: a message that has every key agno 1.x writes (a missing one, or a message that is
         # not an object, raises here and goes to append_any), is plain (a text, an integer time, no tool fields)
         # and not a system prompt. Anything else goes to append_message. A message's place is worked out only
         # for an error.
-        for m in messages:
-            try:
-                if m["from_history"] is True:
-                    continue  # agno replayed it from an earlier run, where it is already counted
-                role = m["role"]
-                content = m["content"]
-                created = m["created_at"]
-            except (KeyError, TypeError):
-                self.append_any(out, messages, m, run_id, member, speaker)
-                continue
-            if (
-                type(role) is str
-                and (content is None or type(content) is str)
-                and (created is None or type(created) is int)
-                and role != "system"
-                and "tool_calls" not in m
-                and "tool_call_id" not in m
-                and "tool_name" not in m
-                and "name" not in m
-            ):
-                append(Message(role, content, created, run_id, None, None, None, member))
-            else:
-                self.append_message(out, messages, m, run_id, member, speaker)
+        for messages, run_id in zip(runs, run_ids, strict=True):
+            for m in messages:
+                try:
+                    if m["from_history"] is True:
+                        continue  # agno replayed it from an earlier run, where it is already counted
+                    role = m["role"]
+                    content = m["content"]
+                    created = m["created_at"]
+                except (KeyError, TypeError):
+                    self.append_any(out, messages, m, run_id, member, speaker)
+                    continue
+                if (
+                    type(role) is str
+                    and (type(content) is str or content is None)
+                    and (type(created) is int or created is None)
+                    and role != "system"
+                    and "tool_calls" not in m
+                    and "tool_call_id" not in m
+                    and "tool_name" not in m
+                    and "name" not in m
+                ):
+                    append(Message(role, content, created, run_id, None, None, None, member))
+                else:
+                    self.append_message(out, messages, m, run_id, member, speaker)
 
     def append_any(
         self,
