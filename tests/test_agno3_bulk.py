@@ -92,7 +92,7 @@ def test_a_value_json_cannot_hold_names_its_session_and_its_batch_is_not_written
 
 
 def test_more_runs_than_one_statement_holds_are_all_written_and_rewritten(tmp_path: Path) -> None:
-    """120 runs in one batch (SQLite statements of 50 rows, then 20): each once, in order; a rerun updates them."""
+    """120 runs in one batch (SQLite statements of 100 rows, then 20): each once, in order; a rerun updates them."""
     n, runs = 12, 10
     src, dst = str(tmp_path / "src.db"), str(tmp_path / "dst.db")
     store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
@@ -116,6 +116,45 @@ def test_more_runs_than_one_statement_holds_are_all_written_and_rewritten(tmp_pa
     with sqlite3.connect(dst) as conn:
         metadata = [json.loads(m) for (m,) in conn.execute("SELECT metadata FROM agno_sessions")]
     assert len(metadata) == n and all(m["again"] is True for m in metadata)
+
+
+def test_a_sqlite_that_binds_fewer_parameters_gets_statements_it_can_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.32 binds 999 parameters a statement: 120 runs of 13 columns are written in statements
+    that fit, each once, in order."""
+    n, runs = 12, 10
+    src, dst = str(tmp_path / "src.db"), str(tmp_path / "dst.db")
+    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
+    try:
+        store.create()
+        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=runs)) for i in range(n))
+    finally:
+        store.close()
+    real = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(*args, **kwargs)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    assert to_agno3(src, dst, workers=0).total("runs") == n * runs
+    with real(dst) as conn:
+        indexes = conn.execute("SELECT session_id, group_concat(run_index) FROM agno_runs GROUP BY session_id")
+        orders = [order for _, order in indexes]
+    assert orders == [",".join(str(i) for i in range(runs))] * n
+
+
+@pytest.mark.parametrize("rows", [0, 1, 49, 50, 120, 999, 1000, 1001, 2049, 5000])
+def test_a_batch_is_upserted_in_few_statements_of_few_sizes(rows: int) -> None:
+    from agno_storage.agno3.writer import statement_sizes
+
+    sizes = statement_sizes(rows, 1000, 50)
+    assert sum(sizes) == rows and all(0 < s <= 1000 for s in sizes)
+    assert len(sizes) <= rows // 1000 + 2
+    # Past the full statements, one multiple of the step and one smaller: at most 19 + 49 sizes besides 1,000.
+    assert all(s == 1000 or s % 50 == 0 or s < 50 for s in sizes)
 
 
 def test_a_run_id_twice_in_one_statement_is_the_later_row(tmp_path: Path) -> None:
