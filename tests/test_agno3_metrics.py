@@ -95,3 +95,30 @@ def test_the_field_set_may_be_any_set() -> None:
         {"input_tokens": 2, "additional_metrics": {"time": 1.5}},
         True,
     )
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {"input_tokens": 412, "output_tokens": 118, "time": 1.25},
+        {"input_tokens": [412], "time": [1.25, 0.5], "time_to_first_token": [0.3]},
+        {"prompt_tokens": 3, "total_tokens": 0},
+        {"input_tokens": 0},
+        {},
+        None,
+        "fast",
+        [1, 2],
+    ],
+)
+def test_a_message_s_metrics_in_a_run_are_what_convert_message_gives(metrics: Any) -> None:
+    """Messages of a run's list are converted as :func:`convert_message` converts each one, metrics and all
+    (what agno 3 cannot take kept in the run's metadata under the message's index)."""
+    from agno_storage.agno3.runs import KEEP_KEY, convert_message, convert_run
+
+    message = {"role": "assistant", "content": "Sure.", "created_at": 5, "metrics": metrics}
+    messages = [{"role": "user", "content": "Hi"}, message]
+    data, _ = convert_run({"run_id": "r", "messages": messages}, "agent", "s", "r", None, "a")
+    converted, extra = convert_message(message)
+    assert data["messages"] == [{"role": "user", "content": "Hi"}, converted]
+    kept = (data.get("metadata") or {}).get(KEEP_KEY, {}).get("messages", {})
+    assert kept == ({"1": extra} if extra else {})

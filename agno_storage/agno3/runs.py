@@ -478,16 +478,26 @@ def _convert_messages(items: list[Any]) -> tuple[list[dict[str, Any]], dict[str,
     messages: list[dict[str, Any]] = []
     extras: dict[str, Any] = {}
     for i, message in enumerate(items):
-        if type(message) is dict and "metrics" not in message and type(message.get("role")) is str:
+        if type(message) is dict and type(message.get("role")) is str:
             # What convert_message gives such a message, inline: every key one of agno 3's, the content
-            # and tool calls of the shape it reads, no media (those are looked at there).
+            # and tool calls of the shape it reads, no media (those are looked at there); its metrics (an
+            # assistant's turn has them) converted as there.
             if (
                 MESSAGE_FIELDS.issuperset(message)
                 and _MEDIA_KEYS.isdisjoint(message)
                 and isinstance(message.get("content"), _CONTENT_TYPES)
                 and ((calls := message.get("tool_calls")) is None or _is_object_list(calls))
             ):
-                messages.append(message.copy())
+                copied = message.copy()
+                messages.append(copied)
+                if "metrics" in copied:
+                    metrics, lossy = convert_metrics(copied["metrics"])
+                    if lossy:
+                        extras[str(i)] = {"metrics": copied["metrics"]}
+                    if metrics:
+                        copied["metrics"] = metrics
+                    else:
+                        del copied["metrics"]
                 continue
         converted, extra = convert_message(message)
         if converted is not None:
