@@ -12,12 +12,10 @@ Go port stores when its marshal fails).
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import attrs
 import orjson
 
 from agno_storage.codec_exact import dumps_wide, has_non_finite, loads_exact
@@ -25,7 +23,7 @@ from agno_storage.codec_exact import is_utf8 as is_utf8  # re-exported: the stor
 from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Session, SessionSummary
 from agno_storage.modes import ColumnKind, ModeSpec
-from agno_storage.rowplan import row_decoder
+from agno_storage.rowplan import row_decoder, row_encoder, session_copier
 
 _ORJSON_OPTIONS = (
     orjson.OPT_SORT_KEYS
@@ -228,11 +226,11 @@ class RowCodec:
     """
 
     __slots__ = (
+        "_copy",
         "_created_at",
         "_decode_common",
         "_empty",
-        "_field_names",
-        "_get_fields",
+        "_encode_common",
         "_plan",
         "_read_non_finite",
         "_updated_at",
@@ -248,14 +246,14 @@ class RowCodec:
         self.table = table
         self._read_non_finite = read_non_finite
         self._plan = tuple((c.name, _KIND_CODES[c.kind]) for c in spec.columns)
-        self._field_names = tuple(a.name for a in attrs.fields(spec.session_class))
-        self._get_fields = operator.attrgetter(*self._field_names)
         self._empty: str | None = None if empty_text_is_null else ""
         names = spec.names
         self._user_id = names.index("user_id")
         self._created_at = names.index("created_at")
         self._updated_at = names.index("updated_at")
         self._decode_common = row_decoder(spec, _has_wide_integer)
+        self._encode_common = row_encoder(spec, dumps, self._empty)
+        self._copy = session_copier(spec)
 
     # --- writing ----------------------------------------------------------
 
@@ -263,8 +261,16 @@ class RowCodec:
         """The row of ``session``; timestamps as found (``None`` when unset), see :meth:`stamp`.
 
         Raises :class:`InvalidInputError` for a session of another mode or a
-        value that cannot be stored, naming the column at fault.
+        value that cannot be stored, naming the column at fault. What
+        :meth:`encode_reference` returns or raises, faster: sessions as
+        agents write them go through an encoder generated for the mode
+        (:mod:`agno_storage.rowplan`); any other, through the reference.
         """
+        row = self._encode_common(session)
+        return row if row is not None else self.encode_reference(session)
+
+    def encode_reference(self, session: object) -> list[Any]:
+        """The row of ``session``, column by column: the definition of :meth:`encode`, which gives the same."""
         table = self.table
         if type(session) is not self.spec.session_class:
             got = getattr(type(session), "MODE", type(session).__name__)
@@ -306,11 +312,8 @@ class RowCodec:
         return values
 
     def stored(self, session: Session, created_at: int, updated_at: int) -> Session:
-        """A copy of ``session`` with the timestamps it was stored with (``attrs.evolve``, without its lookups)."""
-        fields = dict(zip(self._field_names, self._get_fields(session), strict=True))
-        fields["created_at"] = created_at
-        fields["updated_at"] = updated_at
-        return self.spec.session_class(**fields)
+        """A copy of ``session`` with the timestamps it was stored with (``attrs.evolve``, straight-line)."""
+        return self._copy(session, created_at, updated_at)
 
     def stamp(self, row: list[Any], now: int) -> list[Any]:
         """Fill in an encoded row's timestamps: created_at if unset, updated_at always; returns ``row``."""

@@ -7,12 +7,13 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agno_storage import codec, rowplan
-from agno_storage.errors import CorruptRowError
+from agno_storage.errors import CorruptRowError, InvalidInputError
 from agno_storage.models import Mode
 from agno_storage.modes import ColumnKind, spec
 
@@ -153,3 +154,118 @@ def test_a_codec_copied_or_pickled_decodes_as_its_own(empty_text_is_null: bool) 
     with pytest.raises(CorruptRowError) as refused:
         original.decode(row)
     assert refused.value.table == "teams"
+
+
+class _Text(str):
+    """A str subclass: the reference writes it as it is, so the common path must leave it to the reference."""
+
+
+#: JSON values a caller may give: what the common path covers, and what it leaves to the reference.
+_JSON_VALUES: list[Any] = [
+    {},
+    {"a": [1, 2.5, None, "<&>\u2028"], "z": {"b": True}},
+    {"wide": WIDE},
+    {"nan": float("nan")},
+    {"inf": [float("inf")]},
+    {1: "non-string key"},
+    {"s": {1, 2}},
+    {"b": b"bytes"},
+    [],
+    [{"run_id": "r1"}],
+    "text",
+    5,
+]
+#: Anything a caller may put in a field, each kind's odd cases included.
+_ODD_VALUES: list[Any] = [
+    None,
+    "",
+    "s",
+    "caf\u00e9",
+    "\ud800",
+    _Text("sub"),
+    _Text(""),
+    True,
+    1.5,
+    0,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    *_JSON_VALUES,
+]
+
+
+def _valid_fields(mode: Mode) -> st.SearchStrategy[dict[str, Any]]:
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for c in spec(mode).columns:
+        if c.kind is ColumnKind.TIMESTAMP:
+            fields[c.name] = st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+        elif c.kind in (ColumnKind.JSON, ColumnKind.JSON_ANY):
+            fields[c.name] = st.none() | st.sampled_from(_JSON_VALUES)
+        elif c.kind is ColumnKind.KEY:
+            fields[c.name] = st.text(min_size=1, max_size=6)
+        else:
+            fields[c.name] = st.none() | st.text(max_size=6)
+    return st.fixed_dictionaries(fields)
+
+
+def _encoded(encode: Any, session: Any) -> tuple[str, Any]:
+    try:
+        row = encode(session)
+    except InvalidInputError as exc:
+        return "refused", (exc.table, exc.session_id, exc.column, str(exc), type(exc.__cause__))
+    # The same values, of the same types (a str subclass stays what it was).
+    return "written", (row, [type(v) for v in row])
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+@pytest.mark.parametrize("empty_text_is_null", [False, True])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_generated_encoder_writes_and_refuses_what_the_reference_does(
+    mode: Mode, empty_text_is_null: bool, data: st.DataObject
+) -> None:
+    row_codec = codec.RowCodec(spec(mode), "t", empty_text_is_null=empty_text_is_null)
+    session = spec(mode).session_class(**data.draw(_valid_fields(mode)))
+    assert _encoded(row_codec.encode, session) == _encoded(row_codec.encode_reference, session)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+@pytest.mark.parametrize("empty_text_is_null", [False, True])
+def test_any_value_in_any_field_is_written_or_refused_as_the_reference_does(
+    mode: Mode, empty_text_is_null: bool
+) -> None:
+    row_codec = codec.RowCodec(spec(mode), "t", empty_text_is_null=empty_text_is_null)
+    for column in spec(mode).columns:
+        for value in _ODD_VALUES:
+            session = spec(mode).session_class(**{"session_id": "s1", column.name: value})
+            fast, reference = _encoded(row_codec.encode, session), _encoded(row_codec.encode_reference, session)
+            assert fast == reference, (column.name, value)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_a_session_of_another_mode_or_class_is_refused_as_the_reference_refuses_it(mode: Mode) -> None:
+    other = next(m for m in Mode if m is not mode)
+    subclass = type("Subclass", (spec(mode).session_class,), {})
+    row_codec = codec.RowCodec(spec(mode), "t")
+    for session in (spec(other).session_class(session_id="s1"), subclass(session_id="s1")):
+        assert _encoded(row_codec.encode, session) == _encoded(row_codec.encode_reference, session)
+        assert _encoded(row_codec.encode, session)[0] == "refused"
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_sessions_agents_write_are_encoded_without_the_reference(mode: Mode) -> None:
+    """The straight-line path is the one every ordinary session takes (else the speed it is for is gone)."""
+    row_codec = codec.RowCodec(spec(mode), "t")
+    session = row_codec.decode(_common_row(mode))
+    encode_common = rowplan.row_encoder(spec(mode), codec.dumps, "")
+    assert encode_common(session) == row_codec.encode_reference(session)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_the_copy_an_upsert_returns_is_attrs_evolve(mode: Mode) -> None:
+    row_codec = codec.RowCodec(spec(mode), "t")
+    session = row_codec.decode(_common_row(mode))
+    copied = row_codec.stored(session, 5, 6)
+    assert copied == attrs.evolve(session, created_at=5, updated_at=6)
+    assert copied is not session and session.created_at == 1_700_000_000
