@@ -131,9 +131,6 @@ class SqliteSource(Source):
             raise translate(exc) from exc
         return conn
 
-    def _database(self) -> Database:
-        return open_database(str(self.path), None, timeout=self.busy_timeout)
-
     @contextmanager
     def _spare(self) -> Iterator[list[Any]]:
         """``[connection, keep]``: an idle connection to the file the path names now, or a new one; kept for the
@@ -346,15 +343,12 @@ class PostgresSource(Source):
         if 0 < int(given) < statement_timeout * 1000:  # milliseconds; 0 is none
             self.url = read_only_url(self._shown, int(given) / 1000)
 
-    def _database(self) -> Database:
-        return open_database(self.url, self.schema_name)
-
     @contextmanager
     def _bounded(self) -> Iterator[Database]:
         """A new connection that starts no statement past this thread's request's deadline (TooSlow), and whose
         statement running then is cancelled: the list of tables runs several a table, and each one's
         ``statement_timeout`` does not bound them all."""
-        with self._database() as db:
+        with open_database(self.url, self.schema_name) as db:
             db.conn.cursor_factory = _deadline_cursor()
             stop = interrupt_at_deadline(functools.partial(_cancel, db.conn))
             try:

@@ -13,7 +13,6 @@ import abc
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
 
 import attrs
 
@@ -77,17 +76,9 @@ class Source(abc.ABC):
         self._file_seen: FileId = None
 
     @abc.abstractmethod
-    def _database(self) -> Database:
-        """A new read-only :class:`~agno_storage.ops.db.Database` of this source (the caller closes it)."""
-
-    @contextlib.contextmanager
-    def _bounded(self) -> Iterator[Database]:
-        """A new :meth:`_database` whose statements stop at this thread's request's deadline, closed after use.
-
-        Default: the database's own bound (PostgreSQL's ``statement_timeout``).
-        """
-        with self._database() as db:
-            yield db
+    def _bounded(self) -> contextlib.AbstractContextManager[Database]:
+        """A read-only :class:`~agno_storage.ops.db.Database` of this source whose statements stop at this
+        thread's request's deadline, closed (or kept for the next caller) after use."""
 
     def ping(self) -> None:
         """Raise StorageError unless the database answers a trivial query now (cheap: no table is read)."""
