@@ -84,7 +84,7 @@ bench-web: $(BIN)/python  ## agno-storage serve under load: GET /api/v1/sessions
 	$(BIN)/python -m pip install --quiet -e '.[web]'
 	$(BIN)/python -m bench.web
 
-bench-quick: $(BIN)/python go-work  ## Benchmark run with small sizes (under a minute); writes to bench/quick/
+bench-quick: $(BIN)/python go-work  ## Benchmark run with small sizes (a minute or two); writes to bench/quick/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick --out bench/quick/
 

@@ -1,6 +1,6 @@
 """Run the benchmark suite and write docs/benchmarks.md and docs/benchmarks.png.
 
-python -m bench --quick --out docs/      # under a minute
+python -m bench --quick --out docs/      # a minute or two
 python -m bench --full --out docs/       # the numbers in docs/benchmarks.md
 python -m bench --smoke --out /tmp/x     # seconds; what the test suite runs
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    add_mode_options(p, "under a minute (default)")
+    add_mode_options(p, "a minute or two (default)")
     p.add_argument("--out", type=Path, default=Path("docs"), help="folder for benchmarks.md/.png/.json (default docs/)")
     p.add_argument("--workdir", type=Path, default=None, help="folder for the database files (default: a temp dir)")
     p.add_argument(

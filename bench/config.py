@@ -1,4 +1,4 @@
-"""Sizes of each run mode: ``--smoke`` (seconds, for tests), ``--quick`` (under a minute), ``--full``."""
+"""Sizes of each run mode: ``--smoke`` (seconds, for tests), ``--quick`` (a minute or two), ``--full``."""
 
 from __future__ import annotations
 
