@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Inspect and maintain an agno / agno-golang sessions table (SQLite or PostgreSQL).",
-        epilog="Exit codes: 0 done, 1 database file, table or session not found, 2 bad arguments or storage error.",
+        epilog=(
+            "Exit codes: 0 done, 1 database file, table or session not found, 2 bad arguments or storage error, "
+            "3 doctor found a problem."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {agno_storage.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
