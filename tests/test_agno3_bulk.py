@@ -28,8 +28,8 @@ N = 7
 RUNS = 3
 
 
-def _source(path: Path, n: int = N) -> str:
-    build_source(path, n, RUNS)
+def _source(path: Path, n: int = N, runs: int = RUNS) -> str:
+    build_source(path, n, runs)
     return str(path)
 
 
@@ -94,19 +94,13 @@ def test_a_value_json_cannot_hold_names_its_session_and_its_batch_is_not_written
 def test_more_runs_than_one_statement_holds_are_all_written_and_rewritten(tmp_path: Path) -> None:
     """120 runs in one batch (SQLite statements of 100 rows, then 20): each once, in order; a rerun updates them."""
     n, runs = 12, 10
-    src, dst = str(tmp_path / "src.db"), str(tmp_path / "dst.db")
-    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
-    try:
-        store.create()
-        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=runs)) for i in range(n))
-        assert to_agno3(src, dst).total("runs") == n * runs
-        first = _runs(dst)
-        assert len(first) == n * runs
-        with sqlite3.connect(dst) as conn:
-            indexes = conn.execute("SELECT session_id, group_concat(run_index) FROM agno_runs GROUP BY session_id")
-            assert all(order == ",".join(str(i) for i in range(runs)) for _, order in indexes)
-    finally:
-        store.close()
+    src, dst = _source(tmp_path / "src.db", n, runs), str(tmp_path / "dst.db")
+    assert to_agno3(src, dst).total("runs") == n * runs
+    first = _runs(dst)
+    assert len(first) == n * runs
+    with sqlite3.connect(dst) as conn:
+        indexes = conn.execute("SELECT session_id, group_concat(run_index) FROM agno_runs GROUP BY session_id")
+        assert all(order == ",".join(str(i) for i in range(runs)) for _, order in indexes)
     # The source changes (a later updated_at): every session and run is written again, none twice.
     with sqlite3.connect(src) as conn:
         conn.execute("""UPDATE agent_sessions SET updated_at = updated_at + 10, extra_data = '{"again": true}'""")
@@ -124,13 +118,7 @@ def test_a_sqlite_that_binds_fewer_parameters_gets_statements_it_can_take(
     """SQLite before 3.32 binds 999 parameters a statement: 120 runs of 13 columns are written in statements
     that fit, each once, in order."""
     n, runs = 12, 10
-    src, dst = str(tmp_path / "src.db"), str(tmp_path / "dst.db")
-    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
-    try:
-        store.create()
-        store.upsert_many(harness.ours_session(sessions.agno_session(i, n_runs=runs)) for i in range(n))
-    finally:
-        store.close()
+    src, dst = _source(tmp_path / "src.db", n, runs), str(tmp_path / "dst.db")
     real = sqlite3.connect
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
