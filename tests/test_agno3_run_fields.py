@@ -325,3 +325,50 @@ def test_a_v2_workflow_runs_step_metrics_are_agno3s_workflow_metrics(tmp_path: P
     )
     shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == ["chat", "agent", step.executor_name, sum(step.metrics["time"])]
+
+
+def test_a_v2_workflow_runs_steps_are_agno3s_step_results(tmp_path: Path) -> None:
+    """agno 1.8.4 keeps a v2 Workflow run's steps in ``step_responses`` (a StepOutput each, its name and
+    executor in its ``metrics``); agno 3 shows a run's steps from ``step_results``: each step's name, executor,
+    content, the run of its agent and its time, in order."""
+    from agno.agent import Agent
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+    from agno.workflow.v2 import Step
+    from agno.workflow.v2 import Workflow as WorkflowV2
+
+    from devkit.fake_model import FakeModel
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    storage = AgnoSqliteStorage(table_name="workflow_v2_sessions", db_file=str(src), mode="workflow_v2")
+    try:
+        writer = Agent(agent_id="writer", name="Writer", model=FakeModel(prefix="draft"), telemetry=False)
+        editor = Agent(agent_id="editor", name="Editor", model=FakeModel(prefix="edit"), telemetry=False)
+        flow = WorkflowV2(
+            name="p",
+            workflow_id="p",
+            storage=storage,
+            steps=[Step(name="write", agent=writer), Step(name="edit", agent=editor)],
+            session_id="flow",
+        )
+        response = flow.run(message="a haiku on tides")
+    finally:
+        storage.db_engine.dispose()
+    assert response.workflow_metrics is not None and len(response.step_responses) == 2
+    expected = []
+    for name, output in zip(("write", "edit"), response.step_responses, strict=True):
+        step = response.workflow_metrics.steps[name]
+        assert output.response is not None
+        expected.append(
+            [name, "agent", step.executor_name, output.content, output.response.run_id, True, sum(step.metrics["time"])]
+        )
+    assert expected[0][3] != expected[1][3]  # two steps that said different things
+    to_agno3(str(src), str(dst))
+    code = (
+        "import json, sys\n"
+        "from agno.db.sqlite import SqliteDb\n"
+        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow').runs\n"
+        "print(json.dumps([[s.step_name, s.executor_type, s.executor_name, s.content, s.step_run_id, s.success,\n"
+        "                   s.metrics and s.metrics.duration] for s in r.step_results]))\n"
+    )
+    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
+    assert shown == expected

@@ -395,6 +395,12 @@ def convert_run(
         # reads data["steps"]); a 1.x workflow run's are an agent's totals, which agno 3 would fail to load.
         keep["metrics"] = data.pop("metrics")
     _lift_fields(data, rest, kind)
+    if kind == "workflow" and "step_results" not in data and type(rest.get("step_responses")) is list:
+        # The steps agno 3 shows a workflow run by; the 1.x list stays in ``fields`` as it was (media, the step's
+        # whole response).
+        results = [_step_result(step) for step in rest["step_responses"] if type(step) is dict]
+        if results:
+            data["step_results"] = results
     if rest:
         keep["fields"] = rest
     run_id = raw.get("run_id")
@@ -546,6 +552,33 @@ def _lift_fields(data: dict[str, Any], rest: dict[str, Any], kind: str) -> None:
 
 
 _STEP_NAMES = ("step_name", "executor_type", "executor_name")
+
+
+def _step_result(step: dict[str, Any]) -> dict[str, Any]:
+    """A v2 workflow step's output as agno 1.8.4 stores it (``StepOutput.to_dict()``) as agno 3's ``StepOutput``
+    dict: its content, outcome and the run of its agent or team (``step_run_id``); its name, executor and
+    metrics from the ``StepMetrics`` 1.8.4 keeps in ``metrics``. Media are left out: 1.x's artifacts are not
+    agno 3's media, and agno 3 fails the whole run on one it cannot make."""
+    out: dict[str, Any] = {}
+    step_metrics = step.get("metrics")
+    if isinstance(step_metrics, Mapping):
+        for name in _STEP_NAMES:
+            if isinstance(step_metrics.get(name), str):
+                out[name] = step_metrics[name]
+        metrics, _ = convert_metrics(step_metrics.get("metrics"))
+        if metrics:
+            out["metrics"] = metrics
+    if step.get("content") is not None:
+        out["content"] = step["content"]
+    response = step.get("response")
+    if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
+        out["step_run_id"] = response["run_id"]
+    for name in ("success", "stop"):
+        if type(step.get(name)) is bool:
+            out[name] = step[name]
+    if isinstance(step.get("error"), str):
+        out["error"] = step["error"]
+    return out
 
 
 def _workflow_metrics(value: Any) -> tuple[dict[str, Any] | None, bool]:
