@@ -33,6 +33,7 @@ from agno_storage import (
     SqliteStorage,
     StorageError,
 )
+from agno_storage.backends.batches import BATCH_SIZE
 
 STRESS = os.environ.get("AGNO_STORAGE_STRESS") == "1"
 #: Processes that open one file at once, and the upserts each makes.
@@ -122,7 +123,7 @@ def test_processes_starting_on_one_file_at_once_all_succeed(tmp_path: Path, star
 
 # --- SIGKILL in the middle of a write -------------------------------------------
 
-GROUP = 400  # sessions per all-or-nothing write: several executemany batches
+GROUP = 2 * BATCH_SIZE + 200  # sessions per all-or-nothing write: three executemany batches
 
 
 def _write_groups(path: str, how: str, ready: Any) -> None:
