@@ -33,6 +33,7 @@ from agno_storage import (
     WorkflowSessionV2,
     codec,
 )
+from agno_storage.backends.batches import BATCH_SIZE
 from agno_storage.modes import ColumnKind, spec
 from agno_storage.urls import open_storage, postgres_conninfo
 from tests.pgserver import PgServer, require_pg
@@ -782,7 +783,7 @@ def test_bulk_writes_of_the_same_sessions_in_other_orders_do_not_deadlock(
 
     store = open_store(stores, pg_server.dsn)
     store.create()
-    ids = [f"k{j:03d}" for j in range(300)]
+    ids = [f"k{j:04d}" for j in range(2 * BATCH_SIZE + 200)]  # three batches: each batch sorts only its own rows
     failures: list[BaseException] = []
 
     def bulk(n: int) -> None:
