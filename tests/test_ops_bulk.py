@@ -197,7 +197,8 @@ def test_an_import_killed_midway_leaves_whole_batches_and_a_rerun_completes_it(t
     dst = tmp_path / "dst.db"
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    # Killed as it reads line 650: lines 2-601 (six batches) were handed to the writer.
+    # Killed as it reads line 650: lines 2-601 (six batches) were handed to the writer, which on SQLite commits
+    # each in the reading thread before the next line is read.
     done = subprocess.run(
         [sys.executable, "-c", _KILLED_IMPORT, str(export), str(dst), "650"], env=env, check=False, timeout=120
     )
@@ -205,9 +206,7 @@ def test_an_import_killed_midway_leaves_whole_batches_and_a_rerun_completes_it(t
     conn = sqlite3.connect(dst)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
-    kept = session_ids(dst)
-    assert len(kept) % 100 == 0 and len(kept) <= 600
-    assert kept == [f"s{i:05d}" for i in range(len(kept))]
+    assert session_ids(dst) == [f"s{i:05d}" for i in range(600)]
 
     with export.open("rb") as f:
         assert import_lines(f, str(dst), "agent_sessions").sessions == 1000
