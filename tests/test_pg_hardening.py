@@ -299,15 +299,19 @@ def test_a_text_column_of_type_character_is_refused(make_store: Any, pg_server: 
 def test_a_connection_lost_in_upsert_many_is_rerun_without_psycopgs_pipeline_warning(
     make_store: Any, pg_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The server ends the connection while a batch is in flight: upsert_many runs again on a new one and
-    writes every session, and psycopg's "error ignored terminating <Pipeline [BAD]>" (printed to stderr by a
-    program that configured no logging) is not logged: the lost connection is the store's to handle."""
+    """The server ends the connection while the second batch is in flight: upsert_many runs again on a new one
+    and writes every session, the first batch's included, and psycopg's "error ignored terminating <Pipeline
+    [BAD]>" (printed to stderr by a program that configured no logging) is not logged: the lost connection is
+    the store's to handle."""
     store = make_store()
     store.create()
     ended: list[int] = []
+    batches: list[int] = []
 
     def end_the_connection(statement: str, params: Any) -> None:
-        if statement.startswith("INSERT") and params and isinstance(params[0], list) and not ended:
+        if statement.startswith("INSERT") and params and isinstance(params[0], list):
+            batches.append(len(params))
+        if len(batches) == 2 and not ended:
             with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
                 (n,) = conn.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
