@@ -620,10 +620,14 @@ BACKLOG = 40_000 if STRESS else 2_000
 
 
 @pytest.mark.parametrize("work", ["catch-up", "build"])
-def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path, work: str) -> None:
+def test_agnos_upsert_during_a_long_catch_up_is_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, work: str
+) -> None:
     """agno 1.8.4 waits 5 s for SQLite's write lock and then drops the session it was saving (its upsert logs the
     error and returns None). A search catching up with a large backlog, and enable_search() building the index of
-    a large table, must let it in between their batches."""
+    a large table, must let it in between their batches. (At the CI size the whole catch-up takes less than 5 s:
+    that the lock is let go between batches is checked by another program's write there, made while sessions
+    are still to be indexed.)"""
     import threading
 
     from agno.storage.session.agent import AgentSession as AgnoAgentSession
@@ -637,6 +641,7 @@ def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path, work: str)
         store.enable_search()
     # Sessions as agno 1.8.4 writes them (three runs, 6.8 KiB of JSON each), logged for the index to catch up.
     store.upsert_many(harness.ours_session(sessions.small(i)) for i in range(BACKLOG))
+    first = harness.ours_session(sessions.small(0)).session_id
     errors: list[BaseException] = []
 
     def search() -> None:
@@ -648,6 +653,26 @@ def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path, work: str)
             errors.append(exc)
 
     probe = sqlite3.connect(db, timeout=0, isolation_level=None)
+    left_when_another_wrote: list[int] = []
+    real_transaction = store.transaction
+
+    def transaction() -> Any:
+        if threading.current_thread() is searching and not left_when_another_wrote:
+            # Between two of the search's transactions, some of the backlog indexed and some not: another
+            # program's write (which may wait for agno's, never for the search).
+            other = sqlite3.connect(db, timeout=30, isolation_level=None)
+            try:
+                backlog = f"SELECT COUNT(*) FROM {TABLE}_search_queue WHERE session_id != 'agno'"  # agno's is not
+                (left,) = other.execute(backlog).fetchone()
+            except sqlite3.OperationalError:  # no index yet: enable_search() makes it
+                left = BACKLOG
+            if 0 < left < BACKLOG:
+                other.execute(f"UPDATE {TABLE} SET updated_at = updated_at + 1 WHERE session_id = ?", (first,))
+                left_when_another_wrote.append(left)
+            other.close()
+        return real_transaction()
+
+    monkeypatch.setattr(store, "transaction", transaction)
     searching = threading.Thread(target=search)
     searching.start()
     while searching.is_alive():  # until the catch-up holds the write lock
@@ -662,6 +687,8 @@ def test_agnos_upsert_during_a_long_catch_up_is_saved(tmp_path: Path, work: str)
     searching.join()
     probe.close()
     assert not errors
+    # The other program wrote while the catch-up had sessions still to index: the lock was let go between batches.
+    assert len(left_when_another_wrote) == 1, "the backlog was indexed in one write transaction"
     assert saved is not None and saved.session_id == "agno"
     assert [h.session_id for h in store.search("ospreys")] == ["agno"]
     queue = sqlite3.connect(db)
