@@ -278,23 +278,32 @@ def test_export_over_a_file_syncs_the_new_file_before_it_takes_the_name_and_the_
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A power cut must leave the old export or the new one whole: a rename that reaches the disk before the
-    bytes it names would leave an empty file where yesterday's export was."""
+    bytes it names would leave an empty file where yesterday's export was. (A small table: its lines are still
+    in the file object's buffer until flushed, where a large one's went to the kernel as they were written.)"""
+    from agno_storage import AgentSession, SqliteStorage
+
+    db = tmp_path / "small.db"
+    with SqliteStorage(TABLE, db_file=db) as store:
+        store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory={"runs": []}))
     out = tmp_path / "x.jsonl"
     out.write_text("yesterday's export")
-    synced: list[tuple[int | str, int]] = []  # (the file's inode, or "folder"; the output's inode then)
+    # (the file's inode, or "folder"; the output's inode then; the file's size then, as the kernel has it)
+    synced: list[tuple[int | str, int, int | None]] = []
     real_fsync = os.fsync
 
     def fsync(fd: int) -> None:
-        what = "folder" if os.path.isdir(f"/proc/self/fd/{fd}") else os.fstat(fd).st_ino
-        synced.append((what, os.stat(out).st_ino))
+        folder = os.path.isdir(f"/proc/self/fd/{fd}")
+        what = "folder" if folder else os.fstat(fd).st_ino
+        synced.append((what, os.stat(out).st_ino, None if folder else os.fstat(fd).st_size))
         real_fsync(fd)
 
     old = out.stat().st_ino
     monkeypatch.setattr(os, "fsync", fsync)
-    assert main(["export", str(FIXTURES / "go_agent.db"), "--table", TABLE, "-o", str(out)]) == 0
-    new = out.stat().st_ino
-    assert (new, old) in synced  # its bytes on disk before it took the name
-    assert ("folder", new) in synced  # and the name on disk once it has it
+    assert main(["export", str(db), "--table", TABLE, "-o", str(out)]) == 0
+    new, size = out.stat().st_ino, out.stat().st_size
+    assert 0 < size < io.DEFAULT_BUFFER_SIZE
+    assert (new, old, size) in synced, synced  # all its bytes on disk before it took the name
+    assert ("folder", new, None) in synced  # and the name on disk once it has it
 
 
 def test_a_backup_is_on_disk_before_it_takes_its_name_and_its_name_after(
