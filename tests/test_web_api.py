@@ -478,6 +478,13 @@ def test_the_pages_show_a_user_token_only_its_users_sessions(filled: BaseStorage
         assert set(re.findall(r'class="hit-link"[^>]*>([^<]+)<', page)) == mine
         status, _, page = get_page(base, f"/?table={table}&user_id=user-2", ONE)
         assert status == 403 and "s-0" not in page
+        if HAS_USAGE:  # the usage page charts user-1's runs (one a session), not everyone's
+            status, _, page = get_page(base, f"/usage?table={table}", ONE)
+            by_day = re.search(r'<svg id="usage-by-day".*?</svg>', page, re.S)
+            assert status == 200 and by_day is not None, page
+            runs = re.findall(r"<title>[^<]*: ([\d,]+) runs</title>", by_day[0])
+            assert sum(int(n.replace(",", "")) for n in runs) == len(mine), runs
+            assert get_page(base, f"/usage?table={table}&user_id=user-2", ONE)[0] == 403
 
 
 def test_the_pages_escape_what_the_sessions_hold(make_store: StoreFactory, serve: Serve) -> None:
