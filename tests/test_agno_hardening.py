@@ -52,17 +52,22 @@ def test_a_storage_scoped_to_bob_never_returns_alices_session(make_agno_storage:
     alice = make_agno_storage(user_id="alice")
     alice.upsert(AgnoAgentSession(session_id="A1", user_id="alice", memory={"runs": []}))
     bob = make_agno_storage(user_id="bob")
+    bob.upsert(AgnoAgentSession(session_id="B1", user_id="bob", memory={"runs": []}))
     # Asking for alice by name does not widen bob's scope.
     assert bob.read("A1", user_id="alice") is None
     assert bob.read("A1") is None
     assert bob.get_all_sessions(user_id="alice") == []
     assert bob.get_all_session_ids(user_id="alice") == []
     assert bob.get_recent_sessions(user_id="alice") == []
-    assert bob.get_all_session_ids() == []
+    # Asking for no user in particular gives bob's own sessions only.
+    assert bob.get_all_session_ids() == ["B1"]
+    assert [s.session_id for s in bob.get_all_sessions()] == ["B1"]
+    assert [s.session_id for s in bob.get_recent_sessions()] == ["B1"]
     # Alice's own storage still sees it.
     found = alice.read("A1", user_id="alice")
     assert found is not None and found.user_id == "alice"
     assert alice.get_all_session_ids(user_id="alice") == ["A1"]
+    assert [s.session_id for s in alice.get_all_sessions()] == ["A1"]
 
 
 @pytest.mark.parametrize(
