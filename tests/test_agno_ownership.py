@@ -61,6 +61,21 @@ def test_direct_calls_refuse_another_users_session(tmp_path: Path) -> None:
     assert kept is not None and kept.user_id == "alice"
 
 
+def test_a_session_an_agent_with_no_user_writes_through_a_scoped_storage_is_that_users(tmp_path: Path) -> None:
+    """An Agent given no user_id writes its session with none; a storage scoped to bob stores it as bob's, so his
+    next turn finds it whole and no other user can take it over."""
+    db = tmp_path / "agno.db"
+    make_agent(storage(db, "bob"), SID, None, FakeModel(prefix="bob")).run("bob's first turn")
+    model = FakeModel(prefix="bob")
+    make_agent(storage(db, "bob"), SID, None, model).run("bob's second turn")
+    assert "bob's first turn" in model.seen_texts()
+    kept = storage(db).read(SID)
+    assert kept is not None and kept.user_id == "bob"
+    assert storage(db, "alice").read(SID) is None
+    with pytest.raises(OwnershipError):
+        storage(db).upsert(AgnoAgentSession(session_id=SID, user_id="alice", memory={"runs": []}))
+
+
 def test_unscoped_storage_still_refuses_the_write(tmp_path: Path) -> None:
     # agno reads by session_id alone, so without user_id= Bob's Agent loads
     # Alice's history for this turn; the write back is refused all the same.
