@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -55,12 +56,20 @@ def finishes(call: Callable[[], Any], within: float = HANG_S) -> Any:
 
 
 def run_together(targets: Iterable[Callable[[], Any]], within: float = HANG_S) -> None:
-    """Start a thread for each of ``targets`` and wait for them all (each at most ``within`` seconds)."""
-    threads = [threading.Thread(target=target) for target in targets]
+    """Start a thread for each of ``targets`` and wait for them all; fail the test if any hangs.
+
+    A thread still running ``within`` seconds after they started fails the test with "hung" (the threads
+    are daemons, left behind).
+    """
+    threads = [threading.Thread(target=target, daemon=True) for target in targets]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + within
     for thread in threads:
-        thread.join(within)
+        thread.join(max(0.0, deadline - time.monotonic()))
+    hung = sum(thread.is_alive() for thread in threads)
+    if hung:
+        pytest.fail(f"{hung} of {len(threads)} threads hung: still running after {within:g} s")
 
 
 def write_run_as_another_program(
