@@ -138,24 +138,36 @@ def test_a_value_postgresql_refuses_is_named_by_its_session_and_the_sessions_bef
         assert changed == 1
     conn.commit()
     conn.close()
+    # Oldest first: the sessions older than the bad one are written, the bad one and the rest are not.
+    with sqlite3.connect(src) as conn:
+        older = conn.execute(
+            "SELECT session_id FROM agent_sessions WHERE created_at < "
+            "(SELECT created_at FROM agent_sessions WHERE session_id = ?)",
+            (bad,),
+        ).fetchall()
+    assert older
+
+    def written() -> set[str]:
+        with psycopg.connect(pg_server.dsn) as pg:
+            return {r[0] for r in pg.execute("SELECT session_id FROM nul.agno_sessions")}
+
     for _ in range(2):
         with pytest.raises(InvalidInputError, match=r"U\+0000|\\u0000|unsupported Unicode") as info:
             to_agno3(str(src), pg_server.dsn, dst_schema="nul", workers=0)
         assert info.value.session_id == bad, str(info.value)
         assert repr(bad) in str(info.value)
+        assert written() == {sid for (sid,) in older}  # all in the one batch with the bad one
     with pytest.raises(InvalidInputError) as info:  # alone in its batch: named as well
         to_agno3(str(src), pg_server.dsn, dst_schema="nul", workers=0, batch_size=1)
     assert info.value.session_id == bad
-    with psycopg.connect(pg_server.dsn) as pg:
-        written = {r[0] for r in pg.execute("SELECT session_id FROM nul.agno_sessions")}
-    assert bad not in written
+    assert written() == {sid for (sid,) in older}
     # Its U+0000 taken out of the source, a rerun moves the rest.
     conn = sqlite3.connect(src)
     conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'x\\u0000', 'x') WHERE session_id = ?", (bad,))
     conn.commit()
     conn.close()
     report = to_agno3(str(src), pg_server.dsn, dst_schema="nul", workers=0)
-    assert sum(c.sessions for c in report.modes.values()) == 16 - len(written)
+    assert sum(c.sessions for c in report.modes.values()) == 16 - len(older)
     with psycopg.connect(pg_server.dsn) as pg:
         assert pg.execute("SELECT count(*) FROM nul.agno_sessions").fetchone() == (16,)
         stored = pg.execute(
