@@ -42,6 +42,7 @@ def test_history_json_is_the_stores_history(conv: Path, capsys: pytest.CaptureFi
 
 def test_search_and_index_commands(conv: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = SqliteStorage("agent_sessions", db_file=conv)
+    store.append_run("eve-s", "eve's first question", "an answer", user_id="eve")  # another user's match
     converter = make_converter()
     argv = ("search", str(conv), "--table", "agent_sessions", "first question", "--user", "user-1")
     scanned = converter.structure(run_json(capsys, *argv), list[SearchHit])
