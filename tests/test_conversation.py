@@ -649,6 +649,23 @@ def test_another_users_session_reads_as_an_id_the_table_does_not_have(tmp_path: 
     store.close()
 
 
+def test_a_damaged_run_another_user_wrote_under_the_id_never_fails_the_owners_history(tmp_path: Path) -> None:
+    """eve's Go Agent wrote a run under the id of alice's session, and it is damaged (a created_at that is
+    no time): it is not part of alice's conversation, so it is not decoded and her history reads whole;
+    eve's own read of it is the error."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
+    store.upsert(AgentSession(session_id="s1", user_id="alice"))
+    store.append_run("s1", "alice asks", "alice is answered", user_id="alice")
+    store.append_run("s1", "eve asks", "eve is answered", user_id="eve")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("UPDATE agent_runs SET created_at = 'noon' WHERE user_id = 'eve'").rowcount == 1
+    for user_id in (None, "alice"):
+        assert [m.content for m in store.history("s1", user_id=user_id)] == ["alice asks", "alice is answered"]
+    with pytest.raises(CorruptRowError):
+        store.history("s1", user_id="eve")
+    store.close()
+
+
 def test_no_owner_is_shown_no_owned_sessions_runs_with_no_user(tmp_path: Path) -> None:
     """A Go run with no user under alice's session is alice's conversation: user_id='' ("no owner") is not
     shown it, as search(user_id='') does not find it."""
