@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
-from agno_storage.agno3.metrics import convert_metrics
+from agno_storage.agno3.metrics import convert_metrics, is_mapping
 from agno_storage.agno3.owners import GO_AGENT_RUNS, Owners, split_owners
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped
 from agno_storage.agno3.runs import (
@@ -188,7 +188,7 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
     own_entity = source.entity_id
     for i, raw in enumerate(_source_runs(source)):
         raw = unwrap(raw, kind)
-        if not isinstance(raw, Mapping):
+        if not is_mapping(raw):
             unfit[str(i)] = raw
             builder.problems.append(f"{label} session {session_id!r}: run {i} is not an object; kept in metadata")
             continue

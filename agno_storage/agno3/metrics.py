@@ -44,7 +44,9 @@ _METRIC_PLANS_KEPT = 256
 
 
 def _metric_plan(keys: tuple[str, ...], fields: frozenset[str]) -> _MetricPlan:
-    plans = _METRIC_PLANS.setdefault(fields, {})
+    plans = _METRIC_PLANS.get(fields)
+    if plans is None:
+        plans = _METRIC_PLANS[fields] = {}
     plan = plans.get(keys)
     if plan is None:
         plan = tuple(

@@ -175,7 +175,7 @@ def convert_status(run: Mapping[str, Any]) -> str:
 
 def _first_user_text(messages: Any) -> str | None:
     for message in messages if isinstance(messages, list) else []:
-        if isinstance(message, Mapping) and message.get("role") == "user" and not message.get("from_history"):
+        if _is_mapping(message) and message.get("role") == "user" and not message.get("from_history"):
             content = message.get("content")
             if isinstance(content, str):
                 return content
@@ -190,6 +190,7 @@ _LIST_FIELDS = (
 )
 _OBJECT_LIST_FIELDS = "additional_input reasoning_steps reasoning_messages references events".split()
 _OBJECT_FIELDS = "input citations response_audio compaction metrics".split()
+_OBJECT_LISTS = frozenset(_OBJECT_LIST_FIELDS)
 #: Message fields agno 3's Message (pydantic) takes only as a list of objects.
 _MESSAGE_OBJECT_LISTS = ("tool_calls", "images", "videos", "audio", "files")
 _MEDIA = frozenset(_MESSAGE_OBJECT_LISTS[1:])
@@ -222,7 +223,7 @@ def _fits(name: str, value: Any) -> bool:
     items: Any = value  # a list when it fits (``type(value) is _SHAPES[name]`` tells mypy nothing of it)
     return (
         type(value) is _SHAPES[name]
-        and (name not in _OBJECT_LIST_FIELDS or all(type(item) is dict for item in items))
+        and (name not in _OBJECT_LISTS or all(type(item) is dict for item in items))
         and (name != "citations" or _fits_citations(value))
     )
 
@@ -252,7 +253,12 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
     moved: dict[str, str] = {}
     # Every run passes through here: the fields it has of those checked (a few), their common shapes inline;
     # only a run with one that does not fit is gone through again, in its own order.
-    if not all(_fits(name, run_data[name]) for name in _SHAPES.keys() & run_data.keys()):
+    fits = True
+    for name, value in run_data.items():
+        if name in _SHAPES and not _fits(name, value):
+            fits = False
+            break
+    if not fits:
         for name, value in run_data.items():
             why = _unfit_shape(name, value, kind) if name in _SHAPES else None
             if why is not None:
@@ -394,7 +400,8 @@ def convert_run(
         # agno 3's workflow metrics are per step ({"steps": ..., "duration": ...}, WorkflowMetrics.from_dict
         # reads data["steps"]); a 1.x workflow run's are an agent's totals, which agno 3 would fail to load.
         keep["metrics"] = data.pop("metrics")
-    _lift_fields(data, rest, kind)
+    if rest:  # what _lift_fields moves comes from ``rest``: a run whose every key is a field has none of it
+        _lift_fields(data, rest, kind)
     if kind == "workflow" and "step_results" not in data and type(rest.get("step_responses")) is list:
         # The steps agno 3 shows a workflow run by; the 1.x list stays in ``fields`` as it was (media, the step's
         # whole response).
@@ -471,9 +478,13 @@ def convert_run(
             members.append(member_data)
         data["member_responses"] = converted_members
     if keep:
-        metadata = dict(data["metadata"]) if isinstance(data.get("metadata"), Mapping) else {}
-        if data.get("metadata") is not None and not isinstance(data.get("metadata"), Mapping):
-            keep["metadata"] = data["metadata"]
+        held = data.get("metadata")
+        metadata: dict[str, Any] = {}
+        if held is not None:
+            if _is_mapping(held):
+                metadata = dict(held)
+            else:
+                keep["metadata"] = held
         metadata[KEEP_KEY] = keep
         data["metadata"] = metadata
     return data, members
@@ -626,7 +637,7 @@ def foreign_run_sessions(memory: Any, session_id: str) -> list[str]:
 
 def unwrap(run: Any, kind: str) -> Any:
     """A run of AgentMemory / TeamMemory / WorkflowMemory ({message, response}) as the response dict."""
-    if isinstance(run, Mapping) and "response" in run and "run_id" not in run:
+    if _is_mapping(run) and "response" in run and "run_id" not in run:
         response = dict(run["response"]) if isinstance(run["response"], Mapping) else {}
         message = run.get("message") or run.get("input")
         if isinstance(message, Mapping) and not response.get("messages") and kind != "workflow":
