@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
-from agno_storage.agno3.metrics import convert_metrics
+from agno_storage.agno3.fields import METRIC_RENAMES, METRICS_FIELDS, SESSION_METRICS_FIELDS
+from agno_storage.agno3.metrics import _compile, _convert_by_plan, _metric_plan, convert_metrics
 
 RUN_1X = {
     "input_tokens": [400, 33],
@@ -122,3 +124,37 @@ def test_a_message_s_metrics_in_a_run_are_what_convert_message_gives(metrics: An
     assert data["messages"] == [{"role": "user", "content": "Hi"}, converted]
     kept = (data.get("metadata") or {}).get(KEEP_KEY, {}).get("messages", {})
     assert kept == ({"1": extra} if extra else {})
+
+
+_METRIC_NAMES = st.sampled_from(
+    sorted(METRICS_FIELDS | set(METRIC_RENAMES) | {"prompt_tokens", "completion_tokens", "additional_metrics"})
+)
+_NUMBER = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True, allow_infinity=True), st.booleans()
+)
+_METRIC_VALUE = st.one_of(
+    st.none(),
+    _NUMBER,
+    st.text(max_size=3),
+    st.lists(st.one_of(st.none(), _NUMBER), max_size=3),
+    st.lists(_NUMBER, min_size=1, max_size=1),
+    st.dictionaries(st.text(max_size=3), _NUMBER, max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    metrics=st.dictionaries(st.one_of(_METRIC_NAMES, st.text(max_size=4)), _METRIC_VALUE, max_size=9),
+    session=st.booleans(),
+)
+def test_the_compiled_conversion_of_a_key_order_gives_what_the_general_loop_gives(
+    metrics: dict[str, Any], session: bool
+) -> None:
+    """A key order seen before is converted by code made for it; it must give what the loop over its plan gives.
+
+    Compared by ``repr``: a total of ``1`` is not one of ``True`` or ``1.0``, and a NaN is the same NaN.
+    """
+    fields = SESSION_METRICS_FIELDS if session else METRICS_FIELDS
+    plan = _metric_plan(tuple(metrics), fields)
+    assert repr(_compile(plan)(metrics.values())) == repr(_convert_by_plan(plan, metrics.values()))
+    assert repr(convert_metrics(metrics, fields)) == repr(_convert_by_plan(plan, metrics.values()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -35,46 +35,30 @@ def _sum(values: Any) -> Any:
 
 
 #: How convert_metrics treats one 1.x metric name: (name, agno 3 name, is a plain agno 3 field, is
-#: ``additional_metrics``, is among the fields). Kept per field set and key order: a run's metrics
-#: have the same names, in the same order, run after run.
+#: ``additional_metrics``, is among the fields).
 _MetricPlan = tuple[tuple[str, str, bool, bool, bool], ...]
-_METRIC_PLANS: dict[frozenset[str], dict[tuple[str, ...], _MetricPlan]] = {}
-#: Distinct key orders kept per field set; past it (metrics of ever new names) plans are not kept.
+#: The conversion of a metrics object's values, in the key order of the plan it was made for.
+_Converter = Callable[[Iterable[Any]], tuple[dict[str, Any], bool]]
+#: Per field set and key order, the conversion :func:`_compile` made of its plan: a run's metrics have the same
+#: names, in the same order, run after run.
+_CONVERTERS: dict[frozenset[str], dict[tuple[str, ...], _Converter]] = {}
+#: Distinct key orders kept per field set; past it (metrics of ever new names) conversions are not kept.
 _METRIC_PLANS_KEPT = 256
 
 
 def _metric_plan(keys: tuple[str, ...], fields: frozenset[str]) -> _MetricPlan:
-    plans = _METRIC_PLANS.get(fields)
-    if plans is None:
-        plans = _METRIC_PLANS[fields] = {}
-    plan = plans.get(keys)
-    if plan is None:
-        plan = tuple(
-            (key, name, name in fields and name != "additional_metrics", name == "additional_metrics", name in fields)
-            for key, name in ((k, METRIC_RENAMES.get(k, k)) for k in keys)
-        )
-        # Kept only for plain text keys (what JSON gives): a key of another type (a str subclass, a number)
-        # is planned on every call, as it is, so a plan never stands for keys that merely compare equal.
-        if len(plans) < _METRIC_PLANS_KEPT and all(type(k) is str for k in keys):
-            plans[keys] = plan
-    return plan
+    return tuple(
+        (key, name, name in fields and name != "additional_metrics", name == "additional_metrics", name in fields)
+        for key, name in ((k, METRIC_RENAMES.get(k, k)) for k in keys)
+    )
 
 
-def convert_metrics(metrics: Any, fields: AbstractSet[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
-    """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names).
-
-    Names are renamed as agno's own v1_to_v2 does; a 1.x per-call list
-    becomes its total (``time_to_first_token``: its first value); zeros and
-    ``None`` are left out, as agno 3 leaves them; a name agno 3 has no field
-    for goes to ``additional_metrics``.
-    """
-    if not is_mapping(metrics):
-        return None, metrics is not None
-    plan = _metric_plan(tuple(metrics), fields if type(fields) is frozenset else frozenset(fields))
+def _convert_by_plan(plan: _MetricPlan, values: Iterable[Any]) -> tuple[dict[str, Any], bool]:
+    """What :func:`convert_metrics` gives of a metrics object with ``plan``'s keys and these ``values``."""
     out: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     lossy = False
-    for (key, name, is_field, is_additional, in_fields), value in zip(plan, metrics.values(), strict=True):
+    for (key, name, is_field, is_additional, in_fields), value in zip(plan, values, strict=True):
         if isinstance(value, list):
             lossy = True
             if name != "time_to_first_token":
@@ -96,6 +80,87 @@ def convert_metrics(metrics: Any, fields: AbstractSet[str] = METRICS_FIELDS) -> 
     if extra:
         out["additional_metrics"] = extra
     return out, lossy
+
+
+def _compile(plan: _MetricPlan) -> _Converter:
+    """:func:`_convert_by_plan` of ``plan`` with its loop unrolled: one function per key order, made once.
+
+    A run's metrics are converted twice per run (its own, its reply's); the
+    loop's tests of each name's plan cost a third of that. The names are
+    never written into the code: it reads them from tuples (``K``, ``N``),
+    so a stored name is only ever data. ``tests/test_agno3_metrics.py``
+    checks the compiled function against the loop.
+    """
+    lines = ["def convert(values):", f"    [{', '.join(f'v{i}' for i in range(len(plan)))}] = values"]
+    lines += ["    out = {}", "    extra = {}", "    lossy = False"]
+    for i, (_key, name, is_field, is_additional, in_fields) in enumerate(plan):
+        v = f"v{i}"
+        # One model call's number (agno 1.x's common case) first: what _sum (or the first value) gives of it.
+        first = f"0 + {v}[0]" if name != "time_to_first_token" else f"{v}[0]"
+        lines += [
+            f"    if type({v}) is list and len({v}) == 1 and type({v}[0]) in NUMBERS:",
+            "        lossy = True",
+            f"        {v} = {first}",
+            f"    elif isinstance({v}, list):",
+            "        lossy = True",
+        ]
+        if name != "time_to_first_token":
+            lines += [f"        {v} = _sum({v})"]
+        else:
+            lines += [
+                f"        if {v} and {v}[0] is not None:",
+                f"            {v} = {v}[0]",
+                "        else:",
+                f"            {v} = next((x for x in {v} if x is not None), None)",
+            ]
+        if is_field:
+            lines += [f"    if {v} is not None and {v} != 0:", f"        out[N[{i}]] = {v}"]
+            continue
+        test = "if"
+        if is_additional:
+            lines += [f"    if isinstance({v}, Mapping):", f"        extra.update({v})"]
+            test = "elif"
+        lines += [f"    {test} {v} not in (None, 0, [], {{}}):", "        lossy = True", f"        extra[K[{i}]] = {v}"]
+        if not in_fields:
+            lines += ["    else:", "        lossy = True"]
+    lines += ["    if extra:", '        out["additional_metrics"] = extra', "    return out, lossy"]
+    namespace: dict[str, Any] = {
+        "K": tuple(p[0] for p in plan),
+        "N": tuple(p[1] for p in plan),
+        "NUMBERS": _NUMBERS,
+        "_sum": _sum,
+        "Mapping": Mapping,
+    }
+    exec(compile("\n".join(lines), f"<metrics of {len(plan)} names>", "exec"), namespace)
+    converter: _Converter = namespace["convert"]
+    return converter
+
+
+def convert_metrics(metrics: Any, fields: AbstractSet[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
+    """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names).
+
+    Names are renamed as agno's own v1_to_v2 does; a 1.x per-call list
+    becomes its total (``time_to_first_token``: its first value); zeros and
+    ``None`` are left out, as agno 3 leaves them; a name agno 3 has no field
+    for goes to ``additional_metrics``.
+    """
+    if not is_mapping(metrics):
+        return None, metrics is not None
+    keys = tuple(metrics)
+    field_set = fields if type(fields) is frozenset else frozenset(fields)
+    converters = _CONVERTERS.get(field_set)
+    if converters is None:
+        converters = _CONVERTERS[field_set] = {}
+    convert = converters.get(keys)
+    if convert is not None:
+        return convert(metrics.values())
+    plan = _metric_plan(keys, field_set)
+    # Kept only for plain text keys (what JSON gives): a key of another type (a str subclass, a number) is
+    # planned on every call, as it is, so a conversion never stands for keys that merely compare equal.
+    if len(converters) < _METRIC_PLANS_KEPT and all(type(k) is str for k in keys):
+        convert = converters[keys] = _compile(plan)
+        return convert(metrics.values())
+    return _convert_by_plan(plan, metrics.values())
 
 
 __all__ = ["convert_metrics", "is_mapping"]
