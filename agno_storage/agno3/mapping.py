@@ -167,15 +167,12 @@ def map_session(
     own_ids = frozenset(builder.ids)
     if taken:
         _rename_taken(builder, taken)
-    mapped = _assemble(session_id, head, ordered, builder, keep, labels, memories, summary, summaries, go_runs)
-    if legacy_memories or owners.left_out:
-        mapped = attrs.evolve(
-            mapped,
-            legacy_memories=tuple(legacy_memories),
-            left_out=owners.left_out,
-            left_out_runs=_left_out_run_ids(session_id, owners, own_ids),
-        )
-    return mapped
+    # Given to the record as it is made, not set on a copy (attrs.evolve): agno's AgentMemory keeps memories
+    # without ids, so most sessions have legacy ids. With no source left out, no run was left out either.
+    left_out = (owners.left_out, _left_out_run_ids(session_id, owners, own_ids) if owners.left_out else ())
+    return _assemble(
+        session_id, head, builder, keep, labels, memories, summary, summaries, go_runs, tuple(legacy_memories), left_out
+    )
 
 
 def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]) -> dict[str, Any]:
@@ -384,7 +381,6 @@ def _also(source: Session) -> dict[str, Any]:
 def _assemble(
     session_id: str,
     head: Session | None,
-    ordered: Sequence[Session],
     builder: RunBuilder,
     keep: dict[str, Any],
     labels: list[str],
@@ -392,7 +388,11 @@ def _assemble(
     summary: Any,
     summaries: int,
     go_runs: Sequence[GoAgentRun],
+    legacy_memories: tuple[str, ...],
+    left_out: tuple[tuple[tuple[str, str], ...], tuple[str, ...]],
 ) -> Mapped:
+    """The session's record and everything mapped with it; ``left_out``: :attr:`Mapped.left_out` and
+    :attr:`Mapped.left_out_runs`."""
     mode = head.MODE if head is not None else Mode.AGENT
     session_type = SESSION_TYPES[mode]
     if head is None:
@@ -445,6 +445,9 @@ def _assemble(
         sources=tuple(labels),
         summaries=summaries,
         problems=tuple(builder.problems),
+        legacy_memories=legacy_memories,
+        left_out=left_out[0],
+        left_out_runs=left_out[1],
     )
 
 
