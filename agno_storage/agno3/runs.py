@@ -246,16 +246,34 @@ _SHAPES: dict[str, type] = {
 }
 
 
+#: Per key order of a run dict: the keys among those :func:`unfit_fields` checks (``_SHAPES``). A run's dicts
+#: have the same keys, in the same order, run after run.
+_CHECKED: dict[tuple[str, ...], tuple[str, ...]] = {}
+#: Distinct key orders kept; past it (runs of ever new keys) the keys are looked up on every call.
+_CHECKED_KEPT = 256
+
+
+def _checked_fields(run_data: dict[str, Any]) -> tuple[str, ...]:
+    keys = tuple(run_data)
+    checked = _CHECKED.get(keys)
+    if checked is None:
+        checked = tuple(k for k in keys if k in _SHAPES)
+        # Kept only for plain text keys (what JSON gives), as the metrics' plans are.
+        if len(_CHECKED) < _CHECKED_KEPT and all(type(k) is str for k in keys):
+            _CHECKED[keys] = checked
+    return checked
+
+
 def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
     """Move the fields of ``run_data`` (a ``kind`` run) agno 3 cannot load to its
     ``metadata["agno_v1"]["unfit"]``, as they are; what was moved, one line each, with the message fields
     :func:`convert_message` moved (none for a run agno 1.x wrote)."""
     moved: dict[str, str] = {}
-    # Every run passes through here: the fields it has of those checked (a few), their common shapes inline;
-    # only a run with one that does not fit is gone through again, in its own order.
+    # Every run passes through here: the fields it has of those checked (a few, found by its key order),
+    # their common shapes first; only a run with one that does not fit is gone through again, in its order.
     fits = True
-    for name, value in run_data.items():
-        if name in _SHAPES and not _fits(name, value):
+    for name in _checked_fields(run_data):
+        if not _fits(name, run_data[name]):
             fits = False
             break
     if not fits:
@@ -264,11 +282,13 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
             if why is not None:
                 moved[name] = why
     events = run_data.get("events")
-    unknown = _unknown_events(events, kind) if events and "events" not in moved else []
-    if unknown:
-        moved["events"] = f"holds events agno 3 has no class for ({', '.join(unknown)})"
-    lines = [f"{name} {why}; kept in metadata" for name, why in moved.items()]
+    if events and "events" not in moved:
+        unknown = _unknown_events(events, kind)
+        if unknown:
+            moved["events"] = f"holds events agno 3 has no class for ({', '.join(unknown)})"
+    lines: list[str] = []
     if moved:
+        lines = [f"{name} {why}; kept in metadata" for name, why in moved.items()]
         keep_in_run(run_data, "unfit", {name: run_data.pop(name) for name in moved})
     metadata = run_data.get("metadata")
     kept = metadata.get(KEEP_KEY) if type(metadata) is dict else None
