@@ -8,6 +8,7 @@ from datetime import datetime
 
 import attrs
 import pytest
+from cattrs.errors import ClassValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,10 +42,23 @@ def test_a_row_round_trips() -> None:
     assert converter.unstructure(run) == _row()
 
 
-@pytest.mark.parametrize(("key", "value"), [("run_id", 5), ("run_index", "0"), ("created_at", 1.5), ("run_data", [])])
-def test_nothing_is_coerced(key: str, value: object) -> None:
-    with pytest.raises(Exception):  # noqa: B017 - cattrs wraps the hook's TypeError in its own group
-        make_converter().structure({**_row(), key: value}, Agno3Run)
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("run_id", 5, "expected str, got int: 5"),
+        ("run_index", "0", "expected int, got str: '0'"),
+        ("created_at", 1.5, "expected int, got float: 1.5"),
+        ("run_data", [], "expected an object, got list"),
+    ],
+)
+def test_nothing_is_coerced(key: str, value: object, expected: str) -> None:
+    converter = make_converter()  # outside the raises: a converter that cannot be built is no refusal
+    with pytest.raises(ClassValidationError) as caught:
+        converter.structure({**_row(), key: value}, Agno3Run)
+    # The one field refused, and by the strict hook, not by anything else in the row.
+    (error,) = caught.value.exceptions
+    assert type(error) is TypeError and str(error) == expected
+    assert [note for note in getattr(error, "__notes__", []) if note.endswith(f" @ attribute {key}")]
 
 
 def test_unknown_keys_are_refused() -> None:
