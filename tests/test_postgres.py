@@ -669,11 +669,49 @@ def test_no_statement_is_prepared(dsn: str, stores: list[PostgresStorage]) -> No
 
 def test_ownership_is_checked_inside_the_upsert(dsn: str, stores: list[PostgresStorage]) -> None:
     store = open_store(stores, dsn)
-    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice", memory={"by": "alice"}))
     with pytest.raises(OwnershipError), store.transaction():
         store.upsert(make_session(Mode.AGENT, "s2", user_id="bob"))
         store.upsert(make_session(Mode.AGENT, "s1", user_id="bob"))
     assert store.get_all_session_ids() == ["s1"]
+    # Outside a transaction too: refused, and nothing of it written.
+    with pytest.raises(OwnershipError):
+        store.upsert(make_session(Mode.AGENT, "s1", user_id="bob", memory={"by": "bob"}))
+    stored = store.read("s1")
+    assert stored is not None and stored.user_id == "alice" and stored.memory == {"by": "alice"}
+
+
+def test_ownership_is_checked_on_the_row_the_upsert_locks(dsn: str, stores: list[PostgresStorage]) -> None:
+    """Another connection changes the owner while holding the row: the upsert that waited for it is checked
+    against the new owner, not against the one it could have read before waiting."""
+    store = open_store(stores, dsn)
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice", memory={"by": "alice"}))
+    table = f'"{store.table_name}"' if not store.schema else f'"{store.schema}"."{store.table_name}"'
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as watcher:
+        holder.execute(f"UPDATE {table} SET user_id = 'carol' WHERE session_id = 's1'")
+        outcome: dict[str, BaseException | None] = {}
+
+        def write() -> None:
+            try:
+                store.upsert(make_session(Mode.AGENT, "s1", user_id="alice", memory={"by": "alice again"}))
+                outcome["error"] = None
+            except BaseException as exc:  # handed to the test below
+                outcome["error"] = exc
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        blocked = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s"
+        deadline = time.monotonic() + 20
+        while not watcher.execute(blocked, (f"%{store.table_name}%",)).fetchone()[0]:  # type: ignore[index]
+            assert writer.is_alive(), f"the upsert never waited for the row: {outcome}"
+            assert time.monotonic() < deadline, "the upsert never waited for the row"
+            time.sleep(0.02)
+        holder.commit()
+        writer.join(20)
+        assert not writer.is_alive(), "the upsert hung"
+    assert isinstance(outcome["error"], OwnershipError)
+    stored = store.read("s1")
+    assert stored is not None and stored.user_id == "carol" and stored.memory == {"by": "alice"}
 
 
 # --- concurrency ---------------------------------------------------------------
@@ -682,12 +720,19 @@ PER_WORKER = 60
 SHARED_IDS = 20
 
 
-def _upsert_overlapping(dsn: str, table: str, worker: str) -> list[str]:
-    """Upsert private and shared sessions; return the errors met."""
+def _upsert_overlapping(dsn: str, table: str, worker: str, start: Any, middle: Any) -> list[str]:
+    """Upsert private and shared sessions; return the errors met.
+
+    Every worker, thread or process, begins at ``start`` and waits at ``middle`` halfway: each one's second
+    half runs while every other one has begun and not finished.
+    """
     errors: list[str] = []
     store = PostgresStorage(table, db_url=dsn)
     try:
+        start.wait(120)
         for i in range(PER_WORKER):
+            if i == PER_WORKER // 2:
+                middle.wait(120)
             try:
                 store.upsert(AgentSession(session_id=f"{worker}-{i}", user_id="u", memory={"by": worker, "i": i}))
                 store.upsert(AgentSession(session_id=f"shared-{i % SHARED_IDS}", user_id="u", memory={"by": worker}))
@@ -699,9 +744,11 @@ def _upsert_overlapping(dsn: str, table: str, worker: str) -> list[str]:
     return errors
 
 
-def _process_worker(dsn: str, table: str, worker: str, start: Any, out: Any) -> None:
-    start.wait()
-    out.put(_upsert_overlapping(dsn, table, worker))
+def _process_worker(dsn: str, table: str, worker: str, start: Any, middle: Any, out: Any) -> None:
+    try:
+        out.put(_upsert_overlapping(dsn, table, worker, start, middle))
+    except BaseException as exc:  # a broken barrier, say: reported to the parent
+        out.put([f"{worker}: {type(exc).__name__}: {exc}"])
 
 
 @pytest.mark.slow
@@ -709,16 +756,23 @@ def test_threads_and_processes_upsert_overlapping_sessions(dsn: str, stores: lis
     store = open_store(stores, dsn)
     store.create()
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(2)
+    # One barrier for the 2 processes and the 8 threads: the threads wait for the processes to start.
+    start, middle = ctx.Barrier(10), ctx.Barrier(10)
     out = ctx.Queue()
-    procs = [ctx.Process(target=_process_worker, args=(dsn, store.table_name, f"p{n}", start, out)) for n in range(2)]
+    procs = [
+        ctx.Process(target=_process_worker, args=(dsn, store.table_name, f"p{n}", start, middle, out)) for n in range(2)
+    ]
     for proc in procs:
         proc.start()
     thread_errors: list[str] = []
-    threads = [
-        threading.Thread(target=lambda n=n: thread_errors.extend(_upsert_overlapping(dsn, store.table_name, f"t{n}")))
-        for n in range(8)
-    ]
+
+    def thread_worker(n: int) -> None:
+        try:
+            thread_errors.extend(_upsert_overlapping(dsn, store.table_name, f"t{n}", start, middle))
+        except BaseException as exc:  # a broken barrier, say
+            thread_errors.append(f"t{n}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=thread_worker, args=(n,)) for n in range(8)]
     for th in threads:
         th.start()
     for th in threads:
