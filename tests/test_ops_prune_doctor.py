@@ -447,12 +447,17 @@ def test_a_session_a_writer_updates_while_prune_waits_for_it_stays_on_postgres(p
     pruner = threading.Thread(target=run)
     pruner.start()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # until prune waits on the writer's row lock
+    while True:  # until prune waits on the writer's row lock
         waiting = conn.execute(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
         ).fetchone()[0]
         if waiting:
             break
+        if not pruner.is_alive() or time.monotonic() > deadline:
+            writer.rollback()
+            writer.close()
+            pruner.join(30)
+            pytest.fail("prune never waited for the writer's row lock")
         time.sleep(0.05)
     writer.commit()
     writer.close()
