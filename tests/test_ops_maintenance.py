@@ -154,11 +154,12 @@ def test_prune_removes_exactly_the_old_sessions_and_their_runs(tmp_path: Path) -
     conn.close()
 
 
-def _writer(path: str, prefix: str, stop_after: float) -> None:
+def _writer(path: str, prefix: str, stop: Any) -> None:
+    """Write batches of 20 sessions until ``stop`` is set (two minutes at most, should the test die)."""
     store = SqliteStorage("agent_sessions", db_file=path)
-    end = time.monotonic() + stop_after
+    end = time.monotonic() + 120
     i = 0
-    while time.monotonic() < end:
+    while not stop.is_set() and time.monotonic() < end:
         store.upsert_many(
             AgentSession(session_id=f"{prefix}-{i}-{j}", user_id=prefix, agent_id="a", memory={"pad": "x" * 500})
             for j in range(20)
@@ -172,25 +173,33 @@ def test_backup_while_three_processes_write(tmp_path: Path) -> None:
     path = tmp_path / "live.db"
     SqliteStorage("agent_sessions", db_file=path).create()
     ctx = multiprocessing.get_context("spawn")
-    writers = [ctx.Process(target=_writer, args=(str(path), f"w{n}", 8.0)) for n in range(3)]
+    stop = ctx.Event()
+    writers = [ctx.Process(target=_writer, args=(str(path), f"w{n}", stop)) for n in range(3)]
     for w in writers:
         w.start()
-    committed: set[str] = set()
-    deadline = time.monotonic() + 30
-    while len({sid.split("-")[0] for sid in committed}) < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)  # until all three write
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        committed = {r[0] for r in conn.execute("SELECT session_id FROM agent_sessions")}
-        conn.close()
-    summary = backup(str(path), tmp_path / "snap.db")
-    for w in writers:
-        w.join(30)
-        assert w.exitcode == 0
+    try:
+        committed: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len({sid.split("-")[0] for sid in committed}) < 3:  # until all three write
+            assert all(w.is_alive() for w in writers), [w.exitcode for w in writers]
+            assert time.monotonic() < deadline, f"not all three writers committed: {sorted(committed)[:5]}"
+            time.sleep(0.2)
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            committed = {r[0] for r in conn.execute("SELECT session_id FROM agent_sessions")}
+            conn.close()
+        summary = backup(str(path), tmp_path / "snap.db")
+        # Still writing when the backup ended: they stop only when told to.
+        assert all(w.is_alive() for w in writers), [w.exitcode for w in writers]
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(30)
+    assert [w.exitcode for w in writers] == [0, 0, 0]
     snap = sqlite3.connect(tmp_path / "snap.db")
     assert snap.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     held = {r[0] for r in snap.execute("SELECT session_id FROM agent_sessions")}
     snap.close()
-    assert committed and committed <= held
+    assert committed <= held
     assert summary.pages > 0
     with pytest.raises(Exception, match="exists"):
         backup(str(path), tmp_path / "snap.db")
