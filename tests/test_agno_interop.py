@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 pytest.importorskip("agno")
@@ -149,11 +150,24 @@ def test_we_read_tables_agno_made_for_a_team_or_workflow_built_without_mode(mode
     with SqliteStorage(table_name=table(mode), db_file=str(db), mode=mode) as ours:
         sessions = ours.get_all_sessions()
         assert len(sessions) == len(CORPUS[mode])
-        first = ours.read(CORPUS[mode][0]["session_id"])
-        assert first is not None
+        sid = CORPUS[mode][0]["session_id"]
+        assert {s.session_id for s in sessions} == {raw["session_id"] for raw in CORPUS[mode]}
+        first = ours.read(sid)
+        assert first is not None and first.extra_data == CORPUS[mode][0]["extra_data"]
         first.extra_data = {"touched": True}
         ours.upsert(first)
     assert schema(db) == before
+    # Read back, by a store opened anew and by agno itself: the update is there, the rest as it was.
+    with SqliteStorage(table_name=table(mode), db_file=str(db), mode=mode) as ours:
+        again = ours.read(sid)
+    assert again is not None and again.extra_data == {"touched": True}
+    assert attrs.evolve(again, extra_data=first.extra_data, updated_at=first.updated_at) == first
+    agno = agno_store(db, mode)
+    try:
+        theirs = agno.read(sid)
+        assert theirs is not None and theirs.extra_data == {"touched": True}
+    finally:
+        agno.db_engine.dispose()
 
 
 @pytest.mark.parametrize("fixture", ["agno_agent_pre12", "agno_agent_v110"])
