@@ -71,8 +71,17 @@ def _memory_table(src: Path, n: int) -> None:
         )
 
 
-@pytest.mark.parametrize("fills", ["sessions", "memories"])
-def test_to_agno3_past_the_file_size_limit_is_a_full_disk_and_a_rerun_completes_it(tmp_path: Path, fills: str) -> None:
+def _oldest_first(src: Path) -> list[str]:
+    with sqlite3.connect(src) as conn:
+        return [r[0] for r in conn.execute("SELECT session_id FROM agent_sessions ORDER BY created_at, session_id")]
+
+
+# The limits leave room for some batches of 10 before the one that reaches it (1 MB is past the first batch of
+# sessions already).
+@pytest.mark.parametrize(("fills", "limit"), [("sessions", 2_000_000), ("memories", 1_000_000)])
+def test_to_agno3_past_the_file_size_limit_is_a_full_disk_and_a_rerun_completes_it(
+    tmp_path: Path, fills: str, limit: int
+) -> None:
     """The limit reached by a batch of sessions, or of agno 1.x's memory table: DiskFullError naming it; the
     batches before it are there, and the rerun without the limit writes the rest."""
     src, dst = tmp_path / "src.db", tmp_path / "dst.db"
@@ -82,17 +91,34 @@ def test_to_agno3_past_the_file_size_limit_is_a_full_disk_and_a_rerun_completes_
         _memory_table(src, memories)
     kind, message = _limited(
         f"from agno_storage.agno3 import to_agno3; to_agno3({str(src)!r}, {str(dst)!r}, workers=0, batch_size=10)",
-        1_000_000,
+        limit,
     )
     assert kind == "DiskFullError", message
-    assert "file-size limit" in message and "1000000" in message
+    assert "file-size limit" in message and str(limit) in message
+
+    def held() -> tuple[list[str], int, int]:
+        with sqlite3.connect(dst) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            ids = [r[0] for r in conn.execute("SELECT session_id FROM agno_sessions")]
+            runs = conn.execute("SELECT count(*) FROM agno_runs").fetchone()[0]
+            kept = conn.execute("SELECT count(*) FROM agno_memories WHERE memory_id LIKE 'm%'").fetchone()[0]
+        return ids, runs, kept
+
+    # Before the rerun: whole batches of 10, oldest first, each session with its 10 runs.
+    ids, runs, kept = held()
+    if fills == "sessions":
+        assert 0 < len(ids) < sessions and len(ids) % 10 == 0
+        assert sorted(ids) == sorted(_oldest_first(src)[: len(ids)]) and runs == len(ids) * 10 and kept == 0
+    else:  # the sessions' batch, then the memory table's batches
+        assert sorted(ids) == sorted(_oldest_first(src)) and runs == sessions * 10
+        assert 0 < kept < memories and kept % 10 == 0
     report = to_agno3(str(src), str(dst), workers=0, batch_size=10)
-    assert report.total("sessions") + report.total("memories") > 0
-    with sqlite3.connect(dst) as conn:
-        assert conn.execute("SELECT count(*) FROM agno_sessions").fetchone()[0] == sessions
-        assert conn.execute("SELECT count(*) FROM agno_runs").fetchone()[0] == sessions * 10
-        assert conn.execute("SELECT count(*) FROM agno_memories WHERE memory_id LIKE 'm%'").fetchone()[0] == memories
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    agent = report.modes["agent"]
+    assert agent.sessions == sessions - len(ids) and agent.unchanged == len(ids)
+    if fills == "memories":
+        assert report.total("memories") == memories - kept
+    ids, runs, kept = held()
+    assert sorted(ids) == sorted(_oldest_first(src)) and runs == sessions * 10 and kept == memories
 
 
 def test_to_agno3_sorting_an_unindexed_memory_table_past_the_file_size_limit_is_a_full_disk(tmp_path: Path) -> None:
