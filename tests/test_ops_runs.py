@@ -91,13 +91,19 @@ def test_without_runs_the_file_is_version_1_as_before(tmp_path: Path) -> None:
 
 
 def test_filters_take_the_runs_of_the_sessions_they_select(conv: Path) -> None:
+    """A user's export takes that user's runs, of a session with a row (its owner's) and of one without
+    (agent-new, whose runs are all there is of it), and never another user's runs under either id."""
     nothing = exported(conv, Filters(since=2**40)).splitlines()
     assert len(nothing) == 1  # the header alone: no session, and no run of any
-    with sqlite3.connect(conv) as conn:
-        users = {r[0] for r in conn.execute("SELECT user_id FROM agent_runs")}
-    for user in users:
+    with sqlite3.connect(conv) as conn:  # the fixture's runs are all user-1's: user-2 adds one to each session
+        conn.executemany(
+            "INSERT INTO agent_runs (id, session_id, user_id, created_at, updated_at) VALUES (?, ?, 'user-2', 9, 9)",
+            [("user-2-in-existing", "agent-existing"), ("user-2-in-new", "agent-new")],
+        )
+    fixture_runs = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(4)]
+    for user, expected in (("user-1", fixture_runs), ("user-2", ["user-2-in-new"])):
         lines = [orjson.loads(x) for x in exported(conv, Filters(user=user)).splitlines()[1:]]
-        assert {x["agent_run"]["user_id"] for x in lines if "agent_run" in x} == {user}
+        assert sorted(x["agent_run"]["id"] for x in lines if "agent_run" in x) == expected, user
 
 
 def test_a_run_line_of_the_wrong_shape_names_its_line(conv: Path, tmp_path: Path) -> None:
