@@ -7,6 +7,7 @@ import re
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -236,20 +237,39 @@ def test_old_team_table_is_upgraded_in_place(tmp_path: Path) -> None:
     store.close()
 
 
-def _upgrade(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+def _upgrade(path: str, ready: Any, go: Any, arrived: Any) -> None:
     store = SqliteStorage("agent_sessions", db_file=path, mode="agent")
-    barrier.wait()
+    real = store.transaction
+
+    def announced() -> Any:
+        arrived.set()  # on the way to the write lock the test holds
+        return real()
+
+    store.transaction = announced  # type: ignore[method-assign]
+    ready.set()
+    go.wait()
     store.upgrade_schema()
     store.close()
 
 
 def test_two_processes_upgrade_the_same_file_at_once(tmp_path: Path) -> None:
+    """Both processes read the old table and queue for the write lock before either adds the column: the
+    second to get the lock must see the column the first added, not add it again."""
     path = _pre12_copy(tmp_path)
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_upgrade, args=(str(path), barrier)) for _ in range(2)]
+    go = ctx.Event()
+    events = [(ctx.Event(), ctx.Event()) for _ in range(2)]
+    procs = [ctx.Process(target=_upgrade, args=(str(path), ready, go, arrived)) for ready, arrived in events]
     for p in procs:
         p.start()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert all(ready.wait(60) for ready, _ in events)
+        holder.execute("BEGIN IMMEDIATE")
+        go.set()
+        assert all(arrived.wait(60) for _, arrived in events)
+    finally:
+        holder.close()  # ends its transaction: the lock goes
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0]
