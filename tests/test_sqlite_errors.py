@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,12 +82,48 @@ def test_text_that_is_not_utf8_reads_as_its_bytes_on_every_connection(tmp_path: 
         assert ops_db.query("SELECT body FROM notes ORDER BY rowid") == [(b"\xffA",), ("plain",)]
 
 
+#: Prints the type of the error ``translate`` makes of a failed write to the file ``sys.argv[1]``.
+_TRANSLATE = """
+import sqlite3, sys
+from agno_storage.backends.sqlite_errors import translate
+error = sqlite3.OperationalError("disk I/O error")
+error.sqlite_errorcode = 778  # SQLITE_IOERR_WRITE
+print(type(translate(error, "t", sys.argv[1])).__name__)
+"""
+
+
+def _translated_under_limit(db: Path, limit: int | None) -> str:
+    """The type name of the error a failed write to ``db`` is, in a child process whose files stop at ``limit``."""
+
+    def limit_files() -> None:
+        if limit is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills it at the limit
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    done = subprocess.run(
+        [sys.executable, "-c", _TRANSLATE, str(db)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+        check=False,
+        preexec_fn=limit_files,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_a_failed_write_is_a_full_disk_only_at_the_file_size_limit(tmp_path: Path) -> None:
     """SQLite reports every failed write() that is not ENOSPC as SQLITE_IOERR_WRITE: only one that left a file
-    of the database at the process's file-size limit is a DiskFullError; an I/O error stays a StorageError."""
+    of the database at the process's file-size limit is a DiskFullError; an I/O error stays a StorageError,
+    with no limit and under one alike."""
     db = tmp_path / "x.db"
     db.write_bytes(b"x" * 4096)
     error = sqlite3.OperationalError("disk I/O error")
     error.sqlite_errorcode = 778  # type: ignore[attr-defined]  # SQLITE_IOERR_WRITE
     plain = translate(error, "t", str(db))
     assert type(plain) is StorageError and not isinstance(plain, DiskFullError)
+    assert _translated_under_limit(db, None) == "StorageError"
+    assert _translated_under_limit(db, 1 << 20) == "StorageError"  # a limit the file is far from
+    Path(f"{db}-wal").write_bytes(b"w" * (1 << 20))  # its WAL at the limit: the limit stopped the write
+    assert _translated_under_limit(db, 1 << 20) == "DiskFullError"
