@@ -80,6 +80,7 @@ def test_copy_into_another_table_or_schema_of_the_same_database_is_a_copy(
 
     try:
         assert stamps(server.dsn, schema, "archive_sessions") == stamps(server.dsn, schema)
+        assert stamps(server.dsn, schema, '"Agent_Sessions"') == stamps(server.dsn, schema)  # a table of its own
         assert stamps(server.dsn, f"{schema}_other") == stamps(server.dsn, schema)
     finally:
         with psycopg.connect(server.dsn, autocommit=True) as conn:
