@@ -200,6 +200,7 @@ def test_export_copy_and_prune_refuse_a_column_of_an_unfit_type_as_the_store_doe
     assert main([command[0], store.db_url, "--schema", schema, "--table", name, *rest]) == 2
     out, err = capsys.readouterr()
     assert str(refused.value) in err and '"s0"' not in out and "remove" not in out
+    assert not (tmp_path / "copy.db").exists()  # refused before its destination was made
     with psycopg.connect(store.db_url, autocommit=True) as conn:
         assert conn.execute(sql.SQL("SELECT COUNT(*) FROM {}").format(sql.SQL(store.qualified_table))).fetchone() == (
             3,
