@@ -183,6 +183,12 @@ def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(tm
     store.append_run("shared", "And bob's budget", "Bob: filed.", user_id="bob")
     assert found(store.search("budget", user_id="bob")) == [("shared", "And bob's budget")]
     assert found(store.search("budget", user_id="alice")) == []
+    # A third user's runs under the same id are neither alice's nor bob's.
+    store.append_run("shared", "And carol's diary", "Carol: kept.", user_id="carol")
+    assert found(store.search("diary", user_id="bob")) == []
+    assert found(store.search("diary", user_id="alice")) == []
+    assert found(store.search("diary", user_id="carol")) == [("shared", "And carol's diary")]
+    assert [(u.user_id, u.runs) for u in store.usage(user_id="bob")] == [("bob", 2)]
     # A session with no owner takes every run under its id: nobody's session is shown to another.
     store.upsert(AgentSession(session_id="open", memory=agno_memory(("Kestrels, anyone", "Hi."))))
     store.append_run("open", "Kestrels from u1", "Go: ok.", user_id="u1")
@@ -244,6 +250,18 @@ def test_no_user_and_no_entity_mean_the_same_runs_to_the_scan_and_the_index(tmp_
         (None, True, 1),
     ]
     store.close()
+
+
+def update_behind(store: Any, clauses: str) -> None:
+    """UPDATE the store's table with ``clauses`` as another program would (the store is not told)."""
+    if isinstance(store, SqliteStorage):
+        conn = sqlite3.connect(str(store.db_path))
+        conn.execute(f'UPDATE "{store.table_name}" {clauses}')
+        conn.commit()
+        conn.close()
+    else:
+        with store.transaction() as conn:
+            conn.execute(f"UPDATE {store.qualified_table} {clauses}")
 
 
 def drop_behind(store: Any) -> None:
@@ -348,7 +366,11 @@ def test_index_sees_every_write_and_goes_away(make_store: Any) -> None:
     assert store.search("alpha") == []
     assert found(store.search("beta answer")) == [("t1", "beta answer")]
     assert found(store.search("gamma")) == [("t2", "gamma")]
-    store.delete("t2")
+    # Another program gives a session a new id and owner: it is found under those only.
+    update_behind(store, "SET session_id = 't3', user_id = 'zoe' WHERE session_id = 't2'")
+    assert found(store.search("gamma")) == [("t3", "gamma")]
+    assert found(store.search("gamma", user_id="zoe")) == [("t3", "gamma")]
+    store.delete("t3")
     assert store.search("gamma") == []
     store.enable_search()  # idempotent
     assert len(store.search("beta")) == 2
@@ -1580,6 +1602,23 @@ def test_a_go_run_moved_to_another_session_by_replace_leaves_the_index(tmp_path:
     assert store.history("go-a") == []
     assert [h.session_id for h in store.search("kestrels")] == (["go-b"] if how == "insert or replace" else [])
     assert all(sid != "go-a" for sid, *_ in indexed_messages(db))
+    store.close()
+
+
+def test_a_go_run_another_program_moves_to_another_session_leaves_the_index(tmp_path: Path) -> None:
+    """An UPDATE of a run's session_id by another program: the session that lost the run is reindexed too."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.append_run("go-a", "kestrels at dawn", "ok")
+    store.append_run("go-a", "owls at night", "ok")
+    store.enable_search()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_runs SET session_id = 'go-b' WHERE user_message = 'kestrels at dawn'")
+    conn.commit()
+    conn.close()
+    assert found(store.search("kestrels")) == [("go-b", "kestrels at dawn")]
+    assert found(store.search("owls")) == [("go-a", "owls at night")]
+    assert sorted(sid for sid, *_ in indexed_messages(db)) == ["go-a", "go-a", "go-b", "go-b"]
     store.close()
 
 
