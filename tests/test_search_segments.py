@@ -118,6 +118,7 @@ def test_a_build_leaves_the_index_merged_and_fts5_merging_the_writes_after_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: bool
 ) -> None:
     started = _with_a_worker(monkeypatch) if worker else []
+    monkeypatch.setattr(search_sqlite, "CHUNK", 50)  # the build in several batches: several segments to merge
     path = tmp_path / "built.db"
     store = seeded(path)
     store.enable_search()
