@@ -28,6 +28,15 @@ def found(hits: Any) -> list[tuple[str, str | None]]:
     return sorted((h.session_id, h.message.content) for h in hits)
 
 
+def index_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on a search that falls back to the scan fails the test: the index must answer."""
+
+    def scanned(*args: Any) -> Any:
+        raise AssertionError("the search scanned: the index did not answer")
+
+    monkeypatch.setattr(search, "scan", scanned)
+
+
 def pg_triggers(store: Any) -> list[tuple[str, str]]:
     """(table, trigger) of every trigger in the database named as the store's index names its own."""
     with store.transaction() as conn:
@@ -327,7 +336,7 @@ def test_a_query_that_is_not_valid_unicode_is_refused(make_store: Any, indexed: 
     assert found(store.search("hello")) == [("s1", "hello there")]
 
 
-def test_a_query_of_many_words_is_answered_by_the_index(make_store: Any) -> None:
+def test_a_query_of_many_words_is_answered_by_the_index(make_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long text pasted as the query (20,000 words): the index finds the message holding every word, and
     none when one word is missing. PostgreSQL's tsquery of the words ANDed one after another nested 20,000
     deep, past the server's stack ("stack depth limit exceeded", a StorageError)."""
@@ -336,12 +345,15 @@ def test_a_query_of_many_words_is_answered_by_the_index(make_store: Any) -> None
     store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory(words)))
     store.upsert(AgentSession(session_id="s2", user_id="u", agent_id="a", memory=memory("w1 w2 w3")))
     store.enable_search()
+    index_only(monkeypatch)
     assert [h.session_id for h in store.search(words)] == ["s1"]
     assert store.search(words + " missing") == []
     assert sorted(h.session_id for h in store.search("w3 w2 w1")) == ["s1", "s2"]
 
 
-def test_the_words_after_a_word_of_over_a_megabyte_are_indexed(make_store: Any) -> None:
+def test_the_words_after_a_word_of_over_a_megabyte_are_indexed(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A message holding one very long word (an image pasted as base64, 1.1 MB) and words after it: every
     word is found, as the scan finds it. PostgreSQL keeps such a word as a hash of it (33 bytes), but the
     tsvector's size was counted with the word's own length: past the 1,000,000 bytes a tsvector holds, it
@@ -350,6 +362,7 @@ def test_the_words_after_a_word_of_over_a_megabyte_are_indexed(make_store: Any) 
     blob = "iVBORw0KGgo" + "A" * 1_100_000
     store.upsert(AgentSession(session_id="s1", user_id="u", agent_id="a", memory=memory(f"look {blob} kestrel")))
     store.enable_search()
+    index_only(monkeypatch)
     assert found(store.search("kestrel")) == found(store.search("look")) == [("s1", f"look {blob} kestrel")]
     assert [h.session_id for h in store.search(blob)] == ["s1"]
 
@@ -609,7 +622,9 @@ def _answers(store: Any) -> dict[str, list[tuple[str, str | None, str, tuple[tup
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
-def test_the_postgres_index_finds_what_the_scan_finds_in_ordinary_text(make_store: Any) -> None:
+def test_the_postgres_index_finds_what_the_scan_finds_in_ordinary_text(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The PostgreSQL index holds each message's words as the scan makes them, so it finds the same messages
     (with the same snippets): PostgreSQL's parser kept "alice@example.com" one word, a quote or dash in the
     word beside it, and dropped query words it could not hold (past 2 KB, an emoji), finding messages
@@ -619,6 +634,7 @@ def test_the_postgres_index_finds_what_the_scan_finds_in_ordinary_text(make_stor
         store.upsert(AgentSession(session_id=f"s{i}", user_id="u", agent_id="a", memory=memory(text)))
     scanned = _answers(store)
     store.enable_search()
+    index_only(monkeypatch)
     assert _answers(store) == scanned
     assert [sid for sid, *_ in scanned["alice"]] == ["s0"]
     assert [sid for sid, *_ in scanned["thanks \U0001f917"]] == ["s10"]
@@ -627,7 +643,9 @@ def test_the_postgres_index_finds_what_the_scan_finds_in_ordinary_text(make_stor
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
-def test_the_postgres_index_finds_what_the_scan_finds_in_random_text(make_store: Any) -> None:
+def test_the_postgres_index_finds_what_the_scan_finds_in_random_text(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Texts of letters, digits, punctuation, accents, emoji and symbols of every age, and every word of them
     as a query, with a word of another text: the index and the scan give the same messages."""
     import random
@@ -643,13 +661,16 @@ def test_the_postgres_index_finds_what_the_scan_finds_in_random_text(make_store:
     queries = [*words, *(f"{a} {b}" for a, b in zip(words, reversed(words), strict=True))]
     scanned = {q: sorted(h.session_id for h in store.search(q, limit=100)) for q in queries}
     store.enable_search()
+    index_only(monkeypatch)
     indexed = {q: sorted(h.session_id for h in store.search(q, limit=100)) for q in queries}
     assert {q: v for q, v in indexed.items() if v != scanned[q]} == {}
     assert sum(map(bool, scanned.values())) > len(words) // 2
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
-def test_the_postgres_index_holds_every_word_of_a_long_message(make_store: Any) -> None:
+def test_the_postgres_index_holds_every_word_of_a_long_message(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A message of more words than a tsvector keeps positions for (16,383), a word more often than it keeps
     positions of one (256): each word is indexed, whatever its positions, and found as the scan finds it."""
     filler = " ".join(f"w{i % 5000}" for i in range(20_000))
@@ -657,6 +678,7 @@ def test_the_postgres_index_holds_every_word_of_a_long_message(make_store: Any) 
     store = make_store("agent")
     store.upsert(AgentSession(session_id="long", user_id="u", agent_id="a", memory=memory(text, "kestrel and owl")))
     store.enable_search()
+    index_only(monkeypatch)
     assert found(store.search("kestrel owl")) == [("long", "kestrel and owl"), ("long", text)]
     assert [h.message.content for h in store.search("w4999 owl")] == [text]
     assert store.search("w5000") == []
