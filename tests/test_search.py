@@ -28,6 +28,7 @@ from agno_storage import (
     search_sqlite,
     search_sqlite_worker,
 )
+from agno_storage import search as search_module
 from agno_storage.conversation import make_converter
 from tests.agno_runner import TABLES, close_storages, run_turn
 from tests.support import write_run_as_another_program
@@ -67,16 +68,26 @@ def seed(store: Any) -> None:
     store.upsert(AgentSession(session_id="empty", user_id="bob", agent_id="cook"))
 
 
+def index_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on a search that falls back to the scan fails the test: the index must answer."""
+
+    def scanned(*args: Any) -> Any:
+        raise AssertionError("the search scanned: the index did not answer")
+
+    monkeypatch.setattr(search_module, "scan", scanned)
+
+
 def found(hits: list[SearchHit]) -> list[tuple[str, str | None]]:
     return [(h.session_id, h.message.content) for h in hits]
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
-def test_search_finds_words_scoped_to_owner(make_store: Any, indexed: bool) -> None:
+def test_search_finds_words_scoped_to_owner(make_store: Any, indexed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     store = make_store("agent")
     seed(store)
     if indexed:
         store.enable_search()
+        index_only(monkeypatch)
     hits = store.search("kestrels")
     assert sorted(found(hits)) == [
         ("alice-1", "Kestrels nest on ledges."),
@@ -113,7 +124,9 @@ def test_search_finds_words_scoped_to_owner(make_store: Any, indexed: bool) -> N
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
-def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, indexed: bool) -> None:
+def test_a_session_only_agent_runs_holds_is_each_runs_own_users(
+    tmp_path: Path, indexed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Go Agents of two users ran under one session id and no session row: each finds only their own runs, as
     history() gives them, and an unscoped search names each message's own user; usage() scopes the same way."""
     store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db")
@@ -122,6 +135,7 @@ def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, 
     store.append_run("go-shared", "Kestrels and my secret plan", "Bob: noted.", user_id="bob")
     if indexed:
         store.enable_search()
+        index_only(monkeypatch)
     assert found(store.search("secret", user_id="alice")) == []
     assert found(store.search("kestrels", user_id="alice")) == [("go-shared", "Kestrels at dawn?")]
     assert found(store.search("kestrels", user_id="bob")) == [("go-shared", "Kestrels and my secret plan")]
@@ -139,7 +153,9 @@ def test_a_session_only_agent_runs_holds_is_each_runs_own_users(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
-def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(tmp_path: Path, indexed: bool) -> None:
+def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(
+    tmp_path: Path, indexed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """bob's Go Agent wrote runs under the id of alice's session: alice's history, search and usage never
     show them (nor let bob put words in her history); they are bob's, with no entity, in his history, search
     and usage alike; a run with no user continues her conversation."""
@@ -155,6 +171,7 @@ def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(tm
     store.append_run("shared", "Kestrels from a Go service", "Go: ok.", user_id="")
     if indexed:
         store.enable_search()
+        index_only(monkeypatch)
     history = [m.content for m in store.history("shared")]
     assert "Kestrels and bob's payroll" not in history and "Bob: noted." not in history
     assert history[-2:] == ["Kestrels from a Go service", "Go: ok."]
@@ -210,7 +227,9 @@ def test_another_users_runs_under_a_session_row_are_that_users_not_the_owners(tm
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
-def test_no_user_and_no_entity_mean_the_same_runs_to_the_scan_and_the_index(tmp_path: Path, indexed: bool) -> None:
+def test_no_user_and_no_entity_mean_the_same_runs_to_the_scan_and_the_index(
+    tmp_path: Path, indexed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``user_id=''`` is "no user": runs whose user_id is NULL or '' (one group, as history() reads them), never
     another user's; ``entity_id=''`` takes sessions only ``agent_runs`` holds (they have no entity). The scan and
     the index answer alike, and history() and usage() scope the same way."""
@@ -227,6 +246,7 @@ def test_no_user_and_no_entity_mean_the_same_runs_to_the_scan_and_the_index(tmp_
     conn.close()
     if indexed:
         store.enable_search()
+        index_only(monkeypatch)
     anonymous = [
         ("go-anon", "Kestrels from a NULL user"),
         ("go-anon", "Kestrels from nobody"),

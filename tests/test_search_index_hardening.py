@@ -15,6 +15,7 @@ from psycopg import sql
 
 from agno_storage import AgentSession, InvalidInputError, SqliteStorage, StorageError, search, search_index, search_pg
 from agno_storage.search import terms
+from tests.test_search import index_only
 
 _ids = itertools.count()
 
@@ -26,15 +27,6 @@ def memory(*texts: str) -> dict[str, Any]:
 
 def found(hits: Any) -> list[tuple[str, str | None]]:
     return sorted((h.session_id, h.message.content) for h in hits)
-
-
-def index_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From here on a search that falls back to the scan fails the test: the index must answer."""
-
-    def scanned(*args: Any) -> Any:
-        raise AssertionError("the search scanned: the index did not answer")
-
-    monkeypatch.setattr(search, "scan", scanned)
 
 
 def pg_triggers(store: Any) -> list[tuple[str, str]]:
