@@ -306,13 +306,21 @@ def test_postgres_source_and_target(pg_server: Any, tmp_path: Path) -> None:
 
 def test_cli_workers_write_what_one_process_writes(agno1_db: Path, tmp_path: Path) -> None:
     """Real agno 1.8.4 sessions of every mode (team member runs, workflow steps): the same rows with two workers."""
-    alone, pooled = tmp_path / "alone.db", tmp_path / "pooled.db"
-    to_agno3(str(agno1_db), str(alone), batch_size=1, workers=0)
-    assert main(["to-agno3", str(agno1_db), str(pooled), "--workers", "2"]) == 0
+    from tests.agno3_sources import run_delegating_team_turn
+
+    source, alone, pooled = tmp_path / "agno1.db", tmp_path / "alone.db", tmp_path / "pooled.db"
+    source.write_bytes(agno1_db.read_bytes())
+    for question in ("first question", "second question"):  # a leader handing each turn to its two members
+        run_delegating_team_turn(str(source), "s-members", "user-1", question)
+    to_agno3(str(source), str(alone), batch_size=1, workers=0)
+    assert main(["to-agno3", str(source), str(pooled), "--workers", "2"]) == 0
+    with sqlite3.connect(alone) as conn:
+        query = f"SELECT run_type, COUNT(parent_run_id) FROM {ddl.RUNS} WHERE session_id = 's-members' GROUP BY 1"
+        assert dict(conn.execute(query).fetchall()) == {"team": 0, "agent": 4}
     for table in (ddl.SESSIONS, ddl.RUNS, ddl.MEMORIES):
         with sqlite3.connect(alone) as a, sqlite3.connect(pooled) as b:
             query = f"SELECT * FROM {table} ORDER BY 1"
             assert a.execute(query).fetchall() == b.execute(query).fetchall()
     with pytest.raises(SystemExit) as refused:
-        main(["to-agno3", str(agno1_db), str(pooled), "--workers", "-1"])
+        main(["to-agno3", str(source), str(pooled), "--workers", "-1"])
     assert refused.value.code == 2
