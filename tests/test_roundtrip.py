@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,25 @@ def sessions(mode: Mode) -> st.SearchStrategy[Any]:
 @pytest.mark.parametrize("mode", list(Mode))
 def test_any_session_reads_back_as_written(tmp_path: Path, mode: Mode) -> None:
     store = SqliteStorage("s", db_file=tmp_path / "rt.db", mode=mode, allow_owner_change=True)
+    #: session_id -> created_at of its first upsert: the session's own, or the clock's when it has none.
+    created: dict[str, int] = {}
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(sessions(mode))
     def check(session: Any) -> None:
+        before = int(time.time())
         stored = store.upsert(session)
+        after = int(time.time())
         got = store.read(session.session_id)
         assert got == stored
         assert attrs.evolve(got, created_at=None, updated_at=None) == attrs.evolve(
             session, created_at=None, updated_at=None
         )
+        # created_at is the session's own on insert, and kept by every later upsert of the session.
+        if session.session_id not in created and session.created_at is None:
+            assert got.created_at is not None and before <= got.created_at <= after
+        created.setdefault(session.session_id, got.created_at if session.created_at is None else session.created_at)
+        assert got.created_at == created[session.session_id]
 
     check()
     store.close()
