@@ -96,17 +96,35 @@ def test_agno3_resumes_each_migrated_session_with_its_history(
     db.write_bytes(target.read_bytes())
     session_id, kind3, entity = KINDS[kind]
     result = agno3_env.resume(kind3, str(db), session_id, "user-1", entity, "third question")
-    seen = "\n".join(m["content"] or "" for m in result["calls"][-1])
-    # The earlier conversation reached agno 3's model: both questions' replies, and the questions.
-    assert f"{kind} #1: first question" in seen
-    assert "second question" in seen and "third question" in seen
+    sent = [(m["role"], m["content"]) for m in result["calls"][-1] if m["role"] != "system"]
+    # The earlier conversation reached agno 3's model whole and in order: each question and the reply 1.x
+    # stored for it (the canned model answers "<kind> #<its call>: <message>").
+    if kind3 != "workflow":
+        earlier = [(role, text) for q in ("first", "second") for role, text in _turn(kind, f"{q} question")]
+        assert sent == [*earlier, ("user", "third question")]
+        assert result["history"][:4] == [list(pair) for pair in earlier]
+    else:  # agno 3 sends a Workflow's history as one block ahead of the message
+        ((role, text),) = sent
+        assert role == "user" and text.startswith(_WORKFLOW_HISTORY[kind]), text
     # get_session returns every run 1.x had (a v2 Workflow's step agent runs included), and the new one.
     assert result["runs_before"] == _source_runs(agno1_db)[session_id]
     assert result["runs_after"] == result["runs_before"] + 1
-    if kind3 != "workflow":
-        roles = [role for role, _ in result["history"]]
-        assert roles[:4] == ["user", "assistant", "user", "assistant"]
     assert "agno_v1" in result["metadata_keys"]
+
+
+def _turn(kind: str, question: str) -> list[tuple[str, str]]:
+    return [("user", question), ("assistant", f"{kind} #1: {question}")]
+
+
+#: How agno 3 lists the two 1.x runs of each Workflow to its model: a v1 run has no input, and the
+#: second reply of tests/agno_runner.py's HistoryWorkflow quotes the first run agno 1.8.4 loaded.
+_WORKFLOW_HISTORY = {
+    "workflow": "<workflow_history_context>\n[Workflow Run-1]\nWorkflow output: workflow #1: first question\n\n"
+    "[Workflow Run-2]\nWorkflow output: workflow #1: earlier: workflow #1: first question\nsecond question\n\n",
+    "workflow_v2": "<workflow_history_context>\n[Workflow Run-1]\nUser input: first question\n"
+    "Workflow output: workflow_v2 #1: first question\n\n[Workflow Run-2]\nUser input: second question\n"
+    "Workflow output: workflow_v2 #1: second question\n\n",
+}
 
 
 _LOADS_EVERY_RUN = (
@@ -314,8 +332,8 @@ def test_postgres_source_and_target(pg_server: Any, tmp_path: Path) -> None:
     assert report.modes["agent"].runs == 2 and report.modes["team"].runs == 2
     for kind, session_id, entity in (("agent", "pg-agent", "historian"), ("team", "pg-team", "pair")):
         result = agno3_env.resume(kind, url, session_id, "user-1", entity, "third question")
-        seen = "\n".join(m["content"] or "" for m in result["calls"][-1])
-        assert f"{kind} #1: first question" in seen and "second question" in seen
+        sent = [(m["role"], m["content"]) for m in result["calls"][-1] if m["role"] != "system"]
+        assert sent == [*_turn(kind, "first question"), *_turn(kind, "second question"), ("user", "third question")]
         assert result["runs_before"] == 2
     assert ddl.SCHEMA_VERSION == "3.0.0"
 
