@@ -272,28 +272,26 @@ def test_no_user_and_no_entity_mean_the_same_runs_to_the_scan_and_the_index(
     store.close()
 
 
-def update_behind(store: Any, clauses: str) -> None:
-    """UPDATE the store's table with ``clauses`` as another program would (the store is not told)."""
+def behind(store: Any, statement: str) -> None:
+    """Run ``statement`` (``{table}``: the store's table) as another program would (the store is not told)."""
     if isinstance(store, SqliteStorage):
         conn = sqlite3.connect(str(store.db_path))
-        conn.execute(f'UPDATE "{store.table_name}" {clauses}')
+        conn.execute(statement.format(table=f'"{store.table_name}"'))
         conn.commit()
         conn.close()
     else:
         with store.transaction() as conn:
-            conn.execute(f"UPDATE {store.qualified_table} {clauses}")
+            conn.execute(statement.format(table=store.qualified_table))
+
+
+def update_behind(store: Any, clauses: str) -> None:
+    """UPDATE the store's table with ``clauses`` as another program would."""
+    behind(store, "UPDATE {table} " + clauses.replace("{", "{{").replace("}", "}}"))
 
 
 def drop_behind(store: Any) -> None:
-    """DROP TABLE the store's table as another program would (the store is not told)."""
-    if isinstance(store, SqliteStorage):
-        conn = sqlite3.connect(str(store.db_path))
-        conn.execute(f'DROP TABLE "{store.table_name}"')
-        conn.commit()
-        conn.close()
-    else:
-        with store.transaction() as conn:
-            conn.execute(f"DROP TABLE {store.qualified_table}")
+    """DROP TABLE the store's table as another program would."""
+    behind(store, "DROP TABLE {table}")
 
 
 @pytest.mark.parametrize("indexed", [False, True], ids=["scan", "index"])
