@@ -9,6 +9,7 @@ Sources are written by real agno 1.8.4 on canned models; agno 3.1.10 reads the t
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -327,10 +328,9 @@ def test_a_v2_workflow_runs_step_metrics_are_agno3s_workflow_metrics(tmp_path: P
     assert shown == ["chat", "agent", step.executor_name, sum(step.metrics["time"])]
 
 
-def test_a_v2_workflow_runs_steps_are_agno3s_step_results(tmp_path: Path) -> None:
-    """agno 1.8.4 keeps a v2 Workflow run's steps in ``step_responses`` (a StepOutput each, its name and
-    executor in its ``metrics``); agno 3 shows a run's steps from ``step_results``: each step's name, executor,
-    content, the run of its agent and its time, in order."""
+def _write_then_edit(src: Path, *asks: str) -> list[Any]:
+    """Run a real agno 1.8.4 v2 Workflow of two agent steps (``write``, then ``edit``) once per ask, in one
+    session (``flow``) of ``src``; its responses."""
     from agno.agent import Agent
     from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
     from agno.workflow.v2 import Step
@@ -338,7 +338,6 @@ def test_a_v2_workflow_runs_steps_are_agno3s_step_results(tmp_path: Path) -> Non
 
     from devkit.fake_model import FakeModel
 
-    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
     storage = AgnoSqliteStorage(table_name="workflow_v2_sessions", db_file=str(src), mode="workflow_v2")
     try:
         writer = Agent(agent_id="writer", name="Writer", model=FakeModel(prefix="draft"), telemetry=False)
@@ -350,9 +349,17 @@ def test_a_v2_workflow_runs_steps_are_agno3s_step_results(tmp_path: Path) -> Non
             steps=[Step(name="write", agent=writer), Step(name="edit", agent=editor)],
             session_id="flow",
         )
-        response = flow.run(message="a haiku on tides")
+        return [flow.run(message=ask) for ask in asks]
     finally:
         storage.db_engine.dispose()
+
+
+def test_a_v2_workflow_runs_steps_are_agno3s_step_results(tmp_path: Path) -> None:
+    """agno 1.8.4 keeps a v2 Workflow run's steps in ``step_responses`` (a StepOutput each, its name and
+    executor in its ``metrics``); agno 3 shows a run's steps from ``step_results``: each step's name, executor,
+    content, the run of its agent and its time, in order."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    (response,) = _write_then_edit(src, "a haiku on tides")
     assert response.workflow_metrics is not None and len(response.step_responses) == 2
     expected = []
     for name, output in zip(("write", "edit"), response.step_responses, strict=True):
@@ -372,3 +379,62 @@ def test_a_v2_workflow_runs_steps_are_agno3s_step_results(tmp_path: Path) -> Non
     )
     shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == expected
+
+
+def test_a_v2_workflow_steps_agent_runs_are_agno3s_step_executor_runs(tmp_path: Path) -> None:
+    """agno 3 keeps the run of a workflow step's agent inside the workflow run, in ``step_executor_runs``
+    (``Step`` puts it there), and reads a step agent's conversation from there
+    (``WorkflowSession.get_messages(agent_id=...)``); agno 1.8.4 keeps it as the step's ``response``. Each
+    step's run is there after to-agno3: its id (the step's ``step_run_id``), agent, parent and messages, run
+    after run."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    responses = _write_then_edit(src, "a haiku on tides", "now one on stars")
+    expected_runs = [
+        [
+            [s.response.run_id, s.response.agent_id, r.run_id, [[m.role, m.content] for m in s.response.messages]]
+            for s in r.step_responses
+        ]
+        for r in responses
+    ]
+    writer_said = [m for runs in expected_runs for run in runs if run[1] == "writer" for m in run[3]]
+    assert len(writer_said) == 4 and writer_said[0] == ["user", "a haiku on tides"]  # two runs, two steps each
+    to_agno3(str(src), str(dst))
+    code = (
+        "import json, sys\n"
+        "from agno.db.sqlite import SqliteDb\n"
+        "session = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow')\n"
+        "runs = [[[e.run_id, e.agent_id, e.parent_run_id, [[m.role, m.content] for m in e.messages]]\n"
+        "         for e in r.step_executor_runs] for r in session.runs]\n"
+        "step_ids = [[s.step_run_id for s in r.step_results] for r in session.runs]\n"
+        "writer = [[m.role, m.content] for m in session.get_messages(agent_id='writer')]\n"
+        "print(json.dumps([runs, step_ids, writer]))\n"
+    )
+    runs, step_ids, writer = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
+    assert runs == expected_runs
+    assert step_ids == [[run[0] for run in run_steps] for run_steps in expected_runs]
+    assert writer == writer_said
+
+
+def test_a_step_run_agno3_cannot_load_is_named_and_its_values_kept_and_the_session_loads(tmp_path: Path) -> None:
+    """A step's run goes into the workflow run agno 3 loads: a value of a shape agno 3 fails on there would fail
+    the session. It is moved to the step run's metadata and named in the report, as in any run."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    (response,) = _write_then_edit(src, "a haiku on tides")
+    conn = sqlite3.connect(src)
+    with conn:
+        conn.execute(
+            "UPDATE workflow_v2_sessions SET runs = json_set(runs, '$[0].step_responses[1].response.tools', 'a tool')"
+        )
+    conn.close()
+    report = to_agno3(str(src), str(dst))
+    edit_run = response.step_responses[1].response.run_id
+    assert [p for p in report.problems if edit_run in p and "tools is not a list" in p]
+    code = (
+        "import json, sys\n"
+        "from agno.db.sqlite import SqliteDb\n"
+        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow').runs\n"
+        "print(json.dumps([[e.run_id, e.content, e.tools, e.metadata['agno_v1'].get('unfit')] for e in r.step_executor_runs]))\n"
+    )
+    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
+    assert [s[:3] for s in shown] == [[s.response.run_id, s.response.content, None] for s in response.step_responses]
+    assert shown[1][3] == {"tools": "a tool"}

@@ -32,6 +32,7 @@ from agno_storage.agno3.runs import (
     make_id,
     member_kind,
     memory_runs,
+    step_runs,
     unfit_fields,
     unwrap,
 )
@@ -212,6 +213,8 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
         seen.setdefault(run_id, raw)
         checked = [(m, member_kind(m)) for m in members] if members else []
         checked.append((data, run_kind))
+        if run_kind == "workflow":
+            checked += step_runs(data)  # loaded with the workflow run: one that does not fit fails it
         for run, its_kind in checked:
             for problem in unfit_fields(run, its_kind):
                 builder.problems.append(f"{label} session {session_id!r}: run {run['run_id']!r}: {problem}")

@@ -422,16 +422,12 @@ def convert_run(
         keep["metrics"] = data.pop("metrics")
     if rest:  # what _lift_fields moves comes from ``rest``: a run whose every key is a field has none of it
         _lift_fields(data, rest, kind)
-    if kind == "workflow" and "step_results" not in data and type(rest.get("step_responses")) is list:
-        # The steps agno 3 shows a workflow run by; the 1.x list stays in ``fields`` as it was (media, the step's
-        # whole response).
-        results = [_step_result(step) for step in rest["step_responses"] if type(step) is dict]
-        if results:
-            data["step_results"] = results
-    if rest:
-        keep["fields"] = rest
     run_id = raw.get("run_id")
     data["run_id"] = run_id if isinstance(run_id, str) and run_id else fallback_id
+    if kind == "workflow" and "step_results" not in data and type(rest.get("step_responses")) is list:
+        _convert_steps(data, rest, session_id, user_id)
+    if rest:
+        keep["fields"] = rest
     data["session_id"] = session_id
     if user_id is not None and data.get("user_id") is None:
         data["user_id"] = user_id
@@ -585,10 +581,64 @@ def _lift_fields(data: dict[str, Any], rest: dict[str, Any], kind: str) -> None:
 _STEP_NAMES = ("step_name", "executor_type", "executor_name")
 
 
+def _convert_steps(data: dict[str, Any], rest: dict[str, Any], session_id: str, user_id: str | None) -> None:
+    """A v2 workflow run's ``step_responses`` (in ``rest``) as agno 3 keeps a workflow run's steps: the steps in
+    ``step_results``, each step's agent or team run in ``step_executor_runs`` (as agno 3's ``Step`` stores it:
+    converted as any run, ``parent_run_id`` the workflow run). Where a step's response became such a run, the
+    step is kept in ``rest`` without it (the run holds what agno 3 has no place for itself); the rest of the
+    1.x list stays as it was (its media, which agno 3's ``StepOutput`` cannot take)."""
+    run_id = data["run_id"]
+    results: list[dict[str, Any]] = []
+    executor_runs: list[dict[str, Any]] = []
+    kept: list[Any] = []
+    for i, step in enumerate(rest["step_responses"]):
+        if type(step) is not dict:
+            kept.append(step)
+            continue
+        result = _step_result(step)
+        response = step.get("response")
+        if isinstance(response, Mapping):
+            # agno 1.8.4's StepOutput.from_dict tells a team's response by these keys.
+            step_kind = "team" if "team_id" in response or "team_name" in response else "agent"
+            step_run, _ = convert_run(response, step_kind, session_id, make_id("step-run", run_id, i), user_id)
+            step_run["parent_run_id"] = run_id
+            executor_runs.append(step_run)
+            result["step_run_id"] = step_run["run_id"]
+            step = {k: v for k, v in step.items() if k != "response"}
+        results.append(result)
+        kept.append(step)
+    if results:
+        data["step_results"] = results
+    if executor_runs:
+        data["step_executor_runs"] = executor_runs
+    rest["step_responses"] = kept
+
+
+def step_runs(run_data: Mapping[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """The runs a converted workflow run holds in ``step_executor_runs`` and their member runs, with their kinds
+    (each to be checked as a run: agno 3 loads them with the workflow run)."""
+    # As agno 3 reads them: WorkflowRunOutput.from_dict tells a step's team run by its keys, a team its members
+    # as member_kind does.
+    pending = [
+        (r, "team" if "team_id" in r or "team_name" in r else "agent") for r in _dicts(run_data, "step_executor_runs")
+    ]
+    out: list[tuple[dict[str, Any], str]] = []
+    while pending:
+        run, kind = pending.pop(0)
+        out.append((run, kind))
+        pending += [(m, member_kind(m)) for m in _dicts(run, "member_responses")]
+    return out
+
+
+def _dicts(run_data: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    value = run_data.get(name)
+    return [item for item in value if type(item) is dict] if type(value) is list else []
+
+
 def _step_result(step: dict[str, Any]) -> dict[str, Any]:
     """A v2 workflow step's output as agno 1.8.4 stores it (``StepOutput.to_dict()``) as agno 3's ``StepOutput``
-    dict: its content, outcome and the run of its agent or team (``step_run_id``); its name, executor and
-    metrics from the ``StepMetrics`` 1.8.4 keeps in ``metrics``. Media are left out: 1.x's artifacts are not
+    dict: its content and outcome; its name, executor and metrics from the ``StepMetrics`` 1.8.4 keeps in
+    ``metrics``. Media are left out: 1.x's artifacts are not
     agno 3's media, and agno 3 fails the whole run on one it cannot make."""
     out: dict[str, Any] = {}
     step_metrics = step.get("metrics")
@@ -601,9 +651,6 @@ def _step_result(step: dict[str, Any]) -> dict[str, Any]:
             out["metrics"] = metrics
     if step.get("content") is not None:
         out["content"] = step["content"]
-    response = step.get("response")
-    if isinstance(response, Mapping) and isinstance(response.get("run_id"), str):
-        out["step_run_id"] = response["run_id"]
     for name in ("success", "stop"):
         if type(step.get(name)) is bool:
             out[name] = step[name]
