@@ -36,6 +36,13 @@ def _agno3_runs(db: Path) -> dict[str, Any]:
     return out
 
 
+def _agno3_shows(db: Path, code: str) -> Any:
+    """What ``code`` prints last (one JSON line), run by agno 3.1.10 with ``json`` and ``sys`` imported and
+    ``DB`` agno 3's ``SqliteDb`` of ``db``."""
+    prelude = "import json, sys\nfrom agno.db.sqlite import SqliteDb\nDB = SqliteDb(db_file=sys.argv[1])\n"
+    return json.loads(agno3_env.run_code(prelude + code, str(db)).strip().splitlines()[-1])
+
+
 def test_events_agno3_has_no_class_for_are_kept_in_metadata_and_the_session_loads(tmp_path: Path) -> None:
     """agno 1.8.4 stores a streamed run's events when asked (``store_events``); with ``events_to_skip=[]``
     they include ``RunResponseContent`` / ``TeamRunResponseContent``, names agno 3 has no event class for,
@@ -239,16 +246,13 @@ def test_a_reply_audio_agno3_cannot_make_is_kept_in_metadata_and_the_session_loa
     finally:
         storage.db_engine.dispose()
     report = to_agno3(str(src), str(dst))
-    code = (
-        "import json, sys\n"
-        "from agno.db.sqlite import SqliteDb\n"
-        "db = SqliteDb(db_file=sys.argv[1])\n"
-        "s = db.get_session(session_id='spoken')\n"
+    shown = _agno3_shows(
+        dst,
+        "s = DB.get_session(session_id='spoken')\n"
         "out = [[m.content, m.audio_output.transcript if m.audio_output else None,\n"
         "        m.audio_output.content.decode() if m.audio_output else None] for r in s.runs for m in r.messages[1:]]\n"
-        "print(json.dumps(out))\n"
+        "print(json.dumps(out))\n",
     )
-    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == [["hello", "hello", "RIFF spoken"], ["hello again", None, None]]
     assert [p for p in report.problems if "'r1'" in p and "message 1: audio_output" in p], report.problems
 
@@ -284,13 +288,11 @@ def test_a_tool_calls_time_is_agno3s_duration(tmp_path: Path) -> None:
         storage.db_engine.dispose()
     assert tool.metrics is not None and tool.metrics.time
     to_agno3(str(src), str(dst))
-    code = (
-        "import json, sys\n"
-        "from agno.db.sqlite import SqliteDb\n"
-        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='tools').runs\n"
-        "print(json.dumps([[t.tool_name, t.result, t.metrics.duration if t.metrics else None] for t in r.tools]))\n"
+    shown = _agno3_shows(
+        dst,
+        "(r,) = DB.get_session(session_id='tools').runs\n"
+        "print(json.dumps([[t.tool_name, t.result, t.metrics.duration if t.metrics else None] for t in r.tools]))\n",
     )
-    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == [["transfer_task_to_member", "found kestrel task 1: what hovers?", tool.metrics.time]]
 
 
@@ -317,14 +319,12 @@ def test_a_v2_workflow_runs_step_metrics_are_agno3s_workflow_metrics(tmp_path: P
     assert response.workflow_metrics is not None
     step = response.workflow_metrics.steps["chat"]
     to_agno3(str(src), str(dst))
-    code = (
-        "import json, sys\n"
-        "from agno.db.sqlite import SqliteDb\n"
-        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow').runs\n"
+    shown = _agno3_shows(
+        dst,
+        "(r,) = DB.get_session(session_id='flow').runs\n"
         "s = r.metrics.steps['chat'] if r.metrics else None\n"
-        "print(json.dumps(s and [s.step_name, s.executor_type, s.executor_name, s.metrics.duration]))\n"
+        "print(json.dumps(s and [s.step_name, s.executor_type, s.executor_name, s.metrics.duration]))\n",
     )
-    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == ["chat", "agent", step.executor_name, sum(step.metrics["time"])]
 
 
@@ -370,14 +370,12 @@ def test_a_v2_workflow_runs_steps_are_agno3s_step_results(tmp_path: Path) -> Non
         )
     assert expected[0][3] != expected[1][3]  # two steps that said different things
     to_agno3(str(src), str(dst))
-    code = (
-        "import json, sys\n"
-        "from agno.db.sqlite import SqliteDb\n"
-        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow').runs\n"
+    shown = _agno3_shows(
+        dst,
+        "(r,) = DB.get_session(session_id='flow').runs\n"
         "print(json.dumps([[s.step_name, s.executor_type, s.executor_name, s.content, s.step_run_id, s.success,\n"
-        "                   s.metrics and s.metrics.duration] for s in r.step_results]))\n"
+        "                   s.metrics and s.metrics.duration] for s in r.step_results]))\n",
     )
-    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert shown == expected
 
 
@@ -399,17 +397,15 @@ def test_a_v2_workflow_steps_agent_runs_are_agno3s_step_executor_runs(tmp_path: 
     writer_said = [m for runs in expected_runs for run in runs if run[1] == "writer" for m in run[3]]
     assert len(writer_said) == 4 and writer_said[0] == ["user", "a haiku on tides"]  # two runs, two steps each
     to_agno3(str(src), str(dst))
-    code = (
-        "import json, sys\n"
-        "from agno.db.sqlite import SqliteDb\n"
-        "session = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow')\n"
+    runs, step_ids, writer = _agno3_shows(
+        dst,
+        "session = DB.get_session(session_id='flow')\n"
         "runs = [[[e.run_id, e.agent_id, e.parent_run_id, [[m.role, m.content] for m in e.messages]]\n"
         "         for e in r.step_executor_runs] for r in session.runs]\n"
         "step_ids = [[s.step_run_id for s in r.step_results] for r in session.runs]\n"
         "writer = [[m.role, m.content] for m in session.get_messages(agent_id='writer')]\n"
-        "print(json.dumps([runs, step_ids, writer]))\n"
+        "print(json.dumps([runs, step_ids, writer]))\n",
     )
-    runs, step_ids, writer = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert runs == expected_runs
     assert step_ids == [[run[0] for run in run_steps] for run_steps in expected_runs]
     assert writer == writer_said
@@ -429,12 +425,10 @@ def test_a_step_run_agno3_cannot_load_is_named_and_its_values_kept_and_the_sessi
     report = to_agno3(str(src), str(dst))
     edit_run = response.step_responses[1].response.run_id
     assert [p for p in report.problems if edit_run in p and "tools is not a list" in p]
-    code = (
-        "import json, sys\n"
-        "from agno.db.sqlite import SqliteDb\n"
-        "(r,) = SqliteDb(db_file=sys.argv[1]).get_session(session_id='flow').runs\n"
-        "print(json.dumps([[e.run_id, e.content, e.tools, e.metadata['agno_v1'].get('unfit')] for e in r.step_executor_runs]))\n"
+    shown = _agno3_shows(
+        dst,
+        "(r,) = DB.get_session(session_id='flow').runs\n"
+        "print(json.dumps([[e.run_id, e.content, e.tools, e.metadata['agno_v1'].get('unfit')] for e in r.step_executor_runs]))\n",
     )
-    shown = json.loads(agno3_env.run_code(code, str(dst)).strip().splitlines()[-1])
     assert [s[:3] for s in shown] == [[s.response.run_id, s.response.content, None] for s in response.step_responses]
     assert shown[1][3] == {"tools": "a tool"}
