@@ -432,3 +432,37 @@ def test_a_step_run_agno3_cannot_load_is_named_and_its_values_kept_and_the_sessi
     )
     assert [s[:3] for s in shown] == [[s.response.run_id, s.response.content, None] for s in response.step_responses]
     assert shown[1][3] == {"tools": "a tool"}
+
+
+def test_a_v2_workflow_team_steps_run_is_an_agno3_team_run_in_step_executor_runs(tmp_path: Path) -> None:
+    """A step run by a team: 1.8.4 keeps the team's response as the step's; agno 3 loads it from
+    ``step_executor_runs`` as a team run (by its ``team_id``) and returns its messages for the team."""
+    from agno.agent import Agent
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+    from agno.team import Team
+    from agno.workflow.v2 import Step
+    from agno.workflow.v2 import Workflow as WorkflowV2
+
+    from devkit.fake_model import FakeModel
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    storage = AgnoSqliteStorage(table_name="workflow_v2_sessions", db_file=str(src), mode="workflow_v2")
+    try:
+        member = Agent(agent_id="m", name="M", model=FakeModel(prefix="m"), telemetry=False)
+        crew = Team(team_id="crew", name="Crew", mode="route", model=FakeModel(prefix="t"), members=[member])
+        flow = WorkflowV2(name="p", workflow_id="p", storage=storage, steps=[Step(name="ask", team=crew)])
+        flow.session_id = "flow"
+        team_run = flow.run(message="who sails?").step_responses[0].response
+    finally:
+        storage.db_engine.dispose()
+    said = [[m.role, m.content] for m in team_run.messages]
+    assert ["user", "who sails?"] in said
+    to_agno3(str(src), str(dst))
+    shown = _agno3_shows(
+        dst,
+        "s = DB.get_session(session_id='flow')\n"
+        "(e,) = s.runs[0].step_executor_runs\n"
+        "print(json.dumps([type(e).__name__, e.run_id, e.team_id, [[m.role, m.content] for m in e.messages],\n"
+        "                  [[m.role, m.content] for m in s.get_messages(team_id='crew')]]))\n",
+    )
+    assert shown == ["TeamRunOutput", team_run.run_id, "crew", said, said]
