@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -128,3 +129,67 @@ class BoundedProgress:
     def advance(self, count: int) -> None:
         self.batches += 1
         assert self.batches <= self.most, "the same batch was chosen again and again"
+
+
+class _Watched(sqlite3.Connection):
+    """A connection that reads its busy timeout back from SQLite as it is closed."""
+
+    closed_with: int | None = None
+
+    def busy_timeout(self) -> int | None:
+        """``PRAGMA busy_timeout`` (milliseconds) now, or as it was when the connection was closed."""
+        try:
+            return int(self.execute("PRAGMA busy_timeout").fetchone()[0])
+        except sqlite3.ProgrammingError:  # closed already (or another thread's)
+            return self.closed_with
+
+    def close(self) -> None:
+        self.closed_with = self.busy_timeout()
+        super().close()
+
+
+def _file_of(database: str | os.PathLike[str]) -> str:
+    """The file a ``sqlite3.connect`` argument names: a path, or a ``file:`` URI with a query."""
+    name = os.fspath(database)
+    if name.startswith("file:"):
+        name = urllib.parse.unquote(urllib.parse.urlsplit(name).path)
+    return os.path.realpath(name)
+
+
+#: Threads whose SQLite connections never wait for a lock (see :class:`BusyTimeouts`).
+_NEVER_WAITING = frozenset({"agno-storage-checkpointer"})
+
+
+class BusyTimeouts:
+    """Every SQLite connection opened from now on (by ``sqlite3.connect``), with the busy timeout SQLite itself
+    has for it: what a URL's ``?timeout=`` reached, read back rather than timed.
+
+    Not counted: a connection opened with an explicit ``factory=`` (a test's own lock holder), and the bulk
+    loader's checkpointer's, whose PASSIVE checkpoints never wait for a lock.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._opened: list[tuple[str, _Watched]] = []
+        self._lock = threading.Lock()
+        connect = sqlite3.connect
+
+        def watched(database: str | os.PathLike[str], *args: Any, **kwargs: Any) -> sqlite3.Connection:
+            kwargs.setdefault("factory", _Watched)
+            conn = connect(database, *args, **kwargs)
+            if isinstance(conn, _Watched) and threading.current_thread().name not in _NEVER_WAITING:
+                with self._lock:  # kept referenced: one the caller drops is still read at the end
+                    self._opened.append((_file_of(database), conn))
+            return conn
+
+        monkeypatch.setattr(sqlite3, "connect", watched)
+
+    def of(self, path: str | os.PathLike[str]) -> list[int | None]:
+        """The busy timeouts (milliseconds) of the connections opened to ``path`` so far, in the order opened."""
+        file = _file_of(path)
+        with self._lock:
+            return [conn.busy_timeout() for name, conn in self._opened if name == file]
+
+    def clear(self) -> None:
+        """Forget the connections opened so far."""
+        with self._lock:
+            self._opened.clear()
