@@ -7,6 +7,7 @@ WAL mode, so the originals are never opened.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -19,7 +20,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import pytest
 
 from agno_storage import AgentSession, Mode, SqliteStorage, TeamSession
 from agno_storage.cli import main
+from tests.support import BusyTimeouts, finishes
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -723,7 +724,7 @@ def test_since_after_until_is_a_bad_argument(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_a_sqlite_urls_timeout_is_how_long_a_command_waits_for_a_lock(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``sqlite:///f.db?timeout=SECONDS`` is the commands' busy timeout, as it is the store's: info shows it, and
     delete and import into a file another connection holds locked give up after it (they waited the default 10 s
@@ -737,37 +738,40 @@ def test_a_sqlite_urls_timeout_is_how_long_a_command_waits_for_a_lock(
     assert info_fields(out)["durability"].endswith("busy_timeout=0.25s (agno_storage's connection settings)")
     dump = tmp_path / "a.jsonl"
     assert run(capsys, "export", url, "--table", "agent_sessions", "-o", dump)[0] == 0
-    holder = sqlite3.connect(db, isolation_level=None)
+    holder = sqlite3.connect(db, isolation_level=None, factory=sqlite3.Connection)  # not one BusyTimeouts counts
     holder.execute("BEGIN EXCLUSIVE")
     try:
         for argv in (
             ("delete", url, "--table", "agent_sessions", "a"),
             ("import", url, "--table", "agent_sessions", dump),
         ):
-            started = time.monotonic()
-            code, _, err = run(capsys, *argv)
-            assert (code, time.monotonic() - started < 5) == (2, True), (argv, err)
+            waits = BusyTimeouts(monkeypatch)
+            code, _, err = finishes(functools.partial(run, capsys, *argv))
+            assert code == 2, (argv, err)
             assert "locked" in err
+            # SQLite itself waited the URL's 0.25 s for the lock, read back rather than timed.
+            assert set(waits.of(db)) == {250}, argv
     finally:
         holder.rollback()
         holder.close()
 
 
 def test_a_sqlite_urls_timeout_is_how_long_a_read_waits_for_a_writers_lock(
-    copy: Copy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    copy: Copy, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reading a rollback-journal file (agno's) waits for its writer; export and tables wait the URL's
     ``?timeout=`` for it too (they waited sqlite3's 5 s whatever the URL said)."""
     db = copy("agno_agent.db")
     url = f"sqlite:///{db}?timeout=0.25"
-    holder = sqlite3.connect(db, isolation_level=None)
+    holder = sqlite3.connect(db, isolation_level=None, factory=sqlite3.Connection)  # not one BusyTimeouts counts
     holder.execute("BEGIN EXCLUSIVE")
     try:
         for argv in (("export", url, "--table", "agent_sessions", "-o", tmp_path / "a.jsonl"), ("tables", url)):
-            started = time.monotonic()
-            code, _, err = run(capsys, *argv)
-            assert (code, time.monotonic() - started < 3) == (2, True), (argv, err)
+            waits = BusyTimeouts(monkeypatch)
+            code, _, err = finishes(functools.partial(run, capsys, *argv))
+            assert code == 2, (argv, err)
             assert "locked" in err
+            assert set(waits.of(db)) == {250}, argv
     finally:
         holder.rollback()
         holder.close()
