@@ -32,11 +32,11 @@ def require(available: bool, reason: str, env: str) -> None:
     pytest.skip(reason)
 
 
-def finishes(call: Callable[[], Any], within: float = HANG_S) -> Any:
+def finishes(call: Callable[[], Any], within: float = HANG_S, hung: str = "the call hung") -> Any:
     """Return what ``call`` returns, or raise what it raises; fail the test if it hangs.
 
     ``call`` runs on a daemon thread; if it has not finished after ``within``
-    seconds the test fails with "hung" (the thread is left behind).
+    seconds the test fails with ``hung`` (the thread is left behind).
     """
     outcome: dict[str, Any] = {}
 
@@ -50,7 +50,7 @@ def finishes(call: Callable[[], Any], within: float = HANG_S) -> Any:
     thread.start()
     thread.join(within)
     if thread.is_alive():
-        pytest.fail(f"the call hung: no result after {within:g} s")
+        pytest.fail(f"{hung}: no result after {within:g} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
