@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from agno_storage.backends import sqlite_bulk
+from tests.support import HANG_S
 
 
 def _writer(path: Path) -> sqlite3.Connection:
@@ -65,8 +67,18 @@ def test_an_idle_wal_is_not_checkpointed_again_and_again(tmp_path: Path) -> None
     conn = _writer(db)
     conn.execute("INSERT INTO t VALUES (1, 'a')")
     checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
+    # Counted, not timed: the thread's looks at the WAL after its first, however slowly a loaded machine runs it.
+    stamp, looks, looked = checkpointer._wal_stamp, [], threading.Event()
+
+    def counted() -> tuple[int, int] | None:
+        looks.append(1)
+        if len(looks) > 10:
+            looked.set()
+        return stamp()
+
+    checkpointer._wal_stamp = counted  # type: ignore[method-assign]
     checkpointer.start()
-    time.sleep(0.3)
+    assert looked.wait(HANG_S), "the thread did not look at the WAL ten times"
     checkpointer.stop()
     assert checkpointer.passes == 0  # the WAL was written before the thread began and not since
     conn.close()
