@@ -63,13 +63,27 @@ def slow_walks(monkeypatch: pytest.MonkeyPatch, wait: Callable[[], object]) -> N
     monkeypatch.setattr(StoreCore, "iter_sessions", slow)
 
 
+class HeldWalks:
+    """Walks over the table wait, session after session, until :meth:`release` (at most HANG_S each)."""
+
+    def __init__(self) -> None:
+        self.walking = threading.Event()
+        self._released = threading.Event()
+
+    def wait(self) -> None:
+        self.walking.set()
+        self._released.wait(HANG_S)
+
+    def release(self) -> None:
+        self._released.set()
+
+
 @pytest.fixture
-def held_walks(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """Walks over the table wait, session after session, until the event is set (at most 5 seconds each)."""
-    release = threading.Event()
-    slow_walks(monkeypatch, lambda: release.wait(5))
-    yield release
-    release.set()
+def held_walks(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldWalks]:
+    held = HeldWalks()
+    slow_walks(monkeypatch, held.wait)
+    yield held
+    held.release()
 
 
 def test_a_search_past_the_time_limit_is_503_and_the_server_goes_on(
@@ -124,29 +138,27 @@ def test_a_postgres_statement_stops_at_the_request_timeout(make_store: StoreFact
     source.close()
 
 
-def test_expensive_reads_past_the_limit_at_once_are_503_and_others_are_served(
-    db: Path, held_walks: threading.Event
-) -> None:
+def test_expensive_reads_past_the_limit_at_once_are_503_and_others_are_served(db: Path, held_walks: HeldWalks) -> None:
     context, source = served(db, Limits(expensive_at_once=1, request_timeout=30))
     with context as base:
         first: dict[str, Any] = {}
         running = threading.Thread(target=lambda: first.update(answer=get(base, "/api/v1/search", q="hello")))
         running.start()
-        time.sleep(0.3)  # the first search holds the one slot, waiting in its scan
+        assert held_walks.walking.wait(HANG_S)  # the first search holds the one slot, waiting in its scan
         status, headers, body = fetch(base, "/api/v1/usage")
         assert status == 503, body
         assert '"code":"busy"' in body.replace(" ", "")
         assert int(headers["retry-after"]) >= 1
         assert fetch(base, "/search?q=hello")[0] == 503  # the page's search shares the bound
         assert get(base, "/api/v1/sessions")[0] == 200
-        held_walks.set()
+        held_walks.release()
         running.join(10)
         assert first["answer"][0] == 200
         assert get(base, "/api/v1/usage")[0] == 200  # the slot is free again
     source.close()
 
 
-def test_a_request_without_a_valid_token_never_takes_an_expensive_slot(db: Path, held_walks: threading.Event) -> None:
+def test_a_request_without_a_valid_token_never_takes_an_expensive_slot(db: Path, held_walks: HeldWalks) -> None:
     # Who is asking is settled before a slot is taken: a flood of requests with no token or a wrong one
     # would otherwise hold the slots, however briefly each, and real searches would be told "busy".
     context, source = served(db, Limits(expensive_at_once=1, request_timeout=30), tokens=True)
@@ -154,12 +166,12 @@ def test_a_request_without_a_valid_token_never_takes_an_expensive_slot(db: Path,
         first: dict[str, Any] = {}
         running = threading.Thread(target=lambda: first.update(answer=get(base, "/api/v1/search", ALL, q="hello")))
         running.start()
-        time.sleep(0.3)  # the first search holds the one slot, waiting in its scan
+        assert held_walks.walking.wait(HANG_S)  # the first search holds the one slot, waiting in its scan
         assert fetch(base, "/api/v1/search?q=hello")[0] == 401
         assert get(base, "/api/v1/usage", f"wrong-token-{0:020d}")[0] == 401
         assert fetch(base, "/search?q=hello")[0] == 303  # the page sends it to the sign-in form
         assert get(base, "/api/v1/usage", ALICE)[0] == 503  # a valid token finds the slot taken
-        held_walks.set()
+        held_walks.release()
         running.join(10)
         assert first["answer"][0] == 200
     source.close()
@@ -332,7 +344,9 @@ def pg_store_holding_one_session(make_store: StoreFactory) -> PostgresStorage:
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-def test_the_postgres_list_of_tables_stops_at_the_request_timeout(make_store: StoreFactory) -> None:
+def test_the_postgres_list_of_tables_stops_at_the_request_timeout(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each statement of the list had the server's statement_timeout, but the list is several statements a
     table: with many tables it ran far past the request's deadline."""
     import psycopg
@@ -344,14 +358,24 @@ def test_the_postgres_list_of_tables_stops_at_the_request_timeout(make_store: St
             for i in range(150):
                 conn.execute(f'CREATE TABLE many_tables.t{i} (LIKE ai."{store.table_name}" INCLUDING ALL)')
             source = open_source(store.db_url, schema_name="many_tables")
-            started = time.monotonic()
-            source.tables()
-            unbounded = time.monotonic() - started
+            execute, ran = psycopg.Cursor.execute, []
+
+            def slow(cur: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+                ran.append(query)
+                time.sleep(0.01)  # a list of 150 tables, several statements each, takes seconds
+                return execute(cur, query, *args, **kwargs)
+
+            monkeypatch.setattr(psycopg.Cursor, "execute", slow)
             try:
-                with serving(create_app(source, limits=Limits(request_timeout=unbounded / 10))) as base:
+                source.tables()
+                every = len(ran)  # the statements of the whole list, counted rather than timed
+                ran.clear()
+                with serving(create_app(source, limits=Limits(request_timeout=0.5))) as base:
                     status, body = get(base, "/api/v1/tables")
-                    assert status == 503 and body["error"]["code"] == "too_slow", (unbounded, body)
+                assert status == 503 and body["error"]["code"] == "too_slow", body
+                assert len(ran) < every, "the list ran to its end, past the deadline"
             finally:
+                monkeypatch.undo()
                 source.close()
         finally:
             conn.execute("DROP SCHEMA many_tables CASCADE")
