@@ -21,6 +21,7 @@ import attrs
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
 from agno_storage.agno3.metrics import convert_metrics, is_mapping
 from agno_storage.agno3.owners import GO_AGENT_RUNS, Owners, split_owners
+from agno_storage.agno3.plain import plain_agent_run
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped
 from agno_storage.agno3.runs import (
     KEEP_KEY,
@@ -190,14 +191,20 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
             unfit[str(i)] = raw
             builder.problems.append(f"{label} session {session_id!r}: run {i} is not an object; kept in metadata")
             continue
-        run_kind = kind
-        if kind == "agent" and member_kind(raw) == "team":
-            run_kind = "team"
         own_id = raw.get("run_id")
         # The fallback id (a uuid5) only for a run without one: made for every run it was a tenth of the mapping.
         fallback = own_id if isinstance(own_id, str) and own_id else make_id("run", label, session_id, i)
-        entity = own_entity if run_kind == kind else None  # a team's run in an agent table: no team id
-        data, members = convert_run(raw, run_kind, session_id, fallback, builder.user_id, entity)
+        # Most runs are plain agent runs: converted and checked in one step (no member runs, nothing unfit).
+        plain = plain_agent_run(raw, session_id, fallback, builder.user_id, own_entity) if kind == "agent" else None
+        run_kind = kind
+        members: list[dict[str, Any]] = []
+        if plain is not None:
+            data = plain
+        else:
+            if kind == "agent" and member_kind(raw) == "team":
+                run_kind = "team"
+            entity = own_entity if run_kind == kind else None  # a team's run in an agent table: no team id
+            data, members = convert_run(raw, run_kind, session_id, fallback, builder.user_id, entity)
         run_id = data["run_id"]
         if run_id in seen and seen[run_id] != raw:
             # Another run of this same session under an id it used already (agno 1.x never writes one): written
@@ -212,7 +219,8 @@ def _add_runs(builder: RunBuilder, source: Session, step_parents: dict[str, str]
             continue  # the same run, seen through another table (a v2 step agent's session), or twice in this one
         seen.setdefault(run_id, raw)
         checked = [(m, member_kind(m)) for m in members] if members else []
-        checked.append((data, run_kind))
+        if plain is None:
+            checked.append((data, run_kind))
         if run_kind == "workflow":
             checked += step_runs(data)  # loaded with the workflow run: one that does not fit fails it
         for run, its_kind in checked:
