@@ -41,8 +41,13 @@ _METRIC_NAMES = st.sampled_from(
         "other",
     ]
 )
+#: Three names in any order: the conversion made for each order is met again, and must be that order's.
+_SOME_METRICS = st.fixed_dictionaries(
+    {name: st.lists(st.integers(0, 500), min_size=1, max_size=1) for name in ("input_tokens", "prompt_tokens", "time")}
+).flatmap(lambda v: st.permutations(list(v.items())).map(dict))
 #: A run's metrics as agno 1.x writes them (per-call lists) and as it does not (scalars, nothing, not an object).
 _RUN_METRICS = st.one_of(
+    _SOME_METRICS,
     st.dictionaries(_METRIC_NAMES, st.one_of(st.lists(_NUMBER, max_size=2), _NUMBER, st.none()), max_size=5),
     st.dictionaries(_METRIC_NAMES, st.lists(st.integers(0, 500), min_size=1, max_size=1), max_size=7),
     st.none(),
@@ -51,6 +56,7 @@ _RUN_METRICS = st.one_of(
 )
 #: A message's metrics (one call's numbers, a tool message's time).
 _MESSAGE_METRICS = st.one_of(
+    _SOME_METRICS.map(lambda m: {k: v[0] for k, v in m.items()}),
     st.dictionaries(_METRIC_NAMES, st.one_of(_NUMBER, st.none(), st.dictionaries(_TEXT, _NUMBER)), max_size=4),
     st.none(),
     st.just({}),

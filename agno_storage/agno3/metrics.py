@@ -136,6 +136,11 @@ def _compile(plan: _MetricPlan) -> _Converter:
     return converter
 
 
+#: The conversions made for runs' and messages' metrics (:data:`METRICS_FIELDS`), by key order: what
+#: :func:`convert_metrics` gives of a dict of those keys in that order is ``RUN_CONVERTERS[keys](dict.values())``.
+RUN_CONVERTERS = _CONVERTERS[METRICS_FIELDS] = {}
+
+
 def convert_metrics(metrics: Any, fields: AbstractSet[str] = METRICS_FIELDS) -> tuple[dict[str, Any] | None, bool]:
     """1.x metrics as agno 3's; and whether anything was not carried over exactly (lists, unknown names).
 

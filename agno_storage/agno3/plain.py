@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agno_storage.agno3.fields import AGENT_RUN_FIELDS, MESSAGE_FIELDS, TOOL_FIELDS
-from agno_storage.agno3.metrics import convert_metrics
+from agno_storage.agno3.metrics import RUN_CONVERTERS, convert_metrics
 from agno_storage.agno3.runs import _CONTENT_TYPES, _MEDIA_KEYS, _SHAPES, KEEP_KEY, _is_object_list, convert_status
 
 #: The keys of a plain agent run that are agno 3's: the run fields that convert_run copies as they are, and the
@@ -80,7 +80,13 @@ def plain_agent_run(
     data["session_id"] = session_id
     if user_id is not None and data.get("user_id") is None:
         data["user_id"] = user_id
-    status = convert_status(raw)
+    status = raw.get("status")
+    # agno 1.x leaves every run RUNNING: one with its reply is COMPLETED (what convert_status gives, its tests
+    # in order).
+    if type(status) is str and status == "RUNNING" and (reply := raw.get("content")) is not None and reply != "":
+        status = "COMPLETED"
+    else:
+        status = convert_status(raw)
     if raw.get("status") != status:
         keep["status"] = raw.get("status")
     data["status"] = status
@@ -108,7 +114,9 @@ def plain_agent_run(
             copied = message.copy()
             converted.append(copied)
             if "metrics" in copied:
-                metrics, lossy = convert_metrics(copied["metrics"])
+                held = copied["metrics"]
+                convert = RUN_CONVERTERS.get(tuple(held)) if type(held) is dict else None
+                metrics, lossy = convert(held.values()) if convert is not None else convert_metrics(held)
                 if lossy:
                     extras[str(i)] = {"metrics": copied["metrics"]}
                 if metrics:
@@ -135,7 +143,9 @@ def plain_agent_run(
         data["tools"] = kept_tools
     # Every check is passed: from here on the run is converted as convert_run does, in its order.
     if "metrics" in data:
-        metrics, lossy = convert_metrics(data["metrics"])
+        held = data["metrics"]
+        convert = RUN_CONVERTERS.get(tuple(held)) if type(held) is dict else None
+        metrics, lossy = convert(held.values()) if convert is not None else convert_metrics(held)
         if lossy:
             keep["metrics"] = raw["metrics"]
         if metrics:
