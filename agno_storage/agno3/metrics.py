@@ -120,7 +120,8 @@ def _compile(plan: _MetricPlan) -> _Converter:
         if is_additional:
             lines += [f"    if isinstance({v}, Mapping):", f"        extra.update({v})"]
             test = "elif"
-        lines += [f"    {test} {v} not in (None, 0, [], {{}}):", "        lossy = True", f"        extra[K[{i}]] = {v}"]
+        # NOTHING: the values left out, made once (the literal built a list, a dict and a tuple each time).
+        lines += [f"    {test} {v} not in NOTHING:", "        lossy = True", f"        extra[K[{i}]] = {v}"]
         if not in_fields:
             lines += ["    else:", "        lossy = True"]
     lines += ["    if extra:", '        out["additional_metrics"] = extra', "    return out, lossy"]
@@ -128,6 +129,7 @@ def _compile(plan: _MetricPlan) -> _Converter:
         "K": tuple(p[0] for p in plan),
         "N": tuple(p[1] for p in plan),
         "NUMBERS": _NUMBERS,
+        "NOTHING": (None, 0, [], {}),
         "_sum": _sum,
         "Mapping": Mapping,
     }
