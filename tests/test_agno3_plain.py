@@ -14,7 +14,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agno_storage.agno3 import mapping
@@ -249,6 +249,13 @@ _PARENTS = st.one_of(st.none(), st.just("workflow-run"))
 
 @settings(max_examples=600, deadline=None)
 @given(PLAIN_RUNS, _OWNERS, _PARENTS)
+# Cases met only now and then by chance: an empty reply left RUNNING, the turn's input after replayed history.
+@example({"status": "RUNNING", "content": "", "messages": [{"role": "user", "content": "q"}]}, (None, None), None)
+@example(
+    {"messages": [{"role": "user", "content": "old", "from_history": True}, {"role": "user", "content": "new"}]},
+    ("u1", "agent-1"),
+    None,
+)
 def test_a_plain_agent_run_takes_the_shortcut_and_is_mapped_as_the_general_path_maps_it(
     raw: dict[str, Any], owners: tuple[str | None, str | None], parent: str | None
 ) -> None:
@@ -264,6 +271,9 @@ def test_a_plain_agent_run_takes_the_shortcut_and_is_mapped_as_the_general_path_
 
 @settings(max_examples=1500, deadline=None)
 @given(near_misses(), _OWNERS, _PARENTS)
+# Events agno 3 has no class for (agno 1.x's names), and events that are not a list.
+@example({"run_id": "r1", "events": [{"event": "RunResponseContent"}]}, (None, None), None)
+@example({"run_id": "r1", "events": "started"}, (None, None), None)
 def test_a_run_near_a_plain_one_is_mapped_as_the_general_path_maps_it(
     raw: dict[str, Any], owners: tuple[str | None, str | None], parent: str | None
 ) -> None:
