@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from agno_storage.agno3 import ddl
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, make_converter
 from agno_storage.agno3.rows import Rows
-from agno_storage.agno3.runs import ID_NAMESPACE, make_id
+from agno_storage.agno3.runs import ID_NAMESPACE, RunBuilder, make_id
 
 
 def _row() -> dict[str, object]:
@@ -184,3 +184,27 @@ def test_made_ids_are_the_uuid5_of_their_parts(parts: list[object]) -> None:
             make_id(*parts)
     else:
         assert make_id(*parts) == expected
+
+
+@pytest.mark.parametrize("run_type", ["agent", "team", "workflow"])
+def test_a_run_builder_puts_each_value_in_its_column(run_type: str) -> None:
+    """RunBuilder.add makes each row by position: every column must get its own value, for each kind of run."""
+    builder = RunBuilder(session_id="s-1", user_id="u-1", created_at=5)
+    builder.add({"run_id": "r-0", "created_at": 1}, "agent", None)
+    data = {"run_id": "r-1", "agent_id": "a-1", "team_id": "t-1", "workflow_id": "w-1", "status": "RUNNING"}
+    run = builder.add(data | {"created_at": 7}, run_type, "p-1")
+    assert attrs.asdict(run, recurse=False) == {
+        "run_id": "r-1",
+        "session_id": "s-1",
+        "run_type": run_type,
+        "agent_id": "a-1" if run_type == "agent" else None,
+        "team_id": "t-1" if run_type == "team" else None,
+        "workflow_id": "w-1",
+        "user_id": "u-1",
+        "parent_run_id": "p-1",
+        "status": "RUNNING",
+        "run_index": 1,
+        "run_data": data | {"created_at": 7},
+        "created_at": 7,
+        "updated_at": 7,
+    }
