@@ -16,8 +16,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from agno_storage.agno3.fields import AGENT_RUN_FIELDS, MESSAGE_FIELDS, TOOL_FIELDS
-from agno_storage.agno3.metrics import RUN_CONVERTERS, convert_metrics
-from agno_storage.agno3.runs import _CONTENT_TYPES, _MEDIA_KEYS, _SHAPES, KEEP_KEY, _is_object_list, convert_status
+from agno_storage.agno3.runs import (
+    _CONTENT_TYPES,
+    _MEDIA_KEYS,
+    _SHAPES,
+    KEEP_KEY,
+    _is_object_list,
+    convert_held_metrics,
+    convert_status,
+)
 
 #: The keys of a plain agent run that are agno 3's: the run fields that convert_run copies as they are, and the
 #: three it converts here. Not among them: ``input`` and ``metadata`` (merged with what is made of them), and
@@ -113,16 +120,8 @@ def plain_agent_run(
                 return None
             copied = message.copy()
             converted.append(copied)
-            if "metrics" in copied:
-                held = copied["metrics"]
-                convert = RUN_CONVERTERS.get(tuple(held)) if type(held) is dict else None
-                metrics, lossy = convert(held.values()) if convert is not None else convert_metrics(held)
-                if lossy:
-                    extras[str(i)] = {"metrics": copied["metrics"]}
-                if metrics:
-                    copied["metrics"] = metrics
-                else:
-                    del copied["metrics"]
+            if "metrics" in copied and (lost := convert_held_metrics(copied)) is not None:
+                extras[str(i)] = {"metrics": lost}
             # The run's input is its first user message of this turn (convert_run's _first_user_text).
             if text is None and role == "user" and not message.get("from_history") and isinstance(content, str):
                 text = content
@@ -142,16 +141,8 @@ def plain_agent_run(
             kept_tools.append(kept)
         data["tools"] = kept_tools
     # Every check is passed: from here on the run is converted as convert_run does, in its order.
-    if "metrics" in data:
-        held = data["metrics"]
-        convert = RUN_CONVERTERS.get(tuple(held)) if type(held) is dict else None
-        metrics, lossy = convert(held.values()) if convert is not None else convert_metrics(held)
-        if lossy:
-            keep["metrics"] = raw["metrics"]
-        if metrics:
-            data["metrics"] = metrics
-        else:
-            del data["metrics"]
+    if "metrics" in data and (lost := convert_held_metrics(data)) is not None:
+        keep["metrics"] = lost
     if messages is not None:
         data["messages"] = converted
         if extras:

@@ -26,7 +26,7 @@ from agno_storage.agno3.fields import (
     WORKFLOW_EVENTS,
     WORKFLOW_RUN_FIELDS,
 )
-from agno_storage.agno3.metrics import convert_metrics
+from agno_storage.agno3.metrics import RUN_CONVERTERS, convert_metrics
 from agno_storage.agno3.metrics import is_mapping as _is_mapping
 from agno_storage.agno3.records import Agno3Run
 
@@ -93,14 +93,8 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
     for name, kind in _MEDIA_OUTPUTS.items():
         if kept.get(name) is not None and not _makes_media(kind, kept[name]):
             rest[name] = kept.pop(name)
-    if "metrics" in kept:
-        metrics, lossy = convert_metrics(kept["metrics"])
-        if lossy:
-            rest["metrics"] = kept["metrics"]
-        if metrics:
-            kept["metrics"] = metrics
-        else:
-            del kept["metrics"]
+    if "metrics" in kept and (lost := convert_held_metrics(kept)) is not None:
+        rest["metrics"] = lost
     return kept, rest
 
 
@@ -439,14 +433,8 @@ def convert_run(
     entity_key = _ENTITY_KEYS.get(kind)
     if entity_key is not None and entity_key not in data:
         data[entity_key] = entity_id
-    if "metrics" in data and kind != "workflow":
-        metrics, lossy = convert_metrics(data["metrics"])
-        if lossy:
-            keep["metrics"] = raw["metrics"]
-        if metrics:
-            data["metrics"] = metrics
-        else:
-            del data["metrics"]
+    if "metrics" in data and kind != "workflow" and (lost := convert_held_metrics(data)) is not None:
+        keep["metrics"] = lost
     for name in ("messages", "reasoning_messages", "additional_input"):
         if isinstance(data.get(name), list):
             data[name], extras = _convert_messages(data[name])
@@ -507,6 +495,19 @@ def convert_run(
     return data, members
 
 
+def convert_held_metrics(holder: dict[str, Any]) -> Any:
+    """Make ``holder["metrics"]`` (1.x metrics, in a dict of agno 3's making) agno 3's, or drop them when nothing
+    is left; the 1.x value when it was not carried over exactly (lists, unknown names), else None."""
+    held = holder["metrics"]
+    convert = RUN_CONVERTERS.get(tuple(held)) if type(held) is dict else None  # convert_metrics' plan, found here
+    metrics, lossy = convert(held.values()) if convert is not None else convert_metrics(held)
+    if metrics:
+        holder["metrics"] = metrics
+    else:
+        del holder["metrics"]
+    return held if lossy else None
+
+
 def _convert_messages(items: list[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """1.x messages as agno 3's, and per index the fields each has no place for (a message that is none, whole)."""
     messages: list[dict[str, Any]] = []
@@ -524,14 +525,8 @@ def _convert_messages(items: list[Any]) -> tuple[list[dict[str, Any]], dict[str,
             ):
                 copied = message.copy()
                 messages.append(copied)
-                if "metrics" in copied:
-                    metrics, lossy = convert_metrics(copied["metrics"])
-                    if lossy:
-                        extras[str(i)] = {"metrics": copied["metrics"]}
-                    if metrics:
-                        copied["metrics"] = metrics
-                    else:
-                        del copied["metrics"]
+                if "metrics" in copied and (lost := convert_held_metrics(copied)) is not None:
+                    extras[str(i)] = {"metrics": lost}
                 continue
         converted, extra = convert_message(message)
         if converted is not None:
