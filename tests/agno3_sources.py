@@ -6,8 +6,10 @@
 - :func:`run_memory_v2_agent_turn`: an Agent on Memory v2 with a
   ``SqliteMemoryDb`` in the same file as its sessions table, so user memories
   are in agno 1.x's separate ``memory`` table.
+- :func:`run_tool_call_turn`: an Agent whose model calls one tool, so its
+  run holds a tool call with its time.
 
-Both run real agno 1.8.4 on canned models (no network).
+All run real agno 1.8.4 on canned models (no network).
 """
 
 from __future__ import annotations
@@ -164,8 +166,35 @@ def run_memory_v2_agent_turn(db: str, session_id: str, user_id: str, message: st
     return {"content": response.content, "memory_id": memory_id}
 
 
+def run_tool_call_turn(db_file: str, session_id: str, user_id: str, message: str) -> Any:
+    """One turn of an Agent (``a``) whose model calls its one tool (``transfer_task_to_member``) once; its
+    response (agno 1.8.4's ``RunResponse``)."""
+
+    def lookup(member_id: str, task_description: str) -> str:
+        """Look it up."""
+        return f"found {task_description}"
+
+    lookup.__name__ = DELEGATE_TOOL  # the tool DelegatingModel calls
+    storage = SqliteStorage(table_name="agent_sessions", db_file=db_file, mode="agent")
+    try:
+        agent = Agent(
+            agent_id="a",
+            model=DelegatingModel(prefix="a", members=("kestrel",)),
+            tools=[lookup],
+            storage=storage,
+            session_id=session_id,
+            user_id=user_id,
+            telemetry=False,
+            monitoring=False,
+        )
+        return agent.run(message)
+    finally:
+        storage.db_engine.dispose()  # type: ignore[attr-defined]
+
+
 __all__ = [
     "DelegatingModel",
     "run_delegating_team_turn",
     "run_memory_v2_agent_turn",
+    "run_tool_call_turn",
 ]

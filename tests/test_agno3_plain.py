@@ -289,39 +289,16 @@ def test_a_run_near_a_plain_one_is_mapped_as_the_general_path_maps_it(
 def _agno1_agent_sessions(db: Path) -> None:
     """Agent runs as real agno 1.8.4 writes them: two turns with history, one with a tool call, a v2 Workflow's
     step agent."""
-    from agno.agent import Agent
-    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
-
-    from tests.agno3_sources import DelegatingModel
+    from tests.agno3_sources import run_tool_call_turn
     from tests.agno_runner import close_storages, run_turn
 
-    def lookup(member_id: str, task_description: str) -> str:
-        """Look it up."""
-        return f"found {task_description}"
-
-    lookup.__name__ = "transfer_task_to_member"  # the tool DelegatingModel calls
     try:
         for kind in ("agent", "workflow_v2"):
             for message in ("first question", "second question"):
                 run_turn(kind, "agno", str(db), f"s-{kind}", "user-1", message)
     finally:
         close_storages()
-    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(db), mode="agent")
-    try:
-        model = DelegatingModel(prefix="a", members=("kestrel",))
-        agent = Agent(
-            agent_id="a",
-            model=model,
-            tools=[lookup],
-            storage=storage,
-            session_id="tools",
-            user_id="u",
-            telemetry=False,
-            monitoring=False,
-        )
-        assert agent.run("what hovers?").tools
-    finally:
-        storage.db_engine.dispose()
+    assert run_tool_call_turn(str(db), "tools", "u", "what hovers?").tools
 
 
 def test_real_agno_1_8_4_agent_runs_take_the_shortcut_and_map_as_the_general_path_maps_them(

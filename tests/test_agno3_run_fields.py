@@ -260,32 +260,10 @@ def test_a_reply_audio_agno3_cannot_make_is_kept_in_metadata_and_the_session_loa
 def test_a_tool_calls_time_is_agno3s_duration(tmp_path: Path) -> None:
     """agno 1.8.4 keeps how long a tool call took as its metrics' ``time``; agno 3's ``ToolCallMetrics`` has
     it as ``duration`` and reads nothing else of it."""
-    from agno.agent import Agent
-    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+    from tests.agno3_sources import run_tool_call_turn
 
-    from tests.agno3_sources import DelegatingModel
-
-    def lookup(member_id: str, task_description: str) -> str:
-        """Look it up."""
-        return f"found {task_description}"
-
-    lookup.__name__ = "transfer_task_to_member"  # the tool DelegatingModel calls
     src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
-    storage = AgnoSqliteStorage(table_name="agent_sessions", db_file=str(src), mode="agent")
-    try:
-        agent = Agent(
-            agent_id="a",
-            model=DelegatingModel(prefix="a", members=("kestrel",)),
-            tools=[lookup],
-            storage=storage,
-            session_id="tools",
-            user_id="u",
-            telemetry=False,
-            monitoring=False,
-        )
-        (tool,) = agent.run("what hovers?").tools or []
-    finally:
-        storage.db_engine.dispose()
+    (tool,) = run_tool_call_turn(str(src), "tools", "u", "what hovers?").tools or []
     assert tool.metrics is not None and tool.metrics.time
     to_agno3(str(src), str(dst))
     shown = _agno3_shows(
