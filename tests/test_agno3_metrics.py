@@ -115,7 +115,8 @@ def test_the_field_set_may_be_any_set() -> None:
 def test_a_message_s_metrics_in_a_run_are_what_convert_message_gives(metrics: Any) -> None:
     """Messages of a run's list are converted as :func:`convert_message` converts each one, metrics and all
     (what agno 3 cannot take kept in the run's metadata under the message's index)."""
-    from agno_storage.agno3.runs import KEEP_KEY, convert_message, convert_run
+    from agno_storage.agno3.checks import KEEP_KEY
+    from agno_storage.agno3.runs import convert_message, convert_run
 
     message = {"role": "assistant", "content": "Sure.", "created_at": 5, "metrics": metrics}
     messages = [{"role": "user", "content": "Hi"}, message]

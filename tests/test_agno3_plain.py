@@ -18,9 +18,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agno_storage.agno3 import mapping
+from agno_storage.agno3.checks import member_kind, unfit_fields
 from agno_storage.agno3.chunks import Source, SourceSpec
 from agno_storage.agno3.plain import plain_agent_run
-from agno_storage.agno3.runs import RunBuilder, convert_run, member_kind, unfit_fields
+from agno_storage.agno3.runs import RunBuilder, convert_run
 from agno_storage.models import Mode
 
 _TEXT = st.text(max_size=6)

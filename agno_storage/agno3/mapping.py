@@ -18,23 +18,20 @@ from typing import Any
 
 import attrs
 
+from agno_storage.agno3.checks import KEEP_KEY, keep_in_run, member_kind, unfit_fields
 from agno_storage.agno3.fields import SESSION_METRICS_FIELDS
 from agno_storage.agno3.metrics import convert_metrics, is_mapping
 from agno_storage.agno3.owners import GO_AGENT_RUNS, Owners, split_owners
 from agno_storage.agno3.plain import plain_agent_run
 from agno_storage.agno3.records import Agno3Memory, Agno3Run, Agno3Session, GoAgentRun, Mapped
 from agno_storage.agno3.runs import (
-    KEEP_KEY,
     RunBuilder,
     convert_run,
     convert_status,
     foreign_run_sessions,
-    keep_in_run,
     make_id,
-    member_kind,
     memory_runs,
     step_runs,
-    unfit_fields,
     unwrap,
 )
 from agno_storage.agno3.session_memory import is_summary, memories_of, summary_of

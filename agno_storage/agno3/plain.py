@@ -4,7 +4,7 @@ Most runs agno 1.x writes are an agent's with the same few keys (content,
 metrics, model, messages, tools, ...), messages of text and tool calls, no
 media. :func:`plain_agent_run` gives for such a run what
 :func:`~agno_storage.agno3.runs.convert_run` gives, which
-:func:`~agno_storage.agno3.runs.unfit_fields` then finds nothing to move in,
+:func:`~agno_storage.agno3.checks.unfit_fields` then finds nothing to move in,
 without the general path's tests of every field agno 3 reads otherwise; for
 any other run it gives None and the general path is taken.
 ``tests/test_agno3_plain.py`` checks both give the same, byte for byte.
@@ -15,26 +15,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agno_storage.agno3.checks import CONTENT_TYPES, KEEP_KEY, MEDIA_KEYS, SHAPES, is_object_list
 from agno_storage.agno3.fields import AGENT_RUN_FIELDS, MESSAGE_FIELDS, TOOL_FIELDS
-from agno_storage.agno3.runs import (
-    _CONTENT_TYPES,
-    _MEDIA_KEYS,
-    _SHAPES,
-    KEEP_KEY,
-    _is_object_list,
-    convert_held_metrics,
-    convert_status,
-)
+from agno_storage.agno3.runs import convert_held_metrics, convert_status
 
 #: The keys of a plain agent run that are agno 3's: the run fields that convert_run copies as they are, and the
 #: three it converts here. Not among them: ``input`` and ``metadata`` (merged with what is made of them), and
 #: every field agno 3 reads as a list or object but these three.
-PLAIN_RUN_KEYS = (AGENT_RUN_FIELDS - _SHAPES.keys() - {"input", "metadata"}) | {"messages", "metrics", "tools"}
+PLAIN_RUN_KEYS = (AGENT_RUN_FIELDS - SHAPES.keys() - {"input", "metadata"}) | {"messages", "metrics", "tools"}
 #: Keys agno 3 has no field for that convert_run does more with than keep them in metadata as they are (lifted
 #: into fields of agno 3's, or telling a team's run): a run with one is not plain.
 NOT_KEPT_AS_THEY_ARE = frozenset({"extra_data", "thinking", "workflow_metrics", "team_id"})
 #: The keys of a plain message: agno 3's message fields but the media ones.
-PLAIN_MESSAGE_KEYS = MESSAGE_FIELDS - _MEDIA_KEYS
+PLAIN_MESSAGE_KEYS = MESSAGE_FIELDS - MEDIA_KEYS
 
 #: Per key order of a run dict: None when it is not a plain run's, else its keys agno 3 has no field for (agno
 #: 1.8.4's ``formatted_tool_calls``), in order. A run's keys come in the same order, run after run.
@@ -62,7 +55,7 @@ def plain_agent_run(
     raw: Any, session_id: str, fallback_id: str, user_id: str | None, entity_id: str | None
 ) -> dict[str, Any] | None:
     """``convert_run(raw, "agent", session_id, fallback_id, user_id, entity_id)``'s run dict when ``raw`` is a
-    plain agent run (no member runs; nothing for :func:`~agno_storage.agno3.runs.unfit_fields` to move or
+    plain agent run (no member runs; nothing for :func:`~agno_storage.agno3.checks.unfit_fields` to move or
     say); None for any other ``raw`` (nothing of it changed).
 
     Plain: a dict of :data:`PLAIN_RUN_KEYS` and of keys agno 3 has no field
@@ -114,8 +107,8 @@ def plain_agent_run(
             if (
                 type(role) is not str
                 or not PLAIN_MESSAGE_KEYS.issuperset(message)
-                or not isinstance(content, _CONTENT_TYPES)
-                or ((calls := message.get("tool_calls")) is not None and not _is_object_list(calls))
+                or not isinstance(content, CONTENT_TYPES)
+                or ((calls := message.get("tool_calls")) is not None and not is_object_list(calls))
             ):
                 return None
             copied = message.copy()
