@@ -14,6 +14,7 @@ upgraded) runs once more on the table as it is now (:func:`retried`).
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 import time
@@ -62,6 +63,8 @@ from agno_storage.web.table_reader import MAX_LIMIT, Cursor, Filters, TableReade
 DEFAULT_LIMIT = 20
 #: How long the list of tables is kept before the database is asked again (seconds).
 TABLES_TTL = 2.0
+#: The time a list of tables never read (or forgotten) was read at.
+_NEVER_READ = -1e9
 
 T = TypeVar("T")
 
@@ -73,7 +76,7 @@ class _Listing:
 
     count_rows: bool
     tables: Tables = attrs.field(factory=lambda: Tables(()))
-    at: float = -1e9
+    at: float = _NEVER_READ
     file: tuple[int, int] | None = None
     #: One thread reads the list at a time; the others wait for what it reads.
     lock: threading.Lock = attrs.field(factory=threading.Lock)
@@ -143,7 +146,7 @@ class Server:
 
     # --- tables ------------------------------------------------------------
 
-    def listing(self, *, fresh: bool = False, count_rows: bool = False) -> Tables:
+    def listing(self, *, fresh: bool = False, count_rows: bool = False, as_read: bool = False) -> Tables:
         """The sessions tables, readable and not, as read at most :data:`TABLES_TTL` seconds ago.
 
         ``fresh``: read at most :data:`FRESH_AFTER` seconds ago. ``count_rows``:
@@ -153,13 +156,19 @@ class Server:
         ask, and by one thread at a time; but a SQLite file replaced or moved
         away since is looked at now (one ``stat``). Reading it, or waiting for
         the thread that does, stops at the request's deadline (TooSlow): a slow
-        count holds no thread longer than that.
+        count holds no thread longer than that. ``as_read``: the list as last
+        read, however long ago, if it was read and the file is the same (what a
+        page past its deadline shows, when no statement may run).
         """
-        return (self._counted if count_rows else self._names).read(self.source, FRESH_AFTER if fresh else TABLES_TTL)
+        listing = self._counted if count_rows else self._names
+        wait = FRESH_AFTER if fresh else TABLES_TTL
+        if as_read and listing.at > _NEVER_READ:
+            wait = math.inf
+        return listing.read(self.source, wait)
 
     def _forget_listing(self) -> None:
         """Read the list of tables again at the next request (a table changed or vanished)."""
-        self._names.at = self._counted.at = -1e9
+        self._names.at = self._counted.at = _NEVER_READ
 
     def tables(self, *, fresh: bool = False) -> list[TableInfo]:
         """The sessions tables a reader is made for: the only ones offered or picked by default."""

@@ -118,6 +118,9 @@ def _listing(server: Server, *, fresh: bool, count_rows: bool) -> Tables:
         except (limits.TooSlow, StorageError):
             if not limits.past_deadline():
                 raise
+            # Past the deadline no statement may run: the list as this request read it to find its table, however
+            # long the count took (longer than the list is kept, with the default timeout).
+            return server.listing(fresh=fresh, as_read=True)
     return server.listing(fresh=fresh)  # read for the request's table already: no statement runs
 
 
