@@ -12,12 +12,11 @@ any other run it gives None and the general path is taken.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from agno_storage.agno3.checks import CONTENT_TYPES, KEEP_KEY, MEDIA_KEYS, SHAPES, is_object_list
 from agno_storage.agno3.fields import AGENT_RUN_FIELDS, MESSAGE_FIELDS, TOOL_FIELDS
-from agno_storage.agno3.runs import convert_held_metrics, convert_status
+from agno_storage.agno3.runs import convert_held_metrics, convert_status, time_as_duration
 
 #: The keys of a plain agent run that are agno 3's: the run fields that convert_run copies as they are, and the
 #: three it converts here. Not among them: ``input`` and ``metadata`` (merged with what is made of them), and
@@ -127,10 +126,7 @@ def plain_agent_run(
             if type(tool) is not dict or not TOOL_FIELDS.issuperset(tool):
                 return None
             kept = tool.copy()
-            timed = kept.get("metrics")
-            if isinstance(timed, Mapping) and "time" in timed and "duration" not in timed:
-                # 1.x times a tool call as ``time``; agno 3's ToolCallMetrics reads ``duration`` only.
-                kept["metrics"] = {("duration" if k == "time" else k): v for k, v in timed.items()}
+            time_as_duration(kept)
             kept_tools.append(kept)
         data["tools"] = kept_tools
     # Every check is passed: from here on the run is converted as convert_run does, in its order.

@@ -284,10 +284,7 @@ def convert_run(
         for i, tool in enumerate(data["tools"]):
             if isinstance(tool, Mapping):
                 kept, extra = _split(tool, TOOL_FIELDS)
-                timed = kept.get("metrics")
-                if isinstance(timed, Mapping) and "time" in timed and "duration" not in timed:
-                    # 1.x times a tool call as ``time``; agno 3's ToolCallMetrics reads ``duration`` only.
-                    kept["metrics"] = {("duration" if k == "time" else k): v for k, v in timed.items()}
+                time_as_duration(kept)
                 tools.append(kept)
                 if extra:
                     tool_extras[str(i)] = extra
@@ -331,6 +328,14 @@ def convert_run(
         metadata[KEEP_KEY] = keep
         data["metadata"] = metadata
     return data, members
+
+
+def time_as_duration(tool: dict[str, Any]) -> None:
+    """1.x times a tool call as its metrics' ``time``; agno 3's ToolCallMetrics reads ``duration`` only: renamed in
+    ``tool`` (a copy), in place, unless it has a ``duration`` already."""
+    timed = tool.get("metrics")
+    if isinstance(timed, Mapping) and "time" in timed and "duration" not in timed:
+        tool["metrics"] = {("duration" if k == "time" else k): v for k, v in timed.items()}
 
 
 def convert_held_metrics(holder: dict[str, Any]) -> Any:
