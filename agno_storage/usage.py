@@ -43,7 +43,8 @@ class Usage:
     """What the runs of one (entity, user, day, model) used.
 
     ``day`` is the run's UTC date (``YYYY-MM-DD``), ``None`` for a run with no
-    time; ``model`` is the model id the writer recorded, or ``None``. Token
+    time (an agno run's time is the latest of its ``created_at`` and its
+    messages'; see ``_Reader.agno_run_time``); ``model`` is the model id the writer recorded, or ``None``. Token
     sums cover only the runs that carried them; each is ``None`` when none did.
     """
 
@@ -76,8 +77,8 @@ def usage(
 ) -> builtins.list[Usage]:
     """Figures grouped by (entity_id, user_id, day, model), sorted by those keys (``None`` first).
 
-    ``since`` / ``until`` (Unix seconds) keep runs with ``since <= created_at
-    < until``; a run with no time is kept only without them. Reads every
+    ``since`` / ``until`` (Unix seconds) keep runs with ``since <= time
+    < until`` (the run's time, as its ``day``); a run with no time is kept only without them. Reads every
     session the filters allow: cost grows with the table.
     """
     for name, value in (("since", since), ("until", until)):
@@ -290,7 +291,7 @@ class _Reader(StoredJson):
             run = run["response"]  # AgentMemory / TeamMemory: {message, response}
         model = run.get("model")
         yield self.run(
-            self.run_time(run, where),
+            self.agno_run_time(run, where),
             model if isinstance(model, str) else None,
             self.run_tokens(run, where),
             where,
@@ -301,6 +302,27 @@ class _Reader(StoredJson):
     def run_time(self, run: dict[str, Any], where: str) -> int | None:
         """A run's ``created_at`` as the second it falls in (agno may keep a fraction), or None if it has none."""
         created = self.opt_seconds(run, where)
+        return None if created is None else math.floor(created)
+
+    def agno_run_time(self, run: dict[str, Any], where: str) -> int | None:
+        """An agno run's time: the latest of its ``created_at`` and its messages' (None if none has one).
+
+        agno 1.8.4 copies a run's ``created_at`` from its model response,
+        whose ``created_at`` is a class default evaluated once, when the
+        writing process imported agno: a service that ran for a week stamps
+        every run with the second it started. Its messages are stamped as
+        they are made, the last one when the run ended: the latest of those
+        it did not replay from history (as :meth:`history` reads them)
+        stands for the run.
+        """
+        created = self.opt_seconds(run, where)
+        messages = run.get("messages")
+        if type(messages) is list:
+            for k, m in enumerate(messages):
+                if type(m) is dict and m.get("created_at") is not None and m.get("from_history") is not True:
+                    at = self.opt_seconds(m, f"{where}.messages[{k}]")
+                    if at is not None and (created is None or at > created):
+                        created = at
         return None if created is None else math.floor(created)
 
     def workflow_v2_run(self, run: Any) -> Iterator[_Run]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,40 @@ def test_another_users_corrupt_run_neither_fails_nor_shows_in_a_users_usage(tmp_
     store.close()
 
 
+def test_an_agno_run_counts_at_the_time_it_ran_not_when_its_process_imported_agno(
+    agno_db: tuple[str, str],  # noqa: F811
+    request: Any,
+) -> None:
+    """agno 1.8.4 stamps each run with its model response's created_at, a class default evaluated when the
+    process imported agno: a run made later carries that earlier second. Its messages carry the run's own."""
+    import agno.models.response
+
+    store_name, db = agno_db
+    tag = request.node.callspec.id
+    imported = agno.models.response.ModelResponse.created_at
+    while int(time.time()) <= imported:  # the run must come at least a second after agno's import
+        time.sleep(0.05)
+    start = int(time.time())
+    agent = make_agent(make_storage(store_name, db, "agent_sessions"), f"late-{tag}", USER, TokenModel(prefix="x"))
+    agent.agent_id = f"late-{tag}"
+    agent.run("what time is it")
+    end = int(time.time())
+    close_storages()
+    agents = open_store(agno_db, "agent")
+    try:
+        session = agents.read(f"late-{tag}", user_id=USER)
+        assert session is not None and session.memory is not None
+        (run,) = session.memory["runs"]
+        assert run["created_at"] == imported < start  # what agno 1.8.4 wrote
+        ran = max(m["created_at"] for m in run["messages"])
+        assert start <= ran <= end
+        (row,) = agents.usage(entity_id=f"late-{tag}", since=start)
+        assert (row.runs, row.day) == (1, today(ran))
+        assert agents.usage(entity_id=f"late-{tag}", until=start) == []
+    finally:
+        agents.close()
+
+
 def test_a_v2_workflows_parallel_steps_count_as_their_runs(tmp_path: Path) -> None:
     """agno 1.8.4 keeps a Parallel step of several agent steps with no run of its own: only the figures of each
     in the step's metrics.parallel_steps (a nested Parallel's in its entry's metrics). Each is a run, its figures
@@ -290,7 +325,9 @@ def test_a_v2_workflows_parallel_steps_count_as_their_runs(tmp_path: Path) -> No
             Parallel(step("left"), Parallel(step("right"), step("inner"), name="nested"), name="fanout"),
         ],
     )
+    days = {datetime.datetime.now(datetime.UTC).date().isoformat()}
     workflow.run("count the words of this question")
+    days.add(datetime.datetime.now(datetime.UTC).date().isoformat())
     close_storages()
     sent = {name: m.reported for name, m in models.items()}
     assert all(len(calls) == 1 for calls in sent.values())  # each agent called its model once
@@ -302,7 +339,7 @@ def test_a_v2_workflows_parallel_steps_count_as_their_runs(tmp_path: Path) -> No
     assert (parallel.runs, parallel.runs_with_tokens) == (3, 3)
     assert parallel.input_tokens == sum(sent[name][0][0] for name in ("left", "right", "inner"))
     assert parallel.output_tokens == sum(sent[name][0][1] for name in ("left", "right", "inner"))
-    assert parallel.day == plain.day
+    assert {parallel.day, plain.day} <= days  # the workflow run's day; the plain step's, its messages'
     store.close()
 
 
