@@ -290,12 +290,8 @@ class _Reader(StoredJson):
         if "response" in run and "run_id" not in run and isinstance(run["response"], dict):
             run = run["response"]  # AgentMemory / TeamMemory: {message, response}
         model = run.get("model")
-        yield self.run(
-            self.agno_run_time(run, where),
-            model if isinstance(model, str) else None,
-            self.run_tokens(run, where),
-            where,
-        )
+        created, at = self.agno_run_time(run, where)
+        yield self.run(created, model if isinstance(model, str) else None, self.run_tokens(run, where), at)
         for member in self.as_list(run.get("member_responses") or [], f"{where}.member_responses"):
             yield from self.agno_run(member, f"{where}.member_responses")
 
@@ -304,8 +300,9 @@ class _Reader(StoredJson):
         created = self.opt_seconds(run, where)
         return None if created is None else math.floor(created)
 
-    def agno_run_time(self, run: dict[str, Any], where: str) -> int | None:
-        """An agno run's time: the latest of its ``created_at`` and its messages' (None if none has one).
+    def agno_run_time(self, run: dict[str, Any], where: str) -> tuple[int | None, str]:
+        """An agno run's time: the latest of its ``created_at`` and its messages' (None if none has one), and
+        the place in the JSON it was read from.
 
         agno 1.8.4 copies a run's ``created_at`` from its model response,
         whose ``created_at`` is a class default evaluated once, when the
@@ -315,15 +312,15 @@ class _Reader(StoredJson):
         it did not replay from history (as :meth:`history` reads them)
         stands for the run.
         """
-        created = self.opt_seconds(run, where)
+        created, source = self.opt_seconds(run, where), where
         messages = run.get("messages")
         if type(messages) is list:
             for k, m in enumerate(messages):
                 if type(m) is dict and m.get("created_at") is not None and m.get("from_history") is not True:
                     at = self.opt_seconds(m, f"{where}.messages[{k}]")
                     if at is not None and (created is None or at > created):
-                        created = at
-        return None if created is None else math.floor(created)
+                        created, source = at, f"{where}.messages[{k}]"
+        return (None if created is None else math.floor(created)), source
 
     def workflow_v2_run(self, run: Any) -> Iterator[_Run]:
         """A v2 workflow run: the runs of its agent and team steps (a step with no run of its own is not a model

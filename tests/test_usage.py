@@ -189,6 +189,20 @@ def test_a_time_no_calendar_holds_is_a_corrupt_row_naming_its_place(tmp_path: Pa
     with pytest.raises(CorruptRowError) as info:
         store.usage()
     assert (info.value.session_id, info.value.column) == ("a", "memory")
+    # A message's time stands for its run's (agno 1.8.4's own is its import time): one no calendar holds is
+    # named where it is; a replayed message's is not the run's, and is not read.
+    run["created_at"] = 1_700_000_000
+    run["messages"] = [
+        {"role": "user", "content": "old", "created_at": 10**15, "from_history": True},
+        {"role": "user", "content": "hi", "created_at": 1_700_000_001},
+        {"role": "assistant", "content": "hello", "created_at": 10**15},
+    ]
+    store.upsert(AgentSession(session_id="a", user_id="alice", agent_id="x", memory={"runs": [run]}))
+    with pytest.raises(CorruptRowError, match=r"memory\.messages\[2\]\.created_at"):
+        store.usage()
+    run["messages"].pop()
+    store.upsert(AgentSession(session_id="a", user_id="alice", agent_id="x", memory={"runs": [run]}))
+    assert [(u.day, u.runs) for u in store.usage()] == [(today(1_700_000_001), 1)]
     store.delete("a")
     store.append_run("go-1", "hi", "hello", user_id="u")
     with sqlite3.connect(db) as conn:
