@@ -177,6 +177,11 @@ _MESSAGE_SPOILERS = st.one_of(
     st.tuples(st.just("role"), st.one_of(st.none(), st.integers())),
     st.tuples(st.just("content"), st.one_of(st.integers(), st.dictionaries(_TEXT, _TEXT, max_size=1))),
     st.tuples(st.just("tool_calls"), st.one_of(_TEXT, st.lists(_TEXT, min_size=1, max_size=2))),
+    # A time that is not agno 1.x's whole seconds: agno 3 refuses some (a fraction, text, none), takes others.
+    st.tuples(
+        st.just("created_at"),
+        st.one_of(st.floats(), st.sampled_from(["12", " -3 ", "yesterday"]), st.none(), st.booleans(), st.just(2**70)),
+    ),
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -444,3 +445,94 @@ def test_a_v2_workflow_team_steps_run_is_an_agno3_team_run_in_step_executor_runs
         "                  [[m.role, m.content] for m in s.get_messages(team_id='crew')]]))\n",
     )
     assert shown == ["TeamRunOutput", team_run.run_id, "crew", said, said]
+
+
+_AGNO3_RUN_TIMES = (
+    "from agno.db.base import SessionType\n"
+    "import sqlite3\n"
+    "out = {}\n"
+    "def show(r):\n"
+    "    out.setdefault(r.run_id, [r.created_at, [m.created_at for m in getattr(r, 'messages', None) or []],\n"
+    "                              ((r.metadata or {}).get('agno_v1') or {}).get('created_at')])\n"
+    "    for inner in (getattr(r, 'member_responses', None) or []) + (getattr(r, 'step_executor_runs', None) or []):\n"
+    "        show(inner)\n"
+    "for t in (SessionType.AGENT, SessionType.TEAM, SessionType.WORKFLOW):\n"
+    "    for s in DB.get_sessions(session_type=t):\n"
+    "        for r in DB.get_session(session_id=s.session_id, session_type=t).runs:\n"
+    "            show(r)\n"
+    "rows = sqlite3.connect(sys.argv[1]).execute('SELECT run_id, created_at, updated_at FROM agno_runs').fetchall()\n"
+    "print(json.dumps([out, {r[0]: r[1:] for r in rows}]))\n"
+)
+
+
+def test_an_agno_1_8_4_runs_time_is_its_latest_messages_not_the_time_agno_was_imported(tmp_path: Path) -> None:
+    """agno 1.8.4 stamps every agent and team run (member and step runs too) with ``ModelResponse.created_at``,
+    a class attribute set once, when agno is imported: a process running for a week stamps every run with
+    its start. Its messages carry their own times. agno 3 shows a run at the latest of its own time and its
+    messages'; the stamp agno 1.8.4 gave it is kept in its ``metadata["agno_v1"]``. A v2 workflow run's own
+    time (agno 1.8.4 takes it per run) is left as it is."""
+    from agno.models.response import ModelResponse
+
+    from tests.agno3_sources import run_delegating_team_turn
+    from tests.agno_runner import close_storages, run_turn
+
+    stale = ModelResponse.created_at
+    while int(time.time()) <= stale:  # runs well after agno was imported
+        time.sleep(0.05)
+    start = int(time.time())
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    try:
+        run_turn("agent", "agno", str(src), "agent", "u", "first question")
+    finally:
+        close_storages()
+    team = run_delegating_team_turn(str(src), "team", "u", "who sails?")
+    (flow,) = _write_then_edit(src, "a haiku on tides")
+    step_runs = [s.response.run_id for s in flow.step_responses]
+    to_agno3(str(src), str(dst))
+    runs, rows = _agno3_shows(dst, _AGNO3_RUN_TIMES)
+    stamped = {run_id: shown for run_id, shown in runs.items() if run_id != flow.run_id}
+    # The agent's run, the team's, its two members', the workflow's two steps'.
+    assert {team["run_id"], *team["member_run_ids"], *step_runs} < stamped.keys() and len(stamped) == 6
+    for run_id, (created, message_times, kept) in stamped.items():
+        assert created >= start and created == max(message_times), run_id
+        assert kept == stale, run_id
+        if run_id not in step_runs:  # agno 3 writes no row of a step's run
+            assert rows[run_id] == [created, created], run_id
+    assert runs[flow.run_id][0] == flow.created_at and runs[flow.run_id][2] is None
+
+
+def test_a_message_time_agno3_cannot_read_is_kept_in_metadata_and_the_session_loads(tmp_path: Path) -> None:
+    """agno 3's Message takes whole seconds only: a message stamped with a fraction, text or none failed the
+    load of its whole session. The value is kept in the run's metadata and named; seconds with a fraction stay
+    the message's as whole seconds, and count for the run's time as any message's."""
+    from tests.agno_runner import close_storages, run_turn
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    stamps = {"fraction": 4102444800.5, "text": "yesterday", "none": None}
+    try:
+        for sid in stamps:
+            run_turn("agent", "agno", str(src), sid, "u", "hello")
+    finally:
+        close_storages()
+    conn = sqlite3.connect(src)
+    with conn:
+        for sid, stamp in stamps.items():
+            conn.execute(
+                "UPDATE agent_sessions SET memory = json_set(memory, '$.runs[0].messages[0].created_at', json(?))"
+                " WHERE session_id = ?",
+                (json.dumps(stamp), sid),
+            )
+    conn.close()
+    report = to_agno3(str(src), str(dst))
+    shown = _agno3_shows(
+        dst,
+        "out = {}\n"
+        "for sid in ('fraction', 'text', 'none'):\n"
+        "    (r,) = DB.get_session(session_id=sid).runs\n"
+        "    out[sid] = [r.created_at, r.messages[0].created_at, r.metadata['agno_v1']['messages']]\n"
+        "print(json.dumps(out))\n",
+    )
+    assert shown["fraction"][:2] == [4102444800, 4102444800]
+    for sid, stamp in stamps.items():
+        assert shown[sid][2] == {"0": {"created_at": stamp}}, sid
+        assert [p for p in report.problems if f"'{sid}'" in p and "message 0: created_at" in p], report.problems

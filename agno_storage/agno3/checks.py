@@ -130,7 +130,7 @@ def unfit_fields(run_data: dict[str, Any], kind: str) -> list[str]:
     metadata = run_data.get("metadata")
     kept = metadata.get(KEEP_KEY) if type(metadata) is dict else None
     for index, extra in (kept.get("messages") or {}).items() if type(kept) is dict else ():
-        for name in ("content", *MESSAGE_OBJECT_LISTS, *MEDIA_OUTPUTS):
+        for name in ("content", *MESSAGE_OBJECT_LISTS, *MEDIA_OUTPUTS, "created_at"):
             if isinstance(extra, dict) and name in extra:
                 lines.append(f"message {index}: {name} is not what agno 3 reads there; kept in metadata")
     return lines

@@ -17,6 +17,7 @@ from typing import Any
 from agno_storage.agno3.checks import CONTENT_TYPES, KEEP_KEY, MEDIA_KEYS, SHAPES, is_object_list
 from agno_storage.agno3.fields import AGENT_RUN_FIELDS, MESSAGE_FIELDS, TOOL_FIELDS
 from agno_storage.agno3.runs import convert_held_metrics, convert_status, time_as_duration
+from agno_storage.agno3.times import LIMIT, stamp_run
 
 #: The keys of a plain agent run that are agno 3's: the run fields that convert_run copies as they are, and the
 #: three it converts here. Not among them: ``input`` and ``metadata`` (merged with what is made of them), and
@@ -60,7 +61,8 @@ def plain_agent_run(
     Plain: a dict of :data:`PLAIN_RUN_KEYS` and of keys agno 3 has no field
     for but those of :data:`NOT_KEPT_AS_THEY_ARE`, whose ``messages`` and ``tools``
     (when given) are lists of dicts of agno 3's message (no media) and tool
-    fields, each message with a text role and content agno 3 takes.
+    fields, each message with a text role, content agno 3 takes and whole
+    seconds or no ``created_at``.
     """
     if type(raw) is not dict:
         return None
@@ -93,6 +95,7 @@ def plain_agent_run(
         data["agent_id"] = entity_id
     messages = data.get("messages")
     text: str | None = None
+    latest: int | None = None  # the latest message's time (stamp_run)
     if messages is not None:
         if type(messages) is not list:
             return None
@@ -109,6 +112,12 @@ def plain_agent_run(
                 or not isinstance(content, CONTENT_TYPES)
                 or ((calls := message.get("tool_calls")) is not None and not is_object_list(calls))
             ):
+                return None
+            stamp = message.get("created_at")
+            if type(stamp) is int and -LIMIT < stamp < LIMIT:  # agno 1.x's whole seconds
+                if latest is None or stamp > latest:
+                    latest = stamp
+            elif stamp is not None or "created_at" in message:
                 return None
             copied = message.copy()
             converted.append(copied)
@@ -136,6 +145,7 @@ def plain_agent_run(
         data["messages"] = converted
         if extras:
             keep["messages"] = extras
+    stamp_run(data, latest, keep)
     if text is not None:
         data["input"] = {"input_content": text}
     if keep:

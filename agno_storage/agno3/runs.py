@@ -37,6 +37,7 @@ from agno_storage.agno3.fields import (
 from agno_storage.agno3.metrics import RUN_CONVERTERS, convert_metrics
 from agno_storage.agno3.metrics import is_mapping as _is_mapping
 from agno_storage.agno3.records import Agno3Run
+from agno_storage.agno3.times import LIMIT, reads_as_seconds, stamp_run, whole_seconds
 
 #: Namespace of the run and memory ids made for records that had none (uuid5: the same on every run).
 ID_NAMESPACE = uuid.UUID("6f1d2f0e-5a43-4c8e-9d38-3b7c0a9e2f11")
@@ -100,6 +101,15 @@ def convert_message(message: Any) -> tuple[dict[str, Any] | None, dict[str, Any]
             rest[name] = kept.pop(name)
     if "metrics" in kept and (lost := convert_held_metrics(kept)) is not None:
         rest["metrics"] = lost
+    if "created_at" in kept and not reads_as_seconds(stamp := kept["created_at"]):
+        # agno 3's Message refuses it, failing the whole session: kept aside, as it is; seconds with a fraction
+        # stay the message's as their whole seconds, as a run's do.
+        rest["created_at"] = stamp
+        seconds = whole_seconds(stamp)
+        if seconds is None:
+            del kept["created_at"]
+        else:
+            kept["created_at"] = seconds
     return kept, rest
 
 
@@ -195,7 +205,8 @@ class RunBuilder:
         created = run_data.get("created_at")
         if type(created) is not int:
             # agno 3's column and RunOutput.created_at are whole seconds: seconds with a fraction are their
-            # whole seconds; anything else (ISO text, none) is the session's time. The value is kept as it was.
+            # whole seconds; anything else (ISO text, none) is the session's time, unless its messages had
+            # one (convert_run's stamp_run). The value is kept as it was.
             if created is not None:
                 keep_in_run(run_data, "created_at", created)
             if isinstance(created, float) and math.isfinite(created) and abs(created) < 2**63:
@@ -273,9 +284,12 @@ def convert_run(
         data[entity_key] = entity_id
     if "metrics" in data and kind != "workflow" and (lost := convert_held_metrics(data)) is not None:
         keep["metrics"] = lost
+    latest: int | None = None
     for name in ("messages", "reasoning_messages", "additional_input"):
         if isinstance(data.get(name), list):
-            data[name], extras = _convert_messages(data[name])
+            data[name], extras, times = _convert_messages(data[name])
+            if name == "messages":
+                latest = times
             if extras:
                 keep[name] = extras
     if isinstance(data.get("tools"), list):
@@ -293,6 +307,8 @@ def convert_run(
         data["tools"] = tools
         if tool_extras:
             keep["tools"] = tool_extras
+    if kind != "workflow":  # a workflow run's time is its own (agno 1.x's Workflow stamps each run itself)
+        stamp_run(data, latest, keep)
     if kind in ("agent", "team") and not data.get("input"):
         text = _first_user_text(raw.get("messages"))
         if text is not None:
@@ -351,32 +367,40 @@ def convert_held_metrics(holder: dict[str, Any]) -> Any:
     return held if lossy else None
 
 
-def _convert_messages(items: list[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """1.x messages as agno 3's, and per index the fields each has no place for (a message that is none, whole)."""
+def _convert_messages(items: list[Any]) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
+    """1.x messages as agno 3's, per index the fields each has no place for (a message that is none, whole), and
+    the latest of their times (:func:`whole_seconds`; None: none has one)."""
     messages: list[dict[str, Any]] = []
     extras: dict[str, Any] = {}
+    latest: int | None = None
     for i, message in enumerate(items):
         if type(message) is dict and type(message.get("role")) is str:
             # What convert_message gives such a message, inline: every key one of agno 3's, the content
-            # and tool calls of the shape it reads, no media (those are looked at there); its metrics (an
-            # assistant's turn has them) converted as there.
+            # and tool calls of the shape it reads, whole seconds or no time, no media (those are looked at
+            # there); its metrics (an assistant's turn has them) converted as there.
             if (
                 MESSAGE_FIELDS.issuperset(message)
                 and MEDIA_KEYS.isdisjoint(message)
                 and isinstance(message.get("content"), CONTENT_TYPES)
                 and ((calls := message.get("tool_calls")) is None or is_object_list(calls))
+                and type(stamp := message.get("created_at", 0)) is int
             ):
                 copied = message.copy()
                 messages.append(copied)
                 if "metrics" in copied and (lost := convert_held_metrics(copied)) is not None:
                     extras[str(i)] = {"metrics": lost}
+                if "created_at" in message and -LIMIT < stamp < LIMIT and (latest is None or stamp > latest):
+                    latest = stamp
                 continue
         converted, extra = convert_message(message)
         if converted is not None:
             messages.append(converted)
+            seconds = whole_seconds(converted.get("created_at"))
+            if seconds is not None and (latest is None or seconds > latest):
+                latest = seconds
         if extra:
             extras[str(i)] = extra
-    return messages, extras
+    return messages, extras, latest
 
 
 #: What agno 1.x keeps in a run's ``extra_data`` (RunResponseExtraData) and agno 3 in a field of the run.
