@@ -35,6 +35,8 @@ _PLAIN_ORDERS: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
 #: Distinct key orders kept; past it the keys are looked at on every call.
 _PLAIN_ORDERS_KEPT = 256
 _UNSEEN: Any = object()
+#: No message time yet: below every time a message's is counted at (stamp_run's range).
+_NO_TIME = -LIMIT
 
 
 def _plain_order(raw: dict[Any, Any]) -> tuple[Any, ...] | None:
@@ -95,7 +97,7 @@ def plain_agent_run(
         data["agent_id"] = entity_id
     messages = data.get("messages")
     text: str | None = None
-    latest: int | None = None  # the latest message's time (stamp_run)
+    latest = _NO_TIME  # the latest message's time (stamp_run)
     if messages is not None:
         if type(messages) is not list:
             return None
@@ -114,8 +116,8 @@ def plain_agent_run(
             ):
                 return None
             stamp = message.get("created_at")
-            if type(stamp) is int and -LIMIT < stamp < LIMIT:  # agno 1.x's whole seconds
-                if latest is None or stamp > latest:
+            if type(stamp) is int:  # agno 1.x's whole seconds
+                if stamp > latest:
                     latest = stamp
             elif stamp is not None or "created_at" in message:
                 return None
@@ -138,6 +140,8 @@ def plain_agent_run(
             time_as_duration(kept)
             kept_tools.append(kept)
         data["tools"] = kept_tools
+    if latest >= LIMIT:  # a message time agno 3's columns cannot hold: the general path leaves it out
+        return None
     # Every check is passed: from here on the run is converted as convert_run does, in its order.
     if "metrics" in data and (lost := convert_held_metrics(data)) is not None:
         keep["metrics"] = lost
@@ -145,7 +149,9 @@ def plain_agent_run(
         data["messages"] = converted
         if extras:
             keep["messages"] = extras
-    stamp_run(data, latest, keep)
+    own = data.get("created_at")
+    if (type(own) is not int or own < latest) and latest != _NO_TIME:
+        stamp_run(data, latest, keep)
     if text is not None:
         data["input"] = {"input_content": text}
     if keep:
