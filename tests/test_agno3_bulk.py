@@ -540,32 +540,30 @@ def test_a_batch_refused_whole_but_written_a_session_at_a_time_is_not_an_error()
     assert written == [["s0"], ["s1"], ["s2"]]
 
 
-def test_a_run_time_past_64_bits_is_named_by_its_session_and_the_sessions_before_it_are_kept(tmp_path: Path) -> None:
+def test_a_value_past_64_bits_is_named_by_its_session_and_the_sessions_before_it_are_kept() -> None:
     """sqlite3 will not bind an integer past 64 bits (OverflowError, before SQLite sees it): the batch is
-    written a session at a time, as for SQLite's own refusals, and the InvalidInputError names the session."""
-    from agno_storage import AgentSession
+    written a session at a time, as for SQLite's own refusals, and the InvalidInputError names the session.
+    (A run's time past 64 bits no longer gets here: the mapping keeps it in the run's metadata.)"""
+    from types import SimpleNamespace
+
+    from agno_storage.agno3 import migrate
     from agno_storage.errors import InvalidInputError
 
-    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
-    store = SqliteStorage("agent_sessions", db_file=src)
-    for i in range(5):
-        run = {"run_id": f"r{i}", "created_at": 1_700_000_000, "messages": [{"role": "user", "content": "hi"}]}
-        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory={"runs": [run]}))
-    store.close()
-    conn = sqlite3.connect(src)
-    conn.execute(
-        "UPDATE agent_sessions SET memory = replace(memory, '1700000000', '18446744073709551616') "
-        "WHERE session_id = 's3'"
-    )
-    conn.commit()
-    conn.close()
-    with pytest.raises(InvalidInputError) as info:
-        to_agno3(str(src), str(dst), workers=0, memory_table=None)
-    assert info.value.session_id == "s3"
-    conn = sqlite3.connect(dst)
-    written = {r[0] for r in conn.execute("SELECT session_id FROM agno_sessions")}
-    conn.close()
-    assert "s3" not in written
+    written: list[str] = []
+
+    class Writer:
+        path = None
+
+        def write(self, batch: list[Any]) -> None:
+            if any(e.session_id == "s3" for e in batch):
+                raise OverflowError("Python int too large to convert to SQLite INTEGER")
+            written.extend(e.session_id for e in batch)
+
+    result = chunks.ChunkResult()
+    result.encoded.extend(SimpleNamespace(session_id=f"s{i}") for i in range(5))  # type: ignore[misc]
+    error = migrate._write(result, Writer(), migrate.Agno3Report(dry_run=False))  # type: ignore[arg-type]
+    assert isinstance(error, InvalidInputError) and error.session_id == "s3"
+    assert written == ["s0", "s1", "s2"]
 
 
 def test_an_error_that_rolled_the_whole_batch_back_is_raised_as_it_is(tmp_path: Path) -> None:

@@ -189,8 +189,12 @@ _MESSAGE_SPOILERS = st.one_of(
 def near_misses(draw: st.DrawFn) -> dict[str, Any]:
     """A plain run changed in one way that may take it off the shortcut."""
     run = draw(PLAIN_RUNS)
-    how = draw(st.sampled_from(["key", "input", "team", "messages", "message", "message item", "tools", "tool"]))
-    if how == "key":
+    how = draw(
+        st.sampled_from(["key", "input", "team", "messages", "message", "message item", "tools", "tool", "time"])
+    )
+    if how == "time":  # whole seconds past what agno 3's BIGINT holds
+        run["created_at"] = draw(st.sampled_from([2**63, 2**64, -(2**63), -(2**64)]))
+    elif how == "key":
         run[draw(_OTHER_KEYS)] = draw(_ANY)
     elif how == "input":  # agno 1.x keeps none; the general path derives one, or checks the one given
         run[draw(st.sampled_from(["input", "metadata"]))] = draw(st.one_of(_ANY, st.just(""), st.just({})))

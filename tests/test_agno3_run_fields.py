@@ -37,11 +37,11 @@ def _agno3_runs(db: Path) -> dict[str, Any]:
     return out
 
 
-def _agno3_shows(db: Path, code: str) -> Any:
-    """What ``code`` prints last (one JSON line), run by agno 3.1.10 with ``json`` and ``sys`` imported and
-    ``DB`` agno 3's ``SqliteDb`` of ``db``."""
+def _agno3_shows(db: Path, code: str, *args: str) -> Any:
+    """What ``code`` prints last (one JSON line), run by agno 3.1.10 with ``json`` and ``sys`` imported,
+    ``DB`` agno 3's ``SqliteDb`` of ``db`` and ``args`` in ``sys.argv[2:]``."""
     prelude = "import json, sys\nfrom agno.db.sqlite import SqliteDb\nDB = SqliteDb(db_file=sys.argv[1])\n"
-    return json.loads(agno3_env.run_code(prelude + code, str(db)).strip().splitlines()[-1])
+    return json.loads(agno3_env.run_code(prelude + code, str(db), *args).strip().splitlines()[-1])
 
 
 def test_events_agno3_has_no_class_for_are_kept_in_metadata_and_the_session_loads(tmp_path: Path) -> None:
@@ -536,3 +536,48 @@ def test_a_message_time_agno3_cannot_read_is_kept_in_metadata_and_the_session_lo
     for sid, stamp in stamps.items():
         assert shown[sid][2] == {"0": {"created_at": stamp}}, sid
         assert [p for p in report.problems if f"'{sid}'" in p and "message 0: created_at" in p], report.problems
+
+
+def test_a_run_time_past_what_agno3s_bigint_holds_is_kept_in_metadata_and_the_session_migrates(
+    tmp_path: Path,
+) -> None:
+    """A run's created_at of whole seconds wider than 64 bits (this store keeps such integers exactly) failed the
+    whole migration (sqlite3 cannot bind it to agno 3's BIGINT column). The run takes its messages' latest time,
+    or the session's where it has none, and the value is kept in its metadata."""
+    from agno_storage import SqliteStorage
+    from tests.agno_runner import close_storages, run_turn
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    stamps = {"past": 2**64, "before": -(2**63), "no-messages": 2**64}
+    try:
+        for sid in stamps:
+            run_turn("agent", "agno", str(src), sid, "u", "hello")
+    finally:
+        close_storages()
+    store = SqliteStorage("agent_sessions", db_file=src)
+    latest: dict[str, int] = {}
+    for sid, stamp in stamps.items():
+        session = store.read(sid)
+        assert session is not None and session.memory is not None
+        (run,) = session.memory["runs"]
+        run["created_at"] = stamp
+        if sid == "no-messages":
+            run["messages"] = []
+        latest[sid] = max((m["created_at"] for m in run["messages"]), default=session.created_at)
+        store.upsert(session)
+    store.close()
+    report = to_agno3(str(src), str(dst))
+    assert report.total("runs") == 3
+    got = _agno3_shows(
+        dst,
+        "out = {}\n"
+        "for sid in sys.argv[2:]:\n"
+        "    (r,) = DB.get_session(session_id=sid).runs\n"
+        "    out[sid] = [r.created_at, r.metadata['agno_v1']['created_at']]\n"
+        "print(json.dumps(out))\n",
+        *stamps,
+    )
+    assert got == {sid: [latest[sid], stamp] for sid, stamp in stamps.items()}
+    conn = sqlite3.connect(dst)
+    assert dict(conn.execute("SELECT session_id, created_at FROM agno_runs").fetchall()) == latest
+    conn.close()

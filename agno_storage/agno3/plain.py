@@ -150,7 +150,7 @@ def plain_agent_run(
         if extras:
             keep["messages"] = extras
     own = data.get("created_at")
-    if (type(own) is not int or own < latest) and latest != _NO_TIME:
+    if (type(own) is not int or own < latest or own >= LIMIT) and latest != _NO_TIME:
         stamp_run(data, latest, keep)
     if text is not None:
         data["input"] = {"input_content": text}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import uuid
 import zlib
 from collections.abc import Mapping
@@ -203,19 +202,14 @@ class RunBuilder:
 
     def add(self, run_data: dict[str, Any], run_type: str, parent: str | None) -> Agno3Run:
         created = run_data.get("created_at")
-        if type(created) is not int:
-            # agno 3's column and RunOutput.created_at are whole seconds: seconds with a fraction are their
-            # whole seconds; anything else (ISO text, none) is the session's time, unless its messages had
-            # one (convert_run's stamp_run). The value is kept as it was.
+        if type(created) is not int or not -LIMIT < created < LIMIT:
+            # agno 3's column (a BIGINT) and RunOutput.created_at are whole seconds: seconds with a fraction are
+            # their whole seconds; anything else (ISO text, none, past what a BIGINT holds) is the session's time,
+            # unless its messages had one (convert_run's stamp_run). The value is kept as it was.
             if created is not None:
                 keep_in_run(run_data, "created_at", created)
-            if isinstance(created, float) and math.isfinite(created) and abs(created) < 2**63:
-                created = int(created)
-            elif isinstance(created, int) and not isinstance(created, bool):  # an int subclass
-                created = int(created)
-            else:
-                created = self.created_at
-            run_data["created_at"] = created
+            seconds = whole_seconds(created)
+            run_data["created_at"] = created = self.created_at if seconds is None else seconds
         # Positional, in Agno3Run's field order: matching 13 keyword arguments was a twentieth of a run's mapping.
         run = Agno3Run(
             run_data["run_id"],  # run_id

@@ -45,7 +45,7 @@ def stamp_run(data: dict[str, Any], latest: int | None, keep: dict[str, Any]) ->
     if latest is None:
         return
     own = data.get("created_at")
-    if type(own) is int:  # the common case: agno 1.x's whole seconds
+    if type(own) is int and -LIMIT < own < LIMIT:  # the common case: agno 1.x's whole seconds
         if own >= latest:
             return
     elif (seconds := whole_seconds(own)) is not None and seconds >= latest:
