@@ -5,7 +5,10 @@
 
 The source is one SQLite file per size with ``agent_sessions`` holding
 sessions shaped as agno 1.8.4 writes them (bench/sessions.py: ``memory.runs``
-with 10 runs each, their messages and metrics), written through this
+with 10 runs each, their messages and metrics, each run stamped with the
+second before its messages, as 1.8.4 stamps a run with the time its
+process imported agno: to_agno3 gives each the time of its messages and
+keeps the stamp in its metadata), written through this
 project's SqliteStorage. Each round copies the source to a fresh file
 (outside the clock) and migrates it in place, in a process of its own:
 
