@@ -320,8 +320,9 @@ def test_a_source_that_cannot_be_read_leaves_dst_as_it_was(tmp_path: Path) -> No
 
 def test_postgres_source_and_target(pg_server: Any, tmp_path: Path) -> None:
     from tests.agno_runner import close_storages, run_turn
+    from tests.pgserver import create_database
 
-    url = pg_server.dsn
+    url = create_database(pg_server, "agno3_source_and_target")  # counts of its own: other tests write agno's tables
     try:
         for message in ("first question", "second question"):
             run_turn("agent", "agno", url, "pg-agent", "user-1", message)
