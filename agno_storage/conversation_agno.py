@@ -4,8 +4,10 @@ agno 1.x agents, teams and v1 workflows keep ``memory.runs``, each run
 with the messages its model was sent and answered (``from_history``
 marks what agno replayed from earlier runs; those are left out); a team
 run's member runs in ``member_responses``, placed where the leader ran
-them (:func:`placed`); older agno (``AgentMemory``) keeps
-``memory.messages`` and runs of ``{message, response}``. agno v2
+them (:func:`placed`); older agno (``AgentMemory``, ``TeamMemory``)
+keeps ``memory.messages`` and runs of ``{message, messages, response}``,
+whose ``response`` is the run as the others keep it (``messages`` holds
+only the messages an app added to the run). agno v2
 workflows keep the ``runs`` column, each run's steps holding the step
 agent's run. A system prompt its speaker (the agent, team or workflow, a
 member, a step) sends again unchanged is left out.
@@ -76,7 +78,12 @@ class _Reader(StoredJson):
             run = self.as_dict(run, where)
             if "response" in run and "run_id" not in run:  # AgentMemory / TeamMemory: {message, messages, response}
                 response = self.as_dict(run["response"] or {}, f"{where}.response")
-                messages = run.get("messages") or response.get("messages")
+                if response.get("messages") is not None:
+                    # The response is the whole run (the messages an app added, the question, the answers, a
+                    # team's member runs); the pair's own ``messages`` are only the added ones (agno 1.8.4).
+                    out += self.agno_run(response, f"{where}.response", member, member)
+                    continue
+                messages = run.get("messages")
                 run_id = self.opt_str(response, "run_id", f"{where}.response")
                 if messages is None:
                     first = [m for m in (run.get("message"),) if m]
