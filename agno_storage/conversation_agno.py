@@ -10,7 +10,9 @@ whose ``response`` is the run as the others keep it (``messages`` holds
 only the messages an app added to the run). agno v2
 workflows keep the ``runs`` column, each run's steps holding the step
 agent's run. A system prompt its speaker (the agent, team or workflow, a
-member, a step) sends again unchanged is left out.
+member, a step) sends again unchanged is left out, and so are the
+messages an agno Agent's ``add_messages`` sends again unchanged after it
+(listed in the run's ``extra_data.add_messages``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class _Reader(StoredJson):
         # Each speaker's last system prompt (None: the session's own agent, team or workflow; else the member
         # or step): a leader and its members each send their own on every run, one after the other.
         self.last_system: dict[str | None, str | None] = {}
+        # Each speaker's last added messages (agno's ``Agent.add_messages``), as (role, content) pairs.
+        self.last_added: dict[str | None, builtins.list[tuple[Any, Any]]] = {}
 
     def agno_runs(self, runs: builtins.list[Any], member: str | None = None) -> builtins.list[Message]:
         out: builtins.list[Message] = []
@@ -67,7 +71,12 @@ class _Reader(StoredJson):
             if type(run) is dict:
                 messages = run.get("messages")
                 run_id = run.get("run_id")
-                if type(run_id) is str and type(messages) is list and not run.get("member_responses"):
+                if (
+                    type(run_id) is str
+                    and type(messages) is list
+                    and not run.get("member_responses")
+                    and not run.get("extra_data")
+                ):
                     plain.append(messages)
                     plain_ids.append(run_id)
                     continue
@@ -110,6 +119,8 @@ class _Reader(StoredJson):
         if run_id is not None and type(run_id) is not str:
             run_id = self.opt_str(run, "run_id", where)
         messages = run.get("messages")
+        if type(messages) is list and run.get("extra_data"):
+            messages = self.without_added(run, messages, speaker)
         responses = run.get("member_responses")
         if not responses and type(messages) is list:  # the common case: no member ran
             return self.agno_messages(messages, run_id=run_id, member=member, speaker=speaker)
@@ -123,6 +134,30 @@ class _Reader(StoredJson):
         listed = self.as_list(messages, f"{where}.messages")
         own = self.agno_messages(listed, run_id=run_id, member=member, speaker=speaker)
         return placed(own, members)
+
+    def without_added(
+        self, run: dict[str, Any], messages: builtins.list[Any], speaker: str | None
+    ) -> builtins.list[Any]:
+        """``messages`` but for those agno's ``Agent.add_messages`` added (the run's ``extra_data.add_messages``)
+        when ``speaker`` added the same last time too: agno sends them again on every run, right after the
+        system prompt, as it does the prompt. Anything else (no such messages, or not where agno puts them) is
+        ``messages`` as they are."""
+        extra = run["extra_data"]
+        added = extra.get("add_messages") if type(extra) is dict else None
+        if type(added) is not list or not added or not all(type(a) is dict for a in added):
+            return messages
+        pairs = [(a.get("role"), a.get("content")) for a in added]
+        if self.last_added.get(speaker) != pairs:
+            self.last_added[speaker] = pairs
+            return messages
+        start = next((k for k, m in enumerate(messages) if type(m) is not dict or m.get("role") != "system"), 0)
+        sent = messages[start : start + len(pairs)]
+        if [
+            (m.get("role"), m.get("content")) if type(m) is dict and m.get("from_history") is not True else None
+            for m in sent
+        ] != pairs:
+            return messages
+        return messages[:start] + messages[start + len(pairs) :]
 
     def runner(self, run: Mapping[str, Any], where: str) -> str | None:
         """The agent or team a run is of: its id, or its name."""
