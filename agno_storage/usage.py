@@ -364,15 +364,17 @@ def _reported(tokens: dict[str, int | None], messages: builtins.list[Any]) -> di
 
     agno 1.8.4 keeps a run's figures as one entry per model call, 0 where
     the model reported nothing, while each call's own message keeps only
-    the figures it had. Where every model message of the run (not replayed)
-    carries its metrics, a figure none of them holds was never reported: it
-    is None, not the 0 agno filled in. Without message metrics (an older
-    layout) the run's figures stand.
+    the figures it had (at least the call's ``time``). Where the run's
+    model messages (not replayed) carry their metrics, a figure none of them
+    holds was never reported: it is None, not the 0 agno filled in. An
+    assistant message with no metrics at all is no model call (an example
+    answer the app adds to every run, agno's ``add_messages``). Without
+    message metrics (an older layout) the run's figures stand.
     """
     calls: builtins.list[Mapping[str, Any]] = []
     for m in messages:
-        if type(m) is dict and m.get("role") == "assistant" and m.get("from_history") is not True:
-            metrics = m.get("metrics")
+        if type(m) is dict and m.get("role") == "assistant" and m.get("from_history") is not True and "metrics" in m:
+            metrics = m["metrics"]
             if not isinstance(metrics, Mapping):
                 return tokens
             calls.append(metrics)

@@ -138,6 +138,11 @@ def test_a_model_that_reports_no_usage_gives_none_not_the_zeros_agno_fills_in(tm
     quiet = make_agent(make_storage("ours", db, "agent_sessions"), "quiet", USER, FakeModel(prefix="q"))
     quiet.agent_id = "quiet"
     quiet.run("hello there")
+    # An example answer the app adds to every run (agno's add_messages) is no model call and carries no figures.
+    shown = make_agent(make_storage("ours", db, "agent_sessions"), "examples", USER, FakeModel(prefix="e"))
+    shown.agent_id = "examples"
+    shown.add_messages = [{"role": "user", "content": "an example"}, {"role": "assistant", "content": "its answer"}]
+    shown.run("hello there")
     reported: list[tuple[int, int]] = []
     counted = make_agent(
         make_storage("ours", db, "agent_sessions"), "counted", USER, TokenModel(prefix="c", reported=reported)
@@ -149,10 +154,15 @@ def test_a_model_that_reports_no_usage_gives_none_not_the_zeros_agno_fills_in(tm
     session = store.read("quiet")
     assert session is not None and session.memory is not None
     assert session.memory["runs"][0]["metrics"]["input_tokens"] == [0]  # what agno wrote
-    assert [
-        (u.runs, u.runs_with_tokens, u.input_tokens, u.output_tokens, u.total_tokens)
-        for u in store.usage(entity_id="quiet")
-    ] == [(1, 0, None, None, None)]
+    for quiet_one in ("quiet", "examples"):
+        assert [
+            (u.runs, u.runs_with_tokens, u.input_tokens, u.output_tokens, u.total_tokens)
+            for u in store.usage(entity_id=quiet_one)
+        ] == [(1, 0, None, None, None)], quiet_one
+    examples = store.read("examples")
+    assert examples is not None and examples.memory is not None
+    example = next(m for m in examples.memory["runs"][0]["messages"] if m["content"] == "its answer")
+    assert example["role"] == "assistant" and "metrics" not in example  # what agno wrote: no model call's
     (got,) = store.usage(entity_id="counted")
     assert (got.runs, got.runs_with_tokens, got.input_tokens, got.output_tokens) == (
         1,
