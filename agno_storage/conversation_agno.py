@@ -121,6 +121,28 @@ class _Reader(StoredJson):
         messages = run.get("messages")
         if type(messages) is list and run.get("extra_data"):
             messages = self.without_added(run, messages, speaker)
+            out = self.run_messages(run, run_id, messages, where, member, speaker)
+            first = messages[0] if messages else None
+            if type(first) is dict and first.get("role") == "system":
+                # The speaker's last system prompt is the run's first message, not a system message among those
+                # the app added after it: the next run's prompt is compared with it.
+                content = first.get("content")
+                self.last_system[speaker] = (
+                    content if content is None or type(content) is str else content_text(content)
+                )
+            return out
+        return self.run_messages(run, run_id, messages, where, member, speaker)
+
+    def run_messages(
+        self,
+        run: dict[str, Any],
+        run_id: str | None,
+        messages: Any,
+        where: str,
+        member: str | None,
+        speaker: str | None,
+    ) -> builtins.list[Message]:
+        """:meth:`agno_run` of ``run`` whose messages are ``messages``."""
         responses = run.get("member_responses")
         if not responses and type(messages) is list:  # the common case: no member ran
             return self.agno_messages(messages, run_id=run_id, member=member, speaker=speaker)
@@ -150,14 +172,16 @@ class _Reader(StoredJson):
         if self.last_added.get(speaker) != pairs:
             self.last_added[speaker] = pairs
             return messages
-        start = next((k for k, m in enumerate(messages) if type(m) is not dict or m.get("role") != "system"), 0)
-        sent = messages[start : start + len(pairs)]
-        if [
-            (m.get("role"), m.get("content")) if type(m) is dict and m.get("from_history") is not True else None
-            for m in sent
-        ] != pairs:
-            return messages
-        return messages[:start] + messages[start + len(pairs) :]
+        # First in the run, or right after its one system prompt: not after every system message, since the
+        # added ones may begin with a system message of their own.
+        for start in (0, 1):
+            sent = messages[start : start + len(pairs)]
+            if [
+                (m.get("role"), m.get("content")) if type(m) is dict and m.get("from_history") is not True else None
+                for m in sent
+            ] == pairs:
+                return messages[:start] + messages[start + len(pairs) :]
+        return messages
 
     def runner(self, run: Mapping[str, Any], where: str) -> str | None:
         """The agent or team a run is of: its id, or its name."""

@@ -61,3 +61,39 @@ def test_messages_agno_adds_to_every_run_show_once_until_they_change(tmp_path: P
         ("assistant", replies[2]),
     ]
     assert [h.message.content for h in hits] == ["kestrels do"]
+
+
+def test_added_messages_that_begin_with_a_system_message_show_once_as_other_added_messages_do(tmp_path: Path) -> None:
+    """Examples that open with a system message of their own, after the agent's system prompt: the prompt and
+    the examples each show once, not once per run."""
+    db = str(tmp_path / "agno.db")
+    examples = [{"role": "system", "content": "answer in one line"}, *FIRST]
+    replies = []
+    for question in ("which falcon hovers", "where do owls nest"):
+        agent = Agent(
+            agent_id="birder",
+            model=FakeModel(prefix="birder"),
+            storage=make_storage("ours", db, "agent_sessions"),
+            session_id="s",
+            user_id="u",
+            instructions=["be brief"],
+            add_messages=examples,
+            add_history_to_messages=True,
+            telemetry=False,
+            monitoring=False,
+        )
+        replies.append(agent.run(question).content)
+    close_storages()
+    store = SqliteStorage("agent_sessions", db_file=db, mode="agent")
+    try:
+        got = [(m.role, m.content) for m in store.history("s")]
+    finally:
+        store.close()
+    assert got[1:] == [
+        *[(m["role"], m["content"]) for m in examples],
+        ("user", "which falcon hovers"),
+        ("assistant", replies[0]),
+        ("user", "where do owls nest"),
+        ("assistant", replies[1]),
+    ]
+    assert got[0][0] == "system" and "be brief" in (got[0][1] or "")
