@@ -13,8 +13,9 @@ import math
 import re
 from typing import Any
 
-#: Text agno 3's Message (pydantic, lax) reads as a message's ``created_at``: whole seconds in decimal digits.
-_SECONDS_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+#: Text agno 3's Message (pydantic, lax) reads as a message's ``created_at``: whole seconds in decimal digits, with ASCII
+#: spaces around (it refuses the other characters Python counts as spaces, \x1c to \x1f).
+_SECONDS_TEXT = re.compile(r"[ \t\n\r\f\v]*[+-]?[0-9]+[ \t\n\r\f\v]*")
 #: What agno 3's ``BIGINT`` columns hold.
 LIMIT = 2**63
 
