@@ -19,15 +19,9 @@ FIRST = [{"role": "user", "content": "what eats voles"}, {"role": "assistant", "
 SECOND = [{"role": "user", "content": "what eats mice"}, {"role": "assistant", "content": "owls do"}]
 
 
-def test_messages_agno_adds_to_every_run_show_once_until_they_change(tmp_path: Path) -> None:
-    """Three runs, the examples changed before the third: each set shows once, in the first run that sent it;
-    a question that happens to read as an example is still the run's own."""
-    db = str(tmp_path / "agno.db")
-    turns: list[tuple[list[dict[str, Any]], str]] = [
-        (FIRST, "which falcon hovers"),
-        (FIRST, "what eats voles"),
-        (SECOND, "where do owls nest"),
-    ]
+def birder_turns(db: str, turns: list[tuple[list[dict[str, Any]], str]], **options: Any) -> list[str]:
+    """One run per (examples, question) of a fresh Agent given those ``add_messages``, in session "s"; the
+    replies. ``options`` are more of the Agent's arguments."""
     replies = []
     for examples, question in turns:
         agent = Agent(
@@ -40,9 +34,23 @@ def test_messages_agno_adds_to_every_run_show_once_until_they_change(tmp_path: P
             add_history_to_messages=True,
             telemetry=False,
             monitoring=False,
+            **options,
         )
-        replies.append(agent.run(question).content)
+        replies.append(str(agent.run(question).content))
     close_storages()
+    return replies
+
+
+def test_messages_agno_adds_to_every_run_show_once_until_they_change(tmp_path: Path) -> None:
+    """Three runs, the examples changed before the third: each set shows once, in the first run that sent it;
+    a question that happens to read as an example is still the run's own."""
+    db = str(tmp_path / "agno.db")
+    turns: list[tuple[list[dict[str, Any]], str]] = [
+        (FIRST, "which falcon hovers"),
+        (FIRST, "what eats voles"),
+        (SECOND, "where do owls nest"),
+    ]
+    replies = birder_turns(db, turns)
     store = SqliteStorage("agent_sessions", db_file=db, mode="agent")
     try:
         got = [(m.role, m.content) for m in store.history("s") if m.role != "system"]
@@ -68,22 +76,8 @@ def test_added_messages_that_begin_with_a_system_message_show_once_as_other_adde
     the examples each show once, not once per run."""
     db = str(tmp_path / "agno.db")
     examples = [{"role": "system", "content": "answer in one line"}, *FIRST]
-    replies = []
-    for question in ("which falcon hovers", "where do owls nest"):
-        agent = Agent(
-            agent_id="birder",
-            model=FakeModel(prefix="birder"),
-            storage=make_storage("ours", db, "agent_sessions"),
-            session_id="s",
-            user_id="u",
-            instructions=["be brief"],
-            add_messages=examples,
-            add_history_to_messages=True,
-            telemetry=False,
-            monitoring=False,
-        )
-        replies.append(agent.run(question).content)
-    close_storages()
+    turns = [(examples, q) for q in ("which falcon hovers", "where do owls nest")]
+    replies = birder_turns(db, turns, instructions=["be brief"])
     store = SqliteStorage("agent_sessions", db_file=db, mode="agent")
     try:
         got = [(m.role, m.content) for m in store.history("s")]
