@@ -230,27 +230,47 @@ class Pool:
     :meth:`map` hands each frame to the next worker and gives their results
     in order. A task's error is raised by :meth:`map` for its frame, as the
     same exception (or its text, where it does not pickle); a task that
-    cannot be built is raised as the pool starts; a worker that cannot
-    start, dies or sends what is not a reply is a :class:`WorkerError`. ``label`` is how errors name a worker ("a search index
-    worker"). Close it (or use
-    ``with``).
+    cannot be built is raised as the pool starts (by :meth:`wait` if told
+    not to wait); a worker that cannot start, dies or sends what is not a
+    reply is a :class:`WorkerError`. ``label`` is how errors name a worker
+    ("a search index worker"). Close it (or use ``with``).
     """
 
-    def __init__(self, n: int, task: str, args: tuple[Any, ...], label: str) -> None:
+    def __init__(self, n: int, task: str, args: tuple[Any, ...], label: str, *, wait: bool = True) -> None:
         if n < 1:
             raise ValueError("a worker pool needs at least one worker")
         self._workers: list[_Worker] = []
+        #: Whether every worker has said its task is built (:meth:`wait`).
+        self._ready = False
         try:
             for _ in range(n):
                 self._workers.append(_Worker(task, args, label))
+        except BaseException:
+            self.close()
+            raise
+        if wait:
+            self.wait()
+
+    def wait(self) -> None:
+        """Wait until every worker has built its task; raise what one could not do (the pool is then closed).
+
+        The pool does so as it starts unless told not to (``wait=False``):
+        the caller then does other work while the workers start, and calls
+        this before :meth:`map`, which otherwise calls it.
+        """
+        if self._ready:
+            return
+        try:
             for worker in self._workers:  # they start side by side; each says when its task is built
                 worker.ready()
         except BaseException:
             self.close()
             raise
+        self._ready = True
 
     def map(self, frames: Iterable[Any]) -> Iterator[Any]:
         """Each frame's result, in order. ``frames`` is read as each is handed over, at most :data:`AHEAD` a worker ahead."""
+        self.wait()
         pending: collections.deque[_Worker] = collections.deque()
         turn = 0
         window = AHEAD * len(self._workers)

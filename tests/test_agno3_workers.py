@@ -115,6 +115,11 @@ def test_a_source_a_worker_cannot_open_is_raised_before_any_batch(tmp_path: Path
     spec = SourceSpec(src=str(tmp_path / "not.db"), tables={Mode.AGENT: "agent_sessions"}, schema=None)
     with pytest.raises(DatabaseCorruptError):  # the worker's own typed error, raised as the pool starts
         WorkerPool(1, spec, None)
+    # Started without waiting (to_agno3 makes DST's tables meanwhile): raised by wait(), the worker ended.
+    pool = WorkerPool(1, spec, None, wait=False)
+    with pytest.raises(DatabaseCorruptError):
+        pool.wait()
+    assert pool.pids == []
 
 
 def test_workers_that_cannot_import_the_package_are_an_error_when_asked_for_and_skipped_by_default(
@@ -156,8 +161,8 @@ def test_no_more_workers_start_than_there_are_batches(tmp_path: Path, monkeypatc
     started: list[int] = []
 
     class Counted(WorkerPool):
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             started.append(len(self.pids))
 
     monkeypatch.setattr(migrate, "WorkerPool", Counted)
@@ -346,7 +351,7 @@ def test_no_workers_by_default_under_an_embedding_host(tmp_path: Path, monkeypat
     monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(pool_module.os, "cpu_count", lambda: 2)
     started: list[int] = []
-    monkeypatch.setattr(migrate.WorkerPool, "__init__", lambda self, n, *a: started.append(n) or None)
+    monkeypatch.setattr(migrate.WorkerPool, "__init__", lambda self, n, *a, **k: started.append(n) or None)
     monkeypatch.setattr(sys, "executable", "/usr/local/bin/uwsgi")
     src = _source(tmp_path / "src.db", 5)
     assert to_agno3(src, str(tmp_path / "dst.db")).total("sessions") == 6

@@ -195,27 +195,41 @@ def to_agno3(
                 raise driver_error(exc, f"reading DST {urls.shown(dst)}") from exc
             stack.callback(lookup.close)
         else:
+            what = f"opening DST {urls.shown(dst)} for agno 3's tables"
             try:
                 writer = _open_writer(dst_target, dst_schema)
-                stack.callback(writer.close)
-                writer.prepare()
             except Exception as exc:  # the driver's, or the file system's
-                what = f"opening DST {urls.shown(dst)} for agno 3's tables"
-                raise driver_error(exc, what, path=writer.path if writer is not None else None) from exc
-            lookup = writer
+                raise driver_error(exc, what) from exc
+            stack.callback(writer.close)
         chunks = [plan[i : i + batch_size] for i in range(0, len(plan), batch_size)]
         n = min(_worker_count(workers, len(plan)), len(chunks))  # a worker with no batch would only cost
         pool: WorkerPool | None = None
         if n:
             found = SourceSpec(src=src, tables={m: chosen[m] for m in source.stores}, schema=schema)
             try:
-                pool = WorkerPool(n, found, writer.engine if writer is not None else None, rewrite)
+                # Started before DST's tables are made, and waited for after: they import and open the source
+                # meanwhile (a SQLite commit that starts a WAL syncs it; the workers' start-up took as long).
+                pool = WorkerPool(n, found, writer.engine if writer is not None else None, rewrite, wait=False)
             except StorageError:
                 if workers is not None:
                     raise
                 pool = None  # chosen by default, and none can start here: map in this process
+            else:
+                stack.callback(pool.close)
+        if writer is not None:
+            try:
+                writer.prepare()
+            except Exception as exc:  # the driver's, or the file system's
+                raise driver_error(exc, what, path=writer.path) from exc
+            lookup = writer
         if pool is not None:
-            stack.callback(pool.close)
+            try:
+                pool.wait()
+            except StorageError:
+                if workers is not None:
+                    raise
+                pool = None  # as above (wait closed it)
+        if pool is not None:
             results = pool.map(chunks, lambda chunk: _previous(lookup, chunk))
         else:
             rows = rows_for(writer.engine) if writer is not None else None

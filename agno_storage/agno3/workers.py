@@ -47,11 +47,14 @@ class WorkerPool(Pool):
     the workers encode, or None on a dry run (nothing encoded); ``rewrite``
     as :func:`~agno_storage.agno3.chunks.map_chunk` takes it. A worker's
     error is raised by :meth:`map` for its batch, as the same exception; a
-    worker that dies is a StorageError. Close it (or use ``with``).
+    worker that dies is a StorageError. ``wait``: as :class:`~agno_storage.workers.Pool` takes it. Close it (or
+    use ``with``).
     """
 
-    def __init__(self, n: int, spec: SourceSpec, engine: str | None, rewrite: bool = False) -> None:
-        super().__init__(n, f"{__name__}:MapTask", (spec, engine, rewrite), LABEL)
+    def __init__(
+        self, n: int, spec: SourceSpec, engine: str | None, rewrite: bool = False, *, wait: bool = True
+    ) -> None:
+        super().__init__(n, f"{__name__}:MapTask", (spec, engine, rewrite), LABEL, wait=wait)
 
     def map(  # type: ignore[override]
         self, chunks: Iterable[Sequence[PlanItem]], previous: Callable[[Sequence[PlanItem]], dict[str, Previous]]
