@@ -52,10 +52,12 @@ MAX_POSITION, MAX_POSITIONS = 16383, 256
 #: ``simple`` parser made of it; its trigger function ran with the writer's rights and search path, and a
 #: TRUNCATE of the sessions table went unlogged. 2: the tsvector holds the words the scan finds (:func:`_tsvector`,
 #: no text kept); the function runs as the role that enabled the index, names the queue with its schema, and
-#: logs a TRUNCATE.
-PG_INDEX_VERSION = 2
+#: logs a TRUNCATE. 3: the same tables, function and triggers; an ``AgentMemory`` or ``TeamMemory`` run is read
+#: from its ``response`` (its question, answer and member runs) and an Agent's ``add_messages`` show once until
+#: they change (``conversation_agno``).
+PG_INDEX_VERSION = 3
 _PG_COMMENT = "agno_storage search index "
-#: The columns of the index's tables, each layout it has had (version 2's first): a table by one of their names
+#: The columns of the index's tables, each layout it has had (versions 2 and 3's first): a table by one of their names
 #: with other columns is another program's, never taken for the index nor dropped.
 _PG_DOC_COLUMNS = (
     ("id", "session_id", "user_id", "entity_id", "pos", "message", "digest", "tsv"),

@@ -19,10 +19,12 @@ def _is_fts5(sql: str | None) -> bool:
     return text.startswith("CREATE VIRTUAL TABLE") and "FTS5" in text
 
 
-#: What a SQLite index holds (its FTS5 table's definition says it; see ``SqliteIndex._fts_sql``): 3 since other
-#: users' runs under an owned session's id are indexed as theirs, a team's member runs sit where they ran, and
-#: each speaker's system prompt shows once. An index of an earlier version is made anew on first use.
-INDEX_VERSION = 3
+#: What a SQLite index holds (its FTS5 table's definition says it; see ``IndexLayout._fts_sql``): 4 since an
+#: ``AgentMemory`` or ``TeamMemory`` run is read from its ``response`` (its question, answer and member runs) and
+#: an Agent's ``add_messages`` show once until they change; 3 since other users' runs under an owned session's id
+#: are indexed as theirs, a team's member runs sit where they ran, and each speaker's system prompt shows once.
+#: An index of an earlier version is made anew on first use.
+INDEX_VERSION = 4
 
 #: The earlier layout's FTS5 table, which kept each message's text and ids itself (as build 3ccb4d3 wrote it).
 _OLD_FTS_SQL = (
@@ -87,13 +89,17 @@ class IndexLayout:
 
     def _fts_sql(self, version: int = INDEX_VERSION) -> str:
         """The FTS5 table's definition, which is how an index tells its version; one of an earlier version
-        is made anew. Each version spells out one more of FTS5's defaults. Version 1 gave an owned session's
-        conversation the Go runs of other users under its id; version 2 (``detail=full``) left those runs
-        out; version 3 (``columnsize=1``) indexes them as their own users' (``conversation.strays``)."""
+        is made anew. Each version spells out one more of FTS5's defaults, so every version splits text
+        alike. Version 1 gave an owned session's conversation the Go runs of other users under its id;
+        version 2 (``detail=full``) left those runs out; version 3 (``columnsize=1``) indexes them as their
+        own users' (``conversation.strays``); version 4 (the tokenizer's ``categories 'L* N* Co'``) reads an
+        ``AgentMemory`` or ``TeamMemory`` run from its ``response`` and shows an Agent's ``add_messages`` once
+        until they change (``conversation_agno``)."""
         options = ("detail=full, " if version >= 2 else "") + ("columnsize=1, " if version >= 3 else "")
+        categories = " categories ''L* N* Co''" if version >= 4 else ""
         return (
             f"CREATE VIRTUAL TABLE {self.fts} USING fts5(content, content={literal(self.map_name)}, "
-            f"content_rowid='rowid', {options}tokenize = 'unicode61 remove_diacritics 0')"
+            f"content_rowid='rowid', {options}tokenize = 'unicode61 remove_diacritics 0{categories}')"
         )
 
     def _trigger_sql(self, names: dict[str, str], table: str) -> builtins.list[str]:

@@ -1573,6 +1573,81 @@ def test_an_index_of_an_earlier_version_is_made_anew_and_gives_another_users_run
     store.close()
 
 
+def test_a_version_3_index_is_made_anew_and_finds_an_agent_memory_runs_question_and_answer(tmp_path: Path) -> None:
+    """A file build 8f17b67 indexed (version 3; fixtures/MANIFEST.md): an agno 1.8.4 Agent given
+    ``AgentMemory`` and ``add_messages`` ran two questions, and that build read each run's added messages
+    alone. The first search makes the index anew with this build's reading: the questions and answers
+    history() shows are found, the examples once."""
+    db = tmp_path / "old.db"
+    db.write_bytes((FIXTURES / "search_index_8f17b67_agno_agent_memory.db").read_bytes())
+    conn = sqlite3.connect(db)
+    old = [r[0] for r in conn.execute("SELECT content FROM agent_sessions_search_text ORDER BY session_id, pos")]
+    conn.close()
+    assert old == ["what eats voles", "kestrels do"] * 2  # what that build held: no question, no answer
+    fresh = tmp_path / "fresh.db"
+    fresh.write_bytes(db.read_bytes())
+    other = SqliteStorage("agent_sessions", db_file=fresh)
+    other.disable_search()
+    other.enable_search()
+    other.close()
+    store = SqliteStorage("agent_sessions", db_file=db)
+    try:
+        shown = [m.content for m in store.history("memory-1")]
+        assert shown == [
+            "what eats voles",
+            "kestrels do",
+            "which merlin hunts over heather",
+            "birder #1: which merlin hunts over heather",
+            "where do merlins nest",
+            "birder #2: where do merlins nest",
+        ]
+        assert sorted(found(store.search("merlin"))) == [("memory-1", t) for t in sorted(shown[2:4])]
+        assert sorted(found(store.search("nest"))) == [("memory-1", t) for t in sorted(shown[4:])]
+        assert found(store.search("kestrels")) == [("memory-1", "kestrels do")]
+        assert indexed_messages(db) == indexed_messages(fresh)
+    finally:
+        store.close()
+
+
+def test_a_postgres_index_of_version_2_is_made_anew_and_finds_an_agent_memory_runs_question_and_answer(
+    pg_server: Any,
+) -> None:
+    """Schema ``ai`` as build 8f17b67 left it (index version 2; fixtures/MANIFEST.md), loaded into a database
+    of its own: agno 1.8.4 wrote the same Agent's two runs and that build indexed each run's added messages
+    alone. The first search makes the index anew and finds the questions and answers history() shows."""
+    import psycopg
+
+    from agno_storage.backends.postgres import PostgresStorage
+    from tests.pgserver import create_database
+
+    url = create_database(pg_server, "search_index_8f17b67")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((FIXTURES / "search_index_8f17b67_agno_agent_memory.pg.sql").read_text(encoding="utf-8"))
+    with psycopg.connect(url) as conn:
+        comment, texts = conn.execute(
+            "SELECT obj_description('ai.agent_sessions_search'::regclass, 'pg_class'), "
+            "array_agg(message::json ->> 'content' ORDER BY pos) FROM ai.agent_sessions_search"
+        ).fetchone() or (None, None)
+    assert comment == "agno_storage search index 2"
+    assert texts == ["what eats voles", "kestrels do"] * 2  # what that build held: no question, no answer
+    store = PostgresStorage("agent_sessions", db_url=url)
+    try:
+        shown = [m.content for m in store.history("memory-1")]
+        assert shown == [
+            "what eats voles",
+            "kestrels do",
+            "which merlin hunts over heather",
+            "birder #1: which merlin hunts over heather",
+            "where do merlins nest",
+            "birder #2: where do merlins nest",
+        ]
+        assert sorted(found(store.search("merlin"))) == [("memory-1", t) for t in sorted(shown[2:4])]
+        assert sorted(found(store.search("nest"))) == [("memory-1", t) for t in sorted(shown[4:])]
+        assert found(store.search("kestrels")) == [("memory-1", "kestrels do")]
+    finally:
+        store.close()
+
+
 def test_what_an_earlier_builds_disable_leaves_of_a_version_2_index_is_no_index(tmp_path: Path) -> None:
     """Build f6d9f54's disable_search() does not know a version-2 FTS5 table: it drops the map, marks, queue and
     triggers and leaves the FTS5 table. That is a disabled index here: search scans, enable_search() makes a
