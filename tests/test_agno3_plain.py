@@ -63,10 +63,14 @@ _MESSAGE_METRICS = st.one_of(
     st.just({}),
     st.just("fast"),
 )
+#: A tool call's id: often one another message or call of the run has too (a call and its result).
+_CALL_ID = st.one_of(st.sampled_from(["call-1", "call-2"]), _TEXT)
+#: A time as agno 1.x writes it (whole seconds) and as it does not.
+_TIME = st.one_of(st.integers(0, 2**40), st.floats(0, 2**40), st.none(), _TEXT, st.booleans())
 _TOOL_CALLS = st.lists(
     st.fixed_dictionaries(
         {
-            "id": _TEXT,
+            "id": _CALL_ID,
             "type": st.just("function"),
             "function": st.fixed_dictionaries({"name": _TEXT, "arguments": _TEXT}),
         }
@@ -93,7 +97,7 @@ def _message() -> st.SearchStrategy[dict[str, Any]]:
                 "created_at": st.integers(0, 2**40),
                 "metrics": _MESSAGE_METRICS,
                 "tool_calls": st.one_of(st.none(), _TOOL_CALLS),
-                "tool_call_id": _TEXT,
+                "tool_call_id": _CALL_ID,
                 "tool_name": _TEXT,
                 "tool_args": st.dictionaries(_TEXT, _TEXT, max_size=2),
                 "tool_call_error": st.booleans(),
@@ -109,7 +113,7 @@ def _tool() -> st.SearchStrategy[dict[str, Any]]:
         st.fixed_dictionaries(
             {"tool_name": _TEXT},
             optional={
-                "tool_call_id": _TEXT,
+                "tool_call_id": _CALL_ID,
                 "tool_args": st.dictionaries(_TEXT, _TEXT, max_size=2),
                 "tool_call_error": st.booleans(),
                 "result": st.one_of(_TEXT, st.none()),
@@ -119,7 +123,7 @@ def _tool() -> st.SearchStrategy[dict[str, Any]]:
                     st.dictionaries(_TEXT, _NUMBER, max_size=2),
                     st.none(),
                 ),
-                "created_at": st.integers(0, 2**40),
+                "created_at": _TIME,
                 "stop_after_tool_call": st.booleans(),
             },
         )
@@ -142,7 +146,7 @@ PLAIN_RUNS = _shuffled(
             "model": _TEXT,
             "model_provider": _TEXT,
             "reasoning_content": st.one_of(_TEXT, st.none()),
-            "created_at": st.one_of(st.integers(0, 2**40), st.floats(0, 2**40), st.none(), _TEXT, st.booleans()),
+            "created_at": _TIME,
             "status": st.one_of(
                 st.sampled_from(["RUNNING", "running", "COMPLETED", "PENDING", "ERROR", "paused", "DONE"]),
                 st.none(),
@@ -264,6 +268,20 @@ _PARENTS = st.one_of(st.none(), st.just("workflow-run"))
 @example(
     {"messages": [{"role": "user", "content": "old", "from_history": True}, {"role": "user", "content": "new"}]},
     ("u1", "agent-1"),
+    None,
+)
+# agno 1.8.4's tool calls, stamped when agno was imported: one with its result message, one without.
+@example(
+    {
+        "created_at": 100,
+        "messages": [
+            {"role": "assistant", "tool_calls": [{"id": "call-1", "type": "function"}], "created_at": 150},
+            {"role": "tool", "tool_call_id": "call-1", "content": "found", "created_at": 160},
+            {"role": "assistant", "content": "done", "created_at": 170},
+        ],
+        "tools": [{"tool_call_id": "call-1", "created_at": 100}, {"tool_call_id": "call-2", "created_at": 100}],
+    },
+    (None, None),
     None,
 )
 def test_a_plain_agent_run_takes_the_shortcut_and_is_mapped_as_the_general_path_maps_it(

@@ -501,6 +501,55 @@ def test_an_agno_1_8_4_runs_time_is_its_latest_messages_not_the_time_agno_was_im
     assert runs[flow.run_id][0] == flow.created_at and runs[flow.run_id][2] is None
 
 
+_AGNO3_TOOL_TIMES = (
+    "from agno.db.base import SessionType\n"
+    "out = {}\n"
+    "for kind in (SessionType.AGENT, SessionType.TEAM):\n"
+    "    for s in DB.get_sessions(session_type=kind):\n"
+    "        for r in DB.get_session(session_id=s.session_id, session_type=kind).runs:\n"
+    "            results = {m.tool_call_id: m.created_at for m in r.messages or [] if m.role == 'tool'}\n"
+    "            out[s.session_id] = [r.created_at, [[t.created_at, results.get(t.tool_call_id)] for t in r.tools or []],\n"
+    "                                 ((r.metadata or {}).get('agno_v1') or {}).get('tools')]\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def test_an_agno_1_8_4_tool_calls_time_is_its_results_not_the_time_agno_was_imported(tmp_path: Path) -> None:
+    """agno 1.8.4's ``ToolExecution.created_at`` is a class attribute too, set when agno is imported: every
+    tool call a process stores carries its start, and agno 3 shows it in the run's ``tools``. A call's time is
+    its result message's (agno 1.8.4 makes the call's record right after that message), or its run's where no
+    message holds its result; the stamp agno 1.8.4 gave it is kept in the run's ``metadata["agno_v1"]``."""
+    from agno.models.response import ToolExecution
+
+    from tests.agno3_sources import run_delegating_team_turn, run_tool_call_turn
+
+    stale = ToolExecution.created_at
+    while int(time.time()) <= stale:  # calls well after agno was imported
+        time.sleep(0.05)
+    start = int(time.time())
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    for sid in ("agent", "lost"):
+        (tool,) = run_tool_call_turn(str(src), sid, "u", "what hovers?").tools or []
+        assert tool.created_at == stale
+    run_delegating_team_turn(str(src), "team", "u", "who sails?")
+    conn = sqlite3.connect(src)
+    with conn:  # a call no message holds the result of
+        conn.execute(
+            "UPDATE agent_sessions SET memory = json_set(memory, '$.runs[0].tools[0].tool_call_id', 'gone')"
+            " WHERE session_id = 'lost'"
+        )
+    conn.close()
+    to_agno3(str(src), str(dst))
+    shown = _agno3_shows(dst, _AGNO3_TOOL_TIMES)
+    assert sorted(shown) == ["agent", "lost", "team"]
+    for sid, (run_time, tools, kept) in shown.items():
+        assert len(tools) == (2 if sid == "team" else 1), sid  # the leader hands a task to each member
+        for created, result_time in tools:
+            assert created >= start, sid
+            assert created == (run_time if sid == "lost" else result_time), sid
+        assert kept == {str(i): {"created_at": stale} for i in range(len(tools))}, sid
+
+
 def test_a_message_time_agno3_cannot_read_is_kept_in_metadata_and_the_session_loads(tmp_path: Path) -> None:
     """agno 3's Message takes whole seconds only: a message stamped with a fraction, text or none failed the
     load of its whole session. The value is kept in the run's metadata and named; seconds with a fraction stay

@@ -17,7 +17,7 @@ from typing import Any
 from agno_storage.agno3.checks import CONTENT_TYPES, KEEP_KEY, MEDIA_KEYS, SHAPES, is_object_list
 from agno_storage.agno3.fields import AGENT_RUN_FIELDS, MESSAGE_FIELDS, TOOL_FIELDS
 from agno_storage.agno3.runs import convert_held_metrics, convert_status, time_as_duration
-from agno_storage.agno3.times import LIMIT, stamp_run
+from agno_storage.agno3.times import LIMIT, UNCHANGED, result_times, stamp_run, stamp_tool, whole_seconds
 
 #: The keys of a plain agent run that are agno 3's: the run fields that convert_run copies as they are, and the
 #: three it converts here. Not among them: ``input`` and ``metadata`` (merged with what is made of them), and
@@ -152,6 +152,15 @@ def plain_agent_run(
     own = data.get("created_at")
     if (type(own) is not int or own < latest or own >= LIMIT) and latest != _NO_TIME:
         stamp_run(data, latest, keep)
+    if tools:  # each call's time its result message's, or the run's (convert_run's stamp_tool)
+        results = result_times(converted if messages is not None else None)
+        run_time = whole_seconds(data.get("created_at"))
+        tool_times: dict[str, Any] = {}
+        for i, kept in enumerate(kept_tools):
+            if (stamp := stamp_tool(kept, results, run_time)) is not UNCHANGED:
+                tool_times[str(i)] = {"created_at": stamp}
+        if tool_times:
+            keep["tools"] = tool_times
     if text is not None:
         data["input"] = {"input_content": text}
     if keep:

@@ -36,7 +36,15 @@ from agno_storage.agno3.fields import (
 from agno_storage.agno3.metrics import RUN_CONVERTERS, convert_metrics
 from agno_storage.agno3.metrics import is_mapping as _is_mapping
 from agno_storage.agno3.records import Agno3Run
-from agno_storage.agno3.times import LIMIT, reads_as_seconds, stamp_run, whole_seconds
+from agno_storage.agno3.times import (
+    LIMIT,
+    UNCHANGED,
+    reads_as_seconds,
+    result_times,
+    stamp_run,
+    stamp_tool,
+    whole_seconds,
+)
 
 #: Namespace of the run and memory ids made for records that had none (uuid5: the same on every run).
 ID_NAMESPACE = uuid.UUID("6f1d2f0e-5a43-4c8e-9d38-3b7c0a9e2f11")
@@ -286,13 +294,21 @@ def convert_run(
                 latest = times
             if extras:
                 keep[name] = extras
+    if kind != "workflow":  # a workflow run's time is its own (agno 1.x's Workflow stamps each run itself)
+        stamp_run(data, latest, keep)
     if isinstance(data.get("tools"), list):
         tools: list[dict[str, Any]] = []
         tool_extras: dict[str, Any] = {}
+        # The calls' times (stamp_tool), looked up only for a run that made calls.
+        calls = bool(data["tools"])
+        results = result_times(data.get("messages")) if calls else {}
+        run_time = whole_seconds(data.get("created_at")) if calls else None
         for i, tool in enumerate(data["tools"]):
             if isinstance(tool, Mapping):
                 kept, extra = _split(tool, TOOL_FIELDS)
                 time_as_duration(kept)
+                if (stamp := stamp_tool(kept, results, run_time)) is not UNCHANGED:
+                    extra["created_at"] = stamp
                 tools.append(kept)
                 if extra:
                     tool_extras[str(i)] = extra
@@ -301,8 +317,6 @@ def convert_run(
         data["tools"] = tools
         if tool_extras:
             keep["tools"] = tool_extras
-    if kind != "workflow":  # a workflow run's time is its own (agno 1.x's Workflow stamps each run itself)
-        stamp_run(data, latest, keep)
     if kind in ("agent", "team") and not data.get("input"):
         text = _first_user_text(raw.get("messages"))
         if text is not None:

@@ -1,10 +1,12 @@
-"""The times of agno 1.x runs and messages as agno 3 reads them: whole seconds, and a run's the latest of its
-own and its messages'.
+"""The times of agno 1.x runs, messages and tool calls as agno 3 reads them: whole seconds, a run's the latest
+of its own and its messages', a tool call's its result message's.
 
-agno 1.8.4 stamps an agent or team run with its ``ModelResponse.created_at``,
-a class attribute evaluated once, when agno is imported: every run a
-process writes carries the time the process imported agno. Its messages
-carry their own times (pydantic's ``default_factory``, per message).
+agno 1.8.4 stamps an agent or team run with its ``ModelResponse.created_at``
+and a tool call with its ``ToolExecution.created_at``, class attributes
+evaluated once, when agno is imported: every run and call a process writes
+carries the time the process imported agno. Its messages carry their own
+times (pydantic's ``default_factory``, per message), and it records a tool
+call right after the message holding its result.
 """
 
 from __future__ import annotations
@@ -56,4 +58,42 @@ def stamp_run(data: dict[str, Any], latest: int | None, keep: dict[str, Any]) ->
     data["created_at"] = latest
 
 
-__all__ = ["LIMIT", "reads_as_seconds", "stamp_run", "whole_seconds"]
+#: What :func:`stamp_tool` gives when a tool call had no time to keep (none, or the one it is given).
+UNCHANGED: Any = object()
+
+
+def result_times(messages: Any) -> dict[str, int | None]:
+    """Per ``tool_call_id``, the time (:func:`whole_seconds`; None: none) of the last message of role ``tool``
+    with that id in ``messages`` (a run's, converted): the one holding the result of this run's call, after any
+    replayed from history. Empty when ``messages`` is not a list."""
+    times: dict[str, int | None] = {}
+    if type(messages) is list:
+        for message in messages:
+            if (
+                type(message) is dict
+                and message.get("role") == "tool"
+                and type(call_id := message.get("tool_call_id")) is str
+            ):
+                times[call_id] = whole_seconds(message.get("created_at"))
+    return times
+
+
+def stamp_tool(tool: dict[str, Any], results: dict[str, int | None], run_time: int | None) -> Any:
+    """Make the time of the tool call ``tool`` (agno 3's dict, changed in place) its result message's
+    (``results``, of :func:`result_times`), or ``run_time`` (its run's, once :func:`stamp_run` made it; None:
+    none that is a number) where no message with a time holds its result; return the value it had, to keep,
+    or :data:`UNCHANGED` (it had none, or had that one; or no time is known, and it is left as it is)."""
+    call_id = tool.get("tool_call_id")
+    seconds = results.get(call_id) if type(call_id) is str else None
+    if seconds is None:
+        if run_time is None:
+            return UNCHANGED
+        seconds = run_time
+    own = tool.get("created_at", UNCHANGED)
+    tool["created_at"] = seconds
+    if type(own) is int and own == seconds:
+        return UNCHANGED
+    return own
+
+
+__all__ = ["LIMIT", "UNCHANGED", "reads_as_seconds", "result_times", "stamp_run", "stamp_tool", "whole_seconds"]
