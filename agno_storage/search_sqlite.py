@@ -109,6 +109,10 @@ class SqliteIndex(IndexLayout):
             # Made already (maybe being built by another process): returns once it holds what is logged, or
             # with the error that build meets.
             self.catch_up()
+            if self._filling():
+                # A build that stopped in its final merge (its process killed), with nothing logged since: ended
+                # here as that build would have (a search merges it only once a write is logged).
+                self._merge()
             return
         # The index is filled as a backlog is caught up with: a batch to a write transaction, so that other
         # writers get the lock between batches (one transaction for the whole build held it for the whole

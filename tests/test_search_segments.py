@@ -270,3 +270,22 @@ def test_a_build_killed_in_its_final_merge_is_merged_by_the_next_catch_up(tmp_pa
     assert merged(path)
     assert automerge(path) not in (0, "0")
     store.close()
+
+
+def test_enabling_again_after_a_build_killed_in_its_final_merge_merges_it_with_no_write_since(tmp_path: Path) -> None:
+    """`search-index enable` run again ends the build it interrupted, as a search does once a write is logged."""
+    path = tmp_path / "killed.db"
+    seeded(path).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_IN_THE_MERGE, str(path)], env=env, capture_output=True, check=False
+    )
+    assert done.returncode == 9, done.stderr.decode()
+    assert not merged(path) and automerge(path) in (0, "0")
+
+    store = SqliteStorage("agent_sessions", db_file=path)
+    store.enable_search()
+    assert merged(path)
+    assert automerge(path) not in (0, "0")
+    assert len(store.search("alpha", limit=SESSIONS)) == SESSIONS
+    store.close()
