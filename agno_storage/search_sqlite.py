@@ -57,6 +57,10 @@ AUTOMERGE = 4
 #: The key of the row a build adds to FTS5's config table (FTS5 ignores keys it does not know) while it keeps
 #: automerge off: the automerge to put back at its end.
 PAUSED = "agno_storage_automerge"
+#: FTS5's own ``usermerge`` (its default), which a build's merge sets to 2 (see SqliteIndex._merge).
+USERMERGE = 4
+#: As :data:`PAUSED`, for the usermerge to put back at the build's end.
+PAUSED_USERMERGE = "agno_storage_usermerge"
 #: The columns a session row's conversation is read from (conversation.session_messages).
 CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
 
@@ -389,17 +393,21 @@ class SqliteIndex(IndexLayout):
     def _pause_merging(self, conn: sqlite3.Connection) -> None:
         """Turn FTS5's automerge off while the index is filled (:meth:`_merge` merges once at the end: a quarter
         less CPU for a build of 200,000 messages), noting what to put back (:data:`PAUSED`): the automerge the
-        index has (set by hand, maybe), else FTS5's default; or what a build that died noted already."""
+        index has (set by hand, maybe), else FTS5's default; or what a build that died noted already. The
+        usermerge :meth:`_merge` changes is noted the same way."""
         config = self.config
-        sql = f"INSERT OR IGNORE INTO {config} SELECT ?, COALESCE((SELECT v FROM {config} WHERE k = 'automerge'), ?)"
-        conn.execute(sql, (PAUSED, AUTOMERGE))
+        sql = f"INSERT OR IGNORE INTO {config} SELECT ?, COALESCE((SELECT v FROM {config} WHERE k = ?), ?)"
+        conn.execute(sql, (PAUSED, "automerge", AUTOMERGE))
+        conn.execute(sql, (PAUSED_USERMERGE, "usermerge", USERMERGE))
         conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('automerge', 0)")
 
     def _resume_merging(self, conn: sqlite3.Connection) -> None:
-        """Put back the automerge :meth:`_pause_merging` noted, if a build paused it (and none put it back since)."""
-        for noted in conn.execute(f"SELECT v FROM {self.config} WHERE k = ?", (PAUSED,)).fetchall():
-            conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('automerge', ?)", noted)
-            conn.execute(f"DELETE FROM {self.config} WHERE k = ?", (PAUSED,))
+        """Put back the automerge and usermerge :meth:`_pause_merging` noted, if a build paused merging (and none
+        put them back since; a build of an earlier version noted the automerge only)."""
+        for key, setting in ((PAUSED, "automerge"), (PAUSED_USERMERGE, "usermerge")):
+            for noted in conn.execute(f"SELECT v FROM {self.config} WHERE k = ?", (key,)).fetchall():
+                conn.execute(f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES (?, ?)", (setting, *noted))
+                conn.execute(f"DELETE FROM {self.config} WHERE k = ?", (key,))
 
     def _filling(self) -> bool:
         """Whether a build paused automerge and the log is empty: a build that stopped before its end (killed),
@@ -412,8 +420,8 @@ class SqliteIndex(IndexLayout):
         """Merge the FTS5 index's segments a build leaves, :data:`MERGE_PAGES` pages to a write transaction
         (FTS5's ``optimize`` would hold the lock for all of it; unmerged, later searches and catch-ups read
         more segments: docs/search.md), with ``usermerge`` 2, down to one segment a level. The automerge a
-        build paused is put back with the last, which finds nothing left: a merge cut short (its process
-        killed) is ended by the next catch-up."""
+        build paused, and the usermerge, are put back with the last, which finds nothing left: a merge cut
+        short (its process killed) is ended by the next catch-up."""
         store = self.store
         with store.transaction() as conn:
             self._require_enabled()

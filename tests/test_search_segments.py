@@ -226,6 +226,30 @@ def test_fts5_merging_set_by_hand_outlives_the_index_being_filled_again(tmp_path
     store.close()
 
 
+def test_fts5_usermerge_set_by_hand_outlives_a_build(tmp_path: Path) -> None:
+    """A build merges with ``usermerge`` 2; one set by hand (for the `merge` commands someone runs) is put back."""
+    path = tmp_path / "usermerge.db"
+    store = seeded(path)
+    store.enable_search()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("INSERT INTO agent_sessions_search (agent_sessions_search, rank) VALUES ('usermerge', 8)")
+        conn.execute("ALTER TABLE agent_sessions RENAME TO old_sessions")  # the next search fills the index anew
+    conn.close()
+    store.close()
+    store = seeded(path)
+    assert len(store.search("alpha", limit=SESSIONS)) == SESSIONS
+    assert merged(path)
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT k, v FROM agent_sessions_search_config WHERE k LIKE '%merge%'").fetchall()
+    finally:
+        conn.close()
+    assert ("usermerge", 8) in rows
+    assert not [k for k, _ in rows if k.startswith("agno_storage")]
+    store.close()
+
+
 def test_fts5_merging_turned_off_by_hand_stays_off_through_catch_ups(tmp_path: Path) -> None:
     # Off by hand (to merge at quiet hours, say) is not a build that died: a catch-up leaves it off.
     path = tmp_path / "off.db"
