@@ -63,7 +63,8 @@ class IndexLayout:
 
     def _fts_layout(self, query: Any) -> str | None:
         """``"new"`` or ``"old"``: the index's FTS5 table of this layout or an earlier one; ``"orphan"``: this
-        layout's without its map (an earlier build disabled the index); None: not the index's.
+        layout's, or an earlier version's that read its text from the map, without its map (an earlier build
+        disabled the index); None: not the index's.
 
         Known by its definition, as this build and the earlier one write it
         (the columns, and in this layout the table it reads its text from),
@@ -83,7 +84,11 @@ class IndexLayout:
             # Without its map (an earlier build's disable_search() drops the map of an index it does not know,
             # and leaves this table): what is left of a disabled index. Not enabled; enable_search() replaces it.
             return "new" if rows[0][1] else "orphan"
-        if body in (_fts_body(_OLD_FTS_SQL), *(_fts_body(self._fts_sql(version=v)) for v in range(1, INDEX_VERSION))):
+        if body in (_fts_body(self._fts_sql(version=v)) for v in range(1, INDEX_VERSION)):
+            # An earlier version's reads its text from the map too: without it, a build a version older than
+            # that index disabled it (as above), and a search here must not make it anew.
+            return "old" if rows[0][1] else "orphan"
+        if body == _fts_body(_OLD_FTS_SQL):  # kept its text itself: it had no such map
             return "old"
         return None
 

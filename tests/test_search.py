@@ -1675,6 +1675,41 @@ def test_what_an_earlier_builds_disable_leaves_of_a_version_2_index_is_no_index(
     store.close()
 
 
+@pytest.mark.parametrize(
+    ("build", "query", "hits"),
+    [("d065eea_agno_agent", "squared", 40), ("8f17b67_agno_agent_memory", "merlin", 2)],
+)
+def test_what_an_earlier_builds_disable_leaves_of_an_earlier_version_index_is_no_index(
+    tmp_path: Path, build: str, query: str, hits: int
+) -> None:
+    """An index of version 2 (build d065eea's) or 3 (build 8f17b67's, fixtures/MANIFEST.md) disabled by a build
+    one version older, which does not know its FTS5 table and leaves it (the map, marks, queue and triggers
+    dropped): disabled here too. A search scans and makes no index; enable_search() makes one in its place and
+    disable_search() removes it."""
+    db = tmp_path / "s.db"
+    db.write_bytes((FIXTURES / f"search_index_{build}.db").read_bytes())
+    with sqlite3.connect(db) as conn:  # what that build's disable_search() does to it
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        for suffix in ("_search_text", "_search_marks", "_search_queue"):
+            conn.execute(f'DROP TABLE "agent_sessions{suffix}"')
+    conn.close()
+    left = _table_names(db)
+    store = SqliteStorage("agent_sessions", db_file=db)
+    try:
+        assert not search_index.index_for(store).enabled()
+        scanned = sorted(found(store.search(query, limit=1000)))
+        assert len(scanned) == hits
+        assert _table_names(db) == left  # no index made by a search
+        store.enable_search()
+        assert sorted(found(store.search(query, limit=1000))) == scanned
+        assert indexed_messages(db)
+        store.disable_search()
+        assert not {n for n in _table_names(db) if n.startswith("agent_sessions_search")}
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("how", ["insert or replace", "update or replace"])
 def test_a_go_run_moved_to_another_session_by_replace_leaves_the_index(tmp_path: Path, how: str) -> None:
     """agent_runs is keyed by run id: another program's REPLACE of a run id another session holds deletes
