@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 
 from agno_storage import codec
-from agno_storage.backends.sqlite_ddl import inexact_collation
+from agno_storage.backends.sqlite_ddl import affinity, inexact_collation
 from agno_storage.backends.statements import EQUALS, filter_kind
 from agno_storage.conversation_go import RunRow
 from agno_storage.errors import CorruptRowError, InvalidInputError, SchemaMismatchError
@@ -351,16 +351,35 @@ def check_collations(
     query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table_sql: str | None = None
 ) -> None:
     """SchemaMismatchError if the table's ids compare inexactly: ``user_id TEXT COLLATE NOCASE`` (or RTRIM)
-    would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id.
-    ``query`` runs one statement on the SQLite file; ``table_sql``: the table's ``sqlite_master.sql``, if read
+    would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id; so would
+    one declared NUMERIC, INTEGER or REAL (``'1.0'`` would be the user ``'1'``). ``query`` runs one statement on the SQLite file; ``table_sql``: the table's ``sqlite_master.sql``, if read
     already."""
-    why = inexact_collation(query, TABLE, ("id", "session_id", "user_id"), table_sql)
+    ids = ("id", "session_id", "user_id")
+    why = inexact_collation(query, TABLE, ids, table_sql)
+    if why is None:
+        why = _converting_id(query, ids)
     if why is not None:
         raise SchemaMismatchError(
             f"table {TABLE!r} cannot keep runs apart: {why}; the store compares ids and owners exactly "
-            "(declare its text columns without COLLATE)",
+            "(declare its text columns TEXT, without COLLATE)",
             table=TABLE,
         )
+
+
+def _converting_id(query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], ids: Sequence[str]) -> str | None:
+    """Why one of ``ids`` of ``agent_runs`` does not compare exactly as text (declared of an affinity that turns
+    text reading as a number into one: ``'1.0'`` asked for equals the user ``'1'`` stored as 1), or None."""
+    declared = {
+        str(name): str(decl or "") for name, decl in query("SELECT name, type FROM pragma_table_info(?)", (TABLE,))
+    }
+    for column in ids:
+        kind = affinity(declared[column]) if column in declared else "TEXT"
+        if kind in ("INTEGER", "REAL", "NUMERIC"):
+            return (
+                f"{column} is declared {declared[column]!r}, and SQLite keeps text that reads as a number in a column "
+                f"of {kind} affinity as that number (so '1.0' would be the user or session '1')"
+            )
+    return None
 
 
 def _owner(user_id: str, column: str = "user_id") -> tuple[str, builtins.list[Any]]:

@@ -331,3 +331,29 @@ def test_a_run_whose_messages_hold_no_role_shows_its_user_message_once(tmp_path:
     store.append_run("g", "kestrels?", "ok", messages=[{"content": "kestrels?"}])
     assert [(m.role, m.content) for m in store.history("g")] == [("user", "kestrels?"), ("assistant", "ok")]
     store.close()
+
+
+@pytest.mark.parametrize("declared", ["NUMERIC", "INTEGER", "REAL"])
+def test_another_users_go_runs_are_never_found_through_a_column_that_converts_numbers(
+    tmp_path: Path, declared: str
+) -> None:
+    """On an agent_runs table whose user_id another program declared NUMERIC (or INTEGER, REAL), SQLite keeps
+    the user "1" as the number 1 and converts "1.0" asked for to it too: user "1.0" was told the session ids of
+    user "1"'s runs. Such a table is refused, as one that compares case-blind is, naming the column."""
+    db = tmp_path / "go.db"
+    with sqlite3.connect(db) as conn:
+        for statement in agent_runs.create_statements("agent_sessions"):
+            conn.execute(statement.replace("user_id TEXT,", f"user_id {declared},", 1))
+        conn.execute(
+            "INSERT INTO agent_runs (id, session_id, user_id, messages, created_at) VALUES ('r1', 'go-1', '1', '[]', 1)"
+        )
+    conn.close()
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        for read in (
+            lambda: store.runs_only_session_ids("1.0"),
+            lambda: store.history("go-1", "1.0"),
+            lambda: store.search("anything", user_id="1.0"),
+            lambda: store.usage(user_id="1.0"),
+        ):
+            with pytest.raises(SchemaMismatchError, match=f"user_id is declared '{declared}'"):
+                read()
