@@ -347,17 +347,32 @@ def check_store_collations(store: BaseStorage, table_sql: str | None = None) -> 
     check_collations(store._query, table_sql)
 
 
+#: What :func:`check_collations` found of each ``agent_runs`` definition (its ``sqlite_master.sql``): why its ids
+#: do not compare exactly, or None.
+_CHECKED: dict[str, str | None] = {}
+#: Distinct definitions kept; past it they are looked at on every call.
+_CHECKED_KEPT = 64
+_UNSEEN: Any = object()
+
+
 def check_collations(
     query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table_sql: str | None = None
 ) -> None:
     """SchemaMismatchError if the table's ids compare inexactly: ``user_id TEXT COLLATE NOCASE`` (or RTRIM)
     would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id; so would
-    one declared NUMERIC, INTEGER or REAL (``'1.0'`` would be the user ``'1'``). ``query`` runs one statement on the SQLite file; ``table_sql``: the table's ``sqlite_master.sql``, if read
-    already."""
+    one declared NUMERIC, INTEGER or REAL (``'1.0'`` would be the user ``'1'``). ``query`` runs one statement
+    on the SQLite file; ``table_sql``: the table's ``sqlite_master.sql``, if read already."""
     ids = ("id", "session_id", "user_id")
-    why = inexact_collation(query, TABLE, ids, table_sql)
-    if why is None:
-        why = _converting_id(query, ids)
+    if table_sql is None:
+        rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
+        table_sql = (rows[0][0] or "") if rows else ""
+    # The answer follows from the table's definition alone (its columns' types and collations), which is read on
+    # every history, search and usage of an agent table: each definition is looked at once.
+    why = _CHECKED.get(table_sql, _UNSEEN)
+    if why is _UNSEEN:
+        why = inexact_collation(query, TABLE, ids, table_sql) or _converting_id(query, ids)
+        if len(_CHECKED) < _CHECKED_KEPT:
+            _CHECKED[table_sql] = why
     if why is not None:
         raise SchemaMismatchError(
             f"table {TABLE!r} cannot keep runs apart: {why}; the store compares ids and owners exactly "
