@@ -358,27 +358,36 @@ _UNSEEN: Any = object()
 def check_collations(
     query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table_sql: str | None = None
 ) -> None:
-    """SchemaMismatchError if the table's ids compare inexactly: ``user_id TEXT COLLATE NOCASE`` (or RTRIM)
-    would give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id; so would
-    one declared NUMERIC, INTEGER or REAL (``'1.0'`` would be the user ``'1'``). ``query`` runs one statement
+    """SchemaMismatchError if the table's ids compare inexactly (:func:`ids_apart`). ``query`` runs one statement
     on the SQLite file; ``table_sql``: the table's ``sqlite_master.sql``, if read already."""
-    ids = ("id", "session_id", "user_id")
-    if table_sql is None:
-        rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
-        table_sql = (rows[0][0] or "") if rows else ""
-    # The answer follows from the table's definition alone (its columns' types and collations), which is read on
-    # every history, search and usage of an agent table: each definition is looked at once.
-    why = _CHECKED.get(table_sql, _UNSEEN)
-    if why is _UNSEEN:
-        why = inexact_collation(query, TABLE, ids, table_sql) or _converting_id(query, ids)
-        if len(_CHECKED) < _CHECKED_KEPT:
-            _CHECKED[table_sql] = why
+    why = ids_apart(query, table_sql)
     if why is not None:
         raise SchemaMismatchError(
             f"table {TABLE!r} cannot keep runs apart: {why}; the store compares ids and owners exactly "
             "(declare its text columns TEXT, without COLLATE)",
             table=TABLE,
         )
+
+
+def ids_apart(
+    query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], table_sql: str | None = None
+) -> str | None:
+    """Why the table's ids do not compare exactly, or None: ``user_id TEXT COLLATE NOCASE`` (or RTRIM) would
+    give alice the runs of ``ALICE`` (or ``alice ``), and a session the runs of another's id; so would one
+    declared NUMERIC, INTEGER or REAL (``'1.0'`` would be the user ``'1'``). Arguments as
+    :func:`check_collations` takes them."""
+    ids = ("id", "session_id", "user_id")
+    if table_sql is None:
+        rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
+        table_sql = (rows[0][0] or "") if rows else ""
+    # The answer follows from the table's definition alone (its columns' types and collations), which is read on
+    # every history, search and usage of an agent table: each definition is looked at once.
+    why: str | None = _CHECKED.get(table_sql, _UNSEEN)
+    if why is _UNSEEN:
+        why = inexact_collation(query, TABLE, ids, table_sql) or _converting_id(query, ids)
+        if len(_CHECKED) < _CHECKED_KEPT:
+            _CHECKED[table_sql] = why
+    return why
 
 
 def _converting_id(query: Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]], ids: Sequence[str]) -> str | None:

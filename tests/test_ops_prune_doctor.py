@@ -533,6 +533,24 @@ def test_doctor_calls_a_table_whose_owners_compare_case_blind_a_problem(
     assert f"problem: {table}: user_id compares by collation NOCASE" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("declared", ["NUMERIC", "INTEGER"])
+def test_doctor_calls_an_agent_runs_whose_owners_turn_into_numbers_a_problem(
+    tmp_path: Path, declared: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """history, search and usage refuse such a table ('1.0' would read the runs of the user '1'); doctor said
+    "all is well" of it."""
+    path = go_conversation(tmp_path)
+    with sqlite3.connect(path) as conn:
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'agent_runs'").fetchone()[0]
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE name = 'agent_runs'",
+            (ddl.replace("user_id TEXT", f"user_id {declared}", 1),),
+        )
+    assert main(["doctor", str(path)]) == 3
+    assert f"problem: agent_runs: user_id is declared '{declared}'" in capsys.readouterr().out
+
+
 def test_doctor_calls_a_table_whose_declared_types_the_store_refuses_a_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import attrs
 
-from agno_storage import codec, conversation, conversation_go, usage
+from agno_storage import agent_runs, codec, conversation, conversation_go, usage
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.agent_runs import StoredRun
 from agno_storage.backends.sqlite_errors import translate
@@ -144,7 +144,9 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
     findings.extend(_unknown_shapes(db, report.others))
     if report.runs is not None:
-        why = inexact_run_ids(db)
+        # On SQLite, what the store refuses the table for (agent_runs.ids_apart: a collation, or a type that turns
+        # text into numbers); on PostgreSQL, where only prune and export read it, a collation.
+        why = agent_runs.ids_apart(db.query) if db.is_sqlite else inexact_run_ids(db)
         if why is not None:
             findings.append(Finding(PROBLEM, "inexact_ids", _INEXACT.format(why=why), table=report.runs.name))
         findings.extend(_checked(db, report.runs.name, integrity, functools.partial(_run_rows, db)))
@@ -164,8 +166,8 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
 
 
 _INEXACT = (
-    "{why}: one user's id could stand for another's ('ALICE' or 'alice ' for 'alice'), so the store refuses "
-    "the table; declare its id and owner columns as text (or varchar) without a collation"
+    "{why}: one user's id could stand for another's ('ALICE' or 'alice ' for 'alice', '1.0' for '1'), so the "
+    "store refuses the table; declare its id and owner columns as text (or varchar) without a collation"
 )
 
 
