@@ -29,6 +29,7 @@ from agno_storage import (
     search_sqlite_worker,
 )
 from agno_storage import search as search_module
+from agno_storage.backends.base import BaseStorage
 from agno_storage.conversation import make_converter
 from tests.agno_runner import TABLES, close_storages, run_turn
 from tests.support import finishes, write_run_as_another_program
@@ -1592,21 +1593,27 @@ def test_a_version_3_index_is_made_anew_and_finds_an_agent_memory_runs_question_
     other.close()
     store = SqliteStorage("agent_sessions", db_file=db)
     try:
-        shown = [m.content for m in store.history("memory-1")]
-        assert shown == [
-            "what eats voles",
-            "kestrels do",
-            "which merlin hunts over heather",
-            "birder #1: which merlin hunts over heather",
-            "where do merlins nest",
-            "birder #2: where do merlins nest",
-        ]
-        assert sorted(found(store.search("merlin"))) == [("memory-1", t) for t in sorted(shown[2:4])]
-        assert sorted(found(store.search("nest"))) == [("memory-1", t) for t in sorted(shown[4:])]
-        assert found(store.search("kestrels")) == [("memory-1", "kestrels do")]
+        _shows_and_finds_the_agent_memory_conversation(store)
         assert indexed_messages(db) == indexed_messages(fresh)
     finally:
         store.close()
+
+
+def _shows_and_finds_the_agent_memory_conversation(store: BaseStorage) -> None:
+    """history() of fixtures/agno_agent_memory.db's session shows each run's question and answer after the
+    examples shown once, and search() finds each of them."""
+    shown = [m.content for m in store.history("memory-1")]
+    assert shown == [
+        "what eats voles",
+        "kestrels do",
+        "which merlin hunts over heather",
+        "birder #1: which merlin hunts over heather",
+        "where do merlins nest",
+        "birder #2: where do merlins nest",
+    ]
+    assert sorted(found(store.search("merlin"))) == [("memory-1", t) for t in sorted(shown[2:4])]
+    assert sorted(found(store.search("nest"))) == [("memory-1", t) for t in sorted(shown[4:])]
+    assert found(store.search("kestrels")) == [("memory-1", "kestrels do")]
 
 
 def test_a_postgres_index_of_version_2_is_made_anew_and_finds_an_agent_memory_runs_question_and_answer(
@@ -1632,18 +1639,7 @@ def test_a_postgres_index_of_version_2_is_made_anew_and_finds_an_agent_memory_ru
     assert texts == ["what eats voles", "kestrels do"] * 2  # what that build held: no question, no answer
     store = PostgresStorage("agent_sessions", db_url=url)
     try:
-        shown = [m.content for m in store.history("memory-1")]
-        assert shown == [
-            "what eats voles",
-            "kestrels do",
-            "which merlin hunts over heather",
-            "birder #1: which merlin hunts over heather",
-            "where do merlins nest",
-            "birder #2: where do merlins nest",
-        ]
-        assert sorted(found(store.search("merlin"))) == [("memory-1", t) for t in sorted(shown[2:4])]
-        assert sorted(found(store.search("nest"))) == [("memory-1", t) for t in sorted(shown[4:])]
-        assert found(store.search("kestrels")) == [("memory-1", "kestrels do")]
+        _shows_and_finds_the_agent_memory_conversation(store)
     finally:
         store.close()
 

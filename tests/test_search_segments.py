@@ -277,7 +277,8 @@ store.enable_search()
 """
 
 
-def test_a_build_killed_in_its_final_merge_is_merged_by_the_next_catch_up(tmp_path: Path) -> None:
+def killed_in_the_merge(tmp_path: Path) -> Path:
+    """A file whose index build's process was killed as its final merge began: filled, not merged."""
     path = tmp_path / "killed.db"
     seeded(path).close()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -285,7 +286,12 @@ def test_a_build_killed_in_its_final_merge_is_merged_by_the_next_catch_up(tmp_pa
         [sys.executable, "-c", _KILLED_IN_THE_MERGE, str(path)], env=env, capture_output=True, check=False
     )
     assert done.returncode == 9, done.stderr.decode()
-    assert not merged(path)
+    assert not merged(path) and automerge(path) in (0, "0")
+    return path
+
+
+def test_a_build_killed_in_its_final_merge_is_merged_by_the_next_catch_up(tmp_path: Path) -> None:
+    path = killed_in_the_merge(tmp_path)
 
     store = SqliteStorage("agent_sessions", db_file=path)
     assert len(store.search("alpha", limit=SESSIONS)) == SESSIONS  # the index answers meanwhile
@@ -298,14 +304,7 @@ def test_a_build_killed_in_its_final_merge_is_merged_by_the_next_catch_up(tmp_pa
 
 def test_enabling_again_after_a_build_killed_in_its_final_merge_merges_it_with_no_write_since(tmp_path: Path) -> None:
     """`search-index enable` run again ends the build it interrupted, as a search does once a write is logged."""
-    path = tmp_path / "killed.db"
-    seeded(path).close()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", _KILLED_IN_THE_MERGE, str(path)], env=env, capture_output=True, check=False
-    )
-    assert done.returncode == 9, done.stderr.decode()
-    assert not merged(path) and automerge(path) in (0, "0")
+    path = killed_in_the_merge(tmp_path)
 
     store = SqliteStorage("agent_sessions", db_file=path)
     store.enable_search()
