@@ -1537,17 +1537,6 @@ def test_a_store_naming_the_table_in_other_letter_case_uses_its_index_and_feed(t
     upper.close()
 
 
-def indexed_anew(db: Path, copy: Path) -> Path:
-    """A copy of ``db`` whose index this build made afresh (disabled, then enabled): what any index of the
-    file should hold once brought up to date."""
-    copy.write_bytes(db.read_bytes())
-    store = SqliteStorage("agent_sessions", db_file=copy)
-    store.disable_search()
-    store.enable_search()
-    store.close()
-    return copy
-
-
 @pytest.mark.parametrize("source", ["agno_agent", "go_agent_conversation"])
 @pytest.mark.parametrize("build", ["f6d9f54", "d065eea"], ids=["version-1", "version-2"])
 def test_an_index_of_an_earlier_version_is_made_anew_and_gives_another_users_runs_to_that_user(
@@ -1566,7 +1555,7 @@ def test_an_index_of_an_earlier_version_is_made_anew_and_gives_another_users_run
             .fetchall()
         )
         assert old == ([("user-1",)] if build == "f6d9f54" else [])  # what that version held
-    fresh = indexed_anew(db, tmp_path / "fresh.db")
+    fresh = _indexed_copy(db, tmp_path / "fresh.db")
     store = SqliteStorage("agent_sessions", db_file=db)
     assert found(store.search("payroll", user_id="user-1")) == []
     theirs = [("agent-existing", "intruder payroll question")] if source == "go_agent_conversation" else []
@@ -1591,7 +1580,7 @@ def test_a_version_3_index_is_made_anew_and_finds_an_agent_memory_runs_question_
     old = [r[0] for r in conn.execute("SELECT content FROM agent_sessions_search_text ORDER BY session_id, pos")]
     conn.close()
     assert old == ["what eats voles", "kestrels do"] * 2  # what that build held: no question, no answer
-    fresh = indexed_anew(db, tmp_path / "fresh.db")
+    fresh = _indexed_copy(db, tmp_path / "fresh.db")
     store = SqliteStorage("agent_sessions", db_file=db)
     try:
         _shows_and_finds_the_agent_memory_conversation(store)
