@@ -1634,6 +1634,18 @@ def test_a_postgres_index_of_version_2_is_made_anew_and_finds_an_agent_memory_ru
         store.close()
 
 
+def disabled_by_an_older_build(db: Path) -> None:
+    """What ``disable_search()`` of a build one version older does to an index it does not know: its map,
+    marks, queue and triggers dropped, its FTS5 table left."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        for suffix in ("_search_text", "_search_marks", "_search_queue"):
+            conn.execute(f'DROP TABLE "agent_sessions{suffix}"')
+    conn.close()
+
+
 def test_what_an_earlier_builds_disable_leaves_of_a_version_2_index_is_no_index(tmp_path: Path) -> None:
     """Build f6d9f54's disable_search() does not know a version-2 FTS5 table: it drops the map, marks, queue and
     triggers and leaves the FTS5 table. That is a disabled index here: search scans, enable_search() makes a
@@ -1642,11 +1654,7 @@ def test_what_an_earlier_builds_disable_leaves_of_a_version_2_index_is_no_index(
     store = SqliteStorage("agent_sessions", db_file=db)
     store.upsert(AgentSession(session_id="a", user_id="u", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
     store.enable_search()
-    with sqlite3.connect(db) as conn:  # what that build's disable_search() does to it
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
-            conn.execute(f'DROP TRIGGER "{name}"')
-        for suffix in ("_search_text", "_search_marks", "_search_queue"):
-            conn.execute(f'DROP TABLE "agent_sessions{suffix}"')
+    disabled_by_an_older_build(db)
     store.close()
     store = SqliteStorage("agent_sessions", db_file=db)
     assert not search_index.index_for(store).enabled()
@@ -1674,12 +1682,7 @@ def test_what_an_earlier_builds_disable_leaves_of_an_earlier_version_index_is_no
     disable_search() removes it."""
     db = tmp_path / "s.db"
     db.write_bytes((FIXTURES / f"search_index_{build}.db").read_bytes())
-    with sqlite3.connect(db) as conn:  # what that build's disable_search() does to it
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
-            conn.execute(f'DROP TRIGGER "{name}"')
-        for suffix in ("_search_text", "_search_marks", "_search_queue"):
-            conn.execute(f'DROP TABLE "agent_sessions{suffix}"')
-    conn.close()
+    disabled_by_an_older_build(db)
     left = _table_names(db)
     store = SqliteStorage("agent_sessions", db_file=db)
     try:
