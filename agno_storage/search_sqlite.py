@@ -21,9 +21,11 @@ import builtins
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from agno_storage import agent_runs, conversation_go, conversation_message, search_sqlite_worker
+from agno_storage.backends import sqlite_bulk
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.schema import quote, unquote
 from agno_storage.search import SearchHit, spelled_terms, terms
@@ -343,52 +345,63 @@ class SqliteIndex(IndexLayout):
         unwatched = self._runs_unwatched()
         if not pending and not unwatched:
             return -1 if rebuilt else 0
-        with store.transaction() as conn:
-            # Under the write lock: triggers made for an index disabled meanwhile would fail every write.
-            self._require_enabled()
-            if self._runs_unwatched():
-                # A Go Agent made agent_runs after the index (or made it again after it was dropped or renamed;
-                # or an earlier build watched it with fewer triggers): watch it, index what it holds, and
-                # reindex the sessions whose indexed messages came from the old one.
-                self._drop_triggers(conn, self.run_triggers.values())
-                if agent_runs.exists(store):
-                    for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
-                        conn.execute(statement)
-                    conn.execute(
-                        f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {agent_runs.TABLE}"
-                    )
-                conn.execute(
-                    f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {self.map} "
-                    "WHERE instr(message, ?) > 0",
-                    (f'"source":"{conversation_message.SOURCE_GO_AGENT}"',),
-                )
-            (top,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
-            (backlog,) = conn.execute(f"SELECT COUNT(*) FROM {self.queue}").fetchone()
-            # A worker for building the index (enable_search(), a table made again), where extracting every
-            # message is most of the work. A catch-up with other writers' changes stays here: a session whose
-            # conversation is as indexed is not decoded (a worker extracts every session it is sent), and
-            # nothing is shipped to another process.
-            worker = (building or rebuilt) and backlog >= WORKERS_FROM
-            if building or rebuilt:
-                self._pause_merging(conn)
-            last, seen = (0, set()) if worker else self._catch_up_batch(conn, 0, top)
-        if last < top and worker:
-            last, seen = search_sqlite_worker.catch_up(self, top)
-        # The rest a batch to a write transaction, so that other writers get the lock between batches: one
-        # transaction for a backlog of 40,000 sessions held it for 10.6 s here, and agno 1.8.4's upsert gave
-        # up after its 5 s and lost its session.
-        while last < top:
+        with self._bulk(building or rebuilt):
             with store.transaction() as conn:
+                # Under the write lock: triggers made for an index disabled meanwhile would fail every write.
                 self._require_enabled()
-                if self._unwatched():
-                    # Dropped (or renamed) between two batches: what the index holds is no longer the table's.
-                    # The search scans; the next one indexes the table anew if it is there again.
-                    raise Unwatched(store.table_name)
-                last, more = self._catch_up_batch(conn, last, top)
-                seen.update(more)
-        if worker or building or rebuilt or (seen and self._filling()):
-            self._merge()
+                if self._runs_unwatched():
+                    # A Go Agent made agent_runs after the index (or made it again after it was dropped or renamed;
+                    # or an earlier build watched it with fewer triggers): watch it, index what it holds, and
+                    # reindex the sessions whose indexed messages came from the old one.
+                    self._drop_triggers(conn, self.run_triggers.values())
+                    if agent_runs.exists(store):
+                        for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
+                            conn.execute(statement)
+                        conn.execute(
+                            f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {agent_runs.TABLE}"
+                        )
+                    conn.execute(
+                        f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {self.map} "
+                        "WHERE instr(message, ?) > 0",
+                        (f'"source":"{conversation_message.SOURCE_GO_AGENT}"',),
+                    )
+                (top,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
+                (backlog,) = conn.execute(f"SELECT COUNT(*) FROM {self.queue}").fetchone()
+                # A worker for building the index (enable_search(), a table made again), where extracting every
+                # message is most of the work. A catch-up with other writers' changes stays here: a session whose
+                # conversation is as indexed is not decoded (a worker extracts every session it is sent), and
+                # nothing is shipped to another process.
+                worker = (building or rebuilt) and backlog >= WORKERS_FROM
+                if building or rebuilt:
+                    self._pause_merging(conn)
+                last, seen = (0, set()) if worker else self._catch_up_batch(conn, 0, top)
+            if last < top and worker:
+                last, seen = search_sqlite_worker.catch_up(self, top)
+            # The rest a batch to a write transaction, so that other writers get the lock between batches: one
+            # transaction for a backlog of 40,000 sessions held it for 10.6 s here, and agno 1.8.4's upsert
+            # gave up after its 5 s and lost its session.
+            while last < top:
+                with store.transaction() as conn:
+                    self._require_enabled()
+                    if self._unwatched():
+                        # Dropped (or renamed) between two batches: what the index holds is no longer the
+                        # table's. The search scans; the next one indexes the table anew if it is there again.
+                        raise Unwatched(store.table_name)
+                    last, more = self._catch_up_batch(conn, last, top)
+                    seen.update(more)
+            if worker or building or rebuilt or (seen and self._filling()):
+                self._merge()
         return -1 if rebuilt else len(seen)
+
+    def _bulk(self, building: bool) -> AbstractContextManager[None]:
+        """Where ``building`` a file's index outside a caller's transaction: its batches and merge commit as a bulk
+        load does (:func:`~agno_storage.backends.sqlite_bulk.bulk`: no fsync each, a thread checkpointing the
+        WAL beside them, one fsync at the end): at FULL, its commits took over a quarter of a build's time here
+        (docs/search.md). The store's other connections keep their own settings."""
+        store = self.store
+        if not building or store.db_path is None or store._in_transaction():
+            return nullcontext()
+        return sqlite_bulk.bulk(store._thread_handle().conn, store.db_path)
 
     def _pause_merging(self, conn: sqlite3.Connection) -> None:
         """Turn FTS5's automerge off while the index is filled (:meth:`_merge` merges once at the end: a quarter

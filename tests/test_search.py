@@ -814,6 +814,112 @@ def test_a_corrupt_row_a_build_worker_reads_is_raised_by_enable_search_and_nothi
     store.close()
 
 
+def _record_build_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """From here on: ("insert", the connection's PRAGMA synchronous) for each batch the index takes in, and
+    ("fsync", the WAL) for each fsync of a WAL the bulk load makes, in the order they happen."""
+    from agno_storage.backends import sqlite_bulk
+
+    events: list[tuple[str, Any]] = []
+    real_insert = search_sqlite.SqliteIndex._insert
+    real_fsync = sqlite_bulk.fsync_wal
+
+    def insert(self: search_sqlite.SqliteIndex, conn: sqlite3.Connection, docs: Any) -> None:
+        events.append(("insert", conn.execute("PRAGMA synchronous").fetchone()[0]))
+        real_insert(self, conn, docs)
+
+    def fsync(wal: str) -> None:
+        events.append(("fsync", wal))
+        real_fsync(wal)
+
+    monkeypatch.setattr(search_sqlite.SqliteIndex, "_insert", insert)
+    monkeypatch.setattr(sqlite_bulk, "fsync_wal", fsync)
+    return events
+
+
+def _connection_settings(store: SqliteStorage) -> tuple[int, int]:
+    conn = store._thread_handle().conn
+    return conn.execute("PRAGMA synchronous").fetchone()[0], conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["here", "worker"])
+def test_a_build_commits_as_a_bulk_load_and_is_durable_when_enable_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: bool
+) -> None:
+    """A build's batches commit at NORMAL, and the WAL is fsynced once after the last of them (and the merge):
+    when enable_search() returns the index is as durable as FULL commits make it, and the store's own writes
+    (a later catch-up among them) commit at FULL again, with SQLite's own checkpoint interval."""
+    from agno_storage.backends import sqlite_bulk
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    for i in range(7):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    before = _connection_settings(store)
+    assert before == (2, 1000)
+    started = _with_a_worker(monkeypatch) if worker else []
+    monkeypatch.setattr(search_sqlite_worker, "EXTRACT_BATCH", 3)
+    events = _record_build_writes(monkeypatch)
+    store.enable_search()
+    assert len(started) == int(worker)
+    inserts = [e for e in events if e[0] == "insert"]
+    assert len(inserts) == (3 if worker else 1)
+    assert events == [*inserts, ("fsync", sqlite_bulk.wal_path(db))]
+    assert {synchronous for _, synchronous in inserts} == {1}
+    assert _connection_settings(store) == before
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(7)}
+    # Another program's write, caught up by the next search: an ordinary write, at FULL, no fsync of its own.
+    events.clear()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'kestrel 3', 'osprey 3')")
+    conn.commit()
+    conn.close()
+    assert [h.session_id for h in store.search("osprey")] == ["s3"]
+    assert events == [("insert", 2)]
+    store.close()
+
+
+def test_a_build_at_normal_stays_at_normal_and_syncs_nothing(tmp_path: Path) -> None:
+    """A store opened with synchronous=NORMAL asked for no fsync per commit: its build makes none either."""
+    store = SqliteStorage("agent_sessions", db_file=tmp_path / "s.db", synchronous="NORMAL")
+    seed(store)
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        events = _record_build_writes(monkeypatch)
+        store.enable_search()
+    finally:
+        monkeypatch.undo()
+    assert events == [("insert", 1)]
+    assert _connection_settings(store) == (1, 1000)
+    store.close()
+
+
+def test_a_build_that_stops_on_a_corrupt_row_leaves_its_batches_durable_and_the_store_at_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build a worker stops midway (a corrupt row): the batches committed before it are fsynced, and the
+    store's connection commits at FULL again."""
+    from agno_storage.backends import sqlite_bulk
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    for i in range(5):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET memory = '{\"runs\": 3' WHERE session_id = 's3'")
+    conn.commit()
+    conn.close()
+    started = _with_a_worker(monkeypatch)
+    monkeypatch.setattr(search_sqlite_worker, "EXTRACT_BATCH", 1)
+    events = _record_build_writes(monkeypatch)
+    with pytest.raises(CorruptRowError) as info:
+        store.enable_search()
+    assert info.value.session_id == "s3"
+    assert len(started) == 1
+    assert events == [("insert", 1)] * 3 + [("fsync", sqlite_bulk.wal_path(db))]
+    assert _connection_settings(store) == (2, 1000)
+    store.close()
+
+
 def test_catching_up_reports_a_corrupt_row_though_its_conversation_is_unchanged(tmp_path: Path) -> None:
     """A session skipped because its conversation is as indexed still has its other columns checked, as read() does."""
     db = tmp_path / "s.db"

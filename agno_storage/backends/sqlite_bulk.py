@@ -15,6 +15,8 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("agno_storage")
@@ -163,4 +165,37 @@ class Checkpointer:
             conn.close()
 
 
-__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "checkpoint_pages", "fsync_folder", "fsync_wal", "wal_path"]
+@contextmanager
+def bulk(conn: sqlite3.Connection, db_path: str | os.PathLike[str]) -> Iterator[None]:
+    """While the block runs, ``conn`` (in WAL mode, between transactions) commits as a bulk load does.
+
+    Its commits are at ``synchronous=NORMAL`` and checkpoint every
+    :data:`CHECKPOINT_PAGES`, with a :class:`Checkpointer` beside it. At
+    the end, raised or not, ``conn`` gets back its own ``synchronous`` and
+    ``wal_autocheckpoint``, and, where it committed at FULL (or EXTRA), the
+    WAL is fsynced once: every commit of the block is then as durable as
+    its own commits would have made it. A connection already at NORMAL or
+    OFF keeps that. A connection closed meanwhile (its file replaced, say)
+    has nothing to restore.
+    """
+    (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
+    (interval,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.execute(f"PRAGMA synchronous = {min(int(synchronous), 1)}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages(int(page_size))}")
+    checkpointer = Checkpointer(db_path)
+    checkpointer.start()
+    try:
+        yield
+    finally:
+        checkpointer.stop()
+        try:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {int(interval)}")
+            conn.execute(f"PRAGMA synchronous = {int(synchronous)}")
+        except sqlite3.ProgrammingError:  # closed: the next connection gets the store's own pragmas
+            pass
+        if synchronous >= 2:
+            fsync_wal(wal_path(db_path))
+
+
+__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "bulk", "checkpoint_pages", "fsync_folder", "fsync_wal", "wal_path"]
