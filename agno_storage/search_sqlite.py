@@ -21,7 +21,7 @@ import builtins
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from agno_storage import agent_runs, conversation_go, conversation_message, search_sqlite_worker
@@ -345,7 +345,9 @@ class SqliteIndex(IndexLayout):
         unwatched = self._runs_unwatched()
         if not pending and not unwatched:
             return -1 if rebuilt else 0
-        with self._bulk(building or rebuilt):
+        with ExitStack() as bulk:
+            if building or rebuilt:
+                bulk.enter_context(self._bulk())
             with store.transaction() as conn:
                 # Under the write lock: triggers made for an index disabled meanwhile would fail every write.
                 self._require_enabled()
@@ -375,6 +377,8 @@ class SqliteIndex(IndexLayout):
                 if building or rebuilt:
                     self._pause_merging(conn)
                 last, seen = (0, set()) if worker else self._catch_up_batch(conn, 0, top)
+            if last < top and not (building or rebuilt):
+                bulk.enter_context(self._bulk())  # a backlog of more than one batch: committed as a build's
             if last < top and worker:
                 last, seen = search_sqlite_worker.catch_up(self, top)
             # The rest a batch to a write transaction, so that other writers get the lock between batches: one
@@ -393,13 +397,13 @@ class SqliteIndex(IndexLayout):
                 self._merge()
         return -1 if rebuilt else len(seen)
 
-    def _bulk(self, building: bool) -> AbstractContextManager[None]:
-        """Where ``building`` a file's index outside a caller's transaction: its batches and merge commit as a bulk
-        load does (:func:`~agno_storage.backends.sqlite_bulk.bulk`: no fsync each, a thread checkpointing the
-        WAL beside them, one fsync at the end): at FULL, its commits took over a quarter of a build's time here
-        (docs/search.md). The store's other connections keep their own settings."""
+    def _bulk(self) -> AbstractContextManager[None]:
+        """For a build, or a backlog of more than one batch, of a file's index outside a caller's transaction: its
+        batches and merge commit as a bulk load does (:func:`~agno_storage.backends.sqlite_bulk.bulk`: no fsync
+        each, a thread checkpointing the WAL beside them, one fsync at the end). At FULL, a build's commits took
+        over a quarter of its time here (docs/search.md). The store's other connections keep their own settings."""
         store = self.store
-        if not building or store.db_path is None or store._in_transaction():
+        if store.db_path is None or store._in_transaction():
             return nullcontext()
         return sqlite_bulk.bulk(store._thread_handle().conn, store.db_path)
 

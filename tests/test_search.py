@@ -847,7 +847,7 @@ def test_a_build_commits_as_a_bulk_load_and_is_durable_when_enable_returns(
 ) -> None:
     """A build's batches commit at NORMAL, and the WAL is fsynced once after the last of them (and the merge):
     when enable_search() returns the index is as durable as FULL commits make it, and the store's own writes
-    (a later catch-up among them) commit at FULL again, with SQLite's own checkpoint interval."""
+    (a later catch-up of one batch among them) commit at FULL again, with SQLite's own checkpoint interval."""
     from agno_storage.backends import sqlite_bulk
 
     db = tmp_path / "s.db"
@@ -875,6 +875,17 @@ def test_a_build_commits_as_a_bulk_load_and_is_durable_when_enable_returns(
     conn.close()
     assert [h.session_id for h in store.search("osprey")] == ["s3"]
     assert events == [("insert", 2)]
+    # A backlog of more than one batch (seven sessions logged, three to a batch here) is caught up as a build
+    # is: the batches after the first at NORMAL, then one fsync.
+    monkeypatch.setattr(search_sqlite, "CHUNK", 3)
+    events.clear()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE agent_sessions SET memory = replace(memory, 'kestrel', 'merlin')")
+    conn.commit()
+    conn.close()
+    assert len(store.search("merlin", limit=100)) == 6
+    assert events == [("insert", 2), ("insert", 1), ("insert", 1), ("fsync", sqlite_bulk.wal_path(db))]
+    assert _connection_settings(store) == before
     store.close()
 
 
