@@ -23,6 +23,11 @@ before the worker is closed), shown beside it. The two run interleaved,
 round by round. Afterwards the file is counted: sessions in
 ``agno_sessions``, runs in ``agno_runs`` (and in a ``runs`` column of
 ``agno_sessions`` had agno put them there).
+
+After each to_agno3 round, the floor (``FLOOR_CHILD``), outside either's
+clock: in a fresh copy of the source, every ``memory`` decoded and the
+rows to_agno3 wrote copied by SQL into the same tables and indexes, in one
+process with no mapping; to_agno3 is reported as a multiple of its time.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import os
 import shlex
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +112,43 @@ print(json.dumps({"seconds": seconds, "peak_kib": peak_kib(), "start_kib": start
                   "reported": {"sessions": report.total("sessions"), "runs": report.total("runs")}}))
 """
 )
+
+
+#: The floor, run with this project's interpreter after each to_agno3 round: argv[1] is the file to_agno3 migrated,
+#: argv[2] a fresh copy of the source. What any migration of these sessions in place does at the least, with no
+#: mapping: every source ``memory`` read and decoded (orjson), then agno 3's tables and indexes made as to_agno3
+#: made them and its rows written into them by SQL (``INSERT ... SELECT`` from the migrated file), in one
+#: transaction at ``synchronous=NORMAL``, and the connection closed (its checkpoint), in one process.
+FLOOR_CHILD = """
+import json, sqlite3, sys, time
+import orjson
+conn = sqlite3.connect(sys.argv[2], isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("PRAGMA synchronous = NORMAL")
+conn.execute("ATTACH ? AS migrated", (sys.argv[1],))
+source = {r[0] for r in conn.execute("SELECT name FROM main.sqlite_master")}
+made = [(kind, name, sql) for kind, name, sql in conn.execute(
+    "SELECT type, name, sql FROM migrated.sqlite_master WHERE sql IS NOT NULL ORDER BY type = 'index', rowid")
+    if name not in source]
+tables = [name for kind, name, _ in made if kind == "table"]
+t = time.perf_counter()
+decoded = 0
+for (memory,) in conn.execute("SELECT memory FROM main.agent_sessions"):
+    if memory is not None:
+        orjson.loads(memory)
+        decoded += 1
+conn.execute("BEGIN IMMEDIATE")
+for _, _, sql in made:
+    conn.execute(sql)
+rows = 0
+for name in tables:
+    rows += conn.execute(f'INSERT INTO main."{name}" SELECT * FROM migrated."{name}"').rowcount
+conn.execute("COMMIT")
+conn.execute("DETACH migrated")
+conn.close()
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "decoded": decoded, "rows": rows, "tables": tables}))
+"""
 
 
 @attrs.frozen
@@ -229,6 +272,11 @@ def run(mode: str, workdir: Path, command: str) -> dict[str, Any]:
             python, code = contenders[e.key]
             got = child(python, code, db, *((cfg.workers, str(cfg.batch_size)) if e.key == "ours" else ()))
             got.update(kept(db))
+            if e.key == "ours":  # the floor of the rows it wrote, right after it (outside its clock)
+                copy = workdir / f"floor-{n}-{r}.db"
+                shutil.copyfile(src, copy)
+                got["floor"] = child(sys.executable, FLOOR_CHILD, db, str(copy))
+                copy.unlink()
             samples[e.key].append(got)
             db.unlink()
             missing = n - got["sessions"]
@@ -246,6 +294,7 @@ def run(mode: str, workdir: Path, command: str) -> dict[str, Any]:
                 "ours_s": per["ours"],
                 "agno_s": per["agno"],
                 "speedup": per["agno"] / per["ours"],
+                "floor_s": statistics.median(x["floor"]["seconds"] for x in samples["ours"]),
                 "round_speedups": [a / o for a, o in zip(agno_samples, ours_samples, strict=True)],
                 "samples": samples,
             }
@@ -319,6 +368,8 @@ def render(results: dict[str, Any]) -> str:
             f"| | runs kept in `agno_runs` | {agno['runs']:,} | {ours['runs']:,} |",
             f"| | peak RSS over start | {_growth_kib(agno) / 1024:,.1f} MiB | {_growth_kib(ours) / 1024:,.1f} MiB |",
             f"| | worker processes (each one's peak RSS) | none | {_workers(ours)} |",
+            f"| | the floor: the source decoded, the same rows written by SQL (median) | | {s['floor_s']:.2f} s "
+            f"(to_agno3 {s['ours_s'] / s['floor_s']:.2f}x its time) |",
         ]
     lines += [
         "",
@@ -337,7 +388,7 @@ def summary(results: dict[str, Any]) -> str:
         ours, agno = _last(s, "ours"), _last(s, "agno")
         out.append(
             f"{s['sessions']:>7,} sessions  to_agno3 {s['ours_s']:8.2f} s  migrate() {s['agno_s']:8.2f} s  "
-            f"{s['speedup']:5.1f}x  workers {_workers(ours)}  kept sessions/runs: to_agno3 {ours['sessions']:,}/{ours['runs']:,}, "
+            f"{s['speedup']:5.1f}x  floor {s['floor_s']:6.2f} s ({s['ours_s'] / s['floor_s']:.2f}x)  workers {_workers(ours)}  kept sessions/runs: to_agno3 {ours['sessions']:,}/{ours['runs']:,}, "
             f"migrate() {agno['sessions']:,}/{agno['runs']:,} (+{agno['runs_in_sessions_column']:,} in a runs column)"
         )
     out += terminal(targets(results))

@@ -93,6 +93,11 @@ def test_agno3_smoke_run_reports_both_migrations_and_what_each_kept(tmp_path: Pa
             assert sample["reported"] == {"sessions": n, "runs": n * cfg.runs_per_session}
             # The smoke run asks for two workers: each reports its own peak RSS.
             assert len(sample["workers_peak_kib"]) == 2 and all(kib > 0 for kib in sample["workers_peak_kib"])
+            # Its floor decoded every source session and copied every row it wrote into agno 3's tables.
+            floor = sample["floor"]
+            assert floor["decoded"] == n and floor["seconds"] > 0
+            assert {"agno_sessions", "agno_runs"} <= set(floor["tables"])
+            assert floor["rows"] >= n + n * cfg.runs_per_session
         for sample in s["samples"]["agno"]:
             # agno 3.1.10's migrate() keeps the sessions; their runs go nowhere agno 3 reads them.
             assert sample["sessions"] == n and sample["runs"] == 0
@@ -103,6 +108,7 @@ def test_agno3_smoke_run_reports_both_migrations_and_what_each_kept(tmp_path: Pa
     md = bench_agno3.render(results)
     assert "| | runs kept in `agno_runs` | 0 | 300 |" in md
     assert "| | worker processes (each one's peak RSS) | none | 2: " in md
+    assert "| | the floor: the source decoded, the same rows written by SQL (median) | | " in md
 
 
 def test_the_checking_loop_takes_what_export_takes_and_stops_at_what_it_refuses(tmp_path: Path) -> None:
