@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -928,6 +929,46 @@ def test_a_build_that_stops_on_a_corrupt_row_leaves_its_batches_durable_and_the_
     assert len(started) == 1
     assert events == [("insert", 1)] * 3 + [("fsync", sqlite_bulk.wal_path(db))]
     assert _connection_settings(store) == (2, 1000)
+    store.close()
+
+
+@pytest.mark.parametrize("failure", ["interrupted as its checkpoint thread stops", "no thread can start"])
+def test_a_build_whose_checkpoint_thread_fails_to_start_or_stop_leaves_the_store_at_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A KeyboardInterrupt as the build's checkpoint thread is stopped (Ctrl-C during its join), or a process
+    that can start no thread: the error reaches the caller, the WAL is fsynced, and the store's connection
+    commits at FULL with SQLite's checkpoint interval again (it stayed at NORMAL, with no fsync at all)."""
+    from agno_storage.backends import sqlite_bulk
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    for i in range(5):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    events = _record_build_writes(monkeypatch)
+    error: type[BaseException]
+    if failure == "no thread can start":
+        error = RuntimeError
+
+        def start(self: sqlite_bulk.Checkpointer) -> None:
+            raise RuntimeError("can't start new thread")  # what threading raises at the process's thread limit
+
+        monkeypatch.setattr(sqlite_bulk.Checkpointer, "start", start)
+    else:
+        error = KeyboardInterrupt
+        real_stop = sqlite_bulk.Checkpointer.stop
+
+        def stop(self: sqlite_bulk.Checkpointer) -> None:
+            real_stop(self)
+            raise KeyboardInterrupt  # as Ctrl-C during the join raises it, once the thread ended
+
+        monkeypatch.setattr(sqlite_bulk.Checkpointer, "stop", stop)
+    with pytest.raises(error):
+        store.enable_search()
+    inserts = [("insert", 1)] if error is KeyboardInterrupt else []
+    assert events == [*inserts, ("fsync", sqlite_bulk.wal_path(db))]
+    assert _connection_settings(store) == (2, 1000)
+    assert all(t.name != "agno-storage-checkpointer" for t in threading.enumerate())
     store.close()
 
 

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 log = logging.getLogger("agno_storage")
@@ -171,7 +171,8 @@ def bulk(conn: sqlite3.Connection, db_path: str | os.PathLike[str]) -> Iterator[
 
     Its commits are at ``synchronous=NORMAL`` and checkpoint every
     :data:`CHECKPOINT_PAGES`, with a :class:`Checkpointer` beside it. At
-    the end, raised or not, ``conn`` gets back its own ``synchronous`` and
+    the end, raised or not (by the block, or as the thread starts or
+    stops), ``conn`` gets back its own ``synchronous`` and
     ``wal_autocheckpoint``, and, where it committed at FULL (or EXTRA), the
     WAL is fsynced once: every commit of the block is then as durable as
     its own commits would have made it. A connection already at NORMAL or
@@ -181,21 +182,27 @@ def bulk(conn: sqlite3.Connection, db_path: str | os.PathLike[str]) -> Iterator[
     (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
     (interval,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
     (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-    conn.execute(f"PRAGMA synchronous = {min(int(synchronous), 1)}")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages(int(page_size))}")
-    checkpointer = Checkpointer(db_path)
-    checkpointer.start()
-    try:
-        yield
-    finally:
-        checkpointer.stop()
-        try:
-            conn.execute(f"PRAGMA wal_autocheckpoint = {int(interval)}")
-            conn.execute(f"PRAGMA synchronous = {int(synchronous)}")
-        except sqlite3.ProgrammingError:  # closed: the next connection gets the store's own pragmas
-            pass
+    # Each step undone whatever the next raises (a thread that cannot start, a KeyboardInterrupt while
+    # the checkpointer stops): the connection's settings and the fsync, last, are never skipped.
+    with ExitStack() as undo:
         if synchronous >= 2:
-            fsync_wal(wal_path(db_path))
+            undo.callback(fsync_wal, wal_path(db_path))
+        undo.callback(_restore, conn, int(synchronous), int(interval))
+        conn.execute(f"PRAGMA synchronous = {min(int(synchronous), 1)}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages(int(page_size))}")
+        checkpointer = Checkpointer(db_path)
+        checkpointer.start()
+        undo.callback(checkpointer.stop)
+        yield
+
+
+def _restore(conn: sqlite3.Connection, synchronous: int, interval: int) -> None:
+    """Give ``conn`` back the ``synchronous`` and ``wal_autocheckpoint`` :func:`bulk` found it with."""
+    try:
+        conn.execute(f"PRAGMA wal_autocheckpoint = {interval}")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except sqlite3.ProgrammingError:  # closed: the next connection gets the store's own pragmas
+        pass
 
 
 __all__ = ["CHECKPOINT_PAGES", "Checkpointer", "bulk", "checkpoint_pages", "fsync_folder", "fsync_wal", "wal_path"]
