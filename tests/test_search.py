@@ -932,13 +932,12 @@ def test_a_build_that_stops_on_a_corrupt_row_leaves_its_batches_durable_and_the_
     store.close()
 
 
-@pytest.mark.parametrize("failure", ["interrupted as its checkpoint thread stops", "no thread can start"])
-def test_a_build_whose_checkpoint_thread_fails_to_start_or_stop_leaves_the_store_at_full(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+def test_a_build_interrupted_as_its_checkpoint_thread_stops_leaves_the_store_at_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A KeyboardInterrupt as the build's checkpoint thread is stopped (Ctrl-C during its join), or a process
-    that can start no thread: the error reaches the caller, the WAL is fsynced, and the store's connection
-    commits at FULL with SQLite's checkpoint interval again (it stayed at NORMAL, with no fsync at all)."""
+    """A KeyboardInterrupt as the build's checkpoint thread is stopped (Ctrl-C during its join): it reaches the
+    caller, the WAL is fsynced, and the store's connection commits at FULL with SQLite's checkpoint interval
+    again (it stayed at NORMAL, with no fsync at all)."""
     from agno_storage.backends import sqlite_bulk
 
     db = tmp_path / "s.db"
@@ -946,29 +945,44 @@ def test_a_build_whose_checkpoint_thread_fails_to_start_or_stop_leaves_the_store
     for i in range(5):
         store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
     events = _record_build_writes(monkeypatch)
-    error: type[BaseException]
-    if failure == "no thread can start":
-        error = RuntimeError
+    real_stop = sqlite_bulk.Checkpointer.stop
 
-        def start(self: sqlite_bulk.Checkpointer) -> None:
-            raise RuntimeError("can't start new thread")  # what threading raises at the process's thread limit
+    def stop(self: sqlite_bulk.Checkpointer) -> None:
+        real_stop(self)
+        raise KeyboardInterrupt  # as Ctrl-C during the join raises it, once the thread ended
 
-        monkeypatch.setattr(sqlite_bulk.Checkpointer, "start", start)
-    else:
-        error = KeyboardInterrupt
-        real_stop = sqlite_bulk.Checkpointer.stop
-
-        def stop(self: sqlite_bulk.Checkpointer) -> None:
-            real_stop(self)
-            raise KeyboardInterrupt  # as Ctrl-C during the join raises it, once the thread ended
-
-        monkeypatch.setattr(sqlite_bulk.Checkpointer, "stop", stop)
-    with pytest.raises(error):
+    monkeypatch.setattr(sqlite_bulk.Checkpointer, "stop", stop)
+    with pytest.raises(KeyboardInterrupt):
         store.enable_search()
-    inserts = [("insert", 1)] if error is KeyboardInterrupt else []
-    assert events == [*inserts, ("fsync", sqlite_bulk.wal_path(db))]
+    assert events == [("insert", 1), ("fsync", sqlite_bulk.wal_path(db))]
     assert _connection_settings(store) == (2, 1000)
     assert all(t.name != "agno-storage-checkpointer" for t in threading.enumerate())
+    store.close()
+
+
+def test_a_build_where_no_thread_can_start_is_made_without_its_checkpoint_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process at its thread limit: the build goes on without the thread that checkpoints beside it (a
+    warning says so), still synced once at its end, and the store's connection is back at FULL."""
+    from agno_storage.backends import sqlite_bulk
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    for i in range(5):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    events = _record_build_writes(monkeypatch)
+
+    def start(self: sqlite_bulk.Checkpointer) -> None:
+        raise RuntimeError("can't start new thread")  # what threading raises at the process's thread limit
+
+    monkeypatch.setattr(sqlite_bulk.Checkpointer, "start", start)
+    with caplog.at_level("WARNING", logger="agno_storage"):
+        store.enable_search()
+    assert "can't start new thread" in caplog.text
+    assert events == [("insert", 1), ("fsync", sqlite_bulk.wal_path(db))]
+    assert _connection_settings(store) == (2, 1000)
+    assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(5)}
     store.close()
 
 

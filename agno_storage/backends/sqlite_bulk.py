@@ -171,8 +171,8 @@ def bulk(conn: sqlite3.Connection, db_path: str | os.PathLike[str]) -> Iterator[
 
     Its commits are at ``synchronous=NORMAL`` and checkpoint every
     :data:`CHECKPOINT_PAGES`, with a :class:`Checkpointer` beside it. At
-    the end, raised or not (by the block, or as the thread starts or
-    stops), ``conn`` gets back its own ``synchronous`` and
+    the end, raised or not (by the block, or as the thread stops; a
+    thread that cannot start is logged and left out), ``conn`` gets back its own ``synchronous`` and
     ``wal_autocheckpoint``, and, where it committed at FULL (or EXTRA), the
     WAL is fsynced once: every commit of the block is then as durable as
     its own commits would have made it. A connection already at NORMAL or
@@ -191,8 +191,12 @@ def bulk(conn: sqlite3.Connection, db_path: str | os.PathLike[str]) -> Iterator[
         conn.execute(f"PRAGMA synchronous = {min(int(synchronous), 1)}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages(int(page_size))}")
         checkpointer = Checkpointer(db_path)
-        checkpointer.start()
-        undo.callback(checkpointer.stop)
+        try:
+            checkpointer.start()
+        except RuntimeError as exc:  # no thread can start (the process's limit): the connection's checkpoints do
+            log.warning("checkpointing %s from a thread: %s; the writing connection checkpoints alone", db_path, exc)
+        else:
+            undo.callback(checkpointer.stop)
         yield
 
 
