@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from agno_storage import agent_runs, conversation_go, conversation_message, search_sqlite_worker
 from agno_storage.backends import sqlite_bulk
-from agno_storage.errors import CorruptRowError, StorageError
+from agno_storage.errors import CorruptRowError, DatabaseReplacedError, StorageError
 from agno_storage.schema import quote, unquote
 from agno_storage.search import SearchHit, spelled_terms, terms
 from agno_storage.search_index import (
@@ -126,6 +126,10 @@ class SqliteIndex(IndexLayout):
         # here or in another process, catches up first: none answers from a part-built index.
         try:
             self.catch_up(building=True)
+        except DatabaseReplacedError:
+            # The path names another file now, or none: what is left to take back is in the file that was
+            # built in, and a transaction here would open (or make) the one the path names.
+            raise
         except BaseException:
             try:
                 # No index is left (of an earlier layout's, remade here, neither): searches scan, and the

@@ -19,6 +19,7 @@ from hypothesis import strategies as hs
 from agno_storage import (
     AgentSession,
     CorruptRowError,
+    DatabaseReplacedError,
     InvalidInputError,
     Message,
     SearchHit,
@@ -984,6 +985,46 @@ def test_a_build_where_no_thread_can_start_is_made_without_its_checkpoint_thread
     assert _connection_settings(store) == (2, 1000)
     assert {h.session_id for h in store.search("kestrel", limit=100)} == {f"s{i}" for i in range(5)}
     store.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_build_whose_file_goes_midway_leaves_what_the_path_names_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The file deleted, or replaced by another with its own search index, between two batches of a build:
+    DatabaseReplacedError, and the build takes nothing back through the path (that made an empty database
+    where the file was deleted, and took the other file's index and triggers away)."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    for i in range(6):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    other = SqliteStorage("agent_sessions", db_file=tmp_path / "other.db")
+    other.upsert(AgentSession(session_id="x", user_id="u", memory=agno_memory(("osprey", "ok"))))
+    other.enable_search()
+    other.close()
+    monkeypatch.setattr(search_sqlite, "CHUNK", 2)
+    real_insert = search_sqlite.SqliteIndex._insert
+
+    def insert(self: search_sqlite.SqliteIndex, conn: sqlite3.Connection, docs: Any) -> None:
+        real_insert(self, conn, docs)
+        if db.exists():  # after the first batch
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            if how == "replaced":  # its WAL gone too: another file's WAL would be read as the new file's
+                (tmp_path / "other.db").replace(db)
+
+    monkeypatch.setattr(search_sqlite.SqliteIndex, "_insert", insert)
+    with pytest.raises(DatabaseReplacedError):
+        store.enable_search()
+    store.close()
+    if how == "deleted":
+        assert not db.exists()
+    else:
+        monkeypatch.undo()
+        replaced = SqliteStorage("agent_sessions", db_file=db)
+        assert search_sqlite.SqliteIndex(replaced).enabled()
+        assert [h.session_id for h in replaced.search("osprey")] == ["x"]
+        replaced.close()
 
 
 def test_catching_up_reports_a_corrupt_row_though_its_conversation_is_unchanged(tmp_path: Path) -> None:
