@@ -100,3 +100,15 @@ def test_a_database_it_cannot_checkpoint_stops_the_thread_and_says_so(
     assert record.levelname == "WARNING" and str(db) in record.getMessage()
     checkpointer.stop()  # again: nothing more is logged
     assert len([r for r in caplog.records if r.name == "agno_storage"]) == 1
+
+
+def test_a_file_deleted_before_the_thread_opens_it_is_not_made_again(tmp_path: Path) -> None:
+    """The thread opens the file by its path after the load did: a file deleted meanwhile stays deleted (an
+    empty database made there would be what the next connection to the path opens)."""
+    db = tmp_path / "gone.db"
+    checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
+    checkpointer.start()
+    _wait(lambda: checkpointer.failed)
+    checkpointer.stop()
+    assert isinstance(checkpointer.error, sqlite3.OperationalError)
+    assert not db.exists()

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from agno_storage.backends.sqlite_files import file_uri
+
 log = logging.getLogger("agno_storage")
 
 #: WAL pages a bulk load's connection lets pile up before it checkpoints them
@@ -145,7 +147,8 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            # Never made: a file deleted since the load opened it stays deleted.
+            conn = sqlite3.connect(file_uri(self._path, "rw"), isolation_level=None, check_same_thread=False, uri=True)
         except sqlite3.Error as exc:
             self.error = exc
             return

@@ -65,12 +65,18 @@ def lock_wait(db_url: object, busy_timeout: float | None, default: float) -> flo
 
 
 def read_only_uri(path: str | os.PathLike[str]) -> str:
-    """The ``file:...?mode=ro`` URI of the file at ``path`` (absolute), for ``sqlite3.connect(..., uri=True)``.
+    """The ``file:...?mode=ro`` URI of the file at ``path`` (absolute), for ``sqlite3.connect(..., uri=True)``."""
+    return file_uri(path, "ro")
+
+
+def file_uri(path: str | os.PathLike[str], mode: str) -> str:
+    """The ``file:...?mode=...`` URI of the file at ``path`` (absolute): ``"ro"`` read only, ``"rw"`` read and
+    written but never made, for ``sqlite3.connect(..., uri=True)``.
 
     Quoted from the name's bytes, as open() takes them: a name that is not
     UTF-8 (surrogate escapes in the str) has no quote as text.
     """
-    return "file:" + quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path)))) + "?mode=ro"
+    return "file:" + quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path)))) + f"?mode={mode}"
 
 
 def file_id(path: str) -> tuple[int, int]:
