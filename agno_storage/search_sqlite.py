@@ -126,11 +126,12 @@ class SqliteIndex(IndexLayout):
         # here or in another process, catches up first: none answers from a part-built index.
         try:
             self.catch_up(building=True)
-        except DatabaseReplacedError:
-            # The path names another file now, or none: what is left to take back is in the file that was
-            # built in, and a transaction here would open (or make) the one the path names.
-            raise
-        except BaseException:
+        except BaseException as error:
+            if _replaced(error):
+                # The path names another file now, or none: what is left to take back is in the file that was
+                # built in, and a transaction here would open (or make) the one the path names. So too where
+                # another error (a KeyboardInterrupt as the build stopped) came after that one.
+                raise
             try:
                 # No index is left (of an earlier layout's, remade here, neither): searches scan, and the
                 # error is what the caller gets.
@@ -621,6 +622,18 @@ class SqliteIndex(IndexLayout):
             [expression, *params, limit],
         )
         return hits_of(terms(query), rows)
+
+
+def _replaced(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised while handling, is a DatabaseReplacedError."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, DatabaseReplacedError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
 
 
 def _stored_text(raw: Sequence[Any] | None, conversation_at: Sequence[int], runs: Iterable[Any]) -> int:

@@ -987,13 +987,15 @@ def test_a_build_where_no_thread_can_start_is_made_without_its_checkpoint_thread
     store.close()
 
 
+@pytest.mark.parametrize("interrupted", [False, True], ids=["", "interrupted"])
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 def test_a_build_whose_file_goes_midway_leaves_what_the_path_names_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, interrupted: bool
 ) -> None:
     """The file deleted, or replaced by another with its own search index, between two batches of a build:
     DatabaseReplacedError, and the build takes nothing back through the path (that made an empty database
-    where the file was deleted, and took the other file's index and triggers away)."""
+    where the file was deleted, and took the other file's index and triggers away). So too where a
+    KeyboardInterrupt comes as the build stops its checkpoint thread after that error."""
     db = tmp_path / "s.db"
     store = SqliteStorage("agent_sessions", db_file=db)
     for i in range(6):
@@ -1014,7 +1016,17 @@ def test_a_build_whose_file_goes_midway_leaves_what_the_path_names_alone(
                 (tmp_path / "other.db").replace(db)
 
     monkeypatch.setattr(search_sqlite.SqliteIndex, "_insert", insert)
-    with pytest.raises(DatabaseReplacedError):
+    if interrupted:
+        from agno_storage.backends import sqlite_bulk
+
+        real_stop = sqlite_bulk.Checkpointer.stop
+
+        def stop(self: sqlite_bulk.Checkpointer) -> None:
+            real_stop(self)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(sqlite_bulk.Checkpointer, "stop", stop)
+    with pytest.raises(KeyboardInterrupt if interrupted else DatabaseReplacedError):
         store.enable_search()
     store.close()
     if how == "deleted":
