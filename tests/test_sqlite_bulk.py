@@ -112,3 +112,23 @@ def test_a_file_deleted_before_the_thread_opens_it_is_not_made_again(tmp_path: P
     checkpointer.stop()
     assert isinstance(checkpointer.error, sqlite3.OperationalError)
     assert not db.exists()
+
+
+def test_a_path_that_begins_with_two_slashes_is_checkpointed(tmp_path: Path) -> None:
+    """POSIX keeps a path's two leading slashes (``sqlite://///tmp/x.db`` names ``//tmp/x.db``), which a
+    ``file:`` URI reads as the start of a host name: the thread opens the file all the same."""
+    db = tmp_path / "slashes.db"
+    conn = _writer(db)
+    checkpointer = sqlite_bulk.Checkpointer("/" + str(db), interval=0.01)
+    checkpointer.start()
+    try:
+        deadline, k = time.monotonic() + 20.0, 0
+        while checkpointer.passes == 0 and not checkpointer.failed and time.monotonic() < deadline:
+            conn.execute("INSERT INTO t VALUES (?, 'x')", (k,))
+            k += 1
+            time.sleep(0.005)
+    finally:
+        checkpointer.stop()
+        conn.close()
+    assert checkpointer.error is None
+    assert checkpointer.passes > 0

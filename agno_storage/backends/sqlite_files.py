@@ -76,7 +76,10 @@ def file_uri(path: str | os.PathLike[str], mode: str) -> str:
     Quoted from the name's bytes, as open() takes them: a name that is not
     UTF-8 (surrogate escapes in the str) has no quote as text.
     """
-    return "file:" + quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path)))) + f"?mode={mode}"
+    quoted = quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path))))
+    if quoted.startswith("//"):  # POSIX keeps two leading slashes, which a URI reads as a host: an empty one first
+        quoted = "//" + quoted
+    return "file:" + quoted + f"?mode={mode}"
 
 
 def file_id(path: str) -> tuple[int, int]:
