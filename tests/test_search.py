@@ -974,10 +974,14 @@ def test_a_build_where_no_thread_can_start_is_made_without_its_checkpoint_thread
         store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
     events = _record_build_writes(monkeypatch)
 
-    def start(self: sqlite_bulk.Checkpointer) -> None:
-        raise RuntimeError("can't start new thread")  # what threading raises at the process's thread limit
+    real_start = threading.Thread.start
 
-    monkeypatch.setattr(sqlite_bulk.Checkpointer, "start", start)
+    def start(self: threading.Thread) -> None:
+        if self.name == "agno-storage-checkpointer":
+            raise RuntimeError("can't start new thread")  # what threading raises at the process's thread limit
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
     with caplog.at_level("WARNING", logger="agno_storage"):
         store.enable_search()
     assert "can't start new thread" in caplog.text

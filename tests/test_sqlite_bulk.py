@@ -132,3 +132,27 @@ def test_a_path_that_begins_with_two_slashes_is_checkpointed(tmp_path: Path) -> 
         conn.close()
     assert checkpointer.error is None
     assert checkpointer.passes > 0
+
+
+def test_a_thread_that_cannot_start_is_logged_and_the_load_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At the process's thread limit: start() raises nothing (import, copy and to_agno3 failed there, an import
+    leaving its store at NORMAL), says why in a warning, and stop() has nothing to join."""
+    db = tmp_path / "t.db"
+    conn = _writer(db)
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name == "agno-storage-checkpointer":
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
+    checkpointer.start()
+    assert checkpointer.failed and isinstance(checkpointer.error, RuntimeError)
+    assert "can't start new thread" in caplog.text
+    checkpointer.stop()
+    assert all(t.name != "agno-storage-checkpointer" for t in threading.enumerate())
+    conn.close()

@@ -113,10 +113,18 @@ class Checkpointer:
         self.passes = 0
 
     def start(self) -> None:
+        """Start the thread. One that cannot start (the process's thread limit) is logged as a warning and kept in
+        :attr:`error`: the load goes on with its connection's own checkpoints."""
         if self._thread is not None:
             raise RuntimeError("checkpointer already started")
-        self._thread = threading.Thread(target=self._run, name="agno-storage-checkpointer", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="agno-storage-checkpointer", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            self.error = exc
+            log.warning("checkpointing %s from a thread: %s; the writing connection checkpoints alone", self._path, exc)
+            return
+        self._thread = thread
 
     @property
     def failed(self) -> bool:
@@ -194,12 +202,8 @@ def bulk(conn: sqlite3.Connection, db_path: str | os.PathLike[str]) -> Iterator[
         conn.execute(f"PRAGMA synchronous = {min(int(synchronous), 1)}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages(int(page_size))}")
         checkpointer = Checkpointer(db_path)
-        try:
-            checkpointer.start()
-        except RuntimeError as exc:  # no thread can start (the process's limit): the connection's checkpoints do
-            log.warning("checkpointing %s from a thread: %s; the writing connection checkpoints alone", db_path, exc)
-        else:
-            undo.callback(checkpointer.stop)
+        checkpointer.start()  # one that cannot start is logged, and the connection checkpoints alone
+        undo.callback(checkpointer.stop)
         yield
 
 
