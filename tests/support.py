@@ -193,3 +193,16 @@ class BusyTimeouts:
         """Forget the connections opened so far."""
         with self._lock:
             self._opened.clear()
+
+
+def refuse_checkpoint_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on the WAL checkpoint thread (``sqlite_bulk.Checkpointer``) cannot start, as at the process's thread
+    limit; every other thread starts."""
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name == "agno-storage-checkpointer":
+            raise RuntimeError("can't start new thread")  # what threading raises at the limit
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)

@@ -34,7 +34,7 @@ from agno_storage import search as search_module
 from agno_storage.backends.base import BaseStorage
 from agno_storage.conversation import make_converter
 from tests.agno_runner import TABLES, close_storages, run_turn
-from tests.support import finishes, write_run_as_another_program
+from tests.support import finishes, refuse_checkpoint_thread, write_run_as_another_program
 from tests.test_go_upstream import USER, go_agent, go_cmds, go_team  # noqa: F401
 
 CONVERTER = make_converter()
@@ -838,6 +838,15 @@ def _record_build_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any
     return events
 
 
+def _five_sessions(tmp_path: Path) -> tuple[Path, SqliteStorage]:
+    """A file of five agent sessions s0..s4 (each saying ``kestrel <i>``) and its store."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    for i in range(5):
+        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    return db, store
+
+
 def _connection_settings(store: SqliteStorage) -> tuple[int, int]:
     conn = store._thread_handle().conn
     return conn.execute("PRAGMA synchronous").fetchone()[0], conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
@@ -913,10 +922,7 @@ def test_a_build_that_stops_on_a_corrupt_row_leaves_its_batches_durable_and_the_
     store's connection commits at FULL again."""
     from agno_storage.backends import sqlite_bulk
 
-    db = tmp_path / "s.db"
-    store = SqliteStorage("agent_sessions", db_file=db)
-    for i in range(5):
-        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    db, store = _five_sessions(tmp_path)
     conn = sqlite3.connect(db)
     conn.execute("UPDATE agent_sessions SET memory = '{\"runs\": 3' WHERE session_id = 's3'")
     conn.commit()
@@ -941,10 +947,7 @@ def test_a_build_interrupted_as_its_checkpoint_thread_stops_leaves_the_store_at_
     again (it stayed at NORMAL, with no fsync at all)."""
     from agno_storage.backends import sqlite_bulk
 
-    db = tmp_path / "s.db"
-    store = SqliteStorage("agent_sessions", db_file=db)
-    for i in range(5):
-        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    db, store = _five_sessions(tmp_path)
     events = _record_build_writes(monkeypatch)
     real_stop = sqlite_bulk.Checkpointer.stop
 
@@ -968,20 +971,9 @@ def test_a_build_where_no_thread_can_start_is_made_without_its_checkpoint_thread
     warning says so), still synced once at its end, and the store's connection is back at FULL."""
     from agno_storage.backends import sqlite_bulk
 
-    db = tmp_path / "s.db"
-    store = SqliteStorage("agent_sessions", db_file=db)
-    for i in range(5):
-        store.upsert(AgentSession(session_id=f"s{i}", user_id="u", memory=agno_memory((f"kestrel {i}", "ok"))))
+    db, store = _five_sessions(tmp_path)
     events = _record_build_writes(monkeypatch)
-
-    real_start = threading.Thread.start
-
-    def start(self: threading.Thread) -> None:
-        if self.name == "agno-storage-checkpointer":
-            raise RuntimeError("can't start new thread")  # what threading raises at the process's thread limit
-        real_start(self)
-
-    monkeypatch.setattr(threading.Thread, "start", start)
+    refuse_checkpoint_thread(monkeypatch)
     with caplog.at_level("WARNING", logger="agno_storage"):
         store.enable_search()
     assert "can't start new thread" in caplog.text

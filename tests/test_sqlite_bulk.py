@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agno_storage.backends import sqlite_bulk
-from tests.support import HANG_S
+from tests.support import HANG_S, refuse_checkpoint_thread
 
 
 def _writer(path: Path) -> sqlite3.Connection:
@@ -141,14 +141,7 @@ def test_a_thread_that_cannot_start_is_logged_and_the_load_goes_on(
     leaving its store at NORMAL), says why in a warning, and stop() has nothing to join."""
     db = tmp_path / "t.db"
     conn = _writer(db)
-    real_start = threading.Thread.start
-
-    def start(self: threading.Thread) -> None:
-        if self.name == "agno-storage-checkpointer":
-            raise RuntimeError("can't start new thread")
-        real_start(self)
-
-    monkeypatch.setattr(threading.Thread, "start", start)
+    refuse_checkpoint_thread(monkeypatch)
     checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
     checkpointer.start()
     assert checkpointer.failed and isinstance(checkpointer.error, RuntimeError)
