@@ -149,3 +149,28 @@ def test_a_thread_that_cannot_start_is_logged_and_the_load_goes_on(
     checkpointer.stop()
     assert all(t.name != "agno-storage-checkpointer" for t in threading.enumerate())
     conn.close()
+
+
+def test_a_relative_path_names_the_same_file_after_a_chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path is taken as it names a file when the checkpointer is made: a chdir before its thread opens it
+    sends the thread nowhere else (it looked the path up in the new folder and failed there)."""
+    db = tmp_path / "bulk.db"
+    conn = _writer(db)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)
+    checkpointer = sqlite_bulk.Checkpointer("bulk.db", interval=0.01)
+    monkeypatch.chdir(elsewhere)
+    checkpointer.start()
+    try:
+        # The thread works on what is written after it looked at the WAL first: written until it has.
+        deadline, k = time.monotonic() + 20.0, 0
+        while checkpointer.passes == 0 and not checkpointer.failed and time.monotonic() < deadline:
+            conn.execute("INSERT INTO t VALUES (?, ?)", (k, "x" * 2000))
+            k += 1
+            time.sleep(0.005)
+    finally:
+        checkpointer.stop()
+    assert checkpointer.error is None and checkpointer.passes > 0
+    assert list(elsewhere.iterdir()) == []
+    conn.close()

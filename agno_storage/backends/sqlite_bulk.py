@@ -102,7 +102,8 @@ class Checkpointer:
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, interval: float = 0.2) -> None:
-        self._path = str(Path(db_path).expanduser())
+        # Absolute at once, as the WAL's path is: a chdir before the thread opens it changes neither.
+        self._path = os.path.abspath(Path(db_path).expanduser())
         self._wal = wal_path(db_path)
         self._interval = interval
         self._stop = threading.Event()
