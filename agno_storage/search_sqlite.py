@@ -350,8 +350,9 @@ class SqliteIndex(IndexLayout):
         unwatched = self._runs_unwatched()
         if not pending and not unwatched:
             return -1 if rebuilt else 0
+        whole = building or rebuilt  # every session goes in: committed as a bulk load, merged at the end
         with ExitStack() as bulk:
-            if building or rebuilt:
+            if whole:
                 bulk.enter_context(self._bulk())
             with store.transaction() as conn:
                 # Under the write lock: triggers made for an index disabled meanwhile would fail every write.
@@ -378,11 +379,11 @@ class SqliteIndex(IndexLayout):
                 # message is most of the work. A catch-up with other writers' changes stays here: a session whose
                 # conversation is as indexed is not decoded (a worker extracts every session it is sent), and
                 # nothing is shipped to another process.
-                worker = (building or rebuilt) and backlog >= WORKERS_FROM
-                if building or rebuilt:
+                worker = whole and backlog >= WORKERS_FROM
+                if whole:
                     self._pause_merging(conn)
                 last, seen = (0, set()) if worker else self._catch_up_batch(conn, 0, top)
-            if last < top and not (building or rebuilt):
+            if last < top and not whole:
                 bulk.enter_context(self._bulk())  # a backlog of more than one batch: committed as a build's
             if last < top and worker:
                 last, seen = search_sqlite_worker.catch_up(self, top)
@@ -398,7 +399,7 @@ class SqliteIndex(IndexLayout):
                         raise Unwatched(store.table_name)
                     last, more = self._catch_up_batch(conn, last, top)
                     seen.update(more)
-            if worker or building or rebuilt or (seen and self._filling()):
+            if whole or (seen and self._filling()):
                 self._merge()
         return -1 if rebuilt else len(seen)
 
