@@ -174,3 +174,27 @@ def test_a_relative_path_names_the_same_file_after_a_chdir(tmp_path: Path, monke
     assert checkpointer.error is None and checkpointer.passes > 0
     assert list(elsewhere.iterdir()) == []
     conn.close()
+
+
+def test_a_connect_that_raises_something_else_is_kept_and_logged_not_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever opening the file raises (not only sqlite3's errors: a MemoryError, say) is kept in ``error``
+    and logged by stop(), as a failed checkpoint is: it never ends the thread with a traceback on stderr."""
+    db = tmp_path / "t.db"
+    conn = _writer(db)
+    uncaught: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: uncaught.append(args.exc_value))
+
+    def refused(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise MemoryError("no memory for a connection")
+
+    monkeypatch.setattr(sqlite_bulk.sqlite3, "connect", refused)
+    checkpointer = sqlite_bulk.Checkpointer(db, interval=0.01)
+    checkpointer.start()
+    _wait(lambda: checkpointer.failed)
+    checkpointer.stop()
+    conn.close()
+    assert isinstance(checkpointer.error, MemoryError)
+    assert uncaught == []
+    assert "no memory for a connection" in caplog.text

@@ -158,7 +158,7 @@ class Checkpointer:
         try:
             # Never made: a file deleted since the load opened it stays deleted.
             conn = sqlite3.connect(file_uri(self._path, "rw"), isolation_level=None, check_same_thread=False, uri=True)
-        except sqlite3.Error as exc:
+        except BaseException as exc:  # kept, as a checkpoint's error is: never a traceback from the thread
             self.error = exc
             return
         try:
