@@ -1,5 +1,5 @@
-"""A SQLite URL's ``?timeout=SECONDS`` is how long serve's source, backup and to_agno3 wait for another
-connection's lock, as it is the store's and the other commands' (tests/test_cli.py).
+"""A SQLite URL's ``?timeout=SECONDS`` is how long serve's source, backup, to_agno3 and prune's VACUUM wait for
+another connection's lock, as it is the store's and the other commands' (tests/test_cli.py).
 
 What the URL set is read back from SQLite (each connection's ``PRAGMA busy_timeout``), not timed: a loaded
 machine cannot fail these tests, and one that ignores the option (sqlite3's 5 s, the store's 10 s, to_agno3's
@@ -17,8 +17,9 @@ import pytest
 
 from agno_storage import AgentSession, SqliteStorage
 from agno_storage.agno3 import to_agno3
-from agno_storage.errors import BusyError
+from agno_storage.errors import BusyError, StorageError
 from agno_storage.ops.backup import backup
+from agno_storage.ops.prune import vacuum
 from agno_storage.web.app import create_app
 from agno_storage.web.limits import Limits
 from agno_storage.web.run import serving
@@ -122,3 +123,13 @@ def test_to_agno3_waits_the_src_and_dst_urls_timeouts(tmp_path: Path, monkeypatc
     with _locked(dst, "IMMEDIATE"):  # another writer of DST (agno 3 itself, say)
         _gives_up(lambda: to_agno3(str(src), f"sqlite:///{dst}?timeout=0.1", workers=0, rewrite=True))
     assert set(waits.of(dst)) == {100}
+
+
+def test_prunes_vacuum_waits_the_urls_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prune --vacuum`` on a file another connection holds locked gives up after the URL's wait, as the deletes
+    before it do (it waited 30 s whatever the URL said)."""
+    db = _rollback_journal_file(tmp_path / "s.db")
+    waits = BusyTimeouts(monkeypatch)
+    with _locked(db), pytest.raises(StorageError, match="locked"):
+        finishes(lambda: vacuum(f"sqlite:///{db}?timeout=0.1", TABLE))
+    assert waits.of(db) == [100]

@@ -334,12 +334,14 @@ def vacuum(url: str, table: str, schema: str | None = "ai") -> None:
 
         path = sqlite_path(target)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            # The URL's ?timeout=, as every command waits it; without one, 30 s.
+            wait = 30.0 if target.timeout is None else target.timeout
+            conn = sqlite3.connect(path, isolation_level=None, timeout=wait)
             try:
                 conn.execute("VACUUM")
             finally:
                 conn.close()
-        except sqlite3.Error as exc:  # a full disk (VACUUM writes a copy of the file), a lock held past 30 s
+        except sqlite3.Error as exc:  # a full disk (VACUUM writes a copy of the file), a lock held past the wait
             raise StorageError(f"VACUUM of {path!r} failed (the deletes stand): {exc}", table=table) from exc
         return
     import psycopg
