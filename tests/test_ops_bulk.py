@@ -27,7 +27,7 @@ from agno_storage.errors import StorageError
 from agno_storage.modes import SPECS
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import open_database, open_store
-from agno_storage.ops.errors import ExportFormatError
+from agno_storage.ops.errors import ExportFormatError, RowsKeptError
 from agno_storage.ops.export import export_table
 from agno_storage.ops.lines import line_class, make_converter, row_reader
 from agno_storage.ops.load import import_lines
@@ -115,10 +115,30 @@ class Destination:
             f" EXECUTE FUNCTION ai.{self.table}_refuse()"
         )
 
+    def create_skipping(self, session_id: str) -> None:
+        """The table, with a trigger that skips ``session_id`` without an error (another program's, say)."""
+        store = open_store(self.url, self.table, Mode.AGENT)
+        store.create()
+        store.close()
+        if self.engine == "sqlite":
+            self.run(
+                f"CREATE TRIGGER skip BEFORE INSERT ON {self.table} WHEN NEW.session_id = '{session_id}'"
+                " BEGIN SELECT RAISE(IGNORE); END"
+            )
+            return
+        self.run(
+            f"CREATE FUNCTION ai.{self.table}_skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.session_id = '{session_id}' THEN RETURN NULL; END IF; RETURN NEW; END $$"
+        )
+        self.run(
+            f"CREATE TRIGGER skip BEFORE INSERT ON {self.qualified()} FOR EACH ROW EXECUTE FUNCTION ai.{self.table}_skip()"
+        )
+
     def drop(self) -> None:
         if self.engine != "sqlite":
             self.run(f"DROP TABLE IF EXISTS {self.qualified()}")
             self.run(f"DROP FUNCTION IF EXISTS ai.{self.table}_refuse()")
+            self.run(f"DROP FUNCTION IF EXISTS ai.{self.table}_skip()")
 
 
 _tables = itertools.count()
@@ -142,6 +162,25 @@ def test_a_batch_the_database_refuses_stops_the_import_with_the_batches_before_i
     # Batches of 10: s00020-s00029 is refused (on PostgreSQL while the next batch is read).
     with pytest.raises(StorageError, match="refused by a trigger"):
         import_lines(lines, dest.url, dest.table, batch_size=10)
+    assert dest.session_ids() == [f"s{i:05d}" for i in range(20)]
+
+
+def test_a_batch_the_database_silently_keeps_a_session_out_of_stops_import_and_copy(
+    tmp_path: Path, dest: Destination
+) -> None:
+    """A trigger that skips a row without an error (``RAISE(IGNORE)``, a PostgreSQL trigger returning NULL) is
+    no session written: the count would say it was there."""
+    src = source(tmp_path / "src.db", 50)
+    lines = export_lines(src)
+    dest.create_skipping("s00023")
+    # Batches of 10: s00020-s00029 is the one the trigger keeps s00023 out of.
+    with pytest.raises(RowsKeptError, match="kept 1 of the 10 sessions") as caught:
+        import_lines(lines, dest.url, dest.table, batch_size=10)
+    assert "20 sessions were written before the batch that failed" in str(caught.value)
+    assert "running it again completes it" not in str(caught.value)  # the trigger would keep it out again
+    assert dest.session_ids() == [f"s{i:05d}" for i in range(20)]  # that batch rolled back whole, none after it
+    with open_database(src) as db, pytest.raises(RowsKeptError, match="kept 1 of the 50 sessions"):
+        copy_table(db, "agent_sessions", dest.url, to_table=dest.table)
     assert dest.session_ids() == [f"s{i:05d}" for i in range(20)]
 
 

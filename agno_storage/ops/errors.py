@@ -47,4 +47,12 @@ class ExportFormatError(StorageError):
         self.imported = imported
 
 
-__all__ = ["DatabaseMissingError", "ExportFormatError", "HotJournalError", "OutputIsSourceError"]
+class RowsKeptError(StorageError):
+    """The database kept rows of a batch out of a write without an error (another program's trigger that skips
+    them: ``RAISE(IGNORE)``, one returning NULL, a rule ``DO INSTEAD NOTHING``); the batch was rolled back.
+
+    Run again, the operation would meet the same trigger: it is said, not retried.
+    """
+
+
+__all__ = ["DatabaseMissingError", "ExportFormatError", "HotJournalError", "OutputIsSourceError", "RowsKeptError"]

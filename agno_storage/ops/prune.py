@@ -13,6 +13,7 @@ from agno_storage.agent_runs import belongs_sql
 from agno_storage.errors import StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
+from agno_storage.ops.errors import RowsKeptError
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import RUN_ALIAS, Filters, where
 from agno_storage.ops.tables import check_exact_ids, describe, list_tables
@@ -174,7 +175,7 @@ def prune(
         exc.message = (
             f"{exc.message}; {len(removed)} sessions were removed before it stopped (and {len(removed_runs)} a "
             f"Go Agent kept only in agent_runs; {runs} agent_runs rows), none of the batch that failed"
-            + ("" if isinstance(exc, _RowsKept) else " (running it again completes it)")
+            + ("" if isinstance(exc, RowsKeptError) else " (running it again completes it)")
         )
         raise
     finally:
@@ -189,13 +190,9 @@ def prune(
     )
 
 
-class _RowsKept(StorageError):
-    """A batch whose rows the database kept without an error (a trigger's ``RAISE(IGNORE)``, a trigger returning
-    NULL, a rule ``DO INSTEAD NOTHING``): chosen again, they would be for ever, so a rerun stops there too."""
-
-
 def _kept(table: str, count: int, what: str) -> StorageError:
-    return _RowsKept(
+    # Chosen again, they would be for ever: a rerun stops there too.
+    return RowsKeptError(
         f"the database kept {count} {what} of the batch it was asked to remove from {table!r} (a trigger or rule "
         "of another program); prune stopped and rolled the batch back",
         table=table,

@@ -34,6 +34,7 @@ from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS, SPECS, TEXT_KINDS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import open_store
+from agno_storage.ops.errors import RowsKeptError
 from agno_storage.ops.values import BadValue, row_check
 
 #: Sessions per write transaction: short enough never to hold the write lock for long.
@@ -247,7 +248,7 @@ class RowWriter:
         if isinstance(exc, StorageError):
             exc.message = (
                 f"{exc.message}; {self.written} sessions were written before the batch that failed, "
-                "none of that batch (running it again completes it)"
+                "none of that batch" + ("" if isinstance(exc, RowsKeptError) else " (running it again completes it)")
             )
         return exc
 
@@ -256,6 +257,15 @@ class RowWriter:
             cursor = conn.cursor()
             try:
                 cursor.executemany(self._upsert, rows)
+                # The upsert writes every row it is given (no owner check here): fewer is a trigger or rule of
+                # another program that skipped some without an error, and the count would say they were written.
+                if 0 <= cursor.rowcount < len(rows):
+                    raise RowsKeptError(
+                        f"the database kept {len(rows) - cursor.rowcount} of the {len(rows)} sessions of a batch "
+                        f"out of table {self.store.table_name!r} without an error (a trigger or rule of another "
+                        "program); the batch was rolled back",
+                        table=self.store.table_name,
+                    )
             finally:
                 cursor.close()
 
