@@ -17,7 +17,7 @@ from agno_storage.errors import SchemaMismatchError
 from agno_storage.ops import runs
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import Database, open_database, open_store
-from agno_storage.ops.errors import ExportFormatError
+from agno_storage.ops.errors import ExportFormatError, RowsKeptError
 from agno_storage.ops.export import export_table
 from agno_storage.ops.load import import_lines
 from agno_storage.ops.select import Filters
@@ -397,3 +397,21 @@ def test_a_copy_into_the_same_file_reads_one_moment_whatever_a_writer_does_to_ag
     with sqlite3.connect(conv) as conn:
         assert conn.execute("SELECT session_id FROM archive").fetchall() == [("agent-existing",)]
     conn.close()
+
+
+def test_runs_a_trigger_keeps_out_without_an_error_stop_copy_and_import(conv: Path, tmp_path: Path) -> None:
+    """A run another program's trigger skips (``RAISE(IGNORE)``) is no run written: the count would say it was."""
+    target = tmp_path / "copy.db"
+    with open_database(str(conv)) as db:
+        copy_table(db, TABLE, str(target))
+    with sqlite3.connect(target) as conn:
+        conn.execute(
+            "CREATE TRIGGER skip BEFORE INSERT ON agent_runs WHEN NEW.id = '00000000-0000-4000-8000-000000000002'"
+            " BEGIN SELECT RAISE(IGNORE); END"
+        )
+        conn.execute("DELETE FROM agent_runs")
+    with open_database(str(conv)) as db, pytest.raises(RowsKeptError, match="kept 1 of the 4 agent_runs rows"):
+        copy_table(db, TABLE, str(target))
+    with pytest.raises(RowsKeptError, match="kept 1 of the 4 agent_runs rows"):
+        import_lines(iter(exported(conv).splitlines()), str(target), TABLE)
+    assert runs_of(target) == []  # the batch rolled back whole

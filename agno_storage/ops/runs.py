@@ -26,6 +26,7 @@ from agno_storage.backends.base import BaseStorage
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database
+from agno_storage.ops.errors import RowsKeptError
 from agno_storage.ops.select import Filters, where
 from agno_storage.ops.tables import TableInfo, list_tables
 from agno_storage.ops.values import INT64, json_problem
@@ -135,7 +136,8 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
 
     The table is made in agno-golang's DDL if missing; a run already there
     (by id) is replaced by the one given, so a rerun gives the same table.
-    SchemaMismatchError, nothing written, if its ids compare case-blind.
+    SchemaMismatchError, nothing written, if its ids compare case-blind; RowsKeptError, nothing written, if
+    a trigger keeps a row out without an error.
     """
     statement = (
         f"INSERT OR REPLACE INTO {agent_runs.TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608
@@ -146,7 +148,13 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
     with store.transaction() as conn:
         for ddl in agent_runs.create_statements(store.table_name):
             conn.execute(ddl)
-        conn.executemany(statement, batch)
+        written = conn.executemany(statement, batch).rowcount
+        if 0 <= written < len(batch):  # another program's trigger skipped some: they are not there
+            raise RowsKeptError(
+                f"the database kept {len(batch) - written} of the {len(batch)} agent_runs rows of a batch out of "
+                f"{agent_runs.TABLE!r} without an error (a trigger of another program); the batch was rolled back",
+                table=agent_runs.TABLE,
+            )
 
 
 __all__ = [
