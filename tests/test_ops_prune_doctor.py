@@ -466,6 +466,23 @@ def test_a_session_a_writer_updates_while_prune_waits_for_it_stays_on_postgres(p
     assert [r[0] for r in conn.execute(f"SELECT session_id FROM {schema}.agent_sessions")] == ["chat"]
 
 
+def test_a_user_holding_nul_prunes_nothing_on_postgres_beside_agent_runs(pg: Any) -> None:
+    """PostgreSQL text cannot hold U+0000: no session, and no session only agent_runs holds, is such a user's;
+    prune finds none, as it does where there is no agent_runs and as export does."""
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert(AgentSession(session_id="old", user_id="u", agent_id="x"))
+    store.close()
+    conn.execute(f"UPDATE {schema}.agent_sessions SET created_at = 1, updated_at = 1")
+    conn.execute(RUNS_DDL.format(schema=schema))
+    add_runs(conn, f"{schema}.agent_runs", [("r-go-old", "go-old", "u", 1, 1)])
+    with open_database(url, schema) as db:
+        for dry_run in (True, False):
+            summary = prune(db, url, "agent_sessions", DAY, user="u\x00", dry_run=dry_run, schema=schema, now=NOW)
+            assert (summary.session_ids, summary.run_sessions, summary.runs) == ((), (), 0)
+    assert [r[0] for r in conn.execute(f"SELECT id FROM {schema}.agent_runs")] == ["r-go-old"]
+
+
 def test_prune_on_postgres_with_agent_runs_then_vacuum(pg: Any, capsys: pytest.CaptureFixture[str]) -> None:
     url, schema, conn = pg
     store = open_store(url, "agent_sessions", Mode.AGENT, schema)

@@ -15,7 +15,7 @@ from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.errors import RowsKeptError
 from agno_storage.ops.progress import NoProgress, Progress
-from agno_storage.ops.select import RUN_ALIAS, Filters, where
+from agno_storage.ops.select import RUN_ALIAS, Filters, no_owner_is, where
 from agno_storage.ops.tables import check_exact_ids, describe, list_tables
 from agno_storage.schema import check_table_name, quote
 
@@ -100,7 +100,8 @@ def prune(
     theirs: _TheirRuns | None = None
     if has_runs:
         session_tables = [t.name for t in list_tables(db).sessions]
-        orphans = _RunSessions(session_tables, cutoff, user)
+        # A user no row can be (where() selects no session of it) has no run-only session either.
+        orphans = None if no_owner_is(db, user) else _RunSessions(session_tables, cutoff, user)
         theirs = _TheirRuns(
             table, [t for t in session_tables if not db.same_table(t, table)], owned_only=user is not None
         )

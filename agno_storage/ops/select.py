@@ -45,8 +45,8 @@ def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[s
     params: list[Any] = []
     if filters.user == "":
         clauses.append('("user_id" IS NULL OR "user_id" = \'\')')
-    elif filters.user is not None and "\x00" in filters.user and not db.is_sqlite:
-        clauses.append("1 = 0")  # PostgreSQL text cannot hold U+0000: no session is this user's
+    elif no_owner_is(db, filters.user):
+        clauses.append("1 = 0")
     elif filters.user is not None:
         clauses.append(f'"user_id" = {ph}')
         params.append(filters.user)
@@ -69,6 +69,12 @@ def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[s
         clauses.append(f"{stamp} < {ph} AND NOT {run}" if run else f"{stamp} < {ph}")
         params += [filters.until, filters.until] if run else [filters.until]
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def no_owner_is(db: Database, user: str | None) -> bool:
+    """Whether no row of ``db`` can be ``user``'s: PostgreSQL text cannot hold U+0000 (the server would refuse
+    the parameter), so no session there is such a user's."""
+    return user is not None and "\x00" in user and not db.is_sqlite
 
 
 def _runs_of(db: Database, info: TableInfo) -> str | None:
@@ -104,4 +110,4 @@ def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple
     return db.stream(statement, params, table=info.name)
 
 
-__all__ = ["Filters", "count", "rows", "where"]
+__all__ = ["Filters", "count", "no_owner_is", "rows", "where"]
