@@ -15,6 +15,7 @@ import pytest
 
 from agno_storage import AgentSession, Mode, TeamSession
 from agno_storage.cli import main
+from agno_storage.errors import InvalidInputError
 from agno_storage.ops.db import open_database, open_store
 from agno_storage.ops.doctor import NOTE, PROBLEM, diagnose
 from agno_storage.ops.export import export_table
@@ -178,6 +179,21 @@ def test_pruning_a_team_table_never_takes_agent_runs_of_the_same_id(tmp_path: Pa
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT COUNT(*) FROM agent_runs").fetchone()[0] == before
     conn.close()
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_negative_age_is_refused_before_anything_is_removed(tmp_path: Path, dry_run: bool) -> None:
+    """An age of -1 day has no meaning: the cutoff would be tomorrow, and every session (one written a
+    moment ago included) would go."""
+    url = str(tmp_path / "s.db")
+    store = open_store(url, "agent_sessions", Mode.AGENT)
+    store.upsert(AgentSession(session_id="just-written", agent_id="x"))
+    store.close()
+    with open_database(url) as db, pytest.raises(InvalidInputError, match="older_than"):
+        prune(db, url, "agent_sessions", -DAY, dry_run=dry_run)
+    store = open_store(url, "agent_sessions", Mode.AGENT)
+    assert [s.session_id for s in store.list()] == ["just-written"]
+    store.close()
 
 
 def test_a_row_without_a_session_id_is_left_and_prune_ends(tmp_path: Path) -> None:

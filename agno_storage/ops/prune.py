@@ -10,7 +10,7 @@ import attrs
 
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.agent_runs import belongs_sql
-from agno_storage.errors import StorageError
+from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.errors import RowsKeptError
@@ -68,6 +68,7 @@ def prune(
     still has a row in another sessions table (that session lives on) and,
     with ``user``, those of another user under an owned session's id (not
     the owner's conversation: :func:`agno_storage.conversation.belongs`).
+    ``older_than`` below 0 is InvalidInputError, nothing removed.
     ``mode``, when given, must be the table's (SchemaMismatchError). A table
     whose name is not a plain SQL identifier (another program's) is
     InvalidInputError, in a dry run too: the store that deletes refuses it, and
@@ -79,6 +80,11 @@ def prune(
     batches before it removed (they stay removed).
     """
     progress = progress or NoProgress()
+    if older_than < 0:  # a cutoff after now: every session, one written a moment ago included
+        raise InvalidInputError(
+            f"older_than is {older_than} seconds: an age is 0 or more (a negative one would prune every session)",
+            table=table,
+        )
     info = describe(db, table, mode)
     # Deletes go through the store, which takes plain SQL names only: a dry run refuses what the prune would.
     check_table_name(table)
