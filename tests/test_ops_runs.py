@@ -13,7 +13,7 @@ import pytest
 
 from agno_storage import AgentSession, Mode, SqliteStorage
 from agno_storage.cli import main
-from agno_storage.errors import SchemaMismatchError
+from agno_storage.errors import InvalidInputError, SchemaMismatchError
 from agno_storage.ops import runs
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import Database, open_database, open_store
@@ -415,3 +415,19 @@ def test_runs_a_trigger_keeps_out_without_an_error_stop_copy_and_import(conv: Pa
     with pytest.raises(RowsKeptError, match="kept 1 of the 4 agent_runs rows"):
         import_lines(iter(exported(conv).splitlines()), str(target), TABLE)
     assert runs_of(target) == []  # the batch rolled back whole
+
+
+@pytest.mark.parametrize("name", ["agent_runs", "Agent_Runs"])
+def test_import_and_copy_refuse_a_sessions_table_named_agent_runs_and_make_nothing(
+    conv: Path, tmp_path: Path, name: str
+) -> None:
+    """agent_runs is where a Go Agent keeps its runs, and where export, prune and doctor read them: sessions
+    written into a table of that name (one table in SQLite, whatever the case) would be read as broken runs, and
+    the runs carried with them would be written into the sessions themselves."""
+    target = tmp_path / "t.db"
+    with open_database(str(conv)) as db, pytest.raises(InvalidInputError, match="agent_runs"):
+        copy_table(db, TABLE, str(target), to_table=name)
+    with pytest.raises(InvalidInputError, match="agent_runs"):
+        import_lines(iter(exported(conv).splitlines()), str(target), name)
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
