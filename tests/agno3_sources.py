@@ -166,9 +166,10 @@ def run_memory_v2_agent_turn(db: str, session_id: str, user_id: str, message: st
     return {"content": response.content, "memory_id": memory_id}
 
 
-def run_tool_call_turn(db_file: str, session_id: str, user_id: str, message: str) -> Any:
+def run_tool_call_turn(db_file: str, session_id: str, user_id: str, message: str, *, history: bool = False) -> Any:
     """One turn of an Agent (``a``) whose model calls its one tool (``transfer_task_to_member``) once; its
-    response (agno 1.8.4's ``RunResponse``)."""
+    response (agno 1.8.4's ``RunResponse``). ``history``: the session's earlier turns are replayed to the model
+    (``add_history_to_messages``); each turn's call has the same id, ``call-0-0``."""
 
     def lookup(member_id: str, task_description: str) -> str:
         """Look it up."""
@@ -184,6 +185,7 @@ def run_tool_call_turn(db_file: str, session_id: str, user_id: str, message: str
             storage=storage,
             session_id=session_id,
             user_id=user_id,
+            add_history_to_messages=history,
             telemetry=False,
             monitoring=False,
         )

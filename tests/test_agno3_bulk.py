@@ -331,7 +331,7 @@ def test_a_new_target_file_has_the_writers_page_size_and_an_existing_one_keeps_i
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-@pytest.mark.parametrize("build", ["b58d964", "3dddad1", "fcbec24", "217f9df", "a477cd2", "fb2bef9"])
+@pytest.mark.parametrize("build", ["b58d964", "3dddad1", "fcbec24", "217f9df", "a477cd2", "fb2bef9", "c0b4865"])
 @pytest.mark.parametrize("source", ["agno_agent", "go_agent_conversation"])
 def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is_unchanged(
     tmp_path: Path, build: str, source: str
@@ -341,7 +341,7 @@ def test_sessions_an_earlier_build_migrated_are_left_alone_while_their_source_is
 
     The targets were written by those builds themselves (fixtures/make_agno3_stamped.py): b58d964 stamped
     updated_at, 3dddad1 every value of the decoded sessions, fcbec24 the stored rows under ``r2:``, 217f9df
-    under ``r3:``, a477cd2 under ``r4:``, fb2bef9 under ``r5:``.
+    under ``r3:``, a477cd2 under ``r4:``, fb2bef9 under ``r5:``, c0b4865 under ``r6:``.
     """
     src, dst = tmp_path / "src.db", tmp_path / "dst.db"
     shutil.copyfile(FIXTURES / f"{source}.db", src)

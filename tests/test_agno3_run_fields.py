@@ -550,6 +550,39 @@ def test_an_agno_1_8_4_tool_calls_time_is_its_results_not_the_time_agno_was_impo
         assert kept == {str(i): {"created_at": stale} for i in range(len(tools))}, sid
 
 
+def test_a_paused_call_takes_its_runs_time_not_a_replayed_result_of_the_same_id(tmp_path: Path) -> None:
+    """A turn that replays the session's earlier turns (``add_history_to_messages``) holds their tool results
+    too, and a model may give its call the id an earlier call had (this model gives every turn's ``call-0-0``).
+    A call whose result the run does not hold (paused for a confirmation, say) takes its run's time, never the
+    replayed result's of an earlier call; a call whose result it holds takes that result's time."""
+    from tests.agno3_sources import run_tool_call_turn
+
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    for sid in ("replayed", "paused"):
+        run_tool_call_turn(str(src), sid, "u", "what hovers?")
+        run_tool_call_turn(str(src), sid, "u", "and now?", history=True)
+    conn = sqlite3.connect(src)
+    with conn:
+        for sid in ("replayed", "paused"):
+            (raw,) = conn.execute("SELECT memory FROM agent_sessions WHERE session_id = ?", (sid,)).fetchone()
+            memory = json.loads(raw)
+            messages = memory["runs"][1]["messages"]
+            [old] = [m for m in messages if m["role"] == "tool" and m.get("from_history")]
+            [own] = [m for m in messages if m["role"] == "tool" and not m.get("from_history")]
+            assert old["tool_call_id"] == own["tool_call_id"] == memory["runs"][1]["tools"][0]["tool_call_id"]
+            old["created_at"] -= 1000  # the earlier turn's, well before this one
+            if sid == "paused":
+                messages.remove(own)
+            conn.execute("UPDATE agent_sessions SET memory = ? WHERE session_id = ?", (json.dumps(memory), sid))
+    conn.close()
+    to_agno3(str(src), str(dst))
+    shown = _agno3_shows(dst, _AGNO3_TOOL_TIMES)  # each session's last run
+    run_time, [[created, _]], _ = shown["paused"]
+    assert created == run_time
+    run_time, [[created, result_time]], _ = shown["replayed"]
+    assert created == result_time and created > run_time - 1000
+
+
 def test_a_message_time_agno3_cannot_read_is_kept_in_metadata_and_the_session_loads(tmp_path: Path) -> None:
     """agno 3's Message takes whole seconds only: a message stamped with a fraction, text or none failed the
     load of its whole session. The value is kept in the run's metadata and named; seconds with a fraction stay

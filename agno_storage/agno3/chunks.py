@@ -223,15 +223,16 @@ class Source:
 
 
 #: Begins every stamp this version writes; a stored stamp without it was written by an earlier build
-#: (:func:`earlier_stamps`). ``r2:`` to ``r5:`` stamps hash the source as ``r6:`` ones do: the builds that
+#: (:func:`earlier_stamps`). ``r2:`` to ``r6:`` stamps hash the source as ``r7:`` ones do: the builds that
 #: wrote them mapped some runs as agno 3 cannot load them (``r2:``: a workflow's metrics, a run without its
 #: kind's key, media; ``r3:``: events agno 3 has no class for, a summary stamp it cannot read; ``r4:``: a
 #: message time agno 3's Message refuses) or away from the fields agno 3 reads them in (a run's ``extra_data``
 #: and ``workflow_metrics``, a message's ``thinking``), or with the time agno 1.8.4 gave a run (``r4:``: its
 #: process's agno import time, not its messages') or a tool call (``r5:`` and before: the same stamp, not its
-#: result's time).
-STAMP_PREFIX = "r6:"
-_EARLIER_PREFIXES = ("r5:", "r4:", "r3:", "r2:")
+#: result's time; ``r6:``: a call whose result the run does not hold, the time of a result replayed from an
+#: earlier turn under the same call id).
+STAMP_PREFIX = "r7:"
+_EARLIER_PREFIXES = ("r6:", "r5:", "r4:", "r3:", "r2:")
 
 
 def stamp(rows: Sequence[tuple[Mode, Sequence[Any]]], go_runs: Sequence[GoAgentRun]) -> str:

@@ -64,14 +64,16 @@ UNCHANGED: Any = object()
 
 def result_times(messages: Any) -> dict[str, int | None]:
     """Per ``tool_call_id``, the time (:func:`whole_seconds`; None: none) of the last message of role ``tool``
-    with that id in ``messages`` (a run's, converted): the one holding the result of this run's call, after any
-    replayed from history. Empty when ``messages`` is not a list."""
+    with that id in ``messages`` (a run's, converted) that the run did not replay from history: the result of
+    this run's call. A replayed result is an earlier call's, whatever its id (a model may give every turn's call
+    the same one). Empty when ``messages`` is not a list."""
     times: dict[str, int | None] = {}
     if type(messages) is list:
         for message in messages:
             if (
                 type(message) is dict
                 and message.get("role") == "tool"
+                and message.get("from_history") is not True
                 and type(call_id := message.get("tool_call_id")) is str
             ):
                 times[call_id] = whole_seconds(message.get("created_at"))
