@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +370,76 @@ def test_an_owner_past_a_varchar_n_in_bytes_of_a_sql_ascii_database_is_refused_n
     finally:
         with psycopg.connect(store.db_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _narrowed_source(path: Path, n: int, fields: dict[str, Any]) -> None:
+    """A SQLite file of ``n`` small agent sessions s00000, ... that fit any column of NARROW, and last, with
+    ``fields``, session s99999."""
+    from agno_storage import AgentSession
+    from agno_storage.backends.sqlite import SqliteStorage
+
+    source = SqliteStorage("agent_sessions", db_file=path)
+    source.upsert_many(AgentSession(session_id=f"s{i:05d}", agent_id="a", user_id="u") for i in range(n))
+    source.upsert(make_session(Mode.AGENT, "s99999", **fields))
+    source.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(("column", "declared", "fields", "named"), NARROW)
+def test_import_into_a_column_narrowed_after_it_opened_names_the_session_and_column_refused(
+    make_store: Any, tmp_path: Path, column: str, declared: str, fields: dict[str, Any], named: str
+) -> None:
+    """Another program narrowed a column after import had opened the table: the batch the server refused was
+    InvalidInputError "PostgreSQL cannot store this value", naming neither the session nor the column."""
+    from agno_storage.ops.db import open_database
+    from agno_storage.ops.export import export_table
+    from agno_storage.ops.load import import_lines
+
+    _narrowed_source(tmp_path / "src.db", 3, fields)
+    out = io.BytesIO()
+    with open_database(str(tmp_path / "src.db")) as db:
+        export_table(db, "agent_sessions", out)
+    lines = out.getvalue().splitlines()
+    store = make_store()
+    store.create()
+
+    def narrowed_once_open() -> Iterator[bytes]:
+        yield lines[0]  # the header: import opens the table after it
+        retype(store, column, declared)
+        yield from lines[1:]
+
+    with pytest.raises(InvalidInputError) as refused:
+        import_lines(narrowed_once_open(), store.db_url, store.table_name, schema=store.schema)
+    assert (refused.value.session_id, refused.value.column) == ("s99999", column)
+    assert named in str(refused.value) and "widen" in str(refused.value)
+    assert "0 sessions were written before the batch that failed" in str(refused.value)
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(("column", "declared", "fields", "named"), NARROW)
+def test_copy_into_a_column_narrowed_after_it_opened_names_the_session_and_column_refused(
+    make_store: Any, tmp_path: Path, column: str, declared: str, fields: dict[str, Any], named: str
+) -> None:
+    """As import: the copy's second batch, refused by a column narrowed after its first, named no session."""
+    from agno_storage.ops.copy import copy_table
+    from agno_storage.ops.db import FETCH_SIZE, open_database
+
+    _narrowed_source(tmp_path / "src.db", FETCH_SIZE, fields)
+    store = make_store(table_name="agent_sessions", schema=f"copy_narrowed_{column}")
+    store.create()
+
+    class NarrowedAfterTheFirstBatch:
+        def start(self, total: int | None) -> None:
+            pass
+
+        def advance(self, count: int) -> None:
+            if count == FETCH_SIZE:  # the first batch, written or being written: it fits the narrower type
+                retype(store, column, declared, column if column != "memory" else "memory::text")
+
+    with open_database(str(tmp_path / "src.db")) as db, pytest.raises(InvalidInputError) as refused:
+        copy_table(db, "agent_sessions", store.db_url, schema=store.schema, progress=NarrowedAfterTheFirstBatch())
+    assert (refused.value.session_id, refused.value.column) == ("s99999", column)
+    assert named in str(refused.value) and "widen" in str(refused.value)
+    assert f"{FETCH_SIZE} sessions were written before the batch that failed" in str(refused.value)
+    assert store.count() == FETCH_SIZE

@@ -386,7 +386,7 @@ class PostgresStorage(BaseStorage):
             # One upsert is one atomic statement: no BEGIN/COMMIT round trips.
             return self._conns.run(body, write=True, single=True)
         except InvalidInputError as exc:
-            raise self._narrowed_since(exc, [row]) from exc
+            raise self.narrowed_since(exc, [row]) from exc
 
     def _write_many(self, batches: Batches) -> int:
         statements, stamp = self.statements, self.row_codec.stamp
@@ -419,7 +419,7 @@ class PostgresStorage(BaseStorage):
         try:
             return self._conns.run(body, write=True, replayable=batches.replayable)
         except InvalidInputError as exc:
-            raise self._narrowed_since(exc, current) from exc
+            raise self.narrowed_since(exc, current) from exc
 
     def _execute_row(self, conn: psycopg.Connection[Any], query: str, row: list[Any]) -> psycopg.Cursor[Any]:
         if self.tracer is not None:
@@ -463,12 +463,13 @@ class PostgresStorage(BaseStorage):
             return invalid_value(exc, self.table_name, *found)
         return invalid_value(exc, self.table_name, self.row_codec.session_id(rows[0]) if len(rows) == 1 else None)
 
-    def _narrowed_since(self, exc: InvalidInputError, rows: list[list[Any]]) -> InvalidInputError:
+    def narrowed_since(self, exc: InvalidInputError, rows: list[list[Any]]) -> InvalidInputError:
         """``exc``, or, if the server refused a value of ``rows`` no column of which was known to be narrower
         (another program narrowed one since the types were read), the error naming its session and column.
 
         The types are read again first (a catalogue query, on this path only), so the next write is checked
-        before it is sent; SchemaMismatchError if the table's columns no longer fit at all."""
+        before it is sent; SchemaMismatchError if the table's columns no longer fit at all. ``rows`` are encoded
+        and stamped, as :meth:`check_narrow` takes them (import and copy call it on a batch the server refused)."""
         if exc.column is not None or not rows:
             return exc
         self._check_columns("")

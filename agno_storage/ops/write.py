@@ -89,6 +89,11 @@ class RowWriter:
         #: PostgreSQL: the store's refusal of a value past a narrower column (varchar(n), integer), which the
         #: server would refuse naming no column, or cut without a word (trailing spaces).
         self._check_narrow: Callable[[list[list[Any]]], None] | None = getattr(self.store, "check_narrow", None)
+        #: PostgreSQL: a refusal naming no column made to name the session and column refused, the types read again
+        #: (another program narrowed a column after the table was opened, which check_narrow could not know).
+        self._narrowed_since: Callable[[InvalidInputError, list[list[Any]]], InvalidInputError] | None = getattr(
+            self.store, "narrowed_since", None
+        )
         #: SQLite: the WAL file to fsync once the batches are committed (see flush).
         self._wal: str | None = None
         #: SQLite file: checkpoints the WAL while batches are written; None elsewhere.
@@ -255,6 +260,15 @@ class RowWriter:
         return exc
 
     def _commit(self, rows: list[list[Any]]) -> None:
+        try:
+            self._upsert_batch(rows)
+        except InvalidInputError as exc:
+            named = exc if self._narrowed_since is None else self._narrowed_since(exc, rows)
+            if named is exc:
+                raise
+            raise named from exc
+
+    def _upsert_batch(self, rows: list[list[Any]]) -> None:
         with self.store.transaction() as conn:
             cursor = conn.cursor()
             try:
