@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from agno_storage import InvalidInputError, Mode, SchemaMismatchError
+from agno_storage import InvalidInputError, Mode, SchemaMismatchError, StorageError
 from agno_storage.backends.postgres import PostgresStorage
 from agno_storage.cli import main
 from agno_storage.web.source import open_source
@@ -413,6 +413,40 @@ def test_import_into_a_column_narrowed_after_it_opened_names_the_session_and_col
     assert (refused.value.session_id, refused.value.column) == ("s99999", column)
     assert named in str(refused.value) and "widen" in str(refused.value)
     assert "0 sessions were written before the batch that failed" in str(refused.value)
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_an_import_run_again_after_a_column_was_narrowed_refuses_an_owner_past_it_by_spaces(
+    make_store: Any, tmp_path: Path
+) -> None:
+    """What upsert guarantees, import keeps: once a refusal has told of user_id narrowed to varchar(8), the import
+    run again refuses 'alice' and four spaces instead of storing the owner 'alice   ', and names its session and
+    column, as copy does (the error's session_id and column were None, its message alone named them)."""
+    from agno_storage.ops.db import open_database
+    from agno_storage.ops.export import export_table
+    from agno_storage.ops.load import import_lines
+
+    store = make_store()
+    store.create()
+    files = []
+    for name, owner in (("long", "alice-of-wonderland"), ("spaces", "alice    ")):
+        _narrowed_source(tmp_path / f"{name}.db", 0, {"user_id": owner})
+        out = io.BytesIO()
+        with open_database(str(tmp_path / f"{name}.db")) as db:
+            export_table(db, "agent_sessions", out)
+        files.append(out.getvalue().splitlines())
+
+    def narrowed_once_open() -> Iterator[bytes]:
+        yield files[0][0]
+        retype(store, "user_id", "varchar(8)")
+        yield from files[0][1:]
+
+    with pytest.raises(InvalidInputError, match="character varying"):
+        import_lines(narrowed_once_open(), store.db_url, store.table_name, schema=store.schema)
+    with pytest.raises(StorageError) as cut:  # ExportFormatError: line 2 of the file
+        import_lines(files[1], store.db_url, store.table_name, schema=store.schema)
+    assert (cut.value.session_id, cut.value.column) == ("s99999", "user_id")
     assert store.count() == 0
 
 

@@ -114,7 +114,8 @@ def import_lines(
     and nothing of its batch is written. A bad line is one that is not a
     JSON object, or holds a value export would not write (an empty
     session_id, a time beyond 64 bits, JSON text of the wrong type; for a
-    run line what :func:`runs.check` refuses). A session_id on several lines is
+    run line what :func:`runs.check` refuses), or one past a narrower PostgreSQL
+    column of the table (the error names its session_id and column too). A session_id on several lines is
     upserted each time, as several imports would: the later line's values,
     the first's ``created_at``; it counts once in ``sessions`` (and in the
     count of a bad line's error), its later lines in ``repeated``. A version 2 file's ``agent_runs``
@@ -161,7 +162,9 @@ def import_lines(
                     line=number,
                     imported=imported,
                     table=table,
-                    column=exc.column if isinstance(exc, BadValue) else None,
+                    # A value past a narrower PostgreSQL column of the target (InvalidInputError) names both too.
+                    column=exc.column if isinstance(exc, (BadValue, StorageError)) else None,
+                    session_id=exc.session_id if isinstance(exc, StorageError) else None,
                 ) from None
             if len(batch) >= batch_size:
                 # On PostgreSQL, committed by the writer's thread while the next batch is read.
