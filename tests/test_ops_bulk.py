@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agno_storage import AgentSession, CorruptRowError, Mode
-from agno_storage.errors import StorageError
+from agno_storage.errors import BusyError, StorageError
 from agno_storage.modes import SPECS
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import open_database, open_store
@@ -472,3 +472,59 @@ def test_the_wal_of_an_import_stays_within_the_checkpoint_interval(tmp_path: Pat
         import_lines(lines, str(dst), "agent_sessions", batch_size=100, progress=WalSize())
     # About 12 MB of sessions in 1 MB batches: the WAL stays near the interval and a batch or two.
     assert len(wal_sizes) >= 12 and max(wal_sizes) < 4_000_000, wal_sizes
+
+
+def _owners_source(path: Path, n: int, owners: int) -> list[bytes]:
+    """The export lines of ``n`` agent sessions s00000, ... owned by u0, u1, ... u{owners-1}, then u0 again."""
+    store = open_store(str(path), "agent_sessions", Mode.AGENT)
+    try:
+        store.upsert_many(
+            AgentSession(session_id=f"s{i:05d}", agent_id="a", user_id=f"u{i % owners}") for i in range(n)
+        )
+    finally:
+        store.close()
+    return export_lines(str(path))
+
+
+def test_a_batch_another_programs_unique_index_refuses_does_not_say_a_rerun_completes_the_import(
+    tmp_path: Path, dest: Destination
+) -> None:
+    """Another program's UNIQUE index on user_id refused the second batch (a second session of u0): the error
+    said that running the import again completes it, though a rerun meets the same index."""
+    lines = _owners_source(tmp_path / "src.db", 20, 15)
+    store = open_store(dest.url, dest.table, Mode.AGENT)
+    store.create()
+    store.close()
+    dest.run(f"CREATE UNIQUE INDEX {dest.table}_one_session_each ON {dest.qualified()} (user_id)")
+    with pytest.raises(StorageError) as caught:
+        import_lines(lines, dest.url, dest.table, batch_size=10)
+    assert "10 sessions were written before the batch that failed, none of that batch" in str(caught.value)
+    assert "running it again completes it" not in str(caught.value)
+    assert dest.session_ids() == [f"s{i:05d}" for i in range(10)]
+
+
+def test_a_batch_a_lock_held_past_the_busy_timeout_stops_says_a_rerun_completes_the_import(tmp_path: Path) -> None:
+    """A lock another connection holds past the busy timeout is gone on a rerun: the error says so."""
+    lines = export_lines(source(tmp_path / "src.db", 20))
+    path = tmp_path / "dst.db"
+    store = open_store(str(path), "agent_sessions", Mode.AGENT)
+    store.create()
+    store.close()
+    other = sqlite3.connect(path, isolation_level=None)
+
+    def locked_after_the_first_batch() -> Iterator[bytes]:
+        yield from lines[:11]  # the header and the first batch, committed before the next line is read
+        other.execute("BEGIN IMMEDIATE")
+        yield from lines[11:]
+
+    try:
+        with pytest.raises(BusyError) as caught:
+            import_lines(
+                locked_after_the_first_batch(), f"sqlite:///{path}?timeout=0.2", "agent_sessions", batch_size=10
+            )
+    finally:
+        other.close()
+    assert (
+        "10 sessions were written before the batch that failed, none of that batch (running it again completes it)"
+        in str(caught.value)
+    )

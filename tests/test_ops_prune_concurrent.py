@@ -232,3 +232,69 @@ def test_a_delete_the_database_silently_skips_stops_the_prune_instead_of_looping
         assert "0 sessions were removed before it stopped" in str(stopped.value)
     else:
         assert sessions == set() and runs == {*SESSIONS, "go-only"}
+
+
+def test_a_prune_a_trigger_stops_midway_does_not_say_a_rerun_completes_it(tmp_path: Path) -> None:
+    """Another program's trigger that refuses deletes (added after the first batch) stopped prune, whose error
+    said that running it again completes it: a rerun meets the same trigger."""
+    from agno_storage.errors import StorageError
+
+    path = str(tmp_path / "a.db")
+    old_sessions(path, None)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
+    with open_database(path) as db, pytest.raises(StorageError, match="kept") as stopped:
+        prune_ops.prune(db, path, "agent_sessions", 30 * DAY, now=NOW, progress=RefuseAfterFirstBatch(writer))
+    writer.close()
+    assert f"{BATCH} sessions were removed before it stopped" in str(stopped.value)
+    assert "running it again completes it" not in str(stopped.value)
+
+
+def test_a_prune_another_programs_foreign_key_stops_midway_does_not_say_a_rerun_completes_it_on_postgres(
+    pg: tuple[str, str, Any],
+) -> None:
+    """A table of another program whose foreign key keeps the later sessions (ON DELETE RESTRICT) stopped prune,
+    whose error said that running it again completes it: a rerun meets the same key."""
+    from agno_storage.errors import StorageError
+
+    url, schema, conn = pg
+    conn.execute(
+        f"CREATE TABLE {schema}.notes (session_id varchar PRIMARY KEY"
+        f" REFERENCES {schema}.agent_sessions (session_id) ON DELETE RESTRICT)"
+    )
+    conn.execute(
+        f"INSERT INTO {schema}.notes SELECT session_id FROM {schema}.agent_sessions WHERE session_id >= %s",
+        (SESSIONS[BATCH],),
+    )
+    with open_database(url, schema) as db, pytest.raises(StorageError) as stopped:
+        prune_ops.prune(db, url, "agent_sessions", 30 * DAY, schema=schema, now=NOW)
+    assert f"{BATCH} sessions were removed before it stopped" in str(stopped.value)
+    assert "running it again completes it" not in str(stopped.value)
+
+
+def test_a_prune_a_lock_held_past_the_busy_timeout_stops_says_a_rerun_completes_it(tmp_path: Path) -> None:
+    """A lock another connection holds past the busy timeout is gone on a rerun: the error says so."""
+    from agno_storage.errors import BusyError
+
+    path = str(tmp_path / "a.db")
+    old_sessions(path, None)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("UPDATE agent_sessions SET created_at = 1, updated_at = 1")
+
+    class LockAfterFirstBatch:
+        def start(self, total: int | None) -> None:
+            pass
+
+        def advance(self, count: int) -> None:
+            if not writer.in_transaction:
+                writer.execute("BEGIN IMMEDIATE")
+
+    try:
+        with open_database(path) as db, pytest.raises(BusyError) as stopped:
+            prune_ops.prune(
+                db, f"sqlite:///{path}?timeout=0.2", "agent_sessions", 30 * DAY, now=NOW, progress=LockAfterFirstBatch()
+            )
+    finally:
+        writer.close()
+    assert f"{BATCH} sessions were removed before it stopped" in str(stopped.value)
+    assert "none of the batch that failed (running it again completes it)" in str(stopped.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agno_storage.errors import StorageError
+from agno_storage.errors import BusyError, ConnectionLostError, DatabaseReplacedError, DiskFullError, StorageError
 
 
 class DatabaseMissingError(StorageError):
@@ -55,4 +55,24 @@ class RowsKeptError(StorageError):
     """
 
 
-__all__ = ["DatabaseMissingError", "ExportFormatError", "HotJournalError", "OutputIsSourceError", "RowsKeptError"]
+#: What stops a write for a while, not for good: a full disk, a lock held past the busy timeout (on PostgreSQL a
+#: statement cancelled or timed out too), a lost connection, a SQLite file replaced while open. Running the operation
+#: again after it meets none of it, or waits for it again. Anything else (a value or constraint the database
+#: refuses: another program's UNIQUE index, NOT NULL or CHECK, a narrower column; a table of another mode; rows a
+#: trigger keeps out) a rerun meets again.
+_PASSING = (BusyError, ConnectionLostError, DatabaseReplacedError, DiskFullError)
+
+
+def rerun_completes(exc: BaseException) -> bool:
+    """Whether running a batched write (import, copy, prune) again can complete what ``exc`` stopped midway."""
+    return isinstance(exc, _PASSING)
+
+
+__all__ = [
+    "DatabaseMissingError",
+    "ExportFormatError",
+    "HotJournalError",
+    "OutputIsSourceError",
+    "RowsKeptError",
+    "rerun_completes",
+]

@@ -13,7 +13,7 @@ from agno_storage.agent_runs import belongs_sql
 from agno_storage.errors import InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database, open_store, store_qualified
-from agno_storage.ops.errors import RowsKeptError
+from agno_storage.ops.errors import RowsKeptError, rerun_completes
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import RUN_ALIAS, Filters, no_owner_is, where
 from agno_storage.ops.tables import check_exact_ids, describe, list_tables
@@ -182,7 +182,7 @@ def prune(
         exc.message = (
             f"{exc.message}; {len(removed)} sessions were removed before it stopped (and {len(removed_runs)} a "
             f"Go Agent kept only in agent_runs; {runs} agent_runs rows), none of the batch that failed"
-            + ("" if isinstance(exc, RowsKeptError) else " (running it again completes it)")
+            + (" (running it again completes it)" if rerun_completes(exc) else "")
         )
         raise
     finally:

@@ -35,7 +35,7 @@ from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS, SPECS, TEXT_KINDS, ColumnKind
 from agno_storage.ops import runs
 from agno_storage.ops.db import open_store
-from agno_storage.ops.errors import RowsKeptError
+from agno_storage.ops.errors import RowsKeptError, rerun_completes
 from agno_storage.ops.values import BadValue, row_check
 
 #: Sessions per write transaction: short enough never to hold the write lock for long.
@@ -251,11 +251,12 @@ class RowWriter:
 
     def _counted(self, exc: BaseException) -> BaseException:
         """``exc``, its message saying how many rows were committed before the batch it stopped (a refused
-        batch, a full disk: the caller's table is then partly written, and a rerun completes it)."""
+        batch, a full disk: the caller's table is then partly written), and that a rerun completes it where one
+        can (:func:`~agno_storage.ops.errors.rerun_completes`)."""
         if isinstance(exc, StorageError):
             exc.message = (
                 f"{exc.message}; {self.written} sessions were written before the batch that failed, "
-                "none of that batch" + ("" if isinstance(exc, RowsKeptError) else " (running it again completes it)")
+                "none of that batch" + (" (running it again completes it)" if rerun_completes(exc) else "")
             )
         return exc
 
