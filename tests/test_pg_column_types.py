@@ -329,8 +329,11 @@ def test_a_value_a_check_constraint_refuses_is_invalid_input_naming_the_session(
     with pytest.raises(InvalidInputError, match="check constraint") as refused:
         reopened.upsert(make_session(Mode.AGENT, "s1", user_id="alice-of-wonderland"))
     assert refused.value.session_id == "s1" and refused.value.table == store.table_name
-    with pytest.raises(InvalidInputError, match="check constraint"):
+    # The server's own error stays its cause (never the error itself), for a caller to read its SQLSTATE.
+    assert isinstance(refused.value.__cause__, psycopg.errors.CheckViolation)
+    with pytest.raises(InvalidInputError, match="check constraint") as refused:
         reopened.upsert_many([make_session(Mode.AGENT, "s0"), make_session(Mode.AGENT, "s2", user_id="bob-the-long")])
+    assert isinstance(refused.value.__cause__, psycopg.errors.CheckViolation)
     assert reopened.read("s1") is None and reopened.read("s0") is None
     reopened.upsert(make_session(Mode.AGENT, "s3", user_id="bob"))
     reopened.close()

@@ -386,7 +386,10 @@ class PostgresStorage(BaseStorage):
             # One upsert is one atomic statement: no BEGIN/COMMIT round trips.
             return self._conns.run(body, write=True, single=True)
         except InvalidInputError as exc:
-            raise self.narrowed_since(exc, [row]) from exc
+            named = self.narrowed_since(exc, [row])
+            if named is exc:
+                raise  # as it was, with the server's error its cause
+            raise named from exc
 
     def _write_many(self, batches: Batches) -> int:
         statements, stamp = self.statements, self.row_codec.stamp
@@ -419,7 +422,10 @@ class PostgresStorage(BaseStorage):
         try:
             return self._conns.run(body, write=True, replayable=batches.replayable)
         except InvalidInputError as exc:
-            raise self.narrowed_since(exc, current) from exc
+            named = self.narrowed_since(exc, current)
+            if named is exc:
+                raise  # as it was, with the server's error its cause
+            raise named from exc
 
     def _execute_row(self, conn: psycopg.Connection[Any], query: str, row: list[Any]) -> psycopg.Cursor[Any]:
         if self.tracer is not None:
