@@ -427,7 +427,7 @@ def test_a_target_deleted_during_the_migration_stops_it_with_a_typed_error(
 
 
 def test_a_target_that_cannot_be_a_database_is_a_typed_error(tmp_path: Path) -> None:
-    from agno_storage.errors import DatabaseCorruptError
+    from agno_storage.errors import DatabaseCorruptError, InvalidInputError
 
     src = _source(tmp_path / "src.db")
     text = tmp_path / "notes.db"
@@ -436,8 +436,8 @@ def test_a_target_that_cannot_be_a_database_is_a_typed_error(tmp_path: Path) -> 
         to_agno3(src, str(text), workers=0)
     with pytest.raises(StorageError, match="opening DST"):
         to_agno3(src, str(text / "under-a-file.db"), workers=0)
-    with pytest.raises(StorageError, match="opening DST"):
-        to_agno3(src, str(tmp_path), workers=0)  # a folder
+    with pytest.raises(InvalidInputError, match=r"^DST '.*' is a directory, not a database file$"):
+        to_agno3(src, str(tmp_path), workers=0)  # a folder: refused before SQLite is asked
 
 
 @pytest.mark.parametrize("size", [0, -1, 2.5, True])

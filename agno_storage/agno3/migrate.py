@@ -31,6 +31,7 @@ from agno_storage.agno3.rows import rows_for
 from agno_storage.agno3.target_reader import TargetReader
 from agno_storage.agno3.workers import WorkerPool
 from agno_storage.agno3.writer import PostgresWriter, SqliteWriter, Writer, driver_error, non_finite_error
+from agno_storage.backends.sqlite_files import refuse_non_file
 from agno_storage.errors import ConnectionLostError, InvalidInputError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.db import check_conninfo, scrubbed
@@ -145,8 +146,10 @@ def to_agno3(
     src_target = urls.parse_location(src)
     dst_target = urls.parse_location(dst)
     for target, what in ((src_target, "SRC"), (dst_target, "DST")):
-        if isinstance(target, urls.SqliteTarget) and target.path is None:
-            raise InvalidInputError(f"{what} is an in-memory database; give a file")
+        if isinstance(target, urls.SqliteTarget):
+            if target.path is None:
+                raise InvalidInputError(f"{what} is an in-memory database; give a file")
+            refuse_non_file(Path(target.path).expanduser(), f"{what} ")
     if isinstance(src_target, urls.SqliteTarget) and not Path(str(src_target.path)).expanduser().exists():
         raise InvalidInputError(f"no database file {urls.shown(src_target.path)}")
     if workers is not None and (type(workers) is not int or not 0 <= workers <= WORKERS_LIMIT):

@@ -23,7 +23,7 @@ from agno_storage.agno3.records import Agno3Memory, Encoded, Previous
 from agno_storage.agno3.rows import rows_for
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.sqlite_errors import translate
-from agno_storage.backends.sqlite_files import file_id
+from agno_storage.backends.sqlite_files import file_id, refuse_non_file
 from agno_storage.codec_exact import has_non_finite
 from agno_storage.errors import DatabaseReplacedError, InvalidInputError, StorageError
 from agno_storage.ops.values import NON_FINITE_HINT
@@ -258,6 +258,7 @@ class SqliteWriter:
     engine = "sqlite"
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        refuse_non_file(Path(path).expanduser())
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.path = str(Path(path).expanduser())
         self._conn = sqlite3.connect(

@@ -3,12 +3,15 @@
 Path rules shared by the store and by the tools that open its files
 themselves (the ops commands, ``serve``, ``to_agno3``): an in-memory
 database is ``None``; a file is known by (device, inode), so that a file
-replaced behind an open connection is noticed.
+replaced behind an open connection is noticed. A path that names
+something other than a regular file (a directory, a named pipe, a device,
+a socket) is refused before SQLite opens it: see :func:`refuse_non_file`.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from urllib.parse import quote as quote_uri_path
 
@@ -37,6 +40,7 @@ def resolve_path(db_url: object, db_file: object, *, make_folder: bool = True) -
         return None  # sqlite3's (and agno's) name for an in-memory database, not a file's
     if not os.fspath(db_file):
         raise InvalidInputError("db_file must name a file, got '' (None or ':memory:' is a database in memory)")
+    refuse_non_file(Path(db_file).expanduser())
     try:
         path = Path(db_file).expanduser().resolve()
         if make_folder:
@@ -46,6 +50,36 @@ def resolve_path(db_url: object, db_file: object, *, make_folder: bool = True) -
     except OSError as exc:
         raise StorageError(f"cannot make the folder of {db_file!r}: {exc}") from exc
     return str(path)
+
+
+#: What a path that is not a regular file is, by the test of its mode.
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def refuse_non_file(path: str | os.PathLike[str], what: str = "") -> None:
+    """Raise InvalidInputError if ``path`` names (through links) something other than a regular file;
+    ``what`` (``"DST "``) comes before the path in the message.
+
+    SQLite opens whatever a path names: a device takes the writes and gets a
+    ``-journal`` beside it, a named pipe blocks a read-only open until a
+    writer comes (for ever, if none does), a directory fails with "unable to
+    open". Nothing there, or a path that cannot be looked at, passes: the
+    open that follows makes the file or says what is wrong. One ``stat``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise InvalidInputError(f"{what}{os.fspath(path)!r} is {kind}, not a database file")
 
 
 def lock_wait(db_url: object, busy_timeout: float | None, default: float) -> float:
@@ -74,8 +108,10 @@ def file_uri(path: str | os.PathLike[str], mode: str) -> str:
     written but never made, for ``sqlite3.connect(..., uri=True)``.
 
     Quoted from the name's bytes, as open() takes them: a name that is not
-    UTF-8 (surrogate escapes in the str) has no quote as text.
+    UTF-8 (surrogate escapes in the str) has no quote as text. Raises
+    InvalidInputError for a path that is not a regular file (:func:`refuse_non_file`).
     """
+    refuse_non_file(path)
     quoted = quote_uri_path(os.fsencode(os.path.abspath(os.fspath(path))))
     if quoted.startswith("//"):  # POSIX keeps two leading slashes, which a URI reads as a host: an empty one first
         quoted = "//" + quoted

@@ -11,6 +11,7 @@ import attrs
 from agno_storage import urls
 from agno_storage.backends.sqlite_bulk import fsync_folder
 from agno_storage.backends.sqlite_errors import file_size_limit, translate
+from agno_storage.backends.sqlite_files import refuse_non_file
 from agno_storage.errors import BusyError, DiskFullError, StorageError
 from agno_storage.ops import files
 from agno_storage.ops.db import SIDE_SUFFIXES, connect_readonly, hot_journal_error, refuse_source, sqlite_path
@@ -46,6 +47,7 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     if not isinstance(target, urls.SqliteTarget):
         raise StorageError("backup copies SQLite files; for PostgreSQL use pg_dump (see docs/ops.md)")
     source = sqlite_path(target)
+    refuse_non_file(Path(destination).expanduser())  # a clearer word for it than "exists" below
     dest = Path(destination).expanduser().resolve()
     if dest.exists():
         raise StorageError(f"{os.fspath(destination)!r} exists; choose a new file")

@@ -24,7 +24,7 @@ from agno_storage.backends import sqlite_ddl, sqlite_errors
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes
-from agno_storage.backends.sqlite_files import read_only_uri
+from agno_storage.backends.sqlite_files import read_only_uri, refuse_non_file
 from agno_storage.errors import BusyError, DatabaseCorruptError, DiskFullError, StorageError
 from agno_storage.models import Mode
 from agno_storage.ops.conninfo import check_conninfo, scrubbed
@@ -40,10 +40,12 @@ _READONLY_ROLLBACK = 776
 
 
 def sqlite_path(target: urls.SqliteTarget) -> str:
-    """The absolute path of a SQLite target; DatabaseMissingError if there is no such file."""
+    """The absolute path of a SQLite target; DatabaseMissingError if there is no such file, InvalidInputError if
+    it is not a regular file (a directory, a named pipe, a device)."""
     if target.path is None:
         raise StorageError("an in-memory database starts empty; give a file")
     path = Path(target.path).expanduser()
+    refuse_non_file(path)
     if not path.is_file():
         raise DatabaseMissingError(f"no database file {target.path!r}")
     return str(path.resolve())

@@ -40,7 +40,7 @@ from agno_storage import urls
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.core import check_bool
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
-from agno_storage.backends.sqlite_files import file_id
+from agno_storage.backends.sqlite_files import file_id, refuse_non_file
 from agno_storage.errors import ConnectionLostError, InvalidInputError, StorageError
 from agno_storage.ops.db import Database, connect_readonly, hot_journal_error, open_database
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError
@@ -71,6 +71,7 @@ class SqliteSource(Source):
         self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT, recheck_after: float = RECHECK_AFTER
     ) -> None:
         super().__init__(recheck_after=recheck_after)
+        refuse_non_file(Path(path).expanduser())
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_file():
             raise DatabaseMissingError(f"no database file {str(path)!r}")
