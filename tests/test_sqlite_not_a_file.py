@@ -1,4 +1,4 @@
-"""A SQLite path that names a directory, a named pipe (FIFO) or a device is refused before anything opens it.
+"""A SQLite path that names a directory, a named pipe (FIFO), a device or a socket is refused before it is opened.
 
 SQLite opens whatever a path names: a device (``/dev/null``) takes the
 writes and leaves a ``-journal`` beside it, a FIFO blocks a read-only open
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import stat
 import threading
 from collections.abc import Callable
@@ -33,7 +34,12 @@ TIMEOUT = 20.0
 TABLE = "agent_sessions"
 SIDES = ("-journal", "-wal", "-shm")
 #: What each path is called in the refusal.
-KINDS = {"fifo": "is a named pipe (FIFO)", "directory": "is a directory", "device": "is a character device"}
+KINDS = {
+    "fifo": "is a named pipe (FIFO)",
+    "directory": "is a directory",
+    "device": "is a character device",
+    "socket": "is a socket",
+}
 
 
 @pytest.fixture(params=sorted(KINDS))
@@ -45,6 +51,9 @@ def odd(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     path = tmp_path / "odd.db"
     if kind == "fifo":
         os.mkfifo(path)
+    elif kind == "socket":
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(path))  # the name stays when the socket closes
     else:
         path.mkdir()
     return path, KINDS[kind]
