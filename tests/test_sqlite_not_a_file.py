@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agno_storage import AgentSession, InvalidInputError, SqliteStorage
+from agno_storage import AgentSession, DatabaseReplacedError, InvalidInputError, SqliteStorage
 from agno_storage.agno3 import to_agno3
 from agno_storage.cli import main
 from agno_storage.models import Mode
@@ -236,18 +236,24 @@ def test_serve_refuses_it_before_listening(odd: tuple[Path, str], capsys: pytest
 
 
 def test_a_file_replaced_by_a_fifo_is_refused_where_a_new_connection_would_wait(source: Path) -> None:
-    """A read-only store and serve open a connection per thread: one opened after the file was replaced by a
-    named pipe is refused, where it waited for a writer for ever (a request's thread with it)."""
-    store = SqliteStorage(TABLE, db_file=source, read_only=True)
+    """A store and serve open a connection per thread: one opened after the file was replaced by a named pipe
+    is refused. A read-only one waited for a writer for ever (a request's thread with it); a store's read or
+    write failed with "disk I/O error" where a replaced file is DatabaseReplacedError."""
+    stores = [SqliteStorage(TABLE, db_file=source, read_only=True), SqliteStorage(TABLE, db_file=source)]
     served = open_source(str(source))
     try:
         fifo = source.with_name("pipe")
         os.mkfifo(fifo)
         os.replace(fifo, source)
         words = f"{str(source)!r} {KINDS['fifo']}, not a database file"
-        for call in (store.get_all_sessions, lambda: served.tables(count_rows=False)):
-            outcome = _outcome(call, source)  # in a thread of its own: a new connection
-            assert isinstance(outcome, InvalidInputError) and str(outcome) == words, repr(outcome)
+        for store in stores:
+            write = functools.partial(store.upsert, AgentSession(session_id="s2", agent_id="a"))
+            for call in (store.get_all_sessions, write):
+                outcome = _outcome(call, source)  # in a thread of its own: a new connection
+                assert isinstance(outcome, DatabaseReplacedError) and words in str(outcome), repr(outcome)
+        outcome = _outcome(lambda: served.tables(count_rows=False), source)
+        assert isinstance(outcome, InvalidInputError) and str(outcome) == words, repr(outcome)
     finally:
-        store.close()
+        for store in stores:
+            store.close()
         served.close()

@@ -26,7 +26,14 @@ from agno_storage.backends.core import Tracer, check_bool
 from agno_storage.backends.sqlite_conn import Handle, Transaction
 from agno_storage.backends.sqlite_errors import text_or_bytes as _text_or_bytes
 from agno_storage.backends.sqlite_errors import translate as _translate
-from agno_storage.backends.sqlite_files import file_id, lock_wait, read_only_uri, resolve_path, writable
+from agno_storage.backends.sqlite_files import (
+    file_id,
+    lock_wait,
+    read_only_uri,
+    refuse_non_file,
+    resolve_path,
+    writable,
+)
 from agno_storage.backends.statements import Statements
 from agno_storage.errors import (
     BusyError,
@@ -70,7 +77,8 @@ class SqliteStorage(BaseStorage):
 
     ``db_url`` (``sqlite:///relative.db``, ``sqlite:////absolute.db``) wins over
     ``db_file``; with neither (or ``db_file=":memory:"``) the database is in memory and private to this
-    object. Safe to share between threads; a forked child opens its own
+    object; a path naming something other than a file (a directory, a named pipe, a device) raises
+    :class:`InvalidInputError` before anything is opened. Safe to share between threads; a forked child opens its own
     connections. ``busy_timeout`` is in seconds (10 by default, or the
     ``db_url``'s ``?timeout=``, as SQLAlchemy and sqlite3 name it; not both);
     a lock held longer raises :class:`BusyError`. ``recency_indexes`` adds three indexes beside the Go
@@ -82,7 +90,8 @@ class SqliteStorage(BaseStorage):
     file, folder or mount) can be read; writing to it raises
     :class:`ReadOnlyDatabaseError`. A write to a file that was deleted or
     replaced since the store opened it raises :class:`DatabaseReplacedError`
-    instead of going to the lost file. With ``auto_upgrade_schema`` an old
+    instead of going to the lost file; so does a thread's first call, read or write, once the path names
+    something other than a file (a named pipe, a device, a directory). With ``auto_upgrade_schema`` an old
     table is upgraded before the constructor returns. ``read_only`` opens an
     existing file with ``mode=ro``: nothing this store does changes the file
     (not even the checkpoint SQLite runs when the last connection to a WAL
@@ -204,6 +213,17 @@ class SqliteStorage(BaseStorage):
     # --- connections -------------------------------------------------------
 
     def _open(self) -> Handle:
+        if self.db_path is not None:
+            try:
+                refuse_non_file(self.db_path)
+            except InvalidInputError as exc:
+                if self._file_id is None:
+                    raise
+                # The file this store opened was replaced by something SQLite would block on (a named pipe,
+                # for a read-only open) or fail to read.
+                raise DatabaseReplacedError(
+                    f"{self.db_path!r} was replaced since this store opened it: {exc}", table=self.table_name
+                ) from exc
         path = ":memory:" if self.db_path is None else self.db_path
         if self.read_only:
             path = read_only_uri(path)
