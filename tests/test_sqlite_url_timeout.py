@@ -1,5 +1,5 @@
-"""A SQLite URL's ``?timeout=SECONDS`` is how long serve's source, backup, to_agno3 and prune's VACUUM wait for
-another connection's lock, as it is the store's and the other commands' (tests/test_cli.py).
+"""A SQLite URL's ``?timeout=SECONDS`` is how long serve's source, backup, to_agno3 and prune's hot-journal rollback
+and VACUUM wait for another connection's lock, as it is the store's and the other commands' (tests/test_cli.py).
 
 What the URL set is read back from SQLite (each connection's ``PRAGMA busy_timeout``), not timed: a loaded
 machine cannot fail these tests, and one that ignores the option (sqlite3's 5 s, the store's 10 s, to_agno3's
@@ -9,6 +9,8 @@ writer's 30 s) or waits with no bound at all still does (the latter once :data:`
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 
 from agno_storage import AgentSession, SqliteStorage
 from agno_storage.agno3 import to_agno3
+from agno_storage.cli import main
 from agno_storage.errors import BusyError, StorageError
 from agno_storage.ops.backup import backup
 from agno_storage.ops.prune import vacuum
@@ -133,3 +136,37 @@ def test_prunes_vacuum_waits_the_urls_timeout(tmp_path: Path, monkeypatch: pytes
     with _locked(db), pytest.raises(StorageError, match="locked"):
         finishes(lambda: vacuum(f"sqlite:///{db}?timeout=0.1", TABLE))
     assert waits.of(db) == [100]
+
+
+def _hot_journal_file(path: Path) -> Path:
+    """A rollback-journal sessions file whose writer was killed in the middle of a transaction, its changes
+    spilled into the file (only the journal can undo them)."""
+    with SqliteStorage(TABLE, db_file=path) as store:
+        store.upsert_many(
+            AgentSession(session_id=f"s{i}", agent_id="a", memory={"runs": ["x" * 4000]}) for i in range(50)
+        )
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    code = (
+        "import os, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA cache_size=10'); c.execute('BEGIN')\n"
+        "c.execute(\"UPDATE agent_sessions SET memory = memory || ''\"); c.execute('DELETE FROM agent_sessions')\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=False)
+    assert Path(f"{path}-journal").stat().st_size > 0
+    return path
+
+
+def test_prunes_rollback_of_a_hot_journal_waits_the_urls_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``prune`` rolls a killed writer's hot journal back before it deletes: that read-write open, and the read that
+    finds the journal, wait the URL's ``?timeout=`` for another connection's lock, as the deletes after them do
+    (they waited 30 s and 5 s whatever the URL said)."""
+    db = _hot_journal_file(tmp_path / "s.db")
+    waits = BusyTimeouts(monkeypatch)
+    assert main(["prune", f"sqlite:///{db}?timeout=0.1", "--table", TABLE, "--older-than", "1d"]) == 0
+    assert not Path(f"{db}-journal").exists()  # rolled back
+    assert waits.of(db) and set(waits.of(db)) == {100}

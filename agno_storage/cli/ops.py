@@ -390,7 +390,7 @@ def _prune(args: argparse.Namespace) -> int:
     if isinstance(target, urls.SqliteTarget) and not args.dry_run:
         # prune writes the file anyway: a read-write open rolls a crashed writer's hot journal back first.
         # A dry run writes nothing: it reports the hot journal instead.
-        roll_back_hot_journal(sqlite_path(target))
+        roll_back_hot_journal(sqlite_path(target), target.timeout)  # the URL's ?timeout=, as the deletes wait
     with open_database(args.url, schema_option(args.url, args.schema)) as db, _progress("prune") as bar:
         summary = prune_ops.prune(
             db,

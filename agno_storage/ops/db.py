@@ -147,16 +147,18 @@ def connect_readonly(path: str | os.PathLike[str], timeout: float | None = None)
         raise StorageError(f"cannot open {os.fspath(path)!r} read-only: {exc}") from exc
 
 
-def roll_back_hot_journal(path: str | os.PathLike[str]) -> None:
+def roll_back_hot_journal(path: str | os.PathLike[str], timeout: float | None = None) -> None:
     """Let SQLite roll back a hot journal of the file at ``path`` (a read-write read); for commands that write it.
 
-    Does nothing when there is no ``-journal`` file. Raises StorageError if
-    the file cannot be opened read-write.
+    Does nothing when there is no ``-journal`` file. ``timeout``: seconds to
+    wait for another connection's lock (a URL's ``?timeout=``), or 5 to find
+    the journal and 30 to roll it back. Raises StorageError if the file
+    cannot be opened read-write.
     """
-    if not os.path.exists(os.fspath(path) + "-journal") or not _hot_journal(path):
+    if not os.path.exists(os.fspath(path) + "-journal") or not _hot_journal(path, timeout):
         return
     try:
-        conn = sqlite3.connect(os.fspath(path), isolation_level=None, timeout=30)
+        conn = sqlite3.connect(os.fspath(path), isolation_level=None, timeout=30 if timeout is None else timeout)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
         finally:
@@ -165,10 +167,10 @@ def roll_back_hot_journal(path: str | os.PathLike[str]) -> None:
         raise StorageError(f"cannot roll back the hot journal of {os.fspath(path)!r}: {exc}") from exc
 
 
-def _hot_journal(path: str | os.PathLike[str]) -> bool:
+def _hot_journal(path: str | os.PathLike[str], timeout: float | None) -> bool:
     """Whether a read-only read of the file finds a hot journal (SQLite's proof: a live writer's is not one)."""
     try:
-        conn = connect_readonly(path)
+        conn = connect_readonly(path, timeout)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
         finally:
