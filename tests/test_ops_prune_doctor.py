@@ -499,6 +499,20 @@ def test_a_user_holding_nul_prunes_nothing_on_postgres_beside_agent_runs(pg: Any
     assert [r[0] for r in conn.execute(f"SELECT id FROM {schema}.agent_runs")] == ["r-go-old"]
 
 
+def test_an_age_that_is_no_number_is_refused_on_postgres(pg: Any) -> None:
+    """An age of NaN seconds (``float('nan')``, an age computed from a missing value) passed ``older_than < 0``;
+    on PostgreSQL every time is below NaN, and prune removed every session, one written a moment ago included."""
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert(AgentSession(session_id="just-written", agent_id="x"))
+    store.close()
+    with open_database(url, schema) as db:
+        for dry_run in (True, False):
+            with pytest.raises(InvalidInputError, match="older_than"):
+                prune(db, url, "agent_sessions", float("nan"), dry_run=dry_run, schema=schema)  # type: ignore[arg-type]
+    assert [r[0] for r in conn.execute(f"SELECT session_id FROM {schema}.agent_sessions")] == ["just-written"]
+
+
 def test_prune_on_postgres_with_agent_runs_then_vacuum(pg: Any, capsys: pytest.CaptureFixture[str]) -> None:
     url, schema, conn = pg
     store = open_store(url, "agent_sessions", Mode.AGENT, schema)

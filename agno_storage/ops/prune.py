@@ -68,7 +68,7 @@ def prune(
     still has a row in another sessions table (that session lives on) and,
     with ``user``, those of another user under an owned session's id (not
     the owner's conversation: :func:`agno_storage.conversation.belongs`).
-    ``older_than`` below 0 is InvalidInputError, nothing removed.
+    ``older_than`` below 0 (or NaN) is InvalidInputError, nothing removed.
     ``mode``, when given, must be the table's (SchemaMismatchError). A table
     whose name is not a plain SQL identifier (another program's) is
     InvalidInputError, in a dry run too: the store that deletes refuses it, and
@@ -80,9 +80,12 @@ def prune(
     batches before it removed (they stay removed).
     """
     progress = progress or NoProgress()
-    if older_than < 0:  # a cutoff after now: every session, one written a moment ago included
+    # Negative, the cutoff is after now; NaN, every time is below it on PostgreSQL: every session would go, one
+    # written a moment ago included. "not >= 0" refuses both.
+    if not older_than >= 0:
         raise InvalidInputError(
-            f"older_than is {older_than} seconds: an age is 0 or more (a negative one would prune every session)",
+            f"older_than is {older_than} seconds: an age is 0 or more (a negative one, or NaN, would prune every "
+            "session)",
             table=table,
         )
     info = describe(db, table, mode)
