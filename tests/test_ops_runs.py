@@ -13,7 +13,7 @@ import pytest
 
 from agno_storage import AgentSession, Mode, SqliteStorage
 from agno_storage.cli import main
-from agno_storage.errors import InvalidInputError, SchemaMismatchError
+from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
 from agno_storage.ops import runs
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import Database, open_database, open_store
@@ -431,3 +431,32 @@ def test_import_and_copy_refuse_a_sessions_table_named_agent_runs_and_make_nothi
         import_lines(iter(exported(conv).splitlines()), str(target), name)
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_a_run_batch_that_fails_says_the_sessions_before_it_were_written(conv: Path, tmp_path: Path) -> None:
+    """The runs go in after every session is committed: a run batch that fails leaves those sessions written, and
+    its error says so (it said only that the batch of runs was rolled back, as if nothing had been written)."""
+    target = tmp_path / "copy.db"
+    with open_database(str(conv)) as db:
+        copy_table(db, TABLE, str(target))
+    with sqlite3.connect(target) as conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON agent_runs BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        conn.execute("DELETE FROM agent_runs")
+        conn.execute(f"DELETE FROM {TABLE}")
+    with open_database(str(conv)) as db, pytest.raises(StorageError) as refused:
+        copy_table(db, TABLE, str(target))
+    assert "1 sessions were written before the agent_runs batch that failed, none of that batch" in str(refused.value)
+    assert "running it again completes it" not in str(refused.value)  # the trigger would refuse it again
+    with pytest.raises(RowsKeptError) as kept:
+        with sqlite3.connect(target) as conn:
+            conn.execute("DROP TRIGGER refuse")
+            conn.execute(
+                "CREATE TRIGGER skip BEFORE INSERT ON agent_runs WHEN NEW.id = '00000000-0000-4000-8000-000000000002'"
+                " BEGIN SELECT RAISE(IGNORE); END"
+            )
+        import_lines(iter(exported(conv).splitlines()), str(target), TABLE)
+    assert "1 sessions were written before the agent_runs batch that failed" in str(kept.value)
+    with sqlite3.connect(target) as conn:
+        assert conn.execute(f"SELECT session_id FROM {TABLE}").fetchall() == [("agent-existing",)]
+    conn.close()
+    assert runs_of(target) == []

@@ -191,13 +191,21 @@ class RowWriter:
         """Commit ``agent_runs`` rows (:data:`runs.COLUMNS`) in one transaction, as durable as the batches.
 
         Only where :attr:`holds_runs` (SQLite: not threaded), after the
-        session batches are flushed.
+        session batches are flushed. A StorageError says how many sessions
+        were committed before it (they stay), as a session batch's does.
         """
         if not batch:
             return
         if not self.holds_runs:
             raise ValueError("only an agent table in SQLite has agent_runs beside it")
-        runs.write(self.store, batch)
+        try:
+            runs.write(self.store, batch)
+        except StorageError as exc:  # the sessions are committed: say so, or the user thinks none were written
+            exc.message = (
+                f"{exc.message}; {self.written} sessions were written before the agent_runs batch that failed, "
+                "none of that batch" + (" (running it again completes it)" if rerun_completes(exc) else "")
+            )
+            raise
         self._unsynced = True
 
     def flush(self) -> int:
