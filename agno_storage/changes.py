@@ -94,7 +94,7 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     t = store.table_name
     if type(retention) is not int or not 60 <= retention <= INT64_MAX:
         raise InvalidInputError(f"retention must be seconds from 60 to 2**63 - 1, got {retention!r}", table=t)
-    if _is_runs_table(store):
+    if agent_runs.is_named(store):
         # On SQLite it is agno-golang's runs table, whose triggers (keyed by a run id) the feed of an agent
         # table puts on it; either way a Change from it could not be told from one of a Go Agent's runs.
         raise InvalidInputError(
@@ -199,12 +199,6 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
             conn.execute(
                 f"CREATE TRIGGER {truncate} AFTER TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
             )
-
-
-def _is_runs_table(store: BaseStorage) -> bool:
-    """Whether the sessions table is named ``agent_runs`` (in SQLite, whatever its case: that is one table)."""
-    t = store.table_name
-    return t.lower() == agent_runs.TABLE if is_sqlite(store) else t == agent_runs.TABLE
 
 
 def disable_changes(store: BaseStorage) -> None:

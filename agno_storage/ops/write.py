@@ -25,8 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agno_storage import codec
-from agno_storage.agent_runs import TABLE as RUNS_TABLE
+from agno_storage import agent_runs, codec
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
@@ -325,9 +324,9 @@ def _refuse_runs_table(store: BaseStorage) -> None:
     would be written into the sessions table itself.
     """
     name = store.table_name
-    if name == RUNS_TABLE or (isinstance(store, SqliteStorage) and name.lower() == RUNS_TABLE):
+    if agent_runs.is_named(store):
         raise InvalidInputError(
-            f"table {name!r} is {RUNS_TABLE}, where a Go Agent keeps its runs (and export, prune and doctor read "
+            f"table {name!r} is {agent_runs.TABLE}, where a Go Agent keeps its runs (and export, prune and doctor read "
             "them): no sessions are written there; give another table",
             table=name,
         )
