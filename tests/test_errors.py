@@ -1,4 +1,4 @@
-"""Every error is a StorageError, carries its context, and pickles intact."""
+"""Every error (the store's and the operations') is a StorageError, carries its context, and pickles intact."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from agno_storage import errors
 from agno_storage.errors import StorageError
+from agno_storage.ops import errors as ops_errors
 
 CASES = [
     errors.StorageError("m", table="t", session_id="s", column="c"),
@@ -18,6 +19,12 @@ CASES = [
     errors.BusyError("m", table="t"),
     errors.OwnershipError("m", table="t", session_id="s", user_id="bob"),
     errors.ConnectionLostError("m", table="t"),
+    # The operations' (import, copy, prune, backup): an import's error pickled and read back in another process.
+    ops_errors.ExportFormatError("m", line=3, imported=2, table="t", session_id="s", column="user_id"),
+    ops_errors.RowsKeptError("m", table="t"),
+    ops_errors.HotJournalError("m", path="p"),
+    ops_errors.OutputIsSourceError("m", path="p"),
+    ops_errors.DatabaseMissingError("m"),
 ]
 
 
@@ -32,6 +39,14 @@ def test_errors_pickle_with_their_attributes(error: StorageError) -> None:
 def test_every_public_error_derives_from_storage_error() -> None:
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), StorageError)
+    for name in ops_errors.__all__:
+        if name[0].isupper():
+            assert issubclass(getattr(ops_errors, name), StorageError)
+
+
+def test_every_error_of_the_operations_is_pickled_here() -> None:
+    pickled = {type(e).__name__ for e in CASES}
+    assert {n for n in ops_errors.__all__ if n[0].isupper()} <= pickled
 
 
 def test_invalid_input_is_also_a_value_error() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from agno_storage.errors import BusyError, ConnectionLostError, DatabaseReplacedError, DiskFullError, StorageError
@@ -45,6 +46,10 @@ class ExportFormatError(StorageError):
         super().__init__(message, **kwargs)
         self.line = line
         self.imported = imported
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # ``line`` is required: rebuilt with it, the rest restored from the state (StorageError.__reduce__).
+        return (functools.partial(self.__class__, line=self.line), (self.message,), self.__dict__)
 
 
 class RowsKeptError(StorageError):
