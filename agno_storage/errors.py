@@ -138,6 +138,15 @@ class ConnectionLostError(StorageError):
     """The connection to the database server broke and the operation could not be retried safely."""
 
 
+class RowsKeptError(StorageError):
+    """The database kept rows out of a write without an error (another program's trigger that skips them:
+    ``RAISE(IGNORE)``, one returning NULL, a rule ``DO INSTEAD NOTHING``); the write was rolled back.
+
+    Raised by ``upsert`` and ``upsert_many`` (naming the session), and by import, copy and prune. Run again, the
+    write would meet the same trigger: it is said, not retried.
+    """
+
+
 __all__ = [
     "BusyError",
     "ConnectionLostError",
@@ -148,6 +157,7 @@ __all__ = [
     "InvalidInputError",
     "OwnershipError",
     "ReadOnlyDatabaseError",
+    "RowsKeptError",
     "SchemaMismatchError",
     "SchemaVersionError",
     "StorageError",

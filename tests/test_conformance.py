@@ -21,6 +21,7 @@ from agno_storage import (
     InvalidInputError,
     Mode,
     OwnershipError,
+    RowsKeptError,
     SchemaMismatchError,
     SchemaVersionError,
     SessionSummary,
@@ -172,6 +173,62 @@ def test_unowned_session_can_be_claimed(make_store: StoreFactory) -> None:
     store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
     got = store.read("s1")
     assert got is not None and got.user_id == "alice"
+
+
+def _keep_out(store: BaseStorage, session_id: str) -> None:
+    """Another program's trigger that skips every insert and update of ``session_id`` without an error."""
+    if isinstance(store, SqliteStorage):
+        import sqlite3
+
+        assert store.db_path is not None
+        with sqlite3.connect(store.db_path) as conn:
+            for op in ("INSERT", "UPDATE"):
+                conn.execute(
+                    f'CREATE TRIGGER keep_{op.lower()} BEFORE {op} ON "{store.table_name}"'
+                    f" WHEN NEW.session_id = '{session_id}' BEGIN SELECT RAISE(IGNORE); END"
+                )
+        return
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(store.db_url, autocommit=True) as conn:  # type: ignore[attr-defined]
+        keep = sql.Identifier(store.schema or "public", f"{store.table_name}_keep")  # type: ignore[attr-defined]
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION {} () RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF NEW.session_id = {} THEN RETURN NULL; END IF; RETURN NEW; END $$"
+            ).format(keep, sql.Literal(session_id))
+        )
+        conn.execute(
+            sql.SQL("CREATE TRIGGER keep BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {} ()").format(
+                sql.SQL(store.qualified_table),
+                keep,  # type: ignore[attr-defined]
+            )
+        )
+
+
+def test_a_write_a_trigger_keeps_out_is_said_so_not_called_another_users(make_store: StoreFactory) -> None:
+    """A session another program's trigger skips without an error (``RAISE(IGNORE)``, one returning NULL) is
+    written by nobody: the store said it belonged to another user ("allow_owner_change=True permits this"), also
+    for a new session and for a store that allows owner changes. Another user's session is still refused as
+    such."""
+    store = make_store()
+    store.upsert(make_session(Mode.AGENT, "kept", user_id="alice", memory={"before": 1}))
+    _keep_out(store, "kept")
+    free = make_store(table_name=store.table_name, allow_owner_change=True)
+    for writer, user in ((store, "alice"), (store, None), (free, "bob")):
+        if user is None:
+            store.delete("kept")  # a new session, kept out too
+        with pytest.raises(RowsKeptError, match="trigger") as info:
+            writer.upsert(make_session(Mode.AGENT, "kept", user_id=user, memory={"after": 1}))
+        assert (info.value.session_id, info.value.table) == ("kept", store.table_name)
+    with pytest.raises(RowsKeptError) as info:
+        store.upsert_many([make_session(Mode.AGENT, "s0"), make_session(Mode.AGENT, "kept", user_id="carol")])
+    assert info.value.session_id == "kept"
+    assert store.get_all_session_ids() == []  # the batch rolled back whole
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice"))
+    with pytest.raises(OwnershipError):
+        store.upsert(make_session(Mode.AGENT, "s1", user_id="bob"))
 
 
 def test_claim_unowned_false_refuses_giving_an_unowned_session_an_owner(make_store: StoreFactory) -> None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 from agno_storage import codec, schema
 from agno_storage.backends.batches import Batches, IterableError
 from agno_storage.backends.statements import FULL, IDS, SUMMARY, SelectKey, Statements, filter_kind
-from agno_storage.errors import InvalidInputError, OwnershipError, StorageError, TableNotFoundError
+from agno_storage.errors import InvalidInputError, OwnershipError, RowsKeptError, StorageError, TableNotFoundError
 from agno_storage.models import BaseSession, Mode, Session, SessionSummary
 from agno_storage.modes import ModeSpec, parse_mode, spec
 from agno_storage.schema import TableShape
@@ -358,12 +358,38 @@ class StoreCore(abc.ABC):
         lasts = [row for i, row in enumerate(rows) if last[self.row_codec.session_id(row)] == i]
         for row in [*lasts, *(row for i, row in enumerate(rows) if last[self.row_codec.session_id(row)] != i)]:
             if not upsert_one(row):
-                raise self._ownership_error(row)
+                raise self._refused_error(row)
         raise StorageError("a batch wrote fewer rows than it held", table=self.table_name)
 
-    def _ownership_error(self, row: list[Any]) -> OwnershipError:
+    def _refused_error(self, row: list[Any]) -> OwnershipError | RowsKeptError:
+        """Why the upsert of ``row`` wrote nothing and raised nothing: the owner check refused it, or else (no row
+        of its session there to refuse it, or one the check lets it write) a trigger or rule of another program
+        kept it out. A read of the session's row (inside the caller's transaction, if any), on this path only."""
         sid = self.row_codec.session_id(row)
         user = self.row_codec.user_id(row)
+        if self._owner_check_passes(sid, user):
+            return RowsKeptError(
+                f"session {sid!r} in table {self.table_name!r} was kept out of the write without an error (a trigger"
+                " or rule of another program); nothing of it was written",
+                table=self.table_name,
+                session_id=sid,
+            )
+        return self._ownership_error(sid, user)
+
+    def _owner_check_passes(self, sid: str, user: str | None) -> bool:
+        """Whether the upsert's owner check lets a write of ``sid`` as ``user`` through, as the table holds it now:
+        a new session, the owner's own, or one with no owner (with ``claim_unowned``, or written with none)."""
+        if self.allow_owner_change or not self._is_there(sid):
+            return True
+        if self._is_there(sid, ""):
+            return self.claim_unowned or not user
+        return bool(user) and self._is_there(sid, user)
+
+    def _is_there(self, session_id: str, user_id: str | None = None) -> bool:
+        """Whether the table holds ``session_id`` (owned by ``user_id``: ``''`` no owner; None: anyone)."""
+        return bool(self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, projection=IDS))
+
+    def _ownership_error(self, sid: str, user: str | None) -> OwnershipError:
         if not self.claim_unowned and self._has_no_owner(sid):
             why, permit = "has no owner; this store (claim_unowned=False) does not give it one", "claim_unowned=True"
         else:

@@ -379,7 +379,7 @@ class PostgresStorage(BaseStorage):
         def body(conn: psycopg.Connection[Any]) -> tuple[int, int]:
             got = self._execute_row(conn, statement, row).fetchall()
             if not got:
-                raise self._ownership_error(row)
+                raise self._refused_error(row)
             return got[0][0], got[0][1]
 
         try:

@@ -505,7 +505,7 @@ class SqliteStorage(BaseStorage):
                 self.tracer(statement, row)
             got = conn.execute(statement, row).fetchall()
             if not got:
-                raise self._ownership_error(row)
+                raise self._refused_error(row)
         created_at, updated_at = got[0]
         return created_at, updated_at
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from agno_storage.errors import BusyError, ConnectionLostError, DatabaseReplacedError, DiskFullError, StorageError
+from agno_storage.errors import (
+    BusyError,
+    ConnectionLostError,
+    DatabaseReplacedError,
+    DiskFullError,
+    RowsKeptError,
+    StorageError,
+)
 
 
 class DatabaseMissingError(StorageError):
@@ -50,14 +57,6 @@ class ExportFormatError(StorageError):
     def __reduce__(self) -> tuple[Any, ...]:
         # ``line`` is required: rebuilt with it, the rest restored from the state (StorageError.__reduce__).
         return (functools.partial(self.__class__, line=self.line), (self.message,), self.__dict__)
-
-
-class RowsKeptError(StorageError):
-    """The database kept rows of a batch out of a write without an error (another program's trigger that skips
-    them: ``RAISE(IGNORE)``, one returning NULL, a rule ``DO INSTEAD NOTHING``); the batch was rolled back.
-
-    Run again, the operation would meet the same trigger: it is said, not retried.
-    """
 
 
 #: What stops a write for a while, not for good: a full disk, a lock held past the busy timeout (on PostgreSQL a
