@@ -349,7 +349,11 @@ def vacuum(url: str, table: str, schema: str | None = "ai") -> None:
             finally:
                 conn.close()
         except sqlite3.Error as exc:  # a full disk (VACUUM writes a copy of the file), a lock held past the wait
-            raise StorageError(f"VACUUM of {path!r} failed (the deletes stand): {exc}", table=table) from exc
+            from agno_storage.backends.sqlite_errors import translate
+
+            # Typed as the deletes' errors are (BusyError, DiskFullError...), saying the deletes stand.
+            typed = translate(exc, path=path)
+            raise type(typed)(f"VACUUM of {path!r} failed (the deletes stand): {typed.message}", table=table) from exc
         return
     import psycopg
 
