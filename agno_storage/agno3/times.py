@@ -73,7 +73,7 @@ def result_times(messages: Any) -> dict[str, int | None]:
             if (
                 type(message) is dict
                 and message.get("role") == "tool"
-                and message.get("from_history") is not True
+                and not message.get("from_history")
                 and type(call_id := message.get("tool_call_id")) is str
             ):
                 times[call_id] = whole_seconds(message.get("created_at"))
