@@ -16,11 +16,12 @@ import pytest
 
 from agno_storage import AgentSession, SqliteStorage
 from agno_storage.cli import main
+from agno_storage.errors import ConnectionLostError
 from agno_storage.ops.backup import backup
 from agno_storage.ops.db import open_database
 from agno_storage.ops.doctor import PROBLEM, diagnose
 from agno_storage.ops.export import export_table
-from agno_storage.ops.prune import prune
+from agno_storage.ops.prune import prune, vacuum
 from agno_storage.ops.tables import list_tables
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -500,3 +501,15 @@ def test_two_backups_to_one_destination_at_once_each_move_in_only_the_file_they_
         assert conn.execute("SELECT COUNT(*) FROM agent_sessions").fetchone()[0] == 50
     finally:
         conn.close()
+
+
+def test_a_vacuum_on_a_server_that_cannot_be_reached_is_a_lost_connection() -> None:
+    """``prune --vacuum`` on PostgreSQL raised a bare StorageError when it could not reach the server after the
+    deletes; it is ``ConnectionLostError``, as the deletes' own would be, still saying the deletes stand."""
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(ConnectionLostError, match=r"VACUUM of table .* failed \(the deletes stand\)"):
+        vacuum(f"postgresql://u@127.0.0.1:{port}/db?connect_timeout=2", "agent_sessions")

@@ -362,7 +362,10 @@ def vacuum(url: str, table: str, schema: str | None = "ai") -> None:
         with psycopg.connect(target.conninfo, autocommit=True, client_encoding="utf8", prepare_threshold=None) as pg:
             pg.execute(psycopg.sql.SQL(f"VACUUM {name}"))  # quoted identifiers
     except psycopg.Error as exc:
-        raise StorageError(f"VACUUM of table {name} failed (the deletes stand): {exc}", table=table) from exc
+        from agno_storage.backends.pg_conn import translate as pg_translate
+
+        typed = pg_translate(exc, table)
+        raise type(typed)(f"VACUUM of table {name} failed (the deletes stand): {typed.message}", table=table) from exc
 
 
 __all__ = ["PRUNE_BATCH", "PruneSummary", "prune", "vacuum"]
