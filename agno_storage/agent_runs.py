@@ -192,11 +192,13 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
     params = [session_id, user_id] if how == EQUALS else [session_id]
     with store.transaction() as conn:
         owners = row_owner(store, session_id)
-        gone = store._execute_write(store.statements.delete_for(how), params) > 0
         if not exists(store):
-            return gone
+            return store._execute_write(store.statements.delete_for(how), params) > 0
+        # Whether the row goes, read with the DELETE's own filter: its runs go first, so that the change feed
+        # logs their deletes before the row's, as changes of its owner's session (changes_log._owner_filter).
+        gone = owners is not None and store._is_there(session_id, user_id)
         if gone:
-            # The conversation of the row that went (conversation.belongs, its owner bound).
+            # The conversation of the row that goes (conversation.belongs, its owner bound).
             owner = owners[0] if owners else None
             where = "session_id = ? AND (user_id IS NULL OR user_id = '' OR ? IS NULL OR ? = '' OR user_id = ?)"
             args: builtins.list[Any] = [session_id, owner, owner, owner]
@@ -213,6 +215,8 @@ def delete_session(store: BaseStorage, session_id: str, user_id: str | None) -> 
                 where, args = f"{where} AND {owner_filter}", [*args, *more]
         where += _not_elsewhere(store, f"{TABLE}.session_id")
         removed: int = conn.execute(f"DELETE FROM {TABLE} WHERE {where}", args).rowcount  # noqa: S608
+        if gone:
+            gone = store._execute_write(store.statements.delete_for(how), params) > 0
         return gone or removed > 0
 
 

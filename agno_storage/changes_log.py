@@ -97,13 +97,14 @@ def read_changes(store: BaseStorage, since: int, limit: int, user_id: str | None
             pass  # a consumer that may not write reads what is kept; a writer's changes() prunes
     else:
         _stamp_postgres(store, log, meta)
-    owner, params = _owner_filter(store, user_id, mark)
-    params.insert(0, min(since, INT64_MAX))  # no cursor is above it, and SQLite takes no larger integer
+    after = min(since, INT64_MAX)  # no cursor is above it, and SQLite takes no larger integer
+    join, owner, params = _owner_filter(store, user_id, mark, after)
+    params.insert(1 if join else 0, after)
     # One statement, so one snapshot: what was pruned and what is left are read together (a prune by
     # another process in between would otherwise hide changes behind a cursor that looked readable).
     got = store._query(
         f"SELECT m.value, l.cursor, l.tbl, l.session_id, l.user_id, l.op, l.at FROM {meta} AS m LEFT JOIN "
-        f"(SELECT cursor, tbl, session_id, user_id, op, at FROM {log} WHERE cursor > {mark} AND op <> '{PENDING}'{owner} "
+        f"(SELECT cursor, tbl, session_id, user_id, op, at FROM {log}{join} WHERE cursor > {mark} AND op <> '{PENDING}'{owner} "
         f"ORDER BY cursor LIMIT {mark}) AS l ON 1 = 1 WHERE m.key = 'pruned_through' ORDER BY l.cursor",
         [*params, limit],
     )
@@ -136,26 +137,41 @@ def read_changes(store: BaseStorage, since: int, limit: int, user_id: str | None
     return changes
 
 
-def _owner_filter(store: BaseStorage, user_id: str | None, mark: str) -> tuple[str, builtins.list[Any]]:
-    """The log's WHERE clause (and its parameters) for the changes of ``user_id``'s sessions.
+def _owner_filter(
+    store: BaseStorage, user_id: str | None, mark: str, after: int
+) -> tuple[str, str, builtins.list[Any]]:
+    """A join on the log and the log's WHERE clause, with their parameters but the clause's cursor (``after``,
+    which the caller puts between them), for the changes of ``user_id``'s sessions after cursor ``after``.
 
     A row is logged under its own ``user_id``. An ``agent_runs`` row with no
     user (a Go Agent given none) is part of the conversation of the session
     row with its id, when there is one (:func:`conversation.belongs`): it is
     the changes of that session's owner, read here at the time of reading,
-    and not of "no owner".
+    and not of "no owner". A change logged before that id's session row was
+    last deleted was part of an earlier session (a session another user may
+    have made since under the id), and is no user's: the join finds when
+    each session was last deleted, reading the log after ``after`` once.
     """
     none = "(user_id IS NULL OR user_id = '')"  # "no owner", stored either way (agno writes NULL)
     if user_id is None:
-        return "", []
+        return "", "", []
     if store._unmatchable(user_id):
-        return " AND 1 = 0", []  # no change is logged under a user the engine cannot store
+        return "", " AND 1 = 0", []  # no change is logged under a user the engine cannot store
     if not (is_sqlite(store) and agent_runs.applies(store)):
-        return (f" AND {none}", []) if user_id == "" else (f" AND user_id = {mark}", [user_id])
-    runs = f"tbl = {literal(agent_runs.TABLE)} AND {none} AND session_id IN (SELECT session_id FROM {quote(store.table_name)}"
+        return ("", f" AND {none}", []) if user_id == "" else ("", f" AND user_id = {mark}", [user_id])
+    log, _ = names(store)
+    runs_table = literal(agent_runs.TABLE)
+    join = (
+        f" LEFT JOIN (SELECT session_id AS gone_id, MAX(cursor) AS gone_at FROM {log} WHERE cursor > {mark} "
+        f"AND op = 'delete' AND tbl <> {runs_table} GROUP BY session_id) AS gone ON gone.gone_id = {log}.session_id"
+    )
+    runs = f"tbl = {runs_table} AND {none}"
+    earlier = f"COALESCE({log}.cursor < gone.gone_at, 0)"  # 0: never deleted
+    owned = f"session_id IN (SELECT session_id FROM {quote(store.table_name)}"
     if user_id == "":
-        return f" AND {none} AND NOT ({runs} WHERE user_id <> ''))", []
-    return f" AND (user_id = {mark} OR ({runs} WHERE user_id = {mark})))", [user_id, user_id]
+        return join, f" AND {none} AND NOT ({runs} AND ({earlier} OR {owned} WHERE user_id <> '')))", [after]
+    theirs = f" AND (user_id = {mark} OR ({runs} AND NOT {earlier} AND {owned} WHERE user_id = {mark})))"
+    return join, theirs, [after, user_id, user_id]
 
 
 def _top(store: BaseStorage, log: str, meta: str) -> int:

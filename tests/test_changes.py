@@ -302,6 +302,33 @@ def test_a_go_run_with_no_user_is_a_change_of_the_session_owners_feed(tmp_path: 
     store.close()
 
 
+def test_a_go_run_of_a_deleted_session_is_never_a_change_of_the_next_owner_of_its_id(tmp_path: Path) -> None:
+    """A run with no user was the conversation of the session row it was written under: once that row is
+    deleted, a session another user makes under the same id does not take the run's changes into its feed
+    (nor does the feed of "no owner"): changes logged before the session was deleted are no user's since."""
+    db = tmp_path / "runs.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.enable_changes()
+    store.upsert(AgentSession(session_id="s", user_id="ada", agent_id="x"))
+    store.append_run("s", "ada's question", "an answer")  # a Go Agent given no user continues ada's session
+    assert store.delete("s", user_id="ada")
+    store.upsert(AgentSession(session_id="s", user_id="bob", agent_id="x"))
+    assert [(c.table, c.user_id, c.op) for c in store.changes(user_id="bob")] == [("agent_sessions", "bob", "insert")]
+    assert [(c.table, c.op) for c in store.changes(user_id="ada")] == [
+        ("agent_sessions", "insert"),
+        ("agent_sessions", "delete"),
+    ]
+    assert [(c.table, c.op) for c in store.changes()][1:4] == [
+        ("agent_runs", "insert"),
+        ("agent_runs", "delete"),
+        ("agent_sessions", "delete"),
+    ]
+    assert store.changes(user_id="") == []
+    store.append_run("s", "bob's question", "an answer")  # bob's session now: bob's change
+    assert [(c.table, c.op) for c in store.changes(user_id="bob")][1:] == [("agent_runs", "insert")]
+    store.close()
+
+
 def test_a_cursor_ahead_of_the_log_is_an_error_not_an_empty_feed(make_store: Any) -> None:
     """A consumer whose cursor the feed never handed out (the database restored from an earlier copy) is
     told, instead of waiting on an empty feed while the cursors it holds are handed out again."""
