@@ -200,10 +200,7 @@ class RowWriter:
         try:
             runs.write(self.store, batch)
         except StorageError as exc:  # the sessions are committed: say so, or the user thinks none were written
-            exc.message = (
-                f"{exc.message}; {self.written} sessions were written before the agent_runs batch that failed, "
-                "none of that batch" + (" (running it again completes it)" if rerun_completes(exc) else "")
-            )
+            self._say_written(exc, "the agent_runs batch")
             raise
         self._unsynced = True
 
@@ -261,11 +258,15 @@ class RowWriter:
         batch, a full disk: the caller's table is then partly written), and that a rerun completes it where one
         can (:func:`~agno_storage.ops.errors.rerun_completes`)."""
         if isinstance(exc, StorageError):
-            exc.message = (
-                f"{exc.message}; {self.written} sessions were written before the batch that failed, "
-                "none of that batch" + (" (running it again completes it)" if rerun_completes(exc) else "")
-            )
+            self._say_written(exc, "the batch")
         return exc
+
+    def _say_written(self, exc: StorageError, batch: str) -> None:
+        """Add to ``exc``'s message the sessions committed before ``batch`` failed, and whether a rerun completes it."""
+        exc.message = (
+            f"{exc.message}; {self.written} sessions were written before {batch} that failed, "
+            "none of that batch" + (" (running it again completes it)" if rerun_completes(exc) else "")
+        )
 
     def _commit(self, rows: list[list[Any]]) -> None:
         try:
