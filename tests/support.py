@@ -195,6 +195,24 @@ class BusyTimeouts:
             self._opened.clear()
 
 
+def kill_writer_midway(path: str | os.PathLike[str]) -> None:
+    """Leave a hot journal beside the rollback-journal file ``path`` (its ``agent_sessions`` holding rows): a
+    writer killed in the middle of a transaction that rewrote and deleted every row, its changes spilled into
+    the file (only the journal can undo them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA cache_size=10'); c.execute('BEGIN')\n"
+        "c.execute(\"UPDATE agent_sessions SET memory = memory || ''\"); c.execute('DELETE FROM agent_sessions')\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, os.fspath(path)], check=False)
+    assert os.stat(f"{os.fspath(path)}-journal").st_size > 0
+
+
 def refuse_checkpoint_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """From here on the WAL checkpoint thread (``sqlite_bulk.Checkpointer``) cannot start, as at the process's thread
     limit; every other thread starts."""

@@ -8,8 +8,6 @@ import io
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 
 from agno_storage import AgentSession, SqliteStorage
 from agno_storage.cli import main
+from tests.support import kill_writer_midway
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = 86400
@@ -257,15 +256,7 @@ def hot_journal(tmp_path: Path) -> Path:
     """A rollback-journal file whose writer was killed in the middle of a transaction."""
     path = tmp_path / "h.db"
     shutil.copy(FIXTURES / "go_agent.db", path)
-    code = (
-        "import os, sqlite3, sys\n"
-        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "c.execute('PRAGMA cache_size=10'); c.execute('BEGIN')\n"
-        "c.execute(\"UPDATE agent_sessions SET memory = memory || ''\"); c.execute('DELETE FROM agent_sessions')\n"
-        "os._exit(9)\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(path)], check=False)
-    assert Path(f"{path}-journal").stat().st_size > 0
+    kill_writer_midway(path)
     return path
 
 

@@ -9,8 +9,6 @@ writer's 30 s) or waits with no bound at all still does (the latter once :data:`
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +25,7 @@ from agno_storage.web.app import create_app
 from agno_storage.web.limits import Limits
 from agno_storage.web.run import serving
 from agno_storage.web.source import open_source
-from tests.support import BusyTimeouts, finishes
+from tests.support import BusyTimeouts, finishes, kill_writer_midway
 from tests.web_client import get
 
 TABLE = "agent_sessions"
@@ -147,15 +145,7 @@ def _hot_journal_file(path: Path) -> Path:
         )
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA journal_mode=DELETE")
-    code = (
-        "import os, sqlite3, sys\n"
-        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "c.execute('PRAGMA cache_size=10'); c.execute('BEGIN')\n"
-        "c.execute(\"UPDATE agent_sessions SET memory = memory || ''\"); c.execute('DELETE FROM agent_sessions')\n"
-        "os._exit(9)\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(path)], check=False)
-    assert Path(f"{path}-journal").stat().st_size > 0
+    kill_writer_midway(path)
     return path
 
 
