@@ -96,42 +96,32 @@ class Destination:
 
     def create_refusing(self, session_id: str) -> None:
         """The table, with a trigger that refuses to insert ``session_id``."""
-        store = open_store(self.url, self.table, Mode.AGENT)
-        store.create()
-        store.close()
-        if self.engine == "sqlite":
-            self.run(
-                f"CREATE TRIGGER refuse BEFORE INSERT ON {self.table} WHEN NEW.session_id = '{session_id}'"
-                " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
-            )
-            return
-        self.run(
-            f"CREATE FUNCTION ai.{self.table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            f" IF NEW.session_id = '{session_id}' THEN RAISE EXCEPTION 'refused by a trigger'; END IF;"
-            " RETURN NEW; END $$"
-        )
-        self.run(
-            f"CREATE TRIGGER refuse BEFORE INSERT ON {self.qualified()} FOR EACH ROW"
-            f" EXECUTE FUNCTION ai.{self.table}_refuse()"
+        self._create_with_trigger(
+            "refuse", session_id, "RAISE(ABORT, 'refused by a trigger')", "RAISE EXCEPTION 'refused by a trigger';"
         )
 
     def create_skipping(self, session_id: str) -> None:
         """The table, with a trigger that skips ``session_id`` without an error (another program's, say)."""
+        self._create_with_trigger("skip", session_id, "RAISE(IGNORE)", "RETURN NULL;")
+
+    def _create_with_trigger(self, name: str, session_id: str, sqlite_does: str, postgres_does: str) -> None:
+        """The table, with trigger ``name`` doing ``sqlite_does`` / ``postgres_does`` before an insert of ``session_id``."""
         store = open_store(self.url, self.table, Mode.AGENT)
         store.create()
         store.close()
         if self.engine == "sqlite":
             self.run(
-                f"CREATE TRIGGER skip BEFORE INSERT ON {self.table} WHEN NEW.session_id = '{session_id}'"
-                " BEGIN SELECT RAISE(IGNORE); END"
+                f"CREATE TRIGGER {name} BEFORE INSERT ON {self.table} WHEN NEW.session_id = '{session_id}'"
+                f" BEGIN SELECT {sqlite_does}; END"
             )
             return
         self.run(
-            f"CREATE FUNCTION ai.{self.table}_skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            f" IF NEW.session_id = '{session_id}' THEN RETURN NULL; END IF; RETURN NEW; END $$"
+            f"CREATE FUNCTION ai.{self.table}_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.session_id = '{session_id}' THEN {postgres_does} END IF; RETURN NEW; END $$"
         )
         self.run(
-            f"CREATE TRIGGER skip BEFORE INSERT ON {self.qualified()} FOR EACH ROW EXECUTE FUNCTION ai.{self.table}_skip()"
+            f"CREATE TRIGGER {name} BEFORE INSERT ON {self.qualified()} FOR EACH ROW"
+            f" EXECUTE FUNCTION ai.{self.table}_{name}()"
         )
 
     def drop(self) -> None:
