@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from agno_storage import agent_runs
 from agno_storage.conversation_agno import memory_messages, workflow_v2_messages
@@ -47,9 +49,11 @@ from agno_storage.conversation_message import (
 from agno_storage.errors import CorruptRowError
 from agno_storage.models import Session, TeamSession, WorkflowSessionV2
 from agno_storage.schema import AGENT_RUNS_TABLE
+from agno_storage.stored_json import Inexact
 
 if TYPE_CHECKING:
     from agno_storage.backends.base import BaseStorage
+    from agno_storage.codec import RowCodec
 
 
 def history(
@@ -77,8 +81,13 @@ def history(
     user_id)`` reads the row instead of ``store.read`` (the HTTP server's
     reader of a table of an older schema version).
     """
-    read = read or store.read
-    session = read(session_id, user_id)
+    lax: LaxRow | None = None
+    if read is None:
+        read_laxly = store.read_lax(session_id, user_id)  # decoded exactly only if a number it holds is used
+        session = None if read_laxly is None else read_laxly[0]
+        lax = None if read_laxly is None else LaxRow(store.row_codec, read_laxly[1])
+    else:
+        session = read(session_id, user_id)
     if session is not None:
         # Only the runs of its conversation: another user's under this id are not decoded (nor shown).
         runs = agent_runs.read_runs(store, session_id, session.user_id or None, with_no_user=True)
@@ -92,20 +101,44 @@ def history(
             runs = [r for r in runs if not belongs(found[0], r)]
         elif agent_runs.held_elsewhere(store, [session_id]):
             runs = []  # an archive copy's conversation: not this table's
-    return combined(session, runs, store.table_name)
+    return combined(session, runs, store.table_name, lax=lax)
 
 
-def combined(session: Session | None, runs: Sequence[RunRow], table: str) -> builtins.list[Message]:
+@attrs.frozen
+class LaxRow:
+    """The stored row a session was decoded from by :meth:`~agno_storage.codec.RowCodec.decode_lax`."""
+
+    codec: RowCodec
+    row: Sequence[Any]
+
+    def is_exact(self) -> bool:
+        return self.codec.reads_exactly(self.row)
+
+    def exact(self) -> Session:
+        return self.codec.decode(self.row)
+
+
+def combined(
+    session: Session | None, runs: Sequence[RunRow], table: str, *, lax: LaxRow | None = None
+) -> builtins.list[Message]:
     """One session's whole conversation: its row's (if it has one), and its ``agent_runs`` rows' merged in by time.
 
     The one place a Go Agent's runs meet a session row (history, search,
     the index). Raises CorruptRowError as :func:`session_messages` and
-    :func:`runs_messages` do.
+    :func:`runs_messages` do. ``lax``: ``session`` was decoded laxly from
+    that row; its conversation is what the exact decode's would be (read
+    again exactly where a value it uses may differ).
     """
     messages: builtins.list[Message] = []
     if session is not None:
         try:
-            messages = session_messages(session, table)
+            if lax is None:
+                messages = session_messages(session, table)
+            else:
+                try:
+                    messages = session_messages(session, table, is_exact=lax.is_exact)
+                except Inexact:
+                    messages = session_messages(lax.exact(), table)
         except Unwritable as exc:
             sid = session.session_id
             raise CorruptRowError(f"{table} session {sid!r}: {exc}", table=table, session_id=sid) from None
@@ -140,18 +173,37 @@ def strays(owner: str | None, runs: Iterable[RunRow]) -> builtins.list[tuple[str
     return runs_by_user(r for r in runs if not belongs(owner, r))
 
 
-def session_messages(session: Session, table: str) -> builtins.list[Message]:
-    """The conversation a session row holds (its memory, team_data or runs column)."""
+def session_messages(
+    session: Session, table: str, *, is_exact: Callable[[], bool] | None = None
+) -> builtins.list[Message]:
+    """The conversation a session row holds (its memory, team_data or runs column).
+
+    ``is_exact`` is given where ``session`` was decoded laxly
+    (:meth:`~agno_storage.codec.RowCodec.decode_lax`): whether the row holds
+    no integer past 64 bits. It is asked before a value such an integer
+    could change is used; :class:`~agno_storage.stored_json.Inexact` is
+    raised if it says no.
+    """
     sid = session.session_id
     out: builtins.list[Message] = []
+    if is_exact is not None:
+        asked = is_exact
+        # Asked once for the whole row, whichever column's reader asks first.
+        answer: builtins.list[bool] = []
+
+        def is_exact() -> bool:
+            if not answer:
+                answer.append(asked())
+            return answer[0]
+
     if session.memory is not None:
-        out += memory_messages(session.memory, sid, table)
+        out += memory_messages(session.memory, sid, table, is_exact=is_exact)
     if isinstance(session, TeamSession) and session.team_data is not None:
-        out += go_team_messages(session.team_data, sid, table)
+        out += go_team_messages(session.team_data, sid, table, is_exact=is_exact)
     if isinstance(session, WorkflowSessionV2) and session.runs is not None:
         runs = session.runs
         listed = builtins.list(runs.values()) if isinstance(runs, dict) else runs
-        out += workflow_v2_messages(listed, sid, table)
+        out += workflow_v2_messages(listed, sid, table, is_exact=is_exact)
     return out
 
 

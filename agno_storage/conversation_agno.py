@@ -18,7 +18,7 @@ messages an agno Agent's ``add_messages`` sends again unchanged after it
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -27,9 +27,17 @@ from agno_storage.conversation_message import SOURCE_AGNO, Message, content_text
 from agno_storage.stored_json import StoredJson
 
 
-def memory_messages(memory: Mapping[str, Any], session_id: str, table: str) -> builtins.list[Message]:
-    """The conversation in an agno 1.x ``memory`` object (Memory v2 runs, or AgentMemory / TeamMemory)."""
-    reader = _Reader(session_id, table, "memory")
+def memory_messages(
+    memory: Mapping[str, Any], session_id: str, table: str, *, is_exact: Callable[[], bool] | None = None
+) -> builtins.list[Message]:
+    """The conversation in an agno 1.x ``memory`` object (Memory v2 runs, or AgentMemory / TeamMemory).
+
+    ``is_exact`` is given where ``memory`` was decoded laxly (an integer past
+    64 bits may be a float; :meth:`agno_storage.codec.RowCodec.decode_lax`):
+    whether it holds no such integer, asked before any value it could change
+    is used, and :class:`~agno_storage.stored_json.Inexact` raised if it does.
+    """
+    reader = _Reader(session_id, table, "memory", is_exact=is_exact)
     runs = memory.get("runs")
     if isinstance(runs, dict):
         # Memory.to_dict() keys runs by session. A row may hold another session's too (an agno Agent or
@@ -46,21 +54,45 @@ def memory_messages(memory: Mapping[str, Any], session_id: str, table: str) -> b
     return reader.agno_messages(reader.as_list(messages, "memory.messages"), run_id=None, member=None, speaker=None)
 
 
-def workflow_v2_messages(runs: builtins.list[Any], session_id: str, table: str) -> builtins.list[Message]:
-    """The conversation in an agno v2 workflow's ``runs`` column: each run's steps' messages, named by the run."""
-    return _Reader(session_id, table, "runs").workflow_v2_runs(runs)
+def workflow_v2_messages(
+    runs: builtins.list[Any], session_id: str, table: str, *, is_exact: Callable[[], bool] | None = None
+) -> builtins.list[Message]:
+    """The conversation in an agno v2 workflow's ``runs`` column: each run's steps' messages, named by the run.
+
+    ``is_exact`` as for :func:`memory_messages`.
+    """
+    return _Reader(session_id, table, "runs", is_exact=is_exact).workflow_v2_runs(runs)
 
 
 class _Reader(StoredJson):
-    """Turns one session's stored JSON into messages."""
+    """Turns one session's stored JSON into messages.
 
-    def __init__(self, session_id: str, table: str, column: str) -> None:
-        super().__init__(table, session_id, column)
+    Of the values a lax decode (orjson alone) may read otherwise than the
+    exact one, a float in place of an integer past 64 bits, it uses none
+    without :meth:`~agno_storage.stored_json.StoredJson.confirm_exact`:
+    every number a message takes is an ``int`` (a float ``created_at`` is
+    confirmed first), a structured value (content, tool calls, added
+    messages) is confirmed before it is read or compared, and so is every
+    error (:meth:`corrupt`). Control flow reads types and truths that the
+    two readings share (a float and its integer are neither str, list nor
+    dict, and both are true).
+    """
+
+    def __init__(self, session_id: str, table: str, column: str, *, is_exact: Callable[[], bool] | None) -> None:
+        super().__init__(table, session_id, column, is_exact=is_exact)
         # Each speaker's last system prompt (None: the session's own agent, team or workflow; else the member
         # or step): a leader and its members each send their own on every run, one after the other.
         self.last_system: dict[str | None, str | None] = {}
         # Each speaker's last added messages (agno's ``Agent.add_messages``), as (role, content) pairs.
         self.last_added: dict[str | None, builtins.list[tuple[Any, Any]]] = {}
+
+    def text(self, content: Any) -> str | None:
+        """:func:`content_text` of a stored content; a structured one is confirmed exact first (numbers in it
+        are written out)."""
+        if content is None or type(content) is str:
+            return content
+        self.confirm_exact()
+        return content_text(content)
 
     def agno_runs(self, runs: builtins.list[Any], member: str | None = None) -> builtins.list[Message]:
         out: builtins.list[Message] = []
@@ -126,10 +158,7 @@ class _Reader(StoredJson):
             if type(first) is dict and first.get("role") == "system":
                 # The speaker's last system prompt is the run's first message, not a system message among those
                 # the app added after it: the next run's prompt is compared with it.
-                content = first.get("content")
-                self.last_system[speaker] = (
-                    content if content is None or type(content) is str else content_text(content)
-                )
+                self.last_system[speaker] = self.text(first.get("content"))
             return out
         return self.run_messages(run, run_id, messages, where, member, speaker)
 
@@ -169,6 +198,8 @@ class _Reader(StoredJson):
         if type(added) is not list or not added or not all(type(a) is dict for a in added):
             return messages
         pairs = [(a.get("role"), a.get("content")) for a in added]
+        if not all((r is None or type(r) is str) and (c is None or type(c) is str) for r, c in pairs):
+            self.confirm_exact()  # compared as they are: two wide integers, read as floats, may compare equal
         if self.last_added.get(speaker) != pairs:
             self.last_added[speaker] = pairs
             return messages
@@ -193,7 +224,7 @@ class _Reader(StoredJson):
 
     def content_only(self, run: Mapping[str, Any], run_id: str | None, member: str | None, where: str) -> list[Message]:
         """A run that kept no messages (an agno v1 workflow's run): its answer alone."""
-        content = content_text(run.get("content"))
+        content = self.text(run.get("content"))
         if content is None:
             return []
         return [
@@ -290,9 +321,7 @@ class _Reader(StoredJson):
             raise (
                 self.corrupt(where, "has no role") if role is None else self.corrupt(f"{where}.role", "is not a string")
             )
-        content = m.get("content")
-        if content is not None and type(content) is not str:
-            content = content_text(content)
+        content = self.text(m.get("content"))
         if role == "system":
             if content == self.last_system.get(speaker):
                 return  # the same system prompt, sent again on every run
@@ -300,6 +329,7 @@ class _Reader(StoredJson):
         where = self._where(messages, m, run_id)
         tool_calls = m.get("tool_calls")
         if tool_calls is not None:
+            self.confirm_exact()  # kept as stored, numbers and all
             tool_calls = [self.as_dict(c, f"{where}.tool_calls[*]") for c in self.as_list(tool_calls, where)]
         out.append(
             Message(
@@ -348,7 +378,7 @@ class _Reader(StoredJson):
             elif nested:
                 out += self.steps(self.as_list(nested, f"{step_where}.steps"), step_where)
             else:
-                content = content_text(step.get("content"))
+                content = self.text(step.get("content"))
                 if content is not None:
                     out.append(
                         Message(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -23,19 +23,27 @@ from agno_storage.schema import AGENT_RUNS_TABLE
 from agno_storage.stored_json import StoredJson
 
 
-def go_team_messages(team_data: Mapping[str, Any], session_id: str, table: str) -> builtins.list[Message]:
-    """A Go Team's ``team_data.messages`` (``[{role, content}]``); ``[]`` when the key is absent."""
+def go_team_messages(
+    team_data: Mapping[str, Any], session_id: str, table: str, *, is_exact: Callable[[], bool] | None = None
+) -> builtins.list[Message]:
+    """A Go Team's ``team_data.messages`` (``[{role, content}]``); ``[]`` when the key is absent.
+
+    ``is_exact`` as for :func:`agno_storage.conversation_agno.memory_messages`.
+    """
     raw = team_data.get("messages")
     if raw is None:
         return []
-    reader = StoredJson(table, session_id, "team_data")
+    reader = StoredJson(table, session_id, "team_data", is_exact=is_exact)
     out: builtins.list[Message] = []
     for k, item in enumerate(reader.as_list(raw, "team_data.messages")):
         m = reader.as_dict(item, f"team_data.messages[{k}]")
         role = reader.opt_str(m, "role", f"team_data.messages[{k}]")
         if role is None:
             raise reader.corrupt(f"team_data.messages[{k}]", "has no role")
-        out.append(Message(role=role, content=content_text(m.get("content")), source=SOURCE_GO_TEAM))
+        content = m.get("content")
+        if content is not None and type(content) is not str:
+            reader.confirm_exact()  # structured content is written out as JSON, numbers and all
+        out.append(Message(role=role, content=content_text(content), source=SOURCE_GO_TEAM))
     return out
 
 

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agno_storage.errors import CorruptRowError
+
+
+class Inexact(Exception):
+    """The JSON was decoded without the exact reading of integers past 64 bits, and holds one: read it exactly.
+
+    Raised by :meth:`StoredJson.confirm_exact`; the reader that decoded the
+    JSON laxly (:meth:`agno_storage.codec.RowCodec.decode_lax`) catches it and reads
+    the row again with :meth:`~agno_storage.codec.RowCodec.decode`.
+    """
 
 
 class StoredJson:
@@ -24,12 +33,27 @@ class StoredJson:
     :mod:`agno_storage.conversation_go`, usage figures in :mod:`agno_storage.usage`).
     """
 
-    def __init__(self, table: str, session_id: str, column: str) -> None:
+    def __init__(self, table: str, session_id: str, column: str, *, is_exact: Callable[[], bool] | None = None) -> None:
         self.table = table
         self.session_id = session_id
         self.column = column
+        # Given where the JSON was decoded by orjson alone, which reads an integer past 64 bits as a float: whether
+        # it holds none. Asked once, by confirm_exact, only when a value such an integer could change is used.
+        self._is_exact = is_exact
+
+    def confirm_exact(self) -> None:
+        """Called before a value is used that a float read in place of a wide integer would change: a float
+        (which may have been such an integer), a structured value (which may hold one), or the type named in an
+        error. Raises :class:`Inexact` if the JSON was read laxly and holds such an integer; else returns (and
+        from then on at no cost)."""
+        is_exact = self._is_exact
+        if is_exact is not None:
+            self._is_exact = None
+            if not is_exact():
+                raise Inexact
 
     def corrupt(self, where: str, what: str) -> CorruptRowError:
+        self.confirm_exact()  # the JSON type an error names may be a wide integer's float
         return CorruptRowError(
             f"{self.table}.{self.column} of session {self.session_id!r}: {where} {what}",
             table=self.table,
@@ -62,6 +86,8 @@ class StoredJson:
         value = item.get("created_at")
         if value is None:
             return None
+        if type(value) is float:
+            self.confirm_exact()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.corrupt(f"{where}.created_at", f"is a JSON {type(value).__name__}, not a number")
         if isinstance(value, float) and not math.isfinite(value):  # NaN as a store with read_non_finite reads it
@@ -69,4 +95,4 @@ class StoredJson:
         return value
 
 
-__all__ = ["StoredJson"]
+__all__ = ["Inexact", "StoredJson"]

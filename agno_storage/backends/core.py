@@ -416,12 +416,28 @@ class StoreCore(abc.ABC):
 
         With ``user_id``, a session owned by anyone else is ``None`` too.
         """
+        row = self._read_row(session_id, user_id)
+        return None if row is None else self.row_codec.decode(row)
+
+    def read_lax(self, session_id: str, user_id: str | None = None) -> tuple[Session, Sequence[Any]] | None:
+        """``read``, decoded by :meth:`~agno_storage.codec.RowCodec.decode_lax`, with the row it was decoded from.
+
+        The same checks, owner scoping and errors as ``read``; an integer of 19
+        or more digits in a JSON column may be a float, until
+        ``row_codec.reads_exactly(row)`` says there is none or
+        ``row_codec.decode(row)`` reads the row again (``history()``).
+        """
+        row = self._read_row(session_id, user_id)
+        return None if row is None else (self.row_codec.decode_lax(row), row)
+
+    def _read_row(self, session_id: str, user_id: str | None) -> Sequence[Any] | None:
+        """The stored row ``read`` decodes, or ``None``."""
         check_id(session_id, "session_id", self.table_name)
         check_user(user_id, self.table_name)
         if self._checked_shape(create=False) is None:
             return None
         rows = self._select(session_id=session_id, user_id=user_id, entity_id=None, limit=1, projection=FULL)
-        return self.row_codec.decode(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     def read_stored(self, session_id: str) -> tuple[Session, tuple[Any, ...]] | None:
         """The session with ``session_id`` (any owner) and the row it was decoded from, or ``None``.

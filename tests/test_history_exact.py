@@ -1,0 +1,227 @@
+"""``history()`` reads a session's JSON without the codec's scan for wide integers, and gives what the exact read gives.
+
+orjson reads an integer past 64 bits as a float; ``read()`` scans every JSON
+text for integers of 19 or more digits and reads a text holding one with the
+standard library. ``history()`` skips that scan (``RowCodec.decode_lax``) and
+asks for it only before it uses a value such an integer could change. Each
+test here stores such integers where the conversation reader uses them and
+checks ``history()`` against the values stored and against
+``conversation.history(..., read=store.read)``, which reads the row exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agno_storage import AgentSession, CorruptRowError, Message, TeamSession, WorkflowSessionV2
+from agno_storage.backends.base import BaseStorage
+from agno_storage.codec import RowCodec
+from agno_storage.conversation import history
+from tests.conftest import StoreFactory
+
+#: Two integers past 64 bits that orjson reads as the same float.
+WIDE = 2**70
+WIDER = 2**70 + 1
+
+
+def said(role: str, content: Any, at: Any = 1_700_000_000, **more: Any) -> dict[str, Any]:
+    return {"role": role, "content": content, "created_at": at, "from_history": False, **more}
+
+
+def memory(*runs: list[dict[str, Any]], **run_fields: Any) -> dict[str, Any]:
+    return {"runs": [{"run_id": f"r{i}", "messages": m, **run_fields} for i, m in enumerate(runs)]}
+
+
+def exact_and_lax(store: BaseStorage, session_id: str) -> list[Message]:
+    """``history()`` (lax), after checking it equals the exact read's."""
+    exact = history(store, session_id, read=store.read)
+    got = store.history(session_id)
+    assert got == exact
+    return got
+
+
+def test_a_created_at_past_64_bits_is_the_integer_stored(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(AgentSession(session_id="s", memory=memory([said("user", "hi", 2**64 + 1)])))
+    assert [m.created_at for m in exact_and_lax(store, "s")] == [2**64 + 1]
+
+
+def test_a_run_answer_dated_past_64_bits_is_the_integer_stored(make_store: StoreFactory) -> None:
+    # A run that kept no messages (an agno v1 workflow's): its answer alone, at the run's time.
+    store = make_store("workflow")
+    from agno_storage import WorkflowSession
+
+    stored = {"runs": [{"run_id": "r0", "content": "done", "created_at": 2**64 + 3}]}
+    store.upsert(WorkflowSession(session_id="s", memory=stored))
+    assert [(m.content, m.created_at) for m in exact_and_lax(store, "s")] == [("done", 2**64 + 3)]
+
+
+def test_structured_content_shows_its_wide_integers_as_written(make_store: StoreFactory) -> None:
+    store = make_store()
+    content = [{"n": WIDER}]
+    store.upsert(AgentSession(session_id="s", memory=memory([said("user", content)])))
+    assert [m.content for m in exact_and_lax(store, "s")] == [f'[{{"n":{WIDER}}}]']
+
+
+def test_tool_calls_keep_their_wide_integers(make_store: StoreFactory) -> None:
+    store = make_store()
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}, "n": WIDER}]
+    store.upsert(AgentSession(session_id="s", memory=memory([said("assistant", None, tool_calls=calls)])))
+    assert [m.tool_calls for m in exact_and_lax(store, "s")] == [calls]
+
+
+def test_two_system_prompts_that_differ_past_64_bits_both_show(make_store: StoreFactory) -> None:
+    # Read as floats the two prompts' contents are equal, and the second would be left out as sent again.
+    store = make_store()
+    first, second = {"n": WIDE}, {"n": WIDER}
+    store.upsert(AgentSession(session_id="s", memory=memory([said("system", first)], [said("system", second)])))
+    assert [m.content for m in exact_and_lax(store, "s")] == [f'{{"n":{WIDE}}}', f'{{"n":{WIDER}}}']
+
+
+def test_added_messages_that_differ_past_64_bits_are_not_taken_for_the_same(make_store: StoreFactory) -> None:
+    # agno's add_messages: sent again on every run, left out when the same as last time. These are not.
+    # The first run's are not among its messages (so nothing else in the row is a number history uses).
+    store = make_store()
+    runs = [
+        {
+            "run_id": "r0",
+            "messages": [said("user", "question 0")],
+            "extra_data": {"add_messages": [said("user", WIDE)]},
+        },
+        {
+            "run_id": "r1",
+            "messages": [said("user", WIDER), said("user", "question 1")],
+            "extra_data": {"add_messages": [said("user", WIDER)]},
+        },
+    ]
+    store.upsert(AgentSession(session_id="s", memory={"runs": runs}))
+    got = exact_and_lax(store, "s")
+    assert [m.content for m in got] == ["question 0", str(WIDER), "question 1"]
+
+
+def test_an_error_names_the_type_stored_not_the_floats(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.upsert(AgentSession(session_id="s", memory=memory([said("tool", "42", tool_call_id=WIDE)])))
+    with pytest.raises(CorruptRowError) as exact:
+        history(store, "s", read=store.read)
+    with pytest.raises(CorruptRowError) as lax:
+        store.history("s")
+    assert "is a JSON int, not a string" in str(lax.value)
+    assert str(lax.value) == str(exact.value)
+
+
+def test_a_go_teams_structured_content_shows_its_wide_integers(make_store: StoreFactory) -> None:
+    store = make_store("team")
+    team_data = {"messages": [{"role": "user", "content": {"n": WIDER}}]}
+    store.upsert(TeamSession(session_id="s", team_data=team_data))
+    assert [m.content for m in exact_and_lax(store, "s")] == [f'{{"n":{WIDER}}}']
+
+
+def test_a_v2_workflow_steps_content_shows_its_wide_integers(make_store: StoreFactory) -> None:
+    store = make_store("workflow_v2")
+    runs = [{"run_id": "w0", "step_responses": [{"step_name": "s1", "content": {"n": WIDER}}]}]
+    store.upsert(WorkflowSessionV2(session_id="s", runs=runs))
+    assert [m.content for m in exact_and_lax(store, "s")] == [f'{{"n":{WIDER}}}']
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts ``RowCodec.reads_exactly`` calls (the scan history() skips)."""
+    calls: list[int] = []
+    real = RowCodec.reads_exactly
+
+    def counted(self: RowCodec, row: Any) -> bool:
+        calls.append(1)
+        return real(self, row)
+
+    monkeypatch.setattr(RowCodec, "reads_exactly", counted)
+    yield calls
+
+
+def test_a_plain_conversation_is_read_without_the_scan(make_store: StoreFactory, scans: list[int]) -> None:
+    # A wide integer elsewhere in the row changes nothing history() shows, so it is not looked for.
+    store = make_store()
+    stored = memory([said("system", "be brief"), said("user", "hi"), said("assistant", "hello")])
+    store.upsert(AgentSession(session_id="s", memory=stored, session_data={"n": WIDER}))
+    assert [m.content for m in store.history("s")] == ["be brief", "hi", "hello"]
+    assert scans == []
+
+
+def test_the_scan_runs_once_for_a_row_however_many_values_need_it(make_store: StoreFactory, scans: list[int]) -> None:
+    store = make_store()
+    stored = memory([said("user", {"a": 1}, 1.5), said("assistant", {"b": 2}, 2.5)], [said("user", [1], 3.5)])
+    store.upsert(AgentSession(session_id="s", memory=stored))
+    assert [m.created_at for m in store.history("s")] == [1, 2, 3]
+    assert scans == [1]
+
+
+# --- any JSON: the lax read gives what the exact one gives ------------------------------------------
+
+#: Numbers where the reader uses them: small and wide integers (some equal as floats), floats.
+_NUMBER = st.one_of(
+    st.integers(min_value=-5, max_value=5),
+    st.sampled_from([WIDE, WIDER, -WIDE, 2**64 - 1, 2**64, -(2**63) - 1, 10**400]),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
+_LEAF = st.one_of(_NUMBER, st.sampled_from(["x", "y", ""]), st.none(), st.booleans())
+_VALUE = st.recursive(
+    _LEAF, lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.just("n"), inner), max_leaves=4
+)
+_MESSAGE = st.fixed_dictionaries(
+    {"role": st.one_of(st.sampled_from(["user", "assistant", "system", "tool"]), _NUMBER)},
+    optional={
+        "content": st.one_of(st.sampled_from(["a", "b"]), _VALUE),
+        "created_at": st.one_of(st.integers(0, 2**40), _NUMBER),
+        "from_history": st.one_of(st.booleans(), _NUMBER),
+        "tool_calls": st.one_of(st.lists(st.dictionaries(st.just("n"), _VALUE), max_size=2), _NUMBER),
+        "tool_call_id": st.one_of(st.just("c"), _NUMBER),
+        "name": st.one_of(st.sampled_from(["transfer_task_to_member", "f"]), _NUMBER),
+    },
+)
+
+
+def _run(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    members = st.lists(_run(depth - 1), max_size=2) if depth else st.just([])
+    return st.fixed_dictionaries(
+        {"run_id": st.one_of(st.sampled_from(["r1", "r2"]), _NUMBER), "messages": st.lists(_MESSAGE, max_size=3)},
+        optional={
+            "member_responses": st.one_of(members, _NUMBER),
+            "agent_id": st.one_of(st.just("m1"), _NUMBER),
+            "extra_data": st.fixed_dictionaries({"add_messages": st.lists(_MESSAGE, max_size=2)}),
+            "content": _VALUE,
+            "created_at": _NUMBER,
+        },
+    )
+
+
+#: Fewer, smaller runs than the strategies allow on their own: the text stored stays short.
+_RUNS = st.lists(_run(1), min_size=1, max_size=3)
+
+
+def _outcome(store: BaseStorage, read_exactly: bool) -> Any:
+    try:
+        return history(store, "s", read=store.read) if read_exactly else store.history("s")
+    except CorruptRowError as exc:
+        return ("CorruptRowError", str(exc), exc.table, exc.session_id, exc.column)
+
+
+@pytest.fixture(scope="module")
+def one_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseStorage]:
+    from agno_storage import SqliteStorage
+
+    store = SqliteStorage(table_name="agent_sessions", db_file=Path(tmp_path_factory.mktemp("lax")) / "s.db")
+    yield store
+    store.close()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(runs=_RUNS)
+def test_any_conversation_reads_as_the_exact_read_reads_it(one_store: BaseStorage, runs: list[dict[str, Any]]) -> None:
+    one_store.upsert(AgentSession(session_id="s", memory={"runs": runs}))
+    assert _outcome(one_store, read_exactly=False) == _outcome(one_store, read_exactly=True)
