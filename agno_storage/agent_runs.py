@@ -321,15 +321,6 @@ def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -
     return removed > 0
 
 
-def is_named(store: BaseStorage) -> bool:
-    """Whether ``store``'s table is named ``agent_runs`` (in SQLite, whatever its case: one table there), where a
-    Go Agent keeps its runs and export, prune and doctor read them: no place for sessions."""
-    from agno_storage.backends.sqlite import SqliteStorage
-
-    name = store.table_name
-    return name.lower() == TABLE if isinstance(store, SqliteStorage) else name == TABLE
-
-
 def applies(store: BaseStorage) -> bool:
     """True if ``store`` can hold Go Agent runs: an agent table in SQLite."""
     from agno_storage.backends.sqlite import SqliteStorage
@@ -633,7 +624,6 @@ __all__ = [
     "delete_session",
     "exists",
     "held_elsewhere",
-    "is_named",
     "read_runs",
     "row_owner",
     "runs_of",

@@ -92,10 +92,10 @@ class _AgnoStorage(Storage):
     ) -> None:
         if schema_version != 1:
             raise InvalidInputError(f"agno 1.x tables have schema_version 1, got {schema_version}")
+        backend: Backend = "sqlite" if db_url is None else backend_of_url(db_url)
         # At construction, where agno builds its storage, not at the Agent's first run: a name the store
         # cannot take (one agno's SQLAlchemy would quote: "my-sessions", a reserved word) fails here.
-        check_table_name(table_name)
-        backend: Backend = "sqlite" if db_url is None else backend_of_url(db_url)
+        check_table_name(table_name, case_blind=backend == "sqlite")
         if backend == "postgresql" and db_file is not None:
             raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {urls.shown(db_url)}")
         self.backend: Backend = backend

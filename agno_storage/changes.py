@@ -85,23 +85,14 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
     the sessions again) rather than going on past what it missed.
 
     Raises InvalidInputError, before changing anything, for a retention out
-    of range or a sessions table named ``agent_runs``; StorageError if
-    another table or trigger has a name the feed needs, or a watched table
-    was renamed with the feed's triggers on it (the message says what to
-    do). On PostgreSQL the triggers' function runs as the role that called
+    of range; StorageError if another table or trigger has a name the feed
+    needs, or a watched table was renamed with the feed's triggers on it
+    (the message says what to do). On PostgreSQL the triggers' function runs as the role that called
     this (``SECURITY DEFINER``), so writers need no grant on the log.
     """
     t = store.table_name
     if type(retention) is not int or not 60 <= retention <= INT64_MAX:
         raise InvalidInputError(f"retention must be seconds from 60 to 2**63 - 1, got {retention!r}", table=t)
-    if agent_runs.is_named(store):
-        # On SQLite it is agno-golang's runs table, whose triggers (keyed by a run id) the feed of an agent
-        # table puts on it; either way a Change from it could not be told from one of a Go Agent's runs.
-        raise InvalidInputError(
-            f"a sessions table named {t!r} cannot have a change feed: {agent_runs.TABLE} is the name of the "
-            "Go Agent's runs table, which the feed of an agent table watches; use another table name",
-            table=t,
-        )
     if not is_sqlite(store):
         check_derived_names(t, ("_changes", "_changes_meta", "_changes_log", TRUNCATE_SUFFIX), "the change feed")
     store.create()

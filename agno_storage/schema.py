@@ -28,17 +28,29 @@ AGENT_RUNS_TABLE: Final = "agent_runs"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-def check_table_name(name: object) -> str:
-    """Return ``name`` if it is a plain SQL identifier, else raise :class:`InvalidInputError`.
+def check_table_name(name: object, *, case_blind: bool) -> str:
+    """Return ``name`` if a sessions table can have it, else raise :class:`InvalidInputError`.
 
-    Plain means ASCII letters, digits and underscores, not starting with a
-    digit, at most 63 characters (PostgreSQL's limit), so it needs no quoting
-    in the Go port's unquoted DDL.
+    It must be a plain SQL identifier: ASCII letters, digits and
+    underscores, not starting with a digit, at most 63 characters
+    (PostgreSQL's limit), so it needs no quoting in the Go port's unquoted
+    DDL. And it must not be :data:`AGENT_RUNS_TABLE`, where a Go Agent keeps
+    its runs and where ``tables``, ``doctor``, ``export`` and ``prune`` read
+    runs (in a SQLite file or a PostgreSQL schema): sessions there would be
+    read as broken runs. ``case_blind``: the engine takes a name in any
+    ASCII case as one table (SQLite; PostgreSQL's quoted names are exact).
     """
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise InvalidInputError(f"table name must be a plain SQL identifier, got {name!r}", table=str(name))
     if name.upper() in SQL_KEYWORDS or name.lower().startswith(("sqlite_", "pg_")):
         raise InvalidInputError(f"table name {name!r} is a reserved word or prefix of SQL", table=name)
+    if (name.lower() if case_blind else name) == AGENT_RUNS_TABLE:
+        raise InvalidInputError(
+            f"table name {name!r} is {AGENT_RUNS_TABLE}, where a Go Agent keeps its runs (and tables, doctor, export "
+            "and prune read them): no sessions are kept there; give another table name (a sessions table made so "
+            "before can be renamed: ALTER TABLE ... RENAME TO ...)",
+            table=name,
+        )
     return name
 
 

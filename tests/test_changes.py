@@ -458,36 +458,6 @@ def test_a_cursor_or_retention_beyond_64_bits_is_a_typed_error(make_store: Any) 
     assert [c.session_id for c in store.changes()] == ["a"]
 
 
-def test_a_sessions_table_named_agent_runs_gets_no_feed_and_keeps_its_writes(make_store: Any) -> None:
-    """agent_runs is the Go Agent's runs table, which the feed of an agent table watches with triggers keyed by a
-    run id: on a sessions table of that name they would fail every write by every program."""
-    store = make_store("agent", table_name="agent_runs")
-    store.upsert(AgentSession(session_id="a", agent_id="x"))
-    with pytest.raises(InvalidInputError, match="agent_runs"):
-        store.enable_changes()
-    if isinstance(store, SqliteStorage):  # one table in SQLite, whatever the case of its name
-        other_case = SqliteStorage("Agent_Runs", db_file=store.db_path)
-        with pytest.raises(InvalidInputError, match="agent_runs"):
-            other_case.enable_changes()
-        other_case.close()
-    with pytest.raises(StorageError, match="not enabled"):
-        store.changes()
-    store.upsert(AgentSession(session_id="b", agent_id="x"))
-    mark = "?" if isinstance(store, SqliteStorage) else "%s"
-    table = '"agent_runs"' if isinstance(store, SqliteStorage) else store.qualified_table
-    with store.transaction() as conn:  # a plain statement, as another program writes
-        conn.execute(
-            f"INSERT INTO {table} (session_id, user_id, agent_id, created_at) VALUES ({mark}, '', 'x', 1)", ("c",)
-        )
-    assert sorted(s.session_id for s in store.list()) == ["a", "b", "c"]
-    if isinstance(store, SqliteStorage):
-        assert store.db_path is not None
-        with sqlite3.connect(store.db_path) as conn:
-            assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
-        conn.close()
-    store.disable_changes()  # idempotent, as on any table without a feed
-
-
 def test_a_row_with_no_session_id_can_still_be_deleted_or_repaired(tmp_path: Path) -> None:
     """SQLite lets a TEXT PRIMARY KEY hold NULL (a broken file): no reader can ask for such a row, so the feed
     leaves it out rather than fail another program's statement that deletes or repairs it."""

@@ -29,6 +29,7 @@ from agno_storage import (
     StorageError,
     TableNotFoundError,
     TeamSession,
+    open_storage,
     schema,
 )
 from agno_storage.backends.batches import BATCH_SIZE, REPLAY_LIMIT
@@ -329,6 +330,30 @@ def test_wrong_mode_session_is_refused(make_store: StoreFactory) -> None:
 def test_table_name_must_be_a_plain_identifier(make_store: StoreFactory, name: object) -> None:
     with pytest.raises(InvalidInputError):
         make_store(table_name=name)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_sessions_table_named_agent_runs_is_refused_before_anything_is_made(
+    make_store: StoreFactory, backend: str, tmp_path: Path, mode: Mode
+) -> None:
+    """agent_runs is where a Go Agent keeps its runs, and where tables, doctor, export and prune read runs (in a
+    SQLite file or a PostgreSQL schema): sessions kept there would be read as broken runs. SQLite takes a name in
+    any case as one table; PostgreSQL's quoted names are exact, so another spelling is another table there."""
+    sqlite = backend == "sqlite"
+    for name in ["agent_runs", "AGENT_RUNS", "Agent_Runs"] if sqlite else ["agent_runs"]:
+        with pytest.raises(InvalidInputError, match="agent_runs, where a Go Agent keeps its runs") as refused:
+            make_store(mode, table_name=name)
+        assert refused.value.table == name
+        url = f"sqlite:///{tmp_path / 'sessions.db'}" if sqlite else None
+        if url is not None:
+            with pytest.raises(InvalidInputError, match="where a Go Agent keeps its runs"):
+                open_storage(url, name, mode)
+    if sqlite:
+        assert os.listdir(tmp_path) == []
+    else:
+        other = make_store(mode, table_name="AGENT_RUNS")
+        other.upsert(make_session(mode, "s1"))
+        assert other.get_all_session_ids() == ["s1"]
 
 
 def test_unknown_mode_is_refused(make_store: StoreFactory) -> None:

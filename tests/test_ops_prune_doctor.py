@@ -266,6 +266,29 @@ def test_a_table_another_program_named_outside_plain_sql_is_refused_by_the_dry_r
     conn.close()
 
 
+@pytest.mark.parametrize("name", ["agent_runs", "AGENT_RUNS"])
+def test_prune_and_history_refuse_a_sessions_table_named_agent_runs_and_change_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """agent_runs (one table in SQLite, whatever the case) is where a Go Agent keeps its runs: a sessions table
+    an earlier build let a store make there is refused by name, as the store refuses it, before its sessions are
+    read as runs (the prune went on and exited 0)."""
+    path = tmp_path / "f.db"
+    store = open_store(str(path), "old", Mode.AGENT, None)
+    store.upsert(AgentSession(session_id="s", agent_id="a", created_at=1, updated_at=1))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"ALTER TABLE old RENAME TO {name}")
+    conn.close()
+    before = path.read_bytes()
+    for argv in (["prune", "--older-than", "1d"], ["prune", "--older-than", "1d", "--dry-run"], ["history"]):
+        command, *rest = argv
+        tail = ["s"] if command == "history" else rest
+        assert main([command, str(path), "--table", name, *tail]) == 2
+        assert "where a Go Agent keeps its runs" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
 def test_a_table_the_store_refuses_is_refused_by_the_dry_run_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: list[str]

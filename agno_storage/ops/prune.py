@@ -88,9 +88,10 @@ def prune(
             "session)",
             table=table,
         )
+    # Deletes go through the store, which takes the names check_table_name takes only: a dry run refuses what the
+    # prune would (agent_runs as a sessions table too, before its runs are read as sessions).
+    check_table_name(table, case_blind=db.is_sqlite)
     info = describe(db, table, mode)
-    # Deletes go through the store, which takes plain SQL names only: a dry run refuses what the prune would.
-    check_table_name(table)
     cutoff = (int(time.time()) if now is None else now) - older_than
     filters = Filters(user=user, until=cutoff)
     clause, params = where(db, filters)

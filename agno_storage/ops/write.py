@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agno_storage import agent_runs, codec
+from agno_storage import codec
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
@@ -64,7 +64,6 @@ class RowWriter:
     def __init__(self, url: str, table: str, mode: Mode, schema: str | None = "ai") -> None:
         self.store: BaseStorage = open_store(url, table, mode, schema)
         try:
-            _refuse_runs_table(self.store)
             self.store.create()
         except BaseException:
             self.store.close()
@@ -314,23 +313,6 @@ class RowWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _refuse_runs_table(store: BaseStorage) -> None:
-    """InvalidInputError if ``store``'s table is ``agent_runs`` (in SQLite, in any case: one table there).
-
-    That is where a Go Agent keeps its runs, and where export, prune and doctor
-    read them, in a SQLite file or a PostgreSQL schema: sessions written there
-    would be read as broken runs, and the runs an import or a copy carries
-    would be written into the sessions table itself.
-    """
-    name = store.table_name
-    if agent_runs.is_named(store):
-        raise InvalidInputError(
-            f"table {name!r} is {agent_runs.TABLE}, where a Go Agent keeps its runs (and export, prune and doctor read "
-            "them): no sessions are written there; give another table",
-            table=name,
-        )
 
 
 __all__ = ["BATCH_SIZE", "BadValue", "RowWriter"]

@@ -186,7 +186,8 @@ class Server:
                 names = ", ".join(t.name for t in tables)
                 raise HttpError(400, "bad_request", f"this database has several sessions tables ({names}): add table=")
         else:
-            schema.check_table_name(table)  # InvalidInputError (400) for a name no store takes, before the list
+            # InvalidInputError (400) for a name no store takes, before the list.
+            schema.check_table_name(table, case_blind=self.source.CASE_BLIND_NAMES)
             if not (self.source.lists(self.listing(), table) or self.source.lists(self.listing(fresh=True), table)):
                 # Refused before the database is looked at: each look opens a connection, and a client asking
                 # for name after name would have it open them as fast as it asks.

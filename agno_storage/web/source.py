@@ -67,6 +67,8 @@ T = TypeVar("T")
 class SqliteSource(Source):
     """A SQLite file opened read-only (``mode=ro``, ``query_only``): one connection per thread."""
 
+    CASE_BLIND_NAMES = True
+
     def __init__(
         self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT, recheck_after: float = RECHECK_AFTER
     ) -> None:

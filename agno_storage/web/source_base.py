@@ -13,6 +13,7 @@ import abc
 import contextlib
 import threading
 import time
+from typing import ClassVar
 
 import attrs
 
@@ -66,6 +67,9 @@ class Source(abc.ABC):
     looked at again (see :meth:`reader`).
     """
 
+    #: Whether the engine takes a table name in any ASCII case as one table (SQLite; not PostgreSQL).
+    CASE_BLIND_NAMES: ClassVar[bool] = False
+
     def __init__(self, *, recheck_after: float = RECHECK_AFTER) -> None:
         self.recheck_after = recheck_after
         self._readers: dict[str, _Cached] = {}
@@ -102,7 +106,7 @@ class Source(abc.ABC):
             found = list_tables(db, unreadable, count_rows=count_rows, runs=False).sessions
             for info in found:
                 try:
-                    schema.check_table_name(info.name)
+                    schema.check_table_name(info.name, case_blind=db.is_sqlite)
                 except InvalidInputError as exc:
                     unreadable.append((info.name, str(exc)))
                     continue
@@ -146,7 +150,7 @@ class Source(abc.ABC):
         """
         # A name such as "a-b" or one holding NUL is no table a store reads; PostgreSQL would refuse NUL as a
         # DataError, not as a missing table.
-        schema.check_table_name(table)
+        schema.check_table_name(table, case_blind=self.CASE_BLIND_NAMES)
         file = self.file()
         if file != self._file_seen:
             self._drop_readers_of_other_files(file)
