@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agno_storage import AgentSession, ReadOnlyDatabaseError, SqliteStorage
+from agno_storage import AgentSession, DatabaseCorruptError, ReadOnlyDatabaseError, SqliteStorage
 from agno_storage.cli import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -267,3 +267,56 @@ def test_import_refuses_a_file_named_as_the_new_databases_own_files(
     assert "is the database" in capsys.readouterr().err
     assert folder_state(folder) == before  # the file as it was, and no DEST
     assert main(["import", str(folder / "other.db"), "--table", "agent_sessions", str(given_file)]) == 0
+
+
+def test_an_empty_file_is_a_database_with_no_tables_that_inspection_leaves_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite reads a 0-byte file as an empty database: doctor says it holds no tables (it said "all is well",
+    as though it had checked sessions), and no inspecting command, nor a store's read, writes to it."""
+    path = tmp_path / "empty.db"
+    path.touch()
+    db = str(path)
+    run_all(
+        [
+            (["tables", db], 0),
+            (["export", db, "--table", "agent_sessions"], 1),
+            (["history", db, "--table", "agent_sessions", "s"], 1),
+            (["list", db, "--table", "agent_sessions"], 1),
+            (["prune", db, "--table", "agent_sessions", "--older-than", "1d", "--dry-run"], 1),
+        ]
+    )
+    capsys.readouterr()
+    assert main(["doctor", db]) == 0
+    said = capsys.readouterr().out
+    assert "the file (SQLite reads an empty file as an empty database) holds no tables" in said
+    assert said.endswith("nothing to check: no tables\n") and "all is well" not in said
+    for read_only in (True, False):
+        store = SqliteStorage("agent_sessions", db_file=path, read_only=read_only)
+        assert (store.read("s"), store.list(), store.count()) == (None, [], 0)
+        store.close()
+    assert [(p.name, p.stat().st_size) for p in tmp_path.iterdir()] == [("empty.db", 0)]
+
+
+def test_a_text_file_is_refused_as_no_database_and_left_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that is not SQLite: doctor names it unreadable, the other commands and the store stop with
+    DatabaseCorruptError (exit 2), and none of them writes to it or leaves a file beside it."""
+    path = tmp_path / "notes.db"
+    path.write_text("not a database, only text\n")
+    db = str(path)
+    commands = [
+        ["tables", db],
+        ["export", db, "--table", "agent_sessions"],
+        ["history", db, "--table", "agent_sessions", "s"],
+        ["prune", db, "--table", "agent_sessions", "--older-than", "1d"],
+    ]
+    for argv in commands:
+        assert (argv[0], main(argv)) == (argv[0], 2)
+        assert "not a database" in capsys.readouterr().err
+    assert main(["doctor", db]) == 3
+    assert "problem: SQLite cannot read the file" in capsys.readouterr().out
+    with pytest.raises(DatabaseCorruptError, match="not a database"):
+        SqliteStorage("agent_sessions", db_file=path)
+    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("notes.db", "not a database, only text\n")]

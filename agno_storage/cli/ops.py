@@ -455,7 +455,7 @@ def _doctor(args: argparse.Namespace) -> int:
             session = f" session {f.session_id!r}" if f.session_id is not None else ""
             subject = f"{where}{session}: " if where or session else ""
             out(printable(f"{f.severity}: {subject}{f.message}"))
-        out("all is well" if report.ok else "problems found")
+        out("problems found" if not report.ok else "nothing to check: no tables" if report.empty else "all is well")
     return OK if report.ok else UNWELL
 
 

@@ -25,6 +25,9 @@ from agno_storage.schema import CURRENT_VERSION, quote
 
 PROBLEM, NOTE = "problem", "note"
 
+#: The note for a file or schema with no table at all (SQLite reads a 0-byte file as such a database).
+NO_TABLES = "no_tables"
+
 
 @attrs.frozen
 class Finding:
@@ -52,6 +55,11 @@ class DoctorReport:
         """True when nothing is wrong (notes allowed)."""
         return not any(f.severity == PROBLEM for f in self.findings)
 
+    @property
+    def empty(self) -> bool:
+        """True when the file (or schema) holds no table at all: nothing was there to check."""
+        return any(f.kind == NO_TABLES for f in self.findings)
+
 
 def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     """Check ``db`` (open it with ``lenient_text=True`` to see non-UTF-8 text): read-only, every row.
@@ -78,8 +86,10 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     :func:`~agno_storage.usage.stored_run`). Cost: one pass over each table,
     rows streamed; each row's JSON is decoded once.
     Notes: ``agent_runs`` rows whose session has no row (a Go Agent writes
-    them by design), columns of other writers, and on PostgreSQL each of
-    agno's indexes a sessions table lacks (``missing_index``).
+    them by design), columns of other writers, on PostgreSQL each of
+    agno's indexes a sessions table lacks (``missing_index``), and a file
+    or schema with no table at all (``no_tables``: an empty file is such a
+    SQLite database; nothing was checked, see :attr:`DoctorReport.empty`).
     ``path`` (SQLite) is the file, for the size of its -wal.
     """
     findings: list[Finding] = []
@@ -119,6 +129,15 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
         return DoctorReport(
             findings=tuple(findings), tables=(), integrity=integrity, journal_mode=journal, wal_bytes=wal
         )
+    if not report.sessions and report.runs is None and not report.others:
+        where = (
+            "the file (SQLite reads an empty file as an empty database)"
+            if db.is_sqlite
+            else "the database"
+            if db.schema is None
+            else f"schema {db.schema!r}"
+        )
+        findings.append(Finding(NOTE, NO_TABLES, f"{where} holds no tables: there are no sessions to check"))
     for info in report.sessions:
         if info.version < CURRENT_VERSION:
             findings.append(
