@@ -2,7 +2,8 @@
 
 The report and the tables it writes are tests/test_agno3*.py's; here the
 command's edges: PostgreSQL URLs with a password where a step fails, a
-source with an old schema version, and worker counts.
+source with an old schema version, worker counts, and paths holding
+characters a URI escapes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -305,3 +307,45 @@ def test_the_summary_says_how_many_sessions_keep_an_earlier_builds_mapping(
     assert code == 0 and "earlier build" not in out, err
     code, out, err = _run(capsys, "to-agno3", src, dst, "--workers", "0")
     assert code == 0 and "earlier build" not in out, err
+
+
+@pytest.mark.parametrize("name", ["a b", "100%", "%41", "h#x", "q?y", "a&b=c", "ünï"])
+def test_paths_holding_characters_a_uri_escapes_name_the_files_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """to-agno3's readers open SQLite files through ``file:`` URIs (a Go Agent's runs, the memory table, what DST
+    holds on a run again): a folder and file whose names hold a space, ``%``, ``#``, ``?``, ``&`` or a non-ASCII
+    letter, given as a relative path or (DST) a percent-encoded ``sqlite:///`` URL, name those files, no other:
+    the runs and the memory are read from SRC, written to DST, and a second run finds them all there."""
+    folder = tmp_path / name
+    folder.mkdir()
+    shutil.copy(FIXTURES / "go_agent_conversation.db", folder / f"{name}.db")
+    with sqlite3.connect(folder / f"{name}.db") as conn:
+        conn.execute(
+            "CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at TEXT, updated_at TEXT)"
+        )
+        conn.execute("""INSERT INTO memory VALUES ('m1', 'u', '{"memory": "likes tea"}', NULL, NULL)""")
+    conn.close()
+    monkeypatch.chdir(tmp_path)
+    src = f"{name}/{name}.db"
+    targets = {
+        f"{name}/{name} dst.db": folder / f"{name} dst.db",
+        "sqlite:///" + quote(str(folder / f"{name} url.db")): folder / f"{name} url.db",
+    }
+    for dst, file in targets.items():
+        for unchanged in (0, 1):
+            code, out, err = _run(capsys, "to-agno3", src, dst, "--json")
+            assert (code, err) == (0, "")
+            modes = json.loads(out)["modes"]
+            assert [(m["sessions"], m["memories"], m["unchanged"]) for m in modes.values()] == [
+                (1 - unchanged, 0, unchanged),  # agent_sessions: the session with a row
+                (1 - unchanged, 0, unchanged),  # agent_runs: the session a Go Agent keeps there alone
+                (0, 1 - unchanged, unchanged),  # memory
+            ]
+        with sqlite3.connect(file) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM agno_sessions").fetchone() == (2,)
+            assert conn.execute("SELECT COUNT(*) FROM agno_runs").fetchone() == (4,)
+            assert conn.execute("SELECT memory FROM agno_memories").fetchall() == [('"likes tea"',)]
+        conn.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"{name}.db", f"{name} dst.db", f"{name} url.db"])
