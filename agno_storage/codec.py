@@ -97,8 +97,8 @@ def loads(text: str | bytes | None) -> Any:
     """Decode stored JSON; SQL NULL, ``''`` and ``null`` all give ``None``.
 
     Raises ``ValueError`` on invalid JSON, and on JSON nested deeper than
-    the decoders go (orjson's 1,024 levels; the stdlib's, for text with
-    wide integers, about as deep); callers wrap it with row context.
+    orjson goes (1,024 levels, wide integers or not); callers wrap it with
+    row context.
     """
     if type(text) is bytes:  # what the SQLite backend reads: the common case first
         data = text

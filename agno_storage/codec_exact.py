@@ -3,11 +3,11 @@
 :func:`agno_storage.codec.dumps` and :func:`~agno_storage.codec.loads` run
 orjson on every value; they come here only for what it cannot do exactly:
 integers past 64 bits and nesting past 255 levels on write
-(:func:`dumps_wide`), integers past 64 bits on read (:func:`loads_exact`),
-and, when orjson's text holds ``null``, the search for the NaN or infinity
-it may stand for (:func:`has_non_finite`). Both sides refuse exactly what
-the fast path refuses, so which path ran never shows in a result or an
-error. Slower, and rare.
+(:func:`dumps_wide`), integers past 64 bits on read (:func:`loads_exact`,
+as deep as orjson reads), and, when orjson's text holds ``null``, the
+search for the NaN or infinity it may stand for (:func:`has_non_finite`).
+Both sides refuse exactly what the fast path refuses, so which path ran
+never shows in a result or an error. Slower, and rare.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from __future__ import annotations
 import enum
 import json
 import marshal
+import re
 import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import orjson
 
 from agno_storage.errors import InvalidInputError
 
@@ -216,6 +219,9 @@ def _refuse_what_orjson_refuses(value: Any) -> None:
 def loads_exact(data: bytes, *, strict: bool, non_finite: bool = False) -> Any:
     """The stdlib's exact reading of ``data``; ``strict``: refusing what orjson refuses (ValueError).
 
+    As deep as orjson reads (1,024 levels), whatever the interpreter's recursion limit: text nested past the
+    stdlib parser's reach is read by :func:`_loads_deep`.
+
     ``non_finite`` (with ``strict``): ``NaN``, ``Infinity`` and ``-Infinity``, as Python's ``json.dumps``
     writes them, read as floats; anything else orjson refuses is still refused.
     """
@@ -224,12 +230,74 @@ def loads_exact(data: bytes, *, strict: bool, non_finite: bool = False) -> Any:
             return with_stack(json.loads, data)
         value = with_stack(_non_finite_json_loads if non_finite else _strict_json_loads, data)
     except RecursionError:
-        raise ValueError("JSON nested too deeply to decode") from None
+        # Past about 990 levels (the interpreter's recursion limit): orjson's 1,024 levels, read exactly.
+        value = _loads_deep(data, non_finite=strict and non_finite)
     for item in _walk(value):
         texts = item if type(item) is dict else (item,)  # a dict's keys; a string itself
         for text in texts:
             if type(text) is str and not (text.isascii() or is_utf8(text)):
                 raise ValueError("JSON text holds a lone surrogate, which is no character")
+    return value
+
+
+# A JSON string, a wide integer (group 1), any other number (consumed whole, so that no match starts inside
+# one), or one of the non-finite constants Python's json.dumps writes (group 2). A string ends where a JSON
+# parser ends it, at the next quote not escaped, so digits inside one are left alone.
+_TOKEN = re.compile(
+    rb'"[^"\\]*(?:\\.[^"\\]*)*"|(-?[0-9]{19,})(?![0-9.eE])|-?[0-9][0-9.eE+-]*|(NaN|-?Infinity)', re.DOTALL
+)
+_CONSTANTS = {b"NaN": float("nan"), b"Infinity": _INF, b"-Infinity": -_INF}
+# U+0001, as JSON text must spell it (no control character may stand in a string as itself).
+_MARK = b"\\u0001"
+_MARKS = re.compile(b"(?:" + re.escape(_MARK) + b")+")
+
+
+def _loads_deep(data: bytes, *, non_finite: bool) -> Any:
+    """``data`` as :func:`loads_exact` reads it, for text nested deeper than the stdlib's parser goes.
+
+    orjson reads the text with each wide integer (and, with ``non_finite``,
+    each ``NaN`` and infinity) spelled as a string: more U+0001 in a row
+    than any string of the text starts with (each is an escape, so the
+    longest run of them in the text bounds it), then the number's place in
+    ``numbers``. Those strings are then replaced by the numbers, which are
+    read in the text's order, as the stdlib reads them. ValueError for what
+    orjson refuses, and for a number where an object's key belongs.
+    """
+    marks = 1 + max((len(run) // len(_MARK) for run in _MARKS.findall(data)), default=0)
+    prefix = "\x01" * marks
+    spelled_prefix = b'"' + _MARK * marks
+    numbers: list[Any] = []
+
+    def spelled(match: re.Match[bytes]) -> bytes:
+        wide, constant = match.group(1), match.group(2)
+        if wide is not None:
+            numbers.append(int(wide))
+        elif constant is not None and non_finite:
+            numbers.append(_CONSTANTS[constant])
+        else:
+            return match.group(0)
+        return b'%s%d"' % (spelled_prefix, len(numbers) - 1)
+
+    try:
+        value = orjson.loads(_TOKEN.sub(spelled, data))
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(exc.msg) from None  # its place would be in the text as spelled here
+    if type(value) is str:
+        return numbers[int(value[marks:])] if value.startswith(prefix) else value
+    stack = [value] if type(value) in (dict, list) else []
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            for key in item:
+                if key.startswith(prefix):  # a number where a key belongs: not JSON, which orjson would say
+                    raise ValueError("JSON object key is a number, not a string")
+        for at, child in item.items() if type(item) is dict else enumerate(item):
+            kind = type(child)
+            if kind is str:
+                if child.startswith(prefix):
+                    item[at] = numbers[int(child[marks:])]
+            elif kind is dict or kind is list:
+                stack.append(child)
     return value
 
 

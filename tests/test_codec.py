@@ -250,6 +250,51 @@ def test_how_deep_a_value_may_nest_does_not_depend_on_the_callers_stack() -> Non
     assert deep(300, codec.loads, text.encode()) == value
 
 
+def _unwrapped(value: Any, depth: int) -> Any:
+    for _ in range(depth):
+        (value,) = value
+    return value
+
+
+#: Past the stdlib parser's reach (about 990 levels) and within orjson's (1,024).
+_DEEP = 1000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"{WIDE},-{WIDE},9223372036854775808,-9223372036854775809,{'7' * 400}",
+        f'"{WIDE}","a \\" {WIDE}",{WIDE}',
+        f"12345678901234567890.5,0.1234567890123456789012,1{'0' * 20}e-5,{WIDE}",
+        f'"\\\\u0001\\u0001\\u00010",{{"\\u0001\\u00011":"\\u0001"}},{WIDE}',
+    ],
+)
+def test_text_nested_past_the_stdlibs_reach_reads_as_shallow_text_does(body: str) -> None:
+    """Integers past 64 bits are read exactly as deep as orjson reads, and nothing else in the text changes:
+    not digits in strings, floats, nor strings of control characters like those the deep reading uses."""
+    shallow = codec.loads("[" + body + "]")
+    deep = _unwrapped(codec.loads("[" * _DEEP + body + "]" * _DEEP), _DEEP - 1)
+    assert deep == shallow
+    assert [type(item) for item in deep] == [type(item) for item in shallow]
+
+
+def test_text_nested_past_the_stdlibs_reach_refuses_what_shallow_text_refuses() -> None:
+    from agno_storage.modes import SPECS, Mode
+
+    spec = SPECS[Mode.AGENT]
+    for body in (f"{'7' * 400},{{{WIDE}:1}}", f"{WIDE},NaN", f"{WIDE},1e400", f'{WIDE},"\\ud800"'):
+        for depth in (1, _DEEP):
+            with pytest.raises(ValueError):
+                codec.loads("[" * depth + body + "]" * depth)
+    # A store reading agno's NaN reads it at any depth, beside a wide integer.
+    text = '{"d":' + "[" * _DEEP + f"NaN,{WIDE}" + "]" * _DEEP + "}"
+    row = ["s" if n == "session_id" else text if n == "session_data" else None for n in spec.names]
+    data = codec.RowCodec(spec, "t", read_non_finite=True).decode(row).session_data
+    assert data is not None
+    found = _unwrapped(data["d"], _DEEP - 1)
+    assert math.isnan(found[0]) and found[1] == int(WIDE) and type(found[1]) is int
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()

@@ -11,6 +11,7 @@ checks ``history()`` against the values stored and against
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,28 @@ def test_a_v2_workflow_steps_content_shows_its_wide_integers(make_store: StoreFa
     runs = [{"run_id": "w0", "step_responses": [{"step_name": "s1", "content": {"n": WIDER}}]}]
     store.upsert(WorkflowSessionV2(session_id="s", runs=runs))
     assert [m.content for m in exact_and_lax(store, "s")] == [f'{{"n":{WIDER}}}']
+
+
+def test_a_row_nested_as_deep_as_orjson_reads_with_a_wide_integer_reads_as_read_reads_it(tmp_path: Path) -> None:
+    # orjson reads 1,024 levels; a text holding an integer past 64 bits is read again exactly, and that read
+    # must go as deep, or read() refuses the row while history(), which never looks at session_data, reads it.
+    from agno_storage import SqliteStorage
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("t", db_file=db)
+    store.upsert(AgentSession(session_id="s", memory=memory([said("user", "hi")])))
+    for depth in (995, 1023):
+        deep = "[" * depth + str(WIDER) + "]" * depth
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE t SET session_data = ?", ('{"d":' + deep + "}",))
+        assert [m.content for m in exact_and_lax(store, "s")] == ["hi"]
+        session = store.read("s")
+        assert session is not None and session.session_data is not None
+        value = session.session_data["d"]
+        for _ in range(depth):
+            (value,) = value
+        assert value == WIDER and type(value) is int
+    store.close()
 
 
 @pytest.fixture
