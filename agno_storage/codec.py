@@ -370,8 +370,9 @@ class RowCodec:
         return session if session is not None else self.decode_reference(row)
 
     def reads_exactly(self, row: Sequence[Any]) -> bool:
-        """Whether :meth:`decode_lax` of ``row`` is :meth:`decode` of it: no JSON column holds an integer of 19
-        or more digits (the scan :meth:`decode` makes, for the whole row at once)."""
+        """True if :meth:`decode_lax` of ``row`` is certainly :meth:`decode` of it: no JSON column may hold an
+        integer of 19 or more digits, by the scan :meth:`decode` makes (for the whole row at once). False where
+        one may (a run of 19 digits in a string counts too): the two readings may differ."""
         for i in self._json_columns:
             value = row[i]
             if type(value) is str:

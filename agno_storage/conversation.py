@@ -112,9 +112,11 @@ class LaxRow:
     row: Sequence[Any]
 
     def is_exact(self) -> bool:
+        """Whether the lax decode is certainly the exact one (:meth:`~agno_storage.codec.RowCodec.reads_exactly`)."""
         return self.codec.reads_exactly(self.row)
 
     def exact(self) -> Session:
+        """The session as ``read()`` decodes the row; raises what it raises."""
         return self.codec.decode(self.row)
 
 
