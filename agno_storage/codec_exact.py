@@ -301,12 +301,14 @@ def _loads_deep(data: bytes, *, non_finite: bool) -> Any:
     return value
 
 
+# Decoded as UTF-8 here: given bytes, the stdlib would take a byte order mark, UTF-16 or UTF-32 too, which orjson
+# refuses (and json.dumps never writes).
 def _strict_json_loads(data: bytes) -> Any:
-    return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+    return json.loads(data.decode(), parse_constant=_no_constant, parse_float=_finite_float)
 
 
 def _non_finite_json_loads(data: bytes) -> Any:
-    return json.loads(data, parse_float=_finite_float)
+    return json.loads(data.decode(), parse_float=_finite_float)
 
 
 def _no_constant(name: str) -> Any:

@@ -144,10 +144,16 @@ def test_a_codec_reading_non_finite_reads_agnos_spelling_and_nothing_more(wide: 
         assert type(data["w"]) is int and data["w"] == int(WIDE)
     with pytest.raises(CorruptRowError):
         codec.RowCodec(spec, "t").decode(row('{"a":NaN' + tail))
-    for text in ('{"a":1e400', '{"a":"\\ud800"', '{"a":nan', '{"a":NaN,'):
+    for text in ('{"a":1e400', '{"a":"\\ud800"', '{"a":nan', '{"a":NaN,', '\ufeff{"a":NaN'):
         with pytest.raises(CorruptRowError) as corrupt:
             lenient.decode(row(text + tail))
         assert corrupt.value.column == "session_data"
+    # JSON text in another encoding than UTF-8, which the stdlib would guess from its bytes.
+    for encoding in ("utf-16", "utf-32-le"):
+        text = ('{"a":NaN' + tail).encode(encoding)
+        stored = ["s" if n == "session_id" else text if n == "session_data" else None for n in spec.names]
+        with pytest.raises(CorruptRowError):
+            lenient.decode(stored)
 
 
 class Colour(enum.Enum):
