@@ -139,7 +139,9 @@ def combined(
             else:
                 try:
                     messages = session_messages(session, table, is_exact=lax.is_exact)
-                except Inexact:
+                except (Inexact, RecursionError):
+                    # RecursionError: asked from deep in a nested conversation, whether the row is exact takes
+                    # a few frames the exact read does not; near the interpreter's limit, the exact read decides.
                     messages = session_messages(lax.exact(), table)
         except Unwritable as exc:
             sid = session.session_id
