@@ -129,7 +129,8 @@ def combined(
     the index). Raises CorruptRowError as :func:`session_messages` and
     :func:`runs_messages` do. ``lax``: ``session`` was decoded laxly from
     that row; its conversation is what the exact decode's would be (read
-    again exactly where a value it uses may differ).
+    again exactly where a value it uses may differ, or near the
+    interpreter's recursion limit).
     """
     messages: builtins.list[Message] = []
     if session is not None:
