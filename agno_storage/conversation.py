@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from agno_storage import agent_runs
+from agno_storage.codec_exact import with_stack
 from agno_storage.conversation_agno import memory_messages, workflow_v2_messages
 from agno_storage.conversation_go import RunRow, go_team_messages, runs_by_user, runs_messages
 from agno_storage.conversation_message import (
@@ -129,21 +130,13 @@ def combined(
     the index). Raises CorruptRowError as :func:`session_messages` and
     :func:`runs_messages` do. ``lax``: ``session`` was decoded laxly from
     that row; its conversation is what the exact decode's would be (read
-    again exactly where a value it uses may differ, or near the
-    interpreter's recursion limit).
+    again exactly where a value it uses may differ, or past the
+    interpreter's recursion limit: :func:`_row_messages`).
     """
     messages: builtins.list[Message] = []
     if session is not None:
         try:
-            if lax is None:
-                messages = session_messages(session, table)
-            else:
-                try:
-                    messages = session_messages(session, table, is_exact=lax.is_exact)
-                except (Inexact, RecursionError):
-                    # RecursionError: asked from deep in a nested conversation, whether the row is exact takes
-                    # a few frames the exact read does not; near the interpreter's limit, the exact read decides.
-                    messages = session_messages(lax.exact(), table)
+            messages = _row_messages(session, table, lax)
         except Unwritable as exc:
             sid = session.session_id
             raise CorruptRowError(f"{table} session {sid!r}: {exc}", table=table, session_id=sid) from None
@@ -158,6 +151,33 @@ def combined(
             f"{AGENT_RUNS_TABLE} of session {sid!r}: {exc}", table=AGENT_RUNS_TABLE, session_id=sid, column="messages"
         ) from None
     return merge(messages, theirs)
+
+
+def _row_messages(session: Session, table: str, lax: LaxRow | None) -> builtins.list[Message]:
+    """:func:`session_messages` of ``session`` (read laxly from ``lax`` if given: read again exactly where a value
+    it uses may differ), the same from any depth of the caller's stack.
+
+    The reader recurses once per member run, so its depth limit is the
+    interpreter's less the frames the caller uses. A RecursionError is read
+    again, exactly, at the bottom of a new thread's stack
+    (:func:`~agno_storage.codec_exact.with_stack`): the same limit for every
+    caller. A conversation nested past even that (member runs within member
+    runs, about 490 deep) is :class:`Unwritable`, never a RecursionError.
+    """
+    try:
+        if lax is None:
+            return session_messages(session, table)
+        try:
+            return session_messages(session, table, is_exact=lax.is_exact)
+        except Inexact:
+            return session_messages(lax.exact(), table)
+    except RecursionError:
+        pass
+    exact = session if lax is None else lax.exact()
+    try:
+        return with_stack(lambda s: session_messages(s, table), exact)
+    except RecursionError:
+        raise Unwritable("its conversation is nested too deeply to read (member runs within member runs)") from None
 
 
 def belongs(owner: str | None, run: RunRow) -> bool:
