@@ -241,10 +241,12 @@ def loads_exact(data: bytes, *, strict: bool, non_finite: bool = False) -> Any:
 
 
 # A JSON string, a wide integer (group 1), any other number (consumed whole, so that no match starts inside
-# one), or one of the non-finite constants Python's json.dumps writes (group 2). A string ends where a JSON
-# parser ends it, at the next quote not escaped, so digits inside one are left alone.
+# one: a run of digits with a leading zero is one, which JSON refuses), or one of the non-finite constants
+# Python's json.dumps writes (group 2). A string ends where a JSON parser ends it, at the next quote not
+# escaped, so digits inside one are left alone: in JSON text. In text that is not (a string never closed),
+# a match may start inside a string, which is why _loads_deep checks the text before it reads it.
 _TOKEN = re.compile(
-    rb'"[^"\\]*(?:\\.[^"\\]*)*"|(-?[0-9]{19,})(?![0-9.eE])|-?[0-9][0-9.eE+-]*|(NaN|-?Infinity)', re.DOTALL
+    rb'"[^"\\]*(?:\\.[^"\\]*)*"|(-?[1-9][0-9]{18,})(?![0-9.eE])|-?[0-9][0-9.eE+-]*|(NaN|-?Infinity)', re.DOTALL
 )
 _CONSTANTS = {b"NaN": float("nan"), b"Infinity": _INF, b"-Infinity": -_INF}
 # U+0001, as JSON text must spell it (no control character may stand in a string as itself).
@@ -255,31 +257,41 @@ _MARKS = re.compile(b"(?:" + re.escape(_MARK) + b")+")
 def _loads_deep(data: bytes, *, non_finite: bool) -> Any:
     """``data`` as :func:`loads_exact` reads it, for text nested deeper than the stdlib's parser goes.
 
-    orjson reads the text with each wide integer (and, with ``non_finite``,
-    each ``NaN`` and infinity) spelled as a string: more U+0001 in a row
-    than any string of the text starts with (each is an escape, so the
-    longest run of them in the text bounds it), then the number's place in
-    ``numbers``. Those strings are then replaced by the numbers, which are
-    read in the text's order, as the stdlib reads them. ValueError for what
-    orjson refuses, and for a number where an object's key belongs.
+    Each wide integer (and, with ``non_finite``, each ``NaN`` and infinity)
+    is a number token JSON takes; orjson first reads the text with each of
+    them spelled `` 0 ``, which it refuses exactly when the text is not
+    JSON (a number is still a number, kept apart from its neighbours; no
+    string opens or closes). Then it reads the text with each of them
+    spelled as a string: more U+0001 in a row than any string of the text
+    starts with (each is an escape, so the longest run of them in the text
+    bounds it), then the number's place in ``numbers``. Those strings are
+    replaced by the numbers, which are read in the text's order, as the
+    stdlib reads them. ValueError for what orjson refuses.
     """
     marks = 1 + max((len(run) // len(_MARK) for run in _MARKS.findall(data)), default=0)
     prefix = "\x01" * marks
     spelled_prefix = b'"' + _MARK * marks
     numbers: list[Any] = []
-
-    def spelled(match: re.Match[bytes]) -> bytes:
+    as_zero: list[bytes] = []
+    as_string: list[bytes] = []
+    done = 0
+    for match in _TOKEN.finditer(data):
         wide, constant = match.group(1), match.group(2)
         if wide is not None:
             numbers.append(int(wide))
         elif constant is not None and non_finite:
             numbers.append(_CONSTANTS[constant])
         else:
-            return match.group(0)
-        return b'%s%d"' % (spelled_prefix, len(numbers) - 1)
-
+            continue
+        before = data[done : match.start()]
+        as_zero += (before, b" 0 ")
+        as_string += (before, b'%s%d"' % (spelled_prefix, len(numbers) - 1))
+        done = match.end()
+    as_zero.append(data[done:])
+    as_string.append(data[done:])
     try:
-        value = orjson.loads(_TOKEN.sub(spelled, data))
+        orjson.loads(b"".join(as_zero))
+        value = orjson.loads(b"".join(as_string))
     except orjson.JSONDecodeError as exc:
         raise ValueError(exc.msg) from None  # its place would be in the text as spelled here
     if type(value) is str:
@@ -287,10 +299,6 @@ def _loads_deep(data: bytes, *, non_finite: bool) -> Any:
     stack = [value] if type(value) in (dict, list) else []
     while stack:
         item = stack.pop()
-        if type(item) is dict:
-            for key in item:
-                if key.startswith(prefix):  # a number where a key belongs: not JSON, which orjson would say
-                    raise ValueError("JSON object key is a number, not a string")
         for at, child in item.items() if type(item) is dict else enumerate(item):
             kind = type(child)
             if kind is str:

@@ -457,3 +457,265 @@ def test_a_non_finite_float_is_found_behind_values_marshal_refuses(bad: float) -
     for _ in range(3000):  # deeper than marshal goes
         deep = [deep]
     assert codec_exact.has_non_finite(deep)
+
+
+# The oracle for the deep reading: the stdlib's own parser, as deep as it is asked to go, in a thread with a
+# stack for it; then orjson's depth limit and the lone-surrogate rule, which the store applies on every path.
+_ORJSON_DEPTH = 1024
+
+
+def _oracle(data: bytes, *, non_finite: bool) -> tuple[bool, Any]:
+    """(True, value) for text a store reads, (False, None) for text it refuses (the NaN spelling: ``non_finite``)."""
+    import sys
+    import threading
+
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):
+            raise ValueError(text)
+        return value
+
+    outcome: list[tuple[bool, Any]] = []
+
+    def parse() -> None:
+        try:
+            text = data.decode()
+            if non_finite:
+                outcome.append((True, json.loads(text, parse_float=finite)))
+            else:
+                outcome.append((True, json.loads(text, parse_constant=refuse, parse_float=finite)))
+        except ValueError:
+            outcome.append((False, None))
+
+    limit = sys.getrecursionlimit()
+    stack = threading.stack_size(256 << 20)
+    try:
+        sys.setrecursionlimit(20_000)
+        thread = threading.Thread(target=parse)
+        thread.start()
+    finally:
+        threading.stack_size(stack)
+    thread.join()
+    sys.setrecursionlimit(limit)
+    ok, value = outcome[0]
+    if not ok:
+        return outcome[0]
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if type(item) in (dict, list):
+            if depth > _ORJSON_DEPTH:
+                return (False, None)
+            todo.extend((child, depth + 1) for child in (item.values() if type(item) is dict else item))
+            if type(item) is dict:
+                todo.extend((key, depth) for key in item)
+        elif type(item) is str and not codec_exact.is_utf8(item):
+            return (False, None)
+    return outcome[0]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of equal types, floats to the bit (-0.0, NaN), keys in the same order; for any depth."""
+    todo = [(a, b)]
+    while todo:
+        x, y = todo.pop()
+        if type(x) is not type(y):
+            return False
+        if type(x) is dict:
+            if list(x) != list(y):
+                return False
+            todo.extend((x[key], y[key]) for key in x)
+        elif type(x) is list:
+            if len(x) != len(y):
+                return False
+            todo.extend(zip(x, y, strict=True))
+        elif type(x) is float:
+            if struct.pack("<d", x) != struct.pack("<d", y) and not (math.isnan(x) and math.isnan(y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+_WS = st.text(alphabet=" \t\n\r", max_size=2)
+_WIDE_TEXT = st.builds(
+    lambda sign, first, rest: sign + first + rest,
+    st.sampled_from(["", "-"]),
+    st.sampled_from("123456789"),
+    st.text(alphabet="0123456789", min_size=18, max_size=399),
+)
+_FLOAT_TEXT = st.sampled_from(
+    ["1.0e+30", "12345678901234567890e5", "-0", "-0.0", "0.1234567890123456789012", "1E-400", "-1.5e-7", "7"]
+) | st.builds(
+    lambda mantissa, fraction, exponent: mantissa + fraction + exponent,
+    st.from_regex(r"\A-?[1-9][0-9]{18,40}\Z"),
+    st.sampled_from(["", ".5", ".0000000000000000000001"]),
+    st.sampled_from(["", "e5", "E-5", "e+30", "e-320"]),
+).filter(lambda text: text[-1:].isdigit() and not text.lstrip("-").isdigit())
+_STRING_PIECES = [
+    "12345678901234567890",
+    "-98765432109876543210",
+    '\\"',
+    "\\\\",
+    "\\u0001",
+    "\\u0001\\u0001",
+    "\\u0001\\u0001\\u00017",
+    "\\\\u0001",
+    "NaN",
+    "-Infinity",
+    "a",
+    "é",
+    "\\ud83d\\ude00",
+    " ",
+    "\\n",
+]
+_STRING_TEXT = st.lists(st.sampled_from(_STRING_PIECES), max_size=6).map(lambda pieces: '"' + "".join(pieces) + '"')
+_CONSTANT_TEXT = st.sampled_from(["NaN", "Infinity", "-Infinity"])
+_SCALAR_TEXT = (
+    _WIDE_TEXT
+    | _FLOAT_TEXT
+    | _STRING_TEXT
+    | _CONSTANT_TEXT
+    | st.sampled_from(["true", "false", "null", "0", "-5", "9223372036854775807"])
+)
+#: Texts that are not JSON, each of a kind where a token-by-token rewrite could misread it.
+_NOT_JSON = [
+    "01234567890123456789012",
+    "-01234567890123456789012",
+    "{12345678901234567890:1}",
+    "{NaN:1}",
+    "[1,]",
+    '{"a":1,}',
+    "1NaN",
+    "12345678901234567890NaN",
+    '"a \\12345678901234567890, 1',
+    '"a \\NaN, 1',
+    '"unterminated 12345678901234567890',
+]
+
+
+def _items(draw: Any, scalar: Any) -> list[str]:
+    def value(depth: int) -> str:
+        kind = draw(st.integers(0, 3 if depth < 3 else 0))
+        ws = draw(_WS)
+        if kind == 0 or kind == 3:
+            return ws + draw(scalar) + ws
+        if kind == 1:
+            return ws + "[" + ",".join(value(depth + 1) for _ in range(draw(st.integers(0, 3)))) + "]" + ws
+        keys = [draw(_STRING_TEXT) for _ in range(draw(st.integers(0, 3)))]
+        return ws + "{" + ",".join(f"{ws}{key}{ws}:{value(depth + 1)}" for key in keys) + "}" + ws
+
+    return [value(0) for _ in range(draw(st.integers(1, 4)))]
+
+
+@st.composite
+def _deep_texts(draw: Any) -> bytes:
+    """Text nested 900 to 1,030 levels deep around JSON values, with values after the deepest, and (at times) a
+    piece that is not JSON among them."""
+    depth = draw(st.integers(900, 1030))
+    dicts = draw(st.integers(0, 2**16 - 1))
+    sep = draw(_WS)
+    kinds = [(dicts >> (level % 16)) & 1 for level in range(depth)]
+    openers = sep.join('{"12345678901234567890 k":' if kind else "[" for kind in kinds)
+    closers = sep.join("}" if kind else "]" for kind in reversed(kinds))
+    inner = _items(draw, _SCALAR_TEXT)
+    tail = _items(draw, _SCALAR_TEXT)
+    bad = draw(st.none() | st.sampled_from(_NOT_JSON))
+    if bad is not None:
+        (inner if draw(st.booleans()) else tail).insert(draw(st.integers(0, 4)), bad)
+    # The innermost level is a list, so that it holds the items whatever the openers were.
+    text = openers + sep + "[" + ",".join(inner) + "]" + sep + closers
+    return ("[" + sep + text + "," + ",".join(tail) + "]" + sep).encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(_deep_texts(), st.booleans())
+def test_deep_text_reads_as_the_stdlibs_parser_reads_it_given_the_stack(data: bytes, non_finite: bool) -> None:
+    """Text nested past the stdlib's reach within the interpreter's limit is read as the stdlib's parser reads it
+    given a stack deep enough, and refused when that parser refuses it (or it is deeper than orjson reads)."""
+    import sys
+
+    ok, expected = _oracle(data, non_finite=non_finite)
+    calls = [lambda: codec_exact.loads_exact(data, strict=True, non_finite=non_finite)]
+    if not non_finite:
+        calls.append(lambda: codec.loads(data))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # the interpreter's default, which Hypothesis raises while it runs a test
+    try:
+        for call in calls:
+            if ok:
+                assert _same(call(), expected)
+            else:
+                with pytest.raises(ValueError):
+                    call()
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize("non_finite", [False, True])
+def test_a_store_reads_deep_text_as_the_stdlibs_parser_reads_it_given_the_stack(
+    tmp_path: Any, non_finite: bool
+) -> None:
+    """read() of a row written by hand holds what the stdlib's parser reads in its JSON column, or is a corrupt
+    row where that parser refuses the text, for text nested past the stdlib's reach."""
+    import sqlite3
+    import sys
+
+    from agno_storage import AgentSession, CorruptRowError, SqliteStorage
+
+    db = tmp_path / "s.db"
+    store = SqliteStorage("t", db_file=db, read_non_finite=non_finite)
+    store.upsert(AgentSession(session_id="s", session_data={}))
+
+    @settings(max_examples=150, deadline=None)
+    @given(_deep_texts())
+    def check(data: bytes) -> None:
+        text = b'{"d":' + data + b"}"
+        ok, expected = _oracle(text, non_finite=non_finite)
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE t SET session_data = ?", (text.decode(),))
+        conn.close()
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(1000)  # the interpreter's default, which Hypothesis raises while it runs a test
+        try:
+            if ok:
+                session = store.read("s")
+                assert session is not None and _same(session.session_data, expected)
+            else:
+                with pytest.raises(CorruptRowError):
+                    store.read("s")
+        finally:
+            sys.setrecursionlimit(limit)
+
+    try:
+        check()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "01234567890123456789012",
+        "-01234567890123456789012",
+        '"a \\12345678901234567890, 1',
+        '"a \\NaN, 1',
+    ],
+)
+@pytest.mark.parametrize("non_finite", [False, True])
+def test_text_nested_past_the_stdlibs_reach_refuses_what_is_not_json_after_the_deepest_level(
+    bad: str, non_finite: bool
+) -> None:
+    """An integer of 19 digits or more with a leading zero, or an unterminated string whose last escape is not
+    one, is not JSON after text nested past the stdlib's reach as anywhere else: the store refuses it whether
+    the text reads NaN (read_non_finite) or goes to the exact reading for an integer orjson reads as infinity."""
+    body = "[" + "[" * _DEEP + "]" * _DEEP + ("," + "7" * 400 if not non_finite else ",NaN") + "," + bad + "]"
+    assert _oracle(body.encode(), non_finite=non_finite) == (False, None)  # not JSON, given the stack to see it
+    with pytest.raises(ValueError):
+        codec_exact.loads_exact(body.encode(), strict=True, non_finite=non_finite)
+    if not non_finite:
+        with pytest.raises(ValueError):
+            codec.loads(body)
