@@ -220,7 +220,8 @@ def loads_exact(data: bytes, *, strict: bool, non_finite: bool = False) -> Any:
     """The stdlib's exact reading of ``data``; ``strict``: refusing what orjson refuses (ValueError).
 
     As deep as orjson reads (1,024 levels), whatever the interpreter's recursion limit: text nested past the
-    stdlib parser's reach is read by :func:`_loads_deep`.
+    stdlib parser's reach is read by :func:`_loads_deep`. With ``strict``, no deeper either, though an application
+    may have raised that limit.
 
     ``non_finite`` (with ``strict``): ``NaN``, ``Infinity`` and ``-Infinity``, as Python's ``json.dumps``
     writes them, read as floats; anything else orjson refuses is still refused.
@@ -232,14 +233,23 @@ def loads_exact(data: bytes, *, strict: bool, non_finite: bool = False) -> Any:
     except RecursionError:
         # Past about 990 levels (the interpreter's recursion limit): orjson's 1,024 levels, read exactly.
         value = _loads_deep(data, non_finite=strict and non_finite)
-    for item in _walk(value):
-        texts = item if type(item) is dict else (item,)  # a dict's keys; a string itself
-        for text in texts:
-            if type(text) is str and not (text.isascii() or is_utf8(text)):
-                raise ValueError("JSON text holds a lone surrogate, which is no character")
+    # The stdlib reads as deep as the recursion limit lets it, which an application may have raised.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth > _ORJSON_DEPTH:
+                raise ValueError(f"JSON text is nested deeper than {_ORJSON_DEPTH:,} levels")
+            stack.extend((child, depth + 1) for child in (item.values() if kind is dict else item))
+            if kind is dict:
+                stack.extend((key, depth) for key in item)
+        elif kind is str and not (item.isascii() or is_utf8(item)):
+            raise ValueError("JSON text holds a lone surrogate, which is no character")
     return value
 
 
+_ORJSON_DEPTH = 1024
 # A JSON string, a wide integer (group 1), any other number (consumed whole, so that no match starts inside
 # one: a run of digits with a leading zero is one, which JSON refuses), or one of the non-finite constants
 # Python's json.dumps writes (group 2). A string ends where a JSON parser ends it, at the next quote not
