@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from agno_storage import AgentSession, BaseStorage, TeamSession, WorkflowSession, WorkflowSessionV2, urls
 from agno_storage import SqliteStorage as CoreSqliteStorage
 from agno_storage.agno_args import (
+    ENGINES,
     Backend,
     as_agno_resolves,
     backend_of_url,
@@ -95,7 +96,7 @@ class _AgnoStorage(Storage):
         backend: Backend = "sqlite" if db_url is None else backend_of_url(db_url)
         # At construction, where agno builds its storage, not at the Agent's first run: a name the store
         # cannot take (one agno's SQLAlchemy would quote: "my-sessions", a reserved word) fails here.
-        check_table_name(table_name, case_blind=backend == "sqlite")
+        check_table_name(table_name, engine=ENGINES[backend])
         if backend == "postgresql" and db_file is not None:
             raise InvalidInputError(f"db_file={db_file!r} cannot go with the PostgreSQL db_url {urls.shown(db_url)}")
         self.backend: Backend = backend

@@ -7,13 +7,18 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from agno_storage import BaseStorage, urls
 from agno_storage.errors import InvalidInputError
+from agno_storage.schema import Engine
 
 Backend = Literal["sqlite", "postgresql"]
+
+#: The engine (as :mod:`agno_storage.schema` names it) whose core store each backend opens.
+ENGINES: Final[Mapping[Backend, Engine]] = {"sqlite": "sqlite", "postgresql": "postgres"}
 
 # Set by the adapter itself, so not accepted among the pass-through options.
 _ADAPTER_OPTIONS = frozenset({"table_name", "db_url", "db_file", "mode", "schema", "auto_upgrade_schema"})
@@ -90,6 +95,7 @@ def check_options(core_class: type[BaseStorage], options: dict[str, Any]) -> Non
 
 
 __all__ = [
+    "ENGINES",
     "Backend",
     "as_agno_resolves",
     "backend_of_url",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Collection
-from typing import Final
+from collections.abc import Collection, Mapping
+from typing import Final, Literal, TypeAlias
 
 import attrs
 
@@ -27,8 +27,28 @@ AGENT_RUNS_TABLE: Final = "agent_runs"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
+#: An engine a sessions table lives on, by the name :class:`~agno_storage.ops.db.Database` (and so
+#: ``export``'s header) gives it; each store and web source says its own (``ENGINE``).
+Engine: TypeAlias = Literal["sqlite", "postgres"]
 
-def check_table_name(name: object, *, case_blind: bool) -> str:
+#: Whether each engine takes a table name in any ASCII case as one table: SQLite does; PostgreSQL compares the
+#: quoted names this library uses exactly ("AGENT_RUNS" and agent_runs are two tables there). Every check and
+#: comparison of table names asks it, through :func:`table_key`.
+CASE_BLIND_NAMES: Final[Mapping[Engine, bool]] = {"sqlite": True, "postgres": False}
+
+
+def table_key(name: str, engine: Engine) -> str:
+    """``name`` as ``engine`` compares table names: two names with one key are one table there.
+
+    Where the engine takes a name in any case (:data:`CASE_BLIND_NAMES`), the key is ``name`` with its
+    ASCII letters in lower case (only those: SQLite folds no other letter). Raises UnicodeEncodeError
+    there for a name that is no UTF-8 text (a lone surrogate), which no engine holds.
+    """
+    # bytes.lower() folds ASCII letters only, as SQLite does.
+    return name.encode().lower().decode() if CASE_BLIND_NAMES[engine] else name
+
+
+def check_table_name(name: object, *, engine: Engine) -> str:
     """Return ``name`` if a sessions table can have it, else raise :class:`InvalidInputError`.
 
     It must be a plain SQL identifier: ASCII letters, digits and
@@ -37,14 +57,14 @@ def check_table_name(name: object, *, case_blind: bool) -> str:
     DDL. And it must not be :data:`AGENT_RUNS_TABLE`, where a Go Agent keeps
     its runs and where ``tables``, ``doctor``, ``export`` and ``prune`` read
     runs (in a SQLite file or a PostgreSQL schema): sessions there would be
-    read as broken runs. ``case_blind``: the engine takes a name in any
-    ASCII case as one table (SQLite; PostgreSQL's quoted names are exact).
+    read as broken runs. ``engine`` says which other spellings name that
+    table too (:func:`table_key`: on SQLite, any ASCII case).
     """
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise InvalidInputError(f"table name must be a plain SQL identifier, got {name!r}", table=str(name))
     if name.upper() in SQL_KEYWORDS or name.lower().startswith(("sqlite_", "pg_")):
         raise InvalidInputError(f"table name {name!r} is a reserved word or prefix of SQL", table=name)
-    if (name.lower() if case_blind else name) == AGENT_RUNS_TABLE:
+    if table_key(name, engine) == AGENT_RUNS_TABLE:
         raise InvalidInputError(
             f"table name {name!r} is {AGENT_RUNS_TABLE}, where a Go Agent keeps its runs (and tables, doctor, export "
             "and prune read them): no sessions are kept there; give another table name (a sessions table made so "

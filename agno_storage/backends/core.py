@@ -43,9 +43,8 @@ class StoreCore(abc.ABC):
     #: PostgresStorage did: no ``workflow_name``, no ``runs``; its SqliteStorage never did). Where it did not,
     #: such a table asked for as workflow_v2 is a v1 workflow table, never upgraded into a v2 one.
     OLD_WORKFLOW_V2: ClassVar[bool] = False
-    #: Whether the engine takes a table name in any ASCII case as one table (SQLite does; PostgreSQL compares
-    #: the quoted names the store uses exactly).
-    CASE_BLIND_NAMES: ClassVar[bool] = True
+    #: The engine, which says how it compares table names (``schema.CASE_BLIND_NAMES``).
+    ENGINE: ClassVar[schema.Engine]
 
     def _unmatchable(self, *values: str | None) -> bool:
         """Whether one of ``values`` (filters) can be in no row of this engine (see :attr:`HOLDS_NUL`)."""
@@ -63,7 +62,7 @@ class StoreCore(abc.ABC):
         read_non_finite: bool = False,
         tracer: Tracer | None = None,
     ) -> None:
-        self.table_name = schema.check_table_name(table_name, case_blind=self.CASE_BLIND_NAMES)
+        self.table_name = schema.check_table_name(table_name, engine=self.ENGINE)
         self.spec: ModeSpec = spec(parse_mode(mode))
         self.auto_upgrade_schema = check_bool("auto_upgrade_schema", auto_upgrade_schema)
         self.allow_owner_change = check_bool("allow_owner_change", allow_owner_change)

@@ -88,9 +88,9 @@ class PostgresStorage(BaseStorage):
     client's statement by the same name.
     """
 
+    ENGINE = "postgres"
     HOLDS_NUL = False  # PostgreSQL text cannot hold U+0000
     OLD_WORKFLOW_V2 = True  # agno 1.7.4's PostgresStorage made workflow_v2 tables without workflow_name and runs
-    CASE_BLIND_NAMES = False  # the store quotes every name: "AGENT_RUNS" and agent_runs are two tables
 
     def __init__(
         self,

@@ -101,6 +101,8 @@ class SqliteStorage(BaseStorage):
     raising :class:`CorruptRowError`; writing them is refused either way.
     """
 
+    ENGINE = "sqlite"
+
     def __init__(
         self,
         table_name: str,

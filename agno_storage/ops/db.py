@@ -29,7 +29,7 @@ from agno_storage.errors import BusyError, DatabaseCorruptError, DiskFullError, 
 from agno_storage.models import Mode
 from agno_storage.ops.conninfo import check_conninfo, scrubbed
 from agno_storage.ops.errors import DatabaseMissingError, HotJournalError, OutputIsSourceError
-from agno_storage.schema import quote
+from agno_storage.schema import Engine, quote, table_key
 
 #: Rows fetched per round trip when streaming a table.
 FETCH_SIZE = 1000
@@ -226,7 +226,7 @@ class Database:
     """
 
     def __init__(
-        self, engine: str, conn: Any, *, schema: str | None = None, location: str = "", path: str | None = None
+        self, engine: Engine, conn: Any, *, schema: str | None = None, location: str = "", path: str | None = None
     ) -> None:
         self.engine = engine
         self.conn = conn
@@ -243,10 +243,8 @@ class Database:
             self._driver_error = psycopg.Error
 
     def same_table(self, a: str, b: str) -> bool:
-        """Whether table names ``a`` and ``b`` name one table here: SQLite folds ASCII case, PostgreSQL none."""
-        if self.engine == "sqlite":
-            return a.encode().lower() == b.encode().lower()
-        return a == b
+        """Whether table names ``a`` and ``b`` name one table here (:func:`~agno_storage.schema.table_key`)."""
+        return table_key(a, self.engine) == table_key(b, self.engine)
 
     def table_identity(self, table: str) -> TableIdentity | None:
         """PostgreSQL: what ``table`` (in :attr:`schema`, else where the search path finds it) is on the server.

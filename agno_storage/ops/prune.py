@@ -90,7 +90,7 @@ def prune(
         )
     # Deletes go through the store, which takes the names check_table_name takes only: a dry run refuses what the
     # prune would (agent_runs as a sessions table too, before its runs are read as sessions).
-    check_table_name(table, case_blind=db.is_sqlite)
+    check_table_name(table, engine=db.engine)
     info = describe(db, table, mode)
     cutoff = (int(time.time()) if now is None else now) - older_than
     filters = Filters(user=user, until=cutoff)

@@ -187,7 +187,7 @@ class Server:
                 raise HttpError(400, "bad_request", f"this database has several sessions tables ({names}): add table=")
         else:
             # InvalidInputError (400) for a name no store takes, before the list.
-            schema.check_table_name(table, case_blind=self.source.CASE_BLIND_NAMES)
+            schema.check_table_name(table, engine=self.source.ENGINE)
             if not (self.source.lists(self.listing(), table) or self.source.lists(self.listing(fresh=True), table)):
                 # Refused before the database is looked at: each look opens a connection, and a client asking
                 # for name after name would have it open them as fast as it asks.

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-import string
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -58,8 +57,6 @@ from agno_storage.web.source_base import FRESH_AFTER, RECHECK_AFTER, Layout, Sou
 BUSY_TIMEOUT = 5.0
 #: Idle connections a SQLite source keeps for its lists of tables and its tables' re-checks (see :meth:`SqliteSource._bounded`).
 SPARES = 4
-#: ASCII upper case to lower case, the only case SQLite folds in names.
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _Row = tuple[Any, ...]
 T = TypeVar("T")
 
@@ -67,7 +64,7 @@ T = TypeVar("T")
 class SqliteSource(Source):
     """A SQLite file opened read-only (``mode=ro``, ``query_only``): one connection per thread."""
 
-    CASE_BLIND_NAMES = True
+    ENGINE = "sqlite"
 
     def __init__(
         self, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT, recheck_after: float = RECHECK_AFTER
@@ -90,11 +87,6 @@ class SqliteSource(Source):
 
     def describe(self) -> str:
         return str(self.path)
-
-    def _key(self, table: str) -> str:
-        """SQLite compares names without ASCII case: ``AGENT_SESSIONS`` gets ``agent_sessions``'s reader (one
-        reader per spelling held a file descriptor each, and every request failed once they ran out)."""
-        return table.translate(_ASCII_LOWER)
 
     def file(self) -> tuple[int, int]:
         """(device, inode) of the file at the path now (one ``stat``); DatabaseMissingError if there is none."""
@@ -278,6 +270,8 @@ def read_only_url(url: str, statement_timeout: float = REQUEST_TIMEOUT) -> str:
 
 class PostgresSource(Source):
     """The sessions tables of one PostgreSQL schema; every connection is read-only."""
+
+    ENGINE = "postgres"
 
     def __init__(
         self,

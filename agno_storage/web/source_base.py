@@ -67,8 +67,8 @@ class Source(abc.ABC):
     looked at again (see :meth:`reader`).
     """
 
-    #: Whether the engine takes a table name in any ASCII case as one table (SQLite; not PostgreSQL).
-    CASE_BLIND_NAMES: ClassVar[bool] = False
+    #: The engine, which says how it compares table names (``schema.CASE_BLIND_NAMES``).
+    ENGINE: ClassVar[schema.Engine]
 
     def __init__(self, *, recheck_after: float = RECHECK_AFTER) -> None:
         self.recheck_after = recheck_after
@@ -106,7 +106,7 @@ class Source(abc.ABC):
             found = list_tables(db, unreadable, count_rows=count_rows, runs=False).sessions
             for info in found:
                 try:
-                    schema.check_table_name(info.name, case_blind=db.is_sqlite)
+                    schema.check_table_name(info.name, engine=db.engine)
                 except InvalidInputError as exc:
                     unreadable.append((info.name, str(exc)))
                     continue
@@ -150,7 +150,7 @@ class Source(abc.ABC):
         """
         # A name such as "a-b" or one holding NUL is no table a store reads; PostgreSQL would refuse NUL as a
         # DataError, not as a missing table.
-        schema.check_table_name(table, case_blind=self.CASE_BLIND_NAMES)
+        schema.check_table_name(table, engine=self.ENGINE)
         file = self.file()
         if file != self._file_seen:
             self._drop_readers_of_other_files(file)
@@ -225,8 +225,10 @@ class Source(abc.ABC):
             old.close()
 
     def _key(self, table: str) -> str:
-        """The name ``table``'s reader is kept under: the name itself (PostgreSQL's are case-sensitive)."""
-        return table
+        """The name ``table``'s reader is kept under: one for every spelling the engine takes as that table
+        (SQLite: ``AGENT_SESSIONS`` gets ``agent_sessions``'s reader; one reader per spelling held a file
+        descriptor each, and every request failed once they ran out)."""
+        return schema.table_key(table, self.ENGINE)
 
     def lists(self, tables: Tables, table: str) -> bool:
         """Whether ``tables`` (a list :meth:`tables` read) names ``table``, readable or not, as the engine
