@@ -35,6 +35,12 @@ Engine: TypeAlias = Literal["sqlite", "postgres"]
 #: quoted names this library uses exactly ("AGENT_RUNS" and agent_runs are two tables there). Every check and
 #: comparison of table names asks it, through :func:`table_key`.
 CASE_BLIND_NAMES: Final[Mapping[Engine, bool]] = {"sqlite": True, "postgres": False}
+#: Whether each engine's text can hold U+0000 (SQLite's can, PostgreSQL's cannot): where it cannot, a filter
+#: holding one matches nothing, as it would on an engine that can but holds no such value.
+HOLDS_NUL: Final[Mapping[Engine, bool]] = {"sqlite": True, "postgres": False}
+#: Whether agno made workflow_v2 tables on each engine shaped as v1 workflow tables (agno 1.7.4's
+#: PostgresStorage did: no ``workflow_name``, no ``runs``; its SqliteStorage never did); see :func:`inspect_shape`.
+OLD_WORKFLOW_V2: Final[Mapping[Engine, bool]] = {"sqlite": False, "postgres": True}
 
 
 def table_key(name: str, engine: Engine) -> str:
@@ -209,24 +215,24 @@ def inspect_shape(
     index_names: Collection[str] = (),
     table_sql: str = "",
     *,
-    old_workflow_v2: bool = False,
+    engine: Engine,
 ) -> TableShape:
     """Check that a table with ``columns`` can hold ``mode`` sessions and say which version it is.
 
     Extra columns other writers added are allowed and left alone. Raises
     :class:`SchemaMismatchError` for another mode's table or a shape this code
     does not know; it never raises for an old version (see :func:`require_current`).
-    ``old_workflow_v2``: the engine's agno made workflow_v2 tables shaped as v1
-    workflow tables (agno 1.7.4's PostgreSQL storage), so such a table asked
-    for as workflow_v2 is taken for an old one; elsewhere it is a v1 workflow
-    table, refused, and never upgraded into a v2 table (its rows' ``memory``
-    would be lost to v2 writes).
+    ``engine``: where its agno made workflow_v2 tables shaped as v1 workflow
+    tables (:data:`OLD_WORKFLOW_V2`: agno 1.7.4's PostgreSQL storage), such a
+    table asked for as workflow_v2 is taken for an old one; elsewhere it is a
+    v1 workflow table, refused, and never upgraded into a v2 table (its rows'
+    ``memory`` would be lost to v2 writes).
     """
     cols = set(columns)
     found = identify_mode(cols)
     # A table that fits a more specific mode is that mode's (agno's team and
     # workflow tables may carry agent columns too).
-    old_v2 = old_workflow_v2 and mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW
+    old_v2 = OLD_WORKFLOW_V2[engine] and mode is Mode.WORKFLOW_V2 and found is Mode.WORKFLOW
     other = found is not None and found is not mode and not old_v2
     if other or not _fits(mode, cols):
         what = f"{_article(found.value)} {found.value} table" if found else "not a sessions table this code knows"

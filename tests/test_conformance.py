@@ -622,7 +622,7 @@ def test_an_old_table_is_refused_then_upgraded_in_place_keeping_every_row(make_s
             if isinstance(store, SqliteStorage):  # SQLite drops no indexed column
                 conn.execute(f'DROP INDEX IF EXISTS "idx_{store.table_name}_{column}"')
             conn.execute(f'ALTER TABLE {_qualified(store)} DROP COLUMN "{column}"')
-    if mode is Mode.WORKFLOW_V2 and not store.OLD_WORKFLOW_V2:
+    if mode is Mode.WORKFLOW_V2 and not schema.OLD_WORKFLOW_V2[store.ENGINE]:
         # Only agno's PostgreSQL storage (1.7.4) made such a table; on SQLite it is a v1 workflow table.
         with pytest.raises(SchemaMismatchError, match="is a workflow table, not a workflow_v2 table"):
             make_store(mode, table_name=store.table_name)

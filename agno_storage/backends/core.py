@@ -36,15 +36,17 @@ Tracer: TypeAlias = Callable[[str, Sequence[Any] | None], None]
 class StoreCore(abc.ABC):
     """A sessions table of one mode, without the features: see :class:`~agno_storage.backends.base.BaseStorage`."""
 
-    #: Whether the engine's text can hold U+0000 (SQLite's can, PostgreSQL's cannot). Where it cannot, a
-    #: filter holding one matches nothing, as it would on an engine that can but holds no such value.
-    HOLDS_NUL: ClassVar[bool] = True
-    #: Whether agno made workflow_v2 tables of this engine shaped as v1 workflow tables (agno 1.7.4's
-    #: PostgresStorage did: no ``workflow_name``, no ``runs``; its SqliteStorage never did). Where it did not,
-    #: such a table asked for as workflow_v2 is a v1 workflow table, never upgraded into a v2 one.
-    OLD_WORKFLOW_V2: ClassVar[bool] = False
-    #: The engine, which says how it compares table names (``schema.CASE_BLIND_NAMES``).
+    #: The engine. What it is said of it (``schema.CASE_BLIND_NAMES``, ``schema.HOLDS_NUL``,
+    #: ``schema.OLD_WORKFLOW_V2``) is said there, once; ``HOLDS_NUL`` is copied here for the read path.
     ENGINE: ClassVar[schema.Engine]
+    #: ``schema.HOLDS_NUL`` of :attr:`ENGINE`, set for each subclass that names its engine.
+    HOLDS_NUL: ClassVar[bool]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        engine = getattr(cls, "ENGINE", None)
+        if engine is not None:
+            cls.HOLDS_NUL = schema.HOLDS_NUL[engine]
 
     def _unmatchable(self, *values: str | None) -> bool:
         """Whether one of ``values`` (filters) can be in no row of this engine (see :attr:`HOLDS_NUL`)."""
@@ -185,9 +187,7 @@ class StoreCore(abc.ABC):
         if layout is None:
             return None
         columns, indexes, table_sql = layout
-        shape = schema.inspect_shape(
-            self.table_name, self.spec.mode, columns, indexes, table_sql, old_workflow_v2=self.OLD_WORKFLOW_V2
-        )
+        shape = schema.inspect_shape(self.table_name, self.spec.mode, columns, indexes, table_sql, engine=self.ENGINE)
         self._check_columns(table_sql)
         return shape
 

@@ -89,8 +89,6 @@ class PostgresStorage(BaseStorage):
     """
 
     ENGINE = "postgres"
-    HOLDS_NUL = False  # PostgreSQL text cannot hold U+0000
-    OLD_WORKFLOW_V2 = True  # agno 1.7.4's PostgresStorage made workflow_v2 tables without workflow_name and runs
 
     def __init__(
         self,

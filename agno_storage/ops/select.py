@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from agno_storage import schema
 from agno_storage.agent_runs import TABLE as RUNS_TABLE
 from agno_storage.agent_runs import belongs_sql
 from agno_storage.models import Mode
@@ -74,7 +75,7 @@ def where(db: Database, filters: Filters, runs_of: str | None = None) -> tuple[s
 def no_owner_is(db: Database, user: str | None) -> bool:
     """Whether no row of ``db`` can be ``user``'s: PostgreSQL text cannot hold U+0000 (the server would refuse
     the parameter), so no session there is such a user's."""
-    return user is not None and "\x00" in user and not db.is_sqlite
+    return user is not None and "\x00" in user and not schema.HOLDS_NUL[db.engine]
 
 
 def _runs_of(db: Database, info: TableInfo) -> str | None:

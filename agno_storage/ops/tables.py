@@ -86,7 +86,7 @@ def describe(db: Database, table: str, mode: Mode | None = None, *, count_rows: 
             raise SchemaMismatchError(
                 f"table {table!r} is not a sessions table (columns: {sorted(columns)})", table=table
             )
-    shape = schema.inspect_shape(table, mode, columns, indexes, table_sql, old_workflow_v2=not db.is_sqlite)
+    shape = schema.inspect_shape(table, mode, columns, indexes, table_sql, engine=db.engine)
     names = set(SPECS[mode].names)
     rows = None
     if count_rows:
