@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
@@ -77,6 +77,55 @@ class StoredRun:
 #: Every column of ``agent_runs``, in agno-golang's order.
 ALL_COLUMNS: Final = tuple(field.name for field in attrs.fields(StoredRun))
 
+#: What every caller runs one statement on the file (or schema) with: ``query(sql, params)`` gives its rows.
+Query = Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]]
+
+
+def is_go_layout(columns: Collection[str]) -> bool:
+    """Whether a table of ``columns`` is agno-golang's runs table: it has every column of :data:`ALL_COLUMNS`.
+
+    The one test every reader of ``agent_runs`` makes before reading it as
+    runs (a store, ``tables``, ``doctor``, ``export``, ``copy``, ``prune``,
+    ``to-agno3``): an earlier agno-storage let a sessions table have that
+    name, and such a table has none of ``id``, ``run_name``, ``run_data``,
+    ``user_message``... (Column names compare without case, as SQL's do.)
+    """
+    have = {str(c).lower() for c in columns}
+    return all(c in have for c in ALL_COLUMNS)
+
+
+def not_go_runs(name: str, columns: Collection[str], sql_name: str | None = None) -> SchemaMismatchError:
+    """The error for a table named ``agent_runs`` (spelt ``name``) whose ``columns`` are not agno-golang's runs
+    table's (:func:`is_go_layout`): what it is, and the SQL that renames it so its sessions can be read
+    (``sql_name``: the table as that SQL names it, schema-qualified on PostgreSQL; default ``name``)."""
+    have = {str(c).lower() for c in columns}
+    missing = ", ".join(c for c in ALL_COLUMNS if c not in have)
+    mode = identify_mode(columns)
+    if mode is None:
+        what = "it is another program's table"
+        new = f"{TABLE}_other"
+        then = "so that a Go Agent can make its own"
+    else:
+        article = "an" if mode is Mode.AGENT else "a"
+        what = f"it is {article} {mode.value} sessions table, which an earlier agno-storage let be made under this name"
+        new = f"{mode.value}_sessions_renamed"
+        then = f"to read its sessions (then as --table {new})"
+    return SchemaMismatchError(
+        f"table {name!r} is not agno-golang's runs table, where a Go Agent keeps its runs (it has no column "
+        f"{missing}): {what}; nothing reads it as runs, nor as sessions under this name. Rename it {then}: "
+        f"ALTER TABLE {sql_name or name} RENAME TO {new} (or any name not taken)",
+        table=name,
+    )
+
+
+def check_layout(query: Query) -> None:
+    """:func:`not_go_runs` if the SQLite file has an ``agent_runs`` (in any case) that is not agno-golang's runs
+    table; nothing if it has none. One catalogue query (two for one that is not)."""
+    columns = [str(row[0]) for row in query("SELECT name FROM pragma_table_info(?)", (TABLE,))]
+    if columns and not is_go_layout(columns):
+        rows = query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
+        raise not_go_runs(str(rows[0][0]) if rows else TABLE, columns)
+
 
 def create_statements(sessions_table: str) -> builtins.list[str]:
     """agno-golang's own DDL for ``agent_runs`` and its indexes (``IF NOT EXISTS``), byte for byte.
@@ -93,6 +142,21 @@ def create_statements(sessions_table: str) -> builtins.list[str]:
         "CREATE INDEX IF NOT EXISTS idx_runs_user_id ON agent_runs(user_id)",
         "CREATE INDEX IF NOT EXISTS idx_runs_created_at ON agent_runs(created_at)",
     ]
+
+
+def make_table(conn: Any, sessions_table: str) -> None:
+    """Make ``agent_runs`` and its indexes if missing (:func:`create_statements`), in ``conn``'s transaction.
+
+    SchemaMismatchError (:func:`not_go_runs`), before any index is made, if
+    the file has an ``agent_runs`` that is not agno-golang's runs table: an
+    index, trigger or row of runs does not go on a sessions table an earlier
+    build let be named so. ``conn``: a ``sqlite3.Connection``.
+    """
+    table, *indexes = create_statements(sessions_table)
+    conn.execute(table)
+    check_layout(lambda sql, params: conn.execute(sql, params).fetchall())
+    for statement in indexes:
+        conn.execute(statement)
 
 
 def append_run(
@@ -115,7 +179,9 @@ def append_run(
     Floats keep Python's spelling (``2.0`` where Go writes ``2``), as in
     every JSON column the store writes (docs/compat.md); Go reads either.
     Creates the table in upstream's DDL if missing. Raises InvalidInputError
-    on a store that is not an agent table in SQLite.
+    on a store that is not an agent table in SQLite, SchemaMismatchError
+    (nothing written) if the file's ``agent_runs`` is not agno-golang's runs
+    table (:func:`not_go_runs`).
     """
     if not applies(store):
         raise InvalidInputError("agent_runs exist only beside an agent table in SQLite", table=store.table_name)
@@ -151,8 +217,7 @@ def append_run(
     )
     run_data_text = codec.dumps(dict(run_data or {}))
     with store.transaction() as conn:
-        for statement in create_statements(store.table_name):
-            conn.execute(statement)
+        make_table(conn, store.table_name)
         # The header is read now: a file that was empty when the store opened it may have been made UTF-16.
         cast("SqliteStorage", store)._check_encoding(conn.execute("PRAGMA encoding").fetchone()[0])
         conn.execute(
@@ -294,12 +359,16 @@ def alone(store: BaseStorage) -> bool:
     apart), a store naming a table the file lacks is a mistyped name, and
     reads and deletes no runs. Reads the catalogue, and the columns only of
     tables whose definition names ``agent_id``; never opens a virtual table
-    (its module may not be loaded here).
+    (its module may not be loaded here). SchemaMismatchError
+    (:func:`not_go_runs`) if that ``agent_runs`` is not agno-golang's runs table.
     """
     if not applies(store):
         return False
     names = {str(r[0]).lower() for r in store._query("SELECT name FROM sqlite_master WHERE type = 'table'", ())}
-    return TABLE in names and not agent_tables(store)
+    if TABLE not in names or agent_tables(store):
+        return False
+    check_layout(store._query)  # a sessions table an earlier build let be named so holds no Go Agent's sessions
+    return True
 
 
 def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -> bool:
@@ -311,7 +380,7 @@ def delete_runs_only(store: BaseStorage, session_id: str, user_id: str | None) -
     """
     if not alone(store):
         return False
-    check_store_collations(store)  # a case-blind user_id would take another user's runs with these
+    check_store_table(store)  # a case-blind user_id would take another user's runs with these
     where, args = "session_id = ?", [session_id]
     if user_id is not None:
         owner, more = _owner(user_id)
@@ -342,13 +411,42 @@ def exists(store: BaseStorage) -> bool:
     rows = store._query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
     found = bool(rows) and (store.table_exists() or alone(store))
     if found:
-        check_store_collations(store, rows[0][0] or "")
+        check_store_table(store, rows[0][0] or "")
     return found
 
 
-def check_store_collations(store: BaseStorage, table_sql: str | None = None) -> None:
-    """:func:`check_collations` of the ``agent_runs`` in ``store``'s SQLite file."""
-    check_collations(store._query, table_sql)
+def check_store_layout(store: BaseStorage) -> None:
+    """:func:`check_layout` of ``store``'s SQLite file."""
+    check_layout(store._query)
+
+
+def check_store_table(store: BaseStorage, table_sql: str | None = None) -> None:
+    """:func:`check_table` of the ``agent_runs`` in ``store``'s SQLite file."""
+    check_table(store._query, table_sql)
+
+
+def check_table(query: Query, table_sql: str | None = None) -> None:
+    """SchemaMismatchError if the file's ``agent_runs`` is not one the store reads runs from: not agno-golang's
+    runs table (:func:`not_go_runs`: a sessions table an earlier agno-storage let be named so), or one whose ids
+    compare inexactly (:func:`check_collations`). Nothing if there is none. ``query`` and ``table_sql``: as
+    :func:`check_collations` takes them.
+
+    Each definition (``sqlite_master.sql``) is looked at once: the columns follow from it.
+    """
+    if table_sql is None:
+        rows = query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (TABLE,))
+        if not rows:
+            return
+        table_sql = rows[0][0] or ""
+    if table_sql not in _GO_LAYOUT:
+        check_layout(query)
+        if table_sql and len(_GO_LAYOUT) < _CHECKED_KEPT:
+            _GO_LAYOUT.add(table_sql)
+    check_collations(query, table_sql)
+
+
+#: Definitions of ``agent_runs`` found to be agno-golang's runs table (:func:`check_table`).
+_GO_LAYOUT: set[str] = set()
 
 
 #: What :func:`check_collations` found of each ``agent_runs`` definition (its ``sqlite_master.sql``): why its ids
@@ -610,6 +708,7 @@ __all__ = [
     "ALL_COLUMNS",
     "MAX_IDS",
     "TABLE",
+    "Query",
     "StoredRun",
     "agent_tables",
     "all_runs",
@@ -618,12 +717,18 @@ __all__ = [
     "applies",
     "belongs_sql",
     "check_collations",
-    "check_store_collations",
+    "check_layout",
+    "check_store_layout",
+    "check_store_table",
+    "check_table",
     "create_statements",
     "delete_runs_only",
     "delete_session",
     "exists",
     "held_elsewhere",
+    "is_go_layout",
+    "make_table",
+    "not_go_runs",
     "read_runs",
     "row_owner",
     "runs_of",

@@ -128,8 +128,7 @@ def enable_changes(store: BaseStorage, retention: int = DEFAULT_RETENTION) -> No
                 start_over(store, conn, log, meta)
             watched = [t]
             if agent_runs.applies(store):
-                for statement in agent_runs.create_statements(t):
-                    conn.execute(statement)
+                agent_runs.make_table(conn, t)  # refuses one that is not agno-golang's: no trigger goes on it
                 watched.append(agent_runs.TABLE)
             for table in watched:
                 for trigger in trigger_names(table, t):

@@ -224,3 +224,32 @@ def refuse_checkpoint_thread(monkeypatch: pytest.MonkeyPatch) -> None:
         real_start(self)
 
     monkeypatch.setattr(threading.Thread, "start", start)
+
+
+def sessions_table_named_agent_runs(path: str | os.PathLike[str], name: str = "agent_runs", *, beside: bool) -> None:
+    """A file as an earlier build let a store leave it: an agent sessions table made, in the store's own DDL,
+    under the name ``name`` (``agent_runs`` in some case), where agno-golang keeps a Go Agent's runs.
+
+    It holds sessions ``s1`` (alice's, one run about zebras) and ``s2``, updated long ago. ``beside``: an
+    ``agent_sessions`` table too, holding a session ``s1`` of its own, as old.
+    """
+    from agno_storage.backends.sqlite_ddl import create_indexes, create_recency_indexes, create_table
+    from agno_storage.models import Mode
+    from agno_storage.modes import SPECS
+
+    spec = SPECS[Mode.AGENT]
+    memory = '{"runs": [{"message": {"role": "user", "content": "zebras"}, "response": {"content": "stripes"}}]}'
+    with sqlite3.connect(path) as conn:
+        for table in [name] + (["agent_sessions"] if beside else []):
+            for statement in [
+                create_table(table, spec),
+                *create_indexes(table, spec),
+                *create_recency_indexes(table, spec),
+            ]:
+                conn.execute(statement)
+            conn.executemany(
+                f"INSERT INTO {table} (session_id, user_id, agent_id, memory, created_at, updated_at) "
+                "VALUES (?, ?, 'a', ?, 1, 1)",
+                [("s1", "alice", memory)] + ([("s2", "", None)] if table == name else []),
+            )
+    conn.close()

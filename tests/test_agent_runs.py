@@ -12,6 +12,7 @@ import pytest
 
 from agno_storage import AgentSession, InvalidInputError, SchemaMismatchError, SqliteStorage, agent_runs
 from agno_storage.cli import main
+from tests.support import sessions_table_named_agent_runs
 from tests.test_compat_go import FIXTURES
 from tests.test_go_upstream import USER, canned, go_agent, go_cmds, go_read  # noqa: F401
 
@@ -357,3 +358,50 @@ def test_another_users_go_runs_are_never_found_through_a_column_that_converts_nu
         ):
             with pytest.raises(SchemaMismatchError, match=f"user_id is declared '{declared}'"):
                 read()
+
+
+def test_a_store_beside_a_sessions_table_named_agent_runs_reads_none_of_it_as_runs_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A sessions table an earlier build let be named agent_runs holds no Go Agent's runs: deleting
+    agent_sessions' s1 deleted its s1 too, and history, search and usage stopped on "no such column: id" (named
+    an error of agent_sessions); enable_changes put the runs' indexes and triggers on it. Each use of runs is now
+    SchemaMismatchError naming agent_runs and how to rename it, the file unchanged; the sessions table's own
+    rows still read."""
+    db = tmp_path / "old.db"
+    sessions_table_named_agent_runs(db, beside=True)
+
+    def contents() -> list[Any]:
+        conn = sqlite3.connect(db)
+        try:
+            tables = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+            return [
+                tables,
+                *(
+                    conn.execute(f"SELECT * FROM {t} ORDER BY session_id").fetchall()
+                    for t in ("agent_runs", "agent_sessions")
+                ),
+            ]
+        finally:
+            conn.close()
+
+    before = contents()
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        assert [s.session_id for s in store.list()] == ["s1"]
+        uses = {
+            "delete": lambda: store.delete("s1"),
+            "history": lambda: store.history("s1"),
+            "search": lambda: store.search("zebras"),
+            "usage": lambda: store.usage(),
+            "runs_only_session_ids": lambda: store.runs_only_session_ids(),
+            "append_run": lambda: store.append_run("s1", "hi", "hello"),
+            "enable_changes": lambda: store.enable_changes(),
+            "enable_search": lambda: store.enable_search(),
+        }
+        for what, use in uses.items():
+            with pytest.raises(SchemaMismatchError) as caught:
+                use()
+            assert caught.value.table == "agent_runs", what
+            assert "is not agno-golang's runs table" in str(caught.value), what
+            assert "ALTER TABLE agent_runs RENAME TO agent_sessions_renamed" in str(caught.value), what
+    assert contents() == before

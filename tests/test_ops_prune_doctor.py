@@ -22,7 +22,7 @@ from agno_storage.ops.export import export_table
 from agno_storage.ops.prune import prune
 from agno_storage.ops.select import Filters
 from agno_storage.ops.tables import Layout, list_tables
-from tests.support import BoundedProgress
+from tests.support import BoundedProgress, sessions_table_named_agent_runs
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAY = 86400
@@ -287,6 +287,71 @@ def test_prune_and_history_refuse_a_sessions_table_named_agent_runs_and_change_n
         assert main([command, str(path), "--table", name, *tail]) == 2
         assert "where a Go Agent keeps its runs" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+def file_bytes(path: Path) -> dict[str, bytes]:
+    """The file and its -wal, as they are on disk."""
+    return {p.name: p.read_bytes() for p in path.parent.glob(path.name + "*")}
+
+
+@pytest.mark.parametrize("beside", [True, False], ids=["beside_an_agent_table", "alone"])
+@pytest.mark.parametrize("name", ["agent_runs", "AGENT_RUNS"])
+def test_every_command_reading_runs_says_a_sessions_table_named_agent_runs_is_not_runs_and_how_to_rename_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, beside: bool
+) -> None:
+    """A sessions table an earlier build let be named agent_runs is not read as a Go Agent's runs (export stopped
+    on "no such column: r.id", to-agno3 on "no such column: id"; prune of agent_sessions deleted its sessions too,
+    as runs and as sessions a Go Agent kept there alone, exit 0): each
+    command that would read runs says what the table is and the SQL that renames it, exit 2, the file unchanged."""
+    path = tmp_path / "old.db"
+    sessions_table_named_agent_runs(path, name, beside=beside)
+    before = file_bytes(path)
+    commands = [
+        ["export", str(path), "--table", name, "-o", str(tmp_path / "out.jsonl")],
+        ["copy", str(path), str(tmp_path / "copy.db"), "--table", name],
+        ["history", str(path), "--table", "agent_sessions", "s1"],
+        ["search", str(path), "--table", "agent_sessions", "zebras"],
+        ["usage", str(path), "--table", "agent_sessions"],
+    ]
+    if name == "agent_runs":
+        commands.append(["to-agno3", str(path), str(tmp_path / "agno3.db")])
+    if beside:
+        commands += [
+            ["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "out.jsonl")],
+            ["copy", str(path), str(tmp_path / "copy.db"), "--table", "agent_sessions"],
+            ["prune", str(path), "--table", "agent_sessions", "--older-than", "1d", "--dry-run"],
+            ["prune", str(path), "--table", "agent_sessions", "--older-than", "1d"],
+        ]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"table {name!r} is not agno-golang's runs table" in err, (argv, err)
+        assert f"ALTER TABLE {name} RENAME TO agent_sessions_renamed" in err, (argv, err)
+    assert file_bytes(path) == before
+    assert not (tmp_path / "copy.db").exists() and not (tmp_path / "agno3.db").exists()
+
+
+@pytest.mark.parametrize("name", ["agent_runs", "AGENT_RUNS"])
+def test_tables_and_doctor_show_a_sessions_table_named_agent_runs_as_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """tables listed it as "agent_runs: 2 runs, 2 of them with no session row" (or, upper-case, as a sessions
+    table no command opens), and doctor reported its sessions as runs whose run_data is not JSON: both now say
+    it is not the Go runs table, and how to rename it; doctor counts that a problem."""
+    path = tmp_path / "old.db"
+    sessions_table_named_agent_runs(path, name, beside=True)
+    assert main(["tables", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in report["sessions"]] == ["agent_sessions"]
+    assert report["runs"] is None and report["others"] == [name]
+    assert report["unfit_runs"]["name"] == name
+    assert f"ALTER TABLE {name} RENAME TO agent_sessions_renamed" in report["unfit_runs"]["reason"]
+    assert main(["tables", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "with no session row" not in out and f"{name}: table {name!r} is not agno-golang's runs table" in out
+    assert main(["doctor", str(path), "--json"]) == 3
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert [(f["severity"], f["kind"], f["table"]) for f in findings] == [(PROBLEM, "unfit_runs", name)]
 
 
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])

@@ -29,6 +29,7 @@ from agno_storage.web.source import SqliteSource, open_source
 from agno_storage.web.table_reader import Cursor, decode_cursor, encode_cursor
 from tests.conftest import StoreFactory
 from tests.sessions import make_session
+from tests.support import sessions_table_named_agent_runs
 from tests.web_client import get, get_page, wait_until_up
 
 #: Whether agno_storage.usage is installed: until it is, /api/v1/usage answers 501.
@@ -159,6 +160,34 @@ def test_tables_lists_every_sessions_table_with_its_mode(tmp_path: Path, serve: 
         status, body = get(base, "/api/v1/sessions")
         assert status == 400 and body["error"]["code"] == "bad_request" and "table=" in body["error"]["message"]
         assert get(base, "/api/v1/sessions", table="team_sessions")[1]["sessions"][0]["session_id"] == "t"
+
+
+@pytest.mark.parametrize("name", ["agent_runs", "AGENT_RUNS"])
+def test_a_sessions_table_named_agent_runs_is_listed_as_unreadable_with_how_to_rename_it(
+    tmp_path: Path, serve: Serve, name: str
+) -> None:
+    """A sessions table an earlier build let be named agent_runs: the list left it out without a word (or, in
+    upper case, said only that the name is refused), and a history, search or usage of agent_sessions beside it
+    failed with "no such column: id" as though agent_sessions had changed. Now the list says what it is and
+    how to rename it, and those reads say so too."""
+    db = tmp_path / "old.db"
+    sessions_table_named_agent_runs(db, name, beside=True)
+    with serve(str(db)) as base:
+        status, body = get(base, "/api/v1/tables")
+        assert status == 200 and [t["name"] for t in body["tables"]] == ["agent_sessions"]
+        [(unreadable, reason)] = [(u["name"], u["reason"]) for u in body["unreadable"]]
+        assert unreadable == name and f"ALTER TABLE {name} RENAME TO agent_sessions_renamed" in reason
+        assert get(base, "/api/v1/sessions", table="agent_sessions")[1]["sessions"][0]["session_id"] == "s1"
+        for path, query in [
+            ("/api/v1/sessions/s1/history", {}),
+            ("/api/v1/search", {"q": "zebras"}),
+            ("/api/v1/usage", {}),
+        ]:
+            status, body = get(base, path, table="agent_sessions", **query)
+            if path.endswith("usage") and not HAS_USAGE:
+                continue
+            assert status == 500 and body["error"]["table"] == name, (path, body)
+            assert f"ALTER TABLE {name} RENAME TO agent_sessions_renamed" in body["error"]["message"], (path, body)
 
 
 def test_a_go_written_file_is_served_as_written(serve: Serve) -> None:

@@ -21,6 +21,7 @@ import attrs
 from agno_storage import codec, fingerprint, urls
 from agno_storage.agent_runs import ALL_COLUMNS as GO_RUN_COLUMNS
 from agno_storage.agent_runs import TABLE as GO_RUNS_TABLE
+from agno_storage.agent_runs import check_layout
 from agno_storage.agno3.mapping import KEEP_KEY, SOURCE_ORDER, GoAgentRun, map_session
 from agno_storage.agno3.owners import GO_AGENT_RUNS
 from agno_storage.agno3.records import ByFields, Encoded, Previous
@@ -145,8 +146,13 @@ class GoRuns:
             found = self._conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GO_RUNS_TABLE,)
             ).fetchone()
+            if found is not None:  # one of another layout is refused, not read
+                check_layout(lambda sql, params: self._conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise translate(exc, GO_RUNS_TABLE) from exc
+        except SchemaMismatchError:
+            self._conn.close()
+            raise
         self.present = found is not None
 
     def session_ids(self) -> list[str]:

@@ -164,6 +164,8 @@ def _tables(args: argparse.Namespace) -> int:
             out(line)
     if report.runs is not None:
         out(f"agent_runs: {report.runs.rows} runs, {report.runs.orphaned} of them with no session row")
+    if report.unfit_runs is not None:
+        out(f"{cell(report.unfit_runs.name)}: {printable(report.unfit_runs.reason)}")
     if report.others:
         out(f"other tables: {', '.join(cell(name) for name in report.others)}")
     return OK

@@ -75,7 +75,10 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
     damaged page) is an ``integrity`` problem; on PostgreSQL another error of
     the server (a table this role may not read: StorageError saying
     "permission denied"; ConnectionLostError) is raised. ``agent_runs`` values of the
-    wrong type (what export, copy and history stop at) are ``bad_value``.
+    wrong type (what export, copy and history stop at) are ``bad_value``. An
+    ``agent_runs`` that is not agno-golang's runs table (a sessions table an
+    earlier agno-storage let be named so, which every reader of runs refuses)
+    is an ``unfit_runs`` problem saying how to rename it.
     A sessions or ``agent_runs`` row whose values are sound but whose
     conversation ``history`` and ``search`` cannot read (``memory.runs`` not
     a list, a stored message that is not an object or has no role, ...) is a
@@ -162,6 +165,8 @@ def diagnose(db: Database, path: str | None = None) -> DoctorReport:
             findings.extend(_missing_indexes(db, info))
         findings.extend(_checked(db, info.name, integrity, functools.partial(_rows, db, info)))
     findings.extend(_unknown_shapes(db, report.others))
+    if report.unfit_runs is not None:
+        findings.append(Finding(PROBLEM, "unfit_runs", report.unfit_runs.reason, table=report.unfit_runs.name))
     if report.runs is not None:
         # On SQLite, what the store refuses the table for (agent_runs.ids_apart: a collation, or a type that turns
         # text into numbers); on PostgreSQL, where only prune and export read it, a collation.

@@ -16,7 +16,7 @@ from agno_storage.ops.db import Database, open_store, store_qualified
 from agno_storage.ops.errors import RowsKeptError, rerun_completes
 from agno_storage.ops.progress import NoProgress, Progress
 from agno_storage.ops.select import RUN_ALIAS, Filters, no_owner_is, where
-from agno_storage.ops.tables import check_exact_ids, describe, list_tables
+from agno_storage.ops.tables import check_exact_ids, describe, go_runs, list_tables
 from agno_storage.schema import check_table_name, quote
 
 #: Sessions deleted per write transaction: each holds the write lock only briefly.
@@ -96,7 +96,7 @@ def prune(
     filters = Filters(user=user, until=cutoff)
     clause, params = where(db, filters)
     # agent_runs holds agent sessions' runs only: pruning a team or workflow table leaves it alone.
-    has_runs = info.mode is Mode.AGENT and db.layout(RUNS_TABLE) is not None
+    has_runs = info.mode is Mode.AGENT and go_runs(db)
     # Ids compared case-blind would take another's sessions or runs; the store refuses the table, and a dry
     # run refuses what the prune would.
     check_exact_ids(db, info, runs=has_runs)

@@ -28,7 +28,7 @@ from agno_storage.models import Mode
 from agno_storage.ops.db import Database
 from agno_storage.ops.errors import RowsKeptError
 from agno_storage.ops.select import Filters, where
-from agno_storage.ops.tables import TableInfo, list_tables
+from agno_storage.ops.tables import TableInfo, go_runs, list_tables
 from agno_storage.ops.values import INT64, json_problem
 from agno_storage.schema import quote
 
@@ -44,8 +44,11 @@ RunLine = agent_runs.StoredRun
 
 
 def carried(db: Database, info: TableInfo) -> bool:
-    """Whether ``info``'s table has runs to carry: an agent table beside an ``agent_runs`` table."""
-    return info.mode is Mode.AGENT and db.layout(agent_runs.TABLE) is not None
+    """Whether ``info``'s table has runs to carry: an agent table beside an ``agent_runs`` table.
+
+    SchemaMismatchError if that ``agent_runs`` is not agno-golang's runs table (:func:`~agno_storage.ops.tables.go_runs`).
+    """
+    return info.mode is Mode.AGENT and go_runs(db)
 
 
 def statement(db: Database, info: TableInfo, filters: Filters) -> tuple[str, list[Any]]:
@@ -144,10 +147,9 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
         f"VALUES ({', '.join('?' for _ in COLUMNS)})"
     )
     # Another program's agent_runs whose ids compare case-blind: run 'r1' would replace its run 'R1'.
-    agent_runs.check_store_collations(store)
+    agent_runs.check_store_table(store)
     with store.transaction() as conn:
-        for ddl in agent_runs.create_statements(store.table_name):
-            conn.execute(ddl)
+        agent_runs.make_table(conn, store.table_name)
         written = conn.executemany(statement, batch).rowcount
         if 0 <= written < len(batch):  # another program's trigger skipped some: they are not there
             raise RowsKeptError(

@@ -13,7 +13,7 @@ from agno_storage.agent_runs import belongs_sql
 from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS, SPECS
 from agno_storage.ops.db import Database
-from agno_storage.ops.tables import TableInfo
+from agno_storage.ops.tables import TableInfo, go_runs
 from agno_storage.schema import quote
 
 
@@ -80,7 +80,7 @@ def no_owner_is(db: Database, user: str | None) -> bool:
 
 def _runs_of(db: Database, info: TableInfo) -> str | None:
     """``info``'s table quoted, where a session's time counts its runs (:func:`where`), else None."""
-    if info.mode is Mode.AGENT and db.layout(RUNS_TABLE) is not None:
+    if info.mode is Mode.AGENT and go_runs(db):
         return db.qualified(info.name)
     return None
 

@@ -54,11 +54,53 @@ class RunsInfo:
 
 
 @attrs.frozen
+class UnfitRuns:
+    """An ``agent_runs`` table that is not agno-golang's runs table (:func:`go_runs`), which nothing reads."""
+
+    name: str
+    #: What it is and the SQL that renames it (:func:`agno_storage.agent_runs.not_go_runs`).
+    reason: str
+
+
+@attrs.frozen
 class TablesReport:
     sessions: tuple[TableInfo, ...]
     runs: RunsInfo | None
-    #: Tables that are neither sessions tables nor ``agent_runs``.
+    #: Tables that are neither sessions tables nor ``agent_runs`` (an ``unfit_runs`` among them).
     others: tuple[str, ...]
+    #: An ``agent_runs`` that is not agno-golang's runs table (then ``runs`` is None).
+    unfit_runs: UnfitRuns | None = None
+
+
+def runs_table_name(db: Database, names: list[str]) -> str | None:
+    """Which of ``names`` (the tables of ``db``) is ``agent_runs``: in SQLite in any case, as a Go Agent's
+    statements find it; in PostgreSQL as spelt (the store quotes names there)."""
+    for name in names:
+        if (name.lower() if db.is_sqlite else name) == RUNS_TABLE:
+            return name
+    return None
+
+
+def go_runs(db: Database) -> bool:
+    """Whether ``db`` (file or schema) has agno-golang's ``agent_runs`` table, which callers read as Go Agent runs.
+
+    False if it has no ``agent_runs``. SchemaMismatchError
+    (:func:`agno_storage.agent_runs.not_go_runs`, saying how to rename it) if
+    it has one without the Go runs table's columns: a sessions table an
+    earlier agno-storage let be named so, whose rows read as runs would fail
+    in SQL or be taken for Go runs. One catalogue query.
+    """
+    layout = db.layout(RUNS_TABLE)
+    if layout is None:
+        return False
+    if not agent_runs.is_go_layout(layout[0]):
+        raise _not_go_runs(db, layout[0])
+    return True
+
+
+def _not_go_runs(db: Database, columns: list[str]) -> SchemaMismatchError:
+    name = runs_table_name(db, db.table_names()) or RUNS_TABLE
+    return agent_runs.not_go_runs(name, columns, None if db.is_sqlite else db.name(name))
 
 
 def layout_of(db: Database, table: str, index_names: list[str], table_sql: str) -> Layout:
@@ -116,8 +158,19 @@ def list_tables(
     sessions: list[TableInfo] = []
     others: list[str] = []
     names = db.table_names()
+    runs_name = runs_table_name(db, names)
+    unfit: UnfitRuns | None = None
+    if runs_name is not None:
+        try:
+            go_runs(db)
+        except SchemaMismatchError as exc:
+            # Listed as what it is, with how to rename it: neither runs nor a sessions table read by this name.
+            unfit, runs_name = UnfitRuns(name=exc.table or runs_name, reason=str(exc)), None
     for name in names:
-        if name == RUNS_TABLE:
+        if name == runs_name:
+            continue
+        if unfit is not None and name == unfit.name:
+            others.append(name)
             continue
         try:
             # With unreadable given, a table that fails is passed over: the transaction must go on after it.
@@ -133,8 +186,8 @@ def list_tables(
             if unreadable is None or getattr(exc.__cause__, "sqlstate", None) != _NO_PRIVILEGE:
                 raise
             unreadable.append((name, str(exc)))
-    found = runs_info(db, [t.name for t in sessions]) if runs and count_rows and RUNS_TABLE in names else None
-    return TablesReport(sessions=tuple(sessions), runs=found, others=tuple(others))
+    found = runs_info(db, [t.name for t in sessions]) if runs and count_rows and runs_name is not None else None
+    return TablesReport(sessions=tuple(sessions), runs=found, others=tuple(others), unfit_runs=unfit)
 
 
 def runs_info(db: Database, session_tables: list[str]) -> RunsInfo:
@@ -219,14 +272,17 @@ __all__ = [
     "RunsInfo",
     "TableInfo",
     "TablesReport",
+    "UnfitRuns",
     "check_exact_ids",
     "check_types",
     "describe",
+    "go_runs",
     "inexact_ids",
     "inexact_run_ids",
     "layout_of",
     "list_tables",
     "missing_table",
     "runs_info",
+    "runs_table_name",
     "there_are",
 ]

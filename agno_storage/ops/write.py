@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agno_storage import codec
+from agno_storage import agent_runs, codec
 from agno_storage.backends import sqlite_bulk
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite import SqliteStorage, Synchronous
@@ -64,6 +64,10 @@ class RowWriter:
     def __init__(self, url: str, table: str, mode: Mode, schema: str | None = "ai") -> None:
         self.store: BaseStorage = open_store(url, table, mode, schema)
         try:
+            if runs.holds_runs(self.store):
+                # Beside an agent_runs that is not agno-golang's (a sessions table an earlier build let be named
+                # so), no store reads or deletes the sessions written: refused before anything is made.
+                agent_runs.check_store_layout(self.store)
             self.store.create()
         except BaseException:
             self.store.close()

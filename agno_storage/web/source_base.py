@@ -103,8 +103,10 @@ class Source(abc.ABC):
         readable = []
         with self._bounded() as db:
             # One the role may not read is listed apart, with why; agent_runs' counts are not shown.
-            found = list_tables(db, unreadable, count_rows=count_rows, runs=False).sessions
-            for info in found:
+            report = list_tables(db, unreadable, count_rows=count_rows, runs=False)
+            if report.unfit_runs is not None:  # nothing reads it, by this name or as runs: say why, and the fix
+                unreadable.append((report.unfit_runs.name, report.unfit_runs.reason))
+            for info in report.sessions:
                 try:
                     schema.check_table_name(info.name, engine=db.engine)
                 except InvalidInputError as exc:
