@@ -349,3 +349,23 @@ def test_paths_holding_characters_a_uri_escapes_name_the_files_themselves(
         conn.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
     assert sorted(p.name for p in folder.iterdir()) == sorted([f"{name}.db", f"{name} dst.db", f"{name} url.db"])
+
+
+def test_a_go_agents_runs_table_spelt_in_upper_case_is_read_as_history_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite takes ``AGENT_RUNS`` for ``agent_runs`` (a Go Agent writes its runs there, history reads them): to-agno3
+    skipped them without a word, the session a Go Agent keeps there alone and every run left out of agno 3's tables."""
+    src, dst = tmp_path / "go.db", tmp_path / "agno3.db"
+    shutil.copy(FIXTURES / "go_agent_conversation.db", src)
+    with sqlite3.connect(src) as conn:
+        conn.execute("ALTER TABLE agent_runs RENAME TO runs_moved")  # SQLite takes no rename to another case
+        conn.execute("ALTER TABLE runs_moved RENAME TO AGENT_RUNS")
+    conn.close()
+    code, out, err = _run(capsys, "to-agno3", str(src), str(dst), "--json")
+    assert (code, err) == (0, "")
+    assert [m["sessions"] for m in json.loads(out)["modes"].values()] == [1, 1]
+    with sqlite3.connect(dst) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM agno_sessions").fetchone() == (2,)
+        assert conn.execute("SELECT COUNT(*) FROM agno_runs").fetchone() == (4,)
+    conn.close()

@@ -301,7 +301,7 @@ def test_every_command_reading_runs_says_a_sessions_table_named_agent_runs_is_no
 ) -> None:
     """A sessions table an earlier build let be named agent_runs is not read as a Go Agent's runs (export stopped
     on "no such column: r.id", to-agno3 on "no such column: id"; prune of agent_sessions deleted its sessions too,
-    as runs and as sessions a Go Agent kept there alone, exit 0): each
+    as runs and as sessions a Go Agent kept there alone, exit 0; to-agno3 skipped an upper-case one): each
     command that would read runs says what the table is and the SQL that renames it, exit 2, the file unchanged."""
     path = tmp_path / "old.db"
     sessions_table_named_agent_runs(path, name, beside=beside)
@@ -312,9 +312,8 @@ def test_every_command_reading_runs_says_a_sessions_table_named_agent_runs_is_no
         ["history", str(path), "--table", "agent_sessions", "s1"],
         ["search", str(path), "--table", "agent_sessions", "zebras"],
         ["usage", str(path), "--table", "agent_sessions"],
+        ["to-agno3", str(path), str(tmp_path / "agno3.db")],
     ]
-    if name == "agent_runs":
-        commands.append(["to-agno3", str(path), str(tmp_path / "agno3.db")])
     if beside:
         commands += [
             ["export", str(path), "--table", "agent_sessions", "-o", str(tmp_path / "out.jsonl")],
@@ -329,6 +328,22 @@ def test_every_command_reading_runs_says_a_sessions_table_named_agent_runs_is_no
         assert f"ALTER TABLE {name} RENAME TO agent_sessions_renamed" in err, (argv, err)
     assert file_bytes(path) == before
     assert not (tmp_path / "copy.db").exists() and not (tmp_path / "agno3.db").exists()
+
+
+def test_tables_counts_a_go_agents_runs_table_spelt_in_upper_case_as_its_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite takes ``AGENT_RUNS`` for ``agent_runs``, as a Go Agent and history() do: tables listed it as another
+    program's table, and doctor checked none of its runs."""
+    path = go_conversation(tmp_path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE agent_runs RENAME TO runs_moved")  # SQLite takes no rename to another case
+        conn.execute("ALTER TABLE runs_moved RENAME TO AGENT_RUNS")
+    conn.close()
+    assert main(["tables", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["others"] == [] and report["unfit_runs"] is None
+    assert report["runs"] is not None and report["runs"]["rows"] > 0
 
 
 @pytest.mark.parametrize("name", ["agent_runs", "AGENT_RUNS"])

@@ -143,8 +143,9 @@ class GoRuns:
         uri = Path(path).expanduser().resolve().as_uri() + "?mode=ro"
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=5.0 if timeout is None else timeout)
+            # In any case, as a Go Agent's own statements and history() find it.
             found = self._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GO_RUNS_TABLE,)
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (GO_RUNS_TABLE,)
             ).fetchone()
             if found is not None:  # one of another layout is refused, not read
                 check_layout(lambda sql, params: self._conn.execute(sql, params).fetchall())
