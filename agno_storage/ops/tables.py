@@ -73,10 +73,11 @@ class TablesReport:
 
 
 def runs_table_name(db: Database, names: list[str]) -> str | None:
-    """Which of ``names`` (the tables of ``db``) is ``agent_runs``: in SQLite in any case, as a Go Agent's
-    statements find it; in PostgreSQL as spelt (the store quotes names there)."""
+    """Which of ``names`` (the tables of ``db``) is ``agent_runs``, as the engine compares names
+    (``schema.table_key``): in SQLite in any case, as a Go Agent's statements find it; in PostgreSQL as spelt
+    (the store quotes names there)."""
     for name in names:
-        if (name.lower() if db.is_sqlite else name) == RUNS_TABLE:
+        if schema.table_key(name, db.engine) == RUNS_TABLE:
             return name
     return None
 
