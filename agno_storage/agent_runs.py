@@ -539,18 +539,29 @@ def read_runs(
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id = ?"  # noqa: S608 - constant identifiers
     params: builtins.list[Any] = [session_id]
     if user_id is not None:
-        owner, args = _owner_terms(user_id, with_no_user)
+        owner, args = _owner_terms(store, user_id, with_no_user)
         sql += " AND " + owner
         params += args
     sql += " ORDER BY created_at, rowid"
     return [_row(r) for r in store._query(sql, params)]
 
 
-def _owner_terms(user_id: str, with_no_user: bool) -> tuple[str, builtins.list[Any]]:
-    """The condition on runs of ``user_id`` (:func:`_owner`), and with ``with_no_user`` of runs with no user."""
+def _owner_terms(store: BaseStorage, user_id: str, with_no_user: bool) -> tuple[str, builtins.list[Any]]:
+    """The condition on runs of ``user_id`` (:func:`_owner`), and with ``with_no_user`` of runs with no user.
+
+    A run with no user is ``user_id``'s only while the session row under its
+    id is: checked in the statement that reads the run, so a session handed
+    to another owner after its row was read never brings that owner's runs
+    with no user into ``user_id``'s conversation.
+    """
     condition, args = _owner(user_id)
     if with_no_user and user_id != "":
-        condition = f"({condition} OR user_id IS NULL OR user_id = '')"
+        owned = (
+            f"EXISTS (SELECT 1 FROM {quote(store.table_name)} s"  # noqa: S608 - quoted identifiers only
+            f" WHERE s.session_id = {TABLE}.session_id AND s.user_id = ?)"
+        )
+        condition = f"({condition} OR ((user_id IS NULL OR user_id = '') AND {owned}))"
+        args = [*args, user_id]
     return condition, args
 
 
@@ -574,7 +585,7 @@ def runs_of(
     params: builtins.list[Any] = builtins.list(session_ids)
     owner = ""
     if user_id is not None:
-        condition, args = _owner_terms(user_id, with_no_user)
+        condition, args = _owner_terms(store, user_id, with_no_user)
         owner = " AND " + condition
         params += args
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id IN ({marks}){owner} ORDER BY session_id, created_at, rowid"  # noqa: S608 - constant identifiers

@@ -678,3 +678,33 @@ def test_no_owner_is_shown_no_owned_sessions_runs_with_no_user(tmp_path: Path) -
     assert [m.content for m in store.history("s1", user_id="alice")] == ["alice secret question", "alice secret answer"]
     assert [m.content for m in store.history("loose", user_id="")] == ["a question of no one's", "an answer"]
     store.close()
+
+
+def test_a_session_handed_to_another_owner_between_the_row_and_its_runs_never_shows_the_new_owners_runs(
+    tmp_path: Path,
+) -> None:
+    """alice's row is read, then another writer gives the session to bob and bob's Go service (run with no
+    user) continues it, before the runs are read: those user-less runs are bob's, never part of her history."""
+    db = tmp_path / "s.db"
+    memory = {"runs": [{"run_id": "r1", "messages": [{"role": "user", "content": "alice's question"}]}]}
+    with SqliteStorage("agent_sessions", db_file=db) as setup:
+        setup.upsert(AgentSession(session_id="shared", user_id="alice", memory=memory))
+        setup.append_run("shared", "alice's Go question", "Go: ok.", user_id="")
+    other = SqliteStorage("agent_sessions", db_file=db, allow_owner_change=True)
+    handed: list[bool] = []
+
+    def between(statement: str, params: Any) -> None:
+        if "FROM agent_runs WHERE session_id" in statement and not handed:
+            handed.append(True)
+            other.upsert(AgentSession(session_id="shared", user_id="bob", memory={"runs": []}))
+            other.append_run("shared", "bob's payroll", "Go: filed.", user_id="")
+
+    store = SqliteStorage("agent_sessions", db_file=db, tracer=between)
+    try:
+        contents = [m.content for m in store.history("shared", user_id="alice")]
+    finally:
+        store.close()
+        other.close()
+    assert handed
+    assert "bob's payroll" not in contents and "Go: filed." not in contents, contents
+    assert contents[0] == "alice's question"

@@ -2201,3 +2201,31 @@ def test_a_search_without_the_index_and_usage_hold_one_session_at_a_time(tmp_pat
             finally:
                 tracemalloc.stop()
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_a_session_handed_to_another_owner_while_a_scan_reads_never_shows_the_new_owners_runs(
+    tmp_path: Path,
+) -> None:
+    """Searched without the index, alice's session is read, then another writer gives it to bob and bob's Go
+    service (run with no user) adds a run, before its runs are read: that run is never a hit of alice's."""
+    db = tmp_path / "s.db"
+    with SqliteStorage("agent_sessions", db_file=db) as setup:
+        setup.upsert(AgentSession(session_id="shared", user_id="alice", agent_id="a1", memory={"runs": []}))
+        setup.append_run("shared", "kestrels of alice", "Go: ok.", user_id="")
+    other = SqliteStorage("agent_sessions", db_file=db, allow_owner_change=True)
+    handed: list[bool] = []
+
+    def between(statement: str, params: Any) -> None:
+        if "FROM agent_runs WHERE session_id" in statement and not handed:
+            handed.append(True)
+            other.upsert(AgentSession(session_id="shared", user_id="bob", agent_id="a1", memory={"runs": []}))
+            other.append_run("shared", "kestrels on bob's payroll", "Go: filed.", user_id="")
+
+    store = SqliteStorage("agent_sessions", db_file=db, tracer=between)
+    try:
+        hits = [h.message.content for h in store.search("kestrels", user_id="alice")]
+    finally:
+        store.close()
+        other.close()
+    assert handed
+    assert "kestrels on bob's payroll" not in hits, hits

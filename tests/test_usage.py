@@ -431,3 +431,31 @@ def test_nan_or_infinity_read_by_read_non_finite_is_a_corrupt_row_naming_its_pla
                 call()
             assert (info.value.session_id, info.value.column) == ("s", "memory")
     store.close()
+
+
+def test_a_session_handed_to_another_owner_while_usage_reads_never_counts_the_new_owners_runs(
+    tmp_path: Path,
+) -> None:
+    """alice's sessions are read, then another writer gives one to bob and bob's Go service (run with no user)
+    adds a run to it, before the runs are read: its tokens are bob's, never in alice's figures."""
+    db = tmp_path / "s.db"
+    with SqliteStorage("agent_sessions", db_file=db) as setup:
+        setup.upsert(AgentSession(session_id="shared", user_id="alice", agent_id="a1", memory={"runs": []}))
+        setup.append_run("shared", "alice's Go question", "Go: ok.", user_id="", metrics={"input_tokens": 3})
+    other = SqliteStorage("agent_sessions", db_file=db, allow_owner_change=True)
+    handed: list[bool] = []
+
+    def between(statement: str, params: Any) -> None:
+        if "FROM agent_runs WHERE session_id IN" in statement and not handed:
+            handed.append(True)
+            other.upsert(AgentSession(session_id="shared", user_id="bob", agent_id="a1", memory={"runs": []}))
+            other.append_run("shared", "bob's payroll", "Go: filed.", user_id="", metrics={"input_tokens": 5000})
+
+    store = SqliteStorage("agent_sessions", db_file=db, tracer=between)
+    try:
+        figures = store.usage(user_id="alice")
+    finally:
+        store.close()
+        other.close()
+    assert handed
+    assert all((u.input_tokens or 0) < 5000 for u in figures), figures
