@@ -752,3 +752,19 @@ def test_media_agno_1_8_4_stored_is_shown_by_agno3_as_it_was_given(tmp_path: Pat
     }
     for sid, name in (("audio-url", "audio"), ("video-url", "videos"), ("audio-both", "audio")):
         assert [p for p in report.problems if f"'{sid}'" in p and f"{name} is not what agno 3 reads" in p], sid
+
+
+def test_a_session_whose_source_lost_its_owner_keeps_the_owner_dst_gives_it_for_its_runs_too(tmp_path: Path) -> None:
+    """A session migrated as bob's whose source then names no owner keeps bob in DST (the owner rules give it
+    none); its runs written again are bob's too, not no one's: agno 3 reads a user's runs by their user_id."""
+    src, dst = tmp_path / "agno1.db", tmp_path / "agno3.db"
+    _put(src, "agent", "S", "bob", {"runs": [_run("r1", "bob asks", "a")]})
+    to_agno3(str(src), str(dst))
+    _put(src, "agent", "S", None, {"runs": [_run("r1", "bob asks", "a"), _run("r2", "and again", "b")]})
+    report = to_agno3(str(src), str(dst))
+    assert report.modes["agent"].sessions == 1
+    assert _rows(dst, "SELECT user_id FROM agno_sessions") == [("bob",)]
+    runs = _rows(dst, "SELECT run_id, user_id, json_extract(run_data, '$.user_id') FROM agno_runs ORDER BY run_index")
+    assert runs == [("r1", "bob", "bob"), ("r2", "bob", "bob")]
+    read = _agno3_reads(dst, "S")
+    assert read["S"]["user_id"] == "bob" and [r[:2] for r in read["S"]["runs"]] == [["r1", "bob"], ["r2", "bob"]]

@@ -335,7 +335,11 @@ def map_chunk(
         if not sources and not go_runs:
             continue
         session_stamp = stamp([(m, row) for m, (_, row) in stored], go_runs)
-        mapped = map_session(sid, sources, go_runs, taken)
+        before = previous.get(sid)
+        # A session the rules give no owner stays the user DST gives it (agno 3 gave it to whoever resumed it, or
+        # its source had that owner when it was migrated), and so do the runs written with it.
+        held = before.user_id if before is not None and before.migrated else None
+        mapped = map_session(sid, sources, go_runs, taken, held)
         for label, problem in mapped.left_out:
             # Said on every run, not only when the session is written: that source is never migrated.
             left_out = result.counts.setdefault(label, ModeCount())
@@ -349,7 +353,6 @@ def map_chunk(
         keep["stamp"] = session_stamp
         keep["run_ids"] = run_ids
         count = result.counts.setdefault(mapped.sources[0], ModeCount())
-        before = previous.get(sid)
         if before is not None and not before.migrated:
             count.skipped += 1
             if before.marked:
@@ -385,9 +388,6 @@ def map_chunk(
             count.unchanged += 1
             count.earlier_mapping += same == "earlier"
             continue
-        if owner is None and before is not None and before.user_id is not None:
-            # agno 3 gave the ownerless session to the user who resumed it: it stays that user's.
-            mapped = attrs.evolve(mapped, session=attrs.evolve(mapped.session, user_id=before.user_id))
         deletable: tuple[str, ...] = ()
         if before is not None:
             # A run another session holds now is not this session's to delete.

@@ -71,6 +71,7 @@ def map_session(
     sources: Sequence[Session],
     go_runs: Sequence[GoAgentRun] = (),
     taken: Mapping[str, str] | None = None,
+    unowned_user: str | None = None,
 ) -> Mapped:
     """Every source record of ``session_id`` as one agno 3 session with its runs and memories.
 
@@ -85,10 +86,11 @@ def map_session(
     out too (:func:`~agno_storage.agno3.owners.split_owners`). ``taken`` maps
     run ids that other sessions hold to those sessions: such a run is written under an id of its own
     (:func:`own_run_id`), its id kept in its ``metadata["agno_v1"]["run_id"]``.
+    ``unowned_user``: the user DST gives the session, its owner (and its runs') when the rule gives it none.
     """
     ordered = sorted(sources, key=lambda s: SOURCE_ORDER.index(s.MODE))
     owners = split_owners(session_id, ordered, go_runs)
-    ordered, go_runs, user_id = list(owners.sources), owners.go_runs, owners.user_id
+    ordered, go_runs, user_id = list(owners.sources), owners.go_runs, owners.user_id or unowned_user
     head = ordered[0] if ordered else None
     created = _created(head, go_runs)
     builder = RunBuilder(session_id=session_id, user_id=user_id or None, created_at=created)
