@@ -276,6 +276,63 @@ def test_a_users_memory_copied_into_each_session_row_is_one_agno3_memory(tmp_pat
 
 
 @pytest.mark.parametrize("target", ["sqlite", "postgres"])
+def test_a_copy_agno3_changed_is_kept_when_the_memory_table_gains_its_memory(
+    tmp_path: Path, target: str, request: pytest.FixtureRequest
+) -> None:
+    """A session's copy of a memory (AgentMemory's list, no id) is replaced by the memory-table row of the same
+    user and text; a copy agno 3 changed since is that memory no more: kept, and said, by a dry run alike."""
+    from agno_storage import SqliteStorage
+    from agno_storage.models import AgentSession
+
+    src = str(tmp_path / "src.db")
+    store = SqliteStorage(table_name="agent_sessions", db_file=src, mode="agent")
+    for sid, text in (("s1", "likes tea"), ("s2", "lives in Rome")):
+        memories = [{"memory": text, "last_updated": 1700000000}]
+        store.upsert(AgentSession(session_id=sid, agent_id="a", user_id="alice", memory={"memories": memories}))
+    store.close()
+    if target == "sqlite":
+        dst, schema, table = str(tmp_path / "dst.db"), None, "agno_memories"
+
+        def run(sql: str) -> list[Any]:
+            with sqlite3.connect(dst) as conn:
+                return conn.execute(sql).fetchall()
+
+        texts = f"SELECT memory, user_id FROM {table} ORDER BY memory"
+        changed, tea = "'\"likes green tea\"'", "memory LIKE '%tea%'"
+    else:
+        import psycopg
+
+        dst, schema = request.getfixturevalue("pg_server").dsn, "copy_changed"
+        table = f"{schema}.agno_memories"
+
+        def run(sql: str) -> list[Any]:
+            with psycopg.connect(dst, autocommit=True) as conn:
+                cur = conn.execute(sql)
+                return cur.fetchall() if cur.description else []
+
+        run(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        texts = f"SELECT memory #>> '{{}}', user_id FROM {table} ORDER BY 1"
+        changed, tea = "to_jsonb('likes green tea'::text)", "memory::text LIKE '%tea%'"
+    to_agno3(src, dst, workers=0, dst_schema=schema)
+    run(f"UPDATE {table} SET memory = {changed}, updated_at = 1800000000 WHERE {tea}")
+    with sqlite3.connect(src) as conn:  # agno 1.x's memory table gains both memories, under ids of its own
+        conn.execute("CREATE TABLE memory (id TEXT PRIMARY KEY, user_id TEXT, memory TEXT, created_at, updated_at)")
+        for mid, text in (("m1", "likes tea"), ("m2", "lives in Rome")):
+            conn.execute(
+                "INSERT INTO memory VALUES (?, 'alice', ?, 1700000100, 1700000100)", (mid, json.dumps({"memory": text}))
+            )
+    conn.close()
+    dry = to_agno3(src, dst, workers=0, dst_schema=schema, dry_run=True)
+    real = to_agno3(src, dst, workers=0, dst_schema=schema)
+    assert [r[0].strip('"') for r in run(texts)] == ["likes green tea", "likes tea", "lives in Rome"]
+    assert {r[1] for r in run(texts)} == {"alice"}
+    kept = [p for p in real.problems if "agno 3 changed it" in p]
+    assert len(kept) == 1 and "memory-table row 'm1'" in kept[0], real.problems
+    assert dry.problems == real.problems and dry.modes == real.modes
+    assert real.modes["memory_table"].memories == 2
+
+
+@pytest.mark.parametrize("target", ["sqlite", "postgres"])
 def test_the_newest_copy_of_a_memory_wins_and_agno3s_own_change_is_kept(
     tmp_path: Path, target: str, request: pytest.FixtureRequest
 ) -> None:

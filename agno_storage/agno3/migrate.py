@@ -391,6 +391,24 @@ def _memory_stamps(lookup: Writer | TargetReader | None, memory_ids: list[str], 
     return found
 
 
+def _changed_copies(lookup: Writer | TargetReader | None, copy_of: dict[str, Agno3Memory], tally: _Tally) -> set[str]:
+    """The copies in ``copy_of`` (id -> the memory-table row they are copies of) whose row in ``agno_memories``
+    is that memory no more: its user or text changed since a migration wrote it (agno 3 edited it).
+
+    A copy this run wrote (a dry run's, remembered in ``tally``) is the copy.
+    """
+    asked = [c for c in copy_of if c not in tally.written and c not in tally.gone]
+    try:
+        held = lookup.memory_contents(asked) if (lookup is not None and asked) else {}
+    except Exception as exc:
+        raise driver_error(exc, "reading the copies of memory-table memories", table=MEMORIES) from exc
+    return {
+        c
+        for c, (user_id, memory) in held.items()
+        if (user_id or "", memory) != (copy_of[c].user_id or "", copy_of[c].memory)
+    }
+
+
 def _would_write(tally: _Tally, memory_id: str, stamp: int | None, there: dict[str, int | None]) -> None:
     """Remember a dry run's write of a memory row as the writer's upsert applies it (the newer one is kept)."""
     if memory_id in there:
@@ -505,22 +523,37 @@ def _migrate_memory_table(
 
     A memory already in ``agno_memories`` with an ``updated_at`` at or after
     the source row's is left alone: written by an earlier run, or changed by
-    agno 3 since.
+    agno 3 since. The copies sessions held of a row's memory (same user and
+    text) are replaced by it; a copy whose user or text agno 3 changed since
+    is that memory no more, and is kept (and reported).
     """
     count = report.modes.setdefault(MEMORY_TABLE, ModeCount())
     pending: list[Agno3Memory] = []
 
     def flush() -> None:
         # The copies sessions held of these memories (AgentMemory's lists, made without ids) are these.
-        copies = [memory_copy_id(m.user_id, m.memory) for m in pending]
-        copies = [c for c in copies if c not in {m.memory_id for m in pending}]
-        if writer is not None:
-            try:
-                writer.forget_memories(copies)
-            except Exception as exc:
-                raise driver_error(
-                    exc, "removing copies of memory-table memories", table=MEMORIES, path=writer.path
-                ) from exc
+        ids = {m.memory_id for m in pending}
+        copy_of: dict[str, Agno3Memory] = {}
+        for m in pending:
+            if (copy := memory_copy_id(m.user_id, m.memory)) not in ids:
+                copy_of.setdefault(copy, m)
+        # Read and removed under the writer's lock: agno 3 cannot change a copy in between.
+        with writer.batch() if writer is not None else nullcontext():
+            changed = _changed_copies(lookup, copy_of, tally)
+            copies = [c for c in copy_of if c not in changed]
+            if writer is not None:
+                try:
+                    writer.forget_memories(copies)
+                except Exception as exc:
+                    raise driver_error(
+                        exc, "removing copies of memory-table memories", table=MEMORIES, path=writer.path
+                    ) from exc
+        for copy in changed:
+            m = copy_of[copy]
+            report.problems.append(
+                f"memory {copy!r} (user {m.user_id!r}): a session's copy of memory-table row {m.memory_id!r}, but"
+                " agno 3 changed it since: kept beside that row, not replaced by it"
+            )
         for copy in copies:
             # A copy this run counted is no longer a row.
             label = tally.memories.pop(copy, None)

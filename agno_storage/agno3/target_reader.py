@@ -50,6 +50,7 @@ def _previous_of(user_id: Any, metadata: Any) -> Previous:
 
 
 _MEMORY_STAMPS_SQL = f"SELECT memory_id, updated_at FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id IN ({{marks}})"  # noqa: S608
+_MEMORY_CONTENTS_SQL = f"SELECT memory_id, user_id, memory FROM {{prefix}}{ddl.MEMORIES} WHERE memory_id IN ({{marks}})"  # noqa: S608
 _RUN_OWNERS_SQL = f"SELECT run_id, session_id FROM {{prefix}}{ddl.RUNS} WHERE run_id IN ({{marks}})"  # noqa: S608
 
 
@@ -197,6 +198,13 @@ class TargetReader:
             return select_memory_stamps(self._sqlite, memory_ids, "", "?")
         return select_memory_stamps(self._pg, memory_ids, self._prefix, "%s")
 
+    def memory_contents(self, memory_ids: Sequence[str]) -> dict[str, tuple[str | None, Any]]:
+        if ddl.MEMORIES not in self._tables:
+            return {}
+        if self._sqlite is not None:
+            return select_memory_contents(self._sqlite, memory_ids, "", "?")
+        return select_memory_contents(self._pg, memory_ids, self._prefix, "%s")
+
     def close(self) -> None:
         if self._sqlite is not None:
             self._sqlite.close()
@@ -236,4 +244,33 @@ def select_memory_stamps(cur: Any, memory_ids: Sequence[str], prefix: str, mark:
     return out
 
 
-__all__ = ["TargetReader", "postgres_previous", "select_memory_stamps", "select_run_owners", "sqlite_previous"]
+def select_memory_contents(
+    cur: Any, memory_ids: Sequence[str], prefix: str, mark: str
+) -> dict[str, tuple[str | None, Any]]:
+    """For each of ``memory_ids`` already in ``agno_memories``: its ``user_id`` and its ``memory``, decoded.
+
+    SQLite's column holds JSON text (agno 3's and this writer's); text that
+    is not JSON is given as it is. PostgreSQL's ``jsonb`` comes decoded.
+    """
+    out: dict[str, tuple[str | None, Any]] = {}
+    for start in range(0, len(memory_ids), 500):
+        chunk = list(memory_ids[start : start + 500])
+        sql = _MEMORY_CONTENTS_SQL.format(prefix=prefix, marks=", ".join(mark for _ in chunk))
+        for mid, user_id, memory in cur.execute(sql, chunk).fetchall():
+            if isinstance(memory, str) and mark == "?":
+                try:
+                    memory = json.loads(memory)
+                except ValueError:
+                    pass
+            out[mid] = (user_id, memory)
+    return out
+
+
+__all__ = [
+    "TargetReader",
+    "postgres_previous",
+    "select_memory_contents",
+    "select_memory_stamps",
+    "select_run_owners",
+    "sqlite_previous",
+]

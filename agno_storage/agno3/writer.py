@@ -64,6 +64,9 @@ class Writer(Protocol):
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
         """For each of ``memory_ids`` already in ``agno_memories``: its ``updated_at``."""
 
+    def memory_contents(self, memory_ids: Sequence[str]) -> dict[str, tuple[str | None, Any]]:
+        """For each of ``memory_ids`` already in ``agno_memories``: its ``user_id`` and decoded ``memory``."""
+
     def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
         """Upsert ``memories`` in one transaction."""
 
@@ -399,6 +402,9 @@ class SqliteWriter:
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
         return target_reader.select_memory_stamps(self._conn, memory_ids, "", "?")
 
+    def memory_contents(self, memory_ids: Sequence[str]) -> dict[str, tuple[str | None, Any]]:
+        return target_reader.select_memory_contents(self._conn, memory_ids, "", "?")
+
     def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
         with self._transaction() as conn:
             self._upsert(conn, ddl.MEMORIES, [self._rows.of(ddl.MEMORIES, m) for m in memories])
@@ -501,6 +507,10 @@ class PostgresWriter:
     def memory_stamps(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
         with self._conn.transaction(), self._conn.cursor() as cur:
             return target_reader.select_memory_stamps(cur, memory_ids, self._prefix, "%s")
+
+    def memory_contents(self, memory_ids: Sequence[str]) -> dict[str, tuple[str | None, Any]]:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            return target_reader.select_memory_contents(cur, memory_ids, self._prefix, "%s")
 
     def write_memories(self, memories: Sequence[Agno3Memory]) -> None:
         rows = [self._rows.of(ddl.MEMORIES, m) for m in memories]
