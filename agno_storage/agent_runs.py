@@ -522,13 +522,16 @@ def read_runs(
     *,
     checked: bool = False,
     with_no_user: bool = False,
+    of_unowned_row: bool = False,
 ) -> builtins.list[RunRow]:
     """The runs of ``session_id`` in the order they were written; with ``user_id``, only that user's.
 
     With ``with_no_user`` also the runs with no user: the conversation of a
     session row owned by ``user_id`` (:func:`agno_storage.conversation.belongs`),
     read without decoding another user's runs (a damaged one of theirs must
-    not fail the owner's read). Empty when the store is not an agent table
+    not fail the owner's read), while the row is still ``user_id``'s. With
+    no ``user_id`` and ``of_unowned_row``, the conversation of a row with no
+    owner: every run, while the row still has none. Empty when the store is not an agent table
     in SQLite or the file has no ``agent_runs`` table of the store's
     (:func:`exists`; ``checked``: the caller found it is there, for many
     sessions at once). Raises CorruptRowError for a row whose columns hold
@@ -538,22 +541,34 @@ def read_runs(
         return []
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id = ?"  # noqa: S608 - constant identifiers
     params: builtins.list[Any] = [session_id]
-    if user_id is not None:
-        owner, args = _owner_terms(store, user_id, with_no_user)
+    owner, args = _owner_terms(store, user_id, with_no_user, of_unowned_row)
+    if owner:
         sql += " AND " + owner
         params += args
     sql += " ORDER BY created_at, rowid"
     return [_row(r) for r in store._query(sql, params)]
 
 
-def _owner_terms(store: BaseStorage, user_id: str, with_no_user: bool) -> tuple[str, builtins.list[Any]]:
-    """The condition on runs of ``user_id`` (:func:`_owner`), and with ``with_no_user`` of runs with no user.
+def _owner_terms(
+    store: BaseStorage, user_id: str | None, with_no_user: bool, of_unowned_row: bool = False
+) -> tuple[str, builtins.list[Any]]:
+    """The condition on runs of ``user_id`` (:func:`_owner`), and with ``with_no_user`` of runs with no user;
+    with no ``user_id``, none, or with ``of_unowned_row`` every run while the row under its id has no owner.
 
     A run with no user is ``user_id``'s only while the session row under its
-    id is: checked in the statement that reads the run, so a session handed
-    to another owner after its row was read never brings that owner's runs
-    with no user into ``user_id``'s conversation.
+    id is, and a run is part of an ownerless row's conversation only while
+    the row has no owner: checked in the statement that reads the run, so a
+    session handed to another owner after its row was read never brings
+    that owner's runs into the conversation read from the row.
     """
+    if user_id is None:
+        if not of_unowned_row:
+            return "", []
+        unowned = (
+            f"EXISTS (SELECT 1 FROM {quote(store.table_name)} s"  # noqa: S608 - quoted identifiers only
+            f" WHERE s.session_id = {TABLE}.session_id AND (s.user_id IS NULL OR s.user_id = ''))"
+        )
+        return unowned, []
     condition, args = _owner(user_id)
     if with_no_user and user_id != "":
         owned = (
@@ -570,7 +585,12 @@ MAX_IDS = 10_000
 
 
 def runs_of(
-    store: BaseStorage, session_ids: Sequence[str], user_id: str | None = None, *, with_no_user: bool = False
+    store: BaseStorage,
+    session_ids: Sequence[str],
+    user_id: str | None = None,
+    *,
+    with_no_user: bool = False,
+    of_unowned_row: bool = False,
 ) -> dict[str, builtins.list[RunRow]]:
     """The runs of each of ``session_ids`` that has any, each session's in the order written (one statement).
 
@@ -578,14 +598,15 @@ def runs_of(
     to date); at most :data:`MAX_IDS` ids a call. With ``user_id``, only
     that user's runs are read (``''`` is "no user", as in list()), and with
     ``with_no_user`` those with no user too; the others are not checked.
+    ``of_unowned_row``: as :func:`read_runs` takes it.
     """
     if not session_ids or not exists(store):
         return {}
     marks = ", ".join("?" for _ in session_ids)
     params: builtins.list[Any] = builtins.list(session_ids)
     owner = ""
-    if user_id is not None:
-        condition, args = _owner_terms(store, user_id, with_no_user)
+    condition, args = _owner_terms(store, user_id, with_no_user, of_unowned_row)
+    if condition:
         owner = " AND " + condition
         params += args
     sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE session_id IN ({marks}){owner} ORDER BY session_id, created_at, rowid"  # noqa: S608 - constant identifiers

@@ -91,7 +91,8 @@ def history(
         session = read(session_id, user_id)
     if session is not None:
         # Only the runs of its conversation: another user's under this id are not decoded (nor shown).
-        runs = agent_runs.read_runs(store, session_id, session.user_id or None, with_no_user=True)
+        owner = session.user_id or None
+        runs = agent_runs.read_runs(store, session_id, owner, with_no_user=True, of_unowned_row=owner is None)
     else:
         runs = agent_runs.read_runs(store, session_id, user_id)
     if session is None and runs:

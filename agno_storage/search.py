@@ -310,7 +310,11 @@ def sessions_messages(
     for session in store.iter_sessions(user_id=user_id, entity_id=entity_id):
         owner = session.user_id or None
         runs = (
-            agent_runs.read_runs(store, session.session_id, owner, checked=True, with_no_user=True) if with_runs else []
+            agent_runs.read_runs(
+                store, session.session_id, owner, checked=True, with_no_user=True, of_unowned_row=owner is None
+            )
+            if with_runs
+            else []
         )
         yield session.session_id, session.user_id, session.entity_id, conversation.combined(session, runs, table)
     if entity_id or not with_runs:  # such runs have no entity: '' (no entity) takes them, as the index does

@@ -145,7 +145,7 @@ def _runs(
         # cannot fail this user's figures. Under the user's own sessions, runs with no user are theirs too (an
         # ownerless session's runs are all its own); elsewhere only the user's.
         rows = itertools.chain(
-            _runs_of(store, set(entities), user_id or None, with_no_user=True),
+            _runs_of(store, set(entities), user_id or None, with_no_user=True, of_unowned_row=user_id == ""),
             _runs_of(store, runs_only | strays.keys(), user_id),
         )
     for row in rows:
@@ -201,10 +201,16 @@ def stored_run(row: RunRow) -> _Run:
 
 
 def _runs_of(
-    store: BaseStorage, session_ids: set[str], user_id: str | None = None, *, with_no_user: bool = False
+    store: BaseStorage,
+    session_ids: set[str],
+    user_id: str | None = None,
+    *,
+    with_no_user: bool = False,
+    of_unowned_row: bool = False,
 ) -> Iterator[RunRow]:
     """The ``agent_runs`` rows of ``session_ids`` only (with ``user_id``, that user's only, and with
-    ``with_no_user`` those with no user too), by session and in the order written.
+    ``with_no_user`` those with no user too; ``of_unowned_row``: as ``agent_runs.read_runs`` takes it), by
+    session and in the order written.
 
     Runs out of the caller's scope are never read, so another user's
     corrupt run cannot fail the call, nor name that user's session.
@@ -212,7 +218,7 @@ def _runs_of(
     ordered = sorted(session_ids)
     for start in range(0, len(ordered), agent_runs.MAX_IDS):
         chunk = ordered[start : start + agent_runs.MAX_IDS]
-        by_session = agent_runs.runs_of(store, chunk, user_id, with_no_user=with_no_user)
+        by_session = agent_runs.runs_of(store, chunk, user_id, with_no_user=with_no_user, of_unowned_row=of_unowned_row)
         for runs in by_session.values():
             yield from runs
 

@@ -680,15 +680,18 @@ def test_no_owner_is_shown_no_owned_sessions_runs_with_no_user(tmp_path: Path) -
     store.close()
 
 
+@pytest.mark.parametrize("first", ["alice", ""], ids=["owned", "no_owner"])
 def test_a_session_handed_to_another_owner_between_the_row_and_its_runs_never_shows_the_new_owners_runs(
-    tmp_path: Path,
+    tmp_path: Path, first: str
 ) -> None:
     """alice's row is read, then another writer gives the session to bob and bob's Go service (run with no
-    user) continues it, before the runs are read: those user-less runs are bob's, never part of her history."""
+    user) continues it, before the runs are read: those user-less runs are bob's, never part of her history.
+    So too for a caller scoped to no owner (``first`` '') and a session with none, whose runs are all its own
+    only while it has none."""
     db = tmp_path / "s.db"
     memory = {"runs": [{"run_id": "r1", "messages": [{"role": "user", "content": "alice's question"}]}]}
     with SqliteStorage("agent_sessions", db_file=db) as setup:
-        setup.upsert(AgentSession(session_id="shared", user_id="alice", memory=memory))
+        setup.upsert(AgentSession(session_id="shared", user_id=first, memory=memory))
         setup.append_run("shared", "alice's Go question", "Go: ok.", user_id="")
     other = SqliteStorage("agent_sessions", db_file=db, allow_owner_change=True)
     handed: list[bool] = []
@@ -701,7 +704,7 @@ def test_a_session_handed_to_another_owner_between_the_row_and_its_runs_never_sh
 
     store = SqliteStorage("agent_sessions", db_file=db, tracer=between)
     try:
-        contents = [m.content for m in store.history("shared", user_id="alice")]
+        contents = [m.content for m in store.history("shared", user_id=first)]
     finally:
         store.close()
         other.close()

@@ -2203,14 +2203,17 @@ def test_a_search_without_the_index_and_usage_hold_one_session_at_a_time(tmp_pat
     assert peaks[1] < 1.5 * peaks[0], peaks
 
 
+@pytest.mark.parametrize("first", ["alice", ""], ids=["owned", "no_owner"])
 def test_a_session_handed_to_another_owner_while_a_scan_reads_never_shows_the_new_owners_runs(
-    tmp_path: Path,
+    tmp_path: Path, first: str
 ) -> None:
     """Searched without the index, alice's session is read, then another writer gives it to bob and bob's Go
-    service (run with no user) adds a run, before its runs are read: that run is never a hit of alice's."""
+    service (run with no user) adds a run, before its runs are read: that run is never a hit of alice's.
+    So too for a caller scoped to no owner (``first`` '') and a session with none, whose runs are all its own
+    only while it has none."""
     db = tmp_path / "s.db"
     with SqliteStorage("agent_sessions", db_file=db) as setup:
-        setup.upsert(AgentSession(session_id="shared", user_id="alice", agent_id="a1", memory={"runs": []}))
+        setup.upsert(AgentSession(session_id="shared", user_id=first, agent_id="a1", memory={"runs": []}))
         setup.append_run("shared", "kestrels of alice", "Go: ok.", user_id="")
     other = SqliteStorage("agent_sessions", db_file=db, allow_owner_change=True)
     handed: list[bool] = []
@@ -2223,7 +2226,7 @@ def test_a_session_handed_to_another_owner_while_a_scan_reads_never_shows_the_ne
 
     store = SqliteStorage("agent_sessions", db_file=db, tracer=between)
     try:
-        hits = [h.message.content for h in store.search("kestrels", user_id="alice")]
+        hits = [h.message.content for h in store.search("kestrels", user_id=first)]
     finally:
         store.close()
         other.close()

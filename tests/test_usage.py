@@ -433,14 +433,17 @@ def test_nan_or_infinity_read_by_read_non_finite_is_a_corrupt_row_naming_its_pla
     store.close()
 
 
+@pytest.mark.parametrize("first", ["alice", ""], ids=["owned", "no_owner"])
 def test_a_session_handed_to_another_owner_while_usage_reads_never_counts_the_new_owners_runs(
-    tmp_path: Path,
+    tmp_path: Path, first: str
 ) -> None:
     """alice's sessions are read, then another writer gives one to bob and bob's Go service (run with no user)
-    adds a run to it, before the runs are read: its tokens are bob's, never in alice's figures."""
+    adds a run to it, before the runs are read: its tokens are bob's, never in alice's figures.
+    So too for a caller scoped to no owner (``first`` '') and a session with none, whose runs are all its own
+    only while it has none."""
     db = tmp_path / "s.db"
     with SqliteStorage("agent_sessions", db_file=db) as setup:
-        setup.upsert(AgentSession(session_id="shared", user_id="alice", agent_id="a1", memory={"runs": []}))
+        setup.upsert(AgentSession(session_id="shared", user_id=first, agent_id="a1", memory={"runs": []}))
         setup.append_run("shared", "alice's Go question", "Go: ok.", user_id="", metrics={"input_tokens": 3})
     other = SqliteStorage("agent_sessions", db_file=db, allow_owner_change=True)
     handed: list[bool] = []
@@ -453,7 +456,7 @@ def test_a_session_handed_to_another_owner_while_usage_reads_never_counts_the_ne
 
     store = SqliteStorage("agent_sessions", db_file=db, tracer=between)
     try:
-        figures = store.usage(user_id="alice")
+        figures = store.usage(user_id=first)
     finally:
         store.close()
         other.close()
