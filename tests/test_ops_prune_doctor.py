@@ -758,6 +758,44 @@ def test_prune_and_doctor_refuse_a_postgres_agent_runs_whose_session_ids_compare
     assert "problem: agent_runs: session_id is of the type" in capsys.readouterr().out
 
 
+def test_a_postgres_sessions_table_named_agent_runs_is_read_as_runs_by_no_command(
+    pg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sessions table an earlier build let be made as agent_runs in a PostgreSQL schema, beside agent_sessions:
+    no command reads its sessions as a Go Agent's runs; each says what it is and the SQL, schema-qualified, that
+    renames it; prune deletes nothing, and tables and doctor show it."""
+    from agno_storage.backends.postgres_ddl import create_statements
+    from agno_storage.modes import SPECS
+
+    url, schema, conn = pg
+    store = open_store(url, "agent_sessions", Mode.AGENT, schema)
+    store.upsert(AgentSession(session_id="s1", user_id="alice", agent_id="a"))
+    store.close()
+    for statement in create_statements("agent_runs", SPECS[Mode.AGENT], schema):
+        conn.execute(statement)
+    conn.execute(
+        f"INSERT INTO {schema}.agent_runs (session_id, user_id, agent_id, created_at, updated_at)"
+        " VALUES ('s1', 'alice', 'a', 1, 1), ('s2', NULL, 'a', 1, 1)"
+    )
+    conn.execute(f"UPDATE {schema}.agent_sessions SET updated_at = 1")
+    rename = f'ALTER TABLE "{schema}"."agent_runs" RENAME TO agent_sessions_renamed'
+    for argv in (
+        ["export", url, "--schema", schema, "--table", "agent_sessions", "-o", "-"],
+        ["prune", url, "--schema", schema, "--table", "agent_sessions", "--older-than", "1d", "--dry-run"],
+        ["prune", url, "--schema", schema, "--table", "agent_sessions", "--older-than", "1d"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "table 'agent_runs' is not agno-golang's runs table" in err and rename in err, (argv, err)
+    assert conn.execute(f"SELECT count(*) FROM {schema}.agent_sessions").fetchone() == (1,)
+    assert conn.execute(f"SELECT count(*) FROM {schema}.agent_runs").fetchone() == (2,)
+    assert main(["tables", url, "--schema", schema, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["runs"] is None and rename in report["unfit_runs"]["reason"], report
+    assert main(["doctor", url, "--schema", schema]) == 3
+    assert rename in capsys.readouterr().out
+
+
 def test_a_postgres_table_whose_owners_are_character_n_is_refused_by_every_command(
     pg: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
