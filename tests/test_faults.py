@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from agno_storage import (
@@ -34,6 +35,7 @@ from agno_storage import (
     StorageError,
 )
 from agno_storage.backends.batches import BATCH_SIZE
+from agno_storage.models import Mode
 
 STRESS = os.environ.get("AGNO_STORAGE_STRESS") == "1"
 #: Processes that open one file at once, and the upserts each makes.
@@ -223,6 +225,66 @@ def test_a_backup_onto_a_full_disk_raises_disk_full_and_leaves_no_file(small_dis
     with pytest.raises(DiskFullError, match="disk is full"):
         backup(str(source), small_disk / "copy.db")
     assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
+_IMPORT_WITH_A_FULL_TEMPORARY_FOLDER = """
+import sys
+from agno_storage.errors import StorageError
+from agno_storage.ops.load import import_lines
+
+try:
+    with open(sys.argv[1], "rb") as lines:
+        import_lines(lines, sys.argv[2], "agent_sessions")
+except StorageError as exc:
+    print(type(exc).__name__)
+    print(exc.message)
+"""
+
+
+def test_an_import_whose_temporary_folder_fills_up_is_a_full_disk_saying_what_it_wrote(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    from agno_storage.ops.lines import header_for, make_converter
+
+    # Import keeps the ids it wrote in a temporary file, which spills past SQLite's 2 MB cache: 3 MB of ids.
+    header = header_for(Mode.AGENT, layout="agno-golang", engine="sqlite", table=TABLE)
+    lines = [orjson.dumps(make_converter().unstructure(header))]
+    columns = header.columns
+    for i in range(10_000):
+        row = dict.fromkeys(columns)
+        row.update(session_id=f"{i:06d}{'x' * 300}", user_id="u", created_at=1, updated_at=1)
+        lines.append(orjson.dumps(row))
+    export = tmp_path / "agent.jsonl"
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    target = tmp_path / "restored.db"
+    env = {**os.environ, "SQLITE_TMPDIR": str(small_disk)}
+    (small_disk / "filler").write_bytes(b"f" * 1024 * 1024)
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITH_A_FULL_TEMPORARY_FOLDER, str(export), str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    kind, message = done.stdout.splitlines()
+    assert kind == "DiskFullError", done.stdout + done.stderr
+    with sqlite3.connect(target) as conn:
+        (kept,) = conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()
+    assert 0 < kept < 10_000
+    assert f"{kept} sessions were written before the batch that failed" in message
+    assert "running it again completes it" in message
+    # Space freed, the same import completes the table.
+    (small_disk / "filler").unlink()
+    rerun = subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITH_A_FULL_TEMPORARY_FOLDER, str(export), str(target)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SQLITE_TMPDIR": str(tmp_path)},
+        check=True,
+    )
+    assert rerun.stdout == ""
+    with sqlite3.connect(target) as conn:
+        assert conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone() == (10_000,)
 
 
 _FILE_SIZE_LIMITED = """

@@ -11,6 +11,7 @@ import attrs
 import cattrs
 import orjson
 
+from agno_storage.backends import sqlite_errors
 from agno_storage.errors import CorruptRowError, StorageError
 from agno_storage.models import Mode
 from agno_storage.modes import SPECS
@@ -53,14 +54,26 @@ class _Written:
             raise self._error(exc) from exc
 
     def write(self, writer: RowWriter, batch: list[list[Any]]) -> None:
-        """Hand ``batch`` to ``writer``, counting as sessions only those no earlier batch had (the rest: repeated)."""
-        new = self._new("sessions", batch)
+        """Hand ``batch`` to ``writer``, counting as sessions only those no earlier batch had (the rest: repeated).
+
+        A failure of the temporary file (a full disk) stops the import as a
+        batch's would: saying how many sessions were written before it.
+        """
+        new = self._noted(writer, "sessions", batch, "the batch")
         writer.write(batch, sessions=new)
         self.repeated += len(batch) - new
 
-    def new_runs(self, lines: list[tuple[Any, ...]]) -> int:
-        """How many of ``lines`` (agent_runs rows) are runs no earlier line had."""
-        return self._new("runs", lines)
+    def new_runs(self, writer: RowWriter, lines: list[tuple[Any, ...]]) -> int:
+        """How many of ``lines`` (agent_runs rows, not yet written) are runs no earlier line had."""
+        return self._noted(writer, "runs", lines, "the agent_runs batch")
+
+    def _noted(self, writer: RowWriter, table: str, rows: list[list[Any]] | list[tuple[Any, ...]], batch: str) -> int:
+        try:
+            return self._new(table, rows)
+        except StorageError as exc:
+            writer.flush()  # the batches handed over before, committed (or the error one of them raised)
+            writer.say_written(exc, batch)
+            raise
 
     def _new(self, table: str, rows: list[list[Any]] | list[tuple[Any, ...]]) -> int:
         before = self._conn.total_changes
@@ -75,7 +88,13 @@ class _Written:
 
     @staticmethod
     def _error(exc: sqlite3.Error) -> StorageError:
-        return StorageError(f"import keeps the ids it wrote in a temporary file, which failed: {exc}")
+        # Typed as the database's own errors are: a full temporary folder is a DiskFullError, which a rerun with
+        # room there completes.
+        typed = sqlite_errors.translate(exc)
+        return type(typed)(
+            "import keeps the ids it wrote in a temporary file (in SQLITE_TMPDIR, else TMPDIR), which failed: "
+            f"{typed.message}"
+        )
 
 
 def read_header(line: bytes, converter: cattrs.Converter) -> Header:
@@ -193,8 +212,9 @@ def _put_runs(
     if not writer.holds_runs:
         return carried, left + len(lines)
     writer.flush()  # the sessions before them first
+    new = written.new_runs(writer, lines)  # before they are written: a failure here leaves none of them written
     writer.write_runs(lines)
-    return carried + written.new_runs(lines), left
+    return carried + new, left
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:

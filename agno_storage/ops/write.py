@@ -203,7 +203,7 @@ class RowWriter:
         try:
             runs.write(self.store, batch)
         except StorageError as exc:  # the sessions are committed: say so, or the user thinks none were written
-            self._say_written(exc, "the agent_runs batch")
+            self.say_written(exc, "the agent_runs batch")
             raise
         self._unsynced = True
 
@@ -261,10 +261,10 @@ class RowWriter:
         batch, a full disk: the caller's table is then partly written), and that a rerun completes it where one
         can (:func:`~agno_storage.ops.errors.rerun_completes`)."""
         if isinstance(exc, StorageError):
-            self._say_written(exc, "the batch")
+            self.say_written(exc, "the batch")
         return exc
 
-    def _say_written(self, exc: StorageError, batch: str) -> None:
+    def say_written(self, exc: StorageError, batch: str) -> None:
         """Add to ``exc``'s message the sessions committed before ``batch`` failed, and whether a rerun completes it."""
         exc.message = (
             f"{exc.message}; {self.written} sessions were written before {batch} that failed, "
