@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,13 +172,12 @@ def test_sigkill_during_a_write_leaves_every_group_whole(tmp_path: Path, how: st
 # --- a full disk ------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a 2 MiB tmpfs; skipped where mounting is not permitted."""
-    folder = tmp_path / "small"
+@contextmanager
+def _tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """``folder`` (made) on a tmpfs mounted with ``options``; skipped where mounting is not permitted."""
     folder.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, check=False
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, check=False
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
@@ -185,6 +185,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 2 MiB tmpfs; skipped where mounting is not permitted."""
+    with _tmpfs(tmp_path / "small", "size=2m") as folder:
+        yield folder
 
 
 def test_a_full_disk_raises_loses_nothing_acknowledged_and_recovers(small_disk: Path) -> None:
@@ -225,6 +232,21 @@ def test_a_backup_onto_a_full_disk_raises_disk_full_and_leaves_no_file(small_dis
     with pytest.raises(DiskFullError, match="disk is full"):
         backup(str(source), small_disk / "copy.db")
     assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
+@pytest.mark.parametrize("free_files", [0, 1])
+def test_a_backup_onto_a_disk_with_no_file_left_to_make_is_a_full_disk(tmp_path: Path, free_files: int) -> None:
+    """A file system out of inodes is full too: no room for the copy, or for the journal SQLite makes beside it."""
+    from agno_storage.ops.backup import backup
+
+    source = tmp_path / "source.db"
+    _populated(source)
+    # The folder itself takes one inode; the filler the rest but ``free_files``.
+    with _tmpfs(tmp_path / "few_files", f"size=2m,nr_inodes={2 + free_files}") as folder:
+        (folder / "filler").touch()
+        with pytest.raises(DiskFullError, match="no room"):
+            backup(str(source), folder / "copy.db")
+        assert [p.name for p in folder.iterdir()] == ["filler"]
 
 
 _IMPORT_WITH_A_FULL_TEMPORARY_FOLDER = """

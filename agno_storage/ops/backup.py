@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from pathlib import Path
@@ -107,8 +108,9 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
             ) from None
         fsync_folder(dest.parent)  # its name on disk too
     except (sqlite3.Error, OSError) as exc:
+        error = _error(exc, source, destination, dest.parent)  # before the removal frees what was lacking
         _remove(partial)
-        raise _error(exc, source, destination) from exc
+        raise error from exc
     except BaseException:
         _remove(partial)
         raise
@@ -117,10 +119,17 @@ def backup(url: str, destination: str | os.PathLike[str]) -> BackupSummary:
     return BackupSummary(source=source, destination=str(dest), bytes=dest.stat().st_size, pages=int(pages))
 
 
-def _error(exc: sqlite3.Error | OSError, source: str, destination: str | os.PathLike[str]) -> StorageError:
+def _error(
+    exc: sqlite3.Error | OSError, source: str, destination: str | os.PathLike[str], folder: Path
+) -> StorageError:
     """The typed error for what stopped a backup: a hot journal, a lock held too long, a full disk, else a
     StorageError naming both files."""
     failed = f"backup of {source!r} to {os.fspath(destination)!r} failed"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"{failed}: no room for it in {os.fspath(folder)!r}: {exc}")
+    if isinstance(exc, sqlite3.Error) and _no_file_left(folder):
+        # SQLite cannot make the journal beside the copy ("unable to open database file"): no inode is left.
+        return DiskFullError(f"{failed}: no room for another file in {os.fspath(folder)!r} (no inode left): {exc}")
     if isinstance(exc, sqlite3.Error):
         hot = hot_journal_error(source, exc)
         if hot is not None:
@@ -131,6 +140,15 @@ def _error(exc: sqlite3.Error | OSError, source: str, destination: str | os.Path
         if isinstance(typed, DiskFullError):
             return DiskFullError(f"{failed}: {typed.message}")
     return StorageError(f"{failed}: {exc}")
+
+
+def _no_file_left(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has no inode left for a new file (where it counts them)."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    return fs.f_files > 0 and fs.f_favail == 0
 
 
 def _remove(partial: Path | None) -> None:
