@@ -194,6 +194,23 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield folder
 
 
+def test_an_export_onto_a_full_disk_says_which_file_it_could_not_write_and_leaves_none(
+    tmp_path: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export -o onto a disk that fills up: exit 2 with an error naming the output and the full disk (it was the
+    bare "[Errno 28] No space left on device"), and no file, whole or partial, left there."""
+    from agno_storage.cli import main
+
+    db = tmp_path / "big.db"
+    with SqliteStorage(TABLE, db_file=db) as store:
+        store.upsert_many(_session(f"s{i}", pad=os.urandom(2000).hex()) for i in range(1000))
+    output = small_disk / "out.jsonl"
+    assert main(["export", str(db), "--table", TABLE, "-o", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert repr(str(output)) in err and "disk is full" in err, err
+    assert os.listdir(small_disk) == []
+
+
 def test_a_full_disk_raises_loses_nothing_acknowledged_and_recovers(small_disk: Path) -> None:
     path = small_disk / "full.db"
     filler = small_disk / "filler"

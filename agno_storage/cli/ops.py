@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import os
 import re
@@ -35,7 +36,7 @@ from agno_storage.cli.common import (
     shown,
     to_json,
 )
-from agno_storage.errors import TableNotFoundError
+from agno_storage.errors import DiskFullError, TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.ops import backup as backup_ops
 from agno_storage.ops import copy as copy_ops
@@ -198,12 +199,15 @@ def _export(args: argparse.Namespace) -> int:
             refuse_source(args.output, db.path, "the output")
             refuse_source(output, db.path, "the output")  # a link to the database's -wal, say
         if descriptor is not None or stream:
-            with os.fdopen(os.dup(descriptor), "wb") if descriptor is not None else open(output, "wb") as sink:
+            with (
+                _writing(args.output),
+                os.fdopen(os.dup(descriptor), "wb") if descriptor is not None else open(output, "wb") as sink,
+            ):
                 summary = export_ops.export_table(
                     db, args.table, sink, mode=_mode(args), filters=_filters(args), progress=bar
                 )
         else:
-            with _terminate_as_exit():  # from before the temporary file is made to after it is moved in place
+            with _terminate_as_exit(), _writing(args.output):  # from the temporary file made to it moved in place
                 temporary, partial = _new_file(Path(output))
                 try:
                     with temporary:
@@ -222,6 +226,22 @@ def _export(args: argparse.Namespace) -> int:
         f"exported {summary.sessions} sessions{_runs_text(summary.runs)} of table {summary.table!r} to {args.output}",
     )
     return OK
+
+
+@contextmanager
+def _writing(output: str) -> Iterator[None]:
+    """An error writing ``output`` names it: a full disk (or the file-size limit) is a DiskFullError, any other
+    OS error without a file name gets ``output``'s (a write's own error names none)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or isinstance(exc, BrokenPipeError):
+            raise
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"writing {output!r}: the disk is full: {exc.strerror}") from exc
+        if exc.errno == errno.EFBIG:
+            raise DiskFullError(f"writing {output!r}: past this process's file-size limit: {exc.strerror}") from exc
+        raise OSError(exc.errno, exc.strerror, output) from exc
 
 
 def _new_file(output: Path) -> tuple[IO[bytes], Path]:
