@@ -266,6 +266,27 @@ def test_a_backup_onto_a_disk_with_no_file_left_to_make_is_a_full_disk(tmp_path:
         assert [p.name for p in folder.iterdir()] == ["filler"]
 
 
+def test_a_store_whose_folder_has_no_file_left_for_its_wal_is_a_full_disk(tmp_path: Path) -> None:
+    """A new database file is made, but SQLite cannot make its WAL beside it: "unable to open database file"
+    was a plain StorageError; it is a full disk, and the write is not kept."""
+    # The folder and two fillers take an inode each, the database file the last one: none for its -wal and -shm.
+    with _tmpfs(tmp_path / "few_files", "size=2m,nr_inodes=4") as folder:
+        fillers = [folder / "f1", folder / "f2"]
+        for filler in fillers:
+            filler.touch()
+        store = SqliteStorage(TABLE, db_file=folder / "x.db")
+        try:
+            with pytest.raises(DiskFullError, match="no inode left"):
+                store.upsert(_session("s1"))
+        finally:
+            store.close()
+        for filler in fillers:
+            filler.unlink()
+        with SqliteStorage(TABLE, db_file=folder / "x.db") as again:  # room again: the write goes through
+            again.upsert(_session("s1"))
+            assert again.read("s1") is not None
+
+
 _IMPORT_WITH_A_FULL_TEMPORARY_FOLDER = """
 import sys
 from agno_storage.errors import StorageError

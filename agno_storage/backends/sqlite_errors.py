@@ -25,6 +25,7 @@ from agno_storage.errors import (
 _SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
 _SQLITE_NOTADB = 26
 _SQLITE_IOERR_WRITE = 10 | (3 << 8)  # an extended code: write() failed, and not for want of space
 # The files whose writes a transaction makes: the database, its WAL, its rollback journal.
@@ -78,6 +79,14 @@ def translate(
                 f" never written: {exc}",
                 table=table,
             )
+    if primary == _SQLITE_CANTOPEN and path is not None and no_inode_left(os.path.dirname(os.path.abspath(path))):
+        # SQLite could not make a file beside the database (its WAL, its journal): Python's sqlite3 gives no
+        # errno, and a file system out of inodes makes no new file.
+        return DiskFullError(
+            f"no file can be made beside the database (its disk has no inode left); nothing of this write was"
+            f" kept: {exc}",
+            table=table,
+        )
     if primary == _SQLITE_READONLY:
         return ReadOnlyDatabaseError(
             f"the database (its file or its folder) cannot be written; it can only be read: {exc}", table=table
@@ -97,6 +106,15 @@ def translate(
         return SchemaMismatchError(f"{named} changed shape under this store: {exc}", table=table)
     where = "" if table is None else f" on table {table!r}"
     return StorageError(f"SQLite error{where}: {exc}", table=table)
+
+
+def no_inode_left(folder: str | os.PathLike[str]) -> bool:
+    """Whether the file system of ``folder`` has no inode left for a new file (where it counts them)."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    return fs.f_files > 0 and fs.f_favail == 0
 
 
 def file_size_limit_reached(path: str) -> int | None:
@@ -130,4 +148,4 @@ def file_size_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
-__all__ = ["file_size_limit", "file_size_limit_reached", "text_or_bytes", "translate"]
+__all__ = ["file_size_limit", "file_size_limit_reached", "no_inode_left", "text_or_bytes", "translate"]

@@ -11,7 +11,7 @@ import attrs
 
 from agno_storage import urls
 from agno_storage.backends.sqlite_bulk import fsync_folder
-from agno_storage.backends.sqlite_errors import file_size_limit, translate
+from agno_storage.backends.sqlite_errors import file_size_limit, no_inode_left, translate
 from agno_storage.backends.sqlite_files import refuse_non_file
 from agno_storage.errors import BusyError, DiskFullError, StorageError
 from agno_storage.ops import files
@@ -127,7 +127,7 @@ def _error(
     failed = f"backup of {source!r} to {os.fspath(destination)!r} failed"
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFullError(f"{failed}: no room for it in {os.fspath(folder)!r}: {exc}")
-    if isinstance(exc, sqlite3.Error) and _no_file_left(folder):
+    if isinstance(exc, sqlite3.Error) and no_inode_left(folder):
         # SQLite cannot make the journal beside the copy ("unable to open database file"): no inode is left.
         return DiskFullError(f"{failed}: no room for another file in {os.fspath(folder)!r} (no inode left): {exc}")
     if isinstance(exc, sqlite3.Error):
@@ -140,15 +140,6 @@ def _error(
         if isinstance(typed, DiskFullError):
             return DiskFullError(f"{failed}: {typed.message}")
     return StorageError(f"{failed}: {exc}")
-
-
-def _no_file_left(folder: Path) -> bool:
-    """Whether the file system of ``folder`` has no inode left for a new file (where it counts them)."""
-    try:
-        fs = os.statvfs(folder)
-    except OSError:
-        return False
-    return fs.f_files > 0 and fs.f_favail == 0
 
 
 def _remove(partial: Path | None) -> None:
