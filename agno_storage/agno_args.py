@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, cast
@@ -67,11 +68,12 @@ def postgres_url_of_engine(db_engine: Any) -> str:
     return cast(str, _engine_url(db_engine, "postgresql").render_as_string(hide_password=False))
 
 
-def as_agno_resolves(db_file: str | None) -> str | None:
-    """``db_file`` as agno's SqliteStorage takes it: ``Path(db_file).resolve()`` at construction, so a
-    relative name is the working directory's then, and ``~`` is a folder of that name, not the home folder
-    (the store would expand it: the file agno wrote would not be the one opened)."""
-    if not isinstance(db_file, str) or db_file in ("", ":memory:"):
+def as_agno_resolves(db_file: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """``db_file`` (a str or a ``Path``) as agno's SqliteStorage takes it: ``Path(db_file).resolve()`` at
+    construction, so a relative name is the working directory's then, ``~`` is a folder of that name, not
+    the home folder (the store would expand it: the file agno wrote would not be the one opened), and
+    ``":memory:"`` is a file of that name (the store would keep its sessions in memory, and lose them)."""
+    if not isinstance(db_file, str | os.PathLike) or db_file == "":
         return db_file
     try:
         return str(Path(db_file).resolve())

@@ -430,18 +430,22 @@ def test_state_agnos_json_would_store_is_stored_as_agnos_json_stores_it(tmp_path
     storage.close()
 
 
-def test_a_db_file_names_the_file_agnos_own_store_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """agno resolves db_file against the working directory at construction and does not expand ``~``: the
-    swapped store opens the file agno's own store wrote, whatever the working directory is at first use."""
+@pytest.mark.parametrize("given", [str, Path])
+def test_a_db_file_names_the_file_agnos_own_store_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: Any
+) -> None:
+    """agno resolves db_file (a str or a Path) against the working directory at construction and does not
+    expand ``~``: the swapped store opens the file agno's own store wrote, whatever the working directory is
+    at first use."""
     from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
 
     monkeypatch.chdir(tmp_path)
-    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_file="~/chats.db")
+    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_file=given("~/chats.db"))
     theirs.create()
     theirs.upsert(AgnoAgentSession(session_id="s", user_id="u", agent_id="a", memory={"runs": []}))
     theirs.db_engine.dispose()
     assert (tmp_path / "~" / "chats.db").exists()
-    ours = SqliteStorage(table_name="agent_sessions", db_file="~/chats.db")
+    ours = SqliteStorage(table_name="agent_sessions", db_file=given("~/chats.db"))
     monkeypatch.chdir(tmp_path / "~")  # a later chdir changes nothing for either
     got = ours.read("s")
     assert got is not None and got.user_id == "u"
@@ -561,3 +565,27 @@ def test_a_session_stored_with_an_empty_id_is_listed_and_delete_session_removes_
     ours.delete_session("")
     assert ours.get_all_session_ids() == ["kept"]
     ours.close()
+
+
+@pytest.mark.parametrize("given", [str, Path])
+def test_a_db_file_named_memory_is_the_file_agnos_own_store_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: Any
+) -> None:
+    """agno's SqliteStorage resolves db_file=":memory:" (a str or a Path) as any name: its sessions are in a
+    file of that name in the working directory. The swapped store reads them there, and what it writes
+    outlives it."""
+    from agno.storage.sqlite import SqliteStorage as AgnoSqliteStorage
+
+    monkeypatch.chdir(tmp_path)
+    theirs = AgnoSqliteStorage(table_name="agent_sessions", db_file=given(":memory:"))
+    theirs.create()
+    theirs.upsert(AgnoAgentSession(session_id="theirs", user_id="u", agent_id="a", memory={"runs": []}))
+    theirs.db_engine.dispose()
+    assert (tmp_path / ":memory:").is_file()
+    ours = SqliteStorage(table_name="agent_sessions", db_file=given(":memory:"))
+    assert ours.get_all_session_ids() == ["theirs"]
+    make_agent(ours, "ours", "u", FakeModel()).run("hello")
+    ours.close()
+    again = SqliteStorage(table_name="agent_sessions", db_file=given(":memory:"))
+    assert sorted(again.get_all_session_ids()) == ["ours", "theirs"]
+    again.close()

@@ -85,7 +85,8 @@ def test_in_memory_store_is_shared_by_its_threads() -> None:
 def test_db_file_memory_is_an_in_memory_database_not_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_file: object
 ) -> None:
-    # agno 1.x and sqlite3 both read db_file=":memory:" as "in memory".
+    # sqlite3 reads ":memory:" as "in memory" (agno 1.x's own SqliteStorage makes a file of that name, and so
+    # does the agno adapter, which resolves db_file as agno does before the core store sees it).
     monkeypatch.chdir(tmp_path)
     store = SqliteStorage("s", db_file=db_file)  # type: ignore[arg-type]
     store.upsert(make_session(Mode.AGENT, "a"))
