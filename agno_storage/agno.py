@@ -516,6 +516,7 @@ class PostgresStorage(_AgnoStorage):
     sessions in SQLite instead (``schema`` is then ignored), so the URL alone
     decides. ``db_engine``, a SQLAlchemy PostgreSQL engine, is used for its
     URL only (password included): its pool and ``connect_args`` are not.
+    Given with ``db_url``, the engine's URL is the one used, as in agno.
 
     Raises InvalidInputError when neither ``db_url`` nor ``db_engine`` is
     given (agno raises ValueError, which it subclasses). Construction opens
@@ -536,7 +537,8 @@ class PostgresStorage(_AgnoStorage):
         user_id: str | None = None,
         **core_options: Any,
     ) -> None:
-        if db_url is None and db_engine is not None:
+        if db_engine is not None:
+            # agno's order: the engine, then the URL; the URL beside an engine is not the database it uses.
             db_url = postgres_url_of_engine(db_engine)
         if db_url is None:
             raise InvalidInputError(f"PostgresStorage needs db_url or db_engine (table {table_name!r})")

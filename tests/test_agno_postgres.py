@@ -178,6 +178,25 @@ def test_a_postgresql_db_engine_is_used_for_its_url(pg_url: str) -> None:
         engine.dispose()
 
 
+def test_a_db_engine_given_with_a_db_url_is_the_database_used_as_in_agno(pg_url: str) -> None:
+    """agno's PostgresStorage uses db_engine when both are given (its docstring's order: the engine, then the
+    URL): the swapped store writes where agno's own store reads, not to the URL beside the engine."""
+    import sqlalchemy
+    from agno.storage.postgres import PostgresStorage as AgnoPostgresStorage
+
+    engine = sqlalchemy.create_engine("postgresql+psycopg://" + pg_url.partition("://")[2])
+    nowhere = "postgresql://nobody@127.0.0.1:1/nothing"  # nothing listens on port 1
+    try:
+        ours = PostgresStorage(table_name="agent_sessions", db_url=nowhere, db_engine=engine)
+        ours.upsert(make_session("both"))
+        ours.close()
+        theirs = AgnoPostgresStorage(table_name="agent_sessions", db_url=nowhere, db_engine=engine)
+        found = theirs.read("both")
+        assert found is not None and found.agent_id == "historian"
+    finally:
+        engine.dispose()
+
+
 def make_session(session_id: str) -> Any:
     from agno.storage.session.agent import AgentSession
 
