@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -28,7 +29,7 @@ from tests.sessions import make_session
 from tests.support import HANG_S, finishes
 from tests.test_web_api import location
 from tests.test_web_hardening import fetch
-from tests.test_web_limits import serve_command
+from tests.test_web_limits import PATIENCE, serve_command
 from tests.web_client import get, get_page
 
 ALL = "all-users-token-0123456789"
@@ -175,6 +176,47 @@ def test_a_request_without_a_valid_token_never_takes_an_expensive_slot(db: Path,
         running.join(10)
         assert first["answer"][0] == 200
     source.close()
+
+
+def test_headers_sent_behind_a_request_still_running_are_bounded_too(db: Path, held_walks: HeldWalks) -> None:
+    """httptools keeps every header line it is sent, and the next request's were counted only once the answer
+    before them was sent: behind a search still running on its connection, a client sent hundreds of megabytes
+    of them in seconds, every byte kept. Past the header limit, the connection is closed there too."""
+    source = open_source(str(db))
+    try:
+        with serving(create_app(source), header_timeout=3600, header_limit=4096) as base:
+            host, port = base.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=PATIENCE) as conn:
+                conn.sendall(b"GET /api/v1/search?q=hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert held_walks.walking.wait(HANG_S)  # the search runs, waiting in its scan
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 8192)
+                assert ended_within(conn, PATIENCE)
+            held_walks.release()
+            # A request sent behind a running one, its headers within the limit, is answered in its turn.
+            with socket.create_connection((host, int(port)), timeout=PATIENCE) as conn:
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 2)
+                answers = b""
+                while answers.count(b"HTTP/1.1 200") < 2:
+                    chunk = conn.recv(65536)
+                    assert chunk, answers
+                    answers += chunk
+    finally:
+        source.close()
+
+
+def ended_within(conn: socket.socket, seconds: float) -> bool:
+    """Whether the server ends ``conn`` (closes or resets it) within ``seconds``; what it sends is read and dropped."""
+    conn.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if conn.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except OSError:  # reset
+            return True
+    return False
 
 
 def test_failed_tokens_from_one_address_are_429_past_the_limit(db: Path) -> None:

@@ -42,13 +42,14 @@ def header_deadline_protocol(
 
     uvicorn's own keep-alive timeout stops at the first byte received, and
     nothing bounds a connection that has sent nothing yet; httptools keeps
-    every header line it is sent. An answer is written whole into the
-    connection's buffer, where it waits for the client however long it
-    takes (closing the connection waits for it too): it is dropped once the
-    buffer stays full (writing paused) that long, that is once the client
-    has read less than asyncio's high minus low water mark (48 KiB) in it,
-    or, the connection closing with less than that left, once the client
-    has read nothing of what is left that long.
+    every header line it is sent, the next request's included while the
+    answer before them is being made, so ``limit`` bounds those too. An
+    answer is written whole into the connection's buffer, where it waits for
+    the client however long it takes (closing the connection waits for it
+    too): it is dropped once the buffer stays full (writing paused) that
+    long, that is once the client has read less than asyncio's high minus
+    low water mark (48 KiB) in it, or, the connection closing with less than
+    that left, once the client has read nothing of what is left that long.
     """
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
@@ -56,7 +57,7 @@ def header_deadline_protocol(
 
     class HeaderDeadline(base):  # type: ignore[misc]
         _deadline: asyncio.TimerHandle | None = None
-        #: Bytes received since the deadline was set (while headers are awaited).
+        #: Bytes received since the deadline was set or the last request's message was all in (headers awaited).
         _waiting: int = 0
         #: Set while an answer waits for the client to read (writing paused).
         _stalled: asyncio.TimerHandle | None = None
@@ -67,11 +68,14 @@ def header_deadline_protocol(
 
         def data_received(self, data: bytes) -> None:
             before = self.cycle
-            self._waiting += len(data)
+            # Once a request's message is all in, what follows is the next request's headers, counted even
+            # while the answer is still being made (a data chunk that ends one and starts the other is not).
+            if self._deadline is not None or before is None or not before.more_body:
+                self._waiting += len(data)
             super().data_received(data)
             if self.cycle is not before:  # a request's headers are in
                 self._disarm()
-            elif self._deadline is not None and self._waiting > limit and not self.transport.is_closing():
+            elif self._waiting > limit and not self.transport.is_closing():
                 self._disarm()
                 self.transport.close()
 
