@@ -7,6 +7,7 @@ the headers and error pages a browser relies on.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -254,6 +255,24 @@ def test_a_method_a_path_does_not_take_is_405_naming_those_it_takes(one_session:
             assert status == 405 and "GET" in headers["allow"], (path, headers)
         status, headers, body = fetch(base, "/api/v1/sessions", method="DELETE")
         assert status == 405 and "GET" in headers["allow"] and "method_not_allowed" in body
+
+
+def test_without_tokens_a_request_naming_another_host_besides_a_loopback_one_is_refused(
+    one_session: Path, serve: Serve
+) -> None:
+    """The loopback check read the last Host header and the application the first: a request naming
+    attacker.example first and 127.0.0.1 after was answered, its URL's host attacker.example."""
+    with serve(str(one_session)) as base:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        for hosts in (["attacker.example", host], [host, "attacker.example"], [host, host]):
+            lines = "".join(f"Host: {name}\r\n" for name in hosts)
+            with socket.create_connection((host, int(port)), timeout=30) as conn:
+                conn.sendall(f"GET /api/v1/sessions HTTP/1.1\r\n{lines}Connection: close\r\n\r\n".encode())
+                answer = b""
+                while chunk := conn.recv(65536):
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 400 "), (hosts, answer[:200])
+        assert get(base, "/api/v1/sessions")[0] == 200  # one Host, a loopback one
 
 
 def test_private_responses_are_never_cached_nor_framed(one_session: Path, serve: Serve) -> None:

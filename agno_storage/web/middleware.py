@@ -85,7 +85,8 @@ class ResponseHeaders:
 
 
 class LoopbackHostsOnly:
-    """ASGI middleware: refuse (400) a request whose ``Host`` is not a loopback name or address.
+    """ASGI middleware: refuse (400) a request whose ``Host`` is not a loopback name or address, or that has
+    several ``Host`` headers.
 
     Without tokens the server trusts whoever can reach it, which is only
     this machine; a web page elsewhere that points its own host name at
@@ -97,9 +98,11 @@ class LoopbackHostsOnly:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            # Exactly one Host (RFC 9112 refuses more): the application reads the first, and must see this one.
+            hosts = [value.decode("latin-1") for name, value in scope["headers"] if name == b"host"]
+            host = hosts[0] if len(hosts) == 1 else ", ".join(hosts)
             name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-            if not is_loopback(name):
+            if len(hosts) != 1 or not is_loopback(name):
                 body = bodies.ErrorBody(
                     error=bodies.ErrorDetail(
                         code="bad_request", message=f"this server answers loopback host names only, not {host!r}"
