@@ -431,6 +431,28 @@ def test_go_reads_store_workflow(
     assert all(listed == [] for listed in out["all"].values())  # only agent sessions are listed
 
 
+def test_go_reads_a_column_holding_an_integer_past_float64s_range_as_an_empty_map(go_bin: Path, tmp_path: Path) -> None:
+    """An integer past float64's largest value (about 1.8e308) is stored exactly and read back exactly here,
+    but agno-golang's Read cannot decode the column holding it into a map: it reads the whole column as empty,
+    every other key lost, where an integer within float64's range only comes back rounded (docs/compat.md)."""
+    path = tmp_path / "py_agent.db"
+    huge, wide = 10**400, 2**70
+    session = {
+        "session_id": "huge",
+        "user_id": "u",
+        "agent_id": "a",
+        "memory": {"n": huge, "keep": "this"},
+        "session_data": {"n": wide, "keep": "this"},
+        "created_at": 1700000000,
+    }
+    write_with_store(path, "agent", [session])
+    got = store(path, "agent").read("huge")
+    assert got.memory == {"n": huge, "keep": "this"} and got.session_data == {"n": wide, "keep": "this"}
+    read = run_reader(go_bin, path, "agent")["read"]["huge"]
+    assert read["session_data"] == {"n": float(wide), "keep": "this"}  # rounded, the rest kept
+    assert read["memory"] == {}  # the whole column lost
+
+
 # --------------------------------------------------------------------------- (d) one live file
 
 
