@@ -547,6 +547,20 @@ def test_a_read_only_rollback_journal_file_is_readable_and_refuses_writes(
     assert store.count() == len(expected)
 
 
+def test_a_wal_file_in_a_read_only_folder_without_its_shm_says_why_it_cannot_be_read(
+    read_only_folder: tuple[Path, Path],
+) -> None:
+    """SQLite reads a WAL-mode file through a -shm file beside it, which a read-only folder cannot hold: the
+    error said the file "can only be read" when it could not be read at all; it says what SQLite needs."""
+    rw, ro = read_only_folder
+    _populated(rw / "db.db", 5)
+    assert sorted(p.name for p in rw.iterdir()) == ["db.db"]  # closed: checkpointed, no -wal or -shm left
+    with pytest.raises(ReadOnlyDatabaseError, match="folder cannot be written") as raised:
+        SqliteStorage(TABLE, db_file=ro / "db.db", read_only=True).get_all_session_ids()
+    assert "-shm" in raised.value.message and "can only be read" not in raised.value.message
+    assert sorted(p.name for p in rw.iterdir()) == ["db.db"]
+
+
 def test_a_read_only_store_of_a_missing_file_makes_no_folder(tmp_path: Path) -> None:
     with pytest.raises(StorageError):
         SqliteStorage(TABLE, db_file=tmp_path / "new" / "deeper" / "db.db", read_only=True).read("s1")

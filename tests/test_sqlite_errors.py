@@ -13,7 +13,7 @@ import pytest
 
 from agno_storage import SqliteStorage
 from agno_storage.backends.sqlite_errors import text_or_bytes, translate
-from agno_storage.errors import BusyError, DiskFullError, StorageError, TableNotFoundError
+from agno_storage.errors import BusyError, DiskFullError, ReadOnlyDatabaseError, StorageError, TableNotFoundError
 from agno_storage.models import Mode
 from agno_storage.ops.db import open_database
 from agno_storage.web.source import SqliteSource
@@ -28,6 +28,19 @@ def test_an_error_of_no_table_is_worded_without_one() -> None:
     assert type(other) is StorageError and str(other) == "SQLite error: near 'x': syntax error"
     named = translate(sqlite3.OperationalError("no such table: x"), "x")
     assert str(named) == "table 'x' is not there: no such table: x" and named.table == "x"
+
+
+def test_a_folder_sqlite_cannot_make_a_file_in_is_said_to_be_what_stops_it() -> None:
+    """SQLITE_READONLY_DIRECTORY (a folder this process may not write, as file modes make it for a user who is
+    not root, so it is raised here by hand): the file may not even be read (a WAL-mode file needs its -shm)."""
+    exc = sqlite3.OperationalError("attempt to write a readonly database")
+    exc.sqlite_errorcode = sqlite3.SQLITE_READONLY | (6 << 8)  # type: ignore[attr-defined]
+    error = translate(exc, "agent_sessions")
+    assert type(error) is ReadOnlyDatabaseError and error.table == "agent_sessions"
+    assert "folder cannot be written" in error.message and "-shm" in error.message
+    plain = sqlite3.OperationalError("attempt to write a readonly database")
+    plain.sqlite_errorcode = sqlite3.SQLITE_READONLY  # type: ignore[attr-defined]
+    assert "folder cannot be written" not in translate(plain).message
 
 
 def test_the_server_and_the_store_name_a_locked_database_alike(tmp_path: Path) -> None:

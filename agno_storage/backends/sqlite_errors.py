@@ -26,6 +26,7 @@ _SQLITE_READONLY = 8
 _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_CANTOPEN = 14
+_SQLITE_READONLY_DIRECTORY = _SQLITE_READONLY | (6 << 8)  # an extended code: the folder is read-only
 _SQLITE_NOTADB = 26
 _SQLITE_IOERR_WRITE = 10 | (3 << 8)  # an extended code: write() failed, and not for want of space
 # The files whose writes a transaction makes: the database, its WAL, its rollback journal.
@@ -87,6 +88,15 @@ def translate(
             f" kept: {exc}",
             table=table,
         )
+    if code == _SQLITE_READONLY_DIRECTORY or (
+        primary == _SQLITE_CANTOPEN and path is not None and _folder_read_only(path)
+    ):
+        return ReadOnlyDatabaseError(
+            "the database's folder cannot be written, and SQLite must make a file beside the database there: a"
+            " WAL-mode database is read through its -shm file, and written through its -wal (another through its"
+            f" journal); open it where its folder can be written, or copy it: {exc}",
+            table=table,
+        )
     if primary == _SQLITE_READONLY:
         return ReadOnlyDatabaseError(
             f"the database (its file or its folder) cannot be written; it can only be read: {exc}", table=table
@@ -106,6 +116,11 @@ def translate(
         return SchemaMismatchError(f"{named} changed shape under this store: {exc}", table=table)
     where = "" if table is None else f" on table {table!r}"
     return StorageError(f"SQLite error{where}: {exc}", table=table)
+
+
+def _folder_read_only(path: str) -> bool:
+    """Whether the database file at ``path`` is there in a folder this process cannot make files in."""
+    return os.path.isfile(path) and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
 
 
 def no_inode_left(folder: str | os.PathLike[str]) -> bool:
