@@ -855,6 +855,35 @@ def test_bulk_writes_of_the_same_sessions_in_other_orders_do_not_deadlock(
     assert store.count() == len(ids)
 
 
+def test_bulk_writes_through_stores_naming_one_table_two_ways_take_turns(
+    pg_server: PgServer, stores: list[PostgresStorage]
+) -> None:
+    """One table named by its schema and by the search path (``schema="public"`` and ``schema=None``) is one
+    table: bulk writes through the two stores took turns under two names, so not at all, and deadlocked."""
+    import random
+
+    name = fresh_name("t_named_")
+    by_schema = open_store(stores, pg_server.dsn, schema="public", table_name=name)
+    by_path = open_store(stores, pg_server.dsn, schema=None, table_name=name)
+    by_schema.create()
+    ids = [f"k{j:04d}" for j in range(2 * BATCH_SIZE + 200)]  # three batches: too many to be rerun
+    failures: list[BaseException] = []
+
+    def bulk(n: int) -> None:
+        order = list(ids)
+        rng = random.Random(n)
+        for _ in range(3):
+            rng.shuffle(order)
+            try:
+                (by_schema, by_path)[n % 2].upsert_many(make_session(Mode.AGENT, sid) for sid in order)
+            except BaseException as exc:
+                failures.append(exc)
+
+    run_together([lambda n=n: bulk(n) for n in range(4)], within=120)
+    assert failures == []
+    assert by_path.count() == len(ids)
+
+
 def test_a_bulk_write_inside_a_transaction_takes_no_turn(pg_server: PgServer, stores: list[PostgresStorage]) -> None:
     """A transaction() holding a row, then bulk-writing, must not wait for a turn that a bulk write waiting
     on its row holds (a deadlock no row order made): inside a caller's transaction no turn is taken. No rerun:

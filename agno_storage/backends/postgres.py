@@ -41,6 +41,8 @@ from agno_storage.schema import PG_NAME_BYTES, TableShape
 _LOCK_PREFIX = "agno_storage:table:"
 _SCHEMA_LOCK_PREFIX = "agno_storage:schema:"
 _BULK_LOCK_PREFIX = "agno_storage:bulk:"
+#: The bulk writers' turn on a table: the prefix (%s) and the table's OID, from its quoted name (%s, %s).
+_BULK_TURN = "SELECT pg_advisory_xact_lock(hashtextextended(%s || COALESCE(to_regclass(%s)::oid::text, %s), 0))"
 
 
 #: A value the server refuses to store: bad data (class 22), one too big for it (54000: a JSONB string past
@@ -405,9 +407,9 @@ class PostgresStorage(BaseStorage):
 
         def body(conn: psycopg.Connection[Any]) -> int:
             if take_turn:
-                conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_BULK_LOCK_PREFIX + self._regclass_name,)
-                )
+                # Keyed by the table's OID, not its name here: one table named by its schema by one store and
+                # through the search path by another is one turn (its name alone, if it is not there).
+                conn.execute(_BULK_TURN, (_BULK_LOCK_PREFIX, self._regclass_name, self._regclass_name))
             count = 0
             for batch in batches:  # a rerun replays the rows already taken
                 now = int(time.time())
