@@ -66,6 +66,12 @@ def test_a_schema_name_past_63_bytes_is_refused_when_the_store_is_made(make_stor
         make_store(schema=schema)
 
 
+def test_a_schema_name_holding_nul_is_refused_naming_the_schema(make_store: Any) -> None:
+    # It was refused as a value: "PostgreSQL cannot store this value", naming no schema.
+    with pytest.raises(InvalidInputError, match=r"schema 'ai\\x00b'.*U\+0000"):
+        make_store(schema="ai\x00b")
+
+
 def test_a_schema_name_of_63_bytes_is_taken(make_store: Any) -> None:
     store = make_store(schema=f"s{os.getpid()}_".ljust(63, "x"))
     try:

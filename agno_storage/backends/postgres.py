@@ -128,6 +128,9 @@ class PostgresStorage(BaseStorage):
             # Statements are rendered with the schema in them and run with bound values, where psycopg reads
             # a % as the start of a placeholder. (Table names are plain identifiers already.)
             raise InvalidInputError(f"schema {schema!r}: a '%' in a schema name is not supported", table=table_name)
+        if schema is not None and "\x00" in schema:
+            # No PostgreSQL name holds one: the catalogue query would refuse it as a value, naming no schema.
+            raise InvalidInputError(f"schema {schema!r}: a name cannot hold U+0000 (NUL)", table=table_name)
         if schema is not None and len(schema.encode()) > PG_NAME_BYTES:
             # PostgreSQL would cut it, silently making two long names one schema (the table name is
             # checked already, by check_table_name).
