@@ -714,6 +714,36 @@ def test_ownership_is_checked_on_the_row_the_upsert_locks(dsn: str, stores: list
     assert stored is not None and stored.user_id == "carol" and stored.memory == {"by": "alice"}
 
 
+@pytest.mark.parametrize("then", ["deleted", "given to the writer"])
+def test_an_upsert_refused_by_an_owner_who_lets_go_meanwhile_is_not_blamed_on_a_trigger(
+    dsn: str, stores: list[PostgresStorage], then: str
+) -> None:
+    """A single upsert commits on its own, so the row that refused it may change before the store reads it to
+    say why: deleted by its owner, or given to the writer. The check then passed, and the error blamed "a
+    trigger or rule of another program" (RowsKeptError) for a refusal no trigger made."""
+    store = open_store(stores, dsn)
+    store.upsert(make_session(Mode.AGENT, "s1", user_id="alice", memory={"by": "alice"}))
+    change = {
+        "deleted": f"DELETE FROM {store.qualified_table} WHERE session_id = 's1'",
+        "given to the writer": f"UPDATE {store.qualified_table} SET user_id = 'bob' WHERE session_id = 's1'",
+    }[then]
+    refused = threading.Event()
+
+    def between(statement: str, params: Any) -> None:
+        if statement.startswith("INSERT"):
+            refused.set()
+        elif refused.is_set() and statement.startswith("SELECT"):
+            refused.clear()  # the refused upsert's owner is being looked up: the owner lets go first
+            fetch(dsn, change)
+
+    store.tracer = between
+    stored = store.upsert(make_session(Mode.AGENT, "s1", user_id="bob", memory={"by": "bob"}))
+    store.tracer = None
+    assert stored.user_id == "bob"
+    got = store.read("s1")
+    assert got is not None and got.user_id == "bob" and got.memory == {"by": "bob"}
+
+
 # --- concurrency ---------------------------------------------------------------
 
 PER_WORKER = 60

@@ -32,7 +32,7 @@ from agno_storage.backends.batches import Batches
 from agno_storage.backends.core import Tracer, check_bool
 from agno_storage.backends.pg_conn import Connections, invalid_value
 from agno_storage.backends.statements import Statements
-from agno_storage.errors import InvalidInputError, StorageError
+from agno_storage.errors import InvalidInputError, RowsKeptError, StorageError
 from agno_storage.models import Mode
 from agno_storage.modes import JSON_KINDS
 from agno_storage.schema import PG_NAME_BYTES, TableShape
@@ -383,7 +383,15 @@ class PostgresStorage(BaseStorage):
         def body(conn: psycopg.Connection[Any]) -> tuple[int, int]:
             got = self._execute_row(conn, statement, row).fetchall()
             if not got:
-                raise self._refused_error(row)
+                error = self._refused_error(row)
+                if not isinstance(error, RowsKeptError):
+                    raise error
+                # The owner check passes now. The upsert committed on its own, so the row that refused it may
+                # have changed since (its owner deleted it, or gave it away): run it once more, as it would run
+                # now. Refused again with the check passing, a trigger or rule keeps it out.
+                got = self._execute_row(conn, statement, row).fetchall()
+                if not got:
+                    raise self._refused_error(row)
             return got[0][0], got[0][1]
 
         try:
