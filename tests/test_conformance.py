@@ -648,7 +648,15 @@ def test_a_refused_store_keeps_no_connection_open(make_store: StoreFactory) -> N
     team = make_store(Mode.TEAM)
     team.create()
     team.close()
+    # The closed store's PostgreSQL backends leave pg_stat_activity as they exit: counted once they are gone.
     before = _open_connections(team)
+    settle = time.monotonic() + 10
+    while time.monotonic() < settle:
+        time.sleep(0.2)
+        now = _open_connections(team)
+        if now >= before:
+            break
+        before = now
     refusals = []
     for _ in range(3):
         with pytest.raises(SchemaMismatchError) as info:
@@ -657,7 +665,7 @@ def test_a_refused_store_keeps_no_connection_open(make_store: StoreFactory) -> N
     deadline = time.monotonic() + 10
     while _open_connections(team) > before and time.monotonic() < deadline:
         time.sleep(0.1)  # a PostgreSQL backend leaves pg_stat_activity when it exits
-    assert _open_connections(team) == before
+    assert _open_connections(team) <= before
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
