@@ -184,6 +184,9 @@ class MemoryTable:
             sql = "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = "
             sql += "%s" if schema else "current_schema()"
             names = {r[0] for r in self._pg.execute(sql, (table, schema) if schema else (table,))}
+            # The rows are read after every batch: a transaction left open until then would idle past a server's
+            # idle_in_transaction_session_timeout, which ends the connection.
+            self._pg.rollback()
             self._from = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
         return MEMORY_COLUMNS <= names
 
