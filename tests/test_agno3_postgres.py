@@ -270,3 +270,37 @@ def test_a_postgres_memory_table_is_read_after_a_migration_longer_than_the_serve
     with psycopg.connect(url) as conn:
         held = conn.execute("SELECT user_id FROM agno3.agno_memories WHERE memory_id = %s", (memory_id,)).fetchone()
     assert held == ("user-1",)
+
+
+def test_a_source_session_stored_with_an_empty_id_stops_the_migration_as_a_corrupt_row_naming_its_table(
+    pg_server: Any,
+) -> None:
+    """agno 1.8.4's PostgresStorage stores a session_id of '' when given one: the run stops before DST is
+    opened with the CorruptRowError export raises for it, naming the table and column and how to remove it."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from agno_storage.errors import CorruptRowError
+    from agno_storage.models import Mode
+    from tests.pgserver import create_database
+
+    url = create_database(pg_server, "agno3_empty_id")
+    code = (
+        "import sys\nfrom agno.storage.postgres import PostgresStorage\n"
+        "from agno.storage.session.agent import AgentSession\n"
+        "st = PostgresStorage(table_name='Agent_Sessions', db_url='postgresql+psycopg://'"
+        " + sys.argv[1].partition('://')[2], mode='agent')\n"
+        "for sid in ('s1', ''):\n"
+        "    st.upsert(AgentSession(session_id=sid, user_id='u', agent_id='a', memory={'runs': []}))\n"
+        "st.db_engine.dispose()\n"
+    )
+    subprocess.run([sys.executable, "-c", code, url], check=True)  # agno 1.8.4 writes the source
+    with pytest.raises(CorruptRowError) as info:
+        to_agno3(url, url, tables={Mode.AGENT: "Agent_Sessions"}, dst_schema="agno3", workers=0)
+    error = info.value
+    assert (error.table, error.session_id, error.column) == ("Agent_Sessions", "", "session_id")
+    assert "delete('')" in str(error)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regnamespace('agno3')").fetchone() == (None,)

@@ -28,7 +28,7 @@ from agno_storage.agno3.records import ByFields, Encoded, Previous
 from agno_storage.agno3.rows import Rows
 from agno_storage.backends.base import BaseStorage
 from agno_storage.backends.sqlite_errors import translate
-from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
+from agno_storage.errors import CorruptRowError, InvalidInputError, SchemaMismatchError, StorageError
 from agno_storage.models import Mode, Session
 
 _GO_RUNS_SELECT = f"SELECT {', '.join(GO_RUN_COLUMNS)} FROM agent_runs WHERE session_id = ? ORDER BY created_at, rowid"  # noqa: S608
@@ -215,6 +215,15 @@ class Source:
         where: dict[str, list[Mode]] = {}
         for mode, store in self.stores.items():
             for sid in reversed(store.get_all_session_ids()):  # oldest first
+                if not sid:  # agno 1.x stores one when given one; the stores read and write no such id
+                    raise CorruptRowError(
+                        f"{store.table_name}.session_id of a session is '' (empty), which cannot be migrated;"
+                        " remove it (this package's store.delete(''), or agno's delete_session('')) or give it an"
+                        " id, and run again",
+                        table=store.table_name,
+                        session_id=sid,
+                        column="session_id",
+                    )
                 where.setdefault(sid, []).append(mode)
         go_ids = self.go.session_ids() if self.go is not None else []
         in_go = set(go_ids)
