@@ -250,11 +250,12 @@ def test_a_session_agno3_makes_while_workers_map_ahead_is_never_written_over(pg_
     assert row == ("carol", {"tenant": "carol-co"}) and runs == (0,)
 
 
-def test_a_postgres_memory_table_is_read_after_a_migration_longer_than_the_servers_idle_transaction_timeout(
+def test_a_postgres_memory_table_is_read_after_a_migration_longer_than_the_servers_idle_timeouts(
     pg_server: Any,
 ) -> None:
-    """agno 1.8.4's PostgresMemoryDb table is read last, after every batch: the source connection that found it
-    holds no transaction open meanwhile, which a server's ``idle_in_transaction_session_timeout`` would end."""
+    """agno 1.8.4's PostgresMemoryDb table is read last, after every batch: no source connection idles open (in a
+    transaction or not) meanwhile, which a server's ``idle_session_timeout`` or
+    ``idle_in_transaction_session_timeout`` would end."""
     import time
 
     import psycopg
@@ -264,7 +265,8 @@ def test_a_postgres_memory_table_is_read_after_a_migration_longer_than_the_serve
 
     url = create_database(pg_server, "agno3_idle_source")
     memory_id = run_memory_v2_agent_turn(url, "s-idle", "user-1", "likes tea")["memory_id"]
-    src = url + ("&" if "?" in url else "?") + "options=-c%20idle_in_transaction_session_timeout%3D500"
+    timeouts = "-c%20idle_session_timeout%3D500%20-c%20idle_in_transaction_session_timeout%3D500"
+    src = url + ("&" if "?" in url else "?") + "options=" + timeouts
     report = to_agno3(src, url, dst_schema="agno3", workers=0, progress=lambda done, total: time.sleep(1.5))
     assert report.modes["memory_table"].memories == 1
     with psycopg.connect(url) as conn:

@@ -173,20 +173,14 @@ class MemoryTable:
             names = {r[1] for r in self._sqlite.execute(f"PRAGMA table_info({quote(table)})")}
             self._from = quote(table)
         else:
-            try:
-                import psycopg
-            except ImportError as exc:  # pragma: no cover - the postgres extra
-                raise StorageError(
-                    f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})"
-                ) from exc
-            self._pg = psycopg.connect(target.conninfo, autocommit=False, prepare_threshold=None)
-            self._pg.read_only = True  # every transaction: BEGIN READ ONLY
+            self._conninfo = target.conninfo
+            self._pg = self._connect()
             sql = "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = "
             sql += "%s" if schema else "current_schema()"
             names = {r[0] for r in self._pg.execute(sql, (table, schema) if schema else (table,))}
-            # The rows are read after every batch: a transaction left open until then would idle past a server's
-            # idle_in_transaction_session_timeout, which ends the connection.
-            self._pg.rollback()
+            # The rows are read after every batch, on a connection of their own: one left open until then would
+            # idle past a server's idle_session_timeout (or idle_in_transaction_session_timeout), which ends it.
+            self.close()
             self._from = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
         return MEMORY_COLUMNS <= names
 
@@ -200,6 +194,7 @@ class MemoryTable:
             if self._sqlite is not None:
                 rows = self._sqlite.execute(sql)
             else:
+                self._pg = self._connect()
                 rows = self._pg.cursor(name="agno3_memory_table")  # server-side: flat memory
                 rows.execute(sql)  # type: ignore[attr-defined]
             for row in rows:
@@ -214,11 +209,23 @@ class MemoryTable:
                 exc, f"reading the memory table {self._from}", table=self._table, read_only=self._sqlite is not None
             ) from exc
 
+    def _connect(self) -> Any:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - the postgres extra
+            raise StorageError(
+                f"PostgreSQL needs psycopg: pip install 'agno-session-storage[postgres]' ({exc})"
+            ) from exc
+        conn = psycopg.connect(self._conninfo, autocommit=False, prepare_threshold=None)
+        conn.read_only = True  # every transaction: BEGIN READ ONLY
+        return conn
+
     def close(self) -> None:
         if self._sqlite is not None:
             self._sqlite.close()
         if self._pg is not None:
             self._pg.close()
+            self._pg = None
 
 
 __all__ = [
