@@ -681,3 +681,26 @@ def test_agno3_tables_another_program_spelled_in_capitals_are_agno3s_tables(tmp_
     report = to_agno3(src, dst, workers=0)  # before: "table agno_sessions already exists"
     assert not report.problems and report.total("sessions") == 0 and report.total("unchanged") == len(sessions)
     assert _session_ids(dst) == sessions and _runs(dst) == runs
+
+
+def test_a_batch_kept_waiting_past_the_busy_timeout_by_another_writer_is_a_busy_error(tmp_path: Path) -> None:
+    """Each batch first takes SQLite's write lock; another program holding it past DST's busy timeout stops the
+    run with the package's BusyError, the batches before it written."""
+    from agno_storage.errors import BusyError
+
+    src, dst = _source(tmp_path / "src.db", 6), tmp_path / "dst.db"
+    holders: list[sqlite3.Connection] = []
+
+    def hold_the_lock(done: int, total: int) -> None:
+        if not holders:
+            holders.append(sqlite3.connect(dst, isolation_level=None))
+            holders[0].execute("BEGIN IMMEDIATE")
+
+    try:
+        with pytest.raises(BusyError):
+            to_agno3(src, f"sqlite:///{dst}?timeout=0.1", workers=0, batch_size=2, progress=hold_the_lock)
+    finally:
+        for conn in holders:
+            conn.close()
+    with sqlite3.connect(dst) as conn:
+        assert conn.execute("SELECT count(*) FROM agno_sessions").fetchone() == (2,)

@@ -306,3 +306,43 @@ def test_a_source_session_stored_with_an_empty_id_stops_the_migration_as_a_corru
     assert "delete('')" in str(error)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT to_regnamespace('agno3')").fetchone() == (None,)
+
+
+def test_the_batch_lock_refused_or_its_connection_lost_is_a_typed_error(pg_server: Any, tmp_path: Path) -> None:
+    """Each batch first locks agno_sessions: a role that may only read DST is refused that lock, and a connection
+    the server ended between two batches is lost at it; both are the package's errors, not the driver's."""
+    import psycopg
+    from psycopg import sql
+
+    from agno_storage.errors import ConnectionLostError, StorageError
+    from bench.agno3 import build_source
+    from tests.pgserver import create_database, login_role
+
+    src = tmp_path / "src.db"
+    build_source(src, 6, 1)
+    url = create_database(pg_server, "agno3_batch_lock")
+    to_agno3(str(src), url, dst_schema="agno3", workers=0)
+    with login_role(url, "reader") as (role, _):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA agno3 TO {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA agno3 TO {}").format(sql.Identifier(role)))
+        reader = url.replace("postgres@", f"{role}@", 1)
+        assert to_agno3(str(src), reader, dst_schema="agno3", dry_run=True).total("unchanged") == 6
+        with pytest.raises(StorageError, match="permission denied") as refused:
+            to_agno3(str(src), reader, dst_schema="agno3", workers=0)
+        assert refused.value.table == "agno_sessions"
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM agno3.agno_sessions").fetchone() == (6,)
+
+    def end_the_writers_connection(done: int, total: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+    with pytest.raises(ConnectionLostError):
+        # A worker maps the batches ahead: what DST holds of the next one was read before the connection ended.
+        to_agno3(str(src), url, dst_schema="again", workers=1, batch_size=2, progress=end_the_writers_connection)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM again.agno_sessions").fetchone() == (2,)

@@ -305,8 +305,16 @@ class SqliteWriter:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        with self._transaction():  # BEGIN IMMEDIATE: the write lock, until it commits
-            yield
+        inside = False
+        try:
+            with self._transaction():  # BEGIN IMMEDIATE: the write lock, until it commits
+                inside = True
+                yield
+        except sqlite3.Error as exc:
+            if inside:  # the block's own error, raised as it is
+                raise
+            # The lock not given: another writer's, held past the busy timeout.
+            raise driver_error(exc, f"taking the write lock of DST {self.path!r}", path=self.path) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -479,11 +487,24 @@ class PostgresWriter:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        with self._conn.transaction():
-            # SHARE ROW EXCLUSIVE: agno 3's writes of agno_sessions (and another migration's batch) wait until
-            # this commits; reads go on. The transactions of the calls inside are savepoints in this one.
-            self._conn.execute(f"LOCK TABLE {self._prefix}{ddl.SESSIONS} IN SHARE ROW EXCLUSIVE MODE")
-            yield
+        import psycopg
+
+        failed = False
+        try:
+            with self._conn.transaction():
+                # SHARE ROW EXCLUSIVE: agno 3's writes of agno_sessions (and another migration's batch) wait until
+                # this commits; reads go on. The transactions of the calls inside are savepoints in this one.
+                self._conn.execute(f"LOCK TABLE {self._prefix}{ddl.SESSIONS} IN SHARE ROW EXCLUSIVE MODE")
+                try:
+                    yield
+                except BaseException:
+                    failed = True
+                    raise
+        except psycopg.Error as exc:  # the lock refused (a role that may only read), the connection lost...
+            if failed:  # the block's own error, raised as it is
+                raise
+            what = f"a batch's transaction in DST (its lock on {self._prefix}{ddl.SESSIONS}, or its commit)"
+            raise driver_error(exc, what) from exc
 
     def previous(self, session_ids: Sequence[str]) -> dict[str, Previous]:
         with self._conn.transaction():
