@@ -63,6 +63,9 @@ PAUSED = "agno_storage_automerge"
 USERMERGE = 4
 #: As :data:`PAUSED`, for the usermerge to put back at the build's end.
 PAUSED_USERMERGE = "agno_storage_usermerge"
+#: A row of the FTS5 table's config (which FTS5 ignores): the index put its triggers on ``agent_runs`` and may hold
+#: its runs. Triggers go with a dropped table: this tells a search that ``agent_runs`` went since (its runs with it).
+RUNS_WATCHED = "agno_storage_runs_watched"
 #: The columns a session row's conversation is read from (conversation.session_messages).
 CONVERSATION_COLUMNS = ("memory", "team_data", "runs")
 
@@ -271,9 +274,16 @@ class SqliteIndex(IndexLayout):
         """Make the triggers that log writes: on the sessions table, and on ``agent_runs`` if it is there."""
         for statement in self._trigger_sql(self.triggers, self.table):
             conn.execute(statement)
+        self._watch_runs(conn)
+
+    def _watch_runs(self, conn: sqlite3.Connection) -> None:
+        """Make the triggers on ``agent_runs`` if it is there, and note whether it is (:data:`RUNS_WATCHED`)."""
         if agent_runs.exists(self.store):
             for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
                 conn.execute(statement)
+            conn.execute(f"INSERT OR IGNORE INTO {self.config} (k, v) VALUES (?, 1)", (RUNS_WATCHED,))
+        else:
+            conn.execute(f"DELETE FROM {self.config} WHERE k = ?", (RUNS_WATCHED,))
 
     def _unwatched(self) -> bool:
         """Whether the sessions table has lost its triggers: it was dropped or renamed (and maybe made again)
@@ -302,7 +312,8 @@ class SqliteIndex(IndexLayout):
 
     def _runs_unwatched(self) -> bool:
         """Whether ``agent_runs`` is there without every trigger of the index on it (made after the index, or
-        by an earlier build), or those triggers are on a table it was renamed to. One catalogue read."""
+        by an earlier build), or those triggers are on a table it was renamed to, or it was watched and is gone
+        (:data:`RUNS_WATCHED`). One catalogue read, and where ``agent_runs`` is not there one of the config."""
         names = [unquote(n) for n in self.run_triggers.values()]
         rows = self.store._query(
             "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name COLLATE NOCASE IN "
@@ -311,7 +322,7 @@ class SqliteIndex(IndexLayout):
         )
         if agent_runs.exists(self.store):
             return sum(str(table).lower() == agent_runs.TABLE for (table,) in rows) < len(names)
-        return bool(rows)
+        return bool(rows) or bool(self.store._query(f"SELECT 1 FROM {self.config} WHERE k = ?", (RUNS_WATCHED,)))
 
     def catch_up(self, *, building: bool = False) -> int:
         """Reindex every session the log names; return how many (-1: all of them). A no-op read when the log is empty.
@@ -359,12 +370,11 @@ class SqliteIndex(IndexLayout):
                 self._require_enabled()
                 if self._runs_unwatched():
                     # A Go Agent made agent_runs after the index (or made it again after it was dropped or renamed;
-                    # or an earlier build watched it with fewer triggers): watch it, index what it holds, and
-                    # reindex the sessions whose indexed messages came from the old one.
+                    # or an earlier build watched it with fewer triggers), or it is gone: watch it if it is there,
+                    # index what it holds, and reindex the sessions whose indexed messages came from the old one.
                     self._drop_triggers(conn, self.run_triggers.values())
+                    self._watch_runs(conn)
                     if agent_runs.exists(store):
-                        for statement in self._trigger_sql(self.run_triggers, agent_runs.TABLE):
-                            conn.execute(statement)
                         conn.execute(
                             f"INSERT INTO {self.queue} (session_id) SELECT DISTINCT session_id FROM {agent_runs.TABLE}"
                         )
@@ -373,6 +383,9 @@ class SqliteIndex(IndexLayout):
                         "WHERE instr(message, ?) > 0",
                         (f'"source":"{conversation_message.SOURCE_GO_AGENT}"',),
                     )
+                elif agent_runs.exists(store):
+                    # Watched by an index an earlier build made, which did not note it: noted now.
+                    conn.execute(f"INSERT OR IGNORE INTO {self.config} (k, v) VALUES (?, 1)", (RUNS_WATCHED,))
                 (top,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self.queue}").fetchone()
                 (backlog,) = conn.execute(f"SELECT COUNT(*) FROM {self.queue}").fetchone()
                 # A worker for building the index (enable_search(), a table made again), where extracting every

@@ -361,6 +361,42 @@ def test_agent_runs_made_again_by_go_is_indexed_anew(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.parametrize("made_by", ["this build", "an earlier build"])
+def test_agent_runs_another_program_drops_leaves_the_index_with_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made_by: str
+) -> None:
+    """agent_runs dropped and not made again: its runs leave the index at the next search, as they leave the
+    scan at once: those of a session with a row (its memory stays) and those of sessions only agent_runs held.
+    A read-only store scans meanwhile; then the search that can write takes them out. An index an earlier
+    build made (which kept no note that it watched agent_runs) notes it at its first catch-up."""
+    db = tmp_path / "s.db"
+    store = SqliteStorage("agent_sessions", db_file=db)
+    store.upsert(AgentSession(session_id="a", user_id="alice", agent_id="x", memory=agno_memory(("kestrel row", "ok"))))
+    store.append_run("a", "kestrel under a row", "ok", user_id="alice")
+    store.append_run("go-1", "kestrel alone", "ok", user_id="dave")
+    store.enable_search()
+    conn = sqlite3.connect(db, isolation_level=None)
+    if made_by == "an earlier build":
+        conn.execute("DELETE FROM agent_sessions_search_config WHERE k = 'agno_storage_runs_watched'")
+        store.append_run("go-2", "owl", "ok", user_id="dave")
+    assert sorted(found(store.search("kestrel"))) == [
+        ("a", "kestrel row"),
+        ("a", "kestrel under a row"),
+        ("go-1", "kestrel alone"),
+    ]
+    conn.execute("DROP TABLE agent_runs")
+    conn.close()
+    reader = SqliteStorage("agent_sessions", db_file=db, read_only=True)
+    assert found(reader.search("kestrel")) == [("a", "kestrel row")]
+    assert found(store.search("kestrel")) == [("a", "kestrel row")]
+    index_only(monkeypatch)
+    assert found(store.search("kestrel")) == [("a", "kestrel row")]
+    assert found(reader.search("kestrel")) == [("a", "kestrel row")]
+    assert store.search("kestrel", user_id="dave") == []
+    reader.close()
+    store.close()
+
+
 def test_drop_takes_the_search_index_and_the_change_feed_with_the_table(make_store: Any) -> None:
     store = make_store("agent")
     store.upsert(AgentSession(session_id="a", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
