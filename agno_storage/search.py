@@ -255,9 +255,10 @@ def search(
         # the scan answers as if there were no index, raising only where the filters reach that row.
         return scan(store, words, user_id, entity_id, limit)
     except TableNotFoundError:
-        if index.enabled():
+        if index.enabled() and store.table_exists():
             raise
-        # Another process disabled the index since it was found here: its tables went first.
+        # Another process disabled the index since it was found here (its tables went first), or another program
+        # dropped the sessions table while the index caught up: the scan answers for what is there now.
         return scan(store, words, user_id, entity_id, limit)
     except StorageError as exc:
         if not search_index.denied(exc):

@@ -338,6 +338,35 @@ def test_a_table_dropped_behind_the_index_is_scanned_then_indexed_anew(make_stor
     assert sorted(found(store.search("kestrel"))) == [("b", "kestrel two"), ("c", "kestrel three")]
 
 
+def test_a_table_dropped_while_a_search_catches_up_is_scanned(make_store: Any) -> None:
+    """Another program drops the table after the search found the index stale and before its catch-up read the
+    rows: the search answers as the scan does now (nothing is there), not with TableNotFoundError."""
+    store = make_store("agent")
+    other = make_store("agent", table_name=store.table_name)
+    store.upsert(AgentSession(session_id="a", user_id="alice", agent_id="x", memory=agno_memory(("kestrel one", "ok"))))
+    store.enable_search()
+    other.upsert(AgentSession(session_id="b", user_id="bob", agent_id="x", memory=agno_memory(("kestrel two", "ok"))))
+    # The moment: SQLite looks at the log before its write transaction, PostgreSQL reads the rows inside its own.
+    moment = '_search_queue" LIMIT 1' if isinstance(store, SqliteStorage) else 'WHERE "session_id" = ANY(%s)'
+    dropped: list[str] = []
+
+    def drop_then(statement: str, params: Any) -> None:
+        if not dropped and moment in statement:
+            dropped.append(statement)
+            if isinstance(store, SqliteStorage):
+                drop_behind(store)
+            else:
+                with other.transaction() as conn:
+                    conn.execute(f"DROP TABLE {other.qualified_table}")
+
+    store.tracer = drop_then
+    assert store.search("kestrel") == []
+    assert dropped
+    store.tracer = None
+    store.upsert(AgentSession(session_id="c", user_id="carol", agent_id="x", memory=agno_memory(("kestrel new", "ok"))))
+    assert found(store.search("kestrel")) == [("c", "kestrel new")]
+
+
 def test_agent_runs_made_again_by_go_is_indexed_anew(tmp_path: Path) -> None:
     """A Go program drops agent_runs and makes it again (upstream DDL): the runs that went with the old table
     leave the index, the new table's are indexed and watched."""
