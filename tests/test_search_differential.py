@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
+import random
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -206,48 +208,56 @@ class Writers:
         else:
             self.sql("UPDATE agent_runs SET session_id = ? WHERE id = ?", (SESSIONS[k % len(SESSIONS)], run))
 
+    def close(self) -> None:
+        self.store.close()
+        self.other.close()
+
     def runs(self) -> bool:
         return bool(self.store._query("SELECT 1 FROM sqlite_master WHERE name = 'agent_runs'", ()))
 
 
-@contextmanager
-def engine_stores(backend: str, request: pytest.FixtureRequest) -> Iterator[Writers]:
-    """A fresh table (and on SQLite a fresh file, ``agent_runs`` with it) with its two stores and plain SQL."""
+def open_writers(backend: str, target: str, table: str) -> Writers:
+    """The writers of ``table`` in the SQLite file or on the PostgreSQL server ``target``: this store (owner
+    changes allowed), a second store, and another program's plain SQL."""
     if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            db = Path(folder) / "s.db"
-            store = SqliteStorage("agent_sessions", db_file=db, allow_owner_change=True)
-            # Another store on the table, spelled in other letters as SQLite allows.
-            other = SqliteStorage("AGENT_SESSIONS", db_file=db)
+        store = SqliteStorage(table, db_file=target, allow_owner_change=True)
+        # Another store on the table, spelled in other letters as SQLite allows.
+        other = SqliteStorage(table.upper(), db_file=target)
 
-            def raw(statement: str, params: tuple[Any, ...]) -> None:
-                with sqlite3.connect(db) as conn:
-                    conn.execute(statement.format(t='"agent_sessions"'), params)
-                conn.close()
+        def raw(statement: str, params: tuple[Any, ...]) -> None:
+            with sqlite3.connect(target, timeout=30) as conn:
+                conn.execute(statement.format(t=f'"{table}"'), params)
+            conn.close()
 
-            try:
-                yield Writers(store, other, raw)
-            finally:
-                store.close()
-                other.close()
-        return
+        return Writers(store, other, raw)
     from agno_storage.backends.postgres import PostgresStorage
 
-    dsn = request.getfixturevalue("pg_server").dsn
-    name = f"diff_{next(TABLES)}"
-    pg = PostgresStorage(name, db_url=dsn, allow_owner_change=True)
-    pg_other = PostgresStorage(name, db_url=dsn)
+    pg = PostgresStorage(table, db_url=target, allow_owner_change=True)
+    pg_other = PostgresStorage(table, db_url=target)
 
     def pg_raw(statement: str, params: tuple[Any, ...]) -> None:
         with pg_other.transaction() as conn:
             conn.execute(statement.format(t=pg.qualified_table).replace("?", "%s"), params)
 
-    try:
-        yield Writers(pg, pg_other, pg_raw)
-    finally:
-        pg.drop()
-        pg.close()
-        pg_other.close()
+    return Writers(pg, pg_other, pg_raw)
+
+
+@contextmanager
+def engine_stores(backend: str, request: pytest.FixtureRequest) -> Iterator[tuple[Writers, str, str]]:
+    """A fresh table (and on SQLite a fresh file, ``agent_runs`` with it) with its writers; and where it is
+    (a file's path or a server's DSN) and its name."""
+    with tempfile.TemporaryDirectory() as folder:
+        if backend == "sqlite":
+            target, table = str(Path(folder) / "s.db"), "agent_sessions"
+        else:
+            target, table = request.getfixturevalue("pg_server").dsn, f"diff_{next(TABLES)}"
+        writers = open_writers(backend, target, table)
+        try:
+            yield writers, target, table
+        finally:
+            if backend != "sqlite":
+                writers.store.drop()
+            writers.close()
 
 
 def compare(writers: Writers, query: str, user: str | None, entity: str | None) -> None:
@@ -301,7 +311,7 @@ def test_the_index_answers_as_the_scan_whoever_writes_and_whoever_asks(
     after: list[tuple[Any, ...]],
     final: list[str],
 ) -> None:
-    with engine_stores(backend, request) as writers:
+    with engine_stores(backend, request) as (writers, _, _):
         for op in before:
             writers.apply(op)
         writers.store.enable_search()
@@ -317,3 +327,98 @@ def test_the_index_answers_as_the_scan_whoever_writes_and_whoever_asks(
         for query in writers.written:
             for user in [*USERS, "carol"]:
                 compare(writers, query, user, None)
+
+
+def random_write(rng: random.Random) -> tuple[Any, ...]:
+    """A write of a row or a run as :data:`operations` draws one, from ``rng`` (for a process of its own); no
+    table dropped and no session renamed (two statements, which another writer may come between)."""
+
+    def text() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 4)))
+
+    # Twice the sessions of the test above: two processes deleting at random leave some.
+    sessions = [*SESSIONS, *(f"t{i}" for i in range(len(SESSIONS)))]
+
+    def upsert() -> tuple[Any, ...]:
+        turns = [(text(), text()) for _ in range(rng.randint(1, 2))]
+        return (rng.choice(sessions), rng.choice(USERS), rng.choice(ENTITIES), turns)
+
+    sid, user = rng.choice(sessions), rng.choice(USERS)
+    return rng.choice(
+        [
+            ("upsert", upsert()),
+            ("other_store", upsert()),
+            ("upsert_many", [upsert(), upsert()]),
+            ("delete", sid, rng.choice(["alice", "bob", None])),
+            ("raw_owner", sid, user),
+            ("raw_entity", sid, rng.choice(ENTITIES)),
+            ("raw_memory", sid, [(text(), text())]),
+            ("raw_delete", sid),
+            ("go", sid, user, text(), text()),
+            ("go", sid, user, text(), text()),
+            ("go_raw", rng.randint(0, 9), rng.choice(["user_id", "session_id", "delete"]), user),
+        ]
+    )
+
+
+def _write_at_random(backend: str, target: str, table: str, seed: int, start: Any, errors: Any) -> None:
+    writers = open_writers(backend, target, table)
+    rng = random.Random(seed)
+    start.wait()
+    try:
+        for _ in range(40):
+            writers.apply(random_write(rng))
+    except BaseException as exc:  # reported to the parent
+        errors.put(f"writer {seed}: {type(exc).__name__}: {exc}")
+    finally:
+        writers.close()
+
+
+def _search_at_random(backend: str, target: str, table: str, seed: int, start: Any, errors: Any) -> None:
+    writers = open_writers(backend, target, table)
+    rng = random.Random(seed)
+    start.wait()
+    try:
+        for _ in range(30):
+            writers.store.search(rng.choice(WORDS), user_id=rng.choice(USERS))
+    except BaseException as exc:  # reported to the parent
+        errors.put(f"searcher {seed}: {type(exc).__name__}: {exc}")
+    finally:
+        writers.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_index_answers_as_the_scan_after_processes_write_search_and_build_it_at_once(
+    backend: str, request: pytest.FixtureRequest, seed: int
+) -> None:
+    """Two processes write rows and runs at random (as the test above draws writes), a third searches, bringing
+    the index up to date as they write, while this one builds it: once they are done, the index answers as the
+    scan, for every word, user and entity."""
+    with engine_stores(backend, request) as (writers, target, table):
+        rng = random.Random(seed)
+        for _ in range(8):
+            writers.apply(random_write(rng))
+        ctx = multiprocessing.get_context("spawn")
+        start, errors = ctx.Barrier(4), ctx.Queue()
+        procs = [
+            ctx.Process(target=_write_at_random, args=(backend, target, table, seed * 10 + w, start, errors))
+            for w in range(2)
+        ]
+        procs.append(ctx.Process(target=_search_at_random, args=(backend, target, table, seed, start, errors)))
+        for p in procs:
+            p.start()
+        start.wait()
+        writers.store.enable_search()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0, 0, 0]
+        reported = []
+        while not errors.empty():
+            reported.append(errors.get())
+        assert reported == []
+        for query in WORDS:
+            for user in [*USERS, "carol"]:
+                for entity in [None, "", "a1"]:
+                    compare(writers, query, user, entity)
+        assert any(writers.store.search(word) for word in WORDS), "nothing was left to find"
