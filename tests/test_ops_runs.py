@@ -13,7 +13,7 @@ import pytest
 
 from agno_storage import AgentSession, Mode, SqliteStorage
 from agno_storage.cli import main
-from agno_storage.errors import InvalidInputError, SchemaMismatchError, StorageError
+from agno_storage.errors import CorruptRowError, InvalidInputError, SchemaMismatchError, StorageError
 from agno_storage.ops import runs
 from agno_storage.ops.copy import copy_table
 from agno_storage.ops.db import Database, open_database, open_store
@@ -460,3 +460,37 @@ def test_a_run_batch_that_fails_says_the_sessions_before_it_were_written(conv: P
         assert conn.execute(f"SELECT session_id FROM {TABLE}").fetchall() == [("agent-existing",)]
     conn.close()
     assert runs_of(target) == []
+
+
+def _repeat_a_run_id_in_another_session(path: Path) -> str:
+    """Rebuild ``agent_runs`` without its primary key (another program's DDL) and give a second session a run
+    under an id the first holds; return that id."""
+    with sqlite3.connect(path) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(agent_runs)")]
+        conn.execute("ALTER TABLE agent_runs RENAME TO old_runs")
+        typed = ", ".join(f"{c} {'INTEGER' if c.endswith('_at') else 'TEXT'}" for c in columns)
+        conn.execute(f"CREATE TABLE agent_runs ({typed})")
+        conn.execute("INSERT INTO agent_runs SELECT * FROM old_runs")
+        conn.execute("DROP TABLE old_runs")
+        run = conn.execute("SELECT * FROM agent_runs WHERE session_id = 'agent-existing' LIMIT 1").fetchone()
+        conn.execute(
+            f"INSERT INTO agent_runs VALUES ({', '.join('?' for _ in columns)})", (run[0], "agent-new", *run[2:])
+        )
+    return str(run[0])
+
+
+def test_a_run_id_two_sessions_hold_stops_copy_and_export_before_anything_is_written(
+    conv: Path, tmp_path: Path
+) -> None:
+    """Written by id, one run would replace the other: a conversation would lose a run with the copy saying it went."""
+    run_id = _repeat_a_run_id_in_another_session(conv)
+    target = tmp_path / "copy.db"
+    with open_database(str(conv)) as db, pytest.raises(CorruptRowError) as caught:
+        copy_table(db, TABLE, str(target))
+    assert run_id in str(caught.value) and "agent-existing" in str(caught.value) and "agent-new" in str(caught.value)
+    assert (caught.value.table, caught.value.column) == ("agent_runs", "id")
+    assert not target.exists()
+    out = io.BytesIO()
+    with open_database(str(conv)) as db, pytest.raises(CorruptRowError):
+        export_table(db, TABLE, out)
+    assert out.getvalue() == b""

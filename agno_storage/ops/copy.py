@@ -61,7 +61,8 @@ def copy_table(
     Raises SchemaMismatchError, before writing, for a source table the store
     refuses for a column's type (:func:`~agno_storage.ops.tables.check_types`).
     Raises CorruptRowError (nothing of its batch written) for a value export
-    would refuse (:func:`~agno_storage.ops.values.row_check`), and what
+    would refuse (:func:`~agno_storage.ops.values.row_check`) or a run id two runs hold
+    (:func:`~agno_storage.ops.runs.check_ids`, before writing), and what
     :class:`RowWriter` raises.
     """
     progress = progress or NoProgress()
@@ -87,6 +88,8 @@ def copy_table(
         # Into another table of the same file or schema, agent_runs is the one beside both: written back from
         # this copy's snapshot, it would bring back the runs of a session deleted meanwhile, and none is left behind.
         with_runs = not shares_runs and runs.carried(source, info) and runs.any_rows(source, info, filters)
+        if with_runs:
+            runs.check_ids(source, info, filters)  # before anything is written
         if writer is None:
             if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
                 check_exact_ids(source, info, runs=with_runs)

@@ -58,6 +58,8 @@ def export_table(
         info = describe(db, table, mode)
         check_types(db, info)  # a column the store refuses (a real time): said once, as the store says it
         with_runs = runs.carried(db, info) and runs.any_rows(db, info, filters)
+        if with_runs:
+            runs.check_ids(db, info, filters)  # before anything is written
         if filters.user is not None:  # compared case-blind, 'ALICE' would be alice
             check_exact_ids(db, info, runs=with_runs)
         return _export(db, info, table, out, filters, progress, with_runs)

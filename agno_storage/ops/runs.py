@@ -88,6 +88,33 @@ def any_rows(db: Database, info: TableInfo, filters: Filters) -> bool:
     return bool(db.query(f"SELECT 1 FROM ({text}) AS runs LIMIT 1", params, table=agent_runs.TABLE))  # noqa: S608
 
 
+def check_ids(db: Database, info: TableInfo, filters: Filters) -> None:
+    """Raise CorruptRowError if two of the rows :func:`rows` gives share a run id.
+
+    agno-golang declares ``id`` the primary key; an ``agent_runs`` another
+    program made without it can hold one id twice, and written by id (into
+    ``agent_runs`` or from an export by ``import``) one run would replace the
+    other, a conversation losing a run with the count saying it went. One
+    query, which reads every run selected.
+    """
+    text, params = statement(db, info, filters)
+    found = db.query(
+        f"SELECT id, MIN(session_id), MAX(session_id) FROM ({text}) AS runs "  # noqa: S608
+        "WHERE id IS NOT NULL GROUP BY id HAVING COUNT(*) > 1 LIMIT 1",
+        params,
+        table=agent_runs.TABLE,
+    )
+    if found:
+        run_id, first, last = found[0]
+        raise CorruptRowError(
+            f"agent_runs.id {run_id!r} is held by two runs (of sessions {first!r} and {last!r}): written by id, "
+            "one would replace the other; give one of them another id",
+            table=agent_runs.TABLE,
+            session_id=first if isinstance(first, str) else None,
+            column="id",
+        )
+
+
 def rows(db: Database, info: TableInfo, filters: Filters) -> Iterator[list[tuple[Any, ...]]]:
     """Batches of the rows :func:`statement` selects, in session order, each session's in the order written.
 
@@ -166,6 +193,7 @@ __all__ = [
     "any_rows",
     "carried",
     "check",
+    "check_ids",
     "holds_runs",
     "rows",
     "statement",
