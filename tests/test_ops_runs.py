@@ -494,3 +494,17 @@ def test_a_run_id_two_sessions_hold_stops_copy_and_export_before_anything_is_wri
     with open_database(str(conv)) as db, pytest.raises(CorruptRowError):
         export_table(db, TABLE, out)
     assert out.getvalue() == b""
+
+
+def test_runs_are_never_written_into_an_agent_runs_that_does_not_key_them_by_id(conv: Path, tmp_path: Path) -> None:
+    """Another program's agent_runs without agno-golang's primary key: a rerun would add every run again."""
+    target = tmp_path / "copy.db"
+    with sqlite3.connect(target) as conn:
+        columns = ", ".join(f"{c} {'INTEGER' if c.endswith('_at') else 'TEXT'}" for c in runs.COLUMNS)
+        conn.execute(f"CREATE TABLE agent_runs ({columns})")
+    for _ in range(2):
+        with open_database(str(conv)) as db, pytest.raises(SchemaMismatchError, match="primary key"):
+            copy_table(db, TABLE, str(target))
+        with pytest.raises(SchemaMismatchError, match="primary key"):
+            import_lines(iter(exported(conv).splitlines()), str(target), TABLE)
+    assert runs_of(target) == []

@@ -23,7 +23,7 @@ from typing import Any
 from agno_storage import agent_runs
 from agno_storage.agent_runs import belongs_sql
 from agno_storage.backends.base import BaseStorage
-from agno_storage.errors import CorruptRowError
+from agno_storage.errors import CorruptRowError, SchemaMismatchError
 from agno_storage.models import Mode
 from agno_storage.ops.db import Database
 from agno_storage.ops.errors import RowsKeptError
@@ -166,7 +166,8 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
 
     The table is made in agno-golang's DDL if missing; a run already there
     (by id) is replaced by the one given, so a rerun gives the same table.
-    SchemaMismatchError, nothing written, if its ids compare case-blind; RowsKeptError, nothing written, if
+    SchemaMismatchError, nothing written, if its ids compare case-blind or it is not keyed by id (a unique
+    index on ``id``, which agno-golang's primary key makes); RowsKeptError, nothing written, if
     a trigger keeps a row out without an error.
     """
     statement = (
@@ -177,6 +178,12 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
     agent_runs.check_store_table(store)
     with store.transaction() as conn:
         agent_runs.make_table(conn, store.table_name)
+        if not _keyed_by_id(conn):  # INSERT OR REPLACE would add each run again on a rerun, not replace it
+            raise SchemaMismatchError(
+                f"{agent_runs.TABLE!r} has no primary key (or unique index) on id, as agno-golang's has: a rerun "
+                "would add every run again; rename it, or give it agno-golang's DDL, before writing runs into it",
+                table=agent_runs.TABLE,
+            )
         written = conn.executemany(statement, batch).rowcount
         if 0 <= written < len(batch):  # another program's trigger skipped some: they are not there
             raise RowsKeptError(
@@ -184,6 +191,15 @@ def write(store: BaseStorage, batch: list[tuple[Any, ...]]) -> None:
                 f"{agent_runs.TABLE!r} without an error (a trigger of another program); the batch was rolled back",
                 table=agent_runs.TABLE,
             )
+
+
+def _keyed_by_id(conn: Any) -> bool:
+    """Whether ``agent_runs`` has a unique index on ``id`` alone (agno-golang's ``id TEXT PRIMARY KEY`` makes one)."""
+    for _, name, unique, _, partial in conn.execute(f"PRAGMA index_list({agent_runs.TABLE})").fetchall():
+        columns = [str(row[2]).lower() for row in conn.execute(f"PRAGMA index_info({quote(name)})").fetchall()]
+        if unique and not partial and columns == ["id"]:
+            return True
+    return False
 
 
 __all__ = [
