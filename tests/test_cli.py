@@ -372,6 +372,38 @@ def test_bad_arguments_exit_2_from_argparse(argv: list[str], capsys: pytest.Capt
     assert "usage: agno-storage" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["{url}", "--table", "t"],  # the command left out: the URL is read as one
+        ["list", "{url}", "{url}", "--table", "t"],  # the URL twice
+        ["list", "x.db", "--table", "t", "--mode", "{url}"],
+        ["list", "x.db", "--table", "t", "--mode={url}"],
+        ["export", "x.db", "--table", "t", "--since", "{url}"],
+        ["backup", "x.db", "y.db", "{url}"],
+    ],
+    ids=["no-command", "twice", "choice", "choice=", "type", "extra"],
+)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3cr3tPW@db.example/appdb",
+        "postgresql://app@db.example/appdb?password=s3cr3tPW",
+        "postgresql://app:s3cr%33tPW@db.example/appdb",
+        "host=db.example user=app password=s3cr3tPW",
+    ],
+    ids=["userinfo", "query", "encoded", "conninfo"],
+)
+def test_a_bad_argument_error_masks_a_password(argv: list[str], url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse repeats the argument it refuses: a URL's password in it is masked, as in every other error."""
+    with pytest.raises(SystemExit) as exc:
+        main([a.format(url=url) for a in argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "***" in err
+    assert "s3cr3tPW" not in err and "s3cr%33tPW" not in err
+
+
 # --- the real command -------------------------------------------------------
 
 

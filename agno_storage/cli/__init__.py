@@ -18,9 +18,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import agno_storage
-from agno_storage import SchemaVersionError, StorageError
+from agno_storage import SchemaVersionError, StorageError, urls
 from agno_storage.cli.common import BROKEN_PIPE, FAILED, INTERRUPTED, PROG, Exit, printable, table_parents, upgrade_line
 
 #: The modules that add subcommands, in the order ``--help`` lists them. Each
@@ -34,9 +35,35 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors show a PostgreSQL URL's password as ``***``.
+
+    argparse repeats what it refuses (``unrecognized arguments: URL``, ``invalid choice: 'URL'``); each
+    subcommand's parser is one of these too, as argparse makes them of the top parser's class.
+    """
+
+    _given: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        given = list(sys.argv[1:] if args is None else args)
+        # --option=VALUE: argparse repeats the VALUE alone.
+        self._given = given + [a.partition("=")[2] for a in given if a.startswith("-") and "=" in a]
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        # Longest first: a URL given whole is masked before a shorter argument inside it could be.
+        for given in sorted(self._given, key=len, reverse=True):
+            masked = urls.without_password(given)
+            if masked != given:
+                message = message.replace(repr(given), repr(masked)).replace(given, masked)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``agno-storage``; one subcommand per operation."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Inspect and maintain an agno / agno-golang sessions table (SQLite or PostgreSQL).",
         epilog=(
