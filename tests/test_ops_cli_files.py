@@ -118,6 +118,19 @@ def test_import_still_refuses_a_folder_or_no_file(tmp_path: Path, capsys: pytest
     assert "no file" in capsys.readouterr().err
 
 
+def test_import_from_a_closed_stdin_and_export_to_an_empty_name_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "t.db"
+    shutil.copy(FIXTURES / "go_agent.db", db)
+    monkeypatch.setattr("sys.stdin", None)  # what Python makes of a closed stdin (``<&-``)
+    assert main(["import", str(db), "--table", "copy", "-"]) == 2
+    assert "stdin is closed" in capsys.readouterr().err
+    assert main(["export", str(db), "--table", TABLE, "-o", ""]) == 2
+    assert "-o" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.db"]
+
+
 _STALLED_EXPORT = """
 import sys, time
 from agno_storage.cli import main

@@ -183,6 +183,8 @@ def _filters(args: argparse.Namespace) -> Filters:
 def _export(args: argparse.Namespace) -> int:
     # A path naming one of this process's descriptors (/dev/stdout, /dev/fd/3) is written through it, as the
     # shell opened it (appending to a file >> opened): moved over, the file would lose what it held.
+    if args.output == "":
+        raise Exit(FAILED, "-o '' names no file: give a file's name, or '-' for stdout")
     descriptor = None if args.output in (None, "-") else _descriptor(args.output)
     with open_database(args.url, schema_option(args.url, args.schema)) as db, _progress("export") as bar:
         if args.output in (None, "-") or descriptor == 1:  # the lines alone: a summary would be a line too
@@ -341,6 +343,8 @@ def _lines(source: IO[bytes]) -> Iterator[bytes]:
 
 @_not_found_is_1
 def _import(args: argparse.Namespace) -> int:
+    if args.file == "-" and sys.stdin is None:  # closed by the caller (``<&-``)
+        raise Exit(FAILED, "stdin is closed: nothing to import from it (give FILE)")
     source = sys.stdin.buffer if args.file == "-" else None
     if source is None:
         try:
