@@ -131,6 +131,18 @@ def test_import_from_a_closed_stdin_and_export_to_an_empty_name_are_one_line_and
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.db"]
 
 
+@pytest.mark.parametrize("output", ["none/x.jsonl", "t.db/x.jsonl", "new/"], ids=["no-folder", "under-a-file", "slash"])
+def test_export_to_a_place_it_cannot_write_names_that_place_not_its_temporary_file(
+    output: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(FIXTURES / "go_agent.db", tmp_path / "t.db")
+    assert main(["export", "t.db", "--table", TABLE, "-o", output]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and repr(output) in err and ".partial" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.db"]
+
+
 _STALLED_EXPORT = """
 import sys, time
 from agno_storage.cli import main

@@ -233,11 +233,12 @@ def _export(args: argparse.Namespace) -> int:
 @contextmanager
 def _writing(output: str) -> Iterator[None]:
     """An error writing ``output`` names it: a full disk (or the file-size limit) is a DiskFullError, any other
-    OS error without a file name gets ``output``'s (a write's own error names none)."""
+    OS error gets ``output``'s name: a write's own error names no file, and one made or moved beside it names
+    the temporary file, which the user never gave (and which is gone by then)."""
     try:
         yield
     except OSError as exc:
-        if exc.filename is not None or isinstance(exc, BrokenPipeError):
+        if exc.filename == output or isinstance(exc, BrokenPipeError):
             raise
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"writing {output!r}: the disk is full: {exc.strerror}") from exc
