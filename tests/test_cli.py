@@ -582,6 +582,7 @@ def test_the_examples_in_the_docs_print_what_the_docs_show(tmp_path: Path) -> No
         ("copy", "{db}", "--table", "agent_sessions", "{kv}"),
         ("prune", "{kv}", "--table", "agent_sessions", "--older-than", "1d", "--dry-run"),
         ("search-index", "{kv}", "--table", "agent_sessions", "enable"),
+        ("backup", "{db}", "{kv}"),
     ],
     ids=lambda argv: argv[0],
 )
@@ -602,6 +603,20 @@ def test_a_libpq_key_value_string_is_refused_masked_and_never_a_file(
     assert "s3cr3tPW" not in out + err
     assert not [p.name for p in tmp_path.iterdir() if "host=" in p.name]
     assert "s3cr3tPW" not in " ".join(p.name for p in tmp_path.rglob("*"))
+
+
+def test_backup_reads_dest_as_a_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """backup's DEST is read as every other location: a SQLite URL is its file; a PostgreSQL URL is refused
+    (exit 2) with its password masked, and no file named after it is made."""
+    db = tmp_path / "src.db"
+    with SqliteStorage("agent_sessions", db_file=db) as store:
+        store.upsert(AgentSession(session_id="s1", agent_id="a"))
+    code, out, err = run(capsys, "backup", db, f"postgresql://app:s3cr3tPW@{tmp_path}/appdb")
+    assert code == 2 and "***" in err and "s3cr3tPW" not in out + err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db"]
+    assert run(capsys, "backup", db, f"sqlite:///{tmp_path / 'copy.db'}")[0] == 0
+    with SqliteStorage("agent_sessions", db_file=tmp_path / "copy.db", read_only=True) as store:
+        assert [s.session_id for s in store.get_all_sessions()] == ["s1"]
 
 
 def test_stored_escape_sequences_reach_the_terminal_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -451,8 +451,13 @@ def _utc(ts: int) -> str:
 
 @_not_found_is_1
 def _backup(args: argparse.Namespace) -> int:
+    # DEST is read as every location is: a SQLite URL names its file, and a PostgreSQL URL or a libpq
+    # key=value string is refused (its password masked), not written as a file of that name.
+    destination = parse_target(args.destination)
+    if not isinstance(destination, urls.SqliteTarget):
+        raise Exit(FAILED, f"DEST {shown(args.destination)!r} is a PostgreSQL URL: backup writes a SQLite file")
     with _terminate_as_exit():  # stopped by SIGTERM, the copy's temporary file is removed
-        summary = backup_ops.backup(args.url, args.destination)
+        summary = backup_ops.backup(args.url, destination.path or args.destination)
     _summary(args, summary, f"backed up {args.url} to {args.destination}: {summary.pages} pages, integrity_check ok")
     return OK
 
